@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Installs every Debian package ssmd needs to build and test (idempotent: it
+# only calls apt when something is missing, and is silent when nothing is),
+# then configures and builds ./build.  Usage: scripts/setup.sh [builddir]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PKGS=(
+  # toolchain
+  build-essential meson ninja-build pkg-config clang
+  # libraries (pkg-config names in meson.build)
+  libsndfile1-dev libsamplerate0-dev libfftw3-dev libzmq3-dev portaudio19-dev
+  libjansson-dev libcmocka-dev libopenblas-dev
+  # numpy references and the Python client
+  python3-numpy python3-scipy python3-zmq
+  # virtual microphone (ALSA file PCM) and sound file tools used by tests
+  alsa-utils libasound2-plugins sndfile-programs
+)
+# Extra packages a caller may ask for (training, benchmarks against PyTorch).
+if [ -n "${SSMD_EXTRA_PKGS:-}" ]; then
+  # shellcheck disable=SC2206
+  PKGS+=(${SSMD_EXTRA_PKGS})
+fi
+
+missing=()
+for p in "${PKGS[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$'; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=
+  if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null; then SUDO=sudo; else
+      echo "setup: need root (or sudo) to install: ${missing[*]}" >&2; exit 1
+    fi
+  fi
+  echo "setup: installing ${#missing[@]} Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq >/dev/null
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+BUILD=${1:-build}
+if [ ! -f "$BUILD/build.ninja" ]; then
+  meson setup "$BUILD" --buildtype=debugoptimized >/dev/null
+fi
+ninja -C "$BUILD" >/dev/null
