@@ -1,0 +1,226 @@
+/* Plain-C reference of the kernels in ssm_kernels.h.
+ *
+ * Each function mirrors one line of mamba_ssm's Mamba.step (mamba_simple.py)
+ * in the order PyTorch evaluates it, in fp32, so that a numpy or PyTorch run
+ * of the same equations agrees to fp32 rounding.  No SIMD intrinsics: the
+ * compiler may vectorise the independent lanes, never a reduction (no
+ * -ffast-math), so results do not depend on the compiler's choices. */
+#include "kernels/ssm_kernels.h"
+
+#include <assert.h>
+#include <math.h>
+
+#include <cblas.h>
+
+/* Fixed-order dot product: eight interleaved partial sums, then a fixed
+ * pairwise tree.  The order depends on n only, so the same row gives the same
+ * bits whatever batch it is part of. */
+static inline float dot8(const float *a, const float *b, int n)
+{
+    float acc[8] = {0};
+    int k = 0;
+    for (; k + 8 <= n; k += 8)
+        for (int l = 0; l < 8; ++l)
+            acc[l] += a[k + l] * b[k + l];
+    for (int l = 0; k < n; ++k, ++l)
+        acc[l] += a[k] * b[k];
+    return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+}
+
+void ssm_linear_f32(float *out, size_t ld_out, const float *x, size_t ld_x,
+                    const float *w, const float *bias,
+                    int n_rows, int d_in, int d_out)
+{
+    assert(out && x && w && n_rows >= 0 && d_in >= 1 && d_out >= 1);
+    /* Blocks of 4 weight rows (a few KiB, stay in L1) against every input row:
+     * the weights are read from memory once per call whatever the batch. */
+    int j = 0;
+    for (; j + 4 <= d_out; j += 4) {
+        const float *w0 = w + (size_t)j * d_in;
+        for (int i = 0; i < n_rows; ++i) {
+            const float *xi = x + (size_t)i * ld_x;
+            float *oi = out + (size_t)i * ld_out + j;
+            for (int q = 0; q < 4; ++q) {
+                float v = dot8(w0 + (size_t)q * d_in, xi, d_in);
+                oi[q] = bias ? v + bias[j + q] : v;
+            }
+        }
+    }
+    for (; j < d_out; ++j) {
+        const float *wj = w + (size_t)j * d_in;
+        for (int i = 0; i < n_rows; ++i) {
+            float v = dot8(wj, x + (size_t)i * ld_x, d_in);
+            out[(size_t)i * ld_out + j] = bias ? v + bias[j] : v;
+        }
+    }
+}
+
+void ssm_linear_blas_f32(float *out, size_t ld_out, const float *x, size_t ld_x,
+                         const float *w, const float *bias,
+                         int n_rows, int d_in, int d_out)
+{
+    assert(out && x && w && n_rows >= 0 && d_in >= 1 && d_out >= 1);
+    if (n_rows == 0)
+        return;
+    float beta = 0.0f;
+    if (bias) {
+        for (int i = 0; i < n_rows; ++i) {
+            float *oi = out + (size_t)i * ld_out;
+            for (int j = 0; j < d_out; ++j)
+                oi[j] = bias[j];
+        }
+        beta = 1.0f;
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n_rows, d_out, d_in,
+                1.0f, x, (int)ld_x, w, d_in, beta, out, (int)ld_out);
+}
+
+void ssm_rmsnorm_f32(float *out, size_t ld_out, const float *x, size_t ld_x,
+                     const float *w, int n_rows, int dim, float eps)
+{
+    assert(out && x && w && dim >= 1);
+    for (int i = 0; i < n_rows; ++i) {
+        const float *xi = x + (size_t)i * ld_x;
+        float *oi = out + (size_t)i * ld_out;
+        double ss = 0.0;
+        for (int k = 0; k < dim; ++k)
+            ss += (double)xi[k] * xi[k];
+        float rstd = (float)(1.0 / sqrt(ss / dim + (double)eps));
+        for (int k = 0; k < dim; ++k)
+            oi[k] = xi[k] * rstd * w[k];
+    }
+}
+
+static inline float silu(float v)
+{
+    return v / (1.0f + expf(-v));
+}
+
+void ssm_conv_step_f32(float *out, size_t ld_out, float *const *conv_state,
+                       const float *x, size_t ld_x,
+                       const float *w, const float *bias,
+                       int n_streams, int d_inner, int d_conv)
+{
+    assert(out && conv_state && x && w && d_conv >= 1);
+    for (int s = 0; s < n_streams; ++s) {
+        float *st = conv_state[s];
+        const float *xs = x + (size_t)s * ld_x;
+        float *os = out + (size_t)s * ld_out;
+        for (int c = 0; c < d_inner; ++c) {
+            float *sc = st + (size_t)c * d_conv;
+            const float *wc = w + (size_t)c * d_conv;
+            /* conv_state.copy_(torch.roll(conv_state, -1)); conv_state[:, -1] = x */
+            for (int k = 0; k + 1 < d_conv; ++k)
+                sc[k] = sc[k + 1];
+            sc[d_conv - 1] = xs[c];
+            /* torch.sum(conv_state * w, dim=-1) + bias, summed in tap order */
+            float acc = 0.0f;
+            for (int k = 0; k < d_conv; ++k)
+                acc += sc[k] * wc[k];
+            if (bias)
+                acc += bias[c];
+            os[c] = silu(acc);
+        }
+    }
+}
+
+void ssm_softplus_f32(float *out, size_t ld_out, const float *x, size_t ld_x,
+                      const float *bias, int n_rows, int dim)
+{
+    for (int i = 0; i < n_rows; ++i) {
+        const float *xi = x + (size_t)i * ld_x;
+        float *oi = out + (size_t)i * ld_out;
+        for (int k = 0; k < dim; ++k) {
+            float v = bias ? xi[k] + bias[k] : xi[k];
+            oi[k] = v > 20.0f ? v : log1pf(expf(v));
+        }
+    }
+}
+
+void ssm_scan_step_f32(float *y, size_t ld_y, float *const *ssm_state,
+                       const float *x, size_t ld_x,
+                       const float *dt, size_t ld_dt,
+                       const float *A,
+                       const float *B, const float *C, size_t ld_bc,
+                       const float *D, float dA_log_min,
+                       int n_streams, int d_inner, int d_state)
+{
+    assert(y && ssm_state && x && dt && A && B && C && d_state >= 1);
+    for (int s = 0; s < n_streams; ++s) {
+        float *h = ssm_state[s];
+        const float *xs = x + (size_t)s * ld_x;
+        const float *ds = dt + (size_t)s * ld_dt;
+        const float *Bs = B + (size_t)s * ld_bc;
+        const float *Cs = C + (size_t)s * ld_bc;
+        float *ys = y + (size_t)s * ld_y;
+        for (int c = 0; c < d_inner; ++c) {
+            float *hc = h + (size_t)c * d_state;
+            const float *Ac = A + (size_t)c * d_state;
+            const float delta = ds[c];
+            const float dx = delta * xs[c];
+            float acc = 0.0f;
+            for (int n = 0; n < d_state; ++n) {
+                float la = delta * Ac[n];
+                if (la < dA_log_min)
+                    la = dA_log_min;
+                /* ssm_state * dA + x * dB  with dB = Δ ⊗ B */
+                float hn = hc[n] * expf(la) + dx * Bs[n];
+                hc[n] = hn;
+                acc += hn * Cs[n];
+            }
+            ys[c] = D ? acc + D[c] * xs[c] : acc;
+        }
+    }
+}
+
+void ssm_gate_silu_f32(float *y, size_t ld_y, const float *z, size_t ld_z,
+                       int n_rows, int dim)
+{
+    for (int i = 0; i < n_rows; ++i) {
+        float *yi = y + (size_t)i * ld_y;
+        const float *zi = z + (size_t)i * ld_z;
+        for (int k = 0; k < dim; ++k)
+            yi[k] = yi[k] * silu(zi[k]);
+    }
+}
+
+void ssm_sigmoid_f32(float *v, size_t ld, int n_rows, int dim)
+{
+    for (int i = 0; i < n_rows; ++i) {
+        float *vi = v + (size_t)i * ld;
+        for (int k = 0; k < dim; ++k)
+            vi[k] = 1.0f / (1.0f + expf(-vi[k]));
+    }
+}
+
+void ssm_add_f32(float *out, size_t ld_out, const float *x, size_t ld_x,
+                 int n_rows, int dim)
+{
+    for (int i = 0; i < n_rows; ++i) {
+        float *oi = out + (size_t)i * ld_out;
+        const float *xi = x + (size_t)i * ld_x;
+        for (int k = 0; k < dim; ++k)
+            oi[k] += xi[k];
+    }
+}
+
+size_t ssm_nonfinite_f32(size_t *count, float *x, size_t ld,
+                         int n_rows, int dim, int zero)
+{
+    size_t total = 0;
+    for (int i = 0; i < n_rows; ++i) {
+        float *xi = x + (size_t)i * ld;
+        size_t n = 0;
+        for (int k = 0; k < dim; ++k) {
+            if (!isfinite(xi[k])) {
+                ++n;
+                if (zero)
+                    xi[k] = 0.0f;
+            }
+        }
+        if (count)
+            count[i] += n;
+        total += n;
+    }
+    return total;
+}

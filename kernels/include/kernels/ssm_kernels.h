@@ -1,0 +1,132 @@
+/* kernels — the math of one Mamba-1 step on raw fp32 arrays.
+ *
+ * Every op is declared once here and implemented per backend; kernels/cpu/
+ * holds the plain-C reference (ssm_kernels_ref.c), which mirrors the PyTorch
+ * reference step by step (state-spaces/mamba, mamba_ssm/modules/
+ * mamba_simple.py `Mamba.step`, ops/selective_scan_interface.py
+ * `selective_scan_ref`) and stays forever as the oracle for SIMD and CUDA
+ * variants (STYLE.md 8-9).
+ *
+ * Conventions of every function below:
+ *  - batch first: matrices are {n_rows, dim} row-major, a "row" is one stream
+ *    (step) or one frame (chunked forward);  ld_* is the distance in floats
+ *    between consecutive rows (>= dim), so a kernel can read or write a
+ *    column slice of a wider matrix (x and z are slices of in_proj's output,
+ *    δ|B|C slices of x_proj's output);
+ *  - output first, sizes explicit, caller-owned memory, no allocation, no
+ *    locks, no I/O: every function is real-time safe and thread-safe as long
+ *    as two threads do not write the same output or state;
+ *  - shapes are written in braces, e.g. `B {n_streams, d_state}`;
+ *  - per-stream state lives wherever its stream lives, so kernels that update
+ *    state take an array of n_streams pointers, one per stream (the layout
+ *    vLLM's selective_state_update reaches through state indices);
+ *  - outputs never alias inputs unless the function says so.
+ * Sizes are int (every dimension of a model fits) and must be >= 1 unless
+ * stated; the functions assert on programming errors only.
+ */
+#ifndef KERNELS_SSM_KERNELS_H
+#define KERNELS_SSM_KERNELS_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** Linear layer, batch-invariant: out = x · wᵀ + bias.
+ *  out {n_rows, d_out} (ld_out), x {n_rows, d_in} (ld_x), w {d_out, d_in}
+ *  row-major (PyTorch nn.Linear.weight), bias {d_out} or NULL.
+ *  Each output element is one dot product summed in a fixed order that does
+ *  not depend on n_rows nor on the row's position, so a stream gives
+ *  bit-identical results alone or inside any batch (the reason it is not a
+ *  BLAS call: OpenBLAS sgemm changes its summation order with the row count). */
+void ssm_linear_f32(float *out, size_t ld_out, const float *x, size_t ld_x,
+                    const float *w, const float *bias,
+                    int n_rows, int d_in, int d_out);
+
+/** Same contract as ssm_linear_f32 computed by CBLAS sgemm (OpenBLAS): fast
+ *  for many rows (chunked forward, large batches) but results differ in the
+ *  last bits with n_rows (relative error of a dot product ~ d_in·2⁻²⁴).
+ *  Real-time safety and threading are those of the BLAS library
+ *  (OPENBLAS_NUM_THREADS=1 keeps it on the calling thread). */
+void ssm_linear_blas_f32(float *out, size_t ld_out, const float *x, size_t ld_x,
+                         const float *w, const float *bias,
+                         int n_rows, int d_in, int d_out);
+
+/** RMSNorm (mamba_ssm ops/triton/layer_norm.py rms_norm_ref):
+ *  out[i,:] = x[i,:] / sqrt(mean(x[i,:]²) + eps) · w.
+ *  out {n_rows, dim} (ld_out), x {n_rows, dim} (ld_x), w {dim}; eps > 0.
+ *  The mean of squares is accumulated in double.  out may equal x. */
+void ssm_rmsnorm_f32(float *out, size_t ld_out, const float *x, size_t ld_x,
+                     const float *w, int n_rows, int dim, float eps);
+
+/** One step of the causal depthwise conv1d + SiLU (Mamba.step):
+ *  conv_state[s] {d_inner, d_conv} shifts left by one (oldest value drops),
+ *  the new x[s,:] enters at tap d_conv-1, then
+ *  out[s,c] = SiLU(Σ_k conv_state[s][c,k] · w[c,k] + bias[c]).
+ *  out {n_streams, d_inner} (ld_out), conv_state {n_streams} pointers each to
+ *  {d_inner, d_conv} (updated in place), x {n_streams, d_inner} (ld_x),
+ *  w {d_inner, d_conv} (conv1d.weight with its size-1 dim dropped), bias
+ *  {d_inner} or NULL.  out must not alias x or a state. */
+void ssm_conv_step_f32(float *out, size_t ld_out, float *const *conv_state,
+                       const float *x, size_t ld_x,
+                       const float *w, const float *bias,
+                       int n_streams, int d_inner, int d_conv);
+
+/** Δ = softplus(x + bias) with PyTorch's threshold: softplus(v) = v for
+ *  v > 20, log1p(exp(v)) otherwise (torch.nn.functional.softplus).
+ *  out {n_rows, dim} (ld_out), x {n_rows, dim} (ld_x), bias {dim} or NULL.
+ *  out may equal x. */
+void ssm_softplus_f32(float *out, size_t ld_out, const float *x, size_t ld_x,
+                      const float *bias, int n_rows, int dim);
+
+/** Selective state update, one step for a batch of streams (Mamba.step /
+ *  selective_state_update), for every stream s, channel c, state n:
+ *    dA            = exp(max(Δ[s,c]·A[c,n], dA_log_min))
+ *    h[s][c,n]     = dA · h[s][c,n] + (Δ[s,c]·x[s,c]) · B[s,n]
+ *    y[s,c]        = Σ_n h[s][c,n] · C[s,n] + D[c] · x[s,c]
+ *  y {n_streams, d_inner} (ld_y); ssm_state {n_streams} pointers each to
+ *  {d_inner, d_state} (updated in place); x, dt {n_streams, d_inner} (ld_x,
+ *  ld_dt; dt already through softplus); A {d_inner, d_state}
+ *  (= −exp(A_log)); B, C {n_streams, d_state} (ld_bc, B and C of a stream
+ *  share the row stride); D {d_inner} or NULL; dA_log_min: lower bound on
+ *  Δ·A (the log-decay clamp of chunked training scans), -INFINITY for none.
+ *  y must not alias an input.
+ *
+ *  Mamba-2 slots in here without changing the callers' shape of things: its
+ *  A is one scalar per head (d_inner = n_heads·head_dim) and B/C are shared
+ *  by groups of heads; that becomes a sibling ssm_scan_step_heads_f32 taking
+ *  A {n_heads}, head_dim and B, C {n_streams, n_groups, d_state}, with the
+ *  same per-stream state pointers, while this per-channel version is the
+ *  head_dim = 1, A {d_inner, d_state} case. */
+void ssm_scan_step_f32(float *y, size_t ld_y, float *const *ssm_state,
+                       const float *x, size_t ld_x,
+                       const float *dt, size_t ld_dt,
+                       const float *A,
+                       const float *B, const float *C, size_t ld_bc,
+                       const float *D, float dA_log_min,
+                       int n_streams, int d_inner, int d_state);
+
+/** Output gate: y ← y ⊙ SiLU(z), SiLU(v) = v / (1 + exp(−v)).
+ *  y {n_rows, dim} (ld_y, in place), z {n_rows, dim} (ld_z). */
+void ssm_gate_silu_f32(float *y, size_t ld_y, const float *z, size_t ld_z,
+                       int n_rows, int dim);
+
+/** Logistic sigmoid in place: v ← 1 / (1 + exp(−v)).
+ *  v {n_rows, dim} (ld). */
+void ssm_sigmoid_f32(float *v, size_t ld, int n_rows, int dim);
+
+/** out ← out + x, both {n_rows, dim} (ld_out, ld_x): the residual add. */
+void ssm_add_f32(float *out, size_t ld_out, const float *x, size_t ld_x,
+                 int n_rows, int dim);
+
+/** Counts the non-finite (NaN or ±Inf) values of x {n_rows, dim} (ld) row by
+ *  row into count {n_rows} (added to, not overwritten), and replaces them by
+ *  0 when zero is non-zero.  Returns the total count. */
+size_t ssm_nonfinite_f32(size_t *count, float *x, size_t ld,
+                         int n_rows, int dim, int zero);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* KERNELS_SSM_KERNELS_H */
