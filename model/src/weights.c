@@ -1,0 +1,657 @@
+/* Model layer of the loader: __metadata__ → ssm_config, then every tensor the
+ * configuration requires, with its exact shape, converted to fp32.
+ *
+ * Design note: the container (safetensors.c) is validated first, so this file
+ * only deals with well-formed tensors; it checks names, shapes against the
+ * metadata, finiteness, and that no tensor is left unused (an unknown tensor
+ * is refused: it is almost always a misspelt or unsupported head, and running
+ * a model without it would silently compute something else).  Aligned F32
+ * tensors alias the read-only mapping; everything else lives in 64-byte
+ * aligned blocks this ssm_weights owns. */
+#include "safetensors.h"
+#include "weights.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+typedef struct weights_impl {
+    ssm_weights pub;        /* first: ssm_weights * and weights_impl * convert */
+    ssm_st_file st;
+    void *map;              /* mmap of the file, or NULL (buffer load / empty) */
+    size_t map_bytes;
+    void **owned;           /* converted / copied tensors, A, layers */
+    size_t n_owned, cap_owned;
+    char *path;
+    char cfg_text[160];     /* "d_model=.. d_inner=.. ..." for shape errors */
+} weights_impl;
+
+/* ---- strict metadata values ---------------------------------------------- */
+
+/* Decimal digits only (no sign, space or junk), value in [lo, hi]. */
+static int parse_int(const char *s, long lo, long hi, int *out)
+{
+    long v = 0;
+    if (!*s)
+        return 0;
+    for (const char *p = s; *p; p++) {
+        if (*p < '0' || *p > '9')
+            return 0;
+        v = v * 10 + (*p - '0');
+        if (v > hi)
+            return 0;
+    }
+    if (v < lo)
+        return 0;
+    *out = (int)v;
+    return 1;
+}
+
+/* A finite decimal/scientific float (strtod syntax, "C" locale), nothing after. */
+static int parse_float(const char *s, double *out)
+{
+    if (!*s || !(*s == '-' || *s == '+' || *s == '.' || (*s >= '0' && *s <= '9')))
+        return 0;
+    for (const char *p = s; *p; p++)   /* refuse hex floats, inf, nan */
+        if (*p == 'x' || *p == 'X' || *p == 'n' || *p == 'N' || *p == 'i' || *p == 'I')
+            return 0;
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (*end || errno == ERANGE || !isfinite(v))
+        return 0;
+    *out = v;
+    return 1;
+}
+
+static void meta_printable(char *dst, size_t cap, const char *s)
+{
+    size_t i = 0;
+    for (; s[i] && i + 4 < cap; i++)
+        dst[i] = ((unsigned char)s[i] < 0x20 || s[i] == 0x7f) ? '?' : s[i];
+    if (s[i]) {
+        memcpy(dst + i, "...", 3);
+        i += 3;
+    }
+    dst[i] = '\0';
+}
+
+static int meta_int(weights_impl *w, const char *key, int required, long lo, long hi,
+                    int dflt, int *out, ssm_error *err)
+{
+    const char *v = ssm_st_meta(&w->st, key);
+    char pv[64];
+    if (!v) {
+        if (required)
+            return ssm_error_set(err, SSM_ERR_MODEL, "%s: __metadata__ key %s is missing "
+                                 "(integer in [%ld, %ld])", w->path, key, lo, hi);
+        *out = dflt;
+        return SSM_OK;
+    }
+    if (!parse_int(v, lo, hi, out)) {
+        meta_printable(pv, sizeof pv, v);
+        return ssm_error_set(err, SSM_ERR_MODEL, "%s: __metadata__ %s: \"%s\" is not a decimal "
+                             "integer in [%ld, %ld]", w->path, key, pv, lo, hi);
+    }
+    return SSM_OK;
+}
+
+static int meta_float(weights_impl *w, const char *key, double lo, double hi, double dflt,
+                      double *out, ssm_error *err)
+{
+    const char *v = ssm_st_meta(&w->st, key);
+    char pv[64];
+    if (!v) {
+        *out = dflt;
+        return SSM_OK;
+    }
+    if (!parse_float(v, out) || *out < lo || *out > hi) {
+        meta_printable(pv, sizeof pv, v);
+        return ssm_error_set(err, SSM_ERR_MODEL, "%s: __metadata__ %s: \"%s\" is not a finite "
+                             "number in [%g, %g]", w->path, key, pv, lo, hi);
+    }
+    return SSM_OK;
+}
+
+/* key must be one of the '|'-separated choices; returns its index in *idx. */
+static int meta_choice(weights_impl *w, const char *key, const char *const *choices,
+                       int n_choices, int dflt, int *idx, ssm_error *err)
+{
+    const char *v = ssm_st_meta(&w->st, key);
+    char pv[64], list[128] = "";
+    if (!v) {
+        if (dflt < 0) {
+            for (int i = 0; i < n_choices; i++)
+                snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s",
+                         i ? ", " : "", choices[i]);
+            return ssm_error_set(err, SSM_ERR_MODEL, "%s: __metadata__ key %s is missing "
+                                 "(one of: %s)", w->path, key, list);
+        }
+        *idx = dflt;
+        return SSM_OK;
+    }
+    for (int i = 0; i < n_choices; i++)
+        if (strcmp(v, choices[i]) == 0) {
+            *idx = i;
+            return SSM_OK;
+        }
+    for (int i = 0; i < n_choices; i++)
+        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "",
+                 choices[i]);
+    meta_printable(pv, sizeof pv, v);
+    return ssm_error_set(err, SSM_ERR_MODEL, "%s: __metadata__ %s: \"%s\" is not one of: %s",
+                         w->path, key, pv, list);
+}
+
+/* Upper bounds keep every tensor's element count below 2^31, so compute may
+ * index with int (checked again on products in parse_config). */
+#define DIM_MAX     (1L << 20)
+#define SMALL_MAX   4096L
+
+/* Frontend keys the daemon reads: the loader only checks they are well formed. */
+static const struct { const char *key; char type; } frontend_keys[] = {
+    {"frontend.sample_rate_hz", 'i'}, {"frontend.n_fft", 'i'}, {"frontend.hop", 'i'},
+    {"frontend.win_length", 'i'},     {"frontend.n_mels", 'i'}, {"frontend.mulaw_mu", 'i'},
+    {"frontend.log_floor", 'f'},      {"frontend.fmin_hz", 'f'}, {"frontend.fmax_hz", 'f'},
+    {"frontend.window", 's'},         {"frontend.features", 's'},
+};
+
+static int parse_heads(weights_impl *w, const char *v, unsigned *heads, ssm_error *err)
+{
+    static const char *const names[] = {"mask", "vad", "lm", "embedding"};
+    char pv[64];
+    *heads = 0;
+    const char *p = v;
+    for (;;) {
+        size_t n = strcspn(p, ",");
+        int found = -1;
+        for (int i = 0; i < 4; i++)
+            if (strlen(names[i]) == n && strncmp(p, names[i], n) == 0)
+                found = i;
+        if (found < 0 || (*heads & (1u << found))) {
+            meta_printable(pv, sizeof pv, v);
+            return ssm_error_set(err, SSM_ERR_MODEL, "%s: __metadata__ heads: \"%s\" is not a "
+                                 "comma list of distinct mask, vad, lm, embedding", w->path, pv);
+        }
+        *heads |= 1u << found;
+        if (!p[n])
+            break;
+        p += n + 1;
+    }
+    return SSM_OK;
+}
+
+static int parse_config(weights_impl *w, ssm_config *c, int *conv_bias, int *proj_bias,
+                        ssm_error *err)
+{
+    static const char *const fmt_v[] = {"1"}, *const arch_v[] = {"mamba1"},
+                             *const norm_v[] = {"rmsnorm"}, *const in_v[] = {"tokens", "features"},
+                             *const bool_v[] = {"false", "true"};
+    int idx, rc;
+    double d;
+
+    memset(c, 0, sizeof *c);
+    if ((rc = meta_choice(w, "ssmd.format", fmt_v, 1, -1, &idx, err)) ||
+        (rc = meta_choice(w, "architecture", arch_v, 1, -1, &idx, err)) ||
+        (rc = meta_int(w, "d_model", 1, 1, DIM_MAX, 0, &c->d_model, err)) ||
+        (rc = meta_int(w, "n_layer", 1, 1, SMALL_MAX, 0, &c->n_layer, err)) ||
+        (rc = meta_int(w, "d_state", 1, 1, SMALL_MAX, 0, &c->d_state, err)) ||
+        (rc = meta_int(w, "d_conv", 1, 1, SMALL_MAX, 0, &c->d_conv, err)) ||
+        (rc = meta_int(w, "expand", 1, 1, SMALL_MAX, 0, &c->expand, err)))
+        return rc;
+    long dflt_inner = (long)c->expand * c->d_model;
+    if ((rc = meta_int(w, "d_inner", 0, 1, DIM_MAX, (int)(dflt_inner <= DIM_MAX ? dflt_inner : 0),
+                       &c->d_inner, err)))
+        return rc;
+    if (c->d_inner == 0)
+        return ssm_error_set(err, SSM_ERR_MODEL, "%s: __metadata__ expand × d_model = %ld "
+                             "exceeds %ld", w->path, dflt_inner, DIM_MAX);
+    const char *dtr = ssm_st_meta(&w->st, "dt_rank");
+    if (!dtr || strcmp(dtr, "auto") == 0)
+        c->dt_rank = (c->d_model + 15) / 16;
+    else if ((rc = meta_int(w, "dt_rank", 1, 1, DIM_MAX, 0, &c->dt_rank, err)))
+        return rc;
+    if ((rc = meta_choice(w, "norm", norm_v, 1, 0, &idx, err)))
+        return rc;
+    if ((rc = meta_float(w, "norm_eps", 0.0, 1.0, 1e-5, &d, err)))
+        return rc;
+    c->norm_eps = (float)d;
+    if (c->norm_eps <= 0.0f)
+        return ssm_error_set(err, SSM_ERR_MODEL, "%s: __metadata__ norm_eps: must be > 0",
+                             w->path);
+    if (ssm_st_meta(&w->st, "delta_A_min")) {
+        if ((rc = meta_float(w, "delta_A_min", -1e30, -1e-30, 0.0, &d, err)))
+            return rc;
+        c->delta_A_min = (float)d;
+    } else {
+        c->delta_A_min = -INFINITY;
+    }
+    if ((rc = meta_choice(w, "input", in_v, 2, -1, &idx, err)))
+        return rc;
+    c->input = idx ? SSM_INPUT_FEATURES : SSM_INPUT_TOKENS;
+
+    const char *hv = ssm_st_meta(&w->st, "heads");
+    if (hv) {
+        if ((rc = parse_heads(w, hv, &c->heads, err)))
+            return rc;
+    } else {
+        c->heads = c->input == SSM_INPUT_TOKENS ? SSM_HEAD_LM : 0;
+    }
+    c->heads |= SSM_HEAD_EMBEDDING;
+
+    int need_vocab = c->input == SSM_INPUT_TOKENS || (c->heads & SSM_HEAD_LM);
+    if ((rc = meta_int(w, "vocab_size", need_vocab, 1, 1L << 24, 0, &c->vocab_size, err)) ||
+        (rc = meta_int(w, "n_features", c->input == SSM_INPUT_FEATURES, 1, DIM_MAX, 0,
+                       &c->n_features, err)))
+        return rc;
+    if (!need_vocab)
+        c->vocab_size = 0;
+    if (c->input != SSM_INPUT_FEATURES)
+        c->n_features = 0;
+    if ((rc = meta_int(w, "n_mask", 0, 1, DIM_MAX, 0, &c->n_mask, err)))
+        return rc;
+    if (!(c->heads & SSM_HEAD_MASK))
+        c->n_mask = 0;
+    if ((rc = meta_choice(w, "conv_bias", bool_v, 2, 1, conv_bias, err)) ||
+        (rc = meta_choice(w, "proj_bias", bool_v, 2, 0, proj_bias, err)))
+        return rc;
+
+    /* Every tensor below 2^31 elements (compute indexes with int). */
+    const uint64_t lim = INT_MAX;
+    const uint64_t di = (uint64_t)c->d_inner, dm = (uint64_t)c->d_model;
+    if (2 * di * dm > lim || di * (uint64_t)c->d_state > lim ||
+        ((uint64_t)c->dt_rank + 2 * (uint64_t)c->d_state) * di > lim ||
+        di * (uint64_t)c->dt_rank > lim || di * (uint64_t)c->d_conv > lim ||
+        (uint64_t)c->vocab_size * dm > lim || (uint64_t)c->n_features * dm > lim ||
+        (uint64_t)c->n_mask * dm > lim)
+        return ssm_error_set(err, SSM_ERR_MODEL, "%s: __metadata__ sizes give a tensor of 2^31 "
+                             "elements or more (d_model=%d d_inner=%d d_state=%d dt_rank=%d "
+                             "vocab_size=%d n_features=%d)", w->path, c->d_model, c->d_inner,
+                             c->d_state, c->dt_rank, c->vocab_size, c->n_features);
+
+    for (size_t i = 0; i < sizeof frontend_keys / sizeof frontend_keys[0]; i++) {
+        const char *v = ssm_st_meta(&w->st, frontend_keys[i].key);
+        int iv;
+        rc = SSM_OK;
+        if (!v)
+            continue;
+        if (frontend_keys[i].type == 'i')
+            rc = meta_int(w, frontend_keys[i].key, 0, 1, INT_MAX, 0, &iv, err);
+        else if (frontend_keys[i].type == 'f')
+            rc = meta_float(w, frontend_keys[i].key, -1e30, 1e30, 0.0, &d, err);
+        else if (!*v)
+            rc = ssm_error_set(err, SSM_ERR_MODEL, "%s: __metadata__ %s: empty string",
+                               w->path, frontend_keys[i].key);
+        if (rc)
+            return rc;
+    }
+    snprintf(w->cfg_text, sizeof w->cfg_text, "d_model=%d d_inner=%d d_state=%d dt_rank=%d "
+             "d_conv=%d", c->d_model, c->d_inner, c->d_state, c->dt_rank, c->d_conv);
+    return SSM_OK;
+}
+
+/* ---- tensors ------------------------------------------------------------- */
+
+static void *own_alloc(weights_impl *w, size_t bytes)
+{
+    if (w->n_owned == w->cap_owned) {
+        size_t cap = w->cap_owned ? 2 * w->cap_owned : 64;
+        void **p = realloc(w->owned, cap * sizeof *p);
+        if (!p)
+            return NULL;
+        w->owned = p;
+        w->cap_owned = cap;
+    }
+    void *m = NULL;
+    if (posix_memalign(&m, 64, bytes ? bytes : 64) != 0)
+        return NULL;
+    w->owned[w->n_owned++] = m;
+    return m;
+}
+
+/* IEEE binary16 → binary32, exact (every half is a float): subnormals are
+ * renormalised, Inf stays Inf, NaN keeps sign and payload (as numpy does). */
+static float f16_to_f32(uint16_t h)
+{
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
+    uint32_t ex = (h >> 10) & 0x1fu, man = h & 0x3ffu, bits;
+    if (ex == 0) {
+        if (man == 0) {
+            bits = sign;
+        } else {
+            int e = -1;
+            do {
+                e++;
+                man <<= 1;
+            } while (!(man & 0x400u));
+            bits = sign | (uint32_t)(127 - 15 - e) << 23 | (man & 0x3ffu) << 13;
+        }
+    } else if (ex == 31) {
+        bits = sign | 0x7f800000u | man << 13;
+    } else {
+        bits = sign | (ex + 127 - 15) << 23 | man << 13;
+    }
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}
+
+static void shape_text(char *dst, size_t cap, int n_dims, const uint64_t *shape)
+{
+    size_t o = (size_t)snprintf(dst, cap, "[");
+    for (int d = 0; d < n_dims && o < cap; d++)
+        o += (size_t)snprintf(dst + o, cap - o, d ? ", %llu" : "%llu",
+                              (unsigned long long)shape[d]);
+    if (o < cap)
+        snprintf(dst + o, cap - o, "]");
+}
+
+/* Finds name (or its HF alias), checks the exact shape, converts to fp32 and
+ * checks every value is finite.  *out = NULL when absent and not required. */
+static int take(weights_impl *w, const char *name, const char *alias, int required,
+                int n_dims, const uint64_t *shape, const float **out, ssm_error *err)
+{
+    ssm_st_tensor *t = ssm_st_find(&w->st, name);
+    ssm_st_tensor *ta = alias ? ssm_st_find(&w->st, alias) : NULL;
+    char got[96], want[96];
+
+    *out = NULL;
+    if (t && ta)
+        return ssm_error_set(err, SSM_ERR_MODEL, "%s: tensor %s: present twice, also as its "
+                             "HuggingFace alias %s", w->path, name, alias);
+    if (!t)
+        t = ta;
+    if (!t) {
+        if (!required)
+            return SSM_OK;
+        shape_text(want, sizeof want, n_dims, shape);
+        return ssm_error_set(err, SSM_ERR_MODEL, "%s: tensor %s: missing (required, shape %s)",
+                             w->path, name, want);
+    }
+    int same = t->n_dims == n_dims;
+    for (int d = 0; same && d < n_dims; d++)
+        same = t->shape[d] == shape[d];
+    if (!same) {
+        shape_text(got, sizeof got, t->n_dims, t->shape);
+        shape_text(want, sizeof want, n_dims, shape);
+        return ssm_error_set(err, SSM_ERR_MODEL, "%s: tensor %s: shape %s, expected %s "
+                             "(__metadata__ %s)", w->path, t->name, got, want, w->cfg_text);
+    }
+    t->used = 1;
+
+    size_t n = (size_t)t->n_elems;   /* < 2^31 by parse_config's bounds */
+    const float *f;
+    if (t->dtype == SSM_ST_F32 && ((uintptr_t)t->data & (sizeof(float) - 1)) == 0) {
+        f = (const float *)(const void *)t->data;
+    } else {
+        float *dst = own_alloc(w, n * sizeof *dst);
+        if (!dst)
+            return ssm_error_set(err, SSM_ERR_NOMEM, "%s: tensor %s: out of memory", w->path,
+                                 t->name);
+        if (t->dtype == SSM_ST_F32) {
+            memcpy(dst, t->data, n * sizeof *dst);
+        } else {
+            for (size_t i = 0; i < n; i++) {
+                uint16_t h = (uint16_t)(t->data[2 * i] | t->data[2 * i + 1] << 8);
+                if (t->dtype == SSM_ST_F16) {
+                    dst[i] = f16_to_f32(h);
+                } else {
+                    uint32_t bits = (uint32_t)h << 16;
+                    memcpy(&dst[i], &bits, sizeof bits);
+                }
+            }
+        }
+        f = dst;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(f[i]))
+            return ssm_error_set(err, SSM_ERR_MODEL, "%s: tensor %s: non-finite value %s at "
+                                 "flat index %zu", w->path, t->name,
+                                 isnan(f[i]) ? "nan" : f[i] > 0 ? "inf" : "-inf", i);
+    *out = f;
+    return SSM_OK;
+}
+
+#define SHAPE(...) (const uint64_t[]){__VA_ARGS__}
+
+static int take_layer(weights_impl *w, int i, int conv_bias, int proj_bias, ssm_error *err)
+{
+    const ssm_config *c = &w->pub.cfg;
+    ssm_layer_weights *L = &w->pub.layers[i];
+    const uint64_t dm = (uint64_t)c->d_model, di = (uint64_t)c->d_inner,
+                   ds = (uint64_t)c->d_state, dr = (uint64_t)c->dt_rank,
+                   dc = (uint64_t)c->d_conv;
+    char nm[128];
+    const float *a_log;
+    int rc;
+#define NAME(suffix) (snprintf(nm, sizeof nm, "backbone.layers.%d.%s", i, suffix), nm)
+    if ((rc = take(w, NAME("norm.weight"), NULL, 1, 1, SHAPE(dm), &L->norm, err)) ||
+        (rc = take(w, NAME("mixer.in_proj.weight"), NULL, 1, 2, SHAPE(2 * di, dm), &L->in_proj,
+                   err)) ||
+        (rc = take(w, NAME("mixer.in_proj.bias"), NULL, proj_bias, 1, SHAPE(2 * di),
+                   &L->in_proj_bias, err)) ||
+        (rc = take(w, NAME("mixer.conv1d.weight"), NULL, 1, 3, SHAPE(di, 1, dc), &L->conv1d,
+                   err)) ||
+        (rc = take(w, NAME("mixer.conv1d.bias"), NULL, conv_bias, 1, SHAPE(di), &L->conv1d_bias,
+                   err)) ||
+        (rc = take(w, NAME("mixer.x_proj.weight"), NULL, 1, 2, SHAPE(dr + 2 * ds, di),
+                   &L->x_proj, err)) ||
+        (rc = take(w, NAME("mixer.dt_proj.weight"), NULL, 1, 2, SHAPE(di, dr), &L->dt_proj,
+                   err)) ||
+        (rc = take(w, NAME("mixer.dt_proj.bias"), NULL, 1, 1, SHAPE(di), &L->dt_proj_bias,
+                   err)) ||
+        (rc = take(w, NAME("mixer.A_log"), NULL, 1, 2, SHAPE(di, ds), &a_log, err)) ||
+        (rc = take(w, NAME("mixer.D"), NULL, 1, 1, SHAPE(di), &L->D, err)) ||
+        (rc = take(w, NAME("mixer.out_proj.weight"), NULL, 1, 2, SHAPE(dm, di), &L->out_proj,
+                   err)) ||
+        (rc = take(w, NAME("mixer.out_proj.bias"), NULL, proj_bias, 1, SHAPE(dm),
+                   &L->out_proj_bias, err)))
+        return rc;
+    size_t n = (size_t)(di * ds);
+    float *A = own_alloc(w, n * sizeof *A);
+    if (!A)
+        return ssm_error_set(err, SSM_ERR_NOMEM, "%s: out of memory for A", w->path);
+    for (size_t k = 0; k < n; k++) {
+        A[k] = -expf(a_log[k]);
+        if (!isfinite(A[k]))
+            return ssm_error_set(err, SSM_ERR_MODEL, "%s: tensor %s: value %g at flat index %zu "
+                                 "makes A = -exp(A_log) overflow fp32", w->path,
+                                 NAME("mixer.A_log"), (double)a_log[k], k);
+    }
+    L->A = A;
+#undef NAME
+    return SSM_OK;
+}
+
+static int take_all(weights_impl *w, int conv_bias, int proj_bias, ssm_error *err)
+{
+    ssm_config *c = &w->pub.cfg;
+    ssm_weights *p = &w->pub;
+    const uint64_t dm = (uint64_t)c->d_model;
+    int rc;
+
+    p->layers = own_alloc(w, (size_t)c->n_layer * sizeof *p->layers);
+    if (!p->layers)
+        return ssm_error_set(err, SSM_ERR_NOMEM, "%s: out of memory", w->path);
+    memset(p->layers, 0, (size_t)c->n_layer * sizeof *p->layers);
+
+    if (c->input == SSM_INPUT_TOKENS) {
+        if ((rc = take(w, "backbone.embedding.weight", "backbone.embeddings.weight", 1, 2,
+                       SHAPE((uint64_t)c->vocab_size, dm), &p->embedding, err)))
+            return rc;
+    } else {
+        if ((rc = take(w, "frontend.proj.weight", NULL, 1, 2,
+                       SHAPE(dm, (uint64_t)c->n_features), &p->frontend_proj, err)) ||
+            (rc = take(w, "frontend.proj.bias", NULL, 0, 1, SHAPE(dm), &p->frontend_bias, err)))
+            return rc;
+    }
+    for (int i = 0; i < c->n_layer; i++)
+        if ((rc = take_layer(w, i, conv_bias, proj_bias, err)))
+            return rc;
+    if ((rc = take(w, "backbone.norm_f.weight", NULL, 1, 1, SHAPE(dm), &p->norm_f, err)))
+        return rc;
+    if (c->heads & SSM_HEAD_LM) {
+        if ((rc = take(w, "lm_head.weight", NULL, !p->embedding, 2,
+                       SHAPE((uint64_t)c->vocab_size, dm), &p->lm_head, err)))
+            return rc;
+        if (!p->lm_head)
+            p->lm_head = p->embedding;   /* tied (mamba_ssm tie_embeddings) */
+    }
+    if (c->heads & SSM_HEAD_MASK) {
+        ssm_st_tensor *t = ssm_st_find(&w->st, "head.mask.weight");
+        if (!c->n_mask && t && t->n_dims == 2 && t->shape[0] >= 1 &&
+            t->shape[0] <= (uint64_t)INT_MAX / dm)
+            c->n_mask = (int)t->shape[0];   /* inferred when __metadata__ has no n_mask */
+        uint64_t nm = c->n_mask ? (uint64_t)c->n_mask : 1;
+        if ((rc = take(w, "head.mask.weight", NULL, 1, 2, SHAPE(nm, dm), &p->mask_w, err)) ||
+            (rc = take(w, "head.mask.bias", NULL, 0, 1, SHAPE(nm), &p->mask_b, err)))
+            return rc;
+    }
+    if (c->heads & SSM_HEAD_VAD) {
+        if ((rc = take(w, "head.vad.weight", NULL, 1, 2, SHAPE(1, dm), &p->vad_w, err)) ||
+            (rc = take(w, "head.vad.bias", NULL, 0, 1, SHAPE(1), &p->vad_b, err)))
+            return rc;
+    }
+    for (size_t i = 0; i < w->st.n_tensors; i++)
+        if (!w->st.tensors[i].used)
+            return ssm_error_set(err, SSM_ERR_MODEL, "%s: tensor %s: unknown tensor, not used by "
+                                 "this configuration (input=%s, heads=%s%s%s%s)", w->path,
+                                 w->st.tensors[i].name,
+                                 c->input == SSM_INPUT_TOKENS ? "tokens" : "features",
+                                 c->heads & SSM_HEAD_MASK ? "mask," : "",
+                                 c->heads & SSM_HEAD_VAD ? "vad," : "",
+                                 c->heads & SSM_HEAD_LM ? "lm," : "", "embedding");
+    return SSM_OK;
+}
+
+/* ---- public -------------------------------------------------------------- */
+
+void ssm_weights_free(ssm_weights *pub)
+{
+    weights_impl *w = (weights_impl *)pub;
+    if (!w)
+        return;
+    for (size_t i = 0; i < w->n_owned; i++)
+        free(w->owned[i]);
+    free(w->owned);
+    ssm_st_release(&w->st);
+    if (w->map)
+        munmap(w->map, w->map_bytes);
+    free(w->path);
+    free(w);
+}
+
+int ssm_weights_load_buffer(const void *buf, size_t size, const char *label,
+                            ssm_weights **out, ssm_error *err)
+{
+    int conv_bias = 1, proj_bias = 0, rc;
+    if (!out)
+        return ssm_error_set(err, SSM_ERR_INVALID, "ssm_weights_load: out is NULL");
+    *out = NULL;
+    if (!label)
+        label = "(memory)";
+    if (!buf && size)
+        return ssm_error_set(err, SSM_ERR_INVALID, "%s: NULL buffer", label);
+    weights_impl *w = calloc(1, sizeof *w);
+    if (!w || !(w->path = strdup(label))) {
+        free(w);
+        return ssm_error_set(err, SSM_ERR_NOMEM, "%s: out of memory", label);
+    }
+    w->pub.path = w->path;
+    if ((rc = ssm_st_parse(&w->st, buf ? buf : "", size, label, err)) ||
+        (rc = parse_config(w, &w->pub.cfg, &conv_bias, &proj_bias, err)) ||
+        (rc = take_all(w, conv_bias, proj_bias, err))) {
+        ssm_weights_free(&w->pub);
+        return rc;
+    }
+    w->pub.hash = ssm_fnv1a64(buf, size);
+    *out = &w->pub;
+    return SSM_OK;
+}
+
+int ssm_weights_load(const char *path, ssm_weights **out, ssm_error *err)
+{
+    struct stat sb;
+    if (!out)
+        return ssm_error_set(err, SSM_ERR_INVALID, "ssm_weights_load: out is NULL");
+    *out = NULL;
+    if (!path)
+        return ssm_error_set(err, SSM_ERR_INVALID, "ssm_weights_load: path is NULL");
+    /* O_NONBLOCK: opening a FIFO must not hang; it is refused below. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0)
+        return ssm_error_set(err, SSM_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    if (fstat(fd, &sb) != 0) {
+        int e = errno;
+        close(fd);
+        return ssm_error_set(err, SSM_ERR_IO, "%s: cannot stat: %s", path, strerror(e));
+    }
+    if (!S_ISREG(sb.st_mode)) {
+        close(fd);
+        return ssm_error_set(err, SSM_ERR_IO, "%s: is %s, not a regular file", path,
+                             S_ISDIR(sb.st_mode) ? "a directory" : "a special file");
+    }
+    if ((uint64_t)sb.st_size > SIZE_MAX) {
+        close(fd);
+        return ssm_error_set(err, SSM_ERR_IO, "%s: too large to map", path);
+    }
+    size_t size = (size_t)sb.st_size;
+    void *map = NULL;
+    if (size > 0) {
+        map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (map == MAP_FAILED) {
+            int e = errno;
+            close(fd);
+            return ssm_error_set(err, SSM_ERR_IO, "%s: cannot map %zu bytes: %s", path, size,
+                                 strerror(e));
+        }
+    }
+    close(fd);
+    ssm_weights *pub;
+    int rc = ssm_weights_load_buffer(map, size, path, &pub, err);
+    if (rc != SSM_OK) {
+        if (map)
+            munmap(map, size);
+        return rc;
+    }
+    weights_impl *w = (weights_impl *)pub;
+    w->map = map;
+    w->map_bytes = size;
+    *out = pub;
+    return SSM_OK;
+}
+
+const char *ssm_weights_meta(const ssm_weights *pub, const char *key)
+{
+    if (!pub || !key)
+        return NULL;
+    return ssm_st_meta(&((const weights_impl *)pub)->st, key);
+}
+
+int ssm_weights_meta_count(const ssm_weights *pub)
+{
+    if (!pub)
+        return 0;
+    size_t n = ((const weights_impl *)pub)->st.n_meta;
+    return n > INT_MAX ? INT_MAX : (int)n;
+}
+
+int ssm_weights_meta_at(const ssm_weights *pub, int i, const char **key, const char **value)
+{
+    if (!pub || i < 0 || (size_t)i >= ((const weights_impl *)pub)->st.n_meta)
+        return SSM_ERR_INVALID;
+    const ssm_st_file *f = &((const weights_impl *)pub)->st;
+    if (key)
+        *key = f->meta_keys[i];
+    if (value)
+        *value = f->meta_values[i];
+    return SSM_OK;
+}
