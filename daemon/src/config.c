@@ -1,0 +1,440 @@
+/* The option table and its three readers (file, command line, --help).
+ * Design note: the table is the single source of truth; adding an option is
+ * adding a field to ssmd_config and a row here (tests/daemon/test_config.c
+ * checks every row round-trips through the file writer and the parser). */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+
+#define OFF(f) offsetof(ssmd_config, f)
+
+static const ssmd_option options[] = {
+    { "model", 'm', SSMD_OPT_PATH, OFF(model), 0, 0, NULL, "", true,
+      "model file (safetensors, docs/model-format.md); empty = the bundled default" },
+    { "input", 'i', SSMD_OPT_STRING, OFF(input), 0, 0, NULL, "none", false,
+      "'mic' (capture device), 'none' (only client streams) or an audio file to process" },
+    { "output", 'o', SSMD_OPT_PATH, OFF(output), 0, 0, NULL, "", false,
+      "write the processed audio here (format from the extension; '-' = AU to stdout)" },
+    { "device", 'd', SSMD_OPT_STRING, OFF(device), 0, 0, NULL, "", false,
+      "capture device: index or name substring (see --list-devices); empty = default" },
+    { "monitor", 0, SSMD_OPT_STRING, OFF(monitor), 0, 0, NULL, "", false,
+      "play the processed audio on this output device (index or name substring)" },
+    { "channels", 0, SSMD_OPT_ENUM, OFF(channels), 0, 0, "mono|split", "mono", false,
+      "'mono' downmixes the input; 'split' makes each channel its own stream" },
+    { "realtime", 0, SSMD_OPT_BOOL, OFF(realtime), 0, 0, NULL, "false", false,
+      "pace a file input at real time instead of as fast as possible" },
+    { "resample_quality", 0, SSMD_OPT_ENUM, OFF(resample_quality), 0, 0, "best|medium|fast", "best",
+      false, "libsamplerate converter used between the device/file rate and the model's rate" },
+    { "pub", 0, SSMD_OPT_ENDPOINT, OFF(pub), 0, 0, NULL, "tcp://127.0.0.1:5560", false,
+      "ZeroMQ endpoint the data-plane PUB socket binds" },
+    { "ingest", 0, SSMD_OPT_ENDPOINT, OFF(ingest), 0, 0, NULL, "tcp://127.0.0.1:5561", false,
+      "ZeroMQ endpoint where clients push audio streams" },
+    { "control", 0, SSMD_OPT_ENDPOINT, OFF(control), 0, 0, NULL, "tcp://127.0.0.1:5562", false,
+      "ZeroMQ endpoint of the JSON control socket" },
+    { "max_streams", 0, SSMD_OPT_INT, OFF(max_streams), 1, 65536, NULL, "64", false,
+      "most streams served at once (the model's batch size)" },
+    { "threads", 'j', SSMD_OPT_INT, OFF(threads), 1, 256, NULL, "1", false,
+      "compute threads for batched stepping" },
+    { "pub_hwm", 0, SSMD_OPT_INT, OFF(pub_hwm), 1, 1000000, NULL, "1000", false,
+      "messages queued per subscriber before the daemon drops (and counts) them" },
+    { "ring_ms", 0, SSMD_OPT_INT, OFF(ring_ms), 10, 10000, NULL, "500", false,
+      "capture ring length in milliseconds; overflow beyond it is dropped and counted" },
+    { "progress", 0, SSMD_OPT_ENUM, OFF(progress), 0, 0, "auto|always|never", "auto", true,
+      "progress bar for file jobs ('auto': only when stderr is a terminal)" },
+    { "log_level", 'v', SSMD_OPT_ENUM, OFF(log_level), 0, 0, "error|warn|info|debug", "info", true,
+      "least severe message written to stderr" },
+    { "curve_secret_file", 0, SSMD_OPT_PATH, OFF(curve_secret_file), 0, 0, NULL, "", false,
+      "CURVE secret key of the server; required for non-loopback endpoints" },
+    { "curve_allow_file", 0, SSMD_OPT_PATH, OFF(curve_allow_file), 0, 0, NULL, "", true,
+      "client public keys (Z85, one per line) allowed to connect over CURVE" },
+    { "allow_insecure_remote", 0, SSMD_OPT_BOOL, OFF(allow_insecure_remote), 0, 0, NULL, "false", false,
+      "permit non-loopback endpoints without CURVE (traffic readable by anyone on the network)" },
+};
+
+const ssmd_option *ssmd_options(size_t *n)
+{
+    *n = sizeof options / sizeof options[0];
+    return options;
+}
+
+static void errf(char *err, size_t cap, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+static void errf(char *err, size_t cap, const char *fmt, ...)
+{
+    if (!err || cap == 0) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, cap, fmt, ap);
+    va_end(ap);
+}
+
+/* Keys compare with '-' and '_' as the same character. */
+static int key_equal(const char *a, const char *b, size_t len_a)
+{
+    size_t i = 0;
+    for (; i < len_a && b[i]; i++) {
+        char ca = a[i] == '-' ? '_' : a[i], cb = b[i] == '-' ? '_' : b[i];
+        if (ca != cb) return 0;
+    }
+    return i == len_a && b[i] == '\0';
+}
+
+static const ssmd_option *find_option(const char *key, size_t len)
+{
+    for (size_t i = 0; i < sizeof options / sizeof options[0]; i++)
+        if (key_equal(key, options[i].key, len)) return &options[i];
+    return NULL;
+}
+
+static int enum_contains(const char *values, const char *v)
+{
+    size_t lv = strlen(v);
+    const char *p = values;
+    while (*p) {
+        const char *bar = strchr(p, '|');
+        size_t l = bar ? (size_t)(bar - p) : strlen(p);
+        if (l == lv && strncmp(p, v, l) == 0) return 1;
+        p += l + (bar ? 1 : 0);
+    }
+    return 0;
+}
+
+static int parse_bool(const char *v, bool *out)
+{
+    static const char *const yes[] = { "true", "yes", "on", "1" };
+    static const char *const no[] = { "false", "no", "off", "0" };
+    for (size_t i = 0; i < 4; i++) {
+        if (strcmp(v, yes[i]) == 0) { *out = true; return 0; }
+        if (strcmp(v, no[i]) == 0) { *out = false; return 0; }
+    }
+    return -1;
+}
+
+/* ZeroMQ endpoints ssmd accepts: tcp://host:port, ipc://path, inproc://name. */
+static int endpoint_valid(const char *v)
+{
+    if (strncmp(v, "ipc://", 6) == 0) return v[6] != '\0';
+    if (strncmp(v, "inproc://", 9) == 0) return v[9] != '\0';
+    if (strncmp(v, "tcp://", 6) != 0) return 0;
+    const char *colon = strrchr(v + 6, ':');
+    if (!colon || colon == v + 6) return 0;
+    char *end;
+    errno = 0;
+    long port = strtol(colon + 1, &end, 10);
+    if (colon[1] == '*' && colon[2] == '\0') return 1;
+    return errno == 0 && *end == '\0' && colon[1] != '\0' && isdigit((unsigned char)colon[1]) &&
+           port >= 1 && port <= 65535;
+}
+
+static int set_option(ssmd_config *cfg, const ssmd_option *o, const char *value, char *err, size_t cap)
+{
+    char *base = (char *)cfg;
+    switch (o->type) {
+    case SSMD_OPT_INT: {
+        char *end;
+        errno = 0;
+        long v = strtol(value, &end, 10);
+        if (errno || end == value || *end != '\0' || isspace((unsigned char)value[0]) ||
+            v < o->min || v > o->max) {
+            errf(err, cap, "%s: expected an integer in [%ld, %ld], got '%s'", o->key, o->min, o->max, value);
+            return -1;
+        }
+        *(long *)(base + o->offset) = v;
+        return 0;
+    }
+    case SSMD_OPT_BOOL:
+        if (parse_bool(value, (bool *)(base + o->offset)) != 0) {
+            errf(err, cap, "%s: expected true or false, got '%s'", o->key, value);
+            return -1;
+        }
+        return 0;
+    case SSMD_OPT_ENUM:
+        if (!enum_contains(o->values, value)) {
+            errf(err, cap, "%s: expected one of %s, got '%s'", o->key, o->values, value);
+            return -1;
+        }
+        break;
+    case SSMD_OPT_ENDPOINT:
+        if (!endpoint_valid(value)) {
+            errf(err, cap, "%s: expected tcp://HOST:PORT, ipc://PATH or inproc://NAME, got '%s'",
+                 o->key, value);
+            return -1;
+        }
+        break;
+    case SSMD_OPT_STRING:
+    case SSMD_OPT_PATH:
+        break;
+    }
+    if (strlen(value) > 4096) {
+        errf(err, cap, "%s: value longer than 4096 bytes", o->key);
+        return -1;
+    }
+    char *copy = strdup(value);
+    if (!copy) {
+        errf(err, cap, "%s: out of memory", o->key);
+        return -1;
+    }
+    char **slot = (char **)(base + o->offset);
+    free(*slot);
+    *slot = copy;
+    return 0;
+}
+
+int ssmd_config_set(ssmd_config *cfg, const char *key, const char *value, char *err, size_t cap)
+{
+    const ssmd_option *o = find_option(key, strlen(key));
+    if (!o) {
+        errf(err, cap, "%s: unknown option (ssmd --help lists them)", key);
+        return -1;
+    }
+    return set_option(cfg, o, value, err, cap);
+}
+
+int ssmd_config_init(ssmd_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    for (size_t i = 0; i < sizeof options / sizeof options[0]; i++) {
+        if (set_option(cfg, &options[i], options[i].def, NULL, 0) != 0) {
+            ssmd_config_free(cfg);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+void ssmd_config_free(ssmd_config *cfg)
+{
+    for (size_t i = 0; i < sizeof options / sizeof options[0]; i++) {
+        const ssmd_option *o = &options[i];
+        if (o->type == SSMD_OPT_INT || o->type == SSMD_OPT_BOOL) continue;
+        char **slot = (char **)((char *)cfg + o->offset);
+        free(*slot);
+        *slot = NULL;
+    }
+}
+
+static char *trim(char *s)
+{
+    while (isspace((unsigned char)*s)) s++;
+    char *e = s + strlen(s);
+    while (e > s && isspace((unsigned char)e[-1])) *--e = '\0';
+    return s;
+}
+
+int ssmd_config_load_file(ssmd_config *cfg, const char *path, char *err, size_t cap)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        errf(err, cap, "%s: cannot open: %s", path, strerror(errno));
+        return -1;
+    }
+    char *line = NULL;
+    size_t line_cap = 0;
+    ssize_t got;
+    int lineno = 0, rc = 0;
+    while ((got = getline(&line, &line_cap, f)) >= 0) {
+        lineno++;
+        if (memchr(line, '\0', (size_t)got) != NULL) {
+            errf(err, cap, "%s:%d: NUL byte in line (not a text file?)", path, lineno);
+            rc = -1;
+            break;
+        }
+        char *s = trim(line);
+        if (*s == '\0' || *s == '#') continue;
+        char *eq = strchr(s, '=');
+        if (!eq) {
+            errf(err, cap, "%s:%d: %s: expected 'key = value'", path, lineno, s);
+            rc = -1;
+            break;
+        }
+        *eq = '\0';
+        char *key = trim(s), *value = trim(eq + 1);
+        if (*value == '"') {
+            char *close = strchr(value + 1, '"');
+            char *rest = close ? trim(close + 1) : NULL;
+            if (!close || (*rest != '\0' && *rest != '#')) {
+                errf(err, cap, "%s:%d: %s: unterminated quote or text after the quoted value",
+                     path, lineno, key);
+                rc = -1;
+                break;
+            }
+            *close = '\0';
+            value++;
+        } else {
+            char *hash = strchr(value, '#');
+            if (hash) {
+                *hash = '\0';
+                value = trim(value);
+            }
+        }
+        char why[512];
+        if (ssmd_config_set(cfg, key, value, why, sizeof why) != 0) {
+            errf(err, cap, "%s:%d: %s", path, lineno, why);
+            rc = -1;
+            break;
+        }
+    }
+    if (rc == 0 && ferror(f)) {
+        errf(err, cap, "%s: read error: %s", path, strerror(errno));
+        rc = -1;
+    }
+    free(line);
+    fclose(f);
+    return rc;
+}
+
+/* Splits "--key=value" / "--key" into the option and an inline value. */
+static const ssmd_option *match_long(const char *arg, const char **inline_value, bool *negated)
+{
+    const char *name = arg + 2;
+    const char *eq = strchr(name, '=');
+    size_t len = eq ? (size_t)(eq - name) : strlen(name);
+    *inline_value = eq ? eq + 1 : NULL;
+    *negated = false;
+    const ssmd_option *o = find_option(name, len);
+    if (!o && len > 3 && strncmp(name, "no-", 3) == 0) {
+        o = find_option(name + 3, len - 3);
+        if (o && o->type == SSMD_OPT_BOOL && !eq) *negated = true;
+        else o = NULL;
+    }
+    return o;
+}
+
+int ssmd_config_parse_args(ssmd_config *cfg, int argc, char **argv, ssmd_cli_action *action,
+                           char *err, size_t cap)
+{
+    *action = SSMD_CLI_RUN;
+    /* Pass 1: the config file, so that the command line overrides it. */
+    for (int i = 1; i < argc; i++) {
+        const char *file = NULL;
+        if (strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) {
+            if (i + 1 >= argc) {
+                errf(err, cap, "%s: needs a file name", argv[i]);
+                return -1;
+            }
+            file = argv[++i];
+        } else if (strncmp(argv[i], "--config=", 9) == 0) {
+            file = argv[i] + 9;
+        } else if (strcmp(argv[i], "--") == 0) {
+            break;
+        }
+        if (file && ssmd_config_load_file(cfg, file, err, cap) != 0) return -1;
+    }
+    int n_positional = 0;
+    bool only_positional = false;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!only_positional && strcmp(a, "--") == 0) { only_positional = true; continue; }
+        if (only_positional || a[0] != '-' || a[1] == '\0') {
+            if (n_positional++ > 0) {
+                errf(err, cap, "%s: unexpected argument (only one input file may be given)", a);
+                return -1;
+            }
+            if (ssmd_config_set(cfg, "input", a, err, cap) != 0) return -1;
+            continue;
+        }
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) { *action = SSMD_CLI_HELP; return 0; }
+        if (strcmp(a, "--version") == 0) { *action = SSMD_CLI_VERSION; return 0; }
+        if (strcmp(a, "--list-devices") == 0) { *action = SSMD_CLI_LIST_DEVICES; continue; }
+        if (strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) { i++; continue; }
+        if (strncmp(a, "--config=", 9) == 0) continue;
+
+        const ssmd_option *o = NULL;
+        const char *value = NULL;
+        bool negated = false;
+        if (a[1] == '-') {
+            o = match_long(a, &value, &negated);
+        } else if (a[2] == '\0') {
+            for (size_t k = 0; k < sizeof options / sizeof options[0]; k++)
+                if (options[k].short_flag == a[1]) o = &options[k];
+        }
+        if (!o) {
+            errf(err, cap, "%s: unknown option (ssmd --help lists them)", a);
+            return -1;
+        }
+        if (o->type == SSMD_OPT_BOOL && !value) {
+            value = negated ? "false" : "true";
+        } else if (!value) {
+            if (i + 1 >= argc) {
+                errf(err, cap, "%s: needs a value", a);
+                return -1;
+            }
+            value = argv[++i];
+        }
+        char why[512];
+        if (set_option(cfg, o, value, why, sizeof why) != 0) {
+            errf(err, cap, "--%s", why);
+            for (char *p = err; *p && *p != ':'; p++)
+                if (*p == '_') *p = '-';
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static void flag_name(char *out, size_t cap, const char *key)
+{
+    snprintf(out, cap, "--%s", key);
+    for (char *p = out; *p; p++)
+        if (*p == '_') *p = '-';
+}
+
+void ssmd_config_print_help(FILE *out, const char *argv0)
+{
+    fprintf(out,
+            "Usage: %s [OPTION]... [INPUT]\n"
+            "Runs a selective state-space model (Mamba) on audio frame by frame and\n"
+            "publishes the results over ZeroMQ (docs/protocol.md).\n\n"
+            "  -c, --config FILE         read options from FILE (key = value lines)\n"
+            "      --list-devices        list capture and playback devices and exit\n"
+            "  -h, --help                show this help and exit\n"
+            "      --version             show the version and exit\n",
+            argv0);
+    for (size_t i = 0; i < sizeof options / sizeof options[0]; i++) {
+        const ssmd_option *o = &options[i];
+        char flag[64], arg[64];
+        flag_name(flag, sizeof flag, o->key);
+        switch (o->type) {
+        case SSMD_OPT_INT:      snprintf(arg, sizeof arg, " N"); break;
+        case SSMD_OPT_BOOL:     snprintf(arg, sizeof arg, "%s", ""); break;
+        case SSMD_OPT_ENUM:     snprintf(arg, sizeof arg, " %s", o->values); break;
+        case SSMD_OPT_ENDPOINT: snprintf(arg, sizeof arg, " URL"); break;
+        case SSMD_OPT_PATH:     snprintf(arg, sizeof arg, " FILE"); break;
+        case SSMD_OPT_STRING:   snprintf(arg, sizeof arg, " TEXT"); break;
+        }
+        char left[160];
+        if (o->short_flag) snprintf(left, sizeof left, "  -%c, %s%s", o->short_flag, flag, arg);
+        else snprintf(left, sizeof left, "      %s%s", flag, arg);
+        fprintf(out, "%-27s %s", left, o->help);
+        if (o->type == SSMD_OPT_INT) fprintf(out, " [%ld..%ld]", o->min, o->max);
+        if (o->type == SSMD_OPT_BOOL) fprintf(out, " (--no-%s to turn off)", flag + 2);
+        if (o->def[0]) fprintf(out, " (default: %s)", o->def);
+        if (o->reloadable) fprintf(out, " [reloads on SIGHUP]");
+        fputc('\n', out);
+    }
+    fprintf(out, "\nEvery option is also a config-file key (underscores), e.g. max_streams = 16.\n"
+                 "Errors in a config file are reported as FILE:LINE: KEY: REASON.\n");
+}
+
+void ssmd_config_write(FILE *out, const ssmd_config *cfg)
+{
+    const char *base = (const char *)cfg;
+    for (size_t i = 0; i < sizeof options / sizeof options[0]; i++) {
+        const ssmd_option *o = &options[i];
+        if (o->type == SSMD_OPT_INT)
+            fprintf(out, "%s = %ld\n", o->key, *(const long *)(base + o->offset));
+        else if (o->type == SSMD_OPT_BOOL)
+            fprintf(out, "%s = %s\n", o->key, *(const bool *)(base + o->offset) ? "true" : "false");
+        else
+            fprintf(out, "%s = \"%s\"\n", o->key, *(char *const *)(base + o->offset));
+    }
+}

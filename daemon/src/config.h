@@ -1,0 +1,100 @@
+/* ssmd configuration: one declarative table of options (STYLE.md 15).
+ *
+ * Every option has a key, a type, a range or a set of values, a default,
+ * whether SIGHUP may change it while running, and a help line.  The same
+ * table drives the config file parser ("key = value" lines, errors as
+ * "file:line: key: reason"), the command line (--key value, --key=value;
+ * underscores may be written as dashes; booleans also as --key / --no-key)
+ * and `ssmd --help`.  Precedence: defaults < config file < command line.
+ *
+ * Threads: a ssmd_config is plain data owned by the main thread; the
+ * functions here allocate and are not real-time safe.
+ */
+#ifndef SSMD_CONFIG_H
+#define SSMD_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+/** All options of the daemon.  Strings are owned by the struct (freed by
+ *  ssmd_config_free); empty string means "not set". */
+typedef struct ssmd_config {
+    char *model;              /**< model file (safetensors) */
+    char *input;              /**< "mic", "none", or an audio file path */
+    char *output;             /**< output audio file ("-" = AU to stdout), "" for none */
+    char *device;             /**< capture device: index or name substring, "" = default */
+    char *monitor;            /**< playback device for the processed audio, "" = none */
+    char *channels;           /**< "mono" (downmix) or "split" (one stream per channel) */
+    bool  realtime;           /**< pace a file input at real time */
+    char *resample_quality;   /**< "best", "medium" or "fast" */
+    char *pub;                /**< data-plane PUB endpoint */
+    char *ingest;             /**< client audio ingest endpoint */
+    char *control;            /**< control ROUTER endpoint */
+    long  max_streams;        /**< streams served at once (batch size limit) */
+    long  threads;            /**< compute threads */
+    long  pub_hwm;            /**< messages queued per subscriber before dropping */
+    long  ring_ms;            /**< capture ring length in milliseconds */
+    char *progress;           /**< "auto" (when stderr is a terminal), "always", "never" */
+    char *log_level;          /**< "error", "warn", "info", "debug" */
+    char *curve_secret_file;  /**< CURVE server secret key file (non-loopback binds) */
+    char *curve_allow_file;   /**< allowlist of client public keys (ZAP) */
+    bool  allow_insecure_remote; /**< permit non-loopback binds without CURVE */
+} ssmd_config;
+
+/** Option types. */
+typedef enum ssmd_opt_type {
+    SSMD_OPT_STRING, SSMD_OPT_PATH, SSMD_OPT_ENDPOINT, SSMD_OPT_ENUM, SSMD_OPT_INT, SSMD_OPT_BOOL,
+} ssmd_opt_type;
+
+/** One row of the option table. */
+typedef struct ssmd_option {
+    const char   *key;        /**< config key; CLI flag is --key (dashes accepted) */
+    char          short_flag; /**< one-letter CLI alias, 0 for none */
+    ssmd_opt_type type;
+    size_t        offset;     /**< offsetof(ssmd_config, field) */
+    long          min, max;   /**< SSMD_OPT_INT range (inclusive) */
+    const char   *values;     /**< SSMD_OPT_ENUM: '|'-separated allowed values */
+    const char   *def;        /**< default as text */
+    bool          reloadable; /**< SIGHUP may change it while running */
+    const char   *help;
+} ssmd_option;
+
+/** The option table and its length. */
+const ssmd_option *ssmd_options(size_t *n);
+
+/** Fills cfg with the defaults.  Returns 0, or -1 when out of memory. */
+int ssmd_config_init(ssmd_config *cfg);
+
+/** Frees the strings of cfg (not cfg itself); safe on a zeroed struct. */
+void ssmd_config_free(ssmd_config *cfg);
+
+/** Sets key (underscores or dashes) to the text value, validating type and
+ *  range.  On error returns -1 and writes "key: reason" into err (err_cap
+ *  bytes). */
+int ssmd_config_set(ssmd_config *cfg, const char *key, const char *value, char *err, size_t err_cap);
+
+/** Reads a config file: one "key = value" per line, '#' starts a comment,
+ *  blank lines ignored, a value may be double-quoted to keep spaces or '#'.
+ *  On the first error returns -1 with "file:line: key: reason" in err. */
+int ssmd_config_load_file(ssmd_config *cfg, const char *path, char *err, size_t err_cap);
+
+/** What the command line asked for besides options. */
+typedef enum ssmd_cli_action {
+    SSMD_CLI_RUN = 0, SSMD_CLI_HELP, SSMD_CLI_VERSION, SSMD_CLI_LIST_DEVICES,
+} ssmd_cli_action;
+
+/** Parses argv: first applies --config FILE (or -c FILE) if given, then every
+ *  other option in order.  A single positional argument is taken as `input`.
+ *  Returns 0 with *action set, or -1 with a one-line reason in err (for
+ *  usage errors: "--max-streams: expected an integer in [1, 65536], got 'x'"). */
+int ssmd_config_parse_args(ssmd_config *cfg, int argc, char **argv, ssmd_cli_action *action,
+                           char *err, size_t err_cap);
+
+/** Writes the --help text (every option: flag, type/values, default, help). */
+void ssmd_config_print_help(FILE *out, const char *argv0);
+
+/** Writes cfg in config-file syntax (a valid file that load_file reads back). */
+void ssmd_config_write(FILE *out, const ssmd_config *cfg);
+
+#endif /* SSMD_CONFIG_H */
