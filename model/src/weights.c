@@ -317,33 +317,6 @@ static void *own_alloc(weights_impl *w, size_t bytes)
     return m;
 }
 
-/* IEEE binary16 → binary32, exact (every half is a float): subnormals are
- * renormalised, Inf stays Inf, NaN keeps sign and payload (as numpy does). */
-static float f16_to_f32(uint16_t h)
-{
-    uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
-    uint32_t ex = (h >> 10) & 0x1fu, man = h & 0x3ffu, bits;
-    if (ex == 0) {
-        if (man == 0) {
-            bits = sign;
-        } else {
-            int e = -1;
-            do {
-                e++;
-                man <<= 1;
-            } while (!(man & 0x400u));
-            bits = sign | (uint32_t)(127 - 15 - e) << 23 | (man & 0x3ffu) << 13;
-        }
-    } else if (ex == 31) {
-        bits = sign | 0x7f800000u | man << 13;
-    } else {
-        bits = sign | (ex + 127 - 15) << 23 | man << 13;
-    }
-    float f;
-    memcpy(&f, &bits, sizeof f);
-    return f;
-}
-
 static void shape_text(char *dst, size_t cap, int n_dims, const uint64_t *shape)
 {
     size_t o = (size_t)snprintf(dst, cap, "[");
@@ -402,7 +375,7 @@ static int take(weights_impl *w, const char *name, const char *alias, int requir
             for (size_t i = 0; i < n; i++) {
                 uint16_t h = (uint16_t)(t->data[2 * i] | t->data[2 * i + 1] << 8);
                 if (t->dtype == SSM_ST_F16) {
-                    dst[i] = f16_to_f32(h);
+                    dst[i] = ssm_f16_to_f32(h);
                 } else {
                     uint32_t bits = (uint32_t)h << 16;
                     memcpy(&dst[i], &bits, sizeof bits);
@@ -422,6 +395,16 @@ static int take(weights_impl *w, const char *name, const char *alias, int requir
 
 #define SHAPE(...) (const uint64_t[]){__VA_ARGS__}
 
+/* A tensor the configuration excludes (e.g. conv1d.bias with conv_bias=false)
+ * must be absent: running without it would silently change the model. */
+static int forbid(weights_impl *w, const char *name, const char *why, ssm_error *err)
+{
+    if (ssm_st_find(&w->st, name))
+        return ssm_error_set(err, SSM_ERR_MODEL, "%s: tensor %s: present but __metadata__ says "
+                             "%s", w->path, name, why);
+    return SSM_OK;
+}
+
 static int take_layer(weights_impl *w, int i, int conv_bias, int proj_bias, ssm_error *err)
 {
     const ssm_config *c = &w->pub.cfg;
@@ -433,6 +416,10 @@ static int take_layer(weights_impl *w, int i, int conv_bias, int proj_bias, ssm_
     const float *a_log;
     int rc;
 #define NAME(suffix) (snprintf(nm, sizeof nm, "backbone.layers.%d.%s", i, suffix), nm)
+    if ((!conv_bias && (rc = forbid(w, NAME("mixer.conv1d.bias"), "conv_bias=false", err))) ||
+        (!proj_bias && (rc = forbid(w, NAME("mixer.in_proj.bias"), "proj_bias=false", err))) ||
+        (!proj_bias && (rc = forbid(w, NAME("mixer.out_proj.bias"), "proj_bias=false", err))))
+        return rc;
     if ((rc = take(w, NAME("norm.weight"), NULL, 1, 1, SHAPE(dm), &L->norm, err)) ||
         (rc = take(w, NAME("mixer.in_proj.weight"), NULL, 1, 2, SHAPE(2 * di, dm), &L->in_proj,
                    err)) ||
