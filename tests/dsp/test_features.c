@@ -1,0 +1,179 @@
+/* Features: finiteness of log features on silence and extreme values, RMS
+ * and dBFS levels, mel filterbank structure and refused configurations.
+ * The filterbank values are compared with numpy in tests/ref/dsp_ref.py. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <cmocka.h>
+#include <float.h>
+#include <math.h>
+#include <string.h>
+
+#include "dsp/features.h"
+#include "dsp/stft.h"
+
+static dsp_mel_config mel_default(void)
+{
+    dsp_mel_config c = { .sample_rate_hz = 16000.0, .n_fft = 512, .n_mels = 80, .fmin_hz = 0.0,
+                         .fmax_hz = 8000.0, .scale = DSP_MEL_SLANEY, .norm = DSP_MEL_NORM_SLANEY };
+    return c;
+}
+
+static void test_silence_is_finite(void **state)
+{
+    (void)state;
+    dsp_stft_config sc = { 512, 128, DSP_WINDOW_HANN, DSP_WINDOW_NONE };
+    dsp_stft *st = dsp_stft_create(&sc, NULL);
+    dsp_mel_config mc = mel_default();
+    dsp_melbank *mb = dsp_melbank_create(&mc, NULL);
+    assert_non_null(st);
+    assert_non_null(mb);
+    float frame[512] = {0}, spec[2 * 257], power[257], logp[257], mel[80];
+    dsp_stft_forward(st, spec, frame);
+    dsp_spec_power(power, spec, 257);
+    assert_int_equal(dsp_log_floor(logp, power, 257, 1e-10f), DSP_OK);
+    assert_int_equal(dsp_melbank_apply_log(mb, mel, power, 1e-10f), DSP_OK);
+    size_t nonfinite = 0;
+    for (int k = 0; k < 257; k++)
+        nonfinite += !isfinite(logp[k]) + (logp[k] != logf(1e-10f));
+    for (int i = 0; i < 80; i++)
+        nonfinite += !isfinite(mel[i]) + (mel[i] != logf(1e-10f));
+    printf("silence: log-power[0] %g, log-mel[0] %g, entries not at ln(floor): %zu\n", logp[0],
+           mel[0], nonfinite);
+    assert_int_equal(nonfinite, 0);
+
+    /* zero, negative, NaN, Inf powers */
+    const float odd[5] = { 0.0f, -1.0f, NAN, INFINITY, FLT_MAX };
+    float out[5];
+    assert_int_equal(dsp_log_floor(out, odd, 5, 1e-6f), DSP_OK);
+    for (int i = 0; i < 3; i++)
+        assert_float_equal(out[i], logf(1e-6f), 0.0);
+    assert_true(isinf(out[3])); /* Inf in, Inf out: only finite input is promised finite */
+    assert_true(isfinite(out[4]));
+    /* bad floors */
+    assert_int_equal(dsp_log_floor(out, odd, 5, 0.0f), DSP_ERR_INVALID);
+    assert_int_equal(dsp_log_floor(out, odd, 5, -1.0f), DSP_ERR_INVALID);
+    assert_int_equal(dsp_log_floor(out, odd, 5, NAN), DSP_ERR_INVALID);
+    assert_int_equal(dsp_melbank_apply_log(mb, mel, power, 0.0f), DSP_ERR_INVALID);
+    dsp_stft_destroy(st);
+    dsp_melbank_destroy(mb);
+}
+
+static void test_power_magnitude(void **state)
+{
+    (void)state;
+    const float spec[6] = { 3.0f, 4.0f, -1e30f, 1e30f, 0.0f, -2.0f };
+    float p[3], m[3];
+    dsp_spec_power(p, spec, 3);
+    dsp_spec_magnitude(m, spec, 3);
+    assert_float_equal(p[0], 25.0f, 0.0);
+    assert_float_equal(m[0], 5.0f, 0.0);
+    assert_true(isfinite(p[1]) && p[1] == FLT_MAX); /* 2e60 clamps, never Inf */
+    assert_float_equal(m[1], 1e30f * sqrtf(2.0f), 1e24);
+    assert_float_equal(p[2], 4.0f, 0.0);
+    assert_float_equal(m[2], 2.0f, 0.0);
+}
+
+static void test_levels(void **state)
+{
+    (void)state;
+    float z[1000] = {0}, one[100], sine[1600];
+    for (int i = 0; i < 100; i++)
+        one[i] = i % 2 ? 1.0f : -1.0f;
+    for (int i = 0; i < 1600; i++)
+        sine[i] = (float)sin(6.283185307179586 * 100.0 * i / 16000.0);
+    const float dz = dsp_dbfs_f32(z, 1000), d0 = dsp_dbfs_f32(z, 0);
+    const float done = dsp_dbfs_f32(one, 100), dsine = dsp_dbfs_f32(sine, 1600);
+    printf("dBFS: zeros %g, empty %g, full-scale square %g, full-scale sine %g (expect %g)\n",
+           dz, d0, done, dsine, 20.0 * log10(sqrt(0.5)));
+    assert_true(isfinite(dz));
+    assert_float_equal(dz, DSP_DBFS_FLOOR, 0.0);
+    assert_float_equal(d0, DSP_DBFS_FLOOR, 0.0);
+    assert_float_equal(done, 0.0f, 1e-6);
+    assert_float_equal(dsine, 20.0 * log10(sqrt(0.5)), 1e-4);
+    assert_float_equal(dsp_rms_f32(one, 100), 1.0f, 1e-7);
+    assert_float_equal(dsp_rms_f32(z, 0), 0.0f, 0.0);
+    /* a tiny level stays at or above the floor */
+    float tiny[4] = { 1e-30f, 0, 0, 0 };
+    assert_float_equal(dsp_dbfs_f32(tiny, 4), DSP_DBFS_FLOOR, 0.0);
+    /* non-finite samples do not poison the level */
+    float withnan[4] = { NAN, 1.0f, INFINITY, -1.0f };
+    assert_true(isfinite(dsp_dbfs_f32(withnan, 4)));
+}
+
+static void test_mel_structure(void **state)
+{
+    (void)state;
+    dsp_mel_config c = mel_default();
+    dsp_melbank *mb = dsp_melbank_create(&c, NULL);
+    assert_non_null(mb);
+    assert_int_equal(dsp_melbank_n_mels(mb), 80);
+    assert_int_equal(dsp_melbank_n_bins(mb), 257);
+    const float *w = dsp_melbank_weights(mb);
+    /* every weight ≥ 0; every row non-empty; apply == dense product */
+    float power[257], mel[80];
+    for (int k = 0; k < 257; k++)
+        power[k] = (float)(1.0 + k % 13);
+    dsp_melbank_apply(mb, mel, power);
+    double worst = 0.0;
+    for (int i = 0; i < 80; i++) {
+        double s = 0.0, rowsum = 0.0;
+        for (int k = 0; k < 257; k++) {
+            assert_true(w[i * 257 + k] >= 0.0f);
+            s += (double)w[i * 257 + k] * power[k];
+            rowsum += w[i * 257 + k];
+        }
+        assert_true(rowsum > 0.0);
+        double e = fabs(s - mel[i]) / s;
+        worst = e > worst ? e : worst;
+    }
+    printf("sparse apply vs dense double product: worst rel. error %.3g\n", worst);
+    assert_true(worst < 1e-5);
+    dsp_melbank_destroy(mb);
+    dsp_melbank_destroy(NULL);
+}
+
+static void test_mel_invalid(void **state)
+{
+    (void)state;
+    dsp_mel_config bad[8];
+    for (int i = 0; i < 8; i++)
+        bad[i] = mel_default();
+    bad[0].fmax_hz = 8001.0;      /* above Nyquist */
+    bad[1].n_mels = 0;
+    bad[2].fmin_hz = 8000.0;      /* fmin ≥ fmax */
+    bad[3].sample_rate_hz = 0.0;
+    bad[4].n_fft = 1;
+    bad[5].fmin_hz = -5.0;
+    bad[6].scale = (dsp_mel_scale)7;
+    bad[7].sample_rate_hz = NAN;
+    for (int i = 0; i < 8; i++) {
+        dsp_error err = {0};
+        assert_null(dsp_melbank_create(&bad[i], &err));
+        printf("refused: %s\n", err.msg);
+        assert_int_equal(err.status, DSP_ERR_INVALID);
+        assert_true(strlen(err.msg) > 10);
+    }
+    assert_null(dsp_melbank_create(NULL, NULL));
+    /* fmax 0 means Nyquist */
+    dsp_mel_config c = mel_default();
+    c.fmax_hz = 0.0;
+    dsp_melbank *mb = dsp_melbank_create(&c, NULL);
+    assert_non_null(mb);
+    dsp_melbank_destroy(mb);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_silence_is_finite),
+        cmocka_unit_test(test_power_magnitude),
+        cmocka_unit_test(test_levels),
+        cmocka_unit_test(test_mel_structure),
+        cmocka_unit_test(test_mel_invalid),
+    };
+    return cmocka_run_group_tests_name("dsp_features", tests, NULL, NULL);
+}

@@ -1,0 +1,223 @@
+/* Framer and overlap-add: chunk-size invariance (bit-identical frames and
+ * output), output length and latency, alignment, non-finite input, invalid
+ * arguments. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <cmocka.h>
+
+#include "dsp_test_util.h"
+
+static dsp_framer *framer(size_t n, size_t hop, bool align)
+{
+    dsp_error err = {0};
+    dsp_framer_config cfg = { .n_window = n, .hop_samples = hop, .align_output = align };
+    dsp_framer *f = dsp_framer_create(&cfg, &err);
+    if (!f)
+        fail_msg("framer create %zu/%zu: %s", n, hop, err.msg);
+    return f;
+}
+
+static dsp_stft *stft(size_t n, size_t hop, dsp_window a, dsp_window s)
+{
+    dsp_error err = {0};
+    dsp_stft_config cfg = { n, hop, a, s };
+    dsp_stft *st = dsp_stft_create(&cfg, &err);
+    if (!st)
+        fail_msg("stft create %zu/%zu: %s", n, hop, err.msg);
+    return st;
+}
+
+/* Frames match a direct slice of the zero-history signal. */
+static void test_frames_are_signal_slices(void **state)
+{
+    (void)state;
+    const size_t n = 512, hop = 128, len = 3000;
+    float *x = malloc(len * sizeof *x);
+    tu_white(x, len, 7);
+    dsp_framer *f = framer(n, hop, true);
+    tu_run r;
+    assert_int_equal(tu_run_chain(&r, f, NULL, x, len, 7), 0);
+    size_t mismatches = 0;
+    for (size_t m = 0; m < r.n_frames; m++) {
+        for (size_t j = 0; j < n; j++) {
+            long t = (long)((m + 1) * hop) - (long)n + (long)j;
+            float want = (t >= 0 && (size_t)t < len) ? x[t] : 0.0f;
+            if (memcmp(&want, &r.frames[m * n + j], sizeof want) != 0)
+                mismatches++;
+        }
+    }
+    printf("frames %zu, samples differing from the signal slice: %zu\n", r.n_frames, mismatches);
+    assert_int_equal(mismatches, 0);
+    /* frames needed to cover len + latency samples */
+    assert_int_equal(r.n_frames, (len + n - hop + hop - 1) / hop);
+    tu_run_free(&r);
+    dsp_framer_destroy(f);
+    free(x);
+}
+
+/* Same signal in chunks of 1, 7, 160, 4096 and whole: bit-identical. */
+static void test_chunk_invariance(void **state)
+{
+    (void)state;
+    static const size_t cfgs[][2] = { { 512, 256 }, { 512, 128 }, { 400, 160 }, { 960, 480 } };
+    static const size_t chunks[] = { 1, 7, 160, 4096, 0 };
+    const size_t len = 16000 + 37;
+    float *x = malloc(len * sizeof *x);
+    tu_speechlike(x, len, 16000.0);
+    for (size_t c = 0; c < sizeof cfgs / sizeof cfgs[0]; c++) {
+        const size_t n = cfgs[c][0], hop = cfgs[c][1];
+        /* 400/160 is not COLA for Hann: frames only, no STFT. */
+        const bool cola = n % hop == 0;
+        tu_run ref = {0};
+        for (size_t k = 0; k < sizeof chunks / sizeof chunks[0]; k++) {
+            dsp_framer *f = framer(n, hop, true);
+            dsp_stft *st = cola ? stft(n, hop, DSP_WINDOW_SQRT_HANN, DSP_WINDOW_SQRT_HANN) : NULL;
+            tu_run r;
+            assert_int_equal(tu_run_chain(&r, f, st, x, len, chunks[k]), 0);
+            assert_int_equal(r.n_out, len);
+            if (k == 0) {
+                ref = r;
+            } else {
+                size_t bad_frames = 0;
+                assert_int_equal(r.n_frames, ref.n_frames);
+                for (size_t m = 0; m < r.n_frames; m++)
+                    bad_frames += memcmp(r.frames + m * n, ref.frames + m * n, n * sizeof(float)) != 0;
+                int out_same = memcmp(r.out, ref.out, len * sizeof(float)) == 0;
+                printf("%zu/%zu chunk %zu vs 1: %zu frames, differing %zu, output identical %d\n",
+                       n, hop, chunks[k], r.n_frames, bad_frames, out_same);
+                assert_int_equal(bad_frames, 0);
+                assert_true(out_same);
+                tu_run_free(&r);
+            }
+            dsp_stft_destroy(st);
+            dsp_framer_destroy(f);
+        }
+        tu_run_free(&ref);
+    }
+    free(x);
+}
+
+/* Output length = input length (aligned) or + latency (live); live output
+ * is the aligned output delayed by the latency, bit for bit. */
+static void test_lengths_and_latency(void **state)
+{
+    (void)state;
+    static const size_t lens[] = { 0, 1, 100, 511, 512, 1000, 4097 };
+    const size_t n = 512, hop = 128, lat = n - hop;
+    float *x = malloc(5000 * sizeof *x);
+    tu_white(x, 5000, 3);
+    for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++) {
+        const size_t len = lens[i];
+        dsp_framer *fa = framer(n, hop, true), *fl = framer(n, hop, false);
+        dsp_stft *st = stft(n, hop, DSP_WINDOW_HANN, DSP_WINDOW_RECT);
+        assert_int_equal(dsp_framer_latency_samples(fa), lat);
+        tu_run ra, rl;
+        assert_int_equal(tu_run_chain(&ra, fa, st, x, len, 7), 0);
+        assert_int_equal(tu_run_chain(&rl, fl, st, x, len, 7), 0);
+        printf("len %zu: aligned out %zu, live out %zu (latency %zu)\n", len, ra.n_out, rl.n_out, lat);
+        assert_int_equal(ra.n_out, len);
+        assert_int_equal(rl.n_out, len + lat);
+        assert_true(dsp_framer_done(fa));
+        assert_int_equal(dsp_framer_samples_in(fa), len);
+        assert_int_equal(dsp_framer_samples_out(fa), len);
+        if (len)
+            assert_memory_equal(rl.out + lat, ra.out, len * sizeof(float));
+        double err = tu_rel_rms_err(ra.out, x, len);
+        printf("  reconstruction rel. RMS error %.3g\n", err);
+        assert_true(err <= 1e-5);
+        /* more frames after done are ignored */
+        float fr[512] = {0}, o[128];
+        assert_int_equal(dsp_framer_synthesize(fa, o, fr), 0);
+        tu_run_free(&ra);
+        tu_run_free(&rl);
+        dsp_stft_destroy(st);
+        dsp_framer_destroy(fa);
+        dsp_framer_destroy(fl);
+    }
+    free(x);
+}
+
+static void test_push_stops_at_frame(void **state)
+{
+    (void)state;
+    dsp_framer *f = framer(8, 4, false);
+    float x[10] = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10 }, frame[8];
+    assert_int_equal(dsp_framer_pop_frame(f, frame), 0);
+    assert_int_equal(dsp_framer_push(f, x, 10, NULL), 4);
+    assert_int_equal(dsp_framer_push(f, x + 4, 6, NULL), 0); /* frame waiting */
+    assert_int_equal(dsp_framer_pop_frame(f, frame), 1);
+    assert_int_equal(dsp_framer_pop_frame(f, frame), 0);
+    assert_int_equal(dsp_framer_push(f, x + 4, 6, NULL), 4);
+    assert_int_equal(dsp_framer_pop_frame(f, frame), 1);
+    const float want[8] = { 1, 2, 3, 4, 5, 6, 7, 8 };
+    assert_memory_equal(frame, want, sizeof want);
+    assert_int_equal(dsp_framer_frames_out(f), 2);
+    dsp_framer_reset(f);
+    assert_int_equal(dsp_framer_frames_out(f), 0);
+    assert_int_equal(dsp_framer_push(f, x, 3, NULL), 3);
+    assert_int_equal(dsp_framer_pop_frame(f, NULL), DSP_ERR_INVALID);
+    dsp_framer_destroy(f);
+    dsp_framer_destroy(NULL);
+}
+
+static void test_nonfinite_zeroed(void **state)
+{
+    (void)state;
+    dsp_framer *f = framer(6, 3, false);
+    float x[6] = { 1.0f, NAN, INFINITY, -INFINITY, 0.5f, NAN }, frame[6];
+    size_t bad = 99, total_bad = 0, used = 0;
+    used += dsp_framer_push(f, x, 6, &bad);
+    total_bad += bad;
+    assert_int_equal(dsp_framer_pop_frame(f, frame), 1);
+    used += dsp_framer_push(f, x + used, 6 - used, &bad);
+    total_bad += bad;
+    assert_int_equal(used, 6);
+    assert_int_equal(dsp_framer_pop_frame(f, frame), 1);
+    printf("non-finite counted per call %zu, total %llu\n", total_bad,
+           (unsigned long long)dsp_framer_nonfinite_count(f));
+    assert_int_equal(total_bad, 4);
+    assert_int_equal(dsp_framer_nonfinite_count(f), 4);
+    const float want[6] = { 1.0f, 0.0f, 0.0f, 0.0f, 0.5f, 0.0f };
+    assert_memory_equal(frame, want, sizeof want);
+    /* the caller's buffer is untouched */
+    assert_true(isnan(x[1]));
+
+    float y[5] = { NAN, 1.0f, -INFINITY, 2.0f, INFINITY };
+    assert_int_equal(dsp_sanitize_f32(y, 5), 3);
+    for (int i = 0; i < 5; i++)
+        assert_true(isfinite(y[i]));
+    assert_int_equal(dsp_sanitize_f32(y, 5), 0);
+    dsp_framer_destroy(f);
+}
+
+static void test_invalid_args(void **state)
+{
+    (void)state;
+    static const size_t bad[][2] = { { 0, 1 }, { 512, 0 }, { 512, 513 }, { 4, 8 } };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        dsp_error err = {0};
+        dsp_framer_config cfg = { bad[i][0], bad[i][1], false };
+        assert_null(dsp_framer_create(&cfg, &err));
+        printf("n_window %zu hop %zu refused: %s\n", bad[i][0], bad[i][1], err.msg);
+        assert_int_equal(err.status, DSP_ERR_INVALID);
+        assert_true(strlen(err.msg) > 10);
+    }
+    assert_null(dsp_framer_create(NULL, NULL));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_frames_are_signal_slices),
+        cmocka_unit_test(test_chunk_invariance),
+        cmocka_unit_test(test_lengths_and_latency),
+        cmocka_unit_test(test_push_stops_at_frame),
+        cmocka_unit_test(test_nonfinite_zeroed),
+        cmocka_unit_test(test_invalid_args),
+    };
+    return cmocka_run_group_tests_name("dsp_framer", tests, NULL, NULL);
+}
