@@ -1,0 +1,232 @@
+/* dsp/audio_file.h — streaming audio file reader and writer (libsndfile).
+ *
+ * Reader: every format libsndfile reads (on Debian 12: WAV, RF64, W64, AIFF,
+ * AU, FLAC, Ogg/Vorbis, Ogg/Opus, CAF, ... and headerless RAW described by the
+ * caller), any channel count and sample rate, delivered as interleaved float
+ * frames in chunks the caller sizes.  Memory is constant for files of any
+ * length; frame counts are 64-bit (sf_count_t / uint64_t) so files over 4 GiB
+ * work.
+ * Writer: WAV (RF64 with auto-downgrade: small files are plain WAV, files
+ * past the 4 GiB RIFF limit become RF64), RF64, W64, AIFF, AU, FLAC, Ogg/Vorbis,
+ * Ogg/Opus and RAW; AU (and RAW) can also be written to an unseekable pipe.
+ *
+ * Conventions.
+ *   - A frame is one sample per channel; buffers are interleaved, so n frames
+ *     are n * channels floats.  Full scale is [-1, 1]: integer files are
+ *     scaled by 1/2^(bits-1) on read and by 2^(bits-1) on write (libsndfile's
+ *     normalisation with clipping enabled, which makes the two symmetric).
+ *   - Non-finite samples (NaN, +-Inf) are replaced by 0 on read (float files
+ *     can hold them) and on write, and counted; see the *_nonfinite_count()
+ *     getters.  DESIGN.md §5: one NaN in a recurrent state poisons a stream.
+ *   - Writing to an integer subtype clips to full scale (SFC_SET_CLIPPING):
+ *     libsndfile would otherwise wrap +1.5 around to a negative value.
+ *   - Known libsndfile 1.2.0 limits: an Ogg/Opus file with 0 frames is
+ *     written but libsndfile cannot read it back (FORMAT error on open); a
+ *     FLAC file with 0 frames would be 0 bytes, so the writer writes a bare
+ *     STREAMINFO header instead, which reads back as 0 frames of unknown
+ *     length.  Small .wav files come out as WAVE_FORMAT_EXTENSIBLE (what
+ *     libsndfile's RF64 writer downgrades to).
+ *   - Errors: every function that can fail returns a dsp_status (negative)
+ *     and, when err is not NULL, fills err->msg with one line naming the
+ *     file and the reason, libsndfile's sf_strerror() text where it has one,
+ *     e.g. "song.txt: Format not recognised.".
+ *
+ * Thread safety: one reader or writer object is used by one thread at a time;
+ * distinct objects are independent, except that libsndfile reports open
+ * failures through a process-wide slot, so two opens failing at the same
+ * instant on two threads may swap their messages.  Opening, reading, writing
+ * and closing do file I/O (they block) and are not real-time safe; read and
+ * write never allocate after open.
+ */
+#ifndef DSP_AUDIO_FILE_H
+#define DSP_AUDIO_FILE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dsp/dsp.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** n_frames value for a stream whose length is unknown (read from a pipe). */
+#define DSP_AUDIO_FRAMES_UNKNOWN INT64_C(-1)
+/** Largest channel count accepted (libsndfile's own limit is 1024). */
+#define DSP_AUDIO_MAX_CHANNELS 1024
+/** Frames the writer converts per libsndfile call (its scratch buffer, sized
+ *  at open: DSP_AUDIO_WRITE_BLOCK_FRAMES * channels floats). */
+#define DSP_AUDIO_WRITE_BLOCK_FRAMES 4096
+
+/** Container (major format). */
+typedef enum dsp_audio_container {
+    DSP_AUDIO_CONTAINER_AUTO = 0, /**< writer: from the file extension (see
+                                       dsp_audio_container_from_path) */
+    DSP_AUDIO_CONTAINER_WAV,      /**< RIFF WAV, written as RF64 with auto-downgrade */
+    DSP_AUDIO_CONTAINER_RF64,     /**< always RF64 */
+    DSP_AUDIO_CONTAINER_W64,      /**< Sony Wave64 */
+    DSP_AUDIO_CONTAINER_AIFF,
+    DSP_AUDIO_CONTAINER_AU,       /**< Sun/NeXT AU; the only one writable to a pipe with a header */
+    DSP_AUDIO_CONTAINER_FLAC,
+    DSP_AUDIO_CONTAINER_OGG_VORBIS,
+    DSP_AUDIO_CONTAINER_OGG_OPUS, /**< rates 8000, 12000, 16000, 24000, 48000 only */
+    DSP_AUDIO_CONTAINER_RAW,      /**< headerless samples */
+    DSP_AUDIO_CONTAINER_OTHER,    /**< reader: a format libsndfile knows that is not listed */
+} dsp_audio_container;
+
+/** Sample encoding (libsndfile subtype). */
+typedef enum dsp_audio_subtype {
+    DSP_AUDIO_SUBTYPE_DEFAULT = 0, /**< writer: PCM_16 (Vorbis/Opus: their codec) */
+    DSP_AUDIO_SUBTYPE_PCM_S8,
+    DSP_AUDIO_SUBTYPE_PCM_U8,
+    DSP_AUDIO_SUBTYPE_PCM_16,
+    DSP_AUDIO_SUBTYPE_PCM_24,
+    DSP_AUDIO_SUBTYPE_PCM_32,
+    DSP_AUDIO_SUBTYPE_FLOAT,       /**< 32-bit IEEE float */
+    DSP_AUDIO_SUBTYPE_DOUBLE,      /**< 64-bit IEEE float */
+    DSP_AUDIO_SUBTYPE_ULAW,
+    DSP_AUDIO_SUBTYPE_ALAW,
+    DSP_AUDIO_SUBTYPE_VORBIS,      /**< lossy (reader reports it; writer implies it) */
+    DSP_AUDIO_SUBTYPE_OPUS,
+    DSP_AUDIO_SUBTYPE_OTHER,       /**< reader: anything else libsndfile decodes */
+} dsp_audio_subtype;
+
+/** Byte order of the samples (RAW files; other containers fix their own). */
+typedef enum dsp_audio_endian {
+    DSP_AUDIO_ENDIAN_FILE = 0, /**< the container's default (RAW: little) */
+    DSP_AUDIO_ENDIAN_LITTLE,
+    DSP_AUDIO_ENDIAN_BIG,
+    DSP_AUDIO_ENDIAN_CPU,
+} dsp_audio_endian;
+
+/** The layout of a headerless RAW file, given by the caller. */
+typedef struct dsp_audio_raw_format {
+    int sample_rate_hz;         /**< > 0 */
+    int channels;               /**< 1..DSP_AUDIO_MAX_CHANNELS */
+    dsp_audio_subtype subtype;  /**< PCM_S8/U8/16/24/32, FLOAT, DOUBLE, ULAW, ALAW */
+    dsp_audio_endian endian;
+} dsp_audio_raw_format;
+
+/** What a reader found (constant after open). */
+typedef struct dsp_audio_info {
+    int channels;               /**< interleaved channels per frame */
+    int sample_rate_hz;
+    int64_t n_frames;           /**< frames in the file, or DSP_AUDIO_FRAMES_UNKNOWN */
+    dsp_audio_container container;
+    dsp_audio_subtype subtype;
+    char format[128];           /**< libsndfile's names, e.g. "WAV (Microsoft), Signed 16 bit PCM" */
+} dsp_audio_info;
+
+/* ------------------------------------------------------------------ reader */
+
+/** Opaque streaming reader. */
+typedef struct dsp_audio_reader dsp_audio_reader;
+
+/** Opens `path` for reading ("-" reads standard input).  raw NULL: the format
+ *  is detected from the file's header; raw non-NULL: the file is read as
+ *  headerless samples in that layout (any header bytes become samples).
+ *  On success stores the reader in *out (caller owns it; free with
+ *  dsp_audio_reader_close()) and returns DSP_OK.  On failure *out is NULL and
+ *  the call returns DSP_ERR_INVALID (NULL path, bad raw layout),
+ *  DSP_ERR_IO (missing file, a directory, permission) or DSP_ERR_FORMAT
+ *  (not audio, unknown or corrupt header, truncated data chunk); err->msg
+ *  names the path.  Not real-time safe. */
+int dsp_audio_reader_open(dsp_audio_reader **out, const char *path,
+                          const dsp_audio_raw_format *raw, dsp_error *err);
+
+/** As dsp_audio_reader_open() on an already open descriptor (a pipe, a
+ *  socket, a file).  name is used in messages only.  The descriptor stays
+ *  owned by the caller (it is not closed by dsp_audio_reader_close()). */
+int dsp_audio_reader_open_fd(dsp_audio_reader **out, int fd, const char *name,
+                             const dsp_audio_raw_format *raw, dsp_error *err);
+
+/** The stream's layout.  Never NULL for a valid reader; valid until close. */
+const dsp_audio_info *dsp_audio_reader_info(const dsp_audio_reader *r);
+
+/** Reads up to max_frames interleaved frames into out (room for
+ *  max_frames * channels floats) and stores the count in *n_read; 0 means
+ *  the end of the stream.  Non-finite samples are replaced by 0 and counted.
+ *  Returns DSP_OK, DSP_ERR_INVALID (NULL arguments), DSP_ERR_FORMAT (decoding
+ *  failed, or the stream ended before the n_frames its header announced:
+ *  the file is truncated) or DSP_ERR_IO.  On error *n_read still tells how
+ *  many good frames were stored.  Never allocates. */
+int dsp_audio_reader_read(dsp_audio_reader *r, float *out, size_t max_frames,
+                          size_t *n_read, dsp_error *err);
+
+/** Frames delivered so far. */
+uint64_t dsp_audio_reader_frames_read(const dsp_audio_reader *r);
+
+/** Samples (not frames) replaced by 0 because they were NaN or infinite. */
+uint64_t dsp_audio_reader_nonfinite_count(const dsp_audio_reader *r);
+
+/** Closes the file and frees the reader.  NULL is a no-op. */
+void dsp_audio_reader_close(dsp_audio_reader *r);
+
+/* ------------------------------------------------------------------ writer */
+
+/** What to write. */
+typedef struct dsp_audio_write_format {
+    dsp_audio_container container; /**< AUTO: from the extension ("-": AU) */
+    dsp_audio_subtype subtype;     /**< DEFAULT: PCM_16; ignored (must be DEFAULT
+                                        or the codec) for Vorbis/Opus */
+    dsp_audio_endian endian;       /**< FILE unless writing RAW */
+    int sample_rate_hz;            /**< > 0 */
+    int channels;                  /**< 1..DSP_AUDIO_MAX_CHANNELS */
+    double vbr_quality;            /**< Vorbis/Opus quality 0 (small) .. 1 (best);
+                                        < 0: libsndfile's default */
+} dsp_audio_write_format;
+
+/** Opaque streaming writer. */
+typedef struct dsp_audio_writer dsp_audio_writer;
+
+/** Maps a path's extension (case-insensitive) to a container: .wav -> WAV,
+ *  .rf64, .w64, .aif/.aiff/.aifc -> AIFF, .au/.snd -> AU, .flac,
+ *  .ogg/.oga -> OGG_VORBIS, .opus -> OGG_OPUS, .raw/.pcm -> RAW; "-" -> AU.
+ *  Returns DSP_AUDIO_CONTAINER_AUTO when nothing matches.  Pure. */
+dsp_audio_container dsp_audio_container_from_path(const char *path);
+
+/** Creates (truncates) `path` for writing; "-" writes to standard output
+ *  (which must then be AU or RAW: the others need to seek back to finish
+ *  their header).  On success stores the writer in *out (caller owns it;
+ *  finish with dsp_audio_writer_close()) and returns DSP_OK.  On failure *out
+ *  is NULL and the call returns DSP_ERR_INVALID (unknown extension, bad rate,
+ *  channels or subtype, a combination libsndfile cannot write; err->msg says
+ *  which), DSP_ERR_UNSUPPORTED or DSP_ERR_IO (cannot create the file).
+ *  Allocates one scratch block (DSP_AUDIO_WRITE_BLOCK_FRAMES frames). */
+int dsp_audio_writer_open(dsp_audio_writer **out, const char *path,
+                          const dsp_audio_write_format *fmt, dsp_error *err);
+
+/** As dsp_audio_writer_open() on an open, writable descriptor (a pipe when
+ *  the container is AU or RAW).  name is used in messages and, with an AUTO
+ *  container, for its extension.  The descriptor stays owned by the caller. */
+int dsp_audio_writer_open_fd(dsp_audio_writer **out, int fd, const char *name,
+                             const dsp_audio_write_format *fmt, dsp_error *err);
+
+/** Appends n_frames interleaved frames (n_frames * channels floats).
+ *  Non-finite samples are written as 0 and counted; integer subtypes clip.
+ *  Returns DSP_OK, DSP_ERR_INVALID or DSP_ERR_IO (short write: disk full,
+ *  closed pipe; err->msg has libsndfile's reason).  Never allocates. */
+int dsp_audio_writer_write(dsp_audio_writer *w, const float *in, size_t n_frames,
+                           dsp_error *err);
+
+/** Frames written so far. */
+uint64_t dsp_audio_writer_frames_written(const dsp_audio_writer *w);
+
+/** Samples (not frames) written as 0 because they were NaN or infinite. */
+uint64_t dsp_audio_writer_nonfinite_count(const dsp_audio_writer *w);
+
+/** Finishes the file (libsndfile rewrites the header with the final length),
+ *  closes it and frees the writer, also on failure.  NULL is a no-op returning
+ *  DSP_OK.  Returns DSP_ERR_IO when the close failed (the file is then
+ *  incomplete).  Always call it; it is the only way to get a valid header. */
+int dsp_audio_writer_close(dsp_audio_writer *w, dsp_error *err);
+
+/** Closes and frees the writer and deletes the file it was writing (not for
+ *  "-" or descriptors), for a job that failed half-way: nothing half-written
+ *  is left behind (DESIGN.md §5).  NULL is a no-op. */
+void dsp_audio_writer_abort(dsp_audio_writer *w);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* DSP_AUDIO_FILE_H */

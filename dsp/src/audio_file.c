@@ -1,0 +1,633 @@
+/* Streaming audio file reader and writer on libsndfile (dsp/audio_file.h).
+ *
+ * Design note.  libsndfile does the decoding; this file adds what ssmd needs
+ * on top: one-line errors that name the file, 64-bit frame counts only,
+ * non-finite samples zeroed and counted in both directions, clipping instead
+ * of wrap-around for integer encodings, RF64 auto-downgrade for WAV, and
+ * truncation detection.  libsndfile silently shortens a WAV/AIFF whose data
+ * chunk claims more bytes than the file holds (it only notes "(should be N)"
+ * in its parse log), so open reads that log and refuses such files; for every
+ * other container a stream that ends before the frame count its header
+ * announced is reported by read.
+ */
+#include "dsp/audio_file.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <sndfile.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+struct dsp_audio_reader {
+    SNDFILE *sf;
+    dsp_audio_info info;
+    uint64_t frames_read;
+    uint64_t nonfinite;
+    char name[384];
+};
+
+struct dsp_audio_writer {
+    SNDFILE *sf;
+    int channels;
+    int owns_path;          /* created by path (abort may unlink it) */
+    uint64_t frames_written;
+    uint64_t nonfinite;
+    float *scratch;         /* DSP_AUDIO_WRITE_BLOCK_FRAMES * channels */
+    char *path;             /* full path for abort's unlink (owns_path only) */
+    int format;             /* libsndfile format word */
+    int sample_rate_hz;
+    char name[384];
+};
+
+/* ---------------------------------------------------------------- tables */
+
+static const struct { dsp_audio_container c; int major, sub; } container_map[] = {
+    { DSP_AUDIO_CONTAINER_WAV,        SF_FORMAT_WAV,  0 },
+    { DSP_AUDIO_CONTAINER_WAV,        SF_FORMAT_WAVEX, 0 },
+    { DSP_AUDIO_CONTAINER_RF64,       SF_FORMAT_RF64, 0 },
+    { DSP_AUDIO_CONTAINER_W64,        SF_FORMAT_W64,  0 },
+    { DSP_AUDIO_CONTAINER_AIFF,       SF_FORMAT_AIFF, 0 },
+    { DSP_AUDIO_CONTAINER_AU,         SF_FORMAT_AU,   0 },
+    { DSP_AUDIO_CONTAINER_FLAC,       SF_FORMAT_FLAC, 0 },
+    { DSP_AUDIO_CONTAINER_OGG_VORBIS, SF_FORMAT_OGG,  SF_FORMAT_VORBIS },
+    { DSP_AUDIO_CONTAINER_OGG_OPUS,   SF_FORMAT_OGG,  SF_FORMAT_OPUS },
+    { DSP_AUDIO_CONTAINER_RAW,        SF_FORMAT_RAW,  0 },
+};
+
+static const struct { dsp_audio_subtype s; int sub; const char *name; } subtype_map[] = {
+    { DSP_AUDIO_SUBTYPE_PCM_S8, SF_FORMAT_PCM_S8, "PCM_S8" },
+    { DSP_AUDIO_SUBTYPE_PCM_U8, SF_FORMAT_PCM_U8, "PCM_U8" },
+    { DSP_AUDIO_SUBTYPE_PCM_16, SF_FORMAT_PCM_16, "PCM_16" },
+    { DSP_AUDIO_SUBTYPE_PCM_24, SF_FORMAT_PCM_24, "PCM_24" },
+    { DSP_AUDIO_SUBTYPE_PCM_32, SF_FORMAT_PCM_32, "PCM_32" },
+    { DSP_AUDIO_SUBTYPE_FLOAT,  SF_FORMAT_FLOAT,  "FLOAT" },
+    { DSP_AUDIO_SUBTYPE_DOUBLE, SF_FORMAT_DOUBLE, "DOUBLE" },
+    { DSP_AUDIO_SUBTYPE_ULAW,   SF_FORMAT_ULAW,   "ULAW" },
+    { DSP_AUDIO_SUBTYPE_ALAW,   SF_FORMAT_ALAW,   "ALAW" },
+    { DSP_AUDIO_SUBTYPE_VORBIS, SF_FORMAT_VORBIS, "VORBIS" },
+    { DSP_AUDIO_SUBTYPE_OPUS,   SF_FORMAT_OPUS,   "OPUS" },
+};
+
+static const char *const container_names[] = {
+    [DSP_AUDIO_CONTAINER_AUTO] = "AUTO", [DSP_AUDIO_CONTAINER_WAV] = "WAV",
+    [DSP_AUDIO_CONTAINER_RF64] = "RF64", [DSP_AUDIO_CONTAINER_W64] = "W64",
+    [DSP_AUDIO_CONTAINER_AIFF] = "AIFF", [DSP_AUDIO_CONTAINER_AU] = "AU",
+    [DSP_AUDIO_CONTAINER_FLAC] = "FLAC", [DSP_AUDIO_CONTAINER_OGG_VORBIS] = "Ogg/Vorbis",
+    [DSP_AUDIO_CONTAINER_OGG_OPUS] = "Ogg/Opus", [DSP_AUDIO_CONTAINER_RAW] = "RAW",
+    [DSP_AUDIO_CONTAINER_OTHER] = "other",
+};
+
+static int subtype_to_sf(dsp_audio_subtype s)
+{
+    for (size_t i = 0; i < sizeof subtype_map / sizeof subtype_map[0]; i++)
+        if (subtype_map[i].s == s)
+            return subtype_map[i].sub;
+    return 0;
+}
+
+static const char *subtype_name(dsp_audio_subtype s)
+{
+    for (size_t i = 0; i < sizeof subtype_map / sizeof subtype_map[0]; i++)
+        if (subtype_map[i].s == s)
+            return subtype_map[i].name;
+    return s == DSP_AUDIO_SUBTYPE_DEFAULT ? "DEFAULT" : "unknown";
+}
+
+static int endian_to_sf(dsp_audio_endian e)
+{
+    switch (e) {
+    case DSP_AUDIO_ENDIAN_FILE:   return SF_ENDIAN_FILE;
+    case DSP_AUDIO_ENDIAN_LITTLE: return SF_ENDIAN_LITTLE;
+    case DSP_AUDIO_ENDIAN_BIG:    return SF_ENDIAN_BIG;
+    case DSP_AUDIO_ENDIAN_CPU:    return SF_ENDIAN_CPU;
+    }
+    return -1;
+}
+
+static void describe(dsp_audio_info *info, int format)
+{
+    int major = format & SF_FORMAT_TYPEMASK, sub = format & SF_FORMAT_SUBMASK;
+    info->container = DSP_AUDIO_CONTAINER_OTHER;
+    for (size_t i = 0; i < sizeof container_map / sizeof container_map[0]; i++)
+        if (container_map[i].major == major && (!container_map[i].sub || container_map[i].sub == sub)) {
+            info->container = container_map[i].c;
+            break;
+        }
+    info->subtype = DSP_AUDIO_SUBTYPE_OTHER;
+    for (size_t i = 0; i < sizeof subtype_map / sizeof subtype_map[0]; i++)
+        if (subtype_map[i].sub == sub)
+            info->subtype = subtype_map[i].s;
+    SF_FORMAT_INFO fm = { .format = major }, fs = { .format = sub };
+    const char *mn = sf_command(NULL, SFC_GET_FORMAT_INFO, &fm, sizeof fm) == 0 && fm.name ? fm.name : "unknown container";
+    const char *sn = sf_command(NULL, SFC_GET_FORMAT_INFO, &fs, sizeof fs) == 0 && fs.name ? fs.name : "unknown encoding";
+    snprintf(info->format, sizeof info->format, "%s, %s", mn, sn);
+}
+
+/* dsp_status for a libsndfile error number. */
+static int status_of(int sf_err)
+{
+    switch (sf_err) {
+    case SF_ERR_NO_ERROR:            return DSP_OK;
+    case SF_ERR_SYSTEM:              return DSP_ERR_IO;
+    case SF_ERR_UNSUPPORTED_ENCODING: return DSP_ERR_UNSUPPORTED;
+    default:                         return DSP_ERR_FORMAT;
+    }
+}
+
+static void copy_name(char *dst, size_t cap, const char *name)
+{
+    snprintf(dst, cap, "%s", name ? name : "(unnamed)");
+}
+
+/* Replaces non-finite values by 0; returns how many. */
+static uint64_t zero_nonfinite(float *x, size_t n)
+{
+    uint64_t bad = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(x[i])) {
+            x[i] = 0.0f;
+            bad++;
+        }
+    return bad;
+}
+
+/* ---------------------------------------------------------------- reader */
+
+/* libsndfile's parse log notes "data : 2000 (should be 500)" when a data
+ * chunk (WAV, RF64, W64: "data"; AIFF: "SSND"; AU: "Data Size") is longer
+ * than the file.
+ * Declared sizes 0 and 0xFFFFFFFF are the placeholders streaming writers
+ * leave, not truncation. */
+static int data_chunk_truncated(SNDFILE *sf, long long *declared, long long *actual)
+{
+    char log[8192];
+    log[0] = '\0';
+    sf_command(sf, SFC_GET_LOG_INFO, log, sizeof log);
+    log[sizeof log - 1] = '\0';
+    for (char *line = log; line && *line; ) {
+        char *nl = strchr(line, '\n');
+        if (nl) *nl = '\0';
+        const char *p = line;
+        while (*p == ' ') p++;
+        if ((strncasecmp(p, "data", 4) == 0 || strncmp(p, "SSND", 4) == 0) && strstr(p, "(should be")) {
+            const char *colon = strchr(p, ':');
+            const char *sb = strstr(p, "(should be");
+            long long d = colon ? strtoll(colon + 1, NULL, 0) : -1;
+            long long a = strtoll(sb + 10, NULL, 10);
+            if (d != 0 && d != 0xFFFFFFFFLL && d > a) {
+                *declared = d;
+                *actual = a;
+                return 1;
+            }
+        }
+        line = nl ? nl + 1 : NULL;
+    }
+    return 0;
+}
+
+static int reader_finish_open(dsp_audio_reader **out, SNDFILE *sf, const SF_INFO *si,
+                              const char *name, dsp_error *err)
+{
+    long long declared = 0, actual = 0;
+    if (data_chunk_truncated(sf, &declared, &actual)) {
+        sf_close(sf);
+        return dsp_error_set(err, DSP_ERR_FORMAT,
+                             "%s: truncated file: the data chunk declares %lld bytes but only %lld are present",
+                             name, declared, actual);
+    }
+    if (si->channels < 1 || si->channels > DSP_AUDIO_MAX_CHANNELS || si->samplerate < 1) {
+        sf_close(sf);
+        return dsp_error_set(err, DSP_ERR_FORMAT, "%s: unusable layout: %d channels at %d Hz",
+                             name, si->channels, si->samplerate);
+    }
+    dsp_audio_reader *r = calloc(1, sizeof *r);
+    if (!r) {
+        sf_close(sf);
+        return dsp_error_set(err, DSP_ERR_NOMEM, "%s: out of memory", name);
+    }
+    r->sf = sf;
+    copy_name(r->name, sizeof r->name, name);
+    r->info.channels = si->channels;
+    r->info.sample_rate_hz = si->samplerate;
+    /* libsndfile says SF_COUNT_MAX when the length is unknown (pipes). */
+    r->info.n_frames = (!si->seekable || si->frames < 0 || si->frames == SF_COUNT_MAX)
+                       ? DSP_AUDIO_FRAMES_UNKNOWN : (int64_t)si->frames;
+    describe(&r->info, si->format);
+    *out = r;
+    return DSP_OK;
+}
+
+static int raw_to_sfinfo(SF_INFO *si, const dsp_audio_raw_format *raw, const char *name,
+                         dsp_error *err)
+{
+    int sub = subtype_to_sf(raw->subtype), endian = endian_to_sf(raw->endian);
+    if (raw->sample_rate_hz <= 0)
+        return dsp_error_set(err, DSP_ERR_INVALID, "%s: raw format: sample rate %d Hz must be positive",
+                             name, raw->sample_rate_hz);
+    if (raw->channels < 1 || raw->channels > DSP_AUDIO_MAX_CHANNELS)
+        return dsp_error_set(err, DSP_ERR_INVALID, "%s: raw format: channel count %d is out of range 1..%d",
+                             name, raw->channels, DSP_AUDIO_MAX_CHANNELS);
+    if (!sub || endian < 0)
+        return dsp_error_set(err, DSP_ERR_INVALID, "%s: raw format: unknown %s %d", name,
+                             !sub ? "subtype" : "endianness", !sub ? (int)raw->subtype : (int)raw->endian);
+    memset(si, 0, sizeof *si);
+    si->samplerate = raw->sample_rate_hz;
+    si->channels = raw->channels;
+    si->format = SF_FORMAT_RAW | sub | endian;
+    if (!sf_format_check(si))
+        return dsp_error_set(err, DSP_ERR_INVALID, "%s: raw format: libsndfile cannot read RAW with %s samples",
+                             name, subtype_name(raw->subtype));
+    return DSP_OK;
+}
+
+int dsp_audio_reader_open_fd(dsp_audio_reader **out, int fd, const char *name,
+                             const dsp_audio_raw_format *raw, dsp_error *err)
+{
+    if (!out)
+        return dsp_error_set(err, DSP_ERR_INVALID, "audio reader: out pointer is NULL");
+    *out = NULL;
+    if (!name)
+        name = "(descriptor)";
+    if (fd < 0)
+        return dsp_error_set(err, DSP_ERR_INVALID, "%s: invalid file descriptor %d", name, fd);
+    SF_INFO si;
+    memset(&si, 0, sizeof si);
+    if (raw) {
+        int st = raw_to_sfinfo(&si, raw, name, err);
+        if (st != DSP_OK)
+            return st;
+    }
+    SNDFILE *sf = sf_open_fd(fd, SFM_READ, &si, SF_FALSE);
+    if (!sf) {
+        int e = sf_error(NULL);
+        return dsp_error_set(err, status_of(e) ? status_of(e) : DSP_ERR_FORMAT, "%s: %s", name, sf_strerror(NULL));
+    }
+    return reader_finish_open(out, sf, &si, name, err);
+}
+
+int dsp_audio_reader_open(dsp_audio_reader **out, const char *path,
+                          const dsp_audio_raw_format *raw, dsp_error *err)
+{
+    if (!out)
+        return dsp_error_set(err, DSP_ERR_INVALID, "audio reader: out pointer is NULL");
+    *out = NULL;
+    if (!path || !*path)
+        return dsp_error_set(err, DSP_ERR_INVALID, "audio reader: empty path");
+    if (strcmp(path, "-") == 0)
+        return dsp_audio_reader_open_fd(out, STDIN_FILENO, "-", raw, err);
+    /* libsndfile answers "Format not recognised." for a directory. */
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+        return dsp_error_set(err, DSP_ERR_IO, "%s: is a directory, not an audio file", path);
+    SF_INFO si;
+    memset(&si, 0, sizeof si);
+    if (raw) {
+        int s = raw_to_sfinfo(&si, raw, path, err);
+        if (s != DSP_OK)
+            return s;
+    }
+    SNDFILE *sf = sf_open(path, SFM_READ, &si);
+    if (!sf) {
+        int e = sf_error(NULL);
+        return dsp_error_set(err, status_of(e) ? status_of(e) : DSP_ERR_FORMAT, "%s: %s", path, sf_strerror(NULL));
+    }
+    return reader_finish_open(out, sf, &si, path, err);
+}
+
+const dsp_audio_info *dsp_audio_reader_info(const dsp_audio_reader *r)
+{
+    return r ? &r->info : NULL;
+}
+
+int dsp_audio_reader_read(dsp_audio_reader *r, float *out, size_t max_frames,
+                          size_t *n_read, dsp_error *err)
+{
+    if (n_read)
+        *n_read = 0;
+    if (!r || !n_read || (max_frames && !out))
+        return dsp_error_set(err, DSP_ERR_INVALID, "audio reader: NULL argument");
+    size_t ch = (size_t)r->info.channels;
+    size_t got = 0;
+    while (got < max_frames) {
+        size_t want = max_frames - got;
+        if (want > (size_t)(SF_COUNT_MAX / (sf_count_t)ch))
+            want = (size_t)(SF_COUNT_MAX / (sf_count_t)ch);
+        sf_count_t n = sf_readf_float(r->sf, out + got * ch, (sf_count_t)want);
+        if (n <= 0)
+            break;
+        r->nonfinite += zero_nonfinite(out + got * ch, (size_t)n * ch);
+        got += (size_t)n;
+    }
+    r->frames_read += got;
+    *n_read = got;
+    if (got == max_frames)
+        return DSP_OK;
+    int e = sf_error(r->sf);
+    if (e != SF_ERR_NO_ERROR)
+        return dsp_error_set(err, DSP_ERR_FORMAT, "%s: read failed after %llu frames: %s", r->name,
+                             (unsigned long long)r->frames_read, sf_strerror(r->sf));
+    if (r->info.n_frames != DSP_AUDIO_FRAMES_UNKNOWN && r->frames_read < (uint64_t)r->info.n_frames)
+        return dsp_error_set(err, DSP_ERR_FORMAT,
+                             "%s: truncated file: the header announces %lld frames but the data ends after %llu",
+                             r->name, (long long)r->info.n_frames, (unsigned long long)r->frames_read);
+    return DSP_OK;
+}
+
+uint64_t dsp_audio_reader_frames_read(const dsp_audio_reader *r) { return r ? r->frames_read : 0; }
+uint64_t dsp_audio_reader_nonfinite_count(const dsp_audio_reader *r) { return r ? r->nonfinite : 0; }
+
+void dsp_audio_reader_close(dsp_audio_reader *r)
+{
+    if (!r)
+        return;
+    sf_close(r->sf);
+    free(r);
+}
+
+/* ---------------------------------------------------------------- writer */
+
+dsp_audio_container dsp_audio_container_from_path(const char *path)
+{
+    static const struct { const char *ext; dsp_audio_container c; } exts[] = {
+        { "wav", DSP_AUDIO_CONTAINER_WAV },   { "rf64", DSP_AUDIO_CONTAINER_RF64 },
+        { "w64", DSP_AUDIO_CONTAINER_W64 },   { "aif", DSP_AUDIO_CONTAINER_AIFF },
+        { "aiff", DSP_AUDIO_CONTAINER_AIFF }, { "aifc", DSP_AUDIO_CONTAINER_AIFF },
+        { "au", DSP_AUDIO_CONTAINER_AU },     { "snd", DSP_AUDIO_CONTAINER_AU },
+        { "flac", DSP_AUDIO_CONTAINER_FLAC }, { "ogg", DSP_AUDIO_CONTAINER_OGG_VORBIS },
+        { "oga", DSP_AUDIO_CONTAINER_OGG_VORBIS }, { "opus", DSP_AUDIO_CONTAINER_OGG_OPUS },
+        { "raw", DSP_AUDIO_CONTAINER_RAW },   { "pcm", DSP_AUDIO_CONTAINER_RAW },
+    };
+    if (!path)
+        return DSP_AUDIO_CONTAINER_AUTO;
+    if (strcmp(path, "-") == 0)
+        return DSP_AUDIO_CONTAINER_AU;
+    const char *slash = strrchr(path, '/');
+    const char *dot = strrchr(slash ? slash + 1 : path, '.');
+    if (!dot || !dot[1])
+        return DSP_AUDIO_CONTAINER_AUTO;
+    char ext[8];
+    size_t n = strlen(dot + 1);
+    if (n >= sizeof ext)
+        return DSP_AUDIO_CONTAINER_AUTO;
+    for (size_t i = 0; i <= n; i++)
+        ext[i] = (char)tolower((unsigned char)dot[1 + i]);
+    for (size_t i = 0; i < sizeof exts / sizeof exts[0]; i++)
+        if (strcmp(ext, exts[i].ext) == 0)
+            return exts[i].c;
+    return DSP_AUDIO_CONTAINER_AUTO;
+}
+
+/* Fills si from fmt; validates.  pipe: the descriptor cannot seek. */
+static int write_sfinfo(SF_INFO *si, dsp_audio_container *cont, const dsp_audio_write_format *fmt,
+                        const char *name, int pipe, dsp_error *err)
+{
+    dsp_audio_container c = fmt->container;
+    if (c == DSP_AUDIO_CONTAINER_AUTO)
+        c = dsp_audio_container_from_path(name);
+    if (c == DSP_AUDIO_CONTAINER_AUTO)
+        return dsp_error_set(err, DSP_ERR_INVALID,
+                             "%s: cannot tell the audio format from the file name "
+                             "(use .wav .flac .ogg .opus .au .aiff .w64 .rf64 .raw)", name);
+    if ((int)c < DSP_AUDIO_CONTAINER_WAV || (int)c > DSP_AUDIO_CONTAINER_RAW)
+        return dsp_error_set(err, DSP_ERR_INVALID, "%s: unknown container %d", name, (int)c);
+    if (fmt->sample_rate_hz <= 0)
+        return dsp_error_set(err, DSP_ERR_INVALID, "%s: sample rate %d Hz must be positive",
+                             name, fmt->sample_rate_hz);
+    if (fmt->channels < 1 || fmt->channels > DSP_AUDIO_MAX_CHANNELS)
+        return dsp_error_set(err, DSP_ERR_INVALID, "%s: channel count %d is out of range 1..%d",
+                             name, fmt->channels, DSP_AUDIO_MAX_CHANNELS);
+    if (pipe && c != DSP_AUDIO_CONTAINER_AU && c != DSP_AUDIO_CONTAINER_RAW)
+        return dsp_error_set(err, DSP_ERR_INVALID,
+                             "%s: %s cannot be written to a pipe (its header needs seeking); use AU or RAW",
+                             name, container_names[c]);
+    int major = 0, sub = 0;
+    for (size_t i = 0; i < sizeof container_map / sizeof container_map[0]; i++)
+        if (container_map[i].c == c) {
+            major = container_map[i].major;
+            sub = container_map[i].sub;
+            break;
+        }
+    if (c == DSP_AUDIO_CONTAINER_WAV)
+        major = SF_FORMAT_RF64; /* downgraded to WAV on close when small enough */
+    dsp_audio_subtype s = fmt->subtype;
+    if (sub) { /* codec containers: the codec is the subtype */
+        if (s != DSP_AUDIO_SUBTYPE_DEFAULT && subtype_to_sf(s) != sub)
+            return dsp_error_set(err, DSP_ERR_INVALID, "%s: %s does not take subtype %s", name,
+                                 container_names[c], subtype_name(s));
+    } else {
+        if (s == DSP_AUDIO_SUBTYPE_DEFAULT)
+            s = DSP_AUDIO_SUBTYPE_PCM_16;
+        sub = subtype_to_sf(s);
+        if (!sub || s == DSP_AUDIO_SUBTYPE_VORBIS || s == DSP_AUDIO_SUBTYPE_OPUS)
+            return dsp_error_set(err, DSP_ERR_INVALID, "%s: %s cannot hold subtype %s", name,
+                                 container_names[c], subtype_name(s));
+    }
+    int endian = endian_to_sf(fmt->endian);
+    if (endian < 0)
+        return dsp_error_set(err, DSP_ERR_INVALID, "%s: unknown endianness %d", name, (int)fmt->endian);
+    memset(si, 0, sizeof *si);
+    si->samplerate = fmt->sample_rate_hz;
+    si->channels = fmt->channels;
+    si->format = major | sub | endian;
+    if (!sf_format_check(si))
+        return dsp_error_set(err, DSP_ERR_INVALID,
+                             "%s: libsndfile cannot write %s with %s samples, %d channels at %d Hz",
+                             name, container_names[c], subtype_name(s), fmt->channels, fmt->sample_rate_hz);
+    *cont = c;
+    return DSP_OK;
+}
+
+static int is_integer_subtype(int format)
+{
+    switch (format & SF_FORMAT_SUBMASK) {
+    case SF_FORMAT_PCM_S8: case SF_FORMAT_PCM_U8: case SF_FORMAT_PCM_16:
+    case SF_FORMAT_PCM_24: case SF_FORMAT_PCM_32:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+static int writer_finish_open(dsp_audio_writer **out, SNDFILE *sf, const SF_INFO *si,
+                              dsp_audio_container c, const dsp_audio_write_format *fmt,
+                              const char *name, int owns_path, dsp_error *err)
+{
+    if (c == DSP_AUDIO_CONTAINER_WAV)
+        sf_command(sf, SFC_RF64_AUTO_DOWNGRADE, NULL, SF_TRUE);
+    /* libsndfile wraps integer overflow around unless asked to clip. */
+    if (is_integer_subtype(si->format))
+        sf_command(sf, SFC_SET_CLIPPING, NULL, SF_TRUE);
+    if (fmt->vbr_quality >= 0 && (c == DSP_AUDIO_CONTAINER_OGG_VORBIS || c == DSP_AUDIO_CONTAINER_OGG_OPUS)) {
+        double q = fmt->vbr_quality > 1.0 ? 1.0 : fmt->vbr_quality;
+        sf_command(sf, SFC_SET_VBR_ENCODING_QUALITY, &q, sizeof q);
+    }
+    dsp_audio_writer *w = calloc(1, sizeof *w);
+    float *scratch = calloc((size_t)DSP_AUDIO_WRITE_BLOCK_FRAMES * (size_t)si->channels, sizeof *scratch);
+    char *path = owns_path ? strdup(name) : NULL;
+    if (!w || !scratch || (owns_path && !path)) {
+        free(w);
+        free(scratch);
+        free(path);
+        sf_close(sf);
+        if (owns_path)
+            unlink(name);
+        return dsp_error_set(err, DSP_ERR_NOMEM, "%s: out of memory", name);
+    }
+    w->sf = sf;
+    w->channels = si->channels;
+    w->owns_path = owns_path;
+    w->scratch = scratch;
+    w->path = path;
+    w->format = si->format;
+    w->sample_rate_hz = si->samplerate;
+    copy_name(w->name, sizeof w->name, name);
+    *out = w;
+    return DSP_OK;
+}
+
+int dsp_audio_writer_open_fd(dsp_audio_writer **out, int fd, const char *name,
+                             const dsp_audio_write_format *fmt, dsp_error *err)
+{
+    if (!out)
+        return dsp_error_set(err, DSP_ERR_INVALID, "audio writer: out pointer is NULL");
+    *out = NULL;
+    if (!name)
+        name = "(descriptor)";
+    if (!fmt)
+        return dsp_error_set(err, DSP_ERR_INVALID, "%s: no output format given", name);
+    if (fd < 0)
+        return dsp_error_set(err, DSP_ERR_INVALID, "%s: invalid file descriptor %d", name, fd);
+    int pipe = lseek(fd, 0, SEEK_CUR) < 0;
+    dsp_audio_write_format f = *fmt;
+    if (f.container == DSP_AUDIO_CONTAINER_AUTO && strcmp(name, "-") == 0)
+        f.container = DSP_AUDIO_CONTAINER_AU;
+    SF_INFO si;
+    dsp_audio_container c;
+    int st = write_sfinfo(&si, &c, &f, name, pipe, err);
+    if (st != DSP_OK)
+        return st;
+    SNDFILE *sf = sf_open_fd(fd, SFM_WRITE, &si, SF_FALSE);
+    if (!sf) {
+        int e = sf_error(NULL);
+        return dsp_error_set(err, status_of(e) ? status_of(e) : DSP_ERR_IO, "%s: %s", name, sf_strerror(NULL));
+    }
+    return writer_finish_open(out, sf, &si, c, &f, name, 0, err);
+}
+
+int dsp_audio_writer_open(dsp_audio_writer **out, const char *path,
+                          const dsp_audio_write_format *fmt, dsp_error *err)
+{
+    if (!out)
+        return dsp_error_set(err, DSP_ERR_INVALID, "audio writer: out pointer is NULL");
+    *out = NULL;
+    if (!path || !*path)
+        return dsp_error_set(err, DSP_ERR_INVALID, "audio writer: empty path");
+    if (strcmp(path, "-") == 0)
+        return dsp_audio_writer_open_fd(out, STDOUT_FILENO, "-", fmt, err);
+    if (!fmt)
+        return dsp_error_set(err, DSP_ERR_INVALID, "%s: no output format given", path);
+    SF_INFO si;
+    dsp_audio_container c;
+    int st = write_sfinfo(&si, &c, fmt, path, 0, err);
+    if (st != DSP_OK)
+        return st;
+    struct stat sb;
+    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
+        return dsp_error_set(err, DSP_ERR_IO, "%s: is a directory", path);
+    SNDFILE *sf = sf_open(path, SFM_WRITE, &si);
+    if (!sf) {
+        int e = sf_error(NULL);
+        return dsp_error_set(err, status_of(e) ? status_of(e) : DSP_ERR_IO, "%s: %s", path, sf_strerror(NULL));
+    }
+    return writer_finish_open(out, sf, &si, c, fmt, path, 1, err);
+}
+
+int dsp_audio_writer_write(dsp_audio_writer *w, const float *in, size_t n_frames, dsp_error *err)
+{
+    if (!w || (n_frames && !in))
+        return dsp_error_set(err, DSP_ERR_INVALID, "audio writer: NULL argument");
+    size_t ch = (size_t)w->channels;
+    size_t done = 0;
+    while (done < n_frames) {
+        size_t n = n_frames - done;
+        if (n > DSP_AUDIO_WRITE_BLOCK_FRAMES)
+            n = DSP_AUDIO_WRITE_BLOCK_FRAMES;
+        memcpy(w->scratch, in + done * ch, n * ch * sizeof *in);
+        w->nonfinite += zero_nonfinite(w->scratch, n * ch);
+        sf_count_t put = sf_writef_float(w->sf, w->scratch, (sf_count_t)n);
+        if (put > 0)
+            w->frames_written += (uint64_t)put;
+        if (put != (sf_count_t)n) {
+            const char *why = sf_error(w->sf) ? sf_strerror(w->sf) : strerror(errno);
+            return dsp_error_set(err, DSP_ERR_IO, "%s: write failed after %llu frames: %s", w->name,
+                                 (unsigned long long)w->frames_written, why);
+        }
+        done += n;
+    }
+    return DSP_OK;
+}
+
+uint64_t dsp_audio_writer_frames_written(const dsp_audio_writer *w) { return w ? w->frames_written : 0; }
+uint64_t dsp_audio_writer_nonfinite_count(const dsp_audio_writer *w) { return w ? w->nonfinite : 0; }
+
+/* libsndfile starts its FLAC encoder on the first write, so a FLAC file with
+ * no frames comes out as 0 bytes, which nothing can read.  Write the smallest
+ * valid FLAC instead: the "fLaC" marker and a last STREAMINFO block
+ * (https://xiph.org/flac/format.html#metadata_block_streaminfo) with block
+ * sizes 4096, unknown frame sizes, total samples 0 (= unknown) and no MD5. */
+static int write_empty_flac(const dsp_audio_writer *w)
+{
+    int bits = 16;
+    switch (w->format & SF_FORMAT_SUBMASK) {
+    case SF_FORMAT_PCM_S8: bits = 8; break;
+    case SF_FORMAT_PCM_24: bits = 24; break;
+    default: break;
+    }
+    uint8_t b[42] = { 'f', 'L', 'a', 'C', 0x80, 0, 0, 34, 0x10, 0x00, 0x10, 0x00 };
+    uint64_t v = ((uint64_t)w->sample_rate_hz << 44) | ((uint64_t)(w->channels - 1) << 41) |
+                 ((uint64_t)(bits - 1) << 36);
+    for (int i = 0; i < 8; i++)
+        b[18 + i] = (uint8_t)(v >> (56 - 8 * i));
+    FILE *fp = fopen(w->path, "wb");
+    if (!fp)
+        return -1;
+    size_t put = fwrite(b, 1, sizeof b, fp);
+    return (fclose(fp) == 0 && put == sizeof b) ? 0 : -1;
+}
+
+int dsp_audio_writer_close(dsp_audio_writer *w, dsp_error *err)
+{
+    if (!w)
+        return DSP_OK;
+    int status = DSP_OK;
+    int prior = sf_error(w->sf);
+    int e = sf_close(w->sf);
+    if (e != 0 || prior != 0)
+        status = dsp_error_set(err, DSP_ERR_IO, "%s: closing failed, the file is incomplete: %s",
+                               w->name, sf_error_number(e ? e : prior));
+    else if (w->frames_written == 0 && (w->format & SF_FORMAT_TYPEMASK) == SF_FORMAT_FLAC &&
+             w->owns_path && write_empty_flac(w) != 0)
+        status = dsp_error_set(err, DSP_ERR_IO, "%s: cannot write the empty FLAC header: %s",
+                               w->name, strerror(errno));
+    free(w->path);
+    free(w->scratch);
+    free(w);
+    return status;
+}
+
+void dsp_audio_writer_abort(dsp_audio_writer *w)
+{
+    if (!w)
+        return;
+    sf_close(w->sf);
+    if (w->owns_path)
+        unlink(w->path);
+    free(w->path);
+    free(w->scratch);
+    free(w);
+}
