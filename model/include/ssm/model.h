@@ -1,0 +1,229 @@
+/* ssm/model.h — a Mamba-1 selective state-space model: load once, then step
+ * any number of independent streams frame by frame with constant memory.
+ *
+ * Three kinds of object (STYLE.md 2-3):
+ *  - ssm_model   the weights, read-only after ssm_model_load; shared by every
+ *                thread and stream; must outlive its states and runners.
+ *  - ssm_state   one stream's recurrent state (per layer a conv_state
+ *                {d_inner, d_conv} and an ssm_state {d_inner, d_state}, fp32),
+ *                of fixed size ssm_state_bytes(); reset, snapshot, restore.
+ *  - ssm_runner  scratch memory for computing: sized at create for a maximum
+ *                batch (step) and chunk length (forward) in one allocation;
+ *                ssm_step / ssm_forward never allocate.
+ * Thread safety: functions taking a const ssm_model* may run concurrently.
+ * A runner, and each state, is used by one thread at a time (several threads
+ * each with their own runner may step disjoint sets of states at once).
+ *
+ * Math (DESIGN.md §4; mamba_ssm modules/mamba_simple.py Mamba.step): for a
+ * frame input u the residual r = embedding[token] or frontend.proj·u + bias;
+ * per layer h = RMSNorm(r)·norm, [x|z] = in_proj·h, causal depthwise conv of
+ * the last d_conv x + bias then SiLU, [δ|B|C] = x_proj·x,
+ * Δ = softplus(dt_proj·δ + dt_bias), h_ssm ← exp(Δ·A)⊙h_ssm + (Δ·x)⊗B,
+ * y = h_ssm·C + D⊙x, y ← y⊙SiLU(z), r ← r + out_proj·y; then
+ * h_f = RMSNorm(r)·norm_f feeds the heads.  Compute is fp32 whatever the
+ * storage dtype of the file.
+ *
+ * Errors: every function returning int returns SSM_OK (0) or a negative
+ * ssm_status (ssm/status.h).  Nothing aborts on bad input.
+ */
+#ifndef SSM_MODEL_H
+#define SSM_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ssm/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct ssm_model ssm_model;
+typedef struct ssm_state ssm_state;
+typedef struct ssm_runner ssm_runner;
+
+/* ---- model ------------------------------------------------------------ */
+
+/** What a frame input is (ssm_model_input). */
+enum {
+    SSM_MODEL_INPUT_TOKENS   = 0, /**< one int32 token id in [0, vocab_size) per frame */
+    SSM_MODEL_INPUT_FEATURES = 1, /**< n_features floats per frame */
+};
+
+/** Output heads present in a model (bitmask, ssm_model_heads). */
+enum {
+    SSM_MODEL_HEAD_MASK      = 1u << 0, /**< {n_mask} gains in (0,1): sigmoid(W h_f + b) */
+    SSM_MODEL_HEAD_VAD       = 1u << 1, /**< {1} speech probability: sigmoid(w·h_f + b) */
+    SSM_MODEL_HEAD_LM        = 1u << 2, /**< {vocab_size} logits: lm_head·h_f */
+    SSM_MODEL_HEAD_EMBEDDING = 1u << 3, /**< {d_model} h_f itself; always present */
+};
+
+/** Load options; NULL means all defaults. */
+typedef struct ssm_model_options {
+    /** Compute backend: 0 = CPU (the only one built today); another value
+     *  fails with SSM_ERR_BACKEND. */
+    int backend;
+} ssm_model_options;
+
+/** Maps and validates the model file at path (safetensors, docs/model-format.md)
+ *  and prepares it for compute.  On success *out owns everything and must be
+ *  released with ssm_model_free.  On failure returns SSM_ERR_IO / _FORMAT /
+ *  _MODEL / _NOMEM / _BACKEND, sets *out = NULL and, when err is not NULL,
+ *  writes one line naming the file, the tensor and the reason.
+ *  Not real-time safe (reads files, allocates).  Thread-safe. */
+int ssm_model_load(const char *path, const ssm_model_options *opts,
+                   ssm_model **out, ssm_error *err);
+
+/** Releases a model; NULL is a no-op.  Every state and runner created from it
+ *  must already be destroyed (or no longer used). */
+void ssm_model_free(ssm_model *model);
+
+/** Hyper-parameters (all >= 1 except where noted). */
+int ssm_model_d_model(const ssm_model *model);   /**< width of the residual stream */
+int ssm_model_n_layer(const ssm_model *model);
+int ssm_model_d_inner(const ssm_model *model);   /**< channels inside a mixer (expand·d_model) */
+int ssm_model_d_state(const ssm_model *model);   /**< SSM state size per channel (N) */
+int ssm_model_d_conv(const ssm_model *model);    /**< causal conv width (frames) */
+int ssm_model_dt_rank(const ssm_model *model);
+/** SSM_MODEL_INPUT_TOKENS or SSM_MODEL_INPUT_FEATURES. */
+int ssm_model_input(const ssm_model *model);
+/** Floats per frame for feature input; 0 for token input. */
+int ssm_model_n_features(const ssm_model *model);
+/** Token vocabulary (token input and/or LM head); 0 when unused. */
+int ssm_model_vocab_size(const ssm_model *model);
+/** SSM_MODEL_HEAD_* bits present (EMBEDDING always set). */
+unsigned ssm_model_heads(const ssm_model *model);
+/** Outputs of the mask head; 0 without one. */
+int ssm_model_n_mask(const ssm_model *model);
+/** Value of a __metadata__ key of the file (e.g. "frontend.n_fft"), or NULL
+ *  when absent.  The string lives as long as the model. */
+const char *ssm_model_meta(const ssm_model *model, const char *key);
+/** 64-bit FNV-1a hash of the model file: identifies the model in snapshots. */
+uint64_t ssm_model_hash(const ssm_model *model);
+
+/* ---- per-stream state ---------------------------------------------------- */
+
+/** Bytes of one stream's state as stored and as snapshotted:
+ *  n_layer·d_inner·(d_conv + d_state)·4 plus a 64-byte header.  This is the
+ *  figure "memory per stream"; it never grows with the stream's length. */
+size_t ssm_state_bytes(const ssm_model *model);
+
+/** Allocates a zeroed state (the state of a stream that has seen nothing).
+ *  Returns SSM_OK, SSM_ERR_INVALID (model NULL) or SSM_ERR_NOMEM.
+ *  Not real-time safe (allocates). */
+int ssm_state_create(const ssm_model *model, ssm_state **out);
+
+/** Bytes ssm_state_init needs at mem (a 64-byte aligned address). */
+size_t ssm_state_size(const ssm_model *model);
+
+/** Places a zeroed state in caller-owned memory mem of size bytes (>=
+ *  ssm_state_size(model), 64-byte aligned).  Returns the state (which is just
+ *  mem, typed) or NULL when mem is NULL, misaligned or too small.  The caller
+ *  frees mem; ssm_state_destroy on such a state does nothing.  RT safe. */
+ssm_state *ssm_state_init(const ssm_model *model, void *mem, size_t size);
+
+/** Releases a state from ssm_state_create; NULL is a no-op. */
+void ssm_state_destroy(ssm_state *state);
+
+/** Zeroes the state (as after create) and its statistics.  RT safe. */
+void ssm_state_reset(ssm_state *state);
+
+/** Counters kept per state since create/init/reset (ssm_state_stats). */
+typedef struct ssm_state_stats {
+    uint64_t n_frames;           /**< frames stepped or forwarded */
+    uint64_t n_nonfinite_inputs; /**< input values that were NaN/Inf and were zeroed */
+    uint64_t n_resets;           /**< times the state went non-finite and was reset */
+} ssm_state_stats;
+
+/** Copies the state's counters to *out.  RT safe. */
+void ssm_state_stats_get(const ssm_state *state, ssm_state_stats *out);
+
+/** Serialises the state to buf (size bytes, >= ssm_state_bytes(model)):
+ *  a 64-byte header (magic "SSMDSTAT", format version, model hash, n_layer,
+ *  d_inner, d_conv, d_state, payload checksum) then the fp32 payload in host
+ *  byte order.  *written (may be NULL) receives the byte count.  Returns
+ *  SSM_OK or SSM_ERR_INVALID (buffer too small).  RT safe. */
+int ssm_state_snapshot(const ssm_state *state, void *buf, size_t size, size_t *written);
+
+/** Replaces the state with a snapshot.  Refuses, leaving the state untouched:
+ *  a snapshot of another model (hash), format version or geometry with
+ *  SSM_ERR_MISMATCH; a truncated buffer, bad magic, checksum error or
+ *  non-finite value with SSM_ERR_INVALID.  Counters are reset.  RT safe. */
+int ssm_state_restore(ssm_state *state, const void *buf, size_t size);
+
+/* ---- compute ------------------------------------------------------------- */
+
+/** Runner options. */
+enum {
+    /** Compute step projections with BLAS sgemm: faster at large batches, but
+     *  a stream's last bits then depend on its batch.  Default (0): the
+     *  batch-invariant kernel, where a stream gives bit-identical results
+     *  alone or in any batch. */
+    SSM_RUNNER_BLAS_STEP = 1u << 0,
+};
+
+/** Creates scratch memory for steps of up to max_batch streams and forwards
+ *  of up to max_chunk frames (both >= 1), in one overflow-checked 64-byte
+ *  aligned allocation.  Returns SSM_OK, SSM_ERR_INVALID or SSM_ERR_NOMEM
+ *  (with a line in err).  Not real-time safe. */
+int ssm_runner_create(const ssm_model *model, int max_batch, int max_chunk,
+                      unsigned flags, ssm_runner **out, ssm_error *err);
+
+/** Releases a runner; NULL is a no-op. */
+void ssm_runner_destroy(ssm_runner *runner);
+
+/** Bytes the runner allocated (for memory reports). */
+size_t ssm_runner_bytes(const ssm_runner *runner);
+
+/** Where results go: one caller buffer per head, NULL to skip a head (a
+ *  requested head the model lacks is SSM_ERR_INVALID).  Rows are streams
+ *  (ssm_step) or frames (ssm_forward); n_rows below is B or T. */
+typedef struct ssm_outputs {
+    float *mask;      /**< {n_rows, n_mask} */
+    float *vad;       /**< {n_rows} */
+    float *logits;    /**< {n_rows, vocab_size} */
+    float *embedding; /**< {n_rows, d_model}: h_f */
+} ssm_outputs;
+
+/** Per-stream (step) or per-call (forward) report bits. */
+enum {
+    SSM_FLAG_NONFINITE_INPUT = 1u << 0, /**< non-finite input values were zeroed */
+    SSM_FLAG_RESET           = 1u << 1, /**< the state went non-finite and was reset */
+};
+
+/** Advances n_streams independent streams by one frame each.
+ *  states {n_streams}: distinct states of this model.  Input (by the model's
+ *  input kind, the other pointer is ignored): features {n_streams,
+ *  n_features} or tokens {n_streams} (each in [0, vocab_size)).
+ *  Non-finite feature values are replaced by 0 and counted in the stream's
+ *  stats.  After the step each stream's residual is checked: a stream whose
+ *  state became non-finite is reset to zero, its output rows are set to 0 and
+ *  it is reported; the other streams are unaffected.
+ *  flags {n_streams} or NULL receives SSM_FLAG_* bits per stream.
+ *  Returns SSM_OK; SSM_ERR_NONFINITE when at least one stream was reset (all
+ *  outputs are still written); SSM_ERR_INVALID (n_streams outside
+ *  [1, max_batch], NULL state, token out of range, missing input or head),
+ *  in which case no state was touched.
+ *  Real-time safe: no allocation, lock or I/O (with OPENBLAS_NUM_THREADS=1
+ *  when SSM_RUNNER_BLAS_STEP is set). */
+int ssm_step(ssm_runner *runner, ssm_state *const *states, int n_streams,
+             const float *features, const int32_t *tokens,
+             const ssm_outputs *out, unsigned *flags);
+
+/** Runs n_frames consecutive frames of one stream, carrying its state: the
+ *  result equals n_frames calls of ssm_step (relative error <= 1e-5; the
+ *  projections run as sgemm over the chunk, layer by layer).  Inputs are
+ *  features {n_frames, n_features} or tokens {n_frames}; outputs have
+ *  n_frames rows.  Non-finite inputs are zeroed and counted; if the state
+ *  becomes non-finite it is reset, the chunk's outputs are set to 0 and
+ *  SSM_ERR_NONFINITE is returned.  n_frames in [1, max_chunk], else
+ *  SSM_ERR_INVALID (state untouched).  *flags (may be NULL) receives
+ *  SSM_FLAG_* bits.  No allocation; uses the BLAS library's threads. */
+int ssm_forward(ssm_runner *runner, ssm_state *state, int n_frames,
+                const float *features, const int32_t *tokens,
+                const ssm_outputs *out, unsigned *flags);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* SSM_MODEL_H */

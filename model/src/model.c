@@ -1,0 +1,637 @@
+/* Mamba-1 compute on top of the loaded weights (weights.h) and kernels/.
+ *
+ * Design notes.
+ *  - A state is one block: a 64-byte header (owner model, counters) then the
+ *    fp32 payload, per layer conv_state {d_inner, d_conv} followed by
+ *    ssm_state {d_inner, d_state}.  Snapshots are a separate 64-byte header
+ *    (magic, version, model hash, geometry, checksum) plus the same payload.
+ *  - ssm_step runs every projection of the batch through ssm_linear_f32,
+ *    whose per-element summation order does not depend on the batch, so a
+ *    stream's bits do not depend on which streams share its batch; with
+ *    SSM_RUNNER_BLAS_STEP the projections go to sgemm instead.
+ *  - ssm_forward processes a chunk layer by layer: the projections of all T
+ *    frames are one sgemm each, only the conv and the scan walk the frames;
+ *    they are the same kernels as the step, called with one row at a time.
+ *  - Non-finite states are detected on the residual after the last layer:
+ *    NaN/Inf in any conv or SSM state reaches r through y and out_proj
+ *    (x·0 of an Inf is still NaN), so one pass over d_model values per stream
+ *    replaces a pass over the whole state.
+ */
+#include "ssm/model.h"
+
+#include <math.h>
+#include <stdalign.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/ssm_kernels.h"
+#include "weights.h"
+
+_Static_assert(SSM_MODEL_INPUT_TOKENS == (int)SSM_INPUT_TOKENS, "input kinds");
+_Static_assert(SSM_MODEL_INPUT_FEATURES == (int)SSM_INPUT_FEATURES, "input kinds");
+_Static_assert((unsigned)SSM_MODEL_HEAD_MASK == (unsigned)SSM_HEAD_MASK && (unsigned)SSM_MODEL_HEAD_VAD == (unsigned)SSM_HEAD_VAD &&
+               (unsigned)SSM_MODEL_HEAD_LM == (unsigned)SSM_HEAD_LM && (unsigned)SSM_MODEL_HEAD_EMBEDDING == (unsigned)SSM_HEAD_EMBEDDING,
+               "head bits");
+
+#define ALIGN 64u
+#define STATE_HEADER 64u
+#define SNAP_HEADER 64u
+#define SNAP_VERSION 1u
+static const char k_snap_magic[8] = {'S', 'S', 'M', 'D', 'S', 'T', 'A', 'T'};
+
+struct ssm_model {
+    ssm_weights *w;
+    ssm_config cfg;
+    size_t state_floats; /* n_layer·d_inner·(d_conv + d_state) */
+};
+
+struct ssm_state {
+    alignas(64) const ssm_model *model;
+    uint32_t owned; /* 1 when from ssm_state_create */
+    uint32_t pad_;
+    ssm_state_stats stats;
+    unsigned char reserved[STATE_HEADER - sizeof(void *) - 8 - sizeof(ssm_state_stats)];
+};
+_Static_assert(sizeof(struct ssm_state) == STATE_HEADER, "state header size");
+
+typedef struct snap_header {
+    char magic[8];
+    uint32_t version;
+    uint32_t header_bytes;
+    uint64_t model_hash;
+    uint32_t n_layer, d_inner, d_conv, d_state;
+    uint64_t payload_bytes;
+    uint64_t checksum; /* FNV-1a 64 of the payload */
+    unsigned char reserved[SNAP_HEADER - 56];
+} snap_header;
+_Static_assert(sizeof(snap_header) == SNAP_HEADER, "snapshot header size");
+
+static float *state_data(ssm_state *s)
+{
+    return (float *)((unsigned char *)s + STATE_HEADER);
+}
+
+static const float *state_cdata(const ssm_state *s)
+{
+    return (const float *)((const unsigned char *)s + STATE_HEADER);
+}
+
+/* ---- model ------------------------------------------------------------ */
+
+int ssm_model_load(const char *path, const ssm_model_options *opts,
+                   ssm_model **out, ssm_error *err)
+{
+    if (!out)
+        return ssm_error_set(err, SSM_ERR_INVALID, "ssm_model_load: out is NULL");
+    *out = NULL;
+    if (!path)
+        return ssm_error_set(err, SSM_ERR_INVALID, "ssm_model_load: path is NULL");
+    if (opts && opts->backend != 0)
+        return ssm_error_set(err, SSM_ERR_BACKEND, "%s: backend %d is not built (only 0 = CPU)",
+                             path, opts->backend);
+    ssm_weights *w = NULL;
+    int rc = ssm_weights_load(path, &w, err);
+    if (rc < 0)
+        return rc;
+    ssm_model *m = calloc(1, sizeof *m);
+    if (!m) {
+        ssm_weights_free(w);
+        return ssm_error_set(err, SSM_ERR_NOMEM, "%s: out of memory", path);
+    }
+    m->w = w;
+    m->cfg = w->cfg;
+    const ssm_config *c = &m->cfg;
+    /* The loader validated sizes; recheck the products used for memory. */
+    size_t per = (size_t)c->d_inner * ((size_t)c->d_conv + (size_t)c->d_state);
+    if (c->n_layer <= 0 || c->d_inner <= 0 || per / (size_t)c->d_inner != (size_t)c->d_conv + c->d_state ||
+        per > SIZE_MAX / 4 / (size_t)c->n_layer) {
+        ssm_model_free(m);
+        return ssm_error_set(err, SSM_ERR_MODEL, "%s: state size overflows", path);
+    }
+    m->state_floats = per * (size_t)c->n_layer;
+    *out = m;
+    return SSM_OK;
+}
+
+void ssm_model_free(ssm_model *model)
+{
+    if (!model)
+        return;
+    ssm_weights_free(model->w);
+    free(model);
+}
+
+int ssm_model_d_model(const ssm_model *m) { return m->cfg.d_model; }
+int ssm_model_n_layer(const ssm_model *m) { return m->cfg.n_layer; }
+int ssm_model_d_inner(const ssm_model *m) { return m->cfg.d_inner; }
+int ssm_model_d_state(const ssm_model *m) { return m->cfg.d_state; }
+int ssm_model_d_conv(const ssm_model *m) { return m->cfg.d_conv; }
+int ssm_model_dt_rank(const ssm_model *m) { return m->cfg.dt_rank; }
+int ssm_model_input(const ssm_model *m) { return (int)m->cfg.input; }
+int ssm_model_n_features(const ssm_model *m)
+{
+    return m->cfg.input == SSM_INPUT_FEATURES ? m->cfg.n_features : 0;
+}
+int ssm_model_vocab_size(const ssm_model *m) { return m->cfg.vocab_size; }
+unsigned ssm_model_heads(const ssm_model *m) { return m->cfg.heads | SSM_HEAD_EMBEDDING; }
+int ssm_model_n_mask(const ssm_model *m) { return m->cfg.n_mask; }
+const char *ssm_model_meta(const ssm_model *m, const char *key)
+{
+    return m && key ? ssm_weights_meta(m->w, key) : NULL;
+}
+uint64_t ssm_model_hash(const ssm_model *m) { return m->w->hash; }
+
+/* ---- state ------------------------------------------------------------- */
+
+size_t ssm_state_bytes(const ssm_model *m)
+{
+    return SNAP_HEADER + m->state_floats * sizeof(float);
+}
+
+size_t ssm_state_size(const ssm_model *m)
+{
+    return STATE_HEADER + m->state_floats * sizeof(float);
+}
+
+ssm_state *ssm_state_init(const ssm_model *m, void *mem, size_t size)
+{
+    if (!m || !mem || ((uintptr_t)mem % ALIGN) != 0 || size < ssm_state_size(m))
+        return NULL;
+    memset(mem, 0, ssm_state_size(m));
+    ssm_state *s = mem;
+    s->model = m;
+    return s;
+}
+
+int ssm_state_create(const ssm_model *m, ssm_state **out)
+{
+    if (!out)
+        return SSM_ERR_INVALID;
+    *out = NULL;
+    if (!m)
+        return SSM_ERR_INVALID;
+    size_t size = ssm_state_size(m);
+    size_t rounded = (size + ALIGN - 1) / ALIGN * ALIGN;
+    void *mem = aligned_alloc(ALIGN, rounded);
+    if (!mem)
+        return SSM_ERR_NOMEM;
+    ssm_state *s = ssm_state_init(m, mem, rounded);
+    s->owned = 1;
+    *out = s;
+    return SSM_OK;
+}
+
+void ssm_state_destroy(ssm_state *s)
+{
+    if (s && s->owned)
+        free(s);
+}
+
+static void state_zero(ssm_state *s)
+{
+    memset(state_data(s), 0, s->model->state_floats * sizeof(float));
+}
+
+void ssm_state_reset(ssm_state *s)
+{
+    if (!s)
+        return;
+    state_zero(s);
+    memset(&s->stats, 0, sizeof s->stats);
+}
+
+void ssm_state_stats_get(const ssm_state *s, ssm_state_stats *out)
+{
+    if (s && out)
+        *out = s->stats;
+}
+
+static uint64_t fnv1a64(const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < n; ++i) {
+        h ^= b[i];
+        h *= 0x100000001b3ull;
+    }
+    return h;
+}
+
+static void snap_fill(snap_header *h, const ssm_model *m)
+{
+    memset(h, 0, sizeof *h);
+    memcpy(h->magic, k_snap_magic, sizeof h->magic);
+    h->version = SNAP_VERSION;
+    h->header_bytes = SNAP_HEADER;
+    h->model_hash = m->w->hash;
+    h->n_layer = (uint32_t)m->cfg.n_layer;
+    h->d_inner = (uint32_t)m->cfg.d_inner;
+    h->d_conv = (uint32_t)m->cfg.d_conv;
+    h->d_state = (uint32_t)m->cfg.d_state;
+    h->payload_bytes = m->state_floats * sizeof(float);
+}
+
+int ssm_state_snapshot(const ssm_state *s, void *buf, size_t size, size_t *written)
+{
+    if (!s || !buf)
+        return SSM_ERR_INVALID;
+    const ssm_model *m = s->model;
+    size_t need = ssm_state_bytes(m);
+    if (size < need)
+        return SSM_ERR_INVALID;
+    snap_header h;
+    snap_fill(&h, m);
+    h.checksum = fnv1a64(state_cdata(s), h.payload_bytes);
+    memcpy(buf, &h, sizeof h);
+    memcpy((unsigned char *)buf + SNAP_HEADER, state_cdata(s), h.payload_bytes);
+    if (written)
+        *written = need;
+    return SSM_OK;
+}
+
+int ssm_state_restore(ssm_state *s, const void *buf, size_t size)
+{
+    if (!s || !buf || size < SNAP_HEADER)
+        return SSM_ERR_INVALID;
+    const ssm_model *m = s->model;
+    snap_header h, want;
+    memcpy(&h, buf, sizeof h);
+    if (memcmp(h.magic, k_snap_magic, sizeof h.magic) != 0 || h.header_bytes != SNAP_HEADER)
+        return SSM_ERR_INVALID;
+    snap_fill(&want, m);
+    if (h.version != want.version || h.model_hash != want.model_hash ||
+        h.n_layer != want.n_layer || h.d_inner != want.d_inner || h.d_conv != want.d_conv ||
+        h.d_state != want.d_state || h.payload_bytes != want.payload_bytes)
+        return SSM_ERR_MISMATCH;
+    if (size < SNAP_HEADER + h.payload_bytes)
+        return SSM_ERR_INVALID;
+    const unsigned char *payload = (const unsigned char *)buf + SNAP_HEADER;
+    if (fnv1a64(payload, h.payload_bytes) != h.checksum)
+        return SSM_ERR_INVALID;
+    for (size_t i = 0; i < m->state_floats; ++i) {
+        float v;
+        memcpy(&v, payload + i * sizeof v, sizeof v);
+        if (!isfinite(v))
+            return SSM_ERR_INVALID;
+    }
+    memcpy(state_data(s), payload, h.payload_bytes);
+    memset(&s->stats, 0, sizeof s->stats);
+    return SSM_OK;
+}
+
+/* ---- runner ------------------------------------------------------------- */
+
+struct ssm_runner {
+    const ssm_model *model;
+    int max_batch, max_chunk, rows;
+    unsigned flags;
+    size_t bytes;
+    void *mem;
+    float *in;    /* {rows, n_features}: features with non-finite values zeroed */
+    float *r;     /* {rows, d_model}: residual */
+    float *hn;    /* {rows, d_model}: normed residual, then out_proj output */
+    float *xz;    /* {rows, 2·d_inner} */
+    float *xc;    /* {rows, d_inner}: conv output */
+    float *dbc;   /* {rows, dt_rank + 2·d_state} */
+    float *dt;    /* {rows, d_inner} */
+    float *y;     /* {rows, d_inner} */
+    float *hf;    /* {rows, d_model} */
+    float **conv_ptr; /* {max_batch} */
+    float **ssm_ptr;  /* {max_batch} */
+    size_t *count;    /* {rows} */
+    unsigned char *bad; /* {rows} */
+};
+
+/* Adds n elements of size elt to *total at a 64-byte boundary; returns the
+ * offset, or SIZE_MAX on overflow (sticky). */
+static size_t carve(size_t *total, size_t n, size_t elt)
+{
+    if (*total == SIZE_MAX || (elt && n > (SIZE_MAX - ALIGN) / elt)) {
+        *total = SIZE_MAX;
+        return SIZE_MAX;
+    }
+    size_t off = *total;
+    size_t sz = (n * elt + ALIGN - 1) / ALIGN * ALIGN;
+    if (sz > SIZE_MAX - off) {
+        *total = SIZE_MAX;
+        return SIZE_MAX;
+    }
+    *total = off + sz;
+    return off;
+}
+
+int ssm_runner_create(const ssm_model *m, int max_batch, int max_chunk,
+                      unsigned flags, ssm_runner **out, ssm_error *err)
+{
+    if (!out)
+        return ssm_error_set(err, SSM_ERR_INVALID, "ssm_runner_create: out is NULL");
+    *out = NULL;
+    if (!m)
+        return ssm_error_set(err, SSM_ERR_INVALID, "ssm_runner_create: model is NULL");
+    if (max_batch < 1 || max_chunk < 1)
+        return ssm_error_set(err, SSM_ERR_INVALID,
+                             "ssm_runner_create: max_batch %d and max_chunk %d must be >= 1",
+                             max_batch, max_chunk);
+    if (flags & ~(unsigned)SSM_RUNNER_BLAS_STEP)
+        return ssm_error_set(err, SSM_ERR_INVALID, "ssm_runner_create: unknown flags 0x%x", flags);
+    const ssm_config *c = &m->cfg;
+    size_t rows = (size_t)(max_batch > max_chunk ? max_batch : max_chunk);
+    size_t nf = c->input == SSM_INPUT_FEATURES ? (size_t)c->n_features : 0;
+    size_t dm = (size_t)c->d_model, di = (size_t)c->d_inner;
+    size_t ndbc = (size_t)c->dt_rank + 2 * (size_t)c->d_state;
+    size_t total = 0;
+    size_t o_in = carve(&total, rows, nf * sizeof(float));
+    size_t o_r = carve(&total, rows, dm * sizeof(float));
+    size_t o_hn = carve(&total, rows, dm * sizeof(float));
+    size_t o_xz = carve(&total, rows, 2 * di * sizeof(float));
+    size_t o_xc = carve(&total, rows, di * sizeof(float));
+    size_t o_dbc = carve(&total, rows, ndbc * sizeof(float));
+    size_t o_dt = carve(&total, rows, di * sizeof(float));
+    size_t o_y = carve(&total, rows, di * sizeof(float));
+    size_t o_hf = carve(&total, rows, dm * sizeof(float));
+    size_t o_cp = carve(&total, (size_t)max_batch, sizeof(float *));
+    size_t o_sp = carve(&total, (size_t)max_batch, sizeof(float *));
+    size_t o_cnt = carve(&total, rows, sizeof(size_t));
+    size_t o_bad = carve(&total, rows, 1);
+    size_t o_self = carve(&total, 1, sizeof(ssm_runner));
+    if (total == SIZE_MAX)
+        return ssm_error_set(err, SSM_ERR_NOMEM,
+                             "ssm_runner_create: size overflows for max_batch %d, max_chunk %d",
+                             max_batch, max_chunk);
+    unsigned char *mem = aligned_alloc(ALIGN, total);
+    if (!mem)
+        return ssm_error_set(err, SSM_ERR_NOMEM, "ssm_runner_create: cannot allocate %zu bytes",
+                             total);
+    memset(mem, 0, total);
+    ssm_runner *rn = (ssm_runner *)(mem + o_self);
+    rn->model = m;
+    rn->max_batch = max_batch;
+    rn->max_chunk = max_chunk;
+    rn->rows = (int)rows;
+    rn->flags = flags;
+    rn->bytes = total;
+    rn->mem = mem;
+    rn->in = (float *)(mem + o_in);
+    rn->r = (float *)(mem + o_r);
+    rn->hn = (float *)(mem + o_hn);
+    rn->xz = (float *)(mem + o_xz);
+    rn->xc = (float *)(mem + o_xc);
+    rn->dbc = (float *)(mem + o_dbc);
+    rn->dt = (float *)(mem + o_dt);
+    rn->y = (float *)(mem + o_y);
+    rn->hf = (float *)(mem + o_hf);
+    rn->conv_ptr = (float **)(mem + o_cp);
+    rn->ssm_ptr = (float **)(mem + o_sp);
+    rn->count = (size_t *)(mem + o_cnt);
+    rn->bad = mem + o_bad;
+    *out = rn;
+    return SSM_OK;
+}
+
+void ssm_runner_destroy(ssm_runner *rn)
+{
+    if (rn)
+        free(rn->mem);
+}
+
+size_t ssm_runner_bytes(const ssm_runner *rn)
+{
+    return rn ? rn->bytes : 0;
+}
+
+typedef void (*linear_fn)(float *, size_t, const float *, size_t, const float *, const float *,
+                          int, int, int);
+
+static int check_args(const ssm_runner *rn, int n_rows, const float *features,
+                      const int32_t *tokens, const ssm_outputs *out)
+{
+    const ssm_config *c = &rn->model->cfg;
+    if (c->input == SSM_INPUT_TOKENS) {
+        if (!tokens)
+            return SSM_ERR_INVALID;
+        for (int i = 0; i < n_rows; ++i)
+            if (tokens[i] < 0 || tokens[i] >= c->vocab_size)
+                return SSM_ERR_INVALID;
+    } else if (!features) {
+        return SSM_ERR_INVALID;
+    }
+    if (out) {
+        if ((out->mask && !(c->heads & SSM_HEAD_MASK)) || (out->vad && !(c->heads & SSM_HEAD_VAD)) ||
+            (out->logits && !(c->heads & SSM_HEAD_LM)))
+            return SSM_ERR_INVALID;
+    }
+    return SSM_OK;
+}
+
+/* r {n, d_model} from the inputs; counts non-finite features per row. */
+static void embed(ssm_runner *rn, int n, const float *features, const int32_t *tokens,
+                  linear_fn linear)
+{
+    const ssm_weights *w = rn->model->w;
+    const ssm_config *c = &rn->model->cfg;
+    size_t dm = (size_t)c->d_model;
+    memset(rn->count, 0, (size_t)n * sizeof *rn->count);
+    if (c->input == SSM_INPUT_TOKENS) {
+        for (int i = 0; i < n; ++i)
+            memcpy(rn->r + (size_t)i * dm, w->embedding + (size_t)tokens[i] * dm, dm * sizeof(float));
+        return;
+    }
+    size_t nf = (size_t)c->n_features;
+    memcpy(rn->in, features, (size_t)n * nf * sizeof(float));
+    ssm_nonfinite_f32(rn->count, rn->in, nf, n, (int)nf, 1);
+    linear(rn->r, dm, rn->in, nf, w->frontend_proj, w->frontend_bias, n, (int)nf, c->d_model);
+}
+
+/* Everything of one layer except the conv and the scan, which the caller
+ * runs over streams (step) or frames (forward). */
+static void layer_in(ssm_runner *rn, const ssm_layer_weights *L, int n, linear_fn linear)
+{
+    const ssm_config *c = &rn->model->cfg;
+    size_t dm = (size_t)c->d_model, di = (size_t)c->d_inner;
+    ssm_rmsnorm_f32(rn->hn, dm, rn->r, dm, L->norm, n, c->d_model, c->norm_eps);
+    linear(rn->xz, 2 * di, rn->hn, dm, L->in_proj, L->in_proj_bias, n, c->d_model, 2 * c->d_inner);
+}
+
+static void layer_mid(ssm_runner *rn, const ssm_layer_weights *L, int n, linear_fn linear)
+{
+    const ssm_config *c = &rn->model->cfg;
+    size_t di = (size_t)c->d_inner;
+    int ndbc = c->dt_rank + 2 * c->d_state;
+    linear(rn->dbc, (size_t)ndbc, rn->xc, di, L->x_proj, NULL, n, c->d_inner, ndbc);
+    linear(rn->dt, di, rn->dbc, (size_t)ndbc, L->dt_proj, NULL, n, c->dt_rank, c->d_inner);
+    ssm_softplus_f32(rn->dt, di, rn->dt, di, L->dt_proj_bias, n, c->d_inner);
+}
+
+static void layer_out(ssm_runner *rn, const ssm_layer_weights *L, int n, linear_fn linear)
+{
+    const ssm_config *c = &rn->model->cfg;
+    size_t dm = (size_t)c->d_model, di = (size_t)c->d_inner;
+    ssm_gate_silu_f32(rn->y, di, rn->xz + di, 2 * di, n, c->d_inner);
+    linear(rn->hn, dm, rn->y, di, L->out_proj, L->out_proj_bias, n, c->d_inner, c->d_model);
+    ssm_add_f32(rn->r, dm, rn->hn, dm, n, c->d_model);
+}
+
+static void heads(ssm_runner *rn, int n, const ssm_outputs *out, linear_fn linear)
+{
+    const ssm_weights *w = rn->model->w;
+    const ssm_config *c = &rn->model->cfg;
+    size_t dm = (size_t)c->d_model;
+    ssm_rmsnorm_f32(rn->hf, dm, rn->r, dm, w->norm_f, n, c->d_model, c->norm_eps);
+    if (!out)
+        return;
+    if (out->mask) {
+        linear(out->mask, (size_t)c->n_mask, rn->hf, dm, w->mask_w, w->mask_b, n, c->d_model,
+               c->n_mask);
+        ssm_sigmoid_f32(out->mask, (size_t)c->n_mask, n, c->n_mask);
+    }
+    if (out->vad) {
+        linear(out->vad, 1, rn->hf, dm, w->vad_w, w->vad_b, n, c->d_model, 1);
+        ssm_sigmoid_f32(out->vad, 1, n, 1);
+    }
+    if (out->logits)
+        linear(out->logits, (size_t)c->vocab_size, rn->hf, dm, w->lm_head, NULL, n, c->d_model,
+               c->vocab_size);
+    if (out->embedding)
+        memcpy(out->embedding, rn->hf, (size_t)n * dm * sizeof(float));
+}
+
+static void zero_rows(const ssm_model *m, const ssm_outputs *out, int first, int n)
+{
+    const ssm_config *c = &m->cfg;
+    if (!out)
+        return;
+    if (out->mask)
+        memset(out->mask + (size_t)first * c->n_mask, 0, (size_t)n * c->n_mask * sizeof(float));
+    if (out->vad)
+        memset(out->vad + first, 0, (size_t)n * sizeof(float));
+    if (out->logits)
+        memset(out->logits + (size_t)first * c->vocab_size, 0,
+               (size_t)n * c->vocab_size * sizeof(float));
+    if (out->embedding)
+        memset(out->embedding + (size_t)first * c->d_model, 0,
+               (size_t)n * c->d_model * sizeof(float));
+}
+
+int ssm_step(ssm_runner *rn, ssm_state *const *states, int n, const float *features,
+             const int32_t *tokens, const ssm_outputs *out, unsigned *flags)
+{
+    if (!rn || !states || n < 1 || n > rn->max_batch)
+        return SSM_ERR_INVALID;
+    const ssm_model *m = rn->model;
+    for (int i = 0; i < n; ++i)
+        if (!states[i] || states[i]->model != m)
+            return SSM_ERR_INVALID;
+    int rc = check_args(rn, n, features, tokens, out);
+    if (rc < 0)
+        return rc;
+    const ssm_weights *w = m->w;
+    const ssm_config *c = &m->cfg;
+    linear_fn linear = (rn->flags & SSM_RUNNER_BLAS_STEP) ? ssm_linear_blas_f32 : ssm_linear_f32;
+    size_t di = (size_t)c->d_inner, dm = (size_t)c->d_model;
+    size_t conv_sz = di * (size_t)c->d_conv, layer_sz = di * ((size_t)c->d_conv + c->d_state);
+    int ndbc = c->dt_rank + 2 * c->d_state;
+
+    embed(rn, n, features, tokens, linear);
+    for (int l = 0; l < c->n_layer; ++l) {
+        const ssm_layer_weights *L = &w->layers[l];
+        for (int i = 0; i < n; ++i) {
+            rn->conv_ptr[i] = state_data(states[i]) + (size_t)l * layer_sz;
+            rn->ssm_ptr[i] = rn->conv_ptr[i] + conv_sz;
+        }
+        layer_in(rn, L, n, linear);
+        ssm_conv_step_f32(rn->xc, di, rn->conv_ptr, rn->xz, 2 * di, L->conv1d, L->conv1d_bias, n,
+                          c->d_inner, c->d_conv);
+        layer_mid(rn, L, n, linear);
+        ssm_scan_step_f32(rn->y, di, rn->ssm_ptr, rn->xc, di, rn->dt, di, L->A,
+                          rn->dbc + c->dt_rank, rn->dbc + c->dt_rank + c->d_state, (size_t)ndbc,
+                          L->D, c->delta_A_min, n, c->d_inner, c->d_state);
+        layer_out(rn, L, n, linear);
+    }
+    memset(rn->bad, 0, (size_t)n);
+    int n_bad = 0;
+    for (int i = 0; i < n; ++i) {
+        size_t cnt = 0;
+        ssm_nonfinite_f32(&cnt, rn->r + (size_t)i * dm, dm, 1, c->d_model, 1);
+        if (cnt) {
+            rn->bad[i] = 1;
+            ++n_bad;
+        }
+    }
+    heads(rn, n, out, linear);
+    for (int i = 0; i < n; ++i) {
+        ssm_state *s = states[i];
+        unsigned f = 0;
+        s->stats.n_frames++;
+        if (rn->count[i]) {
+            s->stats.n_nonfinite_inputs += rn->count[i];
+            f |= SSM_FLAG_NONFINITE_INPUT;
+        }
+        if (rn->bad[i]) {
+            state_zero(s);
+            s->stats.n_resets++;
+            zero_rows(m, out, i, 1);
+            f |= SSM_FLAG_RESET;
+        }
+        if (flags)
+            flags[i] = f;
+    }
+    return n_bad ? SSM_ERR_NONFINITE : SSM_OK;
+}
+
+int ssm_forward(ssm_runner *rn, ssm_state *s, int n, const float *features,
+                const int32_t *tokens, const ssm_outputs *out, unsigned *flags)
+{
+    if (!rn || !s || n < 1 || n > rn->max_chunk || s->model != rn->model)
+        return SSM_ERR_INVALID;
+    const ssm_model *m = rn->model;
+    int rc = check_args(rn, n, features, tokens, out);
+    if (rc < 0)
+        return rc;
+    const ssm_weights *w = m->w;
+    const ssm_config *c = &m->cfg;
+    linear_fn linear = ssm_linear_blas_f32;
+    size_t di = (size_t)c->d_inner, dm = (size_t)c->d_model;
+    size_t conv_sz = di * (size_t)c->d_conv, layer_sz = di * ((size_t)c->d_conv + c->d_state);
+    size_t ndbc = (size_t)c->dt_rank + 2 * (size_t)c->d_state;
+
+    embed(rn, n, features, tokens, linear);
+    for (int l = 0; l < c->n_layer; ++l) {
+        const ssm_layer_weights *L = &w->layers[l];
+        float *conv = state_data(s) + (size_t)l * layer_sz;
+        float *ssm = conv + conv_sz;
+        layer_in(rn, L, n, linear);
+        /* the recurrences walk the frames in order, one row at a time */
+        for (int t = 0; t < n; ++t)
+            ssm_conv_step_f32(rn->xc + (size_t)t * di, di, &conv, rn->xz + (size_t)t * 2 * di,
+                              2 * di, L->conv1d, L->conv1d_bias, 1, c->d_inner, c->d_conv);
+        layer_mid(rn, L, n, linear);
+        for (int t = 0; t < n; ++t) {
+            const float *bc = rn->dbc + (size_t)t * ndbc + c->dt_rank;
+            ssm_scan_step_f32(rn->y + (size_t)t * di, di, &ssm, rn->xc + (size_t)t * di, di,
+                              rn->dt + (size_t)t * di, di, L->A, bc, bc + c->d_state, ndbc, L->D,
+                              c->delta_A_min, 1, c->d_inner, c->d_state);
+        }
+        layer_out(rn, L, n, linear);
+    }
+    size_t bad = ssm_nonfinite_f32(NULL, rn->r, dm, n, c->d_model, 1);
+    heads(rn, n, out, linear);
+    size_t n_in = 0;
+    for (int t = 0; t < n; ++t)
+        n_in += rn->count[t];
+    unsigned f = 0;
+    s->stats.n_frames += (uint64_t)n;
+    if (n_in) {
+        s->stats.n_nonfinite_inputs += n_in;
+        f |= SSM_FLAG_NONFINITE_INPUT;
+    }
+    if (bad) {
+        state_zero(s);
+        s->stats.n_resets++;
+        zero_rows(m, out, 0, n);
+        f |= SSM_FLAG_RESET;
+    }
+    if (flags)
+        *flags = f;
+    return bad ? SSM_ERR_NONFINITE : SSM_OK;
+}
