@@ -1,0 +1,274 @@
+#!/usr/bin/env python3
+"""Convert a Mamba-1 checkpoint into an ssmd model file (docs/model-format.md).
+
+Accepted inputs:
+  * mamba_ssm's MambaLMHeadModel (config.json with d_model, n_layer,
+    vocab_size, ssm_cfg, rms_norm, tie_embeddings, ...), and
+  * HuggingFace transformers' MambaForCausalLM (config.json with
+    hidden_size, num_hidden_layers, state_size, conv_kernel, expand,
+    time_step_rank, layer_norm_epsilon, use_bias, use_conv_bias, ...).
+The weights are a state_dict in .safetensors (read with numpy; sharded HF
+checkpoints with model.safetensors.index.json too) or .bin/.pt (read with
+torch, when it is importable).  CHECKPOINT may be a directory holding
+config.json and the weights.
+
+  /usr/bin/python3 train/export.py CHECKPOINT -o model.safetensors [--dtype f32|f16|bf16]
+      [--config config.json] [--meta key=value ...]
+
+The output holds the tensors under mamba_ssm's names (HF's
+backbone.embeddings.weight becomes backbone.embedding.weight; lm_head.weight
+is dropped when equal to the embedding, i.e. tied) and the __metadata__ keys
+the C loader reads.  Errors: one line "export: ..." on stderr, exit status 1.
+"""
+import argparse
+import json
+import math
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import ssmd_file  # noqa: E402
+
+
+class ExportError(Exception):
+    pass
+
+
+# ---- reading checkpoints ---------------------------------------------------
+
+def _load_torch(path):
+    try:
+        import torch
+    except ImportError as e:
+        raise ExportError(f"{path}: reading .bin/.pt needs torch ({e}); "
+                          "convert the state_dict to .safetensors first") from None
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except TypeError:  # torch < 1.13 has no weights_only
+        obj = torch.load(path, map_location="cpu")
+    except Exception as e:  # noqa: BLE001 - torch raises many kinds
+        raise ExportError(f"{path}: torch.load failed: {e}") from None
+    for key in ("state_dict", "model", "module"):
+        if isinstance(obj, dict) and key in obj and isinstance(obj[key], dict):
+            obj = obj[key]
+    if not isinstance(obj, dict):
+        raise ExportError(f"{path}: not a state_dict (got {type(obj).__name__})")
+    out = {}
+    for k, v in obj.items():
+        if not hasattr(v, "detach"):
+            raise ExportError(f"{path}: entry {k} is not a tensor")
+        out[k] = v.detach().to(torch.float32).cpu().numpy()
+    return out
+
+
+def _load_safetensors(path):
+    try:
+        tensors, _ = ssmd_file.load(path)
+    except (KeyError, ValueError, OSError, json.JSONDecodeError) as e:
+        raise ExportError(f"{path}: cannot read safetensors: {e}") from None
+    return tensors
+
+
+def load_state_dict(path):
+    """Returns (name -> float32 array, directory holding the checkpoint)."""
+    if os.path.isdir(path):
+        d = path
+        index = os.path.join(d, "model.safetensors.index.json")
+        if os.path.isfile(index):
+            with open(index) as f:
+                shards = sorted(set(json.load(f)["weight_map"].values()))
+            sd = {}
+            for s in shards:
+                sd.update(_load_safetensors(os.path.join(d, s)))
+            return sd, d
+        for name in ("model.safetensors", "pytorch_model.bin", "model.pt"):
+            if os.path.isfile(os.path.join(d, name)):
+                return load_state_dict(os.path.join(d, name))[0], d
+        raise ExportError(f"{path}: no model.safetensors, pytorch_model.bin or model.pt inside")
+    if not os.path.isfile(path):
+        raise ExportError(f"{path}: no such file")
+    if path.endswith(".safetensors"):
+        return _load_safetensors(path), os.path.dirname(path) or "."
+    return _load_torch(path), os.path.dirname(path) or "."
+
+
+# ---- configuration ---------------------------------------------------------
+
+def _int(cfg, key, where):
+    v = cfg.get(key)
+    if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+        raise ExportError(f"{where}: {key} must be a positive integer (got {v!r})")
+    return v
+
+
+def read_config(cfg, where, sd):
+    """Returns (metadata dict, conv_bias, proj_bias, source kind)."""
+    hf = "hidden_size" in cfg or cfg.get("model_type") == "mamba"
+    if hf:
+        d_model = _int(cfg, "hidden_size", where)
+        n_layer = _int(cfg, "num_hidden_layers", where)
+        d_state = cfg.get("state_size", 16)
+        d_conv = cfg.get("conv_kernel", 4)
+        expand = cfg.get("expand", 2)
+        d_inner = cfg.get("intermediate_size", expand * d_model)
+        dt_rank = cfg.get("time_step_rank", "auto")
+        eps = cfg.get("layer_norm_epsilon", 1e-5)
+        proj_bias = bool(cfg.get("use_bias", False))
+        conv_bias = bool(cfg.get("use_conv_bias", True))
+        kind = "hf"
+    else:
+        if "d_model" not in cfg:
+            raise ExportError(f"{where}: neither mamba_ssm (d_model) nor HuggingFace "
+                              "(hidden_size) config")
+        d_model = _int(cfg, "d_model", where)
+        n_layer = _int(cfg, "n_layer", where)
+        if cfg.get("d_intermediate", 0):
+            raise ExportError(f"{where}: d_intermediate={cfg['d_intermediate']}: "
+                              "MLP blocks are not supported (pure Mamba-1 only)")
+        if cfg.get("attn_layer_idx"):
+            raise ExportError(f"{where}: attn_layer_idx: attention layers are not supported")
+        if not cfg.get("rms_norm", True):
+            raise ExportError(f"{where}: rms_norm=false: LayerNorm models are not supported")
+        ssm = cfg.get("ssm_cfg") or {}
+        layer = ssm.get("layer", "Mamba1")
+        if layer != "Mamba1":
+            raise ExportError(f"{where}: ssm_cfg.layer={layer!r}: only Mamba1 is supported")
+        d_state = ssm.get("d_state", 16)
+        d_conv = ssm.get("d_conv", 4)
+        expand = ssm.get("expand", 2)
+        d_inner = int(expand * d_model)
+        dt_rank = ssm.get("dt_rank", "auto")
+        eps = cfg.get("norm_epsilon", 1e-5)
+        proj_bias = bool(ssm.get("bias", False))
+        conv_bias = bool(ssm.get("conv_bias", True))
+        kind = "mamba_ssm"
+    for key, v in (("d_state", d_state), ("d_conv", d_conv), ("expand", expand),
+                   ("d_inner", d_inner)):
+        if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+            raise ExportError(f"{where}: {key} must be a positive integer (got {v!r})")
+    if dt_rank == "auto":
+        dt_rank = math.ceil(d_model / 16)
+    if isinstance(dt_rank, bool) or not isinstance(dt_rank, int) or dt_rank <= 0:
+        raise ExportError(f"{where}: dt_rank/time_step_rank must be 'auto' or a positive integer")
+    emb = sd.get("backbone.embedding.weight")
+    if emb is None:
+        emb = sd.get("backbone.embeddings.weight")
+    if emb is None:
+        raise ExportError(f"{where}: checkpoint has no backbone.embedding(s).weight")
+    # mamba_ssm pads the vocabulary (pad_vocab_size_multiple): the rows are the truth.
+    vocab = int(emb.shape[0])
+    meta = {
+        "ssmd.format": "1", "architecture": "mamba1",
+        "d_model": d_model, "n_layer": n_layer, "d_state": d_state, "d_conv": d_conv,
+        "expand": expand, "d_inner": d_inner, "dt_rank": dt_rank,
+        "norm": "rmsnorm", "norm_eps": repr(float(eps)),
+        "input": "tokens", "vocab_size": vocab, "heads": "lm,embedding",
+        "conv_bias": "true" if conv_bias else "false",
+        "proj_bias": "true" if proj_bias else "false",
+        "source.format": kind,
+    }
+    if "vocab_size" in cfg and cfg["vocab_size"] != vocab:
+        meta["source.vocab_size"] = cfg["vocab_size"]
+    return meta, conv_bias, proj_bias, kind
+
+
+# ---- tensors ---------------------------------------------------------------
+
+_LAYER_PARTS = ("norm.weight", "mixer.in_proj.weight", "mixer.in_proj.bias",
+                "mixer.conv1d.weight", "mixer.conv1d.bias", "mixer.x_proj.weight",
+                "mixer.dt_proj.weight", "mixer.dt_proj.bias", "mixer.A_log", "mixer.D",
+                "mixer.out_proj.weight", "mixer.out_proj.bias")
+
+
+def rename(sd, n_layer, where):
+    """mamba_ssm names, HF aliases folded, tied lm_head dropped; unknown names refused."""
+    out = {}
+    for k, v in sd.items():
+        if k.startswith("_orig_mod."):  # torch.compile wrapper
+            k = k[len("_orig_mod."):]
+        if k == "backbone.embeddings.weight":
+            k = "backbone.embedding.weight"
+        if k in out:
+            raise ExportError(f"{where}: tensor {k} appears twice (also under its HF alias)")
+        out[k] = np.asarray(v, dtype=np.float32)
+    known = {"backbone.embedding.weight", "backbone.norm_f.weight", "lm_head.weight"}
+    known |= {f"backbone.layers.{i}.{p}" for i in range(n_layer) for p in _LAYER_PARTS}
+    unknown = sorted(set(out) - known)
+    if unknown:
+        more = f" and {len(unknown) - 3} more" if len(unknown) > 3 else ""
+        raise ExportError(f"{where}: tensors not part of a {n_layer}-layer Mamba-1 LM: "
+                          f"{', '.join(unknown[:3])}{more}")
+    lm = out.get("lm_head.weight")
+    emb = out.get("backbone.embedding.weight")
+    if lm is not None and emb is not None and lm.shape == emb.shape and np.array_equal(lm, emb):
+        del out["lm_head.weight"]  # tied: the loader reuses the embedding
+    return out
+
+
+def export(checkpoint, out_path, dtype="f32", config_path=None, extra_meta=None):
+    sd, d = load_state_dict(checkpoint)
+    config_path = config_path or os.path.join(d, "config.json")
+    try:
+        with open(config_path) as f:
+            cfg = json.load(f)
+    except (OSError, json.JSONDecodeError) as e:
+        raise ExportError(f"{config_path}: cannot read config: {e}") from None
+    if not isinstance(cfg, dict):
+        raise ExportError(f"{config_path}: not a JSON object")
+    meta, conv_bias, proj_bias, _ = read_config(cfg, config_path, sd)
+    tensors = rename(sd, meta["n_layer"], checkpoint)
+    for i in range(meta["n_layer"]):
+        p = f"backbone.layers.{i}.mixer."
+        if (p + "conv1d.bias" in tensors) != conv_bias:
+            raise ExportError(f"{checkpoint}: {p}conv1d.bias "
+                              f"{'missing' if conv_bias else 'present'} but the config says "
+                              f"conv bias {'on' if conv_bias else 'off'}")
+        for b in ("in_proj.bias", "out_proj.bias"):
+            if (p + b in tensors) != proj_bias:
+                raise ExportError(f"{checkpoint}: {p}{b} "
+                                  f"{'missing' if proj_bias else 'present'} but the config "
+                                  f"says projection bias {'on' if proj_bias else 'off'}")
+    for kv in extra_meta or ():
+        if "=" not in kv:
+            raise ExportError(f"--meta {kv!r}: expected key=value")
+        k, v = kv.split("=", 1)
+        meta[k] = v
+    bad = [k for k, a in tensors.items() if not np.all(np.isfinite(a))]
+    if bad:
+        raise ExportError(f"{checkpoint}: non-finite values in {', '.join(sorted(bad)[:3])}")
+    st_dtype = {"f32": "F32", "f16": "F16", "bf16": "BF16"}[dtype]
+    if st_dtype == "F16":
+        big = [k for k, a in tensors.items() if np.any(np.abs(a) > 65504)]
+        if big:
+            raise ExportError(f"{checkpoint}: {', '.join(sorted(big)[:3])} exceed the float16 "
+                              "range (use --dtype bf16 or f32)")
+    tmp = out_path + ".tmp"
+    ssmd_file.save(tmp, tensors, {k: str(v) for k, v in meta.items()}, st_dtype)
+    os.replace(tmp, out_path)  # never leave a half-written model behind
+    return meta
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("checkpoint", help="directory, .safetensors, .bin or .pt")
+    ap.add_argument("-o", "--output", required=True, help="ssmd model file to write")
+    ap.add_argument("--config", help="config.json (default: next to the checkpoint)")
+    ap.add_argument("--dtype", choices=("f32", "f16", "bf16"), default="f32",
+                    help="storage dtype (compute in ssmd is always fp32)")
+    ap.add_argument("--meta", action="append", default=[], metavar="KEY=VALUE",
+                    help="extra __metadata__ entry (repeatable)")
+    a = ap.parse_args(argv)
+    try:
+        meta = export(a.checkpoint, a.output, a.dtype, a.config, a.meta)
+    except ExportError as e:
+        print(f"export: {e}", file=sys.stderr)
+        return 1
+    print(f"export: wrote {a.output} ({meta['source.format']}, d_model={meta['d_model']}, "
+          f"n_layer={meta['n_layer']}, vocab_size={meta['vocab_size']}, dtype={a.dtype})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
