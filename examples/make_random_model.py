@@ -17,7 +17,10 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import ssmd_file  # noqa: E402
 
 
-def main(out):
+def build(out, allpass=False, meta_overrides=None):
+    """Writes the model; allpass=True makes the mask exactly 1 (sigmoid(40) rounds
+    to 1.0f) so the pipeline must reproduce its input; meta_overrides change or
+    (value None) remove metadata keys, for tests of bad front-ends."""
     rng = np.random.default_rng(7)
     d_model, n_layer, d_state, d_conv, expand = 64, 2, 16, 4, 2
     d_inner = expand * d_model
@@ -31,7 +34,8 @@ def main(out):
     t = {"frontend.proj.weight": lin(d_model, n_mels),
          "frontend.proj.bias": np.zeros(d_model),
          "backbone.norm_f.weight": np.ones(d_model),
-         "head.mask.weight": lin(n_bins, d_model), "head.mask.bias": np.full(n_bins, 2.0),
+         # near all-pass mask (gains about 0.98): the demo output stays close to the input
+         "head.mask.weight": 0.05 * lin(n_bins, d_model), "head.mask.bias": np.full(n_bins, 4.0),
          "head.vad.weight": lin(1, d_model), "head.vad.bias": np.zeros(1)}
     for i in range(n_layer):
         p = f"backbone.layers.{i}."
@@ -46,6 +50,9 @@ def main(out):
         t[p + "mixer.A_log"] = np.log(np.tile(np.arange(1, d_state + 1), (d_inner, 1)))
         t[p + "mixer.D"] = np.ones(d_inner)
         t[p + "mixer.out_proj.weight"] = lin(d_model, d_inner) / math.sqrt(n_layer)
+    if allpass:
+        t["head.mask.weight"] = np.zeros((n_bins, d_model))
+        t["head.mask.bias"] = np.full(n_bins, 40.0)
     meta = {"ssmd.format": "1", "architecture": "mamba1", "name": "random-demo (untrained)",
             "d_model": d_model, "n_layer": n_layer, "d_state": d_state, "d_conv": d_conv,
             "expand": expand, "dt_rank": "auto", "norm": "rmsnorm", "norm_eps": "1e-5",
@@ -53,8 +60,13 @@ def main(out):
             "frontend.sample_rate_hz": 16000, "frontend.n_fft": n_fft, "frontend.hop": 256,
             "frontend.window": "sqrt_hann", "frontend.features": "log_mel",
             "frontend.n_mels": n_mels}
+    for k, v in (meta_overrides or {}).items():
+        if v is None:
+            meta.pop(k, None)
+        else:
+            meta[k] = v
     ssmd_file.save(out, t, meta)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    build(sys.argv[1])

@@ -1,0 +1,39 @@
+/* The audio front-end of a spectral model, read from the model file's
+ * __metadata__ (docs/model-format.md, keys frontend.*): sample rate, STFT
+ * size, hop, window and the features the model was trained on.
+ * Threads: plain data, filled once at start-up. */
+#ifndef SSMD_FRONTEND_H
+#define SSMD_FRONTEND_H
+
+#include <stddef.h>
+
+#include "dsp/stft.h"
+#include "ssm/model.h"
+
+typedef enum ssmd_feature_kind {
+    SSMD_FEATURES_LOG_POWER = 0, /**< ln(max(|X_k|², floor)) for every bin: n_fft/2+1 values */
+    SSMD_FEATURES_LOG_MEL   = 1, /**< ln(max(mel·|X|², floor)), Slaney mel (librosa default) */
+} ssmd_feature_kind;
+
+typedef struct ssmd_frontend {
+    int sample_rate_hz;       /**< the model's rate; inputs are resampled to it */
+    int n_fft;                /**< STFT size = frame length, samples */
+    int hop_samples;          /**< frame advance, samples (one model step per hop) */
+    int n_bins;               /**< n_fft/2 + 1 */
+    dsp_window analysis;      /**< from frontend.window: sqrt_hann → sqrt_hann/sqrt_hann, */
+    dsp_window synthesis;     /**<   hann → hann analysis, rect synthesis */
+    ssmd_feature_kind features;
+    int n_features;           /**< the model's input width: n_bins or n_mels */
+    int n_mels;
+    double fmin_hz, fmax_hz;  /**< mel range (fmax 0 = Nyquist) */
+    float log_floor;          /**< power floor before the log (absolute, full scale = 1.0) */
+    int latency_samples;      /**< algorithmic delay n_fft − hop, at sample_rate_hz */
+} ssmd_frontend;
+
+/** Reads and checks the front-end of model: metadata keys present and in
+ *  range, model input kind "features" with n_features matching, mask head
+ *  (if any) of n_bins gains.  Returns 0, or -1 with one line in err naming the
+ *  key and what is wrong (e.g. "frontend.n_fft: missing"). */
+int ssmd_frontend_from_model(ssmd_frontend *fe, const ssm_model *model, char *err, size_t cap);
+
+#endif /* SSMD_FRONTEND_H */

@@ -1,0 +1,322 @@
+/* Design note: the stream keeps three small staging buffers so that no call
+ * ever has to allocate or block:
+ *   scr  sanitised input waiting for the input resampler (in_rs)
+ *   rs   model-rate samples waiting for the framer
+ *   syn  model-rate output samples waiting for the output resampler (out_rs)
+ *   out  samples at the stream's own rate waiting to be popped
+ * Without resampling (stream rate == model rate) scr/rs/out_rs are unused
+ * and samples go straight into the framer and from the synthesis to `out`.
+ * Back-pressure instead of growth: prepare() yields no new frame while output
+ * of the previous one is still pending, so every buffer stays bounded. */
+#include "stream.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dsp/framer.h"
+#include "dsp/stft.h"
+
+enum { SCR_CAP = 1024 };
+
+struct ssmd_stream {
+    const ssm_model *model;
+    const ssmd_frontend *fe;
+    const dsp_melbank *melbank;
+    ssmd_stream_config cfg;
+    ssm_state *state;
+    dsp_framer *framer;
+    dsp_stft *stft;
+    dsp_resampler *in_rs, *out_rs;
+
+    float *frame, *spec, *power, *iframe;
+    float *scr; size_t scr_pos, scr_len;
+    float *rs;  size_t rs_pos, rs_len, rs_cap;
+    float *syn; size_t syn_pos, syn_len;
+    float *out; size_t out_pos, out_len, out_cap;
+
+    bool prepared, finishing, framer_finished, in_flushed, out_flushed;
+    ssmd_stream_stats stats;
+};
+
+static void *xcalloc(size_t n, size_t size, bool *ok)
+{
+    void *p = calloc(n ? n : 1, size);
+    if (!p) *ok = false;
+    return p;
+}
+
+ssmd_stream *ssmd_stream_create(const ssm_model *model, const ssmd_frontend *fe,
+                                const dsp_melbank *melbank, const ssmd_stream_config *cfg,
+                                char *err, size_t cap)
+{
+    if (cfg->in_rate_hz <= 0 || cfg->in_rate_hz > DSP_RESAMPLE_MAX_RATE_HZ) {
+        snprintf(err, cap, "stream: sample rate %d Hz out of range", cfg->in_rate_hz);
+        return NULL;
+    }
+    if (fe->features == SSMD_FEATURES_LOG_MEL && !melbank) {
+        snprintf(err, cap, "stream: log-mel front-end without a mel filterbank");
+        return NULL;
+    }
+    ssmd_stream *s = calloc(1, sizeof *s);
+    if (!s) {
+        snprintf(err, cap, "stream: out of memory");
+        return NULL;
+    }
+    s->model = model;
+    s->fe = fe;
+    s->melbank = melbank;
+    s->cfg = *cfg;
+    dsp_error de = { 0 };
+    bool ok = true;
+    if (ssm_state_create(model, &s->state) != SSM_OK) {
+        snprintf(err, cap, "stream: cannot allocate the model state");
+        goto fail;
+    }
+    dsp_framer_config fc = { .n_window = (size_t)fe->n_fft, .hop_samples = (size_t)fe->hop_samples,
+                             .align_output = cfg->align_output };
+    dsp_stft_config sc = { .n_fft = (size_t)fe->n_fft, .hop_samples = (size_t)fe->hop_samples,
+                           .analysis_window = fe->analysis, .synthesis_window = fe->synthesis };
+    if (!(s->framer = dsp_framer_create(&fc, &de)) || !(s->stft = dsp_stft_create(&sc, &de))) {
+        snprintf(err, cap, "stream: %s", de.msg);
+        goto fail;
+    }
+    size_t hop = (size_t)fe->hop_samples, n_fft = (size_t)fe->n_fft;
+    s->out_cap = 2 * hop;
+    if (cfg->in_rate_hz != fe->sample_rate_hz) {
+        if (dsp_resampler_create(&s->in_rs, cfg->in_rate_hz, fe->sample_rate_hz, 1, cfg->quality, &de) ||
+            dsp_resampler_create(&s->out_rs, fe->sample_rate_hz, cfg->in_rate_hz, 1, cfg->quality, &de)) {
+            snprintf(err, cap, "stream: %s", de.msg);
+            goto fail;
+        }
+        s->rs_cap = dsp_resampler_max_out_frames(s->in_rs, SCR_CAP);
+        s->out_cap = dsp_resampler_max_out_frames(s->out_rs, hop);
+        s->scr = xcalloc(SCR_CAP, sizeof(float), &ok);
+        s->rs = xcalloc(s->rs_cap, sizeof(float), &ok);
+    }
+    s->frame = xcalloc(n_fft, sizeof(float), &ok);
+    s->iframe = xcalloc(n_fft, sizeof(float), &ok);
+    s->spec = xcalloc(2 * (size_t)fe->n_bins, sizeof(float), &ok);
+    s->power = xcalloc((size_t)fe->n_bins, sizeof(float), &ok);
+    s->syn = xcalloc(hop, sizeof(float), &ok);
+    s->out = xcalloc(s->out_cap, sizeof(float), &ok);
+    if (!ok) {
+        snprintf(err, cap, "stream: out of memory");
+        goto fail;
+    }
+    return s;
+fail:
+    ssmd_stream_destroy(s);
+    return NULL;
+}
+
+void ssmd_stream_destroy(ssmd_stream *s)
+{
+    if (!s) return;
+    ssm_state_destroy(s->state);
+    dsp_framer_destroy(s->framer);
+    dsp_stft_destroy(s->stft);
+    dsp_resampler_destroy(s->in_rs);
+    dsp_resampler_destroy(s->out_rs);
+    free(s->frame); free(s->iframe); free(s->spec); free(s->power);
+    free(s->scr); free(s->rs); free(s->syn); free(s->out);
+    free(s);
+}
+
+/* Moves model-rate samples from rs into the framer; false when a frame is
+ * waiting (the framer stopped consuming). */
+static bool feed_framer(ssmd_stream *s)
+{
+    while (s->rs_pos < s->rs_len) {
+        size_t used = dsp_framer_push(s->framer, s->rs + s->rs_pos, s->rs_len - s->rs_pos, NULL);
+        s->rs_pos += used;
+        if (used == 0) return false;
+    }
+    s->rs_pos = s->rs_len = 0;
+    return true;
+}
+
+/* Runs the sanitised input in scr through the input resampler into rs. */
+static void resample_scr(ssmd_stream *s)
+{
+    if (s->scr_pos == s->scr_len) return;
+    size_t used = 0, got = 0;
+    dsp_resampler_process(s->in_rs, s->scr + s->scr_pos, s->scr_len - s->scr_pos, &used,
+                          s->rs, s->rs_cap, &got);
+    s->scr_pos += used;
+    if (s->scr_pos == s->scr_len) s->scr_pos = s->scr_len = 0;
+    s->rs_pos = 0;
+    s->rs_len = got;
+}
+
+size_t ssmd_stream_push(ssmd_stream *s, const float *in, size_t n)
+{
+    if (s->finishing) return 0;
+    size_t consumed = 0;
+    if (!s->in_rs) {
+        while (consumed < n) {
+            size_t nonfinite = 0;
+            size_t used = dsp_framer_push(s->framer, in + consumed, n - consumed, &nonfinite);
+            s->stats.nonfinite_in += nonfinite;
+            consumed += used;
+            if (used == 0) break; /* a frame is waiting */
+        }
+        s->stats.samples_in += consumed;
+        return consumed;
+    }
+    for (;;) {
+        if (!feed_framer(s)) break;
+        if (s->scr_pos < s->scr_len) { /* leftover the resampler did not take */
+            resample_scr(s);
+            continue;
+        }
+        if (consumed == n) break;
+        size_t c = n - consumed < SCR_CAP ? n - consumed : SCR_CAP;
+        memcpy(s->scr, in + consumed, c * sizeof(float));
+        s->stats.nonfinite_in += dsp_sanitize_f32(s->scr, c);
+        s->scr_pos = 0;
+        s->scr_len = c;
+        consumed += c;
+        resample_scr(s);
+    }
+    s->stats.samples_in += consumed;
+    return consumed;
+}
+
+/* After finish: drain scr and rs, flush the input resampler, then let the
+ * framer pad its tail.  Stops early when a frame is waiting. */
+static void advance_finish(ssmd_stream *s)
+{
+    while (!s->framer_finished) {
+        if (!feed_framer(s)) return;
+        if (s->in_rs && s->scr_pos < s->scr_len) {
+            resample_scr(s);
+        } else if (s->in_rs && !s->in_flushed) {
+            size_t got = 0;
+            dsp_resampler_flush(s->in_rs, s->rs, s->rs_cap, &got);
+            s->rs_pos = 0;
+            s->rs_len = got;
+            if (got == 0) s->in_flushed = true;
+        } else {
+            dsp_framer_finish(s->framer);
+            s->framer_finished = true;
+        }
+    }
+}
+
+static bool output_pending(const ssmd_stream *s)
+{
+    return s->syn_pos < s->syn_len || s->out_pos < s->out_len;
+}
+
+int ssmd_stream_prepare(ssmd_stream *s, float *row)
+{
+    if (s->prepared || output_pending(s)) return 0;
+    if (s->finishing) advance_finish(s);
+    if (dsp_framer_pop_frame(s->framer, s->frame) != 1) return 0;
+    const ssmd_frontend *fe = s->fe;
+    dsp_stft_forward(s->stft, s->spec, s->frame);
+    dsp_spec_power(s->power, s->spec, (size_t)fe->n_bins);
+    if (fe->features == SSMD_FEATURES_LOG_MEL)
+        dsp_melbank_apply_log(s->melbank, row, s->power, fe->log_floor);
+    else
+        dsp_log_floor(row, s->power, (size_t)fe->n_bins, fe->log_floor);
+    s->prepared = true;
+    s->stats.frames++;
+    return 1;
+}
+
+void ssmd_stream_complete(ssmd_stream *s, const float *mask)
+{
+    if (!s->prepared) return;
+    s->prepared = false;
+    size_t n_bins = (size_t)s->fe->n_bins;
+    if (mask) {
+        for (size_t k = 0; k < n_bins; k++) {
+            s->spec[2 * k] *= mask[k];
+            s->spec[2 * k + 1] *= mask[k];
+        }
+    }
+    dsp_stft_inverse(s->stft, s->iframe, s->spec);
+    float *dst = s->out_rs ? s->syn : s->out;
+    size_t got = dsp_framer_synthesize(s->framer, dst, s->iframe);
+    if (s->out_rs) {
+        s->syn_pos = 0;
+        s->syn_len = got;
+    } else {
+        s->out_pos = 0;
+        s->out_len = got;
+    }
+}
+
+/* Refills `out` from syn through the output resampler, or from its flush
+ * once the framer's output is complete. */
+static void refill_out(ssmd_stream *s)
+{
+    if (!s->out_rs) {
+        if (dsp_framer_done(s->framer)) s->out_flushed = true;
+        return;
+    }
+    size_t got = 0;
+    if (s->syn_pos < s->syn_len) {
+        size_t used = 0;
+        dsp_resampler_process(s->out_rs, s->syn + s->syn_pos, s->syn_len - s->syn_pos, &used,
+                              s->out, s->out_cap, &got);
+        s->syn_pos += used;
+    } else if (dsp_framer_done(s->framer) && !s->out_flushed) {
+        dsp_resampler_flush(s->out_rs, s->out, s->out_cap, &got);
+        if (got == 0) s->out_flushed = true;
+    }
+    s->out_pos = 0;
+    s->out_len = got;
+}
+
+size_t ssmd_stream_pop(ssmd_stream *s, float *dst, size_t cap)
+{
+    size_t n = 0;
+    while (n < cap) {
+        if (s->out_pos == s->out_len) {
+            refill_out(s);
+            if (s->out_pos == s->out_len) break;
+        }
+        size_t k = s->out_len - s->out_pos;
+        if (k > cap - n) k = cap - n;
+        memcpy(dst + n, s->out + s->out_pos, k * sizeof(float));
+        s->out_pos += k;
+        n += k;
+    }
+    if (s->cfg.align_output && s->finishing) {
+        /* Exact length: the two resamplers can round the model-rate length
+         * so that the stream-rate total differs from the input by a sample;
+         * trim the excess, pad a shortfall with zeros at the very end. */
+        uint64_t room = s->stats.samples_in - s->stats.samples_out;
+        if (n > room) n = (size_t)room;
+        if (n == 0 && s->out_flushed && room > 0 && !output_pending(s) && !s->prepared) {
+            n = room < cap ? (size_t)room : cap;
+            memset(dst, 0, n * sizeof(float));
+        }
+    }
+    s->stats.samples_out += n;
+    return n;
+}
+
+void ssmd_stream_finish(ssmd_stream *s)
+{
+    s->finishing = true;
+}
+
+bool ssmd_stream_done(const ssmd_stream *s)
+{
+    return s->finishing && s->framer_finished && s->out_flushed && !output_pending(s) &&
+           !s->prepared && (!s->cfg.align_output || s->stats.samples_out == s->stats.samples_in);
+}
+
+ssm_state *ssmd_stream_state(ssmd_stream *s)
+{
+    return s->state;
+}
+
+void ssmd_stream_stats_get(const ssmd_stream *s, ssmd_stream_stats *out)
+{
+    *out = s->stats;
+}

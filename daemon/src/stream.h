@@ -1,0 +1,96 @@
+/* One audio stream through the pipeline of DESIGN.md §3, without the model
+ * step itself, so that the engine can step every stream that has a frame
+ * ready as one batch:
+ *
+ *   push(samples at the stream's rate) → resample to the model's rate →
+ *   framer → [prepare: STFT → features row]  →  model step (caller, batched)
+ *   → [complete: mask × STFT → iSTFT → overlap-add → resample back] → pop.
+ *
+ * Usage for one stream (the engine does the same for many):
+ *     while (input) {
+ *         used = ssmd_stream_push(s, x, n);  x += used; n -= used;
+ *         while (ssmd_stream_prepare(s, features_row))    // a frame is ready
+ *             { ssm_step(...); ssmd_stream_complete(s, mask_row);
+ *               while ((got = ssmd_stream_pop(s, out, cap))) sink(out, got); }
+ *     }
+ *     ssmd_stream_finish(s); then the same prepare/complete/pop loop until
+ *     ssmd_stream_done(s).
+ * In aligned mode (offline files) output sample j lines up with input
+ * sample j and the output has the input's length exactly; in live mode the
+ * output lags by latency samples.  Chunk sizes never change the output.
+ *
+ * Threads: a stream belongs to one thread at a time; nothing here allocates
+ * after create (buffers are sized at create for the worst case).
+ */
+#ifndef SSMD_STREAM_H
+#define SSMD_STREAM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dsp/features.h"
+#include "dsp/resample.h"
+#include "frontend.h"
+#include "ssm/model.h"
+
+typedef struct ssmd_stream ssmd_stream;
+
+typedef struct ssmd_stream_config {
+    int  in_rate_hz;                  /**< rate of the pushed samples (and of the output) */
+    bool align_output;                /**< offline: compensate the delay, output length = input length */
+    dsp_resample_quality quality;     /**< used when in_rate_hz differs from the model's rate */
+} ssmd_stream_config;
+
+/** Creates a stream (its own ssm_state, STFT, framer, resamplers).  melbank
+ *  is shared read-only between streams (NULL unless features are log-mel);
+ *  model, fe and melbank must outlive the stream.  Returns NULL with a line
+ *  in err. */
+ssmd_stream *ssmd_stream_create(const ssm_model *model, const ssmd_frontend *fe,
+                                const dsp_melbank *melbank, const ssmd_stream_config *cfg,
+                                char *err, size_t cap);
+
+/** Frees s; NULL is a no-op. */
+void ssmd_stream_destroy(ssmd_stream *s);
+
+/** Consumes mono samples from in[0..n) until a model frame is ready or the
+ *  input is used up; returns how many were consumed (0 while a frame waits
+ *  to be prepared, or after finish).  Non-finite samples become 0 and are
+ *  counted.  RT safe. */
+size_t ssmd_stream_push(ssmd_stream *s, const float *in, size_t n);
+
+/** If a frame is ready: STFT and features into features_row {n_features};
+ *  returns 1.  Returns 0 when no frame is ready.  RT safe. */
+int ssmd_stream_prepare(ssmd_stream *s, float *features_row);
+
+/** Finishes the prepared frame with the model's mask row {n_bins} (NULL =
+ *  pass the spectrum through unchanged): masked spectrum → iSTFT →
+ *  overlap-add → resample; the samples become available to ssmd_stream_pop.
+ *  RT safe. */
+void ssmd_stream_complete(ssmd_stream *s, const float *mask_row);
+
+/** Moves up to cap output samples (at in_rate_hz) into out; returns the
+ *  count, 0 when none are pending.  After finish, also drains the output
+ *  resampler's tail.  RT safe. */
+size_t ssmd_stream_pop(ssmd_stream *s, float *out, size_t cap);
+
+/** Declares the end of the input (pads the tail); further pushes consume
+ *  nothing.  RT safe. */
+void ssmd_stream_finish(ssmd_stream *s);
+
+/** True when finished and every output sample has been popped. */
+bool ssmd_stream_done(const ssmd_stream *s);
+
+/** The stream's model state (for ssm_step, reset, snapshots). */
+ssm_state *ssmd_stream_state(ssmd_stream *s);
+
+/** Counters. */
+typedef struct ssmd_stream_stats {
+    uint64_t samples_in;      /**< samples pushed (at in_rate_hz) */
+    uint64_t samples_out;     /**< samples popped (at in_rate_hz) */
+    uint64_t frames;          /**< model frames prepared */
+    uint64_t nonfinite_in;    /**< pushed samples that were NaN/Inf and were zeroed */
+} ssmd_stream_stats;
+void ssmd_stream_stats_get(const ssmd_stream *s, ssmd_stream_stats *out);
+
+#endif /* SSMD_STREAM_H */

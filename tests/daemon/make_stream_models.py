@@ -1,0 +1,19 @@
+"""Models for tests/daemon/test_stream.c, written into OUTDIR:
+random.safetensors (untrained, non-trivial mask), allpass.safetensors (mask
+exactly 1), and models with broken front-end metadata.
+Usage: make_stream_models.py OUTDIR"""
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "examples"))
+import make_random_model as m  # noqa: E402
+
+out = sys.argv[1]
+os.makedirs(out, exist_ok=True)
+m.build(os.path.join(out, "random.safetensors"))
+m.build(os.path.join(out, "allpass.safetensors"), allpass=True)
+m.build(os.path.join(out, "no_nfft.safetensors"), meta_overrides={"frontend.n_fft": None})
+m.build(os.path.join(out, "bad_window.safetensors"), meta_overrides={"frontend.window": "kaiser"})
+m.build(os.path.join(out, "mels_mismatch.safetensors"), meta_overrides={"frontend.n_mels": "80"})
+m.build(os.path.join(out, "hop_gt_nfft.safetensors"), meta_overrides={"frontend.hop": "1024"})
+m.build(os.path.join(out, "bad_features.safetensors"), meta_overrides={"frontend.features": "mfcc"})

@@ -1,0 +1,268 @@
+/* The per-stream pipeline (daemon/src/stream.c) end to end with a real model:
+ * exact output length, alignment and reconstruction through an all-pass
+ * model, chunk-size invariance (bit-identical), resampled streams, non-finite
+ * input, and front-end metadata errors. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "frontend.h"
+#include "stream.h"
+
+static const char *model_dir;
+
+typedef struct fixture {
+    ssm_model *model;
+    ssmd_frontend fe;
+    dsp_melbank *mb;
+    ssm_runner *runner;
+} fixture;
+
+static void fixture_open(fixture *f, const char *name)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", model_dir, name);
+    ssm_error me = { 0 };
+    if (ssm_model_load(path, NULL, &f->model, &me) != SSM_OK) fail_msg("%s", me.msg);
+    char err[512];
+    if (ssmd_frontend_from_model(&f->fe, f->model, err, sizeof err) != 0) fail_msg("%s", err);
+    dsp_mel_config mc = { .sample_rate_hz = f->fe.sample_rate_hz, .n_fft = (size_t)f->fe.n_fft,
+                          .n_mels = (size_t)f->fe.n_mels, .scale = DSP_MEL_SLANEY,
+                          .norm = DSP_MEL_NORM_SLANEY };
+    dsp_error de = { 0 };
+    f->mb = dsp_melbank_create(&mc, &de);
+    assert_non_null(f->mb);
+    assert_int_equal(ssm_runner_create(f->model, 1, 1, 0, &f->runner, &me), SSM_OK);
+}
+
+static void fixture_close(fixture *f)
+{
+    ssm_runner_destroy(f->runner);
+    dsp_melbank_destroy(f->mb);
+    ssm_model_free(f->model);
+}
+
+/* Runs x[0..n) through a fresh aligned stream in chunks of `chunk` samples
+ * (0 = whole) and returns the output (caller frees); *n_out gets its length. */
+static float *run(fixture *f, int rate_hz, const float *x, size_t n, size_t chunk, size_t *n_out,
+                  uint64_t *nonfinite)
+{
+    ssmd_stream_config sc = { .in_rate_hz = rate_hz, .align_output = true,
+                              .quality = DSP_RESAMPLE_BEST };
+    char err[512];
+    ssmd_stream *s = ssmd_stream_create(f->model, &f->fe, f->mb, &sc, err, sizeof err);
+    if (!s) fail_msg("%s", err);
+    size_t cap = n + 4096, len = 0;
+    float *y = malloc(cap * sizeof(float));
+    float *row = malloc((size_t)f->fe.n_features * sizeof(float));
+    float *mask = malloc((size_t)f->fe.n_bins * sizeof(float));
+    ssm_state *st = ssmd_stream_state(s);
+    ssm_outputs out = { .mask = mask };
+    if (chunk == 0) chunk = n ? n : 1;
+    size_t pos = 0;
+    bool finished = false;
+    for (;;) {
+        if (pos < n) {
+            size_t c = n - pos < chunk ? n - pos : chunk;
+            pos += ssmd_stream_push(s, x + pos, c);
+        } else if (!finished) {
+            ssmd_stream_finish(s);
+            finished = true;
+        }
+        while (ssmd_stream_prepare(s, row)) {
+            int rc = ssm_step(f->runner, &st, 1, row, NULL, &out, NULL);
+            assert_int_equal(rc, SSM_OK);
+            ssmd_stream_complete(s, mask);
+        }
+        size_t got;
+        while ((got = ssmd_stream_pop(s, y + len, cap - len)) > 0) len += got;
+        assert_true(len < cap);
+        if (finished && ssmd_stream_done(s)) break;
+    }
+    ssmd_stream_stats stats;
+    ssmd_stream_stats_get(s, &stats);
+    if (nonfinite) *nonfinite = stats.nonfinite_in;
+    assert_int_equal(stats.samples_in, n);
+    assert_int_equal(stats.samples_out, len);
+    ssmd_stream_destroy(s);
+    free(row);
+    free(mask);
+    *n_out = len;
+    return y;
+}
+
+/* speech-like test signal: harmonics of a gliding pitch with an envelope,
+ * band-limited well below 8 kHz so a 16 kHz model rate keeps all of it */
+static float *signal(size_t n, int rate_hz, unsigned seed)
+{
+    float *x = malloc((n ? n : 1) * sizeof(float));
+    double ph = 0;
+    srand(seed);
+    for (size_t i = 0; i < n; i++) {
+        double t = (double)i / rate_hz;
+        double f0 = 120 + 60 * sin(2 * M_PI * 0.7 * t);
+        ph += 2 * M_PI * f0 / rate_hz;
+        double v = 0;
+        for (int k = 1; k <= 12; k++) v += sin(k * ph) / k;
+        double env = 0.5 + 0.5 * sin(2 * M_PI * 2.3 * t);
+        x[i] = (float)(0.2 * env * v + 1e-3 * ((double)rand() / RAND_MAX - 0.5));
+    }
+    return x;
+}
+
+static void test_allpass_reconstructs_16k(void **state)
+{
+    (void)state;
+    fixture f;
+    fixture_open(&f, "allpass.safetensors");
+    const size_t lens[] = { 0, 1, 100, 255, 256, 257, 16000, 40123 };
+    double worst = 0;
+    for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++) {
+        size_t n = lens[li], n_out;
+        float *x = signal(n, 16000, 1);
+        float *y = run(&f, 16000, x, n, 333, &n_out, NULL);
+        assert_int_equal(n_out, n);
+        double peak = 0, err = 0;
+        for (size_t i = 0; i < n; i++) {
+            peak = fmax(peak, fabs(x[i]));
+            err = fmax(err, fabs((double)x[i] - y[i]));
+        }
+        if (peak > 0) worst = fmax(worst, err / peak);
+        free(x);
+        free(y);
+    }
+    printf("all-pass 16 kHz: worst |out - in| / peak = %.2e over 8 lengths (tolerance 1e-5)\n", worst);
+    assert_true(worst <= 1e-5);
+    fixture_close(&f);
+}
+
+static void test_allpass_resampled(void **state)
+{
+    (void)state;
+    fixture f;
+    fixture_open(&f, "allpass.safetensors");
+    const int rates[] = { 8000, 22050, 44100, 48000 };
+    for (size_t r = 0; r < 4; r++) {
+        size_t n = (size_t)rates[r] * 2 + 17, n_out;
+        float *x = signal(n, rates[r], 2);
+        float *y = run(&f, rates[r], x, n, 4096, &n_out, NULL);
+        assert_int_equal(n_out, n);
+        /* SNR at lags -1, 0, +1 over the middle (filter edges excluded) */
+        double snr[3];
+        for (int lag = -1; lag <= 1; lag++) {
+            double se = 0, sx = 0;
+            for (size_t i = n / 10; i < n - n / 10; i++) {
+                double e = (double)x[i] - y[(size_t)((long)i + lag)];
+                se += e * e;
+                sx += (double)x[i] * x[i];
+            }
+            snr[lag + 1] = 10 * log10(sx / se);
+        }
+        printf("all-pass %5d Hz -> 16 kHz -> back: SNR %.1f dB at lag 0 (lag -1: %.1f, +1: %.1f)\n",
+               rates[r], snr[1], snr[0], snr[2]);
+        assert_true(snr[1] >= 50.0);
+        assert_true(snr[1] > snr[0] && snr[1] > snr[2]);
+        free(x);
+        free(y);
+    }
+    fixture_close(&f);
+}
+
+static void test_chunk_invariance(void **state)
+{
+    (void)state;
+    fixture f;
+    fixture_open(&f, "random.safetensors");
+    const int rates[] = { 16000, 44100 };
+    const size_t chunks[] = { 1, 7, 160, 4096, 0 };
+    for (size_t r = 0; r < 2; r++) {
+        size_t n = (size_t)rates[r] / 2 + 333, n_ref;
+        float *x = signal(n, rates[r], 3);
+        float *ref = run(&f, rates[r], x, n, chunks[0], &n_ref, NULL);
+        assert_int_equal(n_ref, n);
+        for (size_t c = 1; c < 5; c++) {
+            size_t n_out;
+            float *y = run(&f, rates[r], x, n, chunks[c], &n_out, NULL);
+            assert_int_equal(n_out, n_ref);
+            if (memcmp(y, ref, n * sizeof(float)) != 0)
+                fail_msg("%d Hz: chunk %zu differs from chunk 1", rates[r], chunks[c]);
+            free(y);
+        }
+        printf("chunk invariance at %d Hz: chunks 1, 7, 160, 4096, whole bit-identical (%zu samples)\n",
+               rates[r], n);
+        free(x);
+        free(ref);
+    }
+    fixture_close(&f);
+}
+
+static void test_nonfinite_input(void **state)
+{
+    (void)state;
+    fixture f;
+    fixture_open(&f, "random.safetensors");
+    const int rates[] = { 16000, 48000 };
+    for (size_t r = 0; r < 2; r++) {
+        size_t n = 20000, n_out;
+        float *x = signal(n, rates[r], 4);
+        x[10] = NAN;
+        x[5000] = INFINITY;
+        x[5001] = -INFINITY;
+        uint64_t nonfinite = 0;
+        float *y = run(&f, rates[r], x, n, 512, &n_out, &nonfinite);
+        assert_int_equal(nonfinite, 3);
+        for (size_t i = 0; i < n_out; i++)
+            if (!isfinite(y[i])) fail_msg("output %zu is not finite", i);
+        free(x);
+        free(y);
+    }
+    fixture_close(&f);
+}
+
+static void expect_frontend_error(const char *name, const char *fragment)
+{
+    char path[1024], err[512] = "";
+    snprintf(path, sizeof path, "%s/%s", model_dir, name);
+    ssm_model *m = NULL;
+    ssm_error me = { 0 };
+    if (ssm_model_load(path, NULL, &m, &me) != SSM_OK) fail_msg("%s", me.msg);
+    ssmd_frontend fe;
+    assert_int_equal(ssmd_frontend_from_model(&fe, m, err, sizeof err), -1);
+    if (!strstr(err, fragment)) fail_msg("%s: error '%s' lacks '%s'", name, err, fragment);
+    printf("%s: %s\n", name, err);
+    ssm_model_free(m);
+}
+
+static void test_frontend_errors(void **state)
+{
+    (void)state;
+    expect_frontend_error("no_nfft.safetensors", "frontend.n_fft: missing");
+    expect_frontend_error("bad_window.safetensors", "frontend.window: expected sqrt_hann or hann, got 'kaiser'");
+    expect_frontend_error("mels_mismatch.safetensors", "n_features: the model takes 64");
+    expect_frontend_error("hop_gt_nfft.safetensors", "frontend.hop: 1024 is larger");
+    expect_frontend_error("bad_features.safetensors", "frontend.features: expected log_power or log_mel, got 'mfcc'");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 2) {
+        fprintf(stderr, "usage: %s MODEL_DIR\n", argv[0]);
+        return 2;
+    }
+    model_dir = argv[1];
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_allpass_reconstructs_16k),
+        cmocka_unit_test(test_allpass_resampled),
+        cmocka_unit_test(test_chunk_invariance),
+        cmocka_unit_test(test_nonfinite_input),
+        cmocka_unit_test(test_frontend_errors),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
