@@ -35,6 +35,8 @@ typedef struct ssmd_config {
     long  threads;            /**< compute threads */
     long  pub_hwm;            /**< messages queued per subscriber before dropping */
     long  ring_ms;            /**< capture ring length in milliseconds */
+    bool  publish_mask;       /**< publish <stream>/mask/ */
+    bool  publish_embedding;  /**< publish <stream>/embedding/ */
     char *progress;           /**< "auto" (when stderr is a terminal), "always", "never" */
     char *log_level;          /**< "error", "warn", "info", "debug" */
     char *curve_secret_file;  /**< CURVE server secret key file (non-loopback binds) */
