@@ -668,6 +668,29 @@ static void test_write_errors(void **state)
     assert_non_null(strstr(err.msg, "pipe"));
     close(fds[0]);
     close(fds[1]);
+    /* a full disk: the write or the close must fail, naming the file */
+    if (access("/dev/full", W_OK) == 0) {
+        static const dsp_audio_container conts[] = { DSP_AUDIO_CONTAINER_AU, DSP_AUDIO_CONTAINER_WAV,
+                                                     DSP_AUDIO_CONTAINER_FLAC };
+        for (int k = 0; k < 3; k++) {
+            dsp_audio_write_format ff = { conts[k], 0, 0, 16000, 1, -1 };
+            dsp_error e1 = { 0, "" };
+            int st = dsp_audio_writer_open(&w, "/dev/full", &ff, &e1);
+            if (st == DSP_OK) {
+                float ramp[4096];
+                for (int i = 0; i < 4096; i++)
+                    ramp[i] = (float)i / 4096.0f;
+                for (int i = 0; i < 64 && st == DSP_OK; i++)
+                    st = dsp_audio_writer_write(w, ramp, 4096, &e1);
+                int cst = dsp_audio_writer_close(w, st == DSP_OK ? &e1 : NULL);
+                if (st == DSP_OK)
+                    st = cst;
+            }
+            printf("/dev/full (container %d) -> %d: %s\n", (int)conts[k], st, e1.msg);
+            assert_true(st < 0);
+            assert_non_null(strstr(e1.msg, "/dev/full"));
+        }
+    }
     /* abort removes the half-written file */
     const char *p = tmp_path("aborted.wav");
     assert_int_equal(dsp_audio_writer_open(&w, p, &f, NULL), DSP_OK);

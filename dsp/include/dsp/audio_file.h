@@ -144,8 +144,9 @@ int dsp_audio_reader_open_fd(dsp_audio_reader **out, int fd, const char *name,
 const dsp_audio_info *dsp_audio_reader_info(const dsp_audio_reader *r);
 
 /** Reads up to max_frames interleaved frames into out (room for
- *  max_frames * channels floats) and stores the count in *n_read; 0 means
- *  the end of the stream.  Non-finite samples are replaced by 0 and counted.
+ *  max_frames * channels floats) and stores the count in *n_read; fewer
+ *  than max_frames only at the end of the stream, 0 (with max_frames > 0)
+ *  means the end.  Non-finite samples are replaced by 0 and counted.
  *  Returns DSP_OK, DSP_ERR_INVALID (NULL arguments), DSP_ERR_FORMAT (decoding
  *  failed, or the stream ended before the n_frames its header announced:
  *  the file is truncated) or DSP_ERR_IO.  On error *n_read still tells how
