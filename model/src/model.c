@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "kernels/ssm_kernels.h"
+#include "model_internal.h"
 #include "weights.h"
 
 _Static_assert(SSM_MODEL_INPUT_TOKENS == (int)SSM_INPUT_TOKENS, "input kinds");
@@ -75,6 +76,13 @@ static float *state_data(ssm_state *s)
 static const float *state_cdata(const ssm_state *s)
 {
     return (const float *)((const unsigned char *)s + STATE_HEADER);
+}
+
+float *ssm_state_payload_(ssm_state *s, size_t *n_floats)
+{
+    if (n_floats)
+        *n_floats = s->model->state_floats;
+    return state_data(s);
 }
 
 /* ---- model ------------------------------------------------------------ */

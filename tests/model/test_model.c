@@ -1,0 +1,435 @@
+/* Model API tests: state lifecycle and placement, snapshot/restore (bitwise
+ * continuation, refusal of other models, versions, truncated and corrupted
+ * snapshots), non-finite inputs and states, argument errors.
+ * argv[1]: folder with a.safetensors, b.safetensors (same shape as a, other
+ * weights) and c.safetensors (other shape, tokens), written by
+ * tests/ref/mamba_ref.py gen at build time. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "model_internal.h"
+#include "ssm/model.h"
+
+static const char *g_dir;
+
+static ssm_model *load(const char *name)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", g_dir, name);
+    ssm_model *m = NULL;
+    ssm_error err = {0};
+    int rc = ssm_model_load(path, NULL, &m, &err);
+    if (rc < 0)
+        fprintf(stderr, "%s\n", err.msg);
+    assert_int_equal(rc, SSM_OK);
+    return m;
+}
+
+/* deterministic features {n, nf} for frame t */
+static void features(float *f, int n, int nf, int t, int salt)
+{
+    for (int i = 0; i < n * nf; ++i)
+        f[i] = sinf(0.37f * (float)(t * 31 + i * 7 + salt * 101)) * 1.5f;
+}
+
+typedef struct run {
+    ssm_model *m;
+    ssm_runner *rn;
+    int dm, nm, nf;
+    float emb[8 * 64], mask[8 * 64], vad[8];
+    ssm_outputs out;
+} run;
+
+static void run_open(run *r, const char *name, int max_batch)
+{
+    memset(r, 0, sizeof *r);
+    r->m = load(name);
+    r->dm = ssm_model_d_model(r->m);
+    r->nm = ssm_model_n_mask(r->m);
+    r->nf = ssm_model_n_features(r->m);
+    assert_true(r->dm <= 64 && r->nm <= 64 && max_batch <= 8);
+    assert_int_equal(ssm_runner_create(r->m, max_batch, 16, 0, &r->rn, NULL), SSM_OK);
+    r->out.embedding = r->emb;
+    r->out.mask = r->nm ? r->mask : NULL;
+    r->out.vad = (ssm_model_heads(r->m) & SSM_MODEL_HEAD_VAD) ? r->vad : NULL;
+}
+
+static void run_close(run *r)
+{
+    ssm_runner_destroy(r->rn);
+    ssm_model_free(r->m);
+}
+
+static void test_config_and_placement(void **st)
+{
+    (void)st;
+    run r;
+    run_open(&r, "a.safetensors", 2);
+    ssm_model *m = r.m;
+    assert_int_equal(ssm_model_d_model(m), 24);
+    assert_int_equal(ssm_model_n_layer(m), 2);
+    assert_int_equal(ssm_model_d_inner(m), 48);
+    assert_int_equal(ssm_model_d_state(m), 8);
+    assert_int_equal(ssm_model_d_conv(m), 4);
+    assert_int_equal(ssm_model_dt_rank(m), 2);
+    assert_int_equal(ssm_model_input(m), SSM_MODEL_INPUT_FEATURES);
+    assert_int_equal(ssm_model_n_features(m), 6);
+    assert_int_equal(ssm_model_vocab_size(m), 0);
+    assert_int_equal(ssm_model_n_mask(m), 5);
+    assert_int_equal(ssm_model_heads(m), SSM_MODEL_HEAD_MASK | SSM_MODEL_HEAD_VAD | SSM_MODEL_HEAD_EMBEDDING);
+    assert_string_equal(ssm_model_meta(m, "architecture"), "mamba1");
+    assert_null(ssm_model_meta(m, "no.such.key"));
+    assert_int_equal(ssm_state_bytes(m), 64 + 2 * 48 * (4 + 8) * 4);
+    printf("state bytes per stream %zu, runner bytes (batch 2, chunk 16) %zu\n",
+           ssm_state_bytes(m), ssm_runner_bytes(r.rn));
+
+    /* placement: misaligned or short memory is refused; a placed state
+     * computes exactly like a created one */
+    size_t size = ssm_state_size(m);
+    unsigned char *mem = aligned_alloc(64, size + 64);
+    assert_null(ssm_state_init(m, mem + 4, size));
+    assert_null(ssm_state_init(m, mem, size - 1));
+    assert_null(ssm_state_init(m, NULL, size));
+    ssm_state *placed = ssm_state_init(m, mem, size);
+    assert_non_null(placed);
+    ssm_state *created = NULL;
+    assert_int_equal(ssm_state_create(m, &created), SSM_OK);
+    float f[2 * 6], e1[24];
+    for (int t = 0; t < 20; ++t) {
+        features(f, 1, 6, t, 0);
+        memcpy(f + 6, f, sizeof(float) * 6);
+        ssm_state *both[2] = {placed, created};
+        assert_int_equal(ssm_step(r.rn, both, 2, f, NULL, &r.out, NULL), SSM_OK);
+        memcpy(e1, r.emb, sizeof e1);
+        assert_memory_equal(e1, r.emb + 24, sizeof e1);
+    }
+    ssm_state_stats s;
+    ssm_state_stats_get(placed, &s);
+    assert_int_equal(s.n_frames, 20);
+    ssm_state_reset(placed);
+    ssm_state_stats_get(placed, &s);
+    assert_int_equal(s.n_frames, 0);
+    size_t n;
+    float *p = ssm_state_payload_(placed, &n);
+    for (size_t i = 0; i < n; ++i)
+        assert_true(p[i] == 0.0f);
+    ssm_state_destroy(placed); /* not owned: no-op */
+    ssm_state_destroy(created);
+    ssm_state_destroy(NULL);
+    free(mem);
+    run_close(&r);
+}
+
+static void test_snapshot_restore(void **st)
+{
+    (void)st;
+    run r;
+    run_open(&r, "a.safetensors", 1);
+    ssm_state *s = NULL, *s2 = NULL;
+    assert_int_equal(ssm_state_create(r.m, &s), SSM_OK);
+    assert_int_equal(ssm_state_create(r.m, &s2), SSM_OK);
+    float f[6];
+    for (int t = 0; t < 50; ++t) {
+        features(f, 1, 6, t, 1);
+        assert_int_equal(ssm_step(r.rn, &s, 1, f, NULL, &r.out, NULL), SSM_OK);
+    }
+    size_t bytes = ssm_state_bytes(r.m), written = 0;
+    unsigned char *snap = malloc(bytes), *bad = malloc(bytes);
+    assert_int_equal(ssm_state_snapshot(s, snap, bytes - 1, &written), SSM_ERR_INVALID);
+    assert_int_equal(ssm_state_snapshot(s, snap, bytes, &written), SSM_OK);
+    assert_int_equal(written, bytes);
+
+    /* continue the original 30 more frames, recording outputs */
+    float ref[30][24 + 5 + 1];
+    for (int t = 50; t < 80; ++t) {
+        features(f, 1, 6, t, 1);
+        assert_int_equal(ssm_step(r.rn, &s, 1, f, NULL, &r.out, NULL), SSM_OK);
+        memcpy(ref[t - 50], r.emb, 24 * sizeof(float));
+        memcpy(ref[t - 50] + 24, r.mask, 5 * sizeof(float));
+        ref[t - 50][29] = r.vad[0];
+    }
+    /* a restored state continues bit-identically */
+    assert_int_equal(ssm_state_restore(s2, snap, bytes), SSM_OK);
+    for (int t = 50; t < 80; ++t) {
+        features(f, 1, 6, t, 1);
+        assert_int_equal(ssm_step(r.rn, &s2, 1, f, NULL, &r.out, NULL), SSM_OK);
+        assert_memory_equal(ref[t - 50], r.emb, 24 * sizeof(float));
+        assert_memory_equal(ref[t - 50] + 24, r.mask, 5 * sizeof(float));
+        assert_memory_equal(&ref[t - 50][29], r.vad, sizeof(float));
+    }
+    /* restoring into the stepped original works too (state replaced) */
+    assert_int_equal(ssm_state_restore(s, snap, bytes), SSM_OK);
+
+    /* refusals leave the state untouched */
+    unsigned char *before = malloc(bytes), *after = malloc(bytes);
+    assert_int_equal(ssm_state_snapshot(s2, before, bytes, NULL), SSM_OK);
+    assert_int_equal(ssm_state_restore(s2, snap, bytes - 1), SSM_ERR_INVALID);     /* truncated */
+    assert_int_equal(ssm_state_restore(s2, snap, 10), SSM_ERR_INVALID);            /* header cut */
+    memcpy(bad, snap, bytes);
+    bad[0] ^= 1;                                                                   /* magic */
+    assert_int_equal(ssm_state_restore(s2, bad, bytes), SSM_ERR_INVALID);
+    memcpy(bad, snap, bytes);
+    bad[8] ^= 1;                                                                   /* version */
+    assert_int_equal(ssm_state_restore(s2, bad, bytes), SSM_ERR_MISMATCH);
+    memcpy(bad, snap, bytes);
+    bad[bytes - 3] ^= 0x10;                                                        /* payload bit */
+    assert_int_equal(ssm_state_restore(s2, bad, bytes), SSM_ERR_INVALID);
+    assert_int_equal(ssm_state_snapshot(s2, after, bytes, NULL), SSM_OK);
+    assert_memory_equal(before, after, bytes);
+
+    /* a snapshot of a model with the same shape but other weights (hash) and
+     * one of another shape are refused with SSM_ERR_MISMATCH */
+    ssm_model *mb = load("b.safetensors"), *mc = load("c.safetensors");
+    assert_true(ssm_model_hash(mb) != ssm_model_hash(r.m));
+    ssm_state *sb = NULL, *sc = NULL;
+    assert_int_equal(ssm_state_create(mb, &sb), SSM_OK);
+    assert_int_equal(ssm_state_create(mc, &sc), SSM_OK);
+    assert_int_equal(ssm_state_bytes(mb), bytes);
+    unsigned char *snap_b = malloc(bytes);
+    assert_int_equal(ssm_state_snapshot(sb, snap_b, bytes, NULL), SSM_OK);
+    assert_int_equal(ssm_state_restore(s2, snap_b, bytes), SSM_ERR_MISMATCH);
+    assert_int_equal(ssm_state_restore(sb, snap, bytes), SSM_ERR_MISMATCH);
+    size_t bytes_c = ssm_state_bytes(mc);
+    unsigned char *snap_c = malloc(bytes_c);
+    assert_int_equal(ssm_state_snapshot(sc, snap_c, bytes_c, NULL), SSM_OK);
+    assert_int_equal(ssm_state_restore(s2, snap_c, bytes_c), SSM_ERR_MISMATCH);
+    assert_int_equal(ssm_state_restore(sc, snap, bytes), SSM_ERR_MISMATCH);
+    /* a state of another model cannot be stepped by this runner */
+    assert_int_equal(ssm_step(r.rn, &sb, 1, f, NULL, &r.out, NULL), SSM_ERR_INVALID);
+    printf("snapshot %zu bytes: bitwise continuation over 30 frames; refused: truncated, "
+           "magic, payload bit (INVALID), version, other hash, other shape (MISMATCH)\n", bytes);
+
+    ssm_state_destroy(sb);
+    ssm_state_destroy(sc);
+    ssm_model_free(mb);
+    ssm_model_free(mc);
+    free(snap); free(bad); free(before); free(after); free(snap_b); free(snap_c);
+    ssm_state_destroy(s);
+    ssm_state_destroy(s2);
+    run_close(&r);
+}
+
+static void test_nonfinite_input(void **st)
+{
+    (void)st;
+    run r;
+    run_open(&r, "a.safetensors", 3);
+    ssm_state *s[3];
+    for (int i = 0; i < 3; ++i)
+        assert_int_equal(ssm_state_create(r.m, &s[i]), SSM_OK);
+    float f[3 * 6];
+    unsigned flags[3];
+    size_t injected = 0;
+    for (int t = 0; t < 40; ++t) {
+        features(f, 1, 6, t, 2);
+        memcpy(f + 6, f, 6 * sizeof(float));
+        memcpy(f + 12, f, 6 * sizeof(float));
+        /* stream 1 gets NaN/Inf where stream 2 gets explicit zeros */
+        if (t % 3 == 0) {
+            f[6 + t % 6] = (t % 2) ? NAN : -INFINITY;
+            f[12 + t % 6] = 0.0f;
+            f[6 + (t + 1) % 6] = INFINITY;
+            f[12 + (t + 1) % 6] = 0.0f;
+            injected += 2;
+        }
+        assert_int_equal(ssm_step(r.rn, s, 3, f, NULL, &r.out, flags), SSM_OK);
+        assert_int_equal(flags[0], 0);
+        assert_int_equal(flags[1], t % 3 == 0 ? SSM_FLAG_NONFINITE_INPUT : 0u);
+        assert_int_equal(flags[2], 0);
+        assert_memory_equal(r.emb + 24, r.emb + 48, 24 * sizeof(float));
+        for (int i = 0; i < 3 * 24; ++i)
+            assert_true(isfinite(r.emb[i]));
+    }
+    ssm_state_stats ss;
+    ssm_state_stats_get(s[1], &ss);
+    printf("non-finite inputs injected %zu, counted %llu; outputs equal to zeroed input bitwise\n",
+           injected, (unsigned long long)ss.n_nonfinite_inputs);
+    assert_int_equal(ss.n_nonfinite_inputs, injected);
+    assert_int_equal(ss.n_resets, 0);
+    /* chunked forward counts them too */
+    float fc[5 * 6];
+    features(fc, 5, 6, 0, 3);
+    fc[7] = NAN;
+    unsigned fl = 0;
+    assert_int_equal(ssm_forward(r.rn, s[0], 5, fc, NULL, &r.out, &fl), SSM_OK);
+    assert_int_equal(fl, SSM_FLAG_NONFINITE_INPUT);
+    ssm_state_stats_get(s[0], &ss);
+    assert_int_equal(ss.n_nonfinite_inputs, 1);
+    for (int i = 0; i < 3; ++i)
+        ssm_state_destroy(s[i]);
+    run_close(&r);
+}
+
+static void test_nonfinite_state(void **st)
+{
+    (void)st;
+    run r, q;
+    run_open(&r, "a.safetensors", 5);
+    run_open(&q, "a.safetensors", 5);
+    ssm_state *s[5], *c[5];
+    for (int i = 0; i < 5; ++i) {
+        assert_int_equal(ssm_state_create(r.m, &s[i]), SSM_OK);
+        assert_int_equal(ssm_state_create(q.m, &c[i]), SSM_OK);
+    }
+    float f[5 * 6];
+    unsigned flags[5];
+    for (int t = 0; t < 60; ++t) {
+        features(f, 5, 6, t, 4);
+        if (t == 30) {
+            /* force stream 3 non-finite: one SSM state value of layer 1, one
+             * conv value of layer 0 */
+            size_t n;
+            float *p = ssm_state_payload_(s[3], &n);
+            p[n - 5] = NAN;
+            p[3] = INFINITY;
+        }
+        int rc = ssm_step(r.rn, s, 5, f, NULL, &r.out, flags);
+        int rc2 = ssm_step(q.rn, c, 5, f, NULL, &q.out, NULL);
+        assert_int_equal(rc2, SSM_OK);
+        if (t == 30) {
+            assert_int_equal(rc, SSM_ERR_NONFINITE);
+            for (int i = 0; i < 5; ++i)
+                assert_int_equal(flags[i], i == 3 ? SSM_FLAG_RESET : 0u);
+            /* its outputs are zeroed and its state reset; the others equal
+             * the uncorrupted run bit for bit */
+            for (int k = 0; k < 24; ++k)
+                assert_true(r.emb[3 * 24 + k] == 0.0f);
+            assert_true(r.vad[3] == 0.0f);
+            size_t n;
+            float *p = ssm_state_payload_(s[3], &n);
+            for (size_t k = 0; k < n; ++k)
+                assert_true(p[k] == 0.0f);
+            ssm_state_reset(c[3]); /* the control stream restarts from zero too */
+        } else {
+            assert_int_equal(rc, SSM_OK);
+        }
+        for (int i = 0; i < 5; ++i) {
+            if (t == 30 && i == 3)
+                continue;
+            assert_memory_equal(r.emb + i * 24, q.emb + i * 24, 24 * sizeof(float));
+            assert_memory_equal(r.mask + i * 5, q.mask + i * 5, 5 * sizeof(float));
+            assert_memory_equal(r.vad + i, q.vad + i, sizeof(float));
+        }
+    }
+    ssm_state_stats ss;
+    ssm_state_stats_get(s[3], &ss);
+    assert_int_equal(ss.n_resets, 1);
+    /* the same through the chunked forward */
+    size_t n;
+    float *p = ssm_state_payload_(s[0], &n);
+    p[n / 2 + 3] = NAN; /* layer 1, channel 0, newest conv tap (the oldest would just drop out) */
+    float fc[4 * 6];
+    features(fc, 4, 6, 0, 5);
+    unsigned fl = 0;
+    assert_int_equal(ssm_forward(r.rn, s[0], 4, fc, NULL, &r.out, &fl), SSM_ERR_NONFINITE);
+    assert_int_equal(fl, SSM_FLAG_RESET);
+    for (size_t k = 0; k < n; ++k)
+        assert_true(p[k] == 0.0f);
+    for (int k = 0; k < 4 * 24; ++k)
+        assert_true(r.emb[k] == 0.0f);
+    /* a snapshot holding a NaN is refused on restore even with a valid checksum */
+    size_t bytes = ssm_state_bytes(r.m);
+    unsigned char *snap = malloc(bytes), *keep = malloc(bytes), *after = malloc(bytes);
+    float *p1 = ssm_state_payload_(s[1], NULL);
+    p1[7] = NAN;
+    assert_int_equal(ssm_state_snapshot(s[1], snap, bytes, NULL), SSM_OK);
+    assert_int_equal(ssm_state_snapshot(s[2], keep, bytes, NULL), SSM_OK);
+    assert_int_equal(ssm_state_restore(s[2], snap, bytes), SSM_ERR_INVALID);
+    assert_int_equal(ssm_state_snapshot(s[2], after, bytes, NULL), SSM_OK);
+    assert_memory_equal(keep, after, bytes);
+    free(snap);
+    free(keep);
+    free(after);
+    printf("stream 3 of 5 forced non-finite: reset and reported, 4 others bit-identical "
+           "to an uncorrupted run over 60 frames; forward reset too\n");
+    for (int i = 0; i < 5; ++i) {
+        ssm_state_destroy(s[i]);
+        ssm_state_destroy(c[i]);
+    }
+    run_close(&r);
+    run_close(&q);
+}
+
+static void test_bad_arguments(void **st)
+{
+    (void)st;
+    ssm_model *m = NULL;
+    ssm_error err = {0};
+    char path[1024];
+    snprintf(path, sizeof path, "%s/does-not-exist.safetensors", g_dir);
+    int rc = ssm_model_load(path, NULL, &m, &err);
+    printf("missing file: %s (%s)\n", err.msg, ssm_strerror(rc));
+    assert_true(rc == SSM_ERR_IO && m == NULL && strstr(err.msg, "does-not-exist"));
+    snprintf(path, sizeof path, "%s/a.safetensors", g_dir);
+    ssm_model_options o = {.backend = 7};
+    assert_int_equal(ssm_model_load(path, &o, &m, &err), SSM_ERR_BACKEND);
+    printf("backend 7: %s\n", err.msg);
+    ssm_model_free(NULL);
+    ssm_runner_destroy(NULL);
+
+    run r;
+    run_open(&r, "c.safetensors", 2); /* tokens, vocab 11, lm head */
+    ssm_runner *rn = NULL;
+    assert_int_equal(ssm_runner_create(r.m, 0, 4, 0, &rn, &err), SSM_ERR_INVALID);
+    printf("runner: %s\n", err.msg);
+    assert_int_equal(ssm_runner_create(r.m, 4, 0, 0, &rn, &err), SSM_ERR_INVALID);
+    assert_int_equal(ssm_runner_create(r.m, 1 << 30, 1 << 30, 0, &rn, &err), SSM_ERR_NOMEM);
+    printf("runner: %s\n", err.msg);
+    assert_null(rn);
+    ssm_state *s[3];
+    for (int i = 0; i < 3; ++i)
+        assert_int_equal(ssm_state_create(r.m, &s[i]), SSM_OK);
+    float logits[3 * 11];
+    ssm_outputs out = {.logits = logits};
+    int32_t tok[3] = {1, 10, 2};
+    assert_int_equal(ssm_step(r.rn, s, 2, NULL, tok, &out, NULL), SSM_OK);
+    size_t bytes = ssm_state_bytes(r.m);
+    unsigned char *a = malloc(bytes), *b = malloc(bytes);
+    assert_int_equal(ssm_state_snapshot(s[0], a, bytes, NULL), SSM_OK);
+    int32_t bad_tok[2] = {3, 11};
+    assert_int_equal(ssm_step(r.rn, s, 2, NULL, bad_tok, &out, NULL), SSM_ERR_INVALID);
+    bad_tok[1] = -1;
+    assert_int_equal(ssm_step(r.rn, s, 2, NULL, bad_tok, &out, NULL), SSM_ERR_INVALID);
+    assert_int_equal(ssm_step(r.rn, s, 3, NULL, tok, &out, NULL), SSM_ERR_INVALID); /* > max */
+    assert_int_equal(ssm_step(r.rn, s, 0, NULL, tok, &out, NULL), SSM_ERR_INVALID);
+    assert_int_equal(ssm_step(r.rn, s, 2, NULL, NULL, &out, NULL), SSM_ERR_INVALID);  /* no input */
+    float mask[2 * 4];
+    ssm_outputs no_head = {.mask = mask};
+    assert_int_equal(ssm_step(r.rn, s, 2, NULL, tok, &no_head, NULL), SSM_ERR_INVALID);
+    assert_int_equal(ssm_forward(r.rn, s[0], 17, NULL, tok, &out, NULL), SSM_ERR_INVALID);
+    ssm_state *dup[2] = {s[0], NULL};
+    assert_int_equal(ssm_step(r.rn, dup, 2, NULL, tok, &out, NULL), SSM_ERR_INVALID);
+    /* none of the refused calls touched the state */
+    assert_int_equal(ssm_state_snapshot(s[0], b, bytes, NULL), SSM_OK);
+    assert_memory_equal(a, b, bytes);
+    free(a);
+    free(b);
+    for (int i = 0; i < 3; ++i)
+        ssm_state_destroy(s[i]);
+    run_close(&r);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fprintf(stderr, "usage: test_model MODEL_DIR\n");
+        return 1;
+    }
+    g_dir = argv[1];
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_config_and_placement),
+        cmocka_unit_test(test_snapshot_restore),
+        cmocka_unit_test(test_nonfinite_input),
+        cmocka_unit_test(test_nonfinite_state),
+        cmocka_unit_test(test_bad_arguments),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
