@@ -704,10 +704,9 @@ static void test_write_errors(void **state)
 }
 
 /* AU written to "-" by a child whose stdout is a pipe; read back here from
- * the pipe's read end. */
-static void test_au_pipe(void **state)
+ * the pipe's read end, either as a descriptor or as "-" (stdin). */
+static void au_pipe(int via_stdin)
 {
-    (void)state;
     enum { N = 50000, CH = 2 };
     float *x = make_signal(N, CH, 16000);
     int fds[2];
@@ -743,7 +742,15 @@ static void test_au_pipe(void **state)
     close(fds[1]);
     dsp_audio_reader *r = NULL;
     dsp_error err = { 0, "" };
-    int st = dsp_audio_reader_open_fd(&r, fds[0], "pipe", NULL, &err);
+    int saved_stdin = -1, st;
+    if (via_stdin) { /* read "-": the pipe becomes this process's stdin */
+        saved_stdin = dup(STDIN_FILENO);
+        assert_true(saved_stdin >= 0);
+        assert_int_equal(dup2(fds[0], STDIN_FILENO), STDIN_FILENO);
+        st = dsp_audio_reader_open(&r, "-", NULL, &err);
+    } else {
+        st = dsp_audio_reader_open_fd(&r, fds[0], "pipe", NULL, &err);
+    }
     if (st != DSP_OK)
         printf("open pipe: %s\n", err.msg);
     assert_int_equal(st, DSP_OK);
@@ -762,8 +769,8 @@ static void test_au_pipe(void **state)
     int wst = 0;
     assert_int_equal(waitpid(pid, &wst, 0), pid);
     double e = max_abs_diff(x, y, N * CH);
-    printf("AU through a pipe: %s, %d ch, %d Hz, header frames %lld, read %zu (wrote %d), max |err| %.3g, child exit %d\n",
-           info->format, info->channels, info->sample_rate_hz, (long long)info->n_frames, n, N, e,
+    printf("AU through a pipe (%s): %s, %d ch, %d Hz, header frames %lld, read %zu (wrote %d), max |err| %.3g, child exit %d\n",
+           via_stdin ? "reader on \"-\"" : "reader on the fd", info->format, info->channels, info->sample_rate_hz, (long long)info->n_frames, n, N, e,
            WIFEXITED(wst) ? WEXITSTATUS(wst) : -1);
     assert_true(WIFEXITED(wst) && WEXITSTATUS(wst) == 0);
     assert_int_equal(info->container, DSP_AUDIO_CONTAINER_AU);
@@ -772,9 +779,16 @@ static void test_au_pipe(void **state)
     assert_true(e <= 1.0 / 8388608);
     dsp_audio_reader_close(r);
     close(fds[0]);
+    if (saved_stdin >= 0) {
+        dup2(saved_stdin, STDIN_FILENO);
+        close(saved_stdin);
+    }
     free(x);
     free(y);
 }
+
+static void test_au_pipe(void **state) { (void)state; au_pipe(0); }
+static void test_au_pipe_stdin(void **state) { (void)state; au_pipe(1); }
 
 /* ------------------------------------------------------------- slow test */
 
@@ -869,6 +883,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_read_errors),
         cmocka_unit_test(test_write_errors),
         cmocka_unit_test(test_au_pipe),
+        cmocka_unit_test(test_au_pipe_stdin),
     };
     return cmocka_run_group_tests_name("audio_file", tests, setup_dir, remove_dir);
 }
