@@ -169,6 +169,8 @@ static int parse_heads(weights_impl *w, const char *v, unsigned *heads, ssm_erro
     static const char *const names[] = {"mask", "vad", "lm", "embedding"};
     char pv[64];
     *heads = 0;
+    if (!*v)
+        return SSM_OK;   /* "": no head beyond the always-available embedding */
     const char *p = v;
     for (;;) {
         size_t n = strcspn(p, ",");

@@ -127,6 +127,7 @@ def main():
     hj += b" " * ((2 - len(hj) % 4) % 4)
     write_raw(P("tok_unaligned.safetensors"), hj, d, pad=False)
 
+    ssmd_file.save(P("tok_noheads.safetensors"), tok, base_meta(heads=""))
     untied = mamba_tensors(np.random.default_rng(5), tie=False)
     ssmd_file.save(P("tok_untied.safetensors"), untied, meta)
     hf = mamba_tensors(np.random.default_rng(6), hf=True, tie=False, proj_bias=True,
@@ -251,6 +252,7 @@ def main():
     bad("eps_nan", m=base_meta(norm_eps="nan"))
     bad("delta_pos", m=base_meta(delta_A_min="3"))
     bad("heads_dup", m=base_meta(heads="lm,lm"))
+    bad("heads_empty_item", m=base_meta(heads="lm,"))
     bad("heads_unknown", m=base_meta(heads="lm,pitch"))
     bad("norm_layer", m=base_meta(norm="layernorm"))
     bad("input_bad", m=base_meta(input="audio"))

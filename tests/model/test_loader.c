@@ -272,6 +272,11 @@ static void test_tied_and_untied(void **state)
     assert_ptr_not_equal(u->lm_head, u->embedding);
     assert_true(memcmp(u->lm_head, u->embedding, 11 * 8 * sizeof(float)) != 0);
     ssm_weights_free(u);
+    ssm_weights *e = load_ok("tok_noheads.safetensors");   /* heads="": embedding only */
+    assert_int_equal(e->cfg.heads, SSM_HEAD_EMBEDDING);
+    assert_null(e->lm_head);
+    assert_non_null(e->embedding);
+    ssm_weights_free(e);
 }
 
 static void test_hf_names(void **state)
@@ -469,6 +474,7 @@ static const bad_case bad_cases[] = {
     {"eps_nan.safetensors", SSM_ERR_MODEL, "__metadata__ norm_eps: \"nan\" is not a finite number"},
     {"delta_pos.safetensors", SSM_ERR_MODEL, "__metadata__ delta_A_min: \"3\" is not a finite number"},
     {"heads_dup.safetensors", SSM_ERR_MODEL, "__metadata__ heads: \"lm,lm\""},
+    {"heads_empty_item.safetensors", SSM_ERR_MODEL, "__metadata__ heads: \"lm,\""},
     {"heads_unknown.safetensors", SSM_ERR_MODEL, "__metadata__ heads: \"lm,pitch\""},
     {"norm_layer.safetensors", SSM_ERR_MODEL, "__metadata__ norm: \"layernorm\" is not one of: rmsnorm"},
     {"input_bad.safetensors", SSM_ERR_MODEL, "__metadata__ input: \"audio\" is not one of: tokens, features"},
