@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <pthread.h>
 #include <stdio.h>
 
 #include <cmocka.h>
@@ -90,6 +91,61 @@ static void test_deterministic(void **state)
     dsp_stft_destroy(NULL);
 }
 
+/* Many threads creating, using and destroying STFTs at once: the planner
+ * mutex keeps FFTW consistent and every thread gets the bits the main
+ * thread got (run under the sanitizer build too). */
+#define N_THREADS 4
+static const size_t thread_sizes[] = { 512, 400, 960, 320, 257 };
+static float thread_ref[5][2 * 481];
+
+static void *thread_main(void *arg)
+{
+    size_t *mismatches = arg;
+    float x[960], spec[2 * 481];
+    tu_white(x, 960, 11);
+    for (int rep = 0; rep < 20; rep++) {
+        for (size_t i = 0; i < 5; i++) {
+            const size_t n = thread_sizes[i];
+            dsp_stft_config c = { n, n, DSP_WINDOW_HANN, DSP_WINDOW_NONE };
+            dsp_stft *st = dsp_stft_create(&c, NULL);
+            if (!st) {
+                (*mismatches)++;
+                continue;
+            }
+            dsp_stft_forward(st, spec, x);
+            if (memcmp(spec, thread_ref[i], 2 * (n / 2 + 1) * sizeof(float)) != 0)
+                (*mismatches)++;
+            dsp_stft_destroy(st);
+        }
+    }
+    return NULL;
+}
+
+static void test_threads(void **state)
+{
+    (void)state;
+    float x[960];
+    tu_white(x, 960, 11);
+    for (size_t i = 0; i < 5; i++) {
+        dsp_stft_config c = { thread_sizes[i], thread_sizes[i], DSP_WINDOW_HANN, DSP_WINDOW_NONE };
+        dsp_stft *st = dsp_stft_create(&c, NULL);
+        assert_non_null(st);
+        dsp_stft_forward(st, thread_ref[i], x);
+        dsp_stft_destroy(st);
+    }
+    pthread_t th[N_THREADS];
+    size_t mism[N_THREADS] = {0}, total = 0;
+    for (int t = 0; t < N_THREADS; t++)
+        assert_int_equal(pthread_create(&th[t], NULL, thread_main, &mism[t]), 0);
+    for (int t = 0; t < N_THREADS; t++) {
+        pthread_join(th[t], NULL);
+        total += mism[t];
+    }
+    printf("%d threads x 100 create/forward/destroy: spectra differing from the main thread's: %zu\n",
+           N_THREADS, total);
+    assert_int_equal(total, 0);
+}
+
 static void test_windows(void **state)
 {
     (void)state;
@@ -154,6 +210,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_reconstruction),
         cmocka_unit_test(test_deterministic),
+        cmocka_unit_test(test_threads),
         cmocka_unit_test(test_windows),
         cmocka_unit_test(test_analysis_only),
         cmocka_unit_test(test_invalid),
