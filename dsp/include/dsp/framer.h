@@ -39,8 +39,8 @@
  *                 emit(out, got);
  *             }
  *         }
- *     at the end of the input (offline): dsp_framer_finish(f), then the same
- *     inner while loop; the output then has the input's length.
+ *     at the end of the input: dsp_framer_finish(f), then the same inner
+ *     while loop; an aligned framer's output then has the input's length.
  * Bit-exactness: frames and output depend only on the sample sequence, never
  * on how it was cut into chunks (data are only copied and added in a fixed
  * order).
