@@ -57,7 +57,9 @@
  *   forward/inverse use only fftwf_execute_dft_r2c/c2r (new-array execute)
  *   on buffers owned by the object: they are real-time safe (no allocation,
  *   lock, syscall or logging) and may run concurrently on *different*
- *   objects; one object must not be used by two threads at once.
+ *   objects; one object must not be used by two threads at once.  An
+ *   object keeps no state between calls (its buffers are scratch), so one
+ *   per processing thread can serve every stream of the same n_fft/hop.
  */
 #ifndef DSP_STFT_H
 #define DSP_STFT_H
