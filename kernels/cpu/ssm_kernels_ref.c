@@ -12,36 +12,107 @@
 
 #include <cblas.h>
 
-/* Fixed-order dot product: eight interleaved partial sums, then a fixed
- * pairwise tree.  The order depends on n only, so the same row gives the same
- * bits whatever batch it is part of. */
-static inline float dot8(const float *a, const float *b, int n)
+/* Batch-invariant linear layer.
+ *
+ * Every output element out[i,j] = Σ_k x[i,k]·w[j,k] is summed in one fixed
+ * order that depends on d_in only: eight lanes, lane l accumulating the
+ * products k ≡ l (mod 8) for k < d_in rounded down to 8 in increasing k, the
+ * remaining k added to lanes 0, 1, ...; then the fixed tree
+ * ((l0+l4)+(l1+l5))+((l2+l6)+(l3+l7)).  Each lane is a separate
+ * multiply-then-add chain (no FMA: kernels/ builds with -ffp-contract=off),
+ * so the 4×2 register-blocked path and the single-element path produce the
+ * same bits, and so does any vector width the compiler picks for the lanes:
+ * results depend neither on the batch nor on the row's position in it, nor
+ * on the ISA clone that runs.  Weights are walked in blocks of 4 rows (a few
+ * KiB, L1-resident) against every input row, so they stream from memory once
+ * per call whatever the batch. */
+#define LANES 8
+
+static inline float lanes_sum(const float a[LANES])
 {
-    float acc[8] = {0};
-    int k = 0;
-    for (; k + 8 <= n; k += 8)
-        for (int l = 0; l < 8; ++l)
-            acc[l] += a[k + l] * b[k + l];
-    for (int l = 0; k < n; ++k, ++l)
-        acc[l] += a[k] * b[k];
-    return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    return ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7]));
 }
 
+static inline float dot8(const float *w, const float *x, int n)
+{
+    float acc[LANES] = {0};
+    int k = 0;
+    for (; k + LANES <= n; k += LANES)
+        for (int l = 0; l < LANES; ++l)
+            acc[l] += w[k + l] * x[k + l];
+    for (int l = 0; k < n; ++k, ++l)
+        acc[l] += w[k] * x[k];
+    return lanes_sum(acc);
+}
+
+/* 4 weight rows × 2 input rows; same per-element order as dot8. */
+static inline void dot8_4x2(float o0[4], float o1[4], const float *w, int d_in,
+                            const float *x0, const float *x1)
+{
+    float a0[4][LANES] = {{0}}, a1[4][LANES] = {{0}};
+    const float *w0 = w, *w1 = w + d_in, *w2 = w + 2 * (size_t)d_in, *w3 = w + 3 * (size_t)d_in;
+    int k = 0;
+    for (; k + LANES <= d_in; k += LANES) {
+        for (int l = 0; l < LANES; ++l) {
+            float xa = x0[k + l], xb = x1[k + l];
+            a0[0][l] += w0[k + l] * xa;
+            a0[1][l] += w1[k + l] * xa;
+            a0[2][l] += w2[k + l] * xa;
+            a0[3][l] += w3[k + l] * xa;
+            a1[0][l] += w0[k + l] * xb;
+            a1[1][l] += w1[k + l] * xb;
+            a1[2][l] += w2[k + l] * xb;
+            a1[3][l] += w3[k + l] * xb;
+        }
+    }
+    for (int l = 0; k < d_in; ++k, ++l) {
+        a0[0][l] += w0[k] * x0[k];
+        a0[1][l] += w1[k] * x0[k];
+        a0[2][l] += w2[k] * x0[k];
+        a0[3][l] += w3[k] * x0[k];
+        a1[0][l] += w0[k] * x1[k];
+        a1[1][l] += w1[k] * x1[k];
+        a1[2][l] += w2[k] * x1[k];
+        a1[3][l] += w3[k] * x1[k];
+    }
+    for (int q = 0; q < 4; ++q) {
+        o0[q] = lanes_sum(a0[q]);
+        o1[q] = lanes_sum(a1[q]);
+    }
+}
+
+/* The same source compiled for AVX2 and for the baseline; the loader picks
+ * one at start-up (GNU ifunc).  Both give identical bits (see above). */
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__) && defined(__linux__)
+#define SSM_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define SSM_CLONES
+#endif
+
+SSM_CLONES
 void ssm_linear_f32(float *out, size_t ld_out, const float *x, size_t ld_x,
                     const float *w, const float *bias,
                     int n_rows, int d_in, int d_out)
 {
     assert(out && x && w && n_rows >= 0 && d_in >= 1 && d_out >= 1);
-    /* Blocks of 4 weight rows (a few KiB, stay in L1) against every input row:
-     * the weights are read from memory once per call whatever the batch. */
     int j = 0;
     for (; j + 4 <= d_out; j += 4) {
-        const float *w0 = w + (size_t)j * d_in;
-        for (int i = 0; i < n_rows; ++i) {
+        const float *wj = w + (size_t)j * d_in;
+        int i = 0;
+        for (; i + 2 <= n_rows; i += 2) {
+            float o0[4], o1[4];
+            dot8_4x2(o0, o1, wj, d_in, x + (size_t)i * ld_x, x + (size_t)(i + 1) * ld_x);
+            float *r0 = out + (size_t)i * ld_out + j, *r1 = r0 + ld_out;
+            for (int q = 0; q < 4; ++q) {
+                r0[q] = bias ? o0[q] + bias[j + q] : o0[q];
+                r1[q] = bias ? o1[q] + bias[j + q] : o1[q];
+            }
+        }
+        for (; i < n_rows; ++i) {
             const float *xi = x + (size_t)i * ld_x;
             float *oi = out + (size_t)i * ld_out + j;
             for (int q = 0; q < 4; ++q) {
-                float v = dot8(w0 + (size_t)q * d_in, xi, d_in);
+                float v = dot8(wj + (size_t)q * d_in, xi, d_in);
                 oi[q] = bias ? v + bias[j + q] : v;
             }
         }

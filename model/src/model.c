@@ -9,6 +9,8 @@
  *    whose per-element summation order does not depend on the batch, so a
  *    stream's bits do not depend on which streams share its batch; with
  *    SSM_RUNNER_BLAS_STEP the projections go to sgemm instead.
+ *  - The conv, scan and gate run the vectorisable kernels (_vec: own exp
+ *    polynomial) unless SSM_RUNNER_REFERENCE selects the plain reference.
  *  - ssm_forward processes a chunk layer by layer: the projections of all T
  *    frames are one sgemm each, only the conv and the scan walk the frames;
  *    they are the same kernels as the step, called with one row at a time.
@@ -290,8 +292,18 @@ int ssm_state_restore(ssm_state *s, const void *buf, size_t size)
 
 /* ---- runner ------------------------------------------------------------- */
 
+typedef void (*conv_fn)(float *, size_t, float *const *, const float *, size_t, const float *,
+                        const float *, int, int, int);
+typedef void (*scan_fn)(float *, size_t, float *const *, const float *, size_t, const float *,
+                        size_t, const float *, const float *, const float *, size_t, const float *,
+                        float, int, int, int);
+typedef void (*gate_fn)(float *, size_t, const float *, size_t, int, int);
+
 struct ssm_runner {
     const ssm_model *model;
+    conv_fn conv;
+    scan_fn scan;
+    gate_fn gate;
     int max_batch, max_chunk, rows;
     unsigned flags;
     size_t bytes;
@@ -341,7 +353,7 @@ int ssm_runner_create(const ssm_model *m, int max_batch, int max_chunk,
         return ssm_error_set(err, SSM_ERR_INVALID,
                              "ssm_runner_create: max_batch %d and max_chunk %d must be >= 1",
                              max_batch, max_chunk);
-    if (flags & ~(unsigned)SSM_RUNNER_BLAS_STEP)
+    if (flags & ~(unsigned)(SSM_RUNNER_BLAS_STEP | SSM_RUNNER_REFERENCE))
         return ssm_error_set(err, SSM_ERR_INVALID, "ssm_runner_create: unknown flags 0x%x", flags);
     const ssm_config *c = &m->cfg;
     size_t rows = (size_t)(max_batch > max_chunk ? max_batch : max_chunk);
@@ -374,6 +386,10 @@ int ssm_runner_create(const ssm_model *m, int max_batch, int max_chunk,
     memset(mem, 0, total);
     ssm_runner *rn = (ssm_runner *)(mem + o_self);
     rn->model = m;
+    int ref = (flags & SSM_RUNNER_REFERENCE) != 0;
+    rn->conv = ref ? ssm_conv_step_f32 : ssm_conv_step_f32_vec;
+    rn->scan = ref ? ssm_scan_step_f32 : ssm_scan_step_f32_vec;
+    rn->gate = ref ? ssm_gate_silu_f32 : ssm_gate_silu_f32_vec;
     rn->max_batch = max_batch;
     rn->max_chunk = max_chunk;
     rn->rows = (int)rows;
@@ -475,7 +491,7 @@ static void layer_out(ssm_runner *rn, const ssm_layer_weights *L, int n, linear_
 {
     const ssm_config *c = &rn->model->cfg;
     size_t dm = (size_t)c->d_model, di = (size_t)c->d_inner;
-    ssm_gate_silu_f32(rn->y, di, rn->xz + di, 2 * di, n, c->d_inner);
+    rn->gate(rn->y, di, rn->xz + di, 2 * di, n, c->d_inner);
     linear(rn->hn, dm, rn->y, di, L->out_proj, L->out_proj_bias, n, c->d_inner, c->d_model);
     ssm_add_f32(rn->r, dm, rn->hn, dm, n, c->d_model);
 }
@@ -548,10 +564,10 @@ int ssm_step(ssm_runner *rn, ssm_state *const *states, int n, const float *featu
             rn->ssm_ptr[i] = rn->conv_ptr[i] + conv_sz;
         }
         layer_in(rn, L, n, linear);
-        ssm_conv_step_f32(rn->xc, di, rn->conv_ptr, rn->xz, 2 * di, L->conv1d, L->conv1d_bias, n,
+        rn->conv(rn->xc, di, rn->conv_ptr, rn->xz, 2 * di, L->conv1d, L->conv1d_bias, n,
                           c->d_inner, c->d_conv);
         layer_mid(rn, L, n, linear);
-        ssm_scan_step_f32(rn->y, di, rn->ssm_ptr, rn->xc, di, rn->dt, di, L->A,
+        rn->scan(rn->y, di, rn->ssm_ptr, rn->xc, di, rn->dt, di, L->A,
                           rn->dbc + c->dt_rank, rn->dbc + c->dt_rank + c->d_state, (size_t)ndbc,
                           L->D, c->delta_A_min, n, c->d_inner, c->d_state);
         layer_out(rn, L, n, linear);
@@ -611,12 +627,12 @@ int ssm_forward(ssm_runner *rn, ssm_state *s, int n, const float *features,
         layer_in(rn, L, n, linear);
         /* the recurrences walk the frames in order, one row at a time */
         for (int t = 0; t < n; ++t)
-            ssm_conv_step_f32(rn->xc + (size_t)t * di, di, &conv, rn->xz + (size_t)t * 2 * di,
+            rn->conv(rn->xc + (size_t)t * di, di, &conv, rn->xz + (size_t)t * 2 * di,
                               2 * di, L->conv1d, L->conv1d_bias, 1, c->d_inner, c->d_conv);
         layer_mid(rn, L, n, linear);
         for (int t = 0; t < n; ++t) {
             const float *bc = rn->dbc + (size_t)t * ndbc + c->dt_rank;
-            ssm_scan_step_f32(rn->y + (size_t)t * di, di, &ssm, rn->xc + (size_t)t * di, di,
+            rn->scan(rn->y + (size_t)t * di, di, &ssm, rn->xc + (size_t)t * di, di,
                               rn->dt + (size_t)t * di, di, L->A, bc, bc + c->d_state, ndbc, L->D,
                               c->delta_A_min, 1, c->d_inner, c->d_state);
         }

@@ -269,6 +269,122 @@ static void test_nonfinite(void **st)
     assert_true(x[2] == 0.0f && x[13] == 0.0f && x[14] == 0.0f && x[15] == 0.0f && x[3] == 3.0f);
 }
 
+
+/* The vectorisable variants against the reference on awkward sizes: exp
+ * within 3 ulp over [-87, 88] (and NaN kept), conv / scan / gate within a
+ * few fp32 roundings, and batch invariance of each. */
+static void test_vec_variants(void **st)
+{
+    (void)st;
+    /* exp: dense sweep */
+    double worst_ulp = 0;
+    enum { NE = 200003 };
+    float *xs = malloc(NE * sizeof *xs), *es = malloc(NE * sizeof *es);
+    for (int i = 0; i < NE; ++i)
+        xs[i] = -87.0f + 174.999f * (float)i / (NE - 1);
+    ssm_exp_f32_vec(es, xs, NE);
+    for (int i = 0; i < NE; ++i) {
+        double ref = exp((double)xs[i]);
+        double ulp = ldexp(1.0, ilogb(ref) - 23);
+        double e = fabs(es[i] - ref) / ulp;
+        if (e > worst_ulp) worst_ulp = e;
+    }
+    float special[4] = {NAN, -1000.0f, 1000.0f, 0.0f}, out4[4];
+    ssm_exp_f32_vec(out4, special, 4);
+    assert_true(isnan(out4[0]));
+    assert_true(out4[1] >= 0.0f && out4[1] < 2e-38f);
+    assert_true(isfinite(out4[2]) && out4[2] > 1e38f);
+    assert_true(out4[3] == 1.0f);
+    free(xs);
+    free(es);
+
+    double worst_conv = 0, worst_scan = 0, worst_gate = 0;
+    for (int a = 0; a < N_SIZES; ++a)
+        for (int b = 0; b < N_SIZES; ++b) {
+            int n = k_sizes[a], d = k_sizes[b], K = 4, N = (b == 2) ? 16 : k_sizes[b];
+            /* conv */
+            size_t nc = (size_t)n * d * K;
+            float *cs1 = rand_vec(nc, -1, 1), *cs2 = malloc(nc * sizeof *cs2);
+            memcpy(cs2, cs1, nc * sizeof *cs1);
+            float **p1 = malloc((size_t)n * sizeof *p1), **p2 = malloc((size_t)n * sizeof *p2);
+            for (int s = 0; s < n; ++s) {
+                p1[s] = cs1 + (size_t)s * d * K;
+                p2[s] = cs2 + (size_t)s * d * K;
+            }
+            float *x = rand_vec((size_t)n * d, -2, 2), *w = rand_vec((size_t)d * K, -1, 1);
+            float *bias = rand_vec(d, -1, 1);
+            float *o1 = rand_vec((size_t)n * d, 0, 1), *o2 = rand_vec((size_t)n * d, 0, 1);
+            ssm_conv_step_f32(o1, d, p1, x, d, w, bias, n, d, K);
+            ssm_conv_step_f32_vec(o2, d, p2, x, d, w, bias, n, d, K);
+            assert_memory_equal(cs1, cs2, nc * sizeof *cs1);
+            for (size_t i = 0; i < (size_t)n * d; ++i) {
+                double e = fabs(o1[i] - o2[i]) / (fabs(o1[i]) + 1e-3);
+                if (e > worst_conv) worst_conv = e;
+            }
+            /* scan */
+            size_t ns = (size_t)n * d * N;
+            float *h1 = rand_vec(ns, -1, 1), *h2 = malloc(ns * sizeof *h2);
+            memcpy(h2, h1, ns * sizeof *h1);
+            for (int s = 0; s < n; ++s) {
+                p1[s] = h1 + (size_t)s * d * N;
+                p2[s] = h2 + (size_t)s * d * N;
+            }
+            float *dt = rand_vec((size_t)n * d, 1e-3f, 2.0f), *A = rand_vec((size_t)d * N, -16, -0.5f);
+            float *BC = rand_vec((size_t)n * 2 * N, -1, 1), *D = rand_vec(d, -1, 1);
+            ssm_scan_step_f32(o1, d, p1, x, d, dt, d, A, BC, BC + N, 2 * N, D, -INFINITY, n, d, N);
+            ssm_scan_step_f32_vec(o2, d, p2, x, d, dt, d, A, BC, BC + N, 2 * N, D, -INFINITY, n, d, N);
+            /* normwise: the lane-ordered C·h sum differs by roundings of
+             * the terms, not of the (possibly cancelled) result */
+            double hmax = 0, ymax = 0;
+            for (size_t i = 0; i < ns; ++i)
+                hmax = fmax(hmax, fabs(h1[i]));
+            for (size_t i = 0; i < (size_t)n * d; ++i)
+                ymax = fmax(ymax, fabs(o1[i]));
+            for (size_t i = 0; i < ns; ++i) {
+                double e = fabs(h1[i] - h2[i]) / hmax;
+                if (e > worst_scan) worst_scan = e;
+            }
+            for (size_t i = 0; i < (size_t)n * d; ++i) {
+                double e = fabs(o1[i] - o2[i]) / ymax;
+                if (e > worst_scan) worst_scan = e;
+            }
+            /* batch invariance of the vec scan: the last stream alone */
+            if (n > 1) {
+                float *h3 = malloc((size_t)d * N * sizeof *h3), y3[253];
+                float *hl = h2 + (size_t)(n - 1) * d * N;
+                /* rerun the last stream from the same starting state */
+                memcpy(h3, h1 + (size_t)(n - 1) * d * N, (size_t)d * N * sizeof *h3);
+                memcpy(hl, h3, (size_t)d * N * sizeof *h3); /* reset to ref's result */
+                float *hp = h3;
+                /* both start from h1's last stream (ref result), step once more */
+                ssm_scan_step_f32_vec(y3, d, &hp, x + (size_t)(n - 1) * d, d, dt + (size_t)(n - 1) * d, d,
+                                      A, BC + (size_t)(n - 1) * 2 * N, BC + (size_t)(n - 1) * 2 * N + N,
+                                      2 * N, D, -INFINITY, 1, d, N);
+                ssm_scan_step_f32_vec(o2, d, p2, x, d, dt, d, A, BC, BC + N, 2 * N, D, -INFINITY, n, d, N);
+                assert_memory_equal(y3, o2 + (size_t)(n - 1) * d, (size_t)d * sizeof *y3);
+                assert_memory_equal(h3, hl, (size_t)d * N * sizeof *h3);
+                free(h3);
+            }
+            /* gate */
+            float *y1 = rand_vec((size_t)n * d, -2, 2), *y2 = malloc((size_t)n * d * sizeof *y2);
+            memcpy(y2, y1, (size_t)n * d * sizeof *y1);
+            float *z = rand_vec((size_t)n * d, -10, 10);
+            ssm_gate_silu_f32(y1, d, z, d, n, d);
+            ssm_gate_silu_f32_vec(y2, d, z, d, n, d);
+            for (size_t i = 0; i < (size_t)n * d; ++i) {
+                double e = fabs(y1[i] - y2[i]) / (fabs(y1[i]) + 1e-6);
+                if (e > worst_gate) worst_gate = e;
+            }
+            free(cs1); free(cs2); free(p1); free(p2); free(x); free(w); free(bias); free(o1);
+            free(o2); free(h1); free(h2); free(dt); free(A); free(BC); free(D); free(y1); free(y2);
+            free(z);
+        }
+    printf("vec: exp worst %.2f ulp (tolerance 3); vs reference: conv %.3g, scan %.3g, "
+           "gate %.3g relative, scan normwise (tolerance 2e-6)\n", worst_ulp, worst_conv, worst_scan, worst_gate);
+    assert_true(worst_ulp <= 3.0);
+    assert_true(worst_conv < 2e-6 && worst_scan < 2e-6 && worst_gate < 2e-6);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -278,6 +394,7 @@ int main(void)
         cmocka_unit_test(test_softplus_gate_sigmoid),
         cmocka_unit_test(test_scan_step),
         cmocka_unit_test(test_nonfinite),
+        cmocka_unit_test(test_vec_variants),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2,8 +2,9 @@
  * runs them through ssm_step (a batch of B streams) or ssm_forward (one
  * stream in chunks) and writes the raw outputs.
  *
- *   model_run MODEL step    B     T IN OUT [blas]
- *   model_run MODEL forward CHUNK T IN OUT
+ *   model_run MODEL step    B     T IN OUT [blas] [ref]
+ *   model_run MODEL forward CHUNK T IN OUT [ref]
+ * (blas: SSM_RUNNER_BLAS_STEP; ref: SSM_RUNNER_REFERENCE)
  *
  * IN: int32 tokens {T, B} or float32 features {T, B, n_features} (B = 1 for
  * forward).  OUT: float32 {T, B, n_out}, each row the heads present in the
@@ -62,7 +63,10 @@ int main(int argc, char **argv)
     ssm_state **st = calloc((size_t)B, sizeof *st);
     unsigned *flags = calloc((size_t)B, sizeof *flags);
     ssm_runner *rn = NULL;
-    unsigned rflags = argc > 7 && strcmp(argv[7], "blas") == 0 ? SSM_RUNNER_BLAS_STEP : 0;
+    unsigned rflags = 0;
+    for (int i = 7; i < argc; ++i)
+        rflags |= strcmp(argv[i], "blas") == 0 ? SSM_RUNNER_BLAS_STEP
+                  : strcmp(argv[i], "ref") == 0 ? SSM_RUNNER_REFERENCE : 0u;
     if (ssm_runner_create(m, B, chunk, rflags, &rn, &err) < 0)
         return fail(err.msg);
     for (int b = 0; b < B; ++b)

@@ -283,8 +283,17 @@ def cmd_check(helper, work):
         ob, _ = run_c(helper, path, "step", B, inp, work, name + "_blas", ("blas",))
         e_blas, _ = rel_err(ob.reshape(T, B, n_out).astype(np.float64),
                             out_b.astype(np.float64), meta)
-        ok = same and worst_ref <= 1e-5 and worst_fw <= 1e-5 and e_blas <= 1e-5
+        # 6. the plain reference kernels (libm exp) against numpy as well
+        orf, _ = run_c(helper, path, "step", B, inp, work, name + "_ref", ("ref",))
+        orf = orf.reshape(T, B, n_out).astype(np.float64)
+        worst_rk = 0.0
+        for s in range(B):
+            e, _ = rel_err(orf[:, s], reference(path, inp[:, s]), meta)
+            worst_rk = max(worst_rk, e)
+        ok = (same and worst_ref <= 1e-5 and worst_fw <= 1e-5 and e_blas <= 1e-5
+              and worst_rk <= 1e-5)
         print(f"{name:28s} {kw.get('dtype', 'F32'):4s} step-vs-numpy {worst_ref:.2e} ({head_ref})"
+              f"  ref-kernels-vs-numpy {worst_rk:.2e}"
               f"  forward-vs-step {worst_fw:.2e}  blas-vs-step {e_blas:.2e}"
               f"  batch7==single {'yes' if same else 'NO'}  {'ok' if ok else 'FAIL'}")
         if not ok:

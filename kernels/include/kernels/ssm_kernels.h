@@ -126,6 +126,35 @@ void ssm_add_f32(float *out, size_t ld_out, const float *x, size_t ld_x,
 size_t ssm_nonfinite_f32(size_t *count, float *x, size_t ld,
                          int n_rows, int dim, int zero);
 
+/* ---- vectorisable variants (cpu/ssm_kernels_vec.c) ------------------------
+ * Same contracts as the functions above, written for the compiler's
+ * auto-vectoriser and built for AVX2 and the x86-64 baseline (picked once at
+ * load time; both give identical bits).  They differ from the reference only
+ * in exp(), computed by a Cephes-style polynomial within ~2 ulp of expf
+ * (ssm_exp_f32_vec), and in summing C·h in eight lanes; tests/kernels holds
+ * them to the reference on awkward sizes. */
+
+/** out[i] = exp(x[i]) within ~2 ulp for x in [-87, 88]; values below -87
+ *  give exp(-87) ≈ 1.6e-38, above 88 exp(88); NaN stays NaN.  out may
+ *  equal x. */
+void ssm_exp_f32_vec(float *out, const float *x, int n);
+
+void ssm_conv_step_f32_vec(float *out, size_t ld_out, float *const *conv_state,
+                           const float *x, size_t ld_x,
+                           const float *w, const float *bias,
+                           int n_streams, int d_inner, int d_conv);
+
+void ssm_scan_step_f32_vec(float *y, size_t ld_y, float *const *ssm_state,
+                           const float *x, size_t ld_x,
+                           const float *dt, size_t ld_dt,
+                           const float *A,
+                           const float *B, const float *C, size_t ld_bc,
+                           const float *D, float dA_log_min,
+                           int n_streams, int d_inner, int d_state);
+
+void ssm_gate_silu_f32_vec(float *y, size_t ld_y, const float *z, size_t ld_z,
+                           int n_rows, int dim);
+
 #ifdef __cplusplus
 }
 #endif

@@ -160,6 +160,11 @@ enum {
      *  batch-invariant kernel, where a stream gives bit-identical results
      *  alone or in any batch. */
     SSM_RUNNER_BLAS_STEP = 1u << 0,
+    /** Use the plain-C reference kernels (libm expf) for the conv, scan and
+     *  gate instead of the vectorisable ones (an exp polynomial within ~2 ulp);
+     *  slower, for verification.  Both agree with a float64 reference to
+     *  ~1e-6 relative. */
+    SSM_RUNNER_REFERENCE = 1u << 1,
 };
 
 /** Creates scratch memory for steps of up to max_batch streams and forwards

@@ -1,0 +1,152 @@
+/* Vectorisable variants of the elementwise-heavy kernels (ssm_kernels.h,
+ * "_vec"): plain C shaped so that the compiler vectorises the independent
+ * lanes, compiled for AVX2 and for the baseline (GNU target_clones).
+ *
+ * What differs from the reference: exp() is computed by ssm_expf_vec below
+ * (Cephes' expf: range reduction by ln 2, degree-6 polynomial, scale by 2ⁿ
+ * through the exponent bits) instead of libm's expf, which the compiler
+ * cannot vectorise without -ffast-math; and the C·h sum of the scan uses
+ * eight lanes like ssm_linear_f32.  Every operation is an IEEE add, multiply
+ * or compare in a fixed order (no FMA: -ffp-contract=off), so the AVX2 and
+ * the baseline clones produce the same bits, and a stream's results still do
+ * not depend on its batch.  NaN propagates as in the reference (the clamps
+ * are comparisons that keep NaN, and no float is converted to an integer). */
+#include "kernels/ssm_kernels.h"
+
+#include <assert.h>
+#include <stdint.h>
+#include <string.h>
+
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__) && defined(__linux__)
+#define SSM_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define SSM_CLONES
+#endif
+
+static inline uint32_t f2u(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    return u;
+}
+
+static inline float u2f(uint32_t u)
+{
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+/* exp(x) within ~2 ulp for x in [-87, 88]; x below -87 gives exp(-87)
+ * (1.6e-38, where the true value is smaller still), above 88 gives exp(88);
+ * NaN gives NaN. */
+static inline float vexp(float x)
+{
+    const float shifter = 12582912.0f; /* 1.5·2²³: adding it rounds to an integer */
+    x = x > 88.0f ? 88.0f : x;
+    x = x < -87.0f ? -87.0f : x;
+    float fx = x * 1.44269504088896341f;
+    float t = fx + shifter;
+    float n = t - shifter;                      /* round(x / ln 2) */
+    float r = x - n * 0.693359375f;             /* Cody-Waite: ln 2 = C1 + C2 */
+    r = r - n * -2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * (r * r) + r;
+    p = p + 1.0f;
+    /* t's low mantissa bits hold n (two's complement offset by the shifter) */
+    uint32_t ni = f2u(t) - f2u(shifter);
+    return p * u2f((ni + 127u) << 23);
+}
+
+SSM_CLONES
+void ssm_exp_f32_vec(float *out, const float *x, int n)
+{
+    for (int i = 0; i < n; ++i)
+        out[i] = vexp(x[i]);
+}
+
+SSM_CLONES
+void ssm_scan_step_f32_vec(float *y, size_t ld_y, float *const *ssm_state,
+                           const float *x, size_t ld_x,
+                           const float *dt, size_t ld_dt,
+                           const float *A,
+                           const float *B, const float *C, size_t ld_bc,
+                           const float *D, float dA_log_min,
+                           int n_streams, int d_inner, int d_state)
+{
+    assert(y && ssm_state && x && dt && A && B && C && d_state >= 1);
+    for (int s = 0; s < n_streams; ++s) {
+        float *h = ssm_state[s];
+        const float *xs = x + (size_t)s * ld_x;
+        const float *ds = dt + (size_t)s * ld_dt;
+        const float *Bs = B + (size_t)s * ld_bc;
+        const float *Cs = C + (size_t)s * ld_bc;
+        float *ys = y + (size_t)s * ld_y;
+        for (int c = 0; c < d_inner; ++c) {
+            float *hc = h + (size_t)c * d_state;
+            const float *Ac = A + (size_t)c * d_state;
+            const float delta = ds[c];
+            const float dx = delta * xs[c];
+            for (int n = 0; n < d_state; ++n) {
+                float la = delta * Ac[n];
+                la = la < dA_log_min ? dA_log_min : la;
+                hc[n] = hc[n] * vexp(la) + dx * Bs[n];
+            }
+            float acc[8] = {0};
+            int n = 0;
+            for (; n + 8 <= d_state; n += 8)
+                for (int l = 0; l < 8; ++l)
+                    acc[l] += hc[n + l] * Cs[n + l];
+            for (int l = 0; n < d_state; ++n, ++l)
+                acc[l] += hc[n] * Cs[n];
+            float v = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+            ys[c] = D ? v + D[c] * xs[c] : v;
+        }
+    }
+}
+
+SSM_CLONES
+void ssm_conv_step_f32_vec(float *out, size_t ld_out, float *const *conv_state,
+                           const float *x, size_t ld_x,
+                           const float *w, const float *bias,
+                           int n_streams, int d_inner, int d_conv)
+{
+    assert(out && conv_state && x && w && d_conv >= 1);
+    for (int s = 0; s < n_streams; ++s) {
+        float *st = conv_state[s];
+        const float *xs = x + (size_t)s * ld_x;
+        float *os = out + (size_t)s * ld_out;
+        for (int c = 0; c < d_inner; ++c) {
+            float *sc = st + (size_t)c * d_conv;
+            const float *wc = w + (size_t)c * d_conv;
+            for (int k = 0; k + 1 < d_conv; ++k)
+                sc[k] = sc[k + 1];
+            sc[d_conv - 1] = xs[c];
+            float acc = 0.0f;
+            for (int k = 0; k < d_conv; ++k)
+                acc += sc[k] * wc[k];
+            os[c] = bias ? acc + bias[c] : acc;
+        }
+        for (int c = 0; c < d_inner; ++c) {
+            float v = os[c];
+            os[c] = v / (1.0f + vexp(-v));
+        }
+    }
+}
+
+SSM_CLONES
+void ssm_gate_silu_f32_vec(float *y, size_t ld_y, const float *z, size_t ld_z,
+                           int n_rows, int dim)
+{
+    for (int i = 0; i < n_rows; ++i) {
+        float *yi = y + (size_t)i * ld_y;
+        const float *zi = z + (size_t)i * ld_z;
+        for (int k = 0; k < dim; ++k)
+            yi[k] = yi[k] * (zi[k] / (1.0f + vexp(-zi[k])));
+    }
+}
