@@ -13,6 +13,8 @@ PKGS=(
   libjansson-dev libcmocka-dev libopenblas-dev
   # numpy references and the Python client
   python3-numpy python3-scipy python3-zmq
+  # clients/python/examples/live_spectrogram.py (tests/clients draw a PNG headless)
+  python3-matplotlib
   # virtual microphone (ALSA file PCM) and sound file tools used by tests
   alsa-utils libasound2-plugins sndfile-programs
 )

@@ -1,0 +1,460 @@
+/* ssm-sub: subscribes to ssmd's data plane and prints one line per message,
+ * or writes one stream's audio to a file (docs/protocol.md, "Data plane").
+ *
+ * seq is tracked per topic: a jump forward is reported on stderr as dropped
+ * messages (a slow subscriber loses messages when the daemon's queue for it
+ * is full); the first message of a topic, a new daemon epoch or seq going
+ * back (the stream was restarted) start the count afresh. */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "client.h"
+
+#define DEFAULT_ENDPOINT "tcp://127.0.0.1:5560"
+#define MAX_TOPICS 4096     /* distinct topics tracked for seq gaps */
+#define MAX_TOPIC_BYTES 255
+/** Largest gap (seconds of audio) --output fills with silence. */
+#define MAX_FILL_S 60
+
+static const char *const usage_text =
+    "Usage: ssm-sub [OPTIONS] [TOPIC_PREFIX...]\n"
+    "Subscribe to ssmd's data plane (all topics when no prefix is given; a prefix\n"
+    "such as 'mic0/' or 'mic0/features/') and print one line per message:\n"
+    "  TOPIC seq=N first_sample=N ROWSxCOLS DTYPE rate=HZ flags=NAMES [values | JSON]\n"
+    "Gaps in a topic's seq are reported on stderr as dropped messages.\n"
+    "\n"
+    "Options:\n"
+    "  -e, --endpoint EP   data-plane socket (default " DEFAULT_ENDPOINT ")\n"
+    "  -j, --json          print JSON lines (header fields, values or the JSON payload)\n"
+    "  -q, --quiet         print nothing per message\n"
+    "  -o, --output FILE   write the <s>/audio/ payloads of one stream to FILE (format from\n"
+    "                      the extension, float samples where possible; \"-\": AU on\n"
+    "                      stdout, then nothing else is printed there); stops at the\n"
+    "                      stream's end; dropped messages become silence\n"
+    "      --stream NAME   with --output: the stream to write (default: the first seen)\n"
+    "  -n, --count N       stop after N messages\n"
+    "  -s, --seconds S     stop after S seconds\n"
+    "      --until-end     stop at the end of a stream: its {\"event\":\"end\"}, or a message\n"
+    "                      flagged end-of-stream when its events are not subscribed\n"
+    "  -t, --timeout S     give up when the daemon cannot be reached within S seconds\n"
+    "                      (default 5)\n"
+    "  -h, --help          this text\n"
+    "\n"
+    "Exit status: 0 ok, 1 unreachable daemon or output error, 2 bad options.\n";
+
+static int usage_error(const char *fmt, const char *arg)
+{
+    fprintf(stderr, "ssm-sub: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, " (see ssm-sub --help)\n");
+    return CLI_EXIT_USAGE;
+}
+
+typedef struct topic_seq {
+    char topic[MAX_TOPIC_BYTES + 1];
+    uint64_t next_seq, epoch;
+} topic_seq;
+
+typedef struct sub_state {
+    const char *endpoint, *out_path, *out_stream;
+    char **prefixes;
+    int n_prefixes;
+    int json, quiet, until_end;
+    uint64_t max_count;
+    double seconds, timeout_s;
+
+    topic_seq *topics;
+    size_t n_topics;
+    uint64_t n_msgs, n_dropped, n_malformed;
+
+    dsp_audio_writer *writer;
+    char writer_stream[SSMD_STREAM_NAME_MAX + 1];
+    uint32_t writer_rate, writer_cols;
+    uint64_t writer_next_first, writer_frames;
+    int done;
+    FILE *out; /* where lines go (stdout, or stderr when audio goes to stdout) */
+} sub_state;
+
+/* Updates seq tracking; reports a gap.  Returns messages lost before this one. */
+static uint64_t track_seq(sub_state *s, const cli_data *d)
+{
+    size_t tl = d->topic_len > MAX_TOPIC_BYTES ? MAX_TOPIC_BYTES : d->topic_len;
+    topic_seq *t = NULL;
+    for (size_t i = 0; i < s->n_topics; i++) {
+        if (strlen(s->topics[i].topic) == tl && !memcmp(s->topics[i].topic, d->topic, tl)) {
+            t = &s->topics[i];
+            break;
+        }
+    }
+    if (!t) {
+        if (s->n_topics == MAX_TOPICS) return 0; /* stop tracking new topics, keep running */
+        t = &s->topics[s->n_topics++];
+        memcpy(t->topic, d->topic, tl);
+        t->topic[tl] = '\0';
+        t->next_seq = d->h.seq + 1;
+        t->epoch = d->h.epoch;
+        return 0;
+    }
+    uint64_t lost = 0;
+    if (t->epoch != d->h.epoch) {
+        fprintf(stderr, "ssm-sub: %s: the daemon restarted (new epoch 0x%016" PRIx64 ")\n",
+                t->topic, d->h.epoch);
+    } else if (d->h.seq > t->next_seq) {
+        lost = d->h.seq - t->next_seq;
+        fprintf(stderr, "ssm-sub: %s: %" PRIu64 " message%s dropped (seq %" PRIu64 "..%" PRIu64 ")\n",
+                t->topic, lost, lost == 1 ? "" : "s", t->next_seq, d->h.seq - 1);
+        s->n_dropped += lost;
+    } else if (d->h.seq < t->next_seq) {
+        fprintf(stderr, "ssm-sub: %s: seq went back from %" PRIu64 " to %" PRIu64
+                " (stream restarted)\n", t->topic, t->next_seq - 1, d->h.seq);
+    }
+    t->next_seq = d->h.seq + 1;
+    t->epoch = d->h.epoch;
+    return lost;
+}
+
+static const char *dtype_name(uint16_t dt)
+{
+    switch (dt) {
+    case SSMD_DTYPE_F32: return "f32";
+    case SSMD_DTYPE_I16: return "i16";
+    case SSMD_DTYPE_U8: return "u8";
+    case SSMD_DTYPE_UTF8: return "utf8";
+    default: return "?";
+    }
+}
+
+/* Value i of a numeric payload as a double (payload may be unaligned). */
+static double value_at(const cli_data *d, size_t i)
+{
+    switch (d->h.dtype) {
+    case SSMD_DTYPE_F32: {
+        float f;
+        memcpy(&f, d->payload + 4 * i, 4);
+        return f;
+    }
+    case SSMD_DTYPE_I16: return (int16_t)ssmd_get_u16(d->payload + 2 * i);
+    default: return d->payload[i];
+    }
+}
+
+static void print_text(sub_state *s, const cli_data *d)
+{
+    char flags[96];
+    FILE *o = s->out;
+    fprintf(o, "%.*s seq=%" PRIu64 " first_sample=%" PRIu64 " %ux%u %s rate=%u flags=%s",
+            (int)d->topic_len, d->topic, d->h.seq, d->h.first_sample, d->h.rows, d->h.cols,
+            dtype_name(d->h.dtype), d->h.sample_rate_hz, cli_flags_text(d->h.flags, flags, sizeof flags));
+    if (d->h.dtype == SSMD_DTYPE_UTF8) {
+        fputc(' ', o);
+        for (size_t i = 0; i < d->payload_len; i++) { /* one line: control bytes escaped */
+            unsigned char ch = d->payload[i];
+            if (ch < 0x20) fprintf(o, "\\x%02x", ch);
+            else fputc(ch, o);
+        }
+    } else if (d->kind == SSMD_KIND_AUDIO) {
+        size_t n = (size_t)d->h.rows * d->h.cols;
+        double acc = 0.0;
+        for (size_t i = 0; i < n; i++) {
+            double v = value_at(d, i);
+            acc += v * v;
+        }
+        fprintf(o, " rms=%.4g", n ? sqrt(acc / (double)n) : 0.0);
+    } else {
+        size_t n = (size_t)d->h.rows * d->h.cols;
+        for (size_t i = 0; i < n; i++) fprintf(o, " %.6g", value_at(d, i));
+    }
+    fputc('\n', o);
+}
+
+static void print_json(sub_state *s, const cli_data *d)
+{
+    char epoch[24];
+    snprintf(epoch, sizeof epoch, "0x%016" PRIx64, d->h.epoch);
+    json_t *j = json_object();
+    json_object_set_new(j, "topic", json_stringn(d->topic, d->topic_len));
+    json_object_set_new(j, "stream", json_string(d->stream));
+    json_object_set_new(j, "kind", json_string(ssmd_kind_name(d->h.kind)));
+    json_object_set_new(j, "dtype", json_string(dtype_name(d->h.dtype)));
+    json_object_set_new(j, "flags", json_integer(d->h.flags));
+    json_object_set_new(j, "sample_rate_hz", json_integer(d->h.sample_rate_hz));
+    json_object_set_new(j, "rows", json_integer(d->h.rows));
+    json_object_set_new(j, "cols", json_integer(d->h.cols));
+    json_object_set_new(j, "hop_samples", json_integer(d->h.hop_samples));
+    json_object_set_new(j, "seq", json_integer((json_int_t)d->h.seq));
+    json_object_set_new(j, "first_sample", json_integer((json_int_t)d->h.first_sample));
+    json_object_set_new(j, "capture_ns", json_integer((json_int_t)d->h.capture_ns));
+    json_object_set_new(j, "epoch", json_string(epoch));
+    if (d->h.dtype == SSMD_DTYPE_UTF8) {
+        json_error_t jerr;
+        json_t *p = json_loadb((const char *)d->payload, d->payload_len, JSON_DECODE_ANY, &jerr);
+        if (p) json_object_set_new(j, "json", p);
+        else json_object_set_new(j, "text", json_stringn((const char *)d->payload, d->payload_len));
+    } else {
+        size_t n = (size_t)d->h.rows * d->h.cols;
+        json_t *a = json_array();
+        for (size_t i = 0; i < n; i++) {
+            double v = value_at(d, i);
+            /* JSON has no NaN/Inf: null stands for a non-finite value */
+            json_array_append_new(a, isfinite(v) ? (d->h.dtype == SSMD_DTYPE_F32
+                                                        ? json_real(v)
+                                                        : json_integer((json_int_t)v))
+                                                 : json_null());
+        }
+        json_object_set_new(j, "values", a);
+    }
+    char *text = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
+    if (text) fprintf(s->out, "%s\n", text);
+    free(text);
+    json_decref(j);
+}
+
+/* Writes the audio of the selected stream.  Returns 0, or -1 on a write error. */
+static int write_audio(sub_state *s, const cli_data *d, uint64_t lost)
+{
+    dsp_error err;
+    if (!s->writer) {
+        if (s->writer_stream[0] && strcmp(s->writer_stream, d->stream) != 0) return 0;
+        if (s->out_stream && strcmp(s->out_stream, d->stream) != 0) return 0;
+        if (d->h.cols == 0 || d->h.sample_rate_hz == 0) return 0;
+        if (cli_writer_open(&s->writer, s->out_path, (int)d->h.sample_rate_hz, (int)d->h.cols,
+                            &err) != DSP_OK) {
+            fprintf(stderr, "ssm-sub: %s\n", err.msg);
+            return -1;
+        }
+        snprintf(s->writer_stream, sizeof s->writer_stream, "%s", d->stream);
+        s->writer_rate = d->h.sample_rate_hz;
+        s->writer_cols = d->h.cols;
+        s->writer_next_first = d->h.first_sample;
+        if (s->out_path[0] != '-' || s->out_path[1])
+            fprintf(stderr, "ssm-sub: writing %s (%u Hz, %u channel%s) to %s\n", s->writer_stream,
+                    s->writer_rate, s->writer_cols, s->writer_cols == 1 ? "" : "s", s->out_path);
+    } else if (strcmp(s->writer_stream, d->stream) != 0) {
+        return 0;
+    }
+    if (d->h.sample_rate_hz != s->writer_rate || d->h.cols != s->writer_cols) {
+        fprintf(stderr, "ssm-sub: %s changed from %u Hz x %u to %u Hz x %u; stopping\n",
+                d->stream, s->writer_rate, s->writer_cols, d->h.sample_rate_hz, d->h.cols);
+        return -1;
+    }
+    float buf[2048];
+    if (lost && d->h.first_sample > s->writer_next_first) {
+        /* keep the timeline: the dropped messages covered these samples */
+        uint64_t fill = d->h.first_sample - s->writer_next_first;
+        if (fill > (uint64_t)MAX_FILL_S * s->writer_rate) fill = (uint64_t)MAX_FILL_S * s->writer_rate;
+        memset(buf, 0, sizeof buf);
+        size_t per = sizeof buf / sizeof buf[0] / s->writer_cols;
+        for (uint64_t done = 0; done < fill && per;) {
+            size_t n = fill - done < per ? (size_t)(fill - done) : per;
+            if (dsp_audio_writer_write(s->writer, buf, n, &err) != DSP_OK) {
+                fprintf(stderr, "ssm-sub: %s\n", err.msg);
+                return -1;
+            }
+            done += n;
+        }
+        fprintf(stderr, "ssm-sub: %" PRIu64 " samples of silence written for the dropped audio\n",
+                fill);
+    }
+    size_t per = sizeof buf / sizeof buf[0] / s->writer_cols;
+    if (per == 0) {
+        fprintf(stderr, "ssm-sub: %u channels are more than this client writes\n", s->writer_cols);
+        return -1;
+    }
+    for (size_t r = 0; r < d->h.rows; r += per) {
+        size_t nr = d->h.rows - r < per ? d->h.rows - r : per;
+        for (size_t i = 0; i < nr * s->writer_cols; i++)
+            buf[i] = (float)(d->h.dtype == SSMD_DTYPE_I16 ? value_at(d, r * s->writer_cols + i) / 32768.0
+                                                          : value_at(d, r * s->writer_cols + i));
+        if (dsp_audio_writer_write(s->writer, buf, nr, &err) != DSP_OK) {
+            fprintf(stderr, "ssm-sub: %s\n", err.msg);
+            return -1;
+        }
+    }
+    s->writer_frames += d->h.rows;
+    s->writer_next_first = d->h.first_sample + d->h.rows;
+    if (d->h.flags & SSMD_FLAG_END_OF_STREAM) s->done = 1;
+    return 0;
+}
+
+/* Does a subscription prefix cover the topic "<stream>/event/"? */
+static int events_subscribed(const sub_state *s, const char *stream)
+{
+    char t[SSMD_STREAM_NAME_MAX + 16];
+    snprintf(t, sizeof t, "%s/event/", stream);
+    if (s->n_prefixes == 0) return 1;
+    for (int i = 0; i < s->n_prefixes; i++)
+        if (!strncmp(t, s->prefixes[i], strlen(s->prefixes[i]))) return 1;
+    return 0;
+}
+
+static int is_end_event(const cli_data *d)
+{
+    if (d->kind != SSMD_KIND_EVENT || d->h.dtype != SSMD_DTYPE_UTF8) return 0;
+    json_error_t jerr;
+    json_t *j = json_loadb((const char *)d->payload, d->payload_len, 0, &jerr);
+    const char *ev = json_string_value(json_object_get(j, "event"));
+    int end = ev && !strcmp(ev, "end");
+    json_decref(j);
+    return end;
+}
+
+static int run(sub_state *s)
+{
+    int rc = CLI_EXIT_FAIL;
+    char why[256];
+    void *ctx = zmq_ctx_new();
+    void *sock = zmq_socket(ctx, ZMQ_SUB);
+    int zero = 0;
+    zmq_setsockopt(sock, ZMQ_LINGER, &zero, sizeof zero);
+    if (s->n_prefixes == 0) zmq_setsockopt(sock, ZMQ_SUBSCRIBE, "", 0);
+    for (int i = 0; i < s->n_prefixes; i++)
+        zmq_setsockopt(sock, ZMQ_SUBSCRIBE, s->prefixes[i], strlen(s->prefixes[i]));
+    double t0 = cli_now_s();
+    if (cli_connect(ctx, sock, s->endpoint, s->timeout_s, why, sizeof why) != 0) {
+        fprintf(stderr, "ssm-sub: %s\n", why);
+        goto out;
+    }
+    while (!s->done && !(s->max_count && s->n_msgs >= s->max_count)) {
+        double left = -1.0;
+        if (s->seconds > 0) {
+            left = s->seconds - (cli_now_s() - t0);
+            if (left <= 0) break;
+        }
+        cli_msg m;
+        int got = cli_msg_recv(sock, &m, left);
+        if (got == 0) break;
+        if (got < 0) {
+            if (cli_stop_requested) break; /* Ctrl-C: finish the output file cleanly */
+            fprintf(stderr, "ssm-sub: receive: %s\n", zmq_strerror(zmq_errno()));
+            goto out;
+        }
+        cli_data d;
+        if (cli_data_decode(&m, 0, &d, why, sizeof why) != SSMD_PROTO_OK) {
+            fprintf(stderr, "ssm-sub: skipping a malformed message: %s\n", why);
+            s->n_malformed++;
+            cli_msg_close(&m);
+            continue;
+        }
+        s->n_msgs++;
+        uint64_t lost = track_seq(s, &d);
+        if (!s->quiet) {
+            if (s->json) print_json(s, &d);
+            else print_text(s, &d);
+            fflush(s->out);
+            if (ferror(s->out)) { /* e.g. `ssm-sub | head`: stop quietly */
+                cli_msg_close(&m);
+                rc = CLI_EXIT_OK;
+                goto out;
+            }
+        }
+        if (s->out_path && d.kind == SSMD_KIND_AUDIO && write_audio(s, &d, lost) != 0) {
+            cli_msg_close(&m);
+            goto out;
+        }
+        if (s->until_end) {
+            if (is_end_event(&d)) s->done = 1;
+            if ((d.h.flags & SSMD_FLAG_END_OF_STREAM) && !events_subscribed(s, d.stream)) s->done = 1;
+        }
+        cli_msg_close(&m);
+    }
+    if (s->writer) {
+        dsp_error err;
+        dsp_audio_writer *w = s->writer;
+        s->writer = NULL;
+        if (dsp_audio_writer_close(w, &err) != DSP_OK) {
+            fprintf(stderr, "ssm-sub: %s\n", err.msg);
+            goto out;
+        }
+    } else if (s->out_path) {
+        fprintf(stderr, "ssm-sub: no audio received; %s not written\n", s->out_path);
+    }
+    if (s->n_dropped)
+        fprintf(stderr, "ssm-sub: %" PRIu64 " message%s dropped in total\n", s->n_dropped,
+                s->n_dropped == 1 ? "" : "s");
+    rc = CLI_EXIT_OK;
+out:
+    if (s->writer) dsp_audio_writer_abort(s->writer);
+    s->writer = NULL;
+    zmq_close(sock);
+    zmq_ctx_term(ctx);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    sub_state s;
+    memset(&s, 0, sizeof s);
+    s.endpoint = DEFAULT_ENDPOINT;
+    s.timeout_s = 5.0;
+    s.out = stdout;
+    enum { OPT_STREAM = 256, OPT_UNTIL_END };
+    static const struct option opts[] = {
+        { "endpoint", required_argument, NULL, 'e' },
+        { "json", no_argument, NULL, 'j' },
+        { "quiet", no_argument, NULL, 'q' },
+        { "output", required_argument, NULL, 'o' },
+        { "stream", required_argument, NULL, OPT_STREAM },
+        { "count", required_argument, NULL, 'n' },
+        { "seconds", required_argument, NULL, 's' },
+        { "until-end", no_argument, NULL, OPT_UNTIL_END },
+        { "timeout", required_argument, NULL, 't' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, ":e:jqo:n:s:t:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'e': s.endpoint = optarg; break;
+        case 'j': s.json = 1; break;
+        case 'q': s.quiet = 1; break;
+        case 'o': s.out_path = optarg; break;
+        case OPT_STREAM: s.out_stream = optarg; break;
+        case 'n':
+            if (cli_parse_u64(optarg, 1, UINT64_MAX, &s.max_count) != 0)
+                return usage_error("--count: '%s' is not a count >= 1", optarg);
+            break;
+        case 's':
+            if (cli_parse_seconds(optarg, &s.seconds) != 0)
+                return usage_error("--seconds: '%s' is not a number of seconds > 0", optarg);
+            break;
+        case OPT_UNTIL_END: s.until_end = 1; break;
+        case 't':
+            if (cli_parse_seconds(optarg, &s.timeout_s) != 0)
+                return usage_error("--timeout: '%s' is not a number of seconds > 0", optarg);
+            break;
+        case 'h': fputs(usage_text, stdout); return CLI_EXIT_OK;
+        case ':': return usage_error("option '%s' needs a value", argv[optind - 1]);
+        default: return usage_error("unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (s.out_stream && !s.out_path) return usage_error("%s", "--stream needs --output");
+    if (s.out_stream && !ssmd_stream_name_valid(s.out_stream, strlen(s.out_stream)))
+        return usage_error("--stream: '%s' is not a valid stream name", s.out_stream);
+    if (s.out_path && !strcmp(s.out_path, "-")) s.out = stderr;
+    if (s.out_path && !strcmp(s.out_path, "-") && !s.json) s.quiet = 1;
+    s.prefixes = argv + optind;
+    s.n_prefixes = argc - optind;
+    for (int i = 0; i < s.n_prefixes; i++)
+        if (strlen(s.prefixes[i]) > MAX_TOPIC_BYTES)
+            return usage_error("topic prefix '%.40s...' is too long", s.prefixes[i]);
+    if (s.out_path && dsp_audio_container_from_path(s.out_path) == DSP_AUDIO_CONTAINER_AUTO)
+        return usage_error("--output: cannot tell the audio format of '%s' from its extension "
+                           "(.wav .flac .au .ogg .opus .aiff .w64 .rf64 .raw)", s.out_path);
+    s.topics = calloc(MAX_TOPICS, sizeof *s.topics);
+    if (!s.topics) {
+        fprintf(stderr, "ssm-sub: out of memory\n");
+        return CLI_EXIT_FAIL;
+    }
+    cli_signals_install();
+    int rc = run(&s);
+    free(s.topics);
+    return rc;
+}
