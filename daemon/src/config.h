@@ -28,6 +28,8 @@ typedef struct ssmd_config {
     char *channels;           /**< "mono" (downmix) or "split" (one stream per channel) */
     bool  realtime;           /**< pace a file input at real time */
     char *resample_quality;   /**< "best", "medium" or "fast" */
+    char *serve;              /**< "auto", "yes", "no": bind the sockets */
+    long  wait_subscribers;   /**< subscriptions to wait for before a file input starts */
     char *pub;                /**< data-plane PUB endpoint */
     char *ingest;             /**< client audio ingest endpoint */
     char *control;            /**< control ROUTER endpoint */

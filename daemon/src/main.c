@@ -8,7 +8,7 @@
 #include <portaudio.h>
 
 #include "config.h"
-#include "filejob.h"
+#include "server.h"
 
 #ifndef SSMD_VERSION
 #define SSMD_VERSION "unknown"
@@ -92,14 +92,13 @@ int main(int argc, char **argv)
         rc = 2;
         goto out;
     }
-    if (strcmp(cfg.input, "mic") == 0 || strcmp(cfg.input, "none") == 0) {
-        fprintf(stderr, "ssmd: input '%s': live capture and the socket server are not built yet "
-                        "(issue 5); this build transcodes files: ssmd IN -o OUT --model FILE\n",
-                cfg.input);
+    if (strcmp(cfg.input, "mic") == 0) {
+        fprintf(stderr, "ssmd: input 'mic': live capture is not built yet; inputs are a file or "
+                        "'none' (serve client streams)\n");
         rc = 2;
         goto out;
     }
-    rc = ssmd_file_job_run(&cfg, model, &stop_requested);
+    rc = ssmd_server_run(&cfg, model, &stop_requested);
 out:
     ssmd_config_free(&cfg);
     return rc;

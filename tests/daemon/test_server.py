@@ -1,0 +1,400 @@
+"""Integration tests of the ssmd daemon on loopback (docs/protocol.md), with
+random free ports and a temporary HOME.  Each check prints what it measured.
+Usage: test_server.py SSMD_EXE STREAM_RUN_EXE MODEL_DIR [--slow]"""
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import numpy as np
+import zmq
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "clients", "python"))
+from ssmd import protocol as P  # noqa: E402
+
+SSMD, STREAM_RUN, MODELS = sys.argv[1], sys.argv[2], sys.argv[3]
+SLOW = "--slow" in sys.argv
+MODEL = os.path.join(MODELS, "random.safetensors")
+TMP = tempfile.mkdtemp(prefix="ssmd-it-")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def write_wav(path, x, rate):
+    from scipy.io import wavfile
+    wavfile.write(path, rate, x.astype(np.float32))
+
+
+def read_wav(path):
+    from scipy.io import wavfile
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rate, x = wavfile.read(path)
+    return rate, x
+
+
+def test_signal(n, rate, seed=0):
+    rng = np.random.default_rng(seed)
+    t = np.arange(n) / rate
+    return (0.3 * np.sin(2 * np.pi * 220 * t) * (0.5 + 0.5 * np.sin(2 * np.pi * 1.5 * t))
+            + 0.02 * rng.standard_normal(n)).astype(np.float32)
+
+
+class Daemon:
+    def __init__(self, *args, model=MODEL):
+        self.ports = [free_port() for _ in range(3)]
+        self.pub, self.ingest, self.control = (f"tcp://127.0.0.1:{p}" for p in self.ports)
+        env = dict(os.environ, HOME=TMP)
+        self.proc = subprocess.Popen(
+            [SSMD, "--model", model, "--pub", self.pub, "--ingest", self.ingest,
+             "--control", self.control, "--log-level", "warn", *args],
+            stderr=subprocess.PIPE, env=env)
+        self.ctx = zmq.Context.instance()
+        time.sleep(0.3)
+
+    def ctl(self, req, extra=None, timeout=5000):
+        s = self.ctx.socket(zmq.REQ)
+        s.setsockopt(zmq.LINGER, 0)
+        s.setsockopt(zmq.RCVTIMEO, timeout)
+        s.connect(self.control)
+        body = req if isinstance(req, bytes) else json.dumps(req).encode()
+        if extra is None:
+            s.send(body)
+        else:
+            s.send_multipart([body, extra])
+        frames = s.recv_multipart()
+        s.close()
+        return json.loads(frames[0]), frames[1:]
+
+    def stop(self, sig=signal.SIGTERM, timeout=5):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        t0 = time.time()
+        try:
+            err = self.proc.communicate(timeout=timeout)[1].decode()
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            raise AssertionError("daemon did not exit within %d s" % timeout)
+        return self.proc.returncode, time.time() - t0, err
+
+
+def push_stream(endpoint, name, x, rate, chunk=1000, timeout=20):
+    """Pushes x as stream `name`; returns the processed audio sent back."""
+    ctx = zmq.Context.instance()
+    d = ctx.socket(zmq.DEALER)
+    d.setsockopt(zmq.LINGER, 0)
+    d.connect(endpoint)
+    topic = P.format_topic(name, "audio").encode()
+    seq = 0
+    for i in range(0, max(len(x), 1), chunk):
+        part = x[i:i + chunk]
+        last = i + chunk >= len(x)
+        h = P.Header(kind=1, dtype=1, sample_rate_hz=rate, rows=len(part), cols=1, seq=seq,
+                     first_sample=i, flags=P.FLAG_END_OF_STREAM if last else 0)
+        d.send_multipart([topic, P.encode_header(h), part.astype("<f4").tobytes()])
+        seq += 1
+    out, seqs = [], []
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if not d.poll(500):
+            continue
+        t, hb, payload = d.recv_multipart()
+        h = P.decode_header(hb, len(payload))
+        assert t == topic, t
+        out.append(np.frombuffer(payload, "<f4"))
+        seqs.append(h.seq)
+        if h.flags & P.FLAG_END_OF_STREAM:
+            d.close()
+            assert seqs == list(range(len(seqs))), "reply seq not contiguous"
+            return np.concatenate(out) if out else np.zeros(0, np.float32)
+    d.close()
+    raise AssertionError(f"{name}: no end-of-stream back within {timeout} s")
+
+
+def check(cond, what):
+    if not cond:
+        raise AssertionError(what)
+
+
+def t_file_job_bit_exact():
+    """file -> daemon -> file equals the in-process pipeline, bit for bit, same length."""
+    for rate, n in ((16000, 40000), (44100, 50021)):
+        x = test_signal(n, rate, 1)
+        src = os.path.join(TMP, f"in{rate}.wav")
+        write_wav(src, x, rate)
+        out = os.path.join(TMP, f"out{rate}.wav")
+        r = subprocess.run([SSMD, "--model", MODEL, src, "-o", out], capture_output=True)
+        check(r.returncode == 0, r.stderr.decode())
+        ref = os.path.join(TMP, f"ref{rate}.raw")
+        subprocess.run([STREAM_RUN, MODEL, src, ref], check=True)
+        _, y = read_wav(out)
+        y_ref = np.fromfile(ref, "<f4")
+        check(len(y) == n and len(y_ref) == n, f"lengths {len(y)} {len(y_ref)} != {n}")
+        diff = int(np.sum(y.view("<u4") != y_ref.view("<u4")))
+        print(f"file job {rate} Hz: {n} samples, daemon vs in-process: {diff} samples differ (bit-exact required)")
+        check(diff == 0, "daemon output differs from in-process processing")
+
+
+def t_subscriber_gets_every_frame():
+    n, rate = 48000, 16000
+    x = test_signal(n, rate, 2)
+    src = os.path.join(TMP, "sub.wav")
+    write_wav(src, x, rate)
+    d = Daemon(src, "--serve", "yes", "--wait-subscribers", "1")
+    sub = d.ctx.socket(zmq.SUB)
+    sub.setsockopt(zmq.RCVTIMEO, 5000)
+    sub.setsockopt(zmq.SUBSCRIBE, b"sub.wav/")
+    sub.connect(d.pub)
+    got = {}
+    meta = None
+    audio = []
+    try:
+        while True:
+            t, hb, payload = sub.recv_multipart()
+            h = P.decode_header(hb, len(payload))
+            stream, kind = P.parse_topic(t)
+            got.setdefault(kind, []).append(h.seq)
+            if kind == 7:
+                meta = json.loads(payload)
+            if kind == 1:
+                audio.append(np.frombuffer(payload, "<f4"))
+            if kind == 8 and json.loads(payload).get("event") == "end":
+                break
+    except zmq.Again:
+        raise AssertionError("subscriber timed out")
+    rc, _, err = d.stop()
+    frames = -(-n // 256)  # frames until the last input sample, plus the flush
+    for kind in (2, 3):
+        seqs = got.get(kind, [])
+        check(seqs == list(range(len(seqs))), f"kind {kind}: seq not contiguous")
+        check(len(seqs) >= frames, f"kind {kind}: {len(seqs)} frames < {frames}")
+    check(meta and meta["stream"] == "sub.wav" and meta["hop_samples"] == 256, f"meta {meta}")
+    y = np.concatenate(audio)
+    check(len(y) == n, f"published audio {len(y)} samples, expected {n}")
+    print(f"subscriber: meta ok, {len(got[2])} feature and {len(got[3])} vad messages with contiguous seq, "
+          f"{len(y)} audio samples = input length")
+
+
+def t_push_and_five_clients():
+    d = Daemon("--input", "none")
+    try:
+        x = test_signal(30000, 16000, 3)
+        y = push_stream(d.ingest, "one", x, 16000)
+        check(len(y) == len(x), f"pushed {len(x)}, got back {len(y)}")
+        # the same processing offline gives the same result
+        src = os.path.join(TMP, "push.wav")
+        write_wav(src, x, 16000)
+        ref = os.path.join(TMP, "push.raw")
+        subprocess.run([STREAM_RUN, MODEL, src, ref], check=True)
+        diff = int(np.sum(np.fromfile(ref, "<f4").view("<u4") != y.view("<u4")))
+        print(f"push: {len(x)} samples back, {diff} differ from in-process (bit-exact required)")
+        check(diff == 0, "pushed result differs")
+        results = {}
+
+        def worker(k):
+            xk = test_signal(20000 + 977 * k, 48000 if k % 2 else 16000, 10 + k)
+            results[k] = (len(xk), push_stream(d.ingest, f"client{k}", xk, 48000 if k % 2 else 16000))
+
+        threads = [threading.Thread(target=worker, args=(k,)) for k in range(5)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        check(len(results) == 5, "a client failed")
+        for k, (n, y) in sorted(results.items()):
+            check(len(y) == n, f"client{k}: {len(y)} != {n}")
+        st, _ = d.ctl({"version": 1, "cmd": "status", "id": 7})
+        check(st["ok"] and st["id"] == 7 and st["counters"]["frames"] > 0, st)
+        print(f"five clients at once: all results complete ({[r[0] for r in results.values()]} samples); "
+              f"status frames={st['counters']['frames']}")
+    finally:
+        rc, el, err = d.stop()
+        check(rc == 0, f"exit {rc}: {err}")
+
+
+def t_malformed_messages():
+    d = Daemon("--input", "none")
+    try:
+        dealer = d.ctx.socket(zmq.DEALER)
+        dealer.setsockopt(zmq.RCVTIMEO, 3000)
+        dealer.connect(d.ingest)
+        good = P.encode_header(P.Header(kind=1, dtype=1, sample_rate_hz=16000, rows=4, cols=1))
+        cases = [
+            ("BAD_FRAMES", [b"x/audio/", good]),
+            ("BAD_TOPIC", [b"no-slash", good, b"\0" * 16]),
+            ("BAD_MAGIC", [b"m/audio/", b"XXXX" + good[4:], b"\0" * 16]),
+            ("SHORT", [b"m/audio/", good[:20], b"\0" * 16]),
+            ("BAD_SIZE", [b"m/audio/", good, b"\0" * 15]),
+            ("BAD_SIZE", [b"m/audio/", P.encode_header(P.Header(kind=1, dtype=1, sample_rate_hz=16000,
+                                                                 rows=0xFFFFFFFF, cols=0xFFFFFFFF)), b""]),
+            ("BAD_KIND", [b"m/features/", good, b"\0" * 16]),
+            ("BAD_TOPIC", [b"_ssmd/audio/", good, b"\0" * 16]),
+        ]
+        for code, frames in cases:
+            dealer.send_multipart(frames)
+            t, hb, payload = dealer.recv_multipart()
+            ev = json.loads(payload)
+            check(t == b"_ssmd/event/" and ev["error"] == code, f"expected {code}, got {ev}")
+        bad_ctl = [
+            (b"not json", "BAD_JSON"),
+            (json.dumps([1, 2]).encode(), "BAD_JSON"),
+            (json.dumps({"cmd": "status"}).encode(), "BAD_VERSION"),
+            (json.dumps({"version": 1}).encode(), "MISSING_FIELD"),
+            (json.dumps({"version": 1, "cmd": "frobnicate"}).encode(), "UNKNOWN_COMMAND"),
+            (json.dumps({"version": 1, "cmd": "reset", "stream": "nope"}).encode(), "NO_SUCH_STREAM"),
+            (b'{"version": 1, "cmd": "status", "cmd": "stop"}', "BAD_JSON"),
+        ]
+        for body, code in bad_ctl:
+            rep, _ = d.ctl(body)
+            check(rep["ok"] is False and rep["error"] == code, f"expected {code}, got {rep}")
+        # still serving: a valid push works, counters saw the bad ones
+        y = push_stream(d.ingest, "after", test_signal(5000, 16000), 16000)
+        check(len(y) == 5000, "push after malformed input failed")
+        st, _ = d.ctl({"version": 1, "cmd": "status"})
+        c = st["counters"]
+        check(c["bad_messages"] == len(cases) and c["bad_requests"] == len(bad_ctl), c)
+        print(f"malformed: {len(cases)} ingest and {len(bad_ctl)} control errors answered with their codes, "
+              f"counted ({c['bad_messages']}, {c['bad_requests']}); daemon kept serving")
+    finally:
+        rc, el, err = d.stop()
+        check(rc == 0, f"exit {rc}: {err}")
+
+
+def t_snapshot_restore_reset():
+    d = Daemon("--input", "none")
+    try:
+        dealer = d.ctx.socket(zmq.DEALER)
+        dealer.connect(d.ingest)
+        x = test_signal(16000, 16000, 5)
+        h = P.Header(kind=1, dtype=1, sample_rate_hz=16000, rows=len(x), cols=1)
+        dealer.send_multipart([b"snap/audio/", P.encode_header(h), x.tobytes()])
+        time.sleep(0.5)
+        rep, extra = d.ctl({"version": 1, "cmd": "snapshot", "stream": "snap"})
+        check(rep["ok"] and len(extra) == 1 and len(extra[0]) == rep["bytes"], rep)
+        rep2, _ = d.ctl({"version": 1, "cmd": "restore", "stream": "snap"}, extra=extra[0])
+        check(rep2["ok"], rep2)
+        bad = bytearray(extra[0])
+        bad[20] ^= 0xFF
+        rep3, _ = d.ctl({"version": 1, "cmd": "restore", "stream": "snap"}, extra=bytes(bad))
+        check(not rep3["ok"] and rep3["error"] in ("SNAPSHOT_MISMATCH", "BAD_SNAPSHOT"), rep3)
+        rep4, _ = d.ctl({"version": 1, "cmd": "reset", "stream": "snap"})
+        check(rep4["ok"], rep4)
+        lst, _ = d.ctl({"version": 1, "cmd": "streams"})
+        check([s["name"] for s in lst["streams"]] == ["snap"], lst)
+        print(f"control: snapshot {rep['bytes']} bytes, restore ok, corrupted snapshot refused "
+              f"({rep3['error']}), reset ok, streams lists 'snap'")
+    finally:
+        d.stop()
+
+
+def t_sigterm_mid_file():
+    n, rate = 16000 * 60, 16000
+    src = os.path.join(TMP, "long.wav")
+    write_wav(src, test_signal(n, rate, 6), rate)
+    out = os.path.join(TMP, "long_out.wav")
+    p = subprocess.Popen([SSMD, "--model", MODEL, src, "-o", out, "--realtime"], stderr=subprocess.PIPE)
+    time.sleep(1.5)
+    p.send_signal(signal.SIGTERM)
+    t0 = time.time()
+    err = p.communicate(timeout=5)[1].decode()
+    el = time.time() - t0
+    check(p.returncode == 0, f"exit {p.returncode}: {err}")
+    check(el < 2.0, f"shutdown took {el:.2f} s")
+    info = subprocess.run(["sndfile-info", out], capture_output=True, text=True).stdout
+    rate_out, y = read_wav(out)
+    check(rate_out == rate and 0 < len(y) < n, f"partial output of {len(y)} samples")
+    print(f"SIGTERM after 1.5 s of a paced 60 s job: exit 0 in {el:.2f} s, output valid WAV with "
+          f"{len(y)} samples ({len(y) / rate:.2f} s)")
+
+
+def t_stalled_subscriber():
+    """One subscriber reads nothing for 10 s while the daemon publishes ~25 MB
+    (90 s of 48 kHz audio, as fast as it can): the other subscriber gets every
+    message, the daemon's memory stays flat, the stalled one sees seq gaps."""
+    n, rate = 48000 * 90, 48000
+    src = os.path.join(TMP, "stall.wav")
+    write_wav(src, test_signal(n, rate, 7), rate)
+    d = Daemon(src, "--serve", "yes", "--wait-subscribers", "2", "--publish-mask",
+               "--resample-quality", "fast")
+    ctx = d.ctx
+    stalled = ctx.socket(zmq.SUB)
+    stalled.setsockopt(zmq.SUBSCRIBE, b"")
+    stalled.connect(d.pub)
+    good = ctx.socket(zmq.SUB)
+    good.setsockopt(zmq.SUBSCRIBE, b"")
+    good.setsockopt(zmq.RCVHWM, 0)
+    good.setsockopt(zmq.RCVTIMEO, 10000)
+    good.connect(d.pub)
+    seqs, rss = {}, []
+    t0 = time.time()
+    ended = False
+    n_bytes = 0
+    while not ended:
+        t, hb, payload = good.recv_multipart()
+        n_bytes += len(payload)
+        h = P.decode_header(hb, len(payload))
+        _, kind = P.parse_topic(t)
+        seqs.setdefault(kind, []).append(h.seq)
+        if kind == 8 and json.loads(payload)["event"] == "end":
+            ended = True
+        if (time.time() - t0) * 10 > len(rss):
+            with open(f"/proc/{d.proc.pid}/status") as f:
+                rss.append(int(next(l for l in f if l.startswith("VmRSS")).split()[1]))
+    job_s = time.time() - t0
+    while time.time() - t0 < 10.0:  # the stalled subscriber has read nothing yet
+        time.sleep(0.1)
+    for kind in (1, 2, 4):
+        s_ = seqs[kind]
+        check(s_ == list(range(len(s_))), f"good subscriber missed messages of kind {kind}")
+    print(f"stalled subscriber: job published {n_bytes / 1e6:.1f} MB in {job_s:.1f} s; the other subscriber "
+          f"got every message ({len(seqs[2])} frames, contiguous seq); daemon RSS {min(rss)} -> {max(rss)} kB")
+    check(max(rss) - min(rss) < 20000, f"daemon memory grew {min(rss)} -> {max(rss)} kB")
+    stalled.setsockopt(zmq.RCVTIMEO, 1000)
+    late = []
+    try:
+        while True:
+            t, hb, payload = stalled.recv_multipart()
+            if P.parse_topic(t)[1] == 2:
+                late.append(P.decode_header(hb, len(payload)).seq)
+    except zmq.Again:
+        pass
+    gaps = sum(1 for a, b in zip(late, late[1:]) if b != a + 1)
+    span = f"seq {late[0]}..{late[-1]}" if late else "nothing"
+    print(f"after 10 s the stalled subscriber read {len(late)} of {len(seqs[2])} feature messages "
+          f"({span}, {gaps} gaps): the rest was dropped for it alone")
+    check(len(late) < len(seqs[2]), "stalled subscriber lost nothing: the test did not stall it")
+    d.stop()
+    stalled.close()
+    good.close()
+
+
+def main():
+    tests = [t_file_job_bit_exact, t_subscriber_gets_every_frame, t_push_and_five_clients,
+             t_malformed_messages, t_snapshot_restore_reset, t_sigterm_mid_file]
+    if SLOW:  # the 12 s stalled-subscriber run is registered as its own test
+        tests = [t_stalled_subscriber]
+    failed = 0
+    for t in tests:
+        try:
+            t()
+            print(f"ok   {t.__name__}")
+        except Exception as e:  # noqa: BLE001
+            failed += 1
+            print(f"FAIL {t.__name__}: {e!r}")
+    print(f"{len(tests) - failed} passed, {failed} failed")
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
