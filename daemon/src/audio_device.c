@@ -343,7 +343,9 @@ int ssmd_capture_status(ssmd_capture *c, char *err, size_t err_cap)
     char label[300];
     spec_label(label, sizeof label, c->spec, true);
     if (!c->stream) {
-        set_err(err, err_cap, "%s: not open: %s", label, c->last_err[0] ? c->last_err : "closed");
+        /* a failed reopen: its error already names the device */
+        if (c->last_err[0]) set_err(err, err_cap, "%s", c->last_err);
+        else set_err(err, err_cap, "%s: not open", label);
         return -1;
     }
     PaError a = Pa_IsStreamActive(c->stream);
