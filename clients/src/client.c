@@ -152,11 +152,13 @@ int cli_msg_recv(void *sock, cli_msg *m, double timeout_s)
     double deadline = timeout_s < 0 ? -1 : cli_now_s() + timeout_s;
     for (;;) {
         if (cli_stop_requested) return -1;
-        int slice = 100;
+        int slice = 100, last = 0;
         if (deadline >= 0) {
             double left = deadline - cli_now_s();
-            if (left <= 0) return 0;
-            if (left < 0.1) slice = (int)(left * 1000) + 1;
+            if (left <= 0.1) { /* the last slice (timeout 0: one look without waiting) */
+                slice = left > 0 ? (int)(left * 1000) + 1 : 0;
+                last = 1;
+            }
         }
         zmq_pollitem_t it = { sock, 0, ZMQ_POLLIN, 0 };
         int rc = zmq_poll(&it, 1, slice);
@@ -165,6 +167,7 @@ int cli_msg_recv(void *sock, cli_msg *m, double timeout_s)
             return -1;
         }
         if (rc > 0) break;
+        if (last) return 0;
     }
     int more = 1;
     while (more) {

@@ -1,0 +1,40 @@
+"""Connecting with a deadline (shared by Subscriber, Pusher and Control).
+
+ZeroMQ connects in the background and never fails for an absent peer; a
+socket monitor tells when the connection is really made, so a client can say
+"no daemon" after a timeout instead of waiting forever."""
+import time
+
+import zmq
+from zmq.utils.monitor import recv_monitor_message
+
+
+class DaemonUnreachable(TimeoutError):
+    """No connection to the daemon's socket within the timeout."""
+
+
+def connect(sock, endpoint, timeout):
+    """Connects sock to endpoint and waits up to timeout seconds (None: do not
+    wait) for the connection.  Raises DaemonUnreachable, or ValueError for a
+    malformed endpoint."""
+    mon = sock.get_monitor_socket(zmq.EVENT_CONNECTED) if timeout is not None else None
+    try:
+        try:
+            sock.connect(endpoint)
+        except zmq.ZMQError as e:
+            raise ValueError(f"bad endpoint {endpoint!r}: {e}") from None
+        if mon is None:
+            return
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise DaemonUnreachable(
+                    f"no connection to {endpoint} after {timeout:.1f} s (is ssmd running?)")
+            if mon.poll(int(left * 1000) + 1):
+                if recv_monitor_message(mon)["event"] == zmq.EVENT_CONNECTED:
+                    return
+    finally:
+        if mon is not None:
+            sock.disable_monitor()
+            mon.close(linger=0)

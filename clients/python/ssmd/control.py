@@ -1,0 +1,99 @@
+"""Control: ssmd's control socket (docs/protocol.md, "Control").
+
+    c = Control("tcp://127.0.0.1:5562")
+    c.status()["counters"]["frames"]
+    blob = c.snapshot("mic0"); c.reset("mic0"); c.restore("mic0", blob)
+
+Each method sends one request and returns the reply dict; a reply with
+"ok": false raises ControlError (.code, .message), no reply within timeout
+raises TimeoutError."""
+import itertools
+import json
+import os
+
+import zmq
+
+from ._net import connect
+
+DEFAULT_ENDPOINT = "tcp://127.0.0.1:5562"
+
+
+class ControlError(RuntimeError):
+    """A reply with "ok": false: .code (e.g. "NO_SUCH_STREAM"), .message, .reply."""
+
+    def __init__(self, reply):
+        self.code = reply.get("error", "?")
+        self.message = reply.get("message", "")
+        self.reply = reply
+        super().__init__(f"{self.code}: {self.message}")
+
+
+class Control:
+    """endpoint: the daemon's control socket; timeout: seconds to wait for a
+    reply (and for the connection).  Requests go through a DEALER with an
+    empty delimiter frame, so a lost reply never wedges the socket.  Not
+    thread-safe."""
+
+    def __init__(self, endpoint=DEFAULT_ENDPOINT, timeout=5.0, context=None):
+        self.endpoint, self.timeout = endpoint, timeout
+        self._ids = itertools.count((os.getpid() << 16) + 1)
+        self._ctx = context or zmq.Context.instance()
+        self._sock = self._ctx.socket(zmq.DEALER)
+        self._sock.setsockopt(zmq.LINGER, 0)
+        try:
+            connect(self._sock, endpoint, timeout)
+        except Exception:
+            self._sock.close()
+            raise
+
+    def request(self, cmd, extra=None, **fields):
+        """Sends {"version":1,"cmd":cmd,"id":..,**fields} (plus the frame
+        extra, bytes) and returns (reply dict, extra frames list)."""
+        rid = next(self._ids)
+        req = dict(version=1, cmd=cmd, id=rid, **fields)
+        frames = [b"", json.dumps(req).encode()] + ([bytes(extra)] if extra is not None else [])
+        self._sock.send_multipart(frames)
+        while True:
+            if not self._sock.poll(int(self.timeout * 1000)):
+                raise TimeoutError(f"no reply from {self.endpoint} within {self.timeout:.1f} s")
+            rep = self._sock.recv_multipart()
+            if len(rep) < 2 or rep[0] != b"":
+                raise RuntimeError(f"malformed reply ({len(rep)} frames, not [\"\"][JSON])")
+            reply = json.loads(rep[1].decode("utf-8"))
+            if reply.get("id", rid) != rid:
+                continue                # a late reply to an earlier request
+            if not reply.get("ok"):
+                raise ControlError(reply)
+            return reply, rep[2:]
+
+    def status(self):
+        return self.request("status")[0]
+
+    def streams(self):
+        """The list of stream dicts (name, source, sample_rate_hz, frames, ...)."""
+        return self.request("streams")[0]["streams"]
+
+    def reset(self, stream):
+        return self.request("reset", stream=stream)[0]
+
+    def snapshot(self, stream):
+        """The stream's model state as bytes (model/ snapshot format)."""
+        reply, extra = self.request("snapshot", stream=stream)
+        if not extra:
+            raise RuntimeError("snapshot reply has no state frame")
+        return extra[0]
+
+    def restore(self, stream, snapshot):
+        return self.request("restore", extra=snapshot, stream=stream)[0]
+
+    def stop(self):
+        return self.request("stop")[0]
+
+    def close(self):
+        self._sock.close(linger=0)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

@@ -1,0 +1,164 @@
+"""Pusher: send audio to ssmd as a named stream and get the processed audio
+back on the same connection (docs/protocol.md, "Ingest").
+
+    p = Pusher("tcp://127.0.0.1:5561", "take1")
+    for block in blocks:
+        p.push(block, 16000)          # float (frames,) or (frames, channels)
+    p.finish()
+    out = p.collect()                 # every pushed sample, processed: (n, 1)
+
+Results that arrive while pushing are queued (never dropped); an error reply
+from the daemon raises DaemonError at the next call."""
+import collections
+import json
+import time
+
+import numpy as np
+import zmq
+
+from . import protocol
+from ._net import connect
+
+DEFAULT_ENDPOINT = "tcp://127.0.0.1:5561"
+ERROR_TOPIC = "_ssmd/event/"
+
+
+class DaemonError(RuntimeError):
+    """An error reply: .code (e.g. "NAME_IN_USE"), .message, .stream."""
+
+    def __init__(self, code, message, stream=None):
+        super().__init__(f"{code}: {message}")
+        self.code, self.message, self.stream = code, message, stream
+
+
+class Pusher:
+    """One pushed stream.  endpoint: the daemon's ingest socket; stream: its
+    name (1-64 of [A-Za-z0-9_.-], not starting with '.' or '_').
+    connect_timeout: seconds to wait for the connection (DaemonUnreachable).
+    timeout: seconds of daemon silence after which results() raises
+    TimeoutError.  Not thread-safe."""
+
+    def __init__(self, endpoint=DEFAULT_ENDPOINT, stream=None, connect_timeout=5.0,
+                 timeout=10.0, context=None):
+        self.topic = protocol.format_topic(stream, "audio")  # validates the name
+        if stream.startswith("_"):
+            raise ValueError(f"stream names starting with '_' are reserved: {stream!r}")
+        self.stream, self.endpoint, self.timeout = stream, endpoint, timeout
+        self.seq = 0                    # next seq to send
+        self.pushed = 0                 # samples sent
+        self.received = 0               # samples come back
+        self.rate = None
+        self.finished = False
+        self.ended = False              # end-of-stream came back
+        self._next_result = 0
+        self._queue = collections.deque()
+        self._ctx = context or zmq.Context.instance()
+        self._sock = self._ctx.socket(zmq.DEALER)
+        self._sock.setsockopt(zmq.LINGER, 0)
+        self._sock.setsockopt(zmq.RCVHWM, 0)  # results are never dropped on our side
+        try:
+            connect(self._sock, endpoint, connect_timeout)
+        except Exception:
+            self._sock.close()
+            raise
+
+    def push(self, samples, rate, end=False):
+        """Sends samples (frames,) or (frames, channels), float (sent as f32)
+        or int16 (sent as i16), at rate Hz; end=True flags end-of-stream."""
+        if self.finished:
+            raise RuntimeError("push after finish()")
+        x = np.asarray(samples)
+        if x.ndim == 1:
+            x = x[:, None]
+        if x.ndim != 2 or (x.shape[1] == 0 and x.shape[0] > 0):
+            raise ValueError(f"samples must be (frames,) or (frames, channels), got {x.shape}")
+        if x.dtype == np.int16:
+            dtype, payload = 2, np.ascontiguousarray(x, "<i2").tobytes()
+        else:
+            dtype, payload = 1, np.ascontiguousarray(x, "<f4").tobytes()
+        rate = int(rate)
+        if rate <= 0:
+            raise ValueError(f"rate must be > 0 Hz, got {rate}")
+        self.rate = rate
+        h = protocol.Header(kind=1, dtype=dtype, sample_rate_hz=rate, rows=x.shape[0],
+                            cols=max(1, x.shape[1]), seq=self.seq, first_sample=self.pushed,
+                            flags=protocol.FLAG_END_OF_STREAM if end else 0)
+        self._drain()
+        self._sock.send_multipart([self.topic.encode(), protocol.encode_header(h), payload])
+        self.seq += 1
+        self.pushed += x.shape[0]
+        if end:
+            self.finished = True
+        self._drain()
+
+    def finish(self, samples=None, rate=None):
+        """Ends the stream (with optional last samples); the daemon flushes it."""
+        if samples is None:
+            samples = np.zeros((0, 1), np.float32)
+        rate = rate or self.rate
+        if rate is None:
+            raise ValueError("finish() before any push() needs a rate")
+        self.push(samples, rate, end=True)
+
+    def _drain(self):
+        while self._sock.poll(0):
+            self._queue.append(self._sock.recv_multipart())
+        # an error reply is raised as soon as it is seen
+        for i, frames in enumerate(self._queue):
+            if frames and frames[0] == ERROR_TOPIC.encode():
+                del self._queue[i]
+                self._raise(frames)
+
+    def _raise(self, frames):
+        try:
+            j = json.loads(frames[2].decode("utf-8"))
+        except (IndexError, ValueError):
+            j = {}
+        raise DaemonError(j.get("error", "?"), j.get("message", ""), j.get("stream"))
+
+    def results(self, timeout=None):
+        """Yields (Header, array (rows, cols) float32) of the processed audio
+        until the end-of-stream result; raises TimeoutError after timeout
+        (default self.timeout) seconds without a message, DaemonError on an
+        error reply."""
+        timeout = self.timeout if timeout is None else timeout
+        while not self.ended:
+            if self._queue:
+                frames = self._queue.popleft()
+            else:
+                if not self._sock.poll(int(timeout * 1000)):
+                    raise TimeoutError(
+                        f"no answer from the daemon at {self.endpoint} for {timeout:.1f} s "
+                        f"({self.received} of {self.pushed} samples came back)")
+                frames = self._sock.recv_multipart()
+            if frames and frames[0] == ERROR_TOPIC.encode():
+                self._raise(frames)
+            if len(frames) != 3 or frames[0] != self.topic.encode():
+                continue
+            h = protocol.decode_header(frames[1], len(frames[2]))
+            if h.seq != self._next_result:
+                raise RuntimeError(f"result messages lost: expected seq {self._next_result}, "
+                                   f"got {h.seq}")
+            self._next_result += 1
+            x = protocol.decode_payload(h, frames[2])
+            self.received += h.rows
+            if h.flags & protocol.FLAG_END_OF_STREAM:
+                self.ended = True
+            yield h, x
+
+    def __iter__(self):
+        return self.results()
+
+    def collect(self, timeout=None):
+        """Waits for every result and returns them concatenated, (n, cols) float32."""
+        parts = [x for _, x in self.results(timeout)]
+        return np.concatenate(parts) if parts else np.zeros((0, 1), np.float32)
+
+    def close(self):
+        self._sock.close(linger=0)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

@@ -1,0 +1,135 @@
+"""Shared pieces of the client tests: a fake daemon per test (tests/clients/
+fake_daemon.py, free ports, a temporary directory), running the C clients
+with a deadline, and failing with one clear line."""
+import atexit
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PY = "/usr/bin/python3"
+FAILURES = []
+
+
+def check(cond, what):
+    """Records a failed check (the test goes on, then exits 1)."""
+    print(("ok   " if cond else "FAIL ") + what, flush=True)
+    if not cond:
+        FAILURES.append(what)
+    return cond
+
+
+def finish(name):
+    if FAILURES:
+        print(f"{name}: {len(FAILURES)} check(s) failed: " + "; ".join(FAILURES))
+        sys.exit(1)
+    print(f"{name}: all checks passed")
+
+
+class Fake:
+    """Runs fake_daemon.py with extra args in tmpdir; .ep = bound endpoints."""
+
+    def __init__(self, tmpdir, *args, log=True):
+        self.ready = os.path.join(tmpdir, f"ready{time.monotonic_ns()}.json")
+        self.log = os.path.join(tmpdir, f"fake{time.monotonic_ns()}.log") if log else None
+        cmd = [PY, os.path.join(HERE, "fake_daemon.py"), "--ready", self.ready, *args]
+        if self.log:
+            cmd += ["--log", self.log]
+        self.proc = subprocess.Popen(cmd)
+        deadline = time.monotonic() + 20
+        while not os.path.exists(self.ready):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"fake daemon did not start: {cmd}")
+            time.sleep(0.02)
+        with open(self.ready) as f:
+            self.ep = json.load(f)
+
+    def records(self):
+        with open(self.log) as f:
+            return [json.loads(line) for line in f]
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def run(cmd, timeout=30, **kw):
+    """Runs a client; returns CompletedProcess (text) with .elapsed."""
+    t0 = time.monotonic()
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kw)
+    except subprocess.TimeoutExpired as e:
+        r = subprocess.CompletedProcess(cmd, -999, e.stdout or "", f"TIMEOUT after {timeout} s")
+        if isinstance(r.stdout, bytes):
+            r.stdout = r.stdout.decode(errors="replace")
+    r.elapsed = time.monotonic() - t0
+    return r
+
+
+def free_endpoint():
+    """A tcp endpoint nobody listens on (the port was free a moment ago)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return f"tcp://127.0.0.1:{port}"
+
+
+def tmpdir():
+    """A temporary directory removed when the test exits."""
+    d = tempfile.mkdtemp(prefix="ssmd-clients-")
+    atexit.register(shutil.rmtree, d, True)
+    return d
+
+
+def write_wav_i16(path, data, rate):
+    """data: int16 array (frames, channels), written with the stdlib wave module."""
+    import wave
+    import numpy as np
+    data = np.asarray(data, np.int16)
+    if data.ndim == 1:
+        data = data[:, None]
+    with wave.open(path, "wb") as w:
+        w.setnchannels(data.shape[1])
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(data.astype("<i2").tobytes())
+
+
+def read_wav(path):
+    """(rate, float32 array (frames, channels)) of a WAV the clients wrote."""
+    import numpy as np
+    from scipy.io import wavfile
+    rate, x = wavfile.read(path)
+    x = np.asarray(x)
+    if x.ndim == 1:
+        x = x[:, None]
+    return rate, x
+
+
+def read_au(path):
+    """(rate, float32 array (frames, channels)) of a float AU file (Sun/NeXT:
+    big-endian header .snd, offset, size, encoding 6 = float32, rate, channels)."""
+    import struct
+    import numpy as np
+    with open(path, "rb") as f:
+        b = f.read()
+    magic, off, _, enc, rate, ch = struct.unpack(">4sIIIII", b[:24])
+    assert magic == b".snd" and enc == 6, f"{path}: not a float AU file"
+    return rate, np.frombuffer(b[off:], ">f4").astype(np.float32).reshape(-1, ch)

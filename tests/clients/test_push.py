@@ -1,0 +1,100 @@
+#!/usr/bin/python3
+"""ssm-push against the fake daemon (which returns mono x 0.5): exact length
+and values back, five pushers at once, --realtime pacing, an empty file, an
+error reply printed (NAME_IN_USE), a daemon that never answers.
+Usage: test_push.py SSM_PUSH"""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import zmq
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import Fake, check, finish, read_au, read_wav, run, tmpdir, write_wav_i16  # noqa: E402
+
+PUSH = sys.argv[1]
+T = tmpdir()
+rng = np.random.default_rng(7)
+
+
+def make_input(name, frames, channels, rate=16000):
+    x = rng.integers(-32768, 32768, size=(frames, channels)).astype(np.int16)
+    path = os.path.join(T, name)
+    write_wav_i16(path, x, rate)
+    # independent expectation: libsndfile reads 16-bit PCM as s / 32768;
+    # the client averages channels, the fake multiplies by 0.5
+    xf = x.astype(np.float64) / 32768.0
+    return path, (xf.mean(axis=1) * 0.5).astype(np.float32)
+
+
+def compare(out, expected, what):
+    rate, got = read_au(out) if out.endswith(".au") else read_wav(out)
+    n_ok = got.shape == (expected.shape[0], 1)
+    err = float(np.max(np.abs(got[:, 0] - expected))) if n_ok and expected.size else 0.0
+    print(f"{what}: {got.shape[0]} samples back for {expected.shape[0]} pushed, "
+          f"worst error {err:.3g}")
+    return check(n_ok and err <= 1e-7, f"{what}: exact length, values x0.5 of the mono downmix")
+
+
+with Fake(T, "--start", "never", "--hop-out", "256") as f:
+    ing = f.ep["ingest"]
+    # 1. stereo file, chunk not a multiple of the fake's block, odd length
+    path, exp = make_input("in.wav", 10007, 2)
+    out = os.path.join(T, "out.wav")
+    r = run([PUSH, "-e", ing, "--stream", "take1", "--chunk", "1000", "--output", out, "-v", path])
+    check(r.returncode == 0, f"push: exit 0 (stderr {r.stderr.strip()!r})")
+    compare(out, exp, "push")
+
+    # 2. five pushers at once (mono and stereo, different lengths)
+    jobs = []
+    for i in range(5):
+        p, e = make_input(f"in{i}.wav", 3000 + 777 * i, 1 + i % 2)
+        o = os.path.join(T, f"out{i}.wav")
+        cmd = [PUSH, "-e", ing, "--stream", f"multi{i}", "--chunk", str(128 + 100 * i),
+               "--output", o, p]
+        jobs.append((subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True), o, e))
+    for i, (proc, o, e) in enumerate(jobs):
+        try:
+            rc = proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            rc = -1
+        check(rc == 0, f"pusher {i}: exit 0 (stderr {proc.stderr.read().strip()!r})")
+        compare(o, e, f"pusher {i}")
+
+    # 3. --realtime: 0.5 s of audio takes about 0.5 s
+    path, exp = make_input("rt.wav", 8000, 1)
+    out = os.path.join(T, "rt_out.wav")
+    r = run([PUSH, "-e", ing, "--stream", "rt", "--realtime", "--chunk", "800", "-o", out, path])
+    check(r.returncode == 0 and 0.4 < r.elapsed < 10,
+          f"realtime: exit 0 after {r.elapsed:.2f} s for 0.5 s of audio")
+    compare(out, exp, "realtime")
+
+    # 4. an empty file: one end-of-stream message, an empty result
+    path, exp = make_input("empty.wav", 0, 1)
+    out = os.path.join(T, "empty_out.au")
+    r = run([PUSH, "-e", ing, "--stream", "empty", "-o", out, path])
+    check(r.returncode == 0, f"empty: exit 0 (stderr {r.stderr.strip()!r})")
+    compare(out, exp, "empty")
+
+    # 5. an error reply: the scripted stream's name belongs to the daemon
+    path, exp = make_input("busy.wav", 1000, 1)
+    out = os.path.join(T, "busy_out.wav")
+    r = run([PUSH, "-e", ing, "--stream", "demo", "-o", out, path])
+    check(r.returncode == 1 and "daemon error NAME_IN_USE" in r.stderr,
+          f"error reply: printed, exit 1 (rc {r.returncode}, stderr {r.stderr.strip()!r})")
+    check(not os.path.exists(out), "error reply: no output file left behind")
+
+# 6. a daemon that takes the data but never answers
+ctx = zmq.Context()
+sink = ctx.socket(zmq.ROUTER)
+port = sink.bind_to_random_port("tcp://127.0.0.1")
+path, exp = make_input("mute.wav", 2000, 1)
+r = run([PUSH, "-e", f"tcp://127.0.0.1:{port}", "--stream", "mute", "--timeout", "1", path])
+check(r.returncode == 1 and "no answer from the daemon" in r.stderr and r.elapsed < 10,
+      f"silent daemon: timeout message, exit 1 after {r.elapsed:.2f} s ({r.stderr.strip()!r})")
+sink.close(0)
+ctx.term()
+
+finish("test_push")

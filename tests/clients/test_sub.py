@@ -1,0 +1,135 @@
+#!/usr/bin/python3
+"""ssm-sub against the fake daemon: every message of a scripted stream in
+order with contiguous seq, values as sent (text and JSON), meta re-sent on
+subscription, --output audio exact, drops reported and filled with silence,
+--count / --seconds.  Usage: test_sub.py SSM_SUB"""
+import os
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import Fake, check, finish, read_wav, run, tmpdir  # noqa: E402
+
+SUB = sys.argv[1]
+T = tmpdir()
+FRAMES = 20
+
+
+def parse_text(line):
+    """'topic seq=.. first_sample=.. RxC dtype rate=.. flags=.. rest' -> dict."""
+    parts = line.split(" ", 7)
+    d = {"topic": parts[0], "seq": int(parts[1][4:]), "first_sample": int(parts[2][13:]),
+         "shape": parts[3], "dtype": parts[4], "rate": int(parts[5][5:]), "flags": parts[6][6:],
+         "rest": parts[7] if len(parts) > 7 else ""}
+    return d
+
+
+def check_order(recs, what):
+    """seq contiguous from 0 per topic, topics in the fake's publishing order."""
+    seqs = {}
+    ok = True
+    for r in recs:
+        exp = seqs.get(r["topic"], 0)
+        ok &= r["seq"] == exp
+        seqs[r["topic"]] = r["seq"] + 1
+    check(ok, f"{what}: seq contiguous from 0 on every topic ({seqs})")
+
+
+# 1. text lines: the whole scripted stream, in order
+with Fake(T, "--frames", str(FRAMES)) as f:
+    r = run([SUB, "-e", f.ep["pub"], "--until-end"])
+    check(r.returncode == 0, f"text: exit 0 (got {r.returncode}, stderr {r.stderr.strip()!r})")
+    lines = [parse_text(x) for x in r.stdout.splitlines()]
+    log = f.records()
+check(len(lines) == len(log) == 3 + 3 * FRAMES,
+      f"text: {len(lines)} lines for {len(log)} published (expected {3 + 3 * FRAMES})")
+check(bool(lines) and lines[0]["topic"] == "demo/meta/", "text: meta first")
+check([x["topic"] for x in lines] == [x["topic"] for x in log], "text: topics in publishing order")
+check([x["seq"] for x in lines] == [x["seq"] for x in log], "text: seq as published")
+check([x["first_sample"] for x in lines] == [x["first_sample"] for x in log],
+      "text: first_sample as published")
+check_order(lines, "text")
+worst = 0.0
+for got, exp in zip(lines, log):
+    if got["topic"].endswith(("/features/", "/vad/")):
+        v = np.array([float(t) for t in got["rest"].split()])
+        e = np.array(exp["values"])
+        worst = max(worst, float(np.max(np.abs(v - e))) if v.shape == e.shape else 1e9)
+print(f"text: worst |printed - sent| feature/vad value {worst:.3g} (printed with 6 digits)")
+check(worst <= 5e-6, "text: feature and vad values as sent (6 significant digits)")
+eos = [x for x in lines if x["flags"] == "end-of-stream"]
+check(len(eos) == 3 and all(x["seq"] == FRAMES - 1 for x in eos),
+      "text: last audio/features/vad flagged end-of-stream")
+
+# 2. JSON lines: exact values
+import json  # noqa: E402
+with Fake(T, "--frames", str(FRAMES)) as f:
+    r = run([SUB, "-e", f.ep["pub"], "--json", "--until-end"])
+    log = f.records()
+check(r.returncode == 0, f"json: exit 0 (got {r.returncode})")
+recs = [json.loads(x) for x in r.stdout.splitlines()]
+check(len(recs) == len(log), f"json: {len(recs)} lines for {len(log)} published")
+worst = 0.0
+same_hdr = True
+for got, exp in zip(recs, log):
+    for k in ("topic", "seq", "first_sample", "flags", "rows", "cols", "sample_rate_hz"):
+        same_hdr &= got[k] == exp[k]
+    if "values" in exp:
+        g = np.array(got["values"], np.float32)
+        e = np.array(exp["values"], np.float32)
+        worst = max(worst, float(np.max(np.abs(g - e))) if g.shape == e.shape else 1e9)
+    else:
+        same_hdr &= got.get("json") == exp["json"]
+print(f"json: worst |value - sent| {worst:.3g} over audio/features/vad (float32 round trip)")
+check(same_hdr, "json: header fields and meta/event JSON as published")
+check(worst == 0.0, "json: values exact")
+check_order(recs, "json")
+check(all(x["epoch"].startswith("0x") and len(x["epoch"]) == 18 for x in recs),
+      "json: epoch as 0x + 16 hex digits")
+
+# 3. meta re-sent to a late subscriber (the stream started before it came)
+with Fake(T, "--frames", "0", "--start", "now", "--interval", "0.01") as f:
+    time.sleep(0.5)
+    r = run([SUB, "-e", f.ep["pub"], "--count", "4", "demo/meta/", "demo/vad/"])
+lines = [parse_text(x) for x in r.stdout.splitlines()]
+check(r.returncode == 0 and len(lines) == 4, f"late: --count 4 gives 4 lines (got {len(lines)})")
+check(bool(lines) and lines[0]["topic"] == "demo/meta/" and lines[0]["seq"] >= 1,
+      "late: first message is the re-sent meta (seq >= 1)")
+check(all(x["topic"] in ("demo/meta/", "demo/vad/") for x in lines), "late: only subscribed topics")
+
+# 4. --output: the audio of the stream, exact, and the file ends at end-of-stream
+out = os.path.join(T, "sub.wav")
+with Fake(T, "--frames", str(FRAMES)) as f:
+    r = run([SUB, "-e", f.ep["pub"], "-q", "--output", out, "demo/audio/"])
+    log = f.records()
+check(r.returncode == 0, f"output: exit 0 (stderr {r.stderr.strip()!r})")
+sent = np.concatenate([np.array(x["values"], np.float32) for x in log
+                       if x["topic"] == "demo/audio/"])
+rate, got = read_wav(out)
+err = float(np.max(np.abs(got[:, 0] - sent))) if got.shape[0] == sent.shape[0] else float("inf")
+print(f"output: {got.shape[0]} samples for {sent.shape[0]} sent, worst error {err:.3g}")
+check(rate == 16000 and got.shape == (FRAMES * 256, 1) and err == 0.0,
+      "output: rate, exact length and values")
+
+# 5. drops: seq 3 and 4 of demo/audio/ never sent
+out = os.path.join(T, "drop.wav")
+with Fake(T, "--frames", str(FRAMES), "--drop-seq", "3", "--drop-seq", "4") as f:
+    r = run([SUB, "-e", f.ep["pub"], "--until-end", "--output", out])
+check(r.returncode == 0, "drops: exit 0")
+check("demo/audio/: 2 messages dropped (seq 3..4)" in r.stderr,
+      f"drops: gap reported on stderr ({r.stderr.strip()!r})")
+check(sum(1 for x in r.stdout.splitlines() if x.startswith("demo/audio/")) == FRAMES - 2,
+      "drops: the other audio messages printed")
+rate, got = read_wav(out)
+check(got.shape[0] == FRAMES * 256 and not got[3 * 256:5 * 256].any() and got[5 * 256:].any(),
+      f"drops: {got.shape[0]} samples, the dropped ones as silence")
+
+# 6. --seconds stops a quiet subscription
+with Fake(T, "--start", "never") as f:
+    r = run([SUB, "-e", f.ep["pub"], "--seconds", "0.5"])
+check(r.returncode == 0 and 0.4 < r.elapsed < 5 and r.stdout == "",
+      f"--seconds 0.5: exit 0 after {r.elapsed:.2f} s")
+
+finish("test_sub")
