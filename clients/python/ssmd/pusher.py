@@ -48,6 +48,7 @@ class Pusher:
         self.pushed = 0                 # samples sent
         self.received = 0               # samples come back
         self.rate = None
+        self.channels = None
         self.finished = False
         self.ended = False              # end-of-stream came back
         self._next_result = 0
@@ -79,9 +80,14 @@ class Pusher:
         rate = int(rate)
         if rate <= 0:
             raise ValueError(f"rate must be > 0 Hz, got {rate}")
+        if self.channels is not None and x.shape[1] != self.channels and x.shape[0] > 0:
+            raise ValueError(f"{x.shape[1]} channels after {self.channels}: a stream keeps its "
+                             "channel count")
         self.rate = rate
+        if x.shape[0] > 0 or self.channels is None:
+            self.channels = max(1, x.shape[1])
         h = protocol.Header(kind=1, dtype=dtype, sample_rate_hz=rate, rows=x.shape[0],
-                            cols=max(1, x.shape[1]), seq=self.seq, first_sample=self.pushed,
+                            cols=self.channels, seq=self.seq, first_sample=self.pushed,
                             flags=protocol.FLAG_END_OF_STREAM if end else 0)
         self._drain()
         self._sock.send_multipart([self.topic.encode(), protocol.encode_header(h), payload])
@@ -94,7 +100,7 @@ class Pusher:
     def finish(self, samples=None, rate=None):
         """Ends the stream (with optional last samples); the daemon flushes it."""
         if samples is None:
-            samples = np.zeros((0, 1), np.float32)
+            samples = np.zeros((0, self.channels or 1), np.float32)
         rate = rate or self.rate
         if rate is None:
             raise ValueError("finish() before any push() needs a rate")
