@@ -9,8 +9,8 @@
  *    whose per-element summation order does not depend on the batch, so a
  *    stream's bits do not depend on which streams share its batch; with
  *    SSM_RUNNER_BLAS_STEP the projections go to sgemm instead.
- *  - The conv, scan and gate run the vectorisable kernels (_vec: own exp
- *    polynomial) unless SSM_RUNNER_REFERENCE selects the plain reference.
+ *  - The conv, softplus, scan and gate run the vectorisable kernels (_vec:
+ *    own exp/log1p polynomials) unless SSM_RUNNER_REFERENCE selects the plain reference.
  *  - ssm_forward processes a chunk layer by layer: the projections of all T
  *    frames are one sgemm each, only the conv and the scan walk the frames;
  *    they are the same kernels as the step, called with one row at a time.
@@ -298,12 +298,14 @@ typedef void (*scan_fn)(float *, size_t, float *const *, const float *, size_t, 
                         size_t, const float *, const float *, const float *, size_t, const float *,
                         float, int, int, int);
 typedef void (*gate_fn)(float *, size_t, const float *, size_t, int, int);
+typedef void (*softplus_fn)(float *, size_t, const float *, size_t, const float *, int, int);
 
 struct ssm_runner {
     const ssm_model *model;
     conv_fn conv;
     scan_fn scan;
     gate_fn gate;
+    softplus_fn softplus;
     int max_batch, max_chunk, rows;
     unsigned flags;
     size_t bytes;
@@ -390,6 +392,7 @@ int ssm_runner_create(const ssm_model *m, int max_batch, int max_chunk,
     rn->conv = ref ? ssm_conv_step_f32 : ssm_conv_step_f32_vec;
     rn->scan = ref ? ssm_scan_step_f32 : ssm_scan_step_f32_vec;
     rn->gate = ref ? ssm_gate_silu_f32 : ssm_gate_silu_f32_vec;
+    rn->softplus = ref ? ssm_softplus_f32 : ssm_softplus_f32_vec;
     rn->max_batch = max_batch;
     rn->max_chunk = max_chunk;
     rn->rows = (int)rows;
@@ -484,7 +487,7 @@ static void layer_mid(ssm_runner *rn, const ssm_layer_weights *L, int n, linear_
     int ndbc = c->dt_rank + 2 * c->d_state;
     linear(rn->dbc, (size_t)ndbc, rn->xc, di, L->x_proj, NULL, n, c->d_inner, ndbc);
     linear(rn->dt, di, rn->dbc, (size_t)ndbc, L->dt_proj, NULL, n, c->dt_rank, c->d_inner);
-    ssm_softplus_f32(rn->dt, di, rn->dt, di, L->dt_proj_bias, n, c->d_inner);
+    rn->softplus(rn->dt, di, rn->dt, di, L->dt_proj_bias, n, c->d_inner);
 }
 
 static void layer_out(ssm_runner *rn, const ssm_layer_weights *L, int n, linear_fn linear)

@@ -295,6 +295,23 @@ static void test_vec_variants(void **st)
     assert_true(out4[1] >= 0.0f && out4[1] < 2e-38f);
     assert_true(isfinite(out4[2]) && out4[2] > 1e38f);
     assert_true(out4[3] == 1.0f);
+    /* softplus over [-100, 30] against log1p(exp(v)) in double */
+    double worst_sp = 0;
+    for (int i = 0; i < NE; ++i)
+        xs[i] = -100.0f + 130.0f * (float)i / (NE - 1);
+    ssm_softplus_f32_vec(es, NE, xs, NE, NULL, 1, NE);
+    for (int i = 0; i < NE; ++i) {
+        double v = xs[i], ref = v > 20 ? v : log1p(exp(v));
+        if (ref < 1e-37)
+            continue; /* exp clamps at -87: absolute error < 2e-38 there */
+        double e = fabs(es[i] - ref) / ref;
+        if (e > worst_sp) worst_sp = e;
+    }
+    float spn[2] = {NAN, 5.0f};
+    ssm_softplus_f32_vec(spn, 2, spn, 2, NULL, 1, 2);
+    assert_true(isnan(spn[0]));
+    printf("vec: softplus worst relative error %.3g over [-100, 30] (tolerance 5e-7)\n", worst_sp);
+    assert_true(worst_sp < 5e-7);
     free(xs);
     free(es);
 

@@ -130,14 +130,19 @@ size_t ssm_nonfinite_f32(size_t *count, float *x, size_t ld,
  * Same contracts as the functions above, written for the compiler's
  * auto-vectoriser and built for AVX2 and the x86-64 baseline (picked once at
  * load time; both give identical bits).  They differ from the reference only
- * in exp(), computed by a Cephes-style polynomial within ~2 ulp of expf
- * (ssm_exp_f32_vec), and in summing C·h in eight lanes; tests/kernels holds
+ * in exp() and log1p(), computed by Cephes-style polynomials within a few ulp
+ * of expf/log1pf (ssm_exp_f32_vec), and in summing C·h in eight lanes; tests/kernels holds
  * them to the reference on awkward sizes. */
 
 /** out[i] = exp(x[i]) within ~2 ulp for x in [-87, 88]; values below -87
  *  give exp(-87) ≈ 1.6e-38, above 88 exp(88); NaN stays NaN.  out may
  *  equal x. */
 void ssm_exp_f32_vec(float *out, const float *x, int n);
+
+/** Softplus with the reference's threshold; log1p by a Cephes log polynomial
+ *  (within a few ulp of log1pf(expf(v))). */
+void ssm_softplus_f32_vec(float *out, size_t ld_out, const float *x, size_t ld_x,
+                          const float *bias, int n_rows, int dim);
 
 void ssm_conv_step_f32_vec(float *out, size_t ld_out, float *const *conv_state,
                            const float *x, size_t ld_x,
