@@ -86,7 +86,19 @@ with Fake(T, "--start", "never", "--hop-out", "256") as f:
           f"error reply: printed, exit 1 (rc {r.returncode}, stderr {r.stderr.strip()!r})")
     check(not os.path.exists(out), "error reply: no output file left behind")
 
-# 6. a daemon that takes the data but never answers
+    # 6. pipes: "-" reads standard input and writes AU to standard output;
+    #    two pushes in a row give x0.25 of the mono mix
+    path, exp = make_input("pipe.wav", 5000, 2)
+    out = os.path.join(T, "pipe_out.wav")
+    first = subprocess.Popen([PUSH, "-e", ing, "--stream", "pipe1", "-o", "-", "-"],
+                             stdin=open(path, "rb"), stdout=subprocess.PIPE)
+    r = run([PUSH, "-e", ing, "--stream", "pipe2", "-o", out, "-"], stdin=first.stdout)
+    first.stdout.close()
+    rc1 = first.wait(30)
+    check(rc1 == 0 and r.returncode == 0, f"pipes: both exit 0 ({rc1}, {r.returncode}, {r.stderr.strip()!r})")
+    compare(out, (exp * np.float32(0.5)).astype(np.float32), "pipes (x0.25)")
+
+# 7. a daemon that takes the data but never answers
 ctx = zmq.Context()
 sink = ctx.socket(zmq.ROUTER)
 port = sink.bind_to_random_port("tcp://127.0.0.1")
