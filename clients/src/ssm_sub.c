@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include <jansson.h>
+#include <portaudio.h>
 
 #include "client.h"
 
@@ -22,6 +23,8 @@
 #define MAX_TOPIC_BYTES 255
 /** Largest gap (seconds of audio) --output fills with silence. */
 #define MAX_FILL_S 60
+/** Most channels --output / --play take. */
+#define SUB_MAX_CHANNELS 64
 
 static const char *const usage_text =
     "Usage: ssm-sub [OPTIONS] [TOPIC_PREFIX...]\n"
@@ -38,7 +41,11 @@ static const char *const usage_text =
     "                      the extension, float samples where possible; \"-\": AU on\n"
     "                      stdout, then nothing else is printed there); stops at the\n"
     "                      stream's end; dropped messages become silence\n"
-    "      --stream NAME   with --output: the stream to write (default: the first seen)\n"
+    "      --play          play the audio of that stream on an output device (PortAudio);\n"
+    "                      stops at the stream's end\n"
+    "      --device DEV    with --play: device index or name substring (default: the\n"
+    "                      default output)\n"
+    "      --stream NAME   with --output/--play: the stream (default: the first seen)\n"
     "  -n, --count N       stop after N messages\n"
     "  -s, --seconds S     stop after S seconds\n"
     "      --until-end     stop at the end of a stream: its {\"event\":\"end\"}, or a message\n"
@@ -74,10 +81,15 @@ typedef struct sub_state {
     size_t n_topics;
     uint64_t n_msgs, n_dropped, n_malformed;
 
+    /* the stream whose audio goes to --output / --play */
+    char sel_stream[SSMD_STREAM_NAME_MAX + 1];
+    uint32_t sel_rate, sel_cols;
+    uint64_t sel_next_first, sel_frames;
     dsp_audio_writer *writer;
-    char writer_stream[SSMD_STREAM_NAME_MAX + 1];
-    uint32_t writer_rate, writer_cols;
-    uint64_t writer_next_first, writer_frames;
+    int play, pa_initialized;
+    const char *play_device;
+    PaStream *player;
+    uint64_t play_underflows;
     int done;
     FILE *out; /* where lines go (stdout, or stderr when audio goes to stdout) */
 } sub_state;
@@ -216,69 +228,150 @@ static void print_json(sub_state *s, const cli_data *d)
     json_decref(j);
 }
 
-/* Writes the audio of the selected stream.  Returns 0, or -1 on a write error. */
-static int write_audio(sub_state *s, const cli_data *d, uint64_t lost)
+/* Opens the PortAudio output for the selected stream (rate, channels).
+ * Returns 0, or -1 with a message on stderr. */
+static int player_open(sub_state *s)
 {
-    dsp_error err;
-    if (!s->writer) {
-        if (s->writer_stream[0] && strcmp(s->writer_stream, d->stream) != 0) return 0;
-        if (s->out_stream && strcmp(s->out_stream, d->stream) != 0) return 0;
-        if (d->h.cols == 0 || d->h.sample_rate_hz == 0) return 0;
-        if (cli_writer_open(&s->writer, s->out_path, (int)d->h.sample_rate_hz, (int)d->h.cols,
-                            &err) != DSP_OK) {
-            fprintf(stderr, "ssm-sub: %s\n", err.msg);
-            return -1;
-        }
-        snprintf(s->writer_stream, sizeof s->writer_stream, "%s", d->stream);
-        s->writer_rate = d->h.sample_rate_hz;
-        s->writer_cols = d->h.cols;
-        s->writer_next_first = d->h.first_sample;
-        if (s->out_path[0] != '-' || s->out_path[1])
-            fprintf(stderr, "ssm-sub: writing %s (%u Hz, %u channel%s) to %s\n", s->writer_stream,
-                    s->writer_rate, s->writer_cols, s->writer_cols == 1 ? "" : "s", s->out_path);
-    } else if (strcmp(s->writer_stream, d->stream) != 0) {
-        return 0;
-    }
-    if (d->h.sample_rate_hz != s->writer_rate || d->h.cols != s->writer_cols) {
-        fprintf(stderr, "ssm-sub: %s changed from %u Hz x %u to %u Hz x %u; stopping\n",
-                d->stream, s->writer_rate, s->writer_cols, d->h.sample_rate_hz, d->h.cols);
+    PaError pe = Pa_Initialize();
+    if (pe != paNoError) {
+        fprintf(stderr, "ssm-sub: --play: cannot start PortAudio: %s\n", Pa_GetErrorText(pe));
         return -1;
     }
-    float buf[2048];
-    if (lost && d->h.first_sample > s->writer_next_first) {
-        /* keep the timeline: the dropped messages covered these samples */
-        uint64_t fill = d->h.first_sample - s->writer_next_first;
-        if (fill > (uint64_t)MAX_FILL_S * s->writer_rate) fill = (uint64_t)MAX_FILL_S * s->writer_rate;
-        memset(buf, 0, sizeof buf);
-        size_t per = sizeof buf / sizeof buf[0] / s->writer_cols;
-        for (uint64_t done = 0; done < fill && per;) {
-            size_t n = fill - done < per ? (size_t)(fill - done) : per;
-            if (dsp_audio_writer_write(s->writer, buf, n, &err) != DSP_OK) {
+    s->pa_initialized = 1;
+    PaDeviceIndex dev = Pa_GetDefaultOutputDevice();
+    if (s->play_device) {
+        uint64_t idx;
+        int n = Pa_GetDeviceCount();
+        dev = paNoDevice;
+        if (cli_parse_u64(s->play_device, 0, (uint64_t)(n > 0 ? n - 1 : 0), &idx) == 0 && n > 0) {
+            dev = (PaDeviceIndex)idx;
+        } else {
+            for (int i = 0; i < n && dev == paNoDevice; i++) {
+                const PaDeviceInfo *di = Pa_GetDeviceInfo(i);
+                if (di && di->maxOutputChannels > 0 && strstr(di->name, s->play_device)) dev = i;
+            }
+        }
+    }
+    const PaDeviceInfo *di = dev == paNoDevice ? NULL : Pa_GetDeviceInfo(dev);
+    if (!di || di->maxOutputChannels < 1) {
+        fprintf(stderr, "ssm-sub: --play: no output device %s%s%s\n",
+                s->play_device ? "matches '" : "(no default)", s->play_device ? s->play_device : "",
+                s->play_device ? "'" : "");
+        return -1;
+    }
+    PaStreamParameters out;
+    memset(&out, 0, sizeof out);
+    out.device = dev;
+    out.channelCount = (int)s->sel_cols;
+    out.sampleFormat = paFloat32;
+    out.suggestedLatency = di->defaultHighOutputLatency;
+    pe = Pa_OpenStream(&s->player, NULL, &out, (double)s->sel_rate, paFramesPerBufferUnspecified,
+                       paNoFlag, NULL, NULL);
+    if (pe == paNoError) pe = Pa_StartStream(s->player);
+    if (pe != paNoError) {
+        fprintf(stderr, "ssm-sub: --play: cannot play %u Hz x %u on '%s': %s\n", s->sel_rate,
+                s->sel_cols, di->name, Pa_GetErrorText(pe));
+        return -1;
+    }
+    fprintf(stderr, "ssm-sub: playing %s (%u Hz, %u channel%s) on '%s'\n", s->sel_stream,
+            s->sel_rate, s->sel_cols, s->sel_cols == 1 ? "" : "s", di->name);
+    return 0;
+}
+
+/* Lets the queued audio play out and releases PortAudio. */
+static void player_close(sub_state *s, int drain)
+{
+    if (s->player) {
+        if (drain) Pa_StopStream(s->player);
+        else Pa_AbortStream(s->player);
+        Pa_CloseStream(s->player);
+        s->player = NULL;
+    }
+    if (s->pa_initialized) Pa_Terminate();
+    s->pa_initialized = 0;
+}
+
+/* Sends frames of the selected stream to the file and/or the player. */
+static int sink_audio(sub_state *s, const float *buf, size_t n_frames, int to_player)
+{
+    dsp_error err;
+    if (s->writer && dsp_audio_writer_write(s->writer, buf, n_frames, &err) != DSP_OK) {
+        fprintf(stderr, "ssm-sub: %s\n", err.msg);
+        return -1;
+    }
+    if (to_player && s->player) {
+        PaError pe = Pa_WriteStream(s->player, buf, (unsigned long)n_frames);
+        if (pe == paOutputUnderflowed) s->play_underflows++;
+        else if (pe != paNoError) {
+            fprintf(stderr, "ssm-sub: --play: %s\n", Pa_GetErrorText(pe));
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Writes/plays the audio of the selected stream (--stream, or the first
+ * seen).  Returns 0, or -1 on an output error. */
+static int handle_audio(sub_state *s, const cli_data *d, uint64_t lost)
+{
+    dsp_error err;
+    if (!s->sel_stream[0]) {
+        if (s->out_stream && strcmp(s->out_stream, d->stream) != 0) return 0;
+        if (d->h.cols == 0 || d->h.sample_rate_hz == 0) return 0;
+        if (d->h.cols > SUB_MAX_CHANNELS) {
+            fprintf(stderr, "ssm-sub: %s has %u channels, more than this client writes\n",
+                    d->stream, d->h.cols);
+            return -1;
+        }
+        snprintf(s->sel_stream, sizeof s->sel_stream, "%s", d->stream);
+        s->sel_rate = d->h.sample_rate_hz;
+        s->sel_cols = d->h.cols;
+        s->sel_next_first = d->h.first_sample;
+        if (s->out_path) {
+            if (cli_writer_open(&s->writer, s->out_path, (int)s->sel_rate, (int)s->sel_cols,
+                                &err) != DSP_OK) {
                 fprintf(stderr, "ssm-sub: %s\n", err.msg);
                 return -1;
             }
+            if (strcmp(s->out_path, "-") != 0)
+                fprintf(stderr, "ssm-sub: writing %s (%u Hz, %u channel%s) to %s\n", s->sel_stream,
+                        s->sel_rate, s->sel_cols, s->sel_cols == 1 ? "" : "s", s->out_path);
+        }
+        if (s->play && player_open(s) != 0) return -1;
+    } else if (strcmp(s->sel_stream, d->stream) != 0) {
+        return 0;
+    }
+    if (d->h.sample_rate_hz != s->sel_rate || d->h.cols != s->sel_cols) {
+        fprintf(stderr, "ssm-sub: %s changed from %u Hz x %u to %u Hz x %u; stopping\n",
+                d->stream, s->sel_rate, s->sel_cols, d->h.sample_rate_hz, d->h.cols);
+        return -1;
+    }
+    float buf[4096];
+    size_t per = sizeof buf / sizeof buf[0] / s->sel_cols;
+    if (lost && s->writer && d->h.first_sample > s->sel_next_first) {
+        /* keep the file's timeline: the dropped messages covered these samples
+         * (the player just goes on) */
+        uint64_t fill = d->h.first_sample - s->sel_next_first;
+        if (fill > (uint64_t)MAX_FILL_S * s->sel_rate) fill = (uint64_t)MAX_FILL_S * s->sel_rate;
+        memset(buf, 0, sizeof buf);
+        for (uint64_t done = 0; done < fill;) {
+            size_t n = fill - done < per ? (size_t)(fill - done) : per;
+            if (sink_audio(s, buf, n, 0) != 0) return -1;
             done += n;
         }
         fprintf(stderr, "ssm-sub: %" PRIu64 " samples of silence written for the dropped audio\n",
                 fill);
     }
-    size_t per = sizeof buf / sizeof buf[0] / s->writer_cols;
-    if (per == 0) {
-        fprintf(stderr, "ssm-sub: %u channels are more than this client writes\n", s->writer_cols);
-        return -1;
-    }
     for (size_t r = 0; r < d->h.rows; r += per) {
         size_t nr = d->h.rows - r < per ? d->h.rows - r : per;
-        for (size_t i = 0; i < nr * s->writer_cols; i++)
-            buf[i] = (float)(d->h.dtype == SSMD_DTYPE_I16 ? value_at(d, r * s->writer_cols + i) / 32768.0
-                                                          : value_at(d, r * s->writer_cols + i));
-        if (dsp_audio_writer_write(s->writer, buf, nr, &err) != DSP_OK) {
-            fprintf(stderr, "ssm-sub: %s\n", err.msg);
-            return -1;
+        for (size_t i = 0; i < nr * s->sel_cols; i++) {
+            double v = value_at(d, r * s->sel_cols + i);
+            buf[i] = (float)(d->h.dtype == SSMD_DTYPE_I16 ? v / 32768.0 : v);
         }
+        if (sink_audio(s, buf, nr, 1) != 0) return -1;
     }
-    s->writer_frames += d->h.rows;
-    s->writer_next_first = d->h.first_sample + d->h.rows;
+    s->sel_frames += d->h.rows;
+    s->sel_next_first = d->h.first_sample + d->h.rows;
     if (d->h.flags & SSMD_FLAG_END_OF_STREAM) s->done = 1;
     return 0;
 }
@@ -354,7 +447,7 @@ static int run(sub_state *s)
                 goto out;
             }
         }
-        if (s->out_path && d.kind == SSMD_KIND_AUDIO && write_audio(s, &d, lost) != 0) {
+        if ((s->out_path || s->play) && d.kind == SSMD_KIND_AUDIO && handle_audio(s, &d, lost) != 0) {
             cli_msg_close(&m);
             goto out;
         }
@@ -375,6 +468,7 @@ static int run(sub_state *s)
     } else if (s->out_path) {
         fprintf(stderr, "ssm-sub: no audio received; %s not written\n", s->out_path);
     }
+    player_close(s, 1);
     if (s->n_dropped)
         fprintf(stderr, "ssm-sub: %" PRIu64 " message%s dropped in total\n", s->n_dropped,
                 s->n_dropped == 1 ? "" : "s");
@@ -382,6 +476,7 @@ static int run(sub_state *s)
 out:
     if (s->writer) dsp_audio_writer_abort(s->writer);
     s->writer = NULL;
+    player_close(s, 0);
     zmq_close(sock);
     zmq_ctx_term(ctx);
     return rc;
@@ -394,7 +489,7 @@ int main(int argc, char **argv)
     s.endpoint = DEFAULT_ENDPOINT;
     s.timeout_s = 5.0;
     s.out = stdout;
-    enum { OPT_STREAM = 256, OPT_UNTIL_END };
+    enum { OPT_STREAM = 256, OPT_UNTIL_END, OPT_PLAY, OPT_DEVICE };
     static const struct option opts[] = {
         { "endpoint", required_argument, NULL, 'e' },
         { "json", no_argument, NULL, 'j' },
@@ -404,6 +499,8 @@ int main(int argc, char **argv)
         { "count", required_argument, NULL, 'n' },
         { "seconds", required_argument, NULL, 's' },
         { "until-end", no_argument, NULL, OPT_UNTIL_END },
+        { "play", no_argument, NULL, OPT_PLAY },
+        { "device", required_argument, NULL, OPT_DEVICE },
         { "timeout", required_argument, NULL, 't' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
@@ -426,6 +523,8 @@ int main(int argc, char **argv)
                 return usage_error("--seconds: '%s' is not a number of seconds > 0", optarg);
             break;
         case OPT_UNTIL_END: s.until_end = 1; break;
+        case OPT_PLAY: s.play = 1; break;
+        case OPT_DEVICE: s.play_device = optarg; break;
         case 't':
             if (cli_parse_seconds(optarg, &s.timeout_s) != 0)
                 return usage_error("--timeout: '%s' is not a number of seconds > 0", optarg);
@@ -435,7 +534,9 @@ int main(int argc, char **argv)
         default: return usage_error("unknown option '%s'", argv[optind - 1]);
         }
     }
-    if (s.out_stream && !s.out_path) return usage_error("%s", "--stream needs --output");
+    if (s.out_stream && !s.out_path && !s.play)
+        return usage_error("%s", "--stream needs --output or --play");
+    if (s.play_device && !s.play) return usage_error("%s", "--device needs --play");
     if (s.out_stream && !ssmd_stream_name_valid(s.out_stream, strlen(s.out_stream)))
         return usage_error("--stream: '%s' is not a valid stream name", s.out_stream);
     if (s.out_path && !strcmp(s.out_path, "-")) s.out = stderr;

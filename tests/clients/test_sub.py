@@ -2,7 +2,7 @@
 """ssm-sub against the fake daemon: every message of a scripted stream in
 order with contiguous seq, values as sent (text and JSON), meta re-sent on
 subscription, --output audio exact, drops reported and filled with silence,
---count / --seconds.  Usage: test_sub.py SSM_SUB"""
+--count / --seconds, --play on a virtual ALSA device.  Usage: test_sub.py SSM_SUB"""
 import os
 import sys
 import time
@@ -131,5 +131,33 @@ with Fake(T, "--start", "never") as f:
     r = run([SUB, "-e", f.ep["pub"], "--seconds", "0.5"])
 check(r.returncode == 0 and 0.4 < r.elapsed < 5 and r.stdout == "",
       f"--seconds 0.5: exit 0 after {r.elapsed:.2f} s")
+
+# 7. --play on a virtual ALSA sink (tests/daemon/vmic: what is played lands in played.f32)
+alsa = os.path.join(T, "alsa")
+os.mkdir(alsa)
+with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "daemon", "vmic",
+                       "asoundrc.in")) as fh:
+    conf = fh.read().replace("@DIR@", alsa)
+with open(os.path.join(alsa, "asoundrc"), "w") as fh:
+    fh.write(conf)
+for name in ("mono.f32", "stereo.f32"):        # the capture PCMs need their files to open
+    open(os.path.join(alsa, name), "wb").close()
+aenv = dict(os.environ, ALSA_CONFIG_PATH=os.path.join(alsa, "asoundrc"), HOME=alsa)
+with Fake(T, "--frames", str(FRAMES)) as f:
+    r = run([SUB, "-e", f.ep["pub"], "-q", "--play", "--device", "ssmd_vout", "demo/audio/"],
+            env=aenv)
+    log = f.records()
+sent = np.concatenate([np.array(x["values"], np.float32) for x in log
+                       if x["topic"] == "demo/audio/"])
+played_path = os.path.join(alsa, "played.f32")
+played = np.fromfile(played_path, "<f4") if os.path.exists(played_path) else np.zeros(0, np.float32)
+found = any(np.array_equal(played[o:o + len(sent)], sent) for o in range(len(played) - len(sent) + 1))
+print(f"play: {len(played)} samples reached the device for {len(sent)} sent")
+check(r.returncode == 0 and found and "playing demo (16000 Hz, 1 channel) on 'ssmd_vout'" in r.stderr,
+      f"play: every sample played in order (exit {r.returncode})")
+with Fake(T, "--frames", "3") as f:
+    r = run([SUB, "-e", f.ep["pub"], "-q", "--play", "--device", "nosuch"], env=aenv)
+check(r.returncode == 1 and "ssm-sub: --play: no output device matches 'nosuch'" in r.stderr,
+      f"play: unknown device refused (exit {r.returncode}, {r.stderr.strip().splitlines()[-1:]!r})")
 
 finish("test_sub")
