@@ -142,6 +142,11 @@ void ssm_linear_blas_f32(float *out, size_t ld_out, const float *x, size_t ld_x,
         }
         beta = 1.0f;
     }
+    if (n_rows == 1) {
+        /* OpenBLAS 0.3.21's sgemm does not forward M = 1 to gemv (≈3× slower) */
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, d_out, d_in, 1.0f, w, d_in, x, 1, beta, out, 1);
+        return;
+    }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n_rows, d_out, d_in,
                 1.0f, x, (int)ld_x, w, d_in, beta, out, (int)ld_out);
 }
