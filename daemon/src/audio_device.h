@@ -48,11 +48,13 @@
 #include <stdint.h>
 #include <stdio.h>
 
-/** Writes the device table to out: one header line, then per device
- *  "index  name  in  out  rate Hz  host API", with "*" after the index
- *  count marking the default input ("<") and output (">") device, or
- *  "(no devices)".  Returns 0, or -1 with the reason in err when PortAudio
- *  cannot initialize.  Not real-time safe. */
+/** Writes the device table to out (for `ssmd --list-devices`): a header
+ *  line, then one line per device: index, name (cut at 40 characters), max
+ *  input and output channels, default rate in Hz, host API, and "input",
+ *  "output" or "input,output" when it is PortAudio's default device in that
+ *  direction; "(no devices)" when there are none.  The index and the name are
+ *  what the device specs accept.  Returns 0, or -1 with the reason in err when
+ *  PortAudio cannot initialize.  Not real-time safe. */
 int ssmd_audio_list(FILE *out, char *err, size_t err_cap);
 
 /* ---------------------------------------------------------------- capture */

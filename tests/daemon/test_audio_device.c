@@ -108,7 +108,7 @@ static int setup_vmic(const char *template_path)
     if (fclose(out) != 0) return -1;
     /* Before any PortAudio call: ALSA reads its configuration once. */
     char cfg[700];
-    snprintf(cfg, sizeof cfg, "/usr/share/alsa/alsa.conf:%s", p);
+    snprintf(cfg, sizeof cfg, "%s", p);
     setenv("ALSA_CONFIG_PATH", cfg, 1);
     setenv("HOME", tmpdir, 1); /* no personal ~/.asoundrc */
     return 0;
