@@ -158,18 +158,21 @@ class Fake:
             return seq                  # a simulated drop: the seq is used, nothing is sent
         h = header(KIND[kind], dtype, st.rate, rows, cols, self.a.hop, seq, first, flags,
                    self.epoch)
+        if self.log:  # logged before it is sent: a test may read the log as soon as it has it
+            self._log(topic, seq, first, flags, rows, cols, st, dtype, payload)
         self.pub.send_multipart([topic, h, payload])
         self.counters["published"] += 1
-        if self.log:
-            rec = dict(topic=topic.decode(), seq=seq, first_sample=first, flags=flags,
-                       rows=rows, cols=cols, sample_rate_hz=st.rate)
-            if dtype == UTF8:
-                rec["json"] = json.loads(payload.decode())
-            else:
-                rec["values"] = np.frombuffer(payload, np.float32).tolist()
-            self.log.write(json.dumps(rec) + "\n")
-            self.log.flush()
         return seq
+
+    def _log(self, topic, seq, first, flags, rows, cols, st, dtype, payload):
+        rec = dict(topic=topic.decode(), seq=seq, first_sample=first, flags=flags,
+                   rows=rows, cols=cols, sample_rate_hz=st.rate)
+        if dtype == UTF8:
+            rec["json"] = json.loads(payload.decode())
+        else:
+            rec["values"] = np.frombuffer(payload, np.float32).tolist()
+        self.log.write(json.dumps(rec) + "\n")
+        self.log.flush()
 
     def meta(self, st):
         return json.dumps({

@@ -61,6 +61,19 @@ with Fake(T, "--frames", str(FRAMES), "--drop-seq", "5") as f:
               f"sub: drop detected ({sub.gaps})")
         check(kinds == {"demo/audio/", "demo/event/"}, f"sub: only the subscribed topics ({kinds})")
 
+# 2b. a late subscriber gets the meta re-sent (data of other topics may come
+#     first: the subscription filter is live before the daemon reads it)
+with Fake(T, "--frames", "0", "--start", "now", "--interval", "0.01", log=False) as f:
+    time.sleep(0.5)
+    with Subscriber(f.ep["pub"], ["demo/meta/", "demo/features/"], timeout=5) as sub:
+        msgs = [sub.recv(timeout=5) for _ in range(8)]
+    metas = [m for m in msgs if m is not None and m[0] == "demo/meta/"]
+    feats = [m for m in msgs if m is not None and m[0] == "demo/features/"]
+    check(len(metas) == 1 and metas[0][1].seq >= 1 and metas[0][2]["features"]["n"] == 8,
+          "sub: late subscriber gets the meta re-sent (seq >= 1), once")
+    check(len(feats) == 7 and all(m[2].shape == (1, 8) for m in feats),
+          "sub: and features of shape (1, 8)")
+
 # 3. Pusher and Control against one fake
 with Fake(T, "--start", "now", "--frames", "0", "--interval", "0.05") as f:
     rng = np.random.default_rng(3)
