@@ -232,15 +232,39 @@ static int capture_start(ssmd_capture *c, char *err, size_t cap)
         .device = idx, .channelCount = c->channels, .sampleFormat = paFloat32,
         .suggestedLatency = info->defaultLowInputLatency, .hostApiSpecificStreamInfo = NULL,
     };
-    double rate = info->defaultSampleRate;
-    if (c->want_rate_hz > 0 && Pa_IsFormatSupported(&in, NULL, c->want_rate_hz) == paFormatIsSupported)
-        rate = c->want_rate_hz;
-    c->rate_hz = (int)(rate + 0.5);
-    if (c->rate_hz < 1) {
-        set_err(err, cap, "%s ('%s'): the device reports no usable default rate", label, c->name);
+    /* The wanted rate if the device opens at it, else its default rate.
+     * Trying Pa_OpenStream itself rather than Pa_IsFormatSupported: the
+     * latter leaves the buffer size to ALSA, which picks the largest the
+     * device allows (274 MB on a null PCM) and is slow to allocate. */
+    double dflt = info->defaultSampleRate;
+    e = paInvalidSampleRate;
+    if (c->want_rate_hz > 0) {
+        c->rate_hz = c->want_rate_hz;
+        e = Pa_OpenStream(&c->stream, &in, NULL, c->want_rate_hz, paFramesPerBufferUnspecified,
+                          paNoFlag, capture_cb, c);
+    }
+    if (e != paNoError && (c->want_rate_hz <= 0 || (double)c->want_rate_hz != dflt)) {
+        c->stream = NULL;
+        c->rate_hz = (int)(dflt + 0.5);
+        if (c->rate_hz < 1) {
+            set_err(err, cap, "%s ('%s'): the device reports no usable default rate", label, c->name);
+            goto fail;
+        }
+        e = Pa_OpenStream(&c->stream, &in, NULL, c->rate_hz, paFramesPerBufferUnspecified,
+                          paNoFlag, capture_cb, c);
+    }
+    if (e != paNoError) {
+        c->stream = NULL;
+        if (c->want_rate_hz > 0 && c->want_rate_hz != c->rate_hz)
+            set_err(err, cap, "%s ('%s'): cannot open %d Hz nor the default %d Hz, %d channels: %s",
+                    label, c->name, c->want_rate_hz, c->rate_hz, c->channels, Pa_GetErrorText(e));
+        else
+            set_err(err, cap, "%s ('%s'): cannot open %d Hz, %d channels: %s", label, c->name,
+                    c->rate_hz, c->channels, Pa_GetErrorText(e));
         goto fail;
     }
-    /* ring: ring_ms at the opened rate, whole frames */
+    /* ring: ring_ms at the opened rate, whole frames (the callback runs only
+     * after Pa_StartStream, below) */
     size_t frames = ((size_t)c->rate_hz * (size_t)c->ring_ms + 999) / 1000;
     if (frames < 1) frames = 1;
     if (frames > SSMD_RING_MAX_CAPACITY / (size_t)c->channels) {
@@ -251,14 +275,6 @@ static int capture_start(ssmd_capture *c, char *err, size_t cap)
     c->ring = ssmd_ring_create(frames * (size_t)c->channels);
     if (!c->ring) {
         set_err(err, cap, "%s: out of memory for a %d ms ring", label, c->ring_ms);
-        goto fail;
-    }
-    e = Pa_OpenStream(&c->stream, &in, NULL, rate, paFramesPerBufferUnspecified, paNoFlag,
-                      capture_cb, c);
-    if (e != paNoError) {
-        c->stream = NULL;
-        set_err(err, cap, "%s ('%s'): cannot open %d Hz, %d channels: %s", label, c->name,
-                c->rate_hz, c->channels, Pa_GetErrorText(e));
         goto fail;
     }
     e = Pa_StartStream(c->stream);
