@@ -133,3 +133,60 @@ def read_au(path):
     magic, off, _, enc, rate, ch = struct.unpack(">4sIIIII", b[:24])
     assert magic == b".snd" and enc == 6, f"{path}: not a float AU file"
     return rate, np.frombuffer(b[off:], ">f4").astype(np.float32).reshape(-1, ch)
+
+
+def rogue_messages():
+    """Malformed data-plane messages (one per rejection rule a subscriber
+    applies), then nothing else: [(why, frames)]."""
+    import struct
+    good_h = struct.pack("<4sHHHHIIIIIQQQQ", b"SSMD", 1, 64, 3, 1, 0, 16000, 1, 1, 256, 0, 0, 0, 0)
+    pay = struct.pack("<f", 0.5)
+
+    def h(**kw):
+        f = dict(magic=b"SSMD", version=1, hb=64, kind=3, dtype=1, rows=1, cols=1)
+        f.update(kw)
+        return struct.pack("<4sHHHHIIIIIQQQQ", f["magic"], f["version"], f["hb"], f["kind"],
+                           f["dtype"], 0, 16000, f["rows"], f["cols"], 256, 0, 0, 0, 0)
+    return [
+        ("two frames", [b"r/vad/", good_h]),
+        ("four frames", [b"r/vad/", good_h, pay, b"x"]),
+        ("bad topic", [b"r/nokind/", good_h, pay]),
+        ("short header", [b"r/vad/", good_h[:40], pay]),
+        ("bad magic", [b"r/vad/", h(magic=b"XXXX"), pay]),
+        ("bad version", [b"r/vad/", h(version=9), pay]),
+        ("bad length", [b"r/vad/", h(hb=200), pay]),
+        ("bad kind", [b"r/vad/", h(kind=99), pay]),
+        ("bad dtype", [b"r/vad/", h(dtype=9), pay]),
+        ("bad size", [b"r/vad/", h(rows=1000), pay]),
+        ("kind differs from topic", [b"r/audio/", good_h, pay]),
+    ]
+
+
+def rogue_valid():
+    """One valid r/vad/ message, value 0.5, seq 0."""
+    import struct
+    return [b"r/vad/", struct.pack("<4sHHHHIIIIIQQQQ", b"SSMD", 1, 64, 3, 1, 0, 16000, 1, 1, 256,
+                                   0, 0, 0, 0), struct.pack("<f", 0.5)]
+
+
+def rogue_publisher(send_after_sub):
+    """Binds an XPUB on a free port; a thread waits for the first
+    subscription, then sends send_after_sub (list of frame lists).  Returns
+    (endpoint, thread, context)."""
+    import threading
+    import zmq
+    ctx = zmq.Context()
+    pub = ctx.socket(zmq.XPUB)
+    port = pub.bind_to_random_port("tcp://127.0.0.1")
+
+    def serve():
+        if pub.poll(20000):
+            pub.recv()
+            time.sleep(0.05)
+            for frames in send_after_sub:
+                pub.send_multipart(frames)
+        time.sleep(0.5)
+        pub.close(0)
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    return f"tcp://127.0.0.1:{port}", t, ctx

@@ -14,7 +14,8 @@ import numpy as np
 import zmq
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Fake, check, finish, free_endpoint, tmpdir  # noqa: E402
+from harness import (Fake, check, finish, free_endpoint, rogue_messages,  # noqa: E402
+                     rogue_publisher, rogue_valid, tmpdir)
 
 import ssmd  # noqa: E402  (PYTHONPATH=clients/python)
 from ssmd import Control, ControlError, DaemonError, DaemonUnreachable, Pusher, Subscriber  # noqa: E402
@@ -60,6 +61,17 @@ with Fake(T, "--frames", str(FRAMES), "--drop-seq", "5") as f:
         check(sub.dropped == 1 and sub.gaps == [("demo/audio/", 5, 6)] and drops == sub.gaps,
               f"sub: drop detected ({sub.gaps})")
         check(kinds == {"demo/audio/", "demo/event/"}, f"sub: only the subscribed topics ({kinds})")
+
+# 2a. malformed messages are counted and skipped
+bad = rogue_messages()
+ep, th, ctx = rogue_publisher([m for _, m in bad] + [rogue_valid()])
+with Subscriber(ep, timeout=5) as sub:
+    m = sub.recv(timeout=10)
+    check(m is not None and m[0] == "r/vad/" and m[2].tolist() == [[0.5]]
+          and sub.malformed == len(bad),
+          f"sub: {sub.malformed} of {len(bad)} malformed messages skipped, then the valid one")
+th.join(5)
+ctx.term()
 
 # 2b. a late subscriber gets the meta re-sent (data of other topics may come
 #     first: the subscription filter is live before the daemon reads it)

@@ -10,7 +10,8 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Fake, check, finish, read_wav, run, tmpdir  # noqa: E402
+from harness import (Fake, check, finish, read_wav, rogue_messages, rogue_publisher,  # noqa: E402
+                     rogue_valid, run, tmpdir)
 
 SUB = sys.argv[1]
 T = tmpdir()
@@ -138,7 +139,18 @@ with Fake(T, "--start", "never") as f:
 check(r.returncode == 0 and 0.4 < r.elapsed < 5 and r.stdout == "",
       f"--seconds 0.5: exit 0 after {r.elapsed:.2f} s")
 
-# 7. --play on a virtual ALSA sink (tests/daemon/vmic: what is played lands in played.f32)
+# 7. malformed messages from a publisher are skipped with one line each
+bad = rogue_messages()
+ep, th, ctx = rogue_publisher([m for _, m in bad] + [rogue_valid()])
+r = run([SUB, "-e", ep, "--count", "1"])
+th.join(5)
+ctx.term()
+skipped = [x for x in r.stderr.splitlines() if x.startswith("ssm-sub: skipping a malformed message")]
+check(r.returncode == 0 and r.stdout.startswith("r/vad/ seq=0 ") and r.stdout.endswith(" 0.5\n")
+      and len(skipped) == len(bad),
+      f"malformed: {len(skipped)} of {len(bad)} skipped with a message, then the valid one printed")
+
+# 8. --play on a virtual ALSA sink (tests/daemon/vmic: what is played lands in played.f32)
 alsa = os.path.join(T, "alsa")
 os.mkdir(alsa)
 with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "daemon", "vmic",
