@@ -140,15 +140,13 @@ static int handle_reply(push_state *s, const cli_msg *m)
     char why[256];
     cli_data d;
     int rc = cli_data_decode(m, 0, &d, why, sizeof why);
-    if (rc != SSMD_PROTO_OK) {
-        if (m->n_frames >= 1 && d.topic_len == 12 && !memcmp(d.topic, "_ssmd/event/", 12)) {
-            /* fall through to the error-reply branch below: its topic is reserved */
-        } else {
-            fprintf(stderr, "ssm-push: ignoring a malformed message from the daemon: %s\n", why);
-            return 0;
-        }
+    /* an error reply is reported even when its header is damaged */
+    int is_error = d.topic_len == 12 && !memcmp(d.topic, "_ssmd/event/", 12);
+    if (rc != SSMD_PROTO_OK && !is_error) {
+        fprintf(stderr, "ssm-push: ignoring a malformed message from the daemon: %s\n", why);
+        return 0;
     }
-    if (d.topic_len == 12 && !memcmp(d.topic, "_ssmd/event/", 12)) {
+    if (is_error) {
         size_t l = 0;
         const char *text = (const char *)cli_msg_frame(m, 2, &l);
         json_error_t jerr;

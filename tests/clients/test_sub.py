@@ -139,6 +139,28 @@ with Fake(T, "--start", "never") as f:
 check(r.returncode == 0 and 0.4 < r.elapsed < 5 and r.stdout == "",
       f"--seconds 0.5: exit 0 after {r.elapsed:.2f} s")
 
+# 6b. Ctrl-C (SIGINT) during --output leaves a complete file and exit 0
+import signal  # noqa: E402
+import subprocess  # noqa: E402
+out = os.path.join(T, "interrupted.wav")
+with Fake(T, "--frames", "0", "--start", "now", "--interval", "0.005", log=False) as f:
+    p = subprocess.Popen([SUB, "-e", f.ep["pub"], "-q", "--output", out, "demo/audio/"],
+                         stderr=subprocess.PIPE, text=True)
+    time.sleep(1.0)
+    p.send_signal(signal.SIGINT)
+    try:
+        rc = p.wait(10)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        rc = None
+try:
+    rate, got = read_wav(out)
+except Exception as e:  # reported by the check
+    rate, got = 0, np.zeros((0, 1))
+    print(f"interrupted: cannot read {out}: {e}")
+check(rc == 0 and rate == 16000 and got.shape[0] > 0 and got.shape[0] % 256 == 0,
+      f"SIGINT: exit {rc}, a valid file of {got.shape[0]} samples")
+
 # 7. malformed messages from a publisher are skipped with one line each
 bad = rogue_messages()
 ep, th, ctx = rogue_publisher([m for _, m in bad] + [rogue_valid()])
