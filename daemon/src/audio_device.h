@@ -71,9 +71,10 @@ typedef struct ssmd_capture_stats {
 } ssmd_capture_stats;
 
 /** Opens and starts capture from the device spec (see above).
- *  want_rate_hz: the model's rate; used if the device accepts it
- *    (Pa_IsFormatSupported), otherwise the device's default rate (the caller
- *    resamples: read ssmd_capture_rate_hz).  0 means the default rate.
+ *  want_rate_hz: the model's rate; used if the device opens at it,
+ *    otherwise the device's default rate (the caller resamples: read
+ *    ssmd_capture_rate_hz).  0 means the default rate.  An error only when
+ *    neither opens.
  *  max_channels (>= 1): opens min(max_channels, the device's input channels)
  *    channels (a virtual ALSA device reports 128).
  *  ring_ms (>= 1): ring length in milliseconds at the opened rate; when the
