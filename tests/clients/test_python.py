@@ -100,6 +100,17 @@ with Fake(T, "--start", "now", "--frames", "0", "--interval", "0.05") as f:
     print(f"push: {y.shape[0]} samples back for {len(x)}, worst error {err:.3g}")
     check(err == 0.0, "push: exact length and values (x0.5 of the mono mix)")
 
+    # int16 samples travel as i16
+    xi = rng.integers(-32768, 32768, size=3001).astype(np.int16)
+    with Pusher(f.ep["ingest"], "py16") as p:
+        p.push(xi[:1500], 16000)
+        p.finish(xi[1500:], 16000)
+        y = p.collect(timeout=10)
+    exp = (xi.astype(np.float64) / 32768 * 0.5).astype(np.float32)
+    err = float(np.max(np.abs(y[:, 0] - exp))) if y.shape == (len(xi), 1) else float("inf")
+    print(f"push i16: {y.shape[0]} samples back for {len(xi)}, worst error {err:.3g}")
+    check(err == 0.0, "push: int16 samples sent as i16, exact")
+
     # five at once, from threads (one Pusher per thread)
     results = {}
 
