@@ -191,7 +191,9 @@ static int capture_cb(const void *input, void *output, unsigned long frames,
     }
     if (fit < frames)
         atomic_fetch_add_explicit(&c->dropped, frames - fit, memory_order_relaxed);
-    atomic_fetch_add_explicit(&c->captured, frames, memory_order_relaxed);
+    /* release after the dropped count: a reader that loads captured first
+     * (acquire) sees dropped at least as large as that moment's */
+    atomic_fetch_add_explicit(&c->captured, frames, memory_order_release);
     return paContinue;
 }
 
@@ -349,7 +351,7 @@ uint64_t ssmd_capture_overflows(const ssmd_capture *c)
 
 void ssmd_capture_stats_get(const ssmd_capture *c, ssmd_capture_stats *out)
 {
-    out->frames_captured = atomic_load_explicit(&c->captured, memory_order_relaxed);
+    out->frames_captured = atomic_load_explicit(&c->captured, memory_order_acquire);
     out->frames_dropped = atomic_load_explicit(&c->dropped, memory_order_relaxed);
     out->pa_overflows = atomic_load_explicit(&c->pa_overflows, memory_order_relaxed);
 }

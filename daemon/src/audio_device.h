@@ -77,8 +77,10 @@ typedef struct ssmd_capture_stats {
  *    neither opens.
  *  max_channels (>= 1): opens min(max_channels, the device's input channels)
  *    channels (a virtual ALSA device reports 128).
- *  ring_ms (>= 1): ring length in milliseconds at the opened rate; when the
- *    owner does not read for longer, newer frames are dropped and counted.
+ *  ring_ms (>= 1): ring length in milliseconds at the opened rate (at least
+ *    that: the ring's float count is rounded up to a power of two, so it may
+ *    hold up to twice as much); when the owner does not read for longer, the
+ *    newest frames are dropped and counted (what is in the ring is kept).
  *  Returns NULL with one line in err on failure.  Not real-time safe. */
 ssmd_capture *ssmd_capture_open(const char *device, int want_rate_hz, int max_channels,
                                 int ring_ms, char *err, size_t err_cap);
@@ -103,7 +105,8 @@ size_t ssmd_capture_frames(const ssmd_capture *c);
  *  RT-safe. */
 uint64_t ssmd_capture_overflows(const ssmd_capture *c);
 
-/** Snapshot of the counters.  RT-safe. */
+/** Snapshot of the counters (frames_dropped is at least the drops among
+ *  frames_captured).  RT-safe. */
 void ssmd_capture_stats_get(const ssmd_capture *c, ssmd_capture_stats *out);
 
 /** 0 while the stream runs; -1 with a line in err when it stopped (the device
@@ -131,7 +134,8 @@ typedef struct ssmd_playback ssmd_playback;
  *  rate_hz (> 0) and channels (>= 1) are what the caller will write: the
  *  device must accept them (no fallback: the caller resamples to the rate it
  *  asks for, e.g. the capture rate); otherwise NULL with a line in err.
- *  ring_ms (>= 1): ring length in milliseconds.  The callback plays what the
+ *  ring_ms (>= 1): ring length in milliseconds (at least; rounded up as for
+ *  capture), which bounds the monitor's added latency.  The callback plays what the
  *  ring holds and zeros when it runs dry (an underrun).  Not real-time safe. */
 ssmd_playback *ssmd_playback_open(const char *device, int rate_hz, int channels, int ring_ms,
                                   char *err, size_t err_cap);
