@@ -78,7 +78,9 @@ int ssm_model_load(const char *path, const ssm_model_options *opts,
  *  must already be destroyed (or no longer used). */
 void ssm_model_free(ssm_model *model);
 
-/** Hyper-parameters (all >= 1 except where noted). */
+/** Hyper-parameters (all >= 1 except where noted).  The getters below take a
+ *  loaded, non-NULL model (except ssm_model_meta, which answers NULL), never
+ *  fail, and are thread-safe and real-time safe. */
 int ssm_model_d_model(const ssm_model *model);   /**< width of the residual stream */
 int ssm_model_n_layer(const ssm_model *model);
 int ssm_model_d_inner(const ssm_model *model);   /**< channels inside a mixer (expand·d_model) */
@@ -197,7 +199,8 @@ enum {
 };
 
 /** Advances n_streams independent streams by one frame each.
- *  states {n_streams}: distinct states of this model.  Input (by the model's
+ *  states {n_streams}: distinct states of this model (the same state twice in
+ *  one call is a programming error with unspecified results).  Input (by the model's
  *  input kind, the other pointer is ignored): features {n_streams,
  *  n_features} or tokens {n_streams} (each in [0, vocab_size)).
  *  Non-finite feature values are replaced by 0 and counted in the stream's
@@ -207,7 +210,8 @@ enum {
  *  flags {n_streams} or NULL receives SSM_FLAG_* bits per stream.
  *  Returns SSM_OK; SSM_ERR_NONFINITE when at least one stream was reset (all
  *  outputs are still written); SSM_ERR_INVALID (n_streams outside
- *  [1, max_batch], NULL state, token out of range, missing input or head),
+ *  [1, max_batch], NULL state or a state of another model, token out of
+ *  range, missing input, or a requested head the model lacks),
  *  in which case no state was touched.
  *  Real-time safe: no allocation, lock or I/O (with OPENBLAS_NUM_THREADS=1
  *  when SSM_RUNNER_BLAS_STEP is set). */
