@@ -150,6 +150,13 @@ const char *ssm_model_meta(const ssm_model *m, const char *key)
 {
     return m && key ? ssm_weights_meta(m->w, key) : NULL;
 }
+int ssm_model_meta_count(const ssm_model *m) { return ssm_weights_meta_count(m->w); }
+int ssm_model_meta_at(const ssm_model *m, int i, const char **key, const char **value)
+{
+    if (!m || i < 0 || i >= ssm_weights_meta_count(m->w))
+        return SSM_ERR_INVALID;
+    return ssm_weights_meta_at(m->w, i, key, value) < 0 ? SSM_ERR_INVALID : SSM_OK;
+}
 uint64_t ssm_model_hash(const ssm_model *m) { return m->w->hash; }
 
 /* ---- state ------------------------------------------------------------- */

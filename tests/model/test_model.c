@@ -87,6 +87,16 @@ static void test_config_and_placement(void **st)
     assert_int_equal(ssm_model_heads(m), SSM_MODEL_HEAD_MASK | SSM_MODEL_HEAD_VAD | SSM_MODEL_HEAD_EMBEDDING);
     assert_string_equal(ssm_model_meta(m, "architecture"), "mamba1");
     assert_null(ssm_model_meta(m, "no.such.key"));
+    int n_meta = ssm_model_meta_count(m), found = 0;
+    for (int i = 0; i < n_meta; ++i) {
+        const char *k = NULL, *v = NULL;
+        assert_int_equal(ssm_model_meta_at(m, i, &k, &v), SSM_OK);
+        if (strcmp(k, "d_model") == 0 && strcmp(v, "24") == 0)
+            found = 1;
+    }
+    assert_true(found);
+    assert_int_equal(ssm_model_meta_at(m, n_meta, &(const char *){NULL}, &(const char *){NULL}),
+                     SSM_ERR_INVALID);
     assert_int_equal(ssm_state_bytes(m), 64 + 2 * 48 * (4 + 8) * 4);
     printf("state bytes per stream %zu, runner bytes (batch 2, chunk 16) %zu\n",
            ssm_state_bytes(m), ssm_runner_bytes(r.rn));

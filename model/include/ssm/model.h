@@ -100,6 +100,11 @@ int ssm_model_n_mask(const ssm_model *model);
 /** Value of a __metadata__ key of the file (e.g. "frontend.n_fft"), or NULL
  *  when absent.  The string lives as long as the model. */
 const char *ssm_model_meta(const ssm_model *model, const char *key);
+/** Number of __metadata__ entries, and the i-th (0 <= i < count) key and
+ *  value for listing; ssm_model_meta_at returns SSM_OK or SSM_ERR_INVALID
+ *  (i out of range).  Strings live as long as the model. */
+int ssm_model_meta_count(const ssm_model *model);
+int ssm_model_meta_at(const ssm_model *model, int i, const char **key, const char **value);
 /** 64-bit FNV-1a hash of the model file: identifies the model in snapshots. */
 uint64_t ssm_model_hash(const ssm_model *model);
 
