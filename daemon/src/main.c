@@ -5,8 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <portaudio.h>
-
+#include "audio_device.h"
 #include "config.h"
 #include "server.h"
 
@@ -38,21 +37,11 @@ static void install_signals(void)
 
 static int list_devices(void)
 {
-    /* PortAudio prints probe noise from ALSA/JACK on stderr; that is theirs. */
-    PaError e = Pa_Initialize();
-    if (e != paNoError) {
-        fprintf(stderr, "ssmd: audio devices: %s\n", Pa_GetErrorText(e));
+    char err[512];
+    if (ssmd_audio_list(stdout, err, sizeof err) != 0) {
+        fprintf(stderr, "ssmd: audio devices: %s\n", err);
         return 1;
     }
-    int n = Pa_GetDeviceCount();
-    printf("%-5s %-40s %5s %5s %9s\n", "index", "name", "in", "out", "rate Hz");
-    for (int i = 0; i < n; i++) {
-        const PaDeviceInfo *d = Pa_GetDeviceInfo(i);
-        printf("%-5d %-40.40s %5d %5d %9.0f\n", i, d->name, d->maxInputChannels,
-               d->maxOutputChannels, d->defaultSampleRate);
-    }
-    if (n <= 0) printf("(no devices)\n");
-    Pa_Terminate();
     return 0;
 }
 
@@ -89,12 +78,6 @@ int main(int argc, char **argv)
     if (!cfg.model[0] && access(model, R_OK) != 0) {
         fprintf(stderr, "ssmd: no model given and the bundled default %s does not exist yet "
                         "(it comes with issue 6); pass --model FILE\n", model);
-        rc = 2;
-        goto out;
-    }
-    if (strcmp(cfg.input, "mic") == 0) {
-        fprintf(stderr, "ssmd: input 'mic': live capture is not built yet; inputs are a file or "
-                        "'none' (serve client streams)\n");
         rc = 2;
         goto out;
     }

@@ -26,6 +26,7 @@
 #include <jansson.h>
 #include <zmq.h>
 
+#include "audio_device.h"
 #include "dsp/audio_file.h"
 #include "dsp/features.h"
 #include "frontend.h"
@@ -54,13 +55,15 @@ typedef struct srv_stream {
     uint32_t flags_next;          /* flags for the next audio message */
     uint8_t owner[256];
     size_t owner_len;
+    uint64_t clock_ns, clock_sample; /* wall clock of input sample clock_sample (mic) */
     dsp_audio_writer *writer;
     double vad_sum;
 } srv_stream;
 
 typedef struct counters {
     uint64_t frames, dropped_samples, published, publish_dropped, bad_messages, bad_requests,
-        state_resets, nonfinite_samples, replies_dropped, subscriptions;
+        state_resets, nonfinite_samples, replies_dropped, subscriptions, capture_dropped,
+        device_failures, monitor_dropped;
 } counters;
 
 typedef struct server {
@@ -87,6 +90,14 @@ typedef struct server {
     float *file_buf, *file_mono;
     bool file_mode;
     double file_t0;
+    /* capture device */
+    ssmd_capture *cap;
+    ssmd_playback *mon;
+    int mic_slots[64], n_mic;
+    float *cap_buf, *cap_chan;
+    uint64_t cap_dropped_seen;
+    double cap_check_t;
+    bool cap_failed;
     counters c;
 } server;
 
@@ -148,7 +159,15 @@ static void publish(server *s, srv_stream *st, uint16_t kind, uint16_t dtype, ui
                       .rows = rows, .cols = cols,
                       .hop_samples = (uint32_t)s->fe.hop_samples, .seq = st->seq[kind]++,
                       .first_sample = first_sample,
-                      .capture_ns = st->source == SRC_MIC ? realtime_ns() : 0, .epoch = s->epoch };
+                      .capture_ns = 0, .epoch = s->epoch };
+    if (st->source == SRC_MIC && st->clock_ns) {
+        /* the input sample first_sample (audio: the output sample's input,
+         * latency earlier in live mode) was captured at clock_ns - age */
+        double lat = kind == SSMD_KIND_AUDIO
+                         ? (double)s->fe.latency_samples * st->rate_hz / s->fe.sample_rate_hz : 0.0;
+        double age_s = ((double)st->clock_sample - ((double)first_sample - lat)) / st->rate_hz;
+        h.capture_ns = st->clock_ns - (uint64_t)(age_s > 0 ? age_s * 1e9 : 0);
+    }
     if (!s->pub) return;
     char topic[SSMD_STREAM_NAME_MAX + 16];
     ssmd_topic_format(topic, sizeof topic, st->name, kind);
@@ -299,6 +318,8 @@ static int emit_audio(server *s, srv_stream *st, const float *x, size_t n, uint3
         if (send_msg(s->ingest, st->owner, st->owner_len, topic, &h, x, n * sizeof(float)))
             s->c.replies_dropped++;
     }
+    if (s->mon && st->source == SRC_MIC && s->n_mic > 0 && st == &s->streams[s->mic_slots[0]] && n > 0)
+        s->c.monitor_dropped += n - ssmd_playback_write(s->mon, x, n);
     if (st->writer && n > 0) {
         dsp_error de = { 0 };
         if (dsp_audio_writer_write(st->writer, x, n, &de) != DSP_OK) {
@@ -648,13 +669,19 @@ static void handle_control(server *s)
             json_object_set_new(reply, "model", json_pack("{s:s, s:s, s:I}", "name", mname ? mname : s->model_path,
                                                           "hash", hash, "state_bytes", (json_int_t)ssm_state_bytes(s->model)));
             json_object_set_new(reply, "streams", json_integer(active_streams(s)));
+            json_object_set_new(reply, "device", s->cap ? json_pack("{s:s, s:i, s:i, s:b, s:I, s:I}",
+                "name", ssmd_capture_device_name(s->cap), "sample_rate_hz", ssmd_capture_rate_hz(s->cap),
+                "channels", ssmd_capture_channels(s->cap), "running", !s->cap_failed,
+                "capture_dropped", (json_int_t)ssmd_capture_overflows(s->cap),
+                "failures", (json_int_t)s->c.device_failures) : json_null());
             json_object_set_new(reply, "counters", json_pack(
-                "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+                "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
                 "frames", (json_int_t)s->c.frames, "dropped_samples", (json_int_t)s->c.dropped_samples,
                 "published", (json_int_t)s->c.published, "publish_dropped", (json_int_t)s->c.publish_dropped,
                 "bad_messages", (json_int_t)s->c.bad_messages, "bad_requests", (json_int_t)s->c.bad_requests,
                 "state_resets", (json_int_t)s->c.state_resets, "nonfinite_samples", (json_int_t)s->c.nonfinite_samples,
-                "replies_dropped", (json_int_t)s->c.replies_dropped, "subscriptions", (json_int_t)s->c.subscriptions));
+                "replies_dropped", (json_int_t)s->c.replies_dropped, "subscriptions", (json_int_t)s->c.subscriptions,
+                "monitor_dropped", (json_int_t)s->c.monitor_dropped));
         } else if (strcmp(cmd, "streams") == 0) {
             json_t *arr = json_array();
             for (int i = 0; i < s->max_streams; i++) {
@@ -900,6 +927,103 @@ static int pump_file(server *s, bool *busy)
     return 0;
 }
 
+/* ---- capture device ------------------------------------------------------ */
+
+/* Opens the device and one stream per channel ('split') or one stream
+ * ('mono', the device's first channel), plus the monitor. */
+static int open_capture(server *s)
+{
+    const ssmd_config *c = s->cfg;
+    char err[512];
+    bool split = strcmp(c->channels, "split") == 0;
+    int max_ch = split ? (s->max_streams < 64 ? s->max_streams : 64) : 1;
+    s->cap = ssmd_capture_open(c->device, s->fe.sample_rate_hz, max_ch, (int)c->ring_ms, err, sizeof err);
+    if (!s->cap) {
+        fprintf(stderr, "ssmd: %s\n", err);
+        return -1;
+    }
+    int rate = ssmd_capture_rate_hz(s->cap), nch = ssmd_capture_channels(s->cap);
+    /* sized for max_ch: a reopen may come back with more channels */
+    s->cap_buf = malloc((size_t)FILE_CHUNK * (size_t)(max_ch > nch ? max_ch : nch) * sizeof(float));
+    s->cap_chan = malloc(FILE_CHUNK * sizeof(float));
+    if (!s->cap_buf || !s->cap_chan) {
+        fprintf(stderr, "ssmd: out of memory\n");
+        return -1;
+    }
+    s->n_mic = nch;
+    for (int k = 0; k < nch; k++) {
+        char name[32];
+        if (nch == 1) snprintf(name, sizeof name, "mic");
+        else snprintf(name, sizeof name, "mic.%d", k);
+        srv_stream *st = stream_open(s, name, SRC_MIC, rate, false, err, sizeof err);
+        if (!st) {
+            fprintf(stderr, "ssmd: %s: %s\n", name, err);
+            return -1;
+        }
+        s->mic_slots[k] = (int)(st - s->streams);
+    }
+    slog(s, LOG_INFO, "capturing '%s' at %d Hz, %d channel%s", ssmd_capture_device_name(s->cap), rate, nch,
+         nch > 1 ? "s (one stream each)" : "");
+    if (c->monitor[0]) {
+        s->mon = ssmd_playback_open(c->monitor, rate, 1, (int)c->ring_ms, err, sizeof err);
+        if (!s->mon) {
+            fprintf(stderr, "ssmd: monitor: %s\n", err);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Moves captured frames into the mic streams; checks the device about once a
+ * second and reopens it after a failure (other streams go on meanwhile). */
+static void pump_capture(server *s)
+{
+    if (!s->cap) return;
+    double t = now_s();
+    if (t - s->cap_check_t > (s->cap_failed ? 2.0 : 1.0)) {
+        s->cap_check_t = t;
+        char err[512];
+        if (!s->cap_failed && ssmd_capture_status(s->cap, err, sizeof err) != 0) {
+            s->cap_failed = true;
+            s->c.device_failures++;
+            slog(s, LOG_ERROR, "capture failed: %s; retrying every 2 s", err);
+            for (int k = 0; k < s->n_mic; k++) publish_event(s, &s->streams[s->mic_slots[k]], "device_failed", err);
+        } else if (s->cap_failed) {
+            if (ssmd_capture_reopen(s->cap, err, sizeof err) == 0 &&
+                ssmd_capture_channels(s->cap) == s->n_mic &&
+                ssmd_capture_rate_hz(s->cap) == s->streams[s->mic_slots[0]].rate_hz) {
+                s->cap_failed = false;
+                slog(s, LOG_WARN, "capture device '%s' is back", ssmd_capture_device_name(s->cap));
+                for (int k = 0; k < s->n_mic; k++) {
+                    srv_stream *st = &s->streams[s->mic_slots[k]];
+                    st->flags_next |= SSMD_FLAG_DISCONTINUITY;
+                    publish_event(s, st, "device_restored", NULL);
+                }
+            } else if (ssmd_capture_channels(s->cap) != s->n_mic) {
+                slog(s, LOG_DEBUG, "capture reopen: %s", err);
+            }
+        }
+    }
+    if (s->cap_failed) return; /* nothing to read; a reopen may change the geometry */
+    size_t nch = (size_t)s->n_mic, got;
+    while ((got = ssmd_capture_read(s->cap, s->cap_buf, FILE_CHUNK)) > 0) {
+        uint64_t dropped = ssmd_capture_overflows(s->cap);
+        uint64_t now = realtime_ns();
+        size_t waiting = ssmd_capture_frames(s->cap);
+        for (size_t k = 0; k < nch; k++) {
+            srv_stream *st = &s->streams[s->mic_slots[k]];
+            for (size_t i = 0; i < got; i++) s->cap_chan[i] = s->cap_buf[i * nch + k];
+            if (dropped != s->cap_dropped_seen) st->flags_next |= SSMD_FLAG_OVERFLOW | SSMD_FLAG_DISCONTINUITY;
+            stream_append(s, st, s->cap_chan, got);
+            /* the last frame read was captured `waiting` frames before now */
+            st->clock_sample = st->in_samples;
+            st->clock_ns = now - (uint64_t)(1e9 * (double)waiting / st->rate_hz);
+        }
+        s->c.capture_dropped += dropped - s->cap_dropped_seen;
+        s->cap_dropped_seen = dropped;
+    }
+}
+
 /* ---- the loop ------------------------------------------------------------- */
 
 /* "\r 42.0 %  4.3 s of audio  120.5x real time  ETA 1.2 s" on a terminal. */
@@ -1010,6 +1134,7 @@ int ssmd_server_run(const ssmd_config *cfg, const char *model_path, volatile sig
         goto out;
     }
     if (is_file && open_file_input(s) != 0) goto out;
+    if (strcmp(cfg->input, "mic") == 0 && open_capture(s) != 0) goto out;
     if (serve)
         slog(s, LOG_INFO, "serving %s on pub %s, ingest %s, control %s", model_path, cfg->pub, cfg->ingest,
              cfg->control);
@@ -1045,6 +1170,7 @@ int ssmd_server_run(const ssmd_config *cfg, const char *model_path, volatile sig
                     if (s->streams[i].used) s->streams[i].eos = true;
             }
         }
+        if (!stopping) pump_capture(s);
         if (!stopping && s->reader && pump_file(s, &busy) != 0) {
             rc = 1;
             break;
@@ -1074,6 +1200,10 @@ out:
     for (int i = 0; s->streams && i < s->max_streams; i++)
         if (s->streams[i].used) stream_close(s, &s->streams[i]);
     close_sockets(s);
+    ssmd_playback_close(s->mon);
+    ssmd_capture_close(s->cap);
+    free(s->cap_buf);
+    free(s->cap_chan);
     dsp_audio_reader_close(s->reader);
     free(s->file_buf);
     free(s->file_mono);

@@ -52,10 +52,10 @@ def test_signal(n, rate, seed=0):
 
 
 class Daemon:
-    def __init__(self, *args, model=MODEL):
+    def __init__(self, *args, model=MODEL, env_extra=None):
         self.ports = [free_port() for _ in range(3)]
         self.pub, self.ingest, self.control = (f"tcp://127.0.0.1:{p}" for p in self.ports)
-        env = dict(os.environ, HOME=TMP)
+        env = dict(os.environ, HOME=TMP, **(env_extra or {}))
         self.proc = subprocess.Popen(
             [SSMD, "--model", model, "--pub", self.pub, "--ingest", self.ingest,
              "--control", self.control, "--log-level", "warn", *args],
@@ -379,9 +379,69 @@ def t_stalled_subscriber():
     good.close()
 
 
+def t_virtual_mic():
+    """The virtual microphone (ALSA file PCM, tests/daemon/vmic) is captured,
+    processed and published; the monitor plays the result."""
+    vdir = tempfile.mkdtemp(prefix="vmic-", dir=TMP)
+    rate = 16000
+    t = np.arange(rate * 3) / rate
+    x = (0.5 * np.sin(2 * np.pi * 1000 * t)).astype("<f4")
+    x.tofile(os.path.join(vdir, "mono.f32"))
+    stereo = np.stack([x, 0.25 * x], 1).astype("<f4")
+    stereo.tofile(os.path.join(vdir, "stereo.f32"))
+    rc_text = open(os.path.join(HERE, "vmic", "asoundrc.in")).read().replace("@DIR@", vdir)
+    with open(os.path.join(vdir, "asoundrc"), "w") as f:
+        f.write(rc_text)
+    # the template is a whole ALSA configuration (it defines pcm.default), see vmic/README.md
+    env = {"ALSA_CONFIG_PATH": os.path.join(vdir, "asoundrc")}
+    # a virtual ALSA PCM reports 128 channels: --max-streams 2 bounds 'split' to the file's two
+    for channels, device, names in (("mono", "ssmd_vmic", ["mic"]),
+                                    ("split", "ssmd_stereo_mic", ["mic.0", "mic.1"])):
+        d = Daemon("--input", "mic", "--device", device, "--channels", channels, "--max-streams", "2",
+                   "--monitor", "ssmd_vout", env_extra=env)
+        sub = d.ctx.socket(zmq.SUB)
+        sub.setsockopt(zmq.SUBSCRIBE, b"mic")
+        sub.setsockopt(zmq.RCVTIMEO, 5000)
+        sub.connect(d.pub)
+        metas, audio, flags, frames = {}, {n: [] for n in names}, 0, {n: 0 for n in names}
+        t0 = time.time()
+        while time.time() - t0 < 3 and min(len(a) for a in audio.values()) < 40:
+            topic, hb, payload = sub.recv_multipart()
+            h = P.decode_header(hb, len(payload))
+            stream, kind = P.parse_topic(topic)
+            if kind == 7:
+                metas[stream] = json.loads(payload)
+            elif kind == 1:
+                audio[stream].append(np.frombuffer(payload, "<f4"))
+                flags |= h.flags
+                check(h.capture_ns > 0, "live audio without a capture time")
+            elif kind == 2:
+                frames[stream] += 1
+        st, _ = d.ctl({"version": 1, "cmd": "status"})
+        rc, el, err = d.stop()
+        check(rc == 0 and el < 2.0, f"exit {rc} after {el:.2f} s: {err}")
+        for i, n in enumerate(names):
+            y = np.concatenate(audio[n])[1024:5000]
+            rms = float(np.sqrt(np.mean(y ** 2)))
+            want = 0.5 / np.sqrt(2) * (1.0 if i == 0 else 0.25)
+            check(metas.get(n, {}).get("source") == "mic", f"{n}: meta {metas.get(n)}")
+            check(0.7 * want < rms < 1.3 * want, f"{n}: output RMS {rms:.3f}, expected about {want:.3f}")
+        dev = st["device"]
+        check(dev["name"] == device and dev["running"], dev)
+        print(f"virtual mic ({channels}): streams {names}, {sum(frames.values())} frames, output RMS "
+              f"matches the captured sine, device '{dev['name']}' at {dev['sample_rate_hz']} Hz, "
+              f"{dev['capture_dropped']} frames dropped by the unpaced device "
+              f"(overflow flag {'seen' if flags & P.FLAG_OVERFLOW else 'not seen'}), "
+              f"monitor dropped {st['counters']['monitor_dropped']}")
+    r = subprocess.run([SSMD, "--model", MODEL, "--input", "mic", "--device", "no-such-device"],
+                       capture_output=True, text=True, env=dict(os.environ, **env), timeout=20)
+    check(r.returncode != 0 and "no-such-device" in r.stderr, r.stderr)
+    print("unknown capture device: " + r.stderr.strip().splitlines()[-1])
+
+
 def main():
     tests = [t_file_job_bit_exact, t_subscriber_gets_every_frame, t_push_and_five_clients,
-             t_malformed_messages, t_snapshot_restore_reset, t_sigterm_mid_file]
+             t_malformed_messages, t_snapshot_restore_reset, t_sigterm_mid_file, t_virtual_mic]
     if SLOW:  # the 12 s stalled-subscriber run is registered as its own test
         tests = [t_stalled_subscriber]
     failed = 0
