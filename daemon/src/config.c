@@ -15,7 +15,7 @@
 #define OFF(f) offsetof(ssmd_config, f)
 
 static const ssmd_option options[] = {
-    { "model", 'm', SSMD_OPT_PATH, OFF(model), 0, 0, NULL, "", true,
+    { "model", 'm', SSMD_OPT_PATH, OFF(model), 0, 0, NULL, "", false,
       "model file (safetensors, docs/model-format.md); empty = the bundled default" },
     { "input", 'i', SSMD_OPT_STRING, OFF(input), 0, 0, NULL, "none", false,
       "'mic' (capture device), 'none' (only client streams) or an audio file to process" },
@@ -58,9 +58,10 @@ static const ssmd_option options[] = {
     { "log_level", 'v', SSMD_OPT_ENUM, OFF(log_level), 0, 0, "error|warn|info|debug", "info", true,
       "least severe message written to stderr" },
     { "curve_secret_file", 0, SSMD_OPT_PATH, OFF(curve_secret_file), 0, 0, NULL, "", false,
-      "CURVE secret key of the server; required for non-loopback endpoints" },
+      "file with the server's CURVE secret key (Z85; ssmd --curve-keygen makes one): encrypts and "
+      "authenticates every socket; needed for non-loopback endpoints" },
     { "curve_allow_file", 0, SSMD_OPT_PATH, OFF(curve_allow_file), 0, 0, NULL, "", true,
-      "client public keys (Z85, one per line) allowed to connect over CURVE" },
+      "client public keys (Z85, one per line) allowed to connect when CURVE is on" },
     { "allow_insecure_remote", 0, SSMD_OPT_BOOL, OFF(allow_insecure_remote), 0, 0, NULL, "false", false,
       "permit non-loopback endpoints without CURVE (traffic readable by anyone on the network)" },
 };
@@ -404,6 +405,7 @@ void ssmd_config_print_help(FILE *out, const char *argv0)
             "publishes the results over ZeroMQ (docs/protocol.md).\n\n"
             "  -c, --config FILE         read options from FILE (key = value lines)\n"
             "      --list-devices        list capture and playback devices and exit\n"
+            "      --curve-keygen PREFIX write a CURVE key pair to PREFIX.key and PREFIX.pub and exit\n"
             "  -h, --help                show this help and exit\n"
             "      --version             show the version and exit\n",
             argv0);

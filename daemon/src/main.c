@@ -1,9 +1,13 @@
 /* ssmd: command line, signals, and dispatch to the job.  Kept small
  * (STYLE.md 15): options live in config.c, work in the job modules. */
+#include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <zmq.h>
 
 #include "audio_device.h"
 #include "config.h"
@@ -16,22 +20,33 @@
 #define SSMD_DEFAULT_MODEL "models/default.safetensors"
 #endif
 
-static volatile sig_atomic_t stop_requested;
+static volatile sig_atomic_t stop_requested, hup_requested;
 
-static void on_stop(int sig)
+static void on_signal(int sig)
 {
-    (void)sig;
-    stop_requested = 1;
+    if (sig == SIGHUP) hup_requested = 1;
+    else stop_requested = 1;
+}
+
+typedef struct args { int argc; char **argv; } args;
+
+/* SIGHUP: the same command line again (it re-reads the --config file). */
+static int reload(ssmd_config *fresh, char *err, size_t cap, void *user)
+{
+    const args *a = user;
+    ssmd_cli_action action;
+    return ssmd_config_parse_args(fresh, a->argc, a->argv, &action, err, cap);
 }
 
 static void install_signals(void)
 {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_stop;
+    sa.sa_handler = on_signal;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 }
 
@@ -45,8 +60,38 @@ static int list_devices(void)
     return 0;
 }
 
+/* Writes a new CURVE key pair as PREFIX.key (secret) and PREFIX.pub (public),
+ * Z85 text, the secret one readable by the owner only. */
+static int curve_keygen(const char *prefix)
+{
+    char pub[41], sec[41], path[4096];
+    if (zmq_curve_keypair(pub, sec) != 0) {
+        fprintf(stderr, "ssmd: curve-keygen: %s\n", zmq_strerror(zmq_errno()));
+        return 1;
+    }
+    const char *ext[2] = { ".key", ".pub" }, *val[2] = { sec, pub };
+    for (int i = 0; i < 2; i++) {
+        snprintf(path, sizeof path, "%s%s", prefix, ext[i]);
+        int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, i == 0 ? 0600 : 0644);
+        FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+        if (!f || fprintf(f, "%s\n", val[i]) < 0 || fclose(f) != 0) {
+            fprintf(stderr, "ssmd: curve-keygen: %s: %s\n", path, strerror(errno));
+            return 1;
+        }
+    }
+    printf("%s.key (secret) and %s.pub: %s\n", prefix, prefix, pub);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc >= 2 && strcmp(argv[1], "--curve-keygen") == 0) {
+        if (argc != 3) {
+            fprintf(stderr, "ssmd: --curve-keygen: needs a file prefix (writes PREFIX.key and PREFIX.pub)\n");
+            return 2;
+        }
+        return curve_keygen(argv[2]);
+    }
     ssmd_config cfg;
     if (ssmd_config_init(&cfg) != 0) {
         fprintf(stderr, "ssmd: out of memory\n");
@@ -81,7 +126,10 @@ int main(int argc, char **argv)
         rc = 2;
         goto out;
     }
-    rc = ssmd_server_run(&cfg, model, &stop_requested);
+    args a = { argc, argv };
+    ssmd_server_control ctl = { .stop = &stop_requested, .hup = &hup_requested, .reload = reload,
+                                .reload_user = &a };
+    rc = ssmd_server_run(&cfg, model, &ctl);
 out:
     ssmd_config_free(&cfg);
     return rc;

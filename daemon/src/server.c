@@ -67,16 +67,21 @@ typedef struct counters {
 } counters;
 
 typedef struct server {
-    const ssmd_config *cfg;
+    ssmd_config *cfg;
     const char *model_path;
     volatile sig_atomic_t *stop;
+    const ssmd_server_control *ctl;
     bool stop_requested;
     int log_level;
     ssm_model *model;
     ssmd_frontend fe;
     dsp_melbank *mb;
     ssm_runner *runner;
-    void *ctx, *pub, *ingest, *control;
+    void *ctx, *pub, *ingest, *control, *zap;
+    char curve_secret[41];            /* Z85 server secret key, "" when CURVE is off */
+    uint8_t (*allow)[32];             /* allowed client public keys (binary) */
+    size_t n_allow;
+    uint64_t zap_denied, zap_allowed;
     srv_stream *streams;
     int max_streams;
     uint64_t epoch;
@@ -682,6 +687,9 @@ static void handle_control(server *s)
                 "state_resets", (json_int_t)s->c.state_resets, "nonfinite_samples", (json_int_t)s->c.nonfinite_samples,
                 "replies_dropped", (json_int_t)s->c.replies_dropped, "subscriptions", (json_int_t)s->c.subscriptions,
                 "monitor_dropped", (json_int_t)s->c.monitor_dropped));
+            json_object_set_new(reply, "curve", s->zap ? json_pack("{s:I, s:I, s:I}", "allowed_keys",
+                (json_int_t)s->n_allow, "admitted", (json_int_t)s->zap_allowed, "refused",
+                (json_int_t)s->zap_denied) : json_null());
         } else if (strcmp(cmd, "streams") == 0) {
             json_t *arr = json_array();
             for (int i = 0; i < s->max_streams; i++) {
@@ -790,6 +798,11 @@ static void *open_socket(server *s, int type, const char *key, const char *ep)
     } else {
         zmq_setsockopt(sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
     }
+    if (s->curve_secret[0]) {
+        zmq_setsockopt(sock, ZMQ_CURVE_SERVER, &one, sizeof one);
+        zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, s->curve_secret, 40);
+        zmq_setsockopt(sock, ZMQ_ZAP_DOMAIN, "ssmd", 4);
+    }
     if (zmq_bind(sock, ep) != 0) {
         fprintf(stderr, "ssmd: %s: cannot bind %s: %s\n", key, ep, zmq_strerror(zmq_errno()));
         zmq_close(sock);
@@ -798,18 +811,121 @@ static void *open_socket(server *s, int type, const char *key, const char *ep)
     return sock;
 }
 
+/* Reads a file holding one Z85 key (40 characters) per line; a line whose
+ * first non-blank character is '#' is a comment ('#' is a Z85 digit, so not
+ * within a line).  Returns the number of keys (decoded into out when not NULL), or
+ * -1 with err set. */
+static long read_z85_keys(const char *path, uint8_t (*out)[32], size_t cap, char *err, size_t errcap)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        snprintf(err, errcap, "%s: cannot open: %s", path, strerror(errno));
+        return -1;
+    }
+    char line[256];
+    long n = 0;
+    int lineno = 0;
+    while (fgets(line, sizeof line, f)) {
+        lineno++;
+        char *p = line;
+        while (isspace((unsigned char)*p)) p++;
+        if (*p == '#') continue;
+        char *e = p + strcspn(p, "\r\n");
+        while (e > p && isspace((unsigned char)e[-1])) e--;
+        *e = '\0';
+        if (*p == '\0') continue;
+        uint8_t key[32];
+        if (e - p != 40 || !zmq_z85_decode(key, p)) {
+            snprintf(err, errcap, "%s:%d: not a Z85 CURVE key (40 characters)", path, lineno);
+            fclose(f);
+            return -1;
+        }
+        if (out && (size_t)n < cap) memcpy(out[n], key, 32);
+        n++;
+    }
+    fclose(f);
+    return n;
+}
+
+/* CURVE: the server key and the ZAP allowlist (RFC 27) of client keys. */
+static int setup_curve(server *s)
+{
+    const ssmd_config *c = s->cfg;
+    char err[512];
+    uint8_t secret[1][32];
+    if (read_z85_keys(c->curve_secret_file, secret, 1, err, sizeof err) != 1) {
+        fprintf(stderr, "ssmd: curve_secret_file: %s\n",
+                err[0] ? err : "the file must hold exactly one key");
+        return -1;
+    }
+    zmq_z85_encode(s->curve_secret, secret[0], 32);
+    if (!c->curve_allow_file[0]) {
+        fprintf(stderr, "ssmd: curve_allow_file: required with curve_secret_file (the client keys "
+                        "allowed to connect)\n");
+        return -1;
+    }
+    long n = read_z85_keys(c->curve_allow_file, NULL, 0, err, sizeof err);
+    if (n < 0 || (n > 0 && !(s->allow = malloc((size_t)n * 32)))) {
+        fprintf(stderr, "ssmd: curve_allow_file: %s\n", n < 0 ? err : "out of memory");
+        return -1;
+    }
+    s->n_allow = (size_t)read_z85_keys(c->curve_allow_file, s->allow, (size_t)n, err, sizeof err);
+    s->zap = zmq_socket(s->ctx, ZMQ_REP);
+    int linger = 0;
+    zmq_setsockopt(s->zap, ZMQ_LINGER, &linger, sizeof linger);
+    if (zmq_bind(s->zap, "inproc://zeromq.zap.01") != 0) {
+        fprintf(stderr, "ssmd: ZAP handler: %s\n", zmq_strerror(zmq_errno()));
+        return -1;
+    }
+    return 0;
+}
+
+/* Answers ZAP requests: CURVE clients whose public key is in the allowlist
+ * are admitted, everything else is refused (and counted). */
+static void handle_zap(server *s)
+{
+    if (!s->zap) return;
+    zmq_msg_t f[MAX_FRAMES];
+    int total = 0, n;
+    while ((n = recv_frames(s->zap, f, &total)) >= 0) {
+        bool ok = false;
+        if (n >= 7 && total == 7 && zmq_msg_size(&f[5]) == 5 && memcmp(zmq_msg_data(&f[5]), "CURVE", 5) == 0 &&
+            zmq_msg_size(&f[6]) == 32) {
+            for (size_t i = 0; i < s->n_allow && !ok; i++) ok = memcmp(s->allow[i], zmq_msg_data(&f[6]), 32) == 0;
+        }
+        if (ok) s->zap_allowed++;
+        else {
+            s->zap_denied++;
+            slog(s, LOG_INFO, "refused a client: %s", total == 7 ? "public key not in curve_allow_file"
+                                                                  : "malformed ZAP request");
+        }
+        const char *status = ok ? "200" : "400", *text = ok ? "OK" : "key not allowed";
+        zmq_send(s->zap, "1.0", 3, ZMQ_SNDMORE);
+        if (n >= 2) zmq_send(s->zap, zmq_msg_data(&f[1]), zmq_msg_size(&f[1]), ZMQ_SNDMORE);
+        else zmq_send(s->zap, "", 0, ZMQ_SNDMORE);
+        zmq_send(s->zap, status, 3, ZMQ_SNDMORE);
+        zmq_send(s->zap, text, strlen(text), ZMQ_SNDMORE);
+        zmq_send(s->zap, "", 0, ZMQ_SNDMORE);
+        zmq_send(s->zap, "", 0, 0);
+        close_frames(f, n);
+    }
+}
+
 static int open_sockets(server *s)
 {
     const ssmd_config *c = s->cfg;
     const char *keys[3] = { "pub", "ingest", "control" }, *eps[3] = { c->pub, c->ingest, c->control };
+    bool curve = c->curve_secret_file[0] != '\0';
     for (int i = 0; i < 3; i++) {
-        if (!endpoint_is_local(eps[i]) && !c->allow_insecure_remote) {
-            fprintf(stderr, "ssmd: %s: %s is not a loopback address; remote access needs CURVE keys "
-                            "(not supported by this build yet) or --allow-insecure-remote\n", keys[i], eps[i]);
+        if (!endpoint_is_local(eps[i]) && !curve && !c->allow_insecure_remote) {
+            fprintf(stderr, "ssmd: %s: %s is not a loopback address; remote access needs CURVE "
+                            "(--curve-secret-file and --curve-allow-file) or --allow-insecure-remote\n",
+                    keys[i], eps[i]);
             return -1;
         }
     }
     s->ctx = zmq_ctx_new();
+    if (curve && setup_curve(s) != 0) return -1;
     if (!(s->pub = open_socket(s, ZMQ_XPUB, "pub", c->pub)) ||
         !(s->ingest = open_socket(s, ZMQ_ROUTER, "ingest", c->ingest)) ||
         !(s->control = open_socket(s, ZMQ_ROUTER, "control", c->control)))
@@ -822,8 +938,11 @@ static void close_sockets(server *s)
     if (s->pub) zmq_close(s->pub);
     if (s->ingest) zmq_close(s->ingest);
     if (s->control) zmq_close(s->control);
+    if (s->zap) zmq_close(s->zap);
     if (s->ctx) zmq_ctx_term(s->ctx);
-    s->pub = s->ingest = s->control = s->ctx = NULL;
+    s->pub = s->ingest = s->control = s->zap = s->ctx = NULL;
+    free(s->allow);
+    s->allow = NULL;
 }
 
 /* ---- file input ----------------------------------------------------------- */
@@ -1078,13 +1197,76 @@ static void reap_streams(server *s, bool *file_done, int *rc)
     }
 }
 
-int ssmd_server_run(const ssmd_config *cfg, const char *model_path, volatile sig_atomic_t *stop)
+static void set_log_level(server *s)
 {
-    server srv = { .cfg = cfg, .model_path = model_path, .stop = stop, .file_slot = -1 }, *s = &srv;
-    int rc = 2;
     const char *levels[] = { "error", "warn", "info", "debug" };
     for (int i = 0; i < 4; i++)
-        if (strcmp(cfg->log_level, levels[i]) == 0) s->log_level = i;
+        if (strcmp(s->cfg->log_level, levels[i]) == 0) s->log_level = i;
+}
+
+/* SIGHUP: re-read the configuration; copy the reloadable options into the
+ * running one through the option table, log each change. */
+static void reload_config(server *s)
+{
+    if (!s->ctl || !s->ctl->reload) return;
+    ssmd_config fresh;
+    char err[1024];
+    if (ssmd_config_init(&fresh) != 0) return;
+    if (s->ctl->reload(&fresh, err, sizeof err, s->ctl->reload_user) != 0) {
+        slog(s, LOG_ERROR, "reload: %s; keeping the running configuration", err);
+        ssmd_config_free(&fresh);
+        return;
+    }
+    size_t n;
+    const ssmd_option *o = ssmd_options(&n);
+    int changed = 0, ignored = 0;
+    for (size_t i = 0; i < n; i++) {
+        char *a = (char *)s->cfg + o[i].offset, *b = (char *)&fresh + o[i].offset;
+        bool differs;
+        if (o[i].type == SSMD_OPT_INT) differs = *(long *)a != *(long *)b;
+        else if (o[i].type == SSMD_OPT_BOOL) differs = *(bool *)a != *(bool *)b;
+        else differs = strcmp(*(char **)a, *(char **)b) != 0;
+        if (!differs) continue;
+        if (!o[i].reloadable) {
+            ignored++;
+            slog(s, LOG_WARN, "reload: %s changed but needs a restart; keeping the running value", o[i].key);
+            continue;
+        }
+        changed++;
+        if (o[i].type == SSMD_OPT_INT) *(long *)a = *(long *)b;
+        else if (o[i].type == SSMD_OPT_BOOL) *(bool *)a = *(bool *)b;
+        else {
+            char *t = *(char **)a;
+            *(char **)a = *(char **)b;
+            *(char **)b = t;
+        }
+        slog(s, LOG_WARN, "reload: %s changed", o[i].key);
+    }
+    if (s->zap) { /* the allowlist file is re-read even when its name is unchanged */
+        long k = read_z85_keys(s->cfg->curve_allow_file, NULL, 0, err, sizeof err);
+        uint8_t (*keys)[32] = k > 0 ? malloc((size_t)k * 32) : NULL;
+        if (k < 0 || (k > 0 && !keys)) {
+            slog(s, LOG_ERROR, "reload: curve_allow_file: %s; keeping the old allowlist", k < 0 ? err : "out of memory");
+            free(keys);
+        } else {
+            read_z85_keys(s->cfg->curve_allow_file, keys, (size_t)k, err, sizeof err);
+            free(s->allow);
+            s->allow = keys;
+            s->n_allow = (size_t)k;
+            slog(s, LOG_WARN, "reload: curve allowlist has %ld key%s", k, k == 1 ? "" : "s");
+        }
+    }
+    set_log_level(s);
+    slog(s, LOG_WARN, "reload: %d option%s applied, %d need a restart", changed, changed == 1 ? "" : "s", ignored);
+    ssmd_config_free(&fresh);
+}
+
+int ssmd_server_run(ssmd_config *cfg, const char *model_path, const ssmd_server_control *ctl)
+{
+    server srv = { .cfg = cfg, .model_path = model_path, .stop = ctl ? ctl->stop : NULL, .ctl = ctl,
+                   .file_slot = -1 }, *s = &srv;
+    int rc = 2;
+    set_log_level(s);
     ssm_error me = { 0 };
     char err[512];
     if (ssm_model_load(model_path, NULL, &s->model, &me) != SSM_OK) {
@@ -1148,20 +1330,25 @@ int ssmd_server_run(const ssmd_config *cfg, const char *model_path, volatile sig
     for (;;) {
         bool busy = false;
         if (s->pub) {
-            zmq_pollitem_t items[3] = { { s->pub, 0, ZMQ_POLLIN, 0 }, { s->ingest, 0, ZMQ_POLLIN, 0 },
-                                        { s->control, 0, ZMQ_POLLIN, 0 } };
+            zmq_pollitem_t items[4] = { { s->pub, 0, ZMQ_POLLIN, 0 }, { s->ingest, 0, ZMQ_POLLIN, 0 },
+                                        { s->control, 0, ZMQ_POLLIN, 0 }, { s->zap, 0, ZMQ_POLLIN, 0 } };
             bool work = s->reader && !s->streams[s->file_slot].eos && !cfg->realtime &&
                         (cfg->wait_subscribers == 0 || s->c.subscriptions >= (uint64_t)cfg->wait_subscribers);
-            if (zmq_poll(items, 3, work || stopping ? 0 : POLL_MS) < 0 && zmq_errno() != EINTR) {
+            if (zmq_poll(items, s->zap ? 4 : 3, work || stopping ? 0 : POLL_MS) < 0 && zmq_errno() != EINTR) {
                 slog(s, LOG_ERROR, "poll: %s", zmq_strerror(zmq_errno()));
                 rc = 1;
                 break;
             }
+            handle_zap(s);
             handle_subscriptions(s);
             handle_control(s);
             if (!stopping) handle_ingest(s);
         }
-        if ((stop && *stop) || s->stop_requested) {
+        if (ctl && ctl->hup && *ctl->hup) {
+            *ctl->hup = 0;
+            reload_config(s);
+        }
+        if ((s->stop && *s->stop) || s->stop_requested) {
             if (!stopping) {
                 stopping = true;
                 stop_t = now_s();

@@ -16,10 +16,25 @@
 
 #include "config.h"
 
-/** Runs the daemon with cfg until *stop becomes non-zero (SIGINT/SIGTERM),
- *  a control "stop", or — when cfg->input is a file — the file is done.
- *  Returns the process exit status: 0, 1 on a runtime failure, 2 on a
- *  configuration error (one line on stderr either way). */
-int ssmd_server_run(const ssmd_config *cfg, const char *model_path, volatile sig_atomic_t *stop);
+/** Re-reads the configuration (config file and command line) into fresh, an
+ *  initialised ssmd_config; returns 0, or -1 with one line in err. */
+typedef int (*ssmd_reload_fn)(ssmd_config *fresh, char *err, size_t cap, void *user);
+
+/** How the main thread talks to the loop: flags set by signal handlers. */
+typedef struct ssmd_server_control {
+    volatile sig_atomic_t *stop;  /**< SIGINT/SIGTERM: finish streams, exit 0 */
+    volatile sig_atomic_t *hup;   /**< SIGHUP: re-read, apply the reloadable options */
+    ssmd_reload_fn reload;
+    void *reload_user;
+} ssmd_server_control;
+
+/** Runs the daemon with cfg until *ctl->stop becomes non-zero, a control
+ *  "stop", or — when cfg->input is a file — the file is done.  On *ctl->hup
+ *  the options marked reloadable in the option table (log level, progress,
+ *  publish_mask/embedding, the CURVE allowlist) take their new values in cfg;
+ *  the others keep theirs (a line says which changed).  Returns the process
+ *  exit status: 0, 1 on a runtime failure, 2 on a configuration error (one
+ *  line on stderr either way). */
+int ssmd_server_run(ssmd_config *cfg, const char *model_path, const ssmd_server_control *ctl);
 
 #endif /* SSMD_SERVER_H */

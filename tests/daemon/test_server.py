@@ -439,9 +439,72 @@ def t_virtual_mic():
     print("unknown capture device: " + r.stderr.strip().splitlines()[-1])
 
 
+def t_curve_and_reload():
+    """Non-loopback binds need CURVE; with CURVE only allowlisted client keys get
+    in; SIGHUP re-reads the allowlist (a reloadable option)."""
+    port = free_port()
+    r = subprocess.run([SSMD, "--model", MODEL, "--input", "none", "--pub", f"tcp://0.0.0.0:{port}"],
+                       capture_output=True, text=True, timeout=20)
+    check(r.returncode == 2 and "not a loopback address" in r.stderr, r.stderr)
+    keys = {}
+    for who in ("server", "alice", "mallory"):
+        pre = os.path.join(TMP, who)
+        for ext in (".key", ".pub"):
+            if os.path.exists(pre + ext):
+                os.remove(pre + ext)
+        subprocess.run([SSMD, "--curve-keygen", pre], check=True, capture_output=True)
+        keys[who] = (open(pre + ".pub").read().strip(), open(pre + ".key").read().strip())
+    allow = os.path.join(TMP, "allow.txt")
+    with open(allow, "w") as f:
+        f.write("# clients\n" + keys["alice"][0] + "\n")
+    conf = os.path.join(TMP, "curve.conf")
+    with open(conf, "w") as f:
+        f.write(f"curve_secret_file = {os.path.join(TMP, 'server.key')}\ncurve_allow_file = {allow}\n"
+                f"publish_mask = false\n")
+    d = Daemon("--input", "none", "-c", conf)
+
+    def ask(who):
+        s_ = d.ctx.socket(zmq.REQ)
+        s_.setsockopt(zmq.LINGER, 0)
+        s_.setsockopt(zmq.RCVTIMEO, 1500)
+        if who:
+            s_.curve_serverkey = keys["server"][0].encode()
+            s_.curve_publickey = keys[who][0].encode()
+            s_.curve_secretkey = keys[who][1].encode()
+        s_.connect(d.control)
+        s_.send(json.dumps({"version": 1, "cmd": "status"}).encode())
+        try:
+            return json.loads(s_.recv())
+        except zmq.Again:
+            return None
+        finally:
+            s_.close()
+
+    try:
+        a = ask("alice")
+        check(a and a["ok"] and a["curve"]["allowed_keys"] == 1, f"alice: {a}")
+        check(ask("mallory") is None, "a key outside the allowlist got an answer")
+        check(ask(None) is None, "a plain (no CURVE) client got an answer")
+        with open(allow, "a") as f:
+            f.write(keys["mallory"][0] + "\n")
+        with open(conf, "a") as f:
+            f.write("publish_mask = true\nmax_streams = 3\n")
+        d.proc.send_signal(signal.SIGHUP)
+        time.sleep(0.5)
+        m = ask("mallory")
+        check(m and m["ok"] and m["curve"]["allowed_keys"] == 2, f"after SIGHUP: {m}")
+        print(f"CURVE: 0.0.0.0 without keys refused; allowlisted key admitted, other key and plain "
+              f"client refused (refused={m['curve']['refused']}); SIGHUP re-read the allowlist")
+    finally:
+        rc, el, err = d.stop()
+    check("reload: curve allowlist has 2 keys" in err and "reload: publish_mask changed" in err
+          and "max_streams changed but needs a restart" in err, err)
+
+
 def main():
     tests = [t_file_job_bit_exact, t_subscriber_gets_every_frame, t_push_and_five_clients,
-             t_malformed_messages, t_snapshot_restore_reset, t_sigterm_mid_file, t_virtual_mic]
+             t_malformed_messages, t_snapshot_restore_reset, t_sigterm_mid_file, t_virtual_mic,
+             t_curve_and_reload]
     if SLOW:  # the 12 s stalled-subscriber run is registered as its own test
         tests = [t_stalled_subscriber]
     failed = 0
