@@ -19,6 +19,8 @@ PKGS=(
   alsa-utils libasound2-plugins sndfile-programs
 )
 # Extra packages a caller may ask for (training, benchmarks against PyTorch).
+# e.g. SSMD_EXTRA_PKGS=python3-torch scripts/setup.sh for bench/model_torch_peer.py
+# (the PyTorch peer of bench/model_bench.sh).
 if [ -n "${SSMD_EXTRA_PKGS:-}" ]; then
   # shellcheck disable=SC2206
   PKGS+=(${SSMD_EXTRA_PKGS})
