@@ -83,10 +83,12 @@ static inline void dot8_4x2(float o0[4], float o1[4], const float *w, int d_in,
 
 /* The same source compiled for AVX2 and for the baseline; the loader picks
  * one at start-up (GNU ifunc).  Both give identical bits (see above). */
+#ifndef SSM_CLONES /* tests/kernels/test_kernels_baseline.c predefines it empty */
 #if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__) && defined(__linux__)
 #define SSM_CLONES __attribute__((target_clones("avx2", "default")))
 #else
 #define SSM_CLONES
+#endif
 #endif
 
 SSM_CLONES
