@@ -38,3 +38,17 @@ def connect(sock, endpoint, timeout):
         if mon is not None:
             sock.disable_monitor()
             mon.close(linger=0)
+
+
+class SocketClient:
+    """Base of Control, Pusher and Subscriber: owns self._sock; close() and
+    the context-manager protocol close it without lingering."""
+
+    def close(self):
+        self._sock.close(linger=0)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

@@ -13,7 +13,7 @@ import os
 
 import zmq
 
-from ._net import connect
+from ._net import SocketClient, connect
 
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:5562"
 
@@ -28,7 +28,7 @@ class ControlError(RuntimeError):
         super().__init__(f"{self.code}: {self.message}")
 
 
-class Control:
+class Control(SocketClient):
     """endpoint: the daemon's control socket; timeout: seconds to wait for a
     reply (and for the connection).  Requests go through a DEALER with an
     empty delimiter frame, so a lost reply never wedges the socket.  Not
@@ -89,11 +89,3 @@ class Control:
     def stop(self):
         return self.request("stop")[0]
 
-    def close(self):
-        self._sock.close(linger=0)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()

@@ -17,7 +17,7 @@ import numpy as np
 import zmq
 
 from . import protocol
-from ._net import connect
+from ._net import SocketClient, connect
 
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:5561"
 ERROR_TOPIC = "_ssmd/event/"
@@ -31,7 +31,7 @@ class DaemonError(RuntimeError):
         self.code, self.message, self.stream = code, message, stream
 
 
-class Pusher:
+class Pusher(SocketClient):
     """One pushed stream.  endpoint: the daemon's ingest socket; stream: its
     name (1-64 of [A-Za-z0-9_.-], not starting with '.' or '_').
     connect_timeout: seconds to wait for the connection (DaemonUnreachable).
@@ -160,11 +160,3 @@ class Pusher:
         parts = [x for _, x in self.results(timeout)]
         return np.concatenate(parts) if parts else np.zeros((0, 1), np.float32)
 
-    def close(self):
-        self._sock.close(linger=0)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()

@@ -16,12 +16,12 @@ import time
 import zmq
 
 from . import protocol
-from ._net import connect
+from ._net import SocketClient, connect
 
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:5560"
 
 
-class Subscriber:
+class Subscriber(SocketClient):
     """Iterable over (topic, Header, value) from ssmd's PUB socket.
 
     endpoint: the daemon's pub socket.  topics: prefixes ("mic0/",
@@ -100,11 +100,3 @@ class Subscriber:
                 return
             yield m
 
-    def close(self):
-        self._sock.close(linger=0)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
