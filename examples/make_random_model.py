@@ -69,4 +69,11 @@ def build(out, allpass=False, meta_overrides=None):
 
 
 if __name__ == "__main__":
-    build(sys.argv[1])
+    import argparse
+    ap = argparse.ArgumentParser(description="Write an UNTRAINED Mamba-1 spectral model (random "
+                                 "weights, near all-pass mask) for trying ssmd without the trained default.")
+    ap.add_argument("out", help="output model file, e.g. /tmp/untrained.safetensors")
+    ap.add_argument("--allpass", action="store_true", help="make the mask exactly 1 (output = input)")
+    a = ap.parse_args()
+    build(a.out, allpass=a.allpass)
+    print(f"wrote {a.out} (untrained: outputs are not meaningful)")

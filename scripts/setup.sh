@@ -48,6 +48,8 @@ fi
 
 BUILD=${1:-build}
 if [ ! -f "$BUILD/build.ninja" ]; then
+  echo "setup: configuring $BUILD (meson)"
   meson setup "$BUILD" --buildtype=debugoptimized >/dev/null
+  echo "setup: building $BUILD (ninja; about a minute the first time)"
 fi
 ninja -C "$BUILD" >/dev/null

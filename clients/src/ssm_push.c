@@ -297,6 +297,12 @@ static int run(push_state *s)
             goto out;
         }
     }
+    if (s->received != s->pushed) { /* the output is incomplete: removed at out: */
+        fprintf(stderr, "ssm-push: the daemon returned %llu samples for %llu pushed%s\n",
+                (unsigned long long)s->received, (unsigned long long)s->pushed,
+                s->out_path ? "; no output file written" : "");
+        goto out;
+    }
     if (s->writer) {
         dsp_audio_writer *w = s->writer;
         s->writer = NULL;
@@ -304,11 +310,6 @@ static int run(push_state *s)
             fprintf(stderr, "ssm-push: %s\n", err.msg);
             goto out;
         }
-    }
-    if (s->received != s->pushed) {
-        fprintf(stderr, "ssm-push: the daemon returned %llu samples for %llu pushed\n",
-                (unsigned long long)s->received, (unsigned long long)s->pushed);
-        goto out;
     }
     if (s->verbose)
         fprintf(stderr, "ssm-push: %s: %llu samples at %d Hz in %llu messages, %llu back in %.2f s\n",

@@ -11,11 +11,13 @@
 #include "audio_device.h"
 
 #include <ctype.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <portaudio.h>
 
@@ -128,9 +130,33 @@ static int resolve_device(const char *spec, bool input, char *err, size_t cap)
     return -1;
 }
 
+/* Pa_Initialize / Pa_Terminate with the host libraries' chatter silenced: ALSA and
+ * JACK print dozens of lines on stderr ("cannot find card '0'", "jack server
+ * is not running") while PortAudio enumerates devices, which buries ssmd's
+ * own one-line messages.  PortAudio reports real failures through its return
+ * codes, so stderr goes to /dev/null for the duration of the call, unless
+ * SSMD_AUDIO_DEBUG is set in the environment.  Called from the loop thread
+ * only, before any callback of ours runs. */
+static PaError pa_quiet(PaError (*fn)(void))
+{
+    if (getenv("SSMD_AUDIO_DEBUG")) return fn();
+    fflush(stderr);
+    int saved = dup(STDERR_FILENO), null = open("/dev/null", O_WRONLY | O_CLOEXEC);
+    if (saved >= 0 && null >= 0) dup2(null, STDERR_FILENO);
+    PaError e = fn();
+    fflush(stderr);
+    if (saved >= 0 && null >= 0) dup2(saved, STDERR_FILENO);
+    if (saved >= 0) close(saved);
+    if (null >= 0) close(null);
+    return e;
+}
+
+static PaError pa_initialize(void) { return pa_quiet(Pa_Initialize); }
+static PaError pa_terminate(void) { return pa_quiet(Pa_Terminate); }
+
 int ssmd_audio_list(FILE *out, char *err, size_t err_cap)
 {
-    PaError e = Pa_Initialize();
+    PaError e = pa_initialize();
     if (e != paNoError) {
         set_err(err, err_cap, "audio devices: %s", Pa_GetErrorText(e));
         return -1;
@@ -138,7 +164,7 @@ int ssmd_audio_list(FILE *out, char *err, size_t err_cap)
     int n = Pa_GetDeviceCount();
     if (n < 0) {
         set_err(err, err_cap, "audio devices: %s", Pa_GetErrorText(n));
-        Pa_Terminate();
+        pa_terminate();
         return -1;
     }
     PaDeviceIndex din = Pa_GetDefaultInputDevice(), dout = Pa_GetDefaultOutputDevice();
@@ -152,8 +178,10 @@ int ssmd_audio_list(FILE *out, char *err, size_t err_cap)
                 d->maxOutputChannels, d->defaultSampleRate, h && h->name ? h->name : "?",
                 i == din ? "input" : "", i == dout ? (i == din ? ",output" : "output") : "");
     }
-    if (n == 0) fprintf(out, "(no devices)\n");
-    Pa_Terminate();
+    if (n == 0)
+        fprintf(out, "(no devices; a test microphone can be made from a raw file with an ALSA "
+                     "'file' PCM: see tests/daemon/vmic/README.md)\n");
+    pa_terminate();
     return 0;
 }
 
@@ -207,7 +235,7 @@ static void capture_shut(ssmd_capture *c)
     ssmd_ring_destroy(c->ring);
     c->ring = NULL;
     if (c->pa_up) {
-        Pa_Terminate();
+        pa_terminate();
         c->pa_up = false;
     }
 }
@@ -217,7 +245,7 @@ static int capture_start(ssmd_capture *c, char *err, size_t cap)
 {
     char label[300];
     spec_label(label, sizeof label, c->spec, true);
-    PaError e = Pa_Initialize();
+    PaError e = pa_initialize();
     if (e != paNoError) {
         set_err(err, cap, "%s: PortAudio: %s", label, Pa_GetErrorText(e));
         return -1;
@@ -434,7 +462,7 @@ static void playback_shut(ssmd_playback *p)
     ssmd_ring_destroy(p->ring);
     p->ring = NULL;
     if (p->pa_up) {
-        Pa_Terminate();
+        pa_terminate();
         p->pa_up = false;
     }
 }
@@ -467,7 +495,7 @@ ssmd_playback *ssmd_playback_open(const char *device, int rate_hz, int channels,
     p->rate_hz = rate_hz;
     p->channels = channels;
 
-    PaError e = Pa_Initialize();
+    PaError e = pa_initialize();
     if (e != paNoError) {
         set_err(err, err_cap, "%s: PortAudio: %s", label, Pa_GetErrorText(e));
         goto fail;

@@ -38,8 +38,8 @@
  * reopen sees a replugged device only when nothing else holds PortAudio
  * (the monitor, for instance, keeps it).  While initializing, ALSA and JACK
  * print probe messages on stderr ("cannot find card '0'", "jack server is
- * not running"); they are harmless and not silenced here (that would need
- * ALSA's snd_lib_error_set_handler and a libasound dependency).
+ * not running"); they are harmless, so stderr is pointed at /dev/null while
+ * PortAudio initializes (set SSMD_AUDIO_DEBUG=1 to see them).
  */
 #ifndef SSMD_AUDIO_DEVICE_H
 #define SSMD_AUDIO_DEVICE_H

@@ -8,8 +8,11 @@
  *      output audio to its sinks (PUB, the pushing client, the output file);
  *   6. streams whose input ended and whose output is drained are closed.
  * Memory is bounded: each stream's pending input holds at most
- * PENDING_SECONDS of audio; more is dropped, counted, and flagged as a
- * discontinuity on the stream's next message. */
+ * PENDING_SECONDS of audio.  Live sources (the capture device) drop what
+ * does not fit, count it and flag a discontinuity; client pushes are never
+ * dropped: a message larger than the room is fed in parts with the engine
+ * run in between, and the ingest socket is read only while there is room, so
+ * a fast pusher is slowed down by ZeroMQ's flow control instead. */
 #include "server.h"
 
 #include <ctype.h>
@@ -56,6 +59,7 @@ typedef struct srv_stream {
     uint8_t owner[256];
     size_t owner_len;
     uint64_t clock_ns, clock_sample; /* wall clock of input sample clock_sample (mic) */
+    double t_open;                   /* when the stream started (monotonic s) */
     dsp_audio_writer *writer;
     double vad_sum;
 } srv_stream;
@@ -280,6 +284,7 @@ static srv_stream *stream_open(server *s, const char *name, int source, int rate
     snprintf(st->name, sizeof st->name, "%s", name);
     st->source = source;
     st->rate_hz = rate_hz;
+    st->t_open = now_s();
     publish_meta(s, st);
     publish_event(s, st, "start", NULL);
     slog(s, s->pub ? LOG_INFO : LOG_DEBUG, "stream %s: started (%s, %d Hz)", st->name,
@@ -289,13 +294,17 @@ static srv_stream *stream_open(server *s, const char *name, int source, int rate
 
 /* Appends mono samples to the stream's pending input; what does not fit is
  * dropped and counted. */
+static void pending_compact(srv_stream *st)
+{
+    if (st->pend_pos == 0) return;
+    memmove(st->pend, st->pend + st->pend_pos, (st->pend_len - st->pend_pos) * sizeof(float));
+    st->pend_len -= st->pend_pos;
+    st->pend_pos = 0;
+}
+
 static void stream_append(server *s, srv_stream *st, const float *x, size_t n)
 {
-    if (st->pend_pos > 0 && st->pend_len + n > st->pend_cap) {
-        memmove(st->pend, st->pend + st->pend_pos, (st->pend_len - st->pend_pos) * sizeof(float));
-        st->pend_len -= st->pend_pos;
-        st->pend_pos = 0;
-    }
+    if (st->pend_len + n > st->pend_cap) pending_compact(st);
     size_t room = st->pend_cap - st->pend_len, k = n < room ? n : room;
     memcpy(st->pend + st->pend_len, x, k * sizeof(float));
     st->pend_len += k;
@@ -438,6 +447,32 @@ static int engine_run(server *s)
 
 /* ---- ingest ----------------------------------------------------------- */
 
+/* Client pushes are not dropped: what does not fit in the pending buffer
+ * waits while the engine consumes what is there. */
+static int stream_append_all(server *s, srv_stream *st, const float *x, size_t n)
+{
+    while (n > 0) {
+        pending_compact(st);
+        size_t room = st->pend_cap - st->pend_len, k = n < room ? n : room;
+        stream_append(s, st, x, k);
+        x += k;
+        n -= k;
+        if (n > 0 && engine_run(s) != 0) return -1;
+    }
+    return 0;
+}
+
+/* True while every push stream has room for another message's worth of
+ * input; otherwise the ingest socket is left unread this iteration. */
+static bool ingest_has_room(const server *s)
+{
+    for (int i = 0; i < s->max_streams; i++) {
+        const srv_stream *st = &s->streams[i];
+        if (st->used && st->source == SRC_PUSH && st->pend_len - st->pend_pos > st->pend_cap / 2) return false;
+    }
+    return true;
+}
+
 static void ingest_error(server *s, const uint8_t *id, size_t id_len, const char *code,
                          const char *stream, const char *fmt, ...)
 #if defined(__GNUC__)
@@ -512,7 +547,7 @@ static void handle_ingest(server *s)
 {
     zmq_msg_t f[MAX_FRAMES];
     int total = 0, n;
-    while ((n = recv_frames(s->ingest, f, &total)) >= 0) {
+    while (ingest_has_room(s) && (n = recv_frames(s->ingest, f, &total)) >= 0) {
         const uint8_t *id = zmq_msg_data(&f[0]);
         size_t id_len = zmq_msg_size(&f[0]);
         int k = 1;
@@ -584,7 +619,7 @@ static void handle_ingest(server *s)
                         }
                         chunk[r] = acc / (float)cols;
                     }
-                    stream_append(s, st, chunk, m);
+                    stream_append_all(s, st, chunk, m);
                 }
                 s->c.nonfinite_samples += nonfinite;
                 if (h.flags & SSMD_FLAG_END_OF_STREAM) st->eos = true;
@@ -1178,7 +1213,7 @@ static void reap_streams(server *s, bool *file_done, int *rc)
             }
             st->writer = NULL;
         }
-        double el = now_s() - s->t_start, audio_s = (double)st->in_samples / st->rate_hz;
+        double el = now_s() - st->t_open, audio_s = (double)st->in_samples / st->rate_hz;
         char vad[64] = "";
         if (st->frames && (ssm_model_heads(s->model) & SSM_MODEL_HEAD_VAD))
             snprintf(vad, sizeof vad, ", mean voice activity %.2f", st->vad_sum / (double)st->frames);
@@ -1312,7 +1347,8 @@ int ssmd_server_run(ssmd_config *cfg, const char *model_path, const ssmd_server_
     bool serve = strcmp(cfg->serve, "yes") == 0 || (strcmp(cfg->serve, "auto") == 0 && !(is_file && cfg->output[0]));
     if (serve && open_sockets(s) != 0) goto out;
     if (!serve && !is_file) {
-        fprintf(stderr, "ssmd: serve: 'no' leaves nothing to do without a file input\n");
+        fprintf(stderr, "ssmd: serve: 'no' is only for file-to-file jobs; input '%s' needs the sockets\n",
+                cfg->input);
         goto out;
     }
     if (is_file && open_file_input(s) != 0) goto out;
@@ -1383,6 +1419,7 @@ int ssmd_server_run(ssmd_config *cfg, const char *model_path, const ssmd_server_
             last_progress = now_s();
         }
     }
+    if (s->pub) slog(s, LOG_INFO, "stopped");
 out:
     for (int i = 0; s->streams && i < s->max_streams; i++)
         if (s->streams[i].used) stream_close(s, &s->streams[i]);

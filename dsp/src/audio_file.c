@@ -282,7 +282,9 @@ int dsp_audio_reader_open(dsp_audio_reader **out, const char *path,
         return dsp_audio_reader_open_fd(out, STDIN_FILENO, "-", raw, err);
     /* libsndfile answers "Format not recognised." for a directory. */
     struct stat st;
-    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+    if (stat(path, &st) != 0)
+        return dsp_error_set(err, DSP_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    if (S_ISDIR(st.st_mode))
         return dsp_error_set(err, DSP_ERR_IO, "%s: is a directory, not an audio file", path);
     SF_INFO si;
     memset(&si, 0, sizeof si);

@@ -354,8 +354,8 @@ int ssm_st_parse(ssm_st_file *f, const void *buf, size_t size, const char *label
     for (int i = 7; i >= 0; i--)
         n = (n << 8) | b[i];
     if (n > SSM_ST_MAX_HEADER_BYTES)
-        return ssm_error_set(err, SSM_ERR_FORMAT, "%s: header length %llu exceeds the limit "
-                             "of %llu bytes", label, (unsigned long long)n,
+        return ssm_error_set(err, SSM_ERR_FORMAT, "%s: not a safetensors model file (header length %llu "
+                             "exceeds the limit of %llu bytes)", label, (unsigned long long)n,
                              SSM_ST_MAX_HEADER_BYTES);
     if (n > (uint64_t)size - 8)
         return ssm_error_set(err, SSM_ERR_FORMAT, "%s: header length %llu exceeds the %llu "

@@ -200,6 +200,16 @@ def t_push_and_five_clients():
         diff = int(np.sum(np.fromfile(ref, "<f4").view("<u4") != y.view("<u4")))
         print(f"push: {len(x)} samples back, {diff} differ from in-process (bit-exact required)")
         check(diff == 0, "pushed result differs")
+        # 20 s in one message and 30 s in 1000-sample messages sent as fast as possible:
+        # far more than the daemon's 4 s of pending input, nothing may be lost
+        big = test_signal(16000 * 20, 16000, 4)
+        y_big = push_stream(d.ingest, "big", big, 16000, chunk=len(big))
+        fast = test_signal(16000 * 30, 16000, 5)
+        y_fast = push_stream(d.ingest, "fast", fast, 16000, chunk=1000)
+        check(len(y_big) == len(big) and len(y_fast) == len(fast),
+              f"fast pushes lost samples: {len(y_big)}/{len(big)}, {len(y_fast)}/{len(fast)}")
+        print(f"push faster than real time: 20 s in one message and 30 s in 1000-sample messages "
+              f"came back complete ({len(y_big)}, {len(y_fast)} samples)")
         results = {}
 
         def worker(k):
