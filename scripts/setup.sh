@@ -17,7 +17,13 @@ PKGS=(
   python3-matplotlib
   # virtual microphone (ALSA file PCM) and sound file tools used by tests
   alsa-utils libasound2-plugins sndfile-programs
+  # speech synthesis for the default model's quality test and the example (tests/train)
+  espeak-ng
 )
+# Training the default model (train/, models/README.md): SSMD_TRAIN=1 scripts/setup.sh
+if [ "${SSMD_TRAIN:-0}" = 1 ]; then
+  PKGS+=(python3-torch flite libopenblas0-pthread)
+fi
 # Extra packages a caller may ask for (training, benchmarks against PyTorch).
 # e.g. SSMD_EXTRA_PKGS=python3-torch scripts/setup.sh for bench/model_torch_peer.py
 # (the PyTorch peer of bench/model_bench.sh).

@@ -1,0 +1,73 @@
+"""Exports the trained denoiser (train/cache/ckpt.pt) to the ssmd model format.
+
+  /usr/bin/python3 train/export_default.py [CKPT] [OUT]   (default models/default.safetensors)
+
+The feature normalisation (x − mean)/std is folded into frontend.proj:
+W' = W / std (per input column), b' = b − W'·mean, so the file's input is the
+daemon's raw log-power feature vector.  Tensor names follow
+docs/model-format.md (as examples/make_random_model.py); the front-end and the
+training scan's Δ·A bound go into __metadata__.
+"""
+import os
+import sys
+
+import numpy as np
+import torch
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import model as M  # noqa: E402
+import ssmd_file  # noqa: E402
+
+
+def load_ckpt(path):
+    ck = torch.load(path, map_location="cpu")
+    net = M.Denoiser(**ck["cfg"])
+    net.load_state_dict(ck["state"])
+    net.eval()
+    return net, ck
+
+
+def tensors_of(net):
+    sd = {k: v.detach().double().numpy() for k, v in net.state_dict().items()}
+    W, b = sd["proj.weight"], sd["proj.bias"]
+    Wf = W / sd["feat_std"][None, :]
+    t = {"frontend.proj.weight": Wf, "frontend.proj.bias": b - Wf @ sd["feat_mean"],
+         "backbone.norm_f.weight": sd["norm_f.weight"],
+         "head.mask.weight": sd["mask.weight"], "head.mask.bias": sd["mask.bias"],
+         "head.vad.weight": sd["vad.weight"], "head.vad.bias": sd["vad.bias"]}
+    for i in range(len(net.layers)):
+        p, q = f"backbone.layers.{i}.", f"layers.{i}."
+        t[p + "norm.weight"] = sd[q + "norm.weight"]
+        for name in ("in_proj.weight", "conv1d.weight", "conv1d.bias", "x_proj.weight",
+                     "dt_proj.weight", "dt_proj.bias", "A_log", "D", "out_proj.weight"):
+            t[p + "mixer." + name] = sd[q + "mixer." + name]
+    return {k: v.astype(np.float32) for k, v in t.items()}
+
+
+def metadata(net, ck):
+    c = net.cfg
+    return {"ssmd.format": "1", "architecture": "mamba1",
+            "name": "ssmd-default-denoiser",
+            "description": "causal speech denoiser (per-bin gain) with voice activity; see models/README.md",
+            "d_model": c["d_model"], "n_layer": c["n_layer"], "d_state": c["d_state"],
+            "d_conv": c["d_conv"], "expand": c["expand"], "dt_rank": "auto",
+            "norm": "rmsnorm", "norm_eps": "1e-5", "delta_A_min": repr(M.DELTA_A_MIN),
+            "input": "features", "n_features": M.N_BINS, "heads": "mask,vad",
+            "frontend.sample_rate_hz": M.SR, "frontend.n_fft": M.N_FFT, "frontend.hop": M.HOP,
+            "frontend.window": "sqrt_hann", "frontend.features": "log_power",
+            "frontend.log_floor": "1e-10",
+            "train.steps": ck.get("step", 0), "train.seed": ck.get("seed", 0),
+            "train.minutes": f"{ck.get('minutes', 0):.1f}", "train.params": ck.get("params", 0)}
+
+
+def main():
+    ckpt = sys.argv[1] if len(sys.argv) > 1 else os.path.join(HERE, "cache", "ckpt.pt")
+    out = sys.argv[2] if len(sys.argv) > 2 else os.path.join(HERE, "..", "models", "default.safetensors")
+    net, ck = load_ckpt(ckpt)
+    ssmd_file.save(out, tensors_of(net), {k: str(v) for k, v in metadata(net, ck).items()})
+    print(f"{out}: {os.path.getsize(out)} bytes, step {ck.get('step')}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,90 @@
+"""Writes the golden file tests/train/default_golden.bin: the PyTorch model's
+outputs (in float64, sequential scan) on a short held-out mixture, which
+tests/train/test_default_model.c checks the C engine reproduces within 1e-4.
+
+  /usr/bin/python3 train/make_golden.py [MODEL] [OUT]   (default models/default.safetensors)
+
+The PyTorch model is built from the exported file itself (its float32 weights,
+with the normalisation already folded into frontend.proj), then run in
+float64: the golden outputs are the function the file defines.  The file's
+hash is recorded, so a golden file made from another model fails clearly.
+
+Layout (little-endian): char magic[8] = "SSMDGOLD"; int32 T, n_features,
+d_model, n_mask; uint64 FNV-1a 64 hash of the model file; then float32
+features {T, n_features}, embedding {T, d_model}, mask {T, n_mask} (sigmoid
+gains), vad {T} (probability).  Features are the front end's raw log power
+of the mixture (train/model.py stft/features).
+"""
+import os
+import struct
+import sys
+
+import numpy as np
+import torch
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import data  # noqa: E402
+import model as M  # noqa: E402
+import ssmd_file  # noqa: E402
+
+T_FRAMES = 32
+
+
+def fnv1a64(path):
+    h = 0xcbf29ce484222325
+    with open(path, "rb") as f:
+        b = f.read()
+    a = np.frombuffer(b, dtype=np.uint8)
+    for x in a.tolist():
+        h ^= x
+        h = (h * 0x100000001b3) & 0xFFFFFFFFFFFFFFFF
+    return h
+
+
+def from_file(path):
+    """A train/model.py Denoiser holding the weights of an exported file."""
+    t, meta = ssmd_file.load(path)
+    net = M.Denoiser(d_model=int(meta["d_model"]), n_layer=int(meta["n_layer"]),
+                     d_state=int(meta["d_state"]), d_conv=int(meta["d_conv"]), expand=int(meta["expand"]))
+    sd = {"proj.weight": t["frontend.proj.weight"], "proj.bias": t["frontend.proj.bias"],
+          "norm_f.weight": t["backbone.norm_f.weight"], "mask.weight": t["head.mask.weight"],
+          "mask.bias": t["head.mask.bias"], "vad.weight": t["head.vad.weight"], "vad.bias": t["head.vad.bias"],
+          "feat_mean": np.zeros(M.N_BINS, np.float32), "feat_std": np.ones(M.N_BINS, np.float32),
+          "win": M.window().numpy()}
+    for k in list(t):
+        if k.startswith("backbone.layers."):
+            sd[k[len("backbone."):]] = t[k]
+    net.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in sd.items()})
+    return net.eval()
+
+
+def main():
+    model_file = sys.argv[1] if len(sys.argv) > 1 else os.path.join(HERE, "..", "models", "default.safetensors")
+    out = sys.argv[2] if len(sys.argv) > 2 else os.path.join(HERE, "..", "tests", "train", "default_golden.bin")
+    torch.set_num_threads(1)
+    net = from_file(model_file).double()
+    rng = np.random.default_rng(4242)
+    vbank = data.load_bank("val")
+    clean = data.make_clip(vbank, 256 * T_FRAMES, rng)
+    clean[:256 * 4] = 0.0
+    clean[256 * 4:256 * 12] += vbank[0][:256 * 8]  # speech from the first frames on
+    noise = data.make_noise("pink", len(clean), rng)
+    mix, _ = data.make_mixture(clean, noise, 0.0, rng, level_db=-25)
+    x = torch.from_numpy(mix.astype(np.float64))[None]
+    with torch.no_grad():
+        X = M.stft(x, net.win.double())
+        f = M.features(X)[:, :T_FRAMES]
+        f = f.float().double()  # the C engine reads float32 features
+        emb, m, v = net.heads(f, sequential=True)
+    arrs = [f[0], emb[0], torch.sigmoid(m[0]), torch.sigmoid(v[0])]
+    with open(out, "wb") as fh:
+        fh.write(b"SSMDGOLD")
+        fh.write(struct.pack("<4iQ", T_FRAMES, M.N_BINS, emb.shape[-1], m.shape[-1], fnv1a64(model_file)))
+        for a in arrs:
+            fh.write(a.numpy().astype("<f4").tobytes())
+    print(f"{out}: {os.path.getsize(out)} bytes, {T_FRAMES} frames")
+
+
+if __name__ == "__main__":
+    main()

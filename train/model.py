@@ -1,0 +1,231 @@
+"""The default denoiser in plain PyTorch: the ssmd front-end and a Mamba-1 backbone.
+
+Front-end (must equal daemon/src/frontend.c + dsp/ stft, docs/model-format.md):
+16 kHz, 512-point frames, hop 256, periodic sqrt-Hann analysis and synthesis
+window; frame m holds samples [(m+1)·hop − n_fft, (m+1)·hop) with zeros before
+the start; features ln(max(|rfft(w·frame)|², 1e-10)) (257 bins, no scaling);
+the mask head's sigmoid gains multiply the complex spectrum; overlap-add of
+w·irfft reconstructs the input exactly for an all-pass mask (Σ w² = 1 at 50 %).
+
+Backbone (DESIGN.md §4, ssm/model.h): r = proj·u + b; per layer pre-RMSNorm,
+in_proj → [x|z], causal depthwise conv + SiLU, x_proj → [δ|B|C],
+Δ = softplus(dt_proj·δ + bias), h ← exp(max(Δ·A, delta_A_min))⊙h + Δx⊗B,
+y = h·C + D⊙x, y ⊙ SiLU(z), out_proj, residual; final RMSNorm; heads.
+
+The selective scan has two implementations: `scan_chunked` (parallel inside
+chunks of CHUNK frames, sequential across chunks: the training path) and
+`scan_sequential` (the plain per-frame recurrence the C engine computes).
+`python3 train/model.py` checks they agree and prints the max difference.
+
+Numerical note on the chunked scan: inside a chunk, h_t = e^{c_t}h_0 +
+e^{c_t−r}·Σ_{s≤t} e^{r−c_s}u_s with c the cumulative sum of Δ·A and r its
+value at the chunk's middle; with Δ·A ≥ DELTA_A_MIN = −6 per frame and 16-frame
+chunks every exponent stays within ±48 (float32 overflows past 88).  The same
+bound goes into the model file's metadata (delta_A_min) so C computes the same
+function.
+"""
+import math
+import sys
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+SR, N_FFT, HOP = 16000, 512, 256
+N_BINS = N_FFT // 2 + 1
+LOG_FLOOR = 1e-10
+DELTA_A_MIN = -6.0
+CHUNK = 16
+
+
+def window():
+    n = torch.arange(N_FFT, dtype=torch.float64)
+    return torch.sqrt(0.5 - 0.5 * torch.cos(2 * math.pi * n / N_FFT)).float()
+
+
+def stft(x, win):
+    """x {B, L} (L a multiple of HOP) → complex {B, M, 257}, M = L/HOP + 1
+    (the last frame covers the first HOP samples after the end: zero-padded)."""
+    xp = F.pad(x, (N_FFT - HOP, HOP))
+    fr = xp.unfold(-1, N_FFT, HOP) * win
+    return torch.fft.rfft(fr, dim=-1)
+
+
+def istft(X, win, length):
+    """Inverse of stft (overlap-add of win·irfft), aligned with the input."""
+    fr = torch.fft.irfft(X, n=N_FFT, dim=-1) * win          # B, M, N_FFT
+    B, M, _ = fr.shape
+    out = F.fold(fr.transpose(1, 2), output_size=(1, (M - 1) * HOP + N_FFT),
+                 kernel_size=(1, N_FFT), stride=(1, HOP)).reshape(B, -1)
+    return out[:, N_FFT - HOP:N_FFT - HOP + length]
+
+
+def features(X):
+    return torch.log(torch.clamp(X.real ** 2 + X.imag ** 2, min=LOG_FLOOR))
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, d, eps=1e-5):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(d))
+        self.eps = eps
+
+    def forward(self, x):
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
+
+
+def scan_sequential(dt, A, x, Bm, Cm, D, h0=None):
+    """dt, x {B,L,Di}; A {Di,N}; Bm, Cm {B,L,N}; → y {B,L,Di}, h {B,Di,N}."""
+    Bsz, L, Di = x.shape
+    h = torch.zeros(Bsz, Di, A.shape[1], dtype=x.dtype) if h0 is None else h0
+    ys = []
+    for t in range(L):
+        dA = torch.clamp(dt[:, t, :, None] * A, min=DELTA_A_MIN)
+        h = torch.exp(dA) * h + (dt[:, t] * x[:, t])[:, :, None] * Bm[:, t, None, :]
+        ys.append((h * Cm[:, t, None, :]).sum(-1) + D * x[:, t])
+    return torch.stack(ys, 1), h
+
+
+def scan_chunked(dt, A, x, Bm, Cm, D, chunk=CHUNK):
+    """Same function as scan_sequential (h0 = 0), parallel inside chunks.
+    Layout {B, Di, N, n_chunks, chunk}: cumulative sums run over the last axis."""
+    Bsz, L, Di = x.shape
+    N = A.shape[1]
+    Lp = (L + chunk - 1) // chunk * chunk
+    if Lp != L:  # padded frames have dt = 0: no decay, no input
+        dt, x = F.pad(dt, (0, 0, 0, Lp - L)), F.pad(x, (0, 0, 0, Lp - L))
+        Bm, Cm = F.pad(Bm, (0, 0, 0, Lp - L)), F.pad(Cm, (0, 0, 0, Lp - L))
+    nc = Lp // chunk
+    dtT = dt.transpose(1, 2)                                   # B, Di, L
+    dA = torch.clamp(dtT[:, :, None, :] * A[None, :, :, None], min=DELTA_A_MIN)  # B,Di,N,L
+    u = (dtT * x.transpose(1, 2))[:, :, None, :] * Bm.transpose(1, 2)[:, None, :, :]
+    dA = dA.reshape(Bsz, Di, N, nc, chunk)
+    u = u.reshape(Bsz, Di, N, nc, chunk)
+    c = torch.cumsum(dA, -1)
+    r = c[..., chunk // 2 - 1:chunk // 2]
+    local = torch.exp(c - r) * torch.cumsum(torch.exp(r - c) * u, -1)
+    dec_end = torch.exp(c[..., -1]).unbind(-1)                 # nc × {B,Di,N}
+    loc_end = local[..., -1].unbind(-1)  # one slice of the big tensor (cheap backward)
+    h = torch.zeros(Bsz, Di, N, dtype=x.dtype)
+    starts = []
+    for k in range(nc):
+        starts.append(h)
+        h = dec_end[k] * h + loc_end[k]
+    H0 = torch.stack(starts, -1)                               # B,Di,N,nc
+    hs = local + torch.exp(c) * H0[..., None]
+    hs = hs.reshape(Bsz, Di, N, Lp)
+    y = torch.einsum("bdnl,bln->bld", hs, Cm) + D * x
+    return y[:, :L]
+
+
+class Mixer(nn.Module):
+    def __init__(self, d_model, d_state=16, d_conv=4, expand=2):
+        super().__init__()
+        di = expand * d_model
+        self.dt_rank = math.ceil(d_model / 16)
+        self.d_state, self.d_conv, self.d_inner = d_state, d_conv, di
+        self.in_proj = nn.Linear(d_model, 2 * di, bias=False)
+        self.conv1d = nn.Conv1d(di, di, d_conv, groups=di, padding=d_conv - 1)
+        self.x_proj = nn.Linear(di, self.dt_rank + 2 * d_state, bias=False)
+        self.dt_proj = nn.Linear(self.dt_rank, di)
+        dt = torch.exp(torch.rand(di) * (math.log(1e-1) - math.log(1e-3)) + math.log(1e-3))
+        with torch.no_grad():
+            self.dt_proj.bias.copy_(dt + torch.log(-torch.expm1(-dt)))
+            nn.init.uniform_(self.dt_proj.weight, -self.dt_rank ** -0.5, self.dt_rank ** -0.5)
+        self.A_log = nn.Parameter(torch.log(torch.arange(1, d_state + 1).float()).repeat(di, 1))
+        self.D = nn.Parameter(torch.ones(di))
+        self.out_proj = nn.Linear(di, d_model, bias=False)
+
+    def forward(self, h, sequential=False):
+        L = h.shape[1]
+        x, z = self.in_proj(h).chunk(2, dim=-1)
+        x = F.silu(self.conv1d(x.transpose(1, 2))[..., :L].transpose(1, 2))
+        dbc = self.x_proj(x)
+        dl, Bm, Cm = dbc.split([self.dt_rank, self.d_state, self.d_state], dim=-1)
+        dt = F.softplus(self.dt_proj(dl))
+        A = -torch.exp(self.A_log)
+        scan = scan_sequential if sequential else scan_chunked
+        y = scan(dt, A, x, Bm, Cm, self.D)
+        if sequential:
+            y = y[0]
+        return self.out_proj(y * F.silu(z))
+
+
+class Block(nn.Module):
+    def __init__(self, d_model, **kw):
+        super().__init__()
+        self.norm = RMSNorm(d_model)
+        self.mixer = Mixer(d_model, **kw)
+
+    def forward(self, r, sequential=False):
+        return r + self.mixer(self.norm(r), sequential)
+
+
+class Denoiser(nn.Module):
+    """log-power features → normalisation → proj → Mamba blocks → norm_f → mask, vad.
+    feat_mean/feat_std (buffers, per bin) are folded into frontend.proj at export."""
+
+    def __init__(self, d_model=64, n_layer=2, d_state=16, d_conv=4, expand=2):
+        super().__init__()
+        self.cfg = dict(d_model=d_model, n_layer=n_layer, d_state=d_state, d_conv=d_conv, expand=expand)
+        self.register_buffer("feat_mean", torch.zeros(N_BINS))
+        self.register_buffer("feat_std", torch.ones(N_BINS))
+        self.register_buffer("win", window())
+        self.proj = nn.Linear(N_BINS, d_model)
+        self.layers = nn.ModuleList(Block(d_model, d_state=d_state, d_conv=d_conv, expand=expand)
+                                    for _ in range(n_layer))
+        self.norm_f = RMSNorm(d_model)
+        self.mask = nn.Linear(d_model, N_BINS)
+        self.vad = nn.Linear(d_model, 1)
+        with torch.no_grad():
+            for b in self.layers:
+                b.mixer.out_proj.weight /= math.sqrt(n_layer)
+            self.mask.bias.fill_(1.0)
+
+    def heads(self, feats, sequential=False):
+        """feats {B, M, 257} (raw log power) → (embedding, mask logits, vad logits)."""
+        r = self.proj((feats - self.feat_mean) / self.feat_std)
+        for b in self.layers:
+            r = b(r, sequential)
+        h = self.norm_f(r)
+        return h, self.mask(h), self.vad(h)[..., 0]
+
+    def forward(self, x, sequential=False):
+        """x {B, L} → (denoised {B, L}, vad logits {B, M}, mask {B, M, 257})."""
+        X = stft(x, self.win)
+        _, m, v = self.heads(features(X), sequential)
+        m = torch.sigmoid(m)
+        return istft(X * m, self.win, x.shape[1]), v, m
+
+
+def _check():
+    """Chunked scan vs sequential loop, and the whole model both ways."""
+    torch.manual_seed(0)
+    B, L, Di, N = 2, 77, 8, 4
+    dt = F.softplus(torch.randn(B, L, Di) * 2)
+    A = -torch.exp(torch.randn(Di, N))
+    x, Bm, Cm = torch.randn(B, L, Di), torch.randn(B, L, N), torch.randn(B, L, N)
+    D = torch.randn(Di)
+    y1 = scan_chunked(dt, A, x, Bm, Cm, D)
+    y2, _ = scan_sequential(dt, A, x, Bm, Cm, D)
+    d_scan = (y1 - y2).abs().max().item()
+    m = Denoiser()
+    xs = torch.randn(2, 256 * 40) * 0.1
+    with torch.no_grad():
+        a = m(xs)[0]
+        b = m(xs, sequential=True)[0]
+    d_model = (a - b).abs().max().item()
+    print(f"scan: max |chunked - sequential| = {d_scan:.3g} (scale {y2.abs().max().item():.3g}); "
+          f"model output: {d_model:.3g}")
+    # identity check of stft/istft
+    win = window()
+    r = (istft(stft(xs, win), win, xs.shape[1]) - xs).abs().max().item()
+    print(f"stft/istft identity: max error {r:.3g}")
+    ok = d_scan < 1e-4 * max(1.0, y2.abs().max().item()) and d_model < 1e-4 and r < 1e-5
+    print("OK" if ok else "FAIL")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    torch.set_num_threads(2)
+    sys.exit(_check())
