@@ -281,7 +281,9 @@ int ssm_state_restore(ssm_state *s, const void *buf, size_t size)
         h.n_layer != want.n_layer || h.d_inner != want.d_inner || h.d_conv != want.d_conv ||
         h.d_state != want.d_state || h.payload_bytes != want.payload_bytes)
         return SSM_ERR_MISMATCH;
-    if (size < SNAP_HEADER + h.payload_bytes)
+    /* exact length, and every header byte (reserved ones too) as this model writes it */
+    want.checksum = h.checksum;
+    if (size != SNAP_HEADER + h.payload_bytes || memcmp(&h, &want, sizeof h) != 0)
         return SSM_ERR_INVALID;
     const unsigned char *payload = (const unsigned char *)buf + SNAP_HEADER;
     if (fnv1a64(payload, h.payload_bytes) != h.checksum)

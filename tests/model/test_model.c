@@ -192,6 +192,13 @@ static void test_snapshot_restore(void **st)
     memcpy(bad, snap, bytes);
     bad[bytes - 3] ^= 0x10;                                                        /* payload bit */
     assert_int_equal(ssm_state_restore(s2, bad, bytes), SSM_ERR_INVALID);
+    memcpy(bad, snap, bytes);
+    bad[60] ^= 1;                                                                  /* reserved byte */
+    assert_int_equal(ssm_state_restore(s2, bad, bytes), SSM_ERR_INVALID);
+    unsigned char *longer = calloc(bytes + 16, 1);
+    memcpy(longer, snap, bytes);                                                   /* trailing bytes */
+    assert_int_equal(ssm_state_restore(s2, longer, bytes + 16), SSM_ERR_INVALID);
+    free(longer);
     assert_int_equal(ssm_state_snapshot(s2, after, bytes, NULL), SSM_OK);
     assert_memory_equal(before, after, bytes);
 

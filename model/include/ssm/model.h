@@ -152,10 +152,11 @@ void ssm_state_stats_get(const ssm_state *state, ssm_state_stats *out);
  *  SSM_OK or SSM_ERR_INVALID (buffer too small).  RT safe. */
 int ssm_state_snapshot(const ssm_state *state, void *buf, size_t size, size_t *written);
 
-/** Replaces the state with a snapshot.  Refuses, leaving the state untouched:
- *  a snapshot of another model (hash), format version or geometry with
- *  SSM_ERR_MISMATCH; a truncated buffer, bad magic, checksum error or
- *  non-finite value with SSM_ERR_INVALID.  Counters are reset.  RT safe. */
+/** Replaces the state with a snapshot of exactly ssm_state_bytes(model)
+ *  bytes.  Refuses, leaving the state untouched: a snapshot of another model
+ *  (hash), format version or geometry with SSM_ERR_MISMATCH; a buffer of
+ *  another length, bad magic, non-zero reserved header bytes, checksum error
+ *  or non-finite value with SSM_ERR_INVALID.  Counters are reset.  RT safe. */
 int ssm_state_restore(ssm_state *state, const void *buf, size_t size);
 
 /* ---- compute ------------------------------------------------------------- */
