@@ -45,6 +45,8 @@ static const ssmd_option options[] = {
       "most streams served at once (the model's batch size)" },
     { "threads", 'j', SSMD_OPT_INT, OFF(threads), 1, 256, NULL, "1", false,
       "compute threads for batched stepping" },
+    { "push_idle_s", 0, SSMD_OPT_INT, OFF(push_idle_s), 1, 86400, NULL, "10", true,
+      "end a client's pushed stream after this many seconds without input (a crashed client)" },
     { "pub_hwm", 0, SSMD_OPT_INT, OFF(pub_hwm), 1, 1000000, NULL, "1000", false,
       "messages queued per subscriber before the daemon drops (and counts) them" },
     { "ring_ms", 0, SSMD_OPT_INT, OFF(ring_ms), 10, 10000, NULL, "500", false,

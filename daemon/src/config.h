@@ -35,6 +35,7 @@ typedef struct ssmd_config {
     char *control;            /**< control ROUTER endpoint */
     long  max_streams;        /**< streams served at once (batch size limit) */
     long  threads;            /**< compute threads */
+    long  push_idle_s;        /**< end a pushed stream after this long without input */
     long  pub_hwm;            /**< messages queued per subscriber before dropping */
     long  ring_ms;            /**< capture ring length in milliseconds */
     bool  publish_mask;       /**< publish <stream>/mask/ */

@@ -92,6 +92,7 @@ int main(int argc, char **argv)
         }
         return curve_keygen(argv[2]);
     }
+    install_signals(); /* first: a SIGHUP or SIGTERM during start-up must not kill us */
     ssmd_config cfg;
     if (ssmd_config_init(&cfg) != 0) {
         fprintf(stderr, "ssmd: out of memory\n");
@@ -118,7 +119,6 @@ int main(int argc, char **argv)
     case SSMD_CLI_RUN:
         break;
     }
-    install_signals();
     const char *model = cfg.model[0] ? cfg.model : SSMD_DEFAULT_MODEL;
     if (!cfg.model[0] && access(model, R_OK) != 0) {
         fprintf(stderr, "ssmd: no model given and the bundled default %s does not exist yet "

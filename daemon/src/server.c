@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -38,12 +39,18 @@
 #include "stream.h"
 
 enum { OUT_CHUNK = 4096, FILE_CHUNK = 4096, PENDING_SECONDS = 4, POLL_MS = 4 };
+/* ingest messages: 8 MiB (2 M float samples, 43 s at 48 kHz) at most, 32
+ * queued per client; control messages 16 MiB (snapshots are state-sized);
+ * at most 64 ingest messages handled per loop iteration */
+#define INGEST_MAX_MSG ((int64_t)8 * 1024 * 1024 + 4096)
+#define CONTROL_MAX_MSG ((int64_t)16 * 1024 * 1024)
+enum { INGEST_HWM = 32, MAX_INGEST_PER_ITER = 64 };
 
 enum { SRC_FILE, SRC_PUSH, SRC_MIC };
 static const char *const source_names[] = { "file", "push", "mic" };
 
 typedef struct srv_stream {
-    bool used, finished, ended, eos_sent;
+    bool used, finished, ended, eos_sent, meta_due;
     char name[SSMD_STREAM_NAME_MAX + 1];
     int source;
     int rate_hz;
@@ -60,6 +67,7 @@ typedef struct srv_stream {
     size_t owner_len;
     uint64_t clock_ns, clock_sample; /* wall clock of input sample clock_sample (mic) */
     double t_open;                   /* when the stream started (monotonic s) */
+    double t_last_in;                /* last input (push streams: idle timeout) */
     dsp_audio_writer *writer;
     double vad_sum;
 } srv_stream;
@@ -93,6 +101,7 @@ typedef struct server {
     float *features, *mask, *vad, *emb, *outbuf;
     ssm_state **states;
     int *batch;
+    unsigned *step_flags;             /* SSM_FLAG_* per batch row of the last step */
     /* file input */
     dsp_audio_reader *reader;
     int file_slot, file_channels;
@@ -397,7 +406,7 @@ static int engine_run(server *s)
         ssm_outputs out = { .mask = (heads & SSM_MODEL_HEAD_MASK) ? s->mask : NULL,
                             .vad = (heads & SSM_MODEL_HEAD_VAD) ? s->vad : NULL,
                             .embedding = s->cfg->publish_embedding ? s->emb : NULL };
-        int rc = ssm_step(s->runner, s->states, nb, s->features, NULL, &out, NULL);
+        int rc = ssm_step(s->runner, s->states, nb, s->features, NULL, &out, s->step_flags);
         if (rc != SSM_OK && rc != SSM_ERR_NONFINITE) {
             slog(s, LOG_ERROR, "model step failed: %s", ssm_strerror(rc));
             return -1;
@@ -407,15 +416,11 @@ static int engine_run(server *s)
             uint64_t first = st->frames * (uint64_t)s->fe.hop_samples * (uint64_t)st->rate_hz /
                              (uint64_t)s->fe.sample_rate_hz;
             uint32_t fflags = 0;
-            if (rc == SSM_ERR_NONFINITE) {
-                ssm_state_stats ss;
-                ssm_state_stats_get(s->states[b], &ss);
-                if (ss.n_resets > st->resets) {
-                    st->resets = ss.n_resets;
-                    s->c.state_resets++;
-                    fflags |= SSMD_FLAG_STATE_RESET;
-                    publish_event(s, st, "reset", "state became non-finite");
-                }
+            if (s->step_flags[b] & SSM_FLAG_RESET) {
+                st->resets++;
+                s->c.state_resets++;
+                fflags |= SSMD_FLAG_STATE_RESET;
+                publish_event(s, st, "reset", "state became non-finite");
             }
             publish(s, st, SSMD_KIND_FEATURES, SSMD_DTYPE_F32, fflags, 1, (uint32_t)nf, first,
                     s->features + (size_t)b * nf, nf * sizeof(float));
@@ -547,7 +552,8 @@ static void handle_ingest(server *s)
 {
     zmq_msg_t f[MAX_FRAMES];
     int total = 0, n;
-    while (ingest_has_room(s) && (n = recv_frames(s->ingest, f, &total)) >= 0) {
+    for (int iter = 0; iter < MAX_INGEST_PER_ITER && ingest_has_room(s) &&
+                       (n = recv_frames(s->ingest, f, &total)) >= 0; iter++) {
         const uint8_t *id = zmq_msg_data(&f[0]);
         size_t id_len = zmq_msg_size(&f[0]);
         int k = 1;
@@ -568,9 +574,13 @@ static void handle_ingest(server *s)
                    (h.dtype != SSMD_DTYPE_F32 && h.dtype != SSMD_DTYPE_I16)) {
             ingest_error(s, id, id_len, "BAD_KIND", name, "ingest takes audio messages of dtype f32 or i16");
         } else if (h.sample_rate_hz == 0 || h.sample_rate_hz > DSP_RESAMPLE_MAX_RATE_HZ || h.cols == 0 ||
-                   h.cols > 64) {
-            ingest_error(s, id, id_len, "BAD_SIZE", name, "sample rate %u Hz or %u channels out of range",
-                         h.sample_rate_hz, h.cols);
+                   h.cols > 64 ||
+                   (uint64_t)h.sample_rate_hz * DSP_RESAMPLE_MAX_RATIO < (uint64_t)s->fe.sample_rate_hz ||
+                   (uint64_t)s->fe.sample_rate_hz * DSP_RESAMPLE_MAX_RATIO < (uint64_t)h.sample_rate_hz) {
+            ingest_error(s, id, id_len, "BAD_SIZE", name,
+                         "sample rate %u Hz or %u channels out of range (rates within 1:%d of the "
+                         "model's %d Hz, 1..64 channels)", h.sample_rate_hz, h.cols,
+                         DSP_RESAMPLE_MAX_RATIO, s->fe.sample_rate_hz);
         } else {
             srv_stream *st = find_stream(s, name);
             char err[256];
@@ -622,6 +632,7 @@ static void handle_ingest(server *s)
                     stream_append_all(s, st, chunk, m);
                 }
                 s->c.nonfinite_samples += nonfinite;
+                st->t_last_in = now_s();
                 if (h.flags & SSMD_FLAG_END_OF_STREAM) st->eos = true;
             }
         }
@@ -633,15 +644,30 @@ static void handle_ingest(server *s)
 
 static void control_reply(server *s, zmq_msg_t *f, int k, json_t *reply, const void *extra, size_t extra_len)
 {
-    char *text = json_dumps(reply, JSON_COMPACT);
+    char *text = reply ? json_dumps(reply, JSON_COMPACT) : NULL;
     json_decref(reply);
-    if (!text) return;
+    if (!text) { /* never leave a REQ client waiting */
+        text = strdup("{\"ok\":false,\"version\":1,\"error\":\"INTERNAL\",\"message\":\"reply could not be encoded\"}");
+        extra = NULL;
+        if (!text) return;
+    }
     bool ok = zmq_send(s->control, zmq_msg_data(&f[0]), zmq_msg_size(&f[0]), ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0;
     if (ok && k == 2) ok = zmq_send(s->control, "", 0, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0;
     if (ok) ok = zmq_send(s->control, text, strlen(text), extra ? ZMQ_SNDMORE | ZMQ_DONTWAIT : ZMQ_DONTWAIT) >= 0;
     if (ok && extra) ok = zmq_send(s->control, extra, extra_len, ZMQ_DONTWAIT) >= 0;
     if (!ok) s->c.replies_dropped++;
     free(text);
+}
+
+/* Client text echoed in a reply: non-printable and non-ASCII bytes become
+ * '?', so a name cut in the middle of a UTF-8 character can never make the
+ * reply invalid JSON. */
+static void ascii_safe(char *dst, size_t cap, const char *src)
+{
+    size_t n = 0;
+    for (; src && *src && n + 1 < cap; src++)
+        dst[n++] = (*src >= 0x20 && *src < 0x7f) ? *src : '?';
+    dst[n] = '\0';
 }
 
 static json_t *control_error(server *s, json_t *id, const char *code, const char *msg)
@@ -692,8 +718,9 @@ static void handle_control(server *s)
             goto send;
         }
         if (needs_stream && !st) {
-            char m[200];
-            snprintf(m, sizeof m, "no stream named '%s'", sname);
+            char m[200], safe[100];
+            ascii_safe(safe, sizeof safe, sname);
+            snprintf(m, sizeof m, "no stream named '%s'", safe);
             reply = control_error(s, id, "NO_SUCH_STREAM", m);
             goto send;
         }
@@ -771,8 +798,9 @@ static void handle_control(server *s)
             s->stop_requested = true;
         } else {
             json_decref(reply);
-            char m[200];
-            snprintf(m, sizeof m, "unknown command '%.100s' (status, streams, reset, snapshot, restore, stop)", cmd);
+            char m[220], safe[100];
+            ascii_safe(safe, sizeof safe, cmd);
+            snprintf(m, sizeof m, "unknown command '%s' (status, streams, reset, snapshot, restore, stop)", safe);
             reply = control_error(s, id, "UNKNOWN_COMMAND", m);
         }
     send:
@@ -785,14 +813,19 @@ static void handle_control(server *s)
 
 /* ---- XPUB subscriptions ------------------------------------------------- */
 
+/* Subscriptions mark the metas they match as due; each due meta is
+ * published once per loop iteration, however many subscriptions arrived
+ * (a storm of subscriptions must not multiply into a storm of metas), and at
+ * most MAX_SUBS_PER_ITER subscription messages are read per iteration. */
+enum { MAX_SUBS_PER_ITER = 256 };
 static void handle_subscriptions(server *s)
 {
     zmq_msg_t m;
-    for (;;) {
+    for (int k = 0; k < MAX_SUBS_PER_ITER; k++) {
         zmq_msg_init(&m);
         if (zmq_msg_recv(&m, s->pub, ZMQ_DONTWAIT) < 0) {
             zmq_msg_close(&m);
-            return;
+            break;
         }
         const uint8_t *d = zmq_msg_data(&m);
         size_t len = zmq_msg_size(&m);
@@ -805,10 +838,17 @@ static void handle_subscriptions(server *s)
                 if (!st->used) continue;
                 char topic[SSMD_STREAM_NAME_MAX + 16];
                 int tl = ssmd_topic_format(topic, sizeof topic, st->name, SSMD_KIND_META);
-                if (tl > 0 && (size_t)tl >= pl && memcmp(topic, prefix, pl) == 0) publish_meta(s, st);
+                if (tl > 0 && (size_t)tl >= pl && memcmp(topic, prefix, pl) == 0) st->meta_due = true;
             }
         }
         zmq_msg_close(&m);
+    }
+    for (int i = 0; i < s->max_streams; i++) {
+        srv_stream *st = &s->streams[i];
+        if (st->used && st->meta_due) {
+            st->meta_due = false;
+            publish_meta(s, st);
+        }
     }
 }
 
@@ -825,13 +865,18 @@ static void *open_socket(server *s, int type, const char *key, const char *ep)
 {
     void *sock = zmq_socket(s->ctx, type);
     int linger = 200, hwm = (int)s->cfg->pub_hwm, one = 1;
-    int64_t maxmsg = (int64_t)SSMD_MAX_PAYLOAD_BYTES + 4096;
+    /* ingest: at most INGEST_MAX_MSG bytes a message and INGEST_HWM messages
+     * queued per client, so a flooding client costs bounded memory; control
+     * requests are small (snapshots are state-sized) */
+    int64_t maxmsg = type == ZMQ_ROUTER && strcmp(key, "ingest") == 0 ? INGEST_MAX_MSG : CONTROL_MAX_MSG;
+    int rcvhwm = INGEST_HWM;
     zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger);
     if (type == ZMQ_XPUB) {
         zmq_setsockopt(sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
         zmq_setsockopt(sock, ZMQ_XPUB_VERBOSE, &one, sizeof one);
     } else {
         zmq_setsockopt(sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
+        zmq_setsockopt(sock, ZMQ_RCVHWM, &rcvhwm, sizeof rcvhwm);
     }
     if (s->curve_secret[0]) {
         zmq_setsockopt(sock, ZMQ_CURVE_SERVER, &one, sizeof one);
@@ -1025,6 +1070,13 @@ static int open_file_input(server *s)
         return -1;
     }
     s->file_slot = (int)(st - s->streams);
+    struct stat in_st, out_st;
+    if (c->output[0] && stat(c->input, &in_st) == 0 && stat(c->output, &out_st) == 0 &&
+        in_st.st_dev == out_st.st_dev && in_st.st_ino == out_st.st_ino) {
+        fprintf(stderr, "ssmd: output: %s is the input file %s; writing it would destroy the input\n",
+                c->output, c->input);
+        return -1;
+    }
     if (c->output[0]) {
         dsp_audio_write_format wf = { .container = DSP_AUDIO_CONTAINER_AUTO,
                                       .subtype = DSP_AUDIO_SUBTYPE_DEFAULT,
@@ -1175,6 +1227,22 @@ static void pump_capture(server *s)
         }
         s->c.capture_dropped += dropped - s->cap_dropped_seen;
         s->cap_dropped_seen = dropped;
+    }
+}
+
+/* A push stream whose client sent nothing for push_idle_s seconds (it
+ * crashed or forgot end-of-stream) is ended as if it had sent end-of-stream,
+ * so abandoned streams cannot hold the slots. */
+static void expire_idle_pushes(server *s)
+{
+    double t = now_s();
+    for (int i = 0; i < s->max_streams; i++) {
+        srv_stream *st = &s->streams[i];
+        if (st->used && st->source == SRC_PUSH && !st->eos && t - st->t_last_in > (double)s->cfg->push_idle_s) {
+            st->eos = true;
+            publish_event(s, st, "idle", "no input for push_idle_s seconds; stream ended");
+            slog(s, LOG_INFO, "stream %s: idle for %ld s, ended", st->name, s->cfg->push_idle_s);
+        }
     }
 }
 
@@ -1331,12 +1399,13 @@ int ssmd_server_run(ssmd_config *cfg, const char *model_path, const ssmd_server_
     s->streams = calloc(ms, sizeof *s->streams);
     s->states = calloc(ms, sizeof *s->states);
     s->batch = calloc(ms, sizeof *s->batch);
+    s->step_flags = calloc(ms, sizeof *s->step_flags);
     s->features = malloc(ms * (size_t)s->fe.n_features * sizeof(float));
     s->mask = malloc(ms * (size_t)s->fe.n_bins * sizeof(float));
     s->vad = malloc(ms * sizeof(float));
     s->emb = malloc(ms * (size_t)ssm_model_d_model(s->model) * sizeof(float));
     s->outbuf = malloc(OUT_CHUNK * sizeof(float));
-    if (!s->streams || !s->states || !s->batch || !s->features || !s->mask || !s->vad || !s->emb || !s->outbuf) {
+    if (!s->streams || !s->states || !s->batch || !s->step_flags || !s->features || !s->mask || !s->vad || !s->emb || !s->outbuf) {
         fprintf(stderr, "ssmd: out of memory\n");
         goto out;
     }
@@ -1376,7 +1445,7 @@ int ssmd_server_run(ssmd_config *cfg, const char *model_path, const ssmd_server_
                 break;
             }
             handle_zap(s);
-            handle_subscriptions(s);
+            if (!stopping) handle_subscriptions(s);
             handle_control(s);
             if (!stopping) handle_ingest(s);
         }
@@ -1394,6 +1463,7 @@ int ssmd_server_run(ssmd_config *cfg, const char *model_path, const ssmd_server_
             }
         }
         if (!stopping) pump_capture(s);
+        expire_idle_pushes(s);
         if (!stopping && s->reader && pump_file(s, &busy) != 0) {
             rc = 1;
             break;
@@ -1434,6 +1504,7 @@ out:
     free(s->streams);
     free(s->states);
     free(s->batch);
+    free(s->step_flags);
     free(s->features);
     free(s->mask);
     free(s->vad);

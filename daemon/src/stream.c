@@ -149,17 +149,41 @@ static void resample_scr(ssmd_stream *s)
     s->rs_len = got;
 }
 
+/* Input conditioning before anything touches the signal: NaN/Inf become 0
+ * and finite magnitudes beyond SSMD_SAMPLE_LIMIT are clipped to it (both
+ * counted), so that no finite input can overflow the STFT or the output. */
+static void condition(float *x, size_t n, uint64_t *nonfinite, uint64_t *clipped)
+{
+    *nonfinite += dsp_sanitize_f32(x, n);
+    for (size_t i = 0; i < n; i++) {
+        if (x[i] > SSMD_SAMPLE_LIMIT) { x[i] = SSMD_SAMPLE_LIMIT; (*clipped)++; }
+        else if (x[i] < -SSMD_SAMPLE_LIMIT) { x[i] = -SSMD_SAMPLE_LIMIT; (*clipped)++; }
+    }
+}
+
 size_t ssmd_stream_push(ssmd_stream *s, const float *in, size_t n)
 {
     if (s->finishing) return 0;
     size_t consumed = 0;
     if (!s->in_rs) {
+        /* condition a small copy; what the framer does not take (a frame is
+         * waiting) is not consumed and comes again with the next push */
+        float tmp[256];
         while (consumed < n) {
-            size_t nonfinite = 0;
-            size_t used = dsp_framer_push(s->framer, in + consumed, n - consumed, &nonfinite);
-            s->stats.nonfinite_in += nonfinite;
+            size_t k = n - consumed < 256 ? n - consumed : 256;
+            memcpy(tmp, in + consumed, k * sizeof(float));
+            uint64_t nf = 0, cl = 0;
+            condition(tmp, k, &nf, &cl);
+            size_t used = dsp_framer_push(s->framer, tmp, k, NULL);
+            if (used < k) { /* count only what was taken: recount that prefix */
+                nf = cl = 0;
+                memcpy(tmp, in + consumed, used * sizeof(float));
+                condition(tmp, used, &nf, &cl);
+            }
+            s->stats.nonfinite_in += nf;
+            s->stats.clipped_in += cl;
             consumed += used;
-            if (used == 0) break; /* a frame is waiting */
+            if (used < k) break; /* a frame is waiting */
         }
         s->stats.samples_in += consumed;
         return consumed;
@@ -173,7 +197,7 @@ size_t ssmd_stream_push(ssmd_stream *s, const float *in, size_t n)
         if (consumed == n) break;
         size_t c = n - consumed < SCR_CAP ? n - consumed : SCR_CAP;
         memcpy(s->scr, in + consumed, c * sizeof(float));
-        s->stats.nonfinite_in += dsp_sanitize_f32(s->scr, c);
+        condition(s->scr, c, &s->stats.nonfinite_in, &s->stats.clipped_in);
         s->scr_pos = 0;
         s->scr_len = c;
         consumed += c;

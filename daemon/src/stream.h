@@ -36,6 +36,11 @@
 
 typedef struct ssmd_stream ssmd_stream;
 
+/** Largest input magnitude accepted (full scale is 1.0): 60 dB of headroom.
+ *  Larger finite samples are clipped to it and counted, so no finite input
+ *  can overflow the STFT, the features or the output. */
+#define SSMD_SAMPLE_LIMIT 1000.0f
+
 typedef struct ssmd_stream_config {
     int  in_rate_hz;                  /**< rate of the pushed samples (and of the output) */
     bool align_output;                /**< offline: compensate the delay, output length = input length */
@@ -55,8 +60,9 @@ void ssmd_stream_destroy(ssmd_stream *s);
 
 /** Consumes mono samples from in[0..n) until a model frame is ready or the
  *  input is used up; returns how many were consumed (0 while a frame waits
- *  to be prepared, or after finish).  Non-finite samples become 0 and are
- *  counted.  RT safe. */
+ *  to be prepared, or after finish).  Non-finite samples become 0 and
+ *  samples beyond ±SSMD_SAMPLE_LIMIT are clipped to it, both counted.
+ *  RT safe. */
 size_t ssmd_stream_push(ssmd_stream *s, const float *in, size_t n);
 
 /** If a frame is ready: STFT and features into features_row {n_features};
@@ -90,6 +96,7 @@ typedef struct ssmd_stream_stats {
     uint64_t samples_out;     /**< samples popped (at in_rate_hz) */
     uint64_t frames;          /**< model frames prepared */
     uint64_t nonfinite_in;    /**< pushed samples that were NaN/Inf and were zeroed */
+    uint64_t clipped_in;      /**< pushed samples beyond ±SSMD_SAMPLE_LIMIT, clipped to it */
 } ssmd_stream_stats;
 void ssmd_stream_stats_get(const ssmd_stream *s, ssmd_stream_stats *out);
 

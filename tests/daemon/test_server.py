@@ -250,6 +250,8 @@ def t_malformed_messages():
                                                                  rows=0xFFFFFFFF, cols=0xFFFFFFFF)), b""]),
             ("BAD_KIND", [b"m/features/", good, b"\0" * 16]),
             ("BAD_TOPIC", [b"_ssmd/audio/", good, b"\0" * 16]),
+            ("BAD_SIZE", [b"slow/audio/", P.encode_header(P.Header(kind=1, dtype=1, sample_rate_hz=1,
+                                                                    rows=4, cols=1)), b"\0" * 16]),
         ]
         for code, frames in cases:
             dealer.send_multipart(frames)
@@ -264,6 +266,8 @@ def t_malformed_messages():
             (json.dumps({"version": 1, "cmd": "frobnicate"}).encode(), "UNKNOWN_COMMAND"),
             (json.dumps({"version": 1, "cmd": "reset", "stream": "nope"}).encode(), "NO_SUCH_STREAM"),
             (b'{"version": 1, "cmd": "status", "cmd": "stop"}', "BAD_JSON"),
+            (json.dumps({"version": 1, "cmd": "reset", "stream": "\u20ac" * 100}).encode(), "NO_SUCH_STREAM"),
+            (json.dumps({"version": 1, "cmd": "\u20ac" * 80}).encode(), "UNKNOWN_COMMAND"),
         ]
         for body, code in bad_ctl:
             rep, _ = d.ctl(body)
@@ -511,10 +515,72 @@ def t_curve_and_reload():
           and "max_streams changed but needs a restart" in err, err)
 
 
+def t_robustness():
+    """Found by the adversarial review: the input file as output, abandoned
+    push streams, a subscription storm."""
+    src = os.path.join(TMP, "same.wav")
+    write_wav(src, test_signal(16000, 16000), 16000)
+    before = open(src, "rb").read()
+    r = subprocess.run([SSMD, "--model", MODEL, src, "-o", src], capture_output=True, text=True)
+    check(r.returncode != 0 and "is the input file" in r.stderr, r.stderr)
+    check(open(src, "rb").read() == before, "the input file was modified")
+    link = os.path.join(TMP, "link.wav")
+    if os.path.lexists(link):
+        os.remove(link)
+    os.symlink(src, link)
+    r = subprocess.run([SSMD, "--model", MODEL, src, "-o", link], capture_output=True, text=True)
+    check(r.returncode != 0 and open(src, "rb").read() == before and os.path.islink(link), r.stderr)
+
+    d = Daemon("--input", "none", "--max-streams", "2", "--push-idle-s", "1")
+    try:
+        dealer = d.ctx.socket(zmq.DEALER)
+        dealer.setsockopt(zmq.LINGER, 2000)  # the messages leave before the socket closes
+        dealer.connect(d.ingest)
+        h = P.encode_header(P.Header(kind=1, dtype=1, sample_rate_hz=16000, rows=160, cols=1))
+        for name in (b"a0", b"a1"):
+            dealer.send_multipart([name + b"/audio/", h, b"\0" * 640])
+        dealer.close()  # abandoned without end-of-stream
+        time.sleep(0.3)
+        st, _ = d.ctl({"version": 1, "cmd": "status"})
+        check(st["streams"] == 2, st)
+        time.sleep(1.5)
+        st, _ = d.ctl({"version": 1, "cmd": "status"})
+        check(st["streams"] == 0, f"abandoned streams still held: {st['streams']}")
+        y = push_stream(d.ingest, "a0", test_signal(3200, 16000), 16000)
+        check(len(y) == 3200, "slot not usable after the idle timeout")
+        # subscription storm: the daemon keeps answering and stops in time
+        for k in range(2):
+            dealer = d.ctx.socket(zmq.DEALER)
+            dealer.connect(d.ingest)
+            dealer.send_multipart([f"live{k}/audio/".encode(), h, b"\0" * 640])
+        time.sleep(0.2)
+        subs = []
+        for i in range(200):
+            sub = d.ctx.socket(zmq.SUB)
+            sub.setsockopt(zmq.LINGER, 0)
+            sub.connect(d.pub)
+            for j in range(20):
+                sub.setsockopt(zmq.SUBSCRIBE, b"")
+                sub.setsockopt(zmq.SUBSCRIBE, b"live")
+                sub.setsockopt(zmq.UNSUBSCRIBE, b"")
+            subs.append(sub)
+        t0 = time.time()
+        st, _ = d.ctl({"version": 1, "cmd": "status"}, timeout=10000)
+        answer_s = time.time() - t0
+        check(st["ok"], st)
+    finally:
+        rc, el, err = d.stop()
+    for sub in subs:
+        sub.close()
+    check(rc == 0 and el < 2.0, f"exit {rc} after {el:.2f} s")
+    print(f"robustness: input-as-output refused (also via a symlink), abandoned pushes freed after "
+          f"push_idle_s, status answered {answer_s:.2f} s into a 12000-subscription storm, exit in {el:.2f} s")
+
+
 def main():
     tests = [t_file_job_bit_exact, t_subscriber_gets_every_frame, t_push_and_five_clients,
              t_malformed_messages, t_snapshot_restore_reset, t_sigterm_mid_file, t_virtual_mic,
-             t_curve_and_reload]
+             t_curve_and_reload, t_robustness]
     if SLOW:  # the 12 s stalled-subscriber run is registered as its own test
         tests = [t_stalled_subscriber]
     failed = 0

@@ -17,6 +17,7 @@
 #include "stream.h"
 
 static const char *model_dir;
+static ssmd_stream_stats last_stats; /* of the last run() */
 
 typedef struct fixture {
     ssm_model *model;
@@ -89,6 +90,7 @@ static float *run(fixture *f, int rate_hz, const float *x, size_t n, size_t chun
     ssmd_stream_stats stats;
     ssmd_stream_stats_get(s, &stats);
     if (nonfinite) *nonfinite = stats.nonfinite_in;
+    last_stats = stats;
     assert_int_equal(stats.samples_in, n);
     assert_int_equal(stats.samples_out, len);
     ssmd_stream_destroy(s);
@@ -215,9 +217,12 @@ static void test_nonfinite_input(void **state)
         x[10] = NAN;
         x[5000] = INFINITY;
         x[5001] = -INFINITY;
+        x[7000] = 1e38f; /* finite, but would overflow the STFT's power */
+        x[7001] = -3e38f;
         uint64_t nonfinite = 0;
         float *y = run(&f, rates[r], x, n, 512, &n_out, &nonfinite);
         assert_int_equal(nonfinite, 3);
+        assert_int_equal(last_stats.clipped_in, 2);
         for (size_t i = 0; i < n_out; i++)
             if (!isfinite(y[i])) fail_msg("output %zu is not finite", i);
         free(x);
