@@ -20,7 +20,7 @@
 
 #ifndef SSM_CLONES /* tests/kernels/test_kernels_baseline.c predefines it empty */
 #if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__) && defined(__linux__)
-#define SSM_CLONES __attribute__((target_clones("avx2", "default")))
+#define SSM_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define SSM_CLONES
 #endif

@@ -160,6 +160,74 @@ void ssm_scan_step_f32_vec(float *y, size_t ld_y, float *const *ssm_state,
 void ssm_gate_silu_f32_vec(float *y, size_t ld_y, const float *z, size_t ld_z,
                            int n_rows, int dim);
 
+
+/* ---- packed linear layers and ISA dispatch (cpu/ssm_kernels_packed.c) ------
+ * out = x · wᵀ + bias with w transposed once, at model load, into a packed
+ * {d_in, n_pad} panel (n_pad = ssm_pack_cols(d_out): d_out rounded up to
+ * SSM_PACK_COLS, extra columns zero), stored as fp32 or IEEE binary16 (half:
+ * half the bytes for the memory-bound batch-1 step, converted exactly to fp32
+ * on load, accumulated in fp32).
+ *
+ * Summation order, identical in every variant: out[i,j] is ONE fused
+ * multiply-add chain over k = 0 … d_in−1 from +0, then + bias[j].  FMA is
+ * correctly rounded and half→float is exact, so the scalar (fmaf), AVX2+FMA
+ * and AVX-512 variants give the same bits, and a row's bits depend neither
+ * on n_rows nor on its position: batch-invariant, like ssm_linear_f32, at FMA
+ * speed.  Against ssm_linear_f32 (no FMA, 8 lanes) results differ by
+ * rounding only (relative ~d_in·2⁻²⁴ worst case; tests/kernels states the
+ * bound).  Same shape conventions as ssm_linear_f32; out must not alias x.
+ * Real-time safe, thread-safe (read-only weights), no allocation. */
+
+/** Instruction sets a kernel variant is built for, in order of preference. */
+typedef enum ssm_isa {
+    SSM_ISA_SCALAR = 0, /**< plain C (fmaf): always available, slowest */
+    SSM_ISA_AVX2 = 1,   /**< AVX2 + FMA (+F16C) */
+    SSM_ISA_AVX512 = 2, /**< AVX-512 F + VL (+FMA, F16C) */
+} ssm_isa;
+
+/** 1 when this CPU runs isa's variants (CPUID through the compiler's
+ *  __builtin_cpu_supports), else 0. */
+int ssm_isa_supported(ssm_isa isa);
+/** The fastest supported ISA: AVX-512, then AVX2+FMA, then scalar. */
+ssm_isa ssm_isa_best(void);
+/** "scalar", "avx2", "avx512" (static strings); "unknown" otherwise. */
+const char *ssm_isa_name(ssm_isa isa);
+/** Parses an ssm_isa_name() string into *out; 0, or -1 when unknown. */
+int ssm_isa_parse(const char *name, ssm_isa *out);
+
+/** Column padding of packed panels (one AVX-512 vector of floats). */
+#define SSM_PACK_COLS 16
+/** d_out rounded up to SSM_PACK_COLS. */
+int ssm_pack_cols(int d_out);
+/** Elements of a packed panel: d_in · ssm_pack_cols(d_out). */
+size_t ssm_pack_elems(int d_in, int d_out);
+/** Packs w {d_out, d_in} row-major (nn.Linear.weight) into wp
+ *  {d_in, ssm_pack_cols(d_out)} (ssm_pack_elems floats). */
+void ssm_pack_f32(float *wp, const float *w, int d_in, int d_out);
+/** Same as ssm_pack_f32 into IEEE binary16 (round to nearest even; beyond
+ *  ±65504 → ±Inf, NaN → quiet NaN). */
+void ssm_pack_f16(unsigned short *wp, const float *w, int d_in, int d_out);
+/** float → binary16 bits (round to nearest even) and back (exact). */
+unsigned short ssm_f32_to_f16(float f);
+float ssm_f16_to_f32(unsigned short h);
+
+/** Signature of every packed linear variant; wp is float * (f32 variants)
+ *  or unsigned short * (f16 variants) as packed above. */
+typedef void (*ssm_linear_packed_fn)(float *out, size_t ld_out, const float *x, size_t ld_x,
+                                     const void *wp, const float *bias,
+                                     int n_rows, int d_in, int d_out);
+
+/** The variant for isa and weight type (f16 != 0: binary16 panels), or NULL
+ *  when this CPU lacks isa.  Call once at set-up and keep the pointer. */
+ssm_linear_packed_fn ssm_linear_packed_get(ssm_isa isa, int f16);
+
+void ssm_linear_packed_f32_scalar(float *out, size_t ld_out, const float *x, size_t ld_x,
+                                  const void *wp, const float *bias,
+                                  int n_rows, int d_in, int d_out);
+void ssm_linear_packed_f16_scalar(float *out, size_t ld_out, const float *x, size_t ld_x,
+                                  const void *wp, const float *bias,
+                                  int n_rows, int d_in, int d_out);
+
 #ifdef __cplusplus
 }
 #endif

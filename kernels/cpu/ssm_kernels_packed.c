@@ -1,0 +1,445 @@
+/* Packed linear layers (ssm_kernels.h, "packed"): out = x · wᵀ + bias with
+ * the weights transposed once into {d_in, n_pad} panels (n_pad = d_out
+ * rounded up to SSM_PACK_COLS, zero columns beyond d_out), in fp32 or IEEE
+ * half, computed by a scalar reference, an AVX2+FMA and an AVX-512 variant.
+ *
+ * Summation order, the same in every variant: each output element is one
+ * chain of fused multiply-adds over k = 0, 1, …, d_in−1 starting from +0,
+ * then + bias[j] (separately rounded).  An FMA is correctly rounded, a half
+ * converts to float exactly, and a vector lane computes exactly what the
+ * scalar fmaf() chain computes, so the three variants give identical bits,
+ * and a row's result depends neither on the batch nor on its position
+ * (register tiles only decide which chains advance together).  That keeps
+ * ssm_step's batch invariance with FMA speed, and makes results the same on
+ * every x86-64 (without hardware FMA the scalar variant is exact but slow).
+ *
+ * Tiling (the BLIS/OpenBLAS micro-kernel shape): a tile of MR input rows ×
+ * NV vectors of output columns lives in registers; for each k, NV weight
+ * vectors are loaded from the packed row k and each of the MR inputs x[r,k]
+ * is broadcast into NV FMAs.  AVX-512: MR 6 × NV 4 (24 accumulators of 32
+ * registers); AVX2: MR 4 × NV 3 (12 of 16).  With one or two rows (the
+ * latency-bound batch-1 step) NV is 8 (AVX-512) / 6 (AVX2) so that enough
+ * independent chains hide the FMA latency while the weights stream once. */
+#include "kernels/ssm_kernels.h"
+
+#include <assert.h>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define SSM_X86 1
+#include <immintrin.h>
+#endif
+
+static inline uint32_t f2u(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    return u;
+}
+
+static inline float u2f(uint32_t u)
+{
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+/* ---- IEEE binary16 conversions ----------------------------------------- */
+
+/* Round to nearest even (F. Giesen, "float_to_half_fast3_rtne", public
+ * domain): overflow gives ±Inf, NaN a quiet NaN, tiny values subnormals
+ * (rounded by adding 0.5, whose ulp is the half subnormal step 2⁻²⁴). */
+unsigned short ssm_f32_to_f16(float f)
+{
+    uint32_t u = f2u(f);
+    uint32_t sign = u & 0x80000000u;
+    u ^= sign;
+    uint32_t o;
+    if (u >= (127u + 16u) << 23) {
+        o = u > 0x7f800000u ? 0x7e00u : 0x7c00u;
+    } else if (u < 113u << 23) {
+        const uint32_t magic = 126u << 23; /* 0.5f */
+        o = f2u(u2f(u) + u2f(magic)) - magic;
+    } else {
+        uint32_t odd = (u >> 13) & 1u;
+        u += 0xc8000000u + 0xfffu; /* rebias the exponent (−112), round */
+        u += odd;
+        o = u >> 13;
+    }
+    return (uint16_t)(o | (sign >> 16));
+}
+
+float ssm_f16_to_f32(unsigned short h)
+{
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
+    uint32_t e = (h >> 10) & 0x1fu, m = h & 0x3ffu;
+    if (e == 0) {
+        float v = (float)m * 0x1p-24f; /* exact: m < 2¹⁰ */
+        return sign ? -v : v;
+    }
+    if (e == 31)
+        return u2f(sign | 0x7f800000u | (m << 13));
+    return u2f(sign | ((e + 112u) << 23) | (m << 13));
+}
+
+/* ---- packing ------------------------------------------------------------ */
+
+int ssm_pack_cols(int d_out)
+{
+    return (d_out + SSM_PACK_COLS - 1) / SSM_PACK_COLS * SSM_PACK_COLS;
+}
+
+size_t ssm_pack_elems(int d_in, int d_out)
+{
+    return (size_t)d_in * (size_t)ssm_pack_cols(d_out);
+}
+
+void ssm_pack_f32(float *wp, const float *w, int d_in, int d_out)
+{
+    size_t np = (size_t)ssm_pack_cols(d_out);
+    for (int k = 0; k < d_in; ++k) {
+        float *row = wp + (size_t)k * np;
+        for (int j = 0; j < d_out; ++j)
+            row[j] = w[(size_t)j * d_in + k];
+        for (size_t j = (size_t)d_out; j < np; ++j)
+            row[j] = 0.0f;
+    }
+}
+
+void ssm_pack_f16(unsigned short *wp, const float *w, int d_in, int d_out)
+{
+    size_t np = (size_t)ssm_pack_cols(d_out);
+    for (int k = 0; k < d_in; ++k) {
+        uint16_t *row = wp + (size_t)k * np;
+        for (int j = 0; j < d_out; ++j)
+            row[j] = ssm_f32_to_f16(w[(size_t)j * d_in + k]);
+        for (size_t j = (size_t)d_out; j < np; ++j)
+            row[j] = 0;
+    }
+}
+
+/* ---- scalar reference ---------------------------------------------------- */
+
+void ssm_linear_packed_f32_scalar(float *out, size_t ld_out, const float *x, size_t ld_x,
+                                  const void *wp, const float *bias,
+                                  int n_rows, int d_in, int d_out)
+{
+    assert(out && x && wp && d_in >= 1 && d_out >= 1);
+    const float *w = wp;
+    size_t np = (size_t)ssm_pack_cols(d_out);
+    for (int i = 0; i < n_rows; ++i) {
+        const float *xi = x + (size_t)i * ld_x;
+        float *oi = out + (size_t)i * ld_out;
+        for (int j = 0; j < d_out; ++j) {
+            float acc = 0.0f;
+            for (int k = 0; k < d_in; ++k)
+                acc = fmaf(xi[k], w[(size_t)k * np + j], acc);
+            oi[j] = bias ? acc + bias[j] : acc;
+        }
+    }
+}
+
+void ssm_linear_packed_f16_scalar(float *out, size_t ld_out, const float *x, size_t ld_x,
+                                  const void *wp, const float *bias,
+                                  int n_rows, int d_in, int d_out)
+{
+    assert(out && x && wp && d_in >= 1 && d_out >= 1);
+    const uint16_t *w = wp;
+    size_t np = (size_t)ssm_pack_cols(d_out);
+    for (int i = 0; i < n_rows; ++i) {
+        const float *xi = x + (size_t)i * ld_x;
+        float *oi = out + (size_t)i * ld_out;
+        for (int j = 0; j < d_out; ++j) {
+            float acc = 0.0f;
+            for (int k = 0; k < d_in; ++k)
+                acc = fmaf(xi[k], ssm_f16_to_f32(w[(size_t)k * np + j]), acc);
+            oi[j] = bias ? acc + bias[j] : acc;
+        }
+    }
+}
+
+#ifdef SSM_X86
+
+/* ---- AVX-512 -------------------------------------------------------------- */
+
+#define T512 __attribute__((target("avx512f,avx512vl,f16c,fma,avx2"), always_inline)) static inline
+
+T512 __m512 ld512_f32(const void *w, size_t idx)
+{
+    return _mm512_loadu_ps((const float *)w + idx);
+}
+
+T512 __m512 ld512_f16(const void *w, size_t idx)
+{
+    return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)((const uint16_t *)w + idx)));
+}
+
+/* MR rows × NV vectors of 16 columns starting at column j0 (a multiple of
+ * 16, < n_pad); columns at or beyond d_out are not stored. */
+#define TILE512(NAME, LOAD)                                                                   \
+    T512 void NAME(float *out, size_t ld_out, const float *x, size_t ld_x, const void *w,    \
+                   size_t np, const float *bias, int d_in, int d_out, int j0, const int MR,  \
+                   const int NV)                                                              \
+    {                                                                                         \
+        __m512 acc[6][8];                                                                     \
+        _Pragma("GCC unroll 8") for (int r = 0; r < MR; ++r)                                 \
+            _Pragma("GCC unroll 8") for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_setzero_ps(); \
+        for (int k = 0; k < d_in; ++k) {                                                      \
+            __m512 wv[8];                                                                     \
+            _Pragma("GCC unroll 8") for (int v = 0; v < NV; ++v)                              \
+                wv[v] = LOAD(w, (size_t)k * np + (size_t)j0 + 16 * (size_t)v);                \
+            _Pragma("GCC unroll 8") for (int r = 0; r < MR; ++r) {                            \
+                __m512 xb = _mm512_set1_ps(x[(size_t)r * ld_x + (size_t)k]);                  \
+                _Pragma("GCC unroll 8") for (int v = 0; v < NV; ++v)                          \
+                    acc[r][v] = _mm512_fmadd_ps(xb, wv[v], acc[r][v]);                        \
+            }                                                                                 \
+        }                                                                                     \
+        _Pragma("GCC unroll 8") for (int v = 0; v < NV; ++v) {                                \
+            int j = j0 + 16 * v;                                                              \
+            if (j >= d_out)                                                                   \
+                break;                                                                        \
+            int left = d_out - j;                                                             \
+            __mmask16 m = left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1u);    \
+            __m512 b = bias ? _mm512_maskz_loadu_ps(m, bias + j) : _mm512_setzero_ps();       \
+            _Pragma("GCC unroll 8") for (int r = 0; r < MR; ++r) {                            \
+                __m512 o = bias ? _mm512_add_ps(acc[r][v], b) : acc[r][v];                    \
+                _mm512_mask_storeu_ps(out + (size_t)r * ld_out + (size_t)j, m, o);            \
+            }                                                                                 \
+        }                                                                                     \
+    }
+
+TILE512(tile512_f32, ld512_f32)
+TILE512(tile512_f16, ld512_f16)
+
+#define DRIVER512(NAME, TILE)                                                                     \
+    __attribute__((target("avx512f,avx512vl,f16c,fma,avx2"))) static void NAME(                         \
+        float *out, size_t ld_out, const float *x, size_t ld_x, const void *wp, const float *bias, \
+        int n_rows, int d_in, int d_out)                                                          \
+    {                                                                                             \
+        assert(out && x && wp && d_in >= 1 && d_out >= 1);                                       \
+        size_t np = (size_t)ssm_pack_cols(d_out);                                                 \
+        int nvec = (int)(np / 16);                                                                \
+        if (n_rows <= 2) {                                                                        \
+            for (int i = 0; i < n_rows; ++i)                                                      \
+                for (int v0 = 0; v0 < nvec; v0 += 8) {                                            \
+                    const float *xi = x + (size_t)i * ld_x;                                       \
+                    float *oi = out + (size_t)i * ld_out;                                         \
+                    int j0 = 16 * v0;                                                             \
+                    switch (nvec - v0 >= 8 ? 8 : nvec - v0) {                                     \
+                    case 8: TILE(oi, ld_out, xi, ld_x, wp, np, bias, d_in, d_out, j0, 1, 8); break; \
+                    case 7: TILE(oi, ld_out, xi, ld_x, wp, np, bias, d_in, d_out, j0, 1, 7); break; \
+                    case 6: TILE(oi, ld_out, xi, ld_x, wp, np, bias, d_in, d_out, j0, 1, 6); break; \
+                    case 5: TILE(oi, ld_out, xi, ld_x, wp, np, bias, d_in, d_out, j0, 1, 5); break; \
+                    case 4: TILE(oi, ld_out, xi, ld_x, wp, np, bias, d_in, d_out, j0, 1, 4); break; \
+                    case 3: TILE(oi, ld_out, xi, ld_x, wp, np, bias, d_in, d_out, j0, 1, 3); break; \
+                    case 2: TILE(oi, ld_out, xi, ld_x, wp, np, bias, d_in, d_out, j0, 1, 2); break; \
+                    default: TILE(oi, ld_out, xi, ld_x, wp, np, bias, d_in, d_out, j0, 1, 1); break; \
+                    }                                                                             \
+                }                                                                                 \
+            return;                                                                               \
+        }                                                                                         \
+        for (int v0 = 0; v0 < nvec; v0 += 4) {                                                    \
+            int nv = nvec - v0 >= 4 ? 4 : nvec - v0;                                              \
+            int j0 = 16 * v0;                                                                     \
+            for (int i = 0; i < n_rows; i += 6) {                                                 \
+                int mr = n_rows - i >= 6 ? 6 : n_rows - i;                                        \
+                const float *xi = x + (size_t)i * ld_x;                                           \
+                float *oi = out + (size_t)i * ld_out;                                             \
+                switch (mr * 8 + nv) {                                                            \
+                case 6 * 8 + 4: TILE(oi, ld_out, xi, ld_x, wp, np, bias, d_in, d_out, j0, 6, 4); break; \
+                case 6 * 8 + 3: TILE(oi, ld_out, xi, ld_x, wp, np, bias, d_in, d_out, j0, 6, 3); break; \
+                case 6 * 8 + 2: TILE(oi, ld_out, xi, ld_x, wp, np, bias, d_in, d_out, j0, 6, 2); break; \
+                case 6 * 8 + 1: TILE(oi, ld_out, xi, ld_x, wp, np, bias, d_in, d_out, j0, 6, 1); break; \
+                default:                                                                          \
+                    for (int r = 0; r < mr; ++r)                                                  \
+                        switch (nv) {                                                             \
+                        case 4: TILE(oi + (size_t)r * ld_out, ld_out, xi + (size_t)r * ld_x, ld_x, wp, np, bias, d_in, d_out, j0, 1, 4); break; \
+                        case 3: TILE(oi + (size_t)r * ld_out, ld_out, xi + (size_t)r * ld_x, ld_x, wp, np, bias, d_in, d_out, j0, 1, 3); break; \
+                        case 2: TILE(oi + (size_t)r * ld_out, ld_out, xi + (size_t)r * ld_x, ld_x, wp, np, bias, d_in, d_out, j0, 1, 2); break; \
+                        default: TILE(oi + (size_t)r * ld_out, ld_out, xi + (size_t)r * ld_x, ld_x, wp, np, bias, d_in, d_out, j0, 1, 1); break; \
+                        }                                                                         \
+                    break;                                                                        \
+                }                                                                                 \
+            }                                                                                     \
+        }                                                                                         \
+    }
+
+DRIVER512(ssm_linear_packed_f32_avx512, tile512_f32)
+DRIVER512(ssm_linear_packed_f16_avx512, tile512_f16)
+
+/* ---- AVX2 + FMA ------------------------------------------------------------ */
+
+#define T256 __attribute__((target("avx2,fma,f16c"), always_inline)) static inline
+
+T256 __m256 ld256_f32(const void *w, size_t idx)
+{
+    return _mm256_loadu_ps((const float *)w + idx);
+}
+
+T256 __m256 ld256_f16(const void *w, size_t idx)
+{
+    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)w + idx)));
+}
+
+#define TILE256(NAME, LOAD)                                                                   \
+    T256 void NAME(float *out, size_t ld_out, const float *x, size_t ld_x, const void *w,    \
+                   size_t np, const float *bias, int d_in, int d_out, int j0, const int MR,  \
+                   const int NV)                                                              \
+    {                                                                                         \
+        __m256 acc[4][6];                                                                     \
+        _Pragma("GCC unroll 8") for (int r = 0; r < MR; ++r)                                 \
+            _Pragma("GCC unroll 8") for (int v = 0; v < NV; ++v) acc[r][v] = _mm256_setzero_ps(); \
+        for (int k = 0; k < d_in; ++k) {                                                      \
+            __m256 wv[6];                                                                     \
+            _Pragma("GCC unroll 8") for (int v = 0; v < NV; ++v)                              \
+                wv[v] = LOAD(w, (size_t)k * np + (size_t)j0 + 8 * (size_t)v);                 \
+            _Pragma("GCC unroll 8") for (int r = 0; r < MR; ++r) {                            \
+                __m256 xb = _mm256_set1_ps(x[(size_t)r * ld_x + (size_t)k]);                  \
+                _Pragma("GCC unroll 8") for (int v = 0; v < NV; ++v)                          \
+                    acc[r][v] = _mm256_fmadd_ps(xb, wv[v], acc[r][v]);                        \
+            }                                                                                 \
+        }                                                                                     \
+        _Pragma("GCC unroll 8") for (int v = 0; v < NV; ++v) {                                \
+            int j = j0 + 8 * v;                                                               \
+            if (j >= d_out)                                                                   \
+                break;                                                                        \
+            int left = d_out - j;                                                             \
+            __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32(left),                           \
+                                           _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));        \
+            __m256 b = bias ? _mm256_maskload_ps(bias + j, m) : _mm256_setzero_ps();          \
+            _Pragma("GCC unroll 8") for (int r = 0; r < MR; ++r) {                            \
+                __m256 o = bias ? _mm256_add_ps(acc[r][v], b) : acc[r][v];                    \
+                _mm256_maskstore_ps(out + (size_t)r * ld_out + (size_t)j, m, o);              \
+            }                                                                                 \
+        }                                                                                     \
+    }
+
+TILE256(tile256_f32, ld256_f32)
+TILE256(tile256_f16, ld256_f16)
+
+#define DRIVER256(NAME, TILE)                                                                     \
+    __attribute__((target("avx2,fma,f16c"))) static void NAME(                                          \
+        float *out, size_t ld_out, const float *x, size_t ld_x, const void *wp, const float *bias, \
+        int n_rows, int d_in, int d_out)                                                          \
+    {                                                                                             \
+        assert(out && x && wp && d_in >= 1 && d_out >= 1);                                       \
+        size_t np = (size_t)ssm_pack_cols(d_out);                                                 \
+        int nvec = (int)(np / 8);                                                                 \
+        if (n_rows <= 2) {                                                                        \
+            for (int i = 0; i < n_rows; ++i)                                                      \
+                for (int v0 = 0; v0 < nvec; v0 += 6) {                                            \
+                    const float *xi = x + (size_t)i * ld_x;                                       \
+                    float *oi = out + (size_t)i * ld_out;                                         \
+                    int j0 = 8 * v0;                                                              \
+                    switch (nvec - v0 >= 6 ? 6 : nvec - v0) {                                     \
+                    case 6: TILE(oi, ld_out, xi, ld_x, wp, np, bias, d_in, d_out, j0, 1, 6); break; \
+                    case 5: TILE(oi, ld_out, xi, ld_x, wp, np, bias, d_in, d_out, j0, 1, 5); break; \
+                    case 4: TILE(oi, ld_out, xi, ld_x, wp, np, bias, d_in, d_out, j0, 1, 4); break; \
+                    case 3: TILE(oi, ld_out, xi, ld_x, wp, np, bias, d_in, d_out, j0, 1, 3); break; \
+                    case 2: TILE(oi, ld_out, xi, ld_x, wp, np, bias, d_in, d_out, j0, 1, 2); break; \
+                    default: TILE(oi, ld_out, xi, ld_x, wp, np, bias, d_in, d_out, j0, 1, 1); break; \
+                    }                                                                             \
+                }                                                                                 \
+            return;                                                                               \
+        }                                                                                         \
+        for (int v0 = 0; v0 < nvec; v0 += 3) {                                                    \
+            int nv = nvec - v0 >= 3 ? 3 : nvec - v0;                                              \
+            int j0 = 8 * v0;                                                                      \
+            for (int i = 0; i < n_rows; i += 4) {                                                 \
+                int mr = n_rows - i >= 4 ? 4 : n_rows - i;                                        \
+                const float *xi = x + (size_t)i * ld_x;                                           \
+                float *oi = out + (size_t)i * ld_out;                                             \
+                switch (mr * 8 + nv) {                                                            \
+                case 4 * 8 + 3: TILE(oi, ld_out, xi, ld_x, wp, np, bias, d_in, d_out, j0, 4, 3); break; \
+                case 4 * 8 + 2: TILE(oi, ld_out, xi, ld_x, wp, np, bias, d_in, d_out, j0, 4, 2); break; \
+                case 4 * 8 + 1: TILE(oi, ld_out, xi, ld_x, wp, np, bias, d_in, d_out, j0, 4, 1); break; \
+                default:                                                                          \
+                    for (int r = 0; r < mr; ++r)                                                  \
+                        switch (nv) {                                                             \
+                        case 3: TILE(oi + (size_t)r * ld_out, ld_out, xi + (size_t)r * ld_x, ld_x, wp, np, bias, d_in, d_out, j0, 1, 3); break; \
+                        case 2: TILE(oi + (size_t)r * ld_out, ld_out, xi + (size_t)r * ld_x, ld_x, wp, np, bias, d_in, d_out, j0, 1, 2); break; \
+                        default: TILE(oi + (size_t)r * ld_out, ld_out, xi + (size_t)r * ld_x, ld_x, wp, np, bias, d_in, d_out, j0, 1, 1); break; \
+                        }                                                                         \
+                    break;                                                                        \
+                }                                                                                 \
+            }                                                                                     \
+        }                                                                                         \
+    }
+
+DRIVER256(ssm_linear_packed_f32_avx2, tile256_f32)
+DRIVER256(ssm_linear_packed_f16_avx2, tile256_f16)
+
+#endif /* SSM_X86 */
+
+/* ---- dispatch ------------------------------------------------------------- */
+
+int ssm_isa_supported(ssm_isa isa)
+{
+    switch (isa) {
+    case SSM_ISA_SCALAR:
+        return 1;
+#ifdef SSM_X86
+    case SSM_ISA_AVX2:
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    case SSM_ISA_AVX512:
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+               __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#endif
+    default:
+        return 0;
+    }
+}
+
+ssm_isa ssm_isa_best(void)
+{
+    if (ssm_isa_supported(SSM_ISA_AVX512))
+        return SSM_ISA_AVX512;
+    if (ssm_isa_supported(SSM_ISA_AVX2))
+        return SSM_ISA_AVX2;
+    return SSM_ISA_SCALAR;
+}
+
+const char *ssm_isa_name(ssm_isa isa)
+{
+    switch (isa) {
+    case SSM_ISA_SCALAR: return "scalar";
+    case SSM_ISA_AVX2: return "avx2";
+    case SSM_ISA_AVX512: return "avx512";
+    default: return "unknown";
+    }
+}
+
+int ssm_isa_parse(const char *name, ssm_isa *out)
+{
+    static const ssm_isa all[] = {SSM_ISA_SCALAR, SSM_ISA_AVX2, SSM_ISA_AVX512};
+    if (!name || !out)
+        return -1;
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; ++i)
+        if (strcmp(name, ssm_isa_name(all[i])) == 0) {
+            *out = all[i];
+            return 0;
+        }
+    return -1;
+}
+
+ssm_linear_packed_fn ssm_linear_packed_get(ssm_isa isa, int f16)
+{
+    if (!ssm_isa_supported(isa))
+        return NULL;
+    switch (isa) {
+#ifdef SSM_X86
+    case SSM_ISA_AVX512:
+        return f16 ? ssm_linear_packed_f16_avx512 : ssm_linear_packed_f32_avx512;
+    case SSM_ISA_AVX2:
+        return f16 ? ssm_linear_packed_f16_avx2 : ssm_linear_packed_f32_avx2;
+#endif
+    case SSM_ISA_SCALAR:
+        return f16 ? ssm_linear_packed_f16_scalar : ssm_linear_packed_f32_scalar;
+    default:
+        return NULL;
+    }
+}

@@ -1,0 +1,258 @@
+/* Packed linear kernels (ssm_kernels.h, cpu/ssm_kernels_packed.c):
+ *  - the scalar variant against a double-precision dot product written from
+ *    the equation, within the FMA-chain bound stated below;
+ *  - every variant this CPU supports (AVX2+FMA, AVX-512) bit-identical to the
+ *    scalar variant, in fp32 and f16, and a row alone bit-identical to the
+ *    same row inside any batch (batch invariance);
+ *  - the f16 path equal, bit for bit, to the fp32 path on weights rounded to
+ *    half, whose error against the fp32 weights stays within 2⁻¹¹·Σ|x·w|;
+ *  - float → half conversion: every half round-trips, and random / special
+ *    floats match the hardware's F16C conversion where the CPU has it;
+ *  - columns beyond d_out and rows beyond n_rows are never written.
+ * Sizes are awkward on purpose (1, 7, 17, 36, 253: not multiples of a vector)
+ * and row counts cover every register-tile remainder. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "kernels/ssm_kernels.h"
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define HAVE_X86 1
+#endif
+
+static uint64_t rng_state = 0x243F6A8885A308D3ull;
+
+static float frand(float lo, float hi)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return lo + (hi - lo) * (float)((rng_state >> 40) * (1.0 / 16777216.0));
+}
+
+static float *rand_vec(size_t n, float lo, float hi)
+{
+    float *v = malloc(n * sizeof *v + 1);
+    assert_non_null(v);
+    for (size_t i = 0; i < n; ++i)
+        v[i] = frand(lo, hi);
+    return v;
+}
+
+static const int k_din[] = {1, 7, 64, 253};
+static const int k_dout[] = {1, 7, 16, 17, 36, 253};
+static const int k_rows[] = {1, 2, 3, 5, 7, 13, 64};
+#define COUNT(a) ((int)(sizeof a / sizeof a[0]))
+#define CANARY 12345.0f
+
+static const ssm_isa k_isas[] = {SSM_ISA_SCALAR, SSM_ISA_AVX2, SSM_ISA_AVX512};
+
+/* Runs fn over rows with ld_x = d_in + 3, ld_out = d_out + 5; the padding is
+ * filled with CANARY and must stay so. */
+static void run(ssm_linear_packed_fn fn, float *out, const float *x, const void *wp,
+                const float *bias, int n, int d_in, int d_out)
+{
+    size_t ldo = (size_t)d_out + 5;
+    for (size_t i = 0; i < (size_t)(n + 1) * ldo; ++i)
+        out[i] = CANARY;
+    fn(out, ldo, x, (size_t)d_in + 3, wp, bias, n, d_in, d_out);
+    for (int i = 0; i < n + 1; ++i)
+        for (size_t j = (i < n ? (size_t)d_out : 0); j < ldo; ++j)
+            assert_true(out[(size_t)i * ldo + j] == CANARY);
+}
+
+static void test_packed_linear(void **st)
+{
+    (void)st;
+    double worst_ratio = 0, worst_f16 = 0;
+    int n_variants = 0, n_cases = 0;
+    for (int a = 0; a < COUNT(k_din); ++a)
+        for (int b = 0; b < COUNT(k_dout); ++b) {
+            int d_in = k_din[a], d_out = k_dout[b];
+            int max_rows = 64;
+            size_t ldx = (size_t)d_in + 3, ldo = (size_t)d_out + 5;
+            float *x = rand_vec((size_t)max_rows * ldx, -2.0f, 2.0f);
+            float *w = rand_vec((size_t)d_out * d_in, -1.0f, 1.0f);
+            float *w16r = malloc((size_t)d_out * d_in * sizeof *w16r);
+            float *bias = rand_vec((size_t)d_out, -1.0f, 1.0f);
+            size_t ne = ssm_pack_elems(d_in, d_out);
+            float *p32 = malloc(ne * sizeof *p32), *p32r = malloc(ne * sizeof *p32r);
+            unsigned short *p16 = malloc(ne * sizeof *p16);
+            size_t osz = (size_t)(max_rows + 1) * ldo;
+            float *ref = malloc(osz * sizeof *ref), *got = malloc(osz * sizeof *got);
+            float *alone = malloc(ldo * 2 * sizeof *alone), *r16 = malloc(osz * sizeof *r16);
+            assert_true(w16r && p32 && p32r && p16 && ref && got && alone && r16);
+            for (size_t i = 0; i < (size_t)d_out * d_in; ++i)
+                w16r[i] = ssm_f16_to_f32(ssm_f32_to_f16(w[i]));
+            ssm_pack_f32(p32, w, d_in, d_out);
+            ssm_pack_f32(p32r, w16r, d_in, d_out);
+            ssm_pack_f16(p16, w, d_in, d_out);
+            for (int rr = 0; rr < COUNT(k_rows); ++rr) {
+                int n = k_rows[rr];
+                for (int wb = 0; wb < 2; ++wb) {
+                    const float *bs = wb ? bias : NULL;
+                    ++n_cases;
+                    /* scalar fp32 against double: an FMA chain of d_in terms
+                     * errs by at most d_in·u·Σ|x·w| (u = 2⁻²⁴, γ_n bound of
+                     * Higham §3.1 with one rounding per step), plus u·|v| for
+                     * the bias add */
+                    run(ssm_linear_packed_f32_scalar, ref, x, p32, bs, n, d_in, d_out);
+                    for (int i = 0; i < n; ++i)
+                        for (int j = 0; j < d_out; ++j) {
+                            double s = 0, sa = 0;
+                            for (int k = 0; k < d_in; ++k) {
+                                double t = (double)x[(size_t)i * ldx + k] * w[(size_t)j * d_in + k];
+                                s += t;
+                                sa += fabs(t);
+                            }
+                            if (bs) {
+                                s += bs[j];
+                                sa += fabs(bs[j]);
+                            }
+                            double bound = (d_in + 1) * 0x1p-24 * sa + 1e-30;
+                            double e = fabs((double)ref[(size_t)i * ldo + j] - s);
+                            if (e / bound > worst_ratio)
+                                worst_ratio = e / bound;
+                            assert_true(e <= bound);
+                        }
+                    /* f16 weights: same bits as fp32 on the rounded weights */
+                    run(ssm_linear_packed_f32_scalar, r16, x, p32r, bs, n, d_in, d_out);
+                    run(ssm_linear_packed_f16_scalar, got, x, p16, bs, n, d_in, d_out);
+                    assert_memory_equal(got, r16, (size_t)n * ldo * sizeof(float));
+                    for (int i = 0; i < n; ++i)
+                        for (int j = 0; j < d_out; ++j) {
+                            double sa = 0;
+                            for (int k = 0; k < d_in; ++k)
+                                sa += fabs((double)x[(size_t)i * ldx + k] * w[(size_t)j * d_in + k]);
+                            double e = fabs((double)got[(size_t)i * ldo + j] - ref[(size_t)i * ldo + j]);
+                            double bound = (0x1p-11 + 2 * (d_in + 1) * 0x1p-24) * sa + 1e-30;
+                            if (e / bound > worst_f16)
+                                worst_f16 = e / bound;
+                            assert_true(e <= bound);
+                        }
+                    for (int v = 0; v < COUNT(k_isas); ++v)
+                        for (int h = 0; h < 2; ++h) {
+                            ssm_linear_packed_fn fn = ssm_linear_packed_get(k_isas[v], h);
+                            if (!fn)
+                                continue;
+                            if (n == 1 && wb == 0 && a == 0 && b == 0)
+                                ++n_variants;
+                            run(fn, got, x, h ? (const void *)p16 : (const void *)p32, bs, n,
+                                d_in, d_out);
+                            assert_memory_equal(got, h ? r16 : ref, (size_t)n * ldo * sizeof(float));
+                            /* batch invariance: the last row alone */
+                            fn(alone, ldo, x + (size_t)(n - 1) * ldx, ldx,
+                               h ? (const void *)p16 : (const void *)p32, bs, 1, d_in, d_out);
+                            assert_memory_equal(alone, got + (size_t)(n - 1) * ldo,
+                                                (size_t)d_out * sizeof(float));
+                        }
+                }
+            }
+            free(x);
+            free(w);
+            free(w16r);
+            free(bias);
+            free(p32);
+            free(p32r);
+            free(p16);
+            free(ref);
+            free(got);
+            free(alone);
+            free(r16);
+        }
+    printf("packed linear: %d cases, %d variants (isa x f32/f16) on this CPU (best %s), "
+           "all bit-identical to scalar and batch-invariant; worst error / FMA-chain bound "
+           "(d_in+1)*2^-24*sum|x*w| = %.3f; worst f16-vs-f32 error / (2^-11+...)*sum|x*w| = %.3f\n",
+           n_cases, n_variants, ssm_isa_name(ssm_isa_best()), worst_ratio, worst_f16);
+}
+
+#ifdef HAVE_X86
+__attribute__((target("f16c"))) static unsigned short cvt(float v)
+{
+    return (unsigned short)_cvtss_sh(v, _MM_FROUND_TO_NEAREST_INT);
+}
+#endif
+
+static void test_f16_conversion(void **st)
+{
+    (void)st;
+    /* every non-NaN half converts to float and back unchanged */
+    int n_round = 0;
+    for (unsigned h = 0; h < 65536; ++h) {
+        float f = ssm_f16_to_f32((unsigned short)h);
+        if (isnan(f)) {
+            assert_true(((h >> 10) & 0x1f) == 0x1f && (h & 0x3ff) != 0);
+            assert_true(isnan(ssm_f16_to_f32(ssm_f32_to_f16(f))));
+            continue;
+        }
+        assert_int_equal(ssm_f32_to_f16(f), h);
+        ++n_round;
+    }
+    /* specials */
+    assert_int_equal(ssm_f32_to_f16(65504.0f), 0x7bff);
+    assert_int_equal(ssm_f32_to_f16(65520.0f), 0x7c00);   /* rounds up to Inf */
+    assert_int_equal(ssm_f32_to_f16(65519.99f), 0x7bff);
+    assert_int_equal(ssm_f32_to_f16(-1e9f), 0xfc00);
+    assert_int_equal(ssm_f32_to_f16(0x1p-25f), 0x0000);   /* tie → even (0) */
+    assert_int_equal(ssm_f32_to_f16(0x1.8p-24f), 0x0002); /* tie → even (2) */
+    assert_int_equal(ssm_f32_to_f16(-0.0f), 0x8000);
+    int n_hw = 0;
+#ifdef HAVE_X86
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2")) { /* F16C comes with every AVX2 CPU made */
+        for (int i = 0; i < 200000; ++i) {
+            float f;
+            uint32_t u = (uint32_t)(rng_state >> 32);
+            frand(0, 1);
+            memcpy(&f, &u, sizeof f);
+            if (isnan(f))
+                continue;
+            unsigned short hw = cvt(f);
+            assert_int_equal(ssm_f32_to_f16(f), hw);
+            ++n_hw;
+        }
+    }
+#endif
+    printf("f16: %d halves round-trip exactly; %d random float bit patterns equal to F16C "
+           "vcvtps2ph (0 when the CPU lacks it)\n", n_round, n_hw);
+}
+
+static void test_isa_dispatch(void **st)
+{
+    (void)st;
+    ssm_isa best = ssm_isa_best();
+    assert_true(ssm_isa_supported(best));
+    assert_true(ssm_isa_supported(SSM_ISA_SCALAR));
+    for (int v = 0; v < COUNT(k_isas); ++v) {
+        ssm_isa p;
+        assert_int_equal(ssm_isa_parse(ssm_isa_name(k_isas[v]), &p), 0);
+        assert_int_equal(p, k_isas[v]);
+        assert_true((ssm_linear_packed_get(k_isas[v], 0) != NULL) == ssm_isa_supported(k_isas[v]));
+        if (k_isas[v] > best)
+            assert_false(ssm_isa_supported(k_isas[v]));
+    }
+    ssm_isa p;
+    assert_int_equal(ssm_isa_parse("sse9", &p), -1);
+    assert_null(ssm_linear_packed_get((ssm_isa)99, 0));
+    printf("isa: best %s (avx2 %d, avx512 %d)\n", ssm_isa_name(best),
+           ssm_isa_supported(SSM_ISA_AVX2), ssm_isa_supported(SSM_ISA_AVX512));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_isa_dispatch),
+        cmocka_unit_test(test_f16_conversion),
+        cmocka_unit_test(test_packed_linear),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
