@@ -51,7 +51,7 @@ static inline float u2f(uint32_t u)
 /* Round to nearest even (F. Giesen, "float_to_half_fast3_rtne", public
  * domain): overflow gives ±Inf, NaN a quiet NaN, tiny values subnormals
  * (rounded by adding 0.5, whose ulp is the half subnormal step 2⁻²⁴). */
-unsigned short ssm_f32_to_f16(float f)
+unsigned short ssm_f32_to_half(float f)
 {
     uint32_t u = f2u(f);
     uint32_t sign = u & 0x80000000u;
@@ -71,7 +71,7 @@ unsigned short ssm_f32_to_f16(float f)
     return (uint16_t)(o | (sign >> 16));
 }
 
-float ssm_f16_to_f32(unsigned short h)
+float ssm_half_to_f32(unsigned short h)
 {
     uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
     uint32_t e = (h >> 10) & 0x1fu, m = h & 0x3ffu;
@@ -114,7 +114,7 @@ void ssm_pack_f16(unsigned short *wp, const float *w, int d_in, int d_out)
     for (int k = 0; k < d_in; ++k) {
         uint16_t *row = wp + (size_t)k * np;
         for (int j = 0; j < d_out; ++j)
-            row[j] = ssm_f32_to_f16(w[(size_t)j * d_in + k]);
+            row[j] = ssm_f32_to_half(w[(size_t)j * d_in + k]);
         for (size_t j = (size_t)d_out; j < np; ++j)
             row[j] = 0;
     }
@@ -154,7 +154,7 @@ void ssm_linear_packed_f16_scalar(float *out, size_t ld_out, const float *x, siz
         for (int j = 0; j < d_out; ++j) {
             float acc = 0.0f;
             for (int k = 0; k < d_in; ++k)
-                acc = fmaf(xi[k], ssm_f16_to_f32(w[(size_t)k * np + j]), acc);
+                acc = fmaf(xi[k], ssm_half_to_f32(w[(size_t)k * np + j]), acc);
             oi[j] = bias ? acc + bias[j] : acc;
         }
     }

@@ -5,10 +5,14 @@
  *    fp32 payload, per layer conv_state {d_inner, d_conv} followed by
  *    ssm_state {d_inner, d_state}.  Snapshots are a separate 64-byte header
  *    (magic, version, model hash, geometry, checksum) plus the same payload.
- *  - ssm_step runs every projection of the batch through ssm_linear_f32,
- *    whose per-element summation order does not depend on the batch, so a
+ *  - ssm_step runs every projection of the batch through the packed
+ *    kernels (ssm_kernels.h: weights transposed at load into fp32 and f16
+ *    panels, one FMA chain per output element, AVX-512 / AVX2+FMA / scalar
+ *    chosen once per runner from the CPU's flags, same bits on each), whose
+ *    per-element summation order does not depend on the batch, so a
  *    stream's bits do not depend on which streams share its batch; with
- *    SSM_RUNNER_BLAS_STEP the projections go to sgemm instead.
+ *    SSM_RUNNER_BLAS_STEP the projections go to sgemm instead, with
+ *    SSM_RUNNER_REFERENCE to the plain-C ssm_linear_f32.
  *  - The conv, softplus, scan and gate run the vectorisable kernels (_vec:
  *    own exp/log1p polynomials) unless SSM_RUNNER_REFERENCE selects the plain reference.
  *  - ssm_forward processes a chunk layer by layer: the projections of all T
@@ -43,11 +47,69 @@ _Static_assert((unsigned)SSM_MODEL_HEAD_MASK == (unsigned)SSM_HEAD_MASK && (unsi
 #define SNAP_VERSION 1u
 static const char k_snap_magic[8] = {'S', 'S', 'M', 'D', 'S', 'T', 'A', 'T'};
 
+/* One linear layer: nn.Linear weight {d_out, d_in} as loaded, and its packed
+ * panels for the packed kernels (ssm_kernels.h), fp32 and binary16. */
+typedef struct lin_w {
+    const float *w;
+    const float *p32;
+    const unsigned short *p16;
+    int d_in, d_out;
+} lin_w;
+
+enum { LIN_IN, LIN_X, LIN_DT, LIN_OUT, LIN_PER_LAYER };
+
 struct ssm_model {
     ssm_weights *w;
     ssm_config cfg;
     size_t state_floats; /* n_layer·d_inner·(d_conv + d_state) */
+    lin_w *layer_lin;    /* {n_layer, LIN_PER_LAYER} */
+    lin_w frontend, mask, vad, lm;
+    void *pack_mem;      /* every packed panel, one allocation */
+    size_t pack_bytes;
 };
+
+/* Adds a packed layer to *total (pass 1, mem NULL) or packs it (pass 2). */
+static void lin_setup(lin_w *L, const float *w, int d_in, int d_out, unsigned char *mem,
+                      size_t *total)
+{
+    L->w = w;
+    L->d_in = d_in;
+    L->d_out = d_out;
+    if (!w)
+        return;
+    size_t ne = ssm_pack_elems(d_in, d_out);
+    size_t b32 = (ne * sizeof(float) + 63) / 64 * 64, b16 = (ne * 2 + 63) / 64 * 64;
+    if (mem) {
+        float *p32 = (float *)(mem + *total);
+        unsigned short *p16 = (unsigned short *)(mem + *total + b32);
+        ssm_pack_f32(p32, w, d_in, d_out);
+        ssm_pack_f16(p16, w, d_in, d_out);
+        L->p32 = p32;
+        L->p16 = p16;
+    }
+    *total += b32 + b16;
+}
+
+static void pack_all(ssm_model *m, unsigned char *mem, size_t *total)
+{
+    const ssm_config *c = &m->cfg;
+    const ssm_weights *w = m->w;
+    int ndbc = c->dt_rank + 2 * c->d_state;
+    *total = 0;
+    for (int l = 0; l < c->n_layer; ++l) {
+        const ssm_layer_weights *L = &w->layers[l];
+        lin_w *P = m->layer_lin + (size_t)l * LIN_PER_LAYER;
+        lin_setup(&P[LIN_IN], L->in_proj, c->d_model, 2 * c->d_inner, mem, total);
+        lin_setup(&P[LIN_X], L->x_proj, c->d_inner, ndbc, mem, total);
+        lin_setup(&P[LIN_DT], L->dt_proj, c->dt_rank, c->d_inner, mem, total);
+        lin_setup(&P[LIN_OUT], L->out_proj, c->d_inner, c->d_model, mem, total);
+    }
+    lin_setup(&m->frontend, w->frontend_proj, c->input == SSM_INPUT_FEATURES ? c->n_features : 1,
+              c->d_model, mem, total);
+    lin_setup(&m->mask, w->mask_w, c->d_model, c->n_mask > 0 ? c->n_mask : 1, mem, total);
+    lin_setup(&m->vad, w->vad_w, c->d_model, 1, mem, total);
+    lin_setup(&m->lm, w->lm_head, c->d_model, c->vocab_size > 0 ? c->vocab_size : 1, mem, total);
+}
 
 struct ssm_state {
     alignas(64) const ssm_model *model;
@@ -120,6 +182,18 @@ int ssm_model_load(const char *path, const ssm_model_options *opts,
         return ssm_error_set(err, SSM_ERR_MODEL, "%s: state size overflows", path);
     }
     m->state_floats = per * (size_t)c->n_layer;
+    /* packed panels of every linear layer (fp32 and f16), made once here */
+    m->layer_lin = calloc((size_t)c->n_layer * LIN_PER_LAYER, sizeof *m->layer_lin);
+    size_t pack_total = 0;
+    if (m->layer_lin)
+        pack_all(m, NULL, &pack_total);
+    m->pack_mem = m->layer_lin ? aligned_alloc(ALIGN, pack_total ? pack_total : ALIGN) : NULL;
+    if (!m->pack_mem) {
+        ssm_model_free(m);
+        return ssm_error_set(err, SSM_ERR_NOMEM, "%s: out of memory for packed weights", path);
+    }
+    pack_all(m, m->pack_mem, &pack_total);
+    m->pack_bytes = pack_total;
     *out = m;
     return SSM_OK;
 }
@@ -129,6 +203,8 @@ void ssm_model_free(ssm_model *model)
     if (!model)
         return;
     ssm_weights_free(model->w);
+    free(model->layer_lin);
+    free(model->pack_mem);
     free(model);
 }
 
@@ -309,8 +385,19 @@ typedef void (*scan_fn)(float *, size_t, float *const *, const float *, size_t, 
 typedef void (*gate_fn)(float *, size_t, const float *, size_t, int, int);
 typedef void (*softplus_fn)(float *, size_t, const float *, size_t, const float *, int, int);
 
+/* How a runner computes the projections of a step (forward: see fwd_mode). */
+typedef enum lin_mode {
+    MODE_PACKED,    /* rn->packed over the fp32 or f16 panels (default) */
+    MODE_BLAS,      /* ssm_linear_blas_f32 (SSM_RUNNER_BLAS_STEP) */
+    MODE_REFERENCE, /* ssm_linear_f32, no FMA (SSM_RUNNER_REFERENCE) */
+} lin_mode;
+
 struct ssm_runner {
     const ssm_model *model;
+    lin_mode step_mode, fwd_mode;
+    ssm_linear_packed_fn packed;
+    int f16;
+    ssm_isa isa;
     conv_fn conv;
     scan_fn scan;
     gate_fn gate;
@@ -364,8 +451,21 @@ int ssm_runner_create(const ssm_model *m, int max_batch, int max_chunk,
         return ssm_error_set(err, SSM_ERR_INVALID,
                              "ssm_runner_create: max_batch %d and max_chunk %d must be >= 1",
                              max_batch, max_chunk);
-    if (flags & ~(unsigned)(SSM_RUNNER_BLAS_STEP | SSM_RUNNER_REFERENCE))
+    const unsigned known = SSM_RUNNER_BLAS_STEP | SSM_RUNNER_REFERENCE | SSM_RUNNER_F16_WEIGHTS |
+                           SSM_RUNNER_ISA_AVX2 | SSM_RUNNER_ISA_SCALAR;
+    if (flags & ~known)
         return ssm_error_set(err, SSM_ERR_INVALID, "ssm_runner_create: unknown flags 0x%x", flags);
+    /* the ISA: the best this CPU has, capped by the flags */
+    ssm_isa isa = ssm_isa_best();
+    if ((flags & SSM_RUNNER_ISA_AVX2) && isa > SSM_ISA_AVX2)
+        isa = SSM_ISA_AVX2;
+    if (flags & SSM_RUNNER_ISA_SCALAR)
+        isa = SSM_ISA_SCALAR;
+    int f16 = (flags & SSM_RUNNER_F16_WEIGHTS) != 0;
+    ssm_linear_packed_fn packed = ssm_linear_packed_get(isa, f16);
+    if (!packed)
+        return ssm_error_set(err, SSM_ERR_INVALID, "ssm_runner_create: no %s kernels on this CPU",
+                             ssm_isa_name(isa));
     const ssm_config *c = &m->cfg;
     size_t rows = (size_t)(max_batch > max_chunk ? max_batch : max_chunk);
     size_t nf = c->input == SSM_INPUT_FEATURES ? (size_t)c->n_features : 0;
@@ -398,6 +498,13 @@ int ssm_runner_create(const ssm_model *m, int max_batch, int max_chunk,
     ssm_runner *rn = (ssm_runner *)(mem + o_self);
     rn->model = m;
     int ref = (flags & SSM_RUNNER_REFERENCE) != 0;
+    rn->isa = isa;
+    rn->f16 = f16;
+    rn->packed = packed;
+    rn->step_mode = ref ? MODE_REFERENCE : (flags & SSM_RUNNER_BLAS_STEP) ? MODE_BLAS : MODE_PACKED;
+    /* forward: sgemm over the chunk, except with f16 weights (the packed
+     * kernel reads the f16 panels) and in reference mode */
+    rn->fwd_mode = ref ? MODE_REFERENCE : f16 ? MODE_PACKED : MODE_BLAS;
     rn->conv = ref ? ssm_conv_step_f32 : ssm_conv_step_f32_vec;
     rn->scan = ref ? ssm_scan_step_f32 : ssm_scan_step_f32_vec;
     rn->gate = ref ? ssm_gate_silu_f32 : ssm_gate_silu_f32_vec;
@@ -436,8 +543,33 @@ size_t ssm_runner_bytes(const ssm_runner *rn)
     return rn ? rn->bytes : 0;
 }
 
-typedef void (*linear_fn)(float *, size_t, const float *, size_t, const float *, const float *,
-                          int, int, int);
+const char *ssm_runner_isa(const ssm_runner *rn)
+{
+    return rn ? ssm_isa_name(rn->isa) : "none";
+}
+
+size_t ssm_model_packed_bytes(const ssm_model *m)
+{
+    return m ? m->pack_bytes : 0;
+}
+
+/* out {n, P->d_out} = x {n, P->d_in} · Pᵀ + bias, by mode. */
+static void lin(const ssm_runner *rn, lin_mode mode, float *out, size_t ld_out, const float *x,
+                size_t ld_x, const lin_w *P, const float *bias, int n)
+{
+    switch (mode) {
+    case MODE_PACKED:
+        rn->packed(out, ld_out, x, ld_x, rn->f16 ? (const void *)P->p16 : (const void *)P->p32,
+                   bias, n, P->d_in, P->d_out);
+        break;
+    case MODE_BLAS:
+        ssm_linear_blas_f32(out, ld_out, x, ld_x, P->w, bias, n, P->d_in, P->d_out);
+        break;
+    default:
+        ssm_linear_f32(out, ld_out, x, ld_x, P->w, bias, n, P->d_in, P->d_out);
+        break;
+    }
+}
 
 static int check_args(const ssm_runner *rn, int n_rows, const float *features,
                       const int32_t *tokens, const ssm_outputs *out)
@@ -462,7 +594,7 @@ static int check_args(const ssm_runner *rn, int n_rows, const float *features,
 
 /* r {n, d_model} from the inputs; counts non-finite features per row. */
 static void embed(ssm_runner *rn, int n, const float *features, const int32_t *tokens,
-                  linear_fn linear)
+                  lin_mode mode)
 {
     const ssm_weights *w = rn->model->w;
     const ssm_config *c = &rn->model->cfg;
@@ -476,39 +608,42 @@ static void embed(ssm_runner *rn, int n, const float *features, const int32_t *t
     size_t nf = (size_t)c->n_features;
     memcpy(rn->in, features, (size_t)n * nf * sizeof(float));
     ssm_nonfinite_f32(rn->count, rn->in, nf, n, (int)nf, 1);
-    linear(rn->r, dm, rn->in, nf, w->frontend_proj, w->frontend_bias, n, (int)nf, c->d_model);
+    lin(rn, mode, rn->r, dm, rn->in, nf, &rn->model->frontend, w->frontend_bias, n);
 }
 
 /* Everything of one layer except the conv and the scan, which the caller
  * runs over streams (step) or frames (forward). */
-static void layer_in(ssm_runner *rn, const ssm_layer_weights *L, int n, linear_fn linear)
+static void layer_in(ssm_runner *rn, const ssm_layer_weights *L, const lin_w *P, int n,
+                     lin_mode mode)
 {
     const ssm_config *c = &rn->model->cfg;
     size_t dm = (size_t)c->d_model, di = (size_t)c->d_inner;
     ssm_rmsnorm_f32(rn->hn, dm, rn->r, dm, L->norm, n, c->d_model, c->norm_eps);
-    linear(rn->xz, 2 * di, rn->hn, dm, L->in_proj, L->in_proj_bias, n, c->d_model, 2 * c->d_inner);
+    lin(rn, mode, rn->xz, 2 * di, rn->hn, dm, &P[LIN_IN], L->in_proj_bias, n);
 }
 
-static void layer_mid(ssm_runner *rn, const ssm_layer_weights *L, int n, linear_fn linear)
+static void layer_mid(ssm_runner *rn, const ssm_layer_weights *L, const lin_w *P, int n,
+                      lin_mode mode)
 {
     const ssm_config *c = &rn->model->cfg;
     size_t di = (size_t)c->d_inner;
     int ndbc = c->dt_rank + 2 * c->d_state;
-    linear(rn->dbc, (size_t)ndbc, rn->xc, di, L->x_proj, NULL, n, c->d_inner, ndbc);
-    linear(rn->dt, di, rn->dbc, (size_t)ndbc, L->dt_proj, NULL, n, c->dt_rank, c->d_inner);
+    lin(rn, mode, rn->dbc, (size_t)ndbc, rn->xc, di, &P[LIN_X], NULL, n);
+    lin(rn, mode, rn->dt, di, rn->dbc, (size_t)ndbc, &P[LIN_DT], NULL, n);
     rn->softplus(rn->dt, di, rn->dt, di, L->dt_proj_bias, n, c->d_inner);
 }
 
-static void layer_out(ssm_runner *rn, const ssm_layer_weights *L, int n, linear_fn linear)
+static void layer_out(ssm_runner *rn, const ssm_layer_weights *L, const lin_w *P, int n,
+                      lin_mode mode)
 {
     const ssm_config *c = &rn->model->cfg;
     size_t dm = (size_t)c->d_model, di = (size_t)c->d_inner;
     rn->gate(rn->y, di, rn->xz + di, 2 * di, n, c->d_inner);
-    linear(rn->hn, dm, rn->y, di, L->out_proj, L->out_proj_bias, n, c->d_inner, c->d_model);
+    lin(rn, mode, rn->hn, dm, rn->y, di, &P[LIN_OUT], L->out_proj_bias, n);
     ssm_add_f32(rn->r, dm, rn->hn, dm, n, c->d_model);
 }
 
-static void heads(ssm_runner *rn, int n, const ssm_outputs *out, linear_fn linear)
+static void heads(ssm_runner *rn, int n, const ssm_outputs *out, lin_mode mode)
 {
     const ssm_weights *w = rn->model->w;
     const ssm_config *c = &rn->model->cfg;
@@ -517,17 +652,15 @@ static void heads(ssm_runner *rn, int n, const ssm_outputs *out, linear_fn linea
     if (!out)
         return;
     if (out->mask) {
-        linear(out->mask, (size_t)c->n_mask, rn->hf, dm, w->mask_w, w->mask_b, n, c->d_model,
-               c->n_mask);
+        lin(rn, mode, out->mask, (size_t)c->n_mask, rn->hf, dm, &rn->model->mask, w->mask_b, n);
         ssm_sigmoid_f32(out->mask, (size_t)c->n_mask, n, c->n_mask);
     }
     if (out->vad) {
-        linear(out->vad, 1, rn->hf, dm, w->vad_w, w->vad_b, n, c->d_model, 1);
+        lin(rn, mode, out->vad, 1, rn->hf, dm, &rn->model->vad, w->vad_b, n);
         ssm_sigmoid_f32(out->vad, 1, n, 1);
     }
     if (out->logits)
-        linear(out->logits, (size_t)c->vocab_size, rn->hf, dm, w->lm_head, NULL, n, c->d_model,
-               c->vocab_size);
+        lin(rn, mode, out->logits, (size_t)c->vocab_size, rn->hf, dm, &rn->model->lm, NULL, n);
     if (out->embedding)
         memcpy(out->embedding, rn->hf, (size_t)n * dm * sizeof(float));
 }
@@ -563,26 +696,27 @@ int ssm_step(ssm_runner *rn, ssm_state *const *states, int n, const float *featu
         return rc;
     const ssm_weights *w = m->w;
     const ssm_config *c = &m->cfg;
-    linear_fn linear = (rn->flags & SSM_RUNNER_BLAS_STEP) ? ssm_linear_blas_f32 : ssm_linear_f32;
+    lin_mode mode = rn->step_mode;
     size_t di = (size_t)c->d_inner, dm = (size_t)c->d_model;
     size_t conv_sz = di * (size_t)c->d_conv, layer_sz = di * ((size_t)c->d_conv + c->d_state);
     int ndbc = c->dt_rank + 2 * c->d_state;
 
-    embed(rn, n, features, tokens, linear);
+    embed(rn, n, features, tokens, mode);
     for (int l = 0; l < c->n_layer; ++l) {
         const ssm_layer_weights *L = &w->layers[l];
+        const lin_w *P = m->layer_lin + (size_t)l * LIN_PER_LAYER;
         for (int i = 0; i < n; ++i) {
             rn->conv_ptr[i] = state_data(states[i]) + (size_t)l * layer_sz;
             rn->ssm_ptr[i] = rn->conv_ptr[i] + conv_sz;
         }
-        layer_in(rn, L, n, linear);
+        layer_in(rn, L, P, n, mode);
         rn->conv(rn->xc, di, rn->conv_ptr, rn->xz, 2 * di, L->conv1d, L->conv1d_bias, n,
                           c->d_inner, c->d_conv);
-        layer_mid(rn, L, n, linear);
+        layer_mid(rn, L, P, n, mode);
         rn->scan(rn->y, di, rn->ssm_ptr, rn->xc, di, rn->dt, di, L->A,
                           rn->dbc + c->dt_rank, rn->dbc + c->dt_rank + c->d_state, (size_t)ndbc,
                           L->D, c->delta_A_min, n, c->d_inner, c->d_state);
-        layer_out(rn, L, n, linear);
+        layer_out(rn, L, P, n, mode);
     }
     memset(rn->bad, 0, (size_t)n);
     int n_bad = 0;
@@ -594,7 +728,7 @@ int ssm_step(ssm_runner *rn, ssm_state *const *states, int n, const float *featu
             ++n_bad;
         }
     }
-    heads(rn, n, out, linear);
+    heads(rn, n, out, mode);
     for (int i = 0; i < n; ++i) {
         ssm_state *s = states[i];
         unsigned f = 0;
@@ -626,32 +760,33 @@ int ssm_forward(ssm_runner *rn, ssm_state *s, int n, const float *features,
         return rc;
     const ssm_weights *w = m->w;
     const ssm_config *c = &m->cfg;
-    linear_fn linear = ssm_linear_blas_f32;
+    lin_mode mode = rn->fwd_mode;
     size_t di = (size_t)c->d_inner, dm = (size_t)c->d_model;
     size_t conv_sz = di * (size_t)c->d_conv, layer_sz = di * ((size_t)c->d_conv + c->d_state);
     size_t ndbc = (size_t)c->dt_rank + 2 * (size_t)c->d_state;
 
-    embed(rn, n, features, tokens, linear);
+    embed(rn, n, features, tokens, mode);
     for (int l = 0; l < c->n_layer; ++l) {
         const ssm_layer_weights *L = &w->layers[l];
+        const lin_w *P = m->layer_lin + (size_t)l * LIN_PER_LAYER;
         float *conv = state_data(s) + (size_t)l * layer_sz;
         float *ssm = conv + conv_sz;
-        layer_in(rn, L, n, linear);
+        layer_in(rn, L, P, n, mode);
         /* the recurrences walk the frames in order, one row at a time */
         for (int t = 0; t < n; ++t)
             rn->conv(rn->xc + (size_t)t * di, di, &conv, rn->xz + (size_t)t * 2 * di,
                               2 * di, L->conv1d, L->conv1d_bias, 1, c->d_inner, c->d_conv);
-        layer_mid(rn, L, n, linear);
+        layer_mid(rn, L, P, n, mode);
         for (int t = 0; t < n; ++t) {
             const float *bc = rn->dbc + (size_t)t * ndbc + c->dt_rank;
             rn->scan(rn->y + (size_t)t * di, di, &ssm, rn->xc + (size_t)t * di, di,
                               rn->dt + (size_t)t * di, di, L->A, bc, bc + c->d_state, ndbc, L->D,
                               c->delta_A_min, 1, c->d_inner, c->d_state);
         }
-        layer_out(rn, L, n, linear);
+        layer_out(rn, L, P, n, mode);
     }
     size_t bad = ssm_nonfinite_f32(NULL, rn->r, dm, n, c->d_model, 1);
-    heads(rn, n, out, linear);
+    heads(rn, n, out, mode);
     size_t n_in = 0;
     for (int t = 0; t < n; ++t)
         n_in += rn->count[t];

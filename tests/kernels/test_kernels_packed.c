@@ -92,7 +92,7 @@ static void test_packed_linear(void **st)
             float *alone = malloc(ldo * 2 * sizeof *alone), *r16 = malloc(osz * sizeof *r16);
             assert_true(w16r && p32 && p32r && p16 && ref && got && alone && r16);
             for (size_t i = 0; i < (size_t)d_out * d_in; ++i)
-                w16r[i] = ssm_f16_to_f32(ssm_f32_to_f16(w[i]));
+                w16r[i] = ssm_half_to_f32(ssm_f32_to_half(w[i]));
             ssm_pack_f32(p32, w, d_in, d_out);
             ssm_pack_f32(p32r, w16r, d_in, d_out);
             ssm_pack_f16(p16, w, d_in, d_out);
@@ -188,23 +188,23 @@ static void test_f16_conversion(void **st)
     /* every non-NaN half converts to float and back unchanged */
     int n_round = 0;
     for (unsigned h = 0; h < 65536; ++h) {
-        float f = ssm_f16_to_f32((unsigned short)h);
+        float f = ssm_half_to_f32((unsigned short)h);
         if (isnan(f)) {
             assert_true(((h >> 10) & 0x1f) == 0x1f && (h & 0x3ff) != 0);
-            assert_true(isnan(ssm_f16_to_f32(ssm_f32_to_f16(f))));
+            assert_true(isnan(ssm_half_to_f32(ssm_f32_to_half(f))));
             continue;
         }
-        assert_int_equal(ssm_f32_to_f16(f), h);
+        assert_int_equal(ssm_f32_to_half(f), h);
         ++n_round;
     }
     /* specials */
-    assert_int_equal(ssm_f32_to_f16(65504.0f), 0x7bff);
-    assert_int_equal(ssm_f32_to_f16(65520.0f), 0x7c00);   /* rounds up to Inf */
-    assert_int_equal(ssm_f32_to_f16(65519.99f), 0x7bff);
-    assert_int_equal(ssm_f32_to_f16(-1e9f), 0xfc00);
-    assert_int_equal(ssm_f32_to_f16(0x1p-25f), 0x0000);   /* tie → even (0) */
-    assert_int_equal(ssm_f32_to_f16(0x1.8p-24f), 0x0002); /* tie → even (2) */
-    assert_int_equal(ssm_f32_to_f16(-0.0f), 0x8000);
+    assert_int_equal(ssm_f32_to_half(65504.0f), 0x7bff);
+    assert_int_equal(ssm_f32_to_half(65520.0f), 0x7c00);   /* rounds up to Inf */
+    assert_int_equal(ssm_f32_to_half(65519.99f), 0x7bff);
+    assert_int_equal(ssm_f32_to_half(-1e9f), 0xfc00);
+    assert_int_equal(ssm_f32_to_half(0x1p-25f), 0x0000);   /* tie → even (0) */
+    assert_int_equal(ssm_f32_to_half(0x1.8p-24f), 0x0002); /* tie → even (2) */
+    assert_int_equal(ssm_f32_to_half(-0.0f), 0x8000);
     int n_hw = 0;
 #ifdef HAVE_X86
     __builtin_cpu_init();
@@ -217,7 +217,7 @@ static void test_f16_conversion(void **st)
             if (isnan(f))
                 continue;
             unsigned short hw = cvt(f);
-            assert_int_equal(ssm_f32_to_f16(f), hw);
+            assert_int_equal(ssm_f32_to_half(f), hw);
             ++n_hw;
         }
     }

@@ -208,8 +208,8 @@ void ssm_pack_f32(float *wp, const float *w, int d_in, int d_out);
  *  ±65504 → ±Inf, NaN → quiet NaN). */
 void ssm_pack_f16(unsigned short *wp, const float *w, int d_in, int d_out);
 /** float → binary16 bits (round to nearest even) and back (exact). */
-unsigned short ssm_f32_to_f16(float f);
-float ssm_f16_to_f32(unsigned short h);
+unsigned short ssm_f32_to_half(float f);
+float ssm_half_to_f32(unsigned short h);
 
 /** Signature of every packed linear variant; wp is float * (f32 variants)
  *  or unsigned short * (f16 variants) as packed above. */

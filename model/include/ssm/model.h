@@ -173,6 +173,21 @@ enum {
      *  slower, for verification.  Both agree with a float64 reference to
      *  ~1e-6 relative. */
     SSM_RUNNER_REFERENCE = 1u << 1,
+    /** Projections read binary16 copies of the weights (made at load, round
+     *  to nearest even) and accumulate in fp32: half the weight bytes per
+     *  step, for memory-bound steps of large models.  Outputs differ from the
+     *  fp32 weights by the weights' rounding (measured in
+     *  docs/performance.md); still batch-invariant.  ssm_forward then uses
+     *  the same kernel (not sgemm).  Ignored with SSM_RUNNER_BLAS_STEP's
+     *  steps and SSM_RUNNER_REFERENCE. */
+    SSM_RUNNER_F16_WEIGHTS = 1u << 2,
+    /** Cap the instruction set of the projection kernels at AVX2+FMA, or at
+     *  plain C (ISA_SCALAR wins when both are set): by default the runner
+     *  picks the best this CPU has (AVX-512, AVX2+FMA, scalar) once, at
+     *  creation.  Every choice gives the same bits (kernels/ssm_kernels.h,
+     *  packed linear layers): these exist for benchmarks and tests. */
+    SSM_RUNNER_ISA_AVX2 = 1u << 3,
+    SSM_RUNNER_ISA_SCALAR = 1u << 4,
 };
 
 /** Creates scratch memory for steps of up to max_batch streams and forwards
@@ -187,6 +202,14 @@ void ssm_runner_destroy(ssm_runner *runner);
 
 /** Bytes the runner allocated (for memory reports). */
 size_t ssm_runner_bytes(const ssm_runner *runner);
+
+/** Name of the instruction set the runner's projection kernels use:
+ *  "avx512", "avx2" or "scalar" (static string; "none" for NULL). */
+const char *ssm_runner_isa(const ssm_runner *runner);
+
+/** Bytes of the packed weight copies the model made at load (fp32 and f16
+ *  panels of every linear layer, kernels/ssm_kernels.h); 0 for NULL. */
+size_t ssm_model_packed_bytes(const ssm_model *model);
 
 /** Where results go: one caller buffer per head, NULL to skip a head (a
  *  requested head the model lacks is SSM_ERR_INVALID).  Rows are streams
@@ -220,7 +243,10 @@ enum {
  *  range, missing input, or a requested head the model lacks),
  *  in which case no state was touched.
  *  Real-time safe: no allocation, lock or I/O (with OPENBLAS_NUM_THREADS=1
- *  when SSM_RUNNER_BLAS_STEP is set). */
+ *  when SSM_RUNNER_BLAS_STEP is set).
+ *  Default projections: the packed FMA kernels of kernels/ (one fixed
+ *  summation order per output element, identical on every ISA), so a stream
+ *  gives bit-identical results alone or in any batch, on any x86-64. */
 int ssm_step(ssm_runner *runner, ssm_state *const *states, int n_streams,
              const float *features, const int32_t *tokens,
              const ssm_outputs *out, unsigned *flags);
