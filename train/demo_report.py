@@ -21,12 +21,15 @@ import os
 import subprocess
 import sys
 
+import warnings
+
 import numpy as np
 from scipy.io import wavfile
 from scipy.signal import resample_poly
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 ALSA = "/usr/share/sounds/alsa"
+warnings.filterwarnings("ignore", category=wavfile.WavFileWarning)
 VOICES = ["Front_Center.wav", "Front_Left.wav", "Rear_Right.wav"]
 
 
@@ -123,7 +126,7 @@ def main():
     fig.tight_layout()
     png = os.path.join(out, "demo_spectrograms.png")
     fig.savefig(png, dpi=70)
-    print(f"demo: spectrograms: {os.path.relpath(png)}")
+    print(f"demo: spectrograms of noisy and denoised audio: {os.path.relpath(png)}")
 
 
 if __name__ == "__main__":
