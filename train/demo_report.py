@@ -64,7 +64,14 @@ def active_power(x):
 
 
 def main():
+    if len(sys.argv) != 3:
+        sys.exit("usage: demo_report.py SSMD OUTDIR")
     ssmd, out = sys.argv[1], sys.argv[2]
+    if not (os.path.isfile(ssmd) and os.access(ssmd, os.X_OK)):
+        sys.exit(f"demo: {ssmd}: not an executable file")
+    missing = [v for v in VOICES if not os.path.isfile(os.path.join(ALSA, v))]
+    if missing:
+        sys.exit(f"demo: {ALSA}/{missing[0]} is missing (install alsa-utils: scripts/setup.sh)")
     os.makedirs(out, exist_ok=True)
     cases = []
     # (1) the bundled example

@@ -129,7 +129,7 @@ def run_vad(ssmd, model, items, port0):
 
 
 def summarise(items):
-    rows, res = [], {"per_snr": {}, "per_noise": {}}
+    res = {"per_snr": {}, "per_noise": {}}
     for snr in SNRS + ["clean"]:
         sel = [it for it in items if it["snr"] == snr]
         si = [si_sdr(it["mix"].astype(np.float64), it["clean"].astype(np.float64)) for it in sel]
@@ -203,6 +203,14 @@ def main():
     ap.add_argument("--no-vad", action="store_true")
     ap.add_argument("--torch-check", action="store_true")
     a = ap.parse_args()
+    if not (os.path.isfile(a.ssmd) and os.access(a.ssmd, os.X_OK)):
+        sys.exit(f"evaluate: --ssmd {a.ssmd}: not an executable file (build it: ninja -C BUILD daemon/ssmd)")
+    if not os.path.isfile(a.model):
+        sys.exit(f"evaluate: --model {a.model}: no such file")
+    if a.per_cell < 1:
+        sys.exit(f"evaluate: --per-cell {a.per_cell}: must be >= 1")
+    if not os.path.isfile(os.path.join(data.CACHE, "speech", "val.npz")):
+        sys.exit("evaluate: no held-out speech in train/cache/speech (run /usr/bin/python3 train/data.py)")
     t0 = time.time()
     items = make_set(a.per_cell)
     run_file_jobs(a.ssmd, a.model, items, os.path.join(data.CACHE, "eval"))

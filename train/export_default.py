@@ -64,6 +64,8 @@ def metadata(net, ck):
 def main():
     ckpt = sys.argv[1] if len(sys.argv) > 1 else os.path.join(HERE, "cache", "ckpt.pt")
     out = sys.argv[2] if len(sys.argv) > 2 else os.path.join(HERE, "..", "models", "default.safetensors")
+    if not os.path.isfile(ckpt):
+        sys.exit(f"export_default: {ckpt}: no such checkpoint (run train/train.py)")
     net, ck = load_ckpt(ckpt)
     ssmd_file.save(out, tensors_of(net), {k: str(v) for k, v in metadata(net, ck).items()})
     print(f"{out}: {os.path.getsize(out)} bytes, step {ck.get('step')}")

@@ -62,6 +62,8 @@ def from_file(path):
 def main():
     model_file = sys.argv[1] if len(sys.argv) > 1 else os.path.join(HERE, "..", "models", "default.safetensors")
     out = sys.argv[2] if len(sys.argv) > 2 else os.path.join(HERE, "..", "tests", "train", "default_golden.bin")
+    if not os.path.isfile(model_file):
+        sys.exit(f"make_golden: {model_file}: no such model file (run train/export_default.py)")
     torch.set_num_threads(1)
     net = from_file(model_file).double()
     rng = np.random.default_rng(4242)

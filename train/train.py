@@ -98,6 +98,10 @@ def main():
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     rng = np.random.default_rng(a.seed)
+    if not os.path.isfile(os.path.join(data.CACHE, "speech", "val.npz")):
+        sys.exit("train: no speech bank in train/cache/speech (run /usr/bin/python3 train/data.py)")
+    if a.minutes <= 0 or a.batch < 1:
+        sys.exit("train: --minutes must be > 0 and --batch >= 1")
     bank, vbank = data.load_bank("train"), data.load_bank("val")
     net = M.Denoiser(d_model=a.d_model, n_layer=a.n_layer)
     n_params = sum(p.numel() for p in net.parameters())
