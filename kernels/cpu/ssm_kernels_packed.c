@@ -443,3 +443,100 @@ ssm_linear_packed_fn ssm_linear_packed_get(ssm_isa isa, int f16)
         return NULL;
     }
 }
+
+/* ---- selective scan step, explicit AVX2 ------------------------------------
+ * The same operations, in the same order, as ssm_scan_step_f32_vec (vexp's
+ * Cephes polynomial without FMA, h·dA + dx·B, C·h summed in eight lanes then
+ * the fixed tree), written with intrinsics over blocks of eight states: the
+ * compiler's vectorisation of the _vec loop was the step's hot spot (a
+ * horizontal reduction per channel).  The clamps are min/max with the
+ * constant first, which keep NaN as the _vec comparisons do, and the tail
+ * block is masked, so the bits equal the _vec kernel's (tests/kernels). */
+#ifdef SSM_X86
+#define TA __attribute__((target("avx2"), always_inline)) static inline
+
+TA __m256 vexp256(__m256 x)
+{
+    const __m256 shifter = _mm256_set1_ps(12582912.0f);
+    x = _mm256_min_ps(_mm256_set1_ps(88.0f), x);  /* x > 88 ? 88 : x, NaN kept */
+    x = _mm256_max_ps(_mm256_set1_ps(-87.0f), x); /* x < -87 ? -87 : x */
+    __m256 fx = _mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f));
+    __m256 t = _mm256_add_ps(fx, shifter);
+    __m256 n = _mm256_sub_ps(t, shifter);
+    __m256 r = _mm256_sub_ps(x, _mm256_mul_ps(n, _mm256_set1_ps(0.693359375f)));
+    r = _mm256_sub_ps(r, _mm256_mul_ps(n, _mm256_set1_ps(-2.12194440e-4f)));
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(5.0000001201e-1f));
+    p = _mm256_add_ps(_mm256_mul_ps(p, _mm256_mul_ps(r, r)), r);
+    p = _mm256_add_ps(p, _mm256_set1_ps(1.0f));
+    __m256i ni = _mm256_sub_epi32(_mm256_castps_si256(t), _mm256_castps_si256(shifter));
+    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(ni, _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+}
+
+__attribute__((target("avx2"))) static void
+scan_step_avx2(float *y, size_t ld_y, float *const *ssm_state, const float *x, size_t ld_x,
+               const float *dt, size_t ld_dt, const float *A, const float *B, const float *C,
+               size_t ld_bc, const float *D, float dA_log_min, int n_streams, int d_inner,
+               int d_state)
+{
+    assert(y && ssm_state && x && dt && A && B && C && d_state >= 1);
+    const int nb = d_state / 8, rem = d_state % 8;
+    const __m256i tail = _mm256_cmpgt_epi32(_mm256_set1_epi32(rem),
+                                            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    const __m256 lmin = _mm256_set1_ps(dA_log_min);
+    for (int s = 0; s < n_streams; ++s) {
+        float *h = ssm_state[s];
+        const float *xs = x + (size_t)s * ld_x;
+        const float *ds = dt + (size_t)s * ld_dt;
+        const float *Bs = B + (size_t)s * ld_bc;
+        const float *Cs = C + (size_t)s * ld_bc;
+        float *ys = y + (size_t)s * ld_y;
+        for (int c = 0; c < d_inner; ++c) {
+            float *hc = h + (size_t)c * d_state;
+            const float *Ac = A + (size_t)c * d_state;
+            const float delta = ds[c];
+            const __m256 vd = _mm256_set1_ps(delta);
+            const __m256 vdx = _mm256_set1_ps(delta * xs[c]);
+            __m256 acc = _mm256_setzero_ps();
+            for (int b = 0; b < nb; ++b) {
+                __m256 la = _mm256_max_ps(lmin, _mm256_mul_ps(vd, _mm256_loadu_ps(Ac + 8 * b)));
+                __m256 hn = _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(hc + 8 * b), vexp256(la)),
+                                          _mm256_mul_ps(vdx, _mm256_loadu_ps(Bs + 8 * b)));
+                _mm256_storeu_ps(hc + 8 * b, hn);
+                acc = _mm256_add_ps(acc, _mm256_mul_ps(hn, _mm256_loadu_ps(Cs + 8 * b)));
+            }
+            if (rem) {
+                int o = 8 * nb;
+                __m256 la = _mm256_max_ps(lmin, _mm256_mul_ps(vd, _mm256_maskload_ps(Ac + o, tail)));
+                __m256 hn = _mm256_add_ps(_mm256_mul_ps(_mm256_maskload_ps(hc + o, tail), vexp256(la)),
+                                          _mm256_mul_ps(vdx, _mm256_maskload_ps(Bs + o, tail)));
+                _mm256_maskstore_ps(hc + o, tail, hn);
+                __m256 sum = _mm256_add_ps(acc, _mm256_mul_ps(hn, _mm256_maskload_ps(Cs + o, tail)));
+                acc = _mm256_blendv_ps(acc, sum, _mm256_castsi256_ps(tail));
+            }
+            /* ((a0+a4)+(a1+a5)) + ((a2+a6)+(a3+a7)) */
+            __m128 q = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
+            __m128 pr = _mm_add_ps(q, _mm_movehdup_ps(q));          /* q0+q1, ., q2+q3, . */
+            __m128 v = _mm_add_ss(pr, _mm_movehl_ps(pr, pr));       /* (q0+q1)+(q2+q3) */
+            float vs = _mm_cvtss_f32(v);
+            ys[c] = D ? vs + D[c] * xs[c] : vs;
+        }
+    }
+}
+#endif /* SSM_X86 */
+
+ssm_scan_step_fn ssm_scan_step_get(ssm_isa isa)
+{
+#ifdef SSM_X86
+    if (isa != SSM_ISA_SCALAR && ssm_isa_supported(isa))
+        return scan_step_avx2;
+#else
+    (void)isa;
+#endif
+    return ssm_scan_step_f32_vec;
+}

@@ -506,7 +506,7 @@ int ssm_runner_create(const ssm_model *m, int max_batch, int max_chunk,
      * kernel reads the f16 panels) and in reference mode */
     rn->fwd_mode = ref ? MODE_REFERENCE : f16 ? MODE_PACKED : MODE_BLAS;
     rn->conv = ref ? ssm_conv_step_f32 : ssm_conv_step_f32_vec;
-    rn->scan = ref ? ssm_scan_step_f32 : ssm_scan_step_f32_vec;
+    rn->scan = ref ? ssm_scan_step_f32 : ssm_scan_step_get(isa);
     rn->gate = ref ? ssm_gate_silu_f32 : ssm_gate_silu_f32_vec;
     rn->softplus = ref ? ssm_softplus_f32 : ssm_softplus_f32_vec;
     rn->max_batch = max_batch;

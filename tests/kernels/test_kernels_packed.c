@@ -247,12 +247,62 @@ static void test_isa_dispatch(void **st)
            ssm_isa_supported(SSM_ISA_AVX2), ssm_isa_supported(SSM_ISA_AVX512));
 }
 
+/* The explicit scan step (ssm_scan_step_get) against the _vec kernel, bit
+ * for bit, over several steps (the state feeds back), with a log-decay clamp
+ * and without, and with a NaN input that must propagate the same way. */
+static void test_scan_variants(void **st)
+{
+    (void)st;
+    static const int k_inner[] = {1, 7, 253}, k_state[] = {1, 7, 8, 16, 17};
+    static const ssm_isa isas[] = {SSM_ISA_SCALAR, SSM_ISA_AVX2, SSM_ISA_AVX512};
+    int n_cmp = 0;
+    for (int a = 0; a < COUNT(k_inner); ++a)
+        for (int b = 0; b < COUNT(k_state); ++b)
+            for (int v = 0; v < COUNT(isas); ++v) {
+                if (!ssm_isa_supported(isas[v]))
+                    continue;
+                ssm_scan_step_fn fn = ssm_scan_step_get(isas[v]);
+                int di = k_inner[a], ds = k_state[b], ns = 3;
+                size_t hs = (size_t)di * ds;
+                float *x = rand_vec((size_t)ns * di, -3, 3), *dt = rand_vec((size_t)ns * di, 0, 2);
+                float *A = rand_vec(hs, -8, -0.01f), *bc = rand_vec((size_t)ns * 2 * ds, -2, 2);
+                float *D = rand_vec((size_t)di, -1, 1);
+                float *h1 = calloc((size_t)ns * hs, sizeof *h1), *h2 = calloc((size_t)ns * hs, sizeof *h2);
+                float *y1 = malloc((size_t)ns * di * sizeof *y1), *y2 = malloc((size_t)ns * di * sizeof *y2);
+                float *p1[3], *p2[3];
+                for (int s = 0; s < ns; ++s) {
+                    p1[s] = h1 + (size_t)s * hs;
+                    p2[s] = h2 + (size_t)s * hs;
+                }
+                if (di == 7)
+                    x[(size_t)di + 3] = NAN; /* stream 1, channel 3 */
+                for (int step = 0; step < 4; ++step) {
+                    float lmin = step % 2 ? -INFINITY : -5.0f;
+                    ssm_scan_step_f32_vec(y1, (size_t)di, p1, x, (size_t)di, dt, (size_t)di, A, bc,
+                                          bc + ds, (size_t)(2 * ds), step == 3 ? NULL : D, lmin,
+                                          ns, di, ds);
+                    fn(y2, (size_t)di, p2, x, (size_t)di, dt, (size_t)di, A, bc, bc + ds,
+                       (size_t)(2 * ds), step == 3 ? NULL : D, lmin, ns, di, ds);
+                    assert_memory_equal(y1, y2, (size_t)ns * di * sizeof *y1);
+                    assert_memory_equal(h1, h2, (size_t)ns * hs * sizeof *h1);
+                    ++n_cmp;
+                }
+                if (di == 7)
+                    assert_true(isnan(y2[(size_t)di + 3]));
+                free(x); free(dt); free(A); free(bc); free(D); free(h1); free(h2); free(y1); free(y2);
+            }
+    printf("scan step: %d comparisons (d_inner 1/7/253 x d_state 1/7/8/16/17 x supported ISAs x 4 "
+           "steps), explicit kernels bit-identical to ssm_scan_step_f32_vec (NaN propagated)\n",
+           n_cmp);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_isa_dispatch),
         cmocka_unit_test(test_f16_conversion),
         cmocka_unit_test(test_packed_linear),
+        cmocka_unit_test(test_scan_variants),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

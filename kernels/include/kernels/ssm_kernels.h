@@ -221,6 +221,19 @@ typedef void (*ssm_linear_packed_fn)(float *out, size_t ld_out, const float *x, 
  *  when this CPU lacks isa.  Call once at set-up and keep the pointer. */
 ssm_linear_packed_fn ssm_linear_packed_get(ssm_isa isa, int f16);
 
+/** Signature of ssm_scan_step_f32 and its variants. */
+typedef void (*ssm_scan_step_fn)(float *y, size_t ld_y, float *const *ssm_state,
+                                 const float *x, size_t ld_x, const float *dt, size_t ld_dt,
+                                 const float *A, const float *B, const float *C, size_t ld_bc,
+                                 const float *D, float dA_log_min,
+                                 int n_streams, int d_inner, int d_state);
+
+/** The fastest scan step for isa with the bits of ssm_scan_step_f32_vec:
+ *  explicit AVX2 intrinsics over blocks of 8 states (also used under
+ *  AVX-512: on the CPUs measured a 512-bit op costs two 256-bit ones) when
+ *  isa is AVX2 or AVX-512 and supported, else ssm_scan_step_f32_vec. */
+ssm_scan_step_fn ssm_scan_step_get(ssm_isa isa);
+
 void ssm_linear_packed_f32_scalar(float *out, size_t ld_out, const float *x, size_t ld_x,
                                   const void *wp, const float *bias,
                                   int n_rows, int d_in, int d_out);
