@@ -5,9 +5,12 @@ Prints the same JSON lines as model_bench with "impl":"torch" (default thread
 count) and "impl":"torch-1t" (torch.set_num_threads(1)).
 
   model_torch_peer.py MODEL NAME [BATCH...]
+  model_torch_peer.py --memory MODEL NAME N_FRAMES
+        (steps one stream N_FRAMES frames, prints the peak RSS: model_memory line)
   model_torch_peer.py --make OUT.safetensors d_model n_layer d_state
         (writes a random bench model: 64 log-mel features in, mask {257} + vad out)
-Env: SSMD_BENCH_SECONDS (per figure, default 1.0), SSMD_TORCH_THREADS ("both",
+Env: SSMD_BENCH_SECONDS (per figure, default 1.0), SSMD_BENCH_MIN_STEPS_B1 (least
+steps timed at batch 1, default 10000), SSMD_TORCH_THREADS ("both",
 "1" or "default"; default both).
 Needs Debian's python3-torch (SSMD_EXTRA_PKGS=python3-torch scripts/setup.sh).
 """
@@ -96,6 +99,7 @@ def bench(path, name, batches):
     import torch
     budget = float(os.environ.get("SSMD_BENCH_SECONDS", "1.0"))
     which = os.environ.get("SSMD_TORCH_THREADS", "both")
+    min_b1 = int(os.environ.get("SSMD_BENCH_MIN_STEPS_B1", "10000"))
     default_threads = torch.get_num_threads()
     modes = []
     if which in ("both", "default"):
@@ -114,7 +118,8 @@ def bench(path, name, batches):
                 for _ in range(5):
                     peer.step(u, conv, ssm)
                 t0 = time.perf_counter()
-                while len(lat) < 10 or time.perf_counter() - t0 < budget:
+                min_steps = min_b1 if B == 1 else 10
+                while len(lat) < min_steps or time.perf_counter() - t0 < budget:
                     a = time.perf_counter()
                     peer.step(u, conv, ssm)
                     lat.append(time.perf_counter() - a)
@@ -132,7 +137,29 @@ def bench(path, name, batches):
                               "min_us": round(lat[0] * 1e6, 2)}), flush=True)
 
 
+def memory(path, name, frames):
+    import resource
+    import torch
+    torch.set_num_threads(1)
+    peer = Peer(path, torch)
+    conv, ssm = peer.states(1)
+    gen = torch.Generator().manual_seed(1)
+    u = torch.rand(256, 1, peer.n_features, generator=gen) * 2 - 1
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        for t in range(frames):
+            mask, vad = peer.step(u[t % 256], conv, ssm)
+    print(json.dumps({"bench": "model_memory", "impl": "torch-1t", "model": name,
+                      "frames": frames, "audio_s_at_100fps": frames / 100.0,
+                      "peak_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                      "step_s": round(time.perf_counter() - t0, 3),
+                      "vad_last": float(vad[0, 0])}), flush=True)
+
+
 def main(argv):
+    if len(argv) == 5 and argv[1] == "--memory":
+        memory(argv[2], argv[3], int(argv[4]))
+        return 0
     if len(argv) == 6 and argv[1] == "--make":
         make(argv[2], int(argv[3]), int(argv[4]), int(argv[5]))
         return 0
