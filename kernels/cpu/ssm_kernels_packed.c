@@ -528,11 +528,104 @@ scan_step_avx2(float *y, size_t ld_y, float *const *ssm_state, const float *x, s
         }
     }
 }
+
+/* AVX-512: blocks of 16 states in one register (two of the _vec kernel's
+ * 8-lane blocks: acc ← (acc + low half) + high half, the same additions in
+ * the same order), the rest of the states as in scan_step_avx2. */
+#define T5 __attribute__((target("avx512f,avx512vl,avx512dq,avx2"), always_inline)) static inline
+
+T5 __m512 vexp512(__m512 x)
+{
+    const __m512 shifter = _mm512_set1_ps(12582912.0f);
+    x = _mm512_min_ps(_mm512_set1_ps(88.0f), x);
+    x = _mm512_max_ps(_mm512_set1_ps(-87.0f), x);
+    __m512 fx = _mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f));
+    __m512 t = _mm512_add_ps(fx, shifter);
+    __m512 n = _mm512_sub_ps(t, shifter);
+    __m512 r = _mm512_sub_ps(x, _mm512_mul_ps(n, _mm512_set1_ps(0.693359375f)));
+    r = _mm512_sub_ps(r, _mm512_mul_ps(n, _mm512_set1_ps(-2.12194440e-4f)));
+    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(5.0000001201e-1f));
+    p = _mm512_add_ps(_mm512_mul_ps(p, _mm512_mul_ps(r, r)), r);
+    p = _mm512_add_ps(p, _mm512_set1_ps(1.0f));
+    __m512i ni = _mm512_sub_epi32(_mm512_castps_si512(t), _mm512_castps_si512(shifter));
+    __m512i e = _mm512_slli_epi32(_mm512_add_epi32(ni, _mm512_set1_epi32(127)), 23);
+    return _mm512_mul_ps(p, _mm512_castsi512_ps(e));
+}
+
+__attribute__((target("avx512f,avx512vl,avx512dq,avx2"))) static void
+scan_step_avx512(float *y, size_t ld_y, float *const *ssm_state, const float *x, size_t ld_x,
+                 const float *dt, size_t ld_dt, const float *A, const float *B, const float *C,
+                 size_t ld_bc, const float *D, float dA_log_min, int n_streams, int d_inner,
+                 int d_state)
+{
+    assert(y && ssm_state && x && dt && A && B && C && d_state >= 1);
+    const int n16 = d_state / 16, nb = (d_state % 16) / 8, rem = d_state % 8;
+    const __m256i tail = _mm256_cmpgt_epi32(_mm256_set1_epi32(rem),
+                                            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    const __m512 lmin16 = _mm512_set1_ps(dA_log_min);
+    const __m256 lmin = _mm256_set1_ps(dA_log_min);
+    for (int s = 0; s < n_streams; ++s) {
+        float *h = ssm_state[s];
+        const float *xs = x + (size_t)s * ld_x;
+        const float *ds = dt + (size_t)s * ld_dt;
+        const float *Bs = B + (size_t)s * ld_bc;
+        const float *Cs = C + (size_t)s * ld_bc;
+        float *ys = y + (size_t)s * ld_y;
+        for (int c = 0; c < d_inner; ++c) {
+            float *hc = h + (size_t)c * d_state;
+            const float *Ac = A + (size_t)c * d_state;
+            const float delta = ds[c];
+            const float dxs = delta * xs[c];
+            const __m512 vd16 = _mm512_set1_ps(delta), vdx16 = _mm512_set1_ps(dxs);
+            __m256 acc = _mm256_setzero_ps();
+            for (int b = 0; b < n16; ++b) {
+                __m512 la = _mm512_max_ps(lmin16, _mm512_mul_ps(vd16, _mm512_loadu_ps(Ac + 16 * b)));
+                __m512 hn = _mm512_add_ps(_mm512_mul_ps(_mm512_loadu_ps(hc + 16 * b), vexp512(la)),
+                                          _mm512_mul_ps(vdx16, _mm512_loadu_ps(Bs + 16 * b)));
+                _mm512_storeu_ps(hc + 16 * b, hn);
+                __m512 pr = _mm512_mul_ps(hn, _mm512_loadu_ps(Cs + 16 * b));
+                acc = _mm256_add_ps(acc, _mm512_castps512_ps256(pr));
+                acc = _mm256_add_ps(acc, _mm512_extractf32x8_ps(pr, 1));
+            }
+            const __m256 vd = _mm256_set1_ps(delta), vdx = _mm256_set1_ps(dxs);
+            int o = 16 * n16;
+            if (nb) {
+                __m256 la = _mm256_max_ps(lmin, _mm256_mul_ps(vd, _mm256_loadu_ps(Ac + o)));
+                __m256 hn = _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(hc + o), vexp256(la)),
+                                          _mm256_mul_ps(vdx, _mm256_loadu_ps(Bs + o)));
+                _mm256_storeu_ps(hc + o, hn);
+                acc = _mm256_add_ps(acc, _mm256_mul_ps(hn, _mm256_loadu_ps(Cs + o)));
+                o += 8;
+            }
+            if (rem) {
+                __m256 la = _mm256_max_ps(lmin, _mm256_mul_ps(vd, _mm256_maskload_ps(Ac + o, tail)));
+                __m256 hn = _mm256_add_ps(_mm256_mul_ps(_mm256_maskload_ps(hc + o, tail), vexp256(la)),
+                                          _mm256_mul_ps(vdx, _mm256_maskload_ps(Bs + o, tail)));
+                _mm256_maskstore_ps(hc + o, tail, hn);
+                __m256 sum = _mm256_add_ps(acc, _mm256_mul_ps(hn, _mm256_maskload_ps(Cs + o, tail)));
+                acc = _mm256_blendv_ps(acc, sum, _mm256_castsi256_ps(tail));
+            }
+            __m128 q = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
+            __m128 pr = _mm_add_ps(q, _mm_movehdup_ps(q));
+            __m128 v = _mm_add_ss(pr, _mm_movehl_ps(pr, pr));
+            float vs = _mm_cvtss_f32(v);
+            ys[c] = D ? vs + D[c] * xs[c] : vs;
+        }
+    }
+}
 #endif /* SSM_X86 */
 
 ssm_scan_step_fn ssm_scan_step_get(ssm_isa isa)
 {
 #ifdef SSM_X86
+    __builtin_cpu_init();
+    if (isa == SSM_ISA_AVX512 && ssm_isa_supported(isa) && __builtin_cpu_supports("avx512dq"))
+        return scan_step_avx512;
     if (isa != SSM_ISA_SCALAR && ssm_isa_supported(isa))
         return scan_step_avx2;
 #else

@@ -228,10 +228,10 @@ typedef void (*ssm_scan_step_fn)(float *y, size_t ld_y, float *const *ssm_state,
                                  const float *D, float dA_log_min,
                                  int n_streams, int d_inner, int d_state);
 
-/** The fastest scan step for isa with the bits of ssm_scan_step_f32_vec:
- *  explicit AVX2 intrinsics over blocks of 8 states (also used under
- *  AVX-512: on the CPUs measured a 512-bit op costs two 256-bit ones) when
- *  isa is AVX2 or AVX-512 and supported, else ssm_scan_step_f32_vec. */
+/** The fastest scan step for isa with the bits of ssm_scan_step_f32_vec
+ *  (same operations in the same order, no FMA): explicit AVX-512 intrinsics
+ *  over blocks of 16 states (isa AVX-512, CPU with AVX-512 DQ), AVX2 over
+ *  blocks of 8 (isa AVX2), else ssm_scan_step_f32_vec itself. */
 ssm_scan_step_fn ssm_scan_step_get(ssm_isa isa);
 
 void ssm_linear_packed_f32_scalar(float *out, size_t ld_out, const float *x, size_t ld_x,
