@@ -213,7 +213,61 @@ T512 __m512 ld512_f16(const void *w, size_t idx)
 TILE512(tile512_f32, ld512_f32)
 TILE512(tile512_f16, ld512_f16)
 
-#define DRIVER512(NAME, TILE)                                                                     \
+/* One row against a large panel (DRAM- or L3-resident): the panel is read
+ * in storage order, row k of it after row k−1, so that the hardware
+ * prefetchers stream it, with the partial sums kept in the output row (L1)
+ * instead of registers.  Each output element is still the FMA chain over
+ * k = 0, 1, … from +0, then + bias: the tile kernel's bits. */
+#define STREAM512(NAME, LOAD)                                                                 \
+    T512 void NAME(float *o, const float *x, const void *w, size_t np, const float *bias,    \
+                   int d_in, int d_out)                                                       \
+    {                                                                                         \
+        const int nfull = d_out / 16, tail = d_out % 16;                                      \
+        const __mmask16 tm = (__mmask16)((1u << tail) - 1u);                                  \
+        for (int v = 0; v < nfull; ++v)                                                       \
+            _mm512_storeu_ps(o + 16 * v, _mm512_setzero_ps());                                \
+        if (tail)                                                                             \
+            _mm512_mask_storeu_ps(o + 16 * nfull, tm, _mm512_setzero_ps());                   \
+        for (int k = 0; k < d_in; ++k) {                                                      \
+            const __m512 xb = _mm512_set1_ps(x[k]);                                           \
+            const size_t base = (size_t)k * np;                                               \
+            int v = 0;                                                                        \
+            for (; v + 4 <= nfull; v += 4) {                                                  \
+                _Pragma("GCC unroll 4") for (int u = 0; u < 4; ++u) {                         \
+                    float *ov = o + 16 * (v + u);                                             \
+                    _mm512_storeu_ps(ov, _mm512_fmadd_ps(xb, LOAD(w, base + 16 * (size_t)(v + u)), \
+                                                         _mm512_loadu_ps(ov)));               \
+                }                                                                             \
+            }                                                                                 \
+            for (; v < nfull; ++v) {                                                          \
+                float *ov = o + 16 * v;                                                       \
+                _mm512_storeu_ps(ov, _mm512_fmadd_ps(xb, LOAD(w, base + 16 * (size_t)v),     \
+                                                     _mm512_loadu_ps(ov)));                   \
+            }                                                                                 \
+            if (tail) {                                                                       \
+                float *ov = o + 16 * nfull;                                                   \
+                _mm512_mask_storeu_ps(ov, tm, _mm512_fmadd_ps(xb, LOAD(w, base + 16 * (size_t)nfull), \
+                                                              _mm512_maskz_loadu_ps(tm, ov))); \
+            }                                                                                 \
+        }                                                                                     \
+        if (bias) {                                                                           \
+            for (int v = 0; v < nfull; ++v)                                                   \
+                _mm512_storeu_ps(o + 16 * v, _mm512_add_ps(_mm512_loadu_ps(o + 16 * v),      \
+                                                           _mm512_loadu_ps(bias + 16 * v)));  \
+            if (tail)                                                                         \
+                _mm512_mask_storeu_ps(o + 16 * nfull, tm,                                     \
+                                      _mm512_add_ps(_mm512_maskz_loadu_ps(tm, o + 16 * nfull), \
+                                                    _mm512_maskz_loadu_ps(tm, bias + 16 * nfull))); \
+        }                                                                                     \
+    }
+
+STREAM512(stream512_f32, ld512_f32)
+STREAM512(stream512_f16, ld512_f16)
+
+/* Panels at least this large take the streaming path at one or two rows. */
+#define STREAM_MIN_BYTES ((size_t)512 << 10)
+
+#define DRIVER512(NAME, TILE, STREAM, ELEM)                                                       \
     __attribute__((target("avx512f,avx512vl,f16c,fma,avx2"))) static void NAME(                         \
         float *out, size_t ld_out, const float *x, size_t ld_x, const void *wp, const float *bias, \
         int n_rows, int d_in, int d_out)                                                          \
@@ -221,6 +275,11 @@ TILE512(tile512_f16, ld512_f16)
         assert(out && x && wp && d_in >= 1 && d_out >= 1);                                       \
         size_t np = (size_t)ssm_pack_cols(d_out);                                                 \
         int nvec = (int)(np / 16);                                                                \
+        if (n_rows <= 2 && (size_t)d_in * np * (ELEM) >= STREAM_MIN_BYTES) {                      \
+            for (int i = 0; i < n_rows; ++i)                                                      \
+                STREAM(out + (size_t)i * ld_out, x + (size_t)i * ld_x, wp, np, bias, d_in, d_out); \
+            return;                                                                               \
+        }                                                                                         \
         if (n_rows <= 2) {                                                                        \
             for (int i = 0; i < n_rows; ++i)                                                      \
                 for (int v0 = 0; v0 < nvec; v0 += 8) {                                            \
@@ -266,8 +325,8 @@ TILE512(tile512_f16, ld512_f16)
         }                                                                                         \
     }
 
-DRIVER512(ssm_linear_packed_f32_avx512, tile512_f32)
-DRIVER512(ssm_linear_packed_f16_avx512, tile512_f16)
+DRIVER512(ssm_linear_packed_f32_avx512, tile512_f32, stream512_f32, 4)
+DRIVER512(ssm_linear_packed_f16_avx512, tile512_f16, stream512_f16, 2)
 
 /* ---- AVX2 + FMA ------------------------------------------------------------ */
 
