@@ -1,6 +1,6 @@
 /* Vectorisable variants of the elementwise-heavy kernels (ssm_kernels.h,
  * "_vec"): plain C shaped so that the compiler vectorises the independent
- * lanes, compiled for AVX2 and for the baseline (GNU target_clones).
+ * lanes, compiled for AVX-512, AVX2 and the baseline (GNU target_clones).
  *
  * What differs from the reference: exp() is computed by ssm_expf_vec below
  * (Cephes' expf: range reduction by ln 2, degree-6 polynomial, scale by 2ⁿ

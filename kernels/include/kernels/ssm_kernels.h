@@ -128,7 +128,7 @@ size_t ssm_nonfinite_f32(size_t *count, float *x, size_t ld,
 
 /* ---- vectorisable variants (cpu/ssm_kernels_vec.c) ------------------------
  * Same contracts as the functions above, written for the compiler's
- * auto-vectoriser and built for AVX2 and the x86-64 baseline (picked once at
+ * auto-vectoriser and built for AVX-512, AVX2 and the x86-64 baseline (picked once at
  * load time; both give identical bits).  They differ from the reference only
  * in exp() and log1p(), computed by Cephes-style polynomials within a few ulp
  * of expf/log1pf (ssm_exp_f32_vec), and in summing C·h in eight lanes; tests/kernels holds
