@@ -252,8 +252,10 @@ int ssm_step(ssm_runner *runner, ssm_state *const *states, int n_streams,
              const ssm_outputs *out, unsigned *flags);
 
 /** Runs n_frames consecutive frames of one stream, carrying its state: the
- *  result equals n_frames calls of ssm_step (relative error <= 1e-5; the
- *  projections run as sgemm over the chunk, layer by layer).  Inputs are
+ *  result equals n_frames calls of ssm_step (bit for bit with the same
+ *  runner flags, SSM_RUNNER_BLAS_STEP aside: the projections run the step's
+ *  kernel over the chunk's rows, layer by layer; relative error <= 1e-5
+ *  against a step with other flags).  Inputs are
  *  features {n_frames, n_features} or tokens {n_frames}; outputs have
  *  n_frames rows.  Non-finite inputs are zeroed and counted; if the state
  *  becomes non-finite it is reset, the chunk's outputs are set to 0 and
