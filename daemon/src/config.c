@@ -66,6 +66,24 @@ static const ssmd_option options[] = {
       "client public keys (Z85, one per line) allowed to connect when CURVE is on" },
     { "allow_insecure_remote", 0, SSMD_OPT_BOOL, OFF(allow_insecure_remote), 0, 0, NULL, "false", false,
       "permit non-loopback endpoints without CURVE (traffic readable by anyone on the network)" },
+    { "generate_s", 0, SSMD_OPT_INT, OFF(generate_s), 0, 86400, NULL, "0", false,
+      "generate this many seconds of audio from a mu-law token model (e.g. models/mulaw_lm.safetensors) "
+      "into --output instead of processing input; 0 = off" },
+    { "generate_streams", 0, SSMD_OPT_INT, OFF(generate_streams), 1, 1024, NULL, "1", false,
+      "independent generated streams, stepped as one batch (stream i: seed + i, channel i of --output)" },
+    { "seed", 0, SSMD_OPT_INT, OFF(seed), 0, 2147483647, NULL, "1", false,
+      "sampling seed: the same seed, temperature, top_k, top_p, min_prob and prompt give the same audio" },
+    { "temperature", 0, SSMD_OPT_STRING, OFF(temperature), 0, 0, NULL, "1", false,
+      "sampling temperature (>= 0; 0 = always the most likely sample)" },
+    { "top_k", 0, SSMD_OPT_INT, OFF(top_k), 0, 65536, NULL, "0", false,
+      "sample among the k most likely codes only; 0 = off" },
+    { "top_p", 0, SSMD_OPT_STRING, OFF(top_p), 0, 0, NULL, "1", false,
+      "nucleus sampling: the most likely codes holding this probability mass, in (0, 1]; 1 = off" },
+    { "min_prob", 0, SSMD_OPT_STRING, OFF(min_prob), 0, 0, NULL, "0.001", false,
+      "probability floor in [0, 1) subtracted from every code's probability (LPCNet): keeps long "
+      "generations from drifting into noise; 0 = off" },
+    { "prompt", 0, SSMD_OPT_PATH, OFF(prompt), 0, 0, NULL, "", false,
+      "audio file (at the model's rate) run through the model before generation continues from it" },
 };
 
 const ssmd_option *ssmd_options(size_t *n)

@@ -45,6 +45,14 @@ typedef struct ssmd_config {
     char *curve_secret_file;  /**< CURVE server secret key file (non-loopback binds) */
     char *curve_allow_file;   /**< allowlist of client public keys (ZAP) */
     bool  allow_insecure_remote; /**< permit non-loopback binds without CURVE */
+    long  generate_s;         /**< > 0: generate this many seconds from a token model (generate.h) */
+    long  generate_streams;   /**< generated streams, batched; stream i uses seed + i */
+    long  seed;               /**< sampling seed of generation stream 0 */
+    char *temperature;        /**< sampling temperature (float as text, >= 0) */
+    long  top_k;              /**< top-k sampling, 0 = off */
+    char *top_p;              /**< nucleus sampling mass (float as text, (0, 1]) */
+    char *min_prob;           /**< probability floor (float as text, [0, 1)) */
+    char *prompt;             /**< audio file fed to the model before generating, "" = none */
 } ssmd_config;
 
 /** Option types. */

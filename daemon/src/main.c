@@ -11,10 +11,14 @@
 
 #include "audio_device.h"
 #include "config.h"
+#include "generate.h"
 #include "server.h"
 
 #ifndef SSMD_VERSION
 #define SSMD_VERSION "unknown"
+#endif
+#ifndef SSMD_DEFAULT_LM
+#define SSMD_DEFAULT_LM "models/mulaw_lm.safetensors"
 #endif
 #ifndef SSMD_DEFAULT_MODEL
 #define SSMD_DEFAULT_MODEL "models/default.safetensors"
@@ -118,6 +122,10 @@ int main(int argc, char **argv)
         goto out;
     case SSMD_CLI_RUN:
         break;
+    }
+    if (cfg.generate_s > 0) { /* generation job (generate.h): token model → file */
+        rc = ssmd_generate_run(&cfg, cfg.model[0] ? cfg.model : SSMD_DEFAULT_LM, &stop_requested);
+        goto out;
     }
     const char *model = cfg.model[0] ? cfg.model : SSMD_DEFAULT_MODEL;
     if (!cfg.model[0] && access(model, R_OK) != 0) {

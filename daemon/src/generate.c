@@ -1,0 +1,419 @@
+/* Generation from a mu-law token model (generate.h). */
+#include "generate.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "dsp/audio_file.h"
+#include "dsp/mulaw.h"
+
+#define GEN_VOCAB 256
+#define GEN_SILENCE 128  /* mu-law code of 0.0 (μ = 255, dsp/mulaw.h) */
+#define GEN_PROMPT_CHUNK 4096
+
+struct ssmd_generator {
+    const ssm_model *model;
+    int n;
+    ssm_runner *runner;
+    ssm_state **states;
+    ssm_sampler **samplers;
+    int32_t *tokens;   /* {n} previous sample of each stream */
+    float *logits;     /* {max(n, GEN_PROMPT_CHUNK), V} */
+    int have_logits;   /* logits rows 0..n-1 hold the next distribution (after a prompt) */
+    uint64_t resets;
+};
+
+static void errf(char *err, size_t cap, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+static void errf(char *err, size_t cap, const char *fmt, ...)
+{
+    if (!err || cap == 0) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, cap, fmt, ap);
+    va_end(ap);
+}
+
+int ssmd_generate_check_model(const ssm_model *model, int *sample_rate_hz, char *err, size_t cap)
+{
+    if (ssm_model_input(model) != SSM_MODEL_INPUT_TOKENS || !(ssm_model_heads(model) & SSM_MODEL_HEAD_LM)) {
+        errf(err, cap, "generation needs a token model with an lm head (input=tokens, heads=lm), "
+                       "e.g. models/mulaw_lm.safetensors; this one has input=%s",
+             ssm_model_input(model) == SSM_MODEL_INPUT_TOKENS ? "tokens and no lm head" : "features");
+        return -1;
+    }
+    if (ssm_model_vocab_size(model) != GEN_VOCAB) {
+        errf(err, cap, "generation needs vocab_size 256 (8-bit mu-law codes), the model has %d",
+             ssm_model_vocab_size(model));
+        return -1;
+    }
+    const char *f = ssm_model_meta(model, "frontend.features");
+    if (!f || strcmp(f, "mulaw") != 0) {
+        errf(err, cap, "frontend.features: generation needs \"mulaw\", the model has %s%s%s",
+             f ? "\"" : "", f ? f : "none", f ? "\"" : "");
+        return -1;
+    }
+    const char *mu = ssm_model_meta(model, "frontend.mulaw_mu");
+    if (mu && strcmp(mu, "255") != 0) {
+        errf(err, cap, "frontend.mulaw_mu: ssmd decodes mu = 255, the model has %s", mu);
+        return -1;
+    }
+    const char *sr = ssm_model_meta(model, "frontend.sample_rate_hz");
+    long rate = 16000;
+    if (sr) {
+        char *end;
+        errno = 0;
+        rate = strtol(sr, &end, 10);
+        if (errno || *end || rate < 1000 || rate > 384000) {
+            errf(err, cap, "frontend.sample_rate_hz: \"%s\" is not a rate in [1000, 384000]", sr);
+            return -1;
+        }
+    }
+    if (sample_rate_hz) *sample_rate_hz = (int)rate;
+    return 0;
+}
+
+void ssmd_generator_destroy(ssmd_generator *g)
+{
+    if (!g) return;
+    if (g->states)
+        for (int i = 0; i < g->n; i++) ssm_state_destroy(g->states[i]);
+    if (g->samplers)
+        for (int i = 0; i < g->n; i++) ssm_sampler_destroy(g->samplers[i]);
+    free(g->states);
+    free(g->samplers);
+    free(g->tokens);
+    free(g->logits);
+    ssm_runner_destroy(g->runner);
+    free(g);
+}
+
+int ssmd_generator_create(const ssm_model *model, int n_streams, const ssm_sample_params *params,
+                          uint64_t seed, ssmd_generator **out, char *err, size_t cap)
+{
+    *out = NULL;
+    if (ssmd_generate_check_model(model, NULL, err, cap) != 0) return -1;
+    if (n_streams < 1 || n_streams > 65536) {
+        errf(err, cap, "generate_streams %d is outside [1, 65536]", n_streams);
+        return -1;
+    }
+    ssm_error se = {0};
+    if (ssm_sample_params_check(params, &se) != SSM_OK) {
+        errf(err, cap, "%s", se.msg);
+        return -1;
+    }
+    ssmd_generator *g = calloc(1, sizeof *g);
+    if (!g) goto nomem;
+    g->model = model;
+    g->n = n_streams;
+    size_t rows = n_streams > GEN_PROMPT_CHUNK ? (size_t)n_streams : GEN_PROMPT_CHUNK;
+    g->states = calloc((size_t)n_streams, sizeof *g->states);
+    g->samplers = calloc((size_t)n_streams, sizeof *g->samplers);
+    g->tokens = malloc((size_t)n_streams * sizeof *g->tokens);
+    g->logits = malloc(rows * GEN_VOCAB * sizeof *g->logits);
+    if (!g->states || !g->samplers || !g->tokens || !g->logits) goto nomem;
+    for (int i = 0; i < n_streams; i++) {
+        if (ssm_state_create(model, &g->states[i]) != SSM_OK) goto nomem;
+        if (ssm_sampler_create(GEN_VOCAB, params, seed + (uint64_t)i, &g->samplers[i], &se) != SSM_OK) {
+            errf(err, cap, "%s", se.msg);
+            ssmd_generator_destroy(g);
+            return -1;
+        }
+        g->tokens[i] = GEN_SILENCE;
+    }
+    if (ssm_runner_create(model, n_streams, GEN_PROMPT_CHUNK, 0, &g->runner, &se) != SSM_OK) {
+        errf(err, cap, "%s", se.msg);
+        ssmd_generator_destroy(g);
+        return -1;
+    }
+    *out = g;
+    return 0;
+nomem:
+    ssmd_generator_destroy(g);
+    errf(err, cap, "out of memory for %d generation streams", n_streams);
+    return -1;
+}
+
+int ssmd_generator_n_streams(const ssmd_generator *g) { return g->n; }
+uint64_t ssmd_generator_resets(const ssmd_generator *g) { return g->resets; }
+
+int ssmd_generator_prompt(ssmd_generator *g, const uint8_t *codes, size_t n, char *err, size_t cap)
+{
+    if (n == 0) {
+        errf(err, cap, "prompt is empty");
+        return -1;
+    }
+    int32_t tok[GEN_PROMPT_CHUNK];
+    ssm_outputs o = { .logits = g->logits };
+    size_t last_rows = 0;
+    for (size_t at = 0; at < n; at += GEN_PROMPT_CHUNK) {
+        size_t m = n - at < GEN_PROMPT_CHUNK ? n - at : GEN_PROMPT_CHUNK;
+        for (size_t i = 0; i < m; i++) tok[i] = codes[at + i];
+        int rc = ssm_forward(g->runner, g->states[0], (int)m, NULL, tok, &o, NULL);
+        if (rc == SSM_ERR_NONFINITE) g->resets++;
+        else if (rc != SSM_OK) {
+            errf(err, cap, "prompt: model forward failed: %s", ssm_strerror(rc));
+            return -1;
+        }
+        last_rows = m;
+    }
+    /* the last row predicts the first generated sample of every stream */
+    memmove(g->logits, g->logits + (last_rows - 1) * GEN_VOCAB, GEN_VOCAB * sizeof *g->logits);
+    for (int i = 1; i < g->n; i++)
+        memcpy(g->logits + (size_t)i * GEN_VOCAB, g->logits, GEN_VOCAB * sizeof *g->logits);
+    if (g->n > 1) {
+        size_t bytes = ssm_state_bytes(g->model);
+        void *buf = malloc(bytes);
+        if (!buf) {
+            errf(err, cap, "prompt: out of memory");
+            return -1;
+        }
+        int rc = ssm_state_snapshot(g->states[0], buf, bytes, NULL);
+        for (int i = 1; i < g->n && rc == SSM_OK; i++) rc = ssm_state_restore(g->states[i], buf, bytes);
+        free(buf);
+        if (rc != SSM_OK) {
+            errf(err, cap, "prompt: copying the state failed: %s", ssm_strerror(rc));
+            return -1;
+        }
+    }
+    for (int i = 0; i < g->n; i++) g->tokens[i] = codes[n - 1];
+    g->have_logits = 1;
+    return 0;
+}
+
+int ssmd_generator_step(ssmd_generator *g, uint8_t *codes_out)
+{
+    if (!g->have_logits) {
+        ssm_outputs o = { .logits = g->logits };
+        int rc = ssm_step(g->runner, g->states, g->n, NULL, g->tokens, &o, NULL);
+        if (rc == SSM_ERR_NONFINITE) g->resets++;
+        else if (rc != SSM_OK) return -1;
+    }
+    g->have_logits = 0;
+    for (int i = 0; i < g->n; i++) {
+        int32_t t;
+        if (ssm_sample(g->samplers[i], g->logits + (size_t)i * GEN_VOCAB, &t) != SSM_OK) g->resets++;
+        g->tokens[i] = t;
+        codes_out[i] = (uint8_t)t;
+    }
+    return 0;
+}
+
+/* A float option given as text: finite, whole string. */
+static int parse_float(const char *key, const char *v, float *out, char *err, size_t cap)
+{
+    char *end;
+    errno = 0;
+    double d = strtod(v, &end);
+    if (errno || end == v || *end || !isfinite(d)) {
+        errf(err, cap, "%s: expected a number, got '%s'", key, v);
+        return -1;
+    }
+    *out = (float)d;
+    return 0;
+}
+
+int ssmd_generate_params_from_config(const ssmd_config *cfg, ssm_sample_params *p, char *err, size_t cap)
+{
+    ssm_sample_params_default(p);
+    if (parse_float("temperature", cfg->temperature, &p->temperature, err, cap) ||
+        parse_float("top_p", cfg->top_p, &p->top_p, err, cap) ||
+        parse_float("min_prob", cfg->min_prob, &p->min_prob, err, cap))
+        return -1;
+    p->top_k = (int)cfg->top_k;
+    ssm_error se = {0};
+    if (ssm_sample_params_check(p, &se) != SSM_OK) {
+        errf(err, cap, "%s", se.msg);
+        return -1;
+    }
+    return 0;
+}
+
+/* Reads the whole prompt file as mono mu-law codes at rate_hz. */
+static int read_prompt(const char *path, int rate_hz, uint8_t **codes, size_t *n, char *err, size_t cap)
+{
+    dsp_audio_reader *r = NULL;
+    dsp_error de = {0};
+    *codes = NULL;
+    *n = 0;
+    if (dsp_audio_reader_open(&r, path, NULL, &de) != DSP_OK) {
+        errf(err, cap, "prompt: %s", de.msg);
+        return -1;
+    }
+    const dsp_audio_info *in = dsp_audio_reader_info(r);
+    if (in->sample_rate_hz != rate_hz) {
+        errf(err, cap, "prompt: %s is %d Hz; the model generates at %d Hz (resample it first)",
+             path, in->sample_rate_hz, rate_hz);
+        dsp_audio_reader_close(r);
+        return -1;
+    }
+    int ch = in->channels;
+    size_t capn = 0;
+    uint8_t *c = NULL;
+    float *buf = malloc((size_t)4096 * (size_t)ch * sizeof *buf);
+    float mono[4096];
+    int rc = -1;
+    if (!buf) {
+        errf(err, cap, "prompt: out of memory");
+        goto done;
+    }
+    for (;;) {
+        size_t got = 0;
+        if (dsp_audio_reader_read(r, buf, 4096, &got, &de) != DSP_OK) {
+            errf(err, cap, "prompt: %s", de.msg);
+            goto done;
+        }
+        if (got == 0) break;
+        if (*n + got > (size_t)rate_hz * 3600) {
+            errf(err, cap, "prompt: %s is longer than one hour", path);
+            goto done;
+        }
+        if (*n + got > capn) {
+            size_t nc = capn ? capn * 2 : 65536;
+            while (nc < *n + got) nc *= 2;
+            uint8_t *t = realloc(c, nc);
+            if (!t) {
+                errf(err, cap, "prompt: out of memory");
+                goto done;
+            }
+            c = t;
+            capn = nc;
+        }
+        for (size_t i = 0; i < got; i++) {
+            float s = 0;
+            for (int k = 0; k < ch; k++) s += buf[i * (size_t)ch + (size_t)k];
+            mono[i] = s / (float)ch;
+        }
+        dsp_mulaw_encode(c + *n, mono, got);
+        *n += got;
+    }
+    if (*n == 0) {
+        errf(err, cap, "prompt: %s holds no samples", path);
+        goto done;
+    }
+    rc = 0;
+done:
+    free(buf);
+    dsp_audio_reader_close(r);
+    if (rc) {
+        free(c);
+        *n = 0;
+    } else {
+        *codes = c;
+    }
+    return rc;
+}
+
+int ssmd_generate_run(const ssmd_config *cfg, const char *model_path, volatile sig_atomic_t *stop)
+{
+    char err[1024];
+    ssm_sample_params sp;
+    if (ssmd_generate_params_from_config(cfg, &sp, err, sizeof err) != 0) {
+        fprintf(stderr, "ssmd: %s\n", err);
+        return 2;
+    }
+    if (!cfg->output[0]) {
+        fprintf(stderr, "ssmd: generate_s: generation needs --output FILE to write the audio to\n");
+        return 2;
+    }
+    if (strcmp(cfg->input, "none") != 0) {
+        fprintf(stderr, "ssmd: generate_s: generation takes no --input ('%s'); use --prompt FILE to "
+                        "start from audio\n", cfg->input);
+        return 2;
+    }
+    ssm_model *model = NULL;
+    ssm_error se = {0};
+    if (ssm_model_load(model_path, NULL, &model, &se) != SSM_OK) {
+        fprintf(stderr, "ssmd: %s\n", se.msg);
+        return 2;
+    }
+    int rate = 16000, rc = 1, nst = (int)cfg->generate_streams;
+    ssmd_generator *g = NULL;
+    uint8_t *prompt = NULL, *codes = NULL;
+    float *x = NULL;
+    size_t n_prompt = 0;
+    dsp_audio_writer *w = NULL;
+    if (ssmd_generate_check_model(model, &rate, err, sizeof err) != 0) {
+        fprintf(stderr, "ssmd: %s: %s\n", model_path, err);
+        rc = 2;
+        goto out;
+    }
+    if (cfg->prompt[0] && read_prompt(cfg->prompt, rate, &prompt, &n_prompt, err, sizeof err) != 0) {
+        fprintf(stderr, "ssmd: %s\n", err);
+        rc = 2;
+        goto out;
+    }
+    if (ssmd_generator_create(model, nst, &sp, (uint64_t)cfg->seed, &g, err, sizeof err) != 0) {
+        fprintf(stderr, "ssmd: %s\n", err);
+        goto out;
+    }
+    if (prompt && ssmd_generator_prompt(g, prompt, n_prompt, err, sizeof err) != 0) {
+        fprintf(stderr, "ssmd: %s\n", err);
+        goto out;
+    }
+    enum { BLOCK = 1024 };
+    codes = malloc((size_t)nst);
+    x = malloc((size_t)BLOCK * (size_t)nst * sizeof *x);
+    if (!codes || !x) {
+        fprintf(stderr, "ssmd: out of memory\n");
+        goto out;
+    }
+    dsp_audio_write_format fmt = { .sample_rate_hz = rate, .channels = nst };
+    dsp_error de = {0};
+    if (dsp_audio_writer_open(&w, cfg->output, &fmt, &de) != DSP_OK) {
+        fprintf(stderr, "ssmd: %s\n", de.msg);
+        rc = 2;
+        goto out;
+    }
+    uint64_t total = (uint64_t)cfg->generate_s * (uint64_t)rate, done = 0;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    while (done < total && !(stop && *stop)) {
+        size_t m = total - done < BLOCK ? (size_t)(total - done) : BLOCK;
+        for (size_t i = 0; i < m; i++) {
+            if (ssmd_generator_step(g, codes) != 0) {
+                fprintf(stderr, "ssmd: generation: model step failed\n");
+                dsp_audio_writer_abort(w);
+                w = NULL;
+                goto out;
+            }
+            dsp_mulaw_decode(x + i * (size_t)nst, codes, (size_t)nst);
+        }
+        if (dsp_audio_writer_write(w, x, m, &de) != DSP_OK) {
+            fprintf(stderr, "ssmd: %s\n", de.msg);
+            dsp_audio_writer_abort(w);
+            w = NULL;
+            goto out;
+        }
+        done += m;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    if (dsp_audio_writer_close(w, &de) != DSP_OK) {
+        w = NULL;
+        fprintf(stderr, "ssmd: %s\n", de.msg);
+        goto out;
+    }
+    w = NULL;
+    double sec = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+    fprintf(stderr, "ssmd: generated %.2f s x %d stream%s in %.2f s (%.2fx real time%s), resets %llu -> %s\n",
+            (double)done / rate, nst, nst == 1 ? "" : "s", sec,
+            sec > 0 ? (double)done / rate / sec : 0.0, stop && *stop ? ", stopped" : "",
+            (unsigned long long)ssmd_generator_resets(g), cfg->output);
+    rc = 0;
+out:
+    dsp_audio_writer_abort(w);
+    free(codes);
+    free(x);
+    free(prompt);
+    ssmd_generator_destroy(g);
+    ssm_model_free(model);
+    return rc;
+}
