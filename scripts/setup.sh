@@ -23,6 +23,8 @@ PKGS=(
 # Training the default model (train/, models/README.md): SSMD_TRAIN=1 scripts/setup.sh
 if [ "${SSMD_TRAIN:-0}" = 1 ]; then
   PKGS+=(python3-torch flite libopenblas0-pthread)
+  # the mu-law generation model's music (train/lm_data.py renders MIDI with fluidsynth)
+  PKGS+=(fluidsynth fluid-soundfont-gm)
 fi
 # Extra packages a caller may ask for (training, benchmarks against PyTorch).
 # e.g. SSMD_EXTRA_PKGS=python3-torch scripts/setup.sh for bench/model_torch_peer.py
