@@ -4,6 +4,8 @@
 #      bandwidth at L2/L3/DRAM working sets) and ssmd's projection kernels at
 #      the sgemm shapes;
 #   2. dsp: STFT + log-mel + iSTFT per frame, numpy peer (bench/dsp_bench.sh);
+#      generation (bench/gen_bench.sh, PyTorch peer) when gen_bench is built
+#      and models/mulaw_lm.safetensors exists;
 #   3. model step: latency at batch 1 (median, p99 over >= 10 000 steps) and
 #      stream-steps/s at batch 1/16/64/256 for three model sizes (default
 #      d_model 64 × 2 layers; small 128 × 4; medium 512 × 8), ssmd's variants
@@ -45,6 +47,10 @@ echo "{\"bench\":\"machine\",\"cpu\":\"$(grep -m1 'model name' /proc/cpuinfo | c
 
 "$BUILD/bench/roofline" | emit
 bench/dsp_bench.sh "$BUILD" "$SSMD_BENCH_SECONDS" | emit
+# generation (token model sampling, bench/gen_bench.sh) when built and its model exists
+if [ -x "$BUILD/bench/gen_bench" ] && [ -f models/mulaw_lm.safetensors ]; then
+  bench/gen_bench.sh "$BUILD" | emit
+fi
 
 shape() { case $1 in default) echo "64 2 16";; small) echo "128 4 16";; medium) echo "512 8 16";; esac; }
 for name in $MODELS; do

@@ -62,6 +62,17 @@ def main(path):
                 xr = r.get("x_realtime_16k", r["frames_per_s"] * r.get("hop", 128) / 16000)
                 print(f"| {r['bench']} | {r['impl']} | {r['variant']} | {r['frames_per_s']:,.0f} | {xr:,.0f} |")
 
+    gen = [r for r in rows if r.get("bench") == "generate"]
+    if gen:
+        print("\n## generation (bench/gen_bench.sh: mu-law token model, one core)\n")
+        print("| impl | batch | samples/s | × real time per stream |\n|---|---:|---:|---:|")
+        for r in gen:
+            if "samples_per_s" in r:
+                print(f"| {r['impl']} | {r['batch']} | {r['samples_per_s']:,.0f} | "
+                      f"{r.get('per_stream_realtime_x', 0):.3f} |")
+            else:
+                print(f"| {r.get('impl', '?')} | - | skipped: {r.get('skipped', '?')} | |")
+
     info = {r["model"]: r for r in rows if r.get("bench") == "model_info"}
     steps = [r for r in rows if r.get("bench") == "model_step"]
     thr = [r for r in rows if r.get("bench") == "model_step_threads"]
