@@ -84,6 +84,9 @@ static const ssmd_option options[] = {
       "generations from drifting into noise; 0 = off" },
     { "prompt", 0, SSMD_OPT_PATH, OFF(prompt), 0, 0, NULL, "", false,
       "audio file (at the model's rate) run through the model before generation continues from it" },
+    { "generate_publish", 0, SSMD_OPT_BOOL, OFF(generate_publish), 0, 0, NULL, "false", false,
+      "publish the generated audio on the data socket (--pub, loopback or ipc only) as streams "
+      "gen0, gen1, ..., paced at real time" },
 };
 
 const ssmd_option *ssmd_options(size_t *n)

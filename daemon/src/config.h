@@ -53,6 +53,7 @@ typedef struct ssmd_config {
     char *top_p;              /**< nucleus sampling mass (float as text, (0, 1]) */
     char *min_prob;           /**< probability floor (float as text, [0, 1)) */
     char *prompt;             /**< audio file fed to the model before generating, "" = none */
+    bool  generate_publish;   /**< publish generated audio on --pub, paced at real time */
 } ssmd_config;
 
 /** Option types. */

@@ -9,8 +9,11 @@
 #include <string.h>
 #include <time.h>
 
+#include <zmq.h>
+
 #include "dsp/audio_file.h"
 #include "dsp/mulaw.h"
+#include "ssmd/protocol.h"
 
 #define GEN_VOCAB 256
 #define GEN_SILENCE 128  /* mu-law code of 0.0 (μ = 255, dsp/mulaw.h) */
@@ -312,6 +315,107 @@ done:
     return rc;
 }
 
+/* ---- publishing (generate_publish) ------------------------------------- */
+
+typedef struct gen_pub {
+    void *ctx, *sock;
+    uint64_t epoch, *seq;   /* seq {n} per stream */
+    uint64_t published, dropped;
+} gen_pub;
+
+/* Generation binds without CURVE, so only endpoints no other host can reach. */
+static int endpoint_local(const char *ep)
+{
+    return strncmp(ep, "ipc://", 6) == 0 || strncmp(ep, "inproc://", 9) == 0 ||
+           strncmp(ep, "tcp://127.0.0.1:", 16) == 0 || strncmp(ep, "tcp://localhost:", 16) == 0 ||
+           strncmp(ep, "tcp://[::1]:", 12) == 0;
+}
+
+static void pub_close(gen_pub *p)
+{
+    if (p->sock) zmq_close(p->sock);
+    if (p->ctx) zmq_ctx_term(p->ctx);
+    free(p->seq);
+    memset(p, 0, sizeof *p);
+}
+
+static int pub_open(gen_pub *p, const ssmd_config *cfg, int n, char *err, size_t cap)
+{
+    memset(p, 0, sizeof *p);
+    if (!endpoint_local(cfg->pub)) {
+        errf(err, cap, "generate_publish: pub endpoint '%s' is not loopback or ipc (generation "
+                       "publishes without CURVE)", cfg->pub);
+        return -1;
+    }
+    int hwm = (int)cfg->pub_hwm, linger = 1000;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    p->epoch = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+    p->seq = calloc((size_t)n, sizeof *p->seq);
+    p->ctx = zmq_ctx_new();
+    p->sock = p->ctx ? zmq_socket(p->ctx, ZMQ_XPUB) : NULL; /* XPUB: sees subscriptions */
+    if (!p->seq || !p->sock || zmq_setsockopt(p->sock, ZMQ_SNDHWM, &hwm, sizeof hwm) != 0 ||
+        zmq_setsockopt(p->sock, ZMQ_LINGER, &linger, sizeof linger) != 0 || zmq_bind(p->sock, cfg->pub) != 0) {
+        errf(err, cap, "generate_publish: cannot bind %s: %s", cfg->pub, zmq_strerror(zmq_errno()));
+        pub_close(p);
+        return -1;
+    }
+    return 0;
+}
+
+/* Waits until n subscriptions have arrived (wait_subscribers), or *stop. */
+static void pub_wait(gen_pub *p, long n, volatile sig_atomic_t *stop)
+{
+    long seen = 0;
+    while (seen < n && !(stop && *stop)) {
+        zmq_pollitem_t it = { p->sock, 0, ZMQ_POLLIN, 0 };
+        if (zmq_poll(&it, 1, 100) <= 0) continue;
+        uint8_t b[256];
+        int r = zmq_recv(p->sock, b, sizeof b, ZMQ_DONTWAIT);
+        if (r >= 1 && b[0] == 1) seen++;
+    }
+}
+
+/* Publishes m samples of every stream (x {m, n} interleaved) as topic
+ * gen<i>/audio/, float32 {m, 1}. */
+static void pub_block(gen_pub *p, const float *x, size_t m, int n, int rate, uint64_t first, uint32_t flags,
+                      float *scratch)
+{
+    for (int i = 0; i < n; i++) {
+        for (size_t k = 0; k < m; k++) scratch[k] = x[k * (size_t)n + (size_t)i];
+        char name[32], topic[SSMD_STREAM_NAME_MAX + 16];
+        snprintf(name, sizeof name, "gen%d", i);
+        ssmd_topic_format(topic, sizeof topic, name, SSMD_KIND_AUDIO);
+        ssmd_header h = { .kind = SSMD_KIND_AUDIO, .dtype = SSMD_DTYPE_F32, .flags = flags,
+                          .sample_rate_hz = (uint32_t)rate, .rows = (uint32_t)m, .cols = 1,
+                          .hop_samples = 1, .seq = p->seq[i]++, .first_sample = first,
+                          .epoch = p->epoch };
+        uint8_t hb[SSMD_HEADER_BYTES];
+        ssmd_header_encode(hb, &h);
+        if (zmq_send(p->sock, topic, strlen(topic), ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
+            zmq_send(p->sock, hb, sizeof hb, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
+            zmq_send(p->sock, scratch, m * sizeof *scratch, ZMQ_DONTWAIT) < 0)
+            p->dropped++;
+        else
+            p->published++;
+    }
+}
+
+/* Sleeps until t0 + seconds (CLOCK_MONOTONIC) or *stop. */
+static void pace_until(const struct timespec *t0, double seconds, volatile sig_atomic_t *stop)
+{
+    for (;;) {
+        struct timespec t;
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        double el = (double)(t.tv_sec - t0->tv_sec) + 1e-9 * (double)(t.tv_nsec - t0->tv_nsec);
+        double wait = seconds - el;
+        if (wait <= 0 || (stop && *stop)) return;
+        if (wait > 0.05) wait = 0.05;
+        struct timespec d = { 0, (long)(wait * 1e9) };
+        nanosleep(&d, NULL);
+    }
+}
+
 int ssmd_generate_run(const ssmd_config *cfg, const char *model_path, volatile sig_atomic_t *stop)
 {
     char err[1024];
@@ -320,8 +424,8 @@ int ssmd_generate_run(const ssmd_config *cfg, const char *model_path, volatile s
         fprintf(stderr, "ssmd: %s\n", err);
         return 2;
     }
-    if (!cfg->output[0]) {
-        fprintf(stderr, "ssmd: generate_s: generation needs --output FILE to write the audio to\n");
+    if (!cfg->output[0] && !cfg->generate_publish) {
+        fprintf(stderr, "ssmd: generate_s: generation needs --output FILE and/or --generate-publish\n");
         return 2;
     }
     if (strcmp(cfg->input, "none") != 0) {
@@ -341,6 +445,8 @@ int ssmd_generate_run(const ssmd_config *cfg, const char *model_path, volatile s
     float *x = NULL;
     size_t n_prompt = 0;
     dsp_audio_writer *w = NULL;
+    gen_pub pub = {0};
+    float *scratch = NULL;
     if (ssmd_generate_check_model(model, &rate, err, sizeof err) != 0) {
         fprintf(stderr, "ssmd: %s: %s\n", model_path, err);
         rc = 2;
@@ -359,19 +465,31 @@ int ssmd_generate_run(const ssmd_config *cfg, const char *model_path, volatile s
         fprintf(stderr, "ssmd: %s\n", err);
         goto out;
     }
-    enum { BLOCK = 1024 };
+    /* 20 ms blocks when publishing (paced at real time), larger for files */
+    const size_t BLOCK = cfg->generate_publish ? (size_t)rate / 50 : 1024;
     codes = malloc((size_t)nst);
-    x = malloc((size_t)BLOCK * (size_t)nst * sizeof *x);
-    if (!codes || !x) {
+    x = malloc(BLOCK * (size_t)nst * sizeof *x);
+    scratch = malloc(BLOCK * sizeof *scratch);
+    if (!codes || !x || !scratch) {
         fprintf(stderr, "ssmd: out of memory\n");
         goto out;
     }
     dsp_audio_write_format fmt = { .sample_rate_hz = rate, .channels = nst };
     dsp_error de = {0};
-    if (dsp_audio_writer_open(&w, cfg->output, &fmt, &de) != DSP_OK) {
+    if (cfg->output[0] && dsp_audio_writer_open(&w, cfg->output, &fmt, &de) != DSP_OK) {
         fprintf(stderr, "ssmd: %s\n", de.msg);
         rc = 2;
         goto out;
+    }
+    if (cfg->generate_publish && pub_open(&pub, cfg, nst, err, sizeof err) != 0) {
+        fprintf(stderr, "ssmd: %s\n", err);
+        rc = 2;
+        goto out;
+    }
+    if (pub.sock && cfg->wait_subscribers > 0) {
+        fprintf(stderr, "ssmd: waiting for %ld subscription%s on %s\n", cfg->wait_subscribers,
+                cfg->wait_subscribers == 1 ? "" : "s", cfg->pub);
+        pub_wait(&pub, cfg->wait_subscribers, stop);
     }
     uint64_t total = (uint64_t)cfg->generate_s * (uint64_t)rate, done = 0;
     struct timespec t0, t1;
@@ -387,7 +505,11 @@ int ssmd_generate_run(const ssmd_config *cfg, const char *model_path, volatile s
             }
             dsp_mulaw_decode(x + i * (size_t)nst, codes, (size_t)nst);
         }
-        if (dsp_audio_writer_write(w, x, m, &de) != DSP_OK) {
+        if (pub.sock) {
+            pace_until(&t0, (double)(done + m) / rate, stop); /* released when its last sample is due, as live audio */
+            pub_block(&pub, x, m, nst, rate, done, done + m >= total ? SSMD_FLAG_END_OF_STREAM : 0, scratch);
+        }
+        if (w && dsp_audio_writer_write(w, x, m, &de) != DSP_OK) {
             fprintf(stderr, "ssmd: %s\n", de.msg);
             dsp_audio_writer_abort(w);
             w = NULL;
@@ -396,20 +518,29 @@ int ssmd_generate_run(const ssmd_config *cfg, const char *model_path, volatile s
         done += m;
     }
     clock_gettime(CLOCK_MONOTONIC, &t1);
-    if (dsp_audio_writer_close(w, &de) != DSP_OK) {
+    if (w && dsp_audio_writer_close(w, &de) != DSP_OK) {
         w = NULL;
         fprintf(stderr, "ssmd: %s\n", de.msg);
         goto out;
     }
     w = NULL;
     double sec = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
-    fprintf(stderr, "ssmd: generated %.2f s x %d stream%s in %.2f s (%.2fx real time%s), resets %llu -> %s\n",
+    char where[4200];
+    snprintf(where, sizeof where, "%s%s%s", cfg->output, cfg->output[0] && pub.sock ? " and " : "",
+             pub.sock ? cfg->pub : "");
+    fprintf(stderr, "ssmd: generated %.2f s x %d stream%s in %.2f s (%.2fx real time%s), resets %llu -> %s",
             (double)done / rate, nst, nst == 1 ? "" : "s", sec,
             sec > 0 ? (double)done / rate / sec : 0.0, stop && *stop ? ", stopped" : "",
-            (unsigned long long)ssmd_generator_resets(g), cfg->output);
+            (unsigned long long)ssmd_generator_resets(g), where);
+    if (pub.sock)
+        fprintf(stderr, " (%llu messages published, %llu dropped)", (unsigned long long)pub.published,
+                (unsigned long long)pub.dropped);
+    fputc('\n', stderr);
     rc = 0;
 out:
     dsp_audio_writer_abort(w);
+    pub_close(&pub);
+    free(scratch);
     free(codes);
     free(x);
     free(prompt);
