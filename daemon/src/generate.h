@@ -72,7 +72,13 @@ int ssmd_generate_params_from_config(const ssmd_config *cfg, ssm_sample_params *
  *  prompt (cfg->prompt, any format libsndfile reads, downmixed to mono; it
  *  must already be at the model's sample rate), generates
  *  cfg->generate_s seconds for cfg->generate_streams streams and writes them
- *  to cfg->output (stream s = channel s; the prompt is not repeated there).
+ *  to cfg->output (stream s = channel s; the prompt is not repeated there)
+ *  and/or, with cfg->generate_publish, publishes them on cfg->pub (an XPUB
+ *  socket; loopback or ipc endpoints only, as nothing is encrypted) as topics
+ *  "gen<s>/audio/" (ssmd/protocol.h header, float32 {320, 1} blocks of 20 ms
+ *  at 16 kHz, the last flagged SSMD_FLAG_END_OF_STREAM), each block released
+ *  when its last sample is due in real time; with cfg->wait_subscribers > 0
+ *  it first waits for that many subscriptions.
  *  Stops early, keeping what was written, when *stop becomes non-zero.
  *  Prints one line on stderr for every error.  Returns the process exit
  *  status: 0, 1 (runtime failure) or 2 (bad option or input). */
