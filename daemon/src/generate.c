@@ -13,6 +13,7 @@
 
 #include "dsp/audio_file.h"
 #include "dsp/mulaw.h"
+#include "dsp/resample.h"
 #include "ssmd/protocol.h"
 
 #define GEN_VOCAB 256
@@ -240,8 +241,58 @@ int ssmd_generate_params_from_config(const ssmd_config *cfg, ssm_sample_params *
     return 0;
 }
 
-/* Reads the whole prompt file as mono mu-law codes at rate_hz. */
-static int read_prompt(const char *path, int rate_hz, uint8_t **codes, size_t *n, char *err, size_t cap)
+/* Resamples x {n} from in_hz to out_hz (whole signal, flushed) into a new
+ * buffer *y {*m}.  Returns 0, or -1 with a line in err. */
+static int resample_all(const float *x, size_t n, int in_hz, int out_hz, dsp_resample_quality q,
+                        float **y, size_t *m, char *err, size_t cap)
+{
+    dsp_resampler *rs = NULL;
+    dsp_error de = {0};
+    *y = NULL;
+    *m = 0;
+    if (dsp_resampler_create(&rs, in_hz, out_hz, 1, q, &de) != DSP_OK) {
+        errf(err, cap, "prompt: cannot resample %d Hz to %d Hz: %s", in_hz, out_hz, de.msg);
+        return -1;
+    }
+    size_t capn = dsp_resampler_max_out_frames(rs, n) + 8192, at = 0, used = 0, got = 0;
+    float *o = malloc(capn * sizeof *o);
+    int rc = -1;
+    if (!o) {
+        errf(err, cap, "prompt: out of memory");
+        goto done;
+    }
+    while (used < n) {
+        size_t u = 0;
+        if (dsp_resampler_process(rs, x + used, n - used, &u, o + at, capn - at, &got) != DSP_OK ||
+            (u == 0 && got == 0)) {
+            errf(err, cap, "prompt: resampling failed");
+            goto done;
+        }
+        used += u;
+        at += got;
+    }
+    do {
+        if (dsp_resampler_flush(rs, o + at, capn - at, &got) != DSP_OK) {
+            errf(err, cap, "prompt: resampling failed");
+            goto done;
+        }
+        at += got;
+    } while (got > 0 && at < capn);
+    rc = 0;
+done:
+    dsp_resampler_destroy(rs);
+    if (rc) free(o);
+    else {
+        *y = o;
+        *m = at;
+    }
+    return rc;
+}
+
+/* Reads the whole prompt file, downmixed to mono, resampled to rate_hz
+ * (libsamplerate at quality q) and mu-law encoded. */
+static int read_prompt(const char *path, int rate_hz, dsp_resample_quality q, uint8_t **codes, size_t *n,
+                       char *err, size_t cap)
 {
     dsp_audio_reader *r = NULL;
     dsp_error de = {0};
@@ -252,17 +303,10 @@ static int read_prompt(const char *path, int rate_hz, uint8_t **codes, size_t *n
         return -1;
     }
     const dsp_audio_info *in = dsp_audio_reader_info(r);
-    if (in->sample_rate_hz != rate_hz) {
-        errf(err, cap, "prompt: %s is %d Hz; the model generates at %d Hz (resample it first)",
-             path, in->sample_rate_hz, rate_hz);
-        dsp_audio_reader_close(r);
-        return -1;
-    }
-    int ch = in->channels;
-    size_t capn = 0;
-    uint8_t *c = NULL;
+    const int ch = in->channels, in_hz = in->sample_rate_hz;
+    size_t capn = 0, len = 0;
+    float *mono = NULL, *res = NULL;
     float *buf = malloc((size_t)4096 * (size_t)ch * sizeof *buf);
-    float mono[4096];
     int rc = -1;
     if (!buf) {
         errf(err, cap, "prompt: out of memory");
@@ -275,43 +319,54 @@ static int read_prompt(const char *path, int rate_hz, uint8_t **codes, size_t *n
             goto done;
         }
         if (got == 0) break;
-        if (*n + got > (size_t)rate_hz * 3600) {
+        if (len + got > (size_t)in_hz * 3600) {
             errf(err, cap, "prompt: %s is longer than one hour", path);
             goto done;
         }
-        if (*n + got > capn) {
+        if (len + got > capn) {
             size_t nc = capn ? capn * 2 : 65536;
-            while (nc < *n + got) nc *= 2;
-            uint8_t *t = realloc(c, nc);
+            while (nc < len + got) nc *= 2;
+            float *t = realloc(mono, nc * sizeof *t);
             if (!t) {
                 errf(err, cap, "prompt: out of memory");
                 goto done;
             }
-            c = t;
+            mono = t;
             capn = nc;
         }
         for (size_t i = 0; i < got; i++) {
             float s = 0;
             for (int k = 0; k < ch; k++) s += buf[i * (size_t)ch + (size_t)k];
-            mono[i] = s / (float)ch;
+            mono[len + i] = s / (float)ch;
         }
-        dsp_mulaw_encode(c + *n, mono, got);
-        *n += got;
+        len += got;
     }
-    if (*n == 0) {
+    if (len == 0) {
         errf(err, cap, "prompt: %s holds no samples", path);
         goto done;
     }
+    const float *x = mono;
+    if (in_hz != rate_hz) {
+        if (resample_all(mono, len, in_hz, rate_hz, q, &res, &len, err, cap) != 0) goto done;
+        x = res;
+        if (len == 0) {
+            errf(err, cap, "prompt: %s is too short to resample", path);
+            goto done;
+        }
+    }
+    *codes = malloc(len);
+    if (!*codes) {
+        errf(err, cap, "prompt: out of memory");
+        goto done;
+    }
+    dsp_mulaw_encode(*codes, x, len);
+    *n = len;
     rc = 0;
 done:
     free(buf);
+    free(mono);
+    free(res);
     dsp_audio_reader_close(r);
-    if (rc) {
-        free(c);
-        *n = 0;
-    } else {
-        *codes = c;
-    }
     return rc;
 }
 
@@ -452,7 +507,10 @@ int ssmd_generate_run(const ssmd_config *cfg, const char *model_path, volatile s
         rc = 2;
         goto out;
     }
-    if (cfg->prompt[0] && read_prompt(cfg->prompt, rate, &prompt, &n_prompt, err, sizeof err) != 0) {
+    dsp_resample_quality q = strcmp(cfg->resample_quality, "fast") == 0     ? DSP_RESAMPLE_FASTEST
+                             : strcmp(cfg->resample_quality, "medium") == 0 ? DSP_RESAMPLE_MEDIUM
+                                                                            : DSP_RESAMPLE_BEST;
+    if (cfg->prompt[0] && read_prompt(cfg->prompt, rate, q, &prompt, &n_prompt, err, sizeof err) != 0) {
         fprintf(stderr, "ssmd: %s\n", err);
         rc = 2;
         goto out;

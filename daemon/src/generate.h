@@ -69,8 +69,8 @@ uint64_t ssmd_generator_resets(const ssmd_generator *g);
 int ssmd_generate_params_from_config(const ssmd_config *cfg, ssm_sample_params *p, char *err, size_t cap);
 
 /** The generation job (cfg->generate_s > 0): loads model_path, reads the
- *  prompt (cfg->prompt, any format libsndfile reads, downmixed to mono; it
- *  must already be at the model's sample rate), generates
+ *  prompt (cfg->prompt, any format libsndfile reads, downmixed to mono,
+ *  resampled to the model's rate with cfg->resample_quality), generates
  *  cfg->generate_s seconds for cfg->generate_streams streams and writes them
  *  to cfg->output (stream s = channel s; the prompt is not repeated there)
  *  and/or, with cfg->generate_publish, publishes them on cfg->pub (an XPUB

@@ -19,8 +19,9 @@
 3. --generate-publish: 2 streams of 2 s published on the data socket arrive
    complete (topics gen0/audio/, gen1/audio/, float32), equal the file
    written in the same run, and are paced at real time (the run lasts 2 s).
-4. Bad input gives exit status 2 and one line naming it: a prompt at another
-   rate, a model that is not a token model, a bad temperature.
+4. A prompt at 22050 Hz is resampled (accepted); bad input gives exit status 2
+   and one line naming it: an empty prompt, a file that is not a model, a bad
+   temperature.
 """
 import json
 import os
@@ -156,7 +157,11 @@ def main():
 
     # 4. bad input
     rc, err = run(ssmd, "--model", model, "--generate-s", "1", "--prompt", wav22, "-o", os.path.join(out, "x.wav"))
-    check(rc == 2 and "22050 Hz" in err, f"prompt at 22050 Hz refused: {err}")
+    check(rc == 0, f"prompt at 22050 Hz is resampled to 16 kHz: exit {rc}: {err}")
+    empty = os.path.join(out, "empty.wav")
+    wavfile.write(empty, 16000, np.zeros(0, np.int16))
+    rc, err = run(ssmd, "--model", model, "--generate-s", "1", "--prompt", empty, "-o", os.path.join(out, "x.wav"))
+    check(rc == 2 and "no samples" in err, f"empty prompt refused: {err}")
     rc, err = run(ssmd, "--model", model, "--generate-s", "1", "--temperature", "-1", "-o", os.path.join(out, "x.wav"))
     check(rc == 2 and "temperature" in err, f"bad temperature refused: {err}")
     rc, err = run(ssmd, "--model", prompt, "--generate-s", "1", "-o", os.path.join(out, "x.wav"))
