@@ -3,6 +3,7 @@
  * adding a field to ssmd_config and a row here (tests/daemon/test_config.c
  * checks every row round-trips through the file writer and the parser). */
 #include "config.h"
+#include "errf.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -95,19 +96,6 @@ const ssmd_option *ssmd_options(size_t *n)
     return options;
 }
 
-static void errf(char *err, size_t cap, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 3, 4)))
-#endif
-    ;
-static void errf(char *err, size_t cap, const char *fmt, ...)
-{
-    if (!err || cap == 0) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, cap, fmt, ap);
-    va_end(ap);
-}
 
 /* Keys compare with '-' and '_' as the same character. */
 static int key_equal(const char *a, const char *b, size_t len_a)
@@ -177,7 +165,7 @@ static int set_option(ssmd_config *cfg, const ssmd_option *o, const char *value,
         long v = strtol(value, &end, 10);
         if (errno || end == value || *end != '\0' || isspace((unsigned char)value[0]) ||
             v < o->min || v > o->max) {
-            errf(err, cap, "%s: expected an integer in [%ld, %ld], got '%s'", o->key, o->min, o->max, value);
+            ssmd_errf(err, cap, "%s: expected an integer in [%ld, %ld], got '%s'", o->key, o->min, o->max, value);
             return -1;
         }
         *(long *)(base + o->offset) = v;
@@ -185,19 +173,19 @@ static int set_option(ssmd_config *cfg, const ssmd_option *o, const char *value,
     }
     case SSMD_OPT_BOOL:
         if (parse_bool(value, (bool *)(base + o->offset)) != 0) {
-            errf(err, cap, "%s: expected true or false, got '%s'", o->key, value);
+            ssmd_errf(err, cap, "%s: expected true or false, got '%s'", o->key, value);
             return -1;
         }
         return 0;
     case SSMD_OPT_ENUM:
         if (!enum_contains(o->values, value)) {
-            errf(err, cap, "%s: expected one of %s, got '%s'", o->key, o->values, value);
+            ssmd_errf(err, cap, "%s: expected one of %s, got '%s'", o->key, o->values, value);
             return -1;
         }
         break;
     case SSMD_OPT_ENDPOINT:
         if (!endpoint_valid(value)) {
-            errf(err, cap, "%s: expected tcp://HOST:PORT, ipc://PATH or inproc://NAME, got '%s'",
+            ssmd_errf(err, cap, "%s: expected tcp://HOST:PORT, ipc://PATH or inproc://NAME, got '%s'",
                  o->key, value);
             return -1;
         }
@@ -207,12 +195,12 @@ static int set_option(ssmd_config *cfg, const ssmd_option *o, const char *value,
         break;
     }
     if (strlen(value) > 4096) {
-        errf(err, cap, "%s: value longer than 4096 bytes", o->key);
+        ssmd_errf(err, cap, "%s: value longer than 4096 bytes", o->key);
         return -1;
     }
     char *copy = strdup(value);
     if (!copy) {
-        errf(err, cap, "%s: out of memory", o->key);
+        ssmd_errf(err, cap, "%s: out of memory", o->key);
         return -1;
     }
     char **slot = (char **)(base + o->offset);
@@ -225,7 +213,7 @@ int ssmd_config_set(ssmd_config *cfg, const char *key, const char *value, char *
 {
     const ssmd_option *o = find_option(key, strlen(key));
     if (!o) {
-        errf(err, cap, "%s: unknown option (ssmd --help lists them)", key);
+        ssmd_errf(err, cap, "%s: unknown option (ssmd --help lists them)", key);
         return -1;
     }
     return set_option(cfg, o, value, err, cap);
@@ -266,7 +254,7 @@ int ssmd_config_load_file(ssmd_config *cfg, const char *path, char *err, size_t 
 {
     FILE *f = fopen(path, "r");
     if (!f) {
-        errf(err, cap, "%s: cannot open: %s", path, strerror(errno));
+        ssmd_errf(err, cap, "%s: cannot open: %s", path, strerror(errno));
         return -1;
     }
     char *line = NULL;
@@ -276,7 +264,7 @@ int ssmd_config_load_file(ssmd_config *cfg, const char *path, char *err, size_t 
     while ((got = getline(&line, &line_cap, f)) >= 0) {
         lineno++;
         if (memchr(line, '\0', (size_t)got) != NULL) {
-            errf(err, cap, "%s:%d: NUL byte in line (not a text file?)", path, lineno);
+            ssmd_errf(err, cap, "%s:%d: NUL byte in line (not a text file?)", path, lineno);
             rc = -1;
             break;
         }
@@ -284,7 +272,7 @@ int ssmd_config_load_file(ssmd_config *cfg, const char *path, char *err, size_t 
         if (*s == '\0' || *s == '#') continue;
         char *eq = strchr(s, '=');
         if (!eq) {
-            errf(err, cap, "%s:%d: %s: expected 'key = value'", path, lineno, s);
+            ssmd_errf(err, cap, "%s:%d: %s: expected 'key = value'", path, lineno, s);
             rc = -1;
             break;
         }
@@ -294,7 +282,7 @@ int ssmd_config_load_file(ssmd_config *cfg, const char *path, char *err, size_t 
             char *close = strchr(value + 1, '"');
             char *rest = close ? trim(close + 1) : NULL;
             if (!close || (*rest != '\0' && *rest != '#')) {
-                errf(err, cap, "%s:%d: %s: unterminated quote or text after the quoted value",
+                ssmd_errf(err, cap, "%s:%d: %s: unterminated quote or text after the quoted value",
                      path, lineno, key);
                 rc = -1;
                 break;
@@ -310,13 +298,13 @@ int ssmd_config_load_file(ssmd_config *cfg, const char *path, char *err, size_t 
         }
         char why[512];
         if (ssmd_config_set(cfg, key, value, why, sizeof why) != 0) {
-            errf(err, cap, "%s:%d: %s", path, lineno, why);
+            ssmd_errf(err, cap, "%s:%d: %s", path, lineno, why);
             rc = -1;
             break;
         }
     }
     if (rc == 0 && ferror(f)) {
-        errf(err, cap, "%s: read error: %s", path, strerror(errno));
+        ssmd_errf(err, cap, "%s: read error: %s", path, strerror(errno));
         rc = -1;
     }
     free(line);
@@ -350,7 +338,7 @@ int ssmd_config_parse_args(ssmd_config *cfg, int argc, char **argv, ssmd_cli_act
         const char *file = NULL;
         if (strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) {
             if (i + 1 >= argc) {
-                errf(err, cap, "%s: needs a file name", argv[i]);
+                ssmd_errf(err, cap, "%s: needs a file name", argv[i]);
                 return -1;
             }
             file = argv[++i];
@@ -368,7 +356,7 @@ int ssmd_config_parse_args(ssmd_config *cfg, int argc, char **argv, ssmd_cli_act
         if (!only_positional && strcmp(a, "--") == 0) { only_positional = true; continue; }
         if (only_positional || a[0] != '-' || a[1] == '\0') {
             if (n_positional++ > 0) {
-                errf(err, cap, "%s: unexpected argument (only one input file may be given)", a);
+                ssmd_errf(err, cap, "%s: unexpected argument (only one input file may be given)", a);
                 return -1;
             }
             if (ssmd_config_set(cfg, "input", a, err, cap) != 0) return -1;
@@ -390,21 +378,21 @@ int ssmd_config_parse_args(ssmd_config *cfg, int argc, char **argv, ssmd_cli_act
                 if (options[k].short_flag == a[1]) o = &options[k];
         }
         if (!o) {
-            errf(err, cap, "%s: unknown option (ssmd --help lists them)", a);
+            ssmd_errf(err, cap, "%s: unknown option (ssmd --help lists them)", a);
             return -1;
         }
         if (o->type == SSMD_OPT_BOOL && !value) {
             value = negated ? "false" : "true";
         } else if (!value) {
             if (i + 1 >= argc) {
-                errf(err, cap, "%s: needs a value", a);
+                ssmd_errf(err, cap, "%s: needs a value", a);
                 return -1;
             }
             value = argv[++i];
         }
         char why[512];
         if (set_option(cfg, o, value, why, sizeof why) != 0) {
-            errf(err, cap, "--%s", why);
+            ssmd_errf(err, cap, "--%s", why);
             for (char *p = err; *p && *p != ':'; p++)
                 if (*p == '_') *p = '-';
             return -1;

@@ -1,5 +1,7 @@
 #include "frontend.h"
 
+#include "errf.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -7,26 +9,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int fail(char *err, size_t cap, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 3, 4)))
-#endif
-    ;
-static int fail(char *err, size_t cap, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    if (err && cap) vsnprintf(err, cap, fmt, ap);
-    va_end(ap);
-    return -1;
-}
 
 static int meta_int(const ssm_model *m, const char *key, long lo, long hi, long def, int *out,
                     char *err, size_t cap)
 {
     const char *v = ssm_model_meta(m, key);
     if (!v) {
-        if (def < 0) return fail(err, cap, "%s: missing from the model's metadata", key);
+        if (def < 0) return ssmd_errf(err, cap, "%s: missing from the model's metadata", key);
         *out = (int)def;
         return 0;
     }
@@ -34,7 +23,7 @@ static int meta_int(const ssm_model *m, const char *key, long lo, long hi, long 
     errno = 0;
     long x = strtol(v, &end, 10);
     if (errno || end == v || *end || x < lo || x > hi)
-        return fail(err, cap, "%s: expected an integer in [%ld, %ld], got '%s'", key, lo, hi, v);
+        return ssmd_errf(err, cap, "%s: expected an integer in [%ld, %ld], got '%s'", key, lo, hi, v);
     *out = (int)x;
     return 0;
 }
@@ -51,7 +40,7 @@ static int meta_double(const ssm_model *m, const char *key, double lo, double hi
     errno = 0;
     double x = strtod(v, &end);
     if (errno || end == v || *end || !isfinite(x) || x < lo || x > hi)
-        return fail(err, cap, "%s: expected a number in [%g, %g], got '%s'", key, lo, hi, v);
+        return ssmd_errf(err, cap, "%s: expected a number in [%g, %g], got '%s'", key, lo, hi, v);
     *out = x;
     return 0;
 }
@@ -60,14 +49,14 @@ int ssmd_frontend_from_model(ssmd_frontend *fe, const ssm_model *m, char *err, s
 {
     memset(fe, 0, sizeof *fe);
     if (ssm_model_input(m) != SSM_MODEL_INPUT_FEATURES)
-        return fail(err, cap, "input: this is a token model (generation); audio processing needs "
+        return ssmd_errf(err, cap, "input: this is a token model (generation); audio processing needs "
                               "a model with input = features");
     if (meta_int(m, "frontend.sample_rate_hz", 1000, 384000, -1, &fe->sample_rate_hz, err, cap) ||
         meta_int(m, "frontend.n_fft", 16, 65536, -1, &fe->n_fft, err, cap) ||
         meta_int(m, "frontend.hop", 1, 65536, -1, &fe->hop_samples, err, cap))
         return -1;
     if (fe->hop_samples > fe->n_fft)
-        return fail(err, cap, "frontend.hop: %d is larger than frontend.n_fft %d", fe->hop_samples, fe->n_fft);
+        return ssmd_errf(err, cap, "frontend.hop: %d is larger than frontend.n_fft %d", fe->hop_samples, fe->n_fft);
     fe->n_bins = fe->n_fft / 2 + 1;
     fe->latency_samples = fe->n_fft - fe->hop_samples;
 
@@ -78,11 +67,11 @@ int ssmd_frontend_from_model(ssmd_frontend *fe, const ssm_model *m, char *err, s
         fe->analysis = DSP_WINDOW_HANN;
         fe->synthesis = DSP_WINDOW_RECT;
     } else {
-        return fail(err, cap, "frontend.window: expected sqrt_hann or hann, got '%s'", win);
+        return ssmd_errf(err, cap, "frontend.window: expected sqrt_hann or hann, got '%s'", win);
     }
 
     const char *feat = ssm_model_meta(m, "frontend.features");
-    if (!feat) return fail(err, cap, "frontend.features: missing from the model's metadata");
+    if (!feat) return ssmd_errf(err, cap, "frontend.features: missing from the model's metadata");
     double floor_power;
     if (meta_double(m, "frontend.log_floor", 1e-30, 1.0, 1e-10, &floor_power, err, cap)) return -1;
     fe->log_floor = (float)floor_power;
@@ -97,14 +86,14 @@ int ssmd_frontend_from_model(ssmd_frontend *fe, const ssm_model *m, char *err, s
             return -1;
         fe->n_features = fe->n_mels;
     } else {
-        return fail(err, cap, "frontend.features: expected log_power or log_mel, got '%s'", feat);
+        return ssmd_errf(err, cap, "frontend.features: expected log_power or log_mel, got '%s'", feat);
     }
     if (ssm_model_n_features(m) != fe->n_features)
-        return fail(err, cap, "n_features: the model takes %d features per frame but frontend.%s gives %d",
+        return ssmd_errf(err, cap, "n_features: the model takes %d features per frame but frontend.%s gives %d",
                     ssm_model_n_features(m), fe->features == SSMD_FEATURES_LOG_MEL ? "n_mels" : "n_fft",
                     fe->n_features);
     if ((ssm_model_heads(m) & SSM_MODEL_HEAD_MASK) && ssm_model_n_mask(m) != fe->n_bins)
-        return fail(err, cap, "head.mask: %d gains per frame, but frontend.n_fft %d has %d bins",
+        return ssmd_errf(err, cap, "head.mask: %d gains per frame, but frontend.n_fft %d has %d bins",
                     ssm_model_n_mask(m), fe->n_fft, fe->n_bins);
     return 0;
 }

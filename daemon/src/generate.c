@@ -15,6 +15,7 @@
 #include "dsp/mulaw.h"
 #include "dsp/resample.h"
 #include "ssmd/protocol.h"
+#include "errf.h"
 
 #define GEN_VOCAB 256
 #define GEN_SILENCE 128  /* mu-law code of 0.0 (μ = 255, dsp/mulaw.h) */
@@ -32,42 +33,29 @@ struct ssmd_generator {
     uint64_t resets;
 };
 
-static void errf(char *err, size_t cap, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 3, 4)))
-#endif
-    ;
-static void errf(char *err, size_t cap, const char *fmt, ...)
-{
-    if (!err || cap == 0) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, cap, fmt, ap);
-    va_end(ap);
-}
 
 int ssmd_generate_check_model(const ssm_model *model, int *sample_rate_hz, char *err, size_t cap)
 {
     if (ssm_model_input(model) != SSM_MODEL_INPUT_TOKENS || !(ssm_model_heads(model) & SSM_MODEL_HEAD_LM)) {
-        errf(err, cap, "generation needs a token model with an lm head (input=tokens, heads=lm), "
+        ssmd_errf(err, cap, "generation needs a token model with an lm head (input=tokens, heads=lm), "
                        "e.g. models/mulaw_lm.safetensors; this one has input=%s",
              ssm_model_input(model) == SSM_MODEL_INPUT_TOKENS ? "tokens and no lm head" : "features");
         return -1;
     }
     if (ssm_model_vocab_size(model) != GEN_VOCAB) {
-        errf(err, cap, "generation needs vocab_size 256 (8-bit mu-law codes), the model has %d",
+        ssmd_errf(err, cap, "generation needs vocab_size 256 (8-bit mu-law codes), the model has %d",
              ssm_model_vocab_size(model));
         return -1;
     }
     const char *f = ssm_model_meta(model, "frontend.features");
     if (!f || strcmp(f, "mulaw") != 0) {
-        errf(err, cap, "frontend.features: generation needs \"mulaw\", the model has %s%s%s",
+        ssmd_errf(err, cap, "frontend.features: generation needs \"mulaw\", the model has %s%s%s",
              f ? "\"" : "", f ? f : "none", f ? "\"" : "");
         return -1;
     }
     const char *mu = ssm_model_meta(model, "frontend.mulaw_mu");
     if (mu && strcmp(mu, "255") != 0) {
-        errf(err, cap, "frontend.mulaw_mu: ssmd decodes mu = 255, the model has %s", mu);
+        ssmd_errf(err, cap, "frontend.mulaw_mu: ssmd decodes mu = 255, the model has %s", mu);
         return -1;
     }
     const char *sr = ssm_model_meta(model, "frontend.sample_rate_hz");
@@ -77,7 +65,7 @@ int ssmd_generate_check_model(const ssm_model *model, int *sample_rate_hz, char 
         errno = 0;
         rate = strtol(sr, &end, 10);
         if (errno || *end || rate < 1000 || rate > 384000) {
-            errf(err, cap, "frontend.sample_rate_hz: \"%s\" is not a rate in [1000, 384000]", sr);
+            ssmd_errf(err, cap, "frontend.sample_rate_hz: \"%s\" is not a rate in [1000, 384000]", sr);
             return -1;
         }
     }
@@ -106,12 +94,12 @@ int ssmd_generator_create(const ssm_model *model, int n_streams, const ssm_sampl
     *out = NULL;
     if (ssmd_generate_check_model(model, NULL, err, cap) != 0) return -1;
     if (n_streams < 1 || n_streams > 65536) {
-        errf(err, cap, "generate_streams %d is outside [1, 65536]", n_streams);
+        ssmd_errf(err, cap, "generate_streams %d is outside [1, 65536]", n_streams);
         return -1;
     }
     ssm_error se = {0};
     if (ssm_sample_params_check(params, &se) != SSM_OK) {
-        errf(err, cap, "%s", se.msg);
+        ssmd_errf(err, cap, "%s", se.msg);
         return -1;
     }
     ssmd_generator *g = calloc(1, sizeof *g);
@@ -127,14 +115,14 @@ int ssmd_generator_create(const ssm_model *model, int n_streams, const ssm_sampl
     for (int i = 0; i < n_streams; i++) {
         if (ssm_state_create(model, &g->states[i]) != SSM_OK) goto nomem;
         if (ssm_sampler_create(GEN_VOCAB, params, seed + (uint64_t)i, &g->samplers[i], &se) != SSM_OK) {
-            errf(err, cap, "%s", se.msg);
+            ssmd_errf(err, cap, "%s", se.msg);
             ssmd_generator_destroy(g);
             return -1;
         }
         g->tokens[i] = GEN_SILENCE;
     }
     if (ssm_runner_create(model, n_streams, GEN_PROMPT_CHUNK, 0, &g->runner, &se) != SSM_OK) {
-        errf(err, cap, "%s", se.msg);
+        ssmd_errf(err, cap, "%s", se.msg);
         ssmd_generator_destroy(g);
         return -1;
     }
@@ -142,7 +130,7 @@ int ssmd_generator_create(const ssm_model *model, int n_streams, const ssm_sampl
     return 0;
 nomem:
     ssmd_generator_destroy(g);
-    errf(err, cap, "out of memory for %d generation streams", n_streams);
+    ssmd_errf(err, cap, "out of memory for %d generation streams", n_streams);
     return -1;
 }
 
@@ -152,7 +140,7 @@ uint64_t ssmd_generator_resets(const ssmd_generator *g) { return g->resets; }
 int ssmd_generator_prompt(ssmd_generator *g, const uint8_t *codes, size_t n, char *err, size_t cap)
 {
     if (n == 0) {
-        errf(err, cap, "prompt is empty");
+        ssmd_errf(err, cap, "prompt is empty");
         return -1;
     }
     int32_t tok[GEN_PROMPT_CHUNK];
@@ -164,7 +152,7 @@ int ssmd_generator_prompt(ssmd_generator *g, const uint8_t *codes, size_t n, cha
         int rc = ssm_forward(g->runner, g->states[0], (int)m, NULL, tok, &o, NULL);
         if (rc == SSM_ERR_NONFINITE) g->resets++;
         else if (rc != SSM_OK) {
-            errf(err, cap, "prompt: model forward failed: %s", ssm_strerror(rc));
+            ssmd_errf(err, cap, "prompt: model forward failed: %s", ssm_strerror(rc));
             return -1;
         }
         last_rows = m;
@@ -177,14 +165,14 @@ int ssmd_generator_prompt(ssmd_generator *g, const uint8_t *codes, size_t n, cha
         size_t bytes = ssm_state_bytes(g->model);
         void *buf = malloc(bytes);
         if (!buf) {
-            errf(err, cap, "prompt: out of memory");
+            ssmd_errf(err, cap, "prompt: out of memory");
             return -1;
         }
         int rc = ssm_state_snapshot(g->states[0], buf, bytes, NULL);
         for (int i = 1; i < g->n && rc == SSM_OK; i++) rc = ssm_state_restore(g->states[i], buf, bytes);
         free(buf);
         if (rc != SSM_OK) {
-            errf(err, cap, "prompt: copying the state failed: %s", ssm_strerror(rc));
+            ssmd_errf(err, cap, "prompt: copying the state failed: %s", ssm_strerror(rc));
             return -1;
         }
     }
@@ -218,7 +206,7 @@ static int parse_float(const char *key, const char *v, float *out, char *err, si
     errno = 0;
     double d = strtod(v, &end);
     if (errno || end == v || *end || !isfinite(d)) {
-        errf(err, cap, "%s: expected a number, got '%s'", key, v);
+        ssmd_errf(err, cap, "%s: expected a number, got '%s'", key, v);
         return -1;
     }
     *out = (float)d;
@@ -235,7 +223,7 @@ int ssmd_generate_params_from_config(const ssmd_config *cfg, ssm_sample_params *
     p->top_k = (int)cfg->top_k;
     ssm_error se = {0};
     if (ssm_sample_params_check(p, &se) != SSM_OK) {
-        errf(err, cap, "%s", se.msg);
+        ssmd_errf(err, cap, "%s", se.msg);
         return -1;
     }
     return 0;
@@ -251,21 +239,21 @@ static int resample_all(const float *x, size_t n, int in_hz, int out_hz, dsp_res
     *y = NULL;
     *m = 0;
     if (dsp_resampler_create(&rs, in_hz, out_hz, 1, q, &de) != DSP_OK) {
-        errf(err, cap, "prompt: cannot resample %d Hz to %d Hz: %s", in_hz, out_hz, de.msg);
+        ssmd_errf(err, cap, "prompt: cannot resample %d Hz to %d Hz: %s", in_hz, out_hz, de.msg);
         return -1;
     }
     size_t capn = dsp_resampler_max_out_frames(rs, n) + 8192, at = 0, used = 0, got = 0;
     float *o = malloc(capn * sizeof *o);
     int rc = -1;
     if (!o) {
-        errf(err, cap, "prompt: out of memory");
+        ssmd_errf(err, cap, "prompt: out of memory");
         goto done;
     }
     while (used < n) {
         size_t u = 0;
         if (dsp_resampler_process(rs, x + used, n - used, &u, o + at, capn - at, &got) != DSP_OK ||
             (u == 0 && got == 0)) {
-            errf(err, cap, "prompt: resampling failed");
+            ssmd_errf(err, cap, "prompt: resampling failed");
             goto done;
         }
         used += u;
@@ -273,7 +261,7 @@ static int resample_all(const float *x, size_t n, int in_hz, int out_hz, dsp_res
     }
     do {
         if (dsp_resampler_flush(rs, o + at, capn - at, &got) != DSP_OK) {
-            errf(err, cap, "prompt: resampling failed");
+            ssmd_errf(err, cap, "prompt: resampling failed");
             goto done;
         }
         at += got;
@@ -299,7 +287,7 @@ static int read_prompt(const char *path, int rate_hz, dsp_resample_quality q, ui
     *codes = NULL;
     *n = 0;
     if (dsp_audio_reader_open(&r, path, NULL, &de) != DSP_OK) {
-        errf(err, cap, "prompt: %s", de.msg);
+        ssmd_errf(err, cap, "prompt: %s", de.msg);
         return -1;
     }
     const dsp_audio_info *in = dsp_audio_reader_info(r);
@@ -309,18 +297,18 @@ static int read_prompt(const char *path, int rate_hz, dsp_resample_quality q, ui
     float *buf = malloc((size_t)4096 * (size_t)ch * sizeof *buf);
     int rc = -1;
     if (!buf) {
-        errf(err, cap, "prompt: out of memory");
+        ssmd_errf(err, cap, "prompt: out of memory");
         goto done;
     }
     for (;;) {
         size_t got = 0;
         if (dsp_audio_reader_read(r, buf, 4096, &got, &de) != DSP_OK) {
-            errf(err, cap, "prompt: %s", de.msg);
+            ssmd_errf(err, cap, "prompt: %s", de.msg);
             goto done;
         }
         if (got == 0) break;
         if (len + got > (size_t)in_hz * 3600) {
-            errf(err, cap, "prompt: %s is longer than one hour", path);
+            ssmd_errf(err, cap, "prompt: %s is longer than one hour", path);
             goto done;
         }
         if (len + got > capn) {
@@ -328,7 +316,7 @@ static int read_prompt(const char *path, int rate_hz, dsp_resample_quality q, ui
             while (nc < len + got) nc *= 2;
             float *t = realloc(mono, nc * sizeof *t);
             if (!t) {
-                errf(err, cap, "prompt: out of memory");
+                ssmd_errf(err, cap, "prompt: out of memory");
                 goto done;
             }
             mono = t;
@@ -342,7 +330,7 @@ static int read_prompt(const char *path, int rate_hz, dsp_resample_quality q, ui
         len += got;
     }
     if (len == 0) {
-        errf(err, cap, "prompt: %s holds no samples", path);
+        ssmd_errf(err, cap, "prompt: %s holds no samples", path);
         goto done;
     }
     const float *x = mono;
@@ -350,13 +338,13 @@ static int read_prompt(const char *path, int rate_hz, dsp_resample_quality q, ui
         if (resample_all(mono, len, in_hz, rate_hz, q, &res, &len, err, cap) != 0) goto done;
         x = res;
         if (len == 0) {
-            errf(err, cap, "prompt: %s is too short to resample", path);
+            ssmd_errf(err, cap, "prompt: %s is too short to resample", path);
             goto done;
         }
     }
     *codes = malloc(len);
     if (!*codes) {
-        errf(err, cap, "prompt: out of memory");
+        ssmd_errf(err, cap, "prompt: out of memory");
         goto done;
     }
     dsp_mulaw_encode(*codes, x, len);
@@ -398,7 +386,7 @@ static int pub_open(gen_pub *p, const ssmd_config *cfg, int n, char *err, size_t
 {
     memset(p, 0, sizeof *p);
     if (!endpoint_local(cfg->pub)) {
-        errf(err, cap, "generate_publish: pub endpoint '%s' is not loopback or ipc (generation "
+        ssmd_errf(err, cap, "generate_publish: pub endpoint '%s' is not loopback or ipc (generation "
                        "publishes without CURVE)", cfg->pub);
         return -1;
     }
@@ -411,7 +399,7 @@ static int pub_open(gen_pub *p, const ssmd_config *cfg, int n, char *err, size_t
     p->sock = p->ctx ? zmq_socket(p->ctx, ZMQ_XPUB) : NULL; /* XPUB: sees subscriptions */
     if (!p->seq || !p->sock || zmq_setsockopt(p->sock, ZMQ_SNDHWM, &hwm, sizeof hwm) != 0 ||
         zmq_setsockopt(p->sock, ZMQ_LINGER, &linger, sizeof linger) != 0 || zmq_bind(p->sock, cfg->pub) != 0) {
-        errf(err, cap, "generate_publish: cannot bind %s: %s", cfg->pub, zmq_strerror(zmq_errno()));
+        ssmd_errf(err, cap, "generate_publish: cannot bind %s: %s", cfg->pub, zmq_strerror(zmq_errno()));
         pub_close(p);
         return -1;
     }

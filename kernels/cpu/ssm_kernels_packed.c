@@ -32,19 +32,7 @@
 #include <immintrin.h>
 #endif
 
-static inline uint32_t f2u(float f)
-{
-    uint32_t u;
-    memcpy(&u, &f, sizeof u);
-    return u;
-}
-
-static inline float u2f(uint32_t u)
-{
-    float f;
-    memcpy(&f, &u, sizeof f);
-    return f;
-}
+#include "bits.h"
 
 /* ---- IEEE binary16 conversions ----------------------------------------- */
 

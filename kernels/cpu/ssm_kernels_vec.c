@@ -26,19 +26,7 @@
 #endif
 #endif
 
-static inline uint32_t f2u(float f)
-{
-    uint32_t u;
-    memcpy(&u, &f, sizeof u);
-    return u;
-}
-
-static inline float u2f(uint32_t u)
-{
-    float f;
-    memcpy(&f, &u, sizeof f);
-    return f;
-}
+#include "bits.h"
 
 /* exp(x) within ~2 ulp for x in [-87, 88]; x below -87 gives exp(-87)
  * (1.6e-38, where the true value is smaller still), above 88 gives exp(88);

@@ -40,33 +40,6 @@ uint64_t ssm_fnv1a64(const void *p, size_t n)
     return h;
 }
 
-/* IEEE binary16 → binary32, exact (every half is a float): subnormals are
- * renormalised, Inf stays Inf, NaN keeps sign and payload (as numpy does). */
-float ssm_f16_to_f32(uint16_t h)
-{
-    uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
-    uint32_t ex = (h >> 10) & 0x1fu, man = h & 0x3ffu, bits;
-    if (ex == 0) {
-        if (man == 0) {
-            bits = sign;
-        } else {
-            int e = -1;
-            do {
-                e++;
-                man <<= 1;
-            } while (!(man & 0x400u));
-            bits = sign | (uint32_t)(127 - 15 - e) << 23 | (man & 0x3ffu) << 13;
-        }
-    } else if (ex == 31) {
-        bits = sign | 0x7f800000u | man << 13;
-    } else {
-        bits = sign | (ex + 127 - 15) << 23 | man << 13;
-    }
-    float f;
-    memcpy(&f, &bits, sizeof f);
-    return f;
-}
-
 /* Printable copy of an untrusted string for an error line: control bytes
  * become '?', long strings are cut with "...". */
 static const char *printable(char *dst, size_t cap, const char *s)

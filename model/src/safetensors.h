@@ -84,10 +84,6 @@ const char *ssm_st_dtype_name(ssm_st_dtype dt);
 int ssm_weights_load_buffer(const void *buf, size_t size, const char *label,
                             ssm_weights **out, ssm_error *err);
 
-/** IEEE binary16 bits → float, exact: subnormals renormalised, ±Inf kept,
- *  NaN keeps sign and payload (numpy's float16 → float32 conversion). */
-float ssm_f16_to_f32(uint16_t h);
-
 /** 64-bit FNV-1a of n bytes (offset basis 0xcbf29ce484222325, prime 0x100000001b3). */
 uint64_t ssm_fnv1a64(const void *p, size_t n);
 

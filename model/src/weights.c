@@ -8,6 +8,7 @@
  * a model without it would silently compute something else).  Aligned F32
  * tensors alias the read-only mapping; everything else lives in 64-byte
  * aligned blocks this ssm_weights owns. */
+#include "kernels/ssm_kernels.h"
 #include "safetensors.h"
 #include "weights.h"
 
@@ -377,7 +378,7 @@ static int take(weights_impl *w, const char *name, const char *alias, int requir
             for (size_t i = 0; i < n; i++) {
                 uint16_t h = (uint16_t)(t->data[2 * i] | t->data[2 * i + 1] << 8);
                 if (t->dtype == SSM_ST_F16) {
-                    dst[i] = ssm_f16_to_f32(h);
+                    dst[i] = ssm_half_to_f32(h);
                 } else {
                     uint32_t bits = (uint32_t)h << 16;
                     memcpy(&dst[i], &bits, sizeof bits);

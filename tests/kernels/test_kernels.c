@@ -17,24 +17,8 @@
 static const int k_sizes[] = {1, 7, 253};
 #define N_SIZES ((int)(sizeof k_sizes / sizeof k_sizes[0]))
 
-static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
-
-static float frand(float lo, float hi)
-{
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return lo + (hi - lo) * (float)((rng_state >> 40) * (1.0 / 16777216.0));
-}
-
-static float *rand_vec(size_t n, float lo, float hi)
-{
-    float *v = malloc(n * sizeof *v + 1);
-    assert_non_null(v);
-    for (size_t i = 0; i < n; ++i)
-        v[i] = frand(lo, hi);
-    return v;
-}
+#define KT_SEED 0x9E3779B97F4A7C15ull
+#include "kt_rand.h"
 
 /* relative error |a-b| / (|b| + floor) */
 static double rel(double a, double b, double floor_)

@@ -29,24 +29,8 @@
 #define HAVE_X86 1
 #endif
 
-static uint64_t rng_state = 0x243F6A8885A308D3ull;
-
-static float frand(float lo, float hi)
-{
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return lo + (hi - lo) * (float)((rng_state >> 40) * (1.0 / 16777216.0));
-}
-
-static float *rand_vec(size_t n, float lo, float hi)
-{
-    float *v = malloc(n * sizeof *v + 1);
-    assert_non_null(v);
-    for (size_t i = 0; i < n; ++i)
-        v[i] = frand(lo, hi);
-    return v;
-}
+#define KT_SEED 0x243F6A8885A308D3ull
+#include "kt_rand.h"
 
 static const int k_din[] = {1, 7, 64, 253, 1100}; /* 1100 x 253: the streaming path */
 static const int k_dout[] = {1, 7, 16, 17, 36, 253};
