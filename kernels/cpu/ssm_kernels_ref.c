@@ -10,7 +10,9 @@
 #include <assert.h>
 #include <math.h>
 
+#ifndef SSM_NO_CBLAS
 #include <cblas.h>
+#endif
 
 /* Batch-invariant linear layer.
  *
@@ -135,6 +137,11 @@ void ssm_linear_blas_f32(float *out, size_t ld_out, const float *x, size_t ld_x,
     assert(out && x && w && n_rows >= 0 && d_in >= 1 && d_out >= 1);
     if (n_rows == 0)
         return;
+#ifdef SSM_NO_CBLAS
+    /* a build without OpenBLAS (meson -Dgpu_only=true on a machine with no
+     * -dev packages): the reference kernel, same contract, other rounding */
+    ssm_linear_f32(out, ld_out, x, ld_x, w, bias, n_rows, d_in, d_out);
+#else
     float beta = 0.0f;
     if (bias) {
         for (int i = 0; i < n_rows; ++i) {
@@ -151,6 +158,7 @@ void ssm_linear_blas_f32(float *out, size_t ld_out, const float *x, size_t ld_x,
     }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n_rows, d_out, d_in,
                 1.0f, x, (int)ld_x, w, d_in, beta, out, (int)ld_out);
+#endif
 }
 
 void ssm_rmsnorm_f32(float *out, size_t ld_out, const float *x, size_t ld_x,

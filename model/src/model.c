@@ -30,10 +30,12 @@
 #include <math.h>
 #include <stdalign.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "kernels/ssm_kernels.h"
+#include "model_cuda.h"
 #include "model_internal.h"
 #include "weights.h"
 
@@ -68,6 +70,8 @@ struct ssm_model {
     lin_w frontend, mask, vad, lm;
     void *pack_mem;      /* every packed panel, one allocation */
     size_t pack_bytes;
+    ssm_cuda_model *cuda; /* non-NULL: the CUDA backend (model_cuda.c) */
+    char note[320];       /* ssm_model_backend_note */
 };
 
 /* Adds a packed layer to *total (pass 1, mem NULL) or packs it (pass 2). */
@@ -118,7 +122,8 @@ struct ssm_state {
     uint32_t owned; /* 1 when from ssm_state_create */
     uint32_t pad_;
     ssm_state_stats stats;
-    unsigned char reserved[STATE_HEADER - sizeof(void *) - 8 - sizeof(ssm_state_stats)];
+    float *dev;     /* CUDA backend: the payload on the device, else NULL */
+    unsigned char reserved[STATE_HEADER - 2 * sizeof(void *) - 8 - sizeof(ssm_state_stats)];
 };
 _Static_assert(sizeof(struct ssm_state) == STATE_HEADER, "state header size");
 
@@ -146,6 +151,11 @@ static const float *state_cdata(const ssm_state *s)
 
 float *ssm_state_payload_(ssm_state *s, size_t *n_floats)
 {
+    if (s->dev) { /* on the device: not reachable from the host */
+        if (n_floats)
+            *n_floats = 0;
+        return NULL;
+    }
     if (n_floats)
         *n_floats = s->model->state_floats;
     return state_data(s);
@@ -161,9 +171,19 @@ int ssm_model_load(const char *path, const ssm_model_options *opts,
     *out = NULL;
     if (!path)
         return ssm_error_set(err, SSM_ERR_INVALID, "ssm_model_load: path is NULL");
-    if (opts && opts->backend != 0)
-        return ssm_error_set(err, SSM_ERR_BACKEND, "%s: backend %d is not built (only 0 = CPU)",
-                             path, opts->backend);
+    int backend = opts ? opts->backend : SSM_BACKEND_CPU;
+    int device = opts ? opts->cuda_device : 0;
+    if (backend != SSM_BACKEND_CPU && backend != SSM_BACKEND_CUDA && backend != SSM_BACKEND_AUTO)
+        return ssm_error_set(err, SSM_ERR_BACKEND,
+                             "%s: unknown backend %d (0 = cpu, 1 = cuda, 2 = auto)", path, backend);
+    char why[240] = "";
+    if (backend != SSM_BACKEND_CPU) {
+        int ok = ssm_cuda_probe(device, why, sizeof why);
+        if (!ok && backend == SSM_BACKEND_CUDA)
+            return ssm_error_set(err, SSM_ERR_BACKEND, "%s: backend cuda: %s", path, why);
+        backend = ok ? SSM_BACKEND_CUDA : SSM_BACKEND_CPU;
+    }
+    int auto_pick = opts && opts->backend == SSM_BACKEND_AUTO;
     ssm_weights *w = NULL;
     int rc = ssm_weights_load(path, &w, err);
     if (rc < 0)
@@ -184,6 +204,24 @@ int ssm_model_load(const char *path, const ssm_model_options *opts,
         return ssm_error_set(err, SSM_ERR_MODEL, "%s: state size overflows", path);
     }
     m->state_floats = per * (size_t)c->n_layer;
+    if (backend == SSM_BACKEND_CUDA) {
+        rc = ssm_cuda_model_create(w, device, &m->cuda, err);
+        if (rc < 0 && auto_pick) { /* e.g. a d_state the kernels do not take */
+            snprintf(m->note, sizeof m->note, "cuda not used (%.240s); running on the cpu",
+                     err ? err->msg : "model not supported");
+        } else if (rc < 0) {
+            char msg[sizeof err->msg];
+            snprintf(msg, sizeof msg, "%s", err ? err->msg : "");
+            ssm_model_free(m);
+            return ssm_error_set(err, rc, "%s: %s", path, msg);
+        } else {
+            snprintf(m->note, sizeof m->note, "cuda: %.240s", ssm_cuda_model_device(m->cuda));
+            *out = m; /* no CPU panels: every runner of this model is a CUDA one */
+            return SSM_OK;
+        }
+    } else if (auto_pick) {
+        snprintf(m->note, sizeof m->note, "%.240s; running on the cpu", why);
+    }
     /* packed panels of every linear layer (fp32 and f16), made once here */
     m->layer_lin = calloc((size_t)c->n_layer * LIN_PER_LAYER, sizeof *m->layer_lin);
     size_t pack_total = 0;
@@ -204,6 +242,7 @@ void ssm_model_free(ssm_model *model)
 {
     if (!model)
         return;
+    ssm_cuda_model_free(model->cuda);
     ssm_weights_free(model->w);
     free(model->layer_lin);
     free(model->pack_mem);
@@ -237,6 +276,31 @@ int ssm_model_meta_at(const ssm_model *m, int i, const char **key, const char **
 }
 uint64_t ssm_model_hash(const ssm_model *m) { return m->w->hash; }
 
+int ssm_backend_available(int backend, int device, ssm_error *why)
+{
+    if (backend == SSM_BACKEND_CPU)
+        return 1;
+    if (backend != SSM_BACKEND_CUDA) {
+        ssm_error_set(why, SSM_ERR_BACKEND, "unknown backend %d", backend);
+        return 0;
+    }
+    char msg[240];
+    if (ssm_cuda_probe(device, msg, sizeof msg))
+        return 1;
+    ssm_error_set(why, SSM_ERR_BACKEND, "%s", msg);
+    return 0;
+}
+
+const char *ssm_model_backend(const ssm_model *m)
+{
+    return m && m->cuda ? "cuda" : "cpu";
+}
+
+const char *ssm_model_backend_note(const ssm_model *m)
+{
+    return m ? m->note : "";
+}
+
 /* ---- state ------------------------------------------------------------- */
 
 size_t ssm_state_bytes(const ssm_model *m)
@@ -246,12 +310,12 @@ size_t ssm_state_bytes(const ssm_model *m)
 
 size_t ssm_state_size(const ssm_model *m)
 {
-    return STATE_HEADER + m->state_floats * sizeof(float);
+    return STATE_HEADER + (m->cuda ? 0 : m->state_floats * sizeof(float));
 }
 
 ssm_state *ssm_state_init(const ssm_model *m, void *mem, size_t size)
 {
-    if (!m || !mem || ((uintptr_t)mem % ALIGN) != 0 || size < ssm_state_size(m))
+    if (!m || m->cuda || !mem || ((uintptr_t)mem % ALIGN) != 0 || size < ssm_state_size(m))
         return NULL;
     memset(mem, 0, ssm_state_size(m));
     ssm_state *s = mem;
@@ -271,7 +335,16 @@ int ssm_state_create(const ssm_model *m, ssm_state **out)
     void *mem = aligned_alloc(ALIGN, rounded);
     if (!mem)
         return SSM_ERR_NOMEM;
-    ssm_state *s = ssm_state_init(m, mem, rounded);
+    memset(mem, 0, rounded);
+    ssm_state *s = mem;
+    s->model = m;
+    if (m->cuda) {
+        int rc = ssm_cuda_state_alloc(m->cuda, &s->dev);
+        if (rc < 0) {
+            free(mem);
+            return rc;
+        }
+    }
     s->owned = 1;
     *out = s;
     return SSM_OK;
@@ -279,13 +352,19 @@ int ssm_state_create(const ssm_model *m, ssm_state **out)
 
 void ssm_state_destroy(ssm_state *s)
 {
-    if (s && s->owned)
+    if (s && s->owned) {
+        if (s->dev)
+            ssm_cuda_state_free(s->model->cuda, s->dev);
         free(s);
+    }
 }
 
 static void state_zero(ssm_state *s)
 {
-    memset(state_data(s), 0, s->model->state_floats * sizeof(float));
+    if (s->dev)
+        (void)ssm_cuda_state_zero(s->model->cuda, s->dev); /* a failing device fails the next step */
+    else
+        memset(state_data(s), 0, s->model->state_floats * sizeof(float));
 }
 
 void ssm_state_reset(ssm_state *s)
@@ -337,9 +416,15 @@ int ssm_state_snapshot(const ssm_state *s, void *buf, size_t size, size_t *writt
         return SSM_ERR_INVALID;
     snap_header h;
     snap_fill(&h, m);
-    h.checksum = fnv1a64(state_cdata(s), h.payload_bytes);
+    unsigned char *payload = (unsigned char *)buf + SNAP_HEADER;
+    if (s->dev) {
+        if (ssm_cuda_state_download(m->cuda, payload, s->dev) < 0)
+            return SSM_ERR_BACKEND;
+    } else {
+        memcpy(payload, state_cdata(s), h.payload_bytes);
+    }
+    h.checksum = fnv1a64(payload, h.payload_bytes);
     memcpy(buf, &h, sizeof h);
-    memcpy((unsigned char *)buf + SNAP_HEADER, state_cdata(s), h.payload_bytes);
     if (written)
         *written = need;
     return SSM_OK;
@@ -372,7 +457,12 @@ int ssm_state_restore(ssm_state *s, const void *buf, size_t size)
         if (!isfinite(v))
             return SSM_ERR_INVALID;
     }
-    memcpy(state_data(s), payload, h.payload_bytes);
+    if (s->dev) {
+        if (ssm_cuda_state_upload(m->cuda, s->dev, payload) < 0)
+            return SSM_ERR_BACKEND;
+    } else {
+        memcpy(state_data(s), payload, h.payload_bytes);
+    }
     memset(&s->stats, 0, sizeof s->stats);
     return SSM_OK;
 }
@@ -421,6 +511,7 @@ struct ssm_runner {
     float **ssm_ptr;  /* {max_batch} */
     size_t *count;    /* {rows} */
     unsigned char *bad; /* {rows} */
+    ssm_cuda_runner *cuda; /* CUDA backend: the device side (model_cuda.c) */
 };
 
 /* Adds n elements of size elt to *total at a 64-byte boundary; returns the
@@ -441,6 +532,48 @@ static size_t carve(size_t *total, size_t n, size_t elt)
     return off;
 }
 
+/* A runner of a CUDA model: host arrays for the state pointers, counts and
+ * reset flags (the CPU scratch is not allocated); the rest is on the device. */
+static int cuda_runner_create(const ssm_model *m, int max_batch, int max_chunk, unsigned flags,
+                              ssm_runner **out, ssm_error *err)
+{
+    size_t rows = (size_t)(max_batch > max_chunk ? max_batch : max_chunk);
+    size_t total = 0;
+    size_t o_cp = carve(&total, (size_t)max_batch, sizeof(float *));
+    size_t o_cnt = carve(&total, rows, sizeof(size_t));
+    size_t o_bad = carve(&total, rows, 1);
+    size_t o_self = carve(&total, 1, sizeof(ssm_runner));
+    if (total == SIZE_MAX)
+        return ssm_error_set(err, SSM_ERR_NOMEM,
+                             "ssm_runner_create: size overflows for max_batch %d, max_chunk %d",
+                             max_batch, max_chunk);
+    unsigned char *mem = aligned_alloc(ALIGN, total);
+    if (!mem)
+        return ssm_error_set(err, SSM_ERR_NOMEM, "ssm_runner_create: cannot allocate %zu bytes",
+                             total);
+    memset(mem, 0, total);
+    ssm_runner *rn = (ssm_runner *)(mem + o_self);
+    unsigned cf = ((flags & SSM_RUNNER_BF16_WEIGHTS) ? SSM_CUDA_BF16 : 0u) |
+                  ((flags & SSM_RUNNER_NO_GRAPH) ? SSM_CUDA_NO_GRAPH : 0u);
+    int rc = ssm_cuda_runner_create(m->cuda, max_batch, max_chunk, cf, &rn->cuda, err);
+    if (rc < 0) {
+        free(mem);
+        return rc;
+    }
+    rn->model = m;
+    rn->max_batch = max_batch;
+    rn->max_chunk = max_chunk;
+    rn->rows = (int)rows;
+    rn->flags = flags;
+    rn->bytes = total + ssm_cuda_runner_bytes(rn->cuda);
+    rn->mem = mem;
+    rn->conv_ptr = (float **)(mem + o_cp);
+    rn->count = (size_t *)(mem + o_cnt);
+    rn->bad = mem + o_bad;
+    *out = rn;
+    return SSM_OK;
+}
+
 int ssm_runner_create(const ssm_model *m, int max_batch, int max_chunk,
                       unsigned flags, ssm_runner **out, ssm_error *err)
 {
@@ -454,9 +587,16 @@ int ssm_runner_create(const ssm_model *m, int max_batch, int max_chunk,
                              "ssm_runner_create: max_batch %d and max_chunk %d must be >= 1",
                              max_batch, max_chunk);
     const unsigned known = SSM_RUNNER_BLAS_STEP | SSM_RUNNER_REFERENCE | SSM_RUNNER_F16_WEIGHTS |
-                           SSM_RUNNER_ISA_AVX2 | SSM_RUNNER_ISA_SCALAR;
+                           SSM_RUNNER_ISA_AVX2 | SSM_RUNNER_ISA_SCALAR |
+                           SSM_RUNNER_BF16_WEIGHTS | SSM_RUNNER_NO_GRAPH;
     if (flags & ~known)
         return ssm_error_set(err, SSM_ERR_INVALID, "ssm_runner_create: unknown flags 0x%x", flags);
+    if (m->cuda)
+        return cuda_runner_create(m, max_batch, max_chunk, flags, out, err);
+    if (flags & (SSM_RUNNER_BF16_WEIGHTS | SSM_RUNNER_NO_GRAPH))
+        return ssm_error_set(err, SSM_ERR_INVALID,
+                             "ssm_runner_create: SSM_RUNNER_BF16_WEIGHTS / _NO_GRAPH need the "
+                             "cuda backend (this model runs on the cpu)");
     /* the ISA: the best this CPU has, capped by the flags */
     ssm_isa isa = ssm_isa_best();
     if ((flags & SSM_RUNNER_ISA_AVX2) && isa > SSM_ISA_AVX2)
@@ -537,8 +677,15 @@ int ssm_runner_create(const ssm_model *m, int max_batch, int max_chunk,
 
 void ssm_runner_destroy(ssm_runner *rn)
 {
-    if (rn)
+    if (rn) {
+        ssm_cuda_runner_destroy(rn->cuda);
         free(rn->mem);
+    }
+}
+
+int ssm_runner_cuda_graphed_(const ssm_runner *rn)
+{
+    return rn && rn->cuda ? ssm_cuda_runner_graphed(rn->cuda) : 0;
 }
 
 size_t ssm_runner_bytes(const ssm_runner *rn)
@@ -548,7 +695,7 @@ size_t ssm_runner_bytes(const ssm_runner *rn)
 
 const char *ssm_runner_isa(const ssm_runner *rn)
 {
-    return rn ? ssm_isa_name(rn->isa) : "none";
+    return rn ? (rn->cuda ? "cuda" : ssm_isa_name(rn->isa)) : "none";
 }
 
 size_t ssm_model_packed_bytes(const ssm_model *m)
@@ -685,6 +832,9 @@ static void zero_rows(const ssm_model *m, const ssm_outputs *out, int first, int
                (size_t)n * c->d_model * sizeof(float));
 }
 
+static int step_finish(ssm_runner *rn, ssm_state *const *states, int n, const ssm_outputs *out,
+                       unsigned *flags);
+
 int ssm_step(ssm_runner *rn, ssm_state *const *states, int n, const float *features,
              const int32_t *tokens, const ssm_outputs *out, unsigned *flags)
 {
@@ -697,6 +847,15 @@ int ssm_step(ssm_runner *rn, ssm_state *const *states, int n, const float *featu
     int rc = check_args(rn, n, features, tokens, out);
     if (rc < 0)
         return rc;
+    if (rn->cuda) {
+        for (int i = 0; i < n; ++i)
+            rn->conv_ptr[i] = states[i]->dev;
+        rc = ssm_cuda_run(rn->cuda, rn->conv_ptr, n, 1, features, tokens, out, rn->count,
+                          rn->bad);
+        if (rc < 0)
+            return rc;
+        return step_finish(rn, states, n, out, flags);
+    }
     const ssm_weights *w = m->w;
     const ssm_config *c = &m->cfg;
     lin_mode mode = rn->step_mode;
@@ -722,16 +881,22 @@ int ssm_step(ssm_runner *rn, ssm_state *const *states, int n, const float *featu
         layer_out(rn, L, P, n, mode);
     }
     memset(rn->bad, 0, (size_t)n);
-    int n_bad = 0;
     for (int i = 0; i < n; ++i) {
         size_t cnt = 0;
         ssm_nonfinite_f32(&cnt, rn->r + (size_t)i * dm, dm, 1, c->d_model, 1);
-        if (cnt) {
+        if (cnt)
             rn->bad[i] = 1;
-            ++n_bad;
-        }
     }
     heads(rn, n, out, mode);
+    return step_finish(rn, states, n, out, flags);
+}
+
+/* Counters, resets and flags of a step from rn->count and rn->bad. */
+static int step_finish(ssm_runner *rn, ssm_state *const *states, int n, const ssm_outputs *out,
+                       unsigned *flags)
+{
+    const ssm_model *m = rn->model;
+    int n_bad = 0;
     for (int i = 0; i < n; ++i) {
         ssm_state *s = states[i];
         unsigned f = 0;
@@ -741,6 +906,7 @@ int ssm_step(ssm_runner *rn, ssm_state *const *states, int n, const float *featu
             f |= SSM_FLAG_NONFINITE_INPUT;
         }
         if (rn->bad[i]) {
+            ++n_bad;
             state_zero(s);
             s->stats.n_resets++;
             zero_rows(m, out, i, 1);
@@ -752,6 +918,9 @@ int ssm_step(ssm_runner *rn, ssm_state *const *states, int n, const float *featu
     return n_bad ? SSM_ERR_NONFINITE : SSM_OK;
 }
 
+static int forward_finish(ssm_runner *rn, ssm_state *s, int n, const ssm_outputs *out,
+                          unsigned *flags, int bad);
+
 int ssm_forward(ssm_runner *rn, ssm_state *s, int n, const float *features,
                 const int32_t *tokens, const ssm_outputs *out, unsigned *flags)
 {
@@ -761,6 +930,17 @@ int ssm_forward(ssm_runner *rn, ssm_state *s, int n, const float *features,
     int rc = check_args(rn, n, features, tokens, out);
     if (rc < 0)
         return rc;
+    if (rn->cuda) {
+        rn->conv_ptr[0] = s->dev;
+        rc = ssm_cuda_run(rn->cuda, rn->conv_ptr, 1, n, features, tokens, out, rn->count,
+                          rn->bad);
+        if (rc < 0)
+            return rc;
+        int any_bad = 0;
+        for (int t = 0; t < n; ++t)
+            any_bad |= rn->bad[t];
+        return forward_finish(rn, s, n, out, flags, any_bad);
+    }
     const ssm_weights *w = m->w;
     const ssm_config *c = &m->cfg;
     lin_mode mode = rn->fwd_mode;
@@ -790,6 +970,14 @@ int ssm_forward(ssm_runner *rn, ssm_state *s, int n, const float *features,
     }
     size_t bad = ssm_nonfinite_f32(NULL, rn->r, dm, n, c->d_model, 1);
     heads(rn, n, out, mode);
+    return forward_finish(rn, s, n, out, flags, bad != 0);
+}
+
+/* Counters, reset and flags of a forward from rn->count and the reset verdict. */
+static int forward_finish(ssm_runner *rn, ssm_state *s, int n, const ssm_outputs *out,
+                          unsigned *flags, int bad)
+{
+    const ssm_model *m = rn->model;
     size_t n_in = 0;
     for (int t = 0; t < n; ++t)
         n_in += rn->count[t];

@@ -23,6 +23,19 @@
  * h_f = RMSNorm(r)·norm_f feeds the heads.  Compute is fp32 whatever the
  * storage dtype of the file.
  *
+ * Backends (ssm_model_options.backend): CPU (kernels/cpu) or CUDA
+ * (kernels/cuda, model/src/model_cuda.c).  On CUDA the weights are uploaded
+ * once at load; each state's payload lives on the device (its 64-byte header
+ * with the counters stays on the host), so ssm_state_init, which cannot
+ * allocate, returns NULL for a CUDA model (use ssm_state_create); snapshots
+ * copy the payload back and restores copy it up; ssm_step and ssm_forward
+ * replay one CUDA graph per call and wait for it (real-time safe as far as
+ * the driver is: no allocation after the first call of a given shape), and
+ * return SSM_ERR_BACKEND if the device fails.  Results agree with the CPU
+ * within the tolerances tests/gpu states (not bit for bit: cuBLAS sums in
+ * its own order); on one device they are deterministic and independent of
+ * the batch a stream is in only up to cuBLAS' choice of algorithm per shape.
+ *
  * Errors: every function returning int returns SSM_OK (0) or a negative
  * ssm_status (ssm/status.h).  Nothing aborts on bad input.
  */
@@ -58,12 +71,39 @@ enum {
     SSM_MODEL_HEAD_EMBEDDING = 1u << 3, /**< {d_model} h_f itself; always present */
 };
 
-/** Load options; NULL means all defaults. */
+/** Compute backends (ssm_model_options.backend). */
+enum {
+    SSM_BACKEND_CPU = 0,  /**< kernels/cpu (default) */
+    SSM_BACKEND_CUDA = 1, /**< kernels/cuda on an NVIDIA GPU: weights uploaded
+                               once at load, states on the device */
+    SSM_BACKEND_AUTO = 2, /**< CUDA when a device is usable, else the CPU; the
+                               reason for the fallback is in
+                               ssm_model_backend_note() */
+};
+
+/** Load options; NULL (or all zero) means all defaults: the CPU backend. */
 typedef struct ssm_model_options {
-    /** Compute backend: 0 = CPU (the only one built today); another value
-     *  fails with SSM_ERR_BACKEND. */
+    /** SSM_BACKEND_*.  SSM_BACKEND_CUDA fails with SSM_ERR_BACKEND (and a line
+     *  saying why) when the build has no CUDA, no device is present, or the
+     *  model exceeds the kernels' limits (d_conv > 16, d_state > 256). */
     int backend;
+    /** CUDA device ordinal (0 = first), for CUDA and AUTO. */
+    int cuda_device;
 } ssm_model_options;
+
+/** 1 when backend (SSM_BACKEND_CPU or _CUDA; device ordinal for CUDA) can
+ *  run here, else 0 with one line in why (may be NULL) saying why, e.g. "no
+ *  CUDA device (cudaGetDeviceCount: ...)" or "this build has no CUDA
+ *  backend".  Thread-safe; initialises the CUDA runtime on first use. */
+int ssm_backend_available(int backend, int device, ssm_error *why);
+
+/** "cpu" or "cuda": the backend the model runs on (static string). */
+const char *ssm_model_backend(const ssm_model *model);
+
+/** Why an SSM_BACKEND_AUTO load fell back to the CPU, or the device name
+ *  ("cuda: NVIDIA H200") when it did not; "" for an explicit backend.  Lives
+ *  as long as the model. */
+const char *ssm_model_backend_note(const ssm_model *model);
 
 /** Maps and validates the model file at path (safetensors, docs/model-format.md)
  *  and prepares it for compute.  On success *out owns everything and must be
@@ -188,6 +228,14 @@ enum {
      *  packed linear layers): these exist for benchmarks and tests. */
     SSM_RUNNER_ISA_AVX2 = 1u << 3,
     SSM_RUNNER_ISA_SCALAR = 1u << 4,
+    /** CUDA backend only: projections read bfloat16 copies of the weights
+     *  (made at load) and bf16 activations, accumulated in fp32
+     *  (cublasGemmEx, CUBLAS_COMPUTE_32F); the accuracy cost is measured in
+     *  tests/gpu and docs/performance.md.  SSM_ERR_INVALID on the CPU. */
+    SSM_RUNNER_BF16_WEIGHTS = 1u << 5,
+    /** CUDA backend only: launch the kernels one by one instead of replaying
+     *  a CUDA graph (same results bit for bit; for tests and profiling). */
+    SSM_RUNNER_NO_GRAPH = 1u << 6,
 };
 
 /** Creates scratch memory for steps of up to max_batch streams and forwards
@@ -204,7 +252,8 @@ void ssm_runner_destroy(ssm_runner *runner);
 size_t ssm_runner_bytes(const ssm_runner *runner);
 
 /** Name of the instruction set the runner's projection kernels use:
- *  "avx512", "avx2" or "scalar" (static string; "none" for NULL). */
+ *  "avx512", "avx2" or "scalar", or "cuda" on the CUDA backend (static
+ *  string; "none" for NULL). */
 const char *ssm_runner_isa(const ssm_runner *runner);
 
 /** Bytes of the packed weight copies the model made at load (fp32 and f16

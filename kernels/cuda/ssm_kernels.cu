@@ -1,0 +1,379 @@
+/* CUDA kernels of kernels/ssm_kernels_cuda.h: the batched step and the
+ * chunked scan that resumes a saved state.  The plain-C reference
+ * (kernels/cpu/ssm_kernels_ref.c) is the oracle; tests/gpu/test_cuda.c holds
+ * these to it on awkward sizes.
+ *
+ * Layout choices (DESIGN.md §4; Gu & Dao 2023 §3.3.2):
+ *  - scan: G = the power of two >= d_state (at most 32) lanes of one warp
+ *    share a channel; lane g keeps state elements n = g, g+G, ... in
+ *    registers for every frame of the call, so a stream's SSM state crosses
+ *    HBM once in and once out per call.  Consecutive lanes touch consecutive
+ *    state elements and consecutive groups consecutive channels: the state
+ *    read and write are fully coalesced.  y = Σ_n h·C is a shuffle reduction
+ *    inside the group.
+ *  - conv: one thread per (stream, channel), its d_conv window in registers.
+ *  - everything is enqueued on the caller's stream, nothing synchronises or
+ *    allocates: model/src/model_cuda.c captures a whole frame into a graph.
+ */
+#include "kernels/ssm_kernels_cuda.h"
+
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+#include <math.h>
+
+#define MAX_K (SSM_CUDA_MAX_D_STATE / 32) /* state elements per lane */
+
+static inline cudaStream_t as_stream(void *s)
+{
+    return (cudaStream_t)s;
+}
+
+static inline unsigned blocks_for(size_t n, unsigned threads)
+{
+    size_t b = (n + threads - 1) / threads;
+    return b > 0x7fffffffu ? 0x7fffffffu : (unsigned)(b ? b : 1);
+}
+
+static inline int launch_status(void)
+{
+    return (int)cudaGetLastError();
+}
+
+__device__ __forceinline__ float silu_f(float v)
+{
+    return v / (1.0f + expf(-v));
+}
+
+__device__ __forceinline__ float softplus_f(float v)
+{
+    return v > 20.0f ? v : log1pf(expf(v));
+}
+
+/* ---- RMSNorm: one warp per row ------------------------------------------ */
+
+__global__ void rmsnorm_kernel(float *out, size_t ld_out, const float *x, size_t ld_x,
+                               const float *w, int n_rows, int dim, float eps)
+{
+    long row = (long)blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
+    int lane = threadIdx.x % 32;
+    if (row >= n_rows)
+        return; /* a whole warp leaves together: row is uniform per warp */
+    const float *xi = x + (size_t)row * ld_x;
+    double ss = 0.0;
+    for (int k = lane; k < dim; k += 32)
+        ss += (double)xi[k] * xi[k];
+    for (int off = 16; off > 0; off >>= 1)
+        ss += __shfl_xor_sync(0xffffffffu, ss, off);
+    float rstd = (float)(1.0 / sqrt(ss / dim + (double)eps));
+    float *oi = out + (size_t)row * ld_out;
+    for (int k = lane; k < dim; k += 32)
+        oi[k] = xi[k] * rstd * w[k];
+}
+
+extern "C" int ssm_cuda_rmsnorm(float *out, size_t ld_out, const float *x, size_t ld_x,
+                                const float *w, int n_rows, int dim, float eps, void *stream)
+{
+    if (n_rows < 1 || dim < 1)
+        return (int)cudaErrorInvalidValue;
+    const unsigned threads = 256;
+    rmsnorm_kernel<<<blocks_for((size_t)n_rows, threads / 32), threads, 0, as_stream(stream)>>>(
+        out, ld_out, x, ld_x, w, n_rows, dim, eps);
+    return launch_status();
+}
+
+/* ---- causal conv + SiLU ------------------------------------------------- */
+
+__global__ void conv_kernel(float *out, size_t ld_out, float *const *states, size_t offset,
+                            const float *x, size_t ld_x, const float *w, const float *bias,
+                            int n_streams, int n_frames, int d_inner, int d_conv)
+{
+    size_t idx = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (idx >= (size_t)n_streams * (size_t)d_inner)
+        return;
+    size_t s = idx / (size_t)d_inner;
+    int c = (int)(idx % (size_t)d_inner);
+    float *st = states[s] + offset + (size_t)c * d_conv;
+    const float *wc = w + (size_t)c * d_conv;
+    float win[SSM_CUDA_MAX_D_CONV], wk[SSM_CUDA_MAX_D_CONV];
+#pragma unroll
+    for (int k = 0; k < SSM_CUDA_MAX_D_CONV; ++k) {
+        win[k] = k < d_conv ? st[k] : 0.0f;
+        wk[k] = k < d_conv ? wc[k] : 0.0f;
+    }
+    float b = bias ? bias[c] : 0.0f;
+    for (int t = 0; t < n_frames; ++t) {
+        size_t row = s * (size_t)n_frames + (size_t)t;
+        float xv = x[row * ld_x + c];
+        /* roll left by one, the new value at tap d_conv-1 (static indices keep
+         * the window in registers) */
+#pragma unroll
+        for (int k = 0; k < SSM_CUDA_MAX_D_CONV; ++k) {
+            if (k + 1 < d_conv)
+                win[k] = win[k + 1 < SSM_CUDA_MAX_D_CONV ? k + 1 : k];
+            else if (k + 1 == d_conv)
+                win[k] = xv;
+        }
+        float acc = 0.0f;
+#pragma unroll
+        for (int k = 0; k < SSM_CUDA_MAX_D_CONV; ++k)
+            if (k < d_conv)
+                acc += win[k] * wk[k];
+        if (bias)
+            acc += b;
+        out[row * ld_out + c] = silu_f(acc);
+    }
+#pragma unroll
+    for (int k = 0; k < SSM_CUDA_MAX_D_CONV; ++k)
+        if (k < d_conv)
+            st[k] = win[k];
+}
+
+extern "C" int ssm_cuda_conv(float *out, size_t ld_out, float *const *states, size_t offset,
+                             const float *x, size_t ld_x, const float *w, const float *bias,
+                             int n_streams, int n_frames, int d_inner, int d_conv, void *stream)
+{
+    if (n_streams < 1 || n_frames < 1 || d_inner < 1 || d_conv < 1 ||
+        d_conv > SSM_CUDA_MAX_D_CONV)
+        return (int)cudaErrorInvalidValue;
+    const unsigned threads = 128;
+    conv_kernel<<<blocks_for((size_t)n_streams * (size_t)d_inner, threads), threads, 0,
+                  as_stream(stream)>>>(out, ld_out, states, offset, x, ld_x, w, bias, n_streams,
+                                       n_frames, d_inner, d_conv);
+    return launch_status();
+}
+
+/* ---- fused selective scan ------------------------------------------------ */
+
+/* Block: blockDim.x threads = blockDim.x / G channels of one stream.
+ * blockIdx.x = stream · n_cblocks + channel block. */
+__global__ void scan_kernel(float *y, size_t ld_y, float *const *states, size_t offset,
+                            const float *x, size_t ld_x, const float *dt, size_t ld_dt,
+                            const float *dt_bias, const float *A, const float *B,
+                            const float *C, size_t ld_bc, const float *D, const float *z,
+                            size_t ld_z, float dA_log_min, int n_frames, int d_inner,
+                            int d_state, int G, int n_cblocks)
+{
+    int cpb = blockDim.x / G;
+    size_t s = blockIdx.x / (unsigned)n_cblocks;
+    int cb = (int)(blockIdx.x % (unsigned)n_cblocks);
+    int g = threadIdx.x % G;
+    int c = cb * cpb + (int)threadIdx.x / G;
+    bool valid = c < d_inner;
+    int K = (d_state + G - 1) / G;
+
+    float h[MAX_K], a[MAX_K];
+    float *st = valid ? states[s] + offset + (size_t)c * d_state : NULL;
+#pragma unroll
+    for (int k = 0; k < MAX_K; ++k) {
+        int n = g + k * G;
+        bool on = valid && k < K && n < d_state;
+        h[k] = on ? st[n] : 0.0f;
+        a[k] = on ? A[(size_t)c * d_state + n] : 0.0f;
+    }
+    float Dc = (valid && D) ? D[c] : 0.0f;
+    float bias = (valid && dt_bias) ? dt_bias[c] : 0.0f;
+
+    for (int t = 0; t < n_frames; ++t) {
+        size_t row = s * (size_t)n_frames + (size_t)t;
+        float xv = 0.0f, dv = 0.0f;
+        if (valid) {
+            xv = x[row * ld_x + c];
+            dv = dt[row * ld_dt + c] + bias;
+        }
+        float delta = softplus_f(dv);
+        float dx = delta * xv;
+        const float *Br = B + row * ld_bc, *Cr = C + row * ld_bc;
+        float acc = 0.0f;
+#pragma unroll
+        for (int k = 0; k < MAX_K; ++k) {
+            int n = g + k * G;
+            if (valid && k < K && n < d_state) {
+                float dA = expf(fmaxf(delta * a[k], dA_log_min));
+                h[k] = dA * h[k] + dx * Br[n];
+                acc += h[k] * Cr[n];
+            }
+        }
+        /* every lane of the warp reaches the shuffles (no early exit) */
+        for (int off = G / 2; off > 0; off >>= 1)
+            acc += __shfl_xor_sync(0xffffffffu, acc, off, G);
+        if (valid && g == 0) {
+            float out = acc + Dc * xv;
+            if (z)
+                out *= silu_f(z[row * ld_z + c]);
+            y[row * ld_y + c] = out;
+        }
+    }
+#pragma unroll
+    for (int k = 0; k < MAX_K; ++k) {
+        int n = g + k * G;
+        if (valid && k < K && n < d_state)
+            st[n] = h[k];
+    }
+}
+
+extern "C" int ssm_cuda_scan(float *y, size_t ld_y, float *const *states, size_t offset,
+                             const float *x, size_t ld_x, const float *dt, size_t ld_dt,
+                             const float *dt_bias, const float *A, const float *B,
+                             const float *C, size_t ld_bc, const float *D, const float *z,
+                             size_t ld_z, float dA_log_min, int n_streams, int n_frames,
+                             int d_inner, int d_state, void *stream)
+{
+    if (n_streams < 1 || n_frames < 1 || d_inner < 1 || d_state < 1 ||
+        d_state > SSM_CUDA_MAX_D_STATE)
+        return (int)cudaErrorInvalidValue;
+    int G = 1;
+    while (G < d_state && G < 32)
+        G *= 2;
+    const int threads = 256;
+    int cpb = threads / G;
+    int n_cblocks = (d_inner + cpb - 1) / cpb;
+    size_t grid = (size_t)n_streams * (size_t)n_cblocks;
+    if (grid > 0x7fffffffu)
+        return (int)cudaErrorInvalidValue;
+    scan_kernel<<<(unsigned)grid, threads, 0, as_stream(stream)>>>(
+        y, ld_y, states, offset, x, ld_x, dt, ld_dt, dt_bias, A, B, C, ld_bc, D, z, ld_z,
+        dA_log_min, n_frames, d_inner, d_state, G, n_cblocks);
+    return launch_status();
+}
+
+/* ---- small element-wise kernels ----------------------------------------- */
+
+__global__ void add_bias_kernel(float *out, size_t ld, const float *bias, int n_rows, int dim)
+{
+    size_t n = (size_t)n_rows * (size_t)dim;
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x) {
+        size_t r = i / (size_t)dim, j = i % (size_t)dim;
+        out[r * ld + j] += bias[j];
+    }
+}
+
+__global__ void sigmoid_kernel(float *v, size_t ld, int n_rows, int dim)
+{
+    size_t n = (size_t)n_rows * (size_t)dim;
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x) {
+        size_t r = i / (size_t)dim, j = i % (size_t)dim;
+        float *p = v + r * ld + j;
+        *p = 1.0f / (1.0f + expf(-*p));
+    }
+}
+
+__global__ void gather_kernel(float *r, size_t ld_r, const float *table, const int32_t *tokens,
+                              int n_rows, int dim)
+{
+    size_t n = (size_t)n_rows * (size_t)dim;
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x) {
+        size_t row = i / (size_t)dim, j = i % (size_t)dim;
+        r[row * ld_r + j] = table[(size_t)tokens[row] * (size_t)dim + j];
+    }
+}
+
+__global__ void sanitize_kernel(float *x, size_t ld, unsigned *count, int n_rows, int dim)
+{
+    size_t n = (size_t)n_rows * (size_t)dim;
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x) {
+        size_t r = i / (size_t)dim, j = i % (size_t)dim;
+        float *p = x + r * ld + j;
+        if (!isfinite(*p)) {
+            *p = 0.0f;
+            atomicAdd(count + r, 1u);
+        }
+    }
+}
+
+__global__ void nonfinite_rows_kernel(int *bad, const float *x, size_t ld, int n_rows, int dim)
+{
+    long row = (long)blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
+    int lane = threadIdx.x % 32;
+    if (row >= n_rows)
+        return;
+    const float *xi = x + (size_t)row * ld;
+    int any = 0;
+    for (int k = lane; k < dim; k += 32)
+        any |= !isfinite(xi[k]);
+    any = __any_sync(0xffffffffu, any);
+    if (lane == 0)
+        bad[row] = any;
+}
+
+__global__ void to_bf16_kernel(__nv_bfloat16 *dst, size_t ld_dst, const float *src,
+                               size_t ld_src, int n_rows, int dim)
+{
+    size_t n = (size_t)n_rows * (size_t)dim;
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x) {
+        size_t r = i / (size_t)dim, j = i % (size_t)dim;
+        dst[r * ld_dst + j] = __float2bfloat16_rn(src[r * ld_src + j]);
+    }
+}
+
+static unsigned grid_for(size_t n)
+{
+    size_t b = (n + 255) / 256;
+    if (b > 65536)
+        b = 65536; /* grid-stride loops take the rest */
+    return (unsigned)(b ? b : 1);
+}
+
+extern "C" int ssm_cuda_add_bias(float *out, size_t ld, const float *bias, int n_rows, int dim,
+                                 void *stream)
+{
+    if (n_rows < 1 || dim < 1)
+        return (int)cudaErrorInvalidValue;
+    add_bias_kernel<<<grid_for((size_t)n_rows * dim), 256, 0, as_stream(stream)>>>(
+        out, ld, bias, n_rows, dim);
+    return launch_status();
+}
+
+extern "C" int ssm_cuda_sigmoid(float *v, size_t ld, int n_rows, int dim, void *stream)
+{
+    if (n_rows < 1 || dim < 1)
+        return (int)cudaErrorInvalidValue;
+    sigmoid_kernel<<<grid_for((size_t)n_rows * dim), 256, 0, as_stream(stream)>>>(v, ld, n_rows,
+                                                                                  dim);
+    return launch_status();
+}
+
+extern "C" int ssm_cuda_gather(float *r, size_t ld_r, const float *table, const int32_t *tokens,
+                               int n_rows, int dim, void *stream)
+{
+    if (n_rows < 1 || dim < 1)
+        return (int)cudaErrorInvalidValue;
+    gather_kernel<<<grid_for((size_t)n_rows * dim), 256, 0, as_stream(stream)>>>(
+        r, ld_r, table, tokens, n_rows, dim);
+    return launch_status();
+}
+
+extern "C" int ssm_cuda_sanitize(float *x, size_t ld, unsigned *count, int n_rows, int dim,
+                                 void *stream)
+{
+    if (n_rows < 1 || dim < 1)
+        return (int)cudaErrorInvalidValue;
+    sanitize_kernel<<<grid_for((size_t)n_rows * dim), 256, 0, as_stream(stream)>>>(
+        x, ld, count, n_rows, dim);
+    return launch_status();
+}
+
+extern "C" int ssm_cuda_nonfinite_rows(int *bad, const float *x, size_t ld, int n_rows, int dim,
+                                       void *stream)
+{
+    if (n_rows < 1 || dim < 1)
+        return (int)cudaErrorInvalidValue;
+    const unsigned threads = 256;
+    nonfinite_rows_kernel<<<blocks_for((size_t)n_rows, threads / 32), threads, 0,
+                            as_stream(stream)>>>(bad, x, ld, n_rows, dim);
+    return launch_status();
+}
+
+extern "C" int ssm_cuda_to_bf16(uint16_t *dst, size_t ld_dst, const float *src, size_t ld_src,
+                                int n_rows, int dim, void *stream)
+{
+    if (n_rows < 1 || dim < 1)
+        return (int)cudaErrorInvalidValue;
+    to_bf16_kernel<<<grid_for((size_t)n_rows * dim), 256, 0, as_stream(stream)>>>(
+        (__nv_bfloat16 *)dst, ld_dst, src, ld_src, n_rows, dim);
+    return launch_status();
+}

@@ -1,0 +1,700 @@
+/* CUDA backend of model.c (model_cuda.h): weights uploaded once, per-stream
+ * states in a device pool, and runners that run one frame of B streams (or a
+ * chunk of one stream) as ONE CUDA graph launch.
+ *
+ * A frame, per layer: RMSNorm → in_proj (cuBLAS) → conv+SiLU (one kernel,
+ * conv state in registers) → x_proj, dt_proj (cuBLAS) → the fused scan
+ * (softplus, exp, state update, C readout, D skip, SiLU(z) gate; SSM state
+ * read once and written once) → out_proj accumulated into the residual by
+ * cuBLAS (beta = 1).  Seven launches per layer, captured with the embedding,
+ * the heads and the host↔device copies of inputs and outputs into a graph per
+ * (batch, frames, heads) shape: a step is one cudaGraphLaunch plus a
+ * synchronisation.  Projections are fp32 cuBLAS sgemm (CUBLAS_DEFAULT_MATH: no
+ * TF32), or with SSM_CUDA_BF16 bf16 weights × bf16 activations accumulated
+ * in fp32 (cublasGemmEx, CUBLAS_COMPUTE_32F).
+ */
+#include "model_cuda.h"
+
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/ssm_kernels_cuda.h"
+
+typedef struct dlin {
+    const float *w;     /* {d_out, d_in} fp32 */
+    const uint16_t *wb; /* {d_out, d_in} bf16 */
+    const float *bias;  /* {d_out} or NULL */
+    int d_in, d_out;
+} dlin;
+
+typedef struct dlayer {
+    const float *norm, *conv_w, *conv_b, *dt_bias, *A, *D;
+    dlin in, x, dt, out;
+} dlayer;
+
+struct ssm_cuda_model {
+    ssm_config cfg;
+    int device;
+    char name[256];
+    unsigned char *arena; /* every weight, one cudaMalloc */
+    size_t arena_bytes;
+    dlayer *layers;
+    const float *embedding, *norm_f;
+    dlin frontend, mask, vad, lm;
+    size_t state_floats, layer_floats, conv_floats;
+    /* state pool: chunks of per_chunk payloads, free list of payloads */
+    pthread_mutex_t mu;
+    void **chunks;
+    size_t n_chunks, cap_chunks;
+    float **free_list;
+    size_t n_free, cap_free;
+    size_t slot_bytes, per_chunk;
+};
+
+static int cuda_fail(ssm_error *err, cudaError_t e, const char *what)
+{
+    return ssm_error_set(err, e == cudaErrorMemoryAllocation ? SSM_ERR_NOMEM : SSM_ERR_BACKEND,
+                         "cuda: %s: %s", what, cudaGetErrorString(e));
+}
+
+int ssm_cuda_probe(int device, char *why, size_t why_size)
+{
+    int n = 0;
+    cudaError_t e = cudaGetDeviceCount(&n);
+    if (e != cudaSuccess) {
+        if (why)
+            snprintf(why, why_size, "no CUDA device (cudaGetDeviceCount: %s)",
+                     cudaGetErrorString(e));
+        (void)cudaGetLastError();
+        return 0;
+    }
+    if (n < 1 || device < 0 || device >= n) {
+        if (why)
+            snprintf(why, why_size, "CUDA device %d not present (%d device%s)", device, n,
+                     n == 1 ? "" : "s");
+        return 0;
+    }
+    return 1;
+}
+
+/* ---- weights ----------------------------------------------------------- */
+
+/* Pass 1 (arena NULL): adds n floats (and n bf16 when bf16) to *off.
+ * Pass 2: copies src there and returns the device pointers. */
+typedef struct upl {
+    unsigned char *arena;
+    unsigned char *host; /* staging image of the arena */
+    size_t off;
+} upl;
+
+static const float *put(upl *u, const float *src, size_t n)
+{
+    if (!src)
+        return NULL;
+    size_t at = u->off;
+    u->off += (n * sizeof(float) + 255) / 256 * 256;
+    if (!u->host)
+        return NULL;
+    memcpy(u->host + at, src, n * sizeof(float));
+    return (const float *)(u->arena + at);
+}
+
+static uint16_t to_bf16(float f)
+{
+    uint32_t b;
+    memcpy(&b, &f, sizeof b);
+    if ((b & 0x7f800000u) == 0x7f800000u && (b & 0x007fffffu))
+        return (uint16_t)((b >> 16) | 0x40u); /* quiet NaN */
+    b += 0x7fffu + ((b >> 16) & 1u);          /* round to nearest even */
+    return (uint16_t)(b >> 16);
+}
+
+static void put_lin(upl *u, dlin *L, const float *w, const float *bias, int d_in, int d_out)
+{
+    L->d_in = d_in;
+    L->d_out = d_out;
+    L->w = put(u, w, (size_t)d_in * d_out);
+    L->bias = put(u, bias, (size_t)d_out);
+    L->wb = NULL;
+    if (!w)
+        return;
+    size_t n = (size_t)d_in * d_out, at = u->off;
+    u->off += (n * 2 + 255) / 256 * 256;
+    if (!u->host)
+        return;
+    uint16_t *dst = (uint16_t *)(u->host + at);
+    for (size_t i = 0; i < n; ++i)
+        dst[i] = to_bf16(w[i]);
+    L->wb = (const uint16_t *)(u->arena + at);
+}
+
+static void lay_out(ssm_cuda_model *cm, const ssm_weights *w, upl *u)
+{
+    const ssm_config *c = &cm->cfg;
+    int di = c->d_inner, dm = c->d_model, N = c->d_state, R = c->dt_rank;
+    u->off = 0;
+    for (int l = 0; l < c->n_layer; ++l) {
+        const ssm_layer_weights *L = &w->layers[l];
+        dlayer *D = &cm->layers[l];
+        D->norm = put(u, L->norm, (size_t)dm);
+        put_lin(u, &D->in, L->in_proj, L->in_proj_bias, dm, 2 * di);
+        D->conv_w = put(u, L->conv1d, (size_t)di * c->d_conv);
+        D->conv_b = put(u, L->conv1d_bias, (size_t)di);
+        put_lin(u, &D->x, L->x_proj, NULL, di, R + 2 * N);
+        put_lin(u, &D->dt, L->dt_proj, NULL, R, di);
+        D->dt_bias = put(u, L->dt_proj_bias, (size_t)di);
+        D->A = put(u, L->A, (size_t)di * N);
+        D->D = put(u, L->D, (size_t)di);
+        put_lin(u, &D->out, L->out_proj, L->out_proj_bias, di, dm);
+    }
+    cm->embedding = put(u, w->embedding, (size_t)c->vocab_size * dm);
+    put_lin(u, &cm->frontend, w->frontend_proj, w->frontend_bias,
+            c->input == SSM_INPUT_FEATURES ? c->n_features : 1, dm);
+    cm->norm_f = put(u, w->norm_f, (size_t)dm);
+    put_lin(u, &cm->mask, w->mask_w, w->mask_b, dm, c->n_mask > 0 ? c->n_mask : 1);
+    put_lin(u, &cm->vad, w->vad_w, w->vad_b, dm, 1);
+    put_lin(u, &cm->lm, w->lm_head, NULL, dm, c->vocab_size > 0 ? c->vocab_size : 1);
+}
+
+int ssm_cuda_model_create(const ssm_weights *w, int device, ssm_cuda_model **out,
+                          ssm_error *err)
+{
+    *out = NULL;
+    const ssm_config *c = &w->cfg;
+    if (c->d_conv > SSM_CUDA_MAX_D_CONV || c->d_state > SSM_CUDA_MAX_D_STATE)
+        return ssm_error_set(err, SSM_ERR_BACKEND,
+                             "cuda: d_conv %d / d_state %d above the kernels' limits %d / %d",
+                             c->d_conv, c->d_state, SSM_CUDA_MAX_D_CONV, SSM_CUDA_MAX_D_STATE);
+    cudaError_t e = cudaSetDevice(device);
+    if (e != cudaSuccess)
+        return cuda_fail(err, e, "cudaSetDevice");
+    ssm_cuda_model *cm = calloc(1, sizeof *cm);
+    if (!cm)
+        return ssm_error_set(err, SSM_ERR_NOMEM, "cuda: out of host memory");
+    cm->cfg = *c;
+    cm->device = device;
+    pthread_mutex_init(&cm->mu, NULL);
+    struct cudaDeviceProp prop;
+    if (cudaGetDeviceProperties(&prop, device) == cudaSuccess)
+        snprintf(cm->name, sizeof cm->name, "%s", prop.name);
+    cm->conv_floats = (size_t)c->d_inner * c->d_conv;
+    cm->layer_floats = (size_t)c->d_inner * ((size_t)c->d_conv + c->d_state);
+    cm->state_floats = cm->layer_floats * (size_t)c->n_layer;
+    cm->slot_bytes = (cm->state_floats * sizeof(float) + 255) / 256 * 256;
+    size_t per = ((size_t)64 << 20) / cm->slot_bytes;
+    cm->per_chunk = per < 16 ? 16 : per;
+    cm->layers = calloc((size_t)c->n_layer, sizeof *cm->layers);
+    if (!cm->layers) {
+        ssm_cuda_model_free(cm);
+        return ssm_error_set(err, SSM_ERR_NOMEM, "cuda: out of host memory");
+    }
+    upl u = {0};
+    lay_out(cm, w, &u); /* sizes */
+    cm->arena_bytes = u.off ? u.off : 256;
+    e = cudaMalloc((void **)&cm->arena, cm->arena_bytes);
+    if (e != cudaSuccess) {
+        ssm_cuda_model_free(cm);
+        return cuda_fail(err, e, "weights");
+    }
+    u.arena = cm->arena;
+    u.host = calloc(1, cm->arena_bytes);
+    if (!u.host) {
+        ssm_cuda_model_free(cm);
+        return ssm_error_set(err, SSM_ERR_NOMEM, "cuda: out of host memory");
+    }
+    lay_out(cm, w, &u); /* staging image + device pointers */
+    e = cudaMemcpy(cm->arena, u.host, cm->arena_bytes, cudaMemcpyHostToDevice);
+    if (e == cudaSuccess)
+        e = cudaDeviceSynchronize(); /* the runners' streams do not wait for the legacy one */
+    free(u.host);
+    if (e != cudaSuccess) {
+        ssm_cuda_model_free(cm);
+        return cuda_fail(err, e, "weights upload");
+    }
+    *out = cm;
+    return SSM_OK;
+}
+
+void ssm_cuda_model_free(ssm_cuda_model *cm)
+{
+    if (!cm)
+        return;
+    for (size_t i = 0; i < cm->n_chunks; ++i)
+        cudaFree(cm->chunks[i]);
+    free(cm->chunks);
+    free(cm->free_list);
+    cudaFree(cm->arena);
+    free(cm->layers);
+    pthread_mutex_destroy(&cm->mu);
+    free(cm);
+}
+
+size_t ssm_cuda_model_bytes(const ssm_cuda_model *cm)
+{
+    return cm ? cm->arena_bytes : 0;
+}
+
+const char *ssm_cuda_model_device(const ssm_cuda_model *cm)
+{
+    return cm ? cm->name : "";
+}
+
+/* ---- states ------------------------------------------------------------ */
+
+int ssm_cuda_state_alloc(ssm_cuda_model *cm, float **dev)
+{
+    *dev = NULL;
+    pthread_mutex_lock(&cm->mu);
+    if (cm->n_free == 0) {
+        if (cm->n_chunks == cm->cap_chunks) {
+            size_t cap = cm->cap_chunks ? 2 * cm->cap_chunks : 16;
+            void **p = realloc(cm->chunks, cap * sizeof *p);
+            if (!p)
+                goto nomem;
+            cm->chunks = p;
+            cm->cap_chunks = cap;
+        }
+        if (cm->cap_free < cm->per_chunk * (cm->n_chunks + 1)) {
+            size_t cap = cm->per_chunk * (cm->n_chunks + 1);
+            float **p = realloc(cm->free_list, cap * sizeof *p);
+            if (!p)
+                goto nomem;
+            cm->free_list = p;
+            cm->cap_free = cap;
+        }
+        unsigned char *chunk = NULL;
+        if (cudaMalloc((void **)&chunk, cm->per_chunk * cm->slot_bytes) != cudaSuccess) {
+            (void)cudaGetLastError();
+            goto nomem;
+        }
+        cm->chunks[cm->n_chunks++] = chunk;
+        for (size_t i = cm->per_chunk; i-- > 0;)
+            cm->free_list[cm->n_free++] = (float *)(chunk + i * cm->slot_bytes);
+    }
+    float *p = cm->free_list[--cm->n_free];
+    pthread_mutex_unlock(&cm->mu);
+    if (ssm_cuda_state_zero(cm, p) != SSM_OK) {
+        ssm_cuda_state_free(cm, p);
+        return SSM_ERR_BACKEND;
+    }
+    *dev = p;
+    return SSM_OK;
+nomem:
+    pthread_mutex_unlock(&cm->mu);
+    return SSM_ERR_NOMEM;
+}
+
+void ssm_cuda_state_free(ssm_cuda_model *cm, float *dev)
+{
+    if (!cm || !dev)
+        return;
+    pthread_mutex_lock(&cm->mu);
+    if (cm->n_free < cm->cap_free)
+        cm->free_list[cm->n_free++] = dev;
+    pthread_mutex_unlock(&cm->mu);
+}
+
+/* The runners' streams do not synchronise with the legacy default stream
+ * that these plain calls use, so each waits for its own work to finish
+ * (cudaMemset and a pageable cudaMemcpy may return before the device is done):
+ * a step that follows sees the new payload. */
+static int sync_legacy(cudaError_t e)
+{
+    if (e == cudaSuccess)
+        e = cudaStreamSynchronize(0);
+    if (e != cudaSuccess) {
+        (void)cudaGetLastError();
+        return SSM_ERR_BACKEND;
+    }
+    return SSM_OK;
+}
+
+int ssm_cuda_state_zero(ssm_cuda_model *cm, float *dev)
+{
+    return sync_legacy(cudaMemset(dev, 0, cm->state_floats * sizeof(float)));
+}
+
+int ssm_cuda_state_download(ssm_cuda_model *cm, void *host, const float *dev)
+{
+    return sync_legacy(
+        cudaMemcpy(host, dev, cm->state_floats * sizeof(float), cudaMemcpyDeviceToHost));
+}
+
+int ssm_cuda_state_upload(ssm_cuda_model *cm, float *dev, const void *host)
+{
+    return sync_legacy(
+        cudaMemcpy(dev, host, cm->state_floats * sizeof(float), cudaMemcpyHostToDevice));
+}
+
+/* ---- runner ------------------------------------------------------------ */
+
+enum { OUT_MASK = 1, OUT_VAD = 2, OUT_LOGITS = 4, OUT_EMB = 8 };
+
+struct ssm_cuda_runner {
+    ssm_cuda_model *cm;
+    unsigned flags;
+    int max_batch, max_chunk, rows;
+    cudaStream_t stream;
+    cublasHandle_t blas;
+    void *workspace;
+    size_t workspace_bytes, dev_bytes, host_bytes;
+    void *dmem; /* every device buffer, one cudaMalloc */
+    void *hmem; /* every pinned host buffer, one cudaHostAlloc */
+    /* device */
+    float *in, *r, *hn, *xz, *xc, *dbc, *dt, *y, *hf, *mask, *vad, *logits;
+    uint16_t *act16;
+    int32_t *tok;
+    unsigned *count;
+    int *bad;
+    float **ptrs;
+    /* pinned host */
+    float *h_in, *h_mask, *h_vad, *h_logits, *h_emb;
+    int32_t *h_tok;
+    unsigned *h_count;
+    int *h_bad;
+    float **h_ptrs;
+    /* last pointer array uploaded (plain host memory) and its length */
+    float **last_ptrs;
+    int n_last_ptrs;
+    /* cached graph and its shape; graph_failed: capture did not work here,
+     * launch one by one from now on */
+    int graph_failed;
+    cudaGraphExec_t exec;
+    int g_streams, g_frames;
+    unsigned g_outs;
+};
+
+static size_t dcarve(size_t *total, size_t n, size_t elt)
+{
+    size_t off = *total;
+    *total += (n * elt + 255) / 256 * 256;
+    return off;
+}
+
+int ssm_cuda_runner_create(ssm_cuda_model *cm, int max_batch, int max_chunk, unsigned flags,
+                           ssm_cuda_runner **out, ssm_error *err)
+{
+    *out = NULL;
+    const ssm_config *c = &cm->cfg;
+    cudaError_t e = cudaSetDevice(cm->device);
+    if (e != cudaSuccess)
+        return cuda_fail(err, e, "cudaSetDevice");
+    ssm_cuda_runner *r = calloc(1, sizeof *r);
+    if (!r)
+        return ssm_error_set(err, SSM_ERR_NOMEM, "cuda: out of host memory");
+    r->cm = cm;
+    r->flags = flags;
+    r->max_batch = max_batch;
+    r->max_chunk = max_chunk;
+    size_t rows = (size_t)(max_batch > max_chunk ? max_batch : max_chunk);
+    r->rows = (int)rows;
+    size_t nf = c->input == SSM_INPUT_FEATURES ? (size_t)c->n_features : 0;
+    size_t dm = (size_t)c->d_model, di = (size_t)c->d_inner;
+    size_t ndbc = (size_t)c->dt_rank + 2 * (size_t)c->d_state;
+    size_t nm = (size_t)(c->n_mask > 0 ? c->n_mask : 0), V = (size_t)c->vocab_size;
+    size_t wide = dm > di ? dm : di;
+    if (nf > wide)
+        wide = nf;
+    int has_mask = (c->heads & SSM_HEAD_MASK) != 0, has_vad = (c->heads & SSM_HEAD_VAD) != 0;
+    int has_lm = (c->heads & SSM_HEAD_LM) != 0;
+
+    size_t t = 0;
+    size_t o_in = dcarve(&t, rows, nf * 4), o_r = dcarve(&t, rows, dm * 4);
+    size_t o_hn = dcarve(&t, rows, dm * 4), o_xz = dcarve(&t, rows, 2 * di * 4);
+    size_t o_xc = dcarve(&t, rows, di * 4), o_dbc = dcarve(&t, rows, ndbc * 4);
+    size_t o_dt = dcarve(&t, rows, di * 4), o_y = dcarve(&t, rows, di * 4);
+    size_t o_hf = dcarve(&t, rows, dm * 4);
+    size_t o_mask = dcarve(&t, has_mask ? rows : 0, nm * 4);
+    size_t o_vad = dcarve(&t, has_vad ? rows : 0, 4);
+    size_t o_lg = dcarve(&t, has_lm ? rows : 0, V * 4);
+    size_t o_a16 = dcarve(&t, (flags & SSM_CUDA_BF16) ? rows : 0, wide * 2);
+    size_t o_tok = dcarve(&t, rows, 4), o_cnt = dcarve(&t, rows, 4), o_bad = dcarve(&t, rows, 4);
+    size_t o_ptr = dcarve(&t, (size_t)max_batch, sizeof(float *));
+    r->dev_bytes = t;
+    size_t h = 0;
+    size_t p_in = dcarve(&h, rows, nf * 4), p_mask = dcarve(&h, has_mask ? rows : 0, nm * 4);
+    size_t p_vad = dcarve(&h, has_vad ? rows : 0, 4), p_lg = dcarve(&h, has_lm ? rows : 0, V * 4);
+    size_t p_emb = dcarve(&h, rows, dm * 4), p_tok = dcarve(&h, rows, 4);
+    size_t p_cnt = dcarve(&h, rows, 4), p_bad = dcarve(&h, rows, 4);
+    size_t p_ptr = dcarve(&h, (size_t)max_batch, sizeof(float *));
+    r->host_bytes = h;
+
+    r->last_ptrs = calloc((size_t)max_batch, sizeof *r->last_ptrs);
+    if (!r->last_ptrs) {
+        ssm_cuda_runner_destroy(r);
+        return ssm_error_set(err, SSM_ERR_NOMEM, "cuda: out of host memory");
+    }
+    if ((e = cudaMalloc(&r->dmem, r->dev_bytes)) != cudaSuccess ||
+        (e = cudaHostAlloc(&r->hmem, r->host_bytes, cudaHostAllocDefault)) != cudaSuccess ||
+        (e = cudaStreamCreateWithFlags(&r->stream, cudaStreamNonBlocking)) != cudaSuccess) {
+        ssm_cuda_runner_destroy(r);
+        return cuda_fail(err, e, "runner buffers");
+    }
+    r->workspace_bytes = (size_t)32 << 20; /* cuBLAS' recommendation for Hopper */
+    if ((e = cudaMalloc(&r->workspace, r->workspace_bytes)) != cudaSuccess) {
+        ssm_cuda_runner_destroy(r);
+        return cuda_fail(err, e, "cuBLAS workspace");
+    }
+    if ((e = cudaMemset(r->dmem, 0, r->dev_bytes)) != cudaSuccess ||
+        (e = cudaDeviceSynchronize()) != cudaSuccess) {
+        ssm_cuda_runner_destroy(r);
+        return cuda_fail(err, e, "runner buffers");
+    }
+    cublasStatus_t bs = cublasCreate(&r->blas);
+    if (bs == CUBLAS_STATUS_SUCCESS)
+        bs = cublasSetStream(r->blas, r->stream);
+    if (bs == CUBLAS_STATUS_SUCCESS)
+        bs = cublasSetWorkspace(r->blas, r->workspace, r->workspace_bytes);
+    if (bs == CUBLAS_STATUS_SUCCESS)
+        bs = cublasSetMathMode(r->blas, CUBLAS_DEFAULT_MATH);
+    if (bs != CUBLAS_STATUS_SUCCESS) {
+        ssm_cuda_runner_destroy(r);
+        return ssm_error_set(err, SSM_ERR_BACKEND, "cuda: cuBLAS set-up failed: %s",
+                             cublasGetStatusString(bs));
+    }
+    unsigned char *d = r->dmem, *hp = r->hmem;
+    r->in = (float *)(d + o_in);
+    r->r = (float *)(d + o_r);
+    r->hn = (float *)(d + o_hn);
+    r->xz = (float *)(d + o_xz);
+    r->xc = (float *)(d + o_xc);
+    r->dbc = (float *)(d + o_dbc);
+    r->dt = (float *)(d + o_dt);
+    r->y = (float *)(d + o_y);
+    r->hf = (float *)(d + o_hf);
+    r->mask = (float *)(d + o_mask);
+    r->vad = (float *)(d + o_vad);
+    r->logits = (float *)(d + o_lg);
+    r->act16 = (uint16_t *)(d + o_a16);
+    r->tok = (int32_t *)(d + o_tok);
+    r->count = (unsigned *)(d + o_cnt);
+    r->bad = (int *)(d + o_bad);
+    r->ptrs = (float **)(d + o_ptr);
+    r->h_in = (float *)(hp + p_in);
+    r->h_mask = (float *)(hp + p_mask);
+    r->h_vad = (float *)(hp + p_vad);
+    r->h_logits = (float *)(hp + p_lg);
+    r->h_emb = (float *)(hp + p_emb);
+    r->h_tok = (int32_t *)(hp + p_tok);
+    r->h_count = (unsigned *)(hp + p_cnt);
+    r->h_bad = (int *)(hp + p_bad);
+    r->h_ptrs = (float **)(hp + p_ptr);
+    *out = r;
+    return SSM_OK;
+}
+
+void ssm_cuda_runner_destroy(ssm_cuda_runner *r)
+{
+    if (!r)
+        return;
+    if (r->exec)
+        cudaGraphExecDestroy(r->exec);
+    if (r->blas)
+        cublasDestroy(r->blas);
+    if (r->stream)
+        cudaStreamDestroy(r->stream);
+    cudaFree(r->workspace);
+    cudaFree(r->dmem);
+    cudaFreeHost(r->hmem);
+    free(r->last_ptrs);
+    free(r);
+}
+
+size_t ssm_cuda_runner_bytes(const ssm_cuda_runner *r)
+{
+    return r ? r->dev_bytes + r->host_bytes + r->workspace_bytes : 0;
+}
+
+/* out {n, d_out} (ld_out) = x {n, d_in} (ld_x) · Wᵀ (+ beta·out) (+ bias).
+ * Row-major {n, d_out} is column-major {d_out, n}: C = op_T(W_cm) · X_cm. */
+static int gemm(ssm_cuda_runner *r, const dlin *L, float *out, size_t ld_out, const float *x,
+                size_t ld_x, int n, float beta)
+{
+    const float one = 1.0f;
+    cublasStatus_t s;
+    if ((r->flags & SSM_CUDA_BF16) && L->wb) {
+        if (ssm_cuda_to_bf16(r->act16, (size_t)L->d_in, x, ld_x, n, L->d_in, r->stream))
+            return -1;
+        s = cublasGemmEx(r->blas, CUBLAS_OP_T, CUBLAS_OP_N, L->d_out, n, L->d_in, &one, L->wb,
+                         CUDA_R_16BF, L->d_in, r->act16, CUDA_R_16BF, L->d_in, &beta, out,
+                         CUDA_R_32F, (int)ld_out, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+    } else {
+        s = cublasSgemm(r->blas, CUBLAS_OP_T, CUBLAS_OP_N, L->d_out, n, L->d_in, &one, L->w,
+                        L->d_in, x, (int)ld_x, &beta, out, (int)ld_out);
+    }
+    if (s != CUBLAS_STATUS_SUCCESS)
+        return -1;
+    if (L->bias && ssm_cuda_add_bias(out, ld_out, L->bias, n, L->d_out, r->stream))
+        return -1;
+    return 0;
+}
+
+/* Enqueues a whole call on r->stream (captured into a graph, or run as is). */
+static int enqueue(ssm_cuda_runner *r, int n_streams, int n_frames, unsigned outs)
+{
+    const ssm_cuda_model *cm = r->cm;
+    const ssm_config *c = &cm->cfg;
+    cudaStream_t st = r->stream;
+    int n = n_streams * n_frames;
+    size_t dm = (size_t)c->d_model, di = (size_t)c->d_inner;
+    size_t ndbc = (size_t)c->dt_rank + 2 * (size_t)c->d_state;
+    size_t rn = (size_t)n;
+#define CK(x)                                                                                  \
+    do {                                                                                       \
+        if (x)                                                                                 \
+            return -1;                                                                         \
+    } while (0)
+    CK(cudaMemsetAsync(r->count, 0, rn * sizeof(unsigned), st));
+    if (c->input == SSM_INPUT_TOKENS) {
+        CK(cudaMemcpyAsync(r->tok, r->h_tok, rn * sizeof(int32_t), cudaMemcpyHostToDevice, st));
+        CK(ssm_cuda_gather(r->r, dm, cm->embedding, r->tok, n, c->d_model, st));
+    } else {
+        size_t nf = (size_t)c->n_features;
+        CK(cudaMemcpyAsync(r->in, r->h_in, rn * nf * sizeof(float), cudaMemcpyHostToDevice, st));
+        CK(ssm_cuda_sanitize(r->in, nf, r->count, n, c->n_features, st));
+        CK(gemm(r, &cm->frontend, r->r, dm, r->in, nf, n, 0.0f));
+    }
+    for (int l = 0; l < c->n_layer; ++l) {
+        const dlayer *L = &cm->layers[l];
+        size_t off = (size_t)l * cm->layer_floats;
+        CK(ssm_cuda_rmsnorm(r->hn, dm, r->r, dm, L->norm, n, c->d_model, c->norm_eps, st));
+        CK(gemm(r, &L->in, r->xz, 2 * di, r->hn, dm, n, 0.0f));
+        CK(ssm_cuda_conv(r->xc, di, r->ptrs, off, r->xz, 2 * di, L->conv_w, L->conv_b,
+                         n_streams, n_frames, c->d_inner, c->d_conv, st));
+        CK(gemm(r, &L->x, r->dbc, ndbc, r->xc, di, n, 0.0f));
+        CK(gemm(r, &L->dt, r->dt, di, r->dbc, ndbc, n, 0.0f));
+        CK(ssm_cuda_scan(r->y, di, r->ptrs, off + cm->conv_floats, r->xc, di, r->dt, di,
+                         L->dt_bias, L->A, r->dbc + c->dt_rank,
+                         r->dbc + c->dt_rank + c->d_state, ndbc, L->D, r->xz + di, 2 * di,
+                         c->delta_A_min, n_streams, n_frames, c->d_inner, c->d_state, st));
+        CK(gemm(r, &L->out, r->r, dm, r->y, di, n, 1.0f)); /* r += out_proj·y (+ bias) */
+    }
+    CK(ssm_cuda_nonfinite_rows(r->bad, r->r, dm, n, c->d_model, st));
+    CK(ssm_cuda_rmsnorm(r->hf, dm, r->r, dm, cm->norm_f, n, c->d_model, c->norm_eps, st));
+    if (outs & OUT_MASK) {
+        size_t nm = (size_t)c->n_mask;
+        CK(gemm(r, &cm->mask, r->mask, nm, r->hf, dm, n, 0.0f));
+        CK(ssm_cuda_sigmoid(r->mask, nm, n, c->n_mask, st));
+        CK(cudaMemcpyAsync(r->h_mask, r->mask, rn * nm * 4, cudaMemcpyDeviceToHost, st));
+    }
+    if (outs & OUT_VAD) {
+        CK(gemm(r, &cm->vad, r->vad, 1, r->hf, dm, n, 0.0f));
+        CK(ssm_cuda_sigmoid(r->vad, 1, n, 1, st));
+        CK(cudaMemcpyAsync(r->h_vad, r->vad, rn * 4, cudaMemcpyDeviceToHost, st));
+    }
+    if (outs & OUT_LOGITS) {
+        size_t V = (size_t)c->vocab_size;
+        CK(gemm(r, &cm->lm, r->logits, V, r->hf, dm, n, 0.0f));
+        CK(cudaMemcpyAsync(r->h_logits, r->logits, rn * V * 4, cudaMemcpyDeviceToHost, st));
+    }
+    if (outs & OUT_EMB)
+        CK(cudaMemcpyAsync(r->h_emb, r->hf, rn * dm * 4, cudaMemcpyDeviceToHost, st));
+    CK(cudaMemcpyAsync(r->h_count, r->count, rn * sizeof(unsigned), cudaMemcpyDeviceToHost, st));
+    CK(cudaMemcpyAsync(r->h_bad, r->bad, rn * sizeof(int), cudaMemcpyDeviceToHost, st));
+#undef CK
+    return 0;
+}
+
+/* Captures enqueue() into r->exec for this shape; 0 on success. */
+static int capture(ssm_cuda_runner *r, int n_streams, int n_frames, unsigned outs)
+{
+    if (r->exec) {
+        cudaGraphExecDestroy(r->exec);
+        r->exec = NULL;
+    }
+    cudaGraph_t g = NULL;
+    if (cudaStreamBeginCapture(r->stream, cudaStreamCaptureModeThreadLocal) != cudaSuccess)
+        return -1;
+    int rc = enqueue(r, n_streams, n_frames, outs);
+    cudaError_t e = cudaStreamEndCapture(r->stream, &g);
+    if (rc || e != cudaSuccess || !g) {
+        if (g)
+            cudaGraphDestroy(g);
+        (void)cudaGetLastError();
+        return -1;
+    }
+    e = cudaGraphInstantiate(&r->exec, g, 0);
+    cudaGraphDestroy(g);
+    if (e != cudaSuccess) {
+        r->exec = NULL;
+        (void)cudaGetLastError();
+        return -1;
+    }
+    r->g_streams = n_streams;
+    r->g_frames = n_frames;
+    r->g_outs = outs;
+    return 0;
+}
+
+int ssm_cuda_run(ssm_cuda_runner *r, float *const *dev_states, int n_streams, int n_frames,
+                 const float *features, const int32_t *tokens, const ssm_outputs *out,
+                 size_t *count, unsigned char *bad)
+{
+    const ssm_config *c = &r->cm->cfg;
+    size_t rows = (size_t)n_streams * (size_t)n_frames;
+    if (cudaSetDevice(r->cm->device) != cudaSuccess)
+        return SSM_ERR_BACKEND;
+    unsigned outs = 0;
+    if (out) {
+        outs |= out->mask ? OUT_MASK : 0;
+        outs |= out->vad ? OUT_VAD : 0;
+        outs |= out->logits ? OUT_LOGITS : 0;
+        outs |= out->embedding ? OUT_EMB : 0;
+    }
+    /* inputs into pinned staging */
+    if (c->input == SSM_INPUT_TOKENS)
+        memcpy(r->h_tok, tokens, rows * sizeof(int32_t));
+    else
+        memcpy(r->h_in, features, rows * (size_t)c->n_features * sizeof(float));
+    /* state pointers: uploaded only when the set of streams changed */
+    if (n_streams != r->n_last_ptrs ||
+        memcmp(r->last_ptrs, dev_states, (size_t)n_streams * sizeof(float *)) != 0) {
+        memcpy(r->h_ptrs, dev_states, (size_t)n_streams * sizeof(float *));
+        memcpy(r->last_ptrs, dev_states, (size_t)n_streams * sizeof(float *));
+        r->n_last_ptrs = n_streams;
+        if (cudaMemcpyAsync(r->ptrs, r->h_ptrs, (size_t)n_streams * sizeof(float *),
+                            cudaMemcpyHostToDevice, r->stream) != cudaSuccess)
+            goto fail;
+    }
+    int graphed = 0;
+    if (!(r->flags & SSM_CUDA_NO_GRAPH) && !r->graph_failed) {
+        if (!r->exec || r->g_streams != n_streams || r->g_frames != n_frames ||
+            r->g_outs != outs)
+            r->graph_failed = capture(r, n_streams, n_frames, outs) != 0;
+        if (r->exec && r->g_streams == n_streams && r->g_frames == n_frames && r->g_outs == outs) {
+            if (cudaGraphLaunch(r->exec, r->stream) != cudaSuccess)
+                goto fail;
+            graphed = 1;
+        }
+    }
+    if (!graphed && enqueue(r, n_streams, n_frames, outs) != 0)
+        goto fail;
+    if (cudaStreamSynchronize(r->stream) != cudaSuccess)
+        goto fail;
+    if (outs & OUT_MASK)
+        memcpy(out->mask, r->h_mask, rows * (size_t)c->n_mask * sizeof(float));
+    if (outs & OUT_VAD)
+        memcpy(out->vad, r->h_vad, rows * sizeof(float));
+    if (outs & OUT_LOGITS)
+        memcpy(out->logits, r->h_logits, rows * (size_t)c->vocab_size * sizeof(float));
+    if (outs & OUT_EMB)
+        memcpy(out->embedding, r->h_emb, rows * (size_t)c->d_model * sizeof(float));
+    for (size_t i = 0; i < rows; ++i) {
+        count[i] = r->h_count[i];
+        bad[i] = r->h_bad[i] != 0;
+    }
+    return SSM_OK;
+fail:
+    (void)cudaGetLastError();
+    r->n_last_ptrs = 0; /* re-upload next time */
+    return SSM_ERR_BACKEND;
+}
+
+int ssm_cuda_runner_graphed(const ssm_cuda_runner *r)
+{
+    return r && !(r->flags & SSM_CUDA_NO_GRAPH) && !r->graph_failed && r->exec != NULL;
+}
