@@ -6,7 +6,8 @@
  * Lines:
  *   {"bench":"gpu_copy", ...}            cudaMemcpy device→device of 2 GiB,
  *                                        bytes read + written per second
- *   {"bench":"gpu_step","impl":"ssmd-cuda", "batch":B, "outputs":"mask+vad"|"none", ...}
+ *   {"bench":"gpu_step","impl":"ssmd-cuda", "batch":B, "outputs":"mask+vad"|"none",
+ *    "weights":"f32"|"bf16", ...}
  *                                        ssm_step latency (median, p99 over the
  *                                        timed steps) and stream-steps/s
  *   {"bench":"gpu_scan", ...}            ssm_cuda_scan alone at the largest
@@ -79,11 +80,11 @@ static double copy_bandwidth(void)
 }
 
 /* Times ssm_step at batch B; returns the median stream-steps per second. */
-static double bench_step(ssm_model *m, const char *name, int B, int with_outputs)
+static double bench_step(ssm_model *m, const char *name, int B, int with_outputs, int bf16)
 {
     ssm_error err = {0};
     ssm_runner *rn = NULL;
-    if (ssm_runner_create(m, B, 1, 0, &rn, &err) != SSM_OK) {
+    if (ssm_runner_create(m, B, 1, bf16 ? SSM_RUNNER_BF16_WEIGHTS : 0, &rn, &err) != SSM_OK) {
         fprintf(stderr, "gpu_bench: %s\n", err.msg);
         return 0;
     }
@@ -128,10 +129,10 @@ static double bench_step(ssm_model *m, const char *name, int B, int with_outputs
     qsort(lat, n, sizeof *lat, cmp_d);
     double med = lat[n / 2], p99 = lat[(size_t)((n - 1) * 0.99)];
     printf("{\"bench\":\"gpu_step\",\"impl\":\"ssmd-cuda\",\"model\":\"%s\",\"batch\":%d,"
-           "\"outputs\":\"%s\",\"steps\":%zu,\"median_us\":%.2f,\"p99_us\":%.2f,"
+           "\"outputs\":\"%s\",\"weights\":\"%s\",\"steps\":%zu,\"median_us\":%.2f,\"p99_us\":%.2f,"
            "\"stream_steps_per_s\":%.1f,\"mean_stream_steps_per_s\":%.1f,"
            "\"state_bytes\":%zu,\"state_alloc_s\":%.3f,\"cuda_graph\":%d}\n",
-           name, B, with_outputs ? "mask+vad" : "none", n, med * 1e6, p99 * 1e6, B / med,
+           name, B, with_outputs ? "mask+vad" : "none", bf16 ? "bf16" : "f32", n, med * 1e6, p99 * 1e6, B / med,
            n * (double)B / total, ssm_state_bytes(m), t_alloc, ssm_runner_cuda_graphed_(rn));
     fflush(stdout);
     for (int i = 0; i < B; ++i)
@@ -235,10 +236,15 @@ int main(int argc, char **argv)
     double copy = copy_bandwidth();
     double best = 0;
     for (int i = 0; i < nb; ++i) {
-        double s = bench_step(m, argv[2], batches[i], 1);
+        double s = bench_step(m, argv[2], batches[i], 1, 0);
         if (s > best)
             best = s;
-        bench_step(m, argv[2], batches[i], 0);
+        bench_step(m, argv[2], batches[i], 0, 0);
+        if (batches[i] >= 256) {
+            s = bench_step(m, argv[2], batches[i], 1, 1);
+            if (s > best)
+                best = s;
+        }
     }
     int maxb = batches[nb - 1];
     bench_scan(m, argv[2], maxb, copy);

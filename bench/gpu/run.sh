@@ -25,17 +25,19 @@ rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
 steps = {}
 for r in rows:
     if r["bench"] == "gpu_step" and "error" not in r:
-        steps[(r["model"], r["batch"], r["impl"], r.get("outputs"))] = r
+        steps[(r["model"], r["batch"], r["impl"], r.get("outputs"), r.get("weights", "f32"))] = r
 print()
-print("| model | batch | ssmd CUDA stream-steps/s (mask+vad) | median µs | device only | PyTorch eager (CUDA) | ratio |")
-print("|---|---:|---:|---:|---:|---:|---:|")
-for (model, b, impl, outs), r in sorted(steps.items()):
-    if impl != "ssmd-cuda" or outs != "mask+vad":
+print("| model | batch | ssmd CUDA stream-steps/s (mask+vad) | median µs | p99 µs | device only | bf16 weights | PyTorch eager (CUDA) | ratio |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+for (model, b, impl, outs, wt), r in sorted(steps.items()):
+    if impl != "ssmd-cuda" or outs != "mask+vad" or wt != "f32":
         continue
-    dev = steps.get((model, b, impl, "none"))
-    t = steps.get((model, b, "torch-cuda-eager", "mask+vad"))
+    dev = steps.get((model, b, impl, "none", "f32"))
+    bf = steps.get((model, b, impl, "mask+vad", "bf16"))
+    t = steps.get((model, b, "torch-cuda-eager", "mask+vad", "f32"))
     print(f"| {model} | {b} | {r['stream_steps_per_s']:,.0f} | {r['median_us']:.1f} | "
-          f"{dev['stream_steps_per_s'] if dev else 0:,.0f} | "
+          f"{r['p99_us']:.1f} | {dev['stream_steps_per_s'] if dev else 0:,.0f} | "
+          f"{bf['stream_steps_per_s'] if bf else 0:,.0f} | "
           f"{t['stream_steps_per_s'] if t else 0:,.0f} | "
           f"{r['stream_steps_per_s'] / t['stream_steps_per_s'] if t else 0:.1f}× |")
 for r in rows:

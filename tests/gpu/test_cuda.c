@@ -93,7 +93,10 @@ static void down(void *h, const void *d, size_t n)
 static void kernel_case(int di, int N, int dc, int S, int T, double *worst_conv,
                         double *worst_scan)
 {
-    size_t rows = (size_t)S * T, per = (size_t)di * (dc + N) + 3; /* odd stride */
+    /* per-stream stride: rounded to 4 floats (16-byte aligned states when the
+     * conv part is) or odd (misaligned: the scan's scalar fallback) */
+    size_t rows = (size_t)S * T, per = (size_t)di * (dc + N);
+    per = T == 1 ? (per + 3) / 4 * 4 : per + 3;
     float *x = xmalloc(rows * di * 4), *z = xmalloc(rows * di * 4), *dt = xmalloc(rows * di * 4);
     float *bc = xmalloc(rows * 2 * N * 4), *w = xmalloc((size_t)di * dc * 4);
     float *cb = xmalloc((size_t)di * 4), *dtb = xmalloc((size_t)di * 4);
@@ -185,19 +188,19 @@ static void kernel_case(int di, int N, int dc, int S, int T, double *worst_conv,
 static void test_kernels_awkward(void **state)
 {
     (void)state;
-    static const int dis[] = {1, 7, 253}, Ns[] = {1, 5, 16, 33, 256}, dcs[] = {1, 4, 16};
+    static const int dis[] = {1, 7, 253}, Ns[] = {1, 4, 5, 16, 33, 64, 256}, dcs[] = {1, 4, 16};
     static const int Ss[] = {1, 3, 65}, Ts[] = {1, 7};
     double wc = 0, ws = 0;
     int n = 0;
     for (size_t a = 0; a < 3; ++a)
-        for (size_t b = 0; b < 5; ++b)
+        for (size_t b = 0; b < 7; ++b)
             for (size_t c = 0; c < 3; ++c)
                 for (size_t d = 0; d < 3; ++d)
                     for (size_t e = 0; e < 2; ++e) {
                         kernel_case(dis[a], Ns[b], dcs[c], Ss[d], Ts[e], &wc, &ws);
                         ++n;
                     }
-    printf("kernels: %d awkward cases (d_inner 1/7/253, d_state 1/5/16/33/256, d_conv 1/4/16, "
+    printf("kernels: %d awkward cases (d_inner 1/7/253, d_state 1/4/5/16/33/64/256, d_conv 1/4/16, "
            "streams 1/3/65, frames 1/7): worst conv %.3g, scan %.3g (tol 2e-5)\n", n, wc, ws);
 }
 
