@@ -95,10 +95,16 @@ __global__ void conv_kernel(float *out, size_t ld_out, float *const *states, siz
     float *st = states[s] + offset + (size_t)c * d_conv;
     const float *wc = w + (size_t)c * d_conv;
     float win[SSM_CUDA_MAX_D_CONV], wk[SSM_CUDA_MAX_D_CONV];
+    /* the common d_conv = 4 moves its window as one float4 when aligned */
+    bool vec4 = d_conv == 4 && ((uintptr_t)st & 15u) == 0;
 #pragma unroll
     for (int k = 0; k < SSM_CUDA_MAX_D_CONV; ++k) {
-        win[k] = k < d_conv ? st[k] : 0.0f;
+        win[k] = (!vec4 && k < d_conv) ? st[k] : 0.0f;
         wk[k] = k < d_conv ? wc[k] : 0.0f;
+    }
+    if (vec4) {
+        float4 v = *(const float4 *)st;
+        win[0] = v.x, win[1] = v.y, win[2] = v.z, win[3] = v.w;
     }
     float b = bias ? bias[c] : 0.0f;
     for (int t = 0; t < n_frames; ++t) {
@@ -121,6 +127,10 @@ __global__ void conv_kernel(float *out, size_t ld_out, float *const *states, siz
         if (bias)
             acc += b;
         out[row * ld_out + c] = silu_f(acc);
+    }
+    if (vec4) {
+        *(float4 *)st = make_float4(win[0], win[1], win[2], win[3]);
+        return;
     }
 #pragma unroll
     for (int k = 0; k < SSM_CUDA_MAX_D_CONV; ++k)
