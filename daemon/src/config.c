@@ -4,6 +4,7 @@
  * checks every row round-trips through the file writer and the parser). */
 #include "config.h"
 #include "errf.h"
+#include "ssm/model.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -32,6 +33,8 @@ static const ssmd_option options[] = {
       "pace a file input at real time instead of as fast as possible" },
     { "resample_quality", 0, SSMD_OPT_ENUM, OFF(resample_quality), 0, 0, "best|medium|fast", "best",
       false, "libsamplerate converter used between the device/file rate and the model's rate" },
+    { "backend", 0, SSMD_OPT_ENUM, OFF(backend), 0, 0, "cpu|cuda|auto", "cpu", false,
+      "compute backend: 'cpu', 'cuda' (an NVIDIA GPU; fails if none) or 'auto' (GPU when present)" },
     { "serve", 0, SSMD_OPT_ENUM, OFF(serve), 0, 0, "auto|yes|no", "auto", false,
       "bind the sockets: 'auto' = yes unless the job is file to file, 'yes', 'no'" },
     { "wait_subscribers", 0, SSMD_OPT_INT, OFF(wait_subscribers), 0, 1000, NULL, "0", false,
@@ -458,4 +461,12 @@ void ssmd_config_write(FILE *out, const ssmd_config *cfg)
         else
             fprintf(out, "%s = \"%s\"\n", o->key, *(char *const *)(base + o->offset));
     }
+}
+
+void ssmd_config_model_options(const ssmd_config *cfg, ssm_model_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->backend = strcmp(cfg->backend, "cuda") == 0   ? SSM_BACKEND_CUDA
+                 : strcmp(cfg->backend, "auto") == 0 ? SSM_BACKEND_AUTO
+                                                     : SSM_BACKEND_CPU;
 }

@@ -28,6 +28,7 @@ typedef struct ssmd_config {
     char *channels;           /**< "mono" (downmix) or "split" (one stream per channel) */
     bool  realtime;           /**< pace a file input at real time */
     char *resample_quality;   /**< "best", "medium" or "fast" */
+    char *backend;            /**< "cpu", "cuda" or "auto": where the model computes */
     char *serve;              /**< "auto", "yes", "no": bind the sockets */
     long  wait_subscribers;   /**< subscriptions to wait for before a file input starts */
     char *pub;                /**< data-plane PUB endpoint */
@@ -82,6 +83,13 @@ int ssmd_config_init(ssmd_config *cfg);
 
 /** Frees the strings of cfg (not cfg itself); safe on a zeroed struct. */
 void ssmd_config_free(ssmd_config *cfg);
+
+struct ssm_model_options;
+/** Fills *o (ssm/model.h) from cfg->backend: "cpu" → SSM_BACKEND_CPU,
+ *  "cuda" → SSM_BACKEND_CUDA (load fails with one line when no device),
+ *  "auto" → SSM_BACKEND_AUTO (CUDA if usable, else CPU; the reason is in
+ *  ssm_model_backend_note).  Thread-safe. */
+void ssmd_config_model_options(const ssmd_config *cfg, struct ssm_model_options *o);
 
 /** Sets key (underscores or dashes) to the text value, validating type and
  *  range.  On error returns -1 and writes "key: reason" into err (err_cap

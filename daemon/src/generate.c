@@ -478,10 +478,15 @@ int ssmd_generate_run(const ssmd_config *cfg, const char *model_path, volatile s
     }
     ssm_model *model = NULL;
     ssm_error se = {0};
-    if (ssm_model_load(model_path, NULL, &model, &se) != SSM_OK) {
+    ssm_model_options mo;
+    ssmd_config_model_options(cfg, &mo);
+    if (ssm_model_load(model_path, &mo, &model, &se) != SSM_OK) {
         fprintf(stderr, "ssmd: %s\n", se.msg);
         return 2;
     }
+    if (ssm_model_backend_note(model)[0])
+        fprintf(stderr, "ssmd: backend %s: %s\n", ssm_model_backend(model),
+                ssm_model_backend_note(model));
     int rate = 16000, rc = 1, nst = (int)cfg->generate_streams;
     ssmd_generator *g = NULL;
     uint8_t *prompt = NULL, *codes = NULL;

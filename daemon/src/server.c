@@ -1372,10 +1372,15 @@ int ssmd_server_run(ssmd_config *cfg, const char *model_path, const ssmd_server_
     set_log_level(s);
     ssm_error me = { 0 };
     char err[512];
-    if (ssm_model_load(model_path, NULL, &s->model, &me) != SSM_OK) {
+    ssm_model_options mo;
+    ssmd_config_model_options(cfg, &mo);
+    if (ssm_model_load(model_path, &mo, &s->model, &me) != SSM_OK) {
         fprintf(stderr, "ssmd: %s\n", me.msg);
         goto out;
     }
+    if (ssm_model_backend_note(s->model)[0])
+        slog(s, LOG_INFO, "backend %s: %s", ssm_model_backend(s->model),
+             ssm_model_backend_note(s->model));
     if (ssmd_frontend_from_model(&s->fe, s->model, err, sizeof err) != 0) {
         fprintf(stderr, "ssmd: %s: %s\n", model_path, err);
         goto out;

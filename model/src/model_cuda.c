@@ -67,7 +67,7 @@ int ssm_cuda_probe(int device, char *why, size_t why_size)
     cudaError_t e = cudaGetDeviceCount(&n);
     if (e != cudaSuccess) {
         if (why)
-            snprintf(why, why_size, "no CUDA device (cudaGetDeviceCount: %s)",
+            snprintf(why, why_size, "no usable CUDA device or driver (cudaGetDeviceCount: %s)",
                      cudaGetErrorString(e));
         (void)cudaGetLastError();
         return 0;
