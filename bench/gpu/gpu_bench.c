@@ -131,7 +131,7 @@ static double bench_step(ssm_model *m, const char *name, int B, int with_outputs
     printf("{\"bench\":\"gpu_step\",\"impl\":\"ssmd-cuda\",\"model\":\"%s\",\"batch\":%d,"
            "\"outputs\":\"%s\",\"weights\":\"%s\",\"steps\":%zu,\"median_us\":%.2f,\"p99_us\":%.2f,"
            "\"stream_steps_per_s\":%.1f,\"mean_stream_steps_per_s\":%.1f,"
-           "\"state_bytes\":%zu,\"state_alloc_s\":%.3f,\"cuda_graph\":%d}\n",
+           "\"state_bytes\":%zu,\"state_alloc_s\":%.3f,\"graph_nodes\":%d}\n",
            name, B, with_outputs ? "mask+vad" : "none", bf16 ? "bf16" : "f32", n, med * 1e6, p99 * 1e6, B / med,
            n * (double)B / total, ssm_state_bytes(m), t_alloc, ssm_runner_cuda_graphed_(rn));
     fflush(stdout);
@@ -191,9 +191,11 @@ static void bench_scan(ssm_model *m, const char *name, int B, double copy_gbs)
     double bytes = 2.0 * rows * per * 4 + 4.0 * rows * di * 4 + 2.0 * rows * N * 4 + per * 4 +
                    rows * sizeof(float *);
     double gbs = bytes / (best * 1e-3) / 1e9;
+    int per_lane = ssm_cuda_scan_set_elems_per_lane(0);
     printf("{\"bench\":\"gpu_scan\",\"model\":\"%s\",\"batch\":%d,\"d_inner\":%d,\"d_state\":%d,"
+           "\"elems_per_lane\":%d,"
            "\"best_us\":%.2f,\"bytes\":%.0f,\"gb_per_s\":%.1f,\"fraction_of_copy\":%.3f}\n",
-           name, B, di, N, best * 1e3, bytes, gbs, copy_gbs > 0 ? gbs / copy_gbs : 0.0);
+           name, B, di, N, per_lane, best * 1e3, bytes, gbs, copy_gbs > 0 ? gbs / copy_gbs : 0.0);
     fflush(stdout);
     cudaFree(st);
     cudaFree(x);
@@ -248,6 +250,9 @@ int main(int argc, char **argv)
     }
     int maxb = batches[nb - 1];
     bench_scan(m, argv[2], maxb, copy);
+    ssm_cuda_scan_set_elems_per_lane(8); /* the other lane layout, for comparison */
+    bench_scan(m, argv[2], maxb, copy);
+    ssm_cuda_scan_set_elems_per_lane(4);
     printf("{\"bench\":\"gpu_realtime\",\"model\":\"%s\",\"device\":\"%s\","
            "\"realtime_streams\":%.0f,\"frames_per_s\":100}\n",
            argv[2], ssm_model_backend_note(m), best / 100.0);

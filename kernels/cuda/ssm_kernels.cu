@@ -319,6 +319,16 @@ __global__ void scan_vec_kernel(float *y, size_t ld_y, float *const *states, siz
     }
 }
 
+static int g_elems_per_lane = 4;
+
+extern "C" int ssm_cuda_scan_set_elems_per_lane(int n)
+{
+    int prev = g_elems_per_lane;
+    if (n == 4 || n == 8)
+        g_elems_per_lane = n;
+    return prev;
+}
+
 extern "C" int ssm_cuda_scan(float *y, size_t ld_y, float *const *states, size_t offset,
                              const float *x, size_t ld_x, const float *dt, size_t ld_dt,
                              const float *dt_bias, const float *A, const float *B,
@@ -332,7 +342,10 @@ extern "C" int ssm_cuda_scan(float *y, size_t ld_y, float *const *states, size_t
     const int threads = 256;
     int q = d_state / 4;
     if (d_state % 4 == 0 && (q & (q - 1)) == 0 && q <= 64) { /* float4 path */
-        int G = q < 32 ? q : 32, K4 = q / G;
+        int G = q < 32 ? q : 32;
+        if (g_elems_per_lane == 8 && q >= 2 && G == q)
+            G = q / 2;
+        int K4 = q / G;
         int cpb = threads / G;
         int n_cblocks = (d_inner + cpb - 1) / cpb;
         size_t grid = (size_t)n_streams * (size_t)n_cblocks;

@@ -363,6 +363,7 @@ struct ssm_cuda_runner {
     /* cached graph and its shape; graph_failed: capture did not work here,
      * launch one by one from now on */
     int graph_failed;
+    size_t graph_nodes; /* kernels, copies and memsets in the last graph */
     cudaGraphExec_t exec;
     int g_streams, g_frames;
     unsigned g_outs;
@@ -617,6 +618,9 @@ static int capture(ssm_cuda_runner *r, int n_streams, int n_frames, unsigned out
         (void)cudaGetLastError();
         return -1;
     }
+    size_t nodes = 0;
+    if (cudaGraphGetNodes(g, NULL, &nodes) == cudaSuccess)
+        r->graph_nodes = nodes;
     e = cudaGraphInstantiate(&r->exec, g, 0);
     cudaGraphDestroy(g);
     if (e != cudaSuccess) {
@@ -696,5 +700,7 @@ fail:
 
 int ssm_cuda_runner_graphed(const ssm_cuda_runner *r)
 {
-    return r && !(r->flags & SSM_CUDA_NO_GRAPH) && !r->graph_failed && r->exec != NULL;
+    return r && !(r->flags & SSM_CUDA_NO_GRAPH) && !r->graph_failed && r->exec != NULL
+               ? (int)r->graph_nodes
+               : 0;
 }

@@ -62,7 +62,8 @@ int ssm_cuda_run(ssm_cuda_runner *r, float *const *dev_states, int n_streams, in
                  const float *features, const int32_t *tokens, const ssm_outputs *out,
                  size_t *count, unsigned char *bad);
 
-/* 1 when the last call ran as a CUDA graph replay (tests, benchmarks). */
+/* When the last call ran as a CUDA graph replay: the graph's node count
+ * (>= 1); else 0 (tests, benchmarks). */
 int ssm_cuda_runner_graphed(const ssm_cuda_runner *r);
 
 #endif /* SSM_MODEL_CUDA_H */

@@ -11,8 +11,9 @@
  *  force a state non-finite, which no public call can do. */
 float *ssm_state_payload_(ssm_state *state, size_t *n_floats);
 
-/** CUDA backend: 1 when the runner's last step or forward replayed a CUDA
- *  graph (0 on the CPU, with SSM_RUNNER_NO_GRAPH, or if capture failed). */
+/** CUDA backend: the node count (>= 1) of the CUDA graph the runner's last
+ *  step or forward replayed; 0 on the CPU, with SSM_RUNNER_NO_GRAPH, or if
+ *  capture failed. */
 int ssm_runner_cuda_graphed_(const ssm_runner *runner);
 
 #endif /* SSM_MODEL_INTERNAL_H */

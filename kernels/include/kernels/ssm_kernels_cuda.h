@@ -73,6 +73,13 @@ int ssm_cuda_scan(float *y, size_t ld_y, float *const *states, size_t offset,
                   float dA_log_min, int n_streams, int n_frames, int d_inner, int d_state,
                   void *stream);
 
+/** Benchmarks and tests only: state elements each lane of the float4 scan
+ *  path holds, 4 (the default: d_state/4 lanes per channel) or 8 (half the
+ *  lanes, two float4 each: more bytes in flight per thread, fewer threads).
+ *  Returns the previous value; other values change nothing.  Not
+ *  thread-safe: set it before launching. */
+int ssm_cuda_scan_set_elems_per_lane(int n);
+
 /** out[i, j] += bias[j] for {n_rows, dim} (ld). */
 int ssm_cuda_add_bias(float *out, size_t ld, const float *bias, int n_rows, int dim, void *stream);
 
