@@ -250,9 +250,9 @@ int main(int argc, char **argv)
     }
     int maxb = batches[nb - 1];
     bench_scan(m, argv[2], maxb, copy);
-    ssm_cuda_scan_set_elems_per_lane(8); /* the other lane layout, for comparison */
+    int prev = ssm_cuda_scan_set_elems_per_lane(4); /* the other lane layout, for comparison */
     bench_scan(m, argv[2], maxb, copy);
-    ssm_cuda_scan_set_elems_per_lane(4);
+    ssm_cuda_scan_set_elems_per_lane(prev);
     printf("{\"bench\":\"gpu_realtime\",\"model\":\"%s\",\"device\":\"%s\","
            "\"realtime_streams\":%.0f,\"frames_per_s\":100}\n",
            argv[2], ssm_model_backend_note(m), best / 100.0);

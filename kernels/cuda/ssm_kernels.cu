@@ -319,7 +319,7 @@ __global__ void scan_vec_kernel(float *y, size_t ld_y, float *const *states, siz
     }
 }
 
-static int g_elems_per_lane = 4;
+static int g_elems_per_lane = 8;
 
 extern "C" int ssm_cuda_scan_set_elems_per_lane(int n)
 {

@@ -202,14 +202,14 @@ static void test_kernels_awkward(void **state)
                     }
     printf("kernels: %d awkward cases (d_inner 1/7/253, d_state 1/4/5/16/33/64/256, d_conv 1/4/16, "
            "streams 1/3/65, frames 1/7): worst conv %.3g, scan %.3g (tol 2e-5)\n", n, wc, ws);
-    /* the scan's other lane layout (8 state elements per lane) */
-    ssm_cuda_scan_set_elems_per_lane(8);
+    /* the scan's other lane layout (4 state elements per lane) */
+    int prev = ssm_cuda_scan_set_elems_per_lane(4);
     wc = ws = 0;
     for (size_t b = 0; b < 7; ++b)
         for (size_t d = 0; d < 3; ++d)
             kernel_case(253, Ns[b], 4, Ss[d], 3, &wc, &ws);
-    ssm_cuda_scan_set_elems_per_lane(4);
-    printf("kernels, 8 state elements per lane: d_inner 253, d_state 1..256, streams 1/3/65, "
+    ssm_cuda_scan_set_elems_per_lane(prev);
+    printf("kernels, 4 state elements per lane: d_inner 253, d_state 1..256, streams 1/3/65, "
            "3 frames: worst scan %.3g (tol 2e-5)\n", ws);
 }
 
