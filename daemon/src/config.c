@@ -47,8 +47,9 @@ static const ssmd_option options[] = {
       "ZeroMQ endpoint of the JSON control socket" },
     { "max_streams", 0, SSMD_OPT_INT, OFF(max_streams), 1, 65536, NULL, "64", false,
       "most streams served at once (the model's batch size)" },
-    { "threads", 'j', SSMD_OPT_INT, OFF(threads), 1, 256, NULL, "1", false,
-      "compute threads for batched stepping" },
+    { "threads", 'j', SSMD_OPT_INT, OFF(threads), 1, 256, NULL, "2", false,
+      "compute threads for the model step: batches of 32 or more streams are split over them "
+      "(same results); fewer streams stay on the loop thread" },
     { "push_idle_s", 0, SSMD_OPT_INT, OFF(push_idle_s), 1, 86400, NULL, "10", true,
       "end a client's pushed stream after this many seconds without input (a crashed client)" },
     { "pub_hwm", 0, SSMD_OPT_INT, OFF(pub_hwm), 1, 1000000, NULL, "1000", false,

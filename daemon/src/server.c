@@ -1400,6 +1400,11 @@ int ssmd_server_run(ssmd_config *cfg, const char *model_path, const ssmd_server_
         fprintf(stderr, "ssmd: %s\n", me.msg);
         goto out;
     }
+    /* batches of 2·16 streams or more are split over the threads (same bits) */
+    if (cfg->threads > 1 && ssm_runner_set_threads(s->runner, (int)cfg->threads, 16, &me) != SSM_OK) {
+        fprintf(stderr, "ssmd: threads: %s\n", me.msg);
+        goto out;
+    }
     size_t ms = (size_t)s->max_streams;
     s->streams = calloc(ms, sizeof *s->streams);
     s->states = calloc(ms, sizeof *s->states);

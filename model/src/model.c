@@ -28,6 +28,7 @@
 #include "ssm/model.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdalign.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -512,7 +513,39 @@ struct ssm_runner {
     size_t *count;    /* {rows} */
     unsigned char *bad; /* {rows} */
     ssm_cuda_runner *cuda; /* CUDA backend: the device side (model_cuda.c) */
+    struct step_pool *pool; /* ssm_runner_set_threads: workers, else NULL */
 };
+
+/* Worker threads of a runner (ssm_runner_set_threads): worker i owns a child
+ * runner (same model, max_batch and flags, no pool) and steps the slice the
+ * caller posts; the calling thread steps the first slice itself. */
+typedef struct step_job {
+    ssm_state *const *states;
+    int n;
+    const float *features;
+    const int32_t *tokens;
+    ssm_outputs out;
+    int has_out;
+    unsigned *flags;
+    int rc;
+} step_job;
+
+typedef struct step_worker {
+    pthread_t th;
+    ssm_runner *rn;
+    struct step_pool *pool;
+    step_job job;
+} step_worker;
+
+typedef struct step_pool {
+    pthread_mutex_t mu;
+    pthread_cond_t go, done;
+    unsigned long gen; /* bumped for each posted step */
+    int pending;       /* workers still running the current step */
+    int quit;
+    int n_workers, min_rows, started;
+    step_worker *w;
+} step_pool;
 
 /* Adds n elements of size elt to *total at a 64-byte boundary; returns the
  * offset, or SIZE_MAX on overflow (sticky). */
@@ -675,12 +708,186 @@ int ssm_runner_create(const ssm_model *m, int max_batch, int max_chunk,
     return SSM_OK;
 }
 
+static void pool_stop(ssm_runner *rn);
+
 void ssm_runner_destroy(ssm_runner *rn)
 {
     if (rn) {
+        pool_stop(rn);
         ssm_cuda_runner_destroy(rn->cuda);
         free(rn->mem);
     }
+}
+
+/* ---- worker threads (ssm_runner_set_threads) ----------------------------- */
+
+static int step_impl(ssm_runner *rn, ssm_state *const *states, int n, const float *features,
+                     const int32_t *tokens, const ssm_outputs *out, unsigned *flags);
+static int check_args(const ssm_runner *rn, int n_rows, const float *features,
+                      const int32_t *tokens, const ssm_outputs *out);
+
+static void *worker_main(void *arg)
+{
+    step_worker *w = arg;
+    step_pool *p = w->pool;
+    unsigned long seen = 0;
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        while (p->gen == seen && !p->quit)
+            pthread_cond_wait(&p->go, &p->mu);
+        if (p->quit)
+            break;
+        seen = p->gen;
+        pthread_mutex_unlock(&p->mu);
+        step_job *j = &w->job;
+        j->rc = j->n > 0 ? step_impl(w->rn, j->states, j->n, j->features, j->tokens,
+                                     j->has_out ? &j->out : NULL, j->flags)
+                         : SSM_OK;
+        pthread_mutex_lock(&p->mu);
+        if (--p->pending == 0)
+            pthread_cond_signal(&p->done);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
+static void pool_stop(ssm_runner *rn)
+{
+    step_pool *p = rn->pool;
+    if (!p)
+        return;
+    pthread_mutex_lock(&p->mu);
+    p->quit = 1;
+    pthread_cond_broadcast(&p->go);
+    pthread_mutex_unlock(&p->mu);
+    for (int i = 0; i < p->started; ++i)
+        pthread_join(p->w[i].th, NULL);
+    for (int i = 0; i < p->n_workers; ++i)
+        ssm_runner_destroy(p->w[i].rn);
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->go);
+    pthread_cond_destroy(&p->done);
+    free(p->w);
+    free(p);
+    rn->pool = NULL;
+}
+
+int ssm_runner_set_threads(ssm_runner *rn, int n_threads, int min_rows, ssm_error *err)
+{
+    if (!rn || n_threads < 1 || n_threads > 256 || min_rows < 1)
+        return ssm_error_set(err, SSM_ERR_INVALID,
+                             "ssm_runner_set_threads: %d threads (1..256), min_rows %d (>= 1)",
+                             n_threads, min_rows);
+    if (rn->cuda)
+        return SSM_OK;
+    pool_stop(rn);
+    if (n_threads == 1)
+        return SSM_OK;
+    step_pool *p = calloc(1, sizeof *p);
+    if (!p)
+        return ssm_error_set(err, SSM_ERR_NOMEM, "ssm_runner_set_threads: out of memory");
+    p->n_workers = n_threads - 1;
+    p->min_rows = min_rows;
+    p->w = calloc((size_t)p->n_workers, sizeof *p->w);
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->go, NULL);
+    pthread_cond_init(&p->done, NULL);
+    rn->pool = p;
+    if (!p->w) {
+        pool_stop(rn);
+        return ssm_error_set(err, SSM_ERR_NOMEM, "ssm_runner_set_threads: out of memory");
+    }
+    for (int i = 0; i < p->n_workers; ++i) {
+        int rc = ssm_runner_create(rn->model, rn->max_batch, 1, rn->flags, &p->w[i].rn, err);
+        if (rc < 0) {
+            pool_stop(rn);
+            return rc;
+        }
+        p->w[i].pool = p;
+    }
+    for (int i = 0; i < p->n_workers; ++i) {
+        if (pthread_create(&p->w[i].th, NULL, worker_main, &p->w[i]) != 0) {
+            pool_stop(rn);
+            return ssm_error_set(err, SSM_ERR_NOMEM, "ssm_runner_set_threads: cannot start a thread");
+        }
+        p->started = i + 1;
+    }
+    return SSM_OK;
+}
+
+int ssm_runner_threads(const ssm_runner *rn)
+{
+    return rn && rn->pool ? rn->pool->n_workers + 1 : 1;
+}
+
+/* rows [first, first + n) of a step's inputs and outputs */
+static step_job slice_job(const ssm_runner *rn, ssm_state *const *states, int first, int n,
+                          const float *features, const int32_t *tokens, const ssm_outputs *out,
+                          unsigned *flags)
+{
+    const ssm_config *c = &rn->model->cfg;
+    step_job j = {.states = states + first, .n = n, .has_out = out != NULL};
+    size_t f = (size_t)first;
+    if (c->input == SSM_INPUT_TOKENS)
+        j.tokens = tokens ? tokens + f : NULL;
+    else
+        j.features = features ? features + f * (size_t)c->n_features : NULL;
+    if (out) {
+        j.out.mask = out->mask ? out->mask + f * (size_t)c->n_mask : NULL;
+        j.out.vad = out->vad ? out->vad + f : NULL;
+        j.out.logits = out->logits ? out->logits + f * (size_t)c->vocab_size : NULL;
+        j.out.embedding = out->embedding ? out->embedding + f * (size_t)c->d_model : NULL;
+    }
+    j.flags = flags ? flags + f : NULL;
+    return j;
+}
+
+static int step_threaded(ssm_runner *rn, ssm_state *const *states, int n, const float *features,
+                         const int32_t *tokens, const ssm_outputs *out, unsigned *flags)
+{
+    if (!states)
+        return SSM_ERR_INVALID;
+    /* refuse the whole batch before any slice touches a state */
+    for (int i = 0; i < n; ++i)
+        if (!states[i] || states[i]->model != rn->model)
+            return SSM_ERR_INVALID;
+    int rc = check_args(rn, n, features, tokens, out);
+    if (rc < 0)
+        return rc;
+    step_pool *p = rn->pool;
+    int parts = p->n_workers + 1;
+    if (parts > n / p->min_rows)
+        parts = n / p->min_rows; /* >= 2: ssm_step checked n >= 2·min_rows */
+    int base = n / parts, extra = n % parts;
+    int first0 = base + (extra > 0);
+    pthread_mutex_lock(&p->mu);
+    int at = first0;
+    for (int i = 0; i < p->n_workers; ++i) {
+        int k = i + 1, len = k < parts ? base + (k < extra) : 0;
+        p->w[i].job = slice_job(rn, states, at, len, features, tokens, out, flags);
+        at += len;
+    }
+    p->pending = p->n_workers;
+    p->gen++;
+    pthread_cond_broadcast(&p->go);
+    pthread_mutex_unlock(&p->mu);
+    step_job j0 = slice_job(rn, states, 0, first0, features, tokens, out, flags);
+    int rc0 = step_impl(rn, j0.states, j0.n, j0.features, j0.tokens, j0.has_out ? &j0.out : NULL,
+                        j0.flags);
+    pthread_mutex_lock(&p->mu);
+    while (p->pending > 0)
+        pthread_cond_wait(&p->done, &p->mu);
+    pthread_mutex_unlock(&p->mu);
+    int nonfinite = rc0 == SSM_ERR_NONFINITE;
+    if (rc0 < 0 && !nonfinite)
+        return rc0;
+    for (int i = 0; i < p->n_workers; ++i) {
+        if (p->w[i].job.rc == SSM_ERR_NONFINITE)
+            nonfinite = 1;
+        else if (p->w[i].job.rc < 0)
+            return p->w[i].job.rc;
+    }
+    return nonfinite ? SSM_ERR_NONFINITE : SSM_OK;
 }
 
 int ssm_runner_cuda_graphed_(const ssm_runner *rn)
@@ -690,7 +897,13 @@ int ssm_runner_cuda_graphed_(const ssm_runner *rn)
 
 size_t ssm_runner_bytes(const ssm_runner *rn)
 {
-    return rn ? rn->bytes : 0;
+    if (!rn)
+        return 0;
+    size_t b = rn->bytes;
+    if (rn->pool)
+        for (int i = 0; i < rn->pool->n_workers; ++i)
+            b += ssm_runner_bytes(rn->pool->w[i].rn);
+    return b;
 }
 
 const char *ssm_runner_isa(const ssm_runner *rn)
@@ -835,8 +1048,19 @@ static void zero_rows(const ssm_model *m, const ssm_outputs *out, int first, int
 static int step_finish(ssm_runner *rn, ssm_state *const *states, int n, const ssm_outputs *out,
                        unsigned *flags);
 
+static int step_threaded(ssm_runner *rn, ssm_state *const *states, int n, const float *features,
+                         const int32_t *tokens, const ssm_outputs *out, unsigned *flags);
+
 int ssm_step(ssm_runner *rn, ssm_state *const *states, int n, const float *features,
              const int32_t *tokens, const ssm_outputs *out, unsigned *flags)
+{
+    if (rn && rn->pool && n >= 2 * rn->pool->min_rows && n <= rn->max_batch)
+        return step_threaded(rn, states, n, features, tokens, out, flags);
+    return step_impl(rn, states, n, features, tokens, out, flags);
+}
+
+static int step_impl(ssm_runner *rn, ssm_state *const *states, int n, const float *features,
+                     const int32_t *tokens, const ssm_outputs *out, unsigned *flags)
 {
     if (!rn || !states || n < 1 || n > rn->max_batch)
         return SSM_ERR_INVALID;

@@ -50,6 +50,8 @@ static void test_defaults(void **state)
     assert_string_equal(c.control, "tcp://127.0.0.1:5562");
     assert_string_equal(c.input, "none");
     assert_int_equal(c.max_streams, 64);
+    assert_int_equal(c.threads, 2);
+    assert_string_equal(c.backend, "cpu");
     assert_false(c.realtime);
     assert_false(c.allow_insecure_remote);
     /* every default satisfies its own row's validation */
@@ -175,11 +177,11 @@ static void test_cli(void **state)
     ssmd_cli_action a;
     char err[1024] = "";
     assert_int_equal(ssmd_config_init(&c), 0);
-    assert_int_equal(parse(&c, &a, err, sizeof err, 8, "--max-streams", "4", "-j", "2",
+    assert_int_equal(parse(&c, &a, err, sizeof err, 8, "--max-streams", "4", "-j", "3",
                            "--realtime", "--log_level=warn", "in.flac"), 0);
     assert_int_equal(a, SSMD_CLI_RUN);
     assert_int_equal(c.max_streams, 4);
-    assert_int_equal(c.threads, 2);
+    assert_int_equal(c.threads, 3);
     assert_true(c.realtime);
     assert_string_equal(c.log_level, "warn");
     assert_string_equal(c.input, "in.flac");

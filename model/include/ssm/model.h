@@ -245,7 +245,27 @@ enum {
 int ssm_runner_create(const ssm_model *model, int max_batch, int max_chunk,
                       unsigned flags, ssm_runner **out, ssm_error *err);
 
-/** Releases a runner; NULL is a no-op. */
+/** Spreads each ssm_step of at least 2·min_rows streams over n_threads
+ *  threads: the calling thread and n_threads − 1 workers started here, each
+ *  stepping one contiguous slice of the batch (slices of at least min_rows
+ *  streams) on its own scratch memory, made here with the runner's max_batch
+ *  and flags.  Smaller batches stay on the calling thread, so per-frame latency
+ *  of a few streams does not pay the hand-off (~10–50 µs).  Results are
+ *  bit-identical to one thread with the default (batch-invariant) step; with
+ *  SSM_RUNNER_BLAS_STEP a row's last bits follow its slice, as they follow its
+ *  batch.  ssm_forward stays on the calling thread.  n_threads = 1 stops the
+ *  workers.  With workers, ssm_step hands slices over and waits through a
+ *  mutex and condition variable (not strictly real-time safe).
+ *  Returns SSM_OK, SSM_ERR_INVALID (n_threads outside [1, 256], min_rows < 1)
+ *  or SSM_ERR_NOMEM (with a line in err); a CUDA runner ignores it (SSM_OK).
+ *  Not real-time safe (creates threads and scratch memory); call it between
+ *  steps, from the thread that uses the runner. */
+int ssm_runner_set_threads(ssm_runner *runner, int n_threads, int min_rows, ssm_error *err);
+
+/** Threads a runner's steps may use (1 without workers). */
+int ssm_runner_threads(const ssm_runner *runner);
+
+/** Releases a runner (and stops its worker threads); NULL is a no-op. */
 void ssm_runner_destroy(ssm_runner *runner);
 
 /** Bytes the runner allocated (for memory reports). */
