@@ -325,6 +325,24 @@ int main(int argc, char **argv)
                    "\"batch\":%d,\"threads\":%ld,\"mean_stream_steps_per_s\":%.1f}\n",
                    name, B, T, rate);
             fflush(stdout);
+            /* the same batch through one runner with worker threads
+             * (ssm_runner_set_threads: one step = every slice, then a join) */
+            ssm_runner *tr = NULL;
+            if (B >= 32 && ssm_runner_create(m, B, 1, 0, &tr, &err) == SSM_OK &&
+                ssm_runner_set_threads(tr, (int)T, 16, &err) == SSM_OK) {
+                long steps = 0;
+                double t0 = now_s();
+                while (steps < 10 || now_s() - t0 < budget) {
+                    ssm_step(tr, st, B, in, tok, &out, NULL);
+                    ++steps;
+                }
+                double dt = now_s() - t0;
+                printf("{\"bench\":\"model_step_threads\",\"impl\":\"ssmd-runner\",\"model\":"
+                       "\"%s\",\"batch\":%d,\"threads\":%ld,\"mean_stream_steps_per_s\":%.1f}\n",
+                       name, B, T, (double)steps * B / dt);
+                fflush(stdout);
+            }
+            ssm_runner_destroy(tr);
         }
     }
     /* chunked forward of one stream: frames per second (sgemm; f16 packed) */

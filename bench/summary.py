@@ -130,7 +130,10 @@ def main(path):
               f"PyTorch eager {bestt / 100:,.0f} per core")
         for r in thr:
             if r["model"] == name:
-                print(f"- 2 threads, batch {r['batch']}: {r['mean_stream_steps_per_s']:,.0f} stream-steps/s (mean)")
+                how = ("one runner, ssm_runner_set_threads" if r.get("impl") == "ssmd-runner"
+                       else "independent runners, one per thread")
+                print(f"- {r.get('threads', 2)} threads ({how}), batch {r['batch']}: "
+                      f"{r['mean_stream_steps_per_s']:,.0f} stream-steps/s (mean)")
         for r in fwd:
             if r["model"] == name:
                 print(f"- chunked ssm_forward ({r['impl']}, chunk {r['chunk']}): {r['frames_per_s']:,.0f} frames/s")
