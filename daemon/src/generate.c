@@ -2,6 +2,7 @@
 #include "generate.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -9,12 +10,9 @@
 #include <string.h>
 #include <time.h>
 
-#include <zmq.h>
-
 #include "dsp/audio_file.h"
 #include "dsp/mulaw.h"
 #include "dsp/resample.h"
-#include "ssmd/protocol.h"
 #include "errf.h"
 
 #define GEN_VOCAB 256
@@ -136,6 +134,11 @@ nomem:
 
 int ssmd_generator_n_streams(const ssmd_generator *g) { return g->n; }
 uint64_t ssmd_generator_resets(const ssmd_generator *g) { return g->resets; }
+
+ssm_state *ssmd_generator_state(ssmd_generator *g, int i)
+{
+    return i >= 0 && i < g->n ? g->states[i] : NULL;
+}
 
 int ssmd_generator_prompt(ssmd_generator *g, const uint8_t *codes, size_t n, char *err, size_t cap)
 {
@@ -358,122 +361,174 @@ done:
     return rc;
 }
 
-/* ---- publishing (generate_publish) ------------------------------------- */
+/* ---- the generation job ---------------------------------------------- */
 
-typedef struct gen_pub {
-    void *ctx, *sock;
-    uint64_t epoch, *seq;   /* seq {n} per stream */
-    uint64_t published, dropped;
-} gen_pub;
+struct ssmd_genjob {
+    ssmd_generator *g;
+    dsp_audio_writer *w;
+    int n, rate_hz;
+    size_t block;        /* samples per stream of a full block */
+    uint64_t total;      /* samples per stream to generate */
+    uint64_t released;   /* samples per stream handed out (ssmd_genjob_next) */
+    size_t fill;         /* samples per stream of the pending block generated so far */
+    uint8_t *codes;      /* {n} */
+    float *x;            /* {block, n} the pending block, interleaved */
+};
 
-/* Generation binds without CURVE, so only endpoints no other host can reach. */
-static int endpoint_local(const char *ep)
+int ssmd_generate_check_config(const ssmd_config *cfg, char *err, size_t cap)
 {
-    return strncmp(ep, "ipc://", 6) == 0 || strncmp(ep, "inproc://", 9) == 0 ||
-           strncmp(ep, "tcp://127.0.0.1:", 16) == 0 || strncmp(ep, "tcp://localhost:", 16) == 0 ||
-           strncmp(ep, "tcp://[::1]:", 12) == 0;
-}
-
-static void pub_close(gen_pub *p)
-{
-    if (p->sock) zmq_close(p->sock);
-    if (p->ctx) zmq_ctx_term(p->ctx);
-    free(p->seq);
-    memset(p, 0, sizeof *p);
-}
-
-static int pub_open(gen_pub *p, const ssmd_config *cfg, int n, char *err, size_t cap)
-{
-    memset(p, 0, sizeof *p);
-    if (!endpoint_local(cfg->pub)) {
-        ssmd_errf(err, cap, "generate_publish: pub endpoint '%s' is not loopback or ipc (generation "
-                       "publishes without CURVE)", cfg->pub);
+    if (!cfg->output[0] && !cfg->generate_publish) {
+        ssmd_errf(err, cap, "generate_s: generation needs --output FILE and/or --generate-publish");
         return -1;
     }
-    int hwm = (int)cfg->pub_hwm, linger = 1000;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    p->epoch = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-    p->seq = calloc((size_t)n, sizeof *p->seq);
-    p->ctx = zmq_ctx_new();
-    p->sock = p->ctx ? zmq_socket(p->ctx, ZMQ_XPUB) : NULL; /* XPUB: sees subscriptions */
-    if (!p->seq || !p->sock || zmq_setsockopt(p->sock, ZMQ_SNDHWM, &hwm, sizeof hwm) != 0 ||
-        zmq_setsockopt(p->sock, ZMQ_LINGER, &linger, sizeof linger) != 0 || zmq_bind(p->sock, cfg->pub) != 0) {
-        ssmd_errf(err, cap, "generate_publish: cannot bind %s: %s", cfg->pub, zmq_strerror(zmq_errno()));
-        pub_close(p);
+    if (strcmp(cfg->input, "none") != 0) {
+        ssmd_errf(err, cap, "generate_s: generation takes no --input ('%s'); use --prompt FILE to "
+                            "start from audio", cfg->input);
+        return -1;
+    }
+    if (cfg->generate_publish && strcmp(cfg->serve, "no") == 0) {
+        ssmd_errf(err, cap, "generate_publish: needs the sockets; --serve no contradicts it");
         return -1;
     }
     return 0;
 }
 
-/* Waits until n subscriptions have arrived (wait_subscribers), or *stop. */
-static void pub_wait(gen_pub *p, long n, volatile sig_atomic_t *stop)
+void ssmd_genjob_destroy(ssmd_genjob *j)
 {
-    long seen = 0;
-    while (seen < n && !(stop && *stop)) {
-        zmq_pollitem_t it = { p->sock, 0, ZMQ_POLLIN, 0 };
-        if (zmq_poll(&it, 1, 100) <= 0) continue;
-        uint8_t b[256];
-        int r = zmq_recv(p->sock, b, sizeof b, ZMQ_DONTWAIT);
-        if (r >= 1 && b[0] == 1) seen++;
-    }
+    if (!j) return;
+    dsp_audio_writer_abort(j->w);
+    ssmd_generator_destroy(j->g);
+    free(j->codes);
+    free(j->x);
+    free(j);
 }
 
-/* Publishes m samples of every stream (x {m, n} interleaved) as topic
- * gen<i>/audio/, float32 {m, 1}. */
-static void pub_block(gen_pub *p, const float *x, size_t m, int n, int rate, uint64_t first, uint32_t flags,
-                      float *scratch)
+int ssmd_genjob_open(const ssmd_config *cfg, const ssm_model *model, const char *model_path,
+                     size_t block_samples, ssmd_genjob **out, char *err, size_t cap)
 {
-    for (int i = 0; i < n; i++) {
-        for (size_t k = 0; k < m; k++) scratch[k] = x[k * (size_t)n + (size_t)i];
-        char name[32], topic[SSMD_STREAM_NAME_MAX + 16];
-        snprintf(name, sizeof name, "gen%d", i);
-        ssmd_topic_format(topic, sizeof topic, name, SSMD_KIND_AUDIO);
-        ssmd_header h = { .kind = SSMD_KIND_AUDIO, .dtype = SSMD_DTYPE_F32, .flags = flags,
-                          .sample_rate_hz = (uint32_t)rate, .rows = (uint32_t)m, .cols = 1,
-                          .hop_samples = 1, .seq = p->seq[i]++, .first_sample = first,
-                          .epoch = p->epoch };
-        uint8_t hb[SSMD_HEADER_BYTES];
-        ssmd_header_encode(hb, &h);
-        if (zmq_send(p->sock, topic, strlen(topic), ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
-            zmq_send(p->sock, hb, sizeof hb, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
-            zmq_send(p->sock, scratch, m * sizeof *scratch, ZMQ_DONTWAIT) < 0)
-            p->dropped++;
-        else
-            p->published++;
+    *out = NULL;
+    ssm_sample_params sp;
+    int rate = 16000, nst = (int)cfg->generate_streams;
+    if (ssmd_generate_check_config(cfg, err, cap) != 0 ||
+        ssmd_generate_params_from_config(cfg, &sp, err, cap) != 0)
+        return 2;
+    char why[900];
+    if (ssmd_generate_check_model(model, &rate, why, sizeof why) != 0) {
+        ssmd_errf(err, cap, "%s: %s", model_path, why);
+        return 2;
     }
+    if (block_samples < 1 || block_samples > (size_t)1 << 20) {
+        ssmd_errf(err, cap, "generation block of %zu samples is outside [1, 2^20]", block_samples);
+        return 2;
+    }
+    dsp_resample_quality q = strcmp(cfg->resample_quality, "fast") == 0     ? DSP_RESAMPLE_FASTEST
+                             : strcmp(cfg->resample_quality, "medium") == 0 ? DSP_RESAMPLE_MEDIUM
+                                                                            : DSP_RESAMPLE_BEST;
+    uint8_t *prompt = NULL;
+    size_t n_prompt = 0;
+    if (cfg->prompt[0] && read_prompt(cfg->prompt, rate, q, &prompt, &n_prompt, err, cap) != 0) return 2;
+    ssmd_genjob *j = calloc(1, sizeof *j);
+    int rc = 1;
+    if (!j) {
+        ssmd_errf(err, cap, "out of memory");
+        goto fail;
+    }
+    j->n = nst;
+    j->rate_hz = rate;
+    j->block = block_samples;
+    j->total = (uint64_t)cfg->generate_s * (uint64_t)rate;
+    j->codes = malloc((size_t)nst);
+    j->x = malloc(block_samples * (size_t)nst * sizeof *j->x);
+    if (!j->codes || !j->x) {
+        ssmd_errf(err, cap, "out of memory for %d generation streams", nst);
+        goto fail;
+    }
+    if (ssmd_generator_create(model, nst, &sp, (uint64_t)cfg->seed, &j->g, err, cap) != 0) goto fail;
+    if (prompt && ssmd_generator_prompt(j->g, prompt, n_prompt, err, cap) != 0) goto fail;
+    dsp_audio_write_format fmt = { .sample_rate_hz = rate, .channels = nst };
+    dsp_error de = {0};
+    if (cfg->output[0] && dsp_audio_writer_open(&j->w, cfg->output, &fmt, &de) != DSP_OK) {
+        ssmd_errf(err, cap, "%s", de.msg);
+        rc = 2;
+        goto fail;
+    }
+    free(prompt);
+    *out = j;
+    return 0;
+fail:
+    free(prompt);
+    ssmd_genjob_destroy(j);
+    return rc;
 }
 
-/* Sleeps until t0 + seconds (CLOCK_MONOTONIC) or *stop. */
-static void pace_until(const struct timespec *t0, double seconds, volatile sig_atomic_t *stop)
+int ssmd_genjob_n_streams(const ssmd_genjob *j) { return j->n; }
+int ssmd_genjob_rate_hz(const ssmd_genjob *j) { return j->rate_hz; }
+size_t ssmd_genjob_block_samples(const ssmd_genjob *j) { return j->block; }
+uint64_t ssmd_genjob_released(const ssmd_genjob *j) { return j->released; }
+bool ssmd_genjob_finished(const ssmd_genjob *j) { return j->released >= j->total; }
+ssmd_generator *ssmd_genjob_generator(ssmd_genjob *j) { return j->g; }
+
+/* Samples per stream of the pending block: a full block, or the tail. */
+static size_t block_len(const ssmd_genjob *j)
 {
-    for (;;) {
-        struct timespec t;
-        clock_gettime(CLOCK_MONOTONIC, &t);
-        double el = (double)(t.tv_sec - t0->tv_sec) + 1e-9 * (double)(t.tv_nsec - t0->tv_nsec);
-        double wait = seconds - el;
-        if (wait <= 0 || (stop && *stop)) return;
-        if (wait > 0.05) wait = 0.05;
-        struct timespec d = { 0, (long)(wait * 1e9) };
-        nanosleep(&d, NULL);
+    uint64_t left = j->total - j->released;
+    return left < j->block ? (size_t)left : j->block;
+}
+
+int ssmd_genjob_step(ssmd_genjob *j, int max_steps)
+{
+    if (ssmd_genjob_finished(j)) return 0;
+    size_t want = block_len(j);
+    int done = 0;
+    while (j->fill < want && done < max_steps) {
+        if (ssmd_generator_step(j->g, j->codes) != 0) return -1;
+        dsp_mulaw_decode(j->x + j->fill * (size_t)j->n, j->codes, (size_t)j->n);
+        j->fill++;
+        done++;
     }
+    return done;
+}
+
+size_t ssmd_genjob_block(const ssmd_genjob *j, const float **x)
+{
+    if (ssmd_genjob_finished(j) || j->fill < block_len(j)) return 0;
+    if (x) *x = j->x;
+    return j->fill;
+}
+
+int ssmd_genjob_next(ssmd_genjob *j, char *err, size_t cap)
+{
+    size_t m = ssmd_genjob_block(j, NULL);
+    if (m == 0) return 0;
+    dsp_error de = {0};
+    if (j->w && dsp_audio_writer_write(j->w, j->x, m, &de) != DSP_OK) {
+        ssmd_errf(err, cap, "%s", de.msg);
+        return -1;
+    }
+    j->released += m;
+    j->fill = 0;
+    return 0;
+}
+
+int ssmd_genjob_close(ssmd_genjob *j, char *err, size_t cap)
+{
+    dsp_error de = {0};
+    dsp_audio_writer *w = j->w;
+    j->w = NULL;
+    if (w && dsp_audio_writer_close(w, &de) != DSP_OK) {
+        ssmd_errf(err, cap, "%s", de.msg);
+        return -1;
+    }
+    return 0;
 }
 
 int ssmd_generate_run(const ssmd_config *cfg, const char *model_path, volatile sig_atomic_t *stop)
 {
     char err[1024];
     ssm_sample_params sp;
-    if (ssmd_generate_params_from_config(cfg, &sp, err, sizeof err) != 0) {
+    if (ssmd_generate_check_config(cfg, err, sizeof err) != 0 ||
+        ssmd_generate_params_from_config(cfg, &sp, err, sizeof err) != 0) {
         fprintf(stderr, "ssmd: %s\n", err);
-        return 2;
-    }
-    if (!cfg->output[0] && !cfg->generate_publish) {
-        fprintf(stderr, "ssmd: generate_s: generation needs --output FILE and/or --generate-publish\n");
-        return 2;
-    }
-    if (strcmp(cfg->input, "none") != 0) {
-        fprintf(stderr, "ssmd: generate_s: generation takes no --input ('%s'); use --prompt FILE to "
-                        "start from audio\n", cfg->input);
         return 2;
     }
     ssm_model *model = NULL;
@@ -487,115 +542,41 @@ int ssmd_generate_run(const ssmd_config *cfg, const char *model_path, volatile s
     if (ssm_model_backend_note(model)[0])
         fprintf(stderr, "ssmd: backend %s: %s\n", ssm_model_backend(model),
                 ssm_model_backend_note(model));
-    int rate = 16000, rc = 1, nst = (int)cfg->generate_streams;
-    ssmd_generator *g = NULL;
-    uint8_t *prompt = NULL, *codes = NULL;
-    float *x = NULL;
-    size_t n_prompt = 0;
-    dsp_audio_writer *w = NULL;
-    gen_pub pub = {0};
-    float *scratch = NULL;
-    if (ssmd_generate_check_model(model, &rate, err, sizeof err) != 0) {
-        fprintf(stderr, "ssmd: %s: %s\n", model_path, err);
-        rc = 2;
-        goto out;
-    }
-    dsp_resample_quality q = strcmp(cfg->resample_quality, "fast") == 0     ? DSP_RESAMPLE_FASTEST
-                             : strcmp(cfg->resample_quality, "medium") == 0 ? DSP_RESAMPLE_MEDIUM
-                                                                            : DSP_RESAMPLE_BEST;
-    if (cfg->prompt[0] && read_prompt(cfg->prompt, rate, q, &prompt, &n_prompt, err, sizeof err) != 0) {
+    ssmd_genjob *j = NULL;
+    int rc = ssmd_genjob_open(cfg, model, model_path, 1024, &j, err, sizeof err);
+    if (rc != 0) {
         fprintf(stderr, "ssmd: %s\n", err);
-        rc = 2;
-        goto out;
+        ssm_model_free(model);
+        return rc;
     }
-    if (ssmd_generator_create(model, nst, &sp, (uint64_t)cfg->seed, &g, err, sizeof err) != 0) {
-        fprintf(stderr, "ssmd: %s\n", err);
-        goto out;
-    }
-    if (prompt && ssmd_generator_prompt(g, prompt, n_prompt, err, sizeof err) != 0) {
-        fprintf(stderr, "ssmd: %s\n", err);
-        goto out;
-    }
-    /* 20 ms blocks when publishing (paced at real time), larger for files */
-    const size_t BLOCK = cfg->generate_publish ? (size_t)rate / 50 : 1024;
-    codes = malloc((size_t)nst);
-    x = malloc(BLOCK * (size_t)nst * sizeof *x);
-    scratch = malloc(BLOCK * sizeof *scratch);
-    if (!codes || !x || !scratch) {
-        fprintf(stderr, "ssmd: out of memory\n");
-        goto out;
-    }
-    dsp_audio_write_format fmt = { .sample_rate_hz = rate, .channels = nst };
-    dsp_error de = {0};
-    if (cfg->output[0] && dsp_audio_writer_open(&w, cfg->output, &fmt, &de) != DSP_OK) {
-        fprintf(stderr, "ssmd: %s\n", de.msg);
-        rc = 2;
-        goto out;
-    }
-    if (cfg->generate_publish && pub_open(&pub, cfg, nst, err, sizeof err) != 0) {
-        fprintf(stderr, "ssmd: %s\n", err);
-        rc = 2;
-        goto out;
-    }
-    if (pub.sock && cfg->wait_subscribers > 0) {
-        fprintf(stderr, "ssmd: waiting for %ld subscription%s on %s\n", cfg->wait_subscribers,
-                cfg->wait_subscribers == 1 ? "" : "s", cfg->pub);
-        pub_wait(&pub, cfg->wait_subscribers, stop);
-    }
-    uint64_t total = (uint64_t)cfg->generate_s * (uint64_t)rate, done = 0;
+    rc = 1;
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    while (done < total && !(stop && *stop)) {
-        size_t m = total - done < BLOCK ? (size_t)(total - done) : BLOCK;
-        for (size_t i = 0; i < m; i++) {
-            if (ssmd_generator_step(g, codes) != 0) {
-                fprintf(stderr, "ssmd: generation: model step failed\n");
-                dsp_audio_writer_abort(w);
-                w = NULL;
-                goto out;
-            }
-            dsp_mulaw_decode(x + i * (size_t)nst, codes, (size_t)nst);
-        }
-        if (pub.sock) {
-            pace_until(&t0, (double)(done + m) / rate, stop); /* released when its last sample is due, as live audio */
-            pub_block(&pub, x, m, nst, rate, done, done + m >= total ? SSMD_FLAG_END_OF_STREAM : 0, scratch);
-        }
-        if (w && dsp_audio_writer_write(w, x, m, &de) != DSP_OK) {
-            fprintf(stderr, "ssmd: %s\n", de.msg);
-            dsp_audio_writer_abort(w);
-            w = NULL;
+    while (!ssmd_genjob_finished(j) && !(stop && *stop)) {
+        if (ssmd_genjob_step(j, INT_MAX) < 0) {
+            fprintf(stderr, "ssmd: generation: model step failed\n");
             goto out;
         }
-        done += m;
+        if (ssmd_genjob_next(j, err, sizeof err) != 0) {
+            fprintf(stderr, "ssmd: %s\n", err);
+            goto out;
+        }
     }
     clock_gettime(CLOCK_MONOTONIC, &t1);
-    if (w && dsp_audio_writer_close(w, &de) != DSP_OK) {
-        w = NULL;
-        fprintf(stderr, "ssmd: %s\n", de.msg);
+    if (ssmd_genjob_close(j, err, sizeof err) != 0) {
+        fprintf(stderr, "ssmd: %s\n", err);
         goto out;
     }
-    w = NULL;
     double sec = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
-    char where[4200];
-    snprintf(where, sizeof where, "%s%s%s", cfg->output, cfg->output[0] && pub.sock ? " and " : "",
-             pub.sock ? cfg->pub : "");
-    fprintf(stderr, "ssmd: generated %.2f s x %d stream%s in %.2f s (%.2fx real time%s), resets %llu -> %s",
+    int nst = ssmd_genjob_n_streams(j), rate = ssmd_genjob_rate_hz(j);
+    uint64_t done = ssmd_genjob_released(j);
+    fprintf(stderr, "ssmd: generated %.2f s x %d stream%s in %.2f s (%.2fx real time%s), resets %llu -> %s\n",
             (double)done / rate, nst, nst == 1 ? "" : "s", sec,
             sec > 0 ? (double)done / rate / sec : 0.0, stop && *stop ? ", stopped" : "",
-            (unsigned long long)ssmd_generator_resets(g), where);
-    if (pub.sock)
-        fprintf(stderr, " (%llu messages published, %llu dropped)", (unsigned long long)pub.published,
-                (unsigned long long)pub.dropped);
-    fputc('\n', stderr);
+            (unsigned long long)ssmd_generator_resets(ssmd_genjob_generator(j)), cfg->output);
     rc = 0;
 out:
-    dsp_audio_writer_abort(w);
-    pub_close(&pub);
-    free(scratch);
-    free(codes);
-    free(x);
-    free(prompt);
-    ssmd_generator_destroy(g);
+    ssmd_genjob_destroy(j);
     ssm_model_free(model);
     return rc;
 }

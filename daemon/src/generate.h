@@ -23,6 +23,7 @@
 #define SSMD_GENERATE_H
 
 #include <signal.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -64,21 +65,81 @@ int ssmd_generator_n_streams(const ssmd_generator *g);
  *  no finite value (summed over streams). */
 uint64_t ssmd_generator_resets(const ssmd_generator *g);
 
+/** Stream i's model state (0 <= i < n_streams), owned by g; NULL for any
+ *  other i.  For the control commands reset, snapshot and restore; call
+ *  between steps, on the generator's thread. */
+ssm_state *ssmd_generator_state(ssmd_generator *g, int i);
+
 /** Reads the generation options of cfg (temperature, top_k, top_p,
  *  min_prob) into *p.  Returns 0, or -1 with "KEY: reason" in err. */
 int ssmd_generate_params_from_config(const ssmd_config *cfg, ssm_sample_params *p, char *err, size_t cap);
 
-/** The generation job (cfg->generate_s > 0): loads model_path, reads the
- *  prompt (cfg->prompt, any format libsndfile reads, downmixed to mono,
- *  resampled to the model's rate with cfg->resample_quality), generates
- *  cfg->generate_s seconds for cfg->generate_streams streams and writes them
- *  to cfg->output (stream s = channel s; the prompt is not repeated there)
- *  and/or, with cfg->generate_publish, publishes them on cfg->pub (an XPUB
- *  socket; loopback or ipc endpoints only, as nothing is encrypted) as topics
- *  "gen<s>/audio/" (ssmd/protocol.h header, float32 {320, 1} blocks of 20 ms
- *  at 16 kHz, the last flagged SSMD_FLAG_END_OF_STREAM), each block released
- *  when its last sample is due in real time; with cfg->wait_subscribers > 0
- *  it first waits for that many subscriptions.
+/** Checks the options of a generation run that do not need the model:
+ *  --output and/or --generate-publish, no --input, sockets unless
+ *  --serve no.  Returns 0, or -1 with "KEY: reason" in err. */
+int ssmd_generate_check_config(const ssmd_config *cfg, char *err, size_t cap);
+
+/* ---- the generation job: generator + prompt + output file --------------
+ *
+ * Shared by the file-only run (ssmd_generate_run, as fast as possible) and
+ * the server (server.c, --generate-publish: paced at real time, published
+ * as streams gen0, gen1, ...).  Samples come in blocks of block_samples per
+ * stream (the last one shorter); a block is first generated, a few steps at
+ * a time (ssmd_genjob_step), then released (ssmd_genjob_next), which writes
+ * it to the output file: the file holds exactly the released blocks.
+ * Threads: one thread; step/block/next are real-time safe apart from the
+ * file write in next. */
+typedef struct ssmd_genjob ssmd_genjob;
+
+/** Opens a job for cfg (generate_s, generate_streams, seed, sampling
+ *  options, prompt, resample_quality, output) on model, a mu-law token
+ *  model (checked; model_path only names it in errors) that must outlive
+ *  the job.  block_samples: samples per stream per block, in [1, 2^20].
+ *  Reads and feeds the prompt, opens cfg->output (channel s = stream s).
+ *  Returns 0 with *out set, or the process exit status with one line in
+ *  err: 2 for a bad option, model, prompt or output file, 1 for a runtime
+ *  failure (out of memory, model step). */
+int ssmd_genjob_open(const ssmd_config *cfg, const ssm_model *model, const char *model_path,
+                     size_t block_samples, ssmd_genjob **out, char *err, size_t cap);
+
+/** Runs up to max_steps model steps (one sample of every stream each)
+ *  toward the pending block.  Returns the steps run (0 once the block is
+ *  complete or the job finished), or -1 when the model step failed. */
+int ssmd_genjob_step(ssmd_genjob *j, int max_steps);
+
+/** The pending block once complete: returns m, its samples per stream, and
+ *  points *x (when x is not NULL) at {m, n_streams} float samples,
+ *  interleaved, owned by j and valid until ssmd_genjob_next.  Returns 0
+ *  while the block is incomplete or when the job has finished. */
+size_t ssmd_genjob_block(const ssmd_genjob *j, const float **x);
+
+/** Releases the complete pending block: appends it to the output file (if
+ *  any) and starts the next one.  No-op while the block is incomplete.
+ *  Returns 0, or -1 with one line in err when the file write failed. */
+int ssmd_genjob_next(ssmd_genjob *j, char *err, size_t cap);
+
+/** Finalises the output file (valid header, whatever was released so far);
+ *  later calls do nothing.  Returns 0, or -1 with one line in err. */
+int ssmd_genjob_close(ssmd_genjob *j, char *err, size_t cap);
+
+/** Releases the job; an output file not closed with ssmd_genjob_close is
+ *  deleted (a failed run leaves nothing half-written).  NULL is a no-op. */
+void ssmd_genjob_destroy(ssmd_genjob *j);
+
+int ssmd_genjob_n_streams(const ssmd_genjob *j);       /**< generation streams */
+int ssmd_genjob_rate_hz(const ssmd_genjob *j);         /**< the model's sample rate, Hz */
+size_t ssmd_genjob_block_samples(const ssmd_genjob *j); /**< samples per stream of a full block */
+uint64_t ssmd_genjob_released(const ssmd_genjob *j);   /**< samples per stream released so far */
+bool ssmd_genjob_finished(const ssmd_genjob *j);       /**< all generate_s seconds released */
+ssmd_generator *ssmd_genjob_generator(ssmd_genjob *j); /**< the job's generator (owned by j) */
+
+/** The file-only generation job (cfg->generate_s > 0 without
+ *  cfg->generate_publish; with it main.c runs ssmd_server_run, which
+ *  publishes the streams): loads model_path, reads the prompt (cfg->prompt,
+ *  any format libsndfile reads, downmixed to mono, resampled to the model's
+ *  rate with cfg->resample_quality), generates cfg->generate_s seconds for
+ *  cfg->generate_streams streams as fast as possible and writes them to
+ *  cfg->output (stream s = channel s; the prompt is not repeated there).
  *  Stops early, keeping what was written, when *stop becomes non-zero.
  *  Prints one line on stderr for every error.  Returns the process exit
  *  status: 0, 1 (runtime failure) or 2 (bad option or input). */

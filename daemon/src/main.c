@@ -123,11 +123,12 @@ int main(int argc, char **argv)
     case SSMD_CLI_RUN:
         break;
     }
-    if (cfg.generate_s > 0) { /* generation job (generate.h): token model → file */
+    if (cfg.generate_s > 0 && !cfg.generate_publish) { /* generation job (generate.h): token model → file */
         rc = ssmd_generate_run(&cfg, cfg.model[0] ? cfg.model : SSMD_DEFAULT_LM, &stop_requested);
         goto out;
     }
-    const char *model = cfg.model[0] ? cfg.model : SSMD_DEFAULT_MODEL;
+    /* --generate-publish: the server publishes the generated streams (server.h) */
+    const char *model = cfg.model[0] ? cfg.model : cfg.generate_s > 0 ? SSMD_DEFAULT_LM : SSMD_DEFAULT_MODEL;
     if (!cfg.model[0] && access(model, R_OK) != 0) {
         fprintf(stderr, "ssmd: no model given and the bundled default %s does not exist yet "
                         "(it comes with issue 6); pass --model FILE\n", model);

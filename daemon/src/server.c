@@ -34,6 +34,7 @@
 #include "dsp/audio_file.h"
 #include "dsp/features.h"
 #include "frontend.h"
+#include "generate.h"
 #include "ssm/model.h"
 #include "ssmd/protocol.h"
 #include "stream.h"
@@ -46,14 +47,15 @@ enum { OUT_CHUNK = 4096, FILE_CHUNK = 4096, PENDING_SECONDS = 4, POLL_MS = 4 };
 #define CONTROL_MAX_MSG ((int64_t)16 * 1024 * 1024)
 enum { INGEST_HWM = 32, MAX_INGEST_PER_ITER = 64 };
 
-enum { SRC_FILE, SRC_PUSH, SRC_MIC };
-static const char *const source_names[] = { "file", "push", "mic" };
+enum { SRC_FILE, SRC_PUSH, SRC_MIC, SRC_GEN };
+static const char *const source_names[] = { "file", "push", "mic", "generate" };
 
 typedef struct srv_stream {
     bool used, finished, ended, eos_sent, meta_due;
     char name[SSMD_STREAM_NAME_MAX + 1];
     int source;
     int rate_hz;
+    int gen_index;                /* SRC_GEN: the generator's stream (st is NULL) */
     ssmd_stream *st;
     float *pend;
     size_t pend_pos, pend_len, pend_cap;
@@ -116,6 +118,13 @@ typedef struct server {
     uint64_t cap_dropped_seen;
     double cap_check_t;
     bool cap_failed;
+    /* generation (--generate-s with --generate-publish): the token model's
+     * streams gen0, gen1, ... instead of the audio pipeline */
+    ssmd_genjob *gen;
+    float *gen_buf;                   /* {block} one stream's samples of a block */
+    double gen_t0;                    /* when sample 0 was due (monotonic s), 0 until started */
+    uint64_t gen_resets_seen;
+    bool gen_done;                    /* every stream ended, the output file closed */
     counters c;
 } server;
 
@@ -198,6 +207,21 @@ static char *meta_json(server *s, srv_stream *st)
     char hash[32], epoch[32];
     snprintf(hash, sizeof hash, "0x%016llx", (unsigned long long)ssm_model_hash(s->model));
     snprintf(epoch, sizeof epoch, "0x%016llx", (unsigned long long)s->epoch);
+    if (st->source == SRC_GEN) { /* one model step per sample, mu-law codes in and out */
+        const char *name = ssm_model_meta(s->model, "name");
+        json_t *o = json_pack("{s:s, s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:{s:s, s:i}, s:[s], s:{s:s, s:s}, "
+                              "s:I, s:s, s:I, s:I, s:I}",
+            "stream", st->name, "source", source_names[st->source], "sample_rate_hz", st->rate_hz,
+            "channels", 1, "model_rate_hz", st->rate_hz, "n_fft", 1, "hop_samples", 1, "latency_samples", 0,
+            "features", "kind", "mulaw", "n", 256, "heads", "lm", "model", "name", name ? name : s->model_path,
+            "hash", hash, "state_bytes", (json_int_t)ssm_state_bytes(s->model), "epoch", epoch,
+            "seed", (json_int_t)s->cfg->seed + st->gen_index,
+            "block_samples", (json_int_t)ssmd_genjob_block_samples(s->gen),
+            "total_samples", (json_int_t)s->cfg->generate_s * st->rate_hz);
+        char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+        json_decref(o);
+        return text;
+    }
     json_t *heads = json_array();
     unsigned hm = ssm_model_heads(s->model);
     if (hm & SSM_MODEL_HEAD_MASK) json_array_append_new(heads, json_string("mask"));
@@ -280,16 +304,21 @@ static srv_stream *stream_open(server *s, const char *name, int source, int rate
                                                                                 : DSP_RESAMPLE_BEST;
     ssmd_stream_config sc = { .in_rate_hz = rate_hz, .align_output = aligned, .quality = q };
     memset(st, 0, sizeof *st);
-    st->st = ssmd_stream_create(s->model, &s->fe, s->mb, &sc, err, cap);
-    if (!st->st) return NULL;
-    st->pend_cap = (size_t)rate_hz * PENDING_SECONDS;
-    st->pend = malloc(st->pend_cap * sizeof(float));
-    if (!st->pend) {
-        ssmd_stream_destroy(st->st);
-        snprintf(err, cap, "out of memory");
-        return NULL;
+    if (source != SRC_GEN) { /* generated streams come from s->gen, not the audio pipeline */
+        st->st = ssmd_stream_create(s->model, &s->fe, s->mb, &sc, err, cap);
+        if (!st->st) return NULL;
+        st->pend_cap = (size_t)rate_hz * PENDING_SECONDS;
+        st->pend = malloc(st->pend_cap * sizeof(float));
+        if (!st->pend) {
+            ssmd_stream_destroy(st->st);
+            snprintf(err, cap, "out of memory");
+            return NULL;
+        }
     }
     st->used = true;
+    /* generated streams are opened first, into slots 0..n-1: slot i is the
+     * generator's stream i (gen_streams_open checks it) */
+    if (source == SRC_GEN) st->gen_index = (int)(st - s->streams);
     snprintf(st->name, sizeof st->name, "%s", name);
     st->source = source;
     st->rate_hz = rate_hz;
@@ -385,7 +414,7 @@ static int engine_run(server *s)
         int nb = 0;
         for (int i = 0; i < s->max_streams; i++) {
             srv_stream *st = &s->streams[i];
-            if (!st->used || st->ended) continue;
+            if (!st->used || st->ended || st->source == SRC_GEN) continue;
             while (st->pend_pos < st->pend_len) {
                 size_t used = ssmd_stream_push(st->st, st->pend + st->pend_pos, st->pend_len - st->pend_pos);
                 st->pend_pos += used;
@@ -443,7 +472,7 @@ static int engine_run(server *s)
     /* finishing streams may still have the resampler's tail to emit */
     for (int i = 0; i < s->max_streams; i++) {
         srv_stream *st = &s->streams[i];
-        if (!st->used || st->ended || !st->finished) continue;
+        if (!st->used || st->ended || !st->finished || st->source == SRC_GEN) continue;
         if (drain_output(s, st) != 0) return -1;
         if (ssmd_stream_done(st->st)) st->ended = true;
     }
@@ -562,7 +591,10 @@ static void handle_ingest(server *s)
         uint16_t kind = 0;
         ssmd_header h;
         int rc;
-        if (total - k != 3) {
+        if (s->gen) {
+            ingest_error(s, id, id_len, "NOT_SUPPORTED", NULL, "this daemon is generating from a token model "
+                         "(--generate-s); it does not process pushed audio");
+        } else if (total - k != 3) {
             ingest_error(s, id, id_len, "BAD_FRAMES", NULL, "expected 3 frames [topic][header][payload], got %d", total - k);
         } else if (ssmd_topic_parse(zmq_msg_data(&f[k]), zmq_msg_size(&f[k]), name, &kind) != SSMD_PROTO_OK ||
                    name[0] == '_') {
@@ -641,6 +673,13 @@ static void handle_ingest(server *s)
 }
 
 /* ---- control ---------------------------------------------------------- */
+
+/* The model state behind a stream: its pipeline's, or the generator's. */
+static ssm_state *stream_state(server *s, srv_stream *st)
+{
+    if (st->source == SRC_GEN) return ssmd_generator_state(ssmd_genjob_generator(s->gen), st->gen_index);
+    return ssmd_stream_state(st->st);
+}
 
 static void control_reply(server *s, zmq_msg_t *f, int k, json_t *reply, const void *extra, size_t extra_len)
 {
@@ -764,13 +803,13 @@ static void handle_control(server *s)
             }
             json_object_set_new(reply, "streams", arr);
         } else if (strcmp(cmd, "reset") == 0) {
-            ssm_state_reset(ssmd_stream_state(st->st));
+            ssm_state_reset(stream_state(s, st));
             publish_event(s, st, "reset", "requested");
         } else if (strcmp(cmd, "snapshot") == 0) {
             extra_len = ssm_state_bytes(s->model);
             extra = malloc(extra_len);
             size_t written = 0;
-            if (!extra || ssm_state_snapshot(ssmd_stream_state(st->st), extra, extra_len, &written) != SSM_OK) {
+            if (!extra || ssm_state_snapshot(stream_state(s, st), extra, extra_len, &written) != SSM_OK) {
                 json_decref(reply);
                 reply = control_error(s, id, "INTERNAL", "snapshot failed");
                 free(extra);
@@ -784,7 +823,7 @@ static void handle_control(server *s)
                 json_decref(reply);
                 reply = control_error(s, id, "MISSING_FIELD", "restore needs the snapshot as a second frame");
             } else {
-                int rc = ssm_state_restore(ssmd_stream_state(st->st), zmq_msg_data(&f[k + 1]), zmq_msg_size(&f[k + 1]));
+                int rc = ssm_state_restore(stream_state(s, st), zmq_msg_data(&f[k + 1]), zmq_msg_size(&f[k + 1]));
                 if (rc != SSM_OK) {
                     json_decref(reply);
                     reply = control_error(s, id, rc == SSM_ERR_MISMATCH ? "SNAPSHOT_MISMATCH" : "BAD_SNAPSHOT",
@@ -1246,6 +1285,156 @@ static void expire_idle_pushes(server *s)
     }
 }
 
+/* ---- generation (--generate-s with --generate-publish) --------------------- */
+
+/* A run in generation mode serves the token model's streams only: the
+ * audio front-end and the engine's runner are not set up (a token model has
+ * neither), pushes are refused, and the run ends when every stream has
+ * generated generate_s seconds (or on stop).  Loads s->model, opens the job
+ * (prompt, output file) and sizes the server for its streams.  Returns 0, or
+ * the exit status (2 bad option, model or input; 1 runtime) after one line
+ * on stderr. */
+static int gen_open(server *s)
+{
+    char err[1024];
+    if (ssmd_generate_check_config(s->cfg, err, sizeof err) != 0) {
+        fprintf(stderr, "ssmd: %s\n", err);
+        return 2;
+    }
+    ssm_model_options mo;
+    ssm_error me = { 0 };
+    ssmd_config_model_options(s->cfg, &mo);
+    if (ssm_model_load(s->model_path, &mo, &s->model, &me) != SSM_OK) {
+        fprintf(stderr, "ssmd: %s\n", me.msg);
+        return 2;
+    }
+    if (ssm_model_backend_note(s->model)[0])
+        slog(s, LOG_INFO, "backend %s: %s", ssm_model_backend(s->model), ssm_model_backend_note(s->model));
+    int rate = 16000;
+    ssmd_generate_check_model(s->model, &rate, err, sizeof err); /* reported by ssmd_genjob_open */
+    /* 20 ms blocks, each released when its last sample is due, as live audio */
+    size_t block = (size_t)rate / 50;
+    int rc = ssmd_genjob_open(s->cfg, s->model, s->model_path, block, &s->gen, err, sizeof err);
+    if (rc != 0) {
+        fprintf(stderr, "ssmd: %s\n", err);
+        return rc;
+    }
+    if (!(s->gen_buf = malloc(block * sizeof *s->gen_buf))) {
+        fprintf(stderr, "ssmd: out of memory\n");
+        return 1;
+    }
+    s->max_streams = ssmd_genjob_n_streams(s->gen);
+    /* what the headers and buffers need: one model step per sample */
+    memset(&s->fe, 0, sizeof s->fe);
+    s->fe.sample_rate_hz = rate;
+    s->fe.n_fft = s->fe.hop_samples = s->fe.n_bins = s->fe.n_features = 1;
+    return 0;
+}
+
+/* Opens the streams gen0, gen1, ... (meta and start event published). */
+static int gen_streams_open(server *s)
+{
+    for (int i = 0; i < ssmd_genjob_n_streams(s->gen); i++) {
+        char name[32], err[512];
+        snprintf(name, sizeof name, "gen%d", i);
+        srv_stream *st = stream_open(s, name, SRC_GEN, ssmd_genjob_rate_hz(s->gen), false, err, sizeof err);
+        if (!st || st->gen_index != i) {
+            fprintf(stderr, "ssmd: %s: %s\n", name, st ? "slot does not match the generator's stream" : err);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static bool gen_waiting(const server *s)
+{
+    return s->cfg->wait_subscribers > 0 && s->c.subscriptions < (uint64_t)s->cfg->wait_subscribers;
+}
+
+/* The poll timeout the generation allows: 0 while the pending block needs
+ * model steps, else the time until it is due (at most POLL_MS). */
+static int gen_poll_ms(const server *s)
+{
+    if (!s->gen || s->gen_done || gen_waiting(s)) return POLL_MS;
+    size_t m = ssmd_genjob_block(s->gen, NULL);
+    if (m == 0 || s->gen_t0 == 0) return 0;
+    double wait = s->gen_t0 + (double)(ssmd_genjob_released(s->gen) + m) / ssmd_genjob_rate_hz(s->gen) - now_s();
+    return wait <= 0 ? 0 : wait >= POLL_MS * 1e-3 ? POLL_MS : (int)ceil(wait * 1e3);
+}
+
+/* Ends every generated stream (end-of-stream marker where the last block
+ * did not carry it), finalises the output file, logs the summary. */
+static int gen_finish(server *s)
+{
+    int rc = 0;
+    char err[1024];
+    for (int i = 0; i < s->max_streams; i++) {
+        srv_stream *st = &s->streams[i];
+        if (!st->used || st->source != SRC_GEN) continue;
+        if (!st->eos_sent) emit_audio(s, st, s->gen_buf, 0, SSMD_FLAG_END_OF_STREAM | st->flags_next);
+        st->eos_sent = st->eos = st->finished = st->ended = true;
+    }
+    if (ssmd_genjob_close(s->gen, err, sizeof err) != 0) {
+        slog(s, LOG_ERROR, "%s", err);
+        rc = -1;
+    }
+    s->gen_done = true;
+    int n = ssmd_genjob_n_streams(s->gen), rate = ssmd_genjob_rate_hz(s->gen);
+    double audio_s = (double)ssmd_genjob_released(s->gen) / rate, el = s->gen_t0 > 0 ? now_s() - s->gen_t0 : 0;
+    slog(s, LOG_WARN, "generated %.2f s x %d stream%s in %.2f s (%.2fx real time%s), resets %llu -> %s%s%s",
+         audio_s, n, n == 1 ? "" : "s", el, el > 0 ? audio_s / el : 0.0,
+         ssmd_genjob_finished(s->gen) ? "" : ", stopped",
+         (unsigned long long)ssmd_generator_resets(ssmd_genjob_generator(s->gen)), s->cfg->output,
+         s->cfg->output[0] ? " and " : "", s->cfg->pub);
+    return rc;
+}
+
+/* Generation: runs at most GEN_STEPS_PER_ITER model steps toward the pending
+ * block per iteration (so control requests and subscriptions are answered
+ * while a block is being made), then releases the block when its last
+ * sample is due in real time: each stream's samples go out as
+ * gen<i>/audio/ through emit_audio (the last block flagged end-of-stream)
+ * and the block is appended to the output file.  Returns -1 on a failure. */
+enum { GEN_STEPS_PER_ITER = 64 };
+static int pump_gen(server *s, bool stopping)
+{
+    if (!s->gen || s->gen_done) return 0;
+    if (stopping) return gen_finish(s);
+    if (gen_waiting(s)) return 0;
+    if (s->gen_t0 == 0) s->gen_t0 = now_s();
+    if (ssmd_genjob_step(s->gen, GEN_STEPS_PER_ITER) < 0) {
+        slog(s, LOG_ERROR, "generation: model step failed");
+        return -1;
+    }
+    const float *x;
+    size_t m = ssmd_genjob_block(s->gen, &x);
+    uint64_t released = ssmd_genjob_released(s->gen);
+    int n = ssmd_genjob_n_streams(s->gen), rate = ssmd_genjob_rate_hz(s->gen);
+    if (m == 0 || now_s() < s->gen_t0 + (double)(released + m) / rate) return 0;
+    bool last = released + m >= (uint64_t)s->cfg->generate_s * (uint64_t)rate;
+    uint64_t resets = ssmd_generator_resets(ssmd_genjob_generator(s->gen));
+    s->c.state_resets += resets - s->gen_resets_seen;
+    s->gen_resets_seen = resets;
+    for (int i = 0; i < s->max_streams; i++) {
+        srv_stream *st = &s->streams[i];
+        if (!st->used || st->source != SRC_GEN) continue;
+        for (size_t k = 0; k < m; k++) s->gen_buf[k] = x[k * (size_t)n + (size_t)st->gen_index];
+        uint32_t flags = st->flags_next | (last ? SSMD_FLAG_END_OF_STREAM : 0);
+        st->flags_next = 0;
+        emit_audio(s, st, s->gen_buf, m, flags); /* no per-stream writer: cannot fail */
+        st->eos_sent = last;
+        st->in_samples += m;
+        st->frames += m;
+        s->c.frames += m;
+    }
+    char err[1024];
+    if (ssmd_genjob_next(s->gen, err, sizeof err) != 0) {
+        slog(s, LOG_ERROR, "%s", err);
+        return -1;
+    }
+    return ssmd_genjob_finished(s->gen) ? gen_finish(s) : 0;
+}
+
 /* ---- the loop ------------------------------------------------------------- */
 
 /* "\r 42.0 %  4.3 s of audio  120.5x real time  ETA 1.2 s" on a terminal. */
@@ -1272,6 +1461,12 @@ static void reap_streams(server *s, bool *file_done, int *rc)
         srv_stream *st = &s->streams[i];
         if (!st->used || !st->ended) continue;
         publish_event(s, st, "end", NULL);
+        if (st->source == SRC_GEN) {
+            slog(s, LOG_INFO, "%s: %.2f s generated at %d Hz, %llu samples published", st->name,
+                 (double)st->out_samples / st->rate_hz, st->rate_hz, (unsigned long long)st->out_samples);
+            stream_close(s, st);
+            continue;
+        }
         bool wrote_file = st->writer != NULL;
         if (st->writer) {
             dsp_error de = { 0 };
@@ -1370,6 +1565,11 @@ int ssmd_server_run(ssmd_config *cfg, const char *model_path, const ssmd_server_
                    .file_slot = -1 }, *s = &srv;
     int rc = 2;
     set_log_level(s);
+    if (cfg->generate_s > 0) { /* generation: the token model and its job instead of the audio pipeline */
+        if ((rc = gen_open(s)) != 0) goto out;
+        rc = 2;
+        goto buffers;
+    }
     ssm_error me = { 0 };
     char err[512];
     ssm_model_options mo;
@@ -1405,6 +1605,7 @@ int ssmd_server_run(ssmd_config *cfg, const char *model_path, const ssmd_server_
         fprintf(stderr, "ssmd: threads: %s\n", me.msg);
         goto out;
     }
+buffers:;
     size_t ms = (size_t)s->max_streams;
     s->streams = calloc(ms, sizeof *s->streams);
     s->states = calloc(ms, sizeof *s->states);
@@ -1432,6 +1633,7 @@ int ssmd_server_run(ssmd_config *cfg, const char *model_path, const ssmd_server_
     }
     if (is_file && open_file_input(s) != 0) goto out;
     if (strcmp(cfg->input, "mic") == 0 && open_capture(s) != 0) goto out;
+    if (s->gen && gen_streams_open(s) != 0) goto out;
     if (serve)
         slog(s, LOG_INFO, "serving %s on pub %s, ingest %s, control %s", model_path, cfg->pub, cfg->ingest,
              cfg->control);
@@ -1449,7 +1651,7 @@ int ssmd_server_run(ssmd_config *cfg, const char *model_path, const ssmd_server_
                                         { s->control, 0, ZMQ_POLLIN, 0 }, { s->zap, 0, ZMQ_POLLIN, 0 } };
             bool work = s->reader && !s->streams[s->file_slot].eos && !cfg->realtime &&
                         (cfg->wait_subscribers == 0 || s->c.subscriptions >= (uint64_t)cfg->wait_subscribers);
-            if (zmq_poll(items, s->zap ? 4 : 3, work || stopping ? 0 : POLL_MS) < 0 && zmq_errno() != EINTR) {
+            if (zmq_poll(items, s->zap ? 4 : 3, work || stopping ? 0 : gen_poll_ms(s)) < 0 && zmq_errno() != EINTR) {
                 slog(s, LOG_ERROR, "poll: %s", zmq_strerror(zmq_errno()));
                 rc = 1;
                 break;
@@ -1478,6 +1680,10 @@ int ssmd_server_run(ssmd_config *cfg, const char *model_path, const ssmd_server_
             rc = 1;
             break;
         }
+        if (pump_gen(s, stopping) != 0) {
+            rc = 1;
+            break;
+        }
         if (engine_run(s) != 0) {
             rc = 1;
             break;
@@ -1487,7 +1693,7 @@ int ssmd_server_run(ssmd_config *cfg, const char *model_path, const ssmd_server_
             show_progress = false;
         }
         reap_streams(s, &file_done, &rc);
-        if (file_done) break;
+        if (file_done || (s->gen_done && active_streams(s) == 0)) break;
         if (stopping && (active_streams(s) == 0 || now_s() - stop_t > 1.5)) break;
         if (!s->pub && !busy) {
             /* no sockets: only the file paces the loop */
@@ -1520,6 +1726,8 @@ out:
     free(s->vad);
     free(s->emb);
     free(s->outbuf);
+    ssmd_genjob_destroy(s->gen);
+    free(s->gen_buf);
     ssm_runner_destroy(s->runner);
     dsp_melbank_destroy(s->mb);
     ssm_model_free(s->model);
