@@ -73,7 +73,7 @@ static const ssmd_option options[] = {
       "permit non-loopback endpoints without CURVE (traffic readable by anyone on the network)" },
     { "generate_s", 0, SSMD_OPT_INT, OFF(generate_s), 0, 86400, NULL, "0", false,
       "generate this many seconds of audio from a mu-law token model (default models/mulaw_lm.safetensors) "
-      "into --output and/or --generate-publish instead of processing input; 0 = off" },
+      "into --output and/or --generate-publish instead of processing audio; 0 = off" },
     { "generate_streams", 0, SSMD_OPT_INT, OFF(generate_streams), 1, 1024, NULL, "1", false,
       "independent generated streams, stepped as one batch (stream i: seed + i, channel i of --output)" },
     { "seed", 0, SSMD_OPT_INT, OFF(seed), 0, 2147483647, NULL, "1", false,
@@ -90,8 +90,9 @@ static const ssmd_option options[] = {
     { "prompt", 0, SSMD_OPT_PATH, OFF(prompt), 0, 0, NULL, "", false,
       "audio file (any rate: resampled to the model's) run through the model before generation continues from it" },
     { "generate_publish", 0, SSMD_OPT_BOOL, OFF(generate_publish), 0, 0, NULL, "false", false,
-      "publish the generated audio on the data socket (--pub, loopback or ipc only) as streams "
-      "gen0, gen1, ..., paced at real time" },
+      "serve the generated audio as streams gen0, gen1, ... on the daemon's sockets (--pub, with "
+      "meta; --control; CURVE rules as usual; pushes refused), paced at real time in 20 ms blocks; "
+      "without it generation only writes --output, as fast as it can" },
 };
 
 const ssmd_option *ssmd_options(size_t *n)
