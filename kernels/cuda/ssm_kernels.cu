@@ -154,6 +154,38 @@ extern "C" int ssm_cuda_conv(float *out, size_t ld_out, float *const *states, si
 
 /* ---- fused selective scan ------------------------------------------------ */
 
+/* One frame's inputs of channel c: x and Δ = softplus(dt + dt_bias); zeros
+ * for a padding lane (c >= d_inner), which still runs the loop so that every
+ * lane of the warp reaches the shuffles. */
+__device__ __forceinline__ void frame_in(const float *x, size_t ld_x, const float *dt,
+                                         size_t ld_dt, size_t row, int c, bool valid,
+                                         float bias, float *xv, float *delta)
+{
+    float v = 0.0f, d = 0.0f;
+    if (valid) {
+        v = x[row * ld_x + c];
+        d = dt[row * ld_dt + c] + bias;
+    }
+    *xv = v;
+    *delta = softplus_f(d);
+}
+
+/* Sums acc over the G lanes of a channel's group (all 32 lanes take part)
+ * and writes y = Σ + D·x, times SiLU(z) when gated, from the group's lane 0. */
+__device__ __forceinline__ void frame_out(float acc, int G, int g, bool valid, float Dc,
+                                          float xv, const float *z, size_t ld_z, float *y,
+                                          size_t ld_y, size_t row, int c)
+{
+    for (int off = G / 2; off > 0; off >>= 1)
+        acc += __shfl_xor_sync(0xffffffffu, acc, off, G);
+    if (valid && g == 0) {
+        float out = acc + Dc * xv;
+        if (z)
+            out *= silu_f(z[row * ld_z + c]);
+        y[row * ld_y + c] = out;
+    }
+}
+
 /* Block: blockDim.x threads = blockDim.x / G channels of one stream.
  * blockIdx.x = stream · n_cblocks + channel block. */
 __global__ void scan_kernel(float *y, size_t ld_y, float *const *states, size_t offset,
@@ -185,12 +217,8 @@ __global__ void scan_kernel(float *y, size_t ld_y, float *const *states, size_t 
 
     for (int t = 0; t < n_frames; ++t) {
         size_t row = s * (size_t)n_frames + (size_t)t;
-        float xv = 0.0f, dv = 0.0f;
-        if (valid) {
-            xv = x[row * ld_x + c];
-            dv = dt[row * ld_dt + c] + bias;
-        }
-        float delta = softplus_f(dv);
+        float xv, delta;
+        frame_in(x, ld_x, dt, ld_dt, row, c, valid, bias, &xv, &delta);
         float dx = delta * xv;
         const float *Br = B + row * ld_bc, *Cr = C + row * ld_bc;
         float acc = 0.0f;
@@ -203,15 +231,7 @@ __global__ void scan_kernel(float *y, size_t ld_y, float *const *states, size_t 
                 acc += h[k] * Cr[n];
             }
         }
-        /* every lane of the warp reaches the shuffles (no early exit) */
-        for (int off = G / 2; off > 0; off >>= 1)
-            acc += __shfl_xor_sync(0xffffffffu, acc, off, G);
-        if (valid && g == 0) {
-            float out = acc + Dc * xv;
-            if (z)
-                out *= silu_f(z[row * ld_z + c]);
-            y[row * ld_y + c] = out;
-        }
+        frame_out(acc, G, g, valid, Dc, xv, z, ld_z, y, ld_y, row, c);
     }
 #pragma unroll
     for (int k = 0; k < MAX_K; ++k) {
@@ -274,12 +294,8 @@ __global__ void scan_vec_kernel(float *y, size_t ld_y, float *const *states, siz
 
     for (int t = 0; t < n_frames; ++t) {
         size_t row = s * (size_t)n_frames + (size_t)t;
-        float xv = 0.0f, dv = 0.0f;
-        if (valid) {
-            xv = x[row * ld_x + c];
-            dv = dt[row * ld_dt + c] + bias;
-        }
-        float delta = softplus_f(dv);
+        float xv, delta;
+        frame_in(x, ld_x, dt, ld_dt, row, c, valid, bias, &xv, &delta);
         float dx = delta * xv;
         const float *Br = B + row * ld_bc, *Cr = C + row * ld_bc;
         float acc = 0.0f;
@@ -295,14 +311,7 @@ __global__ void scan_vec_kernel(float *y, size_t ld_y, float *const *states, siz
                 }
             }
         }
-        for (int off = G / 2; off > 0; off >>= 1)
-            acc += __shfl_xor_sync(0xffffffffu, acc, off, G);
-        if (valid && g == 0) {
-            float out = acc + Dc * xv;
-            if (z)
-                out *= silu_f(z[row * ld_z + c]);
-            y[row * ld_y + c] = out;
-        }
+        frame_out(acc, G, g, valid, Dc, xv, z, ld_z, y, ld_y, row, c);
     }
     if (!valid)
         return;

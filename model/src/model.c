@@ -565,6 +565,25 @@ static size_t carve(size_t *total, size_t n, size_t elt)
     return off;
 }
 
+/* The runner's one allocation of total bytes (summed by carve), zeroed and
+ * 64-byte aligned; NULL with a line in err on overflow or failure. */
+static unsigned char *runner_mem(size_t total, int max_batch, int max_chunk, ssm_error *err)
+{
+    if (total == SIZE_MAX) {
+        ssm_error_set(err, SSM_ERR_NOMEM,
+                      "ssm_runner_create: size overflows for max_batch %d, max_chunk %d",
+                      max_batch, max_chunk);
+        return NULL;
+    }
+    unsigned char *mem = aligned_alloc(ALIGN, total);
+    if (!mem) {
+        ssm_error_set(err, SSM_ERR_NOMEM, "ssm_runner_create: cannot allocate %zu bytes", total);
+        return NULL;
+    }
+    memset(mem, 0, total);
+    return mem;
+}
+
 /* A runner of a CUDA model: host arrays for the state pointers, counts and
  * reset flags (the CPU scratch is not allocated); the rest is on the device. */
 static int cuda_runner_create(const ssm_model *m, int max_batch, int max_chunk, unsigned flags,
@@ -576,15 +595,9 @@ static int cuda_runner_create(const ssm_model *m, int max_batch, int max_chunk, 
     size_t o_cnt = carve(&total, rows, sizeof(size_t));
     size_t o_bad = carve(&total, rows, 1);
     size_t o_self = carve(&total, 1, sizeof(ssm_runner));
-    if (total == SIZE_MAX)
-        return ssm_error_set(err, SSM_ERR_NOMEM,
-                             "ssm_runner_create: size overflows for max_batch %d, max_chunk %d",
-                             max_batch, max_chunk);
-    unsigned char *mem = aligned_alloc(ALIGN, total);
+    unsigned char *mem = runner_mem(total, max_batch, max_chunk, err);
     if (!mem)
-        return ssm_error_set(err, SSM_ERR_NOMEM, "ssm_runner_create: cannot allocate %zu bytes",
-                             total);
-    memset(mem, 0, total);
+        return SSM_ERR_NOMEM;
     ssm_runner *rn = (ssm_runner *)(mem + o_self);
     unsigned cf = ((flags & SSM_RUNNER_BF16_WEIGHTS) ? SSM_CUDA_BF16 : 0u) |
                   ((flags & SSM_RUNNER_NO_GRAPH) ? SSM_CUDA_NO_GRAPH : 0u);
@@ -661,15 +674,9 @@ int ssm_runner_create(const ssm_model *m, int max_batch, int max_chunk,
     size_t o_cnt = carve(&total, rows, sizeof(size_t));
     size_t o_bad = carve(&total, rows, 1);
     size_t o_self = carve(&total, 1, sizeof(ssm_runner));
-    if (total == SIZE_MAX)
-        return ssm_error_set(err, SSM_ERR_NOMEM,
-                             "ssm_runner_create: size overflows for max_batch %d, max_chunk %d",
-                             max_batch, max_chunk);
-    unsigned char *mem = aligned_alloc(ALIGN, total);
+    unsigned char *mem = runner_mem(total, max_batch, max_chunk, err);
     if (!mem)
-        return ssm_error_set(err, SSM_ERR_NOMEM, "ssm_runner_create: cannot allocate %zu bytes",
-                             total);
-    memset(mem, 0, total);
+        return SSM_ERR_NOMEM;
     ssm_runner *rn = (ssm_runner *)(mem + o_self);
     rn->model = m;
     int ref = (flags & SSM_RUNNER_REFERENCE) != 0;
