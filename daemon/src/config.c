@@ -35,6 +35,11 @@ static const ssmd_option options[] = {
       false, "libsamplerate converter used between the device/file rate and the model's rate" },
     { "backend", 0, SSMD_OPT_ENUM, OFF(backend), 0, 0, "cpu|cuda|auto", "cpu", false,
       "compute backend: 'cpu', 'cuda' (an NVIDIA GPU; fails if none) or 'auto' (GPU when present)" },
+    { "cuda_device", 0, SSMD_OPT_INT, OFF(cuda_device), 0, 63, NULL, "0", false,
+      "CUDA device ordinal for --backend cuda/auto (see nvidia-smi; CUDA_VISIBLE_DEVICES applies)" },
+    { "weights", 0, SSMD_OPT_ENUM, OFF(weights), 0, 0, "f32|f16|bf16", "f32", false,
+      "precision of the projection weights: f32; f16 (cpu backend: half the bytes per step); "
+      "bf16 (cuda backend: bf16 products, fp32 sums)" },
     { "serve", 0, SSMD_OPT_ENUM, OFF(serve), 0, 0, "auto|yes|no", "auto", false,
       "bind the sockets: 'auto' = yes unless the job is file to file, 'yes', 'no'" },
     { "wait_subscribers", 0, SSMD_OPT_INT, OFF(wait_subscribers), 0, 1000, NULL, "0", false,
@@ -471,4 +476,28 @@ void ssmd_config_model_options(const ssmd_config *cfg, ssm_model_options *o)
     o->backend = strcmp(cfg->backend, "cuda") == 0   ? SSM_BACKEND_CUDA
                  : strcmp(cfg->backend, "auto") == 0 ? SSM_BACKEND_AUTO
                                                      : SSM_BACKEND_CPU;
+    o->cuda_device = (int)cfg->cuda_device;
+}
+
+int ssmd_config_runner_flags(const ssmd_config *cfg, const ssm_model *model, unsigned *flags,
+                             char *err, size_t cap)
+{
+    const char *be = ssm_model_backend(model);
+    int cuda = strcmp(be, "cuda") == 0;
+    *flags = 0;
+    if (strcmp(cfg->weights, "f16") == 0) {
+        if (cuda) {
+            ssmd_errf(err, cap, "weights: f16 is a cpu-backend option; on cuda use bf16");
+            return -1;
+        }
+        *flags = SSM_RUNNER_F16_WEIGHTS;
+    } else if (strcmp(cfg->weights, "bf16") == 0) {
+        if (!cuda) {
+            ssmd_errf(err, cap, "weights: bf16 needs the cuda backend (the model runs on the %s; "
+                                "there use f16)", be);
+            return -1;
+        }
+        *flags = SSM_RUNNER_BF16_WEIGHTS;
+    }
+    return 0;
 }

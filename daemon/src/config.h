@@ -29,6 +29,8 @@ typedef struct ssmd_config {
     bool  realtime;           /**< pace a file input at real time */
     char *resample_quality;   /**< "best", "medium" or "fast" */
     char *backend;            /**< "cpu", "cuda" or "auto": where the model computes */
+    long  cuda_device;        /**< CUDA device ordinal for backend cuda/auto */
+    char *weights;            /**< "f32", "f16" (cpu backend) or "bf16" (cuda backend) */
     char *serve;              /**< "auto", "yes", "no": bind the sockets */
     long  wait_subscribers;   /**< subscriptions to wait for before a file input starts */
     char *pub;                /**< data-plane PUB endpoint */
@@ -90,6 +92,14 @@ struct ssm_model_options;
  *  "auto" → SSM_BACKEND_AUTO (CUDA if usable, else CPU; the reason is in
  *  ssm_model_backend_note).  Thread-safe. */
 void ssmd_config_model_options(const ssmd_config *cfg, struct ssm_model_options *o);
+
+struct ssm_model;
+/** SSM_RUNNER_* flags for cfg->weights on the backend model runs on: "f32"
+ *  → 0, "f16" → SSM_RUNNER_F16_WEIGHTS (cpu only), "bf16" →
+ *  SSM_RUNNER_BF16_WEIGHTS (cuda only).  Returns 0 and *flags, or -1 with
+ *  one line in err when the precision does not exist on that backend. */
+int ssmd_config_runner_flags(const ssmd_config *cfg, const struct ssm_model *model,
+                             unsigned *flags, char *err, size_t cap);
 
 /** Sets key (underscores or dashes) to the text value, validating type and
  *  range.  On error returns -1 and writes "key: reason" into err (err_cap

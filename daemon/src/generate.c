@@ -87,7 +87,8 @@ void ssmd_generator_destroy(ssmd_generator *g)
 }
 
 int ssmd_generator_create(const ssm_model *model, int n_streams, const ssm_sample_params *params,
-                          uint64_t seed, ssmd_generator **out, char *err, size_t cap)
+                          uint64_t seed, unsigned runner_flags, ssmd_generator **out, char *err,
+                          size_t cap)
 {
     *out = NULL;
     if (ssmd_generate_check_model(model, NULL, err, cap) != 0) return -1;
@@ -119,7 +120,7 @@ int ssmd_generator_create(const ssm_model *model, int n_streams, const ssm_sampl
         }
         g->tokens[i] = GEN_SILENCE;
     }
-    if (ssm_runner_create(model, n_streams, GEN_PROMPT_CHUNK, 0, &g->runner, &se) != SSM_OK) {
+    if (ssm_runner_create(model, n_streams, GEN_PROMPT_CHUNK, runner_flags, &g->runner, &se) != SSM_OK) {
         ssmd_errf(err, cap, "%s", se.msg);
         ssmd_generator_destroy(g);
         return -1;
@@ -443,7 +444,9 @@ int ssmd_genjob_open(const ssmd_config *cfg, const ssm_model *model, const char 
         ssmd_errf(err, cap, "out of memory for %d generation streams", nst);
         goto fail;
     }
-    if (ssmd_generator_create(model, nst, &sp, (uint64_t)cfg->seed, &j->g, err, cap) != 0) goto fail;
+    unsigned rflags = 0;
+    if (ssmd_config_runner_flags(cfg, model, &rflags, err, cap) != 0) goto fail;
+    if (ssmd_generator_create(model, nst, &sp, (uint64_t)cfg->seed, rflags, &j->g, err, cap) != 0) goto fail;
     if (prompt && ssmd_generator_prompt(j->g, prompt, n_prompt, err, cap) != 0) goto fail;
     dsp_audio_write_format fmt = { .sample_rate_hz = rate, .channels = nst };
     dsp_error de = {0};

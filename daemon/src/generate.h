@@ -40,10 +40,12 @@ typedef struct ssmd_generator ssmd_generator;
 int ssmd_generate_check_model(const ssm_model *model, int *sample_rate_hz, char *err, size_t cap);
 
 /** Creates a generator of n_streams (>= 1) streams for model (which must
- *  outlive it).  Returns 0, or -1 with one line in err (bad model or
- *  parameters, out of memory). */
+ *  outlive it); runner_flags are SSM_RUNNER_* bits for its runner (0, or the
+ *  weights precision from ssmd_config_runner_flags).  Returns 0, or -1 with
+ *  one line in err (bad model or parameters, out of memory). */
 int ssmd_generator_create(const ssm_model *model, int n_streams, const ssm_sample_params *params,
-                          uint64_t seed, ssmd_generator **out, char *err, size_t cap);
+                          uint64_t seed, unsigned runner_flags, ssmd_generator **out, char *err,
+                          size_t cap);
 
 /** Releases a generator; NULL is a no-op. */
 void ssmd_generator_destroy(ssmd_generator *g);

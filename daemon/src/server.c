@@ -775,6 +775,10 @@ static void handle_control(server *s)
             json_object_set_new(reply, "model", json_pack("{s:s, s:s, s:I}", "name", mname ? mname : s->model_path,
                                                           "hash", hash, "state_bytes", (json_int_t)ssm_state_bytes(s->model)));
             json_object_set_new(reply, "streams", json_integer(active_streams(s)));
+            json_object_set_new(reply, "compute", json_pack("{s:s, s:s, s:s, s:s, s:i, s:i}",
+                "backend", ssm_model_backend(s->model), "note", ssm_model_backend_note(s->model),
+                "kernels", ssm_runner_isa(s->runner), "weights", s->cfg->weights,
+                "threads", ssm_runner_threads(s->runner), "max_streams", s->max_streams));
             json_object_set_new(reply, "device", s->cap ? json_pack("{s:s, s:i, s:i, s:b, s:I, s:I}",
                 "name", ssmd_capture_device_name(s->cap), "sample_rate_hz", ssmd_capture_rate_hz(s->cap),
                 "channels", ssmd_capture_channels(s->cap), "running", !s->cap_failed,
@@ -1596,7 +1600,12 @@ int ssmd_server_run(ssmd_config *cfg, const char *model_path, const ssmd_server_
         }
     }
     s->max_streams = (int)cfg->max_streams;
-    if (ssm_runner_create(s->model, s->max_streams, 1, 0, &s->runner, &me) != SSM_OK) {
+    unsigned rflags = 0;
+    if (ssmd_config_runner_flags(cfg, s->model, &rflags, err, sizeof err) != 0) {
+        fprintf(stderr, "ssmd: %s\n", err);
+        goto out;
+    }
+    if (ssm_runner_create(s->model, s->max_streams, 1, rflags, &s->runner, &me) != SSM_OK) {
         fprintf(stderr, "ssmd: %s\n", me.msg);
         goto out;
     }

@@ -52,6 +52,8 @@ static void test_defaults(void **state)
     assert_int_equal(c.max_streams, 64);
     assert_int_equal(c.threads, 2);
     assert_string_equal(c.backend, "cpu");
+    assert_int_equal(c.cuda_device, 0);
+    assert_string_equal(c.weights, "f32");
     assert_false(c.realtime);
     assert_false(c.allow_insecure_remote);
     /* every default satisfies its own row's validation */

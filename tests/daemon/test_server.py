@@ -226,8 +226,12 @@ def t_push_and_five_clients():
             check(len(y) == n, f"client{k}: {len(y)} != {n}")
         st, _ = d.ctl({"version": 1, "cmd": "status", "id": 7})
         check(st["ok"] and st["id"] == 7 and st["counters"]["frames"] > 0, st)
+        cp = st.get("compute", {})
+        check(cp.get("backend") == "cpu" and cp.get("weights") == "f32" and cp.get("threads") == 2
+              and cp.get("max_streams", 0) >= 5 and cp.get("kernels") in ("avx512", "avx2", "scalar"),
+              f"status compute: {cp}")
         print(f"five clients at once: all results complete ({[r[0] for r in results.values()]} samples); "
-              f"status frames={st['counters']['frames']}")
+              f"status frames={st['counters']['frames']}, compute {cp}")
     finally:
         rc, el, err = d.stop()
         check(rc == 0, f"exit {rc}: {err}")
