@@ -78,6 +78,19 @@ int ssm_cuda_probe(int device, char *why, size_t why_size)
                      n == 1 ? "" : "s");
         return 0;
     }
+    /* the kernels carry machine code for gpu_archs and PTX of the lowest:
+     * an older GPU could not run them */
+    struct cudaDeviceProp prop;
+    if (cudaGetDeviceProperties(&prop, device) == cudaSuccess &&
+        prop.major * 10 + prop.minor < SSM_CUDA_MIN_ARCH) {
+        if (why)
+            snprintf(why, why_size,
+                     "CUDA device %d (%s) has compute capability %d.%d; this build's kernels "
+                     "need %d.%d or newer (rebuild with meson -Dgpu_archs=%d%d,...)",
+                     device, prop.name, prop.major, prop.minor, SSM_CUDA_MIN_ARCH / 10,
+                     SSM_CUDA_MIN_ARCH % 10, prop.major, prop.minor);
+        return 0;
+    }
     return 1;
 }
 
