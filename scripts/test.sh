@@ -4,4 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh build
-meson test -C build --print-errorlogs "$@"
+rc=0
+meson test -C build --print-errorlogs "$@" || rc=$?
+# a skipped test says why (e.g. the GPU tests on a machine without a GPU)
+/usr/bin/python3 scripts/skip_reasons.py build/meson-logs/testlog.json || true
+exit $rc

@@ -8,7 +8,7 @@ set -uo pipefail
 cd "$(dirname "$0")/../.."
 B=${1:?usage: bench/gpu/run.sh BUILD_DIR [OUT.jsonl]}
 OUTF=${2:-$(mktemp)}
-PY=${SSMD_PYTHON:-python3}
+PY=${SSMD_PYTHON:-/usr/bin/python3}
 big=$B/bench_gpu_d512x8.safetensors
 [ -f "$big" ] || "$PY" bench/model_torch_peer.py --make "$big" 512 8 16 >/dev/null || exit 1
 batches=${SSMD_GPU_BATCHES:-"1 256 4096 65536"}
@@ -26,6 +26,9 @@ steps = {}
 for r in rows:
     if r["bench"] == "gpu_step" and "error" not in r:
         steps[(r["model"], r["batch"], r["impl"], r.get("outputs"), r.get("weights", "f32"))] = r
+if not steps:
+    print("no GPU rows (see the SKIP lines above)")
+    sys.exit(0)
 print()
 print("| model | batch | ssmd CUDA stream-steps/s (mask+vad) | median µs | p99 µs | device only | bf16 weights | PyTorch eager (CUDA) | ratio |")
 print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
