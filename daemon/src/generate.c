@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "dsp/audio_file.h"
@@ -141,7 +142,18 @@ ssm_state *ssmd_generator_state(ssmd_generator *g, int i)
     return i >= 0 && i < g->n ? g->states[i] : NULL;
 }
 
-int ssmd_generator_prompt(ssmd_generator *g, const uint8_t *codes, size_t n, char *err, size_t cap)
+int ssmd_generator_set_threads(ssmd_generator *g, int n_threads, char *err, size_t cap)
+{
+    ssm_error se = {0};
+    if (ssm_runner_set_threads(g->runner, n_threads, 16, &se) != SSM_OK) {
+        ssmd_errf(err, cap, "threads: %s", se.msg);
+        return -1;
+    }
+    return 0;
+}
+
+int ssmd_generator_prompt(ssmd_generator *g, const uint8_t *codes, size_t n,
+                          const volatile sig_atomic_t *stop, char *err, size_t cap)
 {
     if (n == 0) {
         ssmd_errf(err, cap, "prompt is empty");
@@ -151,6 +163,10 @@ int ssmd_generator_prompt(ssmd_generator *g, const uint8_t *codes, size_t n, cha
     ssm_outputs o = { .logits = g->logits };
     size_t last_rows = 0;
     for (size_t at = 0; at < n; at += GEN_PROMPT_CHUNK) {
+        if (stop && *stop) {
+            ssmd_errf(err, cap, "prompt: stopped after %zu of %zu samples (nothing written)", at, n);
+            return -2;
+        }
         size_t m = n - at < GEN_PROMPT_CHUNK ? n - at : GEN_PROMPT_CHUNK;
         for (size_t i = 0; i < m; i++) tok[i] = codes[at + i];
         int rc = ssm_forward(g->runner, g->states[0], (int)m, NULL, tok, &o, NULL);
@@ -405,7 +421,8 @@ void ssmd_genjob_destroy(ssmd_genjob *j)
 }
 
 int ssmd_genjob_open(const ssmd_config *cfg, const ssm_model *model, const char *model_path,
-                     size_t block_samples, ssmd_genjob **out, char *err, size_t cap)
+                     size_t block_samples, const volatile sig_atomic_t *stop, ssmd_genjob **out,
+                     char *err, size_t cap)
 {
     *out = NULL;
     ssm_sample_params sp;
@@ -447,13 +464,13 @@ int ssmd_genjob_open(const ssmd_config *cfg, const ssm_model *model, const char 
     unsigned rflags = 0;
     if (ssmd_config_runner_flags(cfg, model, &rflags, err, cap) != 0) goto fail;
     if (ssmd_generator_create(model, nst, &sp, (uint64_t)cfg->seed, rflags, &j->g, err, cap) != 0) goto fail;
-    if (prompt && ssmd_generator_prompt(j->g, prompt, n_prompt, err, cap) != 0) goto fail;
-    dsp_audio_write_format fmt = { .sample_rate_hz = rate, .channels = nst };
-    dsp_error de = {0};
-    if (cfg->output[0] && dsp_audio_writer_open(&j->w, cfg->output, &fmt, &de) != DSP_OK) {
-        ssmd_errf(err, cap, "%s", de.msg);
-        rc = 2;
-        goto fail;
+    if (cfg->threads > 1 && ssmd_generator_set_threads(j->g, (int)cfg->threads, err, cap) != 0) goto fail;
+    if (prompt) {
+        int prc = ssmd_generator_prompt(j->g, prompt, n_prompt, stop, err, cap);
+        if (prc == -2)
+            rc = -1; /* stopped by a signal: not a failure */
+        if (prc != 0)
+            goto fail;
     }
     free(prompt);
     *out = j;
@@ -462,6 +479,26 @@ fail:
     free(prompt);
     ssmd_genjob_destroy(j);
     return rc;
+}
+
+int ssmd_genjob_open_output(ssmd_genjob *j, const ssmd_config *cfg, char *err, size_t cap)
+{
+    if (!cfg->output[0])
+        return 0;
+    struct stat p_st, o_st;
+    if (cfg->prompt[0] && stat(cfg->prompt, &p_st) == 0 && stat(cfg->output, &o_st) == 0 &&
+        p_st.st_dev == o_st.st_dev && p_st.st_ino == o_st.st_ino) {
+        ssmd_errf(err, cap, "output: %s is the prompt file %s; writing it would destroy the prompt",
+                  cfg->output, cfg->prompt);
+        return 2;
+    }
+    dsp_audio_write_format fmt = { .sample_rate_hz = j->rate_hz, .channels = j->n };
+    dsp_error de = {0};
+    if (dsp_audio_writer_open(&j->w, cfg->output, &fmt, &de) != DSP_OK) {
+        ssmd_errf(err, cap, "%s", de.msg);
+        return 2;
+    }
+    return 0;
 }
 
 int ssmd_genjob_n_streams(const ssmd_genjob *j) { return j->n; }
@@ -546,11 +583,14 @@ int ssmd_generate_run(const ssmd_config *cfg, const char *model_path, volatile s
         fprintf(stderr, "ssmd: backend %s: %s\n", ssm_model_backend(model),
                 ssm_model_backend_note(model));
     ssmd_genjob *j = NULL;
-    int rc = ssmd_genjob_open(cfg, model, model_path, 1024, &j, err, sizeof err);
+    int rc = ssmd_genjob_open(cfg, model, model_path, 1024, stop, &j, err, sizeof err);
+    if (rc == 0)
+        rc = ssmd_genjob_open_output(j, cfg, err, sizeof err);
     if (rc != 0) {
+        ssmd_genjob_destroy(j);
         fprintf(stderr, "ssmd: %s\n", err);
         ssm_model_free(model);
-        return rc;
+        return rc < 0 ? 0 : rc; /* -1: stopped by a signal while feeding the prompt */
     }
     rc = 1;
     struct timespec t0, t1;

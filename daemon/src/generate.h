@@ -51,8 +51,16 @@ int ssmd_generator_create(const ssm_model *model, int n_streams, const ssm_sampl
 void ssmd_generator_destroy(ssmd_generator *g);
 
 /** Feeds a prompt of n mu-law codes (n >= 1) to every stream (see above).
- *  Call before the first step.  Returns 0, or -1 with one line in err. */
-int ssmd_generator_prompt(ssmd_generator *g, const uint8_t *codes, size_t n, char *err, size_t cap);
+ *  Call before the first step.  stop (may be NULL) is checked between chunks
+ *  of the prompt: when it becomes non-zero the call gives up.  Returns 0, -1
+ *  with one line in err, or -2 when stopped. */
+int ssmd_generator_prompt(ssmd_generator *g, const uint8_t *codes, size_t n,
+                          const volatile sig_atomic_t *stop, char *err, size_t cap);
+
+/** Spreads each step of 32 or more streams over n_threads threads
+ *  (ssm_runner_set_threads; same samples).  Returns 0, or -1 with one line
+ *  in err. */
+int ssmd_generator_set_threads(ssmd_generator *g, int n_threads, char *err, size_t cap);
 
 /** Advances every stream by one sample: codes_out {n_streams} receives each
  *  stream's next mu-law code.  Returns 0, or -1 when the model step failed
@@ -94,15 +102,25 @@ int ssmd_generate_check_config(const ssmd_config *cfg, char *err, size_t cap);
 typedef struct ssmd_genjob ssmd_genjob;
 
 /** Opens a job for cfg (generate_s, generate_streams, seed, sampling
- *  options, prompt, resample_quality, output) on model, a mu-law token
- *  model (checked; model_path only names it in errors) that must outlive
- *  the job.  block_samples: samples per stream per block, in [1, 2^20].
- *  Reads and feeds the prompt, opens cfg->output (channel s = stream s).
- *  Returns 0 with *out set, or the process exit status with one line in
- *  err: 2 for a bad option, model, prompt or output file, 1 for a runtime
- *  failure (out of memory, model step). */
+ *  options, prompt, resample_quality, threads, weights) on model, a mu-law
+ *  token model (checked; model_path only names it in errors) that must
+ *  outlive the job.  block_samples: samples per stream per block, in
+ *  [1, 2^20].  Reads and feeds the prompt (giving up when *stop becomes
+ *  non-zero; stop may be NULL).  The output file is opened separately
+ *  (ssmd_genjob_open_output), once everything else that can fail has been
+ *  set up, so that a failed start never truncates an existing file.
+ *  Returns 0 with *out set; -1 when stopped while feeding the prompt (one
+ *  line in err; the process should exit 0: nothing was written); or the
+ *  process exit status with one line in err: 2 for a bad option, model or
+ *  prompt, 1 for a runtime failure (out of memory, model step). */
 int ssmd_genjob_open(const ssmd_config *cfg, const ssm_model *model, const char *model_path,
-                     size_t block_samples, ssmd_genjob **out, char *err, size_t cap);
+                     size_t block_samples, const volatile sig_atomic_t *stop, ssmd_genjob **out,
+                     char *err, size_t cap);
+
+/** Opens cfg->output for the job (channel s = stream s; nothing when empty).
+ *  Refuses the prompt file itself as output.  Returns 0, or 2 with one line
+ *  in err. */
+int ssmd_genjob_open_output(ssmd_genjob *j, const ssmd_config *cfg, char *err, size_t cap);
 
 /** Runs up to max_steps model steps (one sample of every stream each)
  *  toward the pending block.  Returns the steps run (0 once the block is

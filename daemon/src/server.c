@@ -1318,10 +1318,10 @@ static int gen_open(server *s)
     ssmd_generate_check_model(s->model, &rate, err, sizeof err); /* reported by ssmd_genjob_open */
     /* 20 ms blocks, each released when its last sample is due, as live audio */
     size_t block = (size_t)rate / 50;
-    int rc = ssmd_genjob_open(s->cfg, s->model, s->model_path, block, &s->gen, err, sizeof err);
+    int rc = ssmd_genjob_open(s->cfg, s->model, s->model_path, block, s->stop, &s->gen, err, sizeof err);
     if (rc != 0) {
         fprintf(stderr, "ssmd: %s\n", err);
-        return rc;
+        return rc < 0 ? -1 : rc; /* -1: stopped while feeding the prompt */
     }
     if (!(s->gen_buf = malloc(block * sizeof *s->gen_buf))) {
         fprintf(stderr, "ssmd: out of memory\n");
@@ -1393,23 +1393,28 @@ static int gen_finish(server *s)
     return rc;
 }
 
-/* Generation: runs at most GEN_STEPS_PER_ITER model steps toward the pending
- * block per iteration (so control requests and subscriptions are answered
- * while a block is being made), then releases the block when its last
+/* Generation: runs model steps toward the pending block for at most
+ * GEN_SLICE_S per iteration (so control requests and subscriptions are
+ * answered within milliseconds however many streams a step carries), then
+ * releases the block when its last
  * sample is due in real time: each stream's samples go out as
  * gen<i>/audio/ through emit_audio (the last block flagged end-of-stream)
  * and the block is appended to the output file.  Returns -1 on a failure. */
-enum { GEN_STEPS_PER_ITER = 64 };
+#define GEN_SLICE_S 0.005
 static int pump_gen(server *s, bool stopping)
 {
     if (!s->gen || s->gen_done) return 0;
     if (stopping) return gen_finish(s);
     if (gen_waiting(s)) return 0;
     if (s->gen_t0 == 0) s->gen_t0 = now_s();
-    if (ssmd_genjob_step(s->gen, GEN_STEPS_PER_ITER) < 0) {
-        slog(s, LOG_ERROR, "generation: model step failed");
-        return -1;
-    }
+    double slice_end = now_s() + GEN_SLICE_S;
+    int ran;
+    do { /* at least one step per iteration */
+        if ((ran = ssmd_genjob_step(s->gen, 1)) < 0) {
+            slog(s, LOG_ERROR, "generation: model step failed");
+            return -1;
+        }
+    } while (ran > 0 && now_s() < slice_end);
     const float *x;
     size_t m = ssmd_genjob_block(s->gen, &x);
     uint64_t released = ssmd_genjob_released(s->gen);
@@ -1570,7 +1575,10 @@ int ssmd_server_run(ssmd_config *cfg, const char *model_path, const ssmd_server_
     int rc = 2;
     set_log_level(s);
     if (cfg->generate_s > 0) { /* generation: the token model and its job instead of the audio pipeline */
-        if ((rc = gen_open(s)) != 0) goto out;
+        if ((rc = gen_open(s)) != 0) {
+            if (rc < 0) rc = 0; /* stopped by a signal while feeding the prompt */
+            goto out;
+        }
         rc = 2;
         goto buffers;
     }
@@ -1642,7 +1650,14 @@ buffers:;
     }
     if (is_file && open_file_input(s) != 0) goto out;
     if (strcmp(cfg->input, "mic") == 0 && open_capture(s) != 0) goto out;
-    if (s->gen && gen_streams_open(s) != 0) goto out;
+    if (s->gen) { /* the output file last: a failed start leaves an existing file alone */
+        char gerr[1024];
+        if (ssmd_genjob_open_output(s->gen, cfg, gerr, sizeof gerr) != 0) {
+            fprintf(stderr, "ssmd: %s\n", gerr);
+            goto out;
+        }
+        if (gen_streams_open(s) != 0) goto out;
+    }
     if (serve)
         slog(s, LOG_INFO, "serving %s on pub %s, ingest %s, control %s", model_path, cfg->pub, cfg->ingest,
              cfg->control);

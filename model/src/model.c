@@ -804,8 +804,16 @@ int ssm_runner_set_threads(ssm_runner *rn, int n_threads, int min_rows, ssm_erro
         pool_stop(rn);
         return ssm_error_set(err, SSM_ERR_NOMEM, "ssm_runner_set_threads: out of memory");
     }
+    /* a worker's slice never exceeds max(ceil(max_batch / n_threads),
+     * 2·min_rows): with parts = min(n_threads, n / min_rows) >= 2 slices,
+     * each holds at most ceil(n / parts) rows */
+    long cap = ((long)rn->max_batch + n_threads - 1) / n_threads;
+    if (cap < 2L * min_rows)
+        cap = 2L * min_rows;
+    if (cap > rn->max_batch)
+        cap = rn->max_batch;
     for (int i = 0; i < p->n_workers; ++i) {
-        int rc = ssm_runner_create(rn->model, rn->max_batch, 1, rn->flags, &p->w[i].rn, err);
+        int rc = ssm_runner_create(rn->model, (int)cap, 1, rn->flags, &p->w[i].rn, err);
         if (rc < 0) {
             pool_stop(rn);
             return rc;
@@ -864,7 +872,7 @@ static int step_threaded(ssm_runner *rn, ssm_state *const *states, int n, const 
     step_pool *p = rn->pool;
     int parts = p->n_workers + 1;
     if (parts > n / p->min_rows)
-        parts = n / p->min_rows; /* >= 2: ssm_step checked n >= 2·min_rows */
+        parts = n / p->min_rows; /* >= 2: ssm_step checked n / 2 >= min_rows */
     int base = n / parts, extra = n % parts;
     int first0 = base + (extra > 0);
     pthread_mutex_lock(&p->mu);
@@ -1061,7 +1069,7 @@ static int step_threaded(ssm_runner *rn, ssm_state *const *states, int n, const 
 int ssm_step(ssm_runner *rn, ssm_state *const *states, int n, const float *features,
              const int32_t *tokens, const ssm_outputs *out, unsigned *flags)
 {
-    if (rn && rn->pool && n >= 2 * rn->pool->min_rows && n <= rn->max_batch)
+    if (rn && rn->pool && n / 2 >= rn->pool->min_rows && n <= rn->max_batch)
         return step_threaded(rn, states, n, features, tokens, out, flags);
     return step_impl(rn, states, n, features, tokens, out, flags);
 }

@@ -221,6 +221,34 @@ def t_bad_input():
               f"{what}: exit {r.returncode}: {r.stderr!r}")
         check(not os.path.exists(os.path.join(TMP, "bad.wav")), f"{what}: left an output file behind")
         print(f"{what}: exit 2: {line}")
+    # a failed start leaves an existing output file alone (the file is opened last)
+    keep = os.path.join(TMP, "keep.wav")
+    for what, extra in (("non-loopback pub", ["--pub", f"tcp://0.0.0.0:{port}"]),
+                        ("bind conflict", ["--pub", f"tcp://127.0.0.1:{port}",
+                                           "--ingest", f"tcp://127.0.0.1:{port}"])):
+        with open(keep, "wb") as f:
+            f.write(b"precious bytes")
+        r = subprocess.run([SSMD, "--model", LM, *extra, "--generate-s", "1", "--generate-publish",
+                            "-o", keep], capture_output=True, text=True, env=ENV, timeout=30)
+        with open(keep, "rb") as f:
+            kept = f.read()
+        check(r.returncode == 2 and kept == b"precious bytes",
+              f"{what} with an existing -o: exit {r.returncode}, file now {len(kept)} bytes: {r.stderr!r}")
+        print(f"{what} with an existing -o file: exit 2, the file is untouched")
+    # the prompt file itself as output is refused (file-only and published runs)
+    prompt = os.path.join(TMP, "prompt_same.wav")
+    from scipy.io import wavfile
+    wavfile.write(prompt, 16000, (np.sin(np.arange(1600) * 0.05) * 8000).astype(np.int16))
+    before = open(prompt, "rb").read()
+    for pub in ([], ["--generate-publish", "--pub", f"tcp://127.0.0.1:{free_port()}",
+                     "--ingest", f"tcp://127.0.0.1:{free_port()}",
+                     "--control", f"tcp://127.0.0.1:{free_port()}"]):
+        r = subprocess.run([SSMD, "--model", LM, "--generate-s", "1", "--prompt", prompt, *pub,
+                            "-o", prompt], capture_output=True, text=True, env=ENV, timeout=60)
+        line = r.stderr.strip().splitlines()[-1] if r.stderr.strip() else ""
+        check(r.returncode == 2 and "is the prompt file" in line and open(prompt, "rb").read() == before,
+              f"prompt as output ({'published' if pub else 'file only'}): exit {r.returncode}: {r.stderr!r}")
+        print(f"prompt as output ({'published' if pub else 'file only'}): exit 2: {line}")
 
 
 def main():

@@ -211,6 +211,33 @@ static void test_refused_whole(void **state)
     ssm_model_free(other);
 }
 
+/* min_rows beyond any batch (INT_MAX: 2·min_rows would overflow) keeps every
+ * batch on the caller; workers' scratch is sized for their slices. */
+static void test_limits(void **state)
+{
+    (void)state;
+    ssm_model *m = load("a.safetensors");
+    float f[64 * 16] = {0};
+    int32_t tok[64] = {0};
+    run b;
+    run_make(&b, m, 2, 1);
+    assert_int_equal(ssm_runner_set_threads(b.rn, 2, 2147483647, NULL), SSM_OK);
+    for (int n = 1; n <= 64; n *= 2)
+        assert_int_equal(step(&b, m, n, f, tok), SSM_OK);
+    ssm_runner *one = NULL;
+    assert_int_equal(ssm_runner_create(m, 64, 1, 0, &one, NULL), SSM_OK);
+    size_t b1 = ssm_runner_bytes(one);
+    assert_int_equal(ssm_runner_set_threads(one, 4, 4, NULL), SSM_OK);
+    size_t b4 = ssm_runner_bytes(one);
+    printf("runner bytes, max_batch 64: 1 thread %zu, 4 threads %zu (workers sized for 16-row "
+           "slices)\n", b1, b4);
+    assert_true(b4 < 2 * b1);
+    assert_int_equal(ssm_runner_set_threads(one, 4, 4, NULL), SSM_OK);
+    ssm_runner_destroy(one);
+    run_free(&b);
+    ssm_model_free(m);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -223,6 +250,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_bits_tokens),
         cmocka_unit_test(test_reset_in_worker),
         cmocka_unit_test(test_refused_whole),
+        cmocka_unit_test(test_limits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
