@@ -154,6 +154,20 @@ extern "C" int ssm_cuda_conv(float *out, size_t ld_out, float *const *states, si
 
 /* ---- fused selective scan ------------------------------------------------ */
 
+/* Where a thread of a scan block works (block = blockDim.x / G channels of
+ * one stream, blockIdx.x = stream · n_cblocks + channel block): stream *s,
+ * channel *c, lane *g of the channel's G-lane group.  Returns c < d_inner
+ * (false: a padding lane, which still takes part in the shuffles). */
+__device__ __forceinline__ bool scan_lane_of(int G, int n_cblocks, int d_inner, size_t *s, int *c,
+                                             int *g)
+{
+    int cpb = blockDim.x / G;
+    *s = blockIdx.x / (unsigned)n_cblocks;
+    *g = threadIdx.x % G;
+    *c = (int)(blockIdx.x % (unsigned)n_cblocks) * cpb + (int)threadIdx.x / G;
+    return *c < d_inner;
+}
+
 /* One frame's inputs of channel c: x and Δ = softplus(dt + dt_bias); zeros
  * for a padding lane (c >= d_inner), which still runs the loop so that every
  * lane of the warp reaches the shuffles. */
@@ -195,12 +209,9 @@ __global__ void scan_kernel(float *y, size_t ld_y, float *const *states, size_t 
                             size_t ld_z, float dA_log_min, int n_frames, int d_inner,
                             int d_state, int G, int n_cblocks)
 {
-    int cpb = blockDim.x / G;
-    size_t s = blockIdx.x / (unsigned)n_cblocks;
-    int cb = (int)(blockIdx.x % (unsigned)n_cblocks);
-    int g = threadIdx.x % G;
-    int c = cb * cpb + (int)threadIdx.x / G;
-    bool valid = c < d_inner;
+    size_t s;
+    int c, g;
+    bool valid = scan_lane_of(G, n_cblocks, d_inner, &s, &c, &g);
     int K = (d_state + G - 1) / G;
 
     float h[MAX_K], a[MAX_K];
@@ -256,12 +267,9 @@ __global__ void scan_vec_kernel(float *y, size_t ld_y, float *const *states, siz
                                 size_t ld_z, float dA_log_min, int n_frames, int d_inner,
                                 int d_state, int G, int n_cblocks)
 {
-    int cpb = blockDim.x / G;
-    size_t s = blockIdx.x / (unsigned)n_cblocks;
-    int cb = (int)(blockIdx.x % (unsigned)n_cblocks);
-    int g = threadIdx.x % G;
-    int c = cb * cpb + (int)threadIdx.x / G;
-    bool valid = c < d_inner;
+    size_t s;
+    int c, g;
+    bool valid = scan_lane_of(G, n_cblocks, d_inner, &s, &c, &g);
     float *base = states[s] + offset;
     bool aligned = ((uintptr_t)base & 15u) == 0;
     float *st = valid ? base + (size_t)c * d_state : NULL;

@@ -27,6 +27,7 @@
  */
 #include "ssm/model.h"
 
+#include <assert.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdalign.h>
@@ -860,16 +861,7 @@ static step_job slice_job(const ssm_runner *rn, ssm_state *const *states, int fi
 static int step_threaded(ssm_runner *rn, ssm_state *const *states, int n, const float *features,
                          const int32_t *tokens, const ssm_outputs *out, unsigned *flags)
 {
-    if (!states)
-        return SSM_ERR_INVALID;
-    /* refuse the whole batch before any slice touches a state */
-    for (int i = 0; i < n; ++i)
-        if (!states[i] || states[i]->model != rn->model)
-            return SSM_ERR_INVALID;
-    int rc = check_args(rn, n, features, tokens, out);
-    if (rc < 0)
-        return rc;
-    step_pool *p = rn->pool;
+    step_pool *p = rn->pool; /* arguments checked by ssm_step for the whole batch */
     int parts = p->n_workers + 1;
     if (parts > n / p->min_rows)
         parts = n / p->min_rows; /* >= 2: ssm_step checked n / 2 >= min_rows */
@@ -1069,23 +1061,28 @@ static int step_threaded(ssm_runner *rn, ssm_state *const *states, int n, const 
 int ssm_step(ssm_runner *rn, ssm_state *const *states, int n, const float *features,
              const int32_t *tokens, const ssm_outputs *out, unsigned *flags)
 {
-    if (rn && rn->pool && n / 2 >= rn->pool->min_rows && n <= rn->max_batch)
-        return step_threaded(rn, states, n, features, tokens, out, flags);
-    return step_impl(rn, states, n, features, tokens, out, flags);
-}
-
-static int step_impl(ssm_runner *rn, ssm_state *const *states, int n, const float *features,
-                     const int32_t *tokens, const ssm_outputs *out, unsigned *flags)
-{
+    /* the whole batch is checked before any state (or worker slice) is touched */
     if (!rn || !states || n < 1 || n > rn->max_batch)
         return SSM_ERR_INVALID;
-    const ssm_model *m = rn->model;
     for (int i = 0; i < n; ++i)
-        if (!states[i] || states[i]->model != m)
+        if (!states[i] || states[i]->model != rn->model)
             return SSM_ERR_INVALID;
     int rc = check_args(rn, n, features, tokens, out);
     if (rc < 0)
         return rc;
+    if (rn->pool && n / 2 >= rn->pool->min_rows)
+        return step_threaded(rn, states, n, features, tokens, out, flags);
+    return step_impl(rn, states, n, features, tokens, out, flags);
+}
+
+/* One step of n checked streams on rn (the caller's runner, or a worker's
+ * for its slice, which never exceeds the worker's max_batch). */
+static int step_impl(ssm_runner *rn, ssm_state *const *states, int n, const float *features,
+                     const int32_t *tokens, const ssm_outputs *out, unsigned *flags)
+{
+    assert(n >= 1 && n <= rn->max_batch);
+    const ssm_model *m = rn->model;
+    int rc;
     if (rn->cuda) {
         for (int i = 0; i < n; ++i)
             rn->conv_ptr[i] = states[i]->dev;
