@@ -11,7 +11,7 @@
 # tests' (the benchmarks never fail it); 3 when there is no usable GPU, so
 # that nothing that did not run reads as a pass.  Finishes in ~1.5 min on an
 # H200 (docs/performance.md).
-#   bash tests/gpu/run.sh [OUT_DIR]
+#   bash tests/gpu/run.sh [OUT_DIR]      (SSMD_GPU_SKIP_BENCH=1: build and tests only)
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 O=${1:-${OUT:-/tmp/ssmd-gpu}}
@@ -65,6 +65,7 @@ if grep -q "^SKIP:" "$O/test.log"; then
   exit 3
 fi
 
+if [ -n "${SSMD_GPU_SKIP_BENCH:-}" ]; then echo "benchmarks skipped (SSMD_GPU_SKIP_BENCH)"; exit $rc; fi
 echo "== benchmarks"
 SSMD_BENCH_SECONDS=${SSMD_BENCH_SECONDS:-1.0} timeout 240 bash bench/gpu/run.sh build-gpu "$O/gpu_bench.jsonl" \
   >"$O/bench.log" 2>&1
