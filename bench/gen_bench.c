@@ -49,8 +49,10 @@ int main(int argc, char **argv)
     for (int k = 0; k < nb; k++) {
         int B = argc > 2 ? atoi(argv[2 + k]) : def[k];
         ssmd_generator *g = NULL;
-        /* SSMD_BENCH_F16=1: the runner's f16 weights (ssmd --weights f16) */
-        unsigned rf = getenv("SSMD_BENCH_F16") ? SSM_RUNNER_F16_WEIGHTS : 0;
+        /* SSMD_BENCH_F16=1 / SSMD_BENCH_INT8=1: the runner's f16 / int8
+         * weights (ssmd --weights f16 / int8) */
+        unsigned rf = getenv("SSMD_BENCH_INT8") ? SSM_RUNNER_INT8_WEIGHTS
+                      : getenv("SSMD_BENCH_F16") ? SSM_RUNNER_F16_WEIGHTS : 0;
         if (B < 1 || ssmd_generator_create(m, B, &sp, 1, rf, &g, err, sizeof err) != 0) {
             fprintf(stderr, "gen_bench: batch %d: %s\n", B, B < 1 ? "bad batch" : err);
             ssm_model_free(m);
@@ -67,7 +69,7 @@ int main(int argc, char **argv)
         } while (t < budget);
         printf("{\"bench\":\"generate\",\"impl\":\"%s\",\"batch\":%d,\"steps\":%ld,\"seconds\":%.3f,"
                "\"samples_per_s\":%.0f,\"per_stream_realtime_x\":%.3f,\"rate_hz\":%d}\n",
-               rf ? "ssmd-f16" : "ssmd", B, steps, t, (double)steps * B / t, (double)steps / t / rate, rate);
+               rf == SSM_RUNNER_INT8_WEIGHTS ? "ssmd-int8" : rf ? "ssmd-f16" : "ssmd", B, steps, t, (double)steps * B / t, (double)steps / t / rate, rate);
         fflush(stdout);
         free(codes);
         ssmd_generator_destroy(g);

@@ -59,6 +59,7 @@ typedef struct lin_w {
     const float *w;
     const float *p32;
     const unsigned short *p16;
+    const void *q8; /* int8 panel (ssm_pack_q8); NULL when d_in > SSM_Q8_MAX_D_IN */
     int d_in, d_out;
 } lin_w;
 
@@ -87,6 +88,7 @@ static void lin_setup(lin_w *L, const float *w, int d_in, int d_out, unsigned ch
         return;
     size_t ne = ssm_pack_elems(d_in, d_out);
     size_t b32 = (ne * sizeof(float) + 63) / 64 * 64, b16 = (ne * 2 + 63) / 64 * 64;
+    size_t b8 = d_in <= SSM_Q8_MAX_D_IN ? ssm_pack_q8_bytes(d_in, d_out) : 0;
     if (mem) {
         float *p32 = (float *)(mem + *total);
         unsigned short *p16 = (unsigned short *)(mem + *total + b32);
@@ -94,8 +96,12 @@ static void lin_setup(lin_w *L, const float *w, int d_in, int d_out, unsigned ch
         ssm_pack_f16(p16, w, d_in, d_out);
         L->p32 = p32;
         L->p16 = p16;
+        L->q8 = NULL;
+        /* weights are finite (checked at load), so packing cannot fail */
+        if (b8 && ssm_pack_q8(mem + *total + b32 + b16, w, d_in, d_out) == 0)
+            L->q8 = mem + *total + b32 + b16;
     }
-    *total += b32 + b16;
+    *total += b32 + b16 + b8;
 }
 
 static void pack_all(ssm_model *m, unsigned char *mem, size_t *total)
@@ -490,7 +496,7 @@ struct ssm_runner {
     const ssm_model *model;
     lin_mode step_mode, fwd_mode;
     ssm_linear_packed_fn packed;
-    int f16;
+    int wtype;           /* 0 fp32, 1 f16, 2 int8 panels */
     ssm_isa isa;
     conv_fn conv;
     scan_fn scan;
@@ -621,6 +627,24 @@ static int cuda_runner_create(const ssm_model *m, int max_batch, int max_chunk, 
     return SSM_OK;
 }
 
+/* 1 when every linear layer of m has an int8 panel; else 0 and *widest the
+ * largest d_in without one. */
+static int all_q8(const ssm_model *m, int *widest)
+{
+    const lin_w *heads_[] = {&m->frontend, &m->mask, &m->vad, &m->lm};
+    int ok = 1;
+    for (int i = 0; i < m->cfg.n_layer * LIN_PER_LAYER + 4; ++i) {
+        const lin_w *L = i < m->cfg.n_layer * LIN_PER_LAYER ? &m->layer_lin[i]
+                                                            : heads_[i - m->cfg.n_layer * LIN_PER_LAYER];
+        if (L->w && !L->q8) {
+            ok = 0;
+            if (L->d_in > *widest)
+                *widest = L->d_in;
+        }
+    }
+    return ok;
+}
+
 int ssm_runner_create(const ssm_model *m, int max_batch, int max_chunk,
                       unsigned flags, ssm_runner **out, ssm_error *err)
 {
@@ -634,6 +658,7 @@ int ssm_runner_create(const ssm_model *m, int max_batch, int max_chunk,
                              "ssm_runner_create: max_batch %d and max_chunk %d must be >= 1",
                              max_batch, max_chunk);
     const unsigned known = SSM_RUNNER_BLAS_STEP | SSM_RUNNER_REFERENCE | SSM_RUNNER_F16_WEIGHTS |
+                           SSM_RUNNER_INT8_WEIGHTS |
                            SSM_RUNNER_ISA_AVX2 | SSM_RUNNER_ISA_SCALAR |
                            SSM_RUNNER_BF16_WEIGHTS | SSM_RUNNER_NO_GRAPH;
     if (flags & ~known)
@@ -650,8 +675,19 @@ int ssm_runner_create(const ssm_model *m, int max_batch, int max_chunk,
         isa = SSM_ISA_AVX2;
     if (flags & SSM_RUNNER_ISA_SCALAR)
         isa = SSM_ISA_SCALAR;
-    int f16 = (flags & SSM_RUNNER_F16_WEIGHTS) != 0;
-    ssm_linear_packed_fn packed = ssm_linear_packed_get(isa, f16);
+    if ((flags & SSM_RUNNER_F16_WEIGHTS) && (flags & SSM_RUNNER_INT8_WEIGHTS))
+        return ssm_error_set(err, SSM_ERR_INVALID,
+                             "ssm_runner_create: SSM_RUNNER_F16_WEIGHTS and SSM_RUNNER_INT8_WEIGHTS "
+                             "exclude each other");
+    int wtype = (flags & SSM_RUNNER_INT8_WEIGHTS) ? 2 : (flags & SSM_RUNNER_F16_WEIGHTS) ? 1 : 0;
+    if (wtype == 2) {
+        int widest = 0;
+        if (!all_q8(m, &widest))
+            return ssm_error_set(err, SSM_ERR_INVALID,
+                                 "ssm_runner_create: int8 weights take layers of up to %d inputs "
+                                 "(this model has one of %d)", SSM_Q8_MAX_D_IN, widest);
+    }
+    ssm_linear_packed_fn packed = wtype == 2 ? ssm_linear_q8_get(isa) : ssm_linear_packed_get(isa, wtype);
     if (!packed)
         return ssm_error_set(err, SSM_ERR_INVALID, "ssm_runner_create: no %s kernels on this CPU",
                              ssm_isa_name(isa));
@@ -682,7 +718,7 @@ int ssm_runner_create(const ssm_model *m, int max_batch, int max_chunk,
     rn->model = m;
     int ref = (flags & SSM_RUNNER_REFERENCE) != 0;
     rn->isa = isa;
-    rn->f16 = f16;
+    rn->wtype = wtype;
     rn->packed = packed;
     rn->step_mode = ref ? MODE_REFERENCE : (flags & SSM_RUNNER_BLAS_STEP) ? MODE_BLAS : MODE_PACKED;
     /* forward: the same projection kernel as the step, over the chunk's
@@ -929,7 +965,8 @@ static void lin(const ssm_runner *rn, lin_mode mode, float *out, size_t ld_out, 
 {
     switch (mode) {
     case MODE_PACKED:
-        rn->packed(out, ld_out, x, ld_x, rn->f16 ? (const void *)P->p16 : (const void *)P->p32,
+        rn->packed(out, ld_out, x, ld_x,
+                   rn->wtype == 2 ? P->q8 : rn->wtype == 1 ? (const void *)P->p16 : (const void *)P->p32,
                    bias, n, P->d_in, P->d_out);
         break;
     case MODE_BLAS:

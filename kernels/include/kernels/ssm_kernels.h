@@ -234,6 +234,44 @@ typedef void (*ssm_scan_step_fn)(float *y, size_t ld_y, float *const *ssm_state,
  *  blocks of 8 (isa AVX2), else ssm_scan_step_f32_vec itself. */
 ssm_scan_step_fn ssm_scan_step_get(ssm_isa isa);
 
+/* ---- int8 linear layers (cpu/ssm_kernels_q8.c) ------------------------------
+ * out = x · wᵀ + bias with int8 weights (one scale per output column, made
+ * at load) and int8 activations (one scale per row, made on the fly),
+ * multiplied and summed exactly in int32 and scaled back to fp32 once per
+ * output (LLM.int8() vector-wise quantization, Dettmers et al. 2022 §3.1,
+ * without the outlier split).  For row i, column j:
+ *   sx = max_k|x[i,k]| / 127;  q[k] = clamp(rint(x[i,k] · 127/max_k|x[i,k]|), ±127)
+ *   out[i,j] = ((float)Σ_k q[k]·wq[k,j] · sx) · sw[j] + bias[j]
+ * Every variant gives the same bits (integer sums are exact; the float steps
+ * are the same operations in the same order) and a row's result depends
+ * neither on the batch nor on its position.  Error against the fp32 product:
+ * at most (sx/2)·Σ_k|w[j,k]| + (sw[j]/2)·Σ_k|q[k]|·sx per output (half a
+ * quantization step of each operand; tests/kernels checks it).  A row with
+ * NaN or ±Inf gives NaN in every column; an all-zero row gives bias.
+ * Same shape conventions as ssm_linear_f32; d_in ≤ SSM_Q8_MAX_D_IN (the
+ * quantized rows live on the stack: ≤ 50 KB); out must not alias x.
+ * Real-time safe, thread-safe (read-only panel), no allocation. */
+
+/** Largest d_in of an int8 layer. */
+#define SSM_Q8_MAX_D_IN 8192
+/** Bytes of an int8 panel for w {d_out, d_in} (64-byte multiple). */
+size_t ssm_pack_q8_bytes(int d_in, int d_out);
+/** Quantizes w {d_out, d_in} row-major (nn.Linear.weight) into wp
+ *  (ssm_pack_q8_bytes bytes, 64-byte aligned): per output column j,
+ *  sw[j] = max_k|w[j,k]| / 127 and wq[k,j] = clamp(rint(w[j,k]·127/max), ±127)
+ *  (an all-zero column: scale 0).  Returns 0, or -1 (wp unspecified) when a
+ *  weight is NaN or ±Inf. */
+int ssm_pack_q8(void *wp, const float *w, int d_in, int d_out);
+/** 1 when isa's int8 variant runs natively here (AVX-512 also needs
+ *  AVX-512 BW and VNNI; without them ssm_linear_q8_get(SSM_ISA_AVX512)
+ *  returns the AVX2 variant), else 0. */
+int ssm_q8_isa_supported(ssm_isa isa);
+/** The int8 variant for isa (a panel from ssm_pack_q8 as wp), or NULL when
+ *  this CPU lacks isa.  Same signature as the packed variants. */
+ssm_linear_packed_fn ssm_linear_q8_get(ssm_isa isa);
+void ssm_linear_q8_scalar(float *out, size_t ld_out, const float *x, size_t ld_x,
+                          const void *wp, const float *bias, int n_rows, int d_in, int d_out);
+
 void ssm_linear_packed_f32_scalar(float *out, size_t ld_out, const float *x, size_t ld_x,
                                   const void *wp, const float *bias,
                                   int n_rows, int d_in, int d_out);

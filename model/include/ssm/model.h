@@ -236,6 +236,19 @@ enum {
     /** CUDA backend only: launch the kernels one by one instead of replaying
      *  a CUDA graph (same results bit for bit; for tests and profiling). */
     SSM_RUNNER_NO_GRAPH = 1u << 6,
+    /** CPU backend: projections in int8 (ssm_kernels.h "int8 linear
+     *  layers"): int8 weights with one scale per output column (made at
+     *  load), activations quantized to int8 per row on the fly, exact int32
+     *  sums (AVX-512 VNNI / AVX2), one fp32 rescale per output; a quarter of
+     *  the fp32 weight bytes, so a ~1 M-parameter model's projections stay
+     *  in a 1 MB L2.  Outputs differ from fp32 by the quantization of both
+     *  operands (measured in docs/performance.md and tests/model); every ISA
+     *  gives the same bits and steps stay batch-invariant; ssm_forward uses
+     *  the same kernel, so a chunk still equals its frames stepped.  Layers
+     *  with more than SSM_Q8_MAX_D_IN (8192) inputs are refused; excludes
+     *  SSM_RUNNER_F16_WEIGHTS; ignored with SSM_RUNNER_BLAS_STEP's steps and
+     *  SSM_RUNNER_REFERENCE. */
+    SSM_RUNNER_INT8_WEIGHTS = 1u << 7,
 };
 
 /** Creates scratch memory for steps of up to max_batch streams and forwards
