@@ -13,6 +13,7 @@ command -v taskset >/dev/null || pin=()
 export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
 "${pin[@]}" "$build/bench/gen_bench" "$model" 1 16
 SSMD_BENCH_F16=1 "${pin[@]}" "$build/bench/gen_bench" "$model" 1 16   # --weights f16
+SSMD_BENCH_INT8=1 "${pin[@]}" "$build/bench/gen_bench" "$model" 1 16  # --weights int8
 if /usr/bin/python3 -c "import torch" 2>/dev/null; then
   "${pin[@]}" /usr/bin/python3 "$root/bench/gen_torch_peer.py" "$model" 1 16
 else

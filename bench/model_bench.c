@@ -3,6 +3,7 @@
  * batch sizes, per implementation:
  *   ssmd       default runner: packed FMA kernels, best ISA (batch-invariant)
  *   ssmd-f16   SSM_RUNNER_F16_WEIGHTS (binary16 weights, fp32 accumulation)
+ *   ssmd-int8  SSM_RUNNER_INT8_WEIGHTS (int8 weights and activations, int32 sums)
  *   ssmd-avx2  SSM_RUNNER_ISA_AVX2 (the same bits as ssmd, AVX2+FMA code)
  *   ssmd-blas  SSM_RUNNER_BLAS_STEP (OpenBLAS sgemm/sgemv projections)
  * then ssm_step with T threads, each its own runner over B/T of the streams
@@ -17,7 +18,7 @@
  *       more in chunks of 256, and prints the process's peak RSS (getrusage)
  * Env: SSMD_BENCH_SECONDS (per figure, default 1.0), SSMD_BENCH_MIN_STEPS_B1
  * (least steps timed at batch 1, default 10000), SSMD_BENCH_IMPLS (comma list,
- * default all four), SSMD_BENCH_THREADS (thread counts for the threaded
+ * default all five), SSMD_BENCH_THREADS (thread counts for the threaded
  * figure, default "2"; "" skips it). */
 #include <pthread.h>
 #include <stdint.h>
@@ -226,7 +227,7 @@ int main(int argc, char **argv)
     size_t min_b1 = min_env ? (size_t)atol(min_env) : 10000;
     const char *impls_env = getenv("SSMD_BENCH_IMPLS");
     static const struct { const char *name; unsigned flags; } k_impls[] = {
-        {"ssmd", 0}, {"ssmd-f16", SSM_RUNNER_F16_WEIGHTS},
+        {"ssmd", 0}, {"ssmd-f16", SSM_RUNNER_F16_WEIGHTS}, {"ssmd-int8", SSM_RUNNER_INT8_WEIGHTS},
         {"ssmd-avx2", SSM_RUNNER_ISA_AVX2}, {"ssmd-blas", SSM_RUNNER_BLAS_STEP}};
     for (size_t mode = 0; mode < sizeof k_impls / sizeof k_impls[0]; ++mode) {
         const char *impl = k_impls[mode].name;

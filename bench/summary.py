@@ -125,8 +125,10 @@ def main(path):
         best1 = max([r["stream_steps_per_s"] for r in steps if r["model"] == name and r["impl"] == "ssmd"] or [0])
         best2 = max([r["mean_stream_steps_per_s"] for r in thr if r["model"] == name] or [0])
         bestt = max([r["stream_steps_per_s"] for r in steps if r["model"] == name and r["impl"].startswith("torch")] or [0])
+        best8 = max([r["stream_steps_per_s"] for r in steps if r["model"] == name and r["impl"] == "ssmd-int8"] or [0])
         print(f"\nreal-time streams at 100 frames/s: ssmd {best1 / 100:,.0f} per core (1 thread), "
               f"{best2 / 200:,.0f} per core with 2 threads ({best2 / 100:,.0f} on 2 cores); "
+              f"int8 weights {best8 / 100:,.0f} per core (1 thread); "
               f"PyTorch eager {bestt / 100:,.0f} per core")
         for r in thr:
             if r["model"] == name:
@@ -139,6 +141,7 @@ def main(path):
                 print(f"- chunked ssm_forward ({r['impl']}, chunk {r['chunk']}): {r['frames_per_s']:,.0f} frames/s")
         out.append({"bench": "summary", "what": "realtime_streams_per_core_100fps", "model": name,
                     "ssmd_1thread": round(best1 / 100), "ssmd_2threads_per_core": round(best2 / 200),
+                    "ssmd_int8_1thread": round(best8 / 100),
                     "torch": round(bestt / 100)})
 
     mem = [r for r in rows if r.get("bench") == "model_memory"]

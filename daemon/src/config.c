@@ -37,9 +37,11 @@ static const ssmd_option options[] = {
       "compute backend: 'cpu', 'cuda' (an NVIDIA GPU; fails if none) or 'auto' (GPU when present)" },
     { "cuda_device", 0, SSMD_OPT_INT, OFF(cuda_device), 0, 63, NULL, "0", false,
       "CUDA device ordinal for --backend cuda/auto (see nvidia-smi; CUDA_VISIBLE_DEVICES applies)" },
-    { "weights", 0, SSMD_OPT_ENUM, OFF(weights), 0, 0, "f32|f16|bf16", "f32", false,
+    { "weights", 0, SSMD_OPT_ENUM, OFF(weights), 0, 0, "f32|f16|int8|bf16", "f32", false,
       "precision of the projection weights: f32; f16 (cpu backend: half the bytes per step); "
-      "bf16 (cuda backend: bf16 products, fp32 sums)" },
+      "int8 (cpu backend: int8 weights and activations, exact int32 sums, a quarter of the "
+      "bytes; see docs/performance.md for the accuracy cost); bf16 (cuda backend: bf16 "
+      "products, fp32 sums)" },
     { "serve", 0, SSMD_OPT_ENUM, OFF(serve), 0, 0, "auto|yes|no", "auto", false,
       "bind the sockets: 'auto' = yes unless the job is file to file, 'yes', 'no'" },
     { "wait_subscribers", 0, SSMD_OPT_INT, OFF(wait_subscribers), 0, 1000, NULL, "0", false,
@@ -491,6 +493,12 @@ int ssmd_config_runner_flags(const ssmd_config *cfg, const ssm_model *model, uns
             return -1;
         }
         *flags = SSM_RUNNER_F16_WEIGHTS;
+    } else if (strcmp(cfg->weights, "int8") == 0) {
+        if (cuda) {
+            ssmd_errf(err, cap, "weights: int8 is a cpu-backend option; on cuda use bf16");
+            return -1;
+        }
+        *flags = SSM_RUNNER_INT8_WEIGHTS;
     } else if (strcmp(cfg->weights, "bf16") == 0) {
         if (!cuda) {
             ssmd_errf(err, cap, "weights: bf16 needs the cuda backend (the model runs on the %s; "

@@ -95,7 +95,8 @@ void ssmd_config_model_options(const ssmd_config *cfg, struct ssm_model_options 
 
 struct ssm_model;
 /** SSM_RUNNER_* flags for cfg->weights on the backend model runs on: "f32"
- *  → 0, "f16" → SSM_RUNNER_F16_WEIGHTS (cpu only), "bf16" →
+ *  → 0, "f16" → SSM_RUNNER_F16_WEIGHTS (cpu only), "int8" →
+ *  SSM_RUNNER_INT8_WEIGHTS (cpu only), "bf16" →
  *  SSM_RUNNER_BF16_WEIGHTS (cuda only).  Returns 0 and *flags, or -1 with
  *  one line in err when the precision does not exist on that backend. */
 int ssmd_config_runner_flags(const ssmd_config *cfg, const struct ssm_model *model,
