@@ -604,6 +604,105 @@ T5 __m512 vexp512(__m512 x)
     return _mm512_mul_ps(p, _mm512_castsi512_ps(e));
 }
 
+/* Sixteen channels at once for d_state 16, 8 and 4 (the models' sizes):
+ * the state rows of consecutive channels are contiguous, so one register
+ * holds one channel (16 states), two (8) or four (4), and the per-channel
+ * sums C·h are finished by a transpose-add across the sixteen channels
+ * instead of one horizontal reduction each.  Every lane still sees the _vec
+ * kernel's operations in its order: acc[l] = (0 + p[l]) + p[l+8] (no p[l+8]
+ * below 16 states), then ((a0+a4)+(a1+a5))+((a2+a6)+(a3+a7)).  Below 8
+ * states a4…a7 are +0 and a_l = 0 + p_l is never −0, so a_l + a_{l+4} = a_l
+ * and the tree is (a0+a1)+(a2+a3), bit for bit. */
+
+/* v0…v3 hold four channels each, one 128-bit lane per channel (v_j lane k is
+ * channel 4j+k) with its four sums q; returns (q0+q1)+(q2+q3) of the sixteen
+ * channels in channel order. */
+T5 __m512 hsum4x16_512(__m512 v0, __m512 v1, __m512 v2, __m512 v3)
+{
+    __m512 t01 = _mm512_add_ps(_mm512_shuffle_ps(v0, v1, _MM_SHUFFLE(2, 0, 2, 0)),
+                               _mm512_shuffle_ps(v0, v1, _MM_SHUFFLE(3, 1, 3, 1)));
+    __m512 t23 = _mm512_add_ps(_mm512_shuffle_ps(v2, v3, _MM_SHUFFLE(2, 0, 2, 0)),
+                               _mm512_shuffle_ps(v2, v3, _MM_SHUFFLE(3, 1, 3, 1)));
+    /* lane k: (q0+q1)+(q2+q3) of channels k, 4+k, 8+k, 12+k */
+    __m512 u = _mm512_add_ps(_mm512_shuffle_ps(t01, t23, _MM_SHUFFLE(2, 0, 2, 0)),
+                             _mm512_shuffle_ps(t01, t23, _MM_SHUFFLE(3, 1, 3, 1)));
+    const __m512i tr = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    return _mm512_permutexvar_ps(tr, u);
+}
+
+/* w0 = [a_c | a_c+1], w1 = [a_c+2 | a_c+3] (eight lane sums per channel):
+ * the four sums a_l + a_{l+4} of each channel, one 128-bit lane each. */
+T5 __m512 fold8x4_512(__m512 w0, __m512 w1)
+{
+    return _mm512_add_ps(_mm512_shuffle_f32x4(w0, w1, _MM_SHUFFLE(2, 0, 2, 0)),
+                         _mm512_shuffle_f32x4(w0, w1, _MM_SHUFFLE(3, 1, 3, 1)));
+}
+
+/* h ← h·exp(max(Δ·A, lmin)) + dx·B for one register of states; returns
+ * 0 + h·C, the first addition of the lane sums. */
+T5 __m512 update512(float *h, const float *Ac, __m512 vd, __m512 vdx, __m512 vb, __m512 vc,
+                    __m512 lmin)
+{
+    __m512 la = _mm512_max_ps(lmin, _mm512_mul_ps(vd, _mm512_loadu_ps(Ac)));
+    __m512 hn = _mm512_add_ps(_mm512_mul_ps(_mm512_loadu_ps(h), vexp512(la)),
+                              _mm512_mul_ps(vdx, vb));
+    _mm512_storeu_ps(h, hn);
+    return _mm512_add_ps(_mm512_setzero_ps(), _mm512_mul_ps(hn, vc));
+}
+
+/* Channels c … c+15 of one stream (ys, hc, Ac, ds, xs, D already offset to
+ * channel c), d_state DS ∈ {16, 8, 4}; vb, vc hold the stream's B and C
+ * repeated to fill a register. */
+T5 void scan16ch_512(float *ys, float *hc, const float *Ac, const float *ds, const float *xs,
+                     const float *D, __m512 vb, __m512 vc, __m512 lmin, const int DS)
+{
+    const __m512 d16 = _mm512_loadu_ps(ds), x16 = _mm512_loadu_ps(xs);
+    const __m512 dx16 = _mm512_mul_ps(d16, x16);
+    __m512 q[4];
+    if (DS == 16) {
+        float dxs[16];
+        _mm512_storeu_ps(dxs, dx16);
+        _Pragma("GCC unroll 4") for (int j = 0; j < 4; ++j) {
+            __m512 p[4];
+            _Pragma("GCC unroll 4") for (int i = 0; i < 4; ++i) {
+                const int ch = 4 * j + i;
+                p[i] = update512(hc + 16 * ch, Ac + 16 * ch, _mm512_set1_ps(ds[ch]),
+                                 _mm512_set1_ps(dxs[ch]), vb, vc, lmin);
+            }
+            /* [a_c | a_c+1] = (0 + low halves) + high halves */
+            __m512 w0 = _mm512_add_ps(_mm512_shuffle_f32x4(p[0], p[1], _MM_SHUFFLE(1, 0, 1, 0)),
+                                      _mm512_shuffle_f32x4(p[0], p[1], _MM_SHUFFLE(3, 2, 3, 2)));
+            __m512 w1 = _mm512_add_ps(_mm512_shuffle_f32x4(p[2], p[3], _MM_SHUFFLE(1, 0, 1, 0)),
+                                      _mm512_shuffle_f32x4(p[2], p[3], _MM_SHUFFLE(3, 2, 3, 2)));
+            q[j] = fold8x4_512(w0, w1);
+        }
+    } else if (DS == 8) {
+        const __m512i pair = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+        _Pragma("GCC unroll 4") for (int j = 0; j < 4; ++j) {
+            __m512 w[2];
+            _Pragma("GCC unroll 2") for (int i = 0; i < 2; ++i) {
+                const int ch = 4 * j + 2 * i;
+                const __m512i idx = _mm512_add_epi32(pair, _mm512_set1_epi32(ch));
+                w[i] = update512(hc + 8 * ch, Ac + 8 * ch, _mm512_permutexvar_ps(idx, d16),
+                                 _mm512_permutexvar_ps(idx, dx16), vb, vc, lmin);
+            }
+            q[j] = fold8x4_512(w[0], w[1]);
+        }
+    } else {
+        const __m512i quad = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
+        _Pragma("GCC unroll 4") for (int j = 0; j < 4; ++j) {
+            const int ch = 4 * j;
+            const __m512i idx = _mm512_add_epi32(quad, _mm512_set1_epi32(ch));
+            q[j] = update512(hc + 4 * ch, Ac + 4 * ch, _mm512_permutexvar_ps(idx, d16),
+                             _mm512_permutexvar_ps(idx, dx16), vb, vc, lmin);
+        }
+    }
+    __m512 v = hsum4x16_512(q[0], q[1], q[2], q[3]);
+    if (D)
+        v = _mm512_add_ps(v, _mm512_mul_ps(_mm512_loadu_ps(D), x16));
+    _mm512_storeu_ps(ys, v);
+}
+
 __attribute__((target("avx512f,avx512vl,avx512dq,avx2"))) static void
 scan_step_avx512(float *y, size_t ld_y, float *const *ssm_state, const float *x, size_t ld_x,
                  const float *dt, size_t ld_dt, const float *A, const float *B, const float *C,
@@ -623,7 +722,33 @@ scan_step_avx512(float *y, size_t ld_y, float *const *ssm_state, const float *x,
         const float *Bs = B + (size_t)s * ld_bc;
         const float *Cs = C + (size_t)s * ld_bc;
         float *ys = y + (size_t)s * ld_y;
-        for (int c = 0; c < d_inner; ++c) {
+        int c = 0;
+        if (d_state == 16 || d_state == 8 || d_state == 4) {
+            /* B and C once per stream, repeated to fill a register */
+            __m512 vb, vc;
+            if (d_state == 16) {
+                vb = _mm512_loadu_ps(Bs);
+                vc = _mm512_loadu_ps(Cs);
+            } else if (d_state == 8) {
+                vb = _mm512_broadcast_f32x8(_mm256_loadu_ps(Bs));
+                vc = _mm512_broadcast_f32x8(_mm256_loadu_ps(Cs));
+            } else {
+                vb = _mm512_broadcast_f32x4(_mm_loadu_ps(Bs));
+                vc = _mm512_broadcast_f32x4(_mm_loadu_ps(Cs));
+            }
+            for (; c + 16 <= d_inner; c += 16) {
+                float *hc = h + (size_t)c * d_state;
+                const float *Ac = A + (size_t)c * d_state;
+                const float *Dc = D ? D + c : NULL;
+                if (d_state == 16)
+                    scan16ch_512(ys + c, hc, Ac, ds + c, xs + c, Dc, vb, vc, lmin16, 16);
+                else if (d_state == 8)
+                    scan16ch_512(ys + c, hc, Ac, ds + c, xs + c, Dc, vb, vc, lmin16, 8);
+                else
+                    scan16ch_512(ys + c, hc, Ac, ds + c, xs + c, Dc, vb, vc, lmin16, 4);
+            }
+        }
+        for (; c < d_inner; ++c) {
             float *hc = h + (size_t)c * d_state;
             const float *Ac = A + (size_t)c * d_state;
             const float delta = ds[c];
