@@ -525,6 +525,84 @@ TA __m256 vexp256(__m256 x)
     return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
 }
 
+/* Eight channels at once for d_state 16, 8 and 4: the transpose-add of the
+ * AVX-512 kernel below (see its note) in 256-bit registers; the lane sums
+ * keep the _vec kernel's order, so the bits are the same. */
+
+/* v0…v3 hold two channels each, one 128-bit lane per channel (v_j lane k is
+ * channel 2j+k) with its four sums q; returns (q0+q1)+(q2+q3) of the eight
+ * channels in channel order. */
+TA __m256 hsum4x8_256(__m256 v0, __m256 v1, __m256 v2, __m256 v3)
+{
+    __m256 t01 = _mm256_add_ps(_mm256_shuffle_ps(v0, v1, _MM_SHUFFLE(2, 0, 2, 0)),
+                               _mm256_shuffle_ps(v0, v1, _MM_SHUFFLE(3, 1, 3, 1)));
+    __m256 t23 = _mm256_add_ps(_mm256_shuffle_ps(v2, v3, _MM_SHUFFLE(2, 0, 2, 0)),
+                               _mm256_shuffle_ps(v2, v3, _MM_SHUFFLE(3, 1, 3, 1)));
+    /* lane k: (q0+q1)+(q2+q3) of channels k, 2+k, 4+k, 6+k */
+    __m256 u = _mm256_add_ps(_mm256_shuffle_ps(t01, t23, _MM_SHUFFLE(2, 0, 2, 0)),
+                             _mm256_shuffle_ps(t01, t23, _MM_SHUFFLE(3, 1, 3, 1)));
+    return _mm256_permutevar8x32_ps(u, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+}
+
+/* a0, a1: two channels' eight lane sums; returns [a_l + a_{l+4} of a0 |
+ * the same of a1]. */
+TA __m256 fold8x2_256(__m256 a0, __m256 a1)
+{
+    return _mm256_add_ps(_mm256_permute2f128_ps(a0, a1, 0x20), _mm256_permute2f128_ps(a0, a1, 0x31));
+}
+
+/* h ← h·exp(max(Δ·A, lmin)) + dx·B for one register of states; returns h·C. */
+TA __m256 update256(float *h, const float *Ac, __m256 vd, __m256 vdx, __m256 vb, __m256 vc,
+                    __m256 lmin)
+{
+    __m256 la = _mm256_max_ps(lmin, _mm256_mul_ps(vd, _mm256_loadu_ps(Ac)));
+    __m256 hn = _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(h), vexp256(la)),
+                              _mm256_mul_ps(vdx, vb));
+    _mm256_storeu_ps(h, hn);
+    return _mm256_mul_ps(hn, vc);
+}
+
+/* Channels c … c+7 of one stream (pointers already offset to channel c),
+ * d_state DS ∈ {16, 8, 4}; vb*, vc* hold the stream's B and C (DS 16: states
+ * 0-7 in vb0 and 8-15 in vb1; DS 4: repeated twice). */
+TA void scan8ch_256(float *ys, float *hc, const float *Ac, const float *ds, const float *xs,
+                    const float *D, __m256 vb0, __m256 vb1, __m256 vc0, __m256 vc1, __m256 lmin,
+                    const int DS)
+{
+    const __m256 d8 = _mm256_loadu_ps(ds), x8 = _mm256_loadu_ps(xs);
+    const __m256 dx8 = _mm256_mul_ps(d8, x8);
+    const __m256 zero = _mm256_setzero_ps();
+    __m256 q[4];
+    if (DS == 4) {
+        _Pragma("GCC unroll 4") for (int j = 0; j < 4; ++j) {
+            const __m256i idx = _mm256_setr_epi32(2 * j, 2 * j, 2 * j, 2 * j,
+                                                  2 * j + 1, 2 * j + 1, 2 * j + 1, 2 * j + 1);
+            q[j] = _mm256_add_ps(zero, update256(hc + 8 * j, Ac + 8 * j,
+                                                 _mm256_permutevar8x32_ps(d8, idx),
+                                                 _mm256_permutevar8x32_ps(dx8, idx), vb0, vc0, lmin));
+        }
+    } else {
+        float dxs[8];
+        _mm256_storeu_ps(dxs, dx8);
+        _Pragma("GCC unroll 4") for (int j = 0; j < 4; ++j) {
+            __m256 a[2];
+            _Pragma("GCC unroll 2") for (int i = 0; i < 2; ++i) {
+                const int ch = 2 * j + i;
+                const __m256 vd = _mm256_set1_ps(ds[ch]), vdx = _mm256_set1_ps(dxs[ch]);
+                a[i] = _mm256_add_ps(zero, update256(hc + DS * ch, Ac + DS * ch, vd, vdx, vb0, vc0, lmin));
+                if (DS == 16)
+                    a[i] = _mm256_add_ps(a[i], update256(hc + DS * ch + 8, Ac + DS * ch + 8, vd, vdx,
+                                                         vb1, vc1, lmin));
+            }
+            q[j] = fold8x2_256(a[0], a[1]);
+        }
+    }
+    __m256 v = hsum4x8_256(q[0], q[1], q[2], q[3]);
+    if (D)
+        v = _mm256_add_ps(v, _mm256_mul_ps(_mm256_loadu_ps(D), x8));
+    _mm256_storeu_ps(ys, v);
+}
+
 __attribute__((target("avx2"))) static void
 scan_step_avx2(float *y, size_t ld_y, float *const *ssm_state, const float *x, size_t ld_x,
                const float *dt, size_t ld_dt, const float *A, const float *B, const float *C,
@@ -543,7 +621,33 @@ scan_step_avx2(float *y, size_t ld_y, float *const *ssm_state, const float *x, s
         const float *Bs = B + (size_t)s * ld_bc;
         const float *Cs = C + (size_t)s * ld_bc;
         float *ys = y + (size_t)s * ld_y;
-        for (int c = 0; c < d_inner; ++c) {
+        int c = 0;
+        if (d_state == 16 || d_state == 8 || d_state == 4) {
+            __m256 vb0, vb1 = _mm256_setzero_ps(), vc0, vc1 = _mm256_setzero_ps();
+            if (d_state == 4) {
+                vb0 = _mm256_broadcast_ps((const __m128 *)Bs);
+                vc0 = _mm256_broadcast_ps((const __m128 *)Cs);
+            } else {
+                vb0 = _mm256_loadu_ps(Bs);
+                vc0 = _mm256_loadu_ps(Cs);
+                if (d_state == 16) {
+                    vb1 = _mm256_loadu_ps(Bs + 8);
+                    vc1 = _mm256_loadu_ps(Cs + 8);
+                }
+            }
+            for (; c + 8 <= d_inner; c += 8) {
+                float *hc = h + (size_t)c * d_state;
+                const float *Ac = A + (size_t)c * d_state;
+                const float *Dc = D ? D + c : NULL;
+                if (d_state == 16)
+                    scan8ch_256(ys + c, hc, Ac, ds + c, xs + c, Dc, vb0, vb1, vc0, vc1, lmin, 16);
+                else if (d_state == 8)
+                    scan8ch_256(ys + c, hc, Ac, ds + c, xs + c, Dc, vb0, vb1, vc0, vc1, lmin, 8);
+                else
+                    scan8ch_256(ys + c, hc, Ac, ds + c, xs + c, Dc, vb0, vb1, vc0, vc1, lmin, 4);
+            }
+        }
+        for (; c < d_inner; ++c) {
             float *hc = h + (size_t)c * d_state;
             const float *Ac = A + (size_t)c * d_state;
             const float delta = ds[c];
