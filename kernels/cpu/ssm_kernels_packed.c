@@ -520,8 +520,9 @@ TA __m256 vexp256(__m256 x)
     p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(5.0000001201e-1f));
     p = _mm256_add_ps(_mm256_mul_ps(p, _mm256_mul_ps(r, r)), r);
     p = _mm256_add_ps(p, _mm256_set1_ps(1.0f));
-    __m256i ni = _mm256_sub_epi32(_mm256_castps_si256(t), _mm256_castps_si256(shifter));
-    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(ni, _mm256_set1_epi32(127)), 23);
+    /* 2ⁿ as in vexp: ((bits(t) − bits(shifter)) + 127) << 23, one add */
+    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_castps_si256(t),
+                                                   _mm256_set1_epi32(127 - 0x4b400000)), 23);
     return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
 }
 
@@ -703,8 +704,9 @@ T5 __m512 vexp512(__m512 x)
     p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(5.0000001201e-1f));
     p = _mm512_add_ps(_mm512_mul_ps(p, _mm512_mul_ps(r, r)), r);
     p = _mm512_add_ps(p, _mm512_set1_ps(1.0f));
-    __m512i ni = _mm512_sub_epi32(_mm512_castps_si512(t), _mm512_castps_si512(shifter));
-    __m512i e = _mm512_slli_epi32(_mm512_add_epi32(ni, _mm512_set1_epi32(127)), 23);
+    /* 2ⁿ as in vexp: ((bits(t) − bits(shifter)) + 127) << 23, one add */
+    __m512i e = _mm512_slli_epi32(_mm512_add_epi32(_mm512_castps_si512(t),
+                                                   _mm512_set1_epi32(127 - 0x4b400000)), 23);
     return _mm512_mul_ps(p, _mm512_castsi512_ps(e));
 }
 

@@ -49,9 +49,10 @@ static inline float vexp(float x)
     p = p * r + 5.0000001201e-1f;
     p = p * (r * r) + r;
     p = p + 1.0f;
-    /* t's low mantissa bits hold n (two's complement offset by the shifter) */
-    uint32_t ni = f2u(t) - f2u(shifter);
-    return p * u2f((ni + 127u) << 23);
+    /* t's low mantissa bits hold n (two's complement offset by the shifter):
+     * 2ⁿ = ((bits(t) − bits(shifter)) + 127) << 23, the two constants folded
+     * into one (integer arithmetic modulo 2³², the same bits) */
+    return p * u2f((f2u(t) + (127u - 0x4b400000u)) << 23);
 }
 
 /* log(w) for w in [1, 2] (Cephes logf: w = m·2ᵉ with m in [√½, √2), degree-8
