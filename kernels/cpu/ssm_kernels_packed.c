@@ -492,35 +492,35 @@ ssm_linear_packed_fn ssm_linear_packed_get(ssm_isa isa, int f16)
 }
 
 /* ---- selective scan step, explicit AVX2 ------------------------------------
- * The same operations, in the same order, as ssm_scan_step_f32_vec (vexp's
- * Cephes polynomial without FMA, h·dA + dx·B, C·h summed in eight lanes then
+ * The same operations, in the same order, as ssm_scan_step_f32_vec (vexp_fma:
+ * the Cephes polynomial with its reduction and Horner chain as FMAs, one
+ * rounding each as fmaf; h·dA + dx·B unfused, C·h summed in eight lanes then
  * the fixed tree), written with intrinsics over blocks of eight states: the
  * compiler's vectorisation of the _vec loop was the step's hot spot (a
  * horizontal reduction per channel).  The clamps are min/max with the
  * constant first, which keep NaN as the _vec comparisons do, and the tail
  * block is masked, so the bits equal the _vec kernel's (tests/kernels). */
 #ifdef SSM_X86
-#define TA __attribute__((target("avx2"), always_inline)) static inline
+#define TA __attribute__((target("avx2,fma"), always_inline)) static inline
 
 TA __m256 vexp256(__m256 x)
 {
     const __m256 shifter = _mm256_set1_ps(12582912.0f);
     x = _mm256_min_ps(_mm256_set1_ps(88.0f), x);  /* x > 88 ? 88 : x, NaN kept */
     x = _mm256_max_ps(_mm256_set1_ps(-87.0f), x); /* x < -87 ? -87 : x */
-    __m256 fx = _mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f));
-    __m256 t = _mm256_add_ps(fx, shifter);
+    __m256 t = _mm256_fmadd_ps(x, _mm256_set1_ps(1.44269504088896341f), shifter);
     __m256 n = _mm256_sub_ps(t, shifter);
-    __m256 r = _mm256_sub_ps(x, _mm256_mul_ps(n, _mm256_set1_ps(0.693359375f)));
-    r = _mm256_sub_ps(r, _mm256_mul_ps(n, _mm256_set1_ps(-2.12194440e-4f)));
+    __m256 r = _mm256_fmadd_ps(n, _mm256_set1_ps(-0.693359375f), x);
+    r = _mm256_fmadd_ps(n, _mm256_set1_ps(2.12194440e-4f), r);
     __m256 p = _mm256_set1_ps(1.9875691500e-4f);
-    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(1.3981999507e-3f));
-    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(8.3334519073e-3f));
-    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(4.1665795894e-2f));
-    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(1.6666665459e-1f));
-    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(5.0000001201e-1f));
-    p = _mm256_add_ps(_mm256_mul_ps(p, _mm256_mul_ps(r, r)), r);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r);
     p = _mm256_add_ps(p, _mm256_set1_ps(1.0f));
-    /* 2ⁿ as in vexp: ((bits(t) − bits(shifter)) + 127) << 23, one add */
+    /* 2ⁿ as in vexp_fma: ((bits(t) − bits(shifter)) + 127) << 23, one add */
     __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_castps_si256(t),
                                                    _mm256_set1_epi32(127 - 0x4b400000)), 23);
     return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
@@ -604,7 +604,7 @@ TA void scan8ch_256(float *ys, float *hc, const float *Ac, const float *ds, cons
     _mm256_storeu_ps(ys, v);
 }
 
-__attribute__((target("avx2"))) static void
+__attribute__((target("avx2,fma"))) static void
 scan_step_avx2(float *y, size_t ld_y, float *const *ssm_state, const float *x, size_t ld_x,
                const float *dt, size_t ld_dt, const float *A, const float *B, const float *C,
                size_t ld_bc, const float *D, float dA_log_min, int n_streams, int d_inner,
@@ -684,27 +684,25 @@ scan_step_avx2(float *y, size_t ld_y, float *const *ssm_state, const float *x, s
 /* AVX-512: blocks of 16 states in one register (two of the _vec kernel's
  * 8-lane blocks: acc ← (acc + low half) + high half, the same additions in
  * the same order), the rest of the states as in scan_step_avx2. */
-#define T5 __attribute__((target("avx512f,avx512vl,avx512dq,avx2"), always_inline)) static inline
+#define T5 __attribute__((target("avx512f,avx512vl,avx512dq,avx2,fma"), always_inline)) static inline
 
 T5 __m512 vexp512(__m512 x)
 {
     const __m512 shifter = _mm512_set1_ps(12582912.0f);
     x = _mm512_min_ps(_mm512_set1_ps(88.0f), x);
     x = _mm512_max_ps(_mm512_set1_ps(-87.0f), x);
-    __m512 fx = _mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f));
-    __m512 t = _mm512_add_ps(fx, shifter);
+    __m512 t = _mm512_fmadd_ps(x, _mm512_set1_ps(1.44269504088896341f), shifter);
     __m512 n = _mm512_sub_ps(t, shifter);
-    __m512 r = _mm512_sub_ps(x, _mm512_mul_ps(n, _mm512_set1_ps(0.693359375f)));
-    r = _mm512_sub_ps(r, _mm512_mul_ps(n, _mm512_set1_ps(-2.12194440e-4f)));
+    __m512 r = _mm512_fmadd_ps(n, _mm512_set1_ps(-0.693359375f), x);
+    r = _mm512_fmadd_ps(n, _mm512_set1_ps(2.12194440e-4f), r);
     __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(1.3981999507e-3f));
-    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(8.3334519073e-3f));
-    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(4.1665795894e-2f));
-    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(1.6666665459e-1f));
-    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(5.0000001201e-1f));
-    p = _mm512_add_ps(_mm512_mul_ps(p, _mm512_mul_ps(r, r)), r);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r);
     p = _mm512_add_ps(p, _mm512_set1_ps(1.0f));
-    /* 2ⁿ as in vexp: ((bits(t) − bits(shifter)) + 127) << 23, one add */
     __m512i e = _mm512_slli_epi32(_mm512_add_epi32(_mm512_castps_si512(t),
                                                    _mm512_set1_epi32(127 - 0x4b400000)), 23);
     return _mm512_mul_ps(p, _mm512_castsi512_ps(e));
@@ -809,7 +807,7 @@ T5 void scan16ch_512(float *ys, float *hc, const float *Ac, const float *ds, con
     _mm512_storeu_ps(ys, v);
 }
 
-__attribute__((target("avx512f,avx512vl,avx512dq,avx2"))) static void
+__attribute__((target("avx512f,avx512vl,avx512dq,avx2,fma"))) static void
 scan_step_avx512(float *y, size_t ld_y, float *const *ssm_state, const float *x, size_t ld_x,
                  const float *dt, size_t ld_dt, const float *A, const float *B, const float *C,
                  size_t ld_bc, const float *D, float dA_log_min, int n_streams, int d_inner,
