@@ -492,40 +492,119 @@ ssm_linear_packed_fn ssm_linear_packed_get(ssm_isa isa, int f16)
 }
 
 /* ---- selective scan step, explicit AVX2 ------------------------------------
- * The same operations, in the same order, as ssm_scan_step_f32_vec (vexp's
- * Cephes polynomial without FMA, h·dA + dx·B, C·h summed in eight lanes then
+ * The same operations, in the same order, as ssm_scan_step_f32_vec (vexp_fma:
+ * the Cephes polynomial with its reduction and Horner chain as FMAs, one
+ * rounding each as fmaf; h·dA + dx·B unfused, C·h summed in eight lanes then
  * the fixed tree), written with intrinsics over blocks of eight states: the
  * compiler's vectorisation of the _vec loop was the step's hot spot (a
  * horizontal reduction per channel).  The clamps are min/max with the
  * constant first, which keep NaN as the _vec comparisons do, and the tail
  * block is masked, so the bits equal the _vec kernel's (tests/kernels). */
 #ifdef SSM_X86
-#define TA __attribute__((target("avx2"), always_inline)) static inline
+#define TA __attribute__((target("avx2,fma"), always_inline)) static inline
 
 TA __m256 vexp256(__m256 x)
 {
     const __m256 shifter = _mm256_set1_ps(12582912.0f);
     x = _mm256_min_ps(_mm256_set1_ps(88.0f), x);  /* x > 88 ? 88 : x, NaN kept */
     x = _mm256_max_ps(_mm256_set1_ps(-87.0f), x); /* x < -87 ? -87 : x */
-    __m256 fx = _mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f));
-    __m256 t = _mm256_add_ps(fx, shifter);
+    __m256 t = _mm256_fmadd_ps(x, _mm256_set1_ps(1.44269504088896341f), shifter);
     __m256 n = _mm256_sub_ps(t, shifter);
-    __m256 r = _mm256_sub_ps(x, _mm256_mul_ps(n, _mm256_set1_ps(0.693359375f)));
-    r = _mm256_sub_ps(r, _mm256_mul_ps(n, _mm256_set1_ps(-2.12194440e-4f)));
+    __m256 r = _mm256_fmadd_ps(n, _mm256_set1_ps(-0.693359375f), x);
+    r = _mm256_fmadd_ps(n, _mm256_set1_ps(2.12194440e-4f), r);
     __m256 p = _mm256_set1_ps(1.9875691500e-4f);
-    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(1.3981999507e-3f));
-    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(8.3334519073e-3f));
-    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(4.1665795894e-2f));
-    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(1.6666665459e-1f));
-    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(5.0000001201e-1f));
-    p = _mm256_add_ps(_mm256_mul_ps(p, _mm256_mul_ps(r, r)), r);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r);
     p = _mm256_add_ps(p, _mm256_set1_ps(1.0f));
-    __m256i ni = _mm256_sub_epi32(_mm256_castps_si256(t), _mm256_castps_si256(shifter));
-    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(ni, _mm256_set1_epi32(127)), 23);
+    /* 2ⁿ as in vexp_fma: ((bits(t) − bits(shifter)) + 127) << 23, one add */
+    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_castps_si256(t),
+                                                   _mm256_set1_epi32(127 - 0x4b400000)), 23);
     return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
 }
 
-__attribute__((target("avx2"))) static void
+/* Eight channels at once for d_state 16, 8 and 4: the transpose-add of the
+ * AVX-512 kernel below (see its note) in 256-bit registers; the lane sums
+ * keep the _vec kernel's order, so the bits are the same. */
+
+/* v0…v3 hold two channels each, one 128-bit lane per channel (v_j lane k is
+ * channel 2j+k) with its four sums q; returns (q0+q1)+(q2+q3) of the eight
+ * channels in channel order. */
+TA __m256 hsum4x8_256(__m256 v0, __m256 v1, __m256 v2, __m256 v3)
+{
+    __m256 t01 = _mm256_add_ps(_mm256_shuffle_ps(v0, v1, _MM_SHUFFLE(2, 0, 2, 0)),
+                               _mm256_shuffle_ps(v0, v1, _MM_SHUFFLE(3, 1, 3, 1)));
+    __m256 t23 = _mm256_add_ps(_mm256_shuffle_ps(v2, v3, _MM_SHUFFLE(2, 0, 2, 0)),
+                               _mm256_shuffle_ps(v2, v3, _MM_SHUFFLE(3, 1, 3, 1)));
+    /* lane k: (q0+q1)+(q2+q3) of channels k, 2+k, 4+k, 6+k */
+    __m256 u = _mm256_add_ps(_mm256_shuffle_ps(t01, t23, _MM_SHUFFLE(2, 0, 2, 0)),
+                             _mm256_shuffle_ps(t01, t23, _MM_SHUFFLE(3, 1, 3, 1)));
+    return _mm256_permutevar8x32_ps(u, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+}
+
+/* a0, a1: two channels' eight lane sums; returns [a_l + a_{l+4} of a0 |
+ * the same of a1]. */
+TA __m256 fold8x2_256(__m256 a0, __m256 a1)
+{
+    return _mm256_add_ps(_mm256_permute2f128_ps(a0, a1, 0x20), _mm256_permute2f128_ps(a0, a1, 0x31));
+}
+
+/* h ← h·exp(max(Δ·A, lmin)) + dx·B for one register of states; returns h·C. */
+TA __m256 update256(float *h, const float *Ac, __m256 vd, __m256 vdx, __m256 vb, __m256 vc,
+                    __m256 lmin)
+{
+    __m256 la = _mm256_max_ps(lmin, _mm256_mul_ps(vd, _mm256_loadu_ps(Ac)));
+    __m256 hn = _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(h), vexp256(la)),
+                              _mm256_mul_ps(vdx, vb));
+    _mm256_storeu_ps(h, hn);
+    return _mm256_mul_ps(hn, vc);
+}
+
+/* Channels c … c+7 of one stream (pointers already offset to channel c),
+ * d_state DS ∈ {16, 8, 4}; vb*, vc* hold the stream's B and C (DS 16: states
+ * 0-7 in vb0 and 8-15 in vb1; DS 4: repeated twice). */
+TA void scan8ch_256(float *ys, float *hc, const float *Ac, const float *ds, const float *xs,
+                    const float *D, __m256 vb0, __m256 vb1, __m256 vc0, __m256 vc1, __m256 lmin,
+                    const int DS)
+{
+    const __m256 d8 = _mm256_loadu_ps(ds), x8 = _mm256_loadu_ps(xs);
+    const __m256 dx8 = _mm256_mul_ps(d8, x8);
+    const __m256 zero = _mm256_setzero_ps();
+    __m256 q[4];
+    if (DS == 4) {
+        _Pragma("GCC unroll 4") for (int j = 0; j < 4; ++j) {
+            const __m256i idx = _mm256_setr_epi32(2 * j, 2 * j, 2 * j, 2 * j,
+                                                  2 * j + 1, 2 * j + 1, 2 * j + 1, 2 * j + 1);
+            q[j] = _mm256_add_ps(zero, update256(hc + 8 * j, Ac + 8 * j,
+                                                 _mm256_permutevar8x32_ps(d8, idx),
+                                                 _mm256_permutevar8x32_ps(dx8, idx), vb0, vc0, lmin));
+        }
+    } else {
+        float dxs[8];
+        _mm256_storeu_ps(dxs, dx8);
+        _Pragma("GCC unroll 4") for (int j = 0; j < 4; ++j) {
+            __m256 a[2];
+            _Pragma("GCC unroll 2") for (int i = 0; i < 2; ++i) {
+                const int ch = 2 * j + i;
+                const __m256 vd = _mm256_set1_ps(ds[ch]), vdx = _mm256_set1_ps(dxs[ch]);
+                a[i] = _mm256_add_ps(zero, update256(hc + DS * ch, Ac + DS * ch, vd, vdx, vb0, vc0, lmin));
+                if (DS == 16)
+                    a[i] = _mm256_add_ps(a[i], update256(hc + DS * ch + 8, Ac + DS * ch + 8, vd, vdx,
+                                                         vb1, vc1, lmin));
+            }
+            q[j] = fold8x2_256(a[0], a[1]);
+        }
+    }
+    __m256 v = hsum4x8_256(q[0], q[1], q[2], q[3]);
+    if (D)
+        v = _mm256_add_ps(v, _mm256_mul_ps(_mm256_loadu_ps(D), x8));
+    _mm256_storeu_ps(ys, v);
+}
+
+__attribute__((target("avx2,fma"))) static void
 scan_step_avx2(float *y, size_t ld_y, float *const *ssm_state, const float *x, size_t ld_x,
                const float *dt, size_t ld_dt, const float *A, const float *B, const float *C,
                size_t ld_bc, const float *D, float dA_log_min, int n_streams, int d_inner,
@@ -543,7 +622,33 @@ scan_step_avx2(float *y, size_t ld_y, float *const *ssm_state, const float *x, s
         const float *Bs = B + (size_t)s * ld_bc;
         const float *Cs = C + (size_t)s * ld_bc;
         float *ys = y + (size_t)s * ld_y;
-        for (int c = 0; c < d_inner; ++c) {
+        int c = 0;
+        if (d_state == 16 || d_state == 8 || d_state == 4) {
+            __m256 vb0, vb1 = _mm256_setzero_ps(), vc0, vc1 = _mm256_setzero_ps();
+            if (d_state == 4) {
+                vb0 = _mm256_broadcast_ps((const __m128 *)Bs);
+                vc0 = _mm256_broadcast_ps((const __m128 *)Cs);
+            } else {
+                vb0 = _mm256_loadu_ps(Bs);
+                vc0 = _mm256_loadu_ps(Cs);
+                if (d_state == 16) {
+                    vb1 = _mm256_loadu_ps(Bs + 8);
+                    vc1 = _mm256_loadu_ps(Cs + 8);
+                }
+            }
+            for (; c + 8 <= d_inner; c += 8) {
+                float *hc = h + (size_t)c * d_state;
+                const float *Ac = A + (size_t)c * d_state;
+                const float *Dc = D ? D + c : NULL;
+                if (d_state == 16)
+                    scan8ch_256(ys + c, hc, Ac, ds + c, xs + c, Dc, vb0, vb1, vc0, vc1, lmin, 16);
+                else if (d_state == 8)
+                    scan8ch_256(ys + c, hc, Ac, ds + c, xs + c, Dc, vb0, vb1, vc0, vc1, lmin, 8);
+                else
+                    scan8ch_256(ys + c, hc, Ac, ds + c, xs + c, Dc, vb0, vb1, vc0, vc1, lmin, 4);
+            }
+        }
+        for (; c < d_inner; ++c) {
             float *hc = h + (size_t)c * d_state;
             const float *Ac = A + (size_t)c * d_state;
             const float delta = ds[c];
@@ -579,32 +684,130 @@ scan_step_avx2(float *y, size_t ld_y, float *const *ssm_state, const float *x, s
 /* AVX-512: blocks of 16 states in one register (two of the _vec kernel's
  * 8-lane blocks: acc ← (acc + low half) + high half, the same additions in
  * the same order), the rest of the states as in scan_step_avx2. */
-#define T5 __attribute__((target("avx512f,avx512vl,avx512dq,avx2"), always_inline)) static inline
+#define T5 __attribute__((target("avx512f,avx512vl,avx512dq,avx2,fma"), always_inline)) static inline
 
 T5 __m512 vexp512(__m512 x)
 {
     const __m512 shifter = _mm512_set1_ps(12582912.0f);
     x = _mm512_min_ps(_mm512_set1_ps(88.0f), x);
     x = _mm512_max_ps(_mm512_set1_ps(-87.0f), x);
-    __m512 fx = _mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f));
-    __m512 t = _mm512_add_ps(fx, shifter);
+    __m512 t = _mm512_fmadd_ps(x, _mm512_set1_ps(1.44269504088896341f), shifter);
     __m512 n = _mm512_sub_ps(t, shifter);
-    __m512 r = _mm512_sub_ps(x, _mm512_mul_ps(n, _mm512_set1_ps(0.693359375f)));
-    r = _mm512_sub_ps(r, _mm512_mul_ps(n, _mm512_set1_ps(-2.12194440e-4f)));
+    __m512 r = _mm512_fmadd_ps(n, _mm512_set1_ps(-0.693359375f), x);
+    r = _mm512_fmadd_ps(n, _mm512_set1_ps(2.12194440e-4f), r);
     __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(1.3981999507e-3f));
-    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(8.3334519073e-3f));
-    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(4.1665795894e-2f));
-    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(1.6666665459e-1f));
-    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(5.0000001201e-1f));
-    p = _mm512_add_ps(_mm512_mul_ps(p, _mm512_mul_ps(r, r)), r);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r);
     p = _mm512_add_ps(p, _mm512_set1_ps(1.0f));
-    __m512i ni = _mm512_sub_epi32(_mm512_castps_si512(t), _mm512_castps_si512(shifter));
-    __m512i e = _mm512_slli_epi32(_mm512_add_epi32(ni, _mm512_set1_epi32(127)), 23);
+    __m512i e = _mm512_slli_epi32(_mm512_add_epi32(_mm512_castps_si512(t),
+                                                   _mm512_set1_epi32(127 - 0x4b400000)), 23);
     return _mm512_mul_ps(p, _mm512_castsi512_ps(e));
 }
 
-__attribute__((target("avx512f,avx512vl,avx512dq,avx2"))) static void
+/* Sixteen channels at once for d_state 16, 8 and 4 (the models' sizes):
+ * the state rows of consecutive channels are contiguous, so one register
+ * holds one channel (16 states), two (8) or four (4), and the per-channel
+ * sums C·h are finished by a transpose-add across the sixteen channels
+ * instead of one horizontal reduction each.  Every lane still sees the _vec
+ * kernel's operations in its order: acc[l] = (0 + p[l]) + p[l+8] (no p[l+8]
+ * below 16 states), then ((a0+a4)+(a1+a5))+((a2+a6)+(a3+a7)).  Below 8
+ * states a4…a7 are +0 and a_l = 0 + p_l is never −0, so a_l + a_{l+4} = a_l
+ * and the tree is (a0+a1)+(a2+a3), bit for bit. */
+
+/* v0…v3 hold four channels each, one 128-bit lane per channel (v_j lane k is
+ * channel 4j+k) with its four sums q; returns (q0+q1)+(q2+q3) of the sixteen
+ * channels in channel order. */
+T5 __m512 hsum4x16_512(__m512 v0, __m512 v1, __m512 v2, __m512 v3)
+{
+    __m512 t01 = _mm512_add_ps(_mm512_shuffle_ps(v0, v1, _MM_SHUFFLE(2, 0, 2, 0)),
+                               _mm512_shuffle_ps(v0, v1, _MM_SHUFFLE(3, 1, 3, 1)));
+    __m512 t23 = _mm512_add_ps(_mm512_shuffle_ps(v2, v3, _MM_SHUFFLE(2, 0, 2, 0)),
+                               _mm512_shuffle_ps(v2, v3, _MM_SHUFFLE(3, 1, 3, 1)));
+    /* lane k: (q0+q1)+(q2+q3) of channels k, 4+k, 8+k, 12+k */
+    __m512 u = _mm512_add_ps(_mm512_shuffle_ps(t01, t23, _MM_SHUFFLE(2, 0, 2, 0)),
+                             _mm512_shuffle_ps(t01, t23, _MM_SHUFFLE(3, 1, 3, 1)));
+    const __m512i tr = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    return _mm512_permutexvar_ps(tr, u);
+}
+
+/* w0 = [a_c | a_c+1], w1 = [a_c+2 | a_c+3] (eight lane sums per channel):
+ * the four sums a_l + a_{l+4} of each channel, one 128-bit lane each. */
+T5 __m512 fold8x4_512(__m512 w0, __m512 w1)
+{
+    return _mm512_add_ps(_mm512_shuffle_f32x4(w0, w1, _MM_SHUFFLE(2, 0, 2, 0)),
+                         _mm512_shuffle_f32x4(w0, w1, _MM_SHUFFLE(3, 1, 3, 1)));
+}
+
+/* h ← h·exp(max(Δ·A, lmin)) + dx·B for one register of states; returns
+ * 0 + h·C, the first addition of the lane sums. */
+T5 __m512 update512(float *h, const float *Ac, __m512 vd, __m512 vdx, __m512 vb, __m512 vc,
+                    __m512 lmin)
+{
+    __m512 la = _mm512_max_ps(lmin, _mm512_mul_ps(vd, _mm512_loadu_ps(Ac)));
+    __m512 hn = _mm512_add_ps(_mm512_mul_ps(_mm512_loadu_ps(h), vexp512(la)),
+                              _mm512_mul_ps(vdx, vb));
+    _mm512_storeu_ps(h, hn);
+    return _mm512_add_ps(_mm512_setzero_ps(), _mm512_mul_ps(hn, vc));
+}
+
+/* Channels c … c+15 of one stream (ys, hc, Ac, ds, xs, D already offset to
+ * channel c), d_state DS ∈ {16, 8, 4}; vb, vc hold the stream's B and C
+ * repeated to fill a register. */
+T5 void scan16ch_512(float *ys, float *hc, const float *Ac, const float *ds, const float *xs,
+                     const float *D, __m512 vb, __m512 vc, __m512 lmin, const int DS)
+{
+    const __m512 d16 = _mm512_loadu_ps(ds), x16 = _mm512_loadu_ps(xs);
+    const __m512 dx16 = _mm512_mul_ps(d16, x16);
+    __m512 q[4];
+    if (DS == 16) {
+        float dxs[16];
+        _mm512_storeu_ps(dxs, dx16);
+        _Pragma("GCC unroll 4") for (int j = 0; j < 4; ++j) {
+            __m512 p[4];
+            _Pragma("GCC unroll 4") for (int i = 0; i < 4; ++i) {
+                const int ch = 4 * j + i;
+                p[i] = update512(hc + 16 * ch, Ac + 16 * ch, _mm512_set1_ps(ds[ch]),
+                                 _mm512_set1_ps(dxs[ch]), vb, vc, lmin);
+            }
+            /* [a_c | a_c+1] = (0 + low halves) + high halves */
+            __m512 w0 = _mm512_add_ps(_mm512_shuffle_f32x4(p[0], p[1], _MM_SHUFFLE(1, 0, 1, 0)),
+                                      _mm512_shuffle_f32x4(p[0], p[1], _MM_SHUFFLE(3, 2, 3, 2)));
+            __m512 w1 = _mm512_add_ps(_mm512_shuffle_f32x4(p[2], p[3], _MM_SHUFFLE(1, 0, 1, 0)),
+                                      _mm512_shuffle_f32x4(p[2], p[3], _MM_SHUFFLE(3, 2, 3, 2)));
+            q[j] = fold8x4_512(w0, w1);
+        }
+    } else if (DS == 8) {
+        const __m512i pair = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+        _Pragma("GCC unroll 4") for (int j = 0; j < 4; ++j) {
+            __m512 w[2];
+            _Pragma("GCC unroll 2") for (int i = 0; i < 2; ++i) {
+                const int ch = 4 * j + 2 * i;
+                const __m512i idx = _mm512_add_epi32(pair, _mm512_set1_epi32(ch));
+                w[i] = update512(hc + 8 * ch, Ac + 8 * ch, _mm512_permutexvar_ps(idx, d16),
+                                 _mm512_permutexvar_ps(idx, dx16), vb, vc, lmin);
+            }
+            q[j] = fold8x4_512(w[0], w[1]);
+        }
+    } else {
+        const __m512i quad = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
+        _Pragma("GCC unroll 4") for (int j = 0; j < 4; ++j) {
+            const int ch = 4 * j;
+            const __m512i idx = _mm512_add_epi32(quad, _mm512_set1_epi32(ch));
+            q[j] = update512(hc + 4 * ch, Ac + 4 * ch, _mm512_permutexvar_ps(idx, d16),
+                             _mm512_permutexvar_ps(idx, dx16), vb, vc, lmin);
+        }
+    }
+    __m512 v = hsum4x16_512(q[0], q[1], q[2], q[3]);
+    if (D)
+        v = _mm512_add_ps(v, _mm512_mul_ps(_mm512_loadu_ps(D), x16));
+    _mm512_storeu_ps(ys, v);
+}
+
+__attribute__((target("avx512f,avx512vl,avx512dq,avx2,fma"))) static void
 scan_step_avx512(float *y, size_t ld_y, float *const *ssm_state, const float *x, size_t ld_x,
                  const float *dt, size_t ld_dt, const float *A, const float *B, const float *C,
                  size_t ld_bc, const float *D, float dA_log_min, int n_streams, int d_inner,
@@ -623,7 +826,33 @@ scan_step_avx512(float *y, size_t ld_y, float *const *ssm_state, const float *x,
         const float *Bs = B + (size_t)s * ld_bc;
         const float *Cs = C + (size_t)s * ld_bc;
         float *ys = y + (size_t)s * ld_y;
-        for (int c = 0; c < d_inner; ++c) {
+        int c = 0;
+        if (d_state == 16 || d_state == 8 || d_state == 4) {
+            /* B and C once per stream, repeated to fill a register */
+            __m512 vb, vc;
+            if (d_state == 16) {
+                vb = _mm512_loadu_ps(Bs);
+                vc = _mm512_loadu_ps(Cs);
+            } else if (d_state == 8) {
+                vb = _mm512_broadcast_f32x8(_mm256_loadu_ps(Bs));
+                vc = _mm512_broadcast_f32x8(_mm256_loadu_ps(Cs));
+            } else {
+                vb = _mm512_broadcast_f32x4(_mm_loadu_ps(Bs));
+                vc = _mm512_broadcast_f32x4(_mm_loadu_ps(Cs));
+            }
+            for (; c + 16 <= d_inner; c += 16) {
+                float *hc = h + (size_t)c * d_state;
+                const float *Ac = A + (size_t)c * d_state;
+                const float *Dc = D ? D + c : NULL;
+                if (d_state == 16)
+                    scan16ch_512(ys + c, hc, Ac, ds + c, xs + c, Dc, vb, vc, lmin16, 16);
+                else if (d_state == 8)
+                    scan16ch_512(ys + c, hc, Ac, ds + c, xs + c, Dc, vb, vc, lmin16, 8);
+                else
+                    scan16ch_512(ys + c, hc, Ac, ds + c, xs + c, Dc, vb, vc, lmin16, 4);
+            }
+        }
+        for (; c < d_inner; ++c) {
             float *hc = h + (size_t)c * d_state;
             const float *Ac = A + (size_t)c * d_state;
             const float delta = ds[c];

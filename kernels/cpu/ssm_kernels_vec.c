@@ -6,9 +6,10 @@
  * (Cephes' expf: range reduction by ln 2, degree-6 polynomial, scale by 2ⁿ
  * through the exponent bits) instead of libm's expf, which the compiler
  * cannot vectorise without -ffast-math; and the C·h sum of the scan uses
- * eight lanes like ssm_linear_f32.  Every operation is an IEEE add, multiply
- * or compare in a fixed order (no FMA: -ffp-contract=off), so the AVX2 and
- * the baseline clones produce the same bits, and a stream's results still do
+ * eight lanes like ssm_linear_f32.  Every operation is an IEEE add, multiply,
+ * explicit fmaf() (the scan's exp, vexp_fma) or compare in a fixed order (no
+ * contraction: -ffp-contract=off), so the AVX2 and the baseline clones
+ * produce the same bits, and a stream's results still do
  * not depend on its batch.  NaN propagates as in the reference (the clamps
  * are comparisons that keep NaN, and no float is converted to an integer). */
 #include "kernels/ssm_kernels.h"
@@ -49,9 +50,37 @@ static inline float vexp(float x)
     p = p * r + 5.0000001201e-1f;
     p = p * (r * r) + r;
     p = p + 1.0f;
-    /* t's low mantissa bits hold n (two's complement offset by the shifter) */
-    uint32_t ni = f2u(t) - f2u(shifter);
-    return p * u2f((ni + 127u) << 23);
+    /* t's low mantissa bits hold n (two's complement offset by the shifter):
+     * 2ⁿ = ((bits(t) − bits(shifter)) + 127) << 23, the two constants folded
+     * into one (integer arithmetic modulo 2³², the same bits) */
+    return p * u2f((f2u(t) + (127u - 0x4b400000u)) << 23);
+}
+
+/* vexp with fused multiply-adds (the scan's exp; ssm_scan_step_get's AVX2
+ * and AVX-512 kernels compute exactly this): t = fma(x, log2 e, shifter) and
+ * r = fma(n, −C1, x), fma(n, −C2, r) for the reduction, a Horner chain of
+ * fmas for the polynomial, p = fma(p, r², r) + 1.  Each fma is rounded once,
+ * so fmaf() here and the vector fmas give the same bits; the same clamps,
+ * and NaN in gives NaN out (the NaN of t, n, r is x's).  Within the same
+ * few ulp of expf as vexp (tests/kernels holds the scan to the reference). */
+static inline float vexp_fma(float x)
+{
+    const float shifter = 12582912.0f;
+    x = x > 88.0f ? 88.0f : x;
+    x = x < -87.0f ? -87.0f : x;
+    float t = fmaf(x, 1.44269504088896341f, shifter);
+    float n = t - shifter;
+    float r = fmaf(n, -0.693359375f, x);
+    r = fmaf(n, 2.12194440e-4f, r);
+    float p = 1.9875691500e-4f;
+    p = fmaf(p, r, 1.3981999507e-3f);
+    p = fmaf(p, r, 8.3334519073e-3f);
+    p = fmaf(p, r, 4.1665795894e-2f);
+    p = fmaf(p, r, 1.6666665459e-1f);
+    p = fmaf(p, r, 5.0000001201e-1f);
+    p = fmaf(p, r * r, r);
+    p = p + 1.0f;
+    return p * u2f((f2u(t) + (127u - 0x4b400000u)) << 23);
 }
 
 /* log(w) for w in [1, 2] (Cephes logf: w = m·2ᵉ with m in [√½, √2), degree-8
@@ -139,7 +168,7 @@ void ssm_scan_step_f32_vec(float *y, size_t ld_y, float *const *ssm_state,
             for (int n = 0; n < d_state; ++n) {
                 float la = delta * Ac[n];
                 la = la < dA_log_min ? dA_log_min : la;
-                hc[n] = hc[n] * vexp(la) + dx * Bs[n];
+                hc[n] = hc[n] * vexp_fma(la) + dx * Bs[n];
             }
             float acc[8] = {0};
             int n = 0;

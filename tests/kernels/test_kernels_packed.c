@@ -237,7 +237,7 @@ static void test_isa_dispatch(void **st)
 static void test_scan_variants(void **st)
 {
     (void)st;
-    static const int k_inner[] = {1, 7, 253}, k_state[] = {1, 7, 8, 16, 17};
+    static const int k_inner[] = {1, 7, 32, 253}, k_state[] = {1, 4, 7, 8, 16, 17};
     static const ssm_isa isas[] = {SSM_ISA_SCALAR, SSM_ISA_AVX2, SSM_ISA_AVX512};
     int n_cmp = 0;
     for (int a = 0; a < COUNT(k_inner); ++a)
@@ -258,7 +258,7 @@ static void test_scan_variants(void **st)
                     p1[s] = h1 + (size_t)s * hs;
                     p2[s] = h2 + (size_t)s * hs;
                 }
-                if (di == 7)
+                if (di == 7 || di == 32)
                     x[(size_t)di + 3] = NAN; /* stream 1, channel 3 */
                 for (int step = 0; step < 4; ++step) {
                     float lmin = step % 2 ? -INFINITY : -5.0f;
@@ -271,11 +271,11 @@ static void test_scan_variants(void **st)
                     assert_memory_equal(h1, h2, (size_t)ns * hs * sizeof *h1);
                     ++n_cmp;
                 }
-                if (di == 7)
+                if (di == 7 || di == 32)
                     assert_true(isnan(y2[(size_t)di + 3]));
                 free(x); free(dt); free(A); free(bc); free(D); free(h1); free(h2); free(y1); free(y2);
             }
-    printf("scan step: %d comparisons (d_inner 1/7/253 x d_state 1/7/8/16/17 x supported ISAs x 4 "
+    printf("scan step: %d comparisons (d_inner 1/7/32/253 x d_state 1/4/7/8/16/17 x supported ISAs x 4 "
            "steps), explicit kernels bit-identical to ssm_scan_step_f32_vec (NaN propagated)\n",
            n_cmp);
 }

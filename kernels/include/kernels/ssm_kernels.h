@@ -132,7 +132,10 @@ size_t ssm_nonfinite_f32(size_t *count, float *x, size_t ld,
  * load time; both give identical bits).  They differ from the reference only
  * in exp() and log1p(), computed by Cephes-style polynomials within a few ulp
  * of expf/log1pf (ssm_exp_f32_vec), and in summing C·h in eight lanes; tests/kernels holds
- * them to the reference on awkward sizes. */
+ * them to the reference on awkward sizes.  The scan's exp is the same
+ * polynomial evaluated with fmaf() (range reduction and Horner chain fused;
+ * the explicit AVX2/AVX-512 kernels use vector FMAs with the same bits):
+ * exact but slow on a CPU without FMA, where nothing faster runs anyway. */
 
 /** out[i] = exp(x[i]) within ~2 ulp for x in [-87, 88]; values below -87
  *  give exp(-87) ≈ 1.6e-38, above 88 exp(88); NaN stays NaN.  out may
@@ -229,9 +232,12 @@ typedef void (*ssm_scan_step_fn)(float *y, size_t ld_y, float *const *ssm_state,
                                  int n_streams, int d_inner, int d_state);
 
 /** The fastest scan step for isa with the bits of ssm_scan_step_f32_vec
- *  (same operations in the same order, no FMA): explicit AVX-512 intrinsics
- *  over blocks of 16 states (isa AVX-512, CPU with AVX-512 DQ), AVX2 over
- *  blocks of 8 (isa AVX2), else ssm_scan_step_f32_vec itself. */
+ *  (same operations in the same order; the exp's fused multiply-adds are
+ *  vector FMAs here and fmaf() there, the rest unfused): explicit AVX-512
+ *  intrinsics over blocks of 16 states (isa AVX-512, CPU with AVX-512 DQ),
+ *  AVX2+FMA over blocks of 8 (isa AVX2), else ssm_scan_step_f32_vec itself.
+ *  At d_state 16, 8 and 4 they run 16 (AVX-512) or 8 (AVX2) channels at
+ *  once and finish the C·h sums by a transpose-add, in the same order. */
 ssm_scan_step_fn ssm_scan_step_get(ssm_isa isa);
 
 /* ---- int8 linear layers (cpu/ssm_kernels_q8.c) ------------------------------
