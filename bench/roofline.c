@@ -12,8 +12,11 @@
  *
  * Next to each sgemm shape: ssmd's own batch-invariant projection kernels
  * at the same shape (packed FMA kernel at the best ISA, fp32 and f16
- * weights; the no-FMA reference ssm_linear_f32), so the fraction of the BLAS
- * roofline they reach is measured in the same run.
+ * weights; int8 weights and activations, counted as 2 operations per
+ * multiply-add like the others; the no-FMA reference ssm_linear_f32), so the
+ * fraction of the BLAS roofline they reach is measured in the same run.
+ * The shape "matvec_1m" is one row through the in_proj of the ~1 M-parameter
+ * token model (batch-1 generation).
  *
  *   roofline                                                                */
 #include <stdint.h>
@@ -63,20 +66,22 @@ static void sgemm_figure(const char *label, int M, int N, int K, double budget)
     /* ssmd's kernels at the same shape: out {M, N} = a {M, K} · bᵀ */
     float *p32 = malloc(sizeof(float) * ssm_pack_elems(K, N));
     unsigned short *p16 = malloc(sizeof(unsigned short) * ssm_pack_elems(K, N));
-    if (!p32 || !p16)
+    void *p8 = aligned_alloc(64, ssm_pack_q8_bytes(K, N));
+    if (!p32 || !p16 || !p8 || ssm_pack_q8(p8, b, K, N) != 0)
         exit(1);
     ssm_pack_f32(p32, b, K, N);
     ssm_pack_f16(p16, b, K, N);
     ssm_isa isa = ssm_isa_best();
-    for (int v = 0; v < 3; ++v) {
-        ssm_linear_packed_fn fn = v < 2 ? ssm_linear_packed_get(isa, v) : NULL;
+    for (int v = 0; v < 4; ++v) {
+        ssm_linear_packed_fn fn = v < 2 ? ssm_linear_packed_get(isa, v) : v == 3 ? ssm_linear_q8_get(isa) : NULL;
+        const void *wp = v == 0 ? (const void *)p32 : v == 1 ? (const void *)p16 : p8;
         double kb = 1e30;
         int kn = 0;
         double k0 = now_s();
         while (kn < 3 || now_s() - k0 < budget) {
             double s = now_s();
             if (fn)
-                fn(c, (size_t)N, a, (size_t)K, v ? (const void *)p16 : (const void *)p32, NULL, M, K, N);
+                fn(c, (size_t)N, a, (size_t)K, wp, NULL, M, K, N);
             else
                 ssm_linear_f32(c, (size_t)N, a, (size_t)K, b, NULL, M, K, N);
             double e = now_s() - s;
@@ -87,12 +92,13 @@ static void sgemm_figure(const char *label, int M, int N, int K, double budget)
         double g = 2.0 * M * N * K / kb * 1e-9;
         printf("{\"bench\":\"linear_kernel\",\"impl\":\"%s\",\"isa\":\"%s\",\"shape\":\"%s\","
                "\"gflops\":%.2f,\"fraction_of_sgemm\":%.3f}\n",
-               v == 0 ? "packed-f32" : v == 1 ? "packed-f16" : "reference-nofma",
-               v < 2 ? ssm_isa_name(isa) : "clone", label, g, g / peak);
+               v == 0 ? "packed-f32" : v == 1 ? "packed-f16" : v == 3 ? "int8" : "reference-nofma",
+               v != 2 ? ssm_isa_name(isa) : "clone", label, g, g / peak);
         fflush(stdout);
     }
     free(p32);
     free(p16);
+    free(p8);
     free(a);
     free(b);
     free(c);
@@ -216,6 +222,7 @@ int main(void)
     sgemm_figure("step_b64_d512", 64, 2048, 512, budget);
     /* in_proj of the small model (d_model 128) at batch 64 */
     sgemm_figure("step_b64_d128", 64, 512, 128, budget);
+    sgemm_figure("matvec_1m", 1, 1024, 256, budget);
     copy_figure("L2", 256u << 10, budget);       /* 2 × 256 KiB */
     copy_figure("L3", 4u << 20, budget);         /* 2 × 4 MiB */
     copy_figure("DRAM", 256u << 20, budget);     /* 2 × 256 MiB */
