@@ -70,30 +70,33 @@ def main():
     silent_db = b["rms_dbfs"][p1] - 20
     flat_max, hf_max = b["flatness"][p99], b["hf_fraction"][p99]
 
-    # 1. three seeds, SECONDS each
-    g3 = os.path.join(out, "gen3.wav")
-    rc, err = run(ssmd, "--model", model, "--generate-s", str(seconds), "--generate-streams", "3",
-                  "--seed", "1", "-o", g3)
-    print(err)
-    check(rc == 0, f"ssmd generated {seconds} s x 3 streams (exit {rc})")
-    check("resets 0" in err, "no stream was reset (non-finite state or logits)")
-    sr, y = wavfile.read(g3)
-    y = y.astype(np.float64) / 32768.0
-    check(sr == 16000 and y.shape == (seconds * 16000, 3), f"file is {sr} Hz, shape {y.shape}")
-    for s in range(3):
-        x = y[:, s]
-        rms_db, flat, hf, total_db = stats(x)
-        frac_silent = float((rms_db < silent_db).mean())
-        print(f"seed {s + 1}: RMS {total_db:.1f} dBFS (bounds [{lo_db:.1f}, {hi_db:.1f}]), "
-              f"windows below {silent_db:.1f} dBFS {frac_silent:.2f} (max 0.5), "
-              f"median flatness {np.median(flat):.4f} (max {flat_max:.4f}), "
-              f"power above 4 kHz {hf:.4f} (max {hf_max:.4f})")
-        check(np.isfinite(x).all(), f"seed {s + 1}: finite")
-        check(lo_db <= total_db <= hi_db, f"seed {s + 1}: level within bounds")
-        check(frac_silent <= 0.5, f"seed {s + 1}: not collapsed to silence")
-        check(np.median(flat) <= flat_max, f"seed {s + 1}: spectral flatness below the training 99th percentile")
-        check(hf <= hf_max, f"seed {s + 1}: high-band power below the training 99th percentile")
-    check(not np.array_equal(y[:, 0], y[:, 1]), "seeds 1 and 2 differ")
+    # 1. three seeds, SECONDS each; then the same with int8 projections
+    #    (--weights int8), 20 s, which must stay within the same bounds
+    for weights, secs in (("f32", seconds), ("int8", min(seconds, 20))):
+        g3 = os.path.join(out, f"gen3_{weights}.wav")
+        rc, err = run(ssmd, "--model", model, "--generate-s", str(secs), "--generate-streams", "3",
+                      "--seed", "1", "--weights", weights, "-o", g3)
+        print(err)
+        check(rc == 0, f"{weights}: ssmd generated {secs} s x 3 streams (exit {rc})")
+        check("resets 0" in err, f"{weights}: no stream was reset (non-finite state or logits)")
+        sr, y = wavfile.read(g3)
+        y = y.astype(np.float64) / 32768.0
+        check(sr == 16000 and y.shape == (secs * 16000, 3), f"file is {sr} Hz, shape {y.shape}")
+        for s in range(3):
+            x = y[:, s]
+            rms_db, flat, hf, total_db = stats(x)
+            frac_silent = float((rms_db < silent_db).mean())
+            print(f"{weights} seed {s + 1}: RMS {total_db:.1f} dBFS (bounds [{lo_db:.1f}, {hi_db:.1f}]), "
+                  f"windows below {silent_db:.1f} dBFS {frac_silent:.2f} (max 0.5), "
+                  f"median flatness {np.median(flat):.4f} (max {flat_max:.4f}), "
+                  f"power above 4 kHz {hf:.4f} (max {hf_max:.4f})")
+            check(np.isfinite(x).all(), f"{weights} seed {s + 1}: finite")
+            check(lo_db <= total_db <= hi_db, f"{weights} seed {s + 1}: level within bounds")
+            check(frac_silent <= 0.5, f"{weights} seed {s + 1}: not collapsed to silence")
+            check(np.median(flat) <= flat_max,
+                  f"{weights} seed {s + 1}: spectral flatness below the training 99th percentile")
+            check(hf <= hf_max, f"{weights} seed {s + 1}: high-band power below the training 99th percentile")
+        check(not np.array_equal(y[:, 0], y[:, 1]), f"{weights}: seeds 1 and 2 differ")
 
     # 2. reproducibility with a prompt
     wav22 = os.path.join(out, "prompt22k.wav")
