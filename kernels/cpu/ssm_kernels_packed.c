@@ -299,6 +299,12 @@ STREAM512(stream512_f16, ld512_f16)
                 case 6 * 8 + 3: TILE(oi, ld_out, xi, ld_x, wp, np, bias, d_in, d_out, j0, 6, 3); break; \
                 case 6 * 8 + 2: TILE(oi, ld_out, xi, ld_x, wp, np, bias, d_in, d_out, j0, 6, 2); break; \
                 case 6 * 8 + 1: TILE(oi, ld_out, xi, ld_x, wp, np, bias, d_in, d_out, j0, 6, 1); break; \
+                /* the remainder rows of a batch (or a batch of 3-5) as one tile: the      \
+                 * weights are read once for them, not once per row */                      \
+                case 5 * 8 + 4: TILE(oi, ld_out, xi, ld_x, wp, np, bias, d_in, d_out, j0, 5, 4); break; \
+                case 4 * 8 + 4: TILE(oi, ld_out, xi, ld_x, wp, np, bias, d_in, d_out, j0, 4, 4); break; \
+                case 3 * 8 + 4: TILE(oi, ld_out, xi, ld_x, wp, np, bias, d_in, d_out, j0, 3, 4); break; \
+                case 2 * 8 + 4: TILE(oi, ld_out, xi, ld_x, wp, np, bias, d_in, d_out, j0, 2, 4); break; \
                 default:                                                                          \
                     for (int r = 0; r < mr; ++r)                                                  \
                         switch (nv) {                                                             \
@@ -402,6 +408,8 @@ TILE256(tile256_f16, ld256_f16)
                 case 4 * 8 + 3: TILE(oi, ld_out, xi, ld_x, wp, np, bias, d_in, d_out, j0, 4, 3); break; \
                 case 4 * 8 + 2: TILE(oi, ld_out, xi, ld_x, wp, np, bias, d_in, d_out, j0, 4, 2); break; \
                 case 4 * 8 + 1: TILE(oi, ld_out, xi, ld_x, wp, np, bias, d_in, d_out, j0, 4, 1); break; \
+                case 3 * 8 + 3: TILE(oi, ld_out, xi, ld_x, wp, np, bias, d_in, d_out, j0, 3, 3); break; \
+                case 2 * 8 + 3: TILE(oi, ld_out, xi, ld_x, wp, np, bias, d_in, d_out, j0, 2, 3); break; \
                 default:                                                                          \
                     for (int r = 0; r < mr; ++r)                                                  \
                         switch (nv) {                                                             \
