@@ -168,11 +168,20 @@ void ssm_rmsnorm_f32(float *out, size_t ld_out, const float *x, size_t ld_x,
     for (int i = 0; i < n_rows; ++i) {
         const float *xi = x + (size_t)i * ld_x;
         float *oi = out + (size_t)i * ld_out;
-        double ss = 0.0;
-        for (int k = 0; k < dim; ++k)
-            ss += (double)xi[k] * xi[k];
+        /* eight partial sums (lane k mod 8), then a fixed tree: one
+         * dependent add chain of dim/8 instead of dim (it was the step's
+         * longest latency chain at small batches); double keeps it exact
+         * to ~1e-16 either way */
+        double p[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        int k = 0;
+        for (; k + 8 <= dim; k += 8)
+            for (int l = 0; l < 8; ++l)
+                p[l] += (double)xi[k + l] * xi[k + l];
+        for (int l = 0; k < dim; ++k, ++l)
+            p[l] += (double)xi[k] * xi[k];
+        double ss = ((p[0] + p[4]) + (p[1] + p[5])) + ((p[2] + p[6]) + (p[3] + p[7]));
         float rstd = (float)(1.0 / sqrt(ss / dim + (double)eps));
-        for (int k = 0; k < dim; ++k)
+        for (k = 0; k < dim; ++k)
             oi[k] = xi[k] * rstd * w[k];
     }
 }

@@ -56,7 +56,8 @@ void ssm_linear_blas_f32(float *out, size_t ld_out, const float *x, size_t ld_x,
 /** RMSNorm (mamba_ssm ops/triton/layer_norm.py rms_norm_ref):
  *  out[i,:] = x[i,:] / sqrt(mean(x[i,:]²) + eps) · w.
  *  out {n_rows, dim} (ld_out), x {n_rows, dim} (ld_x), w {dim}; eps > 0.
- *  The mean of squares is accumulated in double.  out may equal x. */
+ *  The mean of squares is accumulated in double, in eight partial sums
+ *  (element k into sum k mod 8) added by a fixed tree.  out may equal x. */
 void ssm_rmsnorm_f32(float *out, size_t ld_out, const float *x, size_t ld_x,
                      const float *w, int n_rows, int dim, float eps);
 
