@@ -10,6 +10,7 @@
  * Run it on one core (bench/gen_bench.sh uses taskset). */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "generate.h"
@@ -40,6 +41,7 @@ int main(int argc, char **argv)
         ssm_model_free(m);
         return 2;
     }
+    const char *base = strrchr(argv[1], '/') ? strrchr(argv[1], '/') + 1 : argv[1];
     const char *e = getenv("SSMD_BENCH_SECONDS");
     double budget = e ? atof(e) : 2.0;
     int def[2] = { 1, 16 }, nb = argc > 2 ? argc - 2 : 2;
@@ -67,9 +69,9 @@ int main(int argc, char **argv)
             steps += 100;
             t = now_s() - t0;
         } while (t < budget);
-        printf("{\"bench\":\"generate\",\"impl\":\"%s\",\"batch\":%d,\"steps\":%ld,\"seconds\":%.3f,"
+        printf("{\"bench\":\"generate\",\"impl\":\"%s\",\"model\":\"%s\",\"batch\":%d,\"steps\":%ld,\"seconds\":%.3f,"
                "\"samples_per_s\":%.0f,\"per_stream_realtime_x\":%.3f,\"rate_hz\":%d}\n",
-               rf == SSM_RUNNER_INT8_WEIGHTS ? "ssmd-int8" : rf ? "ssmd-f16" : "ssmd", B, steps, t, (double)steps * B / t, (double)steps / t / rate, rate);
+               rf == SSM_RUNNER_INT8_WEIGHTS ? "ssmd-int8" : rf ? "ssmd-f16" : "ssmd", base, B, steps, t, (double)steps * B / t, (double)steps / t / rate, rate);
         fflush(stdout);
         free(codes);
         ssmd_generator_destroy(g);

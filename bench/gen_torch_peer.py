@@ -78,7 +78,8 @@ def main():
                 t = time.perf_counter() - t0
                 if t >= budget:
                     break
-            print(json.dumps({"bench": "generate", "impl": "torch-1t", "batch": B, "steps": n,
+            print(json.dumps({"bench": "generate", "impl": "torch-1t", "model": os.path.basename(path),
+                              "batch": B, "steps": n,
                               "seconds": round(t, 3), "samples_per_s": round(n * B / t),
                               "per_stream_realtime_x": round(n / t / rate, 3), "rate_hz": rate}), flush=True)
 

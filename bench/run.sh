@@ -4,8 +4,9 @@
 #      bandwidth at L2/L3/DRAM working sets) and ssmd's projection kernels at
 #      the sgemm shapes;
 #   2. dsp: STFT + log-mel + iSTFT per frame, numpy peer (bench/dsp_bench.sh);
-#      generation (bench/gen_bench.sh, PyTorch peer) when gen_bench is built
-#      and models/mulaw_lm.safetensors exists;
+#      generation (bench/gen_bench.sh, PyTorch peer) with the bundled
+#      models/mulaw_lm.safetensors and a random ~1 M-parameter token model
+#      (bench/make_token_model.py); the scan step alone (bench/scan_bench);
 #   3. model step: latency at batch 1 (median, p99 over >= 10 000 steps) and
 #      stream-steps/s at batch 1/16/64/256 for three model sizes (default
 #      d_model 64 × 2 layers; small 128 × 4; medium 512 × 8), ssmd's variants
@@ -45,11 +46,21 @@ OUT="$BUILD/bench/results.jsonl"
 emit() { tee -a "$OUT"; }
 echo "{\"bench\":\"machine\",\"cpu\":\"$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')\",\"cores\":$(nproc),\"load_avg_1m\":$(cut -d' ' -f1 /proc/loadavg),\"date\":\"$(date -u +%FT%TZ)\"}" | emit
 
+pin=(taskset -c "${SSMD_BENCH_CPU:-0}"); command -v taskset >/dev/null || pin=()
 "$BUILD/bench/roofline" | emit
 bench/dsp_bench.sh "$BUILD" "$SSMD_BENCH_SECONDS" | emit
 # generation (token model sampling, bench/gen_bench.sh) when built and its model exists
 if [ -x "$BUILD/bench/gen_bench" ] && [ -f models/mulaw_lm.safetensors ]; then
   bench/gen_bench.sh "$BUILD" | emit
+fi
+# generation with a ~1 M-parameter token model (random weights, issue 8's size)
+if [ -x "$BUILD/bench/gen_bench" ]; then
+  [ -f "$DIR/token_1m.safetensors" ] || "$PY" bench/make_token_model.py "$DIR/token_1m.safetensors"
+  bench/gen_bench.sh "$BUILD" "$DIR/token_1m.safetensors" | emit
+fi
+# the scan step alone, per ISA
+if [ -x "$BUILD/bench/scan_bench" ]; then
+  "${pin[@]}" "$BUILD/bench/scan_bench" | emit
 fi
 
 shape() { case $1 in default) echo "64 2 16";; small) echo "128 4 16";; medium) echo "512 8 16";; esac; }

@@ -65,13 +65,20 @@ def main(path):
     gen = [r for r in rows if r.get("bench") == "generate"]
     if gen:
         print("\n## generation (bench/gen_bench.sh: mu-law token model, one core)\n")
-        print("| impl | batch | samples/s | × real time per stream |\n|---|---:|---:|---:|")
+        print("| model | impl | batch | samples/s | × real time per stream |\n|---|---|---:|---:|---:|")
         for r in gen:
             if "samples_per_s" in r:
-                print(f"| {r['impl']} | {r['batch']} | {r['samples_per_s']:,.0f} | "
+                print(f"| {r.get('model', '?')} | {r['impl']} | {r['batch']} | {r['samples_per_s']:,.0f} | "
                       f"{r.get('per_stream_realtime_x', 0):.3f} |")
             else:
-                print(f"| {r.get('impl', '?')} | - | skipped: {r.get('skipped', '?')} | |")
+                print(f"| {r.get('model', '?')} | {r.get('impl', '?')} | - | skipped: {r.get('skipped', '?')} | |")
+    scan = [r for r in rows if r.get("bench") == "scan_step"]
+    if scan:
+        print("\n## scan step alone (bench/scan_bench, one core)\n")
+        print("| d_inner | d_state | batch | isa | ns per channel-step | state GB/s |\n|---:|---:|---:|---|---:|---:|")
+        for r in scan:
+            print(f"| {r.get('d_inner')} | {r.get('d_state')} | {r.get('batch')} | {r.get('isa')} | "
+                  f"{r.get('ns_per_channel_step')} | {r.get('state_gb_s')} |")
 
     info = {r["model"]: r for r in rows if r.get("bench") == "model_info"}
     steps = [r for r in rows if r.get("bench") == "model_step"]
