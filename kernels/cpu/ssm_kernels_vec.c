@@ -2,9 +2,11 @@
  * "_vec"): plain C shaped so that the compiler vectorises the independent
  * lanes, compiled for AVX-512, AVX2 and the baseline (GNU target_clones).
  *
- * What differs from the reference: exp() is computed by ssm_expf_vec below
+ * What differs from the reference: exp() is computed by vexp_fma below
  * (Cephes' expf: range reduction by ln 2, degree-6 polynomial, scale by 2ⁿ
- * through the exponent bits) instead of libm's expf, which the compiler
+ * through the exponent bits, its multiply-adds fused with fmaf(); the scan,
+ * softplus, conv SiLU, gate and sigmoid all use it, ssm_exp_f32_vec keeps
+ * the unfused vexp) instead of libm's expf, which the compiler
  * cannot vectorise without -ffast-math; and the C·h sum of the scan uses
  * eight lanes like ssm_linear_f32.  Every operation is an IEEE add, multiply,
  * explicit fmaf() (the scan's exp, vexp_fma) or compare in a fixed order (no
@@ -107,12 +109,13 @@ static inline float vlog12(float w)
     return x + big * 0.693359375f;
 }
 
-/* softplus(v) = v for v > 20, else max(v, 0) + log1p(exp(−|v|)), with
+/* softplus(v) = v for v > 20, else max(v, 0) + log1p(exp(−|v|)) (exp by
+ * vexp_fma, log by vlog12 unfused), with
  * log1p(t) = log(1 + t) · t / ((1 + t) − 1) (Goldberg's correction of the
  * rounding of 1 + t; t itself when 1 + t rounds to 1). */
 static inline float vsoftplus(float v)
 {
-    float t = vexp(-fabsf(v));
+    float t = vexp_fma(-fabsf(v));
     float w = 1.0f + t;
     float d = w - 1.0f;
     float l1p = d == 0.0f ? t : vlog12(w) * (t / (d == 0.0f ? 1.0f : d));
@@ -225,7 +228,7 @@ void ssm_conv_step_f32_vec(float *out, size_t ld_out, float *const *conv_state,
         }
         for (int c = 0; c < d_inner; ++c) {
             float v = os[c];
-            os[c] = v / (1.0f + vexp(-v));
+            os[c] = v / (1.0f + vexp_fma(-v));
         }
     }
 }
@@ -238,6 +241,16 @@ void ssm_gate_silu_f32_vec(float *y, size_t ld_y, const float *z, size_t ld_z,
         float *yi = y + (size_t)i * ld_y;
         const float *zi = z + (size_t)i * ld_z;
         for (int k = 0; k < dim; ++k)
-            yi[k] = yi[k] * (zi[k] / (1.0f + vexp(-zi[k])));
+            yi[k] = yi[k] * (zi[k] / (1.0f + vexp_fma(-zi[k])));
+    }
+}
+
+SSM_CLONES
+void ssm_sigmoid_f32_vec(float *v, size_t ld, int n_rows, int dim)
+{
+    for (int i = 0; i < n_rows; ++i) {
+        float *vi = v + (size_t)i * ld;
+        for (int k = 0; k < dim; ++k)
+            vi[k] = 1.0f / (1.0f + vexp_fma(-vi[k]));
     }
 }
