@@ -897,16 +897,16 @@ scan_step_avx512(float *y, size_t ld_y, float *const *ssm_state, const float *x,
 
 /* ---- elementwise kernels, explicit AVX2 / AVX-512 ---------------------------
  * Softplus, conv step + SiLU, the SiLU gate and the sigmoid with the
- * operations of their _vec versions in the same order: vexp_fma's fused
- * multiply-adds as vector FMAs, everything else (the log polynomial, the
- * conv's tap sum, the divisions) separately rounded, the C ternaries as
+ * operations of their _vec versions in the same order: the fmaf()s of
+ * vexp_fma and vlog12 as vector FMAs, everything else (the conv's tap sum,
+ * the divisions) separately rounded, the C ternaries as
  * ordered compares and blends (a NaN compares false and goes where the C
  * code sends it) and min/max with the constant first for the clamps.  Row
  * tails are masked, not padded, so the bits equal the _vec kernels' on any
  * size (tests/kernels/test_kernels_elem.c) and a stream's values do not
  * depend on its batch. */
 
-/* log(w) for w in [1, 2]: vlog12 of ssm_kernels_vec.c, unfused. */
+/* log(w) for w in [1, 2]: vlog12 of ssm_kernels_vec.c (its fmaf()s as FMAs). */
 T5 __m512 vlog12_512(__m512 w)
 {
     __mmask16 big = _mm512_cmp_ps_mask(w, _mm512_set1_ps(1.41421356f), _CMP_GT_OQ);
@@ -915,19 +915,19 @@ T5 __m512 vlog12_512(__m512 w)
     __m512 x = _mm512_sub_ps(m, _mm512_set1_ps(1.0f));
     __m512 z = _mm512_mul_ps(x, x);
     __m512 y = _mm512_set1_ps(7.0376836292e-2f);
-    y = _mm512_sub_ps(_mm512_mul_ps(y, x), _mm512_set1_ps(1.1514610310e-1f));
-    y = _mm512_add_ps(_mm512_mul_ps(y, x), _mm512_set1_ps(1.1676998740e-1f));
-    y = _mm512_sub_ps(_mm512_mul_ps(y, x), _mm512_set1_ps(1.2420140846e-1f));
-    y = _mm512_add_ps(_mm512_mul_ps(y, x), _mm512_set1_ps(1.4249322787e-1f));
-    y = _mm512_sub_ps(_mm512_mul_ps(y, x), _mm512_set1_ps(1.6668057665e-1f));
-    y = _mm512_add_ps(_mm512_mul_ps(y, x), _mm512_set1_ps(2.0000714765e-1f));
-    y = _mm512_sub_ps(_mm512_mul_ps(y, x), _mm512_set1_ps(2.4999993993e-1f));
-    y = _mm512_add_ps(_mm512_mul_ps(y, x), _mm512_set1_ps(3.3333331174e-1f));
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(-1.1514610310e-1f));
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(1.1676998740e-1f));
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(-1.2420140846e-1f));
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(1.4249322787e-1f));
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(-1.6668057665e-1f));
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(2.0000714765e-1f));
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(-2.4999993993e-1f));
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(3.3333331174e-1f));
     y = _mm512_mul_ps(_mm512_mul_ps(y, x), z);
-    y = _mm512_add_ps(y, _mm512_mul_ps(bigf, _mm512_set1_ps(-2.12194440e-4f)));
-    y = _mm512_sub_ps(y, _mm512_mul_ps(_mm512_set1_ps(0.5f), z));
+    y = _mm512_fmadd_ps(bigf, _mm512_set1_ps(-2.12194440e-4f), y);
+    y = _mm512_fmadd_ps(_mm512_set1_ps(-0.5f), z, y);
     x = _mm512_add_ps(x, y);
-    return _mm512_add_ps(x, _mm512_mul_ps(bigf, _mm512_set1_ps(0.693359375f)));
+    return _mm512_fmadd_ps(bigf, _mm512_set1_ps(0.693359375f), x);
 }
 
 /* vsoftplus: v > 20 ? v : max(v, 0) + log1p(exp(−|v|)), Goldberg's log1p. */
@@ -1115,19 +1115,19 @@ TA __m256 vlog12_256(__m256 w)
     __m256 x = _mm256_sub_ps(m, _mm256_set1_ps(1.0f));
     __m256 z = _mm256_mul_ps(x, x);
     __m256 y = _mm256_set1_ps(7.0376836292e-2f);
-    y = _mm256_sub_ps(_mm256_mul_ps(y, x), _mm256_set1_ps(1.1514610310e-1f));
-    y = _mm256_add_ps(_mm256_mul_ps(y, x), _mm256_set1_ps(1.1676998740e-1f));
-    y = _mm256_sub_ps(_mm256_mul_ps(y, x), _mm256_set1_ps(1.2420140846e-1f));
-    y = _mm256_add_ps(_mm256_mul_ps(y, x), _mm256_set1_ps(1.4249322787e-1f));
-    y = _mm256_sub_ps(_mm256_mul_ps(y, x), _mm256_set1_ps(1.6668057665e-1f));
-    y = _mm256_add_ps(_mm256_mul_ps(y, x), _mm256_set1_ps(2.0000714765e-1f));
-    y = _mm256_sub_ps(_mm256_mul_ps(y, x), _mm256_set1_ps(2.4999993993e-1f));
-    y = _mm256_add_ps(_mm256_mul_ps(y, x), _mm256_set1_ps(3.3333331174e-1f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(-1.1514610310e-1f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.1676998740e-1f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(-1.2420140846e-1f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.4249322787e-1f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(-1.6668057665e-1f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(2.0000714765e-1f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(-2.4999993993e-1f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(3.3333331174e-1f));
     y = _mm256_mul_ps(_mm256_mul_ps(y, x), z);
-    y = _mm256_add_ps(y, _mm256_mul_ps(bigf, _mm256_set1_ps(-2.12194440e-4f)));
-    y = _mm256_sub_ps(y, _mm256_mul_ps(_mm256_set1_ps(0.5f), z));
+    y = _mm256_fmadd_ps(bigf, _mm256_set1_ps(-2.12194440e-4f), y);
+    y = _mm256_fmadd_ps(_mm256_set1_ps(-0.5f), z, y);
     x = _mm256_add_ps(x, y);
-    return _mm256_add_ps(x, _mm256_mul_ps(bigf, _mm256_set1_ps(0.693359375f)));
+    return _mm256_fmadd_ps(bigf, _mm256_set1_ps(0.693359375f), x);
 }
 
 TA __m256 softplus256(__m256 v)

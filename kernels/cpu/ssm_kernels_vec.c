@@ -86,7 +86,10 @@ static inline float vexp_fma(float x)
 }
 
 /* log(w) for w in [1, 2] (Cephes logf: w = m·2ᵉ with m in [√½, √2), degree-8
- * polynomial in m − 1, ln 2 split in two). */
+ * polynomial in m − 1, ln 2 split in two), its multiply-adds fused with
+ * fmaf() like vexp_fma: the Horner chain, the two ln 2 terms and the −z/2
+ * term are one rounding each; (y·x)·z stays two products.  The explicit
+ * AVX2/AVX-512 softplus computes exactly this with vector FMAs. */
 static inline float vlog12(float w)
 {
     float big = w > 1.41421356f ? 1.0f : 0.0f;
@@ -94,23 +97,23 @@ static inline float vlog12(float w)
     float x = m - 1.0f;
     float z = x * x;
     float y = 7.0376836292e-2f;
-    y = y * x - 1.1514610310e-1f;
-    y = y * x + 1.1676998740e-1f;
-    y = y * x - 1.2420140846e-1f;
-    y = y * x + 1.4249322787e-1f;
-    y = y * x - 1.6668057665e-1f;
-    y = y * x + 2.0000714765e-1f;
-    y = y * x - 2.4999993993e-1f;
-    y = y * x + 3.3333331174e-1f;
+    y = fmaf(y, x, -1.1514610310e-1f);
+    y = fmaf(y, x, 1.1676998740e-1f);
+    y = fmaf(y, x, -1.2420140846e-1f);
+    y = fmaf(y, x, 1.4249322787e-1f);
+    y = fmaf(y, x, -1.6668057665e-1f);
+    y = fmaf(y, x, 2.0000714765e-1f);
+    y = fmaf(y, x, -2.4999993993e-1f);
+    y = fmaf(y, x, 3.3333331174e-1f);
     y = y * x * z;
-    y = y + big * -2.12194440e-4f;
-    y = y - 0.5f * z;
+    y = fmaf(big, -2.12194440e-4f, y);
+    y = fmaf(-0.5f, z, y);
     x = x + y;
-    return x + big * 0.693359375f;
+    return fmaf(big, 0.693359375f, x);
 }
 
 /* softplus(v) = v for v > 20, else max(v, 0) + log1p(exp(−|v|)) (exp by
- * vexp_fma, log by vlog12 unfused), with
+ * vexp_fma, log by vlog12), with
  * log1p(t) = log(1 + t) · t / ((1 + t) − 1) (Goldberg's correction of the
  * rounding of 1 + t; t itself when 1 + t rounds to 1). */
 static inline float vsoftplus(float v)

@@ -136,10 +136,11 @@ size_t ssm_nonfinite_f32(size_t *count, float *x, size_t ld,
  * conv SiLU, gate and sigmoid is that polynomial evaluated with fmaf()
  * (vexp_fma: range reduction and Horner chain fused; the explicit AVX2/AVX-512
  * kernels use vector FMAs with the same bits): exact but slow on a CPU
- * without FMA, where nothing faster runs anyway.  Everything else (the log
- * polynomial, the conv's tap sum (((0 + s0·w0) + s1·w1) + …) + bias, the
- * divisions of SiLU and sigmoid) is separately rounded in the reference's
- * order. */
+ * without FMA, where nothing faster runs anyway.  Softplus's log polynomial
+ * is fused the same way (vlog12: Horner chain and ln 2 terms as fmaf).
+ * Everything else (the conv's tap sum (((0 + s0·w0) + s1·w1) + …) + bias,
+ * the divisions of SiLU and sigmoid) is separately rounded in the
+ * reference's order. */
 
 /** out[i] = exp(x[i]) within ~2 ulp for x in [-87, 88]; values below -87
  *  give exp(-87) ≈ 1.6e-38, above 88 exp(88); NaN stays NaN.  out may
