@@ -902,6 +902,380 @@ scan_step_avx512(float *y, size_t ld_y, float *const *ssm_state, const float *x,
         }
     }
 }
+
+/* ---- elementwise kernels, explicit AVX2 / AVX-512 ---------------------------
+ * Softplus, conv step + SiLU, the SiLU gate and the sigmoid with the
+ * operations of their _vec versions in the same order: the fmaf()s of
+ * vexp_fma and vlog12 as vector FMAs, everything else (the conv's tap sum,
+ * the divisions) separately rounded, the C ternaries as
+ * ordered compares and blends (a NaN compares false and goes where the C
+ * code sends it) and min/max with the constant first for the clamps.  Row
+ * tails are masked, not padded, so the bits equal the _vec kernels' on any
+ * size (tests/kernels/test_kernels_elem.c) and a stream's values do not
+ * depend on its batch. */
+
+/* log(w) for w in [1, 2]: vlog12 of ssm_kernels_vec.c (its fmaf()s as FMAs). */
+T5 __m512 vlog12_512(__m512 w)
+{
+    __mmask16 big = _mm512_cmp_ps_mask(w, _mm512_set1_ps(1.41421356f), _CMP_GT_OQ);
+    __m512 bigf = _mm512_maskz_mov_ps(big, _mm512_set1_ps(1.0f));
+    __m512 m = _mm512_mask_mul_ps(w, big, w, _mm512_set1_ps(0.5f));
+    __m512 x = _mm512_sub_ps(m, _mm512_set1_ps(1.0f));
+    __m512 z = _mm512_mul_ps(x, x);
+    __m512 y = _mm512_set1_ps(7.0376836292e-2f);
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(-1.1514610310e-1f));
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(1.1676998740e-1f));
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(-1.2420140846e-1f));
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(1.4249322787e-1f));
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(-1.6668057665e-1f));
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(2.0000714765e-1f));
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(-2.4999993993e-1f));
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(3.3333331174e-1f));
+    y = _mm512_mul_ps(_mm512_mul_ps(y, x), z);
+    y = _mm512_fmadd_ps(bigf, _mm512_set1_ps(-2.12194440e-4f), y);
+    y = _mm512_fmadd_ps(_mm512_set1_ps(-0.5f), z, y);
+    x = _mm512_add_ps(x, y);
+    return _mm512_fmadd_ps(bigf, _mm512_set1_ps(0.693359375f), x);
+}
+
+/* vsoftplus: v > 20 ? v : max(v, 0) + log1p(exp(−|v|)), Goldberg's log1p. */
+T5 __m512 softplus512(__m512 v)
+{
+    const __m512 zero = _mm512_setzero_ps(), one = _mm512_set1_ps(1.0f);
+    __m512 na = _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(v),
+                                                    _mm512_set1_epi32((int)0x80000000u)));
+    __m512 t = vexp512(na);
+    __m512 w = _mm512_add_ps(one, t);
+    __m512 d = _mm512_sub_ps(w, one);
+    __mmask16 d0 = _mm512_cmp_ps_mask(d, zero, _CMP_EQ_OQ);
+    __m512 q = _mm512_div_ps(t, _mm512_mask_blend_ps(d0, d, one));
+    __m512 l1p = _mm512_mask_blend_ps(d0, _mm512_mul_ps(vlog12_512(w), q), t);
+    __m512 pos = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(v, zero, _CMP_GT_OQ), v);
+    __m512 r = _mm512_add_ps(pos, l1p);
+    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(v, _mm512_set1_ps(20.0f), _CMP_GT_OQ), r, v);
+}
+
+T5 __m512 neg512(__m512 v)
+{
+    return _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(v),
+                                                _mm512_set1_epi32((int)0x80000000u)));
+}
+
+/* SiLU: v / (1 + exp(−v)) */
+T5 __m512 silu512(__m512 v)
+{
+    return _mm512_div_ps(v, _mm512_add_ps(_mm512_set1_ps(1.0f), vexp512(neg512(v))));
+}
+
+T5 __mmask16 tail512(int n)
+{
+    return (__mmask16)((1u << n) - 1u);
+}
+
+__attribute__((target("avx512f,avx512vl,avx512dq,avx2,fma"))) static void
+softplus_avx512(float *out, size_t ld_out, const float *x, size_t ld_x, const float *bias,
+                int n_rows, int dim)
+{
+    for (int i = 0; i < n_rows; ++i) {
+        const float *xi = x + (size_t)i * ld_x;
+        float *oi = out + (size_t)i * ld_out;
+        int k = 0;
+        for (; k + 16 <= dim; k += 16) {
+            __m512 v = _mm512_loadu_ps(xi + k);
+            if (bias)
+                v = _mm512_add_ps(v, _mm512_loadu_ps(bias + k));
+            _mm512_storeu_ps(oi + k, softplus512(v));
+        }
+        if (k < dim) {
+            __mmask16 m = tail512(dim - k);
+            __m512 v = _mm512_maskz_loadu_ps(m, xi + k);
+            if (bias)
+                v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, bias + k));
+            _mm512_mask_storeu_ps(oi + k, m, softplus512(v));
+        }
+    }
+}
+
+__attribute__((target("avx512f,avx512vl,avx512dq,avx2,fma"))) static void
+gate_silu_avx512(float *y, size_t ld_y, const float *z, size_t ld_z, int n_rows, int dim)
+{
+    for (int i = 0; i < n_rows; ++i) {
+        float *yi = y + (size_t)i * ld_y;
+        const float *zi = z + (size_t)i * ld_z;
+        int k = 0;
+        for (; k + 16 <= dim; k += 16)
+            _mm512_storeu_ps(yi + k, _mm512_mul_ps(_mm512_loadu_ps(yi + k),
+                                                   silu512(_mm512_loadu_ps(zi + k))));
+        if (k < dim) {
+            __mmask16 m = tail512(dim - k);
+            __m512 g = silu512(_mm512_maskz_loadu_ps(m, zi + k));
+            _mm512_mask_storeu_ps(yi + k, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, yi + k), g));
+        }
+    }
+}
+
+/* 1 / (1 + exp(−v)) in place */
+__attribute__((target("avx512f,avx512vl,avx512dq,avx2,fma"))) static void
+sigmoid_avx512(float *v, size_t ld, int n_rows, int dim)
+{
+    const __m512 one = _mm512_set1_ps(1.0f);
+    for (int i = 0; i < n_rows; ++i) {
+        float *vi = v + (size_t)i * ld;
+        int k = 0;
+        for (; k + 16 <= dim; k += 16) {
+            __m512 e = vexp512(neg512(_mm512_loadu_ps(vi + k)));
+            _mm512_storeu_ps(vi + k, _mm512_div_ps(one, _mm512_add_ps(one, e)));
+        }
+        if (k < dim) {
+            __mmask16 m = tail512(dim - k);
+            __m512 e = vexp512(neg512(_mm512_maskz_loadu_ps(m, vi + k)));
+            _mm512_mask_storeu_ps(vi + k, m, _mm512_div_ps(one, _mm512_add_ps(one, e)));
+        }
+    }
+}
+
+/* One stream's conv sums before SiLU, the _vec kernel's scalar order:
+ * (((0 + s0·w0) + s1·w1) + …) + bias, unfused (-ffp-contract=off). */
+static inline void conv_sums_scalar(float *os, float *st, const float *xs, const float *w,
+                                    const float *bias, int c0, int d_inner, int d_conv)
+{
+    for (int c = c0; c < d_inner; ++c) {
+        float *sc = st + (size_t)c * d_conv;
+        const float *wc = w + (size_t)c * d_conv;
+        for (int k = 0; k + 1 < d_conv; ++k)
+            sc[k] = sc[k + 1];
+        sc[d_conv - 1] = xs[c];
+        float acc = 0.0f;
+        for (int k = 0; k < d_conv; ++k)
+            acc += sc[k] * wc[k];
+        os[c] = bias ? acc + bias[c] : acc;
+    }
+}
+
+/* d_conv 4, sixteen channels: their states are 64 consecutive floats, four
+ * registers of four channels (one 128-bit lane each).  Each register shifts
+ * its lanes left by one and takes the new inputs at tap 3 (one two-source
+ * permute), is multiplied by the weights (the same layout), and a 4×4
+ * transpose inside the 128-bit lanes turns the products into one register
+ * per tap, which are summed tap after tap like the scalar loop; the sums
+ * come out with channel 4j+g in lane 4g+j and one permute puts them back. */
+__attribute__((target("avx512f,avx512vl,avx512dq,avx2,fma"))) static void
+conv_step_avx512(float *out, size_t ld_out, float *const *conv_state, const float *x, size_t ld_x,
+                 const float *w, const float *bias, int n_streams, int d_inner, int d_conv)
+{
+    assert(out && conv_state && x && w && d_conv >= 1);
+    const __m512i unperm = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    __m512i shift[4];
+    for (int j = 0; j < 4; ++j) {
+        int idx[16];
+        for (int g = 0; g < 4; ++g) {
+            for (int k = 0; k < 3; ++k)
+                idx[4 * g + k] = 4 * g + k + 1;
+            idx[4 * g + 3] = 16 + 4 * j + g;
+        }
+        shift[j] = _mm512_loadu_si512(idx);
+    }
+    for (int s = 0; s < n_streams; ++s) {
+        float *st = conv_state[s];
+        const float *xs = x + (size_t)s * ld_x;
+        float *os = out + (size_t)s * ld_out;
+        int c = 0;
+        if (d_conv == 4)
+            for (; c + 16 <= d_inner; c += 16) {
+                float *sc = st + (size_t)c * 4;
+                const float *wc = w + (size_t)c * 4;
+                __m512 xv = _mm512_loadu_ps(xs + c), p[4];
+                for (int j = 0; j < 4; ++j) {
+                    __m512 zj = _mm512_permutex2var_ps(_mm512_loadu_ps(sc + 16 * j), shift[j], xv);
+                    _mm512_storeu_ps(sc + 16 * j, zj);
+                    p[j] = _mm512_mul_ps(zj, _mm512_loadu_ps(wc + 16 * j));
+                }
+                __m512 t0 = _mm512_unpacklo_ps(p[0], p[1]), t1 = _mm512_unpacklo_ps(p[2], p[3]);
+                __m512 t2 = _mm512_unpackhi_ps(p[0], p[1]), t3 = _mm512_unpackhi_ps(p[2], p[3]);
+                __m512 acc = _mm512_add_ps(_mm512_setzero_ps(),
+                                           _mm512_shuffle_ps(t0, t1, _MM_SHUFFLE(1, 0, 1, 0)));
+                acc = _mm512_add_ps(acc, _mm512_shuffle_ps(t0, t1, _MM_SHUFFLE(3, 2, 3, 2)));
+                acc = _mm512_add_ps(acc, _mm512_shuffle_ps(t2, t3, _MM_SHUFFLE(1, 0, 1, 0)));
+                acc = _mm512_add_ps(acc, _mm512_shuffle_ps(t2, t3, _MM_SHUFFLE(3, 2, 3, 2)));
+                acc = _mm512_permutexvar_ps(unperm, acc);
+                if (bias)
+                    acc = _mm512_add_ps(acc, _mm512_loadu_ps(bias + c));
+                _mm512_storeu_ps(os + c, silu512(acc));
+            }
+        int c0 = c;
+        conv_sums_scalar(os, st, xs, w, bias, c0, d_inner, d_conv);
+        for (; c + 16 <= d_inner; c += 16)
+            _mm512_storeu_ps(os + c, silu512(_mm512_loadu_ps(os + c)));
+        if (c < d_inner) {
+            __mmask16 m = tail512(d_inner - c);
+            _mm512_mask_storeu_ps(os + c, m, silu512(_mm512_maskz_loadu_ps(m, os + c)));
+        }
+    }
+}
+
+/* The same in 256-bit registers (AVX2+FMA): eight lanes, tails through
+ * maskload/maskstore. */
+TA __m256 vlog12_256(__m256 w)
+{
+    __m256 big = _mm256_cmp_ps(w, _mm256_set1_ps(1.41421356f), _CMP_GT_OQ);
+    __m256 bigf = _mm256_and_ps(big, _mm256_set1_ps(1.0f));
+    __m256 m = _mm256_blendv_ps(w, _mm256_mul_ps(w, _mm256_set1_ps(0.5f)), big);
+    __m256 x = _mm256_sub_ps(m, _mm256_set1_ps(1.0f));
+    __m256 z = _mm256_mul_ps(x, x);
+    __m256 y = _mm256_set1_ps(7.0376836292e-2f);
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(-1.1514610310e-1f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.1676998740e-1f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(-1.2420140846e-1f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.4249322787e-1f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(-1.6668057665e-1f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(2.0000714765e-1f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(-2.4999993993e-1f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(3.3333331174e-1f));
+    y = _mm256_mul_ps(_mm256_mul_ps(y, x), z);
+    y = _mm256_fmadd_ps(bigf, _mm256_set1_ps(-2.12194440e-4f), y);
+    y = _mm256_fmadd_ps(_mm256_set1_ps(-0.5f), z, y);
+    x = _mm256_add_ps(x, y);
+    return _mm256_fmadd_ps(bigf, _mm256_set1_ps(0.693359375f), x);
+}
+
+TA __m256 softplus256(__m256 v)
+{
+    const __m256 zero = _mm256_setzero_ps(), one = _mm256_set1_ps(1.0f);
+    __m256 t = vexp256(_mm256_or_ps(v, _mm256_set1_ps(-0.0f)));
+    __m256 w = _mm256_add_ps(one, t);
+    __m256 d = _mm256_sub_ps(w, one);
+    __m256 d0 = _mm256_cmp_ps(d, zero, _CMP_EQ_OQ);
+    __m256 q = _mm256_div_ps(t, _mm256_blendv_ps(d, one, d0));
+    __m256 l1p = _mm256_blendv_ps(_mm256_mul_ps(vlog12_256(w), q), t, d0);
+    __m256 pos = _mm256_and_ps(_mm256_cmp_ps(v, zero, _CMP_GT_OQ), v);
+    __m256 r = _mm256_add_ps(pos, l1p);
+    return _mm256_blendv_ps(r, v, _mm256_cmp_ps(v, _mm256_set1_ps(20.0f), _CMP_GT_OQ));
+}
+
+TA __m256 silu256(__m256 v)
+{
+    __m256 e = vexp256(_mm256_xor_ps(v, _mm256_set1_ps(-0.0f)));
+    return _mm256_div_ps(v, _mm256_add_ps(_mm256_set1_ps(1.0f), e));
+}
+
+/* lanes 0 … n−1 of eight (1 ≤ n ≤ 7) */
+TA __m256i tail256(int n)
+{
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+__attribute__((target("avx2,fma"))) static void
+softplus_avx2(float *out, size_t ld_out, const float *x, size_t ld_x, const float *bias,
+              int n_rows, int dim)
+{
+    for (int i = 0; i < n_rows; ++i) {
+        const float *xi = x + (size_t)i * ld_x;
+        float *oi = out + (size_t)i * ld_out;
+        int k = 0;
+        for (; k + 8 <= dim; k += 8) {
+            __m256 v = _mm256_loadu_ps(xi + k);
+            if (bias)
+                v = _mm256_add_ps(v, _mm256_loadu_ps(bias + k));
+            _mm256_storeu_ps(oi + k, softplus256(v));
+        }
+        if (k < dim) {
+            __m256i m = tail256(dim - k);
+            __m256 v = _mm256_maskload_ps(xi + k, m);
+            if (bias)
+                v = _mm256_add_ps(v, _mm256_maskload_ps(bias + k, m));
+            _mm256_maskstore_ps(oi + k, m, softplus256(v));
+        }
+    }
+}
+
+__attribute__((target("avx2,fma"))) static void
+gate_silu_avx2(float *y, size_t ld_y, const float *z, size_t ld_z, int n_rows, int dim)
+{
+    for (int i = 0; i < n_rows; ++i) {
+        float *yi = y + (size_t)i * ld_y;
+        const float *zi = z + (size_t)i * ld_z;
+        int k = 0;
+        for (; k + 8 <= dim; k += 8)
+            _mm256_storeu_ps(yi + k, _mm256_mul_ps(_mm256_loadu_ps(yi + k),
+                                                   silu256(_mm256_loadu_ps(zi + k))));
+        if (k < dim) {
+            __m256i m = tail256(dim - k);
+            __m256 g = silu256(_mm256_maskload_ps(zi + k, m));
+            _mm256_maskstore_ps(yi + k, m, _mm256_mul_ps(_mm256_maskload_ps(yi + k, m), g));
+        }
+    }
+}
+
+__attribute__((target("avx2,fma"))) static void
+sigmoid_avx2(float *v, size_t ld, int n_rows, int dim)
+{
+    const __m256 one = _mm256_set1_ps(1.0f), sign = _mm256_set1_ps(-0.0f);
+    for (int i = 0; i < n_rows; ++i) {
+        float *vi = v + (size_t)i * ld;
+        int k = 0;
+        for (; k + 8 <= dim; k += 8) {
+            __m256 e = vexp256(_mm256_xor_ps(_mm256_loadu_ps(vi + k), sign));
+            _mm256_storeu_ps(vi + k, _mm256_div_ps(one, _mm256_add_ps(one, e)));
+        }
+        if (k < dim) {
+            __m256i m = tail256(dim - k);
+            __m256 e = vexp256(_mm256_xor_ps(_mm256_maskload_ps(vi + k, m), sign));
+            _mm256_maskstore_ps(vi + k, m, _mm256_div_ps(one, _mm256_add_ps(one, e)));
+        }
+    }
+}
+
+/* conv_step_avx512's scheme over eight channels: four registers of two
+ * channels, lane shift by a permute and a blend, the in-lane transpose,
+ * channel 2j+g in lane 4g+j. */
+__attribute__((target("avx2,fma"))) static void
+conv_step_avx2(float *out, size_t ld_out, float *const *conv_state, const float *x, size_t ld_x,
+               const float *w, const float *bias, int n_streams, int d_inner, int d_conv)
+{
+    assert(out && conv_state && x && w && d_conv >= 1);
+    const __m256i rot = _mm256_setr_epi32(1, 2, 3, 0, 5, 6, 7, 4);
+    const __m256i unperm = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    __m256i xin[4];
+    for (int j = 0; j < 4; ++j)
+        xin[j] = _mm256_setr_epi32(0, 0, 0, 2 * j, 0, 0, 0, 2 * j + 1);
+    for (int s = 0; s < n_streams; ++s) {
+        float *st = conv_state[s];
+        const float *xs = x + (size_t)s * ld_x;
+        float *os = out + (size_t)s * ld_out;
+        int c = 0;
+        if (d_conv == 4)
+            for (; c + 8 <= d_inner; c += 8) {
+                float *sc = st + (size_t)c * 4;
+                const float *wc = w + (size_t)c * 4;
+                __m256 xv = _mm256_loadu_ps(xs + c), p[4];
+                for (int j = 0; j < 4; ++j) {
+                    __m256 zj = _mm256_permutevar8x32_ps(_mm256_loadu_ps(sc + 8 * j), rot);
+                    zj = _mm256_blend_ps(zj, _mm256_permutevar8x32_ps(xv, xin[j]), 0x88);
+                    _mm256_storeu_ps(sc + 8 * j, zj);
+                    p[j] = _mm256_mul_ps(zj, _mm256_loadu_ps(wc + 8 * j));
+                }
+                __m256 t0 = _mm256_unpacklo_ps(p[0], p[1]), t1 = _mm256_unpacklo_ps(p[2], p[3]);
+                __m256 t2 = _mm256_unpackhi_ps(p[0], p[1]), t3 = _mm256_unpackhi_ps(p[2], p[3]);
+                __m256 acc = _mm256_add_ps(_mm256_setzero_ps(),
+                                           _mm256_shuffle_ps(t0, t1, _MM_SHUFFLE(1, 0, 1, 0)));
+                acc = _mm256_add_ps(acc, _mm256_shuffle_ps(t0, t1, _MM_SHUFFLE(3, 2, 3, 2)));
+                acc = _mm256_add_ps(acc, _mm256_shuffle_ps(t2, t3, _MM_SHUFFLE(1, 0, 1, 0)));
+                acc = _mm256_add_ps(acc, _mm256_shuffle_ps(t2, t3, _MM_SHUFFLE(3, 2, 3, 2)));
+                acc = _mm256_permutevar8x32_ps(acc, unperm);
+                if (bias)
+                    acc = _mm256_add_ps(acc, _mm256_loadu_ps(bias + c));
+                _mm256_storeu_ps(os + c, silu256(acc));
+            }
+        int c0 = c;
+        conv_sums_scalar(os, st, xs, w, bias, c0, d_inner, d_conv);
+        for (; c + 8 <= d_inner; c += 8)
+            _mm256_storeu_ps(os + c, silu256(_mm256_loadu_ps(os + c)));
+        if (c < d_inner) {
+            __m256i m = tail256(d_inner - c);
+            _mm256_maskstore_ps(os + c, m, silu256(_mm256_maskload_ps(os + c, m)));
+        }
+    }
+}
 #endif /* SSM_X86 */
 
 ssm_scan_step_fn ssm_scan_step_get(ssm_isa isa)
@@ -916,4 +1290,64 @@ ssm_scan_step_fn ssm_scan_step_get(ssm_isa isa)
     (void)isa;
 #endif
     return ssm_scan_step_f32_vec;
+}
+
+/* 2: the AVX-512 kernels (they share the scan's target, AVX-512 DQ
+ * included), 1: AVX2+FMA, 0: the portable _vec code. */
+static int elem_level(ssm_isa isa)
+{
+#ifdef SSM_X86
+    __builtin_cpu_init();
+    if (isa == SSM_ISA_AVX512 && ssm_isa_supported(isa) && __builtin_cpu_supports("avx512dq"))
+        return 2;
+    if (isa != SSM_ISA_SCALAR && ssm_isa_supported(isa))
+        return 1;
+#else
+    (void)isa;
+#endif
+    return 0;
+}
+
+ssm_softplus_fn ssm_softplus_get(ssm_isa isa)
+{
+    switch (elem_level(isa)) {
+#ifdef SSM_X86
+    case 2: return softplus_avx512;
+    case 1: return softplus_avx2;
+#endif
+    default: return ssm_softplus_f32_vec;
+    }
+}
+
+ssm_conv_step_fn ssm_conv_step_get(ssm_isa isa)
+{
+    switch (elem_level(isa)) {
+#ifdef SSM_X86
+    case 2: return conv_step_avx512;
+    case 1: return conv_step_avx2;
+#endif
+    default: return ssm_conv_step_f32_vec;
+    }
+}
+
+ssm_gate_silu_fn ssm_gate_silu_get(ssm_isa isa)
+{
+    switch (elem_level(isa)) {
+#ifdef SSM_X86
+    case 2: return gate_silu_avx512;
+    case 1: return gate_silu_avx2;
+#endif
+    default: return ssm_gate_silu_f32_vec;
+    }
+}
+
+ssm_sigmoid_fn ssm_sigmoid_get(ssm_isa isa)
+{
+    switch (elem_level(isa)) {
+#ifdef SSM_X86
+    case 2: return sigmoid_avx512;
+    case 1: return sigmoid_avx2;
+#endif
+    default: return ssm_sigmoid_f32_vec;
+    }
 }

@@ -2,9 +2,11 @@
  * "_vec"): plain C shaped so that the compiler vectorises the independent
  * lanes, compiled for AVX-512, AVX2 and the baseline (GNU target_clones).
  *
- * What differs from the reference: exp() is computed by ssm_expf_vec below
+ * What differs from the reference: exp() is computed by vexp_fma below
  * (Cephes' expf: range reduction by ln 2, degree-6 polynomial, scale by 2ⁿ
- * through the exponent bits) instead of libm's expf, which the compiler
+ * through the exponent bits, its multiply-adds fused with fmaf(); the scan,
+ * softplus, conv SiLU, gate and sigmoid all use it, ssm_exp_f32_vec keeps
+ * the unfused vexp) instead of libm's expf, which the compiler
  * cannot vectorise without -ffast-math; and the C·h sum of the scan uses
  * eight lanes like ssm_linear_f32.  Every operation is an IEEE add, multiply,
  * explicit fmaf() (the scan's exp, vexp_fma) or compare in a fixed order (no
@@ -84,7 +86,10 @@ static inline float vexp_fma(float x)
 }
 
 /* log(w) for w in [1, 2] (Cephes logf: w = m·2ᵉ with m in [√½, √2), degree-8
- * polynomial in m − 1, ln 2 split in two). */
+ * polynomial in m − 1, ln 2 split in two), its multiply-adds fused with
+ * fmaf() like vexp_fma: the Horner chain, the two ln 2 terms and the −z/2
+ * term are one rounding each; (y·x)·z stays two products.  The explicit
+ * AVX2/AVX-512 softplus computes exactly this with vector FMAs. */
 static inline float vlog12(float w)
 {
     float big = w > 1.41421356f ? 1.0f : 0.0f;
@@ -92,27 +97,28 @@ static inline float vlog12(float w)
     float x = m - 1.0f;
     float z = x * x;
     float y = 7.0376836292e-2f;
-    y = y * x - 1.1514610310e-1f;
-    y = y * x + 1.1676998740e-1f;
-    y = y * x - 1.2420140846e-1f;
-    y = y * x + 1.4249322787e-1f;
-    y = y * x - 1.6668057665e-1f;
-    y = y * x + 2.0000714765e-1f;
-    y = y * x - 2.4999993993e-1f;
-    y = y * x + 3.3333331174e-1f;
+    y = fmaf(y, x, -1.1514610310e-1f);
+    y = fmaf(y, x, 1.1676998740e-1f);
+    y = fmaf(y, x, -1.2420140846e-1f);
+    y = fmaf(y, x, 1.4249322787e-1f);
+    y = fmaf(y, x, -1.6668057665e-1f);
+    y = fmaf(y, x, 2.0000714765e-1f);
+    y = fmaf(y, x, -2.4999993993e-1f);
+    y = fmaf(y, x, 3.3333331174e-1f);
     y = y * x * z;
-    y = y + big * -2.12194440e-4f;
-    y = y - 0.5f * z;
+    y = fmaf(big, -2.12194440e-4f, y);
+    y = fmaf(-0.5f, z, y);
     x = x + y;
-    return x + big * 0.693359375f;
+    return fmaf(big, 0.693359375f, x);
 }
 
-/* softplus(v) = v for v > 20, else max(v, 0) + log1p(exp(−|v|)), with
+/* softplus(v) = v for v > 20, else max(v, 0) + log1p(exp(−|v|)) (exp by
+ * vexp_fma, log by vlog12), with
  * log1p(t) = log(1 + t) · t / ((1 + t) − 1) (Goldberg's correction of the
  * rounding of 1 + t; t itself when 1 + t rounds to 1). */
 static inline float vsoftplus(float v)
 {
-    float t = vexp(-fabsf(v));
+    float t = vexp_fma(-fabsf(v));
     float w = 1.0f + t;
     float d = w - 1.0f;
     float l1p = d == 0.0f ? t : vlog12(w) * (t / (d == 0.0f ? 1.0f : d));
@@ -225,7 +231,7 @@ void ssm_conv_step_f32_vec(float *out, size_t ld_out, float *const *conv_state,
         }
         for (int c = 0; c < d_inner; ++c) {
             float v = os[c];
-            os[c] = v / (1.0f + vexp(-v));
+            os[c] = v / (1.0f + vexp_fma(-v));
         }
     }
 }
@@ -238,6 +244,16 @@ void ssm_gate_silu_f32_vec(float *y, size_t ld_y, const float *z, size_t ld_z,
         float *yi = y + (size_t)i * ld_y;
         const float *zi = z + (size_t)i * ld_z;
         for (int k = 0; k < dim; ++k)
-            yi[k] = yi[k] * (zi[k] / (1.0f + vexp(-zi[k])));
+            yi[k] = yi[k] * (zi[k] / (1.0f + vexp_fma(-zi[k])));
+    }
+}
+
+SSM_CLONES
+void ssm_sigmoid_f32_vec(float *v, size_t ld, int n_rows, int dim)
+{
+    for (int i = 0; i < n_rows; ++i) {
+        float *vi = v + (size_t)i * ld;
+        for (int k = 0; k < dim; ++k)
+            vi[k] = 1.0f / (1.0f + vexp_fma(-vi[k]));
     }
 }

@@ -13,8 +13,10 @@
  *    stream's bits do not depend on which streams share its batch; with
  *    SSM_RUNNER_BLAS_STEP the projections go to sgemm instead, with
  *    SSM_RUNNER_REFERENCE to the plain-C ssm_linear_f32.
- *  - The conv, softplus, scan and gate run the vectorisable kernels (_vec:
- *    own exp/log1p polynomials) unless SSM_RUNNER_REFERENCE selects the plain reference.
+ *  - The conv, softplus, scan, gate and the heads' sigmoid run the variants
+ *    the ssm_*_get functions pick for the runner's ISA (explicit AVX-512 /
+ *    AVX2+FMA, or the portable _vec code: own exp/log1p polynomials, the same
+ *    bits on each) unless SSM_RUNNER_REFERENCE selects the plain reference.
  *  - ssm_forward processes a chunk layer by layer: the projections of all T
  *    frames are one call of the step's projection kernel each (T rows),
  *    only the conv and the scan walk the frames; they are the same kernels as
@@ -502,6 +504,7 @@ struct ssm_runner {
     scan_fn scan;
     gate_fn gate;
     softplus_fn softplus;
+    ssm_sigmoid_fn sigmoid; /* the mask and VAD heads */
     int max_batch, max_chunk, rows;
     unsigned flags;
     size_t bytes;
@@ -725,10 +728,11 @@ int ssm_runner_create(const ssm_model *m, int max_batch, int max_chunk,
      * rows (faster than OpenBLAS sgemm on the CPUs measured, and row by row
      * the step's bits: a chunk equals its frames stepped one by one) */
     rn->fwd_mode = ref ? MODE_REFERENCE : MODE_PACKED;
-    rn->conv = ref ? ssm_conv_step_f32 : ssm_conv_step_f32_vec;
+    rn->conv = ref ? ssm_conv_step_f32 : ssm_conv_step_get(isa);
     rn->scan = ref ? ssm_scan_step_f32 : ssm_scan_step_get(isa);
-    rn->gate = ref ? ssm_gate_silu_f32 : ssm_gate_silu_f32_vec;
-    rn->softplus = ref ? ssm_softplus_f32 : ssm_softplus_f32_vec;
+    rn->gate = ref ? ssm_gate_silu_f32 : ssm_gate_silu_get(isa);
+    rn->softplus = ref ? ssm_softplus_f32 : ssm_softplus_get(isa);
+    rn->sigmoid = ref ? ssm_sigmoid_f32 : ssm_sigmoid_get(isa);
     rn->max_batch = max_batch;
     rn->max_chunk = max_chunk;
     rn->rows = (int)rows;
@@ -1060,11 +1064,11 @@ static void heads(ssm_runner *rn, int n, const ssm_outputs *out, lin_mode mode)
         return;
     if (out->mask) {
         lin(rn, mode, out->mask, (size_t)c->n_mask, rn->hf, dm, &rn->model->mask, w->mask_b, n);
-        ssm_sigmoid_f32(out->mask, (size_t)c->n_mask, n, c->n_mask);
+        rn->sigmoid(out->mask, (size_t)c->n_mask, n, c->n_mask);
     }
     if (out->vad) {
         lin(rn, mode, out->vad, 1, rn->hf, dm, &rn->model->vad, w->vad_b, n);
-        ssm_sigmoid_f32(out->vad, 1, n, 1);
+        rn->sigmoid(out->vad, 1, n, 1);
     }
     if (out->logits)
         lin(rn, mode, out->logits, (size_t)c->vocab_size, rn->hf, dm, &rn->model->lm, NULL, n);

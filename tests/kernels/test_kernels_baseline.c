@@ -32,6 +32,7 @@
 #define ssm_conv_step_f32_vec base_conv_step_f32_vec
 #define ssm_scan_step_f32_vec base_scan_step_f32_vec
 #define ssm_gate_silu_f32_vec base_gate_silu_f32_vec
+#define ssm_sigmoid_f32_vec base_sigmoid_f32_vec
 /* prototypes for the renamed copies (-Wmissing-prototypes) */
 void ssm_linear_f32(float *, size_t, const float *, size_t, const float *, const float *, int, int, int);
 void ssm_linear_blas_f32(float *, size_t, const float *, size_t, const float *, const float *, int, int, int);
@@ -48,6 +49,7 @@ void ssm_softplus_f32_vec(float *, size_t, const float *, size_t, const float *,
 void ssm_conv_step_f32_vec(float *, size_t, float *const *, const float *, size_t, const float *, const float *, int, int, int);
 void ssm_scan_step_f32_vec(float *, size_t, float *const *, const float *, size_t, const float *, size_t, const float *, const float *, const float *, size_t, const float *, float, int, int, int);
 void ssm_gate_silu_f32_vec(float *, size_t, const float *, size_t, int, int);
+void ssm_sigmoid_f32_vec(float *, size_t, int, int);
 #include "../../kernels/cpu/ssm_kernels_ref.c"
 #include "../../kernels/cpu/ssm_kernels_vec.c"
 #undef ssm_linear_f32
@@ -56,6 +58,7 @@ void ssm_gate_silu_f32_vec(float *, size_t, const float *, size_t, int, int);
 #undef ssm_conv_step_f32_vec
 #undef ssm_scan_step_f32_vec
 #undef ssm_gate_silu_f32_vec
+#undef ssm_sigmoid_f32_vec
 
 static uint64_t rng = 0x243F6A8885A308D3ull;
 static float frand(float lo, float hi)
@@ -88,7 +91,7 @@ static void test_clones_bit_identical(void **st)
             ssm_linear_f32(o1, d, x, d, w, bias, n, d, d);
             base_linear_f32(o2, d, x, d, w, bias, n, d, d);
             assert_memory_equal(o1, o2, (size_t)n * d * sizeof *o1);
-            /* exp, softplus, gate */
+            /* exp, softplus, gate, sigmoid */
             float *v = rvec((size_t)n * d, -90, 90);
             ssm_exp_f32_vec(o1, v, n * d);
             base_exp_f32_vec(o2, v, n * d);
@@ -99,6 +102,11 @@ static void test_clones_bit_identical(void **st)
             memcpy(o2, o1, (size_t)n * d * sizeof *o1);
             ssm_gate_silu_f32_vec(o1, d, v, d, n, d);
             base_gate_silu_f32_vec(o2, d, v, d, n, d);
+            assert_memory_equal(o1, o2, (size_t)n * d * sizeof *o1);
+            memcpy(o1, v, (size_t)n * d * sizeof *o1);
+            memcpy(o2, v, (size_t)n * d * sizeof *o1);
+            ssm_sigmoid_f32_vec(o1, d, n, d);
+            base_sigmoid_f32_vec(o2, d, n, d);
             assert_memory_equal(o1, o2, (size_t)n * d * sizeof *o1);
             /* conv */
             float *c1 = rvec((size_t)n * d * K, -1, 1), *c2 = malloc((size_t)n * d * K * sizeof *c2);
@@ -125,7 +133,7 @@ static void test_clones_bit_identical(void **st)
             base_scan_step_f32_vec(o2, d, p2, x, d, dt, d, A, BC, BC + N, 2 * N, bias, -4.0f, n, d, N);
             assert_memory_equal(o1, o2, (size_t)n * d * sizeof *o1);
             assert_memory_equal(h1, h2, (size_t)n * d * N * sizeof *h1);
-            n_cmp += 7;
+            n_cmp += 8;
             free(x); free(w); free(bias); free(o1); free(o2); free(v); free(c1); free(c2);
             free(p1); free(p2); free(wc); free(h1); free(h2); free(dt); free(A); free(BC);
         }

@@ -133,10 +133,15 @@ size_t ssm_nonfinite_f32(size_t *count, float *x, size_t ld,
  * load time; both give identical bits).  They differ from the reference only
  * in exp() and log1p(), computed by Cephes-style polynomials within a few ulp
  * of expf/log1pf (ssm_exp_f32_vec), and in summing C·h in eight lanes; tests/kernels holds
- * them to the reference on awkward sizes.  The scan's exp is the same
- * polynomial evaluated with fmaf() (range reduction and Horner chain fused;
- * the explicit AVX2/AVX-512 kernels use vector FMAs with the same bits):
- * exact but slow on a CPU without FMA, where nothing faster runs anyway. */
+ * them to the reference on awkward sizes.  The exp of the scan, softplus,
+ * conv SiLU, gate and sigmoid is that polynomial evaluated with fmaf()
+ * (vexp_fma: range reduction and Horner chain fused; the explicit AVX2/AVX-512
+ * kernels use vector FMAs with the same bits): exact but slow on a CPU
+ * without FMA, where nothing faster runs anyway.  Softplus's log polynomial
+ * is fused the same way (vlog12: Horner chain and ln 2 terms as fmaf).
+ * Everything else (the conv's tap sum (((0 + s0·w0) + s1·w1) + …) + bias,
+ * the divisions of SiLU and sigmoid) is separately rounded in the
+ * reference's order. */
 
 /** out[i] = exp(x[i]) within ~2 ulp for x in [-87, 88]; values below -87
  *  give exp(-87) ≈ 1.6e-38, above 88 exp(88); NaN stays NaN.  out may
@@ -163,6 +168,10 @@ void ssm_scan_step_f32_vec(float *y, size_t ld_y, float *const *ssm_state,
 
 void ssm_gate_silu_f32_vec(float *y, size_t ld_y, const float *z, size_t ld_z,
                            int n_rows, int dim);
+
+/** Sigmoid v ← 1 / (1 + exp(−v)) with vexp_fma (a few ulp from the
+ *  reference; −v beyond 88 gives 1/(1 + exp(88)) ≈ 6e-39, not 0). */
+void ssm_sigmoid_f32_vec(float *v, size_t ld, int n_rows, int dim);
 
 
 /* ---- packed linear layers and ISA dispatch (cpu/ssm_kernels_packed.c) ------
@@ -240,6 +249,32 @@ typedef void (*ssm_scan_step_fn)(float *y, size_t ld_y, float *const *ssm_state,
  *  At d_state 16, 8 and 4 they run 16 (AVX-512) or 8 (AVX2) channels at
  *  once and finish the C·h sums by a transpose-add, in the same order. */
 ssm_scan_step_fn ssm_scan_step_get(ssm_isa isa);
+
+/** Signatures of the elementwise kernels (ssm_softplus_f32, ssm_conv_step_f32,
+ *  ssm_gate_silu_f32, ssm_sigmoid_f32) and their variants. */
+typedef void (*ssm_softplus_fn)(float *out, size_t ld_out, const float *x, size_t ld_x,
+                                const float *bias, int n_rows, int dim);
+typedef void (*ssm_conv_step_fn)(float *out, size_t ld_out, float *const *conv_state,
+                                 const float *x, size_t ld_x, const float *w, const float *bias,
+                                 int n_streams, int d_inner, int d_conv);
+typedef void (*ssm_gate_silu_fn)(float *y, size_t ld_y, const float *z, size_t ld_z,
+                                 int n_rows, int dim);
+typedef void (*ssm_sigmoid_fn)(float *v, size_t ld, int n_rows, int dim);
+
+/** The fastest softplus, conv step + SiLU, SiLU gate and sigmoid for isa,
+ *  each with the bits of its _vec version (ssm_softplus_f32_vec,
+ *  ssm_conv_step_f32_vec, ssm_gate_silu_f32_vec, ssm_sigmoid_f32_vec: the
+ *  same operations in the same order, vexp_fma's fmas as vector FMAs):
+ *  explicit AVX-512 intrinsics over 16 lanes (isa AVX-512, CPU with AVX-512
+ *  DQ, as ssm_scan_step_get), AVX2+FMA over 8 (isa AVX2), else the _vec
+ *  function itself.  Row tails are masked.  The conv runs 16 (AVX-512) or 8
+ *  (AVX2) channels at once when d_conv is 4 (a transpose of the taps inside
+ *  128-bit lanes), any other width channel by channel, then SiLU in
+ *  vectors.  Call once at set-up and keep the pointer. */
+ssm_softplus_fn ssm_softplus_get(ssm_isa isa);
+ssm_conv_step_fn ssm_conv_step_get(ssm_isa isa);
+ssm_gate_silu_fn ssm_gate_silu_get(ssm_isa isa);
+ssm_sigmoid_fn ssm_sigmoid_get(ssm_isa isa);
 
 /* ---- int8 linear layers (cpu/ssm_kernels_q8.c) ------------------------------
  * out = x · wᵀ + bias with int8 weights (one scale per output column, made

@@ -208,8 +208,9 @@ enum {
      *  batch-invariant kernel, where a stream gives bit-identical results
      *  alone or in any batch. */
     SSM_RUNNER_BLAS_STEP = 1u << 0,
-    /** Use the plain-C reference kernels (libm expf) for the conv, scan and
-     *  gate instead of the vectorisable ones (an exp polynomial within ~2 ulp);
+    /** Use the plain-C reference kernels (libm expf) for the conv, softplus,
+     *  scan, gate and the heads' sigmoid instead of the vectorised ones (an
+     *  exp polynomial within ~2 ulp);
      *  slower, for verification.  Both agree with a float64 reference to
      *  ~1e-6 relative. */
     SSM_RUNNER_REFERENCE = 1u << 1,
@@ -221,7 +222,8 @@ enum {
      *  the same kernel (not sgemm).  Ignored with SSM_RUNNER_BLAS_STEP's
      *  steps and SSM_RUNNER_REFERENCE. */
     SSM_RUNNER_F16_WEIGHTS = 1u << 2,
-    /** Cap the instruction set of the projection kernels at AVX2+FMA, or at
+    /** Cap the instruction set of the projection and elementwise kernels
+     *  (conv, softplus, scan, gate, sigmoid) at AVX2+FMA, or at
      *  plain C (ISA_SCALAR wins when both are set): by default the runner
      *  picks the best this CPU has (AVX-512, AVX2+FMA, scalar) once, at
      *  creation.  Every choice gives the same bits (kernels/ssm_kernels.h,
