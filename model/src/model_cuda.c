@@ -17,6 +17,7 @@
 
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
+#include <dlfcn.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,6 +62,68 @@ static int cuda_fail(ssm_error *err, cudaError_t e, const char *what)
                          "cuda: %s: %s", what, cudaGetErrorString(e));
 }
 
+/* ---- cuBLAS, opened on first use ----------------------------------------
+ * libcublas is loaded with dlopen when a CUDA model is probed, not linked:
+ * linking it costs every process ~150 MB of resident memory (the loader's
+ * relocations of libcublas and libcublasLt) even when the model runs on the
+ * CPU (measured: a process linked with libcudart alone 1.5 MB, with
+ * libcublas too 155 MB).  The calls below go through this table; the
+ * cublas_v2.h names are macros for the _v2 symbols. */
+#define STR_(x) #x
+#define STR(x) STR_(x)
+static struct {
+    int ok;
+    char why[256];
+    /* the prototypes of cublas_api.h, so a mismatch fails to compile */
+    __typeof__(&cublasCreate_v2) create;
+    __typeof__(&cublasDestroy_v2) destroy;
+    __typeof__(&cublasSetStream_v2) set_stream;
+    __typeof__(&cublasSetWorkspace_v2) set_workspace;
+    __typeof__(&cublasSetMathMode) set_math_mode;
+    __typeof__(&cublasGetStatusString) status_string;
+    __typeof__(&cublasSgemm_v2) sgemm;
+    __typeof__(&cublasGemmEx) gemm_ex;
+} g_blas;
+static pthread_once_t g_blas_once = PTHREAD_ONCE_INIT;
+
+static void blas_open(void)
+{
+    const char *lib = "libcublas.so." STR(CUBLAS_VER_MAJOR);
+    void *h = dlopen(lib, RTLD_NOW | RTLD_LOCAL);
+    if (!h) {
+        const char *e = dlerror();
+        snprintf(g_blas.why, sizeof g_blas.why, "cuBLAS not loadable (%s)", e ? e : lib);
+        return;
+    }
+    struct { void **fn; const char *name; } syms[] = {
+        {(void **)&g_blas.create, "cublasCreate_v2"},
+        {(void **)&g_blas.destroy, "cublasDestroy_v2"},
+        {(void **)&g_blas.set_stream, "cublasSetStream_v2"},
+        {(void **)&g_blas.set_workspace, "cublasSetWorkspace_v2"},
+        {(void **)&g_blas.set_math_mode, "cublasSetMathMode"},
+        {(void **)&g_blas.status_string, "cublasGetStatusString"},
+        {(void **)&g_blas.sgemm, "cublasSgemm_v2"},
+        {(void **)&g_blas.gemm_ex, "cublasGemmEx"},
+    };
+    for (size_t i = 0; i < sizeof syms / sizeof syms[0]; ++i) {
+        *syms[i].fn = dlsym(h, syms[i].name);
+        if (!*syms[i].fn) {
+            snprintf(g_blas.why, sizeof g_blas.why, "cuBLAS: %s has no %s", lib, syms[i].name);
+            return; /* the library stays loaded: harmless, and dlclose is not thread-safe here */
+        }
+    }
+    g_blas.ok = 1;
+}
+
+/* 1 when cuBLAS is usable; else 0 and the reason in why. */
+static int blas_ready(char *why, size_t why_size)
+{
+    pthread_once(&g_blas_once, blas_open);
+    if (!g_blas.ok && why)
+        snprintf(why, why_size, "%s", g_blas.why);
+    return g_blas.ok;
+}
+
 int ssm_cuda_probe(int device, char *why, size_t why_size)
 {
     int n = 0;
@@ -91,7 +154,7 @@ int ssm_cuda_probe(int device, char *why, size_t why_size)
                      SSM_CUDA_MIN_ARCH % 10, prop.major, prop.minor);
         return 0;
     }
-    return 1;
+    return blas_ready(why, why_size);
 }
 
 /* ---- weights ----------------------------------------------------------- */
@@ -458,17 +521,22 @@ int ssm_cuda_runner_create(ssm_cuda_model *cm, int max_batch, int max_chunk, uns
         ssm_cuda_runner_destroy(r);
         return cuda_fail(err, e, "runner buffers");
     }
-    cublasStatus_t bs = cublasCreate(&r->blas);
+    char bwhy[256];
+    if (!blas_ready(bwhy, sizeof bwhy)) {
+        ssm_cuda_runner_destroy(r);
+        return ssm_error_set(err, SSM_ERR_BACKEND, "cuda: %s", bwhy);
+    }
+    cublasStatus_t bs = g_blas.create(&r->blas);
     if (bs == CUBLAS_STATUS_SUCCESS)
-        bs = cublasSetStream(r->blas, r->stream);
+        bs = g_blas.set_stream(r->blas, r->stream);
     if (bs == CUBLAS_STATUS_SUCCESS)
-        bs = cublasSetWorkspace(r->blas, r->workspace, r->workspace_bytes);
+        bs = g_blas.set_workspace(r->blas, r->workspace, r->workspace_bytes);
     if (bs == CUBLAS_STATUS_SUCCESS)
-        bs = cublasSetMathMode(r->blas, CUBLAS_DEFAULT_MATH);
+        bs = g_blas.set_math_mode(r->blas, CUBLAS_DEFAULT_MATH);
     if (bs != CUBLAS_STATUS_SUCCESS) {
         ssm_cuda_runner_destroy(r);
         return ssm_error_set(err, SSM_ERR_BACKEND, "cuda: cuBLAS set-up failed: %s",
-                             cublasGetStatusString(bs));
+                             g_blas.status_string(bs));
     }
     unsigned char *d = r->dmem, *hp = r->hmem;
     r->in = (float *)(d + o_in);
@@ -508,7 +576,7 @@ void ssm_cuda_runner_destroy(ssm_cuda_runner *r)
     if (r->exec)
         cudaGraphExecDestroy(r->exec);
     if (r->blas)
-        cublasDestroy(r->blas);
+        g_blas.destroy(r->blas);
     if (r->stream)
         cudaStreamDestroy(r->stream);
     cudaFree(r->workspace);
@@ -533,11 +601,11 @@ static int gemm(ssm_cuda_runner *r, const dlin *L, float *out, size_t ld_out, co
     if ((r->flags & SSM_CUDA_BF16) && L->wb) {
         if (ssm_cuda_to_bf16(r->act16, (size_t)L->d_in, x, ld_x, n, L->d_in, r->stream))
             return -1;
-        s = cublasGemmEx(r->blas, CUBLAS_OP_T, CUBLAS_OP_N, L->d_out, n, L->d_in, &one, L->wb,
+        s = g_blas.gemm_ex(r->blas, CUBLAS_OP_T, CUBLAS_OP_N, L->d_out, n, L->d_in, &one, L->wb,
                          CUDA_R_16BF, L->d_in, r->act16, CUDA_R_16BF, L->d_in, &beta, out,
                          CUDA_R_32F, (int)ld_out, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
     } else {
-        s = cublasSgemm(r->blas, CUBLAS_OP_T, CUBLAS_OP_N, L->d_out, n, L->d_in, &one, L->w,
+        s = g_blas.sgemm(r->blas, CUBLAS_OP_T, CUBLAS_OP_N, L->d_out, n, L->d_in, &one, L->w,
                         L->d_in, x, (int)ld_x, &beta, out, (int)ld_out);
     }
     if (s != CUBLAS_STATUS_SUCCESS)

@@ -47,4 +47,9 @@ grep -q "weights: bf16 needs the cuda backend" "$work/bf16.err" || fail "the err
 "$ssmd" --cuda-device 99 -i "$example" -o "$work/dev.wav" 2>"$work/dev.err"
 rc=$?; cat "$work/dev.err"
 [ $rc -eq 2 ] && grep -q -- "--cuda-device: .*\[0, 63\]" "$work/dev.err" || fail "--cuda-device 99 (range 0..63) exited $rc"
+# cuBLAS is opened on first use, never linked: linking it costs every process
+# ~150 MB of resident memory even on the cpu backend
+if command -v ldd >/dev/null; then
+  ! ldd "$ssmd" | grep -q libcublas || fail "ssmd links libcublas (it must be dlopen'ed by the cuda backend)"
+fi
 echo "backend cli: ok"
