@@ -13,6 +13,7 @@
  * TF32), or with SSM_CUDA_BF16 bf16 weights × bf16 activations accumulated
  * in fp32 (cublasGemmEx, CUBLAS_COMPUTE_32F).
  */
+#define _GNU_SOURCE /* dladdr */
 #include "model_cuda.h"
 
 #include <cublas_v2.h>
@@ -90,6 +91,18 @@ static void blas_open(void)
 {
     const char *lib = "libcublas.so." STR(CUBLAS_VER_MAJOR);
     void *h = dlopen(lib, RTLD_NOW | RTLD_LOCAL);
+    if (!h) {
+        /* not on the loader's path: try the directory libcudart came from */
+        Dl_info info;
+        const char *slash;
+        char path[1024];
+        union { __typeof__(&cudaGetDeviceCount) f; void *p; } sym = {.f = cudaGetDeviceCount};
+        if (dladdr(sym.p, &info) && info.dli_fname &&
+            (slash = strrchr(info.dli_fname, '/')) != NULL &&
+            snprintf(path, sizeof path, "%.*s/%s", (int)(slash - info.dli_fname), info.dli_fname,
+                     lib) < (int)sizeof path)
+            h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    }
     if (!h) {
         const char *e = dlerror();
         snprintf(g_blas.why, sizeof g_blas.why, "cuBLAS not loadable (%s)", e ? e : lib);
