@@ -3,9 +3,11 @@
  * stream) at several batch sizes, next to real time.
  *
  *   gen_bench MODEL [BATCH...]        (default batches 1 16)
- * Env: SSMD_BENCH_SECONDS (per figure, default 2.0).
+ * Env: SSMD_BENCH_SECONDS (per figure, default 2.0); SSMD_BENCH_F16=1 or
+ * SSMD_BENCH_INT8=1: the runner's f16 / int8 weights (ssmd --weights f16 /
+ * int8; impl "ssmd-f16" / "ssmd-int8").
  * Prints one JSON line per batch:
- *   {"bench":"generate","impl":"ssmd","isa":...,"batch":B,"steps":N,"seconds":S,
+ *   {"bench":"generate","impl":"ssmd","model":FILE,"batch":B,"steps":N,"seconds":S,
  *    "samples_per_s":B*N/S,"per_stream_realtime_x":N/S/rate,"rate_hz":rate}
  * Run it on one core (bench/gen_bench.sh uses taskset). */
 #include <stdio.h>

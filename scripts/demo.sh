@@ -11,6 +11,8 @@
 #    and on real human voice recordings shipped by alsa-utils
 #    (/usr/share/sounds/alsa/, 48 kHz) mixed with generated noise, and draws
 #    the spectrograms of noisy and denoised audio into a PNG.
+# Extra arguments go to that first ssmd run only (e.g. --weights int8); the
+# SI-SDR report of step 2 runs ssmd with its defaults.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh build

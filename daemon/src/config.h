@@ -97,8 +97,10 @@ struct ssm_model;
 /** SSM_RUNNER_* flags for cfg->weights on the backend model runs on: "f32"
  *  → 0, "f16" → SSM_RUNNER_F16_WEIGHTS (cpu only), "int8" →
  *  SSM_RUNNER_INT8_WEIGHTS (cpu only), "bf16" →
- *  SSM_RUNNER_BF16_WEIGHTS (cuda only).  Returns 0 and *flags, or -1 with
- *  one line in err when the precision does not exist on that backend. */
+ *  SSM_RUNNER_BF16_WEIGHTS (cuda only).  Returns 0 and *flags; 1 with
+ *  *flags = 0 (f32) and a note line in err when cfg->backend is "auto" and
+ *  the backend it chose lacks the precision (the caller logs it); or -1 with
+ *  one line in err when an explicit backend lacks it. */
 int ssmd_config_runner_flags(const ssmd_config *cfg, const struct ssm_model *model,
                              unsigned *flags, char *err, size_t cap);
 

@@ -72,6 +72,11 @@ int ssmd_generate_check_model(const ssm_model *model, int *sample_rate_hz, char 
     return 0;
 }
 
+const ssm_runner *ssmd_generator_runner(const ssmd_generator *g)
+{
+    return g ? g->runner : NULL;
+}
+
 void ssmd_generator_destroy(ssmd_generator *g)
 {
     if (!g) return;
@@ -462,7 +467,9 @@ int ssmd_genjob_open(const ssmd_config *cfg, const ssm_model *model, const char 
         goto fail;
     }
     unsigned rflags = 0;
-    if (ssmd_config_runner_flags(cfg, model, &rflags, err, cap) != 0) goto fail;
+    int wrc = ssmd_config_runner_flags(cfg, model, &rflags, err, cap);
+    if (wrc < 0) goto fail;
+    if (wrc > 0) fprintf(stderr, "ssmd: %s\n", err);
     if (ssmd_generator_create(model, nst, &sp, (uint64_t)cfg->seed, rflags, &j->g, err, cap) != 0) goto fail;
     if (cfg->threads > 1 && ssmd_generator_set_threads(j->g, (int)cfg->threads, err, cap) != 0) goto fail;
     if (prompt) {
@@ -613,10 +620,13 @@ int ssmd_generate_run(const ssmd_config *cfg, const char *model_path, volatile s
     double sec = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
     int nst = ssmd_genjob_n_streams(j), rate = ssmd_genjob_rate_hz(j);
     uint64_t done = ssmd_genjob_released(j);
-    fprintf(stderr, "ssmd: generated %.2f s x %d stream%s in %.2f s (%.2fx real time%s), resets %llu -> %s\n",
+    const ssm_runner *grn = ssmd_generator_runner(ssmd_genjob_generator(j));
+    fprintf(stderr, "ssmd: generated %.2f s x %d stream%s in %.2f s (%.2fx real time%s), resets %llu, "
+            "%s weights, %s kernels -> %s\n",
             (double)done / rate, nst, nst == 1 ? "" : "s", sec,
             sec > 0 ? (double)done / rate / sec : 0.0, stop && *stop ? ", stopped" : "",
-            (unsigned long long)ssmd_generator_resets(ssmd_genjob_generator(j)), cfg->output);
+            (unsigned long long)ssmd_generator_resets(ssmd_genjob_generator(j)),
+            ssm_runner_weights(grn), ssm_runner_isa(grn), cfg->output);
     rc = 0;
 out:
     ssmd_genjob_destroy(j);

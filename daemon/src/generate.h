@@ -79,6 +79,9 @@ uint64_t ssmd_generator_resets(const ssmd_generator *g);
  *  other i.  For the control commands reset, snapshot and restore; call
  *  between steps, on the generator's thread. */
 ssm_state *ssmd_generator_state(ssmd_generator *g, int i);
+/** The generator's runner (owned by g), for status reports: kernels,
+ *  weights and threads.  Not thread-safe against a concurrent step. */
+const ssm_runner *ssmd_generator_runner(const ssmd_generator *g);
 
 /** Reads the generation options of cfg (temperature, top_k, top_p,
  *  min_prob) into *p.  Returns 0, or -1 with "KEY: reason" in err. */

@@ -775,10 +775,13 @@ static void handle_control(server *s)
             json_object_set_new(reply, "model", json_pack("{s:s, s:s, s:I}", "name", mname ? mname : s->model_path,
                                                           "hash", hash, "state_bytes", (json_int_t)ssm_state_bytes(s->model)));
             json_object_set_new(reply, "streams", json_integer(active_streams(s)));
+            /* generation mode steps the generator's runner, not s->runner */
+            const ssm_runner *crn = s->runner ? s->runner
+                                  : s->gen ? ssmd_generator_runner(ssmd_genjob_generator(s->gen)) : NULL;
             json_object_set_new(reply, "compute", json_pack("{s:s, s:s, s:s, s:s, s:i, s:i}",
                 "backend", ssm_model_backend(s->model), "note", ssm_model_backend_note(s->model),
-                "kernels", ssm_runner_isa(s->runner), "weights", s->cfg->weights,
-                "threads", ssm_runner_threads(s->runner), "max_streams", s->max_streams));
+                "kernels", ssm_runner_isa(crn), "weights", ssm_runner_weights(crn),
+                "threads", crn ? ssm_runner_threads(crn) : 0, "max_streams", s->max_streams));
             json_object_set_new(reply, "device", s->cap ? json_pack("{s:s, s:i, s:i, s:b, s:I, s:I}",
                 "name", ssmd_capture_device_name(s->cap), "sample_rate_hz", ssmd_capture_rate_hz(s->cap),
                 "channels", ssmd_capture_channels(s->cap), "running", !s->cap_failed,
@@ -1385,10 +1388,13 @@ static int gen_finish(server *s)
     s->gen_done = true;
     int n = ssmd_genjob_n_streams(s->gen), rate = ssmd_genjob_rate_hz(s->gen);
     double audio_s = (double)ssmd_genjob_released(s->gen) / rate, el = s->gen_t0 > 0 ? now_s() - s->gen_t0 : 0;
-    slog(s, LOG_WARN, "generated %.2f s x %d stream%s in %.2f s (%.2fx real time%s), resets %llu -> %s%s%s",
+    const ssm_runner *grn = ssmd_generator_runner(ssmd_genjob_generator(s->gen));
+    slog(s, LOG_WARN, "generated %.2f s x %d stream%s in %.2f s (%.2fx real time%s), resets %llu, "
+         "%s weights, %s kernels -> %s%s%s",
          audio_s, n, n == 1 ? "" : "s", el, el > 0 ? audio_s / el : 0.0,
          ssmd_genjob_finished(s->gen) ? "" : ", stopped",
-         (unsigned long long)ssmd_generator_resets(ssmd_genjob_generator(s->gen)), s->cfg->output,
+         (unsigned long long)ssmd_generator_resets(ssmd_genjob_generator(s->gen)),
+         ssm_runner_weights(grn), ssm_runner_isa(grn), s->cfg->output,
          s->cfg->output[0] ? " and " : "", s->cfg->pub);
     return rc;
 }
@@ -1492,13 +1498,14 @@ static void reap_streams(server *s, bool *file_done, int *rc)
         bool is_file_stream = s->reader && i == s->file_slot;
         slog(s, is_file_stream ? LOG_WARN : LOG_INFO,
              "%s%s%s: %.2f s of audio at %d Hz, %llu frames of %d samples, %.3f s, %.1fx real time, "
-             "state %zu bytes, latency %.1f ms%s, %llu samples dropped, %llu state resets%s%s",
+             "state %zu bytes, latency %.1f ms%s, %llu samples dropped, %llu state resets, %s weights, "
+             "%s kernels%s%s",
              st->name, wrote_file ? " -> " : "", wrote_file ? s->cfg->output : "",
              audio_s, st->rate_hz, (unsigned long long)st->frames, s->fe.hop_samples, el,
              el > 0 ? audio_s / el : 0.0, ssm_state_bytes(s->model),
              1e3 * s->fe.latency_samples / s->fe.sample_rate_hz,
              is_file_stream ? " compensated" : "", (unsigned long long)st->dropped_samples,
-             (unsigned long long)st->resets, vad, s->stop_requested || (s->stop && *s->stop) ? " (stopped early; output finalised)" : "");
+             (unsigned long long)st->resets, ssm_runner_weights(s->runner), ssm_runner_isa(s->runner), vad, s->stop_requested || (s->stop && *s->stop) ? " (stopped early; output finalised)" : "");
         if (s->reader && i == s->file_slot) *file_done = true;
         stream_close(s, st);
     }
@@ -1609,10 +1616,13 @@ int ssmd_server_run(ssmd_config *cfg, const char *model_path, const ssmd_server_
     }
     s->max_streams = (int)cfg->max_streams;
     unsigned rflags = 0;
-    if (ssmd_config_runner_flags(cfg, s->model, &rflags, err, sizeof err) != 0) {
+    int wrc = ssmd_config_runner_flags(cfg, s->model, &rflags, err, sizeof err);
+    if (wrc < 0) {
         fprintf(stderr, "ssmd: %s\n", err);
         goto out;
     }
+    if (wrc > 0)
+        slog(s, LOG_WARN, "%s", err);
     if (ssm_runner_create(s->model, s->max_streams, 1, rflags, &s->runner, &me) != SSM_OK) {
         fprintf(stderr, "ssmd: %s\n", me.msg);
         goto out;

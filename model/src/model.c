@@ -958,6 +958,17 @@ const char *ssm_runner_isa(const ssm_runner *rn)
     return rn ? (rn->cuda ? "cuda" : ssm_isa_name(rn->isa)) : "none";
 }
 
+const char *ssm_runner_weights(const ssm_runner *rn)
+{
+    if (!rn)
+        return "none";
+    if (rn->cuda)
+        return (rn->flags & SSM_RUNNER_BF16_WEIGHTS) ? "bf16" : "f32";
+    if (rn->step_mode != MODE_PACKED)
+        return "f32";
+    return rn->wtype == 2 ? "int8" : rn->wtype == 1 ? "f16" : "f32";
+}
+
 size_t ssm_model_packed_bytes(const ssm_model *m)
 {
     return m ? m->pack_bytes : 0;

@@ -36,6 +36,17 @@ rc=$?; cat "$work/f16.err"
 "$ssmd" --weights int8 -i "$example" -o "$work/int8.wav" 2>"$work/int8.err"
 rc=$?; cat "$work/int8.err"
 [ $rc -eq 0 ] && [ -s "$work/int8.wav" ] || fail "--weights int8 on the cpu exited $rc"
+grep -q "int8 weights, [a-z0-9]* kernels" "$work/int8.err" || fail "the summary line does not name the int8 weights"
+# --backend auto keeps one command line valid with or without a GPU: a
+# precision the chosen backend lacks falls back to f32 with a note
+"$ssmd" --backend auto --weights bf16 -i "$example" -o "$work/autobf16.wav" 2>"$work/autobf16.err"
+rc=$?; cat "$work/autobf16.err"
+[ $rc -eq 0 ] || fail "--backend auto --weights bf16 exited $rc"
+if grep -q "chose the cpu: using f32" "$work/autobf16.err"; then
+  grep -q "f32 weights" "$work/autobf16.err" || fail "auto fell back to f32 but the summary says otherwise"
+else
+  grep -q "bf16 weights" "$work/autobf16.err" || fail "auto on cuda: the summary does not say bf16"
+fi
 [ "$(stat -c %s "$work/int8.wav")" -eq "$(stat -c %s "$work/f16.wav")" ] || fail "--weights int8 wrote another length"
 ! cmp -s "$work/int8.wav" "$work/f16.wav" || fail "--weights int8 wrote the f16 run's bytes: not applied?"
 "$ssmd" --weights bf16 -i "$example" -o "$work/bf16.wav" 2>"$work/bf16.err"

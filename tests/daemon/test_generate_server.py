@@ -141,6 +141,10 @@ def t_publish_paced_equals_file():
     streams = ctl(d.control, "streams")["streams"]
     names = sorted(s["name"] for s in streams)
     check(status["streams"] == 2 and names == ["gen0", "gen1"], f"status {status['streams']}, streams {names}")
+    # compute describes the generator's runner (it was "none" / 1 thread before)
+    comp = status["compute"]
+    check(comp["kernels"] in ("avx512", "avx2", "scalar", "cuda") and comp["weights"] == "f32"
+          and comp["threads"] >= 1, f"status compute {comp}")
     check(all(s["source"] == "generate" and s["sample_rate_hz"] == 16000 for s in streams), f"{streams}")
     # a push is refused with one error reply; nothing else changes
     dealer = d.ctx.socket(zmq.DEALER)

@@ -239,7 +239,8 @@ int main(int argc, char **argv)
     if ((argc == 4 || argc == 5) && strcmp(argv[1], "--eval") == 0)
         return eval(argv[2], argv[3], argc == 5 ? argv[4] : "f32");
     if (argc != 3) {
-        fprintf(stderr, "usage: %s MODEL GOLDEN\n", argv[0]);
+        fprintf(stderr, "usage: %s MODEL GOLDEN\n       %s --eval MODEL CODES [f32|f16|int8]\n",
+                argv[0], argv[0]);
         return 2;
     }
     model_path = argv[1];

@@ -291,6 +291,13 @@ size_t ssm_runner_bytes(const ssm_runner *runner);
  *  string; "none" for NULL). */
 const char *ssm_runner_isa(const ssm_runner *runner);
 
+/** Precision of the weights the runner's steps read: "f32", "f16" or "int8"
+ *  (CPU, SSM_RUNNER_F16_WEIGHTS / _INT8_WEIGHTS; "f32" with
+ *  SSM_RUNNER_REFERENCE or SSM_RUNNER_BLAS_STEP, which ignore them), "bf16"
+ *  or "f32" on the CUDA backend; static string, "none" for NULL.
+ *  Thread-safe. */
+const char *ssm_runner_weights(const ssm_runner *runner);
+
 /** Bytes of the packed weight copies the model made at load (fp32 and f16
  *  panels of every linear layer, kernels/ssm_kernels.h); 0 for NULL. */
 size_t ssm_model_packed_bytes(const ssm_model *model);
