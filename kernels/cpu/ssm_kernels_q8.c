@@ -17,7 +17,7 @@
  * variants give identical bits, and a row's result does not depend on the
  * batch (the scale is per row).  A row holding NaN or ±Inf gives NaN in
  * every column (sx = NaN), as an fp32 product would propagate it; an
- * all-zero row gives bias (sx = 0).
+ * all-zero row, or one whose max |x| is below 2⁻¹⁰⁰, gives bias (sx = 0).
  *
  * Panel (ssm_pack_q8): wq in blocks of 64 output columns (n_pad = d_out
  * rounded up to 64), each block {k4 = ⌈d_in/4⌉, 64, 4} int8 — for each group
@@ -41,6 +41,12 @@
 #endif
 
 static size_t up64(size_t n) { return (n + 63) / 64 * 64; }
+
+/* A row (or weight column) whose largest |value| is below this counts as
+ * all zero: 127 / amax would overflow to +Inf below 127/FLT_MAX ≈ 3.7e-37,
+ * and Inf·x does not convert to the same integer on every ISA.  The output
+ * such a row could have is below d_in · 2⁻¹⁰⁰ · max|w|. */
+#define Q8_TINY 0x1p-100f
 
 enum { QB = 64 }; /* columns per panel block */
 
@@ -77,6 +83,8 @@ static const float *q8_sw(const void *wp, int d_in, int d_out)
 int ssm_pack_q8(void *wp, const float *w, int d_in, int d_out)
 {
     assert(wp && w && d_in >= 1 && d_out >= 1);
+    if (d_in > SSM_Q8_MAX_D_IN)
+        return -1;
     int k4 = (d_in + 3) / 4;
     int8_t *q = wp;
     int32_t *colq = (int32_t *)q8_colq(wp, d_in, d_out);
@@ -90,8 +98,8 @@ int ssm_pack_q8(void *wp, const float *w, int d_in, int d_out)
                 return -1;
             amax = a > amax ? a : amax;
         }
-        if (amax == 0.0f)
-            continue; /* zero column: q 0, scale 0 */
+        if (amax < Q8_TINY)
+            continue; /* zero (or negligible) column: q 0, scale 0 */
         float inv = 127.0f / amax;
         int32_t sum = 0;
         for (int k = 0; k < d_in; ++k) {
@@ -105,6 +113,16 @@ int ssm_pack_q8(void *wp, const float *w, int d_in, int d_out)
         sw[j] = amax / 127.0f;
     }
     return 0;
+}
+
+/* Output of a call with d_in > SSM_Q8_MAX_D_IN (a programming error the
+ * assertions catch in debug builds): NaN everywhere, which the runner's
+ * non-finite check would report, instead of a stack overflow. */
+static void q8_refuse(float *out, size_t ld_out, int n_rows, int d_out)
+{
+    for (int i = 0; i < n_rows; ++i)
+        for (int j = 0; j < d_out; ++j)
+            out[(size_t)i * ld_out + (size_t)j] = NAN;
 }
 
 /* Quantizes row x {n} into q {⌈n/4⌉·4} (signed, padding 0) and returns sx
@@ -122,7 +140,7 @@ static float quant_row_scalar(int8_t *q, const float *x, int n)
     memset(q, 0, (size_t)n4);
     if (bad)
         return NAN;
-    if (amax == 0.0f)
+    if (amax < Q8_TINY)
         return 0.0f;
     float inv = 127.0f / amax;
     for (int k = 0; k < n; ++k) {
@@ -137,6 +155,10 @@ void ssm_linear_q8_scalar(float *out, size_t ld_out, const float *x, size_t ld_x
                           const void *wp, const float *bias, int n_rows, int d_in, int d_out)
 {
     assert(out && x && wp && d_in >= 1 && d_out >= 1 && d_in <= SSM_Q8_MAX_D_IN);
+    if (d_in > SSM_Q8_MAX_D_IN) { /* refused by ssm_pack_q8; never overflow the stack */
+        q8_refuse(out, ld_out, n_rows, d_out);
+        return;
+    }
     int8_t q[SSM_Q8_MAX_D_IN + 4];
     const int8_t *w = q8_w(wp);
     const float *sw = q8_sw(wp, d_in, d_out);
@@ -180,7 +202,7 @@ quant_row_512(int8_t *q, const float *x, int n)
     }
     float amax = _mm512_reduce_max_ps(vmax);
     int n4 = (n + 3) / 4 * 4;
-    if (bad || amax == 0.0f) {
+    if (bad || amax < Q8_TINY) {
         memset(q, 0, (size_t)n4);
         return bad ? NAN : 0.0f;
     }
@@ -268,6 +290,10 @@ ssm_linear_q8_avx512(float *out, size_t ld_out, const float *x, size_t ld_x, con
                      const float *bias, int n_rows, int d_in, int d_out)
 {
     assert(out && x && wp && d_in >= 1 && d_out >= 1 && d_in <= SSM_Q8_MAX_D_IN);
+    if (d_in > SSM_Q8_MAX_D_IN) { /* refused by ssm_pack_q8; never overflow the stack */
+        q8_refuse(out, ld_out, n_rows, d_out);
+        return;
+    }
     enum { MRB = 6 };
     uint8_t xu[MRB][SSM_Q8_MAX_D_IN + 4];
     float sx[MRB];
@@ -335,7 +361,7 @@ T256Q float quant_row_256(int8_t *q, const float *x, int n)
         amax = a > amax ? a : amax;
     }
     int n4 = (n + 3) / 4 * 4;
-    if (bad || amax == 0.0f) {
+    if (bad || amax < Q8_TINY) {
         memset(q, 0, (size_t)n4);
         return bad ? NAN : 0.0f;
     }
@@ -411,6 +437,10 @@ ssm_linear_q8_avx2(float *out, size_t ld_out, const float *x, size_t ld_x, const
                    const float *bias, int n_rows, int d_in, int d_out)
 {
     assert(out && x && wp && d_in >= 1 && d_out >= 1 && d_in <= SSM_Q8_MAX_D_IN);
+    if (d_in > SSM_Q8_MAX_D_IN) { /* refused by ssm_pack_q8; never overflow the stack */
+        q8_refuse(out, ld_out, n_rows, d_out);
+        return;
+    }
     enum { MRB = 3 };
     int8_t xq[MRB][SSM_Q8_MAX_D_IN + 4];
     float sx[MRB];

@@ -6,8 +6,8 @@
  *    ssm_state {d_inner, d_state}.  Snapshots are a separate 64-byte header
  *    (magic, version, model hash, geometry, checksum) plus the same payload.
  *  - ssm_step runs every projection of the batch through the packed
- *    kernels (ssm_kernels.h: weights transposed at load into fp32 and f16
- *    panels, one FMA chain per output element, AVX-512 / AVX2+FMA / scalar
+ *    kernels (ssm_kernels.h: weights transposed at load into fp32, f16 and
+ *    int8 panels, one FMA chain per output element, AVX-512 / AVX2+FMA / scalar
  *    chosen once per runner from the CPU's flags, same bits on each), whose
  *    per-element summation order does not depend on the batch, so a
  *    stream's bits do not depend on which streams share its batch; with
@@ -232,7 +232,7 @@ int ssm_model_load(const char *path, const ssm_model_options *opts,
     } else if (auto_pick) {
         snprintf(m->note, sizeof m->note, "%.240s; running on the cpu", why);
     }
-    /* packed panels of every linear layer (fp32 and f16), made once here */
+    /* packed panels of every linear layer (fp32, f16, int8), made once here */
     m->layer_lin = calloc((size_t)c->n_layer * LIN_PER_LAYER, sizeof *m->layer_lin);
     size_t pack_total = 0;
     if (m->layer_lin)
@@ -682,6 +682,10 @@ int ssm_runner_create(const ssm_model *m, int max_batch, int max_chunk,
         return ssm_error_set(err, SSM_ERR_INVALID,
                              "ssm_runner_create: SSM_RUNNER_F16_WEIGHTS and SSM_RUNNER_INT8_WEIGHTS "
                              "exclude each other");
+    if ((flags & SSM_RUNNER_INT8_WEIGHTS) && (flags & SSM_RUNNER_BLAS_STEP))
+        return ssm_error_set(err, SSM_ERR_INVALID,
+                             "ssm_runner_create: SSM_RUNNER_INT8_WEIGHTS and SSM_RUNNER_BLAS_STEP "
+                             "exclude each other (steps would run fp32 sgemm, forwards int8)");
     int wtype = (flags & SSM_RUNNER_INT8_WEIGHTS) ? 2 : (flags & SSM_RUNNER_F16_WEIGHTS) ? 1 : 0;
     if (wtype == 2) {
         int widest = 0;

@@ -48,7 +48,9 @@ else
   grep -q "bf16 weights" "$work/autobf16.err" || fail "auto on cuda: the summary does not say bf16"
 fi
 [ "$(stat -c %s "$work/int8.wav")" -eq "$(stat -c %s "$work/f16.wav")" ] || fail "--weights int8 wrote another length"
+"$ssmd" --weights f32 -i "$example" -o "$work/f32.wav" 2>/dev/null || fail "--weights f32 failed"
 ! cmp -s "$work/int8.wav" "$work/f16.wav" || fail "--weights int8 wrote the f16 run's bytes: not applied?"
+! cmp -s "$work/int8.wav" "$work/f32.wav" || fail "--weights int8 wrote the f32 run's bytes: not applied?"
 "$ssmd" --weights bf16 -i "$example" -o "$work/bf16.wav" 2>"$work/bf16.err"
 rc=$?; cat "$work/bf16.err"
 [ $rc -eq 2 ] || fail "--weights bf16 on the cpu exited $rc, expected 2"

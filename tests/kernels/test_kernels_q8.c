@@ -47,7 +47,7 @@ static void *panel(const float *w, int d_in, int d_out)
 /* q = clamp(rint(v · 127 / amax), ±127): the header's rule */
 static int quant(float v, float amax)
 {
-    if (amax == 0.0f)
+    if (amax < 0x1p-100f) /* the header: such a row or column counts as zero */
         return 0;
     float r = rintf(v * (127.0f / amax));
     return r > 127.0f ? 127 : r < -127.0f ? -127 : (int)r;
@@ -185,6 +185,8 @@ static void test_q8_special_rows(void **st)
         w[(size_t)3 * d_in + k] = 0.0f; /* column 3: all zero */
         x[1 * ldx + (size_t)k] = 0.0f;  /* row 1: all zero */
     }
+    for (int k = 0; k < d_in; ++k) /* row 6: max |x| 3e-37 (127/max would overflow) */
+        x[6 * ldx + (size_t)k] = (k % 3 == 0) ? 0.0f : (k % 3 == 1 ? 3e-37f : -1e-37f);
     x[2 * ldx + 5] = NAN;      /* row 2: NaN */
     x[4 * ldx + 0] = INFINITY; /* row 4: +Inf */
     x[5 * ldx + 36] = -INFINITY;
@@ -199,16 +201,33 @@ static void test_q8_special_rows(void **st)
         run(fn, got, x, wp, bias, n, d_in, d_out);
         for (int j = 0; j < d_out; ++j) {
             assert_true(got[1 * ldo + (size_t)j] == bias[j]);
+            assert_true(got[6 * ldo + (size_t)j] == bias[j]);
             assert_true(isnan(got[2 * ldo + (size_t)j]) && isnan(got[4 * ldo + (size_t)j]) &&
                         isnan(got[5 * ldo + (size_t)j]));
         }
+        /* the tiny row without bias (a bias would absorb a wrong tiny result):
+         * exactly zero on every ISA */
+        fn(clean, ldo, x + 6 * ldx, ldx, wp, NULL, 1, d_in, d_out);
+        for (int j = 0; j < d_out; ++j)
+            if (!(clean[j] == 0.0f && !signbit(clean[j])))
+                fail_msg("%s: tiny row, column %d: %a, expected +0", ssm_isa_name(k_isas[v]), j, clean[j]);
         for (int i = 0; i < n; ++i)
-            if (i != 2 && i != 4 && i != 5) {
+            if (i != 2 && i != 4 && i != 5 && i != 6) {
                 assert_true(got[(size_t)i * ldo + 3] == bias[3]);
                 /* a finite row is not touched by its neighbours' NaN */
                 fn(clean, ldo, x + (size_t)i * ldx, ldx, wp, bias, 1, d_in, d_out);
                 assert_memory_equal(clean, got + (size_t)i * ldo, (size_t)d_out * sizeof(float));
             }
+    }
+    /* too wide a layer is refused (the kernels keep a row on the stack) */
+    {
+        const int wide = SSM_Q8_MAX_D_IN + 1;
+        float *ww = calloc((size_t)wide, sizeof *ww);
+        void *pw = aligned_alloc(64, ssm_pack_q8_bytes(wide, 1));
+        assert_true(ww && pw);
+        assert_int_equal(ssm_pack_q8(pw, ww, wide, 1), -1);
+        free(ww);
+        free(pw);
     }
     /* NaN or Inf weights are refused */
     void *p = aligned_alloc(64, ssm_pack_q8_bytes(d_in, d_out));

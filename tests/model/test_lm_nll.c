@@ -145,6 +145,27 @@ static void test_nll_quantized(void **st)
     int32_t *tok = malloc((size_t)T * sizeof *tok);
     assert_true(lf && ls && tok);
     for (int t = 0; t < T; t++) tok[t] = g.codes[t];
+    /* the fp32 runner's logits: the quantized runners must differ from them
+     * (a flag silently ignored would pass every other check here) */
+    float *l32 = malloc((size_t)T * (size_t)V * sizeof *l32);
+    assert_non_null(l32);
+    {
+        ssm_runner *r = NULL;
+        ssm_state *s = NULL;
+        assert_int_equal(ssm_runner_create(m, 1, T, 0, &r, &err), SSM_OK);
+        assert_int_equal(ssm_state_create(m, &s), SSM_OK);
+        ssm_outputs o32 = { .logits = l32 };
+        assert_int_equal(ssm_forward(r, s, T, NULL, tok, &o32, NULL), SSM_OK);
+        ssm_state_destroy(s);
+        ssm_runner_destroy(r);
+    }
+    /* int8 with SSM_RUNNER_BLAS_STEP would mix precisions: refused */
+    {
+        ssm_runner *r = NULL;
+        assert_int_equal(ssm_runner_create(m, 1, 8, SSM_RUNNER_INT8_WEIGHTS | SSM_RUNNER_BLAS_STEP, &r, &err),
+                         SSM_ERR_INVALID);
+        assert_null(r);
+    }
     static const struct { unsigned flags; const char *name; } kinds[] = {
         {SSM_RUNNER_F16_WEIGHTS, "f16"}, {SSM_RUNNER_INT8_WEIGHTS, "int8"}};
     for (int q = 0; q < 2; q++) {
@@ -152,8 +173,14 @@ static void test_nll_quantized(void **st)
         ssm_state *s = NULL;
         assert_int_equal(ssm_runner_create(m, 1, T, kinds[q].flags, &r, &err), SSM_OK);
         assert_int_equal(ssm_state_create(m, &s), SSM_OK);
+        assert_string_equal(ssm_runner_weights(r), kinds[q].name);
         ssm_outputs of = { .logits = lf }, os = { .logits = ls };
         assert_int_equal(ssm_forward(r, s, T, NULL, tok, &of, NULL), SSM_OK);
+        size_t ndiff = 0;
+        for (size_t i = 0; i < (size_t)T * (size_t)V; i++) ndiff += lf[i] != l32[i];
+        printf("%s weights: %zu of %zu logits differ from the fp32 runner's\n", kinds[q].name, ndiff,
+               (size_t)T * (size_t)V);
+        assert_true(ndiff > (size_t)T * (size_t)V / 2);
         ssm_state_reset(s);
         double sum = 0, sum_g = 0;
         for (int t = 0; t < T; t++) {
@@ -173,6 +200,7 @@ static void test_nll_quantized(void **st)
     }
     free(lf);
     free(ls);
+    free(l32);
     free(tok);
     free(g.codes);
     free(g.nll);

@@ -289,7 +289,9 @@ ssm_sigmoid_fn ssm_sigmoid_get(ssm_isa isa);
  * neither on the batch nor on its position.  Error against the fp32 product:
  * at most (sx/2)·Σ_k|w[j,k]| + (sw[j]/2)·Σ_k|q[k]|·sx per output (half a
  * quantization step of each operand; tests/kernels checks it).  A row with
- * NaN or ±Inf gives NaN in every column; an all-zero row gives bias.
+ * NaN or ±Inf gives NaN in every column; a row whose max |x| is below
+ * 2⁻¹⁰⁰ (zero included) counts as zero and gives bias (so that 127/max stays
+ * finite and every ISA rounds the same).
  * Same shape conventions as ssm_linear_f32; d_in ≤ SSM_Q8_MAX_D_IN (the
  * quantized rows live on the stack: ≤ 50 KB); out must not alias x.
  * Real-time safe, thread-safe (read-only panel), no allocation. */
@@ -301,8 +303,9 @@ size_t ssm_pack_q8_bytes(int d_in, int d_out);
 /** Quantizes w {d_out, d_in} row-major (nn.Linear.weight) into wp
  *  (ssm_pack_q8_bytes bytes, 64-byte aligned): per output column j,
  *  sw[j] = max_k|w[j,k]| / 127 and wq[k,j] = clamp(rint(w[j,k]·127/max), ±127)
- *  (an all-zero column: scale 0).  Returns 0, or -1 (wp unspecified) when a
- *  weight is NaN or ±Inf. */
+ *  (a column whose max |w| is below 2⁻¹⁰⁰: all zero, scale 0).  Returns 0,
+ *  or -1 (wp unspecified) when a weight is NaN or ±Inf or d_in >
+ *  SSM_Q8_MAX_D_IN (the kernels then write NaN rather than overflow). */
 int ssm_pack_q8(void *wp, const float *w, int d_in, int d_out);
 /** 1 when isa's int8 variant runs natively here (AVX-512 also needs
  *  AVX-512 BW and VNNI; without them ssm_linear_q8_get(SSM_ISA_AVX512)

@@ -248,8 +248,8 @@ enum {
      *  gives the same bits and steps stay batch-invariant; ssm_forward uses
      *  the same kernel, so a chunk still equals its frames stepped.  Layers
      *  with more than SSM_Q8_MAX_D_IN (8192) inputs are refused; excludes
-     *  SSM_RUNNER_F16_WEIGHTS; ignored with SSM_RUNNER_BLAS_STEP's steps and
-     *  SSM_RUNNER_REFERENCE. */
+     *  SSM_RUNNER_F16_WEIGHTS and SSM_RUNNER_BLAS_STEP (SSM_ERR_INVALID);
+     *  ignored with SSM_RUNNER_REFERENCE (all fp32). */
     SSM_RUNNER_INT8_WEIGHTS = 1u << 7,
 };
 
