@@ -505,6 +505,8 @@ struct ssm_runner {
     gate_fn gate;
     softplus_fn softplus;
     ssm_sigmoid_fn sigmoid; /* the mask and VAD heads */
+    ssm_mixer *mixer;       /* {n_layer}: each layer's middle for the step (CPU) */
+    float *mix_scratch;     /* ssm_mixer_scratch_floats */
     int max_batch, max_chunk, rows;
     unsigned flags;
     size_t bytes;
@@ -648,6 +650,50 @@ static int all_q8(const ssm_model *m, int *widest)
     return ok;
 }
 
+/* The reference and BLAS projections in the packed kernels' signature,
+ * for ssm_mixer (their weights are the nn.Linear matrices themselves). */
+static void lin_ref_fn(float *out, size_t ld_out, const float *x, size_t ld_x, const void *w,
+                       const float *bias, int n_rows, int d_in, int d_out)
+{
+    ssm_linear_f32(out, ld_out, x, ld_x, w, bias, n_rows, d_in, d_out);
+}
+
+static void lin_blas_fn(float *out, size_t ld_out, const float *x, size_t ld_x, const void *w,
+                        const float *bias, int n_rows, int d_in, int d_out)
+{
+    ssm_linear_blas_f32(out, ld_out, x, ld_x, w, bias, n_rows, d_in, d_out);
+}
+
+/* The weights lin() reads for P in mode. */
+static const void *lin_weights(const ssm_runner *rn, lin_mode mode, const lin_w *P)
+{
+    if (mode != MODE_PACKED)
+        return P->w;
+    return rn->wtype == 2 ? P->q8 : rn->wtype == 1 ? (const void *)P->p16 : (const void *)P->p32;
+}
+
+/* Layer l's ssm_mixer for the step: its weights, the runner's kernels. */
+static void mixer_setup(ssm_runner *rn, int l)
+{
+    const ssm_config *c = &rn->model->cfg;
+    const ssm_layer_weights *L = &rn->model->w->layers[l];
+    const lin_w *P = rn->model->layer_lin + (size_t)l * LIN_PER_LAYER;
+    lin_mode mode = rn->step_mode;
+    ssm_mixer *mx = &rn->mixer[l];
+    *mx = (ssm_mixer){
+        .d_inner = c->d_inner, .d_state = c->d_state, .d_conv = c->d_conv, .dt_rank = c->dt_rank,
+        .conv_w = L->conv1d, .conv_b = L->conv1d_bias, .dt_bias = L->dt_proj_bias, .A = L->A,
+        .D = L->D, .dA_log_min = c->delta_A_min,
+        .x_proj_w = lin_weights(rn, mode, &P[LIN_X]), .dt_proj_w = lin_weights(rn, mode, &P[LIN_DT]),
+        .x_lin = mode == MODE_PACKED ? rn->packed : mode == MODE_BLAS ? lin_blas_fn : lin_ref_fn,
+    };
+    mx->dt_lin = mx->x_lin;
+    if (rn->flags & SSM_RUNNER_REFERENCE)
+        ssm_mixer_set_reference(mx);
+    else
+        ssm_mixer_set_isa(mx, rn->isa);
+}
+
 int ssm_runner_create(const ssm_model *m, int max_batch, int max_chunk,
                       unsigned flags, ssm_runner **out, ssm_error *err)
 {
@@ -717,6 +763,8 @@ int ssm_runner_create(const ssm_model *m, int max_batch, int max_chunk,
     size_t o_sp = carve(&total, (size_t)max_batch, sizeof(float *));
     size_t o_cnt = carve(&total, rows, sizeof(size_t));
     size_t o_bad = carve(&total, rows, 1);
+    size_t o_mix = carve(&total, (size_t)c->n_layer, sizeof(ssm_mixer));
+    size_t o_ms = carve(&total, (size_t)SSM_MIXER_TILE, (2 * di + ndbc) * sizeof(float));
     size_t o_self = carve(&total, 1, sizeof(ssm_runner));
     unsigned char *mem = runner_mem(total, max_batch, max_chunk, err);
     if (!mem)
@@ -756,6 +804,10 @@ int ssm_runner_create(const ssm_model *m, int max_batch, int max_chunk,
     rn->ssm_ptr = (float **)(mem + o_sp);
     rn->count = (size_t *)(mem + o_cnt);
     rn->bad = mem + o_bad;
+    rn->mixer = (ssm_mixer *)(mem + o_mix);
+    rn->mix_scratch = (float *)(mem + o_ms);
+    for (int l = 0; l < c->n_layer; ++l)
+        mixer_setup(rn, l);
     *out = rn;
     return SSM_OK;
 }
@@ -984,9 +1036,7 @@ static void lin(const ssm_runner *rn, lin_mode mode, float *out, size_t ld_out, 
 {
     switch (mode) {
     case MODE_PACKED:
-        rn->packed(out, ld_out, x, ld_x,
-                   rn->wtype == 2 ? P->q8 : rn->wtype == 1 ? (const void *)P->p16 : (const void *)P->p32,
-                   bias, n, P->d_in, P->d_out);
+        rn->packed(out, ld_out, x, ld_x, lin_weights(rn, mode, P), bias, n, P->d_in, P->d_out);
         break;
     case MODE_BLAS:
         ssm_linear_blas_f32(out, ld_out, x, ld_x, P->w, bias, n, P->d_in, P->d_out);
@@ -1060,11 +1110,12 @@ static void layer_mid(ssm_runner *rn, const ssm_layer_weights *L, const lin_w *P
 }
 
 static void layer_out(ssm_runner *rn, const ssm_layer_weights *L, const lin_w *P, int n,
-                      lin_mode mode)
+                      lin_mode mode, int gated)
 {
     const ssm_config *c = &rn->model->cfg;
     size_t dm = (size_t)c->d_model, di = (size_t)c->d_inner;
-    rn->gate(rn->y, di, rn->xz + di, 2 * di, n, c->d_inner);
+    if (!gated)
+        rn->gate(rn->y, di, rn->xz + di, 2 * di, n, c->d_inner);
     lin(rn, mode, rn->hn, dm, rn->y, di, &P[LIN_OUT], L->out_proj_bias, n);
     ssm_add_f32(rn->r, dm, rn->hn, dm, n, c->d_model);
 }
@@ -1153,7 +1204,6 @@ static int step_impl(ssm_runner *rn, ssm_state *const *states, int n, const floa
     lin_mode mode = rn->step_mode;
     size_t di = (size_t)c->d_inner, dm = (size_t)c->d_model;
     size_t conv_sz = di * (size_t)c->d_conv, layer_sz = di * ((size_t)c->d_conv + c->d_state);
-    int ndbc = c->dt_rank + 2 * c->d_state;
 
     embed(rn, n, features, tokens, mode);
     for (int l = 0; l < c->n_layer; ++l) {
@@ -1164,13 +1214,10 @@ static int step_impl(ssm_runner *rn, ssm_state *const *states, int n, const floa
             rn->ssm_ptr[i] = rn->conv_ptr[i] + conv_sz;
         }
         layer_in(rn, L, P, n, mode);
-        rn->conv(rn->xc, di, rn->conv_ptr, rn->xz, 2 * di, L->conv1d, L->conv1d_bias, n,
-                          c->d_inner, c->d_conv);
-        layer_mid(rn, L, P, n, mode);
-        rn->scan(rn->y, di, rn->ssm_ptr, rn->xc, di, rn->dt, di, L->A,
-                          rn->dbc + c->dt_rank, rn->dbc + c->dt_rank + c->d_state, (size_t)ndbc,
-                          L->D, c->delta_A_min, n, c->d_inner, c->d_state);
-        layer_out(rn, L, P, n, mode);
+        /* conv, x_proj, dt_proj + softplus, scan, gate: tile by tile */
+        ssm_mixer_step(&rn->mixer[l], rn->y, di, rn->xz, 2 * di, rn->conv_ptr, rn->ssm_ptr, n,
+                       rn->mix_scratch);
+        layer_out(rn, L, P, n, mode, 1);
     }
     memset(rn->bad, 0, (size_t)n);
     for (int i = 0; i < n; ++i) {
@@ -1258,7 +1305,7 @@ int ssm_forward(ssm_runner *rn, ssm_state *s, int n, const float *features,
                               rn->dt + (size_t)t * di, di, L->A, bc, bc + c->d_state, ndbc, L->D,
                               c->delta_A_min, 1, c->d_inner, c->d_state);
         }
-        layer_out(rn, L, P, n, mode);
+        layer_out(rn, L, P, n, mode, 0);
     }
     size_t bad = ssm_nonfinite_f32(NULL, rn->r, dm, n, c->d_model, 1);
     heads(rn, n, out, mode);

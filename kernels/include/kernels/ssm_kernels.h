@@ -317,6 +317,64 @@ ssm_linear_packed_fn ssm_linear_q8_get(ssm_isa isa);
 void ssm_linear_q8_scalar(float *out, size_t ld_out, const float *x, size_t ld_x,
                           const void *wp, const float *bias, int n_rows, int d_in, int d_out);
 
+/* ---- the per-layer mixer step (cpu/ssm_kernels_mixer.c) -------------------
+ * Everything of one Mamba-1 layer between in_proj and out_proj for a batch
+ * of streams (mamba_ssm/modules/mamba_simple.py `Mamba.step`):
+ *   x, z   = the two halves of in_proj's output row xz {2·d_inner}
+ *   x      = SiLU(causal depthwise conv(conv_state ← x) + conv_b)
+ *   Δ|B|C  = x_proj(x)                          {dt_rank + 2·d_state}
+ *   Δ      = softplus(dt_proj(Δ) + dt_bias)     {d_inner}
+ *   h      = exp(max(Δ·A, dA_log_min))·h + Δ·x·B;  y = C·h + D·x
+ *   y      = y ⊙ SiLU(z)
+ * run tile by tile: SSM_MIXER_TILE streams pass through all six stages
+ * before the next tile, so a tile's intermediates stay in L1.  The stages are
+ * the kernels declared above (chosen once: ssm_mixer_set_isa or
+ * ssm_mixer_set_reference) and the projections the caller's linear kernels
+ * (x_lin, dt_lin with their weights: packed fp32/f16, int8 or a wrapper of
+ * the reference), all row-wise, so the result equals, bit for bit, the same
+ * kernels run stage by stage over the whole batch, and a stream's bits do
+ * not depend on its batch or tile.  Real-time safe, no allocation: scratch
+ * is the caller's (ssm_mixer_scratch_floats floats).  Thread-safe for
+ * disjoint streams and scratch. */
+
+/** Streams per tile of ssm_mixer_step: a multiple of the projection
+ *  kernels' register tiles (6 rows AVX-512 and int8, 4 and 3 AVX2), so no
+ *  tile leaves a remainder the kernels run row by row. */
+#define SSM_MIXER_TILE 12
+
+/** One layer's weights and kernels for ssm_mixer_step.  Shapes: conv_w
+ *  {d_inner, d_conv}, conv_b {d_inner} or NULL, dt_bias {d_inner} or NULL,
+ *  A {d_inner, d_state} (= −exp(A_log)), D {d_inner} or NULL; x_proj_w /
+ *  dt_proj_w as x_lin / dt_lin read them (x_proj: d_inner → dt_rank +
+ *  2·d_state, dt_proj: dt_rank → d_inner, no bias).  Borrowed, not owned. */
+typedef struct ssm_mixer {
+    int d_inner, d_state, d_conv, dt_rank;
+    const float *conv_w, *conv_b, *dt_bias, *A, *D;
+    float dA_log_min;
+    const void *x_proj_w, *dt_proj_w;
+    ssm_linear_packed_fn x_lin, dt_lin;
+    ssm_conv_step_fn conv;
+    ssm_softplus_fn softplus;
+    ssm_scan_step_fn scan;
+    ssm_gate_silu_fn gate;
+} ssm_mixer;
+
+/** Sets mx's conv, softplus, scan and gate to isa's variants (the getters
+ *  above: explicit AVX-512 / AVX2+FMA, or the portable _vec kernels). */
+void ssm_mixer_set_isa(ssm_mixer *mx, ssm_isa isa);
+/** Sets them to the plain-C reference kernels (libm exp and log1p). */
+void ssm_mixer_set_reference(ssm_mixer *mx);
+/** Floats of scratch ssm_mixer_step needs: SSM_MIXER_TILE · (2·d_inner +
+ *  dt_rank + 2·d_state). */
+size_t ssm_mixer_scratch_floats(const ssm_mixer *mx);
+/** One mixer step of n_streams streams: y {n_streams, d_inner} (ld_y) from
+ *  xz {n_streams, 2·d_inner} (ld_xz; x then z), updating conv_state[s]
+ *  {d_inner, d_conv} and ssm_state[s] {d_inner, d_state} in place.  y must
+ *  not alias xz, the states or scratch. */
+void ssm_mixer_step(const ssm_mixer *mx, float *y, size_t ld_y, const float *xz, size_t ld_xz,
+                    float *const *conv_state, float *const *ssm_state, int n_streams,
+                    float *scratch);
+
 void ssm_linear_packed_f32_scalar(float *out, size_t ld_out, const float *x, size_t ld_x,
                                   const void *wp, const float *bias,
                                   int n_rows, int d_in, int d_out);
