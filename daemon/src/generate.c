@@ -468,7 +468,10 @@ int ssmd_genjob_open(const ssmd_config *cfg, const ssm_model *model, const char 
     }
     unsigned rflags = 0;
     int wrc = ssmd_config_runner_flags(cfg, model, &rflags, err, cap);
-    if (wrc < 0) goto fail;
+    if (wrc < 0) { /* a bad option, as in the processing modes: exit 2 */
+        rc = 2;
+        goto fail;
+    }
     if (wrc > 0) fprintf(stderr, "ssmd: %s\n", err);
     if (ssmd_generator_create(model, nst, &sp, (uint64_t)cfg->seed, rflags, &j->g, err, cap) != 0) goto fail;
     if (cfg->threads > 1 && ssmd_generator_set_threads(j->g, (int)cfg->threads, err, cap) != 0) goto fail;

@@ -44,7 +44,7 @@ void ssm_mixer_step(const ssm_mixer *mx, float *y, size_t ld_y, const float *xz,
                     float *const *conv_state, float *const *ssm_state, int n_streams,
                     float *scratch)
 {
-    assert(mx && y && xz && conv_state && ssm_state && scratch && n_streams >= 0);
+    assert(mx && y && xz && scratch && n_streams >= 0 && (n_streams == 0 || (conv_state && ssm_state)));
     assert(mx->conv && mx->softplus && mx->scan && mx->gate && mx->x_lin && mx->dt_lin);
     const int di = mx->d_inner, ds = mx->d_state, dr = mx->dt_rank;
     const int ndbc = dr + 2 * ds;

@@ -728,10 +728,12 @@ int ssm_runner_create(const ssm_model *m, int max_batch, int max_chunk,
         return ssm_error_set(err, SSM_ERR_INVALID,
                              "ssm_runner_create: SSM_RUNNER_F16_WEIGHTS and SSM_RUNNER_INT8_WEIGHTS "
                              "exclude each other");
-    if ((flags & SSM_RUNNER_INT8_WEIGHTS) && (flags & SSM_RUNNER_BLAS_STEP))
+    if ((flags & (SSM_RUNNER_INT8_WEIGHTS | SSM_RUNNER_F16_WEIGHTS)) && (flags & SSM_RUNNER_BLAS_STEP))
         return ssm_error_set(err, SSM_ERR_INVALID,
-                             "ssm_runner_create: SSM_RUNNER_INT8_WEIGHTS and SSM_RUNNER_BLAS_STEP "
-                             "exclude each other (steps would run fp32 sgemm, forwards int8)");
+                             "ssm_runner_create: SSM_RUNNER_%s_WEIGHTS and SSM_RUNNER_BLAS_STEP "
+                             "exclude each other (steps would run fp32 sgemm, forwards %s)",
+                             (flags & SSM_RUNNER_INT8_WEIGHTS) ? "INT8" : "F16",
+                             (flags & SSM_RUNNER_INT8_WEIGHTS) ? "int8" : "f16");
     int wtype = (flags & SSM_RUNNER_INT8_WEIGHTS) ? 2 : (flags & SSM_RUNNER_F16_WEIGHTS) ? 1 : 0;
     if (wtype == 2) {
         int widest = 0;
@@ -764,7 +766,8 @@ int ssm_runner_create(const ssm_model *m, int max_batch, int max_chunk,
     size_t o_cnt = carve(&total, rows, sizeof(size_t));
     size_t o_bad = carve(&total, rows, 1);
     size_t o_mix = carve(&total, (size_t)c->n_layer, sizeof(ssm_mixer));
-    size_t o_ms = carve(&total, (size_t)SSM_MIXER_TILE, (2 * di + ndbc) * sizeof(float));
+    ssm_mixer shape = {.d_inner = c->d_inner, .d_state = c->d_state, .dt_rank = c->dt_rank};
+    size_t o_ms = carve(&total, ssm_mixer_scratch_floats(&shape), sizeof(float));
     size_t o_self = carve(&total, 1, sizeof(ssm_runner));
     unsigned char *mem = runner_mem(total, max_batch, max_chunk, err);
     if (!mem)

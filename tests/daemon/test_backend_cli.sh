@@ -65,4 +65,9 @@ rc=$?; cat "$work/dev.err"
 if command -v ldd >/dev/null; then
   ! ldd "$ssmd" | grep -q libcublas || fail "ssmd links libcublas (it must be dlopen'ed by the cuda backend)"
 fi
+# the same mismatch in generation mode: a bad option, exit 2 as above
+"$ssmd" --backend cpu --weights bf16 --generate-s 1 -o "$work/gen_bf16.wav" 2>"$work/gen_bf16.err"
+rc=$?; cat "$work/gen_bf16.err"
+[ $rc -eq 2 ] && grep -q "bf16 needs the cuda backend" "$work/gen_bf16.err" || fail "--generate-s with --backend cpu --weights bf16 exited $rc, expected 2 and the reason"
+[ ! -e "$work/gen_bf16.wav" ] || fail "generation left an output file behind"
 echo "backend cli: ok"

@@ -43,6 +43,7 @@ typedef struct layer {
     shape sh;
     float *conv_w, *conv_b, *dt_b, *A, *D, *wx, *wdt; /* wx {ndbc, di}, wdt {di, dr} */
     float *px, *pdt;                                 /* packed fp32 panels */
+    void *qx, *qdt;                                  /* int8 panels */
 } layer;
 
 static layer make_layer(shape sh)
@@ -61,16 +62,22 @@ static layer make_layer(shape sh)
     assert_true(L.px && L.pdt);
     ssm_pack_f32(L.px, L.wx, sh.di, ndbc);
     ssm_pack_f32(L.pdt, L.wdt, sh.dr, sh.di);
+    L.qx = aligned_alloc(64, ssm_pack_q8_bytes(sh.di, ndbc));
+    L.qdt = aligned_alloc(64, ssm_pack_q8_bytes(sh.dr, sh.di));
+    assert_true(L.qx && L.qdt);
+    assert_int_equal(ssm_pack_q8(L.qx, L.wx, sh.di, ndbc), 0);
+    assert_int_equal(ssm_pack_q8(L.qdt, L.wdt, sh.dr, sh.di), 0);
     return L;
 }
 
 static void free_layer(layer *L)
 {
     free(L->conv_w); free(L->conv_b); free(L->dt_b); free(L->A); free(L->D);
-    free(L->wx); free(L->wdt); free(L->px); free(L->pdt);
+    free(L->wx); free(L->wdt); free(L->px); free(L->pdt); free(L->qx); free(L->qdt);
 }
 
-static ssm_mixer mixer_of(const layer *L, int isa /* -1: reference */)
+/* isa -1: the reference mixer; q8: int8 projections instead of fp32 panels */
+static ssm_mixer mixer_of(const layer *L, int isa, int q8)
 {
     ssm_mixer mx = {
         .d_inner = L->sh.di, .d_state = L->sh.ds, .d_conv = L->sh.dc, .dt_rank = L->sh.dr,
@@ -83,9 +90,9 @@ static ssm_mixer mixer_of(const layer *L, int isa /* -1: reference */)
         mx.x_lin = mx.dt_lin = lin_ref_fn;
         ssm_mixer_set_reference(&mx);
     } else {
-        mx.x_proj_w = L->px;
-        mx.dt_proj_w = L->pdt;
-        mx.x_lin = mx.dt_lin = ssm_linear_packed_get((ssm_isa)isa, 0);
+        mx.x_proj_w = q8 ? L->qx : (const void *)L->px;
+        mx.dt_proj_w = q8 ? L->qdt : (const void *)L->pdt;
+        mx.x_lin = mx.dt_lin = q8 ? ssm_linear_q8_get((ssm_isa)isa) : ssm_linear_packed_get((ssm_isa)isa, 0);
         ssm_mixer_set_isa(&mx, (ssm_isa)isa);
     }
     return mx;
@@ -166,15 +173,15 @@ static void test_mixer(void **st)
         {1, 1, 1, 1}, {7, 4, 4, 3}, {7, 17, 5, 1}, {16, 16, 4, 1}, {253, 16, 4, 3},
         {253, 4, 3, 3}, {64, 8, 4, 3}, {253, 17, 1, 1},
     };
-    static const int batches[] = {1, 3, 8, 9, 17};
+    static const int batches[] = {1, 3, 8, 9, 17, 37}; /* 37 = 3 full tiles of 12 + 1 */
     static const ssm_isa isas[] = {SSM_ISA_SCALAR, SSM_ISA_AVX2, SSM_ISA_AVX512};
     const int steps = 6;
-    double worst_y = 0, worst_h = 0;
+    double worst_y = 0, worst_h = 0, worst_q = 0;
     int n_cases = 0;
     for (int a = 0; a < COUNT(shapes); ++a) {
         shape sh = shapes[a];
         layer L = make_layer(sh);
-        ssm_mixer ref = mixer_of(&L, -1);
+        ssm_mixer ref = mixer_of(&L, -1, 0);
         for (int b = 0; b < COUNT(batches); ++b) {
             int n = batches[b];
             size_t ld_xz = 2 * (size_t)sh.di + 3, ld_y = (size_t)sh.di + 5;
@@ -183,10 +190,11 @@ static void test_mixer(void **st)
             float *yr = malloc((size_t)n * ld_y * sizeof *yr), *ya = malloc(ld_y * sizeof *ya);
             float *scratch = malloc(ssm_mixer_scratch_floats(&ref) * sizeof *scratch);
             assert_true(y1 && y2 && yr && ya && scratch);
-            for (int v = 0; v < COUNT(isas); ++v) {
-                if (!ssm_isa_supported(isas[v]))
+            for (int v = 0; v < 2 * COUNT(isas); ++v) {
+                const int q8 = v >= COUNT(isas); /* the second round: int8 projections */
+                if (!ssm_isa_supported(isas[v % COUNT(isas)]))
                     continue;
-                ssm_mixer mx = mixer_of(&L, (int)isas[v]);
+                ssm_mixer mx = mixer_of(&L, (int)isas[v % COUNT(isas)], q8);
                 states S1 = make_states(&sh, n), S2 = make_states(&sh, n), Sa = make_states(&sh, 1);
                 states Sr = make_states(&sh, n);
                 for (int t = 0; t < steps; ++t) {
@@ -196,7 +204,7 @@ static void test_mixer(void **st)
                     for (int i = 0; i < n; ++i)
                         if (memcmp(y1 + (size_t)i * ld_y, y2 + (size_t)i * ld_y, (size_t)sh.di * sizeof(float)))
                             fail_msg("%s d_inner %d d_state %d d_conv %d batch %d step %d: stream %d differs "
-                                     "from the stage-by-stage kernels", ssm_isa_name(isas[v]), sh.di, sh.ds,
+                                     "from the stage-by-stage kernels", ssm_isa_name(isas[v % COUNT(isas)]), sh.di, sh.ds,
                                      sh.dc, n, t, i);
                     assert_true(states_equal(&sh, &S1, &S2, n));
                     /* the last stream alone: same bits as in its tile */
@@ -207,12 +215,17 @@ static void test_mixer(void **st)
                     for (int i = 0; i < n; ++i) {
                         double e = rel_err(y1 + (size_t)i * ld_y, yr + (size_t)i * ld_y, (size_t)sh.di);
                         double eh = rel_err(S1.h[i], Sr.h[i], (size_t)sh.di * sh.ds);
-                        worst_y = e > worst_y ? e : worst_y;
-                        worst_h = eh > worst_h ? eh : worst_h;
-                        if (e > 2e-5 || eh > 2e-5)
+                        double tol = q8 ? 5e-2 : 2e-5; /* int8: the projections' quantization */
+                        if (!q8) {
+                            worst_y = e > worst_y ? e : worst_y;
+                            worst_h = eh > worst_h ? eh : worst_h;
+                        } else {
+                            worst_q = e > worst_q ? e : worst_q;
+                        }
+                        if (e > tol || eh > tol)
                             fail_msg("%s d_inner %d d_state %d batch %d step %d stream %d: y %.3g, state %.3g "
-                                     "from the reference (tolerance 2e-5)", ssm_isa_name(isas[v]), sh.di,
-                                     sh.ds, n, t, i, e, eh);
+                                     "from the reference (tolerance %g)", ssm_isa_name(isas[v % COUNT(isas)]), sh.di,
+                                     sh.ds, n, t, i, e, eh, tol);
                     }
                 }
                 ++n_cases;
@@ -225,9 +238,19 @@ static void test_mixer(void **st)
         }
         free_layer(&L);
     }
-    printf("mixer step: %d cases (8 shapes x batches 1/3/8/9/17 x ISAs, 6 steps each) equal to the "
-           "stage-by-stage kernels bit for bit; vs the reference mixer: y %.3g, state %.3g normwise "
-           "(tolerance 2e-5)\n", n_cases, worst_y, worst_h);
+    /* no streams: nothing touched */
+    {
+        layer L = make_layer(shapes[1]);
+        ssm_mixer mx = mixer_of(&L, (int)SSM_ISA_SCALAR, 0);
+        float y = 7.0f, xz = 1.0f, scratch = 0.0f;
+        ssm_mixer_step(&mx, &y, 1, &xz, 1, NULL, NULL, 0, &scratch);
+        assert_true(y == 7.0f);
+        free_layer(&L);
+    }
+    printf("mixer step: %d cases (8 shapes x batches 1/3/8/9/17/37 x ISAs x fp32/int8 projections, "
+           "6 steps each) equal to the stage-by-stage kernels bit for bit; vs the reference mixer: "
+           "fp32 y %.3g, state %.3g normwise (tolerance 2e-5); int8 y %.3g (tolerance 5e-2)\n",
+           n_cases, worst_y, worst_h, worst_q);
 }
 
 int main(void)

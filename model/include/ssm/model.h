@@ -219,8 +219,9 @@ enum {
      *  step, for memory-bound steps of large models.  Outputs differ from the
      *  fp32 weights by the weights' rounding (measured in
      *  docs/performance.md); still batch-invariant.  ssm_forward then uses
-     *  the same kernel (not sgemm).  Ignored with SSM_RUNNER_BLAS_STEP's
-     *  steps and SSM_RUNNER_REFERENCE. */
+     *  the same kernel (not sgemm).  Excludes SSM_RUNNER_BLAS_STEP
+     *  (SSM_ERR_INVALID: steps and forwards would differ in precision);
+     *  ignored with SSM_RUNNER_REFERENCE. */
     SSM_RUNNER_F16_WEIGHTS = 1u << 2,
     /** Cap the instruction set of the projection and elementwise kernels
      *  (conv, softplus, scan, gate, sigmoid) at AVX2+FMA, or at
