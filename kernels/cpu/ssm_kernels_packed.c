@@ -33,6 +33,7 @@
 #endif
 
 #include "bits.h"
+#include "poly.h"
 
 /* ---- IEEE binary16 conversions ----------------------------------------- */
 
@@ -513,19 +514,16 @@ ssm_linear_packed_fn ssm_linear_packed_get(ssm_isa isa, int f16)
 
 TA __m256 vexp256(__m256 x)
 {
-    const __m256 shifter = _mm256_set1_ps(12582912.0f);
+    const __m256 shifter = _mm256_set1_ps(SSM_EXP_SHIFTER);
     x = _mm256_min_ps(_mm256_set1_ps(88.0f), x);  /* x > 88 ? 88 : x, NaN kept */
     x = _mm256_max_ps(_mm256_set1_ps(-87.0f), x); /* x < -87 ? -87 : x */
-    __m256 t = _mm256_fmadd_ps(x, _mm256_set1_ps(1.44269504088896341f), shifter);
+    __m256 t = _mm256_fmadd_ps(x, _mm256_set1_ps(SSM_LOG2E), shifter);
     __m256 n = _mm256_sub_ps(t, shifter);
-    __m256 r = _mm256_fmadd_ps(n, _mm256_set1_ps(-0.693359375f), x);
-    r = _mm256_fmadd_ps(n, _mm256_set1_ps(2.12194440e-4f), r);
-    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    __m256 r = _mm256_fmadd_ps(n, _mm256_set1_ps(-SSM_LN2_HI), x);
+    r = _mm256_fmadd_ps(n, _mm256_set1_ps(-SSM_LN2_LO), r);
+    __m256 p = _mm256_set1_ps(k_exp_p[0]);
+    _Pragma("GCC unroll 8") for (int i = 1; i < SSM_EXP_P_N; ++i)
+        p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(k_exp_p[i]));
     p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r);
     p = _mm256_add_ps(p, _mm256_set1_ps(1.0f));
     /* 2ⁿ as in vexp_fma: ((bits(t) − bits(shifter)) + 127) << 23, one add */
@@ -696,19 +694,16 @@ scan_step_avx2(float *y, size_t ld_y, float *const *ssm_state, const float *x, s
 
 T5 __m512 vexp512(__m512 x)
 {
-    const __m512 shifter = _mm512_set1_ps(12582912.0f);
+    const __m512 shifter = _mm512_set1_ps(SSM_EXP_SHIFTER);
     x = _mm512_min_ps(_mm512_set1_ps(88.0f), x);
     x = _mm512_max_ps(_mm512_set1_ps(-87.0f), x);
-    __m512 t = _mm512_fmadd_ps(x, _mm512_set1_ps(1.44269504088896341f), shifter);
+    __m512 t = _mm512_fmadd_ps(x, _mm512_set1_ps(SSM_LOG2E), shifter);
     __m512 n = _mm512_sub_ps(t, shifter);
-    __m512 r = _mm512_fmadd_ps(n, _mm512_set1_ps(-0.693359375f), x);
-    r = _mm512_fmadd_ps(n, _mm512_set1_ps(2.12194440e-4f), r);
-    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    __m512 r = _mm512_fmadd_ps(n, _mm512_set1_ps(-SSM_LN2_HI), x);
+    r = _mm512_fmadd_ps(n, _mm512_set1_ps(-SSM_LN2_LO), r);
+    __m512 p = _mm512_set1_ps(k_exp_p[0]);
+    _Pragma("GCC unroll 8") for (int i = 1; i < SSM_EXP_P_N; ++i)
+        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(k_exp_p[i]));
     p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r);
     p = _mm512_add_ps(p, _mm512_set1_ps(1.0f));
     __m512i e = _mm512_slli_epi32(_mm512_add_epi32(_mm512_castps_si512(t),
@@ -917,25 +912,19 @@ scan_step_avx512(float *y, size_t ld_y, float *const *ssm_state, const float *x,
 /* log(w) for w in [1, 2]: vlog12 of ssm_kernels_vec.c (its fmaf()s as FMAs). */
 T5 __m512 vlog12_512(__m512 w)
 {
-    __mmask16 big = _mm512_cmp_ps_mask(w, _mm512_set1_ps(1.41421356f), _CMP_GT_OQ);
+    __mmask16 big = _mm512_cmp_ps_mask(w, _mm512_set1_ps(SSM_SQRT2), _CMP_GT_OQ);
     __m512 bigf = _mm512_maskz_mov_ps(big, _mm512_set1_ps(1.0f));
     __m512 m = _mm512_mask_mul_ps(w, big, w, _mm512_set1_ps(0.5f));
     __m512 x = _mm512_sub_ps(m, _mm512_set1_ps(1.0f));
     __m512 z = _mm512_mul_ps(x, x);
-    __m512 y = _mm512_set1_ps(7.0376836292e-2f);
-    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(-1.1514610310e-1f));
-    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(1.1676998740e-1f));
-    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(-1.2420140846e-1f));
-    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(1.4249322787e-1f));
-    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(-1.6668057665e-1f));
-    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(2.0000714765e-1f));
-    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(-2.4999993993e-1f));
-    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(3.3333331174e-1f));
+    __m512 y = _mm512_set1_ps(k_log_q[0]);
+    _Pragma("GCC unroll 10") for (int i = 1; i < SSM_LOG_Q_N; ++i)
+        y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(k_log_q[i]));
     y = _mm512_mul_ps(_mm512_mul_ps(y, x), z);
-    y = _mm512_fmadd_ps(bigf, _mm512_set1_ps(-2.12194440e-4f), y);
+    y = _mm512_fmadd_ps(bigf, _mm512_set1_ps(SSM_LN2_LO), y);
     y = _mm512_fmadd_ps(_mm512_set1_ps(-0.5f), z, y);
     x = _mm512_add_ps(x, y);
-    return _mm512_fmadd_ps(bigf, _mm512_set1_ps(0.693359375f), x);
+    return _mm512_fmadd_ps(bigf, _mm512_set1_ps(SSM_LN2_HI), x);
 }
 
 /* vsoftplus: v > 20 ? v : max(v, 0) + log1p(exp(−|v|)), Goldberg's log1p. */
@@ -1034,24 +1023,6 @@ sigmoid_avx512(float *v, size_t ld, int n_rows, int dim)
     }
 }
 
-/* One stream's conv sums before SiLU, the _vec kernel's scalar order:
- * (((0 + s0·w0) + s1·w1) + …) + bias, unfused (-ffp-contract=off). */
-static inline void conv_sums_scalar(float *os, float *st, const float *xs, const float *w,
-                                    const float *bias, int c0, int d_inner, int d_conv)
-{
-    for (int c = c0; c < d_inner; ++c) {
-        float *sc = st + (size_t)c * d_conv;
-        const float *wc = w + (size_t)c * d_conv;
-        for (int k = 0; k + 1 < d_conv; ++k)
-            sc[k] = sc[k + 1];
-        sc[d_conv - 1] = xs[c];
-        float acc = 0.0f;
-        for (int k = 0; k < d_conv; ++k)
-            acc += sc[k] * wc[k];
-        os[c] = bias ? acc + bias[c] : acc;
-    }
-}
-
 /* d_conv 4, sixteen channels: their states are 64 consecutive floats, four
  * registers of four channels (one 128-bit lane each).  Each register shifts
  * its lanes left by one and takes the new inputs at tap 3 (one two-source
@@ -1103,7 +1074,7 @@ conv_step_avx512(float *out, size_t ld_out, float *const *conv_state, const floa
                 _mm512_storeu_ps(os + c, silu512(acc));
             }
         int c0 = c;
-        conv_sums_scalar(os, st, xs, w, bias, c0, d_inner, d_conv);
+        ssm_conv_sums_scalar(os, st, xs, w, bias, c0, d_inner, d_conv);
         for (; c + 16 <= d_inner; c += 16)
             _mm512_storeu_ps(os + c, silu512(_mm512_loadu_ps(os + c)));
         if (c < d_inner) {
@@ -1117,25 +1088,19 @@ conv_step_avx512(float *out, size_t ld_out, float *const *conv_state, const floa
  * maskload/maskstore. */
 TA __m256 vlog12_256(__m256 w)
 {
-    __m256 big = _mm256_cmp_ps(w, _mm256_set1_ps(1.41421356f), _CMP_GT_OQ);
+    __m256 big = _mm256_cmp_ps(w, _mm256_set1_ps(SSM_SQRT2), _CMP_GT_OQ);
     __m256 bigf = _mm256_and_ps(big, _mm256_set1_ps(1.0f));
     __m256 m = _mm256_blendv_ps(w, _mm256_mul_ps(w, _mm256_set1_ps(0.5f)), big);
     __m256 x = _mm256_sub_ps(m, _mm256_set1_ps(1.0f));
     __m256 z = _mm256_mul_ps(x, x);
-    __m256 y = _mm256_set1_ps(7.0376836292e-2f);
-    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(-1.1514610310e-1f));
-    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.1676998740e-1f));
-    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(-1.2420140846e-1f));
-    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.4249322787e-1f));
-    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(-1.6668057665e-1f));
-    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(2.0000714765e-1f));
-    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(-2.4999993993e-1f));
-    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(3.3333331174e-1f));
+    __m256 y = _mm256_set1_ps(k_log_q[0]);
+    _Pragma("GCC unroll 10") for (int i = 1; i < SSM_LOG_Q_N; ++i)
+        y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(k_log_q[i]));
     y = _mm256_mul_ps(_mm256_mul_ps(y, x), z);
-    y = _mm256_fmadd_ps(bigf, _mm256_set1_ps(-2.12194440e-4f), y);
+    y = _mm256_fmadd_ps(bigf, _mm256_set1_ps(SSM_LN2_LO), y);
     y = _mm256_fmadd_ps(_mm256_set1_ps(-0.5f), z, y);
     x = _mm256_add_ps(x, y);
-    return _mm256_fmadd_ps(bigf, _mm256_set1_ps(0.693359375f), x);
+    return _mm256_fmadd_ps(bigf, _mm256_set1_ps(SSM_LN2_HI), x);
 }
 
 TA __m256 softplus256(__m256 v)
@@ -1267,7 +1232,7 @@ conv_step_avx2(float *out, size_t ld_out, float *const *conv_state, const float 
                 _mm256_storeu_ps(os + c, silu256(acc));
             }
         int c0 = c;
-        conv_sums_scalar(os, st, xs, w, bias, c0, d_inner, d_conv);
+        ssm_conv_sums_scalar(os, st, xs, w, bias, c0, d_inner, d_conv);
         for (; c + 8 <= d_inner; c += 8)
             _mm256_storeu_ps(os + c, silu256(_mm256_loadu_ps(os + c)));
         if (c < d_inner) {

@@ -80,6 +80,28 @@ static const float *q8_sw(const void *wp, int d_in, int d_out)
                            up64(q8_cols(d_out) * 4));
 }
 
+/* max |x[k]| over n values; *bad set when one is NaN or ±Inf. */
+static inline float q8_amax(const float *x, int n, int *bad)
+{
+    float amax = 0.0f;
+    int b = 0;
+    for (int k = 0; k < n; ++k) {
+        float a = fabsf(x[k]);
+        b |= !(a <= FLT_MAX);
+        amax = a > amax ? a : amax;
+    }
+    *bad = b;
+    return amax;
+}
+
+/* clamp(rint(v · inv), ±127): the quantization of one value (inv finite) */
+static inline int8_t q8_round(float v, float inv)
+{
+    float r = rintf(v * inv);
+    r = r > 127.0f ? 127.0f : r < -127.0f ? -127.0f : r;
+    return (int8_t)r;
+}
+
 int ssm_pack_q8(void *wp, const float *w, int d_in, int d_out)
 {
     assert(wp && w && d_in >= 1 && d_out >= 1);
@@ -91,21 +113,16 @@ int ssm_pack_q8(void *wp, const float *w, int d_in, int d_out)
     float *sw = (float *)q8_sw(wp, d_in, d_out);
     memset(wp, 0, ssm_pack_q8_bytes(d_in, d_out));
     for (int j = 0; j < d_out; ++j) {
-        float amax = 0.0f;
-        for (int k = 0; k < d_in; ++k) {
-            float a = fabsf(w[(size_t)j * d_in + k]);
-            if (!(a <= FLT_MAX))
-                return -1;
-            amax = a > amax ? a : amax;
-        }
+        int bad;
+        float amax = q8_amax(w + (size_t)j * d_in, d_in, &bad);
+        if (bad)
+            return -1;
         if (amax < Q8_TINY)
             continue; /* zero (or negligible) column: q 0, scale 0 */
         float inv = 127.0f / amax;
         int32_t sum = 0;
         for (int k = 0; k < d_in; ++k) {
-            float v = rintf(w[(size_t)j * d_in + k] * inv);
-            v = v > 127.0f ? 127.0f : v < -127.0f ? -127.0f : v;
-            int8_t b = (int8_t)v;
+            int8_t b = q8_round(w[(size_t)j * d_in + k], inv);
             q[q8_at(k4, k / 4, j, k % 4)] = b;
             sum += b;
         }
@@ -129,13 +146,8 @@ static void q8_refuse(float *out, size_t ld_out, int n_rows, int d_out)
  * (NaN for a non-finite row, 0 for an all-zero row). */
 static float quant_row_scalar(int8_t *q, const float *x, int n)
 {
-    float amax = 0.0f;
-    int bad = 0;
-    for (int k = 0; k < n; ++k) {
-        float a = fabsf(x[k]);
-        bad |= !(a <= FLT_MAX);
-        amax = a > amax ? a : amax;
-    }
+    int bad;
+    float amax = q8_amax(x, n, &bad);
     int n4 = (n + 3) / 4 * 4;
     memset(q, 0, (size_t)n4);
     if (bad)
@@ -143,11 +155,8 @@ static float quant_row_scalar(int8_t *q, const float *x, int n)
     if (amax < Q8_TINY)
         return 0.0f;
     float inv = 127.0f / amax;
-    for (int k = 0; k < n; ++k) {
-        float v = rintf(x[k] * inv);
-        v = v > 127.0f ? 127.0f : v < -127.0f ? -127.0f : v;
-        q[k] = (int8_t)v;
-    }
+    for (int k = 0; k < n; ++k)
+        q[k] = q8_round(x[k], inv);
     return amax / 127.0f;
 }
 
@@ -351,21 +360,17 @@ ssm_linear_q8_avx512(float *out, size_t ld_out, const float *x, size_t ld_x, con
 
 T256Q float quant_row_256(int8_t *q, const float *x, int n)
 {
-    /* the scalar quantizer: the compiler vectorises it for AVX2 and the
-     * operations are the same lane by lane */
-    float amax = 0.0f;
-    int bad = 0;
-    for (int k = 0; k < n; ++k) {
-        float a = fabsf(x[k]);
-        bad |= !(a <= FLT_MAX);
-        amax = a > amax ? a : amax;
-    }
+    /* the scalar quantizer's rule; vcvtps2dq rounds to nearest even like
+     * rintf under the default MXCSR */
+    int bad;
+    float amax = q8_amax(x, n, &bad);
     int n4 = (n + 3) / 4 * 4;
     if (bad || amax < Q8_TINY) {
         memset(q, 0, (size_t)n4);
         return bad ? NAN : 0.0f;
     }
-    const __m256 vinv = _mm256_set1_ps(127.0f / amax);
+    const float inv = 127.0f / amax;
+    const __m256 vinv = _mm256_set1_ps(inv);
     const __m256i lo = _mm256_set1_epi32(-127), hi = _mm256_set1_epi32(127);
     int k = 0;
     for (; k + 8 <= n; k += 8) {
@@ -376,11 +381,8 @@ T256Q float quant_row_256(int8_t *q, const float *x, int n)
         for (int t = 0; t < 8; ++t)
             q[k + t] = (int8_t)tmp[t];
     }
-    for (; k < n; ++k) {
-        float v = rintf(x[k] * (127.0f / amax));
-        v = v > 127.0f ? 127.0f : v < -127.0f ? -127.0f : v;
-        q[k] = (int8_t)v;
-    }
+    for (; k < n; ++k)
+        q[k] = q8_round(x[k], inv);
     for (; k < n4; ++k)
         q[k] = 0;
     return amax / 127.0f;

@@ -30,26 +30,24 @@
 #endif
 
 #include "bits.h"
+#include "poly.h"
 
 /* exp(x) within ~2 ulp for x in [-87, 88]; x below -87 gives exp(-87)
  * (1.6e-38, where the true value is smaller still), above 88 gives exp(88);
  * NaN gives NaN. */
 static inline float vexp(float x)
 {
-    const float shifter = 12582912.0f; /* 1.5·2²³: adding it rounds to an integer */
+    const float shifter = SSM_EXP_SHIFTER;
     x = x > 88.0f ? 88.0f : x;
     x = x < -87.0f ? -87.0f : x;
-    float fx = x * 1.44269504088896341f;
+    float fx = x * SSM_LOG2E;
     float t = fx + shifter;
     float n = t - shifter;                      /* round(x / ln 2) */
-    float r = x - n * 0.693359375f;             /* Cody-Waite: ln 2 = C1 + C2 */
-    r = r - n * -2.12194440e-4f;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
+    float r = x - n * SSM_LN2_HI;               /* Cody-Waite: ln 2 = C1 + C2 */
+    r = r - n * SSM_LN2_LO;
+    float p = k_exp_p[0];
+    for (int i = 1; i < SSM_EXP_P_N; ++i)
+        p = p * r + k_exp_p[i];
     p = p * (r * r) + r;
     p = p + 1.0f;
     /* t's low mantissa bits hold n (two's complement offset by the shifter):
@@ -67,19 +65,16 @@ static inline float vexp(float x)
  * few ulp of expf as vexp (tests/kernels holds the scan to the reference). */
 static inline float vexp_fma(float x)
 {
-    const float shifter = 12582912.0f;
+    const float shifter = SSM_EXP_SHIFTER;
     x = x > 88.0f ? 88.0f : x;
     x = x < -87.0f ? -87.0f : x;
-    float t = fmaf(x, 1.44269504088896341f, shifter);
+    float t = fmaf(x, SSM_LOG2E, shifter);
     float n = t - shifter;
-    float r = fmaf(n, -0.693359375f, x);
-    r = fmaf(n, 2.12194440e-4f, r);
-    float p = 1.9875691500e-4f;
-    p = fmaf(p, r, 1.3981999507e-3f);
-    p = fmaf(p, r, 8.3334519073e-3f);
-    p = fmaf(p, r, 4.1665795894e-2f);
-    p = fmaf(p, r, 1.6666665459e-1f);
-    p = fmaf(p, r, 5.0000001201e-1f);
+    float r = fmaf(n, -SSM_LN2_HI, x);
+    r = fmaf(n, -SSM_LN2_LO, r);
+    float p = k_exp_p[0];
+    for (int i = 1; i < SSM_EXP_P_N; ++i)
+        p = fmaf(p, r, k_exp_p[i]);
     p = fmaf(p, r * r, r);
     p = p + 1.0f;
     return p * u2f((f2u(t) + (127u - 0x4b400000u)) << 23);
@@ -92,24 +87,18 @@ static inline float vexp_fma(float x)
  * AVX2/AVX-512 softplus computes exactly this with vector FMAs. */
 static inline float vlog12(float w)
 {
-    float big = w > 1.41421356f ? 1.0f : 0.0f;
+    float big = w > SSM_SQRT2 ? 1.0f : 0.0f;
     float m = big > 0.0f ? w * 0.5f : w;
     float x = m - 1.0f;
     float z = x * x;
-    float y = 7.0376836292e-2f;
-    y = fmaf(y, x, -1.1514610310e-1f);
-    y = fmaf(y, x, 1.1676998740e-1f);
-    y = fmaf(y, x, -1.2420140846e-1f);
-    y = fmaf(y, x, 1.4249322787e-1f);
-    y = fmaf(y, x, -1.6668057665e-1f);
-    y = fmaf(y, x, 2.0000714765e-1f);
-    y = fmaf(y, x, -2.4999993993e-1f);
-    y = fmaf(y, x, 3.3333331174e-1f);
+    float y = k_log_q[0];
+    for (int i = 1; i < SSM_LOG_Q_N; ++i)
+        y = fmaf(y, x, k_log_q[i]);
     y = y * x * z;
-    y = fmaf(big, -2.12194440e-4f, y);
+    y = fmaf(big, SSM_LN2_LO, y);
     y = fmaf(-0.5f, z, y);
     x = x + y;
-    return fmaf(big, 0.693359375f, x);
+    return fmaf(big, SSM_LN2_HI, x);
 }
 
 /* softplus(v) = v for v > 20, else max(v, 0) + log1p(exp(−|v|)) (exp by
@@ -217,17 +206,7 @@ void ssm_conv_step_f32_vec(float *out, size_t ld_out, float *const *conv_state,
                 for (int c = 0; c < d_inner; ++c)
                     os[c] = os[c] + bias[c];
         } else {
-            for (int c = 0; c < d_inner; ++c) {
-                float *sc = st + (size_t)c * d_conv;
-                const float *wc = w + (size_t)c * d_conv;
-                for (int k = 0; k + 1 < d_conv; ++k)
-                    sc[k] = sc[k + 1];
-                sc[d_conv - 1] = xs[c];
-                float acc = 0.0f;
-                for (int k = 0; k < d_conv; ++k)
-                    acc += sc[k] * wc[k];
-                os[c] = bias ? acc + bias[c] : acc;
-            }
+            ssm_conv_sums_scalar(os, st, xs, w, bias, 0, d_inner, d_conv);
         }
         for (int c = 0; c < d_inner; ++c) {
             float v = os[c];

@@ -31,28 +31,14 @@
 
 #define KT_SEED 0x243F6A8885A308D3ull
 #include "kt_rand.h"
+#include "kt_linear.h"
 
 static const int k_din[] = {1, 7, 64, 253, 1100}; /* 1100 x 253: the streaming path */
 static const int k_dout[] = {1, 7, 16, 17, 36, 253};
 static const int k_rows[] = {1, 2, 3, 5, 7, 13, 64};
 #define COUNT(a) ((int)(sizeof a / sizeof a[0]))
-#define CANARY 12345.0f
 
 static const ssm_isa k_isas[] = {SSM_ISA_SCALAR, SSM_ISA_AVX2, SSM_ISA_AVX512};
-
-/* Runs fn over rows with ld_x = d_in + 3, ld_out = d_out + 5; the padding is
- * filled with CANARY and must stay so. */
-static void run(ssm_linear_packed_fn fn, float *out, const float *x, const void *wp,
-                const float *bias, int n, int d_in, int d_out)
-{
-    size_t ldo = (size_t)d_out + 5;
-    for (size_t i = 0; i < (size_t)(n + 1) * ldo; ++i)
-        out[i] = CANARY;
-    fn(out, ldo, x, (size_t)d_in + 3, wp, bias, n, d_in, d_out);
-    for (int i = 0; i < n + 1; ++i)
-        for (size_t j = (i < n ? (size_t)d_out : 0); j < ldo; ++j)
-            assert_true(out[(size_t)i * ldo + j] == CANARY);
-}
 
 static void test_packed_linear(void **st)
 {

@@ -27,12 +27,12 @@
 
 #define KT_SEED 0x13198A2E03707344ull
 #include "kt_rand.h"
+#include "kt_linear.h"
 
 static const int k_din[] = {1, 3, 7, 64, 253, 1100};
 static const int k_dout[] = {1, 7, 16, 17, 36, 253};
 static const int k_rows[] = {1, 2, 3, 5, 6, 7, 13, 64};
 #define COUNT(a) ((int)(sizeof a / sizeof a[0]))
-#define CANARY 12345.0f
 
 static const ssm_isa k_isas[] = {SSM_ISA_SCALAR, SSM_ISA_AVX2, SSM_ISA_AVX512};
 
@@ -73,18 +73,6 @@ static float expect(const float *x, const float *w, const float *bias, int d_in,
     float f = (float)(int32_t)acc * sx;
     f = f * sw;
     return bias ? f + bias[j] : f;
-}
-
-static void run(ssm_linear_packed_fn fn, float *out, const float *x, const void *wp,
-                const float *bias, int n, int d_in, int d_out)
-{
-    size_t ldo = (size_t)d_out + 5;
-    for (size_t i = 0; i < (size_t)(n + 1) * ldo; ++i)
-        out[i] = CANARY;
-    fn(out, ldo, x, (size_t)d_in + 3, wp, bias, n, d_in, d_out);
-    for (int i = 0; i < n + 1; ++i)
-        for (size_t j = (i < n ? (size_t)d_out : 0); j < ldo; ++j)
-            assert_true(out[(size_t)i * ldo + j] == CANARY);
 }
 
 static int same_bits(float a, float b)
