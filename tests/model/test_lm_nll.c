@@ -159,12 +159,16 @@ static void test_nll_quantized(void **st)
         ssm_state_destroy(s);
         ssm_runner_destroy(r);
     }
-    /* int8 with SSM_RUNNER_BLAS_STEP would mix precisions: refused */
+    /* int8 or f16 with SSM_RUNNER_BLAS_STEP would mix precisions: refused */
     {
         ssm_runner *r = NULL;
         assert_int_equal(ssm_runner_create(m, 1, 8, SSM_RUNNER_INT8_WEIGHTS | SSM_RUNNER_BLAS_STEP, &r, &err),
                          SSM_ERR_INVALID);
         assert_null(r);
+        assert_int_equal(ssm_runner_create(m, 1, 8, SSM_RUNNER_F16_WEIGHTS | SSM_RUNNER_BLAS_STEP, &r, &err),
+                         SSM_ERR_INVALID);
+        assert_null(r);
+        assert_non_null(strstr(err.msg, "exclude each other"));
     }
     static const struct { unsigned flags; const char *name; } kinds[] = {
         {SSM_RUNNER_F16_WEIGHTS, "f16"}, {SSM_RUNNER_INT8_WEIGHTS, "int8"}};
