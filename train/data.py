@@ -152,9 +152,10 @@ def _colored(n, rng, exponent):
     return np.fft.irfft(spec / f ** (exponent / 2), n)
 
 
-def make_noise(kind, n, rng, bank=None):
-    """One noise signal of n samples (unit-free; the mixer sets its level)."""
-    t = np.arange(n) / SR
+def make_noise(kind, n, rng, bank=None, sr=SR):
+    """One noise signal of n samples at sr Hz (unit-free; the mixer sets its level).
+    babble sums 3-6 utterances of `bank` (which must be at sr)."""
+    t = np.arange(n) / sr
     if kind == "white":
         x = rng.standard_normal(n)
     elif kind == "pink":
@@ -183,8 +184,9 @@ def make_noise(kind, n, rng, bank=None):
             x[p:p + len(seg)] += seg * rng.uniform(1, 10)
     elif kind == "band":
         lo = rng.uniform(80, 4000)
-        hi = min(lo * rng.uniform(1.3, 3.0), 7800)
-        sos = butter(4, [lo, hi], btype="band", fs=SR, output="sos")
+        lo = lo * rng.uniform(1, 4) if sr > SR else lo
+        hi = min(lo * rng.uniform(1.3, 3.0), 0.49 * sr)
+        sos = butter(4, [lo, hi], btype="band", fs=sr, output="sos")
         x = sosfilt(sos, rng.standard_normal(n))
     elif kind == "nonstationary":
         base = _colored(n, rng, rng.uniform(0, 2))

@@ -1,9 +1,10 @@
 """The default denoiser in plain PyTorch: the ssmd front-end and a Mamba-1 backbone.
 
 Front-end (must equal daemon/src/frontend.c + dsp/ stft, docs/model-format.md):
-16 kHz, 512-point frames, hop 256, periodic sqrt-Hann analysis and synthesis
-window; frame m holds samples [(m+1)·hop − n_fft, (m+1)·hop) with zeros before
-the start; features ln(max(|rfft(w·frame)|², 1e-10)) (257 bins, no scaling);
+48 kHz, 960-point frames (20 ms), hop 480 (10 ms), periodic sqrt-Hann analysis
+and synthesis window; frame m holds samples [(m+1)·hop − n_fft, (m+1)·hop) with
+zeros before the start; features ln(max(|rfft(w·frame)|², 1e-10)) (481 bins, no
+scaling);
 the mask head's sigmoid gains multiply the complex spectrum; overlap-add of
 w·irfft reconstructs the input exactly for an all-pass mask (Σ w² = 1 at 50 %).
 
@@ -31,7 +32,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-SR, N_FFT, HOP = 16000, 512, 256
+SR, N_FFT, HOP = 48000, 960, 480
 N_BINS = N_FFT // 2 + 1
 LOG_FLOOR = 1e-10
 DELTA_A_MIN = -6.0
@@ -44,7 +45,7 @@ def window():
 
 
 def stft(x, win):
-    """x {B, L} (L a multiple of HOP) → complex {B, M, 257}, M = L/HOP + 1
+    """x {B, L} (L a multiple of HOP) → complex {B, M, N_BINS}, M = L/HOP + 1
     (the last frame covers the first HOP samples after the end: zero-padded)."""
     xp = F.pad(x, (N_FFT - HOP, HOP))
     fr = xp.unfold(-1, N_FFT, HOP) * win
@@ -183,7 +184,7 @@ class Denoiser(nn.Module):
             self.mask.bias.fill_(1.0)
 
     def heads(self, feats, sequential=False):
-        """feats {B, M, 257} (raw log power) → (embedding, mask logits, vad logits)."""
+        """feats {B, M, N_BINS} (raw log power) → (embedding, mask logits, vad logits)."""
         r = self.proj((feats - self.feat_mean) / self.feat_std)
         for b in self.layers:
             r = b(r, sequential)
@@ -191,7 +192,7 @@ class Denoiser(nn.Module):
         return h, self.mask(h), self.vad(h)[..., 0]
 
     def forward(self, x, sequential=False):
-        """x {B, L} → (denoised {B, L}, vad logits {B, M}, mask {B, M, 257})."""
+        """x {B, L} → (denoised {B, L}, vad logits {B, M}, mask {B, M, N_BINS})."""
         X = stft(x, self.win)
         _, m, v = self.heads(features(X), sequential)
         m = torch.sigmoid(m)
@@ -210,7 +211,7 @@ def _check():
     y2, _ = scan_sequential(dt, A, x, Bm, Cm, D)
     d_scan = (y1 - y2).abs().max().item()
     m = Denoiser()
-    xs = torch.randn(2, 256 * 40) * 0.1
+    xs = torch.randn(2, HOP * 40) * 0.1
     with torch.no_grad():
         a = m(xs)[0]
         b = m(xs, sequential=True)[0]

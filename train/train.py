@@ -1,31 +1,34 @@
-"""Trains the default denoiser (train/model.py) on synthesized data (train/data.py).
+"""Trains the full-band default denoiser (train/model.py, 48 kHz) on real data.
 
-  /usr/bin/python3 train/data.py            # speech bank → train/cache/speech (once)
-  /usr/bin/python3 train/train.py --minutes 24 --seed 1
-  /usr/bin/python3 train/export_default.py  # → models/default.safetensors
+  /usr/bin/python3 train/banks.py                       # speech + noise banks → train/cache/banks (once)
+  nohup /usr/bin/python3 train/train.py --steps 6000 > train/cache/train.log &   # hours; resumes
+  /usr/bin/python3 train/export_default.py              # → models/default.safetensors
 
-Loss: −SI-SDR (dB) + 10 × MSE of level-normalised STFT magnitudes compressed
-with power 0.3 + BCE of the voice-activity head against labels from the clean
-speech's frame energy (data.vad_labels).  AdamW, lr 2e-3 with 100-step warm-up
-and cosine decay over the step count fixed after timing the first steps (so the
-run fits the --minutes budget), gradient clipping at 1.0, batches of 16
-four-second clips made on the fly (1-3 utterances, one noise type each, SNR
-uniform in [−5, 20] dB, 5 % nearly clean at 40 dB, random level).
+Data (train/mixtures.py): 3-second clips of real voices (tuxpaint-stamps, 0 A.D.,
+Warzone 2100) and the synthesized espeak-ng/flite bank, 40 % generated noise,
+40 % recorded noise, 20 % babble of real voices, SNR uniform in [−5, 25] dB over
+active speech, 8 % noise-only and 5 % clean clips, 30 % reverberated, 70 %
+microphone-coloured, level −45…−10 dBFS.
 
-Scan: both implementations of train/model.py compute the same function (checked
-by `python3 train/model.py`); on this 2-core machine, shared with other jobs,
-one thread running the per-frame loop (its (batch, d_inner, d_state) tensors stay
-in cache) measured 0.5-0.7 s per 16×3 s batch against 1.2-5 s for the chunked
-scan (memory-bound (batch, d_inner, d_state, time) tensors), and two threads were
-3-10× slower than one under contention: hence --scan sequential --threads 1.
+Loss, computed only below each clip's speech bandwidth (cutoff_hz: band-limited
+sources teach the bands they have):
+  −SI-SDR of the band-limited output (clips with speech)
+  + 10 × MSE of STFT magnitudes compressed with power 0.3, both scaled by the
+    mixture's RMS (so noise-only clips are pushed to silence)
+  + BCE of the voice-activity head against labels from the clean speech.
+AdamW (weight decay 0.01), lr --lr with 200-step warm-up and cosine decay to
+5 % over --steps, gradient clipping at 1.0.
 
-Writes train/cache/ckpt.pt (the model and its feature normalisation) and the
-learning curve models/learning_curve.csv (+ .png when matplotlib is present).
+Checkpoints: train/cache/ckpt.pt every 100 steps (model, optimiser, step, RNG
+states); a run started again resumes from it (--fresh starts over).  Learning
+curve: models/learning_curve.csv (+ .png).  Uses CUDA when a GPU is present
+(--device auto).
 """
 import argparse
 import csv
 import math
 import os
+import pickle
 import queue
 import sys
 import threading
@@ -33,13 +36,15 @@ import time
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-import data  # noqa: E402
+import banks  # noqa: E402
+import mixtures  # noqa: E402
 import model as M  # noqa: E402
 
-SEG = 64000  # 4 s
+SEG = 3 * M.SR
 
 
 def si_sdr(est, ref, eps=1e-8):
@@ -50,110 +55,138 @@ def si_sdr(est, ref, eps=1e-8):
     return 10 * torch.log10((s * s).sum(-1) / (((est - s) ** 2).sum(-1) + eps) + eps)
 
 
-def make_batch(bank, rng, n, snr=None, kinds=None):
-    mix, cln, vad, kind_ix = [], [], [], []
-    for i in range(n):
-        clean = data.make_clip(bank, SEG, rng)
-        k = kinds[i % len(kinds)] if kinds else data.NOISE_TYPES[int(rng.integers(len(data.NOISE_TYPES)))]
-        noise = data.make_noise(k, SEG, rng, bank)
-        if snr is not None:
-            s = snr[i % len(snr)]
-        else:
-            s = 40.0 if rng.random() < 0.05 else rng.uniform(-5, 20)
-        m, c = data.make_mixture(clean, noise, s, rng)
-        mix.append(m)
-        cln.append(c)
-        vad.append(data.vad_labels(c))
-        kind_ix.append(k)
-    return (torch.from_numpy(np.stack(mix)), torch.from_numpy(np.stack(cln)),
-            torch.from_numpy(np.stack(vad)), kind_ix)
+def make_batch(sbank, nbank, rng, n, **kw):
+    ex = [mixtures.make_example(SEG, rng, sbank, nbank, M.HOP, M.N_FFT, **kw) for _ in range(n)]
+    st = lambda k: torch.from_numpy(np.stack([e[k] for e in ex]))  # noqa: E731
+    has_speech = torch.tensor([float(np.any(e["clean"] != 0)) for e in ex])
+    return dict(mix=st("mix"), clean=st("clean"), vad=st("vad"), cutoff=st("cutoff_hz"), speech=has_speech,
+                family=[e["family"] for e in ex])
 
 
-def loss_fn(net, mix, clean, vad, sequential=True):
-    est, v, _ = net(mix, sequential)
-    sdr = si_sdr(est, clean)
-    rms = clean.pow(2).mean(-1, keepdim=True).sqrt() + 1e-5
-    Se = M.stft(est / rms, net.win).abs().clamp(min=1e-8) ** 0.3
-    Sc = M.stft(clean / rms, net.win).abs().clamp(min=1e-8) ** 0.3
-    mse = (Se - Sc).pow(2).mean()
-    nv = vad.shape[1]
-    bce = torch.nn.functional.binary_cross_entropy_with_logits(v[:, :nv], vad)
-    acc = ((v[:, :nv] > 0).float() == vad).float().mean()
-    return -sdr.mean() + 10 * mse + bce, sdr, acc
+def band_mask(cutoff, device):
+    """{B, 1, N_BINS}: 1 for bins at or below each clip's cutoff."""
+    f = torch.arange(M.N_BINS, device=device) * (M.SR / M.N_FFT)
+    return (f[None, None, :] <= cutoff[:, None, None]).float()
+
+
+def loss_fn(net, b, sequential=True):
+    mix, clean = b["mix"], b["clean"]
+    X = M.stft(mix, net.win)
+    _, m, v = net.heads(M.features(X), sequential)
+    g = torch.sigmoid(m)
+    Y = X * g
+    S = M.stft(clean, net.win)
+    bm = band_mask(b["cutoff"], mix.device)
+    est_b = M.istft(Y * bm, net.win, mix.shape[1])
+    cln_b = M.istft(S * bm, net.win, mix.shape[1])
+    sdr = si_sdr(est_b, cln_b)
+    sp = b["speech"]
+    l_sdr = -(sdr * sp).sum() / sp.sum().clamp(min=1)
+    rms = mix.pow(2).mean(-1).sqrt()[:, None, None] + 1e-5
+    Ye = ((Y / rms).abs() + 1e-8) ** 0.3
+    Sc = ((S / rms).abs() + 1e-8) ** 0.3
+    mse = ((Ye - Sc).pow(2) * bm).sum() / (bm.sum() * Y.shape[1])
+    nv = b["vad"].shape[1]
+    bce = F.binary_cross_entropy_with_logits(v[:, :nv], b["vad"])
+    acc = ((v[:, :nv] > 0).float() == b["vad"]).float().mean()
+    return l_sdr + 10 * mse + bce, sdr, acc, est_b
+
+
+def to(b, dev):
+    return {k: (v.to(dev) if torch.is_tensor(v) else v) for k, v in b.items()}
 
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--minutes", type=float, default=24.0)
+    ap.add_argument("--steps", type=int, default=6000)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--batch", type=int, default=16)
-    ap.add_argument("--d-model", type=int, default=64)
-    ap.add_argument("--n-layer", type=int, default=2)
+    ap.add_argument("--d-model", type=int, default=96)
+    ap.add_argument("--n-layer", type=int, default=3)
+    ap.add_argument("--d-state", type=int, default=16)
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--scan", choices=["sequential", "chunked"], default="sequential")
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint")
     ap.add_argument("--curve", default=os.path.join(HERE, "..", "models", "learning_curve.csv"))
-    ap.add_argument("--ckpt", default=os.path.join(data.CACHE, "ckpt.pt"))
+    ap.add_argument("--ckpt", default=os.path.join(banks.CACHE, "ckpt.pt"))
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
+    dev = torch.device("cuda" if a.device == "auto" and torch.cuda.is_available() else
+                       ("cpu" if a.device == "auto" else a.device))
+    for f in ("speech_train", "speech_val", "noise_train", "noise_val"):
+        if not os.path.isfile(os.path.join(banks.OUT, f + ".npz")):
+            sys.exit(f"train: no {f}.npz in {banks.OUT} (run /usr/bin/python3 train/banks.py)")
+    if a.steps < 1 or a.batch < 1:
+        sys.exit("train: --steps and --batch must be >= 1")
+    sb, nb = banks.Bank("speech", "train"), banks.Bank("noise", "train")
+    vsb, vnb = banks.Bank("speech", "val"), banks.Bank("noise", "val")
     torch.manual_seed(a.seed)
     rng = np.random.default_rng(a.seed)
-    if not os.path.isfile(os.path.join(data.CACHE, "speech", "val.npz")):
-        sys.exit("train: no speech bank in train/cache/speech (run /usr/bin/python3 train/data.py)")
-    if a.minutes <= 0 or a.batch < 1:
-        sys.exit("train: --minutes must be > 0 and --batch >= 1")
-    bank, vbank = data.load_bank("train"), data.load_bank("val")
-    net = M.Denoiser(d_model=a.d_model, n_layer=a.n_layer)
+    net = M.Denoiser(d_model=a.d_model, n_layer=a.n_layer, d_state=a.d_state)
     n_params = sum(p.numel() for p in net.parameters())
-    # feature normalisation from 64 training mixtures
-    with torch.no_grad():
-        mix, _, _, _ = make_batch(bank, np.random.default_rng(a.seed + 1000), 64)
-        f = M.features(M.stft(mix, net.win)).reshape(-1, M.N_BINS)
-        net.feat_mean.copy_(f.mean(0))
-        net.feat_std.copy_(f.std(0).clamp(min=1e-3))
-    # fixed validation set: held-out voices, its own noise seeds
+    opt = torch.optim.AdamW(net.parameters(), lr=a.lr, weight_decay=1e-2)
+    step, rows, minutes0 = 0, [], 0.0
+    if os.path.isfile(a.ckpt) and not a.fresh:
+        ck = torch.load(a.ckpt, map_location="cpu")
+        net = M.Denoiser(**ck["cfg"])
+        net.load_state_dict(ck["state"])
+        opt = torch.optim.AdamW(net.parameters(), lr=a.lr, weight_decay=1e-2)
+        opt.load_state_dict(ck["opt"])
+        step, rows, minutes0 = ck["step"], ck.get("rows", []), ck.get("minutes", 0.0)
+        rng = pickle.loads(ck["rng"])
+        torch.set_rng_state(ck["torch_rng"])
+        print(f"resumed from {a.ckpt} at step {step} ({minutes0:.1f} min)", flush=True)
+    else:
+        with torch.no_grad():  # feature normalisation from 64 training mixtures
+            b = make_batch(sb, nb, np.random.default_rng(a.seed + 1000), 64)
+            f = M.features(M.stft(b["mix"], net.win)).reshape(-1, M.N_BINS)
+            net.feat_mean.copy_(f.mean(0))
+            net.feat_std.copy_(f.std(0).clamp(min=1e-3))
+    net.to(dev)
+    for st in opt.state.values():
+        for k, v in st.items():
+            if torch.is_tensor(v):
+                st[k] = v.to(dev)
+    # fixed validation set: held-out voices and noise recordings, its own seed
     vrng = np.random.default_rng(777)
-    val = make_batch(vbank, vrng, 48, snr=[-5, 0, 5, 10], kinds=data.NOISE_TYPES)
-    with torch.no_grad():
-        val_in = si_sdr(val[0], val[1]).mean().item()
-    print(f"params {n_params}, val SI-SDR in {val_in:.2f} dB", flush=True)
+    val = []
+    for fam in mixtures.FAMILIES:
+        for snr in (-5, 0, 5, 10):
+            val.append(make_batch(vsb, vnb, vrng, 6, snr_db=snr, family=fam))
+    val_in = float(torch.cat([si_sdr(v["mix"], v["clean"]) for v in val]).mean())
+    vnoise = make_batch(vsb, vnb, vrng, 12, p_noise_only=1.0)
+    print(f"params {n_params}, device {dev}, val SI-SDR in {val_in:.2f} dB", flush=True)
 
-    q = queue.Queue(maxsize=4)
+    q = queue.Queue(maxsize=6)
 
     def producer():
         while True:
-            q.put(make_batch(bank, rng, a.batch))
+            q.put(make_batch(sb, nb, rng, a.batch))
     threading.Thread(target=producer, daemon=True).start()
-
-    opt = torch.optim.AdamW(net.parameters(), lr=a.lr, weight_decay=1e-2)
-    budget = a.minutes * 60
-    t0 = time.time()
-    total = None
-    warm = 100
-    rows = []
-    acc_loss, acc_sdr, acc_n = 0.0, 0.0, 0
-    step = 0
 
     def evaluate():
         net.eval()
         with torch.no_grad():
-            outs = [loss_fn(net, val[0][i:i + 16], val[1][i:i + 16], val[2][i:i + 16]) for i in range(0, 48, 16)]
+            outs = [loss_fn(net, to(v, dev), a.scan == "sequential") for v in val]
+            vb = to(vnoise, dev)
+            _, _, _, est = loss_fn(net, vb, a.scan == "sequential")
+            att = 10 * torch.log10(vb["mix"][:, 4800:].pow(2).mean() / est[:, 4800:].pow(2).mean().clamp(min=1e-20))
+            _, _, vv = net.heads(M.features(M.stft(vb["mix"], net.win)), a.scan == "sequential")
         net.train()
-        return (float(torch.cat([o[1] for o in outs]).mean()), float(np.mean([o[2].item() for o in outs])))
+        sd = float(torch.cat([o[1] for o in outs]).mean())
+        return sd, float(np.mean([o[2].item() for o in outs])), float(att), float(torch.sigmoid(vv).mean())
 
-    while True:
-        if total is None and step == 20:
-            per = (time.time() - t0) / 20
-            total = max(200, int(budget * 0.93 / per))  # leave time for validation passes
-            print(f"{per:.2f} s/step → {total} steps", flush=True)
-        T = total or 10 ** 9
-        if step >= T:
-            break
-        lr = a.lr * min(1.0, (step + 1) / warm) * (0.5 + 0.5 * math.cos(math.pi * min(1.0, step / T)))
+    t0 = time.time() - minutes0 * 60
+    warm = 200
+    acc_loss, acc_sdr, acc_n = 0.0, 0.0, 0
+    while step < a.steps:
+        lr = a.lr * min(1.0, (step + 1) / warm) * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * step / a.steps)))
         for g in opt.param_groups:
             g["lr"] = lr
-        mix, clean, vad, _ = q.get()
-        loss, sdr, _ = loss_fn(net, mix, clean, vad, a.scan == "sequential")
+        b = to(q.get(), dev)
+        loss, sdr, _, _ = loss_fn(net, b, a.scan == "sequential")
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
@@ -161,41 +194,60 @@ def main():
         if not math.isfinite(loss.item()):
             print("non-finite loss", flush=True)
             sys.exit(1)
+        sp = b["speech"] > 0
         acc_loss += loss.item()
-        acc_sdr += (sdr - si_sdr(mix, clean)).mean().item()
+        acc_sdr += float((sdr - si_sdr(b["mix"], b["clean"]))[sp].mean()) if sp.any() else 0.0
         acc_n += 1
         step += 1
-        if step % 100 == 0 or step == T:
-            vs, va = evaluate()
+        if step == 20 or step % 100 == 0 or step == a.steps:
+            print(f"step {step}: {(time.time() - t0) / 60:.1f} min, loss {acc_loss / acc_n:.3f}", flush=True)
+        if step % 100 == 0 or step == a.steps:
+            vs, va, att, vnv = evaluate()
             row = dict(step=step, minutes=round((time.time() - t0) / 60, 2), lr=f"{lr:.3g}",
                        train_loss=round(acc_loss / acc_n, 3), train_sisdr_improvement_db=round(acc_sdr / acc_n, 2),
                        val_sisdr_in_db=round(val_in, 2), val_sisdr_out_db=round(vs, 2),
-                       val_sisdr_improvement_db=round(vs - val_in, 2), val_vad_accuracy=round(va, 4))
+                       val_sisdr_improvement_db=round(vs - val_in, 2), val_vad_accuracy=round(va, 4),
+                       val_noise_only_attenuation_db=round(att, 1), val_noise_only_vad=round(vnv, 3))
             rows.append(row)
             print(row, flush=True)
             acc_loss, acc_sdr, acc_n = 0.0, 0.0, 0
-            torch.save({"state": net.state_dict(), "cfg": net.cfg, "step": step, "seed": a.seed,
-                        "minutes": (time.time() - t0) / 60, "params": n_params}, a.ckpt)
+            tmp = a.ckpt + ".tmp"
+            torch.save({"state": {k: v.cpu() for k, v in net.state_dict().items()}, "cfg": net.cfg,
+                        "opt": opt.state_dict(), "step": step, "seed": a.seed, "rows": rows,
+                        "rng": pickle.dumps(rng), "torch_rng": torch.get_rng_state(),
+                        "minutes": (time.time() - t0) / 60, "params": n_params}, tmp)
+            os.replace(tmp, a.ckpt)
+            if step % 1000 == 0:
+                torch.save({"state": {k: v.cpu() for k, v in net.state_dict().items()}, "cfg": net.cfg,
+                            "step": step, "params": n_params}, a.ckpt.replace(".pt", f".{step}.pt"))
             with open(a.curve, "w", newline="") as fh:
                 w = csv.DictWriter(fh, fieldnames=list(rows[0]))
                 w.writeheader()
                 w.writerows(rows)
+            plot(rows, a.curve)
     print(f"done: {step} steps in {(time.time() - t0) / 60:.1f} min", flush=True)
+
+
+def plot(rows, curve):
     try:
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
-        s = [r["step"] for r in rows]
-        fig, ax = plt.subplots(1, 2, figsize=(10, 3.5))
-        ax[0].plot(s, [r["train_sisdr_improvement_db"] for r in rows], label="train (batch mean)")
-        ax[0].plot(s, [r["val_sisdr_improvement_db"] for r in rows], label="validation (held-out voices, −5…10 dB)")
-        ax[0].set_xlabel("step"); ax[0].set_ylabel("SI-SDR improvement (dB)"); ax[0].legend(); ax[0].grid(alpha=.3)
-        ax[1].plot(s, [r["val_vad_accuracy"] for r in rows])
-        ax[1].set_xlabel("step"); ax[1].set_ylabel("validation VAD accuracy"); ax[1].grid(alpha=.3)
-        fig.tight_layout()
-        fig.savefig(os.path.splitext(a.curve)[0] + ".png", dpi=80)
     except ImportError:
-        pass
+        return
+    s = [r["step"] for r in rows]
+    fig, ax = plt.subplots(1, 3, figsize=(13, 3.5))
+    ax[0].plot(s, [r["train_sisdr_improvement_db"] for r in rows], label="train (batch mean)")
+    ax[0].plot(s, [r["val_sisdr_improvement_db"] for r in rows], label="validation (held-out voices/noises, −5…10 dB)")
+    ax[0].set_xlabel("step"); ax[0].set_ylabel("SI-SDR improvement (dB)"); ax[0].legend(fontsize=7); ax[0].grid(alpha=.3)
+    ax[1].plot(s, [r["val_vad_accuracy"] for r in rows], label="VAD accuracy (mixtures)")
+    ax[1].plot(s, [r["val_noise_only_vad"] for r in rows], label="mean VAD on noise only")
+    ax[1].set_xlabel("step"); ax[1].legend(fontsize=7); ax[1].grid(alpha=.3)
+    ax[2].plot(s, [r["val_noise_only_attenuation_db"] for r in rows])
+    ax[2].set_xlabel("step"); ax[2].set_ylabel("noise-only attenuation (dB)"); ax[2].grid(alpha=.3)
+    fig.tight_layout()
+    fig.savefig(os.path.splitext(curve)[0] + ".png", dpi=80)
+    plt.close(fig)
 
 
 if __name__ == "__main__":

@@ -65,6 +65,9 @@ static const ssmd_option options[] = {
       "messages queued per subscriber before the daemon drops (and counts) them" },
     { "ring_ms", 0, SSMD_OPT_INT, OFF(ring_ms), 10, 10000, NULL, "500", false,
       "capture ring length in milliseconds; overflow beyond it is dropped and counted" },
+    { "atten_lim_db", 0, SSMD_OPT_INT, OFF(atten_lim_db), 0, 200, NULL, "100", true,
+      "attenuation limit of the mask in dB: no frequency bin is turned down by more than this "
+      "(lower values keep some of the noise for a more natural sound; 0 passes the input through)" },
     { "publish_mask", 0, SSMD_OPT_BOOL, OFF(publish_mask), 0, 0, NULL, "false", true,
       "publish the per-bin gain mask of every frame on <stream>/mask/" },
     { "publish_embedding", 0, SSMD_OPT_BOOL, OFF(publish_embedding), 0, 0, NULL, "false", true,

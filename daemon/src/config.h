@@ -42,6 +42,7 @@ typedef struct ssmd_config {
     long  pub_hwm;            /**< messages queued per subscriber before dropping */
     long  ring_ms;            /**< capture ring length in milliseconds */
     bool  publish_mask;       /**< publish <stream>/mask/ */
+    long  atten_lim_db;       /**< no mask gain below −atten_lim_db dB (dsp_gain_floor) */
     bool  publish_embedding;  /**< publish <stream>/embedding/ */
     char *progress;           /**< "auto" (when stderr is a terminal), "always", "never" */
     char *log_level;          /**< "error", "warn", "info", "debug" */

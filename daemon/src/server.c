@@ -457,6 +457,7 @@ static int engine_run(server *s)
                 publish(s, st, SSMD_KIND_VAD, SSMD_DTYPE_F32, fflags, 1, 1, first, s->vad + b, sizeof(float));
                 st->vad_sum += s->vad[b];
             }
+            if (out.mask) dsp_gain_floor(s->mask + (size_t)b * nb_bins, nb_bins, (double)s->cfg->atten_lim_db);
             if (out.mask && s->cfg->publish_mask)
                 publish(s, st, SSMD_KIND_MASK, SSMD_DTYPE_F32, fflags, 1, (uint32_t)nb_bins, first,
                         s->mask + (size_t)b * nb_bins, nb_bins * sizeof(float));

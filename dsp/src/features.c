@@ -43,6 +43,13 @@ int dsp_log_floor(float *out, const float *in, size_t n, float floor_power)
     return DSP_OK;
 }
 
+void dsp_gain_floor(float *gains, size_t n, double atten_lim_db)
+{
+    float floor_gain = atten_lim_db > 0 ? (float)pow(10.0, -atten_lim_db / 20.0) : 1.0f;
+    for (size_t i = 0; i < n; i++)
+        gains[i] = gains[i] > floor_gain ? gains[i] : floor_gain; /* NaN takes the floor */
+}
+
 /* ---- mel filterbank ---------------------------------------------------- */
 
 struct dsp_melbank {

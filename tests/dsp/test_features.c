@@ -62,6 +62,28 @@ static void test_silence_is_finite(void **state)
     dsp_melbank_destroy(mb);
 }
 
+/* The attenuation limit: gains below 10^(-lim/20) are raised to it (values
+ * computed by hand: 10^(-20/20) = 0.1), others kept; NaN takes the floor. */
+static void test_gain_floor(void **state)
+{
+    (void)state;
+    float g[5] = { 0.0f, 0.05f, 0.1f, 0.5f, NAN };
+    dsp_gain_floor(g, 5, 20.0);
+    assert_float_equal(g[0], 0.1f, 1e-7);
+    assert_float_equal(g[1], 0.1f, 1e-7);
+    assert_float_equal(g[2], 0.1f, 1e-7);
+    assert_float_equal(g[3], 0.5f, 0.0);
+    assert_float_equal(g[4], 0.1f, 1e-7);
+    float h[3] = { 1e-7f, 0.3f, 1.0f };
+    dsp_gain_floor(h, 3, 0.0); /* 0 dB: pass-through */
+    for (int i = 0; i < 3; i++) assert_float_equal(h[i], 1.0f, 0.0);
+    float u[2] = { 1e-30f, 0.25f };
+    dsp_gain_floor(u, 2, INFINITY); /* no limit */
+    assert_float_equal(u[0], 1e-30f, 0.0);
+    assert_float_equal(u[1], 0.25f, 0.0);
+    printf("gain floor at 20 dB: %g %g %g %g %g\n", g[0], g[1], g[2], g[3], g[4]);
+}
+
 static void test_power_magnitude(void **state)
 {
     (void)state;
@@ -171,6 +193,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_silence_is_finite),
         cmocka_unit_test(test_power_magnitude),
+        cmocka_unit_test(test_gain_floor),
         cmocka_unit_test(test_levels),
         cmocka_unit_test(test_mel_structure),
         cmocka_unit_test(test_mel_invalid),

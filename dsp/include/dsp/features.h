@@ -39,6 +39,13 @@ void dsp_spec_magnitude(float *mag_out, const float *spec, size_t n_bins);
  *  DSP_ERR_INVALID (nothing written) unless floor_power is finite and > 0. */
 int dsp_log_floor(float *out, const float *in, size_t n, float floor_power);
 
+/** gains[i] = max(gains[i], 10^(−atten_lim_db / 20)) for i < n, in place: the
+ *  attenuation limit of a gain mask (as DeepFilterNet's --atten-lim-db), so that
+ *  no bin is attenuated by more than atten_lim_db decibels.  NaN gains take the
+ *  floor.  atten_lim_db ≤ 0 makes every gain at least 1 (pass-through); +Inf
+ *  leaves the gains unchanged.  Pure, RT safe. */
+void dsp_gain_floor(float *gains, size_t n, double atten_lim_db);
+
 /** Mel scale of the filterbank. */
 typedef enum dsp_mel_scale {
     DSP_MEL_SLANEY = 0, /**< Slaney (Auditory Toolbox): linear 200/3 Hz per mel below

@@ -1,0 +1,179 @@
+"""Training and evaluation mixtures for the full-band denoiser (48 kHz).
+
+A clip is n samples of speech (1-4 utterances of one split's bank with pauses,
+or nothing: noise-only clips), optionally reverberated by a generated room
+impulse response, plus one noise family at an SNR measured over active speech,
+then coloured by a random microphone response and set to a random level.
+
+Noise families (`FAMILIES`):
+  generated  data.make_noise at 48 kHz: white, pink, brown, mains hum, band-limited,
+             clicks, amplitude-modulated coloured noise
+  real       recordings of the split's noise bank (train/banks.py), short ones
+             chained with random gaps so impulsive sounds recur
+  babble     3-7 other utterances of the split's speech bank at once (real voices)
+
+Targets: the clean speech after the early part (50 ms) of the room response and
+the same microphone colour as the mixture, so the model removes noise and late
+reverberation but not the colour.  `cutoff_hz` is the lowest bandwidth of the
+utterances in the clip (the loss ignores bins above it); noise-only clips have
+cutoff = Nyquist.  VAD labels come from the clean target's frame energy.
+"""
+import numpy as np
+from scipy.signal import fftconvolve, lfilter
+
+import data
+from banks import SR
+
+FAMILIES = ("generated", "real", "babble")
+GENERATED = ("white", "pink", "brown", "hum", "band", "clicks", "nonstationary")
+
+
+def speech_clip(bank, n, rng, max_utts=4):
+    """(clean {n}, cutoff_hz): 1-max_utts utterances at random places with 0.1-1 s pauses."""
+    x = np.zeros(n)
+    pos = int(rng.integers(0, n // 4))
+    cut = SR / 2
+    k = 0
+    while pos < n - SR // 4 and k < max_utts:
+        i = int(rng.integers(bank.n))
+        u = bank.item(i) * rng.uniform(0.3, 1.0)
+        ln = min(len(u), n - pos)
+        x[pos:pos + ln] += u[:ln]
+        cut = min(cut, float(bank.cutoff_hz[i]))
+        pos += ln + int(rng.integers(SR // 10, SR))
+        k += 1
+    return x, cut
+
+
+def real_noise(nbank, n, rng):
+    """n samples of one recorded source: files of that source chained with random gaps."""
+    src = int(nbank.source[int(rng.integers(nbank.n))])
+    pool = np.flatnonzero(nbank.source == src)
+    out = np.zeros(n)
+    pos = -int(rng.integers(0, SR))
+    while pos < n:
+        u = nbank.item(int(pool[int(rng.integers(len(pool)))])) * rng.uniform(0.3, 1.0)
+        a, b = max(pos, 0), min(pos + len(u), n)
+        if b > a:
+            out[a:b] += u[a - pos:b - pos]
+        pos += len(u) + (int(rng.integers(0, SR)) if len(u) < 2 * SR else 0)
+    return out
+
+
+def babble(sbank, n, rng):
+    x = np.zeros(n)
+    for _ in range(int(rng.integers(3, 8))):
+        c, _ = speech_clip(sbank, n, rng, max_utts=8)
+        x += c * rng.uniform(0.5, 1.0)
+    return x
+
+
+def make_noise(family, n, rng, sbank, nbank, kind=None):
+    if family == "generated":
+        kind = kind or GENERATED[int(rng.integers(len(GENERATED)))]
+        x = data.make_noise(kind, n, rng, sr=SR)
+    elif family == "real":
+        x = real_noise(nbank, n, rng)
+    else:
+        x = babble(sbank, n, rng)
+    return x / (np.std(x) + 1e-12)
+
+
+def room_response(rng):
+    """(full, early): an exponentially decaying noise tail (RT60 0.15-0.9 s) after a direct path."""
+    rt60 = rng.uniform(0.15, 0.9)
+    ln = int(rt60 * SR)
+    t = np.arange(ln) / SR
+    h = rng.standard_normal(ln) * np.exp(-6.9 * t / rt60) * rng.uniform(0.1, 0.5)
+    pre = int(rng.integers(0, int(0.004 * SR)))  # first reflections after 0-4 ms
+    h[:pre] = 0
+    h[0] = 1.0
+    early = h.copy()
+    early[int(0.05 * SR):] = 0
+    return h, early
+
+
+def _biquad_peak(f0, gain_db, q):
+    a = 10 ** (gain_db / 40)
+    w = 2 * np.pi * f0 / SR
+    al = np.sin(w) / (2 * q)
+    b = np.array([1 + al * a, -2 * np.cos(w), 1 - al * a])
+    d = np.array([1 + al / a, -2 * np.cos(w), 1 - al / a])
+    return b / d[0], d / d[0]
+
+
+def _biquad_highpass(f0, q=0.707):
+    w = 2 * np.pi * f0 / SR
+    al = np.sin(w) / (2 * q)
+    b = np.array([(1 + np.cos(w)) / 2, -(1 + np.cos(w)), (1 + np.cos(w)) / 2])
+    d = np.array([1 + al, -2 * np.cos(w), 1 - al])
+    return b / d[0], d / d[0]
+
+
+def mic_colour(rng):
+    """A random microphone response: high-pass 20-150 Hz and two peaking bands of ±6 dB."""
+    fs = [_biquad_highpass(rng.uniform(20, 150))]
+    for lo, hi in ((150, 3000), (3000, 16000)):
+        fs.append(_biquad_peak(np.exp(rng.uniform(np.log(lo), np.log(hi))), rng.uniform(-6, 6), rng.uniform(0.5, 2)))
+    return fs
+
+
+def _apply(fs, x):
+    for b, a in fs:
+        x = lfilter(b, a, x)
+    return x
+
+
+def active_power(x, frame=480):
+    m = len(x) // frame
+    e = (x[:m * frame].reshape(m, frame) ** 2).mean(axis=1)
+    act = e > e.max() * 1e-3
+    return float(e[act].mean()) if act.any() and e.max() > 0 else 0.0
+
+
+def vad_labels(clean, hop, n_fft):
+    """Per frame m (samples [(m+1)hop − n_fft, (m+1)hop), zeros before the start): 1 when
+    the clean frame's energy is within 35 dB of the clip's loudest frame and above −70 dBFS."""
+    pad = np.concatenate([np.zeros(n_fft - hop), clean])
+    m = len(clean) // hop
+    fr = np.lib.stride_tricks.sliding_window_view(pad, n_fft)[::hop][:m]
+    e = 10 * np.log10((fr ** 2).mean(axis=1) + 1e-20)
+    return ((e > e.max() - 35) & (e > -70)).astype(np.float32)
+
+
+def make_example(n, rng, sbank, nbank, hop, n_fft, snr_db=None, family=None, kind=None,
+                 p_noise_only=0.08, p_clean=0.05, p_reverb=0.3, p_colour=0.7, level_db=None):
+    """One training example: dict(mix, clean, vad, cutoff_hz, family, snr_db)."""
+    noise_only = snr_db is None and rng.random() < p_noise_only
+    clean_only = snr_db is None and not noise_only and rng.random() < p_clean
+    if noise_only:
+        s, cut = np.zeros(n), SR / 2
+    else:
+        s, cut = speech_clip(sbank, n, rng)
+    tgt = s
+    if not noise_only and rng.random() < p_reverb:
+        h, early = room_response(rng)
+        tgt = fftconvolve(s, early)[:n]
+        s = fftconvolve(s, h)[:n]
+    family = family or FAMILIES[int(rng.choice(3, p=[0.4, 0.4, 0.2]))]
+    if clean_only:
+        noise = np.zeros(n)
+    else:
+        noise = make_noise(family, n, rng, sbank, nbank, kind)
+        if noise_only:
+            pass
+        else:
+            snr = snr_db if snr_db is not None else rng.uniform(-5, 25)
+            p = active_power(tgt)
+            noise = noise * np.sqrt(p / 10 ** (snr / 10))
+    mix = s + noise
+    if rng.random() < p_colour:
+        fs = mic_colour(rng)
+        mix, tgt = _apply(fs, mix), _apply(fs, tgt)
+    lvl = rng.uniform(-45, -10) if level_db is None else level_db
+    g = 10 ** (lvl / 20) / (np.sqrt(np.mean(mix ** 2)) + 1e-12)
+    g = min(g, 0.99 / (np.max(np.abs(mix)) + 1e-12))
+    mix, tgt = (mix * g).astype(np.float32), (tgt * g).astype(np.float32)
+    vad = vad_labels(tgt, hop, n_fft) if not noise_only else np.zeros(n // hop, np.float32)
+    return dict(mix=mix, clean=tgt, vad=vad, cutoff_hz=np.float32(cut), family=family,
+                snr_db=None if noise_only else (snr_db if snr_db is not None else (99.0 if clean_only else None)))
