@@ -17,7 +17,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh build
 mkdir -p build/demo
-build/daemon/ssmd examples/noisy_speech.flac -o build/demo/noisy_speech.out.wav "$@"
-/usr/bin/python3 examples/compare.py examples/noisy_speech.flac build/demo/noisy_speech.out.wav
+build/daemon/ssmd examples/real_voice_48k.flac -o build/demo/real_voice_48k.out.wav "$@"
+/usr/bin/python3 examples/compare.py examples/real_voice_48k.flac build/demo/real_voice_48k.out.wav
 /usr/bin/python3 train/demo_report.py build/daemon/ssmd build/demo
-echo "demo: denoised example: build/demo/noisy_speech.out.wav; all files in build/demo/"
+echo "demo: denoised example: build/demo/real_voice_48k.out.wav; all files in build/demo/"
