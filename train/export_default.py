@@ -49,7 +49,8 @@ def metadata(net, ck):
     c = net.cfg
     return {"ssmd.format": "1", "architecture": "mamba1",
             "name": "ssmd-default-denoiser",
-            "description": "causal speech denoiser (per-bin gain) with voice activity; see models/README.md",
+            "description": "causal full-band (48 kHz) speech denoiser (per-bin gain) with voice activity, "
+                           "trained on real voices and noises; see models/README.md",
             "d_model": c["d_model"], "n_layer": c["n_layer"], "d_state": c["d_state"],
             "d_conv": c["d_conv"], "expand": c["expand"], "dt_rank": "auto",
             "norm": "rmsnorm", "norm_eps": "1e-5", "delta_A_min": repr(M.DELTA_A_MIN),

@@ -1,5 +1,6 @@
 """Writes the golden file tests/train/default_golden.bin: the PyTorch model's
-outputs (in float64, sequential scan) on a short held-out mixture, which
+outputs (in float64, sequential scan) on a short held-out mixture (a held-out
+synthetic voice at 48 kHz in pink noise, 0 dB), which
 tests/train/test_default_model.c checks the C engine reproduces within 1e-4.
 
   /usr/bin/python3 train/make_golden.py [MODEL] [OUT]   (default models/default.safetensors)
@@ -26,6 +27,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import data  # noqa: E402
 import model as M  # noqa: E402
+from scipy.signal import resample_poly  # noqa: E402
 import ssmd_file  # noqa: E402
 
 T_FRAMES = 32
@@ -67,11 +69,11 @@ def main():
     torch.set_num_threads(1)
     net = from_file(model_file).double()
     rng = np.random.default_rng(4242)
-    vbank = data.load_bank("val")
-    clean = data.make_clip(vbank, 256 * T_FRAMES, rng)
-    clean[:256 * 4] = 0.0
-    clean[256 * 4:256 * 12] += vbank[0][:256 * 8]  # speech from the first frames on
-    noise = data.make_noise("pink", len(clean), rng)
+    vbank = [resample_poly(u, M.SR // data.SR, 1) for u in data.load_bank("val")[:40]]  # held-out voices
+    H = M.HOP
+    clean = np.zeros(H * T_FRAMES)
+    clean[H * 4:] = np.concatenate(vbank)[:H * (T_FRAMES - 4)]  # silence, then speech
+    noise = data.make_noise("pink", len(clean), rng, sr=M.SR)
     mix, _ = data.make_mixture(clean, noise, 0.0, rng, level_db=-25)
     x = torch.from_numpy(mix.astype(np.float64))[None]
     with torch.no_grad():

@@ -5,8 +5,15 @@ Subscribes to <stream>/meta/, <stream>/features/ and <stream>/vad/ and draws
 the model's input features (log-mel or log-power, one column per model frame)
 over the last --history frames, with the voice-activity probability below.
 
-    live_spectrogram.py --stream mic0                      # a window, live
-    live_spectrogram.py --stream mic0 --save out.png --seconds 10   # headless
+    live_spectrogram.py --stream mic                       # a window, live (ssmd --input mic)
+    live_spectrogram.py --stream mic --save out.png --seconds 10    # headless
+
+With the bundled 48 kHz denoiser the features are the log power of 481 bins
+(0-24 kHz, 10 ms per column).  To watch the real-voice example instead of a
+microphone, serve it at real time and subscribe to the stream named after it:
+
+    build/daemon/ssmd examples/real_voice_48k.flac --realtime --serve yes --wait-subscribers 1 &
+    live_spectrogram.py --stream real_voice_48k.flac --save voice.png --seconds 14
 
 With --save the figure is drawn once, after --seconds (or at the end of the
 stream), with matplotlib's Agg backend: no display needed.
@@ -93,7 +100,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--endpoint", default="tcp://127.0.0.1:5560", help="daemon PUB socket")
-    ap.add_argument("--stream", required=True, help="stream name, e.g. mic0")
+    ap.add_argument("--stream", required=True, help="stream name, e.g. mic")
     ap.add_argument("--history", type=int, default=400, help="frames shown (default 400)")
     ap.add_argument("--save", metavar="PNG", help="draw once into this file (headless)")
     ap.add_argument("--seconds", type=float, default=10.0,
