@@ -17,12 +17,16 @@ PKGS=(
   python3-matplotlib
   # virtual microphone (ALSA file PCM) and sound file tools used by tests
   alsa-utils libasound2-plugins sndfile-programs
-  # speech synthesis for the default model's quality test and the example (tests/train)
+  # speech synthesis for the 16 kHz example (examples/make_example.py, the demo)
   espeak-ng
 )
 # Training the default model (train/, models/README.md): SSMD_TRAIN=1 scripts/setup.sh
 if [ "${SSMD_TRAIN:-0}" = 1 ]; then
   PKGS+=(python3-torch flite libopenblas0-pthread)
+  # train/banks.py decodes the packages' Ogg/FLAC audio with libsndfile
+  PKGS+=(python3-soundfile)
+  # train/evaluate.py and bench/daemon_streams.py run RNNoise (npm @shiguredo/rnnoise-wasm) under Node
+  command -v node >/dev/null && command -v npm >/dev/null || PKGS+=(nodejs npm)
   # the mu-law generation model's music (train/lm_data.py renders MIDI with fluidsynth)
   PKGS+=(fluidsynth fluid-soundfont-gm)
 fi
