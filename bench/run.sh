@@ -89,7 +89,7 @@ wav="$DIR/transcode_in.wav"
 import sys, wave
 import numpy as np
 path, secs = sys.argv[1], float(sys.argv[2])
-sr = 16000
+sr = 48000  # the bundled denoiser's rate: no resampling in this job
 n = int(sr * secs)
 t = np.arange(n) / sr
 rng = np.random.default_rng(1)
@@ -99,9 +99,18 @@ with wave.open(path, "wb") as w:
     w.writeframes((np.clip(x, -1, 1) * 32767).astype("<i2").tobytes())
 PY
 for rep in 1 2 3; do
-  line=$("$BUILD/daemon/ssmd" --model "$model" "$wav" -o "$DIR/transcode_out.wav" --progress never 2>&1 | grep 'real time' | tail -1)
-  x=$(echo "$line" | sed -n 's/.* \([0-9.]*\)x real time.*/\1/p')
-  echo "{\"bench\":\"transcode\",\"impl\":\"ssmd\",\"model\":\"$(basename "$model")\",\"audio_s\":$TRANS_S,\"rep\":$rep,\"x_real_time\":${x:-0}}" | emit
+  for w in f32 int8; do
+    line=$("${pin[@]}" "$BUILD/daemon/ssmd" --model "$model" "$wav" -o "$DIR/transcode_out.wav" --progress never \
+           --threads 1 --weights "$w" 2>&1 | grep 'real time' | tail -1)
+    x=$(echo "$line" | sed -n 's/.* \([0-9.]*\)x real time.*/\1/p')
+    echo "{\"bench\":\"transcode\",\"impl\":\"ssmd\",\"model\":\"$(basename "$model")\",\"weights\":\"$w\",\"rate_hz\":48000,\"audio_s\":$TRANS_S,\"rep\":$rep,\"x_real_time\":${x:-0}}" | emit
+  done
 done
+
+# real-time 48 kHz streams per core through the daemon (pushed streams), RNNoise (wasm) interleaved
+if command -v node >/dev/null && command -v npm >/dev/null; then
+  "$PY" bench/daemon_streams.py "$BUILD/daemon/ssmd" --streams 64,256 --seconds 10 --rounds 2 | emit
+  "$PY" bench/daemon_streams.py "$BUILD/daemon/ssmd" --streams 256 --seconds 10 --rounds 1 --ssmd-args "--weights int8" | emit
+fi
 
 "$PY" bench/summary.py "$OUT"

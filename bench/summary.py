@@ -164,12 +164,24 @@ def main(path):
                             "peak_rss_kb_short": rs[0]["peak_rss_kb"], "peak_rss_kb_long": rs[-1]["peak_rss_kb"],
                             "growth_kb": rs[-1]["peak_rss_kb"] - rs[0]["peak_rss_kb"]})
     tr = [r for r in rows if r.get("bench") == "transcode"]
-    if tr:
-        best = max(r["x_real_time"] for r in tr)
-        print(f"\n## offline transcoding (daemon binary, {tr[0]['model']}, {tr[0]['audio_s']:.0f} s of 16 kHz "
-              f"audio): best of {len(tr)} runs {best:,.1f}× real time "
-              f"({', '.join(format(r['x_real_time'], ',.1f') for r in tr)})")
-        out.append({"bench": "summary", "what": "transcode", "x_real_time_best": best})
+    for w in sorted({r.get("weights", "f32") for r in tr}):
+        rs = [r for r in tr if r.get("weights", "f32") == w]
+        best = max(r["x_real_time"] for r in rs)
+        print(f"\n## offline transcoding (daemon binary, one core, {rs[0]['model']}, {w} weights, "
+              f"{rs[0]['audio_s']:.0f} s of {rs[0].get('rate_hz', 16000) // 1000} kHz audio): best of {len(rs)} runs "
+              f"{best:,.1f}× real time ({', '.join(format(r['x_real_time'], ',.1f') for r in rs)})")
+        out.append({"bench": "summary", "what": "transcode", "weights": w, "x_real_time_best": best})
+    ds = [r for r in rows if r.get("bench") == "daemon_streams"]
+    if ds:
+        print("\n## real-time 48 kHz streams per core through the daemon (bench/daemon_streams.py)\n\n"
+              "| system | options | streams | CPU s | wall s | real-time streams per core (CPU) | (wall) |\n"
+              "|---|---|---:|---:|---:|---:|---:|")
+        for r in ds:
+            print(f"| {r['system']} | {r.get('ssmd_args') or '—'} | {r['streams']} | {r.get('cpu_s', r['wall_s'])} | "
+                  f"{r['wall_s']} | {r['cpu_rt_streams']:,.1f} | {r.get('wall_rt_streams', r['cpu_rt_streams']):,.1f} |")
+        for sysname in sorted({r["system"] for r in ds}):
+            best = max(r["cpu_rt_streams"] for r in ds if r["system"] == sysname)
+            out.append({"bench": "summary", "what": "daemon_streams", "system": sysname, "cpu_rt_streams_best": best})
     print()
     for o in out:
         print(json.dumps(o))
