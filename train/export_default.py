@@ -22,7 +22,7 @@ import ssmd_file  # noqa: E402
 
 def load_ckpt(path):
     ck = torch.load(path, map_location="cpu")
-    net = M.Denoiser(**ck["cfg"])
+    net = M.Denoiser(**{"n_bands": 0, **ck["cfg"]})
     net.load_state_dict(ck["state"])
     net.eval()
     return net, ck
@@ -30,6 +30,8 @@ def load_ckpt(path):
 
 def tensors_of(net):
     sd = {k: v.detach().double().numpy() for k, v in net.state_dict().items()}
+    mw, mb = net.mask_head_per_bin()
+    sd["mask.weight"], sd["mask.bias"] = mw.numpy(), mb.numpy()
     W, b = sd["proj.weight"], sd["proj.bias"]
     Wf = W / sd["feat_std"][None, :]
     t = {"frontend.proj.weight": Wf, "frontend.proj.bias": b - Wf @ sd["feat_mean"],

@@ -162,13 +162,47 @@ class Block(nn.Module):
         return r + self.mixer(self.norm(r), sequential)
 
 
+def band_centres_hz(n_bands, min_gap_hz=100.0):
+    """n_bands centre frequencies from 0 Hz to SR/2, evenly spaced on the ERB-rate
+    scale (Glasberg & Moore 1990: 21.4·log10(1 + 0.00437 f)) but at least
+    min_gap_hz apart (two STFT bins at 48 kHz / 960), so low bands stay resolvable."""
+    top = 21.4 * math.log10(1 + 0.00437 * SR / 2)
+    c = [(10 ** (e / 21.4) - 1) / 0.00437 for e in torch.linspace(0, top, n_bands, dtype=torch.float64).tolist()]
+    for i in range(1, n_bands):
+        c[i] = max(c[i], c[i - 1] + min_gap_hz)
+    scale = (SR / 2) / c[-1] if c[-1] > SR / 2 else 1.0  # the gaps pushed the top past Nyquist
+    return [x * scale for x in c]
+
+
+def band_interp(n_bands):
+    """E {N_BINS, n_bands}: bin k's value is the linear interpolation, in frequency,
+    of the two band centres around it (the end bands' values beyond them)."""
+    c = band_centres_hz(n_bands)
+    E = torch.zeros(N_BINS, n_bands, dtype=torch.float64)
+    for k in range(N_BINS):
+        f = k * SR / N_FFT
+        i = max(j for j in range(n_bands) if c[j] <= f + 1e-9)
+        if i == n_bands - 1:
+            E[k, i] = 1.0
+        else:
+            t = (f - c[i]) / (c[i + 1] - c[i])
+            E[k, i], E[k, i + 1] = 1 - t, t
+    return E
+
+
 class Denoiser(nn.Module):
     """log-power features → normalisation → proj → Mamba blocks → norm_f → mask, vad.
-    feat_mean/feat_std (buffers, per bin) are folded into frontend.proj at export."""
+    feat_mean/feat_std (buffers, per bin) are folded into frontend.proj at export.
+    With n_bands > 0 the mask head computes n_bands logits on an ERB-like scale
+    (band_centres_hz) and interpolates them linearly to the N_BINS bins before the
+    sigmoid: a per-bin linear head of rank n_bands, smooth across frequency, which
+    export folds into head.mask {N_BINS, d_model} (W = E·W_bands, b = E·b_bands),
+    so the C engine runs a plain per-bin head."""
 
-    def __init__(self, d_model=64, n_layer=2, d_state=16, d_conv=4, expand=2):
+    def __init__(self, d_model=64, n_layer=2, d_state=16, d_conv=4, expand=2, n_bands=0):
         super().__init__()
-        self.cfg = dict(d_model=d_model, n_layer=n_layer, d_state=d_state, d_conv=d_conv, expand=expand)
+        self.cfg = dict(d_model=d_model, n_layer=n_layer, d_state=d_state, d_conv=d_conv, expand=expand,
+                        n_bands=n_bands)
         self.register_buffer("feat_mean", torch.zeros(N_BINS))
         self.register_buffer("feat_std", torch.ones(N_BINS))
         self.register_buffer("win", window())
@@ -176,7 +210,9 @@ class Denoiser(nn.Module):
         self.layers = nn.ModuleList(Block(d_model, d_state=d_state, d_conv=d_conv, expand=expand)
                                     for _ in range(n_layer))
         self.norm_f = RMSNorm(d_model)
-        self.mask = nn.Linear(d_model, N_BINS)
+        self.mask = nn.Linear(d_model, n_bands or N_BINS)
+        if n_bands:
+            self.register_buffer("band_interp", band_interp(n_bands).float())
         self.vad = nn.Linear(d_model, 1)
         with torch.no_grad():
             for b in self.layers:
@@ -189,7 +225,18 @@ class Denoiser(nn.Module):
         for b in self.layers:
             r = b(r, sequential)
         h = self.norm_f(r)
-        return h, self.mask(h), self.vad(h)[..., 0]
+        m = self.mask(h)
+        if self.cfg["n_bands"]:
+            m = m @ self.band_interp.T
+        return h, m, self.vad(h)[..., 0]
+
+    def mask_head_per_bin(self):
+        """(weight {N_BINS, d_model}, bias {N_BINS}) of the equivalent per-bin head, float64."""
+        W, b = self.mask.weight.detach().double(), self.mask.bias.detach().double()
+        if self.cfg["n_bands"]:
+            E = self.band_interp.double()
+            W, b = E @ W, E @ b
+        return W, b
 
     def forward(self, x, sequential=False):
         """x {B, L} → (denoised {B, L}, vad logits {B, M}, mask {B, M, N_BINS})."""

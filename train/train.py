@@ -104,6 +104,9 @@ def main():
     ap.add_argument("--d-model", type=int, default=96)
     ap.add_argument("--n-layer", type=int, default=3)
     ap.add_argument("--d-state", type=int, default=16)
+    ap.add_argument("--n-bands", type=int, default=32, help="mask logits on this many ERB-like bands (0: per bin)")
+    ap.add_argument("--init-from", default="", help="start from this checkpoint's weights (fresh optimiser and "
+                    "schedule); a per-bin mask head is fitted to the bands by least squares")
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--scan", choices=["sequential", "chunked"], default="sequential")
@@ -124,7 +127,7 @@ def main():
     vsb, vnb = banks.Bank("speech", "val"), banks.Bank("noise", "val")
     torch.manual_seed(a.seed)
     rng = np.random.default_rng(a.seed)
-    net = M.Denoiser(d_model=a.d_model, n_layer=a.n_layer, d_state=a.d_state)
+    net = M.Denoiser(d_model=a.d_model, n_layer=a.n_layer, d_state=a.d_state, n_bands=a.n_bands)
     n_params = sum(p.numel() for p in net.parameters())
     opt = torch.optim.AdamW(net.parameters(), lr=a.lr, weight_decay=1e-2)
     step, rows, minutes0 = 0, [], 0.0
@@ -138,6 +141,18 @@ def main():
         rng = pickle.loads(ck["rng"])
         torch.set_rng_state(ck["torch_rng"])
         print(f"resumed from {a.ckpt} at step {step} ({minutes0:.1f} min)", flush=True)
+    elif a.init_from:
+        ck = torch.load(a.init_from, map_location="cpu")
+        src = {k: v for k, v in ck["state"].items() if not k.startswith("mask.") and k != "band_interp"}
+        missing = net.load_state_dict(src, strict=False)
+        with torch.no_grad():
+            w, b = ck["state"]["mask.weight"].double(), ck["state"]["mask.bias"].double()
+            if a.n_bands and w.shape[0] != a.n_bands:
+                E = net.band_interp.double()
+                w, b = torch.linalg.lstsq(E, w).solution, torch.linalg.lstsq(E, b[:, None]).solution[:, 0]
+            net.mask.weight.copy_(w)
+            net.mask.bias.copy_(b)
+        print(f"initialised from {a.init_from} (step {ck.get('step')}); not loaded: {missing.missing_keys}", flush=True)
     else:
         with torch.no_grad():  # feature normalisation from 64 training mixtures
             b = make_batch(sb, nb, np.random.default_rng(a.seed + 1000), 64)
