@@ -12,6 +12,7 @@
  * when a stream opens. */
 #include "srv.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,11 +59,10 @@ void ssmd_srv_stream_close(ssmd_srv *s, ssmd_srv_stream *st)
 
 void ssmd_srv_stream_attach(ssmd_srv_stream *st, const ssmd_sink_ops *ops, void *self)
 {
-    if (st->n_sinks < SSMD_SINKS_MAX) {
-        st->sinks[st->n_sinks].ops = ops;
-        st->sinks[st->n_sinks].self = self;
-        st->n_sinks++;
-    }
+    assert(st->n_sinks < SSMD_SINKS_MAX); /* a stream has PUB and at most one other today */
+    st->sinks[st->n_sinks].ops = ops;
+    st->sinks[st->n_sinks].self = self;
+    st->n_sinks++;
 }
 
 ssm_state *ssmd_srv_stream_state(ssmd_srv *s, ssmd_srv_stream *st)

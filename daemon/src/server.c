@@ -71,7 +71,11 @@ static int pipeline_setup(ssmd_srv *s)
     return 0;
 }
 
-/* The engine's buffers and the stream table, for max_streams streams. */
+/* The engine's buffers and the stream table, for max_streams streams; one
+ * table so that allocation and release cannot disagree. */
+#define SRV_BUFFERS(s) { (s)->streams, (s)->states, (s)->batch, (s)->step_flags, (s)->features, \
+                         (s)->mask, (s)->vad, (s)->emb, (s)->outbuf }
+
 static int buffers_alloc(ssmd_srv *s)
 {
     size_t ms = (size_t)s->max_streams;
@@ -84,12 +88,19 @@ static int buffers_alloc(ssmd_srv *s)
     s->vad = malloc(ms * sizeof(float));
     s->emb = malloc(ms * (size_t)ssm_model_d_model(s->model) * sizeof(float));
     s->outbuf = malloc(SSMD_OUT_CHUNK * sizeof(float));
-    if (!s->streams || !s->states || !s->batch || !s->step_flags || !s->features || !s->mask || !s->vad ||
-        !s->emb || !s->outbuf) {
-        fprintf(stderr, "ssmd: out of memory\n");
-        return -1;
-    }
+    void *bufs[] = SRV_BUFFERS(s);
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+        if (!bufs[i]) {
+            fprintf(stderr, "ssmd: out of memory\n");
+            return -1;
+        }
     return 0;
+}
+
+static void buffers_free(ssmd_srv *s)
+{
+    void *bufs[] = SRV_BUFFERS(s);
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
 }
 
 /* Closes the streams that ended: end event, sinks finalised (an output file
@@ -191,7 +202,8 @@ static int loop_run(ssmd_srv *s)
         if (((s->stop && *s->stop) || s->stop_requested) && !stopping) {
             stopping = true;
             stop_t = ssmd_now_s();
-            ssmd_log(SSMD_LOG_INFO, "stopping: finishing streams");
+            /* a file-only generation job reports the stop in its summary line */
+            ssmd_log(s->t.pub || !s->token_mode ? SSMD_LOG_INFO : SSMD_LOG_DEBUG, "stopping: finishing streams");
             for (int i = 0; i < s->max_streams; i++)
                 if (s->streams[i].used) s->streams[i].eos = true;
         }
@@ -239,8 +251,9 @@ int ssmd_server_run(ssmd_config *cfg, const char *model_path, const ssmd_server_
 
     bool is_file = strcmp(cfg->input, "none") != 0 && strcmp(cfg->input, "mic") != 0;
     bool serve = strcmp(cfg->serve, "yes") == 0 || (strcmp(cfg->serve, "auto") == 0 && !(is_file && cfg->output[0]));
+    if (s->gen.job) serve = cfg->generate_publish; /* a file-only generation job has no sockets */
     if (serve && ssmd_transport_open(&s->t, cfg) != 0) goto out;
-    if (!serve && !is_file) {
+    if (!serve && !is_file && !s->gen.job) {
         fprintf(stderr, "ssmd: serve: 'no' is only for file-to-file jobs; input '%s' needs the sockets\n",
                 cfg->input);
         goto out;
@@ -262,15 +275,7 @@ out:
     ssmd_transport_close(&s->t);
     for (size_t i = 0; i < sizeof every_source / sizeof every_source[0]; i++)
         if (every_source[i]->close) every_source[i]->close(s);
-    free(s->streams);
-    free(s->states);
-    free(s->batch);
-    free(s->step_flags);
-    free(s->features);
-    free(s->mask);
-    free(s->vad);
-    free(s->emb);
-    free(s->outbuf);
+    buffers_free(s);
     ssm_runner_destroy(s->runner);
     dsp_melbank_destroy(s->mb);
     ssm_model_free(s->model);

@@ -69,21 +69,7 @@ static int file_open(ssmd_srv *s)
     }
     if (c->output[0]) {
         dsp_audio_writer *w = NULL;
-        dsp_audio_write_format wf = { .container = DSP_AUDIO_CONTAINER_AUTO,
-                                      .subtype = DSP_AUDIO_SUBTYPE_DEFAULT,
-                                      .sample_rate_hz = info->sample_rate_hz, .channels = 1,
-                                      .vbr_quality = -1 };
-        if (info->subtype == DSP_AUDIO_SUBTYPE_FLOAT || info->subtype == DSP_AUDIO_SUBTYPE_DOUBLE)
-            wf.subtype = DSP_AUDIO_SUBTYPE_FLOAT;
-        else if (info->subtype == DSP_AUDIO_SUBTYPE_PCM_24 || info->subtype == DSP_AUDIO_SUBTYPE_PCM_32)
-            wf.subtype = DSP_AUDIO_SUBTYPE_PCM_24;
-        if (dsp_audio_writer_open(&w, c->output, &wf, &de) != DSP_OK) {
-            wf.subtype = DSP_AUDIO_SUBTYPE_DEFAULT; /* Vorbis/Opus fix their own */
-            if (dsp_audio_writer_open(&w, c->output, &wf, &de) != DSP_OK) {
-                fprintf(stderr, "ssmd: %s\n", de.msg);
-                return -1;
-            }
-        }
+        if (ssmd_sink_file_open(&w, c->output, info) != 0) return -1;
         ssmd_srv_stream_attach(st, &ssmd_sink_file, w);
     }
     return 0;

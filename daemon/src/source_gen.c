@@ -1,17 +1,19 @@
-/* The generator source (--generate-s with --generate-publish): a mu-law
+/* The generator source (--generate-s): a mu-law
  * token model's streams gen0, gen1, ... (generate.h's job: generator,
- * prompt, output file), paced at real time and published like live audio.
+ * prompt, output file); with --generate-publish paced at real time and
+ * published like live audio.
  * A run in generation mode serves these streams only: the audio front-end
  * and the engine's runner are not set up (a token model has neither), so the
  * streams have no audio pipeline (st NULL) and the engine passes them by;
  * this source steps the generator itself, a slice at a time, and hands each
  * released block to the streams' sinks like any other audio.  Pushes are
  * refused, and the run ends when every stream has generated generate_s
- * seconds (or on stop).  The file-only generation job (no sockets, as fast
- * as possible) is still ssmd_generate_run's own loop in generate.c.
+ * seconds (or on stop).  Without --generate-publish the same source runs a
+ * file-only job: no sockets, as fast as the model steps.
  * Loop thread; allocation at set-up only. */
 #include "srv.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,11 +23,17 @@
 
 
 /* Loads s->model, opens the job (prompt; the output file comes later, in
- * gen_open_streams) and sizes the server for its streams. */
+ * gen_open_streams) and sizes the server for its streams.  Without
+ * --generate-publish (a file-only job, no sockets) the sampling options are
+ * checked before the model is loaded, and the lines that job always printed
+ * (backend note, summary) are printed whatever the log level. */
 int ssmd_source_generate_setup(ssmd_srv *s)
 {
     char err[1024];
-    if (ssmd_generate_check_config(s->cfg, err, sizeof err) != 0) {
+    bool paced = s->cfg->generate_publish;
+    ssm_sample_params sp;
+    if (ssmd_generate_check_config(s->cfg, err, sizeof err) != 0 ||
+        (!paced && ssmd_generate_params_from_config(s->cfg, &sp, err, sizeof err) != 0)) {
         fprintf(stderr, "ssmd: %s\n", err);
         return 2;
     }
@@ -37,11 +45,12 @@ int ssmd_source_generate_setup(ssmd_srv *s)
         return 2;
     }
     if (ssm_model_backend_note(s->model)[0])
-        ssmd_log(SSMD_LOG_INFO, "backend %s: %s", ssm_model_backend(s->model), ssm_model_backend_note(s->model));
+        ssmd_log(paced ? SSMD_LOG_INFO : SSMD_LOG_ERROR, "backend %s: %s", ssm_model_backend(s->model), ssm_model_backend_note(s->model));
     int rate = 16000;
     ssmd_generate_check_model(s->model, &rate, err, sizeof err); /* reported by ssmd_genjob_open */
-    /* 20 ms blocks, each released when its last sample is due, as live audio */
-    size_t block = (size_t)rate / 50;
+    /* published: 20 ms blocks, each released when its last sample is due, as
+     * live audio; file-only: 1024 samples, released at once */
+    size_t block = paced ? (size_t)rate / 50 : 1024;
     int rc = ssmd_genjob_open(s->cfg, s->model, s->model_path, block, s->stop, &s->gen.job, err, sizeof err);
     if (rc != 0) {
         fprintf(stderr, "ssmd: %s\n", err);
@@ -114,35 +123,36 @@ static int gen_finish(ssmd_srv *s)
     int n = ssmd_genjob_n_streams(s->gen.job), rate = ssmd_genjob_rate_hz(s->gen.job);
     double audio_s = (double)ssmd_genjob_released(s->gen.job) / rate, el = s->gen.t0 > 0 ? ssmd_now_s() - s->gen.t0 : 0;
     const ssm_runner *grn = ssmd_generator_runner(ssmd_genjob_generator(s->gen.job));
-    ssmd_log(SSMD_LOG_WARN, "generated %.2f s x %d stream%s in %.2f s (%.2fx real time%s), resets %llu, "
+    ssmd_log(s->t.pub ? SSMD_LOG_WARN : SSMD_LOG_ERROR, "generated %.2f s x %d stream%s in %.2f s (%.2fx real time%s), resets %llu, "
          "%s weights, %s kernels -> %s%s%s",
          audio_s, n, n == 1 ? "" : "s", el, el > 0 ? audio_s / el : 0.0,
          ssmd_genjob_finished(s->gen.job) ? "" : ", stopped",
          (unsigned long long)ssmd_generator_resets(ssmd_genjob_generator(s->gen.job)),
          ssm_runner_weights(grn), ssm_runner_isa(grn), s->cfg->output,
-         s->cfg->output[0] ? " and " : "", s->cfg->pub);
+         s->cfg->output[0] && s->t.pub ? " and " : "", s->t.pub ? s->cfg->pub : "");
     return rc;
 }
 
-/* Generation: runs model steps toward the pending block for at most
- * GEN_SLICE_S per iteration (so control requests and subscriptions are
- * answered within milliseconds however many streams a step carries), then
- * releases the block when its last
- * sample is due in real time: each stream's samples go out as
- * gen<i>/audio/ through emit_audio (the last block flagged end-of-stream)
- * and the block is appended to the output file.  Returns -1 on a failure. */
+/* Generation: runs model steps toward the pending block, then releases it:
+ * each stream's samples go to its sinks (gen<i>/audio/, the last block
+ * flagged end-of-stream) and the block is appended to the output file.
+ * Published (--generate-publish): at most GEN_SLICE_S of steps per
+ * iteration (so control requests and subscriptions are answered within
+ * milliseconds however many streams a step carries), and a block is
+ * released when its last sample is due in real time.  File-only: a whole
+ * block per iteration, released at once.  Returns -1 on a failure. */
 #define GEN_SLICE_S 0.005
 static int gen_pull(ssmd_srv *s, bool stopping, bool *busy)
 {
-    (void)busy;
+    bool paced = s->cfg->generate_publish;
     if (!s->gen.job || s->gen.done) return 0;
     if (stopping) return gen_finish(s);
-    if (ssmd_srv_waiting_subscribers(s)) return 0;
+    if (paced && ssmd_srv_waiting_subscribers(s)) return 0;
     if (s->gen.t0 == 0) s->gen.t0 = ssmd_now_s();
     double slice_end = ssmd_now_s() + GEN_SLICE_S;
     int ran;
     do { /* at least one step per iteration */
-        if ((ran = ssmd_genjob_step(s->gen.job, 1)) < 0) {
+        if ((ran = ssmd_genjob_step(s->gen.job, paced ? 1 : INT_MAX)) < 0) {
             ssmd_log(SSMD_LOG_ERROR, "generation: model step failed");
             return -1;
         }
@@ -151,7 +161,8 @@ static int gen_pull(ssmd_srv *s, bool stopping, bool *busy)
     size_t m = ssmd_genjob_block(s->gen.job, &x);
     uint64_t released = ssmd_genjob_released(s->gen.job);
     int n = ssmd_genjob_n_streams(s->gen.job), rate = ssmd_genjob_rate_hz(s->gen.job);
-    if (m == 0 || ssmd_now_s() < s->gen.t0 + (double)(released + m) / rate) return 0;
+    if (m == 0 || (paced && ssmd_now_s() < s->gen.t0 + (double)(released + m) / rate)) return 0;
+    *busy = !paced;
     bool last = released + m >= (uint64_t)s->cfg->generate_s * (uint64_t)rate;
     uint64_t resets = ssmd_generator_resets(ssmd_genjob_generator(s->gen.job));
     s->c.state_resets += resets - s->gen.resets_seen;
@@ -185,7 +196,7 @@ static void gen_stream_ended(ssmd_srv *s, ssmd_srv_stream *st, int *rc)
 {
     (void)s;
     (void)rc;
-    ssmd_log(SSMD_LOG_INFO, "%s: %.2f s generated at %d Hz, %llu samples published", st->name,
+    ssmd_log(s->t.pub ? SSMD_LOG_INFO : SSMD_LOG_DEBUG, "%s: %.2f s generated at %d Hz, %llu samples published", st->name,
              (double)st->out_samples / st->rate_hz, st->rate_hz, (unsigned long long)st->out_samples);
 }
 

@@ -88,6 +88,12 @@ extern const ssmd_sink_ops ssmd_sink_reply;  /* sink_reply.c: audio back to the 
 extern const ssmd_sink_ops ssmd_sink_file;   /* sink_file.c: self is a dsp_audio_writer */
 extern const ssmd_sink_ops ssmd_sink_device; /* sink_device.c: self is an ssmd_playback */
 
+/** Opens path for a mono stream shaped like the input in (its rate; float
+ *  or 24-bit samples when the input has them, the container's default
+ *  otherwise), the self of ssmd_sink_file.  Returns 0, or -1 after one line
+ *  on stderr.  Allocates (start-up). */
+int ssmd_sink_file_open(dsp_audio_writer **out, const char *path, const dsp_audio_info *in);
+
 /* ---- sources ---------------------------------------------------------- */
 
 /** Where streams come from.  Hooks other than name and pull may be NULL.
@@ -239,7 +245,8 @@ static inline bool ssmd_srv_waiting_subscribers(const ssmd_srv *s)
  *  slot is free).  Allocates. */
 ssmd_srv_stream *ssmd_srv_stream_open(ssmd_srv *s, const char *name, const ssmd_source_ops *src,
                                       int rate_hz, bool aligned, bool pipeline, char *err, size_t cap);
-/** Adds a sink to the stream (after those attached before). */
+/** Adds a sink to the stream, after those attached before (at most
+ *  SSMD_SINKS_MAX a stream; more is a programming error). */
 void ssmd_srv_stream_attach(ssmd_srv_stream *st, const ssmd_sink_ops *ops, void *self);
 /** Releases the slot and its sinks' self (destroy). */
 void ssmd_srv_stream_close(ssmd_srv *s, ssmd_srv_stream *st);
