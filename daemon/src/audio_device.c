@@ -225,19 +225,26 @@ static int capture_cb(const void *input, void *output, unsigned long frames,
     return paContinue;
 }
 
+/* Closes a device stream, its ring and its PortAudio reference (capture and
+ * playback alike); each part only when held. */
+static void pa_shut(PaStream **stream, ssmd_ring **ring, bool *pa_up)
+{
+    if (*stream) {
+        Pa_AbortStream(*stream); /* abort: do not wait for buffers to drain */
+        Pa_CloseStream(*stream);
+        *stream = NULL;
+    }
+    ssmd_ring_destroy(*ring);
+    *ring = NULL;
+    if (*pa_up) {
+        pa_terminate();
+        *pa_up = false;
+    }
+}
+
 static void capture_shut(ssmd_capture *c)
 {
-    if (c->stream) {
-        Pa_AbortStream(c->stream); /* abort: do not wait for buffers to drain */
-        Pa_CloseStream(c->stream);
-        c->stream = NULL;
-    }
-    ssmd_ring_destroy(c->ring);
-    c->ring = NULL;
-    if (c->pa_up) {
-        pa_terminate();
-        c->pa_up = false;
-    }
+    pa_shut(&c->stream, &c->ring, &c->pa_up);
 }
 
 /* Resolves, opens and starts; on failure leaves c shut with err set. */
@@ -454,17 +461,7 @@ static int playback_cb(const void *input, void *output, unsigned long frames,
 
 static void playback_shut(ssmd_playback *p)
 {
-    if (p->stream) {
-        Pa_AbortStream(p->stream);
-        Pa_CloseStream(p->stream);
-        p->stream = NULL;
-    }
-    ssmd_ring_destroy(p->ring);
-    p->ring = NULL;
-    if (p->pa_up) {
-        pa_terminate();
-        p->pa_up = false;
-    }
+    pa_shut(&p->stream, &p->ring, &p->pa_up);
 }
 
 ssmd_playback *ssmd_playback_open(const char *device, int rate_hz, int channels, int ring_ms,

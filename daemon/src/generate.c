@@ -2,14 +2,12 @@
 #include "generate.h"
 
 #include <errno.h>
-#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 
 #include "dsp/audio_file.h"
 #include "dsp/mulaw.h"
@@ -570,69 +568,4 @@ int ssmd_genjob_close(ssmd_genjob *j, char *err, size_t cap)
         return -1;
     }
     return 0;
-}
-
-int ssmd_generate_run(const ssmd_config *cfg, const char *model_path, volatile sig_atomic_t *stop)
-{
-    char err[1024];
-    ssm_sample_params sp;
-    if (ssmd_generate_check_config(cfg, err, sizeof err) != 0 ||
-        ssmd_generate_params_from_config(cfg, &sp, err, sizeof err) != 0) {
-        fprintf(stderr, "ssmd: %s\n", err);
-        return 2;
-    }
-    ssm_model *model = NULL;
-    ssm_error se = {0};
-    ssm_model_options mo;
-    ssmd_config_model_options(cfg, &mo);
-    if (ssm_model_load(model_path, &mo, &model, &se) != SSM_OK) {
-        fprintf(stderr, "ssmd: %s\n", se.msg);
-        return 2;
-    }
-    if (ssm_model_backend_note(model)[0])
-        fprintf(stderr, "ssmd: backend %s: %s\n", ssm_model_backend(model),
-                ssm_model_backend_note(model));
-    ssmd_genjob *j = NULL;
-    int rc = ssmd_genjob_open(cfg, model, model_path, 1024, stop, &j, err, sizeof err);
-    if (rc == 0)
-        rc = ssmd_genjob_open_output(j, cfg, err, sizeof err);
-    if (rc != 0) {
-        ssmd_genjob_destroy(j);
-        fprintf(stderr, "ssmd: %s\n", err);
-        ssm_model_free(model);
-        return rc < 0 ? 0 : rc; /* -1: stopped by a signal while feeding the prompt */
-    }
-    rc = 1;
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    while (!ssmd_genjob_finished(j) && !(stop && *stop)) {
-        if (ssmd_genjob_step(j, INT_MAX) < 0) {
-            fprintf(stderr, "ssmd: generation: model step failed\n");
-            goto out;
-        }
-        if (ssmd_genjob_next(j, err, sizeof err) != 0) {
-            fprintf(stderr, "ssmd: %s\n", err);
-            goto out;
-        }
-    }
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    if (ssmd_genjob_close(j, err, sizeof err) != 0) {
-        fprintf(stderr, "ssmd: %s\n", err);
-        goto out;
-    }
-    double sec = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
-    int nst = ssmd_genjob_n_streams(j), rate = ssmd_genjob_rate_hz(j);
-    uint64_t done = ssmd_genjob_released(j);
-    const ssm_runner *grn = ssmd_generator_runner(ssmd_genjob_generator(j));
-    fprintf(stderr, "ssmd: generated %.2f s x %d stream%s in %.2f s (%.2fx real time%s), resets %llu, "
-            "%s weights, %s kernels -> %s\n",
-            (double)done / rate, nst, nst == 1 ? "" : "s", sec,
-            sec > 0 ? (double)done / rate / sec : 0.0, stop && *stop ? ", stopped" : "",
-            (unsigned long long)ssmd_generator_resets(ssmd_genjob_generator(j)),
-            ssm_runner_weights(grn), ssm_runner_isa(grn), cfg->output);
-    rc = 0;
-out:
-    ssmd_genjob_destroy(j);
-    ssm_model_free(model);
-    return rc;
 }

@@ -94,9 +94,9 @@ int ssmd_generate_check_config(const ssmd_config *cfg, char *err, size_t cap);
 
 /* ---- the generation job: generator + prompt + output file --------------
  *
- * Shared by the file-only run (ssmd_generate_run, as fast as possible) and
- * the server (server.c, --generate-publish: paced at real time, published
- * as streams gen0, gen1, ...).  Samples come in blocks of block_samples per
+ * Run by the server's generator source (source_gen.c): as fast as possible
+ * into the output file, or, with --generate-publish, paced at real time and
+ * published as streams gen0, gen1, ....  Samples come in blocks of block_samples per
  * stream (the last one shorter); a block is first generated, a few steps at
  * a time (ssmd_genjob_step), then released (ssmd_genjob_next), which writes
  * it to the output file: the file holds exactly the released blocks.
@@ -155,17 +155,5 @@ size_t ssmd_genjob_block_samples(const ssmd_genjob *j); /**< samples per stream 
 uint64_t ssmd_genjob_released(const ssmd_genjob *j);   /**< samples per stream released so far */
 bool ssmd_genjob_finished(const ssmd_genjob *j);       /**< all generate_s seconds released */
 ssmd_generator *ssmd_genjob_generator(ssmd_genjob *j); /**< the job's generator (owned by j) */
-
-/** The file-only generation job (cfg->generate_s > 0 without
- *  cfg->generate_publish; with it main.c runs ssmd_server_run, which
- *  publishes the streams): loads model_path, reads the prompt (cfg->prompt,
- *  any format libsndfile reads, downmixed to mono, resampled to the model's
- *  rate with cfg->resample_quality), generates cfg->generate_s seconds for
- *  cfg->generate_streams streams as fast as possible and writes them to
- *  cfg->output (stream s = channel s; the prompt is not repeated there).
- *  Stops early, keeping what was written, when *stop becomes non-zero.
- *  Prints one line on stderr for every error.  Returns the process exit
- *  status: 0, 1 (runtime failure) or 2 (bad option or input). */
-int ssmd_generate_run(const ssmd_config *cfg, const char *model_path, volatile sig_atomic_t *stop);
 
 #endif /* SSMD_GENERATE_H */

@@ -11,7 +11,6 @@
 
 #include "audio_device.h"
 #include "config.h"
-#include "generate.h"
 #include "server.h"
 
 #ifndef SSMD_VERSION
@@ -123,13 +122,12 @@ int main(int argc, char **argv)
     case SSMD_CLI_RUN:
         break;
     }
-    if (cfg.generate_s > 0 && !cfg.generate_publish) { /* generation job (generate.h): token model → file */
-        rc = ssmd_generate_run(&cfg, cfg.model[0] ? cfg.model : SSMD_DEFAULT_LM, &stop_requested);
-        goto out;
-    }
-    /* --generate-publish: the server publishes the generated streams (server.h) */
+    /* generation (--generate-s) runs the server with its generator source
+     * (source_gen.c): into the output file, and published with
+     * --generate-publish; otherwise the audio pipeline (server.h) */
     const char *model = cfg.model[0] ? cfg.model : cfg.generate_s > 0 ? SSMD_DEFAULT_LM : SSMD_DEFAULT_MODEL;
-    if (!cfg.model[0] && access(model, R_OK) != 0) {
+    bool file_only_gen = cfg.generate_s > 0 && !cfg.generate_publish; /* reports a missing model itself */
+    if (!cfg.model[0] && !file_only_gen && access(model, R_OK) != 0) {
         fprintf(stderr, "ssmd: no model given and the bundled default %s does not exist yet "
                         "(it comes with issue 6); pass --model FILE\n", model);
         rc = 2;

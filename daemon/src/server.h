@@ -1,6 +1,8 @@
 /* The ssmd server: one loop thread that owns the ZeroMQ sockets, the
- * sources (file, client pushes, capture device) and the model runner, and
- * steps every stream with a frame ready as one batch (DESIGN.md §5).
+ * sources (file, client pushes, capture device, generator) and the model
+ * runner, and steps every stream with a frame ready as one batch
+ * (DESIGN.md §5).  The rooms the loop ties together (transport, control,
+ * sources, engine, sinks) are described in srv.h.
  *
  * Why one thread: ZeroMQ sockets are not thread-safe and the batched step
  * of the default model costs tens of microseconds, far below the poll
@@ -29,7 +31,10 @@ typedef struct ssmd_server_control {
 } ssmd_server_control;
 
 /** Runs the daemon with cfg until *ctl->stop becomes non-zero, a control
- *  "stop", or — when cfg->input is a file — the file is done.  On *ctl->hup
+ *  "stop", or — when cfg->input is a file — the file is done, or — with
+ *  cfg->generate_s > 0 — every generated stream is complete (model_path is
+ *  then the token model; without cfg->generate_publish no socket is opened
+ *  and the samples go to cfg->output as fast as the model steps).  On *ctl->hup
  *  the options marked reloadable in the option table (log level, progress,
  *  publish_mask/embedding, the CURVE allowlist) take their new values in cfg;
  *  the others keep theirs (a line says which changed).  Returns the process

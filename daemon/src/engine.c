@@ -1,0 +1,276 @@
+/* The engine: the stream table and the step in the middle.  Each iteration
+ * pushes every stream's pending input into its pipeline (stream.h), steps
+ * every stream that has a frame ready as one batch (ssm_step), and hands the
+ * results to the stream's sinks through ssmd_sink_ops: it never asks which
+ * source filled a stream or which sinks it has.
+ *
+ * Memory is bounded: each stream's pending input holds at most
+ * SSMD_SSMD_PENDING_SECONDS of audio.  Live sources (the capture device) drop what
+ * does not fit, count it and flag a discontinuity; client pushes are never
+ * dropped: a message larger than the room is fed in parts with the engine
+ * run in between (ssmd_srv_stream_append_all).  Loop thread; allocation only
+ * when a stream opens. */
+#include "srv.h"
+
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+void ssmd_srv_event(ssmd_srv *s, ssmd_srv_stream *st, const char *event, const char *reason)
+{
+    json_t *o = json_pack("{s:s, s:s}", "event", event, "stream", st->name);
+    if (reason) json_object_set_new(o, "reason", json_string(reason));
+    char *text = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    if (!text) return;
+    for (int i = 0; i < st->n_sinks; i++)
+        if (st->sinks[i].ops->event) st->sinks[i].ops->event(s, st, st->sinks[i].self, text);
+    free(text);
+}
+
+/* ---- streams ---------------------------------------------------------- */
+
+ssmd_srv_stream *ssmd_srv_stream_find(ssmd_srv *s, const char *name)
+{
+    for (int i = 0; i < s->max_streams; i++)
+        if (s->streams[i].used && strcmp(s->streams[i].name, name) == 0) return &s->streams[i];
+    return NULL;
+}
+
+int ssmd_srv_active_streams(const ssmd_srv *s)
+{
+    int n = 0;
+    for (int i = 0; i < s->max_streams; i++) n += s->streams[i].used;
+    return n;
+}
+
+void ssmd_srv_stream_close(ssmd_srv *s, ssmd_srv_stream *st)
+{
+    ssmd_stream_destroy(st->st);
+    free(st->pend);
+    for (int i = 0; i < st->n_sinks; i++)
+        if (st->sinks[i].ops->destroy) st->sinks[i].ops->destroy(st->sinks[i].self);
+    memset(st, 0, sizeof *st);
+    (void)s;
+}
+
+void ssmd_srv_stream_attach(ssmd_srv_stream *st, const ssmd_sink_ops *ops, void *self)
+{
+    assert(st->n_sinks < SSMD_SINKS_MAX); /* a stream has PUB and at most one other today */
+    st->sinks[st->n_sinks].ops = ops;
+    st->sinks[st->n_sinks].self = self;
+    st->n_sinks++;
+}
+
+ssm_state *ssmd_srv_stream_state(ssmd_srv *s, ssmd_srv_stream *st)
+{
+    if (!st->st) return st->src->state ? st->src->state(s, st) : NULL;
+    return ssmd_stream_state(st->st);
+}
+
+/* Claims a free slot; returns NULL with err set when none or on failure. */
+ssmd_srv_stream *ssmd_srv_stream_open(ssmd_srv *s, const char *name, const ssmd_source_ops *src,
+                                      int rate_hz, bool aligned, bool pipeline, char *err, size_t cap)
+{
+    ssmd_srv_stream *st = NULL;
+    for (int i = 0; i < s->max_streams && !st; i++)
+        if (!s->streams[i].used) st = &s->streams[i];
+    if (!st) {
+        snprintf(err, cap, "TOO_MANY_STREAMS");
+        return NULL;
+    }
+    dsp_resample_quality q = strcmp(s->cfg->resample_quality, "fast") == 0     ? DSP_RESAMPLE_FASTEST
+                             : strcmp(s->cfg->resample_quality, "medium") == 0 ? DSP_RESAMPLE_MEDIUM
+                                                                                : DSP_RESAMPLE_BEST;
+    ssmd_stream_config sc = { .in_rate_hz = rate_hz, .align_output = aligned, .quality = q };
+    memset(st, 0, sizeof *st);
+    if (pipeline) { /* generated streams come from their generator, not the audio pipeline */
+        st->st = ssmd_stream_create(s->model, &s->fe, s->mb, &sc, err, cap);
+        if (!st->st) return NULL;
+        st->pend_cap = (size_t)rate_hz * SSMD_PENDING_SECONDS;
+        st->pend = malloc(st->pend_cap * sizeof(float));
+        if (!st->pend) {
+            ssmd_stream_destroy(st->st);
+            snprintf(err, cap, "out of memory");
+            return NULL;
+        }
+    }
+    st->used = true;
+    /* generated streams are opened first, into slots 0..n-1: slot i is the
+     * generator's stream i (source_gen.c checks it) */
+    if (!pipeline) st->gen_index = (int)(st - s->streams);
+    snprintf(st->name, sizeof st->name, "%s", name);
+    st->src = src;
+    ssmd_srv_stream_attach(st, &ssmd_sink_pub, NULL);
+    st->rate_hz = rate_hz;
+    st->t_open = ssmd_now_s();
+    ssmd_pub_meta(s, st);
+    ssmd_srv_event(s, st, "start", NULL);
+    ssmd_log(s->t.pub ? SSMD_LOG_INFO : SSMD_LOG_DEBUG, "stream %s: started (%s, %d Hz)", st->name,
+         src->name, rate_hz);
+    return st;
+}
+
+static void pending_compact(ssmd_srv_stream *st)
+{
+    if (st->pend_pos == 0) return;
+    memmove(st->pend, st->pend + st->pend_pos, (st->pend_len - st->pend_pos) * sizeof(float));
+    st->pend_len -= st->pend_pos;
+    st->pend_pos = 0;
+}
+
+void ssmd_srv_stream_append(ssmd_srv *s, ssmd_srv_stream *st, const float *x, size_t n)
+{
+    if (st->pend_len + n > st->pend_cap) pending_compact(st);
+    size_t room = st->pend_cap - st->pend_len, k = n < room ? n : room;
+    memcpy(st->pend + st->pend_len, x, k * sizeof(float));
+    st->pend_len += k;
+    st->in_samples += k;
+    if (k < n) {
+        st->dropped_samples += n - k;
+        s->c.dropped_samples += n - k;
+        st->flags_next |= SSMD_FLAG_DISCONTINUITY;
+    }
+}
+
+/* One audio message to every sink, in the order they were attached; rows
+ * may be 0 (a bare end-of-stream marker). */
+int ssmd_srv_emit_audio(ssmd_srv *s, ssmd_srv_stream *st, const float *x, size_t n, uint32_t flags)
+{
+    for (int i = 0; i < st->n_sinks; i++)
+        if (st->sinks[i].ops->audio && st->sinks[i].ops->audio(s, st, st->sinks[i].self, x, n, flags) != 0)
+            return -1;
+    st->out_samples += n;
+    return 0;
+}
+
+/* Pops the stream's output and emits it; the last message of a finished
+ * stream carries end-of-stream. */
+static int drain_output(ssmd_srv *s, ssmd_srv_stream *st)
+{
+    size_t got;
+    while ((got = ssmd_stream_pop(st->st, s->outbuf, SSMD_OUT_CHUNK)) > 0) {
+        uint32_t flags = st->flags_next;
+        st->flags_next = 0;
+        if (st->finished && ssmd_stream_done(st->st)) {
+            flags |= SSMD_FLAG_END_OF_STREAM;
+            st->eos_sent = true;
+        }
+        if (ssmd_srv_emit_audio(s, st, s->outbuf, got, flags) != 0) return -1;
+    }
+    if (st->finished && ssmd_stream_done(st->st) && !st->eos_sent) {
+        st->eos_sent = true;
+        if (ssmd_srv_emit_audio(s, st, s->outbuf, 0, SSMD_FLAG_END_OF_STREAM | st->flags_next) != 0) return -1;
+    }
+    return 0;
+}
+
+/* Steps every stream with a frame ready, as one batch, until none has. */
+int ssmd_engine_run(ssmd_srv *s)
+{
+    size_t nf = (size_t)s->fe.n_features, nb_bins = (size_t)s->fe.n_bins;
+    size_t dm = (size_t)ssm_model_d_model(s->model);
+    unsigned heads = ssm_model_heads(s->model);
+    for (;;) {
+        int nb = 0;
+        for (int i = 0; i < s->max_streams; i++) {
+            ssmd_srv_stream *st = &s->streams[i];
+            if (!st->used || st->ended || !st->st) continue;
+            while (st->pend_pos < st->pend_len) {
+                size_t used = ssmd_stream_push(st->st, st->pend + st->pend_pos, st->pend_len - st->pend_pos);
+                st->pend_pos += used;
+                if (used == 0) break;
+            }
+            if (st->pend_pos == st->pend_len) st->pend_pos = st->pend_len = 0;
+            if (st->eos && st->pend_len == 0 && !st->finished) {
+                ssmd_stream_finish(st->st);
+                st->finished = true;
+            }
+            if (ssmd_stream_prepare(st->st, s->features + (size_t)nb * nf)) {
+                s->batch[nb] = i;
+                s->states[nb] = ssmd_stream_state(st->st);
+                nb++;
+            }
+        }
+        if (nb == 0) break;
+        ssm_outputs out = { .mask = (heads & SSM_MODEL_HEAD_MASK) ? s->mask : NULL,
+                            .vad = (heads & SSM_MODEL_HEAD_VAD) ? s->vad : NULL,
+                            .embedding = s->cfg->publish_embedding ? s->emb : NULL };
+        int rc = ssm_step(s->runner, s->states, nb, s->features, NULL, &out, s->step_flags);
+        if (rc != SSM_OK && rc != SSM_ERR_NONFINITE) {
+            ssmd_log(SSMD_LOG_ERROR, "model step failed: %s", ssm_strerror(rc));
+            return -1;
+        }
+        for (int b = 0; b < nb; b++) {
+            ssmd_srv_stream *st = &s->streams[s->batch[b]];
+            uint64_t first = st->frames * (uint64_t)s->fe.hop_samples * (uint64_t)st->rate_hz /
+                             (uint64_t)s->fe.sample_rate_hz;
+            ssmd_frame_out fo = { .first_sample = first, .features = s->features + (size_t)b * nf,
+                                  .n_features = (uint32_t)nf, .n_bins = (uint32_t)nb_bins, .d_model = (uint32_t)dm };
+            if (s->step_flags[b] & SSM_FLAG_RESET) {
+                st->resets++;
+                s->c.state_resets++;
+                fo.flags |= SSMD_FLAG_STATE_RESET;
+                ssmd_srv_event(s, st, "reset", "state became non-finite");
+            }
+            if (out.vad) {
+                fo.vad = s->vad + b;
+                st->vad_sum += s->vad[b];
+            }
+            if (out.mask) dsp_gain_floor(s->mask + (size_t)b * nb_bins, nb_bins, (double)s->cfg->atten_lim_db);
+            if (out.mask && s->cfg->publish_mask) fo.mask = s->mask + (size_t)b * nb_bins;
+            if (out.embedding) fo.embedding = s->emb + (size_t)b * dm;
+            for (int k = 0; k < st->n_sinks; k++)
+                if (st->sinks[k].ops->frame) st->sinks[k].ops->frame(s, st, st->sinks[k].self, &fo);
+            ssmd_stream_complete(st->st, out.mask ? s->mask + (size_t)b * nb_bins : NULL);
+            st->frames++;
+            s->c.frames++;
+            if (drain_output(s, st) != 0) return -1;
+        }
+    }
+    /* finishing streams may still have the resampler's tail to emit */
+    for (int i = 0; i < s->max_streams; i++) {
+        ssmd_srv_stream *st = &s->streams[i];
+        if (!st->used || st->ended || !st->finished || !st->st) continue;
+        if (drain_output(s, st) != 0) return -1;
+        if (ssmd_stream_done(st->st)) st->ended = true;
+    }
+    return 0;
+}
+
+/* Client pushes are not dropped: what does not fit in the pending buffer
+ * waits while the engine consumes what is there. */
+int ssmd_srv_stream_append_all(ssmd_srv *s, ssmd_srv_stream *st, const float *x, size_t n)
+{
+    while (n > 0) {
+        pending_compact(st);
+        size_t room = st->pend_cap - st->pend_len, k = n < room ? n : room;
+        ssmd_srv_stream_append(s, st, x, k);
+        x += k;
+        n -= k;
+        if (n > 0 && ssmd_engine_run(s) != 0) return -1;
+    }
+    return 0;
+}
+
+void ssmd_srv_stream_report(ssmd_srv *s, ssmd_srv_stream *st, int level, const char *output, bool compensated)
+{
+    double el = ssmd_now_s() - st->t_open, audio_s = (double)st->in_samples / st->rate_hz;
+    char vad[64] = "";
+    if (st->frames && (ssm_model_heads(s->model) & SSM_MODEL_HEAD_VAD))
+        snprintf(vad, sizeof vad, ", mean voice activity %.2f", st->vad_sum / (double)st->frames);
+    ssmd_log(level,
+             "%s%s%s: %.2f s of audio at %d Hz, %llu frames of %d samples, %.3f s, %.1fx real time, "
+             "state %zu bytes, latency %.1f ms%s, %llu samples dropped, %llu state resets, %s weights, "
+             "%s kernels%s%s",
+             st->name, output ? " -> " : "", output ? output : "",
+             audio_s, st->rate_hz, (unsigned long long)st->frames, s->fe.hop_samples, el,
+             el > 0 ? audio_s / el : 0.0, ssm_state_bytes(s->model),
+             1e3 * s->fe.latency_samples / s->fe.sample_rate_hz,
+             compensated ? " compensated" : "", (unsigned long long)st->dropped_samples,
+             (unsigned long long)st->resets, ssm_runner_weights(s->runner), ssm_runner_isa(s->runner), vad,
+             s->stop_requested || (s->stop && *s->stop) ? " (stopped early; output finalised)" : "");
+}

@@ -1,0 +1,24 @@
+/* The reply sink: a push stream's processed audio goes back to the client
+ * that pushed it, on the ingest ROUTER socket addressed by its identity
+ * (st->owner), as <stream>/audio/ messages.  Loop thread; never blocks: a
+ * full queue drops the message and counts replies_dropped. */
+#include "srv.h"
+
+#include <string.h>
+
+static int reply_audio(ssmd_srv *s, ssmd_srv_stream *st, void *self, const float *x, size_t n, uint32_t flags)
+{
+    (void)self;
+    if (!s->t.ingest) return 0;
+    char topic[SSMD_STREAM_NAME_MAX + 16];
+    ssmd_topic_format(topic, sizeof topic, st->name, SSMD_KIND_AUDIO);
+    ssmd_header h = { .kind = SSMD_KIND_AUDIO, .dtype = SSMD_DTYPE_F32, .flags = flags,
+                      .sample_rate_hz = (uint32_t)st->rate_hz, .rows = (uint32_t)n, .cols = 1,
+                      .hop_samples = (uint32_t)s->fe.hop_samples, .seq = st->seq[0]++,
+                      .first_sample = st->out_samples, .epoch = s->epoch };
+    if (ssmd_transport_send(s->t.ingest, st->owner, st->owner_len, topic, &h, x, n * sizeof(float)))
+        s->c.replies_dropped++;
+    return 0;
+}
+
+const ssmd_sink_ops ssmd_sink_reply = { .name = "reply", .audio = reply_audio };

@@ -1,0 +1,180 @@
+/* The file source: one stream read from a file libsndfile reads (--input
+ * FILE), downmixed to mono, as fast as the engine takes it or paced at real
+ * time (--realtime), optionally only once wait_subscribers clients
+ * subscribed; its processed audio goes to --output through the file sink
+ * (sample-aligned: the latency is compensated).  The run ends when the
+ * stream has ended.  Shows a progress line on a terminal.  Loop thread;
+ * buffers allocated at open. */
+#include "srv.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static void file_stream_name(char *out, size_t cap, const char *path)
+{
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    size_t n = 0;
+    for (const char *p = base; *p && n + 1 < cap && n < SSMD_STREAM_NAME_MAX; p++) {
+        char ch = *p;
+        out[n++] = (isalnum((unsigned char)ch) || ch == '_' || ch == '-' || ch == '.') ? ch : '_';
+    }
+    if (n == 0 || out[0] == '.' || out[0] == '_') out[0] = 'f';
+    if (n == 0) n = 1;
+    out[n] = '\0';
+}
+
+static int file_open(ssmd_srv *s)
+{
+    const ssmd_config *c = s->cfg;
+    dsp_error de = { 0 };
+    if (dsp_audio_reader_open(&s->file.reader, c->input, NULL, &de) != DSP_OK) {
+        fprintf(stderr, "ssmd: %s\n", de.msg);
+        return -1;
+    }
+    const dsp_audio_info *info = dsp_audio_reader_info(s->file.reader);
+    s->file.channels = info->channels;
+    if (strcmp(c->channels, "split") == 0 && info->channels > 1) {
+        fprintf(stderr, "ssmd: channels: 'split' is not supported for file inputs yet (%s has %d "
+                        "channels); use --channels mono to downmix\n", c->input, info->channels);
+        return -1;
+    }
+    s->file.buf = malloc((size_t)SSMD_FILE_CHUNK * (size_t)info->channels * sizeof(float));
+    s->file.mono = malloc(SSMD_FILE_CHUNK * sizeof(float));
+    if (!s->file.buf || !s->file.mono) {
+        fprintf(stderr, "ssmd: out of memory\n");
+        return -1;
+    }
+    char name[SSMD_STREAM_NAME_MAX + 1], err[512];
+    file_stream_name(name, sizeof name, c->input);
+    ssmd_srv_stream *st = ssmd_srv_stream_open(s, name, &ssmd_source_file, info->sample_rate_hz, true, true,
+                                               err, sizeof err);
+    if (!st) {
+        fprintf(stderr, "ssmd: %s: %s\n", c->input, err);
+        return -1;
+    }
+    s->file.slot = (int)(st - s->streams);
+    s->file.show_progress = strcmp(c->progress, "always") == 0 ||
+                            (strcmp(c->progress, "auto") == 0 && isatty(STDERR_FILENO));
+    struct stat in_st, out_st;
+    if (c->output[0] && stat(c->input, &in_st) == 0 && stat(c->output, &out_st) == 0 &&
+        in_st.st_dev == out_st.st_dev && in_st.st_ino == out_st.st_ino) {
+        fprintf(stderr, "ssmd: output: %s is the input file %s; writing it would destroy the input\n",
+                c->output, c->input);
+        return -1;
+    }
+    if (c->output[0]) {
+        dsp_audio_writer *w = NULL;
+        if (ssmd_sink_file_open(&w, c->output, info) != 0) return -1;
+        ssmd_srv_stream_attach(st, &ssmd_sink_file, w);
+    }
+    return 0;
+}
+
+/* Reads the next chunk of the file when the stream has room (and, with
+ * realtime pacing, when the clock allows).  Returns -1 on a read error. */
+static int pump_file(ssmd_srv *s, bool *busy)
+{
+    ssmd_srv_stream *st = &s->streams[s->file.slot];
+    if (!s->file.reader || st->eos) return 0;
+    if (ssmd_srv_waiting_subscribers(s)) return 0;
+    if (s->file.t0 == 0) s->file.t0 = ssmd_now_s();
+    if (st->pend_len - st->pend_pos > SSMD_FILE_CHUNK) return 0;
+    size_t want = SSMD_FILE_CHUNK;
+    if (s->cfg->realtime) {
+        double allowed = (ssmd_now_s() - s->file.t0) * st->rate_hz - (double)st->in_samples;
+        if (allowed < 1) return 0;
+        if ((double)want > allowed) want = (size_t)allowed;
+    }
+    size_t got = 0;
+    dsp_error de = { 0 };
+    if (dsp_audio_reader_read(s->file.reader, s->file.buf, want, &got, &de) != DSP_OK) {
+        ssmd_log(SSMD_LOG_ERROR, "%s", de.msg);
+        return -1;
+    }
+    if (got == 0) {
+        st->eos = true;
+        return 0;
+    }
+    size_t nch = (size_t)s->file.channels;
+    for (size_t i = 0; i < got; i++) {
+        float acc = 0;
+        for (size_t k = 0; k < nch; k++) acc += s->file.buf[i * nch + k];
+        s->file.mono[i] = acc / (float)nch;
+    }
+    ssmd_srv_stream_append(s, st, s->file.mono, got);
+    if (!s->cfg->realtime) *busy = true;
+    return 0;
+}
+
+/* "\r 42.0 %  4.3 s of audio  120.5x real time  ETA 1.2 s" on a terminal. */
+static void progress_line(const ssmd_srv *s, bool final)
+{
+    const ssmd_srv_stream *st = &s->streams[s->file.slot];
+    const dsp_audio_info *info = dsp_audio_reader_info(s->file.reader);
+    double el = ssmd_now_s() - (s->file.t0 > 0 ? s->file.t0 : s->t_start);
+    double audio_s = (double)st->in_samples / st->rate_hz, speed = el > 0 ? audio_s / el : 0;
+    if (info->n_frames > 0) {
+        double frac = (double)st->in_samples / (double)info->n_frames;
+        double eta = frac > 0 ? el * (1 - frac) / frac : 0;
+        fprintf(stderr, "\r%5.1f %%  %8.1f s of audio  %7.1fx real time  ETA %6.1f s ", 100 * frac, audio_s,
+                speed, final ? 0.0 : eta);
+    } else {
+        fprintf(stderr, "\r%8.1f s of audio  %7.1fx real time ", audio_s, speed);
+    }
+    if (final) fputc('\n', stderr);
+}
+
+static int file_pull(ssmd_srv *s, bool stopping, bool *busy)
+{
+    if (stopping || !s->file.reader) return 0;
+    return pump_file(s, busy);
+}
+
+/* As fast as possible: no waiting for the sockets while there is input. */
+static int file_poll_ms(const ssmd_srv *s)
+{
+    bool work = s->file.reader && !s->streams[s->file.slot].eos && !s->cfg->realtime && !ssmd_srv_waiting_subscribers(s);
+    return work ? 0 : SSMD_POLL_MS;
+}
+
+static bool file_at_end(const ssmd_srv *s)
+{
+    return s->file.done;
+}
+
+static void file_tick(ssmd_srv *s)
+{
+    if (!s->file.show_progress) return;
+    if (s->file.slot >= 0 && s->streams[s->file.slot].ended) {
+        progress_line(s, true);
+        s->file.show_progress = false;
+    } else if (ssmd_now_s() - s->file.last_progress > 0.2) {
+        progress_line(s, false);
+        s->file.last_progress = ssmd_now_s();
+    }
+}
+
+static void file_stream_ended(ssmd_srv *s, ssmd_srv_stream *st, int *rc)
+{
+    (void)rc;
+    ssmd_srv_stream_report(s, st, SSMD_LOG_WARN, s->cfg->output[0] ? s->cfg->output : NULL, true);
+    s->file.done = true;
+}
+
+static void file_close(ssmd_srv *s)
+{
+    dsp_audio_reader_close(s->file.reader);
+    free(s->file.buf);
+    free(s->file.mono);
+    s->file.reader = NULL;
+    s->file.buf = s->file.mono = NULL;
+}
+
+const ssmd_source_ops ssmd_source_file = { .name = "file", .open = file_open, .pull = file_pull,
+                                           .poll_ms = file_poll_ms, .at_end = file_at_end, .tick = file_tick,
+                                           .stream_ended = file_stream_ended, .close = file_close };

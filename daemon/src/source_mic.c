@@ -1,0 +1,130 @@
+/* The microphone source: a capture device (PortAudio, audio_device.h), one
+ * stream per channel ('split': mic.0, mic.1, ...) or one stream 'mic'
+ * (the device's first channel), live: not aligned, stamped with the capture
+ * clock, and what does not fit in a stream's pending input is dropped and
+ * flagged.  The device is checked about once a second and reopened after a
+ * failure while the other streams go on.  With --monitor the first stream's
+ * processed audio is played through the device sink.  Loop thread; the
+ * PortAudio callback only fills the capture ring. */
+#include "srv.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Opens the device and one stream per channel ('split') or one stream
+ * ('mono', the device's first channel), plus the monitor. */
+static int mic_open(ssmd_srv *s)
+{
+    const ssmd_config *c = s->cfg;
+    char err[512];
+    bool split = strcmp(c->channels, "split") == 0;
+    int max_ch = split ? (s->max_streams < 64 ? s->max_streams : 64) : 1;
+    s->mic.cap = ssmd_capture_open(c->device, s->fe.sample_rate_hz, max_ch, (int)c->ring_ms, err, sizeof err);
+    if (!s->mic.cap) {
+        fprintf(stderr, "ssmd: %s\n", err);
+        return -1;
+    }
+    int rate = ssmd_capture_rate_hz(s->mic.cap), nch = ssmd_capture_channels(s->mic.cap);
+    /* sized for max_ch: a reopen may come back with more channels */
+    s->mic.buf = malloc((size_t)SSMD_FILE_CHUNK * (size_t)(max_ch > nch ? max_ch : nch) * sizeof(float));
+    s->mic.chan = malloc(SSMD_FILE_CHUNK * sizeof(float));
+    if (!s->mic.buf || !s->mic.chan) {
+        fprintf(stderr, "ssmd: out of memory\n");
+        return -1;
+    }
+    s->mic.n = nch;
+    for (int k = 0; k < nch; k++) {
+        char name[32];
+        if (nch == 1) snprintf(name, sizeof name, "mic");
+        else snprintf(name, sizeof name, "mic.%d", k);
+        ssmd_srv_stream *st = ssmd_srv_stream_open(s, name, &ssmd_source_mic, rate, false, true, err, sizeof err);
+        if (!st) {
+            fprintf(stderr, "ssmd: %s: %s\n", name, err);
+            return -1;
+        }
+        s->mic.slots[k] = (int)(st - s->streams);
+    }
+    ssmd_log(SSMD_LOG_INFO, "capturing '%s' at %d Hz, %d channel%s", ssmd_capture_device_name(s->mic.cap), rate, nch,
+         nch > 1 ? "s (one stream each)" : "");
+    if (c->monitor[0]) {
+        s->mic.mon = ssmd_playback_open(c->monitor, rate, 1, (int)c->ring_ms, err, sizeof err);
+        if (!s->mic.mon) {
+            fprintf(stderr, "ssmd: monitor: %s\n", err);
+            return -1;
+        }
+        ssmd_srv_stream_attach(&s->streams[s->mic.slots[0]], &ssmd_sink_device, s->mic.mon);
+    }
+    return 0;
+}
+
+/* Moves captured frames into the mic streams; checks the device about once a
+ * second and reopens it after a failure (other streams go on meanwhile). */
+static void pump_capture(ssmd_srv *s)
+{
+    if (!s->mic.cap) return;
+    double t = ssmd_now_s();
+    if (t - s->mic.check_t > (s->mic.failed ? 2.0 : 1.0)) {
+        s->mic.check_t = t;
+        char err[512];
+        if (!s->mic.failed && ssmd_capture_status(s->mic.cap, err, sizeof err) != 0) {
+            s->mic.failed = true;
+            s->c.device_failures++;
+            ssmd_log(SSMD_LOG_ERROR, "capture failed: %s; retrying every 2 s", err);
+            for (int k = 0; k < s->mic.n; k++) ssmd_srv_event(s, &s->streams[s->mic.slots[k]], "device_failed", err);
+        } else if (s->mic.failed) {
+            if (ssmd_capture_reopen(s->mic.cap, err, sizeof err) == 0 &&
+                ssmd_capture_channels(s->mic.cap) == s->mic.n &&
+                ssmd_capture_rate_hz(s->mic.cap) == s->streams[s->mic.slots[0]].rate_hz) {
+                s->mic.failed = false;
+                ssmd_log(SSMD_LOG_WARN, "capture device '%s' is back", ssmd_capture_device_name(s->mic.cap));
+                for (int k = 0; k < s->mic.n; k++) {
+                    ssmd_srv_stream *st = &s->streams[s->mic.slots[k]];
+                    st->flags_next |= SSMD_FLAG_DISCONTINUITY;
+                    ssmd_srv_event(s, st, "device_restored", NULL);
+                }
+            } else if (ssmd_capture_channels(s->mic.cap) != s->mic.n) {
+                ssmd_log(SSMD_LOG_DEBUG, "capture reopen: %s", err);
+            }
+        }
+    }
+    if (s->mic.failed) return; /* nothing to read; a reopen may change the geometry */
+    size_t nch = (size_t)s->mic.n, got;
+    while ((got = ssmd_capture_read(s->mic.cap, s->mic.buf, SSMD_FILE_CHUNK)) > 0) {
+        uint64_t dropped = ssmd_capture_overflows(s->mic.cap);
+        uint64_t now = ssmd_realtime_ns();
+        size_t waiting = ssmd_capture_frames(s->mic.cap);
+        for (size_t k = 0; k < nch; k++) {
+            ssmd_srv_stream *st = &s->streams[s->mic.slots[k]];
+            for (size_t i = 0; i < got; i++) s->mic.chan[i] = s->mic.buf[i * nch + k];
+            if (dropped != s->mic.dropped_seen) st->flags_next |= SSMD_FLAG_OVERFLOW | SSMD_FLAG_DISCONTINUITY;
+            ssmd_srv_stream_append(s, st, s->mic.chan, got);
+            /* the last frame read was captured `waiting` frames before now */
+            st->clock_sample = st->in_samples;
+            st->clock_ns = now - (uint64_t)(1e9 * (double)waiting / st->rate_hz);
+        }
+        s->c.capture_dropped += dropped - s->mic.dropped_seen;
+        s->mic.dropped_seen = dropped;
+    }
+}
+
+
+static int mic_pull(ssmd_srv *s, bool stopping, bool *busy)
+{
+    (void)busy;
+    if (!stopping) pump_capture(s);
+    return 0;
+}
+
+static void mic_close(ssmd_srv *s)
+{
+    ssmd_playback_close(s->mic.mon);
+    ssmd_capture_close(s->mic.cap);
+    free(s->mic.buf);
+    free(s->mic.chan);
+    s->mic.mon = NULL;
+    s->mic.cap = NULL;
+    s->mic.buf = s->mic.chan = NULL;
+}
+
+const ssmd_source_ops ssmd_source_mic = { .name = "mic", .open = mic_open, .pull = mic_pull, .close = mic_close };

@@ -1,0 +1,295 @@
+/* The server's shared state and the two interfaces its rooms meet at
+ * (internal to daemon/src/; see docs/architecture.md for the map).
+ *
+ *   sources (source_*.c) ──pull──▶ per-stream pending input
+ *                                        │
+ *                    engine (engine.c): batch the streams with a frame
+ *                    ready, ssm_step, hand every result to the stream's sinks
+ *                                        │
+ *   sinks (sink_*.c)   ◀──audio / frame / event── each stream's sink list
+ *
+ * A source fills streams through ssmd_srv_stream_append (or, for the
+ * generator, emits samples itself through ssmd_srv_emit_audio); a sink sees a
+ * stream's audio, per-frame outputs and events and nothing else.  The loop
+ * (server.c) calls the sources through ssmd_source_ops only and the engine
+ * calls the sinks through ssmd_sink_ops only, so neither knows which source or
+ * sink it talks to.
+ *
+ * Threads: everything here belongs to the loop thread (server.h).  Only the
+ * capture device's ring (audio_device.h) is shared with PortAudio's callback.
+ * Allocation: at start-up (buffers sized for max_streams) and when a stream
+ * opens or closes; never per frame. */
+#ifndef SSMD_SRV_H
+#define SSMD_SRV_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "audio_device.h"
+#include "config.h"
+#include "dsp/audio_file.h"
+#include "dsp/features.h"
+#include "frontend.h"
+#include "generate.h"
+#include "log.h"
+#include "server.h"
+#include "ssm/model.h"
+#include "ssmd/protocol.h"
+#include "stream.h"
+#include "transport.h"
+
+enum { SSMD_OUT_CHUNK = 4096, SSMD_FILE_CHUNK = 4096, SSMD_PENDING_SECONDS = 4, SSMD_POLL_MS = 4 };
+enum { SSMD_SINKS_MAX = 4 };
+
+typedef struct ssmd_srv ssmd_srv;
+typedef struct ssmd_srv_stream ssmd_srv_stream;
+
+/* ---- sinks ------------------------------------------------------------ */
+
+/** One frame's outputs of one stream, as the engine hands them to sinks.
+ *  Pointers are into the engine's batch buffers, valid during the call. */
+typedef struct ssmd_frame_out {
+    uint64_t first_sample;      /**< first input sample of the frame, stream rate */
+    uint32_t flags;             /**< SSMD_FLAG_* (state reset) */
+    const float *features;      /**< {n_features} */
+    uint32_t n_features;
+    const float *vad;           /**< {1}, NULL when the model has no vad head */
+    const float *mask;          /**< {n_bins}, NULL unless publish_mask */
+    uint32_t n_bins;
+    const float *embedding;     /**< {d_model}, NULL unless publish_embedding */
+    uint32_t d_model;
+} ssmd_frame_out;
+
+/** Where a stream's results go.  Every hook may be NULL.  self is what was
+ *  given to ssmd_srv_stream_attach.  Hooks run on the loop thread; audio and
+ *  frame run per frame and must not allocate. */
+typedef struct ssmd_sink_ops {
+    const char *name;
+    /** n output samples at the stream's rate (n may be 0: a bare
+     *  end-of-stream marker); first sample index st->out_samples.  Returns 0,
+     *  or -1 on a failure that must end the run (logged). */
+    int (*audio)(ssmd_srv *s, ssmd_srv_stream *st, void *self, const float *x, size_t n, uint32_t flags);
+    /** One model step's outputs for the stream. */
+    void (*frame)(ssmd_srv *s, ssmd_srv_stream *st, void *self, const ssmd_frame_out *f);
+    /** An event of the stream, as compact JSON text. */
+    void (*event)(ssmd_srv *s, ssmd_srv_stream *st, void *self, const char *json);
+    /** The stream ended normally: finalise (close a file).  Returns 0, or -1
+     *  (logged; the run's exit status becomes 1). */
+    int (*finish)(ssmd_srv *s, ssmd_srv_stream *st, void *self);
+    /** The stream is being closed: release self (an unfinished file is deleted). */
+    void (*destroy)(void *self);
+} ssmd_sink_ops;
+
+extern const ssmd_sink_ops ssmd_sink_pub;    /* sink_pub.c: <stream>/<kind>/ topics */
+extern const ssmd_sink_ops ssmd_sink_reply;  /* sink_reply.c: audio back to the pushing client */
+extern const ssmd_sink_ops ssmd_sink_file;   /* sink_file.c: self is a dsp_audio_writer */
+extern const ssmd_sink_ops ssmd_sink_device; /* sink_device.c: self is an ssmd_playback */
+
+/** Opens path for a mono stream shaped like the input in (its rate; float
+ *  or 24-bit samples when the input has them, the container's default
+ *  otherwise), the self of ssmd_sink_file.  Returns 0, or -1 after one line
+ *  on stderr.  Allocates (start-up). */
+int ssmd_sink_file_open(dsp_audio_writer **out, const char *path, const dsp_audio_info *in);
+
+/* ---- sources ---------------------------------------------------------- */
+
+/** Where streams come from.  Hooks other than name and pull may be NULL.
+ *  Hooks run on the loop thread. */
+typedef struct ssmd_source_ops {
+    const char *name; /**< the stream's "source" in meta/ and replies */
+    /** Opens the source and its streams (after the sockets).  Returns 0, or
+     *  -1 after one line on stderr (exit status 2). */
+    int (*open)(ssmd_srv *s);
+    /** Moves what input is available into the streams (once per loop
+     *  iteration); sets *busy when more is ready at once.  stopping: the run
+     *  is finishing its streams.  Returns 0, or -1 on a runtime failure. */
+    int (*pull)(ssmd_srv *s, bool stopping, bool *busy);
+    /** How long the loop may wait for sockets before calling pull again, ms. */
+    int (*poll_ms)(const ssmd_srv *s);
+    /** True once this source is complete and the run should end. */
+    bool (*at_end)(const ssmd_srv *s);
+    /** Called once per loop iteration after the engine ran (progress). */
+    void (*tick)(ssmd_srv *s);
+    /** A stream of this source ended: log its summary (may set *rc = 1). */
+    void (*stream_ended)(ssmd_srv *s, ssmd_srv_stream *st, int *rc);
+    /** The stream's description for <stream>/meta/ (malloc'd JSON), when the
+     *  source has its own (the audio pipeline's otherwise). */
+    char *(*meta_json)(ssmd_srv *s, ssmd_srv_stream *st);
+    /** The model state of a stream without an audio pipeline (st->st NULL). */
+    ssm_state *(*state)(ssmd_srv *s, ssmd_srv_stream *st);
+    /** Releases what open (or setup) acquired; safe to call when never opened. */
+    void (*close)(ssmd_srv *s);
+} ssmd_source_ops;
+
+extern const ssmd_source_ops ssmd_source_file;     /* source_file.c */
+extern const ssmd_source_ops ssmd_source_mic;      /* source_mic.c */
+extern const ssmd_source_ops ssmd_source_push;     /* source_push.c */
+extern const ssmd_source_ops ssmd_source_generate; /* source_gen.c */
+
+/* ---- the state ---------------------------------------------------------- */
+
+struct ssmd_srv_stream {
+    bool used, finished, ended, eos_sent, meta_due;
+    char name[SSMD_STREAM_NAME_MAX + 1];
+    const ssmd_source_ops *src;
+    int rate_hz;
+    int gen_index;                /* generated streams: the generator's stream (st is NULL) */
+    ssmd_stream *st;              /* the audio pipeline; NULL for generated streams */
+    float *pend;
+    size_t pend_pos, pend_len, pend_cap;
+    bool eos;                     /* no more input will come */
+    uint64_t seq[9];              /* per kind */
+    uint64_t in_samples;          /* input samples accepted */
+    uint64_t out_samples;         /* output samples emitted */
+    uint64_t frames, resets, dropped_samples;
+    uint32_t flags_next;          /* flags for the next audio message */
+    uint8_t owner[256];           /* push streams: the client's identity */
+    size_t owner_len;
+    uint64_t clock_ns, clock_sample; /* wall clock of input sample clock_sample (mic) */
+    double t_open;                   /* when the stream started (monotonic s) */
+    double t_last_in;                /* last input (push streams: idle timeout) */
+    double vad_sum;
+    struct { const ssmd_sink_ops *ops; void *self; } sinks[SSMD_SINKS_MAX];
+    int n_sinks;
+};
+
+typedef struct ssmd_srv_counters {
+    uint64_t frames, dropped_samples, published, publish_dropped, bad_messages, bad_requests,
+        state_resets, nonfinite_samples, replies_dropped, subscriptions, capture_dropped,
+        device_failures, monitor_dropped;
+} ssmd_srv_counters;
+
+struct ssmd_srv {
+    ssmd_config *cfg;
+    const char *model_path;
+    volatile sig_atomic_t *stop;
+    const ssmd_server_control *ctl;
+    bool stop_requested;
+    bool token_mode;                  /* generating from a token model: no audio pipeline */
+    ssm_model *model;
+    ssmd_frontend fe;
+    dsp_melbank *mb;
+    ssm_runner *runner;               /* the audio pipeline's; NULL in token mode */
+    const ssm_runner *compute_runner; /* the one that steps (status reports) */
+    ssmd_transport t;
+    ssmd_srv_stream *streams;
+    int max_streams;
+    uint64_t epoch;
+    double t_start;
+    /* the engine's batch buffers, sized for max_streams */
+    float *features, *mask, *vad, *emb, *outbuf;
+    ssm_state **states;
+    int *batch;
+    unsigned *step_flags;             /* SSM_FLAG_* per batch row of the last step */
+    const ssmd_source_ops *sources[4];
+    int n_sources;
+    /* each source's own state, touched by its file only (and read by
+     * control's status) */
+    struct {
+        dsp_audio_reader *reader;
+        int slot, channels;
+        float *buf, *mono;
+        double t0;
+        bool done, show_progress;
+        double last_progress;
+    } file;
+    struct {
+        ssmd_capture *cap;
+        ssmd_playback *mon;
+        int slots[64], n;
+        float *buf, *chan;
+        uint64_t dropped_seen;
+        double check_t;
+        bool failed;
+    } mic;
+    struct {
+        ssmd_genjob *job;
+        float *buf;                   /* {block} one stream's samples of a block */
+        double t0;                    /* when sample 0 was due (monotonic s), 0 until started */
+        uint64_t resets_seen;
+        bool done;                    /* every stream ended, the output file closed */
+    } gen;
+    ssmd_srv_counters c;
+};
+
+static inline double ssmd_now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static inline uint64_t ssmd_realtime_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/** True while the run waits for wait_subscribers subscriptions before its
+ *  input starts (file and generator sources). */
+static inline bool ssmd_srv_waiting_subscribers(const ssmd_srv *s)
+{
+    return s->cfg->wait_subscribers > 0 && s->c.subscriptions < (uint64_t)s->cfg->wait_subscribers;
+}
+
+/* ---- streams and the engine (engine.c) ---------------------------------- */
+
+/** Claims a free slot for a stream of source src at rate_hz (aligned: offline
+ *  output, see stream.h), attaches the PUB sink, publishes meta and the start
+ *  event.  Generated streams (src without an audio pipeline, st NULL) get no
+ *  pending buffer.  Returns NULL with err set ("TOO_MANY_STREAMS" when no
+ *  slot is free).  Allocates. */
+ssmd_srv_stream *ssmd_srv_stream_open(ssmd_srv *s, const char *name, const ssmd_source_ops *src,
+                                      int rate_hz, bool aligned, bool pipeline, char *err, size_t cap);
+/** Adds a sink to the stream, after those attached before (at most
+ *  SSMD_SINKS_MAX a stream; more is a programming error). */
+void ssmd_srv_stream_attach(ssmd_srv_stream *st, const ssmd_sink_ops *ops, void *self);
+/** Releases the slot and its sinks' self (destroy). */
+void ssmd_srv_stream_close(ssmd_srv *s, ssmd_srv_stream *st);
+ssmd_srv_stream *ssmd_srv_stream_find(ssmd_srv *s, const char *name);
+int ssmd_srv_active_streams(const ssmd_srv *s);
+/** The model state behind a stream (its pipeline's or its source's). */
+ssm_state *ssmd_srv_stream_state(ssmd_srv *s, ssmd_srv_stream *st);
+/** Appends mono samples to the pending input; what does not fit is dropped,
+ *  counted and flagged (live sources). */
+void ssmd_srv_stream_append(ssmd_srv *s, ssmd_srv_stream *st, const float *x, size_t n);
+/** Appends every sample, running the engine while the pending input is full
+ *  (client pushes are never dropped).  Returns -1 when the engine failed. */
+int ssmd_srv_stream_append_all(ssmd_srv *s, ssmd_srv_stream *st, const float *x, size_t n);
+/** One audio message to every sink of the stream; out_samples advances. */
+int ssmd_srv_emit_audio(ssmd_srv *s, ssmd_srv_stream *st, const float *x, size_t n, uint32_t flags);
+/** An event {"event", "stream"[, "reason"]} to every sink of the stream. */
+void ssmd_srv_event(ssmd_srv *s, ssmd_srv_stream *st, const char *event, const char *reason);
+/** Steps every stream with a frame ready, as one batch, until none has;
+ *  drains finishing streams.  Returns -1 when the model step or a sink failed. */
+int ssmd_engine_run(ssmd_srv *s);
+/** The summary line of an audio stream that ended, at level; output names
+ *  the file written (or NULL); compensated: the latency was removed. */
+void ssmd_srv_stream_report(ssmd_srv *s, ssmd_srv_stream *st, int level, const char *output,
+                            bool compensated);
+
+/* ---- PUB specifics (sink_pub.c) ----------------------------------------- */
+
+/** Publishes the stream's <stream>/meta/ message. */
+void ssmd_pub_meta(ssmd_srv *s, ssmd_srv_stream *st);
+/** Reads XPUB subscriptions; re-sends the matching metas (once each). */
+void ssmd_pub_handle_subscriptions(ssmd_srv *s);
+
+/* ---- control (control.c) ------------------------------------------------- */
+
+/** Answers every waiting control request (one handler per "cmd"). */
+void ssmd_control_handle(ssmd_srv *s);
+
+/* ---- generation (source_gen.c) -------------------------------------------- */
+
+/** Generation mode (cfg->generate_s > 0): loads the token model, opens the
+ *  job and sizes the server for its streams (instead of the audio
+ *  pipeline's set-up).  Returns 0, -1 when stopped while feeding the prompt,
+ *  or the exit status (2 or 1) after one line on stderr. */
+int ssmd_source_generate_setup(ssmd_srv *s);
+
+#endif /* SSMD_SRV_H */

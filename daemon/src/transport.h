@@ -1,0 +1,72 @@
+/* Transport: the daemon's ZeroMQ sockets (XPUB data plane, ROUTER ingest,
+ * ROUTER control), CURVE encryption with its ZAP allowlist (RFC 27), the
+ * message-size and queue caps, and the frame-level send/receive helpers
+ * (docs/protocol.md).  It knows nothing of streams or requests.
+ *
+ * Threads: an ssmd_transport and its sockets belong to one thread (the
+ * server loop); ZeroMQ sockets are not thread-safe.  Open/close and the
+ * allowlist reload allocate; send/recv do not block (DONTWAIT) apart from the
+ * remaining frames of a message already arriving.  Internal to daemon/src/. */
+#ifndef SSMD_TRANSPORT_H
+#define SSMD_TRANSPORT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <zmq.h>
+
+#include "config.h"
+#include "ssmd/protocol.h"
+
+/* ingest messages: 8 MiB (2 M float samples, 43 s at 48 kHz) at most, 32
+ * queued per client; control messages 16 MiB (snapshots are state-sized) */
+#define SSMD_INGEST_MAX_MSG ((int64_t)8 * 1024 * 1024 + 4096)
+#define SSMD_CONTROL_MAX_MSG ((int64_t)16 * 1024 * 1024)
+enum { SSMD_INGEST_HWM = 32, SSMD_TRANSPORT_MAX_FRAMES = 8 };
+
+/** The socket set.  Zero-initialise; every pointer is NULL when not open. */
+typedef struct ssmd_transport {
+    void *ctx, *pub, *ingest, *control, *zap;
+    char curve_secret[41];            /**< Z85 server secret key, "" when CURVE is off */
+    uint8_t (*allow)[32];             /**< allowed client public keys (binary), owned */
+    size_t n_allow;
+    uint64_t zap_denied, zap_allowed; /**< clients refused / admitted */
+} ssmd_transport;
+
+/** Binds cfg->pub, cfg->ingest and cfg->control (with CURVE and the ZAP
+ *  handler when cfg->curve_secret_file is set).  A non-loopback endpoint
+ *  without CURVE is refused unless cfg->allow_insecure_remote.  Returns 0,
+ *  or -1 after one line on stderr; call ssmd_transport_close either way. */
+int ssmd_transport_open(ssmd_transport *t, const ssmd_config *cfg);
+
+/** Closes the sockets (linger 200 ms) and the context; safe on a zeroed or
+ *  half-opened transport, and twice. */
+void ssmd_transport_close(ssmd_transport *t);
+
+/** Waits up to timeout_ms for input on any socket.  Returns zmq_poll's
+ *  result (-1 with zmq_errno() on failure). */
+int ssmd_transport_poll(ssmd_transport *t, int timeout_ms);
+
+/** Answers every waiting ZAP request: CURVE clients whose key is in the
+ *  allowlist are admitted, the rest refused and counted. */
+void ssmd_transport_handle_zap(ssmd_transport *t);
+
+/** Re-reads the allowlist file at path (SIGHUP).  Returns the number of
+ *  keys now allowed, or -1 with one line in err (the old list is kept). */
+long ssmd_transport_reload_allowlist(ssmd_transport *t, const char *path, char *err, size_t cap);
+
+/** Sends [identity][topic][header][payload] on sock (identity only when not
+ *  NULL).  Never blocks: a full queue drops the message.  Returns 0 sent, -1
+ *  dropped. */
+int ssmd_transport_send(void *sock, const uint8_t *identity, size_t id_len, const char *topic,
+                        const ssmd_header *h, const void *payload, size_t bytes);
+
+/** Receives every frame of one message, keeping the first
+ *  SSMD_TRANSPORT_MAX_FRAMES in frames (initialised; close them with
+ *  ssmd_transport_frames_close); *n_total receives the count of all frames.
+ *  Returns the frames kept, or -1 when no message was waiting. */
+int ssmd_transport_recv(void *sock, zmq_msg_t *frames, int *n_total);
+void ssmd_transport_frames_close(zmq_msg_t *frames, int n);
+
+#endif /* SSMD_TRANSPORT_H */
