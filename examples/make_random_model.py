@@ -17,10 +17,12 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import ssmd_file  # noqa: E402
 
 
-def build(out, allpass=False, meta_overrides=None):
+def build(out, allpass=False, meta_overrides=None, mask_bias=4.0):
     """Writes the model; allpass=True makes the mask exactly 1 (sigmoid(40) rounds
     to 1.0f) so the pipeline must reproduce its input; meta_overrides change or
-    (value None) remove metadata keys, for tests of bad front-ends."""
+    (value None) remove metadata keys, for tests of bad front-ends; mask_bias sets
+    the mask head's bias (4: gains about 0.98; -6: about 0.0025, a model that
+    turns everything down by ~50 dB)."""
     rng = np.random.default_rng(7)
     d_model, n_layer, d_state, d_conv, expand = 64, 2, 16, 4, 2
     d_inner = expand * d_model
@@ -35,7 +37,7 @@ def build(out, allpass=False, meta_overrides=None):
          "frontend.proj.bias": np.zeros(d_model),
          "backbone.norm_f.weight": np.ones(d_model),
          # near all-pass mask (gains about 0.98): the demo output stays close to the input
-         "head.mask.weight": 0.05 * lin(n_bins, d_model), "head.mask.bias": np.full(n_bins, 4.0),
+         "head.mask.weight": 0.05 * lin(n_bins, d_model), "head.mask.bias": np.full(n_bins, mask_bias),
          "head.vad.weight": lin(1, d_model), "head.vad.bias": np.zeros(1)}
     for i in range(n_layer):
         p = f"backbone.layers.{i}."

@@ -1,6 +1,6 @@
 """Models for tests/daemon/test_stream.c, written into OUTDIR:
 random.safetensors (untrained, non-trivial mask), allpass.safetensors (mask
-exactly 1), and models with broken front-end metadata.
+exactly 1), quiet.safetensors (gains about 0.0025: ~50 dB down), and models with broken front-end metadata.
 Usage: make_stream_models.py OUTDIR"""
 import os
 import sys
@@ -12,6 +12,7 @@ out = sys.argv[1]
 os.makedirs(out, exist_ok=True)
 m.build(os.path.join(out, "random.safetensors"))
 m.build(os.path.join(out, "allpass.safetensors"), allpass=True)
+m.build(os.path.join(out, "quiet.safetensors"), mask_bias=-6.0)
 m.build(os.path.join(out, "no_nfft.safetensors"), meta_overrides={"frontend.n_fft": None})
 m.build(os.path.join(out, "bad_window.safetensors"), meta_overrides={"frontend.window": "kaiser"})
 m.build(os.path.join(out, "mels_mismatch.safetensors"), meta_overrides={"frontend.n_mels": "80"})

@@ -146,6 +146,30 @@ def t_file_job_bit_exact():
         check(diff == 0, "daemon output differs from in-process processing")
 
 
+def t_atten_lim():
+    """--atten-lim-db with a model whose gains are ~0.0025 (~50 dB down): 0 passes the input
+    through, 6 turns it down by 6 dB, the default (100) lets the model's 50 dB through."""
+    quiet = os.path.join(MODELS, "quiet.safetensors")
+    rate, n = 16000, 32000
+    x = 0.1 * test_signal(n, rate, 7)
+    src = os.path.join(TMP, "atten_in.wav")
+    write_wav(src, x, rate)
+    outs = {}
+    for lim in ("0", "6", None):
+        out = os.path.join(TMP, f"atten_{lim}.wav")
+        r = subprocess.run([SSMD, "--model", quiet, src, "-o", out] + (["--atten-lim-db", lim] if lim else []),
+                           capture_output=True)
+        check(r.returncode == 0, r.stderr.decode())
+        outs[lim] = read_wav(out)[1].astype(np.float64)
+    e = lambda v: float(np.sum(v[2000:] ** 2))  # noqa: E731
+    pass_err = float(np.max(np.abs(outs["0"] - x)))
+    att6, att_def = 10 * np.log10(e(x) / e(outs["6"])), 10 * np.log10(e(x) / e(outs[None]))
+    print(f"atten-lim 0: max |out - in| {pass_err:.3g}; atten-lim 6: {att6:.2f} dB down; default: {att_def:.2f} dB down")
+    check(pass_err < 1e-5, "--atten-lim-db 0 must pass the input through")
+    check(abs(att6 - 6.0) <= 0.5, "--atten-lim-db 6 must turn the input down by 6 dB")
+    check(att_def > 40.0, "the default limit must let the model turn the input down by ~50 dB")
+
+
 def t_subscriber_gets_every_frame():
     n, rate = 48000, 16000
     x = test_signal(n, rate, 2)
@@ -582,7 +606,7 @@ def t_robustness():
 
 
 def main():
-    tests = [t_file_job_bit_exact, t_subscriber_gets_every_frame, t_push_and_five_clients,
+    tests = [t_file_job_bit_exact, t_atten_lim, t_subscriber_gets_every_frame, t_push_and_five_clients,
              t_malformed_messages, t_snapshot_restore_reset, t_sigterm_mid_file, t_virtual_mic,
              t_curve_and_reload, t_robustness]
     if SLOW:  # the 12 s stalled-subscriber run is registered as its own test
