@@ -68,6 +68,12 @@ static const ssmd_option options[] = {
     { "atten_lim_db", 0, SSMD_OPT_INT, OFF(atten_lim_db), 0, 200, NULL, "100", true,
       "attenuation limit of the mask in dB: no frequency bin is turned down by more than this "
       "(lower values keep some of the noise for a more natural sound; 0 passes the input through)" },
+    { "vad_gate", 0, SSMD_OPT_INT, OFF(vad_gate), 0, 100, NULL, "0", true,
+      "voice-activity gate in percent (0 = off): once the model's voice activity has stayed below "
+      "it for --vad-grace-ms, every gain drops to the attenuation limit until voice returns "
+      "(as RNNoise's plugin's VAD threshold)" },
+    { "vad_grace_ms", 0, SSMD_OPT_INT, OFF(vad_grace_ms), 0, 60000, NULL, "200", true,
+      "with --vad-gate: milliseconds of low voice activity before the gate closes (keeps word endings)" },
     { "publish_mask", 0, SSMD_OPT_BOOL, OFF(publish_mask), 0, 0, NULL, "false", true,
       "publish the per-bin gain mask of every frame on <stream>/mask/" },
     { "publish_embedding", 0, SSMD_OPT_BOOL, OFF(publish_embedding), 0, 0, NULL, "false", true,

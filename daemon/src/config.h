@@ -43,6 +43,8 @@ typedef struct ssmd_config {
     long  ring_ms;            /**< capture ring length in milliseconds */
     bool  publish_mask;       /**< publish <stream>/mask/ */
     long  atten_lim_db;       /**< no mask gain below −atten_lim_db dB (dsp_gain_floor) */
+    long  vad_gate;           /**< percent; 0 = off: below it (after the grace) gains drop to the limit */
+    long  vad_grace_ms;       /**< how long voice activity must stay below vad_gate first */
     bool  publish_embedding;  /**< publish <stream>/embedding/ */
     char *progress;           /**< "auto" (when stderr is a terminal), "always", "never" */
     char *log_level;          /**< "error", "warn", "info", "debug" */

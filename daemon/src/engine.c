@@ -220,6 +220,14 @@ int ssmd_engine_run(ssmd_srv *s)
                 fo.vad = s->vad + b;
                 st->vad_sum += s->vad[b];
             }
+            if (out.mask && out.vad && s->cfg->vad_gate > 0) {
+                /* the gate: after vad_grace_ms of voice activity below vad_gate, every
+                 * gain goes to 0, which the attenuation limit below raises to its floor */
+                st->vad_quiet_frames = s->vad[b] * 100.0f < (float)s->cfg->vad_gate ? st->vad_quiet_frames + 1 : 0;
+                if (st->vad_quiet_frames * (uint64_t)s->fe.hop_samples * 1000u >
+                    (uint64_t)s->cfg->vad_grace_ms * (uint64_t)s->fe.sample_rate_hz)
+                    memset(s->mask + (size_t)b * nb_bins, 0, nb_bins * sizeof(float));
+            }
             if (out.mask) dsp_gain_floor(s->mask + (size_t)b * nb_bins, nb_bins, (double)s->cfg->atten_lim_db);
             if (out.mask && s->cfg->publish_mask) fo.mask = s->mask + (size_t)b * nb_bins;
             if (out.embedding) fo.embedding = s->emb + (size_t)b * dm;

@@ -152,6 +152,7 @@ struct ssmd_srv_stream {
     double t_open;                   /* when the stream started (monotonic s) */
     double t_last_in;                /* last input (push streams: idle timeout) */
     double vad_sum;
+    uint64_t vad_quiet_frames;       /* consecutive frames with voice activity below --vad-gate */
     struct { const ssmd_sink_ops *ops; void *self; } sinks[SSMD_SINKS_MAX];
     int n_sinks;
 };

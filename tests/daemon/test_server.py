@@ -170,6 +170,32 @@ def t_atten_lim():
     check(att_def > 40.0, "the default limit must let the model turn the input down by ~50 dB")
 
 
+def t_vad_gate():
+    """--vad-gate with the all-pass model (voice activity always below 100 %): after the grace the
+    gains fall to the attenuation limit; before it, and with the gate off, the input passes."""
+    allpass = os.path.join(MODELS, "allpass.safetensors")
+    rate, n = 16000, 32000
+    x = 0.1 * test_signal(n, rate, 8)
+    src = os.path.join(TMP, "gate_in.wav")
+    write_wav(src, x, rate)
+    res = {}
+    for name, extra in (("off", []), ("grace0", ["--vad-gate", "100", "--vad-grace-ms", "0"]),
+                        ("grace500", ["--vad-gate", "100", "--vad-grace-ms", "500"])):
+        out = os.path.join(TMP, f"gate_{name}.wav")
+        r = subprocess.run([SSMD, "--model", allpass, src, "-o", out, "--atten-lim-db", "30"] + extra,
+                           capture_output=True)
+        check(r.returncode == 0, r.stderr.decode())
+        res[name] = read_wav(out)[1].astype(np.float64)
+    db = lambda y, a, b: 10 * np.log10(np.sum(x[a:b] ** 2) / np.sum(y[a:b] ** 2))  # noqa: E731
+    off, g0 = db(res["off"], 0, n), db(res["grace0"], 1000, n)
+    early, late = db(res["grace500"], 0, 6400), db(res["grace500"], 10400, n)
+    print(f"vad gate: off {off:.2f} dB down; grace 0: {g0:.2f} dB; grace 500 ms: {early:.2f} dB in the "
+          f"first 0.4 s, {late:.2f} dB after 0.65 s (limit 30 dB)")
+    check(abs(off) < 0.01, "gate off: the all-pass model must pass the input")
+    check(abs(g0 - 30.0) < 0.5, "gate with no grace: the output must sit at the 30 dB limit")
+    check(abs(early) < 0.01 and abs(late - 30.0) < 0.5, "gate with 500 ms grace: open first, closed after")
+
+
 def t_subscriber_gets_every_frame():
     n, rate = 48000, 16000
     x = test_signal(n, rate, 2)
@@ -606,7 +632,7 @@ def t_robustness():
 
 
 def main():
-    tests = [t_file_job_bit_exact, t_atten_lim, t_subscriber_gets_every_frame, t_push_and_five_clients,
+    tests = [t_file_job_bit_exact, t_atten_lim, t_vad_gate, t_subscriber_gets_every_frame, t_push_and_five_clients,
              t_malformed_messages, t_snapshot_restore_reset, t_sigterm_mid_file, t_virtual_mic,
              t_curve_and_reload, t_robustness]
     if SLOW:  # the 12 s stalled-subscriber run is registered as its own test
