@@ -43,7 +43,7 @@ import time
 
 import numpy as np
 import soundfile as sf
-from scipy.signal import resample_poly
+from scipy.signal import correlate, resample_poly
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, "..")
@@ -180,13 +180,13 @@ def run_rnnoise(items, work):
         sys.exit(f"evaluate: RNNoise peer failed: {r.stderr.strip()}")
     out = np.fromfile(dst, np.float32).reshape(len(items), SEG).astype(np.float64)
     v = np.fromfile(vad, np.float32).reshape(len(items), -1)
-    # its delay, measured: the lag of the largest cross-correlation on the clean clips
-    lags = []
-    for it, y in zip(items, out):
-        if it["snr"] == "clean":
-            c = np.correlate(y[:SR * 2], it["clean"][:SR * 2 - 2000].astype(np.float64), "valid")
-            lags.append(int(np.argmax(c)))
-    lag = int(np.median(lags))
+    # its delay, measured: the lag maximising the summed cross-correlation with the clean clips
+    cl = [(it["clean"].astype(np.float64), y) for it, y in zip(items, out) if it["snr"] == "clean"]
+    lags = np.arange(0, 2400)
+    score = np.zeros(len(lags))
+    for c, y in cl:  # full correlation: index len(c) - 1 + k is y shifted by k
+        score += correlate(y, c, mode="full", method="fft")[len(c) - 1 + lags]
+    lag = int(lags[np.argmax(score)])
     for it, y, vv in zip(items, out, v):
         it["out_rnnoise"] = np.concatenate([y[lag:], np.zeros(lag)])
         it["vad_rnnoise"] = vv[:SEG // HOP]

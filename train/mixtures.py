@@ -142,7 +142,7 @@ def vad_labels(clean, hop, n_fft):
 
 
 def make_example(n, rng, sbank, nbank, hop, n_fft, snr_db=None, family=None, kind=None,
-                 p_noise_only=0.08, p_clean=0.05, p_reverb=0.3, p_colour=0.7, level_db=None):
+                 p_noise_only=0.12, p_clean=0.05, p_reverb=0.3, p_colour=0.7, level_db=None):
     """One training example: dict(mix, clean, vad, cutoff_hz, family, snr_db)."""
     noise_only = snr_db is None and rng.random() < p_noise_only
     clean_only = snr_db is None and not noise_only and rng.random() < p_clean

@@ -7,7 +7,7 @@
 Data (train/mixtures.py): 3-second clips of real voices (tuxpaint-stamps, 0 A.D.,
 Warzone 2100) and the synthesized espeak-ng/flite bank, 40 % generated noise,
 40 % recorded noise, 20 % babble of real voices, SNR uniform in [−5, 25] dB over
-active speech, 8 % noise-only and 5 % clean clips, 30 % reverberated, 70 %
+active speech, 12 % noise-only and 5 % clean clips, 30 % reverberated, 70 %
 microphone-coloured, level −45…−10 dBFS.
 
 Loss, computed only below each clip's speech bandwidth (cutoff_hz: band-limited
@@ -15,8 +15,10 @@ sources teach the bands they have):
   −SI-SDR of the band-limited output (clips with speech)
   + 10 × MSE of STFT magnitudes compressed with power 0.3, both scaled by the
     mixture's RMS (so noise-only clips are pushed to silence)
-  + BCE of the voice-activity head against labels from the clean speech.
-AdamW (weight decay 0.01), lr --lr with 200-step warm-up and cosine decay to
+  + BCE of the voice-activity head against labels from the clean speech
+  + 0.1 × the dB by which frames the clean speech labels silent fall short of
+    40 dB attenuation (mean over those frames): the noise between words.
+AdamW (weight decay 0.01), lr --lr with --warmup (200) steps of warm-up and cosine decay to
 5 % over --steps, gradient clipping at 1.0.
 
 Checkpoints: train/cache/ckpt.pt every 100 steps (model, optimiser, step, RNG
@@ -45,6 +47,7 @@ import mixtures  # noqa: E402
 import model as M  # noqa: E402
 
 SEG = 3 * M.SR
+PAUSE_ATTEN_DB = 40.0
 
 
 def si_sdr(est, ref, eps=1e-8):
@@ -87,9 +90,16 @@ def loss_fn(net, b, sequential=True):
     Sc = ((S / rms).abs() + 1e-8) ** 0.3
     mse = ((Ye - Sc).pow(2) * bm).sum() / (bm.sum() * Y.shape[1])
     nv = b["vad"].shape[1]
+    # pauses: frames the clean speech labels silent should come out >= PAUSE_ATTEN_DB below the input
+    # (a hinge on each frame's attenuation, 0.1 per missing dB; no gradient once reached)
+    e_in = (X.abs() ** 2).sum(-1)[:, :nv]
+    e_out = (Y.abs() ** 2).sum(-1)[:, :nv]
+    att = 10 * torch.log10((e_in + 1e-12) / (e_out + 1e-12))
+    sil = (1 - b["vad"]) * (e_in > 1e-9).float()
+    l_pause = (torch.relu(PAUSE_ATTEN_DB - att) * sil).sum() / sil.sum().clamp(min=1) / 10
     bce = F.binary_cross_entropy_with_logits(v[:, :nv], b["vad"])
     acc = ((v[:, :nv] > 0).float() == b["vad"]).float().mean()
-    return l_sdr + 10 * mse + bce, sdr, acc, est_b
+    return l_sdr + 10 * mse + bce + l_pause, sdr, acc, est_b
 
 
 def to(b, dev):
@@ -108,6 +118,7 @@ def main():
     ap.add_argument("--init-from", default="", help="start from this checkpoint's weights (fresh optimiser and "
                     "schedule); a per-bin mask head is fitted to the bands by least squares")
     ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--warmup", type=int, default=200)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--scan", choices=["sequential", "chunked"], default="sequential")
     ap.add_argument("--device", default="auto")
@@ -194,7 +205,7 @@ def main():
         return sd, float(np.mean([o[2].item() for o in outs])), float(att), float(torch.sigmoid(vv).mean())
 
     t0 = time.time() - minutes0 * 60
-    warm = 200
+    warm = a.warmup
     acc_loss, acc_sdr, acc_n = 0.0, 0.0, 0
     while step < a.steps:
         lr = a.lr * min(1.0, (step + 1) / warm) * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * step / a.steps)))
