@@ -164,13 +164,16 @@ def main(path):
                             "peak_rss_kb_short": rs[0]["peak_rss_kb"], "peak_rss_kb_long": rs[-1]["peak_rss_kb"],
                             "growth_kb": rs[-1]["peak_rss_kb"] - rs[0]["peak_rss_kb"]})
     tr = [r for r in rows if r.get("bench") == "transcode"]
-    for w in sorted({r.get("weights", "f32") for r in tr}):
-        rs = [r for r in tr if r.get("weights", "f32") == w]
+    groups = sorted({(r.get("impl", "ssmd"), r.get("weights", "f32"), r.get("rate_hz", 16000)) for r in tr})
+    for impl, w, rate in groups:
+        rs = [r for r in tr if (r.get("impl", "ssmd"), r.get("weights", "f32"), r.get("rate_hz", 16000)) == (impl, w, rate)]
         best = max(r["x_real_time"] for r in rs)
-        print(f"\n## offline transcoding (daemon binary, one core, {rs[0]['model']}, {w} weights, "
-              f"{rs[0]['audio_s']:.0f} s of {rs[0].get('rate_hz', 16000) // 1000} kHz audio): best of {len(rs)} runs "
-              f"{best:,.1f}× real time ({', '.join(format(r['x_real_time'], ',.1f') for r in rs)})")
-        out.append({"bench": "summary", "what": "transcode", "weights": w, "x_real_time_best": best})
+        what = f"{rs[0]['model']}, {w} weights" if impl == "ssmd" else rs[0]["model"]
+        print(f"\n## offline transcoding ({impl}, one core, {what}, {rs[0]['audio_s']:.0f} s of "
+              f"{rate / 1000:g} kHz audio): best of {len(rs)} runs {best:,.1f}× real time "
+              f"({', '.join(format(r['x_real_time'], ',.1f') for r in rs)})")
+        out.append({"bench": "summary", "what": "transcode", "impl": impl, "weights": w, "rate_hz": rate,
+                    "x_real_time_best": best})
     ds = [r for r in rows if r.get("bench") == "daemon_streams"]
     if ds:
         print("\n## real-time 48 kHz streams per core through the daemon (bench/daemon_streams.py)\n\n"
