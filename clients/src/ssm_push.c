@@ -353,9 +353,11 @@ int main(int argc, char **argv)
         case 'o': s.out_path = optarg; break;
         case 'r': s.realtime = 1; break;
         case 'c':
-            if (cli_parse_u64(optarg, 1, SSMD_MAX_PAYLOAD_BYTES / sizeof(float), &v) != 0)
-                return usage_error("--chunk: '%s' is not a frame count in 1..16777216", optarg);
+            if (cli_parse_u64(optarg, 1, SSMD_INGEST_MAX_PAYLOAD_BYTES / sizeof(float), &v) != 0)
+                return usage_error("--chunk: '%s' is not a frame count in 1..2097152 (the daemon takes at "
+                                   "most 8 MiB of samples per message)", optarg);
             s.chunk = (size_t)v;
+            _Static_assert(SSMD_INGEST_MAX_PAYLOAD_BYTES / sizeof(float) == 2097152, "--chunk message");
             break;
         case 't':
             if (cli_parse_seconds(optarg, &s.timeout_s) != 0)

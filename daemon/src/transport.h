@@ -21,7 +21,7 @@
 
 /* ingest messages: 8 MiB (2 M float samples, 43 s at 48 kHz) at most, 32
  * queued per client; control messages 16 MiB (snapshots are state-sized) */
-#define SSMD_INGEST_MAX_MSG ((int64_t)8 * 1024 * 1024 + 4096)
+#define SSMD_INGEST_MAX_MSG ((int64_t)SSMD_INGEST_MAX_PAYLOAD_BYTES + 4096)
 #define SSMD_CONTROL_MAX_MSG ((int64_t)16 * 1024 * 1024)
 enum { SSMD_INGEST_HWM = 32, SSMD_TRANSPORT_MAX_FRAMES = 8 };
 

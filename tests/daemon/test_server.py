@@ -196,6 +196,24 @@ def t_vad_gate():
     check(abs(early) < 0.01 and abs(late - 30.0) < 0.5, "gate with 500 ms grace: open first, closed after")
 
 
+def t_python_push_large():
+    """Python Pusher.push of 50 s at 48 kHz in one call (9.6 MB, over the daemon's 8 MiB per
+    message): every sample comes back (it used to be dropped by the socket, silently)."""
+    from ssmd import Pusher
+    n, rate = 48000 * 50, 48000
+    x = (0.05 * test_signal(n, rate, 9)).astype(np.float32)
+    d = Daemon("--input", "none")
+    try:
+        with Pusher(d.ingest, "big50", connect_timeout=10, timeout=60) as p:
+            p.push(x, rate)
+            p.finish()
+            y = p.collect()
+    finally:
+        d.stop()
+    print(f"python push of {n} samples ({n * 4 / 2**20:.1f} MiB) in one call: {len(y)} came back in {p.seq} messages")
+    check(len(y) == n, f"{len(y)} of {n} samples came back")
+
+
 def t_subscriber_gets_every_frame():
     n, rate = 48000, 16000
     x = test_signal(n, rate, 2)
@@ -632,7 +650,7 @@ def t_robustness():
 
 
 def main():
-    tests = [t_file_job_bit_exact, t_atten_lim, t_vad_gate, t_subscriber_gets_every_frame, t_push_and_five_clients,
+    tests = [t_file_job_bit_exact, t_atten_lim, t_vad_gate, t_python_push_large, t_subscriber_gets_every_frame, t_push_and_five_clients,
              t_malformed_messages, t_snapshot_restore_reset, t_sigterm_mid_file, t_virtual_mic,
              t_curve_and_reload, t_robustness]
     if SLOW:  # the 12 s stalled-subscriber run is registered as its own test

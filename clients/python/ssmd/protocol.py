@@ -12,6 +12,9 @@ MAGIC = b"SSMD"
 VERSION = 1
 HEADER_BYTES = 64
 MAX_PAYLOAD_BYTES = 64 * 1024 * 1024
+# largest payload of one message pushed to the ingest socket (the daemon drops a
+# client that sends more; Pusher.push splits longer pushes)
+MAX_INGEST_PAYLOAD_BYTES = 8 * 1024 * 1024
 _LAYOUT = struct.Struct("<4sHHHHIIIIIQQQQ")
 assert _LAYOUT.size == HEADER_BYTES
 

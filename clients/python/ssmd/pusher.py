@@ -65,7 +65,9 @@ class Pusher(SocketClient):
 
     def push(self, samples, rate, end=False):
         """Sends samples (frames,) or (frames, channels), float (sent as f32)
-        or int16 (sent as i16), at rate Hz; end=True flags end-of-stream."""
+        or int16 (sent as i16), at rate Hz; end=True flags end-of-stream.
+        Any length: more than protocol.MAX_INGEST_PAYLOAD_BYTES (8 MiB, the
+        daemon's limit per message) goes as several consecutive messages."""
         if self.finished:
             raise RuntimeError("push after finish()")
         x = np.asarray(samples)
@@ -86,13 +88,20 @@ class Pusher(SocketClient):
         self.rate = rate
         if x.shape[0] > 0 or self.channels is None:
             self.channels = max(1, x.shape[1])
-        h = protocol.Header(kind=1, dtype=dtype, sample_rate_hz=rate, rows=x.shape[0],
-                            cols=self.channels, seq=self.seq, first_sample=self.pushed,
-                            flags=protocol.FLAG_END_OF_STREAM if end else 0)
-        self._drain()
-        self._sock.send_multipart([self.topic.encode(), protocol.encode_header(h), payload])
-        self.seq += 1
-        self.pushed += x.shape[0]
+        frame_bytes = self.channels * (2 if dtype == 2 else 4)
+        step = max(1, protocol.MAX_INGEST_PAYLOAD_BYTES // frame_bytes)
+        starts = range(0, x.shape[0], step) if x.shape[0] > 0 else [0]
+        for i, o in enumerate(starts):
+            rows = min(step, x.shape[0] - o)
+            last = i == len(starts) - 1
+            h = protocol.Header(kind=1, dtype=dtype, sample_rate_hz=rate, rows=rows,
+                                cols=self.channels, seq=self.seq, first_sample=self.pushed,
+                                flags=protocol.FLAG_END_OF_STREAM if end and last else 0)
+            self._drain()
+            self._sock.send_multipart([self.topic.encode(), protocol.encode_header(h),
+                                       payload[o * frame_bytes:(o + rows) * frame_bytes]])
+            self.seq += 1
+            self.pushed += rows
         if end:
             self.finished = True
         self._drain()

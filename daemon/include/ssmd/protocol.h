@@ -48,6 +48,10 @@ extern "C" {
 #define SSMD_HEADER_BYTES   64u
 /** Largest payload a reader accepts by default (bytes): 64 MiB. */
 #define SSMD_MAX_PAYLOAD_BYTES (64u * 1024u * 1024u)
+/** Largest payload of one message pushed to the ingest socket (8 MiB: 2 Mi f32
+ *  samples, 43 s of mono 48 kHz audio); the daemon's socket drops a client that
+ *  sends more, so clients split longer pushes into several messages. */
+#define SSMD_INGEST_MAX_PAYLOAD_BYTES (8u * 1024u * 1024u)
 /** Longest stream name (bytes, without terminator). */
 #define SSMD_STREAM_NAME_MAX 64u
 
