@@ -69,8 +69,12 @@ static void *open_socket(ssmd_transport *t, const ssmd_config *cfg, int type, co
     int rcvhwm = SSMD_INGEST_HWM;
     zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger);
     if (type == ZMQ_XPUB) {
+        /* what a subscriber sends are subscriptions (topic prefixes of a few dozen
+         * bytes): a larger message drops that subscriber instead of being buffered */
+        int64_t max_sub = SSMD_SUBSCRIPTION_MAX_MSG;
         zmq_setsockopt(sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
         zmq_setsockopt(sock, ZMQ_XPUB_VERBOSE, &one, sizeof one);
+        zmq_setsockopt(sock, ZMQ_MAXMSGSIZE, &max_sub, sizeof max_sub);
     } else {
         zmq_setsockopt(sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
         zmq_setsockopt(sock, ZMQ_RCVHWM, &rcvhwm, sizeof rcvhwm);

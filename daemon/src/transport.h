@@ -23,6 +23,8 @@
  * queued per client; control messages 16 MiB (snapshots are state-sized) */
 #define SSMD_INGEST_MAX_MSG ((int64_t)SSMD_INGEST_MAX_PAYLOAD_BYTES + 4096)
 #define SSMD_CONTROL_MAX_MSG ((int64_t)16 * 1024 * 1024)
+/* subscription messages on the PUB socket: 1 + a topic prefix */
+#define SSMD_SUBSCRIPTION_MAX_MSG ((int64_t)4096)
 enum { SSMD_INGEST_HWM = 32, SSMD_TRANSPORT_MAX_FRAMES = 8 };
 
 /** The socket set.  Zero-initialise; every pointer is NULL when not open. */

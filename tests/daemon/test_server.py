@@ -214,6 +214,36 @@ def t_python_push_large():
     check(len(y) == n, f"{len(y)} of {n} samples came back")
 
 
+def rss_kb(pid):
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def t_huge_subscription():
+    """A subscriber announcing a 1 GiB subscription message and sending 300 MiB of it (raw
+    ZMTP, tests/daemon/zmtp_oversize.py) is dropped, not buffered: the daemon's resident memory
+    grows by less than 16 MiB (it grew by 300 MB before) and it still serves pushes."""
+    d = Daemon("--input", "none")
+    try:
+        time.sleep(0.3)
+        before = rss_kb(d.proc.pid)
+        attacker = subprocess.Popen([sys.executable, os.path.join(HERE, "zmtp_oversize.py"), "127.0.0.1",
+                                     d.pub.rsplit(":", 1)[1], str(1 << 30), str(300 << 20), "30"])
+        time.sleep(3.0)
+        after = rss_kb(d.proc.pid)
+        attacker.kill()
+        attacker.wait()
+        y = push_stream(d.ingest, "still", test_signal(8000, 16000, 2), 16000)
+        print(f"1 GiB subscription message: daemon RSS {before} -> {after} KiB; a push afterwards got "
+              f"{len(y)} samples back")
+        check(after - before < 16 * 1024, "the daemon buffered the oversized subscription")
+        check(len(y) == 8000, "the daemon stopped serving after the oversized subscription")
+    finally:
+        d.stop()
+
+
 def t_subscriber_gets_every_frame():
     n, rate = 48000, 16000
     x = test_signal(n, rate, 2)
@@ -650,7 +680,7 @@ def t_robustness():
 
 
 def main():
-    tests = [t_file_job_bit_exact, t_atten_lim, t_vad_gate, t_python_push_large, t_subscriber_gets_every_frame, t_push_and_five_clients,
+    tests = [t_file_job_bit_exact, t_atten_lim, t_vad_gate, t_python_push_large, t_huge_subscription, t_subscriber_gets_every_frame, t_push_and_five_clients,
              t_malformed_messages, t_snapshot_restore_reset, t_sigterm_mid_file, t_virtual_mic,
              t_curve_and_reload, t_robustness]
     if SLOW:  # the 12 s stalled-subscriber run is registered as its own test
