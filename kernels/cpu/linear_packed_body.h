@@ -30,7 +30,8 @@
  *                      STREAM_MIN_BYTES take the streaming loop
  * LP_SUFFIX, LP_LOAD_W and LP_ELEM (the dtype's) are #undef'd at the end,
  * with this file's own helpers; the ISA's primitives stay defined for the
- * next dtype and the includer #undef's them. */
+ * next dtype (linear_packed_isa.h includes this file once per dtype and
+ * #undef's them). */
 
 #define LP_CAT2(a, b) a##b
 #define LP_CAT(a, b) LP_CAT2(a, b)

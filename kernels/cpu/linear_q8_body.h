@@ -31,7 +31,8 @@
  *   Q_MRB              rows quantized and tiled together
  *   Q_NVF              vectors of a Q_MRB-row tile
  *   Q_NV1              vectors of a one-row tile (≤ 4)
- * and #undef's them after the include; this file #undef's its own helpers. */
+ * which this file #undef's at its end, with its own helpers, ready for the
+ * next ISA. */
 
 #define Q_CAT2(a, b) a##b
 #define Q_CAT(a, b) Q_CAT2(a, b)
@@ -202,3 +203,32 @@ Q_NAME(ssm_linear_q8_)(float *out, size_t ld_out, const float *x, size_t ld_x, c
 #undef Q_CAT2
 #undef Q_CAT
 #undef Q_NAME
+#undef Q_SUFFIX
+#undef Q_TARGET
+#undef Q_VI
+#undef Q_VF
+#undef Q_W
+#undef Q_XT
+#undef Q_QUANT_ROW
+#undef Q_ZERO_I
+#undef Q_BCAST4
+#undef Q_WOP
+#undef Q_LOAD_WOP
+#undef Q_DOT
+#undef Q_COLQ
+#undef Q_SPLIT
+#undef Q_SUB_I
+#undef Q_LOADU_I
+#undef Q_CVT
+#undef Q_LOADU_F
+#undef Q_SET1_F
+#undef Q_MUL_F
+#undef Q_ADD_F
+#undef Q_ZERO_F
+#undef Q_MASK
+#undef Q_MASK_N
+#undef Q_MASKZ_LOAD_F
+#undef Q_MASK_STORE_F
+#undef Q_MRB
+#undef Q_NVF
+#undef Q_NV1

@@ -22,8 +22,8 @@
  * independent chains hide the FMA latency while the weights stream once.
  *
  * The tile loop, the streaming loop and the driver are written once, in
- * linear_packed_body.h, and included below per ISA and dtype with that
- * ISA's load/broadcast/FMA/store primitives (STYLE.md 17); the scalar
+ * linear_packed_body.h, and instantiated below per ISA (linear_packed_isa.h:
+ * f32 and f16 of each) from that ISA's load/broadcast/FMA/store primitives (STYLE.md 17); the scalar
  * reference is one body for both dtypes. */
 #include "kernels/ssm_kernels.h"
 
@@ -181,34 +181,10 @@ void ssm_linear_packed_f16_scalar(float *out, size_t ld_out, const float *x, siz
 #define LP_NV1 8
 #define LP_STREAM 1
 
-#define LP_SUFFIX f32_avx512
-#define LP_LOAD_W(w, idx) _mm512_loadu_ps((const float *)(w) + (idx))
-#define LP_ELEM 4
-#include "linear_packed_body.h"
+#define LP_LOAD_F16(p) _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(p)))
+#define LP_ISA avx512
+#include "linear_packed_isa.h"
 
-#define LP_SUFFIX f16_avx512
-#define LP_LOAD_W(w, idx) \
-    _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)((const uint16_t *)(w) + (idx))))
-#define LP_ELEM 2
-#include "linear_packed_body.h"
-
-#undef LP_TARGET
-#undef LP_V
-#undef LP_W
-#undef LP_ZERO
-#undef LP_SET1
-#undef LP_LOADU
-#undef LP_STOREU
-#undef LP_FMA
-#undef LP_ADD
-#undef LP_MASK
-#undef LP_MASK_N
-#undef LP_MASKZ_LOAD
-#undef LP_MASK_STORE
-#undef LP_MR
-#undef LP_NV
-#undef LP_NV1
-#undef LP_STREAM
 
 /* ---- AVX2 + FMA: MR 4 × NV 3, one or two rows NV 6 -------------------------- */
 
@@ -231,34 +207,10 @@ void ssm_linear_packed_f16_scalar(float *out, size_t ld_out, const float *x, siz
 #define LP_NV1 6
 #define LP_STREAM 0
 
-#define LP_SUFFIX f32_avx2
-#define LP_LOAD_W(w, idx) _mm256_loadu_ps((const float *)(w) + (idx))
-#define LP_ELEM 4
-#include "linear_packed_body.h"
+#define LP_LOAD_F16(p) _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p)))
+#define LP_ISA avx2
+#include "linear_packed_isa.h"
 
-#define LP_SUFFIX f16_avx2
-#define LP_LOAD_W(w, idx) \
-    _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)(w) + (idx))))
-#define LP_ELEM 2
-#include "linear_packed_body.h"
-
-#undef LP_TARGET
-#undef LP_V
-#undef LP_W
-#undef LP_ZERO
-#undef LP_SET1
-#undef LP_LOADU
-#undef LP_STOREU
-#undef LP_FMA
-#undef LP_ADD
-#undef LP_MASK
-#undef LP_MASK_N
-#undef LP_MASKZ_LOAD
-#undef LP_MASK_STORE
-#undef LP_MR
-#undef LP_NV
-#undef LP_NV1
-#undef LP_STREAM
 
 #endif /* SSM_X86 */
 

@@ -287,35 +287,6 @@ quant_row_u8_512(uint8_t *xu, const float *x, int n)
 #define Q_NVF 4
 #define Q_NV1 4
 #include "linear_q8_body.h"
-#undef Q_SUFFIX
-#undef Q_TARGET
-#undef Q_VI
-#undef Q_VF
-#undef Q_W
-#undef Q_XT
-#undef Q_QUANT_ROW
-#undef Q_ZERO_I
-#undef Q_BCAST4
-#undef Q_WOP
-#undef Q_LOAD_WOP
-#undef Q_DOT
-#undef Q_COLQ
-#undef Q_SPLIT
-#undef Q_SUB_I
-#undef Q_LOADU_I
-#undef Q_CVT
-#undef Q_LOADU_F
-#undef Q_SET1_F
-#undef Q_MUL_F
-#undef Q_ADD_F
-#undef Q_ZERO_F
-#undef Q_MASK
-#undef Q_MASK_N
-#undef Q_MASKZ_LOAD_F
-#undef Q_MASK_STORE_F
-#undef Q_MRB
-#undef Q_NVF
-#undef Q_NV1
 
 /* ---- AVX2 -------------------------------------------------------------------
  * No VNNI: signed activations and weights through vpmaddubsw with the sign
@@ -407,35 +378,6 @@ T256Q __m256i q8_dot_256(__m256i acc, __m256i xb, q8_wop_256 w)
 #define Q_NVF 2
 #define Q_NV1 4
 #include "linear_q8_body.h"
-#undef Q_SUFFIX
-#undef Q_TARGET
-#undef Q_VI
-#undef Q_VF
-#undef Q_W
-#undef Q_XT
-#undef Q_QUANT_ROW
-#undef Q_ZERO_I
-#undef Q_BCAST4
-#undef Q_WOP
-#undef Q_LOAD_WOP
-#undef Q_DOT
-#undef Q_COLQ
-#undef Q_SPLIT
-#undef Q_SUB_I
-#undef Q_LOADU_I
-#undef Q_CVT
-#undef Q_LOADU_F
-#undef Q_SET1_F
-#undef Q_MUL_F
-#undef Q_ADD_F
-#undef Q_ZERO_F
-#undef Q_MASK
-#undef Q_MASK_N
-#undef Q_MASKZ_LOAD_F
-#undef Q_MASK_STORE_F
-#undef Q_MRB
-#undef Q_NVF
-#undef Q_NV1
 #endif /* SSM_X86 */
 
 int ssm_q8_isa_supported(ssm_isa isa)
