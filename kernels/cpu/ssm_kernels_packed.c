@@ -746,67 +746,25 @@ T5 __mmask16 tail512(int n)
     return (__mmask16)((1u << n) - 1u);
 }
 
-__attribute__((target("avx512f,avx512vl,avx512dq,avx2,fma"))) static void
-softplus_avx512(float *out, size_t ld_out, const float *x, size_t ld_x, const float *bias,
-                int n_rows, int dim)
-{
-    for (int i = 0; i < n_rows; ++i) {
-        const float *xi = x + (size_t)i * ld_x;
-        float *oi = out + (size_t)i * ld_out;
-        int k = 0;
-        for (; k + 16 <= dim; k += 16) {
-            __m512 v = _mm512_loadu_ps(xi + k);
-            if (bias)
-                v = _mm512_add_ps(v, _mm512_loadu_ps(bias + k));
-            _mm512_storeu_ps(oi + k, softplus512(v));
-        }
-        if (k < dim) {
-            __mmask16 m = tail512(dim - k);
-            __m512 v = _mm512_maskz_loadu_ps(m, xi + k);
-            if (bias)
-                v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, bias + k));
-            _mm512_mask_storeu_ps(oi + k, m, softplus512(v));
-        }
-    }
-}
-
-__attribute__((target("avx512f,avx512vl,avx512dq,avx2,fma"))) static void
-gate_silu_avx512(float *y, size_t ld_y, const float *z, size_t ld_z, int n_rows, int dim)
-{
-    for (int i = 0; i < n_rows; ++i) {
-        float *yi = y + (size_t)i * ld_y;
-        const float *zi = z + (size_t)i * ld_z;
-        int k = 0;
-        for (; k + 16 <= dim; k += 16)
-            _mm512_storeu_ps(yi + k, _mm512_mul_ps(_mm512_loadu_ps(yi + k),
-                                                   silu512(_mm512_loadu_ps(zi + k))));
-        if (k < dim) {
-            __mmask16 m = tail512(dim - k);
-            __m512 g = silu512(_mm512_maskz_loadu_ps(m, zi + k));
-            _mm512_mask_storeu_ps(yi + k, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, yi + k), g));
-        }
-    }
-}
-
-/* 1 / (1 + exp(−v)) in place */
-__attribute__((target("avx512f,avx512vl,avx512dq,avx2,fma"))) static void
-sigmoid_avx512(float *v, size_t ld, int n_rows, int dim)
-{
-    const __m512 one = _mm512_set1_ps(1.0f);
-    for (int i = 0; i < n_rows; ++i) {
-        float *vi = v + (size_t)i * ld;
-        int k = 0;
-        for (; k + 16 <= dim; k += 16) {
-            __m512 e = vexp512(neg512(_mm512_loadu_ps(vi + k)));
-            _mm512_storeu_ps(vi + k, _mm512_div_ps(one, _mm512_add_ps(one, e)));
-        }
-        if (k < dim) {
-            __mmask16 m = tail512(dim - k);
-            __m512 e = vexp512(neg512(_mm512_maskz_loadu_ps(m, vi + k)));
-            _mm512_mask_storeu_ps(vi + k, m, _mm512_div_ps(one, _mm512_add_ps(one, e)));
-        }
-    }
-}
+#define E_SUFFIX avx512
+#define E_TARGET "avx512f,avx512vl,avx512dq,avx2,fma"
+#define E_V __m512
+#define E_W 16
+#define E_MASK __mmask16
+#define E_TAIL(n) tail512(n)
+#define E_LOADU(p) _mm512_loadu_ps(p)
+#define E_STOREU(p, v) _mm512_storeu_ps(p, v)
+#define E_MASKZ_LOAD(m, p) _mm512_maskz_loadu_ps(m, p)
+#define E_MASK_STORE(p, m, v) _mm512_mask_storeu_ps(p, m, v)
+#define E_SET1(f) _mm512_set1_ps(f)
+#define E_ADD(a, b) _mm512_add_ps(a, b)
+#define E_MUL(a, b) _mm512_mul_ps(a, b)
+#define E_DIV(a, b) _mm512_div_ps(a, b)
+#define E_NEG(v) neg512(v)
+#define E_EXP(v) vexp512(v)
+#define E_SOFTPLUS(v) softplus512(v)
+#define E_SILU(v) silu512(v)
+#include "elem_body.h"
 
 /* d_conv 4, sixteen channels: their states are 64 consecutive floats, four
  * registers of four channels (one 128-bit lane each).  Each register shifts
@@ -914,66 +872,25 @@ TA __m256i tail256(int n)
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 
-__attribute__((target("avx2,fma"))) static void
-softplus_avx2(float *out, size_t ld_out, const float *x, size_t ld_x, const float *bias,
-              int n_rows, int dim)
-{
-    for (int i = 0; i < n_rows; ++i) {
-        const float *xi = x + (size_t)i * ld_x;
-        float *oi = out + (size_t)i * ld_out;
-        int k = 0;
-        for (; k + 8 <= dim; k += 8) {
-            __m256 v = _mm256_loadu_ps(xi + k);
-            if (bias)
-                v = _mm256_add_ps(v, _mm256_loadu_ps(bias + k));
-            _mm256_storeu_ps(oi + k, softplus256(v));
-        }
-        if (k < dim) {
-            __m256i m = tail256(dim - k);
-            __m256 v = _mm256_maskload_ps(xi + k, m);
-            if (bias)
-                v = _mm256_add_ps(v, _mm256_maskload_ps(bias + k, m));
-            _mm256_maskstore_ps(oi + k, m, softplus256(v));
-        }
-    }
-}
-
-__attribute__((target("avx2,fma"))) static void
-gate_silu_avx2(float *y, size_t ld_y, const float *z, size_t ld_z, int n_rows, int dim)
-{
-    for (int i = 0; i < n_rows; ++i) {
-        float *yi = y + (size_t)i * ld_y;
-        const float *zi = z + (size_t)i * ld_z;
-        int k = 0;
-        for (; k + 8 <= dim; k += 8)
-            _mm256_storeu_ps(yi + k, _mm256_mul_ps(_mm256_loadu_ps(yi + k),
-                                                   silu256(_mm256_loadu_ps(zi + k))));
-        if (k < dim) {
-            __m256i m = tail256(dim - k);
-            __m256 g = silu256(_mm256_maskload_ps(zi + k, m));
-            _mm256_maskstore_ps(yi + k, m, _mm256_mul_ps(_mm256_maskload_ps(yi + k, m), g));
-        }
-    }
-}
-
-__attribute__((target("avx2,fma"))) static void
-sigmoid_avx2(float *v, size_t ld, int n_rows, int dim)
-{
-    const __m256 one = _mm256_set1_ps(1.0f), sign = _mm256_set1_ps(-0.0f);
-    for (int i = 0; i < n_rows; ++i) {
-        float *vi = v + (size_t)i * ld;
-        int k = 0;
-        for (; k + 8 <= dim; k += 8) {
-            __m256 e = vexp256(_mm256_xor_ps(_mm256_loadu_ps(vi + k), sign));
-            _mm256_storeu_ps(vi + k, _mm256_div_ps(one, _mm256_add_ps(one, e)));
-        }
-        if (k < dim) {
-            __m256i m = tail256(dim - k);
-            __m256 e = vexp256(_mm256_xor_ps(_mm256_maskload_ps(vi + k, m), sign));
-            _mm256_maskstore_ps(vi + k, m, _mm256_div_ps(one, _mm256_add_ps(one, e)));
-        }
-    }
-}
+#define E_SUFFIX avx2
+#define E_TARGET "avx2,fma"
+#define E_V __m256
+#define E_W 8
+#define E_MASK __m256i
+#define E_TAIL(n) tail256(n)
+#define E_LOADU(p) _mm256_loadu_ps(p)
+#define E_STOREU(p, v) _mm256_storeu_ps(p, v)
+#define E_MASKZ_LOAD(m, p) _mm256_maskload_ps(p, m)
+#define E_MASK_STORE(p, m, v) _mm256_maskstore_ps(p, m, v)
+#define E_SET1(f) _mm256_set1_ps(f)
+#define E_ADD(a, b) _mm256_add_ps(a, b)
+#define E_MUL(a, b) _mm256_mul_ps(a, b)
+#define E_DIV(a, b) _mm256_div_ps(a, b)
+#define E_NEG(v) _mm256_xor_ps(v, _mm256_set1_ps(-0.0f))
+#define E_EXP(v) vexp256(v)
+#define E_SOFTPLUS(v) softplus256(v)
+#define E_SILU(v) silu256(v)
+#include "elem_body.h"
 
 /* conv_step_avx512's scheme over eight channels: four registers of two
  * channels, lane shift by a permute and a blend, the in-lane transpose,
