@@ -74,33 +74,51 @@ LP_INLINE void LP_NAME(tile_)(float *out, size_t ld_out, const float *x, size_t 
     }
 }
 
-/* The tile of mr rows × nv vectors with constant shape: the shapes the
- * driver asks for (LP_MR × 1…LP_NV, 2…LP_MR−1 × LP_NV, 1 × 1…LP_NV1). */
-__attribute__((target(LP_TARGET))) static void
-LP_NAME(tile_any_)(float *out, size_t ld_out, const float *x, size_t ld_x, const void *w,
-                   size_t np, const float *bias, int d_in, int d_out, int j0, int mr, int nv)
+/* One row × nv vectors (1 ≤ nv ≤ NVMAX ≤ LP_NV1) as a constant-shape tile;
+ * inlined with NVMAX constant, so each call site holds only its cases. */
+LP_INLINE void LP_NAME(tile_row_)(float *out, size_t ld_out, const float *x, size_t ld_x,
+                                  const void *w, size_t np, const float *bias, int d_in,
+                                  int d_out, int j0, int nv, const int NVMAX)
+{
+#define LP_CASE(NV)                                                                             \
+    case NV:                                                                                    \
+        if ((NV) <= NVMAX)                                                                      \
+            LP_NAME(tile_)(out, ld_out, x, ld_x, w, np, bias, d_in, d_out, j0, 1, NV);          \
+        return;
+    switch (nv) {
+    LP_CASE(1) LP_CASE(2) LP_CASE(3)
+#if LP_NV1 >= 4
+    LP_CASE(4)
+#endif
+#if LP_NV1 >= 5
+    LP_CASE(5)
+#endif
+#if LP_NV1 >= 6
+    LP_CASE(6)
+#endif
+#if LP_NV1 >= 7
+    LP_CASE(7)
+#endif
+#if LP_NV1 >= 8
+    LP_CASE(8)
+#endif
+    default:
+        assert(!"tile shape without a case");
+    }
+#undef LP_CASE
+}
+
+/* mr rows × nv vectors, for mr == LP_MR (any nv ≤ LP_NV) or nv == LP_NV
+ * (2 ≤ mr < LP_MR), as a constant-shape tile. */
+LP_INLINE void LP_NAME(tile_rows_)(float *out, size_t ld_out, const float *x, size_t ld_x,
+                                   const void *w, size_t np, const float *bias, int d_in,
+                                   int d_out, int j0, int mr, int nv)
 {
 #define LP_CASE(MR, NV)                                                                         \
     case (MR) * 16 + (NV):                                                                      \
         LP_NAME(tile_)(out, ld_out, x, ld_x, w, np, bias, d_in, d_out, j0, MR, NV);             \
         return;
     switch (mr * 16 + nv) {
-    LP_CASE(1, 1) LP_CASE(1, 2) LP_CASE(1, 3)
-#if LP_NV1 >= 4
-    LP_CASE(1, 4)
-#endif
-#if LP_NV1 >= 5
-    LP_CASE(1, 5)
-#endif
-#if LP_NV1 >= 6
-    LP_CASE(1, 6)
-#endif
-#if LP_NV1 >= 7
-    LP_CASE(1, 7)
-#endif
-#if LP_NV1 >= 8
-    LP_CASE(1, 8)
-#endif
     LP_CASE(LP_MR, 1) LP_CASE(LP_MR, 2) LP_CASE(LP_MR, 3)
 #if LP_NV >= 4
     LP_CASE(LP_MR, 4)
@@ -193,8 +211,8 @@ LP_NAME(ssm_linear_packed_)(float *out, size_t ld_out, const float *x, size_t ld
         for (int i = 0; i < n_rows; ++i)
             for (int v0 = 0; v0 < nvec; v0 += LP_NV1) {
                 int nv = nvec - v0 >= LP_NV1 ? LP_NV1 : nvec - v0;
-                LP_NAME(tile_any_)(out + (size_t)i * ld_out, ld_out, x + (size_t)i * ld_x, ld_x,
-                                   wp, np, bias, d_in, d_out, LP_W * v0, 1, nv);
+                LP_NAME(tile_row_)(out + (size_t)i * ld_out, ld_out, x + (size_t)i * ld_x, ld_x,
+                                   wp, np, bias, d_in, d_out, LP_W * v0, nv, LP_NV1);
             }
         return;
     }
@@ -205,13 +223,13 @@ LP_NAME(ssm_linear_packed_)(float *out, size_t ld_out, const float *x, size_t ld
             int mr = n_rows - i >= LP_MR ? LP_MR : n_rows - i;
             const float *xi = x + (size_t)i * ld_x;
             float *oi = out + (size_t)i * ld_out;
-            if (mr == LP_MR || nv == LP_NV) {
-                LP_NAME(tile_any_)(oi, ld_out, xi, ld_x, wp, np, bias, d_in, d_out, j0, mr, nv);
+            if (mr == LP_MR || (nv == LP_NV && mr > 1)) {
+                LP_NAME(tile_rows_)(oi, ld_out, xi, ld_x, wp, np, bias, d_in, d_out, j0, mr, nv);
                 continue;
             }
             for (int r = 0; r < mr; ++r)
-                LP_NAME(tile_any_)(oi + (size_t)r * ld_out, ld_out, xi + (size_t)r * ld_x, ld_x,
-                                   wp, np, bias, d_in, d_out, j0, 1, nv);
+                LP_NAME(tile_row_)(oi + (size_t)r * ld_out, ld_out, xi + (size_t)r * ld_x, ld_x,
+                                   wp, np, bias, d_in, d_out, j0, nv, LP_NV);
         }
     }
 }

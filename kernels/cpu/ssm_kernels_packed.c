@@ -185,7 +185,6 @@ void ssm_linear_packed_f16_scalar(float *out, size_t ld_out, const float *x, siz
 #define LP_ISA avx512
 #include "linear_packed_isa.h"
 
-
 /* ---- AVX2 + FMA: MR 4 × NV 3, one or two rows NV 6 -------------------------- */
 
 #define LP_TARGET "avx2,fma,f16c"
@@ -210,7 +209,6 @@ void ssm_linear_packed_f16_scalar(float *out, size_t ld_out, const float *x, siz
 #define LP_LOAD_F16(p) _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p)))
 #define LP_ISA avx2
 #include "linear_packed_isa.h"
-
 
 #endif /* SSM_X86 */
 
