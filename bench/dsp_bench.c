@@ -45,9 +45,11 @@ static int run(const bench_cfg *c, double min_seconds)
                            c->with_inverse ? DSP_WINDOW_SQRT_HANN : DSP_WINDOW_NONE };
     dsp_framer_config fc = { c->n_fft, c->hop, true };
     dsp_mel_config mc = { sr, c->n_fft, c->n_mels, 0.0, sr / 2, DSP_MEL_SLANEY, DSP_MEL_NORM_SLANEY };
-    dsp_stft *st = dsp_stft_create(&sc, &err);
-    dsp_framer *f = st ? dsp_framer_create(&fc, &err) : NULL;
-    dsp_melbank *mb = f ? dsp_melbank_create(&mc, &err) : NULL;
+    dsp_stft *st = NULL;
+    dsp_framer *f = NULL;
+    dsp_melbank *mb = NULL;
+    if (dsp_stft_create(&st, &sc, &err) == DSP_OK && dsp_framer_create(&f, &fc, &err) == DSP_OK)
+        dsp_melbank_create(&mb, &mc, &err);
     float *x = malloc(len * sizeof *x), *out = malloc((c->hop + 1) * sizeof *out);
     float *frame = malloc(c->n_fft * sizeof *frame), *spec = malloc(2 * nb * sizeof *spec);
     float *power = malloc(nb * sizeof *power), *mel = malloc(c->n_mels * sizeof *mel);

@@ -45,7 +45,7 @@ static int pipeline_setup(ssmd_srv *s)
                               .n_mels = (size_t)s->fe.n_mels, .fmin_hz = s->fe.fmin_hz,
                               .fmax_hz = s->fe.fmax_hz, .scale = DSP_MEL_SLANEY, .norm = DSP_MEL_NORM_SLANEY };
         dsp_error de = { 0 };
-        if (!(s->mb = dsp_melbank_create(&mc, &de))) {
+        if (dsp_melbank_create(&s->mb, &mc, &de) != DSP_OK) {
             fprintf(stderr, "ssmd: %s: %s\n", s->model_path, de.msg);
             return -1;
         }

@@ -77,7 +77,8 @@ ssmd_stream *ssmd_stream_create(const ssm_model *model, const ssmd_frontend *fe,
                              .align_output = cfg->align_output };
     dsp_stft_config sc = { .n_fft = (size_t)fe->n_fft, .hop_samples = (size_t)fe->hop_samples,
                            .analysis_window = fe->analysis, .synthesis_window = fe->synthesis };
-    if (!(s->framer = dsp_framer_create(&fc, &de)) || !(s->stft = dsp_stft_create(&sc, &de))) {
+    if (dsp_framer_create(&s->framer, &fc, &de) != DSP_OK ||
+        dsp_stft_create(&s->stft, &sc, &de) != DSP_OK) {
         snprintf(err, cap, "stream: %s", de.msg);
         goto fail;
     }

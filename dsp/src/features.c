@@ -83,45 +83,32 @@ static double mel_to_hz(double m, dsp_mel_scale scale)
     return SLANEY_F_SP * m;
 }
 
-dsp_melbank *dsp_melbank_create(const dsp_mel_config *cfg, dsp_error *err)
+int dsp_melbank_create(dsp_melbank **out, const dsp_mel_config *cfg, dsp_error *err)
 {
-    if (!cfg) {
-        dsp_error_set(err, DSP_ERR_INVALID, "mel: no configuration given");
-        return NULL;
-    }
+    if (!out)
+        return dsp_error_set(err, DSP_ERR_INVALID, "mel: out pointer is NULL");
+    *out = NULL;
+    if (!cfg)
+        return dsp_error_set(err, DSP_ERR_INVALID, "mel: no configuration given");
     const double sr = cfg->sample_rate_hz;
-    if (!isfinite(sr) || !(sr > 0.0)) {
-        dsp_error_set(err, DSP_ERR_INVALID, "mel: sample_rate_hz must be > 0 (got %g)", sr);
-        return NULL;
-    }
-    if (cfg->n_fft < 2 || cfg->n_fft > ((size_t)1 << 24)) {
-        dsp_error_set(err, DSP_ERR_INVALID, "mel: n_fft must be in [2, 2^24] (got %zu)", cfg->n_fft);
-        return NULL;
-    }
-    if (cfg->n_mels == 0 || cfg->n_mels > 4096) {
-        dsp_error_set(err, DSP_ERR_INVALID, "mel: n_mels must be in [1, 4096] (got %zu)",
-                      cfg->n_mels);
-        return NULL;
-    }
+    if (!isfinite(sr) || !(sr > 0.0))
+        return dsp_error_set(err, DSP_ERR_INVALID, "mel: sample_rate_hz must be > 0 (got %g)", sr);
+    if (cfg->n_fft < 2 || cfg->n_fft > ((size_t)1 << 24))
+        return dsp_error_set(err, DSP_ERR_INVALID, "mel: n_fft must be in [2, 2^24] (got %zu)", cfg->n_fft);
+    if (cfg->n_mels == 0 || cfg->n_mels > 4096)
+        return dsp_error_set(err, DSP_ERR_INVALID, "mel: n_mels must be in [1, 4096] (got %zu)",
+                             cfg->n_mels);
     const double fmax = cfg->fmax_hz == 0.0 ? sr / 2.0 : cfg->fmax_hz;
-    if (!isfinite(fmax) || fmax > sr / 2.0) {
-        dsp_error_set(err, DSP_ERR_INVALID,
-                      "mel: fmax_hz %g is above the Nyquist frequency %g Hz", fmax, sr / 2.0);
-        return NULL;
-    }
-    if (!isfinite(cfg->fmin_hz) || cfg->fmin_hz < 0.0 || cfg->fmin_hz >= fmax) {
-        dsp_error_set(err, DSP_ERR_INVALID, "mel: fmin_hz must be in [0, fmax=%g) (got %g)",
-                      fmax, cfg->fmin_hz);
-        return NULL;
-    }
-    if (cfg->scale != DSP_MEL_SLANEY && cfg->scale != DSP_MEL_HTK) {
-        dsp_error_set(err, DSP_ERR_INVALID, "mel: unknown scale %d", (int)cfg->scale);
-        return NULL;
-    }
-    if (cfg->norm != DSP_MEL_NORM_SLANEY && cfg->norm != DSP_MEL_NORM_NONE) {
-        dsp_error_set(err, DSP_ERR_INVALID, "mel: unknown norm %d", (int)cfg->norm);
-        return NULL;
-    }
+    if (!isfinite(fmax) || fmax > sr / 2.0)
+        return dsp_error_set(err, DSP_ERR_INVALID,
+                             "mel: fmax_hz %g is above the Nyquist frequency %g Hz", fmax, sr / 2.0);
+    if (!isfinite(cfg->fmin_hz) || cfg->fmin_hz < 0.0 || cfg->fmin_hz >= fmax)
+        return dsp_error_set(err, DSP_ERR_INVALID, "mel: fmin_hz must be in [0, fmax=%g) (got %g)",
+                             fmax, cfg->fmin_hz);
+    if (cfg->scale != DSP_MEL_SLANEY && cfg->scale != DSP_MEL_HTK)
+        return dsp_error_set(err, DSP_ERR_INVALID, "mel: unknown scale %d", (int)cfg->scale);
+    if (cfg->norm != DSP_MEL_NORM_SLANEY && cfg->norm != DSP_MEL_NORM_NONE)
+        return dsp_error_set(err, DSP_ERR_INVALID, "mel: unknown norm %d", (int)cfg->norm);
 
     const size_t n_mels = cfg->n_mels, n_bins = cfg->n_fft / 2 + 1;
     dsp_melbank *mb = calloc(1, sizeof *mb);
@@ -134,8 +121,7 @@ dsp_melbank *dsp_melbank_create(const dsp_mel_config *cfg, dsp_error *err)
     if (!mb || !edges || !mb->w || !mb->lo || !mb->hi) {
         free(edges);
         dsp_melbank_destroy(mb);
-        dsp_error_set(err, DSP_ERR_NOMEM, "mel: out of memory for %zu x %zu weights", n_mels, n_bins);
-        return NULL;
+        return dsp_error_set(err, DSP_ERR_NOMEM, "mel: out of memory for %zu x %zu weights", n_mels, n_bins);
     }
     mb->n_mels = n_mels;
     mb->n_bins = n_bins;
@@ -176,7 +162,8 @@ dsp_melbank *dsp_melbank_create(const dsp_mel_config *cfg, dsp_error *err)
     if (n_empty)
         dsp_log(DSP_LOG_WARN, "mel: %zu of %zu filters are empty (n_mels %zu too high for n_fft %zu)",
                 n_empty, n_mels, n_mels, cfg->n_fft);
-    return mb;
+    *out = mb;
+    return DSP_OK;
 }
 
 void dsp_melbank_destroy(dsp_melbank *mb)

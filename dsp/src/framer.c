@@ -48,42 +48,37 @@ size_t dsp_sanitize_f32(float *x, size_t n)
     return bad;
 }
 
-dsp_framer *dsp_framer_create(const dsp_framer_config *cfg, dsp_error *err)
+int dsp_framer_create(dsp_framer **out, const dsp_framer_config *cfg, dsp_error *err)
 {
-    if (!cfg) {
-        dsp_error_set(err, DSP_ERR_INVALID, "framer: no configuration given");
-        return NULL;
-    }
-    if (cfg->n_window == 0) {
-        dsp_error_set(err, DSP_ERR_INVALID, "framer: n_window must be at least 1 (got 0)");
-        return NULL;
-    }
-    if (cfg->hop_samples == 0 || cfg->hop_samples > cfg->n_window) {
-        dsp_error_set(err, DSP_ERR_INVALID,
-                      "framer: hop_samples must be in [1, n_window=%zu] (got %zu)",
-                      cfg->n_window, cfg->hop_samples);
-        return NULL;
-    }
-    if (cfg->n_window > ((size_t)1 << 28)) {
-        dsp_error_set(err, DSP_ERR_INVALID, "framer: n_window %zu is too large (max 2^28)",
-                      cfg->n_window);
-        return NULL;
-    }
+    if (!out)
+        return dsp_error_set(err, DSP_ERR_INVALID, "framer: out pointer is NULL");
+    *out = NULL;
+    if (!cfg)
+        return dsp_error_set(err, DSP_ERR_INVALID, "framer: no configuration given");
+    if (cfg->n_window == 0)
+        return dsp_error_set(err, DSP_ERR_INVALID, "framer: n_window must be at least 1 (got 0)");
+    if (cfg->hop_samples == 0 || cfg->hop_samples > cfg->n_window)
+        return dsp_error_set(err, DSP_ERR_INVALID,
+                             "framer: hop_samples must be in [1, n_window=%zu] (got %zu)",
+                             cfg->n_window, cfg->hop_samples);
+    if (cfg->n_window > ((size_t)1 << 28))
+        return dsp_error_set(err, DSP_ERR_INVALID, "framer: n_window %zu is too large (max 2^28)",
+                             cfg->n_window);
     dsp_framer *f = calloc(1, sizeof *f);
     float *bufs = calloc(2 * cfg->n_window, sizeof *bufs);
     if (!f || !bufs) {
         free(f);
         free(bufs);
-        dsp_error_set(err, DSP_ERR_NOMEM, "framer: out of memory for n_window %zu",
-                      cfg->n_window);
-        return NULL;
+        return dsp_error_set(err, DSP_ERR_NOMEM, "framer: out of memory for n_window %zu",
+                             cfg->n_window);
     }
     f->n_window = cfg->n_window;
     f->hop = cfg->hop_samples;
     f->align = cfg->align_output;
     f->abuf = bufs;
     f->acc = bufs + cfg->n_window;
-    return f;
+    *out = f;
+    return DSP_OK;
 }
 
 void dsp_framer_destroy(dsp_framer *f)

@@ -112,8 +112,8 @@ static int build_synthesis(dsp_stft *st, dsp_error *err)
     }
     if (!(dmax > 0.0) || dmax - dmin > COLA_RTOL * dmax) {
         return dsp_error_set(err, DSP_ERR_INVALID,
-            "stft: %s analysis / %s synthesis windows with n_fft %zu and hop %zu "
-            "do not overlap-add to a constant (envelope %.6g..%.6g); supported: "
+                             "stft: %s analysis / %s synthesis windows with n_fft %zu and hop %zu "
+                             "do not overlap-add to a constant (envelope %.6g..%.6g); supported: "
             "sqrt-hann/sqrt-hann or hann/rect with n_fft/hop an integer >= 2, "
             "hann/hann with n_fft/hop an integer >= 3, rect/rect with hop = n_fft",
             dsp_window_name(st->ana_kind), dsp_window_name(st->syn_kind),
@@ -128,34 +128,27 @@ static int build_synthesis(dsp_stft *st, dsp_error *err)
     return DSP_OK;
 }
 
-dsp_stft *dsp_stft_create(const dsp_stft_config *cfg, dsp_error *err)
+int dsp_stft_create(dsp_stft **out, const dsp_stft_config *cfg, dsp_error *err)
 {
-    if (!cfg) {
-        dsp_error_set(err, DSP_ERR_INVALID, "stft: no configuration given");
-        return NULL;
-    }
-    if (cfg->n_fft < 2 || cfg->n_fft > ((size_t)1 << 24)) {
-        dsp_error_set(err, DSP_ERR_INVALID, "stft: n_fft must be in [2, 2^24] (got %zu)",
-                      cfg->n_fft);
-        return NULL;
-    }
-    if (cfg->hop_samples == 0 || cfg->hop_samples > cfg->n_fft) {
-        dsp_error_set(err, DSP_ERR_INVALID, "stft: hop_samples must be in [1, n_fft=%zu] (got %zu)",
-                      cfg->n_fft, cfg->hop_samples);
-        return NULL;
-    }
-    if (!window_valid(cfg->analysis_window, false)) {
-        dsp_error_set(err, DSP_ERR_INVALID,
-                      "stft: analysis window must be rect, hann or sqrt-hann (got %d)",
-                      (int)cfg->analysis_window);
-        return NULL;
-    }
-    if (!window_valid(cfg->synthesis_window, true)) {
-        dsp_error_set(err, DSP_ERR_INVALID,
-                      "stft: synthesis window must be none, rect, hann or sqrt-hann (got %d)",
-                      (int)cfg->synthesis_window);
-        return NULL;
-    }
+    if (!out)
+        return dsp_error_set(err, DSP_ERR_INVALID, "stft: out pointer is NULL");
+    *out = NULL;
+    if (!cfg)
+        return dsp_error_set(err, DSP_ERR_INVALID, "stft: no configuration given");
+    if (cfg->n_fft < 2 || cfg->n_fft > ((size_t)1 << 24))
+        return dsp_error_set(err, DSP_ERR_INVALID, "stft: n_fft must be in [2, 2^24] (got %zu)",
+                             cfg->n_fft);
+    if (cfg->hop_samples == 0 || cfg->hop_samples > cfg->n_fft)
+        return dsp_error_set(err, DSP_ERR_INVALID, "stft: hop_samples must be in [1, n_fft=%zu] (got %zu)",
+                             cfg->n_fft, cfg->hop_samples);
+    if (!window_valid(cfg->analysis_window, false))
+        return dsp_error_set(err, DSP_ERR_INVALID,
+                             "stft: analysis window must be rect, hann or sqrt-hann (got %d)",
+                             (int)cfg->analysis_window);
+    if (!window_valid(cfg->synthesis_window, true))
+        return dsp_error_set(err, DSP_ERR_INVALID,
+                             "stft: synthesis window must be none, rect, hann or sqrt-hann (got %d)",
+                             (int)cfg->synthesis_window);
 
     dsp_stft *st = calloc(1, sizeof *st);
     if (!st)
@@ -174,9 +167,10 @@ dsp_stft *dsp_stft_create(const dsp_stft_config *cfg, dsp_error *err)
         st->syn_scaled = malloc(st->n_fft * sizeof *st->syn_scaled);
         if (!st->syn || !st->syn_scaled)
             goto nomem;
-        if (build_synthesis(st, err) != DSP_OK) {
+        int rc = build_synthesis(st, err);
+        if (rc != DSP_OK) {
             dsp_stft_destroy(st);
-            return NULL;
+            return rc;
         }
     }
 
@@ -193,17 +187,16 @@ dsp_stft *dsp_stft_create(const dsp_stft_config *cfg, dsp_error *err)
     if (!st->rbuf || !st->cbuf)
         goto nomem;
     if (!st->fwd || (st->syn_kind != DSP_WINDOW_NONE && !st->inv)) {
-        dsp_error_set(err, DSP_ERR_LIBRARY, "stft: FFTW could not plan a transform of size %zu",
-                      st->n_fft);
         dsp_stft_destroy(st);
-        return NULL;
+        return dsp_error_set(err, DSP_ERR_LIBRARY,
+                             "stft: FFTW could not plan a transform of size %zu", cfg->n_fft);
     }
-    return st;
+    *out = st;
+    return DSP_OK;
 
 nomem:
     dsp_stft_destroy(st);
-    dsp_error_set(err, DSP_ERR_NOMEM, "stft: out of memory for n_fft %zu", cfg->n_fft);
-    return NULL;
+    return dsp_error_set(err, DSP_ERR_NOMEM, "stft: out of memory for n_fft %zu", cfg->n_fft);
 }
 
 size_t dsp_stft_n_bins(const dsp_stft *st) { return st->n_bins; }

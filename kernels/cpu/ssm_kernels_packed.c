@@ -19,7 +19,12 @@
  * is broadcast into NV FMAs.  AVX-512: MR 6 × NV 4 (24 accumulators of 32
  * registers); AVX2: MR 4 × NV 3 (12 of 16).  With one or two rows (the
  * latency-bound batch-1 step) NV is 8 (AVX-512) / 6 (AVX2) so that enough
- * independent chains hide the FMA latency while the weights stream once. */
+ * independent chains hide the FMA latency while the weights stream once.
+ *
+ * The tile loop, the streaming loop and the driver are written once, in
+ * linear_packed_body.h, and instantiated below per ISA (linear_packed_isa.h:
+ * f32 and f16 of each) from that ISA's load/broadcast/FMA/store primitives (STYLE.md 17); the scalar
+ * reference is one body for both dtypes. */
 #include "kernels/ssm_kernels.h"
 
 #include <assert.h>
@@ -111,12 +116,19 @@ void ssm_pack_f16(unsigned short *wp, const float *w, int d_in, int d_out)
 
 /* ---- scalar reference ---------------------------------------------------- */
 
-void ssm_linear_packed_f32_scalar(float *out, size_t ld_out, const float *x, size_t ld_x,
-                                  const void *wp, const float *bias,
-                                  int n_rows, int d_in, int d_out)
+/* Weight idx of an fp32 or half panel, as a float (exact). */
+__attribute__((always_inline)) static inline float packed_w(const void *w, size_t idx,
+                                                            const int f16)
 {
-    assert(out && x && wp && d_in >= 1 && d_out >= 1);
-    const float *w = wp;
+    return f16 ? ssm_half_to_f32(((const uint16_t *)w)[idx]) : ((const float *)w)[idx];
+}
+
+/* One body for both dtypes (f16 a constant at each call). */
+__attribute__((always_inline)) static inline void
+linear_packed_scalar(float *out, size_t ld_out, const float *x, size_t ld_x, const void *w,
+                     const float *bias, int n_rows, int d_in, int d_out, const int f16)
+{
+    assert(out && x && w && d_in >= 1 && d_out >= 1);
     size_t np = (size_t)ssm_pack_cols(d_out);
     for (int i = 0; i < n_rows; ++i) {
         const float *xi = x + (size_t)i * ld_x;
@@ -124,308 +136,79 @@ void ssm_linear_packed_f32_scalar(float *out, size_t ld_out, const float *x, siz
         for (int j = 0; j < d_out; ++j) {
             float acc = 0.0f;
             for (int k = 0; k < d_in; ++k)
-                acc = fmaf(xi[k], w[(size_t)k * np + j], acc);
+                acc = fmaf(xi[k], packed_w(w, (size_t)k * np + (size_t)j, f16), acc);
             oi[j] = bias ? acc + bias[j] : acc;
         }
     }
+}
+
+void ssm_linear_packed_f32_scalar(float *out, size_t ld_out, const float *x, size_t ld_x,
+                                  const void *wp, const float *bias,
+                                  int n_rows, int d_in, int d_out)
+{
+    linear_packed_scalar(out, ld_out, x, ld_x, wp, bias, n_rows, d_in, d_out, 0);
 }
 
 void ssm_linear_packed_f16_scalar(float *out, size_t ld_out, const float *x, size_t ld_x,
                                   const void *wp, const float *bias,
                                   int n_rows, int d_in, int d_out)
 {
-    assert(out && x && wp && d_in >= 1 && d_out >= 1);
-    const uint16_t *w = wp;
-    size_t np = (size_t)ssm_pack_cols(d_out);
-    for (int i = 0; i < n_rows; ++i) {
-        const float *xi = x + (size_t)i * ld_x;
-        float *oi = out + (size_t)i * ld_out;
-        for (int j = 0; j < d_out; ++j) {
-            float acc = 0.0f;
-            for (int k = 0; k < d_in; ++k)
-                acc = fmaf(xi[k], ssm_half_to_f32(w[(size_t)k * np + j]), acc);
-            oi[j] = bias ? acc + bias[j] : acc;
-        }
-    }
+    linear_packed_scalar(out, ld_out, x, ld_x, wp, bias, n_rows, d_in, d_out, 1);
 }
 
 #ifdef SSM_X86
 
-/* ---- AVX-512 -------------------------------------------------------------- */
-
-#define T512 __attribute__((target("avx512f,avx512vl,f16c,fma,avx2"), always_inline)) static inline
-
-T512 __m512 ld512_f32(const void *w, size_t idx)
-{
-    return _mm512_loadu_ps((const float *)w + idx);
-}
-
-T512 __m512 ld512_f16(const void *w, size_t idx)
-{
-    return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)((const uint16_t *)w + idx)));
-}
-
-/* MR rows × NV vectors of 16 columns starting at column j0 (a multiple of
- * 16, < n_pad); columns at or beyond d_out are not stored. */
-#define TILE512(NAME, LOAD)                                                                   \
-    T512 void NAME(float *out, size_t ld_out, const float *x, size_t ld_x, const void *w,    \
-                   size_t np, const float *bias, int d_in, int d_out, int j0, const int MR,  \
-                   const int NV)                                                              \
-    {                                                                                         \
-        __m512 acc[6][8];                                                                     \
-        _Pragma("GCC unroll 8") for (int r = 0; r < MR; ++r)                                 \
-            _Pragma("GCC unroll 8") for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_setzero_ps(); \
-        for (int k = 0; k < d_in; ++k) {                                                      \
-            __m512 wv[8];                                                                     \
-            _Pragma("GCC unroll 8") for (int v = 0; v < NV; ++v)                              \
-                wv[v] = LOAD(w, (size_t)k * np + (size_t)j0 + 16 * (size_t)v);                \
-            _Pragma("GCC unroll 8") for (int r = 0; r < MR; ++r) {                            \
-                __m512 xb = _mm512_set1_ps(x[(size_t)r * ld_x + (size_t)k]);                  \
-                _Pragma("GCC unroll 8") for (int v = 0; v < NV; ++v)                          \
-                    acc[r][v] = _mm512_fmadd_ps(xb, wv[v], acc[r][v]);                        \
-            }                                                                                 \
-        }                                                                                     \
-        _Pragma("GCC unroll 8") for (int v = 0; v < NV; ++v) {                                \
-            int j = j0 + 16 * v;                                                              \
-            if (j >= d_out)                                                                   \
-                break;                                                                        \
-            int left = d_out - j;                                                             \
-            __mmask16 m = left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1u);    \
-            __m512 b = bias ? _mm512_maskz_loadu_ps(m, bias + j) : _mm512_setzero_ps();       \
-            _Pragma("GCC unroll 8") for (int r = 0; r < MR; ++r) {                            \
-                __m512 o = bias ? _mm512_add_ps(acc[r][v], b) : acc[r][v];                    \
-                _mm512_mask_storeu_ps(out + (size_t)r * ld_out + (size_t)j, m, o);            \
-            }                                                                                 \
-        }                                                                                     \
-    }
-
-TILE512(tile512_f32, ld512_f32)
-TILE512(tile512_f16, ld512_f16)
-
-/* One row against a large panel (DRAM- or L3-resident): the panel is read
- * in storage order, row k of it after row k−1, so that the hardware
- * prefetchers stream it, with the partial sums kept in the output row (L1)
- * instead of registers.  Each output element is still the FMA chain over
- * k = 0, 1, … from +0, then + bias: the tile kernel's bits. */
-#define STREAM512(NAME, LOAD)                                                                 \
-    T512 void NAME(float *o, const float *x, const void *w, size_t np, const float *bias,    \
-                   int d_in, int d_out)                                                       \
-    {                                                                                         \
-        const int nfull = d_out / 16, tail = d_out % 16;                                      \
-        const __mmask16 tm = (__mmask16)((1u << tail) - 1u);                                  \
-        for (int v = 0; v < nfull; ++v)                                                       \
-            _mm512_storeu_ps(o + 16 * v, _mm512_setzero_ps());                                \
-        if (tail)                                                                             \
-            _mm512_mask_storeu_ps(o + 16 * nfull, tm, _mm512_setzero_ps());                   \
-        for (int k = 0; k < d_in; ++k) {                                                      \
-            const __m512 xb = _mm512_set1_ps(x[k]);                                           \
-            const size_t base = (size_t)k * np;                                               \
-            int v = 0;                                                                        \
-            for (; v + 4 <= nfull; v += 4) {                                                  \
-                _Pragma("GCC unroll 4") for (int u = 0; u < 4; ++u) {                         \
-                    float *ov = o + 16 * (v + u);                                             \
-                    _mm512_storeu_ps(ov, _mm512_fmadd_ps(xb, LOAD(w, base + 16 * (size_t)(v + u)), \
-                                                         _mm512_loadu_ps(ov)));               \
-                }                                                                             \
-            }                                                                                 \
-            for (; v < nfull; ++v) {                                                          \
-                float *ov = o + 16 * v;                                                       \
-                _mm512_storeu_ps(ov, _mm512_fmadd_ps(xb, LOAD(w, base + 16 * (size_t)v),     \
-                                                     _mm512_loadu_ps(ov)));                   \
-            }                                                                                 \
-            if (tail) {                                                                       \
-                float *ov = o + 16 * nfull;                                                   \
-                _mm512_mask_storeu_ps(ov, tm, _mm512_fmadd_ps(xb, LOAD(w, base + 16 * (size_t)nfull), \
-                                                              _mm512_maskz_loadu_ps(tm, ov))); \
-            }                                                                                 \
-        }                                                                                     \
-        if (bias) {                                                                           \
-            for (int v = 0; v < nfull; ++v)                                                   \
-                _mm512_storeu_ps(o + 16 * v, _mm512_add_ps(_mm512_loadu_ps(o + 16 * v),      \
-                                                           _mm512_loadu_ps(bias + 16 * v)));  \
-            if (tail)                                                                         \
-                _mm512_mask_storeu_ps(o + 16 * nfull, tm,                                     \
-                                      _mm512_add_ps(_mm512_maskz_loadu_ps(tm, o + 16 * nfull), \
-                                                    _mm512_maskz_loadu_ps(tm, bias + 16 * nfull))); \
-        }                                                                                     \
-    }
-
-STREAM512(stream512_f32, ld512_f32)
-STREAM512(stream512_f16, ld512_f16)
-
 /* Panels at least this large take the streaming path at one or two rows. */
 #define STREAM_MIN_BYTES ((size_t)512 << 10)
 
-#define DRIVER512(NAME, TILE, STREAM, ELEM)                                                       \
-    __attribute__((target("avx512f,avx512vl,f16c,fma,avx2"))) static void NAME(                         \
-        float *out, size_t ld_out, const float *x, size_t ld_x, const void *wp, const float *bias, \
-        int n_rows, int d_in, int d_out)                                                          \
-    {                                                                                             \
-        assert(out && x && wp && d_in >= 1 && d_out >= 1);                                       \
-        size_t np = (size_t)ssm_pack_cols(d_out);                                                 \
-        int nvec = (int)(np / 16);                                                                \
-        if (n_rows <= 2 && (size_t)d_in * np * (ELEM) >= STREAM_MIN_BYTES) {                      \
-            for (int i = 0; i < n_rows; ++i)                                                      \
-                STREAM(out + (size_t)i * ld_out, x + (size_t)i * ld_x, wp, np, bias, d_in, d_out); \
-            return;                                                                               \
-        }                                                                                         \
-        if (n_rows <= 2) {                                                                        \
-            for (int i = 0; i < n_rows; ++i)                                                      \
-                for (int v0 = 0; v0 < nvec; v0 += 8) {                                            \
-                    const float *xi = x + (size_t)i * ld_x;                                       \
-                    float *oi = out + (size_t)i * ld_out;                                         \
-                    int j0 = 16 * v0;                                                             \
-                    switch (nvec - v0 >= 8 ? 8 : nvec - v0) {                                     \
-                    case 8: TILE(oi, ld_out, xi, ld_x, wp, np, bias, d_in, d_out, j0, 1, 8); break; \
-                    case 7: TILE(oi, ld_out, xi, ld_x, wp, np, bias, d_in, d_out, j0, 1, 7); break; \
-                    case 6: TILE(oi, ld_out, xi, ld_x, wp, np, bias, d_in, d_out, j0, 1, 6); break; \
-                    case 5: TILE(oi, ld_out, xi, ld_x, wp, np, bias, d_in, d_out, j0, 1, 5); break; \
-                    case 4: TILE(oi, ld_out, xi, ld_x, wp, np, bias, d_in, d_out, j0, 1, 4); break; \
-                    case 3: TILE(oi, ld_out, xi, ld_x, wp, np, bias, d_in, d_out, j0, 1, 3); break; \
-                    case 2: TILE(oi, ld_out, xi, ld_x, wp, np, bias, d_in, d_out, j0, 1, 2); break; \
-                    default: TILE(oi, ld_out, xi, ld_x, wp, np, bias, d_in, d_out, j0, 1, 1); break; \
-                    }                                                                             \
-                }                                                                                 \
-            return;                                                                               \
-        }                                                                                         \
-        for (int v0 = 0; v0 < nvec; v0 += 4) {                                                    \
-            int nv = nvec - v0 >= 4 ? 4 : nvec - v0;                                              \
-            int j0 = 16 * v0;                                                                     \
-            for (int i = 0; i < n_rows; i += 6) {                                                 \
-                int mr = n_rows - i >= 6 ? 6 : n_rows - i;                                        \
-                const float *xi = x + (size_t)i * ld_x;                                           \
-                float *oi = out + (size_t)i * ld_out;                                             \
-                switch (mr * 8 + nv) {                                                            \
-                case 6 * 8 + 4: TILE(oi, ld_out, xi, ld_x, wp, np, bias, d_in, d_out, j0, 6, 4); break; \
-                case 6 * 8 + 3: TILE(oi, ld_out, xi, ld_x, wp, np, bias, d_in, d_out, j0, 6, 3); break; \
-                case 6 * 8 + 2: TILE(oi, ld_out, xi, ld_x, wp, np, bias, d_in, d_out, j0, 6, 2); break; \
-                case 6 * 8 + 1: TILE(oi, ld_out, xi, ld_x, wp, np, bias, d_in, d_out, j0, 6, 1); break; \
-                /* the remainder rows of a batch (or a batch of 3-5) as one tile: the      \
-                 * weights are read once for them, not once per row */                      \
-                case 5 * 8 + 4: TILE(oi, ld_out, xi, ld_x, wp, np, bias, d_in, d_out, j0, 5, 4); break; \
-                case 4 * 8 + 4: TILE(oi, ld_out, xi, ld_x, wp, np, bias, d_in, d_out, j0, 4, 4); break; \
-                case 3 * 8 + 4: TILE(oi, ld_out, xi, ld_x, wp, np, bias, d_in, d_out, j0, 3, 4); break; \
-                case 2 * 8 + 4: TILE(oi, ld_out, xi, ld_x, wp, np, bias, d_in, d_out, j0, 2, 4); break; \
-                default:                                                                          \
-                    for (int r = 0; r < mr; ++r)                                                  \
-                        switch (nv) {                                                             \
-                        case 4: TILE(oi + (size_t)r * ld_out, ld_out, xi + (size_t)r * ld_x, ld_x, wp, np, bias, d_in, d_out, j0, 1, 4); break; \
-                        case 3: TILE(oi + (size_t)r * ld_out, ld_out, xi + (size_t)r * ld_x, ld_x, wp, np, bias, d_in, d_out, j0, 1, 3); break; \
-                        case 2: TILE(oi + (size_t)r * ld_out, ld_out, xi + (size_t)r * ld_x, ld_x, wp, np, bias, d_in, d_out, j0, 1, 2); break; \
-                        default: TILE(oi + (size_t)r * ld_out, ld_out, xi + (size_t)r * ld_x, ld_x, wp, np, bias, d_in, d_out, j0, 1, 1); break; \
-                        }                                                                         \
-                    break;                                                                        \
-                }                                                                                 \
-            }                                                                                     \
-        }                                                                                         \
-    }
+/* ---- AVX-512: MR 6 × NV 4, one or two rows NV 8, streaming ---------------- */
 
-DRIVER512(ssm_linear_packed_f32_avx512, tile512_f32, stream512_f32, 4)
-DRIVER512(ssm_linear_packed_f16_avx512, tile512_f16, stream512_f16, 2)
+#define LP_TARGET "avx512f,avx512vl,f16c,fma,avx2"
+#define LP_V __m512
+#define LP_W 16
+#define LP_ZERO() _mm512_setzero_ps()
+#define LP_SET1(f) _mm512_set1_ps(f)
+#define LP_LOADU(p) _mm512_loadu_ps(p)
+#define LP_STOREU(p, v) _mm512_storeu_ps(p, v)
+#define LP_FMA(a, b, c) _mm512_fmadd_ps(a, b, c)
+#define LP_ADD(a, b) _mm512_add_ps(a, b)
+#define LP_MASK __mmask16
+#define LP_MASK_N(n) ((n) >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n)) - 1u))
+#define LP_MASKZ_LOAD(m, p) _mm512_maskz_loadu_ps(m, p)
+#define LP_MASK_STORE(p, m, v) _mm512_mask_storeu_ps(p, m, v)
+#define LP_MR 6
+#define LP_NV 4
+#define LP_NV1 8
+#define LP_STREAM 1
 
-/* ---- AVX2 + FMA ------------------------------------------------------------ */
+#define LP_LOAD_F16(p) _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(p)))
+#define LP_ISA avx512
+#include "linear_packed_isa.h"
 
-#define T256 __attribute__((target("avx2,fma,f16c"), always_inline)) static inline
+/* ---- AVX2 + FMA: MR 4 × NV 3, one or two rows NV 6 -------------------------- */
 
-T256 __m256 ld256_f32(const void *w, size_t idx)
-{
-    return _mm256_loadu_ps((const float *)w + idx);
-}
+#define LP_TARGET "avx2,fma,f16c"
+#define LP_V __m256
+#define LP_W 8
+#define LP_ZERO() _mm256_setzero_ps()
+#define LP_SET1(f) _mm256_set1_ps(f)
+#define LP_LOADU(p) _mm256_loadu_ps(p)
+#define LP_STOREU(p, v) _mm256_storeu_ps(p, v)
+#define LP_FMA(a, b, c) _mm256_fmadd_ps(a, b, c)
+#define LP_ADD(a, b) _mm256_add_ps(a, b)
+#define LP_MASK __m256i
+#define LP_MASK_N(n) \
+    _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
+#define LP_MASKZ_LOAD(m, p) _mm256_maskload_ps(p, m)
+#define LP_MASK_STORE(p, m, v) _mm256_maskstore_ps(p, m, v)
+#define LP_MR 4
+#define LP_NV 3
+#define LP_NV1 6
+#define LP_STREAM 0
 
-T256 __m256 ld256_f16(const void *w, size_t idx)
-{
-    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)w + idx)));
-}
-
-#define TILE256(NAME, LOAD)                                                                   \
-    T256 void NAME(float *out, size_t ld_out, const float *x, size_t ld_x, const void *w,    \
-                   size_t np, const float *bias, int d_in, int d_out, int j0, const int MR,  \
-                   const int NV)                                                              \
-    {                                                                                         \
-        __m256 acc[4][6];                                                                     \
-        _Pragma("GCC unroll 8") for (int r = 0; r < MR; ++r)                                 \
-            _Pragma("GCC unroll 8") for (int v = 0; v < NV; ++v) acc[r][v] = _mm256_setzero_ps(); \
-        for (int k = 0; k < d_in; ++k) {                                                      \
-            __m256 wv[6];                                                                     \
-            _Pragma("GCC unroll 8") for (int v = 0; v < NV; ++v)                              \
-                wv[v] = LOAD(w, (size_t)k * np + (size_t)j0 + 8 * (size_t)v);                 \
-            _Pragma("GCC unroll 8") for (int r = 0; r < MR; ++r) {                            \
-                __m256 xb = _mm256_set1_ps(x[(size_t)r * ld_x + (size_t)k]);                  \
-                _Pragma("GCC unroll 8") for (int v = 0; v < NV; ++v)                          \
-                    acc[r][v] = _mm256_fmadd_ps(xb, wv[v], acc[r][v]);                        \
-            }                                                                                 \
-        }                                                                                     \
-        _Pragma("GCC unroll 8") for (int v = 0; v < NV; ++v) {                                \
-            int j = j0 + 8 * v;                                                               \
-            if (j >= d_out)                                                                   \
-                break;                                                                        \
-            int left = d_out - j;                                                             \
-            __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32(left),                           \
-                                           _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));        \
-            __m256 b = bias ? _mm256_maskload_ps(bias + j, m) : _mm256_setzero_ps();          \
-            _Pragma("GCC unroll 8") for (int r = 0; r < MR; ++r) {                            \
-                __m256 o = bias ? _mm256_add_ps(acc[r][v], b) : acc[r][v];                    \
-                _mm256_maskstore_ps(out + (size_t)r * ld_out + (size_t)j, m, o);              \
-            }                                                                                 \
-        }                                                                                     \
-    }
-
-TILE256(tile256_f32, ld256_f32)
-TILE256(tile256_f16, ld256_f16)
-
-#define DRIVER256(NAME, TILE)                                                                     \
-    __attribute__((target("avx2,fma,f16c"))) static void NAME(                                          \
-        float *out, size_t ld_out, const float *x, size_t ld_x, const void *wp, const float *bias, \
-        int n_rows, int d_in, int d_out)                                                          \
-    {                                                                                             \
-        assert(out && x && wp && d_in >= 1 && d_out >= 1);                                       \
-        size_t np = (size_t)ssm_pack_cols(d_out);                                                 \
-        int nvec = (int)(np / 8);                                                                 \
-        if (n_rows <= 2) {                                                                        \
-            for (int i = 0; i < n_rows; ++i)                                                      \
-                for (int v0 = 0; v0 < nvec; v0 += 6) {                                            \
-                    const float *xi = x + (size_t)i * ld_x;                                       \
-                    float *oi = out + (size_t)i * ld_out;                                         \
-                    int j0 = 8 * v0;                                                              \
-                    switch (nvec - v0 >= 6 ? 6 : nvec - v0) {                                     \
-                    case 6: TILE(oi, ld_out, xi, ld_x, wp, np, bias, d_in, d_out, j0, 1, 6); break; \
-                    case 5: TILE(oi, ld_out, xi, ld_x, wp, np, bias, d_in, d_out, j0, 1, 5); break; \
-                    case 4: TILE(oi, ld_out, xi, ld_x, wp, np, bias, d_in, d_out, j0, 1, 4); break; \
-                    case 3: TILE(oi, ld_out, xi, ld_x, wp, np, bias, d_in, d_out, j0, 1, 3); break; \
-                    case 2: TILE(oi, ld_out, xi, ld_x, wp, np, bias, d_in, d_out, j0, 1, 2); break; \
-                    default: TILE(oi, ld_out, xi, ld_x, wp, np, bias, d_in, d_out, j0, 1, 1); break; \
-                    }                                                                             \
-                }                                                                                 \
-            return;                                                                               \
-        }                                                                                         \
-        for (int v0 = 0; v0 < nvec; v0 += 3) {                                                    \
-            int nv = nvec - v0 >= 3 ? 3 : nvec - v0;                                              \
-            int j0 = 8 * v0;                                                                      \
-            for (int i = 0; i < n_rows; i += 4) {                                                 \
-                int mr = n_rows - i >= 4 ? 4 : n_rows - i;                                        \
-                const float *xi = x + (size_t)i * ld_x;                                           \
-                float *oi = out + (size_t)i * ld_out;                                             \
-                switch (mr * 8 + nv) {                                                            \
-                case 4 * 8 + 3: TILE(oi, ld_out, xi, ld_x, wp, np, bias, d_in, d_out, j0, 4, 3); break; \
-                case 4 * 8 + 2: TILE(oi, ld_out, xi, ld_x, wp, np, bias, d_in, d_out, j0, 4, 2); break; \
-                case 4 * 8 + 1: TILE(oi, ld_out, xi, ld_x, wp, np, bias, d_in, d_out, j0, 4, 1); break; \
-                case 3 * 8 + 3: TILE(oi, ld_out, xi, ld_x, wp, np, bias, d_in, d_out, j0, 3, 3); break; \
-                case 2 * 8 + 3: TILE(oi, ld_out, xi, ld_x, wp, np, bias, d_in, d_out, j0, 2, 3); break; \
-                default:                                                                          \
-                    for (int r = 0; r < mr; ++r)                                                  \
-                        switch (nv) {                                                             \
-                        case 3: TILE(oi + (size_t)r * ld_out, ld_out, xi + (size_t)r * ld_x, ld_x, wp, np, bias, d_in, d_out, j0, 1, 3); break; \
-                        case 2: TILE(oi + (size_t)r * ld_out, ld_out, xi + (size_t)r * ld_x, ld_x, wp, np, bias, d_in, d_out, j0, 1, 2); break; \
-                        default: TILE(oi + (size_t)r * ld_out, ld_out, xi + (size_t)r * ld_x, ld_x, wp, np, bias, d_in, d_out, j0, 1, 1); break; \
-                        }                                                                         \
-                    break;                                                                        \
-                }                                                                                 \
-            }                                                                                     \
-        }                                                                                         \
-    }
-
-DRIVER256(ssm_linear_packed_f32_avx2, tile256_f32)
-DRIVER256(ssm_linear_packed_f16_avx2, tile256_f16)
+#define LP_LOAD_F16(p) _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p)))
+#define LP_ISA avx2
+#include "linear_packed_isa.h"
 
 #endif /* SSM_X86 */
 
@@ -961,67 +744,25 @@ T5 __mmask16 tail512(int n)
     return (__mmask16)((1u << n) - 1u);
 }
 
-__attribute__((target("avx512f,avx512vl,avx512dq,avx2,fma"))) static void
-softplus_avx512(float *out, size_t ld_out, const float *x, size_t ld_x, const float *bias,
-                int n_rows, int dim)
-{
-    for (int i = 0; i < n_rows; ++i) {
-        const float *xi = x + (size_t)i * ld_x;
-        float *oi = out + (size_t)i * ld_out;
-        int k = 0;
-        for (; k + 16 <= dim; k += 16) {
-            __m512 v = _mm512_loadu_ps(xi + k);
-            if (bias)
-                v = _mm512_add_ps(v, _mm512_loadu_ps(bias + k));
-            _mm512_storeu_ps(oi + k, softplus512(v));
-        }
-        if (k < dim) {
-            __mmask16 m = tail512(dim - k);
-            __m512 v = _mm512_maskz_loadu_ps(m, xi + k);
-            if (bias)
-                v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, bias + k));
-            _mm512_mask_storeu_ps(oi + k, m, softplus512(v));
-        }
-    }
-}
-
-__attribute__((target("avx512f,avx512vl,avx512dq,avx2,fma"))) static void
-gate_silu_avx512(float *y, size_t ld_y, const float *z, size_t ld_z, int n_rows, int dim)
-{
-    for (int i = 0; i < n_rows; ++i) {
-        float *yi = y + (size_t)i * ld_y;
-        const float *zi = z + (size_t)i * ld_z;
-        int k = 0;
-        for (; k + 16 <= dim; k += 16)
-            _mm512_storeu_ps(yi + k, _mm512_mul_ps(_mm512_loadu_ps(yi + k),
-                                                   silu512(_mm512_loadu_ps(zi + k))));
-        if (k < dim) {
-            __mmask16 m = tail512(dim - k);
-            __m512 g = silu512(_mm512_maskz_loadu_ps(m, zi + k));
-            _mm512_mask_storeu_ps(yi + k, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, yi + k), g));
-        }
-    }
-}
-
-/* 1 / (1 + exp(−v)) in place */
-__attribute__((target("avx512f,avx512vl,avx512dq,avx2,fma"))) static void
-sigmoid_avx512(float *v, size_t ld, int n_rows, int dim)
-{
-    const __m512 one = _mm512_set1_ps(1.0f);
-    for (int i = 0; i < n_rows; ++i) {
-        float *vi = v + (size_t)i * ld;
-        int k = 0;
-        for (; k + 16 <= dim; k += 16) {
-            __m512 e = vexp512(neg512(_mm512_loadu_ps(vi + k)));
-            _mm512_storeu_ps(vi + k, _mm512_div_ps(one, _mm512_add_ps(one, e)));
-        }
-        if (k < dim) {
-            __mmask16 m = tail512(dim - k);
-            __m512 e = vexp512(neg512(_mm512_maskz_loadu_ps(m, vi + k)));
-            _mm512_mask_storeu_ps(vi + k, m, _mm512_div_ps(one, _mm512_add_ps(one, e)));
-        }
-    }
-}
+#define E_SUFFIX avx512
+#define E_TARGET "avx512f,avx512vl,avx512dq,avx2,fma"
+#define E_V __m512
+#define E_W 16
+#define E_MASK __mmask16
+#define E_TAIL(n) tail512(n)
+#define E_LOADU(p) _mm512_loadu_ps(p)
+#define E_STOREU(p, v) _mm512_storeu_ps(p, v)
+#define E_MASKZ_LOAD(m, p) _mm512_maskz_loadu_ps(m, p)
+#define E_MASK_STORE(p, m, v) _mm512_mask_storeu_ps(p, m, v)
+#define E_SET1(f) _mm512_set1_ps(f)
+#define E_ADD(a, b) _mm512_add_ps(a, b)
+#define E_MUL(a, b) _mm512_mul_ps(a, b)
+#define E_DIV(a, b) _mm512_div_ps(a, b)
+#define E_NEG(v) neg512(v)
+#define E_EXP(v) vexp512(v)
+#define E_SOFTPLUS(v) softplus512(v)
+#define E_SILU(v) silu512(v)
+#include "elem_body.h"
 
 /* d_conv 4, sixteen channels: their states are 64 consecutive floats, four
  * registers of four channels (one 128-bit lane each).  Each register shifts
@@ -1129,66 +870,25 @@ TA __m256i tail256(int n)
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 
-__attribute__((target("avx2,fma"))) static void
-softplus_avx2(float *out, size_t ld_out, const float *x, size_t ld_x, const float *bias,
-              int n_rows, int dim)
-{
-    for (int i = 0; i < n_rows; ++i) {
-        const float *xi = x + (size_t)i * ld_x;
-        float *oi = out + (size_t)i * ld_out;
-        int k = 0;
-        for (; k + 8 <= dim; k += 8) {
-            __m256 v = _mm256_loadu_ps(xi + k);
-            if (bias)
-                v = _mm256_add_ps(v, _mm256_loadu_ps(bias + k));
-            _mm256_storeu_ps(oi + k, softplus256(v));
-        }
-        if (k < dim) {
-            __m256i m = tail256(dim - k);
-            __m256 v = _mm256_maskload_ps(xi + k, m);
-            if (bias)
-                v = _mm256_add_ps(v, _mm256_maskload_ps(bias + k, m));
-            _mm256_maskstore_ps(oi + k, m, softplus256(v));
-        }
-    }
-}
-
-__attribute__((target("avx2,fma"))) static void
-gate_silu_avx2(float *y, size_t ld_y, const float *z, size_t ld_z, int n_rows, int dim)
-{
-    for (int i = 0; i < n_rows; ++i) {
-        float *yi = y + (size_t)i * ld_y;
-        const float *zi = z + (size_t)i * ld_z;
-        int k = 0;
-        for (; k + 8 <= dim; k += 8)
-            _mm256_storeu_ps(yi + k, _mm256_mul_ps(_mm256_loadu_ps(yi + k),
-                                                   silu256(_mm256_loadu_ps(zi + k))));
-        if (k < dim) {
-            __m256i m = tail256(dim - k);
-            __m256 g = silu256(_mm256_maskload_ps(zi + k, m));
-            _mm256_maskstore_ps(yi + k, m, _mm256_mul_ps(_mm256_maskload_ps(yi + k, m), g));
-        }
-    }
-}
-
-__attribute__((target("avx2,fma"))) static void
-sigmoid_avx2(float *v, size_t ld, int n_rows, int dim)
-{
-    const __m256 one = _mm256_set1_ps(1.0f), sign = _mm256_set1_ps(-0.0f);
-    for (int i = 0; i < n_rows; ++i) {
-        float *vi = v + (size_t)i * ld;
-        int k = 0;
-        for (; k + 8 <= dim; k += 8) {
-            __m256 e = vexp256(_mm256_xor_ps(_mm256_loadu_ps(vi + k), sign));
-            _mm256_storeu_ps(vi + k, _mm256_div_ps(one, _mm256_add_ps(one, e)));
-        }
-        if (k < dim) {
-            __m256i m = tail256(dim - k);
-            __m256 e = vexp256(_mm256_xor_ps(_mm256_maskload_ps(vi + k, m), sign));
-            _mm256_maskstore_ps(vi + k, m, _mm256_div_ps(one, _mm256_add_ps(one, e)));
-        }
-    }
-}
+#define E_SUFFIX avx2
+#define E_TARGET "avx2,fma"
+#define E_V __m256
+#define E_W 8
+#define E_MASK __m256i
+#define E_TAIL(n) tail256(n)
+#define E_LOADU(p) _mm256_loadu_ps(p)
+#define E_STOREU(p, v) _mm256_storeu_ps(p, v)
+#define E_MASKZ_LOAD(m, p) _mm256_maskload_ps(p, m)
+#define E_MASK_STORE(p, m, v) _mm256_maskstore_ps(p, m, v)
+#define E_SET1(f) _mm256_set1_ps(f)
+#define E_ADD(a, b) _mm256_add_ps(a, b)
+#define E_MUL(a, b) _mm256_mul_ps(a, b)
+#define E_DIV(a, b) _mm256_div_ps(a, b)
+#define E_NEG(v) _mm256_xor_ps(v, _mm256_set1_ps(-0.0f))
+#define E_EXP(v) vexp256(v)
+#define E_SOFTPLUS(v) softplus256(v)
+#define E_SILU(v) silu256(v)
+#include "elem_body.h"
 
 /* conv_step_avx512's scheme over eight channels: four registers of two
  * channels, lane shift by a permute and a blend, the in-lane transpose,

@@ -26,7 +26,11 @@
  * register tile of 64 columns reads one contiguous run of memory; then colq
  * {n_pad} int32 = 128 · Σ_k wq[k,j] (VNNI multiplies unsigned activations
  * q + 128 by signed weights and subtracts this), then sw {n_pad} float.
- * Padding inputs and columns hold zero weights. */
+ * Padding inputs and columns hold zero weights.
+ *
+ * The register tile, its dispatch and the driver are written once, in
+ * linear_q8_body.h, and included per ISA with that ISA's quantizer, byte
+ * dot product and float/mask primitives (STYLE.md 17). */
 #include "kernels/ssm_kernels.h"
 
 #include <assert.h>
@@ -231,125 +235,58 @@ quant_row_512(int8_t *q, const float *x, int n)
 
 /* ---- AVX-512 VNNI ---------------------------------------------------------
  * Activations enter vpdpbusd as unsigned bytes q + 128; the weights' column
- * sums times 128 (colq) are subtracted afterwards, which leaves Σ q·w. */
-#define T512Q __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni"), always_inline)) static inline
+ * sums times 128 (colq) are subtracted afterwards, which leaves Σ q·w.
+ * Tiles: 6 rows × 4 vectors of 16 (one block); one row × 4 vectors, odd and
+ * even input groups in two sets of accumulators (integer sums: the order
+ * does not matter) so that 8 chains hide vpdpbusd's latency. */
 
-/* MR rows × NV vectors of 16 columns of block jb (NV ≤ 4); with one row,
- * odd and even input groups go to two sets of accumulators (integer sums:
- * the order does not matter) so that 2·NV chains hide vpdpbusd's latency. */
-T512Q void tile512_q8(float *out, size_t ld_out, const uint8_t *xu, size_t ld_xu, const float *sx,
-                      const int8_t *w, const int32_t *colq, const float *sw, const float *bias,
-                      int k4, int d_out, int jb, const int MR, const int NV)
+/* quant_row_512, then q + 128 as unsigned bytes (padding included) */
+__attribute__((target("avx512f,avx512bw,avx512vl"), always_inline)) static inline float
+quant_row_u8_512(uint8_t *xu, const float *x, int n)
 {
-    __m512i acc[6][4], acc2[4];
-    _Pragma("GCC unroll 6") for (int r = 0; r < MR; ++r)
-        _Pragma("GCC unroll 4") for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_setzero_si512();
-    _Pragma("GCC unroll 4") for (int v = 0; v < NV; ++v) acc2[v] = _mm512_setzero_si512();
-    const int8_t *wb = w + (size_t)jb * (size_t)k4 * QB * 4;
-    int g = 0;
-    if (MR == 1) {
-        for (; g + 2 <= k4; g += 2) {
-            int32_t b0, b1;
-            memcpy(&b0, xu + 4 * (size_t)g, 4);
-            memcpy(&b1, xu + 4 * (size_t)g + 4, 4);
-            const __m512i x0 = _mm512_set1_epi32(b0), x1 = _mm512_set1_epi32(b1);
-            const int8_t *wg = wb + (size_t)g * QB * 4;
-            _Pragma("GCC unroll 4") for (int v = 0; v < NV; ++v) {
-                acc[0][v] = _mm512_dpbusd_epi32(acc[0][v], x0, _mm512_loadu_si512((const void *)(wg + 64 * v)));
-                acc2[v] = _mm512_dpbusd_epi32(acc2[v], x1, _mm512_loadu_si512((const void *)(wg + 256 + 64 * v)));
-            }
-        }
-    }
-    for (; g < k4; ++g) {
-        __m512i wv[4];
-        const int8_t *wg = wb + (size_t)g * QB * 4;
-        _Pragma("GCC unroll 4") for (int v = 0; v < NV; ++v)
-            wv[v] = _mm512_loadu_si512((const void *)(wg + 64 * v));
-        _Pragma("GCC unroll 6") for (int r = 0; r < MR; ++r) {
-            int32_t xb4;
-            memcpy(&xb4, xu + (size_t)r * ld_xu + 4 * (size_t)g, 4);
-            __m512i xb = _mm512_set1_epi32(xb4);
-            _Pragma("GCC unroll 4") for (int v = 0; v < NV; ++v)
-                acc[r][v] = _mm512_dpbusd_epi32(acc[r][v], xb, wv[v]);
-        }
-    }
-    _Pragma("GCC unroll 4") for (int v = 0; v < NV; ++v) {
-        int j = QB * jb + 16 * v;
-        if (j >= d_out)
-            break;
-        int left = d_out - j;
-        __mmask16 m = left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1u);
-        __m512i cq = _mm512_loadu_si512((const void *)(colq + j));
-        if (MR == 1)
-            cq = _mm512_sub_epi32(cq, acc2[v]);
-        __m512 s = _mm512_loadu_ps(sw + j);
-        __m512 b = bias ? _mm512_maskz_loadu_ps(m, bias + j) : _mm512_setzero_ps();
-        _Pragma("GCC unroll 6") for (int r = 0; r < MR; ++r) {
-            __m512 f = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[r][v], cq));
-            f = _mm512_mul_ps(_mm512_mul_ps(f, _mm512_set1_ps(sx[r])), s);
-            if (bias)
-                f = _mm512_add_ps(f, b);
-            _mm512_mask_storeu_ps(out + (size_t)r * ld_out + (size_t)j, m, f);
-        }
-    }
-}
-
-__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni"))) static void
-ssm_linear_q8_avx512(float *out, size_t ld_out, const float *x, size_t ld_x, const void *wp,
-                     const float *bias, int n_rows, int d_in, int d_out)
-{
-    assert(out && x && wp && d_in >= 1 && d_out >= 1 && d_in <= SSM_Q8_MAX_D_IN);
-    if (d_in > SSM_Q8_MAX_D_IN) { /* refused by ssm_pack_q8; never overflow the stack */
-        q8_refuse(out, ld_out, n_rows, d_out);
-        return;
-    }
-    enum { MRB = 6 };
-    uint8_t xu[MRB][SSM_Q8_MAX_D_IN + 4];
-    float sx[MRB];
-    const int nblk = (int)(q8_cols(d_out) / QB), k4 = (d_in + 3) / 4;
-    const int8_t *w = q8_w(wp);
-    const int32_t *colq = q8_colq(wp, d_in, d_out);
-    const float *sw = q8_sw(wp, d_in, d_out);
+    int8_t *q = (int8_t *)xu;
+    float sx = quant_row_512(q, x, n);
     const __m512i off = _mm512_set1_epi8((char)0x80);
-    const size_t ldu = sizeof xu[0];
-    for (int i0 = 0; i0 < n_rows; i0 += MRB) {
-        int mr = n_rows - i0 >= MRB ? MRB : n_rows - i0;
-        for (int r = 0; r < mr; ++r) {
-            int8_t *qr = (int8_t *)xu[r];
-            sx[r] = quant_row_512(qr, x + (size_t)(i0 + r) * ld_x, d_in);
-            for (int k = 0; k < 4 * k4; k += 64) { /* q + 128 as unsigned bytes */
-                int left = 4 * k4 - k;
-                __mmask64 m = left >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << left) - 1);
-                __m512i v = _mm512_maskz_loadu_epi8(m, qr + k);
-                _mm512_mask_storeu_epi8(xu[r] + k, m, _mm512_xor_si512(v, off));
-            }
-        }
-        float *oi = out + (size_t)i0 * ld_out;
-        for (int jb = 0; jb < nblk; ++jb) {
-            /* vectors of this block holding columns < d_out */
-            int nv = (d_out - QB * jb + 15) / 16;
-            nv = nv > 4 ? 4 : nv;
-            if (mr == MRB) {
-                switch (nv) {
-                case 4: tile512_q8(oi, ld_out, xu[0], ldu, sx, w, colq, sw, bias, k4, d_out, jb, MRB, 4); break;
-                case 3: tile512_q8(oi, ld_out, xu[0], ldu, sx, w, colq, sw, bias, k4, d_out, jb, MRB, 3); break;
-                case 2: tile512_q8(oi, ld_out, xu[0], ldu, sx, w, colq, sw, bias, k4, d_out, jb, MRB, 2); break;
-                default: tile512_q8(oi, ld_out, xu[0], ldu, sx, w, colq, sw, bias, k4, d_out, jb, MRB, 1); break;
-                }
-                continue;
-            }
-            for (int r = 0; r < mr; ++r) {
-                float *o = oi + (size_t)r * ld_out;
-                switch (nv) {
-                case 4: tile512_q8(o, ld_out, xu[r], ldu, sx + r, w, colq, sw, bias, k4, d_out, jb, 1, 4); break;
-                case 3: tile512_q8(o, ld_out, xu[r], ldu, sx + r, w, colq, sw, bias, k4, d_out, jb, 1, 3); break;
-                case 2: tile512_q8(o, ld_out, xu[r], ldu, sx + r, w, colq, sw, bias, k4, d_out, jb, 1, 2); break;
-                default: tile512_q8(o, ld_out, xu[r], ldu, sx + r, w, colq, sw, bias, k4, d_out, jb, 1, 1); break;
-                }
-            }
-        }
+    const int n4 = (n + 3) / 4 * 4;
+    for (int k = 0; k < n4; k += 64) {
+        int left = n4 - k;
+        __mmask64 m = left >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << left) - 1);
+        __m512i v = _mm512_maskz_loadu_epi8(m, q + k);
+        _mm512_mask_storeu_epi8(xu + k, m, _mm512_xor_si512(v, off));
     }
+    return sx;
 }
+
+#define Q_SUFFIX avx512
+#define Q_TARGET "avx512f,avx512bw,avx512vl,avx512vnni"
+#define Q_VI __m512i
+#define Q_VF __m512
+#define Q_W 16
+#define Q_XT uint8_t
+#define Q_QUANT_ROW(q, x, n) quant_row_u8_512(q, x, n)
+#define Q_ZERO_I() _mm512_setzero_si512()
+#define Q_BCAST4(i) _mm512_set1_epi32(i)
+#define Q_WOP __m512i
+#define Q_LOAD_WOP(p) _mm512_loadu_si512((const void *)(p))
+#define Q_DOT(acc, xb, wop) _mm512_dpbusd_epi32(acc, xb, wop)
+#define Q_COLQ 1
+#define Q_SPLIT 1
+#define Q_SUB_I(a, b) _mm512_sub_epi32(a, b)
+#define Q_LOADU_I(p) _mm512_loadu_si512((const void *)(p))
+#define Q_CVT(v) _mm512_cvtepi32_ps(v)
+#define Q_LOADU_F(p) _mm512_loadu_ps(p)
+#define Q_SET1_F(f) _mm512_set1_ps(f)
+#define Q_MUL_F(a, b) _mm512_mul_ps(a, b)
+#define Q_ADD_F(a, b) _mm512_add_ps(a, b)
+#define Q_ZERO_F() _mm512_setzero_ps()
+#define Q_MASK __mmask16
+#define Q_MASK_N(n) ((n) >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n)) - 1u))
+#define Q_MASKZ_LOAD_F(m, p) _mm512_maskz_loadu_ps(m, p)
+#define Q_MASK_STORE_F(p, m, v) _mm512_mask_storeu_ps(p, m, v)
+#define Q_MRB 6
+#define Q_NVF 4
+#define Q_NV1 4
+#include "linear_q8_body.h"
 
 /* ---- AVX2 -------------------------------------------------------------------
  * No VNNI: signed activations and weights through vpmaddubsw with the sign
@@ -388,98 +325,59 @@ T256Q float quant_row_256(int8_t *q, const float *x, int n)
     return amax / 127.0f;
 }
 
-/* MR rows × NV vectors of 8 columns from column QB·jb + 8·v0 (NV ≤ 4). */
-T256Q void tile256_q8(float *out, size_t ld_out, const int8_t *xq, size_t ld_xq, const float *sx,
-                      const int8_t *w, const float *sw, const float *bias, int k4, int d_out,
-                      int jb, int v0, const int MR, const int NV)
+/* A weight operand of vpmaddubsw: the bytes w and |w|. */
+typedef struct {
+    __m256i w, a;
+} q8_wop_256;
+
+T256Q q8_wop_256 q8_load_wop_256(const int8_t *p)
 {
-    __m256i acc[3][4];
-    const __m256i ones = _mm256_set1_epi16(1);
-    _Pragma("GCC unroll 3") for (int r = 0; r < MR; ++r)
-        _Pragma("GCC unroll 4") for (int v = 0; v < NV; ++v) acc[r][v] = _mm256_setzero_si256();
-    const int8_t *wb = w + (size_t)jb * (size_t)k4 * QB * 4 + 32 * (size_t)v0;
-    for (int g = 0; g < k4; ++g) {
-        __m256i wv[4], wa[4];
-        const int8_t *wg = wb + (size_t)g * QB * 4;
-        _Pragma("GCC unroll 4") for (int v = 0; v < NV; ++v) {
-            wv[v] = _mm256_loadu_si256((const __m256i *)(wg + 32 * v));
-            wa[v] = _mm256_abs_epi8(wv[v]);
-        }
-        _Pragma("GCC unroll 3") for (int r = 0; r < MR; ++r) {
-            int32_t xb4;
-            memcpy(&xb4, xq + (size_t)r * ld_xq + 4 * (size_t)g, 4);
-            __m256i xb = _mm256_set1_epi32(xb4);
-            _Pragma("GCC unroll 4") for (int v = 0; v < NV; ++v) {
-                /* |w| · (sign(w)·q): q·w per byte pair, no saturation */
-                __m256i p = _mm256_maddubs_epi16(wa[v], _mm256_sign_epi8(xb, wv[v]));
-                acc[r][v] = _mm256_add_epi32(acc[r][v], _mm256_madd_epi16(p, ones));
-            }
-        }
-    }
-    _Pragma("GCC unroll 4") for (int v = 0; v < NV; ++v) {
-        int j = QB * jb + 8 * (v0 + v);
-        if (j >= d_out)
-            break;
-        int left = d_out - j;
-        __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32(left), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-        __m256 s = _mm256_loadu_ps(sw + j);
-        __m256 b = bias ? _mm256_maskload_ps(bias + j, m) : _mm256_setzero_ps();
-        _Pragma("GCC unroll 3") for (int r = 0; r < MR; ++r) {
-            __m256 f = _mm256_cvtepi32_ps(acc[r][v]);
-            f = _mm256_mul_ps(_mm256_mul_ps(f, _mm256_set1_ps(sx[r])), s);
-            if (bias)
-                f = _mm256_add_ps(f, b);
-            _mm256_maskstore_ps(out + (size_t)r * ld_out + (size_t)j, m, f);
-        }
-    }
+    q8_wop_256 o;
+    o.w = _mm256_loadu_si256((const __m256i *)p);
+    o.a = _mm256_abs_epi8(o.w);
+    return o;
 }
 
-__attribute__((target("avx2,fma"))) static void
-ssm_linear_q8_avx2(float *out, size_t ld_out, const float *x, size_t ld_x, const void *wp,
-                   const float *bias, int n_rows, int d_in, int d_out)
+/* |w| · (sign(w)·q): q·w per byte pair, no saturation; pairs summed into
+ * int32 lanes by vpmaddwd with ones */
+T256Q __m256i q8_dot_256(__m256i acc, __m256i xb, q8_wop_256 w)
 {
-    assert(out && x && wp && d_in >= 1 && d_out >= 1 && d_in <= SSM_Q8_MAX_D_IN);
-    if (d_in > SSM_Q8_MAX_D_IN) { /* refused by ssm_pack_q8; never overflow the stack */
-        q8_refuse(out, ld_out, n_rows, d_out);
-        return;
-    }
-    enum { MRB = 3 };
-    int8_t xq[MRB][SSM_Q8_MAX_D_IN + 4];
-    float sx[MRB];
-    const int nblk = (int)(q8_cols(d_out) / QB), k4 = (d_in + 3) / 4;
-    const int8_t *w = q8_w(wp);
-    const float *sw = q8_sw(wp, d_in, d_out);
-    const size_t ldq = sizeof xq[0];
-    for (int i0 = 0; i0 < n_rows; i0 += MRB) {
-        int mr = n_rows - i0 >= MRB ? MRB : n_rows - i0;
-        for (int r = 0; r < mr; ++r)
-            sx[r] = quant_row_256(xq[r], x + (size_t)(i0 + r) * ld_x, d_in);
-        float *oi = out + (size_t)i0 * ld_out;
-        for (int jb = 0; jb < nblk; ++jb) {
-            int nvb = (d_out - QB * jb + 7) / 8; /* vectors of 8 holding columns < d_out */
-            nvb = nvb > 8 ? 8 : nvb;
-            if (mr == MRB) { /* 3 rows × 2 vectors */
-                for (int v0 = 0; v0 < nvb; v0 += 2) {
-                    if (nvb - v0 >= 2)
-                        tile256_q8(oi, ld_out, xq[0], ldq, sx, w, sw, bias, k4, d_out, jb, v0, MRB, 2);
-                    else
-                        tile256_q8(oi, ld_out, xq[0], ldq, sx, w, sw, bias, k4, d_out, jb, v0, MRB, 1);
-                }
-                continue;
-            }
-            for (int r = 0; r < mr; ++r) /* 1 row × 4 vectors */
-                for (int v0 = 0; v0 < nvb; v0 += 4) {
-                    float *o = oi + (size_t)r * ld_out;
-                    switch (nvb - v0 >= 4 ? 4 : nvb - v0) {
-                    case 4: tile256_q8(o, ld_out, xq[r], ldq, sx + r, w, sw, bias, k4, d_out, jb, v0, 1, 4); break;
-                    case 3: tile256_q8(o, ld_out, xq[r], ldq, sx + r, w, sw, bias, k4, d_out, jb, v0, 1, 3); break;
-                    case 2: tile256_q8(o, ld_out, xq[r], ldq, sx + r, w, sw, bias, k4, d_out, jb, v0, 1, 2); break;
-                    default: tile256_q8(o, ld_out, xq[r], ldq, sx + r, w, sw, bias, k4, d_out, jb, v0, 1, 1); break;
-                    }
-                }
-        }
-    }
+    __m256i p = _mm256_maddubs_epi16(w.a, _mm256_sign_epi8(xb, w.w));
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(p, _mm256_set1_epi16(1)));
 }
+
+/* Tiles: 3 rows × 2 vectors of 8, one row × 4 vectors. */
+#define Q_SUFFIX avx2
+#define Q_TARGET "avx2,fma"
+#define Q_VI __m256i
+#define Q_VF __m256
+#define Q_W 8
+#define Q_XT int8_t
+#define Q_QUANT_ROW(q, x, n) quant_row_256(q, x, n)
+#define Q_ZERO_I() _mm256_setzero_si256()
+#define Q_BCAST4(i) _mm256_set1_epi32(i)
+#define Q_WOP q8_wop_256
+#define Q_LOAD_WOP(p) q8_load_wop_256(p)
+#define Q_DOT(acc, xb, wop) q8_dot_256(acc, xb, wop)
+#define Q_COLQ 0
+#define Q_SPLIT 0
+#define Q_SUB_I(a, b) _mm256_sub_epi32(a, b)
+#define Q_LOADU_I(p) _mm256_loadu_si256((const __m256i *)(p))
+#define Q_CVT(v) _mm256_cvtepi32_ps(v)
+#define Q_LOADU_F(p) _mm256_loadu_ps(p)
+#define Q_SET1_F(f) _mm256_set1_ps(f)
+#define Q_MUL_F(a, b) _mm256_mul_ps(a, b)
+#define Q_ADD_F(a, b) _mm256_add_ps(a, b)
+#define Q_ZERO_F() _mm256_setzero_ps()
+#define Q_MASK __m256i
+#define Q_MASK_N(n) \
+    _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
+#define Q_MASKZ_LOAD_F(m, p) _mm256_maskload_ps(p, m)
+#define Q_MASK_STORE_F(p, m, v) _mm256_maskstore_ps(p, m, v)
+#define Q_MRB 3
+#define Q_NVF 2
+#define Q_NV1 4
+#include "linear_q8_body.h"
 #endif /* SSM_X86 */
 
 int ssm_q8_isa_supported(ssm_isa isa)

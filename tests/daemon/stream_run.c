@@ -26,7 +26,7 @@ int main(int argc, char **argv)
     if (fe.features == SSMD_FEATURES_LOG_MEL) {
         dsp_mel_config mc = { .sample_rate_hz = fe.sample_rate_hz, .n_fft = (size_t)fe.n_fft,
                               .n_mels = (size_t)fe.n_mels, .fmin_hz = fe.fmin_hz, .fmax_hz = fe.fmax_hz };
-        mb = dsp_melbank_create(&mc, &de);
+        dsp_melbank_create(&mb, &mc, &de);
     }
     dsp_audio_reader *r = NULL;
     if (dsp_audio_reader_open(&r, argv[2], NULL, &de)) { fprintf(stderr, "%s\n", de.msg); return 1; }

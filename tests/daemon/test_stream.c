@@ -38,7 +38,7 @@ static void fixture_open(fixture *f, const char *name)
                           .n_mels = (size_t)f->fe.n_mels, .scale = DSP_MEL_SLANEY,
                           .norm = DSP_MEL_NORM_SLANEY };
     dsp_error de = { 0 };
-    f->mb = dsp_melbank_create(&mc, &de);
+    dsp_melbank_create(&f->mb, &mc, &de);
     assert_non_null(f->mb);
     assert_int_equal(ssm_runner_create(f->model, 1, 1, 0, &f->runner, &me), SSM_OK);
 }

@@ -67,7 +67,8 @@ static void do_stft(void)
         const size_t n = ns[i], nb = n / 2 + 1;
         dsp_error err = {0};
         dsp_stft_config c = { n, n, DSP_WINDOW_HANN, DSP_WINDOW_NONE };
-        dsp_stft *st = dsp_stft_create(&c, &err);
+        dsp_stft *st = NULL;
+        dsp_stft_create(&st, &c, &err);
         if (!st)
             die(err.msg);
         float *x = malloc(n_frames * n * sizeof *x), *s = malloc(n_frames * 2 * nb * sizeof *s);
@@ -100,7 +101,8 @@ static void do_istft(void)
         const size_t n = cs[i].n, nb = n / 2 + 1;
         dsp_error err = {0};
         dsp_stft_config c = { n, cs[i].hop, cs[i].a, cs[i].s };
-        dsp_stft *st = dsp_stft_create(&c, &err);
+        dsp_stft *st = NULL;
+        dsp_stft_create(&st, &c, &err);
         if (!st)
             die(err.msg);
         float *s = malloc(n_frames * 2 * nb * sizeof *s), *y = malloc(n_frames * n * sizeof *y);
@@ -137,7 +139,8 @@ static void do_mel(void)
         dsp_error err = {0};
         dsp_mel_config c = { cs[i].sr, cs[i].n_fft, cs[i].n_mels, cs[i].fmin, cs[i].fmax,
                              cs[i].scale, cs[i].norm };
-        dsp_melbank *mb = dsp_melbank_create(&c, &err);
+        dsp_melbank *mb = NULL;
+        dsp_melbank_create(&mb, &c, &err);
         if (!mb)
             die(err.msg);
         char name[64];
@@ -172,9 +175,12 @@ static void do_logmel(void)
     dsp_stft_config sc = { n, hop, DSP_WINDOW_HANN, DSP_WINDOW_NONE };
     dsp_framer_config fc = { n, hop, false };
     dsp_mel_config mc = { sr, n, n_mels, 0.0, 8000.0, DSP_MEL_SLANEY, DSP_MEL_NORM_SLANEY };
-    dsp_stft *st = dsp_stft_create(&sc, &err);
-    dsp_framer *f = dsp_framer_create(&fc, &err);
-    dsp_melbank *mb = dsp_melbank_create(&mc, &err);
+    dsp_stft *st = NULL;
+    dsp_stft_create(&st, &sc, &err);
+    dsp_framer *f = NULL;
+    dsp_framer_create(&f, &fc, &err);
+    dsp_melbank *mb = NULL;
+    dsp_melbank_create(&mb, &mc, &err);
     float *out = malloc((len / hop + 1) * n_mels * sizeof *out);
     float frame[400], spec[2 * 201], power[201];
     if (!x || !st || !f || !mb || !out)

@@ -84,10 +84,14 @@ typedef struct dsp_melbank dsp_melbank;
  *  f_{i+1}))), times 2/(f_{i+2} − f_i) with Slaney norm.  Computed in
  *  double, stored as float.  A row that is all zero (n_mels too large for
  *  n_fft) is allowed with a warning through dsp_log, as librosa warns.
- *  Returns NULL with err set: DSP_ERR_INVALID (message names the field) for
- *  sample rate ≤ 0 or non-finite, n_fft < 2, n_mels 0, fmin < 0, fmax >
- *  sr/2, fmin ≥ fmax, unknown scale/norm; DSP_ERR_NOMEM.  Thread-safe. */
-dsp_melbank *dsp_melbank_create(const dsp_mel_config *cfg, dsp_error *err);
+ *  On success stores the new object in *out (caller owns it; free with
+ *  dsp_melbank_destroy()) and returns DSP_OK.  On failure *out is NULL
+ *  (unless out itself is NULL) and the call returns, with err (may be NULL)
+ *  filled: DSP_ERR_INVALID (message names the field) for out or cfg NULL,
+ *  sample rate ≤ 0 or non-finite, n_fft < 2 or > 2^24, n_mels 0 or > 4096,
+ *  fmin < 0, fmax > sr/2, fmin ≥ fmax, unknown scale/norm; DSP_ERR_NOMEM.
+ *  Thread-safe; not real-time safe (allocates). */
+int dsp_melbank_create(dsp_melbank **out, const dsp_mel_config *cfg, dsp_error *err);
 
 /** Frees mb.  NULL is a no-op. */
 void dsp_melbank_destroy(dsp_melbank *mb);

@@ -81,10 +81,13 @@ typedef struct dsp_framer_config {
 /** Opaque framer (analysis buffer + overlap-add accumulator, 2·N floats). */
 typedef struct dsp_framer dsp_framer;
 
-/** Creates a framer in its initial state (zero history).  Returns NULL with
- *  err set (DSP_ERR_INVALID naming the bad field for N == 0, H == 0 or
- *  H > N; DSP_ERR_NOMEM).  Thread-safe; not real-time safe. */
-dsp_framer *dsp_framer_create(const dsp_framer_config *cfg, dsp_error *err);
+/** Creates a framer in its initial state (zero history).  On success stores
+ *  the new object in *out (caller owns it; free with dsp_framer_destroy())
+ *  and returns DSP_OK.  On failure *out is NULL (unless out itself is NULL)
+ *  and the call returns DSP_ERR_INVALID (out or cfg NULL; N == 0, H == 0,
+ *  H > N or N > 2^28, err->msg naming the field) or DSP_ERR_NOMEM, with err
+ *  (may be NULL) filled.  Thread-safe; not real-time safe (allocates). */
+int dsp_framer_create(dsp_framer **out, const dsp_framer_config *cfg, dsp_error *err);
 
 /** Frees f.  NULL is a no-op. */
 void dsp_framer_destroy(dsp_framer *f);

@@ -102,13 +102,15 @@ typedef struct dsp_stft_config {
 typedef struct dsp_stft dsp_stft;
 
 /** Validates cfg, builds the windows and the FFTW plans (FFTW_ESTIMATE, under
- *  the planner mutex).  Returns NULL on failure with err (may be NULL) set:
- *  DSP_ERR_INVALID for n_fft < 2, hop 0 or > n_fft, an unknown window, a
- *  window/hop pair that does not satisfy the constant-overlap-add condition
- *  (the message names the pair and the envelope's range); DSP_ERR_NOMEM;
- *  DSP_ERR_LIBRARY if FFTW cannot plan.  Not real-time safe (allocates,
- *  locks); thread-safe. */
-dsp_stft *dsp_stft_create(const dsp_stft_config *cfg, dsp_error *err);
+ *  the planner mutex).  On success stores the new object in *out (caller
+ *  owns it; free with dsp_stft_destroy()) and returns DSP_OK.  On failure
+ *  *out is NULL (unless out itself is NULL) and the call returns, with err
+ *  (may be NULL) filled: DSP_ERR_INVALID for out or cfg NULL, n_fft < 2 or
+ *  > 2^24, hop 0 or > n_fft, an unknown window, a window/hop pair that does
+ *  not satisfy the constant-overlap-add condition (the message names the
+ *  pair and the envelope's range); DSP_ERR_NOMEM; DSP_ERR_LIBRARY if FFTW
+ *  cannot plan.  Not real-time safe (allocates, locks); thread-safe. */
+int dsp_stft_create(dsp_stft **out, const dsp_stft_config *cfg, dsp_error *err);
 
 /** Frees everything (takes the planner mutex).  NULL is a no-op. */
 void dsp_stft_destroy(dsp_stft *st);

@@ -1,0 +1,243 @@
+/* One body of the packed linear kernel (ssm_kernels_packed.c), included once
+ * per ISA and weight dtype with the primitives below defined, the way
+ * PipeWire's audioconvert builds its fmt-ops per ISA from one generic body
+ * and ggml's simd-mappings.h maps one dot product onto each vector ISA.  A
+ * fix to the tile loop, the streaming loop or the driver lands in every
+ * variant; a new ISA (or a cache-blocked driver) is a new set of
+ * primitives, not a copy.  Internal: no include guard on purpose.
+ *
+ * The includer defines:
+ *   LP_SUFFIX          name suffix, e.g. f32_avx512 (gives tile_f32_avx512,
+ *                      stream_f32_avx512, ssm_linear_packed_f32_avx512)
+ *   LP_TARGET          the target attribute string, e.g. "avx2,fma,f16c"
+ *   LP_V, LP_W         vector type of floats and its lanes
+ *   LP_ZERO()          all-zero vector
+ *   LP_SET1(f)         f in every lane
+ *   LP_LOADU(p)        W floats from p
+ *   LP_STOREU(p, v)    W floats to p
+ *   LP_FMA(a, b, c)    a·b + c, one rounding
+ *   LP_ADD(a, b)       a + b
+ *   LP_MASK            type of a lane mask
+ *   LP_MASK_N(n)       the first min(n, W) lanes (n ≥ 0)
+ *   LP_MASKZ_LOAD(m, p)   lanes m from p, zero elsewhere
+ *   LP_MASK_STORE(p, m, v) lanes m of v to p
+ *   LP_LOAD_W(w, idx)  W weights from panel w at element idx, as floats
+ *                      (exact: f32 load, or half → float conversion)
+ *   LP_ELEM            bytes per weight element
+ *   LP_MR, LP_NV       rows × vectors of the batch tile (LP_NV ≥ 3)
+ *   LP_NV1             vectors of the one- and two-row tile (≥ LP_NV, ≤ 8)
+ *   LP_STREAM          1: one or two rows against a panel of at least
+ *                      STREAM_MIN_BYTES take the streaming loop
+ * LP_SUFFIX, LP_LOAD_W and LP_ELEM (the dtype's) are #undef'd at the end,
+ * with this file's own helpers; the ISA's primitives stay defined for the
+ * next dtype (linear_packed_isa.h includes this file once per dtype and
+ * #undef's them). */
+
+#define LP_CAT2(a, b) a##b
+#define LP_CAT(a, b) LP_CAT2(a, b)
+#define LP_NAME(prefix) LP_CAT(prefix, LP_SUFFIX)
+#define LP_INLINE __attribute__((target(LP_TARGET), always_inline)) static inline
+
+_Static_assert(LP_NV >= 3 && LP_NV <= LP_NV1 && LP_NV1 <= 8 && LP_MR >= 2 && LP_MR <= 6,
+               "tile shape outside the cases of the dispatch below");
+
+/* MR rows × NV vectors of W columns starting at column j0 (a multiple of W,
+ * < n_pad); columns at or beyond d_out are not stored.  MR and NV are
+ * constants at every call (the dispatch below), so acc stays in registers. */
+LP_INLINE void LP_NAME(tile_)(float *out, size_t ld_out, const float *x, size_t ld_x,
+                              const void *w, size_t np, const float *bias, int d_in, int d_out,
+                              int j0, const int MR, const int NV)
+{
+    LP_V acc[LP_MR][LP_NV1];
+    _Pragma("GCC unroll 8") for (int r = 0; r < MR; ++r)
+        _Pragma("GCC unroll 8") for (int v = 0; v < NV; ++v) acc[r][v] = LP_ZERO();
+    for (int k = 0; k < d_in; ++k) {
+        LP_V wv[LP_NV1];
+        _Pragma("GCC unroll 8") for (int v = 0; v < NV; ++v)
+            wv[v] = LP_LOAD_W(w, (size_t)k * np + (size_t)j0 + LP_W * (size_t)v);
+        _Pragma("GCC unroll 8") for (int r = 0; r < MR; ++r) {
+            LP_V xb = LP_SET1(x[(size_t)r * ld_x + (size_t)k]);
+            _Pragma("GCC unroll 8") for (int v = 0; v < NV; ++v)
+                acc[r][v] = LP_FMA(xb, wv[v], acc[r][v]);
+        }
+    }
+    _Pragma("GCC unroll 8") for (int v = 0; v < NV; ++v) {
+        int j = j0 + LP_W * v;
+        if (j >= d_out)
+            break;
+        LP_MASK m = LP_MASK_N(d_out - j);
+        LP_V b = bias ? LP_MASKZ_LOAD(m, bias + j) : LP_ZERO();
+        _Pragma("GCC unroll 8") for (int r = 0; r < MR; ++r) {
+            LP_V o = bias ? LP_ADD(acc[r][v], b) : acc[r][v];
+            LP_MASK_STORE(out + (size_t)r * ld_out + (size_t)j, m, o);
+        }
+    }
+}
+
+/* One row × nv vectors (1 ≤ nv ≤ NVMAX ≤ LP_NV1) as a constant-shape tile;
+ * inlined with NVMAX constant, so each call site holds only its cases. */
+LP_INLINE void LP_NAME(tile_row_)(float *out, size_t ld_out, const float *x, size_t ld_x,
+                                  const void *w, size_t np, const float *bias, int d_in,
+                                  int d_out, int j0, int nv, const int NVMAX)
+{
+#define LP_CASE(NV)                                                                             \
+    case NV:                                                                                    \
+        if ((NV) <= NVMAX)                                                                      \
+            LP_NAME(tile_)(out, ld_out, x, ld_x, w, np, bias, d_in, d_out, j0, 1, NV);          \
+        return;
+    switch (nv) {
+    LP_CASE(1) LP_CASE(2) LP_CASE(3)
+#if LP_NV1 >= 4
+    LP_CASE(4)
+#endif
+#if LP_NV1 >= 5
+    LP_CASE(5)
+#endif
+#if LP_NV1 >= 6
+    LP_CASE(6)
+#endif
+#if LP_NV1 >= 7
+    LP_CASE(7)
+#endif
+#if LP_NV1 >= 8
+    LP_CASE(8)
+#endif
+    default:
+        assert(!"tile shape without a case");
+    }
+#undef LP_CASE
+}
+
+/* mr rows × nv vectors, for mr == LP_MR (any nv ≤ LP_NV) or nv == LP_NV
+ * (2 ≤ mr < LP_MR), as a constant-shape tile. */
+LP_INLINE void LP_NAME(tile_rows_)(float *out, size_t ld_out, const float *x, size_t ld_x,
+                                   const void *w, size_t np, const float *bias, int d_in,
+                                   int d_out, int j0, int mr, int nv)
+{
+#define LP_CASE(MR, NV)                                                                         \
+    case (MR) * 16 + (NV):                                                                      \
+        LP_NAME(tile_)(out, ld_out, x, ld_x, w, np, bias, d_in, d_out, j0, MR, NV);             \
+        return;
+    switch (mr * 16 + nv) {
+    LP_CASE(LP_MR, 1) LP_CASE(LP_MR, 2) LP_CASE(LP_MR, 3)
+#if LP_NV >= 4
+    LP_CASE(LP_MR, 4)
+#endif
+#if LP_MR > 2
+    LP_CASE(2, LP_NV)
+#endif
+#if LP_MR > 3
+    LP_CASE(3, LP_NV)
+#endif
+#if LP_MR > 4
+    LP_CASE(4, LP_NV)
+#endif
+#if LP_MR > 5
+    LP_CASE(5, LP_NV)
+#endif
+    default:
+        assert(!"tile shape without a case");
+    }
+#undef LP_CASE
+}
+
+#if LP_STREAM
+/* One row against a large panel (DRAM- or L3-resident): the panel is read
+ * in storage order, row k of it after row k−1, so that the hardware
+ * prefetchers stream it, with the partial sums kept in the output row (L1)
+ * instead of registers.  Each output element is still the FMA chain over
+ * k = 0, 1, … from +0, then + bias: the tile kernel's bits. */
+LP_INLINE void LP_NAME(stream_)(float *o, const float *x, const void *w, size_t np,
+                                const float *bias, int d_in, int d_out)
+{
+    const int nfull = d_out / LP_W, tail = d_out % LP_W;
+    const LP_MASK tm = LP_MASK_N(tail);
+    for (int v = 0; v < nfull; ++v)
+        LP_STOREU(o + LP_W * v, LP_ZERO());
+    if (tail)
+        LP_MASK_STORE(o + LP_W * nfull, tm, LP_ZERO());
+    for (int k = 0; k < d_in; ++k) {
+        const LP_V xb = LP_SET1(x[k]);
+        const size_t base = (size_t)k * np;
+        int v = 0;
+        for (; v + 4 <= nfull; v += 4) {
+            _Pragma("GCC unroll 4") for (int u = 0; u < 4; ++u) {
+                float *ov = o + LP_W * (v + u);
+                LP_STOREU(ov, LP_FMA(xb, LP_LOAD_W(w, base + LP_W * (size_t)(v + u)), LP_LOADU(ov)));
+            }
+        }
+        for (; v < nfull; ++v) {
+            float *ov = o + LP_W * v;
+            LP_STOREU(ov, LP_FMA(xb, LP_LOAD_W(w, base + LP_W * (size_t)v), LP_LOADU(ov)));
+        }
+        if (tail) {
+            float *ov = o + LP_W * nfull;
+            LP_MASK_STORE(ov, tm, LP_FMA(xb, LP_LOAD_W(w, base + LP_W * (size_t)nfull),
+                                         LP_MASKZ_LOAD(tm, ov)));
+        }
+    }
+    if (bias) {
+        for (int v = 0; v < nfull; ++v)
+            LP_STOREU(o + LP_W * v, LP_ADD(LP_LOADU(o + LP_W * v), LP_LOADU(bias + LP_W * v)));
+        if (tail)
+            LP_MASK_STORE(o + LP_W * nfull, tm,
+                          LP_ADD(LP_MASKZ_LOAD(tm, o + LP_W * nfull),
+                                 LP_MASKZ_LOAD(tm, bias + LP_W * nfull)));
+    }
+}
+#endif
+
+/* One or two rows (the latency-bound step): tiles of one row × LP_NV1
+ * vectors.  More rows: LP_MR × LP_NV tiles; the remainder rows of a batch
+ * (or a batch smaller than LP_MR) as one tile where the columns fill
+ * LP_NV vectors (the weights are read once for them, not once per row),
+ * else row by row. */
+__attribute__((target(LP_TARGET))) static void
+LP_NAME(ssm_linear_packed_)(float *out, size_t ld_out, const float *x, size_t ld_x,
+                            const void *wp, const float *bias, int n_rows, int d_in, int d_out)
+{
+    assert(out && x && wp && d_in >= 1 && d_out >= 1);
+    size_t np = (size_t)ssm_pack_cols(d_out);
+    int nvec = (int)(np / LP_W);
+#if LP_STREAM
+    if (n_rows <= 2 && (size_t)d_in * np * (LP_ELEM) >= STREAM_MIN_BYTES) {
+        for (int i = 0; i < n_rows; ++i)
+            LP_NAME(stream_)(out + (size_t)i * ld_out, x + (size_t)i * ld_x, wp, np, bias, d_in,
+                             d_out);
+        return;
+    }
+#endif
+    if (n_rows <= 2) {
+        for (int i = 0; i < n_rows; ++i)
+            for (int v0 = 0; v0 < nvec; v0 += LP_NV1) {
+                int nv = nvec - v0 >= LP_NV1 ? LP_NV1 : nvec - v0;
+                LP_NAME(tile_row_)(out + (size_t)i * ld_out, ld_out, x + (size_t)i * ld_x, ld_x,
+                                   wp, np, bias, d_in, d_out, LP_W * v0, nv, LP_NV1);
+            }
+        return;
+    }
+    for (int v0 = 0; v0 < nvec; v0 += LP_NV) {
+        int nv = nvec - v0 >= LP_NV ? LP_NV : nvec - v0;
+        int j0 = LP_W * v0;
+        for (int i = 0; i < n_rows; i += LP_MR) {
+            int mr = n_rows - i >= LP_MR ? LP_MR : n_rows - i;
+            const float *xi = x + (size_t)i * ld_x;
+            float *oi = out + (size_t)i * ld_out;
+            if (mr == LP_MR || (nv == LP_NV && mr > 1)) {
+                LP_NAME(tile_rows_)(oi, ld_out, xi, ld_x, wp, np, bias, d_in, d_out, j0, mr, nv);
+                continue;
+            }
+            for (int r = 0; r < mr; ++r)
+                LP_NAME(tile_row_)(oi + (size_t)r * ld_out, ld_out, xi + (size_t)r * ld_x, ld_x,
+                                   wp, np, bias, d_in, d_out, j0, nv, LP_NV);
+        }
+    }
+}
+
+#undef LP_CAT2
+#undef LP_CAT
+#undef LP_NAME
+#undef LP_INLINE
+#undef LP_SUFFIX
+#undef LP_LOAD_W
+#undef LP_ELEM
