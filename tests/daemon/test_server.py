@@ -197,12 +197,12 @@ def t_vad_gate():
 
 
 def t_python_push_large():
-    """Python Pusher.push of 50 s at 48 kHz in one call (9.6 MB, over the daemon's 8 MiB per
-    message): every sample comes back (it used to be dropped by the socket, silently)."""
+    """Python Pusher.push of 2.4 M samples in one call (9.6 MB, over the daemon's 8 MiB per
+    message): every sample comes back, in order (it used to be dropped by the socket, silently)."""
     from ssmd import Pusher
-    n, rate = 48000 * 50, 48000
+    n, rate = 16000 * 150, 16000  # the all-pass model's rate: output = input
     x = (0.05 * test_signal(n, rate, 9)).astype(np.float32)
-    d = Daemon("--input", "none")
+    d = Daemon("--input", "none", model=os.path.join(MODELS, "allpass.safetensors"))
     try:
         with Pusher(d.ingest, "big50", connect_timeout=10, timeout=60) as p:
             p.push(x, rate)
@@ -210,8 +210,12 @@ def t_python_push_large():
             y = p.collect()
     finally:
         d.stop()
-    print(f"python push of {n} samples ({n * 4 / 2**20:.1f} MiB) in one call: {len(y)} came back in {p.seq} messages")
+    err = float(np.max(np.abs(y[:, 0] - x))) if len(y) == n else float("inf")
+    print(f"python push of {n} samples ({n * 4 / 2**20:.1f} MiB) in one call: {len(y)} came back (all-pass "
+          f"model: max |out - in| {err:.3g}), sent as {p.seq} messages")
     check(len(y) == n, f"{len(y)} of {n} samples came back")
+    check(p.seq >= 2, "the push was not split")
+    check(err < 1e-5, "the samples came back changed or out of order")
 
 
 def rss_kb(pid):

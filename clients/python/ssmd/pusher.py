@@ -31,6 +31,17 @@ class DaemonError(RuntimeError):
         self.code, self.message, self.stream = code, message, stream
 
 
+# pushes are split into messages of at most this many payload bytes (below the
+# daemon's per-message cap, and small enough that its replies to one message
+# never fill the client's queue)
+PUSH_MESSAGE_BYTES = 256 * 1024
+assert PUSH_MESSAGE_BYTES <= protocol.MAX_INGEST_PAYLOAD_BYTES
+# at most this many pushed sample frames may be ahead of the results received:
+# push() waits for results beyond it, so the daemon's replies (one message per
+# hop) never overflow the client's queue, where they would be dropped
+PUSH_WINDOW_FRAMES = 1 << 17
+
+
 class Pusher(SocketClient):
     """One pushed stream.  endpoint: the daemon's ingest socket; stream: its
     name (1-64 of [A-Za-z0-9_.-], not starting with '.' or '_').
@@ -52,6 +63,7 @@ class Pusher(SocketClient):
         self.finished = False
         self.ended = False              # end-of-stream came back
         self._next_result = 0
+        self._queued_rows = 0           # samples in results drained but not yet consumed
         self._queue = collections.deque()
         self._ctx = context or zmq.Context.instance()
         self._sock = self._ctx.socket(zmq.DEALER)
@@ -66,8 +78,10 @@ class Pusher(SocketClient):
     def push(self, samples, rate, end=False):
         """Sends samples (frames,) or (frames, channels), float (sent as f32)
         or int16 (sent as i16), at rate Hz; end=True flags end-of-stream.
-        Any length: more than protocol.MAX_INGEST_PAYLOAD_BYTES (8 MiB, the
-        daemon's limit per message) goes as several consecutive messages."""
+        Any length: more than PUSH_MESSAGE_BYTES (256 KiB; the daemon takes at
+        most protocol.MAX_INGEST_PAYLOAD_BYTES = 8 MiB per message) goes as
+        consecutive messages, with the results received so far drained between
+        them so that the daemon's replies never pile up."""
         if self.finished:
             raise RuntimeError("push after finish()")
         x = np.asarray(samples)
@@ -89,7 +103,7 @@ class Pusher(SocketClient):
         if x.shape[0] > 0 or self.channels is None:
             self.channels = max(1, x.shape[1])
         frame_bytes = self.channels * (2 if dtype == 2 else 4)
-        step = max(1, protocol.MAX_INGEST_PAYLOAD_BYTES // frame_bytes)
+        step = max(1, PUSH_MESSAGE_BYTES // frame_bytes)
         starts = range(0, x.shape[0], step) if x.shape[0] > 0 else [0]
         for i, o in enumerate(starts):
             rows = min(step, x.shape[0] - o)
@@ -98,6 +112,7 @@ class Pusher(SocketClient):
                                 cols=self.channels, seq=self.seq, first_sample=self.pushed,
                                 flags=protocol.FLAG_END_OF_STREAM if end and last else 0)
             self._drain()
+            self._wait_window(rows)
             self._sock.send_multipart([self.topic.encode(), protocol.encode_header(h),
                                        payload[o * frame_bytes:(o + rows) * frame_bytes]])
             self.seq += 1
@@ -115,9 +130,24 @@ class Pusher(SocketClient):
             raise ValueError("finish() before any push() needs a rate")
         self.push(samples, rate, end=True)
 
+    def _wait_window(self, rows):
+        """Waits (draining results) until sending rows more frames keeps the push
+        within PUSH_WINDOW_FRAMES of the results received (at the input rate)."""
+        while self.pushed + rows - (self.received + self._queued_rows) > PUSH_WINDOW_FRAMES:
+            if not self._sock.poll(int(self.timeout * 1000)):
+                raise TimeoutError(f"no answer from the daemon at {self.endpoint} for {self.timeout:.1f} s "
+                                   f"({self.received + self._queued_rows} of {self.pushed} samples came back)")
+            self._drain()
+
     def _drain(self):
         while self._sock.poll(0):
-            self._queue.append(self._sock.recv_multipart())
+            frames = self._sock.recv_multipart()
+            self._queue.append(frames)
+            if len(frames) == 3 and frames[0] == self.topic.encode():
+                try:
+                    self._queued_rows += protocol.decode_header(frames[1], len(frames[2])).rows
+                except protocol.ProtocolError:
+                    pass
         # an error reply is raised as soon as it is seen
         for i, frames in enumerate(self._queue):
             if frames and frames[0] == ERROR_TOPIC.encode():
@@ -138,7 +168,8 @@ class Pusher(SocketClient):
         error reply."""
         timeout = self.timeout if timeout is None else timeout
         while not self.ended:
-            if self._queue:
+            from_queue = bool(self._queue)
+            if from_queue:
                 frames = self._queue.popleft()
             else:
                 if not self._sock.poll(int(timeout * 1000)):
@@ -151,6 +182,8 @@ class Pusher(SocketClient):
             if len(frames) != 3 or frames[0] != self.topic.encode():
                 continue
             h = protocol.decode_header(frames[1], len(frames[2]))
+            if from_queue:
+                self._queued_rows -= h.rows
             if h.seq != self._next_result:
                 raise RuntimeError(f"result messages lost: expected seq {self._next_result}, "
                                    f"got {h.seq}")
