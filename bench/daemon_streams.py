@@ -15,7 +15,8 @@ processed sample back.  Figures:
 Peer, interleaved with ssmd (ssmd, RNNoise, ssmd, RNNoise ... --rounds times):
 RNNoise (@shiguredo/rnnoise-wasm under Node, train/rnnoise/peer.mjs, pinned to
 the same core) on the same audio, one state per stream: real-time streams per
-core = audio seconds / its CPU seconds.
+core = audio seconds / the CPU seconds of its processing loop (the peer reports
+them; Node's start-up and file I/O are not counted).
 One JSON line per figure.  Never asserts a time.
 """
 import argparse
@@ -102,13 +103,12 @@ def run_rnnoise(n_streams, seconds, cpu, work):
     x = np.tile(signal(SR * seconds, 1), n_streams)
     src = os.path.join(work, "in.f32")
     x.tofile(src)
-    t = time.time()
     r = subprocess.run(["taskset", "-c", str(cpu), "node", peer, src, str(n_streams), str(SR * seconds),
                         os.path.join(work, "out.f32"), os.path.join(work, "vad.f32")], capture_output=True, text=True)
-    wall = time.time() - t
     if r.returncode != 0:
         sys.exit(f"daemon_streams: RNNoise peer failed: {r.stderr.strip()}")
-    return wall
+    t = json.loads(r.stdout.strip().splitlines()[-1])  # its processing loop alone
+    return t["cpu_s"], t["wall_s"]
 
 
 def main():
@@ -133,9 +133,10 @@ def main():
                 print(json.dumps(dict(base, system="ssmd", streams=n, round=rnd, cpu_s=round(cpu_s, 3),
                                       wall_s=round(wall, 3), cpu_rt_streams=round(n * a.seconds / cpu_s, 1),
                                       wall_rt_streams=round(n * a.seconds / wall, 1))), flush=True)
-                rw = run_rnnoise(n, a.seconds, a.cpu, work)
-                print(json.dumps(dict(base, system="rnnoise-wasm", streams=n, round=rnd, wall_s=round(rw, 3),
-                                      cpu_rt_streams=round(n * a.seconds / rw, 1))), flush=True)
+                rc, rw = run_rnnoise(n, a.seconds, a.cpu, work)
+                print(json.dumps(dict(base, system="rnnoise-wasm", streams=n, round=rnd, cpu_s=round(rc, 3),
+                                      wall_s=round(rw, 3), cpu_rt_streams=round(n * a.seconds / rc, 1),
+                                      wall_rt_streams=round(n * a.seconds / rw, 1))), flush=True)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,10 @@ Splits are by source (speaker / recording set), never by utterance:
           train 0ad-data (ambient, actor and attack sounds), bucklespring-data (keyboard),
                 supertux-data, frozen-bubble-data, xmoto-data, pingus-data,
                 Warzone 2100 sound effects, fillets-ng-data effects
+Identical recordings in two places (games share sound effects: lincity-ng's
+Mill1.wav is supertux's saw.wav) are kept once: splits are filled train, val,
+test, noise before speech, and an item whose samples were already taken is
+dropped, so nothing of the validation or test banks was seen in training.
 hedgewars-data, ktuberling-data and openttd-opensfx are reserved for independent
 evaluation and are never read here; alsa-utils' Front_Center.wav (the demo's
 real voice) is not used either.
@@ -69,7 +73,7 @@ SOURCES = [
     *[(f"0ad_{c}", "train", "speech", ("zip", G + "0ad/mods/public/public.zip", f"audio/voice/{c}/civ/*.ogg"))
       for c in ("greek", "persian")],
     *[(f"warzone_{d}", "train", "speech", ("zip", G + "warzone2100/base.wz", f"audio/{d}/*.ogg"))
-      for d in ("memressp", "tutorial", "taunts", "vtoltalk", "trnsppil", "nexus", "multi")],
+      for d in ("memressp", "tutorial", "taunts", "vtoltalk", "trnsppil", "nexus")],
     ("warzone_sequence", "train", "speech", ("zip", G + "warzone2100/base.wz", "sequenceaudio/*.ogg")),
 
     ("lincity", "test", "noise", G + "lincity-ng/sounds/*"),
@@ -202,11 +206,35 @@ def build():
             print(f"banks: {kind:6s} {split:5s} {name:20s} {len(got):5d} files {dur / 60:6.1f} min "
                   f"cutoff median {np.median(cuts) / 1000:4.1f} kHz" + (f" ({len(errs)} unreadable)" if errs else ""),
                   flush=True)
+    dedupe(banks)
     for split in ("train", "val"):
         syn = synthetic_bank(split)
         banks[("speech", split)].extend(("synthetic", x, c) for x, c in syn)
         print(f"banks: speech {split:5s} synthetic            {len(syn):5d} utterances "
               f"{sum(len(x) for x, _ in syn) / SR / 60:6.1f} min cutoff 7.8 kHz", flush=True)
+    save(banks)
+
+
+def dedupe(banks):
+    """Drops, in place, every item whose samples already appear earlier in the order
+    train, val, test (noise before speech); prints what it dropped."""
+    import hashlib
+    seen = {}
+    for split in ("train", "val", "test"):
+        for kind in ("noise", "speech"):
+            kept = []
+            for name, x, c in banks.get((kind, split), []):
+                h = hashlib.sha1(x.tobytes()).hexdigest()
+                if h in seen:
+                    print(f"banks: {kind} {split} {name}: dropped a recording already in {seen[h]}", flush=True)
+                    continue
+                seen[h] = f"{kind} {split} {name}"
+                kept.append((name, x, c))
+            if (kind, split) in banks:
+                banks[(kind, split)] = kept
+
+
+def save(banks):
     for (kind, split), items in banks.items():
         names = sorted({n for n, _, _ in items})
         lens = np.array([len(x) for _, x, _ in items], dtype=np.int64)
@@ -237,5 +265,21 @@ class Bank:
         return np.flatnonzero(self.source == k)
 
 
+def dedupe_cached():
+    """Applies dedupe to the banks already in train/cache/banks (no decoding)."""
+    banks = {}
+    for split in ("train", "val", "test"):
+        for kind in ("noise", "speech"):
+            if os.path.isfile(os.path.join(OUT, f"{kind}_{split}.npz")):
+                b = Bank(kind, split)
+                banks[(kind, split)] = [(b.source_names[b.source[i]], b.audio[b.offsets[i]:b.offsets[i + 1]],
+                                         float(b.cutoff_hz[i])) for i in range(b.n)]
+    dedupe(banks)
+    save(banks)
+
+
 if __name__ == "__main__":
-    build()
+    if sys.argv[1:] == ["--dedupe-cached"]:
+        dedupe_cached()
+    else:
+        build()

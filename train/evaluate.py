@@ -224,11 +224,12 @@ def summarise(items):
             r["families"][fam] = dict(
                 improvement_db=float(np.mean([c["improvement_db"] for c in cells])),
                 improvement_16k_db=float(np.mean([c["improvement_16k_db"] for c in cells])),
-                noise_only_attenuation_db=float(np.mean([10 * np.log10(np.mean(it["mix"][4800:].astype(np.float64) ** 2) /
-                                                                         max(np.mean(out(it)[4800:] ** 2), 1e-20)) for it in no])),
+                noise_only_attenuation_db=float(np.median([10 * np.log10(np.mean(it["mix"][4800:].astype(np.float64) ** 2) /
+                                                                           max(np.mean(out(it)[4800:] ** 2), 1e-20)) for it in no])),
                 noise_only_vad=None if sysname == "input" else float(np.mean([it[f"vad_{sysname}"].mean() for it in no])))
         cl = [it for it in items if it["snr"] == "clean"]
-        r["clean"] = dict(n=len(cl), sisdr_db=float(np.mean([si_sdr(out(it), it["clean"].astype(np.float64)) for it in cl])) if sysname != "input" else None,
+        # medians: an output equal to its input up to rounding has an SI-SDR of 100+ dB, which would rule a mean
+        r["clean"] = dict(n=len(cl), sisdr_db=float(np.median([si_sdr(out(it), it["clean"].astype(np.float64)) for it in cl])) if sysname != "input" else None,
                           level_change_db=float(np.mean([10 * np.log10(mixtures.active_power(out(it)) /
                                                                        mixtures.active_power(it["clean"].astype(np.float64))) for it in cl])))
         if sysname != "input":
@@ -254,7 +255,7 @@ def tables(res):
             out.append(f"| {fam} | {snr} dB | {i['sisdr_in_db']:.2f} | {f(a['improvement_db'])} | {f(b['improvement_db'])} | "
                        f"{f(a['improvement_16k_db'])} | {f(b['improvement_16k_db'])} | "
                        f"{f(a['pause_attenuation_db'], 1)} | {f(b['pause_attenuation_db'], 1)} |")
-    out += ["", "| noise family | ssmd mean (dB) | RNNoise mean (dB) | noise-only attenuation ssmd / RNNoise (dB) | noise-only VAD ssmd / RNNoise |",
+    out += ["", "| noise family | ssmd mean (dB) | RNNoise mean (dB) | noise-only attenuation ssmd / RNNoise (dB, median) | noise-only VAD ssmd / RNNoise |",
             "|---|---|---|---|---|"]
     for fam in mixtures.FAMILIES:
         a, b = res["ssmd"]["families"][fam], res["rnnoise"]["families"][fam]
@@ -262,7 +263,7 @@ def tables(res):
                    f"{a['noise_only_attenuation_db']:.1f} / {b['noise_only_attenuation_db']:.1f} | "
                    f"{a['noise_only_vad']:.3f} / {b['noise_only_vad']:.3f} |")
     out += ["", "| | ssmd | RNNoise |", "|---|---|---|"]
-    for key, label in (("sisdr_db", "clean input: SI-SDR of output vs input (dB)"),
+    for key, label in (("sisdr_db", "clean input: SI-SDR of output vs input (dB, median)"),
                        ("level_change_db", "clean input: active speech level change (dB)")):
         out.append(f"| {label} | {f(res['ssmd']['clean'][key])} | {f(res['rnnoise']['clean'][key])} |")
     for name, label in (("snr5", "5 dB mixtures"), ("all_mixtures", "all mixtures")):

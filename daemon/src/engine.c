@@ -220,10 +220,11 @@ int ssmd_engine_run(ssmd_srv *s)
                 fo.vad = s->vad + b;
                 st->vad_sum += s->vad[b];
             }
+            if (out.vad) /* with the gate off (0) the count stays 0: turning it on by a reload starts the grace afresh */
+                st->vad_quiet_frames = s->vad[b] * 100.0f < (float)s->cfg->vad_gate ? st->vad_quiet_frames + 1 : 0;
             if (out.mask && out.vad && s->cfg->vad_gate > 0) {
                 /* the gate: after vad_grace_ms of voice activity below vad_gate, every
                  * gain goes to 0, which the attenuation limit below raises to its floor */
-                st->vad_quiet_frames = s->vad[b] * 100.0f < (float)s->cfg->vad_gate ? st->vad_quiet_frames + 1 : 0;
                 if (st->vad_quiet_frames * (uint64_t)s->fe.hop_samples * 1000u >
                     (uint64_t)s->cfg->vad_grace_ms * (uint64_t)s->fe.sample_rate_hz)
                     memset(s->mask + (size_t)b * nb_bins, 0, nb_bins * sizeof(float));

@@ -121,6 +121,16 @@ static void reap_streams(ssmd_srv *s, int *rc)
 
 /* SIGHUP: re-read the configuration; copy the reloadable options into the
  * running one through the option table, log each change. */
+/* Options that cannot act on this model or with these values say so (start-up and reload). */
+static void warn_ineffective(const ssmd_srv *s)
+{
+    if (s->token_mode || s->cfg->vad_gate <= 0) return;
+    if (!(ssm_model_heads(s->model) & SSM_MODEL_HEAD_VAD))
+        ssmd_log(SSMD_LOG_WARN, "vad_gate: the model has no voice-activity head; the gate does nothing");
+    else if (s->cfg->atten_lim_db <= 0)
+        ssmd_log(SSMD_LOG_WARN, "vad_gate: atten_lim_db is 0 (pass-through), so the gate does nothing");
+}
+
 static void reload_config(ssmd_srv *s)
 {
     if (!s->ctl || !s->ctl->reload) return;
@@ -165,6 +175,7 @@ static void reload_config(ssmd_srv *s)
             ssmd_log(SSMD_LOG_WARN, "reload: curve allowlist has %ld key%s", k, k == 1 ? "" : "s");
     }
     ssmd_log_set_level_name(s->cfg->log_level);
+    warn_ineffective(s);
     ssmd_log(SSMD_LOG_WARN, "reload: %d option%s applied, %d need a restart", changed, changed == 1 ? "" : "s",
              ignored);
     ssmd_config_free(&fresh);
@@ -245,6 +256,7 @@ int ssmd_server_run(ssmd_config *cfg, const char *model_path, const ssmd_server_
     } else if (pipeline_setup(s) != 0) {
         goto out;
     }
+    warn_ineffective(s);
     if (buffers_alloc(s) != 0) goto out;
     if (getrandom(&s->epoch, sizeof s->epoch, 0) != (ssize_t)sizeof s->epoch) s->epoch = ssmd_realtime_ns();
     s->t_start = ssmd_now_s();

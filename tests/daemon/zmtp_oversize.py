@@ -23,4 +23,6 @@ try:
         sent += len(chunk)
 except OSError as e:
     print(f"attacker: connection closed after {sent >> 20} MiB ({e})", flush=True)
+else:
+    print(f"attacker: sent {sent >> 20} MiB, connection still open", flush=True)
 time.sleep(float(sys.argv[5]) if len(sys.argv) > 5 else 2)
