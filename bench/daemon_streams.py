@@ -125,12 +125,12 @@ def main():
         subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--prefix", os.path.join(ROOT, "train", "rnnoise")],
                        check=True, capture_output=True)
     base = dict(bench="daemon_streams", cpu=cpu_model(), seconds_per_stream=a.seconds,
-                model=os.path.basename(a.model) if a.model else "default", ssmd_args=a.ssmd_args)
+                model=os.path.basename(a.model) if a.model else "default")
     with tempfile.TemporaryDirectory() as work:
         for n in (int(s) for s in a.streams.split(",")):
             for rnd in range(a.rounds):
                 cpu_s, wall = run_ssmd(a.ssmd, a.model, n, a.seconds, a.cpu, a.ssmd_args.split())
-                print(json.dumps(dict(base, system="ssmd", streams=n, round=rnd, cpu_s=round(cpu_s, 3),
+                print(json.dumps(dict(base, system="ssmd", ssmd_args=a.ssmd_args, streams=n, round=rnd, cpu_s=round(cpu_s, 3),
                                       wall_s=round(wall, 3), cpu_rt_streams=round(n * a.seconds / cpu_s, 1),
                                       wall_rt_streams=round(n * a.seconds / wall, 1))), flush=True)
                 rc, rw = run_rnnoise(n, a.seconds, a.cpu, work)

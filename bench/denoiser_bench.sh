@@ -9,7 +9,8 @@
 #   3. real-time 48 kHz streams per core through the daemon (bench/daemon_streams.py).
 # Prints JSON lines (kept in BUILD/bench/denoiser.jsonl), then bench/summary.py's tables.
 # Usage: bench/denoiser_bench.sh [BUILD_DIR] [MODEL]    (defaults: build, models/default.safetensors)
-# Env: SSMD_BENCH_CPU (core to pin, default 0), SSMD_BENCH_TRANSCODE_S (default 300).
+# Env: SSMD_BENCH_CPU (core to pin, default 0), SSMD_BENCH_TRANSCODE_S (default 300),
+# SSMD_BENCH_STREAM_S (seconds pushed per stream, default 4).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${1:-build}
@@ -64,8 +65,8 @@ transcode 44100 f32 1
 "${pin[@]}" "$BUILD/bench/model_bench" "$MODEL" default48k 1 16 64 | emit
 SSMD_TORCH_THREADS=1 "${pin[@]}" "$PY" bench/model_torch_peer.py "$MODEL" default48k 1 16 | emit
 
-"$PY" bench/daemon_streams.py "$BUILD/daemon/ssmd" "$MODEL" --streams 64,256 --seconds 10 --rounds 2 --cpu "$CPU" | emit
-"$PY" bench/daemon_streams.py "$BUILD/daemon/ssmd" "$MODEL" --streams 256 --seconds 10 --rounds 1 --cpu "$CPU" \
+"$PY" bench/daemon_streams.py "$BUILD/daemon/ssmd" "$MODEL" --streams 64,256 --seconds "${SSMD_BENCH_STREAM_S:-4}" --rounds 2 --cpu "$CPU" | emit
+"$PY" bench/daemon_streams.py "$BUILD/daemon/ssmd" "$MODEL" --streams 256 --seconds "${SSMD_BENCH_STREAM_S:-4}" --rounds 1 --cpu "$CPU" \
   --ssmd-args "--weights int8" | emit
 
 "$PY" bench/summary.py "$OUT"
