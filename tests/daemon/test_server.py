@@ -146,21 +146,28 @@ def t_file_job_bit_exact():
         check(diff == 0, "daemon output differs from in-process processing")
 
 
+def file_job_variants(model, tag, seed, variants):
+    """x (2 s of the test signal at 16 kHz) and {name: output} of the offline job run on x with
+    each variant's extra options."""
+    rate, n = 16000, 32000
+    x = 0.1 * test_signal(n, rate, seed)
+    src = os.path.join(TMP, f"{tag}_in.wav")
+    write_wav(src, x, rate)
+    outs = {}
+    for name, extra in variants:
+        out = os.path.join(TMP, f"{tag}_{name}.wav")
+        r = subprocess.run([SSMD, "--model", os.path.join(MODELS, model), src, "-o", out] + extra,
+                           capture_output=True)
+        check(r.returncode == 0, r.stderr.decode())
+        outs[name] = read_wav(out)[1].astype(np.float64)
+    return x, outs
+
+
 def t_atten_lim():
     """--atten-lim-db with a model whose gains are ~0.0025 (~50 dB down): 0 passes the input
     through, 6 turns it down by 6 dB, the default (100) lets the model's 50 dB through."""
-    quiet = os.path.join(MODELS, "quiet.safetensors")
-    rate, n = 16000, 32000
-    x = 0.1 * test_signal(n, rate, 7)
-    src = os.path.join(TMP, "atten_in.wav")
-    write_wav(src, x, rate)
-    outs = {}
-    for lim in ("0", "6", None, "60", "200"):
-        out = os.path.join(TMP, f"atten_{lim}.wav")
-        r = subprocess.run([SSMD, "--model", quiet, src, "-o", out] + (["--atten-lim-db", lim] if lim else []),
-                           capture_output=True)
-        check(r.returncode == 0, r.stderr.decode())
-        outs[lim] = read_wav(out)[1].astype(np.float64)
+    x, outs = file_job_variants("quiet.safetensors", "atten", 7,
+                                [(lim, ["--atten-lim-db", lim] if lim else []) for lim in ("0", "6", None, "60", "200")])
     e = lambda v: float(np.sum(v[2000:] ** 2))  # noqa: E731
     pass_err = float(np.max(np.abs(outs["0"] - x)))
     att6, att_def = 10 * np.log10(e(x) / e(outs["6"])), 10 * np.log10(e(x) / e(outs[None]))
@@ -177,19 +184,11 @@ def t_atten_lim():
 def t_vad_gate():
     """--vad-gate with the all-pass model (voice activity always below 100 %): after the grace the
     gains fall to the attenuation limit; before it, and with the gate off, the input passes."""
-    allpass = os.path.join(MODELS, "allpass.safetensors")
-    rate, n = 16000, 32000
-    x = 0.1 * test_signal(n, rate, 8)
-    src = os.path.join(TMP, "gate_in.wav")
-    write_wav(src, x, rate)
-    res = {}
-    for name, extra in (("off", []), ("grace0", ["--vad-gate", "100", "--vad-grace-ms", "0"]),
-                        ("grace500", ["--vad-gate", "100", "--vad-grace-ms", "500"])):
-        out = os.path.join(TMP, f"gate_{name}.wav")
-        r = subprocess.run([SSMD, "--model", allpass, src, "-o", out, "--atten-lim-db", "30"] + extra,
-                           capture_output=True)
-        check(r.returncode == 0, r.stderr.decode())
-        res[name] = read_wav(out)[1].astype(np.float64)
+    lim = ["--atten-lim-db", "30"]
+    x, res = file_job_variants("allpass.safetensors", "gate", 8,
+                               (("off", lim), ("grace0", lim + ["--vad-gate", "100", "--vad-grace-ms", "0"]),
+                                ("grace500", lim + ["--vad-gate", "100", "--vad-grace-ms", "500"])))
+    n = len(x)
     db = lambda y, a, b: 10 * np.log10(np.sum(x[a:b] ** 2) / np.sum(y[a:b] ** 2))  # noqa: E731
     off, g0 = db(res["off"], 0, n), db(res["grace0"], 1000, n)
     early, late = db(res["grace500"], 0, 6400), db(res["grace500"], 10400, n)
