@@ -137,7 +137,7 @@ def main():
         a, b = si_sdr(x16, c16), si_sdr(y16, c16)
         if s1 == 48000:
             rows.append((label, si_sdr(x, c), si_sdr(y, c), x, y, dst))
-        print(f"demo: {label}: SI-SDR {full}{a:.2f} -> {b:.2f} dB in the 16 kHz band ({b - a:+.2f} dB){hf}; "
+        print(f"demo: {label}: SI-SDR {full}{a:.2f} -> {b:.2f} dB in the 0-8 kHz band ({b - a:+.2f} dB){hf}; "
               f"denoised: {os.path.relpath(dst)}")
     # (4) noise alone
     rng = np.random.default_rng(5)

@@ -60,8 +60,10 @@ def metadata(net, ck):
             "frontend.sample_rate_hz": M.SR, "frontend.n_fft": M.N_FFT, "frontend.hop": M.HOP,
             "frontend.window": "sqrt_hann", "frontend.features": "log_power",
             "frontend.log_floor": "1e-10",
-            "train.steps": ck.get("step", 0), "train.seed": ck.get("seed", 0),
-            "train.minutes": f"{ck.get('minutes', 0):.1f}", "train.params": ck.get("params", 0)}
+            # a checkpoint continued from others (--init-from) may carry the whole chain's totals
+            "train.steps": ck.get("total_steps", ck.get("step", 0)), "train.seed": ck.get("seed", 0),
+            "train.minutes": f"{ck.get('total_minutes', ck.get('minutes', 0)):.1f}",
+            "train.params": sum(int(np.prod(v.shape)) for v in tensors_of(net).values())}
 
 
 def main():

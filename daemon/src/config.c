@@ -71,7 +71,7 @@ static const ssmd_option options[] = {
     { "vad_gate", 0, SSMD_OPT_INT, OFF(vad_gate), 0, 100, NULL, "0", true,
       "voice-activity gate in percent (0 = off): once the model's voice activity has stayed below "
       "it for --vad-grace-ms, every gain drops to the attenuation limit until voice returns "
-      "(as RNNoise's plugin's VAD threshold)" },
+      "(like the VAD threshold of RNNoise's plugin); with the default limit a closed gate mutes" },
     { "vad_grace_ms", 0, SSMD_OPT_INT, OFF(vad_grace_ms), 0, 60000, NULL, "200", true,
       "with --vad-gate: milliseconds of low voice activity before the gate closes (keeps word endings)" },
     { "publish_mask", 0, SSMD_OPT_BOOL, OFF(publish_mask), 0, 0, NULL, "false", true,
