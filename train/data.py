@@ -200,10 +200,10 @@ def make_noise(kind, n, rng, bank=None, sr=SR):
     return x / (np.std(x) + 1e-12)
 
 
-def active_power(speech):
-    """Mean power of the speech over frames within 30 dB of its loudest frame."""
-    m = len(speech) // 256
-    e = (speech[:m * 256].reshape(m, 256) ** 2).mean(axis=1)
+def active_power(speech, frame=256):
+    """Mean power of the speech over frames (of `frame` samples) within 30 dB of its loudest frame."""
+    m = len(speech) // frame
+    e = (speech[:m * frame].reshape(m, frame) ** 2).mean(axis=1)
     act = e > e.max() * 1e-3
     return float(e[act].mean()) if act.any() else float(np.mean(speech ** 2) + 1e-12)
 
