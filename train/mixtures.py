@@ -134,8 +134,10 @@ vad_labels = data.vad_labels
 
 
 def make_example(n, rng, sbank, nbank, hop, n_fft, snr_db=None, family=None, kind=None,
-                 p_noise_only=0.12, p_clean=0.05, p_reverb=0.3, p_colour=0.7, level_db=None):
-    """One training example: dict(mix, clean, vad, cutoff_hz, family, snr_db)."""
+                 p_noise_only=0.12, p_clean=0.05, p_reverb=0.3, p_colour=0.7, level_db=None,
+                 family_p=(0.4, 0.4, 0.2)):
+    """One training example: dict(mix, clean, vad, cutoff_hz, family, snr_db).
+    family_p: probabilities of FAMILIES (generated, real, babble) when `family` is not given."""
     noise_only = snr_db is None and rng.random() < p_noise_only
     clean_only = snr_db is None and not noise_only and rng.random() < p_clean
     if noise_only:
@@ -147,7 +149,7 @@ def make_example(n, rng, sbank, nbank, hop, n_fft, snr_db=None, family=None, kin
         h, early = room_response(rng)
         tgt = fftconvolve(s, early)[:n]
         s = fftconvolve(s, h)[:n]
-    family = family or FAMILIES[int(rng.choice(3, p=[0.4, 0.4, 0.2]))]
+    family = family or FAMILIES[int(rng.choice(3, p=list(family_p)))]
     if clean_only:
         noise = np.zeros(n)
     else:

@@ -5,9 +5,9 @@
   /usr/bin/python3 train/export_default.py              # → models/default.safetensors
 
 Data (train/mixtures.py): 3-second clips of real voices (tuxpaint-stamps, 0 A.D.,
-Warzone 2100) and the synthesized espeak-ng/flite bank, 40 % generated noise,
+Warzone 2100) and the synthesized espeak-ng/flite bank; by default (--family-p) 40 % generated noise,
 40 % recorded noise, 20 % babble of real voices, SNR uniform in [−5, 25] dB over
-active speech, 12 % noise-only and 5 % clean clips, 30 % reverberated, 70 %
+active speech, 12 % noise-only (--p-noise-only) and 5 % clean clips, 30 % reverberated, 70 %
 microphone-coloured, level −45…−10 dBFS.
 
 Loss, computed only below each clip's speech bandwidth (cutoff_hz: band-limited
@@ -117,6 +117,9 @@ def main():
     ap.add_argument("--n-bands", type=int, default=32, help="mask logits on this many ERB-like bands (0: per bin)")
     ap.add_argument("--init-from", default="", help="start from this checkpoint's weights (fresh optimiser and "
                     "schedule); a per-bin mask head is fitted to the bands by least squares")
+    ap.add_argument("--family-p", default="0.4,0.4,0.2",
+                    help="probabilities of the generated, real and babble noise families in training clips")
+    ap.add_argument("--p-noise-only", type=float, default=0.12, help="share of noise-only training clips")
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--warmup", type=int, default=200)
     ap.add_argument("--threads", type=int, default=1)
@@ -134,6 +137,14 @@ def main():
             sys.exit(f"train: no {f}.npz in {banks.OUT} (run /usr/bin/python3 train/banks.py)")
     if a.steps < 1 or a.batch < 1:
         sys.exit("train: --steps and --batch must be >= 1")
+    try:
+        fam_p = tuple(float(v) for v in a.family_p.split(","))
+    except ValueError:
+        fam_p = ()
+    if len(fam_p) != 3 or min(fam_p) < 0 or abs(sum(fam_p) - 1) > 1e-6:
+        sys.exit(f"train: --family-p '{a.family_p}' must be three probabilities summing to 1")
+    if not 0 <= a.p_noise_only < 1:
+        sys.exit(f"train: --p-noise-only {a.p_noise_only} must be in [0, 1)")
     sb, nb = banks.Bank("speech", "train"), banks.Bank("noise", "train")
     vsb, vnb = banks.Bank("speech", "val"), banks.Bank("noise", "val")
     torch.manual_seed(a.seed)
@@ -189,7 +200,7 @@ def main():
 
     def producer():
         while True:
-            q.put(make_batch(sb, nb, rng, a.batch))
+            q.put(make_batch(sb, nb, rng, a.batch, family_p=fam_p, p_noise_only=a.p_noise_only))
     threading.Thread(target=producer, daemon=True).start()
 
     def evaluate():
