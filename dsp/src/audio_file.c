@@ -37,6 +37,10 @@ struct dsp_audio_writer {
     int owns_path;          /* created by path (abort may unlink it) */
     uint64_t frames_written;
     uint64_t nonfinite;
+    uint64_t clipped;       /* |x| > 1 written to an integer subtype */
+    uint64_t header_every;  /* frames between header rewrites; 0 = never */
+    uint64_t header_at;     /* frames_written at the last rewrite */
+    int clips;              /* integer subtype: libsndfile clips |x| > 1 */
     float *scratch;         /* DSP_AUDIO_WRITE_BLOCK_FRAMES * channels */
     char *path;             /* full path for abort's unlink (owns_path only) */
     int format;             /* libsndfile format word */
@@ -340,6 +344,27 @@ int dsp_audio_reader_read(dsp_audio_reader *r, float *out, size_t max_frames,
     return DSP_OK;
 }
 
+int dsp_audio_reader_peak(dsp_audio_reader *r, double *peak, dsp_error *err)
+{
+    if (peak)
+        *peak = 0;
+    if (!r || !peak)
+        return dsp_error_set(err, DSP_ERR_INVALID, "audio reader: NULL argument");
+    SF_INFO si;
+    memset(&si, 0, sizeof si);
+    sf_command(r->sf, SFC_GET_CURRENT_SF_INFO, &si, sizeof si);
+    /* a PEAK chunk answers at once; only float WAV/AIFF writers add one */
+    if (sf_command(r->sf, SFC_GET_SIGNAL_MAX, peak, sizeof *peak) == SF_TRUE)
+        return DSP_OK;
+    if (!si.seekable)
+        return dsp_error_set(err, DSP_ERR_UNSUPPORTED, "%s: cannot measure the peak of an unseekable stream",
+                             r->name);
+    if (sf_command(r->sf, SFC_CALC_NORM_SIGNAL_MAX, peak, sizeof *peak) != 0)
+        return dsp_error_set(err, DSP_ERR_FORMAT, "%s: measuring the peak failed: %s", r->name,
+                             sf_strerror(r->sf));
+    return DSP_OK;
+}
+
 uint64_t dsp_audio_reader_frames_read(const dsp_audio_reader *r) { return r ? r->frames_read : 0; }
 uint64_t dsp_audio_reader_nonfinite_count(const dsp_audio_reader *r) { return r ? r->nonfinite : 0; }
 
@@ -384,6 +409,32 @@ dsp_audio_container dsp_audio_container_from_path(const char *path)
     return DSP_AUDIO_CONTAINER_AUTO;
 }
 
+/* Bytes per sample of a PCM/float subtype (0: variable or unknown). */
+static int sample_bytes(int sub)
+{
+    switch (sub) {
+    case SF_FORMAT_PCM_S8: case SF_FORMAT_PCM_U8: case SF_FORMAT_ULAW: case SF_FORMAT_ALAW: return 1;
+    case SF_FORMAT_PCM_16: return 2;
+    case SF_FORMAT_PCM_24: return 3;
+    case SF_FORMAT_PCM_32: case SF_FORMAT_FLOAT: return 4;
+    case SF_FORMAT_DOUBLE: return 8;
+    default: return 0;
+    }
+}
+
+/* A WAV whose length is announced and whose data stays a margin below the
+ * 4 GiB RIFF limit is written as plain RIFF (WAVE_FORMAT_PCM: readable by
+ * every reader, including Python's wave module, also mid-write); anything
+ * else as RF64 with auto-downgrade, which is WAVE_FORMAT_EXTENSIBLE. */
+static int wav_fits_riff(const dsp_audio_write_format *fmt, int sub)
+{
+    const int64_t limit = INT64_C(0xFFFFFFFF) - (INT64_C(1) << 20); /* header and chunks */
+    int b = sample_bytes(sub);
+    if (fmt->expected_frames <= 0 || b == 0)
+        return 0;
+    return fmt->expected_frames <= limit / ((int64_t)b * fmt->channels);
+}
+
 /* Fills si from fmt; validates.  pipe: the descriptor cannot seek. */
 static int write_sfinfo(SF_INFO *si, dsp_audio_container *cont, const dsp_audio_write_format *fmt,
                         const char *name, int pipe, dsp_error *err)
@@ -414,8 +465,6 @@ static int write_sfinfo(SF_INFO *si, dsp_audio_container *cont, const dsp_audio_
             sub = container_map[i].sub;
             break;
         }
-    if (c == DSP_AUDIO_CONTAINER_WAV)
-        major = SF_FORMAT_RF64; /* downgraded to WAV on close when small enough */
     dsp_audio_subtype s = fmt->subtype;
     if (sub) { /* codec containers: the codec is the subtype */
         if (s != DSP_AUDIO_SUBTYPE_DEFAULT && subtype_to_sf(s) != sub)
@@ -432,6 +481,8 @@ static int write_sfinfo(SF_INFO *si, dsp_audio_container *cont, const dsp_audio_
     int endian = endian_to_sf(fmt->endian);
     if (endian < 0)
         return dsp_error_set(err, DSP_ERR_INVALID, "%s: unknown endianness %d", name, (int)fmt->endian);
+    if (c == DSP_AUDIO_CONTAINER_WAV && !wav_fits_riff(fmt, sub))
+        major = SF_FORMAT_RF64; /* downgraded to WAV on close when small enough */
     memset(si, 0, sizeof *si);
     si->samplerate = fmt->sample_rate_hz;
     si->channels = fmt->channels;
@@ -457,13 +508,25 @@ static int is_integer_subtype(int format)
 
 static int writer_finish_open(dsp_audio_writer **out, SNDFILE *sf, const SF_INFO *si,
                               dsp_audio_container c, const dsp_audio_write_format *fmt,
-                              const char *name, int owns_path, dsp_error *err)
+                              const char *name, int owns_path, int seekable, dsp_error *err)
 {
-    if (c == DSP_AUDIO_CONTAINER_WAV)
+    if ((si->format & SF_FORMAT_TYPEMASK) == SF_FORMAT_RF64 && c == DSP_AUDIO_CONTAINER_WAV)
         sf_command(sf, SFC_RF64_AUTO_DOWNGRADE, NULL, SF_TRUE);
     /* libsndfile wraps integer overflow around unless asked to clip. */
+    int clips = is_integer_subtype(si->format) || (si->format & SF_FORMAT_SUBMASK) == SF_FORMAT_ULAW ||
+                (si->format & SF_FORMAT_SUBMASK) == SF_FORMAT_ALAW;
     if (is_integer_subtype(si->format))
         sf_command(sf, SFC_SET_CLIPPING, NULL, SF_TRUE);
+    /* The header (data length) is otherwise written only at close: a killed
+     * process would leave "0 data bytes".  Rewriting it costs one seek and
+     * a few dozen bytes per second of audio (docs/reliability.md). */
+    uint64_t header_every = 0;
+    int with_header = c == DSP_AUDIO_CONTAINER_WAV || c == DSP_AUDIO_CONTAINER_RF64 ||
+                      c == DSP_AUDIO_CONTAINER_W64 || c == DSP_AUDIO_CONTAINER_AIFF ||
+                      c == DSP_AUDIO_CONTAINER_AU;
+    if (seekable && with_header && fmt->header_update_frames >= 0)
+        header_every = fmt->header_update_frames > 0 ? (uint64_t)fmt->header_update_frames
+                                                     : (uint64_t)si->samplerate;
     if (fmt->vbr_quality >= 0 && (c == DSP_AUDIO_CONTAINER_OGG_VORBIS || c == DSP_AUDIO_CONTAINER_OGG_OPUS)) {
         double q = fmt->vbr_quality > 1.0 ? 1.0 : fmt->vbr_quality;
         sf_command(sf, SFC_SET_VBR_ENCODING_QUALITY, &q, sizeof q);
@@ -482,6 +545,8 @@ static int writer_finish_open(dsp_audio_writer **out, SNDFILE *sf, const SF_INFO
     }
     w->sf = sf;
     w->channels = si->channels;
+    w->clips = clips;
+    w->header_every = header_every;
     w->owns_path = owns_path;
     w->scratch = scratch;
     w->path = path;
@@ -518,7 +583,7 @@ int dsp_audio_writer_open_fd(dsp_audio_writer **out, int fd, const char *name,
         int e = sf_error(NULL);
         return dsp_error_set(err, status_of(e) ? status_of(e) : DSP_ERR_IO, "%s: %s", name, sf_strerror(NULL));
     }
-    return writer_finish_open(out, sf, &si, c, &f, name, 0, err);
+    return writer_finish_open(out, sf, &si, c, &f, name, 0, !pipe, err);
 }
 
 int dsp_audio_writer_open(dsp_audio_writer **out, const char *path,
@@ -546,7 +611,9 @@ int dsp_audio_writer_open(dsp_audio_writer **out, const char *path,
         int e = sf_error(NULL);
         return dsp_error_set(err, status_of(e) ? status_of(e) : DSP_ERR_IO, "%s: %s", path, sf_strerror(NULL));
     }
-    return writer_finish_open(out, sf, &si, c, fmt, path, 1, err);
+    struct stat after;
+    int seekable = stat(path, &after) == 0 && S_ISREG(after.st_mode);
+    return writer_finish_open(out, sf, &si, c, fmt, path, 1, seekable, err);
 }
 
 int dsp_audio_writer_write(dsp_audio_writer *w, const float *in, size_t n_frames, dsp_error *err)
@@ -561,6 +628,9 @@ int dsp_audio_writer_write(dsp_audio_writer *w, const float *in, size_t n_frames
             n = DSP_AUDIO_WRITE_BLOCK_FRAMES;
         memcpy(w->scratch, in + done * ch, n * ch * sizeof *in);
         w->nonfinite += zero_nonfinite(w->scratch, n * ch);
+        if (w->clips)
+            for (size_t i = 0; i < n * ch; i++)
+                w->clipped += fabsf(w->scratch[i]) > 1.0f;
         sf_count_t put = sf_writef_float(w->sf, w->scratch, (sf_count_t)n);
         if (put > 0)
             w->frames_written += (uint64_t)put;
@@ -570,12 +640,17 @@ int dsp_audio_writer_write(dsp_audio_writer *w, const float *in, size_t n_frames
                                  (unsigned long long)w->frames_written, why);
         }
         done += n;
+        if (w->header_every && w->frames_written - w->header_at >= w->header_every) {
+            sf_command(w->sf, SFC_UPDATE_HEADER_NOW, NULL, 0);
+            w->header_at = w->frames_written;
+        }
     }
     return DSP_OK;
 }
 
 uint64_t dsp_audio_writer_frames_written(const dsp_audio_writer *w) { return w ? w->frames_written : 0; }
 uint64_t dsp_audio_writer_nonfinite_count(const dsp_audio_writer *w) { return w ? w->nonfinite : 0; }
+uint64_t dsp_audio_writer_clipped_count(const dsp_audio_writer *w) { return w ? w->clipped : 0; }
 
 /* libsndfile starts its FLAC encoder on the first write, so a FLAC file with
  * no frames comes out as 0 bytes, which nothing can read.  Write the smallest

@@ -222,7 +222,7 @@ static void test_round_trip_formats(void **state)
         const struct fmt_case *c = &cases[k];
         size_t n = (size_t)c->rate / 2 + 17; /* ~0.5 s, odd */
         float *x = make_signal(n, c->channels, c->rate);
-        dsp_audio_write_format f = { c->container, c->subtype, DSP_AUDIO_ENDIAN_FILE, c->rate, c->channels, -1 };
+        dsp_audio_write_format f = { c->container, c->subtype, DSP_AUDIO_ENDIAN_FILE, c->rate, c->channels, -1, 0, 0 };
         const char *path = tmp_path(c->file);
         write_file(path, &f, x, n);
         dsp_audio_info info;
@@ -264,7 +264,7 @@ static void test_small_lengths(void **state)
         for (size_t li = 0; li < 3; li++) {
             size_t n = lens[li];
             float *x = make_signal(n, 1, 16000);
-            dsp_audio_write_format f = { 0, 0, 0, 16000, 1, -1 };
+            dsp_audio_write_format f = { 0, 0, 0, 16000, 1, -1, 0, 0 };
             const char *path = tmp_path(files[fi]);
             write_file(path, &f, x, n);
             if (n == 0 && strstr(files[fi], ".opus")) {
@@ -315,7 +315,7 @@ static void test_six_channels(void **state)
             x[i * CH + (size_t)c] = (float)((c + 1) * 0.1 - 0.65 + 0.0001 * (double)(i % 100));
     static const char *const files[] = { "six.wav", "six.flac", "six.w64" };
     for (size_t fi = 0; fi < 3; fi++) {
-        dsp_audio_write_format f = { 0, DSP_AUDIO_SUBTYPE_PCM_24, 0, 48000, CH, -1 };
+        dsp_audio_write_format f = { 0, DSP_AUDIO_SUBTYPE_PCM_24, 0, 48000, CH, -1, 0, 0 };
         const char *path = tmp_path(files[fi]);
         write_file(path, &f, x, N);
         dsp_audio_info info;
@@ -343,7 +343,7 @@ static void test_clipping(void **state)
         { "clip16.flac", DSP_AUDIO_SUBTYPE_PCM_16 }, { "clip8.wav", DSP_AUDIO_SUBTYPE_PCM_U8 },
     };
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
-        dsp_audio_write_format f = { 0, cases[k].s, 0, 16000, 1, -1 };
+        dsp_audio_write_format f = { 0, cases[k].s, 0, 16000, 1, -1, 0, 0 };
         const char *path = tmp_path(cases[k].file);
         write_file(path, &f, x, 8);
         dsp_audio_info info;
@@ -369,7 +369,7 @@ static void test_nonfinite_write(void **state)
     float x[10] = { 0.5f, NAN, -0.25f, INFINITY, -INFINITY, 0.125f, NAN, 0, 0, -0.5f };
     static const char *const files[] = { "nf.wav", "nf16.flac" };
     for (int k = 0; k < 2; k++) {
-        dsp_audio_write_format f = { 0, k ? DSP_AUDIO_SUBTYPE_PCM_16 : DSP_AUDIO_SUBTYPE_FLOAT, 0, 16000, 2, -1 };
+        dsp_audio_write_format f = { 0, k ? DSP_AUDIO_SUBTYPE_PCM_16 : DSP_AUDIO_SUBTYPE_FLOAT, 0, 16000, 2, -1, 0, 0 };
         dsp_audio_writer *w = NULL;
         const char *path = tmp_path(files[k]);
         assert_int_equal(dsp_audio_writer_open(&w, path, &f, NULL), DSP_OK);
@@ -494,7 +494,7 @@ static void test_raw(void **state)
     }
     /* writer RAW round trip: FLOAT big-endian, 3 channels */
     float *x = make_signal(1000, 3, 8000);
-    dsp_audio_write_format wf = { DSP_AUDIO_CONTAINER_RAW, DSP_AUDIO_SUBTYPE_FLOAT, DSP_AUDIO_ENDIAN_BIG, 8000, 3, -1 };
+    dsp_audio_write_format wf = { DSP_AUDIO_CONTAINER_RAW, DSP_AUDIO_SUBTYPE_FLOAT, DSP_AUDIO_ENDIAN_BIG, 8000, 3, -1, 0, 0 };
     const char *path = tmp_path("f32be.pcm");
     write_file(path, &wf, x, 1000);
     struct stat sb;
@@ -579,7 +579,7 @@ static void test_read_errors(void **state)
 
     /* truncated files: header cut, data chunk cut (WAV, AIFF), FLAC cut */
     float *x = make_signal(20000, 1, 16000);
-    dsp_audio_write_format f = { 0, 0, 0, 16000, 1, -1 };
+    dsp_audio_write_format f = { 0, 0, 0, 16000, 1, -1, 0, 0 };
     static const char *const srcs[] = { "full.wav", "full.aiff", "full.flac", "full.au" };
     for (int k = 0; k < 4; k++)
         write_file(tmp_path(srcs[k]), &f, x, 20000);
@@ -647,17 +647,17 @@ static void expect_writer_error(const char *path, const dsp_audio_write_format *
 static void test_write_errors(void **state)
 {
     (void)state;
-    dsp_audio_write_format f = { 0, 0, 0, 16000, 1, -1 };
+    dsp_audio_write_format f = { 0, 0, 0, 16000, 1, -1, 0, 0 };
     expect_writer_error(tmp_path("noext"), &f, "file name");
     expect_writer_error(tmp_path("x.mp9"), &f, "file name");
     expect_writer_error(tmp_path("no-such-dir/x.wav"), &f, "No such file");
-    expect_writer_error(tmpdir, &(dsp_audio_write_format){ DSP_AUDIO_CONTAINER_WAV, 0, 0, 16000, 1, -1 }, "directory");
-    expect_writer_error(tmp_path("x.flac"), &(dsp_audio_write_format){ 0, DSP_AUDIO_SUBTYPE_FLOAT, 0, 16000, 1, -1 }, "FLAC");
-    expect_writer_error(tmp_path("x.opus"), &(dsp_audio_write_format){ 0, 0, 0, 44100, 1, -1 }, "sample rate");
-    expect_writer_error(tmp_path("x.ogg"), &(dsp_audio_write_format){ 0, DSP_AUDIO_SUBTYPE_PCM_16, 0, 16000, 1, -1 }, "subtype");
-    expect_writer_error(tmp_path("x.wav"), &(dsp_audio_write_format){ 0, 0, 0, 0, 1, -1 }, "sample rate 0");
-    expect_writer_error(tmp_path("x.wav"), &(dsp_audio_write_format){ 0, 0, 0, 16000, 0, -1 }, "channel count 0");
-    expect_writer_error(tmp_path("x.wav"), &(dsp_audio_write_format){ 0, DSP_AUDIO_SUBTYPE_VORBIS, 0, 16000, 1, -1 }, "subtype");
+    expect_writer_error(tmpdir, &(dsp_audio_write_format){ DSP_AUDIO_CONTAINER_WAV, 0, 0, 16000, 1, -1, 0, 0 }, "directory");
+    expect_writer_error(tmp_path("x.flac"), &(dsp_audio_write_format){ 0, DSP_AUDIO_SUBTYPE_FLOAT, 0, 16000, 1, -1, 0, 0 }, "FLAC");
+    expect_writer_error(tmp_path("x.opus"), &(dsp_audio_write_format){ 0, 0, 0, 44100, 1, -1, 0, 0 }, "sample rate");
+    expect_writer_error(tmp_path("x.ogg"), &(dsp_audio_write_format){ 0, DSP_AUDIO_SUBTYPE_PCM_16, 0, 16000, 1, -1, 0, 0 }, "subtype");
+    expect_writer_error(tmp_path("x.wav"), &(dsp_audio_write_format){ 0, 0, 0, 0, 1, -1, 0, 0 }, "sample rate 0");
+    expect_writer_error(tmp_path("x.wav"), &(dsp_audio_write_format){ 0, 0, 0, 16000, 0, -1, 0, 0 }, "channel count 0");
+    expect_writer_error(tmp_path("x.wav"), &(dsp_audio_write_format){ 0, DSP_AUDIO_SUBTYPE_VORBIS, 0, 16000, 1, -1, 0, 0 }, "subtype");
     /* a pipe cannot take WAV */
     int fds[2];
     assert_int_equal(pipe(fds), 0);
@@ -673,7 +673,7 @@ static void test_write_errors(void **state)
         static const dsp_audio_container conts[] = { DSP_AUDIO_CONTAINER_AU, DSP_AUDIO_CONTAINER_WAV,
                                                      DSP_AUDIO_CONTAINER_FLAC };
         for (int k = 0; k < 3; k++) {
-            dsp_audio_write_format ff = { conts[k], 0, 0, 16000, 1, -1 };
+            dsp_audio_write_format ff = { conts[k], 0, 0, 16000, 1, -1, 0, 0 };
             dsp_error e1 = { 0, "" };
             int st = dsp_audio_writer_open(&w, "/dev/full", &ff, &e1);
             if (st == DSP_OK) {
@@ -719,7 +719,7 @@ static void au_pipe(int via_stdin)
         if (dup2(fds[1], STDOUT_FILENO) < 0)
             _exit(10);
         close(fds[1]);
-        dsp_audio_write_format f = { DSP_AUDIO_CONTAINER_AUTO, DSP_AUDIO_SUBTYPE_PCM_24, 0, 16000, CH, -1 };
+        dsp_audio_write_format f = { DSP_AUDIO_CONTAINER_AUTO, DSP_AUDIO_SUBTYPE_PCM_24, 0, 16000, CH, -1, 0, 0 };
         dsp_audio_writer *w = NULL;
         dsp_error err = { 0, "" };
         if (dsp_audio_writer_open(&w, "-", &f, &err) != DSP_OK) {
@@ -820,7 +820,7 @@ static void test_memory_one_hour(void **state)
     enum { CHUNK = 4096 };
     const char *path = tmp_path("hour.wav");
     float buf[CHUNK];
-    dsp_audio_write_format f = { 0, DSP_AUDIO_SUBTYPE_PCM_16, 0, (int)rate, 1, -1 };
+    dsp_audio_write_format f = { 0, DSP_AUDIO_SUBTYPE_PCM_16, 0, (int)rate, 1, -1, 0, 0 };
     dsp_audio_writer *w = NULL;
     assert_int_equal(dsp_audio_writer_open(&w, path, &f, NULL), DSP_OK);
     long hwm_w0 = 0;

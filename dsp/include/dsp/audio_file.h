@@ -6,9 +6,14 @@
  * frames in chunks the caller sizes.  Memory is constant for files of any
  * length; frame counts are 64-bit (sf_count_t / uint64_t) so files over 4 GiB
  * work.
- * Writer: WAV (RF64 with auto-downgrade: small files are plain WAV, files
- * past the 4 GiB RIFF limit become RF64), RF64, W64, AIFF, AU, FLAC, Ogg/Vorbis,
- * Ogg/Opus and RAW; AU (and RAW) can also be written to an unseekable pipe.
+ * Writer: WAV (plain RIFF WAVE_FORMAT_PCM / IEEE_FLOAT when the caller says
+ * the length fits under the 4 GiB RIFF limit; otherwise RF64 with
+ * auto-downgrade: small files are RIFF, files past 4 GiB become RF64), RF64,
+ * W64, AIFF, AU, FLAC, Ogg/Vorbis, Ogg/Opus and RAW; AU (and RAW) can also be
+ * written to an unseekable pipe.  Headers of seekable WAV, RF64, W64, AIFF
+ * and AU files are rewritten every second of audio while writing, so a
+ * process killed mid-write leaves a file that reads up to about its last
+ * second.
  *
  * Conventions.
  *   - A frame is one sample per channel; buffers are interleaved, so n frames
@@ -19,13 +24,15 @@
  *     can hold them) and on write, and counted; see the *_nonfinite_count()
  *     getters.  DESIGN.md §5: one NaN in a recurrent state poisons a stream.
  *   - Writing to an integer subtype clips to full scale (SFC_SET_CLIPPING):
- *     libsndfile would otherwise wrap +1.5 around to a negative value.
+ *     libsndfile would otherwise wrap +1.5 around to a negative value.  The
+ *     samples clipped (|x| > 1) are counted: dsp_audio_writer_clipped_count().
  *   - Known libsndfile 1.2.0 limits: an Ogg/Opus file with 0 frames is
  *     written but libsndfile cannot read it back (FORMAT error on open); a
  *     FLAC file with 0 frames would be 0 bytes, so the writer writes a bare
  *     STREAMINFO header instead, which reads back as 0 frames of unknown
- *     length.  Small .wav files come out as WAVE_FORMAT_EXTENSIBLE (what
- *     libsndfile's RF64 writer downgrades to).
+ *     length.  A .wav of unknown length comes out as WAVE_FORMAT_EXTENSIBLE
+ *     (what libsndfile's RF64 writer downgrades to), which Python's `wave`
+ *     module (3.11) refuses; announce expected_frames to get plain PCM.
  *   - Errors: every function that can fail returns a dsp_status (negative)
  *     and, when err is not NULL, fills err->msg with one line naming the
  *     file and the reason, libsndfile's sf_strerror() text where it has one,
@@ -160,6 +167,16 @@ uint64_t dsp_audio_reader_frames_read(const dsp_audio_reader *r);
 /** Samples (not frames) replaced by 0 because they were NaN or infinite. */
 uint64_t dsp_audio_reader_nonfinite_count(const dsp_audio_reader *r);
 
+/** The largest absolute sample value of the whole stream, in full-scale
+ *  units (1.0 = full scale; integer files never exceed it, float files can),
+ *  stored in *peak.  Uses the file's PEAK chunk when it has one
+ *  (SFC_GET_SIGNAL_MAX), otherwise scans the file once (SFC_CALC_NORM_SIGNAL_MAX:
+ *  reads every sample, then returns to the current position; for a file of
+ *  hours this costs a second read of it).  Returns DSP_OK,
+ *  DSP_ERR_INVALID (NULL arguments) or DSP_ERR_UNSUPPORTED (the stream cannot
+ *  seek: a pipe; *peak is then 0).  Not real-time safe; does not allocate. */
+int dsp_audio_reader_peak(dsp_audio_reader *r, double *peak, dsp_error *err);
+
 /** Closes the file and frees the reader.  NULL is a no-op. */
 void dsp_audio_reader_close(dsp_audio_reader *r);
 
@@ -175,6 +192,20 @@ typedef struct dsp_audio_write_format {
     int channels;                  /**< 1..DSP_AUDIO_MAX_CHANNELS */
     double vbr_quality;            /**< Vorbis/Opus quality 0 (small) .. 1 (best);
                                         < 0: libsndfile's default */
+    int64_t expected_frames;       /**< WAV: frames the caller expects to write, 0 =
+                                        unknown.  When known and the data fits under
+                                        the 4 GiB RIFF limit the file is plain RIFF
+                                        from the start (WAVE_FORMAT_PCM for integer
+                                        samples, which every reader, Python's `wave`
+                                        included, accepts); unknown or larger: RF64
+                                        with auto-downgrade (WAVE_FORMAT_EXTENSIBLE).
+                                        Writing more than announced is allowed while
+                                        the RIFF limit holds. */
+    int64_t header_update_frames;  /**< rewrite the header (SFC_UPDATE_HEADER_NOW)
+                                        after every this many frames: 0 = once per
+                                        second of audio (sample_rate_hz frames),
+                                        < 0 = only at close.  Only for seekable WAV,
+                                        RF64, W64, AIFF and AU outputs. */
 } dsp_audio_write_format;
 
 /** Opaque streaming writer. */
@@ -204,7 +235,8 @@ int dsp_audio_writer_open_fd(dsp_audio_writer **out, int fd, const char *name,
                              const dsp_audio_write_format *fmt, dsp_error *err);
 
 /** Appends n_frames interleaved frames (n_frames * channels floats).
- *  Non-finite samples are written as 0 and counted; integer subtypes clip.
+ *  Non-finite samples are written as 0 and counted; integer subtypes clip
+ *  (counted).  Rewrites the header every header_update_frames.
  *  Returns DSP_OK, DSP_ERR_INVALID or DSP_ERR_IO (short write: disk full,
  *  closed pipe; err->msg has libsndfile's reason).  Never allocates. */
 int dsp_audio_writer_write(dsp_audio_writer *w, const float *in, size_t n_frames,
@@ -215,6 +247,11 @@ uint64_t dsp_audio_writer_frames_written(const dsp_audio_writer *w);
 
 /** Samples (not frames) written as 0 because they were NaN or infinite. */
 uint64_t dsp_audio_writer_nonfinite_count(const dsp_audio_writer *w);
+
+/** Samples (not frames) clipped to full scale because |x| > 1 and the
+ *  subtype is an integer encoding (PCM_*, mu-law, A-law); always 0 for float
+ *  and codec subtypes, which keep such values. */
+uint64_t dsp_audio_writer_clipped_count(const dsp_audio_writer *w);
 
 /** Finishes the file (libsndfile rewrites the header with the final length),
  *  closes it and frees the writer, also on failure.  NULL is a no-op returning
