@@ -17,6 +17,8 @@ PKGS=(
   python3-matplotlib
   # virtual microphone (ALSA file PCM) and sound file tools used by tests
   alsa-utils libasound2-plugins sndfile-programs
+  # reads the output of a killed file job (tests/daemon/test_audio_io.py; python3-soundfile too)
+  sox python3-soundfile
   # speech synthesis for the 16 kHz example (examples/make_example.py, the demo)
   espeak-ng
 )

@@ -27,10 +27,19 @@ static const ssmd_option options[] = {
       "capture device: index or name substring (see --list-devices); empty = default" },
     { "monitor", 0, SSMD_OPT_STRING, OFF(monitor), 0, 0, NULL, "", false,
       "play the processed audio on this output device (index or name substring)" },
-    { "channels", 0, SSMD_OPT_ENUM, OFF(channels), 0, 0, "mono|split", "mono", false,
-      "'mono' downmixes the input; 'split' makes each channel its own stream" },
+    { "channels", 0, SSMD_OPT_ENUM, OFF(channels), 0, 0, "auto|mono|split", "auto", false,
+      "'mono' downmixes the input (the mean of its channels, also when a microphone only opens "
+      "with 2 or more) into one stream; 'split' makes each channel its own stream (a file's "
+      "output keeps its channels); 'auto': split for files (stereo in, stereo out), mono for "
+      "the microphone" },
     { "realtime", 0, SSMD_OPT_BOOL, OFF(realtime), 0, 0, NULL, "false", false,
       "pace a file input at real time instead of as fast as possible" },
+    { "input_gain_db", 0, SSMD_OPT_STRING, OFF(input_gain_db), 0, 0, NULL, "0", false,
+      "gain in dB applied to a file input's samples before processing, -200..200 (e.g. -90 for "
+      "a float file stored at integer scale, peak ~32768)" },
+    { "normalize_float", 0, SSMD_OPT_BOOL, OFF(normalize_float), 0, 0, NULL, "false", false,
+      "scale a float file input whose peak is above full scale (1.0) down to a peak of 1.0 "
+      "(the peak is measured at open; applied after --input-gain-db)" },
     { "resample_quality", 0, SSMD_OPT_ENUM, OFF(resample_quality), 0, 0, "best|medium|fast", "best",
       false, "libsamplerate converter used between the device/file rate and the model's rate" },
     { "backend", 0, SSMD_OPT_ENUM, OFF(backend), 0, 0, "cpu|cuda|auto", "cpu", false,

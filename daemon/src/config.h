@@ -25,8 +25,11 @@ typedef struct ssmd_config {
     char *output;             /**< output audio file ("-" = AU to stdout), "" for none */
     char *device;             /**< capture device: index or name substring, "" = default */
     char *monitor;            /**< playback device for the processed audio, "" = none */
-    char *channels;           /**< "mono" (downmix) or "split" (one stream per channel) */
+    char *channels;           /**< "auto" (files: split, mic: mono), "mono" (downmix: mean of
+                                   the channels) or "split" (one stream per channel) */
     bool  realtime;           /**< pace a file input at real time */
+    char *input_gain_db;      /**< gain applied to a file input, dB (float as text) */
+    bool  normalize_float;    /**< scale a float file input whose peak exceeds 1.0 to peak 1.0 */
     char *resample_quality;   /**< "best", "medium" or "fast" */
     char *backend;            /**< "cpu", "cuda" or "auto": where the model computes */
     long  cuda_device;        /**< CUDA device ordinal for backend cuda/auto */

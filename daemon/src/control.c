@@ -87,13 +87,14 @@ static void cmd_status(ssmd_srv *s, request *r)
         "capture_dropped", (json_int_t)ssmd_capture_overflows(s->mic.cap),
         "failures", (json_int_t)s->c.device_failures) : json_null());
     json_object_set_new(reply, "counters", json_pack(
-        "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+        "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
         "frames", (json_int_t)s->c.frames, "dropped_samples", (json_int_t)s->c.dropped_samples,
         "published", (json_int_t)s->c.published, "publish_dropped", (json_int_t)s->c.publish_dropped,
         "bad_messages", (json_int_t)s->c.bad_messages, "bad_requests", (json_int_t)s->c.bad_requests,
         "state_resets", (json_int_t)s->c.state_resets, "nonfinite_samples", (json_int_t)s->c.nonfinite_samples,
         "replies_dropped", (json_int_t)s->c.replies_dropped, "subscriptions", (json_int_t)s->c.subscriptions,
-        "monitor_dropped", (json_int_t)s->c.monitor_dropped));
+        "monitor_dropped", (json_int_t)s->c.monitor_dropped,
+        "input_clipped", (json_int_t)s->c.input_clipped, "output_clipped", (json_int_t)s->c.output_clipped));
     json_object_set_new(reply, "curve", s->t.zap ? json_pack("{s:I, s:I, s:I}", "allowed_keys",
         (json_int_t)s->t.n_allow, "admitted", (json_int_t)s->t.zap_allowed, "refused",
         (json_int_t)s->t.zap_denied) : json_null());
@@ -105,10 +106,11 @@ static void cmd_streams(ssmd_srv *s, request *r)
     for (int i = 0; i < s->max_streams; i++) {
         ssmd_srv_stream *t = &s->streams[i];
         if (!t->used) continue;
-        json_array_append_new(arr, json_pack("{s:s, s:s, s:i, s:I, s:I, s:I, s:I}", "name", t->name,
+        json_array_append_new(arr, json_pack("{s:s, s:s, s:i, s:I, s:I, s:I, s:I, s:I, s:I}", "name", t->name,
             "source", t->src->name, "sample_rate_hz", t->rate_hz, "frames", (json_int_t)t->frames,
             "samples_in", (json_int_t)t->in_samples, "samples_out", (json_int_t)t->out_samples,
-            "state_resets", (json_int_t)t->resets));
+            "state_resets", (json_int_t)t->resets, "input_clipped", (json_int_t)t->in_clipped,
+            "output_clipped", (json_int_t)t->out_clipped));
     }
     json_object_set_new(r->reply, "streams", arr);
 }

@@ -13,6 +13,8 @@
 #include "srv.h"
 
 #include <assert.h>
+#include <float.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -127,6 +129,13 @@ void ssmd_srv_stream_append(ssmd_srv *s, ssmd_srv_stream *st, const float *x, si
     if (st->pend_len + n > st->pend_cap) pending_compact(st);
     size_t room = st->pend_cap - st->pend_len, k = n < room ? n : room;
     memcpy(st->pend + st->pend_len, x, k * sizeof(float));
+    uint64_t over = 0;
+    for (size_t i = 0; i < k; i++) { /* NaN compares false; Inf is counted as non-finite instead */
+        float a = fabsf(x[i]);
+        over += a > 1.0f && a <= FLT_MAX;
+    }
+    st->in_clipped += over;
+    s->c.input_clipped += over;
     st->pend_len += k;
     st->in_samples += k;
     if (k < n) {
@@ -147,14 +156,29 @@ int ssmd_srv_emit_audio(ssmd_srv *s, ssmd_srv_stream *st, const float *x, size_t
     return 0;
 }
 
+/* Output samples beyond full scale: an integer encoding clips them. */
+static uint64_t count_over_full_scale(const float *x, size_t n)
+{
+    uint64_t over = 0;
+    for (size_t i = 0; i < n; i++) over += fabsf(x[i]) > 1.0f;
+    return over;
+}
+
 /* Pops the stream's output and emits it; the last message of a finished
- * stream carries end-of-stream. */
+ * stream carries end-of-stream, a message with samples beyond full scale
+ * carries CLIPPED. */
 static int drain_output(ssmd_srv *s, ssmd_srv_stream *st)
 {
     size_t got;
     while ((got = ssmd_stream_pop(st->st, s->outbuf, SSMD_OUT_CHUNK)) > 0) {
         uint32_t flags = st->flags_next;
         st->flags_next = 0;
+        uint64_t over = count_over_full_scale(s->outbuf, got);
+        if (over) {
+            flags |= SSMD_FLAG_CLIPPED;
+            st->out_clipped += over;
+            s->c.output_clipped += over;
+        }
         if (st->finished && ssmd_stream_done(st->st)) {
             flags |= SSMD_FLAG_END_OF_STREAM;
             st->eos_sent = true;
@@ -273,13 +297,17 @@ void ssmd_srv_stream_report(ssmd_srv *s, ssmd_srv_stream *st, int level, const c
         snprintf(vad, sizeof vad, ", mean voice activity %.2f", st->vad_sum / (double)st->frames);
     ssmd_log(level,
              "%s%s%s: %.2f s of audio at %d Hz, %llu frames of %d samples, %.3f s, %.1fx real time, "
-             "state %zu bytes, latency %.1f ms%s, %llu samples dropped, %llu state resets, %s weights, "
+             "state %zu bytes, latency %.1f ms%s, %llu samples dropped, %llu state resets, "
+             "%llu input samples beyond full scale, %llu output samples clipped%s, %s weights, "
              "%s kernels%s%s",
              st->name, output ? " -> " : "", output ? output : "",
              audio_s, st->rate_hz, (unsigned long long)st->frames, s->fe.hop_samples, el,
              el > 0 ? audio_s / el : 0.0, ssm_state_bytes(s->model),
              1e3 * s->fe.latency_samples / s->fe.sample_rate_hz,
              compensated ? " compensated" : "", (unsigned long long)st->dropped_samples,
-             (unsigned long long)st->resets, ssm_runner_weights(s->runner), ssm_runner_isa(s->runner), vad,
+             (unsigned long long)st->resets, (unsigned long long)st->in_clipped,
+             (unsigned long long)st->out_clipped,
+             !st->out_clipped ? "" : st->out_file_int ? " (in the file)" : " (beyond full scale; the float file keeps them)",
+             ssm_runner_weights(s->runner), ssm_runner_isa(s->runner), vad,
              s->stop_requested || (s->stop && *s->stop) ? " (stopped early; output finalised)" : "");
 }

@@ -240,7 +240,7 @@ static int loop_run(ssmd_srv *s)
 int ssmd_server_run(ssmd_config *cfg, const char *model_path, const ssmd_server_control *ctl)
 {
     ssmd_srv srv = { .cfg = cfg, .model_path = model_path, .stop = ctl ? ctl->stop : NULL, .ctl = ctl,
-                     .file = { .slot = -1 } },
+                     .file = { .gain = 1.0f } },
              *s = &srv;
     static const ssmd_source_ops *const every_source[] = { &ssmd_source_push, &ssmd_source_mic,
                                                            &ssmd_source_file, &ssmd_source_generate };

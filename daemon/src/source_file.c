@@ -1,13 +1,17 @@
-/* The file source: one stream read from a file libsndfile reads (--input
- * FILE), downmixed to mono, as fast as the engine takes it or paced at real
- * time (--realtime), optionally only once wait_subscribers clients
- * subscribed; its processed audio goes to --output through the file sink
- * (sample-aligned: the latency is compensated).  The run ends when the
- * stream has ended.  Shows a progress line on a terminal.  Loop thread;
- * buffers allocated at open. */
+/* The file source: a file libsndfile reads (--input FILE), as one stream per
+ * channel ('split', the default for files: <name>.0, <name>.1, ..., each
+ * with its own model state, written back as the channels of --output) or
+ * one stream downmixed to mono (--channels mono: the mean of the channels),
+ * scaled by --input-gain-db / --normalize-float, as fast as the engine takes
+ * it or paced at real time (--realtime), optionally only once
+ * wait_subscribers clients subscribed; its processed audio goes to --output
+ * through the file sink (sample-aligned: the latency is compensated).  The
+ * run ends when every stream has ended.  Shows a progress line on a
+ * terminal.  Loop thread; buffers allocated at open. */
 #include "srv.h"
 
 #include <ctype.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +32,40 @@ static void file_stream_name(char *out, size_t cap, const char *path)
     out[n] = '\0';
 }
 
+/* --input-gain-db and --normalize-float: the linear gain for the file's
+ * samples; warns (one line) when a float file peaks above full scale.
+ * Returns -1 after one line on stderr for a bad gain. */
+static int file_gain(ssmd_srv *s, const dsp_audio_info *info, float *gain)
+{
+    const ssmd_config *c = s->cfg;
+    char *end = NULL;
+    double db = strtod(c->input_gain_db, &end);
+    if (!end || end == c->input_gain_db || *end || !(db >= -200 && db <= 200)) {
+        fprintf(stderr, "ssmd: input_gain_db: '%s' is not a gain in dB between -200 and 200\n", c->input_gain_db);
+        return -1;
+    }
+    double g = pow(10.0, db / 20.0);
+    *gain = db == 0 ? 1.0f : (float)g;
+    if (info->subtype != DSP_AUDIO_SUBTYPE_FLOAT && info->subtype != DSP_AUDIO_SUBTYPE_DOUBLE) return 0;
+    double peak = 0;
+    dsp_error de = { 0 };
+    if (dsp_audio_reader_peak(s->file.reader, &peak, &de) != DSP_OK || !isfinite(peak)) return 0;
+    double scaled = peak * (*gain);
+    if (scaled <= 1.0) return 0;
+    if (c->normalize_float) {
+        *gain = (float)(1.0 / peak);
+        ssmd_log(SSMD_LOG_INFO, "%s: float samples peak at %.6g; scaled by %.1f dB to a peak of 1.0 "
+                 "(--normalize-float)", c->input, peak, 20 * log10(1.0 / peak));
+        return 0;
+    }
+    fprintf(stderr, "ssmd: warning: %s: float samples peak at %.6g%s, %.1f dB above full scale (1.0): "
+            "processed at that level they clip (input beyond +-1000, integer output beyond +-1); "
+            "scale them with --normalize-float or --input-gain-db %.1f\n",
+            c->input, peak, db != 0 ? " before --input-gain-db" : "", 20 * log10(scaled),
+            db - 20 * log10(scaled));
+    return 0;
+}
+
 static int file_open(ssmd_srv *s)
 {
     const ssmd_config *c = s->cfg;
@@ -38,28 +76,21 @@ static int file_open(ssmd_srv *s)
     }
     const dsp_audio_info *info = dsp_audio_reader_info(s->file.reader);
     s->file.channels = info->channels;
-    if (strcmp(c->channels, "split") == 0 && info->channels > 1) {
-        fprintf(stderr, "ssmd: channels: 'split' is not supported for file inputs yet (%s has %d "
-                        "channels); use --channels mono to downmix\n", c->input, info->channels);
+    bool split = info->channels > 1 && strcmp(c->channels, "mono") != 0; /* 'auto' splits files */
+    int n_streams = split ? info->channels : 1;
+    if (n_streams > SSMD_FILE_MAX_STREAMS || n_streams > s->max_streams) {
+        int most = s->max_streams < SSMD_FILE_MAX_STREAMS ? s->max_streams : SSMD_FILE_MAX_STREAMS;
+        fprintf(stderr, "ssmd: %s has %d channels, more streams than %d; use --channels mono to downmix%s\n",
+                c->input, info->channels, most, most < SSMD_FILE_MAX_STREAMS ? " or raise --max-streams" : "");
         return -1;
     }
+    if (file_gain(s, info, &s->file.gain) != 0) return -1;
     s->file.buf = malloc((size_t)SSMD_FILE_CHUNK * (size_t)info->channels * sizeof(float));
     s->file.mono = malloc(SSMD_FILE_CHUNK * sizeof(float));
     if (!s->file.buf || !s->file.mono) {
         fprintf(stderr, "ssmd: out of memory\n");
         return -1;
     }
-    char name[SSMD_STREAM_NAME_MAX + 1], err[512];
-    file_stream_name(name, sizeof name, c->input);
-    ssmd_srv_stream *st = ssmd_srv_stream_open(s, name, &ssmd_source_file, info->sample_rate_hz, true, true,
-                                               err, sizeof err);
-    if (!st) {
-        fprintf(stderr, "ssmd: %s: %s\n", c->input, err);
-        return -1;
-    }
-    s->file.slot = (int)(st - s->streams);
-    s->file.show_progress = strcmp(c->progress, "always") == 0 ||
-                            (strcmp(c->progress, "auto") == 0 && isatty(STDERR_FILENO));
     struct stat in_st, out_st;
     if (c->output[0] && stat(c->input, &in_st) == 0 && stat(c->output, &out_st) == 0 &&
         in_st.st_dev == out_st.st_dev && in_st.st_ino == out_st.st_ino) {
@@ -67,23 +98,53 @@ static int file_open(ssmd_srv *s)
                 c->output, c->input);
         return -1;
     }
+    char base[SSMD_STREAM_NAME_MAX + 1], err[512];
+    file_stream_name(base, sizeof base, c->input);
+    ssmd_srv_stream *streams[SSMD_FILE_MAX_STREAMS];
+    for (int k = 0; k < n_streams; k++) {
+        char name[SSMD_STREAM_NAME_MAX + 1];
+        if (!split) {
+            snprintf(name, sizeof name, "%s", base);
+        } else { /* <base>.<k>, the base shortened to leave room for the suffix */
+            char suffix[16];
+            int ns = snprintf(suffix, sizeof suffix, ".%d", k);
+            snprintf(name, sizeof name, "%.*s%s", SSMD_STREAM_NAME_MAX - ns, base, suffix);
+        }
+        streams[k] = ssmd_srv_stream_open(s, name, &ssmd_source_file, info->sample_rate_hz, true, true,
+                                          err, sizeof err);
+        if (!streams[k]) {
+            fprintf(stderr, "ssmd: %s: %s\n", c->input, err);
+            return -1;
+        }
+        s->file.slots[k] = (int)(streams[k] - s->streams);
+        s->file.n_streams = k + 1;
+    }
+    s->file.show_progress = strcmp(c->progress, "always") == 0 ||
+                            (strcmp(c->progress, "auto") == 0 && isatty(STDERR_FILENO));
     if (c->output[0]) {
-        dsp_audio_writer *w = NULL;
-        if (ssmd_sink_file_open(&w, c->output, info) != 0) return -1;
-        ssmd_srv_stream_attach(st, &ssmd_sink_file, w);
+        ssmd_file_mux *m = NULL;
+        int64_t expected = info->n_frames > 0 ? info->n_frames : 0; /* aligned: output length = input's */
+        if (ssmd_file_mux_open(&m, c->output, info, n_streams, expected) != 0) return -1;
+        for (int k = 0; k < n_streams; k++)
+            ssmd_srv_stream_attach(streams[k], &ssmd_sink_file, ssmd_file_mux_channel(m, k));
     }
     return 0;
 }
 
-/* Reads the next chunk of the file when the stream has room (and, with
- * realtime pacing, when the clock allows).  Returns -1 on a read error. */
+/* Reads the next chunk of the file when the streams have room (and, with
+ * realtime pacing, when the clock allows): downmixed into one stream
+ * ('mono') or one channel to each stream ('split').  Returns -1 on a read
+ * error. */
 static int pump_file(ssmd_srv *s, bool *busy)
 {
-    ssmd_srv_stream *st = &s->streams[s->file.slot];
+    ssmd_srv_stream *st = &s->streams[s->file.slots[0]];
     if (!s->file.reader || st->eos) return 0;
     if (ssmd_srv_waiting_subscribers(s)) return 0;
     if (s->file.t0 == 0) s->file.t0 = ssmd_now_s();
-    if (st->pend_len - st->pend_pos > SSMD_FILE_CHUNK) return 0;
+    for (int k = 0; k < s->file.n_streams; k++) { /* they advance together */
+        const ssmd_srv_stream *sk = &s->streams[s->file.slots[k]];
+        if (sk->pend_len - sk->pend_pos > SSMD_FILE_CHUNK) return 0;
+    }
     size_t want = SSMD_FILE_CHUNK;
     if (s->cfg->realtime) {
         double allowed = (ssmd_now_s() - s->file.t0) * st->rate_hz - (double)st->in_samples;
@@ -97,16 +158,25 @@ static int pump_file(ssmd_srv *s, bool *busy)
         return -1;
     }
     if (got == 0) {
-        st->eos = true;
+        for (int k = 0; k < s->file.n_streams; k++) s->streams[s->file.slots[k]].eos = true;
         return 0;
     }
     size_t nch = (size_t)s->file.channels;
-    for (size_t i = 0; i < got; i++) {
-        float acc = 0;
-        for (size_t k = 0; k < nch; k++) acc += s->file.buf[i * nch + k];
-        s->file.mono[i] = acc / (float)nch;
+    if (s->file.gain != 1.0f)
+        for (size_t i = 0; i < got * nch; i++) s->file.buf[i] *= s->file.gain;
+    if (s->file.n_streams == 1) {
+        for (size_t i = 0; i < got; i++) {
+            float acc = 0;
+            for (size_t k = 0; k < nch; k++) acc += s->file.buf[i * nch + k];
+            s->file.mono[i] = acc / (float)nch;
+        }
+        ssmd_srv_stream_append(s, st, s->file.mono, got);
+    } else {
+        for (size_t k = 0; k < nch; k++) {
+            for (size_t i = 0; i < got; i++) s->file.mono[i] = s->file.buf[i * nch + k];
+            ssmd_srv_stream_append(s, &s->streams[s->file.slots[k]], s->file.mono, got);
+        }
     }
-    ssmd_srv_stream_append(s, st, s->file.mono, got);
     if (!s->cfg->realtime) *busy = true;
     return 0;
 }
@@ -114,7 +184,7 @@ static int pump_file(ssmd_srv *s, bool *busy)
 /* "\r 42.0 %  4.3 s of audio  120.5x real time  ETA 1.2 s" on a terminal. */
 static void progress_line(const ssmd_srv *s, bool final)
 {
-    const ssmd_srv_stream *st = &s->streams[s->file.slot];
+    const ssmd_srv_stream *st = &s->streams[s->file.slots[0]];
     const dsp_audio_info *info = dsp_audio_reader_info(s->file.reader);
     double el = ssmd_now_s() - (s->file.t0 > 0 ? s->file.t0 : s->t_start);
     double audio_s = (double)st->in_samples / st->rate_hz, speed = el > 0 ? audio_s / el : 0;
@@ -138,7 +208,7 @@ static int file_pull(ssmd_srv *s, bool stopping, bool *busy)
 /* As fast as possible: no waiting for the sockets while there is input. */
 static int file_poll_ms(const ssmd_srv *s)
 {
-    bool work = s->file.reader && !s->streams[s->file.slot].eos && !s->cfg->realtime && !ssmd_srv_waiting_subscribers(s);
+    bool work = s->file.reader && !s->streams[s->file.slots[0]].eos && !s->cfg->realtime && !ssmd_srv_waiting_subscribers(s);
     return work ? 0 : SSMD_POLL_MS;
 }
 
@@ -150,7 +220,7 @@ static bool file_at_end(const ssmd_srv *s)
 static void file_tick(ssmd_srv *s)
 {
     if (!s->file.show_progress) return;
-    if (s->file.slot >= 0 && s->streams[s->file.slot].ended) {
+    if (s->file.n_streams > 0 && s->streams[s->file.slots[0]].ended) {
         progress_line(s, true);
         s->file.show_progress = false;
     } else if (ssmd_now_s() - s->file.last_progress > 0.2) {
@@ -163,7 +233,7 @@ static void file_stream_ended(ssmd_srv *s, ssmd_srv_stream *st, int *rc)
 {
     (void)rc;
     ssmd_srv_stream_report(s, st, SSMD_LOG_WARN, s->cfg->output[0] ? s->cfg->output : NULL, true);
-    s->file.done = true;
+    if (++s->file.n_ended == s->file.n_streams) s->file.done = true;
 }
 
 static void file_close(ssmd_srv *s)

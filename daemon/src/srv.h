@@ -42,7 +42,7 @@
 #include "transport.h"
 
 enum { SSMD_OUT_CHUNK = 4096, SSMD_FILE_CHUNK = 4096, SSMD_PENDING_SECONDS = 4, SSMD_POLL_MS = 4 };
-enum { SSMD_SINKS_MAX = 4 };
+enum { SSMD_SINKS_MAX = 4, SSMD_FILE_MAX_STREAMS = 64 };
 
 typedef struct ssmd_srv ssmd_srv;
 typedef struct ssmd_srv_stream ssmd_srv_stream;
@@ -85,14 +85,29 @@ typedef struct ssmd_sink_ops {
 
 extern const ssmd_sink_ops ssmd_sink_pub;    /* sink_pub.c: <stream>/<kind>/ topics */
 extern const ssmd_sink_ops ssmd_sink_reply;  /* sink_reply.c: audio back to the pushing client */
-extern const ssmd_sink_ops ssmd_sink_file;   /* sink_file.c: self is a dsp_audio_writer */
+extern const ssmd_sink_ops ssmd_sink_file;   /* sink_file.c: self from ssmd_file_mux_channel */
 extern const ssmd_sink_ops ssmd_sink_device; /* sink_device.c: self is an ssmd_playback */
 
-/** Opens path for a mono stream shaped like the input in (its rate; float
- *  or 24-bit samples when the input has them, the container's default
- *  otherwise), the self of ssmd_sink_file.  Returns 0, or -1 after one line
- *  on stderr.  Allocates (start-up). */
-int ssmd_sink_file_open(dsp_audio_writer **out, const char *path, const dsp_audio_info *in);
+/** The output file of one or more streams: stream k writes channel k of an
+ *  interleaved file (a split stereo input gives a stereo output).  Opaque. */
+typedef struct ssmd_file_mux ssmd_file_mux;
+
+/** Opens path for `channels` streams shaped like the input in (its rate;
+ *  float or 24-bit samples when the input has them, the container's default
+ *  otherwise; expected_frames per channel, 0 = unknown, lets a .wav be plain
+ *  PCM RIFF, see dsp_audio_write_format).  Returns 0, or -1 after one line
+ *  on stderr.  Allocates every buffer (start-up).  Attach channel k with
+ *  ssmd_srv_stream_attach(st, &ssmd_sink_file, ssmd_file_mux_channel(m, k))
+ *  for every k; from then on the streams own the mux: the file is finalised
+ *  once every channel's stream finished and deleted when a stream is
+ *  destroyed before (a failed run).  Before any attach, free it with
+ *  ssmd_file_mux_discard. */
+int ssmd_file_mux_open(ssmd_file_mux **out, const char *path, const dsp_audio_info *in, int channels,
+                       int64_t expected_frames);
+/** The sink self of channel k (0 <= k < channels). */
+void *ssmd_file_mux_channel(ssmd_file_mux *m, int k);
+/** Deletes the file and frees a mux none of whose channels was attached. */
+void ssmd_file_mux_discard(ssmd_file_mux *m);
 
 /* ---- sources ---------------------------------------------------------- */
 
@@ -145,6 +160,10 @@ struct ssmd_srv_stream {
     uint64_t in_samples;          /* input samples accepted */
     uint64_t out_samples;         /* output samples emitted */
     uint64_t frames, resets, dropped_samples;
+    uint64_t in_clipped;          /* input samples beyond full scale (|x| > 1, finite) */
+    uint64_t out_clipped;         /* output samples beyond full scale: clipped by any integer
+                                     encoding (an int16 file, a client's conversion) */
+    bool out_file_int;            /* the file sink writes an integer encoding (clips) */
     uint32_t flags_next;          /* flags for the next audio message */
     uint8_t owner[256];           /* push streams: the client's identity */
     size_t owner_len;
@@ -160,7 +179,7 @@ struct ssmd_srv_stream {
 typedef struct ssmd_srv_counters {
     uint64_t frames, dropped_samples, published, publish_dropped, bad_messages, bad_requests,
         state_resets, nonfinite_samples, replies_dropped, subscriptions, capture_dropped,
-        device_failures, monitor_dropped;
+        device_failures, monitor_dropped, input_clipped, output_clipped;
 } ssmd_srv_counters;
 
 struct ssmd_srv {
@@ -191,8 +210,10 @@ struct ssmd_srv {
      * control's status) */
     struct {
         dsp_audio_reader *reader;
-        int slot, channels;
+        int slots[SSMD_FILE_MAX_STREAMS]; /* one stream ('mono') or one per channel ('split') */
+        int n_streams, n_ended, channels;
         float *buf, *mono;
+        float gain;                   /* linear; 1 = untouched (--input-gain-db, --normalize-float) */
         double t0;
         bool done, show_progress;
         double last_progress;

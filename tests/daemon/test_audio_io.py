@@ -1,0 +1,328 @@
+"""Audio input/output promises of the daemon (docs/reliability.md, "Audio input
+and output"): clipping counted and reported, stereo in -> stereo out, output
+headers valid after kill -9, clear errors for unreadable inputs.  Every
+expected value is computed here with numpy/soundfile from the data, not
+copied from a run.  Each check prints what it measured.
+Usage: test_audio_io.py SSMD_EXE MODEL_DIR [TEST_NAME ...]"""
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import wave
+
+import numpy as np
+import soundfile as sf
+import zmq
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "clients", "python"))
+from ssmd import protocol as P  # noqa: E402
+
+SSMD, MODELS = sys.argv[1], sys.argv[2]
+ONLY = sys.argv[3:]
+MODEL = os.path.join(MODELS, "random.safetensors")
+TMP = tempfile.mkdtemp(prefix="ssmd-aio-")
+
+
+def check(cond, what):
+    if not cond:
+        raise AssertionError(what)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def signal_(n, rate, seed=0, amp=0.3):
+    rng = np.random.default_rng(seed)
+    t = np.arange(n) / rate
+    return (amp * np.sin(2 * np.pi * 220 * t + seed) * (0.5 + 0.5 * np.sin(2 * np.pi * 1.5 * t))
+            + 0.02 * amp * rng.standard_normal(n)).astype(np.float32)
+
+
+def run_job(src, out, *extra):
+    r = subprocess.run([SSMD, "--model", MODEL, src, "-o", out, *extra], capture_output=True, text=True,
+                       timeout=120)
+    return r.returncode, r.stderr
+
+
+def summary_counts(err, stream=None):
+    """(input beyond full scale, output clipped) from the summary line(s)."""
+    res = []
+    for line in err.splitlines():
+        m = re.search(r"(\d+) input samples beyond full scale, (\d+) output samples clipped", line)
+        if m and (stream is None or line.startswith(f"ssmd: {stream} ")):
+            res.append((int(m.group(1)), int(m.group(2))))
+    check(res, f"no summary line with clipping counters in: {err}")
+    return res
+
+
+def bits_differ(a, b):
+    return int(np.sum(np.asarray(a, "<f4").view("<u4") != np.asarray(b, "<f4").view("<u4")))
+
+
+# ---------------------------------------------------------------- item 1
+
+def t_clipping_file():
+    """A float file far above full scale: warned about at open with its peak,
+    counted in the summary; --normalize-float / --input-gain-db scale it
+    exactly like a pre-scaled file; an integer output counts what it clips."""
+    rate, n = 16000, 32000
+    x = signal_(n, rate, 1)
+    hot = (x * np.float32(1e5)).astype(np.float32)  # integer-scaled float
+    src = os.path.join(TMP, "hot.wav")
+    sf.write(src, hot, rate, subtype="FLOAT")
+    peak = float(np.max(np.abs(hot)))
+    rc, err = run_job(src, os.path.join(TMP, "hot_out.wav"))
+    check(rc == 0, err)
+    warn = [ln for ln in err.splitlines() if "warning" in ln and "peak" in ln]
+    check(len(warn) == 1, f"expected one warning line naming the peak, got: {err}")
+    m = re.search(r"peak at ([0-9.e+]+)", warn[0])
+    check(m and abs(float(m.group(1)) - peak) <= 1e-5 * peak, f"peak {peak} not in: {warn[0]}")
+    check("--normalize-float" in warn[0] and "--input-gain-db" in warn[0], warn[0])
+    n_in, n_out = summary_counts(err)[0]
+    y = sf.read(os.path.join(TMP, "hot_out.wav"), dtype="float32")[0]
+    want_in, want_out = int(np.sum(np.abs(hot) > 1)), int(np.sum(np.abs(y) > 1))
+    print(f"hot float file: peak {peak:.1f}, warning: {warn[0]}")
+    print(f"  summary: {n_in} input / {n_out} output samples beyond full scale; numpy: {want_in} / {want_out}")
+    check((n_in, n_out) == (want_in, want_out), "clipping counters differ from numpy's counts")
+    check(want_in > 0 and want_out > 0, "test signal should clip")
+
+    # --normalize-float equals the job on the file scaled by float32(1/peak)
+    g = np.float32(1.0 / peak)
+    pre = os.path.join(TMP, "hot_prescaled.wav")
+    sf.write(pre, hot * g, rate, subtype="FLOAT")
+    rc, err_n = run_job(src, os.path.join(TMP, "hot_norm.wav"), "--normalize-float")
+    check(rc == 0 and "warning" not in err_n, err_n)
+    rc, err_p = run_job(pre, os.path.join(TMP, "hot_pre.wav"))
+    check(rc == 0, err_p)
+    a = sf.read(os.path.join(TMP, "hot_norm.wav"), dtype="float32")[0]
+    b = sf.read(os.path.join(TMP, "hot_pre.wav"), dtype="float32")[0]
+    d = bits_differ(a, b)
+    print(f"  --normalize-float vs pre-scaled file: {d} samples differ (bit-exact required), "
+          f"counters {summary_counts(err_n)[0]}")
+    check(d == 0 and summary_counts(err_n)[0][0] == 0, "normalize-float differs from a pre-scaled input")
+
+    # --input-gain-db -100 equals the job on the file scaled by float32(10^(-100/20))
+    g = np.float32(10.0 ** (-100 / 20))
+    sf.write(pre, hot * g, rate, subtype="FLOAT")
+    rc, err_g = run_job(src, os.path.join(TMP, "hot_gain.wav"), "--input-gain-db", "-100")
+    check(rc == 0, err_g)
+    rc, err_p = run_job(pre, os.path.join(TMP, "hot_pre.wav"))
+    a = sf.read(os.path.join(TMP, "hot_gain.wav"), dtype="float32")[0]
+    b = sf.read(os.path.join(TMP, "hot_pre.wav"), dtype="float32")[0]
+    d = bits_differ(a, b)
+    print(f"  --input-gain-db -100 vs pre-scaled file: {d} samples differ (bit-exact required)")
+    check(d == 0, "input gain differs from a pre-scaled input")
+    rc, err_b = run_job(src, os.path.join(TMP, "x.wav"), "--input-gain-db", "loud")
+    check(rc != 0 and len(err_b.strip().splitlines()) == 1 and "input_gain_db" in err_b, err_b)
+    print(f"  bad gain: {err_b.strip()}")
+
+    # a 16-bit output clips exactly the samples beyond full scale
+    mild = (x * np.float32(4)).astype(np.float32)
+    sf.write(src, mild, rate, subtype="FLOAT")
+    rc, err_f = run_job(src, os.path.join(TMP, "mild.wav"))
+    rc2, err_i = run_job(src, os.path.join(TMP, "mild.flac"))  # FLAC holds no float: PCM_16
+    check(rc == 0 and rc2 == 0, err_f + err_i)
+    yf = sf.read(os.path.join(TMP, "mild.wav"), dtype="float32")[0]
+    yi = sf.read(os.path.join(TMP, "mild.flac"), dtype="float32")[0]
+    want = int(np.sum(np.abs(yf) > 1))
+    got = summary_counts(err_i)[0][1]
+    print(f"  16-bit FLAC output: summary says {got} clipped, numpy counts {want} float samples beyond "
+          f"+-1; FLAC peak {np.max(np.abs(yi)):.5f}")
+    check(want > 0 and got == want and "(in the file)" in err_i, err_i)
+    check(np.max(np.abs(yi)) <= 1.0, "FLAC output exceeds full scale")
+
+
+class Daemon:
+    def __init__(self, *args):
+        self.ports = [free_port() for _ in range(3)]
+        self.pub, self.ingest, self.control = (f"tcp://127.0.0.1:{p}" for p in self.ports)
+        self.proc = subprocess.Popen(
+            [SSMD, "--model", MODEL, "--pub", self.pub, "--ingest", self.ingest,
+             "--control", self.control, "--log-level", "warn", *args],
+            stderr=subprocess.PIPE, env=dict(os.environ, HOME=TMP))
+        self.ctx = zmq.Context.instance()
+        time.sleep(0.3)
+
+    def ctl(self, req):
+        s = self.ctx.socket(zmq.REQ)
+        s.setsockopt(zmq.LINGER, 0)
+        s.setsockopt(zmq.RCVTIMEO, 5000)
+        s.connect(self.control)
+        s.send(json.dumps(req).encode())
+        r = json.loads(s.recv_multipart()[0])
+        s.close()
+        return r
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        return self.proc.communicate(timeout=10)[1].decode()
+
+
+def t_clipping_push_flags():
+    """A pushed stream with samples beyond +-1: status and streams count them,
+    and exactly the reply messages with output samples beyond +-1 carry CLIPPED."""
+    rate, n = 16000, 16000
+    x = signal_(n, rate, 3) * np.float32(5)
+    d = Daemon()
+    try:
+        dealer = d.ctx.socket(zmq.DEALER)
+        dealer.setsockopt(zmq.LINGER, 0)
+        dealer.connect(d.ingest)
+        topic = P.format_topic("hot", "audio").encode()
+        chunk, seq = 1600, 0
+        for i in range(0, n, chunk):
+            h = P.Header(kind=1, dtype=1, sample_rate_hz=rate, rows=chunk, cols=1, seq=seq, first_sample=i,
+                         flags=0)
+            dealer.send_multipart([topic, P.encode_header(h), x[i:i + chunk].astype("<f4").tobytes()])
+            seq += 1
+        msgs = []
+        while sum(len(m[1]) for m in msgs) < n - 2048:
+            check(dealer.poll(5000), "no reply")
+            t, hb, payload = dealer.recv_multipart()
+            msgs.append((P.decode_header(hb, len(payload)).flags, np.frombuffer(payload, "<f4")))
+        streams = d.ctl({"version": 1, "cmd": "streams"})["streams"]
+        h = P.Header(kind=1, dtype=1, sample_rate_hz=rate, rows=0, cols=1, seq=seq, first_sample=n,
+                     flags=P.FLAG_END_OF_STREAM)
+        dealer.send_multipart([topic, P.encode_header(h), b""])
+        while not (msgs and msgs[-1][0] & P.FLAG_END_OF_STREAM):
+            check(dealer.poll(5000), "no end of stream")
+            t, hb, payload = dealer.recv_multipart()
+            msgs.append((P.decode_header(hb, len(payload)).flags, np.frombuffer(payload, "<f4")))
+        st = d.ctl({"version": 1, "cmd": "status"})
+    finally:
+        d.stop()
+    want_in = int(np.sum(np.abs(x) > 1))
+    want_out = sum(int(np.sum(np.abs(y) > 1)) for _, y in msgs)
+    wrong = [i for i, (f, y) in enumerate(msgs) if bool(f & P.FLAG_CLIPPED) != bool(np.any(np.abs(y) > 1))]
+    c = st["counters"]
+    s0 = [s for s in streams if s["name"] == "hot"][0]
+    print(f"pushed hot stream: status input_clipped {c['input_clipped']} (numpy {want_in}), output_clipped "
+          f"{c['output_clipped']} (numpy {want_out}); streams: {s0['input_clipped']} in, "
+          f"{s0['output_clipped']} out so far; {len(msgs)} replies, "
+          f"{sum(1 for f, _ in msgs if f & P.FLAG_CLIPPED)} flagged CLIPPED, {len(wrong)} flagged wrongly")
+    check(c["input_clipped"] == want_in and c["output_clipped"] == want_out, c)
+    check(s0["input_clipped"] == want_in and 0 < s0["output_clipped"] <= want_out, s0)
+    check(not wrong and want_out > 0, f"messages flagged wrongly: {wrong}")
+
+
+# ---------------------------------------------------------------- item 3
+
+def t_kill9_header():
+    """kill -9 during a file job: sox, soundfile and wave read the output up to
+    about its last second, and what they read is the start of the full output."""
+    rate, n = 16000, 16000 * 60
+    x = signal_(n, rate, 5)
+    src = os.path.join(TMP, "long.wav")
+    sf.write(src, x, rate, subtype="PCM_16")
+    full = os.path.join(TMP, "long_full.wav")
+    rc, err = run_job(src, full)
+    check(rc == 0, err)
+    with wave.open(full) as w:
+        check(w.getnframes() == n and w.getsampwidth() == 2, "full output is not plain 16-bit PCM")
+    ref = sf.read(full, dtype="int16")[0]
+    out = os.path.join(TMP, "long_killed.wav")
+    p = subprocess.Popen([SSMD, "--model", MODEL, src, "-o", out, "--realtime"], stderr=subprocess.DEVNULL)
+    time.sleep(4.5)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    size = os.path.getsize(out)
+    on_disk = (size - 44) // 2  # frames whose bytes reached the file (44-byte header at most)
+    got_sf = sf.read(out, dtype="int16")[0]
+    with wave.open(out) as w:
+        nw = w.getnframes()
+        got_wave = np.frombuffer(w.readframes(nw), "<i2")
+    res = [f"soundfile {len(got_sf)}", f"wave {nw}"]
+    readers = [got_sf, got_wave]
+    if shutil.which("sox"):
+        raw = subprocess.run(["sox", out, "-t", "raw", "-e", "signed", "-b", "16", "-"], capture_output=True)
+        check(raw.returncode == 0, raw.stderr.decode())
+        got_sox = np.frombuffer(raw.stdout, "<i2")
+        res.append(f"sox {len(got_sox)}")
+        readers.append(got_sox)
+    else:
+        res.append("sox not installed (scripts/setup.sh installs it): skipped")
+    print(f"kill -9 after 4.5 s: {size} bytes on disk (~{on_disk} frames); frames read: {', '.join(res)}")
+    for y in readers:
+        check(len(y) >= on_disk - rate and len(y) > rate, f"read {len(y)} of ~{on_disk} frames on disk")
+        check(np.array_equal(y, ref[:len(y)]), "what was read differs from the full run's output")
+
+
+# ---------------------------------------------------------------- item 5
+
+def t_stereo_split():
+    """Stereo in -> stereo out: channel k is the mono job on channel k, bit for
+    bit; --channels mono still downmixes (mean); too many channels: one line."""
+    rate, n = 16000, 24000
+    st = np.stack([signal_(n, rate, 7), signal_(n, rate, 8, 0.1)], 1)
+    src = os.path.join(TMP, "st.wav")
+    sf.write(src, st, rate, subtype="FLOAT")
+    out = os.path.join(TMP, "st_out.wav")
+    rc, err = run_job(src, out)
+    check(rc == 0, err)
+    y, r = sf.read(out, dtype="float32", always_2d=True)
+    check(y.shape == (n, 2) and r == rate, f"output shape {y.shape} at {r} Hz, want ({n}, 2)")
+    for k in range(2):
+        mono = os.path.join(TMP, f"st_ch{k}.wav")
+        sf.write(mono, st[:, k], rate, subtype="FLOAT")
+        rc, err = run_job(mono, os.path.join(TMP, f"st_ch{k}_out.wav"))
+        check(rc == 0, err)
+        ref = sf.read(os.path.join(TMP, f"st_ch{k}_out.wav"), dtype="float32")[0]
+        d = bits_differ(y[:, k], ref)
+        print(f"stereo split: channel {k}: {d} of {n} samples differ from the mono job on it (bit-exact required)")
+        check(d == 0, f"channel {k} differs")
+    rc, err = run_job(src, os.path.join(TMP, "st_down.wav"), "--channels", "mono")
+    check(rc == 0, err)
+    yd = sf.read(os.path.join(TMP, "st_down.wav"), dtype="float32")[0]
+    mean = ((np.float32(0) + st[:, 0]) + st[:, 1]) / np.float32(2)
+    sf.write(os.path.join(TMP, "st_mean.wav"), mean, rate, subtype="FLOAT")
+    run_job(os.path.join(TMP, "st_mean.wav"), os.path.join(TMP, "st_mean_out.wav"))
+    d = bits_differ(yd, sf.read(os.path.join(TMP, "st_mean_out.wav"), dtype="float32")[0])
+    print(f"--channels mono: mono output ({yd.ndim} dim), {d} samples differ from the job on the mean")
+    check(yd.ndim == 1 and d == 0, "downmix differs")
+    # int16 stereo: plain PCM WAV that Python's wave reads
+    src16 = os.path.join(TMP, "st16.wav")
+    sf.write(src16, st, rate, subtype="PCM_16")
+    rc, err = run_job(src16, os.path.join(TMP, "st16_out.wav"))
+    check(rc == 0, err)
+    with wave.open(os.path.join(TMP, "st16_out.wav")) as w:
+        print(f"int16 stereo output: wave reads {w.getnchannels()} channels, {w.getnframes()} frames")
+        check(w.getnchannels() == 2 and w.getnframes() == n, "wave cannot read the stereo output")
+    three = os.path.join(TMP, "three.wav")
+    sf.write(three, np.zeros((1000, 3), np.float32), rate)
+    rc, err = run_job(three, os.path.join(TMP, "three_out.wav"), "--max-streams", "2")
+    lines = err.strip().splitlines()
+    print(f"3 channels, 2 streams allowed: exit {rc}: {err.strip()}")
+    check(rc != 0 and len(lines) == 1 and "--channels mono" in err and "3 channels" in err, err)
+    check(not os.path.exists(os.path.join(TMP, "three_out.wav")), "output left behind")
+
+
+def main():
+    tests = [t_clipping_file, t_clipping_push_flags, t_kill9_header, t_stereo_split]
+    if ONLY:
+        tests = [t for t in tests if t.__name__ in ONLY]
+    failed = 0
+    for t in tests:
+        try:
+            t()
+            print(f"ok   {t.__name__}")
+        except Exception as e:  # noqa: BLE001
+            failed += 1
+            print(f"FAIL {t.__name__}: {e!r}")
+    shutil.rmtree(TMP, ignore_errors=True)
+    print(f"{len(tests) - failed} passed, {failed} failed")
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
