@@ -21,6 +21,7 @@
 #include <time.h>
 
 #include "srv.h"
+#include "kernels/ssm_kernels.h"
 
 /* The audio pipeline: loads the model, its front-end and the runner that
  * steps up to max_streams streams.  Returns 0, or -1 after one line on stderr. */
@@ -245,6 +246,10 @@ int ssmd_server_run(ssmd_config *cfg, const char *model_path, const ssmd_server_
     static const ssmd_source_ops *const every_source[] = { &ssmd_source_push, &ssmd_source_mic,
                                                            &ssmd_source_file, &ssmd_source_generate };
     int rc = 2;
+    /* this thread is the loop: every source, the engine and the sinks run
+     * here (the step workers set the same mode); subnormal tails of silence
+     * would otherwise cost ~9x per frame (bench/denormal_bench.c) */
+    ssm_fp_flush_denormals();
     ssmd_log_set_level(SSMD_LOG_ERROR);
     ssmd_log_set_level_name(cfg->log_level);
     if (cfg->generate_s > 0) { /* generation: the token model and its job instead of the audio pipeline */

@@ -838,6 +838,7 @@ static void *worker_main(void *arg)
     step_worker *w = arg;
     step_pool *p = w->pool;
     unsigned long seen = 0;
+    ssm_fp_flush_denormals(); /* as the loop thread: same results on every slice */
     pthread_mutex_lock(&p->mu);
     for (;;) {
         while (p->gen == seen && !p->quit)

@@ -7,6 +7,7 @@
 
 #include "dsp/audio_file.h"
 #include "frontend.h"
+#include "kernels/ssm_kernels.h"
 #include "stream.h"
 
 int main(int argc, char **argv)
@@ -15,6 +16,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: %s MODEL IN RAW_OUT\n", argv[0]);
         return 2;
     }
+    ssm_fp_flush_denormals(); /* as the daemon's loop thread */
     ssm_model *m = NULL;
     ssm_error me = { 0 };
     if (ssm_model_load(argv[1], NULL, &m, &me)) { fprintf(stderr, "%s\n", me.msg); return 1; }

@@ -208,6 +208,26 @@ const char *ssm_isa_name(ssm_isa isa);
 /** Parses an ssm_isa_name() string into *out; 0, or -1 when unknown. */
 int ssm_isa_parse(const char *name, ssm_isa *out);
 
+/* ---- floating-point mode (kernels/cpu/ssm_fp.c) ------------------------ */
+
+/** Makes the calling thread flush subnormal results to zero and read
+ *  subnormal operands as zero: x86-64 MXCSR FTZ (bit 15) | DAZ (bit 6),
+ *  aarch64 FPCR FZ (bit 24); a no-op elsewhere.  Silence with decaying tails
+ *  drives the STFT, features and recurrent state into subnormal floats,
+ *  which x86 cores process up to ~100x slower; flushed, they are 0 (a change
+ *  below 1.2e-38, invisible at audio precision).  Every thread that computes
+ *  (the daemon's loop, the step workers, offline tools whose results are
+ *  compared with the daemon's) calls it when it starts, so results stay
+ *  bit-identical across paths.  The mode is per thread: threads created
+ *  later inherit the creator's on Linux/glibc, but callers set it
+ *  explicitly.  Returns 1 when the mode is set, 0 where the architecture
+ *  has none.  Real-time safe (two instructions); thread-safe. */
+int ssm_fp_flush_denormals(void);
+
+/** 1 when the calling thread flushes subnormals (the bits above are set),
+ *  0 otherwise or where unsupported.  Thread-safe. */
+int ssm_fp_denormals_flushed(void);
+
 /** Column padding of packed panels (one AVX-512 vector of floats). */
 #define SSM_PACK_COLS 16
 /** d_out rounded up to SSM_PACK_COLS. */
