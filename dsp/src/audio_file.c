@@ -14,6 +14,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <sndfile.h>
 #include <stdio.h>
@@ -160,6 +161,123 @@ static uint64_t zero_nonfinite(float *x, size_t n)
     return bad;
 }
 
+/* ------------------------------------------------------- open-failure text */
+
+/* libsndfile's text without its "Error : " / "Error in X file. " decoration
+ * and final full stop, or NULL when the text says nothing a user can act on
+ * ("Unspecified internal error.", "SF_INFO struct incomplete", ...). */
+static const char *sf_reason(const char *t, char *buf, size_t cap)
+{
+    static const char *const vague[] = { "internal error", "Internal error", "unimplemented format",
+                                         "file is malformed", "unknown error", "No error",
+                                         "Format not recognised" };
+    if (!t)
+        return NULL;
+    for (size_t i = 0; i < sizeof vague / sizeof vague[0]; i++)
+        if (strstr(t, vague[i]))
+            return NULL;
+    if (strncmp(t, "Error : ", 8) == 0)
+        t += 8;
+    else if (strncmp(t, "Error in ", 9) == 0 && strstr(t, ". "))
+        t = strstr(t, ". ") + 2;
+    snprintf(buf, cap, "%s", t);
+    size_t n = strlen(buf);
+    while (n && (buf[n - 1] == '.' || buf[n - 1] == ' '))
+        buf[--n] = '\0';
+    return buf;
+}
+
+/* The extensions of every major format this libsndfile reads, e.g.
+ * "wav aiff au ... flac caf ogg rf64 mp3". */
+static void readable_formats(char *buf, size_t cap)
+{
+    int n = 0;
+    size_t len = 0;
+    buf[0] = '\0';
+    sf_command(NULL, SFC_GET_FORMAT_MAJOR_COUNT, &n, sizeof n);
+    for (int i = 0; i < n; i++) {
+        SF_FORMAT_INFO fi = { .format = i };
+        if (sf_command(NULL, SFC_GET_FORMAT_MAJOR, &fi, sizeof fi) != 0 || !fi.extension ||
+            (fi.format & SF_FORMAT_TYPEMASK) == SF_FORMAT_RAW)
+            continue;
+        const char *ext = strcmp(fi.extension, "oga") == 0 ? "ogg opus"   /* Ogg: Vorbis and Opus */
+                        : strcmp(fi.extension, "m1a") == 0 ? "mp3" : fi.extension;  /* MPEG */
+        if (strstr(buf, ext)) /* wav twice (WAV, WAVEX) */
+            continue;
+        int w = snprintf(buf + len, cap - len, "%s%s", len ? " " : "", ext);
+        if (w < 0 || (size_t)w >= cap - len)
+            break;
+        len += (size_t)w;
+    }
+}
+
+/* A container named by the first bytes of a file (NULL: none known). */
+static const char *magic_container(const unsigned char *b, size_t n, size_t *min_header)
+{
+    static const struct { const char *magic; size_t len; const char *name; size_t min; } m[] = {
+        { "RIFF", 4, "WAV", 44 }, { "RIFX", 4, "WAV", 44 }, { "RF64", 4, "RF64", 80 },
+        { "BW64", 4, "RF64", 80 }, { "riff", 4, "W64", 104 }, { "FORM", 4, "AIFF", 54 },
+        { ".snd", 4, "AU", 24 }, { "fLaC", 4, "FLAC", 42 }, { "OggS", 4, "Ogg", 58 },
+        { "caff", 4, "CAF", 68 },
+    };
+    for (size_t i = 0; i < sizeof m / sizeof m[0]; i++)
+        if (n >= m[i].len && memcmp(b, m[i].magic, m[i].len) == 0) {
+            *min_header = m[i].min;
+            return m[i].name;
+        }
+    return NULL;
+}
+
+static int is_raw_name(const char *name)
+{
+    static const char *const exts[] = { "raw", "pcm", "s8", "u8", "s16", "s16le", "s16be", "s24", "s32",
+                                        "f32", "f32le", "f64", "sln", "bin" };
+    const char *slash = strrchr(name, '/');
+    const char *dot = strrchr(slash ? slash + 1 : name, '.');
+    if (!dot)
+        return 0;
+    for (size_t i = 0; i < sizeof exts / sizeof exts[0]; i++)
+        if (strcasecmp(dot + 1, exts[i]) == 0)
+            return 1;
+    return 0;
+}
+
+/* One line for a failed sf_open of `name` for reading.  head/n_head: the
+ * file's first bytes (n_head 0 when they could not be read: a pipe);
+ * size: the file's size in bytes, < 0 unknown. */
+static int reader_open_failed(int sf_err, const char *name, const unsigned char *head, size_t n_head,
+                              long long size, dsp_error *err)
+{
+    char why[160], formats[256];
+    const char *reason = sf_reason(sf_strerror(NULL), why, sizeof why);
+    size_t min_header = 0;
+    const char *cont = magic_container(head, n_head, &min_header);
+    if (size == 0)
+        return dsp_error_set(err, DSP_ERR_FORMAT, "%s: empty file (0 bytes), not audio", name);
+    if (cont && size >= 0 && (size_t)size < min_header)
+        return dsp_error_set(err, DSP_ERR_FORMAT,
+                             "%s: truncated %s header: the file is only %lld bytes (a %s header needs at least %zu)",
+                             name, cont, size, cont, min_header);
+    if (cont)
+        return dsp_error_set(err, DSP_ERR_FORMAT, "%s: damaged or truncated %s file (%lld bytes): %s", name, cont, size,
+                             reason ? reason : "libsndfile cannot parse it");
+    if (sf_err == SF_ERR_UNRECOGNISED_FORMAT || !reason) {
+        if (is_raw_name(name))
+            return dsp_error_set(err, DSP_ERR_FORMAT,
+                                 "%s: headerless (raw) samples: ssmd reads files whose header gives the rate, "
+                                 "channels and encoding; add one, e.g. sox -t raw -r 16000 -e signed -b 16 -c 1 "
+                                 "%s out.wav", name, name);
+        readable_formats(formats, sizeof formats);
+        if (n_head == 0 && size < 0)
+            return dsp_error_set(err, DSP_ERR_FORMAT,
+                                 "%s: not audio in a format ssmd reads (empty, headerless, or not audio); "
+                                 "readable: %s", name, formats);
+        return dsp_error_set(err, DSP_ERR_FORMAT, "%s: not an audio file, or a format ssmd cannot read; readable: %s",
+                             name, formats);
+    }
+    return dsp_error_set(err, status_of(sf_err) ? status_of(sf_err) : DSP_ERR_FORMAT, "%s: %s", name, reason);
+}
+
 /* ---------------------------------------------------------------- reader */
 
 /* libsndfile's parse log notes "data : 2000 (should be 500)" when a data
@@ -266,10 +384,16 @@ int dsp_audio_reader_open_fd(dsp_audio_reader **out, int fd, const char *name,
         if (st != DSP_OK)
             return st;
     }
+    struct stat st;
+    int regular = fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+    off_t at = regular ? lseek(fd, 0, SEEK_CUR) : -1;
     SNDFILE *sf = sf_open_fd(fd, SFM_READ, &si, SF_FALSE);
     if (!sf) {
         int e = sf_error(NULL);
-        return dsp_error_set(err, status_of(e) ? status_of(e) : DSP_ERR_FORMAT, "%s: %s", name, sf_strerror(NULL));
+        unsigned char head[64];
+        ssize_t nh = at >= 0 ? pread(fd, head, sizeof head, at) : -1;
+        return reader_open_failed(e, name, head, nh > 0 ? (size_t)nh : 0,
+                                  at >= 0 ? (long long)(st.st_size - at) : -1, err);
     }
     return reader_finish_open(out, sf, &si, name, err);
 }
@@ -290,6 +414,17 @@ int dsp_audio_reader_open(dsp_audio_reader **out, const char *path,
         return dsp_error_set(err, DSP_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     if (S_ISDIR(st.st_mode))
         return dsp_error_set(err, DSP_ERR_IO, "%s: is a directory, not an audio file", path);
+    /* libsndfile says "System error" for these; read the first bytes for the
+     * message of a failed open (which container the file claims to be). */
+    int fd = open(path, O_RDONLY);
+    if (fd < 0)
+        return dsp_error_set(err, DSP_ERR_IO, "%s: cannot open: %s", path,
+                             errno == EACCES ? "permission denied (no read permission)" : strerror(errno));
+    unsigned char head[64];
+    ssize_t nh = S_ISREG(st.st_mode) ? read(fd, head, sizeof head) : 0;
+    close(fd);
+    if (S_ISREG(st.st_mode) && st.st_size == 0)
+        return dsp_error_set(err, DSP_ERR_FORMAT, "%s: empty file (0 bytes), not audio", path);
     SF_INFO si;
     memset(&si, 0, sizeof si);
     if (raw) {
@@ -300,7 +435,8 @@ int dsp_audio_reader_open(dsp_audio_reader **out, const char *path,
     SNDFILE *sf = sf_open(path, SFM_READ, &si);
     if (!sf) {
         int e = sf_error(NULL);
-        return dsp_error_set(err, status_of(e) ? status_of(e) : DSP_ERR_FORMAT, "%s: %s", path, sf_strerror(NULL));
+        return reader_open_failed(e, path, head, nh > 0 ? (size_t)nh : 0,
+                                  S_ISREG(st.st_mode) ? (long long)st.st_size : -1, err);
     }
     return reader_finish_open(out, sf, &si, path, err);
 }
@@ -334,9 +470,13 @@ int dsp_audio_reader_read(dsp_audio_reader *r, float *out, size_t max_frames,
     if (got == max_frames)
         return DSP_OK;
     int e = sf_error(r->sf);
-    if (e != SF_ERR_NO_ERROR)
-        return dsp_error_set(err, DSP_ERR_FORMAT, "%s: read failed after %llu frames: %s", r->name,
-                             (unsigned long long)r->frames_read, sf_strerror(r->sf));
+    if (e != SF_ERR_NO_ERROR) {
+        char why[160];
+        const char *reason = sf_reason(sf_strerror(r->sf), why, sizeof why);
+        return dsp_error_set(err, DSP_ERR_FORMAT, "%s: damaged or truncated audio data after %llu frames%s%s%s",
+                             r->name, (unsigned long long)r->frames_read, reason ? " (" : "",
+                             reason ? reason : "", reason ? ")" : "");
+    }
     if (r->info.n_frames != DSP_AUDIO_FRAMES_UNKNOWN && r->frames_read < (uint64_t)r->info.n_frames)
         return dsp_error_set(err, DSP_ERR_FORMAT,
                              "%s: truncated file: the header announces %lld frames but the data ends after %llu",
@@ -435,6 +575,65 @@ static int wav_fits_riff(const dsp_audio_write_format *fmt, int sub)
     return fmt->expected_frames <= limit / ((int64_t)b * fmt->channels);
 }
 
+/* The rates and channel counts the codec containers hold.  libsndfile
+ * reports a breach vaguely ("Format not recognised", at open or only at the
+ * first write for Vorbis), so it is checked here and named.  Limits measured
+ * on libsndfile 1.2 with libFLAC, libvorbis and libopus: FLAC 1..8 channels
+ * up to 655350 Hz; Vorbis 1..255 channels up to 200000 Hz; Opus 1..255
+ * channels at the five rates its codec runs at. */
+static int container_limits(dsp_audio_container c, const dsp_audio_write_format *fmt, const char *name,
+                            dsp_error *err)
+{
+    int max_ch = DSP_AUDIO_MAX_CHANNELS, max_rate = 0;
+    const char *instead = "";
+    switch (c) {
+    case DSP_AUDIO_CONTAINER_FLAC:
+        max_ch = 8, max_rate = 655350, instead = ".wav, .w64 or .aiff";
+        break;
+    case DSP_AUDIO_CONTAINER_OGG_VORBIS:
+        max_ch = 255, max_rate = 200000, instead = ".wav or .flac";
+        break;
+    case DSP_AUDIO_CONTAINER_OGG_OPUS:
+        max_ch = 255, instead = ".wav, .flac or .ogg";
+        break;
+    default:
+        return DSP_OK;
+    }
+    if (fmt->channels > max_ch)
+        return dsp_error_set(err, DSP_ERR_INVALID, "%s: %s cannot hold %d channels (at most %d); use %s",
+                             name, container_names[c], fmt->channels, max_ch, instead);
+    if (c == DSP_AUDIO_CONTAINER_OGG_OPUS) {
+        int r = fmt->sample_rate_hz;
+        if (r != 8000 && r != 12000 && r != 16000 && r != 24000 && r != 48000)
+            return dsp_error_set(err, DSP_ERR_INVALID,
+                                 "%s: Ogg/Opus cannot hold a sample rate of %d Hz (only 8000, 12000, 16000, "
+                                 "24000 or 48000 Hz); use %s", name, r, instead);
+    } else if (fmt->sample_rate_hz > max_rate) {
+        return dsp_error_set(err, DSP_ERR_INVALID, "%s: %s cannot hold a sample rate of %d Hz (at most %d Hz); use %s",
+                             name, container_names[c], fmt->sample_rate_hz, max_rate, instead);
+    }
+    return DSP_OK;
+}
+
+/* One line for a failed sf_open of `name` for writing. */
+static int writer_open_failed(int sf_err, const char *name, dsp_error *err)
+{
+    const char *t = sf_strerror(NULL);
+    if (sf_err == SF_ERR_SYSTEM) { /* "System error : No such file or directory." */
+        const char *colon = t ? strstr(t, " : ") : NULL;
+        char why[160];
+        snprintf(why, sizeof why, "%s", colon ? colon + 3 : strerror(errno));
+        size_t n = strlen(why);
+        while (n && (why[n - 1] == '.' || why[n - 1] == ' '))
+            why[--n] = '\0';
+        return dsp_error_set(err, DSP_ERR_IO, "%s: cannot create: %s", name, why);
+    }
+    char why[160];
+    const char *reason = sf_reason(t, why, sizeof why);
+    return dsp_error_set(err, status_of(sf_err) ? status_of(sf_err) : DSP_ERR_IO, "%s: cannot write this format: %s",
+                         name, reason ? reason : "libsndfile refused it");
+}
+
 /* Fills si from fmt; validates.  pipe: the descriptor cannot seek. */
 static int write_sfinfo(SF_INFO *si, dsp_audio_container *cont, const dsp_audio_write_format *fmt,
                         const char *name, int pipe, dsp_error *err)
@@ -454,6 +653,9 @@ static int write_sfinfo(SF_INFO *si, dsp_audio_container *cont, const dsp_audio_
     if (fmt->channels < 1 || fmt->channels > DSP_AUDIO_MAX_CHANNELS)
         return dsp_error_set(err, DSP_ERR_INVALID, "%s: channel count %d is out of range 1..%d",
                              name, fmt->channels, DSP_AUDIO_MAX_CHANNELS);
+    int st = container_limits(c, fmt, name, err);
+    if (st != DSP_OK)
+        return st;
     if (pipe && c != DSP_AUDIO_CONTAINER_AU && c != DSP_AUDIO_CONTAINER_RAW)
         return dsp_error_set(err, DSP_ERR_INVALID,
                              "%s: %s cannot be written to a pipe (its header needs seeking); use AU or RAW",
@@ -579,10 +781,8 @@ int dsp_audio_writer_open_fd(dsp_audio_writer **out, int fd, const char *name,
     if (st != DSP_OK)
         return st;
     SNDFILE *sf = sf_open_fd(fd, SFM_WRITE, &si, SF_FALSE);
-    if (!sf) {
-        int e = sf_error(NULL);
-        return dsp_error_set(err, status_of(e) ? status_of(e) : DSP_ERR_IO, "%s: %s", name, sf_strerror(NULL));
-    }
+    if (!sf)
+        return writer_open_failed(sf_error(NULL), name, err);
     return writer_finish_open(out, sf, &si, c, &f, name, 0, !pipe, err);
 }
 
@@ -607,10 +807,8 @@ int dsp_audio_writer_open(dsp_audio_writer **out, const char *path,
     if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
         return dsp_error_set(err, DSP_ERR_IO, "%s: is a directory", path);
     SNDFILE *sf = sf_open(path, SFM_WRITE, &si);
-    if (!sf) {
-        int e = sf_error(NULL);
-        return dsp_error_set(err, status_of(e) ? status_of(e) : DSP_ERR_IO, "%s: %s", path, sf_strerror(NULL));
-    }
+    if (!sf)
+        return writer_open_failed(sf_error(NULL), path, err);
     struct stat after;
     int seekable = stat(path, &after) == 0 && S_ISREG(after.st_mode);
     return writer_finish_open(out, sf, &si, c, fmt, path, 1, seekable, err);

@@ -307,8 +307,103 @@ def t_stereo_split():
     check(not os.path.exists(os.path.join(TMP, "three_out.wav")), "output left behind")
 
 
+# ---------------------------------------------------------------- file errors
+
+def t_file_errors():
+    """Unreadable inputs and unwritable outputs of a file job: exit status
+    non-zero, exactly one line on stderr, naming the file and what is wrong
+    (never libsndfile's vague texts), and no output left behind."""
+    rate, n = 16000, 8000
+    ok = os.path.join(TMP, "fe_ok.wav")
+    sf.write(ok, signal_(n, rate, 3), rate, subtype="PCM_16")
+    body = open(ok, "rb").read()
+
+    def put(name, data):
+        p = os.path.join(TMP, name)
+        with open(p, "wb") as f:
+            f.write(data)
+        return p
+
+    flac = os.path.join(TMP, "fe_ok.flac")
+    sf.write(flac, signal_(n, rate, 4), rate)
+    r44 = os.path.join(TMP, "fe_44k.wav")
+    sf.write(r44, signal_(4410, 44100, 5), 44100, subtype="PCM_16")
+    r300k = os.path.join(TMP, "fe_300k.wav")
+    sf.write(r300k, signal_(30000, 300000, 6), 300000, subtype="PCM_16")
+    nine = os.path.join(TMP, "fe_nine.wav")
+    sf.write(nine, np.zeros((2000, 9), np.float32), rate, subtype="PCM_16")
+    os.makedirs(os.path.join(TMP, "fe_dir.wav"), exist_ok=True)
+    out = os.path.join(TMP, "fe_out.wav")
+    vague = ("Unspecified internal error", "SF_INFO struct incomplete", "Format not recognised",
+             "unimplemented format", "file is malformed", "System error")
+    # (input, output, extra options, which file the line names, words it must hold (any case));
+    # words None: a control case that must succeed
+    I, O = "in", "out"
+    cases = [
+        (put("fe_notes.txt", b"this is a text file, not audio\n" * 40), out, [], I,
+         ["not an audio file", "readable:", "wav", "flac"]),
+        (put("fe_empty.wav", b""), out, [], I, ["empty file"]),
+        (put("fe_cut.wav", body[:30]), out, [], I, ["truncated wav header", "30 bytes"]),
+        (put("fe_cut.flac", open(flac, "rb").read()[:20]), out, [], I, ["truncated flac header"]),
+        (put("fe_junk.wav", b"RIFF" + bytes(300)), out, [], I, ["damaged or truncated wav"]),
+        (put("fe_junk.ogg", b"OggS" + bytes(300)), out, [], I, ["damaged or truncated ogg"]),
+        (put("fe_samples.raw", body[44:]), out, [], I, ["headerless", "sox -t raw"]),
+        (put("fe_samples.pcm", body[44:]), out, [], I, ["headerless"]),
+        (os.path.join(TMP, "fe_dir.wav"), out, [], I, ["directory"]),
+        (os.path.join(TMP, "fe_missing.wav"), out, [], I, ["no such file"]),
+        (ok, os.path.join(TMP, "fe_out.opus"), [], O, None),  # 16 kHz Opus is fine
+        (r44, os.path.join(TMP, "fe_out.opus"), [], O, ["ogg/opus", "sample rate of 44100 hz", "48000"]),
+        (r300k, os.path.join(TMP, "fe_out.ogg"), [], O, ["ogg/vorbis", "sample rate of 300000 hz"]),
+        (nine, os.path.join(TMP, "fe_out.flac"), ["--max-streams", "16"], O, ["flac", "9 channels", "at most 8"]),
+        (ok, os.path.join(TMP, "no-such-dir", "x.wav"), [], O, ["cannot create", "no such file"]),
+        (ok, os.path.join(TMP, "fe_out.xyz"), [], O, ["cannot tell the audio format"]),
+    ]
+    # permission denied: root reads anything, so as root the job runs as nobody
+    noread = put("fe_noread.wav", body)
+    os.chmod(noread, 0)
+    as_user = []
+    if os.geteuid() == 0 and shutil.which("setpriv"):
+        os.chmod(TMP, 0o755)
+        as_user = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    if os.geteuid() != 0 or as_user:
+        cases.append((noread, out, [], I, ["permission denied"]))
+    else:
+        print("skip the permission case: root without setpriv")
+    failed = []
+    for src, dst, extra, names, words in cases:
+        prefix = as_user if src == noread else []
+        if os.path.exists(dst):
+            os.unlink(dst)
+        r = subprocess.run([*prefix, SSMD, "--model", MODEL, src, "-o", dst, *extra], capture_output=True,
+                           text=True, timeout=120)
+        lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+        if words is None:
+            print(f"control {os.path.basename(src)} -> {os.path.basename(dst)}: exit {r.returncode}")
+            if r.returncode != 0 or not os.path.exists(dst):
+                failed.append(f"control case failed: {r.stderr}")
+            continue
+        named = src if names == I else dst
+        line = lines[0] if lines else ""
+        low = line.lower()
+        print(f"{os.path.basename(src)} -> {os.path.basename(dst)}: exit {r.returncode}: {line}")
+        why = []
+        if r.returncode == 0:
+            why.append("exit status 0")
+        if len(lines) != 1:
+            why.append(f"{len(lines)} lines")
+        if named not in line:
+            why.append(f"does not name {named}")
+        why += [f"lacks '{w}'" for w in words if w not in low]
+        why += [f"vague text '{v}'" for v in vague if v.lower() in low]
+        if os.path.exists(dst):
+            why.append("output left behind")
+        if why:
+            failed.append(f"{os.path.basename(src)} -> {os.path.basename(dst)}: {', '.join(why)}: {r.stderr!r}")
+    check(not failed, "\n".join(failed))
+
+
 def main():
-    tests = [t_clipping_file, t_clipping_push_flags, t_kill9_header, t_stereo_split]
+    tests = [t_clipping_file, t_clipping_push_flags, t_kill9_header, t_stereo_split, t_file_errors]
     if ONLY:
         tests = [t for t in tests if t.__name__ in ONLY]
     failed = 0

@@ -35,8 +35,24 @@
  *     module (3.11) refuses; announce expected_frames to get plain PCM.
  *   - Errors: every function that can fail returns a dsp_status (negative)
  *     and, when err is not NULL, fills err->msg with one line naming the
- *     file and the reason, libsndfile's sf_strerror() text where it has one,
- *     e.g. "song.txt: Format not recognised.".
+ *     file and what is wrong, in words a user can act on; libsndfile's
+ *     vague texts ("Unspecified internal error", "SF_INFO struct
+ *     incomplete", "Format not recognised") never reach it.  Reader: missing
+ *     file, directory, permission denied; "empty file (0 bytes)"; "truncated
+ *     WAV header: the file is only N bytes" (the first bytes name a container
+ *     whose header needs more); "damaged or truncated FLAC file" (a known
+ *     container libsndfile cannot parse, with its reason when it gives one);
+ *     "headerless (raw) samples" for .raw/.pcm/.s16/... names (with the sox
+ *     command that adds a header); otherwise "not an audio file, or a format
+ *     ssmd cannot read; readable: wav flac ..." listing the extensions of
+ *     every format this libsndfile reads; "truncated file" when the data
+ *     ends before its header's length; "damaged or truncated audio data
+ *     after N frames" when decoding fails mid-file.  Writer: "cannot tell the
+ *     audio format from the file name" (with the extensions), "cannot
+ *     create: <system reason>", and a container that cannot hold the data:
+ *     FLAC 1..8 channels up to 655350 Hz, Ogg/Vorbis 1..255 channels up to
+ *     200000 Hz, Ogg/Opus 1..255 channels at 8000, 12000, 16000, 24000 or
+ *     48000 Hz, each named with the value and the alternatives.
  *
  * Thread safety: one reader or writer object is used by one thread at a time;
  * distinct objects are independent, except that libsndfile reports open
