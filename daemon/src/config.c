@@ -56,7 +56,9 @@ static const ssmd_option options[] = {
     { "serve", 0, SSMD_OPT_ENUM, OFF(serve), 0, 0, "auto|yes|no", "auto", false,
       "bind the sockets: 'auto' = yes unless the job is file to file, 'yes', 'no'" },
     { "wait_subscribers", 0, SSMD_OPT_INT, OFF(wait_subscribers), 0, 1000, NULL, "0", false,
-      "before reading a file input, wait until this many subscriptions have arrived" },
+      "before reading a file input (or generating), wait until this many subscriptions have arrived on the "
+      "PUB socket (a client subscribing to 3 prefixes sends 3); the streams' meta/ and start event are published "
+      "then, so the subscribers waited for receive them" },
     { "pub", 0, SSMD_OPT_ENDPOINT, OFF(pub), 0, 0, NULL, "tcp://127.0.0.1:5560", false,
       "ZeroMQ endpoint the data-plane PUB socket binds" },
     { "ingest", 0, SSMD_OPT_ENDPOINT, OFF(ingest), 0, 0, NULL, "tcp://127.0.0.1:5561", false,

@@ -23,6 +23,7 @@
 
 void ssmd_srv_event(ssmd_srv *s, ssmd_srv_stream *st, const char *event, const char *reason)
 {
+    if (st->start_due && strcmp(event, "start") != 0) ssmd_srv_stream_announce(s, st); /* end before the wait ended */
     json_t *o = json_pack("{s:s, s:s}", "event", event, "stream", st->name);
     if (reason) json_object_set_new(o, "reason", json_string(reason));
     char *text = json_dumps(o, JSON_COMPACT);
@@ -31,6 +32,15 @@ void ssmd_srv_event(ssmd_srv *s, ssmd_srv_stream *st, const char *event, const c
     for (int i = 0; i < st->n_sinks; i++)
         if (st->sinks[i].ops->event) st->sinks[i].ops->event(s, st, st->sinks[i].self, text);
     free(text);
+}
+
+void ssmd_srv_stream_announce(ssmd_srv *s, ssmd_srv_stream *st)
+{
+    if (!st->start_due) return;
+    st->start_due = false;
+    st->meta_due = false; /* the meta goes out now */
+    ssmd_pub_meta(s, st);
+    ssmd_srv_event(s, st, "start", NULL);
 }
 
 /* ---- streams ---------------------------------------------------------- */
@@ -109,8 +119,15 @@ ssmd_srv_stream *ssmd_srv_stream_open(ssmd_srv *s, const char *name, const ssmd_
     ssmd_srv_stream_attach(st, &ssmd_sink_pub, NULL);
     st->rate_hz = rate_hz;
     st->t_open = ssmd_now_s();
-    ssmd_pub_meta(s, st);
-    ssmd_srv_event(s, st, "start", NULL);
+    /* Subscriptions arrive asynchronously (ZeroMQ's slow joiner): what is
+     * published before they are read from the XPUB socket reaches nobody.
+     * A source that waits for subscribers announces its streams when they
+     * have arrived, so they get the first meta/ and the start event. */
+    st->start_due = src->waits_for_subscribers && ssmd_srv_waiting_subscribers(s);
+    if (!st->start_due) {
+        ssmd_pub_meta(s, st);
+        ssmd_srv_event(s, st, "start", NULL);
+    }
     ssmd_log(s->t.pub ? SSMD_LOG_INFO : SSMD_LOG_DEBUG, "stream %s: started (%s, %d Hz)", st->name,
          src->name, rate_hz);
     return st;

@@ -104,9 +104,18 @@ void ssmd_pub_handle_subscriptions(ssmd_srv *s)
         }
         zmq_msg_close(&m);
     }
+    /* Streams held back until wait_subscribers arrived are announced once
+     * they have: an XPUB hands a subscription to the application only after
+     * registering it, so what is published from now on reaches them.  Until
+     * then their metas are not re-sent (the announcement carries it). */
+    bool waiting = ssmd_srv_waiting_subscribers(s);
     for (int i = 0; i < s->max_streams; i++) {
         ssmd_srv_stream *st = &s->streams[i];
-        if (st->used && st->meta_due) {
+        if (!st->used) continue;
+        if (st->start_due) {
+            st->meta_due = false;
+            if (!waiting) ssmd_srv_stream_announce(s, st);
+        } else if (st->meta_due) {
             st->meta_due = false;
             ssmd_pub_meta(s, st);
         }

@@ -247,4 +247,5 @@ static void file_close(ssmd_srv *s)
 
 const ssmd_source_ops ssmd_source_file = { .name = "file", .open = file_open, .pull = file_pull,
                                            .poll_ms = file_poll_ms, .at_end = file_at_end, .tick = file_tick,
-                                           .stream_ended = file_stream_ended, .close = file_close };
+                                           .stream_ended = file_stream_ended, .close = file_close,
+                                           .waits_for_subscribers = true };

@@ -237,5 +237,5 @@ static void gen_close(ssmd_srv *s)
 const ssmd_source_ops ssmd_source_generate = {
     .name = "generate", .open = gen_open_streams, .pull = gen_pull, .poll_ms = gen_poll_ms,
     .at_end = gen_at_end, .stream_ended = gen_stream_ended, .meta_json = gen_meta_json,
-    .state = gen_state, .close = gen_close,
+    .state = gen_state, .close = gen_close, .waits_for_subscribers = true,
 };

@@ -137,6 +137,10 @@ typedef struct ssmd_source_ops {
     ssm_state *(*state)(ssmd_srv *s, ssmd_srv_stream *st);
     /** Releases what open (or setup) acquired; safe to call when never opened. */
     void (*close)(ssmd_srv *s);
+    /** The source holds its input back until wait_subscribers subscriptions
+     *  arrived; its streams' meta and start event are held back with it, so
+     *  the subscribers waited for receive them (ssmd_pub_handle_subscriptions). */
+    bool waits_for_subscribers;
 } ssmd_source_ops;
 
 extern const ssmd_source_ops ssmd_source_file;     /* source_file.c */
@@ -148,6 +152,7 @@ extern const ssmd_source_ops ssmd_source_generate; /* source_gen.c */
 
 struct ssmd_srv_stream {
     bool used, finished, ended, eos_sent, meta_due;
+    bool start_due;               /* meta and start event held back until wait_subscribers arrived */
     char name[SSMD_STREAM_NAME_MAX + 1];
     const ssmd_source_ops *src;
     int rate_hz;
@@ -262,7 +267,8 @@ static inline bool ssmd_srv_waiting_subscribers(const ssmd_srv *s)
 
 /** Claims a free slot for a stream of source src at rate_hz (aligned: offline
  *  output, see stream.h), attaches the PUB sink, publishes meta and the start
- *  event.  Generated streams (src without an audio pipeline, st NULL) get no
+ *  event (a source that waits for subscribers: once they arrived, see
+ *  ssmd_srv_stream_announce).  Generated streams (src without an audio pipeline, st NULL) get no
  *  pending buffer.  Returns NULL with err set ("TOO_MANY_STREAMS" when no
  *  slot is free).  Allocates. */
 ssmd_srv_stream *ssmd_srv_stream_open(ssmd_srv *s, const char *name, const ssmd_source_ops *src,
@@ -284,8 +290,13 @@ void ssmd_srv_stream_append(ssmd_srv *s, ssmd_srv_stream *st, const float *x, si
 int ssmd_srv_stream_append_all(ssmd_srv *s, ssmd_srv_stream *st, const float *x, size_t n);
 /** One audio message to every sink of the stream; out_samples advances. */
 int ssmd_srv_emit_audio(ssmd_srv *s, ssmd_srv_stream *st, const float *x, size_t n, uint32_t flags);
-/** An event {"event", "stream"[, "reason"]} to every sink of the stream. */
+/** An event {"event", "stream"[, "reason"]} to every sink of the stream.
+ *  A stream whose start is still held back is announced first. */
 void ssmd_srv_event(ssmd_srv *s, ssmd_srv_stream *st, const char *event, const char *reason);
+/** Publishes the stream's meta/ and start event if they were held back while
+ *  the run waited for subscribers (st->start_due); otherwise does nothing.
+ *  Loop thread; allocates (JSON text). */
+void ssmd_srv_stream_announce(ssmd_srv *s, ssmd_srv_stream *st);
 /** Steps every stream with a frame ready, as one batch, until none has;
  *  drains finishing streams.  Returns -1 when the model step or a sink failed. */
 int ssmd_engine_run(ssmd_srv *s);

@@ -687,12 +687,66 @@ def t_robustness():
           f"push_idle_s, status answered {answer_s:.2f} s into a 12000-subscription storm, exit in {el:.2f} s")
 
 
+def t_wait_subscribers_first_messages():
+    """--wait-subscribers N: subscribers that connect before the job starts
+    (a raw SUB on the stream's prefix and the Python Subscriber on
+    everything) each receive the stream's first meta/ (seq 0) and its start
+    event (seq 0) before any data; repeated to give a race a chance."""
+    from ssmd import Subscriber
+    n, rate = 8000, 16000
+    src = os.path.join(TMP, "waited.wav")
+    write_wav(src, test_signal(n, rate, 4), rate)
+    runs = 5
+    for run in range(runs):
+        d = Daemon(src, "--serve", "yes", "--wait-subscribers", "2")
+        raw = d.ctx.socket(zmq.SUB)
+        raw.setsockopt(zmq.LINGER, 0)
+        raw.setsockopt(zmq.RCVTIMEO, 5000)
+        raw.setsockopt(zmq.SUBSCRIBE, b"waited.wav/")
+        raw.connect(d.pub)
+        pysub = Subscriber(d.pub, timeout=5.0)
+        seen = {"raw": [], "python": []}
+        try:
+            while not (seen["raw"] and seen["raw"][-1][1] == "end"):
+                t, hb, payload = raw.recv_multipart()
+                h = P.decode_header(hb, len(payload))
+                stream, kind = P.parse_topic(t)
+                ev = json.loads(payload)["event"] if kind == 8 else None
+                seen["raw"].append((kind, ev, h.seq))
+            for topic, h, value in pysub:
+                stream, kind = P.parse_topic(topic)
+                if stream != "waited.wav":
+                    continue
+                ev = value["event"] if kind == 8 else None
+                seen["python"].append((kind, ev, h.seq))
+                if ev == "end":
+                    break
+        except zmq.Again:
+            raise AssertionError(f"run {run}: raw subscriber timed out after {seen['raw'][:3]}")
+        finally:
+            raw.close()
+            pysub.close()
+            rc, _, err = d.stop()
+        for who, msgs in seen.items():
+            first = msgs[:2]
+            print(f"run {run}: {who}: first messages (kind, event, seq) {first}, {len(msgs)} in all")
+            check(msgs and msgs[0][0] == 7 and msgs[0][2] == 0,
+                  f"run {run}: {who}: the first message is not the stream's first meta/ (seq 0): {first}")
+            check(len(msgs) > 1 and msgs[1] == (8, "start", 0),
+                  f"run {run}: {who}: the start event (seq 0) does not follow the meta: {first}")
+            check(msgs[-1][1] == "end", f"run {run}: {who}: no end event")
+
+
 def main():
-    tests = [t_file_job_bit_exact, t_atten_lim, t_vad_gate, t_python_push_large, t_huge_subscription, t_subscriber_gets_every_frame, t_push_and_five_clients,
+    tests = [t_file_job_bit_exact, t_atten_lim, t_vad_gate, t_python_push_large, t_huge_subscription, t_subscriber_gets_every_frame,
+             t_wait_subscribers_first_messages, t_push_and_five_clients,
              t_malformed_messages, t_snapshot_restore_reset, t_sigterm_mid_file, t_virtual_mic,
              t_curve_and_reload, t_robustness]
     if SLOW:  # the 12 s stalled-subscriber run is registered as its own test
         tests = [t_stalled_subscriber]
+    only = [a for a in sys.argv[4:] if a.startswith("t_")]  # run only these (by name)
+    if only:
+        tests = [t for t in tests + [t_stalled_subscriber] if t.__name__ in only]
     failed = 0
     for t in tests:
         try:
