@@ -20,6 +20,15 @@
 #include <unistd.h>
 
 #include <portaudio.h>
+#if defined(__linux__) && defined(__has_include)
+#if __has_include(<pa_linux_alsa.h>)
+#include <pa_linux_alsa.h>
+#define SSMD_HAVE_PA_ALSA 1
+#endif
+#endif
+#ifndef SSMD_HAVE_PA_ALSA
+#define SSMD_HAVE_PA_ALSA 0
+#endif
 
 #include "ring.h"
 
@@ -196,6 +205,7 @@ struct ssmd_capture {
     PaStream *stream;
     ssmd_ring *ring;
     int index, rate_hz, channels;
+    int device_channels;   /* the device's maximum input channels */
     char name[256];
     char last_err[512];    /* why the last reopen failed, for status */
     /* written by the callback, read by the owner */
@@ -247,6 +257,111 @@ static void capture_shut(ssmd_capture *c)
     pa_shut(&c->stream, &c->ring, &c->pa_up);
 }
 
+/* The ALSA PCM name behind a PortAudio ALSA device: PortAudio (19.6, 19.7)
+ * names a sound card's device "card: device (hw:0,0)" (or "(plughw:0,0)")
+ * and a PCM of the ALSA configuration by its own name.  False when the
+ * device is not ALSA's or the name is too long. */
+static bool alsa_pcm_name(const PaDeviceInfo *info, char *out, size_t cap)
+{
+#if SSMD_HAVE_PA_ALSA
+    const PaHostApiInfo *h = Pa_GetHostApiInfo(info->hostApi);
+    if (!h || h->type != paALSA || !info->name) return false;
+    const char *name = info->name, *open = strrchr(name, '(');
+    size_t len = strlen(name);
+    if (open && open > name && open[-1] == ' ' && len > 0 && name[len - 1] == ')' &&
+        (strncmp(open + 1, "hw:", 3) == 0 || strncmp(open + 1, "plughw:", 7) == 0)) {
+        name = open + 1;
+        len = strlen(name) - 1;
+    }
+    if (len == 0 || len >= cap) return false;
+    memcpy(out, name, len);
+    out[len] = 0;
+    return true;
+#else
+    (void)info;
+    (void)out;
+    (void)cap;
+    return false;
+#endif
+}
+
+/* One Pa_OpenStream of c->channels channels at rate_hz.  An ALSA device is
+ * opened by its PCM name (PaAlsaStreamInfo), which makes PortAudio ask ALSA
+ * for exactly c->channels: opened by index, PortAudio opens at least the
+ * device's minimum channel count and hands over the first c->channels, so a
+ * stereo-only microphone asked for 1 channel "opens" and delivers its left
+ * channel alone.  Opened by name, it refuses (paInvalidChannelCount) and the
+ * caller can ask for what it has. */
+static PaError capture_try_open(ssmd_capture *c, int idx, const PaDeviceInfo *info,
+                                const char *alsa_name, int rate_hz)
+{
+    PaStreamParameters in = {
+        .device = idx, .channelCount = c->channels, .sampleFormat = paFloat32,
+        .suggestedLatency = info->defaultLowInputLatency, .hostApiSpecificStreamInfo = NULL,
+    };
+#if SSMD_HAVE_PA_ALSA
+    PaAlsaStreamInfo alsa = { .size = sizeof alsa, .hostApiType = paALSA, .version = 1,
+                              .deviceString = alsa_name };
+    if (alsa_name) {
+        in.device = paUseHostApiSpecificDeviceSpecification;
+        in.hostApiSpecificStreamInfo = &alsa;
+    }
+#else
+    (void)alsa_name;
+#endif
+    c->rate_hz = rate_hz;
+    PaError e = Pa_OpenStream(&c->stream, &in, NULL, rate_hz, paFramesPerBufferUnspecified,
+                              paNoFlag, capture_cb, c);
+    if (e != paNoError) c->stream = NULL;
+    return e;
+}
+
+/* Opens c->stream: min(max_channels, the device's) channels, or, when the
+ * device refuses that count, 2 channels, then the device's maximum; each at
+ * the wanted rate, else the device's default rate.  Sets c->channels and
+ * c->rate_hz to what opened; on failure err names the last try. */
+static int capture_open_stream(ssmd_capture *c, int idx, const PaDeviceInfo *info,
+                               const char *label, char *err, size_t cap)
+{
+    char alsa_buf[256];
+    const char *alsa_name = alsa_pcm_name(info, alsa_buf, sizeof alsa_buf) ? alsa_buf : NULL;
+    int dev_ch = info->maxInputChannels;
+    int tries[3] = { c->max_channels < dev_ch ? c->max_channels : dev_ch, 2, dev_ch }, n_tries = 0;
+    for (int i = 0; i < 3; i++) {
+        bool dup = tries[i] < 1 || tries[i] > dev_ch;
+        for (int j = 0; j < n_tries; j++) dup = dup || tries[j] == tries[i];
+        if (!dup) tries[n_tries++] = tries[i];
+    }
+    /* The wanted rate if the device opens at it, else its default rate.
+     * Trying Pa_OpenStream itself rather than Pa_IsFormatSupported: the
+     * latter leaves the buffer size to ALSA, which picks the largest the
+     * device allows (274 MB on a null PCM) and is slow to allocate. */
+    double dflt = info->defaultSampleRate;
+    int dflt_hz = (int)(dflt + 0.5);
+    PaError e = paInvalidChannelCount;
+    for (int t = 0; t < n_tries && e == paInvalidChannelCount; t++) {
+        c->channels = tries[t];
+        e = paInvalidSampleRate;
+        if (c->want_rate_hz > 0) e = capture_try_open(c, idx, info, alsa_name, c->want_rate_hz);
+        if (e != paNoError && (c->want_rate_hz <= 0 || (double)c->want_rate_hz != dflt)) {
+            if (dflt_hz < 1) {
+                set_err(err, cap, "%s ('%s'): the device reports no usable default rate", label,
+                        c->name);
+                return -1;
+            }
+            e = capture_try_open(c, idx, info, alsa_name, dflt_hz);
+        }
+    }
+    if (e == paNoError) return 0;
+    if (c->want_rate_hz > 0 && c->want_rate_hz != c->rate_hz)
+        set_err(err, cap, "%s ('%s'): cannot open %d Hz nor the default %d Hz, %d channels: %s",
+                label, c->name, c->want_rate_hz, c->rate_hz, c->channels, Pa_GetErrorText(e));
+    else
+        set_err(err, cap, "%s ('%s'): cannot open %d Hz, %d channels: %s", label, c->name,
+                c->rate_hz, c->channels, Pa_GetErrorText(e));
+    return -1;
+}
+
 /* Resolves, opens and starts; on failure leaves c shut with err set. */
 static int capture_start(ssmd_capture *c, char *err, size_t cap)
 {
@@ -263,43 +378,8 @@ static int capture_start(ssmd_capture *c, char *err, size_t cap)
     const PaDeviceInfo *info = Pa_GetDeviceInfo(idx);
     c->index = idx;
     snprintf(c->name, sizeof c->name, "%s", info->name);
-    c->channels = info->maxInputChannels < c->max_channels ? info->maxInputChannels : c->max_channels;
-
-    PaStreamParameters in = {
-        .device = idx, .channelCount = c->channels, .sampleFormat = paFloat32,
-        .suggestedLatency = info->defaultLowInputLatency, .hostApiSpecificStreamInfo = NULL,
-    };
-    /* The wanted rate if the device opens at it, else its default rate.
-     * Trying Pa_OpenStream itself rather than Pa_IsFormatSupported: the
-     * latter leaves the buffer size to ALSA, which picks the largest the
-     * device allows (274 MB on a null PCM) and is slow to allocate. */
-    double dflt = info->defaultSampleRate;
-    e = paInvalidSampleRate;
-    if (c->want_rate_hz > 0) {
-        c->rate_hz = c->want_rate_hz;
-        e = Pa_OpenStream(&c->stream, &in, NULL, c->want_rate_hz, paFramesPerBufferUnspecified,
-                          paNoFlag, capture_cb, c);
-    }
-    if (e != paNoError && (c->want_rate_hz <= 0 || (double)c->want_rate_hz != dflt)) {
-        c->stream = NULL;
-        c->rate_hz = (int)(dflt + 0.5);
-        if (c->rate_hz < 1) {
-            set_err(err, cap, "%s ('%s'): the device reports no usable default rate", label, c->name);
-            goto fail;
-        }
-        e = Pa_OpenStream(&c->stream, &in, NULL, c->rate_hz, paFramesPerBufferUnspecified,
-                          paNoFlag, capture_cb, c);
-    }
-    if (e != paNoError) {
-        c->stream = NULL;
-        if (c->want_rate_hz > 0 && c->want_rate_hz != c->rate_hz)
-            set_err(err, cap, "%s ('%s'): cannot open %d Hz nor the default %d Hz, %d channels: %s",
-                    label, c->name, c->want_rate_hz, c->rate_hz, c->channels, Pa_GetErrorText(e));
-        else
-            set_err(err, cap, "%s ('%s'): cannot open %d Hz, %d channels: %s", label, c->name,
-                    c->rate_hz, c->channels, Pa_GetErrorText(e));
-        goto fail;
-    }
+    c->device_channels = info->maxInputChannels;
+    if (capture_open_stream(c, idx, info, label, err, cap) != 0) goto fail;
     /* ring: ring_ms at the opened rate, whole frames (the callback runs only
      * after Pa_StartStream, below) */
     size_t frames = ((size_t)c->rate_hz * (size_t)c->ring_ms + 999) / 1000;
@@ -362,6 +442,7 @@ ssmd_capture *ssmd_capture_open(const char *device, int want_rate_hz, int max_ch
 
 int ssmd_capture_rate_hz(const ssmd_capture *c) { return c->rate_hz; }
 int ssmd_capture_channels(const ssmd_capture *c) { return c->channels; }
+int ssmd_capture_device_channels(const ssmd_capture *c) { return c->device_channels; }
 const char *ssmd_capture_device_name(const ssmd_capture *c) { return c->name; }
 int ssmd_capture_device_index(const ssmd_capture *c) { return c->index; }
 

@@ -76,7 +76,13 @@ typedef struct ssmd_capture_stats {
  *    ssmd_capture_rate_hz).  0 means the default rate.  An error only when
  *    neither opens.
  *  max_channels (>= 1): opens min(max_channels, the device's input channels)
- *    channels (a virtual ALSA device reports 128).
+ *    channels (a virtual ALSA device reports 128); when the device refuses
+ *    that count (a stereo-only microphone asked for 1), 2 channels, then the
+ *    device's maximum: ssmd_capture_channels may exceed max_channels, and
+ *    the caller downmixes or picks.  ALSA devices are opened by their PCM
+ *    name so that ALSA, not PortAudio, decides: opened by index, PortAudio
+ *    silently opens the device's minimum count and passes on the first
+ *    channel(s) only.  Other host APIs keep PortAudio's behaviour.
  *  ring_ms (>= 1): ring length in milliseconds at the opened rate (at least
  *    that: the ring's float count is rounded up to a power of two, so it may
  *    hold up to twice as much); when the owner does not read for longer, the
@@ -85,10 +91,14 @@ typedef struct ssmd_capture_stats {
 ssmd_capture *ssmd_capture_open(const char *device, int want_rate_hz, int max_channels,
                                 int ring_ms, char *err, size_t err_cap);
 
-/** Opened sample rate in Hz, channel count, the device's PortAudio name (owned
- *  by the handle, valid until close or reopen) and its index. */
+/** Opened sample rate in Hz, channel count (frames hold this many samples),
+ *  the device's PortAudio name (owned by the handle, valid until close or
+ *  reopen) and its index. */
 int ssmd_capture_rate_hz(const ssmd_capture *c);
 int ssmd_capture_channels(const ssmd_capture *c);
+/** The device's maximum input channel count as PortAudio reports it (for the
+ *  log: what the device has against what was opened). */
+int ssmd_capture_device_channels(const ssmd_capture *c);
 const char *ssmd_capture_device_name(const ssmd_capture *c);
 int ssmd_capture_device_index(const ssmd_capture *c);
 

@@ -32,12 +32,16 @@
 
 #define MONO_FRAMES 48000    /* 3 s at 16 kHz */
 #define STEREO_FRAMES 32000  /* 2 s at 16 kHz */
+#define TWO_CH_FRAMES 16000  /* 1 s at 16 kHz, ssmd_2ch_mic (opens with 2 channels only) */
 
 static char tmpdir[256];
 static char errbuf[1024];
 
 /* The pattern an int16 device would deliver: a counter, exact in float. */
 static float mono_value(size_t k) { return (float)((long)(k % 30000) - 15000) / 32768.0f; }
+/* ssmd_2ch_mic's right channel: another counter, never equal to the left one
+ * for long (so a left-only capture is told apart). */
+static float right_value(size_t k) { return (float)(7000 - (long)(k * 3 % 20000)) / 32768.0f; }
 
 static void sleep_ms(int ms)
 {
@@ -82,6 +86,11 @@ static int setup_vmic(const char *template_path)
         st[2 * k + 1] = -mono_value(k);
     }
     int rc = write_floats("stereo.f32", st, 2 * STEREO_FRAMES);
+    for (size_t k = 0; rc == 0 && k < TWO_CH_FRAMES; k++) {
+        st[2 * k] = mono_value(k);
+        st[2 * k + 1] = right_value(k);
+    }
+    if (rc == 0) rc = write_floats("two_ch.f32", st, 2 * TWO_CH_FRAMES);
     free(st);
     if (rc != 0) return -1;
 
@@ -137,6 +146,7 @@ static void test_list(void **state)
     printf("%s", text);
     assert_non_null(strstr(text, "ssmd_vmic"));
     assert_non_null(strstr(text, "ssmd_stereo_mic"));
+    assert_non_null(strstr(text, "ssmd_2ch_mic"));
     assert_non_null(strstr(text, "ssmd_vout"));
     assert_non_null(strstr(text, "index"));
     free(text);
@@ -342,6 +352,38 @@ static void test_capture_exact_stereo(void **state)
     if (!c) fail_msg("%s", errbuf);
     assert_int_equal(ssmd_capture_channels(c), 1);
     ssmd_capture_close(c);
+}
+
+/* A device that opens with exactly 2 channels (a stereo-only microphone):
+ * asked for 1 channel, capture opens both (PortAudio alone would open 2 and
+ * pass on the left one) and delivers them exactly; also at a rate that falls
+ * back to the default. */
+static void test_capture_stereo_only(void **state)
+{
+    (void)state;
+    static const struct { int rate_hz, max_channels; } cases[] = { { 16000, 1 }, { 16000, 3 }, { 100, 1 } };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        ssmd_capture *c = ssmd_capture_open("ssmd_2ch_mic", cases[i].rate_hz, cases[i].max_channels,
+                                            3000, errbuf, sizeof errbuf);
+        if (!c) fail_msg("%s", errbuf);
+        printf("stereo-only device asked for %d Hz, %d channel(s): opened %d Hz, %d channels "
+               "(the device reports %d)\n", cases[i].rate_hz, cases[i].max_channels,
+               ssmd_capture_rate_hz(c), ssmd_capture_channels(c), ssmd_capture_device_channels(c));
+        assert_int_equal(ssmd_capture_device_channels(c), 2);
+        assert_int_equal(ssmd_capture_channels(c), 2);
+        if (i == 0) {
+            float *x = malloc(2 * TWO_CH_FRAMES * sizeof(float));
+            assert_non_null(x);
+            size_t got = read_frames(c, x, TWO_CH_FRAMES), bad = 0;
+            for (size_t k = 0; k < got; k++)
+                if (x[2 * k] != mono_value(k) || x[2 * k + 1] != right_value(k)) bad++;
+            printf("stereo-only capture: %zu of %d frames, %zu frames differ\n", got, TWO_CH_FRAMES, bad);
+            assert_int_equal(got, TWO_CH_FRAMES);
+            assert_int_equal(bad, 0);
+            free(x);
+        }
+        ssmd_capture_close(c);
+    }
 }
 
 static void test_rate_fallback(void **state)
@@ -579,6 +621,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_output_only_by_index),
         cmocka_unit_test(test_capture_exact_mono),
         cmocka_unit_test(test_capture_exact_stereo),
+        cmocka_unit_test(test_capture_stereo_only),
         cmocka_unit_test(test_rate_fallback),
         cmocka_unit_test(test_overflow_and_resume),
         cmocka_unit_test(test_reopen),

@@ -4,7 +4,7 @@
 #   eval "$(tests/daemon/vmic/setup.sh /tmp/vmic)"
 #   python3 -c '...write /tmp/vmic/mono.f32 (raw float32 LE)...'
 #   build/daemon/ssmd --list-devices
-# The input files (mono.f32, stereo.f32) must exist before PortAudio starts,
+# The input files (mono.f32, stereo.f32, two_ch.f32) must exist before PortAudio starts,
 # or their devices are not listed.  See README.md.
 set -euo pipefail
 if [ $# -ne 1 ]; then
