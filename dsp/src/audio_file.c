@@ -508,6 +508,16 @@ int dsp_audio_reader_peak(dsp_audio_reader *r, double *peak, dsp_error *err)
 uint64_t dsp_audio_reader_frames_read(const dsp_audio_reader *r) { return r ? r->frames_read : 0; }
 uint64_t dsp_audio_reader_nonfinite_count(const dsp_audio_reader *r) { return r ? r->nonfinite : 0; }
 
+void dsp_audio_downmix_mean(float *out, const float *in, size_t n_frames, int n_channels)
+{
+    size_t nch = (size_t)n_channels;
+    for (size_t i = 0; i < n_frames; i++) {
+        float acc = 0;
+        for (size_t k = 0; k < nch; k++) acc += in[i * nch + k];
+        out[i] = acc / (float)nch;
+    }
+}
+
 void dsp_audio_reader_close(dsp_audio_reader *r)
 {
     if (!r)

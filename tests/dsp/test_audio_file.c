@@ -303,6 +303,41 @@ static void test_small_lengths(void **state)
         }
 }
 
+/* dsp_audio_downmix_mean against a double-precision mean (and, for 1 and 2
+ * channels, exactly: a copy, and float32 (l + r) / 2), on awkward lengths,
+ * also in place. */
+static void test_downmix_mean(void **state)
+{
+    (void)state;
+    static const size_t lens[] = { 0, 1, 7, 253 };
+    static const int chans[] = { 1, 2, 3, 6 };
+    double worst = 0;
+    for (size_t li = 0; li < 4; li++)
+        for (size_t ci = 0; ci < 4; ci++) {
+            size_t n = lens[li], nch = (size_t)chans[ci];
+            float *x = malloc((n * nch + 1) * sizeof *x), *y = malloc((n + 1) * sizeof *y);
+            assert_non_null(x);
+            assert_non_null(y);
+            for (size_t i = 0; i < n * nch; i++) x[i] = (float)sin(0.37 * (double)i + (double)nch);
+            dsp_audio_downmix_mean(y, x, n, chans[ci]);
+            for (size_t i = 0; i < n; i++) {
+                double ref = 0;
+                for (size_t k = 0; k < nch; k++) ref += x[i * nch + k];
+                ref /= (double)nch;
+                worst = fmax(worst, fabs(ref - y[i]));
+                if (nch == 1) assert_true(y[i] == x[i]);
+                if (nch == 2) assert_true(y[i] == (x[2 * i] + x[2 * i + 1]) / 2.0f);
+            }
+            dsp_audio_downmix_mean(x, x, n, chans[ci]); /* in place */
+            for (size_t i = 0; i < n; i++) assert_true(x[i] == y[i]);
+            free(x);
+            free(y);
+        }
+    printf("downmix mean: 1, 2, 3, 6 channels x 0, 1, 7, 253 frames, worst |err| vs double %.3g "
+           "(tolerance 1e-6)\n", worst);
+    assert_true(worst <= 1e-6);
+}
+
 /* Six channels, each a different ramp: interleaving is kept exactly. */
 static void test_six_channels(void **state)
 {
@@ -876,6 +911,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_round_trip_formats),
         cmocka_unit_test(test_small_lengths),
         cmocka_unit_test(test_six_channels),
+        cmocka_unit_test(test_downmix_mean),
         cmocka_unit_test(test_clipping),
         cmocka_unit_test(test_nonfinite_write),
         cmocka_unit_test(test_nonfinite_read),

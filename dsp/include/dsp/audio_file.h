@@ -196,6 +196,15 @@ int dsp_audio_reader_peak(dsp_audio_reader *r, double *peak, dsp_error *err);
 /** Closes the file and frees the reader.  NULL is a no-op. */
 void dsp_audio_reader_close(dsp_audio_reader *r);
 
+/** Downmixes n_frames interleaved frames of n_channels (>= 1) samples each to
+ *  their mean: out[i] = (in[i*n_channels] + ... + in[i*n_channels +
+ *  n_channels-1]) / n_channels, summed left to right in float (so 2 channels
+ *  give exactly the float32 (l + r) / 2 numpy computes).  out holds n_frames
+ *  floats and may be in itself (each out[i] is written after its frame is
+ *  read).  What --channels mono does to a file's and a microphone's frames.
+ *  Pure; real-time safe. */
+void dsp_audio_downmix_mean(float *out, const float *in, size_t n_frames, int n_channels);
+
 /* ------------------------------------------------------------------ writer */
 
 /** What to write. */
