@@ -165,11 +165,7 @@ static int pump_file(ssmd_srv *s, bool *busy)
     if (s->file.gain != 1.0f)
         for (size_t i = 0; i < got * nch; i++) s->file.buf[i] *= s->file.gain;
     if (s->file.n_streams == 1) {
-        for (size_t i = 0; i < got; i++) {
-            float acc = 0;
-            for (size_t k = 0; k < nch; k++) acc += s->file.buf[i * nch + k];
-            s->file.mono[i] = acc / (float)nch;
-        }
+        dsp_audio_downmix_mean(s->file.mono, s->file.buf, got, (int)nch);
         ssmd_srv_stream_append(s, st, s->file.mono, got);
     } else {
         for (size_t k = 0; k < nch; k++) {

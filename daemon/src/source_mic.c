@@ -1,6 +1,7 @@
 /* The microphone source: a capture device (PortAudio, audio_device.h), one
  * stream per channel ('split': mic.0, mic.1, ...) or one stream 'mic'
- * (the device's first channel), live: not aligned, stamped with the capture
+ * (mono: one channel asked for; a device that only opens with more, a
+ * stereo-only microphone, is downmixed to the mean of its channels), live: not aligned, stamped with the capture
  * clock, and what does not fit in a stream's pending input is dropped and
  * flagged.  The device is checked about once a second and reopened after a
  * failure while the other streams go on.  With --monitor the first stream's
@@ -12,8 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Opens the device and one stream per channel ('split') or one stream
- * ('mono', the device's first channel), plus the monitor. */
+/* Opens the device and one stream per channel ('split', at most max_ch) or
+ * one stream ('mono': the device opened with one channel, or the mean of the
+ * channels it insists on), plus the monitor. */
 static int mic_open(ssmd_srv *s)
 {
     const ssmd_config *c = s->cfg;
@@ -34,9 +36,16 @@ static int mic_open(ssmd_srv *s)
         return -1;
     }
     s->mic.n = nch;
-    for (int k = 0; k < nch; k++) {
+    /* 'split' on a device that opened more channels than asked for (it
+     * refused fewer): the first max_ch become streams, the rest are unused */
+    s->mic.n_streams = split ? (nch < max_ch ? nch : max_ch) : 1;
+    s->mic.downmix = !split;
+    if (split && nch > max_ch)
+        ssmd_log(SSMD_LOG_WARN, "capture device '%s' opened with %d channels (it refuses fewer); the %d beyond "
+                 "--max-streams are not used", ssmd_capture_device_name(s->mic.cap), nch, nch - max_ch);
+    for (int k = 0; k < s->mic.n_streams; k++) {
         char name[32];
-        if (nch == 1) snprintf(name, sizeof name, "mic");
+        if (s->mic.n_streams == 1) snprintf(name, sizeof name, "mic");
         else snprintf(name, sizeof name, "mic.%d", k);
         ssmd_srv_stream *st = ssmd_srv_stream_open(s, name, &ssmd_source_mic, rate, false, true, err, sizeof err);
         if (!st) {
@@ -45,8 +54,9 @@ static int mic_open(ssmd_srv *s)
         }
         s->mic.slots[k] = (int)(st - s->streams);
     }
-    ssmd_log(SSMD_LOG_INFO, "capturing '%s' at %d Hz, %d channel%s", ssmd_capture_device_name(s->mic.cap), rate, nch,
-         nch > 1 ? "s (one stream each)" : "");
+    ssmd_log(SSMD_LOG_INFO, "capturing '%s' at %d Hz: the device has %d input channels, opened %d (%d asked)%s",
+             ssmd_capture_device_name(s->mic.cap), rate, ssmd_capture_device_channels(s->mic.cap), nch, max_ch,
+             s->mic.n_streams > 1 ? ", one stream each" : nch > 1 ? ", downmixed to their mean" : "");
     if (c->monitor[0]) {
         s->mic.mon = ssmd_playback_open(c->monitor, rate, 1, (int)c->ring_ms, err, sizeof err);
         if (!s->mic.mon) {
@@ -71,14 +81,14 @@ static void pump_capture(ssmd_srv *s)
             s->mic.failed = true;
             s->c.device_failures++;
             ssmd_log(SSMD_LOG_ERROR, "capture failed: %s; retrying every 2 s", err);
-            for (int k = 0; k < s->mic.n; k++) ssmd_srv_event(s, &s->streams[s->mic.slots[k]], "device_failed", err);
+            for (int k = 0; k < s->mic.n_streams; k++) ssmd_srv_event(s, &s->streams[s->mic.slots[k]], "device_failed", err);
         } else if (s->mic.failed) {
             if (ssmd_capture_reopen(s->mic.cap, err, sizeof err) == 0 &&
                 ssmd_capture_channels(s->mic.cap) == s->mic.n &&
                 ssmd_capture_rate_hz(s->mic.cap) == s->streams[s->mic.slots[0]].rate_hz) {
                 s->mic.failed = false;
                 ssmd_log(SSMD_LOG_WARN, "capture device '%s' is back", ssmd_capture_device_name(s->mic.cap));
-                for (int k = 0; k < s->mic.n; k++) {
+                for (int k = 0; k < s->mic.n_streams; k++) {
                     ssmd_srv_stream *st = &s->streams[s->mic.slots[k]];
                     st->flags_next |= SSMD_FLAG_DISCONTINUITY;
                     ssmd_srv_event(s, st, "device_restored", NULL);
@@ -94,9 +104,10 @@ static void pump_capture(ssmd_srv *s)
         uint64_t dropped = ssmd_capture_overflows(s->mic.cap);
         uint64_t now = ssmd_realtime_ns();
         size_t waiting = ssmd_capture_frames(s->mic.cap);
-        for (size_t k = 0; k < nch; k++) {
+        for (size_t k = 0; k < (size_t)s->mic.n_streams; k++) {
             ssmd_srv_stream *st = &s->streams[s->mic.slots[k]];
-            for (size_t i = 0; i < got; i++) s->mic.chan[i] = s->mic.buf[i * nch + k];
+            if (s->mic.downmix) dsp_audio_downmix_mean(s->mic.chan, s->mic.buf, got, (int)nch);
+            else for (size_t i = 0; i < got; i++) s->mic.chan[i] = s->mic.buf[i * nch + k];
             if (dropped != s->mic.dropped_seen) st->flags_next |= SSMD_FLAG_OVERFLOW | SSMD_FLAG_DISCONTINUITY;
             ssmd_srv_stream_append(s, st, s->mic.chan, got);
             /* the last frame read was captured `waiting` frames before now */

@@ -226,7 +226,9 @@ struct ssmd_srv {
     struct {
         ssmd_capture *cap;
         ssmd_playback *mon;
-        int slots[64], n;
+        int slots[64], n;             /* n: channels opened (the stride of buf) */
+        int n_streams;                /* 1 ('mono') or min(n, asked) ('split') */
+        bool downmix;                 /* 'mono': the stream gets the mean of the n channels */
         float *buf, *chan;
         uint64_t dropped_seen;
         double check_t;

@@ -563,6 +563,64 @@ def t_virtual_mic():
     print("unknown capture device: " + r.stderr.strip().splitlines()[-1])
 
 
+def t_stereo_only_mic_mono():
+    """A microphone that opens with exactly 2 channels (vmic ssmd_2ch_mic, a
+    stereo-only device) in --channels mono is captured with both channels and
+    downmixed: the one 'mic' stream equals (left + right) / 2 computed here
+    (the all-pass model returns its input within 1e-5 of the peak), not the
+    left channel alone.  The unpaced device delivers the file in milliseconds,
+    before a subscriber could join, so the processed audio is read from the
+    monitor's file (vmic ssmd_vout): a monitor ring longer than the file keeps
+    every output sample of it, in order, between runs of zeros (underruns)."""
+    vdir = tempfile.mkdtemp(prefix="vmic2-", dir=TMP)
+    rate, n = 16000, 16000
+    t = np.arange(n) / rate
+    left = (0.4 * np.sin(2 * np.pi * 440 * t)).astype("<f4")
+    right = (0.3 * np.sin(2 * np.pi * 1250 * t + 0.7)).astype("<f4")
+    np.stack([left, right], 1).astype("<f4").tofile(os.path.join(vdir, "two_ch.f32"))
+    want = ((left + right) / np.float32(2)).astype(np.float32)
+    rc_text = open(os.path.join(HERE, "vmic", "asoundrc.in")).read().replace("@DIR@", vdir)
+    with open(os.path.join(vdir, "asoundrc"), "w") as f:
+        f.write(rc_text)
+    env = {"ALSA_CONFIG_PATH": os.path.join(vdir, "asoundrc")}
+    # rings longer than the file: the capture receives all of it, the monitor queues all of it
+    d = Daemon("--input", "mic", "--device", "ssmd_2ch_mic", "--channels", "mono", "--ring-ms", "3000",
+               "--monitor", "ssmd_vout", "--log-level", "info",
+               model=os.path.join(MODELS, "allpass.safetensors"), env_extra=env)
+    sub = d.ctx.socket(zmq.SUB)
+    sub.setsockopt(zmq.SUBSCRIBE, b"")
+    sub.setsockopt(zmq.RCVTIMEO, 5000)
+    sub.connect(d.pub)
+    streams = set()
+    t0 = time.time()
+    while time.time() - t0 < 1.0:
+        topic, hb, payload = sub.recv_multipart()
+        streams.add(P.parse_topic(topic)[0])
+    st, _ = d.ctl({"version": 1, "cmd": "status"})
+    rc, el, err = d.stop()
+    sub.close()
+    check(rc == 0, f"exit {rc}: {err}")
+    check(streams == {"mic"}, f"streams {sorted(streams)}, expected only 'mic'")
+    played = np.fromfile(os.path.join(vdir, "played.f32"), "<f4")
+    y = played[played != 0]  # underruns wrote exact zeros; the signal has none
+    m = n - 2048  # away from the file's end (after it the device repeats stale data)
+    check(len(y) >= m + 4096, f"the monitor played only {len(y)} non-zero samples")
+    # the live stream is not aligned: its output lags by the pipeline's latency
+    errs = [float(np.max(np.abs(y[lag:lag + m] - want[:m]))) for lag in range(4096)]
+    lag = int(np.argmin(errs))
+    e_mean = errs[lag]
+    e_left = min(float(np.max(np.abs(y[k:k + m] - left[:m]))) for k in range(4096))
+    print(f"stereo-only mic, --channels mono: {m} samples at lag {lag}: max |out - (L+R)/2| = "
+          f"{e_mean:.2e} (tolerance 1e-4); the left channel alone is {e_left:.3g} away; device "
+          f"channels opened: {st['device']['channels']}")
+    check(e_mean <= 1e-4, f"the output is not the mean of the channels: max error {e_mean:.3g} "
+                          f"(the left channel alone: {e_left:.3g})")
+    check(st["device"]["channels"] == 2, f"opened {st['device']['channels']} channels, expected 2")
+    log = [ln for ln in err.splitlines() if "capturing 'ssmd_2ch_mic'" in ln]
+    check(log and "has 2 input channels, opened 2 (1 asked), downmixed" in log[0], f"log: {err}")
+    print("  log: " + log[0].split("ssmd: ")[-1].strip())
+
+
 def t_curve_and_reload():
     """Non-loopback binds need CURVE; with CURVE only allowlisted client keys get
     in; SIGHUP re-reads the allowlist (a reloadable option)."""
@@ -740,7 +798,7 @@ def t_wait_subscribers_first_messages():
 def main():
     tests = [t_file_job_bit_exact, t_atten_lim, t_vad_gate, t_python_push_large, t_huge_subscription, t_subscriber_gets_every_frame,
              t_wait_subscribers_first_messages, t_push_and_five_clients,
-             t_malformed_messages, t_snapshot_restore_reset, t_sigterm_mid_file, t_virtual_mic,
+             t_malformed_messages, t_snapshot_restore_reset, t_sigterm_mid_file, t_virtual_mic, t_stereo_only_mic_mono,
              t_curve_and_reload, t_robustness]
     if SLOW:  # the 12 s stalled-subscriber run is registered as its own test
         tests = [t_stalled_subscriber]
