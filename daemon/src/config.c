@@ -67,6 +67,9 @@ static const ssmd_option options[] = {
       "ZeroMQ endpoint of the JSON control socket" },
     { "max_streams", 0, SSMD_OPT_INT, OFF(max_streams), 1, 65536, NULL, "64", false,
       "most streams served at once (the model's batch size)" },
+    { "chunk_frames", 0, SSMD_OPT_INT, OFF(chunk_frames), 1, 1024, NULL, "32", false,
+      "frames a stream that is alone with input waiting runs per model call (a file job, one "
+      "client): the same output as frame by frame, faster; 1 = one frame per call" },
     { "threads", 'j', SSMD_OPT_INT, OFF(threads), 1, 256, NULL, "2", false,
       "compute threads for the model step: batches of 32 or more streams are split over them "
       "(same results); fewer streams stay on the loop thread" },

@@ -40,6 +40,7 @@ typedef struct ssmd_config {
     char *ingest;             /**< client audio ingest endpoint */
     char *control;            /**< control ROUTER endpoint */
     long  max_streams;        /**< streams served at once (batch size limit) */
+    long  chunk_frames;       /**< frames a lone stream runs per ssm_forward call */
     long  threads;            /**< compute threads */
     long  push_idle_s;        /**< end a pushed stream after this long without input */
     long  pub_hwm;            /**< messages queued per subscriber before dropping */

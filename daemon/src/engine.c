@@ -97,7 +97,8 @@ ssmd_srv_stream *ssmd_srv_stream_open(ssmd_srv *s, const char *name, const ssmd_
     dsp_resample_quality q = strcmp(s->cfg->resample_quality, "fast") == 0     ? DSP_RESAMPLE_FASTEST
                              : strcmp(s->cfg->resample_quality, "medium") == 0 ? DSP_RESAMPLE_MEDIUM
                                                                                 : DSP_RESAMPLE_BEST;
-    ssmd_stream_config sc = { .in_rate_hz = rate_hz, .align_output = aligned, .quality = q };
+    ssmd_stream_config sc = { .in_rate_hz = rate_hz, .align_output = aligned, .quality = q,
+                              .lookahead = s->chunk_frames };
     memset(st, 0, sizeof *st);
     if (pipeline) { /* generated streams come from their generator, not the audio pipeline */
         st->st = ssmd_stream_create(s->model, &s->fe, s->mb, &sc, err, cap);
@@ -209,7 +210,29 @@ static int drain_output(ssmd_srv *s, ssmd_srv_stream *st)
     return 0;
 }
 
-/* Steps every stream with a frame ready, as one batch, until none has. */
+/* Feeds the stream's pending input and prepares its next frame into row;
+ * returns 1 when a frame was prepared. */
+static int next_frame(ssmd_srv_stream *st, float *row)
+{
+    while (st->pend_pos < st->pend_len) {
+        size_t used = ssmd_stream_push(st->st, st->pend + st->pend_pos, st->pend_len - st->pend_pos);
+        st->pend_pos += used;
+        if (used == 0) break;
+    }
+    if (st->pend_pos == st->pend_len) st->pend_pos = st->pend_len = 0;
+    if (st->eos && st->pend_len == 0 && !st->finished) {
+        ssmd_stream_finish(st->st);
+        st->finished = true;
+    }
+    return ssmd_stream_prepare(st->st, row);
+}
+
+/* Steps every stream with a frame ready, as one batch, until none has.  A
+ * stream that is alone with a frame ready (a file job, one client) runs up
+ * to chunk_frames of the frames its input already holds through one
+ * ssm_forward call: the same bits as frame-by-frame steps (model.h), the
+ * weights read once per chunk instead of once per frame; each frame then
+ * goes to the sinks exactly as a stepped one. */
 int ssmd_engine_run(ssmd_srv *s)
 {
     size_t nf = (size_t)s->fe.n_features, nb_bins = (size_t)s->fe.n_bins;
@@ -220,17 +243,7 @@ int ssmd_engine_run(ssmd_srv *s)
         for (int i = 0; i < s->max_streams; i++) {
             ssmd_srv_stream *st = &s->streams[i];
             if (!st->used || st->ended || !st->st) continue;
-            while (st->pend_pos < st->pend_len) {
-                size_t used = ssmd_stream_push(st->st, st->pend + st->pend_pos, st->pend_len - st->pend_pos);
-                st->pend_pos += used;
-                if (used == 0) break;
-            }
-            if (st->pend_pos == st->pend_len) st->pend_pos = st->pend_len = 0;
-            if (st->eos && st->pend_len == 0 && !st->finished) {
-                ssmd_stream_finish(st->st);
-                st->finished = true;
-            }
-            if (ssmd_stream_prepare(st->st, s->features + (size_t)nb * nf)) {
+            if (next_frame(st, s->features + (size_t)nb * nf)) {
                 s->batch[nb] = i;
                 s->states[nb] = ssmd_stream_state(st->st);
                 nb++;
@@ -240,7 +253,17 @@ int ssmd_engine_run(ssmd_srv *s)
         ssm_outputs out = { .mask = (heads & SSM_MODEL_HEAD_MASK) ? s->mask : NULL,
                             .vad = (heads & SSM_MODEL_HEAD_VAD) ? s->vad : NULL,
                             .embedding = s->cfg->publish_embedding ? s->emb : NULL };
-        int rc = ssm_step(s->runner, s->states, nb, s->features, NULL, &out, s->step_flags);
+        int rc;
+        if (nb == 1 && s->chunk_frames > 1) {
+            ssmd_srv_stream *st = &s->streams[s->batch[0]];
+            while (nb < s->chunk_frames && next_frame(st, s->features + (size_t)nb * nf)) s->batch[nb++] = s->batch[0];
+            unsigned fl = 0;
+            rc = ssm_forward(s->runner, s->states[0], nb, s->features, NULL, &out, &fl);
+            memset(s->step_flags, 0, (size_t)nb * sizeof *s->step_flags);
+            s->step_flags[0] = fl; /* a reset zeroed the whole chunk's outputs: reported once */
+        } else {
+            rc = ssm_step(s->runner, s->states, nb, s->features, NULL, &out, s->step_flags);
+        }
         if (rc != SSM_OK && rc != SSM_ERR_NONFINITE) {
             ssmd_log(SSMD_LOG_ERROR, "model step failed: %s", ssm_strerror(rc));
             return -1;

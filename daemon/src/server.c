@@ -59,7 +59,8 @@ static int pipeline_setup(ssmd_srv *s)
         return -1;
     }
     if (wrc > 0) ssmd_log(SSMD_LOG_WARN, "%s", err);
-    if (ssm_runner_create(s->model, s->max_streams, 1, rflags, &s->runner, &me) != SSM_OK) {
+    s->chunk_frames = (int)s->cfg->chunk_frames;
+    if (ssm_runner_create(s->model, s->max_streams, s->chunk_frames, rflags, &s->runner, &me) != SSM_OK) {
         fprintf(stderr, "ssmd: %s\n", me.msg);
         return -1;
     }
@@ -79,15 +80,15 @@ static int pipeline_setup(ssmd_srv *s)
 
 static int buffers_alloc(ssmd_srv *s)
 {
-    size_t ms = (size_t)s->max_streams;
+    size_t ms = (size_t)s->max_streams, rows = ms > (size_t)s->chunk_frames ? ms : (size_t)s->chunk_frames;
     s->streams = calloc(ms, sizeof *s->streams);
-    s->states = calloc(ms, sizeof *s->states);
-    s->batch = calloc(ms, sizeof *s->batch);
-    s->step_flags = calloc(ms, sizeof *s->step_flags);
-    s->features = malloc(ms * (size_t)s->fe.n_features * sizeof(float));
-    s->mask = malloc(ms * (size_t)s->fe.n_bins * sizeof(float));
-    s->vad = malloc(ms * sizeof(float));
-    s->emb = malloc(ms * (size_t)ssm_model_d_model(s->model) * sizeof(float));
+    s->states = calloc(rows, sizeof *s->states);
+    s->batch = calloc(rows, sizeof *s->batch);
+    s->step_flags = calloc(rows, sizeof *s->step_flags);
+    s->features = malloc(rows * (size_t)s->fe.n_features * sizeof(float));
+    s->mask = malloc(rows * (size_t)s->fe.n_bins * sizeof(float));
+    s->vad = malloc(rows * sizeof(float));
+    s->emb = malloc(rows * (size_t)ssm_model_d_model(s->model) * sizeof(float));
     s->outbuf = malloc(SSMD_OUT_CHUNK * sizeof(float));
     void *bufs[] = SRV_BUFFERS(s);
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)

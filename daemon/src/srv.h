@@ -209,6 +209,7 @@ struct ssmd_srv {
     ssm_state **states;
     int *batch;
     unsigned *step_flags;             /* SSM_FLAG_* per batch row of the last step */
+    int chunk_frames;                 /* frames a lone stream runs per ssm_forward (rows of the buffers: max(max_streams, this)) */
     const ssmd_source_ops *sources[4];
     int n_sources;
     /* each source's own state, touched by its file only (and read by

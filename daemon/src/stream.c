@@ -29,13 +29,14 @@ struct ssmd_stream {
     dsp_stft *stft;
     dsp_resampler *in_rs, *out_rs;
 
-    float *frame, *spec, *power, *iframe;
+    float *frame, *spec, *power, *iframe; /* spec: a ring of `depth` spectra {2·n_bins} */
     float *scr; size_t scr_pos, scr_len;
     float *rs;  size_t rs_pos, rs_len, rs_cap;
     float *syn; size_t syn_pos, syn_len;
     float *out; size_t out_pos, out_len, out_cap;
 
-    bool prepared, finishing, framer_finished, in_flushed, out_flushed;
+    int depth, n_prep, prep_head;         /* frames prepared and not yet completed; oldest */
+    bool finishing, framer_finished, in_flushed, out_flushed;
     ssmd_stream_stats stats;
 };
 
@@ -67,6 +68,7 @@ ssmd_stream *ssmd_stream_create(const ssm_model *model, const ssmd_frontend *fe,
     s->fe = fe;
     s->melbank = melbank;
     s->cfg = *cfg;
+    s->depth = cfg->lookahead > 1 ? cfg->lookahead : 1;
     dsp_error de = { 0 };
     bool ok = true;
     if (ssm_state_create(model, &s->state) != SSM_OK) {
@@ -97,7 +99,7 @@ ssmd_stream *ssmd_stream_create(const ssm_model *model, const ssmd_frontend *fe,
     }
     s->frame = xcalloc(n_fft, sizeof(float), &ok);
     s->iframe = xcalloc(n_fft, sizeof(float), &ok);
-    s->spec = xcalloc(2 * (size_t)fe->n_bins, sizeof(float), &ok);
+    s->spec = xcalloc((size_t)s->depth * 2 * (size_t)fe->n_bins, sizeof(float), &ok);
     s->power = xcalloc((size_t)fe->n_bins, sizeof(float), &ok);
     s->syn = xcalloc(hop, sizeof(float), &ok);
     s->out = xcalloc(s->out_cap, sizeof(float), &ok);
@@ -236,33 +238,36 @@ static bool output_pending(const ssmd_stream *s)
 
 int ssmd_stream_prepare(ssmd_stream *s, float *row)
 {
-    if (s->prepared || output_pending(s)) return 0;
+    if (s->n_prep == s->depth || (s->n_prep == 0 && output_pending(s))) return 0;
     if (s->finishing) advance_finish(s);
     if (dsp_framer_pop_frame(s->framer, s->frame) != 1) return 0;
     const ssmd_frontend *fe = s->fe;
-    dsp_stft_forward(s->stft, s->spec, s->frame);
-    dsp_spec_power(s->power, s->spec, (size_t)fe->n_bins);
+    float *spec = s->spec + (size_t)((s->prep_head + s->n_prep) % s->depth) * 2 * (size_t)fe->n_bins;
+    dsp_stft_forward(s->stft, spec, s->frame);
+    dsp_spec_power(s->power, spec, (size_t)fe->n_bins);
     if (fe->features == SSMD_FEATURES_LOG_MEL)
         dsp_melbank_apply_log(s->melbank, row, s->power, fe->log_floor);
     else
         dsp_log_floor(row, s->power, (size_t)fe->n_bins, fe->log_floor);
-    s->prepared = true;
+    s->n_prep++;
     s->stats.frames++;
     return 1;
 }
 
 void ssmd_stream_complete(ssmd_stream *s, const float *mask)
 {
-    if (!s->prepared) return;
-    s->prepared = false;
+    if (s->n_prep == 0) return;
     size_t n_bins = (size_t)s->fe->n_bins;
+    float *spec = s->spec + (size_t)s->prep_head * 2 * n_bins;
+    s->prep_head = (s->prep_head + 1) % s->depth;
+    s->n_prep--;
     if (mask) {
         for (size_t k = 0; k < n_bins; k++) {
-            s->spec[2 * k] *= mask[k];
-            s->spec[2 * k + 1] *= mask[k];
+            spec[2 * k] *= mask[k];
+            spec[2 * k + 1] *= mask[k];
         }
     }
-    dsp_stft_inverse(s->stft, s->iframe, s->spec);
+    dsp_stft_inverse(s->stft, s->iframe, spec);
     float *dst = s->out_rs ? s->syn : s->out;
     size_t got = dsp_framer_synthesize(s->framer, dst, s->iframe);
     if (s->out_rs) {
@@ -316,7 +321,7 @@ size_t ssmd_stream_pop(ssmd_stream *s, float *dst, size_t cap)
          * trim the excess, pad a shortfall with zeros at the very end. */
         uint64_t room = s->stats.samples_in - s->stats.samples_out;
         if (n > room) n = (size_t)room;
-        if (n == 0 && s->out_flushed && room > 0 && !output_pending(s) && !s->prepared) {
+        if (n == 0 && s->out_flushed && room > 0 && !output_pending(s) && s->n_prep == 0) {
             n = room < cap ? (size_t)room : cap;
             memset(dst, 0, n * sizeof(float));
         }
@@ -333,7 +338,7 @@ void ssmd_stream_finish(ssmd_stream *s)
 bool ssmd_stream_done(const ssmd_stream *s)
 {
     return s->finishing && s->framer_finished && s->out_flushed && !output_pending(s) &&
-           !s->prepared && (!s->cfg.align_output || s->stats.samples_out == s->stats.samples_in);
+           s->n_prep == 0 && (!s->cfg.align_output || s->stats.samples_out == s->stats.samples_in);
 }
 
 ssm_state *ssmd_stream_state(ssmd_stream *s)

@@ -45,6 +45,9 @@ typedef struct ssmd_stream_config {
     int  in_rate_hz;                  /**< rate of the pushed samples (and of the output) */
     bool align_output;                /**< offline: compensate the delay, output length = input length */
     dsp_resample_quality quality;     /**< used when in_rate_hz differs from the model's rate */
+    int  lookahead;                   /**< frames that may be prepared before the oldest is
+                                           completed (0 or 1: one at a time); lets a caller run
+                                           several frames of one stream through ssm_forward */
 } ssmd_stream_config;
 
 /** Creates a stream (its own ssm_state, STFT, framer, resamplers).  melbank
@@ -66,13 +69,18 @@ void ssmd_stream_destroy(ssmd_stream *s);
 size_t ssmd_stream_push(ssmd_stream *s, const float *in, size_t n);
 
 /** If a frame is ready: STFT and features into features_row {n_features};
- *  returns 1.  Returns 0 when no frame is ready.  RT safe. */
+ *  returns 1.  Returns 0 when no frame is ready, when `lookahead` frames are
+ *  prepared and not completed, or when none is prepared and output is still
+ *  to be popped.  Frames are completed in the order they were prepared; with
+ *  lookahead > 1 the caller pushes input between prepares (push stops at
+ *  each ready frame).  RT safe. */
 int ssmd_stream_prepare(ssmd_stream *s, float *features_row);
 
-/** Finishes the prepared frame with the model's mask row {n_bins} (NULL =
- *  pass the spectrum through unchanged): masked spectrum → iSTFT →
- *  overlap-add → resample; the samples become available to ssmd_stream_pop.
- *  RT safe. */
+/** Finishes the oldest prepared frame with the model's mask row {n_bins}
+ *  (NULL = pass the spectrum through unchanged): masked spectrum → iSTFT →
+ *  overlap-add → resample; the samples become available to ssmd_stream_pop,
+ *  which must take them all before the next complete.  No-op when no frame
+ *  is prepared.  RT safe. */
 void ssmd_stream_complete(ssmd_stream *s, const float *mask_row);
 
 /** Moves up to cap output samples (at in_rate_hz) into out; returns the

@@ -128,22 +128,37 @@ def check(cond, what):
 
 
 def t_file_job_bit_exact():
-    """file -> daemon -> file equals the in-process pipeline, bit for bit, same length."""
+    """file -> daemon -> file equals the in-process pipeline (one ssm_step per frame), bit for
+    bit, same length, whether the daemon runs the lone stream in chunks of frames through
+    ssm_forward (the default, and 7) or frame by frame (--chunk-frames 1); with int8 and f16
+    weights the chunked and frame-by-frame jobs agree bit for bit too."""
     for rate, n in ((16000, 40000), (44100, 50021)):
         x = test_signal(n, rate, 1)
         src = os.path.join(TMP, f"in{rate}.wav")
         write_wav(src, x, rate)
-        out = os.path.join(TMP, f"out{rate}.wav")
-        r = subprocess.run([SSMD, "--model", MODEL, src, "-o", out], capture_output=True)
-        check(r.returncode == 0, r.stderr.decode())
         ref = os.path.join(TMP, f"ref{rate}.raw")
         subprocess.run([STREAM_RUN, MODEL, src, ref], check=True)
-        _, y = read_wav(out)
         y_ref = np.fromfile(ref, "<f4")
-        check(len(y) == n and len(y_ref) == n, f"lengths {len(y)} {len(y_ref)} != {n}")
-        diff = int(np.sum(y.view("<u4") != y_ref.view("<u4")))
-        print(f"file job {rate} Hz: {n} samples, daemon vs in-process: {diff} samples differ (bit-exact required)")
-        check(diff == 0, "daemon output differs from in-process processing")
+        for extra in ([], ["--chunk-frames", "1"], ["--chunk-frames", "7"]):
+            out = os.path.join(TMP, f"out{rate}.wav")
+            r = subprocess.run([SSMD, "--model", MODEL, src, "-o", out] + extra, capture_output=True)
+            check(r.returncode == 0, r.stderr.decode())
+            _, y = read_wav(out)
+            check(len(y) == n and len(y_ref) == n, f"lengths {len(y)} {len(y_ref)} != {n}")
+            diff = int(np.sum(y.view("<u4") != y_ref.view("<u4")))
+            print(f"file job {rate} Hz {' '.join(extra) or '(default chunk)'}: {n} samples, daemon vs "
+                  f"in-process: {diff} samples differ (bit-exact required)")
+            check(diff == 0, "daemon output differs from in-process processing")
+    for w in ("int8", "f16"):
+        ys = []
+        for extra in ([], ["--chunk-frames", "1"]):
+            out = os.path.join(TMP, f"out_{w}.wav")
+            r = subprocess.run([SSMD, "--model", MODEL, src, "-o", out, "--weights", w] + extra, capture_output=True)
+            check(r.returncode == 0, r.stderr.decode())
+            ys.append(read_wav(out)[1])
+        diff = int(np.sum(ys[0].view("<u4") != ys[1].view("<u4")))
+        print(f"file job, {w} weights: chunked vs frame by frame: {diff} samples differ (bit-exact required)")
+        check(diff == 0, f"{w}: chunked file job differs from frame by frame")
 
 
 def file_job_variants(model, tag, seed, variants):
