@@ -63,13 +63,14 @@ extern "C" {
 
 /** Converter quality, best first.  Each maps to a soxr quality recipe
  *  (soxr_quality_spec(recipe, 0): linear phase; stop-band rejection is the
- *  recipe's precision x 6.02 dB, pass band to 1 - 0.05 / (the 3 dB point) of
- *  the lower Nyquist, as in soxr.c).  The enum names are those of the
+ *  recipe's precision x 6.02 dB; the pass band ends at 1 - 0.01 / (the 3 dB
+ *  point) of the lower Nyquist with SOXR_STEEP_FILTER, 1 - 0.05 / it without,
+ *  as in soxr.c).  The enum names are those of the
  *  libsamplerate converters they replaced (--resample-quality best|medium|fast).
  *  tests/dsp/test_resample.c measures the round-trip SNR and aliasing of each. */
 typedef enum dsp_resample_quality {
-    DSP_RESAMPLE_BEST    = 0, /**< SOXR_VHQ: 28-bit precision, ~169 dB rejection */
-    DSP_RESAMPLE_MEDIUM  = 1, /**< SOXR_HQ: 20-bit precision, ~120 dB rejection */
+    DSP_RESAMPLE_BEST    = 0, /**< SOXR_VHQ | SOXR_STEEP_FILTER: 28-bit, ~169 dB rejection */
+    DSP_RESAMPLE_MEDIUM  = 1, /**< SOXR_HQ | SOXR_STEEP_FILTER: 20-bit, ~120 dB rejection */
     DSP_RESAMPLE_FASTEST = 2, /**< SOXR_MQ: 16-bit, ~96 dB, medium roll-off (<= 0.35 dB) */
 } dsp_resample_quality;
 
@@ -87,7 +88,7 @@ typedef struct dsp_resampler dsp_resampler;
  *  the call returns DSP_ERR_INVALID (bad rate/channels/quality; err->msg names
  *  the value), DSP_ERR_NOMEM or DSP_ERR_LIBRARY (soxr's message).
  *  err may be NULL.  Allocates and primes the converter (a few ms; longer when
- *  in_rate_hz / gcd(in_rate_hz, out_rate_hz) exceeds 65536 frames, as the
+ *  in_rate_hz / gcd(in_rate_hz, out_rate_hz) exceeds 262144 frames, as the
  *  zero prefix is a whole number of those periods); not real-time safe. */
 int dsp_resampler_create(dsp_resampler **out, int in_rate_hz, int out_rate_hz,
                          int channels, dsp_resample_quality quality,
