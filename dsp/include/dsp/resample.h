@@ -147,8 +147,8 @@ uint64_t dsp_resampler_frames_out(const dsp_resampler *r);
 /** An upper bound on the output frames any single process or flush call can
  *  produce from in_frames input frames, for sizing buffers:
  *  ceil(in_frames * out_rate / in_rate) plus the most output the converter
- *  holds back (filter look-ahead, one staged block, soxr's DFT block; measured
- *  at create, e.g. about 1 800 frames at 44.1 -> 48 kHz best).
+ *  holds back (filter look-ahead, one staged block, soxr's DFT block;
+ *  measured at create).
  *  Saturates at SIZE_MAX. */
 size_t dsp_resampler_max_out_frames(const dsp_resampler *r, size_t in_frames);
 
