@@ -3,9 +3,12 @@
  * power → 80 Slaney mels → ln → iSTFT → overlap-add — on 10 s of 16 kHz
  * white noise, repeated for at least --seconds (default 2).  Prints one
  * JSON line per configuration; bench/dsp_numpy_peer.py prints the same form
- * for numpy.  Not a test: never asserts a time.
+ * for numpy.  Then the resampler (dsp/resample.h, mono, 10 s of noise fed in
+ * 4096-frame chunks and flushed) at 44.1 -> 48 kHz and 48 -> 44.1 kHz for each
+ * quality: input seconds per wall second ("x_realtime").  Not a test: never
+ * asserts a time.
  *
- * Usage: dsp_bench [--seconds S]
+ * Usage: dsp_bench [--seconds S] [--resample-only]
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -15,6 +18,7 @@
 
 #include "dsp/features.h"
 #include "dsp/framer.h"
+#include "dsp/resample.h"
 #include "dsp/stft.h"
 
 static double now_s(void)
@@ -122,14 +126,72 @@ static int run(const bench_cfg *c, double min_seconds)
     return 0;
 }
 
+/* One resampler configuration: fastest and median pass over 10 s of noise. */
+static int run_resample(int in_hz, int out_hz, dsp_resample_quality q, const char *qname,
+                        double min_seconds)
+{
+    const size_t len = (size_t)in_hz * 10, chunk = 4096;
+    dsp_error err = {0};
+    dsp_resampler *r = NULL;
+    if (dsp_resampler_create(&r, in_hz, out_hz, 1, q, &err) != DSP_OK) {
+        fprintf(stderr, "dsp_bench: %s\n", err.msg);
+        return 1;
+    }
+    size_t cap = dsp_resampler_max_out_frames(r, chunk);
+    float *x = malloc(len * sizeof *x), *out = malloc(cap * sizeof *out);
+    if (!x || !out) {
+        fprintf(stderr, "dsp_bench: out of memory\n");
+        return 1;
+    }
+    uint64_t s = 88172645463325252ULL;
+    for (size_t i = 0; i < len; i++) {
+        s ^= s << 13, s ^= s >> 7, s ^= s << 17;
+        x[i] = (float)((double)(s >> 11) / 9007199254740992.0 - 0.5);
+    }
+    enum { MAX_PASSES = 10000 };
+    static double pass_rt[MAX_PASSES];
+    size_t n_passes = 0;
+    double checksum = 0.0, t0 = now_s(), elapsed = 0.0;
+    do {
+        dsp_resampler_reset(r); /* allocates: outside the timed part */
+        const double tq = now_s();
+        size_t pos = 0, got = 0, used = 0;
+        while (pos < len) {
+            size_t want = len - pos < chunk ? len - pos : chunk;
+            dsp_resampler_process(r, x + pos, want, &used, out, cap, &got);
+            pos += used;
+            if (got) checksum += out[got - 1];
+        }
+        do {
+            dsp_resampler_flush(r, out, cap, &got);
+        } while (got == cap);
+        const double tn = now_s();
+        pass_rt[n_passes++] = 10.0 / (tn - tq);
+        elapsed = tn - t0;
+    } while (elapsed < min_seconds && n_passes < MAX_PASSES);
+    qsort(pass_rt, n_passes, sizeof pass_rt[0], cmp_double);
+    printf("{\"bench\":\"resample\",\"impl\":\"ssmd\",\"in_hz\":%d,\"out_hz\":%d,\"quality\":\"%s\","
+           "\"channels\":1,\"chunk\":%zu,\"passes\":%zu,\"x_realtime\":%.1f,\"x_realtime_median\":%.1f,"
+           "\"checksum\":%.6g}\n",
+           in_hz, out_hz, qname, chunk, n_passes, pass_rt[n_passes - 1], pass_rt[n_passes / 2], checksum);
+    fflush(stdout);
+    free(x);
+    free(out);
+    dsp_resampler_destroy(r);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     double seconds = 2.0;
+    int resample_only = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--seconds") == 0 && i + 1 < argc) {
             seconds = atof(argv[++i]);
+        } else if (strcmp(argv[i], "--resample-only") == 0) {
+            resample_only = 1;
         } else {
-            fprintf(stderr, "usage: dsp_bench [--seconds S]\n");
+            fprintf(stderr, "usage: dsp_bench [--seconds S] [--resample-only]\n");
             return 2;
         }
     }
@@ -141,8 +203,14 @@ int main(int argc, char **argv)
         { "dsp_stft_logmel_istft", 512, 128, 80, 1 },
         { "dsp_stft_logmel", 512, 128, 80, 0 },
     };
-    for (size_t i = 0; i < sizeof cfgs / sizeof cfgs[0]; i++)
+    for (size_t i = 0; i < sizeof cfgs / sizeof cfgs[0] && !resample_only; i++)
         if (run(&cfgs[i], seconds))
             return 1;
+    static const int pairs[][2] = { { 44100, 48000 }, { 48000, 44100 } };
+    static const char *qnames[] = { "best", "medium", "fast" };
+    for (size_t p = 0; p < 2; p++)
+        for (int q = DSP_RESAMPLE_BEST; q <= DSP_RESAMPLE_FASTEST; q++)
+            if (run_resample(pairs[p][0], pairs[p][1], (dsp_resample_quality)q, qnames[q], seconds))
+                return 1;
     return 0;
 }

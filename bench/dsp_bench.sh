@@ -14,7 +14,7 @@ trap 'rm -f "$out"' EXIT
 "$py" - "$out" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
-fps = {(r["bench"], r["impl"], r["variant"]): r["frames_per_s"] for r in rows}
+fps = {(r["bench"], r["impl"], r["variant"]): r["frames_per_s"] for r in rows if "frames_per_s" in r}
 c = fps[("dsp_stft_logmel_istft", "ssmd", "per_frame")]
 print(json.dumps({"bench": "dsp_stft_logmel_istft", "summary": True,
                   "ssmd_over_numpy_per_frame": round(c / fps[("dsp_stft_logmel_istft", "numpy", "per_frame")], 2),

@@ -9,7 +9,7 @@ PKGS=(
   # toolchain
   build-essential meson ninja-build pkg-config clang
   # libraries (pkg-config names in meson.build)
-  libsndfile1-dev libsamplerate0-dev libfftw3-dev libzmq3-dev portaudio19-dev
+  libsndfile1-dev libsoxr-dev libfftw3-dev libzmq3-dev portaudio19-dev
   libjansson-dev libcmocka-dev libopenblas-dev
   # numpy references and the Python client
   python3-numpy python3-scipy python3-zmq

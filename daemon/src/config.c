@@ -41,7 +41,7 @@ static const ssmd_option options[] = {
       "scale a float file input whose peak is above full scale (1.0) down to a peak of 1.0 "
       "(the peak is measured at open; applied after --input-gain-db)" },
     { "resample_quality", 0, SSMD_OPT_ENUM, OFF(resample_quality), 0, 0, "best|medium|fast", "best",
-      false, "libsamplerate converter used between the device/file rate and the model's rate" },
+      false, "resampler (libsoxr VHQ|HQ|MQ) used between the device/file rate and the model's rate" },
     { "backend", 0, SSMD_OPT_ENUM, OFF(backend), 0, 0, "cpu|cuda|auto", "cpu", false,
       "compute backend: 'cpu', 'cuda' (an NVIDIA GPU; fails if none) or 'auto' (GPU when present)" },
     { "cuda_device", 0, SSMD_OPT_INT, OFF(cuda_device), 0, 63, NULL, "0", false,

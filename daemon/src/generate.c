@@ -301,7 +301,7 @@ done:
 }
 
 /* Reads the whole prompt file, downmixed to mono, resampled to rate_hz
- * (libsamplerate at quality q) and mu-law encoded. */
+ * (libsoxr at quality q) and mu-law encoded. */
 static int read_prompt(const char *path, int rate_hz, dsp_resample_quality q, uint8_t **codes, size_t *n,
                        char *err, size_t cap)
 {

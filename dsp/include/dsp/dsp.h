@@ -21,7 +21,7 @@ typedef enum dsp_status {
     DSP_ERR_IO          = -3, /**< the operating system refused a read/write/open */
     DSP_ERR_FORMAT      = -4, /**< the data is not in a format that can be decoded */
     DSP_ERR_UNSUPPORTED = -5, /**< valid request that this build cannot do */
-    DSP_ERR_LIBRARY     = -6, /**< an underlying library (libsndfile, libsamplerate, FFTW) failed */
+    DSP_ERR_LIBRARY     = -6, /**< an underlying library (libsndfile, libsoxr, FFTW) failed */
 } dsp_status;
 
 /** Static English text for a dsp_status (never NULL; "unknown status" for
