@@ -233,7 +233,13 @@ static int run(push_state *s)
     void *sock = zmq_socket(ctx, ZMQ_DEALER);
     int zero = 0;
     zmq_setsockopt(sock, ZMQ_LINGER, &zero, sizeof zero);
-    zmq_setsockopt(sock, ZMQ_RCVHWM, &zero, sizeof zero); /* never let results be dropped */
+    /* results are never dropped on our side (RCVHWM 0; the loop below reads
+     * them while it sends); a frame larger than any the daemon sends
+     * disconnects it */
+    if (cli_socket_limits(sock, SSMD_CLIENT_MAX_FRAME_BYTES, 0, 0, why, sizeof why) != 0) {
+        fprintf(stderr, "ssm-push: %s\n", why);
+        goto out;
+    }
     if (cli_connect(ctx, sock, s->endpoint, s->timeout_s, why, sizeof why) != 0) {
         fprintf(stderr, "ssm-push: %s\n", why);
         goto out;

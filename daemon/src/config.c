@@ -63,6 +63,10 @@ static const ssmd_option options[] = {
       "end a client's pushed stream after this many seconds without input (a crashed client)" },
     { "pub_hwm", 0, SSMD_OPT_INT, OFF(pub_hwm), 1, 1000000, NULL, "1000", false,
       "messages queued per subscriber before the daemon drops (and counts) them" },
+    { "pub_sndbuf", 0, SSMD_OPT_INT, OFF(pub_sndbuf), 0, 67108864, NULL, "65536", false,
+      "kernel send buffer of each subscriber's connection in bytes (SO_SNDBUF; Linux reserves "
+      "twice it): with pub_hwm it bounds how old a slow subscriber's data can get before it sees "
+      "drops (docs/protocol.md); 0 = the OS default (autotuned up to megabytes: no useful bound)" },
     { "ring_ms", 0, SSMD_OPT_INT, OFF(ring_ms), 10, 10000, NULL, "500", false,
       "capture ring length in milliseconds; overflow beyond it is dropped and counted" },
     { "atten_lim_db", 0, SSMD_OPT_INT, OFF(atten_lim_db), 0, 200, NULL, "100", true,

@@ -75,6 +75,13 @@ static void *open_socket(ssmd_transport *t, const ssmd_config *cfg, int type, co
         zmq_setsockopt(sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
         zmq_setsockopt(sock, ZMQ_XPUB_VERBOSE, &one, sizeof one);
         zmq_setsockopt(sock, ZMQ_MAXMSGSIZE, &max_sub, sizeof max_sub);
+        /* without a fixed send buffer the kernel autotunes it up to megabytes
+         * (tcp_wmem), which holds a slow subscriber's backlog beyond pub_hwm:
+         * its data aged without bound instead of being dropped (docs/protocol.md) */
+        if (cfg->pub_sndbuf > 0) {
+            int sndbuf = (int)cfg->pub_sndbuf;
+            zmq_setsockopt(sock, ZMQ_SNDBUF, &sndbuf, sizeof sndbuf);
+        }
     } else {
         zmq_setsockopt(sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
         zmq_setsockopt(sock, ZMQ_RCVHWM, &rcvhwm, sizeof rcvhwm);

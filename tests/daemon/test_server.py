@@ -20,6 +20,10 @@ from ssmd import protocol as P  # noqa: E402
 
 SSMD, STREAM_RUN, MODELS = sys.argv[1], sys.argv[2], sys.argv[3]
 SLOW = "--slow" in sys.argv
+# --only NAME runs that one test (registered as its own meson test);
+# --ssm-sub PATH is the C subscriber client for the tests that use it
+ONLY = sys.argv[sys.argv.index("--only") + 1] if "--only" in sys.argv else None
+SSM_SUB = sys.argv[sys.argv.index("--ssm-sub") + 1] if "--ssm-sub" in sys.argv else None
 MODEL = os.path.join(MODELS, "random.safetensors")
 TMP = tempfile.mkdtemp(prefix="ssmd-it-")
 
@@ -290,6 +294,100 @@ def t_subscriber_gets_every_frame():
     check(len(y) == n, f"published audio {len(y)} samples, expected {n}")
     print(f"subscriber: meta ok, {len(got[2])} feature and {len(got[3])} vad messages with contiguous seq, "
           f"{len(y)} audio samples = input length")
+
+
+def backlog_bound_msgs(pub_hwm, pub_sndbuf, rcvhwm, rcvbuf, msg_bytes):
+    """The backlog bound of docs/protocol.md ("Slow subscribers"): the most messages that
+    can wait between the daemon and a reader: pub_hwm + rcvhwm in ZeroMQ's queues, plus
+    what fits in both kernel buffers (Linux reserves twice the size set) and ZeroMQ's two
+    8 KiB batching buffers at msg_bytes a message.  A reader taking 1/r s a message
+    reads data at most backlog / r seconds old."""
+    return pub_hwm + rcvhwm + (2 * pub_sndbuf + 2 * rcvbuf + 2 * 8192) / msg_bytes
+
+
+def t_slow_subscriber_age():
+    """A real-time stream (--realtime file, --pub-hwm 5) and two deliberately slow
+    subscribers to its audio topic, reading 20 of the 62.5 messages a second: ssm-sub
+    (the C client, its stdout drained slowly through a 4 KiB pipe) and the Python
+    Subscriber, both with their default receive buffers.  Each must see seq gaps
+    (drops) and the age of what it reads (receive time against the stream time of
+    first_sample, relative to the first message) must stay under the documented bound:
+    the backlog bound (messages, from the configuration) over the rate it reads at.  Before ZMQ_SNDBUF/ZMQ_RCVBUF were set the kernel
+    buffers absorbed the backlog: no gaps, and the age grew by ~0.7 s every second."""
+    import fcntl
+    from ssmd import Subscriber
+    from ssmd.subscriber import RCVBUF_BYTES, RCVHWM
+    assert SSM_SUB, "needs --ssm-sub PATH"
+    seconds, rate, hop, model_rate, read_per_s, pub_hwm = 16, 48000, 256, 16000, 20.0, 5
+    src = os.path.join(TMP, "slow.wav")
+    write_wav(src, test_signal(seconds * rate, rate, 11), rate)
+    d = Daemon(src, "--serve", "yes", "--realtime", "--wait-subscribers", "2", "--pub-hwm",
+               str(pub_hwm), "--resample-quality", "fast")
+    msgs_per_s = model_rate / hop
+    msg_bytes = hop * rate // model_rate * 4 + P.HEADER_BYTES  # payload + header, topic not counted
+    pub_sndbuf = 65536  # the daemon's default (ssmd --help)
+    backlog = backlog_bound_msgs(pub_hwm, pub_sndbuf, RCVHWM, RCVBUF_BYTES, msg_bytes)
+    results, procs = {}, {}
+
+    def ages(samples):
+        """samples: [(receive time, seq, first_sample)] -> (max age s, gaps, messages,
+        messages read a second)."""
+        t0, _, f0 = samples[0]
+        worst = max((t - t0) - (f - f0) / rate for t, _, f in samples)
+        gaps = sum(1 for a, b in zip(samples, samples[1:]) if b[1] != a[1] + 1)
+        return worst, gaps, len(samples), (len(samples) - 1) / (samples[-1][0] - t0)
+
+    def c_client():
+        got = results["C ssm-sub"] = []
+        proc = procs["C ssm-sub"] = subprocess.Popen(
+            [SSM_SUB, "-e", d.pub, "-j", "--until-end", "slow.wav/audio/"],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        fcntl.fcntl(proc.stdout.fileno(), 1031, 4096)  # F_SETPIPE_SZ: no big pipe backlog
+        for line in proc.stdout:
+            j = json.loads(line)
+            got.append((time.monotonic(), j["seq"], j["first_sample"]))
+            time.sleep(1.0 / read_per_s)
+
+    def py_client():
+        got = results["Python Subscriber"] = []
+        with Subscriber(d.pub, ["slow.wav/audio/"], timeout=5) as sub:
+            for _, h, _ in sub:
+                got.append((time.monotonic(), h.seq, h.first_sample))
+                if h.flags & P.FLAG_END_OF_STREAM:
+                    break
+                time.sleep(1.0 / read_per_s)
+
+    # a reader whose backlog is not bounded is still reading long after the stream
+    # ended: what it read until the deadline is judged
+    threads = [threading.Thread(target=f, daemon=True) for f in (c_client, py_client)]
+    try:
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + seconds + 12  # a reader that lost the end-of-stream message stops here
+        for t in threads:
+            t.join(timeout=max(0.0, deadline - time.monotonic()))
+    finally:
+        d.stop()
+        for proc in procs.values():
+            proc.kill()
+    print(f"slow subscribers of a real-time stream ({msgs_per_s:.1f} audio messages/s of {msg_bytes} bytes, "
+          f"reading {read_per_s:.0f}/s, pub_hwm {pub_hwm}, pub_sndbuf {pub_sndbuf}, rcvbuf {RCVBUF_BYTES}, "
+          f"rcvhwm {RCVHWM}): documented backlog bound {backlog:.0f} messages")
+    failures = []
+    for name in ("C ssm-sub", "Python Subscriber"):
+        if len(results.get(name, [])) < 2:
+            failures.append(f"{name}: received nothing")
+            continue
+        worst, gaps, n, read_rate = ages(list(results[name]))
+        bound = backlog / read_rate
+        generous = 1.5 * bound + 0.5
+        print(f"  {name}: {n} messages read at {read_rate:.1f}/s, {gaps} seq gaps, oldest message "
+              f"{worst:.2f} s old; documented bound {bound:.2f} s (checked against {generous:.2f} s)")
+        if gaps == 0:
+            failures.append(f"{name}: no seq gaps: the backlog was buffered instead of dropped")
+        if worst >= generous:
+            failures.append(f"{name}: messages {worst:.2f} s old, over the bound {generous:.2f} s")
+    check(not failures, "; ".join(failures))
 
 
 def t_push_and_five_clients():
@@ -693,6 +791,8 @@ def main():
              t_curve_and_reload, t_robustness]
     if SLOW:  # the 12 s stalled-subscriber run is registered as its own test
         tests = [t_stalled_subscriber]
+    if ONLY:
+        tests = [globals()[ONLY]]
     failed = 0
     for t in tests:
         try:

@@ -69,6 +69,7 @@ class Pusher(SocketClient):
         self._sock = self._ctx.socket(zmq.DEALER)
         self._sock.setsockopt(zmq.LINGER, 0)
         self._sock.setsockopt(zmq.RCVHWM, 0)  # results are never dropped on our side
+        self._sock.setsockopt(zmq.MAXMSGSIZE, protocol.CLIENT_MAX_FRAME_BYTES)
         try:
             connect(self._sock, endpoint, connect_timeout)
         except Exception:
