@@ -61,6 +61,9 @@ static const ssmd_option options[] = {
       "(same results); fewer streams stay on the loop thread" },
     { "push_idle_s", 0, SSMD_OPT_INT, OFF(push_idle_s), 1, 86400, NULL, "10", true,
       "end a client's pushed stream after this many seconds without input (a crashed client)" },
+    { "ingest_max_payload", 0, SSMD_OPT_INT, OFF(ingest_max_payload), 65536, 8388608, NULL, "8388608",
+      false, "most payload bytes one pushed message may carry (advertised to clients, which split "
+      "longer pushes; a larger message drops the client's connection): 65536 to 8388608" },
     { "pub_hwm", 0, SSMD_OPT_INT, OFF(pub_hwm), 1, 1000000, NULL, "1000", false,
       "messages queued per subscriber before the daemon drops (and counts) them" },
     { "pub_sndbuf", 0, SSMD_OPT_INT, OFF(pub_sndbuf), 0, 67108864, NULL, "65536", false,

@@ -39,6 +39,7 @@ typedef struct ssmd_config {
     long  max_streams;        /**< streams served at once (batch size limit) */
     long  threads;            /**< compute threads */
     long  push_idle_s;        /**< end a pushed stream after this long without input */
+    long  ingest_max_payload; /**< payload bytes a pushed message may carry (advertised) */
     long  pub_hwm;            /**< messages queued per subscriber before dropping */
     long  pub_sndbuf;         /**< SO_SNDBUF of each subscriber connection (bytes), 0 = OS default */
     long  ring_ms;            /**< capture ring length in milliseconds */

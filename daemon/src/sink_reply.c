@@ -4,6 +4,7 @@
  * full queue drops the message and counts replies_dropped. */
 #include "srv.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 static int reply_audio(ssmd_srv *s, ssmd_srv_stream *st, void *self, const float *x, size_t n, uint32_t flags)
@@ -19,6 +20,23 @@ static int reply_audio(ssmd_srv *s, ssmd_srv_stream *st, void *self, const float
     if (ssmd_transport_send(s->t.ingest, st->owner, st->owner_len, topic, &h, x, n * sizeof(float)))
         s->c.replies_dropped++;
     return 0;
+}
+
+void ssmd_reply_meta(ssmd_srv *s, ssmd_srv_stream *st)
+{
+    char *text = ssmd_pub_meta_json(s, st);
+    if (!text || !s->t.ingest) {
+        free(text);
+        return;
+    }
+    char topic[SSMD_STREAM_NAME_MAX + 16];
+    ssmd_topic_format(topic, sizeof topic, st->name, SSMD_KIND_META);
+    ssmd_header h = { .kind = SSMD_KIND_META, .dtype = SSMD_DTYPE_UTF8, .sample_rate_hz = (uint32_t)st->rate_hz,
+                      .rows = 1, .cols = (uint32_t)strlen(text), .hop_samples = (uint32_t)s->fe.hop_samples,
+                      .epoch = s->epoch };
+    if (ssmd_transport_send(s->t.ingest, st->owner, st->owner_len, topic, &h, text, strlen(text)))
+        s->c.replies_dropped++;
+    free(text);
 }
 
 const ssmd_sink_ops ssmd_sink_reply = { .name = "reply", .audio = reply_audio };

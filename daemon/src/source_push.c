@@ -96,7 +96,8 @@ static void handle_ingest(ssmd_srv *s)
                    name[0] == '_') {
             ingest_error(s, id, id_len, "BAD_TOPIC", NULL, "topic must be '<stream>/audio/' with a valid stream name");
         } else if ((rc = ssmd_header_decode(zmq_msg_data(&f[k + 1]), zmq_msg_size(&f[k + 1]),
-                                            zmq_msg_size(&f[k + 2]), 0, &h)) != SSMD_PROTO_OK) {
+                                            zmq_msg_size(&f[k + 2]), (size_t)s->cfg->ingest_max_payload,
+                                            &h)) != SSMD_PROTO_OK) {
             ingest_error(s, id, id_len, proto_code(rc), name, "%s", ssmd_proto_strerror(rc));
         } else if (kind != SSMD_KIND_AUDIO || h.kind != SSMD_KIND_AUDIO ||
                    (h.dtype != SSMD_DTYPE_F32 && h.dtype != SSMD_DTYPE_I16)) {
@@ -134,6 +135,7 @@ static void handle_ingest(ssmd_srv *s)
                     memcpy(st->owner, id, id_len);
                     st->owner_len = id_len;
                     ssmd_srv_stream_attach(st, &ssmd_sink_reply, NULL);
+                    ssmd_reply_meta(s, st); /* tells the client the cap it splits at */
                 }
             }
             if (st) {

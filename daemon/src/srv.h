@@ -275,8 +275,17 @@ void ssmd_srv_stream_report(ssmd_srv *s, ssmd_srv_stream *st, int level, const c
 
 /* ---- PUB specifics (sink_pub.c) ----------------------------------------- */
 
+/** The stream's description for <stream>/meta/ (its source's, or the audio
+ *  pipeline's), malloc'd JSON text the caller frees; NULL when out of memory. */
+char *ssmd_pub_meta_json(ssmd_srv *s, ssmd_srv_stream *st);
 /** Publishes the stream's <stream>/meta/ message. */
 void ssmd_pub_meta(ssmd_srv *s, ssmd_srv_stream *st);
+
+/* ---- reply specifics (sink_reply.c) --------------------------------------- */
+
+/** Sends a push stream's <stream>/meta/ (with ingest_max_payload_bytes) to
+ *  the client that pushes it, its first reply.  Allocates (stream open). */
+void ssmd_reply_meta(ssmd_srv *s, ssmd_srv_stream *st);
 /** Reads XPUB subscriptions; re-sends the matching metas (once each). */
 void ssmd_pub_handle_subscriptions(ssmd_srv *s);
 

@@ -62,10 +62,11 @@ static void *open_socket(ssmd_transport *t, const ssmd_config *cfg, int type, co
 {
     void *sock = zmq_socket(t->ctx, type);
     int linger = 200, hwm = (int)cfg->pub_hwm, one = 1;
-    /* ingest: at most SSMD_INGEST_MAX_MSG bytes a message and SSMD_INGEST_HWM messages
+    /* ingest: at most ingest_max_payload (+ 4 KiB for topic and header) bytes a frame and SSMD_INGEST_HWM messages
      * queued per client, so a flooding client costs bounded memory; control
      * requests are small (snapshots are state-sized) */
-    int64_t maxmsg = type == ZMQ_ROUTER && strcmp(key, "ingest") == 0 ? SSMD_INGEST_MAX_MSG : SSMD_CONTROL_MAX_MSG;
+    int64_t maxmsg = type == ZMQ_ROUTER && strcmp(key, "ingest") == 0 ? (int64_t)cfg->ingest_max_payload + 4096
+                                                                      : SSMD_CONTROL_MAX_MSG;
     int rcvhwm = SSMD_INGEST_HWM;
     zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger);
     if (type == ZMQ_XPUB) {

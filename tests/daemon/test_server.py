@@ -24,6 +24,7 @@ SLOW = "--slow" in sys.argv
 # --ssm-sub PATH is the C subscriber client for the tests that use it
 ONLY = sys.argv[sys.argv.index("--only") + 1] if "--only" in sys.argv else None
 SSM_SUB = sys.argv[sys.argv.index("--ssm-sub") + 1] if "--ssm-sub" in sys.argv else None
+SSM_PUSH = sys.argv[sys.argv.index("--ssm-push") + 1] if "--ssm-push" in sys.argv else None
 MODEL = os.path.join(MODELS, "random.safetensors")
 TMP = tempfile.mkdtemp(prefix="ssmd-it-")
 
@@ -204,25 +205,56 @@ def t_vad_gate():
 
 
 def t_python_push_large():
-    """Python Pusher.push of 2.4 M samples in one call (9.6 MB, over the daemon's 8 MiB per
-    message): every sample comes back, in order (it used to be dropped by the socket, silently)."""
+    """One Pusher.push() of 2.4 M samples (9.6 MB, over the daemon's 8 MiB per message) and one
+    of 60 s at 48 kHz, and ssm-push --chunk 2097152 of that 60 s file, against a daemon whose
+    ingest cap is set to 64 KiB: the daemon advertises the cap (status limits, the stream's
+    meta reply), both clients split to it, and every sample comes back, in order (a push over
+    the cap used to be dropped by the socket, silently)."""
     from ssmd import Pusher
     n, rate = 16000 * 150, 16000  # the all-pass model's rate: output = input
     x = (0.05 * test_signal(n, rate, 9)).astype(np.float32)
-    d = Daemon("--input", "none", model=os.path.join(MODELS, "allpass.safetensors"))
+    n48, rate48 = 48000 * 60, 48000
+    x48 = (0.05 * test_signal(n48, rate48, 10)).astype(np.float32)
+    cap = 65536
+    d = Daemon("--input", "none", "--ingest-max-payload", str(cap),
+               model=os.path.join(MODELS, "allpass.safetensors"))
     try:
+        st, _ = d.ctl({"version": 1, "cmd": "status"})
         with Pusher(d.ingest, "big50", connect_timeout=10, timeout=60) as p:
             p.push(x, rate)
             p.finish()
             y = p.collect()
+        with Pusher(d.ingest, "big48k", connect_timeout=10, timeout=60) as p48:
+            p48.push(x48, rate48, end=True)
+            y48 = p48.collect()
+        pushed = None
+        if SSM_PUSH:
+            src = os.path.join(TMP, "push60s48k.wav")
+            write_wav(src, x48, rate48)
+            out = os.path.join(TMP, "push60s48k-out.wav")
+            r = subprocess.run([SSM_PUSH, "-e", d.ingest, "-s", "cli48k", "--chunk", "2097152", "-v", "-o", out,
+                                src], capture_output=True, text=True, timeout=120)
+            check(r.returncode == 0, f"ssm-push failed: {r.stderr.strip()}")
+            pushed = (len(read_wav(out)[1]), r.stderr.strip())
     finally:
         d.stop()
+    advertised = st.get("limits", {}).get("ingest_max_payload_bytes")
     err = float(np.max(np.abs(y[:, 0] - x))) if len(y) == n else float("inf")
-    print(f"python push of {n} samples ({n * 4 / 2**20:.1f} MiB) in one call: {len(y)} came back (all-pass "
-          f"model: max |out - in| {err:.3g}), sent as {p.seq} messages")
+    print(f"daemon with a {cap}-byte ingest cap: status advertises {advertised}, the meta reply "
+          f"{p.max_message_bytes}; python push of {n} samples ({n * 4 / 2**20:.1f} MiB) in one call: "
+          f"{len(y)} came back (all-pass model: max |out - in| {err:.3g}), sent as {p.seq} messages; "
+          f"60 s at 48 kHz: {len(y48)} of {n48} back in {p48.seq} messages")
+    check(advertised == cap, f"status advertises {advertised}, not the configured {cap}")
+    check(p.max_message_bytes == cap and p48.max_message_bytes == cap,
+          f"the Pusher did not learn the cap: {p.max_message_bytes}")
     check(len(y) == n, f"{len(y)} of {n} samples came back")
-    check(p.seq >= 2, "the push was not split")
+    check(p.seq >= n * 4 // cap, "the push was not split to the cap")
     check(err < 1e-5, "the samples came back changed or out of order")
+    check(len(y48) == n48, f"60 s at 48 kHz: {len(y48)} of {n48} samples came back")
+    check(np.all(np.isfinite(y48)), "60 s at 48 kHz: non-finite samples came back")
+    if SSM_PUSH:
+        print(f"ssm-push --chunk 2097152 of the 60 s file: {pushed[0]} samples written ({pushed[1]})")
+        check(pushed[0] == n48, f"ssm-push: {pushed[0]} of {n48} samples came back")
 
 
 def rss_kb(pid):
