@@ -8,7 +8,8 @@
  * SSMD_SSMD_PENDING_SECONDS of audio.  Live sources (the capture device) drop what
  * does not fit, count it and flag a discontinuity; client pushes are never
  * dropped: a message larger than the room is fed in parts with the engine
- * run in between (ssmd_srv_stream_append_all).  Loop thread; allocation only
+ * run in between (ssmd_srv_stream_append_some; a stream whose results cannot
+ * leave is held instead, sink_reply.c).  Loop thread; allocation only
  * when a stream opens. */
 #include "srv.h"
 
@@ -152,7 +153,7 @@ int ssmd_srv_emit_audio(ssmd_srv *s, ssmd_srv_stream *st, const float *x, size_t
 static int drain_output(ssmd_srv *s, ssmd_srv_stream *st)
 {
     size_t got;
-    while ((got = ssmd_stream_pop(st->st, s->outbuf, SSMD_OUT_CHUNK)) > 0) {
+    while (!st->held && (got = ssmd_stream_pop(st->st, s->outbuf, SSMD_OUT_CHUNK)) > 0) {
         uint32_t flags = st->flags_next;
         st->flags_next = 0;
         if (st->finished && ssmd_stream_done(st->st)) {
@@ -161,7 +162,7 @@ static int drain_output(ssmd_srv *s, ssmd_srv_stream *st)
         }
         if (ssmd_srv_emit_audio(s, st, s->outbuf, got, flags) != 0) return -1;
     }
-    if (st->finished && ssmd_stream_done(st->st) && !st->eos_sent) {
+    if (!st->held && st->finished && ssmd_stream_done(st->st) && !st->eos_sent) {
         st->eos_sent = true;
         if (ssmd_srv_emit_audio(s, st, s->outbuf, 0, SSMD_FLAG_END_OF_STREAM | st->flags_next) != 0) return -1;
     }
@@ -174,11 +175,24 @@ int ssmd_engine_run(ssmd_srv *s)
     size_t nf = (size_t)s->fe.n_features, nb_bins = (size_t)s->fe.n_bins;
     size_t dm = (size_t)ssm_model_d_model(s->model);
     unsigned heads = ssm_model_heads(s->model);
+    /* held streams: the sinks retry what they keep; a stream runs again once
+     * nothing is kept (its output left, in order) */
+    for (int i = 0; i < s->max_streams; i++) {
+        ssmd_srv_stream *st = &s->streams[i];
+        if (!st->used || !st->held) continue;
+        bool clear = true;
+        for (int k = 0; k < st->n_sinks; k++)
+            if (st->sinks[k].ops->flush && !st->sinks[k].ops->flush(s, st, st->sinks[k].self)) clear = false;
+        if (clear) {
+            st->held = false;
+            if (drain_output(s, st) != 0) return -1; /* what the pipeline had ready */
+        }
+    }
     for (;;) {
         int nb = 0;
         for (int i = 0; i < s->max_streams; i++) {
             ssmd_srv_stream *st = &s->streams[i];
-            if (!st->used || st->ended || !st->st) continue;
+            if (!st->used || st->ended || !st->st || st->held) continue;
             while (st->pend_pos < st->pend_len) {
                 size_t used = ssmd_stream_push(st->st, st->pend + st->pend_pos, st->pend_len - st->pend_pos);
                 st->pend_pos += used;
@@ -243,26 +257,29 @@ int ssmd_engine_run(ssmd_srv *s)
     /* finishing streams may still have the resampler's tail to emit */
     for (int i = 0; i < s->max_streams; i++) {
         ssmd_srv_stream *st = &s->streams[i];
-        if (!st->used || st->ended || !st->finished || !st->st) continue;
+        if (!st->used || st->ended || !st->finished || !st->st || st->held) continue;
         if (drain_output(s, st) != 0) return -1;
-        if (ssmd_stream_done(st->st)) st->ended = true;
+        if (ssmd_stream_done(st->st) && !st->held) st->ended = true;
     }
     return 0;
 }
 
 /* Client pushes are not dropped: what does not fit in the pending buffer
- * waits while the engine consumes what is there. */
-int ssmd_srv_stream_append_all(ssmd_srv *s, ssmd_srv_stream *st, const float *x, size_t n)
+ * waits while the engine consumes what is there; a held stream consumes
+ * nothing, so the caller keeps the rest. */
+long ssmd_srv_stream_append_some(ssmd_srv *s, ssmd_srv_stream *st, const float *x, size_t n)
 {
-    while (n > 0) {
+    size_t done = 0;
+    while (done < n) {
         pending_compact(st);
-        size_t room = st->pend_cap - st->pend_len, k = n < room ? n : room;
-        ssmd_srv_stream_append(s, st, x, k);
-        x += k;
-        n -= k;
-        if (n > 0 && ssmd_engine_run(s) != 0) return -1;
+        size_t room = st->pend_cap - st->pend_len, k = n - done < room ? n - done : room;
+        ssmd_srv_stream_append(s, st, x + done, k);
+        done += k;
+        if (done == n) break;
+        if (ssmd_engine_run(s) != 0) return -1;
+        if (st->held && st->pend_len - st->pend_pos == st->pend_cap) break;
     }
-    return 0;
+    return (long)done;
 }
 
 void ssmd_srv_stream_report(ssmd_srv *s, ssmd_srv_stream *st, int level, const char *output, bool compensated)

@@ -86,6 +86,9 @@ static void *open_socket(ssmd_transport *t, const ssmd_config *cfg, int type, co
     } else {
         zmq_setsockopt(sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
         zmq_setsockopt(sock, ZMQ_RCVHWM, &rcvhwm, sizeof rcvhwm);
+        /* a result for a client whose queue is full fails with EAGAIN instead of
+         * vanishing, so the stream is held until it drains (sink_reply.c) */
+        if (strcmp(key, "ingest") == 0) zmq_setsockopt(sock, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
     }
     if (t->curve_secret[0]) {
         zmq_setsockopt(sock, ZMQ_CURVE_SERVER, &one, sizeof one);

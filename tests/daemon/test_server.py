@@ -116,6 +116,8 @@ def push_stream(endpoint, name, x, rate, chunk=1000, timeout=20):
             continue
         t, hb, payload = d.recv_multipart()
         h = P.decode_header(hb, len(payload))
+        if t == P.format_topic(name, "meta").encode():
+            continue  # the daemon's first reply: the stream's meta
         assert t == topic, t
         out.append(np.frombuffer(payload, "<f4"))
         seqs.append(h.seq)
@@ -255,6 +257,121 @@ def t_python_push_large():
     if SSM_PUSH:
         print(f"ssm-push --chunk 2097152 of the 60 s file: {pushed[0]} samples written ({pushed[1]})")
         check(pushed[0] == n48, f"ssm-push: {pushed[0]} of {n48} samples came back")
+
+
+def t_reply_backpressure():
+    """A client that pushes 300 s of audio as fast as it can (64 KiB messages) without
+    reading its results, then reads: the daemon stops reading its ingest while the results
+    cannot leave (back-pressure) instead of dropping them, so every sample comes back with
+    contiguous seq, status counts no dropped reply and no lost sample, and the daemon's
+    memory stays bounded.  A second client that never reads is given up after push_idle_s
+    held: loudly (the stream's error event, push_lost_samples > 0), and a third client's
+    push is served afterwards.  Before, replies over the client's queues were dropped:
+    samples missing, replies_dropped counting them."""
+    rate, block = 16000, 16000
+    n_blocks = 300
+    x = (0.05 * test_signal(rate * n_blocks, rate, 12)).astype(np.float32)
+    d = Daemon("--input", "none", "--push-idle-s", "4", model=os.path.join(MODELS, "allpass.safetensors"))
+    ctx = d.ctx
+    try:
+        cl = ctx.socket(zmq.DEALER)
+        cl.setsockopt(zmq.LINGER, 0)
+        cl.setsockopt(zmq.SNDHWM, 4)       # our own queue: small, so the daemon's pace shows
+        cl.setsockopt(zmq.RCVHWM, 16)      # and results pile up on the daemon's side
+        cl.setsockopt(zmq.RCVBUF, 65536)
+        cl.connect(d.ingest)
+        topic = b"bp/audio/"
+
+        def msg(i):
+            h = P.Header(kind=1, dtype=1, sample_rate_hz=rate, rows=block, cols=1, seq=i,
+                         first_sample=i * block, flags=P.FLAG_END_OF_STREAM if i == n_blocks - 1 else 0)
+            return [topic, P.encode_header(h), x[i * block:(i + 1) * block].tobytes()]
+
+        # phase 1: push without reading, as long as the daemon takes it (1.5 s without progress)
+        sent, last_progress = 0, time.monotonic()
+        rss0 = rss_kb(d.proc.pid)
+        while sent < n_blocks and time.monotonic() - last_progress < 1.5:
+            try:
+                cl.send_multipart(msg(sent), flags=zmq.DONTWAIT)
+                sent += 1
+                last_progress = time.monotonic()
+            except zmq.Again:
+                time.sleep(0.01)
+        rss1 = rss_kb(d.proc.pid)
+        held_at = sent
+        # phase 2: read the results, pushing the rest
+        out, seqs, ended = [], [], False
+        deadline = time.monotonic() + 120
+        while not ended and time.monotonic() < deadline:
+            if sent < n_blocks:
+                try:
+                    cl.send_multipart(msg(sent), flags=zmq.DONTWAIT)
+                    sent += 1
+                except zmq.Again:
+                    pass
+            if cl.poll(10):
+                t, hb, payload = cl.recv_multipart()
+                h = P.decode_header(hb, len(payload))
+                if t != topic:
+                    continue
+                out.append(np.frombuffer(payload, "<f4"))
+                seqs.append(h.seq)
+                ended = bool(h.flags & P.FLAG_END_OF_STREAM)
+        cl.close()
+        st, _ = d.ctl({"version": 1, "cmd": "status"})
+        y = np.concatenate(out) if out else np.zeros(0, np.float32)
+        c = st["counters"]
+        print(f"reply back-pressure: {held_at} of {n_blocks} one-second messages taken before the daemon "
+              f"stopped reading (the results waiting for the client); then {len(y)} of {len(x)} samples "
+              f"came back, seq contiguous: {seqs == list(range(len(seqs)))}; counters: replies_dropped "
+              f"{c['replies_dropped']}, reply_stalls {c.get('reply_stalls')}, push_lost_samples "
+              f"{c.get('push_lost_samples')}; daemon RSS {rss0} -> {rss1} kB while held")
+        check(len(y) == len(x), f"{len(y)} of {len(x)} samples came back")
+        check(seqs == list(range(len(seqs))), "reply seq has gaps")
+        check(float(np.max(np.abs(y - x))) < 1e-5, "the results differ from the input (all-pass model)")
+        check(c["replies_dropped"] == 0 and c.get("push_lost_samples") == 0, f"counters {c}")
+        check(c.get("reply_stalls", 0) > 0, "the daemon never held the stream: the test did not stall it")
+        check(held_at < n_blocks, "every message was taken while the client read nothing")
+        check(rss1 - rss0 < 64 * 1024, f"daemon memory grew {rss0} -> {rss1} kB")
+
+        # a client that never reads: given up after push_idle_s held, loudly
+        sub_ev = ctx.socket(zmq.SUB)
+        sub_ev.setsockopt(zmq.SUBSCRIBE, b"stuck/event/")
+        sub_ev.connect(d.pub)
+        stuck = ctx.socket(zmq.DEALER)
+        stuck.setsockopt(zmq.LINGER, 0)
+        stuck.setsockopt(zmq.SNDHWM, 4)
+        stuck.setsockopt(zmq.RCVHWM, 16)
+        stuck.setsockopt(zmq.RCVBUF, 65536)
+        stuck.connect(d.ingest)
+        time.sleep(0.3)
+        topic = b"stuck/audio/"
+        t0 = time.monotonic()
+        i = 0
+        while time.monotonic() - t0 < 8.0 and i < n_blocks:
+            try:
+                stuck.send_multipart(msg(i), flags=zmq.DONTWAIT)
+                i += 1
+            except zmq.Again:
+                time.sleep(0.05)
+        events = []
+        while sub_ev.poll(200):
+            events.append(json.loads(sub_ev.recv_multipart()[2]))
+        st, _ = d.ctl({"version": 1, "cmd": "status"})
+        y3 = push_stream(d.ingest, "after", x[:32000], rate)
+        stuck.close()
+        sub_ev.close()
+    finally:
+        rc, _, err = d.stop()
+    c = st["counters"]
+    errors = [e for e in events if e.get("event") == "error"]
+    print(f"stuck client: {i} messages taken; events {[e.get('event') for e in events]}; push_lost_samples "
+          f"{c.get('push_lost_samples')}; log: {[l for l in err.splitlines() if 'stuck' in l][:1]}; a push "
+          f"afterwards got {len(y3)} of 32000 back")
+    check(errors and "did not read" in errors[0].get("reason", ""), f"no error event for the stuck client: {events}")
+    check(c.get("push_lost_samples", 0) > 0, "the stuck client's samples were not counted as lost")
+    check(any("stuck" in l and "did not read" in l for l in err.splitlines()), "no log line for the stuck client")
+    check(len(y3) == 32000, "the daemon did not serve a push after giving up the stuck client")
 
 
 def rss_kb(pid):
