@@ -172,8 +172,13 @@ static bool client_refused(const ssmd_srv *s, const uint8_t *id, size_t id_len)
 
 static void handle_ingest(ssmd_srv *s)
 {
+    double t = ssmd_now_s(), since = s->push.t_polled > 0 ? t - s->push.t_polled : 0;
+    s->push.t_polled = t;
     if (!resume_parked(s) || !ingest_has_room(s)) {
-        s->push.t_blocked = ssmd_now_s(); /* clients wait on us: not idle */
+        /* while the socket is left unread, clients wait on us: that time is
+         * not their idleness (push_idle_s) */
+        for (int i = 0; i < s->max_streams; i++)
+            if (s->streams[i].used && s->streams[i].src == &ssmd_source_push) s->streams[i].t_last_in += since;
         return;
     }
     zmq_msg_t f[SSMD_TRANSPORT_MAX_FRAMES];
@@ -319,9 +324,7 @@ static void expire_idle_pushes(ssmd_srv *s, bool stopping)
             continue;
         }
         if (st->held || (s->push.parked && strcmp(s->push.name, st->name) == 0)) continue;
-        /* time the daemon left the socket unread is not the client's idleness */
-        double last = st->t_last_in > s->push.t_blocked ? st->t_last_in : s->push.t_blocked;
-        if (!st->eos && t - last > (double)s->cfg->push_idle_s) {
+        if (!st->eos && t - st->t_last_in > (double)s->cfg->push_idle_s) {
             st->eos = true;
             ssmd_srv_event(s, st, "idle", "no input for push_idle_s seconds; stream ended");
             ssmd_log(SSMD_LOG_INFO, "stream %s: idle for %ld s, ended", st->name, s->cfg->push_idle_s);

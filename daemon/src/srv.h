@@ -230,7 +230,8 @@ struct ssmd_srv {
         zmq_msg_t payload;            /* the message's payload frame (owned while parked) */
         ssmd_header h;                /* its header */
         size_t row;                   /* rows already appended */
-        double t_blocked;             /* when the socket was last left unread (idle expiry waits) */
+        double t_polled;              /* the last look at the socket (monotonic s): time it is
+                                         left unread is added to the streams' t_last_in */
         double t_refusal_logged;      /* the last "queue full" refusal logged (once a second) */
         uint64_t refusals;            /* refused since then */
         uint8_t refused_id[256];      /* the last client refused, refused again without opening a
