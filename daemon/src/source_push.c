@@ -278,24 +278,27 @@ static void handle_ingest(ssmd_srv *s)
 
 
 /* Gives up a held stream (its client has not read its results for
- * push_idle_s, or the daemon stops): it ends now; what was pushed and not
- * processed is discarded, counted, logged and published as an error event. */
+ * push_idle_s, or the daemon stops): it ends now; the pushed samples whose
+ * results were not delivered (pending, inside the pipeline, the result kept
+ * by the reply sink, the parked rest of a message) are discarded, counted,
+ * logged and published as an error event. */
 static void give_up_held(ssmd_srv *s, ssmd_srv_stream *st, const char *why)
 {
-    uint64_t lost = st->pend_len - st->pend_pos;
+    size_t kept = 0;
+    for (int k = 0; k < st->n_sinks; k++)
+        if (st->sinks[k].ops == &ssmd_sink_reply) kept = ssmd_sink_reply_held_samples(st->sinks[k].self);
+    /* aligned push streams give out as many samples as they took in */
+    uint64_t lost = (st->in_samples > st->out_samples ? st->in_samples - st->out_samples : 0) + kept;
     if (s->push.parked && strcmp(s->push.name, st->name) == 0) {
         lost += s->push.h.rows - s->push.row;
         zmq_msg_close(&s->push.payload);
         s->push.parked = false;
     }
-    size_t kept = 0;
-    for (int k = 0; k < st->n_sinks; k++)
-        if (st->sinks[k].ops == &ssmd_sink_reply) kept = ssmd_sink_reply_held_samples(st->sinks[k].self);
     s->c.push_lost_samples += lost;
     if (kept) s->c.replies_dropped++;
     char reason[256];
-    snprintf(reason, sizeof reason, "%s; stream ended, %llu pushed samples not processed and %zu results "
-             "not delivered", why, (unsigned long long)lost, kept);
+    snprintf(reason, sizeof reason, "%s; stream ended, the results of %llu pushed samples not delivered",
+             why, (unsigned long long)lost);
     ssmd_log(SSMD_LOG_WARN, "stream %s: %s", st->name, reason);
     ssmd_srv_event(s, st, "error", reason);
     st->pend_pos = st->pend_len = 0;
