@@ -138,6 +138,27 @@ done:
     return rc;
 }
 
+int cli_socket_limits(void *sock, int64_t max_msg_bytes, int rcvbuf_bytes, int rcvhwm,
+                      char *msg, size_t cap)
+{
+    if (zmq_setsockopt(sock, ZMQ_MAXMSGSIZE, &max_msg_bytes, sizeof max_msg_bytes) != 0) {
+        snprintf(msg, cap, "cannot set the message size cap %lld: %s", (long long)max_msg_bytes,
+                 zmq_strerror(zmq_errno()));
+        return -1;
+    }
+    if (rcvbuf_bytes > 0 && zmq_setsockopt(sock, ZMQ_RCVBUF, &rcvbuf_bytes, sizeof rcvbuf_bytes) != 0) {
+        snprintf(msg, cap, "cannot set the receive buffer to %d bytes: %s", rcvbuf_bytes,
+                 zmq_strerror(zmq_errno()));
+        return -1;
+    }
+    if (rcvhwm >= 0 && zmq_setsockopt(sock, ZMQ_RCVHWM, &rcvhwm, sizeof rcvhwm) != 0) {
+        snprintf(msg, cap, "cannot set the receive queue to %d messages: %s", rcvhwm,
+                 zmq_strerror(zmq_errno()));
+        return -1;
+    }
+    return 0;
+}
+
 void cli_msg_close(cli_msg *m)
 {
     for (int i = 0; i < m->n_kept; i++) zmq_msg_close(&m->frames[i]);

@@ -48,6 +48,14 @@ typedef struct cli_data {
     size_t payload_len;  /**< bytes */
 } cli_data;
 
+/** Subscriber sockets' defaults (ssm-sub --rcvbuf, --rcvhwm): the kernel
+ *  receive buffer (SO_RCVBUF, bytes; Linux reserves twice it) and ZeroMQ's
+ *  receive queue (messages).  Small, so that a slow subscriber's backlog
+ *  stays bounded and it sees drops (seq gaps) instead of ever older data:
+ *  the age bound in docs/protocol.md counts both. */
+#define CLI_SUB_RCVBUF_BYTES 65536
+#define CLI_SUB_RCVHWM 32
+
 /** Set to the signal number by SIGINT/SIGTERM once cli_signals_install() ran. */
 extern volatile sig_atomic_t cli_stop_requested;
 
@@ -71,6 +79,15 @@ int cli_parse_seconds(const char *s, double *out);
  *  connection to EP after 1.0 s (is ssmd running?)") or a signal. */
 int cli_connect(void *ctx, void *sock, const char *endpoint, double timeout_s,
                 char *msg, size_t cap);
+
+/** Sets the receive-side limits of sock; call before connecting.
+ *  max_msg_bytes: ZMQ_MAXMSGSIZE, the largest frame accepted from a peer (a
+ *  peer sending more is disconnected; use SSMD_CLIENT_MAX_FRAME_BYTES);
+ *  rcvbuf_bytes: ZMQ_RCVBUF (0: the OS default, autotuned); rcvhwm:
+ *  ZMQ_RCVHWM in messages (0: unlimited; < 0: libzmq's default, 1000).
+ *  Returns 0, or -1 with one line in msg[cap] naming the option refused. */
+int cli_socket_limits(void *sock, int64_t max_msg_bytes, int rcvbuf_bytes, int rcvhwm,
+                      char *msg, size_t cap);
 
 /** Waits up to timeout_s (< 0: forever) for a message on sock, in slices
  *  that notice cli_stop_requested, and receives all its frames into *m.

@@ -164,6 +164,10 @@ int main(int argc, char **argv)
     void *sock = zmq_socket(ctx, ZMQ_DEALER);
     int linger = 0;
     zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger);
+    if (cli_socket_limits(sock, SSMD_CLIENT_MAX_FRAME_BYTES, 0, -1, why, sizeof why) != 0) {
+        fprintf(stderr, "ssm-ctl: %s\n", why);
+        goto out;
+    }
     double t0 = cli_now_s();
     if (cli_connect(ctx, sock, endpoint, timeout_s, why, sizeof why) != 0) {
         fprintf(stderr, "ssm-ctl: %s\n", why);

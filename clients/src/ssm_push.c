@@ -33,7 +33,9 @@ static const char *const usage_text =
     "  -o, --output OUT    write the processed audio that comes back to OUT (format from\n"
     "                      the extension, float samples where possible; \"-\": AU on stdout)\n"
     "  -r, --realtime      send at the file's sample rate instead of as fast as possible\n"
-    "  -c, --chunk N       sample frames per message (default 1024)\n"
+    "  -c, --chunk N       sample frames read at a time, sent as one message (default 1024)\n"
+    "                      or as several within the daemon's advertised cap\n"
+    "                      (ingest_max_payload_bytes in its first reply; 64 KiB until then)\n"
     "  -t, --timeout S     give up when the daemon is silent for S seconds (default 10)\n"
     "  -v, --verbose       print a summary on stderr\n"
     "  -h, --help          this text\n"
@@ -61,6 +63,8 @@ typedef struct push_state {
     float *mono[2];      /* two chunk buffers: current and read-ahead */
     size_t mono_n[2];
     int cur;             /* index of the chunk to send next */
+    size_t off;          /* frames of the current chunk already sent */
+    uint64_t cap_bytes;  /* the daemon's advertised ingest cap (its meta reply), 0 until seen */
     int sent_eos;
     uint64_t seq_out, pushed;
 
@@ -94,13 +98,19 @@ static int read_chunk(push_state *s, int slot)
     return 0;
 }
 
-/* Sends the current chunk (end-of-stream when the read-ahead is empty), then
- * reads the next read-ahead.  Returns 1 sent, 0 would block, -1 error. */
+/* Sends the next part of the current chunk: at most the daemon's advertised
+ * cap (SSMD_INGEST_MIN_PAYLOAD_BYTES until its meta reply said it), the
+ * last part of the last chunk flagged end-of-stream; after the last part of
+ * a chunk, reads the next read-ahead.  Returns 1 sent, 0 would block, -1
+ * error. */
 static int send_chunk(push_state *s, void *sock)
 {
     int next = 1 - s->cur;
-    size_t n = s->mono_n[s->cur];
-    int last = s->mono_n[next] == 0;
+    size_t cap_frames = (size_t)((s->cap_bytes ? s->cap_bytes : SSMD_INGEST_MIN_PAYLOAD_BYTES) / sizeof(float));
+    size_t n = s->mono_n[s->cur] - s->off;
+    if (n > cap_frames) n = cap_frames;
+    int chunk_done = s->off + n == s->mono_n[s->cur];
+    int last = chunk_done && s->mono_n[next] == 0;
     ssmd_header h;
     memset(&h, 0, sizeof h);
     h.kind = SSMD_KIND_AUDIO;
@@ -120,16 +130,19 @@ static int send_chunk(push_state *s, void *sock)
         return -1;
     }
     if (zmq_send(sock, hb, sizeof hb, ZMQ_SNDMORE) < 0 ||
-        zmq_send(sock, s->mono[s->cur], n * sizeof(float), 0) < 0) {
+        zmq_send(sock, s->mono[s->cur] + s->off, n * sizeof(float), 0) < 0) {
         fprintf(stderr, "ssm-push: cannot send: %s\n", zmq_strerror(zmq_errno()));
         return -1;
     }
     s->seq_out++;
     s->pushed += n;
+    s->off += n;
     if (last) {
         s->sent_eos = 1;
         return 1;
     }
+    if (!chunk_done) return 1;
+    s->off = 0;
     s->cur = next;
     return read_chunk(s, 1 - next) == 0 ? 1 : -1;
 }
@@ -162,6 +175,15 @@ static int handle_reply(push_state *s, const cli_msg *m)
                 msg ? msg : (text ? "(no message)" : "(empty reply)"));
         json_decref(j);
         return -1;
+    }
+    if (d.kind == SSMD_KIND_META && strcmp(d.stream, s->stream) == 0) {
+        /* the daemon's first reply: its ingest cap, which messages are split to */
+        json_error_t jerr;
+        json_t *j = json_loadb((const char *)d.payload, d.payload_len, 0, &jerr);
+        json_int_t cap = json_integer_value(json_object_get(j, "ingest_max_payload_bytes"));
+        if (cap >= (json_int_t)SSMD_INGEST_MIN_PAYLOAD_BYTES) s->cap_bytes = (uint64_t)cap;
+        json_decref(j);
+        return 0;
     }
     if (d.kind != SSMD_KIND_AUDIO || strcmp(d.stream, s->stream) != 0) return 0;
     if (d.h.dtype != SSMD_DTYPE_F32 || d.h.cols == 0 || d.h.sample_rate_hz == 0) {
@@ -233,7 +255,13 @@ static int run(push_state *s)
     void *sock = zmq_socket(ctx, ZMQ_DEALER);
     int zero = 0;
     zmq_setsockopt(sock, ZMQ_LINGER, &zero, sizeof zero);
-    zmq_setsockopt(sock, ZMQ_RCVHWM, &zero, sizeof zero); /* never let results be dropped */
+    /* results are never dropped on our side (RCVHWM 0; the loop below reads
+     * them while it sends); a frame larger than any the daemon sends
+     * disconnects it */
+    if (cli_socket_limits(sock, SSMD_CLIENT_MAX_FRAME_BYTES, 0, 0, why, sizeof why) != 0) {
+        fprintf(stderr, "ssm-push: %s\n", why);
+        goto out;
+    }
     if (cli_connect(ctx, sock, s->endpoint, s->timeout_s, why, sizeof why) != 0) {
         fprintf(stderr, "ssm-push: %s\n", why);
         goto out;
@@ -354,8 +382,8 @@ int main(int argc, char **argv)
         case 'r': s.realtime = 1; break;
         case 'c':
             if (cli_parse_u64(optarg, 1, SSMD_INGEST_MAX_PAYLOAD_BYTES / sizeof(float), &v) != 0)
-                return usage_error("--chunk: '%s' is not a frame count in 1..2097152 (the daemon takes at "
-                                   "most 8 MiB of samples per message)", optarg);
+                return usage_error("--chunk: '%s' is not a frame count in 1..2097152 (8 MiB of samples, "
+                                   "the most a daemon takes per message)", optarg);
             s.chunk = (size_t)v;
             _Static_assert(SSMD_INGEST_MAX_PAYLOAD_BYTES / sizeof(float) == 2097152, "--chunk message");
             break;

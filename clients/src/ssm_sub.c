@@ -52,6 +52,12 @@ static const char *const usage_text =
     "                      flagged end-of-stream when its events are not subscribed\n"
     "  -t, --timeout S     give up when the daemon cannot be reached within S seconds\n"
     "                      (default 5)\n"
+    "      --rcvbuf BYTES  kernel receive buffer of the connection (default 65536; 0: the\n"
+    "                      OS default, autotuned up to megabytes)\n"
+    "      --rcvhwm N      messages queued in this client before the connection stalls\n"
+    "                      (default 32; 0: unlimited). With the daemon's pub_hwm and\n"
+    "                      pub_sndbuf these bound how old the data of a slow reader can\n"
+    "                      get before it sees drops (docs/protocol.md)\n"
     "  -h, --help          this text\n"
     "\n"
     "Exit status: 0 ok, 1 unreachable daemon or output error, 2 bad options.\n";
@@ -76,6 +82,7 @@ typedef struct sub_state {
     int json, quiet, until_end;
     uint64_t max_count;
     double seconds, timeout_s;
+    int rcvbuf_bytes, rcvhwm;
 
     topic_seq *topics;
     size_t n_topics;
@@ -406,6 +413,11 @@ static int run(sub_state *s)
     void *sock = zmq_socket(ctx, ZMQ_SUB);
     int zero = 0;
     zmq_setsockopt(sock, ZMQ_LINGER, &zero, sizeof zero);
+    if (cli_socket_limits(sock, SSMD_CLIENT_MAX_FRAME_BYTES, s->rcvbuf_bytes, s->rcvhwm, why,
+                          sizeof why) != 0) {
+        fprintf(stderr, "ssm-sub: %s\n", why);
+        goto out;
+    }
     if (s->n_prefixes == 0) zmq_setsockopt(sock, ZMQ_SUBSCRIBE, "", 0);
     for (int i = 0; i < s->n_prefixes; i++)
         zmq_setsockopt(sock, ZMQ_SUBSCRIBE, s->prefixes[i], strlen(s->prefixes[i]));
@@ -488,8 +500,10 @@ int main(int argc, char **argv)
     memset(&s, 0, sizeof s);
     s.endpoint = DEFAULT_ENDPOINT;
     s.timeout_s = 5.0;
+    s.rcvbuf_bytes = CLI_SUB_RCVBUF_BYTES;
+    s.rcvhwm = CLI_SUB_RCVHWM;
     s.out = stdout;
-    enum { OPT_STREAM = 256, OPT_UNTIL_END, OPT_PLAY, OPT_DEVICE };
+    enum { OPT_STREAM = 256, OPT_UNTIL_END, OPT_PLAY, OPT_DEVICE, OPT_RCVBUF, OPT_RCVHWM };
     static const struct option opts[] = {
         { "endpoint", required_argument, NULL, 'e' },
         { "json", no_argument, NULL, 'j' },
@@ -502,6 +516,8 @@ int main(int argc, char **argv)
         { "play", no_argument, NULL, OPT_PLAY },
         { "device", required_argument, NULL, OPT_DEVICE },
         { "timeout", required_argument, NULL, 't' },
+        { "rcvbuf", required_argument, NULL, OPT_RCVBUF },
+        { "rcvhwm", required_argument, NULL, OPT_RCVHWM },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -529,6 +545,17 @@ int main(int argc, char **argv)
             if (cli_parse_seconds(optarg, &s.timeout_s) != 0)
                 return usage_error("--timeout: '%s' is not a number of seconds > 0", optarg);
             break;
+        case OPT_RCVBUF:
+        case OPT_RCVHWM: {
+            uint64_t v;
+            if (cli_parse_u64(optarg, 0, 1u << 30, &v) != 0)
+                return usage_error(c == OPT_RCVBUF ? "--rcvbuf: '%s' is not a byte count in 0..1073741824"
+                                                   : "--rcvhwm: '%s' is not a message count in 0..1073741824",
+                                   optarg);
+            if (c == OPT_RCVBUF) s.rcvbuf_bytes = (int)v;
+            else s.rcvhwm = (int)v;
+            break;
+        }
         case 'h': fputs(usage_text, stdout); return CLI_EXIT_OK;
         case ':': return usage_error("option '%s' needs a value", argv[optind - 1]);
         default: return usage_error("unknown option '%s'", argv[optind - 1]);

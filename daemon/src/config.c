@@ -68,15 +68,22 @@ static const ssmd_option options[] = {
     { "max_streams", 0, SSMD_OPT_INT, OFF(max_streams), 1, 65536, NULL, "64", false,
       "most streams served at once (the model's batch size)" },
     { "chunk_frames", 0, SSMD_OPT_INT, OFF(chunk_frames), 1, 1024, NULL, "32", false,
-      "frames a stream that is alone with input waiting runs per model call (a file job, one "
-      "client): the same output as frame by frame, faster; 1 = one frame per call" },
+      "frames a stream that is alone with input waiting runs per model call (a file job; pushed "
+      "streams go frame by frame): the same output as frame by frame, faster; 1 = one frame per call" },
     { "threads", 'j', SSMD_OPT_INT, OFF(threads), 1, 256, NULL, "2", false,
       "compute threads for the model step: batches of 32 or more streams are split over them "
       "(same results); fewer streams stay on the loop thread" },
     { "push_idle_s", 0, SSMD_OPT_INT, OFF(push_idle_s), 1, 86400, NULL, "10", true,
       "end a client's pushed stream after this many seconds without input (a crashed client)" },
+    { "ingest_max_payload", 0, SSMD_OPT_INT, OFF(ingest_max_payload), 65536, 8388608, NULL, "8388608",
+      false, "most payload bytes one pushed message may carry (advertised to clients, which split "
+      "longer pushes; a larger message drops the client's connection): 65536 to 8388608" },
     { "pub_hwm", 0, SSMD_OPT_INT, OFF(pub_hwm), 1, 1000000, NULL, "1000", false,
       "messages queued per subscriber before the daemon drops (and counts) them" },
+    { "pub_sndbuf", 0, SSMD_OPT_INT, OFF(pub_sndbuf), 0, 67108864, NULL, "65536", false,
+      "kernel send buffer of each subscriber's connection in bytes (SO_SNDBUF; Linux reserves "
+      "twice it): with pub_hwm it bounds how old a slow subscriber's data can get before it sees "
+      "drops (docs/protocol.md); 0 = the OS default (autotuned up to megabytes: no useful bound)" },
     { "ring_ms", 0, SSMD_OPT_INT, OFF(ring_ms), 10, 10000, NULL, "500", false,
       "capture ring length in milliseconds; overflow beyond it is dropped and counted" },
     { "atten_lim_db", 0, SSMD_OPT_INT, OFF(atten_lim_db), 0, 200, NULL, "100", true,

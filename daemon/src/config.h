@@ -43,7 +43,9 @@ typedef struct ssmd_config {
     long  chunk_frames;       /**< frames a lone stream runs per ssm_forward call */
     long  threads;            /**< compute threads */
     long  push_idle_s;        /**< end a pushed stream after this long without input */
+    long  ingest_max_payload; /**< payload bytes a pushed message may carry (advertised) */
     long  pub_hwm;            /**< messages queued per subscriber before dropping */
+    long  pub_sndbuf;         /**< SO_SNDBUF of each subscriber connection (bytes), 0 = OS default */
     long  ring_ms;            /**< capture ring length in milliseconds */
     bool  publish_mask;       /**< publish <stream>/mask/ */
     long  atten_lim_db;       /**< no mask gain below −atten_lim_db dB (dsp_gain_floor) */

@@ -8,7 +8,8 @@
  * SSMD_SSMD_PENDING_SECONDS of audio.  Live sources (the capture device) drop what
  * does not fit, count it and flag a discontinuity; client pushes are never
  * dropped: a message larger than the room is fed in parts with the engine
- * run in between (ssmd_srv_stream_append_all).  Loop thread; allocation only
+ * run in between (ssmd_srv_stream_append_some; a stream whose results cannot
+ * leave is held instead, sink_reply.c).  Loop thread; allocation only
  * when a stream opens. */
 #include "srv.h"
 
@@ -188,7 +189,7 @@ static uint64_t count_over_full_scale(const float *x, size_t n)
 static int drain_output(ssmd_srv *s, ssmd_srv_stream *st)
 {
     size_t got;
-    while ((got = ssmd_stream_pop(st->st, s->outbuf, SSMD_OUT_CHUNK)) > 0) {
+    while (!st->held && (got = ssmd_stream_pop(st->st, s->outbuf, SSMD_OUT_CHUNK)) > 0) {
         uint32_t flags = st->flags_next;
         st->flags_next = 0;
         uint64_t over = count_over_full_scale(s->outbuf, got);
@@ -203,7 +204,7 @@ static int drain_output(ssmd_srv *s, ssmd_srv_stream *st)
         }
         if (ssmd_srv_emit_audio(s, st, s->outbuf, got, flags) != 0) return -1;
     }
-    if (st->finished && ssmd_stream_done(st->st) && !st->eos_sent) {
+    if (!st->held && st->finished && ssmd_stream_done(st->st) && !st->eos_sent) {
         st->eos_sent = true;
         if (ssmd_srv_emit_audio(s, st, s->outbuf, 0, SSMD_FLAG_END_OF_STREAM | st->flags_next) != 0) return -1;
     }
@@ -227,22 +228,46 @@ static int next_frame(ssmd_srv_stream *st, float *row)
     return ssmd_stream_prepare(st->st, row);
 }
 
+/* True when a sink of the stream can hold it (a reply whose client's queue
+ * is full): its frames must then be completed one at a time. */
+static bool may_be_held(const ssmd_srv_stream *st)
+{
+    for (int k = 0; k < st->n_sinks; k++)
+        if (st->sinks[k].ops == &ssmd_sink_reply) return true;
+    return false;
+}
+
 /* Steps every stream with a frame ready, as one batch, until none has.  A
- * stream that is alone with a frame ready (a file job, one client) runs up
- * to chunk_frames of the frames its input already holds through one
- * ssm_forward call: the same bits as frame-by-frame steps (model.h), the
- * weights read once per chunk instead of once per frame; each frame then
- * goes to the sinks exactly as a stepped one. */
+ * stream that is alone with a frame ready and that no sink can hold (a file
+ * job, the microphone) runs up to chunk_frames of the frames its input
+ * already holds through one ssm_forward call: the same bits as
+ * frame-by-frame steps (model.h), the weights read once per chunk instead of
+ * once per frame; each frame then goes to the sinks exactly as a stepped one.
+ * (A pushed stream is stepped frame by frame: its reply sink may hold it
+ * between two frames, and a chunk's later frames would have nowhere to go.) */
 int ssmd_engine_run(ssmd_srv *s)
 {
     size_t nf = (size_t)s->fe.n_features, nb_bins = (size_t)s->fe.n_bins;
     size_t dm = (size_t)ssm_model_d_model(s->model);
     unsigned heads = ssm_model_heads(s->model);
+    /* held streams: the sinks retry what they keep; a stream runs again once
+     * nothing is kept (its output left, in order) */
+    for (int i = 0; i < s->max_streams; i++) {
+        ssmd_srv_stream *st = &s->streams[i];
+        if (!st->used || !st->held) continue;
+        bool clear = true;
+        for (int k = 0; k < st->n_sinks; k++)
+            if (st->sinks[k].ops->flush && !st->sinks[k].ops->flush(s, st, st->sinks[k].self)) clear = false;
+        if (clear) {
+            st->held = false;
+            if (drain_output(s, st) != 0) return -1; /* what the pipeline had ready */
+        }
+    }
     for (;;) {
         int nb = 0;
         for (int i = 0; i < s->max_streams; i++) {
             ssmd_srv_stream *st = &s->streams[i];
-            if (!st->used || st->ended || !st->st) continue;
+            if (!st->used || st->ended || !st->st || st->held) continue;
             if (next_frame(st, s->features + (size_t)nb * nf)) {
                 s->batch[nb] = i;
                 s->states[nb] = ssmd_stream_state(st->st);
@@ -254,7 +279,7 @@ int ssmd_engine_run(ssmd_srv *s)
                             .vad = (heads & SSM_MODEL_HEAD_VAD) ? s->vad : NULL,
                             .embedding = s->cfg->publish_embedding ? s->emb : NULL };
         int rc;
-        if (nb == 1 && s->chunk_frames > 1) {
+        if (nb == 1 && s->chunk_frames > 1 && !may_be_held(&s->streams[s->batch[0]])) {
             ssmd_srv_stream *st = &s->streams[s->batch[0]];
             while (nb < s->chunk_frames && next_frame(st, s->features + (size_t)nb * nf)) s->batch[nb++] = s->batch[0];
             unsigned fl = 0;
@@ -307,26 +332,29 @@ int ssmd_engine_run(ssmd_srv *s)
     /* finishing streams may still have the resampler's tail to emit */
     for (int i = 0; i < s->max_streams; i++) {
         ssmd_srv_stream *st = &s->streams[i];
-        if (!st->used || st->ended || !st->finished || !st->st) continue;
+        if (!st->used || st->ended || !st->finished || !st->st || st->held) continue;
         if (drain_output(s, st) != 0) return -1;
-        if (ssmd_stream_done(st->st)) st->ended = true;
+        if (ssmd_stream_done(st->st) && !st->held) st->ended = true;
     }
     return 0;
 }
 
 /* Client pushes are not dropped: what does not fit in the pending buffer
- * waits while the engine consumes what is there. */
-int ssmd_srv_stream_append_all(ssmd_srv *s, ssmd_srv_stream *st, const float *x, size_t n)
+ * waits while the engine consumes what is there; a held stream consumes
+ * nothing, so the caller keeps the rest. */
+long ssmd_srv_stream_append_some(ssmd_srv *s, ssmd_srv_stream *st, const float *x, size_t n)
 {
-    while (n > 0) {
+    size_t done = 0;
+    while (done < n) {
         pending_compact(st);
-        size_t room = st->pend_cap - st->pend_len, k = n < room ? n : room;
-        ssmd_srv_stream_append(s, st, x, k);
-        x += k;
-        n -= k;
-        if (n > 0 && ssmd_engine_run(s) != 0) return -1;
+        size_t room = st->pend_cap - st->pend_len, k = n - done < room ? n - done : room;
+        ssmd_srv_stream_append(s, st, x + done, k);
+        done += k;
+        if (done == n) break;
+        if (ssmd_engine_run(s) != 0) return -1;
+        if (st->held && st->pend_len - st->pend_pos == st->pend_cap) break;
     }
-    return 0;
+    return (long)done;
 }
 
 void ssmd_srv_stream_report(ssmd_srv *s, ssmd_srv_stream *st, int level, const char *output, bool compensated)

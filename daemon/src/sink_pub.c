@@ -37,6 +37,8 @@ static void publish(ssmd_srv *s, ssmd_srv_stream *st, uint16_t kind, uint16_t dt
 
 static char *audio_meta_json(ssmd_srv *s, ssmd_srv_stream *st)
 {
+    /* ingest_max_payload_bytes: what a client may push in one message (it
+     * splits longer pushes; SSMD_INGEST_MIN_PAYLOAD_BYTES until it saw this) */
     char hash[32], epoch[32];
     snprintf(hash, sizeof hash, "0x%016llx", (unsigned long long)ssm_model_hash(s->model));
     snprintf(epoch, sizeof epoch, "0x%016llx", (unsigned long long)s->epoch);
@@ -47,13 +49,14 @@ static char *audio_meta_json(ssmd_srv *s, ssmd_srv_stream *st)
     if (hm & SSM_MODEL_HEAD_LM) json_array_append_new(heads, json_string("lm"));
     json_array_append_new(heads, json_string("embedding"));
     const char *name = ssm_model_meta(s->model, "name");
-    json_t *o = json_pack("{s:s, s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:{s:s, s:i}, s:o, s:{s:s, s:s}, s:I, s:s}",
+    json_t *o = json_pack("{s:s, s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:{s:s, s:i}, s:o, s:{s:s, s:s}, s:I, s:s, s:I}",
         "stream", st->name, "source", st->src->name, "sample_rate_hz", st->rate_hz,
         "channels", 1, "model_rate_hz", s->fe.sample_rate_hz, "n_fft", s->fe.n_fft,
         "hop_samples", s->fe.hop_samples, "latency_samples", s->fe.latency_samples,
         "features", "kind", s->fe.features == SSMD_FEATURES_LOG_MEL ? "log_mel" : "log_power",
         "n", s->fe.n_features, "heads", heads, "model", "name", name ? name : s->model_path,
-        "hash", hash, "state_bytes", (json_int_t)ssm_state_bytes(s->model), "epoch", epoch);
+        "hash", hash, "state_bytes", (json_int_t)ssm_state_bytes(s->model), "epoch", epoch,
+        "ingest_max_payload_bytes", (json_int_t)s->cfg->ingest_max_payload);
     char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
     return text;
@@ -64,9 +67,14 @@ static void publish_text(ssmd_srv *s, ssmd_srv_stream *st, uint16_t kind, const 
     if (text) publish(s, st, kind, SSMD_DTYPE_UTF8, 0, 1, (uint32_t)strlen(text), st->in_samples, text, strlen(text));
 }
 
+char *ssmd_pub_meta_json(ssmd_srv *s, ssmd_srv_stream *st)
+{
+    return st->src->meta_json ? st->src->meta_json(s, st) : audio_meta_json(s, st);
+}
+
 void ssmd_pub_meta(ssmd_srv *s, ssmd_srv_stream *st)
 {
-    char *m = st->src->meta_json ? st->src->meta_json(s, st) : audio_meta_json(s, st);
+    char *m = ssmd_pub_meta_json(s, st);
     publish_text(s, st, SSMD_KIND_META, m);
     free(m);
 }

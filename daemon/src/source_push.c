@@ -6,9 +6,18 @@
  * never dropped: the socket is read only while every push stream has room
  * (ZeroMQ's flow control slows a fast client down), at most
  * MAX_INGEST_PER_ITER messages per iteration.  A stream whose client goes
- * silent for push_idle_s seconds is ended.  Loop thread. */
+ * silent for push_idle_s seconds is ended.
+ *
+ * Back-pressure from the results: a stream whose client does not read its
+ * results is held (sink_reply.c) and consumes nothing; the part of a message
+ * that did not fit is parked (s->push) and the socket is not read until it
+ * has gone in, so the client's sends block.  A client held for push_idle_s
+ * seconds is given up: its stream ends, what it pushed and was not processed
+ * is counted (push_lost_samples), logged as a warning and published as an
+ * error event on the stream's event topic.  Loop thread. */
 #include "srv.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -23,6 +32,7 @@ enum { MAX_INGEST_PER_ITER = 64 };
  * input; otherwise the ingest socket is left unread this iteration. */
 static bool ingest_has_room(const ssmd_srv *s)
 {
+    if (s->push.parked) return false;
     for (int i = 0; i < s->max_streams; i++) {
         const ssmd_srv_stream *st = &s->streams[i];
         if (st->used && st->src == &ssmd_source_push && st->pend_len - st->pend_pos > st->pend_cap / 2) return false;
@@ -73,8 +83,104 @@ static const char *proto_code(int rc)
 }
 
 
+/* Appends rows [*row, rows) of a pushed payload (f32 or i16, cols channels
+ * averaged) to the stream, the engine running as the pending input fills.
+ * Returns true when every row went in (end-of-stream then applies); false
+ * when the stream is held, *row then says how far it got. */
+static bool push_rows_from(ssmd_srv *s, ssmd_srv_stream *st, const uint8_t *p, const ssmd_header *h, size_t *row)
+{
+    size_t rows = h->rows, cols = h->cols;
+    float chunk[1024];
+    uint8_t bad[1024]; /* non-finite values per row (cols <= 64) */
+    while (*row < rows) {
+        size_t r0 = *row, m = rows - r0 < 1024 ? rows - r0 : 1024;
+        for (size_t r = 0; r < m; r++) {
+            float acc = 0;
+            bad[r] = 0;
+            for (size_t c = 0; c < cols; c++) {
+                size_t idx = (r0 + r) * cols + c;
+                float v;
+                if (h->dtype == SSMD_DTYPE_F32) {
+                    uint32_t u = ssmd_get_u32(p + 4 * idx);
+                    memcpy(&v, &u, 4);
+                } else {
+                    v = (float)(int16_t)ssmd_get_u16(p + 2 * idx) / 32768.0f;
+                }
+                if (!isfinite(v)) { v = 0; bad[r]++; }
+                acc += v;
+            }
+            chunk[r] = acc / (float)cols;
+        }
+        long got = ssmd_srv_stream_append_some(s, st, chunk, m);
+        if (got < 0) got = 0; /* the engine failed: the loop reports it at its next run */
+        for (long r = 0; r < got; r++) s->c.nonfinite_samples += bad[r];
+        *row += (size_t)got;
+        if ((size_t)got < m) return false;
+    }
+    if (h->flags & SSMD_FLAG_END_OF_STREAM) st->eos = true;
+    return true;
+}
+
+static bool push_rows(ssmd_srv *s, ssmd_srv_stream *st, const uint8_t *p, const ssmd_header *h, size_t row)
+{
+    s->push.row = row;
+    return push_rows_from(s, st, p, h, &s->push.row);
+}
+
+/* The parked rest of a message goes in as its stream drains; true when
+ * nothing is parked any more. */
+static bool resume_parked(ssmd_srv *s)
+{
+    if (!s->push.parked) return true;
+    ssmd_srv_stream *st = ssmd_srv_stream_find(s, s->push.name);
+    if (st && !st->ended && st->src == &ssmd_source_push && !st->held &&
+        !push_rows_from(s, st, zmq_msg_data(&s->push.payload), &s->push.h, &s->push.row))
+        return false;
+    if (st && !st->held) st->t_last_in = ssmd_now_s();
+    if (st && st->held) return false;
+    zmq_msg_close(&s->push.payload);
+    s->push.parked = false;
+    return true;
+}
+
+/* A client whose queue is already full when its stream opens reads no
+ * results: its message is refused, not held (a held stream would stop the
+ * ingest socket for everyone again), and counted as lost; logged once a
+ * second. */
+static void refuse_full_client(ssmd_srv *s, const char *name, const uint8_t *id, size_t id_len, uint32_t rows)
+{
+    s->c.push_lost_samples += rows;
+    s->push.refusals++;
+    double t = ssmd_now_s();
+    memcpy(s->push.refused_id, id, id_len);
+    s->push.refused_id_len = id_len;
+    s->push.t_refused = t;
+    if (t - s->push.t_refusal_logged >= 1.0) {
+        ssmd_log(SSMD_LOG_WARN, "stream %s: the client does not read its results (its queue is full): "
+                 "%llu message(s) refused, their samples counted in push_lost_samples", name,
+                 (unsigned long long)s->push.refusals);
+        s->push.refusals = 0;
+        s->push.t_refusal_logged = t;
+    }
+}
+
+static bool client_refused(const ssmd_srv *s, const uint8_t *id, size_t id_len)
+{
+    return s->push.refused_id_len == id_len && memcmp(s->push.refused_id, id, id_len) == 0 &&
+           ssmd_now_s() - s->push.t_refused < (double)s->cfg->push_idle_s;
+}
+
 static void handle_ingest(ssmd_srv *s)
 {
+    double t = ssmd_now_s(), since = s->push.t_polled > 0 ? t - s->push.t_polled : 0;
+    s->push.t_polled = t;
+    if (!resume_parked(s) || !ingest_has_room(s)) {
+        /* while the socket is left unread, clients wait on us: that time is
+         * not their idleness (push_idle_s) */
+        for (int i = 0; i < s->max_streams; i++)
+            if (s->streams[i].used && s->streams[i].src == &ssmd_source_push) s->streams[i].t_last_in += since;
+        return;
+    }
     zmq_msg_t f[SSMD_TRANSPORT_MAX_FRAMES];
     int total = 0, n;
     for (int iter = 0; iter < MAX_INGEST_PER_ITER && ingest_has_room(s) &&
@@ -96,7 +202,8 @@ static void handle_ingest(ssmd_srv *s)
                    name[0] == '_') {
             ingest_error(s, id, id_len, "BAD_TOPIC", NULL, "topic must be '<stream>/audio/' with a valid stream name");
         } else if ((rc = ssmd_header_decode(zmq_msg_data(&f[k + 1]), zmq_msg_size(&f[k + 1]),
-                                            zmq_msg_size(&f[k + 2]), 0, &h)) != SSMD_PROTO_OK) {
+                                            zmq_msg_size(&f[k + 2]), (size_t)s->cfg->ingest_max_payload,
+                                            &h)) != SSMD_PROTO_OK) {
             ingest_error(s, id, id_len, proto_code(rc), name, "%s", ssmd_proto_strerror(rc));
         } else if (kind != SSMD_KIND_AUDIO || h.kind != SSMD_KIND_AUDIO ||
                    (h.dtype != SSMD_DTYPE_F32 && h.dtype != SSMD_DTYPE_I16)) {
@@ -125,45 +232,44 @@ static void handle_ingest(ssmd_srv *s)
             } else if (!st) {
                 if (id_len > sizeof st->owner) {
                     ingest_error(s, id, id_len, "BAD_FRAMES", name, "client identity too long");
+                } else if (client_refused(s, id, id_len)) {
+                    refuse_full_client(s, name, id, id_len, h.rows);
                 } else if (!(st = ssmd_srv_stream_open(s, name, &ssmd_source_push, (int)h.sample_rate_hz, true, true,
                                                      err, sizeof err))) {
                     ingest_error(s, id, id_len, strcmp(err, "TOO_MANY_STREAMS") == 0 ? "TOO_MANY_STREAMS" : "INTERNAL",
                                  name, "%s", strcmp(err, "TOO_MANY_STREAMS") == 0
                                                  ? "max_streams streams are already running" : err);
                 } else {
-                    memcpy(st->owner, id, id_len);
-                    st->owner_len = id_len;
-                    ssmd_srv_stream_attach(st, &ssmd_sink_reply, NULL);
+                    void *reply = ssmd_sink_reply_create();
+                    if (!reply) {
+                        ingest_error(s, id, id_len, "INTERNAL", name, "out of memory for the stream's replies");
+                        st->ended = true;
+                        st = NULL;
+                    } else {
+                        memcpy(st->owner, id, id_len);
+                        st->owner_len = id_len;
+                        ssmd_srv_stream_attach(st, &ssmd_sink_reply, reply);
+                        /* tells the client the cap it splits at */
+                        if (ssmd_reply_meta(s, st) == EAGAIN) {
+                            refuse_full_client(s, name, id, id_len, h.rows);
+                            ssmd_srv_event(s, st, "error", "the client does not read its results (its queue "
+                                           "is full); message refused");
+                            st->eos = true;
+                            st->ended = true;
+                            st = NULL;
+                        }
+                    }
                 }
             }
             if (st) {
-                const uint8_t *p = zmq_msg_data(&f[k + 2]);
-                size_t rows = h.rows, cols = h.cols;
-                float chunk[1024];
-                uint64_t nonfinite = 0;
-                for (size_t r0 = 0; r0 < rows; r0 += 1024) {
-                    size_t m = rows - r0 < 1024 ? rows - r0 : 1024;
-                    for (size_t r = 0; r < m; r++) {
-                        float acc = 0;
-                        for (size_t c = 0; c < cols; c++) {
-                            size_t idx = (r0 + r) * cols + c;
-                            float v;
-                            if (h.dtype == SSMD_DTYPE_F32) {
-                                uint32_t u = ssmd_get_u32(p + 4 * idx);
-                                memcpy(&v, &u, 4);
-                            } else {
-                                v = (float)(int16_t)ssmd_get_u16(p + 2 * idx) / 32768.0f;
-                            }
-                            if (!isfinite(v)) { v = 0; nonfinite++; }
-                            acc += v;
-                        }
-                        chunk[r] = acc / (float)cols;
-                    }
-                    ssmd_srv_stream_append_all(s, st, chunk, m);
-                }
-                s->c.nonfinite_samples += nonfinite;
                 st->t_last_in = ssmd_now_s();
-                if (h.flags & SSMD_FLAG_END_OF_STREAM) st->eos = true;
+                if (!push_rows(s, st, zmq_msg_data(&f[k + 2]), &h, 0)) { /* held: park the rest */
+                    zmq_msg_init(&s->push.payload);
+                    zmq_msg_move(&s->push.payload, &f[k + 2]);
+                    s->push.parked = true;
+                    snprintf(s->push.name, sizeof s->push.name, "%s", st->name);
+                    s->push.h = h;
+                }
             }
         }
         ssmd_transport_frames_close(f, n);
@@ -171,15 +277,57 @@ static void handle_ingest(ssmd_srv *s)
 }
 
 
+/* Gives up a held stream (its client has not read its results for
+ * push_idle_s, or the daemon stops): it ends now; the pushed samples whose
+ * results were not delivered (pending, inside the pipeline, the result kept
+ * by the reply sink, the parked rest of a message) are discarded, counted,
+ * logged and published as an error event. */
+static void give_up_held(ssmd_srv *s, ssmd_srv_stream *st, const char *why)
+{
+    size_t kept = 0;
+    for (int k = 0; k < st->n_sinks; k++)
+        if (st->sinks[k].ops == &ssmd_sink_reply) kept = ssmd_sink_reply_held_samples(st->sinks[k].self);
+    /* aligned push streams give out as many samples as they took in */
+    uint64_t lost = (st->in_samples > st->out_samples ? st->in_samples - st->out_samples : 0) + kept;
+    if (s->push.parked && strcmp(s->push.name, st->name) == 0) {
+        lost += s->push.h.rows - s->push.row;
+        zmq_msg_close(&s->push.payload);
+        s->push.parked = false;
+    }
+    s->c.push_lost_samples += lost;
+    if (kept) s->c.replies_dropped++;
+    char reason[256];
+    snprintf(reason, sizeof reason, "%s; stream ended, the results of %llu pushed samples not delivered",
+             why, (unsigned long long)lost);
+    ssmd_log(SSMD_LOG_WARN, "stream %s: %s", st->name, reason);
+    ssmd_srv_event(s, st, "error", reason);
+    st->pend_pos = st->pend_len = 0;
+    st->eos = true;
+    st->held = false;
+    st->ended = true;
+}
+
 /* A push stream whose client sent nothing for push_idle_s seconds (it
  * crashed or forgot end-of-stream) is ended as if it had sent end-of-stream,
- * so abandoned streams cannot hold the slots. */
-static void expire_idle_pushes(ssmd_srv *s)
+ * so abandoned streams cannot hold the slots.  A stream held that long
+ * because its client reads no results is given up (it would otherwise stop
+ * the ingest socket for every client); at shutdown, at once. */
+static void expire_idle_pushes(ssmd_srv *s, bool stopping)
 {
     double t = ssmd_now_s();
     for (int i = 0; i < s->max_streams; i++) {
         ssmd_srv_stream *st = &s->streams[i];
-        if (st->used && st->src == &ssmd_source_push && !st->eos && t - st->t_last_in > (double)s->cfg->push_idle_s) {
+        if (!st->used || st->src != &ssmd_source_push || st->ended) continue;
+        if (st->held && (stopping || t - st->t_held > (double)s->cfg->push_idle_s)) {
+            char why[128];
+            if (stopping) snprintf(why, sizeof why, "the daemon is stopping and the client did not read its results");
+            else snprintf(why, sizeof why, "the client did not read its results for %ld s (push_idle_s)",
+                          s->cfg->push_idle_s);
+            give_up_held(s, st, why);
+            continue;
+        }
+        if (st->held || (s->push.parked && strcmp(s->push.name, st->name) == 0)) continue;
+        if (!st->eos && t - st->t_last_in > (double)s->cfg->push_idle_s) {
             st->eos = true;
             ssmd_srv_event(s, st, "idle", "no input for push_idle_s seconds; stream ended");
             ssmd_log(SSMD_LOG_INFO, "stream %s: idle for %ld s, ended", st->name, s->cfg->push_idle_s);
@@ -192,7 +340,8 @@ static int push_pull(ssmd_srv *s, bool stopping, bool *busy)
 {
     (void)busy;
     if (!stopping && s->t.pub) handle_ingest(s);
-    expire_idle_pushes(s);
+    else resume_parked(s);
+    expire_idle_pushes(s, stopping);
     return 0;
 }
 

@@ -76,6 +76,10 @@ typedef struct ssmd_sink_ops {
     void (*frame)(ssmd_srv *s, ssmd_srv_stream *st, void *self, const ssmd_frame_out *f);
     /** An event of the stream, as compact JSON text. */
     void (*event)(ssmd_srv *s, ssmd_srv_stream *st, void *self, const char *json);
+    /** The stream is held (st->held, set by this sink's audio hook when its
+     *  output cannot leave yet): retry what the sink keeps.  Returns true
+     *  when nothing is kept any more (the engine then runs the stream again). */
+    bool (*flush)(ssmd_srv *s, ssmd_srv_stream *st, void *self);
     /** The stream ended normally: finalise (close a file).  Returns 0, or -1
      *  (logged; the run's exit status becomes 1). */
     int (*finish)(ssmd_srv *s, ssmd_srv_stream *st, void *self);
@@ -84,7 +88,8 @@ typedef struct ssmd_sink_ops {
 } ssmd_sink_ops;
 
 extern const ssmd_sink_ops ssmd_sink_pub;    /* sink_pub.c: <stream>/<kind>/ topics */
-extern const ssmd_sink_ops ssmd_sink_reply;  /* sink_reply.c: audio back to the pushing client */
+extern const ssmd_sink_ops ssmd_sink_reply;  /* sink_reply.c: audio back to the pushing client;
+                                                self from ssmd_sink_reply_create */
 extern const ssmd_sink_ops ssmd_sink_file;   /* sink_file.c: self from ssmd_file_mux_channel */
 extern const ssmd_sink_ops ssmd_sink_device; /* sink_device.c: self is an ssmd_playback */
 
@@ -108,6 +113,12 @@ int ssmd_file_mux_open(ssmd_file_mux **out, const char *path, const dsp_audio_in
 void *ssmd_file_mux_channel(ssmd_file_mux *m, int k);
 /** Deletes the file and frees a mux none of whose channels was attached. */
 void ssmd_file_mux_discard(ssmd_file_mux *m);
+
+/** The reply sink's per-stream state (one held message); NULL when out of
+ *  memory.  Released by the sink's destroy.  Allocates (stream open). */
+void *ssmd_sink_reply_create(void);
+/** Samples the reply sink keeps for a held stream (0 when none). */
+size_t ssmd_sink_reply_held_samples(const void *self);
 
 /* ---- sources ---------------------------------------------------------- */
 
@@ -161,6 +172,9 @@ struct ssmd_srv_stream {
     float *pend;
     size_t pend_pos, pend_len, pend_cap;
     bool eos;                     /* no more input will come */
+    bool held;                    /* a sink cannot pass the output on yet (sink_reply.c):
+                                     the engine runs nothing for the stream until flushed */
+    double t_held;                /* when it became held (monotonic s) */
     uint64_t seq[9];              /* per kind */
     uint64_t in_samples;          /* input samples accepted */
     uint64_t out_samples;         /* output samples emitted */
@@ -184,7 +198,9 @@ struct ssmd_srv_stream {
 typedef struct ssmd_srv_counters {
     uint64_t frames, dropped_samples, published, publish_dropped, bad_messages, bad_requests,
         state_resets, nonfinite_samples, replies_dropped, subscriptions, capture_dropped,
-        device_failures, monitor_dropped, input_clipped, output_clipped;
+        device_failures, monitor_dropped, input_clipped, output_clipped,
+        reply_stalls,       /* times a push stream was held because its client did not read */
+        push_lost_samples;  /* pushed samples discarded: a client held for push_idle_s, or at shutdown */
 } ssmd_srv_counters;
 
 struct ssmd_srv {
@@ -235,6 +251,24 @@ struct ssmd_srv {
         double check_t;
         bool failed;
     } mic;
+    struct {
+        /* the rest of an ingest message whose stream is held (its client does
+         * not read its results): nothing more is read from the ingest socket
+         * until it has gone in (source_push.c) */
+        bool parked;
+        zmq_msg_t payload;            /* the message's payload frame (owned while parked) */
+        ssmd_header h;                /* its header */
+        size_t row;                   /* rows already appended */
+        double t_polled;              /* the last look at the socket (monotonic s): time it is
+                                         left unread is added to the streams' t_last_in */
+        double t_refusal_logged;      /* the last "queue full" refusal logged (once a second) */
+        uint64_t refusals;            /* refused since then */
+        uint8_t refused_id[256];      /* the last client refused, refused again without opening a
+                                         stream while it keeps sending (push_idle_s) */
+        size_t refused_id_len;
+        double t_refused;
+        char name[SSMD_STREAM_NAME_MAX + 1];
+    } push;
     struct {
         ssmd_genjob *job;
         float *buf;                   /* {block} one stream's samples of a block */
@@ -288,9 +322,11 @@ ssm_state *ssmd_srv_stream_state(ssmd_srv *s, ssmd_srv_stream *st);
 /** Appends mono samples to the pending input; what does not fit is dropped,
  *  counted and flagged (live sources). */
 void ssmd_srv_stream_append(ssmd_srv *s, ssmd_srv_stream *st, const float *x, size_t n);
-/** Appends every sample, running the engine while the pending input is full
- *  (client pushes are never dropped).  Returns -1 when the engine failed. */
-int ssmd_srv_stream_append_all(ssmd_srv *s, ssmd_srv_stream *st, const float *x, size_t n);
+/** Appends samples, running the engine while the pending input is full
+ *  (client pushes are never dropped), until all are in or the stream is held
+ *  (its results cannot leave: the caller keeps the rest and tries again
+ *  later).  Returns the count appended, or -1 when the engine failed. */
+long ssmd_srv_stream_append_some(ssmd_srv *s, ssmd_srv_stream *st, const float *x, size_t n);
 /** One audio message to every sink of the stream; out_samples advances. */
 int ssmd_srv_emit_audio(ssmd_srv *s, ssmd_srv_stream *st, const float *x, size_t n, uint32_t flags);
 /** An event {"event", "stream"[, "reason"]} to every sink of the stream.
@@ -310,8 +346,19 @@ void ssmd_srv_stream_report(ssmd_srv *s, ssmd_srv_stream *st, int level, const c
 
 /* ---- PUB specifics (sink_pub.c) ----------------------------------------- */
 
+/** The stream's description for <stream>/meta/ (its source's, or the audio
+ *  pipeline's), malloc'd JSON text the caller frees; NULL when out of memory. */
+char *ssmd_pub_meta_json(ssmd_srv *s, ssmd_srv_stream *st);
 /** Publishes the stream's <stream>/meta/ message. */
 void ssmd_pub_meta(ssmd_srv *s, ssmd_srv_stream *st);
+
+/* ---- reply specifics (sink_reply.c) --------------------------------------- */
+
+/** Sends a push stream's <stream>/meta/ (with ingest_max_payload_bytes) to
+ *  the client that pushes it, its first reply.  Returns 0 sent, EAGAIN when
+ *  the client's queue is already full (it reads no results), -1 when it
+ *  has gone (both counted in replies_dropped).  Allocates (stream open). */
+int ssmd_reply_meta(ssmd_srv *s, ssmd_srv_stream *st);
 /** Reads XPUB subscriptions; re-sends the matching metas (once each). */
 void ssmd_pub_handle_subscriptions(ssmd_srv *s);
 

@@ -62,10 +62,11 @@ static void *open_socket(ssmd_transport *t, const ssmd_config *cfg, int type, co
 {
     void *sock = zmq_socket(t->ctx, type);
     int linger = 200, hwm = (int)cfg->pub_hwm, one = 1;
-    /* ingest: at most SSMD_INGEST_MAX_MSG bytes a message and SSMD_INGEST_HWM messages
+    /* ingest: at most ingest_max_payload (+ 4 KiB for topic and header) bytes a frame and SSMD_INGEST_HWM messages
      * queued per client, so a flooding client costs bounded memory; control
      * requests are small (snapshots are state-sized) */
-    int64_t maxmsg = type == ZMQ_ROUTER && strcmp(key, "ingest") == 0 ? SSMD_INGEST_MAX_MSG : SSMD_CONTROL_MAX_MSG;
+    int64_t maxmsg = type == ZMQ_ROUTER && strcmp(key, "ingest") == 0 ? (int64_t)cfg->ingest_max_payload + 4096
+                                                                      : SSMD_CONTROL_MAX_MSG;
     int rcvhwm = SSMD_INGEST_HWM;
     zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger);
     if (type == ZMQ_XPUB) {
@@ -75,9 +76,19 @@ static void *open_socket(ssmd_transport *t, const ssmd_config *cfg, int type, co
         zmq_setsockopt(sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
         zmq_setsockopt(sock, ZMQ_XPUB_VERBOSE, &one, sizeof one);
         zmq_setsockopt(sock, ZMQ_MAXMSGSIZE, &max_sub, sizeof max_sub);
+        /* without a fixed send buffer the kernel autotunes it up to megabytes
+         * (tcp_wmem), which holds a slow subscriber's backlog beyond pub_hwm:
+         * its data aged without bound instead of being dropped (docs/protocol.md) */
+        if (cfg->pub_sndbuf > 0) {
+            int sndbuf = (int)cfg->pub_sndbuf;
+            zmq_setsockopt(sock, ZMQ_SNDBUF, &sndbuf, sizeof sndbuf);
+        }
     } else {
         zmq_setsockopt(sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
         zmq_setsockopt(sock, ZMQ_RCVHWM, &rcvhwm, sizeof rcvhwm);
+        /* a result for a client whose queue is full fails with EAGAIN instead of
+         * vanishing, so the stream is held until it drains (sink_reply.c) */
+        if (strcmp(key, "ingest") == 0) zmq_setsockopt(sock, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
     }
     if (t->curve_secret[0]) {
         zmq_setsockopt(sock, ZMQ_CURVE_SERVER, &one, sizeof one);

@@ -19,9 +19,9 @@
 #include "config.h"
 #include "ssmd/protocol.h"
 
-/* ingest messages: 8 MiB (2 M float samples, 43 s at 48 kHz) at most, 32
- * queued per client; control messages 16 MiB (snapshots are state-sized) */
-#define SSMD_INGEST_MAX_MSG ((int64_t)SSMD_INGEST_MAX_PAYLOAD_BYTES + 4096)
+/* ingest frames: ingest_max_payload (at most SSMD_INGEST_MAX_PAYLOAD_BYTES,
+ * 8 MiB: 2 M float samples, 43 s at 48 kHz) + 4 KiB, 32 messages queued per
+ * client; control messages 16 MiB (snapshots are state-sized) */
 #define SSMD_CONTROL_MAX_MSG ((int64_t)16 * 1024 * 1024)
 /* subscription messages on the PUB socket: 1 + a topic prefix */
 #define SSMD_SUBSCRIPTION_MAX_MSG ((int64_t)4096)

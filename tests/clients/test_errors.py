@@ -46,7 +46,7 @@ bad([PUSH, "--stream", "bad/name", wav], 2, "not a valid stream name", "bad stre
 bad([PUSH, "--stream", "_reserved", wav], 2, "not a valid stream name", "reserved stream name")
 bad([PUSH, "--stream", "x" * 65, wav], 2, "not a valid stream name", "65-byte stream name")
 bad([PUSH, "--stream", "ok", "--chunk", "0", wav], 2, "--chunk: '0'", "chunk 0")
-bad([PUSH, "--stream", "ok", "--chunk", "2097153", wav], 2, "at most 8 MiB of samples per message", "chunk over the daemon's cap")
+bad([PUSH, "--stream", "ok", "--chunk", "2097153", wav], 2, "8 MiB of samples, the most a daemon takes per message", "chunk over the daemon's cap")
 bad([PUSH, "--stream", "ok", wav, "extra"], 2, "unexpected argument 'extra'", "two files")
 bad([CTL], 2, "missing command", "no command")
 bad([CTL, "frobnicate"], 2, "unknown command 'frobnicate'", "unknown command")

@@ -20,6 +20,11 @@ from ssmd import protocol as P  # noqa: E402
 
 SSMD, STREAM_RUN, MODELS = sys.argv[1], sys.argv[2], sys.argv[3]
 SLOW = "--slow" in sys.argv
+# --only NAME runs that one test (registered as its own meson test);
+# --ssm-sub PATH is the C subscriber client for the tests that use it
+ONLY = sys.argv[sys.argv.index("--only") + 1] if "--only" in sys.argv else None
+SSM_SUB = sys.argv[sys.argv.index("--ssm-sub") + 1] if "--ssm-sub" in sys.argv else None
+SSM_PUSH = sys.argv[sys.argv.index("--ssm-push") + 1] if "--ssm-push" in sys.argv else None
 MODEL = os.path.join(MODELS, "random.safetensors")
 TMP = tempfile.mkdtemp(prefix="ssmd-it-")
 
@@ -111,6 +116,8 @@ def push_stream(endpoint, name, x, rate, chunk=1000, timeout=20):
             continue
         t, hb, payload = d.recv_multipart()
         h = P.decode_header(hb, len(payload))
+        if t == P.format_topic(name, "meta").encode():
+            continue  # the daemon's first reply: the stream's meta
         assert t == topic, t
         out.append(np.frombuffer(payload, "<f4"))
         seqs.append(h.seq)
@@ -215,25 +222,171 @@ def t_vad_gate():
 
 
 def t_python_push_large():
-    """Python Pusher.push of 2.4 M samples in one call (9.6 MB, over the daemon's 8 MiB per
-    message): every sample comes back, in order (it used to be dropped by the socket, silently)."""
+    """One Pusher.push() of 2.4 M samples (9.6 MB, over the daemon's 8 MiB per message) and one
+    of 60 s at 48 kHz, and ssm-push --chunk 2097152 of that 60 s file, against a daemon whose
+    ingest cap is set to 64 KiB: the daemon advertises the cap (status limits, the stream's
+    meta reply), both clients split to it, and every sample comes back, in order (a push over
+    the cap used to be dropped by the socket, silently)."""
     from ssmd import Pusher
     n, rate = 16000 * 150, 16000  # the all-pass model's rate: output = input
     x = (0.05 * test_signal(n, rate, 9)).astype(np.float32)
-    d = Daemon("--input", "none", model=os.path.join(MODELS, "allpass.safetensors"))
+    n48, rate48 = 48000 * 60, 48000
+    x48 = (0.05 * test_signal(n48, rate48, 10)).astype(np.float32)
+    cap = 65536
+    d = Daemon("--input", "none", "--ingest-max-payload", str(cap),
+               model=os.path.join(MODELS, "allpass.safetensors"))
     try:
+        st, _ = d.ctl({"version": 1, "cmd": "status"})
         with Pusher(d.ingest, "big50", connect_timeout=10, timeout=60) as p:
             p.push(x, rate)
             p.finish()
             y = p.collect()
+        with Pusher(d.ingest, "big48k", connect_timeout=10, timeout=60) as p48:
+            p48.push(x48, rate48, end=True)
+            y48 = p48.collect()
+        pushed = None
+        if SSM_PUSH:
+            src = os.path.join(TMP, "push60s48k.wav")
+            write_wav(src, x48, rate48)
+            out = os.path.join(TMP, "push60s48k-out.wav")
+            r = subprocess.run([SSM_PUSH, "-e", d.ingest, "-s", "cli48k", "--chunk", "2097152", "-v", "-o", out,
+                                src], capture_output=True, text=True, timeout=120)
+            check(r.returncode == 0, f"ssm-push failed: {r.stderr.strip()}")
+            pushed = (len(read_wav(out)[1]), r.stderr.strip())
     finally:
         d.stop()
+    advertised = st.get("limits", {}).get("ingest_max_payload_bytes")
     err = float(np.max(np.abs(y[:, 0] - x))) if len(y) == n else float("inf")
-    print(f"python push of {n} samples ({n * 4 / 2**20:.1f} MiB) in one call: {len(y)} came back (all-pass "
-          f"model: max |out - in| {err:.3g}), sent as {p.seq} messages")
+    print(f"daemon with a {cap}-byte ingest cap: status advertises {advertised}, the meta reply "
+          f"{p.max_message_bytes}; python push of {n} samples ({n * 4 / 2**20:.1f} MiB) in one call: "
+          f"{len(y)} came back (all-pass model: max |out - in| {err:.3g}), sent as {p.seq} messages; "
+          f"60 s at 48 kHz: {len(y48)} of {n48} back in {p48.seq} messages")
+    check(advertised == cap, f"status advertises {advertised}, not the configured {cap}")
+    check(p.max_message_bytes == cap and p48.max_message_bytes == cap,
+          f"the Pusher did not learn the cap: {p.max_message_bytes}")
     check(len(y) == n, f"{len(y)} of {n} samples came back")
-    check(p.seq >= 2, "the push was not split")
+    check(p.seq >= n * 4 // cap, "the push was not split to the cap")
     check(err < 1e-5, "the samples came back changed or out of order")
+    check(len(y48) == n48, f"60 s at 48 kHz: {len(y48)} of {n48} samples came back")
+    check(np.all(np.isfinite(y48)), "60 s at 48 kHz: non-finite samples came back")
+    if SSM_PUSH:
+        print(f"ssm-push --chunk 2097152 of the 60 s file: {pushed[0]} samples written ({pushed[1]})")
+        check(pushed[0] == n48, f"ssm-push: {pushed[0]} of {n48} samples came back")
+
+
+def t_reply_backpressure():
+    """A client that pushes 300 s of audio as fast as it can (64 KiB messages) without
+    reading its results, then reads: the daemon stops reading its ingest while the results
+    cannot leave (back-pressure) instead of dropping them, so every sample comes back with
+    contiguous seq, status counts no dropped reply and no lost sample, and the daemon's
+    memory stays bounded.  A second client that never reads is given up after push_idle_s
+    held: loudly (the stream's error event, push_lost_samples > 0), and a third client's
+    push is served afterwards.  Before, replies over the client's queues were dropped:
+    samples missing, replies_dropped counting them."""
+    rate, block = 16000, 16000
+    n_blocks = 300
+    x = (0.05 * test_signal(rate * n_blocks, rate, 12)).astype(np.float32)
+    d = Daemon("--input", "none", "--push-idle-s", "4", model=os.path.join(MODELS, "allpass.safetensors"))
+    ctx = d.ctx
+    try:
+        cl = ctx.socket(zmq.DEALER)
+        cl.setsockopt(zmq.LINGER, 0)
+        cl.setsockopt(zmq.SNDHWM, 4)       # our own queue: small, so the daemon's pace shows
+        cl.setsockopt(zmq.RCVHWM, 16)      # and results pile up on the daemon's side
+        cl.setsockopt(zmq.RCVBUF, 65536)
+        cl.connect(d.ingest)
+        topic = b"bp/audio/"
+
+        def msg(i):
+            h = P.Header(kind=1, dtype=1, sample_rate_hz=rate, rows=block, cols=1, seq=i,
+                         first_sample=i * block, flags=P.FLAG_END_OF_STREAM if i == n_blocks - 1 else 0)
+            return [topic, P.encode_header(h), x[i * block:(i + 1) * block].tobytes()]
+
+        # phase 1: push without reading, as long as the daemon takes it (1.5 s without progress)
+        sent, last_progress = 0, time.monotonic()
+        rss0 = rss_kb(d.proc.pid)
+        while sent < n_blocks and time.monotonic() - last_progress < 1.5:
+            try:
+                cl.send_multipart(msg(sent), flags=zmq.DONTWAIT)
+                sent += 1
+                last_progress = time.monotonic()
+            except zmq.Again:
+                time.sleep(0.01)
+        rss1 = rss_kb(d.proc.pid)
+        held_at = sent
+        # phase 2: read the results, pushing the rest
+        out, seqs, ended = [], [], False
+        deadline = time.monotonic() + 120
+        while not ended and time.monotonic() < deadline:
+            if sent < n_blocks:
+                try:
+                    cl.send_multipart(msg(sent), flags=zmq.DONTWAIT)
+                    sent += 1
+                except zmq.Again:
+                    pass
+            if cl.poll(10):
+                t, hb, payload = cl.recv_multipart()
+                h = P.decode_header(hb, len(payload))
+                if t != topic:
+                    continue
+                out.append(np.frombuffer(payload, "<f4"))
+                seqs.append(h.seq)
+                ended = bool(h.flags & P.FLAG_END_OF_STREAM)
+        cl.close()
+        st, _ = d.ctl({"version": 1, "cmd": "status"})
+        y = np.concatenate(out) if out else np.zeros(0, np.float32)
+        c = st["counters"]
+        print(f"reply back-pressure: {held_at} of {n_blocks} one-second messages taken before the daemon "
+              f"stopped reading (the results waiting for the client); then {len(y)} of {len(x)} samples "
+              f"came back, seq contiguous: {seqs == list(range(len(seqs)))}; counters: replies_dropped "
+              f"{c['replies_dropped']}, reply_stalls {c.get('reply_stalls')}, push_lost_samples "
+              f"{c.get('push_lost_samples')}; daemon RSS {rss0} -> {rss1} kB while held")
+        check(len(y) == len(x), f"{len(y)} of {len(x)} samples came back")
+        check(seqs == list(range(len(seqs))), "reply seq has gaps")
+        check(float(np.max(np.abs(y - x))) < 1e-5, "the results differ from the input (all-pass model)")
+        check(c["replies_dropped"] == 0 and c.get("push_lost_samples") == 0, f"counters {c}")
+        check(c.get("reply_stalls", 0) > 0, "the daemon never held the stream: the test did not stall it")
+        check(held_at < n_blocks, "every message was taken while the client read nothing")
+        check(rss1 - rss0 < 64 * 1024, f"daemon memory grew {rss0} -> {rss1} kB")
+
+        # a client that never reads: given up after push_idle_s held, loudly
+        sub_ev = ctx.socket(zmq.SUB)
+        sub_ev.setsockopt(zmq.SUBSCRIBE, b"stuck/event/")
+        sub_ev.connect(d.pub)
+        stuck = ctx.socket(zmq.DEALER)
+        stuck.setsockopt(zmq.LINGER, 0)
+        stuck.setsockopt(zmq.SNDHWM, 4)
+        stuck.setsockopt(zmq.RCVHWM, 16)
+        stuck.setsockopt(zmq.RCVBUF, 65536)
+        stuck.connect(d.ingest)
+        time.sleep(0.3)
+        topic = b"stuck/audio/"
+        t0 = time.monotonic()
+        i = 0
+        while time.monotonic() - t0 < 8.0 and i < n_blocks:
+            try:
+                stuck.send_multipart(msg(i), flags=zmq.DONTWAIT)
+                i += 1
+            except zmq.Again:
+                time.sleep(0.05)
+        events = []
+        while sub_ev.poll(200):
+            events.append(json.loads(sub_ev.recv_multipart()[2]))
+        st, _ = d.ctl({"version": 1, "cmd": "status"})
+        y3 = push_stream(d.ingest, "after", x[:32000], rate)
+        stuck.close()
+        sub_ev.close()
+    finally:
+        rc, _, err = d.stop()
+    c = st["counters"]
+    errors = [e for e in events if e.get("event") == "error"]
+    print(f"stuck client: {i} messages taken; events {[e.get('event') for e in events]}; push_lost_samples "
+          f"{c.get('push_lost_samples')}; log: {[l for l in err.splitlines() if 'stuck' in l][:1]}; a push "
+          f"afterwards got {len(y3)} of 32000 back")
+    check(errors and "did not read" in errors[0].get("reason", ""), f"no error event for the stuck client: {events}")
+    check(c.get("push_lost_samples", 0) > 0, "the stuck client's samples were not counted as lost")
+    check(any("stuck" in l and "did not read" in l for l in err.splitlines()), "no log line for the stuck client")
+    check(len(y3) == 32000, "the daemon did not serve a push after giving up the stuck client")
 
 
 def rss_kb(pid):
@@ -305,6 +458,100 @@ def t_subscriber_gets_every_frame():
     check(len(y) == n, f"published audio {len(y)} samples, expected {n}")
     print(f"subscriber: meta ok, {len(got[2])} feature and {len(got[3])} vad messages with contiguous seq, "
           f"{len(y)} audio samples = input length")
+
+
+def backlog_bound_msgs(pub_hwm, pub_sndbuf, rcvhwm, rcvbuf, msg_bytes):
+    """The backlog bound of docs/protocol.md ("Slow subscribers"): the most messages that
+    can wait between the daemon and a reader: pub_hwm + rcvhwm in ZeroMQ's queues, plus
+    what fits in both kernel buffers (Linux reserves twice the size set) and ZeroMQ's two
+    8 KiB batching buffers at msg_bytes a message.  A reader taking 1/r s a message
+    reads data at most backlog / r seconds old."""
+    return pub_hwm + rcvhwm + (2 * pub_sndbuf + 2 * rcvbuf + 2 * 8192) / msg_bytes
+
+
+def t_slow_subscriber_age():
+    """A real-time stream (--realtime file, --pub-hwm 5) and two deliberately slow
+    subscribers to its audio topic, reading 20 of the 62.5 messages a second: ssm-sub
+    (the C client, its stdout drained slowly through a 4 KiB pipe) and the Python
+    Subscriber, both with their default receive buffers.  Each must see seq gaps
+    (drops) and the age of what it reads (receive time against the stream time of
+    first_sample, relative to the first message) must stay under the documented bound:
+    the backlog bound (messages, from the configuration) over the rate it reads at.  Before ZMQ_SNDBUF/ZMQ_RCVBUF were set the kernel
+    buffers absorbed the backlog: no gaps, and the age grew by ~0.7 s every second."""
+    import fcntl
+    from ssmd import Subscriber
+    from ssmd.subscriber import RCVBUF_BYTES, RCVHWM
+    assert SSM_SUB, "needs --ssm-sub PATH"
+    seconds, rate, hop, model_rate, read_per_s, pub_hwm = 16, 48000, 256, 16000, 20.0, 5
+    src = os.path.join(TMP, "slow.wav")
+    write_wav(src, test_signal(seconds * rate, rate, 11), rate)
+    d = Daemon(src, "--serve", "yes", "--realtime", "--wait-subscribers", "2", "--pub-hwm",
+               str(pub_hwm), "--resample-quality", "fast")
+    msgs_per_s = model_rate / hop
+    msg_bytes = hop * rate // model_rate * 4 + P.HEADER_BYTES  # payload + header, topic not counted
+    pub_sndbuf = 65536  # the daemon's default (ssmd --help)
+    backlog = backlog_bound_msgs(pub_hwm, pub_sndbuf, RCVHWM, RCVBUF_BYTES, msg_bytes)
+    results, procs = {}, {}
+
+    def ages(samples):
+        """samples: [(receive time, seq, first_sample)] -> (max age s, gaps, messages,
+        messages read a second)."""
+        t0, _, f0 = samples[0]
+        worst = max((t - t0) - (f - f0) / rate for t, _, f in samples)
+        gaps = sum(1 for a, b in zip(samples, samples[1:]) if b[1] != a[1] + 1)
+        return worst, gaps, len(samples), (len(samples) - 1) / (samples[-1][0] - t0)
+
+    def c_client():
+        got = results["C ssm-sub"] = []
+        proc = procs["C ssm-sub"] = subprocess.Popen(
+            [SSM_SUB, "-e", d.pub, "-j", "--until-end", "slow.wav/audio/"],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        fcntl.fcntl(proc.stdout.fileno(), 1031, 4096)  # F_SETPIPE_SZ: no big pipe backlog
+        for line in proc.stdout:
+            j = json.loads(line)
+            got.append((time.monotonic(), j["seq"], j["first_sample"]))
+            time.sleep(1.0 / read_per_s)
+
+    def py_client():
+        got = results["Python Subscriber"] = []
+        with Subscriber(d.pub, ["slow.wav/audio/"], timeout=5) as sub:
+            for _, h, _ in sub:
+                got.append((time.monotonic(), h.seq, h.first_sample))
+                if h.flags & P.FLAG_END_OF_STREAM:
+                    break
+                time.sleep(1.0 / read_per_s)
+
+    # a reader whose backlog is not bounded is still reading long after the stream
+    # ended: what it read until the deadline is judged
+    threads = [threading.Thread(target=f, daemon=True) for f in (c_client, py_client)]
+    try:
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + seconds + 12  # a reader that lost the end-of-stream message stops here
+        for t in threads:
+            t.join(timeout=max(0.0, deadline - time.monotonic()))
+    finally:
+        d.stop()
+        for proc in procs.values():
+            proc.kill()
+    print(f"slow subscribers of a real-time stream ({msgs_per_s:.1f} audio messages/s of {msg_bytes} bytes, "
+          f"reading {read_per_s:.0f}/s, pub_hwm {pub_hwm}, pub_sndbuf {pub_sndbuf}, rcvbuf {RCVBUF_BYTES}, "
+          f"rcvhwm {RCVHWM}): documented backlog bound {backlog:.0f} messages")
+    failures = []
+    for name in ("C ssm-sub", "Python Subscriber"):
+        if len(results.get(name, [])) < 2:
+            failures.append(f"{name}: received nothing")
+            continue
+        worst, gaps, n, read_rate = ages(list(results[name]))
+        bound = backlog / read_rate
+        generous = 1.5 * bound + 0.5
+        print(f"  {name}: {n} messages read at {read_rate:.1f}/s, {gaps} seq gaps, oldest message "
+              f"{worst:.2f} s old; documented bound {bound:.2f} s (checked against {generous:.2f} s)")
+        if gaps == 0:
+            failures.append(f"{name}: no seq gaps: the backlog was buffered instead of dropped")
+        if worst >= generous:
+            failures.append(f"{name}: messages {worst:.2f} s old, over the bound {generous:.2f} s")
+    check(not failures, "; ".join(failures))
 
 
 def t_push_and_five_clients():
@@ -818,7 +1065,9 @@ def main():
     if SLOW:  # the 12 s stalled-subscriber run is registered as its own test
         tests = [t_stalled_subscriber]
     only = [a for a in sys.argv[4:] if a.startswith("t_")]  # run only these (by name)
-    if only:
+    if ONLY:
+        tests = [globals()[ONLY]]
+    elif only:
         tests = [t for t in tests + [t_stalled_subscriber] if t.__name__ in only]
     failed = 0
     for t in tests:

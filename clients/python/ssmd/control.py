@@ -13,6 +13,7 @@ import os
 
 import zmq
 
+from . import protocol
 from ._net import SocketClient, connect
 
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:5562"
@@ -40,6 +41,7 @@ class Control(SocketClient):
         self._ctx = context or zmq.Context.instance()
         self._sock = self._ctx.socket(zmq.DEALER)
         self._sock.setsockopt(zmq.LINGER, 0)
+        self._sock.setsockopt(zmq.MAXMSGSIZE, protocol.CLIENT_MAX_FRAME_BYTES)
         try:
             connect(self._sock, endpoint, timeout)
         except Exception:

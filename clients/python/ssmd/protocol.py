@@ -15,6 +15,15 @@ MAX_PAYLOAD_BYTES = 64 * 1024 * 1024
 # largest payload of one message pushed to the ingest socket (the daemon drops a
 # client that sends more; Pusher.push splits longer pushes)
 MAX_INGEST_PAYLOAD_BYTES = 8 * 1024 * 1024
+# the smallest ingest cap a daemon may have (SSMD_INGEST_MIN_PAYLOAD_BYTES): a
+# daemon advertises its own (ingest_max_payload_bytes in the stream's meta,
+# sent back to the pusher first, and in status); pushers send at most this
+# much a message until they have seen it
+MIN_INGEST_PAYLOAD_BYTES = 64 * 1024
+# largest frame a client accepts from the daemon (zmq.MAXMSGSIZE on every client
+# socket; SSMD_CLIENT_MAX_FRAME_BYTES in protocol.h): a payload of
+# MAX_PAYLOAD_BYTES, the largest any reader accepts
+CLIENT_MAX_FRAME_BYTES = MAX_PAYLOAD_BYTES
 _LAYOUT = struct.Struct("<4sHHHHIIIIIQQQQ")
 assert _LAYOUT.size == HEADER_BYTES
 

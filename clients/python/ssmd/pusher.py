@@ -8,7 +8,9 @@ back on the same connection (docs/protocol.md, "Ingest").
     out = p.collect()                 # every pushed sample, processed: (n, 1)
 
 Results that arrive while pushing are queued (never dropped); an error reply
-from the daemon raises DaemonError at the next call."""
+from the daemon raises DaemonError at the next call.  Long pushes are split
+into messages within the daemon's advertised cap (ingest_max_payload_bytes in
+the stream's meta, the daemon's first reply)."""
 import collections
 import json
 import time
@@ -31,11 +33,11 @@ class DaemonError(RuntimeError):
         self.code, self.message, self.stream = code, message, stream
 
 
-# pushes are split into messages of at most this many payload bytes (below the
-# daemon's per-message cap, and small enough that its replies to one message
-# never fill the client's queue)
+# pushes are split into messages of at most this many payload bytes, and of at
+# most the daemon's advertised cap (Pusher.max_message_bytes; before the daemon
+# has said it, protocol.MIN_INGEST_PAYLOAD_BYTES, the smallest any daemon has)
 PUSH_MESSAGE_BYTES = 256 * 1024
-assert PUSH_MESSAGE_BYTES <= protocol.MAX_INGEST_PAYLOAD_BYTES
+assert protocol.MIN_INGEST_PAYLOAD_BYTES <= PUSH_MESSAGE_BYTES <= protocol.MAX_INGEST_PAYLOAD_BYTES
 # at most this many pushed sample frames may be ahead of the results received:
 # push() waits for results beyond it, so the daemon's replies (one message per
 # hop) never overflow the client's queue, where they would be dropped
@@ -52,6 +54,7 @@ class Pusher(SocketClient):
     def __init__(self, endpoint=DEFAULT_ENDPOINT, stream=None, connect_timeout=5.0,
                  timeout=10.0, context=None):
         self.topic = protocol.format_topic(stream, "audio")  # validates the name
+        self._meta_topic = protocol.format_topic(stream, "meta").encode()
         if stream.startswith("_"):
             raise ValueError(f"stream names starting with '_' are reserved: {stream!r}")
         self.stream, self.endpoint, self.timeout = stream, endpoint, timeout
@@ -62,6 +65,8 @@ class Pusher(SocketClient):
         self.channels = None
         self.finished = False
         self.ended = False              # end-of-stream came back
+        self.meta = None                # the stream's meta (dict), the daemon's first reply
+        self.max_message_bytes = None   # the daemon's advertised ingest cap, from the meta
         self._next_result = 0
         self._queued_rows = 0           # samples in results drained but not yet consumed
         self._queue = collections.deque()
@@ -69,6 +74,7 @@ class Pusher(SocketClient):
         self._sock = self._ctx.socket(zmq.DEALER)
         self._sock.setsockopt(zmq.LINGER, 0)
         self._sock.setsockopt(zmq.RCVHWM, 0)  # results are never dropped on our side
+        self._sock.setsockopt(zmq.MAXMSGSIZE, protocol.CLIENT_MAX_FRAME_BYTES)
         try:
             connect(self._sock, endpoint, connect_timeout)
         except Exception:
@@ -78,9 +84,10 @@ class Pusher(SocketClient):
     def push(self, samples, rate, end=False):
         """Sends samples (frames,) or (frames, channels), float (sent as f32)
         or int16 (sent as i16), at rate Hz; end=True flags end-of-stream.
-        Any length: more than PUSH_MESSAGE_BYTES (256 KiB; the daemon takes at
-        most protocol.MAX_INGEST_PAYLOAD_BYTES = 8 MiB per message) goes as
-        consecutive messages, with the results received so far drained between
+        Any length: it goes as consecutive messages of at most PUSH_MESSAGE_BYTES
+        (256 KiB) and at most the daemon's advertised cap (max_message_bytes;
+        protocol.MIN_INGEST_PAYLOAD_BYTES, 64 KiB, until the daemon's first
+        reply has said it), with the results received so far drained between
         them so that the daemon's replies never pile up."""
         if self.finished:
             raise RuntimeError("push after finish()")
@@ -103,20 +110,23 @@ class Pusher(SocketClient):
         if x.shape[0] > 0 or self.channels is None:
             self.channels = max(1, x.shape[1])
         frame_bytes = self.channels * (2 if dtype == 2 else 4)
-        step = max(1, PUSH_MESSAGE_BYTES // frame_bytes)
-        starts = range(0, x.shape[0], step) if x.shape[0] > 0 else [0]
-        for i, o in enumerate(starts):
-            rows = min(step, x.shape[0] - o)
-            last = i == len(starts) - 1
+        o = 0
+        while True:
+            self._drain()               # may bring the meta with the daemon's cap
+            cap = min(PUSH_MESSAGE_BYTES, self.max_message_bytes or protocol.MIN_INGEST_PAYLOAD_BYTES)
+            rows = min(max(1, cap // frame_bytes), x.shape[0] - o)
+            last = o + rows >= x.shape[0]
             h = protocol.Header(kind=1, dtype=dtype, sample_rate_hz=rate, rows=rows,
                                 cols=self.channels, seq=self.seq, first_sample=self.pushed,
                                 flags=protocol.FLAG_END_OF_STREAM if end and last else 0)
-            self._drain()
             self._wait_window(rows)
             self._sock.send_multipart([self.topic.encode(), protocol.encode_header(h),
                                        payload[o * frame_bytes:(o + rows) * frame_bytes]])
             self.seq += 1
             self.pushed += rows
+            o += rows
+            if last:
+                break
         if end:
             self.finished = True
         self._drain()
@@ -142,6 +152,9 @@ class Pusher(SocketClient):
     def _drain(self):
         while self._sock.poll(0):
             frames = self._sock.recv_multipart()
+            if len(frames) == 3 and frames[0] == self._meta_topic:
+                self._take_meta(frames)
+                continue
             self._queue.append(frames)
             if len(frames) == 3 and frames[0] == self.topic.encode():
                 try:
@@ -153,6 +166,17 @@ class Pusher(SocketClient):
             if frames and frames[0] == ERROR_TOPIC.encode():
                 del self._queue[i]
                 self._raise(frames)
+
+    def _take_meta(self, frames):
+        """The stream's meta (the daemon's first reply): keeps it and its ingest cap
+        (a daemon that does not advertise one leaves the safe default)."""
+        try:
+            self.meta = json.loads(frames[2].decode("utf-8"))
+            cap = int(self.meta.get("ingest_max_payload_bytes", 0))
+        except (ValueError, TypeError, AttributeError):
+            return
+        if cap >= protocol.MIN_INGEST_PAYLOAD_BYTES:
+            self.max_message_bytes = cap
 
     def _raise(self, frames):
         try:
@@ -179,6 +203,9 @@ class Pusher(SocketClient):
                 frames = self._sock.recv_multipart()
             if frames and frames[0] == ERROR_TOPIC.encode():
                 self._raise(frames)
+            if len(frames) == 3 and frames[0] == self._meta_topic:
+                self._take_meta(frames)
+                continue
             if len(frames) != 3 or frames[0] != self.topic.encode():
                 continue
             h = protocol.decode_header(frames[1], len(frames[2]))

@@ -19,6 +19,13 @@ from . import protocol
 from ._net import SocketClient, connect
 
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:5560"
+# the receive side's share of a slow subscriber's backlog: the kernel buffer
+# (SO_RCVBUF, bytes; Linux reserves twice it) and ZeroMQ's queue (messages).
+# Small, so that a slow reader sees drops (seq gaps) instead of ever older
+# data; docs/protocol.md gives the age bound they make with the daemon's
+# pub_hwm and pub_sndbuf (the same defaults as ssm-sub)
+RCVBUF_BYTES = 65536
+RCVHWM = 32
 
 
 class Subscriber(SocketClient):
@@ -29,10 +36,15 @@ class Subscriber(SocketClient):
     iteration waits for a message before it stops (None: forever).
     connect_timeout: seconds to wait for the connection (raises
     DaemonUnreachable; None: do not wait).  on_drop(topic, expected, got) is
-    called for each gap.  Not thread-safe (one ZeroMQ socket)."""
+    called for each gap.  rcvbuf (bytes; 0: the OS default, autotuned up to
+    megabytes) and rcvhwm (messages; 0: unlimited) size the receive side
+    (RCVBUF_BYTES, RCVHWM).  A frame over protocol.CLIENT_MAX_FRAME_BYTES
+    disconnects the daemon instead of being buffered.  Not thread-safe (one
+    ZeroMQ socket)."""
 
     def __init__(self, endpoint=DEFAULT_ENDPOINT, topics=None, timeout=None,
-                 connect_timeout=5.0, on_drop=None, context=None):
+                 connect_timeout=5.0, on_drop=None, context=None, rcvbuf=RCVBUF_BYTES,
+                 rcvhwm=RCVHWM):
         self.endpoint = endpoint
         self.timeout = timeout
         self.on_drop = on_drop
@@ -43,6 +55,10 @@ class Subscriber(SocketClient):
         self._ctx = context or zmq.Context.instance()
         self._sock = self._ctx.socket(zmq.SUB)
         self._sock.setsockopt(zmq.LINGER, 0)
+        self._sock.setsockopt(zmq.MAXMSGSIZE, protocol.CLIENT_MAX_FRAME_BYTES)
+        if rcvbuf:
+            self._sock.setsockopt(zmq.RCVBUF, int(rcvbuf))
+        self._sock.setsockopt(zmq.RCVHWM, int(rcvhwm))
         for t in (topics or [""]):
             self._sock.setsockopt(zmq.SUBSCRIBE, t.encode() if isinstance(t, str) else t)
         try:

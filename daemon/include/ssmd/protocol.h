@@ -52,6 +52,18 @@ extern "C" {
  *  samples, 43 s of mono 48 kHz audio); the daemon's socket drops a client that
  *  sends more, so clients split longer pushes into several messages. */
 #define SSMD_INGEST_MAX_PAYLOAD_BYTES (8u * 1024u * 1024u)
+/** Smallest ingest cap a daemon may be configured with (64 KiB); a daemon
+ *  advertises its cap (ingest_max_payload_bytes in the stream's meta/, sent
+ *  back to the pushing client first, and in status), and clients send
+ *  messages of at most this size until they have seen it. */
+#define SSMD_INGEST_MIN_PAYLOAD_BYTES (64u * 1024u)
+/** Largest frame a client accepts from the daemon (bytes; clients set it as
+ *  ZMQ_MAXMSGSIZE on every socket that reads from the daemon, so a hostile
+ *  endpoint cannot make them buffer without bound).  Every frame the daemon
+ *  sends is within it: payloads are at most SSMD_MAX_PAYLOAD_BYTES (readers
+ *  reject more), topic and header frames are under 100 bytes, JSON replies
+ *  and state snapshots a few megabytes at most. */
+#define SSMD_CLIENT_MAX_FRAME_BYTES ((int64_t)SSMD_MAX_PAYLOAD_BYTES)
 /** Longest stream name (bytes, without terminator). */
 #define SSMD_STREAM_NAME_MAX 64u
 
