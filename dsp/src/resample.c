@@ -345,9 +345,11 @@ int dsp_resampler_flush(dsp_resampler *r, float *out, size_t out_cap_frames,
     r->flushed = 1;
     uint64_t target = dsp_resample_output_frames(r->n_in, r->in_rate_hz, r->out_rate_hz);
     size_t made = 0;
-    /* Zero blocks needed to push the whole look-ahead out, with slack; more
-     * blocks than that without output means soxr misbehaves. */
-    unsigned idle = 0, idle_max = 16 + (unsigned)((double)(r->lookahead_out + (size_t)r->delay_frames) /
+    /* Zero blocks needed to push the whole look-ahead out, with slack (soxr's
+     * steepest filters at large upsampling ratios, e.g. 16 -> 300 kHz best,
+     * take over 23 blocks before their first output); more blocks than that
+     * without output means soxr misbehaves. */
+    unsigned idle = 0, idle_max = 256 + (unsigned)((double)(r->lookahead_out + (size_t)r->delay_frames) /
                                                    (r->ratio * BLOCK_FRAMES));
     while (r->n_out < target && made < out_cap_frames) {
         uint64_t owed = target - r->n_out;

@@ -190,6 +190,8 @@ def t_clipping_push_flags():
         while sum(len(m[1]) for m in msgs) < n - 2048:
             check(dealer.poll(5000), "no reply")
             t, hb, payload = dealer.recv_multipart()
+            if t.split(b"/")[1:2] == [b"meta"]:
+                continue  # the daemon's first reply: the stream's meta
             msgs.append((P.decode_header(hb, len(payload)).flags, np.frombuffer(payload, "<f4")))
         streams = d.ctl({"version": 1, "cmd": "streams"})["streams"]
         h = P.Header(kind=1, dtype=1, sample_rate_hz=rate, rows=0, cols=1, seq=seq, first_sample=n,
@@ -198,6 +200,8 @@ def t_clipping_push_flags():
         while not (msgs and msgs[-1][0] & P.FLAG_END_OF_STREAM):
             check(dealer.poll(5000), "no end of stream")
             t, hb, payload = dealer.recv_multipart()
+            if t.split(b"/")[1:2] == [b"meta"]:
+                continue  # the daemon's first reply: the stream's meta
             msgs.append((P.decode_header(hb, len(payload)).flags, np.frombuffer(payload, "<f4")))
         st = d.ctl({"version": 1, "cmd": "status"})
     finally:

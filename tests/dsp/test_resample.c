@@ -514,6 +514,41 @@ static void test_quality_44k(void **state)
     check_quality_44k(DSP_RESAMPLE_FASTEST, "fast", 38.0, 105.0);
 }
 
+/* Large ratios at every quality (16 -> 300 kHz best once failed at create:
+ * its steep filter held more zero blocks back than the flush allowed): 1 s
+ * through, flushed, exactly round(n * out / in) frames out. */
+static void test_large_ratios(void **state)
+{
+    (void)state;
+    static const int pairs[][2] = { { 16000, 300000 }, { 300000, 16000 }, { 8000, 192000 },
+                                    { 192000, 8000 }, { 6000, 1536000 } };
+    for (int q = DSP_RESAMPLE_BEST; q <= DSP_RESAMPLE_FASTEST; q++) {
+        for (size_t p = 0; p < sizeof pairs / sizeof pairs[0]; p++) {
+            dsp_resampler *r = NULL;
+            dsp_error e = { 0 };
+            int rc = dsp_resampler_create(&r, pairs[p][0], pairs[p][1], 1, (dsp_resample_quality)q, &e);
+            if (rc != DSP_OK) printf("%d -> %d Hz, quality %d: %s\n", pairs[p][0], pairs[p][1], q, e.msg);
+            assert_int_equal(rc, DSP_OK);
+            size_t n = (size_t)pairs[p][0];
+            float *x = bandlimited_noise(n, pairs[p][0], 0.4 * (pairs[p][0] < pairs[p][1] ? pairs[p][0] : pairs[p][1]));
+            size_t cap = dsp_resampler_max_out_frames(r, n), used = 0, got = 0, total = 0;
+            float *y = malloc(cap * sizeof *y);
+            assert_non_null(y);
+            assert_int_equal(dsp_resampler_process(r, x, n, &used, y, cap, &got), DSP_OK);
+            assert_int_equal(used, n);
+            total = got;
+            do {
+                assert_int_equal(dsp_resampler_flush(r, y, cap, &got), DSP_OK);
+                total += got;
+            } while (got == cap);
+            assert_int_equal(total, dsp_resample_output_frames(n, pairs[p][0], pairs[p][1]));
+            free(x);
+            free(y);
+            dsp_resampler_destroy(r);
+        }
+    }
+}
+
 /* process and flush allocate nothing: 60 s per rate pair and quality in
  * irregular chunks (1 .. 9999 frames), counted by the malloc interposer. */
 static void test_no_allocation(void **state)
@@ -618,6 +653,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_chunk_invariance),
         cmocka_unit_test(test_channels_independent),
         cmocka_unit_test(test_quality_44k),
+        cmocka_unit_test(test_large_ratios),
         cmocka_unit_test(test_no_allocation),
     };
     return cmocka_run_group_tests_name("resample", tests, NULL, NULL);
