@@ -147,6 +147,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         f[n] = ""; fl[n++] = 0;
         f[n] = ""; fl[n++] = 0;
     }
+    delim = fl[0] == 0; /* the daemon takes any empty first frame for a REQ delimiter */
     static char reply[1 << 16];
     int n_reply = 0;
     if (ssmd_fuzz_control(ctl, n, f, fl, reply, sizeof reply, &n_reply, 5000) != 0) {

@@ -133,7 +133,7 @@ static int take_reply(void)
 static json_t *control(const char *req)
 {
     static char reply[1 << 16];
-    if (ssmd_fuzz_control_text(ctl, req, reply, sizeof reply, 10000) != 0) fail("control: no reply in 10 s", req);
+    if (ssmd_fuzz_control_text(ctl, req, reply, sizeof reply, 60000) != 0) fail("control: no reply in 60 s", req);
     json_error_t je;
     json_t *r = json_loads(reply, 0, &je);
     if (!json_is_true(json_object_get(r, "ok"))) fail("control request failed", reply);
@@ -152,7 +152,13 @@ static bool refused(void)
     zmq_pollitem_t it = { ing, 0, ZMQ_POLLIN, 0 };
     bool err = false;
     for (;;) {
-        if (zmq_poll(&it, 1, 10000) <= 0) fail("no answer to the sentinel within 10 s", NULL);
+        if (zmq_poll(&it, 1, 60000) <= 0) {
+            /* is the loop stuck, or only slow? */
+            static char st[4096];
+            if (ssmd_fuzz_control_text(ctl, "{\"version\":1,\"cmd\":\"status\"}", st, sizeof st, 2000) != 0)
+                snprintf(st, sizeof st, "no answer to streams either: the daemon's loop is stuck");
+            fail("no answer to the sentinel within 60 s", st);
+        }
         int w = take_reply();
         if (w == 1) return err;
         err |= w == 2;
