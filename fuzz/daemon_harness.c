@@ -5,12 +5,14 @@
  * source only after ZeroMQ's frame caps, as an attacker's would. */
 #include "daemon_harness.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <zmq.h>
@@ -147,19 +149,48 @@ void ssmd_fuzz_close(void *sock)
     zmq_close(sock);
 }
 
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
+}
+
+int ssmd_fuzz_poll_in(void *sock, int timeout_ms)
+{
+    double end = now_ms() + timeout_ms;
+    for (;;) {
+        zmq_pollitem_t it = { sock, 0, ZMQ_POLLIN, 0 };
+        int left = (int)(end - now_ms());
+        int rc = zmq_poll(&it, 1, left > 0 ? left : 0);
+        if (rc >= 0) return rc;
+        if (zmq_errno() != EINTR) abort();
+    }
+}
+
+void ssmd_fuzz_recv(void *sock, zmq_msg_t *m)
+{
+    while (zmq_msg_recv(m, sock, 0) < 0)
+        if (zmq_errno() != EINTR) abort();
+}
+
+void ssmd_fuzz_send(void *sock, const void *p, size_t n, int flags)
+{
+    while (zmq_send(sock, p, n, flags) < 0)
+        if (zmq_errno() != EINTR) abort();
+}
+
 int ssmd_fuzz_control(void *sock, int n_frames, const void *const *frames, const size_t *lens,
                       char *reply, size_t cap, int *n_reply, int timeout_ms)
 {
-    for (int i = 0; i < n_frames; i++)
-        if (zmq_send(sock, frames[i], lens[i], i + 1 < n_frames ? ZMQ_SNDMORE : 0) < 0) abort();
-    zmq_pollitem_t it = { sock, 0, ZMQ_POLLIN, 0 };
-    if (zmq_poll(&it, 1, timeout_ms) <= 0) return -1;
+    for (int i = 0; i < n_frames; i++) ssmd_fuzz_send(sock, frames[i], lens[i], i + 1 < n_frames ? ZMQ_SNDMORE : 0);
+    if (ssmd_fuzz_poll_in(sock, timeout_ms) <= 0) return -1;
     int n = 0;
     reply[0] = '\0';
     for (;;) {
         zmq_msg_t m;
         zmq_msg_init(&m);
-        if (zmq_msg_recv(&m, sock, 0) < 0) abort();
+        ssmd_fuzz_recv(sock, &m);
         /* the JSON frame is the first non-empty one (REQ-style requests get
          * an empty delimiter back first) */
         if (!reply[0] && zmq_msg_size(&m) > 0) {

@@ -18,6 +18,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <zmq.h>
+
 /** Starts the daemon once (later calls return at once); push_idle_s is the
  *  idle expiry of push streams.  Aborts when the daemon cannot start: a
  *  fuzzer without its target is useless. */
@@ -40,6 +42,14 @@ void ssmd_fuzz_close(void *sock);
  *  replace the socket: a late reply would answer the next request). */
 int ssmd_fuzz_control(void *sock, int n_frames, const void *const *frames, const size_t *lens,
                       char *reply, size_t cap, int *n_reply, int timeout_ms);
+
+/** zmq_poll for input on one socket, zmq_msg_recv and zmq_send, retried
+ *  when a signal interrupts them (libFuzzer's SIGALRM timer does, every
+ *  few seconds): poll returns > 0 when input is waiting, 0 after
+ *  timeout_ms; recv and send abort on any other failure. */
+int ssmd_fuzz_poll_in(void *sock, int timeout_ms);
+void ssmd_fuzz_recv(void *sock, zmq_msg_t *m);
+void ssmd_fuzz_send(void *sock, const void *p, size_t n, int flags);
 
 /** ssmd_fuzz_control with one JSON text frame. */
 int ssmd_fuzz_control_text(void *sock, const char *json, char *reply, size_t cap, int timeout_ms);

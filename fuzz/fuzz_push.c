@@ -76,7 +76,7 @@ static int take_reply(void)
     for (int more = 1; more;) {
         zmq_msg_t m;
         zmq_msg_init(&m);
-        if (zmq_msg_recv(&m, ing, 0) < 0) abort();
+        ssmd_fuzz_recv(ing, &m);
         more = zmq_msg_more(&m);
         if (n < 4) f[n++] = m;
         else { zmq_msg_close(&m); n = 5; }
@@ -142,17 +142,16 @@ static json_t *control(const char *req)
 
 static void send_sentinel(void)
 {
-    for (int k = 0; k < SENTINEL_FRAMES; k++) zmq_send(ing, "x", 1, k + 1 < SENTINEL_FRAMES ? ZMQ_SNDMORE : 0);
+    for (int k = 0; k < SENTINEL_FRAMES; k++) ssmd_fuzz_send(ing, "x", 1, k + 1 < SENTINEL_FRAMES ? ZMQ_SNDMORE : 0);
 }
 
 /* Waits for the sentinel's answer; returns true when another error came
  * before it (the message before the sentinel was refused). */
 static bool refused(void)
 {
-    zmq_pollitem_t it = { ing, 0, ZMQ_POLLIN, 0 };
     bool err = false;
     for (;;) {
-        if (zmq_poll(&it, 1, 60000) <= 0) {
+        if (ssmd_fuzz_poll_in(ing, 60000) <= 0) {
             /* is the loop stuck, or only slow? */
             static char st[4096];
             if (ssmd_fuzz_control_text(ctl, "{\"version\":1,\"cmd\":\"status\"}", st, sizeof st, 2000) != 0)
@@ -193,9 +192,9 @@ static void send_eos(const char *name, uint32_t rate)
                       .cols = 1, .flags = SSMD_FLAG_END_OF_STREAM };
     uint8_t hb[SSMD_HEADER_BYTES];
     ssmd_header_encode(hb, &h);
-    zmq_send(ing, topic, strlen(topic), ZMQ_SNDMORE);
-    zmq_send(ing, hb, sizeof hb, ZMQ_SNDMORE);
-    zmq_send(ing, "", 0, 0);
+    ssmd_fuzz_send(ing, topic, strlen(topic), ZMQ_SNDMORE);
+    ssmd_fuzz_send(ing, hb, sizeof hb, ZMQ_SNDMORE);
+    ssmd_fuzz_send(ing, "", 0, 0);
     send_sentinel();
     if (refused()) fail("the harness's end-of-stream was refused", name);
     struct track *t = track_of(name);
@@ -228,7 +227,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             }
             if (len[k] > size - pos) len[k] = size - pos;
             fr[k] = data + pos;
-            zmq_send(ing, fr[k], len[k], k + 1 < frames ? ZMQ_SNDMORE : 0);
+            ssmd_fuzz_send(ing, fr[k], len[k], k + 1 < frames ? ZMQ_SNDMORE : 0);
             pos += len[k];
         }
         send_sentinel();
@@ -251,13 +250,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (int k = 0; k < n_tracks; k++)
         if (tracks[k].open) fail("a stream the harness left open is not listed", tracks[k].name);
     /* wait for every stream's end-of-stream and compare */
-    zmq_pollitem_t it = { ing, 0, ZMQ_POLLIN, 0 };
     for (int waited = 0;; waited++) {
         int missing = 0;
         for (int k = 0; k < n_tracks; k++) missing += tracks[k].n_sent_done - tracks[k].n_ret_done;
         if (missing == 0) break;
         if (waited > 500) fail("a stream did not end within 10 s of end-of-stream", NULL);
-        if (zmq_poll(&it, 1, 20) > 0) take_reply();
+        if (ssmd_fuzz_poll_in(ing, 20) > 0) take_reply();
     }
     for (int k = 0; k < n_tracks; k++) {
         struct track *t = &tracks[k];
@@ -276,9 +274,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         json_decref(r);
         if (left == 0) break;
         if (tries > 500) fail("ended streams are not reaped", NULL);
-        if (zmq_poll(&it, 1, 20) > 0) take_reply();
+        if (ssmd_fuzz_poll_in(ing, 20) > 0) take_reply();
     }
-    while (zmq_poll(&it, 1, 0) > 0) take_reply();
+    while (ssmd_fuzz_poll_in(ing, 0) > 0) take_reply();
     (void)listed;
     return 0;
 }
