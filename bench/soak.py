@@ -47,7 +47,6 @@ import zmq
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "clients", "python"))
-from ssmd import protocol as P  # noqa: E402
 from ssmd.pusher import Pusher  # noqa: E402
 from ssmd.subscriber import Subscriber  # noqa: E402
 
