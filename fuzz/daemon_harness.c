@@ -52,6 +52,11 @@ static void *daemon_thread(void *arg)
     return NULL;
 }
 
+/* At exit, before LeakSanitizer's check: the daemon is stopped and joined
+ * (its context is terminated by ssmd_transport_close), then the clients'
+ * sockets are closed and their context terminated.  zmq_ctx_term waits for
+ * every socket of its context, so a socket left open makes the exit hang
+ * with ZeroMQ's threads alive; that is why the harness keeps the list. */
 static void harness_stop(void)
 {
     if (!g.started) return;
