@@ -34,6 +34,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
@@ -341,6 +342,7 @@ def conduct(a):
         d.proc.kill()
         rc = "timeout"
     err = open(d.errpath).read()
+    shutil.rmtree(workdir, ignore_errors=True)
 
     checks = {}
     ok_push = [r for r in push_res if r]
