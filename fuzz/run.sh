@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets in build-fuzz (clang, ASan + UBSan, coverage on
-# the whole tree) and runs each (loader, protocol, config) for the given
+# the whole tree) and runs each (loader, protocol, config, push, control) for the given
 # number of seconds (default 30) through meson test --suite fuzz.  Exits
 # non-zero when a fuzzer finds a crash, leak or sanitizer report; the input
 # that caused it is left in build-fuzz/fuzz/artifacts/.

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Runs one libFuzzer target for a fixed time from its seed corpus; exits
+# Runs one libFuzzer target for a fixed time from its seed corpus (generated
+# below, and/or committed in fuzz/corpus/NAME/: read-only, new inputs go to
+# build-fuzz/fuzz/corpus_NAME); exits
 # non-zero on a crash, leak or sanitizer report (the input is kept in
 # build-fuzz/fuzz/artifacts/).  Called by meson test --suite fuzz.
 # Usage: run_target.sh NAME EXE SECONDS
@@ -32,9 +34,11 @@ PY
       printf 'bogus\n' > "$seeds/bad.conf" ;;
   esac
 fi
+committed=()
+[ -d "$src/fuzz/corpus/$name" ] && committed=("$src/fuzz/corpus/$name")
 dict=()
 [ -f "$src/fuzz/$name.dict" ] && dict=(-dict="$src/fuzz/$name.dict")
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
 exec "$exe" -max_total_time="$secs" -max_len=65536 -timeout=20 "${dict[@]}" \
-  -artifact_prefix="$art" -print_final_stats=1 "$corpus" "$seeds"
+  -artifact_prefix="$art" -print_final_stats=1 "$corpus" "$seeds" "${committed[@]}"

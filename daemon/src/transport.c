@@ -24,7 +24,12 @@ int ssmd_transport_send(void *sock, const uint8_t *identity, size_t id_len, cons
 }
 
 /* Receives every frame of one message (up to 8 kept); returns the count, or
- * -1 when nothing was waiting. */
+ * -1 when nothing was waiting.  A signal (SIGHUP's reload) can interrupt
+ * zmq_msg_recv with EINTR even between the frames of a message that has
+ * arrived whole (libzmq checks its command mailbox every 100 frames with an
+ * interruptible poll); the rest of the message is then asked for again, or
+ * the next read would start inside it and take its header for an identity
+ * (tests/daemon/test_transport_eintr.c). */
 int ssmd_transport_recv(void *sock, zmq_msg_t *frames, int *n_total)
 {
     int n = 0, total = 0;
@@ -33,6 +38,8 @@ int ssmd_transport_recv(void *sock, zmq_msg_t *frames, int *n_total)
         zmq_msg_init(&m);
         if (zmq_msg_recv(&m, sock, total == 0 ? ZMQ_DONTWAIT : 0) < 0) {
             zmq_msg_close(&m);
+            if (total > 0 && zmq_errno() == EINTR) continue;
+            *n_total = total;
             return total == 0 ? -1 : n;
         }
         int more = zmq_msg_more(&m);
