@@ -2,7 +2,8 @@
 # The bundled 48 kHz denoiser's speed, each figure next to RNNoise (the
 # @shiguredo/rnnoise-wasm build under Node) in the same run, pinned to one core:
 #   1. the whole offline job (decode, STFT, model, iSTFT, encode) on a generated
-#      48 kHz file, ssmd f32 / f16 / int8 weights and RNNoise interleaved, 3 rounds;
+#      48 kHz file, ssmd f32 / f16 / int8 weights, f32 frame by frame (--chunk-frames 1)
+#      and RNNoise interleaved, 3 rounds;
 #      one 44.1 kHz run (resampled to 48 kHz and back) for comparison;
 #   2. the model step alone (bench/model_bench, batch 1/16/64) and the PyTorch
 #      peer stepping the same file (bench/model_torch_peer.py, one thread);
@@ -46,15 +47,17 @@ for sr in (48000, 44100):
     if sr == 48000:
         x.astype(np.float32).tofile(f"{d}/dn_in48000.f32")
 PY
-transcode() { # rate weights round
-  local line x
+transcode() { # rate weights round [extra ssmd options, named in impl]
+  local line x impl="ssmd${4:+ $4}"
+  # shellcheck disable=SC2086
   line=$("${pin[@]}" "$BUILD/daemon/ssmd" --model "$MODEL" "$DIR/dn_in$1.wav" -o "$DIR/dn_out.wav" \
-         --progress never --threads 1 --weights "$2" 2>&1 | grep 'real time' | tail -1)
+         --progress never --threads 1 --weights "$2" ${4:-} 2>&1 | grep 'real time' | tail -1)
   x=$(echo "$line" | sed -n 's/.* \([0-9.]*\)x real time.*/\1/p')
-  echo "{\"bench\":\"transcode\",\"impl\":\"ssmd\",\"model\":\"$(basename "$MODEL")\",\"weights\":\"$2\",\"rate_hz\":$1,\"audio_s\":$SECS,\"rep\":$3,\"x_real_time\":${x:-0}}" | emit
+  echo "{\"bench\":\"transcode\",\"impl\":\"$impl\",\"model\":\"$(basename "$MODEL")\",\"weights\":\"$2\",\"rate_hz\":$1,\"audio_s\":$SECS,\"rep\":$3,\"x_real_time\":${x:-0}}" | emit
 }
 for rep in 1 2 3; do
   for w in f32 f16 int8; do transcode 48000 "$w" "$rep"; done
+  transcode 48000 f32 "$rep" "--chunk-frames 1" # one ssm_step per frame instead of ssm_forward chunks
   # RNNoise's processing loop alone (CPU seconds it reports; no file decode/encode, which ssmd's figure includes)
   cpu_s=$("${pin[@]}" node train/rnnoise/peer.mjs "$DIR/dn_in48000.f32" 1 $((48000 * SECS)) "$DIR/rn_out.f32" \
           "$DIR/rn_vad.f32" 2>/dev/null | sed -n 's/.*"cpu_s":\([0-9.e-]*\).*/\1/p')

@@ -168,7 +168,7 @@ def main(path):
     for impl, w, rate in groups:
         rs = [r for r in tr if (r.get("impl", "ssmd"), r.get("weights", "f32"), r.get("rate_hz", 16000)) == (impl, w, rate)]
         best = max(r["x_real_time"] for r in rs)
-        what = f"{rs[0]['model']}, {w} weights" if impl == "ssmd" else rs[0]["model"]
+        what = f"{rs[0]['model']}, {w} weights" if impl.startswith("ssmd") else rs[0]["model"]
         print(f"\n## offline transcoding ({impl}, one core, {what}, {rs[0]['audio_s']:.0f} s of "
               f"{rate / 1000:g} kHz audio): best of {len(rs)} runs {best:,.1f}× real time "
               f"({', '.join(format(r['x_real_time'], ',.1f') for r in rs)})")
