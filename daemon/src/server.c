@@ -9,7 +9,8 @@
  *      hands the results to each stream's sinks (engine.c, sink_*.c);
  *      steps 3 and 4 each stop at a time budget while the sockets are served
  *      (SSMD_INGEST_BUDGET_MS, SSMD_ENGINE_BUDGET_MS), so step 1 comes round
- *      again soon and a control request never waits behind a push burst;
+ *      again soon and a control request never waits behind a push burst
+ *      (control requests are also answered after step 3 and after step 4);
  *   5. streams whose input ended and whose output is drained are closed; the
  *      run ends when a finite source (a file, a generation) is complete.
  * The loop calls sources through ssmd_source_ops only: which ones run is
@@ -225,7 +226,11 @@ static int loop_run(ssmd_srv *s)
         }
         for (int i = 0; i < s->n_sources; i++)
             if (s->sources[i]->pull(s, stopping, &busy) != 0) return 1;
+        /* control is served between the phases too (a non-blocking read when
+         * nothing waits): a request waits for one phase, not a whole iteration */
+        if (s->t.pub) ssmd_control_handle(s);
         if (ssmd_engine_run(s) != 0) return 1;
+        if (s->t.pub) ssmd_control_handle(s);
         for (int i = 0; i < s->n_sources; i++)
             if (s->sources[i]->tick) s->sources[i]->tick(s);
         reap_streams(s, &rc);
