@@ -9,9 +9,11 @@ as --input mic, max_streams 64, push_idle_s 3) and, for --minutes:
     as possible in 1 s chunks; each pushes streams of 3-20 s of audio one
     after another and checks that every sample comes back;
   - 8 subscribers (the Python Subscriber) of the real-time streams: 5 fast
-    (no gap allowed), 2 slow (read 50 messages/s; the age of what they read
-    must stay below --age-bound-s), 1 stopped with SIGSTOP for a while, then
-    continued (it must receive again);
+    with docs/protocol.md's lossless settings (rcvhwm 0, rcvbuf 0; no gap
+    allowed), 2 slow with the default buffers (read 50 messages/s; the age of
+    what they read must stay below the documented bound for the daemon's
+    pub_hwm and pub_sndbuf, or --age-bound-s), 1 stopped with SIGSTOP for a
+    while, then continued (it must receive again);
   - a client killed with SIGKILL mid-stream every 20 s (its stream must be
     expired by push_idle_s, so slots are not leaked);
   - control requests every 0.25 s (status; streams, reset, snapshot/restore
@@ -49,7 +51,7 @@ import zmq
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "clients", "python"))
 from ssmd.pusher import Pusher  # noqa: E402
-from ssmd.subscriber import Subscriber  # noqa: E402
+from ssmd.subscriber import RCVBUF_BYTES, RCVHWM, Subscriber  # noqa: E402
 
 RATE = 16000
 
@@ -120,20 +122,31 @@ def role_sub(a):
     """One subscriber; slow ones read at most 50 messages/s.  Prints one
     JSON line: messages, dropped (seq gaps), max age (s) of real-time and
     microphone audio, messages after a SIGCONT."""
-    sub = Subscriber(a.pub, a.topics.split(","), connect_timeout=10)
+    # lossless ("fast") subscribers take docs/protocol.md's settings for a consumer that must not
+    # lose anything while it keeps up on average: no client queue limit, the kernel's autotuned
+    # receive buffer; the others keep the Subscriber's defaults (a bounded backlog)
+    rcvbuf, rcvhwm = (0, 0) if a.lossless else (RCVBUF_BYTES, RCVHWM)
+    sub = Subscriber(a.pub, a.topics.split(","), connect_timeout=10, rcvbuf=rcvbuf, rcvhwm=rcvhwm)
     deadline = time.time() + a.seconds
-    res = {"messages": 0, "dropped": 0, "max_age_s": 0.0, "after_cont": 0, "ages_over": 0}
+    res = {"messages": 0, "dropped": 0, "max_age_s": 0.0, "after_cont": 0, "ages_over": 0,
+           "rcvbuf": rcvbuf, "rcvhwm": rcvhwm, "min_audio_msg_bytes": None, "read_s": 0.0}
+    t_first = None
     conts = []
     signal.signal(signal.SIGCONT, lambda *_: conts.append(time.time()))
     while time.time() < deadline:
         m = sub.recv(timeout=0.5)
         if m is None:
             continue
-        topic, h, _ = m
+        topic, h, payload = m
         res["messages"] += 1
+        if t_first is None:
+            t_first = time.time()
+        res["read_s"] = time.time() - t_first
         if conts:
             res["after_cont"] += 1
         if h.kind == 1 and h.rows:
+            mb = len(payload) + 64  # the header frame (docs/protocol.md: m = payload + 64 bytes)
+            res["min_audio_msg_bytes"] = min(res["min_audio_msg_bytes"] or mb, mb)
             now = time.time()
             name = topic.split("/")[0]
             if h.capture_ns:
@@ -144,7 +157,7 @@ def role_sub(a):
             else:
                 age = 0.0
             res["max_age_s"] = max(res["max_age_s"], age)
-            res["ages_over"] += age > a.age_bound_s
+            res["ages_over"] += a.age_bound_s > 0 and age > a.age_bound_s
         if a.slow:
             time.sleep(0.02)
     res["dropped"] = sub.dropped
@@ -235,14 +248,30 @@ def tenth_means(series, key):
     return float(np.mean(first)), float(np.mean(last))
 
 
+def age_bound(a, limits, r):
+    """The age bound of a slow subscriber (seconds): --age-bound-s when set, else docs/protocol.md's
+    backlog = pub_hwm + rcvhwm + (2*pub_sndbuf + 2*rcvbuf + 16384) / m messages (m: the smallest
+    audio message it received, so the largest backlog) read at the rate it read (messages over
+    the seconds it read), plus --age-slack-s for the processing and scheduling delay."""
+    if a.age_bound_s > 0:
+        return a.age_bound_s
+    m, hwm, sndbuf = r.get("min_audio_msg_bytes"), limits.get("pub_hwm"), limits.get("pub_sndbuf")
+    if not m or hwm is None or not sndbuf or not r.get("rcvbuf") or r["read_s"] <= 0:
+        return None  # an unbounded buffer somewhere, or nothing read: no documented bound
+    backlog = hwm + r["rcvhwm"] + (2 * sndbuf + 2 * r["rcvbuf"] + 16384) / m
+    rate = r["messages"] / r["read_s"]
+    return round(backlog / rate + a.age_slack_s, 2)
+
+
 def conduct(a):
     a.seconds = a.minutes * 60.0
     workdir = tempfile.mkdtemp(prefix="ssmd-soak-")
     d = Daemon(a, workdir)
     t_start = time.time()
+    first_status = None
     for _ in range(100):
-        r, _, _ = d.ctl({"version": 1, "cmd": "status"}, timeout=0.2)
-        if r:
+        first_status, _, _ = d.ctl({"version": 1, "cmd": "status"}, timeout=0.2)
+        if first_status:
             break
         if d.proc.poll() is not None:
             sys.exit("soak: the daemon exited at start: " + open(d.errpath).read())
@@ -252,7 +281,7 @@ def conduct(a):
         kind = "slow" if i in (5, 6) else "stopped" if i == 7 else "fast"
         topics = "rt0x,rt1x,mic/audio/" if kind == "slow" else "rt"
         subs.append((kind, child(a, "sub", "--topics", topics, *(["--slow"] if kind == "slow" else []),
-                                 *common)))
+                                 *(["--lossless"] if kind == "fast" else []), *common)))
     time.sleep(1.0)  # subscriptions in place before the first stream
     per = 8
     pushers = []
@@ -355,7 +384,12 @@ def conduct(a):
     checks["fast_subscribers_contiguous"] = (all(r and r["dropped"] == 0 and r["messages"] > 0 for r in fast)
                                              and len(fast) > 0)
     slow = [r for k, r in sub_res if k == "slow"]
-    checks["slow_subscribers_within_age_bound"] = all(r and r["max_age_s"] <= a.age_bound_s for r in slow)
+    limits = (first_status or {}).get("limits", {})
+    for r in slow:
+        if r:
+            r["age_bound_s"] = age_bound(a, limits, r)
+    checks["slow_subscribers_within_age_bound"] = all(r and r["age_bound_s"] is not None
+                                                      and r["max_age_s"] <= r["age_bound_s"] for r in slow)
     stp = [r for k, r in sub_res if k == "stopped"]
     checks["stopped_subscriber_resumed"] = all(r and r["after_cont"] > 0 for r in stp)
     checks["killed_clients_expired"] = sr is not None and not left
@@ -407,8 +441,12 @@ def main():
     ap.add_argument("--subscribers", type=int, default=8)
     ap.add_argument("--threads", type=int, default=2, help="the daemon's --threads")
     ap.add_argument("--pub-hwm", type=int, default=0, help="the daemon's --pub-hwm (0: its default)")
-    ap.add_argument("--age-bound-s", type=float, default=5.0,
-                    help="largest age of what a slow subscriber reads (docs/protocol.md)")
+    ap.add_argument("--age-bound-s", type=float, default=0.0,
+                    help="largest age of what a slow subscriber reads; 0 (default): the bound "
+                         "docs/protocol.md gives for the daemon's pub_hwm/pub_sndbuf and the "
+                         "subscriber's buffers, message size and read rate, plus --age-slack-s")
+    ap.add_argument("--age-slack-s", type=float, default=2.0,
+                    help="added to the computed age bound: processing and scheduling delay")
     ap.add_argument("--status-ms", type=float, default=50.0)
     ap.add_argument("--rss-tolerance", type=float, default=0.10)
     ap.add_argument("--frame-tolerance", type=float, default=0.5)
@@ -424,6 +462,7 @@ def main():
     ap.add_argument("--index", type=int, default=0)
     ap.add_argument("--topics", default="")
     ap.add_argument("--slow", action="store_true")
+    ap.add_argument("--lossless", action="store_true", help="rcvhwm 0, rcvbuf 0 (docs/protocol.md)")
     a = ap.parse_args()
     if a.role == "pushers":
         role_pushers(a)

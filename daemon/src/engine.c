@@ -7,9 +7,12 @@
  * Memory is bounded: each stream's pending input holds at most
  * SSMD_SSMD_PENDING_SECONDS of audio.  Live sources (the capture device) drop what
  * does not fit, count it and flag a discontinuity; client pushes are never
- * dropped: a message larger than the room is fed in parts with the engine
- * run in between (ssmd_srv_stream_append_some; a stream whose results cannot
- * leave is held instead, sink_reply.c).  Loop thread; allocation only
+ * dropped: a message larger than the room is fed in parts over several loop
+ * iterations (ssmd_srv_stream_append_some takes what fits, the push source
+ * keeps the rest; a stream whose results cannot leave is held instead,
+ * sink_reply.c).  While the sockets are served the engine steps for at most
+ * SSMD_ENGINE_BUDGET_MS an iteration, so control requests are answered
+ * between the batches.  Loop thread; allocation only
  * when a stream opens. */
 #include "srv.h"
 
@@ -263,8 +266,15 @@ int ssmd_engine_run(ssmd_srv *s)
             if (drain_output(s, st) != 0) return -1; /* what the pipeline had ready */
         }
     }
+    /* a file-to-file job has no one to answer: it runs unbounded */
+    double deadline = s->t.pub ? ssmd_now_s() + SSMD_ENGINE_BUDGET_MS * 1e-3 : 0;
+    s->engine_backlog = false;
     for (;;) {
         int nb = 0;
+        if (deadline > 0 && ssmd_now_s() > deadline) {
+            s->engine_backlog = true; /* the frames wait in their pending input */
+            break;
+        }
         for (int i = 0; i < s->max_streams; i++) {
             ssmd_srv_stream *st = &s->streams[i];
             if (!st->used || st->ended || !st->st || st->held) continue;
@@ -340,21 +350,14 @@ int ssmd_engine_run(ssmd_srv *s)
 }
 
 /* Client pushes are not dropped: what does not fit in the pending buffer
- * waits while the engine consumes what is there; a held stream consumes
- * nothing, so the caller keeps the rest. */
+ * stays with the caller (the push source parks it) until the engine has
+ * consumed what is there, at the loop's next iteration. */
 long ssmd_srv_stream_append_some(ssmd_srv *s, ssmd_srv_stream *st, const float *x, size_t n)
 {
-    size_t done = 0;
-    while (done < n) {
-        pending_compact(st);
-        size_t room = st->pend_cap - st->pend_len, k = n - done < room ? n - done : room;
-        ssmd_srv_stream_append(s, st, x + done, k);
-        done += k;
-        if (done == n) break;
-        if (ssmd_engine_run(s) != 0) return -1;
-        if (st->held && st->pend_len - st->pend_pos == st->pend_cap) break;
-    }
-    return (long)done;
+    pending_compact(st);
+    size_t room = st->pend_cap - st->pend_len, k = n < room ? n : room;
+    ssmd_srv_stream_append(s, st, x, k);
+    return (long)k;
 }
 
 void ssmd_srv_stream_report(ssmd_srv *s, ssmd_srv_stream *st, int level, const char *output, bool compensated)

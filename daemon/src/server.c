@@ -1,12 +1,16 @@
 /* Design note (see server.h for why one loop thread; srv.h for the rooms).
  * One iteration:
- *   1. transport: zmq_poll the sockets (timeout 0 while a source has work,
- *      else a few ms), answer ZAP, re-send metas to new subscribers
+ *   1. transport: zmq_poll the sockets (timeout 0 while a source or the
+ *      engine has work left from the last iteration, else a few ms), answer ZAP, re-send metas to new subscribers
  *      (sink_pub.c), answer control requests (control.c);
  *   2. SIGHUP → reload; stop → every stream's input ends;
  *   3. sources: each pulls what input it has into its streams (source_*.c);
  *   4. the engine steps every stream with a frame ready as one batch and
  *      hands the results to each stream's sinks (engine.c, sink_*.c);
+ *      steps 3 and 4 each stop at a time budget while the sockets are served
+ *      (SSMD_INGEST_BUDGET_MS, SSMD_ENGINE_BUDGET_MS), so step 1 comes round
+ *      again soon and a control request never waits behind a push burst
+ *      (control requests are also answered after step 3 and after step 4);
  *   5. streams whose input ended and whose output is drained are closed; the
  *      run ends when a finite source (a file, a generation) is complete.
  * The loop calls sources through ssmd_source_ops only: which ones run is
@@ -194,7 +198,7 @@ static int loop_run(ssmd_srv *s)
     for (;;) {
         bool busy = false, done = false;
         if (s->t.pub) {
-            int wait_ms = SSMD_POLL_MS;
+            int wait_ms = s->engine_backlog ? 0 : SSMD_POLL_MS;
             for (int i = 0; i < s->n_sources; i++)
                 if (s->sources[i]->poll_ms) {
                     int ms = s->sources[i]->poll_ms(s);
@@ -222,7 +226,11 @@ static int loop_run(ssmd_srv *s)
         }
         for (int i = 0; i < s->n_sources; i++)
             if (s->sources[i]->pull(s, stopping, &busy) != 0) return 1;
+        /* control is served between the phases too (a non-blocking read when
+         * nothing waits): a request waits for one phase, not a whole iteration */
+        if (s->t.pub) ssmd_control_handle(s);
         if (ssmd_engine_run(s) != 0) return 1;
+        if (s->t.pub) ssmd_control_handle(s);
         for (int i = 0; i < s->n_sources; i++)
             if (s->sources[i]->tick) s->sources[i]->tick(s);
         reap_streams(s, &rc);

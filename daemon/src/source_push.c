@@ -5,13 +5,18 @@
  * message gets an error event and a counter, never a crash.  Pushes are
  * never dropped: the socket is read only while every push stream has room
  * (ZeroMQ's flow control slows a fast client down), at most
- * MAX_INGEST_PER_ITER messages per iteration.  A stream whose client goes
- * silent for push_idle_s seconds is ended.
+ * MAX_INGEST_PER_ITER messages and SSMD_INGEST_BUDGET_MS per iteration, and
+ * no model step runs inside a read: the part of a message that does not fit
+ * its stream's pending input is parked (below) and goes in at the next
+ * iterations, after the engine has made room.  So a control request waits
+ * for one iteration's bounded work, not for everything clients pushed.  A
+ * stream whose client goes silent for push_idle_s seconds is ended.
  *
  * Back-pressure from the results: a stream whose client does not read its
  * results is held (sink_reply.c) and consumes nothing; the part of a message
  * that did not fit is parked (s->push) and the socket is not read until it
- * has gone in, so the client's sends block.  A client held for push_idle_s
+ * has gone in, so the client's sends block (the same park serves a message
+ * larger than the room of a stream that is not held).  A client held for push_idle_s
  * seconds is given up: its stream ends, what it pushed and was not processed
  * is counted (push_lost_samples), logged as a warning and published as an
  * error event on the stream's event topic.  Loop thread. */
@@ -84,9 +89,9 @@ static const char *proto_code(int rc)
 
 
 /* Appends rows [*row, rows) of a pushed payload (f32 or i16, cols channels
- * averaged) to the stream, the engine running as the pending input fills.
- * Returns true when every row went in (end-of-stream then applies); false
- * when the stream is held, *row then says how far it got. */
+ * averaged) to the stream's pending input.  Returns true when every row went
+ * in (end-of-stream then applies); false when the pending input is full or
+ * the stream is held, *row then says how far it got. */
 static bool push_rows_from(ssmd_srv *s, ssmd_srv_stream *st, const uint8_t *p, const ssmd_header *h, size_t *row)
 {
     size_t rows = h->rows, cols = h->cols;
@@ -112,7 +117,6 @@ static bool push_rows_from(ssmd_srv *s, ssmd_srv_stream *st, const uint8_t *p, c
             chunk[r] = acc / (float)cols;
         }
         long got = ssmd_srv_stream_append_some(s, st, chunk, m);
-        if (got < 0) got = 0; /* the engine failed: the loop reports it at its next run */
         for (long r = 0; r < got; r++) s->c.nonfinite_samples += bad[r];
         *row += (size_t)got;
         if ((size_t)got < m) return false;
@@ -183,7 +187,8 @@ static void handle_ingest(ssmd_srv *s)
     }
     zmq_msg_t f[SSMD_TRANSPORT_MAX_FRAMES];
     int total = 0, n;
-    for (int iter = 0; iter < MAX_INGEST_PER_ITER && ingest_has_room(s) &&
+    double deadline = t + SSMD_INGEST_BUDGET_MS * 1e-3;
+    for (int iter = 0; iter < MAX_INGEST_PER_ITER && ingest_has_room(s) && (iter == 0 || ssmd_now_s() < deadline) &&
                        (n = ssmd_transport_recv(s->t.ingest, f, &total)) >= 0; iter++) {
         const uint8_t *id = zmq_msg_data(&f[0]);
         size_t id_len = zmq_msg_size(&f[0]);
@@ -345,4 +350,12 @@ static int push_pull(ssmd_srv *s, bool stopping, bool *busy)
     return 0;
 }
 
-const ssmd_source_ops ssmd_source_push = { .name = "push", .pull = push_pull };
+/* A parked rest that can go in next iteration: poll without waiting. */
+static int push_poll_ms(const ssmd_srv *s)
+{
+    if (!s->push.parked) return SSMD_POLL_MS;
+    const ssmd_srv_stream *st = ssmd_srv_stream_find((ssmd_srv *)s, s->push.name);
+    return st && st->held ? SSMD_POLL_MS : 0;
+}
+
+const ssmd_source_ops ssmd_source_push = { .name = "push", .pull = push_pull, .poll_ms = push_poll_ms };

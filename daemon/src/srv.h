@@ -43,6 +43,13 @@
 
 enum { SSMD_OUT_CHUNK = 4096, SSMD_FILE_CHUNK = 4096, SSMD_PENDING_SECONDS = 4, SSMD_POLL_MS = 4 };
 enum { SSMD_SINKS_MAX = 4, SSMD_FILE_MAX_STREAMS = 64 };
+/* Work per loop iteration while the sockets are served, so that a control
+ * request waits for at most about their sum (plus one batch step): reading
+ * pushed messages stops after SSMD_INGEST_BUDGET_MS (the rest wait in the
+ * socket), stepping after SSMD_ENGINE_BUDGET_MS (the frames wait in their
+ * stream's pending input).  Nothing is dropped; only the order of work
+ * between the streams changes, never the samples of any stream. */
+enum { SSMD_INGEST_BUDGET_MS = 5, SSMD_ENGINE_BUDGET_MS = 10 };
 
 typedef struct ssmd_srv ssmd_srv;
 typedef struct ssmd_srv_stream ssmd_srv_stream;
@@ -209,6 +216,7 @@ struct ssmd_srv {
     volatile sig_atomic_t *stop;
     const ssmd_server_control *ctl;
     bool stop_requested;
+    bool engine_backlog; /* the engine stopped at its budget with frames ready */
     bool token_mode;                  /* generating from a token model: no audio pipeline */
     ssm_model *model;
     ssmd_frontend fe;
@@ -322,10 +330,11 @@ ssm_state *ssmd_srv_stream_state(ssmd_srv *s, ssmd_srv_stream *st);
 /** Appends mono samples to the pending input; what does not fit is dropped,
  *  counted and flagged (live sources). */
 void ssmd_srv_stream_append(ssmd_srv *s, ssmd_srv_stream *st, const float *x, size_t n);
-/** Appends samples, running the engine while the pending input is full
- *  (client pushes are never dropped), until all are in or the stream is held
- *  (its results cannot leave: the caller keeps the rest and tries again
- *  later).  Returns the count appended, or -1 when the engine failed. */
+/** Appends as many of the n samples as the pending input has room for and
+ *  drops none (client pushes): the caller keeps the rest and offers it again
+ *  after the engine has run (the loop's next iteration).  The engine is not
+ *  run here, so a read of the ingest socket costs no model steps.  Returns
+ *  the count appended (0..n).  Loop thread. */
 long ssmd_srv_stream_append_some(ssmd_srv *s, ssmd_srv_stream *st, const float *x, size_t n);
 /** One audio message to every sink of the stream; out_samples advances. */
 int ssmd_srv_emit_audio(ssmd_srv *s, ssmd_srv_stream *st, const float *x, size_t n, uint32_t flags);
@@ -336,8 +345,10 @@ void ssmd_srv_event(ssmd_srv *s, ssmd_srv_stream *st, const char *event, const c
  *  the run waited for subscribers (st->start_due); otherwise does nothing.
  *  Loop thread; allocates (JSON text). */
 void ssmd_srv_stream_announce(ssmd_srv *s, ssmd_srv_stream *st);
-/** Steps every stream with a frame ready, as one batch, until none has;
- *  drains finishing streams.  Returns -1 when the model step or a sink failed. */
+/** Steps every stream with a frame ready, as one batch, until none has or,
+ *  while the sockets are served, SSMD_ENGINE_BUDGET_MS have passed (then
+ *  s->engine_backlog is set and the loop polls without waiting); drains
+ *  finishing streams.  Returns -1 when the model step or a sink failed. */
 int ssmd_engine_run(ssmd_srv *s);
 /** The summary line of an audio stream that ended, at level; output names
  *  the file written (or NULL); compensated: the latency was removed. */

@@ -222,6 +222,7 @@ int ssmd_transport_open(ssmd_transport *t, const ssmd_config *c)
         }
     }
     t->ctx = zmq_ctx_new();
+    if (t->ctx) zmq_ctx_set(t->ctx, ZMQ_IO_THREADS, SSMD_TRANSPORT_IO_THREADS);
     if (curve && setup_curve(t, c) != 0) return -1;
     if (!(t->pub = open_socket(t, c, ZMQ_XPUB, "pub", c->pub)) ||
         !(t->ingest = open_socket(t, c, ZMQ_ROUTER, "ingest", c->ingest)) ||

@@ -26,6 +26,12 @@
 /* subscription messages on the PUB socket: 1 + a topic prefix */
 #define SSMD_SUBSCRIPTION_MAX_MSG ((int64_t)4096)
 enum { SSMD_INGEST_HWM = 32, SSMD_TRANSPORT_MAX_FRAMES = 8 };
+/* ZeroMQ I/O threads of the daemon's context.  One could not move the
+ * published messages into the kernel as fast as the loop queued them under
+ * the soak's load (~34 000 messages/s to 8 subscribers): every subscriber's
+ * pub_hwm queue filled at once and all lost the same messages
+ * (docs/reliability.md, soak); the connections are spread over two. */
+enum { SSMD_TRANSPORT_IO_THREADS = 2 };
 
 /** The socket set.  Zero-initialise; every pointer is NULL when not open. */
 typedef struct ssmd_transport {
