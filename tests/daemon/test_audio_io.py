@@ -23,6 +23,7 @@ import zmq
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "clients", "python"))
 from ssmd import protocol as P  # noqa: E402
+import named_tests  # noqa: E402
 
 SSMD, MODELS = sys.argv[1], sys.argv[2]
 ONLY = sys.argv[3:]
@@ -410,17 +411,7 @@ def main():
     tests = [t_clipping_file, t_clipping_push_flags, t_kill9_header, t_stereo_split, t_file_errors]
     if ONLY:
         tests = [t for t in tests if t.__name__ in ONLY]
-    failed = 0
-    for t in tests:
-        try:
-            t()
-            print(f"ok   {t.__name__}")
-        except Exception as e:  # noqa: BLE001
-            failed += 1
-            print(f"FAIL {t.__name__}: {e!r}")
-    shutil.rmtree(TMP, ignore_errors=True)
-    print(f"{len(tests) - failed} passed, {failed} failed")
-    sys.exit(1 if failed else 0)
+    named_tests.run(tests, cleanup=lambda: shutil.rmtree(TMP, ignore_errors=True))
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ import zmq
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "clients", "python"))
 from ssmd import protocol as P  # noqa: E402
+import named_tests  # noqa: E402
 
 SSMD, STREAM_RUN, MODELS = sys.argv[1], sys.argv[2], sys.argv[3]
 SLOW = "--slow" in sys.argv
@@ -774,7 +775,6 @@ def t_sigterm_mid_file():
     el = time.time() - t0
     check(p.returncode == 0, f"exit {p.returncode}: {err}")
     check(el < 2.0, f"shutdown took {el:.2f} s")
-    info = subprocess.run(["sndfile-info", out], capture_output=True, text=True).stdout
     rate_out, y = read_wav(out)
     check(rate_out == rate and 0 < len(y) < n, f"partial output of {len(y)} samples")
     print(f"SIGTERM after 1.5 s of a paced 60 s job: exit 0 in {el:.2f} s, output valid WAV with "
@@ -1144,16 +1144,7 @@ def main():
         tests = [globals()[ONLY]]
     elif only:
         tests = [t for t in tests + [t_stalled_subscriber] if t.__name__ in only]
-    failed = 0
-    for t in tests:
-        try:
-            t()
-            print(f"ok   {t.__name__}")
-        except Exception as e:  # noqa: BLE001
-            failed += 1
-            print(f"FAIL {t.__name__}: {e!r}")
-    print(f"{len(tests) - failed} passed, {failed} failed")
-    sys.exit(1 if failed else 0)
+    named_tests.run(tests)
 
 
 if __name__ == "__main__":
