@@ -40,5 +40,6 @@ dict=()
 [ -f "$src/fuzz/$name.dict" ] && dict=(-dict="$src/fuzz/$name.dict")
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
-exec "$exe" -max_total_time="$secs" -max_len=65536 -timeout=20 "${dict[@]}" \
+# libFuzzer exits 77 on a crash by default, which meson reads as "skipped": make every finding a failure
+exec "$exe" -max_total_time="$secs" -max_len=65536 -timeout=20 -error_exitcode=1 -timeout_exitcode=1 "${dict[@]}" \
   -artifact_prefix="$art" -print_final_stats=1 "$corpus" "$seeds" "${committed[@]}"

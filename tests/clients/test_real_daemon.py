@@ -112,9 +112,10 @@ try:
         check(recs[-1]["kind"] == "event" and recs[-1]["json"].get("event") == "end",
               f"{rate} Hz sub: ends with the end event")
 
-    # control while a stream runs (a real-time push of 4 s)
+    # control while a stream runs (a real-time push of 12 s: the seven ssm-ctl/ssm-push runs below
+    # must all happen while it lasts, also in the sanitizer build on a busy machine)
     long_src = os.path.join(T, "long.wav")
-    write_wav_f32(long_src, signal(16000 * 4, 16000, 1), 16000)
+    write_wav_f32(long_src, signal(16000 * 12, 16000, 1), 16000)
     bg = subprocess.Popen([PUSH, "-e", ing, "--stream", "live", "--realtime", long_src],
                           stderr=subprocess.PIPE, text=True)
     time.sleep(0.7)
@@ -141,7 +142,7 @@ try:
     check(r.returncode == 1 and "daemon error NAME_IN_USE" in r.stderr,
           f"second pusher of the same name: {r.stderr.strip()!r}")
     try:
-        bg.wait(20)
+        bg.wait(40)
     except subprocess.TimeoutExpired:
         bg.kill()
     check(bg.returncode == 0, f"the real-time push completed ({bg.stderr.read().strip()!r})")

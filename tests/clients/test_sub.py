@@ -146,7 +146,9 @@ out = os.path.join(T, "interrupted.wav")
 with Fake(T, "--frames", "0", "--start", "now", "--interval", "0.005", log=False) as f:
     p = subprocess.Popen([SUB, "-e", f.ep["pub"], "-q", "--output", out, "demo/audio/"],
                          stderr=subprocess.PIPE, text=True)
-    time.sleep(1.0)
+    t0 = time.time()  # interrupt once audio is being written (a sanitizer build starts slowly)
+    while time.time() - t0 < 15 and not (os.path.exists(out) and os.path.getsize(out) > 4096):
+        time.sleep(0.1)
     p.send_signal(signal.SIGINT)
     try:
         rc = p.wait(10)
