@@ -679,8 +679,10 @@ def t_status_during_push_burst():
     check(busy > 0, "the clients finished before the first request: the burst did not overlap them")
     # before the bound on the work per iteration: 4.2-8.8 s on a 2-core machine shared with a
     # training job; after it: 0.26-0.58 s there (the daemon's iterations stay under ~70 ms; the
-    # rest is the clients, the I/O threads and the other job competing for the cores)
-    check(lat_ms[-1] < 1000, f"status took up to {lat_ms[-1]:.0f} ms while clients pushed (bound 1000 ms)")
+    # rest is the clients, the I/O threads and the other job competing for the cores); 1.76 s once
+    # with a soak run and the CI's sanitizer builds on the same 2 cores: the bound sits between
+    # that and the unbounded loop's seconds
+    check(lat_ms[-1] < 3000, f"status took up to {lat_ms[-1]:.0f} ms while clients pushed (bound 3000 ms)")
 
 
 def t_malformed_messages():
