@@ -7,15 +7,20 @@
  * Input: messages, each one byte (low nibble: frames − 1, at most 10) then,
  * per frame, a 2-byte LE length and that many bytes (cut at the input's end).
  * Each message is followed by a 12-frame sentinel, which the daemon answers
- * with a BAD_FRAMES error after the message (one pipe keeps order), so the
- * harness knows which messages were refused (an error event before the
- * sentinel's) and counts, independently of the daemon's counters, the rows
- * of every accepted message per stream.  Then it ends every stream still open
- * with an end-of-stream message and waits until none is left, so each input
- * starts from an idle daemon.
+ * with a BAD_FRAMES error after the message (one pipe keeps order; the rest
+ * of a message that does not fit its stream's pending input is parked and
+ * goes in before the socket is read again), so the harness knows which
+ * messages were refused (an error event before the sentinel's) and counts,
+ * independently of the daemon's counters, the rows of every accepted message
+ * per stream.  The sentinel's answer does not say the engine has stepped the
+ * message: that happens in later phases and iterations.  Then it ends every
+ * stream still open with an end-of-stream message (a stream whose
+ * end-of-stream was accepted may still be listed, ending) and waits until
+ * none is left, so each input starts from an idle daemon.
  * Invariants: every message the daemon sends back is a valid
- * [topic][header][payload] (error events are JSON with "event": "error" and
- * an "error" code); a stream's returned audio is contiguous (first_sample)
+ * [topic][header][payload] (a stream's meta, JSON, comes first; error events
+ * are JSON with "event": "error" and an "error" code); a stream's returned
+ * audio is contiguous (first_sample)
  * and each stream (from its first accepted message to end-of-stream) returns
  * exactly as many samples as its accepted messages carried: nothing pushed
  * is lost; streams end within 10 s of end-of-stream.
