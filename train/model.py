@@ -76,14 +76,21 @@ class RMSNorm(nn.Module):
 
 
 def scan_sequential(dt, A, x, Bm, Cm, D, h0=None):
-    """dt, x {B,L,Di}; A {Di,N}; Bm, Cm {B,L,N}; → y {B,L,Di}, h {B,Di,N}."""
+    """The per-frame recurrence the C engine computes; dt, x {B,L,Di}; A {Di,N}; Bm, Cm {B,L,N}.
+    Laid out for the CPU: inputs made time-major and contiguous once, then unbound into per-frame views, so
+    each frame's operands are small contiguous blocks that stay in cache and backward
+    gathers the per-frame gradients with one stack (indexing x[:, t] instead makes backward
+    zero-fill a full-size gradient per frame, and reads the transposed conv output with a
+    stride of L).  The training path.  → y {B,L,Di}, h {B,Di,N}."""
     Bsz, L, Di = x.shape
-    h = torch.zeros(Bsz, Di, A.shape[1], dtype=x.dtype) if h0 is None else h0
+    tm = lambda v: v.transpose(0, 1).contiguous().unbind(0)   # noqa: E731
+    dts, xs, Bs, Cs = tm(dt), tm(x), tm(Bm), tm(Cm)
+    h = torch.zeros(Bsz, Di, A.shape[1], dtype=x.dtype, device=x.device) if h0 is None else h0
     ys = []
-    for t in range(L):
-        dA = torch.clamp(dt[:, t, :, None] * A, min=DELTA_A_MIN)
-        h = torch.exp(dA) * h + (dt[:, t] * x[:, t])[:, :, None] * Bm[:, t, None, :]
-        ys.append((h * Cm[:, t, None, :]).sum(-1) + D * x[:, t])
+    for dt_t, x_t, B_t, C_t in zip(dts, xs, Bs, Cs):
+        dA = torch.clamp(dt_t[:, :, None] * A, min=DELTA_A_MIN)
+        h = torch.exp(dA) * h + (dt_t * x_t)[:, :, None] * B_t[:, None, :]
+        ys.append((h * C_t[:, None, :]).sum(-1) + D * x_t)
     return torch.stack(ys, 1), h
 
 
