@@ -45,14 +45,24 @@ def speech_clip(bank, n, rng, max_utts=4):
     return x, cut
 
 
-def real_noise(nbank, n, rng):
-    """n samples of one recorded source: files of that source chained with random gaps."""
+def _speed(u, rng):
+    """u played 2^±0.5 times faster or slower (linear interpolation): pitch and tempo together,
+    so one recording of a machine, a crowd or the wind stands for several."""
+    f = 2.0 ** rng.uniform(-0.5, 0.5)
+    return np.interp(np.arange(0.0, len(u) - 1, f), np.arange(len(u)), u)
+
+
+def real_noise(nbank, n, rng, p_speed=0.0):
+    """n samples of one recorded source: files of that source chained with random gaps;
+    each file is speed-perturbed (_speed) with probability p_speed (training only)."""
     src = int(nbank.source[int(rng.integers(nbank.n))])
     pool = np.flatnonzero(nbank.source == src)
     out = np.zeros(n)
     pos = -int(rng.integers(0, SR))
     while pos < n:
         u = nbank.item(int(pool[int(rng.integers(len(pool)))])) * rng.uniform(0.3, 1.0)
+        if p_speed and rng.random() < p_speed:
+            u = _speed(u, rng)
         a, b = max(pos, 0), min(pos + len(u), n)
         if b > a:
             out[a:b] += u[a - pos:b - pos]
@@ -68,12 +78,12 @@ def babble(sbank, n, rng):
     return x
 
 
-def make_noise(family, n, rng, sbank, nbank, kind=None):
+def make_noise(family, n, rng, sbank, nbank, kind=None, p_speed=0.0):
     if family == "generated":
         kind = kind or GENERATED[int(rng.integers(len(GENERATED)))]
         x = data.make_noise(kind, n, rng, sr=SR)
     elif family == "real":
-        x = real_noise(nbank, n, rng)
+        x = real_noise(nbank, n, rng, p_speed)
     else:
         x = babble(sbank, n, rng)
     return x / (np.std(x) + 1e-12)
@@ -135,9 +145,11 @@ vad_labels = data.vad_labels
 
 def make_example(n, rng, sbank, nbank, hop, n_fft, snr_db=None, family=None, kind=None,
                  p_noise_only=0.12, p_clean=0.05, p_reverb=0.3, p_colour=0.7, level_db=None,
-                 family_p=(0.4, 0.4, 0.2)):
+                 family_p=(0.4, 0.4, 0.2), p_speed=0.0):
     """One training example: dict(mix, clean, vad, cutoff_hz, family, snr_db).
-    family_p: probabilities of FAMILIES (generated, real, babble) when `family` is not given."""
+    family_p: probabilities of FAMILIES (generated, real, babble) when `family` is not given;
+    p_speed: share of recorded noise files speed-perturbed (training augmentation; 0 keeps the
+    evaluation mixtures as they were)."""
     noise_only = snr_db is None and rng.random() < p_noise_only
     clean_only = snr_db is None and not noise_only and rng.random() < p_clean
     if noise_only:
@@ -153,7 +165,7 @@ def make_example(n, rng, sbank, nbank, hop, n_fft, snr_db=None, family=None, kin
     if clean_only:
         noise = np.zeros(n)
     else:
-        noise = make_noise(family, n, rng, sbank, nbank, kind)
+        noise = make_noise(family, n, rng, sbank, nbank, kind, p_speed)
         if noise_only:
             pass
         else:

@@ -120,6 +120,8 @@ def main():
     ap.add_argument("--family-p", default="0.4,0.4,0.2",
                     help="probabilities of the generated, real and babble noise families in training clips")
     ap.add_argument("--p-noise-only", type=float, default=0.12, help="share of noise-only training clips")
+    ap.add_argument("--p-speed", type=float, default=0.0,
+                    help="share of recorded noise files played 2^±0.5 times faster or slower")
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--warmup", type=int, default=200)
     ap.add_argument("--threads", type=int, default=1)
@@ -200,7 +202,8 @@ def main():
 
     def producer():
         while True:
-            q.put(make_batch(sb, nb, rng, a.batch, family_p=fam_p, p_noise_only=a.p_noise_only))
+            q.put(make_batch(sb, nb, rng, a.batch, family_p=fam_p, p_noise_only=a.p_noise_only,
+                             p_speed=a.p_speed))
     threading.Thread(target=producer, daemon=True).start()
 
     def evaluate():
