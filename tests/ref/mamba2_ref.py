@@ -385,7 +385,7 @@ def cmd_check(helper, work):
     os.makedirs(work, exist_ok=True)
     rng = np.random.default_rng(2405)
     failures = []
-    T, B = 40, 5
+    T, B = 150, 5
     # the reference's two forms agree (float64): chunked SSD vs steps
     path = os.path.join(work, "selfcheck.safetensors")
     meta = make_model(path, d_model=16, kinds=[M2, M1, M2], head_dim=4, n_groups=2, d_state=8, seed=1)
@@ -411,7 +411,7 @@ def cmd_check(helper, work):
         worst_ref, head_ref = max(rel_err(out_b[:, s].astype(np.float64), refs[s], meta)
                                   for s in range(B))
         worst_fw = 0.0    # chunked forward (SSD) in uneven chunks vs the steps
-        for chunk in (1, 7, T):
+        for chunk in (1, 7, T):  # T spans three SSD blocks (SSM_SSD_CHUNK 64)
             of, _ = run_c(helper, path, "forward", chunk, inp[:, :1], work, name + f"_f{chunk}")
             e, _ = rel_err(of.reshape(T, n_out).astype(np.float64),
                            out_b[:, 0].astype(np.float64), meta)
