@@ -138,8 +138,8 @@ static void mixer2_rows(const ssm_mixer2 *mx, float *y, size_t ld_y, const float
         mx->scan(y, ld_y, ssm_state, x, ldc, dt, (size_t)nh, mx->A, B, C, ldc, mx->D, nt, nh,
                  mx->head_dim, mx->n_groups, mx->d_state);
     /* y = RMSNorm_groups(y ⊙ SiLU(z)) · norm_w, z the first d_inner columns */
-    ssm_rmsnorm_gated_f32(y, ld_y, in, ld_in, mx->norm_w, nt, di, mx->n_groups, mx->norm_eps,
-                          mx->gate);
+    ssm_rmsnorm_gated_f32(y, ld_y, in, ld_in, mx->norm_w, nt, di,
+                          mx->norm_groups ? mx->norm_groups : mx->n_groups, mx->norm_eps, mx->gate);
 }
 
 void ssm_mixer2_step(const ssm_mixer2 *mx, float *y, size_t ld_y, const float *zxbcdt,

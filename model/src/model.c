@@ -726,6 +726,7 @@ static void mixer_setup(ssm_runner *rn, int l)
             .n_heads = L->n_heads, .head_dim = L->head_dim, .n_groups = L->n_groups,
             .conv_w = L->conv1d, .conv_b = L->conv1d_bias, .dt_bias = L->dt_bias, .A = L->A,
             .D = L->D, .norm_w = L->norm_gated, .norm_eps = c->m2_norm_eps,
+            .norm_groups = L->d_inner / c->m2_norm_group_size,
         };
         if (rn->flags & SSM_RUNNER_REFERENCE)
             ssm_mixer2_set_reference(m2);

@@ -305,6 +305,14 @@ static int parse_config(weights_impl *w, ssm_config *c, int *conv_bias, int *pro
             return ssm_error_set(err, SSM_ERR_MODEL, "%s: __metadata__ mamba2.n_groups: %d does not "
                                  "divide the %d heads (mamba2.d_inner / mamba2.head_dim)",
                                  w->path, c->m2_n_groups, c->m2_n_heads);
+        if ((rc = meta_int(w, "mamba2.norm_group_size", 0, 1, DIM_MAX,
+                           c->m2_d_inner / c->m2_n_groups,
+                           &c->m2_norm_group_size, err)))
+            return rc;
+        if (c->m2_d_inner % c->m2_norm_group_size != 0)
+            return ssm_error_set(err, SSM_ERR_MODEL, "%s: __metadata__ mamba2.norm_group_size: %d "
+                                 "does not divide the %d channels of a Mamba-2 layer", w->path,
+                                 c->m2_norm_group_size, c->m2_d_inner);
         uint64_t conv_dim = (uint64_t)c->m2_d_inner + 2 * (uint64_t)c->m2_n_groups * c->m2_d_state;
         uint64_t n_in = conv_dim + c->m2_d_inner + c->m2_n_heads;
         if (n_in * (uint64_t)c->d_model > INT_MAX || conv_dim * (uint64_t)c->m2_d_conv > INT_MAX ||

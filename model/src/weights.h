@@ -67,6 +67,8 @@ typedef struct ssm_config {
     int m2_n_heads;    /* H = m2_d_inner / m2_head_dim */
     int m2_n_groups;   /* G: B, C shared by H/G heads; gated norm over d_inner/G channels */
     float m2_norm_eps; /* epsilon of the gated RMSNorm (mamba2.norm_eps, default norm_eps) */
+    int m2_norm_group_size; /* channels per gated-RMSNorm group (mamba2.norm_group_size,
+                               default m2_d_inner / m2_n_groups as mamba_ssm) */
 } ssm_config;
 
 /** One block: pre-norm + a Mamba-1 mixer (mamba_simple.py Mamba) or a

@@ -185,6 +185,11 @@ def m2_geometry(meta):
     return d_inner, d_inner // P, P, G, N, K, eps
 
 
+def norm_group_size(meta):
+    d_inner, _, _, G, _, _, _ = m2_geometry(meta)
+    return int(meta.get("mamba2.norm_group_size", d_inner // G))
+
+
 def ssd_steps(S, x, dt, A, B, C, D):
     """Step (recurrent) form.  S {H, P, N} (updated copy returned), x {T, H, P},
     dt {T, H}, A {H}, B, C {T, G, N}, D {H}.  Returns y {T, H, P}, S."""
@@ -251,8 +256,9 @@ def mamba2_mixer(g, p, h, meta, chunk=None):
     else:
         y, _ = ssd_steps(S0, x, dt, A, B, C, g[p + "D"])
     y = y.reshape(T, d_inner) * silu(z)
-    gs = d_inner // G
-    y = np.concatenate([rmsnorm(y[:, k * gs:(k + 1) * gs], 1.0, eps) for k in range(G)], axis=1)
+    gs = norm_group_size(meta)
+    y = np.concatenate([rmsnorm(y[:, k * gs:(k + 1) * gs], 1.0, eps) for k in range(d_inner // gs)],
+                       axis=1)
     y = y * g[p + "norm.weight"]
     o = y @ g[p + "out_proj.weight"].T
     if p + "out_proj.bias" in g:
@@ -365,6 +371,8 @@ SHAPES = [
                                d_state=128, proj_bias=True)),
     ("m2_h6_p16_g2_n16_f16", dict(d_model=48, kinds=[M2, M2, M2], head_dim=16, n_groups=2,
                                   d_state=16, dtype="F16", dt_max=0.5)),
+    ("m2_g2_fullnorm", dict(d_model=16, kinds=[M2], head_dim=8, n_groups=2, d_state=8,
+                            meta_extra={"mamba2.norm_group_size": "32"})),
     ("mixed_m1_m2_m1", dict(d_model=32, kinds=[M1, M2, M1], head_dim=16, d_state=8,
                             m2_d_state=32, n_groups=2)),
     ("m2_h3_p64_g1_n16", dict(d_model=32, m2_d_inner=192, kinds=[M2], head_dim=64, d_state=16,
@@ -477,6 +485,7 @@ BAD = [
     ({"mamba2.n_groups": "3"}, "mamba2.n_groups"),           # 4 heads: 3 does not divide
     ({"mamba2.d_state": "x"}, "mamba2.d_state"),
     ({"mamba2.norm_before_gate": "true"}, "mamba2.norm_before_gate"),
+    ({"mamba2.norm_group_size": "3"}, "mamba2.norm_group_size"),
     ({"mamba2.d_state": "4"}, "in_proj.weight"),             # tensors then have the wrong shape
 ]
 

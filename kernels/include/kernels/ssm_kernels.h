@@ -482,6 +482,7 @@ typedef struct ssm_mixer2 {
     int d_inner, d_state, d_conv, n_heads, head_dim, n_groups;
     const float *conv_w, *conv_b, *dt_bias, *A, *D, *norm_w;
     float norm_eps;
+    int norm_groups; /* gated-norm groups (d_inner / group size); 0: n_groups (mamba_ssm) */
     ssm_conv_step_fn conv;
     ssm_softplus_fn softplus;
     ssm_scan_heads_step_fn scan;
