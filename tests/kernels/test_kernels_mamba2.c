@@ -233,10 +233,11 @@ static void test_mixer2(void **st)
         size_t nin = (size_t)di + cd + nh, csz = (size_t)cd * L.mx.d_conv,
                ssz = (size_t)di * L.mx.d_state;
         float *scratch = malloc(ssm_mixer2_scratch_floats(&L.mx) * sizeof(float));
-        /* three sets of NS streams: isa batch, reference batch, the last stream alone */
-        float *conv = calloc(3 * NS * csz, 4), *ssm = calloc(3 * NS * ssz, 4);
-        float *cp[3][13], *sp[3][13];
-        for (int r = 0; r < 3; ++r)
+        /* four sets of NS streams: isa batch, reference batch, the last stream
+         * alone (a tile of its own in the batch), the first alone (in a full tile) */
+        float *conv = calloc(4 * NS * csz, 4), *ssm = calloc(4 * NS * ssz, 4);
+        float *cp[4][13], *sp[4][13];
+        for (int r = 0; r < 4; ++r)
             for (int s = 0; s < NS; ++s) {
                 cp[r][s] = conv + ((size_t)r * NS + s) * csz;
                 sp[r][s] = ssm + ((size_t)r * NS + s) * ssz;
@@ -254,6 +255,8 @@ static void test_mixer2(void **st)
             ssm_mixer2_step(&isa, y2, (size_t)di, row + (NS - 1) * nin, nin, &cp[2][NS - 1],
                             &sp[2][NS - 1], 1, scratch);
             same = same && memcmp(y2, y0 + (size_t)(NS - 1) * di, (size_t)di * 4) == 0;
+            ssm_mixer2_step(&isa, y2, (size_t)di, row, nin, &cp[3][0], &sp[3][0], 1, scratch);
+            same = same && memcmp(y2, y0, (size_t)di * 4) == 0;
             memcpy(ys + (size_t)t * di, y0, (size_t)di * 4);
             double e = rel_err(y0, y1, (size_t)di * NS);
             worst_ref = e > worst_ref ? e : worst_ref;
@@ -287,7 +290,8 @@ static void test_mixer2(void **st)
         free(in); free(y0); free(y1); free(y2); free(ys); free(conv); free(ssm); free(scratch);
         free_layer2(&L);
     }
-    printf("mixer2 over 70 steps of 13 streams, 5 shapes: batch 13 == alone (bitwise) yes; "
+    printf("mixer2 over 70 steps of 13 streams, 5 shapes: batch 13 == alone (first and last "
+           "stream, bitwise) yes; "
            "isa vs reference %.2e (tolerance 2e-6); chunked forward vs steps %.2e (1e-5); "
            "reference forward == reference steps (bitwise)\n", worst_ref, worst_fw);
     assert_true(worst_ref <= 2e-6 && worst_fw <= 1e-5);
