@@ -335,18 +335,26 @@ void ssm_ssd_chunk_f32(float *y, size_t ld_y, float *ssm_state,
                                                 dt[(size_t)(t0 + s) * ld_dt + h];
                 float *Sh = ssm_state + (size_t)h * head_dim * d_state;
                 const float Dh = D ? D[h] : 0.0f;
-                /* outputs: from the block's starting state, then within the block */
+                /* outputs */
                 for (int t = 0; t < L; ++t) {
                     const float *Ct = C + (size_t)(t0 + t) * ld_bc + go;
                     const float *Mt = M + (size_t)t * Lc;
                     float *yt = y + (size_t)(t0 + t) * ld_y + (size_t)h * head_dim;
                     const float *xt = x + (size_t)(t0 + t) * ld_x + (size_t)h * head_dim;
+                    /* within the block: yt = Σ_{s≤t} M[t,s]·x_s, rows of x added in s
+                     * order (contiguous over p: vectorises) */
+                    for (int p = 0; p < head_dim; ++p)
+                        yt[p] = 0.0f;
+                    for (int s = 0; s <= t; ++s) {
+                        const float m = Mt[s];
+                        const float *xs = x + (size_t)(t0 + s) * ld_x + (size_t)h * head_dim;
+                        for (int p = 0; p < head_dim; ++p)
+                            yt[p] += m * xs[p];
+                    }
+                    /* from the block's starting state, then the skip */
                     for (int p = 0; p < head_dim; ++p) {
                         float v = edec[t] * dot8_lanes(Sh + (size_t)p * d_state, Ct, d_state);
-                        float w = 0.0f;
-                        for (int s = 0; s <= t; ++s)
-                            w += Mt[s] * x[(size_t)(t0 + s) * ld_x + (size_t)h * head_dim + p];
-                        yt[p] = (v + w) + Dh * xt[p];
+                        yt[p] = (v + yt[p]) + Dh * xt[p];
                     }
                 }
                 /* the state at the block's end */
