@@ -491,7 +491,8 @@ BAD = [
 
 
 def cmd_bad(loader_check, work):
-    """Malformed Mamba-2 metadata: loader_check exits non-zero with one line naming the key."""
+    """Malformed Mamba-2 metadata: loader_check exits 1 with one line naming the key and
+    the status SSM_ERR_MODEL."""
     os.makedirs(work, exist_ok=True)
     failures = 0
     base = dict(d_model=8, kinds=[M2, M2], head_dim=4, n_groups=2, d_state=8)
@@ -500,7 +501,9 @@ def cmd_bad(loader_check, work):
         make_model(path, seed=k, meta_extra=change, **base)
         res = subprocess.run([loader_check, path], capture_output=True, text=True)
         lines = res.stderr.strip().splitlines()
-        ok = res.returncode != 0 and len(lines) == 1 and key in lines[0] and res.returncode < 128
+        # status SSM_ERR_MODEL ("invalid model", loader_check prints ssm_strerror), one line
+        ok = (res.returncode == 1 and len(lines) == 1 and key in lines[0]
+              and lines[0].endswith("(invalid model)"))
         print(f"{'ok  ' if ok else 'FAIL'} {change}: rc {res.returncode}: {res.stderr.strip()}")
         failures += not ok
     # and a truncated tensor list: a Mamba-2 layer without dt_bias
@@ -510,7 +513,8 @@ def cmd_bad(loader_check, work):
     del t["backbone.layers.1.mixer.dt_bias"]
     ssmd_file.save(path, t, meta)
     res = subprocess.run([loader_check, path], capture_output=True, text=True)
-    ok = res.returncode not in (0,) and res.returncode < 128 and "layers.1.mixer.dt_bias" in res.stderr
+    ok = (res.returncode == 1 and "layers.1.mixer.dt_bias: missing" in res.stderr
+          and res.stderr.strip().endswith("(invalid model)"))
     print(f"{'ok  ' if ok else 'FAIL'} missing dt_bias: rc {res.returncode}: {res.stderr.strip()}")
     failures += not ok
     path = os.path.join(work, "good.safetensors")
