@@ -96,7 +96,7 @@ void ssm_mixer2_set_isa(ssm_mixer2 *mx, ssm_isa isa)
     mx->softplus = ssm_softplus_get(isa);
     mx->scan = ssm_scan_heads_step_get(isa);
     mx->gate = ssm_gate_silu_get(isa);
-    mx->chunked = 1;
+    mx->chunked = 0;
 }
 
 void ssm_mixer2_set_reference(ssm_mixer2 *mx)
@@ -120,10 +120,13 @@ size_t ssm_mixer2_scratch_floats(const ssm_mixer2 *mx)
     return rows * (conv_dim2(mx) + (size_t)mx->n_heads) + ssm_ssd_scratch_floats();
 }
 
-/* rows [0, nt) of a tile or block: conv done; Δ, scan or SSD, gated norm */
+/* rows [0, nt) of a tile or block, their conv done: Δ, the scan, the gated
+ * norm.  The scan: rows are streams (ssm_state {nt} pointers: a step), or
+ * frames of one stream (one_state: the SSD form when ssd_scratch is given,
+ * else frame by frame, each frame the step's scan of one row). */
 static void mixer2_rows(const ssm_mixer2 *mx, float *y, size_t ld_y, const float *in, size_t ld_in,
                         const float *xbc, size_t ldc, float *dt, float *const *ssm_state,
-                        float *ssd_state, int nt, float *ssd_scratch)
+                        float *one_state, int nt, float *ssd_scratch)
 {
     const int di = mx->d_inner, nh = mx->n_heads;
     const size_t gn = (size_t)mx->n_groups * mx->d_state;
@@ -131,9 +134,14 @@ static void mixer2_rows(const ssm_mixer2 *mx, float *y, size_t ld_y, const float
     /* Δ = softplus(dt + dt_bias), dt the last n_heads columns of in_proj's row */
     mx->softplus(dt, (size_t)nh, in + (size_t)di + cd, ld_in, mx->dt_bias, nt, nh);
     const float *x = xbc, *B = xbc + di, *C = xbc + di + gn;
-    if (ssd_state)
-        ssm_ssd_chunk_f32(y, ld_y, ssd_state, x, ldc, dt, (size_t)nh, mx->A, B, C, ldc, mx->D, nt,
+    if (one_state && ssd_scratch)
+        ssm_ssd_chunk_f32(y, ld_y, one_state, x, ldc, dt, (size_t)nh, mx->A, B, C, ldc, mx->D, nt,
                           nh, mx->head_dim, mx->n_groups, mx->d_state, ssd_scratch);
+    else if (one_state)
+        for (int t = 0; t < nt; ++t)
+            mx->scan(y + (size_t)t * ld_y, ld_y, &one_state, x + (size_t)t * ldc, ldc,
+                     dt + (size_t)t * nh, (size_t)nh, mx->A, B + (size_t)t * ldc, C + (size_t)t * ldc,
+                     ldc, mx->D, 1, nh, mx->head_dim, mx->n_groups, mx->d_state);
     else
         mx->scan(y, ld_y, ssm_state, x, ldc, dt, (size_t)nh, mx->A, B, C, ldc, mx->D, nt, nh,
                  mx->head_dim, mx->n_groups, mx->d_state);
@@ -178,14 +186,9 @@ void ssm_mixer2_forward(const ssm_mixer2 *mx, float *y, size_t ld_y, const float
         for (int t = 0; t < nt; ++t)
             mx->conv(xbc + (size_t)t * cd, cd, &conv_state, in + (size_t)t * ld_in + mx->d_inner,
                      ld_in, mx->conv_w, mx->conv_b, 1, (int)cd, mx->d_conv);
-        if (mx->chunked) {
-            mixer2_rows(mx, y + (size_t)t0 * ld_y, ld_y, in, ld_in, xbc, cd, dt, NULL, ssm_state,
-                        nt, ssd);
-        } else {
-            /* frame by frame: the step's bits */
-            for (int t = 0; t < nt; ++t)
-                mixer2_rows(mx, y + (size_t)(t0 + t) * ld_y, ld_y, in + (size_t)t * ld_in, ld_in,
-                            xbc + (size_t)t * cd, cd, dt, &ssm_state, NULL, 1, NULL);
-        }
+        /* the SSD form, or the scan frame by frame (the step's bits: every
+         * other stage is row-wise) */
+        mixer2_rows(mx, y + (size_t)t0 * ld_y, ld_y, in, ld_in, xbc, cd, dt, NULL, ssm_state, nt,
+                    mx->chunked ? ssd : NULL);
     }
 }

@@ -728,10 +728,12 @@ static void mixer_setup(ssm_runner *rn, int l)
             .D = L->D, .norm_w = L->norm_gated, .norm_eps = c->m2_norm_eps,
             .norm_groups = L->d_inner / c->m2_norm_group_size,
         };
-        if (rn->flags & SSM_RUNNER_REFERENCE)
+        if (rn->flags & SSM_RUNNER_REFERENCE) {
             ssm_mixer2_set_reference(m2);
-        else
+        } else {
             ssm_mixer2_set_isa(m2, rn->isa);
+            m2->chunked = (rn->flags & SSM_RUNNER_SSD_FORWARD) != 0;
+        }
         return;
     }
     ssm_mixer *mx = &rn->mixer[l];
@@ -764,7 +766,7 @@ int ssm_runner_create(const ssm_model *m, int max_batch, int max_chunk,
     const unsigned known = SSM_RUNNER_BLAS_STEP | SSM_RUNNER_REFERENCE | SSM_RUNNER_F16_WEIGHTS |
                            SSM_RUNNER_INT8_WEIGHTS |
                            SSM_RUNNER_ISA_AVX2 | SSM_RUNNER_ISA_SCALAR |
-                           SSM_RUNNER_BF16_WEIGHTS | SSM_RUNNER_NO_GRAPH;
+                           SSM_RUNNER_BF16_WEIGHTS | SSM_RUNNER_NO_GRAPH | SSM_RUNNER_SSD_FORWARD;
     if (flags & ~known)
         return ssm_error_set(err, SSM_ERR_INVALID, "ssm_runner_create: unknown flags 0x%x", flags);
     if (m->cuda)
@@ -1368,7 +1370,8 @@ int ssm_forward(ssm_runner *rn, ssm_state *s, int n, const float *features,
         float *ssm = conv + (size_t)L->conv_dim * (size_t)L->d_conv;
         layer_in(rn, L, P, n, mode);
         if (L->kind == SSM_LAYER_MAMBA2) {
-            /* conv frame by frame, then the chunked SSD form from the state */
+            /* conv frame by frame, then the scan frame by frame or (SSM_RUNNER_SSD_FORWARD)
+             * in the chunked SSD form, from the stream's state */
             ssm_mixer2_forward(&rn->mixer2[l], rn->y, di, rn->xz, (size_t)L->d_in_proj, conv, ssm,
                                n, rn->mix_scratch);
             layer_out(rn, L, P, n, mode, 1);

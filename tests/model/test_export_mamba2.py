@@ -14,7 +14,7 @@ with random weights, saves it as
 exports each with train/export.py (f32), runs the C model on a random token
 sequence (ssm_step one frame at a time and ssm_forward in chunks of 16) and
 compares the embedding and logits with the module's float64 output: normwise
-relative error <= 1e-5.  Then checks that export refuses Mamba-2 options ssmd
+relative error <= 1e-5 (also for the chunked SSD forward, SSM_RUNNER_SSD_FORWARD).  Then checks that export refuses Mamba-2 options ssmd
 does not compute with one "export: ..." line.  Needs torch (skips with exit
 status 77 when it is missing).
 """
@@ -136,10 +136,10 @@ def randomise(model, seed):
                 p.copy_((torch.rand(p.shape, generator=g) * 2 - 1) / math.sqrt(fan_in))
 
 
-def run_c(model_run, path, mode, arg, tokens, work, tag):
+def run_c(model_run, path, mode, arg, tokens, work, tag, extra=()):
     fin, fout = os.path.join(work, tag + ".in"), os.path.join(work, tag + ".out")
     tokens.astype("<i4").tofile(fin)
-    res = subprocess.run([model_run, path, mode, str(arg), str(len(tokens)), fin, fout],
+    res = subprocess.run([model_run, path, mode, str(arg), str(len(tokens)), fin, fout, *extra],
                          capture_output=True, text=True)
     if res.returncode != 0:
         raise SystemExit(f"{tag}: model_run failed: {res.stderr.strip()}")
@@ -188,11 +188,13 @@ def case(model_run, work, tag, hf):
         ref = lm.double()(torch.from_numpy(tokens.astype(np.int64))).numpy()
     n_out = d_model + vocab
     worst = {}
-    for mode, arg in (("step", 1), ("forward", 16)):
-        got = run_c(model_run, out, mode, arg, tokens, work, f"{tag}_{mode}").reshape(-1, n_out)
+    for mode, arg, extra in (("step", 1, ()), ("forward", 16, ()), ("forward", 16, ("ssd",))):
+        what = mode + ("-ssd" if extra else "")
+        got = run_c(model_run, out, mode, arg, tokens, work, f"{tag}_{what}", extra)
+        got = got.reshape(-1, n_out)
         for name, lo, hi in (("embedding", 0, d_model), ("logits", d_model, n_out)):
             e = np.max(np.abs(got[:, lo:hi] - ref[:, lo:hi])) / np.max(np.abs(ref[:, lo:hi]))
-            worst[f"{mode} {name}"] = e
+            worst[f"{what} {name}"] = e
     ok = max(worst.values()) <= 1e-5
     print(f"{'ok  ' if ok else 'FAIL'} {tag}: {res.stdout.strip()}")
     print("     C vs torch (float64): " + ", ".join(f"{k} {v:.2e}" for k, v in worst.items())

@@ -500,9 +500,14 @@ static void test_mamba2_snapshot(void **st)
         {"m2.safetensors", 2 * ((48 + 2 * 3 * 16) * 4 + 48 * 16), {1, 1}},
         {"mixed.safetensors", 48 * 4 + 48 * 8 + (48 + 2 * 32) * 4 + 48 * 32, {0, 1}},
     };
-    for (int k = 0; k < 2; ++k) {
+    for (int kf = 0; kf < 4; ++kf) {
+        /* each model with the default forward and with SSM_RUNNER_SSD_FORWARD */
+        int k = kf / 2;
+        unsigned rflags = (kf % 2) ? SSM_RUNNER_SSD_FORWARD : 0u;
         run r;
         run_open(&r, cases[k].name, 2);
+        ssm_runner_destroy(r.rn);
+        assert_int_equal(ssm_runner_create(r.m, 2, 16, rflags, &r.rn, NULL), SSM_OK);
         assert_int_equal(ssm_state_bytes(r.m), 64 + cases[k].floats * 4);
         for (int l = 0; l < 2; ++l)
             assert_int_equal(ssm_model_layer_kind(r.m, l), cases[k].kinds[l]);
@@ -579,9 +584,9 @@ static void test_mamba2_snapshot(void **st)
         assert_int_equal(ssm_model_load(path, &oc, &mc, &err), SSM_OK);
         assert_string_equal(ssm_model_backend(mc), "cpu");
         ssm_model_free(mc);
-        printf("%s: state %zu bytes; snapshot after 40 steps, restored: 20 steps and forwards "
+        printf("%s%s: state %zu bytes; snapshot after 40 steps, restored: 20 steps and forwards "
                "of 16 + 9 frames bit-identical to the uninterrupted stream; 0 allocations\n",
-               cases[k].name, bytes);
+               cases[k].name, rflags ? " (SSD forward)" : "", bytes);
         free(osnap);
         ssm_state_destroy(so);
         ssm_model_free(o);

@@ -418,9 +418,13 @@ def cmd_check(helper, work):
         refs = [reference(path, inp[:, s]) for s in range(B)]
         worst_ref, head_ref = max(rel_err(out_b[:, s].astype(np.float64), refs[s], meta)
                                   for s in range(B))
-        worst_fw = 0.0    # chunked forward (SSD) in uneven chunks vs the steps
+        worst_fw = 0.0    # chunked SSD forward in uneven chunks vs the steps
+        fw_bits = True    # the default forward: the bits of the steps
         for chunk in (1, 7, T):  # T spans three SSD blocks (SSM_SSD_CHUNK 64)
             of, _ = run_c(helper, path, "forward", chunk, inp[:, :1], work, name + f"_f{chunk}")
+            fw_bits = fw_bits and of.reshape(T, n_out).tobytes() == out_b[:, 0].tobytes()
+            of, _ = run_c(helper, path, "forward", chunk, inp[:, :1], work, name + f"_s{chunk}",
+                          ("ssd",))
             e, _ = rel_err(of.reshape(T, n_out).astype(np.float64),
                            out_b[:, 0].astype(np.float64), meta)
             worst_fw = max(worst_fw, e)
@@ -435,10 +439,10 @@ def cmd_check(helper, work):
             isa_same = isa_same and oi.tobytes() == out_b.tobytes()
         tol = 1e-5
         ok = (same and worst_ref <= tol and worst_fw <= tol and worst_rk <= tol and e_rf <= tol
-              and isa_same)
+              and isa_same and fw_bits)
         print(f"{name:22s} {kw.get('dtype', 'F32'):4s} step-vs-numpy {worst_ref:.2e} ({head_ref})"
               f"  ref-kernels step {worst_rk:.2e} forward {e_rf:.2e}"
-              f"  forward(SSD)-vs-step {worst_fw:.2e}"
+              f"  forward==step {'yes' if fw_bits else 'NO'}  SSD-forward-vs-step {worst_fw:.2e}"
               f"  batch{B}==single {'yes' if same else 'NO'}"
               f"  avx2==scalar==default {'yes' if isa_same else 'NO'}  {'ok' if ok else 'FAIL'}")
         if not ok:

@@ -487,11 +487,12 @@ typedef struct ssm_mixer2 {
     ssm_softplus_fn softplus;
     ssm_scan_heads_step_fn scan;
     ssm_gate_silu_fn gate;
-    int chunked; /* forward: 1 the SSD form (ssm_ssd_chunk_f32), 0 frame by frame */
+    int chunked; /* forward: 1 the SSD form (ssm_ssd_chunk_f32), 0 (set_isa, set_reference)
+                    the scan frame by frame: the step's bits */
 } ssm_mixer2;
 
-/** ISA kernels (chunked forward) or the plain-C reference (forward frame by
- *  frame through the reference scan: the oracle). */
+/** The ISA's kernels or the plain-C reference (the oracle); both leave
+ *  chunked = 0 (set it to 1 afterwards for the SSD forward). */
 void ssm_mixer2_set_isa(ssm_mixer2 *mx, ssm_isa isa);
 void ssm_mixer2_set_reference(ssm_mixer2 *mx);
 /** Floats of scratch ssm_mixer2_step and ssm_mixer2_forward need. */
@@ -509,10 +510,11 @@ void ssm_mixer2_step(const ssm_mixer2 *mx, float *y, size_t ld_y, const float *z
                      size_t ld_in, float *const *conv_state, float *const *ssm_state,
                      int n_streams, float *scratch);
 /** n_frames consecutive frames of ONE stream (rows of zxbcdt and y are
- *  frames), starting from and updating its states: the conv walks the frames,
- *  the scan runs the chunked SSD form (mx->chunked) or frame by frame.
- *  Equals n_frames calls of ssm_mixer2_step within 1e-5 relative (bit for
- *  bit when !mx->chunked). */
+ *  frames), starting from and updating its states: the conv walks the frames;
+ *  the scan walks them too (mx->chunked = 0: bit for bit n_frames calls of
+ *  ssm_mixer2_step, the other stages run over all rows at once) or runs the
+ *  chunked SSD form (mx->chunked = 1: within 1e-5 relative of the steps, and
+ *  its last bits depend on how frames are split into calls). */
 void ssm_mixer2_forward(const ssm_mixer2 *mx, float *y, size_t ld_y, const float *zxbcdt,
                         size_t ld_in, float *conv_state, float *ssm_state, int n_frames,
                         float *scratch);

@@ -31,8 +31,9 @@
  * xBC = SiLU(causal conv + bias), [x|B|C] = xBC, Δ = softplus(dt + dt_bias)
  * and A = −exp(A_log) one per head, S_h ← exp(Δ_h·A_h)·S_h + Δ_h·x_h ⊗ B_g,
  * y_h = S_h·C_g + D_h·x_h (g the head's group), y = RMSNorm_group(y⊙SiLU(z))
- * ·norm, r ← r + out_proj·y; ssm_forward runs its chunked (SSD) form, equal to
- * the steps within 1e-5 relative (not bit for bit).  Mamba-2 layers run on
+ * ·norm, r ← r + out_proj·y; ssm_forward gives the bits of the frames
+ * stepped, or with SSM_RUNNER_SSD_FORWARD runs the chunked SSD form (within
+ * 1e-5 relative of the steps).  Mamba-2 layers run on
  * the CPU backend only (CUDA: SSM_ERR_BACKEND; AUTO falls back to the CPU).
  *
  * Backends (ssm_model_options.backend): CPU (kernels/cpu) or CUDA
@@ -275,6 +276,15 @@ enum {
      *  SSM_RUNNER_F16_WEIGHTS and SSM_RUNNER_BLAS_STEP (SSM_ERR_INVALID);
      *  ignored with SSM_RUNNER_REFERENCE (all fp32). */
     SSM_RUNNER_INT8_WEIGHTS = 1u << 7,
+    /** CPU, Mamba-2 layers: ssm_forward runs their scan in the chunked SSD
+     *  form (arXiv:2405.21060 §6: blocks of SSM_SSD_CHUNK frames, the
+     *  quadratic form inside a block, the state between blocks) instead of
+     *  frame by frame.  Results then equal the steps within 1e-5 relative,
+     *  not bit for bit, and their last bits depend on how the frames are
+     *  split into ssm_forward calls — so the default (off) keeps "a chunk
+     *  equals its frames stepped", which the daemon relies on.  No effect on
+     *  Mamba-1 layers, on ssm_step, or with SSM_RUNNER_REFERENCE. */
+    SSM_RUNNER_SSD_FORWARD = 1u << 8,
 };
 
 /** Creates scratch memory for steps of up to max_batch streams and forwards
@@ -368,7 +378,7 @@ int ssm_step(ssm_runner *runner, ssm_state *const *states, int n_streams,
 
 /** Runs n_frames consecutive frames of one stream, carrying its state: the
  *  result equals n_frames calls of ssm_step (bit for bit with the same
- *  runner flags, SSM_RUNNER_BLAS_STEP aside: the projections run the step's
+ *  runner flags, SSM_RUNNER_BLAS_STEP and SSM_RUNNER_SSD_FORWARD aside: the projections run the step's
  *  kernel over the chunk's rows, layer by layer; relative error <= 1e-5
  *  against a step with other flags).  Inputs are
  *  features {n_frames, n_features} or tokens {n_frames}; outputs have
