@@ -3,7 +3,8 @@
 Usage: test_mamba2_file.py SSMD WORKDIR
 
 Writes a random features model (tests/ref/mamba2_ref.py: layers mamba1,
-mamba2, mamba2; the default denoiser's front end) and a 2 s noise file,
+mamba2, mamba2; the default denoiser's front end) and a 2 s noise file
+(32-bit float WAV, so the output is float too and keeps every bit),
 transcodes it with --chunk-frames 1, 7, 32 and 1024 and checks: exit status
 0; the reported state bytes equal the per-layer sum
 64 + 4·Σ(conv_dim·d_conv + d_inner·d_state) computed here; the same output
@@ -15,7 +16,7 @@ import os
 import re
 import subprocess
 import sys
-import wave
+import struct
 
 import numpy as np
 
@@ -26,6 +27,30 @@ import mamba2_ref  # noqa: E402
 FRONTEND = {"frontend.sample_rate_hz": "48000", "frontend.n_fft": "960", "frontend.hop": "480",
             "frontend.window": "sqrt_hann", "frontend.features": "log_power",
             "frontend.log_floor": "1e-10"}
+
+
+def write_f32_wav(path, x, rate):
+    """Mono IEEE-float WAV (format tag 3)."""
+    data = np.asarray(x, dtype="<f4").tobytes()
+    fmt = struct.pack("<HHIIHH", 3, 1, rate, rate * 4, 4, 32)
+    with open(path, "wb") as f:
+        f.write(b"RIFF" + struct.pack("<I", 4 + 8 + len(fmt) + 8 + len(data)) + b"WAVE")
+        f.write(b"fmt " + struct.pack("<I", len(fmt)) + fmt)
+        f.write(b"data" + struct.pack("<I", len(data)) + data)
+
+
+def read_wav_data(path):
+    """(format tag, data bytes) of a WAV file (chunks walked, no conversion)."""
+    b = open(path, "rb").read()
+    o, tag, data = 12, None, None
+    while o + 8 <= len(b):
+        cid, size = b[o:o + 4], struct.unpack("<I", b[o + 4:o + 8])[0]
+        if cid == b"fmt ":
+            tag = struct.unpack("<H", b[o + 8:o + 10])[0]
+        elif cid == b"data":
+            data = b[o + 8:o + 8 + size]
+        o += 8 + size + (size & 1)
+    return tag, data
 
 
 def main(argv):
@@ -45,13 +70,8 @@ def main(argv):
     m2 = (d_inner + 2 * n_groups * d_state) * d_conv + d_inner * d_state
     want_bytes = 64 + 4 * (m1 + 2 * m2)
     n = 48000 * 2
-    x = (np.random.default_rng(0).normal(0, 0.1, n) * 32767).astype("<i2")
     src = os.path.join(work, "in.wav")
-    with wave.open(src, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(48000)
-        w.writeframes(x.tobytes())
+    write_f32_wav(src, np.random.default_rng(0).normal(0, 0.1, n), 48000)
     outs, ok = {}, True
     for chunk in (1, 7, 32, 1024):
         dst = os.path.join(work, f"out_{chunk}.wav")
@@ -65,12 +85,16 @@ def main(argv):
                   f"{text.strip()[-300:]}")
             ok = False
             continue
-        with wave.open(dst, "rb") as w:
-            outs[chunk] = (w.getnframes(), w.readframes(w.getnframes()))
+        tag, data = read_wav_data(dst)
+        if tag not in (3, 0xFFFE):  # IEEE float (or extensible)
+            print(f"FAIL chunk {chunk}: output WAV format tag {tag}, expected float")
+            ok = False
+            continue
+        outs[chunk] = (len(data) // 4, data)
     if ok:
         frames = {k: v[0] for k, v in outs.items()}
         same = len({v[1] for v in outs.values()}) == 1
-        nonzero = np.any(np.frombuffer(outs[32][1], dtype="<i2") != 0)
+        nonzero = np.any(np.frombuffer(outs[32][1], dtype="<f4") != 0)
         ok = same and all(f == n for f in frames.values()) and nonzero
         print(f"{'ok' if ok else 'FAIL'}: Mamba-1 + 2 x Mamba-2 model through ssmd: state "
               f"{want_bytes} bytes as computed here; output {frames[32]} frames for {n} in; "
