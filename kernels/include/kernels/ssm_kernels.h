@@ -94,12 +94,10 @@ void ssm_softplus_f32(float *out, size_t ld_out, const float *x, size_t ld_x,
  *  Δ·A (the log-decay clamp of chunked training scans), -INFINITY for none.
  *  y must not alias an input.
  *
- *  Mamba-2 slots in here without changing the callers' shape of things: its
- *  A is one scalar per head (d_inner = n_heads·head_dim) and B/C are shared
- *  by groups of heads; that becomes a sibling ssm_scan_step_heads_f32 taking
- *  A {n_heads}, head_dim and B, C {n_streams, n_groups, d_state}, with the
- *  same per-stream state pointers, while this per-channel version is the
- *  head_dim = 1, A {d_inner, d_state} case. */
+ *  Mamba-2's sibling is ssm_scan_heads_step_f32 below (A one scalar per
+ *  head, d_inner = n_heads·head_dim, B/C {n_streams, n_groups·d_state} shared
+ *  by groups of heads, the same per-stream state pointers); this per-channel
+ *  version is the head_dim = 1, A {d_inner, d_state} case. */
 void ssm_scan_step_f32(float *y, size_t ld_y, float *const *ssm_state,
                        const float *x, size_t ld_x,
                        const float *dt, size_t ld_dt,
