@@ -72,12 +72,6 @@ void ssm_mixer_step(const ssm_mixer *mx, float *y, size_t ld_y, const float *xz,
 
 /* ---- Mamba-2 (mamba_ssm/modules/mamba2.py Mamba2.step; arXiv:2405.21060) -- */
 
-ssm_scan_heads_step_fn ssm_scan_heads_step_get(ssm_isa isa)
-{
-    (void)isa; /* the _vec clones are picked by CPU at load and give the same bits */
-    return ssm_scan_heads_step_f32_vec;
-}
-
 void ssm_rmsnorm_gated_f32(float *y, size_t ld_y, const float *z, size_t ld_z,
                            const float *w, int n_rows, int dim, int n_groups, float eps,
                            ssm_gate_silu_fn gate)

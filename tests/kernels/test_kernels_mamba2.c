@@ -1,8 +1,8 @@
 /* Mamba-2 (SSD) kernels (ssm_kernels.h "Mamba-2"; arXiv:2405.21060,
  * mamba_ssm/modules/mamba2.py):
- *  - the scan step per head: the vectorised variant (the one
- *    ssm_scan_heads_step_get returns for every ISA) against the plain-C
- *    reference on a cross product of awkward sizes (heads per group 1, 3, 17;
+ *  - the scan step per head: every ISA's variant (ssm_scan_heads_step_get:
+ *    explicit AVX2 for AVX2 and AVX-512, _vec for scalar) bit for bit equal
+ *    to the _vec kernel, which is held to the plain-C reference on a cross product of awkward sizes (heads per group 1, 3, 17;
  *    n_groups 1, 2; head_dim 1, 7, 64; d_state 1, 16, 64, 128), 5 steps of 3
  *    streams, normwise relative error on y and on the states <= 2e-6; and
  *    against a float64 loop of the equations;
@@ -91,9 +91,13 @@ static void test_scan_heads_vec_vs_ref(void **st)
                      nstates[] = {1, 16, 64, 128};
     const int NS = 3, STEPS = 5;
     double worst_y = 0, worst_s = 0, worst_64 = 0;
-    int n_cases = 0;
-    ssm_scan_heads_step_fn vec = ssm_scan_heads_step_get(ssm_isa_best());
-    assert_ptr_equal(vec, ssm_scan_heads_step_get(SSM_ISA_SCALAR));
+    int n_cases = 0, n_isa = 0;
+    /* every ISA's variant this CPU runs must give the _vec kernel's bits */
+    ssm_scan_heads_step_fn vec = ssm_scan_heads_step_f32_vec, isa_fn[3];
+    for (int i = SSM_ISA_SCALAR; i <= SSM_ISA_AVX512; ++i)
+        if (ssm_isa_supported((ssm_isa)i))
+            isa_fn[n_isa++] = ssm_scan_heads_step_get((ssm_isa)i);
+    assert_ptr_equal(isa_fn[0], vec);
     for (int ig = 0; ig < 2; ++ig)
         for (int ih = 0; ih < 3; ++ih)
             for (int ip = 0; ip < 3; ++ip)
@@ -103,9 +107,12 @@ static void test_scan_heads_vec_vs_ref(void **st)
                     float *A = rand_vec((size_t)g.H, -8.0f, -0.5f);
                     float *D = rand_vec((size_t)g.H, 0.5f, 1.5f);
                     float *S1 = rand_vec(sn * NS, -1.0f, 1.0f), *S2 = malloc(sn * NS * 4);
+                    float *S3 = malloc(sn * NS * 4 * 3), *y3 = malloc(di * NS * 4);
                     double *S64 = malloc(sn * 8), *y64 = malloc(di * 8);
                     float *y1 = malloc(di * NS * 4), *y2 = malloc(di * NS * 4);
                     memcpy(S2, S1, sn * NS * 4);
+                    for (int i = 0; i < 3; ++i)
+                        memcpy(S3 + i * sn * NS, S1, sn * NS * 4);
                     for (size_t i = 0; i < sn; ++i)
                         S64[i] = S1[i]; /* stream 0 in float64 */
                     float *p1[3], *p2[3];
@@ -122,6 +129,15 @@ static void test_scan_heads_vec_vs_ref(void **st)
                                                 2 * gn, D, NS, g.H, g.P, g.G, g.N);
                         vec(y2, di, p2, x, di, dt, (size_t)g.H, A, bc, bc + gn, 2 * gn, D, NS,
                             g.H, g.P, g.G, g.N);
+                        for (int i = 0; i < n_isa; ++i) {
+                            float *p3[3];
+                            for (int s = 0; s < NS; ++s)
+                                p3[s] = S3 + (size_t)i * sn * NS + s * sn;
+                            isa_fn[i](y3, di, p3, x, di, dt, (size_t)g.H, A, bc, bc + gn, 2 * gn, D,
+                                      NS, g.H, g.P, g.G, g.N);
+                            assert_memory_equal(y3, y2, di * NS * 4);
+                            assert_memory_equal(S3 + (size_t)i * sn * NS, S2, sn * NS * 4);
+                        }
                         double scale = step_f64(y64, S64, x, dt, A, bc, bc + gn, D, g);
                         double e = rel_err(y2, y1, di * NS);
                         worst_y = e > worst_y ? e : worst_y;
@@ -139,10 +155,12 @@ static void test_scan_heads_vec_vs_ref(void **st)
                         printf("FAIL at H=%d P=%d G=%d N=%d: y %.2e state %.2e ref-vs-f64 %.2e\n",
                                g.H, g.P, g.G, g.N, worst_y, worst_s, worst_64);
                     ++n_cases;
+                    free(S3); free(y3);
                     free(A); free(D); free(S1); free(S2); free(S64); free(y64); free(y1); free(y2);
                 }
-    printf("scan per head, %d shapes x %d steps x %d streams: vec vs ref y %.2e, state %.2e; "
-           "ref vs float64 %.2e (of max Σ|S·C| + |D·x|; tolerance 2e-6)\n", n_cases, STEPS, NS, worst_y, worst_s, worst_64);
+    printf("scan per head, %d shapes x %d steps x %d streams: %d ISA variants == _vec "
+           "(bitwise); vec vs ref y %.2e, state %.2e; ref vs float64 %.2e (of max Σ|S·C| + "
+           "|D·x|; tolerance 2e-6)\n", n_cases, STEPS, NS, n_isa, worst_y, worst_s, worst_64);
     assert_true(worst_y <= 2e-6 && worst_s <= 2e-6 && worst_64 <= 2e-6);
 }
 

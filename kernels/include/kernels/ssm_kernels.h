@@ -435,9 +435,11 @@ typedef void (*ssm_scan_heads_step_fn)(float *y, size_t ld_y, float *const *ssm_
                                        const float *A, const float *B, const float *C,
                                        size_t ld_bc, const float *D, int n_streams, int n_heads,
                                        int head_dim, int n_groups, int d_state);
-/** The Mamba-2 scan step for isa: ssm_scan_heads_step_f32_vec on every ISA
- *  (its AVX-512 / AVX2 clone is picked by the loader; an explicit-intrinsics
- *  kernel can take this slot with the same bits later). */
+/** The Mamba-2 scan step for isa, with the bits of
+ *  ssm_scan_heads_step_f32_vec (the same operations in the same order):
+ *  explicit AVX2 intrinsics for isa AVX2 and AVX-512 (one pass over each
+ *  channel's state in blocks of 8, the tail masked; cpu/ssm_kernels_packed.c),
+ *  else the _vec function itself.  Call once at set-up and keep the pointer. */
 ssm_scan_heads_step_fn ssm_scan_heads_step_get(ssm_isa isa);
 
 /** Frames per block of the chunked SSD form (ssm_ssd_chunk_f32). */
