@@ -29,7 +29,7 @@
 static const char *const usage_text =
     "Usage: ssm-sub [OPTIONS] [TOPIC_PREFIX...]\n"
     "Subscribe to ssmd's data plane (all topics when no prefix is given; a prefix\n"
-    "such as 'mic0/' or 'mic0/features/') and print one line per message:\n"
+    "such as 'mic/' or 'mic/features/') and print one line per message:\n"
     "  TOPIC seq=N first_sample=N ROWSxCOLS DTYPE rate=HZ flags=NAMES [values | JSON]\n"
     "Gaps in a topic's seq are reported on stderr as dropped messages.\n"
     "\n"
