@@ -362,6 +362,14 @@ def t_output_format():
     print(f"  max |pcm16 - float| = {e16:.3g} (<= 2^-15), |pcm24 - float| = {e24:.3g} (<= 2^-23)")
     check(e16 <= 2.0 ** -15 and e24 <= 2.0 ** -23, "integer outputs are not the float output rounded")
     check(bits_differ(got[None], got["pcm16"]) == 0, "default differs from pcm16")
+    # the generator's --output follows the same option (the bundled mu-law model)
+    for fmt, want in ((None, "PCM_16"), ("pcm24", "PCM_24"), ("float", "FLOAT")):
+        gen = os.path.join(TMP, f"gen_{fmt}.wav")
+        r = subprocess.run([SSMD, "--generate-s", "1", "--seed", "1", "-o", gen,
+                            *(["--output-format", fmt] if fmt else [])], capture_output=True, text=True, timeout=120)
+        got_sub = sf.info(gen).subtype if r.returncode == 0 else r.stderr.strip()
+        print(f"  --generate-s 1, --output-format {fmt or '(default)'}: {got_sub}")
+        check(got_sub == want, f"generator output {got_sub}, want {want}")
     for extra, out, words in ((["--output-format", "pcm12"], "bad.wav", ["--output-format", "pcm16|pcm24|float"]),
                               (["--output-format", "float"], "f.flac", ["flac", "float"])):
         dst = os.path.join(TMP, out)
