@@ -710,6 +710,10 @@ static int write_sfinfo(SF_INFO *si, dsp_audio_container *cont, const dsp_audio_
             return dsp_error_set(err, DSP_ERR_INVALID, "%s: %s cannot hold subtype %s", name,
                                  container_names[c], subtype_name(s));
     }
+    if (c == DSP_AUDIO_CONTAINER_FLAC && (s == DSP_AUDIO_SUBTYPE_FLOAT || s == DSP_AUDIO_SUBTYPE_DOUBLE))
+        return dsp_error_set(err, DSP_ERR_INVALID,
+                             "%s: FLAC cannot hold float samples (8-, 16- or 24-bit PCM only); use .wav, .w64 "
+                             "or .aiff for float", name);
     int endian = endian_to_sf(fmt->endian);
     if (endian < 0)
         return dsp_error_set(err, DSP_ERR_INVALID, "%s: unknown endianness %d", name, (int)fmt->endian);
