@@ -56,7 +56,9 @@
  *     create: <system reason>", and a container that cannot hold the data:
  *     FLAC 1..8 channels up to 655350 Hz, Ogg/Vorbis 1..255 channels up to
  *     200000 Hz, Ogg/Opus 1..255 channels at 8000, 12000, 16000, 24000 or
- *     48000 Hz, each named with the value and the alternatives.
+ *     48000 Hz, MP3 1..2 channels at the nine MPEG rates (8000..48000 Hz),
+ *     no float samples in FLAC, each named with the value and the
+ *     alternatives.
  *
  * Thread safety: one reader or writer object is used by one thread at a time;
  * distinct objects are independent, except that libsndfile reports open
