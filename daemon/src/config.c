@@ -5,6 +5,7 @@
 #include "config.h"
 #include "errf.h"
 #include "ssm/model.h"
+#include "ssmd/output_format.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -23,6 +24,11 @@ static const ssmd_option options[] = {
       "'mic' (capture device), 'none' (only client streams) or an audio file to process" },
     { "output", 'o', SSMD_OPT_PATH, OFF(output), 0, 0, NULL, "", false,
       "write the processed audio here (format from the extension; '-' = AU to stdout)" },
+    { "output_format", 0, SSMD_OPT_ENUM, OFF(output_format), 0, 0, SSMD_OUTPUT_FORMAT_CHOICES,
+      SSMD_OUTPUT_FORMAT_DEFAULT_NAME, false,
+      "sample format of --output: 16- or 24-bit integer PCM, or 32-bit float (bit-exact, keeps "
+      "values beyond full scale; not in .flac); .ogg/.opus/.mp3 use their codec. ssm-push and "
+      "ssm-sub take the same option with the same default" },
     { "device", 'd', SSMD_OPT_STRING, OFF(device), 0, 0, NULL, "", false,
       "capture device: index or name substring (see --list-devices); empty = default" },
     { "monitor", 0, SSMD_OPT_STRING, OFF(monitor), 0, 0, NULL, "", false,

@@ -23,6 +23,7 @@ typedef struct ssmd_config {
     char *model;              /**< model file (safetensors) */
     char *input;              /**< "mic", "none", or an audio file path */
     char *output;             /**< output audio file ("-" = AU to stdout), "" for none */
+    char *output_format;      /**< "pcm16", "pcm24" or "float" (ssmd/output_format.h) */
     char *device;             /**< capture device: index or name substring, "" = default */
     char *monitor;            /**< playback device for the processed audio, "" = none */
     char *channels;           /**< "auto" (files: split, mic: mono), "mono" (downmix: mean of

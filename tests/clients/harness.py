@@ -123,6 +123,22 @@ def read_wav(path):
     return rate, x
 
 
+def wav_format_tag(path):
+    """The wFormatTag of a RIFF WAV file's fmt chunk (1 PCM, 3 float, 0xFFFE
+    EXTENSIBLE), or None when the file is not RIFF WAVE."""
+    with open(path, "rb") as f:
+        head = f.read(4096)
+    if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return None
+    at = 12
+    while at + 8 <= len(head):
+        cid, size = head[at:at + 4], int.from_bytes(head[at + 4:at + 8], "little")
+        if cid == b"fmt ":
+            return int.from_bytes(head[at + 8:at + 10], "little")
+        at += 8 + size + (size & 1)
+    return None
+
+
 def read_au(path):
     """(rate, float32 array (frames, channels)) of a float AU file (Sun/NeXT:
     big-endian header .snd, offset, size, encoding 6 = float32, rate, channels)."""

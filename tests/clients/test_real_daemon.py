@@ -78,7 +78,8 @@ try:
                                stdout=open(sub_log, "w"), stderr=subprocess.PIPE, text=True)
         wait_subscribed(n_subs)
         out = os.path.join(T, f"push{rate}.wav")
-        r = run([PUSH, "-e", ing, "--stream", name, "--chunk", str(chunk), "-o", out, src])
+        r = run([PUSH, "-e", ing, "--stream", name, "--chunk", str(chunk), "--output-format", "float", "-o", out,
+                 src])  # float: compared exactly with what ssm-sub receives
         check(r.returncode == 0, f"{rate} Hz push: exit 0 ({r.stderr.strip()!r})")
         orate, y = read_wav(out)
         check(orate == rate and y.shape == (n, 1) and np.isfinite(y).all(),
