@@ -21,6 +21,8 @@ PKGS=(
   sox python3-soundfile
   # speech synthesis for the 16 kHz example (examples/make_example.py, the demo)
   espeak-ng
+  # the LADSPA plugin (ladspa.h; plugin/ladspa) and its PipeWire filter-chain test
+  ladspa-sdk pipewire pipewire-bin
 )
 # Training the default model (train/, models/README.md): SSMD_TRAIN=1 scripts/setup.sh
 if [ "${SSMD_TRAIN:-0}" = 1 ]; then
