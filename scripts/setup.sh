@@ -23,6 +23,9 @@ PKGS=(
   sox python3-soundfile
   # speech synthesis for the 16 kHz example (examples/make_example.py, the demo)
   espeak-ng
+  # the LADSPA plugin (ladspa.h; plugin/ladspa) and its PipeWire filter-chain test
+  # (a private pipewire + wireplumber, which wants a D-Bus session bus)
+  ladspa-sdk pipewire pipewire-bin wireplumber dbus-daemon
 )
 # Training the default model (train/, models/README.md): SSMD_TRAIN=1 scripts/setup.sh
 if [ "${SSMD_TRAIN:-0}" = 1 ]; then
