@@ -50,7 +50,7 @@ def run(cmd, env=None, ok_codes=(0,)):
 
 def ssmd_ref(path, *extra):
     out = path.replace(".wav", ".ssmd.wav")
-    run([ssmd, path, "-o", out, *extra])
+    run([ssmd, path, "-o", out, "--output-format", "float", *extra])
     y, rate = sf.read(out, dtype="float64", always_2d=True)
     return y
 

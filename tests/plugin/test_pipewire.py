@@ -156,7 +156,7 @@ print(f"lag {lag} samples ({(lag - sr) / sr * 1e3:.1f} ms after the 1 s of silen
       f"{len(quiet)}, attenuated {att:.1f} dB")
 seg_in = os.path.join(tmp, "seg.wav")
 sf.write(seg_in, noisy.astype(np.float32), sr, subtype="FLOAT")
-subprocess.run([ssmd, seg_in, "-o", os.path.join(tmp, "seg.ssmd.wav")], check=True, capture_output=True)
+subprocess.run([ssmd, seg_in, "-o", os.path.join(tmp, "seg.ssmd.wav"), "--output-format", "float"], check=True, capture_output=True)
 sdr_ssmd = si_sdr(sf.read(os.path.join(tmp, "seg.ssmd.wav"), dtype="float64")[0], clean)
 print(f"ssmd on the same 4 s: SI-SDR {sdr_ssmd:.2f} dB")
 fail = []
