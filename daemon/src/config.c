@@ -19,8 +19,8 @@
 
 static const ssmd_option options[] = {
     { "model", 'm', SSMD_OPT_PATH, OFF(model), 0, 0, NULL, "", false,
-      "model file (safetensors, docs/model-format.md); empty = the bundled default, searched for "
-      "as MODEL FILES below" },
+      "model file (safetensors, docs/model-format.md); empty = the bundled default, found on "
+      "the model search path (MODEL FILES in ssmd --help)" },
     { "input", 'i', SSMD_OPT_STRING, OFF(input), 0, 0, NULL, "none", false,
       "'mic' (capture device), 'none' (only client streams) or an audio file to process" },
     { "output", 'o', SSMD_OPT_PATH, OFF(output), 0, 0, NULL, "", false,
