@@ -109,7 +109,10 @@ def check_embed(a, root, tmp):
     src = os.path.join(tmp, "embed.c")
     shutil.copy(os.path.join(a["source_root"], "examples", "embed.c"), src)  # the example, not the tree
     exe = os.path.join(tmp, "embed")
-    cc = subprocess.run([os.environ.get("CC", "cc"), "-std=c11", "-Wall", "-Werror", src, "-o", exe] + flags + ["-lm"],
+    san = os.environ.get("SSMD_TEST_SANITIZE", "none")
+    san_flags = ["-fsanitize=" + san] if san not in ("", "none") else []
+    cc = subprocess.run([os.environ.get("CC", "cc"), "-std=c11", "-Wall", "-Werror"] + san_flags + [src, "-o", exe]
+                        + flags + ["-lm"],
                         capture_output=True, text=True, env=env, cwd=tmp)
     if cc.returncode != 0:
         fail("cc embed.c: " + cc.stderr.strip()[-2000:])
