@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Writes the example configuration file (installed as <sysconfdir>/ssmd/ssmd.conf)
  * from ssmd's option table (daemon/src/config.c), so it lists every key with
  * its help and default and cannot drift from `ssmd --help`.  Every key is

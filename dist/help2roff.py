@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Writes a man page (roff) from a program's --help output, deterministically.
 
 Usage: help2roff.py PROGRAM NAME VERSION OUT.1

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Embedding libssmd: denoise a buffer in your own C program.
  *
  * Build against an installed ssmd (docs/deploying.md):

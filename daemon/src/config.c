@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The option table and its three readers (file, command line, --help).
  * Design note: the table is the single source of truth; adding an option is
  * adding a field to ssmd_config and a row here (tests/daemon/test_config.c

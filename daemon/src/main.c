@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* ssmd: command line, signals, and dispatch to the job.  Kept small
  * (STYLE.md 15): options live in config.c, work in the job modules. */
 #include <errno.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Model search path (model_find.h).  The compiled-in directories come from
  * meson: SSMD_MODELS_DATADIR (<prefix>/<datadir>/ssmd/models) and
  * SSMD_MODELS_SRCDIR (<source root>/models). */

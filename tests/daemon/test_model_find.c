@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* ssmd_model_find (model_find.h): the search order (--model, $SSMD_MODEL,
  * $XDG_DATA_HOME, $XDG_DATA_DIRS, install datadir, source tree), relative
  * XDG entries ignored, SSMD_NO_SOURCE_MODELS, and the one-line errors for a

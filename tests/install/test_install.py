@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The installed tree (meson install --destdir), with the checkout out of reach.
 
 Usage: test_install.py CHECK BUILD_DIR PREFIX BINDIR LIBDIR MANDIR SYSCONFDIR SOURCE_ROOT

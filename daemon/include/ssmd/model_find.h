@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Where ssmd finds a model file when the user names none (DESIGN.md §2:
  * installed models under <datadir>/ssmd/models, the checkout only as a
  * fallback).  Shared by the daemon and anything else linking libssmd (the
