@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Installs every Debian package ssmd needs to build and test (idempotent: it
 # only calls apt when something is missing, and is silent when nothing is),
 # then configures and builds ./build.  Usage: scripts/setup.sh [builddir]

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* clients/src/client.c — shared helpers of the command-line clients (client.h). */
 #include "client.h"
 

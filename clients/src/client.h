@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* clients/src/client.h — what ssm-sub, ssm-push and ssm-ctl share.
  *
  * Small helpers around ZeroMQ for command-line clients of ssmd

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* ssm-push: sends an audio file to ssmd as a named stream and optionally
  * writes the processed audio that comes back (docs/protocol.md, "Ingest").
  *

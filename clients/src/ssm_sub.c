@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* ssm-sub: subscribes to ssmd's data plane and prints one line per message,
  * or writes one stream's audio to a file (docs/protocol.md, "Data plane").
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* ssmd configuration: one declarative table of options (STYLE.md 15).
  *
  * Every option has a key, a type, a range or a set of values, a default,

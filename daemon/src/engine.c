@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The engine: the stream table and the step in the middle.  Each iteration
  * pushes every stream's pending input into its pipeline (stream.h), steps
  * every stream that has a frame ready as one batch (ssm_step), and hands the

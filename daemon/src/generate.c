@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Generation from a mu-law token model (generate.h). */
 #include "generate.h"
 #include "ssmd/output_format.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The output-file sink (--output): the processed audio of one stream, or of
  * one stream per input channel, appended to one file libsndfile writes.
  *

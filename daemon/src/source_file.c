@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The file source: a file libsndfile reads (--input FILE), as one stream per
  * channel ('split', the default for files: <name>.0, <name>.1, ..., each
  * with its own model state, written back as the channels of --output) or

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The server's shared state and the two interfaces its rooms meet at
  * (internal to daemon/src/; see docs/architecture.md for the map).
  *

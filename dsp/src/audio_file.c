@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Streaming audio file reader and writer on libsndfile (dsp/audio_file.h).
  *
  * Design note.  libsndfile does the decoding; this file adds what ssmd needs

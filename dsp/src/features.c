@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Spectral features, mel filterbank (librosa.filters.mel conventions) and
  * block levels.  See dsp/features.h for the formulas. */
 #include "dsp/features.h"

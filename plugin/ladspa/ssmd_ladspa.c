@@ -1,5 +1,5 @@
 /* ssmd as a LADSPA plugin (DESIGN.md §1, the fourth host of the engine):
- * the daemon's per-stream pipeline (daemon/src/stream.h) and model step,
+ * the daemon's per-stream pipeline (daemon/include/ssmd/stream.h) and model step,
  * in-process, for desktop hosts (PipeWire's filter-chain, sox, Audacity,
  * EasyEffects).  Two plugin types in one file:
  *   ssmd_denoise_mono    UniqueID 0xE55D01 (15031553)
@@ -47,6 +47,7 @@
 #include "dsp/features.h"
 #include "frontend.h"
 #include "kernels/ssm_kernels.h"
+#include "model_find.h"
 #include "ssm/model.h"
 #include "stream.h"
 
@@ -95,18 +96,6 @@ typedef struct ssmd_ladspa_model {
 
 static pthread_mutex_t g_model_lock = PTHREAD_MUTEX_INITIALIZER;
 static ssmd_ladspa_model *g_model; /* the shared one (may have refs 0 only transiently) */
-
-/* Where the model comes from: $SSMD_MODEL (a file path), else the installed
- * <datadir>/ssmd/models/default.safetensors, else the source tree's copy.
- * Kept to this one function so that libssmd's ssmd_model_find can replace it.
- * Returns a path (the environment's string or a static one). */
-static const char *ssmd_ladspa_model_path(void)
-{
-    const char *env = getenv("SSMD_MODEL");
-    if (env && env[0]) return env;
-    if (access(SSMD_LADSPA_INSTALLED_MODEL, R_OK) == 0) return SSMD_LADSPA_INSTALLED_MODEL;
-    return SSMD_LADSPA_SOURCE_MODEL;
-}
 
 static void ssmd_ladspa_model_unref(ssmd_ladspa_model *m)
 {
@@ -293,8 +282,13 @@ static int ssmd_ladspa_reset(ssmd_ladspa *p, char *err, size_t cap)
 
 static LADSPA_Handle ssmd_ladspa_instantiate(const LADSPA_Descriptor *d, unsigned long rate)
 {
-    char err[1024];
-    const char *path = ssmd_ladspa_model_path();
+    char err[1024], path[4096];
+    /* the daemon's search order (model_find.h): $SSMD_MODEL, the XDG data
+     * dirs, the installed datadir, the source tree */
+    if (ssmd_model_find(SSMD_MODEL_DEFAULT, NULL, path, sizeof path, err, sizeof err) != 0) {
+        fprintf(stderr, "ssmd_ladspa: %s\n", err);
+        return NULL;
+    }
     ssmd_ladspa *p = calloc(1, sizeof *p);
     if (!p) {
         fprintf(stderr, "ssmd_ladspa: out of memory\n");

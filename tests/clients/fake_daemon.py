@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """A fake ssmd for the client tests, written from docs/protocol.md alone (it
 does not import the clients' codec, so the two readings of the spec meet in
 the tests).

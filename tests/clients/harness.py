@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Shared pieces of the client tests: a fake daemon per test (tests/clients/
 fake_daemon.py, free ports, a temporary directory), running the C clients
 with a deadline, and failing with one clear line."""

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """The Python client as a package: `python3 -m venv --system-site-packages`
 and `pip install clients/python` work offline; the installed package imports
 from outside the checkout and its __version__ equals the meson project

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """ssm-push against the fake daemon (which returns mono x 0.5): exact length
 and values back, five pushers at once, --realtime pacing, an empty file, an
 error reply printed (NAME_IN_USE), a daemon that never answers.

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """The C clients against the real ssmd (random model of tests/daemon) on free
 loopback ports: ssm-push gets back exactly as many samples as it pushed, and
 the same audio as the daemon's offline file job (within the 16-bit

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """ssm-sub against the fake daemon: every message of a scripted stream in
 order with contiguous seq, values as sent (text and JSON), meta re-sent on
 subscription, --output audio exact, drops reported and filled with silence,

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Audio input/output promises of the daemon (docs/reliability.md, "Audio input
 and output"): clipping counted and reported, stereo in -> stereo out, output
 headers valid after kill -9, clear errors for unreadable inputs.  Every

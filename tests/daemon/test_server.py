@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Integration tests of the ssmd daemon on loopback (docs/protocol.md), with
 random free ports and a temporary HOME.  Each check prints what it measured.
 Usage: test_server.py SSMD_EXE STREAM_RUN_EXE MODEL_DIR [--slow]"""

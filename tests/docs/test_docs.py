@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """Every shell command the docs show runs, or says why it cannot.
 
 Extracts each fenced ```sh, ```bash, ```shell and ```console block of

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Tests of dsp/audio_file.h: round trips through every container, RAW with an
  * explicit layout (checked against bytes this test writes by hand), edge
  * lengths, channel interleaving, clipping, non-finite samples, error

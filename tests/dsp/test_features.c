@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Features: finiteness of log features on silence and extreme values, RMS
  * and dBFS levels, mel filterbank structure and refused configurations.
  * The filterbank values are compared with numpy in tests/ref/dsp_ref.py. */

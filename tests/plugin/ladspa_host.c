@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A minimal LADSPA host for the plugin's tests: loads PLUGIN (a .so path),
  * instantiates LABEL at RATE Hz, connects every port and calls run() with
  * exactly BLOCK samples at a time (the last call gets the remainder; BLOCK 0

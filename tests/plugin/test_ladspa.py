@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The LADSPA plugin gives the daemon's audio: `ssmd IN -o OUT` (an offline
 job, latency compensated) against the plugin run by a C host at exact block
 sizes (64, 441, 1024, 4096, and a cycle of 1/7/253/4096/65536/2/441), in

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The PipeWire filter-chain config of the tree (plugin/pipewire/
 ssmd-noise-cancel.conf) makes a noise-cancelling source: a private, headless
 PipeWire (its own XDG_RUNTIME_DIR and config dir, a private D-Bus session for

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* ssmd output sample formats: the one definition of --output-format, shared
  * by the daemon (the file job's and the generator's --output) and the
  * clients (ssm-push --output, ssm-sub --output), so the choices and the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* dsp/audio_file.h — streaming audio file reader and writer (libsndfile).
  *
  * Reader: every format libsndfile reads (on Debian 12: WAV, RF64, W64, AIFF,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* dsp/features.h — per-frame features computed from an STFT spectrum
  * (stft.h): magnitude, power, log-power, mel filterbank, log-mel; and the
  * level of a block of samples (RMS, dBFS).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* ssm/model.h — a Mamba-1 selective state-space model: load once, then step
  * any number of independent streams frame by frame with constant memory.
  *
