@@ -4,15 +4,14 @@
 the top of every tracked source file: C/CUDA sources and headers, Python,
 shell, meson.build, meson_options.txt, the linker version script and .ci/run.
 The comment goes on the first line, after a shebang if there is one.
-Skipped: train/ and clients/python/ (their owners add it), plugin/ and
-debian/, and data (models, corpora, audio, JSON, logs).  Idempotent.
+Skipped: debian/ (its copyright file says it), and data (models, corpora, audio, JSON, logs).  Idempotent.
 Usage: scripts/spdx.py [--check]   (from anywhere in the checkout)"""
 import os
 import subprocess
 import sys
 
 TAG = "SPDX-License-Identifier: MIT"
-SKIP = ("train/", "clients/python/", "plugin/", "debian/")
+SKIP = ("debian/",)
 
 
 def comment_for(path):

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Evaluates a denoiser as users get it — through the ssmd daemon — next to RNNoise in the same run.
 
   scripts/setup.sh && SSMD_TRAIN=1 scripts/setup.sh      # packages; npm installs the RNNoise peer

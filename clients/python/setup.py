@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Build glue for the ssmd Python package (metadata is in pyproject.toml).
 
 The version has one source: project(..., version: '...') in the top-level

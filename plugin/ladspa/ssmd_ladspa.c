@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* ssmd as a LADSPA plugin (DESIGN.md §1, the fourth host of the engine):
  * the daemon's per-stream pipeline (daemon/include/ssmd/stream.h) and model step,
  * in-process, for desktop hosts (PipeWire's filter-chain, sox, Audacity,
@@ -282,7 +283,7 @@ static int ssmd_ladspa_reset(ssmd_ladspa *p, char *err, size_t cap)
 
 static LADSPA_Handle ssmd_ladspa_instantiate(const LADSPA_Descriptor *d, unsigned long rate)
 {
-    char err[1024], path[4096];
+    char err[8192], path[4096]; /* err holds a line naming the path */
     /* the daemon's search order (model_find.h): $SSMD_MODEL, the XDG data
      * dirs, the installed datadir, the source tree */
     if (ssmd_model_find(SSMD_MODEL_DEFAULT, NULL, path, sizeof path, err, sizeof err) != 0) {

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """PEP 517 build backend of the ssmd Python package: setuptools, found offline.
 
 pip builds in an isolated environment and downloads the build requirements

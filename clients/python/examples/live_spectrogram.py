@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Live spectrogram and voice-activity trace of one ssmd stream.
 
 Subscribes to <stream>/meta/, <stream>/features/ and <stream>/vad/ and draws

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Python client of the ssmd daemon (wire protocol: docs/protocol.md).
 
 Subscriber (data plane), Pusher (ingest), Control (control socket); the

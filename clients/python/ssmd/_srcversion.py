@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The project version, read from the top meson.build: the one place it is
 written.  Used by setup.py (to generate ssmd/_version.py in the built
 package) and by ssmd/__init__.py when the package runs from a checkout

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Control: ssmd's control socket (docs/protocol.md, "Control").
 
     c = Control("tcp://127.0.0.1:5562")

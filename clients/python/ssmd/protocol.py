@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The ssmd message header and topics (docs/protocol.md), in pure Python.
 
 A data-plane message is three ZeroMQ frames [topic][header][payload].  The

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Subscriber: the data plane of ssmd (docs/protocol.md, "Data plane").
 
     with Subscriber("tcp://127.0.0.1:5560", ["mic/"]) as sub:
