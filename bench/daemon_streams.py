@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Real-time 48 kHz streams per core through the ssmd daemon, RNNoise in the same run.
 
   /usr/bin/python3 bench/daemon_streams.py SSMD [MODEL] [--streams 64,256] [--seconds 10]

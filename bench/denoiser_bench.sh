@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # The bundled 48 kHz denoiser's speed, each figure next to RNNoise (the
 # @shiguredo/rnnoise-wasm build under Node) in the same run, pinned to one core:
 #   1. the whole offline job (decode, STFT, model, iSTFT, encode) on a generated

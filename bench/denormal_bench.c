@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Per-frame time of the daemon's stream pipeline (resample, STFT, features,
  * ssm_step, mask, iSTFT: ssmd_stream + ssm_step, as the file job runs it) on
  * digital silence versus silence with subnormal decaying tails, with the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* dsp benchmark: frames per second of the full per-frame front-end and
  * back-end on one core — framer → STFT (sqrt-Hann, n_fft 512, hop 128) →
  * power → 80 Slaney mels → ln → iSTFT → overlap-add — on 10 s of 16 kHz

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Runs the dsp benchmark (C) and its numpy peer in the same run and prints
 # their JSON lines followed by one summary line with the ratios.
 # Usage: bench/dsp_bench.sh BUILD_DIR [SECONDS]      (default 3 s per variant)

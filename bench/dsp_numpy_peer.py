@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """numpy peer of bench/dsp_bench.c: the same work per frame — sqrt-Hann
 window, rfft (n_fft 512), power, 80 Slaney mels (matmul), ln with floor
 1e-10, irfft, synthesis window, overlap-add (hop 128) — on 10 s of 16 kHz

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The elementwise kernels of a step alone (softplus, conv step + SiLU, SiLU
  * gate, sigmoid), per variant, at the models' shapes: one JSON line per
  * (kernel, shape, impl) with the fastest of several passes in ns per element

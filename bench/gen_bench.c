@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* gen_bench — generated samples per second of the daemon's generator
  * (daemon/src/generate.h: ssm_step on the token model + ssm_sample per
  * stream) at several batch sizes, next to real time.

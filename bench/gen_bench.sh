@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Generation benchmark: ssmd's generator (bench/gen_bench.c) and PyTorch eager
 # (bench/gen_torch_peer.py) stepping the same mu-law model, in the same run,
 # pinned to one core (taskset -c ${SSMD_BENCH_CPU:-0}), batch 1 and 16.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """PyTorch peer of bench/gen_bench.c: the same mu-law model file stepped sample
 by sample in eager PyTorch (fp32, torch.no_grad(), one thread), with the same
 sampling work per step (softmax, LPCNet floor 0.001, torch.multinomial).

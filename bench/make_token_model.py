@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """A random mu-law token model for the generation benchmark (bench/gen_bench.sh):
 Mamba-1 initialised the way mamba_ssm does (tests/ref/mamba_ref.py make_model),
 vocabulary 256, an LM head, and the mu-law front-end metadata the daemon's

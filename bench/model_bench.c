@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Model step benchmark: latency (median, p99 of single steps) and throughput
  * (stream-steps per second = batch / median step time) of ssm_step at several
  * batch sizes, per implementation:

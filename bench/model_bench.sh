@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Model step benchmark, ssmd next to the PyTorch peer on the same model files,
 # in one run (docs/performance.md).  Usage:
 #   bench/model_bench.sh [BUILD_DIR]        (default build; needs model_bench built)

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """PyTorch peer of bench/model_bench.c: the same model file stepped by a plain
 eager implementation of the Mamba-1 step (the equations of DESIGN.md §4, as
 mamba_ssm's Mamba.step writes them), torch.no_grad(), fp32, batch of streams.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* This machine's roofline, measured: peak sgemm GFLOP/s through the BLAS the
  * model links (OpenBLAS; one thread unless OPENBLAS_NUM_THREADS says
  * otherwise), at a large square shape and at the projection shapes of a

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # ONE command for every benchmark, each next to its peer in the same run:
 #   1. the machine's roofline (bench/roofline: FMA peak, OpenBLAS sgemm, copy
 #      bandwidth at L2/L3/DRAM working sets) and ssmd's projection kernels at

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The selective-scan step alone (ssm_scan_step_get), per ISA, at the shapes
  * the models run: one JSON line per (shape, isa) with the fastest of several
  * passes in ns per channel-step (one stream, one channel, all its states)

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """Soak and fault harness for ssmd (docs/reliability.md, "Fuzzing, sanitizers
 and soak").  Not part of the default test run.
 

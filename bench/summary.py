@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Summary of one bench/run.sh run: reads its JSON lines (results.jsonl),
 prints summary JSON lines and markdown tables (the ones in
 docs/performance.md).

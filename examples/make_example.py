@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Makes examples/noisy_speech.flac, the bundled example input.
 
 Speech synthesized with espeak-ng (en-us), resampled 22050 -> 16000 Hz, mixed

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Writes an UNTRAINED Mamba-1 model for the pipeline demo (scripts/demo.sh).
 
 It has the shape of a spectral model (log-mel features in, a per-bin gain mask

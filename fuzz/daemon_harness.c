@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The in-process daemon of the socket fuzz targets (daemon_harness.h).
  * Why a thread running ssmd_server_run rather than calls into the rooms: the
  * loop, transport, sources and engine are exercised exactly as deployed (no

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A real ssmd daemon inside a fuzzer's process, for the targets that feed the
  * daemon's sockets (fuzz_push.c, fuzz_control.c).
  *

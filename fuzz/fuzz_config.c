@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libFuzzer target for the daemon's config file parser (ssmd_config_load_file):
  * the input is the file's bytes.  Invariants: no crash or leak; an error is
  * one line that starts with the path. */

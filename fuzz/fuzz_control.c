@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libFuzzer target for control requests through the real handler: bytes
  * become the frames of one request on the control ROUTER of a running daemon
  * (daemon_harness.h), parsed by jansson and dispatched through control.c's

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libFuzzer target for the model-file loader: the input is a whole model file.
  * It goes through ssm_weights_load_buffer, i.e. the safetensors container
  * parser and the weights layer (metadata, shapes, conversion, finiteness),

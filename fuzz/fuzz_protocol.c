@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libFuzzer target for the wire protocol parsers a client or the network can
  * reach: ssmd_header_decode (any header frame against any payload length)
  * and ssmd_topic_parse.  Input layout: 2 bytes payload length (LE, scaled),

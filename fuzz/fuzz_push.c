@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libFuzzer target for pushed audio through the real stream path: bytes
  * become up to 8 messages on the ingest ROUTER of a running daemon
  * (daemon_harness.h), where the push source validates topic, header and

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Builds the libFuzzer targets in build-fuzz (clang, ASan + UBSan, coverage on
 # the whole tree) and runs each (loader, protocol, config, push, control) for the given
 # number of seconds (default 30) through meson test --suite fuzz.  Exits

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Runs one libFuzzer target for a fixed time from its seed corpus (generated
 # below, and/or committed in fuzz/corpus/NAME/: read-only, new inputs go to
 # build-fuzz/fuzz/corpus_NAME); exits

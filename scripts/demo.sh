@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Set-up (scripts/setup.sh) plus the main job with the bundled default model
 # (models/default.safetensors: a causal speech denoiser with voice activity,
 # trained in-project, see models/README.md).

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Installs every Debian package ssmd needs to build and test (idempotent: it
 # only calls apt when something is missing, and is silent when nothing is),
 # then configures and builds ./build.  Usage: scripts/setup.sh [builddir]
@@ -15,12 +16,17 @@ PKGS=(
   python3-numpy python3-scipy python3-zmq
   # clients/python/examples/live_spectrogram.py (tests/clients draw a PNG headless)
   python3-matplotlib
+  # pip install ./clients/python into a venv, offline (tests/clients/test_pip_install.py)
+  python3-venv python3-setuptools python3-wheel python3-pip
   # virtual microphone (ALSA file PCM) and sound file tools used by tests
   alsa-utils libasound2-plugins sndfile-programs
   # reads the output of a killed file job (tests/daemon/test_audio_io.py; python3-soundfile too)
   sox python3-soundfile
   # speech synthesis for the 16 kHz example (examples/make_example.py, the demo)
   espeak-ng
+  # the LADSPA plugin (ladspa.h; plugin/ladspa) and its PipeWire filter-chain test
+  # (a private pipewire + wireplumber, which wants a D-Bus session bus)
+  ladspa-sdk pipewire pipewire-bin wireplumber dbus-daemon
 )
 # Training the default model (train/, models/README.md): SSMD_TRAIN=1 scripts/setup.sh
 if [ "${SSMD_TRAIN:-0}" = 1 ]; then

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Prints one line per skipped test of meson's JSON test logs with the reason
 the test gave (its first stdout line starting with "SKIP:"), so that a skip
 is never silent.  Usage: skip_reasons.py TESTLOG.json [...] (missing files

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Set-up (scripts/setup.sh) plus the whole test suite in ./build.
 # Prints meson's per-test lines and its summary; exits non-zero on a failure.
 set -euo pipefail

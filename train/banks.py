@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Real speech and real noise banks at 48 kHz, made from Debian packages.
 
   /usr/bin/python3 train/banks.py          # → train/cache/banks/{speech,noise}_{train,val,test}.npz

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Training data for the default denoiser: synthesized clean speech and numpy noise.
 
 Clean speech comes from espeak-ng (voices of several languages, each with the

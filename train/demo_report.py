@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The demo's measurements (scripts/demo.sh): what the bundled default model
 achieves through the daemon (`ssmd IN -o OUT`, no --model) on real voices.
 

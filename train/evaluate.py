@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Evaluates a denoiser as users get it — through the ssmd daemon — next to RNNoise in the same run.
 
   scripts/setup.sh && SSMD_TRAIN=1 scripts/setup.sh      # packages; npm installs the RNNoise peer
@@ -120,7 +121,7 @@ def run_ssmd_files(ssmd, model, items, work, extra):
     for i, it in enumerate(items):
         src, dst = os.path.join(work, f"{i:04d}.in.wav"), os.path.join(work, f"{i:04d}.out.wav")
         sf.write(src, it["mix"], SR, subtype="FLOAT")
-        cmd = [ssmd, "--model", model, src, "-o", dst, "--progress", "never", "--log-level", "error"] + extra
+        cmd = [ssmd, "--model", model, src, "-o", dst, "--output-format", "float", "--progress", "never", "--log-level", "error"] + extra
         r = subprocess.run(cmd, capture_output=True, text=True)
         if r.returncode != 0:
             sys.exit(f"evaluate: {' '.join(cmd)} failed: {r.stderr.strip()}")

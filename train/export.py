@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Convert a Mamba-1 or Mamba-2 checkpoint into an ssmd model file
 (docs/model-format.md).
 

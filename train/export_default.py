@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Exports the trained denoiser (train/cache/ckpt.pt) to the ssmd model format.
 
   /usr/bin/python3 train/export_default.py [CKPT] [OUT]   (default models/default.safetensors)

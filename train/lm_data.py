@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Training audio for the mu-law token model (models/mulaw_lm.md), made by scripts.
 
   /usr/bin/python3 train/lm_data.py          → train/cache/lm/{train,val}.npy (uint8 mu-law codes)

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Golden data for the mu-law token model's tests (committed, a few kB; no torch needed to test).
 
   /usr/bin/python3 train/lm_golden.py [MODEL]     (default models/mulaw_lm.safetensors)

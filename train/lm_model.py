@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The mu-law token model: embedding → Mamba-1 blocks of train/model.py → RMSNorm → lm head.
 
 One step per 16 kHz sample, vocabulary 256 (8-bit mu-law codes); the logits

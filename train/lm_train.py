@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Trains the mu-law token model (train/lm_model.py) on train/cache/lm/train.npy.
 
   /usr/bin/python3 train/lm_data.py                       # speech + music → train/cache/lm (once)

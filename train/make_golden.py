@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Writes the golden file tests/train/default_golden.bin: the PyTorch model's
 outputs (in float64, sequential scan) on a short held-out mixture (a held-out
 synthetic voice at 48 kHz in pink noise, 0 dB), which

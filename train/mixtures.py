@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Training and evaluation mixtures for the full-band denoiser (48 kHz).
 
 A clip is n samples of speech (1-4 utterances of one split's bank with pauses,

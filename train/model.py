@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The default denoiser in plain PyTorch: the ssmd front-end and a Mamba-1 backbone.
 
 Front-end (must equal daemon/src/frontend.c + dsp/ stft, docs/model-format.md):

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Read and write ssmd model files (safetensors) with numpy only.
 
 Format (https://github.com/huggingface/safetensors): 8-byte little-endian

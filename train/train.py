@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Trains the full-band default denoiser (train/model.py, 48 kHz) on real data.
 
   /usr/bin/python3 train/banks.py                       # speech + noise banks → train/cache/banks (once)

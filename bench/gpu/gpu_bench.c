@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* bench/gpu: the CUDA backend's step throughput, and the fused scan's share of
  * the device's memory bandwidth, measured in one run (JSON lines on stdout).
  *

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """PyTorch eager peer of bench/gpu/gpu_bench.c on the same GPU: the same model
 file stepped by bench/model_torch_peer.py's Peer (the Mamba-1 step as
 mamba_ssm's Mamba.step writes it), its tensors moved to CUDA, fp32 with TF32

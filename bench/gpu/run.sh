@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # GPU benchmarks in one run: for the default denoiser and a d_model 512 ×
 # 8-layer model, ssmd's CUDA step at batches 1, 256, 4096, 65536 next to
 # PyTorch eager on the same GPU, the scan's share of the copy bandwidth, and

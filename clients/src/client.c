@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* clients/src/client.c — shared helpers of the command-line clients (client.h). */
 #include "client.h"
 
@@ -268,30 +269,23 @@ const char *cli_flags_text(uint32_t flags, char *out, size_t cap)
     return out;
 }
 
-int cli_writer_open(dsp_audio_writer **out, const char *path, int sample_rate_hz, int channels,
-                    dsp_error *err)
+int cli_writer_open(dsp_audio_writer **out, const char *path, ssmd_output_format format, int sample_rate_hz,
+                    int channels, int64_t expected_frames, dsp_error *err)
 {
     dsp_audio_write_format f;
     memset(&f, 0, sizeof f);
     f.container = DSP_AUDIO_CONTAINER_AUTO;
+    f.subtype = ssmd_output_format_subtype(format, dsp_audio_container_from_path(path));
     f.sample_rate_hz = sample_rate_hz;
     f.channels = channels;
     f.vbr_quality = -1.0;
-    switch (dsp_audio_container_from_path(path)) {
-    case DSP_AUDIO_CONTAINER_WAV:
-    case DSP_AUDIO_CONTAINER_RF64:
-    case DSP_AUDIO_CONTAINER_W64:
-    case DSP_AUDIO_CONTAINER_AIFF:
-    case DSP_AUDIO_CONTAINER_AU:
-    case DSP_AUDIO_CONTAINER_RAW:
-        f.subtype = DSP_AUDIO_SUBTYPE_FLOAT;
-        break;
-    case DSP_AUDIO_CONTAINER_FLAC:
-        f.subtype = DSP_AUDIO_SUBTYPE_PCM_24;
-        break;
-    default: /* Vorbis/Opus: the codec; unknown extension: the writer says so */
-        f.subtype = DSP_AUDIO_SUBTYPE_DEFAULT;
-        break;
-    }
+    f.expected_frames = expected_frames > 0 ? expected_frames : 0;
     return dsp_audio_writer_open(out, path, &f, err);
+}
+
+int cli_output_format_arg(const char *prog, const char *arg, ssmd_output_format *out)
+{
+    if (ssmd_output_format_parse(arg, out) == 0) return 0;
+    fprintf(stderr, "%s: --output-format: expected one of " SSMD_OUTPUT_FORMAT_CHOICES ", got '%s'\n", prog, arg);
+    return CLI_EXIT_USAGE;
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* clients/src/client.h — what ssm-sub, ssm-push and ssm-ctl share.
  *
  * Small helpers around ZeroMQ for command-line clients of ssmd
@@ -23,6 +24,7 @@
 #include <zmq.h>
 
 #include "dsp/audio_file.h"
+#include "ssmd/output_format.h"
 #include "ssmd/protocol.h"
 
 enum { CLI_EXIT_OK = 0, CLI_EXIT_FAIL = 1, CLI_EXIT_USAGE = 2 };
@@ -111,11 +113,18 @@ int cli_data_decode(const cli_msg *m, int first, cli_data *d, char *why, size_t 
 const char *cli_flags_text(uint32_t flags, char *out, size_t cap);
 
 /** Opens an audio writer for received f32 audio: the container comes from
- *  path's extension ("-": AU on stdout); samples are stored as 32-bit float
- *  where the container allows it (WAV, RF64, W64, AIFF, AU, RAW), 24-bit PCM
- *  in FLAC, the codec in Ogg/Vorbis and Ogg/Opus.  Returns a dsp_status and
- *  fills err like dsp_audio_writer_open(). */
-int cli_writer_open(dsp_audio_writer **out, const char *path, int sample_rate_hz, int channels,
-                    dsp_error *err);
+ *  path's extension ("-": AU on stdout); samples are stored in format
+ *  (--output-format: pcm16, pcm24 or float, the daemon's choices and default,
+ *  ssmd/output_format.h), the codec in Ogg/Vorbis, Ogg/Opus and MP3.
+ *  expected_frames (0 = unknown, e.g. a live stream) lets a .wav be plain PCM
+ *  RIFF from the start.  Returns a dsp_status and fills err like
+ *  dsp_audio_writer_open() (float in .flac: one line naming both). */
+int cli_writer_open(dsp_audio_writer **out, const char *path, ssmd_output_format format, int sample_rate_hz,
+                    int channels, int64_t expected_frames, dsp_error *err);
+
+/** Parses an --output-format value into *out; on an unknown name prints
+ *  "PROG: --output-format: expected one of pcm16|pcm24|float, got 'X'" on
+ *  stderr and returns CLI_EXIT_USAGE, else 0. */
+int cli_output_format_arg(const char *prog, const char *arg, ssmd_output_format *out);
 
 #endif /* SSMD_CLIENT_H */

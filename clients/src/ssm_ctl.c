@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* ssm-ctl: sends one control command to ssmd and prints the JSON reply
  * (docs/protocol.md, "Control").  A DEALER sends [""][request JSON] (plus
  * [snapshot] for restore) so that the reply, which may carry a second frame,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* ssm-push: sends an audio file to ssmd as a named stream and optionally
  * writes the processed audio that comes back (docs/protocol.md, "Ingest").
  *
@@ -31,7 +32,9 @@ static const char *const usage_text =
     "  -e, --endpoint EP   ingest socket (default " DEFAULT_ENDPOINT ")\n"
     "  -s, --stream NAME   stream name: 1-64 of [A-Za-z0-9_.-], not starting with '.'\n"
     "  -o, --output OUT    write the processed audio that comes back to OUT (format from\n"
-    "                      the extension, float samples where possible; \"-\": AU on stdout)\n"
+    "                      the extension; \"-\": AU on stdout)\n"
+    "      --output-format F  sample format of OUT: " SSMD_OUTPUT_FORMAT_CHOICES " (default\n"
+    "                      " SSMD_OUTPUT_FORMAT_DEFAULT_NAME ", as ssmd's; .ogg/.opus/.mp3: their codec)\n"
     "  -r, --realtime      send at the file's sample rate instead of as fast as possible\n"
     "  -c, --chunk N       sample frames read at a time, sent as one message (default 1024)\n"
     "                      or as several within the daemon's advertised cap\n"
@@ -53,6 +56,7 @@ static int usage_error(const char *fmt, const char *arg)
 
 typedef struct push_state {
     const char *endpoint, *stream, *in_path, *out_path;
+    ssmd_output_format out_format;
     int realtime, verbose;
     size_t chunk;
     double timeout_s;
@@ -199,8 +203,8 @@ static int handle_reply(push_state *s, const cli_msg *m)
     s->seq_in++;
     dsp_error err;
     if (s->out_path && !s->writer &&
-        cli_writer_open(&s->writer, s->out_path, (int)d.h.sample_rate_hz, (int)d.h.cols, &err) !=
-            DSP_OK) {
+        cli_writer_open(&s->writer, s->out_path, s->out_format, (int)d.h.sample_rate_hz, (int)d.h.cols,
+                        dsp_audio_reader_info(s->reader)->n_frames, &err) != DSP_OK) {
         fprintf(stderr, "ssm-push: %s\n", err.msg);
         return -1;
     }
@@ -320,7 +324,7 @@ static int run(push_state *s)
         }
     }
     if (s->out_path && !s->writer) { /* end-of-stream came before any result: open anyway */
-        if (cli_writer_open(&s->writer, s->out_path, s->rate_hz, 1, &err) != DSP_OK) {
+        if (cli_writer_open(&s->writer, s->out_path, s->out_format, s->rate_hz, 1, 0, &err) != DSP_OK) {
             fprintf(stderr, "ssm-push: %s\n", err.msg);
             goto out;
         }
@@ -360,10 +364,13 @@ int main(int argc, char **argv)
     s.endpoint = DEFAULT_ENDPOINT;
     s.chunk = DEFAULT_CHUNK;
     s.timeout_s = 10.0;
+    s.out_format = SSMD_OUTPUT_FORMAT_DEFAULT;
+    enum { OPT_OUTPUT_FORMAT = 256 };
     static const struct option opts[] = {
         { "endpoint", required_argument, NULL, 'e' },
         { "stream", required_argument, NULL, 's' },
         { "output", required_argument, NULL, 'o' },
+        { "output-format", required_argument, NULL, OPT_OUTPUT_FORMAT },
         { "realtime", no_argument, NULL, 'r' },
         { "chunk", required_argument, NULL, 'c' },
         { "timeout", required_argument, NULL, 't' },
@@ -379,6 +386,9 @@ int main(int argc, char **argv)
         case 'e': s.endpoint = optarg; break;
         case 's': s.stream = optarg; break;
         case 'o': s.out_path = optarg; break;
+        case OPT_OUTPUT_FORMAT:
+            if (cli_output_format_arg("ssm-push", optarg, &s.out_format) != 0) return CLI_EXIT_USAGE;
+            break;
         case 'r': s.realtime = 1; break;
         case 'c':
             if (cli_parse_u64(optarg, 1, SSMD_INGEST_MAX_PAYLOAD_BYTES / sizeof(float), &v) != 0)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* ssm-sub: subscribes to ssmd's data plane and prints one line per message,
  * or writes one stream's audio to a file (docs/protocol.md, "Data plane").
  *
@@ -29,7 +30,7 @@
 static const char *const usage_text =
     "Usage: ssm-sub [OPTIONS] [TOPIC_PREFIX...]\n"
     "Subscribe to ssmd's data plane (all topics when no prefix is given; a prefix\n"
-    "such as 'mic0/' or 'mic0/features/') and print one line per message:\n"
+    "such as 'mic/' or 'mic/features/') and print one line per message:\n"
     "  TOPIC seq=N first_sample=N ROWSxCOLS DTYPE rate=HZ flags=NAMES [values | JSON]\n"
     "Gaps in a topic's seq are reported on stderr as dropped messages.\n"
     "\n"
@@ -38,9 +39,11 @@ static const char *const usage_text =
     "  -j, --json          print JSON lines (header fields, values or the JSON payload)\n"
     "  -q, --quiet         print nothing per message\n"
     "  -o, --output FILE   write the <s>/audio/ payloads of one stream to FILE (format from\n"
-    "                      the extension, float samples where possible; \"-\": AU on\n"
-    "                      stdout, then nothing else is printed there); stops at the\n"
-    "                      stream's end; dropped messages become silence\n"
+    "                      the extension; \"-\": AU on stdout, then nothing else is\n"
+    "                      printed there); stops at the stream's end; dropped messages\n"
+    "                      become silence\n"
+    "      --output-format F  sample format of FILE: " SSMD_OUTPUT_FORMAT_CHOICES " (default\n"
+    "                      " SSMD_OUTPUT_FORMAT_DEFAULT_NAME ", as ssmd's; .ogg/.opus/.mp3: their codec)\n"
     "      --play          play the audio of that stream on an output device (PortAudio);\n"
     "                      stops at the stream's end\n"
     "      --device DEV    with --play: device index or name substring (default: the\n"
@@ -77,6 +80,7 @@ typedef struct topic_seq {
 
 typedef struct sub_state {
     const char *endpoint, *out_path, *out_stream;
+    ssmd_output_format out_format;
     char **prefixes;
     int n_prefixes;
     int json, quiet, until_end;
@@ -335,8 +339,8 @@ static int handle_audio(sub_state *s, const cli_data *d, uint64_t lost)
         s->sel_cols = d->h.cols;
         s->sel_next_first = d->h.first_sample;
         if (s->out_path) {
-            if (cli_writer_open(&s->writer, s->out_path, (int)s->sel_rate, (int)s->sel_cols,
-                                &err) != DSP_OK) {
+            if (cli_writer_open(&s->writer, s->out_path, s->out_format, (int)s->sel_rate, (int)s->sel_cols,
+                                0, &err) != DSP_OK) {
                 fprintf(stderr, "ssm-sub: %s\n", err.msg);
                 return -1;
             }
@@ -503,12 +507,14 @@ int main(int argc, char **argv)
     s.rcvbuf_bytes = CLI_SUB_RCVBUF_BYTES;
     s.rcvhwm = CLI_SUB_RCVHWM;
     s.out = stdout;
-    enum { OPT_STREAM = 256, OPT_UNTIL_END, OPT_PLAY, OPT_DEVICE, OPT_RCVBUF, OPT_RCVHWM };
+    enum { OPT_STREAM = 256, OPT_UNTIL_END, OPT_PLAY, OPT_DEVICE, OPT_RCVBUF, OPT_RCVHWM, OPT_OUTPUT_FORMAT };
+    s.out_format = SSMD_OUTPUT_FORMAT_DEFAULT;
     static const struct option opts[] = {
         { "endpoint", required_argument, NULL, 'e' },
         { "json", no_argument, NULL, 'j' },
         { "quiet", no_argument, NULL, 'q' },
         { "output", required_argument, NULL, 'o' },
+        { "output-format", required_argument, NULL, OPT_OUTPUT_FORMAT },
         { "stream", required_argument, NULL, OPT_STREAM },
         { "count", required_argument, NULL, 'n' },
         { "seconds", required_argument, NULL, 's' },
@@ -529,6 +535,9 @@ int main(int argc, char **argv)
         case 'j': s.json = 1; break;
         case 'q': s.quiet = 1; break;
         case 'o': s.out_path = optarg; break;
+        case OPT_OUTPUT_FORMAT:
+            if (cli_output_format_arg("ssm-sub", optarg, &s.out_format) != 0) return CLI_EXIT_USAGE;
+            break;
         case OPT_STREAM: s.out_stream = optarg; break;
         case 'n':
             if (cli_parse_u64(optarg, 1, UINT64_MAX, &s.max_count) != 0)
@@ -575,7 +584,7 @@ int main(int argc, char **argv)
             return usage_error("topic prefix '%.40s...' is too long", s.prefixes[i]);
     if (s.out_path && dsp_audio_container_from_path(s.out_path) == DSP_AUDIO_CONTAINER_AUTO)
         return usage_error("--output: cannot tell the audio format of '%s' from its extension "
-                           "(.wav .flac .au .ogg .opus .aiff .w64 .rf64 .raw)", s.out_path);
+                           "(.wav .flac .au .ogg .opus .mp3 .aiff .w64 .rf64 .raw)", s.out_path);
     s.topics = calloc(MAX_TOPICS, sizeof *s.topics);
     if (!s.topics) {
         fprintf(stderr, "ssm-sub: out of memory\n");

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* PortAudio capture and playback behind SPSC rings (see audio_device.h).
  *
  * Design note.  The two callbacks are the only code on PortAudio's real-time

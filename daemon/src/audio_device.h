@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Live audio devices for ssmd: PortAudio capture (the microphone) and
  * playback (the "monitor"), each behind a lock-free ring (ring.h).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The option table and its three readers (file, command line, --help).
  * Design note: the table is the single source of truth; adding an option is
  * adding a field to ssmd_config and a row here (tests/daemon/test_config.c
@@ -5,6 +6,7 @@
 #include "config.h"
 #include "errf.h"
 #include "ssm/model.h"
+#include "ssmd/output_format.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -18,11 +20,17 @@
 
 static const ssmd_option options[] = {
     { "model", 'm', SSMD_OPT_PATH, OFF(model), 0, 0, NULL, "", false,
-      "model file (safetensors, docs/model-format.md); empty = the bundled default" },
+      "model file (safetensors, docs/model-format.md); empty = the bundled default, found on "
+      "the model search path (MODEL FILES in ssmd --help)" },
     { "input", 'i', SSMD_OPT_STRING, OFF(input), 0, 0, NULL, "none", false,
       "'mic' (capture device), 'none' (only client streams) or an audio file to process" },
     { "output", 'o', SSMD_OPT_PATH, OFF(output), 0, 0, NULL, "", false,
       "write the processed audio here (format from the extension; '-' = AU to stdout)" },
+    { "output_format", 0, SSMD_OPT_ENUM, OFF(output_format), 0, 0, SSMD_OUTPUT_FORMAT_CHOICES,
+      SSMD_OUTPUT_FORMAT_DEFAULT_NAME, false,
+      "sample format of --output: 16- or 24-bit integer PCM, or 32-bit float (bit-exact, keeps "
+      "values beyond full scale; not in .flac); .ogg/.opus/.mp3 use their codec. ssm-push and "
+      "ssm-sub take the same option with the same default" },
     { "device", 'd', SSMD_OPT_STRING, OFF(device), 0, 0, NULL, "", false,
       "capture device: index or name substring (see --list-devices); empty = default" },
     { "monitor", 0, SSMD_OPT_STRING, OFF(monitor), 0, 0, NULL, "", false,
@@ -111,7 +119,7 @@ static const ssmd_option options[] = {
     { "allow_insecure_remote", 0, SSMD_OPT_BOOL, OFF(allow_insecure_remote), 0, 0, NULL, "false", false,
       "permit non-loopback endpoints without CURVE (traffic readable by anyone on the network)" },
     { "generate_s", 0, SSMD_OPT_INT, OFF(generate_s), 0, 86400, NULL, "0", false,
-      "generate this many seconds of audio from a mu-law token model (default models/mulaw_lm.safetensors) "
+      "generate this many seconds of audio from a mu-law token model (default: the bundled mulaw_lm.safetensors) "
       "into --output and/or --generate-publish instead of processing audio; 0 = off" },
     { "generate_streams", 0, SSMD_OPT_INT, OFF(generate_streams), 1, 1024, NULL, "1", false,
       "independent generated streams, stepped as one batch (stream i: seed + i, channel i of --output)" },
@@ -487,7 +495,13 @@ void ssmd_config_print_help(FILE *out, const char *argv0)
         fputc('\n', out);
     }
     fprintf(out, "\nEvery option is also a config-file key (underscores), e.g. max_streams = 16.\n"
-                 "Errors in a config file are reported as FILE:LINE: KEY: REASON.\n");
+                 "Errors in a config file are reported as FILE:LINE: KEY: REASON.\n"
+                 "\nMODEL FILES: without --model, ssmd loads default.safetensors (mulaw_lm.safetensors\n"
+                 "with --generate-s) from the first of: $SSMD_MODEL (a file path);\n"
+                 "$XDG_DATA_HOME/ssmd/models/ (default ~/.local/share/ssmd/models/); DIR/ssmd/models/\n"
+                 "for each DIR of $XDG_DATA_DIRS (default /usr/local/share:/usr/share); the install\n"
+                 "datadir (PREFIX/share/ssmd/models/); the source tree's models/ (not with\n"
+                 "SSMD_NO_SOURCE_MODELS=1).\n");
 }
 
 void ssmd_config_write(FILE *out, const ssmd_config *cfg)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* ssmd configuration: one declarative table of options (STYLE.md 15).
  *
  * Every option has a key, a type, a range or a set of values, a default,
@@ -23,6 +24,7 @@ typedef struct ssmd_config {
     char *model;              /**< model file (safetensors) */
     char *input;              /**< "mic", "none", or an audio file path */
     char *output;             /**< output audio file ("-" = AU to stdout), "" for none */
+    char *output_format;      /**< "pcm16", "pcm24" or "float" (ssmd/output_format.h) */
     char *device;             /**< capture device: index or name substring, "" = default */
     char *monitor;            /**< playback device for the processed audio, "" = none */
     char *channels;           /**< "auto" (files: split, mic: mono), "mono" (downmix: mean of

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Control: JSON requests on the control ROUTER socket (docs/protocol.md),
  * one handler per "cmd" found through a table; each request gets exactly one
  * reply, errors included, so a REQ client is never left waiting.  Loop

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The engine: the stream table and the step in the middle.  Each iteration
  * pushes every stream's pending input into its pipeline (stream.h), steps
  * every stream that has a frame ready as one batch (ssm_step), and hands the
@@ -319,16 +320,15 @@ int ssmd_engine_run(ssmd_srv *s)
                 fo.vad = s->vad + b;
                 st->vad_sum += s->vad[b];
             }
-            if (out.vad) /* with the gate off (0) the count stays 0: turning it on by a reload starts the grace afresh */
-                st->vad_quiet_frames = s->vad[b] * 100.0f < (float)s->cfg->vad_gate ? st->vad_quiet_frames + 1 : 0;
-            if (out.mask && out.vad && s->cfg->vad_gate > 0) {
-                /* the gate: after vad_grace_ms of voice activity below vad_gate, every
-                 * gain goes to 0, which the attenuation limit below raises to its floor */
-                if (st->vad_quiet_frames * (uint64_t)s->fe.hop_samples * 1000u >
-                    (uint64_t)s->cfg->vad_grace_ms * (uint64_t)s->fe.sample_rate_hz)
-                    memset(s->mask + (size_t)b * nb_bins, 0, nb_bins * sizeof(float));
-            }
-            if (out.mask) dsp_gain_floor(s->mask + (size_t)b * nb_bins, nb_bins, (double)s->cfg->atten_lim_db);
+            /* the gate and the attenuation limit (shared with the LADSPA plugin); the
+             * options are read every frame, so a reload takes effect at once */
+            dsp_mask_limit_config mlc = { .atten_lim_db = (double)s->cfg->atten_lim_db,
+                                          .vad_gate_percent = (float)s->cfg->vad_gate,
+                                          .vad_grace_ms = (uint64_t)s->cfg->vad_grace_ms,
+                                          .hop_samples = (uint64_t)s->fe.hop_samples,
+                                          .sample_rate_hz = (uint64_t)s->fe.sample_rate_hz };
+            dsp_mask_limit(out.mask ? s->mask + (size_t)b * nb_bins : NULL, nb_bins,
+                           out.vad ? s->vad + b : NULL, &mlc, &st->vad_quiet_frames);
             if (out.mask && s->cfg->publish_mask) fo.mask = s->mask + (size_t)b * nb_bins;
             if (out.embedding) fo.embedding = s->emb + (size_t)b * dm;
             for (int k = 0; k < st->n_sinks; k++)

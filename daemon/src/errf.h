@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* One-line error messages into a caller's buffer, for the daemon's modules
  * (options, front-end, generation).  Internal. */
 #ifndef SSMD_ERRF_H

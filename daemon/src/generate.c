@@ -1,5 +1,7 @@
+/* SPDX-License-Identifier: MIT */
 /* Generation from a mu-law token model (generate.h). */
 #include "generate.h"
+#include "ssmd/output_format.h"
 
 #include <errno.h>
 #include <math.h>
@@ -500,7 +502,14 @@ int ssmd_genjob_open_output(ssmd_genjob *j, const ssmd_config *cfg, char *err, s
                   cfg->output, cfg->prompt);
         return 2;
     }
-    dsp_audio_write_format fmt = { .sample_rate_hz = j->rate_hz, .channels = j->n };
+    ssmd_output_format of = SSMD_OUTPUT_FORMAT_DEFAULT;
+    if (cfg->output_format && cfg->output_format[0] && ssmd_output_format_parse(cfg->output_format, &of) != 0) {
+        ssmd_errf(err, cap, "--output-format: expected one of " SSMD_OUTPUT_FORMAT_CHOICES ", got '%s'",
+                  cfg->output_format);
+        return 2;
+    }
+    dsp_audio_write_format fmt = { .sample_rate_hz = j->rate_hz, .channels = j->n,
+                                   .subtype = ssmd_output_format_subtype(of, dsp_audio_container_from_path(cfg->output)) };
     dsp_error de = {0};
     if (dsp_audio_writer_open(&j->w, cfg->output, &fmt, &de) != DSP_OK) {
         ssmd_errf(err, cap, "%s", de.msg);

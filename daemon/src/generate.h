@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Generation: autoregressive audio from a mu-law token model (models/mulaw_lm.md),
  * one model step per output sample, several streams batched in one ssm_step.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The daemon's levelled log (log.h). */
 #include "log.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The daemon's levelled log: one line on stderr, "ssmd: " first.  The level
  * is process-wide (the option log_level, re-read at SIGHUP).  Not for the
  * PortAudio callback (it formats and writes); fine on the loop and main

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* ssmd: command line, signals, and dispatch to the job.  Kept small
  * (STYLE.md 15): options live in config.c, work in the job modules. */
 #include <errno.h>
@@ -11,18 +12,13 @@
 
 #include "audio_device.h"
 #include "config.h"
+#include "log.h"
+#include "model_find.h"
 #include "server.h"
 
 #ifndef SSMD_VERSION
 #define SSMD_VERSION "unknown"
 #endif
-#ifndef SSMD_DEFAULT_LM
-#define SSMD_DEFAULT_LM "models/mulaw_lm.safetensors"
-#endif
-#ifndef SSMD_DEFAULT_MODEL
-#define SSMD_DEFAULT_MODEL "models/default.safetensors"
-#endif
-
 static volatile sig_atomic_t stop_requested, hup_requested;
 
 static void on_signal(int sig)
@@ -125,14 +121,16 @@ int main(int argc, char **argv)
     /* generation (--generate-s) runs the server with its generator source
      * (source_gen.c): into the output file, and published with
      * --generate-publish; otherwise the audio pipeline (server.h) */
-    const char *model = cfg.model[0] ? cfg.model : cfg.generate_s > 0 ? SSMD_DEFAULT_LM : SSMD_DEFAULT_MODEL;
-    bool file_only_gen = cfg.generate_s > 0 && !cfg.generate_publish; /* reports a missing model itself */
-    if (!cfg.model[0] && !file_only_gen && access(model, R_OK) != 0) {
-        fprintf(stderr, "ssmd: no model given and the bundled default %s does not exist yet "
-                        "(it comes with issue 6); pass --model FILE\n", model);
+    /* --model, else $SSMD_MODEL, else the search path (model_find.h) */
+    char model[4096];
+    if (ssmd_model_find(cfg.generate_s > 0 ? SSMD_MODEL_MULAW_LM : SSMD_MODEL_DEFAULT, cfg.model, model,
+                        sizeof model, err, sizeof err) != 0) {
+        fprintf(stderr, "ssmd: %s; pass --model FILE\n", err);
         rc = 2;
         goto out;
     }
+    ssmd_log_set_level_name(cfg.log_level);
+    ssmd_log(SSMD_LOG_DEBUG, "model: %s", model);
     args a = { argc, argv };
     ssmd_server_control ctl = { .stop = &stop_requested, .hup = &hup_requested, .reload = reload,
                                 .reload_user = &a };

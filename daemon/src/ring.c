@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* SPSC float ring (see ring.h for the contract).
  *
  * write_pos and read_pos are free-running counters (they wrap at SIZE_MAX+1,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* ssmd_ring: a single-producer single-consumer lock-free ring of floats.
  *
  * The hand-off between a real-time thread and the daemon's loop thread

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Design note (see server.h for why one loop thread; srv.h for the rooms).
  * One iteration:
  *   1. transport: zmq_poll the sockets (timeout 0 while a source or the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The ssmd server: one loop thread that owns the ZeroMQ sockets, the
  * sources (file, client pushes, capture device, generator) and the model
  * runner, and steps every stream with a frame ready as one batch

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The playback sink (--monitor): a live stream's processed audio to an
  * output device through ssmd_playback's ring (audio_device.h).  What does
  * not fit in the ring is dropped and counted (monitor_dropped).  Loop thread;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The output-file sink (--output): the processed audio of one stream, or of
  * one stream per input channel, appended to one file libsndfile writes.
  *
@@ -11,12 +12,17 @@
  * below the per-channel buffer (SSMD_PENDING_SECONDS of audio); a channel
  * running beyond it would be a bug and fails the run with one line.
  *
+ * Sample format: --output-format (ssmd/output_format.h, the same default as
+ * ssm-push and ssm-sub), not the input's: a float input gives pcm16 output
+ * unless float is asked for.
+ *
  * Ownership: the mux belongs to its channels' streams once attached; finish
  * of the last channel closes the writer (a valid header), destroy of the
  * last channel deletes a file that was never finished (a failed run).
  * Loop thread; the write is file I/O (libsndfile); nothing allocates after
  * open. */
 #include "srv.h"
+#include "ssmd/output_format.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,18 +52,22 @@ static void mux_free(ssmd_file_mux *m)
     free(m);
 }
 
-int ssmd_file_mux_open(ssmd_file_mux **out, const char *path, const dsp_audio_info *in, int channels,
-                       int64_t expected_frames)
+int ssmd_file_mux_open(ssmd_file_mux **out, const char *path, const char *format_name, const dsp_audio_info *in,
+                       int channels, int64_t expected_frames)
 {
     *out = NULL;
     dsp_error de = { 0 };
-    dsp_audio_write_format wf = { .container = DSP_AUDIO_CONTAINER_AUTO, .subtype = DSP_AUDIO_SUBTYPE_DEFAULT,
+    ssmd_output_format of = SSMD_OUTPUT_FORMAT_DEFAULT;
+    if (format_name && format_name[0] && ssmd_output_format_parse(format_name, &of) != 0) {
+        fprintf(stderr, "ssmd: --output-format: expected one of " SSMD_OUTPUT_FORMAT_CHOICES ", got '%s'\n",
+                format_name);
+        return -1;
+    }
+    dsp_audio_container cont = dsp_audio_container_from_path(path);
+    dsp_audio_write_format wf = { .container = DSP_AUDIO_CONTAINER_AUTO,
+                                  .subtype = ssmd_output_format_subtype(of, cont),
                                   .sample_rate_hz = in->sample_rate_hz, .channels = channels,
                                   .vbr_quality = -1, .expected_frames = expected_frames };
-    if (in->subtype == DSP_AUDIO_SUBTYPE_FLOAT || in->subtype == DSP_AUDIO_SUBTYPE_DOUBLE)
-        wf.subtype = DSP_AUDIO_SUBTYPE_FLOAT;
-    else if (in->subtype == DSP_AUDIO_SUBTYPE_PCM_24 || in->subtype == DSP_AUDIO_SUBTYPE_PCM_32)
-        wf.subtype = DSP_AUDIO_SUBTYPE_PCM_24;
     ssmd_file_mux *m = calloc(1, sizeof *m + (size_t)channels * sizeof(mux_channel));
     if (!m) {
         fprintf(stderr, "ssmd: out of memory\n");
@@ -84,16 +94,11 @@ int ssmd_file_mux_open(ssmd_file_mux **out, const char *path, const dsp_audio_in
         return -1;
     }
     if (dsp_audio_writer_open(&m->w, path, &wf, &de) != DSP_OK) {
-        wf.subtype = DSP_AUDIO_SUBTYPE_DEFAULT; /* Vorbis/Opus fix their own */
-        if (dsp_audio_writer_open(&m->w, path, &wf, &de) != DSP_OK) {
-            fprintf(stderr, "ssmd: %s\n", de.msg);
-            mux_free(m);
-            return -1;
-        }
+        fprintf(stderr, "ssmd: %s\n", de.msg);
+        mux_free(m);
+        return -1;
     }
-    dsp_audio_container cont = dsp_audio_container_from_path(path);
-    m->clips = wf.subtype != DSP_AUDIO_SUBTYPE_FLOAT && cont != DSP_AUDIO_CONTAINER_OGG_VORBIS &&
-               cont != DSP_AUDIO_CONTAINER_OGG_OPUS;
+    m->clips = wf.subtype != DSP_AUDIO_SUBTYPE_FLOAT && wf.subtype != DSP_AUDIO_SUBTYPE_DEFAULT;
     *out = m;
     return 0;
 }

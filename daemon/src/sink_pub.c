@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The PUB sink: a stream's audio, per-frame outputs and events as
  * [topic][header][payload] messages on the XPUB socket (docs/protocol.md),
  * its <stream>/meta/ description, and the re-send of metas to new

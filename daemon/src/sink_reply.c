@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The reply sink: a push stream's processed audio goes back to the client
  * that pushed it, on the ingest ROUTER socket addressed by its identity
  * (st->owner), as <stream>/audio/ messages, after the stream's meta.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The file source: a file libsndfile reads (--input FILE), as one stream per
  * channel ('split', the default for files: <name>.0, <name>.1, ..., each
  * with its own model state, written back as the channels of --output) or
@@ -124,7 +125,7 @@ static int file_open(ssmd_srv *s)
     if (c->output[0]) {
         ssmd_file_mux *m = NULL;
         int64_t expected = info->n_frames > 0 ? info->n_frames : 0; /* aligned: output length = input's */
-        if (ssmd_file_mux_open(&m, c->output, info, n_streams, expected) != 0) return -1;
+        if (ssmd_file_mux_open(&m, c->output, c->output_format, info, n_streams, expected) != 0) return -1;
         for (int k = 0; k < n_streams; k++)
             ssmd_srv_stream_attach(streams[k], &ssmd_sink_file, ssmd_file_mux_channel(m, k));
     }

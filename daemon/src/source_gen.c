@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The generator source (--generate-s): a mu-law
  * token model's streams gen0, gen1, ... (generate.h's job: generator,
  * prompt, output file); with --generate-publish paced at real time and

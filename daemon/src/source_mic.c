@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The microphone source: a capture device (PortAudio, audio_device.h), one
  * stream per channel ('split': mic.0, mic.1, ...) or one stream 'mic'
  * (mono: one channel asked for; a device that only opens with more, a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The push source: audio that clients push on the ingest ROUTER socket as
  * [topic][header][payload] messages (docs/protocol.md).  The first message
  * of a new name opens a stream owned by that client (its identity), whose

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The server's shared state and the two interfaces its rooms meet at
  * (internal to daemon/src/; see docs/architecture.md for the map).
  *
@@ -104,18 +105,19 @@ extern const ssmd_sink_ops ssmd_sink_device; /* sink_device.c: self is an ssmd_p
  *  interleaved file (a split stereo input gives a stereo output).  Opaque. */
 typedef struct ssmd_file_mux ssmd_file_mux;
 
-/** Opens path for `channels` streams shaped like the input in (its rate;
- *  float or 24-bit samples when the input has them, the container's default
- *  otherwise; expected_frames per channel, 0 = unknown, lets a .wav be plain
- *  PCM RIFF, see dsp_audio_write_format).  Returns 0, or -1 after one line
+/** Opens path for `channels` streams at the input in's sample rate, in the
+ *  sample format format_name names ("pcm16", "pcm24", "float": --output-format,
+ *  ssmd/output_format.h; NULL or "" = the shared default; the codec for
+ *  .ogg/.opus/.mp3); expected_frames per channel, 0 = unknown, lets a .wav be
+ *  plain PCM RIFF, see dsp_audio_write_format).  Returns 0, or -1 after one line
  *  on stderr.  Allocates every buffer (start-up).  Attach channel k with
  *  ssmd_srv_stream_attach(st, &ssmd_sink_file, ssmd_file_mux_channel(m, k))
  *  for every k; from then on the streams own the mux: the file is finalised
  *  once every channel's stream finished and deleted when a stream is
  *  destroyed before (a failed run).  Before any attach, free it with
  *  ssmd_file_mux_discard. */
-int ssmd_file_mux_open(ssmd_file_mux **out, const char *path, const dsp_audio_info *in, int channels,
-                       int64_t expected_frames);
+int ssmd_file_mux_open(ssmd_file_mux **out, const char *path, const char *format_name, const dsp_audio_info *in,
+                       int channels, int64_t expected_frames);
 /** The sink self of channel k (0 <= k < channels). */
 void *ssmd_file_mux_channel(ssmd_file_mux *m, int k);
 /** Deletes the file and frees a mux none of whose channels was attached. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Design note: the stream keeps three small staging buffers so that no call
  * ever has to allocate or block:
  *   scr  sanitised input waiting for the input resampler (in_rs)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Transport (transport.h): socket set-up, CURVE/ZAP, caps and framing. */
 #include "transport.h"
 

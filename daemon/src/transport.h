@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Transport: the daemon's ZeroMQ sockets (XPUB data plane, ROUTER ingest,
  * ROUTER control), CURVE encryption with its ZAP allowlist (RFC 27), the
  * message-size and queue caps, and the frame-level send/receive helpers

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Streaming audio file reader and writer on libsndfile (dsp/audio_file.h).
  *
  * Design note.  libsndfile does the decoding; this file adds what ssmd needs
@@ -45,6 +46,8 @@ struct dsp_audio_writer {
     float *scratch;         /* DSP_AUDIO_WRITE_BLOCK_FRAMES * channels */
     char *path;             /* full path for abort's unlink (owns_path only) */
     int format;             /* libsndfile format word */
+    int fd;                 /* caller's descriptor (open_fd), -1 when opened by path */
+    int wav_plain_at_close; /* a WAV written as RF64 + downgrade: plain PCM header at close */
     int sample_rate_hz;
     char name[384];
 };
@@ -62,6 +65,7 @@ static const struct { dsp_audio_container c; int major, sub; } container_map[] =
     { DSP_AUDIO_CONTAINER_OGG_VORBIS, SF_FORMAT_OGG,  SF_FORMAT_VORBIS },
     { DSP_AUDIO_CONTAINER_OGG_OPUS,   SF_FORMAT_OGG,  SF_FORMAT_OPUS },
     { DSP_AUDIO_CONTAINER_RAW,        SF_FORMAT_RAW,  0 },
+    { DSP_AUDIO_CONTAINER_MP3,        SF_FORMAT_MPEG, SF_FORMAT_MPEG_LAYER_III },
 };
 
 static const struct { dsp_audio_subtype s; int sub; const char *name; } subtype_map[] = {
@@ -76,6 +80,7 @@ static const struct { dsp_audio_subtype s; int sub; const char *name; } subtype_
     { DSP_AUDIO_SUBTYPE_ALAW,   SF_FORMAT_ALAW,   "ALAW" },
     { DSP_AUDIO_SUBTYPE_VORBIS, SF_FORMAT_VORBIS, "VORBIS" },
     { DSP_AUDIO_SUBTYPE_OPUS,   SF_FORMAT_OPUS,   "OPUS" },
+    { DSP_AUDIO_SUBTYPE_MPEG_LAYER_III, SF_FORMAT_MPEG_LAYER_III, "MPEG_LAYER_III" },
 };
 
 static const char *const container_names[] = {
@@ -84,6 +89,7 @@ static const char *const container_names[] = {
     [DSP_AUDIO_CONTAINER_AIFF] = "AIFF", [DSP_AUDIO_CONTAINER_AU] = "AU",
     [DSP_AUDIO_CONTAINER_FLAC] = "FLAC", [DSP_AUDIO_CONTAINER_OGG_VORBIS] = "Ogg/Vorbis",
     [DSP_AUDIO_CONTAINER_OGG_OPUS] = "Ogg/Opus", [DSP_AUDIO_CONTAINER_RAW] = "RAW",
+    [DSP_AUDIO_CONTAINER_MP3] = "MP3",
     [DSP_AUDIO_CONTAINER_OTHER] = "other",
 };
 
@@ -538,6 +544,7 @@ dsp_audio_container dsp_audio_container_from_path(const char *path)
         { "flac", DSP_AUDIO_CONTAINER_FLAC }, { "ogg", DSP_AUDIO_CONTAINER_OGG_VORBIS },
         { "oga", DSP_AUDIO_CONTAINER_OGG_VORBIS }, { "opus", DSP_AUDIO_CONTAINER_OGG_OPUS },
         { "raw", DSP_AUDIO_CONTAINER_RAW },   { "pcm", DSP_AUDIO_CONTAINER_RAW },
+        { "mp3", DSP_AUDIO_CONTAINER_MP3 },
     };
     if (!path)
         return DSP_AUDIO_CONTAINER_AUTO;
@@ -590,7 +597,8 @@ static int wav_fits_riff(const dsp_audio_write_format *fmt, int sub)
  * first write for Vorbis), so it is checked here and named.  Limits measured
  * on libsndfile 1.2 with libFLAC, libvorbis and libopus: FLAC 1..8 channels
  * up to 655350 Hz; Vorbis 1..255 channels up to 200000 Hz; Opus 1..255
- * channels at the five rates its codec runs at. */
+ * channels at the five rates its codec runs at; MP3 (LAME) 1..2 channels at
+ * the nine MPEG-1/2/2.5 rates. */
 static int container_limits(dsp_audio_container c, const dsp_audio_write_format *fmt, const char *name,
                             dsp_error *err)
 {
@@ -606,6 +614,9 @@ static int container_limits(dsp_audio_container c, const dsp_audio_write_format 
     case DSP_AUDIO_CONTAINER_OGG_OPUS:
         max_ch = 255, instead = ".wav, .flac or .ogg";
         break;
+    case DSP_AUDIO_CONTAINER_MP3:
+        max_ch = 2, instead = ".wav, .flac or .ogg";
+        break;
     default:
         return DSP_OK;
     }
@@ -618,6 +629,16 @@ static int container_limits(dsp_audio_container c, const dsp_audio_write_format 
             return dsp_error_set(err, DSP_ERR_INVALID,
                                  "%s: Ogg/Opus cannot hold a sample rate of %d Hz (only 8000, 12000, 16000, "
                                  "24000 or 48000 Hz); use %s", name, r, instead);
+    } else if (c == DSP_AUDIO_CONTAINER_MP3) {
+        static const int mpeg_rates[] = { 8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000 };
+        int ok = 0;
+        for (size_t i = 0; i < sizeof mpeg_rates / sizeof mpeg_rates[0]; i++)
+            ok |= fmt->sample_rate_hz == mpeg_rates[i];
+        if (!ok)
+            return dsp_error_set(err, DSP_ERR_INVALID,
+                                 "%s: MP3 cannot hold a sample rate of %d Hz (only 8000, 11025, 12000, 16000, "
+                                 "22050, 24000, 32000, 44100 or 48000 Hz); use %s", name, fmt->sample_rate_hz,
+                                 instead);
     } else if (fmt->sample_rate_hz > max_rate) {
         return dsp_error_set(err, DSP_ERR_INVALID, "%s: %s cannot hold a sample rate of %d Hz (at most %d Hz); use %s",
                              name, container_names[c], fmt->sample_rate_hz, max_rate, instead);
@@ -654,8 +675,8 @@ static int write_sfinfo(SF_INFO *si, dsp_audio_container *cont, const dsp_audio_
     if (c == DSP_AUDIO_CONTAINER_AUTO)
         return dsp_error_set(err, DSP_ERR_INVALID,
                              "%s: cannot tell the audio format from the file name "
-                             "(use .wav .flac .ogg .opus .au .aiff .w64 .rf64 .raw)", name);
-    if ((int)c < DSP_AUDIO_CONTAINER_WAV || (int)c > DSP_AUDIO_CONTAINER_RAW)
+                             "(use .wav .flac .ogg .opus .mp3 .au .aiff .w64 .rf64 .raw)", name);
+    if ((int)c < DSP_AUDIO_CONTAINER_WAV || (int)c > DSP_AUDIO_CONTAINER_MP3)
         return dsp_error_set(err, DSP_ERR_INVALID, "%s: unknown container %d", name, (int)c);
     if (fmt->sample_rate_hz <= 0)
         return dsp_error_set(err, DSP_ERR_INVALID, "%s: sample rate %d Hz must be positive",
@@ -690,6 +711,10 @@ static int write_sfinfo(SF_INFO *si, dsp_audio_container *cont, const dsp_audio_
             return dsp_error_set(err, DSP_ERR_INVALID, "%s: %s cannot hold subtype %s", name,
                                  container_names[c], subtype_name(s));
     }
+    if (c == DSP_AUDIO_CONTAINER_FLAC && (s == DSP_AUDIO_SUBTYPE_FLOAT || s == DSP_AUDIO_SUBTYPE_DOUBLE))
+        return dsp_error_set(err, DSP_ERR_INVALID,
+                             "%s: FLAC cannot hold float samples (8-, 16- or 24-bit PCM only); use .wav, .w64 "
+                             "or .aiff for float", name);
     int endian = endian_to_sf(fmt->endian);
     if (endian < 0)
         return dsp_error_set(err, DSP_ERR_INVALID, "%s: unknown endianness %d", name, (int)fmt->endian);
@@ -739,7 +764,8 @@ static int writer_finish_open(dsp_audio_writer **out, SNDFILE *sf, const SF_INFO
     if (seekable && with_header && fmt->header_update_frames >= 0)
         header_every = fmt->header_update_frames > 0 ? (uint64_t)fmt->header_update_frames
                                                      : (uint64_t)si->samplerate;
-    if (fmt->vbr_quality >= 0 && (c == DSP_AUDIO_CONTAINER_OGG_VORBIS || c == DSP_AUDIO_CONTAINER_OGG_OPUS)) {
+    if (fmt->vbr_quality >= 0 && (c == DSP_AUDIO_CONTAINER_OGG_VORBIS || c == DSP_AUDIO_CONTAINER_OGG_OPUS ||
+                                  c == DSP_AUDIO_CONTAINER_MP3)) {
         double q = fmt->vbr_quality > 1.0 ? 1.0 : fmt->vbr_quality;
         sf_command(sf, SFC_SET_VBR_ENCODING_QUALITY, &q, sizeof q);
     }
@@ -763,6 +789,10 @@ static int writer_finish_open(dsp_audio_writer **out, SNDFILE *sf, const SF_INFO
     w->scratch = scratch;
     w->path = path;
     w->format = si->format;
+    w->fd = -1;
+    w->wav_plain_at_close = seekable && c == DSP_AUDIO_CONTAINER_WAV &&
+                            (si->format & SF_FORMAT_TYPEMASK) == SF_FORMAT_RF64 && is_integer_subtype(si->format) &&
+                            si->channels <= 2;
     w->sample_rate_hz = si->samplerate;
     copy_name(w->name, sizeof w->name, name);
     *out = w;
@@ -793,7 +823,10 @@ int dsp_audio_writer_open_fd(dsp_audio_writer **out, int fd, const char *name,
     SNDFILE *sf = sf_open_fd(fd, SFM_WRITE, &si, SF_FALSE);
     if (!sf)
         return writer_open_failed(sf_error(NULL), name, err);
-    return writer_finish_open(out, sf, &si, c, &f, name, 0, !pipe, err);
+    int st2 = writer_finish_open(out, sf, &si, c, &f, name, 0, !pipe, err);
+    if (st2 == DSP_OK)
+        (*out)->fd = fd;
+    return st2;
 }
 
 int dsp_audio_writer_open(dsp_audio_writer **out, const char *path,
@@ -885,6 +918,55 @@ static int write_empty_flac(const dsp_audio_writer *w)
     return (fclose(fp) == 0 && put == sizeof b) ? 0 : -1;
 }
 
+/* libsndfile's RF64 writer, downgraded to RIFF, describes 1- and 2-channel
+ * integer PCM as WAVE_FORMAT_EXTENSIBLE (a 40-byte fmt chunk), which some
+ * readers (Python's wave module) refuse.  Rewrites that fmt chunk in place to
+ * the plain 16-byte WAVE_FORMAT_PCM one followed by a JUNK chunk over the 24
+ * freed bytes, so no byte after it moves.  Only a RIFF file whose fmt chunk is
+ * exactly that EXTENSIBLE form (PCM subformat GUID, valid bits = container
+ * bits, 1 or 2 channels) is touched; an RF64 file (past 4 GiB) stays as it
+ * is.  fd: read/write descriptor of the closed file.  Returns 0 or -1 (I/O). */
+static int wav_extensible_to_pcm(int fd)
+{
+    static const uint8_t pcm_guid_tail[14] = { 0x00, 0x00, 0x00, 0x00, 0x10, 0x00, 0x80,
+                                               0x00, 0x00, 0xAA, 0x00, 0x38, 0x9B, 0x71 };
+    uint8_t h[12];
+    if (pread(fd, h, sizeof h, 0) != (ssize_t)sizeof h)
+        return 0; /* too short to be ours: leave it */
+    if (memcmp(h, "RIFF", 4) != 0 || memcmp(h + 8, "WAVE", 4) != 0)
+        return 0;
+    off_t at = 12;
+    for (int guard = 0; guard < 64; guard++) {
+        uint8_t ch[8];
+        if (pread(fd, ch, sizeof ch, at) != (ssize_t)sizeof ch)
+            return 0;
+        uint32_t size = (uint32_t)ch[4] | (uint32_t)ch[5] << 8 | (uint32_t)ch[6] << 16 | (uint32_t)ch[7] << 24;
+        if (memcmp(ch, "data", 4) == 0)
+            return 0;
+        if (memcmp(ch, "fmt ", 4) == 0) {
+            uint8_t f[40];
+            if (size != 40 || pread(fd, f, sizeof f, at + 8) != (ssize_t)sizeof f)
+                return 0;
+            int tag = f[0] | f[1] << 8, channels = f[2] | f[3] << 8, bits = f[14] | f[15] << 8;
+            int valid = f[18] | f[19] << 8, sub = f[24] | f[25] << 8;
+            if (tag != 0xFFFE || channels < 1 || channels > 2 || valid != bits || sub != 1 ||
+                memcmp(f + 26, pcm_guid_tail, sizeof pcm_guid_tail) != 0)
+                return 0;
+            uint8_t out[48];
+            memcpy(out, "fmt ", 4);
+            out[4] = 16, out[5] = out[6] = out[7] = 0;
+            memcpy(out + 8, f, 16);
+            out[8] = 1, out[9] = 0; /* WAVE_FORMAT_PCM */
+            memcpy(out + 24, "JUNK", 4);
+            out[28] = 16, out[29] = out[30] = out[31] = 0;
+            memset(out + 32, 0, 16);
+            return pwrite(fd, out, sizeof out, at) == (ssize_t)sizeof out ? 0 : -1;
+        }
+        at += 8 + (off_t)size + (size & 1);
+    }
+    return 0;
+}
+
 int dsp_audio_writer_close(dsp_audio_writer *w, dsp_error *err)
 {
     if (!w)
@@ -899,6 +981,15 @@ int dsp_audio_writer_close(dsp_audio_writer *w, dsp_error *err)
              w->owns_path && write_empty_flac(w) != 0)
         status = dsp_error_set(err, DSP_ERR_IO, "%s: cannot write the empty FLAC header: %s",
                                w->name, strerror(errno));
+    else if (w->wav_plain_at_close) {
+        int fd = w->fd >= 0 ? w->fd : open(w->path, O_RDWR | O_CLOEXEC);
+        int bad = fd < 0 || wav_extensible_to_pcm(fd) != 0;
+        if (fd >= 0 && w->fd < 0)
+            close(fd);
+        if (bad)
+            status = dsp_error_set(err, DSP_ERR_IO, "%s: cannot rewrite the WAV header: %s", w->name,
+                                   strerror(errno));
+    }
     free(w->path);
     free(w->scratch);
     free(w);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 #include "dsp/dsp.h"
 
 #include <stdarg.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Spectral features, mel filterbank (librosa.filters.mel conventions) and
  * block levels.  See dsp/features.h for the formulas. */
 #include "dsp/features.h"
@@ -48,6 +49,19 @@ void dsp_gain_floor(float *gains, size_t n, double atten_lim_db)
     float floor_gain = atten_lim_db > 0 ? (float)pow(10.0, -atten_lim_db / 20.0) : 1.0f;
     for (size_t i = 0; i < n; i++)
         gains[i] = gains[i] > floor_gain ? gains[i] : floor_gain; /* NaN takes the floor */
+}
+
+void dsp_mask_limit(float *gains, size_t n, const float *vad, const dsp_mask_limit_config *cfg,
+                    uint64_t *quiet_frames)
+{
+    if (vad) /* the comparison as the daemon always made it: 100·vad against the percent */
+        *quiet_frames = *vad * 100.0f < cfg->vad_gate_percent ? *quiet_frames + 1 : 0;
+    if (!gains) return;
+    /* integer arithmetic: frames·hop·1000 > grace_ms·rate, no rounding of the hop's duration */
+    if (vad && cfg->vad_gate_percent > 0 &&
+        *quiet_frames * cfg->hop_samples * 1000u > cfg->vad_grace_ms * cfg->sample_rate_hz)
+        memset(gains, 0, n * sizeof *gains);
+    dsp_gain_floor(gains, n, cfg->atten_lim_db);
 }
 
 /* ---- mel filterbank ---------------------------------------------------- */

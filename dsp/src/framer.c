@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Framer and weighted overlap-add.
  *
  * Design note: both sides keep a linear buffer of n_window floats and move

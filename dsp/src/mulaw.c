@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* 8-bit mu-law as torchaudio.functional.mu_law_encoding/decoding (float32
  * arithmetic, like torch on a float tensor).  See dsp/mulaw.h. */
 #include "dsp/mulaw.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Streaming resampler on libsoxr (see dsp/resample.h for the contract).
  *
  * Design note.  soxr converts in stages (half-band FIRs, an overlap-save

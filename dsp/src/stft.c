@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* STFT of one frame with FFTW (single precision).
  *
  * Why scratch buffers: FFTW's new-array execute requires arrays with the

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Writes the seed inputs of fuzz_push and fuzz_control into fuzz/corpus/push
 and fuzz/corpus/control (layouts: the comments at the top of fuzz_push.c and
 fuzz_control.c).  Usage: /usr/bin/python3 fuzz/corpus/make_seeds.py"""

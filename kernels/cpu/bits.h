@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Bit casts between float and uint32_t, shared by the CPU kernels (exp and
  * half-precision conversions work on IEEE bit patterns).  Internal. */
 #ifndef SSM_KERNELS_BITS_H

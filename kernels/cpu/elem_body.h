@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* One body of the element-wise row kernels of ssm_kernels_packed.c
  * (softplus with bias, y ⊙ SiLU(z), sigmoid in place), included once per
  * ISA with its primitives, like linear_packed_body.h: full vectors, then

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* One body of the packed linear kernel (ssm_kernels_packed.c), included once
  * per ISA and weight dtype with the primitives below defined, the way
  * PipeWire's audioconvert builds its fmt-ops per ISA from one generic body

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Instantiates linear_packed_body.h for both weight dtypes of one ISA:
  * ssm_linear_packed_f32_<LP_ISA> and ssm_linear_packed_f16_<LP_ISA>.  The
  * includer defines LP_ISA and the ISA's primitives listed in

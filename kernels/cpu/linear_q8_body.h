@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* One body of the int8 linear kernel (ssm_kernels_q8.c), included once per
  * ISA with the primitives below defined (as linear_packed_body.h does for
  * the fp32/f16 kernels): the register tile over a panel block, its

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* What the portable (_vec) kernels and their explicit AVX2 / AVX-512 twins
  * share, defined once so that the variants, which must give the same bits,
  * cannot drift apart: the coefficients of the exp and log polynomials

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Flush-to-zero / denormals-are-zero for the calling thread
  * (kernels/ssm_kernels.h).  Per architecture, through the SSE intrinsics on
  * x86-64 and the FPCR system register on aarch64; elsewhere the functions

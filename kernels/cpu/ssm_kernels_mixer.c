@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The per-layer mixer step (ssm_kernels.h, "mixer step"): everything of a
  * Mamba-1 layer between in_proj and out_proj — conv shift + depthwise conv +
  * bias + SiLU, x_proj, dt_proj + bias + softplus, the selective state update

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Packed linear layers (ssm_kernels.h, "packed"): out = x · wᵀ + bias with
  * the weights transposed once into {d_in, n_pad} panels (n_pad = d_out
  * rounded up to SSM_PACK_COLS, zero columns beyond d_out), in fp32 or IEEE

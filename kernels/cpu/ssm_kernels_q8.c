@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* int8 linear layers (ssm_kernels.h, "q8"): out = x · wᵀ + bias with int8
  * weights (one scale per output column) and int8 activations (one scale per
  * row, made on the fly), multiplied and summed exactly in int32, scaled back

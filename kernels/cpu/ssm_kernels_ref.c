@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Plain-C reference of the kernels in ssm_kernels.h.
  *
  * Each function mirrors one line of mamba_ssm's Mamba.step (mamba_simple.py)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Vectorisable variants of the elementwise-heavy kernels (ssm_kernels.h,
  * "_vec"): plain C shaped so that the compiler vectorises the independent
  * lanes, compiled for AVX-512, AVX2 and the baseline (GNU target_clones).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* CUDA kernels of kernels/ssm_kernels_cuda.h: the batched step and the
  * chunked scan that resumes a saved state.  The plain-C reference
  * (kernels/cpu/ssm_kernels_ref.c) is the oracle; tests/gpu/test_cuda.c holds

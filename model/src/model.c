@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Mamba-1 compute on top of the loaded weights (weights.h) and kernels/.
  *
  * Design notes.

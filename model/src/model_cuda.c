@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* CUDA backend of model.c (model_cuda.h): weights uploaded once, per-stream
  * states in a device pool, and runners that run one frame of B streams (or a
  * chunk of one stream) as ONE CUDA graph launch.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The CUDA backend of model.c (internal; model_cuda.c when built with the
  * meson `cuda` feature, model_cuda_stub.c otherwise).
  *

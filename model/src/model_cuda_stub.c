@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The CUDA backend when this build has none (meson -Dcuda=disabled, or no
  * nvcc): every entry point reports SSM_ERR_BACKEND, the probe says why. */
 #include <stdio.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Internal hooks of model.c for tests (not installed, not public API). */
 #ifndef SSM_MODEL_INTERNAL_H
 #define SSM_MODEL_INTERNAL_H

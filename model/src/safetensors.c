@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* safetensors container parser.  Design note: the whole file is one
  * untrusted byte string, so every size is a uint64 checked before use, the
  * JSON goes through jansson with duplicate keys refused, and the layout check

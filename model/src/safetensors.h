@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Internal: safetensors container parser (docs/model-format.md §1).
  *
  * Parses an in-memory image of a whole safetensors file: 8-byte little-endian

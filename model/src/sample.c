@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* sample.c — token sampling for autoregressive generation (ssm/sample.h). */
 #include "ssm/sample.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Model layer of the loader: __metadata__ → ssm_config, then every tensor the
  * configuration requires, with its exact shape, converted to fp32.
  *

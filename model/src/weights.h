@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Internal contract between the model-file loader (safetensors.c, weights.c)
  * and the compute (model.c, kernels/).  Not installed; the public API is
  * ssm/model.h.

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """A fake ssmd for the client tests, written from docs/protocol.md alone (it
 does not import the clients' codec, so the two readings of the spec meet in
 the tests).
@@ -200,10 +201,12 @@ class Fake:
         fl = EOS if last else 0
         n = np.arange(k * a.hop, (k + 1) * a.hop)
         audio = (0.25 * np.sin(2 * math.pi * 440.0 * n / a.rate)).astype(np.float32)
+        if a.channels > 1:  # channel c: the sine / (c + 1), interleaved
+            audio = (audio[:, None] / np.arange(1, a.channels + 1, dtype=np.float32)).astype(np.float32)
         feats = np.sin(0.3 * k + 0.7 * np.arange(a.n_features)).astype(np.float32)
         vad = np.array([0.5 + 0.5 * math.sin(0.2 * k)], np.float32)
         first = k * a.hop
-        self.publish(st, "audio", F32, audio.tobytes(), a.hop, 1, first, fl)
+        self.publish(st, "audio", F32, audio.tobytes(), a.hop, a.channels, first, fl)
         self.publish(st, "features", F32, feats.tobytes(), 1, a.n_features, first, fl)
         self.publish(st, "vad", F32, vad.tobytes(), 1, 1, first, fl)
         st.frames += 1
@@ -426,6 +429,7 @@ def main():
     ap.add_argument("--stream", default="demo", help="name of the scripted stream")
     ap.add_argument("--frames", type=int, default=20, help="frames of the script (0: endless)")
     ap.add_argument("--rate", type=int, default=16000)
+    ap.add_argument("--channels", type=int, default=1, help="channels of the script's audio")
     ap.add_argument("--hop", type=int, default=256)
     ap.add_argument("--hop-out", type=int, default=256, help="block size of pushed results")
     ap.add_argument("--n-features", type=int, default=8)

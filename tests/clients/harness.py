@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Shared pieces of the client tests: a fake daemon per test (tests/clients/
 fake_daemon.py, free ports, a temporary directory), running the C clients
 with a deadline, and failing with one clear line."""
@@ -121,6 +122,22 @@ def read_wav(path):
     if x.ndim == 1:
         x = x[:, None]
     return rate, x
+
+
+def wav_format_tag(path):
+    """The wFormatTag of a RIFF WAV file's fmt chunk (1 PCM, 3 float, 0xFFFE
+    EXTENSIBLE), or None when the file is not RIFF WAVE."""
+    with open(path, "rb") as f:
+        head = f.read(4096)
+    if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return None
+    at = 12
+    while at + 8 <= len(head):
+        cid, size = head[at:at + 4], int.from_bytes(head[at + 4:at + 8], "little")
+        if cid == b"fmt ":
+            return int.from_bytes(head[at + 8:at + 10], "little")
+        at += 8 + size + (size & 1)
+    return None
 
 
 def read_au(path):

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """ssm-ctl against the fake daemon: each command, the snapshot -> reset ->
 restore round trip of the bytes, error replies (NO_SUCH_STREAM,
 BAD_SNAPSHOT, SNAPSHOT_MISMATCH) printed with exit 1, stop ends the daemon.

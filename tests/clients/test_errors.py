@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """Error paths of the C clients: --help, bad options (one line, exit 2), an
 unreadable audio file, and no daemon (one timeout line, exit 1, no hang).
 Usage: test_errors.py SSM_SUB SSM_PUSH SSM_CTL"""

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """clients/python/examples/live_spectrogram.py draws a PNG headless from the
 fake daemon's features/ and vad/ topics; and fails clearly with no daemon.
 Usage: test_example.py live_spectrogram.py"""

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """Every client socket that reads from the daemon caps the frames it accepts
 (ZMQ_MAXMSGSIZE = SSMD_CLIENT_MAX_FRAME_BYTES, 64 MiB, docs/reliability.md):
 a hostile endpoint speaking raw ZMTP 3.0 (RFC 23) as a PUB or ROUTER announces

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """ssm-push against the fake daemon (which returns mono x 0.5): exact length
 and values back, five pushers at once, --realtime pacing, an empty file, an
 error reply printed (NAME_IN_USE), a daemon that never answers.
@@ -11,7 +12,8 @@ import numpy as np
 import zmq
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Fake, check, finish, read_au, read_wav, run, tmpdir, write_wav_i16  # noqa: E402
+from harness import (Fake, check, finish, read_au, read_wav, run, tmpdir, wav_format_tag,  # noqa: E402
+                     write_wav_i16)
 
 PUSH = sys.argv[1]
 T = tmpdir()
@@ -37,12 +39,14 @@ def compare(out, expected, what):
     return check(n_ok and err <= 1e-7, f"{what}: exact length, values x0.5 of the mono downmix")
 
 
+FLOAT = ["--output-format", "float"]  # exact comparisons: the default, pcm16, rounds
+
 with Fake(T, "--start", "never", "--hop-out", "256") as f:
     ing = f.ep["ingest"]
     # 1. stereo file, chunk not a multiple of the fake's block, odd length
     path, exp = make_input("in.wav", 10007, 2)
     out = os.path.join(T, "out.wav")
-    r = run([PUSH, "-e", ing, "--stream", "take1", "--chunk", "1000", "--output", out, "-v", path])
+    r = run([PUSH, "-e", ing, *FLOAT, "--stream", "take1", "--chunk", "1000", "--output", out, "-v", path])
     check(r.returncode == 0, f"push: exit 0 (stderr {r.stderr.strip()!r})")
     compare(out, exp, "push")
 
@@ -51,7 +55,7 @@ with Fake(T, "--start", "never", "--hop-out", "256") as f:
     for i in range(5):
         p, e = make_input(f"in{i}.wav", 3000 + 777 * i, 1 + i % 2)
         o = os.path.join(T, f"out{i}.wav")
-        cmd = [PUSH, "-e", ing, "--stream", f"multi{i}", "--chunk", str(128 + 100 * i),
+        cmd = [PUSH, "-e", ing, *FLOAT, "--stream", f"multi{i}", "--chunk", str(128 + 100 * i),
                "--output", o, p]
         jobs.append((subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True), o, e))
     for i, (proc, o, e) in enumerate(jobs):
@@ -66,7 +70,7 @@ with Fake(T, "--start", "never", "--hop-out", "256") as f:
     # 3. --realtime: 0.5 s of audio takes about 0.5 s
     path, exp = make_input("rt.wav", 8000, 1)
     out = os.path.join(T, "rt_out.wav")
-    r = run([PUSH, "-e", ing, "--stream", "rt", "--realtime", "--chunk", "800", "-o", out, path])
+    r = run([PUSH, "-e", ing, *FLOAT, "--stream", "rt", "--realtime", "--chunk", "800", "-o", out, path])
     check(r.returncode == 0 and 0.4 < r.elapsed < 10,
           f"realtime: exit 0 after {r.elapsed:.2f} s for 0.5 s of audio")
     compare(out, exp, "realtime")
@@ -74,14 +78,36 @@ with Fake(T, "--start", "never", "--hop-out", "256") as f:
     # 4. an empty file: one end-of-stream message, an empty result
     path, exp = make_input("empty.wav", 0, 1)
     out = os.path.join(T, "empty_out.au")
-    r = run([PUSH, "-e", ing, "--stream", "empty", "-o", out, path])
+    r = run([PUSH, "-e", ing, *FLOAT, "--stream", "empty", "-o", out, path])
     check(r.returncode == 0, f"empty: exit 0 (stderr {r.stderr.strip()!r})")
     compare(out, exp, "empty")
+
+    # 4b. the default output format (pcm16, as ssmd's and ssm-sub's): plain
+    #     WAVE_FORMAT_PCM that Python's wave opens, the values rounded to 16 bits
+    import wave  # noqa: E402
+    path, exp = make_input("fmt.wav", 4000, 2)
+    out = os.path.join(T, "fmt_out.wav")
+    r = run([PUSH, "-e", ing, "--stream", "fmt", "-o", out, path])
+    check(r.returncode == 0, f"default format: exit 0 (stderr {r.stderr.strip()!r})")
+    try:
+        with wave.open(out) as w:
+            shape = (w.getnchannels(), w.getsampwidth(), w.getnframes())
+            x = np.frombuffer(w.readframes(w.getnframes()), "<i2") / 32768.0
+    except Exception as e:  # reported by the check
+        shape, x = str(e), np.zeros(0)
+    err = float(np.max(np.abs(x - exp.reshape(-1)))) if x.shape == exp.reshape(-1).shape else float("inf")
+    print(f"default format: format tag {wav_format_tag(out)}, wave reads (channels, bytes, frames) {shape}, "
+          f"worst error {err:.3g} (<= 2^-15)")
+    check(wav_format_tag(out) == 1 and shape == (1, 2, 4000) and err <= 2.0 ** -15,
+          "default format: plain 16-bit PCM WAV, the result rounded")
+    r = run([PUSH, "-e", ing, "--stream", "fmt2", "--output-format", "pcm12", "-o", out, path])
+    check(r.returncode == 2 and r.stderr.strip().count("\n") == 0 and "pcm16|pcm24|float" in r.stderr,
+          f"--output-format pcm12: one line, exit 2 ({r.returncode}, {r.stderr.strip()!r})")
 
     # 5. an error reply: the scripted stream's name belongs to the daemon
     path, exp = make_input("busy.wav", 1000, 1)
     out = os.path.join(T, "busy_out.wav")
-    r = run([PUSH, "-e", ing, "--stream", "demo", "-o", out, path])
+    r = run([PUSH, "-e", ing, *FLOAT, "--stream", "demo", "-o", out, path])
     check(r.returncode == 1 and "daemon error NAME_IN_USE" in r.stderr,
           f"error reply: printed, exit 1 (rc {r.returncode}, stderr {r.stderr.strip()!r})")
     check(not os.path.exists(out), "error reply: no output file left behind")
@@ -90,9 +116,9 @@ with Fake(T, "--start", "never", "--hop-out", "256") as f:
     #    two pushes in a row give x0.25 of the mono mix
     path, exp = make_input("pipe.wav", 5000, 2)
     out = os.path.join(T, "pipe_out.wav")
-    first = subprocess.Popen([PUSH, "-e", ing, "--stream", "pipe1", "-o", "-", "-"],
+    first = subprocess.Popen([PUSH, "-e", ing, *FLOAT, "--stream", "pipe1", "-o", "-", "-"],
                              stdin=open(path, "rb"), stdout=subprocess.PIPE)
-    r = run([PUSH, "-e", ing, "--stream", "pipe2", "-o", out, "-"], stdin=first.stdout)
+    r = run([PUSH, "-e", ing, *FLOAT, "--stream", "pipe2", "-o", out, "-"], stdin=first.stdout)
     first.stdout.close()
     rc1 = first.wait(30)
     check(rc1 == 0 and r.returncode == 0, f"pipes: both exit 0 ({rc1}, {r.returncode}, {r.stderr.strip()!r})")

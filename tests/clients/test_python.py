@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """The Python package (clients/python/ssmd) against the fake daemon:
 Subscriber gets the scripted stream in order with the meta on subscribe and
 detects drops; Pusher gets exact results back (also five at once) and raises

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """The C clients against the real ssmd (random model of tests/daemon) on free
 loopback ports: ssm-push gets back exactly as many samples as it pushed, and
 the same audio as the daemon's offline file job (within the 16-bit
@@ -78,7 +79,8 @@ try:
                                stdout=open(sub_log, "w"), stderr=subprocess.PIPE, text=True)
         wait_subscribed(n_subs)
         out = os.path.join(T, f"push{rate}.wav")
-        r = run([PUSH, "-e", ing, "--stream", name, "--chunk", str(chunk), "-o", out, src])
+        r = run([PUSH, "-e", ing, "--stream", name, "--chunk", str(chunk), "--output-format", "float", "-o", out,
+                 src])  # float: compared exactly with what ssm-sub receives
         check(r.returncode == 0, f"{rate} Hz push: exit 0 ({r.stderr.strip()!r})")
         orate, y = read_wav(out)
         check(orate == rate and y.shape == (n, 1) and np.isfinite(y).all(),

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """ssm-sub against the fake daemon: every message of a scripted stream in
 order with contiguous seq, values as sent (text and JSON), meta re-sent on
 subscription, --output audio exact, drops reported and filled with silence,
@@ -11,7 +12,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (Fake, check, finish, read_wav, rogue_messages, rogue_publisher,  # noqa: E402
-                     rogue_valid, run, tmpdir)
+                     rogue_valid, run, tmpdir, wav_format_tag)
 
 SUB = sys.argv[1]
 T = tmpdir()
@@ -109,7 +110,7 @@ check(sum(x["topic"] == "demo/meta/" for x in lines) == 1
 # 4. --output: the audio of the stream, exact, and the file ends at end-of-stream
 out = os.path.join(T, "sub.wav")
 with Fake(T, "--frames", str(FRAMES)) as f:
-    r = run([SUB, "-e", f.ep["pub"], "-q", "--output", out, "demo/audio/"])
+    r = run([SUB, "-e", f.ep["pub"], "-q", "--output", out, "--output-format", "float", "demo/audio/"])
     log = f.records()
 check(r.returncode == 0, f"output: exit 0 (stderr {r.stderr.strip()!r})")
 sent = np.concatenate([np.array(x["values"], np.float32) for x in log
@@ -119,6 +120,30 @@ err = float(np.max(np.abs(got[:, 0] - sent))) if got.shape[0] == sent.shape[0] e
 print(f"output: {got.shape[0]} samples for {sent.shape[0]} sent, worst error {err:.3g}")
 check(rate == 16000 and got.shape == (FRAMES * 256, 1) and err == 0.0,
       "output: rate, exact length and values")
+
+# 4b. the default output format (pcm16, ssmd's): a live stream of unknown length
+# gives plain WAVE_FORMAT_PCM (not EXTENSIBLE) that Python's wave opens, mono
+# and stereo; the samples are the sent ones rounded to 16 bits
+import wave  # noqa: E402
+for ch in (1, 2):
+    out = os.path.join(T, f"sub_pcm{ch}.wav")
+    with Fake(T, "--frames", str(FRAMES), "--channels", str(ch)) as f:
+        r = run([SUB, "-e", f.ep["pub"], "-q", "--output", out, "demo/audio/"])
+    check(r.returncode == 0, f"pcm16 {ch} ch: exit 0 (stderr {r.stderr.strip()!r})")
+    tag = wav_format_tag(out)
+    try:
+        with wave.open(out) as w:
+            shape = (w.getnchannels(), w.getsampwidth(), w.getnframes())
+            x = np.frombuffer(w.readframes(w.getnframes()), "<i2").reshape(-1, w.getnchannels())
+    except Exception as e:  # reported by the check
+        shape, x = str(e), np.zeros((0, ch))
+    n = np.arange(FRAMES * 256)
+    sent = 0.25 * np.sin(2 * np.pi * 440.0 * n / 16000)[:, None] / np.arange(1, ch + 1)
+    err = float(np.max(np.abs(x / 32768.0 - sent))) if x.shape == sent.shape else float("inf")
+    print(f"default format, {ch} channel(s), unknown length: format tag {tag}, wave reads "
+          f"(channels, bytes, frames) {shape}, worst error {err:.3g} (<= 2^-15)")
+    check(tag == 1 and shape == (ch, 2, FRAMES * 256) and err <= 2.0 ** -15,
+          f"pcm16 {ch} ch: plain 16-bit PCM WAV with the sent audio")
 
 # 5. drops: seq 3 and 4 of demo/audio/ never sent
 out = os.path.join(T, "drop.wav")

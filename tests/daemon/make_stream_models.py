@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Models for tests/daemon/test_stream.c, written into OUTDIR:
 random.safetensors (untrained, non-trivial mask), allpass.safetensors (mask
 exactly 1), quiet.safetensors (gains about 0.0025: ~50 dB down), and models with broken front-end metadata.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Runs a list of test functions of the daemon's Python suites: each one's
 failure is printed and counted, the others still run; ends with the
 "N passed, N failed" line and the exit status the meson tests read."""

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* In-process reference for the daemon's integration tests: runs an audio
  * file (mono downmix) through ssmd_stream + ssm_step exactly as the file job
  * does, and writes the aligned output as raw little-endian float32.

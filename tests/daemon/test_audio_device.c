@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Capture and playback through PortAudio on virtual ALSA devices
  * (tests/daemon/vmic/README.md): the test writes known float32 patterns and
  * an asoundrc into a temporary directory and points ALSA at it before the

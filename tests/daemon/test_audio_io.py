@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Audio input/output promises of the daemon (docs/reliability.md, "Audio input
 and output"): clipping counted and reported, stereo in -> stereo out, output
 headers valid after kill -9, clear errors for unreadable inputs.  Every
@@ -55,6 +56,12 @@ def run_job(src, out, *extra):
     return r.returncode, r.stderr
 
 
+def run_float(src, out, *extra):
+    """run_job with --output-format float: the model's samples bit for bit (the
+    default, pcm16, rounds them)."""
+    return run_job(src, out, "--output-format", "float", *extra)
+
+
 def summary_counts(err, stream=None):
     """(input beyond full scale, output clipped) from the summary line(s)."""
     res = []
@@ -82,7 +89,7 @@ def t_clipping_file():
     src = os.path.join(TMP, "hot.wav")
     sf.write(src, hot, rate, subtype="FLOAT")
     peak = float(np.max(np.abs(hot)))
-    rc, err = run_job(src, os.path.join(TMP, "hot_out.wav"))
+    rc, err = run_float(src, os.path.join(TMP, "hot_out.wav"))
     check(rc == 0, err)
     warn = [ln for ln in err.splitlines() if "warning" in ln and "peak" in ln]
     check(len(warn) == 1, f"expected one warning line naming the peak, got: {err}")
@@ -101,9 +108,9 @@ def t_clipping_file():
     g = np.float32(1.0 / peak)
     pre = os.path.join(TMP, "hot_prescaled.wav")
     sf.write(pre, hot * g, rate, subtype="FLOAT")
-    rc, err_n = run_job(src, os.path.join(TMP, "hot_norm.wav"), "--normalize-float")
+    rc, err_n = run_float(src, os.path.join(TMP, "hot_norm.wav"), "--normalize-float")
     check(rc == 0 and "warning" not in err_n, err_n)
-    rc, err_p = run_job(pre, os.path.join(TMP, "hot_pre.wav"))
+    rc, err_p = run_float(pre, os.path.join(TMP, "hot_pre.wav"))
     check(rc == 0, err_p)
     a = sf.read(os.path.join(TMP, "hot_norm.wav"), dtype="float32")[0]
     b = sf.read(os.path.join(TMP, "hot_pre.wav"), dtype="float32")[0]
@@ -115,9 +122,9 @@ def t_clipping_file():
     # --input-gain-db -100 equals the job on the file scaled by float32(10^(-100/20))
     g = np.float32(10.0 ** (-100 / 20))
     sf.write(pre, hot * g, rate, subtype="FLOAT")
-    rc, err_g = run_job(src, os.path.join(TMP, "hot_gain.wav"), "--input-gain-db", "-100")
+    rc, err_g = run_float(src, os.path.join(TMP, "hot_gain.wav"), "--input-gain-db", "-100")
     check(rc == 0, err_g)
-    rc, err_p = run_job(pre, os.path.join(TMP, "hot_pre.wav"))
+    rc, err_p = run_float(pre, os.path.join(TMP, "hot_pre.wav"))
     a = sf.read(os.path.join(TMP, "hot_gain.wav"), dtype="float32")[0]
     b = sf.read(os.path.join(TMP, "hot_pre.wav"), dtype="float32")[0]
     d = bits_differ(a, b)
@@ -130,7 +137,7 @@ def t_clipping_file():
     # a 16-bit output clips exactly the samples beyond full scale
     mild = (x * np.float32(4)).astype(np.float32)
     sf.write(src, mild, rate, subtype="FLOAT")
-    rc, err_f = run_job(src, os.path.join(TMP, "mild.wav"))
+    rc, err_f = run_float(src, os.path.join(TMP, "mild.wav"))
     rc2, err_i = run_job(src, os.path.join(TMP, "mild.flac"))  # FLAC holds no float: PCM_16
     check(rc == 0 and rc2 == 0, err_f + err_i)
     yf = sf.read(os.path.join(TMP, "mild.wav"), dtype="float32")[0]
@@ -273,25 +280,25 @@ def t_stereo_split():
     src = os.path.join(TMP, "st.wav")
     sf.write(src, st, rate, subtype="FLOAT")
     out = os.path.join(TMP, "st_out.wav")
-    rc, err = run_job(src, out)
+    rc, err = run_float(src, out)
     check(rc == 0, err)
     y, r = sf.read(out, dtype="float32", always_2d=True)
     check(y.shape == (n, 2) and r == rate, f"output shape {y.shape} at {r} Hz, want ({n}, 2)")
     for k in range(2):
         mono = os.path.join(TMP, f"st_ch{k}.wav")
         sf.write(mono, st[:, k], rate, subtype="FLOAT")
-        rc, err = run_job(mono, os.path.join(TMP, f"st_ch{k}_out.wav"))
+        rc, err = run_float(mono, os.path.join(TMP, f"st_ch{k}_out.wav"))
         check(rc == 0, err)
         ref = sf.read(os.path.join(TMP, f"st_ch{k}_out.wav"), dtype="float32")[0]
         d = bits_differ(y[:, k], ref)
         print(f"stereo split: channel {k}: {d} of {n} samples differ from the mono job on it (bit-exact required)")
         check(d == 0, f"channel {k} differs")
-    rc, err = run_job(src, os.path.join(TMP, "st_down.wav"), "--channels", "mono")
+    rc, err = run_float(src, os.path.join(TMP, "st_down.wav"), "--channels", "mono")
     check(rc == 0, err)
     yd = sf.read(os.path.join(TMP, "st_down.wav"), dtype="float32")[0]
     mean = ((np.float32(0) + st[:, 0]) + st[:, 1]) / np.float32(2)
     sf.write(os.path.join(TMP, "st_mean.wav"), mean, rate, subtype="FLOAT")
-    run_job(os.path.join(TMP, "st_mean.wav"), os.path.join(TMP, "st_mean_out.wav"))
+    run_float(os.path.join(TMP, "st_mean.wav"), os.path.join(TMP, "st_mean_out.wav"))
     d = bits_differ(yd, sf.read(os.path.join(TMP, "st_mean_out.wav"), dtype="float32")[0])
     print(f"--channels mono: mono output ({yd.ndim} dim), {d} samples differ from the job on the mean")
     check(yd.ndim == 1 and d == 0, "downmix differs")
@@ -310,6 +317,124 @@ def t_stereo_split():
     print(f"3 channels, 2 streams allowed: exit {rc}: {err.strip()}")
     check(rc != 0 and len(lines) == 1 and "--channels mono" in err and "3 channels" in err, err)
     check(not os.path.exists(os.path.join(TMP, "three_out.wav")), "output left behind")
+
+
+# ---------------------------------------------------------------- output formats
+
+def wav_format_tag(path):
+    """The wFormatTag of a RIFF WAV file's fmt chunk (1 PCM, 3 float, 0xFFFE
+    EXTENSIBLE), or None when the file is not RIFF WAVE."""
+    with open(path, "rb") as f:
+        head = f.read(4096)
+    if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return None
+    at = 12
+    while at + 8 <= len(head):
+        cid, size = head[at:at + 4], int.from_bytes(head[at + 4:at + 8], "little")
+        if cid == b"fmt ":
+            return int.from_bytes(head[at + 8:at + 10], "little")
+        at += 8 + size + (size & 1)
+    return None
+
+
+def t_output_format():
+    """--output-format: pcm16 by default (also for a float input), pcm24 and
+    float on request; float is the model's output bit for bit and pcm16 is it
+    rounded to 16 bits; bad values and float in FLAC: one line, no file."""
+    rate, n = 16000, 16000
+    x = signal_(n, rate, 11)
+    src = os.path.join(TMP, "fmt_in.wav")
+    sf.write(src, x, rate, subtype="FLOAT")
+    got = {}
+    for fmt in (None, "pcm16", "pcm24", "float"):
+        out = os.path.join(TMP, f"fmt_{fmt}.wav")
+        rc, err = run_job(src, out, *(["--output-format", fmt] if fmt else []))
+        check(rc == 0, err)
+        info = sf.info(out)
+        got[fmt] = sf.read(out, dtype="float32")[0]
+        print(f"float input, --output-format {fmt or '(default)'}: {info.subtype}, "
+              f"format tag {wav_format_tag(out)}, {info.frames} frames")
+        want = {None: "PCM_16", "pcm16": "PCM_16", "pcm24": "PCM_24", "float": "FLOAT"}[fmt]
+        check(info.subtype == want and info.frames == n, f"{fmt}: {info.subtype}, want {want}")
+    with wave.open(os.path.join(TMP, "fmt_None.wav")) as w:
+        check(w.getsampwidth() == 2 and w.getnframes() == n, "default output is not 16-bit PCM for wave")
+    e16 = float(np.max(np.abs(got["pcm16"] - np.clip(got["float"], -1, 1))))
+    e24 = float(np.max(np.abs(got["pcm24"] - np.clip(got["float"], -1, 1))))
+    print(f"  max |pcm16 - float| = {e16:.3g} (<= 2^-15), |pcm24 - float| = {e24:.3g} (<= 2^-23)")
+    check(e16 <= 2.0 ** -15 and e24 <= 2.0 ** -23, "integer outputs are not the float output rounded")
+    check(bits_differ(got[None], got["pcm16"]) == 0, "default differs from pcm16")
+    # the generator's --output follows the same option (the bundled mu-law model)
+    for fmt, want in ((None, "PCM_16"), ("pcm24", "PCM_24"), ("float", "FLOAT")):
+        gen = os.path.join(TMP, f"gen_{fmt}.wav")
+        r = subprocess.run([SSMD, "--generate-s", "1", "--seed", "1", "-o", gen,
+                            *(["--output-format", fmt] if fmt else [])], capture_output=True, text=True, timeout=120)
+        got_sub = sf.info(gen).subtype if r.returncode == 0 else r.stderr.strip()
+        print(f"  --generate-s 1, --output-format {fmt or '(default)'}: {got_sub}")
+        check(got_sub == want, f"generator output {got_sub}, want {want}")
+    for extra, out, words in ((["--output-format", "pcm12"], "bad.wav", ["--output-format", "pcm16|pcm24|float"]),
+                              (["--output-format", "float"], "f.flac", ["flac", "float"])):
+        dst = os.path.join(TMP, out)
+        rc, err = run_job(src, dst, *extra)
+        lines = err.strip().splitlines()
+        print(f"  {' '.join(extra)} -> {out}: exit {rc}: {err.strip()}")
+        check(rc == 2 and len(lines) == 1 and all(w.lower() in err.lower() for w in words), err)
+        check(not os.path.exists(dst), "output left behind")
+
+
+def t_output_mp3():
+    """.mp3 output (libsndfile's MPEG Layer III writer): mono and stereo keep
+    their channels and length; a rate MPEG cannot hold: one line."""
+    rate, n = 48000, 48000
+    for c in (1, 2):
+        st = np.stack([signal_(n, rate, 20 + k) for k in range(c)], 1)
+        src = os.path.join(TMP, f"mp3_in{c}.wav")
+        sf.write(src, st, rate, subtype="PCM_16")
+        out = os.path.join(TMP, f"mp3_out{c}.mp3")
+        rc, err = run_job(src, out)
+        check(rc == 0, err)
+        info = sf.info(out)
+        y = sf.read(out, dtype="float32", always_2d=True)[0]
+        print(f"{c} channel(s) -> .mp3: {info.format_info} / {info.subtype_info}, {info.channels} ch, "
+              f"{info.frames} frames (input {n}), rms {float(np.sqrt(np.mean(y ** 2))):.3f}")
+        check(info.format == "MP3" and info.channels == c and abs(info.frames - n) <= 1152, "mp3 output")
+    src = os.path.join(TMP, "mp3_in7k.wav")
+    sf.write(src, signal_(7000, 7000, 3), 7000, subtype="PCM_16")
+    rc, err = run_job(src, os.path.join(TMP, "mp3_7k.mp3"))
+    print(f"7000 Hz -> .mp3: exit {rc}: {err.strip()}")
+    check(rc != 0 and len(err.strip().splitlines()) == 1 and "7000 Hz" in err and "MP3" in err, err)
+
+
+def t_channels_auto():
+    """--channels auto on 1, 2 and 6 channel files: the output has the input's
+    channel count, channel k is the mono job on channel k bit for bit (float),
+    and the default (pcm16) WAV is plain WAVE_FORMAT_PCM that Python's wave
+    module opens with that many channels."""
+    rate, n = 16000, 8000
+    for c in (1, 2, 6):
+        st = np.stack([signal_(n, rate, 30 + k, 0.05 + 0.05 * k) for k in range(c)], 1)
+        src = os.path.join(TMP, f"ch{c}.wav")
+        sf.write(src, st, rate, subtype="FLOAT")
+        out16 = os.path.join(TMP, f"ch{c}_out16.wav")
+        rc, err = run_job(src, out16)
+        check(rc == 0, err)
+        with wave.open(out16) as w:
+            shape = (w.getnchannels(), w.getsampwidth(), w.getnframes())
+        tag = wav_format_tag(out16)
+        outf = os.path.join(TMP, f"ch{c}_outf.wav")
+        rc, err = run_float(src, outf)
+        check(rc == 0, err)
+        y = sf.read(outf, dtype="float32", always_2d=True)[0]
+        diffs = []
+        for k in range(c):
+            mono = os.path.join(TMP, f"ch{c}_{k}.wav")
+            sf.write(mono, st[:, k], rate, subtype="FLOAT")
+            rc, err = run_float(mono, os.path.join(TMP, f"ch{c}_{k}_out.wav"))
+            check(rc == 0, err)
+            diffs.append(bits_differ(y[:, k], sf.read(os.path.join(TMP, f"ch{c}_{k}_out.wav"), dtype="float32")[0]))
+        print(f"{c} channel(s) in: wave reads (channels, bytes, frames) {shape}, format tag {tag}; "
+              f"float output {y.shape}, samples differing from the mono job per channel: {diffs}")
+        check(shape == (c, 2, n) and tag == 1, f"{c} channels: not plain 16-bit PCM with {c} channels")
+        check(y.shape == (n, c) and diffs == [0] * c, f"{c} channels: channels differ from the mono jobs")
 
 
 # ---------------------------------------------------------------- file errors
@@ -408,7 +533,8 @@ def t_file_errors():
 
 
 def main():
-    tests = [t_clipping_file, t_clipping_push_flags, t_kill9_header, t_stereo_split, t_file_errors]
+    tests = [t_clipping_file, t_clipping_push_flags, t_kill9_header, t_stereo_split, t_output_format, t_output_mp3,
+             t_channels_auto, t_file_errors]
     if ONLY:
         tests = [t for t in tests if t.__name__ in ONLY]
     named_tests.run(tests, cleanup=lambda: shutil.rmtree(TMP, ignore_errors=True))

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # ssmd --backend on this machine: 'auto' always runs (on the GPU when one is
 # usable, else on the CPU, saying why on stderr); 'cuda' runs with a device
 # and otherwise exits 2 with one line naming the reason; an unknown value is

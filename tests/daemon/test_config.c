@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The option table: defaults, each type's validation, config files with
  * errors as file:line: key: reason, the command line, --help, round trip. */
 #include <setjmp.h>

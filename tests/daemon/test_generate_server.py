@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Generation served by the daemon (ssmd --generate-s S --generate-publish,
 docs/protocol.md "generated streams"), on loopback with random free ports and
 a temporary HOME.  Each check prints what it measured.

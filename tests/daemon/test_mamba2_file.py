@@ -1,10 +1,11 @@
+# SPDX-License-Identifier: MIT
 """ssmd (unchanged daemon) runs a model that mixes Mamba-1 and Mamba-2 layers.
 
 Usage: test_mamba2_file.py SSMD WORKDIR
 
 Writes a random features model (tests/ref/mamba2_ref.py: layers mamba1,
 mamba2, mamba2; the default denoiser's front end) and a 2 s noise file
-(32-bit float WAV, so the output is float too and keeps every bit),
+(32-bit float WAV; --output-format float keeps every bit of the output),
 transcodes it with --chunk-frames 1, 7, 32 and 1024 and checks: exit status
 0; the reported state bytes equal the per-layer sum
 64 + 4·Σ(conv_dim·d_conv + d_inner·d_state) computed here; the same output
@@ -75,7 +76,8 @@ def main(argv):
     outs, ok = {}, True
     for chunk in (1, 7, 32, 1024):
         dst = os.path.join(work, f"out_{chunk}.wav")
-        res = subprocess.run([ssmd, "--model", model, "--chunk-frames", str(chunk), src, "-o", dst],
+        res = subprocess.run([ssmd, "--model", model, "--chunk-frames", str(chunk),
+                              "--output-format", "float", src, "-o", dst],
                              capture_output=True, text=True, timeout=120)
         text = res.stdout + res.stderr
         m = re.search(r"state (\d+) bytes", text)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Checks daemon/include/ssmd/protocol.h against the golden vectors of
  * docs/protocol.md (tests/daemon/protocol_golden.json, written by hand from
  * the layout table): decode gives the fields and status, encode gives the bytes. */

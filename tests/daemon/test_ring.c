@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* ssmd_ring: single-thread semantics (capacity rounding, wrap-around,
  * write-what-fits with overflow counting, read-up-to) and a two-thread
  * stress test: the producer writes 0, 1, 2, ... in random chunk sizes, the

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Integration tests of the ssmd daemon on loopback (docs/protocol.md), with
 random free ports and a temporary HOME.  Each check prints what it measured.
 Usage: test_server.py SSMD_EXE STREAM_RUN_EXE MODEL_DIR [--slow]"""
@@ -40,6 +41,9 @@ def free_port():
 def write_wav(path, x, rate):
     from scipy.io import wavfile
     wavfile.write(path, rate, x.astype(np.float32))
+
+
+FLOAT = ["--output-format", "float"]  # file jobs compared bit for bit (the default, pcm16, rounds)
 
 
 def read_wav(path):
@@ -150,7 +154,7 @@ def t_file_job_bit_exact():
         y_ref = np.fromfile(ref, "<f4")
         for extra in ([], ["--chunk-frames", "1"], ["--chunk-frames", "7"]):
             out = os.path.join(TMP, f"out{rate}.wav")
-            r = subprocess.run([SSMD, "--model", MODEL, src, "-o", out] + extra, capture_output=True)
+            r = subprocess.run([SSMD, "--model", MODEL, src, "-o", out, *FLOAT] + extra, capture_output=True)
             check(r.returncode == 0, r.stderr.decode())
             _, y = read_wav(out)
             check(len(y) == n and len(y_ref) == n, f"lengths {len(y)} {len(y_ref)} != {n}")
@@ -162,7 +166,8 @@ def t_file_job_bit_exact():
         ys = []
         for extra in ([], ["--chunk-frames", "1"]):
             out = os.path.join(TMP, f"out_{w}.wav")
-            r = subprocess.run([SSMD, "--model", MODEL, src, "-o", out, "--weights", w] + extra, capture_output=True)
+            r = subprocess.run([SSMD, "--model", MODEL, src, "-o", out, *FLOAT, "--weights", w] + extra,
+                               capture_output=True)
             check(r.returncode == 0, r.stderr.decode())
             ys.append(read_wav(out)[1])
         diff = int(np.sum(ys[0].view("<u4") != ys[1].view("<u4")))
@@ -180,7 +185,7 @@ def file_job_variants(model, tag, seed, variants):
     outs = {}
     for name, extra in variants:
         out = os.path.join(TMP, f"{tag}_{name}.wav")
-        r = subprocess.run([SSMD, "--model", os.path.join(MODELS, model), src, "-o", out] + extra,
+        r = subprocess.run([SSMD, "--model", os.path.join(MODELS, model), src, "-o", out, *FLOAT] + extra,
                            capture_output=True)
         check(r.returncode == 0, r.stderr.decode())
         outs[name] = read_wav(out)[1].astype(np.float64)

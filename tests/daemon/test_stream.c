@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The per-stream pipeline (daemon/src/stream.c) end to end with a real model:
  * exact output length, alignment and reconstruction through an all-pass
  * model, chunk-size invariance (bit-identical), resampled streams, non-finite

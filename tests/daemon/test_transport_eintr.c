@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* ssmd_transport_recv under a storm of signals: every message comes back
  * whole, [identity][topic][header][payload], in order.  libzmq's recv checks
  * its command mailbox every 100 frames with a poll() that a signal can

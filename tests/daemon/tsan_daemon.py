@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The daemon under concurrent clients, for the ThreadSanitizer build
 (.ci/run's TSan pass; registered only when b_sanitize=thread): 36 pushing
 clients at once (so batches of 32 or more streams are split over the step

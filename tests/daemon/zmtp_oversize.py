@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """A hostile subscriber for tests/daemon/test_server.py: connects to a ZeroMQ
 PUB/XPUB endpoint speaking raw ZMTP 3.0 (RFC 23) as a SUB socket, announces one
 subscription message of SIZE bytes and streams SEND bytes of it, then waits.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Writes what dsp/ computes, as raw little-endian float32 (or uint8) files,
  * plus manifest.txt describing each, into the directory given as argv[1].
  * tests/ref/dsp_ref.py recomputes everything with numpy from the equations

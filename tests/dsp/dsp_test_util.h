@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Test helpers for tests/dsp: deterministic signals and the full
  * framer → STFT → iSTFT → overlap-add chain, fed in chunks of a given size.
  * Header-only (static functions) so every test executable stays one file. */

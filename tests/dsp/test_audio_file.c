@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Tests of dsp/audio_file.h: round trips through every container, RAW with an
  * explicit layout (checked against bytes this test writes by hand), edge
  * lengths, channel interleaving, clipping, non-finite samples, error
@@ -339,6 +340,97 @@ static void test_downmix_mean(void **state)
 }
 
 /* Six channels, each a different ramp: interleaving is kept exactly. */
+/* The wFormatTag of a WAV file's fmt chunk (1 PCM, 3 float, 0xFFFE
+ * EXTENSIBLE), -1 when there is none. */
+static int wav_format_tag(const char *path)
+{
+    unsigned char h[4096];
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return -1;
+    size_t n = fread(h, 1, sizeof h, fp);
+    fclose(fp);
+    if (n < 12 || memcmp(h, "RIFF", 4) || memcmp(h + 8, "WAVE", 4)) return -1;
+    for (size_t at = 12; at + 10 <= n;) {
+        size_t size = (size_t)h[at + 4] | (size_t)h[at + 5] << 8 | (size_t)h[at + 6] << 16 | (size_t)h[at + 7] << 24;
+        if (!memcmp(h + at, "fmt ", 4)) return h[at + 8] | h[at + 9] << 8;
+        at += 8 + size + (size & 1);
+    }
+    return -1;
+}
+
+/* A .wav whose length is not announced (expected_frames 0: RF64 with
+ * auto-downgrade) is plain WAVE_FORMAT_PCM after close for 1 and 2 integer
+ * channels, reads back exactly, and stays EXTENSIBLE for float and for 3
+ * channels, where the rewrite does not apply. */
+static void test_wav_unknown_length_plain(void **state)
+{
+    (void)state;
+    enum { N = 3001 };
+    static float x[N * 3];
+    for (size_t i = 0; i < N * 3; i++) x[i] = (float)((double)((int)(i * 37 % 2001) - 1000) / 32768.0);
+    static const struct { int ch; dsp_audio_subtype sub; int tag; } cases[] = {
+        { 1, DSP_AUDIO_SUBTYPE_PCM_16, 1 }, { 2, DSP_AUDIO_SUBTYPE_PCM_16, 1 },
+        { 2, DSP_AUDIO_SUBTYPE_PCM_24, 1 }, { 2, DSP_AUDIO_SUBTYPE_FLOAT, 0xFFFE },
+        { 3, DSP_AUDIO_SUBTYPE_PCM_16, 0xFFFE },
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        dsp_audio_write_format f = { 0, cases[k].sub, 0, 16000, cases[k].ch, -1, 0, 0 };
+        const char *path = tmp_path("unknown.wav");
+        write_file(path, &f, x, N);
+        dsp_audio_info info;
+        size_t m = 0;
+        float *y = read_file(path, NULL, &info, &m, NULL);
+        double e = max_abs_diff(x, y, (size_t)N * (size_t)cases[k].ch);
+        int tag = wav_format_tag(path);
+        printf("unknown-length wav, %d ch, subtype %d: format tag 0x%X (want 0x%X), %zu frames, max |err| %.3g\n",
+               cases[k].ch, (int)cases[k].sub, (unsigned)tag, (unsigned)cases[k].tag, m, e);
+        assert_int_equal(tag, cases[k].tag);
+        assert_int_equal(m, N);
+        assert_true(e == 0.0);
+        free(y);
+        unlink(path);
+    }
+}
+
+/* .mp3: the extension maps to MP3, mono and stereo at an MPEG rate write and
+ * read back with their channels and length; other rates and 3 channels are
+ * refused in one line naming MP3. */
+static void test_mp3(void **state)
+{
+    (void)state;
+    assert_int_equal(dsp_audio_container_from_path("a/b.MP3"), DSP_AUDIO_CONTAINER_MP3);
+    enum { N = 4800 };
+    static float x[N * 2];
+    for (size_t i = 0; i < N * 2; i++) x[i] = (float)(0.3 * sin(2 * M_PI * 440.0 * (double)(i / 2) / 48000.0));
+    for (int ch = 1; ch <= 2; ch++) {
+        dsp_audio_write_format f = { 0, 0, 0, 48000, ch, -1, 0, 0 };
+        const char *path = tmp_path("t.mp3");
+        write_file(path, &f, x, N);
+        dsp_audio_info info;
+        size_t m = 0;
+        float *y = read_file(path, NULL, &info, &m, NULL);
+        printf("mp3 %d ch: container %d, %d channels, %zu frames (wrote %d): %s\n", ch, (int)info.container,
+               info.channels, m, N, info.format);
+        assert_int_equal(info.container, DSP_AUDIO_CONTAINER_MP3);
+        assert_int_equal(info.channels, ch);
+        assert_true(m + 1152 >= N && m <= N + 1152);
+        free(y);
+        unlink(path);
+    }
+    static const struct { int rate, ch; const char *word; } bad[] = { { 96000, 1, "96000 Hz" }, { 48000, 3, "3 channels" } };
+    for (size_t k = 0; k < 2; k++) {
+        dsp_audio_write_format f = { 0, 0, 0, bad[k].rate, bad[k].ch, -1, 0, 0 };
+        dsp_audio_writer *w = NULL;
+        dsp_error err = { 0 };
+        int st = dsp_audio_writer_open(&w, tmp_path("bad.mp3"), &f, &err);
+        printf("mp3 %d Hz %d ch: %s\n", bad[k].rate, bad[k].ch, err.msg);
+        assert_int_equal(st, DSP_ERR_INVALID);
+        assert_null(w);
+        assert_non_null(strstr(err.msg, "MP3"));
+        assert_non_null(strstr(err.msg, bad[k].word));
+    }
+}
+
 static void test_six_channels(void **state)
 {
     (void)state;
@@ -911,6 +1003,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_round_trip_formats),
         cmocka_unit_test(test_small_lengths),
         cmocka_unit_test(test_six_channels),
+        cmocka_unit_test(test_wav_unknown_length_plain),
+        cmocka_unit_test(test_mp3),
         cmocka_unit_test(test_downmix_mean),
         cmocka_unit_test(test_clipping),
         cmocka_unit_test(test_nonfinite_write),

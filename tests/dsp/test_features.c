@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Features: finiteness of log features on silence and extreme values, RMS
  * and dBFS levels, mel filterbank structure and refused configurations.
  * The filterbank values are compared with numpy in tests/ref/dsp_ref.py. */
@@ -84,6 +85,36 @@ static void test_gain_floor(void **state)
     assert_float_equal(u[0], 1e-30f, 0.0);
     assert_float_equal(u[1], 0.25f, 0.0);
     printf("gain floor at 20 dB: %g %g %g %g %g\n", g[0], g[1], g[2], g[3], g[4]);
+}
+
+/* The VAD gate (dsp_mask_limit): hop 480 at 48 kHz is 10 ms a frame, so a
+ * 25 ms grace closes the gate at the third quiet frame (30 > 25); a voiced
+ * frame reopens it and restarts the count; gate off keeps the count at 0. */
+static void test_mask_limit_gate(void **state)
+{
+    (void)state;
+    dsp_mask_limit_config c = { .atten_lim_db = 20.0, .vad_gate_percent = 50.0f, .vad_grace_ms = 25,
+                                .hop_samples = 480, .sample_rate_hz = 48000 };
+    uint64_t quiet = 0;
+    float quiet_vad = 0.2f, voiced = 0.9f;
+    for (int f = 1; f <= 3; f++) {
+        float g[2] = { 0.5f, 0.01f };
+        dsp_mask_limit(g, 2, &quiet_vad, &c, &quiet);
+        assert_int_equal(quiet, (uint64_t)f);
+        assert_float_equal(g[0], f < 3 ? 0.5f : 0.1f, 1e-7); /* closed: every gain at the floor */
+        assert_float_equal(g[1], 0.1f, 1e-7);
+    }
+    float g[2] = { 0.5f, 0.01f };
+    dsp_mask_limit(g, 2, &voiced, &c, &quiet);
+    assert_int_equal(quiet, 0);
+    assert_float_equal(g[0], 0.5f, 0.0);
+    dsp_mask_limit(NULL, 0, &quiet_vad, &c, &quiet); /* no mask head: count only */
+    assert_int_equal(quiet, 1);
+    c.vad_gate_percent = 0.0f;
+    dsp_mask_limit(g, 2, &quiet_vad, &c, &quiet);
+    assert_int_equal(quiet, 0);
+    dsp_mask_limit(g, 2, NULL, &c, &quiet); /* no VAD head: the limit alone */
+    assert_float_equal(g[1], 0.1f, 1e-7);
 }
 
 static void test_power_magnitude(void **state)
@@ -202,6 +233,7 @@ int main(void)
         cmocka_unit_test(test_silence_is_finite),
         cmocka_unit_test(test_power_magnitude),
         cmocka_unit_test(test_gain_floor),
+        cmocka_unit_test(test_mask_limit_gate),
         cmocka_unit_test(test_levels),
         cmocka_unit_test(test_mel_structure),
         cmocka_unit_test(test_mel_invalid),

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Framer and overlap-add: chunk-size invariance (bit-identical frames and
  * output), output length and latency, alignment, non-finite input, invalid
  * arguments. */

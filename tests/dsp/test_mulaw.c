@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Mu-law: code round trip, clamping, NaN, monotonicity and quantisation
  * error bound.  The comparison with the torchaudio formula on many inputs
  * is in tests/ref/dsp_ref.py. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Tests of dsp/resample.h: round-trip SNR and sample-accurate alignment,
  * chunk-size invariance, exact output length, argument validation, the
  * 44.1 <-> 48 kHz quality (SI-SDR of tones and a sweep, aliasing of tones

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* STFT → iSTFT through the framer and WOLA: reconstruction error on white
  * noise and a speech-like signal for several n_fft/hop/window pairs; plan
  * determinism; window sanity; refused configurations.  The comparison of

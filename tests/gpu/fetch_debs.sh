@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Downloads (here, where apt works) the Debian 12 packages that a gpu_only
 # build needs and the device machine lacks: jansson and cmocka with their
 # headers, and pkgconf in case the machine has no pkg-config.  They land in

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Random models for tests/gpu/test_cuda.c (numpy only, tests/ref/mamba_ref.py):
 shapes chosen to reach every path of the CUDA kernels.
 

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # The GPU check in one call: builds kernels/, model/, tests/gpu and bench/gpu
 # with CUDA (meson -Dgpu_only=true: needs nvcc with cuBLAS, meson, ninja, and
 # jansson + cmocka headers — from the system's -dev packages, or, on a machine

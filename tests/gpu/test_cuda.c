@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tests/gpu: the CUDA kernels and the CUDA backend of model/ against the CPU.
  *
  * Oracle: the plain-C reference kernels (kernels/cpu/ssm_kernels_ref.c) for

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Running a linear kernel (ssm_linear_packed_fn: packed fp32/f16, int8) with
  * strided rows and a canary around its output, for the kernel tests.
  * Include after cmocka.h and kernels/ssm_kernels.h. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Deterministic random inputs for the kernel tests (xorshift64; each test file
  * sets its own KT_SEED before including).  Include after cmocka.h. */
 #ifndef KT_RAND_H

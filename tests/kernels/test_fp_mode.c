@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* ssm_fp_flush_denormals (kernels/ssm_kernels.h): after the call the thread's
  * control register has the flush bits (read back independently with the SSE
  * intrinsic on x86-64) and a product whose exact result is subnormal comes

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Scalar kernels against naive double-precision loops written from the
  * equations in ssm_kernels.h, on awkward sizes (1, 7, 253: not multiples of
  * any vector width), with stated tolerances; prints the worst error seen. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The kernels compiled a second time for the x86-64 baseline (SSE2, no
  * target clones) and renamed, against the library's build, which runs its
  * AVX2 clone on a machine that has AVX2: every result must be bit-identical

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Elementwise kernels per ISA (ssm_softplus_get, ssm_conv_step_get,
  * ssm_gate_silu_get, ssm_sigmoid_get): every variant this CPU runs gives the
  * bits of the portable _vec function on awkward sizes (dim 1, 7, 253 and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Mamba-2 (SSD) kernels (ssm_kernels.h "Mamba-2"; arXiv:2405.21060,
  * mamba_ssm/modules/mamba2.py):
  *  - the scan step per head: every ISA's variant (ssm_scan_heads_step_get:

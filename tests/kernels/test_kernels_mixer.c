@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The per-layer mixer step (ssm_kernels.h, cpu/ssm_kernels_mixer.c):
  *  - for every ISA this CPU has: the mixer equals, bit for bit (y and both
  *    states), the same ISA's kernels run stage by stage over the whole

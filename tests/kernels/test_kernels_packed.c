@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Packed linear kernels (ssm_kernels.h, cpu/ssm_kernels_packed.c):
  *  - the scalar variant against a double-precision dot product written from
  *    the equation, within the FMA-chain bound stated below;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* int8 linear layers (ssm_kernels.h, cpu/ssm_kernels_q8.c):
  *  - every variant this CPU has (scalar, AVX2, AVX-512 VNNI) equal, bit for
  *    bit, to the header's formula computed here from the unpacked weights

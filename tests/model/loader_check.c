@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* loader_check: loads a model file with ssm_weights_load and prints its
  * configuration as one JSON object on stdout, or the loader's error line on
  * stderr with exit status 1.  With --dump DIR it also writes every fp32 tensor

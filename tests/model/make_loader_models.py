@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Writes the model files tests/model/test_loader.c reads (valid and malformed).
 
 Usage: make_loader_models.py OUTDIR [STAMP]   (STAMP: file touched at the end, for meson)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Test helper for tests/ref/mamba_ref.py: loads a model, reads raw inputs,
  * runs them through ssm_step (a batch of B streams) or ssm_forward (one
  * stream in chunks) and writes the raw outputs.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Backend selection (ssm/model.h: SSM_BACKEND_*), on any machine: the CPU
  * backend always; CUDA loads when a device is usable and otherwise fail with
  * a line saying why; AUTO falls back to the CPU and says why; flags that need

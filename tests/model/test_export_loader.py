@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """train/export.py → C loader round trip (suite 'model').
 
 Usage: test_export_loader.py LOADER_CHECK WORKDIR

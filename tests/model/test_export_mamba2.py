@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """train/export.py on Mamba-2 checkpoints → C model, against a PyTorch module.
 
 Usage: test_export_mamba2.py MODEL_RUN WORKDIR

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Generation through the daemon (ssmd --generate-s) with the bundled mu-law model.
 
   test_lm_generate.py SSMD MODEL BOUNDS_JSON OUTDIR [SECONDS]

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_lm_nll.c — the C engine's per-sample negative log-likelihood of a
  * held-out excerpt under models/mulaw_lm.safetensors equals PyTorch's
  * (tests/model/lm_golden.bin, written by train/lm_golden.py in float64) within

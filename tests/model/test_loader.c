@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Model-file loader tests (suite 'model').
  *
  * argv[1] is a directory that tests/model/make_loader_models.py filled at

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Model API tests: state lifecycle and placement, snapshot/restore (bitwise
  * continuation, refusal of other models, versions, truncated and corrupted
  * snapshots), non-finite inputs and states, argument errors.

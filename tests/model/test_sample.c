@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_sample.c — ssm/sample.h: the empirical distribution of many draws
  * against the distribution computed here in float64 from the definitions
  * (softmax with temperature, top-k, top-p, floor), reproducibility by seed,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* ssm_runner_set_threads: a batch split over worker threads gives the bits of
  * one thread (outputs, flags, states), resets only the stream that went
  * non-finite, refuses a bad batch before any slice runs, and small batches

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """numpy reference for dsp/: windows, STFT, inverse STFT, mel filterbanks
 (Slaney and HTK), log-mel of a chirp, mu-law.
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Independent float64 numpy reference of Mamba-2 (SSD) layers and of stacks
 that mix them with Mamba-1 layers, written from the equations, and the tests
 that hold ssmd's C model to it.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Independent float64 numpy reference of the Mamba-1 model (DESIGN.md §4),
 written from the equations, and the tests that hold ssmd's C model to it.
 

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Runs a numpy reference script with Debian's interpreter (/usr/bin/python3 by
 # default, override with SSMD_PYTHON).  Fails with one clear line when numpy is
 # missing instead of a traceback.  Usage: run_ref.sh script.py [args...]

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Golden test of the bundled default model (models/default.safetensors): the
  * C engine must reproduce the PyTorch model's outputs (train/make_golden.py,
  * float64, from the same file's weights) within 1e-4 on a short held-out

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Guards the bundled default model's quality through the daemon (no torch).
 
   run_ref.sh test_default_quality.py SSMD MODEL WORKDIR

@@ -1,4 +1,5 @@
-#!/usr/bin/python3
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Live spectrogram and voice-activity trace of one ssmd stream.
 
 Subscribes to <stream>/meta/, <stream>/features/ and <stream>/vad/ and draws
@@ -26,8 +27,11 @@ import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from ssmd import DaemonUnreachable, Subscriber  # noqa: E402
+try:
+    from ssmd import DaemonUnreachable, Subscriber
+except ImportError:  # not installed (pip install ./clients/python): the checkout's copy
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+    from ssmd import DaemonUnreachable, Subscriber
 
 
 class Trace:

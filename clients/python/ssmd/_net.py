@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Connecting with a deadline (shared by Subscriber, Pusher and Control).
 
 ZeroMQ connects in the background and never fails for an absent peer; a

@@ -1,8 +1,9 @@
+# SPDX-License-Identifier: MIT
 """Control: ssmd's control socket (docs/protocol.md, "Control").
 
     c = Control("tcp://127.0.0.1:5562")
     c.status()["counters"]["frames"]
-    blob = c.snapshot("mic0"); c.reset("mic0"); c.restore("mic0", blob)
+    blob = c.snapshot("mic"); c.reset("mic"); c.restore("mic", blob)
 
 Each method sends one request and returns the reply dict; a reply with
 "ok": false raises ControlError (.code, .message), no reply within timeout

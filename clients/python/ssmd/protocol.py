@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The ssmd message header and topics (docs/protocol.md), in pure Python.
 
 A data-plane message is three ZeroMQ frames [topic][header][payload].  The
@@ -119,7 +120,7 @@ def decode_payload(h, payload):
 
 
 def format_topic(stream, kind):
-    """('mic0', 'audio' or 1) -> 'mic0/audio/'."""
+    """('mic', 'audio' or 1) -> 'mic/audio/'."""
     name = KINDS.get(kind, kind) if isinstance(kind, int) else kind
     if not _STREAM_RE.match(stream or "") or name not in KIND_IDS:
         raise ProtocolError("SSMD_PROTO_BAD_TOPIC", f"bad stream {stream!r} or kind {kind!r}")
@@ -127,7 +128,7 @@ def format_topic(stream, kind):
 
 
 def parse_topic(topic):
-    """'mic0/features/logmel/' -> ('mic0', 2)."""
+    """'mic/features/logmel/' -> ('mic', 2)."""
     if isinstance(topic, (bytes, bytearray)):
         topic = topic.decode("utf-8", "replace")
     parts = topic.split("/")

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Pusher: send audio to ssmd as a named stream and get the processed audio
 back on the same connection (docs/protocol.md, "Ingest").
 

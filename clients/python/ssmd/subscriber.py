@@ -1,6 +1,7 @@
+# SPDX-License-Identifier: MIT
 """Subscriber: the data plane of ssmd (docs/protocol.md, "Data plane").
 
-    with Subscriber("tcp://127.0.0.1:5560", ["mic0/"]) as sub:
+    with Subscriber("tcp://127.0.0.1:5560", ["mic/"]) as sub:
         for topic, header, value in sub:
             ...
 
@@ -31,8 +32,8 @@ RCVHWM = 32
 class Subscriber(SocketClient):
     """Iterable over (topic, Header, value) from ssmd's PUB socket.
 
-    endpoint: the daemon's pub socket.  topics: prefixes ("mic0/",
-    "mic0/features/"); None or [] subscribes to everything.  timeout: seconds
+    endpoint: the daemon's pub socket.  topics: prefixes ("mic/",
+    "mic/features/"); None or [] subscribes to everything.  timeout: seconds
     iteration waits for a message before it stops (None: forever).
     connect_timeout: seconds to wait for the connection (raises
     DaemonUnreachable; None: do not wait).  on_drop(topic, expected, got) is

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Checks clients/python/ssmd/protocol.py against the golden vectors of
 docs/protocol.md (tests/daemon/protocol_golden.json), as the C test does.
 Usage: test_protocol.py protocol_golden.json"""

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* ssmd wire protocol: the fixed little-endian message header and topic rules.
  *
  * Header-only (static inline), so clients depend on nothing but this file

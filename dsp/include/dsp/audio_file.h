@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* dsp/audio_file.h — streaming audio file reader and writer (libsndfile).
  *
  * Reader: every format libsndfile reads (on Debian 12: WAV, RF64, W64, AIFF,
@@ -9,7 +10,7 @@
  * Writer: WAV (plain RIFF WAVE_FORMAT_PCM / IEEE_FLOAT when the caller says
  * the length fits under the 4 GiB RIFF limit; otherwise RF64 with
  * auto-downgrade: small files are RIFF, files past 4 GiB become RF64), RF64,
- * W64, AIFF, AU, FLAC, Ogg/Vorbis, Ogg/Opus and RAW; AU (and RAW) can also be
+ * W64, AIFF, AU, FLAC, Ogg/Vorbis, Ogg/Opus, MP3 and RAW; AU (and RAW) can also be
  * written to an unseekable pipe.  Headers of seekable WAV, RF64, W64, AIFF
  * and AU files are rewritten every second of audio while writing, so a
  * process killed mid-write leaves a file that reads up to about its last
@@ -30,9 +31,13 @@
  *     written but libsndfile cannot read it back (FORMAT error on open); a
  *     FLAC file with 0 frames would be 0 bytes, so the writer writes a bare
  *     STREAMINFO header instead, which reads back as 0 frames of unknown
- *     length.  A .wav of unknown length comes out as WAVE_FORMAT_EXTENSIBLE
- *     (what libsndfile's RF64 writer downgrades to), which Python's `wave`
- *     module (3.11) refuses; announce expected_frames to get plain PCM.
+ *     length.  A .wav of unknown length is written as RF64 with
+ *     auto-downgrade, whose RIFF form is WAVE_FORMAT_EXTENSIBLE (Python's
+ *     `wave` module, 3.11, refuses it); close rewrites the format chunk of
+ *     a finished 1- or 2-channel integer-PCM file to plain WAVE_FORMAT_PCM
+ *     (16 bytes, then a JUNK chunk in the freed bytes: the data does not
+ *     move).  Until close, and for float or more than 2 channels, it stays
+ *     EXTENSIBLE; announce expected_frames to get plain PCM from the start.
  *   - Errors: every function that can fail returns a dsp_status (negative)
  *     and, when err is not NULL, fills err->msg with one line naming the
  *     file and what is wrong, in words a user can act on; libsndfile's
@@ -52,7 +57,9 @@
  *     create: <system reason>", and a container that cannot hold the data:
  *     FLAC 1..8 channels up to 655350 Hz, Ogg/Vorbis 1..255 channels up to
  *     200000 Hz, Ogg/Opus 1..255 channels at 8000, 12000, 16000, 24000 or
- *     48000 Hz, each named with the value and the alternatives.
+ *     48000 Hz, MP3 1..2 channels at the nine MPEG rates (8000..48000 Hz),
+ *     no float samples in FLAC, each named with the value and the
+ *     alternatives.
  *
  * Thread safety: one reader or writer object is used by one thread at a time;
  * distinct objects are independent, except that libsndfile reports open
@@ -94,6 +101,8 @@ typedef enum dsp_audio_container {
     DSP_AUDIO_CONTAINER_OGG_VORBIS,
     DSP_AUDIO_CONTAINER_OGG_OPUS, /**< rates 8000, 12000, 16000, 24000, 48000 only */
     DSP_AUDIO_CONTAINER_RAW,      /**< headerless samples */
+    DSP_AUDIO_CONTAINER_MP3,      /**< MPEG-1/2 Layer III (libsndfile >= 1.1 with LAME and mpg123):
+                                       1 or 2 channels at 8000..48000 Hz (MPEG rates) */
     DSP_AUDIO_CONTAINER_OTHER,    /**< reader: a format libsndfile knows that is not listed */
 } dsp_audio_container;
 
@@ -111,6 +120,7 @@ typedef enum dsp_audio_subtype {
     DSP_AUDIO_SUBTYPE_ALAW,
     DSP_AUDIO_SUBTYPE_VORBIS,      /**< lossy (reader reports it; writer implies it) */
     DSP_AUDIO_SUBTYPE_OPUS,
+    DSP_AUDIO_SUBTYPE_MPEG_LAYER_III, /**< MP3 (reader reports it; writer implies it) */
     DSP_AUDIO_SUBTYPE_OTHER,       /**< reader: anything else libsndfile decodes */
 } dsp_audio_subtype;
 
@@ -211,11 +221,11 @@ void dsp_audio_downmix_mean(float *out, const float *in, size_t n_frames, int n_
 typedef struct dsp_audio_write_format {
     dsp_audio_container container; /**< AUTO: from the extension ("-": AU) */
     dsp_audio_subtype subtype;     /**< DEFAULT: PCM_16; ignored (must be DEFAULT
-                                        or the codec) for Vorbis/Opus */
+                                        or the codec) for Vorbis/Opus/MP3 */
     dsp_audio_endian endian;       /**< FILE unless writing RAW */
     int sample_rate_hz;            /**< > 0 */
     int channels;                  /**< 1..DSP_AUDIO_MAX_CHANNELS */
-    double vbr_quality;            /**< Vorbis/Opus quality 0 (small) .. 1 (best);
+    double vbr_quality;            /**< Vorbis/Opus/MP3 quality 0 (small) .. 1 (best);
                                         < 0: libsndfile's default */
     int64_t expected_frames;       /**< WAV: frames the caller expects to write, 0 =
                                         unknown.  When known and the data fits under
@@ -238,7 +248,8 @@ typedef struct dsp_audio_writer dsp_audio_writer;
 
 /** Maps a path's extension (case-insensitive) to a container: .wav -> WAV,
  *  .rf64, .w64, .aif/.aiff/.aifc -> AIFF, .au/.snd -> AU, .flac,
- *  .ogg/.oga -> OGG_VORBIS, .opus -> OGG_OPUS, .raw/.pcm -> RAW; "-" -> AU.
+ *  .ogg/.oga -> OGG_VORBIS, .opus -> OGG_OPUS, .mp3 -> MP3, .raw/.pcm -> RAW;
+ *  "-" -> AU.
  *  Returns DSP_AUDIO_CONTAINER_AUTO when nothing matches.  Pure. */
 dsp_audio_container dsp_audio_container_from_path(const char *path);
 

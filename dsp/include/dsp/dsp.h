@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* dsp — audio in/out and signal processing for ssmd.
  *
  * Common definitions shared by every dsp/ header: the status codes, the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* dsp/features.h — per-frame features computed from an STFT spectrum
  * (stft.h): magnitude, power, log-power, mel filterbank, log-mel; and the
  * level of a block of samples (RMS, dBFS).
@@ -20,6 +21,7 @@
 #define DSP_FEATURES_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "dsp/dsp.h"
 
@@ -45,6 +47,30 @@ int dsp_log_floor(float *out, const float *in, size_t n, float floor_power);
  *  floor.  atten_lim_db ≤ 0 makes every gain at least 1 (pass-through); +Inf
  *  leaves the gains unchanged.  Pure, RT safe. */
 void dsp_gain_floor(float *gains, size_t n, double atten_lim_db);
+
+/** The voice-activity gate and attenuation limit of a denoiser's gain mask,
+ *  one frame at a time: the daemon's vad_gate / vad_grace_ms / atten_lim_db
+ *  options and the LADSPA plugin's controls (one implementation for both). */
+typedef struct dsp_mask_limit_config {
+    double   atten_lim_db;     /**< dsp_gain_floor's limit, dB (<= 0: pass-through) */
+    float    vad_gate_percent; /**< gate threshold on 100·vad, percent; <= 0: gate off */
+    uint64_t vad_grace_ms;     /**< ms of voice activity below the gate before it closes */
+    uint64_t hop_samples;      /**< frame advance at sample_rate_hz (> 0) */
+    uint64_t sample_rate_hz;   /**< rate of the frames (the model's, > 0) */
+} dsp_mask_limit_config;
+
+/** Applies the gate and the limit to one frame's gains {n} in place.
+ *  vad (may be NULL: no voice-activity output) is the frame's probability in
+ *  [0, 1]; *quiet_frames (caller-owned, one per stream, start at 0) counts
+ *  consecutive frames with 100·vad below vad_gate_percent and is updated
+ *  whenever vad is given (it stays 0 while the gate is off, so turning the
+ *  gate on starts the grace afresh).  When the gate is on and the count
+ *  covers more than vad_grace_ms, every gain becomes 0 first, which the
+ *  limit then raises to its floor 10^(−atten_lim_db/20).  gains may be NULL
+ *  (no mask: only the count is updated).  Pure apart from *quiet_frames,
+ *  RT safe. */
+void dsp_mask_limit(float *gains, size_t n, const float *vad, const dsp_mask_limit_config *cfg,
+                    uint64_t *quiet_frames);
 
 /** Mel scale of the filterbank. */
 typedef enum dsp_mel_scale {

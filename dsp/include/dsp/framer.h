@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* dsp/framer.h — chunks of any size in, hop-sized analysis frames out, and
  * the weighted overlap-add (WOLA) synthesis back to samples.
  *

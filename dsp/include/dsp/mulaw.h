@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* dsp/mulaw.h — 8-bit mu-law companding (μ = 255), the token alphabet of the
  * generative (lm) head.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* dsp/resample.h — streaming sample-rate conversion (libsoxr).
  *
  * Converts interleaved float frames from one sample rate to another, for any

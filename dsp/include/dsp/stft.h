@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* dsp/stft.h — analysis/synthesis windows and the short-time Fourier
  * transform of one frame (FFTW, single precision).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* kernels — the math of one Mamba-1 step on raw fp32 arrays.
  *
  * Every op is declared once here and implemented per backend; kernels/cpu/

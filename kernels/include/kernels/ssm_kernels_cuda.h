@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* kernels/cuda — the Mamba-1 step and the chunked scan on an NVIDIA GPU.
  *
  * Same math as kernels/ssm_kernels.h (whose plain-C reference is the oracle

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* ssm/model.h — a selective state-space model (Mamba-1 and Mamba-2 layers,
  * mixed in one stack as the model file says): load once, then step
  * any number of independent streams frame by frame with constant memory.

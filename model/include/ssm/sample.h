@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* ssm/sample.h — drawing the next token from a token model's logits
  * (autoregressive generation, e.g. 8-bit mu-law audio one sample per step).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* ssm — status codes and error record shared by model/ (and kernels/ callers). */
 #ifndef SSM_STATUS_H
 #define SSM_STATUS_H

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Writes DIR/asoundrc from asoundrc.in (beside this script) with @DIR@ = DIR
 # and prints the line to export, e.g. for a manual run of the daemon:
 #   eval "$(tests/daemon/vmic/setup.sh /tmp/vmic)"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* One audio stream through the pipeline of DESIGN.md §3, without the model
  * step itself, so that the engine can step every stream that has a frame
  * ready as one batch:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The audio front-end of a spectral model, read from the model file's
  * __metadata__ (docs/model-format.md, keys frontend.*): sample rate, STFT
  * size, hop, window and the features the model was trained on.
