@@ -179,6 +179,9 @@ struct ssmd_srv_stream {
     ssmd_stream *st;              /* the audio pipeline; NULL for generated streams */
     float *pend;
     size_t pend_pos, pend_len, pend_cap;
+    float *out;                   /* {SSMD_OUT_CHUNK}: output popped in this engine pass and not yet
+                                     emitted (engine.c); empty between passes */
+    size_t out_len;
     bool eos;                     /* no more input will come */
     bool held;                    /* a sink cannot pass the output on yet (sink_reply.c):
                                      the engine runs nothing for the stream until flushed */
@@ -230,7 +233,7 @@ struct ssmd_srv {
     uint64_t epoch;
     double t_start;
     /* the engine's batch buffers, sized for max_streams */
-    float *features, *mask, *vad, *emb, *outbuf;
+    float *features, *mask, *vad, *emb;
     ssm_state **states;
     int *batch;
     unsigned *step_flags;             /* SSM_FLAG_* per batch row of the last step */
