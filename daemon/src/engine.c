@@ -384,11 +384,13 @@ int ssmd_engine_run(ssmd_srv *s)
 
 /* Client pushes are not dropped: what does not fit in the pending buffer
  * stays with the caller (the push source parks it) until the engine has
- * consumed what is there, at the loop's next iteration. */
+ * consumed what is there, at the loop's next iteration.  The buffer is
+ * compacted only when the samples do not fit after its end
+ * (ssmd_srv_stream_append): compacting at every message moved up to the
+ * whole backlog (2 s a stream) for each message pushed. */
 long ssmd_srv_stream_append_some(ssmd_srv *s, ssmd_srv_stream *st, const float *x, size_t n)
 {
-    pending_compact(st);
-    size_t room = st->pend_cap - st->pend_len, k = n < room ? n : room;
+    size_t room = st->pend_cap - (st->pend_len - st->pend_pos), k = n < room ? n : room;
     ssmd_srv_stream_append(s, st, x, k);
     return (long)k;
 }
