@@ -71,8 +71,10 @@ typedef struct ssmd_frame_out {
 } ssmd_frame_out;
 
 /** Where a stream's results go.  Every hook may be NULL.  self is what was
- *  given to ssmd_srv_stream_attach.  Hooks run on the loop thread; audio and
- *  frame run per frame and must not allocate. */
+ *  given to ssmd_srv_stream_attach.  Hooks run on the loop thread; audio
+ *  runs once per engine pass and stream (the frames the pass computed, at
+ *  most SSMD_OUT_CHUNK samples a call), frame per frame; neither may
+ *  allocate. */
 typedef struct ssmd_sink_ops {
     const char *name;
     /** n output samples at the stream's rate (n may be 0: a bare
