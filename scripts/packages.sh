@@ -80,12 +80,14 @@ for p in "${PKGS[@]}"; do
   debs+=("$f")
   printf 'packages:   %-32s %8d bytes\n' "$(basename "$f")" "$(stat -c %s "$f")"
 done
-if [ -n "${1:-}" ]; then mkdir -p "$1" && cp "$TMP"/*.deb "$TMP"/*.changes "$1"/; fi
+if [ -n "${1:-}" ]; then mkdir -p "$1" && cp "$TMP"/*.deb "$TMP"/*.changes "$TMP"/*.buildinfo "$1"/; fi
 
 # 3. lintian (when installed): its errors fail the run, warnings are counted.
 if command -v lintian >/dev/null; then
-  lint=$(cd "$TMP" && nice -n 19 lintian --tag-display-limit 0 ./*.changes 2>/dev/null) || true
+  lrc=0
+  lint=$(cd "$TMP" && nice -n 19 lintian --tag-display-limit 0 ./*.changes 2>&1) || lrc=$?
   nerr=$(grep -c '^E: ' <<<"$lint" || true); nwarn=$(grep -c '^W: ' <<<"$lint" || true)
+  [ "$lrc" -eq 0 ] || [ "$nerr" -gt 0 ] || die "lintian failed (exit $lrc): $(tail -1 <<<"$lint")"
   echo "packages: lintian: $nerr errors, $nwarn warnings"
   grep -E '^[EW]: ' <<<"$lint" | sed 's/^/packages:   /' || true
   [ "$nerr" -eq 0 ] || die "lintian reports $nerr errors"
