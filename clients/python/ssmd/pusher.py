@@ -8,6 +8,12 @@ back on the same connection (docs/protocol.md, "Ingest").
     p.finish()
     out = p.collect()                 # every pushed sample, processed: (n, 1)
 
+One Pusher is one stream: a (frames, channels) array is downmixed by the
+daemon (the mean of the channels) into that one stream.  There is no
+file-level helper here; to keep a multi-channel file's channels as ssm-push
+does (and ssmd's file job, --channels auto), push each channel with its own
+Pusher, named NAME.0, NAME.1, ..., and stack the collected results.
+
 Results that arrive while pushing are queued (never dropped); an error reply
 from the daemon raises DaemonError at the next call.  Long pushes are split
 into messages within the daemon's advertised cap (ingest_max_payload_bytes in
