@@ -41,7 +41,8 @@ static const char *const usage_text =
     "its own stream, NAME.0, NAME.1, ... (at most 64), and OUT has FILE's channels.\n"
     "\n"
     "Options:\n"
-    "  -e, --endpoint EP   ingest socket (default " DEFAULT_ENDPOINT ")\n"
+    "  -e, --endpoint EP   ingest socket (default: $SSMD_INGEST when set, else\n"
+    "                      " DEFAULT_ENDPOINT ")\n"
     "  -s, --stream NAME   stream name: 1-64 of [A-Za-z0-9_.-], not starting with '.'\n"
     "      --channels M    auto (default): one stream per channel of FILE (mono: NAME);\n"
     "                      mono: one stream NAME, the mean of the channels (as ssmd's)\n"
@@ -473,7 +474,7 @@ int main(int argc, char **argv)
 {
     push_state s;
     memset(&s, 0, sizeof s);
-    s.endpoint = DEFAULT_ENDPOINT;
+    s.endpoint = cli_endpoint_default(CLI_ENV_INGEST, DEFAULT_ENDPOINT);
     s.chunk = DEFAULT_CHUNK;
     s.timeout_s = 10.0;
     s.out_format = SSMD_OUTPUT_FORMAT_DEFAULT;
