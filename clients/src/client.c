@@ -28,6 +28,12 @@ void cli_signals_install(void)
     signal(SIGPIPE, SIG_IGN); /* a closed stdout pipe becomes a write error, not a kill */
 }
 
+const char *cli_endpoint_default(const char *env_name, const char *fallback)
+{
+    const char *v = getenv(env_name);
+    return v && *v ? v : fallback;
+}
+
 double cli_now_s(void)
 {
     struct timespec ts;

@@ -58,6 +58,18 @@ typedef struct cli_data {
 #define CLI_SUB_RCVBUF_BYTES 65536
 #define CLI_SUB_RCVHWM 32
 
+/** Environment variables that name the daemon's endpoints for a client run
+ *  without -e (docs/protocol.md, "Sockets"): a test or a deployment on other
+ *  ports sets them once for every client, C and Python. */
+#define CLI_ENV_PUB "SSMD_PUB"
+#define CLI_ENV_INGEST "SSMD_INGEST"
+#define CLI_ENV_CONTROL "SSMD_CONTROL"
+
+/** The endpoint a client uses without -e: the environment variable env_name
+ *  (CLI_ENV_*) when it is set and not empty, else fallback (the daemon's
+ *  default).  The string is getenv()'s or fallback: not to be freed. */
+const char *cli_endpoint_default(const char *env_name, const char *fallback);
+
 /** Set to the signal number by SIGINT/SIGTERM once cli_signals_install() ran. */
 extern volatile sig_atomic_t cli_stop_requested;
 

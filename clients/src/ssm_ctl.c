@@ -32,7 +32,8 @@ static const char *const usage_text =
     "  stop                shut the daemon down (as SIGTERM)\n"
     "\n"
     "Options:\n"
-    "  -e, --endpoint EP   control socket (default " DEFAULT_ENDPOINT ")\n"
+    "  -e, --endpoint EP   control socket (default: $SSMD_CONTROL when set, else\n"
+    "                      " DEFAULT_ENDPOINT ")\n"
     "  -s, --stream NAME   the stream (reset, snapshot, restore)\n"
     "  -f, --file PATH     snapshot file (written by snapshot, read by restore)\n"
     "  -t, --timeout S     give up after S seconds without a reply (default 5)\n"
@@ -104,7 +105,8 @@ static int write_file(const char *path, const uint8_t *data, size_t len)
 
 int main(int argc, char **argv)
 {
-    const char *endpoint = DEFAULT_ENDPOINT, *stream = NULL, *file = NULL;
+    const char *endpoint = cli_endpoint_default(CLI_ENV_CONTROL, DEFAULT_ENDPOINT);
+    const char *stream = NULL, *file = NULL;
     double timeout_s = 5.0;
     static const struct option opts[] = {
         { "endpoint", required_argument, NULL, 'e' },

@@ -1,13 +1,20 @@
 /* SPDX-License-Identifier: MIT */
-/* ssm-push: sends an audio file to ssmd as a named stream and optionally
+/* ssm-push: sends an audio file to ssmd as named streams and optionally
  * writes the processed audio that comes back (docs/protocol.md, "Ingest").
+ * As the daemon's own file job: each channel of a multi-channel file is its
+ * own stream, NAME.0, NAME.1, ..., each with its own model state, and the
+ * results are written back as the output's channels (--channels mono: one
+ * stream NAME, the mean of the channels).
  *
  * One DEALER socket carries both directions.  The loop polls it for input
  * (results, error replies) and output (the next chunk) together: results are
  * drained while the upload is still running, so neither side's queue fills
  * up, and --realtime only changes when the next chunk is due.  The file is
  * read one chunk ahead so that the last chunk carries the end-of-stream flag
- * (an empty file sends a single rows = 0 end-of-stream message). */
+ * (an empty file sends a single rows = 0 end-of-stream message per stream).
+ * Each chunk goes out stream after stream; the results of the streams arrive
+ * interleaved in time, so each stream's wait in a small queue until every
+ * stream has the next frames, which are then written interleaved. */
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
@@ -21,16 +28,24 @@
 
 #define DEFAULT_ENDPOINT "tcp://127.0.0.1:5561"
 #define DEFAULT_CHUNK 1024u
+/* the most streams one push opens (--channels auto on a file with more
+ * channels than this is refused; the daemon's max_streams may be lower, it
+ * then refuses the stream beyond with TOO_MANY_STREAMS) */
+#define PUSH_MAX_STREAMS 64
 
 static const char *const usage_text =
     "Usage: ssm-push [OPTIONS] --stream NAME FILE\n"
     "Push an audio file to ssmd as stream NAME and wait until it is processed.\n"
-    "FILE is any format libsndfile reads (\"-\" reads standard input); channels are\n"
-    "averaged to mono and the file's own sample rate is kept.\n"
+    "FILE is any format libsndfile reads (\"-\" reads standard input); the file's own\n"
+    "sample rate is kept.  As ssmd's file job, each channel of a multi-channel FILE is\n"
+    "its own stream, NAME.0, NAME.1, ... (at most 64), and OUT has FILE's channels.\n"
     "\n"
     "Options:\n"
-    "  -e, --endpoint EP   ingest socket (default " DEFAULT_ENDPOINT ")\n"
+    "  -e, --endpoint EP   ingest socket (default: $SSMD_INGEST when set, else\n"
+    "                      " DEFAULT_ENDPOINT ")\n"
     "  -s, --stream NAME   stream name: 1-64 of [A-Za-z0-9_.-], not starting with '.'\n"
+    "      --channels M    auto (default): one stream per channel of FILE (mono: NAME);\n"
+    "                      mono: one stream NAME, the mean of the channels (as ssmd's)\n"
     "  -o, --output OUT    write the processed audio that comes back to OUT (format from\n"
     "                      the extension; \"-\": AU on stdout)\n"
     "      --output-format F  sample format of OUT: " SSMD_OUTPUT_FORMAT_CHOICES " (default\n"
@@ -54,32 +69,46 @@ static int usage_error(const char *fmt, const char *arg)
     return CLI_EXIT_USAGE;
 }
 
+/* One pushed stream: a channel of the file, or its downmix. */
+typedef struct push_stream {
+    char name[SSMD_STREAM_NAME_MAX + 1];
+    char topic[SSMD_STREAM_NAME_MAX + 16];
+    uint64_t seq_out, pushed;
+    uint64_t seq_in, received;
+    int got_eos;
+    float *pend;         /* results not yet written (all streams must have a frame first) */
+    size_t pend_n, pend_cap;
+} push_stream;
+
 typedef struct push_state {
     const char *endpoint, *stream, *in_path, *out_path;
     ssmd_output_format out_format;
-    int realtime, verbose;
+    int realtime, verbose, downmix;
     size_t chunk;
     double timeout_s;
 
     dsp_audio_reader *reader;
-    int channels, rate_hz;
+    int channels, rate_hz, out_rate_hz;
+    int n_streams;       /* channels, or 1 with --channels mono */
+    push_stream *streams;
     float *inter;        /* chunk * channels, interleaved read buffer */
-    float *mono[2];      /* two chunk buffers: current and read-ahead */
-    size_t mono_n[2];
+    float *plane[2];     /* two chunk buffers, current and read-ahead: n_streams planes of chunk */
+    size_t plane_n[2];   /* frames in each */
     int cur;             /* index of the chunk to send next */
-    size_t off;          /* frames of the current chunk already sent */
+    int cur_stream;      /* the stream whose part of the current chunk goes next */
+    size_t off;          /* frames of that part already sent */
     uint64_t cap_bytes;  /* the daemon's advertised ingest cap (its meta reply), 0 until seen */
-    int sent_eos;
-    uint64_t seq_out, pushed;
+    int sent_eos;        /* every stream's end-of-stream was sent */
+    uint64_t seq_out, pushed; /* messages and frames (per stream) sent */
 
     dsp_audio_writer *writer;
-    uint64_t seq_in, received;
-    int got_eos;
-    char topic[SSMD_STREAM_NAME_MAX + 16];
+    int n_eos;           /* streams whose last result came back */
+    uint64_t written;    /* frames written to the output */
 } push_state;
 
-/* Reads the next chunk into mono[slot], averaging channels.  Returns 0 or -1. */
-static int read_chunk(push_state *s, int slot)
+/* Reads the next chunk into plane[slot]: one plane per channel, or the mean
+ * of the channels with --channels mono.  Returns 0 or -1. */
+static int push_read_chunk(push_state *s, int slot)
 {
     size_t n = 0;
     dsp_error err;
@@ -87,34 +116,40 @@ static int read_chunk(push_state *s, int slot)
         fprintf(stderr, "ssm-push: %s\n", err.msg);
         return -1;
     }
-    float *m = s->mono[slot];
+    float *p = s->plane[slot];
+    const size_t nc = (size_t)s->channels;
     if (s->channels == 1) {
-        memcpy(m, s->inter, n * sizeof *m);
-    } else {
+        memcpy(p, s->inter, n * sizeof *p);
+    } else if (s->n_streams == 1) {
         const float scale = 1.0f / (float)s->channels;
         for (size_t i = 0; i < n; i++) {
             float acc = 0.0f;
-            for (int c = 0; c < s->channels; c++) acc += s->inter[i * (size_t)s->channels + (size_t)c];
-            m[i] = acc * scale;
+            for (size_t c = 0; c < nc; c++) acc += s->inter[i * nc + c];
+            p[i] = acc * scale;
         }
+    } else {
+        for (size_t c = 0; c < nc; c++)
+            for (size_t i = 0; i < n; i++) p[c * s->chunk + i] = s->inter[i * nc + c];
     }
-    s->mono_n[slot] = n;
+    s->plane_n[slot] = n;
     return 0;
 }
 
-/* Sends the next part of the current chunk: at most the daemon's advertised
- * cap (SSMD_INGEST_MIN_PAYLOAD_BYTES until its meta reply said it), the
- * last part of the last chunk flagged end-of-stream; after the last part of
- * a chunk, reads the next read-ahead.  Returns 1 sent, 0 would block, -1
+/* Sends the next part of the current chunk of the current stream: at most
+ * the daemon's advertised cap (SSMD_INGEST_MIN_PAYLOAD_BYTES until its meta
+ * reply said it), the last part of the last chunk flagged end-of-stream;
+ * after the last part of a chunk, moves on to the next stream, and after the
+ * last stream reads the next read-ahead.  Returns 1 sent, 0 would block, -1
  * error. */
-static int send_chunk(push_state *s, void *sock)
+static int push_send_chunk(push_state *s, void *sock)
 {
     int next = 1 - s->cur;
+    push_stream *st = &s->streams[s->cur_stream];
     size_t cap_frames = (size_t)((s->cap_bytes ? s->cap_bytes : SSMD_INGEST_MIN_PAYLOAD_BYTES) / sizeof(float));
-    size_t n = s->mono_n[s->cur] - s->off;
+    size_t n = s->plane_n[s->cur] - s->off;
     if (n > cap_frames) n = cap_frames;
-    int chunk_done = s->off + n == s->mono_n[s->cur];
-    int last = chunk_done && s->mono_n[next] == 0;
+    int chunk_done = s->off + n == s->plane_n[s->cur];
+    int last = chunk_done && s->plane_n[next] == 0;
     ssmd_header h;
     memset(&h, 0, sizeof h);
     h.kind = SSMD_KIND_AUDIO;
@@ -123,32 +158,94 @@ static int send_chunk(push_state *s, void *sock)
     h.sample_rate_hz = (uint32_t)s->rate_hz;
     h.rows = (uint32_t)n;
     h.cols = 1;
-    h.seq = s->seq_out;
-    h.first_sample = s->pushed;
+    h.seq = st->seq_out;
+    h.first_sample = st->pushed;
     uint8_t hb[SSMD_HEADER_BYTES];
     ssmd_header_encode(hb, &h);
     /* ZeroMQ accepts the rest of a multipart message once its first frame went in */
-    if (zmq_send(sock, s->topic, strlen(s->topic), ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
+    if (zmq_send(sock, st->topic, strlen(st->topic), ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
         if (zmq_errno() == EAGAIN) return 0;
         fprintf(stderr, "ssm-push: cannot send: %s\n", zmq_strerror(zmq_errno()));
         return -1;
     }
     if (zmq_send(sock, hb, sizeof hb, ZMQ_SNDMORE) < 0 ||
-        zmq_send(sock, s->mono[s->cur] + s->off, n * sizeof(float), 0) < 0) {
+        zmq_send(sock, s->plane[s->cur] + (size_t)s->cur_stream * s->chunk + s->off, n * sizeof(float), 0) < 0) {
         fprintf(stderr, "ssm-push: cannot send: %s\n", zmq_strerror(zmq_errno()));
         return -1;
     }
+    st->seq_out++;
+    st->pushed += n;
     s->seq_out++;
-    s->pushed += n;
     s->off += n;
+    if (!chunk_done) return 1;
+    s->off = 0;
+    if (++s->cur_stream < s->n_streams) return 1;
+    s->pushed = st->pushed;
     if (last) {
         s->sent_eos = 1;
         return 1;
     }
-    if (!chunk_done) return 1;
-    s->off = 0;
+    s->cur_stream = 0;
     s->cur = next;
-    return read_chunk(s, 1 - next) == 0 ? 1 : -1;
+    return push_read_chunk(s, 1 - next) == 0 ? 1 : -1;
+}
+
+/* The stream named name, or NULL when it is none of ours. */
+static push_stream *push_stream_find(push_state *s, const char *name)
+{
+    for (int k = 0; k < s->n_streams; k++)
+        if (strcmp(s->streams[k].name, name) == 0) return &s->streams[k];
+    return NULL;
+}
+
+/* Writes the frames every stream has a result for, interleaved (stream k =
+ * channel k of the output), and drops them from the queues.  Returns 0 or -1. */
+static int push_write_ready(push_state *s)
+{
+    size_t ready = SIZE_MAX;
+    for (int k = 0; k < s->n_streams; k++)
+        if (s->streams[k].pend_n < ready) ready = s->streams[k].pend_n;
+    if (ready == 0 || ready == SIZE_MAX) return 0;
+    const size_t nc = (size_t)s->n_streams;
+    float buf[1024];
+    size_t per = sizeof buf / sizeof buf[0] / nc;
+    dsp_error err;
+    for (size_t r = 0; r < ready; r += per) {
+        size_t nr = ready - r < per ? ready - r : per;
+        for (size_t i = 0; i < nr; i++)
+            for (size_t c = 0; c < nc; c++) buf[i * nc + c] = s->streams[c].pend[r + i];
+        if (dsp_audio_writer_write(s->writer, buf, nr, &err) != DSP_OK) {
+            fprintf(stderr, "ssm-push: %s\n", err.msg);
+            return -1;
+        }
+    }
+    for (int k = 0; k < s->n_streams; k++) {
+        push_stream *st = &s->streams[k];
+        memmove(st->pend, st->pend + ready, (st->pend_n - ready) * sizeof *st->pend);
+        st->pend_n -= ready;
+    }
+    s->written += ready;
+    return 0;
+}
+
+/* Appends n result frames (unaligned f32 bytes) to st's queue.  Returns 0 or -1. */
+static int push_queue_result(push_stream *st, const uint8_t *payload, size_t n)
+{
+    if (st->pend_n + n > st->pend_cap) {
+        size_t cap = st->pend_cap ? st->pend_cap : 4096;
+        while (cap < st->pend_n + n) cap *= 2;
+        float *p = realloc(st->pend, cap * sizeof *p);
+        if (!p) {
+            fprintf(stderr, "ssm-push: out of memory for %zu result frames of %s\n", cap, st->name);
+            return -1;
+        }
+        st->pend = p;
+        st->pend_cap = cap;
+    }
+    /* payload alignment from ZeroMQ is not guaranteed: memcpy */
+    memcpy(st->pend + st->pend_n, payload, n * sizeof(float));
+    st->pend_n += n;
+    return 0;
 }
 
 /* Handles one received message.  Returns 0 to go on, -1 on a fatal error. */
@@ -175,12 +272,17 @@ static int handle_reply(push_state *s, const cli_msg *m)
             json_decref(j);
             return 0;
         }
-        fprintf(stderr, "ssm-push: daemon error %s: %s\n", code ? code : "(no code)",
-                msg ? msg : (text ? "(no message)" : "(empty reply)"));
+        char hint[256] = "";
+        if (code && strcmp(code, "TOO_MANY_STREAMS") == 0 && s->n_streams > 1)
+            snprintf(hint, sizeof hint, " (%s has %d channels, one stream each; --channels mono pushes one "
+                     "downmixed stream)", s->in_path, s->channels);
+        fprintf(stderr, "ssm-push: daemon error %s: %s%s\n", code ? code : "(no code)",
+                msg ? msg : (text ? "(no message)" : "(empty reply)"), hint);
         json_decref(j);
         return -1;
     }
-    if (d.kind == SSMD_KIND_META && strcmp(d.stream, s->stream) == 0) {
+    push_stream *st = push_stream_find(s, d.stream);
+    if (d.kind == SSMD_KIND_META && st) {
         /* the daemon's first reply: its ingest cap, which messages are split to */
         json_error_t jerr;
         json_t *j = json_loadb((const char *)d.payload, d.payload_len, 0, &jerr);
@@ -189,44 +291,36 @@ static int handle_reply(push_state *s, const cli_msg *m)
         json_decref(j);
         return 0;
     }
-    if (d.kind != SSMD_KIND_AUDIO || strcmp(d.stream, s->stream) != 0) return 0;
-    if (d.h.dtype != SSMD_DTYPE_F32 || d.h.cols == 0 || d.h.sample_rate_hz == 0) {
-        fprintf(stderr, "ssm-push: result %s seq %llu is not f32 audio with channels and a rate\n",
-                s->topic, (unsigned long long)d.h.seq);
+    if (d.kind != SSMD_KIND_AUDIO || !st) return 0;
+    if (d.h.dtype != SSMD_DTYPE_F32 || d.h.cols != 1 || d.h.sample_rate_hz == 0 ||
+        (s->out_rate_hz && d.h.sample_rate_hz != (uint32_t)s->out_rate_hz)) {
+        fprintf(stderr, "ssm-push: result %s seq %llu is not mono f32 audio at the stream's rate "
+                "(dtype %u, %u channels, %u Hz)\n", st->topic, (unsigned long long)d.h.seq,
+                (unsigned)d.h.dtype, (unsigned)d.h.cols, (unsigned)d.h.sample_rate_hz);
         return -1;
     }
-    if (d.h.seq != s->seq_in) {
-        fprintf(stderr, "ssm-push: result messages lost: expected seq %llu, got %llu\n",
-                (unsigned long long)s->seq_in, (unsigned long long)d.h.seq);
+    if (d.h.seq != st->seq_in) {
+        fprintf(stderr, "ssm-push: result messages of %s lost: expected seq %llu, got %llu\n", st->name,
+                (unsigned long long)st->seq_in, (unsigned long long)d.h.seq);
         return -1;
     }
-    s->seq_in++;
+    st->seq_in++;
+    s->out_rate_hz = (int)d.h.sample_rate_hz;
     dsp_error err;
     if (s->out_path && !s->writer &&
-        cli_writer_open(&s->writer, s->out_path, s->out_format, (int)d.h.sample_rate_hz, (int)d.h.cols,
+        cli_writer_open(&s->writer, s->out_path, s->out_format, s->out_rate_hz, s->n_streams,
                         dsp_audio_reader_info(s->reader)->n_frames, &err) != DSP_OK) {
         fprintf(stderr, "ssm-push: %s\n", err.msg);
         return -1;
     }
-    if (s->writer && d.h.rows) {
-        /* payload alignment from ZeroMQ is not guaranteed: copy through a float buffer */
-        float buf[1024];
-        size_t per = sizeof buf / sizeof buf[0] / d.h.cols;
-        if (per == 0) {
-            fprintf(stderr, "ssm-push: %u channels are more than this client writes\n", d.h.cols);
-            return -1;
-        }
-        for (size_t r = 0; r < d.h.rows; r += per) {
-            size_t nr = d.h.rows - r < per ? d.h.rows - r : per;
-            memcpy(buf, d.payload + r * d.h.cols * sizeof(float), nr * d.h.cols * sizeof(float));
-            if (dsp_audio_writer_write(s->writer, buf, nr, &err) != DSP_OK) {
-                fprintf(stderr, "ssm-push: %s\n", err.msg);
-                return -1;
-            }
-        }
+    if (s->writer && d.h.rows &&
+        (push_queue_result(st, d.payload, d.h.rows) != 0 || push_write_ready(s) != 0))
+        return -1;
+    st->received += d.h.rows;
+    if ((d.h.flags & SSMD_FLAG_END_OF_STREAM) && !st->got_eos) {
+        st->got_eos = 1;
+        s->n_eos++;
     }
-    s->received += d.h.rows;
-    if (d.h.flags & SSMD_FLAG_END_OF_STREAM) s->got_eos = 1;
     return 0;
 }
 
@@ -240,18 +334,36 @@ static int run(push_state *s)
     const dsp_audio_info *info = dsp_audio_reader_info(s->reader);
     s->channels = info->channels;
     s->rate_hz = info->sample_rate_hz;
+    s->n_streams = s->downmix || s->channels == 1 ? 1 : s->channels;
+    if (s->n_streams > PUSH_MAX_STREAMS) {
+        fprintf(stderr, "ssm-push: %s has %d channels, more streams than %d; use --channels mono to downmix\n",
+                s->in_path, s->channels, PUSH_MAX_STREAMS);
+        return CLI_EXIT_FAIL;
+    }
+    s->streams = calloc((size_t)s->n_streams, sizeof *s->streams);
     s->inter = malloc(s->chunk * (size_t)s->channels * sizeof(float));
-    s->mono[0] = malloc(s->chunk * sizeof(float));
-    s->mono[1] = malloc(s->chunk * sizeof(float));
-    if (!s->inter || !s->mono[0] || !s->mono[1]) {
+    s->plane[0] = malloc(s->chunk * (size_t)s->n_streams * sizeof(float));
+    s->plane[1] = malloc(s->chunk * (size_t)s->n_streams * sizeof(float));
+    if (!s->streams || !s->inter || !s->plane[0] || !s->plane[1]) {
         fprintf(stderr, "ssm-push: out of memory for %zu-frame chunks\n", s->chunk);
         return CLI_EXIT_FAIL;
     }
+    for (int k = 0; k < s->n_streams; k++) {
+        push_stream *st = &s->streams[k];
+        int w = s->n_streams == 1 ? snprintf(st->name, sizeof st->name, "%s", s->stream)
+                                  : snprintf(st->name, sizeof st->name, "%s.%d", s->stream, k);
+        if (w < 0 || (size_t)w >= sizeof st->name || !ssmd_stream_name_valid(st->name, strlen(st->name))) {
+            fprintf(stderr, "ssm-push: --stream: '%s.%d' (one stream per channel of %s) is longer than %d "
+                    "bytes; use a shorter name or --channels mono\n", s->stream, k, s->in_path,
+                    SSMD_STREAM_NAME_MAX);
+            return CLI_EXIT_FAIL;
+        }
+        ssmd_topic_format(st->topic, sizeof st->topic, st->name, SSMD_KIND_AUDIO);
+    }
     s->cur = 0;
-    if (read_chunk(s, 0) != 0) return CLI_EXIT_FAIL;
-    s->mono_n[1] = 0;
-    if (s->mono_n[0] > 0 && read_chunk(s, 1) != 0) return CLI_EXIT_FAIL;
-    ssmd_topic_format(s->topic, sizeof s->topic, s->stream, SSMD_KIND_AUDIO);
+    if (push_read_chunk(s, 0) != 0) return CLI_EXIT_FAIL;
+    s->plane_n[1] = 0;
+    if (s->plane_n[0] > 0 && push_read_chunk(s, 1) != 0) return CLI_EXIT_FAIL;
 
     int rc = CLI_EXIT_FAIL;
     char why[256];
@@ -271,7 +383,7 @@ static int run(push_state *s)
         goto out;
     }
     double t_start = cli_now_s(), t_last = t_start;
-    while (!s->got_eos) {
+    while (s->n_eos < s->n_streams) {
         if (cli_stop_requested) {
             fprintf(stderr, "ssm-push: interrupted after %llu samples\n",
                     (unsigned long long)s->pushed);
@@ -306,7 +418,7 @@ static int run(push_state *s)
             continue; /* drain results before sending more */
         }
         if (it.revents & ZMQ_POLLOUT) {
-            if (send_chunk(s, sock) < 0) goto out;
+            if (push_send_chunk(s, sock) < 0) goto out;
             t_last = cli_now_s();
             continue;
         }
@@ -314,9 +426,8 @@ static int run(push_state *s)
             if (s->sent_eos)
                 fprintf(stderr,
                         "ssm-push: no answer from the daemon at %s for %.1f s after the end of the "
-                        "stream (%llu of %llu samples came back)\n",
-                        s->endpoint, s->timeout_s, (unsigned long long)s->received,
-                        (unsigned long long)s->pushed);
+                        "stream (%d of %d streams ended)\n",
+                        s->endpoint, s->timeout_s, s->n_eos, s->n_streams);
             else
                 fprintf(stderr, "ssm-push: the daemon at %s accepted no data for %.1f s\n",
                         s->endpoint, s->timeout_s);
@@ -324,16 +435,19 @@ static int run(push_state *s)
         }
     }
     if (s->out_path && !s->writer) { /* end-of-stream came before any result: open anyway */
-        if (cli_writer_open(&s->writer, s->out_path, s->out_format, s->rate_hz, 1, 0, &err) != DSP_OK) {
+        if (cli_writer_open(&s->writer, s->out_path, s->out_format, s->rate_hz, s->n_streams, 0, &err) != DSP_OK) {
             fprintf(stderr, "ssm-push: %s\n", err.msg);
             goto out;
         }
     }
-    if (s->received != s->pushed) { /* the output is incomplete: removed at out: */
-        fprintf(stderr, "ssm-push: the daemon returned %llu samples for %llu pushed%s\n",
-                (unsigned long long)s->received, (unsigned long long)s->pushed,
-                s->out_path ? "; no output file written" : "");
-        goto out;
+    for (int k = 0; k < s->n_streams; k++) {
+        const push_stream *st = &s->streams[k];
+        if (st->received != st->pushed) { /* the output is incomplete: removed at out: */
+            fprintf(stderr, "ssm-push: the daemon returned %llu samples of %s for %llu pushed%s\n",
+                    (unsigned long long)st->received, st->name, (unsigned long long)st->pushed,
+                    s->out_path ? "; no output file written" : "");
+            goto out;
+        }
     }
     if (s->writer) {
         dsp_audio_writer *w = s->writer;
@@ -344,10 +458,9 @@ static int run(push_state *s)
         }
     }
     if (s->verbose)
-        fprintf(stderr, "ssm-push: %s: %llu samples at %d Hz in %llu messages, %llu back in %.2f s\n",
-                s->stream, (unsigned long long)s->pushed, s->rate_hz,
-                (unsigned long long)s->seq_out, (unsigned long long)s->received,
-                cli_now_s() - t_start);
+        fprintf(stderr, "ssm-push: %s: %d stream(s) of %llu samples at %d Hz in %llu messages, %llu frames "
+                "written in %.2f s\n", s->stream, s->n_streams, (unsigned long long)s->pushed, s->rate_hz,
+                (unsigned long long)s->seq_out, (unsigned long long)s->written, cli_now_s() - t_start);
     rc = CLI_EXIT_OK;
 out:
     if (s->writer) dsp_audio_writer_abort(s->writer); /* no half-written output */
@@ -361,16 +474,17 @@ int main(int argc, char **argv)
 {
     push_state s;
     memset(&s, 0, sizeof s);
-    s.endpoint = DEFAULT_ENDPOINT;
+    s.endpoint = cli_endpoint_default(CLI_ENV_INGEST, DEFAULT_ENDPOINT);
     s.chunk = DEFAULT_CHUNK;
     s.timeout_s = 10.0;
     s.out_format = SSMD_OUTPUT_FORMAT_DEFAULT;
-    enum { OPT_OUTPUT_FORMAT = 256 };
+    enum { OPT_OUTPUT_FORMAT = 256, OPT_CHANNELS };
     static const struct option opts[] = {
         { "endpoint", required_argument, NULL, 'e' },
         { "stream", required_argument, NULL, 's' },
         { "output", required_argument, NULL, 'o' },
         { "output-format", required_argument, NULL, OPT_OUTPUT_FORMAT },
+        { "channels", required_argument, NULL, OPT_CHANNELS },
         { "realtime", no_argument, NULL, 'r' },
         { "chunk", required_argument, NULL, 'c' },
         { "timeout", required_argument, NULL, 't' },
@@ -388,6 +502,11 @@ int main(int argc, char **argv)
         case 'o': s.out_path = optarg; break;
         case OPT_OUTPUT_FORMAT:
             if (cli_output_format_arg("ssm-push", optarg, &s.out_format) != 0) return CLI_EXIT_USAGE;
+            break;
+        case OPT_CHANNELS:
+            if (strcmp(optarg, "auto") == 0) s.downmix = 0;
+            else if (strcmp(optarg, "mono") == 0) s.downmix = 1;
+            else return usage_error("--channels: expected auto or mono, got '%s'", optarg);
             break;
         case 'r': s.realtime = 1; break;
         case 'c':
@@ -417,8 +536,10 @@ int main(int argc, char **argv)
     cli_signals_install();
     int rc = run(&s);
     dsp_audio_reader_close(s.reader);
+    for (int k = 0; s.streams && k < s.n_streams; k++) free(s.streams[k].pend);
+    free(s.streams);
     free(s.inter);
-    free(s.mono[0]);
-    free(s.mono[1]);
+    free(s.plane[0]);
+    free(s.plane[1]);
     return rc;
 }

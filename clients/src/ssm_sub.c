@@ -35,7 +35,8 @@ static const char *const usage_text =
     "Gaps in a topic's seq are reported on stderr as dropped messages.\n"
     "\n"
     "Options:\n"
-    "  -e, --endpoint EP   data-plane socket (default " DEFAULT_ENDPOINT ")\n"
+    "  -e, --endpoint EP   data-plane socket (default: $SSMD_PUB when set, else\n"
+    "                      " DEFAULT_ENDPOINT ")\n"
     "  -j, --json          print JSON lines (header fields, values or the JSON payload)\n"
     "  -q, --quiet         print nothing per message\n"
     "  -o, --output FILE   write the <s>/audio/ payloads of one stream to FILE (format from\n"
@@ -502,7 +503,7 @@ int main(int argc, char **argv)
 {
     sub_state s;
     memset(&s, 0, sizeof s);
-    s.endpoint = DEFAULT_ENDPOINT;
+    s.endpoint = cli_endpoint_default(CLI_ENV_PUB, DEFAULT_ENDPOINT);
     s.timeout_s = 5.0;
     s.rcvbuf_bytes = CLI_SUB_RCVBUF_BYTES;
     s.rcvhwm = CLI_SUB_RCVHWM;

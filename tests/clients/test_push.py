@@ -1,8 +1,11 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: MIT
-"""ssm-push against the fake daemon (which returns mono x 0.5): exact length
-and values back, five pushers at once, --realtime pacing, an empty file, an
-error reply printed (NAME_IN_USE), a daemon that never answers.
+"""ssm-push against the fake daemon (which returns each pushed stream x 0.5):
+exact length and values back, a stereo file as two streams NAME.0 and NAME.1
+written back as stereo (--channels mono: one downmixed stream), five pushers
+at once, --realtime pacing, an empty file, error replies printed (NAME_IN_USE,
+TOO_MANY_STREAMS for a file with more channels than the daemon takes streams),
+a daemon that never answers.
 Usage: test_push.py SSM_PUSH"""
 import os
 import subprocess
@@ -25,18 +28,24 @@ def make_input(name, frames, channels, rate=16000):
     path = os.path.join(T, name)
     write_wav_i16(path, x, rate)
     # independent expectation: libsndfile reads 16-bit PCM as s / 32768;
-    # the client averages channels, the fake multiplies by 0.5
+    # each channel is its own stream, the fake multiplies by 0.5
     xf = x.astype(np.float64) / 32768.0
-    return path, (xf.mean(axis=1) * 0.5).astype(np.float32)
+    return path, (xf * 0.5).astype(np.float32)
+
+
+def mono_of(expected):
+    """The expectation of --channels mono: the mean of the channels x 0.5."""
+    return expected.astype(np.float64).mean(axis=1, keepdims=True).astype(np.float32)
 
 
 def compare(out, expected, what):
+    if not os.path.exists(out):
+        return check(False, f"{what}: no output file {out}")
     rate, got = read_au(out) if out.endswith(".au") else read_wav(out)
-    n_ok = got.shape == (expected.shape[0], 1)
-    err = float(np.max(np.abs(got[:, 0] - expected))) if n_ok and expected.size else 0.0
-    print(f"{what}: {got.shape[0]} samples back for {expected.shape[0]} pushed, "
-          f"worst error {err:.3g}")
-    return check(n_ok and err <= 1e-7, f"{what}: exact length, values x0.5 of the mono downmix")
+    n_ok = got.shape == expected.shape
+    err = float(np.max(np.abs(got - expected))) if n_ok and expected.size else 0.0
+    print(f"{what}: {got.shape} back for {expected.shape} pushed, worst error {err:.3g}")
+    return check(n_ok and err <= 1e-7, f"{what}: exact length and channels, values x0.5")
 
 
 FLOAT = ["--output-format", "float"]  # exact comparisons: the default, pcm16, rounds
@@ -49,6 +58,19 @@ with Fake(T, "--start", "never", "--hop-out", "256") as f:
     r = run([PUSH, "-e", ing, *FLOAT, "--stream", "take1", "--chunk", "1000", "--output", out, "-v", path])
     check(r.returncode == 0, f"push: exit 0 (stderr {r.stderr.strip()!r})")
     compare(out, exp, "push")
+
+    # 1b. --channels mono: one stream, the mean of the channels (as before, and as ssmd's)
+    out = os.path.join(T, "out_mono.wav")
+    r = run([PUSH, "-e", ing, *FLOAT, "--stream", "take1m", "--channels", "mono", "--chunk", "1000",
+             "--output", out, path])
+    check(r.returncode == 0, f"push --channels mono: exit 0 (stderr {r.stderr.strip()!r})")
+    compare(out, mono_of(exp), "push --channels mono")
+    r = run([PUSH, "-e", ing, "--stream", "x", "--channels", "split", path])
+    check(r.returncode == 2 and r.stderr.strip().count("\n") == 0 and "--channels" in r.stderr,
+          f"--channels split: one line, exit 2 ({r.returncode}, {r.stderr.strip()!r})")
+    r = run([PUSH, "-e", ing, "--stream", "n" * 63, path])
+    check(r.returncode == 1 and r.stderr.strip().count("\n") == 0 and "--channels mono" in r.stderr,
+          f"63-byte name, stereo file: NAME.0 is too long, one line, exit 1 ({r.stderr.strip()!r})")
 
     # 2. five pushers at once (mono and stereo, different lengths)
     jobs = []
@@ -98,7 +120,7 @@ with Fake(T, "--start", "never", "--hop-out", "256") as f:
     err = float(np.max(np.abs(x - exp.reshape(-1)))) if x.shape == exp.reshape(-1).shape else float("inf")
     print(f"default format: format tag {wav_format_tag(out)}, wave reads (channels, bytes, frames) {shape}, "
           f"worst error {err:.3g} (<= 2^-15)")
-    check(wav_format_tag(out) == 1 and shape == (1, 2, 4000) and err <= 2.0 ** -15,
+    check(wav_format_tag(out) == 1 and shape == (2, 2, 4000) and err <= 2.0 ** -15,
           "default format: plain 16-bit PCM WAV, the result rounded")
     r = run([PUSH, "-e", ing, "--stream", "fmt2", "--output-format", "pcm12", "-o", out, path])
     check(r.returncode == 2 and r.stderr.strip().count("\n") == 0 and "pcm16|pcm24|float" in r.stderr,
@@ -123,6 +145,20 @@ with Fake(T, "--start", "never", "--hop-out", "256") as f:
     rc1 = first.wait(30)
     check(rc1 == 0 and r.returncode == 0, f"pipes: both exit 0 ({rc1}, {r.returncode}, {r.stderr.strip()!r})")
     compare(out, (exp * np.float32(0.5)).astype(np.float32), "pipes (x0.25)")
+
+# 6b. a file with more channels than the daemon takes streams: its refusal
+#     (TOO_MANY_STREAMS) on one line that says why and what to do
+with Fake(T, "--start", "never", "--max-streams", "2") as f:
+    path, exp = make_input("three.wav", 3000, 3)
+    out = os.path.join(T, "three_out.wav")
+    r = run([PUSH, "-e", f.ep["ingest"], *FLOAT, "--stream", "three", "-o", out, path])
+    check(r.returncode == 1 and r.stderr.strip().count("\n") == 0 and "TOO_MANY_STREAMS" in r.stderr
+          and "3 channels" in r.stderr and "--channels mono" in r.stderr,
+          f"3 channels, 2 streams allowed: one line, exit 1 ({r.stderr.strip()!r})")
+    check(not os.path.exists(out), "3 channels, 2 streams allowed: no output file left behind")
+    r = run([PUSH, "-e", f.ep["ingest"], *FLOAT, "--stream", "three", "--channels", "mono", "-o", out, path])
+    check(r.returncode == 0, f"3 channels --channels mono: exit 0 ({r.stderr.strip()!r})")
+    compare(out, mono_of(exp), "3 channels --channels mono")
 
 # 7. a daemon that takes the data but never answers
 ctx = zmq.Context()

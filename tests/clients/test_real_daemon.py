@@ -3,7 +3,10 @@
 """The C clients against the real ssmd (random model of tests/daemon) on free
 loopback ports: ssm-push gets back exactly as many samples as it pushed, and
 the same audio as the daemon's offline file job (within the 16-bit
-quantisation of that job's WAV output) at 16 kHz and, resampled, at 48 kHz;
+quantisation of that job's WAV output) at 16 kHz (stereo: two streams, stereo
+back, as the file job) and, resampled, at 48 kHz; a stereo file whose
+channels differ comes back stereo, each channel exactly what pushing that
+channel alone as a mono file gives;
 ssm-sub sees the stream's meta first, contiguous seq per topic and the same
 audio as ssm-push got back; ssm-ctl status/streams/snapshot/restore/reset/
 stop and its error replies; NAME_IN_USE printed by ssm-push.
@@ -73,9 +76,10 @@ try:
         src = os.path.join(T, f"in{rate}.wav")
         write_wav_f32(src, x, rate)
         name = f"take{rate}"
+        watched = name if channels == 1 else f"{name}.0"  # a stereo push is streams NAME.0, NAME.1
         sub_log = os.path.join(T, f"sub{rate}.jsonl")
         n_subs = subscriptions()
-        sub = subprocess.Popen([SUB, "-e", pub, "--json", "--until-end", f"{name}/"],
+        sub = subprocess.Popen([SUB, "-e", pub, "--json", "--until-end", f"{watched}/"],
                                stdout=open(sub_log, "w"), stderr=subprocess.PIPE, text=True)
         wait_subscribed(n_subs)
         out = os.path.join(T, f"push{rate}.wav")
@@ -83,15 +87,14 @@ try:
                  src])  # float: compared exactly with what ssm-sub receives
         check(r.returncode == 0, f"{rate} Hz push: exit 0 ({r.stderr.strip()!r})")
         orate, y = read_wav(out)
-        check(orate == rate and y.shape == (n, 1) and np.isfinite(y).all(),
-              f"{rate} Hz push: {y.shape[0]} samples back for {n} pushed, at {orate} Hz")
+        check(orate == rate and y.shape == (n, channels) and np.isfinite(y).all(),
+              f"{rate} Hz push: {y.shape} back for {(n, channels)} pushed, at {orate} Hz")
         off = os.path.join(T, f"off{rate}.wav")
         r = run([SSMD, "--model", MODEL, "--log-level", "warn", src, "-o", off], env=env)
         _, z = read_wav(off)
         off_dtype = z.dtype
         z = z.astype(np.float32) / 32768.0 if z.dtype == np.int16 else z.astype(np.float32)
-        zm = z.mean(axis=1)
-        err = float(np.max(np.abs(y[:, 0] - zm))) if zm.shape[0] == n else float("inf")
+        err = float(np.max(np.abs(y - z))) if z.shape == y.shape else float("inf")
         print(f"{rate} Hz: worst |pushed result - offline job| {err:.3g} "
               f"(offline WAV holds {off_dtype}; allowed: 2 LSB of 16 bits)")
         check(err <= 2.0 / 32768, f"{rate} Hz push: same audio as the offline file job")
@@ -100,7 +103,7 @@ try:
         except subprocess.TimeoutExpired:
             sub.kill()
         recs = [json.loads(line) for line in open(sub_log)]
-        check(sub.returncode == 0 and recs and recs[0]["topic"] == f"{name}/meta/",
+        check(sub.returncode == 0 and recs and recs[0]["topic"] == f"{watched}/meta/",
               f"{rate} Hz sub: exit 0, meta first ({len(recs)} messages)")
         seqs, ok = {}, True
         for m in recs:
@@ -111,8 +114,36 @@ try:
         e2 = float(np.max(np.abs(audio - y[:, 0]))) if audio.shape[0] == n else float("inf")
         print(f"{rate} Hz sub: {audio.shape[0]} published audio samples, worst |pub - push| {e2:.3g}")
         check(e2 == 0.0, f"{rate} Hz sub: published audio = the audio ssm-push got back")
-        check(recs[-1]["kind"] == "event" and recs[-1]["json"].get("event") == "end",
+        check(recs and recs[-1]["kind"] == "event" and recs[-1]["json"].get("event") == "end",
               f"{rate} Hz sub: ends with the end event")
+
+    # a stereo file whose channels differ: two streams, stereo back, each
+    # channel what pushing that channel alone gives (float output: exact)
+    n = 16000 + 333
+    t = np.arange(n) / 16000
+    st = np.stack([0.3 * np.sin(2 * np.pi * 330 * t) + 0.05 * rng.standard_normal(n),
+                   0.2 * np.sin(2 * np.pi * 1210 * t) + 0.1 * rng.standard_normal(n)], 1).astype(np.float32)
+    src = os.path.join(T, "stereo.wav")
+    write_wav_f32(src, st, 16000)
+    out = os.path.join(T, "stereo_out.wav")
+    r = run([PUSH, "-e", ing, "--stream", "st", "--chunk", "1500", "--output-format", "float", "-o", out, src])
+    check(r.returncode == 0, f"stereo push: exit 0 ({r.stderr.strip()!r})")
+    _, y = read_wav(out) if os.path.exists(out) else (0, np.zeros((0, 1), np.float32))
+    alone = []
+    for c in range(2):
+        one = os.path.join(T, f"ch{c}.wav")
+        write_wav_f32(one, st[:, c], 16000)
+        o = os.path.join(T, f"ch{c}_out.wav")
+        r = run([PUSH, "-e", ing, "--stream", f"ch{c}", "--output-format", "float", "-o", o, one])
+        check(r.returncode == 0, f"channel {c} alone: exit 0 ({r.stderr.strip()!r})")
+        alone.append(read_wav(o)[1][:, 0] if os.path.exists(o) else np.zeros(0, np.float32))
+    ok_shape = y.shape == (n, 2) and all(a.shape == (n,) for a in alone)
+    errs = [float(np.max(np.abs(y[:, c] - alone[c]))) if ok_shape else float("inf") for c in range(2)]
+    diff = float(np.max(np.abs(y[:, 0] - y[:, 1]))) if ok_shape else 0.0
+    print(f"stereo push: {y.shape} back for ({n}, 2); worst |channel - that channel pushed alone| "
+          f"{errs[0]:.3g}, {errs[1]:.3g} (allowed 0); the two channels differ by up to {diff:.3g}")
+    check(ok_shape and max(errs) == 0.0 and diff > 0.01,
+          "stereo push: stereo back, each channel = that channel pushed alone")
 
     # control while a stream runs (a real-time push of 12 s: the seven ssm-ctl/ssm-push runs below
     # must all happen while it lasts, also in the sanitizer build on a busy machine)

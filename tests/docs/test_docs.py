@@ -19,6 +19,12 @@ microphone, a GPU, apt, systemctl, hours of training) must be preceded by
   - that folder starts with `in.wav` (2 s, 48 kHz mono, 16-bit) and `in.flac`
     (the same, stereo): the docs' usual inputs;
   - ```console blocks run only their `$ ` lines;
+  - a block that runs a client (ssm-push, ssm-sub, ssm-ctl, the Python
+    package) finds a daemon: before the first such block of a file the test
+    starts one ssmd (default model, --input none) on private ipc:// endpoints
+    and exports SSMD_PUB, SSMD_INGEST and SSMD_CONTROL, which the clients
+    read when given no endpoint; it lasts for the file's blocks (restarted
+    when a block stopped it);
   - each block has BLOCK_TIMEOUT_S seconds.
 Prints one line per block (ran / skipped and why) and fails when an
 unmarked block exits non-zero or times out, or a marker has no reason.
@@ -39,6 +45,7 @@ BLOCK_TIMEOUT_S = 90
 LANGS = ("sh", "bash", "shell", "console")
 MARKER = re.compile(r"^\s*<!--\s*docs-test:\s*(\S+)\s*(.*?)\s*-->\s*$")
 FENCE = re.compile(r"^(\s*)(```+|~~~+)\s*([\w+-]*)")
+CLIENT = re.compile(r"\bssm-(push|sub|ctl)\b|\bimport ssmd\b|\bfrom ssmd\b")
 
 
 def doc_files():
@@ -92,6 +99,52 @@ def make_workdir():
     return d
 
 
+class Daemon:
+    """One ssmd serving client streams on ipc:// endpoints in its own
+    temporary folder; .env() holds the SSMD_* variables that name them."""
+
+    def __init__(self, env):
+        self.dir = tempfile.mkdtemp(prefix="ssmd-docs-ep-")
+        self.ep = {k: f"ipc://{self.dir}/{k}" for k in ("pub", "ingest", "control")}
+        self.log = open(os.path.join(self.dir, "ssmd.log"), "w+")
+        cmd = [os.path.join(BUILD, "daemon", "ssmd"), "--input", "none", "--log-level", "warn",
+               "--progress", "never", "--pub", self.ep["pub"], "--ingest", self.ep["ingest"],
+               "--control", self.ep["control"]]
+        # HOME: no user config of the machine running the test is read
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log,
+                                     env=dict(env, HOME=self.dir))
+        ctl = [os.path.join(BUILD, "clients", "ssm-ctl"), "-e", self.ep["control"], "--timeout", "1",
+               "status"]
+        deadline = time.monotonic() + 30
+        while True:
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.close()
+                self.log.seek(0)
+                raise RuntimeError(f"ssmd for the docs did not start: {' '.join(cmd)}: "
+                                   f"{self.log.read()[-500:]}")
+            if subprocess.run(ctl, capture_output=True, timeout=10).returncode == 0:
+                break
+            time.sleep(0.1)
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def env(self):
+        return {"SSMD_PUB": self.ep["pub"], "SSMD_INGEST": self.ep["ingest"],
+                "SSMD_CONTROL": self.ep["control"]}
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
 def main():
     env = dict(os.environ)
     env["PATH"] = os.pathsep.join([os.path.join(BUILD, "daemon"), os.path.join(BUILD, "clients"),
@@ -106,6 +159,7 @@ def main():
         if not found:
             continue
         work = make_workdir()
+        daemon = None
         try:
             for line, lang, text, directive, reason in found:
                 where = f"{rel}:{line}"
@@ -123,9 +177,17 @@ def main():
                     continue
                 if not text.strip():
                     continue
+                block_env, with_daemon = env, ""
+                if CLIENT.search(text):
+                    if daemon is not None and not daemon.alive():
+                        daemon.close()
+                        daemon = None
+                    if daemon is None:
+                        daemon = Daemon(env)
+                    block_env, with_daemon = dict(env, **daemon.env()), ", with ssmd"
                 t0 = time.monotonic()
                 try:
-                    r = subprocess.run(["bash", "-e", "-o", "pipefail", "-c", text], cwd=work, env=env,
+                    r = subprocess.run(["bash", "-e", "-o", "pipefail", "-c", text], cwd=work, env=block_env,
                                        capture_output=True, text=True, timeout=BLOCK_TIMEOUT_S,
                                        stdin=subprocess.DEVNULL)
                     rc, err = r.returncode, (r.stderr or "").strip()
@@ -135,12 +197,14 @@ def main():
                 n_run += 1
                 cmds = [ln for ln in text.splitlines() if ln.strip() and not ln.strip().startswith("#")]
                 if rc == 0:
-                    print(f"ok   {where} ({lang}): {len(cmds)} command(s) in {el:.1f} s")
+                    print(f"ok   {where} ({lang}{with_daemon}): {len(cmds)} command(s) in {el:.1f} s")
                 else:
                     last = err.splitlines()[-3:] if err else []
-                    print(f"FAIL {where} ({lang}): exit {rc} after {el:.1f} s: {' | '.join(last)}")
+                    print(f"FAIL {where} ({lang}{with_daemon}): exit {rc} after {el:.1f} s: {' | '.join(last)}")
                     failures.append(f"{where}: exit {rc}")
         finally:
+            if daemon is not None:
+                daemon.close()
             shutil.rmtree(work, ignore_errors=True)
     print(f"docs: {n_run} block(s) run, {n_skip} skipped with a reason, {len(failures)} failure(s), "
           f"{time.monotonic() - t_all:.1f} s")

@@ -103,7 +103,8 @@ def draw(trace, stream, ax_s, ax_v, img=None, line=None):
 def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--endpoint", default="tcp://127.0.0.1:5560", help="daemon PUB socket")
+    ap.add_argument("--endpoint", default=None,
+                    help="daemon PUB socket (default: $SSMD_PUB when set, else tcp://127.0.0.1:5560)")
     ap.add_argument("--stream", required=True, help="stream name, e.g. mic")
     ap.add_argument("--history", type=int, default=400, help="frames shown (default 400)")
     ap.add_argument("--save", metavar="PNG", help="draw once into this file (headless)")

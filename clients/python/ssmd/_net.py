@@ -10,6 +10,14 @@ import zmq
 from zmq.utils.monitor import recv_monitor_message
 
 
+def endpoint_from_env(env_name, default):
+    """The endpoint a client uses when none is given: the environment
+    variable env_name (SSMD_PUB, SSMD_INGEST, SSMD_CONTROL, as the C clients)
+    when set and not empty, else default (the daemon's)."""
+    import os
+    return os.environ.get(env_name) or default
+
+
 class DaemonUnreachable(TimeoutError):
     """No connection to the daemon's socket within the timeout."""
 

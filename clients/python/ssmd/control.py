@@ -15,7 +15,7 @@ import os
 import zmq
 
 from . import protocol
-from ._net import SocketClient, connect
+from ._net import SocketClient, connect, endpoint_from_env
 
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:5562"
 
@@ -31,12 +31,14 @@ class ControlError(RuntimeError):
 
 
 class Control(SocketClient):
-    """endpoint: the daemon's control socket; timeout: seconds to wait for a
+    """endpoint: the daemon's control socket (None: $SSMD_CONTROL when set,
+    else DEFAULT_ENDPOINT); timeout: seconds to wait for a
     reply (and for the connection).  Requests go through a DEALER with an
     empty delimiter frame, so a lost reply never wedges the socket.  Not
     thread-safe."""
 
-    def __init__(self, endpoint=DEFAULT_ENDPOINT, timeout=5.0, context=None):
+    def __init__(self, endpoint=None, timeout=5.0, context=None):
+        endpoint = endpoint or endpoint_from_env("SSMD_CONTROL", DEFAULT_ENDPOINT)
         self.endpoint, self.timeout = endpoint, timeout
         self._ids = itertools.count((os.getpid() << 16) + 1)
         self._ctx = context or zmq.Context.instance()

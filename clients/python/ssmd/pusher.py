@@ -8,6 +8,12 @@ back on the same connection (docs/protocol.md, "Ingest").
     p.finish()
     out = p.collect()                 # every pushed sample, processed: (n, 1)
 
+One Pusher is one stream: a (frames, channels) array is downmixed by the
+daemon (the mean of the channels) into that one stream.  There is no
+file-level helper here; to keep a multi-channel file's channels as ssm-push
+does (and ssmd's file job, --channels auto), push each channel with its own
+Pusher, named NAME.0, NAME.1, ..., and stack the collected results.
+
 Results that arrive while pushing are queued (never dropped); an error reply
 from the daemon raises DaemonError at the next call.  Long pushes are split
 into messages within the daemon's advertised cap (ingest_max_payload_bytes in
@@ -20,7 +26,7 @@ import numpy as np
 import zmq
 
 from . import protocol
-from ._net import SocketClient, connect
+from ._net import SocketClient, connect, endpoint_from_env
 
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:5561"
 ERROR_TOPIC = "_ssmd/event/"
@@ -46,14 +52,16 @@ PUSH_WINDOW_FRAMES = 1 << 17
 
 
 class Pusher(SocketClient):
-    """One pushed stream.  endpoint: the daemon's ingest socket; stream: its
+    """One pushed stream.  endpoint: the daemon's ingest socket (None:
+    $SSMD_INGEST when set, else DEFAULT_ENDPOINT); stream: its
     name (1-64 of [A-Za-z0-9_.-], not starting with '.' or '_').
     connect_timeout: seconds to wait for the connection (DaemonUnreachable).
     timeout: seconds of daemon silence after which results() raises
     TimeoutError.  Not thread-safe."""
 
-    def __init__(self, endpoint=DEFAULT_ENDPOINT, stream=None, connect_timeout=5.0,
+    def __init__(self, endpoint=None, stream=None, connect_timeout=5.0,
                  timeout=10.0, context=None):
+        endpoint = endpoint or endpoint_from_env("SSMD_INGEST", DEFAULT_ENDPOINT)
         self.topic = protocol.format_topic(stream, "audio")  # validates the name
         self._meta_topic = protocol.format_topic(stream, "meta").encode()
         if stream.startswith("_"):

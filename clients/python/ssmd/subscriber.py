@@ -17,7 +17,7 @@ import time
 import zmq
 
 from . import protocol
-from ._net import SocketClient, connect
+from ._net import SocketClient, connect, endpoint_from_env
 
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:5560"
 # the receive side's share of a slow subscriber's backlog: the kernel buffer
@@ -32,7 +32,8 @@ RCVHWM = 32
 class Subscriber(SocketClient):
     """Iterable over (topic, Header, value) from ssmd's PUB socket.
 
-    endpoint: the daemon's pub socket.  topics: prefixes ("mic/",
+    endpoint: the daemon's pub socket (None: $SSMD_PUB when set, else
+    DEFAULT_ENDPOINT).  topics: prefixes ("mic/",
     "mic/features/"); None or [] subscribes to everything.  timeout: seconds
     iteration waits for a message before it stops (None: forever).
     connect_timeout: seconds to wait for the connection (raises
@@ -43,9 +44,10 @@ class Subscriber(SocketClient):
     disconnects the daemon instead of being buffered.  Not thread-safe (one
     ZeroMQ socket)."""
 
-    def __init__(self, endpoint=DEFAULT_ENDPOINT, topics=None, timeout=None,
+    def __init__(self, endpoint=None, topics=None, timeout=None,
                  connect_timeout=5.0, on_drop=None, context=None, rcvbuf=RCVBUF_BYTES,
                  rcvhwm=RCVHWM):
+        endpoint = endpoint or endpoint_from_env("SSMD_PUB", DEFAULT_ENDPOINT)
         self.endpoint = endpoint
         self.timeout = timeout
         self.on_drop = on_drop
