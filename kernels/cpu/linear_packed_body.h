@@ -67,20 +67,21 @@ LP_INLINE void LP_NAME(tile_)(float *out, size_t ld_out, const float *x, size_t 
                 acc[r][v] = LP_MASKZ_LOAD(m, out + (size_t)r * ld_out + (size_t)(j < d_out ? j : 0));
         }
     }
-    /* vector v reads strip (j0 + W·v) / SSM_PACK_COLS from row k0 on:
-     * SSM_PACK_COLS elements per k, contiguous */
+    /* row k of the strips: wk, SSM_PACK_COLS elements further per k; vector
+     * v (column j0 + W·v) at the constant element offset wo[v] from it */
+    const size_t s0 = (size_t)j0 / SSM_PACK_COLS, r0 = (size_t)j0 % SSM_PACK_COLS;
+    const unsigned char *wk =
+        (const unsigned char *)w + (s0 * (size_t)d_in + (size_t)k0) * SSM_PACK_COLS * (LP_ELEM);
     size_t wo[LP_NV1];
     _Pragma("GCC unroll 8") for (int v = 0; v < NV; ++v) {
-        size_t j = (size_t)j0 + LP_W * (size_t)v;
-        wo[v] = (j / SSM_PACK_COLS * (size_t)d_in + (size_t)k0) * SSM_PACK_COLS + j % SSM_PACK_COLS;
+        size_t jj = r0 + LP_W * (size_t)v;
+        wo[v] = jj / SSM_PACK_COLS * (size_t)d_in * SSM_PACK_COLS + jj % SSM_PACK_COLS;
     }
     (void)np;
-    for (int k = k0; k < k1; ++k) {
+    for (int k = k0; k < k1; ++k, wk += SSM_PACK_COLS * (LP_ELEM)) {
         LP_V wv[LP_NV1];
-        _Pragma("GCC unroll 8") for (int v = 0; v < NV; ++v) {
-            wv[v] = LP_LOAD_W(w, wo[v]);
-            wo[v] += SSM_PACK_COLS;
-        }
+        _Pragma("GCC unroll 8") for (int v = 0; v < NV; ++v)
+            wv[v] = LP_LOAD_W(wk, wo[v]);
         _Pragma("GCC unroll 8") for (int r = 0; r < MR; ++r) {
             LP_V xb = LP_SET1(x[(size_t)r * ld_x + (size_t)k]);
             _Pragma("GCC unroll 8") for (int v = 0; v < NV; ++v)
