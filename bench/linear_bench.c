@@ -9,10 +9,11 @@
  * batches 1, 16 and 64, and 1024³.  The implementations are interleaved:
  * each round times one measurement of each in turn, so load on a shared
  * machine falls on all of them alike; a measurement repeats the call until
- * it lasts about 0.2 ms.  Per shape and implementation: the best and the
- * median GFLOP/s over the rounds of SSMD_BENCH_SECONDS (default 1) seconds,
- * and the best as a fraction of sgemm's best.  Blocked and unblocked
- * results are compared bit for bit (they must be equal).
+ * it lasts about 0.2 ms; every array is 64-byte aligned, as in the model.
+ * Per shape and implementation: the best and the median GFLOP/s over the
+ * rounds of SSMD_BENCH_SECONDS (default 1) seconds, and the best as a
+ * fraction of sgemm's best.  Blocked and unblocked results are compared
+ * bit for bit (they must be equal).
  * Run pinned, one BLAS thread:
  *   OPENBLAS_NUM_THREADS=1 taskset -c 1 build/bench/linear_bench
  * One JSON line per figure, the first with the CPU model, ISA, cache sizes,
@@ -106,13 +107,19 @@ static void run_impl(int impl, ssm_linear_packed_fn f32, ssm_linear_packed_fn f1
     }
 }
 
+/* n bytes, 64-byte aligned as the model's panels and runner scratch are. */
+static void *alloc64(size_t n)
+{
+    return aligned_alloc(64, (n + 63) / 64 * 64);
+}
+
 static void figure(const char *model, const char *layer, int M, int K, int N, double budget,
                    ssm_isa isa)
 {
-    float *a = malloc(sizeof(float) * (size_t)M * K), *b = malloc(sizeof(float) * (size_t)N * K);
-    float *c = malloc(sizeof(float) * (size_t)M * N), *c2 = malloc(sizeof(float) * (size_t)M * N);
-    float *p32 = malloc(sizeof(float) * ssm_pack_elems(K, N));
-    unsigned short *p16 = malloc(sizeof(unsigned short) * ssm_pack_elems(K, N));
+    float *a = alloc64(sizeof(float) * (size_t)M * K), *b = alloc64(sizeof(float) * (size_t)N * K);
+    float *c = alloc64(sizeof(float) * (size_t)M * N), *c2 = alloc64(sizeof(float) * (size_t)M * N);
+    float *p32 = alloc64(sizeof(float) * ssm_pack_elems(K, N));
+    unsigned short *p16 = alloc64(sizeof(unsigned short) * ssm_pack_elems(K, N));
     if (!a || !b || !c || !c2 || !p32 || !p16) {
         fprintf(stderr, "linear_bench: out of memory\n");
         exit(1);
@@ -197,9 +204,9 @@ static int blocking_grid(int argc, char **argv, double budget, ssm_isa isa, cons
             fprintf(stderr, "linear_bench: %s is not KC:MC\n", argv[5 + i]);
             return 1;
         }
-    float *a = malloc(sizeof(float) * (size_t)M * K), *b = malloc(sizeof(float) * (size_t)N * K);
-    float *c = malloc(sizeof(float) * (size_t)M * N);
-    float *p32 = malloc(sizeof(float) * ssm_pack_elems(K, N));
+    float *a = alloc64(sizeof(float) * (size_t)M * K), *b = alloc64(sizeof(float) * (size_t)N * K);
+    float *c = alloc64(sizeof(float) * (size_t)M * N);
+    float *p32 = alloc64(sizeof(float) * ssm_pack_elems(K, N));
     if (!a || !b || !c || !p32)
         return 1;
     for (size_t i = 0; i < (size_t)M * K; ++i)

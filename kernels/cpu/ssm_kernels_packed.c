@@ -270,10 +270,27 @@ static void lp_nominal(int strip_bytes, int mr, int *kc, int *mc)
  * as they are, else the nominal ones evened out over d_in and n_rows (no
  * small last block: ceil(d_in / ceil(d_in / kc)); mc from the K block
  * actually used, a multiple of mr). */
+static _Atomic size_t g_l2_eff; /* L2 bytes as lp_nominal counts them; 0 = not yet */
+
 static void lp_blocking(int strip_bytes, int mr, int d_in, int n_rows, int *kc, int *mc)
 {
     int okc = atomic_load_explicit(&g_block_kc, memory_order_relaxed);
     int omc = atomic_load_explicit(&g_block_mc, memory_order_relaxed);
+    size_t l2 = atomic_load_explicit(&g_l2_eff, memory_order_relaxed);
+    if (!l2) {
+        ssm_cpu_caches c;
+        ssm_cpu_caches_get(&c);
+        l2 = c.l2_bytes ? c.l2_bytes : (size_t)256 << 10;
+        atomic_store_explicit(&g_l2_eff, l2, memory_order_relaxed);
+    }
+    /* the common case, one block each way, without divisions (small layers
+     * take a fraction of a microsecond) */
+    if (!okc && !omc && (size_t)d_in * (size_t)strip_bytes <= l2 / 4 &&
+        (size_t)n_rows * (size_t)d_in * sizeof(float) <= l2 / 2) {
+        *kc = d_in;
+        *mc = n_rows;
+        return;
+    }
     int k, m;
     lp_nominal(strip_bytes, mr, &k, &m);
     if (okc) {
@@ -285,9 +302,6 @@ static void lp_blocking(int strip_bytes, int mr, int d_in, int n_rows, int *kc, 
     if (omc) {
         m = omc;
     } else {
-        ssm_cpu_caches c;
-        ssm_cpu_caches_get(&c);
-        size_t l2 = c.l2_bytes ? c.l2_bytes : (size_t)256 << 10;
         size_t mm = l2 / 2 / ((size_t)k * sizeof(float));
         mm = mm < (size_t)mr ? (size_t)mr : mm > (1u << 20) ? (1u << 20) : mm;
         int nm = (int)(((size_t)n_rows + mm - 1) / mm);
