@@ -70,12 +70,13 @@ LP_INLINE void LP_NAME(tile_)(float *out, size_t ld_out, const float *x, size_t 
     /* row k of the strips: wk, SSM_PACK_COLS elements further per k; vector
      * v (column j0 + W·v) at the constant element offset wo[v] from it */
     const size_t s0 = (size_t)j0 / SSM_PACK_COLS, r0 = (size_t)j0 % SSM_PACK_COLS;
+    const size_t srows = (size_t)SSM_PACK_STRIP_ROWS(d_in);
     const unsigned char *wk =
-        (const unsigned char *)w + (s0 * (size_t)d_in + (size_t)k0) * SSM_PACK_COLS * (LP_ELEM);
+        (const unsigned char *)w + (s0 * srows + (size_t)k0) * SSM_PACK_COLS * (LP_ELEM);
     size_t wo[LP_NV1];
     _Pragma("GCC unroll 8") for (int v = 0; v < NV; ++v) {
         size_t jj = r0 + LP_W * (size_t)v;
-        wo[v] = jj / SSM_PACK_COLS * (size_t)d_in * SSM_PACK_COLS + jj % SSM_PACK_COLS;
+        wo[v] = jj / SSM_PACK_COLS * srows * SSM_PACK_COLS + jj % SSM_PACK_COLS;
     }
     (void)np;
     for (int k = k0; k < k1; ++k, wk += SSM_PACK_COLS * (LP_ELEM)) {

@@ -110,30 +110,32 @@ int ssm_pack_cols(int d_out)
 
 size_t ssm_pack_elems(int d_in, int d_out)
 {
-    return (size_t)d_in * (size_t)ssm_pack_cols(d_out);
+    return (size_t)SSM_PACK_STRIP_ROWS(d_in) * (size_t)ssm_pack_cols(d_out);
 }
 
-/* Element (k, j) of a panel: strip j / SSM_PACK_COLS, contiguous over k. */
+/* Element (k, j) of a panel: strip j / SSM_PACK_COLS, contiguous over k,
+ * strips d_in + 1 rows apart (SSM_PACK_STRIP_ROWS). */
 static inline size_t pack_idx(int d_in, int k, int j)
 {
-    return ((size_t)(j / SSM_PACK_COLS) * (size_t)d_in + (size_t)k) * SSM_PACK_COLS +
-           (size_t)(j % SSM_PACK_COLS);
+    return ((size_t)(j / SSM_PACK_COLS) * (size_t)SSM_PACK_STRIP_ROWS(d_in) + (size_t)k) *
+               SSM_PACK_COLS + (size_t)(j % SSM_PACK_COLS);
 }
 
 void ssm_pack_f32(float *wp, const float *w, int d_in, int d_out)
 {
     int np = ssm_pack_cols(d_out);
     for (int j = 0; j < np; ++j)
-        for (int k = 0; k < d_in; ++k)
-            wp[pack_idx(d_in, k, j)] = j < d_out ? w[(size_t)j * d_in + k] : 0.0f;
+        for (int k = 0; k < SSM_PACK_STRIP_ROWS(d_in); ++k)
+            wp[pack_idx(d_in, k, j)] = j < d_out && k < d_in ? w[(size_t)j * d_in + k] : 0.0f;
 }
 
 void ssm_pack_f16(unsigned short *wp, const float *w, int d_in, int d_out)
 {
     int np = ssm_pack_cols(d_out);
     for (int j = 0; j < np; ++j)
-        for (int k = 0; k < d_in; ++k)
-            wp[pack_idx(d_in, k, j)] = j < d_out ? ssm_f32_to_half(w[(size_t)j * d_in + k]) : 0;
+        for (int k = 0; k < SSM_PACK_STRIP_ROWS(d_in); ++k)
+            wp[pack_idx(d_in, k, j)] =
+                j < d_out && k < d_in ? ssm_f32_to_half(w[(size_t)j * d_in + k]) : 0;
 }
 
 /* ---- scalar reference ---------------------------------------------------- */

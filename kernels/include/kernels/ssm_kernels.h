@@ -177,10 +177,11 @@ void ssm_sigmoid_f32_vec(float *v, size_t ld, int n_rows, int dim);
 
 /* ---- packed linear layers and ISA dispatch (cpu/ssm_kernels_packed.c) ------
  * out = x · wᵀ + bias with w transposed once, at model load, into a packed
- * panel {n_pad / SSM_PACK_COLS, d_in, SSM_PACK_COLS} (n_pad =
- * ssm_pack_cols(d_out): d_out rounded up to SSM_PACK_COLS, extra columns
- * zero): strips of SSM_PACK_COLS columns, each contiguous over k, element
- * (k, j) at ((j / SSM_PACK_COLS)·d_in + k)·SSM_PACK_COLS + j % SSM_PACK_COLS;
+ * panel {n_pad / SSM_PACK_COLS, d_in + 1, SSM_PACK_COLS} (n_pad =
+ * ssm_pack_cols(d_out): d_out rounded up to SSM_PACK_COLS; extra columns
+ * and the extra row zero): strips of SSM_PACK_COLS columns, each contiguous
+ * over k, element (k, j) at ((j / SSM_PACK_COLS)·(d_in + 1) + k)·
+ * SSM_PACK_COLS + j % SSM_PACK_COLS;
  * stored as fp32 or IEEE binary16 (half:
  * half the bytes for the memory-bound batch-1 step, converted exactly to fp32
  * on load, accumulated in fp32).
@@ -234,9 +235,13 @@ int ssm_fp_denormals_flushed(void);
 
 /** Column padding of packed panels (one AVX-512 vector of floats). */
 #define SSM_PACK_COLS 16
+/** Rows of a panel's strip: d_in, plus one row of zeros so that the strips
+ *  of a register tile never start a multiple of 4 KiB apart (their loads
+ *  would then meet in the same L1 sets and banks at every k). */
+#define SSM_PACK_STRIP_ROWS(d_in) ((d_in) + 1)
 /** d_out rounded up to SSM_PACK_COLS. */
 int ssm_pack_cols(int d_out);
-/** Elements of a packed panel: d_in · ssm_pack_cols(d_out). */
+/** Elements of a packed panel: SSM_PACK_STRIP_ROWS(d_in) · ssm_pack_cols(d_out). */
 size_t ssm_pack_elems(int d_in, int d_out);
 /** Packs w {d_out, d_in} row-major (nn.Linear.weight) into the strips
  *  of wp (ssm_pack_elems floats, layout above). */
