@@ -3,13 +3,12 @@
  * per ISA and weight dtype with the primitives below defined, the way
  * PipeWire's audioconvert builds its fmt-ops per ISA from one generic body
  * and ggml's simd-mappings.h maps one dot product onto each vector ISA.  A
- * fix to the tile loop, the streaming loop or the driver lands in every
- * variant; a new ISA (or a cache-blocked driver) is a new set of
- * primitives, not a copy.  Internal: no include guard on purpose.
+ * fix to the tile loop or the (cache-blocked) driver lands in every
+ * variant; a new ISA is a new set of primitives, not a copy.  Internal: no include guard on purpose.
  *
  * The includer defines:
  *   LP_SUFFIX          name suffix, e.g. f32_avx512 (gives tile_f32_avx512,
- *                      stream_f32_avx512, ssm_linear_packed_f32_avx512)
+ *                      ssm_linear_packed_f32_avx512)
  *   LP_TARGET          the target attribute string, e.g. "avx2,fma,f16c"
  *   LP_V, LP_W         vector type of floats and its lanes
  *   LP_ZERO()          all-zero vector

@@ -41,7 +41,7 @@
  * latency-bound batch-1 step) NV is 8 (AVX-512) / 6 (AVX2) so that enough
  * independent chains hide the FMA latency while the weights stream once.
  *
- * The tile loop, the streaming loop and the driver are written once, in
+ * The tile loop and the blocked driver are written once, in
  * linear_packed_body.h, and instantiated below per ISA (linear_packed_isa.h:
  * f32 and f16 of each) from that ISA's load/broadcast/FMA/store primitives (STYLE.md 17); the scalar
  * reference is one body for both dtypes. */
@@ -316,7 +316,7 @@ static void lp_blocking(int strip_bytes, int mr, int d_in, int n_rows, int *kc, 
 
 #ifdef SSM_X86
 
-/* ---- AVX-512: MR 6 × NV 4, one or two rows NV 8, streaming ---------------- */
+/* ---- AVX-512: MR 6 × NV 4, one or two rows NV 8 ---------------------------- */
 
 #define LP_TARGET "avx512f,avx512vl,f16c,fma,avx2"
 #define LP_V __m512
