@@ -254,7 +254,7 @@ int main(int argc, char **argv)
     double wbytes = 0, flops = flops_per_step(m, &wbytes);
     printf("{\"bench\":\"model_info\",\"model\":\"%s\",\"d_model\":%d,\"n_layer\":%d,"
            "\"d_state\":%d,\"d_inner\":%d,\"flops_per_stream_step\":%.0f,"
-           "\"weight_bytes_f32\":%.0f,\"state_bytes\":%zu,\"packed_bytes\":%zu}\n",
+           "\"weight_bytes_f32\":%.0f,\"state_bytes\":%zu,\"packed_bytes_after_load\":%zu}\n",
            name, dm, ssm_model_n_layer(m), ssm_model_d_state(m), ssm_model_d_inner(m), flops,
            wbytes, ssm_state_bytes(m), ssm_model_packed_bytes(m));
     const char *min_env = getenv("SSMD_BENCH_MIN_STEPS_B1");
