@@ -1,8 +1,8 @@
 # SPDX-License-Identifier: MIT
 """Real-time 48 kHz streams per core through the ssmd daemon, RNNoise in the same run.
 
-  /usr/bin/python3 bench/daemon_streams.py SSMD [MODEL] [--streams 64,256] [--seconds 10]
-      [--cpu N] [--rounds 2] [--ssmd-args "--weights int8"]
+  /usr/bin/python3 bench/daemon_streams.py SSMD[,SSMD...] [MODEL] [--streams 64,256] [--seconds 10]
+      [--cpu N] [--rounds 2] [--ssmd-args "--weights int8"] [--peer rnnoise|none]
 
 For each stream count N: ssmd serves (--threads 1, pinned with taskset to --cpu),
 N clients push S seconds of 48 kHz audio each (white noise + tones, 100 ms
@@ -18,7 +18,9 @@ RNNoise (@shiguredo/rnnoise-wasm under Node, train/rnnoise/peer.mjs, pinned to
 the same core) on the same audio, one state per stream: real-time streams per
 core = audio seconds / the CPU seconds of its processing loop (the peer reports
 them; Node's start-up and file I/O are not counted).
-One JSON line per figure.  Never asserts a time.
+Several SSMD builds (comma-separated) run interleaved within each round (A, B, A, B
+... under the same load: an A/B comparison on a busy machine); --peer none leaves
+RNNoise out.  One JSON line per figure.  Never asserts a time.
 """
 import argparse
 import json
@@ -121,8 +123,9 @@ def main():
     ap.add_argument("--cpu", type=int, default=1)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--ssmd-args", default="")
+    ap.add_argument("--peer", choices=("rnnoise", "none"), default="rnnoise")
     a = ap.parse_args()
-    if not os.path.isdir(os.path.join(ROOT, "train", "rnnoise", "node_modules", "@shiguredo")):
+    if a.peer == "rnnoise" and not os.path.isdir(os.path.join(ROOT, "train", "rnnoise", "node_modules", "@shiguredo")):
         subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--prefix", os.path.join(ROOT, "train", "rnnoise")],
                        check=True, capture_output=True)
     base = dict(bench="daemon_streams", cpu=cpu_model(), seconds_per_stream=a.seconds,
@@ -130,10 +133,14 @@ def main():
     with tempfile.TemporaryDirectory() as work:
         for n in (int(s) for s in a.streams.split(",")):
             for rnd in range(a.rounds):
-                cpu_s, wall = run_ssmd(a.ssmd, a.model, n, a.seconds, a.cpu, a.ssmd_args.split())
-                print(json.dumps(dict(base, system="ssmd", ssmd_args=a.ssmd_args, streams=n, round=rnd, cpu_s=round(cpu_s, 3),
-                                      wall_s=round(wall, 3), cpu_rt_streams=round(n * a.seconds / cpu_s, 1),
-                                      wall_rt_streams=round(n * a.seconds / wall, 1))), flush=True)
+                for ssmd in a.ssmd.split(","):
+                    cpu_s, wall = run_ssmd(ssmd, a.model, n, a.seconds, a.cpu, a.ssmd_args.split())
+                    print(json.dumps(dict(base, system="ssmd", ssmd=ssmd, ssmd_args=a.ssmd_args, streams=n, round=rnd,
+                                          cpu_s=round(cpu_s, 3), wall_s=round(wall, 3),
+                                          cpu_rt_streams=round(n * a.seconds / cpu_s, 1),
+                                          wall_rt_streams=round(n * a.seconds / wall, 1))), flush=True)
+                if a.peer == "none":
+                    continue
                 rc, rw = run_rnnoise(n, a.seconds, a.cpu, work)
                 print(json.dumps(dict(base, system="rnnoise-wasm", streams=n, round=rnd, cpu_s=round(rc, 3),
                                       wall_s=round(rw, 3), cpu_rt_streams=round(n * a.seconds / rc, 1),

@@ -38,6 +38,12 @@ if [ "${SSMD_TRAIN:-0}" = 1 ]; then
   # the mu-law generation model's music (train/lm_data.py renders MIDI with fluidsynth)
   PKGS+=(fluidsynth fluid-soundfont-gm)
 fi
+# Building and testing the Debian packages (debian/, scripts/packages.sh, the
+# 'packaging' pass of .ci/run): SSMD_PACKAGING=1 scripts/setup.sh
+if [ "${SSMD_PACKAGING:-0}" = 1 ]; then
+  PKGS+=(dpkg-dev debhelper dh-python python3-all pybuild-plugin-pyproject python3-build python3-installer
+         fakeroot lintian man-db)
+fi
 # Extra packages a caller may ask for (training, benchmarks against PyTorch).
 # e.g. SSMD_EXTRA_PKGS=python3-torch scripts/setup.sh for bench/model_torch_peer.py
 # (the PyTorch peer of bench/model_bench.sh).

@@ -1,13 +1,18 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
-"""Convert a Mamba-1 checkpoint into an ssmd model file (docs/model-format.md).
+"""Convert a Mamba-1 or Mamba-2 checkpoint into an ssmd model file
+(docs/model-format.md).
 
 Accepted inputs:
   * mamba_ssm's MambaLMHeadModel (config.json with d_model, n_layer,
-    vocab_size, ssm_cfg, rms_norm, tie_embeddings, ...), and
+    vocab_size, ssm_cfg, rms_norm, tie_embeddings, ...); ssm_cfg.layer
+    "Mamba1" (default) or "Mamba2" (headdim, ngroups, d_state, ...), and
   * HuggingFace transformers' MambaForCausalLM (config.json with
     hidden_size, num_hidden_layers, state_size, conv_kernel, expand,
-    time_step_rank, layer_norm_epsilon, use_bias, use_conv_bias, ...).
+    time_step_rank, layer_norm_epsilon, use_bias, use_conv_bias, ...) and
+    Mamba2ForCausalLM (model_type "mamba2": num_heads, head_dim, n_groups,
+    state_size, ...; its gated norm spans the whole d_inner, written as
+    mamba2.norm_group_size).
 The weights are a state_dict in .safetensors (read with numpy; sharded HF
 checkpoints with model.safetensors.index.json too) or .bin/.pt (read with
 torch, when it is importable).  CHECKPOINT may be a directory holding
@@ -104,9 +109,28 @@ def _int(cfg, key, where):
     return v
 
 
+def _mamba2_keys(where, d_model, d_inner, d_state, d_conv, head_dim, n_groups, n_heads=None):
+    """The mamba2.* metadata of a Mamba-2 checkpoint, checked."""
+    for key, v in (("head_dim", head_dim), ("n_groups", n_groups)):
+        if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+            raise ExportError(f"{where}: {key} must be a positive integer (got {v!r})")
+    if d_inner % head_dim:
+        raise ExportError(f"{where}: head_dim {head_dim} does not divide d_inner {d_inner}")
+    if n_heads is not None and n_heads * head_dim != d_inner:
+        raise ExportError(f"{where}: num_heads {n_heads} x head_dim {head_dim} != "
+                          f"intermediate_size {d_inner}")
+    if (d_inner // head_dim) % n_groups:
+        raise ExportError(f"{where}: n_groups {n_groups} does not divide the "
+                          f"{d_inner // head_dim} heads")
+    return {"mamba2.d_inner": d_inner, "mamba2.d_state": d_state, "mamba2.d_conv": d_conv,
+            "mamba2.head_dim": head_dim, "mamba2.n_groups": n_groups}
+
+
 def read_config(cfg, where, sd):
     """Returns (metadata dict, conv_bias, proj_bias, source kind)."""
-    hf = "hidden_size" in cfg or cfg.get("model_type") == "mamba"
+    hf = "hidden_size" in cfg or cfg.get("model_type") in ("mamba", "mamba2")
+    arch = "mamba1"
+    m2 = {}
     if hf:
         d_model = _int(cfg, "hidden_size", where)
         n_layer = _int(cfg, "num_hidden_layers", where)
@@ -119,6 +143,26 @@ def read_config(cfg, where, sd):
         proj_bias = bool(cfg.get("use_bias", False))
         conv_bias = bool(cfg.get("use_conv_bias", True))
         kind = "hf"
+        if cfg.get("model_type") == "mamba2" or "num_heads" in cfg:
+            # transformers Mamba2Config / Mamba2Mixer
+            arch = "mamba2"
+            eps = cfg.get("layer_norm_epsilon", 1e-6)  # Mamba2Config's default
+            d_state = cfg.get("state_size", 128)
+            head_dim = cfg.get("head_dim", 64)
+            n_heads = cfg.get("num_heads")
+            d_inner = cfg.get("intermediate_size", int(expand * d_model))
+            if not cfg.get("rms_norm", True):
+                raise ExportError(f"{where}: rms_norm=false: Mamba-2 without its gated norm "
+                                  "is not supported")
+            lim = cfg.get("time_step_limit", (0.0, float("inf")))
+            if lim and (float(lim[0]) > 0.0 or float(lim[1]) != float("inf")):
+                raise ExportError(f"{where}: time_step_limit={lim}: clamping Δ is not supported")
+            m2 = _mamba2_keys(where, d_model, d_inner, d_state, d_conv, head_dim,
+                              cfg.get("n_groups", 1), n_heads)
+            # MambaRMSNormGated(intermediate_size): one group over all of d_inner
+            m2["mamba2.norm_group_size"] = d_inner
+            m2["mamba2.norm_eps"] = repr(float(eps))
+            kind = "hf-mamba2"
     else:
         if "d_model" not in cfg:
             raise ExportError(f"{where}: neither mamba_ssm (d_model) nor HuggingFace "
@@ -134,9 +178,10 @@ def read_config(cfg, where, sd):
             raise ExportError(f"{where}: rms_norm=false: LayerNorm models are not supported")
         ssm = cfg.get("ssm_cfg") or {}
         layer = ssm.get("layer", "Mamba1")
-        if layer != "Mamba1":
-            raise ExportError(f"{where}: ssm_cfg.layer={layer!r}: only Mamba1 is supported")
-        d_state = ssm.get("d_state", 16)
+        if layer not in ("Mamba1", "Mamba2"):
+            raise ExportError(f"{where}: ssm_cfg.layer={layer!r}: only Mamba1 and Mamba2 are "
+                              "supported")
+        d_state = ssm.get("d_state", 16 if layer == "Mamba1" else 128)
         d_conv = ssm.get("d_conv", 4)
         expand = ssm.get("expand", 2)
         d_inner = int(expand * d_model)
@@ -145,6 +190,24 @@ def read_config(cfg, where, sd):
         proj_bias = bool(ssm.get("bias", False))
         conv_bias = bool(ssm.get("conv_bias", True))
         kind = "mamba_ssm"
+        if layer == "Mamba2":
+            # mamba_ssm/modules/mamba2.py Mamba2 defaults; refuse what ssmd does not compute
+            arch = "mamba2"
+            for key, bad, why in (("rmsnorm", False, "Mamba-2 without its gated norm"),
+                                  ("norm_before_gate", True, "norm_before_gate=True"),
+                                  ("D_has_hdim", True, "D per channel (D_has_hdim=True)"),
+                                  ("learnable_init_states", True, "learnable initial states")):
+                if ssm.get(key, not bad) == bad:
+                    raise ExportError(f"{where}: ssm_cfg.{key}={bad}: {why} is not supported")
+            if ssm.get("d_ssm") not in (None, d_inner):
+                raise ExportError(f"{where}: ssm_cfg.d_ssm={ssm['d_ssm']}: a gated MLP beside "
+                                  "the SSM (d_ssm < d_inner) is not supported")
+            lim = ssm.get("dt_limit", (0.0, float("inf")))
+            if float(lim[0]) > 0.0 or float(lim[1]) != float("inf"):
+                raise ExportError(f"{where}: ssm_cfg.dt_limit={lim}: clamping Δ is not supported")
+            m2 = _mamba2_keys(where, d_model, d_inner, d_state, d_conv, ssm.get("headdim", 64),
+                              ssm.get("ngroups", 1))
+            m2["mamba2.norm_eps"] = "1e-05"  # Mamba2's RMSNormGated(eps=1e-5)
     for key, v in (("d_state", d_state), ("d_conv", d_conv), ("expand", expand),
                    ("d_inner", d_inner)):
         if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
@@ -161,7 +224,7 @@ def read_config(cfg, where, sd):
     # mamba_ssm pads the vocabulary (pad_vocab_size_multiple): the rows are the truth.
     vocab = int(emb.shape[0])
     meta = {
-        "ssmd.format": "1", "architecture": "mamba1",
+        "ssmd.format": "1", "architecture": arch,
         "d_model": d_model, "n_layer": n_layer, "d_state": d_state, "d_conv": d_conv,
         "expand": expand, "d_inner": d_inner, "dt_rank": dt_rank,
         "norm": "rmsnorm", "norm_eps": repr(float(eps)),
@@ -170,6 +233,7 @@ def read_config(cfg, where, sd):
         "proj_bias": "true" if proj_bias else "false",
         "source.format": kind,
     }
+    meta.update(m2)
     if "vocab_size" in cfg and cfg["vocab_size"] != vocab:
         meta["source.vocab_size"] = cfg["vocab_size"]
     return meta, conv_bias, proj_bias, kind
@@ -181,9 +245,12 @@ _LAYER_PARTS = ("norm.weight", "mixer.in_proj.weight", "mixer.in_proj.bias",
                 "mixer.conv1d.weight", "mixer.conv1d.bias", "mixer.x_proj.weight",
                 "mixer.dt_proj.weight", "mixer.dt_proj.bias", "mixer.A_log", "mixer.D",
                 "mixer.out_proj.weight", "mixer.out_proj.bias")
+_LAYER_PARTS2 = ("norm.weight", "mixer.in_proj.weight", "mixer.in_proj.bias",
+                 "mixer.conv1d.weight", "mixer.conv1d.bias", "mixer.dt_bias", "mixer.A_log",
+                 "mixer.D", "mixer.norm.weight", "mixer.out_proj.weight", "mixer.out_proj.bias")
 
 
-def rename(sd, n_layer, where):
+def rename(sd, n_layer, where, arch="mamba1"):
     """mamba_ssm names, HF aliases folded, tied lm_head dropped; unknown names refused."""
     out = {}
     for k, v in sd.items():
@@ -195,11 +262,13 @@ def rename(sd, n_layer, where):
             raise ExportError(f"{where}: tensor {k} appears twice (also under its HF alias)")
         out[k] = np.asarray(v, dtype=np.float32)
     known = {"backbone.embedding.weight", "backbone.norm_f.weight", "lm_head.weight"}
-    known |= {f"backbone.layers.{i}.{p}" for i in range(n_layer) for p in _LAYER_PARTS}
+    parts = _LAYER_PARTS2 if arch == "mamba2" else _LAYER_PARTS
+    known |= {f"backbone.layers.{i}.{p}" for i in range(n_layer) for p in parts}
     unknown = sorted(set(out) - known)
     if unknown:
         more = f" and {len(unknown) - 3} more" if len(unknown) > 3 else ""
-        raise ExportError(f"{where}: tensors not part of a {n_layer}-layer Mamba-1 LM: "
+        name = "Mamba-2" if arch == "mamba2" else "Mamba-1"
+        raise ExportError(f"{where}: tensors not part of a {n_layer}-layer {name} LM: "
                           f"{', '.join(unknown[:3])}{more}")
     lm = out.get("lm_head.weight")
     emb = out.get("backbone.embedding.weight")
@@ -219,7 +288,7 @@ def export(checkpoint, out_path, dtype="f32", config_path=None, extra_meta=None)
     if not isinstance(cfg, dict):
         raise ExportError(f"{config_path}: not a JSON object")
     meta, conv_bias, proj_bias, _ = read_config(cfg, config_path, sd)
-    tensors = rename(sd, meta["n_layer"], checkpoint)
+    tensors = rename(sd, meta["n_layer"], checkpoint, meta["architecture"])
     for i in range(meta["n_layer"]):
         p = f"backbone.layers.{i}.mixer."
         if (p + "conv1d.bias" in tensors) != conv_bias:

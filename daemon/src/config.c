@@ -500,8 +500,12 @@ void ssmd_config_print_help(FILE *out, const char *argv0)
                  "with --generate-s) from the first of: $SSMD_MODEL (a file path);\n"
                  "$XDG_DATA_HOME/ssmd/models/ (default ~/.local/share/ssmd/models/); DIR/ssmd/models/\n"
                  "for each DIR of $XDG_DATA_DIRS (default /usr/local/share:/usr/share); the install\n"
-                 "datadir (PREFIX/share/ssmd/models/); the source tree's models/ (not with\n"
-                 "SSMD_NO_SOURCE_MODELS=1).\n");
+                 "datadir (PREFIX/share/ssmd/models/)"
+#ifdef SSMD_MODELS_SRCDIR
+                 "; the source tree's models/ (not with\n"
+                 "SSMD_NO_SOURCE_MODELS=1)"
+#endif
+                 ".\n");
 }
 
 void ssmd_config_write(FILE *out, const ssmd_config *cfg)

@@ -13,7 +13,10 @@
  * keeps the rest; a stream whose results cannot leave is held instead,
  * sink_reply.c).  While the sockets are served the engine steps for at most
  * SSMD_ENGINE_BUDGET_MS an iteration, so control requests are answered
- * between the batches.  Loop thread; allocation only
+ * between the batches.  A stream's audio is gathered over the pass (its
+ * out buffer) and leaves as one message at the end of the pass, or earlier
+ * when SSMD_OUT_CHUNK samples are ready: fewer, larger messages for the same
+ * samples, and no frame waits for a later pass.  Loop thread; allocation only
  * when a stream opens. */
 #include "srv.h"
 
@@ -68,6 +71,7 @@ void ssmd_srv_stream_close(ssmd_srv *s, ssmd_srv_stream *st)
 {
     ssmd_stream_destroy(st->st);
     free(st->pend);
+    free(st->out);
     for (int i = 0; i < st->n_sinks; i++)
         if (st->sinks[i].ops->destroy) st->sinks[i].ops->destroy(st->sinks[i].self);
     memset(st, 0, sizeof *st);
@@ -110,8 +114,11 @@ ssmd_srv_stream *ssmd_srv_stream_open(ssmd_srv *s, const char *name, const ssmd_
         if (!st->st) return NULL;
         st->pend_cap = (size_t)rate_hz * SSMD_PENDING_SECONDS;
         st->pend = malloc(st->pend_cap * sizeof(float));
-        if (!st->pend) {
+        st->out = malloc(SSMD_OUT_CHUNK * sizeof(float));
+        if (!st->pend || !st->out) {
             ssmd_stream_destroy(st->st);
+            free(st->pend);
+            free(st->out);
             snprintf(err, cap, "out of memory");
             return NULL;
         }
@@ -187,30 +194,56 @@ static uint64_t count_over_full_scale(const float *x, size_t n)
     return over;
 }
 
-/* Pops the stream's output and emits it; the last message of a finished
- * stream carries end-of-stream, a message with samples beyond full scale
- * carries CLIPPED. */
+/* Emits what the stream's output buffer holds as one message (rows may be
+ * 0: a bare end-of-stream marker); end: it is the stream's last.  A message
+ * with samples beyond full scale carries CLIPPED. */
+static int emit_out(ssmd_srv *s, ssmd_srv_stream *st, bool end)
+{
+    size_t n = st->out_len;
+    uint32_t flags = st->flags_next;
+    st->flags_next = 0;
+    st->out_len = 0; /* a sink that cannot pass it on keeps a copy (sink_reply.c) */
+    uint64_t over = count_over_full_scale(st->out, n);
+    if (over) {
+        flags |= SSMD_FLAG_CLIPPED;
+        st->out_clipped += over;
+        s->c.output_clipped += over;
+    }
+    if (end) {
+        flags |= SSMD_FLAG_END_OF_STREAM;
+        st->eos_sent = true;
+    }
+    return ssmd_srv_emit_audio(s, st, st->out, n, flags);
+}
+
+/* Pops the stream's output into its output buffer.  The buffer is emitted
+ * when it is full, when the stream's output is complete (that message
+ * carries end-of-stream), and at the end of the engine pass (flush_outputs):
+ * the frames one pass computes for a stream leave as one message of up to
+ * SSMD_OUT_CHUNK samples instead of one per frame, and nothing waits for a
+ * later pass.  A sink that holds the stream (a client's full queue) stops
+ * the popping: the rest stays in the pipeline until the stream runs again. */
 static int drain_output(ssmd_srv *s, ssmd_srv_stream *st)
 {
-    size_t got;
-    while (!st->held && (got = ssmd_stream_pop(st->st, s->outbuf, SSMD_OUT_CHUNK)) > 0) {
-        uint32_t flags = st->flags_next;
-        st->flags_next = 0;
-        uint64_t over = count_over_full_scale(s->outbuf, got);
-        if (over) {
-            flags |= SSMD_FLAG_CLIPPED;
-            st->out_clipped += over;
-            s->c.output_clipped += over;
+    while (!st->held) {
+        size_t got = ssmd_stream_pop(st->st, st->out + st->out_len, SSMD_OUT_CHUNK - st->out_len);
+        st->out_len += got;
+        bool end = st->finished && !st->eos_sent && ssmd_stream_done(st->st);
+        if (st->out_len == SSMD_OUT_CHUNK || end) {
+            if (emit_out(s, st, end) != 0) return -1;
+        } else if (got == 0) {
+            break;
         }
-        if (st->finished && ssmd_stream_done(st->st)) {
-            flags |= SSMD_FLAG_END_OF_STREAM;
-            st->eos_sent = true;
-        }
-        if (ssmd_srv_emit_audio(s, st, s->outbuf, got, flags) != 0) return -1;
     }
-    if (!st->held && st->finished && ssmd_stream_done(st->st) && !st->eos_sent) {
-        st->eos_sent = true;
-        if (ssmd_srv_emit_audio(s, st, s->outbuf, 0, SSMD_FLAG_END_OF_STREAM | st->flags_next) != 0) return -1;
+    return 0;
+}
+
+/* The end of an engine pass: every stream's popped output leaves. */
+static int flush_outputs(ssmd_srv *s)
+{
+    for (int i = 0; i < s->max_streams; i++) {
+        ssmd_srv_stream *st = &s->streams[i];
+        if (st->used && st->out_len > 0 && emit_out(s, st, false) != 0) return -1;
     }
     return 0;
 }
@@ -346,16 +379,18 @@ int ssmd_engine_run(ssmd_srv *s)
         if (drain_output(s, st) != 0) return -1;
         if (ssmd_stream_done(st->st) && !st->held) st->ended = true;
     }
-    return 0;
+    return flush_outputs(s);
 }
 
 /* Client pushes are not dropped: what does not fit in the pending buffer
  * stays with the caller (the push source parks it) until the engine has
- * consumed what is there, at the loop's next iteration. */
+ * consumed what is there, at the loop's next iteration.  The buffer is
+ * compacted only when the samples do not fit after its end
+ * (ssmd_srv_stream_append): compacting at every message moved up to the
+ * whole backlog (2 s a stream) for each message pushed. */
 long ssmd_srv_stream_append_some(ssmd_srv *s, ssmd_srv_stream *st, const float *x, size_t n)
 {
-    pending_compact(st);
-    size_t room = st->pend_cap - st->pend_len, k = n < room ? n : room;
+    size_t room = st->pend_cap - (st->pend_len - st->pend_pos), k = n < room ? n : room;
     ssmd_srv_stream_append(s, st, x, k);
     return (long)k;
 }

@@ -81,7 +81,7 @@ static int pipeline_setup(ssmd_srv *s)
 /* The engine's buffers and the stream table, for max_streams streams; one
  * table so that allocation and release cannot disagree. */
 #define SRV_BUFFERS(s) { (s)->streams, (s)->states, (s)->batch, (s)->step_flags, (s)->features, \
-                         (s)->mask, (s)->vad, (s)->emb, (s)->outbuf }
+                         (s)->mask, (s)->vad, (s)->emb }
 
 static int buffers_alloc(ssmd_srv *s)
 {
@@ -94,7 +94,6 @@ static int buffers_alloc(ssmd_srv *s)
     s->mask = malloc(rows * (size_t)s->fe.n_bins * sizeof(float));
     s->vad = malloc(rows * sizeof(float));
     s->emb = malloc(rows * (size_t)ssm_model_d_model(s->model) * sizeof(float));
-    s->outbuf = malloc(SSMD_OUT_CHUNK * sizeof(float));
     void *bufs[] = SRV_BUFFERS(s);
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         if (!bufs[i]) {

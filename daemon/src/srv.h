@@ -72,8 +72,10 @@ typedef struct ssmd_frame_out {
 } ssmd_frame_out;
 
 /** Where a stream's results go.  Every hook may be NULL.  self is what was
- *  given to ssmd_srv_stream_attach.  Hooks run on the loop thread; audio and
- *  frame run per frame and must not allocate. */
+ *  given to ssmd_srv_stream_attach.  Hooks run on the loop thread; audio
+ *  runs once per engine pass and stream (the frames the pass computed, at
+ *  most SSMD_OUT_CHUNK samples a call), frame per frame; neither may
+ *  allocate. */
 typedef struct ssmd_sink_ops {
     const char *name;
     /** n output samples at the stream's rate (n may be 0: a bare
@@ -180,6 +182,9 @@ struct ssmd_srv_stream {
     ssmd_stream *st;              /* the audio pipeline; NULL for generated streams */
     float *pend;
     size_t pend_pos, pend_len, pend_cap;
+    float *out;                   /* {SSMD_OUT_CHUNK}: output popped in this engine pass and not yet
+                                     emitted (engine.c); empty between passes */
+    size_t out_len;
     bool eos;                     /* no more input will come */
     bool held;                    /* a sink cannot pass the output on yet (sink_reply.c):
                                      the engine runs nothing for the stream until flushed */
@@ -231,7 +236,7 @@ struct ssmd_srv {
     uint64_t epoch;
     double t_start;
     /* the engine's batch buffers, sized for max_streams */
-    float *features, *mask, *vad, *emb, *outbuf;
+    float *features, *mask, *vad, *emb;
     ssm_state **states;
     int *batch;
     unsigned *step_flags;             /* SSM_FLAG_* per batch row of the last step */

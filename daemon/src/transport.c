@@ -96,7 +96,11 @@ static void *open_socket(ssmd_transport *t, const ssmd_config *cfg, int type, co
         zmq_setsockopt(sock, ZMQ_RCVHWM, &rcvhwm, sizeof rcvhwm);
         /* a result for a client whose queue is full fails with EAGAIN instead of
          * vanishing, so the stream is held until it drains (sink_reply.c) */
-        if (strcmp(key, "ingest") == 0) zmq_setsockopt(sock, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
+        if (strcmp(key, "ingest") == 0) {
+            int sndhwm = SSMD_REPLY_HWM;
+            zmq_setsockopt(sock, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
+            zmq_setsockopt(sock, ZMQ_SNDHWM, &sndhwm, sizeof sndhwm);
+        }
     }
     if (t->curve_secret[0]) {
         zmq_setsockopt(sock, ZMQ_CURVE_SERVER, &one, sizeof one);

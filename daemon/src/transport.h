@@ -27,6 +27,12 @@
 /* subscription messages on the PUB socket: 1 + a topic prefix */
 #define SSMD_SUBSCRIPTION_MAX_MSG ((int64_t)4096)
 enum { SSMD_INGEST_HWM = 32, SSMD_TRANSPORT_MAX_FRAMES = 8 };
+/* Results queued per client on the ingest socket before a send fails with
+ * EAGAIN and the stream is held (sink_reply.c).  A result message carries
+ * what one engine pass computed for the stream, up to 4 096 samples
+ * (SSMD_OUT_CHUNK, 16 KiB), so 250 bound a client's queue at about 4 MiB,
+ * what ZeroMQ's default of 1 000 one-frame messages held before. */
+enum { SSMD_REPLY_HWM = 250 };
 /* ZeroMQ I/O threads of the daemon's context.  One could not move the
  * published messages into the kernel as fast as the loop queued them under
  * the soak's load (~34 000 messages/s to 8 subscribers): every subscriber's

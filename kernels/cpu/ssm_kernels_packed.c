@@ -635,6 +635,65 @@ scan_step_avx2(float *y, size_t ld_y, float *const *ssm_state, const float *x, s
     }
 }
 
+/* Mamba-2 scan per head (ssm_scan_heads_step_f32_vec's operations in its
+ * order): dA = exp(Δ·A) once per head (vexp256's lane 0: vexp_fma's bits),
+ * then per channel one pass over the state in blocks of 8: h·dA + dx·B
+ * (two products, one add, no FMA), stored, and C·h accumulated in the
+ * kernel's eight lanes (the tail masked into lanes 0 … rem−1), then the
+ * same tree.  Used for the AVX2 and the AVX-512 ISA (the pass is bound by
+ * the state's loads and stores, not by the vector width). */
+__attribute__((target("avx2,fma"))) static void
+scan_heads_avx2(float *y, size_t ld_y, float *const *ssm_state, const float *x, size_t ld_x,
+                const float *dt, size_t ld_dt, const float *A, const float *B, const float *C,
+                size_t ld_bc, const float *D, int n_streams, int n_heads, int head_dim,
+                int n_groups, int d_state)
+{
+    assert(y && ssm_state && x && dt && A && B && C && d_state >= 1 && n_groups >= 1 &&
+           n_heads % n_groups == 0);
+    const int per_group = n_heads / n_groups, nb = d_state / 8, rem = d_state % 8;
+    const __m256i tail = _mm256_cmpgt_epi32(_mm256_set1_epi32(rem),
+                                            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    for (int s = 0; s < n_streams; ++s) {
+        float *S = ssm_state[s];
+        const float *xs = x + (size_t)s * ld_x;
+        const float *ds = dt + (size_t)s * ld_dt;
+        float *ys = y + (size_t)s * ld_y;
+        for (int h = 0; h < n_heads; ++h) {
+            const int g = h / per_group;
+            const float *Bg = B + (size_t)s * ld_bc + (size_t)g * d_state;
+            const float *Cg = C + (size_t)s * ld_bc + (size_t)g * d_state;
+            const float delta = ds[h];
+            const __m256 vdA = _mm256_set1_ps(_mm256_cvtss_f32(vexp256(_mm256_set1_ps(delta * A[h]))));
+            for (int p = 0; p < head_dim; ++p) {
+                const int c = h * head_dim + p;
+                float *hc = S + (size_t)c * d_state;
+                const __m256 vdx = _mm256_set1_ps(delta * xs[c]);
+                __m256 acc = _mm256_setzero_ps();
+                for (int b = 0; b < nb; ++b) {
+                    __m256 hn = _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(hc + 8 * b), vdA),
+                                              _mm256_mul_ps(vdx, _mm256_loadu_ps(Bg + 8 * b)));
+                    _mm256_storeu_ps(hc + 8 * b, hn);
+                    acc = _mm256_add_ps(acc, _mm256_mul_ps(hn, _mm256_loadu_ps(Cg + 8 * b)));
+                }
+                if (rem) {
+                    int o = 8 * nb;
+                    __m256 hn = _mm256_add_ps(_mm256_mul_ps(_mm256_maskload_ps(hc + o, tail), vdA),
+                                              _mm256_mul_ps(vdx, _mm256_maskload_ps(Bg + o, tail)));
+                    _mm256_maskstore_ps(hc + o, tail, hn);
+                    __m256 sum = _mm256_add_ps(acc, _mm256_mul_ps(hn, _mm256_maskload_ps(Cg + o, tail)));
+                    acc = _mm256_blendv_ps(acc, sum, _mm256_castsi256_ps(tail));
+                }
+                /* ((a0+a4)+(a1+a5)) + ((a2+a6)+(a3+a7)) */
+                __m128 q = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
+                __m128 pr = _mm_add_ps(q, _mm_movehdup_ps(q));
+                __m128 v = _mm_add_ss(pr, _mm_movehl_ps(pr, pr));
+                float vs = _mm_cvtss_f32(v);
+                ys[c] = D ? vs + D[h] * xs[c] : vs;
+            }
+        }
+    }
+}
+
 /* AVX-512: blocks of 16 states in one register (two of the _vec kernel's
  * 8-lane blocks: acc ← (acc + low half) + high half, the same additions in
  * the same order), the rest of the states as in scan_step_avx2. */
@@ -1107,6 +1166,18 @@ conv_step_avx2(float *out, size_t ld_out, float *const *conv_state, const float 
     }
 }
 #endif /* SSM_X86 */
+
+ssm_scan_heads_step_fn ssm_scan_heads_step_get(ssm_isa isa)
+{
+#ifdef SSM_X86
+    __builtin_cpu_init();
+    if (isa != SSM_ISA_SCALAR && ssm_isa_supported(isa))
+        return scan_heads_avx2;
+#else
+    (void)isa;
+#endif
+    return ssm_scan_heads_step_f32_vec;
+}
 
 ssm_scan_step_fn ssm_scan_step_get(ssm_isa isa)
 {

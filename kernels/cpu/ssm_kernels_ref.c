@@ -320,3 +320,42 @@ size_t ssm_nonfinite_f32(size_t *count, float *x, size_t ld,
     }
     return total;
 }
+
+/* Mamba-2 state update (Mamba2.step; arXiv:2405.21060 §7): one decay per
+ * head, B and C shared by the heads of a group. */
+void ssm_scan_heads_step_f32(float *y, size_t ld_y, float *const *ssm_state,
+                             const float *x, size_t ld_x, const float *dt, size_t ld_dt,
+                             const float *A, const float *B, const float *C, size_t ld_bc,
+                             const float *D, int n_streams, int n_heads, int head_dim,
+                             int n_groups, int d_state)
+{
+    assert(y && ssm_state && x && dt && A && B && C && d_state >= 1 && n_groups >= 1 &&
+           n_heads % n_groups == 0);
+    const int per_group = n_heads / n_groups;
+    for (int s = 0; s < n_streams; ++s) {
+        float *S = ssm_state[s];
+        const float *xs = x + (size_t)s * ld_x;
+        const float *ds = dt + (size_t)s * ld_dt;
+        float *ys = y + (size_t)s * ld_y;
+        for (int h = 0; h < n_heads; ++h) {
+            const int g = h / per_group;
+            const float *Bg = B + (size_t)s * ld_bc + (size_t)g * d_state;
+            const float *Cg = C + (size_t)s * ld_bc + (size_t)g * d_state;
+            const float delta = ds[h];
+            const float dA = expf(delta * A[h]); /* dA = torch.exp(dt * A) */
+            for (int p = 0; p < head_dim; ++p) {
+                const int c = h * head_dim + p;
+                float *Sc = S + (size_t)c * d_state;
+                const float dx = delta * xs[c];
+                float acc = 0.0f;
+                for (int n = 0; n < d_state; ++n) {
+                    /* ssm_state * dA + dBx,  dBx = (dt · x) ⊗ B */
+                    float hn = Sc[n] * dA + dx * Bg[n];
+                    Sc[n] = hn;
+                    acc += hn * Cg[n];
+                }
+                ys[c] = D ? acc + D[h] * xs[c] : acc;
+            }
+        }
+    }
+}

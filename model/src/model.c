@@ -76,7 +76,9 @@ enum { PACK_F32, PACK_F16, PACK_INT8, PACK_KINDS };
 struct ssm_model {
     ssm_weights *w;
     ssm_config cfg;
-    size_t state_floats; /* n_layer·d_inner·(d_conv + d_state) */
+    size_t state_floats; /* Σ over layers of conv_dim·d_conv + d_inner·d_state */
+    size_t *layer_off;   /* {n_layer}: each layer's conv state (floats into the payload) */
+    int max_in, max_inner, max_conv_dim; /* largest d_in_proj, d_inner, conv_dim of a layer */
     lin_w *layer_lin;    /* {n_layer, LIN_PER_LAYER} */
     lin_w frontend, mask, vad, lm;
     /* The packed panels of one precision are made the first time a runner
@@ -149,10 +151,11 @@ static void lin_shapes(ssm_model *m)
     for (int l = 0; l < c->n_layer; ++l) {
         const ssm_layer_weights *L = &w->layers[l];
         lin_w *P = m->layer_lin + (size_t)l * LIN_PER_LAYER;
-        P[LIN_IN] = (lin_w){.w = L->in_proj, .d_in = c->d_model, .d_out = 2 * c->d_inner};
+        /* Mamba-2 layers have no x_proj / dt_proj (w NULL: nothing packed) */
+        P[LIN_IN] = (lin_w){.w = L->in_proj, .d_in = c->d_model, .d_out = L->d_in_proj};
         P[LIN_X] = (lin_w){.w = L->x_proj, .d_in = c->d_inner, .d_out = ndbc};
         P[LIN_DT] = (lin_w){.w = L->dt_proj, .d_in = c->dt_rank, .d_out = c->d_inner};
-        P[LIN_OUT] = (lin_w){.w = L->out_proj, .d_in = c->d_inner, .d_out = c->d_model};
+        P[LIN_OUT] = (lin_w){.w = L->out_proj, .d_in = L->d_inner, .d_out = c->d_model};
     }
     m->frontend = (lin_w){.w = w->frontend_proj,
                           .d_in = c->input == SSM_INPUT_FEATURES ? c->n_features : 1,
@@ -272,14 +275,42 @@ int ssm_model_load(const char *path, const ssm_model_options *opts,
     m->w = w;
     m->cfg = w->cfg;
     const ssm_config *c = &m->cfg;
-    /* The loader validated sizes; recheck the products used for memory. */
-    size_t per = (size_t)c->d_inner * ((size_t)c->d_conv + (size_t)c->d_state);
-    if (c->n_layer <= 0 || c->d_inner <= 0 || per / (size_t)c->d_inner != (size_t)c->d_conv + c->d_state ||
-        per > SIZE_MAX / 4 / (size_t)c->n_layer) {
+    /* The loader validated sizes (each below 2^31 elements); lay the
+     * layers' states out one after the other, each conv {conv_dim, d_conv}
+     * then ssm {d_inner, d_state} ({n_heads, head_dim, d_state}). */
+    m->layer_off = calloc((size_t)c->n_layer, sizeof *m->layer_off);
+    if (!m->layer_off) {
         ssm_model_free(m);
-        return ssm_error_set(err, SSM_ERR_MODEL, "%s: state size overflows", path);
+        return ssm_error_set(err, SSM_ERR_NOMEM, "%s: out of memory", path);
     }
-    m->state_floats = per * (size_t)c->n_layer;
+    size_t total_floats = 0;
+    for (int l = 0; l < c->n_layer; ++l) {
+        const ssm_layer_weights *L = &w->layers[l];
+        size_t per = (size_t)L->conv_dim * (size_t)L->d_conv + (size_t)L->d_inner * (size_t)L->d_state;
+        if (per > SIZE_MAX / 8 - total_floats) {
+            ssm_model_free(m);
+            return ssm_error_set(err, SSM_ERR_MODEL, "%s: state size overflows", path);
+        }
+        m->layer_off[l] = total_floats;
+        total_floats += per;
+        if (L->d_in_proj > m->max_in)
+            m->max_in = L->d_in_proj;
+        if (L->d_inner > m->max_inner)
+            m->max_inner = L->d_inner;
+        if (L->conv_dim > m->max_conv_dim)
+            m->max_conv_dim = L->conv_dim;
+    }
+    m->state_floats = total_floats;
+    if (backend != SSM_BACKEND_CPU && c->n_mamba2) {
+        /* kernels/cuda has no Mamba-2 layer yet: the state layout is ready for it */
+        if (!auto_pick) {
+            ssm_model_free(m);
+            return ssm_error_set(err, SSM_ERR_BACKEND, "%s: backend cuda: Mamba-2 layers run on "
+                                 "the cpu only (this model has %d)", path, c->n_mamba2);
+        }
+        snprintf(why, sizeof why, "cuda not used (Mamba-2 layers run on the cpu only)");
+        backend = SSM_BACKEND_CPU;
+    }
     if (backend == SSM_BACKEND_CUDA) {
         rc = ssm_cuda_model_create(w, device, &m->cuda, err);
         if (rc < 0 && auto_pick) { /* e.g. a d_state the kernels do not take */
@@ -317,6 +348,7 @@ void ssm_model_free(ssm_model *model)
     ssm_cuda_model_free(model->cuda);
     ssm_weights_free(model->w);
     free(model->layer_lin);
+    free(model->layer_off);
     for (int k = 0; k < PACK_KINDS; ++k)
         free(model->pack_mem[k]);
     pthread_mutex_destroy(&model->pack_mu);
@@ -329,6 +361,13 @@ int ssm_model_d_inner(const ssm_model *m) { return m->cfg.d_inner; }
 int ssm_model_d_state(const ssm_model *m) { return m->cfg.d_state; }
 int ssm_model_d_conv(const ssm_model *m) { return m->cfg.d_conv; }
 int ssm_model_dt_rank(const ssm_model *m) { return m->cfg.dt_rank; }
+int ssm_model_layer_kind(const ssm_model *m, int layer)
+{
+    if (!m || layer < 0 || layer >= m->cfg.n_layer)
+        return SSM_ERR_INVALID;
+    return m->w->layers[layer].kind == SSM_LAYER_MAMBA2 ? SSM_MODEL_LAYER_MAMBA2
+                                                        : SSM_MODEL_LAYER_MAMBA1;
+}
 int ssm_model_input(const ssm_model *m) { return (int)m->cfg.input; }
 int ssm_model_n_features(const ssm_model *m)
 {
@@ -569,8 +608,9 @@ struct ssm_runner {
     gate_fn gate;
     softplus_fn softplus;
     ssm_sigmoid_fn sigmoid; /* the mask and VAD heads */
-    ssm_mixer *mixer;       /* {n_layer}: each layer's middle for the step (CPU) */
-    float *mix_scratch;     /* ssm_mixer_scratch_floats */
+    ssm_mixer *mixer;       /* {n_layer}: each Mamba-1 layer's middle for the step (CPU) */
+    ssm_mixer2 *mixer2;     /* {n_layer}: each Mamba-2 layer's middle (step and forward) */
+    float *mix_scratch;     /* max of ssm_mixer_scratch_floats, ssm_mixer2_scratch_floats */
     int max_batch, max_chunk, rows;
     unsigned flags;
     size_t bytes;
@@ -578,11 +618,11 @@ struct ssm_runner {
     float *in;    /* {rows, n_features}: features with non-finite values zeroed */
     float *r;     /* {rows, d_model}: residual */
     float *hn;    /* {rows, d_model}: normed residual, then out_proj output */
-    float *xz;    /* {rows, 2·d_inner} */
+    float *xz;    /* {rows, max d_in_proj}: in_proj's output (x|z, or z|xBC|dt) */
     float *xc;    /* {rows, d_inner}: conv output */
     float *dbc;   /* {rows, dt_rank + 2·d_state} */
     float *dt;    /* {rows, d_inner} */
-    float *y;     /* {rows, d_inner} */
+    float *y;     /* {rows, max d_inner} */
     float *hf;    /* {rows, d_model} */
     float **conv_ptr; /* {max_batch} */
     float **ssm_ptr;  /* {max_batch} */
@@ -741,6 +781,23 @@ static void mixer_setup(ssm_runner *rn, int l)
     const ssm_layer_weights *L = &rn->model->w->layers[l];
     const lin_w *P = rn->model->layer_lin + (size_t)l * LIN_PER_LAYER;
     lin_mode mode = rn->step_mode;
+    if (L->kind == SSM_LAYER_MAMBA2) {
+        ssm_mixer2 *m2 = &rn->mixer2[l];
+        *m2 = (ssm_mixer2){
+            .d_inner = L->d_inner, .d_state = L->d_state, .d_conv = L->d_conv,
+            .n_heads = L->n_heads, .head_dim = L->head_dim, .n_groups = L->n_groups,
+            .conv_w = L->conv1d, .conv_b = L->conv1d_bias, .dt_bias = L->dt_bias, .A = L->A,
+            .D = L->D, .norm_w = L->norm_gated, .norm_eps = c->m2_norm_eps,
+            .norm_groups = L->d_inner / c->m2_norm_group_size,
+        };
+        if (rn->flags & SSM_RUNNER_REFERENCE) {
+            ssm_mixer2_set_reference(m2);
+        } else {
+            ssm_mixer2_set_isa(m2, rn->isa);
+            m2->chunked = (rn->flags & SSM_RUNNER_SSD_FORWARD) != 0;
+        }
+        return;
+    }
     ssm_mixer *mx = &rn->mixer[l];
     *mx = (ssm_mixer){
         .d_inner = c->d_inner, .d_state = c->d_state, .d_conv = c->d_conv, .dt_rank = c->dt_rank,
@@ -771,7 +828,7 @@ int ssm_runner_create(const ssm_model *m, int max_batch, int max_chunk,
     const unsigned known = SSM_RUNNER_BLAS_STEP | SSM_RUNNER_REFERENCE | SSM_RUNNER_F16_WEIGHTS |
                            SSM_RUNNER_INT8_WEIGHTS |
                            SSM_RUNNER_ISA_AVX2 | SSM_RUNNER_ISA_SCALAR |
-                           SSM_RUNNER_BF16_WEIGHTS | SSM_RUNNER_NO_GRAPH;
+                           SSM_RUNNER_BF16_WEIGHTS | SSM_RUNNER_NO_GRAPH | SSM_RUNNER_SSD_FORWARD;
     if (flags & ~known)
         return ssm_error_set(err, SSM_ERR_INVALID, "ssm_runner_create: unknown flags 0x%x", flags);
     if (m->cuda)
@@ -819,13 +876,13 @@ int ssm_runner_create(const ssm_model *m, int max_batch, int max_chunk,
     const ssm_config *c = &m->cfg;
     size_t rows = (size_t)(max_batch > max_chunk ? max_batch : max_chunk);
     size_t nf = c->input == SSM_INPUT_FEATURES ? (size_t)c->n_features : 0;
-    size_t dm = (size_t)c->d_model, di = (size_t)c->d_inner;
+    size_t dm = (size_t)c->d_model, di = (size_t)m->max_inner;
     size_t ndbc = (size_t)c->dt_rank + 2 * (size_t)c->d_state;
     size_t total = 0;
     size_t o_in = carve(&total, rows, nf * sizeof(float));
     size_t o_r = carve(&total, rows, dm * sizeof(float));
     size_t o_hn = carve(&total, rows, dm * sizeof(float));
-    size_t o_xz = carve(&total, rows, 2 * di * sizeof(float));
+    size_t o_xz = carve(&total, rows, (size_t)m->max_in * sizeof(float));
     size_t o_xc = carve(&total, rows, di * sizeof(float));
     size_t o_dbc = carve(&total, rows, ndbc * sizeof(float));
     size_t o_dt = carve(&total, rows, di * sizeof(float));
@@ -836,8 +893,16 @@ int ssm_runner_create(const ssm_model *m, int max_batch, int max_chunk,
     size_t o_cnt = carve(&total, rows, sizeof(size_t));
     size_t o_bad = carve(&total, rows, 1);
     size_t o_mix = carve(&total, (size_t)c->n_layer, sizeof(ssm_mixer));
+    size_t o_mix2 = carve(&total, (size_t)c->n_layer, sizeof(ssm_mixer2));
     ssm_mixer shape = {.d_inner = c->d_inner, .d_state = c->d_state, .dt_rank = c->dt_rank};
-    size_t o_ms = carve(&total, ssm_mixer_scratch_floats(&shape), sizeof(float));
+    size_t n_ms = ssm_mixer_scratch_floats(&shape);
+    if (c->n_mamba2) {
+        ssm_mixer2 shape2 = {.d_inner = c->m2_d_inner, .d_state = c->m2_d_state,
+                             .n_heads = c->m2_n_heads, .n_groups = c->m2_n_groups};
+        size_t n2 = ssm_mixer2_scratch_floats(&shape2);
+        n_ms = n2 > n_ms ? n2 : n_ms;
+    }
+    size_t o_ms = carve(&total, n_ms, sizeof(float));
     size_t o_self = carve(&total, 1, sizeof(ssm_runner));
     unsigned char *mem = runner_mem(total, max_batch, max_chunk, err);
     if (!mem)
@@ -878,6 +943,7 @@ int ssm_runner_create(const ssm_model *m, int max_batch, int max_chunk,
     rn->count = (size_t *)(mem + o_cnt);
     rn->bad = mem + o_bad;
     rn->mixer = (ssm_mixer *)(mem + o_mix);
+    rn->mixer2 = (ssm_mixer2 *)(mem + o_mix2);
     rn->mix_scratch = (float *)(mem + o_ms);
     for (int l = 0; l < c->n_layer; ++l)
         mixer_setup(rn, l);
@@ -1175,9 +1241,9 @@ static void layer_in(ssm_runner *rn, const ssm_layer_weights *L, const lin_w *P,
                      lin_mode mode)
 {
     const ssm_config *c = &rn->model->cfg;
-    size_t dm = (size_t)c->d_model, di = (size_t)c->d_inner;
+    size_t dm = (size_t)c->d_model;
     ssm_rmsnorm_f32(rn->hn, dm, rn->r, dm, L->norm, n, c->d_model, c->norm_eps);
-    lin(rn, mode, rn->xz, 2 * di, rn->hn, dm, &P[LIN_IN], L->in_proj_bias, n);
+    lin(rn, mode, rn->xz, (size_t)L->d_in_proj, rn->hn, dm, &P[LIN_IN], L->in_proj_bias, n);
 }
 
 static void layer_mid(ssm_runner *rn, const ssm_layer_weights *L, const lin_w *P, int n,
@@ -1195,9 +1261,9 @@ static void layer_out(ssm_runner *rn, const ssm_layer_weights *L, const lin_w *P
                       lin_mode mode, int gated)
 {
     const ssm_config *c = &rn->model->cfg;
-    size_t dm = (size_t)c->d_model, di = (size_t)c->d_inner;
+    size_t dm = (size_t)c->d_model, di = (size_t)L->d_inner;
     if (!gated)
-        rn->gate(rn->y, di, rn->xz + di, 2 * di, n, c->d_inner);
+        rn->gate(rn->y, di, rn->xz + di, 2 * di, n, L->d_inner);
     lin(rn, mode, rn->hn, dm, rn->y, di, &P[LIN_OUT], L->out_proj_bias, n);
     ssm_add_f32(rn->r, dm, rn->hn, dm, n, c->d_model);
 }
@@ -1284,21 +1350,26 @@ static int step_impl(ssm_runner *rn, ssm_state *const *states, int n, const floa
     const ssm_weights *w = m->w;
     const ssm_config *c = &m->cfg;
     lin_mode mode = rn->step_mode;
-    size_t di = (size_t)c->d_inner, dm = (size_t)c->d_model;
-    size_t conv_sz = di * (size_t)c->d_conv, layer_sz = di * ((size_t)c->d_conv + c->d_state);
+    size_t dm = (size_t)c->d_model;
 
     embed(rn, n, features, tokens, mode);
     for (int l = 0; l < c->n_layer; ++l) {
         const ssm_layer_weights *L = &w->layers[l];
         const lin_w *P = m->layer_lin + (size_t)l * LIN_PER_LAYER;
+        size_t di = (size_t)L->d_inner, conv_sz = (size_t)L->conv_dim * (size_t)L->d_conv;
         for (int i = 0; i < n; ++i) {
-            rn->conv_ptr[i] = state_data(states[i]) + (size_t)l * layer_sz;
+            rn->conv_ptr[i] = state_data(states[i]) + m->layer_off[l];
             rn->ssm_ptr[i] = rn->conv_ptr[i] + conv_sz;
         }
         layer_in(rn, L, P, n, mode);
-        /* conv, x_proj, dt_proj + softplus, scan, gate: tile by tile */
-        ssm_mixer_step(&rn->mixer[l], rn->y, di, rn->xz, 2 * di, rn->conv_ptr, rn->ssm_ptr, n,
-                       rn->mix_scratch);
+        if (L->kind == SSM_LAYER_MAMBA2)
+            /* conv of xBC, softplus, scan per head, gated RMSNorm: tile by tile */
+            ssm_mixer2_step(&rn->mixer2[l], rn->y, di, rn->xz, (size_t)L->d_in_proj, rn->conv_ptr,
+                            rn->ssm_ptr, n, rn->mix_scratch);
+        else
+            /* conv, x_proj, dt_proj + softplus, scan, gate: tile by tile */
+            ssm_mixer_step(&rn->mixer[l], rn->y, di, rn->xz, 2 * di, rn->conv_ptr, rn->ssm_ptr, n,
+                           rn->mix_scratch);
         layer_out(rn, L, P, n, mode, 1);
     }
     memset(rn->bad, 0, (size_t)n);
@@ -1365,17 +1436,25 @@ int ssm_forward(ssm_runner *rn, ssm_state *s, int n, const float *features,
     const ssm_weights *w = m->w;
     const ssm_config *c = &m->cfg;
     lin_mode mode = rn->fwd_mode;
-    size_t di = (size_t)c->d_inner, dm = (size_t)c->d_model;
-    size_t conv_sz = di * (size_t)c->d_conv, layer_sz = di * ((size_t)c->d_conv + c->d_state);
+    size_t dm = (size_t)c->d_model;
     size_t ndbc = (size_t)c->dt_rank + 2 * (size_t)c->d_state;
 
     embed(rn, n, features, tokens, mode);
     for (int l = 0; l < c->n_layer; ++l) {
         const ssm_layer_weights *L = &w->layers[l];
         const lin_w *P = m->layer_lin + (size_t)l * LIN_PER_LAYER;
-        float *conv = state_data(s) + (size_t)l * layer_sz;
-        float *ssm = conv + conv_sz;
+        size_t di = (size_t)L->d_inner;
+        float *conv = state_data(s) + m->layer_off[l];
+        float *ssm = conv + (size_t)L->conv_dim * (size_t)L->d_conv;
         layer_in(rn, L, P, n, mode);
+        if (L->kind == SSM_LAYER_MAMBA2) {
+            /* conv frame by frame, then the scan frame by frame or (SSM_RUNNER_SSD_FORWARD)
+             * in the chunked SSD form, from the stream's state */
+            ssm_mixer2_forward(&rn->mixer2[l], rn->y, di, rn->xz, (size_t)L->d_in_proj, conv, ssm,
+                               n, rn->mix_scratch);
+            layer_out(rn, L, P, n, mode, 1);
+            continue;
+        }
         /* the recurrences walk the frames in order, one row at a time */
         for (int t = 0; t < n; ++t)
             rn->conv(rn->xc + (size_t)t * di, di, &conv, rn->xz + (size_t)t * 2 * di,

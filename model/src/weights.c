@@ -33,7 +33,8 @@ typedef struct weights_impl {
     void **owned;           /* converted / copied tensors, A, layers */
     size_t n_owned, cap_owned;
     char *path;
-    char cfg_text[160];     /* "d_model=.. d_inner=.. ..." for shape errors */
+    char cfg_text[320];     /* "d_model=.. d_inner=.. ..." for shape errors */
+    unsigned char *kinds;   /* {n_layer} ssm_layer_kind, from parse_config */
 } weights_impl;
 
 /* ---- strict metadata values ---------------------------------------------- */
@@ -196,15 +197,16 @@ static int parse_heads(weights_impl *w, const char *v, unsigned *heads, ssm_erro
 static int parse_config(weights_impl *w, ssm_config *c, int *conv_bias, int *proj_bias,
                         ssm_error *err)
 {
-    static const char *const fmt_v[] = {"1"}, *const arch_v[] = {"mamba1"},
+    static const char *const fmt_v[] = {"1"}, *const arch_v[] = {"mamba1", "mamba2"},
                              *const norm_v[] = {"rmsnorm"}, *const in_v[] = {"tokens", "features"},
                              *const bool_v[] = {"false", "true"};
     int idx, rc;
     double d;
 
+    int arch = 0;
     memset(c, 0, sizeof *c);
     if ((rc = meta_choice(w, "ssmd.format", fmt_v, 1, -1, &idx, err)) ||
-        (rc = meta_choice(w, "architecture", arch_v, 1, -1, &idx, err)) ||
+        (rc = meta_choice(w, "architecture", arch_v, 2, -1, &arch, err)) ||
         (rc = meta_int(w, "d_model", 1, 1, DIM_MAX, 0, &c->d_model, err)) ||
         (rc = meta_int(w, "n_layer", 1, 1, SMALL_MAX, 0, &c->n_layer, err)) ||
         (rc = meta_int(w, "d_state", 1, 1, SMALL_MAX, 0, &c->d_state, err)) ||
@@ -268,6 +270,58 @@ static int parse_config(weights_impl *w, ssm_config *c, int *conv_bias, int *pro
         (rc = meta_choice(w, "proj_bias", bool_v, 2, 0, proj_bias, err)))
         return rc;
 
+    /* Layer kinds: architecture is every layer's default, layers.{i}.kind
+     * overrides it (a mixed stack); an unknown kind is refused by name. */
+    w->kinds = malloc((size_t)c->n_layer);
+    if (!w->kinds)
+        return ssm_error_set(err, SSM_ERR_NOMEM, "%s: out of memory", w->path);
+    for (int i = 0; i < c->n_layer; i++) {
+        char key[48];
+        snprintf(key, sizeof key, "layers.%d.kind", i);
+        if ((rc = meta_choice(w, key, arch_v, 2, arch, &idx, err)))
+            return rc;
+        w->kinds[i] = (unsigned char)idx;
+        c->n_mamba2 += idx == SSM_LAYER_MAMBA2;
+    }
+    if (c->n_mamba2) {
+        static const char *const nbg_v[] = {"false"};
+        if ((rc = meta_int(w, "mamba2.d_inner", 0, 1, DIM_MAX, c->d_inner, &c->m2_d_inner, err)) ||
+            (rc = meta_int(w, "mamba2.d_state", 0, 1, SMALL_MAX, c->d_state, &c->m2_d_state, err)) ||
+            (rc = meta_int(w, "mamba2.d_conv", 0, 1, SMALL_MAX, c->d_conv, &c->m2_d_conv, err)) ||
+            (rc = meta_int(w, "mamba2.head_dim", 0, 1, DIM_MAX, 64, &c->m2_head_dim, err)) ||
+            (rc = meta_int(w, "mamba2.n_groups", 0, 1, DIM_MAX, 1, &c->m2_n_groups, err)) ||
+            (rc = meta_choice(w, "mamba2.norm_before_gate", nbg_v, 1, 0, &idx, err)) ||
+            (rc = meta_float(w, "mamba2.norm_eps", 0.0, 1.0, c->norm_eps, &d, err)))
+            return rc;
+        c->m2_norm_eps = (float)d;
+        if (c->m2_norm_eps <= 0.0f)
+            return ssm_error_set(err, SSM_ERR_MODEL, "%s: __metadata__ mamba2.norm_eps: must be > 0",
+                                 w->path);
+        if (c->m2_d_inner % c->m2_head_dim != 0)
+            return ssm_error_set(err, SSM_ERR_MODEL, "%s: __metadata__ mamba2.head_dim: %d does not "
+                                 "divide the %d channels of a Mamba-2 layer (mamba2.d_inner)",
+                                 w->path, c->m2_head_dim, c->m2_d_inner);
+        c->m2_n_heads = c->m2_d_inner / c->m2_head_dim;
+        if (c->m2_n_heads % c->m2_n_groups != 0)
+            return ssm_error_set(err, SSM_ERR_MODEL, "%s: __metadata__ mamba2.n_groups: %d does not "
+                                 "divide the %d heads (mamba2.d_inner / mamba2.head_dim)",
+                                 w->path, c->m2_n_groups, c->m2_n_heads);
+        if ((rc = meta_int(w, "mamba2.norm_group_size", 0, 1, DIM_MAX,
+                           c->m2_d_inner / c->m2_n_groups,
+                           &c->m2_norm_group_size, err)))
+            return rc;
+        if (c->m2_d_inner % c->m2_norm_group_size != 0)
+            return ssm_error_set(err, SSM_ERR_MODEL, "%s: __metadata__ mamba2.norm_group_size: %d "
+                                 "does not divide the %d channels of a Mamba-2 layer", w->path,
+                                 c->m2_norm_group_size, c->m2_d_inner);
+        uint64_t conv_dim = (uint64_t)c->m2_d_inner + 2 * (uint64_t)c->m2_n_groups * c->m2_d_state;
+        uint64_t n_in = conv_dim + c->m2_d_inner + c->m2_n_heads;
+        if (n_in * (uint64_t)c->d_model > INT_MAX || conv_dim * (uint64_t)c->m2_d_conv > INT_MAX ||
+            (uint64_t)c->m2_d_inner * c->m2_d_state > INT_MAX)
+            return ssm_error_set(err, SSM_ERR_MODEL, "%s: __metadata__ mamba2.* sizes give a tensor "
+                                 "of 2^31 elements or more", w->path);
+    }
+
     /* Every tensor below 2^31 elements (compute indexes with int). */
     const uint64_t lim = INT_MAX;
     const uint64_t di = (uint64_t)c->d_inner, dm = (uint64_t)c->d_model;
@@ -297,8 +351,12 @@ static int parse_config(weights_impl *w, ssm_config *c, int *conv_bias, int *pro
         if (rc)
             return rc;
     }
-    snprintf(w->cfg_text, sizeof w->cfg_text, "d_model=%d d_inner=%d d_state=%d dt_rank=%d "
-             "d_conv=%d", c->d_model, c->d_inner, c->d_state, c->dt_rank, c->d_conv);
+    int o = snprintf(w->cfg_text, sizeof w->cfg_text, "d_model=%d d_inner=%d d_state=%d dt_rank=%d "
+                     "d_conv=%d", c->d_model, c->d_inner, c->d_state, c->dt_rank, c->d_conv);
+    if (c->n_mamba2 && o > 0 && (size_t)o < sizeof w->cfg_text)
+        snprintf(w->cfg_text + o, sizeof w->cfg_text - (size_t)o, " mamba2.d_inner=%d "
+                 "mamba2.d_state=%d mamba2.d_conv=%d mamba2.head_dim=%d mamba2.n_groups=%d",
+                 c->m2_d_inner, c->m2_d_state, c->m2_d_conv, c->m2_head_dim, c->m2_n_groups);
     return SSM_OK;
 }
 
@@ -409,6 +467,70 @@ static int forbid(weights_impl *w, const char *name, const char *why, ssm_error 
     return SSM_OK;
 }
 
+/* -exp(A_log) {n} into memory w owns; an A_log whose exp overflows fp32 is refused. */
+static int make_A(weights_impl *w, const char *name, const float *a_log, size_t n,
+                  const float **out, ssm_error *err)
+{
+    float *A = own_alloc(w, n * sizeof *A);
+    if (!A)
+        return ssm_error_set(err, SSM_ERR_NOMEM, "%s: out of memory for A", w->path);
+    for (size_t k = 0; k < n; k++) {
+        A[k] = -expf(a_log[k]);
+        if (!isfinite(A[k]))
+            return ssm_error_set(err, SSM_ERR_MODEL, "%s: tensor %s: value %g at flat index %zu "
+                                 "makes A = -exp(A_log) overflow fp32", w->path, name,
+                                 (double)a_log[k], k);
+    }
+    *out = A;
+    return SSM_OK;
+}
+
+/* A Mamba-2 block (mamba_ssm modules/mamba2.py Mamba2, HF Mamba2Mixer: same names). */
+static int take_layer2(weights_impl *w, int i, int conv_bias, int proj_bias, ssm_error *err)
+{
+    const ssm_config *c = &w->pub.cfg;
+    ssm_layer_weights *L = &w->pub.layers[i];
+    L->d_inner = c->m2_d_inner;
+    L->d_state = c->m2_d_state;
+    L->d_conv = c->m2_d_conv;
+    L->n_heads = c->m2_n_heads;
+    L->head_dim = c->m2_head_dim;
+    L->n_groups = c->m2_n_groups;
+    L->conv_dim = L->d_inner + 2 * L->n_groups * L->d_state;
+    L->d_in_proj = L->d_inner + L->conv_dim + L->n_heads;
+    const uint64_t dm = (uint64_t)c->d_model, di = (uint64_t)L->d_inner,
+                   cd = (uint64_t)L->conv_dim, nh = (uint64_t)L->n_heads,
+                   dc = (uint64_t)L->d_conv, nin = (uint64_t)L->d_in_proj;
+    char nm[128];
+    const float *a_log;
+    int rc;
+#define NAME(suffix) (snprintf(nm, sizeof nm, "backbone.layers.%d.%s", i, suffix), nm)
+    if ((!conv_bias && (rc = forbid(w, NAME("mixer.conv1d.bias"), "conv_bias=false", err))) ||
+        (!proj_bias && (rc = forbid(w, NAME("mixer.in_proj.bias"), "proj_bias=false", err))) ||
+        (!proj_bias && (rc = forbid(w, NAME("mixer.out_proj.bias"), "proj_bias=false", err))))
+        return rc;
+    if ((rc = take(w, NAME("norm.weight"), NULL, 1, 1, SHAPE(dm), &L->norm, err)) ||
+        (rc = take(w, NAME("mixer.in_proj.weight"), NULL, 1, 2, SHAPE(nin, dm), &L->in_proj,
+                   err)) ||
+        (rc = take(w, NAME("mixer.in_proj.bias"), NULL, proj_bias, 1, SHAPE(nin),
+                   &L->in_proj_bias, err)) ||
+        (rc = take(w, NAME("mixer.conv1d.weight"), NULL, 1, 3, SHAPE(cd, 1, dc), &L->conv1d,
+                   err)) ||
+        (rc = take(w, NAME("mixer.conv1d.bias"), NULL, conv_bias, 1, SHAPE(cd), &L->conv1d_bias,
+                   err)) ||
+        (rc = take(w, NAME("mixer.dt_bias"), NULL, 1, 1, SHAPE(nh), &L->dt_bias, err)) ||
+        (rc = take(w, NAME("mixer.A_log"), NULL, 1, 1, SHAPE(nh), &a_log, err)) ||
+        (rc = take(w, NAME("mixer.D"), NULL, 1, 1, SHAPE(nh), &L->D, err)) ||
+        (rc = take(w, NAME("mixer.norm.weight"), NULL, 1, 1, SHAPE(di), &L->norm_gated, err)) ||
+        (rc = take(w, NAME("mixer.out_proj.weight"), NULL, 1, 2, SHAPE(dm, di), &L->out_proj,
+                   err)) ||
+        (rc = take(w, NAME("mixer.out_proj.bias"), NULL, proj_bias, 1, SHAPE(dm),
+                   &L->out_proj_bias, err)))
+        return rc;
+    return make_A(w, NAME("mixer.A_log"), a_log, (size_t)nh, &L->A, err);
+#undef NAME
+}
+
 static int take_layer(weights_impl *w, int i, int conv_bias, int proj_bias, ssm_error *err)
 {
     const ssm_config *c = &w->pub.cfg;
@@ -419,6 +541,14 @@ static int take_layer(weights_impl *w, int i, int conv_bias, int proj_bias, ssm_
     char nm[128];
     const float *a_log;
     int rc;
+    L->kind = (ssm_layer_kind)w->kinds[i];
+    if (L->kind == SSM_LAYER_MAMBA2)
+        return take_layer2(w, i, conv_bias, proj_bias, err);
+    L->d_inner = L->conv_dim = L->n_heads = c->d_inner;
+    L->d_state = c->d_state;
+    L->d_conv = c->d_conv;
+    L->head_dim = L->n_groups = 1;
+    L->d_in_proj = 2 * c->d_inner;
 #define NAME(suffix) (snprintf(nm, sizeof nm, "backbone.layers.%d.%s", i, suffix), nm)
     if ((!conv_bias && (rc = forbid(w, NAME("mixer.conv1d.bias"), "conv_bias=false", err))) ||
         (!proj_bias && (rc = forbid(w, NAME("mixer.in_proj.bias"), "proj_bias=false", err))) ||
@@ -446,20 +576,8 @@ static int take_layer(weights_impl *w, int i, int conv_bias, int proj_bias, ssm_
         (rc = take(w, NAME("mixer.out_proj.bias"), NULL, proj_bias, 1, SHAPE(dm),
                    &L->out_proj_bias, err)))
         return rc;
-    size_t n = (size_t)(di * ds);
-    float *A = own_alloc(w, n * sizeof *A);
-    if (!A)
-        return ssm_error_set(err, SSM_ERR_NOMEM, "%s: out of memory for A", w->path);
-    for (size_t k = 0; k < n; k++) {
-        A[k] = -expf(a_log[k]);
-        if (!isfinite(A[k]))
-            return ssm_error_set(err, SSM_ERR_MODEL, "%s: tensor %s: value %g at flat index %zu "
-                                 "makes A = -exp(A_log) overflow fp32", w->path,
-                                 NAME("mixer.A_log"), (double)a_log[k], k);
-    }
-    L->A = A;
+    return make_A(w, NAME("mixer.A_log"), a_log, (size_t)(di * ds), &L->A, err);
 #undef NAME
-    return SSM_OK;
 }
 
 static int take_all(weights_impl *w, int conv_bias, int proj_bias, ssm_error *err)
@@ -533,6 +651,7 @@ void ssm_weights_free(ssm_weights *pub)
     for (size_t i = 0; i < w->n_owned; i++)
         free(w->owned[i]);
     free(w->owned);
+    free(w->kinds);
     ssm_st_release(&w->st);
     if (w->map)
         munmap(w->map, w->map_bytes);

@@ -35,6 +35,12 @@ enum {
     SSM_HEAD_EMBEDDING = 1u << 3, /* h_f itself, {d_model}; always computable */
 };
 
+/** What a layer's mixer is (__metadata__ architecture / layers.{i}.kind). */
+typedef enum ssm_layer_kind {
+    SSM_LAYER_MAMBA1 = 0, /* mamba_ssm modules/mamba_simple.py Mamba */
+    SSM_LAYER_MAMBA2 = 1, /* mamba_ssm modules/mamba2.py Mamba2 (SSD, arXiv:2405.21060) */
+} ssm_layer_kind;
+
 /** Hyper-parameters from __metadata__ (all validated: positive, consistent). */
 typedef struct ssm_config {
     int d_model;     /* width of the residual stream */
@@ -53,10 +59,30 @@ typedef struct ssm_config {
     int n_features;  /* features input; 0 if unused */
     unsigned heads;  /* SSM_HEAD_* present in the file (EMBEDDING always set) */
     int n_mask;      /* outputs of the mask head; 0 if absent */
+    /* Mamba-2 layers (meaningful when n_mamba2 > 0; mamba2.* keys): */
+    int n_mamba2;      /* layers of kind SSM_LAYER_MAMBA2 */
+    int m2_d_inner;    /* n_heads·head_dim (mamba2.d_inner, default d_inner) */
+    int m2_d_state;    /* N (mamba2.d_state, default d_state) */
+    int m2_d_conv;     /* mamba2.d_conv, default d_conv */
+    int m2_head_dim;   /* P (mamba2.head_dim, default 64) */
+    int m2_n_heads;    /* H = m2_d_inner / m2_head_dim */
+    int m2_n_groups;   /* G: B, C shared by H/G heads; gated norm over d_inner/G channels */
+    float m2_norm_eps; /* epsilon of the gated RMSNorm (mamba2.norm_eps, default norm_eps) */
+    int m2_norm_group_size; /* channels per gated-RMSNorm group (mamba2.norm_group_size,
+                               default m2_d_inner / m2_n_groups as mamba_ssm) */
 } ssm_config;
 
-/** One Mamba-1 block (mamba_simple.py: Mamba + Block's pre-norm). */
+/** One block: pre-norm + a Mamba-1 mixer (mamba_simple.py Mamba) or a
+ *  Mamba-2 mixer (mamba2.py Mamba2).  Sizes below are the layer's own (a
+ *  mixed stack may differ per kind); for Mamba-1 conv_dim = d_inner,
+ *  n_heads = d_inner, head_dim = n_groups = 1.  The layer's state is
+ *  conv {conv_dim, d_conv} then ssm {d_inner, d_state} (Mamba-2: {n_heads,
+ *  head_dim, d_state}, the same count). */
 typedef struct ssm_layer_weights {
+    ssm_layer_kind kind;
+    int d_inner, d_state, d_conv, conv_dim, n_heads, head_dim, n_groups;
+    int d_in_proj;              /* rows of in_proj: 2·d_inner (Mamba-1);
+                                   2·d_inner + 2·n_groups·d_state + n_heads (Mamba-2: z | xBC | dt) */
     const float *norm;          /* {d_model}                layers.i.norm.weight */
     const float *in_proj;       /* {2*d_inner, d_model}     rows [0,d_inner) give x, [d_inner,2*d_inner) give z */
     const float *in_proj_bias;  /* {2*d_inner} or NULL      (HF optional) */
@@ -69,6 +95,12 @@ typedef struct ssm_layer_weights {
     const float *D;             /* {d_inner} */
     const float *out_proj;      /* {d_model, d_inner} */
     const float *out_proj_bias; /* {d_model} or NULL        (HF optional) */
+    /* Mamba-2 only (NULL for Mamba-1; then x_proj, dt_proj, dt_proj_bias are NULL
+     * for Mamba-2, and A, D, conv1d, conv1d_bias take the shapes below): */
+    const float *dt_bias;       /* {n_heads}                mixer.dt_bias */
+    const float *norm_gated;    /* {d_inner}                mixer.norm.weight (RMSNormGated) */
+    /* Mamba-2: A {n_heads} = -exp(A_log), D {n_heads}, conv1d {conv_dim, d_conv},
+     * conv1d_bias {conv_dim} */
 } ssm_layer_weights;
 
 typedef struct ssm_weights {

@@ -34,6 +34,10 @@
 #define ssm_scan_step_f32_vec base_scan_step_f32_vec
 #define ssm_gate_silu_f32_vec base_gate_silu_f32_vec
 #define ssm_sigmoid_f32_vec base_sigmoid_f32_vec
+#define ssm_scan_heads_step_f32 base_scan_heads_step_f32
+#define ssm_scan_heads_step_f32_vec base_scan_heads_step_f32_vec
+#define ssm_ssd_scratch_floats base_ssd_scratch_floats
+#define ssm_ssd_chunk_f32 base_ssd_chunk_f32
 /* prototypes for the renamed copies (-Wmissing-prototypes) */
 void ssm_linear_f32(float *, size_t, const float *, size_t, const float *, const float *, int, int, int);
 void ssm_linear_blas_f32(float *, size_t, const float *, size_t, const float *, const float *, int, int, int);
@@ -51,6 +55,10 @@ void ssm_conv_step_f32_vec(float *, size_t, float *const *, const float *, size_
 void ssm_scan_step_f32_vec(float *, size_t, float *const *, const float *, size_t, const float *, size_t, const float *, const float *, const float *, size_t, const float *, float, int, int, int);
 void ssm_gate_silu_f32_vec(float *, size_t, const float *, size_t, int, int);
 void ssm_sigmoid_f32_vec(float *, size_t, int, int);
+void ssm_scan_heads_step_f32(float *, size_t, float *const *, const float *, size_t, const float *, size_t, const float *, const float *, const float *, size_t, const float *, int, int, int, int, int);
+void ssm_scan_heads_step_f32_vec(float *, size_t, float *const *, const float *, size_t, const float *, size_t, const float *, const float *, const float *, size_t, const float *, int, int, int, int, int);
+size_t ssm_ssd_scratch_floats(void);
+void ssm_ssd_chunk_f32(float *, size_t, float *, const float *, size_t, const float *, size_t, const float *, const float *, const float *, size_t, const float *, int, int, int, int, int, float *);
 #include "../../kernels/cpu/ssm_kernels_ref.c"
 #include "../../kernels/cpu/ssm_kernels_vec.c"
 #undef ssm_linear_f32
@@ -60,6 +68,10 @@ void ssm_sigmoid_f32_vec(float *, size_t, int, int);
 #undef ssm_scan_step_f32_vec
 #undef ssm_gate_silu_f32_vec
 #undef ssm_sigmoid_f32_vec
+#undef ssm_scan_heads_step_f32
+#undef ssm_scan_heads_step_f32_vec
+#undef ssm_ssd_scratch_floats
+#undef ssm_ssd_chunk_f32
 
 static uint64_t rng = 0x243F6A8885A308D3ull;
 static float frand(float lo, float hi)
@@ -142,10 +154,47 @@ static void test_clones_bit_identical(void **st)
            "all bit-identical\n", n_cmp);
 }
 
+/* Mamba-2: the scan per head and the chunked SSD form, library clone vs baseline */
+static void test_mamba2_clones_bit_identical(void **st)
+{
+    (void)st;
+    static const int shp[][4] = {{1, 1, 1, 1}, {3, 7, 1, 16}, {4, 64, 2, 128}, {17, 1, 1, 64}};
+    int n_cmp = 0;
+    float *scratch = malloc(ssm_ssd_scratch_floats() * sizeof(float));
+    for (int k = 0; k < 4; ++k) {
+        int H = shp[k][0], P = shp[k][1], G = shp[k][2], N = shp[k][3], n = 3, T = 70;
+        size_t di = (size_t)H * P, sn = di * N, gn = (size_t)G * N;
+        float *x = rvec(di * T, -2, 2), *dt = rvec((size_t)H * T, 1e-3f, 0.5f);
+        float *bc = rvec(2 * gn * T, -1, 1), *A = rvec((size_t)H, -8, -0.5f), *D = rvec((size_t)H, 0.5f, 1.5f);
+        float *h1 = rvec(sn * n, -1, 1), *h2 = malloc(sn * n * sizeof *h2);
+        float *o1 = malloc(di * T * sizeof *o1), *o2 = malloc(di * T * sizeof *o2);
+        memcpy(h2, h1, sn * n * sizeof *h1);
+        float *p1[3], *p2[3];
+        for (int s = 0; s < n; ++s) {
+            p1[s] = h1 + (size_t)s * sn;
+            p2[s] = h2 + (size_t)s * sn;
+        }
+        ssm_scan_heads_step_f32_vec(o1, di, p1, x, di, dt, (size_t)H, A, bc, bc + gn, 2 * gn, D, n, H, P, G, N);
+        base_scan_heads_step_f32_vec(o2, di, p2, x, di, dt, (size_t)H, A, bc, bc + gn, 2 * gn, D, n, H, P, G, N);
+        assert_memory_equal(o1, o2, di * n * sizeof *o1);
+        assert_memory_equal(h1, h2, sn * n * sizeof *h1);
+        ssm_ssd_chunk_f32(o1, di, h1, x, di, dt, (size_t)H, A, bc, bc + gn, 2 * gn, D, T, H, P, G, N, scratch);
+        base_ssd_chunk_f32(o2, di, h2, x, di, dt, (size_t)H, A, bc, bc + gn, 2 * gn, D, T, H, P, G, N, scratch);
+        assert_memory_equal(o1, o2, di * T * sizeof *o1);
+        assert_memory_equal(h1, h2, sn * sizeof *h1);
+        n_cmp += 4;
+        free(x); free(dt); free(bc); free(A); free(D); free(h1); free(h2); free(o1); free(o2);
+    }
+    free(scratch);
+    printf("Mamba-2 scan per head and chunked SSD, library build vs baseline build: %d "
+           "comparisons, all bit-identical\n", n_cmp);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_clones_bit_identical),
+        cmocka_unit_test(test_mamba2_clones_bit_identical),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -49,6 +49,21 @@ static int dump_all(const ssm_weights *w, const char *dir)
         const ssm_layer_weights *L = &w->layers[i];
 #define D(field, n) (snprintf(nm, sizeof nm, "layers.%d.%s", i, #field), \
                      bad |= dump(dir, nm, L->field, (n)))
+        if (L->kind == SSM_LAYER_MAMBA2) {
+            size_t d2 = (size_t)L->d_inner, cd = (size_t)L->conv_dim, nh = (size_t)L->n_heads;
+            D(norm, dm);
+            D(in_proj, (size_t)L->d_in_proj * dm);
+            D(in_proj_bias, (size_t)L->d_in_proj);
+            D(conv1d, cd * (size_t)L->d_conv);
+            D(conv1d_bias, cd);
+            D(dt_bias, nh);
+            D(A, nh);
+            D(D, nh);
+            D(norm_gated, d2);
+            D(out_proj, dm * d2);
+            D(out_proj_bias, dm);
+            continue;
+        }
         D(norm, dm);
         D(in_proj, 2 * di * dm);
         D(in_proj_bias, 2 * di);
@@ -87,6 +102,16 @@ int main(int argc, char **argv)
     if (c->heads & SSM_HEAD_VAD) json_array_append_new(heads, json_string("vad"));
     if (c->heads & SSM_HEAD_LM) json_array_append_new(heads, json_string("lm"));
     if (c->heads & SSM_HEAD_EMBEDDING) json_array_append_new(heads, json_string("embedding"));
+    json_t *kinds = json_array();
+    for (int i = 0; i < c->n_layer; i++)
+        json_array_append_new(kinds, json_string(w->layers[i].kind == SSM_LAYER_MAMBA2 ? "mamba2"
+                                                                                       : "mamba1"));
+    json_t *m2 = c->n_mamba2 ? json_pack("{s:i, s:i, s:i, s:i, s:i, s:i, s:f}", "d_inner",
+                                         c->m2_d_inner, "d_state", c->m2_d_state, "d_conv",
+                                         c->m2_d_conv, "head_dim", c->m2_head_dim, "n_heads",
+                                         c->m2_n_heads, "n_groups", c->m2_n_groups, "norm_eps",
+                                         (double)c->m2_norm_eps)
+                             : json_null();
     json_t *meta = json_object();
     for (int i = 0; i < ssm_weights_meta_count(w); i++) {
         const char *k, *v;
@@ -94,7 +119,7 @@ int main(int argc, char **argv)
         json_object_set_new(meta, k, json_string(v));
     }
     json_t *j = json_pack("{s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:f, s:o, s:s, s:i, s:i, s:o, "
-                          "s:i, s:b, s:b, s:b, s:s, s:o}",
+                          "s:i, s:b, s:b, s:b, s:s, s:o, s:o, s:o}",
                           "d_model", c->d_model, "n_layer", c->n_layer, "d_state", c->d_state,
                           "d_conv", c->d_conv, "expand", c->expand, "d_inner", c->d_inner,
                           "dt_rank", c->dt_rank, "norm_eps", (double)c->norm_eps,
@@ -106,7 +131,7 @@ int main(int argc, char **argv)
                           "lm_head_tied", w->lm_head && w->lm_head == w->embedding,
                           "conv1d_bias", w->layers[0].conv1d_bias != NULL,
                           "proj_bias", w->layers[0].in_proj_bias != NULL,
-                          "hash", hash, "metadata", meta);
+                          "hash", hash, "metadata", meta, "layer_kinds", kinds, "mamba2", m2);
     int bad = 0;
     if (!j) {
         fprintf(stderr, "loader_check: json_pack failed\n");

@@ -242,7 +242,7 @@ def main():
     bad("missing_d_state", m=base_meta(d_state=None))
     bad("missing_format", m=base_meta(**{"ssmd.format": None}))
     bad("bad_format", m=base_meta(**{"ssmd.format": "2"}))
-    bad("bad_arch", m=base_meta(architecture="mamba2"))
+    bad("bad_arch", m=base_meta(architecture="mamba3"))
     bad("int_junk", m=base_meta(d_model="64x"))
     bad("int_neg", m=base_meta(d_model="-3"))
     bad("int_big", m=base_meta(d_model="99999999999"))

@@ -6,7 +6,8 @@
  *   model_run MODEL step    B     T IN OUT [blas] [ref]
  *   model_run MODEL forward CHUNK T IN OUT [ref]
  * (blas: SSM_RUNNER_BLAS_STEP; ref: SSM_RUNNER_REFERENCE; f16:
- * SSM_RUNNER_F16_WEIGHTS; avx2 / scalar: SSM_RUNNER_ISA_AVX2 / _SCALAR)
+ * SSM_RUNNER_F16_WEIGHTS; avx2 / scalar: SSM_RUNNER_ISA_AVX2 / _SCALAR;
+ * ssd: SSM_RUNNER_SSD_FORWARD)
  *
  * IN: int32 tokens {T, B} or float32 features {T, B, n_features} (B = 1 for
  * forward).  OUT: float32 {T, B, n_out}, each row the heads present in the
@@ -71,7 +72,8 @@ int main(int argc, char **argv)
                   : strcmp(argv[i], "ref") == 0 ? SSM_RUNNER_REFERENCE
                   : strcmp(argv[i], "f16") == 0 ? SSM_RUNNER_F16_WEIGHTS
                   : strcmp(argv[i], "avx2") == 0 ? SSM_RUNNER_ISA_AVX2
-                  : strcmp(argv[i], "scalar") == 0 ? SSM_RUNNER_ISA_SCALAR : 0u;
+                  : strcmp(argv[i], "scalar") == 0 ? SSM_RUNNER_ISA_SCALAR
+                  : strcmp(argv[i], "ssd") == 0 ? SSM_RUNNER_SSD_FORWARD : 0u;
     if (ssm_runner_create(m, B, chunk, rflags, &rn, &err) < 0)
         return fail(err.msg);
     for (int b = 0; b < B; ++b)

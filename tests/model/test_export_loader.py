@@ -218,7 +218,13 @@ def main():
     base = {"d_model": 16, "n_layer": 1, "vocab_size": 8,
             "ssm_cfg": {"d_state": 4, "d_conv": 3, "expand": 2}}
     refuse(work, "layernorm", small, dict(base, rms_norm=False), "LayerNorm")
-    refuse(work, "mamba2", small, dict(base, ssm_cfg={"layer": "Mamba2"}), "only Mamba1")
+    refuse(work, "mamba3", small, dict(base, ssm_cfg={"layer": "Mamba3"}),
+           "only Mamba1 and Mamba2")
+    # Mamba-1 tensors under a Mamba-2 config (tests/model/test_export_mamba2.py
+    # converts real Mamba-2 checkpoints)
+    refuse(work, "mamba2_names", small,
+           dict(base, ssm_cfg=dict(base["ssm_cfg"], layer="Mamba2", headdim=8)),
+           "not part of a 1-layer Mamba-2 LM")
     refuse(work, "mlp", small, dict(base, d_intermediate=64), "MLP")
     refuse(work, "unknown", dict(small, **{"extra.weight": np.zeros(2, np.float32)}), base,
            "extra.weight")

@@ -465,7 +465,7 @@ static const bad_case bad_cases[] = {
     {"missing_d_state.safetensors", SSM_ERR_MODEL, "__metadata__ key d_state is missing"},
     {"missing_format.safetensors", SSM_ERR_MODEL, "__metadata__ key ssmd.format is missing"},
     {"bad_format.safetensors", SSM_ERR_MODEL, "__metadata__ ssmd.format: \"2\" is not one of: 1"},
-    {"bad_arch.safetensors", SSM_ERR_MODEL, "__metadata__ architecture: \"mamba2\" is not one of: mamba1"},
+    {"bad_arch.safetensors", SSM_ERR_MODEL, "__metadata__ architecture: \"mamba3\" is not one of: mamba1, mamba2"},
     {"int_junk.safetensors", SSM_ERR_MODEL, "__metadata__ d_model: \"64x\" is not a decimal integer"},
     {"int_neg.safetensors", SSM_ERR_MODEL, "__metadata__ d_model: \"-3\" is not a decimal integer"},
     {"int_big.safetensors", SSM_ERR_MODEL, "__metadata__ d_model: \"99999999999\" is not a decimal integer"},

@@ -146,6 +146,14 @@ static void test_bits_tokens(void **state)
     check_model("c.safetensors");
 }
 
+/* Mamba-2 and mixed Mamba-1/Mamba-2 stacks (tests/ref/mamba2_ref.py gen) */
+static void test_bits_mamba2(void **state)
+{
+    (void)state;
+    check_model("m2.safetensors");
+    check_model("mixed.safetensors");
+}
+
 /* The last slice (a worker's) holds a state that goes non-finite. */
 static void test_reset_in_worker(void **state)
 {
@@ -249,6 +257,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bits_features),
         cmocka_unit_test(test_bits_tokens),
+        cmocka_unit_test(test_bits_mamba2),
         cmocka_unit_test(test_reset_in_worker),
         cmocka_unit_test(test_refused_whole),
         cmocka_unit_test(test_limits),

@@ -26,6 +26,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "train"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import ssmd_file  # noqa: E402
 
 
@@ -377,6 +378,9 @@ def cmd_gen(work):
                n_features=6, heads="mask,vad", n_mask=5, seed=2)
     make_model(os.path.join(work, "c.safetensors"), d_model=16, n_layer=1, d_state=4,
                inp="tokens", vocab=11, heads="lm", seed=3)
+    # m2.safetensors (pure Mamba-2) and mixed.safetensors (Mamba-1 + Mamba-2)
+    import mamba2_ref  # noqa: E402 (tests/ref, next to this file)
+    mamba2_ref.cmd_gen(work)
     return 0
 
 

@@ -40,8 +40,8 @@ class DaemonError(RuntimeError):
 PUSH_MESSAGE_BYTES = 256 * 1024
 assert protocol.MIN_INGEST_PAYLOAD_BYTES <= PUSH_MESSAGE_BYTES <= protocol.MAX_INGEST_PAYLOAD_BYTES
 # at most this many pushed sample frames may be ahead of the results received:
-# push() waits for results beyond it, so the daemon's replies (one message per
-# hop) never overflow the client's queue, where they would be dropped
+# push() waits for results beyond it, so the daemon's replies (a message per
+# engine pass, one hop or more) never overflow the client's queue, where they would be dropped
 PUSH_WINDOW_FRAMES = 1 << 17
 
 

@@ -95,12 +95,10 @@ void ssm_softplus_f32(float *out, size_t ld_out, const float *x, size_t ld_x,
  *  Δ·A (the log-decay clamp of chunked training scans), -INFINITY for none.
  *  y must not alias an input.
  *
- *  Mamba-2 slots in here without changing the callers' shape of things: its
- *  A is one scalar per head (d_inner = n_heads·head_dim) and B/C are shared
- *  by groups of heads; that becomes a sibling ssm_scan_step_heads_f32 taking
- *  A {n_heads}, head_dim and B, C {n_streams, n_groups, d_state}, with the
- *  same per-stream state pointers, while this per-channel version is the
- *  head_dim = 1, A {d_inner, d_state} case. */
+ *  Mamba-2's sibling is ssm_scan_heads_step_f32 below (A one scalar per
+ *  head, d_inner = n_heads·head_dim, B/C {n_streams, n_groups·d_state} shared
+ *  by groups of heads, the same per-stream state pointers); this per-channel
+ *  version is the head_dim = 1, A {d_inner, d_state} case. */
 void ssm_scan_step_f32(float *y, size_t ld_y, float *const *ssm_state,
                        const float *x, size_t ld_x,
                        const float *dt, size_t ld_dt,
@@ -434,6 +432,132 @@ size_t ssm_mixer_scratch_floats(const ssm_mixer *mx);
 void ssm_mixer_step(const ssm_mixer *mx, float *y, size_t ld_y, const float *xz, size_t ld_xz,
                     float *const *conv_state, float *const *ssm_state, int n_streams,
                     float *scratch);
+
+/* ---- Mamba-2 (SSD) mixer (cpu/ssm_kernels_ref.c, _vec.c, _mixer.c) ----------
+ * Source of the math: Dao & Gu 2024, "Transformers are SSMs: Generalized
+ * Models and Efficient Algorithms Through Structured State Space Duality"
+ * (arXiv:2405.21060) §6-7, and state-spaces/mamba mamba_ssm/modules/mamba2.py
+ * (`Mamba2.step`), ops/triton/ssd_combined.py (the chunked form).  Differences
+ * from Mamba-1: A and Δ are one scalar per head (d_inner = n_heads·head_dim
+ * channels, head h owns channels [h·head_dim, (h+1)·head_dim)), B and C come
+ * out of the conv (not a projection) and are shared by the n_heads/n_groups
+ * heads of a group (head h reads group h / (n_heads/n_groups)), and the
+ * output is normalised by a gated, group-wise RMSNorm.  The per-stream state
+ * is {n_heads, head_dim, d_state} (the same floats as Mamba-1's {d_inner,
+ * d_state}; the CUDA kernels will take the same layout). */
+
+/** One Mamba-2 state update for a batch of streams (Mamba2.step), for every
+ *  stream s, head h (group g), channel p of the head, state n:
+ *    dA          = exp(Δ[s,h]·A[h])
+ *    S[s][h,p,n] = dA · S[s][h,p,n] + (Δ[s,h]·x[s,h,p]) · B[s,g,n]
+ *    y[s,h,p]    = Σ_n S[s][h,p,n] · C[s,g,n] + D[h] · x[s,h,p]
+ *  y {n_streams, n_heads·head_dim} (ld_y); ssm_state {n_streams} pointers each
+ *  to {n_heads, head_dim, d_state} (updated in place); x {n_streams,
+ *  n_heads·head_dim} (ld_x); dt {n_streams, n_heads} (ld_dt, after softplus);
+ *  A {n_heads} (= −exp(A_log)); B, C {n_streams, n_groups·d_state} (ld_bc);
+ *  D {n_heads} or NULL.  n_heads must be a multiple of n_groups.  y must not
+ *  alias an input.  The reference sums C·S in state order with libm expf. */
+void ssm_scan_heads_step_f32(float *y, size_t ld_y, float *const *ssm_state,
+                             const float *x, size_t ld_x, const float *dt, size_t ld_dt,
+                             const float *A, const float *B, const float *C, size_t ld_bc,
+                             const float *D, int n_streams, int n_heads, int head_dim,
+                             int n_groups, int d_state);
+/** Vectorisable variant (target clones AVX-512 / AVX2 / baseline, the same
+ *  bits on each): exp by vexp_fma, the C·S sum in eight lanes like
+ *  ssm_scan_step_f32_vec. */
+void ssm_scan_heads_step_f32_vec(float *y, size_t ld_y, float *const *ssm_state,
+                                 const float *x, size_t ld_x, const float *dt, size_t ld_dt,
+                                 const float *A, const float *B, const float *C, size_t ld_bc,
+                                 const float *D, int n_streams, int n_heads, int head_dim,
+                                 int n_groups, int d_state);
+typedef void (*ssm_scan_heads_step_fn)(float *y, size_t ld_y, float *const *ssm_state,
+                                       const float *x, size_t ld_x, const float *dt, size_t ld_dt,
+                                       const float *A, const float *B, const float *C,
+                                       size_t ld_bc, const float *D, int n_streams, int n_heads,
+                                       int head_dim, int n_groups, int d_state);
+/** The Mamba-2 scan step for isa, with the bits of
+ *  ssm_scan_heads_step_f32_vec (the same operations in the same order):
+ *  explicit AVX2 intrinsics for isa AVX2 and AVX-512 (one pass over each
+ *  channel's state in blocks of 8, the tail masked; cpu/ssm_kernels_packed.c),
+ *  else the _vec function itself.  Call once at set-up and keep the pointer. */
+ssm_scan_heads_step_fn ssm_scan_heads_step_get(ssm_isa isa);
+
+/** Frames per block of the chunked SSD form (ssm_ssd_chunk_f32). */
+#define SSM_SSD_CHUNK 64
+/** Floats of scratch ssm_ssd_chunk_f32 needs (any n_frames). */
+size_t ssm_ssd_scratch_floats(void);
+
+/** The chunked (SSD) form of n_frames Mamba-2 state updates of ONE stream
+ *  (arXiv:2405.21060 §6, "SSD algorithm"): frames are taken in blocks of
+ *  SSM_SSD_CHUNK; inside a block, per head h with a_t = Σ_{k≤t} Δ_k·A[h]
+ *  (accumulated in double),
+ *    y_t = exp(a_t)·(S₀ C_t) + Σ_{s≤t} exp(a_t − a_s)·(C_t·B_s)·Δ_s·x_s + D·x_t
+ *    S   = exp(a_L)·S₀ + Σ_s exp(a_L − a_s)·Δ_s·x_s ⊗ B_s
+ *  (the quadratic "attention" form within a block, the state between
+ *  blocks), so it starts from and leaves the state exactly where n_frames
+ *  calls of ssm_scan_heads_step_f32 would, within fp32 rounding (tests hold
+ *  the two to 1e-5 relative).  Shapes as ssm_scan_heads_step_f32 with rows =
+ *  frames and one state {n_heads, head_dim, d_state}; scratch
+ *  ssm_ssd_scratch_floats() floats.  Real-time safe, no allocation. */
+void ssm_ssd_chunk_f32(float *y, size_t ld_y, float *ssm_state,
+                       const float *x, size_t ld_x, const float *dt, size_t ld_dt,
+                       const float *A, const float *B, const float *C, size_t ld_bc,
+                       const float *D, int n_frames, int n_heads, int head_dim,
+                       int n_groups, int d_state, float *scratch);
+
+/** Gated group-wise RMSNorm (mamba_ssm RMSNormGated, norm_before_gate=False):
+ *  y ← y ⊙ SiLU(z), then per group of group_size = dim / n_groups channels
+ *  y ← y / sqrt(mean(y²) + eps) · w (mean over the group; ssm_rmsnorm_f32's
+ *  order).  y {n_rows, dim} (ld_y, in place), z {n_rows, dim} (ld_z), w {dim};
+ *  gate: the SiLU gate kernel to use (reference or an ISA's). */
+void ssm_rmsnorm_gated_f32(float *y, size_t ld_y, const float *z, size_t ld_z,
+                           const float *w, int n_rows, int dim, int n_groups, float eps,
+                           ssm_gate_silu_fn gate);
+
+/** One layer's Mamba-2 weights and kernels (borrowed).  Shapes: conv_w
+ *  {conv_dim, d_conv} with conv_dim = d_inner + 2·n_groups·d_state, conv_b
+ *  {conv_dim} or NULL, dt_bias {n_heads}, A {n_heads} (= −exp(A_log)), D
+ *  {n_heads} or NULL, norm_w {d_inner}; d_inner = n_heads·head_dim. */
+typedef struct ssm_mixer2 {
+    int d_inner, d_state, d_conv, n_heads, head_dim, n_groups;
+    const float *conv_w, *conv_b, *dt_bias, *A, *D, *norm_w;
+    float norm_eps;
+    int norm_groups; /* gated-norm groups (d_inner / group size); 0: n_groups (mamba_ssm) */
+    ssm_conv_step_fn conv;
+    ssm_softplus_fn softplus;
+    ssm_scan_heads_step_fn scan;
+    ssm_gate_silu_fn gate;
+    int chunked; /* forward: 1 the SSD form (ssm_ssd_chunk_f32), 0 (set_isa, set_reference)
+                    the scan frame by frame: the step's bits */
+} ssm_mixer2;
+
+/** The ISA's kernels or the plain-C reference (the oracle); both leave
+ *  chunked = 0 (set it to 1 afterwards for the SSD forward). */
+void ssm_mixer2_set_isa(ssm_mixer2 *mx, ssm_isa isa);
+void ssm_mixer2_set_reference(ssm_mixer2 *mx);
+/** Floats of scratch ssm_mixer2_step and ssm_mixer2_forward need. */
+size_t ssm_mixer2_scratch_floats(const ssm_mixer2 *mx);
+/** Everything of a Mamba-2 layer between in_proj and out_proj for n_streams
+ *  streams (Mamba2.step): from in_proj's row zxbcdt = [z {d_inner} | xBC
+ *  {conv_dim} | dt {n_heads}] (ld_in), causal conv + SiLU of xBC (conv_state[s]
+ *  {conv_dim, d_conv}), Δ = softplus(dt + dt_bias), the scan
+ *  (ssm_state[s] {n_heads, head_dim, d_state}), then the gated RMSNorm
+ *  into y {n_streams, d_inner} (ld_y).  Tile by tile like ssm_mixer_step; row-wise,
+ *  so a stream's bits do not depend on its batch.  y must not alias the
+ *  input, the states or scratch.  Real-time safe; thread-safe for disjoint
+ *  streams and scratch. */
+void ssm_mixer2_step(const ssm_mixer2 *mx, float *y, size_t ld_y, const float *zxbcdt,
+                     size_t ld_in, float *const *conv_state, float *const *ssm_state,
+                     int n_streams, float *scratch);
+/** n_frames consecutive frames of ONE stream (rows of zxbcdt and y are
+ *  frames), starting from and updating its states: the conv walks the frames;
+ *  the scan walks them too (mx->chunked = 0: bit for bit n_frames calls of
+ *  ssm_mixer2_step, the other stages run over all rows at once) or runs the
+ *  chunked SSD form (mx->chunked = 1: within 1e-5 relative of the steps, and
+ *  its last bits depend on how frames are split into calls). */
+void ssm_mixer2_forward(const ssm_mixer2 *mx, float *y, size_t ld_y, const float *zxbcdt,
+                        size_t ld_in, float *conv_state, float *ssm_state, int n_frames,
+                        float *scratch);
 
 void ssm_linear_packed_f32_scalar(float *out, size_t ld_out, const float *x, size_t ld_x,
                                   const void *wp, const float *bias,

@@ -1,12 +1,16 @@
 /* SPDX-License-Identifier: MIT */
-/* ssm/model.h — a Mamba-1 selective state-space model: load once, then step
+/* ssm/model.h — a selective state-space model (Mamba-1 and Mamba-2 layers,
+ * mixed in one stack as the model file says): load once, then step
  * any number of independent streams frame by frame with constant memory.
  *
  * Three kinds of object (STYLE.md 2-3):
  *  - ssm_model   the weights, read-only after ssm_model_load; shared by every
  *                thread and stream; must outlive its states and runners.
  *  - ssm_state   one stream's recurrent state (per layer a conv_state
- *                {d_inner, d_conv} and an ssm_state {d_inner, d_state}, fp32),
+ *                {conv_dim, d_conv} and an ssm_state {d_inner, d_state};
+ *                Mamba-1: conv_dim = d_inner; Mamba-2: conv_dim = d_inner +
+ *                2·n_groups·d_state and the ssm_state is {n_heads, head_dim,
+ *                d_state}; fp32),
  *                of fixed size ssm_state_bytes(); reset, snapshot, restore.
  *  - ssm_runner  scratch memory for computing: sized at create for a maximum
  *                batch (step) and chunk length (forward) in one allocation;
@@ -23,6 +27,15 @@
  * y = h_ssm·C + D⊙x, y ← y⊙SiLU(z), r ← r + out_proj·y; then
  * h_f = RMSNorm(r)·norm_f feeds the heads.  Compute is fp32 whatever the
  * storage dtype of the file.
+ * A Mamba-2 layer (Dao & Gu 2024, arXiv:2405.21060; mamba_ssm
+ * modules/mamba2.py Mamba2.step) instead computes [z|xBC|dt] = in_proj·h,
+ * xBC = SiLU(causal conv + bias), [x|B|C] = xBC, Δ = softplus(dt + dt_bias)
+ * and A = −exp(A_log) one per head, S_h ← exp(Δ_h·A_h)·S_h + Δ_h·x_h ⊗ B_g,
+ * y_h = S_h·C_g + D_h·x_h (g the head's group), y = RMSNorm_group(y⊙SiLU(z))
+ * ·norm, r ← r + out_proj·y; ssm_forward gives the bits of the frames
+ * stepped, or with SSM_RUNNER_SSD_FORWARD runs the chunked SSD form (within
+ * 1e-5 relative of the steps).  Mamba-2 layers run on
+ * the CPU backend only (CUDA: SSM_ERR_BACKEND; AUTO falls back to the CPU).
  *
  * Backends (ssm_model_options.backend): CPU (kernels/cpu) or CUDA
  * (kernels/cuda, model/src/model_cuda.c).  On CUDA the weights are uploaded
@@ -128,6 +141,16 @@ int ssm_model_d_inner(const ssm_model *model);   /**< channels inside a mixer (e
 int ssm_model_d_state(const ssm_model *model);   /**< SSM state size per channel (N) */
 int ssm_model_d_conv(const ssm_model *model);    /**< causal conv width (frames) */
 int ssm_model_dt_rank(const ssm_model *model);
+/** Layer kinds (ssm_model_layer_kind). */
+enum {
+    SSM_MODEL_LAYER_MAMBA1 = 0, /**< mamba_simple.py Mamba */
+    SSM_MODEL_LAYER_MAMBA2 = 1, /**< mamba2.py Mamba2 (SSD) */
+};
+/** SSM_MODEL_LAYER_* of layer (0 <= layer < n_layer), or SSM_ERR_INVALID.
+ *  The getters above describe the Mamba-1 layers' geometry (the model
+ *  file's d_inner, d_state, d_conv keys); a Mamba-2 layer's own is in its
+ *  mamba2.* metadata (ssm_model_meta). */
+int ssm_model_layer_kind(const ssm_model *model, int layer);
 /** SSM_MODEL_INPUT_TOKENS or SSM_MODEL_INPUT_FEATURES. */
 int ssm_model_input(const ssm_model *model);
 /** Floats per frame for feature input; 0 for token input. */
@@ -151,8 +174,9 @@ uint64_t ssm_model_hash(const ssm_model *model);
 
 /* ---- per-stream state ---------------------------------------------------- */
 
-/** Bytes of one stream's state as stored and as snapshotted:
- *  n_layer·d_inner·(d_conv + d_state)·4 plus a 64-byte header.  This is the
+/** Bytes of one stream's state as stored and as snapshotted: the sum over
+ *  layers of (conv_dim·d_conv + d_inner·d_state)·4 (for an all-Mamba-1
+ *  model n_layer·d_inner·(d_conv + d_state)·4) plus a 64-byte header.  This is the
  *  figure "memory per stream"; it never grows with the stream's length. */
 size_t ssm_state_bytes(const ssm_model *model);
 
@@ -253,6 +277,15 @@ enum {
      *  SSM_RUNNER_F16_WEIGHTS and SSM_RUNNER_BLAS_STEP (SSM_ERR_INVALID);
      *  ignored with SSM_RUNNER_REFERENCE (all fp32). */
     SSM_RUNNER_INT8_WEIGHTS = 1u << 7,
+    /** CPU, Mamba-2 layers: ssm_forward runs their scan in the chunked SSD
+     *  form (arXiv:2405.21060 §6: blocks of SSM_SSD_CHUNK frames, the
+     *  quadratic form inside a block, the state between blocks) instead of
+     *  frame by frame.  Results then equal the steps within 1e-5 relative,
+     *  not bit for bit, and their last bits depend on how the frames are
+     *  split into ssm_forward calls — so the default (off) keeps "a chunk
+     *  equals its frames stepped", which the daemon relies on.  No effect on
+     *  Mamba-1 layers, on ssm_step, or with SSM_RUNNER_REFERENCE. */
+    SSM_RUNNER_SSD_FORWARD = 1u << 8,
 };
 
 /** Creates scratch memory for steps of up to max_batch streams and forwards
@@ -361,7 +394,7 @@ int ssm_step(ssm_runner *runner, ssm_state *const *states, int n_streams,
 
 /** Runs n_frames consecutive frames of one stream, carrying its state: the
  *  result equals n_frames calls of ssm_step (bit for bit with the same
- *  runner flags, SSM_RUNNER_BLAS_STEP aside: the projections run the step's
+ *  runner flags, SSM_RUNNER_BLAS_STEP and SSM_RUNNER_SSD_FORWARD aside: the projections run the step's
  *  kernel over the chunk's rows, layer by layer; relative error <= 1e-5
  *  against a step with other flags).  Inputs are
  *  features {n_frames, n_features} or tokens {n_frames}; outputs have
