@@ -14,9 +14,13 @@
  * PyTorch peer (model_torch_peer.py) prints the same lines for the same file.
  *
  *   model_bench MODEL NAME [BATCH...]     (default batches 1 16 64 256)
- *   model_bench --memory MODEL NAME N_FRAMES
- *       steps one stream N_FRAMES frames, then runs ssm_forward over N_FRAMES
- *       more in chunks of 256, and prints the process's peak RSS (getrusage)
+ *   model_bench --memory MODEL NAME N_FRAMES [f32|f16|int8]
+ *       loads the model, creates one runner with those weights (default f32)
+ *       and one stream, steps it N_FRAMES frames, then runs ssm_forward over
+ *       N_FRAMES more in chunks of 256; prints the resident set (VmRSS of
+ *       /proc/self/statm) after load, after the runner and at the end, the
+ *       peak RSS (getrusage), the model's packed panel bytes and the state
+ *       bytes per stream
  * Env: SSMD_BENCH_SECONDS (per figure, default 1.0), SSMD_BENCH_MIN_STEPS_B1
  * (least steps timed at batch 1, default 10000), SSMD_BENCH_IMPLS (comma list,
  * default all five), SSMD_BENCH_THREADS (thread counts for the threaded
@@ -28,6 +32,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "ssm/model.h"
 
@@ -79,15 +84,38 @@ static long peak_rss_kb(void)
     return ru.ru_maxrss;
 }
 
-static int memory_mode(const char *path, const char *name, long frames)
+/* The resident set now, KiB (/proc/self/statm's second field); -1 when
+ * unreadable. */
+static long rss_kb(void)
 {
+    FILE *f = fopen("/proc/self/statm", "r");
+    long size = 0, res = -1;
+    if (f) {
+        if (fscanf(f, "%ld %ld", &size, &res) != 2)
+            res = -1;
+        fclose(f);
+    }
+    return res < 0 ? -1 : res * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+static int memory_mode(const char *path, const char *name, long frames, const char *weights)
+{
+    unsigned rflags = strcmp(weights, "f16") == 0    ? SSM_RUNNER_F16_WEIGHTS
+                      : strcmp(weights, "int8") == 0 ? SSM_RUNNER_INT8_WEIGHTS
+                                                     : 0u;
+    if (!rflags && strcmp(weights, "f32") != 0) {
+        fprintf(stderr, "model_bench: --memory weights are f32, f16 or int8, not %s\n", weights);
+        return 1;
+    }
     ssm_error err = {0};
     ssm_model *m = NULL;
+    long rss_start = rss_kb();
     if (ssm_model_load(path, NULL, &m, &err) < 0) {
         fprintf(stderr, "model_bench: %s\n", err.msg);
         return 1;
     }
-    long rss_loaded = peak_rss_kb();
+    long rss_loaded = rss_kb();
+    size_t packed_loaded = ssm_model_packed_bytes(m);
     const int chunk = 256;
     int tokens = ssm_model_input(m) == SSM_MODEL_INPUT_TOKENS;
     int nf = tokens ? 1 : ssm_model_n_features(m);
@@ -101,10 +129,11 @@ static int memory_mode(const char *path, const char *name, long frames)
     ssm_state *st = NULL;
     ssm_runner *rn = NULL;
     if (!in || !tok || !mask || !vad || !logits || ssm_state_create(m, &st) < 0 ||
-        ssm_runner_create(m, 1, chunk, 0, &rn, &err) < 0) {
+        ssm_runner_create(m, 1, chunk, rflags, &rn, &err) < 0) {
         fprintf(stderr, "model_bench: %s\n", err.msg[0] ? err.msg : "out of memory");
         return 1;
     }
+    long rss_runner = rss_kb();
     ssm_outputs out = {(heads & SSM_MODEL_HEAD_MASK) ? mask : NULL,
                        (heads & SSM_MODEL_HEAD_VAD) ? vad : NULL,
                        (heads & SSM_MODEL_HEAD_LM) ? logits : NULL, NULL};
@@ -121,12 +150,16 @@ static int memory_mode(const char *path, const char *name, long frames)
         ssm_forward(rn, st, n, in, tok, &out, NULL);
     }
     double t_fwd = now_s() - t0;
-    printf("{\"bench\":\"model_memory\",\"impl\":\"ssmd\",\"model\":\"%s\",\"frames\":%ld,"
-           "\"audio_s_at_100fps\":%.0f,\"peak_rss_kb\":%ld,\"rss_after_load_kb\":%ld,"
+    printf("{\"bench\":\"model_memory\",\"impl\":\"ssmd\",\"model\":\"%s\",\"weights\":\"%s\","
+           "\"runner_weights\":\"%s\",\"frames\":%ld,"
+           "\"audio_s_at_100fps\":%.0f,\"peak_rss_kb\":%ld,\"rss_start_kb\":%ld,"
+           "\"rss_after_load_kb\":%ld,\"rss_after_runner_kb\":%ld,\"rss_end_kb\":%ld,"
+           "\"packed_bytes_after_load\":%zu,\"packed_bytes\":%zu,"
            "\"state_bytes\":%zu,\"runner_bytes\":%zu,\"step_s\":%.3f,\"forward_s\":%.3f,"
            "\"vad_last\":%.6f}\n",
-           name, frames, frames / 100.0, peak_rss_kb(), rss_loaded, ssm_state_bytes(m),
-           ssm_runner_bytes(rn), t_step, t_fwd, (double)vad[0]);
+           name, weights, ssm_runner_weights(rn), frames, frames / 100.0, peak_rss_kb(),
+           rss_start, rss_loaded, rss_runner, rss_kb(), packed_loaded, ssm_model_packed_bytes(m),
+           ssm_state_bytes(m), ssm_runner_bytes(rn), t_step, t_fwd, (double)vad[0]);
     ssm_runner_destroy(rn);
     ssm_state_destroy(st);
     ssm_model_free(m);
@@ -166,8 +199,8 @@ static void *worker_main(void *p)
 
 int main(int argc, char **argv)
 {
-    if (argc == 5 && strcmp(argv[1], "--memory") == 0)
-        return memory_mode(argv[2], argv[3], atol(argv[4]));
+    if ((argc == 5 || argc == 6) && strcmp(argv[1], "--memory") == 0)
+        return memory_mode(argv[2], argv[3], atol(argv[4]), argc == 6 ? argv[5] : "f32");
     if (argc < 3) {
         fprintf(stderr, "usage: model_bench MODEL NAME [BATCH...]\n");
         return 1;
@@ -221,7 +254,7 @@ int main(int argc, char **argv)
     double wbytes = 0, flops = flops_per_step(m, &wbytes);
     printf("{\"bench\":\"model_info\",\"model\":\"%s\",\"d_model\":%d,\"n_layer\":%d,"
            "\"d_state\":%d,\"d_inner\":%d,\"flops_per_stream_step\":%.0f,"
-           "\"weight_bytes_f32\":%.0f,\"state_bytes\":%zu,\"packed_bytes\":%zu}\n",
+           "\"weight_bytes_f32\":%.0f,\"state_bytes\":%zu,\"packed_bytes_after_load\":%zu}\n",
            name, dm, ssm_model_n_layer(m), ssm_model_d_state(m), ssm_model_d_inner(m), flops,
            wbytes, ssm_state_bytes(m), ssm_model_packed_bytes(m));
     const char *min_env = getenv("SSMD_BENCH_MIN_STEPS_B1");

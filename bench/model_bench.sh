@@ -21,3 +21,10 @@ for name in small medium; do
   "$BIN" "$DIR/$name.safetensors" "$name"
   "$PY" bench/model_torch_peer.py "$DIR/$name.safetensors" "$name"
 done
+# resident memory per model and per stream with each weight precision (one
+# process each: the model packs only the precision its runner reads)
+for name in small medium; do
+  for w in f32 f16 int8; do
+    "$BIN" --memory "$DIR/$name.safetensors" "$name" 1000 "$w"
+  done
+done

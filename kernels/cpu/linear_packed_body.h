@@ -3,13 +3,12 @@
  * per ISA and weight dtype with the primitives below defined, the way
  * PipeWire's audioconvert builds its fmt-ops per ISA from one generic body
  * and ggml's simd-mappings.h maps one dot product onto each vector ISA.  A
- * fix to the tile loop, the streaming loop or the driver lands in every
- * variant; a new ISA (or a cache-blocked driver) is a new set of
- * primitives, not a copy.  Internal: no include guard on purpose.
+ * fix to the tile loop or the (cache-blocked) driver lands in every
+ * variant; a new ISA is a new set of primitives, not a copy.  Internal: no include guard on purpose.
  *
  * The includer defines:
  *   LP_SUFFIX          name suffix, e.g. f32_avx512 (gives tile_f32_avx512,
- *                      stream_f32_avx512, ssm_linear_packed_f32_avx512)
+ *                      ssm_linear_packed_f32_avx512)
  *   LP_TARGET          the target attribute string, e.g. "avx2,fma,f16c"
  *   LP_V, LP_W         vector type of floats and its lanes
  *   LP_ZERO()          all-zero vector
@@ -27,8 +26,10 @@
  *   LP_ELEM            bytes per weight element
  *   LP_MR, LP_NV       rows × vectors of the batch tile (LP_NV ≥ 3)
  *   LP_NV1             vectors of the one- and two-row tile (≥ LP_NV, ≤ 8)
- *   LP_STREAM          1: one or two rows against a panel of at least
- *                      STREAM_MIN_BYTES take the streaming loop
+ * and, before the first inclusion, lp_blocking(strip_bytes, mr, d_in,
+ * n_rows, &kc, &mc): the K block (inputs) and row block of a batch, from
+ * the cache sizes, for column strips of strip_bytes weight bytes per input
+ * and mr-row tiles.
  * LP_SUFFIX, LP_LOAD_W and LP_ELEM (the dtype's) are #undef'd at the end,
  * with this file's own helpers; the ISA's primitives stay defined for the
  * next dtype (linear_packed_isa.h includes this file once per dtype and
@@ -43,19 +44,44 @@ _Static_assert(LP_NV >= 3 && LP_NV <= LP_NV1 && LP_NV1 <= 8 && LP_MR >= 2 && LP_
                "tile shape outside the cases of the dispatch below");
 
 /* MR rows × NV vectors of W columns starting at column j0 (a multiple of W,
- * < n_pad); columns at or beyond d_out are not stored.  MR and NV are
- * constants at every call (the dispatch below), so acc stays in registers. */
+ * < n_pad), over k in [k0, k1): the chains start from +0 when k0 is 0, else
+ * from the partial sums a previous block left in out (stored and reloaded
+ * exactly, so a chain split into K blocks has the bits of the whole chain);
+ * bias is added when k1 is d_in.  Columns at or beyond d_out are never
+ * loaded nor stored.  MR and NV are constants at every call (the dispatch
+ * below), so acc stays in registers. */
 LP_INLINE void LP_NAME(tile_)(float *out, size_t ld_out, const float *x, size_t ld_x,
                               const void *w, size_t np, const float *bias, int d_in, int d_out,
-                              int j0, const int MR, const int NV)
+                              int j0, int k0, int k1, const int MR, const int NV)
 {
     LP_V acc[LP_MR][LP_NV1];
-    _Pragma("GCC unroll 8") for (int r = 0; r < MR; ++r)
-        _Pragma("GCC unroll 8") for (int v = 0; v < NV; ++v) acc[r][v] = LP_ZERO();
-    for (int k = 0; k < d_in; ++k) {
+    if (k0 == 0) {
+        _Pragma("GCC unroll 8") for (int r = 0; r < MR; ++r)
+            _Pragma("GCC unroll 8") for (int v = 0; v < NV; ++v) acc[r][v] = LP_ZERO();
+    } else {
+        _Pragma("GCC unroll 8") for (int v = 0; v < NV; ++v) {
+            int j = j0 + LP_W * v;
+            LP_MASK m = LP_MASK_N(j < d_out ? d_out - j : 0);
+            _Pragma("GCC unroll 8") for (int r = 0; r < MR; ++r)
+                acc[r][v] = LP_MASKZ_LOAD(m, out + (size_t)r * ld_out + (size_t)(j < d_out ? j : 0));
+        }
+    }
+    /* row k of the strips: wk, SSM_PACK_COLS elements further per k; vector
+     * v (column j0 + W·v) at the constant element offset wo[v] from it */
+    const size_t s0 = (size_t)j0 / SSM_PACK_COLS, r0 = (size_t)j0 % SSM_PACK_COLS;
+    const size_t srows = (size_t)SSM_PACK_STRIP_ROWS(d_in);
+    const unsigned char *wk =
+        (const unsigned char *)w + (s0 * srows + (size_t)k0) * SSM_PACK_COLS * (LP_ELEM);
+    size_t wo[LP_NV1];
+    _Pragma("GCC unroll 8") for (int v = 0; v < NV; ++v) {
+        size_t jj = r0 + LP_W * (size_t)v;
+        wo[v] = jj / SSM_PACK_COLS * srows * SSM_PACK_COLS + jj % SSM_PACK_COLS;
+    }
+    (void)np;
+    for (int k = k0; k < k1; ++k, wk += SSM_PACK_COLS * (LP_ELEM)) {
         LP_V wv[LP_NV1];
         _Pragma("GCC unroll 8") for (int v = 0; v < NV; ++v)
-            wv[v] = LP_LOAD_W(w, (size_t)k * np + (size_t)j0 + LP_W * (size_t)v);
+            wv[v] = LP_LOAD_W(wk, wo[v]);
         _Pragma("GCC unroll 8") for (int r = 0; r < MR; ++r) {
             LP_V xb = LP_SET1(x[(size_t)r * ld_x + (size_t)k]);
             _Pragma("GCC unroll 8") for (int v = 0; v < NV; ++v)
@@ -67,9 +93,10 @@ LP_INLINE void LP_NAME(tile_)(float *out, size_t ld_out, const float *x, size_t 
         if (j >= d_out)
             break;
         LP_MASK m = LP_MASK_N(d_out - j);
-        LP_V b = bias ? LP_MASKZ_LOAD(m, bias + j) : LP_ZERO();
+        const int add_bias = bias && k1 == d_in;
+        LP_V b = add_bias ? LP_MASKZ_LOAD(m, bias + j) : LP_ZERO();
         _Pragma("GCC unroll 8") for (int r = 0; r < MR; ++r) {
-            LP_V o = bias ? LP_ADD(acc[r][v], b) : acc[r][v];
+            LP_V o = add_bias ? LP_ADD(acc[r][v], b) : acc[r][v];
             LP_MASK_STORE(out + (size_t)r * ld_out + (size_t)j, m, o);
         }
     }
@@ -79,12 +106,12 @@ LP_INLINE void LP_NAME(tile_)(float *out, size_t ld_out, const float *x, size_t 
  * inlined with NVMAX constant, so each call site holds only its cases. */
 LP_INLINE void LP_NAME(tile_row_)(float *out, size_t ld_out, const float *x, size_t ld_x,
                                   const void *w, size_t np, const float *bias, int d_in,
-                                  int d_out, int j0, int nv, const int NVMAX)
+                                  int d_out, int j0, int k0, int k1, int nv, const int NVMAX)
 {
 #define LP_CASE(NV)                                                                             \
     case NV:                                                                                    \
         if ((NV) <= NVMAX)                                                                      \
-            LP_NAME(tile_)(out, ld_out, x, ld_x, w, np, bias, d_in, d_out, j0, 1, NV);          \
+            LP_NAME(tile_)(out, ld_out, x, ld_x, w, np, bias, d_in, d_out, j0, k0, k1, 1, NV);  \
         return;
     switch (nv) {
     LP_CASE(1) LP_CASE(2) LP_CASE(3)
@@ -113,11 +140,11 @@ LP_INLINE void LP_NAME(tile_row_)(float *out, size_t ld_out, const float *x, siz
  * (2 ≤ mr < LP_MR), as a constant-shape tile. */
 LP_INLINE void LP_NAME(tile_rows_)(float *out, size_t ld_out, const float *x, size_t ld_x,
                                    const void *w, size_t np, const float *bias, int d_in,
-                                   int d_out, int j0, int mr, int nv)
+                                   int d_out, int j0, int k0, int k1, int mr, int nv)
 {
 #define LP_CASE(MR, NV)                                                                         \
     case (MR) * 16 + (NV):                                                                      \
-        LP_NAME(tile_)(out, ld_out, x, ld_x, w, np, bias, d_in, d_out, j0, MR, NV);             \
+        LP_NAME(tile_)(out, ld_out, x, ld_x, w, np, bias, d_in, d_out, j0, k0, k1, MR, NV);     \
         return;
     switch (mr * 16 + nv) {
     LP_CASE(LP_MR, 1) LP_CASE(LP_MR, 2) LP_CASE(LP_MR, 3)
@@ -142,57 +169,19 @@ LP_INLINE void LP_NAME(tile_rows_)(float *out, size_t ld_out, const float *x, si
 #undef LP_CASE
 }
 
-#if LP_STREAM
-/* One row against a large panel (DRAM- or L3-resident): the panel is read
- * in storage order, row k of it after row k−1, so that the hardware
- * prefetchers stream it, with the partial sums kept in the output row (L1)
- * instead of registers.  Each output element is still the FMA chain over
- * k = 0, 1, … from +0, then + bias: the tile kernel's bits. */
-LP_INLINE void LP_NAME(stream_)(float *o, const float *x, const void *w, size_t np,
-                                const float *bias, int d_in, int d_out)
-{
-    const int nfull = d_out / LP_W, tail = d_out % LP_W;
-    const LP_MASK tm = LP_MASK_N(tail);
-    for (int v = 0; v < nfull; ++v)
-        LP_STOREU(o + LP_W * v, LP_ZERO());
-    if (tail)
-        LP_MASK_STORE(o + LP_W * nfull, tm, LP_ZERO());
-    for (int k = 0; k < d_in; ++k) {
-        const LP_V xb = LP_SET1(x[k]);
-        const size_t base = (size_t)k * np;
-        int v = 0;
-        for (; v + 4 <= nfull; v += 4) {
-            _Pragma("GCC unroll 4") for (int u = 0; u < 4; ++u) {
-                float *ov = o + LP_W * (v + u);
-                LP_STOREU(ov, LP_FMA(xb, LP_LOAD_W(w, base + LP_W * (size_t)(v + u)), LP_LOADU(ov)));
-            }
-        }
-        for (; v < nfull; ++v) {
-            float *ov = o + LP_W * v;
-            LP_STOREU(ov, LP_FMA(xb, LP_LOAD_W(w, base + LP_W * (size_t)v), LP_LOADU(ov)));
-        }
-        if (tail) {
-            float *ov = o + LP_W * nfull;
-            LP_MASK_STORE(ov, tm, LP_FMA(xb, LP_LOAD_W(w, base + LP_W * (size_t)nfull),
-                                         LP_MASKZ_LOAD(tm, ov)));
-        }
-    }
-    if (bias) {
-        for (int v = 0; v < nfull; ++v)
-            LP_STOREU(o + LP_W * v, LP_ADD(LP_LOADU(o + LP_W * v), LP_LOADU(bias + LP_W * v)));
-        if (tail)
-            LP_MASK_STORE(o + LP_W * nfull, tm,
-                          LP_ADD(LP_MASKZ_LOAD(tm, o + LP_W * nfull),
-                                 LP_MASKZ_LOAD(tm, bias + LP_W * nfull)));
-    }
-}
-#endif
 
 /* One or two rows (the latency-bound step): tiles of one row × LP_NV1
- * vectors.  More rows: LP_MR × LP_NV tiles; the remainder rows of a batch
- * (or a batch smaller than LP_MR) as one tile where the columns fill
- * LP_NV vectors (the weights are read once for them, not once per row),
- * else row by row. */
+ * vectors over the whole of k (the weights are read once per row whatever
+ * the blocking; LP_NV1 contiguous strips are LP_NV1 sequential streams).
+ * More rows: LP_MR × LP_NV tiles, blocked for the caches (lp_blocking) as
+ * BLIS/GotoBLAS do — for each block of kc inputs, for each block of mc
+ * rows, every column strip of LP_NV vectors runs the block's row tiles
+ * while its kc × LP_NV·LP_W weights stay in L2, and the mc × kc inputs stay
+ * in L2 across the strips; the partial
+ * sums wait in out between K blocks (tile_: same bits as one chain).  The
+ * remainder rows of a block (or a batch smaller than LP_MR) run as one tile
+ * where the columns fill LP_NV vectors (the weights are read once for them,
+ * not once per row), else row by row. */
 __attribute__((target(LP_TARGET))) static void
 LP_NAME(ssm_linear_packed_)(float *out, size_t ld_out, const float *x, size_t ld_x,
                             const void *wp, const float *bias, int n_rows, int d_in, int d_out)
@@ -200,37 +189,38 @@ LP_NAME(ssm_linear_packed_)(float *out, size_t ld_out, const float *x, size_t ld
     assert(out && x && wp && d_in >= 1 && d_out >= 1);
     size_t np = (size_t)ssm_pack_cols(d_out);
     int nvec = (int)(np / LP_W);
-#if LP_STREAM
-    if (n_rows <= 2 && (size_t)d_in * np * (LP_ELEM) >= STREAM_MIN_BYTES) {
-        for (int i = 0; i < n_rows; ++i)
-            LP_NAME(stream_)(out + (size_t)i * ld_out, x + (size_t)i * ld_x, wp, np, bias, d_in,
-                             d_out);
-        return;
-    }
-#endif
     if (n_rows <= 2) {
         for (int i = 0; i < n_rows; ++i)
             for (int v0 = 0; v0 < nvec; v0 += LP_NV1) {
                 int nv = nvec - v0 >= LP_NV1 ? LP_NV1 : nvec - v0;
                 LP_NAME(tile_row_)(out + (size_t)i * ld_out, ld_out, x + (size_t)i * ld_x, ld_x,
-                                   wp, np, bias, d_in, d_out, LP_W * v0, nv, LP_NV1);
+                                   wp, np, bias, d_in, d_out, LP_W * v0, 0, d_in, nv, LP_NV1);
             }
         return;
     }
-    for (int v0 = 0; v0 < nvec; v0 += LP_NV) {
-        int nv = nvec - v0 >= LP_NV ? LP_NV : nvec - v0;
-        int j0 = LP_W * v0;
-        for (int i = 0; i < n_rows; i += LP_MR) {
-            int mr = n_rows - i >= LP_MR ? LP_MR : n_rows - i;
-            const float *xi = x + (size_t)i * ld_x;
-            float *oi = out + (size_t)i * ld_out;
-            if (mr == LP_MR || (nv == LP_NV && mr > 1)) {
-                LP_NAME(tile_rows_)(oi, ld_out, xi, ld_x, wp, np, bias, d_in, d_out, j0, mr, nv);
-                continue;
+    int kc, mc;
+    lp_blocking(LP_NV * LP_W * (LP_ELEM), LP_MR, d_in, n_rows, &kc, &mc);
+    for (int k0 = 0; k0 < d_in; k0 += kc) {
+        int k1 = d_in - k0 > kc ? k0 + kc : d_in;
+        for (int i0 = 0; i0 < n_rows; i0 += mc) {
+            int i1 = n_rows - i0 > mc ? i0 + mc : n_rows;
+            for (int v0 = 0; v0 < nvec; v0 += LP_NV) {
+                int nv = nvec - v0 >= LP_NV ? LP_NV : nvec - v0;
+                int j0 = LP_W * v0;
+                for (int i = i0; i < i1; i += LP_MR) {
+                    int mr = i1 - i >= LP_MR ? LP_MR : i1 - i;
+                    const float *xi = x + (size_t)i * ld_x;
+                    float *oi = out + (size_t)i * ld_out;
+                    if (mr == LP_MR || (nv == LP_NV && mr > 1)) {
+                        LP_NAME(tile_rows_)(oi, ld_out, xi, ld_x, wp, np, bias, d_in, d_out, j0,
+                                            k0, k1, mr, nv);
+                        continue;
+                    }
+                    for (int r = 0; r < mr; ++r)
+                        LP_NAME(tile_row_)(oi + (size_t)r * ld_out, ld_out, xi + (size_t)r * ld_x,
+                                           ld_x, wp, np, bias, d_in, d_out, j0, k0, k1, nv, LP_NV);
+                }
             }
-            for (int r = 0; r < mr; ++r)
-                LP_NAME(tile_row_)(oi + (size_t)r * ld_out, ld_out, xi + (size_t)r * ld_x, ld_x,
-                                   wp, np, bias, d_in, d_out, j0, nv, LP_NV);
         }
     }
 }

@@ -39,4 +39,3 @@
 #undef LP_MR
 #undef LP_NV
 #undef LP_NV1
-#undef LP_STREAM

@@ -14,6 +14,25 @@
  * ssm_step's batch invariance with FMA speed, and makes results the same on
  * every x86-64 (without hardware FMA the scalar variant is exact but slow).
  *
+ * Panel layout: strips of SSM_PACK_COLS columns, each contiguous over k
+ * (BLIS's packed B), so a register tile reads NV sequential streams that
+ * the prefetchers follow, and a strip's K block sits in consecutive lines:
+ * with the {d_in, n_pad} row-major layout of before, rows k of a strip were
+ * n_pad·4 bytes apart (4 or 8 KiB at d_out 1024 or 2048), all in the same
+ * cache sets, so a strip fell out of L1 and L2 by associativity well before
+ * their capacity (64 × 2048 → 512: 146 → 226 GFLOP/s on Zen 5).
+ *
+ * Cache blocking (batches of 3+ rows): the K dimension in blocks of kc
+ * inputs whose weight strip fills a quarter of L2, the rows in blocks of mc
+ * whose inputs fill half of L2, both from the cache sizes detected at
+ * start-up (ssm_cpu_caches_get; lp_nominal).  A chain split over K blocks
+ * waits in the output between blocks, stored and reloaded exactly, so the
+ * bits do not depend on the block sizes (tests/kernels forces small ones).
+ * Blocks sized for L1 (a strip's K block in half of L1: kc 96 for AVX-512
+ * fp32 with 48 KiB) measured slower at every shape of the bench models on
+ * Zen 5: the outputs' extra round trips cost more than L1 residency wins
+ * once the strips are contiguous and prefetched (docs/performance.md).
+ *
  * Tiling (the BLIS/OpenBLAS micro-kernel shape): a tile of MR input rows ×
  * NV vectors of output columns lives in registers; for each k, NV weight
  * vectors are loaded from the packed row k and each of the MR inputs x[r,k]
@@ -22,7 +41,7 @@
  * latency-bound batch-1 step) NV is 8 (AVX-512) / 6 (AVX2) so that enough
  * independent chains hide the FMA latency while the weights stream once.
  *
- * The tile loop, the streaming loop and the driver are written once, in
+ * The tile loop and the blocked driver are written once, in
  * linear_packed_body.h, and instantiated below per ISA (linear_packed_isa.h:
  * f32 and f16 of each) from that ISA's load/broadcast/FMA/store primitives (STYLE.md 17); the scalar
  * reference is one body for both dtypes. */
@@ -30,8 +49,11 @@
 
 #include <assert.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define SSM_X86 1
@@ -88,31 +110,32 @@ int ssm_pack_cols(int d_out)
 
 size_t ssm_pack_elems(int d_in, int d_out)
 {
-    return (size_t)d_in * (size_t)ssm_pack_cols(d_out);
+    return (size_t)SSM_PACK_STRIP_ROWS(d_in) * (size_t)ssm_pack_cols(d_out);
+}
+
+/* Element (k, j) of a panel: strip j / SSM_PACK_COLS, contiguous over k,
+ * strips d_in + 1 rows apart (SSM_PACK_STRIP_ROWS). */
+static inline size_t pack_idx(int d_in, int k, int j)
+{
+    return ((size_t)(j / SSM_PACK_COLS) * (size_t)SSM_PACK_STRIP_ROWS(d_in) + (size_t)k) *
+               SSM_PACK_COLS + (size_t)(j % SSM_PACK_COLS);
 }
 
 void ssm_pack_f32(float *wp, const float *w, int d_in, int d_out)
 {
-    size_t np = (size_t)ssm_pack_cols(d_out);
-    for (int k = 0; k < d_in; ++k) {
-        float *row = wp + (size_t)k * np;
-        for (int j = 0; j < d_out; ++j)
-            row[j] = w[(size_t)j * d_in + k];
-        for (size_t j = (size_t)d_out; j < np; ++j)
-            row[j] = 0.0f;
-    }
+    int np = ssm_pack_cols(d_out);
+    for (int j = 0; j < np; ++j)
+        for (int k = 0; k < SSM_PACK_STRIP_ROWS(d_in); ++k)
+            wp[pack_idx(d_in, k, j)] = j < d_out && k < d_in ? w[(size_t)j * d_in + k] : 0.0f;
 }
 
 void ssm_pack_f16(unsigned short *wp, const float *w, int d_in, int d_out)
 {
-    size_t np = (size_t)ssm_pack_cols(d_out);
-    for (int k = 0; k < d_in; ++k) {
-        uint16_t *row = wp + (size_t)k * np;
-        for (int j = 0; j < d_out; ++j)
-            row[j] = ssm_f32_to_half(w[(size_t)j * d_in + k]);
-        for (size_t j = (size_t)d_out; j < np; ++j)
-            row[j] = 0;
-    }
+    int np = ssm_pack_cols(d_out);
+    for (int j = 0; j < np; ++j)
+        for (int k = 0; k < SSM_PACK_STRIP_ROWS(d_in); ++k)
+            wp[pack_idx(d_in, k, j)] =
+                j < d_out && k < d_in ? ssm_f32_to_half(w[(size_t)j * d_in + k]) : 0;
 }
 
 /* ---- scalar reference ---------------------------------------------------- */
@@ -130,14 +153,13 @@ linear_packed_scalar(float *out, size_t ld_out, const float *x, size_t ld_x, con
                      const float *bias, int n_rows, int d_in, int d_out, const int f16)
 {
     assert(out && x && w && d_in >= 1 && d_out >= 1);
-    size_t np = (size_t)ssm_pack_cols(d_out);
     for (int i = 0; i < n_rows; ++i) {
         const float *xi = x + (size_t)i * ld_x;
         float *oi = out + (size_t)i * ld_out;
         for (int j = 0; j < d_out; ++j) {
             float acc = 0.0f;
             for (int k = 0; k < d_in; ++k)
-                acc = fmaf(xi[k], packed_w(w, (size_t)k * np + (size_t)j, f16), acc);
+                acc = fmaf(xi[k], packed_w(w, pack_idx(d_in, k, j), f16), acc);
             oi[j] = bias ? acc + bias[j] : acc;
         }
     }
@@ -157,12 +179,144 @@ void ssm_linear_packed_f16_scalar(float *out, size_t ld_out, const float *x, siz
     linear_packed_scalar(out, ld_out, x, ld_x, wp, bias, n_rows, d_in, d_out, 1);
 }
 
+/* ---- cache sizes and blocking ------------------------------------------- */
+
+/* Bytes of the data (or unified) cache of this level that cpu0 reports in
+ * sysfs (/sys/devices/system/cpu/cpu0/cache/index<i>/{level,type,size}),
+ * 0 when absent. */
+static size_t sysfs_cache_bytes(int level)
+{
+    for (int i = 0; i < 8; ++i) {
+        char path[96], type[32] = "";
+        int lv = 0;
+        unsigned long sz = 0;
+        char unit = 0;
+        snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu0/cache/index%d/level", i);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            return 0;
+        int ok = fscanf(f, "%d", &lv) == 1;
+        fclose(f);
+        snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu0/cache/index%d/type", i);
+        if (ok && (f = fopen(path, "r")) != NULL) {
+            ok = fscanf(f, "%31s", type) == 1;
+            fclose(f);
+        }
+        if (!ok || lv != level || strcmp(type, "Instruction") == 0)
+            continue;
+        snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu0/cache/index%d/size", i);
+        if ((f = fopen(path, "r")) != NULL) {
+            ok = fscanf(f, "%lu%c", &sz, &unit) >= 1;
+            fclose(f);
+            if (ok)
+                return (size_t)sz * (unit == 'K' ? 1024u : unit == 'M' ? 1024u * 1024u : 1u);
+        }
+    }
+    return 0;
+}
+
+static size_t detect_cache(int level)
+{
+    long v = -1;
+#if defined(_SC_LEVEL1_DCACHE_SIZE) && defined(_SC_LEVEL2_CACHE_SIZE) && defined(_SC_LEVEL3_CACHE_SIZE)
+    v = sysconf(level == 1 ? _SC_LEVEL1_DCACHE_SIZE : level == 2 ? _SC_LEVEL2_CACHE_SIZE
+                                                                 : _SC_LEVEL3_CACHE_SIZE);
+#endif
+    return v > 0 ? (size_t)v : sysfs_cache_bytes(level);
+}
+
+/* Detected once (idempotent: threads racing here store the same values). */
+static _Atomic size_t g_cache[3]; /* L1d, L2, L3; 0 = not detected yet */
+static _Atomic int g_cache_done;
+static _Atomic int g_block_kc, g_block_mc; /* ssm_linear_packed_set_blocking */
+
+void ssm_cpu_caches_get(ssm_cpu_caches *out)
+{
+    if (!atomic_load_explicit(&g_cache_done, memory_order_acquire)) {
+        for (int l = 0; l < 3; ++l)
+            atomic_store_explicit(&g_cache[l], detect_cache(l + 1), memory_order_relaxed);
+        atomic_store_explicit(&g_cache_done, 1, memory_order_release);
+    }
+    out->l1d_bytes = atomic_load_explicit(&g_cache[0], memory_order_relaxed);
+    out->l2_bytes = atomic_load_explicit(&g_cache[1], memory_order_relaxed);
+    out->l3_bytes = atomic_load_explicit(&g_cache[2], memory_order_relaxed);
+}
+
+void ssm_linear_packed_set_blocking(int kc, int mc)
+{
+    atomic_store_explicit(&g_block_kc, kc > 0 ? kc : 0, memory_order_relaxed);
+    atomic_store_explicit(&g_block_mc, mc > 0 ? mc : 0, memory_order_relaxed);
+}
+
+/* The nominal blocks: kc inputs whose weight strip (strip_bytes per input,
+ * contiguous in the panel) fills a quarter of L2, so a strip's K block is
+ * read from L2 by every row tile while the inputs and outputs stream past
+ * it; mc rows (a multiple of mr) whose kc inputs fill half of L2, so the
+ * inputs of a row block stay in L2 across the column strips.  Unknown
+ * caches count as 32 KiB L1 and 256 KiB L2, the smallest of x86-64 cores
+ * since 2008. */
+static void lp_nominal(int strip_bytes, int mr, int *kc, int *mc)
+{
+    ssm_cpu_caches c;
+    ssm_cpu_caches_get(&c);
+    size_t l2 = c.l2_bytes ? c.l2_bytes : (size_t)256 << 10;
+    size_t k = l2 / 4 / (size_t)strip_bytes;
+    k = k < 16 ? 16 : k > (1u << 20) ? (1u << 20) : k;
+    size_t m = l2 / 2 / (k * sizeof(float)) / (size_t)mr * (size_t)mr;
+    m = m < (size_t)mr ? (size_t)mr : m > (1u << 20) ? (1u << 20) : m;
+    *kc = (int)k;
+    *mc = (int)m;
+}
+
+/* The blocks of one call: the forced sizes (ssm_linear_packed_set_blocking)
+ * as they are, else the nominal ones evened out over d_in and n_rows (no
+ * small last block: ceil(d_in / ceil(d_in / kc)); mc from the K block
+ * actually used, a multiple of mr). */
+static _Atomic size_t g_l2_eff; /* L2 bytes as lp_nominal counts them; 0 = not yet */
+
+static void lp_blocking(int strip_bytes, int mr, int d_in, int n_rows, int *kc, int *mc)
+{
+    int okc = atomic_load_explicit(&g_block_kc, memory_order_relaxed);
+    int omc = atomic_load_explicit(&g_block_mc, memory_order_relaxed);
+    size_t l2 = atomic_load_explicit(&g_l2_eff, memory_order_relaxed);
+    if (!l2) {
+        ssm_cpu_caches c;
+        ssm_cpu_caches_get(&c);
+        l2 = c.l2_bytes ? c.l2_bytes : (size_t)256 << 10;
+        atomic_store_explicit(&g_l2_eff, l2, memory_order_relaxed);
+    }
+    /* the common case, one block each way, without divisions (small layers
+     * take a fraction of a microsecond) */
+    if (!okc && !omc && (size_t)d_in * (size_t)strip_bytes <= l2 / 4 &&
+        (size_t)n_rows * (size_t)d_in * sizeof(float) <= l2 / 2) {
+        *kc = d_in;
+        *mc = n_rows;
+        return;
+    }
+    int k, m;
+    lp_nominal(strip_bytes, mr, &k, &m);
+    if (okc) {
+        k = okc;
+    } else {
+        int nk = (d_in + k - 1) / k;
+        k = (d_in + nk - 1) / nk;
+    }
+    if (omc) {
+        m = omc;
+    } else {
+        size_t mm = l2 / 2 / ((size_t)k * sizeof(float));
+        mm = mm < (size_t)mr ? (size_t)mr : mm > (1u << 20) ? (1u << 20) : mm;
+        int nm = (int)(((size_t)n_rows + mm - 1) / mm);
+        m = (n_rows + nm - 1) / nm;
+        m = (m + mr - 1) / mr * mr;
+    }
+    *kc = k;
+    *mc = m;
+}
+
 #ifdef SSM_X86
 
-/* Panels at least this large take the streaming path at one or two rows. */
-#define STREAM_MIN_BYTES ((size_t)512 << 10)
-
-/* ---- AVX-512: MR 6 × NV 4, one or two rows NV 8, streaming ---------------- */
+/* ---- AVX-512: MR 6 × NV 4, one or two rows NV 8 ---------------------------- */
 
 #define LP_TARGET "avx512f,avx512vl,f16c,fma,avx2"
 #define LP_V __m512
@@ -180,7 +334,6 @@ void ssm_linear_packed_f16_scalar(float *out, size_t ld_out, const float *x, siz
 #define LP_MR 6
 #define LP_NV 4
 #define LP_NV1 8
-#define LP_STREAM 1
 
 #define LP_LOAD_F16(p) _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(p)))
 #define LP_ISA avx512
@@ -205,7 +358,6 @@ void ssm_linear_packed_f16_scalar(float *out, size_t ld_out, const float *x, siz
 #define LP_MR 4
 #define LP_NV 3
 #define LP_NV1 6
-#define LP_STREAM 0
 
 #define LP_LOAD_F16(p) _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p)))
 #define LP_ISA avx2
@@ -264,6 +416,18 @@ int ssm_isa_parse(const char *name, ssm_isa *out)
             return 0;
         }
     return -1;
+}
+
+void ssm_linear_packed_blocking(ssm_isa isa, int f16, int *kc, int *mc)
+{
+    /* the strips and tiles of linear_packed_isa.h's instantiations below */
+    int strip = isa == SSM_ISA_AVX512 ? 4 * 16 : isa == SSM_ISA_AVX2 ? 3 * 8 : 1;
+    int mr = isa == SSM_ISA_AVX512 ? 6 : isa == SSM_ISA_AVX2 ? 4 : 1;
+    if (isa == SSM_ISA_SCALAR) { /* unblocked */
+        *kc = *mc = 0;
+        return;
+    }
+    lp_nominal(strip * (f16 ? 2 : 4), mr, kc, mc);
 }
 
 ssm_linear_packed_fn ssm_linear_packed_get(ssm_isa isa, int f16)

@@ -7,8 +7,9 @@
  *    ssm_state {d_inner, d_state}.  Snapshots are a separate 64-byte header
  *    (magic, version, model hash, geometry, checksum) plus the same payload.
  *  - ssm_step runs every projection of the batch through the packed
- *    kernels (ssm_kernels.h: weights transposed at load into fp32, f16 and
- *    int8 panels, one FMA chain per output element, AVX-512 / AVX2+FMA / scalar
+ *    kernels (ssm_kernels.h: weights transposed into fp32, f16 or int8
+ *    panels by the first runner that reads that precision, one FMA chain
+ *    per output element, AVX-512 / AVX2+FMA / scalar
  *    chosen once per runner from the CPU's flags, same bits on each), whose
  *    per-element summation order does not depend on the batch, so a
  *    stream's bits do not depend on which streams share its batch; with
@@ -57,16 +58,20 @@ _Static_assert((unsigned)SSM_MODEL_HEAD_MASK == (unsigned)SSM_HEAD_MASK && (unsi
 static const char k_snap_magic[8] = {'S', 'S', 'M', 'D', 'S', 'T', 'A', 'T'};
 
 /* One linear layer: nn.Linear weight {d_out, d_in} as loaded, and its packed
- * panels for the packed kernels (ssm_kernels.h), fp32 and binary16. */
+ * panels for the packed kernels (ssm_kernels.h): fp32, binary16 and int8,
+ * each NULL until a runner needs that precision (model_pack). */
 typedef struct lin_w {
     const float *w;
     const float *p32;
     const unsigned short *p16;
-    const void *q8; /* int8 panel (ssm_pack_q8); NULL when d_in > SSM_Q8_MAX_D_IN */
+    const void *q8; /* int8 panel (ssm_pack_q8); never made when d_in > SSM_Q8_MAX_D_IN */
     int d_in, d_out;
 } lin_w;
 
 enum { LIN_IN, LIN_X, LIN_DT, LIN_OUT, LIN_PER_LAYER };
+
+/* Panel precisions, the runners' wtype: 0 fp32, 1 f16, 2 int8. */
+enum { PACK_F32, PACK_F16, PACK_INT8, PACK_KINDS };
 
 struct ssm_model {
     ssm_weights *w;
@@ -76,59 +81,118 @@ struct ssm_model {
     int max_in, max_inner, max_conv_dim; /* largest d_in_proj, d_inner, conv_dim of a layer */
     lin_w *layer_lin;    /* {n_layer, LIN_PER_LAYER} */
     lin_w frontend, mask, vad, lm;
-    void *pack_mem;      /* every packed panel, one allocation */
-    size_t pack_bytes;
+    /* The packed panels of one precision are made the first time a runner
+     * needs them (ssm_runner_create), in one allocation per precision, and
+     * kept until ssm_model_free: a model stepped in one precision holds only
+     * that precision's copy.  pack_mu serialises the packing of runners
+     * created concurrently on the shared (const) model; a panel pointer is
+     * written once, under the lock, before any runner that reads it exists. */
+    pthread_mutex_t pack_mu;
+    void *pack_mem[PACK_KINDS];
+    size_t pack_bytes[PACK_KINDS];
     ssm_cuda_model *cuda; /* non-NULL: the CUDA backend (model_cuda.c) */
     char note[320];       /* ssm_model_backend_note */
 };
 
-/* Adds a packed layer to *total (pass 1, mem NULL) or packs it (pass 2). */
-static void lin_setup(lin_w *L, const float *w, int d_in, int d_out, unsigned char *mem,
-                      size_t *total)
+/* Bytes of L's panel of precision kind (64-byte multiple); 0 without
+ * weights or for int8 beyond SSM_Q8_MAX_D_IN. */
+static size_t lin_pack_bytes(const lin_w *L, int kind)
 {
-    L->w = w;
-    L->d_in = d_in;
-    L->d_out = d_out;
-    if (!w)
-        return;
-    size_t ne = ssm_pack_elems(d_in, d_out);
-    size_t b32 = (ne * sizeof(float) + 63) / 64 * 64, b16 = (ne * 2 + 63) / 64 * 64;
-    size_t b8 = d_in <= SSM_Q8_MAX_D_IN ? ssm_pack_q8_bytes(d_in, d_out) : 0;
-    if (mem) {
-        float *p32 = (float *)(mem + *total);
-        unsigned short *p16 = (unsigned short *)(mem + *total + b32);
-        ssm_pack_f32(p32, w, d_in, d_out);
-        ssm_pack_f16(p16, w, d_in, d_out);
-        L->p32 = p32;
-        L->p16 = p16;
-        L->q8 = NULL;
-        /* weights are finite (checked at load), so packing cannot fail */
-        if (b8 && ssm_pack_q8(mem + *total + b32 + b16, w, d_in, d_out) == 0)
-            L->q8 = mem + *total + b32 + b16;
+    if (!L->w)
+        return 0;
+    size_t ne = ssm_pack_elems(L->d_in, L->d_out);
+    switch (kind) {
+    case PACK_F32: return (ne * sizeof(float) + 63) / 64 * 64;
+    case PACK_F16: return (ne * 2 + 63) / 64 * 64;
+    default: return L->d_in <= SSM_Q8_MAX_D_IN ? ssm_pack_q8_bytes(L->d_in, L->d_out) : 0;
     }
-    *total += b32 + b16 + b8;
 }
 
-static void pack_all(ssm_model *m, unsigned char *mem, size_t *total)
+/* Adds L's panel of precision kind to *total (mem NULL) or packs it at
+ * mem + *total. */
+static void lin_pack(lin_w *L, int kind, unsigned char *mem, size_t *total)
+{
+    size_t b = lin_pack_bytes(L, kind);
+    if (mem && b) {
+        void *p = mem + *total;
+        if (kind == PACK_F32) {
+            ssm_pack_f32(p, L->w, L->d_in, L->d_out);
+            L->p32 = p;
+        } else if (kind == PACK_F16) {
+            ssm_pack_f16(p, L->w, L->d_in, L->d_out);
+            L->p16 = p;
+        } else if (ssm_pack_q8(p, L->w, L->d_in, L->d_out) == 0) {
+            L->q8 = p; /* weights are finite (checked at load): always */
+        }
+    }
+    *total += b;
+}
+
+/* Linear layer i of m, 0 <= i < lin_count(m): the layers' four, then the
+ * heads (frontend, mask, vad, lm). */
+static lin_w *lin_at(ssm_model *m, int i)
+{
+    int nl = m->cfg.n_layer * LIN_PER_LAYER;
+    lin_w *heads_[] = {&m->frontend, &m->mask, &m->vad, &m->lm};
+    return i < nl ? &m->layer_lin[i] : heads_[i - nl];
+}
+
+static int lin_count(const ssm_model *m)
+{
+    return m->cfg.n_layer * LIN_PER_LAYER + 4;
+}
+
+/* Shapes of every linear layer (no panel yet). */
+static void lin_shapes(ssm_model *m)
 {
     const ssm_config *c = &m->cfg;
     const ssm_weights *w = m->w;
     int ndbc = c->dt_rank + 2 * c->d_state;
-    *total = 0;
     for (int l = 0; l < c->n_layer; ++l) {
         const ssm_layer_weights *L = &w->layers[l];
         lin_w *P = m->layer_lin + (size_t)l * LIN_PER_LAYER;
-        /* Mamba-2 layers have no x_proj / dt_proj (NULL: nothing packed) */
-        lin_setup(&P[LIN_IN], L->in_proj, c->d_model, L->d_in_proj, mem, total);
-        lin_setup(&P[LIN_X], L->x_proj, c->d_inner, ndbc, mem, total);
-        lin_setup(&P[LIN_DT], L->dt_proj, c->dt_rank, c->d_inner, mem, total);
-        lin_setup(&P[LIN_OUT], L->out_proj, L->d_inner, c->d_model, mem, total);
+        /* Mamba-2 layers have no x_proj / dt_proj (w NULL: nothing packed) */
+        P[LIN_IN] = (lin_w){.w = L->in_proj, .d_in = c->d_model, .d_out = L->d_in_proj};
+        P[LIN_X] = (lin_w){.w = L->x_proj, .d_in = c->d_inner, .d_out = ndbc};
+        P[LIN_DT] = (lin_w){.w = L->dt_proj, .d_in = c->dt_rank, .d_out = c->d_inner};
+        P[LIN_OUT] = (lin_w){.w = L->out_proj, .d_in = L->d_inner, .d_out = c->d_model};
     }
-    lin_setup(&m->frontend, w->frontend_proj, c->input == SSM_INPUT_FEATURES ? c->n_features : 1,
-              c->d_model, mem, total);
-    lin_setup(&m->mask, w->mask_w, c->d_model, c->n_mask > 0 ? c->n_mask : 1, mem, total);
-    lin_setup(&m->vad, w->vad_w, c->d_model, 1, mem, total);
-    lin_setup(&m->lm, w->lm_head, c->d_model, c->vocab_size > 0 ? c->vocab_size : 1, mem, total);
+    m->frontend = (lin_w){.w = w->frontend_proj,
+                          .d_in = c->input == SSM_INPUT_FEATURES ? c->n_features : 1,
+                          .d_out = c->d_model};
+    m->mask = (lin_w){.w = w->mask_w, .d_in = c->d_model, .d_out = c->n_mask > 0 ? c->n_mask : 1};
+    m->vad = (lin_w){.w = w->vad_w, .d_in = c->d_model, .d_out = 1};
+    m->lm = (lin_w){.w = w->lm_head, .d_in = c->d_model,
+                    .d_out = c->vocab_size > 0 ? c->vocab_size : 1};
+}
+
+/* Makes the panels of precision kind for every layer of m unless they exist
+ * (the model is shared and const to runners; only this function, under
+ * pack_mu, writes its panel fields).  SSM_OK or SSM_ERR_NOMEM with a line. */
+static int model_pack(const ssm_model *cm, int kind, ssm_error *err)
+{
+    ssm_model *m = (ssm_model *)cm;
+    int rc = SSM_OK;
+    pthread_mutex_lock(&m->pack_mu);
+    if (!m->pack_mem[kind]) {
+        size_t total = 0;
+        for (int i = 0; i < lin_count(m); ++i)
+            lin_pack(lin_at(m, i), kind, NULL, &total);
+        unsigned char *mem = aligned_alloc(ALIGN, total ? total : ALIGN);
+        if (!mem) {
+            rc = ssm_error_set(err, SSM_ERR_NOMEM,
+                               "ssm_runner_create: cannot allocate %zu bytes of %s panels", total,
+                               kind == PACK_F32 ? "fp32" : kind == PACK_F16 ? "f16" : "int8");
+        } else {
+            total = 0;
+            for (int i = 0; i < lin_count(m); ++i)
+                lin_pack(lin_at(m, i), kind, mem, &total);
+            m->pack_mem[kind] = mem;
+            m->pack_bytes[kind] = total;
+        }
+    }
+    pthread_mutex_unlock(&m->pack_mu);
+    return rc;
 }
 
 struct ssm_state {
@@ -207,6 +271,7 @@ int ssm_model_load(const char *path, const ssm_model_options *opts,
         ssm_weights_free(w);
         return ssm_error_set(err, SSM_ERR_NOMEM, "%s: out of memory", path);
     }
+    pthread_mutex_init(&m->pack_mu, NULL);
     m->w = w;
     m->cfg = w->cfg;
     const ssm_config *c = &m->cfg;
@@ -264,18 +329,14 @@ int ssm_model_load(const char *path, const ssm_model_options *opts,
     } else if (auto_pick) {
         snprintf(m->note, sizeof m->note, "%.240s; running on the cpu", why);
     }
-    /* packed panels of every linear layer (fp32, f16, int8), made once here */
+    /* the layers' shapes; their packed panels are made by the first runner
+     * that needs each precision (model_pack) */
     m->layer_lin = calloc((size_t)c->n_layer * LIN_PER_LAYER, sizeof *m->layer_lin);
-    size_t pack_total = 0;
-    if (m->layer_lin)
-        pack_all(m, NULL, &pack_total);
-    m->pack_mem = m->layer_lin ? aligned_alloc(ALIGN, pack_total ? pack_total : ALIGN) : NULL;
-    if (!m->pack_mem) {
+    if (!m->layer_lin) {
         ssm_model_free(m);
-        return ssm_error_set(err, SSM_ERR_NOMEM, "%s: out of memory for packed weights", path);
+        return ssm_error_set(err, SSM_ERR_NOMEM, "%s: out of memory", path);
     }
-    pack_all(m, m->pack_mem, &pack_total);
-    m->pack_bytes = pack_total;
+    lin_shapes(m);
     *out = m;
     return SSM_OK;
 }
@@ -288,7 +349,9 @@ void ssm_model_free(ssm_model *model)
     ssm_weights_free(model->w);
     free(model->layer_lin);
     free(model->layer_off);
-    free(model->pack_mem);
+    for (int k = 0; k < PACK_KINDS; ++k)
+        free(model->pack_mem[k]);
+    pthread_mutex_destroy(&model->pack_mu);
     free(model);
 }
 
@@ -673,16 +736,14 @@ static int cuda_runner_create(const ssm_model *m, int max_batch, int max_chunk, 
     return SSM_OK;
 }
 
-/* 1 when every linear layer of m has an int8 panel; else 0 and *widest the
- * largest d_in without one. */
+/* 1 when every linear layer of m can have an int8 panel (d_in <=
+ * SSM_Q8_MAX_D_IN); else 0 and *widest the largest d_in that cannot. */
 static int all_q8(const ssm_model *m, int *widest)
 {
-    const lin_w *heads_[] = {&m->frontend, &m->mask, &m->vad, &m->lm};
     int ok = 1;
-    for (int i = 0; i < m->cfg.n_layer * LIN_PER_LAYER + 4; ++i) {
-        const lin_w *L = i < m->cfg.n_layer * LIN_PER_LAYER ? &m->layer_lin[i]
-                                                            : heads_[i - m->cfg.n_layer * LIN_PER_LAYER];
-        if (L->w && !L->q8) {
+    for (int i = 0; i < lin_count(m); ++i) {
+        const lin_w *L = lin_at((ssm_model *)m, i);
+        if (L->w && L->d_in > SSM_Q8_MAX_D_IN) {
             ok = 0;
             if (L->d_in > *widest)
                 *widest = L->d_in;
@@ -804,6 +865,14 @@ int ssm_runner_create(const ssm_model *m, int max_batch, int max_chunk,
     if (!packed)
         return ssm_error_set(err, SSM_ERR_INVALID, "ssm_runner_create: no %s kernels on this CPU",
                              ssm_isa_name(isa));
+    /* the panels this runner reads: none for the reference (it reads the
+     * nn.Linear matrices), else the precision's (BLAS steps: the fp32
+     * panels of the forward) */
+    if (!(flags & SSM_RUNNER_REFERENCE)) {
+        int rc = model_pack(m, wtype, err);
+        if (rc < 0)
+            return rc;
+    }
     const ssm_config *c = &m->cfg;
     size_t rows = (size_t)(max_batch > max_chunk ? max_batch : max_chunk);
     size_t nf = c->input == SSM_INPUT_FEATURES ? (size_t)c->n_features : 0;
@@ -1096,9 +1165,17 @@ const char *ssm_runner_weights(const ssm_runner *rn)
     return rn->wtype == 2 ? "int8" : rn->wtype == 1 ? "f16" : "f32";
 }
 
-size_t ssm_model_packed_bytes(const ssm_model *m)
+size_t ssm_model_packed_bytes(const ssm_model *cm)
 {
-    return m ? m->pack_bytes : 0;
+    if (!cm)
+        return 0;
+    ssm_model *m = (ssm_model *)cm;
+    size_t total = 0;
+    pthread_mutex_lock(&m->pack_mu);
+    for (int k = 0; k < PACK_KINDS; ++k)
+        total += m->pack_bytes[k];
+    pthread_mutex_unlock(&m->pack_mu);
+    return total;
 }
 
 /* out {n, P->d_out} = x {n, P->d_in} · Pᵀ + bias, by mode. */

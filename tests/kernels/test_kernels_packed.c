@@ -9,7 +9,9 @@
  *    half, whose error against the fp32 weights stays within 2⁻¹¹·Σ|x·w|;
  *  - float → half conversion: every half round-trips, and random / special
  *    floats match the hardware's F16C conversion where the CPU has it;
- *  - columns beyond d_out and rows beyond n_rows are never written.
+ *  - columns beyond d_out and rows beyond n_rows are never written;
+ *  - the same bits with the cache blocking forced to small, odd and
+ *    oversized K and row blocks.
  * Sizes are awkward on purpose (1, 7, 17, 36, 253: not multiples of a vector)
  * and row counts cover every register-tile remainder. */
 #include <math.h>
@@ -146,6 +148,81 @@ static void test_packed_linear(void **st)
            n_cases, n_variants, ssm_isa_name(ssm_isa_best()), worst_ratio, worst_f16);
 }
 
+/* Cache blocking (ssm_linear_packed_blocking): with K and row blocks
+ * forced small, odd and larger than the layer (ssm_linear_packed_set_blocking),
+ * every variant still gives the scalar variant's bits, at shapes where K
+ * blocks end mid-tile and row blocks leave every tile remainder; then the
+ * cache-derived sizes are restored and reported. */
+static void test_packed_blocking(void **st)
+{
+    (void)st;
+    static const int din[] = {1, 7, 33, 253, 1100};
+    static const int dout[] = {7, 17, 36, 253};
+    static const int rows[] = {3, 5, 7, 13, 64};
+    static const int blocks[][2] = {{1, 1}, {3, 5}, {7, 6}, {16, 13}, {5, 64}, {4096, 7}, {64, 4096}};
+    int n_cmp = 0;
+    for (int a = 0; a < COUNT(din); ++a)
+        for (int b = 0; b < COUNT(dout); ++b) {
+            int d_in = din[a], d_out = dout[b], max_rows = 64;
+            size_t ldx = (size_t)d_in + 3, ldo = (size_t)d_out + 5;
+            float *x = rand_vec((size_t)max_rows * ldx, -2.0f, 2.0f);
+            float *w = rand_vec((size_t)d_out * d_in, -1.0f, 1.0f);
+            float *bias = rand_vec((size_t)d_out, -1.0f, 1.0f);
+            size_t ne = ssm_pack_elems(d_in, d_out);
+            float *p32 = malloc(ne * sizeof *p32);
+            unsigned short *p16 = malloc(ne * sizeof *p16);
+            size_t osz = (size_t)(max_rows + 1) * ldo;
+            float *ref = malloc(osz * sizeof *ref), *got = malloc(osz * sizeof *got);
+            assert_true(p32 && p16 && ref && got);
+            ssm_pack_f32(p32, w, d_in, d_out);
+            ssm_pack_f16(p16, w, d_in, d_out);
+            for (int rr = 0; rr < COUNT(rows); ++rr)
+                for (int h = 0; h < 2; ++h)
+                    for (int wb = 0; wb < 2; ++wb) {
+                        int n = rows[rr];
+                        const void *wp = h ? (const void *)p16 : (const void *)p32;
+                        const float *bs = wb ? bias : NULL;
+                        ssm_linear_packed_set_blocking(0, 0);
+                        run(ssm_linear_packed_get(SSM_ISA_SCALAR, h), ref, x, wp, bs, n, d_in, d_out);
+                        for (int bl = 0; bl < COUNT(blocks); ++bl) {
+                            ssm_linear_packed_set_blocking(blocks[bl][0], blocks[bl][1]);
+                            for (int v = 1; v < COUNT(k_isas); ++v) {
+                                ssm_linear_packed_fn fn = ssm_linear_packed_get(k_isas[v], h);
+                                if (!fn)
+                                    continue;
+                                run(fn, got, x, wp, bs, n, d_in, d_out);
+                                assert_memory_equal(got, ref, (size_t)n * ldo * sizeof(float));
+                                ++n_cmp;
+                            }
+                        }
+                    }
+            ssm_linear_packed_set_blocking(0, 0);
+            free(x);
+            free(w);
+            free(bias);
+            free(p32);
+            free(p16);
+            free(ref);
+            free(got);
+        }
+    ssm_cpu_caches c;
+    ssm_cpu_caches_get(&c);
+    printf("packed blocking: %d comparisons with forced K/row blocks %s, all bit-identical to "
+           "scalar; caches L1d %zu L2 %zu L3 %zu bytes;",
+           n_cmp, "1x1 3x5 7x6 16x13 5x64 4096x7 64x4096", c.l1d_bytes, c.l2_bytes, c.l3_bytes);
+    for (int v = 1; v < COUNT(k_isas); ++v)
+        for (int h = 0; h < 2; ++h) {
+            int kc, mc;
+            ssm_linear_packed_blocking(k_isas[v], h, &kc, &mc);
+            assert_true(kc >= 16 && mc >= 4);
+            printf(" %s/%s kc %d mc %d", ssm_isa_name(k_isas[v]), h ? "f16" : "f32", kc, mc);
+        }
+    printf("\n");
+    int kc, mc;
+    ssm_linear_packed_blocking(SSM_ISA_SCALAR, 0, &kc, &mc);
+    assert_true(kc == 0 && mc == 0);
+}
+
 #ifdef HAVE_X86
 __attribute__((target("f16c"))) static unsigned short cvt(float v)
 {
@@ -273,6 +350,7 @@ int main(void)
         cmocka_unit_test(test_isa_dispatch),
         cmocka_unit_test(test_f16_conversion),
         cmocka_unit_test(test_packed_linear),
+        cmocka_unit_test(test_packed_blocking),
         cmocka_unit_test(test_scan_variants),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* Model API tests: state lifecycle and placement, snapshot/restore (bitwise
  * continuation, refusal of other models, versions, truncated and corrupted
- * snapshots), non-finite inputs and states, argument errors.
+ * snapshots), non-finite inputs and states, argument errors, the packed
+ * panel bytes a model holds per weight precision.
  * argv[1]: folder with a.safetensors, b.safetensors (same shape as a, other
  * weights) and c.safetensors (other shape, tokens), written by
  * tests/ref/mamba_ref.py gen at build time. */
@@ -16,6 +17,7 @@
 
 #include <cmocka.h>
 
+#include "kernels/ssm_kernels.h"
 #include "model_internal.h"
 #include "ssm/model.h"
 
@@ -487,6 +489,108 @@ static void test_no_allocation(void **st)
     run_close(&r);
 }
 
+/* Panel bytes of one layer {d_out, d_in} in precision kind (0 fp32, 1 f16,
+ * 2 int8), as ssm_model_packed_bytes documents them. */
+static size_t panel_bytes(int d_in, int d_out, int kind)
+{
+    size_t ne = ssm_pack_elems(d_in, d_out);
+    size_t b = kind == 0 ? ne * 4 : kind == 1 ? ne * 2 : ssm_pack_q8_bytes(d_in, d_out);
+    return (b + 63) / 64 * 64;
+}
+
+/* Every linear layer of m in precision kind: per layer in_proj, x_proj,
+ * dt_proj, out_proj, then the heads the model has. */
+static size_t model_panel_bytes(const ssm_model *m, int kind)
+{
+    int dm = ssm_model_d_model(m), di = ssm_model_d_inner(m), ds = ssm_model_d_state(m);
+    int r = ssm_model_dt_rank(m);
+    unsigned heads = ssm_model_heads(m);
+    size_t t = 0;
+    for (int l = 0; l < ssm_model_n_layer(m); ++l)
+        t += panel_bytes(dm, 2 * di, kind) + panel_bytes(di, r + 2 * ds, kind) +
+             panel_bytes(r, di, kind) + panel_bytes(di, dm, kind);
+    if (ssm_model_input(m) == SSM_MODEL_INPUT_FEATURES)
+        t += panel_bytes(ssm_model_n_features(m), dm, kind);
+    if (heads & SSM_MODEL_HEAD_MASK)
+        t += panel_bytes(dm, ssm_model_n_mask(m), kind);
+    if (heads & SSM_MODEL_HEAD_VAD)
+        t += panel_bytes(dm, 1, kind);
+    if (heads & SSM_MODEL_HEAD_LM)
+        t += panel_bytes(dm, ssm_model_vocab_size(m), kind);
+    return t;
+}
+
+/* A model holds only the packed precisions its runners read: none after
+ * load or for a reference runner, then each precision's panels once, made
+ * by the first runner that needs them (one allocation), never again. */
+static void test_packed_bytes(void **st)
+{
+    (void)st;
+    static const char *files[] = {"a.safetensors", "c.safetensors"};
+    for (int f = 0; f < 2; ++f) {
+        ssm_model *m = load(files[f]);
+        size_t f32 = model_panel_bytes(m, 0), f16 = model_panel_bytes(m, 1),
+               q8 = model_panel_bytes(m, 2);
+        printf("%s: packed panels fp32 %zu, f16 %zu, int8 %zu bytes\n", files[f], f32, f16, q8);
+        assert_true(f32 > 0 && f16 > 0 && q8 > 0);
+        assert_int_equal(ssm_model_packed_bytes(m), 0);
+        ssm_runner *rn = NULL, *rn2 = NULL;
+        assert_int_equal(ssm_runner_create(m, 2, 4, SSM_RUNNER_REFERENCE, &rn, NULL), SSM_OK);
+        assert_int_equal(ssm_model_packed_bytes(m), 0);
+        ssm_runner_destroy(rn);
+        /* f16: one allocation more than the next f16 runner (the panels) */
+        long a0 = g_allocs;
+        assert_int_equal(ssm_runner_create(m, 2, 4, SSM_RUNNER_F16_WEIGHTS, &rn, NULL), SSM_OK);
+        long first = g_allocs - a0;
+        assert_int_equal(ssm_model_packed_bytes(m), f16);
+        a0 = g_allocs;
+        assert_int_equal(ssm_runner_create(m, 2, 4, SSM_RUNNER_F16_WEIGHTS, &rn2, NULL), SSM_OK);
+        assert_int_equal(first, g_allocs - a0 + 1);
+        assert_int_equal(ssm_model_packed_bytes(m), f16);
+        assert_string_equal(ssm_runner_weights(rn2), "f16");
+        ssm_runner_destroy(rn);
+        ssm_runner_destroy(rn2);
+        assert_int_equal(ssm_model_packed_bytes(m), f16); /* kept by the model */
+        assert_int_equal(ssm_runner_create(m, 2, 4, SSM_RUNNER_INT8_WEIGHTS, &rn, NULL), SSM_OK);
+        assert_int_equal(ssm_model_packed_bytes(m), f16 + q8);
+        ssm_runner_destroy(rn);
+        /* BLAS steps forward through the fp32 panels, as the default does */
+        assert_int_equal(ssm_runner_create(m, 2, 4, SSM_RUNNER_BLAS_STEP, &rn, NULL), SSM_OK);
+        assert_int_equal(ssm_model_packed_bytes(m), f16 + q8 + f32);
+        ssm_runner_destroy(rn);
+        assert_int_equal(ssm_runner_create(m, 2, 4, 0, &rn, NULL), SSM_OK);
+        assert_int_equal(ssm_model_packed_bytes(m), f16 + q8 + f32);
+        ssm_runner_destroy(rn);
+        ssm_model_free(m);
+        /* a fresh model and only the default runner: fp32 panels only */
+        m = load(files[f]);
+        assert_int_equal(ssm_runner_create(m, 1, 1, 0, &rn, NULL), SSM_OK);
+        assert_int_equal(ssm_model_packed_bytes(m), f32);
+        ssm_runner_destroy(rn);
+        ssm_model_free(m);
+    }
+    /* Mamba-2 and mixed stacks (no x_proj / dt_proj): the same lifecycle */
+    static const char *files2[] = {"m2.safetensors", "mixed.safetensors"};
+    for (int f = 0; f < 2; ++f) {
+        ssm_model *m = load(files2[f]);
+        ssm_runner *rn = NULL;
+        assert_int_equal(ssm_model_packed_bytes(m), 0);
+        assert_int_equal(ssm_runner_create(m, 2, 4, 0, &rn, NULL), SSM_OK);
+        size_t f32 = ssm_model_packed_bytes(m);
+        assert_true(f32 > 0);
+        ssm_runner_destroy(rn);
+        assert_int_equal(ssm_runner_create(m, 2, 4, 0, &rn, NULL), SSM_OK);
+        assert_int_equal(ssm_model_packed_bytes(m), f32);
+        ssm_runner_destroy(rn);
+        assert_int_equal(ssm_runner_create(m, 2, 4, SSM_RUNNER_F16_WEIGHTS, &rn, NULL), SSM_OK);
+        size_t both = ssm_model_packed_bytes(m);
+        assert_true(both > f32 && both - f32 < f32);
+        ssm_runner_destroy(rn);
+        printf("%s: packed panels fp32 %zu, f16 %zu bytes\n", files2[f], f32, both - f32);
+        ssm_model_free(m);
+    }
+}
+
 /* Mamba-2 (m2.safetensors: two Mamba-2 layers, 6 heads of 8, 3 groups,
  * d_state 16) and a mixed stack (mixed.safetensors: Mamba-1 then Mamba-2 with
  * 4 heads of 12, d_state 32): state bytes from the per-layer layout;
@@ -612,6 +716,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_nonfinite_state),
         cmocka_unit_test(test_bad_arguments),
         cmocka_unit_test(test_no_allocation),
+        cmocka_unit_test(test_packed_bytes),
         cmocka_unit_test(test_mamba2_snapshot),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

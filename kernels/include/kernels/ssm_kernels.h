@@ -175,8 +175,12 @@ void ssm_sigmoid_f32_vec(float *v, size_t ld, int n_rows, int dim);
 
 /* ---- packed linear layers and ISA dispatch (cpu/ssm_kernels_packed.c) ------
  * out = x · wᵀ + bias with w transposed once, at model load, into a packed
- * {d_in, n_pad} panel (n_pad = ssm_pack_cols(d_out): d_out rounded up to
- * SSM_PACK_COLS, extra columns zero), stored as fp32 or IEEE binary16 (half:
+ * panel {n_pad / SSM_PACK_COLS, d_in + 1, SSM_PACK_COLS} (n_pad =
+ * ssm_pack_cols(d_out): d_out rounded up to SSM_PACK_COLS; extra columns
+ * and the extra row zero): strips of SSM_PACK_COLS columns, each contiguous
+ * over k, element (k, j) at ((j / SSM_PACK_COLS)·(d_in + 1) + k)·
+ * SSM_PACK_COLS + j % SSM_PACK_COLS;
+ * stored as fp32 or IEEE binary16 (half:
  * half the bytes for the memory-bound batch-1 step, converted exactly to fp32
  * on load, accumulated in fp32).
  *
@@ -229,12 +233,16 @@ int ssm_fp_denormals_flushed(void);
 
 /** Column padding of packed panels (one AVX-512 vector of floats). */
 #define SSM_PACK_COLS 16
+/** Rows of a panel's strip: d_in, plus one row of zeros so that the strips
+ *  of a register tile never start a multiple of 4 KiB apart (their loads
+ *  would then meet in the same L1 sets and banks at every k). */
+#define SSM_PACK_STRIP_ROWS(d_in) ((d_in) + 1)
 /** d_out rounded up to SSM_PACK_COLS. */
 int ssm_pack_cols(int d_out);
-/** Elements of a packed panel: d_in · ssm_pack_cols(d_out). */
+/** Elements of a packed panel: SSM_PACK_STRIP_ROWS(d_in) · ssm_pack_cols(d_out). */
 size_t ssm_pack_elems(int d_in, int d_out);
-/** Packs w {d_out, d_in} row-major (nn.Linear.weight) into wp
- *  {d_in, ssm_pack_cols(d_out)} (ssm_pack_elems floats). */
+/** Packs w {d_out, d_in} row-major (nn.Linear.weight) into the strips
+ *  of wp (ssm_pack_elems floats, layout above). */
 void ssm_pack_f32(float *wp, const float *w, int d_in, int d_out);
 /** Same as ssm_pack_f32 into IEEE binary16 (round to nearest even; beyond
  *  ±65504 → ±Inf, NaN → quiet NaN). */
@@ -252,6 +260,37 @@ typedef void (*ssm_linear_packed_fn)(float *out, size_t ld_out, const float *x, 
 /** The variant for isa and weight type (f16 != 0: binary16 panels), or NULL
  *  when this CPU lacks isa.  Call once at set-up and keep the pointer. */
 ssm_linear_packed_fn ssm_linear_packed_get(ssm_isa isa, int f16);
+
+/** Data cache sizes of the CPU, bytes: sysconf(_SC_LEVEL1_DCACHE_SIZE,
+ *  _SC_LEVEL2_CACHE_SIZE, _SC_LEVEL3_CACHE_SIZE), else cpu0's
+ *  /sys/devices/system/cpu/cpu0/cache/index*; 0 where neither says. */
+typedef struct ssm_cpu_caches {
+    size_t l1d_bytes, l2_bytes, l3_bytes;
+} ssm_cpu_caches;
+
+/** Fills *out with the sizes, detected on the first call and kept (the
+ *  process is assumed to stay on one kind of core).  Thread-safe;
+ *  real-time safe after the first call (which reads sysconf/sysfs). */
+void ssm_cpu_caches_get(ssm_cpu_caches *out);
+
+/** The nominal cache blocking the packed variants of isa (f16 != 0:
+ *  binary16 panels) use for batches of 3 rows or more: *kc inputs per K
+ *  block (the weights of one register tile's column strip, kc × its
+ *  columns, fill a quarter of L2) and *mc rows per row block (mc × kc
+ *  inputs fill half of L2; a multiple of the tile's rows), from
+ *  ssm_cpu_caches_get (an unknown L2 counts as 256 KiB); 0 and 0 for the
+ *  unblocked scalar variant.  A call evens the blocks out over its d_in and
+ *  n_rows (no small last block) and sizes mc for the K block it uses.  One
+ *  or two rows are not blocked (no weight reuse to win).  The bits of a
+ *  result never depend on the blocking (see the summation order above).
+ *  Thread-safe. */
+void ssm_linear_packed_blocking(ssm_isa isa, int f16, int *kc, int *mc);
+
+/** Test and benchmark hook: forces kc and mc (> 0) for every packed variant
+ *  of the process, or restores the cache-derived sizes (0); kc ≥ d_in and
+ *  mc ≥ n_rows run a layer unblocked.  Thread-safe (relaxed atomics), but a
+ *  kernel running in another thread may see either setting. */
+void ssm_linear_packed_set_blocking(int kc, int mc);
 
 /** Signature of ssm_scan_step_f32 and its variants. */
 typedef void (*ssm_scan_step_fn)(float *y, size_t ld_y, float *const *ssm_state,

@@ -290,8 +290,16 @@ enum {
 
 /** Creates scratch memory for steps of up to max_batch streams and forwards
  *  of up to max_chunk frames (both >= 1), in one overflow-checked 64-byte
- *  aligned allocation.  Returns SSM_OK, SSM_ERR_INVALID or SSM_ERR_NOMEM
- *  (with a line in err).  Not real-time safe. */
+ *  aligned allocation.  On the CPU the first runner that reads a weight
+ *  precision also makes the model's packed panels of that precision (fp32 by
+ *  default, f16 with SSM_RUNNER_F16_WEIGHTS, int8 with
+ *  SSM_RUNNER_INT8_WEIGHTS; none with SSM_RUNNER_REFERENCE): one allocation
+ *  of ssm_model_packed_bytes' growth, kept by the model until ssm_model_free
+ *  and shared by every later runner, so a model holds only the precisions
+ *  its runners use (see ssm_model_packed_bytes).  Safe to call from several
+ *  threads on one model at once (the packing is serialised inside).
+ *  Returns SSM_OK, SSM_ERR_INVALID or SSM_ERR_NOMEM (scratch or panels, with
+ *  a line in err).  Not real-time safe. */
 int ssm_runner_create(const ssm_model *model, int max_batch, int max_chunk,
                       unsigned flags, ssm_runner **out, ssm_error *err);
 
@@ -333,8 +341,15 @@ const char *ssm_runner_isa(const ssm_runner *runner);
  *  Thread-safe. */
 const char *ssm_runner_weights(const ssm_runner *runner);
 
-/** Bytes of the packed weight copies the model made at load (fp32 and f16
- *  panels of every linear layer, kernels/ssm_kernels.h); 0 for NULL. */
+/** Bytes of the packed weight copies the model holds now: for each
+ *  precision some runner has read (ssm_runner_create: fp32, f16, int8), the
+ *  panels of every linear layer (kernels/ssm_kernels.h; each rounded up to
+ *  64 bytes): per layer {d_in, d_out rounded up to 16} elements of 4 (fp32)
+ *  or 2 (f16) bytes, or ssm_pack_q8_bytes (int8).  0 right after
+ *  ssm_model_load, on the CUDA backend (weights live on the device) and for
+ *  NULL.  The fp32 weights themselves (mapped from the file or converted at
+ *  load) are not counted.  Thread-safe (takes the packing lock); not
+ *  real-time safe. */
 size_t ssm_model_packed_bytes(const ssm_model *model);
 
 /** Where results go: one caller buffer per head, NULL to skip a head (a
