@@ -39,6 +39,7 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "train"))
+sys.path.insert(0, HERE)
 import ssmd_file  # noqa: E402
 
 
@@ -144,20 +145,8 @@ def make_model(path, d_model, kinds, d_state=16, m2_d_state=None, m2_d_inner=Non
 
 # ------------------------------------------------------------- reference ----
 
-def softplus(v):
-    return np.where(v > 20.0, v, np.log1p(np.exp(np.minimum(v, 20.0))))
-
-
-def silu(v):
-    return v / (1.0 + np.exp(-v))
-
-
-def sigmoid(v):
-    return 1.0 / (1.0 + np.exp(-v))
-
-
-def rmsnorm(x, w, eps):
-    return x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + eps) * w
+# the elementwise functions and RMSNorm are the Mamba-1 reference's (tests/ref/mamba_ref.py)
+from mamba_ref import rmsnorm, sigmoid, silu, softplus  # noqa: E402,F401
 
 
 def causal_conv_silu(x, w, b, d_conv):
