@@ -530,6 +530,11 @@ int main(int argc, char **argv)
     if (!ssmd_stream_name_valid(s.stream, strlen(s.stream)) || s.stream[0] == '_')
         return usage_error("--stream: '%s' is not a valid stream name (1-64 of [A-Za-z0-9_.-], "
                            "not starting with '.' or '_')", s.stream);
+    if (s.out_path && dsp_audio_container_from_path(s.out_path) == DSP_AUDIO_CONTAINER_AUTO)
+        /* checked before anything is pushed: a stream opened for nothing keeps its name
+         * until the daemon's push_idle_s */
+        return usage_error("%s: cannot tell the audio format from the file name (use .wav .flac .ogg .opus "
+                           ".mp3 .au .aiff .w64 .rf64 .raw)", s.out_path);
     if (optind >= argc) return usage_error("%s", "missing FILE");
     if (argc - optind > 1) return usage_error("unexpected argument '%s'", argv[optind + 1]);
     s.in_path = argv[optind];

@@ -92,12 +92,22 @@ int ssmd_model_find(const char *name, const char *explicit_path, char *out, size
     }
     const char *dirs = getenv("XDG_DATA_DIRS");
     if (!dirs || !dirs[0]) dirs = "/usr/local/share:/usr/share";
+    /* the install datadir is often one of $XDG_DATA_DIRS (/usr/local/share):
+     * looked at once */
+    const size_t dd_len = strlen(SSMD_MODELS_DATADIR), sub_len = strlen("/ssmd/models");
+    bool datadir_seen = false;
     for (const char *p = dirs; r == 0 && *p;) {
         size_t len = strcspn(p, ":");
-        if (len > 0 && p[0] == '/') r = try_dir(p, len, "/ssmd/models/", name, out, cap, &l);
+        if (len > 0 && p[0] == '/') {
+            r = try_dir(p, len, "/ssmd/models/", name, out, cap, &l);
+            if (len + sub_len == dd_len && strncmp(p, SSMD_MODELS_DATADIR, len) == 0 &&
+                strcmp(SSMD_MODELS_DATADIR + len, "/ssmd/models") == 0)
+                datadir_seen = true;
+        }
         p += len + (p[len] == ':');
     }
-    if (r == 0) r = try_dir(SSMD_MODELS_DATADIR, strlen(SSMD_MODELS_DATADIR), "/", name, out, cap, &l);
+    if (r == 0 && !datadir_seen)
+        r = try_dir(SSMD_MODELS_DATADIR, dd_len, "/", name, out, cap, &l);
 #ifdef SSMD_MODELS_SRCDIR
     const char *no_src = getenv("SSMD_NO_SOURCE_MODELS");
     if (r == 0 && !(no_src && no_src[0]))

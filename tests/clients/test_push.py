@@ -126,6 +126,16 @@ with Fake(T, "--start", "never", "--hop-out", "256") as f:
     check(r.returncode == 2 and r.stderr.strip().count("\n") == 0 and "pcm16|pcm24|float" in r.stderr,
           f"--output-format pcm12: one line, exit 2 ({r.returncode}, {r.stderr.strip()!r})")
 
+    # an output name without a known extension is refused before anything is pushed (it used
+    # to be found only when the first result came back, after the stream had opened and
+    # taken its name for push_idle_s); the endpoint is unreachable, so only the early
+    # check can answer
+    r = run([PUSH, "-e", "ipc://" + os.path.join(tmpdir(), "nobody"), "--timeout", "1", "--stream", "noext",
+             "-o", os.path.join(tmpdir(), "out.noext"), path])
+    check(r.returncode == 2 and r.stderr.strip().count("\n") == 0 and "out.noext" in r.stderr
+          and "file name" in r.stderr,
+          f"-o out.noext: refused before connecting, one line, exit 2 ({r.returncode}, {r.stderr.strip()!r})")
+
     # 5. an error reply: the scripted stream's name belongs to the daemon
     path, exp = make_input("busy.wav", 1000, 1)
     out = os.path.join(T, "busy_out.wav")

@@ -120,12 +120,34 @@ static void test_bad_input(void **state)
     assert_int_equal(ssmd_model_find("", NULL, out, sizeof out, NULL, 0), -1);
 }
 
+/* The install datadir is often also an $XDG_DATA_DIRS entry (/usr/local/share
+ * with the default prefix): the not-found line names it once. */
+static void test_datadir_named_once(void **state)
+{
+    (void)state;
+    const char *dd = SSMD_MODELS_DATADIR, *sub = "/ssmd/models";
+    size_t len = strlen(dd) - strlen(sub);
+    assert_string_equal(dd + len, sub);
+    char dirs[1024], out[1024], err[4096], want[1024];
+    snprintf(dirs, sizeof dirs, "%.*s:%s/d1", (int)len, dd, root);
+    char *saved = strdup(getenv("XDG_DATA_DIRS"));
+    setenv("XDG_DATA_DIRS", dirs, 1);
+    assert_int_equal(ssmd_model_find("zzz.safetensors", NULL, out, sizeof out, err, sizeof err), -1);
+    snprintf(want, sizeof want, "%s/", dd);
+    const char *first = strstr(err, want);
+    assert_non_null(first);
+    assert_null(strstr(first + 1, want));
+    setenv("XDG_DATA_DIRS", saved, 1);
+    free(saved);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_order),
         cmocka_unit_test(test_not_found_names_places),
         cmocka_unit_test(test_bad_input),
+        cmocka_unit_test(test_datadir_named_once),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
