@@ -17,8 +17,11 @@
  * whatever the block sizes (measured at instantiate by pushing one sample at
  * a time through a scratch stream, ssmd_ladspa_measure_prefill; the
  * resampler stages fixed blocks, so how much output exists depends only on
- * how much input went in).  The output lags the input by
+ * how much input went in, provided each run() pass drains the stream's
+ * staging as ssmd_ladspa_feed does).  The output lags the input by
  *   latency = prefill + (n_fft − hop)·host_rate / model_rate   host samples,
+ * rounded to the nearest whole sample (the port is an integer port; the
+ * fractional part, when the rates do not divide, is under half a sample) and
  * reported on the `latency` output port (the LADSPA convention hosts such as
  * PipeWire read).  Should the ring still run dry, the missing samples are
  * zeros and the late ones are dropped, so the delay never changes.
@@ -28,7 +31,8 @@
  * logs nothing.  The model is shared between instances that resolve the same
  * file (reference counted under a mutex taken only outside run()).
  * $SSMD_LADSPA_DEBUG (set at instantiate): cleanup prints one line with the
- * number of run() calls and the smallest and largest block (for tests).
+ * number of run() calls, the smallest and largest block, the latency and
+ * the output samples that were not ready ("N underruns"; for tests).
  * Errors (no model, a broken file, a model without a mask head, a host rate
  * the resampler refuses): instantiate returns NULL after one line on stderr.
  */
@@ -333,8 +337,14 @@ static LADSPA_Handle ssmd_ladspa_instantiate(const LADSPA_Descriptor *d, unsigne
      * (< 2 hops at the host rate + the resampler's blocks) on top of the prefill */
     size_t frame_out = (size_t)(2 * (uint64_t)fe->n_fft * rate / (uint64_t)fe->sample_rate_hz) + 2048;
     p->ring_cap = (size_t)prefill + SSMD_LADSPA_PASS + frame_out;
-    p->latency = (float)((double)prefill + (double)fe->latency_samples * (double)rate /
-                                              (double)fe->sample_rate_hz);
+    /* the port is an integer port (LADSPA_HINT_INTEGER): whole samples.  The
+     * prefill is whole already; the framer's delay at the host rate is
+     * fractional when the rates do not divide (110.25 at 11025 Hz): it is
+     * rounded to the nearest sample, the true delay differs from the port
+     * by that fraction (≤ 0.5 sample), which whole-sample zeros cannot take
+     * out. */
+    p->latency = (float)((double)prefill + (double)llround((double)fe->latency_samples * (double)rate /
+                                                           (double)fe->sample_rate_hz));
     for (int c = 0; c < p->n_channels; c++) {
         p->ch[c].ring = calloc(p->ring_cap, sizeof(float));
         if (!p->ch[c].ring) {
@@ -387,16 +397,29 @@ static void ssmd_ladspa_ring_write(ssmd_ladspa *p, ssmd_ladspa_channel *ch, cons
 }
 
 /* Pushes n host samples of one channel through its pipeline: every frame
- * that completes is stepped, gated, limited and its output queued. */
+ * that completes is stepped, gated, limited and its output queued.
+ * With resampling, ssmd_stream_push counts input as consumed once it sits in
+ * the stream's staging buffers (up to 1024 host samples, resampled), but it
+ * moves staged samples into the framer only while no frame is waiting; so
+ * after the last of the n samples is taken, frames may still be staged.  The
+ * loop goes on pushing (zero new samples, which drains the staging) until a
+ * round yields no frame: every frame the n samples complete is produced
+ * within this call, as ssmd_ladspa_measure_prefill's one-sample pushes do;
+ * stopping at pos == n left up to the staging's worth of output for the next
+ * run() and the ring ran dry with large host blocks at rates other than the
+ * model's. */
 static void ssmd_ladspa_feed(ssmd_ladspa *p, ssmd_ladspa_channel *ch, const float *x, size_t n,
                              const dsp_mask_limit_config *mlc)
 {
     ssm_state *state = ssmd_stream_state(ch->stream);
     bool has_vad = (ssm_model_heads(p->m->model) & SSM_MODEL_HEAD_VAD) != 0;
     size_t pos = 0, k;
+    bool framed;
     do {
-        if (pos < n) pos += ssmd_stream_push(ch->stream, x + pos, n - pos);
+        pos += ssmd_stream_push(ch->stream, x + pos, n - pos); /* n − pos = 0: drains the staging */
+        framed = false;
         while (ssmd_stream_prepare(ch->stream, p->row)) {
+            framed = true;
             float vad = 0.0f;
             ssm_outputs o = { .mask = p->mask, .vad = has_vad ? &vad : NULL };
             int rc = ssm_step(p->runner, &state, 1, p->row, NULL, &o, NULL);
@@ -412,7 +435,7 @@ static void ssmd_ladspa_feed(ssmd_ladspa *p, ssmd_ladspa_channel *ch, const floa
         }
         while ((k = ssmd_stream_pop(ch->stream, p->pop, SSMD_LADSPA_POP)) > 0)
             ssmd_ladspa_ring_write(p, ch, p->pop, k);
-    } while (pos < n);
+    } while (pos < n || framed);
 }
 
 static void ssmd_ladspa_run(LADSPA_Handle h, unsigned long n_samples)

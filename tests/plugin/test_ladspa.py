@@ -4,7 +4,10 @@ job, latency compensated) against the plugin run by a C host at exact block
 sizes (64, 441, 1024, 4096, and a cycle of 1/7/253/4096/65536/2/441), in
 place, after a re-activation, in stereo (each channel its own state), and
 by sox's `ladspa` effect at --buffer 64/441/1024/4096; at 48 kHz and at a
-44.1 kHz host rate.  The plugin's output lags by its `latency` port: it is
+44.1 kHz host rate.  At 16, 22.05 and 44.1 kHz with host blocks of 1024,
+4096 and 8192 (C host and sox) the ring never runs dry (the plugin's debug
+line counts underruns), the C host's output equals one-sample blocks', and
+the latency port is a whole number (also at 8 and 11.025 kHz).  The plugin's output lags by its `latency` port: it is
 compared after that shift.  Then the failures: a missing, truncated and
 wrong (token) model file and an absurd host rate make instantiate return
 NULL with one line on stderr.
@@ -168,6 +171,43 @@ r = run(["sox", "--buffer", "1024", os.path.join(tmp, "in44.wav"), "-e", "floati
 y, _ = sf.read(out_wav, dtype="float64", always_2d=True)
 err, snr = compare(y, ref44, lat, skip_tail=4410)
 check(err <= TOL44 and snr > 100, f"sox at 44.1 kHz: max err {err:.3g}, SNR vs ssmd {snr:.1f} dB")
+
+# other host rates with large blocks: the ring never runs dry (the debug
+# line counts the zeros that went out because output was not ready), and
+# the latency port, an integer port, holds a whole number of samples
+def underruns(stderr):
+    dbg = [l for l in stderr.splitlines() if "run() calls" in l]
+    return int(dbg[0].split()[-2]) if len(dbg) == 1 and dbg[0].endswith(" underruns") else -1
+
+
+for rate in (16000, 22050, 44100):
+    wav = os.path.join(tmp, f"in{rate}.wav")
+    run(["sox", in48, "-e", "floating-point", "-b", "32", wav, "rate", "-v", str(rate)])
+    xr, _ = sf.read(wav, dtype="float32", always_2d=True)
+    xr.astype("<f4").tofile(os.path.join(tmp, "inr.raw"))
+    # one sample per run() (the prefill's own measure) gives the reference:
+    # larger blocks must give the same samples (nothing dropped or late)
+    run([host, plugin, "ssmd_denoise_mono", str(rate), "1", os.path.join(tmp, "inr.raw"), os.path.join(tmp, "out1.raw")])
+    y1 = np.fromfile(os.path.join(tmp, "out1.raw"), dtype="<f4")
+    for block in (1024, 4096, 8192):
+        r = run([host, plugin, "ssmd_denoise_mono", str(rate), str(block), os.path.join(tmp, "inr.raw"),
+                 os.path.join(tmp, "outr.raw")], env=dict(os.environ, SSMD_LADSPA_DEBUG="1"))
+        lat = float(next(l.split()[1] for l in r.stdout.splitlines() if l.startswith("latency ")))
+        u = underruns(r.stderr)
+        err = np.max(np.abs(np.fromfile(os.path.join(tmp, "outr.raw"), dtype="<f4") - y1))
+        check(u == 0 and lat == round(lat) and err == 0,
+              f"C host at {rate} Hz, block {block}: {u} underruns, latency {lat:g}, max |y − y(block 1)| {err:.3g}")
+        r = run(["sox", "--buffer", str(block), wav, "-e", "floating-point", "-b", "32",
+                 os.path.join(tmp, "soxr.wav"), "ladspa", plugin, "ssmd_denoise_mono", *SOX_ARGS],
+                env=dict(os.environ, SSMD_LADSPA_DEBUG="1"))
+        u = underruns(r.stderr)
+        check(u == 0, f"sox --buffer {block} at {rate} Hz: {u} underruns")
+for rate in (8000, 11025):  # the latency port is a whole number of samples at any rate
+    r = run([host, plugin, "ssmd_denoise_mono", str(rate), "8192", os.path.join(tmp, "in.raw"),
+             os.path.join(tmp, "o.raw")], env=dict(os.environ, SSMD_LADSPA_DEBUG="1"))
+    lat = float(next(l.split()[1] for l in r.stdout.splitlines() if l.startswith("latency ")))
+    u = underruns(r.stderr)
+    check(u == 0 and lat == round(lat), f"C host at {rate} Hz, block 8192: {u} underruns, latency {lat:g}")
 
 # failures: one line on stderr, instantiate returns NULL, no crash
 trunc = os.path.join(tmp, "truncated.safetensors")
