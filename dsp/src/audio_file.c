@@ -499,15 +499,31 @@ int dsp_audio_reader_peak(dsp_audio_reader *r, double *peak, dsp_error *err)
     SF_INFO si;
     memset(&si, 0, sizeof si);
     sf_command(r->sf, SFC_GET_CURRENT_SF_INFO, &si, sizeof si);
-    /* a PEAK chunk answers at once; only float WAV/AIFF writers add one */
-    if (sf_command(r->sf, SFC_GET_SIGNAL_MAX, peak, sizeof *peak) == SF_TRUE)
-        return DSP_OK;
+    /* scanned here rather than taken from a PEAK chunk or SFC_CALC_NORM_SIGNAL_MAX:
+     * with one infinite sample both report nonsense (0.5 for a file peaking at
+     * 4e4), and the reader turns NaN and ±inf into 0, so the peak that matters
+     * is the finite samples' one */
     if (!si.seekable)
         return dsp_error_set(err, DSP_ERR_UNSUPPORTED, "%s: cannot measure the peak of an unseekable stream",
                              r->name);
-    if (sf_command(r->sf, SFC_CALC_NORM_SIGNAL_MAX, peak, sizeof *peak) != 0)
-        return dsp_error_set(err, DSP_ERR_FORMAT, "%s: measuring the peak failed: %s", r->name,
-                             sf_strerror(r->sf));
+    sf_count_t at = sf_seek(r->sf, 0, SEEK_CUR);
+    if (at < 0 || sf_seek(r->sf, 0, SEEK_SET) < 0)
+        return dsp_error_set(err, DSP_ERR_FORMAT, "%s: measuring the peak failed: cannot seek", r->name);
+    double buf[4096], m = 0;
+    const sf_count_t ch = si.channels > 0 ? si.channels : 1,
+                     frames = (sf_count_t)(sizeof buf / sizeof buf[0]) / ch;
+    if (frames < 1) {
+        sf_seek(r->sf, at, SEEK_SET);
+        return dsp_error_set(err, DSP_ERR_UNSUPPORTED, "%s: %d channels: too many to measure the peak", r->name,
+                             si.channels);
+    }
+    sf_count_t got;
+    while ((got = sf_readf_double(r->sf, buf, frames)) > 0)
+        for (sf_count_t i = 0; i < got * ch; i++)
+            if (isfinite(buf[i]) && fabs(buf[i]) > m) m = fabs(buf[i]);
+    if (sf_seek(r->sf, at, SEEK_SET) < 0)
+        return dsp_error_set(err, DSP_ERR_FORMAT, "%s: measuring the peak failed: cannot seek back", r->name);
+    *peak = m;
     return DSP_OK;
 }
 

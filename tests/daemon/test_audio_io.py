@@ -119,6 +119,24 @@ def t_clipping_file():
           f"counters {summary_counts(err_n)[0]}")
     check(d == 0 and summary_counts(err_n)[0][0] == 0, "normalize-float differs from a pre-scaled input")
 
+    # one infinite sample must not hide the peak of the others (libsndfile's peak is then inf):
+    # still warned about with the finite peak, and --normalize-float still scales by it
+    inf_src = os.path.join(TMP, "hot_inf.wav")
+    hot_inf = hot.copy()
+    hot_inf[1000] = np.inf
+    sf.write(inf_src, hot_inf, rate, subtype="FLOAT")
+    rc, err_i = run_float(inf_src, os.path.join(TMP, "hot_inf_out.wav"))
+    warn_i = [ln for ln in err_i.splitlines() if "warning" in ln and "peak" in ln]
+    m = re.search(r"peak at ([0-9.e+]+)", warn_i[0]) if len(warn_i) == 1 else None
+    finite_peak = float(np.max(np.abs(np.delete(hot, 1000))))
+    print(f"  with one +inf sample: {warn_i[0] if warn_i else 'no warning'}")
+    check(rc == 0 and m and abs(float(m.group(1)) - finite_peak) <= 1e-5 * finite_peak,
+          f"an infinite sample hid the peak warning (finite peak {finite_peak}): {err_i}")
+    rc, err_in = run_float(inf_src, os.path.join(TMP, "hot_inf_norm.wav"), "--normalize-float")
+    y = sf.read(os.path.join(TMP, "hot_inf_norm.wav"), dtype="float32")[0]
+    print(f"  with one +inf sample and --normalize-float: output peak {np.max(np.abs(y)):.3f}")
+    check(rc == 0 and np.max(np.abs(y)) < 4.0, f"--normalize-float did not scale a file with an inf sample: {err_in}")
+
     # --input-gain-db -100 equals the job on the file scaled by float32(10^(-100/20))
     g = np.float32(10.0 ** (-100 / 20))
     sf.write(pre, hot * g, rate, subtype="FLOAT")

@@ -193,14 +193,16 @@ uint64_t dsp_audio_reader_frames_read(const dsp_audio_reader *r);
 /** Samples (not frames) replaced by 0 because they were NaN or infinite. */
 uint64_t dsp_audio_reader_nonfinite_count(const dsp_audio_reader *r);
 
-/** The largest absolute sample value of the whole stream, in full-scale
- *  units (1.0 = full scale; integer files never exceed it, float files can),
- *  stored in *peak.  Uses the file's PEAK chunk when it has one
- *  (SFC_GET_SIGNAL_MAX), otherwise scans the file once (SFC_CALC_NORM_SIGNAL_MAX:
- *  reads every sample, then returns to the current position; for a file of
- *  hours this costs a second read of it).  Returns DSP_OK,
- *  DSP_ERR_INVALID (NULL arguments) or DSP_ERR_UNSUPPORTED (the stream cannot
- *  seek: a pipe; *peak is then 0).  Not real-time safe; does not allocate. */
+/** The largest absolute finite sample value of the whole stream, in
+ *  full-scale units (1.0 = full scale; integer files never exceed it, float
+ *  files can), stored in *peak; NaN and ±inf samples (which the reader turns
+ *  into 0) are left out.  Scans the file once (reads every sample, then
+ *  returns to the current position; for a file of hours this costs a second
+ *  read of it): a PEAK chunk or libsndfile's own scan would be faster but
+ *  report nonsense once a sample is infinite.  Returns DSP_OK,
+ *  DSP_ERR_INVALID (NULL arguments), DSP_ERR_UNSUPPORTED (the stream cannot
+ *  seek: a pipe; *peak is then 0) or DSP_ERR_FORMAT (seeking failed).  Not
+ *  real-time safe; does not allocate. */
 int dsp_audio_reader_peak(dsp_audio_reader *r, double *peak, dsp_error *err);
 
 /** Closes the file and frees the reader.  NULL is a no-op. */
