@@ -23,6 +23,8 @@ import zmq
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "clients", "python"))
+sys.path.insert(0, os.path.join(HERE, "..", "clients"))
+from harness import wav_format_tag  # noqa: E402  (the fmt chunk reader the client tests use)
 from ssmd import protocol as P  # noqa: E402
 import named_tests  # noqa: E402
 
@@ -338,22 +340,7 @@ def t_stereo_split():
 
 
 # ---------------------------------------------------------------- output formats
-
-def wav_format_tag(path):
-    """The wFormatTag of a RIFF WAV file's fmt chunk (1 PCM, 3 float, 0xFFFE
-    EXTENSIBLE), or None when the file is not RIFF WAVE."""
-    with open(path, "rb") as f:
-        head = f.read(4096)
-    if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
-        return None
-    at = 12
-    while at + 8 <= len(head):
-        cid, size = head[at:at + 4], int.from_bytes(head[at + 4:at + 8], "little")
-        if cid == b"fmt ":
-            return int.from_bytes(head[at + 8:at + 10], "little")
-        at += 8 + size + (size & 1)
-    return None
-
+# (wav_format_tag: the clients' test harness, tests/clients/harness.py)
 
 def t_output_format():
     """--output-format: pcm16 by default (also for a float input), pcm24 and
