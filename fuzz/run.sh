@@ -13,12 +13,17 @@ case $secs in ''|*[!0-9]*) echo "usage: fuzz/run.sh [seconds]" >&2; exit 2;; esa
 command -v clang >/dev/null || { echo "fuzz/run.sh: clang not found (scripts/setup.sh)" >&2; exit 1; }
 
 B=build-fuzz
+# meson and ninja print configuration and compiler errors on stdout: their
+# output is kept in a log and shown when they fail
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+quiet() { "$@" >"$log" 2>&1 || { grep -v '^\[' "$log" | tail -40 >&2; echo "fuzz/run.sh: failed: $*" >&2; exit 1; }; }
 if [ ! -f $B/build.ninja ]; then
-  CC=clang meson setup $B -Dfuzz=true -Dcuda=disabled --buildtype=debugoptimized \
+  CC=clang quiet meson setup $B -Dfuzz=true -Dcuda=disabled --buildtype=debugoptimized \
     -Db_sanitize=address,undefined -Db_lundef=false \
-    -Dc_args=-fsanitize=fuzzer-no-link -Dfuzz_seconds="$secs" >/dev/null
+    -Dc_args=-fsanitize=fuzzer-no-link -Dfuzz_seconds="$secs"
 else
-  meson setup --reconfigure $B -Dfuzz_seconds="$secs" >/dev/null
+  quiet meson setup --reconfigure $B -Dfuzz_seconds="$secs"
 fi
-ninja -C $B >/dev/null
+quiet ninja -C $B
 meson test -C $B --suite fuzz --print-errorlogs

@@ -11,11 +11,12 @@ virtual microphone (linked with pw-link), WirePlumber links the filter's
 capture side to it, and pw-record records the filter's source
 ("ssmd_noise_cancel").  Checks: the recording, aligned to the clean voices by
 cross-correlation, has an SI-SDR at least 5 dB better than the noisy input's
-(what a pass-through or a broken graph gives: 0 dB or less) and within 1 dB
-of `ssmd` on the same 4 s (seen: ssmd 13.12 dB, PipeWire 12.98 dB, noisy
-7.74 dB; the graph runs the filter on the silence before the file, so its
-state differs at the start), and its rain-only stretches are attenuated by
-more than 10 dB (seen: 16 dB).
+(what a pass-through or a broken graph gives: 0 dB or less), within 0.5 dB of
+`ssmd` run on what the filter was fed (the silence the recording shows
+before the voices, then the 4 s), and its rain-only stretches are attenuated
+within 1.5 dB of what ssmd gives on them.  (How long the graph runs before
+pw-cat's samples arrive varies between runs by ~200 ms, and the model's
+output depends on it: the reference follows it.)
 Exit 77 with "SKIP: <reason>" when a PipeWire program is missing.
 Usage: test_pipewire.py PLUGIN SOURCE_ROOT SSMD"""
 import os
@@ -144,28 +145,50 @@ seg = y[lag: lag + len(clean)]
 if len(seg) < len(clean):
     print(f"FAIL: the recording ({len(y)} samples, lag {lag}) does not cover the input")
     sys.exit(1)
-sdr_in, sdr_out = si_sdr(noisy, clean), si_sdr(seg, clean)
+# ssmd on what the filter was fed: silence from the moment pw-record started
+# the graph (which activated the plugin, resetting its streams) until the
+# file's voices, then the 4 s.  The model's state keeps a memory of how long
+# the silence lasted (its slowest channels decay over tens of seconds: after
+# 0 / 1 / 5 / 20 s of it ssmd gives 14.0 / 13.6 / 14.0 / 14.3 dB here), so the
+# reference takes the silence the recording shows: the lag, which overcounts
+# it by the plugin's latency (20 ms; ssmd's output with 20 ms more silence
+# differs from it by less than -35 dB).
+ref_in, ref_out = os.path.join(tmp, "ref.wav"), os.path.join(tmp, "ref.ssmd.wav")
+sf.write(ref_in, np.concatenate([np.zeros(lag), noisy]).astype(np.float32), sr, subtype="FLOAT")
+subprocess.run([ssmd, ref_in, "-o", ref_out, "--output-format", "float"], check=True, capture_output=True)
+ref = sf.read(ref_out, dtype="float64")[0][lag: lag + len(clean)]
+
 # rain-only stretches: 100 ms windows where the clean voices are > 40 dB below their peak window
 w = sr // 10
-e_clean = np.array([np.sum(clean[i:i + w] ** 2) for i in range(0, len(clean) - w, w)])
+
+
+def energies(x):
+    return np.array([np.sum(x[i:i + w] ** 2) for i in range(0, len(clean) - w, w)])
+
+
+e_clean = energies(clean)
 quiet = e_clean < e_clean.max() * 1e-4
-e_in = np.array([np.sum(noisy[i:i + w] ** 2) for i in range(0, len(clean) - w, w)])
-e_out = np.array([np.sum(seg[i:i + w] ** 2) for i in range(0, len(clean) - w, w)])
-att = 10 * np.log10(e_in[quiet].sum() / max(e_out[quiet].sum(), 1e-30)) if quiet.any() else float("nan")
-print(f"lag {lag} samples ({(lag - sr) / sr * 1e3:.1f} ms after the 1 s of silence); SI-SDR noisy {sdr_in:.2f} dB, "
-      f"through PipeWire {sdr_out:.2f} dB (+{sdr_out - sdr_in:.2f}); rain-only windows: {quiet.sum()} of "
-      f"{len(quiet)}, attenuated {att:.1f} dB")
-seg_in = os.path.join(tmp, "seg.wav")
-sf.write(seg_in, noisy.astype(np.float32), sr, subtype="FLOAT")
-subprocess.run([ssmd, seg_in, "-o", os.path.join(tmp, "seg.ssmd.wav"), "--output-format", "float"], check=True, capture_output=True)
-sdr_ssmd = si_sdr(sf.read(os.path.join(tmp, "seg.ssmd.wav"), dtype="float64")[0], clean)
-print(f"ssmd on the same 4 s: SI-SDR {sdr_ssmd:.2f} dB")
+if not quiet.any():
+    print("FAIL: the example has no rain-only stretch to measure")
+    sys.exit(1)
+
+
+def attenuation(x):
+    return 10 * np.log10(energies(noisy)[quiet].sum() / max(energies(x)[quiet].sum(), 1e-30))
+
+
+sdr_in, sdr_out, sdr_ssmd = si_sdr(noisy, clean), si_sdr(seg, clean), si_sdr(ref, clean)
+att_out, att_ssmd = attenuation(seg), attenuation(ref)
+print(f"lag {lag} samples ({(lag - sr) / sr * 1e3:.1f} ms after the 1 s of silence); rain-only windows: "
+      f"{quiet.sum()} of {len(quiet)}")
+print(f"SI-SDR noisy {sdr_in:.2f} dB, through PipeWire {sdr_out:.2f} dB, ssmd on the same input {sdr_ssmd:.2f} dB")
+print(f"rain-only stretches attenuated: through PipeWire {att_out:.1f} dB, ssmd {att_ssmd:.1f} dB")
 fail = []
-if abs(sdr_out - sdr_ssmd) > 1:
-    fail.append("SI-SDR more than 1 dB from ssmd's")
 if sdr_out - sdr_in < 5:
-    fail.append("SI-SDR improvement below 5 dB")
-if quiet.any() and not att > 10:
-    fail.append("rain-only stretches attenuated by 10 dB or less")
+    fail.append("SI-SDR improvement below 5 dB (a pass-through or a broken graph gives 0 or less)")
+if abs(sdr_out - sdr_ssmd) > 0.5:
+    fail.append("SI-SDR more than 0.5 dB from ssmd's on the same input")
+if abs(att_out - att_ssmd) > 1.5:
+    fail.append("rain-only attenuation more than 1.5 dB from ssmd's on the same input")
 print("FAIL: " + "; ".join(fail) if fail else "ok")
 sys.exit(1 if fail else 0)
