@@ -22,10 +22,14 @@ Splits are by source (speaker / recording set), never by utterance:
           train tuxpaint-stamps fr ru bg be ca el lt nl en; 0 A.D. greek, persian voices;
                 Warzone 2100 voice messages; data.py's synthetic training voices
   noise   test  lincity-ng-data, wesnoth-1.16-data sounds, megaglest tileset sounds
-          val   extremetuxracer-data sounds, megaglest common sounds
+          val   extremetuxracer-data sounds, megaglest common sounds, minetest-data sounds,
+                redeclipse-data "morph" ambience
           train 0ad-data (ambient, actor and attack sounds), bucklespring-data (keyboard),
                 supertux-data, frozen-bubble-data, xmoto-data, pingus-data,
-                Warzone 2100 sound effects, fillets-ng-data effects
+                Warzone 2100 sound effects, fillets-ng-data effects, redeclipse-data
+                ambience (wind, rain, water, fire, machines, traffic) and effects,
+                supertuxkart-data effects (engines, rain, crowd, restaurant) and music,
+                scorched3d-data sounds (supertuxkart's voices left out)
 Identical recordings in two places (games share sound effects: lincity-ng's
 Mill1.wav is supertux's saw.wav) are kept once: splits are filled train, val,
 test, noise before speech, and an item whose samples were already taken is
@@ -56,7 +60,8 @@ OUT = os.path.join(CACHE, "banks")
 
 PACKAGES = ["tuxpaint-stamps-default", "0ad-data", "warzone2100-data", "bucklespring-data",
             "supertux-data", "frozen-bubble-data", "xmoto-data", "pingus-data", "extremetuxracer-data",
-            "fillets-ng-data", "megaglest-data", "lincity-ng-data", "wesnoth-1.16-data"]
+            "fillets-ng-data", "megaglest-data", "lincity-ng-data", "wesnoth-1.16-data",
+            "redeclipse-data", "supertuxkart-data", "scorched3d-data", "minetest-data"]
 AUDIO = ("*.ogg", "*.wav", "*.flac")
 
 G = "usr/share/games/"
@@ -90,6 +95,18 @@ SOURCES = [
     ("pingus", "train", "noise", G + "pingus/data/sounds/**/*"),
     ("warzone_sfx", "train", "noise", ("zip", G + "warzone2100/base.wz", "audio/sfx/*")),
     ("fillets_sfx", "train", "noise", G + "fillets-ng/sound/*/en/*-x-*"),
+    # ambient loops (wind, rain, water, fire, forest, machines, traffic) and effects; the
+    # Red Eclipse "morph" ambience set is validation
+    ("redeclipse_ambience", "train", "noise", G + "redeclipse/data/sounds/ambience/*.ogg"),
+    ("redeclipse_morph", "val", "noise", G + "redeclipse/data/sounds/ambience/morph/*.ogg"),
+    ("redeclipse_sfx", "train", "noise", G + "redeclipse/data/sounds/[sw][fe]*/**/*.ogg"),
+    # engines, rain, river, crowd and restaurant ambience, thunder; the voices are left out
+    ("supertuxkart_sfx", "train", "noise", G + "supertuxkart/data/sfx/*.ogg",
+     ("*airport_pa*", "*Scream*", "*/ugh.ogg", "*/wee.ogg")),
+    ("supertuxkart_music", "train", "noise", G + "supertuxkart/data/music/*.ogg"),
+    ("scorched3d", "train", "noise", G + "scorched3d/data/globalmods/*/data/wav/**/*.wav"),
+    # footsteps, digging, water, fire (validation)
+    ("minetest", "val", "noise", G + "minetest/games/minetest_game/mods/*/sounds/*.ogg"),
 ]
 
 
@@ -113,8 +130,13 @@ def _audio_name(n):
     return any(fnmatch.fnmatch(n.lower(), a) for a in AUDIO)
 
 
-def list_items(where):
-    """[(label, loader-arg)] for a source."""
+def list_items(where, exclude=()):
+    """[(label, loader-arg)] for a source, leaving out the names matching an exclude pattern."""
+    items = _list_items(where)
+    return [(n, it) for n, it in items if not any(fnmatch.fnmatch(n, e) for e in exclude)]
+
+
+def _list_items(where):
     if isinstance(where, tuple):
         _, arc, pat = where
         with zipfile.ZipFile(os.path.join(ROOT, arc)) as z:
@@ -194,8 +216,8 @@ def build():
     os.makedirs(OUT, exist_ok=True)
     banks = {}
     with ProcessPoolExecutor(2) as ex:
-        for name, split, kind, where in SOURCES:
-            items = list_items(where)
+        for name, split, kind, where, *exclude in SOURCES:
+            items = list_items(where, *exclude)
             res = list(ex.map(_load_one, [(kind, it) for _, it in items], chunksize=16))
             errs = [e for _, e in res if e]
             got = [r for r, _ in res if r is not None]

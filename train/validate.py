@@ -1,0 +1,70 @@
+# SPDX-License-Identifier: MIT
+"""Scores checkpoints on train.py's validation set (held-out voices and noise
+recordings of the val banks, seed 777; never the test banks): SI-SDR
+improvement per noise family and SNR, noise-only attenuation and mean voice
+activity on noise-only clips of each family.  For model selection between
+checkpoints of different runs on the same banks.
+
+  /usr/bin/python3 train/validate.py train/cache/ckpt_run6_step400.pt [more.pt ...]
+"""
+import os
+import sys
+
+import numpy as np
+import torch
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import banks  # noqa: E402
+import mixtures  # noqa: E402
+import model as M  # noqa: E402
+import train as T  # noqa: E402
+
+
+def val_sets():
+    """The validation batches exactly as train.py builds them, plus noise-only clips per family."""
+    vsb, vnb = banks.Bank("speech", "val"), banks.Bank("noise", "val")
+    vrng = np.random.default_rng(777)
+    val = [(fam, snr, T.make_batch(vsb, vnb, vrng, 6, snr_db=snr, family=fam))
+           for fam in mixtures.FAMILIES for snr in (-5, 0, 5, 10)]
+    vnoise = T.make_batch(vsb, vnb, vrng, 12, p_noise_only=1.0)
+    nrng = np.random.default_rng(778)
+    fam_noise = {fam: T.make_batch(vsb, vnb, nrng, 12, p_noise_only=1.0, family=fam)
+                 for fam in ("generated", "real")}
+    return val, vnoise, fam_noise
+
+
+def score(path, sets):
+    val, vnoise, fam_noise = sets
+    ck = torch.load(path, map_location="cpu")
+    net = M.Denoiser(**ck["cfg"])
+    net.load_state_dict(ck["state"])
+    net.eval()
+    out = {}
+    with torch.no_grad():
+        per = {}
+        allv = []
+        for fam, snr, b in val:
+            _, sdr, _, _ = T.loss_fn(net, b)
+            imp = (sdr - T.si_sdr(b["mix"], b["clean"])).numpy()
+            per.setdefault(fam, []).append(float(imp.mean()))
+            allv.append(imp)
+        out["val_sisdr_improvement_db"] = float(np.concatenate(allv).mean())
+        for fam, v in per.items():
+            out[f"{fam}_improvement_db"] = float(np.mean(v))
+        for name, b in [("mixed", vnoise), *fam_noise.items()]:
+            _, _, _, est = T.loss_fn(net, b)
+            att = 10 * torch.log10(b["mix"][:, 4800:].pow(2).mean() / est[:, 4800:].pow(2).mean().clamp(min=1e-20))
+            _, _, vv = net.heads(M.features(M.stft(b["mix"], net.win)))
+            out[f"noise_only_{name}_attenuation_db"] = float(att)
+            out[f"noise_only_{name}_vad"] = float(torch.sigmoid(vv).mean())
+    return out
+
+
+if __name__ == "__main__":
+    torch.set_num_threads(1)
+    sets = val_sets()
+    for p in sys.argv[1:]:
+        r = score(p, sets)
+        print(os.path.basename(p), " ".join(f"{k}={v:.2f}" if "vad" not in k else f"{k}={v:.3f}"
+                                           for k, v in r.items()), flush=True)
