@@ -236,18 +236,12 @@ static int parse_attention(weights_impl *w, ssm_config *c, ssm_error *err)
     if (c->at_mlp_dim % 2 != 0)
         return ssm_error_set(err, SSM_ERR_MODEL, "%s: __metadata__ attention.mlp_dim: %d is odd "
                              "(its rows are up and gate halves)", w->path, c->at_mlp_dim);
-    if ((rc = meta_float(w, "attention.rotary_emb_base", 0.0, 1e30, 10000.0, &d, err)))
+    if ((rc = meta_float(w, "attention.rotary_emb_base", 1e-30, 1e30, 10000.0, &d, err)))
         return rc;
-    if (!(d > 0.0))
-        return ssm_error_set(err, SSM_ERR_MODEL, "%s: __metadata__ attention.rotary_emb_base: "
-                             "must be > 0", w->path);
     c->at_rot_base = d;
-    if ((rc = meta_float(w, "attention.softmax_scale", 0.0, 1e30,
+    if ((rc = meta_float(w, "attention.softmax_scale", 1e-30, 1e30,
                          1.0 / sqrt((double)c->at_head_dim), &d, err)))
         return rc;
-    if (!((float)d > 0.0f))
-        return ssm_error_set(err, SSM_ERR_MODEL, "%s: __metadata__ attention.softmax_scale: "
-                             "must be > 0", w->path);
     c->at_scale = (float)d;
     (void)idx;
     uint64_t nkv = (uint64_t)c->at_n_heads_kv * c->at_head_dim;
