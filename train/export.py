@@ -6,7 +6,11 @@
 Accepted inputs:
   * mamba_ssm's MambaLMHeadModel (config.json with d_model, n_layer,
     vocab_size, ssm_cfg, rms_norm, tie_embeddings, ...); ssm_cfg.layer
-    "Mamba1" (default) or "Mamba2" (headdim, ngroups, d_state, ...), and
+    "Mamba1" (default) or "Mamba2" (headdim, ngroups, d_state, ...), hybrid
+    stacks with attention layers (attn_layer_idx, attn_cfg: mamba_ssm
+    modules/mha.py MHA, causal; exported with a window of W frames,
+    --attn-window W, because ssmd keeps memory per stream constant) and
+    gated MLP blocks (d_intermediate: mamba_ssm GatedMLP), and
   * HuggingFace transformers' MambaForCausalLM (config.json with
     hidden_size, num_hidden_layers, state_size, conv_kernel, expand,
     time_step_rank, layer_norm_epsilon, use_bias, use_conv_bias, ...) and
@@ -19,7 +23,7 @@ torch, when it is importable).  CHECKPOINT may be a directory holding
 config.json and the weights.
 
   /usr/bin/python3 train/export.py CHECKPOINT -o model.safetensors [--dtype f32|f16|bf16]
-      [--config config.json] [--meta key=value ...]
+      [--config config.json] [--meta key=value ...] [--attn-window W]
 
 The output holds the tensors under mamba_ssm's names (HF's
 backbone.embeddings.weight becomes backbone.embedding.weight; lm_head.weight
@@ -126,7 +130,61 @@ def _mamba2_keys(where, d_model, d_inner, d_state, d_conv, head_dim, n_groups, n
             "mamba2.head_dim": head_dim, "mamba2.n_groups": n_groups}
 
 
-def read_config(cfg, where, sd):
+def _attn_keys(cfg, where, sd, n_layer, d_model, window):
+    """layers.{i}.kind / attention.* / d_intermediate metadata of a mamba_ssm
+    hybrid (attn_layer_idx, attn_cfg, d_intermediate), checked."""
+    meta = {}
+    idx = cfg.get("attn_layer_idx") or []
+    if not isinstance(idx, (list, tuple)) or any(
+            isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < n_layer for i in idx):
+        raise ExportError(f"{where}: attn_layer_idx must list layer indices in [0, {n_layer})")
+    if idx:
+        a = cfg.get("attn_cfg") or {}
+        if not a.get("causal", False):
+            raise ExportError(f"{where}: attn_cfg.causal is not true: ssmd streams causal "
+                              "attention only")
+        if a.get("d_conv", 0):
+            raise ExportError(f"{where}: attn_cfg.d_conv={a['d_conv']}: a conv before "
+                              "attention is not supported")
+        if window is None:
+            raise ExportError(f"{where}: attention layers need a window: pass --attn-window W "
+                              "(frames); ssmd keeps the keys and values of the last W frames per "
+                              "stream so that memory stays constant (mamba_ssm attends to the "
+                              "whole context: results differ once a stream is longer than W)")
+        H = a.get("num_heads")
+        if isinstance(H, bool) or not isinstance(H, int) or H <= 0:
+            raise ExportError(f"{where}: attn_cfg.num_heads must be a positive integer")
+        Hkv = a.get("num_heads_kv") or H
+        P = a.get("head_dim") or (d_model // H)
+        if H % Hkv:
+            raise ExportError(f"{where}: attn_cfg.num_heads_kv {Hkv} does not divide num_heads {H}")
+        mlp = math.ceil(a.get("mlp_dim", 0) / 256) * 256   # mha.py rounds up to 256
+        meta.update({"attention.window": window, "attention.num_heads": H,
+                     "attention.num_heads_kv": Hkv, "attention.head_dim": P,
+                     "attention.rotary_emb_dim": a.get("rotary_emb_dim", 0),
+                     "attention.rotary_emb_base": repr(float(a.get("rotary_emb_base", 10000.0))),
+                     "attention.rotary_emb_interleaved":
+                         "true" if a.get("rotary_emb_interleaved", False) else "false",
+                     "attention.qkv_proj_bias": "true" if a.get("qkv_proj_bias", True) else "false",
+                     "attention.out_proj_bias": "true" if a.get("out_proj_bias", True) else "false",
+                     "attention.mlp_dim": mlp})
+        if a.get("softmax_scale") is not None:
+            meta["attention.softmax_scale"] = repr(float(a["softmax_scale"]))
+        for i in idx:
+            meta[f"layers.{i}.kind"] = "attention"
+    if cfg.get("d_intermediate", 0):
+        fc1 = sd.get("backbone.layers.0.mlp.fc1.weight")
+        if fc1 is None:
+            raise ExportError(f"{where}: d_intermediate={cfg['d_intermediate']} but the "
+                              "checkpoint has no backbone.layers.0.mlp.fc1.weight")
+        # GatedMLP rounds hidden_features up to a multiple of 128: the rows are the truth
+        meta["d_intermediate"] = int(fc1.shape[0]) // 2
+        if meta["d_intermediate"] != int(cfg["d_intermediate"]):
+            meta["source.d_intermediate"] = cfg["d_intermediate"]
+    return meta
+
+
+def read_config(cfg, where, sd, attn_window=None):
     """Returns (metadata dict, conv_bias, proj_bias, source kind)."""
     hf = "hidden_size" in cfg or cfg.get("model_type") in ("mamba", "mamba2")
     arch = "mamba1"
@@ -169,11 +227,7 @@ def read_config(cfg, where, sd):
                               "(hidden_size) config")
         d_model = _int(cfg, "d_model", where)
         n_layer = _int(cfg, "n_layer", where)
-        if cfg.get("d_intermediate", 0):
-            raise ExportError(f"{where}: d_intermediate={cfg['d_intermediate']}: "
-                              "MLP blocks are not supported (pure Mamba-1 only)")
-        if cfg.get("attn_layer_idx"):
-            raise ExportError(f"{where}: attn_layer_idx: attention layers are not supported")
+        hybrid = _attn_keys(cfg, where, sd, n_layer, d_model, attn_window)
         if not cfg.get("rms_norm", True):
             raise ExportError(f"{where}: rms_norm=false: LayerNorm models are not supported")
         ssm = cfg.get("ssm_cfg") or {}
@@ -234,6 +288,13 @@ def read_config(cfg, where, sd):
         "source.format": kind,
     }
     meta.update(m2)
+    if not hf:
+        meta.update(hybrid)
+        kinds = [meta.get(f"layers.{i}.kind", arch) for i in range(n_layer)]
+        if all(k == "attention" for k in kinds):
+            meta["architecture"] = "attention"
+            for i in range(n_layer):
+                del meta[f"layers.{i}.kind"]
     if "vocab_size" in cfg and cfg["vocab_size"] != vocab:
         meta["source.vocab_size"] = cfg["vocab_size"]
     return meta, conv_bias, proj_bias, kind
@@ -250,24 +311,36 @@ _LAYER_PARTS2 = ("norm.weight", "mixer.in_proj.weight", "mixer.in_proj.bias",
                  "mixer.D", "mixer.norm.weight", "mixer.out_proj.weight", "mixer.out_proj.bias")
 
 
-def rename(sd, n_layer, where, arch="mamba1"):
-    """mamba_ssm names, HF aliases folded, tied lm_head dropped; unknown names refused."""
+_LAYER_PARTS_ATTN = ("norm.weight", "mixer.in_proj.weight", "mixer.in_proj.bias",
+                     "mixer.out_proj.weight", "mixer.out_proj.bias")
+_MLP_PARTS = ("norm2.weight", "mlp.fc1.weight", "mlp.fc2.weight")
+
+
+def rename(sd, n_layer, where, arch="mamba1", kinds=None, mlp=False):
+    """mamba_ssm names, HF aliases folded, tied lm_head dropped; unknown names refused.
+    kinds: each layer's kind (default arch); mlp: every layer has a GatedMLP."""
     out = {}
     for k, v in sd.items():
         if k.startswith("_orig_mod."):  # torch.compile wrapper
             k = k[len("_orig_mod."):]
         if k == "backbone.embeddings.weight":
             k = "backbone.embedding.weight"
+        if k.endswith(".mixer.rotary_emb.inv_freq"):
+            continue  # flash_attn's buffer: ssmd computes the frequencies from the base
         if k in out:
             raise ExportError(f"{where}: tensor {k} appears twice (also under its HF alias)")
         out[k] = np.asarray(v, dtype=np.float32)
     known = {"backbone.embedding.weight", "backbone.norm_f.weight", "lm_head.weight"}
-    parts = _LAYER_PARTS2 if arch == "mamba2" else _LAYER_PARTS
-    known |= {f"backbone.layers.{i}.{p}" for i in range(n_layer) for p in parts}
+    kinds = kinds or [arch] * n_layer
+    table = {"mamba1": _LAYER_PARTS, "mamba2": _LAYER_PARTS2, "attention": _LAYER_PARTS_ATTN}
+    known |= {f"backbone.layers.{i}.{p}" for i in range(n_layer) for p in table[kinds[i]]}
+    if mlp:
+        known |= {f"backbone.layers.{i}.{p}" for i in range(n_layer) for p in _MLP_PARTS}
     unknown = sorted(set(out) - known)
     if unknown:
         more = f" and {len(unknown) - 3} more" if len(unknown) > 3 else ""
-        name = "Mamba-2" if arch == "mamba2" else "Mamba-1"
+        name = ("hybrid" if len(set(kinds)) > 1 or mlp else
+                "Mamba-2" if arch == "mamba2" else "attention" if arch == "attention" else "Mamba-1")
         raise ExportError(f"{where}: tensors not part of a {n_layer}-layer {name} LM: "
                           f"{', '.join(unknown[:3])}{more}")
     lm = out.get("lm_head.weight")
@@ -277,7 +350,7 @@ def rename(sd, n_layer, where, arch="mamba1"):
     return out
 
 
-def export(checkpoint, out_path, dtype="f32", config_path=None, extra_meta=None):
+def export(checkpoint, out_path, dtype="f32", config_path=None, extra_meta=None, attn_window=None):
     sd, d = load_state_dict(checkpoint)
     config_path = config_path or os.path.join(d, "config.json")
     try:
@@ -287,10 +360,20 @@ def export(checkpoint, out_path, dtype="f32", config_path=None, extra_meta=None)
         raise ExportError(f"{config_path}: cannot read config: {e}") from None
     if not isinstance(cfg, dict):
         raise ExportError(f"{config_path}: not a JSON object")
-    meta, conv_bias, proj_bias, _ = read_config(cfg, config_path, sd)
-    tensors = rename(sd, meta["n_layer"], checkpoint, meta["architecture"])
+    meta, conv_bias, proj_bias, _ = read_config(cfg, config_path, sd, attn_window)
+    kinds = [meta.get(f"layers.{i}.kind", meta["architecture"]) for i in range(meta["n_layer"])]
+    tensors = rename(sd, meta["n_layer"], checkpoint, meta["architecture"], kinds,
+                     "d_intermediate" in meta)
     for i in range(meta["n_layer"]):
         p = f"backbone.layers.{i}.mixer."
+        if kinds[i] == "attention":
+            for b, key in (("in_proj.bias", "attention.qkv_proj_bias"),
+                           ("out_proj.bias", "attention.out_proj_bias")):
+                on = meta[key] == "true"
+                if (p + b in tensors) != on:
+                    raise ExportError(f"{checkpoint}: {p}{b} {'missing' if on else 'present'} "
+                                      f"but attn_cfg says {key.split('.')[1]}={on}")
+            continue
         if (p + "conv1d.bias" in tensors) != conv_bias:
             raise ExportError(f"{checkpoint}: {p}conv1d.bias "
                               f"{'missing' if conv_bias else 'present'} but the config says "
@@ -329,9 +412,15 @@ def main(argv=None):
                     help="storage dtype (compute in ssmd is always fp32)")
     ap.add_argument("--meta", action="append", default=[], metavar="KEY=VALUE",
                     help="extra __metadata__ entry (repeatable)")
+    ap.add_argument("--attn-window", type=int, metavar="W",
+                    help="frames an attention layer sees (required with attn_layer_idx): "
+                         "ssmd keeps a ring of the last W frames' keys and values per stream")
     a = ap.parse_args(argv)
+    if a.attn_window is not None and a.attn_window < 1:
+        print("export: --attn-window must be >= 1", file=sys.stderr)
+        return 1
     try:
-        meta = export(a.checkpoint, a.output, a.dtype, a.config, a.meta)
+        meta = export(a.checkpoint, a.output, a.dtype, a.config, a.meta, a.attn_window)
     except ExportError as e:
         print(f"export: {e}", file=sys.stderr)
         return 1

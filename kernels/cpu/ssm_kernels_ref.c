@@ -359,3 +359,43 @@ void ssm_scan_heads_step_f32(float *y, size_t ld_y, float *const *ssm_state,
         }
     }
 }
+
+/* Softmax attention of one query over the ring, as mha.py's
+ * F.scaled_dot_product_attention computes it for one query row: scores in
+ * frame order, max subtracted before exp, sum of the weighted values in frame
+ * order, one division at the end. */
+void ssm_attn_core_f32(float *y, const float *q, const float *K, const float *V, int window,
+                       int first, int n_keys, int n_heads, int n_heads_kv, int head_dim,
+                       float scale, float *scores)
+{
+    assert(y && q && K && V && scores && n_heads_kv >= 1 && n_heads % n_heads_kv == 0 &&
+           n_keys >= 1 && n_keys <= window && first >= 0 && first < window);
+    const int per_kv = n_heads / n_heads_kv;
+    const size_t ld = (size_t)n_heads_kv * head_dim;
+    for (int h = 0; h < n_heads; ++h) {
+        const int g = h / per_kv;
+        const float *qh = q + (size_t)h * head_dim;
+        float m = -INFINITY;
+        for (int j = 0; j < n_keys; ++j) {
+            const float *k = K + (size_t)((first + j) % window) * ld + (size_t)g * head_dim;
+            float s = 0.0f;
+            for (int d = 0; d < head_dim; ++d)
+                s += qh[d] * k[d];
+            scores[j] = s * scale;
+            if (scores[j] > m)
+                m = scores[j];
+        }
+        float z = 0.0f;
+        for (int j = 0; j < n_keys; ++j) {
+            scores[j] = expf(scores[j] - m);
+            z += scores[j];
+        }
+        float *yh = y + (size_t)h * head_dim;
+        for (int d = 0; d < head_dim; ++d) {
+            float acc = 0.0f;
+            for (int j = 0; j < n_keys; ++j)
+                acc += scores[j] * V[(size_t)((first + j) % window) * ld + (size_t)g * head_dim + d];
+            yh[d] = acc / z;
+        }
+    }
+}

@@ -375,3 +375,49 @@ void ssm_ssd_chunk_f32(float *y, size_t ld_y, float *ssm_state,
         }
     }
 }
+
+/* The reference's softmax attention with the _vec building blocks: the q·k
+ * dot in eight lanes, vexp, and the weighted value rows added in frame order
+ * contiguously over head_dim (vectorises); the same operations in the same
+ * order on every clone. */
+SSM_CLONES
+void ssm_attn_core_f32_vec(float *y, const float *q, const float *K, const float *V, int window,
+                           int first, int n_keys, int n_heads, int n_heads_kv, int head_dim,
+                           float scale, float *scores)
+{
+    assert(y && q && K && V && scores && n_heads_kv >= 1 && n_heads % n_heads_kv == 0 &&
+           n_keys >= 1 && n_keys <= window && first >= 0 && first < window);
+    const int per_kv = n_heads / n_heads_kv;
+    const size_t ld = (size_t)n_heads_kv * head_dim;
+    for (int h = 0; h < n_heads; ++h) {
+        const size_t go = (size_t)(h / per_kv) * head_dim;
+        const float *qh = q + (size_t)h * head_dim;
+        float m = -INFINITY;
+        int r = first;
+        for (int j = 0; j < n_keys; ++j) {
+            const float s = dot8_lanes(qh, K + (size_t)r * ld + go, head_dim) * scale;
+            scores[j] = s;
+            m = s > m ? s : m;
+            r = r + 1 == window ? 0 : r + 1;
+        }
+        float z = 0.0f;
+        for (int j = 0; j < n_keys; ++j) {
+            scores[j] = vexp(scores[j] - m);
+            z += scores[j];
+        }
+        float *yh = y + (size_t)h * head_dim;
+        for (int d = 0; d < head_dim; ++d)
+            yh[d] = 0.0f;
+        r = first;
+        for (int j = 0; j < n_keys; ++j) {
+            const float p = scores[j];
+            const float *v = V + (size_t)r * ld + go;
+            for (int d = 0; d < head_dim; ++d)
+                yh[d] += p * v[d];
+            r = r + 1 == window ? 0 : r + 1;
+        }
+        const float inv = 1.0f / z;
+        for (int d = 0; d < head_dim; ++d)
+            yh[d] = yh[d] * inv;
+    }
+}

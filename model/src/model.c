@@ -68,7 +68,7 @@ typedef struct lin_w {
     int d_in, d_out;
 } lin_w;
 
-enum { LIN_IN, LIN_X, LIN_DT, LIN_OUT, LIN_PER_LAYER };
+enum { LIN_IN, LIN_X, LIN_DT, LIN_OUT, LIN_FC1, LIN_FC2, LIN_PER_LAYER };
 
 /* Panel precisions, the runners' wtype: 0 fp32, 1 f16, 2 int8. */
 enum { PACK_F32, PACK_F16, PACK_INT8, PACK_KINDS };
@@ -76,7 +76,8 @@ enum { PACK_F32, PACK_F16, PACK_INT8, PACK_KINDS };
 struct ssm_model {
     ssm_weights *w;
     ssm_config cfg;
-    size_t state_floats; /* Σ over layers of conv_dim·d_conv + d_inner·d_state */
+    size_t state_floats; /* Σ over layers of conv_dim·d_conv + d_inner·d_state
+                            (attention layers: ssm_attn_state_floats, the KV ring) */
     size_t *layer_off;   /* {n_layer}: each layer's conv state (floats into the payload) */
     int max_in, max_inner, max_conv_dim; /* largest d_in_proj, d_inner, conv_dim of a layer */
     lin_w *layer_lin;    /* {n_layer, LIN_PER_LAYER} */
@@ -156,6 +157,10 @@ static void lin_shapes(ssm_model *m)
         P[LIN_X] = (lin_w){.w = L->x_proj, .d_in = c->d_inner, .d_out = ndbc};
         P[LIN_DT] = (lin_w){.w = L->dt_proj, .d_in = c->dt_rank, .d_out = c->d_inner};
         P[LIN_OUT] = (lin_w){.w = L->out_proj, .d_in = L->d_inner, .d_out = c->d_model};
+        /* the gated MLP (NULL without d_intermediate) */
+        int dh = c->d_intermediate > 0 ? c->d_intermediate : 1;
+        P[LIN_FC1] = (lin_w){.w = L->mlp_fc1, .d_in = c->d_model, .d_out = 2 * dh};
+        P[LIN_FC2] = (lin_w){.w = L->mlp_fc2, .d_in = dh, .d_out = c->d_model};
     }
     m->frontend = (lin_w){.w = w->frontend_proj,
                           .d_in = c->input == SSM_INPUT_FEATURES ? c->n_features : 1,
@@ -164,6 +169,17 @@ static void lin_shapes(ssm_model *m)
     m->vad = (lin_w){.w = w->vad_w, .d_in = c->d_model, .d_out = 1};
     m->lm = (lin_w){.w = w->lm_head, .d_in = c->d_model,
                     .d_out = c->vocab_size > 0 ? c->vocab_size : 1};
+}
+
+/* Layer L's attention geometry (kernels unset: ssm_attn_set_isa / _reference). */
+static ssm_attn attn_geometry(const ssm_config *c, const ssm_layer_weights *L)
+{
+    return (ssm_attn){
+        .n_heads = c->at_n_heads, .n_heads_kv = c->at_n_heads_kv, .head_dim = c->at_head_dim,
+        .window = c->at_window, .rot_dim = c->at_rot_dim,
+        .rot_interleaved = c->at_rot_interleaved, .inv_freq = L->rope_inv_freq,
+        .scale = c->at_scale, .mlp_dim = c->at_mlp_dim,
+    };
 }
 
 /* Makes the panels of precision kind for every layer of m unless they exist
@@ -287,6 +303,10 @@ int ssm_model_load(const char *path, const ssm_model_options *opts,
     for (int l = 0; l < c->n_layer; ++l) {
         const ssm_layer_weights *L = &w->layers[l];
         size_t per = (size_t)L->conv_dim * (size_t)L->d_conv + (size_t)L->d_inner * (size_t)L->d_state;
+        if (L->kind == SSM_LAYER_ATTENTION) {
+            ssm_attn ag = attn_geometry(c, L);
+            per = ssm_attn_state_floats(&ag);
+        }
         if (per > SIZE_MAX / 8 - total_floats) {
             ssm_model_free(m);
             return ssm_error_set(err, SSM_ERR_MODEL, "%s: state size overflows", path);
@@ -299,16 +319,23 @@ int ssm_model_load(const char *path, const ssm_model_options *opts,
             m->max_inner = L->d_inner;
         if (L->conv_dim > m->max_conv_dim)
             m->max_conv_dim = L->conv_dim;
+        if (2 * c->d_intermediate > m->max_in) /* the MLP's fc1 output and gated hidden */
+            m->max_in = 2 * c->d_intermediate;
+        if (c->d_intermediate > m->max_inner)
+            m->max_inner = c->d_intermediate;
     }
     m->state_floats = total_floats;
-    if (backend != SSM_BACKEND_CPU && c->n_mamba2) {
-        /* kernels/cuda has no Mamba-2 layer yet: the state layout is ready for it */
+    if (backend != SSM_BACKEND_CPU && (c->n_mamba2 || c->n_attn || c->d_intermediate)) {
+        /* kernels/cuda has no Mamba-2, attention or MLP layer yet */
+        const char *what = c->n_mamba2 ? "Mamba-2 layers" : c->n_attn ? "attention layers"
+                                                                         : "MLP blocks";
         if (!auto_pick) {
             ssm_model_free(m);
-            return ssm_error_set(err, SSM_ERR_BACKEND, "%s: backend cuda: Mamba-2 layers run on "
-                                 "the cpu only (this model has %d)", path, c->n_mamba2);
+            return ssm_error_set(err, SSM_ERR_BACKEND, "%s: backend cuda: %s run on "
+                                 "the cpu only (this model has %d)", path, what,
+                                 c->n_mamba2 ? c->n_mamba2 : c->n_attn ? c->n_attn : c->n_layer);
         }
-        snprintf(why, sizeof why, "cuda not used (Mamba-2 layers run on the cpu only)");
+        snprintf(why, sizeof why, "cuda not used (%s run on the cpu only)", what);
         backend = SSM_BACKEND_CPU;
     }
     if (backend == SSM_BACKEND_CUDA) {
@@ -365,8 +392,11 @@ int ssm_model_layer_kind(const ssm_model *m, int layer)
 {
     if (!m || layer < 0 || layer >= m->cfg.n_layer)
         return SSM_ERR_INVALID;
-    return m->w->layers[layer].kind == SSM_LAYER_MAMBA2 ? SSM_MODEL_LAYER_MAMBA2
-                                                        : SSM_MODEL_LAYER_MAMBA1;
+    switch (m->w->layers[layer].kind) {
+    case SSM_LAYER_MAMBA2: return SSM_MODEL_LAYER_MAMBA2;
+    case SSM_LAYER_ATTENTION: return SSM_MODEL_LAYER_ATTENTION;
+    default: return SSM_MODEL_LAYER_MAMBA1;
+    }
 }
 int ssm_model_input(const ssm_model *m) { return (int)m->cfg.input; }
 int ssm_model_n_features(const ssm_model *m)
@@ -570,6 +600,19 @@ int ssm_state_restore(ssm_state *s, const void *buf, size_t size)
         if (!isfinite(v))
             return SSM_ERR_INVALID;
     }
+    /* an attention layer's frame counter: two exact integers, lo < 2^24 */
+    for (int l = 0; l < m->cfg.n_layer; ++l) {
+        const ssm_layer_weights *L = &m->w->layers[l];
+        if (L->kind != SSM_LAYER_ATTENTION)
+            continue;
+        ssm_attn ag = attn_geometry(&m->cfg, L);
+        float ctr[2];
+        memcpy(ctr, payload + (m->layer_off[l] + ssm_attn_counter_at(&ag)) * sizeof(float),
+               sizeof ctr);
+        if (!(ctr[0] >= 0.0f && ctr[0] < 16777216.0f && ctr[0] == floorf(ctr[0]) &&
+              ctr[1] >= 0.0f && ctr[1] < 16777216.0f && ctr[1] == floorf(ctr[1])))
+            return SSM_ERR_INVALID;
+    }
     if (s->dev) {
         if (ssm_cuda_state_upload(m->cuda, s->dev, payload) < 0)
             return SSM_ERR_BACKEND;
@@ -610,6 +653,7 @@ struct ssm_runner {
     ssm_sigmoid_fn sigmoid; /* the mask and VAD heads */
     ssm_mixer *mixer;       /* {n_layer}: each Mamba-1 layer's middle for the step (CPU) */
     ssm_mixer2 *mixer2;     /* {n_layer}: each Mamba-2 layer's middle (step and forward) */
+    ssm_attn *attn;         /* {n_layer}: each attention layer's middle (step and forward) */
     float *mix_scratch;     /* max of ssm_mixer_scratch_floats, ssm_mixer2_scratch_floats */
     int max_batch, max_chunk, rows;
     unsigned flags;
@@ -781,6 +825,15 @@ static void mixer_setup(ssm_runner *rn, int l)
     const ssm_layer_weights *L = &rn->model->w->layers[l];
     const lin_w *P = rn->model->layer_lin + (size_t)l * LIN_PER_LAYER;
     lin_mode mode = rn->step_mode;
+    if (L->kind == SSM_LAYER_ATTENTION) {
+        ssm_attn *a = &rn->attn[l];
+        *a = attn_geometry(c, L);
+        if (rn->flags & SSM_RUNNER_REFERENCE)
+            ssm_attn_set_reference(a);
+        else
+            ssm_attn_set_isa(a, rn->isa);
+        return;
+    }
     if (L->kind == SSM_LAYER_MAMBA2) {
         ssm_mixer2 *m2 = &rn->mixer2[l];
         *m2 = (ssm_mixer2){
@@ -894,6 +947,7 @@ int ssm_runner_create(const ssm_model *m, int max_batch, int max_chunk,
     size_t o_bad = carve(&total, rows, 1);
     size_t o_mix = carve(&total, (size_t)c->n_layer, sizeof(ssm_mixer));
     size_t o_mix2 = carve(&total, (size_t)c->n_layer, sizeof(ssm_mixer2));
+    size_t o_attn = carve(&total, (size_t)c->n_layer, sizeof(ssm_attn));
     ssm_mixer shape = {.d_inner = c->d_inner, .d_state = c->d_state, .dt_rank = c->dt_rank};
     size_t n_ms = ssm_mixer_scratch_floats(&shape);
     if (c->n_mamba2) {
@@ -902,6 +956,12 @@ int ssm_runner_create(const ssm_model *m, int max_batch, int max_chunk,
         size_t n2 = ssm_mixer2_scratch_floats(&shape2);
         n_ms = n2 > n_ms ? n2 : n_ms;
     }
+    for (int l = 0; l < c->n_layer; ++l)
+        if (m->w->layers[l].kind == SSM_LAYER_ATTENTION) {
+            ssm_attn ag = attn_geometry(c, &m->w->layers[l]);
+            size_t na = ssm_attn_scratch_floats(&ag);
+            n_ms = na > n_ms ? na : n_ms;
+        }
     size_t o_ms = carve(&total, n_ms, sizeof(float));
     size_t o_self = carve(&total, 1, sizeof(ssm_runner));
     unsigned char *mem = runner_mem(total, max_batch, max_chunk, err);
@@ -944,6 +1004,7 @@ int ssm_runner_create(const ssm_model *m, int max_batch, int max_chunk,
     rn->bad = mem + o_bad;
     rn->mixer = (ssm_mixer *)(mem + o_mix);
     rn->mixer2 = (ssm_mixer2 *)(mem + o_mix2);
+    rn->attn = (ssm_attn *)(mem + o_attn);
     rn->mix_scratch = (float *)(mem + o_ms);
     for (int l = 0; l < c->n_layer; ++l)
         mixer_setup(rn, l);
@@ -1268,6 +1329,24 @@ static void layer_out(ssm_runner *rn, const ssm_layer_weights *L, const lin_w *P
     ssm_add_f32(rn->r, dm, rn->hn, dm, n, c->d_model);
 }
 
+/* The block's gated MLP (mamba_ssm Block with GatedMLP): r ← r + fc2((y ⊙
+ * SiLU(gate)) with [y | gate] = fc1(RMSNorm(r)·norm2)); nothing without one. */
+static void layer_mlp(ssm_runner *rn, const ssm_layer_weights *L, const lin_w *P, int n,
+                      lin_mode mode)
+{
+    if (!L->mlp_fc1)
+        return;
+    const ssm_config *c = &rn->model->cfg;
+    size_t dm = (size_t)c->d_model, dh = (size_t)c->d_intermediate;
+    ssm_rmsnorm_f32(rn->hn, dm, rn->r, dm, L->norm2, n, c->d_model, c->norm_eps);
+    lin(rn, mode, rn->xz, 2 * dh, rn->hn, dm, &P[LIN_FC1], NULL, n);
+    for (int i = 0; i < n; ++i)
+        memcpy(rn->y + (size_t)i * dh, rn->xz + (size_t)i * 2 * dh, dh * sizeof(float));
+    rn->gate(rn->y, dh, rn->xz + dh, 2 * dh, n, c->d_intermediate);
+    lin(rn, mode, rn->hn, dm, rn->y, dh, &P[LIN_FC2], NULL, n);
+    ssm_add_f32(rn->r, dm, rn->hn, dm, n, c->d_model);
+}
+
 static void heads(ssm_runner *rn, int n, const ssm_outputs *out, lin_mode mode)
 {
     const ssm_weights *w = rn->model->w;
@@ -1362,7 +1441,11 @@ static int step_impl(ssm_runner *rn, ssm_state *const *states, int n, const floa
             rn->ssm_ptr[i] = rn->conv_ptr[i] + conv_sz;
         }
         layer_in(rn, L, P, n, mode);
-        if (L->kind == SSM_LAYER_MAMBA2)
+        if (L->kind == SSM_LAYER_ATTENTION)
+            /* RoPE, ring write, softmax over the window: stream by stream */
+            ssm_attn_step(&rn->attn[l], rn->y, di, rn->xz, (size_t)L->d_in_proj, rn->conv_ptr, n,
+                          rn->mix_scratch);
+        else if (L->kind == SSM_LAYER_MAMBA2)
             /* conv of xBC, softplus, scan per head, gated RMSNorm: tile by tile */
             ssm_mixer2_step(&rn->mixer2[l], rn->y, di, rn->xz, (size_t)L->d_in_proj, rn->conv_ptr,
                             rn->ssm_ptr, n, rn->mix_scratch);
@@ -1371,6 +1454,7 @@ static int step_impl(ssm_runner *rn, ssm_state *const *states, int n, const floa
             ssm_mixer_step(&rn->mixer[l], rn->y, di, rn->xz, 2 * di, rn->conv_ptr, rn->ssm_ptr, n,
                            rn->mix_scratch);
         layer_out(rn, L, P, n, mode, 1);
+        layer_mlp(rn, L, P, n, mode);
     }
     memset(rn->bad, 0, (size_t)n);
     for (int i = 0; i < n; ++i) {
@@ -1447,12 +1531,21 @@ int ssm_forward(ssm_runner *rn, ssm_state *s, int n, const float *features,
         float *conv = state_data(s) + m->layer_off[l];
         float *ssm = conv + (size_t)L->conv_dim * (size_t)L->d_conv;
         layer_in(rn, L, P, n, mode);
+        if (L->kind == SSM_LAYER_ATTENTION) {
+            /* frame by frame through the ring: the bits of the steps */
+            ssm_attn_forward(&rn->attn[l], rn->y, di, rn->xz, (size_t)L->d_in_proj, conv, n,
+                             rn->mix_scratch);
+            layer_out(rn, L, P, n, mode, 1);
+            layer_mlp(rn, L, P, n, mode);
+            continue;
+        }
         if (L->kind == SSM_LAYER_MAMBA2) {
             /* conv frame by frame, then the scan frame by frame or (SSM_RUNNER_SSD_FORWARD)
              * in the chunked SSD form, from the stream's state */
             ssm_mixer2_forward(&rn->mixer2[l], rn->y, di, rn->xz, (size_t)L->d_in_proj, conv, ssm,
                                n, rn->mix_scratch);
             layer_out(rn, L, P, n, mode, 1);
+            layer_mlp(rn, L, P, n, mode);
             continue;
         }
         /* the recurrences walk the frames in order, one row at a time */
@@ -1467,6 +1560,7 @@ int ssm_forward(ssm_runner *rn, ssm_state *s, int n, const float *features,
                               c->delta_A_min, 1, c->d_inner, c->d_state);
         }
         layer_out(rn, L, P, n, mode, 0);
+        layer_mlp(rn, L, P, n, mode);
     }
     size_t bad = ssm_nonfinite_f32(NULL, rn->r, dm, n, c->d_model, 1);
     heads(rn, n, out, mode);

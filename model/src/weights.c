@@ -194,10 +194,73 @@ static int parse_heads(weights_impl *w, const char *v, unsigned *heads, ssm_erro
     return SSM_OK;
 }
 
+/* attention.* keys (read when some layer is an attention layer). */
+static int parse_attention(weights_impl *w, ssm_config *c, ssm_error *err)
+{
+    static const char *const bool_v[] = {"false", "true"};
+    int rc, idx;
+    double d;
+    if (!ssm_st_meta(&w->st, "attention.window"))
+        return ssm_error_set(err, SSM_ERR_MODEL, "%s: __metadata__ key attention.window is "
+                             "missing: this model has %d attention layer(s), and ssmd keeps a "
+                             "stream's keys and values for a window of W frames so that memory "
+                             "per stream stays constant; set attention.window to W (frames, "
+                             "integer in [1, %ld])", w->path, c->n_attn, DIM_MAX);
+    if ((rc = meta_int(w, "attention.window", 1, 1, DIM_MAX, 0, &c->at_window, err)) ||
+        (rc = meta_int(w, "attention.num_heads", 1, 1, SMALL_MAX, 0, &c->at_n_heads, err)) ||
+        (rc = meta_int(w, "attention.num_heads_kv", 0, 1, SMALL_MAX, c->at_n_heads,
+                       &c->at_n_heads_kv, err)))
+        return rc;
+    if (c->at_n_heads % c->at_n_heads_kv != 0)
+        return ssm_error_set(err, SSM_ERR_MODEL, "%s: __metadata__ attention.num_heads_kv: %d does "
+                             "not divide the %d query heads (attention.num_heads)", w->path,
+                             c->at_n_heads_kv, c->at_n_heads);
+    if (!ssm_st_meta(&w->st, "attention.head_dim") && c->d_model % c->at_n_heads != 0)
+        return ssm_error_set(err, SSM_ERR_MODEL, "%s: __metadata__ key attention.head_dim is "
+                             "missing and attention.num_heads %d does not divide d_model %d "
+                             "(mha.py's default head_dim = d_model / num_heads)", w->path,
+                             c->at_n_heads, c->d_model);
+    if ((rc = meta_int(w, "attention.head_dim", 0, 1, SMALL_MAX, c->d_model / c->at_n_heads,
+                       &c->at_head_dim, err)) ||
+        (rc = meta_int(w, "attention.rotary_emb_dim", 0, 0, SMALL_MAX, 0, &c->at_rot_dim, err)) ||
+        (rc = meta_choice(w, "attention.rotary_emb_interleaved", bool_v, 2, 0,
+                          &c->at_rot_interleaved, err)) ||
+        (rc = meta_choice(w, "attention.qkv_proj_bias", bool_v, 2, 1, &c->at_qkv_bias, err)) ||
+        (rc = meta_choice(w, "attention.out_proj_bias", bool_v, 2, 1, &c->at_out_bias, err)) ||
+        (rc = meta_int(w, "attention.mlp_dim", 0, 0, DIM_MAX, 0, &c->at_mlp_dim, err)))
+        return rc;
+    if (c->at_rot_dim % 2 != 0 || c->at_rot_dim > c->at_head_dim)
+        return ssm_error_set(err, SSM_ERR_MODEL, "%s: __metadata__ attention.rotary_emb_dim: %d "
+                             "is not an even number of at most attention.head_dim %d channels",
+                             w->path, c->at_rot_dim, c->at_head_dim);
+    if (c->at_mlp_dim % 2 != 0)
+        return ssm_error_set(err, SSM_ERR_MODEL, "%s: __metadata__ attention.mlp_dim: %d is odd "
+                             "(its rows are up and gate halves)", w->path, c->at_mlp_dim);
+    if ((rc = meta_float(w, "attention.rotary_emb_base", 1e-30, 1e30, 10000.0, &d, err)))
+        return rc;
+    c->at_rot_base = d;
+    if ((rc = meta_float(w, "attention.softmax_scale", 1e-30, 1e30,
+                         1.0 / sqrt((double)c->at_head_dim), &d, err)))
+        return rc;
+    c->at_scale = (float)d;
+    (void)idx;
+    uint64_t nkv = (uint64_t)c->at_n_heads_kv * c->at_head_dim;
+    uint64_t n_in = ((uint64_t)c->at_n_heads + 2 * (uint64_t)c->at_n_heads_kv) * c->at_head_dim +
+                    c->at_mlp_dim;
+    uint64_t n_out = (uint64_t)c->at_n_heads * c->at_head_dim + c->at_mlp_dim / 2;
+    if (n_in * (uint64_t)c->d_model > INT_MAX || n_out * (uint64_t)c->d_model > INT_MAX ||
+        2 * nkv * (uint64_t)c->at_window + 2 > INT_MAX || n_in > DIM_MAX * 4)
+        return ssm_error_set(err, SSM_ERR_MODEL, "%s: __metadata__ attention.* sizes give a "
+                             "tensor or a KV ring of 2^31 elements or more (window %d, %d KV heads "
+                             "of %d channels)", w->path, c->at_window, c->at_n_heads_kv,
+                             c->at_head_dim);
+    return SSM_OK;
+}
+
 static int parse_config(weights_impl *w, ssm_config *c, int *conv_bias, int *proj_bias,
                         ssm_error *err)
 {
-    static const char *const fmt_v[] = {"1"}, *const arch_v[] = {"mamba1", "mamba2"},
+    static const char *const fmt_v[] = {"1"}, *const arch_v[] = {"mamba1", "mamba2", "attention"},
                              *const norm_v[] = {"rmsnorm"}, *const in_v[] = {"tokens", "features"},
                              *const bool_v[] = {"false", "true"};
     int idx, rc;
@@ -206,7 +269,7 @@ static int parse_config(weights_impl *w, ssm_config *c, int *conv_bias, int *pro
     int arch = 0;
     memset(c, 0, sizeof *c);
     if ((rc = meta_choice(w, "ssmd.format", fmt_v, 1, -1, &idx, err)) ||
-        (rc = meta_choice(w, "architecture", arch_v, 2, -1, &arch, err)) ||
+        (rc = meta_choice(w, "architecture", arch_v, 3, -1, &arch, err)) ||
         (rc = meta_int(w, "d_model", 1, 1, DIM_MAX, 0, &c->d_model, err)) ||
         (rc = meta_int(w, "n_layer", 1, 1, SMALL_MAX, 0, &c->n_layer, err)) ||
         (rc = meta_int(w, "d_state", 1, 1, SMALL_MAX, 0, &c->d_state, err)) ||
@@ -278,11 +341,19 @@ static int parse_config(weights_impl *w, ssm_config *c, int *conv_bias, int *pro
     for (int i = 0; i < c->n_layer; i++) {
         char key[48];
         snprintf(key, sizeof key, "layers.%d.kind", i);
-        if ((rc = meta_choice(w, key, arch_v, 2, arch, &idx, err)))
+        if ((rc = meta_choice(w, key, arch_v, 3, arch, &idx, err)))
             return rc;
         w->kinds[i] = (unsigned char)idx;
         c->n_mamba2 += idx == SSM_LAYER_MAMBA2;
+        c->n_attn += idx == SSM_LAYER_ATTENTION;
     }
+    if ((rc = meta_int(w, "d_intermediate", 0, 0, DIM_MAX, 0, &c->d_intermediate, err)))
+        return rc;
+    if ((uint64_t)2 * c->d_intermediate * (uint64_t)c->d_model > INT_MAX)
+        return ssm_error_set(err, SSM_ERR_MODEL, "%s: __metadata__ d_intermediate: %d gives a "
+                             "tensor of 2^31 elements or more", w->path, c->d_intermediate);
+    if (c->n_attn && (rc = parse_attention(w, c, err)))
+        return rc;
     if (c->n_mamba2) {
         static const char *const nbg_v[] = {"false"};
         if ((rc = meta_int(w, "mamba2.d_inner", 0, 1, DIM_MAX, c->d_inner, &c->m2_d_inner, err)) ||
@@ -357,6 +428,15 @@ static int parse_config(weights_impl *w, ssm_config *c, int *conv_bias, int *pro
         snprintf(w->cfg_text + o, sizeof w->cfg_text - (size_t)o, " mamba2.d_inner=%d "
                  "mamba2.d_state=%d mamba2.d_conv=%d mamba2.head_dim=%d mamba2.n_groups=%d",
                  c->m2_d_inner, c->m2_d_state, c->m2_d_conv, c->m2_head_dim, c->m2_n_groups);
+    o = (int)strlen(w->cfg_text);
+    if (c->n_attn && (size_t)o < sizeof w->cfg_text)
+        snprintf(w->cfg_text + o, sizeof w->cfg_text - (size_t)o, " attention.num_heads=%d "
+                 "attention.num_heads_kv=%d attention.head_dim=%d attention.mlp_dim=%d",
+                 c->at_n_heads, c->at_n_heads_kv, c->at_head_dim, c->at_mlp_dim);
+    o = (int)strlen(w->cfg_text);
+    if (c->d_intermediate && (size_t)o < sizeof w->cfg_text)
+        snprintf(w->cfg_text + o, sizeof w->cfg_text - (size_t)o, " d_intermediate=%d",
+                 c->d_intermediate);
     return SSM_OK;
 }
 
@@ -531,7 +611,78 @@ static int take_layer2(weights_impl *w, int i, int conv_bias, int proj_bias, ssm
 #undef NAME
 }
 
+/* An attention block (mamba_ssm modules/mha.py MHA; no conv1d: d_conv = 0). */
+static int take_layer_attn(weights_impl *w, int i, ssm_error *err)
+{
+    const ssm_config *c = &w->pub.cfg;
+    ssm_layer_weights *L = &w->pub.layers[i];
+    L->n_heads = c->at_n_heads;
+    L->head_dim = c->at_head_dim;
+    L->n_groups = c->at_n_heads_kv;
+    L->d_in_proj = (c->at_n_heads + 2 * c->at_n_heads_kv) * c->at_head_dim + c->at_mlp_dim;
+    L->d_inner = c->at_n_heads * c->at_head_dim + c->at_mlp_dim / 2;
+    L->conv_dim = L->d_conv = L->d_state = 0;
+    const uint64_t dm = (uint64_t)c->d_model, nin = (uint64_t)L->d_in_proj,
+                   di = (uint64_t)L->d_inner;
+    char nm[128];
+    int rc;
+#define NAME(suffix) (snprintf(nm, sizeof nm, "backbone.layers.%d.%s", i, suffix), nm)
+    if ((!c->at_qkv_bias && (rc = forbid(w, NAME("mixer.in_proj.bias"),
+                                         "attention.qkv_proj_bias=false", err))) ||
+        (!c->at_out_bias && (rc = forbid(w, NAME("mixer.out_proj.bias"),
+                                         "attention.out_proj_bias=false", err))))
+        return rc;
+    if ((rc = take(w, NAME("norm.weight"), NULL, 1, 1, SHAPE(dm), &L->norm, err)) ||
+        (rc = take(w, NAME("mixer.in_proj.weight"), NULL, 1, 2, SHAPE(nin, dm), &L->in_proj,
+                   err)) ||
+        (rc = take(w, NAME("mixer.in_proj.bias"), NULL, c->at_qkv_bias, 1, SHAPE(nin),
+                   &L->in_proj_bias, err)) ||
+        (rc = take(w, NAME("mixer.out_proj.weight"), NULL, 1, 2, SHAPE(dm, di), &L->out_proj,
+                   err)) ||
+        (rc = take(w, NAME("mixer.out_proj.bias"), NULL, c->at_out_bias, 1, SHAPE(dm),
+                   &L->out_proj_bias, err)))
+        return rc;
+#undef NAME
+    if (c->at_rot_dim > 0) {
+        double *f = own_alloc(w, (size_t)(c->at_rot_dim / 2) * sizeof *f);
+        if (!f)
+            return ssm_error_set(err, SSM_ERR_NOMEM, "%s: out of memory", w->path);
+        for (int k = 0; k < c->at_rot_dim / 2; k++)
+            f[k] = pow(c->at_rot_base, -(double)(2 * k) / (double)c->at_rot_dim);
+        L->rope_inv_freq = f;
+    }
+    return SSM_OK;
+}
+
+/* The gated MLP of a block (mamba_ssm modules/mlp.py GatedMLP, bias=False), every
+ * layer when d_intermediate > 0; its tensors are refused otherwise (unknown). */
+static int take_mlp(weights_impl *w, int i, ssm_error *err)
+{
+    const ssm_config *c = &w->pub.cfg;
+    ssm_layer_weights *L = &w->pub.layers[i];
+    const uint64_t dm = (uint64_t)c->d_model, dh = (uint64_t)c->d_intermediate;
+    char nm[128];
+    int rc;
+#define NAME(suffix) (snprintf(nm, sizeof nm, "backbone.layers.%d.%s", i, suffix), nm)
+    if ((rc = take(w, NAME("norm2.weight"), NULL, 1, 1, SHAPE(dm), &L->norm2, err)) ||
+        (rc = take(w, NAME("mlp.fc1.weight"), NULL, 1, 2, SHAPE(2 * dh, dm), &L->mlp_fc1, err)) ||
+        (rc = take(w, NAME("mlp.fc2.weight"), NULL, 1, 2, SHAPE(dm, dh), &L->mlp_fc2, err)))
+        return rc;
+#undef NAME
+    return SSM_OK;
+}
+
+static int take_layer_kind(weights_impl *w, int i, int conv_bias, int proj_bias, ssm_error *err);
+
 static int take_layer(weights_impl *w, int i, int conv_bias, int proj_bias, ssm_error *err)
+{
+    int rc = take_layer_kind(w, i, conv_bias, proj_bias, err);
+    if (rc == SSM_OK && w->pub.cfg.d_intermediate > 0)
+        rc = take_mlp(w, i, err);
+    return rc;
+}
+
+static int take_layer_kind(weights_impl *w, int i, int conv_bias, int proj_bias, ssm_error *err)
 {
     const ssm_config *c = &w->pub.cfg;
     ssm_layer_weights *L = &w->pub.layers[i];
@@ -544,6 +695,8 @@ static int take_layer(weights_impl *w, int i, int conv_bias, int proj_bias, ssm_
     L->kind = (ssm_layer_kind)w->kinds[i];
     if (L->kind == SSM_LAYER_MAMBA2)
         return take_layer2(w, i, conv_bias, proj_bias, err);
+    if (L->kind == SSM_LAYER_ATTENTION)
+        return take_layer_attn(w, i, err);
     L->d_inner = L->conv_dim = L->n_heads = c->d_inner;
     L->d_state = c->d_state;
     L->d_conv = c->d_conv;

@@ -39,6 +39,7 @@ enum {
 typedef enum ssm_layer_kind {
     SSM_LAYER_MAMBA1 = 0, /* mamba_ssm modules/mamba_simple.py Mamba */
     SSM_LAYER_MAMBA2 = 1, /* mamba_ssm modules/mamba2.py Mamba2 (SSD, arXiv:2405.21060) */
+    SSM_LAYER_ATTENTION = 2, /* mamba_ssm modules/mha.py MHA, causal, over a window of frames */
 } ssm_layer_kind;
 
 /** Hyper-parameters from __metadata__ (all validated: positive, consistent). */
@@ -70,6 +71,20 @@ typedef struct ssm_config {
     float m2_norm_eps; /* epsilon of the gated RMSNorm (mamba2.norm_eps, default norm_eps) */
     int m2_norm_group_size; /* channels per gated-RMSNorm group (mamba2.norm_group_size,
                                default m2_d_inner / m2_n_groups as mamba_ssm) */
+    /* Attention layers (meaningful when n_attn > 0; attention.* keys): */
+    int n_attn;          /* layers of kind SSM_LAYER_ATTENTION */
+    int at_n_heads;      /* query heads (attention.num_heads) */
+    int at_n_heads_kv;   /* KV heads, divides at_n_heads (attention.num_heads_kv) */
+    int at_head_dim;     /* channels per head (attention.head_dim, default d_model/num_heads) */
+    int at_window;       /* W: frames a query sees, itself included (attention.window, required) */
+    int at_rot_dim;      /* RoPE channels per head, even, <= head_dim; 0 = none */
+    int at_rot_interleaved; /* 1: pairs (2i, 2i+1); 0: (i, i + rot_dim/2) */
+    double at_rot_base;  /* RoPE base (attention.rotary_emb_base, default 10000) */
+    float at_scale;      /* softmax scale (attention.softmax_scale, default 1/sqrt(head_dim)) */
+    int at_mlp_dim;      /* mha.py mlp_dim (attention.mlp_dim, even, default 0) */
+    int at_qkv_bias, at_out_bias; /* attention.qkv_proj_bias / out_proj_bias (default true) */
+    /* Gated MLP after every mixer (mamba_ssm GatedMLP with d_intermediate > 0): */
+    int d_intermediate;  /* hidden width of the MLP (d_intermediate key); 0 = no MLP */
 } ssm_config;
 
 /** One block: pre-norm + a Mamba-1 mixer (mamba_simple.py Mamba) or a
@@ -101,6 +116,16 @@ typedef struct ssm_layer_weights {
     const float *norm_gated;    /* {d_inner}                mixer.norm.weight (RMSNormGated) */
     /* Mamba-2: A {n_heads} = -exp(A_log), D {n_heads}, conv1d {conv_dim, d_conv},
      * conv1d_bias {conv_dim} */
+    /* Attention (SSM_LAYER_ATTENTION; mixer.in_proj / out_proj above, every
+     * Mamba-only pointer NULL): d_in_proj = (n_heads + 2·n_heads_kv)·head_dim
+     * + mlp_dim rows (q | k | v | mlp), d_inner = n_heads·head_dim + mlp_dim/2
+     * (out_proj's input), n_heads / head_dim as the config, conv_dim = d_conv
+     * = d_state = 0 (no SSM state: the ring's size is ssm_attn_state_floats). */
+    const double *rope_inv_freq; /* {at_rot_dim/2}: base^(-2i/rot_dim), float64 */
+    /* Gated MLP (every layer when d_intermediate > 0, else NULL): */
+    const float *norm2;         /* {d_model}                layers.i.norm2.weight */
+    const float *mlp_fc1;       /* {2·d_intermediate, d_model}  rows: y, then gate */
+    const float *mlp_fc2;       /* {d_model, d_intermediate} */
 } ssm_layer_weights;
 
 typedef struct ssm_weights {

@@ -38,6 +38,8 @@
 #define ssm_scan_heads_step_f32_vec base_scan_heads_step_f32_vec
 #define ssm_ssd_scratch_floats base_ssd_scratch_floats
 #define ssm_ssd_chunk_f32 base_ssd_chunk_f32
+#define ssm_attn_core_f32 base_attn_core_f32
+#define ssm_attn_core_f32_vec base_attn_core_f32_vec
 /* prototypes for the renamed copies (-Wmissing-prototypes) */
 void ssm_linear_f32(float *, size_t, const float *, size_t, const float *, const float *, int, int, int);
 void ssm_linear_blas_f32(float *, size_t, const float *, size_t, const float *, const float *, int, int, int);
@@ -59,6 +61,8 @@ void ssm_scan_heads_step_f32(float *, size_t, float *const *, const float *, siz
 void ssm_scan_heads_step_f32_vec(float *, size_t, float *const *, const float *, size_t, const float *, size_t, const float *, const float *, const float *, size_t, const float *, int, int, int, int, int);
 size_t ssm_ssd_scratch_floats(void);
 void ssm_ssd_chunk_f32(float *, size_t, float *, const float *, size_t, const float *, size_t, const float *, const float *, const float *, size_t, const float *, int, int, int, int, int, float *);
+void ssm_attn_core_f32(float *, const float *, const float *, const float *, int, int, int, int, int, int, float, float *);
+void ssm_attn_core_f32_vec(float *, const float *, const float *, const float *, int, int, int, int, int, int, float, float *);
 #include "../../kernels/cpu/ssm_kernels_ref.c"
 #include "../../kernels/cpu/ssm_kernels_vec.c"
 #undef ssm_linear_f32
@@ -72,6 +76,8 @@ void ssm_ssd_chunk_f32(float *, size_t, float *, const float *, size_t, const fl
 #undef ssm_scan_heads_step_f32_vec
 #undef ssm_ssd_scratch_floats
 #undef ssm_ssd_chunk_f32
+#undef ssm_attn_core_f32
+#undef ssm_attn_core_f32_vec
 
 static uint64_t rng = 0x243F6A8885A308D3ull;
 static float frand(float lo, float hi)
@@ -190,11 +196,37 @@ static void test_mamba2_clones_bit_identical(void **st)
            "comparisons, all bit-identical\n", n_cmp);
 }
 
+/* Sliding-window attention core, library clone vs baseline */
+static void test_attn_clones_bit_identical(void **st)
+{
+    (void)st;
+    static const int shp[][4] = {{1, 1, 1, 1}, {6, 3, 7, 3}, {5, 5, 64, 64}, {2, 1, 9, 5}};
+    int n_cmp = 0;
+    for (int k = 0; k < 4; ++k) {
+        int H = shp[k][0], Hkv = shp[k][1], P = shp[k][2], W = shp[k][3];
+        size_t nkv = (size_t)Hkv * P;
+        float *q = rvec((size_t)H * P, -2, 2), *K = rvec(W * nkv, -2, 2), *V = rvec(W * nkv, -2, 2);
+        float *o1 = malloc((size_t)H * P * sizeof *o1), *o2 = malloc((size_t)H * P * sizeof *o2);
+        float *sc = malloc((size_t)W * sizeof *sc);
+        for (int n = 1; n <= W; ++n) {
+            int first = (n * 7) % W;
+            ssm_attn_core_f32_vec(o1, q, K, V, W, first, n, H, Hkv, P, 0.3f, sc);
+            base_attn_core_f32_vec(o2, q, K, V, W, first, n, H, Hkv, P, 0.3f, sc);
+            assert_memory_equal(o1, o2, (size_t)H * P * sizeof *o1);
+            ++n_cmp;
+        }
+        free(q); free(K); free(V); free(o1); free(o2); free(sc);
+    }
+    printf("attention core, library build vs baseline build: %d comparisons, all bit-identical\n",
+           n_cmp);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_clones_bit_identical),
         cmocka_unit_test(test_mamba2_clones_bit_identical),
+        cmocka_unit_test(test_attn_clones_bit_identical),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

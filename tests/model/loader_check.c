@@ -105,7 +105,19 @@ int main(int argc, char **argv)
     json_t *kinds = json_array();
     for (int i = 0; i < c->n_layer; i++)
         json_array_append_new(kinds, json_string(w->layers[i].kind == SSM_LAYER_MAMBA2 ? "mamba2"
-                                                                                       : "mamba1"));
+                                                 : w->layers[i].kind == SSM_LAYER_ATTENTION
+                                                     ? "attention"
+                                                     : "mamba1"));
+    json_t *at = c->n_attn ? json_pack("{s:i, s:i, s:i, s:i, s:i, s:b, s:f, s:f, s:i, s:b, s:b}",
+                                       "num_heads", c->at_n_heads, "num_heads_kv",
+                                       c->at_n_heads_kv, "head_dim", c->at_head_dim, "window",
+                                       c->at_window, "rotary_emb_dim", c->at_rot_dim,
+                                       "rotary_emb_interleaved", c->at_rot_interleaved,
+                                       "rotary_emb_base", c->at_rot_base, "softmax_scale",
+                                       (double)c->at_scale, "mlp_dim", c->at_mlp_dim,
+                                       "qkv_proj_bias", c->at_qkv_bias, "out_proj_bias",
+                                       c->at_out_bias)
+                           : json_null();
     json_t *m2 = c->n_mamba2 ? json_pack("{s:i, s:i, s:i, s:i, s:i, s:i, s:f}", "d_inner",
                                          c->m2_d_inner, "d_state", c->m2_d_state, "d_conv",
                                          c->m2_d_conv, "head_dim", c->m2_head_dim, "n_heads",
@@ -119,7 +131,7 @@ int main(int argc, char **argv)
         json_object_set_new(meta, k, json_string(v));
     }
     json_t *j = json_pack("{s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:f, s:o, s:s, s:i, s:i, s:o, "
-                          "s:i, s:b, s:b, s:b, s:s, s:o, s:o, s:o}",
+                          "s:i, s:b, s:b, s:b, s:s, s:o, s:o, s:o, s:o, s:i}",
                           "d_model", c->d_model, "n_layer", c->n_layer, "d_state", c->d_state,
                           "d_conv", c->d_conv, "expand", c->expand, "d_inner", c->d_inner,
                           "dt_rank", c->dt_rank, "norm_eps", (double)c->norm_eps,
@@ -131,7 +143,8 @@ int main(int argc, char **argv)
                           "lm_head_tied", w->lm_head && w->lm_head == w->embedding,
                           "conv1d_bias", w->layers[0].conv1d_bias != NULL,
                           "proj_bias", w->layers[0].in_proj_bias != NULL,
-                          "hash", hash, "metadata", meta, "layer_kinds", kinds, "mamba2", m2);
+                          "hash", hash, "metadata", meta, "layer_kinds", kinds, "mamba2", m2,
+                          "attention", at, "d_intermediate", c->d_intermediate);
     int bad = 0;
     if (!j) {
         fprintf(stderr, "loader_check: json_pack failed\n");

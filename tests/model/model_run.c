@@ -7,7 +7,8 @@
  *   model_run MODEL forward CHUNK T IN OUT [ref]
  * (blas: SSM_RUNNER_BLAS_STEP; ref: SSM_RUNNER_REFERENCE; f16:
  * SSM_RUNNER_F16_WEIGHTS; avx2 / scalar: SSM_RUNNER_ISA_AVX2 / _SCALAR;
- * ssd: SSM_RUNNER_SSD_FORWARD)
+ * ssd: SSM_RUNNER_SSD_FORWARD; snap=K: before frame K, every state is
+ * snapshotted, destroyed, and a new state restored from the snapshot)
  *
  * IN: int32 tokens {T, B} or float32 features {T, B, n_features} (B = 1 for
  * forward).  OUT: float32 {T, B, n_out}, each row the heads present in the
@@ -79,8 +80,25 @@ int main(int argc, char **argv)
     for (int b = 0; b < B; ++b)
         if (ssm_state_create(m, &st[b]) < 0)
             return fail("state");
-    int resets = 0;
+    int resets = 0, snap_at = -1;
+    for (int i = 7; i < argc; ++i)
+        if (strncmp(argv[i], "snap=", 5) == 0)
+            snap_at = atoi(argv[i] + 5);
     for (int t = 0; t < T;) {
+        if (t == snap_at) { /* forward: K a multiple of CHUNK */
+            size_t nb = ssm_state_bytes(m);
+            void *buf = malloc(nb);
+            for (int b = 0; b < B; ++b) {
+                size_t wr = 0;
+                if (!buf || ssm_state_snapshot(st[b], buf, nb, &wr) < 0 || wr != nb)
+                    return fail("snapshot");
+                ssm_state_destroy(st[b]);
+                if (ssm_state_create(m, &st[b]) < 0 || ssm_state_restore(st[b], buf, nb) < 0)
+                    return fail("restore");
+            }
+            free(buf);
+            snap_at = -1;
+        }
         int n = is_step ? 1 : (T - t < chunk ? T - t : chunk);
         const float *fin = tokens_in ? NULL : (const float *)in + (size_t)t * B * n_in;
         const int32_t *tin = tokens_in ? (const int32_t *)in + (size_t)t * B : NULL;
@@ -113,8 +131,9 @@ int main(int argc, char **argv)
     f = fopen(argv[6], "wb");
     if (!f || fwrite(res, 4, rows * n_out, f) != rows * n_out || fclose(f) != 0)
         return fail("cannot write the output file");
-    printf("n_out=%zu resets=%d nonfinite_inputs=%llu frames=%llu\n", n_out, resets,
-           (unsigned long long)ss.n_nonfinite_inputs, (unsigned long long)ss.n_frames);
+    printf("n_out=%zu resets=%d nonfinite_inputs=%llu frames=%llu state_bytes=%zu\n", n_out, resets,
+           (unsigned long long)ss.n_nonfinite_inputs, (unsigned long long)ss.n_frames,
+           ssm_state_bytes(m));
     for (int b = 0; b < B; ++b)
         ssm_state_destroy(st[b]);
     ssm_runner_destroy(rn);

@@ -225,7 +225,8 @@ def main():
     refuse(work, "mamba2_names", small,
            dict(base, ssm_cfg=dict(base["ssm_cfg"], layer="Mamba2", headdim=8)),
            "not part of a 1-layer Mamba-2 LM")
-    refuse(work, "mlp", small, dict(base, d_intermediate=64), "MLP")
+    # d_intermediate without the GatedMLP tensors (test_export_attn.py converts real ones)
+    refuse(work, "mlp", small, dict(base, d_intermediate=64), "no backbone.layers.0.mlp.fc1.weight")
     refuse(work, "unknown", dict(small, **{"extra.weight": np.zeros(2, np.float32)}), base,
            "extra.weight")
     refuse(work, "no_config_kind", small, {"foo": 1}, "neither mamba_ssm")

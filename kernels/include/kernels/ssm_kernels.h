@@ -29,6 +29,7 @@
 #define KERNELS_SSM_KERNELS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -558,6 +559,97 @@ void ssm_mixer2_step(const ssm_mixer2 *mx, float *y, size_t ld_y, const float *z
 void ssm_mixer2_forward(const ssm_mixer2 *mx, float *y, size_t ld_y, const float *zxbcdt,
                         size_t ld_in, float *conv_state, float *ssm_state, int n_frames,
                         float *scratch);
+
+/* ---- sliding-window attention (cpu/ssm_kernels_ref.c, _vec.c, _attn.c) ------
+ * Source of the math: causal multi-head softmax attention (Vaswani et al.
+ * 2017, arXiv:1706.03762) with grouped KV heads (GQA, Ainslie et al. 2023,
+ * arXiv:2305.13245) and rotary position embedding (RoPE, Su et al. 2021,
+ * arXiv:2104.09864), as state-spaces/mamba mamba_ssm/modules/mha.py `MHA`
+ * lays it out: in_proj's row is [q {n_heads, head_dim} | k {n_heads_kv,
+ * head_dim} | v {n_heads_kv, head_dim} | mlp {mlp_dim}], query head h reads
+ * KV head h / (n_heads / n_heads_kv) (torch.repeat_interleave), the softmax
+ * scale defaults to 1/sqrt(head_dim), and RoPE rotates the first rot_dim
+ * channels of every q and k head (flash_attn RotaryEmbedding: frequencies
+ * base^(−2i/rot_dim), i < rot_dim/2; pairs (i, i + rot_dim/2), or (2i, 2i+1)
+ * when interleaved: x' = x·cos − x_pair·sin, x_pair' = x_pair·cos + x·sin).
+ * What ssmd adds is the window: a stream keeps the keys and values of its last
+ * `window` frames in a ring, so its state has a fixed size (DESIGN.md §4) and a
+ * query attends to at most `window` frames, itself included. */
+
+/** Attention of one query frame over n_keys cached frames, for every query
+ *  head h (KV head g = h / (n_heads / n_heads_kv)):
+ *    s_j = scale · q_h · K[r_j, g]       r_j = (first + j) mod window, j < n_keys
+ *    y_h = Σ_j exp(s_j − max s) · V[r_j, g] / Σ_j exp(s_j − max s)
+ *  (j = 0 is the oldest frame).  y {n_heads·head_dim}; q {n_heads·head_dim};
+ *  K, V {window, n_heads_kv·head_dim} (the ring); scores: scratch {window}.
+ *  1 <= n_keys <= window, 0 <= first < window; y must not alias an input.
+ *  The reference sums in j order with libm expf. */
+void ssm_attn_core_f32(float *y, const float *q, const float *K, const float *V, int window,
+                       int first, int n_keys, int n_heads, int n_heads_kv, int head_dim,
+                       float scale, float *scores);
+/** Vectorisable variant (target clones AVX-512 / AVX2 / baseline, the same
+ *  bits on each): q·k in eight lanes (ssm_linear_f32's order), exp by the
+ *  _vec polynomial, V rows accumulated contiguously over head_dim. */
+void ssm_attn_core_f32_vec(float *y, const float *q, const float *K, const float *V, int window,
+                           int first, int n_keys, int n_heads, int n_heads_kv, int head_dim,
+                           float scale, float *scores);
+typedef void (*ssm_attn_core_fn)(float *y, const float *q, const float *K, const float *V,
+                                 int window, int first, int n_keys, int n_heads, int n_heads_kv,
+                                 int head_dim, float scale, float *scores);
+/** The attention core for isa: the _vec clones unless isa is scalar-capped
+ *  (then still _vec, its baseline clone: the same bits).  Call once at set-up. */
+ssm_attn_core_fn ssm_attn_core_get(ssm_isa isa);
+
+/** Rotary embedding of one frame in place: x {n_heads, head_dim}, the first
+ *  rot_dim (even, <= head_dim) channels of each head rotated by the angles
+ *  pos·inv_freq[i] (inv_freq {rot_dim/2}, float64); the angle and its cos
+ *  and sin are computed in float64 (libm cos/sin reduce any argument
+ *  exactly), then rounded to fp32, so precision does not decay with pos. */
+void ssm_rope_f32(float *x, int n_heads, int head_dim, int rot_dim, int interleaved,
+                  const double *inv_freq, uint64_t pos);
+
+/** One attention layer's geometry and kernels (borrowed pointers). */
+typedef struct ssm_attn {
+    int n_heads, n_heads_kv, head_dim;
+    int window;          /* W: frames a query sees (itself included) */
+    int rot_dim;         /* RoPE channels per head (even, <= head_dim); 0 = none */
+    int rot_interleaved; /* 1: pairs (2i, 2i+1) (GPT-J); 0: (i, i + rot_dim/2) (GPT-NeoX) */
+    const double *inv_freq; /* {rot_dim/2} base^(−2i/rot_dim) */
+    float scale;         /* softmax scale (mha.py softmax_scale; default 1/sqrt(head_dim)) */
+    int mlp_dim;         /* mha.py mlp_dim: in_proj rows [up {mlp_dim/2} | gate {mlp_dim/2}]
+                            after q|k|v, up·SiLU(gate) appended to the attention output */
+    ssm_attn_core_fn core;
+    ssm_gate_silu_fn gate;
+} ssm_attn;
+
+/** Per-stream state of an attention layer, in floats: the key ring K {window,
+ *  n_heads_kv·head_dim}, the value ring V (same), then the frame counter as
+ *  two floats (lo = pos mod 2^24, hi = pos / 2^24, both exact integers): the
+ *  number of frames the stream has seen, which fixes the next ring row (pos
+ *  mod window), how many rows are valid (min(pos, window)) and the RoPE
+ *  angle.  Keys are stored rotated (as mha.py's KV cache). */
+size_t ssm_attn_state_floats(const ssm_attn *a);
+/** Index of the counter's first float in that state. */
+size_t ssm_attn_counter_at(const ssm_attn *a);
+/** Floats of scratch ssm_attn_step / ssm_attn_forward need. */
+size_t ssm_attn_scratch_floats(const ssm_attn *a);
+/** ISA kernels (core and gate) or the plain-C reference ones. */
+void ssm_attn_set_isa(ssm_attn *a, ssm_isa isa);
+void ssm_attn_set_reference(ssm_attn *a);
+/** Everything of an attention layer between in_proj and out_proj for
+ *  n_streams streams, one frame each: from in_proj's row qkv (ld_in; layout
+ *  above) RoPE q and k at the stream's position, write k and v into its ring
+ *  (state[s], ssm_attn_state_floats floats, updated in place with its
+ *  counter), attend over the ring, and write y {n_streams, n_heads·head_dim +
+ *  mlp_dim/2} (ld_y).  Per stream, so a stream's bits do not depend on its
+ *  batch.  y must not alias the input, the states or scratch.  Real-time
+ *  safe; thread-safe for disjoint streams and scratch. */
+void ssm_attn_step(const ssm_attn *a, float *y, size_t ld_y, const float *qkv, size_t ld_in,
+                   float *const *state, int n_streams, float *scratch);
+/** n_frames consecutive frames of ONE stream (rows are frames), starting from
+ *  and updating its state: bit for bit n_frames calls of ssm_attn_step. */
+void ssm_attn_forward(const ssm_attn *a, float *y, size_t ld_y, const float *qkv, size_t ld_in,
+                      float *state, int n_frames, float *scratch);
 
 void ssm_linear_packed_f32_scalar(float *out, size_t ld_out, const float *x, size_t ld_x,
                                   const void *wp, const float *bias,

@@ -36,6 +36,15 @@
  * stepped, or with SSM_RUNNER_SSD_FORWARD runs the chunked SSD form (within
  * 1e-5 relative of the steps).  Mamba-2 layers run on
  * the CPU backend only (CUDA: SSM_ERR_BACKEND; AUTO falls back to the CPU).
+ * An attention layer (mamba_ssm modules/mha.py MHA, causal; Vaswani et al.
+ * 2017 with grouped KV heads and rotary embedding) computes [q|k|v] =
+ * in_proj·h, rotates q and k at the stream's frame position (RoPE), writes k
+ * and v into the stream's ring of the last W frames (attention.window) and
+ * attends softmax(scale·q·kᵀ)·v over the ring, r ← r + out_proj·y; its state
+ * is the ring plus a frame counter, so memory per stream stays constant
+ * (kernels/ssm_kernels.h "sliding-window attention").  With d_intermediate >
+ * 0 every block also adds a gated MLP (mamba_ssm GatedMLP): r ← r +
+ * fc2(a ⊙ SiLU(g)), [a|g] = fc1·RMSNorm(r)·norm2.  Both run on the CPU only.
  *
  * Backends (ssm_model_options.backend): CPU (kernels/cpu) or CUDA
  * (kernels/cuda, model/src/model_cuda.c).  On CUDA the weights are uploaded
@@ -145,11 +154,13 @@ int ssm_model_dt_rank(const ssm_model *model);
 enum {
     SSM_MODEL_LAYER_MAMBA1 = 0, /**< mamba_simple.py Mamba */
     SSM_MODEL_LAYER_MAMBA2 = 1, /**< mamba2.py Mamba2 (SSD) */
+    SSM_MODEL_LAYER_ATTENTION = 2, /**< mha.py MHA, causal, over a window of frames */
 };
 /** SSM_MODEL_LAYER_* of layer (0 <= layer < n_layer), or SSM_ERR_INVALID.
  *  The getters above describe the Mamba-1 layers' geometry (the model
  *  file's d_inner, d_state, d_conv keys); a Mamba-2 layer's own is in its
- *  mamba2.* metadata (ssm_model_meta). */
+ *  mamba2.* metadata, an attention layer's in its attention.* metadata
+ *  (ssm_model_meta). */
 int ssm_model_layer_kind(const ssm_model *model, int layer);
 /** SSM_MODEL_INPUT_TOKENS or SSM_MODEL_INPUT_FEATURES. */
 int ssm_model_input(const ssm_model *model);
@@ -175,7 +186,9 @@ uint64_t ssm_model_hash(const ssm_model *model);
 /* ---- per-stream state ---------------------------------------------------- */
 
 /** Bytes of one stream's state as stored and as snapshotted: the sum over
- *  layers of (conv_dim·d_conv + d_inner·d_state)·4 (for an all-Mamba-1
+ *  layers of (conv_dim·d_conv + d_inner·d_state)·4 (an attention layer:
+ *  (2·window·num_heads_kv·head_dim + 2)·4, its KV ring and frame counter;
+ *  for an all-Mamba-1
  *  model n_layer·d_inner·(d_conv + d_state)·4) plus a 64-byte header.  This is the
  *  figure "memory per stream"; it never grows with the stream's length. */
 size_t ssm_state_bytes(const ssm_model *model);
