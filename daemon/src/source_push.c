@@ -138,7 +138,9 @@ static bool push_rows_from(ssmd_srv *s, ssmd_srv_stream *st, const uint8_t *p, c
             }
         }
         long got = ssmd_srv_stream_append_some(s, st, chunk, m);
-        for (long r = 0; r < got; r++) s->c.nonfinite_samples += bad[r];
+        uint64_t n_bad = 0;
+        for (long r = 0; r < got; r++) n_bad += bad[r];
+        ssmd_srv_stream_count_nonfinite(s, st, n_bad);
         *row += (size_t)got;
         if ((size_t)got < m) return false;
     }

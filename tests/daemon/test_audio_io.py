@@ -248,6 +248,44 @@ def t_clipping_push_flags():
     check(not wrong and want_out > 0, f"messages flagged wrongly: {wrong}")
 
 
+
+def t_nonfinite_file():
+    """NaN and +-Inf samples in a float input file are zeroed and counted: per
+    stream in the end-of-job summary (a stereo file: per channel; --channels
+    mono: all of them) and in status (nonfinite_samples) and streams while the
+    job runs.  The counts come from numpy."""
+    rate, n = 16000, 32000
+    st = np.stack([signal_(n, rate, 40), signal_(n, rate, 41)], 1)
+    for i, v in ((100, np.nan), (2000, np.inf), (3000, -np.inf)):
+        st[i, 0] = v
+    st[500, 1] = np.nan
+    src = os.path.join(TMP, "nonfinite.wav")
+    sf.write(src, st, rate, subtype="FLOAT")
+    want = [int(np.sum(~np.isfinite(st[:, k]))) for k in range(2)]
+    rc, err = run_job(src, os.path.join(TMP, "nonfinite_out.wav"))
+    got = []
+    for k in range(2):
+        m = [re.search(r"(\d+) non-finite input samples", ln) for ln in err.splitlines()
+             if ln.startswith(f"ssmd: nonfinite.wav.{k} ")]
+        got.append(int(m[0].group(1)) if m and m[0] else None)
+    print(f"stereo float file with {want} non-finite samples per channel: summary says {got}")
+    check(rc == 0 and got == want, f"summary counts {got}, numpy {want}: {err}")
+    rc, err = run_job(src, os.path.join(TMP, "nonfinite_mono.wav"), "--channels", "mono")
+    m = re.search(r"(\d+) non-finite input samples", err)
+    print(f"  --channels mono: summary says {m.group(1) if m else None} (numpy {sum(want)})")
+    check(rc == 0 and m and int(m.group(1)) == sum(want), err)
+    # served and paced: status and streams count them while the job runs
+    d = Daemon(src, "--serve", "yes", "--realtime", "--channels", "mono")
+    try:
+        time.sleep(1.0)  # the samples at 0.2 s and before have been read
+        c = d.ctl({"version": 1, "cmd": "status"})["counters"]
+        streams = d.ctl({"version": 1, "cmd": "streams"})["streams"]
+    finally:
+        d.stop()
+    per = [s.get("nonfinite_samples") for s in streams]
+    print(f"  served: status nonfinite_samples {c['nonfinite_samples']}, streams {per} (numpy {sum(want)})")
+    check(c["nonfinite_samples"] == sum(want) and per == [sum(want)], f"status {c}, streams {streams}")
+
 # ---------------------------------------------------------------- item 3
 
 def t_kill9_header():
@@ -538,7 +576,7 @@ def t_file_errors():
 
 
 def main():
-    tests = [t_clipping_file, t_clipping_push_flags, t_kill9_header, t_stereo_split, t_output_format, t_output_mp3,
+    tests = [t_clipping_file, t_clipping_push_flags, t_nonfinite_file, t_kill9_header, t_stereo_split, t_output_format, t_output_mp3,
              t_channels_auto, t_file_errors]
     if ONLY:
         tests = [t for t in tests if t.__name__ in ONLY]

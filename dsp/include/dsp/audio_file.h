@@ -193,6 +193,10 @@ uint64_t dsp_audio_reader_frames_read(const dsp_audio_reader *r);
 /** Samples (not frames) replaced by 0 because they were NaN or infinite. */
 uint64_t dsp_audio_reader_nonfinite_count(const dsp_audio_reader *r);
 
+/** The same count for one channel (0-based; 0 for a channel out of range):
+ *  what a caller that splits the channels into streams reports per stream. */
+uint64_t dsp_audio_reader_nonfinite_channel_count(const dsp_audio_reader *r, int channel);
+
 /** The largest absolute finite sample value of the whole stream, in
  *  full-scale units (1.0 = full scale; integer files never exceed it, float
  *  files can), stored in *peak; NaN and ±inf samples (which the reader turns
