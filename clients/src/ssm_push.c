@@ -82,6 +82,7 @@ typedef struct push_stream {
 
 typedef struct push_state {
     const char *endpoint, *stream, *in_path, *out_path;
+    const char *endpoint_env; /* the variable the endpoint came from, NULL for -e or the default */
     ssmd_output_format out_format;
     int realtime, verbose, downmix;
     size_t chunk;
@@ -378,7 +379,7 @@ static int run(push_state *s)
         fprintf(stderr, "ssm-push: %s\n", why);
         goto out;
     }
-    if (cli_connect(ctx, sock, s->endpoint, s->timeout_s, why, sizeof why) != 0) {
+    if (cli_connect(ctx, sock, s->endpoint, s->endpoint_env, s->timeout_s, why, sizeof why) != 0) {
         fprintf(stderr, "ssm-push: %s\n", why);
         goto out;
     }
@@ -475,6 +476,7 @@ int main(int argc, char **argv)
     push_state s;
     memset(&s, 0, sizeof s);
     s.endpoint = cli_endpoint_default(CLI_ENV_INGEST, DEFAULT_ENDPOINT);
+    s.endpoint_env = cli_endpoint_env(CLI_ENV_INGEST); /* named in endpoint errors */
     s.chunk = DEFAULT_CHUNK;
     s.timeout_s = 10.0;
     s.out_format = SSMD_OUTPUT_FORMAT_DEFAULT;
@@ -497,7 +499,7 @@ int main(int argc, char **argv)
     uint64_t v;
     while ((c = getopt_long(argc, argv, ":e:s:o:rc:t:vh", opts, NULL)) != -1) {
         switch (c) {
-        case 'e': s.endpoint = optarg; break;
+        case 'e': s.endpoint = optarg; s.endpoint_env = NULL; break;
         case 's': s.stream = optarg; break;
         case 'o': s.out_path = optarg; break;
         case OPT_OUTPUT_FORMAT:
