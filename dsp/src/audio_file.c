@@ -1002,7 +1002,16 @@ int dsp_audio_writer_close(dsp_audio_writer *w, dsp_error *err)
     int status = DSP_OK;
     int prior = sf_error(w->sf);
     int e = sf_close(w->sf);
-    if (e != 0 || prior != 0)
+    int type = w->format & SF_FORMAT_TYPEMASK, sub = w->format & SF_FORMAT_SUBMASK;
+    /* libsndfile writes a 0-sample MP3 as 0 bytes and a 0-sample Ogg/Opus
+     * that it cannot open again: no reader takes either */
+    const char *no_empty = type == SF_FORMAT_MPEG ? "MP3" : type == SF_FORMAT_OGG && sub == SF_FORMAT_OPUS ? "Ogg/Opus" : NULL;
+    if (e == 0 && prior == 0 && w->frames_written == 0 && no_empty && w->owns_path) {
+        unlink(w->path);
+        status = dsp_error_set(err, DSP_ERR_INVALID, "%s: no audio to write (0 samples), and an empty %s file is one "
+                               "no reader opens: not written (.wav, .flac or .ogg hold an empty result)",
+                               w->name, no_empty);
+    } else if (e != 0 || prior != 0)
         status = dsp_error_set(err, DSP_ERR_IO, "%s: closing failed, the file is incomplete: %s",
                                w->name, sf_error_number(e ? e : prior));
     else if (w->frames_written == 0 && (w->format & SF_FORMAT_TYPEMASK) == SF_FORMAT_FLAC &&

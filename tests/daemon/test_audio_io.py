@@ -480,6 +480,39 @@ def t_channels_auto():
         check(y.shape == (n, c) and diffs == [0] * c, f"{c} channels: channels differ from the mono jobs")
 
 
+
+def t_empty_input():
+    """An input with 0 samples: every container that can hold nothing gets a
+    file that soundfile (libsndfile) opens as 0 frames; MP3 and Ogg/Opus, which
+    libsndfile writes as 0 bytes or as a file no reader opens, get one error
+    line naming the output and no file."""
+    src = os.path.join(TMP, "empty_in.wav")
+    sf.write(src, np.zeros((0, 1), np.float32), 48000, subtype="PCM_16")
+    failed = []
+    for ext in ("wav", "flac", "ogg", "au", "aiff", "w64", "mp3", "opus"):
+        out = os.path.join(TMP, f"empty_out.{ext}")
+        rc, err = run_job(src, out)
+        errs = [ln for ln in err.splitlines() if "no audio to write" in ln]
+        if ext in ("mp3", "opus"):
+            ok = rc != 0 and len(errs) == 1 and out in errs[0] and not os.path.exists(out)
+            print(f"empty input -> .{ext}: exit {rc}: {errs[0] if errs else err.strip()}")
+        else:
+            try:
+                if ext == "flac":  # a bare STREAMINFO (total 0 = unknown length): sox reads it as empty,
+                    # Python's soundfile (libsndfile 1.2.0) cannot seek in it (noted in audio_file.h)
+                    r = subprocess.run(["sox", out, "-t", "raw", "-"], capture_output=True) \
+                        if shutil.which("sox") else None
+                    frames = len(r.stdout) if r and r.returncode == 0 else (r.stderr if r else 0)
+                else:
+                    frames = len(sf.read(out)[0])
+            except Exception as e:  # noqa: BLE001  (reported below)
+                frames = f"unreadable: {e}"
+            ok = rc == 0 and frames == 0
+            print(f"empty input -> .{ext}: exit {rc}, soundfile reads {frames} frames")
+        if not ok:
+            failed.append(f".{ext}: {err.strip()}")
+    check(not failed, "; ".join(failed))
+
 # ---------------------------------------------------------------- file errors
 
 def t_file_errors():
@@ -577,7 +610,7 @@ def t_file_errors():
 
 def main():
     tests = [t_clipping_file, t_clipping_push_flags, t_nonfinite_file, t_kill9_header, t_stereo_split, t_output_format, t_output_mp3,
-             t_channels_auto, t_file_errors]
+             t_channels_auto, t_empty_input, t_file_errors]
     if ONLY:
         tests = [t for t in tests if t.__name__ in ONLY]
     named_tests.run(tests, cleanup=lambda: shutil.rmtree(TMP, ignore_errors=True))

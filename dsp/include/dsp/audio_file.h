@@ -297,7 +297,11 @@ uint64_t dsp_audio_writer_clipped_count(const dsp_audio_writer *w);
 
 /** Finishes the file (libsndfile rewrites the header with the final length),
  *  closes it and frees the writer, also on failure.  NULL is a no-op returning
- *  DSP_OK.  Returns DSP_ERR_IO when the close failed (the file is then
+ *  DSP_OK.  An MP3 or Ogg/Opus file (by path) with 0 frames written is removed
+ *  and DSP_ERR_INVALID returned with one line saying so: libsndfile writes
+ *  the first as 0 bytes and the second as a file it cannot open, so no
+ *  reader would take them (an empty FLAC gets a bare STREAMINFO header; the
+ *  other containers hold 0 frames as they are).  Returns DSP_ERR_IO when the close failed (the file is then
  *  incomplete).  Always call it; it is the only way to get a valid header. */
 int dsp_audio_writer_close(dsp_audio_writer *w, dsp_error *err);
 
