@@ -305,3 +305,20 @@ int cli_output_format_arg(const char *prog, const char *arg, ssmd_output_format 
     fprintf(stderr, "%s: --output-format: expected one of " SSMD_OUTPUT_FORMAT_CHOICES ", got '%s'\n", prog, arg);
     return CLI_EXIT_USAGE;
 }
+
+int cli_output_format_check(const char *prog, int given, ssmd_output_format f, const char *out_path)
+{
+    if (!given) return 0;
+    const char *name = ssmd_output_format_name(f);
+    if (!out_path) {
+        fprintf(stderr, "%s: --output-format %s: there is no output file (-o) to apply it to\n", prog, name);
+        return CLI_EXIT_USAGE;
+    }
+    dsp_audio_container c = dsp_audio_container_from_path(out_path);
+    if (ssmd_output_format_subtype(f, c) == DSP_AUDIO_SUBTYPE_DEFAULT) {
+        fprintf(stderr, "%s: --output-format %s: %s is encoded by its codec (.ogg .opus .mp3), which sets the "
+                "samples; the option applies to .wav .flac .aiff .au .w64 .rf64 .raw outputs\n", prog, name, out_path);
+        return CLI_EXIT_USAGE;
+    }
+    return 0;
+}

@@ -146,4 +146,10 @@ int cli_writer_open(dsp_audio_writer **out, const char *path, ssmd_output_format
  *  stderr and returns CLI_EXIT_USAGE, else 0. */
 int cli_output_format_arg(const char *prog, const char *arg, ssmd_output_format *out);
 
+/** Refuses an --output-format (given: it was on the command line) that would
+ *  do nothing: without an output file, or for a .ogg/.opus/.mp3 output whose
+ *  codec sets the samples.  Prints one line naming the format and why and
+ *  returns CLI_EXIT_USAGE; else 0. */
+int cli_output_format_check(const char *prog, int given, ssmd_output_format f, const char *out_path);
+
 #endif /* SSMD_CLIENT_H */

@@ -539,7 +539,7 @@ int main(int argc, char **argv)
         { NULL, 0, NULL, 0 },
     };
     opterr = 0;
-    int c;
+    int c, format_given = 0;
     uint64_t v;
     while ((c = getopt_long(argc, argv, ":e:s:o:rc:t:vh", opts, NULL)) != -1) {
         switch (c) {
@@ -548,6 +548,7 @@ int main(int argc, char **argv)
         case 'o': s.out_path = optarg; break;
         case OPT_OUTPUT_FORMAT:
             if (cli_output_format_arg("ssm-push", optarg, &s.out_format) != 0) return CLI_EXIT_USAGE;
+            format_given = 1;
             break;
         case OPT_CHANNELS:
             if (strcmp(optarg, "auto") == 0) s.downmix = 0;
@@ -581,6 +582,7 @@ int main(int argc, char **argv)
          * until the daemon's push_idle_s */
         return usage_error("%s: cannot tell the audio format from the file name (use .wav .flac .ogg .opus "
                            ".mp3 .au .aiff .w64 .rf64 .raw)", s.out_path);
+    if (cli_output_format_check("ssm-push", format_given, s.out_format, s.out_path) != 0) return CLI_EXIT_USAGE;
     if (optind >= argc) return usage_error("%s", "missing FILE");
     if (argc - optind > 1) return usage_error("unexpected argument '%s'", argv[optind + 1]);
     s.in_path = argv[optind];

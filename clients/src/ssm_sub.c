@@ -531,7 +531,7 @@ int main(int argc, char **argv)
         { NULL, 0, NULL, 0 },
     };
     opterr = 0;
-    int c;
+    int c, format_given = 0;
     while ((c = getopt_long(argc, argv, ":e:jqo:n:s:t:h", opts, NULL)) != -1) {
         switch (c) {
         case 'e': s.endpoint = optarg; s.endpoint_env = NULL; break;
@@ -540,6 +540,7 @@ int main(int argc, char **argv)
         case 'o': s.out_path = optarg; break;
         case OPT_OUTPUT_FORMAT:
             if (cli_output_format_arg("ssm-sub", optarg, &s.out_format) != 0) return CLI_EXIT_USAGE;
+            format_given = 1;
             break;
         case OPT_STREAM: s.out_stream = optarg; break;
         case 'n':
@@ -588,6 +589,7 @@ int main(int argc, char **argv)
     if (s.out_path && dsp_audio_container_from_path(s.out_path) == DSP_AUDIO_CONTAINER_AUTO)
         return usage_error("--output: cannot tell the audio format of '%s' from its extension "
                            "(.wav .flac .au .ogg .opus .mp3 .aiff .w64 .rf64 .raw)", s.out_path);
+    if (cli_output_format_check("ssm-sub", format_given, s.out_format, s.out_path) != 0) return CLI_EXIT_USAGE;
     s.topics = calloc(MAX_TOPICS, sizeof *s.topics);
     if (!s.topics) {
         fprintf(stderr, "ssm-sub: out of memory\n");

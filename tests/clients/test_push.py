@@ -158,6 +158,18 @@ with Fake(T, "--start", "never", "--hop-out", "256") as f:
               f"-o {what}: refused before connecting, one line naming it, nothing left ({r.returncode}, {line!r})")
     os.chmod(os.path.join(T, "ro"), 0o700)
 
+    # --output-format that would do nothing: refused with one line naming it and why (ssm-sub too)
+    SUB = os.path.join(os.path.dirname(PUSH), "ssm-sub")
+    for prog, args, why in ((PUSH, ["--stream", "f", "--output-format", "float", path], "no output file"),
+                            (PUSH, ["--stream", "f", "--output-format", "float", "-o", os.path.join(T, "f.mp3"), path],
+                             "codec"),
+                            (SUB, ["--output-format", "pcm24"], "no output file"),
+                            (SUB, ["--output-format", "pcm24", "-o", os.path.join(T, "f.opus")], "codec")):
+        r = run([prog, "-e", "ipc://" + os.path.join(tmpdir(), "nobody"), *args])
+        line = r.stderr.strip()
+        check(r.returncode == 2 and line.count("\n") == 0 and "--output-format" in line and why in line,
+              f"{os.path.basename(prog)} {' '.join(args[-4:])}: refused, one line ({r.returncode}, {line!r})")
+
     # SIGINT / SIGTERM while pushing: the streams opened on the daemon get their
     # end-of-stream at once (the fake publishes their end event), one line, no output file
     import signal  # noqa: E402
