@@ -34,6 +34,12 @@ const char *cli_endpoint_default(const char *env_name, const char *fallback)
     return v && *v ? v : fallback;
 }
 
+const char *cli_endpoint_env(const char *env_name)
+{
+    const char *v = getenv(env_name);
+    return v && *v ? env_name : NULL;
+}
+
 double cli_now_s(void)
 {
     struct timespec ts;
@@ -91,7 +97,7 @@ static int monitor_event(void *mon, int timeout_ms, uint16_t *event)
     return ok ? 1 : 0;
 }
 
-int cli_connect(void *ctx, void *sock, const char *endpoint, double timeout_s,
+int cli_connect(void *ctx, void *sock, const char *endpoint, const char *env_name, double timeout_s,
                 char *msg, size_t cap)
 {
     char addr[64];
@@ -112,7 +118,11 @@ int cli_connect(void *ctx, void *sock, const char *endpoint, double timeout_s,
     }
     int rc = -1;
     if (zmq_connect(sock, endpoint) != 0) {
-        snprintf(msg, cap, "bad endpoint '%s': %s", endpoint, zmq_strerror(zmq_errno()));
+        if (env_name)
+            snprintf(msg, cap, "%s=\"%s\": invalid endpoint (%s; expected tcp://HOST:PORT, ipc://PATH or "
+                     "inproc://NAME)", env_name, endpoint, zmq_strerror(zmq_errno()));
+        else
+            snprintf(msg, cap, "bad endpoint '%s': %s", endpoint, zmq_strerror(zmq_errno()));
         goto done;
     }
     double deadline = cli_now_s() + timeout_s;
@@ -123,8 +133,8 @@ int cli_connect(void *ctx, void *sock, const char *endpoint, double timeout_s,
         }
         double left = deadline - cli_now_s();
         if (left <= 0) {
-            snprintf(msg, cap, "no connection to %s after %.1f s (is ssmd running?)", endpoint,
-                     timeout_s);
+            snprintf(msg, cap, "no connection to %s%s%s%s after %.1f s (is ssmd running?)", endpoint,
+                     env_name ? " (from $" : "", env_name ? env_name : "", env_name ? ")" : "", timeout_s);
             break;
         }
         uint16_t ev = 0;
@@ -294,4 +304,21 @@ int cli_output_format_arg(const char *prog, const char *arg, ssmd_output_format 
     if (ssmd_output_format_parse(arg, out) == 0) return 0;
     fprintf(stderr, "%s: --output-format: expected one of " SSMD_OUTPUT_FORMAT_CHOICES ", got '%s'\n", prog, arg);
     return CLI_EXIT_USAGE;
+}
+
+int cli_output_format_check(const char *prog, int given, ssmd_output_format f, const char *out_path)
+{
+    if (!given) return 0;
+    const char *name = ssmd_output_format_name(f);
+    if (!out_path) {
+        fprintf(stderr, "%s: --output-format %s: there is no output file (-o) to apply it to\n", prog, name);
+        return CLI_EXIT_USAGE;
+    }
+    dsp_audio_container c = dsp_audio_container_from_path(out_path);
+    if (ssmd_output_format_subtype(f, c) == DSP_AUDIO_SUBTYPE_DEFAULT) {
+        fprintf(stderr, "%s: --output-format %s: %s is encoded by its codec (.ogg .opus .mp3), which sets the "
+                "samples; the option applies to .wav .flac .aiff .au .w64 .rf64 .raw outputs\n", prog, name, out_path);
+        return CLI_EXIT_USAGE;
+    }
+    return 0;
 }

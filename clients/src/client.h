@@ -70,6 +70,10 @@ typedef struct cli_data {
  *  default).  The string is getenv()'s or fallback: not to be freed. */
 const char *cli_endpoint_default(const char *env_name, const char *fallback);
 
+/** env_name when that variable is set and not empty (the endpoint a client
+ *  without -e uses comes from it, and its errors name it), else NULL. */
+const char *cli_endpoint_env(const char *env_name);
+
 /** Set to the signal number by SIGINT/SIGTERM once cli_signals_install() ran. */
 extern volatile sig_atomic_t cli_stop_requested;
 
@@ -90,8 +94,11 @@ int cli_parse_seconds(const char *s, double *out);
  *  connection to be established (ZMQ_EVENT_CONNECTED from a socket monitor;
  *  ctx is the socket's context).  Returns 0 when connected; -1 with a
  *  one-line reason in msg[cap] on a malformed endpoint, a timeout ("no
- *  connection to EP after 1.0 s (is ssmd running?)") or a signal. */
-int cli_connect(void *ctx, void *sock, const char *endpoint, double timeout_s,
+ *  connection to EP after 1.0 s (is ssmd running?)") or a signal.  env_name:
+ *  the environment variable the endpoint came from (cli_endpoint_env), NULL
+ *  for -e or the default; the messages then name it:
+ *  'SSMD_PUB="tcp://x:y": invalid endpoint (...)'. */
+int cli_connect(void *ctx, void *sock, const char *endpoint, const char *env_name, double timeout_s,
                 char *msg, size_t cap);
 
 /** Sets the receive-side limits of sock; call before connecting.
@@ -138,5 +145,11 @@ int cli_writer_open(dsp_audio_writer **out, const char *path, ssmd_output_format
  *  "PROG: --output-format: expected one of pcm16|pcm24|float, got 'X'" on
  *  stderr and returns CLI_EXIT_USAGE, else 0. */
 int cli_output_format_arg(const char *prog, const char *arg, ssmd_output_format *out);
+
+/** Refuses an --output-format (given: it was on the command line) that would
+ *  do nothing: without an output file, or for a .ogg/.opus/.mp3 output whose
+ *  codec sets the samples.  Prints one line naming the format and why and
+ *  returns CLI_EXIT_USAGE; else 0. */
+int cli_output_format_check(const char *prog, int given, ssmd_output_format f, const char *out_path);
 
 #endif /* SSMD_CLIENT_H */

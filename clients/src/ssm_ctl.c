@@ -106,6 +106,7 @@ static int write_file(const char *path, const uint8_t *data, size_t len)
 int main(int argc, char **argv)
 {
     const char *endpoint = cli_endpoint_default(CLI_ENV_CONTROL, DEFAULT_ENDPOINT);
+    const char *endpoint_env = cli_endpoint_env(CLI_ENV_CONTROL); /* named in endpoint errors */
     const char *stream = NULL, *file = NULL;
     double timeout_s = 5.0;
     static const struct option opts[] = {
@@ -120,7 +121,7 @@ int main(int argc, char **argv)
     int c;
     while ((c = getopt_long(argc, argv, ":e:s:f:t:h", opts, NULL)) != -1) {
         switch (c) {
-        case 'e': endpoint = optarg; break;
+        case 'e': endpoint = optarg; endpoint_env = NULL; break;
         case 's': stream = optarg; break;
         case 'f': file = optarg; break;
         case 't':
@@ -172,7 +173,7 @@ int main(int argc, char **argv)
         goto out;
     }
     double t0 = cli_now_s();
-    if (cli_connect(ctx, sock, endpoint, timeout_s, why, sizeof why) != 0) {
+    if (cli_connect(ctx, sock, endpoint, endpoint_env, timeout_s, why, sizeof why) != 0) {
         fprintf(stderr, "ssm-ctl: %s\n", why);
         goto out;
     }

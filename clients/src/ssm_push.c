@@ -58,8 +58,12 @@ static const char *const usage_text =
     "  -v, --verbose       print a summary on stderr\n"
     "  -h, --help          this text\n"
     "\n"
+    "OUT is checked (format, channels, sample format, a writable place) before anything\n"
+    "is pushed.  SIGINT/SIGTERM end the pushed streams on the daemon (end-of-stream)\n"
+    "and exit 1 without OUT.\n"
+    "\n"
     "Exit status: 0 every pushed sample came back, 1 error (file, daemon error reply,\n"
-    "timeout, wrong length), 2 bad options.\n";
+    "timeout, wrong length, interrupted), 2 bad options.\n";
 
 static int usage_error(const char *fmt, const char *arg)
 {
@@ -76,12 +80,14 @@ typedef struct push_stream {
     uint64_t seq_out, pushed;
     uint64_t seq_in, received;
     int got_eos;
+    int sent_eos;        /* its end-of-stream went out */
     float *pend;         /* results not yet written (all streams must have a frame first) */
     size_t pend_n, pend_cap;
 } push_stream;
 
 typedef struct push_state {
     const char *endpoint, *stream, *in_path, *out_path;
+    const char *endpoint_env; /* the variable the endpoint came from, NULL for -e or the default */
     ssmd_output_format out_format;
     int realtime, verbose, downmix;
     size_t chunk;
@@ -175,6 +181,7 @@ static int push_send_chunk(push_state *s, void *sock)
     }
     st->seq_out++;
     st->pushed += n;
+    if (last) st->sent_eos = 1;
     s->seq_out++;
     s->off += n;
     if (!chunk_done) return 1;
@@ -306,13 +313,6 @@ static int handle_reply(push_state *s, const cli_msg *m)
     }
     st->seq_in++;
     s->out_rate_hz = (int)d.h.sample_rate_hz;
-    dsp_error err;
-    if (s->out_path && !s->writer &&
-        cli_writer_open(&s->writer, s->out_path, s->out_format, s->out_rate_hz, s->n_streams,
-                        dsp_audio_reader_info(s->reader)->n_frames, &err) != DSP_OK) {
-        fprintf(stderr, "ssm-push: %s\n", err.msg);
-        return -1;
-    }
     if (s->writer && d.h.rows &&
         (push_queue_result(st, d.payload, d.h.rows) != 0 || push_write_ready(s) != 0))
         return -1;
@@ -322,6 +322,42 @@ static int handle_reply(push_state *s, const cli_msg *m)
         s->n_eos++;
     }
     return 0;
+}
+
+/* After SIGINT/SIGTERM: sends a bare end-of-stream (rows 0) for every stream
+ * that got messages and no end-of-stream yet, so the daemon ends them now
+ * instead of after its push_idle_s, waiting at most a second for them to
+ * leave.  Returns how many streams were ended. */
+static int push_end_streams(push_state *s, void *sock)
+{
+    int ended = 0, timeout_ms = 1000;
+    zmq_setsockopt(sock, ZMQ_SNDTIMEO, &timeout_ms, sizeof timeout_ms);
+    zmq_setsockopt(sock, ZMQ_LINGER, &timeout_ms, sizeof timeout_ms);
+    for (int k = 0; k < s->n_streams; k++) {
+        push_stream *st = &s->streams[k];
+        if (st->seq_out == 0 || st->sent_eos) continue;
+        ssmd_header h;
+        memset(&h, 0, sizeof h);
+        h.kind = SSMD_KIND_AUDIO;
+        h.dtype = SSMD_DTYPE_F32;
+        h.flags = SSMD_FLAG_END_OF_STREAM;
+        h.sample_rate_hz = (uint32_t)s->rate_hz;
+        h.cols = 1;
+        h.seq = st->seq_out;
+        h.first_sample = st->pushed;
+        uint8_t hb[SSMD_HEADER_BYTES];
+        ssmd_header_encode(hb, &h);
+        int rc;
+        do rc = zmq_send(sock, st->topic, strlen(st->topic), ZMQ_SNDMORE);
+        while (rc < 0 && zmq_errno() == EINTR);
+        if (rc < 0 || zmq_send(sock, hb, sizeof hb, ZMQ_SNDMORE) < 0 || zmq_send(sock, "", 0, 0) < 0) {
+            fprintf(stderr, "ssm-push: cannot end stream %s: %s\n", st->name, zmq_strerror(zmq_errno()));
+            continue;
+        }
+        st->sent_eos = 1;
+        ended++;
+    }
+    return ended;
 }
 
 static int run(push_state *s)
@@ -360,6 +396,18 @@ static int run(push_state *s)
         }
         ssmd_topic_format(st->topic, sizeof st->topic, st->name, SSMD_KIND_AUDIO);
     }
+    /* everything about the output is checked before anything is pushed (a
+     * stream opened for nothing keeps its name on the daemon until its
+     * push_idle_s): the file is created now, at the rate the results come
+     * back at (the stream's own), and removed again on any failure below */
+    if (s->out_path) {
+        s->out_rate_hz = s->rate_hz;
+        if (cli_writer_open(&s->writer, s->out_path, s->out_format, s->rate_hz, s->n_streams, info->n_frames,
+                            &err) != DSP_OK) {
+            fprintf(stderr, "ssm-push: %s\n", err.msg);
+            return CLI_EXIT_FAIL;
+        }
+    }
     s->cur = 0;
     if (push_read_chunk(s, 0) != 0) return CLI_EXIT_FAIL;
     s->plane_n[1] = 0;
@@ -378,15 +426,18 @@ static int run(push_state *s)
         fprintf(stderr, "ssm-push: %s\n", why);
         goto out;
     }
-    if (cli_connect(ctx, sock, s->endpoint, s->timeout_s, why, sizeof why) != 0) {
+    if (cli_connect(ctx, sock, s->endpoint, s->endpoint_env, s->timeout_s, why, sizeof why) != 0) {
         fprintf(stderr, "ssm-push: %s\n", why);
         goto out;
     }
     double t_start = cli_now_s(), t_last = t_start;
     while (s->n_eos < s->n_streams) {
         if (cli_stop_requested) {
-            fprintf(stderr, "ssm-push: interrupted after %llu samples\n",
-                    (unsigned long long)s->pushed);
+            int ended = push_end_streams(s, sock);
+            fprintf(stderr, "ssm-push: interrupted by %s after %llu samples; %d stream%s ended on the daemon "
+                    "(end-of-stream sent)%s\n", cli_stop_requested == SIGTERM ? "SIGTERM" : "SIGINT",
+                    (unsigned long long)s->pushed, ended, ended == 1 ? "" : "s",
+                    s->out_path && strcmp(s->out_path, "-") != 0 ? "; no output file written" : "");
             goto out;
         }
         double now = cli_now_s();
@@ -434,12 +485,6 @@ static int run(push_state *s)
             goto out;
         }
     }
-    if (s->out_path && !s->writer) { /* end-of-stream came before any result: open anyway */
-        if (cli_writer_open(&s->writer, s->out_path, s->out_format, s->rate_hz, s->n_streams, 0, &err) != DSP_OK) {
-            fprintf(stderr, "ssm-push: %s\n", err.msg);
-            goto out;
-        }
-    }
     for (int k = 0; k < s->n_streams; k++) {
         const push_stream *st = &s->streams[k];
         if (st->received != st->pushed) { /* the output is incomplete: removed at out: */
@@ -475,6 +520,7 @@ int main(int argc, char **argv)
     push_state s;
     memset(&s, 0, sizeof s);
     s.endpoint = cli_endpoint_default(CLI_ENV_INGEST, DEFAULT_ENDPOINT);
+    s.endpoint_env = cli_endpoint_env(CLI_ENV_INGEST); /* named in endpoint errors */
     s.chunk = DEFAULT_CHUNK;
     s.timeout_s = 10.0;
     s.out_format = SSMD_OUTPUT_FORMAT_DEFAULT;
@@ -493,15 +539,16 @@ int main(int argc, char **argv)
         { NULL, 0, NULL, 0 },
     };
     opterr = 0;
-    int c;
+    int c, format_given = 0;
     uint64_t v;
     while ((c = getopt_long(argc, argv, ":e:s:o:rc:t:vh", opts, NULL)) != -1) {
         switch (c) {
-        case 'e': s.endpoint = optarg; break;
+        case 'e': s.endpoint = optarg; s.endpoint_env = NULL; break;
         case 's': s.stream = optarg; break;
         case 'o': s.out_path = optarg; break;
         case OPT_OUTPUT_FORMAT:
             if (cli_output_format_arg("ssm-push", optarg, &s.out_format) != 0) return CLI_EXIT_USAGE;
+            format_given = 1;
             break;
         case OPT_CHANNELS:
             if (strcmp(optarg, "auto") == 0) s.downmix = 0;
@@ -535,11 +582,13 @@ int main(int argc, char **argv)
          * until the daemon's push_idle_s */
         return usage_error("%s: cannot tell the audio format from the file name (use .wav .flac .ogg .opus "
                            ".mp3 .au .aiff .w64 .rf64 .raw)", s.out_path);
+    if (cli_output_format_check("ssm-push", format_given, s.out_format, s.out_path) != 0) return CLI_EXIT_USAGE;
     if (optind >= argc) return usage_error("%s", "missing FILE");
     if (argc - optind > 1) return usage_error("unexpected argument '%s'", argv[optind + 1]);
     s.in_path = argv[optind];
     cli_signals_install();
     int rc = run(&s);
+    dsp_audio_writer_abort(s.writer); /* a failure before the push loop: no output left behind */
     dsp_audio_reader_close(s.reader);
     for (int k = 0; s.streams && k < s.n_streams; k++) free(s.streams[k].pend);
     free(s.streams);

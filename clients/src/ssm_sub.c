@@ -81,6 +81,7 @@ typedef struct topic_seq {
 
 typedef struct sub_state {
     const char *endpoint, *out_path, *out_stream;
+    const char *endpoint_env; /* the variable the endpoint came from, NULL for -e or the default */
     ssmd_output_format out_format;
     char **prefixes;
     int n_prefixes;
@@ -427,7 +428,7 @@ static int run(sub_state *s)
     for (int i = 0; i < s->n_prefixes; i++)
         zmq_setsockopt(sock, ZMQ_SUBSCRIBE, s->prefixes[i], strlen(s->prefixes[i]));
     double t0 = cli_now_s();
-    if (cli_connect(ctx, sock, s->endpoint, s->timeout_s, why, sizeof why) != 0) {
+    if (cli_connect(ctx, sock, s->endpoint, s->endpoint_env, s->timeout_s, why, sizeof why) != 0) {
         fprintf(stderr, "ssm-sub: %s\n", why);
         goto out;
     }
@@ -504,6 +505,7 @@ int main(int argc, char **argv)
     sub_state s;
     memset(&s, 0, sizeof s);
     s.endpoint = cli_endpoint_default(CLI_ENV_PUB, DEFAULT_ENDPOINT);
+    s.endpoint_env = cli_endpoint_env(CLI_ENV_PUB); /* named in endpoint errors */
     s.timeout_s = 5.0;
     s.rcvbuf_bytes = CLI_SUB_RCVBUF_BYTES;
     s.rcvhwm = CLI_SUB_RCVHWM;
@@ -529,15 +531,16 @@ int main(int argc, char **argv)
         { NULL, 0, NULL, 0 },
     };
     opterr = 0;
-    int c;
+    int c, format_given = 0;
     while ((c = getopt_long(argc, argv, ":e:jqo:n:s:t:h", opts, NULL)) != -1) {
         switch (c) {
-        case 'e': s.endpoint = optarg; break;
+        case 'e': s.endpoint = optarg; s.endpoint_env = NULL; break;
         case 'j': s.json = 1; break;
         case 'q': s.quiet = 1; break;
         case 'o': s.out_path = optarg; break;
         case OPT_OUTPUT_FORMAT:
             if (cli_output_format_arg("ssm-sub", optarg, &s.out_format) != 0) return CLI_EXIT_USAGE;
+            format_given = 1;
             break;
         case OPT_STREAM: s.out_stream = optarg; break;
         case 'n':
@@ -586,6 +589,7 @@ int main(int argc, char **argv)
     if (s.out_path && dsp_audio_container_from_path(s.out_path) == DSP_AUDIO_CONTAINER_AUTO)
         return usage_error("--output: cannot tell the audio format of '%s' from its extension "
                            "(.wav .flac .au .ogg .opus .mp3 .aiff .w64 .rf64 .raw)", s.out_path);
+    if (cli_output_format_check("ssm-sub", format_given, s.out_format, s.out_path) != 0) return CLI_EXIT_USAGE;
     s.topics = calloc(MAX_TOPICS, sizeof *s.topics);
     if (!s.topics) {
         fprintf(stderr, "ssm-sub: out of memory\n");

@@ -154,18 +154,28 @@ static void pending_compact(ssmd_srv_stream *st)
     st->pend_pos = 0;
 }
 
+void ssmd_srv_stream_count_nonfinite(ssmd_srv *s, ssmd_srv_stream *st, uint64_t n)
+{
+    st->in_nonfinite += n;
+    s->c.nonfinite_samples += n;
+}
+
 void ssmd_srv_stream_append(ssmd_srv *s, ssmd_srv_stream *st, const float *x, size_t n)
 {
     if (st->pend_len + n > st->pend_cap) pending_compact(st);
     size_t room = st->pend_cap - st->pend_len, k = n < room ? n : room;
     memcpy(st->pend + st->pend_len, x, k * sizeof(float));
-    uint64_t over = 0;
+    uint64_t over = 0, bad = 0;
     for (size_t i = 0; i < k; i++) { /* NaN compares false; Inf is counted as non-finite instead */
         float a = fabsf(x[i]);
         over += a > 1.0f && a <= FLT_MAX;
+        bad += !(a <= FLT_MAX);
     }
     st->in_clipped += over;
     s->c.input_clipped += over;
+    /* the stream's pipeline zeroes them (stream.c); the file reader and the
+     * push source zero theirs before and count them themselves */
+    ssmd_srv_stream_count_nonfinite(s, st, bad);
     st->pend_len += k;
     st->in_samples += k;
     if (k < n) {
@@ -404,14 +414,15 @@ void ssmd_srv_stream_report(ssmd_srv *s, ssmd_srv_stream *st, int level, const c
     ssmd_log(level,
              "%s%s%s: %.2f s of audio at %d Hz, %llu frames of %d samples, %.3f s, %.1fx real time, "
              "state %zu bytes, latency %.1f ms%s, %llu samples dropped, %llu state resets, "
-             "%llu input samples beyond full scale, %llu output samples clipped%s, %s weights, "
+             "%llu non-finite input samples (NaN/Inf) zeroed, %llu input samples beyond full scale, %llu output samples clipped%s, %s weights, "
              "%s kernels%s%s",
              st->name, output ? " -> " : "", output ? output : "",
              audio_s, st->rate_hz, (unsigned long long)st->frames, s->fe.hop_samples, el,
              el > 0 ? audio_s / el : 0.0, ssm_state_bytes(s->model),
              1e3 * s->fe.latency_samples / s->fe.sample_rate_hz,
              compensated ? " compensated" : "", (unsigned long long)st->dropped_samples,
-             (unsigned long long)st->resets, (unsigned long long)st->in_clipped,
+             (unsigned long long)st->resets, (unsigned long long)st->in_nonfinite,
+             (unsigned long long)st->in_clipped,
              (unsigned long long)st->out_clipped,
              !st->out_clipped ? "" : st->out_file_int ? " (in the file)" : " (beyond full scale; the float file keeps them)",
              ssm_runner_weights(s->runner), ssm_runner_isa(s->runner), vad,

@@ -162,6 +162,12 @@ static int pump_file(ssmd_srv *s, bool *busy)
         for (int k = 0; k < s->file.n_streams; k++) s->streams[s->file.slots[k]].eos = true;
         return 0;
     }
+    for (int k = 0; k < s->file.n_streams; k++) { /* the reader zeroed them: count them per stream */
+        uint64_t now = s->file.n_streams == 1 ? dsp_audio_reader_nonfinite_count(s->file.reader)
+                                              : dsp_audio_reader_nonfinite_channel_count(s->file.reader, k);
+        ssmd_srv_stream_count_nonfinite(s, &s->streams[s->file.slots[k]], now - s->file.nonfinite[k]);
+        s->file.nonfinite[k] = now;
+    }
     size_t nch = (size_t)s->file.channels;
     if (s->file.gain != 1.0f)
         for (size_t i = 0; i < got * nch; i++) s->file.buf[i] *= s->file.gain;

@@ -88,6 +88,34 @@ static const char *proto_code(int rc)
     }
 }
 
+/* BAD_SIZE with the numbers: a payload (or the size its header announces)
+ * beyond this daemon's ingest cap names both the size and the cap; otherwise
+ * the header's rows x cols x element size and the payload frame's length.
+ * h holds the decoded fields (ssmd_header_decode fills them before it checks
+ * the size). */
+static void size_error(ssmd_srv *s, const uint8_t *id, size_t id_len, const char *name, const ssmd_header *h,
+                       size_t payload_bytes)
+{
+    size_t esize = ssmd_dtype_bytes(h->dtype);
+    unsigned long long cap = (unsigned long long)s->cfg->ingest_max_payload;
+    /* rows and cols are < 2^32: their product fits; x 4 may not */
+    uint64_t n = (uint64_t)h->rows * h->cols;
+    bool overflow = n > UINT64_MAX / (esize ? esize : 1);
+    unsigned long long announced = overflow ? 0 : (unsigned long long)(n * esize);
+    if (payload_bytes > cap || overflow || announced > cap) {
+        char size[64];
+        if (payload_bytes > cap) snprintf(size, sizeof size, "a payload of %zu bytes", payload_bytes);
+        else if (overflow) snprintf(size, sizeof size, "a header announcing more than 2^64 bytes");
+        else snprintf(size, sizeof size, "a header announcing %llu bytes", announced);
+        ingest_error(s, id, id_len, "BAD_SIZE", name,
+                     "message too large: %s is more than this daemon's ingest cap of %llu bytes "
+                     "(ingest_max_payload, advertised as ingest_max_payload_bytes in the stream's meta); "
+                     "split the samples into smaller messages", size, cap);
+    } else
+        ingest_error(s, id, id_len, "BAD_SIZE", name,
+                     "payload size mismatch: the header says %u rows x %u cols x %zu bytes = %llu bytes, "
+                     "the payload frame has %zu bytes", h->rows, h->cols, esize, announced, payload_bytes);
+}
 
 /* Appends rows [*row, rows) of a pushed payload (f32 or i16, cols channels
  * averaged) to the stream's pending input.  Returns true when every row went
@@ -138,7 +166,9 @@ static bool push_rows_from(ssmd_srv *s, ssmd_srv_stream *st, const uint8_t *p, c
             }
         }
         long got = ssmd_srv_stream_append_some(s, st, chunk, m);
-        for (long r = 0; r < got; r++) s->c.nonfinite_samples += bad[r];
+        uint64_t n_bad = 0;
+        for (long r = 0; r < got; r++) n_bad += bad[r];
+        ssmd_srv_stream_count_nonfinite(s, st, n_bad);
         *row += (size_t)got;
         if ((size_t)got < m) return false;
     }
@@ -230,7 +260,8 @@ static void handle_ingest(ssmd_srv *s)
         } else if ((rc = ssmd_header_decode(zmq_msg_data(&f[k + 1]), zmq_msg_size(&f[k + 1]),
                                             zmq_msg_size(&f[k + 2]), (size_t)s->cfg->ingest_max_payload,
                                             &h)) != SSMD_PROTO_OK) {
-            ingest_error(s, id, id_len, proto_code(rc), name, "%s", ssmd_proto_strerror(rc));
+            if (rc == SSMD_PROTO_BAD_SIZE) size_error(s, id, id_len, name, &h, zmq_msg_size(&f[k + 2]));
+            else ingest_error(s, id, id_len, proto_code(rc), name, "%s", ssmd_proto_strerror(rc));
         } else if (kind != SSMD_KIND_AUDIO || h.kind != SSMD_KIND_AUDIO ||
                    (h.dtype != SSMD_DTYPE_F32 && h.dtype != SSMD_DTYPE_I16)) {
             ingest_error(s, id, id_len, "BAD_KIND", name, "ingest takes audio messages of dtype f32 or i16");

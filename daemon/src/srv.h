@@ -194,6 +194,8 @@ struct ssmd_srv_stream {
     uint64_t out_samples;         /* output samples emitted */
     uint64_t frames, resets, dropped_samples;
     uint64_t in_clipped;          /* input samples beyond full scale (|x| > 1, finite) */
+    uint64_t in_nonfinite;        /* input samples that were NaN or +-Inf, zeroed (by the file
+                                     reader, the push source or ssmd_srv_stream_append) */
     uint64_t out_clipped;         /* output samples beyond full scale: clipped by any integer
                                      encoding (an int16 file, a client's conversion) */
     bool out_file_int;            /* the file sink writes an integer encoding (clips) */
@@ -251,6 +253,7 @@ struct ssmd_srv {
         int n_streams, n_ended, channels;
         float *buf, *mono;
         float gain;                   /* linear; 1 = untouched (--input-gain-db, --normalize-float) */
+        uint64_t nonfinite[SSMD_FILE_MAX_STREAMS]; /* the reader's zeroed samples already counted, per stream */
         double t0;
         bool done, show_progress;
         double last_progress;
@@ -337,6 +340,10 @@ ssm_state *ssmd_srv_stream_state(ssmd_srv *s, ssmd_srv_stream *st);
 /** Appends mono samples to the pending input; what does not fit is dropped,
  *  counted and flagged (live sources). */
 void ssmd_srv_stream_append(ssmd_srv *s, ssmd_srv_stream *st, const float *x, size_t n);
+/* Counts n input samples of st that were NaN or +-Inf and were zeroed before
+ * they reached it (the stream's summary and streams reply, status's
+ * nonfinite_samples). */
+void ssmd_srv_stream_count_nonfinite(ssmd_srv *s, ssmd_srv_stream *st, uint64_t n);
 /** Appends as many of the n samples as the pending input has room for and
  *  drops none (client pushes): the caller keeps the rest and offers it again
  *  after the engine has run (the loop's next iteration).  The engine is not

@@ -2,6 +2,9 @@
 /* Transport (transport.h): socket set-up, CURVE/ZAP, caps and framing. */
 #include "transport.h"
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
@@ -111,6 +114,17 @@ static void *open_socket(ssmd_transport *t, const ssmd_config *cfg, int type, co
         fprintf(stderr, "ssmd: %s: cannot bind %s: %s\n", key, ep, zmq_strerror(zmq_errno()));
         zmq_close(sock);
         return NULL;
+    }
+    char last[4096 + 16];
+    size_t len = sizeof last;
+    struct stat sb;
+    if (strncmp(ep, "ipc://", 6) == 0 && t->n_ipc < 3 && zmq_getsockopt(sock, ZMQ_LAST_ENDPOINT, last, &len) == 0 &&
+        strncmp(last, "ipc://", 6) == 0 && strlen(last + 6) < sizeof t->ipc[0].path && last[6] != '@' &&
+        stat(last + 6, &sb) == 0) {
+        snprintf(t->ipc[t->n_ipc].path, sizeof t->ipc[0].path, "%s", last + 6);
+        t->ipc[t->n_ipc].dev = sb.st_dev;
+        t->ipc[t->n_ipc].ino = sb.st_ino;
+        t->n_ipc++;
     }
     return sock;
 }
@@ -244,6 +258,13 @@ void ssmd_transport_close(ssmd_transport *t)
     if (t->zap) zmq_close(t->zap);
     if (t->ctx) zmq_ctx_term(t->ctx);
     t->pub = t->ingest = t->control = t->zap = t->ctx = NULL;
+    for (int i = 0; i < t->n_ipc; i++) { /* ours only: a later daemon may own the path now */
+        struct stat sb;
+        if (stat(t->ipc[i].path, &sb) == 0 && S_ISSOCK(sb.st_mode) && sb.st_dev == t->ipc[i].dev &&
+            sb.st_ino == t->ipc[i].ino)
+            unlink(t->ipc[i].path);
+    }
+    t->n_ipc = 0;
     free(t->allow);
     t->allow = NULL;
 }

@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <zmq.h>
 
@@ -47,6 +48,12 @@ typedef struct ssmd_transport {
     uint8_t (*allow)[32];             /**< allowed client public keys (binary), owned */
     size_t n_allow;
     uint64_t zap_denied, zap_allowed; /**< clients refused / admitted */
+    /** The socket files of the ipc:// endpoints bound (libzmq leaves them
+     *  behind): removed by ssmd_transport_close when they are still the ones
+     *  bound (same device and inode; another daemon may have bound the path
+     *  since). */
+    struct { char path[4096]; dev_t dev; ino_t ino; } ipc[3];
+    int n_ipc;
 } ssmd_transport;
 
 /** Binds cfg->pub, cfg->ingest and cfg->control (with CURVE and the ZAP

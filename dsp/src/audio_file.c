@@ -31,6 +31,7 @@ struct dsp_audio_reader {
     uint64_t frames_read;
     uint64_t nonfinite;
     char name[384];
+    uint64_t nonfinite_ch[];  /* per channel, info.channels of them */
 };
 
 struct dsp_audio_writer {
@@ -333,7 +334,7 @@ static int reader_finish_open(dsp_audio_reader **out, SNDFILE *sf, const SF_INFO
         return dsp_error_set(err, DSP_ERR_FORMAT, "%s: unusable layout: %d channels at %d Hz",
                              name, si->channels, si->samplerate);
     }
-    dsp_audio_reader *r = calloc(1, sizeof *r);
+    dsp_audio_reader *r = calloc(1, sizeof *r + (size_t)si->channels * sizeof r->nonfinite_ch[0]);
     if (!r) {
         sf_close(sf);
         return dsp_error_set(err, DSP_ERR_NOMEM, "%s: out of memory", name);
@@ -468,7 +469,13 @@ int dsp_audio_reader_read(dsp_audio_reader *r, float *out, size_t max_frames,
         sf_count_t n = sf_readf_float(r->sf, out + got * ch, (sf_count_t)want);
         if (n <= 0)
             break;
-        r->nonfinite += zero_nonfinite(out + got * ch, (size_t)n * ch);
+        float *x = out + got * ch;
+        for (size_t i = 0; i < (size_t)n * ch; i++)
+            if (!isfinite(x[i])) {
+                x[i] = 0.0f;
+                r->nonfinite++;
+                r->nonfinite_ch[i % ch]++;
+            }
         got += (size_t)n;
     }
     r->frames_read += got;
@@ -529,6 +536,11 @@ int dsp_audio_reader_peak(dsp_audio_reader *r, double *peak, dsp_error *err)
 
 uint64_t dsp_audio_reader_frames_read(const dsp_audio_reader *r) { return r ? r->frames_read : 0; }
 uint64_t dsp_audio_reader_nonfinite_count(const dsp_audio_reader *r) { return r ? r->nonfinite : 0; }
+
+uint64_t dsp_audio_reader_nonfinite_channel_count(const dsp_audio_reader *r, int channel)
+{
+    return r && channel >= 0 && channel < r->info.channels ? r->nonfinite_ch[channel] : 0;
+}
 
 void dsp_audio_downmix_mean(float *out, const float *in, size_t n_frames, int n_channels)
 {
@@ -990,7 +1002,16 @@ int dsp_audio_writer_close(dsp_audio_writer *w, dsp_error *err)
     int status = DSP_OK;
     int prior = sf_error(w->sf);
     int e = sf_close(w->sf);
-    if (e != 0 || prior != 0)
+    int type = w->format & SF_FORMAT_TYPEMASK, sub = w->format & SF_FORMAT_SUBMASK;
+    /* libsndfile writes a 0-sample MP3 as 0 bytes and a 0-sample Ogg/Opus
+     * that it cannot open again: no reader takes either */
+    const char *no_empty = type == SF_FORMAT_MPEG ? "MP3" : type == SF_FORMAT_OGG && sub == SF_FORMAT_OPUS ? "Ogg/Opus" : NULL;
+    if (e == 0 && prior == 0 && w->frames_written == 0 && no_empty && w->owns_path) {
+        unlink(w->path);
+        status = dsp_error_set(err, DSP_ERR_INVALID, "%s: no audio to write (0 samples), and an empty %s file is one "
+                               "no reader opens: not written (.wav, .flac or .ogg hold an empty result)",
+                               w->name, no_empty);
+    } else if (e != 0 || prior != 0)
         status = dsp_error_set(err, DSP_ERR_IO, "%s: closing failed, the file is incomplete: %s",
                                w->name, sf_error_number(e ? e : prior));
     else if (w->frames_written == 0 && (w->format & SF_FORMAT_TYPEMASK) == SF_FORMAT_FLAC &&

@@ -71,4 +71,34 @@ print(json.dumps({"status_ok": st.get("ok"), "pushed_back": n, "control": c.endp
           and got.get("control") == f.ep["control"] and got.get("sub") == f.ep["pub"],
           f"Python Control/Pusher/Subscriber without an endpoint: the variables ({got}, {r.stderr.strip()[-300:]!r})")
 
+# a malformed endpoint from a variable: one line naming the variable and its value, exit 1
+for prog, var, args in ((SUB, "SSMD_PUB", ["--timeout", "1"]), (PUSH, "SSMD_INGEST", ["--stream", "e", wav]),
+                        (CTL, "SSMD_CONTROL", ["status"])):
+    r = run([prog, *args], env=dict(os.environ, **{var: "tcp://x:y"}))
+    name = os.path.basename(prog)
+    line = r.stderr.strip()
+    check(r.returncode == 1 and line.count("\n") == 0 and f'{var}="tcp://x:y": invalid endpoint' in line,
+          f"{name} with {var}=tcp://x:y: one line naming the variable, exit 1 ({r.returncode}, {line!r})")
+r = run([CTL, "--timeout", "0.5", "status"], env=dict(os.environ, SSMD_CONTROL=dead))
+check(r.returncode == 1 and "$SSMD_CONTROL" in r.stderr and dead in r.stderr,
+      f"ssm-ctl, nobody at $SSMD_CONTROL: the timeout names the variable ({r.stderr.strip()!r})")
+code = """
+import os
+from ssmd import Control, Pusher, Subscriber
+for cls, var in ((Subscriber, "SSMD_PUB"), (Pusher, "SSMD_INGEST"), (Control, "SSMD_CONTROL")):
+    os.environ[var] = "tcp://x:y"
+    try:
+        cls(stream="e") if cls is Pusher else cls()
+        print(var, "no error")
+    except ValueError as e:
+        print(e)
+    del os.environ[var]
+"""
+r = run([sys.executable, "-c", code])
+lines = r.stdout.strip().splitlines()
+check(len(lines) == 3 and all(f'{v}="tcp://x:y": invalid endpoint' in ln
+                              for v, ln in zip(("SSMD_PUB", "SSMD_INGEST", "SSMD_CONTROL"), lines)),
+      f"Python Subscriber/Pusher/Control with a malformed variable: ValueError naming it ({lines}, "
+      f"{r.stderr.strip()[-300:]!r})")
+
 finish("test_env")

@@ -136,6 +136,72 @@ with Fake(T, "--start", "never", "--hop-out", "256") as f:
           and "file name" in r.stderr,
           f"-o out.noext: refused before connecting, one line, exit 2 ({r.returncode}, {r.stderr.strip()!r})")
 
+    # the output is checked whole before anything is pushed (not only its extension): a
+    # format it cannot hold, an unwritable place; the endpoint is unreachable, so only the
+    # early check can answer, and nothing is left behind
+    p3, _ = make_input("three_ch.wav", 1000, 3)
+    nowrite = os.path.join(T, "ro")
+    os.makedirs(nowrite, exist_ok=True)
+    os.chmod(nowrite, 0o500)
+    as_user = []
+    if os.geteuid() == 0:  # root writes anywhere: a directory that does not exist instead
+        nowrite = os.path.join(T, "no-such-dir")
+    for what, out, extra, src, words in (
+            ("MP3 with 3 channels", os.path.join(T, "early.mp3"), [], p3, ["3 channels", "mp3"]),
+            ("float in FLAC", os.path.join(T, "early.flac"), ["--output-format", "float"], path, ["flac", "float"]),
+            ("an unwritable directory", os.path.join(nowrite, "early.wav"), [], path, ["cannot create"])):
+        r = run([PUSH, "-e", "ipc://" + os.path.join(tmpdir(), "nobody"), "--timeout", "1", "--stream", "early",
+                 *extra, "-o", out, src])
+        line = r.stderr.strip()
+        check(r.returncode == 1 and line.count("\n") == 0 and out in line and "no connection" not in line
+              and all(w in line.lower() for w in words) and not os.path.exists(out),
+              f"-o {what}: refused before connecting, one line naming it, nothing left ({r.returncode}, {line!r})")
+    os.chmod(os.path.join(T, "ro"), 0o700)
+
+    # --output-format that would do nothing: refused with one line naming it and why (ssm-sub too)
+    SUB = os.path.join(os.path.dirname(PUSH), "ssm-sub")
+    for prog, args, why in ((PUSH, ["--stream", "f", "--output-format", "float", path], "no output file"),
+                            (PUSH, ["--stream", "f", "--output-format", "float", "-o", os.path.join(T, "f.mp3"), path],
+                             "codec"),
+                            (SUB, ["--output-format", "pcm24"], "no output file"),
+                            (SUB, ["--output-format", "pcm24", "-o", os.path.join(T, "f.opus")], "codec")):
+        r = run([prog, "-e", "ipc://" + os.path.join(tmpdir(), "nobody"), *args])
+        line = r.stderr.strip()
+        check(r.returncode == 2 and line.count("\n") == 0 and "--output-format" in line and why in line,
+              f"{os.path.basename(prog)} {' '.join(args[-4:])}: refused, one line ({r.returncode}, {line!r})")
+
+    # SIGINT / SIGTERM while pushing: the streams opened on the daemon get their
+    # end-of-stream at once (the fake publishes their end event), one line, no output file
+    import signal  # noqa: E402
+    import time  # noqa: E402
+    for sig, channels in ((signal.SIGINT, 2), (signal.SIGTERM, 1)):
+        name = f"sig{int(sig)}"
+        src, _ = make_input(f"{name}.wav", 16000 * 8, channels)
+        out = os.path.join(T, f"{name}_out.wav")
+        proc = subprocess.Popen([PUSH, "-e", ing, "--realtime", "--chunk", "800", "--stream", name, "-o", out, src],
+                                stderr=subprocess.PIPE, text=True)
+        time.sleep(1.0)
+        proc.send_signal(sig)
+        try:
+            rc, err = proc.wait(10), proc.stderr.read().strip()
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            rc, err = -1, "did not exit"
+        streams = [name] if channels == 1 else [f"{name}.{k}" for k in range(channels)]
+        ended = set()
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline and len(ended) < len(streams):
+            ended = {rec["topic"].split("/")[0] for rec in f.records()
+                     if rec["topic"].endswith("/event/") and rec.get("json", {}).get("event") == "end"}
+            time.sleep(0.05)
+        ended &= set(streams)
+        print(f"{signal.Signals(sig).name} after 1 s: exit {rc}: {err}; streams ended on the daemon: {sorted(ended)}")
+        check(rc == 1 and err.count("\n") == 0 and "interrupted" in err and signal.Signals(sig).name in err,
+              f"{signal.Signals(sig).name}: one line, exit 1 ({rc}, {err!r})")
+        check(ended == set(streams), f"{signal.Signals(sig).name}: the daemon's streams {streams} ended at once "
+              f"(ended: {sorted(ended)})")
+        check(not os.path.exists(out), f"{signal.Signals(sig).name}: no output file left behind")
+
     # 5. an error reply: the scripted stream's name belongs to the daemon
     path, exp = make_input("busy.wav", 1000, 1)
     out = os.path.join(T, "busy_out.wav")

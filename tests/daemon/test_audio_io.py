@@ -248,6 +248,44 @@ def t_clipping_push_flags():
     check(not wrong and want_out > 0, f"messages flagged wrongly: {wrong}")
 
 
+
+def t_nonfinite_file():
+    """NaN and +-Inf samples in a float input file are zeroed and counted: per
+    stream in the end-of-job summary (a stereo file: per channel; --channels
+    mono: all of them) and in status (nonfinite_samples) and streams while the
+    job runs.  The counts come from numpy."""
+    rate, n = 16000, 32000
+    st = np.stack([signal_(n, rate, 40), signal_(n, rate, 41)], 1)
+    for i, v in ((100, np.nan), (2000, np.inf), (3000, -np.inf)):
+        st[i, 0] = v
+    st[500, 1] = np.nan
+    src = os.path.join(TMP, "nonfinite.wav")
+    sf.write(src, st, rate, subtype="FLOAT")
+    want = [int(np.sum(~np.isfinite(st[:, k]))) for k in range(2)]
+    rc, err = run_job(src, os.path.join(TMP, "nonfinite_out.wav"))
+    got = []
+    for k in range(2):
+        m = [re.search(r"(\d+) non-finite input samples", ln) for ln in err.splitlines()
+             if ln.startswith(f"ssmd: nonfinite.wav.{k} ")]
+        got.append(int(m[0].group(1)) if m and m[0] else None)
+    print(f"stereo float file with {want} non-finite samples per channel: summary says {got}")
+    check(rc == 0 and got == want, f"summary counts {got}, numpy {want}: {err}")
+    rc, err = run_job(src, os.path.join(TMP, "nonfinite_mono.wav"), "--channels", "mono")
+    m = re.search(r"(\d+) non-finite input samples", err)
+    print(f"  --channels mono: summary says {m.group(1) if m else None} (numpy {sum(want)})")
+    check(rc == 0 and m and int(m.group(1)) == sum(want), err)
+    # served and paced: status and streams count them while the job runs
+    d = Daemon(src, "--serve", "yes", "--realtime", "--channels", "mono")
+    try:
+        time.sleep(1.0)  # the samples at 0.2 s and before have been read
+        c = d.ctl({"version": 1, "cmd": "status"})["counters"]
+        streams = d.ctl({"version": 1, "cmd": "streams"})["streams"]
+    finally:
+        d.stop()
+    per = [s.get("nonfinite_samples") for s in streams]
+    print(f"  served: status nonfinite_samples {c['nonfinite_samples']}, streams {per} (numpy {sum(want)})")
+    check(c["nonfinite_samples"] == sum(want) and per == [sum(want)], f"status {c}, streams {streams}")
+
 # ---------------------------------------------------------------- item 3
 
 def t_kill9_header():
@@ -442,6 +480,39 @@ def t_channels_auto():
         check(y.shape == (n, c) and diffs == [0] * c, f"{c} channels: channels differ from the mono jobs")
 
 
+
+def t_empty_input():
+    """An input with 0 samples: every container that can hold nothing gets a
+    file that soundfile (libsndfile) opens as 0 frames; MP3 and Ogg/Opus, which
+    libsndfile writes as 0 bytes or as a file no reader opens, get one error
+    line naming the output and no file."""
+    src = os.path.join(TMP, "empty_in.wav")
+    sf.write(src, np.zeros((0, 1), np.float32), 48000, subtype="PCM_16")
+    failed = []
+    for ext in ("wav", "flac", "ogg", "au", "aiff", "w64", "mp3", "opus"):
+        out = os.path.join(TMP, f"empty_out.{ext}")
+        rc, err = run_job(src, out)
+        errs = [ln for ln in err.splitlines() if "no audio to write" in ln]
+        if ext in ("mp3", "opus"):
+            ok = rc != 0 and len(errs) == 1 and out in errs[0] and not os.path.exists(out)
+            print(f"empty input -> .{ext}: exit {rc}: {errs[0] if errs else err.strip()}")
+        else:
+            try:
+                if ext == "flac":  # a bare STREAMINFO (total 0 = unknown length): sox reads it as empty,
+                    # Python's soundfile (libsndfile 1.2.0) cannot seek in it (noted in audio_file.h)
+                    r = subprocess.run(["sox", out, "-t", "raw", "-"], capture_output=True) \
+                        if shutil.which("sox") else None
+                    frames = len(r.stdout) if r and r.returncode == 0 else (r.stderr if r else 0)
+                else:
+                    frames = len(sf.read(out)[0])
+            except Exception as e:  # noqa: BLE001  (reported below)
+                frames = f"unreadable: {e}"
+            ok = rc == 0 and frames == 0
+            print(f"empty input -> .{ext}: exit {rc}, soundfile reads {frames} frames")
+        if not ok:
+            failed.append(f".{ext}: {err.strip()}")
+    check(not failed, "; ".join(failed))
+
 # ---------------------------------------------------------------- file errors
 
 def t_file_errors():
@@ -538,8 +609,8 @@ def t_file_errors():
 
 
 def main():
-    tests = [t_clipping_file, t_clipping_push_flags, t_kill9_header, t_stereo_split, t_output_format, t_output_mp3,
-             t_channels_auto, t_file_errors]
+    tests = [t_clipping_file, t_clipping_push_flags, t_nonfinite_file, t_kill9_header, t_stereo_split, t_output_format, t_output_mp3,
+             t_channels_auto, t_empty_input, t_file_errors]
     if ONLY:
         tests = [t for t in tests if t.__name__ in ONLY]
     named_tests.run(tests, cleanup=lambda: shutil.rmtree(TMP, ignore_errors=True))

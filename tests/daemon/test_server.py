@@ -742,6 +742,69 @@ def t_malformed_messages():
         check(rc == 0, f"exit {rc}: {err}")
 
 
+
+def t_oversize_message():
+    """A pushed message just over the ingest cap (it still passes the socket's
+    limit, cap + 4 KiB) and a header announcing more than the cap: BAD_SIZE
+    whose message names the cap and the size; a payload that differs from its
+    header names both lengths."""
+    cap = 65536
+    d = Daemon("--input", "none", "--ingest-max-payload", str(cap))
+    try:
+        dealer = d.ctx.socket(zmq.DEALER)
+        dealer.setsockopt(zmq.RCVTIMEO, 3000)
+        dealer.setsockopt(zmq.LINGER, 0)
+        dealer.connect(d.ingest)
+        rows = cap // 4 + 1  # 65540 bytes of f32
+        over = P.encode_header(P.Header(kind=1, dtype=1, sample_rate_hz=16000, rows=rows, cols=1))
+        cases = [("payload over the cap", [b"big/audio/", over, b"\0" * (rows * 4)], [str(cap), str(rows * 4)]),
+                 ("header over the cap", [b"big/audio/", over, b"\0" * 16], [str(cap), str(rows * 4)]),
+                 ("payload shorter than its header",
+                  [b"big/audio/", P.encode_header(P.Header(kind=1, dtype=1, sample_rate_hz=16000, rows=4, cols=1)),
+                   b"\0" * 15], ["16", "15"])]
+        for what, frames, numbers in cases:
+            dealer.send_multipart(frames)
+            t, hb, payload = dealer.recv_multipart()
+            ev = json.loads(payload)
+            msg = ev.get("message", "")
+            print(f"{what}: {ev.get('error')}: {msg}")
+            check(ev.get("error") == "BAD_SIZE" and all(n in msg for n in numbers),
+                  f"{what}: expected BAD_SIZE naming {numbers}, got {ev}")
+    finally:
+        rc, el, err = d.stop()
+        check(rc == 0, f"exit {rc}: {err}")
+
+
+def t_ipc_sockets_removed():
+    """ipc:// endpoints: the socket files the daemon bound are gone after a
+    clean stop (SIGTERM and SIGINT); a file it did not bind stays."""
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        d = tempfile.mkdtemp(prefix="ipc", dir=TMP)
+        paths = [os.path.join(d, f"{k}.sock") for k in ("pub", "ingest", "control")]
+        other = os.path.join(d, "unrelated.sock")
+        open(other, "w").close()
+        p = subprocess.Popen([SSMD, "--model", MODEL, "--input", "none", "--log-level", "warn",
+                              *[a for k, q in zip(("--pub", "--ingest", "--control"), paths) for a in (k, "ipc://" + q)]],
+                             stderr=subprocess.PIPE, env=dict(os.environ, HOME=TMP))
+        deadline = time.time() + 10
+        while not all(os.path.exists(q) for q in paths) and time.time() < deadline and p.poll() is None:
+            time.sleep(0.05)
+        bound = [os.path.basename(q) for q in paths if os.path.exists(q)]
+        ctl = zmq.Context.instance().socket(zmq.REQ)
+        ctl.setsockopt(zmq.LINGER, 0)
+        ctl.setsockopt(zmq.RCVTIMEO, 5000)
+        ctl.connect("ipc://" + paths[2])
+        ctl.send(json.dumps({"version": 1, "cmd": "status"}).encode())
+        ok = json.loads(ctl.recv())["ok"]
+        ctl.close()
+        p.send_signal(sig)
+        err = p.communicate(timeout=10)[1].decode()
+        left = sorted(os.listdir(d))
+        print(f"{signal.Signals(sig).name}: bound {bound}, status ok {ok}, exit {p.returncode}; left in the "
+              f"directory: {left}")
+        check(len(bound) == 3 and ok and p.returncode == 0, f"daemon on ipc:// endpoints: {err}")
+        check(left == ["unrelated.sock"], f"socket files left behind after {signal.Signals(sig).name}: {left}")
+
 def t_snapshot_restore_reset():
     d = Daemon("--input", "none")
     try:
@@ -1142,7 +1205,7 @@ def t_wait_subscribers_first_messages():
 def main():
     tests = [t_file_job_bit_exact, t_atten_lim, t_vad_gate, t_python_push_large, t_huge_subscription, t_subscriber_gets_every_frame,
              t_wait_subscribers_first_messages, t_push_and_five_clients, t_status_during_push_burst,
-             t_malformed_messages, t_snapshot_restore_reset, t_sigterm_mid_file, t_virtual_mic, t_stereo_only_mic_mono,
+             t_malformed_messages, t_oversize_message, t_ipc_sockets_removed, t_snapshot_restore_reset, t_sigterm_mid_file, t_virtual_mic, t_stereo_only_mic_mono,
              t_curve_and_reload, t_robustness]
     if SLOW:  # the 12 s stalled-subscriber run is registered as its own test
         tests = [t_stalled_subscriber]

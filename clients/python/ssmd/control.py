@@ -15,7 +15,7 @@ import os
 import zmq
 
 from . import protocol
-from ._net import SocketClient, connect, endpoint_from_env
+from ._net import SocketClient, connect, endpoint_source
 
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:5562"
 
@@ -38,7 +38,7 @@ class Control(SocketClient):
     thread-safe."""
 
     def __init__(self, endpoint=None, timeout=5.0, context=None):
-        endpoint = endpoint or endpoint_from_env("SSMD_CONTROL", DEFAULT_ENDPOINT)
+        endpoint, env_name = endpoint_source(endpoint, "SSMD_CONTROL", DEFAULT_ENDPOINT)
         self.endpoint, self.timeout = endpoint, timeout
         self._ids = itertools.count((os.getpid() << 16) + 1)
         self._ctx = context or zmq.Context.instance()
@@ -46,7 +46,7 @@ class Control(SocketClient):
         self._sock.setsockopt(zmq.LINGER, 0)
         self._sock.setsockopt(zmq.MAXMSGSIZE, protocol.CLIENT_MAX_FRAME_BYTES)
         try:
-            connect(self._sock, endpoint, timeout)
+            connect(self._sock, endpoint, timeout, env_name)
         except Exception:
             self._sock.close()
             raise

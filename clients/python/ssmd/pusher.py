@@ -26,7 +26,7 @@ import numpy as np
 import zmq
 
 from . import protocol
-from ._net import SocketClient, connect, endpoint_from_env
+from ._net import SocketClient, connect, endpoint_source
 
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:5561"
 ERROR_TOPIC = "_ssmd/event/"
@@ -61,7 +61,7 @@ class Pusher(SocketClient):
 
     def __init__(self, endpoint=None, stream=None, connect_timeout=5.0,
                  timeout=10.0, context=None):
-        endpoint = endpoint or endpoint_from_env("SSMD_INGEST", DEFAULT_ENDPOINT)
+        endpoint, env_name = endpoint_source(endpoint, "SSMD_INGEST", DEFAULT_ENDPOINT)
         self.topic = protocol.format_topic(stream, "audio")  # validates the name
         self._meta_topic = protocol.format_topic(stream, "meta").encode()
         if stream.startswith("_"):
@@ -85,7 +85,7 @@ class Pusher(SocketClient):
         self._sock.setsockopt(zmq.RCVHWM, 0)  # results are never dropped on our side
         self._sock.setsockopt(zmq.MAXMSGSIZE, protocol.CLIENT_MAX_FRAME_BYTES)
         try:
-            connect(self._sock, endpoint, connect_timeout)
+            connect(self._sock, endpoint, connect_timeout, env_name)
         except Exception:
             self._sock.close()
             raise

@@ -17,7 +17,7 @@ import time
 import zmq
 
 from . import protocol
-from ._net import SocketClient, connect, endpoint_from_env
+from ._net import SocketClient, connect, endpoint_source
 
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:5560"
 # the receive side's share of a slow subscriber's backlog: the kernel buffer
@@ -47,7 +47,7 @@ class Subscriber(SocketClient):
     def __init__(self, endpoint=None, topics=None, timeout=None,
                  connect_timeout=5.0, on_drop=None, context=None, rcvbuf=RCVBUF_BYTES,
                  rcvhwm=RCVHWM):
-        endpoint = endpoint or endpoint_from_env("SSMD_PUB", DEFAULT_ENDPOINT)
+        endpoint, env_name = endpoint_source(endpoint, "SSMD_PUB", DEFAULT_ENDPOINT)
         self.endpoint = endpoint
         self.timeout = timeout
         self.on_drop = on_drop
@@ -65,7 +65,7 @@ class Subscriber(SocketClient):
         for t in (topics or [""]):
             self._sock.setsockopt(zmq.SUBSCRIBE, t.encode() if isinstance(t, str) else t)
         try:
-            connect(self._sock, endpoint, connect_timeout)
+            connect(self._sock, endpoint, connect_timeout, env_name)
         except Exception:
             self._sock.close()
             raise

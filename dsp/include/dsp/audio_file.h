@@ -193,6 +193,10 @@ uint64_t dsp_audio_reader_frames_read(const dsp_audio_reader *r);
 /** Samples (not frames) replaced by 0 because they were NaN or infinite. */
 uint64_t dsp_audio_reader_nonfinite_count(const dsp_audio_reader *r);
 
+/** The same count for one channel (0-based; 0 for a channel out of range):
+ *  what a caller that splits the channels into streams reports per stream. */
+uint64_t dsp_audio_reader_nonfinite_channel_count(const dsp_audio_reader *r, int channel);
+
 /** The largest absolute finite sample value of the whole stream, in
  *  full-scale units (1.0 = full scale; integer files never exceed it, float
  *  files can), stored in *peak; NaN and ±inf samples (which the reader turns
@@ -293,7 +297,11 @@ uint64_t dsp_audio_writer_clipped_count(const dsp_audio_writer *w);
 
 /** Finishes the file (libsndfile rewrites the header with the final length),
  *  closes it and frees the writer, also on failure.  NULL is a no-op returning
- *  DSP_OK.  Returns DSP_ERR_IO when the close failed (the file is then
+ *  DSP_OK.  An MP3 or Ogg/Opus file (by path) with 0 frames written is removed
+ *  and DSP_ERR_INVALID returned with one line saying so: libsndfile writes
+ *  the first as 0 bytes and the second as a file it cannot open, so no
+ *  reader would take them (an empty FLAC gets a bare STREAMINFO header; the
+ *  other containers hold 0 frames as they are).  Returns DSP_ERR_IO when the close failed (the file is then
  *  incomplete).  Always call it; it is the only way to get a valid header. */
 int dsp_audio_writer_close(dsp_audio_writer *w, dsp_error *err);
 
