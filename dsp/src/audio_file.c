@@ -921,31 +921,6 @@ uint64_t dsp_audio_writer_frames_written(const dsp_audio_writer *w) { return w ?
 uint64_t dsp_audio_writer_nonfinite_count(const dsp_audio_writer *w) { return w ? w->nonfinite : 0; }
 uint64_t dsp_audio_writer_clipped_count(const dsp_audio_writer *w) { return w ? w->clipped : 0; }
 
-/* libsndfile starts its FLAC encoder on the first write, so a FLAC file with
- * no frames comes out as 0 bytes, which nothing can read.  Write the smallest
- * valid FLAC instead: the "fLaC" marker and a last STREAMINFO block
- * (https://xiph.org/flac/format.html#metadata_block_streaminfo) with block
- * sizes 4096, unknown frame sizes, total samples 0 (= unknown) and no MD5. */
-static int write_empty_flac(const dsp_audio_writer *w)
-{
-    int bits = 16;
-    switch (w->format & SF_FORMAT_SUBMASK) {
-    case SF_FORMAT_PCM_S8: bits = 8; break;
-    case SF_FORMAT_PCM_24: bits = 24; break;
-    default: break;
-    }
-    uint8_t b[42] = { 'f', 'L', 'a', 'C', 0x80, 0, 0, 34, 0x10, 0x00, 0x10, 0x00 };
-    uint64_t v = ((uint64_t)w->sample_rate_hz << 44) | ((uint64_t)(w->channels - 1) << 41) |
-                 ((uint64_t)(bits - 1) << 36);
-    for (int i = 0; i < 8; i++)
-        b[18 + i] = (uint8_t)(v >> (56 - 8 * i));
-    FILE *fp = fopen(w->path, "wb");
-    if (!fp)
-        return -1;
-    size_t put = fwrite(b, 1, sizeof b, fp);
-    return (fclose(fp) == 0 && put == sizeof b) ? 0 : -1;
-}
-
 /* libsndfile's RF64 writer, downgraded to RIFF, describes 1- and 2-channel
  * integer PCM as WAVE_FORMAT_EXTENSIBLE (a 40-byte fmt chunk), which some
  * readers (Python's wave module) refuse.  Rewrites that fmt chunk in place to
@@ -1003,21 +978,23 @@ int dsp_audio_writer_close(dsp_audio_writer *w, dsp_error *err)
     int prior = sf_error(w->sf);
     int e = sf_close(w->sf);
     int type = w->format & SF_FORMAT_TYPEMASK, sub = w->format & SF_FORMAT_SUBMASK;
-    /* libsndfile writes a 0-sample MP3 as 0 bytes and a 0-sample Ogg/Opus
-     * that it cannot open again: no reader takes either */
-    const char *no_empty = type == SF_FORMAT_MPEG ? "MP3" : type == SF_FORMAT_OGG && sub == SF_FORMAT_OPUS ? "Ogg/Opus" : NULL;
+    /* libsndfile writes a 0-sample MP3 or FLAC as 0 bytes (its encoders
+     * start on the first write) and a 0-sample Ogg/Opus that it cannot open
+     * again; a hand-written bare FLAC STREAMINFO header reads as empty in
+     * sox but not in libsndfile's seeking readers (Python's soundfile:
+     * "psf_fseek failed").  No empty file of these is one every reader takes. */
+    const char *no_empty = type == SF_FORMAT_MPEG                           ? "MP3"
+                           : type == SF_FORMAT_FLAC                         ? "FLAC"
+                           : type == SF_FORMAT_OGG && sub == SF_FORMAT_OPUS ? "Ogg/Opus"
+                                                                            : NULL;
     if (e == 0 && prior == 0 && w->frames_written == 0 && no_empty && w->owns_path) {
         unlink(w->path);
         status = dsp_error_set(err, DSP_ERR_INVALID, "%s: no audio to write (0 samples), and an empty %s file is one "
-                               "no reader opens: not written (.wav, .flac or .ogg hold an empty result)",
+                               "not every reader opens: not written (.wav or .ogg hold an empty result)",
                                w->name, no_empty);
     } else if (e != 0 || prior != 0)
         status = dsp_error_set(err, DSP_ERR_IO, "%s: closing failed, the file is incomplete: %s",
                                w->name, sf_error_number(e ? e : prior));
-    else if (w->frames_written == 0 && (w->format & SF_FORMAT_TYPEMASK) == SF_FORMAT_FLAC &&
-             w->owns_path && write_empty_flac(w) != 0)
-        status = dsp_error_set(err, DSP_ERR_IO, "%s: cannot write the empty FLAC header: %s",
-                               w->name, strerror(errno));
     else if (w->wav_plain_at_close) {
         int fd = w->fd >= 0 ? w->fd : open(w->path, O_RDWR | O_CLOEXEC);
         int bad = fd < 0 || wav_extensible_to_pcm(fd) != 0;

@@ -28,10 +28,11 @@
  *     libsndfile would otherwise wrap +1.5 around to a negative value.  The
  *     samples clipped (|x| > 1) are counted: dsp_audio_writer_clipped_count().
  *   - Known libsndfile 1.2.0 limits: an Ogg/Opus file with 0 frames is
- *     written but libsndfile cannot read it back (FORMAT error on open); a
- *     FLAC file with 0 frames would be 0 bytes, so the writer writes a bare
- *     STREAMINFO header instead, which reads back as 0 frames of unknown
- *     length.  A .wav of unknown length is written as RF64 with
+ *     written but libsndfile cannot read it back (FORMAT error on open); an
+ *     MP3 or FLAC file with 0 frames is 0 bytes (and a bare FLAC STREAMINFO
+ *     header, which sox reads as empty, fails in libsndfile's seeking
+ *     readers), so dsp_audio_writer_close() removes these three when nothing
+ *     was written and says so.  A .wav of unknown length is written as RF64 with
  *     auto-downgrade, whose RIFF form is WAVE_FORMAT_EXTENSIBLE (Python's
  *     `wave` module, 3.11, refuses it); close rewrites the format chunk of
  *     a finished 1- or 2-channel integer-PCM file to plain WAVE_FORMAT_PCM
@@ -297,11 +298,11 @@ uint64_t dsp_audio_writer_clipped_count(const dsp_audio_writer *w);
 
 /** Finishes the file (libsndfile rewrites the header with the final length),
  *  closes it and frees the writer, also on failure.  NULL is a no-op returning
- *  DSP_OK.  An MP3 or Ogg/Opus file (by path) with 0 frames written is removed
- *  and DSP_ERR_INVALID returned with one line saying so: libsndfile writes
- *  the first as 0 bytes and the second as a file it cannot open, so no
- *  reader would take them (an empty FLAC gets a bare STREAMINFO header; the
- *  other containers hold 0 frames as they are).  Returns DSP_ERR_IO when the close failed (the file is then
+ *  DSP_OK.  An MP3, FLAC or Ogg/Opus file (by path) with 0 frames written is
+ *  removed and DSP_ERR_INVALID returned with one line saying so: libsndfile
+ *  writes the first two as 0 bytes and the third as a file it cannot open,
+ *  so not every reader would take them (the other containers hold 0 frames
+ *  as they are).  Returns DSP_ERR_IO when the close failed (the file is then
  *  incomplete).  Always call it; it is the only way to get a valid header. */
 int dsp_audio_writer_close(dsp_audio_writer *w, dsp_error *err);
 
