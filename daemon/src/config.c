@@ -25,12 +25,15 @@ static const ssmd_option options[] = {
     { "input", 'i', SSMD_OPT_STRING, OFF(input), 0, 0, NULL, "none", false,
       "'mic' (capture device), 'none' (only client streams) or an audio file to process" },
     { "output", 'o', SSMD_OPT_PATH, OFF(output), 0, 0, NULL, "", false,
-      "write the processed audio here (format from the extension; '-' = AU to stdout)" },
+      "write the processed audio of a file input (or of --generate-s) here (format from the extension; "
+      "'-' = AU to stdout); a file input without it is refused unless published (--serve yes, --pub or "
+      "--wait-subscribers), and with --input mic or none it is refused (nothing would be written)" },
     { "output_format", 0, SSMD_OPT_ENUM, OFF(output_format), 0, 0, SSMD_OUTPUT_FORMAT_CHOICES,
       SSMD_OUTPUT_FORMAT_DEFAULT_NAME, false,
       "sample format of --output: 16- or 24-bit integer PCM, or 32-bit float (bit-exact, keeps "
-      "values beyond full scale; not in .flac); .ogg/.opus/.mp3 use their codec. ssm-push and "
-      "ssm-sub take the same option with the same default" },
+      "values beyond full scale; not in .flac); .ogg/.opus/.mp3 use their codec. Where it would do "
+      "nothing (no --output, or an .ogg/.opus/.mp3 one) it is refused on the command line and warned "
+      "about in a config file. ssm-push and ssm-sub take the same option with the same default" },
     { "device", 'd', SSMD_OPT_STRING, OFF(device), 0, 0, NULL, "", false,
       "capture device: index or name substring (see --list-devices); empty = default" },
     { "monitor", 0, SSMD_OPT_STRING, OFF(monitor), 0, 0, NULL, "", false,
@@ -62,7 +65,8 @@ static const ssmd_option options[] = {
       "fp32 sums). With --backend auto, a precision the chosen backend lacks falls back to "
       "f32 with a note" },
     { "serve", 0, SSMD_OPT_ENUM, OFF(serve), 0, 0, "auto|yes|no", "auto", false,
-      "bind the sockets: 'auto' = yes unless the job is file to file, 'yes', 'no'" },
+      "bind the sockets: 'auto' = yes unless the job is file to file, 'yes', 'no' (a file input "
+      "without --output is published only with 'yes', --pub or --wait-subscribers: otherwise refused)" },
     { "wait_subscribers", 0, SSMD_OPT_INT, OFF(wait_subscribers), 0, 1000, NULL, "0", false,
       "before reading a file input (or generating), wait until this many subscriptions have arrived on the "
       "PUB socket (a client subscribing to 3 prefixes sends 3); the streams' meta/ and start event are published "
@@ -142,6 +146,9 @@ static const ssmd_option options[] = {
       "without it generation only writes --output, as fast as it can" },
 };
 
+_Static_assert(sizeof options / sizeof options[0] <= SSMD_CONFIG_MAX_OPTIONS,
+               "raise SSMD_CONFIG_MAX_OPTIONS (config.h)");
+
 const ssmd_option *ssmd_options(size_t *n)
 {
     *n = sizeof options / sizeof options[0];
@@ -207,7 +214,18 @@ static int endpoint_valid(const char *v)
            port >= 1 && port <= 65535;
 }
 
-static int set_option(ssmd_config *cfg, const ssmd_option *o, const char *value, char *err, size_t cap)
+static int set_value(ssmd_config *cfg, const ssmd_option *o, const char *value, char *err, size_t cap);
+
+/* Sets the row's field and records where the value came from. */
+static int set_option(ssmd_config *cfg, const ssmd_option *o, const char *value, ssmd_config_origin from,
+                      char *err, size_t cap)
+{
+    if (set_value(cfg, o, value, err, cap) != 0) return -1;
+    cfg->origin[o - options] = (unsigned char)from;
+    return 0;
+}
+
+static int set_value(ssmd_config *cfg, const ssmd_option *o, const char *value, char *err, size_t cap)
 {
     char *base = (char *)cfg;
     switch (o->type) {
@@ -261,21 +279,33 @@ static int set_option(ssmd_config *cfg, const ssmd_option *o, const char *value,
     return 0;
 }
 
-int ssmd_config_set(ssmd_config *cfg, const char *key, const char *value, char *err, size_t cap)
+static int config_set_from(ssmd_config *cfg, const char *key, const char *value, ssmd_config_origin from,
+                           char *err, size_t cap)
 {
     const ssmd_option *o = find_option(key, strlen(key));
     if (!o) {
         ssmd_errf(err, cap, "%s: unknown option (ssmd --help lists them)", key);
         return -1;
     }
-    return set_option(cfg, o, value, err, cap);
+    return set_option(cfg, o, value, from, err, cap);
+}
+
+int ssmd_config_set(ssmd_config *cfg, const char *key, const char *value, char *err, size_t cap)
+{
+    return config_set_from(cfg, key, value, SSMD_ORIGIN_FILE, err, cap);
+}
+
+ssmd_config_origin ssmd_config_origin_of(const ssmd_config *cfg, const char *key)
+{
+    const ssmd_option *o = find_option(key, strlen(key));
+    return o ? (ssmd_config_origin)cfg->origin[o - options] : SSMD_ORIGIN_DEFAULT;
 }
 
 int ssmd_config_init(ssmd_config *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
     for (size_t i = 0; i < sizeof options / sizeof options[0]; i++) {
-        if (set_option(cfg, &options[i], options[i].def, NULL, 0) != 0) {
+        if (set_option(cfg, &options[i], options[i].def, SSMD_ORIGIN_DEFAULT, NULL, 0) != 0) {
             ssmd_config_free(cfg);
             return -1;
         }
@@ -411,7 +441,7 @@ int ssmd_config_parse_args(ssmd_config *cfg, int argc, char **argv, ssmd_cli_act
                 ssmd_errf(err, cap, "%s: unexpected argument (only one input file may be given)", a);
                 return -1;
             }
-            if (ssmd_config_set(cfg, "input", a, err, cap) != 0) return -1;
+            if (config_set_from(cfg, "input", a, SSMD_ORIGIN_COMMAND_LINE, err, cap) != 0) return -1;
             continue;
         }
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) { *action = SSMD_CLI_HELP; return 0; }
@@ -443,12 +473,79 @@ int ssmd_config_parse_args(ssmd_config *cfg, int argc, char **argv, ssmd_cli_act
             value = argv[++i];
         }
         char why[512];
-        if (set_option(cfg, o, value, why, sizeof why) != 0) {
+        if (set_option(cfg, o, value, SSMD_ORIGIN_COMMAND_LINE, why, sizeof why) != 0) {
             ssmd_errf(err, cap, "--%s", why);
             for (char *p = err; *p && *p != ':'; p++)
                 if (*p == '_') *p = '-';
             return -1;
         }
+    }
+    return 0;
+}
+
+/* Appends one warning line (ending in '\n') to warn. */
+static void warn_line(char *warn, size_t cap, const char *fmt, ...)
+{
+    size_t len = strnlen(warn, cap);
+    if (len + 1 >= cap) return;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(warn + len, cap - len, fmt, ap);
+    va_end(ap);
+    if (n >= 0 && len + (size_t)n + 1 < cap) strcat(warn, "\n");
+}
+
+int ssmd_config_check(const ssmd_config *cfg, char *err, size_t cap, char *warn, size_t warn_cap)
+{
+    if (warn && warn_cap) warn[0] = '\0';
+    bool is_file = strcmp(cfg->input, "none") != 0 && strcmp(cfg->input, "mic") != 0;
+    bool generating = cfg->generate_s > 0;
+    if (is_file && !generating && !cfg->output[0]) {
+        if (strcmp(cfg->serve, "no") == 0) {
+            ssmd_errf(err, cap, "%s: no output file named (-o) and serve is 'no', so the processed audio "
+                                "would go nowhere: write it with -o OUT.wav", cfg->input);
+            return -1;
+        }
+        bool publish = strcmp(cfg->serve, "yes") == 0 || cfg->wait_subscribers > 0 ||
+                       ssmd_config_origin_of(cfg, "pub") != SSMD_ORIGIN_DEFAULT;
+        if (!publish) {
+            ssmd_errf(err, cap, "%s: no output file named (-o), so the processed audio would go nowhere: "
+                                "write it with -o OUT.wav, or publish it with --serve yes (and "
+                                "--wait-subscribers N to start once N subscriptions arrived)", cfg->input);
+            return -1;
+        }
+    }
+    ssmd_config_origin from = ssmd_config_origin_of(cfg, "output");
+    if (cfg->output[0] && !is_file && !generating) {
+        const char *why = "only a file input (ssmd IN -o OUT) or --generate-s writes an output file; "
+                          "record a served stream with ssm-sub -o FILE";
+        if (from == SSMD_ORIGIN_COMMAND_LINE) {
+            ssmd_errf(err, cap, "--output %s: input '%s' writes no file: %s", cfg->output, cfg->input, why);
+            return -1;
+        }
+        if (warn) warn_line(warn, warn_cap, "output = %s in the config file does nothing: input '%s' writes no "
+                            "file: %s", cfg->output, cfg->input, why);
+    }
+    from = ssmd_config_origin_of(cfg, "output_format");
+    if (from != SSMD_ORIGIN_DEFAULT) {
+        char why[512] = "";
+        if (!cfg->output[0]) {
+            snprintf(why, sizeof why, "there is no output file (-o) to apply it to");
+        } else {
+            ssmd_output_format f = SSMD_OUTPUT_FORMAT_DEFAULT;
+            dsp_audio_container c = dsp_audio_container_from_path(cfg->output);
+            if (ssmd_output_format_parse(cfg->output_format, &f) == 0 &&
+                ssmd_output_format_subtype(f, c) == DSP_AUDIO_SUBTYPE_DEFAULT)
+                snprintf(why, sizeof why, "%s is encoded by its codec (.ogg .opus .mp3), which sets the samples; "
+                         "the option applies to .wav .flac .aiff .au .w64 .rf64 .raw outputs", cfg->output);
+        }
+        if (why[0] && from == SSMD_ORIGIN_COMMAND_LINE) {
+            ssmd_errf(err, cap, "--output-format %s: %s", cfg->output_format, why);
+            return -1;
+        }
+        if (why[0] && warn)
+            warn_line(warn, warn_cap, "output_format = %s in the config file does nothing: %s", cfg->output_format,
+                      why);
     }
     return 0;
 }

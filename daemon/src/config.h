@@ -18,6 +18,18 @@
 #include <stddef.h>
 #include <stdio.h>
 
+/** Where an option's value came from (ssmd_config_origin_of): checks that
+ *  refuse a command-line flag only warn about the same key in a config file,
+ *  and a default is never an error. */
+typedef enum ssmd_config_origin {
+    SSMD_ORIGIN_DEFAULT = 0,   /**< the option table's default */
+    SSMD_ORIGIN_FILE,          /**< a config file line (or ssmd_config_set) */
+    SSMD_ORIGIN_COMMAND_LINE,  /**< a flag or the positional INPUT */
+} ssmd_config_origin;
+
+/** Room for the origins of the option table's rows (checked at compile time). */
+#define SSMD_CONFIG_MAX_OPTIONS 64
+
 /** All options of the daemon.  Strings are owned by the struct (freed by
  *  ssmd_config_free); empty string means "not set". */
 typedef struct ssmd_config {
@@ -68,6 +80,7 @@ typedef struct ssmd_config {
     char *min_prob;           /**< probability floor (float as text, [0, 1)) */
     char *prompt;             /**< audio file fed to the model before generating, "" = none */
     bool  generate_publish;   /**< publish generated audio on --pub, paced at real time */
+    unsigned char origin[SSMD_CONFIG_MAX_OPTIONS]; /**< ssmd_config_origin of each row, in table order */
 } ssmd_config;
 
 /** Option types. */
@@ -116,8 +129,8 @@ int ssmd_config_runner_flags(const ssmd_config *cfg, const struct ssm_model *mod
                              unsigned *flags, char *err, size_t cap);
 
 /** Sets key (underscores or dashes) to the text value, validating type and
- *  range.  On error returns -1 and writes "key: reason" into err (err_cap
- *  bytes). */
+ *  range, as a config-file line does (its origin becomes SSMD_ORIGIN_FILE).
+ *  On error returns -1 and writes "key: reason" into err (err_cap bytes). */
 int ssmd_config_set(ssmd_config *cfg, const char *key, const char *value, char *err, size_t err_cap);
 
 /** Reads a config file: one "key = value" per line, '#' starts a comment,
@@ -136,6 +149,26 @@ typedef enum ssmd_cli_action {
  *  usage errors: "--max-streams: expected an integer in [1, 65536], got 'x'"). */
 int ssmd_config_parse_args(ssmd_config *cfg, int argc, char **argv, ssmd_cli_action *action,
                            char *err, size_t err_cap);
+
+/** Where the value of key (underscores or dashes) came from; DEFAULT for an
+ *  unknown key. */
+ssmd_config_origin ssmd_config_origin_of(const ssmd_config *cfg, const char *key);
+
+/** Checks the options of a run (after ssmd_config_parse_args) for a job
+ *  that would lose its result or ignore an option, before anything is
+ *  loaded:
+ *   - a file input without --output whose audio would go nowhere: refused
+ *     unless it is published (--serve yes, --wait-subscribers N or a --pub
+ *     endpoint named on the command line or in a config file);
+ *   - --output with an input that writes no file (mic, none) and no
+ *     --generate-s;
+ *   - --output-format that does nothing: no --output, or an .ogg/.opus/.mp3
+ *     output whose codec sets the samples.
+ *  The last two are refused when the option came from the command line and
+ *  only warned about (one line in warn, else warn[0] = '\0') when it came
+ *  from a config file.  Returns 0, or -1 with one line in err (a usage
+ *  error: exit status 2). */
+int ssmd_config_check(const ssmd_config *cfg, char *err, size_t err_cap, char *warn, size_t warn_cap);
 
 /** Writes the --help text (every option: flag, type/values, default, help). */
 void ssmd_config_print_help(FILE *out, const char *argv0);

@@ -118,6 +118,19 @@ int main(int argc, char **argv)
     case SSMD_CLI_RUN:
         break;
     }
+    /* a job that would lose its result or ignore an option: refused (or,
+     * from a config file, warned about) before the model is loaded */
+    char warn[2048];
+    if (ssmd_config_check(&cfg, err, sizeof err, warn, sizeof warn) != 0) {
+        fprintf(stderr, "ssmd: %s\n", err);
+        rc = 2;
+        goto out;
+    }
+    ssmd_log_set_level_name(cfg.log_level);
+    for (char *line = warn, *nl; (nl = strchr(line, '\n')) != NULL; line = nl + 1) {
+        *nl = '\0';
+        ssmd_log(SSMD_LOG_WARN, "warning: %s", line);
+    }
     /* generation (--generate-s) runs the server with its generator source
      * (source_gen.c): into the output file, and published with
      * --generate-publish; otherwise the audio pipeline (server.h) */
@@ -129,7 +142,6 @@ int main(int argc, char **argv)
         rc = 2;
         goto out;
     }
-    ssmd_log_set_level_name(cfg.log_level);
     ssmd_log(SSMD_LOG_DEBUG, "model: %s", model);
     args a = { argc, argv };
     ssmd_server_control ctl = { .stop = &stop_requested, .hup = &hup_requested, .reload = reload,

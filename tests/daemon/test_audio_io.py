@@ -509,6 +509,101 @@ def t_empty_input():
             failed.append(f".{ext}: {err.strip()}")
     check(not failed, "; ".join(failed))
 
+# ---------------------------------------------------------------- jobs that would lose their result
+
+def run_ssmd(*args, timeout=60):
+    """ssmd with the test model, a temporary HOME and loopback endpoints on free
+    ports (a job that does start must not collide with another daemon)."""
+    ports = [free_port() for _ in range(3)]
+    eps = [f"tcp://127.0.0.1:{p}" for p in ports]
+    r = subprocess.run([SSMD, "--model", MODEL, "--ingest", eps[1], "--control", eps[2], "--progress", "never",
+                        *args], capture_output=True, text=True, timeout=timeout, env=dict(os.environ, HOME=TMP))
+    return r.returncode, r.stderr
+
+
+def t_no_output_named():
+    """A job whose result would go nowhere is refused before anything runs:
+    a file input without -o (and not published: no --serve yes,
+    --wait-subscribers or --pub), or with --serve no; -o with an input that
+    writes no file (mic, none).  Exit 2, one line naming the input or output
+    and how to write or publish it; with a sink named, the job runs."""
+    rate, n = 16000, 4000
+    src = os.path.join(TMP, "nosink_in.wav")
+    sf.write(src, signal_(n, rate, 7), rate, subtype="PCM_16")
+    out = os.path.join(TMP, "nosink_out.wav")
+    failed = []
+    for extra, names, words in (([src], src, ["no output file named", "-o OUT.wav", "--serve yes"]),
+                                ([src, "--serve", "no"], src, ["no output file named", "-o OUT.wav"]),
+                                (["--input", "none", "-o", out], out, ["--output", "writes no file", "ssm-sub -o"]),
+                                (["--input", "mic", "-o", out], out, ["--output", "writes no file"])):
+        rc, err = run_ssmd(*extra, timeout=15)  # without the check, --input none serves until stopped
+        lines = err.strip().splitlines()
+        print(f"ssmd {' '.join(os.path.basename(a) for a in extra)}: exit {rc}: {err.strip()}")
+        if not (rc == 2 and len(lines) == 1 and names in lines[0] and all(w in lines[0] for w in words)
+                and not os.path.exists(out)):
+            failed.append(f"{extra}: exit {rc}: {err!r}")
+    # a file input with another sink runs: published (--serve yes, or a --pub
+    # endpoint named) or written
+    for extra in (["--serve", "yes", "--pub", f"tcp://127.0.0.1:{free_port()}"],
+                  ["--pub", f"tcp://127.0.0.1:{free_port()}"], ["-o", out]):
+        rc, err = run_ssmd(src, *extra)
+        print(f"ssmd IN {' '.join(os.path.basename(a) for a in extra)}: exit {rc}")
+        if rc != 0:
+            failed.append(f"{extra}: a job with a sink failed: {err!r}")
+    check(not failed, "\n".join(failed))
+
+
+def t_output_format_does_nothing():
+    """--output-format that would do nothing (no -o: a published file job, a
+    published generation; or an .ogg/.opus/.mp3 output, whose codec sets the
+    samples) is refused from the command line with one line naming the format
+    and why, exit 2, no output (as ssm-push and ssm-sub do); the same key in a
+    config file gets one warning line and the job runs; the default is never
+    an error."""
+    rate, n = 16000, 4000
+    src = os.path.join(TMP, "ofnop_in.wav")
+    sf.write(src, signal_(n, rate, 8), rate, subtype="PCM_16")
+    pub = ["--pub", f"tcp://127.0.0.1:{free_port()}"]
+    failed = []
+    cases = [([src, "--serve", "yes", *pub, "--output-format", "float"], None, "no output file"),
+             (["--model", os.path.join(HERE, "..", "..", "models", "mulaw_lm.safetensors"), "--generate-s", "1",
+               "--generate-publish", *pub, "--output-format", "pcm24"], None, "no output file"),
+             ([src, "--output-format", "float"], "ofnop.mp3", "codec"),
+             ([src, "--output-format", "pcm24"], "ofnop.opus", "codec"),
+             ([src, "--output-format", "pcm16"], "ofnop.ogg", "codec")]
+    for extra, out, why in cases:
+        dst = os.path.join(TMP, out) if out else None
+        rc, err = run_ssmd(*extra, *(["-o", dst] if dst else []))
+        lines = err.strip().splitlines()
+        fmt = extra[extra.index("--output-format") + 1]
+        print(f"--output-format {fmt} {'-> ' + out if out else '(no -o)'}: exit {rc}: {err.strip()}")
+        if not (rc == 2 and len(lines) == 1 and f"--output-format {fmt}" in lines[0] and why in lines[0]
+                and (dst is None or (dst in lines[0] and not os.path.exists(dst)))):
+            failed.append(f"{extra} {out}: exit {rc}: {err!r}")
+    # from a config file: a warning, and the job runs (the codec's samples)
+    conf = os.path.join(TMP, "ofnop.conf")
+    with open(conf, "w") as f:
+        f.write("output_format = float\n")
+    dst = os.path.join(TMP, "ofnop_conf.mp3")
+    rc, err = run_ssmd("-c", conf, src, "-o", dst, "--log-level", "warn")
+    warns = [ln for ln in err.splitlines() if "output_format = float" in ln]
+    print(f"config output_format = float -> .mp3: exit {rc}: {warns[0] if warns else err.strip()}")
+    if not (rc == 0 and len(warns) == 1 and "warning" in warns[0] and "codec" in warns[0] and os.path.exists(dst)):
+        failed.append(f"config file, .mp3: exit {rc}: {err!r}")
+    rc, err = run_ssmd("-c", conf, src, "--serve", "yes", *pub, "--log-level", "warn")
+    warns = [ln for ln in err.splitlines() if "output_format = float" in ln]
+    print(f"config output_format = float, no -o: exit {rc}: {warns[0] if warns else err.strip()}")
+    if not (rc == 0 and len(warns) == 1 and "no output file" in warns[0]):
+        failed.append(f"config file, no -o: exit {rc}: {err!r}")
+    # where it applies, or left at its default: no word about it
+    for extra in (["--output-format", "float", "-o", os.path.join(TMP, "ofnop.wav")],
+                  ["-o", os.path.join(TMP, "ofnop_default.mp3")]):
+        rc, err = run_ssmd(src, *extra, "--log-level", "warn")
+        print(f"{' '.join(os.path.basename(a) for a in extra)}: exit {rc}")
+        if rc != 0 or "output-format" in err or "output_format" in err:
+            failed.append(f"{extra}: exit {rc}: {err!r}")
+    check(not failed, "\n".join(failed))
+
 # ---------------------------------------------------------------- file errors
 
 def t_file_errors():
@@ -606,7 +701,7 @@ def t_file_errors():
 
 def main():
     tests = [t_clipping_file, t_clipping_push_flags, t_nonfinite_file, t_kill9_header, t_stereo_split, t_output_format, t_output_mp3,
-             t_channels_auto, t_empty_input, t_file_errors]
+             t_channels_auto, t_empty_input, t_no_output_named, t_output_format_does_nothing, t_file_errors]
     if ONLY:
         tests = [t for t in tests if t.__name__ in ONLY]
     named_tests.run(tests, cleanup=lambda: shutil.rmtree(TMP, ignore_errors=True))

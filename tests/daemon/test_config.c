@@ -218,6 +218,52 @@ static void test_cli(void **state)
     ssmd_config_free(&c);
 }
 
+/* Where each value came from (default, config file, command line), and the
+ * job checks built on it: refused from the command line, a warning from a
+ * config file, nothing for a default. */
+static void test_origin_and_check(void **state)
+{
+    (void)state;
+    ssmd_config c;
+    ssmd_cli_action a;
+    char err[1024] = "", warn[1024] = "x";
+    assert_int_equal(ssmd_config_init(&c), 0);
+    assert_int_equal(ssmd_config_origin_of(&c, "output_format"), SSMD_ORIGIN_DEFAULT);
+    const char *conf = "output_format = float\npub = tcp://127.0.0.1:7000\n";
+    const char *path = write_file("origin.conf", conf, strlen(conf));
+    assert_int_equal(parse(&c, &a, err, sizeof err, 6, "-c", path, "in.wav", "-o", "out.mp3"), 0);
+    assert_int_equal(ssmd_config_origin_of(&c, "output_format"), SSMD_ORIGIN_FILE);
+    assert_int_equal(ssmd_config_origin_of(&c, "pub"), SSMD_ORIGIN_FILE);
+    assert_int_equal(ssmd_config_origin_of(&c, "input"), SSMD_ORIGIN_COMMAND_LINE);
+    assert_int_equal(ssmd_config_origin_of(&c, "output"), SSMD_ORIGIN_COMMAND_LINE);
+    assert_int_equal(ssmd_config_origin_of(&c, "max-streams"), SSMD_ORIGIN_DEFAULT);
+    /* from the file: one warning line, no error */
+    assert_int_equal(ssmd_config_check(&c, err, sizeof err, warn, sizeof warn), 0);
+    assert_non_null(strstr(warn, "output_format = float in the config file does nothing"));
+    assert_non_null(strstr(warn, "codec"));
+    const char *nl = strchr(warn, '\n');
+    assert_true(nl != NULL && nl[1] == '\0'); /* one line */
+    /* the same on the command line: refused, naming the format */
+    assert_int_equal(parse(&c, &a, err, sizeof err, 3, "--output-format", "float"), 0);
+    assert_int_equal(ssmd_config_origin_of(&c, "output_format"), SSMD_ORIGIN_COMMAND_LINE);
+    assert_int_equal(ssmd_config_check(&c, err, sizeof err, warn, sizeof warn), -1);
+    assert_non_null(strstr(err, "--output-format float: out.mp3 is encoded by its codec"));
+    ssmd_config_free(&c);
+
+    /* a file input and no output: refused unless published */
+    assert_int_equal(ssmd_config_init(&c), 0);
+    assert_int_equal(parse(&c, &a, err, sizeof err, 2, "in.wav"), 0);
+    assert_int_equal(ssmd_config_check(&c, err, sizeof err, warn, sizeof warn), -1);
+    assert_non_null(strstr(err, "in.wav: no output file named (-o)"));
+    assert_int_equal(parse(&c, &a, err, sizeof err, 3, "--serve", "yes"), 0);
+    assert_int_equal(ssmd_config_check(&c, err, sizeof err, warn, sizeof warn), 0);
+    assert_string_equal(warn, "");
+    assert_int_equal(parse(&c, &a, err, sizeof err, 3, "--serve", "no"), 0);
+    assert_int_equal(ssmd_config_check(&c, err, sizeof err, warn, sizeof warn), -1);
+    assert_non_null(strstr(err, "serve is 'no'"));
+    ssmd_config_free(&c);
+}
+
 static void test_help_lists_every_option(void **state)
 {
     (void)state;
@@ -275,6 +321,7 @@ int main(void)
         cmocka_unit_test(test_set_validation),
         cmocka_unit_test(test_file),
         cmocka_unit_test(test_cli),
+        cmocka_unit_test(test_origin_and_check),
         cmocka_unit_test(test_help_lists_every_option),
         cmocka_unit_test(test_write_round_trip),
     };
