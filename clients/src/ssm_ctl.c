@@ -32,14 +32,20 @@ static const char *const usage_text =
     "  stop                shut the daemon down (as SIGTERM)\n"
     "\n"
     "Options:\n"
-    "  -e, --endpoint EP   control socket (default: $SSMD_CONTROL when set, else\n"
+    "  -e, --endpoint EP   control socket (default: $" CLI_ENV_CONTROL " when set, else\n"
     "                      " DEFAULT_ENDPOINT ")\n"
     "  -s, --stream NAME   the stream (reset, snapshot, restore)\n"
     "  -f, --file PATH     snapshot file (written by snapshot, read by restore)\n"
     "  -t, --timeout S     give up after S seconds without a reply (default 5)\n"
     "  -h, --help          this text\n"
     "\n"
-    "Exit status: 0 ok, 1 the daemon answered ok=false or did not answer, 2 bad options.\n";
+    "Environment:\n"
+    "  " CLI_ENV_CONTROL "        the control endpoint when -e is not given\n"
+    "\n"
+    "Exit status:\n"
+    "  0                   the daemon answered ok=true\n"
+    "  1                   the daemon answered ok=false or did not answer\n"
+    "  2                   bad options\n";
 
 static int usage_error(const char *fmt, const char *arg)
 {

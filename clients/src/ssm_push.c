@@ -35,13 +35,14 @@
 
 static const char *const usage_text =
     "Usage: ssm-push [OPTIONS] --stream NAME FILE\n"
-    "Push an audio file to ssmd as stream NAME and wait until it is processed.\n"
+    "Push an audio file to ssmd for processing and write back the processed audio.\n"
+    "It is pushed as stream NAME; ssm-push waits until all of it is processed.\n"
     "FILE is any format libsndfile reads (\"-\" reads standard input); the file's own\n"
     "sample rate is kept.  As ssmd's file job, each channel of a multi-channel FILE is\n"
     "its own stream, NAME.0, NAME.1, ... (at most 64), and OUT has FILE's channels.\n"
     "\n"
     "Options:\n"
-    "  -e, --endpoint EP   ingest socket (default: $SSMD_INGEST when set, else\n"
+    "  -e, --endpoint EP   ingest socket (default: $" CLI_ENV_INGEST " when set, else\n"
     "                      " DEFAULT_ENDPOINT ")\n"
     "  -s, --stream NAME   stream name: 1-64 of [A-Za-z0-9_.-], not starting with '.'\n"
     "      --channels M    auto (default): one stream per channel of FILE (mono: NAME);\n"
@@ -62,8 +63,13 @@ static const char *const usage_text =
     "is pushed.  SIGINT/SIGTERM end the pushed streams on the daemon (end-of-stream)\n"
     "and exit 1 without OUT.\n"
     "\n"
-    "Exit status: 0 every pushed sample came back, 1 error (file, daemon error reply,\n"
-    "timeout, wrong length, interrupted), 2 bad options.\n";
+    "Environment:\n"
+    "  " CLI_ENV_INGEST "         the ingest endpoint when -e is not given\n"
+    "\n"
+    "Exit status:\n"
+    "  0                   every pushed sample came back\n"
+    "  1                   error: file, daemon error reply, timeout, wrong length, interrupted\n"
+    "  2                   bad options\n";
 
 static int usage_error(const char *fmt, const char *arg)
 {

@@ -29,13 +29,14 @@
 
 static const char *const usage_text =
     "Usage: ssm-sub [OPTIONS] [TOPIC_PREFIX...]\n"
-    "Subscribe to ssmd's data plane (all topics when no prefix is given; a prefix\n"
-    "such as 'mic/' or 'mic/features/') and print one line per message:\n"
+    "Subscribe to ssmd's data plane and print, write or play what it publishes.\n"
+    "All topics when no prefix is given, else those starting with a prefix such as\n"
+    "'mic/' or 'mic/features/'; one line per message:\n"
     "  TOPIC seq=N first_sample=N ROWSxCOLS DTYPE rate=HZ flags=NAMES [values | JSON]\n"
     "Gaps in a topic's seq are reported on stderr as dropped messages.\n"
     "\n"
     "Options:\n"
-    "  -e, --endpoint EP   data-plane socket (default: $SSMD_PUB when set, else\n"
+    "  -e, --endpoint EP   data-plane socket (default: $" CLI_ENV_PUB " when set, else\n"
     "                      " DEFAULT_ENDPOINT ")\n"
     "  -j, --json          print JSON lines (header fields, values or the JSON payload)\n"
     "  -q, --quiet         print nothing per message\n"
@@ -64,7 +65,13 @@ static const char *const usage_text =
     "                      get before it sees drops (docs/protocol.md)\n"
     "  -h, --help          this text\n"
     "\n"
-    "Exit status: 0 ok, 1 unreachable daemon or output error, 2 bad options.\n";
+    "Environment:\n"
+    "  " CLI_ENV_PUB "            the data-plane endpoint when -e is not given\n"
+    "\n"
+    "Exit status:\n"
+    "  0                   ok\n"
+    "  1                   unreachable daemon or output error\n"
+    "  2                   bad options\n";
 
 static int usage_error(const char *fmt, const char *arg)
 {

@@ -146,6 +146,57 @@ static const ssmd_option options[] = {
       "without it generation only writes --output, as fast as it can" },
 };
 
+/* What the man page adds to the option table (dist/help2roff.py reads it
+ * from --help): the NAME line (the first line after Usage), and the
+ * ENVIRONMENT, FILES and EXIT STATUS sections.  Kept here, next to the
+ * table, so a new variable, file or status is documented where it is added. */
+#define SSMD_SUMMARY "Run selective state-space models (Mamba) on audio files, microphones and pushed streams."
+
+#ifndef SSMD_SYSCONFDIR
+#define SSMD_SYSCONFDIR "/usr/local/etc"
+#endif
+
+typedef struct help_item { const char *term, *text; } help_item;
+
+static const help_item help_environment[] = {
+    { "SSMD_MODEL", "a model file to load when --model (config key model) is empty, instead of searching "
+                    "(MODEL FILES)" },
+    { "XDG_DATA_HOME", "the model search looks in $XDG_DATA_HOME/ssmd/models/ first (default "
+                       "~/.local/share, from HOME)" },
+    { "XDG_DATA_DIRS", "then in DIR/ssmd/models/ for each DIR (default /usr/local/share:/usr/share)" },
+    { "SSMD_NO_SOURCE_MODELS", "when set and not empty, the source tree's models/ is not searched (only a "
+                               "build with -Dsource_models=true, the default, searches it: "
+#ifdef SSMD_MODELS_SRCDIR
+                               "this one does)" },
+#else
+                               "this one does not)" },
+#endif
+    { "SSMD_AUDIO_DEBUG", "when set, the messages ALSA and JACK print while PortAudio lists the devices "
+                          "are shown (hidden otherwise)" },
+    { "CUDA_VISIBLE_DEVICES", "the GPUs --backend cuda or auto may use (read by the CUDA runtime)" },
+};
+
+static const help_item help_files[] = {
+    { SSMD_SYSCONFDIR "/ssmd/ssmd.conf", "example configuration: every key with its help and default, commented "
+                                        "out; read with --config FILE (the system unit ssmd.service does)" },
+    { "~/.config/ssmd/ssmd.conf", "read by the systemd user unit when it exists "
+                                  "($XDG_CONFIG_HOME/ssmd/ssmd.conf)" },
+    { "~/.local/share/ssmd/models/", "user models, searched first (MODEL FILES)" },
+#ifdef SSMD_MODELS_DATADIR
+    { SSMD_MODELS_DATADIR "/", "the bundled models: default.safetensors (the denoiser, loaded without --model) "
+                               "and mulaw_lm.safetensors (--generate-s)" },
+#endif
+};
+
+static const help_item help_exit_status[] = {
+    { "0", "the job finished (also when stopped by SIGINT or SIGTERM: outputs are completed)" },
+    { "1", "it failed while running: an output that could not be written (or an empty input to .flac, .mp3 "
+           "or .opus), a socket error" },
+    { "2", "it could not start: bad options or config file, a job whose result would go nowhere, no model "
+           "found or a bad model, an input that cannot be read, an output that cannot be created, an "
+           "endpoint that cannot be bound" },
+};
+
 _Static_assert(sizeof options / sizeof options[0] <= SSMD_CONFIG_MAX_OPTIONS,
                "raise SSMD_CONFIG_MAX_OPTIONS (config.h)");
 
@@ -561,8 +612,9 @@ void ssmd_config_print_help(FILE *out, const char *argv0)
 {
     fprintf(out,
             "Usage: %s [OPTION]... [INPUT]\n"
-            "Runs a selective state-space model (Mamba) on audio frame by frame and\n"
-            "publishes the results over ZeroMQ (docs/protocol.md).\n\n"
+            SSMD_SUMMARY "\n"
+            "The model advances one step per frame with a state of fixed size; results are\n"
+            "written to a file (-o) and published over ZeroMQ (docs/protocol.md).\n\n"
             "  -c, --config FILE         read options from FILE (key = value lines)\n"
             "      --list-devices        list capture and playback devices and exit\n"
             "      --curve-keygen PREFIX write a CURVE key pair to PREFIX.key and PREFIX.pub and exit\n"
@@ -603,6 +655,19 @@ void ssmd_config_print_help(FILE *out, const char *argv0)
                  "SSMD_NO_SOURCE_MODELS=1)"
 #endif
                  ".\n");
+    static const struct { const char *heading; const help_item *items; size_t n; } sections[] = {
+        { "Environment", help_environment, sizeof help_environment / sizeof help_environment[0] },
+        { "Files", help_files, sizeof help_files / sizeof help_files[0] },
+        { "Exit status", help_exit_status, sizeof help_exit_status / sizeof help_exit_status[0] },
+    };
+    for (size_t k = 0; k < sizeof sections / sizeof sections[0]; k++) {
+        fprintf(out, "\n%s:\n", sections[k].heading);
+        for (size_t i = 0; i < sections[k].n; i++) {
+            const help_item *it = &sections[k].items[i];
+            if (strlen(it->term) > 24) fprintf(out, "  %s\n%-27s %s\n", it->term, "", it->text);
+            else fprintf(out, "  %-25s %s\n", it->term, it->text);
+        }
+    }
 }
 
 void ssmd_config_write(FILE *out, const ssmd_config *cfg)

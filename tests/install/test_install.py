@@ -11,7 +11,12 @@ CHECK is one of:
   embed  examples/embed.c compiled against the installed tree with
          pkg-config --cflags --libs ssmd, run with LD_LIBRARY_PATH there
   man    every option of `ssmd --help` is in the installed man page ssmd.1,
-         and each client has its man page with every option of its --help
+         and each client has its man page with every option of its --help;
+         each page has NAME (PROGRAM \- the summary line of --help), SYNOPSIS,
+         DESCRIPTION, OPTIONS, ENVIRONMENT (every variable the program's
+         sources getenv(), and the clients' endpoint variables), EXIT STATUS
+         (0, 1, 2) and, for ssmd, FILES (the installed ssmd.conf and models
+         directory); groff and man -l render each without a warning
   units  the installed example ssmd.conf (every key uncommented) is a valid
          config; systemd-analyze verify accepts both units
 Prints what it checked; exits 1 with a line on the first failure.
@@ -135,13 +140,53 @@ def help_options(prog, env):
     return sorted(set(re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", text)))
 
 
+def env_vars_read(source_root):
+    """The environment variables each program reads, from its sources:
+    getenv("NAME") in daemon/src (ssmd) and the CLI_ENV_* endpoint variables
+    of clients/src/client.h (one per client, by the macro each uses)."""
+    daemon = set()
+    for d in ("daemon/src",):
+        for f in sorted(os.listdir(os.path.join(source_root, d))):
+            if f.endswith(".c"):
+                daemon |= set(re.findall(r'getenv\("([A-Z_]+)"\)', open(os.path.join(source_root, d, f)).read()))
+    macros = dict(re.findall(r'#define (CLI_ENV_\w+) "(\w+)"', open(os.path.join(source_root, "clients/src/client.h")).read()))
+    clients = {}
+    for prog, src in (("ssm-push", "ssm_push.c"), ("ssm-sub", "ssm_sub.c"), ("ssm-ctl", "ssm_ctl.c")):
+        text = open(os.path.join(source_root, "clients/src", src)).read()
+        clients[prog] = {macros[m] for m in re.findall(r"cli_endpoint_default\((CLI_ENV_\w+)", text)}
+    return dict(clients, ssmd=daemon)
+
+
+def man_sections(man):
+    """{SECTION: its roff text} of a page."""
+    parts = re.split(r'^\.SH "?([^"\n]+)"?$', man, flags=re.M)
+    return {parts[i]: parts[i + 1] for i in range(1, len(parts) - 1, 2)}
+
+
+def render_warnings(page):
+    """What groff (-ww: every warning) and man-db's man -l say on stderr."""
+    said = []
+    env = dict(os.environ, LC_ALL="C.UTF-8", MANWIDTH="80", MAN_KEEP_STDERR="1")
+    r = subprocess.run(["groff", "-man", "-Tutf8", "-ww", "-z", page], capture_output=True, text=True, env=env)
+    if r.returncode != 0 or r.stderr.strip():
+        said.append("groff: exit %d: %s" % (r.returncode, r.stderr.strip()))
+    if shutil.which("man"):
+        r = subprocess.run(["man", "--warnings=w", "-l", page], capture_output=True, text=True, env=env)
+        if r.returncode != 0 or r.stderr.strip() or "NAME" not in r.stdout:
+            said.append("man -l: exit %d: %s" % (r.returncode, r.stderr.strip()))
+    return said
+
+
 def check_man(a, root, tmp):
     env = dict(os.environ, LD_LIBRARY_PATH=root + a["libdir"])
+    reads = env_vars_read(a["source_root"])
+    datadir_models = a["prefix"] + "/share/ssmd/models"
     for prog in ["ssmd", "ssm-push", "ssm-sub", "ssm-ctl"]:
         page = root + a["mandir"] + "/man1/%s.1" % prog
         if not os.path.exists(page):
             fail("no man page " + page)
-        man = open(page).read().replace("\\-", "-")
+        raw = open(page).read()
+        man = raw.replace("\\-", "-")
         if not man.startswith(".TH %s 1" % prog.upper()):
             fail("%s: no .TH line" % page)
         opts = help_options(root + a["bindir"] + "/" + prog, env)
@@ -149,6 +194,33 @@ def check_man(a, root, tmp):
         if missing:
             fail("%s: options of --help missing from the man page: %s" % (page, " ".join(missing)))
         print("man: %s has all %d options of %s --help" % (page, len(opts), prog))
+        sec = man_sections(man)
+        want = ["NAME", "SYNOPSIS", "DESCRIPTION", "OPTIONS", "ENVIRONMENT", "EXIT STATUS"] + \
+            (["FILES"] if prog == "ssmd" else [])
+        lacking = [w for w in want if w not in sec]
+        if lacking:
+            fail("%s: sections missing: %s (has %s)" % (page, ", ".join(lacking), ", ".join(sec)))
+        help_text = subprocess.run([root + a["bindir"] + "/" + prog, "--help"], capture_output=True, text=True,
+                                   env=env, check=True).stdout
+        summary = help_text.split("\n")[1].strip().rstrip(".")
+        name_line = sec["NAME"].strip()
+        if name_line != "%s - %s" % (prog, summary[0].lower() + summary[1:]):
+            fail("%s: NAME is %r, not '%s - ' and the summary line of --help (%r)" % (page, name_line, prog, summary))
+        env_missing = [v for v in sorted(reads[prog]) if v not in sec["ENVIRONMENT"]]
+        if not reads[prog] or env_missing:
+            fail("%s: ENVIRONMENT lacks %s (the program reads %s)" % (page, env_missing, sorted(reads[prog])))
+        codes = re.findall(r"^\\fB(\d+)\\fR$", sec["EXIT STATUS"], re.M)
+        if codes != ["0", "1", "2"]:
+            fail("%s: EXIT STATUS lists %s, not 0 1 2" % (page, codes))
+        if prog == "ssmd":
+            for path in (a["sysconfdir"] + "/ssmd/ssmd.conf", datadir_models):
+                if path not in sec["FILES"]:
+                    fail("%s: FILES does not name %s" % (page, path))
+        said = render_warnings(page)
+        if said:
+            fail("%s: rendering it warns: %s" % (page, "; ".join(said)))
+        print("man: %s: NAME %r; %s; environment %s; renders without warnings"
+              % (page, name_line, ", ".join(sec), " ".join(sorted(reads[prog]))))
 
 
 def check_units(a, root, tmp):
