@@ -252,11 +252,27 @@ int main(int argc, char **argv)
             return 1;
 
     double wbytes = 0, flops = flops_per_step(m, &wbytes);
+    /* the layer kinds, "mamba1,attention,..."; the FLOP and weight figures
+     * use the Mamba-1 formulas: null for any other layer kind */
+    char kinds[512] = "";
+    int all_m1 = 1;
+    for (int l = 0; l < ssm_model_n_layer(m); ++l) {
+        int k = ssm_model_layer_kind(m, l);
+        all_m1 &= k == SSM_MODEL_LAYER_MAMBA1;
+        size_t len = strlen(kinds);
+        snprintf(kinds + len, sizeof kinds - len, "%s%s", l ? "," : "",
+                 k == SSM_MODEL_LAYER_MAMBA2 ? "mamba2" : k == SSM_MODEL_LAYER_ATTENTION ? "attention" : "mamba1");
+    }
+    char fl[32] = "null", wb[32] = "null";
+    if (all_m1) {
+        snprintf(fl, sizeof fl, "%.0f", flops);
+        snprintf(wb, sizeof wb, "%.0f", wbytes);
+    }
     printf("{\"bench\":\"model_info\",\"model\":\"%s\",\"d_model\":%d,\"n_layer\":%d,"
-           "\"d_state\":%d,\"d_inner\":%d,\"flops_per_stream_step\":%.0f,"
-           "\"weight_bytes_f32\":%.0f,\"state_bytes\":%zu,\"packed_bytes_after_load\":%zu}\n",
-           name, dm, ssm_model_n_layer(m), ssm_model_d_state(m), ssm_model_d_inner(m), flops,
-           wbytes, ssm_state_bytes(m), ssm_model_packed_bytes(m));
+           "\"layers\":\"%s\",\"d_state\":%d,\"d_inner\":%d,\"flops_per_stream_step\":%s,"
+           "\"weight_bytes_f32\":%s,\"state_bytes\":%zu,\"packed_bytes_after_load\":%zu}\n",
+           name, dm, ssm_model_n_layer(m), kinds, ssm_model_d_state(m), ssm_model_d_inner(m), fl,
+           wb, ssm_state_bytes(m), ssm_model_packed_bytes(m));
     const char *min_env = getenv("SSMD_BENCH_MIN_STEPS_B1");
     size_t min_b1 = min_env ? (size_t)atol(min_env) : 10000;
     const char *impls_env = getenv("SSMD_BENCH_IMPLS");

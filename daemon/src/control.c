@@ -4,6 +4,7 @@
  * reply, errors included, so a REQ client is never left waiting.  Loop
  * thread; allocates per request (JSON), never per frame. */
 #include "srv.h"
+#include "model_info.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,14 +69,11 @@ static void fail(ssmd_srv *s, request *r, const char *code, const char *msg)
 static void cmd_status(ssmd_srv *s, request *r)
 {
     json_t *reply = r->reply;
-    char hash[32], epoch[32];
-    snprintf(hash, sizeof hash, "0x%016llx", (unsigned long long)ssm_model_hash(s->model));
+    char epoch[32];
     snprintf(epoch, sizeof epoch, "0x%016llx", (unsigned long long)s->epoch);
-    const char *mname = ssm_model_meta(s->model, "name");
     json_object_set_new(reply, "epoch", json_string(epoch));
     json_object_set_new(reply, "uptime_s", json_real(ssmd_now_s() - s->t_start));
-    json_object_set_new(reply, "model", json_pack("{s:s, s:s, s:I}", "name", mname ? mname : s->model_path,
-                                                  "hash", hash, "state_bytes", (json_int_t)ssm_state_bytes(s->model)));
+    json_object_set_new(reply, "model", ssmd_model_info_json(s->model, s->model_path));
     json_object_set_new(reply, "streams", json_integer(ssmd_srv_active_streams(s)));
     const ssm_runner *crn = s->compute_runner;
     json_object_set_new(reply, "compute", json_pack("{s:s, s:s, s:s, s:s, s:i, s:i}",
@@ -152,7 +150,9 @@ static void cmd_restore(ssmd_srv *s, request *r)
     if (rc != SSM_OK)
         fail(s, r, rc == SSM_ERR_MISMATCH ? "SNAPSHOT_MISMATCH" : "BAD_SNAPSHOT",
              rc == SSM_ERR_MISMATCH ? "the snapshot was made with another model or format"
-                                    : "the snapshot is truncated or corrupt");
+                                    : "the snapshot is truncated or corrupt, or holds an invalid value "
+                                      "(non-finite, or an attention layer's frame counter that is not "
+                                      "a whole number in range)");
     else
         ssmd_srv_event(s, r->st, "reset", "restored from snapshot");
 }

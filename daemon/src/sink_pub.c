@@ -6,6 +6,7 @@
  * per-topic sequence numbers still advance.  Loop thread; the audio and frame
  * hooks do not allocate (ZeroMQ copies into its own messages). */
 #include "srv.h"
+#include "model_info.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -40,8 +41,7 @@ static char *audio_meta_json(ssmd_srv *s, ssmd_srv_stream *st)
 {
     /* ingest_max_payload_bytes: what a client may push in one message (it
      * splits longer pushes; SSMD_INGEST_MIN_PAYLOAD_BYTES until it saw this) */
-    char hash[32], epoch[32];
-    snprintf(hash, sizeof hash, "0x%016llx", (unsigned long long)ssm_model_hash(s->model));
+    char epoch[32];
     snprintf(epoch, sizeof epoch, "0x%016llx", (unsigned long long)s->epoch);
     json_t *heads = json_array();
     unsigned hm = ssm_model_heads(s->model);
@@ -49,14 +49,13 @@ static char *audio_meta_json(ssmd_srv *s, ssmd_srv_stream *st)
     if (hm & SSM_MODEL_HEAD_VAD) json_array_append_new(heads, json_string("vad"));
     if (hm & SSM_MODEL_HEAD_LM) json_array_append_new(heads, json_string("lm"));
     json_array_append_new(heads, json_string("embedding"));
-    const char *name = ssm_model_meta(s->model, "name");
-    json_t *o = json_pack("{s:s, s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:{s:s, s:i}, s:o, s:{s:s, s:s}, s:I, s:s, s:I}",
+    json_t *o = json_pack("{s:s, s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:{s:s, s:i}, s:o, s:o, s:I, s:s, s:I}",
         "stream", st->name, "source", st->src->name, "sample_rate_hz", st->rate_hz,
         "channels", 1, "model_rate_hz", s->fe.sample_rate_hz, "n_fft", s->fe.n_fft,
         "hop_samples", s->fe.hop_samples, "latency_samples", s->fe.latency_samples,
         "features", "kind", s->fe.features == SSMD_FEATURES_LOG_MEL ? "log_mel" : "log_power",
-        "n", s->fe.n_features, "heads", heads, "model", "name", name ? name : s->model_path,
-        "hash", hash, "state_bytes", (json_int_t)ssm_state_bytes(s->model), "epoch", epoch,
+        "n", s->fe.n_features, "heads", heads, "model", ssmd_model_info_json(s->model, s->model_path),
+        "state_bytes", (json_int_t)ssm_state_bytes(s->model), "epoch", epoch,
         "ingest_max_payload_bytes", (json_int_t)s->cfg->ingest_max_payload);
     char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);

@@ -13,6 +13,7 @@
  * file-only job: no sockets, as fast as the model steps.
  * Loop thread; allocation at set-up only. */
 #include "srv.h"
+#include "model_info.h"
 
 #include <limits.h>
 #include <math.h>
@@ -204,16 +205,14 @@ static void gen_stream_ended(ssmd_srv *s, ssmd_srv_stream *st, int *rc)
 /* One model step per sample, mu-law codes in and out. */
 static char *gen_meta_json(ssmd_srv *s, ssmd_srv_stream *st)
 {
-    char hash[32], epoch[32];
-    snprintf(hash, sizeof hash, "0x%016llx", (unsigned long long)ssm_model_hash(s->model));
+    char epoch[32];
     snprintf(epoch, sizeof epoch, "0x%016llx", (unsigned long long)s->epoch);
-    const char *name = ssm_model_meta(s->model, "name");
-    json_t *o = json_pack("{s:s, s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:{s:s, s:i}, s:[s], s:{s:s, s:s}, "
+    json_t *o = json_pack("{s:s, s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:{s:s, s:i}, s:[s], s:o, "
                           "s:I, s:s, s:I, s:I, s:I}",
         "stream", st->name, "source", st->src->name, "sample_rate_hz", st->rate_hz,
         "channels", 1, "model_rate_hz", st->rate_hz, "n_fft", 1, "hop_samples", 1, "latency_samples", 0,
-        "features", "kind", "mulaw", "n", 256, "heads", "lm", "model", "name", name ? name : s->model_path,
-        "hash", hash, "state_bytes", (json_int_t)ssm_state_bytes(s->model), "epoch", epoch,
+        "features", "kind", "mulaw", "n", 256, "heads", "lm", "model", ssmd_model_info_json(s->model, s->model_path),
+        "state_bytes", (json_int_t)ssm_state_bytes(s->model), "epoch", epoch,
         "seed", (json_int_t)s->cfg->seed + st->gen_index,
         "block_samples", (json_int_t)ssmd_genjob_block_samples(s->gen.job),
         "total_samples", (json_int_t)s->cfg->generate_s * st->rate_hz);

@@ -175,14 +175,18 @@ class Fake:
         self.log.write(json.dumps(rec) + "\n")
         self.log.flush()
 
+    def model_info(self):
+        """status's and meta's "model" object (docs/protocol.md)."""
+        return {"name": "fake", "hash": f"0x{self.model_hash:016x}", "architecture": "mamba1",
+                "layers": ["mamba1"], "state_bytes": 4 * self.a.n_state}
+
     def meta(self, st):
         return json.dumps({
             "stream": st.name, "source": st.source, "sample_rate_hz": st.rate, "channels": 1,
             "model_rate_hz": 16000, "n_fft": 512, "hop_samples": self.a.hop,
             "latency_samples": self.a.hop,
             "features": {"kind": "log_mel", "n": self.a.n_features}, "heads": ["vad"],
-            "model": {"name": "fake", "hash": f"0x{self.model_hash:016x}"},
-            "state_bytes": 4 * self.a.n_state, "epoch": f"0x{self.epoch:016x}"}).encode()
+            "model": self.model_info(), "state_bytes": 4 * self.a.n_state, "epoch": f"0x{self.epoch:016x}"}).encode()
 
     def publish_text(self, st, kind, obj_bytes, flags=0):
         self.publish(st, kind, UTF8, obj_bytes, 1, len(obj_bytes), st.first_sample, flags)
@@ -365,8 +369,7 @@ class Fake:
                 return fail("NO_SUCH_STREAM", f"no stream {name!r}", rid)
         if cmd == "status":
             ok.update(epoch=f"0x{self.epoch:016x}", uptime_s=time.monotonic() - self.t0,
-                      model={"name": "fake", "hash": f"0x{self.model_hash:016x}",
-                             "state_bytes": 4 * self.a.n_state},
+                      model=self.model_info(),
                       streams=len(self.streams), counters=dict(self.counters))
         elif cmd == "streams":
             ok["streams"] = [dict(name=s.name, source=s.source, sample_rate_hz=s.rate,

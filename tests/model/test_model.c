@@ -4,8 +4,9 @@
  * snapshots), non-finite inputs and states, argument errors, the packed
  * panel bytes a model holds per weight precision.
  * argv[1]: folder with a.safetensors, b.safetensors (same shape as a, other
- * weights) and c.safetensors (other shape, tokens), written by
- * tests/ref/mamba_ref.py gen at build time. */
+ * weights) and c.safetensors (other shape, tokens), m2 and mixed (Mamba-2),
+ * attn and hybrid (attention layers; tests/ref/attn_ref.py cmd_gen), written
+ * by tests/ref/mamba_ref.py gen at build time. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -454,11 +455,10 @@ void *__wrap_calloc(size_t n, size_t m) { ++g_allocs; return __real_calloc(n, m)
 void *__wrap_realloc(void *p, size_t n) { ++g_allocs; return __real_realloc(p, n); }
 void *__wrap_aligned_alloc(size_t a, size_t n) { ++g_allocs; return __real_aligned_alloc(a, n); }
 
-static void test_no_allocation(void **st)
+static void no_allocation_on(const char *name)
 {
-    (void)st;
     run r;
-    run_open(&r, "a.safetensors", 4);
+    run_open(&r, name, 4);
     ssm_state *s[4];
     for (int i = 0; i < 4; ++i)
         assert_int_equal(ssm_state_create(r.m, &s[i]), SSM_OK);
@@ -479,14 +479,24 @@ static void test_no_allocation(void **st)
     assert_int_equal(ssm_state_restore(s[2], snap, bytes), SSM_OK);
     ssm_state_reset(s[3]);
     long during = g_allocs - before;
-    printf("allocations during 100 steps, a 16-frame forward, snapshot, restore, reset: %ld "
-           "(%ld before, at load/create)\n", during, before);
+    printf("%s: allocations during 100 steps, a 16-frame forward, snapshot, restore, reset: %ld "
+           "(%ld before, at load/create)\n", name, during, before);
     assert_true(before > 0); /* the counter works: load and create allocated */
     assert_int_equal(during, 0);
     free(snap);
     for (int i = 0; i < 4; ++i)
         ssm_state_destroy(s[i]);
     run_close(&r);
+}
+
+/* Every layer kind: Mamba-1 (a), attention (attn: the KV ring wraps after 8
+ * frames) and a Mamba-1 + attention + Mamba-2 stack with MLPs (hybrid). */
+static void test_no_allocation(void **st)
+{
+    (void)st;
+    static const char *files[] = {"a.safetensors", "attn.safetensors", "hybrid.safetensors"};
+    for (int k = 0; k < 3; ++k)
+        no_allocation_on(files[k]);
 }
 
 /* Panel bytes of one layer {d_out, d_in} in precision kind (0 fp32, 1 f16,
@@ -592,20 +602,27 @@ static void test_packed_bytes(void **st)
 }
 
 /* Mamba-2 (m2.safetensors: two Mamba-2 layers, 6 heads of 8, 3 groups,
- * d_state 16) and a mixed stack (mixed.safetensors: Mamba-1 then Mamba-2 with
- * 4 heads of 12, d_state 32): state bytes from the per-layer layout;
+ * d_state 16), a mixed stack (mixed.safetensors: Mamba-1 then Mamba-2 with
+ * 4 heads of 12, d_state 32), attention (attn.safetensors: two layers, window
+ * 8) and a hybrid (hybrid.safetensors: Mamba-1, attention with window 5,
+ * Mamba-2, MLPs; the windows wrap before the snapshot): layer kinds; state bytes from the per-layer layout;
  * snapshot → restore → continue equals the uninterrupted stream bit for bit,
  * through steps and through chunked forwards; no allocation while stepping
  * or forwarding; a CUDA load is refused or falls back. */
 static void test_mamba2_snapshot(void **st)
 {
     (void)st;
-    static const struct { const char *name; size_t floats; int kinds[2]; } cases[] = {
-        /* per layer conv_dim·d_conv + d_inner·d_state */
-        {"m2.safetensors", 2 * ((48 + 2 * 3 * 16) * 4 + 48 * 16), {1, 1}},
-        {"mixed.safetensors", 48 * 4 + 48 * 8 + (48 + 2 * 32) * 4 + 48 * 32, {0, 1}},
+    enum { M1 = SSM_MODEL_LAYER_MAMBA1, M2 = SSM_MODEL_LAYER_MAMBA2, AT = SSM_MODEL_LAYER_ATTENTION };
+    static const struct { const char *name; size_t floats; int n_layer, kinds[3]; } cases[] = {
+        /* per layer conv_dim·d_conv + d_inner·d_state; attention: 2·W·Hkv·P + 2 */
+        {"m2.safetensors", 2 * ((48 + 2 * 3 * 16) * 4 + 48 * 16), 2, {M2, M2}},
+        {"mixed.safetensors", 48 * 4 + 48 * 8 + (48 + 2 * 32) * 4 + 48 * 32, 2, {M1, M2}},
+        {"attn.safetensors", 2 * (2 * 8 * 2 * 6 + 2), 2, {AT, AT}},
+        {"hybrid.safetensors", 48 * (4 + 8) + (2 * 5 * 1 * 8 + 2) + (48 + 2 * 16) * 4 + 48 * 16, 3,
+         {M1, AT, M2}},
     };
-    for (int kf = 0; kf < 4; ++kf) {
+    enum { N_CASES = sizeof cases / sizeof cases[0] };
+    for (int kf = 0; kf < 2 * N_CASES; ++kf) {
         /* each model with the default forward and with SSM_RUNNER_SSD_FORWARD */
         int k = kf / 2;
         unsigned rflags = (kf % 2) ? SSM_RUNNER_SSD_FORWARD : 0u;
@@ -614,9 +631,11 @@ static void test_mamba2_snapshot(void **st)
         ssm_runner_destroy(r.rn);
         assert_int_equal(ssm_runner_create(r.m, 2, 16, rflags, &r.rn, NULL), SSM_OK);
         assert_int_equal(ssm_state_bytes(r.m), 64 + cases[k].floats * 4);
-        for (int l = 0; l < 2; ++l)
+        assert_int_equal(ssm_model_n_layer(r.m), cases[k].n_layer);
+        for (int l = 0; l < cases[k].n_layer; ++l)
             assert_int_equal(ssm_model_layer_kind(r.m, l), cases[k].kinds[l]);
-        assert_int_equal(ssm_model_layer_kind(r.m, 2), SSM_ERR_INVALID);
+        assert_int_equal(ssm_model_layer_kind(r.m, cases[k].n_layer), SSM_ERR_INVALID);
+        assert_int_equal(ssm_model_layer_kind(r.m, -1), SSM_ERR_INVALID);
         ssm_state *a = NULL, *b = NULL;
         assert_int_equal(ssm_state_create(r.m, &a), SSM_OK);
         assert_int_equal(ssm_state_create(r.m, &b), SSM_OK);
@@ -668,15 +687,15 @@ static void test_mamba2_snapshot(void **st)
         assert_int_equal(ssm_state_snapshot(a, sa, bytes, NULL), SSM_OK);
         assert_int_equal(ssm_state_snapshot(b, sb, bytes, NULL), SSM_OK);
         assert_memory_equal(sa, sb, bytes);
-        /* the snapshot of the other Mamba-2 model is refused */
-        ssm_model *o = load(cases[1 - k].name);
+        /* the snapshot of another model is refused */
+        ssm_model *o = load(cases[(k + 1) % N_CASES].name);
         ssm_state *so = NULL;
         assert_int_equal(ssm_state_create(o, &so), SSM_OK);
         size_t ob = ssm_state_bytes(o);
         unsigned char *osnap = malloc(ob);
         assert_int_equal(ssm_state_snapshot(so, osnap, ob, NULL), SSM_OK);
         assert_int_equal(ssm_state_restore(b, osnap, ob), SSM_ERR_MISMATCH);
-        /* CUDA: refused (no device, no CUDA build, or Mamba-2 on the cpu only);
+        /* CUDA: refused (no device, no CUDA build, or Mamba-2 / attention on the cpu only);
          * AUTO: runs on the cpu */
         char path[1024];
         snprintf(path, sizeof path, "%s/%s", g_dir, cases[k].name);
@@ -702,6 +721,96 @@ static void test_mamba2_snapshot(void **st)
     }
 }
 
+/* FNV-1a 64: the snapshot header's payload checksum (ssm_state_snapshot). */
+static uint64_t fnv1a64(const unsigned char *p, size_t n)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < n; ++i)
+        h = (h ^ p[i]) * 0x100000001b3ull;
+    return h;
+}
+
+/* An attention layer's frame counter (two floats after its K and V rings:
+ * lo = pos mod 2^24, hi = pos / 2^24) must be two whole numbers in [0, 2^24):
+ * a snapshot with a fraction, a negative, 2^24 or a non-finite value there
+ * (its checksum made valid again) is refused with SSM_ERR_INVALID and leaves
+ * the state untouched; any valid position is accepted and steps on. */
+static void test_attn_counter_restore(void **st)
+{
+    (void)st;
+    enum { HDR = 64, CHECKSUM_AT = 48 };
+    static const struct { const char *name; int n_ctr; size_t ctr_at[2]; } cases[] = {
+        /* float index of each attention layer's counter in the payload */
+        {"attn.safetensors", 2, {2 * 8 * 2 * 6, (2 * 8 * 2 * 6 + 2) + 2 * 8 * 2 * 6}},
+        {"hybrid.safetensors", 1, {48 * (4 + 8) + 2 * 5 * 1 * 8}},
+    };
+    static const float bad[][2] = {
+        {23.5f, 0.0f}, {16777216.0f, 0.0f}, {-1.0f, 0.0f}, {23.0f, 0.5f},
+        {23.0f, -1.0f}, {23.0f, 16777216.0f}, {NAN, 0.0f}, {23.0f, INFINITY},
+    };
+    for (int k = 0; k < 2; ++k) {
+        run r;
+        run_open(&r, cases[k].name, 1);
+        ssm_state *a = NULL, *b = NULL;
+        assert_int_equal(ssm_state_create(r.m, &a), SSM_OK);
+        assert_int_equal(ssm_state_create(r.m, &b), SSM_OK);
+        float f[6];
+        for (int t = 0; t < 23; ++t) {
+            features(f, 1, 6, t, 13);
+            assert_int_equal(ssm_step(r.rn, &a, 1, f, NULL, &r.out, NULL), SSM_OK);
+        }
+        for (int t = 0; t < 7; ++t) {
+            features(f, 1, 6, t, 14);
+            assert_int_equal(ssm_step(r.rn, &b, 1, f, NULL, &r.out, NULL), SSM_OK);
+        }
+        size_t bytes = ssm_state_bytes(r.m);
+        unsigned char *snap = malloc(bytes), *forged = malloc(bytes), *b0 = malloc(bytes),
+                      *b1 = malloc(bytes);
+        assert_int_equal(ssm_state_snapshot(a, snap, bytes, NULL), SSM_OK);
+        assert_int_equal(ssm_state_snapshot(b, b0, bytes, NULL), SSM_OK);
+        uint64_t sum;
+        memcpy(&sum, snap + CHECKSUM_AT, sizeof sum);
+        assert_true(sum == fnv1a64(snap + HDR, bytes - HDR)); /* the layout this test forges */
+        int refused = 0;
+        for (int c = 0; c < cases[k].n_ctr; ++c) {
+            float ctr[2];
+            memcpy(ctr, snap + HDR + cases[k].ctr_at[c] * 4, sizeof ctr);
+            assert_true(ctr[0] == 23.0f && ctr[1] == 0.0f); /* 23 frames seen */
+            for (size_t v = 0; v < sizeof bad / sizeof bad[0]; ++v) {
+                memcpy(forged, snap, bytes);
+                memcpy(forged + HDR + cases[k].ctr_at[c] * 4, bad[v], sizeof bad[v]);
+                sum = fnv1a64(forged + HDR, bytes - HDR);
+                memcpy(forged + CHECKSUM_AT, &sum, sizeof sum);
+                assert_int_equal(ssm_state_restore(b, forged, bytes), SSM_ERR_INVALID);
+                assert_int_equal(ssm_state_snapshot(b, b1, bytes, NULL), SSM_OK);
+                assert_memory_equal(b0, b1, bytes); /* untouched */
+                ++refused;
+            }
+            /* valid positions: 2^24 - 1, and 3·2^24 + 5 */
+            static const float good[][2] = {{16777215.0f, 0.0f}, {5.0f, 3.0f}};
+            for (int g = 0; g < 2; ++g) {
+                memcpy(forged, snap, bytes);
+                memcpy(forged + HDR + cases[k].ctr_at[c] * 4, good[g], sizeof good[g]);
+                sum = fnv1a64(forged + HDR, bytes - HDR);
+                memcpy(forged + CHECKSUM_AT, &sum, sizeof sum);
+                assert_int_equal(ssm_state_restore(b, forged, bytes), SSM_OK);
+                features(f, 1, 6, 0, 15);
+                assert_int_equal(ssm_step(r.rn, &b, 1, f, NULL, &r.out, NULL), SSM_OK);
+                for (int i = 0; i < r.dm; ++i)
+                    assert_true(isfinite(r.emb[i]));
+                assert_int_equal(ssm_state_restore(b, b0, bytes), SSM_OK);
+            }
+        }
+        printf("%s: %d snapshots with an invalid attention frame counter refused "
+               "(SSM_ERR_INVALID, state untouched); positions 2^24-1 and 3*2^24+5 accepted\n",
+               cases[k].name, refused);
+        free(snap); free(forged); free(b0); free(b1);
+        ssm_state_destroy(a);
+        ssm_state_destroy(b);
+        run_close(&r);
+    }
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -718,6 +827,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_no_allocation),
         cmocka_unit_test(test_packed_bytes),
         cmocka_unit_test(test_mamba2_snapshot),
+        cmocka_unit_test(test_attn_counter_restore),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -28,6 +28,7 @@ Usage:
   attn_ref.py check  MODEL_RUN WORKDIR        step/forward/batch/snapshot tests vs float64
   attn_ref.py long   MODEL_RUN WORKDIR [N]    N steps (default 1e5): no drift
   attn_ref.py bad    LOADER_CHECK WORKDIR     malformed attention metadata: one line each
+  attn_ref.py gen    WORKDIR [STAMP]          models for tests/model/test_model.c
 """
 import math
 import os
@@ -441,7 +442,29 @@ def cmd_bad(loader_check, work):
     return 1 if failures else 0
 
 
+def cmd_gen(work):
+    """Models for tests/model/test_model.c (d_model 24, 6 features, mask {5} +
+    vad like its other models): attn.safetensors, two attention layers (4
+    heads, 2 KV heads of 6, window 8, RoPE 4); hybrid.safetensors, Mamba-1 +
+    attention (3 heads, 1 KV head of 8, window 5) + Mamba-2 (4 heads of 12,
+    1 group, d_state 16) with gated MLPs (d_intermediate 32)."""
+    os.makedirs(work, exist_ok=True)
+    make_model(os.path.join(work, "attn.safetensors"), d_model=24, kinds=[AT, AT], n_features=6,
+               heads="mask,vad", n_mask=5, seed=31,
+               attn=A(num_heads=4, num_heads_kv=2, head_dim=6, window=8, rotary_emb_dim=4))
+    make_model(os.path.join(work, "hybrid.safetensors"), d_model=24, kinds=[M1, AT, M2],
+               head_dim=12, d_state=8, m2_d_state=16, n_groups=1, n_features=6, heads="mask,vad",
+               n_mask=5, seed=32, d_intermediate=32,
+               attn=A(num_heads=3, num_heads_kv=1, head_dim=8, window=5, rotary_emb_dim=4))
+    return 0
+
+
 def main(argv):
+    if len(argv) >= 3 and argv[1] == "gen":
+        rc = cmd_gen(argv[2])
+        if len(argv) >= 4:
+            open(argv[3], "w").close()
+        return rc
     if len(argv) >= 4 and argv[1] == "check":
         return cmd_check(argv[2], argv[3])
     if len(argv) >= 4 and argv[1] == "long":

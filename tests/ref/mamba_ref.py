@@ -381,6 +381,9 @@ def cmd_gen(work):
     # m2.safetensors (pure Mamba-2) and mixed.safetensors (Mamba-1 + Mamba-2)
     import mamba2_ref  # noqa: E402 (tests/ref, next to this file)
     mamba2_ref.cmd_gen(work)
+    # attn.safetensors (attention only) and hybrid.safetensors (Mamba-1 + attention + Mamba-2)
+    import attn_ref  # noqa: E402
+    attn_ref.cmd_gen(work)
     return 0
 
 
