@@ -34,16 +34,16 @@
 
 enum { MAX_INGEST_PER_ITER = 64 };
 
-/* True while every push stream has room for another message's worth of
- * input; otherwise the ingest socket is left unread this iteration. */
+/* True while no message is parked; otherwise the ingest socket is left
+ * unread this iteration.  Only the stream a message belongs to decides
+ * whether it fits: one stream with a full pending input (a bulk push) does
+ * not stop the messages of the others (a push at real-time pace) as long as
+ * its client keeps within ingest_window_samples (advertised in the meta);
+ * before, the socket was left unread while any push stream was more than
+ * half full, so every client's messages waited behind the bulk ones. */
 static bool ingest_has_room(const ssmd_srv *s)
 {
-    if (s->push.parked) return false;
-    for (int i = 0; i < s->max_streams; i++) {
-        const ssmd_srv_stream *st = &s->streams[i];
-        if (st->used && st->src == &ssmd_source_push && st->pend_len - st->pend_pos > st->pend_cap / 2) return false;
-    }
-    return true;
+    return !s->push.parked;
 }
 
 static void ingest_error(ssmd_srv *s, const uint8_t *id, size_t id_len, const char *code,
@@ -199,18 +199,28 @@ static void handle_ingest(ssmd_srv *s)
 {
     double t = ssmd_now_s(), since = s->push.t_polled > 0 ? t - s->push.t_polled : 0;
     s->push.t_polled = t;
-    if (!resume_parked(s) || !ingest_has_room(s)) {
-        /* while the socket is left unread, clients wait on us: that time is
-         * not their idleness (push_idle_s) */
+    /* while messages wait in the socket (it was left unread, or the last read
+     * stopped at its budget), clients wait on us: that time is not their
+     * idleness (push_idle_s).  Counting it ended streams whose next message
+     * was queued behind others' for push_idle_s: the rest of such a push
+     * opened a new stream of the same name that nobody collected. */
+    if (s->push.backlogged)
         for (int i = 0; i < s->max_streams; i++)
             if (s->streams[i].used && s->streams[i].src == &ssmd_source_push) s->streams[i].t_last_in += since;
+    s->push.backlogged = true;
+    if (!resume_parked(s) || !ingest_has_room(s)) {
+        s->c.ingest_blocked_s += since;
         return;
     }
     zmq_msg_t f[SSMD_TRANSPORT_MAX_FRAMES];
     int total = 0, n;
     double deadline = t + SSMD_INGEST_BUDGET_MS * 1e-3;
-    for (int iter = 0; iter < MAX_INGEST_PER_ITER && ingest_has_room(s) && (iter == 0 || ssmd_now_s() < deadline) &&
-                       (n = ssmd_transport_recv(s->t.ingest, f, &total)) >= 0; iter++) {
+    for (int iter = 0;; iter++) {
+        if (iter >= MAX_INGEST_PER_ITER || !ingest_has_room(s) || (iter > 0 && ssmd_now_s() >= deadline)) break;
+        if ((n = ssmd_transport_recv(s->t.ingest, f, &total)) < 0) {
+            s->push.backlogged = false; /* every waiting message was read */
+            break;
+        }
         const uint8_t *id = zmq_msg_data(&f[0]);
         size_t id_len = zmq_msg_size(&f[0]);
         int k = 1;
