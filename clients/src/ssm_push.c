@@ -166,9 +166,11 @@ static int push_within_window(const push_state *s)
 {
     const push_stream *st = &s->streams[s->cur_stream];
     size_t n = push_next_part(s);
-    /* before the stream's meta (the daemon's first reply) has said the window: one message */
-    if (!st->meta_seen) return st->pushed == 0;
-    return !s->window || st->pushed - st->received + n <= s->window;
+    /* before the stream's meta (the daemon's first reply) has said the window: two messages
+     * of the smallest cap any daemon has (32 768 frames, within every daemon's 4 s of pending
+     * input from 8 192 Hz up), at least the first */
+    uint64_t window = st->meta_seen ? s->window : 2 * SSMD_INGEST_MIN_PAYLOAD_BYTES / sizeof(float);
+    return !window || st->pushed == 0 || st->pushed - st->received + n <= window;
 }
 
 static int push_send_chunk(push_state *s, void *sock)

@@ -87,7 +87,7 @@ static const ssmd_option options[] = {
       "a stream whose input waiting to be processed is at most this many milliseconds of audio (a "
       "microphone, a client pushing at real-time pace) is live: its frames are stepped before any other "
       "stream's, and streams with more waiting (bulk pushes, files) get the time that is left "
-      "(docs/reliability.md); 0 = only streams with less than a frame waiting" },
+      "(docs/reliability.md); 0 turns the priority off" },
     { "ingest_max_payload", 0, SSMD_OPT_INT, OFF(ingest_max_payload), 65536, 8388608, NULL, "8388608",
       false, "most payload bytes one pushed message may carry (advertised to clients, which split "
       "longer pushes; a larger message drops the client's connection): 65536 to 8388608" },

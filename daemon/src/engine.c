@@ -19,7 +19,8 @@
  * only when none has one, every stream with a frame ready; so the bulk
  * streams (pushed as fast as possible, files) get the time the live ones
  * leave, and a live frame waits for at most one bulk batch and the loop's
- * other phases.  The order of the batches never changes a stream's samples.  A stream's audio is gathered over the pass (its
+ * other phases.  The order of the batches never changes a stream's samples.
+ * A stream's audio is gathered over the pass (its
  * out buffer) and leaves as one message at the end of the pass, or earlier
  * when SSMD_OUT_CHUNK samples are ready: fewer, larger messages for the same
  * samples, and no frame waits for a later pass.  Loop thread; allocation only

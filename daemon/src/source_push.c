@@ -4,14 +4,19 @@
  * of a new name opens a stream owned by that client (its identity), whose
  * processed audio goes back to it through the reply sink; a malformed
  * message gets an error event and a counter, never a crash.  Pushes are
- * never dropped: the socket is read only while every push stream has room
- * (ZeroMQ's flow control slows a fast client down), at most
+ * never dropped: the socket is read while no message is parked (ZeroMQ's
+ * flow control slows a fast client down otherwise), at most
  * MAX_INGEST_PER_ITER messages and SSMD_INGEST_BUDGET_MS per iteration, and
  * no model step runs inside a read: the part of a message that does not fit
  * its stream's pending input is parked (below) and goes in at the next
- * iterations, after the engine has made room.  So a control request waits
- * for one iteration's bounded work, not for everything clients pushed.  A
- * stream whose client goes silent for push_idle_s seconds is ended.
+ * iterations, after the engine has made room (it steps that stream first,
+ * ssmd_srv_stream_live).  So a control request waits for one iteration's
+ * bounded work, not for everything clients pushed.  A client that keeps
+ * within the window its stream's meta advertises (ingest_window_samples,
+ * the pending input's size) always fits, so a bulk push does not hold up the
+ * other clients' messages.  A stream whose client goes silent for
+ * push_idle_s seconds is ended; time its messages may have waited in the
+ * socket is not silence.
  *
  * Back-pressure from the results: a stream whose client does not read its
  * results is held (sink_reply.c) and consumes nothing; the part of a message

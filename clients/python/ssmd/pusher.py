@@ -17,7 +17,10 @@ Pusher, named NAME.0, NAME.1, ..., and stack the collected results.
 Results that arrive while pushing are queued (never dropped); an error reply
 from the daemon raises DaemonError at the next call.  Long pushes are split
 into messages within the daemon's advertised cap (ingest_max_payload_bytes in
-the stream's meta, the daemon's first reply)."""
+the stream's meta, the daemon's first reply), and push() keeps at most the
+advertised window (ingest_window_samples) pushed ahead of the results, so a
+push as fast as possible never holds up other clients' streams at the daemon
+(docs/protocol.md, "Window, and live streams first")."""
 import collections
 import json
 import time
@@ -52,6 +55,9 @@ assert protocol.MIN_INGEST_PAYLOAD_BYTES <= PUSH_MESSAGE_BYTES <= protocol.MAX_I
 # message always fits the stream's pending input, so a bulk push never stops the daemon from
 # reading the other clients' messages (docs/protocol.md, "Ingest")
 PUSH_WINDOW_FRAMES = 1 << 17
+# ... and, until the meta has said the window, two messages of the smallest cap any daemon has
+# (32 768 frames: 2 s at 16 kHz, within every daemon's 4 s of pending input from 8 192 Hz up)
+PUSH_WINDOW_BEFORE_META = 2 * protocol.MIN_INGEST_PAYLOAD_BYTES // 4
 
 
 class Pusher(SocketClient):
@@ -167,9 +173,10 @@ class Pusher(SocketClient):
 
     def _window(self, rows):
         """Frames that may be ahead of the results: window_frames once the daemon's meta (its
-        first reply) has said its window; before, one message (the first), so that a daemon
-        whose window is smaller than PUSH_WINDOW_FRAMES is not pushed beyond it meanwhile."""
-        return self.window_frames if self.meta is not None else rows
+        first reply) has said its window; before, PUSH_WINDOW_BEFORE_META (at least the first
+        message), so that a daemon whose window is smaller than PUSH_WINDOW_FRAMES is not pushed
+        beyond it while its meta is on the way."""
+        return self.window_frames if self.meta is not None else max(rows, PUSH_WINDOW_BEFORE_META)
 
     def _drain(self):
         while self._sock.poll(0):
