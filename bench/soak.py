@@ -76,7 +76,7 @@ def role_pushers(a):
     src = signal_source(20, a.index)
     deadline = time.time() + a.seconds
     lock = threading.Lock()
-    tot = {"streams": 0, "pushed": 0, "returned": 0, "failures": []}
+    tot = {"streams": 0, "pushed": 0, "returned": 0, "failures": [], "max_send_gap_s": 0.0}
 
     def client(j):
         k = 0
@@ -89,8 +89,12 @@ def role_pushers(a):
             try:
                 p = Pusher(a.ingest, name, timeout=60)
                 chunk = RATE // 10 if a.kind == "rt" else RATE
+                t_sent = None
                 for o in range(0, n, chunk):
                     p.push(src[o:min(o + chunk, n)], RATE)
+                    if t_sent is not None:  # the longest a client went between two sends
+                        tot["max_send_gap_s"] = max(tot["max_send_gap_s"], time.time() - t_sent)
+                    t_sent = time.time()
                     if a.kind == "rt":
                         wait = t0 + (o + chunk) / RATE - time.time()
                         if wait > 0:
@@ -131,6 +135,7 @@ def role_sub(a):
     deadline = time.time() + a.seconds
     res = {"messages": 0, "dropped": 0, "max_age_s": 0.0, "after_cont": 0, "ages_over": 0,
            "rcvbuf": rcvbuf, "rcvhwm": rcvhwm, "min_audio_msg_bytes": None, "read_s": 0.0}
+    ages = {"rt": [], "mic": []}  # per audio message: the real-time streams', the microphone's
     t_first = None
     conts = []
     signal.signal(signal.SIGCONT, lambda *_: conts.append(time.time()))
@@ -152,9 +157,11 @@ def role_sub(a):
             name = topic.split("/")[0]
             if h.capture_ns:
                 age = now - h.capture_ns * 1e-9 - h.rows / h.sample_rate_hz
+                ages["mic"].append(age)
             elif name.startswith("rt"):
                 t0 = int(name.rsplit("-", 1)[1]) / 1000.0
                 age = now - (t0 + (h.first_sample + h.rows) / h.sample_rate_hz)
+                ages["rt"].append(age)
             else:
                 age = 0.0
             res["max_age_s"] = max(res["max_age_s"], age)
@@ -162,6 +169,10 @@ def role_sub(a):
         if a.slow:
             time.sleep(0.02)
     res["dropped"] = sub.dropped
+    for k, v in ages.items():  # the age distribution (s) of what it read, per kind of stream
+        if v:
+            res[f"{k}_age_p50_s"], res[f"{k}_age_p99_s"] = (round(float(x), 3) for x in np.percentile(v, [50, 99]))
+            res[f"{k}_age_max_s"] = round(float(max(v)), 3)
     sub.close()
     print(json.dumps(res), flush=True)
 
@@ -189,7 +200,7 @@ class Daemon:
         env = dict(os.environ)
         args = [a.ssmd, "--model", a.model, "--pub", self.pub, "--ingest", self.ingest,
                 "--control", self.control, "-c", self.conf, "--max-streams", "64",
-                "--threads", str(a.threads), "--push-idle-s", "3", "--log-level", "warn"]
+                "--threads", str(a.threads), "--push-idle-s", "3", "--log-level", a.log_level]
         if a.pub_hwm:
             args += ["--pub-hwm", str(a.pub_hwm)]
         if a.vmic:
@@ -225,6 +236,23 @@ class Daemon:
             return None, [], timeout
         frames = self.req.recv_multipart()
         return json.loads(frames[0]), frames[1:], time.perf_counter() - t0
+
+    def thread_cpu(self):
+        """CPU seconds of each of the daemon's threads, in creation order (tid): the loop thread
+        (tid = pid) first; ZeroMQ's are named ZMQbg/..., the step workers and PortAudio's callback
+        thread keep the process's name (created in that order)."""
+        out = []
+        tck = os.sysconf("SC_CLK_TCK")
+        for tid in sorted(int(t) for t in os.listdir(f"/proc/{self.proc.pid}/task")):
+            try:
+                with open(f"/proc/{self.proc.pid}/task/{tid}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                with open(f"/proc/{self.proc.pid}/task/{tid}/comm") as f:
+                    comm = f.read().strip()
+            except OSError:
+                continue
+            out.append({"tid": tid, "comm": comm, "cpu_s": round((int(fields[11]) + int(fields[12])) / tck, 2)})
+        return out
 
     def proc_sample(self):
         with open(f"/proc/{self.proc.pid}/status") as f:
@@ -289,6 +317,8 @@ def conduct(a):
     n_proc = max(1, a.pushers // per)
     for i in range(n_proc):
         kind = "rt" if i < n_proc // 2 or n_proc == 1 else "ff"
+        if kind == "ff" and a.no_bulk:
+            continue
         pushers.append(child(a, "pushers", "--kind", kind, "--index", str(i), "--threads",
                              str(min(per, a.pushers - i * per)), *common))
     series, lat, timeouts, errors, victims, killed = [], [], 0, [], [], 0
@@ -365,6 +395,7 @@ def conduct(a):
     sr, _, _ = d.ctl({"version": 1, "cmd": "streams"})
     left = [s["name"] for s in (sr or {}).get("streams", []) if s["name"].startswith("victim")]
     final_status, _, _ = d.ctl({"version": 1, "cmd": "status"})
+    threads_cpu = d.thread_cpu() if d.proc.poll() is None else []
     d.proc.send_signal(signal.SIGTERM)
     try:
         rc = d.proc.wait(timeout=10)
@@ -372,6 +403,8 @@ def conduct(a):
         d.proc.kill()
         rc = "timeout"
     err = open(d.errpath).read()
+    if a.keep_stderr:
+        shutil.copy(d.errpath, a.keep_stderr)
     shutil.rmtree(workdir, ignore_errors=True)
 
     checks = {}
@@ -411,9 +444,10 @@ def conduct(a):
     checks["daemon_exit_clean"] = (rc == 0 and not errors and "ERROR" not in err
                                    and "Sanitizer" not in err)
     summary = {
-        "minutes": a.minutes, "model": a.model, "vmic": a.vmic, "pushers": a.pushers,
+        "minutes": a.minutes, "model": a.model, "vmic": a.vmic, "bulk": not a.no_bulk, "pushers": a.pushers,
         "subscribers": a.subscribers, "age_bound_s": a.age_bound_s,
         "pushed_streams": sum(r["streams"] for r in ok_push), "pushed_samples": pushed,
+        "pusher_max_send_gap_s": [round(r["max_send_gap_s"], 3) for r in ok_push],
         "returned_samples": returned, "push_failures": failures[:10],
         "subscribers_result": [{"kind": k, **(r or {})} for k, r in sub_res],
         "victims_killed": killed, "victim_streams_left": left, "sighups": hups,
@@ -425,7 +459,7 @@ def conduct(a):
         "cpu_ms_per_frame_last_tenth": round(fr1 * 1000, 4),
         "frames": series[-1]["frames"] if series else 0, "max_streams_seen": max((s["streams"] for s in series),
                                                                                 default=0),
-        "final_counters": (final_status or {}).get("counters"), "device": (final_status or {}).get("device"),
+        "final_counters": (final_status or {}).get("counters"), "threads_cpu_s": threads_cpu, "device": (final_status or {}).get("device"),
         "daemon_exit": rc, "errors": errors, "daemon_stderr_tail": err.strip().splitlines()[-5:],
         "checks": checks, "ok": all(checks.values()),
     }
@@ -454,6 +488,10 @@ def main():
     ap.add_argument("--warmup-s", type=float, default=30.0,
                     help="seconds at the start left out of the RSS and frame-time comparison")
     ap.add_argument("--no-vmic", dest="vmic", action="store_false")
+    ap.add_argument("--log-level", default="warn", help="the daemon's --log-level")
+    ap.add_argument("--keep-stderr", metavar="PATH", help="copy the daemon's stderr there at the end")
+    ap.add_argument("--no-bulk", action="store_true",
+                    help="leave out the pushers that push as fast as possible (the real-time half only)")
     # child roles
     ap.add_argument("--role", default="conduct", choices=["conduct", "pushers", "sub", "victim"])
     ap.add_argument("--seconds", type=float, default=0)

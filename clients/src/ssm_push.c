@@ -87,6 +87,7 @@ typedef struct push_stream {
     uint64_t seq_in, received;
     int got_eos;
     int sent_eos;        /* its end-of-stream went out */
+    int meta_seen;       /* its meta (the daemon's first reply) came back */
     float *pend;         /* results not yet written (all streams must have a frame first) */
     size_t pend_n, pend_cap;
 } push_stream;
@@ -110,6 +111,8 @@ typedef struct push_state {
     int cur_stream;      /* the stream whose part of the current chunk goes next */
     size_t off;          /* frames of that part already sent */
     uint64_t cap_bytes;  /* the daemon's advertised ingest cap (its meta reply), 0 until seen */
+    uint64_t window;     /* the daemon's advertised ingest_window_samples (its meta reply): frames
+                            a stream keeps pushed ahead of its results, at most; 0 until seen */
     int sent_eos;        /* every stream's end-of-stream was sent */
     uint64_t seq_out, pushed; /* messages and frames (per stream) sent */
 
@@ -153,13 +156,40 @@ static int push_read_chunk(push_state *s, int slot)
  * after the last part of a chunk, moves on to the next stream, and after the
  * last stream reads the next read-ahead.  Returns 1 sent, 0 would block, -1
  * error. */
+/* Frames of the next part: the rest of the current stream's chunk, at most
+ * the cap and the window. */
+static size_t push_next_part(const push_state *s)
+{
+    size_t cap_frames = (size_t)((s->cap_bytes ? s->cap_bytes : SSMD_INGEST_MIN_PAYLOAD_BYTES) / sizeof(float));
+    size_t n = s->plane_n[s->cur] - s->off;
+    if (n > cap_frames) n = cap_frames;
+    /* at most half the window: the daemon holds back its pipeline's delay (resamplers,
+     * framer) until more input comes, so a part of the whole window would wait for results
+     * that never come */
+    if (s->window && n > s->window / 2) n = (size_t)(s->window / 2 ? s->window / 2 : 1);
+    return n;
+}
+
+/* True when the next part keeps its stream within the daemon's window of
+ * the results received: within it a message always fits the stream's
+ * pending input at the daemon, so this push never stops the daemon from
+ * reading the other clients' messages (docs/protocol.md, "Ingest"). */
+static int push_within_window(const push_state *s)
+{
+    const push_stream *st = &s->streams[s->cur_stream];
+    size_t n = push_next_part(s);
+    /* before the stream's meta (the daemon's first reply) has said the window: two messages
+     * of the smallest cap any daemon has (32 768 frames, within every daemon's 4 s of pending
+     * input from 8 192 Hz up), at least the first */
+    uint64_t window = st->meta_seen ? s->window : 2 * SSMD_INGEST_MIN_PAYLOAD_BYTES / sizeof(float);
+    return !window || st->pushed == 0 || st->pushed - st->received + n <= window;
+}
+
 static int push_send_chunk(push_state *s, void *sock)
 {
     int next = 1 - s->cur;
     push_stream *st = &s->streams[s->cur_stream];
-    size_t cap_frames = (size_t)((s->cap_bytes ? s->cap_bytes : SSMD_INGEST_MIN_PAYLOAD_BYTES) / sizeof(float));
-    size_t n = s->plane_n[s->cur] - s->off;
-    if (n > cap_frames) n = cap_frames;
+    size_t n = push_next_part(s);
     int chunk_done = s->off + n == s->plane_n[s->cur];
     int last = chunk_done && s->plane_n[next] == 0;
     ssmd_header h;
@@ -301,6 +331,9 @@ static int handle_reply(push_state *s, const cli_msg *m)
         json_t *j = json_loadb((const char *)d.payload, d.payload_len, 0, &jerr);
         json_int_t cap = json_integer_value(json_object_get(j, "ingest_max_payload_bytes"));
         if (cap >= (json_int_t)SSMD_INGEST_MIN_PAYLOAD_BYTES) s->cap_bytes = (uint64_t)cap;
+        st->meta_seen = 1;
+        json_int_t window = json_integer_value(json_object_get(j, "ingest_window_samples"));
+        if (window > 0 && (!s->window || (uint64_t)window < s->window)) s->window = (uint64_t)window;
         json_decref(j);
         return 0;
     }
@@ -447,7 +480,7 @@ static int run(push_state *s)
             goto out;
         }
         double now = cli_now_s();
-        int want_send = !s->sent_eos;
+        int want_send = !s->sent_eos && push_within_window(s);
         int wait_ms = 100;
         if (want_send && s->realtime) {
             double due = t_start + (double)s->pushed / (double)s->rate_hz;

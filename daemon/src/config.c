@@ -87,6 +87,11 @@ static const ssmd_option options[] = {
       "(same results); fewer streams stay on the loop thread" },
     { "push_idle_s", 0, SSMD_OPT_INT, OFF(push_idle_s), 1, 86400, NULL, "10", true,
       "end a client's pushed stream after this many seconds without input (a crashed client)" },
+    { "live_backlog_ms", 0, SSMD_OPT_INT, OFF(live_backlog_ms), 0, 4000, NULL, "500", true,
+      "a stream whose input waiting to be processed is at most this many milliseconds of audio (a "
+      "microphone, a client pushing at real-time pace) is live: its frames are stepped before any other "
+      "stream's, and streams with more waiting (bulk pushes, files) get the time that is left "
+      "(docs/reliability.md); 0 turns the priority off" },
     { "ingest_max_payload", 0, SSMD_OPT_INT, OFF(ingest_max_payload), 65536, 8388608, NULL, "8388608",
       false, "most payload bytes one pushed message may carry (advertised to clients, which split "
       "longer pushes; a larger message drops the client's connection): 65536 to 8388608" },

@@ -57,6 +57,8 @@ typedef struct ssmd_config {
     long  chunk_frames;       /**< frames a lone stream runs per ssm_forward call */
     long  threads;            /**< compute threads */
     long  push_idle_s;        /**< end a pushed stream after this long without input */
+    long  live_backlog_ms;    /**< a stream whose unprocessed input is at most this is live:
+                                   stepped before every bulk stream (engine.c) */
     long  ingest_max_payload; /**< payload bytes a pushed message may carry (advertised) */
     long  pub_hwm;            /**< messages queued per subscriber before dropping */
     long  pub_sndbuf;         /**< SO_SNDBUF of each subscriber connection (bytes), 0 = OS default */

@@ -86,7 +86,7 @@ static void cmd_status(ssmd_srv *s, request *r)
         "capture_dropped", (json_int_t)ssmd_capture_overflows(s->mic.cap),
         "failures", (json_int_t)s->c.device_failures) : json_null());
     json_object_set_new(reply, "counters", json_pack(
-        "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+        "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
         "frames", (json_int_t)s->c.frames, "dropped_samples", (json_int_t)s->c.dropped_samples,
         "published", (json_int_t)s->c.published, "publish_dropped", (json_int_t)s->c.publish_dropped,
         "bad_messages", (json_int_t)s->c.bad_messages, "bad_requests", (json_int_t)s->c.bad_requests,
@@ -94,7 +94,10 @@ static void cmd_status(ssmd_srv *s, request *r)
         "replies_dropped", (json_int_t)s->c.replies_dropped, "subscriptions", (json_int_t)s->c.subscriptions,
         "monitor_dropped", (json_int_t)s->c.monitor_dropped,
         "input_clipped", (json_int_t)s->c.input_clipped, "output_clipped", (json_int_t)s->c.output_clipped,
-        "reply_stalls", (json_int_t)s->c.reply_stalls, "push_lost_samples", (json_int_t)s->c.push_lost_samples));
+        "reply_stalls", (json_int_t)s->c.reply_stalls, "push_lost_samples", (json_int_t)s->c.push_lost_samples,
+        "live_frames", (json_int_t)s->c.live_frames, "bulk_frames", (json_int_t)s->c.bulk_frames,
+        "ingest_blocked_ms", (json_int_t)(1e3 * s->c.ingest_blocked_s),
+        "capture_read_ms", (json_int_t)(1e3 * s->c.capture_s)));
     json_object_set_new(reply, "limits", json_pack("{s:I, s:i, s:I, s:I}",
         "ingest_max_payload_bytes", (json_int_t)s->cfg->ingest_max_payload, "ingest_queue_messages",
         SSMD_INGEST_HWM, "pub_hwm", (json_int_t)s->cfg->pub_hwm, "pub_sndbuf", (json_int_t)s->cfg->pub_sndbuf));

@@ -13,7 +13,14 @@
  * keeps the rest; a stream whose results cannot leave is held instead,
  * sink_reply.c).  While the sockets are served the engine steps for at most
  * SSMD_ENGINE_BUDGET_MS an iteration, so control requests are answered
- * between the batches.  A stream's audio is gathered over the pass (its
+ * between the batches.  Live streams first: a batch holds the live streams
+ * with a frame ready (their unprocessed input is at most live_backlog_ms: a
+ * microphone, a client pushing at real-time pace; ssmd_srv_stream_live), and
+ * only when none has one, every stream with a frame ready; so the bulk
+ * streams (pushed as fast as possible, files) get the time the live ones
+ * leave, and a live frame waits for at most one bulk batch and the loop's
+ * other phases.  The order of the batches never changes a stream's samples.
+ * A stream's audio is gathered over the pass (its
  * out buffer) and leaves as one message at the end of the pass, or earlier
  * when SSMD_OUT_CHUNK samples are ready: fewer, larger messages for the same
  * samples, and no frame waits for a later pass.  Loop thread; allocation only
@@ -275,6 +282,35 @@ static int next_frame(ssmd_srv_stream *st, float *row)
     return ssmd_stream_prepare(st->st, row);
 }
 
+bool ssmd_srv_stream_live(const ssmd_srv *s, const ssmd_srv_stream *st)
+{
+    /* priority inheritance: while this stream's parked message waits for room, no client's
+     * messages are read (source_push.c), so it is served first until the rest is in */
+    if (s->push.parked && st->src == &ssmd_source_push && strcmp(s->push.name, st->name) == 0) return true;
+    uint64_t backlog = st->pend_len - st->pend_pos;
+    return backlog * 1000u <= (uint64_t)st->rate_hz * (uint64_t)s->cfg->live_backlog_ms;
+}
+
+/* Prepares the next frame of each stream that has one ready (of the live
+ * streams only, or of every stream) into the batch buffers; returns the
+ * batch size. */
+static int gather_batch(ssmd_srv *s, bool live_only)
+{
+    size_t nf = (size_t)s->fe.n_features;
+    int nb = 0;
+    for (int i = 0; i < s->max_streams; i++) {
+        ssmd_srv_stream *st = &s->streams[i];
+        if (!st->used || st->ended || !st->st || st->held) continue;
+        if (live_only && !ssmd_srv_stream_live(s, st)) continue;
+        if (next_frame(st, s->features + (size_t)nb * nf)) {
+            s->batch[nb] = i;
+            s->states[nb] = ssmd_stream_state(st->st);
+            nb++;
+        }
+    }
+    return nb;
+}
+
 /* True when a sink of the stream can hold it (a reply whose client's queue
  * is full): its frames must then be completed one at a time. */
 static bool may_be_held(const ssmd_srv_stream *st)
@@ -314,20 +350,16 @@ int ssmd_engine_run(ssmd_srv *s)
     double deadline = s->t.pub ? ssmd_now_s() + SSMD_ENGINE_BUDGET_MS * 1e-3 : 0;
     s->engine_backlog = false;
     for (;;) {
-        int nb = 0;
         if (deadline > 0 && ssmd_now_s() > deadline) {
             s->engine_backlog = true; /* the frames wait in their pending input */
             break;
         }
-        for (int i = 0; i < s->max_streams; i++) {
-            ssmd_srv_stream *st = &s->streams[i];
-            if (!st->used || st->ended || !st->st || st->held) continue;
-            if (next_frame(st, s->features + (size_t)nb * nf)) {
-                s->batch[nb] = i;
-                s->states[nb] = ssmd_stream_state(st->st);
-                nb++;
-            }
-        }
+        /* live streams first (a microphone, pushes at real-time pace): a bulk stream is
+         * stepped only in a batch where no live stream has a frame ready, so bulk work
+         * delays live frames by at most one batch and the engine's budget */
+        int nb = gather_batch(s, true);
+        bool live = nb > 0;
+        if (!live) nb = gather_batch(s, false);
         if (nb == 0) break;
         ssm_outputs out = { .mask = (heads & SSM_MODEL_HEAD_MASK) ? s->mask : NULL,
                             .vad = (heads & SSM_MODEL_HEAD_VAD) ? s->vad : NULL,
@@ -347,6 +379,8 @@ int ssmd_engine_run(ssmd_srv *s)
             ssmd_log(SSMD_LOG_ERROR, "model step failed: %s", ssm_strerror(rc));
             return -1;
         }
+        if (live) s->c.live_frames += (uint64_t)nb;
+        else s->c.bulk_frames += (uint64_t)nb;
         for (int b = 0; b < nb; b++) {
             ssmd_srv_stream *st = &s->streams[s->batch[b]];
             uint64_t first = st->frames * (uint64_t)s->fe.hop_samples * (uint64_t)st->rate_hz /

@@ -57,6 +57,11 @@ static char *audio_meta_json(ssmd_srv *s, ssmd_srv_stream *st)
         "n", s->fe.n_features, "heads", heads, "model", ssmd_model_info_json(s->model, s->model_path),
         "state_bytes", (json_int_t)ssm_state_bytes(s->model), "epoch", epoch,
         "ingest_max_payload_bytes", (json_int_t)s->cfg->ingest_max_payload);
+    /* a pushing client that keeps at most this many frames pushed ahead of the results it
+     * received always fits the stream's pending input, so its messages never stop the ingest
+     * socket for the others (source_push.c) */
+    if (o && st->src == &ssmd_source_push)
+        json_object_set_new(o, "ingest_window_samples", json_integer((json_int_t)st->pend_cap));
     char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
     return text;

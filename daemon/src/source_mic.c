@@ -100,6 +100,7 @@ static void pump_capture(ssmd_srv *s)
         }
     }
     if (s->mic.failed) return; /* nothing to read; a reopen may change the geometry */
+    double t_read = ssmd_now_s();
     size_t nch = (size_t)s->mic.n, got;
     while ((got = ssmd_capture_read(s->mic.cap, s->mic.buf, SSMD_FILE_CHUNK)) > 0) {
         uint64_t dropped = ssmd_capture_overflows(s->mic.cap);
@@ -118,6 +119,7 @@ static void pump_capture(ssmd_srv *s)
         s->c.capture_dropped += dropped - s->mic.dropped_seen;
         s->mic.dropped_seen = dropped;
     }
+    s->c.capture_s += ssmd_now_s() - t_read;
 }
 
 

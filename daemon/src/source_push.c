@@ -4,14 +4,19 @@
  * of a new name opens a stream owned by that client (its identity), whose
  * processed audio goes back to it through the reply sink; a malformed
  * message gets an error event and a counter, never a crash.  Pushes are
- * never dropped: the socket is read only while every push stream has room
- * (ZeroMQ's flow control slows a fast client down), at most
+ * never dropped: the socket is read while no message is parked (ZeroMQ's
+ * flow control slows a fast client down otherwise), at most
  * MAX_INGEST_PER_ITER messages and SSMD_INGEST_BUDGET_MS per iteration, and
  * no model step runs inside a read: the part of a message that does not fit
  * its stream's pending input is parked (below) and goes in at the next
- * iterations, after the engine has made room.  So a control request waits
- * for one iteration's bounded work, not for everything clients pushed.  A
- * stream whose client goes silent for push_idle_s seconds is ended.
+ * iterations, after the engine has made room (it steps that stream first,
+ * ssmd_srv_stream_live).  So a control request waits for one iteration's
+ * bounded work, not for everything clients pushed.  A client that keeps
+ * within the window its stream's meta advertises (ingest_window_samples,
+ * the pending input's size) always fits, so a bulk push does not hold up the
+ * other clients' messages.  A stream whose client goes silent for
+ * push_idle_s seconds is ended; time its messages may have waited in the
+ * socket is not silence.
  *
  * Back-pressure from the results: a stream whose client does not read its
  * results is held (sink_reply.c) and consumes nothing; the part of a message
@@ -34,16 +39,16 @@
 
 enum { MAX_INGEST_PER_ITER = 64 };
 
-/* True while every push stream has room for another message's worth of
- * input; otherwise the ingest socket is left unread this iteration. */
+/* True while no message is parked; otherwise the ingest socket is left
+ * unread this iteration.  Only the stream a message belongs to decides
+ * whether it fits: one stream with a full pending input (a bulk push) does
+ * not stop the messages of the others (a push at real-time pace) as long as
+ * its client keeps within ingest_window_samples (advertised in the meta);
+ * before, the socket was left unread while any push stream was more than
+ * half full, so every client's messages waited behind the bulk ones. */
 static bool ingest_has_room(const ssmd_srv *s)
 {
-    if (s->push.parked) return false;
-    for (int i = 0; i < s->max_streams; i++) {
-        const ssmd_srv_stream *st = &s->streams[i];
-        if (st->used && st->src == &ssmd_source_push && st->pend_len - st->pend_pos > st->pend_cap / 2) return false;
-    }
-    return true;
+    return !s->push.parked;
 }
 
 static void ingest_error(ssmd_srv *s, const uint8_t *id, size_t id_len, const char *code,
@@ -229,18 +234,28 @@ static void handle_ingest(ssmd_srv *s)
 {
     double t = ssmd_now_s(), since = s->push.t_polled > 0 ? t - s->push.t_polled : 0;
     s->push.t_polled = t;
-    if (!resume_parked(s) || !ingest_has_room(s)) {
-        /* while the socket is left unread, clients wait on us: that time is
-         * not their idleness (push_idle_s) */
+    /* while messages wait in the socket (it was left unread, or the last read
+     * stopped at its budget), clients wait on us: that time is not their
+     * idleness (push_idle_s).  Counting it ended streams whose next message
+     * was queued behind others' for push_idle_s: the rest of such a push
+     * opened a new stream of the same name that nobody collected. */
+    if (s->push.backlogged)
         for (int i = 0; i < s->max_streams; i++)
             if (s->streams[i].used && s->streams[i].src == &ssmd_source_push) s->streams[i].t_last_in += since;
+    s->push.backlogged = true;
+    if (!resume_parked(s) || !ingest_has_room(s)) {
+        s->c.ingest_blocked_s += since;
         return;
     }
     zmq_msg_t f[SSMD_TRANSPORT_MAX_FRAMES];
     int total = 0, n;
     double deadline = t + SSMD_INGEST_BUDGET_MS * 1e-3;
-    for (int iter = 0; iter < MAX_INGEST_PER_ITER && ingest_has_room(s) && (iter == 0 || ssmd_now_s() < deadline) &&
-                       (n = ssmd_transport_recv(s->t.ingest, f, &total)) >= 0; iter++) {
+    for (int iter = 0;; iter++) {
+        if (iter >= MAX_INGEST_PER_ITER || !ingest_has_room(s) || (iter > 0 && ssmd_now_s() >= deadline)) break;
+        if ((n = ssmd_transport_recv(s->t.ingest, f, &total)) < 0) {
+            s->push.backlogged = false; /* every waiting message was read */
+            break;
+        }
         const uint8_t *id = zmq_msg_data(&f[0]);
         size_t id_len = zmq_msg_size(&f[0]);
         int k = 1;

@@ -217,6 +217,10 @@ typedef struct ssmd_srv_counters {
         device_failures, monitor_dropped, input_clipped, output_clipped,
         reply_stalls,       /* times a push stream was held because its client did not read */
         push_lost_samples;  /* pushed samples discarded: a client held for push_idle_s, or at shutdown */
+    uint64_t live_frames, bulk_frames; /* frames stepped in live batches and in bulk ones (engine.c) */
+    double ingest_blocked_s;  /* the ingest socket left unread because a stream had no room (every
+                                 client's messages waited: head-of-line blocking) */
+    double capture_s;         /* the loop's time moving captured frames into the mic streams */
 } ssmd_srv_counters;
 
 struct ssmd_srv {
@@ -277,6 +281,8 @@ struct ssmd_srv {
         zmq_msg_t payload;            /* the message's payload frame (owned while parked) */
         ssmd_header h;                /* its header */
         size_t row;                   /* rows already appended */
+        bool backlogged;              /* messages may wait in the socket: the last read stopped
+                                         before it was empty (a park, the budget) */
         double t_polled;              /* the last look at the socket (monotonic s): time it is
                                          left unread is added to the streams' t_last_in */
         double t_refusal_logged;      /* the last "queue full" refusal logged (once a second) */
@@ -359,10 +365,18 @@ void ssmd_srv_event(ssmd_srv *s, ssmd_srv_stream *st, const char *event, const c
  *  the run waited for subscribers (st->start_due); otherwise does nothing.
  *  Loop thread; allocates (JSON text). */
 void ssmd_srv_stream_announce(ssmd_srv *s, ssmd_srv_stream *st);
-/** Steps every stream with a frame ready, as one batch, until none has or,
- *  while the sockets are served, SSMD_ENGINE_BUDGET_MS have passed (then
+/** True when the stream is live: the input it holds and has not processed
+ *  (pending, plus the parked rest of a pushed message) is at most
+ *  live_backlog_ms of audio, or its parked message keeps the ingest socket
+ *  from being read (then it is served first until that message is in).
+ *  Live streams are stepped before any other (ssmd_engine_run). */
+bool ssmd_srv_stream_live(const ssmd_srv *s, const ssmd_srv_stream *st);
+/** Steps the streams with a frame ready until none has or, while the
+ *  sockets are served, SSMD_ENGINE_BUDGET_MS have passed (then
  *  s->engine_backlog is set and the loop polls without waiting); drains
- *  finishing streams.  Returns -1 when the model step or a sink failed. */
+ *  finishing streams.  Each batch holds the live streams with a frame ready
+ *  (ssmd_srv_stream_live); only when none has one, every stream with a
+ *  frame ready (bulk).  Returns -1 when the model step or a sink failed. */
 int ssmd_engine_run(ssmd_srv *s);
 /** The summary line of an audio stream that ended, at level; output names
  *  the file written (or NULL); compensated: the latency was removed. */

@@ -690,6 +690,137 @@ def t_status_during_push_burst():
     check(lat_ms[-1] < 3000, f"status took up to {lat_ms[-1]:.0f} ms while clients pushed (bound 3000 ms)")
 
 
+DEFAULT_MODEL = os.path.join(HERE, "..", "..", "models", "default.safetensors")
+
+
+def t_live_first_under_bulk():
+    """Live streams first (docs/reliability.md, "Live streams first"). One client pushes 16 kHz
+    audio through the default model in 100 ms messages at real-time pace (live) for 12 s; after
+    QUIET_S seconds alone, eight clients start pushing as fast as they can (the Python Pusher, 4 s
+    messages: bulk), which keeps the daemon busy for the rest of the run. The live stream's lag
+    is the audio it has pushed and not yet received back, taken when each result arrives: a
+    measure in audio, not a wall-clock deadline. Alone, it is the pipeline's delay (the
+    resamplers' look-ahead, the framer) plus up to one message. Under the bulk load the rule
+    allows live_backlog_ms (500 ms) of unprocessed input more; the test allows LAG_MARGIN_S
+    beyond that for a loaded machine (a result in flight, the client's and the daemon's threads
+    waiting for a core). Before the rule the live stream waited behind the bulk ones: the ingest
+    socket was not read while any pushed stream held more than 2 s (half its 4 s) of input, and
+    then one message a turn, fair-queued among the nine clients, so the live client's 100 ms got
+    the turn a bulk client used for 4 s; its lag grew through the run (2.1 s median, 3.8 s at
+    8 s on the development machine). Nothing pushed may be lost, and the live stream and a bulk
+    one equal the daemon's file job bit for bit."""
+    from ssmd import Pusher
+    rate, chunk, RT_S, QUIET_S, n_bulk, LAG_MARGIN_S = 16000, 1600, 12.0, 2.0, 8, 1.0
+    bulk_msg = 4 * rate
+    d = Daemon("--input", "none", "--max-streams", "16", model=DEFAULT_MODEL)
+    stop = multiprocessing.get_context("fork").Event()
+    xb = [test_signal(3 * bulk_msg, rate, 60 + k) for k in range(n_bulk)]  # pushed over and over
+
+    def bulk():  # a child process: its threads do not hold this one's GIL
+        def worker(k):
+            try:
+                with Pusher(d.ingest, f"bulk{k}", connect_timeout=10, timeout=120) as p:
+                    o = 0
+                    while not stop.is_set():
+                        p.push(xb[k][o % len(xb[k]):o % len(xb[k]) + bulk_msg], rate)
+                        o += bulk_msg
+                    p.finish()
+                    np.save(os.path.join(TMP, f"bulk{k}.npy"), p.collect()[:, 0])
+                    np.save(os.path.join(TMP, f"bulk{k}-in.npy"), np.resize(xb[k], o))
+            except Exception as e:  # noqa: BLE001 - reported by the missing file
+                print(f"bulk{k}: {type(e).__name__}: {e}")
+        threads = [threading.Thread(target=worker, args=(k,)) for k in range(n_bulk)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+
+    for k in range(n_bulk):
+        for f in (f"bulk{k}.npy", f"bulk{k}-in.npy"):
+            if os.path.exists(os.path.join(TMP, f)):
+                os.remove(os.path.join(TMP, f))
+    x = test_signal(int(rate * RT_S), rate, 59)
+    quiet, loaded, out, child, st0 = [], [], [], None, {}
+    try:
+        sock = d.ctx.socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.connect(d.ingest)
+        topic = P.format_topic("live", "audio").encode()
+        pushed = received = 0
+        t0 = time.time()
+        ended = False
+        while not ended and time.time() < t0 + RT_S + 60:
+            now = time.time()
+            if child is None and now >= t0 + QUIET_S:
+                child = multiprocessing.get_context("fork").Process(target=bulk)
+                child.start()
+                st0, _ = d.ctl({"version": 1, "cmd": "status"})
+            if pushed < len(x) and now >= t0 + pushed / rate:
+                part = x[pushed:pushed + chunk]
+                last = pushed + len(part) >= len(x)
+                h = P.Header(kind=1, dtype=1, sample_rate_hz=rate, rows=len(part), cols=1,
+                             first_sample=pushed, flags=P.FLAG_END_OF_STREAM if last else 0)
+                sock.send_multipart([topic, P.encode_header(h), part.astype("<f4").tobytes()])
+                pushed += len(part)
+            due = t0 + pushed / rate if pushed < len(x) else time.time() + 0.5
+            if not sock.poll(max(1, int(1000 * (due - time.time())))):
+                continue
+            t, hb, payload = sock.recv_multipart()
+            h = P.decode_header(hb, len(payload))
+            if t == P.format_topic("live", "meta").encode():
+                continue
+            check(t == topic, f"unexpected reply {t}: {payload[:200]}")
+            out.append(np.frombuffer(payload, "<f4"))
+            received += h.rows
+            el = time.time() - t0
+            if 0.5 <= el < QUIET_S:  # alone (after its first results)
+                quiet.append((pushed - received) / rate)
+            elif el >= QUIET_S + 2.0 and pushed < len(x):  # the bulk streams are running
+                loaded.append((pushed - received) / rate)
+            ended = bool(h.flags & P.FLAG_END_OF_STREAM)
+        sock.close()
+        st1, _ = d.ctl({"version": 1, "cmd": "status"})
+    finally:
+        stop.set()
+        if child is not None:
+            child.join(180)
+        rc, _, err = d.stop(timeout=30)
+    y = np.concatenate(out) if out else np.zeros(0, np.float32)
+    quiet_max = max(quiet or [np.inf])
+    bound = quiet_max + 0.5 + LAG_MARGIN_S
+    lag = np.array(loaded or [np.inf])
+    c0, c1 = st0.get("counters", {}), st1.get("counters", {})
+    print(f"live stream (100 ms messages at real-time pace) alone: lag up to {quiet_max:.3f} s; beside "
+          f"{n_bulk} bulk pushes through the default model: median {np.median(lag):.3f} s, p99 "
+          f"{np.percentile(lag, 99):.3f} s, max {lag.max():.3f} s (bound {bound:.2f} s = alone + 0.5 s "
+          f"live_backlog_ms + {LAG_MARGIN_S} s); {len(y)} of {len(x)} samples back; meanwhile the daemon "
+          f"stepped {c1.get('frames', 0) - c0.get('frames', 0)} frames (live "
+          f"{c1.get('live_frames', 0) - c0.get('live_frames', 0)}, bulk "
+          f"{c1.get('bulk_frames', 0) - c0.get('bulk_frames', 0)}), the ingest socket was left unread "
+          f"{c1.get('ingest_blocked_ms', 0) - c0.get('ingest_blocked_ms', 0)} ms")
+    check(rc == 0, f"exit {rc}: {err}")
+    check(len(y) == len(x), f"live: {len(y)} of {len(x)} samples came back")
+    check(lag.max() <= bound, f"the live stream fell {lag.max():.2f} s of audio behind (bound {bound:.2f} s)")
+    diffs = []
+    for k, (name, yk, xk) in enumerate([("live", y, x)] + [
+            (f"bulk{k}", *(np.load(os.path.join(TMP, f"{f}.npy")) if os.path.exists(os.path.join(TMP, f"{f}.npy"))
+                           else None for f in (f"bulk{k}", f"bulk{k}-in"))) for k in range(n_bulk)]):
+        check(yk is not None and xk is not None, f"{name}: the pusher failed (its output above)")
+        check(len(yk) == len(xk) and len(xk) > 0, f"{name}: {len(yk)} of {len(xk)} samples came back")
+        if k > 1:
+            continue  # the live stream and one bulk stream are compared with the file job
+        # the reference: the same audio as a file job of the daemon (file job = pushed stream;
+        # stream_run leaves out the attenuation limit, which bites with this model)
+        src, ref = os.path.join(TMP, f"{name}.wav"), os.path.join(TMP, f"{name}-ref.wav")
+        write_wav(src, xk, rate)
+        r = subprocess.run([SSMD, "--model", DEFAULT_MODEL, src, "-o", ref, *FLOAT], capture_output=True)
+        check(r.returncode == 0, r.stderr.decode())
+        y_ref = read_wav(ref)[1]
+        diffs.append(int(np.sum(y_ref.view("<u4") != yk.view("<u4"))) if len(y_ref) == len(yk) else -1)
+    print(f"bulk pushes: every sample back; live and bulk0 differ from the file job in {diffs} samples")
+    check(diffs == [0, 0], f"samples differ from the file job: {diffs}")
+
+
 def t_malformed_messages():
     d = Daemon("--input", "none")
     try:

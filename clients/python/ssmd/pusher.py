@@ -17,7 +17,10 @@ Pusher, named NAME.0, NAME.1, ..., and stack the collected results.
 Results that arrive while pushing are queued (never dropped); an error reply
 from the daemon raises DaemonError at the next call.  Long pushes are split
 into messages within the daemon's advertised cap (ingest_max_payload_bytes in
-the stream's meta, the daemon's first reply)."""
+the stream's meta, the daemon's first reply), and push() keeps at most the
+advertised window (ingest_window_samples) pushed ahead of the results, so a
+push as fast as possible never holds up other clients' streams at the daemon
+(docs/protocol.md, "Window, and live streams first")."""
 import collections
 import json
 import time
@@ -47,8 +50,14 @@ PUSH_MESSAGE_BYTES = 256 * 1024
 assert protocol.MIN_INGEST_PAYLOAD_BYTES <= PUSH_MESSAGE_BYTES <= protocol.MAX_INGEST_PAYLOAD_BYTES
 # at most this many pushed sample frames may be ahead of the results received:
 # push() waits for results beyond it, so the daemon's replies (a message per
-# engine pass, one hop or more) never overflow the client's queue, where they would be dropped
+# engine pass, one hop or more) never overflow the client's queue, where they would be dropped;
+# and at most the daemon's advertised ingest_window_samples (the stream's meta): within it a
+# message always fits the stream's pending input, so a bulk push never stops the daemon from
+# reading the other clients' messages (docs/protocol.md, "Ingest")
 PUSH_WINDOW_FRAMES = 1 << 17
+# ... and, until the meta has said the window, two messages of the smallest cap any daemon has
+# (32 768 frames: 2 s at 16 kHz, within every daemon's 4 s of pending input from 8 192 Hz up)
+PUSH_WINDOW_BEFORE_META = 2 * protocol.MIN_INGEST_PAYLOAD_BYTES // 4
 
 
 class Pusher(SocketClient):
@@ -76,6 +85,7 @@ class Pusher(SocketClient):
         self.ended = False              # end-of-stream came back
         self.meta = None                # the stream's meta (dict), the daemon's first reply
         self.max_message_bytes = None   # the daemon's advertised ingest cap, from the meta
+        self.window_frames = PUSH_WINDOW_FRAMES  # frames pushed ahead of the results, at most
         self._next_result = 0
         self._queued_rows = 0           # samples in results drained but not yet consumed
         self._queue = collections.deque()
@@ -123,7 +133,10 @@ class Pusher(SocketClient):
         while True:
             self._drain()               # may bring the meta with the daemon's cap
             cap = min(PUSH_MESSAGE_BYTES, self.max_message_bytes or protocol.MIN_INGEST_PAYLOAD_BYTES)
-            rows = min(max(1, cap // frame_bytes), x.shape[0] - o)
+            # at most half the window a message: the daemon holds back its pipeline's delay
+            # (resamplers, framer) until more input comes, so a message of the whole window
+            # would wait for results that never come
+            rows = min(max(1, cap // frame_bytes), max(1, self.window_frames // 2), x.shape[0] - o)
             last = o + rows >= x.shape[0]
             h = protocol.Header(kind=1, dtype=dtype, sample_rate_hz=rate, rows=rows,
                                 cols=self.channels, seq=self.seq, first_sample=self.pushed,
@@ -151,12 +164,19 @@ class Pusher(SocketClient):
 
     def _wait_window(self, rows):
         """Waits (draining results) until sending rows more frames keeps the push
-        within PUSH_WINDOW_FRAMES of the results received (at the input rate)."""
-        while self.pushed + rows - (self.received + self._queued_rows) > PUSH_WINDOW_FRAMES:
+        within window_frames of the results received (at the input rate)."""
+        while self.pushed + rows - (self.received + self._queued_rows) > self._window(rows):
             if not self._sock.poll(int(self.timeout * 1000)):
                 raise TimeoutError(f"no answer from the daemon at {self.endpoint} for {self.timeout:.1f} s "
                                    f"({self.received + self._queued_rows} of {self.pushed} samples came back)")
             self._drain()
+
+    def _window(self, rows):
+        """Frames that may be ahead of the results: window_frames once the daemon's meta (its
+        first reply) has said its window; before, PUSH_WINDOW_BEFORE_META (at least the first
+        message), so that a daemon whose window is smaller than PUSH_WINDOW_FRAMES is not pushed
+        beyond it while its meta is on the way."""
+        return self.window_frames if self.meta is not None else max(rows, PUSH_WINDOW_BEFORE_META)
 
     def _drain(self):
         while self._sock.poll(0):
@@ -182,10 +202,13 @@ class Pusher(SocketClient):
         try:
             self.meta = json.loads(frames[2].decode("utf-8"))
             cap = int(self.meta.get("ingest_max_payload_bytes", 0))
+            window = int(self.meta.get("ingest_window_samples", 0))
         except (ValueError, TypeError, AttributeError):
             return
         if cap >= protocol.MIN_INGEST_PAYLOAD_BYTES:
             self.max_message_bytes = cap
+        if window > 0:  # a daemon that does not advertise one leaves PUSH_WINDOW_FRAMES
+            self.window_frames = min(PUSH_WINDOW_FRAMES, window)
 
     def _raise(self, frames):
         try:
