@@ -12,6 +12,9 @@ PKGS=(
   # libraries (pkg-config names in meson.build)
   libsndfile1-dev libsoxr-dev libfftw3-dev libzmq3-dev portaudio19-dev
   libjansson-dev libcmocka-dev libopenblas-dev
+  # cluster mode: etcd's v3 JSON gateway over HTTP (daemon/src/etcd.c), and a real
+  # etcd on loopback for the cluster test suite (tests/cluster; etcdctl for debugging)
+  libcurl4-openssl-dev etcd-server etcd-client
   # numpy references and the Python client
   python3-numpy python3-scipy python3-zmq
   # clients/python/examples/live_spectrogram.py (tests/clients draw a PNG headless)
