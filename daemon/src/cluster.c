@@ -246,11 +246,12 @@ static int register_member(ssmd_cluster *c, char *err, size_t cap)
     return 0;
 }
 
-static int refresh_members(ssmd_cluster *c, char *err, size_t cap)
+/* Re-reads the member list through e (the thread's or the loop's handle). */
+static int refresh_members(ssmd_cluster *c, ssmd_etcd *e, char *err, size_t cap)
 {
     ssmd_etcd_kv *kvs = NULL;
     size_t n = 0, nm = 0;
-    if (ssmd_etcd_range(c->thread_etcd, KEY_MEMBERS, true, &kvs, &n, err, cap) != 0) return -1;
+    if (ssmd_etcd_range(e, KEY_MEMBERS, true, &kvs, &n, err, cap) != 0) return -1;
     member *m = members_parse(kvs, n, &nm);
     ssmd_etcd_kvs_free(kvs, n);
     if (!m) return ssmd_errf(err, cap, "cluster: out of memory");
@@ -318,7 +319,7 @@ static void *cluster_thread(void *arg)
             rc = ttl < 0 ? -1 : 0;
         }
         if (rc == 0) rc = delete_released(c, err, sizeof err);
-        if (rc == 0) rc = refresh_members(c, err, sizeof err);
+        if (rc == 0) rc = refresh_members(c, c->thread_etcd, err, sizeof err);
         set_health(c, rc == 0, err);
         /* sleep one period or until stopped */
         double until = mono_s() + period;
@@ -495,12 +496,17 @@ ssmd_cluster_verdict ssmd_cluster_claim(ssmd_cluster *c, const char *stream, ssm
         ssmd_errf(msg, cap, "out of memory");
         return SSMD_CLUSTER_UNAVAILABLE;
     }
+    /* placed on the members as they are now, not as of the thread's last
+     * tick: every daemon then agrees as soon as a join or leave is in etcd */
+    int r = refresh_members(c, c->loop_etcd, err, sizeof err);
     place(c, stream, owner);
     bool mine = strcmp(owner->node, c->node) == 0;
     ssmd_etcd_kv ex = { 0 };
     int64_t rev = 0;
-    int r; /* 1 claimed, 0 exists (ex), 2 absent and placed elsewhere, -1 failed */
-    if (mine) {
+    /* r: 1 claimed, 0 exists (ex), 2 absent and placed elsewhere, -1 failed */
+    if (r != 0) {
+        r = -1;
+    } else if (mine) {
         r = ssmd_etcd_create_if_absent(c->loop_etcd, key, c->owner_value, lease, &rev, &ex, err, sizeof err);
     } else {
         ssmd_etcd_kv *kvs = NULL;
@@ -604,11 +610,12 @@ json_t *ssmd_cluster_describe(ssmd_cluster *c)
 json_t *ssmd_cluster_locate(ssmd_cluster *c, const char *stream)
 {
     ssmd_cluster_owner o;
-    place(c, stream, &o);
     const char *by = "placement";
     char err[512] = "", *key = owner_key(stream);
     int64_t lease;
-    if (key && usable(c, &lease, err, sizeof err)) {
+    bool fresh = usable(c, &lease, err, sizeof err) && refresh_members(c, c->loop_etcd, err, sizeof err) == 0;
+    place(c, stream, &o);
+    if (key && fresh) {
         ssmd_etcd_kv *kvs = NULL;
         size_t n = 0;
         if (ssmd_etcd_range(c->loop_etcd, key, false, &kvs, &n, err, sizeof err) == 0 && n > 0) {
