@@ -40,6 +40,9 @@ from ssmd import protocol as P  # noqa: E402
 
 SSMD, MODEL = sys.argv[1], sys.argv[2]
 ONLY = sys.argv[sys.argv.index("--only") + 1]
+# the C clients, for the placement test
+SSM_CTL = sys.argv[sys.argv.index("--ssm-ctl") + 1] if "--ssm-ctl" in sys.argv else None
+SSM_PUSH = sys.argv[sys.argv.index("--ssm-push") + 1] if "--ssm-push" in sys.argv else None
 TTL = 4
 ETCD = shutil.which("etcd") or ("/usr/bin/etcd" if os.access("/usr/bin/etcd", os.X_OK) else None)
 if ETCD is None:
@@ -380,6 +383,7 @@ def t_placement():
         check(body["owner"]["node"] == hrw_pick(fresh, list(ds)), body)
         check(fresh not in owners(ds["n1"]), "a refused stream is not claimed")
         print(f"{refusals} pushes to the wrong daemon refused, e.g. {body['message']!r}")
+        clients(ds, placed)
 
         # a 4th member: about a quarter of new placements move, all to it;
         # running streams stay with their owners
@@ -418,6 +422,52 @@ def t_placement():
         etcd.stop()
 
 
+def clients(ds, placed):
+    """The clients' side: ssm-ctl cluster/locate, ssm-push refused by the
+    wrong daemon, the Python Control.cluster()/locate() and Pusher."""
+    from ssmd import Control, Pusher
+    from ssmd.pusher import DaemonError
+    name = "room00"
+    owner = placed[name]
+    wrong = next(n for n in ds if n != owner)
+    r = subprocess.run([SSM_CTL, "-e", ds["n1"].control, "cluster"], capture_output=True, text=True, timeout=30)
+    check(r.returncode == 0, r.stderr)
+    c = json.loads(r.stdout)["cluster"]
+    check(len(c["members"]) == 3 and len(c["owners"]) == 30 and c["healthy"], c)
+    r = subprocess.run([SSM_CTL, "-e", ds[wrong].control, "locate", "-s", name], capture_output=True, text=True,
+                       timeout=30)
+    loc = json.loads(r.stdout)
+    check(r.returncode == 0 and loc["node"] == owner and loc["by"] == "owner", r)
+    print(f"ssm-ctl cluster: {len(c['members'])} members, {len(c['owners'])} owners; "
+          f"ssm-ctl locate -s {name} on {wrong}: {loc['node']} {loc['ingest']} (by {loc['by']})")
+    wav = os.path.join(TMP, "in.wav")
+    import wave
+    with wave.open(wav, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(16000)
+        w.writeframes(np.zeros(1600, "<i2").tobytes())
+    r = subprocess.run([SSM_PUSH, "-e", ds[wrong].ingest, "-s", name, wav], capture_output=True, text=True,
+                       timeout=30)
+    lines = r.stderr.strip().split("\n")
+    check(r.returncode == 1 and "NOT_OWNER" in r.stderr and ds[owner].ingest in r.stderr, (r.returncode, r.stderr))
+    print(f"ssm-push to {wrong}: exit 1, {lines[-1]}")
+    ctl = Control(ds[wrong].control)
+    check(ctl.locate(name)["node"] == owner and len(ctl.cluster()["members"]) == 3, "Python Control")
+    ctl.close()
+    p = Pusher(ds[wrong].ingest, name)
+    try:
+        p.push(np.zeros(1600, np.float32), 16000)
+        p.finish()
+        p.collect(timeout=5)
+        raise AssertionError("the wrong daemon accepted the stream")
+    except DaemonError as e:
+        check(e.code == "NOT_OWNER" and e.owner == {"node": owner, "ingest": ds[owner].ingest}, e)
+        print(f"Python Pusher to {wrong}: DaemonError {e.code}, owner {e.owner}")
+    finally:
+        p.close()
+
+
 # ---- outage -----------------------------------------------------------------
 
 def t_outage():
@@ -430,6 +480,7 @@ def t_outage():
         placed = {n: hrw_pick(n, list(ds)) for n in names}
         for n in names:
             pushers[n] = open_stream(ds[placed[n]], n)
+        leases = {node: d.cluster()["lease"] for node, d in ds.items()}
         etcd.stop()
         t0 = time.time()
         for d in ds.values():
@@ -466,6 +517,8 @@ def t_outage():
         own = wait_for(lambda: owners(ds["n1"]) if set(owners(ds["n1"])) == set(names) else None, 3 * TTL,
                        "owners listed again")[0]
         check(own == placed, f"{own} != {placed}")
+        # etcd extends the leases when it starts again: the same ones, nothing re-registered
+        check({node: d.cluster()["lease"] for node, d in ds.items()} == leases, "leases kept")
         wait_members(ds.values(), ds)
         fresh = "newcomer"
         p = open_stream(ds[hrw_pick(fresh, list(ds))], fresh)
