@@ -73,6 +73,12 @@ if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   $SUDO apt-get update -qq >/dev/null
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # Debian starts an etcd service on install; the tests start their own on free
+  # ports, so a service that this script brought in is stopped and disabled again
+  if [[ " ${missing[*]} " == *" etcd-server "* ]] && [ -d /run/systemd/system ]; then
+    echo "setup: disabling the etcd service etcd-server started (tests/cluster runs its own)"
+    $SUDO systemctl disable --now etcd >/dev/null 2>&1 || true
+  fi
 fi
 
 BUILD=${1:-build}
