@@ -503,7 +503,8 @@ ssmd_cluster_verdict ssmd_cluster_claim(ssmd_cluster *c, const char *stream, ssm
     bool mine = strcmp(owner->node, c->node) == 0;
     ssmd_etcd_kv ex = { 0 };
     int64_t rev = 0;
-    /* r: 1 claimed, 0 exists (ex), 2 absent and placed elsewhere, -1 failed */
+    /* r: 1 claimed, 0 exists (ex), 2 absent and placed elsewhere, 3 lost a
+     * race for the key, -1 failed */
     if (r != 0) {
         r = -1;
     } else if (mine) {
@@ -526,8 +527,7 @@ ssmd_cluster_verdict ssmd_cluster_claim(ssmd_cluster *c, const char *stream, ssm
              * not yet expired) or a release not yet done: take it over */
             r = ssmd_etcd_put_if_revision(c->loop_etcd, key, c->owner_value, lease, ex.mod_revision, &rev, err,
                                           sizeof err);
-            if (r == 0) snprintf(err, sizeof err, "the owner key of stream %s changed during the claim", stream);
-            if (r == 0) r = -1;
+            if (r == 0) r = 3;
         }
     }
     ssmd_etcd_kv_clear(&ex);
@@ -536,6 +536,10 @@ ssmd_cluster_verdict ssmd_cluster_claim(ssmd_cluster *c, const char *stream, ssm
         set_health(c, false, err);
         ssmd_errf(msg, cap, "cluster coordinator unavailable (%s): new streams are refused until etcd answers; "
                   "running streams continue", err);
+        return SSMD_CLUSTER_UNAVAILABLE;
+    }
+    if (r == 3) { /* etcd answered: not an outage */
+        ssmd_errf(msg, cap, "the owner key of stream '%s' changed during the claim; push again", stream);
         return SSMD_CLUSTER_UNAVAILABLE;
     }
     if (r == 1) {
@@ -551,7 +555,8 @@ ssmd_cluster_verdict ssmd_cluster_claim(ssmd_cluster *c, const char *stream, ssm
         snprintf(owner->ingest, sizeof owner->ingest, "%s", c->ingest);
         return SSMD_CLUSTER_OWNED;
     }
-    ssmd_errf(msg, cap, "stream '%s' belongs to node %s: push it to %s", stream, owner->node, owner->ingest);
+    ssmd_errf(msg, cap, r == 2 ? "stream '%s' is placed on node %s: push it to %s"
+                               : "stream '%s' belongs to node %s: push it to %s", stream, owner->node, owner->ingest);
     return SSMD_CLUSTER_ELSEWHERE;
 }
 
