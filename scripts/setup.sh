@@ -12,6 +12,9 @@ PKGS=(
   # libraries (pkg-config names in meson.build)
   libsndfile1-dev libsoxr-dev libfftw3-dev libzmq3-dev portaudio19-dev
   libjansson-dev libcmocka-dev libopenblas-dev
+  # cluster mode: etcd's v3 JSON gateway over HTTP (daemon/src/etcd.c), and a real
+  # etcd on loopback for the cluster test suite (tests/cluster; etcdctl for debugging)
+  libcurl4-openssl-dev etcd-server etcd-client
   # numpy references and the Python client
   python3-numpy python3-scipy python3-zmq
   # clients/python/examples/live_spectrogram.py (tests/clients draw a PNG headless)
@@ -70,6 +73,12 @@ if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   $SUDO apt-get update -qq >/dev/null
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # Debian starts an etcd service on install; the tests start their own on free
+  # ports, so a service that this script brought in is stopped and disabled again
+  if [[ " ${missing[*]} " == *" etcd-server "* ]] && [ -d /run/systemd/system ]; then
+    echo "setup: disabling the etcd service etcd-server started (tests/cluster runs its own)"
+    $SUDO systemctl disable --now etcd >/dev/null 2>&1 || true
+  fi
 fi
 
 BUILD=${1:-build}

@@ -23,18 +23,20 @@ static const char *const usage_text =
     "Usage: ssm-ctl [OPTIONS] CMD\n"
     "Send a control command to ssmd and print its JSON reply.\n"
     "\n"
-    "CMD: status | streams | reset | snapshot | restore | stop\n"
+    "CMD: status | streams | reset | snapshot | restore | stop | cluster | locate\n"
     "  status              daemon counters, model, uptime\n"
     "  streams             the streams being processed\n"
     "  reset    --stream S zero the model state of stream S\n"
     "  snapshot --stream S --file F   write the state of S to F\n"
     "  restore  --stream S --file F   load the state in F into S\n"
     "  stop                shut the daemon down (as SIGTERM)\n"
+    "  cluster             cluster mode: members, stream owners, etcd's health\n"
+    "  locate   --stream S cluster mode: the member that owns S or would get it\n"
     "\n"
     "Options:\n"
     "  -e, --endpoint EP   control socket (default: $" CLI_ENV_CONTROL " when set, else\n"
     "                      " DEFAULT_ENDPOINT ")\n"
-    "  -s, --stream NAME   the stream (reset, snapshot, restore)\n"
+    "  -s, --stream NAME   the stream (reset, snapshot, restore, locate)\n"
     "  -f, --file PATH     snapshot file (written by snapshot, read by restore)\n"
     "  -t, --timeout S     give up after S seconds without a reply (default 5)\n"
     "  -h, --help          this text\n"
@@ -143,11 +145,12 @@ int main(int argc, char **argv)
     if (argc - optind > 1) return usage_error("unexpected argument '%s'", argv[optind + 1]);
     const char *cmd = argv[optind];
     static const char *const cmds[] = { "status", "streams", "reset", "snapshot", "restore",
-                                        "stop" };
+                                        "stop", "cluster", "locate" };
     int known = 0;
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) known |= strcmp(cmd, cmds[i]) == 0;
     if (!known) return usage_error("unknown command '%s'", cmd);
-    int needs_stream = !strcmp(cmd, "reset") || !strcmp(cmd, "snapshot") || !strcmp(cmd, "restore");
+    int needs_stream = !strcmp(cmd, "reset") || !strcmp(cmd, "snapshot") || !strcmp(cmd, "restore") ||
+                       !strcmp(cmd, "locate");
     int needs_file = !strcmp(cmd, "snapshot") || !strcmp(cmd, "restore");
     if (needs_stream && !stream) return usage_error("%s needs --stream NAME", cmd);
     if (!needs_stream && stream) return usage_error("%s takes no --stream", cmd);

@@ -149,6 +149,16 @@ static const ssmd_option options[] = {
       "serve the generated audio as streams gen0, gen1, ... on the daemon's sockets (--pub, with "
       "meta; --control; CURVE rules as usual; pushes refused), paced at real time in 20 ms blocks; "
       "without it generation only writes --output, as fast as it can" },
+    { "cluster", 0, SSMD_OPT_STRING, OFF(cluster), 0, 0, NULL, "", false,
+      "etcd://HOST:PORT[,HOST:PORT...]: join the cluster coordinated by this etcd (v3 API): register as "
+      "--node, place pushed streams by rendezvous hashing over the members and refuse the others' "
+      "(docs/cluster.md); empty = standalone" },
+    { "node", 0, SSMD_OPT_STRING, OFF(node), 0, 0, NULL, "", false,
+      "this daemon's name in the cluster (1-64 of [A-Za-z0-9_.-], unique; the same name after a restart "
+      "gets the same streams); empty = the host name" },
+    { "cluster_ttl_s", 0, SSMD_OPT_INT, OFF(cluster_ttl_s), 2, 600, NULL, "10", false,
+      "lease TTL in seconds: a member that dies or loses etcd leaves the member list, and its streams "
+      "their owner, this long after its last renewal (renewed every min(1 s, TTL/3))" },
 };
 
 /* What the man page adds to the option table (dist/help2roff.py reads it

@@ -82,6 +82,9 @@ typedef struct ssmd_config {
     char *min_prob;           /**< probability floor (float as text, [0, 1)) */
     char *prompt;             /**< audio file fed to the model before generating, "" = none */
     bool  generate_publish;   /**< publish generated audio on --pub, paced at real time */
+    char *cluster;            /**< "etcd://HOST:PORT[,...]": cluster mode (cluster.h); "" = off */
+    char *node;               /**< this daemon's name in the cluster, "" = the host name */
+    long  cluster_ttl_s;      /**< lease TTL: how long a dead member stays listed */
     unsigned char origin[SSMD_CONFIG_MAX_OPTIONS]; /**< ssmd_config_origin of each row, in table order */
 } ssmd_config;
 

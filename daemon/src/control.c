@@ -54,6 +54,7 @@ static json_t *control_error(ssmd_srv *s, json_t *id, const char *code, const ch
 typedef struct request {
     json_t *id, *reply;
     ssmd_srv_stream *st;           /* the "stream" named, when the command needs one */
+    const char *sname;             /* the "stream" field as sent (NULL when absent) */
     zmq_msg_t *f;
     int k, total;                  /* the JSON frame's index, the frames received */
     void *extra;
@@ -160,6 +161,42 @@ static void cmd_restore(ssmd_srv *s, request *r)
         ssmd_srv_event(s, r->st, "reset", "restored from snapshot");
 }
 
+/* Cluster mode only (cluster.h): members, owners, this node's health. */
+static void cmd_cluster(ssmd_srv *s, request *r)
+{
+    if (!s->cluster) {
+        fail(s, r, "NOT_CLUSTERED", "this daemon runs standalone (no --cluster)");
+        return;
+    }
+    json_t *o = ssmd_cluster_describe(s->cluster);
+    if (!o) {
+        fail(s, r, "INTERNAL", "out of memory");
+        return;
+    }
+    json_object_set_new(o, "refused", json_integer((json_int_t)s->c.cluster_refused));
+    json_object_set_new(r->reply, "cluster", o);
+}
+
+/* Which member owns (or would get) a stream; claims nothing. */
+static void cmd_locate(ssmd_srv *s, request *r)
+{
+    if (!s->cluster) {
+        fail(s, r, "NOT_CLUSTERED", "this daemon runs standalone (no --cluster)");
+        return;
+    }
+    if (!r->sname || !ssmd_stream_name_valid(r->sname, strlen(r->sname))) {
+        fail(s, r, "MISSING_FIELD", "\"stream\" (a valid stream name) is required");
+        return;
+    }
+    json_t *o = ssmd_cluster_locate(s->cluster, r->sname);
+    if (!o) {
+        fail(s, r, "INTERNAL", "out of memory");
+        return;
+    }
+    json_object_update(r->reply, o);
+    json_decref(o);
+}
+
 static void cmd_stop(ssmd_srv *s, request *r)
 {
     (void)r;
@@ -174,6 +211,7 @@ static const struct command {
     { "status", false, cmd_status },     { "streams", false, cmd_streams },
     { "reset", true, cmd_reset },        { "snapshot", true, cmd_snapshot },
     { "restore", true, cmd_restore },    { "stop", false, cmd_stop },
+    { "cluster", false, cmd_cluster },   { "locate", false, cmd_locate },
 };
 
 /* Parses and checks one request, then runs its handler; returns the reply. */
@@ -197,6 +235,7 @@ static json_t *dispatch(ssmd_srv *s, request *r, int n)
     for (size_t i = 0; cmd && i < sizeof commands / sizeof commands[0] && !c; i++)
         if (strcmp(cmd, commands[i].name) == 0) c = &commands[i];
     r->st = sname ? ssmd_srv_stream_find(s, sname) : NULL;
+    r->sname = sname;
     if (!json_is_integer(ver) || json_integer_value(ver) != 1) {
         r->reply = control_error(s, r->id, "BAD_VERSION", "\"version\": 1 is required");
     } else if (!cmd) {
@@ -211,7 +250,8 @@ static json_t *dispatch(ssmd_srv *s, request *r, int n)
     } else if (!c) {
         char m[220], safe[100];
         ascii_safe(safe, sizeof safe, cmd);
-        snprintf(m, sizeof m, "unknown command '%s' (status, streams, reset, snapshot, restore, stop)", safe);
+        snprintf(m, sizeof m, "unknown command '%s' (status, streams, reset, snapshot, restore, stop, cluster, "
+                 "locate)", safe);
         r->reply = control_error(s, r->id, "UNKNOWN_COMMAND", m);
     } else {
         r->reply = json_pack("{s:b, s:i}", "ok", 1, "version", 1);

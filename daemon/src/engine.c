@@ -76,13 +76,13 @@ int ssmd_srv_active_streams(const ssmd_srv *s)
 
 void ssmd_srv_stream_close(ssmd_srv *s, ssmd_srv_stream *st)
 {
+    if (st->claimed) ssmd_cluster_release(s->cluster, st->name); /* its owner key goes */
     ssmd_stream_destroy(st->st);
     free(st->pend);
     free(st->out);
     for (int i = 0; i < st->n_sinks; i++)
         if (st->sinks[i].ops->destroy) st->sinks[i].ops->destroy(st->sinks[i].self);
     memset(st, 0, sizeof *st);
-    (void)s;
 }
 
 void ssmd_srv_stream_attach(ssmd_srv_stream *st, const ssmd_sink_ops *ops, void *self)

@@ -3,10 +3,12 @@
 #include "log.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
-static int log_level = SSMD_LOG_ERROR;
+/* atomic: the cluster thread (cluster.c) logs too, while SIGHUP may change it */
+static atomic_int log_level = SSMD_LOG_ERROR;
 
 void ssmd_log_set_level(int level)
 {
@@ -23,10 +25,11 @@ void ssmd_log_set_level_name(const char *name)
 void ssmd_log(int level, const char *fmt, ...)
 {
     if (level > log_level) return;
+    char line[2048];
     va_list ap;
     va_start(ap, fmt);
-    fputs("ssmd: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
+    /* one write per line: lines of two threads never interleave */
+    fprintf(stderr, "ssmd: %s\n", line);
 }

@@ -288,6 +288,18 @@ int ssmd_server_run(ssmd_config *cfg, const char *model_path, const ssmd_server_
     if (strcmp(cfg->input, "mic") == 0) s->sources[s->n_sources++] = &ssmd_source_mic;
     if (is_file) s->sources[s->n_sources++] = &ssmd_source_file;
     if (s->gen.job) s->sources[s->n_sources++] = &ssmd_source_generate;
+    if (cfg->cluster[0]) {
+        char err[1024];
+        if (!serve || s->gen.job) {
+            fprintf(stderr, "ssmd: cluster: only a serving daemon that processes pushed audio joins a cluster "
+                            "(not a file-to-file job or a generation)\n");
+            goto out;
+        }
+        if (ssmd_cluster_start(&s->cluster, cfg, s->epoch, err, sizeof err) != 0) {
+            fprintf(stderr, "ssmd: %s\n", err);
+            goto out;
+        }
+    }
     for (int i = 0; i < s->n_sources; i++)
         if (s->sources[i]->open && s->sources[i]->open(s) != 0) goto out;
     if (serve)
@@ -298,6 +310,7 @@ int ssmd_server_run(ssmd_config *cfg, const char *model_path, const ssmd_server_
 out:
     for (int i = 0; s->streams && i < s->max_streams; i++)
         if (s->streams[i].used) ssmd_srv_stream_close(s, &s->streams[i]);
+    ssmd_cluster_stop(s->cluster); /* revokes the lease: this member and its owner keys go at once */
     ssmd_transport_close(&s->t);
     for (size_t i = 0; i < sizeof every_source / sizeof every_source[0]; i++)
         if (every_source[i]->close) every_source[i]->close(s);

@@ -51,6 +51,29 @@ static bool ingest_has_room(const ssmd_srv *s)
     return !s->push.parked;
 }
 
+/* The error reply [_ssmd/event/][header][JSON]; owner (may be NULL) is
+ * added to the JSON as "owner" (NOT_OWNER), its reference taken. */
+static void ingest_error_v(ssmd_srv *s, const uint8_t *id, size_t id_len, const char *code, const char *stream,
+                           json_t *owner, const char *fmt, va_list ap)
+{
+    char msg[1024];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    if (owner || strcmp(code, "CLUSTER_UNAVAILABLE") == 0) s->c.cluster_refused++; /* not malformed */
+    else s->c.bad_messages++;
+    ssmd_log(SSMD_LOG_DEBUG, "ingest: %s: %s", code, msg);
+    json_t *o = json_pack("{s:s, s:s, s:s}", "event", "error", "error", code, "message", msg);
+    json_object_set_new(o, "stream", stream ? json_string(stream) : json_null());
+    if (owner) json_object_set_new(o, "owner", owner);
+    char *text = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    if (!text) return;
+    ssmd_header h = { .kind = SSMD_KIND_EVENT, .dtype = SSMD_DTYPE_UTF8, .rows = 1,
+                      .cols = (uint32_t)strlen(text), .epoch = s->epoch };
+    if (ssmd_transport_send(s->t.ingest, id, id_len, "_ssmd/event/", &h, text, strlen(text)) != 0)
+        s->c.replies_dropped++;
+    free(text);
+}
+
 static void ingest_error(ssmd_srv *s, const uint8_t *id, size_t id_len, const char *code,
                          const char *stream, const char *fmt, ...)
 #if defined(__GNUC__)
@@ -60,23 +83,25 @@ static void ingest_error(ssmd_srv *s, const uint8_t *id, size_t id_len, const ch
 static void ingest_error(ssmd_srv *s, const uint8_t *id, size_t id_len, const char *code,
                          const char *stream, const char *fmt, ...)
 {
-    char msg[512];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    ingest_error_v(s, id, id_len, code, stream, NULL, fmt, ap);
     va_end(ap);
-    s->c.bad_messages++;
-    ssmd_log(SSMD_LOG_DEBUG, "ingest: %s: %s", code, msg);
-    json_t *o = json_pack("{s:s, s:s, s:s}", "event", "error", "error", code, "message", msg);
-    json_object_set_new(o, "stream", stream ? json_string(stream) : json_null());
-    char *text = json_dumps(o, JSON_COMPACT);
-    json_decref(o);
-    if (!text) return;
-    ssmd_header h = { .kind = SSMD_KIND_EVENT, .dtype = SSMD_DTYPE_UTF8, .rows = 1,
-                      .cols = (uint32_t)strlen(text), .epoch = s->epoch };
-    if (ssmd_transport_send(s->t.ingest, id, id_len, "_ssmd/event/", &h, text, strlen(text)) != 0)
-        s->c.replies_dropped++;
-    free(text);
+}
+
+static void ingest_error_extra(ssmd_srv *s, const uint8_t *id, size_t id_len, const char *code,
+                               const char *stream, json_t *owner, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 7, 8)))
+#endif
+    ;
+static void ingest_error_extra(ssmd_srv *s, const uint8_t *id, size_t id_len, const char *code,
+                               const char *stream, json_t *owner, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    ingest_error_v(s, id, id_len, code, stream, owner, fmt, ap);
+    va_end(ap);
 }
 
 static const char *proto_code(int rc)
@@ -230,6 +255,25 @@ static bool client_refused(const ssmd_srv *s, const uint8_t *id, size_t id_len)
            ssmd_now_s() - s->push.t_refused < (double)s->cfg->push_idle_s;
 }
 
+/* Cluster mode: a stream new to this daemon is opened only when it owns it
+ * (claimed in etcd, cluster.h).  Otherwise the client gets NOT_OWNER, with
+ * the owner's node and ingest endpoint, or CLUSTER_UNAVAILABLE while etcd
+ * does not answer; nothing is opened either way. */
+static bool cluster_admits(ssmd_srv *s, const uint8_t *id, size_t id_len, const char *name)
+{
+    ssmd_cluster_owner o;
+    char msg[1024];
+    ssmd_cluster_verdict v = ssmd_cluster_claim(s->cluster, name, &o, msg, sizeof msg);
+    if (v == SSMD_CLUSTER_OWNED) return true;
+    if (v == SSMD_CLUSTER_ELSEWHERE) {
+        json_t *extra = json_pack("{s:s, s:s}", "node", o.node, "ingest", o.ingest);
+        ingest_error_extra(s, id, id_len, "NOT_OWNER", name, extra, "%s", msg);
+    } else {
+        ingest_error_extra(s, id, id_len, "CLUSTER_UNAVAILABLE", name, NULL, "%s", msg);
+    }
+    return false;
+}
+
 static void handle_ingest(ssmd_srv *s)
 {
     double t = ssmd_now_s(), since = s->push.t_polled > 0 ? t - s->push.t_polled : 0;
@@ -306,12 +350,16 @@ static void handle_ingest(ssmd_srv *s)
                     ingest_error(s, id, id_len, "BAD_FRAMES", name, "client identity too long");
                 } else if (client_refused(s, id, id_len)) {
                     refuse_full_client(s, name, id, id_len, h.rows);
+                } else if (s->cluster && !cluster_admits(s, id, id_len, name)) {
+                    /* refused: another member's stream, or etcd unavailable */
                 } else if (!(st = ssmd_srv_stream_open(s, name, &ssmd_source_push, (int)h.sample_rate_hz, true, true,
                                                      err, sizeof err))) {
                     ingest_error(s, id, id_len, strcmp(err, "TOO_MANY_STREAMS") == 0 ? "TOO_MANY_STREAMS" : "INTERNAL",
                                  name, "%s", strcmp(err, "TOO_MANY_STREAMS") == 0
                                                  ? "max_streams streams are already running" : err);
+                    if (s->cluster) ssmd_cluster_release(s->cluster, name);
                 } else {
+                    st->claimed = s->cluster != NULL;
                     void *reply = ssmd_sink_reply_create();
                     if (!reply) {
                         ingest_error(s, id, id_len, "INTERNAL", name, "out of memory for the stream's replies");

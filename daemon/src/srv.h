@@ -30,6 +30,7 @@
 #include <time.h>
 
 #include "audio_device.h"
+#include "cluster.h"
 #include "config.h"
 #include "dsp/audio_file.h"
 #include "dsp/features.h"
@@ -200,6 +201,8 @@ struct ssmd_srv_stream {
                                      encoding (an int16 file, a client's conversion) */
     bool out_file_int;            /* the file sink writes an integer encoding (clips) */
     uint32_t flags_next;          /* flags for the next audio message */
+    bool claimed;                 /* cluster mode: this daemon owns the stream in etcd (cluster.h);
+                                     released when it closes */
     uint8_t owner[256];           /* push streams: the client's identity */
     size_t owner_len;
     uint64_t clock_ns, clock_sample; /* wall clock of input sample clock_sample (mic) */
@@ -216,7 +219,8 @@ typedef struct ssmd_srv_counters {
         state_resets, nonfinite_samples, replies_dropped, subscriptions, capture_dropped,
         device_failures, monitor_dropped, input_clipped, output_clipped,
         reply_stalls,       /* times a push stream was held because its client did not read */
-        push_lost_samples;  /* pushed samples discarded: a client held for push_idle_s, or at shutdown */
+        push_lost_samples,  /* pushed samples discarded: a client held for push_idle_s, or at shutdown */
+        cluster_refused;    /* new pushed streams refused in cluster mode (NOT_OWNER, CLUSTER_UNAVAILABLE) */
     uint64_t live_frames, bulk_frames; /* frames stepped in live batches and in bulk ones (engine.c) */
     double ingest_blocked_s;  /* the ingest socket left unread because a stream had no room (every
                                  client's messages waited: head-of-line blocking) */
@@ -237,6 +241,7 @@ struct ssmd_srv {
     ssm_runner *runner;               /* the audio pipeline's; NULL in token mode */
     const ssm_runner *compute_runner; /* the one that steps (status reports) */
     ssmd_transport t;
+    ssmd_cluster *cluster;            /* --cluster: membership and stream ownership; NULL standalone */
     ssmd_srv_stream *streams;
     int max_streams;
     uint64_t epoch;

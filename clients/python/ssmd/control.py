@@ -4,6 +4,7 @@
     c = Control("tcp://127.0.0.1:5562")
     c.status()["counters"]["frames"]
     blob = c.snapshot("mic"); c.reset("mic"); c.restore("mic", blob)
+    c.cluster()["members"]; c.locate("room1")["ingest"]     # --cluster daemons
 
 Each method sends one request and returns the reply dict; a reply with
 "ok": false raises ControlError (.code, .message), no reply within timeout
@@ -93,4 +94,17 @@ class Control(SocketClient):
 
     def stop(self):
         return self.request("stop")[0]
+
+    def cluster(self):
+        """Cluster mode (docs/cluster.md): dict with node, healthy, members
+        [{node, ingest, pub, control, max_streams, self}], owners [{stream,
+        node, ingest}] (None while etcd does not answer), owned, refused.
+        A standalone daemon raises ControlError NOT_CLUSTERED."""
+        return self.request("cluster")[0]["cluster"]
+
+    def locate(self, stream):
+        """Cluster mode: {"stream", "node", "ingest", "by"}: the member that
+        owns the stream ("by": "owner") or would get it ("placement")."""
+        reply = self.request("locate", stream=stream)[0]
+        return {k: reply[k] for k in ("stream", "node", "ingest", "by")}
 

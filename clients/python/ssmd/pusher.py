@@ -36,11 +36,13 @@ ERROR_TOPIC = "_ssmd/event/"
 
 
 class DaemonError(RuntimeError):
-    """An error reply: .code (e.g. "NAME_IN_USE"), .message, .stream."""
+    """An error reply: .code (e.g. "NAME_IN_USE"), .message, .stream; for
+    NOT_OWNER (cluster mode, docs/cluster.md) .owner is {"node", "ingest"},
+    the member to push the stream to, else None."""
 
-    def __init__(self, code, message, stream=None):
+    def __init__(self, code, message, stream=None, owner=None):
         super().__init__(f"{code}: {message}")
-        self.code, self.message, self.stream = code, message, stream
+        self.code, self.message, self.stream, self.owner = code, message, stream, owner
 
 
 # pushes are split into messages of at most this many payload bytes, and of at
@@ -215,7 +217,7 @@ class Pusher(SocketClient):
             j = json.loads(frames[2].decode("utf-8"))
         except (IndexError, ValueError):
             j = {}
-        raise DaemonError(j.get("error", "?"), j.get("message", ""), j.get("stream"))
+        raise DaemonError(j.get("error", "?"), j.get("message", ""), j.get("stream"), j.get("owner"))
 
     def results(self, timeout=None):
         """Yields (Header, array (rows, cols) float32) of the processed audio

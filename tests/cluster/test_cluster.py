@@ -1,0 +1,556 @@
+# SPDX-License-Identifier: MIT
+"""Cluster mode against a real etcd (docs/cluster.md): the test starts etcd on
+loopback (temporary data dir, random free ports) and ssmd daemons with
+--cluster, talks to them over their sockets and prints what it measured.
+
+Usage: test_cluster.py SSMD_EXE MODEL --only membership|placement|outage
+
+  membership  registration; kill -9 leaves the member list within TTL + slack;
+              a restart under the same node name keeps the node's streams and
+              placement; a clean stop leaves at once; standalone daemons and
+              bad options
+  placement   3 daemons, 30 streams placed by rendezvous hashing (checked
+              against an independent Python version of docs/cluster.md's
+              weight), each owned by exactly one; pushes to the wrong daemon
+              refused naming the owner; a 4th daemon moves about a quarter of
+              new placements and none of the running streams
+  outage      etcd stopped: running streams keep being served, new ones are
+              refused with one line (CLUSTER_UNAVAILABLE); etcd back: new
+              streams are placed again and the old owners are still listed
+
+Exits 77 (SKIP) when the etcd binary is missing (scripts/setup.sh installs
+etcd-server)."""
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+import numpy as np
+import zmq
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "clients", "python"))
+from ssmd import protocol as P  # noqa: E402
+
+SSMD, MODEL = sys.argv[1], sys.argv[2]
+ONLY = sys.argv[sys.argv.index("--only") + 1]
+# the C clients, for the placement test
+SSM_CTL = sys.argv[sys.argv.index("--ssm-ctl") + 1] if "--ssm-ctl" in sys.argv else None
+SSM_PUSH = sys.argv[sys.argv.index("--ssm-push") + 1] if "--ssm-push" in sys.argv else None
+TTL = 4
+ETCD = shutil.which("etcd") or ("/usr/bin/etcd" if os.access("/usr/bin/etcd", os.X_OK) else None)
+if ETCD is None:
+    print("SKIP: no etcd binary (Debian etcd-server; scripts/setup.sh installs it)")
+    sys.exit(77)
+TMP = tempfile.mkdtemp(prefix="ssmd-cluster-")
+CTX = zmq.Context.instance()
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def check(cond, what):
+    if not cond:
+        raise AssertionError(what)
+
+
+def wait_for(fn, timeout, what, step=0.1):
+    """Polls fn() until it returns a true value; returns (value, seconds)."""
+    t0 = time.time()
+    while True:
+        v = fn()
+        if v:
+            return v, time.time() - t0
+        if time.time() - t0 > timeout:
+            raise AssertionError(f"{what}: not within {timeout} s")
+        time.sleep(step)
+
+
+def hrw_weight(member, stream):
+    """docs/cluster.md, "Placement": FNV-1a 64 over member, a 0 byte and
+    stream, then the splitmix64 finalizer (written from the doc, not the C)."""
+    m64 = (1 << 64) - 1
+    h = 0xcbf29ce484222325
+    for b in member.encode() + b"\0" + stream.encode():
+        h = ((h ^ b) * 0x100000001b3) & m64
+    h ^= h >> 30
+    h = (h * 0xbf58476d1ce4e5b9) & m64
+    h ^= h >> 27
+    h = (h * 0x94d049bb133111eb) & m64
+    return h ^ (h >> 31)
+
+
+def hrw_pick(stream, members):
+    return max(sorted(members), key=lambda m: hrw_weight(m, stream))
+
+
+class Etcd:
+    def __init__(self):
+        self.client, self.peer = free_port(), free_port()
+        self.url = f"etcd://127.0.0.1:{self.client}"
+        self.data = os.path.join(TMP, "etcd")
+        self.proc = None
+        self.start()
+
+    def start(self):
+        c, p = f"http://127.0.0.1:{self.client}", f"http://127.0.0.1:{self.peer}"
+        self.log = open(os.path.join(TMP, "etcd.log"), "ab")
+        self.proc = subprocess.Popen(
+            [ETCD, "--name", "t", "--data-dir", self.data, "--listen-client-urls", c,
+             "--advertise-client-urls", c, "--listen-peer-urls", p,
+             "--initial-advertise-peer-urls", p, "--initial-cluster", f"t={p}"],
+            stdout=self.log, stderr=subprocess.STDOUT)
+        wait_for(self.ready, 20, "etcd answering")
+
+    def ready(self):
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.client}/health", timeout=1) as r:
+                return json.load(r).get("health") == "true"
+        except Exception:
+            return False
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+        self.log.close()
+
+
+def ctl_at(endpoint, cmd, timeout_ms=5000, **fields):
+    """One control request; raises zmq.Again without a reply in time."""
+    s = CTX.socket(zmq.REQ)
+    s.setsockopt(zmq.LINGER, 0)
+    s.setsockopt(zmq.RCVTIMEO, timeout_ms)
+    s.connect(endpoint)
+    s.send(json.dumps(dict(version=1, cmd=cmd, **fields)).encode())
+    try:
+        return json.loads(s.recv())
+    finally:
+        s.close()
+
+
+class Daemon:
+    def __init__(self, etcd, node, *args):
+        self.node, self.etcd_url = node, etcd.url
+        self.ports = [free_port() for _ in range(3)]
+        self.args = args
+        self.start()
+
+    def start(self):
+        self.pub, self.ingest, self.control = (f"tcp://127.0.0.1:{p}" for p in self.ports)
+        self.errpath = os.path.join(TMP, f"{self.node}.log")
+        self.err = open(self.errpath, "ab")
+        self.proc = subprocess.Popen(
+            [SSMD, "--model", MODEL, "--pub", self.pub, "--ingest", self.ingest, "--control", self.control,
+             "--cluster", self.etcd_url, "--node", self.node, "--cluster-ttl-s", str(TTL),
+             "--log-level", "info", *self.args],
+            stderr=self.err, env=dict(os.environ, HOME=TMP))
+
+    def ctl(self, cmd, **fields):
+        return ctl_at(self.control, cmd, **fields)
+
+    def healthy(self):
+        return self.cluster()["healthy"]
+
+    def cluster(self):
+        r = self.ctl("cluster")
+        check(r["ok"], r)
+        return r["cluster"]
+
+    def members(self):
+        return sorted(m["node"] for m in self.cluster()["members"])
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        rc = self.proc.wait(10)
+        self.err.close()
+        return rc
+
+    def log(self):
+        return open(self.errpath, errors="replace").read()
+
+
+class Pusher:
+    """One client (a DEALER) pushing one stream."""
+
+    def __init__(self, daemon, name):
+        self.name, self.topic = name, P.format_topic(name, "audio").encode()
+        self.sock = CTX.socket(zmq.DEALER)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.connect(daemon.ingest)
+        self.sent = 0
+        self.received = 0  # audio samples counted by drain()
+
+    def push(self, n=960, eos=False):
+        x = (0.1 * np.sin(np.arange(self.sent, self.sent + n) * 0.05)).astype("<f4")
+        h = P.Header(kind=1, dtype=1, sample_rate_hz=48000, rows=n, cols=1, first_sample=self.sent,
+                     flags=P.FLAG_END_OF_STREAM if eos else 0)
+        self.sock.send_multipart([self.topic, P.encode_header(h), x.tobytes()])
+        self.sent += n
+
+    def reply(self, timeout=5.0):
+        """The next reply: ("meta"|"audio"|"error", topic, payload-as-JSON-or-bytes)."""
+        check(self.sock.poll(int(timeout * 1000)), f"{self.name}: no reply within {timeout} s")
+        t, hb, payload = self.sock.recv_multipart()
+        self._last_header = hb
+        if t == b"_ssmd/event/":
+            return "error", t, json.loads(payload)
+        if t.endswith(b"/meta/"):
+            return "meta", t, json.loads(payload)
+        return "audio", t, payload
+
+    def drain(self):
+        """Reads every reply waiting; returns the audio samples among them."""
+        n = 0
+        while self.sock.poll(0):
+            kind, _, body = self.reply()
+            check(kind != "error", f"{self.name}: {body}")
+            n += len(body) // 4 if kind == "audio" else 0
+        self.received += n
+        return n
+
+    def finish(self, timeout=10.0):
+        """Ends the stream; returns the audio samples received in all."""
+        self.push(0, eos=True)
+        t0 = time.time()
+        n = self.received
+        while True:
+            kind, _, body = self.reply(timeout - (time.time() - t0))
+            check(kind != "error", f"{self.name}: {body}")
+            if kind == "audio":
+                n += len(body) // 4
+                if P.decode_header(self._last_header, len(body)).flags & P.FLAG_END_OF_STREAM:
+                    return n
+
+    def first(self):
+        """Pushes one message of a new stream; returns its first reply."""
+        self.push()
+        return self.reply()
+
+    def close(self):
+        self.sock.close()
+
+
+def open_stream(daemon, name):
+    """Opens `name` on daemon (which must own it); returns its Pusher."""
+    p = Pusher(daemon, name)
+    kind, _, body = p.first()
+    check(kind == "meta", f"{name} on {daemon.node}: expected the stream's meta, got {kind} {body}")
+    return p
+
+
+def expect_refused(daemon, name, code):
+    p = Pusher(daemon, name)
+    kind, _, body = p.first()
+    p.close()
+    check(kind == "error" and body["error"] == code, f"{name} on {daemon.node}: expected {code}, got {kind} {body}")
+    check("\n" not in body["message"], "one line")
+    return body
+
+
+def wait_members(daemons, names, timeout=10):
+    want = sorted(names)
+    for d in daemons:
+        wait_for(lambda: d.members() == want, timeout, f"{d.node} listing {want}")
+
+
+def owners(daemon):
+    return {o["stream"]: o["node"] for o in daemon.cluster()["owners"]}
+
+
+# ---- membership -------------------------------------------------------------
+
+def t_membership():
+    etcd = Etcd()
+    n1, n2 = Daemon(etcd, "n1"), Daemon(etcd, "n2")
+    try:
+        wait_members([n1, n2], ["n1", "n2"])
+        c = n1.cluster()
+        check(c["healthy"] and c["ttl_s"] == TTL and c["node"] == "n1", c)
+        m2 = next(m for m in c["members"] if m["node"] == "n2")
+        check(m2["ingest"] == n2.ingest and m2["pub"] == n2.pub and m2["control"] == n2.control, m2)
+        check(m2["max_streams"] == 64 and not m2["self"], m2)
+        print(f"registered: n1 lists {n1.members()} with n2's endpoints {m2['ingest']}")
+
+        # a stream placed on n2, then n2 killed: the member and its owner key
+        # leave within the TTL (+ slack: renewal period, list refresh)
+        name = next(f"s{i}" for i in range(100) if hrw_pick(f"s{i}", ["n1", "n2"]) == "n2")
+        p = open_stream(n2, name)
+        check(owners(n1).get(name) == "n2", owners(n1))
+        placements = {f"p{i}": n1.ctl("locate", stream=f"p{i}")["node"] for i in range(20)}
+        n2.proc.kill()
+        n2.proc.wait()
+        _, dt = wait_for(lambda: n1.members() == ["n1"], TTL + 4, "n2 gone after kill -9")
+        check(name not in owners(n1), "owner key gone with the lease")
+        print(f"kill -9 n2: left n1's member list after {dt:.1f} s (TTL {TTL} s), its stream's owner key too")
+        p.close()
+
+        # a restart under the same name, before the old lease expires: the
+        # old owner key (node n2) is taken over, placement is unchanged
+        n2.start()
+        wait_for(n2.healthy, 10, "n2 registered again")
+        p = open_stream(n2, name)
+        n2.proc.kill()
+        n2.proc.wait()
+        n2.start()
+        wait_for(n2.healthy, 10, "n2 registered again")
+        check(owners(n1).get(name) == "n2", "the killed run's owner key still names n2")
+        refused = expect_refused(n1, name, "NOT_OWNER")
+        check(refused["owner"] == {"node": "n2", "ingest": n2.ingest}, refused)
+        p.close()
+        p = open_stream(n2, name)
+        after = {k: n1.ctl("locate", stream=k)["node"] for k in placements}
+        check(after == placements, f"placement changed across a restart: {placements} -> {after}")
+        print(f"restart of n2 within the TTL: it takes its stream {name} back (n1 refuses it naming n2), "
+              f"20 placements unchanged")
+
+        # a clean stop revokes the lease: gone at once
+        t0 = time.time()
+        check(n2.stop() == 0, "clean exit")
+        _, dt = wait_for(lambda: n1.members() == ["n1"], 2, "n2 gone after SIGTERM")
+        check(name not in owners(n1), "owner key revoked")
+        print(f"SIGTERM n2: left after {time.time() - t0:.1f} s (lease revoked), owner key too")
+        p.close()
+    finally:
+        for d in (n1, n2):
+            d.stop(signal.SIGKILL)
+        etcd.stop()
+
+    # standalone daemons: no cluster request; bad options: one line, exit 2
+    ports = [free_port() for _ in range(3)]
+    eps = ["--pub", f"tcp://127.0.0.1:{ports[0]}", "--ingest", f"tcp://127.0.0.1:{ports[1]}",
+           "--control", f"tcp://127.0.0.1:{ports[2]}"]
+    proc = subprocess.Popen([SSMD, "--model", MODEL, *eps], stderr=subprocess.DEVNULL)
+    try:
+        r = ctl_at(eps[5], "cluster")
+        check(not r["ok"] and r["error"] == "NOT_CLUSTERED", r)
+        print(f"standalone: cluster -> {r['error']}: {r['message']}")
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    for bad, want in ((["--cluster", "http://127.0.0.1:1"], "etcd://"),
+                      (["--cluster", "etcd://127.0.0.1:2379", "--node", "a/b"], "node")):
+        r = subprocess.run([SSMD, "--model", MODEL, *eps, *bad], capture_output=True, text=True, timeout=30)
+        lines = r.stderr.strip().split("\n")
+        check(r.returncode == 2 and len(lines) == 1 and want in lines[0], (r.returncode, r.stderr))
+        print(f"{' '.join(bad)}: exit 2, {lines[0]}")
+
+
+# ---- placement --------------------------------------------------------------
+
+def t_placement():
+    etcd = Etcd()
+    ds = {n: Daemon(etcd, n) for n in ("n1", "n2", "n3")}
+    pushers = []
+    try:
+        wait_members(ds.values(), ds)
+        names = [f"room{i:02d}" for i in range(30)]
+        placed = {n: hrw_pick(n, list(ds)) for n in names}
+        for n in names:
+            pushers.append(open_stream(ds[placed[n]], n))
+        # each one owned by exactly one daemon, the one HRW picked
+        own = owners(ds["n1"])
+        check(own == placed, f"owners {own} != HRW {placed}")
+        for node, d in ds.items():
+            running = sorted(s["name"] for s in d.ctl("streams")["streams"])
+            check(running == sorted(n for n in names if placed[n] == node), (node, running))
+            check(sorted(d.cluster()["owned"]) == running, "owned set")
+        counts = {node: sum(1 for n in names if placed[n] == node) for node in ds}
+        print(f"30 streams placed by HRW {counts}; owners in etcd match; each daemon runs exactly its own")
+
+        # a push to the wrong daemon names the owner; nothing opens there
+        refusals = 0
+        for n in names[:10]:
+            for node, d in ds.items():
+                if node == placed[n]:
+                    continue
+                body = expect_refused(d, n, "NOT_OWNER")
+                check(body["owner"] == {"node": placed[n], "ingest": ds[placed[n]].ingest}, body)
+                check(ds[placed[n]].ingest in body["message"], body["message"])
+                refusals += 1
+        fresh = next(f"new{i}" for i in range(100) if hrw_pick(f"new{i}", list(ds)) != "n1")
+        body = expect_refused(ds["n1"], fresh, "NOT_OWNER")
+        check(body["owner"]["node"] == hrw_pick(fresh, list(ds)), body)
+        check(fresh not in owners(ds["n1"]), "a refused stream is not claimed")
+        print(f"{refusals} pushes to the wrong daemon refused, e.g. {body['message']!r}")
+        clients(ds, placed)
+
+        # a 4th member: about a quarter of new placements move, all to it;
+        # running streams stay with their owners
+        probe = [f"later{i:03d}" for i in range(120)]
+        before = {n: ds["n1"].ctl("locate", stream=n)["node"] for n in probe}
+        check(before == {n: hrw_pick(n, list(ds)) for n in probe}, "locate == HRW over 3")
+        ds["n4"] = Daemon(etcd, "n4")
+        wait_members(ds.values(), ds)
+        after = {n: ds["n2"].ctl("locate", stream=n)["node"] for n in probe}
+        moved = [n for n in probe if before[n] != after[n]]
+        check(all(after[n] == "n4" for n in moved), "moves go to the new member only")
+        check(0.12 <= len(moved) / len(probe) <= 0.40, f"{len(moved)} of {len(probe)} moved")
+        check(after == {n: hrw_pick(n, list(ds)) for n in probe}, "locate == HRW over 4")
+        for n in names:
+            r = ds["n4"].ctl("locate", stream=n)
+            check(r["node"] == placed[n] and r["by"] == "owner", r)
+        stay = [n for n in names if hrw_pick(n, list(ds)) == "n4"]
+        for n in stay:
+            body = expect_refused(ds["n4"], n, "NOT_OWNER")
+            check(body["owner"]["node"] == placed[n], body)
+        newly = next(n for n in moved)
+        open_stream(ds["n4"], newly).close()
+        print(f"n4 joined: {len(moved)} of {len(probe)} new placements moved ({len(moved) / len(probe):.2f}), "
+              f"all to n4; {len(stay)} running streams HRW now maps to n4 stay with their owners")
+
+        # streams that end release their owner keys
+        for p in pushers:
+            p.push(0, eos=True)
+        wait_for(lambda: not set(names) & set(owners(ds["n1"])), 10, "owner keys released")
+        print("30 streams ended: their owner keys are gone")
+    finally:
+        for p in pushers:
+            p.close()
+        for d in ds.values():
+            d.stop(signal.SIGKILL)
+        etcd.stop()
+
+
+def clients(ds, placed):
+    """The clients' side: ssm-ctl cluster/locate, ssm-push refused by the
+    wrong daemon, the Python Control.cluster()/locate() and Pusher."""
+    from ssmd import Control, Pusher
+    from ssmd.pusher import DaemonError
+    name = "room00"
+    owner = placed[name]
+    wrong = next(n for n in ds if n != owner)
+    r = subprocess.run([SSM_CTL, "-e", ds["n1"].control, "cluster"], capture_output=True, text=True, timeout=30)
+    check(r.returncode == 0, r.stderr)
+    c = json.loads(r.stdout)["cluster"]
+    check(len(c["members"]) == 3 and len(c["owners"]) == 30 and c["healthy"], c)
+    r = subprocess.run([SSM_CTL, "-e", ds[wrong].control, "locate", "-s", name], capture_output=True, text=True,
+                       timeout=30)
+    loc = json.loads(r.stdout)
+    check(r.returncode == 0 and loc["node"] == owner and loc["by"] == "owner", r)
+    print(f"ssm-ctl cluster: {len(c['members'])} members, {len(c['owners'])} owners; "
+          f"ssm-ctl locate -s {name} on {wrong}: {loc['node']} {loc['ingest']} (by {loc['by']})")
+    wav = os.path.join(TMP, "in.wav")
+    import wave
+    with wave.open(wav, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(16000)
+        w.writeframes(np.zeros(1600, "<i2").tobytes())
+    r = subprocess.run([SSM_PUSH, "-e", ds[wrong].ingest, "-s", name, wav], capture_output=True, text=True,
+                       timeout=30)
+    lines = r.stderr.strip().split("\n")
+    check(r.returncode == 1 and "NOT_OWNER" in r.stderr and ds[owner].ingest in r.stderr, (r.returncode, r.stderr))
+    print(f"ssm-push to {wrong}: exit 1, {lines[-1]}")
+    ctl = Control(ds[wrong].control)
+    check(ctl.locate(name)["node"] == owner and len(ctl.cluster()["members"]) == 3, "Python Control")
+    ctl.close()
+    p = Pusher(ds[wrong].ingest, name)
+    try:
+        p.push(np.zeros(1600, np.float32), 16000)
+        p.finish()
+        p.collect(timeout=5)
+        raise AssertionError("the wrong daemon accepted the stream")
+    except DaemonError as e:
+        check(e.code == "NOT_OWNER" and e.owner == {"node": owner, "ingest": ds[owner].ingest}, e)
+        print(f"Python Pusher to {wrong}: DaemonError {e.code}, owner {e.owner}")
+    finally:
+        p.close()
+
+
+# ---- outage -----------------------------------------------------------------
+
+def t_outage():
+    etcd = Etcd()
+    ds = {n: Daemon(etcd, n) for n in ("n1", "n2")}
+    pushers = {}
+    try:
+        wait_members(ds.values(), ds)
+        names = [f"live{i}" for i in range(6)]
+        placed = {n: hrw_pick(n, list(ds)) for n in names}
+        for n in names:
+            pushers[n] = open_stream(ds[placed[n]], n)
+        leases = {node: d.cluster()["lease"] for node, d in ds.items()}
+        etcd.stop()
+        t0 = time.time()
+        for d in ds.values():
+            wait_for(lambda: not d.cluster()["healthy"], 2 * TTL, f"{d.node} noticing etcd is gone")
+        print(f"etcd stopped: both daemons report it unhealthy within {time.time() - t0:.1f} s")
+
+        # running streams are served; new ones refused with one line
+        def frames():
+            return {s["name"]: s["frames"] for d in ds.values() for s in d.ctl("streams")["streams"]}
+        frames0 = frames()
+        down_s = 2 * TTL  # longer than the lease TTL
+        while time.time() - t0 < down_s:
+            for p in pushers.values():
+                p.push(4800)
+                p.drain()
+            time.sleep(0.2)
+        frames1 = wait_for(lambda: (lambda f: f if all(f[n] > frames0[n] for n in names) else None)(frames()), 5,
+                           "frames processed during the outage")[0]
+        body = expect_refused(ds["n1"], "newcomer", "CLUSTER_UNAVAILABLE")
+        print(f"etcd down {time.time() - t0:.1f} s: the 6 running streams went on "
+              f"({sum(frames1.values()) - sum(frames0.values())} frames); a new stream: {body['message']!r}")
+        check("etcd" in body["message"] and "running streams continue" in body["message"], body)
+        for d in ds.values():
+            c = d.cluster()
+            check(c["owners"] is None and sorted(c["owned"]) == sorted(n for n in names if placed[n] == d.node), c)
+            check("refusing new ones" in d.log(), "the outage is logged")
+
+        # etcd returns: placement works again, the owners are still listed
+        etcd.start()
+        t1 = time.time()
+        for d in ds.values():
+            wait_for(lambda: d.cluster()["healthy"], 3 * TTL, f"{d.node} reconnecting")
+        print(f"etcd back: daemons healthy again after {time.time() - t1:.1f} s")
+        own = wait_for(lambda: owners(ds["n1"]) if set(owners(ds["n1"])) == set(names) else None, 3 * TTL,
+                       "owners listed again")[0]
+        check(own == placed, f"{own} != {placed}")
+        # etcd extends the leases when it starts again: the same ones, nothing re-registered
+        check({node: d.cluster()["lease"] for node, d in ds.items()} == leases, "leases kept")
+        wait_members(ds.values(), ds)
+        fresh = "newcomer"
+        p = open_stream(ds[hrw_pick(fresh, list(ds))], fresh)
+        p.close()
+        # every sample pushed before, during and after the outage came back
+        for n, q in pushers.items():
+            got = q.finish()
+            check(got == q.sent, f"{n}: {got} samples back of {q.sent}")
+        print(f"after the outage: the 6 running streams kept their owners and returned every sample "
+              f"({sum(q.sent for q in pushers.values())}), {fresh} placed on {hrw_pick(fresh, list(ds))}")
+    finally:
+        for p in pushers.values():
+            p.close()
+        for d in ds.values():
+            d.stop(signal.SIGKILL)
+        etcd.stop()
+
+
+def main():
+    tests = {"membership": t_membership, "placement": t_placement, "outage": t_outage}
+    t0 = time.time()
+    try:
+        tests[ONLY]()
+    except Exception:
+        for f in sorted(os.listdir(TMP)):
+            if f.endswith(".log"):
+                print(f"--- {f}:\n" + open(os.path.join(TMP, f), errors="replace").read()[-3000:])
+        raise
+    finally:
+        shutil.rmtree(TMP, ignore_errors=True)
+    print(f"{ONLY}: ok in {time.time() - t0:.1f} s")
+
+
+if __name__ == "__main__":
+    main()
