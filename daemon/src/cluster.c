@@ -365,7 +365,7 @@ int ssmd_cluster_start(ssmd_cluster **out, const ssmd_config *cfg, uint64_t epoc
     if (ssmd_etcd_global_init() != 0) return ssmd_errf(err, cap, "cluster: libcurl initialisation failed");
     ssmd_cluster *c = calloc(1, sizeof *c);
     if (!c) return ssmd_errf(err, cap, "cluster: out of memory");
-    snprintf(c->node, sizeof c->node, "%s", node);
+    memcpy(c->node, node, strlen(node) + 1); /* ssmd_stream_name_valid: at most 64 bytes, fits */
     c->ttl_s = cfg->cluster_ttl_s;
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->wake, NULL);
