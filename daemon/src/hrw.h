@@ -18,8 +18,15 @@
 /** The weight of member for stream (NUL-terminated names). */
 uint64_t ssmd_hrw_weight(const char *member, const char *stream);
 
+/** The length of stream's placement key: the name without a trailing
+ *  ".<digits>" (the channel suffix ssm-push gives the streams of one
+ *  multi-channel file: NAME.0, NAME.1, ...), so that the channels of one
+ *  file are placed on one member; the whole length otherwise (also for a
+ *  name that is only ".<digits>" after its first byte's dot). */
+size_t ssmd_hrw_key_len(const char *stream);
+
 /** The index in members[0..n) of the member with the highest weight for
- *  stream (equal weights: the smaller name by strcmp, so the answer never
+ *  stream's placement key (ssmd_hrw_key_len) (equal weights: the smaller name by strcmp, so the answer never
  *  depends on the order); -1 when n is 0. */
 int ssmd_hrw_pick(const char *stream, const char *const *members, size_t n);
 

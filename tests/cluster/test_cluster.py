@@ -22,6 +22,7 @@ Exits 77 (SKIP) when the etcd binary is missing (scripts/setup.sh installs
 etcd-server)."""
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -89,8 +90,14 @@ def hrw_weight(member, stream):
     return h ^ (h >> 31)
 
 
+def hrw_key(stream):
+    """docs/cluster.md: the name without a trailing .<digits> (a file's channels go together)."""
+    m = re.fullmatch(r"(.+)\.[0-9]+", stream)
+    return m.group(1) if m else stream
+
+
 def hrw_pick(stream, members):
-    return max(sorted(members), key=lambda m: hrw_weight(m, stream))
+    return max(sorted(members), key=lambda m: hrw_weight(m, hrw_key(stream)))
 
 
 class Etcd:

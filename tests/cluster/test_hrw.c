@@ -35,6 +35,39 @@ static void t_weight_golden(void **state)
     assert_true(ssmd_hrw_weight("a", "b") != ssmd_hrw_weight("b", "a"));
 }
 
+/* the channels ssm-push makes of one file (NAME.0, NAME.1, ...) are placed
+ * with NAME: one member gets the whole file */
+static void t_channels_together(void **state)
+{
+    (void)state;
+    assert_int_equal(ssmd_hrw_key_len("room.0"), 4);
+    assert_int_equal(ssmd_hrw_key_len("room.17"), 4);
+    assert_int_equal(ssmd_hrw_key_len("a.b.3"), 3);
+    assert_int_equal(ssmd_hrw_key_len("room"), 4);
+    assert_int_equal(ssmd_hrw_key_len("room."), 5);
+    assert_int_equal(ssmd_hrw_key_len("room.x1"), 7);
+    assert_int_equal(ssmd_hrw_key_len("room1"), 5);
+    assert_int_equal(ssmd_hrw_key_len(".5"), 2);
+    assert_int_equal(ssmd_hrw_key_len("a.5"), 1);
+    const char *m[] = {"n1", "n2", "n3", "n4", "n5", "n6", "n7"};
+    int split = 0;
+    for (int i = 0; i < 500; i++) {
+        char base[32], ch[40];
+        name_of(base, sizeof base, i);
+        int k = ssmd_hrw_pick(base, m, 7);
+        for (int c = 0; c < 3; c++) {
+            snprintf(ch, sizeof ch, "%s.%d", base, c);
+            assert_int_equal(ssmd_hrw_pick(ch, m, 7), k);
+            /* the weight of the whole name would have split them */
+            int alone = 0;
+            for (int j = 1; j < 7; j++)
+                if (ssmd_hrw_weight(m[j], ch) > ssmd_hrw_weight(m[alone], ch)) alone = j;
+            split += alone != k;
+        }
+    }
+    assert_true(split > 1000); /* ~6/7 of 1500 */
+}
+
 static void t_order_independent(void **state)
 {
     (void)state;
@@ -146,7 +179,7 @@ int main(void)
         cmocka_unit_test(t_weight_golden),      cmocka_unit_test(t_order_independent),
         cmocka_unit_test(t_balance),            cmocka_unit_test(t_join_moves_a_quarter),
         cmocka_unit_test(t_leave_moves_only_its_own), cmocka_unit_test(t_base64),
-        cmocka_unit_test(t_url),
+        cmocka_unit_test(t_url),                cmocka_unit_test(t_channels_together),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
