@@ -4,6 +4,13 @@
   /usr/bin/python3 train/lm_data.py                       # speech + music → train/cache/lm (once)
   /usr/bin/python3 train/lm_train.py --minutes 20 --threads 1
       → train/cache/lm/ckpt.pt, models/mulaw_lm.safetensors, models/mulaw_lm_curve.csv
+  /usr/bin/python3 train/lm_train.py --arch mamba2 --minutes 8 --out train/cache/lm/mamba2.safetensors
+      → train/cache/lm/ckpt_mamba2.pt, train/cache/lm/mamba2.safetensors, train/cache/lm/mamba2_curve.csv
+
+--arch picks one of the ~280 k-parameter stacks of lm_model.preset (mamba1:
+today's 2 Mamba-1 layers; mamba2: 2 Mamba-2 layers; hybrid: Mamba-1, sliding-
+window attention over 256 samples, Mamba-1; models/mulaw_lm_architectures.md);
+without it the --d-model/--n-layer/--d-state Mamba-1 stack is trained.
 
 Next-sample cross-entropy over random windows of SEQ samples (batch BATCH),
 chunked scan of train/model.py; AdamW, lr 5e-3 with a 20-step warm-up and a
@@ -48,6 +55,9 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--minutes", type=float, default=20)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                    help="what --minutes counts: wall-clock time, or this process's CPU time "
+                         "(fair between runs on a shared machine whose load changes)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--seq", type=int, default=512)
@@ -59,7 +69,10 @@ def main():
     ap.add_argument("--val-n", type=int, default=4, help="held-out windows per evaluation")
     ap.add_argument("--val-len", type=int, default=2048, help="samples per held-out window")
     ap.add_argument("--warmup", type=int, default=20, help="steps")
+    ap.add_argument("--arch", choices=("mamba1", "mamba2", "hybrid"), help="a preset of lm_model.preset")
     ap.add_argument("--out", default=os.path.join(ROOT, "models", "mulaw_lm.safetensors"))
+    ap.add_argument("--curve", help="learning-curve CSV (default: models/mulaw_lm_curve.csv for the "
+                    "bundled file, else OUT with _curve.csv)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
@@ -69,29 +82,35 @@ def main():
     tr = np.load(os.path.join(CACHE, "train.npy"))
     va = np.load(os.path.join(CACHE, "val.npy"))
     vx = val_windows(va, a.val_n, a.val_len)
-    net = L.TokenLM(d_model=a.d_model, n_layer=a.n_layer, d_state=a.d_state)
-    print(f"params {L.n_params(net)}; train {len(tr) / 16000 / 60:.1f} min, val {len(va) / 16000 / 60:.1f} min",
+    net = L.preset(a.arch) if a.arch else L.TokenLM(d_model=a.d_model, n_layer=a.n_layer, d_state=a.d_state)
+    print(f"arch {a.arch or 'mamba1'} {net.cfg['kinds']}; params {L.n_params(net)}; train {len(tr) / 16000 / 60:.1f} min, val {len(va) / 16000 / 60:.1f} min",
           flush=True)
     opt = torch.optim.AdamW(net.parameters(), lr=a.lr, weight_decay=0.01)
     rng = np.random.default_rng(a.seed)
     budget = a.minutes * 60
-    t0 = time.time()
+    clock = time.process_time if a.clock == "cpu" else time.time
+    t0 = clock()
+    w0 = time.time()
     last_eval = t0
     step, seen = 0, 0
     curve = []
-    curve_path = os.path.join(ROOT, "models", "mulaw_lm_curve.csv")
+    bundled = os.path.abspath(a.out) == os.path.join(ROOT, "models", "mulaw_lm.safetensors")
+    curve_path = a.curve or (os.path.join(ROOT, "models", "mulaw_lm_curve.csv") if bundled
+                             else os.path.splitext(a.out)[0] + "_curve.csv")
+    ckpt_path = os.path.join(CACHE, "ckpt.pt" if bundled else f"ckpt_{a.arch or 'mamba1'}.pt")
 
     def evaluate(final=False):
         net.eval()
         v = nll_bits(net, vx)
         net.train()
-        el = time.time() - t0
+        el = clock() - t0
         curve.append((step, seen, round(el, 1), round(train_ema, 4), round(v, 4)))
         print(f"step {step} samples {seen} {el / 60:.1f} min train {train_ema:.3f} val {v:.3f} bits/sample",
               flush=True)
-        torch.save({"cfg": net.cfg, "state": net.state_dict(), "step": step, "val_bits": v}, os.path.join(CACHE, "ckpt.pt"))
-        L.export(net, a.out, {"train.steps": step, "train.samples": seen, "train.seed": a.seed,
-                              "train.minutes": round(el / 60, 1), "train.val_nll_bits": round(v, 4)})
+        torch.save({"cfg": net.cfg, "state": net.state_dict(), "step": step, "val_bits": v}, ckpt_path)
+        L.export(net, a.out, {"train.arch": a.arch or "mamba1", "train.steps": step, "train.samples": seen, "train.seed": a.seed,
+                              "train.minutes": round(el / 60, 1), "train.clock": a.clock,
+                              "train.wall_minutes": round((time.time() - w0) / 60, 1), "train.val_nll_bits": round(v, 4)})
         with open(curve_path, "w", newline="") as f:
             w = csv.writer(f)
             w.writerow(["step", "samples", "seconds", "train_bits", "val_bits"])
@@ -100,7 +119,7 @@ def main():
 
     train_ema = 8.0
     while True:
-        el = time.time() - t0
+        el = clock() - t0
         if el >= budget:
             break
         lr = a.lr * min(1.0, (step + 1) / a.warmup) * 0.5 * (1 + math.cos(math.pi * min(1.0, el / budget)))
@@ -118,11 +137,11 @@ def main():
         seen += a.batch * a.seq
         b = loss.item() / math.log(2)
         train_ema = b if step == 1 else 0.95 * train_ema + 0.05 * b
-        if time.time() - last_eval > a.eval_every:
+        if clock() - last_eval > a.eval_every:
             evaluate()
-            last_eval = time.time()
+            last_eval = clock()
     v = evaluate(final=True)
-    print(f"done: {step} steps, {seen} samples, {(time.time() - t0) / 60:.1f} min, held-out {v:.3f} bits/sample",
+    print(f"done: {step} steps, {seen} samples, {(clock() - t0) / 60:.1f} min ({a.clock}), {(time.time() - w0) / 60:.1f} min wall, held-out {v:.3f} bits/sample",
           flush=True)
 
 
