@@ -347,6 +347,22 @@ static int parse_config(weights_impl *w, ssm_config *c, int *conv_bias, int *pro
         c->n_mamba2 += idx == SSM_LAYER_MAMBA2;
         c->n_attn += idx == SSM_LAYER_ATTENTION;
     }
+    /* a layers.* key that names no layer (an index beyond n_layer, a typo)
+     * would silently give another architecture: refused by name */
+    for (size_t k = 0; k < w->st.n_meta; k++) {
+        const char *key = w->st.meta_keys[k];
+        if (strncmp(key, "layers.", 7) != 0)
+            continue;
+        char *end = NULL;
+        errno = 0;
+        long i = (key[7] >= '0' && key[7] <= '9') ? strtol(key + 7, &end, 10) : -1;
+        if (i < 0 || errno || i >= c->n_layer || !end || strcmp(end, ".kind") != 0) {
+            char pk[64];
+            meta_printable(pk, sizeof pk, key);
+            return ssm_error_set(err, SSM_ERR_MODEL, "%s: __metadata__ key %s names no layer: expected "
+                                 "layers.{i}.kind with 0 <= i < n_layer (%d)", w->path, pk, c->n_layer);
+        }
+    }
     if ((rc = meta_int(w, "d_intermediate", 0, 0, DIM_MAX, 0, &c->d_intermediate, err)))
         return rc;
     if ((uint64_t)2 * c->d_intermediate * (uint64_t)c->d_model > INT_MAX)

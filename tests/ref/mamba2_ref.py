@@ -473,6 +473,9 @@ def cmd_long(helper, work, n_steps):
 # (metadata change, key the one-line error must name)
 BAD = [
     ({"layers.1.kind": "mamba3"}, "layers.1.kind"),
+    ({"layers.7.kind": "mamba1"}, "layers.7.kind"),          # 2 layers: names no layer
+    ({"layers.-1.kind": "mamba1"}, "layers.-1.kind"),
+    ({"layers.1.knd": "mamba1"}, "layers.1.knd"),
     ({"architecture": "transformer"}, "architecture"),
     ({"mamba2.head_dim": "5"}, "mamba2.head_dim"),           # 16 channels: 5 does not divide
     ({"mamba2.head_dim": "0"}, "mamba2.head_dim"),
