@@ -64,6 +64,7 @@ struct ssmd_cluster {
     pthread_cond_t wake;
     bool stopping;
     int64_t lease;        /* 0: not registered */
+    bool conflict_logged; /* the thread logged that another member holds this node's name */
     bool healthy;         /* the last request to etcd succeeded */
     bool ever_registered;
     char error[512];      /* the last failure */
@@ -227,9 +228,33 @@ static int register_member(ssmd_cluster *c, char *err, size_t cap)
     char key[sizeof KEY_MEMBERS + 64];
     snprintf(key, sizeof key, "%s%s", KEY_MEMBERS, c->node);
     if (ssmd_etcd_lease_grant(c->thread_etcd, c->ttl_s, &lease, err, cap) != 0) return -1;
-    /* an entry of this node's previous run (same name, older lease) is
-     * replaced; two live daemons must not share a name */
-    if (ssmd_etcd_put(c->thread_etcd, key, c->member_value, lease, err, cap) != 0) {
+    /* Created, or an entry of this node's previous run (same name, same
+     * advertised ingest endpoint: that socket cannot be bound twice) whose
+     * lease has not expired yet is replaced.  An entry with another ingest
+     * endpoint is another live daemon under the same name: this one stays
+     * unregistered (new streams refused, the reason in `cluster` and the
+     * log) until that entry goes, so the two never share streams. */
+    int64_t rev = 0;
+    ssmd_etcd_kv ex = {0};
+    int r = ssmd_etcd_create_if_absent(c->thread_etcd, key, c->member_value, lease, &rev, &ex, err, cap);
+    if (r == 0) {
+        json_t *v = ex.value ? json_loads(ex.value, 0, NULL) : NULL;
+        const char *other = v ? json_string_value(json_object_get(v, "ingest")) : NULL;
+        if (other && c->ingest && strcmp(other, c->ingest) == 0)
+            r = ssmd_etcd_put_if_revision(c->thread_etcd, key, c->member_value, lease, ex.mod_revision, &rev, err,
+                                          cap);
+        else {
+            ssmd_errf(err, cap, "node name %s is in use by another live member (ingest %s): every daemon needs "
+                      "its own --node; not registered while that member lives", c->node, other ? other : "?");
+            if (!c->conflict_logged) ssmd_log(SSMD_LOG_ERROR, "cluster: %s", err);
+            c->conflict_logged = true;
+            r = -1;
+        }
+        json_decref(v);
+        if (r == 0 && !err[0]) ssmd_errf(err, cap, "member key %s changed while registering; retrying", key);
+    }
+    ssmd_etcd_kv_clear(&ex);
+    if (r != 1) {
         char e2[256];
         ssmd_etcd_lease_revoke(c->thread_etcd, lease, e2, sizeof e2);
         return -1;

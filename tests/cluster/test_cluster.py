@@ -328,6 +328,27 @@ def t_membership():
         check(name not in owners(n1), "owner key revoked")
         print(f"SIGTERM n2: left after {time.time() - t0:.1f} s (lease revoked), owner key too")
         p.close()
+
+        # a second live daemon under n1's name (other endpoints): it stays
+        # unregistered and refuses new streams, n1's entry is untouched;
+        # when n1 stops, it registers
+        dup = Daemon(etcd, "n1")
+        try:
+            c, dt = wait_for(lambda: (lambda c: c if "in use" in c.get("error", "") else None)(dup.cluster()),
+                             10, "the duplicate's refusal")
+            check(not c["healthy"], c)
+            m1 = [m for m in n1.cluster()["members"] if m["node"] == "n1"]
+            check(len(m1) == 1 and m1[0]["ingest"] == n1.ingest, f"n1's member entry changed: {m1}")
+            refused = expect_refused(dup, "dupstream", "CLUSTER_UNAVAILABLE")
+            print(f"a second daemon named n1: not registered ({c['error']}); a push to it: "
+                  f"{refused['error']}; n1's entry keeps its endpoints")
+            check(n1.stop() == 0, "n1 clean exit")
+            wait_for(dup.healthy, 2 * TTL, "the duplicate registered once n1 left")
+            m = [m for m in dup.cluster()["members"] if m["node"] == "n1"]
+            check(len(m) == 1 and m[0]["ingest"] == dup.ingest, m)
+            print("n1 stopped: the second daemon named n1 registered with its own endpoints")
+        finally:
+            dup.stop(signal.SIGKILL)
     finally:
         for d in (n1, n2):
             d.stop(signal.SIGKILL)
