@@ -57,6 +57,13 @@ static int url_each(const char *url, int (*fn)(const char *hp, size_t len, void 
             ssmd_errf(err, cap, "cluster: '%.*s' in '%s' is not HOST:PORT", (int)(len > 255 ? 255 : len), p, url);
             return -1;
         }
+        long port = 0;
+        for (const char *q = colon + 1; q < p + len && port <= 65535; q++) port = port * 10 + (*q - '0');
+        if (port < 1 || port > 65535) {
+            ssmd_errf(err, cap, "cluster: port '%.*s' in '%s' is not in 1..65535", (int)(p + len - colon - 1),
+                      colon + 1, url);
+            return -1;
+        }
         if (++n > ETCD_MAX_ENDPOINTS) {
             ssmd_errf(err, cap, "cluster: more than %d etcd endpoints in '%s'", ETCD_MAX_ENDPOINTS, url);
             return -1;

@@ -163,8 +163,10 @@ static void t_url(void **state)
     char err[256];
     assert_int_equal(ssmd_etcd_url_check("etcd://127.0.0.1:2379", err, sizeof err), 0);
     assert_int_equal(ssmd_etcd_url_check("etcd://a:1,b:2,c.example:2379", err, sizeof err), 0);
+    assert_int_equal(ssmd_etcd_url_check("etcd://a:65535,b:1", err, sizeof err), 0);
     const char *bad[] = { "http://a:1", "etcd://", "etcd://a", "etcd://a:", "etcd://:1", "etcd://a:1,",
-                          "etcd://a:x1", "etcd://a/b:1", "etcd://a:1,b:2,c:3,d:4,e:5,f:6,g:7,h:8,i:9" };
+                          "etcd://a:x1", "etcd://a/b:1", "etcd://a:0", "etcd://a:65536",
+                          "etcd://a:99999999999999999999", "etcd://a:1,b:2,c:3,d:4,e:5,f:6,g:7,h:8,i:9" };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         err[0] = '\0';
         assert_int_equal(ssmd_etcd_url_check(bad[i], err, sizeof err), -1);
