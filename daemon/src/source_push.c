@@ -274,6 +274,13 @@ static bool cluster_admits(ssmd_srv *s, const uint8_t *id, size_t id_len, const 
     return false;
 }
 
+static bool free_slot(const ssmd_srv *s)
+{
+    for (int i = 0; i < s->max_streams; i++)
+        if (!s->streams[i].used) return true;
+    return false;
+}
+
 static void handle_ingest(ssmd_srv *s)
 {
     double t = ssmd_now_s(), since = s->push.t_polled > 0 ? t - s->push.t_polled : 0;
@@ -350,6 +357,9 @@ static void handle_ingest(ssmd_srv *s)
                     ingest_error(s, id, id_len, "BAD_FRAMES", name, "client identity too long");
                 } else if (client_refused(s, id, id_len)) {
                     refuse_full_client(s, name, id, id_len, h.rows);
+                } else if (s->cluster && !free_slot(s)) {
+                    /* full: refused before claiming, so no owner key comes and goes */
+                    ingest_error(s, id, id_len, "TOO_MANY_STREAMS", name, "max_streams streams are already running");
                 } else if (s->cluster && !cluster_admits(s, id, id_len, name)) {
                     /* refused: another member's stream, or etcd unavailable */
                 } else if (!(st = ssmd_srv_stream_open(s, name, &ssmd_source_push, (int)h.sample_rate_hz, true, true,

@@ -329,6 +329,20 @@ def t_membership():
         print(f"SIGTERM n2: left after {time.time() - t0:.1f} s (lease revoked), owner key too")
         p.close()
 
+        # a full member refuses a new stream before claiming it: no owner key
+        # appears (it used to be written, then deleted a moment later)
+        nf = Daemon(etcd, "nf", "--max-streams", "1")
+        try:
+            wait_members([n1, nf], ["n1", "nf"])
+            on_nf = [f"f{i}" for i in range(200) if hrw_pick(f"f{i}", ["n1", "nf"]) == "nf"][:2]
+            pf = open_stream(nf, on_nf[0])
+            refused = expect_refused(nf, on_nf[1], "TOO_MANY_STREAMS")
+            check(on_nf[1] not in owners(n1), f"a refused stream left an owner key: {owners(n1)}")
+            print(f"full member nf: {on_nf[1]} refused ({refused['error']}) without an owner key")
+            pf.close()
+        finally:
+            nf.stop(signal.SIGKILL)
+
         # a second live daemon under n1's name (other endpoints): it stays
         # unregistered and refuses new streams, n1's entry is untouched;
         # when n1 stops, it registers
