@@ -357,25 +357,8 @@ def cmd_long(helper, work, n_steps):
     meta = make_model(path, d_model=16, kinds=[AT, M1, M2], head_dim=8, n_groups=2, d_state=8,
                       n_features=8, heads="mask,vad", n_mask=5, seed=11, d_intermediate=16,
                       attn=A(num_heads=4, num_heads_kv=2, window=24, rotary_emb_dim=4))
-    _, n_out = head_slices(meta)
-    rng = np.random.default_rng(98)
-    tt = np.arange(n_steps)[:, None]
-    inp = (rng.normal(0, 1, (n_steps, 8)) + 2.0 * np.sin(tt * 2e-4 * (1 + np.arange(8)))
-           ).astype(np.float32)
-    out, info = run_c(helper, path, "step", 1, inp[:, None, :], work, "long_attn")
-    out = out.reshape(n_steps, n_out).astype(np.float64)
-    ref = reference(path, inp)
-    finite = bool(np.all(np.isfinite(out)))
-    k = n_steps // 10
-    e_first, _ = rel_err(out[:k], ref[:k], meta)
-    e_last, _ = rel_err(out[-k:], ref[-k:], meta)
-    e_all, h = rel_err(out, ref, meta)
-    print(f"{n_steps} steps, attention (window 24, RoPE) + Mamba-1 + Mamba-2 stack with MLPs "
-          f"({info}): all finite {finite}; worst error {e_all:.2e} ({h}); first 10% "
-          f"{e_first:.2e}, last 10% {e_last:.2e} (no drift: last <= 4*first + 1e-6)")
-    ok = finite and e_all <= 1e-5 and e_last <= 4 * e_first + 1e-6
-    print("ok" if ok else "FAIL")
-    return 0 if ok else 1
+    return mamba2_ref.long_run(helper, work, path, meta, reference, n_steps, 98, "long_attn",
+                               "attention (window 24, RoPE) + Mamba-1 + Mamba-2 stack with MLPs")
 
 
 # (metadata change, key the one-line error must name)

@@ -444,30 +444,38 @@ def cmd_check(helper, work):
     return 0
 
 
-def cmd_long(helper, work, n_steps):
-    os.makedirs(work, exist_ok=True)
-    path = os.path.join(work, "long2.safetensors")
-    meta = make_model(path, d_model=16, kinds=[M2, M1], head_dim=8, n_groups=2, d_state=16,
-                      n_features=8, heads="mask,vad", n_mask=5, seed=7)
+def long_run(helper, work, path, meta, reference_fn, n_steps, seed, label, what):
+    """n_steps single steps of the model at path in the C engine (helper) against
+    reference_fn(path, inputs) in float64: all finite, worst relative error <= 1e-5,
+    and no drift (the last 10 % no worse than 4 x the first 10 % + 1e-6).  Prints
+    the figures; returns 0 or 1."""
     _, n_out = head_slices(meta)
-    rng = np.random.default_rng(99)
+    n_features = int(meta["n_features"])
+    rng = np.random.default_rng(seed)
     tt = np.arange(n_steps)[:, None]
-    inp = (rng.normal(0, 1, (n_steps, 8)) + 2.0 * np.sin(tt * 2e-4 * (1 + np.arange(8)))
+    inp = (rng.normal(0, 1, (n_steps, n_features)) + 2.0 * np.sin(tt * 2e-4 * (1 + np.arange(n_features)))
            ).astype(np.float32)
-    out, info = run_c(helper, path, "step", 1, inp[:, None, :], work, "long2")
+    out, info = run_c(helper, path, "step", 1, inp[:, None, :], work, label)
     out = out.reshape(n_steps, n_out).astype(np.float64)
-    ref = reference(path, inp)
+    ref = reference_fn(path, inp)
     finite = bool(np.all(np.isfinite(out)))
     k = n_steps // 10
     e_first, _ = rel_err(out[:k], ref[:k], meta)
     e_last, _ = rel_err(out[-k:], ref[-k:], meta)
     e_all, h = rel_err(out, ref, meta)
-    print(f"{n_steps} steps, Mamba-2 + Mamba-1 stack ({info}): all finite {finite}; worst error "
-          f"{e_all:.2e} ({h}); first 10% {e_first:.2e}, last 10% {e_last:.2e} "
-          f"(no drift: last <= 4*first + 1e-6)")
+    print(f"{n_steps} steps, {what} ({info}): all finite {finite}; worst error {e_all:.2e} ({h}); "
+          f"first 10% {e_first:.2e}, last 10% {e_last:.2e} (no drift: last <= 4*first + 1e-6)")
     ok = finite and e_all <= 1e-5 and e_last <= 4 * e_first + 1e-6
     print("ok" if ok else "FAIL")
     return 0 if ok else 1
+
+
+def cmd_long(helper, work, n_steps):
+    os.makedirs(work, exist_ok=True)
+    path = os.path.join(work, "long2.safetensors")
+    meta = make_model(path, d_model=16, kinds=[M2, M1], head_dim=8, n_groups=2, d_state=16,
+                      n_features=8, heads="mask,vad", n_mask=5, seed=7)
+    return long_run(helper, work, path, meta, reference, n_steps, 99, "long2", "Mamba-2 + Mamba-1 stack")
 
 
 # (metadata change, key the one-line error must name)
