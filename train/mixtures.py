@@ -129,6 +129,26 @@ def mic_colour(rng):
     return fs
 
 
+def noise_colour(rng):
+    """A random colour for a noise recording alone (training augmentation): a tilt made of two
+    wide peaking bands of opposite gain, ±0-6 dB at 4 kHz and ∓ the same at 250 Hz, and, half of
+    the time, a second-order low-pass at 2-20 kHz, so one recording stands for the same sound
+    heard through other rooms, distances and microphones."""
+    fs = []
+    t = rng.uniform(-6, 6)
+    if abs(t) > 0.5:
+        fs.append(_biquad_peak(4000.0, t, 0.3))
+        fs.append(_biquad_peak(250.0, -t, 0.3))
+    if rng.random() < 0.5:
+        f0 = np.exp(rng.uniform(np.log(2000), np.log(20000)))
+        w = 2 * np.pi * f0 / SR
+        al = np.sin(w) / (2 * 0.707)
+        b = np.array([(1 - np.cos(w)) / 2, 1 - np.cos(w), (1 - np.cos(w)) / 2])
+        d = np.array([1 + al, -2 * np.cos(w), 1 - al])
+        fs.append((b / d[0], d / d[0]))
+    return fs
+
+
 def _apply(fs, x):
     for b, a in fs:
         x = lfilter(b, a, x)
@@ -146,11 +166,13 @@ vad_labels = data.vad_labels
 
 def make_example(n, rng, sbank, nbank, hop, n_fft, snr_db=None, family=None, kind=None,
                  p_noise_only=0.12, p_clean=0.05, p_reverb=0.3, p_colour=0.7, level_db=None,
-                 family_p=(0.4, 0.4, 0.2), p_speed=0.0):
+                 family_p=(0.4, 0.4, 0.2), p_speed=0.0, p_noise_colour=0.0, p_second_noise=0.0):
     """One training example: dict(mix, clean, vad, cutoff_hz, family, snr_db).
     family_p: probabilities of FAMILIES (generated, real, babble) when `family` is not given;
     p_speed: share of recorded noise files speed-perturbed (training augmentation; 0 keeps the
-    evaluation mixtures as they were)."""
+    evaluation mixtures as they were); p_noise_colour: share of noises coloured alone
+    (noise_colour); p_second_noise: share of noises with a second one of another family
+    added 0-15 dB below it (training augmentations; 0 keeps evaluation mixtures unchanged)."""
     noise_only = snr_db is None and rng.random() < p_noise_only
     clean_only = snr_db is None and not noise_only and rng.random() < p_clean
     if noise_only:
@@ -167,6 +189,14 @@ def make_example(n, rng, sbank, nbank, hop, n_fft, snr_db=None, family=None, kin
         noise = np.zeros(n)
     else:
         noise = make_noise(family, n, rng, sbank, nbank, kind, p_speed)
+        if p_noise_colour and rng.random() < p_noise_colour:
+            noise = _apply(noise_colour(rng), noise)
+            noise = noise / (np.std(noise) + 1e-12)
+        if p_second_noise and rng.random() < p_second_noise:
+            other = [f for f in FAMILIES if f != family]
+            f2 = other[int(rng.integers(len(other)))]
+            noise = noise + make_noise(f2, n, rng, sbank, nbank, None, p_speed) * 10 ** (-rng.uniform(0, 15) / 20)
+            noise = noise / (np.std(noise) + 1e-12)
         if noise_only:
             pass
         else:

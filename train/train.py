@@ -123,6 +123,10 @@ def main():
     ap.add_argument("--p-noise-only", type=float, default=0.12, help="share of noise-only training clips")
     ap.add_argument("--p-speed", type=float, default=0.0,
                     help="share of recorded noise files played 2^±0.5 times faster or slower")
+    ap.add_argument("--p-noise-colour", type=float, default=0.0,
+                    help="share of noises given a random tilt and low-pass of their own (mixtures.noise_colour)")
+    ap.add_argument("--p-second-noise", type=float, default=0.0,
+                    help="share of noises with a second noise of another family added 0-15 dB below")
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--warmup", type=int, default=200)
     ap.add_argument("--threads", type=int, default=1)
@@ -204,7 +208,8 @@ def main():
     def producer():
         while True:
             q.put(make_batch(sb, nb, rng, a.batch, family_p=fam_p, p_noise_only=a.p_noise_only,
-                             p_speed=a.p_speed))
+                             p_speed=a.p_speed, p_noise_colour=a.p_noise_colour,
+                             p_second_noise=a.p_second_noise))
     threading.Thread(target=producer, daemon=True).start()
 
     def evaluate():
