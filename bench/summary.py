@@ -97,7 +97,7 @@ def main(path):
         by = {(r["impl"], r["batch"]): r for r in steps if r["model"] == name}
         batches = sorted({r["batch"] for r in steps if r["model"] == name})
         print("stream-steps/s (from the median step; 1 thread)\n")
-        print("| batch | " + " | ".join(impls) + " | ssmd ÷ torch | ssmd GFLOP/s | ÷ roofline | ÷ sgemm |")
+        print("| batch | " + " | ".join(impls) + " | ssmd ÷ torch | ssmd GFLOP/s | ÷ roofline | ÷ best sgemm |")
         print("|---:|" + "---:|" * (len(impls) + 4))
         for B in batches:
             cells = [fmt(by.get((i, B), {}).get("stream_steps_per_s")) for i in impls]
