@@ -21,7 +21,6 @@ attention as banded softmax over the ring's rows and the chunk's.
 Env: SSMD_BENCH_SECONDS (per figure, default 1.0), SSMD_BENCH_MIN_STEPS_B1
 (least steps timed at batch 1, default 2000).
 """
-import json
 import math
 import os
 import sys
@@ -30,6 +29,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "train"))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "ref"))
+import machine  # noqa: E402  (bench/machine.py: CPU model, caches, load average on every line)
 
 D_MODEL = 256
 # name, kinds, extra make_model arguments: d_model 256, 4 layers, d_inner 512,
@@ -395,7 +395,7 @@ def check(path):
             outf.append(torch.cat([hf, m, v], dim=1).numpy())
         e_fwd = float(np.abs(np.concatenate(outf) - ref).max() / scale)
     ok = e_step < 1e-4 and e_fwd < 1e-4
-    print(json.dumps({"bench": "peer_check", "model": os.path.basename(path), "frames": T,
+    print(machine.line({"bench": "peer_check", "model": os.path.basename(path), "frames": T,
                       "step_vs_float64": e_step, "forward_vs_float64": e_fwd, "ok": ok}))
     return 0 if ok else 1
 
@@ -407,7 +407,7 @@ def bench(path, name, batches):
     min_b1 = int(os.environ.get("SSMD_BENCH_MIN_STEPS_B1", "2000"))
     peer = Peer(path, torch)
     layer_params = sum(v.numel() for k, v in peer.g.items() if k.startswith("backbone.layers."))
-    print(json.dumps({"bench": "model_params", "model": name, "layers": ",".join(peer.kinds),
+    print(machine.line({"bench": "model_params", "model": name, "layers": ",".join(peer.kinds),
                       "params": sum(v.numel() for v in peer.g.values()),
                       "layer_params": layer_params}), flush=True)
     gen = torch.Generator().manual_seed(1)
@@ -428,7 +428,7 @@ def bench(path, name, batches):
             lat.sort()
             n = len(lat)
             med = lat[n // 2]
-            print(json.dumps({"bench": "model_step", "impl": "torch-1t", "model": name, "batch": B,
+            print(machine.line({"bench": "model_step", "impl": "torch-1t", "model": name, "batch": B,
                               "threads": 1, "steps": n, "stream_steps_per_s": round(B / med, 1),
                               "mean_stream_steps_per_s": round(n * B / total, 1),
                               "median_us": round(med * 1e6, 2),
@@ -443,7 +443,7 @@ def bench(path, name, batches):
             peer.forward(U, st)
             n += 1
         total = time.perf_counter() - t0
-        print(json.dumps({"bench": "model_forward", "impl": "torch-1t", "model": name,
+        print(machine.line({"bench": "model_forward", "impl": "torch-1t", "model": name,
                           "chunk": chunk, "frames_per_s": round(n * chunk / total, 1)}), flush=True)
 
 

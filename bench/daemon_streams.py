@@ -37,6 +37,7 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, "..")
 sys.path.insert(0, os.path.join(ROOT, "clients", "python"))
+import machine  # noqa: E402  (bench/machine.py: CPU model, caches, load average on every line)
 SR = 48000
 
 
@@ -135,14 +136,14 @@ def main():
             for rnd in range(a.rounds):
                 for ssmd in a.ssmd.split(","):
                     cpu_s, wall = run_ssmd(ssmd, a.model, n, a.seconds, a.cpu, a.ssmd_args.split())
-                    print(json.dumps(dict(base, system="ssmd", ssmd=ssmd, ssmd_args=a.ssmd_args, streams=n, round=rnd,
+                    print(machine.line(dict(base, system="ssmd", ssmd=ssmd, ssmd_args=a.ssmd_args, streams=n, round=rnd,
                                           cpu_s=round(cpu_s, 3), wall_s=round(wall, 3),
                                           cpu_rt_streams=round(n * a.seconds / cpu_s, 1),
                                           wall_rt_streams=round(n * a.seconds / wall, 1))), flush=True)
                 if a.peer == "none":
                     continue
                 rc, rw = run_rnnoise(n, a.seconds, a.cpu, work)
-                print(json.dumps(dict(base, system="rnnoise-wasm", streams=n, round=rnd, cpu_s=round(rc, 3),
+                print(machine.line(dict(base, system="rnnoise-wasm", streams=n, round=rnd, cpu_s=round(rc, 3),
                                       wall_s=round(rw, 3), cpu_rt_streams=round(n * a.seconds / rc, 1),
                                       wall_rt_streams=round(n * a.seconds / rw, 1))), flush=True)
 

@@ -16,6 +16,7 @@
 #include "frontend.h"
 #include "kernels/ssm_kernels.h"
 #include "stream.h"
+#include "bench_machine.h"
 
 static double now_s(void)
 {
@@ -109,11 +110,11 @@ int main(int argc, char **argv)
         t[ftz][0] = per_frame_s(m, &fe, mb, zeros, n, rate, &frames);
         t[ftz][1] = per_frame_s(m, &fe, mb, tails, n, rate, &frames);
         for (int k = 0; k < 2; k++)
-            printf("{\"bench\":\"denormal_frame\",\"input\":\"%s\",\"ftz_daz\":%s,\"frames\":%lu,"
+            ssm_bench_line("{\"bench\":\"denormal_frame\",\"input\":\"%s\",\"ftz_daz\":%s,\"frames\":%lu,"
                    "\"us_per_frame\":%.3f}\n", k ? "subnormal_tails" : "zeros", ftz ? "true" : "false",
                    frames, 1e6 * t[ftz][k]);
     }
-    printf("{\"bench\":\"denormal_ratio\",\"subnormal_input_samples\":%zu,\"tails_over_zeros_ftz_off\":%.3f,"
+    ssm_bench_line("{\"bench\":\"denormal_ratio\",\"subnormal_input_samples\":%zu,\"tails_over_zeros_ftz_off\":%.3f,"
            "\"tails_over_zeros_ftz_on\":%.3f,\"target\":1.2}\n", sub, t[0][1] / t[0][0], t[1][1] / t[1][0]);
     free(zeros);
     free(tails);

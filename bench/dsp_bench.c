@@ -21,6 +21,7 @@
 #include "dsp/framer.h"
 #include "dsp/resample.h"
 #include "dsp/stft.h"
+#include "bench_machine.h"
 
 static double now_s(void)
 {
@@ -109,7 +110,7 @@ static int run(const bench_cfg *c, double min_seconds)
 
     qsort(pass_fps, n_passes, sizeof pass_fps[0], cmp_double);
     const double median = pass_fps[n_passes / 2], fps = pass_fps[n_passes - 1];
-    printf("{\"bench\":\"%s\",\"impl\":\"ssmd\",\"variant\":\"per_frame\",\"n_fft\":%zu,\"hop\":%zu,"
+    ssm_bench_line("{\"bench\":\"%s\",\"impl\":\"ssmd\",\"variant\":\"per_frame\",\"n_fft\":%zu,\"hop\":%zu,"
            "\"n_mels\":%zu,\"passes\":%zu,\"frames\":%llu,\"seconds\":%.3f,\"frames_per_s\":%.1f,"
            "\"frames_per_s_median\":%.1f,\"x_realtime_16k\":%.1f,\"checksum\":%.6g}\n",
            c->name, c->n_fft, c->hop, c->n_mels, n_passes, (unsigned long long)frames, elapsed, fps,
@@ -171,7 +172,7 @@ static int run_resample(int in_hz, int out_hz, dsp_resample_quality q, const cha
         elapsed = tn - t0;
     } while (elapsed < min_seconds && n_passes < MAX_PASSES);
     qsort(pass_rt, n_passes, sizeof pass_rt[0], cmp_double);
-    printf("{\"bench\":\"resample\",\"impl\":\"ssmd\",\"in_hz\":%d,\"out_hz\":%d,\"quality\":\"%s\","
+    ssm_bench_line("{\"bench\":\"resample\",\"impl\":\"ssmd\",\"in_hz\":%d,\"out_hz\":%d,\"quality\":\"%s\","
            "\"channels\":1,\"chunk\":%zu,\"passes\":%zu,\"x_realtime\":%.1f,\"x_realtime_median\":%.1f,"
            "\"checksum\":%.6g}\n",
            in_hz, out_hz, qname, chunk, n_passes, pass_rt[n_passes - 1], pass_rt[n_passes / 2], checksum);

@@ -12,7 +12,6 @@ pocketfft (it computes in float64 whatever the input dtype).
 
 Usage: /usr/bin/python3 bench/dsp_numpy_peer.py [--seconds S]
 """
-import json
 import os
 import sys
 import time
@@ -35,6 +34,7 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "ref"))
 from dsp_ref import mel_filterbank  # noqa: E402  (Slaney mel from the definitions)
+import machine  # noqa: E402  (bench/machine.py: CPU model, caches, load average on every line)
 
 SR, N_FFT, HOP, N_MELS, FLOOR = 16000, 512, 128, 80, 1e-10
 
@@ -107,7 +107,7 @@ def main():
             if elapsed >= seconds and len(passes) >= 3:
                 break
         fps, median = max(passes), float(np.median(passes))
-        print(json.dumps({"bench": "dsp_stft_logmel_istft", "impl": "numpy", "variant": name,
+        print(machine.line({"bench": "dsp_stft_logmel_istft", "impl": "numpy", "variant": name,
                           "n_fft": N_FFT, "hop": HOP, "n_mels": N_MELS, "passes": len(passes),
                           "frames": frames, "seconds": round(elapsed, 3), "frames_per_s": round(fps, 1),
                           "frames_per_s_median": round(median, 1),

@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "kernels/ssm_kernels.h"
+#include "bench_machine.h"
 
 static uint64_t rng = 0x9E3779B97F4A7C15ull;
 static float frand(float lo, float hi)
@@ -113,7 +114,7 @@ static void bench(int kernel, int dim, int rows, const impl *im, int passes)
         }
         best -= copy;
     }
-    printf("{\"bench\":\"elem\",\"kernel\":\"%s\",\"dim\":%d,\"batch\":%d,\"impl\":\"%s\","
+    ssm_bench_line("{\"bench\":\"elem\",\"kernel\":\"%s\",\"dim\":%d,\"batch\":%d,\"impl\":\"%s\","
            "\"ns_per_element\":%.3f,\"us_per_call\":%.3f}\n",
            k_names[kernel], dim, rows, im->name, best / (double)n, best / 1e3);
     fflush(stdout);

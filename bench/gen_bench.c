@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "generate.h"
+#include "bench_machine.h"
 
 static double now_s(void)
 {
@@ -72,7 +73,7 @@ int main(int argc, char **argv)
             steps += 100;
             t = now_s() - t0;
         } while (t < budget);
-        printf("{\"bench\":\"generate\",\"impl\":\"%s\",\"model\":\"%s\",\"batch\":%d,\"steps\":%ld,\"seconds\":%.3f,"
+        ssm_bench_line("{\"bench\":\"generate\",\"impl\":\"%s\",\"model\":\"%s\",\"batch\":%d,\"steps\":%ld,\"seconds\":%.3f,"
                "\"samples_per_s\":%.0f,\"per_stream_realtime_x\":%.3f,\"rate_hz\":%d}\n",
                rf == SSM_RUNNER_INT8_WEIGHTS ? "ssmd-int8" : rf ? "ssmd-f16" : "ssmd", base, B, steps, t, (double)steps * B / t, (double)steps / t / rate, rate);
         fflush(stdout);

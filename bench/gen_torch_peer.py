@@ -9,7 +9,6 @@ was trained to compute), written for one frame with a conv state and an SSM stat
 Env: SSMD_BENCH_SECONDS (per figure, default 2.0).
 Prints JSON lines like gen_bench with "impl":"torch-1t".
 """
-import json
 import os
 import sys
 import time
@@ -21,6 +20,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "train"))
 import lm_model as L  # noqa: E402
 import model as M  # noqa: E402
+import machine  # noqa: E402  (bench/machine.py: CPU model, caches, load average on every line)
 
 
 class Stepper:
@@ -79,7 +79,7 @@ def main():
                 t = time.perf_counter() - t0
                 if t >= budget:
                     break
-            print(json.dumps({"bench": "generate", "impl": "torch-1t", "model": os.path.basename(path),
+            print(machine.line({"bench": "generate", "impl": "torch-1t", "model": os.path.basename(path),
                               "batch": B, "steps": n,
                               "seconds": round(t, 3), "samples_per_s": round(n * B / t),
                               "per_stream_realtime_x": round(n / t / rate, 3), "rate_hz": rate}), flush=True)

@@ -31,6 +31,7 @@
 #include <cblas.h>
 
 #include "kernels/ssm_kernels.h"
+#include "bench_machine.h"
 
 enum { IMPL_SGEMM, IMPL_F32, IMPL_F32_UNBLOCKED, IMPL_F16, IMPL_F16_UNBLOCKED, N_IMPL };
 static const char *const k_impl[N_IMPL] = {"openblas-sgemm", "packed-f32", "packed-f32-unblocked",
@@ -47,39 +48,6 @@ static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
-}
-
-static void cpu_model(char *buf, size_t n)
-{
-    snprintf(buf, n, "unknown");
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    if (!f)
-        return;
-    char line[512];
-    while (fgets(line, sizeof line, f)) {
-        if (strncmp(line, "model name", 10) == 0) {
-            char *p = strchr(line, ':');
-            if (p) {
-                p += 1 + (p[1] == ' ');
-                p[strcspn(p, "\n")] = 0;
-                snprintf(buf, n, "%s", p);
-            }
-            break;
-        }
-    }
-    fclose(f);
-}
-
-static void loadavg(char *buf, size_t n)
-{
-    snprintf(buf, n, "unknown");
-    FILE *f = fopen("/proc/loadavg", "r");
-    if (!f)
-        return;
-    double a = 0, b = 0, c = 0;
-    if (fscanf(f, "%lf %lf %lf", &a, &b, &c) == 3)
-        snprintf(buf, n, "%.2f %.2f %.2f", a, b, c);
-    fclose(f);
 }
 
 typedef struct shape {
@@ -165,7 +133,7 @@ static void figure(const char *model, const char *layer, int M, int K, int N, do
         best[i] = g[i][rounds - 1];
     }
     for (int i = 0; i < N_IMPL; ++i) {
-        printf("{\"bench\":\"linear\",\"model\":\"%s\",\"layer\":\"%s\",\"M\":%d,\"K\":%d,\"N\":%d,"
+        ssm_bench_line("{\"bench\":\"linear\",\"model\":\"%s\",\"layer\":\"%s\",\"M\":%d,\"K\":%d,\"N\":%d,"
                "\"impl\":\"%s\",\"isa\":\"%s\",\"gflops_best\":%.2f,\"gflops_median\":%.2f,"
                "\"fraction_of_sgemm_best\":%.3f,\"rounds\":%d,\"reps\":%d,"
                "\"blocked_equals_unblocked\":%s}\n",
@@ -230,7 +198,7 @@ static int blocking_grid(int argc, char **argv, double budget, ssm_isa isa, cons
     ssm_linear_packed_set_blocking(0, 0);
     for (int i = 0; i < nc; ++i) {
         qsort(g[i], (size_t)rounds, sizeof(double), cmp_double);
-        printf("{\"bench\":\"linear_blocking\",\"cpu\":\"%s\",\"isa\":\"%s\",\"M\":%d,"
+        ssm_bench_line("{\"bench\":\"linear_blocking\",\"cpu\":\"%s\",\"isa\":\"%s\",\"M\":%d,"
                "\"K\":%d,\"N\":%d,\"kc\":%d,\"mc\":%d,\"gflops_best\":%.2f,"
                "\"gflops_median\":%.2f,\"rounds\":%d,\"loadavg_start\":\"%s\"}\n",
                cpu, ssm_isa_name(isa), M, K, N, kc[i], mc[i], g[i][rounds - 1], g[i][rounds / 2],
@@ -249,8 +217,8 @@ int main(int argc, char **argv)
     double budget = secs_env ? atof(secs_env) : 1.0;
     ssm_isa isa = ssm_isa_best();
     char cpu[256], load[64];
-    cpu_model(cpu, sizeof cpu);
-    loadavg(load, sizeof load);
+    ssm_bench_cpu_model(cpu, sizeof cpu);
+    ssm_bench_loadavg(load, sizeof load);
     if (argc >= 2 && strcmp(argv[1], "--blocking") == 0)
         return blocking_grid(argc, argv, budget, isa, cpu, load);
     ssm_cpu_caches cc;
@@ -259,7 +227,7 @@ int main(int argc, char **argv)
     ssm_linear_packed_blocking(isa, 0, &kc32, &mc32);
     ssm_linear_packed_blocking(isa, 1, &kc16, &mc16);
     const char *blas_threads = getenv("OPENBLAS_NUM_THREADS");
-    printf("{\"bench\":\"linear_info\",\"cpu\":\"%s\",\"isa\":\"%s\",\"l1d_bytes\":%zu,"
+    ssm_bench_line("{\"bench\":\"linear_info\",\"cpu\":\"%s\",\"isa\":\"%s\",\"l1d_bytes\":%zu,"
            "\"l2_bytes\":%zu,\"l3_bytes\":%zu,\"f32_kc\":%d,\"f32_mc\":%d,\"f16_kc\":%d,"
            "\"f16_mc\":%d,\"openblas_num_threads\":\"%s\",\"loadavg_start\":\"%s\"}\n",
            cpu, ssm_isa_name(isa), cc.l1d_bytes, cc.l2_bytes, cc.l3_bytes, kc32, mc32, kc16, mc16,
@@ -278,7 +246,7 @@ int main(int argc, char **argv)
             figure(shapes[s].model, shapes[s].layer, batches[bi], shapes[s].d_in, shapes[s].d_out,
                    budget, isa);
     figure("square", "1024^3", 1024, 1024, 1024, budget, isa);
-    loadavg(load, sizeof load);
-    printf("{\"bench\":\"linear_info\",\"loadavg_end\":\"%s\"}\n", load);
+    ssm_bench_loadavg(load, sizeof load);
+    ssm_bench_line("{\"bench\":\"linear_info\",\"loadavg_end\":\"%s\"}\n", load);
     return 0;
 }

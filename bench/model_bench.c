@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "ssm/model.h"
+#include "bench_machine.h"
 
 static double now_s(void)
 {
@@ -150,7 +151,7 @@ static int memory_mode(const char *path, const char *name, long frames, const ch
         ssm_forward(rn, st, n, in, tok, &out, NULL);
     }
     double t_fwd = now_s() - t0;
-    printf("{\"bench\":\"model_memory\",\"impl\":\"ssmd\",\"model\":\"%s\",\"weights\":\"%s\","
+    ssm_bench_line("{\"bench\":\"model_memory\",\"impl\":\"ssmd\",\"model\":\"%s\",\"weights\":\"%s\","
            "\"runner_weights\":\"%s\",\"frames\":%ld,"
            "\"audio_s_at_100fps\":%.0f,\"peak_rss_kb\":%ld,\"rss_start_kb\":%ld,"
            "\"rss_after_load_kb\":%ld,\"rss_after_runner_kb\":%ld,\"rss_end_kb\":%ld,"
@@ -268,7 +269,7 @@ int main(int argc, char **argv)
         snprintf(fl, sizeof fl, "%.0f", flops);
         snprintf(wb, sizeof wb, "%.0f", wbytes);
     }
-    printf("{\"bench\":\"model_info\",\"model\":\"%s\",\"d_model\":%d,\"n_layer\":%d,"
+    ssm_bench_line("{\"bench\":\"model_info\",\"model\":\"%s\",\"d_model\":%d,\"n_layer\":%d,"
            "\"layers\":\"%s\",\"d_state\":%d,\"d_inner\":%d,\"flops_per_stream_step\":%s,"
            "\"weight_bytes_f32\":%s,\"state_bytes\":%zu,\"packed_bytes_after_load\":%zu}\n",
            name, dm, ssm_model_n_layer(m), kinds, ssm_model_d_state(m), ssm_model_d_inner(m), fl,
@@ -315,7 +316,7 @@ int main(int argc, char **argv)
             /* throughput from the median step (robust to other load on a
              * shared machine); the mean over the run is printed too */
             double med = lat[n / 2];
-            printf("{\"bench\":\"model_step\",\"impl\":\"%s\",\"model\":\"%s\",\"batch\":%d,"
+            ssm_bench_line("{\"bench\":\"model_step\",\"impl\":\"%s\",\"model\":\"%s\",\"batch\":%d,"
                    "\"steps\":%zu,\"stream_steps_per_s\":%.1f,\"mean_stream_steps_per_s\":%.1f,"
                    "\"best_stream_steps_per_s\":%.1f,"
                    "\"median_us\":%.2f,\"p99_us\":%.2f,\"min_us\":%.2f,\"state_bytes\":%zu,"
@@ -372,7 +373,7 @@ int main(int argc, char **argv)
                 ssm_runner_destroy(ws[t].rn);
             }
             pthread_barrier_destroy(&bar);
-            printf("{\"bench\":\"model_step_threads\",\"impl\":\"ssmd\",\"model\":\"%s\","
+            ssm_bench_line("{\"bench\":\"model_step_threads\",\"impl\":\"ssmd\",\"model\":\"%s\","
                    "\"batch\":%d,\"threads\":%ld,\"mean_stream_steps_per_s\":%.1f}\n",
                    name, B, T, rate);
             fflush(stdout);
@@ -388,7 +389,7 @@ int main(int argc, char **argv)
                     ++steps;
                 }
                 double dt = now_s() - t0;
-                printf("{\"bench\":\"model_step_threads\",\"impl\":\"ssmd-runner\",\"model\":"
+                ssm_bench_line("{\"bench\":\"model_step_threads\",\"impl\":\"ssmd-runner\",\"model\":"
                        "\"%s\",\"batch\":%d,\"threads\":%ld,\"mean_stream_steps_per_s\":%.1f}\n",
                        name, B, T, (double)steps * B / dt);
                 fflush(stdout);
@@ -409,7 +410,7 @@ int main(int argc, char **argv)
             ++n;
         }
         double total = now_s() - t0;
-        printf("{\"bench\":\"model_forward\",\"impl\":\"%s\",\"model\":\"%s\",\"chunk\":%d,"
+        ssm_bench_line("{\"bench\":\"model_forward\",\"impl\":\"%s\",\"model\":\"%s\",\"chunk\":%d,"
                "\"frames_per_s\":%.1f}\n", f16 ? "ssmd-f16" : "ssmd", name, chunk,
                (double)n * chunk / total);
         fflush(stdout);

@@ -15,7 +15,6 @@ steps timed at batch 1, default 10000), SSMD_TORCH_THREADS ("both",
 "1" or "default"; default both).
 Needs Debian's python3-torch (SSMD_EXTRA_PKGS=python3-torch scripts/setup.sh).
 """
-import json
 import math
 import os
 import sys
@@ -24,6 +23,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "train"))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "ref"))
+import machine  # noqa: E402  (bench/machine.py: CPU model, caches, load average on every line)
 
 
 def make(path, d_model, n_layer, d_state):
@@ -128,7 +128,7 @@ def bench(path, name, batches):
             lat.sort()
             n = len(lat)
             med = lat[n // 2]
-            print(json.dumps({"bench": "model_step", "impl": impl, "model": name, "batch": B,
+            print(machine.line({"bench": "model_step", "impl": impl, "model": name, "batch": B,
                               "threads": threads, "steps": n,
                               "stream_steps_per_s": round(B / med, 1),
                               "mean_stream_steps_per_s": round(n * B / total, 1),
@@ -150,7 +150,7 @@ def memory(path, name, frames):
     with torch.no_grad():
         for t in range(frames):
             mask, vad = peer.step(u[t % 256], conv, ssm)
-    print(json.dumps({"bench": "model_memory", "impl": "torch-1t", "model": name,
+    print(machine.line({"bench": "model_memory", "impl": "torch-1t", "model": name,
                       "frames": frames, "audio_s_at_100fps": frames / 100.0,
                       "peak_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
                       "step_s": round(time.perf_counter() - t0, 3),

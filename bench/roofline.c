@@ -29,6 +29,7 @@
 #include <cblas.h>
 
 #include "kernels/ssm_kernels.h"
+#include "bench_machine.h"
 
 static double now_s(void)
 {
@@ -60,7 +61,7 @@ static void sgemm_figure(const char *label, int M, int N, int K, double budget)
             best = e;
         ++n;
     }
-    printf("{\"bench\":\"roofline\",\"what\":\"sgemm\",\"shape\":\"%s\",\"M\":%d,\"N\":%d,\"K\":%d,"
+    ssm_bench_line("{\"bench\":\"roofline\",\"what\":\"sgemm\",\"shape\":\"%s\",\"M\":%d,\"N\":%d,\"K\":%d,"
            "\"gflops\":%.2f,\"reps\":%d}\n", label, M, N, K, 2.0 * M * N * K / best * 1e-9, n);
     fflush(stdout);
     double peak = 2.0 * M * N * K / best * 1e-9;
@@ -91,7 +92,7 @@ static void sgemm_figure(const char *label, int M, int N, int K, double budget)
             ++kn;
         }
         double g = 2.0 * M * N * K / kb * 1e-9;
-        printf("{\"bench\":\"linear_kernel\",\"impl\":\"%s\",\"isa\":\"%s\",\"shape\":\"%s\","
+        ssm_bench_line("{\"bench\":\"linear_kernel\",\"impl\":\"%s\",\"isa\":\"%s\",\"shape\":\"%s\","
                "\"gflops\":%.2f,\"fraction_of_sgemm\":%.3f}\n",
                v == 0 ? "packed-f32" : v == 1 ? "packed-f16" : v == 3 ? "int8" : "reference-nofma",
                v != 2 ? ssm_isa_name(isa) : "clone", label, g, g / peak);
@@ -169,7 +170,7 @@ static void fma_figure(double budget)
                 best = g;
             ++n;
         }
-        printf("{\"bench\":\"roofline\",\"what\":\"fma_peak\",\"isa\":\"%s\",\"gflops\":%.2f}\n",
+        ssm_bench_line("{\"bench\":\"roofline\",\"what\":\"fma_peak\",\"isa\":\"%s\",\"gflops\":%.2f}\n",
                v == 0 ? "avx512" : "avx2", best);
         fflush(stdout);
     }
@@ -205,7 +206,7 @@ static void copy_figure(const char *label, size_t bytes, double budget)
         a[reps % n] += 1.0f; /* keep the copies observable */
         ++reps;
     }
-    printf("{\"bench\":\"roofline\",\"what\":\"copy\",\"level\":\"%s\",\"bytes\":%zu,"
+    ssm_bench_line("{\"bench\":\"roofline\",\"what\":\"copy\",\"level\":\"%s\",\"bytes\":%zu,"
            "\"gb_per_s\":%.2f,\"reps\":%d,\"check\":%g}\n",
            label, bytes, 2.0 * (double)n * sizeof(float) / best * 1e-9, reps, (double)c[n / 2]);
     fflush(stdout);

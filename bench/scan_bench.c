@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "kernels/ssm_kernels.h"
+#include "bench_machine.h"
 
 static uint64_t rng = 0x9E3779B97F4A7C15ull;
 static float frand(float lo, float hi)
@@ -86,7 +87,7 @@ static void bench(int d_inner, int d_state, int n_streams, int passes)
         }
         double ns_ch = best / ((double)n_streams * d_inner);
         double gbs = 2.0 * (double)n_streams * (double)hs * sizeof(float) / best;
-        printf("{\"bench\":\"scan_step\",\"d_inner\":%d,\"d_state\":%d,\"batch\":%d,\"isa\":\"%s\","
+        ssm_bench_line("{\"bench\":\"scan_step\",\"d_inner\":%d,\"d_state\":%d,\"batch\":%d,\"isa\":\"%s\","
                "\"ns_per_channel_step\":%.3f,\"us_per_call\":%.3f,\"state_gb_s\":%.2f}\n",
                d_inner, d_state, n_streams, ssm_isa_name(isas[v]), ns_ch, best / 1e3, gbs);
         fflush(stdout);

@@ -1,0 +1,98 @@
+/* SPDX-License-Identifier: MIT */
+/* The machine a benchmark line was measured on, appended to every JSON line
+ * the C benchmarks print, so that no figure travels without it: the CPU model
+ * (/proc/cpuinfo "model name"), the ISA the kernels chose at start-up
+ * (ssm_isa_best), the data cache sizes the kernels block for
+ * (ssm_cpu_caches_get) and the load average when the line was printed
+ * (/proc/loadavg: other work on a shared machine lowers every figure).
+ *
+ * ssm_bench_line(fmt, ...) formats one JSON object with printf's format
+ * (fmt must produce a complete object "{...}", optionally followed by "\n")
+ * and prints it with the fields "cpu", "isa_best", "l1d_bytes", "l2_bytes",
+ * "l3_bytes" and "loadavg" added before the closing brace.  Not thread-safe
+ * (call it from the thread that prints); lines longer than 4 KiB are
+ * printed as they are, without the fields.  Header-only: each benchmark is
+ * one executable. */
+#ifndef SSM_BENCH_MACHINE_H
+#define SSM_BENCH_MACHINE_H
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "kernels/ssm_kernels.h"
+
+static void ssm_bench_cpu_model(char *buf, size_t n)
+{
+    snprintf(buf, n, "unknown");
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (!f)
+        return;
+    char line[512];
+    while (fgets(line, sizeof line, f)) {
+        if (strncmp(line, "model name", 10) == 0) {
+            char *p = strchr(line, ':');
+            if (p) {
+                p += 1 + (p[1] == ' ');
+                p[strcspn(p, "\n")] = 0;
+                /* a JSON string: the model names hold no quotes or backslashes,
+                 * but never let one break the line */
+                for (char *q = p; *q; ++q)
+                    if (*q == '"' || *q == '\\')
+                        *q = '\'';
+                snprintf(buf, n, "%s", p);
+            }
+            break;
+        }
+    }
+    fclose(f);
+}
+
+static void ssm_bench_loadavg(char *buf, size_t n)
+{
+    snprintf(buf, n, "unknown");
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (!f)
+        return;
+    double a = 0, b = 0, c = 0;
+    if (fscanf(f, "%lf %lf %lf", &a, &b, &c) == 3)
+        snprintf(buf, n, "%.2f %.2f %.2f", a, b, c);
+    fclose(f);
+}
+
+__attribute__((format(printf, 1, 2))) static void ssm_bench_line(const char *fmt, ...)
+{
+    static char cpu[256];
+    if (!cpu[0])
+        ssm_bench_cpu_model(cpu, sizeof cpu);
+    char body[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    int len = vsnprintf(body, sizeof body, fmt, ap);
+    va_end(ap);
+    if (len < 0)
+        return;
+    if ((size_t)len >= sizeof body) { /* too long to splice: print it as it is */
+        va_start(ap, fmt);
+        vprintf(fmt, ap);
+        va_end(ap);
+        return;
+    }
+    while (len > 0 && (body[len - 1] == '\n' || body[len - 1] == ' '))
+        body[--len] = 0;
+    if (len < 2 || body[len - 1] != '}') {
+        printf("%s\n", body);
+        return;
+    }
+    body[len - 1] = 0;
+    ssm_cpu_caches c;
+    ssm_cpu_caches_get(&c);
+    char load[64];
+    ssm_bench_loadavg(load, sizeof load);
+    printf("%s%s\"cpu\":\"%s\",\"isa_best\":\"%s\",\"l1d_bytes\":%zu,\"l2_bytes\":%zu,\"l3_bytes\":%zu,"
+           "\"loadavg\":\"%s\"}\n",
+           body, len > 2 ? "," : "", cpu, ssm_isa_name(ssm_isa_best()), c.l1d_bytes, c.l2_bytes, c.l3_bytes,
+           load);
+}
+
+#endif
