@@ -14,10 +14,13 @@ in_proj → [x|z], causal depthwise conv + SiLU, x_proj → [δ|B|C],
 Δ = softplus(dt_proj·δ + bias), h ← exp(max(Δ·A, delta_A_min))⊙h + Δx⊗B,
 y = h·C + D⊙x, y ⊙ SiLU(z), out_proj, residual; final RMSNorm; heads.
 
-The selective scan has two implementations: `scan_chunked` (parallel inside
-chunks of CHUNK frames, sequential across chunks: the training path) and
-`scan_sequential` (the plain per-frame recurrence the C engine computes).
-`python3 train/model.py` checks they agree and prints the max difference.
+The selective scan has three implementations: `scan_chunked` (parallel inside
+chunks of CHUNK frames, sequential across chunks), `scan_sequential` (the plain
+per-frame recurrence the C engine computes) and train/scan_ext.py (the same
+recurrence and its gradient as C loops: the training path on a CPU; selected
+with sequential="c", falling back to scan_sequential where it cannot be built
+and on a GPU).  `python3 train/model.py` checks that they agree and prints the
+max differences.
 
 Numerical note on the chunked scan: inside a chunk, h_t = e^{c_t}h_0 +
 e^{c_t−r}·Σ_{s≤t} e^{r−c_s}u_s with c the cumulative sum of Δ·A and r its
@@ -32,6 +35,8 @@ import sys
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+import scan_ext
 
 SR, N_FFT, HOP = 48000, 960, 480
 N_BINS = N_FFT // 2 + 1
@@ -148,15 +153,17 @@ class Mixer(nn.Module):
     def forward(self, h, sequential=False):
         L = h.shape[1]
         x, z = self.in_proj(h).chunk(2, dim=-1)
-        x = F.silu(self.conv1d(x.transpose(1, 2))[..., :L].transpose(1, 2))
+        x = F.silu(self.conv1d(x.transpose(1, 2))[..., :L]).transpose(1, 2).contiguous()
         dbc = self.x_proj(x)
         dl, Bm, Cm = dbc.split([self.dt_rank, self.d_state, self.d_state], dim=-1)
         dt = F.softplus(self.dt_proj(dl))
         A = -torch.exp(self.A_log)
-        scan = scan_sequential if sequential else scan_chunked
-        y = scan(dt, A, x, Bm, Cm, self.D)
-        if sequential:
-            y = y[0]
+        if sequential == "c" and x.device.type == "cpu" and scan_ext.available():
+            y = scan_ext.scan(dt, A, x, Bm, Cm, self.D, DELTA_A_MIN)
+        elif sequential:
+            y = scan_sequential(dt, A, x, Bm, Cm, self.D)[0]
+        else:
+            y = scan_chunked(dt, A, x, Bm, Cm, self.D)
         return self.out_proj(y * F.silu(z))
 
 
@@ -255,7 +262,8 @@ class Denoiser(nn.Module):
 
 
 def _check():
-    """Chunked scan vs sequential loop, and the whole model both ways."""
+    """Chunked scan vs sequential loop, and the whole model all three ways (train/scan_ext.py
+    checks the C scan's gradients)."""
     torch.manual_seed(0)
     B, L, Di, N = 2, 77, 8, 4
     dt = F.softplus(torch.randn(B, L, Di) * 2)
@@ -270,7 +278,8 @@ def _check():
     with torch.no_grad():
         a = m(xs)[0]
         b = m(xs, sequential=True)[0]
-    d_model = (a - b).abs().max().item()
+        c = m(xs, sequential="c")[0] if scan_ext.available() else b
+    d_model = max((a - b).abs().max().item(), (c - b).abs().max().item())
     print(f"scan: max |chunked - sequential| = {d_scan:.3g} (scale {y2.abs().max().item():.3g}); "
           f"model output: {d_model:.3g}")
     # identity check of stft/istft

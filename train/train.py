@@ -130,13 +130,16 @@ def main():
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--warmup", type=int, default=200)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--scan", choices=["sequential", "chunked"], default="sequential")
+    ap.add_argument("--scan", choices=["c", "sequential", "chunked"], default="c",
+                    help="selective scan: c (train/scan_ext.c, the CPU default; the per-frame PyTorch loop "
+                    "where it cannot be built and on a GPU), sequential (that loop), chunked")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint")
     ap.add_argument("--curve", default=os.path.join(HERE, "..", "models", "learning_curve.csv"))
     ap.add_argument("--ckpt", default=os.path.join(banks.CACHE, "ckpt.pt"))
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
+    scan_mode = {"c": "c", "sequential": True, "chunked": False}[a.scan]
     dev = torch.device("cuda" if a.device == "auto" and torch.cuda.is_available() else
                        ("cpu" if a.device == "auto" else a.device))
     for f in ("speech_train", "speech_val", "noise_train", "noise_val"):
@@ -215,11 +218,11 @@ def main():
     def evaluate():
         net.eval()
         with torch.no_grad():
-            outs = [loss_fn(net, to(v, dev), a.scan == "sequential") for v in val]
+            outs = [loss_fn(net, to(v, dev), scan_mode) for v in val]
             vb = to(vnoise, dev)
-            _, _, _, est = loss_fn(net, vb, a.scan == "sequential")
+            _, _, _, est = loss_fn(net, vb, scan_mode)
             att = 10 * torch.log10(vb["mix"][:, 4800:].pow(2).mean() / est[:, 4800:].pow(2).mean().clamp(min=1e-20))
-            _, _, vv = net.heads(M.features(M.stft(vb["mix"], net.win)), a.scan == "sequential")
+            _, _, vv = net.heads(M.features(M.stft(vb["mix"], net.win)), scan_mode)
         net.train()
         sd = float(torch.cat([o[1] for o in outs]).mean())
         return sd, float(np.mean([o[2].item() for o in outs])), float(att), float(torch.sigmoid(vv).mean())
@@ -232,7 +235,7 @@ def main():
         for g in opt.param_groups:
             g["lr"] = lr
         b = to(q.get(), dev)
-        loss, sdr, _, _ = loss_fn(net, b, a.scan == "sequential")
+        loss, sdr, _, _ = loss_fn(net, b, scan_mode)
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)

@@ -45,7 +45,7 @@ def score(path, sets):
         per = {}
         allv = []
         for fam, snr, b in val:
-            _, sdr, _, _ = T.loss_fn(net, b)
+            _, sdr, _, _ = T.loss_fn(net, b, "c")
             imp = (sdr - T.si_sdr(b["mix"], b["clean"])).numpy()
             per.setdefault(fam, []).append(float(imp.mean()))
             allv.append(imp)
@@ -53,9 +53,9 @@ def score(path, sets):
         for fam, v in per.items():
             out[f"{fam}_improvement_db"] = float(np.mean(v))
         for name, b in [("mixed", vnoise), *fam_noise.items()]:
-            _, _, _, est = T.loss_fn(net, b)
+            _, _, _, est = T.loss_fn(net, b, "c")
             att = 10 * torch.log10(b["mix"][:, 4800:].pow(2).mean() / est[:, 4800:].pow(2).mean().clamp(min=1e-20))
-            _, _, vv = net.heads(M.features(M.stft(b["mix"], net.win)))
+            _, _, vv = net.heads(M.features(M.stft(b["mix"], net.win)), "c")
             out[f"noise_only_{name}_attenuation_db"] = float(att)
             out[f"noise_only_{name}_vad"] = float(torch.sigmoid(vv).mean())
     return out
