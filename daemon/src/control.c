@@ -9,8 +9,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <jansson.h>
+
+static uint64_t clock_ns(clockid_t id)
+{
+    struct timespec ts;
+    clock_gettime(id, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
 
 static void control_reply(ssmd_srv *s, zmq_msg_t *f, int k, json_t *reply, const void *extra, size_t extra_len)
 {
@@ -105,6 +113,11 @@ static void cmd_status(ssmd_srv *s, request *r)
     json_object_set_new(reply, "curve", s->t.zap ? json_pack("{s:I, s:I, s:I}", "allowed_keys",
         (json_int_t)s->t.n_allow, "admitted", (json_int_t)s->t.zap_allowed, "refused",
         (json_int_t)s->t.zap_denied) : json_null());
+    if (s->ctl_trace.on) /* CLOCK_MONOTONIC ns, and the answering thread's CPU time since its last empty look */
+        json_object_set_new(reply, "trace", json_pack("{s:I, s:I, s:I, s:I}",
+            "idle_ns", (json_int_t)s->ctl_trace.empty_ns, "read_ns", (json_int_t)s->ctl_trace.read_ns,
+            "cpu_ns", (json_int_t)(s->ctl_trace.read_cpu_ns - s->ctl_trace.empty_cpu_ns),
+            "reply_ns", (json_int_t)clock_ns(CLOCK_MONOTONIC)));
 }
 
 static void cmd_streams(ssmd_srv *s, request *r)
@@ -266,7 +279,18 @@ void ssmd_control_handle(ssmd_srv *s)
 {
     zmq_msg_t f[SSMD_TRANSPORT_MAX_FRAMES];
     int total = 0, n;
-    while ((n = ssmd_transport_recv(s->t.control, f, &total)) >= 0) {
+    for (;;) {
+        if ((n = ssmd_transport_recv(s->t.control, f, &total)) < 0) {
+            if (s->ctl_trace.on) {
+                s->ctl_trace.empty_ns = clock_ns(CLOCK_MONOTONIC);
+                s->ctl_trace.empty_cpu_ns = clock_ns(CLOCK_THREAD_CPUTIME_ID);
+            }
+            break;
+        }
+        if (s->ctl_trace.on) {
+            s->ctl_trace.read_ns = clock_ns(CLOCK_MONOTONIC);
+            s->ctl_trace.read_cpu_ns = clock_ns(CLOCK_THREAD_CPUTIME_ID);
+        }
         request r = { .f = f, .total = total, .k = (n > 1 && zmq_msg_size(&f[1]) == 0) ? 2 : 1 };
         json_t *reply = dispatch(s, &r, n);
         control_reply(s, f, r.k, reply, r.extra, r.extra_len);

@@ -274,6 +274,7 @@ int ssmd_server_run(ssmd_config *cfg, const char *model_path, const ssmd_server_
     if (buffers_alloc(s) != 0) goto out;
     if (getrandom(&s->epoch, sizeof s->epoch, 0) != (ssize_t)sizeof s->epoch) s->epoch = ssmd_realtime_ns();
     s->t_start = ssmd_now_s();
+    s->ctl_trace.on = getenv("SSMD_CONTROL_TRACE") != NULL;
 
     bool is_file = strcmp(cfg->input, "none") != 0 && strcmp(cfg->input, "mic") != 0;
     bool serve = strcmp(cfg->serve, "yes") == 0 || (strcmp(cfg->serve, "auto") == 0 && !(is_file && cfg->output[0]));

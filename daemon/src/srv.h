@@ -306,6 +306,13 @@ struct ssmd_srv {
         bool done;                    /* every stream ended, the output file closed */
     } gen;
     ssmd_srv_counters c;
+    /* SSMD_CONTROL_TRACE in the environment: status replies carry the answering thread's
+     * timestamps (control.c), for bench/soak.py --control-trace */
+    struct {
+        bool on;
+        uint64_t empty_ns, empty_cpu_ns; /* the last look at the control socket that found it empty */
+        uint64_t read_ns, read_cpu_ns;   /* when the request being answered was read */
+    } ctl_trace;
 };
 
 static inline double ssmd_now_s(void)
