@@ -225,8 +225,9 @@ class Daemon:
         with open(self.conf, "w") as f:
             f.write(f"vad_grace_ms = {grace_ms}\n")
 
-    def ctl(self, req, extra=None, timeout=2.0):
-        """Returns (reply dict, extra frames, seconds), or (None, [], timeout)."""
+    def ctl(self, req, extra=None, timeout=2.0, trace=False):
+        """Returns (reply dict, extra frames, seconds), or (None, [], timeout); trace: keep the
+        parts of the round trip when the reply carries them (--control-trace)."""
         if self.req is None:
             self.req = self.ctx.socket(zmq.REQ)
             self.req.setsockopt(zmq.LINGER, 0)
@@ -241,7 +242,7 @@ class Daemon:
         t1 = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
         reply = json.loads(frames[0])
         tr = reply.get("trace") if isinstance(reply, dict) else None
-        if tr:  # --control-trace: where the round trip went (CLOCK_MONOTONIC, the daemon's clock too)
+        if tr and trace:  # --control-trace: where the round trip went (CLOCK_MONOTONIC, the daemon's clock too)
             self.traces.append({"rtt": t1 - t0, "in": tr["read_ns"] - t0, "handle": tr["reply_ns"] - tr["read_ns"],
                                 "out": t1 - tr["reply_ns"],
                                 "gap": tr["read_ns"] - max(t0, tr["idle_ns"]),
@@ -343,7 +344,7 @@ def conduct(a):
         if d.proc.poll() is not None:
             errors.append(f"daemon exited with {d.proc.returncode} at {now:.0f} s")
             break
-        r, _, dt = d.ctl({"version": 1, "cmd": "status"})
+        r, _, dt = d.ctl({"version": 1, "cmd": "status"}, trace=True)
         if r is None:
             timeouts += 1
         else:
