@@ -295,7 +295,7 @@ static void handle_ingest(ssmd_srv *s)
             if (s->streams[i].used && s->streams[i].src == &ssmd_source_push) s->streams[i].t_last_in += since;
     s->push.backlogged = true;
     if (!resume_parked(s) || !ingest_has_room(s)) {
-        s->c.ingest_blocked_s += since;
+        s->c.ingest_blocked_ns += (uint64_t)(1e9 * since);
         return;
     }
     zmq_msg_t f[SSMD_TRANSPORT_MAX_FRAMES];

@@ -874,6 +874,48 @@ def t_malformed_messages():
 
 
 
+def t_status_while_loop_blocked():
+    """status is answered by the control thread, whatever the loop thread is
+    doing: here the loop is blocked (a SIGHUP reload reading a config file
+    that is a FIFO nobody writes yet), so a streams request, which the loop
+    answers, waits; status is answered meanwhile.  Before, both waited for
+    the loop."""
+    conf = os.path.join(TMP, "blocking.conf")
+    with open(conf, "w") as f:
+        f.write("vad_grace_ms = 200\n")
+    d = Daemon("--input", "none", "-c", conf)
+    try:
+        d.ctl({"version": 1, "cmd": "status"})  # serving
+        os.unlink(conf)
+        os.mkfifo(conf)
+        d.proc.send_signal(signal.SIGHUP)
+        deadline, w = time.time() + 20, None
+        while w is None:  # the loop has opened the FIFO: it now waits in read() for our text
+            check(time.time() < deadline, "the daemon did not open its config file on SIGHUP")
+            try:
+                w = os.open(conf, os.O_WRONLY | os.O_NONBLOCK)
+            except OSError:
+                time.sleep(0.05)
+        loop_req = d.ctx.socket(zmq.DEALER)
+        loop_req.setsockopt(zmq.LINGER, 0)
+        loop_req.connect(d.control)
+        loop_req.send_multipart([b"", json.dumps({"version": 1, "cmd": "streams", "id": 1}).encode()])
+        st, _ = d.ctl({"version": 1, "cmd": "status", "id": 2}, timeout=15000)
+        check(st["ok"] and st["id"] == 2 and "counters" in st, st)
+        waited = not loop_req.poll(500)
+        print(f"loop blocked in the reload: status answered; streams answered meanwhile: {not waited}")
+        check(waited, "streams was answered while the loop was blocked: the test did not block it")
+        os.write(w, b"vad_grace_ms = 300\n")
+        os.close(w)
+        check(loop_req.poll(15000), "streams not answered after the reload went on")
+        rep = json.loads(loop_req.recv_multipart()[1])
+        check(rep["ok"] and rep["id"] == 1 and rep["streams"] == [], rep)
+        loop_req.close()
+    finally:
+        rc, el, err = d.stop()
+    check(rc == 0 and "reload: vad_grace_ms changed" in err, f"exit {rc}: {err}")
+
+
 def t_oversize_message():
     """A pushed message just over the ingest cap (it still passes the socket's
     limit, cap + 4 KiB) and a header announcing more than the cap: BAD_SIZE
