@@ -133,7 +133,7 @@ static void status_fill(ssmd_srv *s, json_t *reply, const ssmd_control_trace *tr
     }
     json_object_set_new(reply, "device", dev);
     json_object_set_new(reply, "counters", json_pack(
-        "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+        "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
         "frames", (json_int_t)s->c.frames, "dropped_samples", (json_int_t)s->c.dropped_samples,
         "published", (json_int_t)s->c.published, "publish_dropped", (json_int_t)s->c.publish_dropped,
         "bad_messages", (json_int_t)s->c.bad_messages, "bad_requests", (json_int_t)s->c.bad_requests,
@@ -142,6 +142,7 @@ static void status_fill(ssmd_srv *s, json_t *reply, const ssmd_control_trace *tr
         "monitor_dropped", (json_int_t)s->c.monitor_dropped,
         "input_clipped", (json_int_t)s->c.input_clipped, "output_clipped", (json_int_t)s->c.output_clipped,
         "reply_stalls", (json_int_t)s->c.reply_stalls, "push_lost_samples", (json_int_t)s->c.push_lost_samples,
+        "push_discontinuities", (json_int_t)s->c.push_discontinuities,
         "live_frames", (json_int_t)s->c.live_frames, "bulk_frames", (json_int_t)s->c.bulk_frames,
         "ingest_blocked_ms", (json_int_t)(s->c.ingest_blocked_ns / 1000000u),
         "capture_read_ms", (json_int_t)(s->c.capture_ns / 1000000u)));

@@ -215,6 +215,9 @@ struct ssmd_srv_stream {
                                      released when it closes */
     uint8_t owner[256];           /* push streams: the client's identity */
     size_t owner_len;
+    uint64_t push_seq_next;       /* push streams: the seq and first_sample the next message must */
+    uint64_t push_sample_next;    /* carry (source_push.c: the messages are contiguous) */
+    bool push_broken;             /* a message was refused as discontinuous since the last one accepted */
     uint64_t clock_ns, clock_sample; /* wall clock of input sample clock_sample (mic) */
     double t_open;                   /* when the stream started (monotonic s) */
     double t_last_in;                /* last input (push streams: idle timeout) */
@@ -234,7 +237,9 @@ typedef struct ssmd_srv_counters {
         device_failures, monitor_dropped, input_clipped, output_clipped,
         reply_stalls,       /* times a push stream was held because its client did not read */
         push_lost_samples,  /* pushed samples discarded: a client held for push_idle_s, or at shutdown */
-        cluster_refused;    /* new pushed streams refused in cluster mode (NOT_OWNER, CLUSTER_UNAVAILABLE) */
+        cluster_refused,    /* new pushed streams refused in cluster mode (NOT_OWNER, CLUSTER_UNAVAILABLE) */
+        push_discontinuities; /* pushed messages refused because their seq or first_sample did not
+                                 continue their stream (DISCONTINUITY) */
     _Atomic uint64_t live_frames, bulk_frames; /* frames stepped in live batches and in bulk ones (engine.c) */
     _Atomic uint64_t ingest_blocked_ns; /* the ingest socket left unread because a stream had no room
                                            (every client's messages waited: head-of-line blocking) */

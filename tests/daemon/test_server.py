@@ -874,6 +874,93 @@ def t_malformed_messages():
 
 
 
+def t_push_continuity():
+    """A stream's pushed messages must follow each other (docs/protocol.md,
+    "Ingest"): seq 0, 1, 2, ... and first_sample 0, then the previous
+    first_sample + rows.  A gap (a message lost), a repeat, a first_sample
+    that skips or overlaps samples, and a stream's first message that is not
+    seq 0 / first_sample 0 are each refused with DISCONTINUITY naming the
+    stream, what was expected and what came, and counted; nothing of them is
+    processed.  Resending the expected message continues the stream, whose
+    result equals the contiguous push of the same audio bit for bit.  Before,
+    every one was accepted and its samples glued on."""
+    d = Daemon("--input", "none")
+    try:
+        dealer = d.ctx.socket(zmq.DEALER)
+        dealer.setsockopt(zmq.RCVTIMEO, 5000)
+        dealer.setsockopt(zmq.LINGER, 0)
+        dealer.connect(d.ingest)
+        x = test_signal(4000, 16000, 7)
+
+        def send(name, seq, first, rows, eos=False):
+            h = P.Header(kind=1, dtype=1, sample_rate_hz=16000, rows=rows, cols=1, seq=seq, first_sample=first,
+                         flags=P.FLAG_END_OF_STREAM if eos else 0)
+            part = x[first:first + rows] if first + rows <= len(x) else np.zeros(rows, np.float32)
+            dealer.send_multipart([P.format_topic(name, "audio").encode(), P.encode_header(h),
+                                   part.astype("<f4").tobytes()])
+
+        replies = []
+
+        def error_reply():
+            """The next error reply; the stream's meta and results are kept in replies."""
+            while True:
+                t, hb, payload = dealer.recv_multipart()
+                if t == b"_ssmd/event/":
+                    return json.loads(payload)
+                replies.append((t, P.decode_header(hb, len(payload)), payload))
+
+        send("gap", 0, 0, 1000)
+        send("gap", 1, 1000, 1000)
+        cases = [  # (seq, first_sample, expected and got, named in the message)
+            (3, 3000, ["'gap'", "seq 3", "first_sample 3000", "expected seq 2", "first_sample 2000",
+                       "1 message(s) missing", "a gap of 1000 samples"]),
+            (1, 1000, ["seq 1", "expected seq 2", "a message repeated or out of order", "an overlap of 1000"]),
+            (2, 2500, ["seq 2", "first_sample 2500", "expected seq 2", "first_sample 2000", "a gap of 500"]),
+            (2, 1500, ["first_sample 1500", "an overlap of 500 samples"]),
+        ]
+        for seq, first, words in cases:
+            send("gap", seq, first, 1000)
+            ev = error_reply()
+            print(f"seq {seq}, first_sample {first}: {ev.get('error')}: {ev.get('message')}")
+            check(ev.get("error") == "DISCONTINUITY" and ev.get("stream") == "gap"
+                  and all(w in ev.get("message", "") for w in words),
+                  f"seq {seq}, first_sample {first}: expected DISCONTINUITY naming {words}, got {ev}")
+        # a stream's first message must start it
+        send("late", 5, 5000, 100)
+        ev = error_reply()
+        print(f"a new stream at seq 5: {ev.get('error')}: {ev.get('message')}")
+        check(ev.get("error") == "DISCONTINUITY" and "'late'" in ev.get("message", "")
+              and "expected seq 0, first_sample 0" in ev.get("message", ""), ev)
+        lst, _ = d.ctl({"version": 1, "cmd": "streams"})
+        check([s["name"] for s in lst["streams"]] == ["gap"], f"a refused first message opened a stream: {lst}")
+        # the expected messages continue the stream: nothing of the refused ones is in it
+        send("gap", 2, 2000, 1000)
+        send("gap", 3, 3000, 1000, eos=True)
+        deadline = time.time() + 20
+        while not (replies and replies[-1][0] == b"gap/audio/" and replies[-1][1].flags & P.FLAG_END_OF_STREAM):
+            check(time.time() < deadline, "no end-of-stream back")
+            try:
+                t, hb, payload = dealer.recv_multipart()
+            except zmq.Again:
+                continue
+            check(t != b"_ssmd/event/", f"error after the expected messages: {payload[:300]}")
+            replies.append((t, P.decode_header(hb, len(payload)), payload))
+        y = np.concatenate([np.frombuffer(p, "<f4") for t, h, p in replies if t == b"gap/audio/"])
+        ref = push_stream(d.ingest, "whole", x, 16000, chunk=4000)
+        print(f"after the expected messages: {len(y)} samples back, {int(np.sum(y != ref))} differ from the "
+              f"contiguous push")
+        check(len(y) == len(x) and np.array_equal(y, ref), "the resumed stream differs from the contiguous push")
+        st, _ = d.ctl({"version": 1, "cmd": "status"})
+        c = st["counters"]
+        check(c["push_discontinuities"] == 5 and c["bad_messages"] == 5, c)
+    finally:
+        rc, el, err = d.stop()
+    warned = [line for line in err.splitlines() if "does not follow" in line]
+    print(f"counted: push_discontinuities 5; log: {warned}")
+    check(rc == 0, f"exit {rc}: {err}")
+    check(len(warned) == 1, f"expected one warning for the one break: {warned}")
+
+
 def t_status_while_loop_blocked():
     """status is answered by the control thread, whatever the loop thread is
     doing: here the loop is blocked (a SIGHUP reload reading a config file
