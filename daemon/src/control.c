@@ -21,6 +21,7 @@
  * the control thread reads no more until replies come back (the ROUTER's
  * per-client queues bound the rest). */
 #include "srv.h"
+#include "errf.h"
 #include "model_info.h"
 
 #include <errno.h>
@@ -65,15 +66,20 @@ static void control_reply(ssmd_srv *s, void *sock, zmq_msg_t *f, int k, json_t *
     free(text);
 }
 
-/* Client text echoed in a reply: non-printable and non-ASCII bytes become
- * '?', so a name cut in the middle of a UTF-8 character can never make the
- * reply invalid JSON. */
+/* Client text echoed in a reply (ssmd_errf_echo: never invalid JSON). */
 static void ascii_safe(char *dst, size_t cap, const char *src)
 {
-    size_t n = 0;
-    for (; src && *src && n + 1 < cap; src++)
-        dst[n++] = (*src >= 0x20 && *src < 0x7f) ? *src : '?';
-    dst[n] = '\0';
+    ssmd_errf_echo(dst, cap, src, src ? strlen(src) : 0);
+}
+
+/* A request field as the client sent it, for an error message: its JSON text
+ * (cut, ASCII), or "nothing" when absent. */
+static void field_echo(char *dst, size_t cap, const json_t *v)
+{
+    char *text = v ? json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+    if (text) ssmd_errf_echo(dst, cap, text, strlen(text));
+    else snprintf(dst, cap, "nothing");
+    free(text);
 }
 
 static json_t *control_error(ssmd_srv *s, json_t *id, const char *code, const char *msg)
@@ -90,7 +96,8 @@ static json_t *control_error(ssmd_srv *s, json_t *id, const char *code, const ch
 typedef struct request {
     json_t *id, *reply;
     ssmd_srv_stream *st;           /* the "stream" named, when the command needs one */
-    const char *sname;             /* the "stream" field as sent (NULL when absent) */
+    const char *sname;             /* the "stream" field as sent (NULL when absent or not a string) */
+    const json_t *sfield;          /* the "stream" field, whatever it is (NULL when absent) */
     zmq_msg_t *f;
     int k, total;                  /* the JSON frame's index, the frames received */
     void *extra;
@@ -206,15 +213,17 @@ static void cmd_restore(ssmd_srv *s, request *r)
         fail(s, r, "MISSING_FIELD", "restore needs the snapshot as a second frame");
         return;
     }
-    int rc = ssm_state_restore(ssmd_srv_stream_state(s, r->st), zmq_msg_data(&r->f[r->k + 1]),
-                               zmq_msg_size(&r->f[r->k + 1]));
-    if (rc != SSM_OK)
-        fail(s, r, rc == SSM_ERR_MISMATCH ? "SNAPSHOT_MISMATCH" : "BAD_SNAPSHOT",
-             rc == SSM_ERR_MISMATCH ? "the snapshot was made with another model or format"
-                                    : "the snapshot is truncated or corrupt, or holds an invalid value "
-                                      "(non-finite, or an attention layer's frame counter that is not "
-                                      "a whole number in range)");
-    else
+    size_t bytes = zmq_msg_size(&r->f[r->k + 1]);
+    int rc = ssm_state_restore(ssmd_srv_stream_state(s, r->st), zmq_msg_data(&r->f[r->k + 1]), bytes);
+    char m[400];
+    if (rc == SSM_ERR_MISMATCH)
+        fail(s, r, "SNAPSHOT_MISMATCH", "the snapshot was made with another model or format");
+    else if (rc != SSM_OK) {
+        snprintf(m, sizeof m, "the snapshot of %zu bytes (this model's are %zu bytes) is truncated or corrupt, "
+                 "or holds an invalid value (non-finite, or an attention layer's frame counter that is not a "
+                 "whole number in range)", bytes, ssm_state_bytes(s->model));
+        fail(s, r, "BAD_SNAPSHOT", m);
+    } else
         ssmd_srv_event(s, r->st, "reset", "restored from snapshot");
 }
 
@@ -242,7 +251,10 @@ static void cmd_locate(ssmd_srv *s, request *r)
         return;
     }
     if (!r->sname || !ssmd_stream_name_valid(r->sname, strlen(r->sname))) {
-        fail(s, r, "MISSING_FIELD", "\"stream\" (a valid stream name) is required");
+        char m[200], got[100];
+        field_echo(got, sizeof got, r->sfield);
+        snprintf(m, sizeof m, "\"stream\" (a valid stream name) is required, got %s", got);
+        fail(s, r, "MISSING_FIELD", m);
         return;
     }
     json_t *o = ssmd_cluster_locate(s->cluster, r->sname);
@@ -293,12 +305,20 @@ static json_t *dispatch(ssmd_srv *s, request *r, int n)
         if (strcmp(cmd, commands[i].name) == 0) c = &commands[i];
     r->st = sname ? ssmd_srv_stream_find(s, sname) : NULL;
     r->sname = sname;
+    r->sfield = json_object_get(req, "stream");
+    char got[100];
     if (!json_is_integer(ver) || json_integer_value(ver) != 1) {
         r->reply = control_error(s, r->id, "BAD_VERSION", "\"version\": 1 is required");
     } else if (!cmd) {
-        r->reply = control_error(s, r->id, "MISSING_FIELD", "\"cmd\" (a string) is required");
+        char m[160];
+        field_echo(got, sizeof got, json_object_get(req, "cmd"));
+        snprintf(m, sizeof m, "\"cmd\" (a string) is required, got %s", got);
+        r->reply = control_error(s, r->id, "MISSING_FIELD", m);
     } else if (c && c->needs_stream && !sname) {
-        r->reply = control_error(s, r->id, "MISSING_FIELD", "\"stream\" is required");
+        char m[200];
+        field_echo(got, sizeof got, r->sfield);
+        snprintf(m, sizeof m, "%s needs \"stream\" (the name of a running stream, a string), got %s", cmd, got);
+        r->reply = control_error(s, r->id, "MISSING_FIELD", m);
     } else if (c && c->needs_stream && !r->st) {
         char m[200], safe[100];
         ascii_safe(safe, sizeof safe, sname);

@@ -34,6 +34,7 @@
  * is counted (push_lost_samples), logged as a warning and published as an
  * error event on the stream's event topic.  Loop thread. */
 #include "srv.h"
+#include "errf.h"
 
 #include <errno.h>
 #include <math.h>
@@ -362,7 +363,10 @@ static void handle_ingest(ssmd_srv *s)
             ingest_error(s, id, id_len, "BAD_FRAMES", NULL, "expected 3 frames [topic][header][payload], got %d", total - k);
         } else if (ssmd_topic_parse(zmq_msg_data(&f[k]), zmq_msg_size(&f[k]), name, &kind) != SSMD_PROTO_OK ||
                    name[0] == '_') {
-            ingest_error(s, id, id_len, "BAD_TOPIC", NULL, "topic must be '<stream>/audio/' with a valid stream name");
+            char topic[100];
+            ssmd_errf_echo(topic, sizeof topic, zmq_msg_data(&f[k]), zmq_msg_size(&f[k]));
+            ingest_error(s, id, id_len, "BAD_TOPIC", NULL, "topic '%s' is not '<stream>/audio/' with a valid stream "
+                         "name (1-64 of [A-Za-z0-9_.-], not starting with '.' or '_')", topic);
         } else if ((rc = ssmd_header_decode(zmq_msg_data(&f[k + 1]), zmq_msg_size(&f[k + 1]),
                                             zmq_msg_size(&f[k + 2]), (size_t)s->cfg->ingest_max_payload,
                                             &h)) != SSMD_PROTO_OK) {

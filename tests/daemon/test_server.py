@@ -841,11 +841,13 @@ def t_malformed_messages():
             ("BAD_SIZE", [b"slow/audio/", P.encode_header(P.Header(kind=1, dtype=1, sample_rate_hz=1,
                                                                     rows=4, cols=1)), b"\0" * 16]),
         ]
-        for code, frames in cases:
+        echoed = {1: "topic 'no-slash'", 7: "topic '_ssmd/audio/'"}  # the bad value is named
+        for i, (code, frames) in enumerate(cases):
             dealer.send_multipart(frames)
             t, hb, payload = dealer.recv_multipart()
             ev = json.loads(payload)
             check(t == b"_ssmd/event/" and ev["error"] == code, f"expected {code}, got {ev}")
+            check(echoed.get(i, "") in ev["message"], f"expected {echoed.get(i)!r} in {ev['message']!r}")
         bad_ctl = [
             (b"not json", "BAD_JSON"),
             (json.dumps([1, 2]).encode(), "BAD_JSON"),
@@ -856,10 +858,17 @@ def t_malformed_messages():
             (b'{"version": 1, "cmd": "status", "cmd": "stop"}', "BAD_JSON"),
             (json.dumps({"version": 1, "cmd": "reset", "stream": "\u20ac" * 100}).encode(), "NO_SUCH_STREAM"),
             (json.dumps({"version": 1, "cmd": "\u20ac" * 80}).encode(), "UNKNOWN_COMMAND"),
+            (json.dumps({"version": 1, "cmd": 5}).encode(), "MISSING_FIELD"),
+            (json.dumps({"version": 1, "cmd": "reset"}).encode(), "MISSING_FIELD"),
+            (json.dumps({"version": 1, "cmd": "snapshot", "stream": [42]}).encode(), "MISSING_FIELD"),
         ]
-        for body, code in bad_ctl:
+        echoed_ctl = {3: "got nothing", 9: "got 5", 10: "reset needs \"stream\"", 11: "got [42]"}
+        for i, (body, code) in enumerate(bad_ctl):
             rep, _ = d.ctl(body)
             check(rep["ok"] is False and rep["error"] == code, f"expected {code}, got {rep}")
+            check(echoed_ctl.get(i, "") in rep["message"], f"expected {echoed_ctl.get(i)!r} in {rep['message']!r}")
+            if i in echoed_ctl:
+                print(f"{code}: {rep['message']}")
         # still serving: a valid push works, counters saw the bad ones
         y = push_stream(d.ingest, "after", test_signal(5000, 16000), 16000)
         check(len(y) == 5000, "push after malformed input failed")
@@ -1082,6 +1091,10 @@ def t_snapshot_restore_reset():
         bad[20] ^= 0xFF
         rep3, _ = d.ctl({"version": 1, "cmd": "restore", "stream": "snap"}, extra=bytes(bad))
         check(not rep3["ok"] and rep3["error"] in ("SNAPSHOT_MISMATCH", "BAD_SNAPSHOT"), rep3)
+        rep5, _ = d.ctl({"version": 1, "cmd": "restore", "stream": "snap"}, extra=extra[0][:-3])
+        print(f"a snapshot cut short: {rep5.get('error')}: {rep5.get('message')}")
+        check(not rep5["ok"] and rep5["error"] == "BAD_SNAPSHOT"
+              and f"of {rep['bytes'] - 3} bytes (this model's are {rep['bytes']} bytes)" in rep5["message"], rep5)
         rep4, _ = d.ctl({"version": 1, "cmd": "reset", "stream": "snap"})
         check(rep4["ok"], rep4)
         lst, _ = d.ctl({"version": 1, "cmd": "streams"})
