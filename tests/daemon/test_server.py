@@ -758,7 +758,7 @@ def t_live_first_under_bulk():
             if pushed < len(x) and now >= t0 + pushed / rate:
                 part = x[pushed:pushed + chunk]
                 last = pushed + len(part) >= len(x)
-                h = P.Header(kind=1, dtype=1, sample_rate_hz=rate, rows=len(part), cols=1,
+                h = P.Header(kind=1, dtype=1, sample_rate_hz=rate, rows=len(part), cols=1, seq=pushed // chunk,
                              first_sample=pushed, flags=P.FLAG_END_OF_STREAM if last else 0)
                 sock.send_multipart([topic, P.encode_header(h), part.astype("<f4").tobytes()])
                 pushed += len(part)
