@@ -20,7 +20,6 @@
 static void device_publish(ssmd_srv *s)
 {
     pthread_mutex_lock(&s->dev.mu);
-    s->dev.open = true;
     s->dev.running = !s->mic.failed;
     snprintf(s->dev.name, sizeof s->dev.name, "%s", ssmd_capture_device_name(s->mic.cap));
     s->dev.rate_hz = ssmd_capture_rate_hz(s->mic.cap);

@@ -330,7 +330,7 @@ struct ssmd_srv {
      * failure, reopen), the control thread reads it, both under mu */
     struct {
         pthread_mutex_t mu;
-        bool open, running;
+        bool running;
         char name[256];
         int rate_hz, channels;
     } dev;
