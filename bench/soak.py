@@ -198,6 +198,8 @@ class Daemon:
         self.conf = os.path.join(workdir, "ssmd.conf")
         self.write_conf(200)
         env = dict(os.environ)
+        if a.control_trace:
+            env["SSMD_CONTROL_TRACE"] = "1"
         args = [a.ssmd, "--model", a.model, "--pub", self.pub, "--ingest", self.ingest,
                 "--control", self.control, "-c", self.conf, "--max-streams", "64",
                 "--threads", str(a.threads), "--push-idle-s", "3", "--log-level", a.log_level]
@@ -217,25 +219,35 @@ class Daemon:
         self.proc = subprocess.Popen(args, stderr=open(self.errpath, "w"), env=env)
         self.ctx = zmq.Context.instance()
         self.req = None
+        self.traces = []
 
     def write_conf(self, grace_ms):
         with open(self.conf, "w") as f:
             f.write(f"vad_grace_ms = {grace_ms}\n")
 
-    def ctl(self, req, extra=None, timeout=2.0):
-        """Returns (reply dict, extra frames, seconds), or (None, [], timeout)."""
+    def ctl(self, req, extra=None, timeout=2.0, trace=False):
+        """Returns (reply dict, extra frames, seconds), or (None, [], timeout); trace: keep the
+        parts of the round trip when the reply carries them (--control-trace)."""
         if self.req is None:
             self.req = self.ctx.socket(zmq.REQ)
             self.req.setsockopt(zmq.LINGER, 0)
             self.req.connect(self.control)
-        t0 = time.perf_counter()
+        t0 = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
         self.req.send_multipart([json.dumps(req).encode()] + ([extra] if extra is not None else []))
         if not self.req.poll(int(timeout * 1000)):
             self.req.close()
             self.req = None
             return None, [], timeout
         frames = self.req.recv_multipart()
-        return json.loads(frames[0]), frames[1:], time.perf_counter() - t0
+        t1 = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+        reply = json.loads(frames[0])
+        tr = reply.get("trace") if isinstance(reply, dict) else None
+        if tr and trace:  # --control-trace: where the round trip went (CLOCK_MONOTONIC, the daemon's clock too)
+            self.traces.append({"rtt": t1 - t0, "in": tr["read_ns"] - t0, "handle": tr["reply_ns"] - tr["read_ns"],
+                                "out": t1 - tr["reply_ns"],
+                                "gap": tr["read_ns"] - max(t0, tr["idle_ns"]),
+                                "cpu": min(tr["cpu_ns"], tr["read_ns"] - max(t0, tr["idle_ns"]))})
+        return reply, frames[1:], (t1 - t0) * 1e-9
 
     def thread_cpu(self):
         """CPU seconds of each of the daemon's threads, in creation order (tid): the loop thread
@@ -332,7 +344,7 @@ def conduct(a):
         if d.proc.poll() is not None:
             errors.append(f"daemon exited with {d.proc.returncode} at {now:.0f} s")
             break
-        r, _, dt = d.ctl({"version": 1, "cmd": "status"})
+        r, _, dt = d.ctl({"version": 1, "cmd": "status"}, trace=True)
         if r is None:
             timeouts += 1
         else:
@@ -375,7 +387,7 @@ def conduct(a):
         if stopped and stop_state == 1 and now >= cont_at:
             stopped.send_signal(signal.SIGCONT)
             stop_state = 2
-        time.sleep(0.25)
+        time.sleep(a.status_interval_s)
     if victim is not None:
         victim.kill()
         victim.wait()
@@ -443,6 +455,15 @@ def conduct(a):
     checks["status_within_ms"] = timeouts == 0 and bool(lat) and max(lat) * 1000 <= a.status_ms
     checks["daemon_exit_clean"] = (rc == 0 and not errors and "ERROR" not in err
                                    and "Sanitizer" not in err)
+    trace = {}
+    if d.traces:  # --control-trace: percentiles (ms) of each part of the status round trips
+        for k in d.traces[0]:
+            v = np.array([t[k] for t in d.traces]) * 1e-6
+            trace[k] = {"p50": round(float(np.percentile(v, 50)), 2), "p99": round(float(np.percentile(v, 99)), 2),
+                        "max": round(float(v.max()), 2)}
+        idle = np.array([t["gap"] - t["cpu"] for t in d.traces]) * 1e-6
+        trace["gap_not_running"] = {"p50": round(float(np.percentile(idle, 50)), 2),
+                                    "p99": round(float(np.percentile(idle, 99)), 2), "max": round(float(idle.max()), 2)}
     summary = {
         "minutes": a.minutes, "model": a.model, "vmic": a.vmic, "bulk": not a.no_bulk, "pushers": a.pushers,
         "subscribers": a.subscribers, "age_bound_s": a.age_bound_s,
@@ -454,6 +475,8 @@ def conduct(a):
         "status_requests": len(lat), "control_timeouts_2s": timeouts,
         "status_max_ms": round(max(lat) * 1000, 2) if lat else None,
         "status_p99_ms": round(float(np.percentile(lat, 99)) * 1000, 2) if lat else None,
+        "status_p50_ms": round(float(np.percentile(lat, 50)) * 1000, 2) if lat else None,
+        "status_trace_ms": trace,
         "warmup_s": a.warmup_s, "rss_first_tenth_mib": round(rss0 / 2 ** 20, 1), "rss_last_tenth_mib": round(rss1 / 2 ** 20, 1),
         "cpu_ms_per_frame_first_tenth": round(fr0 * 1000, 4),
         "cpu_ms_per_frame_last_tenth": round(fr1 * 1000, 4),
@@ -483,6 +506,11 @@ def main():
     ap.add_argument("--age-slack-s", type=float, default=2.0,
                     help="added to the computed age bound: processing and scheduling delay")
     ap.add_argument("--status-ms", type=float, default=50.0)
+    ap.add_argument("--status-interval-s", type=float, default=0.25,
+                    help="the pause between two rounds of control requests")
+    ap.add_argument("--control-trace", action="store_true",
+                    help="run the daemon with SSMD_CONTROL_TRACE=1 and split each status round trip "
+                         "into its parts (status_trace_ms)")
     ap.add_argument("--rss-tolerance", type=float, default=0.10)
     ap.add_argument("--frame-tolerance", type=float, default=0.5)
     ap.add_argument("--warmup-s", type=float, default=30.0,

@@ -60,8 +60,8 @@ static const char *const usage_text =
     "  -h, --help          this text\n"
     "\n"
     "OUT is checked (format, channels, sample format, a writable place) before anything\n"
-    "is pushed.  SIGINT/SIGTERM end the pushed streams on the daemon (end-of-stream)\n"
-    "and exit 1 without OUT.\n"
+    "is pushed.  SIGINT/SIGTERM, and an error reply of the daemon, end the pushed\n"
+    "streams on the daemon (end-of-stream) and exit 1 without OUT.\n"
     "\n"
     "Environment:\n"
     "  " CLI_ENV_INGEST "         the ingest endpoint when -e is not given\n"
@@ -119,6 +119,9 @@ typedef struct push_state {
     dsp_audio_writer *writer;
     int n_eos;           /* streams whose last result came back */
     uint64_t written;    /* frames written to the output */
+
+    char error_line[1400];  /* a daemon's error reply, printed once the other streams are ended */
+    char error_stream[SSMD_STREAM_NAME_MAX + 1]; /* the stream it names ("" when none) */
 } push_state;
 
 /* Reads the next chunk into plane[slot]: one plane per channel, or the mean
@@ -291,7 +294,9 @@ static int push_queue_result(push_stream *st, const uint8_t *payload, size_t n)
     return 0;
 }
 
-/* Handles one received message.  Returns 0 to go on, -1 on a fatal error. */
+/* Handles one received message.  Returns 0 to go on, -1 on a fatal error
+ * (printed), -2 on an error reply of the daemon (in s->error_line, printed by
+ * the caller after it ended the other streams). */
 static int handle_reply(push_state *s, const cli_msg *m)
 {
     char why[256];
@@ -319,10 +324,12 @@ static int handle_reply(push_state *s, const cli_msg *m)
         if (code && strcmp(code, "TOO_MANY_STREAMS") == 0 && s->n_streams > 1)
             snprintf(hint, sizeof hint, " (%s has %d channels, one stream each; --channels mono pushes one "
                      "downmixed stream)", s->in_path, s->channels);
-        fprintf(stderr, "ssm-push: daemon error %s: %s%s\n", code ? code : "(no code)",
-                msg ? msg : (text ? "(no message)" : "(empty reply)"), hint);
+        snprintf(s->error_line, sizeof s->error_line, "ssm-push: daemon error %s: %s%s", code ? code : "(no code)",
+                 msg ? msg : (text ? "(no message)" : "(empty reply)"), hint);
+        const char *named = json_string_value(json_object_get(j, "stream"));
+        snprintf(s->error_stream, sizeof s->error_stream, "%s", named ? named : "");
         json_decref(j);
-        return -1;
+        return -2;
     }
     push_stream *st = push_stream_find(s, d.stream);
     if (d.kind == SSMD_KIND_META && st) {
@@ -363,18 +370,19 @@ static int handle_reply(push_state *s, const cli_msg *m)
     return 0;
 }
 
-/* After SIGINT/SIGTERM: sends a bare end-of-stream (rows 0) for every stream
- * that got messages and no end-of-stream yet, so the daemon ends them now
- * instead of after its push_idle_s, waiting at most a second for them to
- * leave.  Returns how many streams were ended. */
-static int push_end_streams(push_state *s, void *sock)
+/* After SIGINT/SIGTERM or a daemon's error reply: sends a bare end-of-stream
+ * (rows 0) for every stream that got messages and no end-of-stream yet (but
+ * skip, the stream an error reply named, which the daemon refused), so the
+ * daemon ends them now instead of after its push_idle_s, waiting at most a
+ * second for them to leave.  Returns how many streams were ended. */
+static int push_end_streams(push_state *s, void *sock, const char *skip)
 {
     int ended = 0, timeout_ms = 1000;
     zmq_setsockopt(sock, ZMQ_SNDTIMEO, &timeout_ms, sizeof timeout_ms);
     zmq_setsockopt(sock, ZMQ_LINGER, &timeout_ms, sizeof timeout_ms);
     for (int k = 0; k < s->n_streams; k++) {
         push_stream *st = &s->streams[k];
-        if (st->seq_out == 0 || st->sent_eos) continue;
+        if (st->seq_out == 0 || st->sent_eos || (skip && strcmp(st->name, skip) == 0)) continue;
         ssmd_header h;
         memset(&h, 0, sizeof h);
         h.kind = SSMD_KIND_AUDIO;
@@ -472,7 +480,7 @@ static int run(push_state *s)
     double t_start = cli_now_s(), t_last = t_start;
     while (s->n_eos < s->n_streams) {
         if (cli_stop_requested) {
-            int ended = push_end_streams(s, sock);
+            int ended = push_end_streams(s, sock, NULL);
             fprintf(stderr, "ssm-push: interrupted by %s after %llu samples; %d stream%s ended on the daemon "
                     "(end-of-stream sent)%s\n", cli_stop_requested == SIGTERM ? "SIGTERM" : "SIGINT",
                     (unsigned long long)s->pushed, ended, ended == 1 ? "" : "s",
@@ -502,6 +510,14 @@ static int run(push_state *s)
             if (cli_msg_recv(sock, &m, 0.0) == 1) {
                 int hr = handle_reply(s, &m);
                 cli_msg_close(&m);
+                if (hr == -2) { /* one line: the error, and the streams it leaves ended at once */
+                    int ended = push_end_streams(s, sock, s->error_stream);
+                    fprintf(stderr, "%s", s->error_line);
+                    if (ended)
+                        fprintf(stderr, "; %d other stream%s ended on the daemon (end-of-stream sent)", ended,
+                                ended == 1 ? "" : "s");
+                    fprintf(stderr, "\n");
+                }
                 if (hr != 0) goto out;
                 t_last = cli_now_s();
             }

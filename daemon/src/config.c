@@ -188,6 +188,9 @@ static const help_item help_environment[] = {
 #endif
     { "SSMD_AUDIO_DEBUG", "when set, the messages ALSA and JACK print while PortAudio lists the devices "
                           "are shown (hidden otherwise)" },
+    { "SSMD_CONTROL_TRACE", "when set, status replies carry \"trace\": when the answering thread read the "
+                            "request and replied (CLOCK_MONOTONIC ns) and its CPU time since it last found its "
+                            "socket empty (read by bench/soak.py; docs/reliability.md)" },
     { "CUDA_VISIBLE_DEVICES", "the GPUs --backend cuda or auto may use (read by the CUDA runtime)" },
 };
 

@@ -1,18 +1,55 @@
 /* SPDX-License-Identifier: MIT */
-/* Control: JSON requests on the control ROUTER socket (docs/protocol.md),
- * one handler per "cmd" found through a table; each request gets exactly one
- * reply, errors included, so a REQ client is never left waiting.  Loop
- * thread; allocates per request (JSON), never per frame. */
+/* Control: JSON requests on the control ROUTER socket (docs/protocol.md);
+ * each request gets exactly one reply, errors included, so a REQ client is
+ * never left waiting.  Allocates per request (JSON), never per frame.
+ *
+ * Design note: two threads answer.  The control thread owns the ROUTER and
+ * answers `status` itself, from what the run fixed at start-up, the counters
+ * (atomic, srv.h) and the capture device's published description: a status
+ * request waits neither for the loop's work (a batch of model steps, a read
+ * of pushed audio, a stream opening) nor for the loop thread to get a core on
+ * a busy machine; the control thread sleeps in zmq_poll and its connections
+ * have a ZeroMQ I/O thread of their own (transport.h).  Every other command
+ * touches the streams or their model states, which belong to the loop, so
+ * the control thread passes the request unchanged through the relay (an
+ * inproc PAIR) to the loop, whose handlers (one per "cmd", found through a
+ * table) answer between the phases of its iterations as before, and passes
+ * the reply back.  So do status requests that are not well-formed (the loop
+ * answers and counts the error) and a status from a client whose earlier
+ * request is still with the loop: each client's replies keep the order of its
+ * requests.  At most CONTROL_IN_FLIGHT_MAX requests are with the loop; beyond,
+ * the control thread reads no more until replies come back (the ROUTER's
+ * per-client queues bound the rest). */
 #include "srv.h"
+#include "errf.h"
 #include "model_info.h"
 
+#include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
 
 #include <jansson.h>
 
-static void control_reply(ssmd_srv *s, zmq_msg_t *f, int k, json_t *reply, const void *extra, size_t extra_len)
+enum { CONTROL_IN_FLIGHT_MAX = 64 };
+
+static uint64_t clock_ns(clockid_t id)
+{
+    struct timespec ts;
+    clock_gettime(id, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Sends the reply (freed) to the client of request frames f on sock: the
+ * ROUTER (the control thread), or the relay (the loop, whose replies the
+ * control thread passes on). */
+static void control_reply(ssmd_srv *s, void *sock, zmq_msg_t *f, int k, json_t *reply, const void *extra,
+                          size_t extra_len)
 {
     char *text = reply ? json_dumps(reply, JSON_COMPACT) : NULL;
     json_decref(reply);
@@ -21,23 +58,28 @@ static void control_reply(ssmd_srv *s, zmq_msg_t *f, int k, json_t *reply, const
         extra = NULL;
         if (!text) return;
     }
-    bool ok = zmq_send(s->t.control, zmq_msg_data(&f[0]), zmq_msg_size(&f[0]), ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0;
-    if (ok && k == 2) ok = zmq_send(s->t.control, "", 0, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0;
-    if (ok) ok = zmq_send(s->t.control, text, strlen(text), extra ? ZMQ_SNDMORE | ZMQ_DONTWAIT : ZMQ_DONTWAIT) >= 0;
-    if (ok && extra) ok = zmq_send(s->t.control, extra, extra_len, ZMQ_DONTWAIT) >= 0;
+    bool ok = zmq_send(sock, zmq_msg_data(&f[0]), zmq_msg_size(&f[0]), ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0;
+    if (ok && k == 2) ok = zmq_send(sock, "", 0, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0;
+    if (ok) ok = zmq_send(sock, text, strlen(text), extra ? ZMQ_SNDMORE | ZMQ_DONTWAIT : ZMQ_DONTWAIT) >= 0;
+    if (ok && extra) ok = zmq_send(sock, extra, extra_len, ZMQ_DONTWAIT) >= 0;
     if (!ok) s->c.replies_dropped++;
     free(text);
 }
 
-/* Client text echoed in a reply: non-printable and non-ASCII bytes become
- * '?', so a name cut in the middle of a UTF-8 character can never make the
- * reply invalid JSON. */
+/* Client text echoed in a reply (ssmd_errf_echo: never invalid JSON). */
 static void ascii_safe(char *dst, size_t cap, const char *src)
 {
-    size_t n = 0;
-    for (; src && *src && n + 1 < cap; src++)
-        dst[n++] = (*src >= 0x20 && *src < 0x7f) ? *src : '?';
-    dst[n] = '\0';
+    ssmd_errf_echo(dst, cap, src, src ? strlen(src) : 0);
+}
+
+/* A request field as the client sent it, for an error message: its JSON text
+ * (cut, ASCII), or "nothing" when absent. */
+static void field_echo(char *dst, size_t cap, const json_t *v)
+{
+    char *text = v ? json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+    if (text) ssmd_errf_echo(dst, cap, text, strlen(text));
+    else snprintf(dst, cap, "nothing");
+    free(text);
 }
 
 static json_t *control_error(ssmd_srv *s, json_t *id, const char *code, const char *msg)
@@ -54,7 +96,8 @@ static json_t *control_error(ssmd_srv *s, json_t *id, const char *code, const ch
 typedef struct request {
     json_t *id, *reply;
     ssmd_srv_stream *st;           /* the "stream" named, when the command needs one */
-    const char *sname;             /* the "stream" field as sent (NULL when absent) */
+    const char *sname;             /* the "stream" field as sent (NULL when absent or not a string) */
+    const json_t *sfield;          /* the "stream" field, whatever it is (NULL when absent) */
     zmq_msg_t *f;
     int k, total;                  /* the JSON frame's index, the frames received */
     void *extra;
@@ -67,9 +110,14 @@ static void fail(ssmd_srv *s, request *r, const char *code, const char *msg)
     r->reply = control_error(s, r->id, code, msg);
 }
 
-static void cmd_status(ssmd_srv *s, request *r)
+/* The status reply's fields.  Runs on the control thread (on the loop for a
+ * status passed on): it reads only what the run fixed at start-up (model,
+ * runner, limits; s->mic.cap is set before the control thread starts and
+ * cleared after it stops), atomics (the counters, the stream count, the
+ * capture ring's drop count, the CURVE counts) and the device's description
+ * that source_mic.c publishes under s->dev.mu. */
+static void status_fill(ssmd_srv *s, json_t *reply, const ssmd_control_trace *tr)
 {
-    json_t *reply = r->reply;
     char epoch[32];
     snprintf(epoch, sizeof epoch, "0x%016llx", (unsigned long long)s->epoch);
     json_object_set_new(reply, "epoch", json_string(epoch));
@@ -81,13 +129,18 @@ static void cmd_status(ssmd_srv *s, request *r)
         "backend", ssm_model_backend(s->model), "note", ssm_model_backend_note(s->model),
         "kernels", ssm_runner_isa(crn), "weights", ssm_runner_weights(crn),
         "threads", crn ? ssm_runner_threads(crn) : 0, "max_streams", s->max_streams));
-    json_object_set_new(reply, "device", s->mic.cap ? json_pack("{s:s, s:i, s:i, s:b, s:I, s:I}",
-        "name", ssmd_capture_device_name(s->mic.cap), "sample_rate_hz", ssmd_capture_rate_hz(s->mic.cap),
-        "channels", ssmd_capture_channels(s->mic.cap), "running", !s->mic.failed,
-        "capture_dropped", (json_int_t)ssmd_capture_overflows(s->mic.cap),
-        "failures", (json_int_t)s->c.device_failures) : json_null());
+    json_t *dev = json_null();
+    if (s->mic.cap) {
+        pthread_mutex_lock(&s->dev.mu);
+        dev = json_pack("{s:s, s:i, s:i, s:b, s:I, s:I}", "name", s->dev.name, "sample_rate_hz", s->dev.rate_hz,
+                        "channels", s->dev.channels, "running", s->dev.running,
+                        "capture_dropped", (json_int_t)ssmd_capture_overflows(s->mic.cap),
+                        "failures", (json_int_t)s->c.device_failures);
+        pthread_mutex_unlock(&s->dev.mu);
+    }
+    json_object_set_new(reply, "device", dev);
     json_object_set_new(reply, "counters", json_pack(
-        "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+        "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
         "frames", (json_int_t)s->c.frames, "dropped_samples", (json_int_t)s->c.dropped_samples,
         "published", (json_int_t)s->c.published, "publish_dropped", (json_int_t)s->c.publish_dropped,
         "bad_messages", (json_int_t)s->c.bad_messages, "bad_requests", (json_int_t)s->c.bad_requests,
@@ -96,15 +149,26 @@ static void cmd_status(ssmd_srv *s, request *r)
         "monitor_dropped", (json_int_t)s->c.monitor_dropped,
         "input_clipped", (json_int_t)s->c.input_clipped, "output_clipped", (json_int_t)s->c.output_clipped,
         "reply_stalls", (json_int_t)s->c.reply_stalls, "push_lost_samples", (json_int_t)s->c.push_lost_samples,
+        "push_discontinuities", (json_int_t)s->c.push_discontinuities,
         "live_frames", (json_int_t)s->c.live_frames, "bulk_frames", (json_int_t)s->c.bulk_frames,
-        "ingest_blocked_ms", (json_int_t)(1e3 * s->c.ingest_blocked_s),
-        "capture_read_ms", (json_int_t)(1e3 * s->c.capture_s)));
+        "ingest_blocked_ms", (json_int_t)(s->c.ingest_blocked_ns / 1000000u),
+        "capture_read_ms", (json_int_t)(s->c.capture_ns / 1000000u)));
     json_object_set_new(reply, "limits", json_pack("{s:I, s:i, s:I, s:I}",
         "ingest_max_payload_bytes", (json_int_t)s->cfg->ingest_max_payload, "ingest_queue_messages",
         SSMD_INGEST_HWM, "pub_hwm", (json_int_t)s->cfg->pub_hwm, "pub_sndbuf", (json_int_t)s->cfg->pub_sndbuf));
     json_object_set_new(reply, "curve", s->t.zap ? json_pack("{s:I, s:I, s:I}", "allowed_keys",
         (json_int_t)s->t.n_allow, "admitted", (json_int_t)s->t.zap_allowed, "refused",
         (json_int_t)s->t.zap_denied) : json_null());
+    if (s->ctl_trace_on) /* CLOCK_MONOTONIC ns, and the answering thread's CPU time since its last empty look */
+        json_object_set_new(reply, "trace", json_pack("{s:I, s:I, s:I, s:I, s:s}",
+            "idle_ns", (json_int_t)tr->empty_ns, "read_ns", (json_int_t)tr->read_ns,
+            "cpu_ns", (json_int_t)(tr->read_cpu_ns - tr->empty_cpu_ns),
+            "reply_ns", (json_int_t)clock_ns(CLOCK_MONOTONIC), "thread", tr == &s->ctl_trace ? "loop" : "control"));
+}
+
+static void cmd_status(ssmd_srv *s, request *r)
+{
+    status_fill(s, r->reply, &s->ctl_trace);
 }
 
 static void cmd_streams(ssmd_srv *s, request *r)
@@ -149,15 +213,17 @@ static void cmd_restore(ssmd_srv *s, request *r)
         fail(s, r, "MISSING_FIELD", "restore needs the snapshot as a second frame");
         return;
     }
-    int rc = ssm_state_restore(ssmd_srv_stream_state(s, r->st), zmq_msg_data(&r->f[r->k + 1]),
-                               zmq_msg_size(&r->f[r->k + 1]));
-    if (rc != SSM_OK)
-        fail(s, r, rc == SSM_ERR_MISMATCH ? "SNAPSHOT_MISMATCH" : "BAD_SNAPSHOT",
-             rc == SSM_ERR_MISMATCH ? "the snapshot was made with another model or format"
-                                    : "the snapshot is truncated or corrupt, or holds an invalid value "
-                                      "(non-finite, or an attention layer's frame counter that is not "
-                                      "a whole number in range)");
-    else
+    size_t bytes = zmq_msg_size(&r->f[r->k + 1]);
+    int rc = ssm_state_restore(ssmd_srv_stream_state(s, r->st), zmq_msg_data(&r->f[r->k + 1]), bytes);
+    char m[400];
+    if (rc == SSM_ERR_MISMATCH)
+        fail(s, r, "SNAPSHOT_MISMATCH", "the snapshot was made with another model or format");
+    else if (rc != SSM_OK) {
+        snprintf(m, sizeof m, "the snapshot of %zu bytes (this model's are %zu bytes) is truncated or corrupt, "
+                 "or holds an invalid value (non-finite, or an attention layer's frame counter that is not a "
+                 "whole number in range)", bytes, ssm_state_bytes(s->model));
+        fail(s, r, "BAD_SNAPSHOT", m);
+    } else
         ssmd_srv_event(s, r->st, "reset", "restored from snapshot");
 }
 
@@ -185,7 +251,10 @@ static void cmd_locate(ssmd_srv *s, request *r)
         return;
     }
     if (!r->sname || !ssmd_stream_name_valid(r->sname, strlen(r->sname))) {
-        fail(s, r, "MISSING_FIELD", "\"stream\" (a valid stream name) is required");
+        char m[200], got[100];
+        field_echo(got, sizeof got, r->sfield);
+        snprintf(m, sizeof m, "\"stream\" (a valid stream name) is required, got %s", got);
+        fail(s, r, "MISSING_FIELD", m);
         return;
     }
     json_t *o = ssmd_cluster_locate(s->cluster, r->sname);
@@ -236,12 +305,20 @@ static json_t *dispatch(ssmd_srv *s, request *r, int n)
         if (strcmp(cmd, commands[i].name) == 0) c = &commands[i];
     r->st = sname ? ssmd_srv_stream_find(s, sname) : NULL;
     r->sname = sname;
+    r->sfield = json_object_get(req, "stream");
+    char got[100];
     if (!json_is_integer(ver) || json_integer_value(ver) != 1) {
         r->reply = control_error(s, r->id, "BAD_VERSION", "\"version\": 1 is required");
     } else if (!cmd) {
-        r->reply = control_error(s, r->id, "MISSING_FIELD", "\"cmd\" (a string) is required");
+        char m[160];
+        field_echo(got, sizeof got, json_object_get(req, "cmd"));
+        snprintf(m, sizeof m, "\"cmd\" (a string) is required, got %s", got);
+        r->reply = control_error(s, r->id, "MISSING_FIELD", m);
     } else if (c && c->needs_stream && !sname) {
-        r->reply = control_error(s, r->id, "MISSING_FIELD", "\"stream\" is required");
+        char m[200];
+        field_echo(got, sizeof got, r->sfield);
+        snprintf(m, sizeof m, "%s needs \"stream\" (the name of a running stream, a string), got %s", cmd, got);
+        r->reply = control_error(s, r->id, "MISSING_FIELD", m);
     } else if (c && c->needs_stream && !r->st) {
         char m[200], safe[100];
         ascii_safe(safe, sizeof safe, sname);
@@ -262,15 +339,187 @@ static json_t *dispatch(ssmd_srv *s, request *r, int n)
     return r->reply;
 }
 
+static void trace_mark(const ssmd_srv *s, uint64_t *ns, uint64_t *cpu_ns)
+{
+    if (!s->ctl_trace_on) return;
+    *ns = clock_ns(CLOCK_MONOTONIC);
+    *cpu_ns = clock_ns(CLOCK_THREAD_CPUTIME_ID);
+}
+
 void ssmd_control_handle(ssmd_srv *s)
 {
     zmq_msg_t f[SSMD_TRANSPORT_MAX_FRAMES];
     int total = 0, n;
-    while ((n = ssmd_transport_recv(s->t.control, f, &total)) >= 0) {
+    for (;;) {
+        if ((n = ssmd_transport_recv(s->t.relay_loop, f, &total)) < 0) {
+            trace_mark(s, &s->ctl_trace.empty_ns, &s->ctl_trace.empty_cpu_ns);
+            break;
+        }
+        trace_mark(s, &s->ctl_trace.read_ns, &s->ctl_trace.read_cpu_ns);
         request r = { .f = f, .total = total, .k = (n > 1 && zmq_msg_size(&f[1]) == 0) ? 2 : 1 };
         json_t *reply = dispatch(s, &r, n);
-        control_reply(s, f, r.k, reply, r.extra, r.extra_len);
+        control_reply(s, s->t.relay_loop, f, r.k, reply, r.extra, r.extra_len);
         free(r.extra);
         ssmd_transport_frames_close(f, n);
     }
+}
+
+/* ---- the control thread ---------------------------------------------------- */
+
+struct ssmd_control {
+    ssmd_srv *s;
+    pthread_t thread;
+    int n_in_flight;                 /* requests with the loop, not answered yet */
+    struct {
+        uint8_t id[256];             /* a client's ROUTER identity (at most 255 bytes) */
+        size_t len;
+        int n;                       /* its requests with the loop; 0: the entry is free */
+    } in_flight[CONTROL_IN_FLIGHT_MAX];
+    ssmd_control_trace trace;
+};
+
+static int in_flight_find(const ssmd_control *c, zmq_msg_t *id)
+{
+    for (int i = 0; i < CONTROL_IN_FLIGHT_MAX; i++)
+        if (c->in_flight[i].n > 0 && c->in_flight[i].len == zmq_msg_size(id) &&
+            memcmp(c->in_flight[i].id, zmq_msg_data(id), c->in_flight[i].len) == 0)
+            return i;
+    return -1;
+}
+
+/* A request of the client identified by id goes to the loop (there is a free
+ * entry: fewer than CONTROL_IN_FLIGHT_MAX requests are in flight). */
+static void in_flight_add(ssmd_control *c, zmq_msg_t *id)
+{
+    int i = in_flight_find(c, id);
+    for (int j = 0; i < 0 && j < CONTROL_IN_FLIGHT_MAX; j++)
+        if (c->in_flight[j].n == 0 && zmq_msg_size(id) <= sizeof c->in_flight[j].id) {
+            i = j;
+            c->in_flight[i].len = zmq_msg_size(id);
+            memcpy(c->in_flight[i].id, zmq_msg_data(id), c->in_flight[i].len);
+        }
+    if (i >= 0) c->in_flight[i].n++;
+    c->n_in_flight++;
+}
+
+static void in_flight_done(ssmd_control *c, zmq_msg_t *id)
+{
+    int i = in_flight_find(c, id);
+    if (i >= 0) c->in_flight[i].n--;
+    if (c->n_in_flight > 0) c->n_in_flight--;
+}
+
+/* The reply when the request is a well-formed status, which the control
+ * thread answers; NULL for everything else (the loop's: its errors are
+ * counted there, with the same checks as dispatch). */
+static json_t *front_status(ssmd_control *c, zmq_msg_t *f, int n, int total, int k)
+{
+    if (n <= k || total > k + 2) return NULL;
+    json_t *req = json_loadb(zmq_msg_data(&f[k]), zmq_msg_size(&f[k]), JSON_REJECT_DUPLICATES, NULL), *reply = NULL;
+    if (json_is_object(req)) {
+        json_t *ver = json_object_get(req, "version"), *id = json_object_get(req, "id");
+        const char *cmd = json_string_value(json_object_get(req, "cmd"));
+        if (json_is_integer(ver) && json_integer_value(ver) == 1 && cmd && strcmp(cmd, "status") == 0 &&
+            (reply = json_pack("{s:b, s:i}", "ok", 1, "version", 1))) {
+            if (id) json_object_set(reply, "id", id);
+            status_fill(c->s, reply, &c->trace);
+        }
+    }
+    json_decref(req);
+    return reply;
+}
+
+/* A reply of the loop, [identity][...], on to its client. */
+static void front_relay_reply(ssmd_control *c, zmq_msg_t *f, int n)
+{
+    in_flight_done(c, &f[0]);
+    bool ok = true;
+    for (int i = 0; i < n && ok; i++)
+        ok = zmq_msg_send(&f[i], c->s->t.control, (i + 1 < n ? ZMQ_SNDMORE : 0) | ZMQ_DONTWAIT) >= 0;
+    if (!ok) c->s->c.replies_dropped++;
+}
+
+static void *control_main(void *arg)
+{
+    ssmd_control *c = arg;
+    ssmd_srv *s = c->s;
+    void *router = s->t.control, *relay = s->t.relay_front;
+    zmq_msg_t f[SSMD_TRANSPORT_MAX_FRAMES];
+    int total = 0, n;
+#ifdef __linux__
+    prctl(PR_SET_NAME, "ssmd-control", 0, 0, 0);
+#endif
+    for (;;) {
+        zmq_pollitem_t items[2] = { { relay, 0, ZMQ_POLLIN, 0 },
+                                    { router, 0, c->n_in_flight < CONTROL_IN_FLIGHT_MAX ? ZMQ_POLLIN : 0, 0 } };
+        if (zmq_poll(items, 2, -1) < 0) {
+            if (zmq_errno() == EINTR) continue;
+            ssmd_log(SSMD_LOG_ERROR, "control thread: poll: %s; control requests are no longer answered",
+                     zmq_strerror(zmq_errno()));
+            return NULL;
+        }
+        /* the loop's replies; a message of one frame is ssmd_control_stop's */
+        while ((n = ssmd_transport_recv(relay, f, &total)) >= 0) {
+            if (total == 1) {
+                ssmd_transport_frames_close(f, n);
+                return NULL;
+            }
+            front_relay_reply(c, f, n);
+            ssmd_transport_frames_close(f, n);
+        }
+        while (c->n_in_flight < CONTROL_IN_FLIGHT_MAX) {
+            if ((n = ssmd_transport_recv(router, f, &total)) < 0) {
+                trace_mark(s, &c->trace.empty_ns, &c->trace.empty_cpu_ns);
+                break;
+            }
+            trace_mark(s, &c->trace.read_ns, &c->trace.read_cpu_ns);
+            int k = (n > 1 && zmq_msg_size(&f[1]) == 0) ? 2 : 1;
+            /* a client with a request at the loop: this one follows it there */
+            json_t *reply = in_flight_find(c, &f[0]) < 0 ? front_status(c, f, n, total, k) : NULL;
+            if (reply) {
+                control_reply(s, router, f, k, reply, NULL, 0);
+            } else {
+                in_flight_add(c, &f[0]);
+                for (int i = 0; i < n; i++) zmq_msg_send(&f[i], relay, i + 1 < n ? ZMQ_SNDMORE : 0);
+            }
+            ssmd_transport_frames_close(f, n);
+        }
+    }
+}
+
+int ssmd_control_start(ssmd_srv *s)
+{
+    if (!s->t.control) return 0;
+    ssmd_control *c = calloc(1, sizeof *c);
+    if (!c) {
+        fprintf(stderr, "ssmd: control thread: out of memory\n");
+        return -1;
+    }
+    c->s = s;
+    /* the signals stay with the loop thread, whose poll they interrupt */
+    sigset_t block, old;
+    sigemptyset(&block);
+    sigaddset(&block, SIGINT);
+    sigaddset(&block, SIGTERM);
+    sigaddset(&block, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &block, &old);
+    int e = pthread_create(&c->thread, NULL, control_main, c);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (e != 0) {
+        fprintf(stderr, "ssmd: control thread: %s\n", strerror(e));
+        free(c);
+        return -1;
+    }
+    s->ctl_front = c;
+    return 0;
+}
+
+void ssmd_control_stop(ssmd_srv *s)
+{
+    ssmd_control *c = s->ctl_front;
+    if (!c) return;
+    zmq_send(s->t.relay_loop, "", 0, 0); /* one frame: stop */
+    pthread_join(c->thread, NULL);
+    free(c);
+    s->ctl_front = NULL;
 }

@@ -69,9 +69,7 @@ ssmd_srv_stream *ssmd_srv_stream_find(ssmd_srv *s, const char *name)
 
 int ssmd_srv_active_streams(const ssmd_srv *s)
 {
-    int n = 0;
-    for (int i = 0; i < s->max_streams; i++) n += s->streams[i].used;
-    return n;
+    return s->n_streams;
 }
 
 void ssmd_srv_stream_close(ssmd_srv *s, ssmd_srv_stream *st)
@@ -82,6 +80,7 @@ void ssmd_srv_stream_close(ssmd_srv *s, ssmd_srv_stream *st)
     free(st->out);
     for (int i = 0; i < st->n_sinks; i++)
         if (st->sinks[i].ops->destroy) st->sinks[i].ops->destroy(st->sinks[i].self);
+    if (st->used) s->n_streams--;
     memset(st, 0, sizeof *st);
 }
 
@@ -131,6 +130,7 @@ ssmd_srv_stream *ssmd_srv_stream_open(ssmd_srv *s, const char *name, const ssmd_
         }
     }
     st->used = true;
+    s->n_streams++;
     /* generated streams are opened first, into slots 0..n-1: slot i is the
      * generator's stream i (source_gen.c checks it) */
     if (!pipeline) st->gen_index = (int)(st - s->streams);

@@ -3,7 +3,9 @@
  * One iteration:
  *   1. transport: zmq_poll the sockets (timeout 0 while a source or the
  *      engine has work left from the last iteration, else a few ms), answer ZAP, re-send metas to new subscribers
- *      (sink_pub.c), answer control requests (control.c);
+ *      (sink_pub.c), answer the control requests the control thread passed
+ *      on (control.c: it answers status itself, at once, whatever the loop
+ *      is doing; the other commands touch the streams, so the loop answers them);
  *   2. SIGHUP → reload; stop → every stream's input ends;
  *   3. sources: each pulls what input it has into its streams (source_*.c);
  *   4. the engine steps every stream with a frame ready as one batch and
@@ -11,7 +13,7 @@
  *      steps 3 and 4 each stop at a time budget while the sockets are served
  *      (SSMD_INGEST_BUDGET_MS, SSMD_ENGINE_BUDGET_MS), so step 1 comes round
  *      again soon and a control request never waits behind a push burst
- *      (control requests are also answered after step 3 and after step 4);
+ *      (passed-on control requests are also answered after step 3 and after step 4);
  *   5. streams whose input ended and whose output is drained are closed; the
  *      run ends when a finite source (a file, a generation) is complete.
  * The loop calls sources through ssmd_source_ops only: which ones run is
@@ -250,7 +252,7 @@ static int loop_run(ssmd_srv *s)
 int ssmd_server_run(ssmd_config *cfg, const char *model_path, const ssmd_server_control *ctl)
 {
     ssmd_srv srv = { .cfg = cfg, .model_path = model_path, .stop = ctl ? ctl->stop : NULL, .ctl = ctl,
-                     .file = { .gain = 1.0f } },
+                     .file = { .gain = 1.0f }, .dev = { .mu = PTHREAD_MUTEX_INITIALIZER } },
              *s = &srv;
     static const ssmd_source_ops *const every_source[] = { &ssmd_source_push, &ssmd_source_mic,
                                                            &ssmd_source_file, &ssmd_source_generate };
@@ -274,6 +276,7 @@ int ssmd_server_run(ssmd_config *cfg, const char *model_path, const ssmd_server_
     if (buffers_alloc(s) != 0) goto out;
     if (getrandom(&s->epoch, sizeof s->epoch, 0) != (ssize_t)sizeof s->epoch) s->epoch = ssmd_realtime_ns();
     s->t_start = ssmd_now_s();
+    s->ctl_trace_on = getenv("SSMD_CONTROL_TRACE") != NULL;
 
     bool is_file = strcmp(cfg->input, "none") != 0 && strcmp(cfg->input, "mic") != 0;
     bool serve = strcmp(cfg->serve, "yes") == 0 || (strcmp(cfg->serve, "auto") == 0 && !(is_file && cfg->output[0]));
@@ -305,11 +308,17 @@ int ssmd_server_run(ssmd_config *cfg, const char *model_path, const ssmd_server_
     if (serve)
         ssmd_log(SSMD_LOG_INFO, "serving %s on pub %s, ingest %s, control %s", model_path, cfg->pub, cfg->ingest,
                  cfg->control);
+    if (ssmd_control_start(s) != 0) {
+        rc = 1;
+        goto out;
+    }
     rc = loop_run(s);
+    ssmd_control_stop(s);
     if (s->t.pub) ssmd_log(SSMD_LOG_INFO, "stopped");
 out:
     for (int i = 0; s->streams && i < s->max_streams; i++)
         if (s->streams[i].used) ssmd_srv_stream_close(s, &s->streams[i]);
+    ssmd_control_stop(s); /* before the sockets close */
     ssmd_cluster_stop(s->cluster); /* revokes the lease: this member and its owner keys go at once */
     ssmd_transport_close(&s->t);
     for (size_t i = 0; i < sizeof every_source / sizeof every_source[0]; i++)

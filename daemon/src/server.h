@@ -8,10 +8,12 @@
  * Why one thread: ZeroMQ sockets are not thread-safe and the batched step
  * of the default model costs tens of microseconds, far below the poll
  * period (a few ms), so one loop keeps latency bounded without locks.  The
- * only other thread is PortAudio's callback, which talks to the loop through
- * lock-free rings (audio_device.h).  A separate compute thread becomes
- * worthwhile once a batch costs more than the poll period (large models,
- * thousands of streams): see docs/architecture.md. */
+ * other threads: PortAudio's callback (lock-free rings, audio_device.h), the
+ * step workers of large batches, the cluster thread, and the control thread,
+ * which owns the control socket, answers status from atomic counters and
+ * passes the other requests to the loop (control.c).  A separate compute
+ * thread becomes worthwhile once a batch costs more than the poll period
+ * (large models, thousands of streams): see docs/architecture.md. */
 #ifndef SSMD_SERVER_H
 #define SSMD_SERVER_H
 

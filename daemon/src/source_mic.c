@@ -14,6 +14,19 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* What status reports of the device (name, rate and channels as opened,
+ * running), copied for the control thread, which answers status while the
+ * loop may be reopening the device (control.c). */
+static void device_publish(ssmd_srv *s)
+{
+    pthread_mutex_lock(&s->dev.mu);
+    s->dev.running = !s->mic.failed;
+    snprintf(s->dev.name, sizeof s->dev.name, "%s", ssmd_capture_device_name(s->mic.cap));
+    s->dev.rate_hz = ssmd_capture_rate_hz(s->mic.cap);
+    s->dev.channels = ssmd_capture_channels(s->mic.cap);
+    pthread_mutex_unlock(&s->dev.mu);
+}
+
 /* Opens the device and one stream per channel ('split', at most max_ch) or
  * one stream ('mono': the device opened with one channel, or the mean of the
  * channels it insists on), plus the monitor. */
@@ -28,6 +41,7 @@ static int mic_open(ssmd_srv *s)
         fprintf(stderr, "ssmd: %s\n", err);
         return -1;
     }
+    device_publish(s);
     int rate = ssmd_capture_rate_hz(s->mic.cap), nch = ssmd_capture_channels(s->mic.cap);
     /* sized for max_ch: a reopen may come back with more channels */
     s->mic.buf = malloc((size_t)SSMD_FILE_CHUNK * (size_t)(max_ch > nch ? max_ch : nch) * sizeof(float));
@@ -81,6 +95,7 @@ static void pump_capture(ssmd_srv *s)
         if (!s->mic.failed && ssmd_capture_status(s->mic.cap, err, sizeof err) != 0) {
             s->mic.failed = true;
             s->c.device_failures++;
+            device_publish(s);
             ssmd_log(SSMD_LOG_ERROR, "capture failed: %s; retrying every 2 s", err);
             for (int k = 0; k < s->mic.n_streams; k++) ssmd_srv_event(s, &s->streams[s->mic.slots[k]], "device_failed", err);
         } else if (s->mic.failed) {
@@ -88,14 +103,16 @@ static void pump_capture(ssmd_srv *s)
                 ssmd_capture_channels(s->mic.cap) == s->mic.n &&
                 ssmd_capture_rate_hz(s->mic.cap) == s->streams[s->mic.slots[0]].rate_hz) {
                 s->mic.failed = false;
+                device_publish(s);
                 ssmd_log(SSMD_LOG_WARN, "capture device '%s' is back", ssmd_capture_device_name(s->mic.cap));
                 for (int k = 0; k < s->mic.n_streams; k++) {
                     ssmd_srv_stream *st = &s->streams[s->mic.slots[k]];
                     st->flags_next |= SSMD_FLAG_DISCONTINUITY;
                     ssmd_srv_event(s, st, "device_restored", NULL);
                 }
-            } else if (ssmd_capture_channels(s->mic.cap) != s->mic.n) {
-                ssmd_log(SSMD_LOG_DEBUG, "capture reopen: %s", err);
+            } else {
+                device_publish(s); /* what the failed reopen found */
+                if (ssmd_capture_channels(s->mic.cap) != s->mic.n) ssmd_log(SSMD_LOG_DEBUG, "capture reopen: %s", err);
             }
         }
     }
@@ -119,7 +136,7 @@ static void pump_capture(ssmd_srv *s)
         s->c.capture_dropped += dropped - s->mic.dropped_seen;
         s->mic.dropped_seen = dropped;
     }
-    s->c.capture_s += ssmd_now_s() - t_read;
+    s->c.capture_ns += (uint64_t)(1e9 * (ssmd_now_s() - t_read));
 }
 
 

@@ -18,6 +18,13 @@
  * push_idle_s seconds is ended; time its messages may have waited in the
  * socket is not silence.
  *
+ * Continuity: a stream's messages must follow each other, seq 0, 1, 2, ...
+ * and first_sample 0, then each message's first_sample plus its rows.  A
+ * message that does not (one lost, repeated or reordered by a client) is
+ * refused whole with DISCONTINUITY, naming what was expected and what came,
+ * so audio with a hole is never glued together; the stream stays open and
+ * expects the same message again (a client may resend it).
+ *
  * Back-pressure from the results: a stream whose client does not read its
  * results is held (sink_reply.c) and consumes nothing; the part of a message
  * that did not fit is parked (s->push) and the socket is not read until it
@@ -27,6 +34,7 @@
  * is counted (push_lost_samples), logged as a warning and published as an
  * error event on the stream's event topic.  Loop thread. */
 #include "srv.h"
+#include "errf.h"
 
 #include <errno.h>
 #include <math.h>
@@ -274,6 +282,39 @@ static bool cluster_admits(ssmd_srv *s, const uint8_t *id, size_t id_len, const 
     return false;
 }
 
+/* Refuses a message that does not continue its stream (st; NULL: no stream
+ * of that name is open, so the message must be a first one, seq 0 and
+ * first_sample 0).  The stream's event topic gets an error event and the log
+ * a warning once per break (until a message is accepted again). */
+static void refuse_discontinuous(ssmd_srv *s, const uint8_t *id, size_t id_len, const char *name,
+                                 ssmd_srv_stream *st, const ssmd_header *h)
+{
+    uint64_t want_seq = st ? st->push_seq_next : 0, want_first = st ? st->push_sample_next : 0;
+    char seq_part[64] = "", sample_part[64] = "", msg[512];
+    if (h->seq > want_seq)
+        snprintf(seq_part, sizeof seq_part, "%llu message(s) missing", (unsigned long long)(h->seq - want_seq));
+    else if (h->seq < want_seq)
+        snprintf(seq_part, sizeof seq_part, "a message repeated or out of order");
+    if (h->first_sample > want_first)
+        snprintf(sample_part, sizeof sample_part, "a gap of %llu samples",
+                 (unsigned long long)(h->first_sample - want_first));
+    else if (h->first_sample < want_first)
+        snprintf(sample_part, sizeof sample_part, "an overlap of %llu samples",
+                 (unsigned long long)(want_first - h->first_sample));
+    snprintf(msg, sizeof msg, "stream '%s': message seq %llu, first_sample %llu does not %s (expected seq %llu, "
+             "first_sample %llu: %s%s%s); refused, nothing of it processed", name, (unsigned long long)h->seq,
+             (unsigned long long)h->first_sample, st ? "follow the last one accepted" : "start the stream",
+             (unsigned long long)want_seq, (unsigned long long)want_first, seq_part,
+             seq_part[0] && sample_part[0] ? ", " : "", sample_part);
+    s->c.push_discontinuities++;
+    ingest_error(s, id, id_len, "DISCONTINUITY", name, "%s", msg);
+    if (st && !st->push_broken) {
+        st->push_broken = true;
+        ssmd_log(SSMD_LOG_WARN, "%s", msg);
+        ssmd_srv_event(s, st, "error", msg);
+    }
+}
+
 static bool free_slot(const ssmd_srv *s)
 {
     for (int i = 0; i < s->max_streams; i++)
@@ -295,7 +336,7 @@ static void handle_ingest(ssmd_srv *s)
             if (s->streams[i].used && s->streams[i].src == &ssmd_source_push) s->streams[i].t_last_in += since;
     s->push.backlogged = true;
     if (!resume_parked(s) || !ingest_has_room(s)) {
-        s->c.ingest_blocked_s += since;
+        s->c.ingest_blocked_ns += (uint64_t)(1e9 * since);
         return;
     }
     zmq_msg_t f[SSMD_TRANSPORT_MAX_FRAMES];
@@ -322,7 +363,10 @@ static void handle_ingest(ssmd_srv *s)
             ingest_error(s, id, id_len, "BAD_FRAMES", NULL, "expected 3 frames [topic][header][payload], got %d", total - k);
         } else if (ssmd_topic_parse(zmq_msg_data(&f[k]), zmq_msg_size(&f[k]), name, &kind) != SSMD_PROTO_OK ||
                    name[0] == '_') {
-            ingest_error(s, id, id_len, "BAD_TOPIC", NULL, "topic must be '<stream>/audio/' with a valid stream name");
+            char topic[100];
+            ssmd_errf_echo(topic, sizeof topic, zmq_msg_data(&f[k]), zmq_msg_size(&f[k]));
+            ingest_error(s, id, id_len, "BAD_TOPIC", NULL, "topic '%s' is not '<stream>/audio/' with a valid stream "
+                         "name (1-64 of [A-Za-z0-9_.-], not starting with '.' or '_')", topic);
         } else if ((rc = ssmd_header_decode(zmq_msg_data(&f[k + 1]), zmq_msg_size(&f[k + 1]),
                                             zmq_msg_size(&f[k + 2]), (size_t)s->cfg->ingest_max_payload,
                                             &h)) != SSMD_PROTO_OK) {
@@ -352,11 +396,16 @@ static void handle_ingest(ssmd_srv *s)
             } else if (st && st->eos) {
                 ingest_error(s, id, id_len, "STREAM_ENDED", name, "stream '%s' already ended", name);
                 st = NULL;
+            } else if (st && (h.seq != st->push_seq_next || h.first_sample != st->push_sample_next)) {
+                refuse_discontinuous(s, id, id_len, name, st, &h);
+                st = NULL;
             } else if (!st) {
                 if (id_len > sizeof st->owner) {
                     ingest_error(s, id, id_len, "BAD_FRAMES", name, "client identity too long");
                 } else if (client_refused(s, id, id_len)) {
                     refuse_full_client(s, name, id, id_len, h.rows);
+                } else if (h.seq != 0 || h.first_sample != 0) {
+                    refuse_discontinuous(s, id, id_len, name, NULL, &h);
                 } else if (s->cluster && !free_slot(s)) {
                     /* full: refused before claiming, so no owner key comes and goes */
                     ingest_error(s, id, id_len, "TOO_MANY_STREAMS", name, "max_streams streams are already running");
@@ -393,6 +442,9 @@ static void handle_ingest(ssmd_srv *s)
             }
             if (st) {
                 st->t_last_in = ssmd_now_s();
+                st->push_seq_next = h.seq + 1;
+                st->push_sample_next = h.first_sample + h.rows;
+                st->push_broken = false;
                 if (!push_rows(s, st, zmq_msg_data(&f[k + 2]), &h, 0)) { /* held: park the rest */
                     zmq_msg_init(&s->push.payload);
                     zmq_msg_move(&s->push.payload, &f[k + 2]);

@@ -23,6 +23,7 @@
 #ifndef SSMD_SRV_H
 #define SSMD_SRV_H
 
+#include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -55,6 +56,15 @@ enum { SSMD_INGEST_BUDGET_MS = 5, SSMD_ENGINE_BUDGET_MS = 10 };
 
 typedef struct ssmd_srv ssmd_srv;
 typedef struct ssmd_srv_stream ssmd_srv_stream;
+typedef struct ssmd_control ssmd_control;
+
+/* SSMD_CONTROL_TRACE: when set in the environment, status replies carry the
+ * answering thread's timestamps (CLOCK_MONOTONIC ns) and CPU time, so
+ * bench/soak.py --control-trace can tell where a round trip went. */
+typedef struct ssmd_control_trace {
+    uint64_t empty_ns, empty_cpu_ns;  /* the last look at its socket that found it empty */
+    uint64_t read_ns, read_cpu_ns;    /* when the request being answered was read */
+} ssmd_control_trace;
 
 /* ---- sinks ------------------------------------------------------------ */
 
@@ -205,6 +215,9 @@ struct ssmd_srv_stream {
                                      released when it closes */
     uint8_t owner[256];           /* push streams: the client's identity */
     size_t owner_len;
+    uint64_t push_seq_next;       /* push streams: the seq and first_sample the next message must */
+    uint64_t push_sample_next;    /* carry (source_push.c: the messages are contiguous) */
+    bool push_broken;             /* a message was refused as discontinuous since the last one accepted */
     uint64_t clock_ns, clock_sample; /* wall clock of input sample clock_sample (mic) */
     double t_open;                   /* when the stream started (monotonic s) */
     double t_last_in;                /* last input (push streams: idle timeout) */
@@ -214,17 +227,23 @@ struct ssmd_srv_stream {
     int n_sinks;
 };
 
+/* The run's counters (status).  The loop thread writes them; the control
+ * thread reads them while it runs (control.c answers status there), so each is
+ * atomic: a reply holds every increment made before the request was read,
+ * for example the bad message whose error the client received first. */
 typedef struct ssmd_srv_counters {
-    uint64_t frames, dropped_samples, published, publish_dropped, bad_messages, bad_requests,
+    _Atomic uint64_t frames, dropped_samples, published, publish_dropped, bad_messages, bad_requests,
         state_resets, nonfinite_samples, replies_dropped, subscriptions, capture_dropped,
         device_failures, monitor_dropped, input_clipped, output_clipped,
         reply_stalls,       /* times a push stream was held because its client did not read */
         push_lost_samples,  /* pushed samples discarded: a client held for push_idle_s, or at shutdown */
-        cluster_refused;    /* new pushed streams refused in cluster mode (NOT_OWNER, CLUSTER_UNAVAILABLE) */
-    uint64_t live_frames, bulk_frames; /* frames stepped in live batches and in bulk ones (engine.c) */
-    double ingest_blocked_s;  /* the ingest socket left unread because a stream had no room (every
-                                 client's messages waited: head-of-line blocking) */
-    double capture_s;         /* the loop's time moving captured frames into the mic streams */
+        cluster_refused,    /* new pushed streams refused in cluster mode (NOT_OWNER, CLUSTER_UNAVAILABLE) */
+        push_discontinuities; /* pushed messages refused because their seq or first_sample did not
+                                 continue their stream (DISCONTINUITY) */
+    _Atomic uint64_t live_frames, bulk_frames; /* frames stepped in live batches and in bulk ones (engine.c) */
+    _Atomic uint64_t ingest_blocked_ns; /* the ingest socket left unread because a stream had no room
+                                           (every client's messages waited: head-of-line blocking) */
+    _Atomic uint64_t capture_ns;        /* the loop's time moving captured frames into the mic streams */
 } ssmd_srv_counters;
 
 struct ssmd_srv {
@@ -306,6 +325,18 @@ struct ssmd_srv {
         bool done;                    /* every stream ended, the output file closed */
     } gen;
     ssmd_srv_counters c;
+    _Atomic int n_streams;            /* streams open (status; ssmd_srv_active_streams) */
+    /* what status reports of the capture device: source_mic.c writes it (open,
+     * failure, reopen), the control thread reads it, both under mu */
+    struct {
+        pthread_mutex_t mu;
+        bool running;
+        char name[256];
+        int rate_hz, channels;
+    } dev;
+    ssmd_control *ctl_front;          /* the control thread (control.c); NULL when not running */
+    bool ctl_trace_on;                /* SSMD_CONTROL_TRACE set: status replies carry "trace" */
+    ssmd_control_trace ctl_trace;     /* the loop's, for the requests it answers */
 };
 
 static inline double ssmd_now_s(void)
@@ -408,7 +439,16 @@ void ssmd_pub_handle_subscriptions(ssmd_srv *s);
 
 /* ---- control (control.c) ------------------------------------------------- */
 
-/** Answers every waiting control request (one handler per "cmd"). */
+/** Starts the control thread, which owns the control ROUTER from now on
+ *  (when the sockets are open; otherwise does nothing).  Returns 0, or -1
+ *  after one line on stderr.  Loop thread, before the loop runs. */
+int ssmd_control_start(ssmd_srv *s);
+/** Stops and joins the control thread (requests still waiting stay
+ *  unanswered, as at any stop); safe when it never started.  Loop thread,
+ *  after the loop, before the sockets close. */
+void ssmd_control_stop(ssmd_srv *s);
+/** Answers every request the control thread passed to the loop (one handler
+ *  per "cmd").  Loop thread. */
 void ssmd_control_handle(ssmd_srv *s);
 
 /* ---- generation (source_gen.c) -------------------------------------------- */

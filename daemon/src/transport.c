@@ -80,6 +80,9 @@ static void *open_socket(ssmd_transport *t, const ssmd_config *cfg, int type, co
                                                                       : SSMD_CONTROL_MAX_MSG;
     int rcvhwm = SSMD_INGEST_HWM;
     zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger);
+    /* the control socket's connections have an I/O thread of their own */
+    uint64_t affinity = strcmp(key, "control") == 0 ? SSMD_TRANSPORT_CONTROL_AFFINITY : SSMD_TRANSPORT_DATA_AFFINITY;
+    zmq_setsockopt(sock, ZMQ_AFFINITY, &affinity, sizeof affinity);
     if (type == ZMQ_XPUB) {
         /* what a subscriber sends are subscriptions (topic prefixes of a few dozen
          * bytes): a larger message drops that subscriber instead of being buffered */
@@ -247,6 +250,25 @@ int ssmd_transport_open(ssmd_transport *t, const ssmd_config *c)
         !(t->ingest = open_socket(t, c, ZMQ_ROUTER, "ingest", c->ingest)) ||
         !(t->control = open_socket(t, c, ZMQ_ROUTER, "control", c->control)))
         return -1;
+    /* the relay: unbounded queues, as its traffic is bounded by the requests
+     * in flight (control.c) */
+    char name[64];
+    int zero = 0;
+    snprintf(name, sizeof name, "inproc://ssmd-control-relay-%p", (void *)t);
+    t->relay_loop = zmq_socket(t->ctx, ZMQ_PAIR);
+    t->relay_front = zmq_socket(t->ctx, ZMQ_PAIR);
+    void *ends[2] = { t->relay_loop, t->relay_front };
+    for (int i = 0; i < 2; i++)
+        if (!ends[i] || zmq_setsockopt(ends[i], ZMQ_SNDHWM, &zero, sizeof zero) != 0 ||
+            zmq_setsockopt(ends[i], ZMQ_RCVHWM, &zero, sizeof zero) != 0 ||
+            zmq_setsockopt(ends[i], ZMQ_LINGER, &zero, sizeof zero) != 0) {
+            fprintf(stderr, "ssmd: control relay: %s\n", zmq_strerror(zmq_errno()));
+            return -1;
+        }
+    if (zmq_bind(t->relay_loop, name) != 0 || zmq_connect(t->relay_front, name) != 0) {
+        fprintf(stderr, "ssmd: control relay: %s\n", zmq_strerror(zmq_errno()));
+        return -1;
+    }
     return 0;
 }
 
@@ -256,8 +278,10 @@ void ssmd_transport_close(ssmd_transport *t)
     if (t->ingest) zmq_close(t->ingest);
     if (t->control) zmq_close(t->control);
     if (t->zap) zmq_close(t->zap);
+    if (t->relay_loop) zmq_close(t->relay_loop);
+    if (t->relay_front) zmq_close(t->relay_front);
     if (t->ctx) zmq_ctx_term(t->ctx);
-    t->pub = t->ingest = t->control = t->zap = t->ctx = NULL;
+    t->pub = t->ingest = t->control = t->zap = t->relay_loop = t->relay_front = t->ctx = NULL;
     for (int i = 0; i < t->n_ipc; i++) { /* ours only: a later daemon may own the path now */
         struct stat sb;
         if (stat(t->ipc[i].path, &sb) == 0 && S_ISSOCK(sb.st_mode) && sb.st_dev == t->ipc[i].dev &&
@@ -272,7 +296,7 @@ void ssmd_transport_close(ssmd_transport *t)
 int ssmd_transport_poll(ssmd_transport *t, int timeout_ms)
 {
     zmq_pollitem_t items[4] = { { t->pub, 0, ZMQ_POLLIN, 0 }, { t->ingest, 0, ZMQ_POLLIN, 0 },
-                                { t->control, 0, ZMQ_POLLIN, 0 }, { t->zap, 0, ZMQ_POLLIN, 0 } };
+                                { t->relay_loop, 0, ZMQ_POLLIN, 0 }, { t->zap, 0, ZMQ_POLLIN, 0 } };
     return zmq_poll(items, t->zap ? 4 : 3, timeout_ms);
 }
 

@@ -4,10 +4,13 @@
  * message-size and queue caps, and the frame-level send/receive helpers
  * (docs/protocol.md).  It knows nothing of streams or requests.
  *
- * Threads: an ssmd_transport and its sockets belong to one thread (the
- * server loop); ZeroMQ sockets are not thread-safe.  Open/close and the
- * allowlist reload allocate; send/recv do not block (DONTWAIT) apart from the
- * remaining frames of a message already arriving.  Internal to daemon/src/. */
+ * Threads: ZeroMQ sockets are not thread-safe, so each belongs to one
+ * thread: the control ROUTER and the front end of the control relay to the
+ * control thread while it runs (control.c), every other socket to the server
+ * loop.  The counters the control thread reports (zap_*, n_allow) are atomic.
+ * Open/close and the allowlist reload allocate; send/recv do not block
+ * (DONTWAIT) apart from the remaining frames of a message already arriving.
+ * Internal to daemon/src/. */
 #ifndef SSMD_TRANSPORT_H
 #define SSMD_TRANSPORT_H
 
@@ -38,16 +41,22 @@ enum { SSMD_REPLY_HWM = 250 };
  * published messages into the kernel as fast as the loop queued them under
  * the soak's load (~34 000 messages/s to 8 subscribers): every subscriber's
  * pub_hwm queue filled at once and all lost the same messages
- * (docs/reliability.md, soak); the connections are spread over two. */
-enum { SSMD_TRANSPORT_IO_THREADS = 2 };
+ * (docs/reliability.md, soak); the connections are spread over two.  A
+ * third serves the control socket alone (ZMQ_AFFINITY), so a control request
+ * never waits behind the published messages of a busy I/O thread. */
+enum { SSMD_TRANSPORT_IO_THREADS = 3, SSMD_TRANSPORT_DATA_AFFINITY = 0x3, SSMD_TRANSPORT_CONTROL_AFFINITY = 0x4 };
 
 /** The socket set.  Zero-initialise; every pointer is NULL when not open. */
 typedef struct ssmd_transport {
     void *ctx, *pub, *ingest, *control, *zap;
+    /** The control relay, an inproc PAIR: the control thread passes the
+     *  requests it does not answer itself from relay_front to relay_loop,
+     *  where the loop answers them, and their replies back (control.c). */
+    void *relay_front, *relay_loop;
     char curve_secret[41];            /**< Z85 server secret key, "" when CURVE is off */
     uint8_t (*allow)[32];             /**< allowed client public keys (binary), owned */
-    size_t n_allow;
-    uint64_t zap_denied, zap_allowed; /**< clients refused / admitted */
+    _Atomic uint64_t n_allow;
+    _Atomic uint64_t zap_denied, zap_allowed; /**< clients refused / admitted */
     /** The socket files of the ipc:// endpoints bound (libzmq leaves them
      *  behind): removed by ssmd_transport_close when they are still the ones
      *  bound (same device and inode; another daemon may have bound the path
@@ -66,8 +75,9 @@ int ssmd_transport_open(ssmd_transport *t, const ssmd_config *cfg);
  *  half-opened transport, and twice. */
 void ssmd_transport_close(ssmd_transport *t);
 
-/** Waits up to timeout_ms for input on any socket.  Returns zmq_poll's
- *  result (-1 with zmq_errno() on failure). */
+/** Waits up to timeout_ms for input on any socket of the loop (pub, ingest,
+ *  relay_loop, zap).  Returns zmq_poll's result (-1 with zmq_errno() on
+ *  failure). */
 int ssmd_transport_poll(ssmd_transport *t, int timeout_ms);
 
 /** Answers every waiting ZAP request: CURVE clients whose key is in the

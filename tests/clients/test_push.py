@@ -223,15 +223,28 @@ with Fake(T, "--start", "never", "--hop-out", "256") as f:
     compare(out, (exp * np.float32(0.5)).astype(np.float32), "pipes (x0.25)")
 
 # 6b. a file with more channels than the daemon takes streams: its refusal
-#     (TOO_MANY_STREAMS) on one line that says why and what to do
+#     (TOO_MANY_STREAMS) on one line that says why and what to do; the two
+#     streams it had opened get their end-of-stream at once (the fake
+#     publishes their end event), not after the daemon's push_idle_s (a real-time
+#     push of 4 s in 800-frame chunks: the refusal comes while it is pushing)
 with Fake(T, "--start", "never", "--max-streams", "2") as f:
-    path, exp = make_input("three.wav", 3000, 3)
+    path, exp = make_input("three.wav", 16000 * 4, 3)
     out = os.path.join(T, "three_out.wav")
-    r = run([PUSH, "-e", f.ep["ingest"], *FLOAT, "--stream", "three", "-o", out, path])
+    r = run([PUSH, "-e", f.ep["ingest"], *FLOAT, "--realtime", "--chunk", "800", "--stream", "three", "-o", out,
+             path])
     check(r.returncode == 1 and r.stderr.strip().count("\n") == 0 and "TOO_MANY_STREAMS" in r.stderr
-          and "3 channels" in r.stderr and "--channels mono" in r.stderr,
+          and "3 channels" in r.stderr and "--channels mono" in r.stderr
+          and "2 other streams ended on the daemon" in r.stderr,
           f"3 channels, 2 streams allowed: one line, exit 1 ({r.stderr.strip()!r})")
     check(not os.path.exists(out), "3 channels, 2 streams allowed: no output file left behind")
+    import time  # noqa: E402
+    ended, deadline = set(), time.monotonic() + 10
+    while time.monotonic() < deadline and len(ended) < 2:
+        ended = {rec["topic"].split("/")[0] for rec in f.records()
+                 if rec["topic"].endswith("/event/") and rec.get("json", {}).get("event") == "end"}
+        time.sleep(0.05)
+    check(ended == {"three.0", "three.1"}, f"3 channels, 2 streams allowed: the two opened streams ended at once "
+          f"(ended: {sorted(ended)})")
     r = run([PUSH, "-e", f.ep["ingest"], *FLOAT, "--stream", "three", "--channels", "mono", "-o", out, path])
     check(r.returncode == 0, f"3 channels --channels mono: exit 0 ({r.stderr.strip()!r})")
     compare(out, mono_of(exp), "3 channels --channels mono")

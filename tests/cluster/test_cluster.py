@@ -196,14 +196,16 @@ class Pusher:
         self.sock.setsockopt(zmq.LINGER, 0)
         self.sock.connect(daemon.ingest)
         self.sent = 0
+        self.seq = 0       # messages sent: a stream's messages are numbered (docs/protocol.md)
         self.received = 0  # audio samples counted by drain()
 
     def push(self, n=960, eos=False):
         x = (0.1 * np.sin(np.arange(self.sent, self.sent + n) * 0.05)).astype("<f4")
-        h = P.Header(kind=1, dtype=1, sample_rate_hz=48000, rows=n, cols=1, first_sample=self.sent,
+        h = P.Header(kind=1, dtype=1, sample_rate_hz=48000, rows=n, cols=1, seq=self.seq, first_sample=self.sent,
                      flags=P.FLAG_END_OF_STREAM if eos else 0)
         self.sock.send_multipart([self.topic, P.encode_header(h), x.tobytes()])
         self.sent += n
+        self.seq += 1
 
     def reply(self, timeout=5.0):
         """The next reply: ("meta"|"audio"|"error", topic, payload-as-JSON-or-bytes)."""

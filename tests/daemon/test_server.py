@@ -758,7 +758,7 @@ def t_live_first_under_bulk():
             if pushed < len(x) and now >= t0 + pushed / rate:
                 part = x[pushed:pushed + chunk]
                 last = pushed + len(part) >= len(x)
-                h = P.Header(kind=1, dtype=1, sample_rate_hz=rate, rows=len(part), cols=1,
+                h = P.Header(kind=1, dtype=1, sample_rate_hz=rate, rows=len(part), cols=1, seq=pushed // chunk,
                              first_sample=pushed, flags=P.FLAG_END_OF_STREAM if last else 0)
                 sock.send_multipart([topic, P.encode_header(h), part.astype("<f4").tobytes()])
                 pushed += len(part)
@@ -841,11 +841,13 @@ def t_malformed_messages():
             ("BAD_SIZE", [b"slow/audio/", P.encode_header(P.Header(kind=1, dtype=1, sample_rate_hz=1,
                                                                     rows=4, cols=1)), b"\0" * 16]),
         ]
-        for code, frames in cases:
+        echoed = {1: "topic 'no-slash'", 7: "topic '_ssmd/audio/'"}  # the bad value is named
+        for i, (code, frames) in enumerate(cases):
             dealer.send_multipart(frames)
             t, hb, payload = dealer.recv_multipart()
             ev = json.loads(payload)
             check(t == b"_ssmd/event/" and ev["error"] == code, f"expected {code}, got {ev}")
+            check(echoed.get(i, "") in ev["message"], f"expected {echoed.get(i)!r} in {ev['message']!r}")
         bad_ctl = [
             (b"not json", "BAD_JSON"),
             (json.dumps([1, 2]).encode(), "BAD_JSON"),
@@ -856,10 +858,17 @@ def t_malformed_messages():
             (b'{"version": 1, "cmd": "status", "cmd": "stop"}', "BAD_JSON"),
             (json.dumps({"version": 1, "cmd": "reset", "stream": "\u20ac" * 100}).encode(), "NO_SUCH_STREAM"),
             (json.dumps({"version": 1, "cmd": "\u20ac" * 80}).encode(), "UNKNOWN_COMMAND"),
+            (json.dumps({"version": 1, "cmd": 5}).encode(), "MISSING_FIELD"),
+            (json.dumps({"version": 1, "cmd": "reset"}).encode(), "MISSING_FIELD"),
+            (json.dumps({"version": 1, "cmd": "snapshot", "stream": [42]}).encode(), "MISSING_FIELD"),
         ]
-        for body, code in bad_ctl:
+        echoed_ctl = {3: "got nothing", 9: "got 5", 10: "reset needs \"stream\"", 11: "got [42]"}
+        for i, (body, code) in enumerate(bad_ctl):
             rep, _ = d.ctl(body)
             check(rep["ok"] is False and rep["error"] == code, f"expected {code}, got {rep}")
+            check(echoed_ctl.get(i, "") in rep["message"], f"expected {echoed_ctl.get(i)!r} in {rep['message']!r}")
+            if i in echoed_ctl:
+                print(f"{code}: {rep['message']}")
         # still serving: a valid push works, counters saw the bad ones
         y = push_stream(d.ingest, "after", test_signal(5000, 16000), 16000)
         check(len(y) == 5000, "push after malformed input failed")
@@ -872,6 +881,135 @@ def t_malformed_messages():
         rc, el, err = d.stop()
         check(rc == 0, f"exit {rc}: {err}")
 
+
+
+def t_push_continuity():
+    """A stream's pushed messages must follow each other (docs/protocol.md,
+    "Ingest"): seq 0, 1, 2, ... and first_sample 0, then the previous
+    first_sample + rows.  A gap (a message lost), a repeat, a first_sample
+    that skips or overlaps samples, and a stream's first message that is not
+    seq 0 / first_sample 0 are each refused with DISCONTINUITY naming the
+    stream, what was expected and what came, and counted; nothing of them is
+    processed.  Resending the expected message continues the stream, whose
+    result equals the contiguous push of the same audio bit for bit.  Before,
+    every one was accepted and its samples glued on."""
+    d = Daemon("--input", "none")
+    try:
+        dealer = d.ctx.socket(zmq.DEALER)
+        dealer.setsockopt(zmq.RCVTIMEO, 5000)
+        dealer.setsockopt(zmq.LINGER, 0)
+        dealer.connect(d.ingest)
+        x = test_signal(4000, 16000, 7)
+
+        def send(name, seq, first, rows, eos=False):
+            h = P.Header(kind=1, dtype=1, sample_rate_hz=16000, rows=rows, cols=1, seq=seq, first_sample=first,
+                         flags=P.FLAG_END_OF_STREAM if eos else 0)
+            part = x[first:first + rows] if first + rows <= len(x) else np.zeros(rows, np.float32)
+            dealer.send_multipart([P.format_topic(name, "audio").encode(), P.encode_header(h),
+                                   part.astype("<f4").tobytes()])
+
+        replies = []
+
+        def error_reply():
+            """The next error reply; the stream's meta and results are kept in replies."""
+            while True:
+                t, hb, payload = dealer.recv_multipart()
+                if t == b"_ssmd/event/":
+                    return json.loads(payload)
+                replies.append((t, P.decode_header(hb, len(payload)), payload))
+
+        send("gap", 0, 0, 1000)
+        send("gap", 1, 1000, 1000)
+        cases = [  # (seq, first_sample, expected and got, named in the message)
+            (3, 3000, ["'gap'", "seq 3", "first_sample 3000", "expected seq 2", "first_sample 2000",
+                       "1 message(s) missing", "a gap of 1000 samples"]),
+            (1, 1000, ["seq 1", "expected seq 2", "a message repeated or out of order", "an overlap of 1000"]),
+            (2, 2500, ["seq 2", "first_sample 2500", "expected seq 2", "first_sample 2000", "a gap of 500"]),
+            (2, 1500, ["first_sample 1500", "an overlap of 500 samples"]),
+        ]
+        for seq, first, words in cases:
+            send("gap", seq, first, 1000)
+            ev = error_reply()
+            print(f"seq {seq}, first_sample {first}: {ev.get('error')}: {ev.get('message')}")
+            check(ev.get("error") == "DISCONTINUITY" and ev.get("stream") == "gap"
+                  and all(w in ev.get("message", "") for w in words),
+                  f"seq {seq}, first_sample {first}: expected DISCONTINUITY naming {words}, got {ev}")
+        # a stream's first message must start it
+        send("late", 5, 5000, 100)
+        ev = error_reply()
+        print(f"a new stream at seq 5: {ev.get('error')}: {ev.get('message')}")
+        check(ev.get("error") == "DISCONTINUITY" and "'late'" in ev.get("message", "")
+              and "expected seq 0, first_sample 0" in ev.get("message", ""), ev)
+        lst, _ = d.ctl({"version": 1, "cmd": "streams"})
+        check([s["name"] for s in lst["streams"]] == ["gap"], f"a refused first message opened a stream: {lst}")
+        # the expected messages continue the stream: nothing of the refused ones is in it
+        send("gap", 2, 2000, 1000)
+        send("gap", 3, 3000, 1000, eos=True)
+        deadline = time.time() + 20
+        while not (replies and replies[-1][0] == b"gap/audio/" and replies[-1][1].flags & P.FLAG_END_OF_STREAM):
+            check(time.time() < deadline, "no end-of-stream back")
+            try:
+                t, hb, payload = dealer.recv_multipart()
+            except zmq.Again:
+                continue
+            check(t != b"_ssmd/event/", f"error after the expected messages: {payload[:300]}")
+            replies.append((t, P.decode_header(hb, len(payload)), payload))
+        y = np.concatenate([np.frombuffer(p, "<f4") for t, h, p in replies if t == b"gap/audio/"])
+        ref = push_stream(d.ingest, "whole", x, 16000, chunk=4000)
+        print(f"after the expected messages: {len(y)} samples back, {int(np.sum(y != ref))} differ from the "
+              f"contiguous push")
+        check(len(y) == len(x) and np.array_equal(y, ref), "the resumed stream differs from the contiguous push")
+        st, _ = d.ctl({"version": 1, "cmd": "status"})
+        c = st["counters"]
+        check(c["push_discontinuities"] == 5 and c["bad_messages"] == 5, c)
+    finally:
+        rc, el, err = d.stop()
+    warned = [line for line in err.splitlines() if "does not follow" in line]
+    print(f"counted: push_discontinuities 5; log: {warned}")
+    check(rc == 0, f"exit {rc}: {err}")
+    check(len(warned) == 1, f"expected one warning for the one break: {warned}")
+
+
+def t_status_while_loop_blocked():
+    """status is answered by the control thread, whatever the loop thread is
+    doing: here the loop is blocked (a SIGHUP reload reading a config file
+    that is a FIFO nobody writes yet), so a streams request, which the loop
+    answers, waits; status is answered meanwhile.  Before, both waited for
+    the loop."""
+    conf = os.path.join(TMP, "blocking.conf")
+    with open(conf, "w") as f:
+        f.write("vad_grace_ms = 200\n")
+    d = Daemon("--input", "none", "-c", conf)
+    try:
+        d.ctl({"version": 1, "cmd": "status"})  # serving
+        os.unlink(conf)
+        os.mkfifo(conf)
+        d.proc.send_signal(signal.SIGHUP)
+        deadline, w = time.time() + 20, None
+        while w is None:  # the loop has opened the FIFO: it now waits in read() for our text
+            check(time.time() < deadline, "the daemon did not open its config file on SIGHUP")
+            try:
+                w = os.open(conf, os.O_WRONLY | os.O_NONBLOCK)
+            except OSError:
+                time.sleep(0.05)
+        loop_req = d.ctx.socket(zmq.DEALER)
+        loop_req.setsockopt(zmq.LINGER, 0)
+        loop_req.connect(d.control)
+        loop_req.send_multipart([b"", json.dumps({"version": 1, "cmd": "streams", "id": 1}).encode()])
+        st, _ = d.ctl({"version": 1, "cmd": "status", "id": 2}, timeout=15000)
+        check(st["ok"] and st["id"] == 2 and "counters" in st, st)
+        waited = not loop_req.poll(500)
+        print(f"loop blocked in the reload: status answered; streams answered meanwhile: {not waited}")
+        check(waited, "streams was answered while the loop was blocked: the test did not block it")
+        os.write(w, b"vad_grace_ms = 300\n")
+        os.close(w)
+        check(loop_req.poll(15000), "streams not answered after the reload went on")
+        rep = json.loads(loop_req.recv_multipart()[1])
+        check(rep["ok"] and rep["id"] == 1 and rep["streams"] == [], rep)
+        loop_req.close()
+    finally:
+        rc, el, err = d.stop()
+    check(rc == 0 and "reload: vad_grace_ms changed" in err, f"exit {rc}: {err}")
 
 
 def t_oversize_message():
@@ -953,6 +1091,10 @@ def t_snapshot_restore_reset():
         bad[20] ^= 0xFF
         rep3, _ = d.ctl({"version": 1, "cmd": "restore", "stream": "snap"}, extra=bytes(bad))
         check(not rep3["ok"] and rep3["error"] in ("SNAPSHOT_MISMATCH", "BAD_SNAPSHOT"), rep3)
+        rep5, _ = d.ctl({"version": 1, "cmd": "restore", "stream": "snap"}, extra=extra[0][:-3])
+        print(f"a snapshot cut short: {rep5.get('error')}: {rep5.get('message')}")
+        check(not rep5["ok"] and rep5["error"] == "BAD_SNAPSHOT"
+              and f"of {rep['bytes'] - 3} bytes (this model's are {rep['bytes']} bytes)" in rep5["message"], rep5)
         rep4, _ = d.ctl({"version": 1, "cmd": "reset", "stream": "snap"})
         check(rep4["ok"], rep4)
         lst, _ = d.ctl({"version": 1, "cmd": "streams"})
