@@ -255,15 +255,40 @@ static bool client_refused(const ssmd_srv *s, const uint8_t *id, size_t id_len)
            ssmd_now_s() - s->push.t_refused < (double)s->cfg->push_idle_s;
 }
 
+/* A stream resumed from a checkpoint takes its input from the checkpoint's
+ * input sample on: each message's header first_sample says where it starts,
+ * so a client that replays what it kept (from any sample up to the resume
+ * point) has the part the checkpoint already covers dropped here, and a
+ * message that would leave a gap is refused (REPLAY_GAP) and changes
+ * nothing.  Returns false when refused; *row0 is the first row to take. */
+static bool resumed_input(ssmd_srv *s, ssmd_srv_stream *st, const uint8_t *id, size_t id_len, const ssmd_header *h,
+                          size_t *row0)
+{
+    uint64_t want = st->in_samples; /* every message before this one went in whole */
+    if (h->first_sample > want) {
+        ingest_error(s, id, id_len, "REPLAY_GAP", st->name,
+                     "stream '%s' resumed from a checkpoint and needs its input from sample %llu on; this message "
+                     "starts at sample %llu: push from sample %llu", st->name, (unsigned long long)want,
+                     (unsigned long long)h->first_sample, (unsigned long long)want);
+        return false;
+    }
+    uint64_t skip = want - h->first_sample;
+    *row0 = skip < h->rows ? (size_t)skip : h->rows;
+    st->replay_skipped += *row0;
+    return true;
+}
+
 /* Cluster mode: a stream new to this daemon is opened only when it owns it
  * (claimed in etcd, cluster.h).  Otherwise the client gets NOT_OWNER, with
  * the owner's node and ingest endpoint, or CLUSTER_UNAVAILABLE while etcd
  * does not answer; nothing is opened either way. */
-static bool cluster_admits(ssmd_srv *s, const uint8_t *id, size_t id_len, const char *name)
+static bool cluster_admits(ssmd_srv *s, const uint8_t *id, size_t id_len, const char *name, ssmd_cluster_found *ckpt)
 {
     ssmd_cluster_owner o;
     char msg[1024];
-    ssmd_cluster_verdict v = ssmd_cluster_claim(s->cluster, name, &o, msg, sizeof msg);
+    /* with checkpoints on, the claim also reads the stream's last checkpoint */
+    ssmd_cluster_verdict v = ssmd_cluster_claim(s->cluster, name, &o, s->cfg->checkpoint_s > 0 ? ckpt : NULL, msg,
+                                                sizeof msg);
     if (v == SSMD_CLUSTER_OWNED) return true;
     if (v == SSMD_CLUSTER_ELSEWHERE) {
         json_t *extra = json_pack("{s:s, s:s}", "node", o.node, "ingest", o.ingest);
@@ -341,6 +366,8 @@ static void handle_ingest(ssmd_srv *s)
                          DSP_RESAMPLE_MAX_RATIO, s->fe.sample_rate_hz);
         } else {
             ssmd_srv_stream *st = ssmd_srv_stream_find(s, name);
+            ssmd_cluster_found ckpt = { .present = false };
+            size_t row0 = 0;
             char err[256];
             if (st && (st->src != &ssmd_source_push || st->owner_len != id_len || memcmp(st->owner, id, id_len) != 0)) {
                 ingest_error(s, id, id_len, "NAME_IN_USE", name, "stream '%s' belongs to another source", name);
@@ -360,7 +387,7 @@ static void handle_ingest(ssmd_srv *s)
                 } else if (s->cluster && !free_slot(s)) {
                     /* full: refused before claiming, so no owner key comes and goes */
                     ingest_error(s, id, id_len, "TOO_MANY_STREAMS", name, "max_streams streams are already running");
-                } else if (s->cluster && !cluster_admits(s, id, id_len, name)) {
+                } else if (s->cluster && !cluster_admits(s, id, id_len, name, &ckpt)) {
                     /* refused: another member's stream, or etcd unavailable */
                 } else if (!(st = ssmd_srv_stream_open(s, name, &ssmd_source_push, (int)h.sample_rate_hz, true, true,
                                                      err, sizeof err))) {
@@ -379,7 +406,12 @@ static void handle_ingest(ssmd_srv *s)
                         memcpy(st->owner, id, id_len);
                         st->owner_len = id_len;
                         ssmd_srv_stream_attach(st, &ssmd_sink_reply, reply);
-                        /* tells the client the cap it splits at */
+                        if (st->claimed) { /* a checkpoint found: the stream goes on from it */
+                            ssmd_srv_checkpoint_resume(s, st, &ckpt);
+                            ssmd_srv_checkpoint_arm(s, st);
+                            if (st->resumed || st->resume_error[0]) ssmd_pub_meta(s, st); /* says so */
+                        }
+                        /* tells the client the cap it splits at (and where it resumed) */
                         if (ssmd_reply_meta(s, st) == EAGAIN) {
                             refuse_full_client(s, name, id, id_len, h.rows);
                             ssmd_srv_event(s, st, "error", "the client does not read its results (its queue "
@@ -391,9 +423,11 @@ static void handle_ingest(ssmd_srv *s)
                     }
                 }
             }
+            ssmd_cluster_found_clear(&ckpt);
+            if (st) st->t_last_in = ssmd_now_s(); /* its client is there, even when refused below */
+            if (st && st->resumed && !resumed_input(s, st, id, id_len, &h, &row0)) st = NULL;
             if (st) {
-                st->t_last_in = ssmd_now_s();
-                if (!push_rows(s, st, zmq_msg_data(&f[k + 2]), &h, 0)) { /* held: park the rest */
+                if (!push_rows(s, st, zmq_msg_data(&f[k + 2]), &h, row0)) { /* held: park the rest */
                     zmq_msg_init(&s->push.payload);
                     zmq_msg_move(&s->push.payload, &f[k + 2]);
                     s->push.parked = true;
