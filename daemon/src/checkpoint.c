@@ -185,7 +185,20 @@ static int write_all(int fd, const void *buf, size_t n)
     return 0;
 }
 
-int ssmd_ckpt_file_write(const char *dir, ssmd_ckpt_info *m, const void *buf, size_t n, char *err, size_t cap)
+int ssmd_ckpt_dir_sync(const char *dir, char *err, size_t cap)
+{
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0 || fsync(dfd) != 0) {
+        int e = errno;
+        if (dfd >= 0) close(dfd);
+        return ssmd_errf(err, cap, "checkpoint_dir %s: %s", dir, strerror(e));
+    }
+    close(dfd);
+    return 0;
+}
+
+int ssmd_ckpt_file_write(const char *dir, ssmd_ckpt_info *m, const void *buf, size_t n, bool sync_dir, char *err,
+                         size_t cap)
 {
     char path[SSMD_CKPT_PATH_MAX], tmp[SSMD_CKPT_PATH_MAX];
     int a = snprintf(path, sizeof path, "%s/%s.%llu.ckpt", dir, m->stream, (unsigned long long)m->input_sample);
@@ -207,10 +220,9 @@ int ssmd_ckpt_file_write(const char *dir, ssmd_ckpt_info *m, const void *buf, si
         unlink(tmp);
         return ssmd_errf(err, cap, "checkpoint file %s: %s", path, strerror(e));
     }
-    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) { /* the rename itself must survive a crash */
-        fsync(dfd);
-        close(dfd);
+    if (sync_dir && ssmd_ckpt_dir_sync(dir, err, cap) != 0) { /* the rename itself must survive a crash */
+        unlink(path);
+        return -1;
     }
     snprintf(m->path, sizeof m->path, "%s", path);
     return 0;

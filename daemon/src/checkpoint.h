@@ -88,10 +88,16 @@ int ssmd_ckpt_info_parse(ssmd_ckpt_info *m, const char *json, size_t n, char *er
 int ssmd_ckpt_dir_check(const char *dir, char *err, size_t cap);
 
 /** Writes checkpoint buf (n bytes) of m->stream atomically to
- *  dir/STREAM.INPUT_SAMPLE.ckpt and stores that path in m->path.  Returns
- *  0, or -1 with one line in err (nothing left behind).  Blocks on the disk
- *  (fsync). */
-int ssmd_ckpt_file_write(const char *dir, ssmd_ckpt_info *m, const void *buf, size_t n, char *err, size_t cap);
+ *  dir/STREAM.INPUT_SAMPLE.ckpt and stores that path in m->path.  The file
+ *  is synced before its rename; with sync_dir the directory too (so the
+ *  rename survives a crash), otherwise the caller syncs it once for several
+ *  files (ssmd_ckpt_dir_sync) before naming them anywhere.  Returns 0, or -1
+ *  with one line in err (nothing left behind).  Blocks on the disk. */
+int ssmd_ckpt_file_write(const char *dir, ssmd_ckpt_info *m, const void *buf, size_t n, bool sync_dir, char *err,
+                         size_t cap);
+
+/** fsync of directory dir.  Returns 0, or -1 with one line in err. */
+int ssmd_ckpt_dir_sync(const char *dir, char *err, size_t cap);
 
 /** Reads the checkpoint file m->path; checks its size (m->bytes) and
  *  checksum (m->checksum).  Returns the bytes (malloc'd), or NULL with one

@@ -30,7 +30,7 @@
 /* Per transaction: etcd's default --max-txn-ops is 128 (2 operations and 1
  * compare per checkpoint here), its --max-request-bytes 1.5 MiB (the values
  * travel in base64: 4/3 of their size). */
-enum { BATCH = 32, BATCH_REQUEST_BYTES = 1200 * 1024 };
+enum { BATCH = 32, BATCH_REQUEST_BYTES = 256 * 1024 };
 
 static double now_s(void)
 {
@@ -257,7 +257,7 @@ int ssmd_cluster_ckpt_write(ssmd_cluster *c, int64_t lease, char *err, size_t ca
     }
     double t0 = now_s();
     char **meta = calloc(n, sizeof *meta);
-    size_t failed = 0;
+    size_t failed = 0, files = 0;
     /* descriptions, and the files of the large ones */
     for (size_t i = 0; i < n; i++) {
         ssmd_ckpt_info *m = &items[i].info;
@@ -271,8 +271,8 @@ int ssmd_cluster_ckpt_write(ssmd_cluster *c, int64_t lease, char *err, size_t ca
             if (!c->ckpt_dir[0])
                 ssmd_errf(why, sizeof why, "%zu bytes, more than checkpoint_inline_bytes (%ld), and no "
                           "checkpoint_dir", items[i].n, c->ckpt_inline_max);
-            else
-                ssmd_ckpt_file_write(c->ckpt_dir, m, items[i].data, items[i].n, why, sizeof why);
+            else if (ssmd_ckpt_file_write(c->ckpt_dir, m, items[i].data, items[i].n, false, why, sizeof why) == 0)
+                files++;
         }
         if (!why[0] && meta && !(meta[i] = ssmd_ckpt_info_json(m))) snprintf(why, sizeof why, "out of memory");
         if (why[0] || !meta) {
@@ -281,6 +281,17 @@ int ssmd_cluster_ckpt_write(ssmd_cluster *c, int64_t lease, char *err, size_t ca
             dropped(&items[i]);
             failed++;
         }
+    }
+    /* the renames of this round's files are durable before etcd names them:
+     * one directory sync for all of them */
+    char why[600];
+    if (files && ssmd_ckpt_dir_sync(c->ckpt_dir, why, sizeof why) != 0) {
+        ssmd_log(SSMD_LOG_WARN, "cluster: %s: %zu checkpoints not stored", why, files);
+        for (size_t i = 0; i < n; i++)
+            if (items[i].data && items[i].info.path[0]) {
+                dropped(&items[i]);
+                failed++;
+            }
     }
     int rc = 0;
     for (size_t i = 0; i < n && rc == 0;) {

@@ -193,7 +193,7 @@ static void t_files(void **state)
     for (size_t i = 0; i < sizeof data; i++) data[i] = (unsigned char)(i * 7);
     m.bytes = sizeof data;
     m.checksum = ssmd_ckpt_fnv1a64(data, sizeof data);
-    assert_int_equal(ssmd_ckpt_file_write(dir, &m, data, sizeof data, err, sizeof err), 0);
+    assert_int_equal(ssmd_ckpt_file_write(dir, &m, data, sizeof data, true, err, sizeof err), 0);
     char want[256];
     snprintf(want, sizeof want, "%s/s1.32000.ckpt", dir);
     assert_string_equal(m.path, want);
@@ -233,7 +233,7 @@ static void t_files(void **state)
         printf("%s\n", err);
     }
     /* a write into a directory that is gone leaves nothing and says why */
-    assert_int_equal(ssmd_ckpt_file_write("/nonexistent-ssmd", &m, data, sizeof data, err, sizeof err), -1);
+    assert_int_equal(ssmd_ckpt_file_write("/nonexistent-ssmd", &m, data, sizeof data, false, err, sizeof err), -1);
     printf("%s\n", err);
 }
 
