@@ -392,9 +392,12 @@ void ssmd_srv_checkpoint_resume(ssmd_srv *s, ssmd_srv_stream *st, ssmd_cluster_f
 
 void ssmd_srv_checkpoint_json(ssmd_srv *s, const ssmd_srv_stream *st, json_t *o)
 {
-    if (!o || !s->cluster || s->cfg->checkpoint_s <= 0 || st->src != &ssmd_source_push) return;
-    json_object_set_new(o, "checkpoint_s", json_integer(st->ckpt_period ? (json_int_t)s->cfg->checkpoint_s : 0));
-    if (!st->ckpt_period && st->st && ssmd_stream_save_bytes(st->st) == 0) {
+    if (!o || !s->cluster || s->cfg->checkpoint_s <= 0 || st->src != &ssmd_source_push || !st->st) return;
+    /* (a pushed stream opens only once claimed: its first meta, published as
+     * it opens, already says what ssmd_srv_checkpoint_arm will decide) */
+    bool on = ssmd_stream_save_bytes(st->st) > 0;
+    json_object_set_new(o, "checkpoint_s", json_integer(on ? (json_int_t)s->cfg->checkpoint_s : 0));
+    if (!on) {
         char why[200];
         snprintf(why, sizeof why, "the stream is at %d Hz and the model at %d Hz: a resampling stream is not "
                  "checkpointed", st->rate_hz, s->fe.sample_rate_hz);
