@@ -744,6 +744,7 @@ def t_checkpoint():
         check(m["input_sample"] == pts[-1] and m["output_sample"] == pts[-1] - LATENCY and m["node"] == "c1" and
               m["stored"] == "etcd" and m["bytes"] == len(state) and int(m["checksum"], 16) == fnv1a64(state) and
               m["sample_rate_hz"] == RATE, m)
+        ckpt_bytes = m["bytes"]
         print(f"checkpoints of {name} on c1 every 1 s: events at input samples {[e[0] for e in got]} "
               f"(output {[e[1] for e in got]}), in etcd: {m['bytes']} bytes, checksum ok")
         st = next(s for s in c1.ctl("streams")["streams"] if s["name"] == name)
@@ -789,9 +790,10 @@ def t_checkpoint():
         print(f"{name} ended: its checkpoint keys are gone")
         q.close()
 
-        # 3. large states to the checkpoint directory (every one: inline limit 0);
-        #    a restart under the same name resumes from the file
-        c3 = Daemon(etcd, "c3", "--checkpoint-s", "1", "--checkpoint-inline-bytes", "0", "--checkpoint-dir", blobs)
+        # 3. a checkpoint larger than --checkpoint-inline-bytes (here one byte more) goes
+        #    to the checkpoint directory; a restart under the same name resumes from the file
+        c3 = Daemon(etcd, "c3", "--checkpoint-s", "1", "--checkpoint-inline-bytes", str(ckpt_bytes - 1),
+                    "--checkpoint-dir", blobs)
         wait_members([c2, c3], ["c2", "c3"])
         name = next(f"fk{i}" for i in range(100) if hrw_pick(f"fk{i}", ["c2", "c3"]) == "c3")
         p = Feeder(c3, name)
@@ -806,8 +808,8 @@ def t_checkpoint():
         check(files == [f"{name}.{pts[-1]}.ckpt"] and m["path"] == os.path.join(blobs, files[0]), (files, m))
         blob = open(m["path"], "rb").read()
         check(m["stored"] == "file" and len(blob) == m["bytes"] and fnv1a64(blob) == int(m["checksum"], 16), m)
-        print(f"checkpoint_inline_bytes 0: {name}'s checkpoints in {blobs} ({files}, {len(blob)} bytes, the "
-              f"earlier one removed), etcd holds the path and checksum")
+        print(f"checkpoint_inline_bytes {ckpt_bytes - 1}: {name}'s checkpoints in {blobs} ({files}, {len(blob)} "
+              f"bytes, the earlier one removed), etcd holds the path and checksum")
         c3.proc.kill()
         c3.proc.wait()
         p.close()
