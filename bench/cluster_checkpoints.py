@@ -17,7 +17,9 @@ etcd's /metrics:
   etcd_txns_per_s                           transactions (up to 32 checkpoints each)
   payload_mb_per_s                          checkpoint bytes stored per second (the
                                             gateway carries them in base64: x4/3)
-  superseded, failed                        replaced before stored (etcd behind), lost
+  superseded, failed, retried               replaced before stored (etcd or the daemon behind), lost,
+                                            rounds etcd did not answer in time (retried at the next tick)
+  load                                      the machine's 1-minute load average at the end
   thread_busy                               the cluster thread's share of wall time in writes
   etcd_cpu, ssmd_cpu                        CPU seconds per wall second
   etcd_fsyncs_per_s, etcd_fsync_ms          WAL fsyncs and their mean duration
@@ -175,7 +177,8 @@ def main():
             acked = sum(1 for s_ in ctl.request("streams")[0]["streams"] if s_.get("checkpoint"))
             bad = [q.stderr.read().strip() for q in pushers if q.wait(120) != 0]
             dt = last["t"] - first["t"]
-            d = {k: last["ck"][k] - first["ck"][k] for k in ("stored", "bytes", "txns", "superseded", "failed")}
+            d = {k: last["ck"][k] - first["ck"][k] for k in ("stored", "bytes", "txns", "superseded", "failed",
+                                                             "retried")}
             fs = "etcd_disk_wal_fsync_duration_seconds_count"
             fsum = "etcd_disk_wal_fsync_duration_seconds_sum"
             n_fs = last["m"].get(fs, 0) - first["m"].get(fs, 0)
@@ -186,7 +189,7 @@ def main():
                        checkpoint_bytes=int(d["bytes"] / d["stored"]) if d["stored"] else None,
                        checkpoints_per_s=round(d["stored"] / dt, 1), etcd_txns_per_s=round(d["txns"] / dt, 1),
                        payload_mb_per_s=round(d["bytes"] / dt / 1e6, 2), superseded=d["superseded"],
-                       failed=d["failed"], revisions_per_s=round((last["rev"] - first["rev"]) / dt, 1),
+                       failed=d["failed"], retried=d["retried"], load=open("/proc/loadavg").read().split()[0], revisions_per_s=round((last["rev"] - first["rev"]) / dt, 1),
                        thread_busy=round((last["ck"]["write_s"] - first["ck"]["write_s"]) / dt, 3),
                        etcd_cpu=round((last["etcd_cpu"] - first["etcd_cpu"]) / dt, 3),
                        ssmd_cpu=round((last["ssmd_cpu"] - first["ssmd_cpu"]) / dt, 3),

@@ -335,6 +335,7 @@ int ssmd_cluster_ckpt_write(ssmd_cluster *c, int64_t lease, char *err, size_t ca
         /* etcd did not answer: what was not stored waits for the next tick,
          * unless the stream ended or a newer checkpoint came meanwhile */
         c->ckpt_backoff = true;
+        c->ckpt_stats.retried++;
         for (size_t i = 0; i < n; i++) {
             if (!items[i].data) continue;
             bool owned = false;
@@ -417,9 +418,10 @@ json_t *ssmd_cluster_ckpt_locate(ssmd_cluster *c, const char *stream)
 
 json_t *ssmd_cluster_ckpt_describe_locked(ssmd_cluster *c)
 {
-    return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:I, s:s}", "queued", (json_int_t)c->ckpt_qn, "stored",
+    return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:I, s:s}", "queued", (json_int_t)c->ckpt_qn, "stored",
                      (json_int_t)c->ckpt_stats.stored, "bytes", (json_int_t)c->ckpt_stats.bytes, "superseded",
-                     (json_int_t)c->ckpt_stats.superseded, "failed", (json_int_t)c->ckpt_stats.failed, "txns",
-                     (json_int_t)c->ckpt_stats.txns, "write_s", c->ckpt_stats.write_s, "inline_max_bytes",
-                     (json_int_t)c->ckpt_inline_max, "dir", c->ckpt_dir ? c->ckpt_dir : "");
+                     (json_int_t)c->ckpt_stats.superseded, "failed", (json_int_t)c->ckpt_stats.failed, "retried",
+                     (json_int_t)c->ckpt_stats.retried, "txns", (json_int_t)c->ckpt_stats.txns, "write_s",
+                     c->ckpt_stats.write_s, "inline_max_bytes", (json_int_t)c->ckpt_inline_max, "dir",
+                     c->ckpt_dir ? c->ckpt_dir : "");
 }

@@ -83,6 +83,7 @@ struct ssmd_cluster {
     bool ckpt_backoff;    /* a write failed: the next tries at the next tick */
     struct {
         uint64_t stored, bytes, superseded, failed, txns;
+        uint64_t retried;  /* rounds of writes etcd did not answer (kept for the next tick) */
         double write_s;   /* the thread's time in checkpoint writes (files and etcd) */
     } ckpt_stats;
 };
