@@ -365,8 +365,8 @@ void ssmd_srv_checkpoint_resume(ssmd_srv *s, ssmd_srv_stream *st, ssmd_cluster_f
     if (!why[0]) ssmd_ckpt_decode(st->st, data, n, &k, why, sizeof why);
     free(file);
     if (why[0]) {
-        snprintf(st->resume_error, sizeof st->resume_error, "checkpoint at input sample %llu from node %s not used: %s",
-                 (unsigned long long)m->input_sample, m->node[0] ? m->node : "?", why);
+        ssmd_errf(st->resume_error, sizeof st->resume_error, "checkpoint at input sample %llu from node %s not used: %s",
+                  (unsigned long long)m->input_sample, m->node[0] ? m->node : "?", why); /* cut to fit */
         ssmd_log(SSMD_LOG_WARN, "stream %s: %s; it starts afresh", st->name, st->resume_error);
         return;
     }

@@ -348,7 +348,7 @@ static void *cluster_thread(void *arg)
         for (;;) {
             bool work = c->healthy && c->lease && !c->ckpt_backoff && (c->ckpt_qn > 0 || c->released.n > 0);
             if (c->stopping || work || mono_s() >= next_tick) break;
-            if (pthread_cond_timedwait(&c->wake, &c->mu, &ts) != 0 && mono_s() >= next_tick) break;
+            if (pthread_cond_timedwait(&c->wake, &c->mu, &ts) != 0) break; /* the outer loop looks again */
         }
         pthread_mutex_unlock(&c->mu);
     }

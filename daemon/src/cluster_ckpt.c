@@ -219,13 +219,14 @@ static void dropped(ckpt_item *it)
 
 /* Stores items[0..k) in one transaction: 1 stored, 0 a compare failed (this
  * member no longer holds one of the streams), -1 etcd failed. */
-static int store(ssmd_cluster *c, int64_t lease, ckpt_item *items, size_t k, char **meta, char *err, size_t cap)
+static int store(ssmd_cluster *c, int64_t lease, ckpt_item *const *items, size_t k, char *const *meta, char *err,
+                 size_t cap)
 {
     ssmd_etcd_cmp cmp[BATCH];
     ssmd_etcd_op ops[2 * BATCH];
     char keys[BATCH][3][sizeof KEY_CHECKPOINTS + SSMD_STREAM_NAME_MAX + 8];
     for (size_t i = 0; i < k; i++) {
-        const ssmd_ckpt_info *m = &items[i].info;
+        const ssmd_ckpt_info *m = &items[i]->info;
         snprintf(keys[i][0], sizeof keys[i][0], "%s%s", KEY_OWNERS, m->stream);
         snprintf(keys[i][1], sizeof keys[i][1], "%s%s/meta", KEY_CHECKPOINTS, m->stream);
         snprintf(keys[i][2], sizeof keys[i][2], "%s%s/state", KEY_CHECKPOINTS, m->stream);
@@ -235,7 +236,7 @@ static int store(ssmd_cluster *c, int64_t lease, ckpt_item *items, size_t k, cha
         /* inline: the state beside it; in a file: no stale state key */
         ops[2 * i + 1] = m->path[0] ? (ssmd_etcd_op){ .kind = SSMD_ETCD_DELETE, .key = keys[i][2] }
                                     : (ssmd_etcd_op){ .kind = SSMD_ETCD_PUT, .key = keys[i][2],
-                                                      .value = items[i].data, .value_len = items[i].n };
+                                                      .value = items[i]->data, .value_len = items[i]->n };
     }
     pthread_mutex_lock(&c->mu);
     c->ckpt_stats.txns++;
@@ -300,23 +301,22 @@ int ssmd_cluster_ckpt_write(ssmd_cluster *c, int64_t lease, char *err, size_t ca
             continue;
         }
         /* a batch of the next checkpoints that fits one request */
-        ckpt_item batch[BATCH];
+        ckpt_item *batch[BATCH];
         char *bmeta[BATCH];
-        size_t src[BATCH], k = 0, bytes = 0;
+        size_t k = 0, bytes = 0;
         for (size_t j = i; j < n && k < BATCH; j++) {
             if (!items[j].data) continue;
             size_t b = 4 * (strlen(meta[j]) + (items[j].info.path[0] ? 0 : items[j].n)) / 3 + 512;
             if (k > 0 && bytes + b > BATCH_REQUEST_BYTES) break;
             bytes += b;
-            batch[k] = items[j];
-            bmeta[k] = meta[j];
-            src[k++] = j;
+            batch[k] = &items[j];
+            bmeta[k++] = meta[j];
             i = j + 1;
         }
         int r = store(c, lease, batch, k, bmeta, err, cap);
         for (size_t b = 0; b < k && r >= 0; b++) {
-            ckpt_item *it = &items[src[b]];
-            int r1 = r == 1 ? 1 : store(c, lease, it, 1, &meta[src[b]], err, cap);
+            ckpt_item *it = batch[b];
+            int r1 = r == 1 ? 1 : store(c, lease, &batch[b], 1, &bmeta[b], err, cap);
             if (r1 == 1) {
                 stored(c, it);
             } else if (r1 == 0) {
@@ -372,7 +372,7 @@ void ssmd_cluster_ckpt_fetch(ssmd_cluster *c, const char *stream, ssmd_cluster_f
     size_t n = 0;
     if (ssmd_etcd_range(c->loop_etcd, prefix, true, &kvs, &n, err, sizeof err) != 0) {
         f->present = true; /* perhaps: it could not be read */
-        snprintf(f->error, sizeof f->error, "its checkpoint could not be read: %s", err);
+        ssmd_errf(f->error, sizeof f->error, "its checkpoint could not be read: %s", err);
         return;
     }
     const ssmd_etcd_kv *meta = NULL, *state = NULL;

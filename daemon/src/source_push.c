@@ -286,9 +286,8 @@ static bool cluster_admits(ssmd_srv *s, const uint8_t *id, size_t id_len, const 
 {
     ssmd_cluster_owner o;
     char msg[1024];
-    /* with checkpoints on, the claim also reads the stream's last checkpoint */
-    ssmd_cluster_verdict v = ssmd_cluster_claim(s->cluster, name, &o, s->cfg->checkpoint_s > 0 ? ckpt : NULL, msg,
-                                                sizeof msg);
+    /* with checkpoints on (ckpt), the claim also reads the stream's last checkpoint */
+    ssmd_cluster_verdict v = ssmd_cluster_claim(s->cluster, name, &o, ckpt, msg, sizeof msg);
     if (v == SSMD_CLUSTER_OWNED) return true;
     if (v == SSMD_CLUSTER_ELSEWHERE) {
         json_t *extra = json_pack("{s:s, s:s}", "node", o.node, "ingest", o.ingest);
@@ -366,7 +365,7 @@ static void handle_ingest(ssmd_srv *s)
                          DSP_RESAMPLE_MAX_RATIO, s->fe.sample_rate_hz);
         } else {
             ssmd_srv_stream *st = ssmd_srv_stream_find(s, name);
-            ssmd_cluster_found ckpt = { .present = false };
+            ssmd_cluster_found *ckpt = NULL; /* a new stream's checkpoint, read at its claim */
             size_t row0 = 0;
             char err[256];
             if (st && (st->src != &ssmd_source_push || st->owner_len != id_len || memcmp(st->owner, id, id_len) != 0)) {
@@ -387,7 +386,9 @@ static void handle_ingest(ssmd_srv *s)
                 } else if (s->cluster && !free_slot(s)) {
                     /* full: refused before claiming, so no owner key comes and goes */
                     ingest_error(s, id, id_len, "TOO_MANY_STREAMS", name, "max_streams streams are already running");
-                } else if (s->cluster && !cluster_admits(s, id, id_len, name, &ckpt)) {
+                } else if (s->cluster && s->cfg->checkpoint_s > 0 && !(ckpt = calloc(1, sizeof *ckpt))) {
+                    ingest_error(s, id, id_len, "INTERNAL", name, "out of memory");
+                } else if (s->cluster && !cluster_admits(s, id, id_len, name, ckpt)) {
                     /* refused: another member's stream, or etcd unavailable */
                 } else if (!(st = ssmd_srv_stream_open(s, name, &ssmd_source_push, (int)h.sample_rate_hz, true, true,
                                                      err, sizeof err))) {
@@ -406,8 +407,8 @@ static void handle_ingest(ssmd_srv *s)
                         memcpy(st->owner, id, id_len);
                         st->owner_len = id_len;
                         ssmd_srv_stream_attach(st, &ssmd_sink_reply, reply);
-                        if (st->claimed) { /* a checkpoint found: the stream goes on from it */
-                            ssmd_srv_checkpoint_resume(s, st, &ckpt);
+                        if (st->claimed && ckpt) { /* a checkpoint found: the stream goes on from it */
+                            ssmd_srv_checkpoint_resume(s, st, ckpt);
                             ssmd_srv_checkpoint_arm(s, st);
                             if (st->resumed || st->resume_error[0]) ssmd_pub_meta(s, st); /* says so */
                         }
@@ -423,7 +424,8 @@ static void handle_ingest(ssmd_srv *s)
                     }
                 }
             }
-            ssmd_cluster_found_clear(&ckpt);
+            ssmd_cluster_found_clear(ckpt);
+            free(ckpt);
             if (st) st->t_last_in = ssmd_now_s(); /* its client is there, even when refused below */
             if (st && st->resumed && !resumed_input(s, st, id, id_len, &h, &row0)) st = NULL;
             if (st) {
