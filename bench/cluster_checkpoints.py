@@ -19,7 +19,6 @@ etcd's /metrics:
                                             gateway carries them in base64: x4/3)
   superseded, failed, retried               replaced before stored (etcd or the daemon behind), lost,
                                             rounds etcd did not answer in time (retried at the next tick)
-  load                                      the machine's 1-minute load average at the end
   thread_busy                               the cluster thread's share of wall time in writes
   etcd_cpu, ssmd_cpu                        CPU seconds per wall second
   etcd_fsyncs_per_s, etcd_fsync_ms          WAL fsyncs and their mean duration
@@ -28,13 +27,13 @@ etcd's /metrics:
   acked_streams                             streams with a stored checkpoint at the end
   read_ms_p50, _p99, _max                   a linearizable etcd read (what a claim makes)
                                             every 100 ms: the latency the writes cause others
-One JSON line.  Never asserts a time.
+One JSON line, with the machine (bench/machine.py: CPU model, caches, load
+average).  Never asserts a time.
 """
 import argparse
 import base64
 import json
 import os
-import platform
 import shutil
 import socket
 import subprocess
@@ -48,16 +47,7 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, "..")
 sys.path.insert(0, os.path.join(ROOT, "clients", "python"))
-
-
-def cpu_model():
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
+import machine  # noqa: E402  (bench/machine.py: CPU model, caches, load average on every line)
 
 
 def proc_cpu_s(pid):
@@ -183,13 +173,13 @@ def main():
             fsum = "etcd_disk_wal_fsync_duration_seconds_sum"
             n_fs = last["m"].get(fs, 0) - first["m"].get(fs, 0)
             db = "etcd_mvcc_db_total_size_in_bytes"
-            out = dict(bench="cluster_checkpoints", cpu=cpu_model(), model=os.path.basename(a.model) or "default",
+            out = dict(bench="cluster_checkpoints", model=os.path.basename(a.model) or "default",
                        streams=a.streams, period_s=a.period, rate_hz=rate, window_s=round(dt, 2),
                        state_bytes=state_bytes,
                        checkpoint_bytes=int(d["bytes"] / d["stored"]) if d["stored"] else None,
                        checkpoints_per_s=round(d["stored"] / dt, 1), etcd_txns_per_s=round(d["txns"] / dt, 1),
                        payload_mb_per_s=round(d["bytes"] / dt / 1e6, 2), superseded=d["superseded"],
-                       failed=d["failed"], retried=d["retried"], load=open("/proc/loadavg").read().split()[0], revisions_per_s=round((last["rev"] - first["rev"]) / dt, 1),
+                       failed=d["failed"], retried=d["retried"], revisions_per_s=round((last["rev"] - first["rev"]) / dt, 1),
                        thread_busy=round((last["ck"]["write_s"] - first["ck"]["write_s"]) / dt, 3),
                        etcd_cpu=round((last["etcd_cpu"] - first["etcd_cpu"]) / dt, 3),
                        ssmd_cpu=round((last["ssmd_cpu"] - first["ssmd_cpu"]) / dt, 3),
@@ -202,7 +192,7 @@ def main():
                        read_ms_p99=round(1e3 * float(np.percentile(lat, 99)), 1), read_ms_max=round(1e3 * max(lat), 1),
                        refused_streams=len(bad), refusal=bad[0][:160] if bad else None,
                        cluster_refused=ctl.cluster()["refused"], ssmd_args=a.ssmd_args, etcd_args=a.etcd_args)
-            print(json.dumps(out), flush=True)
+            print(machine.line(out), flush=True)
         finally:
             for proc in pushers + [ssmd, etcd]:
                 if proc and proc.poll() is None:
