@@ -5,7 +5,11 @@
  * without a lease it grants one, writes the member key and claims again the
  * streams this daemon still runs (their owner keys went with the old
  * lease); with one it renews it (keepalive), deletes the owner keys of
- * streams that ended, and re-reads the member list.  Any failed request
+ * streams that ended (with their checkpoint keys), stores the queued
+ * checkpoints (cluster_ckpt.c) and re-reads the member list.  Between ticks
+ * it wakes when the loop queues a checkpoint or a release, so those do not
+ * wait for the next tick; a failed checkpoint write is retried at the next
+ * tick and is not an outage (new streams are still placed).  Any failed request
  * marks etcd unreachable: the loop then refuses new streams at once, without
  * asking etcd, and keeps serving the streams it has; the next tick that
  * succeeds marks it reachable again.  A keepalive that finds the lease gone
@@ -23,56 +27,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cluster_priv.h"
 #include "errf.h"
 #include "etcd.h"
 #include "hrw.h"
 #include "log.h"
 #include "ssmd/protocol.h"
-
-#define KEY_MEMBERS "/ssmd/members/"
-#define KEY_OWNERS "/ssmd/owners/"
-
-typedef struct member {
-    char node[65];
-    char *ingest, *pub, *control;
-    long max_streams;
-} member;
-
-typedef struct claim {
-    char name[SSMD_STREAM_NAME_MAX + 1];
-    int64_t revision; /* mod_revision of our owner key */
-} claim;
-
-/* A growable array of claims. */
-typedef struct claims {
-    claim *v;
-    size_t n, cap;
-} claims;
-
-struct ssmd_cluster {
-    char node[65];
-    char *url;
-    char *member_value;   /* this member's JSON */
-    char *owner_value;    /* the JSON of this member's owner keys */
-    char *ingest;         /* advertised */
-    long ttl_s;
-    ssmd_etcd *thread_etcd, *loop_etcd;
-    pthread_t thread;
-    bool thread_started;
-
-    pthread_mutex_t mu;   /* guards everything below */
-    pthread_cond_t wake;
-    bool stopping;
-    int64_t lease;        /* 0: not registered */
-    bool conflict_logged; /* the thread logged that another member holds this node's name */
-    bool healthy;         /* the last request to etcd succeeded */
-    bool ever_registered;
-    char error[512];      /* the last failure */
-    member *members;      /* the last member list read */
-    size_t n_members;
-    claims owned;         /* streams this daemon claimed and runs */
-    claims released;      /* owner keys to delete */
-};
 
 static double mono_s(void)
 {
@@ -300,9 +260,20 @@ static int delete_released(ssmd_cluster *c, char *err, size_t cap)
         if (any) r = c->released.v[--c->released.n];
         pthread_mutex_unlock(&c->mu);
         if (!any) return 0;
-        char *key = owner_key(r.name);
-        int rc = key ? ssmd_etcd_delete_if_revision(c->thread_etcd, key, r.revision, err, cap) : -1;
+        /* the owner key while it is still this claim's, and the stream's
+         * checkpoint keys with it; when the key has gone (the lease ended
+         * meanwhile) the checkpoint keys still go unless another member
+         * claimed the stream since (then they are its) */
+        char *key = owner_key(r.name), prefix[sizeof KEY_CHECKPOINTS + SSMD_STREAM_NAME_MAX + 1];
+        snprintf(prefix, sizeof prefix, "%s%s/", KEY_CHECKPOINTS, r.name);
+        ssmd_etcd_cmp mine = { .key = key, .target = SSMD_ETCD_MOD, .value = r.revision };
+        ssmd_etcd_cmp gone = { .key = key, .target = SSMD_ETCD_CREATE, .value = 0 };
+        ssmd_etcd_op ops[] = { { .kind = SSMD_ETCD_DELETE_PREFIX, .key = prefix },
+                               { .kind = SSMD_ETCD_DELETE, .key = key } };
+        int rc = key ? ssmd_etcd_txn(c->thread_etcd, &mine, 1, ops, 2, NULL, err, cap) : -1;
+        if (rc == 0) rc = ssmd_etcd_txn(c->thread_etcd, &gone, 1, ops, 1, NULL, err, cap);
         free(key);
+        if (rc >= 0) ssmd_cluster_ckpt_released(c, r.name, rc == 1);
         if (rc < 0) { /* keep it for the next tick */
             pthread_mutex_lock(&c->mu);
             claims_put(&c->released, r.name, r.revision);
@@ -312,10 +283,15 @@ static int delete_released(ssmd_cluster *c, char *err, size_t cap)
     }
 }
 
+/* The thread: a tick every period (register or renew the lease, delete
+ * released keys, store checkpoints, re-read the members); between ticks it
+ * wakes for checkpoints and releases the loop queues, so those are stored
+ * as they come instead of a period later. */
 static void *cluster_thread(void *arg)
 {
     ssmd_cluster *c = arg;
     double period = c->ttl_s / 3.0 < 1.0 ? c->ttl_s / 3.0 : 1.0;
+    double next_tick = 0;
     bool first = true;
     for (;;) {
         pthread_mutex_lock(&c->mu);
@@ -325,37 +301,55 @@ static void *cluster_thread(void *arg)
         if (stop) break;
         char err[512] = "";
         int rc = 0;
-        if (!lease) {
-            rc = register_member(c, err, sizeof err);
-            if (rc != 0 && first)
-                ssmd_log(SSMD_LOG_WARN, "cluster: cannot register node %s: %s; new streams are refused until etcd "
-                         "answers", c->node, err);
-            first = false;
-        } else {
-            long ttl = ssmd_etcd_lease_keepalive(c->thread_etcd, lease, err, sizeof err);
-            if (ttl == 0) {
-                ssmd_log(SSMD_LOG_WARN, "cluster: lease %llx expired (etcd did not hear from this node for %ld s); "
-                         "registering again", (unsigned long long)lease, c->ttl_s);
+        if (mono_s() >= next_tick) {
+            next_tick = mono_s() + period;
+            pthread_mutex_lock(&c->mu);
+            c->ckpt_backoff = false; /* a tick retries what failed */
+            pthread_mutex_unlock(&c->mu);
+            if (!lease) {
+                rc = register_member(c, err, sizeof err);
+                if (rc != 0 && first)
+                    ssmd_log(SSMD_LOG_WARN, "cluster: cannot register node %s: %s; new streams are refused until "
+                             "etcd answers", c->node, err);
+                first = false;
                 pthread_mutex_lock(&c->mu);
-                c->lease = 0;
+                lease = c->lease;
                 pthread_mutex_unlock(&c->mu);
-                continue; /* at once: the member is missing from the list */
+            } else {
+                long ttl = ssmd_etcd_lease_keepalive(c->thread_etcd, lease, err, sizeof err);
+                if (ttl == 0) {
+                    ssmd_log(SSMD_LOG_WARN, "cluster: lease %llx expired (etcd did not hear from this node for %ld "
+                             "s); registering again", (unsigned long long)lease, c->ttl_s);
+                    pthread_mutex_lock(&c->mu);
+                    c->lease = 0;
+                    pthread_mutex_unlock(&c->mu);
+                    next_tick = 0;
+                    continue; /* at once: the member is missing from the list */
+                }
+                rc = ttl < 0 ? -1 : 0;
             }
-            rc = ttl < 0 ? -1 : 0;
+            if (rc == 0) rc = delete_released(c, err, sizeof err);
+            if (rc == 0 && lease) ssmd_cluster_ckpt_write(c, lease, err, sizeof err); /* failures: not an outage */
+            if (rc == 0) rc = refresh_members(c, c->thread_etcd, err, sizeof err);
+            set_health(c, rc == 0, err);
+        } else if (lease) {
+            /* woken between ticks: what the loop queued */
+            if (delete_released(c, err, sizeof err) != 0) set_health(c, false, err);
+            else ssmd_cluster_ckpt_write(c, lease, err, sizeof err);
         }
-        if (rc == 0) rc = delete_released(c, err, sizeof err);
-        if (rc == 0) rc = refresh_members(c, c->thread_etcd, err, sizeof err);
-        set_health(c, rc == 0, err);
-        /* sleep one period or until stopped */
-        double until = mono_s() + period;
+        /* sleep until the next tick, or until stopped or given work */
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
-        double secs = (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec + period;
+        double wait = next_tick - mono_s();
+        double secs = (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec + (wait > 0 ? wait : 0);
         ts.tv_sec = (time_t)secs;
         ts.tv_nsec = (long)((secs - (double)ts.tv_sec) * 1e9);
         pthread_mutex_lock(&c->mu);
-        while (!c->stopping && mono_s() < until)
-            if (pthread_cond_timedwait(&c->wake, &c->mu, &ts) != 0) break;
+        for (;;) {
+            bool work = c->healthy && c->lease && !c->ckpt_backoff && (c->ckpt_qn > 0 || c->released.n > 0);
+            if (c->stopping || work || mono_s() >= next_tick) break;
+            if (pthread_cond_timedwait(&c->wake, &c->mu, &ts) != 0) break; /* the outer loop looks again */
+        }
         pthread_mutex_unlock(&c->mu);
     }
     return NULL;
@@ -399,6 +393,9 @@ int ssmd_cluster_start(ssmd_cluster **out, const ssmd_config *cfg, uint64_t epoc
     char *pub = advertised(cfg->pub, host), *control = advertised(cfg->control, host);
     char ep[32];
     snprintf(ep, sizeof ep, "0x%016llx", (unsigned long long)epoch);
+    snprintf(c->epoch, sizeof c->epoch, "%s", ep);
+    c->ckpt_inline_max = cfg->checkpoint_inline_bytes;
+    c->ckpt_dir = strdup(cfg->checkpoint_dir);
     json_t *mv = json_pack("{s:s, s:s?, s:s?, s:s?, s:i, s:s}", "node", c->node, "ingest", c->ingest, "pub", pub,
                            "control", control, "max_streams", (int)cfg->max_streams, "epoch", ep);
     json_t *ov = json_pack("{s:s, s:s?}", "node", c->node, "ingest", c->ingest);
@@ -408,7 +405,7 @@ int ssmd_cluster_start(ssmd_cluster **out, const ssmd_config *cfg, uint64_t epoc
     json_decref(ov);
     free(pub);
     free(control);
-    if (!c->url || !c->ingest || !c->member_value || !c->owner_value) {
+    if (!c->url || !c->ingest || !c->member_value || !c->owner_value || !c->ckpt_dir) {
         ssmd_errf(err, cap, "cluster: out of memory");
         goto fail;
     }
@@ -442,6 +439,10 @@ void ssmd_cluster_stop(ssmd_cluster *c)
     }
     if (c->lease && c->thread_etcd) {
         char err[512];
+        /* streams closed while stopping: their checkpoint keys go (the
+         * lease takes the owner keys) */
+        if (delete_released(c, err, sizeof err) != 0)
+            ssmd_log(SSMD_LOG_WARN, "cluster: %s; the checkpoint keys of the streams that ended stay", err);
         if (ssmd_etcd_lease_revoke(c->thread_etcd, c->lease, err, sizeof err) != 0)
             ssmd_log(SSMD_LOG_WARN, "cluster: %s; this node's entries go when lease %llx expires (%ld s)", err,
                      (unsigned long long)c->lease, c->ttl_s);
@@ -451,6 +452,8 @@ void ssmd_cluster_stop(ssmd_cluster *c)
     ssmd_etcd_destroy(c->thread_etcd);
     ssmd_etcd_destroy(c->loop_etcd);
     members_free(c->members, c->n_members);
+    ssmd_cluster_ckpt_free(c);
+    free(c->ckpt_dir);
     free(c->owned.v);
     free(c->released.v);
     free(c->url);
@@ -511,9 +514,10 @@ static bool usable(ssmd_cluster *c, int64_t *lease, char *msg, size_t cap)
     return ok;
 }
 
-ssmd_cluster_verdict ssmd_cluster_claim(ssmd_cluster *c, const char *stream, ssmd_cluster_owner *owner, char *msg,
-                                        size_t cap)
+ssmd_cluster_verdict ssmd_cluster_claim(ssmd_cluster *c, const char *stream, ssmd_cluster_owner *owner,
+                                        ssmd_cluster_found *ckpt, char *msg, size_t cap)
 {
+    if (ckpt) memset(ckpt, 0, sizeof *ckpt);
     int64_t lease;
     if (!usable(c, &lease, msg, cap)) return SSMD_CLUSTER_UNAVAILABLE;
     char err[512] = "", *key = owner_key(stream);
@@ -578,6 +582,7 @@ ssmd_cluster_verdict ssmd_cluster_claim(ssmd_cluster *c, const char *stream, ssm
         }
         snprintf(owner->node, sizeof owner->node, "%s", c->node);
         snprintf(owner->ingest, sizeof owner->ingest, "%s", c->ingest);
+        if (ckpt) ssmd_cluster_ckpt_fetch(c, stream, ckpt);
         return SSMD_CLUSTER_OWNED;
     }
     ssmd_errf(msg, cap, r == 2 ? "stream '%s' is placed on node %s: push it to %s"
@@ -589,6 +594,7 @@ void ssmd_cluster_release(ssmd_cluster *c, const char *stream)
 {
     pthread_mutex_lock(&c->mu);
     int64_t rev = claims_take(&c->owned, stream);
+    ssmd_cluster_ckpt_drop_locked(c, stream);
     if (rev && claims_put(&c->released, stream, rev) == 0) pthread_cond_signal(&c->wake);
     pthread_mutex_unlock(&c->mu);
 }
@@ -622,6 +628,7 @@ json_t *ssmd_cluster_describe(ssmd_cluster *c)
                           ssmd_etcd_endpoint(c->loop_etcd), "healthy", c->healthy && c->lease != 0, "lease",
                           lease_hex, "ttl_s", (int)c->ttl_s, "members", members, "owned", owned);
     if (o && !(c->healthy && c->lease)) json_object_set_new(o, "error", json_string(c->error));
+    if (o) json_object_set_new(o, "checkpoints", ssmd_cluster_ckpt_describe_locked(c));
     pthread_mutex_unlock(&c->mu);
     for (size_t i = 0; fresh && i < n_ok; i++) {
         ssmd_cluster_owner ow;
@@ -659,5 +666,7 @@ json_t *ssmd_cluster_locate(ssmd_cluster *c, const char *stream)
         by = "placement (etcd unavailable: not checked for an owner)";
     }
     free(key);
-    return json_pack("{s:s, s:s, s:s, s:s}", "stream", stream, "node", o.node, "ingest", o.ingest, "by", by);
+    json_t *r = json_pack("{s:s, s:s, s:s, s:s}", "stream", stream, "node", o.node, "ingest", o.ingest, "by", by);
+    if (r) json_object_set_new(r, "checkpoint", fresh ? ssmd_cluster_ckpt_locate(c, stream) : json_null());
+    return r;
 }

@@ -6,7 +6,12 @@
  *   /ssmd/owners/STREAM  = {"node","ingest"}
  *
  * both attached to the daemon's lease, so they vanish TTL seconds after it
- * dies or loses etcd (at once on a clean stop: the lease is revoked).  A
+ * dies or loses etcd (at once on a clean stop: the lease is revoked).  With
+ * --checkpoint-s, also (checkpoint.h; no lease: they outlive the member)
+ *
+ *   /ssmd/checkpoints/STREAM/meta  = the checkpoint's description (JSON)
+ *   /ssmd/checkpoints/STREAM/state = the checkpoint (when not in a file)
+ *  A
  * pushed stream that is new to the cluster goes to the member that
  * rendezvous hashing picks (hrw.h); that member claims it with a
  * create-if-absent transaction on its owner key, so two daemons never
@@ -27,6 +32,7 @@
 
 #include <jansson.h>
 
+#include "checkpoint.h"
 #include "config.h"
 
 /* A claim made on the loop thread waits at most this long per etcd request;
@@ -47,8 +53,21 @@ typedef enum ssmd_cluster_verdict {
     SSMD_CLUSTER_UNAVAILABLE = 2, /**< etcd cannot be asked now: new streams are refused */
 } ssmd_cluster_verdict;
 
+/** A stream's checkpoint read when it was claimed (ssmd_cluster_claim). */
+typedef struct ssmd_cluster_found {
+    bool present;          /**< a checkpoint was found (and read when error is empty) */
+    ssmd_ckpt_info info;   /**< its description */
+    void *data;            /**< the checkpoint when stored in etcd (info.path empty), malloc'd */
+    size_t n;
+    char error[512];       /**< why it could not be read, "" when it could */
+} ssmd_cluster_found;
+
+/** Frees f->data and zeroes f. */
+void ssmd_cluster_found_clear(ssmd_cluster_found *f);
+
 /** Starts cluster mode from cfg->cluster, cfg->node (empty: the host name),
- *  cfg->cluster_ttl_s and the endpoints this daemon serves (advertised with
+ *  cfg->cluster_ttl_s, cfg->checkpoint_dir and cfg->checkpoint_inline_bytes
+ *  (where the checkpoints go), and the endpoints this daemon serves (advertised with
  *  a wildcard host replaced by the host name); epoch identifies this run.
  *  The thread registers the member in the background (and again whenever
  *  the lease is lost).  Returns 0, or -1 with one line in err (a bad URL or
@@ -62,14 +81,35 @@ void ssmd_cluster_stop(ssmd_cluster *c);
 /** Decides whether this daemon may open pushed stream `stream`, which it
  *  does not run: OWNED (claimed in etcd; release it when it ends),
  *  ELSEWHERE (*owner names the member to push to) or UNAVAILABLE (etcd does
- *  not answer; msg says so in one line).  Loop thread; blocks for at most
- *  three etcd round trips. */
-ssmd_cluster_verdict ssmd_cluster_claim(ssmd_cluster *c, const char *stream, ssmd_cluster_owner *owner, char *msg,
-                                        size_t cap);
+ *  not answer; msg says so in one line).  With ckpt (may be NULL) an OWNED
+ *  stream's checkpoint is read into it (one more round trip; a checkpoint
+ *  file is not read here).  Loop thread; blocks for at most four etcd round
+ *  trips. */
+ssmd_cluster_verdict ssmd_cluster_claim(ssmd_cluster *c, const char *stream, ssmd_cluster_owner *owner,
+                                        ssmd_cluster_found *ckpt, char *msg, size_t cap);
 
-/** The stream this daemon claimed has ended: its owner key is deleted (by
- *  the cluster thread, only if it is still this claim's).  Loop thread. */
+/** The stream this daemon claimed has ended: its owner key and checkpoint
+ *  keys are deleted and its checkpoint file removed (by the cluster thread,
+ *  only while the owner key is still this claim's or no member's); a
+ *  checkpoint of it still queued is dropped.  Loop thread. */
 void ssmd_cluster_release(ssmd_cluster *c, const char *stream);
+
+/** Hands checkpoint data (n bytes, malloc'd: the cluster takes it) of a
+ *  stream this daemon owns to the cluster thread, which stores it in etcd,
+ *  or in the checkpoint directory when larger than checkpoint_inline_bytes
+ *  (info->node, epoch, checksum and path are filled there).  A checkpoint
+ *  of the same stream still waiting is replaced (counted as superseded).
+ *  Loop thread; never waits for etcd or a disk. */
+void ssmd_cluster_checkpoint(ssmd_cluster *c, const ssmd_ckpt_info *info, void *data, size_t n);
+
+/** The checkpoints stored since the last call (malloc'd array of *n, NULL
+ *  when none; the caller frees).  Loop thread. */
+ssmd_ckpt_info *ssmd_cluster_checkpoint_acks(ssmd_cluster *c, size_t *n);
+
+/** A stream resumed from the checkpoint file path: it is that stream's file
+ *  now (removed once a newer checkpoint is stored or the stream ends).
+ *  Loop thread. */
+void ssmd_cluster_checkpoint_adopt(ssmd_cluster *c, const char *stream, const char *path);
 
 /** The `cluster` control reply's object: this node, etcd's health, the
  *  members and the owners (read from etcd when it answers, else the last
@@ -77,7 +117,8 @@ void ssmd_cluster_release(ssmd_cluster *c, const char *stream);
 json_t *ssmd_cluster_describe(ssmd_cluster *c);
 
 /** The `locate` control reply's object for stream: the member that owns it
- *  (its owner key) or would get it (placement), without claiming anything. */
+ *  (its owner key) or would get it (placement), without claiming anything,
+ *  and its last checkpoint ("checkpoint": indices, age, place; null). */
 json_t *ssmd_cluster_locate(ssmd_cluster *c, const char *stream);
 
 #endif /* SSMD_CLUSTER_H */

@@ -159,6 +159,19 @@ static const ssmd_option options[] = {
     { "cluster_ttl_s", 0, SSMD_OPT_INT, OFF(cluster_ttl_s), 2, 600, NULL, "10", false,
       "lease TTL in seconds: a member that dies or loses etcd leaves the member list, and its streams "
       "their owner, this long after its last renewal (renewed every min(1 s, TTL/3))" },
+    { "checkpoint_s", 0, SSMD_OPT_INT, OFF(checkpoint_s), 0, 86400, NULL, "0", false,
+      "cluster mode: store each owned pushed stream's whole state (model, framer) with the input sample it "
+      "corresponds to every N seconds of its audio, so that a member taking the stream over after this one "
+      "died resumes it exactly; clients get a 'checkpoint' event (docs/cluster.md); only streams at the "
+      "model's sample rate; needs --cluster; 0 = off" },
+    { "checkpoint_dir", 0, SSMD_OPT_PATH, OFF(checkpoint_dir), 0, 0, NULL, "", false,
+      "directory for checkpoints larger than --checkpoint-inline-bytes (etcd then holds the file's path "
+      "and checksum); every member that may take a stream over must read it at the same path (a shared "
+      "file system); empty = none" },
+    { "checkpoint_inline_bytes", 0, SSMD_OPT_INT, OFF(checkpoint_inline_bytes), 0, 1048576, NULL, "262144",
+      false, "checkpoints up to this many bytes are stored in etcd itself (whose requests are limited to "
+      "1.5 MiB by default; values travel in base64), larger ones in --checkpoint-dir; 0 = every one in "
+      "the directory" },
 };
 
 /* What the man page adds to the option table (dist/help2roff.py reads it

@@ -85,6 +85,10 @@ typedef struct ssmd_config {
     char *cluster;            /**< "etcd://HOST:PORT[,...]": cluster mode (cluster.h); "" = off */
     char *node;               /**< this daemon's name in the cluster, "" = the host name */
     long  cluster_ttl_s;      /**< lease TTL: how long a dead member stays listed */
+    long  checkpoint_s;       /**< cluster mode: checkpoint each owned stream every this many seconds
+                                   of its audio (checkpoint.h); 0 = off */
+    char *checkpoint_dir;     /**< where checkpoints larger than checkpoint_inline_bytes go, "" = none */
+    long  checkpoint_inline_bytes; /**< checkpoints up to this size are stored in etcd itself */
     unsigned char origin[SSMD_CONFIG_MAX_OPTIONS]; /**< ssmd_config_origin of each row, in table order */
 } ssmd_config;
 

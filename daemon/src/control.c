@@ -177,12 +177,14 @@ static void cmd_streams(ssmd_srv *s, request *r)
     for (int i = 0; i < s->max_streams; i++) {
         ssmd_srv_stream *t = &s->streams[i];
         if (!t->used) continue;
-        json_array_append_new(arr, json_pack("{s:s, s:s, s:i, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "name", t->name,
+        json_t *o = json_pack("{s:s, s:s, s:i, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "name", t->name,
             "source", t->src->name, "sample_rate_hz", t->rate_hz, "frames", (json_int_t)t->frames,
             "samples_in", (json_int_t)t->in_samples, "samples_out", (json_int_t)t->out_samples,
             "state_resets", (json_int_t)t->resets, "nonfinite_samples", (json_int_t)t->in_nonfinite,
             "input_clipped", (json_int_t)t->in_clipped,
-            "output_clipped", (json_int_t)t->out_clipped));
+            "output_clipped", (json_int_t)t->out_clipped);
+        ssmd_srv_checkpoint_json(s, t, o); /* cluster mode with checkpoints */
+        json_array_append_new(arr, o);
     }
     json_object_set_new(r->reply, "streams", arr);
 }

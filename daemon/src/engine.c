@@ -36,17 +36,24 @@
 
 #include <jansson.h>
 
-void ssmd_srv_event(ssmd_srv *s, ssmd_srv_stream *st, const char *event, const char *reason)
+char *ssmd_srv_event_json(ssmd_srv *s, ssmd_srv_stream *st, json_t *o)
 {
-    if (st->start_due && strcmp(event, "start") != 0) ssmd_srv_stream_announce(s, st); /* end before the wait ended */
-    json_t *o = json_pack("{s:s, s:s}", "event", event, "stream", st->name);
-    if (reason) json_object_set_new(o, "reason", json_string(reason));
-    char *text = json_dumps(o, JSON_COMPACT);
+    const char *event = json_string_value(json_object_get(o, "event"));
+    if (st->start_due && (!event || strcmp(event, "start") != 0))
+        ssmd_srv_stream_announce(s, st); /* end before the wait ended */
+    char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
-    if (!text) return;
+    if (!text) return NULL;
     for (int i = 0; i < st->n_sinks; i++)
         if (st->sinks[i].ops->event) st->sinks[i].ops->event(s, st, st->sinks[i].self, text);
-    free(text);
+    return text;
+}
+
+void ssmd_srv_event(ssmd_srv *s, ssmd_srv_stream *st, const char *event, const char *reason)
+{
+    json_t *o = json_pack("{s:s, s:s}", "event", event, "stream", st->name);
+    if (o && reason) json_object_set_new(o, "reason", json_string(reason));
+    free(ssmd_srv_event_json(s, st, o));
 }
 
 void ssmd_srv_stream_announce(ssmd_srv *s, ssmd_srv_stream *st)
@@ -414,6 +421,7 @@ int ssmd_engine_run(ssmd_srv *s)
             st->frames++;
             s->c.frames++;
             if (drain_output(s, st) != 0) return -1;
+            if (st->ckpt_period) ssmd_srv_checkpoint_due(s, st); /* cluster mode, checkpoint.c */
         }
     }
     /* finishing streams may still have the resampler's tail to emit */

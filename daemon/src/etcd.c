@@ -214,33 +214,41 @@ static json_t *i64_string(int64_t v)
     return json_string(s);
 }
 
-static json_t *b64_string(const char *s)
+static json_t *b64_bytes(const void *p, size_t n)
 {
-    size_t n = strlen(s), cap = 4 * ((n + 2) / 3) + 1;
+    size_t cap = 4 * ((n + 2) / 3) + 1;
     char *b = malloc(cap);
     if (!b) return NULL;
-    ssmd_base64_encode(b, cap, s, n);
+    ssmd_base64_encode(b, cap, p, n);
     json_t *j = json_string(b);
     free(b);
     return j;
 }
 
-/* A base64 field decoded into a NUL-terminated malloc'd string ("" when absent). */
-static char *b64_field(const json_t *o, const char *key)
+static json_t *b64_string(const char *s)
+{
+    return b64_bytes(s, strlen(s));
+}
+
+/* A base64 field decoded into a NUL-terminated malloc'd buffer ("" when
+ * absent); *len (may be NULL) gets the byte count. */
+static char *b64_field(const json_t *o, const char *key, size_t *len)
 {
     const char *s = json_string_value(json_object_get(o, key));
     size_t n = s ? strlen(s) : 0;
     char *out = malloc(n + 1);
     if (!out) return NULL;
     long m = s ? ssmd_base64_decode(out, n + 1, s, n) : 0;
-    out[m < 0 ? 0 : m] = '\0';
+    if (m < 0) m = 0;
+    out[m] = '\0';
+    if (len) *len = (size_t)m;
     return out;
 }
 
 static int kv_from_json(ssmd_etcd_kv *kv, const json_t *o)
 {
-    kv->key = b64_field(o, "key");
-    kv->value = b64_field(o, "value");
+    kv->key = b64_field(o, "key", NULL);
+    kv->value = b64_field(o, "value", &kv->value_len);
     kv->lease = get_i64(o, "lease");
     kv->mod_revision = get_i64(o, "mod_revision");
     return kv->key && kv->value ? 0 : -1;
@@ -293,11 +301,16 @@ int ssmd_etcd_lease_revoke(ssmd_etcd *e, int64_t id, char *err, size_t cap)
     return r ? 0 : -1;
 }
 
-static json_t *put_request(const char *key, const char *value, int64_t lease)
+static json_t *put_request_bytes(const char *key, const void *value, size_t len, int64_t lease)
 {
-    json_t *o = json_pack("{s:o, s:o}", "key", b64_string(key), "value", b64_string(value));
+    json_t *o = json_pack("{s:o, s:o}", "key", b64_string(key), "value", b64_bytes(value, len));
     if (o && lease) json_object_set_new(o, "lease", i64_string(lease));
     return o;
+}
+
+static json_t *put_request(const char *key, const char *value, int64_t lease)
+{
+    return put_request_bytes(key, value, strlen(value), lease);
 }
 
 int ssmd_etcd_put(ssmd_etcd *e, const char *key, const char *value, int64_t lease, char *err, size_t cap)
@@ -431,6 +444,39 @@ int ssmd_etcd_delete_if_revision(ssmd_etcd *e, const char *key, int64_t mod_revi
                               "mod_revision", i64_string(mod_revision)),
                     json_pack("{s:{s:o}}", "request_delete_range", "key", b64_string(key)), NULL, &ok, err, cap);
     if (!r) return -1;
+    json_decref(r);
+    return ok ? 1 : 0;
+}
+
+int ssmd_etcd_txn(ssmd_etcd *e, const ssmd_etcd_cmp *cmp, size_t n_cmp, const ssmd_etcd_op *ops, size_t n_ops,
+                  int64_t *revision, char *err, size_t cap)
+{
+    static const char *const target[] = { [SSMD_ETCD_MOD] = "MOD", [SSMD_ETCD_CREATE] = "CREATE",
+                                          [SSMD_ETCD_LEASE] = "LEASE" };
+    static const char *const field[] = { [SSMD_ETCD_MOD] = "mod_revision", [SSMD_ETCD_CREATE] = "create_revision",
+                                         [SSMD_ETCD_LEASE] = "lease" };
+    json_t *compare = json_array(), *success = json_array();
+    for (size_t i = 0; i < n_cmp; i++)
+        json_array_append_new(compare, json_pack("{s:o, s:s, s:s, s:o}", "key", b64_string(cmp[i].key), "target",
+                                                 target[cmp[i].target], "result", "EQUAL", field[cmp[i].target],
+                                                 i64_string(cmp[i].value)));
+    for (size_t i = 0; i < n_ops; i++) {
+        const ssmd_etcd_op *op = &ops[i];
+        json_t *o;
+        if (op->kind == SSMD_ETCD_PUT) {
+            o = json_pack("{s:o}", "request_put", put_request_bytes(op->key, op->value, op->value_len, op->lease));
+        } else {
+            json_t *d = json_pack("{s:o}", "key", b64_string(op->key));
+            if (d && op->kind == SSMD_ETCD_DELETE_PREFIX) json_object_set_new(d, "range_end", prefix_end(op->key));
+            o = json_pack("{s:o}", "request_delete_range", d);
+        }
+        json_array_append_new(success, o);
+    }
+    json_t *req = json_pack("{s:o, s:o}", "compare", compare, "success", success);
+    json_t *r = call(e, "/v3/kv/txn", req, err, cap);
+    if (!r) return -1;
+    bool ok = json_is_true(json_object_get(r, "succeeded"));
+    if (ok && revision) *revision = reply_revision(r);
     json_decref(r);
     return ok ? 1 : 0;
 }

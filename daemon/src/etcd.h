@@ -18,9 +18,11 @@
 
 typedef struct ssmd_etcd ssmd_etcd;
 
-/** One key of a range reply (strings NUL-terminated, owned by the array). */
+/** One key of a range reply (strings NUL-terminated, owned by the array;
+ *  value may hold any bytes: value_len counts them, the NUL is extra). */
 typedef struct ssmd_etcd_kv {
     char *key, *value;
+    size_t value_len;
     int64_t lease;        /**< 0 when the key has none */
     int64_t mod_revision; /**< revision of its last change */
 } ssmd_etcd_kv;
@@ -72,6 +74,45 @@ int ssmd_etcd_put_if_revision(ssmd_etcd *e, const char *key, const char *value, 
 /** One transaction: deletes key when its mod_revision is still mod_revision.
  *  Returns 1 deleted, 0 when it changed or went meanwhile. */
 int ssmd_etcd_delete_if_revision(ssmd_etcd *e, const char *key, int64_t mod_revision, char *err, size_t cap);
+
+/** What a compare of ssmd_etcd_txn looks at: the key's mod_revision, its
+ *  create_revision (0: the key does not exist) or its lease (0: none or no
+ *  key). */
+typedef enum ssmd_etcd_target {
+    SSMD_ETCD_MOD = 0,
+    SSMD_ETCD_CREATE,
+    SSMD_ETCD_LEASE,
+} ssmd_etcd_target;
+
+/** One compare of a transaction: key's target EQUAL value. */
+typedef struct ssmd_etcd_cmp {
+    const char *key;
+    ssmd_etcd_target target;
+    int64_t value;
+} ssmd_etcd_cmp;
+
+typedef enum ssmd_etcd_op_kind {
+    SSMD_ETCD_PUT = 0,       /**< key = value (value_len bytes), attached to lease (0: none) */
+    SSMD_ETCD_DELETE,        /**< key */
+    SSMD_ETCD_DELETE_PREFIX, /**< every key starting with key */
+} ssmd_etcd_op_kind;
+
+/** One operation of a transaction. */
+typedef struct ssmd_etcd_op {
+    ssmd_etcd_op_kind kind;
+    const char *key;
+    const void *value;
+    size_t value_len;
+    int64_t lease;
+} ssmd_etcd_op;
+
+/** One transaction: when every compare holds (none: always), runs ops in
+ *  order and returns 1 (*revision, may be NULL: the transaction's revision);
+ *  0 when a compare failed (nothing changed).  The request carries the
+ *  values in base64: etcd refuses one beyond its --max-request-bytes (1.5 MiB
+ *  by default) with an error. */
+int ssmd_etcd_txn(ssmd_etcd *e, const ssmd_etcd_cmp *cmp, size_t n_cmp, const ssmd_etcd_op *ops, size_t n_ops,
+                  int64_t *revision, char *err, size_t cap);
 
 /** Base64 (RFC 4648, padded) of n bytes into out (cap >= 4 * ((n + 2) / 3) + 1).
  *  Returns the length written, or -1 when cap is too small. */

@@ -232,6 +232,7 @@ static int loop_run(ssmd_srv *s)
          * nothing waits): a request waits for one phase, not a whole iteration */
         if (s->t.pub) ssmd_control_handle(s);
         if (ssmd_engine_run(s) != 0) return 1;
+        if (s->cluster) ssmd_srv_checkpoint_acks(s);
         if (s->t.pub) ssmd_control_handle(s);
         for (int i = 0; i < s->n_sources; i++)
             if (s->sources[i]->tick) s->sources[i]->tick(s);
@@ -291,6 +292,7 @@ int ssmd_server_run(ssmd_config *cfg, const char *model_path, const ssmd_server_
     if (strcmp(cfg->input, "mic") == 0) s->sources[s->n_sources++] = &ssmd_source_mic;
     if (is_file) s->sources[s->n_sources++] = &ssmd_source_file;
     if (s->gen.job) s->sources[s->n_sources++] = &ssmd_source_generate;
+    if (ssmd_srv_checkpoint_check(s) != 0) goto out;
     if (cfg->cluster[0]) {
         char err[1024];
         if (!serve || s->gen.job) {

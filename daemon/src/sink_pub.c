@@ -62,6 +62,7 @@ static char *audio_meta_json(ssmd_srv *s, ssmd_srv_stream *st)
      * socket for the others (source_push.c) */
     if (o && st->src == &ssmd_source_push)
         json_object_set_new(o, "ingest_window_samples", json_integer((json_int_t)st->pend_cap));
+    ssmd_srv_checkpoint_json(s, st, o); /* cluster mode with checkpoints */
     char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
     return text;

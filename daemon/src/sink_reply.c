@@ -115,5 +115,17 @@ int ssmd_reply_meta(ssmd_srv *s, ssmd_srv_stream *st)
     return rc;
 }
 
+void ssmd_reply_event(ssmd_srv *s, ssmd_srv_stream *st, const char *json)
+{
+    if (!s->t.ingest) return;
+    char topic[SSMD_STREAM_NAME_MAX + 16];
+    ssmd_topic_format(topic, sizeof topic, st->name, SSMD_KIND_EVENT);
+    ssmd_header h = { .kind = SSMD_KIND_EVENT, .dtype = SSMD_DTYPE_UTF8, .sample_rate_hz = (uint32_t)st->rate_hz,
+                      .rows = 1, .cols = (uint32_t)strlen(json), .hop_samples = (uint32_t)s->fe.hop_samples,
+                      .first_sample = st->in_samples, .epoch = s->epoch };
+    /* advisory: a client whose queue is full misses it, the next one supersedes it */
+    ssmd_transport_send(s->t.ingest, st->owner, st->owner_len, topic, &h, json, strlen(json));
+}
+
 const ssmd_sink_ops ssmd_sink_reply = { .name = "reply", .audio = reply_audio, .flush = reply_flush,
                                         .destroy = free };

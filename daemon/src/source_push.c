@@ -263,15 +263,39 @@ static bool client_refused(const ssmd_srv *s, const uint8_t *id, size_t id_len)
            ssmd_now_s() - s->push.t_refused < (double)s->cfg->push_idle_s;
 }
 
+/* A stream resumed from a checkpoint takes its input from the checkpoint's
+ * input sample on: each message's header first_sample says where it starts,
+ * so a client that replays what it kept (from any sample up to the resume
+ * point) has the part the checkpoint already covers dropped here, and a
+ * message that would leave a gap is refused (REPLAY_GAP) and changes
+ * nothing.  Returns false when refused; *row0 is the first row to take. */
+static bool resumed_input(ssmd_srv *s, ssmd_srv_stream *st, const uint8_t *id, size_t id_len, const ssmd_header *h,
+                          size_t *row0)
+{
+    uint64_t want = st->in_samples; /* every message before this one went in whole */
+    if (h->first_sample > want) {
+        ingest_error(s, id, id_len, "REPLAY_GAP", st->name,
+                     "stream '%s' resumed from a checkpoint and needs its input from sample %llu on; this message "
+                     "starts at sample %llu: push from sample %llu", st->name, (unsigned long long)want,
+                     (unsigned long long)h->first_sample, (unsigned long long)want);
+        return false;
+    }
+    uint64_t skip = want - h->first_sample;
+    *row0 = skip < h->rows ? (size_t)skip : h->rows;
+    st->replay_skipped += *row0;
+    return true;
+}
+
 /* Cluster mode: a stream new to this daemon is opened only when it owns it
  * (claimed in etcd, cluster.h).  Otherwise the client gets NOT_OWNER, with
  * the owner's node and ingest endpoint, or CLUSTER_UNAVAILABLE while etcd
  * does not answer; nothing is opened either way. */
-static bool cluster_admits(ssmd_srv *s, const uint8_t *id, size_t id_len, const char *name)
+static bool cluster_admits(ssmd_srv *s, const uint8_t *id, size_t id_len, const char *name, ssmd_cluster_found *ckpt)
 {
     ssmd_cluster_owner o;
     char msg[1024];
-    ssmd_cluster_verdict v = ssmd_cluster_claim(s->cluster, name, &o, msg, sizeof msg);
+    /* with checkpoints on (ckpt), the claim also reads the stream's last checkpoint */
+    ssmd_cluster_verdict v = ssmd_cluster_claim(s->cluster, name, &o, ckpt, msg, sizeof msg);
     if (v == SSMD_CLUSTER_OWNED) return true;
     if (v == SSMD_CLUSTER_ELSEWHERE) {
         json_t *extra = json_pack("{s:s, s:s}", "node", o.node, "ingest", o.ingest);
@@ -385,6 +409,8 @@ static void handle_ingest(ssmd_srv *s)
                          DSP_RESAMPLE_MAX_RATIO, s->fe.sample_rate_hz);
         } else {
             ssmd_srv_stream *st = ssmd_srv_stream_find(s, name);
+            ssmd_cluster_found *ckpt = NULL; /* a new stream's checkpoint, read at its claim */
+            size_t row0 = 0;
             char err[256];
             if (st && (st->src != &ssmd_source_push || st->owner_len != id_len || memcmp(st->owner, id, id_len) != 0)) {
                 ingest_error(s, id, id_len, "NAME_IN_USE", name, "stream '%s' belongs to another source", name);
@@ -396,7 +422,10 @@ static void handle_ingest(ssmd_srv *s)
             } else if (st && st->eos) {
                 ingest_error(s, id, id_len, "STREAM_ENDED", name, "stream '%s' already ended", name);
                 st = NULL;
-            } else if (st && (h.seq != st->push_seq_next || h.first_sample != st->push_sample_next)) {
+            } else if (st && (st->push_accepted || !st->resumed) &&
+                       (h.seq != st->push_seq_next || h.first_sample != st->push_sample_next)) {
+                /* (a stream resumed from a checkpoint takes its first message from wherever the
+                 * client replays: resumed_input trims it or refuses it with REPLAY_GAP) */
                 refuse_discontinuous(s, id, id_len, name, st, &h);
                 st = NULL;
             } else if (!st) {
@@ -404,12 +433,16 @@ static void handle_ingest(ssmd_srv *s)
                     ingest_error(s, id, id_len, "BAD_FRAMES", name, "client identity too long");
                 } else if (client_refused(s, id, id_len)) {
                     refuse_full_client(s, name, id, id_len, h.rows);
-                } else if (h.seq != 0 || h.first_sample != 0) {
+                } else if ((h.seq != 0 || h.first_sample != 0) && !(s->cluster && s->cfg->checkpoint_s > 0)) {
+                    /* with checkpoints a first message may be a replay after a failover: the claim
+                     * below resumes the stream from its checkpoint, or it starts afresh there */
                     refuse_discontinuous(s, id, id_len, name, NULL, &h);
                 } else if (s->cluster && !free_slot(s)) {
                     /* full: refused before claiming, so no owner key comes and goes */
                     ingest_error(s, id, id_len, "TOO_MANY_STREAMS", name, "max_streams streams are already running");
-                } else if (s->cluster && !cluster_admits(s, id, id_len, name)) {
+                } else if (s->cluster && s->cfg->checkpoint_s > 0 && !(ckpt = calloc(1, sizeof *ckpt))) {
+                    ingest_error(s, id, id_len, "INTERNAL", name, "out of memory");
+                } else if (s->cluster && !cluster_admits(s, id, id_len, name, ckpt)) {
                     /* refused: another member's stream, or etcd unavailable */
                 } else if (!(st = ssmd_srv_stream_open(s, name, &ssmd_source_push, (int)h.sample_rate_hz, true, true,
                                                      err, sizeof err))) {
@@ -428,7 +461,12 @@ static void handle_ingest(ssmd_srv *s)
                         memcpy(st->owner, id, id_len);
                         st->owner_len = id_len;
                         ssmd_srv_stream_attach(st, &ssmd_sink_reply, reply);
-                        /* tells the client the cap it splits at */
+                        if (st->claimed && ckpt) { /* a checkpoint found: the stream goes on from it */
+                            ssmd_srv_checkpoint_resume(s, st, ckpt);
+                            ssmd_srv_checkpoint_arm(s, st);
+                            if (st->resumed || st->resume_error[0]) ssmd_pub_meta(s, st); /* says so */
+                        }
+                        /* tells the client the cap it splits at (and where it resumed) */
                         if (ssmd_reply_meta(s, st) == EAGAIN) {
                             refuse_full_client(s, name, id, id_len, h.rows);
                             ssmd_srv_event(s, st, "error", "the client does not read its results (its queue "
@@ -440,12 +478,16 @@ static void handle_ingest(ssmd_srv *s)
                     }
                 }
             }
+            ssmd_cluster_found_clear(ckpt);
+            free(ckpt);
+            if (st) st->t_last_in = ssmd_now_s(); /* its client is there, even when refused below */
+            if (st && st->resumed && !resumed_input(s, st, id, id_len, &h, &row0)) st = NULL;
             if (st) {
-                st->t_last_in = ssmd_now_s();
                 st->push_seq_next = h.seq + 1;
                 st->push_sample_next = h.first_sample + h.rows;
                 st->push_broken = false;
-                if (!push_rows(s, st, zmq_msg_data(&f[k + 2]), &h, 0)) { /* held: park the rest */
+                st->push_accepted = true;
+                if (!push_rows(s, st, zmq_msg_data(&f[k + 2]), &h, row0)) { /* held: park the rest */
                     zmq_msg_init(&s->push.payload);
                     zmq_msg_move(&s->push.payload, &f[k + 2]);
                     s->push.parked = true;

@@ -30,6 +30,8 @@
 #include <stdint.h>
 #include <time.h>
 
+#include <jansson.h>
+
 #include "audio_device.h"
 #include "cluster.h"
 #include "config.h"
@@ -213,11 +215,23 @@ struct ssmd_srv_stream {
     uint32_t flags_next;          /* flags for the next audio message */
     bool claimed;                 /* cluster mode: this daemon owns the stream in etcd (cluster.h);
                                      released when it closes */
+    /* cluster checkpoints (checkpoint.c) */
+    uint64_t ckpt_period;         /* input samples between checkpoints; 0: this stream has none */
+    uint64_t ckpt_next;           /* the input sample at or after which the next is due */
+    bool ckpt_stored;             /* ckpt_in/out/time_ms describe the last checkpoint stored */
+    uint64_t ckpt_in, ckpt_out, ckpt_time_ms;
+    bool resumed;                 /* the stream started from a checkpoint (resumed_*) */
+    uint64_t resumed_in, resumed_out, resumed_time_ms;
+    char resumed_node[65];
+    char resume_error[256];       /* a checkpoint was found but not used: why ("" otherwise) */
+    uint64_t replay_skipped;      /* resumed: pushed samples before the resume point, dropped */
     uint8_t owner[256];           /* push streams: the client's identity */
     size_t owner_len;
     uint64_t push_seq_next;       /* push streams: the seq and first_sample the next message must */
     uint64_t push_sample_next;    /* carry (source_push.c: the messages are contiguous) */
     bool push_broken;             /* a message was refused as discontinuous since the last one accepted */
+    bool push_accepted;           /* a message of the stream was accepted (a resumed stream's first one
+                                   * may start anywhere up to the resume point) */
     uint64_t clock_ns, clock_sample; /* wall clock of input sample clock_sample (mic) */
     double t_open;                   /* when the stream started (monotonic s) */
     double t_last_in;                /* last input (push streams: idle timeout) */
@@ -397,6 +411,10 @@ int ssmd_srv_emit_audio(ssmd_srv *s, ssmd_srv_stream *st, const float *x, size_t
 /** An event {"event", "stream"[, "reason"]} to every sink of the stream.
  *  A stream whose start is still held back is announced first. */
 void ssmd_srv_event(ssmd_srv *s, ssmd_srv_stream *st, const char *event, const char *reason);
+/** The same with any JSON object o (it should have "event" and "stream");
+ *  takes o's reference.  Returns the compact text sent (malloc'd, the
+ *  caller frees), NULL when out of memory. */
+char *ssmd_srv_event_json(ssmd_srv *s, ssmd_srv_stream *st, json_t *o);
 /** Publishes the stream's meta/ and start event if they were held back while
  *  the run waited for subscribers (st->start_due); otherwise does nothing.
  *  Loop thread; allocates (JSON text). */
@@ -436,6 +454,38 @@ void ssmd_pub_meta(ssmd_srv *s, ssmd_srv_stream *st);
 int ssmd_reply_meta(ssmd_srv *s, ssmd_srv_stream *st);
 /** Reads XPUB subscriptions; re-sends the matching metas (once each). */
 void ssmd_pub_handle_subscriptions(ssmd_srv *s);
+
+/** Sends an event (compact JSON text) of a push stream to its client, as
+ *  [<stream>/event/][header][JSON] on the ingest socket; dropped when the
+ *  client's queue is full (the next event supersedes it). */
+void ssmd_reply_event(ssmd_srv *s, ssmd_srv_stream *st, const char *json);
+
+/* ---- checkpoints (checkpoint.c, cluster mode) ----------------------------- */
+
+/** A pushed stream this daemon just claimed: with checkpoint_s > 0 and the
+ *  stream at the model's rate, its checkpoints are due every checkpoint_s
+ *  seconds of input from its current input sample on.  Loop thread. */
+void ssmd_srv_checkpoint_arm(ssmd_srv *s, ssmd_srv_stream *st);
+/** The engine, after a frame of st was completed and its output popped:
+ *  when a checkpoint is due and the stream is savable, copies its state and
+ *  hands it to the cluster thread.  Loop thread; a memcpy of the state, one
+ *  allocation. */
+void ssmd_srv_checkpoint_due(ssmd_srv *s, ssmd_srv_stream *st);
+/** The checkpoints the cluster thread stored: each becomes a "checkpoint"
+ *  event of its stream (PUB and the pushing client).  Loop thread. */
+void ssmd_srv_checkpoint_acks(ssmd_srv *s);
+/** A stream just claimed, with its checkpoint f as read at the claim: it
+ *  starts from it (counters, indices; a file is read here), or starts
+ *  fresh with resume_error set.  Loop thread; blocks on the file read. */
+void ssmd_srv_checkpoint_resume(ssmd_srv *s, ssmd_srv_stream *st, ssmd_cluster_found *f);
+/** Adds the stream's checkpoint fields to o (its meta or its `streams`
+ *  entry): checkpoint_s, checkpoint (the last stored), resumed or
+ *  resume_error. */
+void ssmd_srv_checkpoint_json(ssmd_srv *s, const ssmd_srv_stream *st, json_t *o);
+/** Start-up: checks checkpoint_s, checkpoint_dir and checkpoint_inline_bytes
+ *  against the options and the model.  Returns 0, or -1 after one line on
+ *  stderr naming the option. */
+int ssmd_srv_checkpoint_check(ssmd_srv *s);
 
 /* ---- control (control.c) ------------------------------------------------- */
 

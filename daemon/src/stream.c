@@ -17,6 +17,7 @@
 
 #include "dsp/framer.h"
 #include "dsp/stft.h"
+#include "protocol.h"
 
 enum { SCR_CAP = 1024 };
 
@@ -350,4 +351,109 @@ ssm_state *ssmd_stream_state(ssmd_stream *s)
 void ssmd_stream_stats_get(const ssmd_stream *s, ssmd_stream_stats *out)
 {
     *out = s->stats;
+}
+
+/* ---- save / load ---------------------------------------------------------- */
+
+enum { SAVE_HEADER = 96, SAVE_VERSION = 1 };
+
+size_t ssmd_stream_save_bytes(const ssmd_stream *s)
+{
+    if (s->in_rs) return 0;
+    return SAVE_HEADER + dsp_framer_state_bytes(s->framer) + ssm_state_bytes(s->model);
+}
+
+bool ssmd_stream_savable(const ssmd_stream *s)
+{
+    return !s->in_rs && s->n_prep == 0 && !output_pending(s) && !s->finishing;
+}
+
+long ssmd_stream_save(const ssmd_stream *s, void *buf, size_t cap)
+{
+    size_t need = ssmd_stream_save_bytes(s);
+    if (!ssmd_stream_savable(s) || need == 0 || cap < need) return -1;
+    uint8_t *p = buf;
+    memset(p, 0, SAVE_HEADER);
+    memcpy(p, "SSMDSTRM", 8);
+    const uint32_t u32[] = { SAVE_VERSION, (uint32_t)s->cfg.in_rate_hz, (uint32_t)s->fe->sample_rate_hz,
+                             (uint32_t)s->fe->n_fft, (uint32_t)s->fe->hop_samples, s->cfg.align_output };
+    for (size_t i = 0; i < 6; i++) ssmd_put_u32(p + 8 + 4 * i, u32[i]);
+    const uint64_t u64[] = { s->stats.samples_in, s->stats.samples_out, s->stats.frames, s->stats.nonfinite_in,
+                             s->stats.clipped_in };
+    for (size_t i = 0; i < 5; i++) ssmd_put_u64(p + 32 + 8 * i, u64[i]);
+    size_t fb = dsp_framer_state_bytes(s->framer);
+    if (dsp_framer_state_save(s->framer, p + SAVE_HEADER, fb) < 0) return -1;
+    size_t written = 0;
+    if (ssm_state_snapshot(s->state, p + SAVE_HEADER + fb, cap - SAVE_HEADER - fb, &written) != SSM_OK) return -1;
+    return (long)(SAVE_HEADER + fb + written);
+}
+
+int ssmd_stream_load(ssmd_stream *s, const void *buf, size_t n, char *err, size_t cap)
+{
+    const uint8_t *p = buf;
+    size_t need = ssmd_stream_save_bytes(s), fb = dsp_framer_state_bytes(s->framer);
+    if (need == 0) {
+        snprintf(err, cap, "a stream at %d Hz resamples to the model's %d Hz: its state cannot be loaded",
+                 s->cfg.in_rate_hz, s->fe->sample_rate_hz);
+        return -1;
+    }
+    if (n < SAVE_HEADER || memcmp(p, "SSMDSTRM", 8) != 0) {
+        snprintf(err, cap, "not a stream save (bad magic or %zu bytes)", n);
+        return -1;
+    }
+    uint32_t u32[6];
+    for (size_t i = 0; i < 6; i++) u32[i] = ssmd_get_u32(p + 8 + 4 * i);
+    if (u32[0] != SAVE_VERSION) {
+        snprintf(err, cap, "stream save version %u, this build reads %d", u32[0], SAVE_VERSION);
+        return -1;
+    }
+    if (u32[1] != (uint32_t)s->cfg.in_rate_hz || u32[2] != (uint32_t)s->fe->sample_rate_hz ||
+        u32[3] != (uint32_t)s->fe->n_fft || u32[4] != (uint32_t)s->fe->hop_samples ||
+        u32[5] != (uint32_t)s->cfg.align_output) {
+        snprintf(err, cap, "the save is of a stream at %u Hz (model %u Hz, n_fft %u, hop %u, aligned %u); this one is "
+                 "at %d Hz (model %d Hz, n_fft %d, hop %d, aligned %d)", u32[1], u32[2], u32[3], u32[4], u32[5],
+                 s->cfg.in_rate_hz, s->fe->sample_rate_hz, s->fe->n_fft, s->fe->hop_samples, (int)s->cfg.align_output);
+        return -1;
+    }
+    if (n != need) {
+        snprintf(err, cap, "stream save of %zu bytes, expected %zu", n, need);
+        return -1;
+    }
+    ssmd_stream_stats st = { 0 };
+    st.samples_in = ssmd_get_u64(p + 32);
+    st.samples_out = ssmd_get_u64(p + 40);
+    st.frames = ssmd_get_u64(p + 48);
+    st.nonfinite_in = ssmd_get_u64(p + 56);
+    st.clipped_in = ssmd_get_u64(p + 64);
+    /* the model state first: it is the part that can be refused for another
+     * model, and the framer's load cannot fail after its own checks pass */
+    ssm_state *tmp = NULL;
+    if (ssm_state_create(s->model, &tmp) != SSM_OK) {
+        snprintf(err, cap, "out of memory");
+        return -1;
+    }
+    int rc = ssm_state_restore(tmp, p + SAVE_HEADER + fb, n - SAVE_HEADER - fb);
+    ssm_state_destroy(tmp);
+    if (rc != SSM_OK) {
+        snprintf(err, cap, "%s", rc == SSM_ERR_MISMATCH ? "the model state was saved with another model"
+                                                         : "the model state is corrupt or holds a non-finite value");
+        return -1;
+    }
+    dsp_error de = { 0 };
+    if (dsp_framer_state_load(s->framer, p + SAVE_HEADER, fb, &de) != DSP_OK) {
+        snprintf(err, cap, "%s", de.msg);
+        return -1;
+    }
+    if (dsp_framer_samples_in(s->framer) != st.samples_in || dsp_framer_samples_out(s->framer) != st.samples_out) {
+        snprintf(err, cap, "the save's counters contradict its framer state");
+        dsp_framer_reset(s->framer);
+        return -1;
+    }
+    ssm_state_restore(s->state, p + SAVE_HEADER + fb, n - SAVE_HEADER - fb); /* checked above */
+    s->stats = st;
+    s->n_prep = 0;
+    s->prep_head = 0;
+    s->scr_pos = s->scr_len = s->rs_pos = s->rs_len = s->syn_pos = s->syn_len = s->out_pos = s->out_len = 0;
+    s->finishing = s->framer_finished = s->in_flushed = s->out_flushed = false;
+    return 0;
 }

@@ -198,3 +198,99 @@ uint64_t dsp_framer_samples_in(const dsp_framer *f) { return f->samples_in; }
 uint64_t dsp_framer_nonfinite_count(const dsp_framer *f) { return f->nonfinite; }
 uint64_t dsp_framer_frames_out(const dsp_framer *f) { return f->frames_out; }
 uint64_t dsp_framer_samples_out(const dsp_framer *f) { return f->samples_out; }
+
+/* ---- state save / load -------------------------------------------------- */
+
+enum { FRAMER_STATE_HEADER = 112, FRAMER_STATE_VERSION = 1 };
+
+static void put_u64(unsigned char *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++) p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static uint64_t get_u64(const unsigned char *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++) v |= (uint64_t)p[i] << (8 * i);
+    return v;
+}
+
+static void put_f32s(unsigned char *p, const float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, &x[i], 4);
+        for (int b = 0; b < 4; b++) p[4 * i + (size_t)b] = (unsigned char)(u >> (8 * b));
+    }
+}
+
+static void get_f32s(float *x, const unsigned char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u = 0;
+        for (int b = 0; b < 4; b++) u |= (uint32_t)p[4 * i + (size_t)b] << (8 * b);
+        memcpy(&x[i], &u, 4);
+    }
+}
+
+size_t dsp_framer_state_bytes(const dsp_framer *f)
+{
+    return FRAMER_STATE_HEADER + 2 * f->n_window * sizeof(float);
+}
+
+long dsp_framer_state_save(const dsp_framer *f, void *buf, size_t size)
+{
+    size_t need = dsp_framer_state_bytes(f);
+    if (!buf || size < need) return DSP_ERR_INVALID;
+    unsigned char *p = buf;
+    memset(p, 0, FRAMER_STATE_HEADER);
+    memcpy(p, "DSPFRAME", 8);
+    const uint64_t fields[] = { FRAMER_STATE_VERSION, f->n_window, f->hop, f->align, f->fill, f->finishing,
+                                f->samples_in, f->nonfinite, f->frames_out, f->frames_needed, f->frames_synth,
+                                f->samples_out };
+    _Static_assert(8 + sizeof fields <= FRAMER_STATE_HEADER, "framer state header");
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) put_u64(p + 8 + 8 * i, fields[i]);
+    put_f32s(p + FRAMER_STATE_HEADER, f->abuf, 2 * f->n_window); /* abuf and acc are one allocation */
+    return (long)need;
+}
+
+int dsp_framer_state_load(dsp_framer *f, const void *buf, size_t size, dsp_error *err)
+{
+    const unsigned char *p = buf;
+    if (!p || size != dsp_framer_state_bytes(f))
+        return dsp_error_set(err, DSP_ERR_FORMAT, "framer state: %zu bytes, expected %zu", size,
+                             dsp_framer_state_bytes(f));
+    if (memcmp(p, "DSPFRAME", 8) != 0) return dsp_error_set(err, DSP_ERR_FORMAT, "framer state: bad magic");
+    uint64_t v[12];
+    for (size_t i = 0; i < 12; i++) v[i] = get_u64(p + 8 + 8 * i);
+    if (v[0] != FRAMER_STATE_VERSION)
+        return dsp_error_set(err, DSP_ERR_FORMAT, "framer state: version %llu, expected %d",
+                             (unsigned long long)v[0], FRAMER_STATE_VERSION);
+    if (v[1] != f->n_window || v[2] != f->hop || v[3] != (uint64_t)f->align)
+        return dsp_error_set(err, DSP_ERR_FORMAT,
+                             "framer state: n_window %llu, hop %llu, aligned %llu; this framer has %zu, %zu, %d",
+                             (unsigned long long)v[1], (unsigned long long)v[2], (unsigned long long)v[3],
+                             f->n_window, f->hop, (int)f->align);
+    /* the invariants push/pop/synthesize keep */
+    const uint64_t h = f->hop, most = UINT64_MAX / 2 / h;
+    bool ok = v[4] <= h && v[5] <= 1 && v[7] <= v[6] && v[8] <= most && v[10] <= v[8] && v[11] <= v[10] * h;
+    if (ok && !v[5]) ok = v[9] == 0 && v[6] == v[8] * h + v[4];
+    if (!ok) return dsp_error_set(err, DSP_ERR_FORMAT, "framer state: inconsistent counters");
+    const unsigned char *q = p + FRAMER_STATE_HEADER;
+    for (size_t i = 0; i < 2 * f->n_window; i++) {
+        uint32_t u = (uint32_t)q[4 * i] | (uint32_t)q[4 * i + 1] << 8 | (uint32_t)q[4 * i + 2] << 16 |
+                     (uint32_t)q[4 * i + 3] << 24;
+        if ((u & 0x7f800000u) == 0x7f800000u)
+            return dsp_error_set(err, DSP_ERR_FORMAT, "framer state: a non-finite sample");
+    }
+    get_f32s(f->abuf, q, 2 * f->n_window);
+    f->fill = (size_t)v[4];
+    f->finishing = v[5] != 0;
+    f->samples_in = v[6];
+    f->nonfinite = v[7];
+    f->frames_out = v[8];
+    f->frames_needed = v[9];
+    f->frames_synth = v[10];
+    f->samples_out = v[11];
+    return DSP_OK;
+}

@@ -3,7 +3,7 @@
 loopback (temporary data dir, random free ports) and ssmd daemons with
 --cluster, talks to them over their sockets and prints what it measured.
 
-Usage: test_cluster.py SSMD_EXE MODEL --only membership|placement|outage
+Usage: test_cluster.py SSMD_EXE MODEL --only membership|placement|outage|checkpoint
 
   membership  registration; kill -9 leaves the member list within TTL + slack;
               a restart under the same node name keeps the node's streams and
@@ -17,6 +17,15 @@ Usage: test_cluster.py SSMD_EXE MODEL --only membership|placement|outage
   outage      etcd stopped: running streams keep being served, new ones are
               refused with one line (CLUSTER_UNAVAILABLE); etcd back: new
               streams are placed again and the old owners are still listed
+  checkpoint  --checkpoint-s: checkpoints at the period's frame boundaries
+              with the right input and output sample, acknowledged to the
+              client, in etcd (inline) or in --checkpoint-dir (file); a
+              member taking the stream over after the owner was killed
+              resumes from the last one and, fed the rest of the input,
+              gives output bit-identical to an uninterrupted run (inline:
+              another member after the TTL; file: a restart under the same
+              name); keys and files go when the stream ends; REPLAY_GAP;
+              resampled streams are not checkpointed; bad option values
 
 Exits 77 (SKIP) when the etcd binary is missing (scripts/setup.sh installs
 etcd-server)."""
@@ -198,6 +207,7 @@ class Pusher:
         self.sent = 0
         self.seq = 0       # messages sent: a stream's messages are numbered (docs/protocol.md)
         self.received = 0  # audio samples counted by drain()
+        self.events = []   # <stream>/event/ replies (checkpoint acknowledgements)
 
     def push(self, n=960, eos=False):
         x = (0.1 * np.sin(np.arange(self.sent, self.sent + n) * 0.05)).astype("<f4")
@@ -208,7 +218,8 @@ class Pusher:
         self.seq += 1
 
     def reply(self, timeout=5.0):
-        """The next reply: ("meta"|"audio"|"error", topic, payload-as-JSON-or-bytes)."""
+        """The next reply: ("meta"|"audio"|"event"|"error", topic, payload-as-JSON-or-bytes);
+        events (checkpoints) are also kept in self.events."""
         check(self.sock.poll(int(timeout * 1000)), f"{self.name}: no reply within {timeout} s")
         t, hb, payload = self.sock.recv_multipart()
         self._last_header = hb
@@ -216,6 +227,9 @@ class Pusher:
             return "error", t, json.loads(payload)
         if t.endswith(b"/meta/"):
             return "meta", t, json.loads(payload)
+        if t.endswith(b"/event/"):
+            self.events.append(json.loads(payload))
+            return "event", t, self.events[-1]
         return "audio", t, payload
 
     def drain(self):
@@ -581,8 +595,292 @@ def t_outage():
         etcd.stop()
 
 
+# ---- checkpoint --------------------------------------------------------------
+
+RATE = 16000  # the test model's rate: checkpointed streams run at it
+HOP, LATENCY = 256, 256  # the test model's hop and latency (n_fft 512)
+
+
+def etcd_get(etcd, key, prefix=False):
+    """{key: value bytes} of key (or of every key under it) through etcd's JSON gateway."""
+    import base64
+    body = {"key": base64.b64encode(key.encode()).decode()}
+    if prefix:
+        body["range_end"] = base64.b64encode(key[:-1].encode() + bytes([ord(key[-1]) + 1])).decode()
+    req = urllib.request.Request(f"http://127.0.0.1:{etcd.client}/v3/kv/range", data=json.dumps(body).encode(),
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=5) as r:
+        j = json.load(r)
+    return {base64.b64decode(kv["key"]).decode(): base64.b64decode(kv.get("value", "")) for kv in j.get("kvs", [])}
+
+
+def fnv1a64(b):
+    h = 0xcbf29ce484222325
+    for c in b:
+        h = ((h ^ c) * 0x100000001b3) & ((1 << 64) - 1)
+    return h
+
+
+def due_points(period_s, n):
+    """The input samples of the first n checkpoints: the first frame boundary
+    (a multiple of the hop) at or after each multiple of the period."""
+    p = period_s * RATE
+    return [-(-m * p // HOP) * HOP for m in range(1, n + 1)]
+
+
+class Feeder(Pusher):
+    """A pusher of given samples: keeps the results by their first sample."""
+
+    def __init__(self, daemon, name, rate=RATE):
+        super().__init__(daemon, name)
+        self.rate, self.out, self.metas, self.errors, self.ended = rate, {}, [], [], False
+
+    def send(self, x, first, eos=False):
+        # numbered as the ingest requires (docs/protocol.md: contiguous messages); a replay to a
+        # member that resumed the stream may start anywhere up to its resume point
+        h = P.Header(kind=1, dtype=1, sample_rate_hz=self.rate, rows=len(x), cols=1, seq=self.seq, first_sample=first,
+                     flags=P.FLAG_END_OF_STREAM if eos else 0)
+        self.seq += 1
+        self.sock.send_multipart([self.topic, P.encode_header(h), np.asarray(x, "<f4").tobytes()])
+
+    def pump(self, timeout=0.0):
+        """Reads the replies waiting (the first one waits up to timeout s)."""
+        while self.sock.poll(int(timeout * 1000)):
+            timeout = 0
+            kind, _, body = self.reply()
+            if kind == "audio":
+                h = P.decode_header(self._last_header, len(body))
+                self.out[h.first_sample] = np.frombuffer(body, "<f4")
+                self.ended |= bool(h.flags & P.FLAG_END_OF_STREAM)
+            elif kind == "meta":
+                self.metas.append(body)
+            elif kind == "error":
+                self.errors.append(body)
+
+    def wait_event(self, input_sample, timeout=10):
+        t0 = time.time()
+        while not any(e.get("input_sample") == input_sample for e in self.events):
+            check(time.time() - t0 < timeout, f"{self.name}: no checkpoint event at {input_sample} "
+                  f"within {timeout} s (events {self.events}, errors {self.errors})")
+            self.pump(0.2)
+        return next(e for e in self.events if e.get("input_sample") == input_sample)
+
+    def feed(self, x, start, stop, eos=False, chunk=1600, due=()):
+        """Sends x[start:stop] in chunks; when the input passes a point of due,
+        waits for its checkpoint event before sending more (so no checkpoint is
+        replaced by the next before it was stored)."""
+        due = list(due)
+        for a in range(start, stop, chunk):
+            b = min(stop, a + chunk)
+            self.send(x[a:b], a, eos and b == stop)
+            self.pump()
+            while due and b >= due[0]:
+                self.wait_event(due.pop(0))
+        while due and due[0] <= stop:
+            self.wait_event(due.pop(0))
+
+    def output(self, begin):
+        """The contiguous output from sample begin on."""
+        parts, at = [], begin
+        for k in sorted(self.out):
+            if k < begin:
+                continue
+            check(k == at, f"{self.name}: output gap at {at} (next message at {k})")
+            parts.append(self.out[k])
+            at += len(self.out[k])
+        return np.concatenate(parts) if parts else np.zeros(0, "<f4")
+
+    def collect(self, timeout=20):
+        t0 = time.time()
+        while not self.ended:
+            check(time.time() - t0 < timeout, f"{self.name}: no end-of-stream within {timeout} s")
+            self.pump(0.2)
+
+
+def test_signal(n):
+    t = np.arange(n) / RATE
+    rng = np.random.default_rng(3)
+    x = 0.2 * np.sin(2 * np.pi * 220 * t) * (0.6 + 0.4 * np.sin(2 * np.pi * 1.3 * t))
+    return (x + 0.01 * rng.standard_normal(n)).astype("<f4")
+
+
+def same_bits(a, b):
+    return len(a) == len(b) and np.array_equal(a.view("<u4"), b.view("<u4"))
+
+
+def ckpt_keys(etcd, name):
+    return etcd_get(etcd, f"/ssmd/checkpoints/{name}/", prefix=True)
+
+
+def t_checkpoint():
+    etcd = Etcd()
+    blobs = os.path.join(TMP, "blobs")
+    os.makedirs(blobs)
+    n = int(5.5 * RATE)
+    x = test_signal(n)
+    c1 = Daemon(etcd, "c1", "--checkpoint-s", "1")
+    c2 = Daemon(etcd, "c2", "--checkpoint-s", "1")
+    c3 = None
+    try:
+        wait_members([c1, c2], ["c1", "c2"])
+        ds = {"c1": c1, "c2": c2}
+        # the uninterrupted run (checkpointed too: checkpoints must not change the output)
+        ref_name = "ref"
+        ref = Feeder(ds[hrw_pick(ref_name, list(ds))], ref_name)
+        ref.feed(x, 0, n, eos=True)
+        ref.collect()
+        y = ref.output(0)
+        check(len(y) == n, f"reference: {len(y)} samples of {n}")
+        ref.close()
+
+        # 1. inline checkpoints every 1 s on c1, at the frame boundaries due_points says
+        name = next(f"ck{i}" for i in range(100) if hrw_pick(f"ck{i}", ["c1", "c2"]) == "c1")
+        p = Feeder(c1, name)
+        pts = due_points(1, 3)
+        p.feed(x, 0, int(3.5 * RATE), due=pts)
+        meta = p.metas[0]
+        check(meta["checkpoint_s"] == 1 and meta["checkpoint"] is None and "resumed" not in meta, meta)
+        got = [(e["input_sample"], e["output_sample"]) for e in p.events]
+        check(got == [(i, i - LATENCY) for i in pts], f"checkpoint events {got}, expected {pts}")
+        check(all(e["stored"] == "etcd" and e["stream"] == name for e in p.events), p.events)
+        kv = ckpt_keys(etcd, name)
+        m = json.loads(kv[f"/ssmd/checkpoints/{name}/meta"])
+        state = kv[f"/ssmd/checkpoints/{name}/state"]
+        check(m["input_sample"] == pts[-1] and m["output_sample"] == pts[-1] - LATENCY and m["node"] == "c1" and
+              m["stored"] == "etcd" and m["bytes"] == len(state) and int(m["checksum"], 16) == fnv1a64(state) and
+              m["sample_rate_hz"] == RATE, m)
+        ckpt_bytes = m["bytes"]
+        print(f"checkpoints of {name} on c1 every 1 s: events at input samples {[e[0] for e in got]} "
+              f"(output {[e[1] for e in got]}), in etcd: {m['bytes']} bytes, checksum ok")
+        st = next(s for s in c1.ctl("streams")["streams"] if s["name"] == name)
+        check(st["checkpoint"]["input_sample"] == pts[-1], st)
+        r = subprocess.run([SSM_CTL, "-e", c2.control, "locate", "-s", name], capture_output=True, text=True,
+                           timeout=30)
+        loc = json.loads(r.stdout)
+        check(r.returncode == 0 and loc["node"] == "c1" and loc["checkpoint"]["input_sample"] == pts[-1] and
+              loc["checkpoint"]["age_s"] >= 0 and loc["checkpoint"]["node"] == "c1", loc)
+        print(f"ssm-ctl locate -s {name}: owner {loc['node']}, checkpoint at input sample "
+              f"{loc['checkpoint']['input_sample']}, {loc['checkpoint']['age_s']:.1f} s old")
+        before = p.output(0)
+        check(same_bits(before, y[:len(before)]), "c1's output before the kill differs from the reference")
+
+        # 2. c1 killed: after its lease, c2 takes the stream over from the checkpoint
+        c1.proc.kill()
+        c1.proc.wait()
+        wait_for(lambda: c2.members() == ["c2"], TTL + 6, "c1 gone")
+        p.close()
+        last = pts[-1]
+        q = Feeder(c2, name)
+        q.send(x[last + 100:last + 1700], last + 100)  # a gap: refused, the stream stays
+        q.pump(5)
+        wait_for(lambda: q.pump(0.2) or q.errors, 5, "the REPLAY_GAP error")
+        res = q.metas[0].get("resumed")
+        check(res and res["input_sample"] == last and res["output_sample"] == last - LATENCY and
+              res["node"] == "c1", q.metas[0])
+        check(q.errors[0]["error"] == "REPLAY_GAP" and str(last) in q.errors[0]["message"], q.errors)
+        print(f"c1 killed: c2 resumed {name} from c1's checkpoint at input sample {last}; "
+              f"a push from {last + 100}: {q.errors[0]['error']}: {q.errors[0]['message']!r}")
+        replay = last - 1000  # the client kept a little more than it had to
+        q.feed(x, replay, n - 16000)
+        st = next(s for s in c2.ctl("streams")["streams"] if s["name"] == name)
+        check(st["resumed"]["replay_skipped"] == 1000, st)
+        q.feed(x, n - 16000, n, eos=True)
+        q.collect()
+        after = q.output(last - LATENCY)
+        check(len(after) == n - (last - LATENCY), f"{len(after)} samples after the resume")
+        check(same_bits(after, y[last - LATENCY:]), "the resumed output differs from the uninterrupted run")
+        print(f"resumed on c2 (replayed from {replay}, {st['resumed']['replay_skipped']} samples dropped): output "
+              f"from sample {last - LATENCY} on bit-identical to the uninterrupted run ({len(after)} samples)")
+        wait_for(lambda: not ckpt_keys(etcd, name), 10, "checkpoint keys deleted at the end")
+        print(f"{name} ended: its checkpoint keys are gone")
+        q.close()
+
+        # 3. a checkpoint larger than --checkpoint-inline-bytes (here one byte more) goes
+        #    to the checkpoint directory; a restart under the same name resumes from the file
+        c3 = Daemon(etcd, "c3", "--checkpoint-s", "1", "--checkpoint-inline-bytes", str(ckpt_bytes - 1),
+                    "--checkpoint-dir", blobs)
+        wait_members([c2, c3], ["c2", "c3"])
+        name = next(f"fk{i}" for i in range(100) if hrw_pick(f"fk{i}", ["c2", "c3"]) == "c3")
+        p = Feeder(c3, name)
+        pts = due_points(1, 2)
+        p.feed(x, 0, int(2.5 * RATE), due=pts)
+        check([e["input_sample"] for e in p.events] == pts and all(e["stored"] == "file" for e in p.events),
+              p.events)
+        kv = ckpt_keys(etcd, name)
+        m = json.loads(kv[f"/ssmd/checkpoints/{name}/meta"])
+        check(f"/ssmd/checkpoints/{name}/state" not in kv, "no state key for a file checkpoint")
+        files = sorted(f for f in os.listdir(blobs) if f.startswith(name + "."))
+        check(files == [f"{name}.{pts[-1]}.ckpt"] and m["path"] == os.path.join(blobs, files[0]), (files, m))
+        blob = open(m["path"], "rb").read()
+        check(m["stored"] == "file" and len(blob) == m["bytes"] and fnv1a64(blob) == int(m["checksum"], 16), m)
+        print(f"checkpoint_inline_bytes {ckpt_bytes - 1}: {name}'s checkpoints in {blobs} ({files}, {len(blob)} "
+              f"bytes, the earlier one removed), etcd holds the path and checksum")
+        c3.proc.kill()
+        c3.proc.wait()
+        p.close()
+        c3.start()
+        wait_for(c3.healthy, 10, "c3 registered again")
+        last = pts[-1]
+        q = Feeder(c3, name)
+        q.feed(x, last, n, eos=True)
+        q.collect()
+        res = q.metas[0]["resumed"]
+        check(res["input_sample"] == last and res["node"] == "c3", q.metas[0])
+        after = q.output(last - LATENCY)
+        check(same_bits(after, y[last - LATENCY:]), "the output resumed from the file differs")
+        print(f"c3 killed and restarted: resumed {name} from its file at input sample {last}; output from "
+              f"{last - LATENCY} on bit-identical ({len(after)} samples)")
+        wait_for(lambda: not ckpt_keys(etcd, name) and not [f for f in os.listdir(blobs) if f.startswith(name + ".")],
+                 10, "checkpoint keys and file removed at the end")
+        print(f"{name} ended: its keys and its checkpoint file are gone")
+        q.close()
+
+        # 4. a stream at another rate than the model's resamples: not checkpointed
+        p = Feeder(c2, "resampled", rate=48000) if hrw_pick("resampled", ["c2", "c3"]) == "c2" else \
+            Feeder(c3, "resampled", rate=48000)
+        x48 = np.repeat(x[:RATE * 2], 3)
+        p.feed(x48, 0, len(x48), eos=True, chunk=4800)
+        p.collect()
+        meta = p.metas[0]
+        check(meta["checkpoint_s"] == 0 and "48000 Hz" in meta["checkpoint_off"] and not p.events, meta)
+        check(not ckpt_keys(etcd, "resampled"), "no keys for a resampled stream")
+        print(f"a 48 kHz push on the 16 kHz model: no checkpoints ({meta['checkpoint_off']})")
+        p.close()
+    finally:
+        for d in (c1, c2, c3):
+            if d:
+                d.stop(signal.SIGKILL)
+        etcd.stop()
+
+    # bad values: one line naming the option, exit 2 (no etcd needed)
+    ports = [free_port() for _ in range(3)]
+    eps = ["--pub", f"tcp://127.0.0.1:{ports[0]}", "--ingest", f"tcp://127.0.0.1:{ports[1]}",
+           "--control", f"tcp://127.0.0.1:{ports[2]}"]
+    cl = ["--cluster", f"etcd://127.0.0.1:{free_port()}"]
+    afile = os.path.join(TMP, "afile")
+    open(afile, "w").close()
+    conf = os.path.join(TMP, "bad.conf")
+    with open(conf, "w") as f:
+        f.write("checkpoint_s = soon\n")
+    for bad, want in ((["--checkpoint-s", "-1"], "--checkpoint-s: expected an integer in [0, 86400], got '-1'"),
+                      (["--checkpoint-s", "1"], "--checkpoint-s: checkpoints are stored in the cluster's etcd"),
+                      (cl + ["--checkpoint-s", "1", "--checkpoint-dir", "/nonexistent"],
+                       "--checkpoint-dir: '/nonexistent': No such file or directory"),
+                      (cl + ["--checkpoint-s", "1", "--checkpoint-dir", afile], "--checkpoint-dir: '" + afile),
+                      (["--checkpoint-inline-bytes", "2000000"],
+                       "--checkpoint-inline-bytes: expected an integer in [0, 1048576]"),
+                      (cl + ["--checkpoint-s", "1", "--checkpoint-inline-bytes", "1000"],
+                       "--checkpoint-inline-bytes: this model's checkpoints are"),
+                      (["--config", conf], "checkpoint_s: expected an integer")):
+        r = subprocess.run([SSMD, "--model", MODEL, *eps, *bad], capture_output=True, text=True, timeout=30,
+                           env=dict(os.environ, HOME=TMP))
+        lines = r.stderr.strip().split("\n")
+        check(r.returncode == 2 and len(lines) == 1 and want in lines[0], (bad, r.returncode, r.stderr))
+        print(f"{' '.join(bad[-2:])}: exit 2, {lines[0]}")
+
+
 def main():
-    tests = {"membership": t_membership, "placement": t_placement, "outage": t_outage}
+    tests = {"membership": t_membership, "placement": t_placement, "outage": t_outage, "checkpoint": t_checkpoint}
     t0 = time.time()
     try:
         tests[ONLY]()

@@ -256,6 +256,116 @@ static void test_frontend_errors(void **state)
     expect_frontend_error("bad_features.safetensors", "frontend.features: expected log_power or log_mel, got 'mfcc'");
 }
 
+/* Steps every frame ready and pops every output sample into y (at *len). */
+static void step_all(fixture *f, ssmd_stream *s, float *y, size_t *len, size_t cap)
+{
+    float row[512], mask[512];
+    assert_true((size_t)f->fe.n_features <= 512 && (size_t)f->fe.n_bins <= 512);
+    ssm_state *st = ssmd_stream_state(s);
+    ssm_outputs out = { .mask = mask };
+    while (ssmd_stream_prepare(s, row)) {
+        assert_int_equal(ssm_step(f->runner, &st, 1, row, NULL, &out, NULL), SSM_OK);
+        ssmd_stream_complete(s, mask);
+        size_t got;
+        while ((got = ssmd_stream_pop(s, y + *len, cap - *len)) > 0) *len += got;
+    }
+}
+
+/* A stream saved between two frames and loaded into a fresh stream, which is
+ * pushed the input from the save's samples_in on, continues bit for bit:
+ * its output from the save's samples_out on equals the uninterrupted run's
+ * (the checkpoints of docs/cluster.md rest on this).  A save is refused by a
+ * stream of another model or rate, truncated or with its counters damaged;
+ * a resampling stream has no save. */
+static void test_save_load_continues(void **state)
+{
+    (void)state;
+    fixture f;
+    fixture_open(&f, "random.safetensors");
+    const int rate = 16000;
+    size_t n = 3 * (size_t)rate + 777, n_ref;
+    float *x = signal(n, rate, 5);
+    float *ref = run(&f, rate, x, n, 160, &n_ref, NULL);
+    ssmd_stream_config sc = { .in_rate_hz = rate, .align_output = true, .quality = DSP_RESAMPLE_BEST };
+    char err[512];
+    const size_t cuts[] = { 0, 100, 256, 10000, 16000 + 333 };
+    size_t save_bytes = 0;
+    for (size_t c = 0; c < sizeof cuts / sizeof cuts[0]; c++) {
+        ssmd_stream *a = ssmd_stream_create(f.model, &f.fe, f.mb, &sc, err, sizeof err);
+        assert_non_null(a);
+        float *y = calloc(n + 4096, sizeof(float));
+        size_t len = 0, pos = 0;
+        while (pos < cuts[c]) { /* chunks of 97: the save falls wherever the frames do */
+            size_t k = cuts[c] - pos < 97 ? cuts[c] - pos : 97;
+            pos += ssmd_stream_push(a, x + pos, k);
+            step_all(&f, a, y, &len, n + 4096);
+        }
+        assert_true(ssmd_stream_savable(a));
+        save_bytes = ssmd_stream_save_bytes(a);
+        void *buf = malloc(save_bytes);
+        assert_int_equal(ssmd_stream_save(a, buf, save_bytes), (long)save_bytes);
+        ssmd_stream_stats sa;
+        ssmd_stream_stats_get(a, &sa);
+        assert_int_equal(sa.samples_in, pos);
+        assert_int_equal(sa.samples_out, len);
+        ssmd_stream_destroy(a);
+
+        ssmd_stream *b = ssmd_stream_create(f.model, &f.fe, f.mb, &sc, err, sizeof err);
+        if (ssmd_stream_load(b, buf, save_bytes, err, sizeof err) != 0) fail_msg("%s", err);
+        size_t len_b = len;
+        for (pos = sa.samples_in; pos < n;) {
+            pos += ssmd_stream_push(b, x + pos, n - pos);
+            step_all(&f, b, y, &len_b, n + 4096);
+        }
+        ssmd_stream_finish(b);
+        while (!ssmd_stream_done(b)) {
+            step_all(&f, b, y, &len_b, n + 4096);
+            size_t got;
+            while ((got = ssmd_stream_pop(b, y + len_b, n + 4096 - len_b)) > 0) len_b += got;
+        }
+        assert_int_equal(len_b, n_ref);
+        if (memcmp(y, ref, n * sizeof(float)) != 0) fail_msg("cut at %zu: the loaded stream's output differs", cuts[c]);
+        printf("saved after %zu input samples (output %zu), loaded, continued: %zu samples bit-identical\n",
+               (size_t)sa.samples_in, (size_t)sa.samples_out, n);
+        ssmd_stream_destroy(b);
+
+        if (c == sizeof cuts / sizeof cuts[0] - 1) {
+            /* refusals: truncated, another rate, another model, damaged counters */
+            ssmd_stream *d = ssmd_stream_create(f.model, &f.fe, f.mb, &sc, err, sizeof err);
+            assert_int_equal(ssmd_stream_load(d, buf, save_bytes - 1, err, sizeof err), -1);
+            printf("truncated: %s\n", err);
+            uint8_t *bad = malloc(save_bytes);
+            memcpy(bad, buf, save_bytes);
+            bad[32] ^= 1; /* samples_in */
+            assert_int_equal(ssmd_stream_load(d, bad, save_bytes, err, sizeof err), -1);
+            printf("damaged counter: %s\n", err);
+            free(bad);
+            ssmd_stream_destroy(d);
+            ssmd_stream_config s48 = sc;
+            s48.in_rate_hz = 48000;
+            d = ssmd_stream_create(f.model, &f.fe, f.mb, &s48, err, sizeof err);
+            assert_int_equal(ssmd_stream_save_bytes(d), 0);
+            assert_false(ssmd_stream_savable(d));
+            assert_int_equal(ssmd_stream_load(d, buf, save_bytes, err, sizeof err), -1);
+            printf("48 kHz stream: %s\n", err);
+            ssmd_stream_destroy(d);
+            fixture g;
+            fixture_open(&g, "allpass.safetensors");
+            d = ssmd_stream_create(g.model, &g.fe, g.mb, &sc, err, sizeof err);
+            assert_int_equal(ssmd_stream_load(d, buf, save_bytes, err, sizeof err), -1);
+            printf("another model: %s\n", err);
+            ssmd_stream_destroy(d);
+            fixture_close(&g);
+        }
+        free(buf);
+        free(y);
+    }
+    printf("stream save: %zu bytes (model state %zu)\n", save_bytes, ssm_state_bytes(f.model));
+    free(x);
+    free(ref);
+    fixture_close(&f);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -269,6 +379,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_chunk_invariance),
         cmocka_unit_test(test_nonfinite_input),
         cmocka_unit_test(test_frontend_errors),
+        cmocka_unit_test(test_save_load_continues),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

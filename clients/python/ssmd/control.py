@@ -103,8 +103,10 @@ class Control(SocketClient):
         return self.request("cluster")[0]["cluster"]
 
     def locate(self, stream):
-        """Cluster mode: {"stream", "node", "ingest", "by"}: the member that
-        owns the stream ("by": "owner") or would get it ("placement")."""
+        """Cluster mode: {"stream", "node", "ingest", "by", "checkpoint"}: the
+        member that owns the stream ("by": "owner") or would get it
+        ("placement"), and its last checkpoint ({input_sample,
+        output_sample, age_s, node, bytes, stored[, path]}, or None)."""
         reply = self.request("locate", stream=stream)[0]
-        return {k: reply[k] for k in ("stream", "node", "ingest", "by")}
+        return {k: reply.get(k) for k in ("stream", "node", "ingest", "by", "checkpoint")}
 

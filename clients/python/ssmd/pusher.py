@@ -75,6 +75,7 @@ class Pusher(SocketClient):
         endpoint, env_name = endpoint_source(endpoint, "SSMD_INGEST", DEFAULT_ENDPOINT)
         self.topic = protocol.format_topic(stream, "audio")  # validates the name
         self._meta_topic = protocol.format_topic(stream, "meta").encode()
+        self._event_topic = protocol.format_topic(stream, "event").encode()
         if stream.startswith("_"):
             raise ValueError(f"stream names starting with '_' are reserved: {stream!r}")
         self.stream, self.endpoint, self.timeout = stream, endpoint, timeout
@@ -86,6 +87,10 @@ class Pusher(SocketClient):
         self.finished = False
         self.ended = False              # end-of-stream came back
         self.meta = None                # the stream's meta (dict), the daemon's first reply
+        # cluster mode with checkpoints (docs/cluster.md): the last "checkpoint" event, a dict
+        # with input_sample (input before it is never needed again) and output_sample; the
+        # meta's "resumed" says where a stream taken over from a checkpoint goes on
+        self.checkpoint = None
         self.max_message_bytes = None   # the daemon's advertised ingest cap, from the meta
         self.window_frames = PUSH_WINDOW_FRAMES  # frames pushed ahead of the results, at most
         self._next_result = 0
@@ -186,6 +191,9 @@ class Pusher(SocketClient):
             if len(frames) == 3 and frames[0] == self._meta_topic:
                 self._take_meta(frames)
                 continue
+            if len(frames) == 3 and frames[0] == self._event_topic:
+                self._take_event(frames)
+                continue
             self._queue.append(frames)
             if len(frames) == 3 and frames[0] == self.topic.encode():
                 try:
@@ -211,6 +219,15 @@ class Pusher(SocketClient):
             self.max_message_bytes = cap
         if window > 0:  # a daemon that does not advertise one leaves PUSH_WINDOW_FRAMES
             self.window_frames = min(PUSH_WINDOW_FRAMES, window)
+
+    def _take_event(self, frames):
+        """An event of the stream sent to its pusher: a stored checkpoint."""
+        try:
+            j = json.loads(frames[2].decode("utf-8"))
+        except (ValueError, UnicodeDecodeError):
+            return
+        if isinstance(j, dict) and j.get("event") == "checkpoint":
+            self.checkpoint = j
 
     def _raise(self, frames):
         try:
@@ -239,6 +256,9 @@ class Pusher(SocketClient):
                 self._raise(frames)
             if len(frames) == 3 and frames[0] == self._meta_topic:
                 self._take_meta(frames)
+                continue
+            if len(frames) == 3 and frames[0] == self._event_topic:
+                self._take_event(frames)
                 continue
             if len(frames) != 3 or frames[0] != self.topic.encode():
                 continue

@@ -99,6 +99,37 @@ bool ssmd_stream_done(const ssmd_stream *s);
 /** The stream's model state (for ssm_step, reset, snapshots). */
 ssm_state *ssmd_stream_state(ssmd_stream *s);
 
+/** Bytes ssmd_stream_save writes: a 96-byte header (magic "SSMDSTRM",
+ *  version, rates, n_fft, hop, alignment, the counters below), the framer's
+ *  state (dsp_framer_state_bytes: 2·n_fft floats and a header) and the model
+ *  state's snapshot (ssm_state_bytes).  0 for a stream that resamples: the
+ *  resamplers' state (libsoxr's) cannot be saved, so such a stream cannot
+ *  be continued exactly elsewhere. */
+size_t ssmd_stream_save_bytes(const ssmd_stream *s);
+
+/** True when the stream is between frames with nothing in flight, where a
+ *  save captures all of it: it does not resample, no frame is prepared and
+ *  not completed, every output sample was popped, and it is not finishing.
+ *  An engine that steps it frame by frame and pops after each frame is
+ *  there after every complete + pop. */
+bool ssmd_stream_savable(const ssmd_stream *s);
+
+/** Saves the whole stream (the model state, the framer's history and
+ *  overlap-add accumulator, the counters) to buf (cap >=
+ *  ssmd_stream_save_bytes).  A stream of the same model and configuration
+ *  loaded from it and pushed the input from sample stats.samples_in on
+ *  gives the output from sample stats.samples_out on, bit for bit, as this
+ *  one would.  Returns the bytes written, or -1 when the stream is not
+ *  savable or cap is too small.  Does not allocate. */
+long ssmd_stream_save(const ssmd_stream *s, void *buf, size_t cap);
+
+/** Replaces a stream's state by a save (n bytes) of a stream of the same
+ *  model (hash), rates, n_fft, hop and alignment.  The stream must be fresh
+ *  or savable.  Returns 0, or -1 with one line in err (the stream is
+ *  untouched when the save is refused: another model or configuration, a
+ *  truncated or corrupt save). */
+int ssmd_stream_load(ssmd_stream *s, const void *buf, size_t n, char *err, size_t cap);
+
 /** Counters. */
 typedef struct ssmd_stream_stats {
     uint64_t samples_in;      /**< samples pushed (at in_rate_hz) */

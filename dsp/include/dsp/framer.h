@@ -143,6 +143,25 @@ uint64_t dsp_framer_nonfinite_count(const dsp_framer *f);
 uint64_t dsp_framer_frames_out(const dsp_framer *f);
 uint64_t dsp_framer_samples_out(const dsp_framer *f);
 
+/** Bytes dsp_framer_state_save writes: a 112-byte header (magic "DSPFRAME",
+ *  version, N, H, alignment, the counters and the pending fill) and the two
+ *  buffers, 2·N floats, every value little-endian. */
+size_t dsp_framer_state_bytes(const dsp_framer *f);
+
+/** Writes the framer's whole state (history, overlap-add accumulator,
+ *  counters) to buf (size >= dsp_framer_state_bytes).  A framer loaded from
+ *  it continues exactly as f would: the same frames and output samples, bit
+ *  for bit.  Returns the bytes written, or DSP_ERR_INVALID (buffer too
+ *  small).  Real-time safe. */
+long dsp_framer_state_save(const dsp_framer *f, void *buf, size_t size);
+
+/** Replaces f's state by one dsp_framer_state_save wrote (size bytes
+ *  exactly).  Refuses, leaving f untouched, with DSP_ERR_FORMAT (err->msg
+ *  says why): a wrong length or magic, another version, N, H or alignment
+ *  than f's, counters that contradict each other, a non-finite sample.
+ *  Real-time safe. */
+int dsp_framer_state_load(dsp_framer *f, const void *buf, size_t size, dsp_error *err);
+
 #ifdef __cplusplus
 }
 #endif
