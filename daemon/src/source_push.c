@@ -440,7 +440,11 @@ static void handle_ingest(ssmd_srv *s)
                 } else if (s->cluster && !free_slot(s)) {
                     /* full: refused before claiming, so no owner key comes and goes */
                     ingest_error(s, id, id_len, "TOO_MANY_STREAMS", name, "max_streams streams are already running");
-                } else if (s->cluster && s->cfg->checkpoint_s > 0 && !(ckpt = calloc(1, sizeof *ckpt))) {
+                } else if (s->cluster && s->cfg->checkpoint_s > 0 && (h.seq != 0 || h.first_sample != 0) &&
+                           !(ckpt = calloc(1, sizeof *ckpt))) {
+                    /* only a replay (a first message past sample 0) reads the stream's checkpoint: a
+                     * stream pushed from sample 0 starts afresh whatever an earlier stream of that
+                     * name left in etcd (its checkpoints replace the old ones) */
                     ingest_error(s, id, id_len, "INTERNAL", name, "out of memory");
                 } else if (s->cluster && !cluster_admits(s, id, id_len, name, ckpt)) {
                     /* refused: another member's stream, or etcd unavailable */
@@ -461,13 +465,29 @@ static void handle_ingest(ssmd_srv *s)
                         memcpy(st->owner, id, id_len);
                         st->owner_len = id_len;
                         ssmd_srv_stream_attach(st, &ssmd_sink_reply, reply);
-                        if (st->claimed && ckpt) { /* a checkpoint found: the stream goes on from it */
+                        if (st->claimed && ckpt) /* a replay: the stream goes on from its checkpoint */
                             ssmd_srv_checkpoint_resume(s, st, ckpt);
+                        if (st->claimed && s->cfg->checkpoint_s > 0) {
                             ssmd_srv_checkpoint_arm(s, st);
                             if (st->resumed || st->resume_error[0]) ssmd_pub_meta(s, st); /* says so */
                         }
+                        if (!st->resumed && (h.seq != 0 || h.first_sample != 0)) {
+                            /* a replay with nothing to resume from: processing it from here would
+                             * leave out the samples before it, so it is refused and the stream
+                             * closed (the client pushes again from sample 0) */
+                            s->c.push_discontinuities++;
+                            ingest_error(s, id, id_len, "DISCONTINUITY", name,
+                                         "stream '%s': message seq %llu, first_sample %llu does not start the "
+                                         "stream and there is no checkpoint to resume from%s%s (expected seq 0, "
+                                         "first_sample 0); refused, nothing of it processed: push from sample 0",
+                                         name, (unsigned long long)h.seq, (unsigned long long)h.first_sample,
+                                         st->resume_error[0] ? ": " : "", st->resume_error);
+                            st->eos = true;
+                            st->ended = true;
+                            st = NULL;
+                        }
                         /* tells the client the cap it splits at (and where it resumed) */
-                        if (ssmd_reply_meta(s, st) == EAGAIN) {
+                        else if (ssmd_reply_meta(s, st) == EAGAIN) {
                             refuse_full_client(s, name, id, id_len, h.rows);
                             ssmd_srv_event(s, st, "error", "the client does not read its results (its queue "
                                            "is full); message refused");

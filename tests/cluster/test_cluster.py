@@ -846,6 +846,37 @@ def t_checkpoint():
         check(not ckpt_keys(etcd, "resampled"), "no keys for a resampled stream")
         print(f"a 48 kHz push on the 16 kHz model: no checkpoints ({meta['checkpoint_off']})")
         p.close()
+
+        # 5. only a replay resumes: a stream pushed from sample 0 starts afresh even though a killed
+        #    owner left a checkpoint of that name (a new session must not inherit an old one's
+        #    state and lose its first samples), and a replay with no checkpoint is refused
+        name = next(f"st{i}" for i in range(100) if hrw_pick(f"st{i}", ["c2", "c3"]) == "c3")
+        p = Feeder(c3, name)
+        pts = due_points(1, 2)
+        p.feed(x, 0, int(2.5 * RATE), due=pts)
+        c3.proc.kill()
+        c3.proc.wait()
+        p.close()
+        c3.start()
+        wait_for(c3.healthy, 10, "c3 registered again")
+        check(ckpt_keys(etcd, name), f"{name}: the killed owner's checkpoint is in etcd")
+        q = Feeder(c3, name)
+        q.feed(x, 0, n, eos=True)
+        q.collect()
+        check("resumed" not in q.metas[0] and not q.errors, (q.metas[0], q.errors))
+        check(same_bits(q.output(0), y), f"{name}: a stream pushed from 0 differs from the reference")
+        print(f"{name} pushed again from sample 0 after its owner was killed: started afresh, output "
+              f"bit-identical to the reference ({n} samples), the old checkpoint not used")
+        q.close()
+        name = next(f"nk{i}" for i in range(100) if hrw_pick(f"nk{i}", ["c2", "c3"]) == "c3")
+        q = Feeder(c3, name)
+        q.seq = 5
+        q.send(x[3200:4800], 3200)
+        wait_for(lambda: q.pump(0.2) or q.errors, 5, "the DISCONTINUITY error")
+        check(q.errors[0]["error"] == "DISCONTINUITY" and "no checkpoint" in q.errors[0]["message"], q.errors)
+        wait_for(lambda: name not in [s["name"] for s in c3.ctl("streams")["streams"]], 5, f"{name} closed")
+        print(f"a replay from 3200 with no checkpoint: {q.errors[0]['error']}: {q.errors[0]['message']!r}")
+        q.close()
     finally:
         for d in (c1, c2, c3):
             if d:
