@@ -50,6 +50,7 @@ static void *ctl, *ing;
 static struct track {
     char name[SSMD_STREAM_NAME_MAX + 1];
     uint64_t sent, next;            /* rows of the open stream: accepted, returned */
+    uint64_t seq;                   /* messages of the open stream accepted: the next one's seq */
     bool open;                      /* accepted input since the last end-of-stream */
     uint64_t sent_done[MAX_MESSAGES + 1], ret_done[MAX_MESSAGES + 1];
     int n_sent_done, n_ret_done;
@@ -105,7 +106,11 @@ static int take_reply(void)
         if (!ev || !msg) fail("an event without event/message", NULL);
         if (strcmp(ev, "error") == 0) {
             if (!json_is_string(json_object_get(e, "error"))) fail("an error event without a code", NULL);
-            what = strstr(msg, "got 12") != NULL ? 1 : 2;
+            /* the sentinel's answer: BAD_FRAMES for its 12 frames (the messages the harness sends
+             * have at most MAX_FRAMES); other errors may quote the client's bytes (a topic with
+             * "got 12" in it), so the code must match too */
+            what = strcmp(json_string_value(json_object_get(e, "error")), "BAD_FRAMES") == 0 &&
+                           strstr(msg, "got 12") != NULL ? 1 : 2;
         }
         json_decref(e);
     } else if (kind == SSMD_KIND_AUDIO) {
@@ -187,10 +192,12 @@ static void count_accepted(const uint8_t *const *fr, const size_t *len, int n)
         fail("the daemon accepted a malformed message", NULL);
     struct track *t = track_of(name);
     t->sent += h.rows;
+    t->seq++;
     t->open = true;
     if (h.flags & SSMD_FLAG_END_OF_STREAM) {
         t->sent_done[t->n_sent_done++] = t->sent;
         t->sent = 0;
+        t->seq = 0;
         t->open = false;
     }
 }
@@ -199,8 +206,10 @@ static void send_eos(const char *name, uint32_t rate)
 {
     char topic[SSMD_STREAM_NAME_MAX + 16];
     ssmd_topic_format(topic, sizeof topic, name, SSMD_KIND_AUDIO);
+    struct track *t = track_of(name);
+    /* the stream's next message: the ingest takes contiguous messages only (seq, first_sample) */
     ssmd_header h = { .kind = SSMD_KIND_AUDIO, .dtype = SSMD_DTYPE_F32, .sample_rate_hz = rate, .rows = 0,
-                      .cols = 1, .flags = SSMD_FLAG_END_OF_STREAM };
+                      .cols = 1, .flags = SSMD_FLAG_END_OF_STREAM, .seq = t->seq, .first_sample = t->sent };
     uint8_t hb[SSMD_HEADER_BYTES];
     ssmd_header_encode(hb, &h);
     ssmd_fuzz_send(ing, topic, strlen(topic), ZMQ_SNDMORE);
@@ -208,9 +217,9 @@ static void send_eos(const char *name, uint32_t rate)
     ssmd_fuzz_send(ing, "", 0, 0);
     send_sentinel();
     if (refused()) fail("the harness's end-of-stream was refused", name);
-    struct track *t = track_of(name);
     t->sent_done[t->n_sent_done++] = t->sent;
     t->sent = 0;
+    t->seq = 0;
     t->open = false;
 }
 
@@ -224,10 +233,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     n_tracks = 0;
     size_t pos = 0;
     for (int m = 0; m < MAX_MESSAGES && pos < size; m++) {
+        /* low 4 bits: frames; bit 4: make a valid header's seq and first_sample continue its
+         * stream (random ones are refused as discontinuous and reach no further) */
+        bool contiguous = (data[pos] & 16) != 0;
         int frames = (data[pos++] & 15) + 1;
         if (frames > MAX_FRAMES) frames = MAX_FRAMES;
         const uint8_t *fr[MAX_FRAMES];
         size_t len[MAX_FRAMES];
+        uint8_t hb[SSMD_HEADER_BYTES];
         for (int k = 0; k < frames; k++) {
             len[k] = 0;
             if (pos + 2 <= size) {
@@ -238,9 +251,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             }
             if (len[k] > size - pos) len[k] = size - pos;
             fr[k] = data + pos;
-            ssmd_fuzz_send(ing, fr[k], len[k], k + 1 < frames ? ZMQ_SNDMORE : 0);
             pos += len[k];
         }
+        char cname[SSMD_STREAM_NAME_MAX + 1];
+        uint16_t ckind;
+        ssmd_header ch;
+        if (contiguous && frames == 3 && len[1] == SSMD_HEADER_BYTES &&
+            ssmd_topic_parse((const char *)fr[0], len[0], cname, &ckind) == SSMD_PROTO_OK &&
+            ssmd_header_decode(fr[1], len[1], len[2], 0, &ch) == SSMD_PROTO_OK) {
+            struct track *t = track_of(cname);
+            ch.seq = t->seq;
+            ch.first_sample = t->sent;
+            ssmd_header_encode(hb, &ch);
+            fr[1] = hb;
+        }
+        for (int k = 0; k < frames; k++)
+            ssmd_fuzz_send(ing, fr[k], len[k], k + 1 < frames ? ZMQ_SNDMORE : 0);
         send_sentinel();
         if (!refused()) count_accepted(fr, len, frames);
     }
