@@ -20,16 +20,21 @@ Splits are by source (speaker / recording set), never by utterance:
   speech  test  tuxpaint-stamps es, da; 0 A.D. napatan voices
           val   tuxpaint-stamps ro; 0 A.D. latin voices; data.py's held-out synthetic voices
           train tuxpaint-stamps fr ru bg be ca el lt nl en; 0 A.D. greek, persian voices;
-                Warzone 2100 voice messages; data.py's synthetic training voices
+                Warzone 2100 voice messages; klettres-data (letters and syllables read
+                aloud, one speaker per language); data.py's synthetic training voices
   noise   test  lincity-ng-data, wesnoth-1.16-data sounds, megaglest tileset sounds
           val   extremetuxracer-data sounds, megaglest common sounds, minetest-data sounds,
-                redeclipse-data "morph" ambience
+                redeclipse-data "morph" ambience, flightgear-data-base sounds (engines,
+                propellers, wind, rain, thunder; its voice call-outs left out)
           train 0ad-data (ambient, actor and attack sounds), bucklespring-data (keyboard),
                 supertux-data, frozen-bubble-data, xmoto-data, pingus-data,
                 Warzone 2100 sound effects, fillets-ng-data effects, redeclipse-data
                 ambience (wind, rain, water, fire, machines, traffic) and effects,
                 supertuxkart-data effects (engines, rain, crowd, restaurant) and music,
-                scorched3d-data sounds (supertuxkart's voices left out)
+                scorched3d-data sounds (supertuxkart's voices left out), widelands-data
+                (animals, farms, saws, smithies, taverns; music), cube2-data,
+                freedroidrpg-data, warmux-data, marsshooter-data and openarena-data effects
+                and music (their voices and announcers left out)
 Identical recordings in two places (games share sound effects: lincity-ng's
 Mill1.wav is supertux's saw.wav) are kept once: splits are filled train, val,
 test, noise before speech, and an item whose samples were already taken is
@@ -61,7 +66,9 @@ OUT = os.path.join(CACHE, "banks")
 PACKAGES = ["tuxpaint-stamps-default", "0ad-data", "warzone2100-data", "bucklespring-data",
             "supertux-data", "frozen-bubble-data", "xmoto-data", "pingus-data", "extremetuxracer-data",
             "fillets-ng-data", "megaglest-data", "lincity-ng-data", "wesnoth-1.16-data",
-            "redeclipse-data", "supertuxkart-data", "scorched3d-data", "minetest-data"]
+            "redeclipse-data", "supertuxkart-data", "scorched3d-data", "minetest-data",
+            "klettres-data", "widelands-data", "flightgear-data-base", "cube2-data", "freedroidrpg-data",
+            "warmux-data", "marsshooter-data", "openarena-data"]
 AUDIO = ("*.ogg", "*.wav", "*.flac")
 
 G = "usr/share/games/"
@@ -80,6 +87,8 @@ SOURCES = [
     *[(f"warzone_{d}", "train", "speech", ("zip", G + "warzone2100/base.wz", f"audio/{d}/*.ogg"))
       for d in ("memressp", "tutorial", "taunts", "vtoltalk", "trnsppil", "nexus")],
     ("warzone_sequence", "train", "speech", ("zip", G + "warzone2100/base.wz", "sequenceaudio/*.ogg")),
+    # letters and syllables read aloud, one speaker per language (short items)
+    ("klettres", "train", "speech", "usr/share/klettres/**/*.ogg"),
 
     ("lincity", "test", "noise", G + "lincity-ng/sounds/*"),
     ("wesnoth", "test", "noise", G + "wesnoth/1.16/data/core/sounds/**/*"),
@@ -107,6 +116,20 @@ SOURCES = [
     ("scorched3d", "train", "noise", G + "scorched3d/data/globalmods/*/data/wav/**/*.wav"),
     # footsteps, digging, water, fire (validation)
     ("minetest", "val", "noise", G + "minetest/games/minetest_game/mods/*/sounds/*.ogg"),
+    # aircraft engines, propellers, turbines, wind, rain, thunder, tyres (validation); the
+    # cockpit voice call-outs and checklists are left out
+    ("flightgear", "val", "noise", G + "flightgear/**/Sounds/**/*",
+     ("*/mk-viii/*", "*/tcas/*", "*checklist*")),
+    # animals, farms, saws, smithies, taverns, mills; music
+    ("widelands", "train", "noise", G + "widelands/data/[sm][ou]*/**/*"),
+    ("cube2", "train", "noise", G + "cube2/packages/sounds/**/*", ("*/sounds/0ad/*",)),
+    ("freedroidrpg", "train", "noise", "usr/share/freedroidrpg/data/sound/**/*",
+     ("*/voice_samples/*", "*/tux_ingame_comments/*", "*Scream*", "*ThouArtDefeated*")),
+    ("warmux", "train", "noise", G + "warmux/**/*", ("*/voices/*",)),
+    ("marsshooter", "train", "noise", G + "marsshooter/audio/**/*", ("*/announcer/*",)),
+    # weapons, footsteps, doors, world ambience; the players' voices and the announcer left out
+    ("openarena", "train", "noise", ("zip", G + "openarena/baseoa/pak0.pk3", "sound/*"),
+     ("sound/player/[!f]*", "sound/feedback/*", "*announcer*")),
 ]
 
 
