@@ -416,30 +416,19 @@ void ssmd_srv_checkpoint_json(ssmd_srv *s, const ssmd_srv_stream *st, json_t *o)
     if (st->resume_error[0]) json_object_set_new(o, "resume_error", json_string(st->resume_error));
 }
 
-/* The option as the user wrote it: --flag on the command line, the key in a
- * config file. */
-static const char *opt_name(const ssmd_config *cfg, const char *key, char *buf, size_t cap)
-{
-    if (ssmd_config_origin_of(cfg, key) != SSMD_ORIGIN_COMMAND_LINE) return key;
-    snprintf(buf, cap, "--%s", key);
-    for (char *p = buf; *p; p++)
-        if (*p == '_') *p = '-';
-    return buf;
-}
-
 int ssmd_srv_checkpoint_check(ssmd_srv *s)
 {
     const ssmd_config *cfg = s->cfg;
-    char name[64], err[700];
+    char name[400], err[700];
     if (cfg->checkpoint_s <= 0) return 0;
     if (!cfg->cluster[0]) {
         fprintf(stderr, "ssmd: %s: checkpoints are stored in the cluster's etcd: it needs --cluster\n",
-                opt_name(cfg, "checkpoint_s", name, sizeof name));
+                ssmd_config_where(cfg, "checkpoint_s", name, sizeof name));
         return -1;
     }
     if (s->token_mode) return 0; /* refused as a cluster member with its own line */
     if (cfg->checkpoint_dir[0] && ssmd_ckpt_dir_check(cfg->checkpoint_dir, err, sizeof err) != 0) {
-        fprintf(stderr, "ssmd: %s: %s\n", opt_name(cfg, "checkpoint_dir", name, sizeof name), err);
+        fprintf(stderr, "ssmd: %s: %s\n", ssmd_config_where(cfg, "checkpoint_dir", name, sizeof name), err);
         return -1;
     }
     /* the size of every checkpoint of this model: a stream at its rate */
@@ -453,7 +442,7 @@ int ssmd_srv_checkpoint_check(ssmd_srv *s)
     }
     if (bytes > (size_t)cfg->checkpoint_inline_bytes && !cfg->checkpoint_dir[0]) {
         fprintf(stderr, "ssmd: %s: this model's checkpoints are %zu bytes, more than %ld: raise it (at most 1048576) "
-                "or name a --checkpoint-dir for them\n", opt_name(cfg, "checkpoint_inline_bytes", name, sizeof name),
+                "or name a --checkpoint-dir for them\n", ssmd_config_where(cfg, "checkpoint_inline_bytes", name, sizeof name),
                 bytes, cfg->checkpoint_inline_bytes);
         return -1;
     }

@@ -374,13 +374,22 @@ static char *advertised(const char *endpoint, const char *host)
 int ssmd_cluster_start(ssmd_cluster **out, const ssmd_config *cfg, uint64_t epoch, char *err, size_t cap)
 {
     *out = NULL;
-    if (ssmd_etcd_url_check(cfg->cluster, err, cap) != 0) return -1;
+    char where[400];
+    if (ssmd_etcd_url_check(cfg->cluster, err, cap) != 0) {
+        /* "cluster: why" -> "FILE:LINE: cluster: why" or "--cluster: why" */
+        const char *why = strncmp(err, "cluster: ", 9) == 0 ? err + 9 : err;
+        char *copy = strdup(why);
+        ssmd_errf(err, cap, "%s: %s", ssmd_config_where(cfg, "cluster", where, sizeof where), copy ? copy : why);
+        free(copy);
+        return -1;
+    }
     char host[256] = "";
     if (gethostname(host, sizeof host - 1) != 0) snprintf(host, sizeof host, "localhost");
     const char *node = cfg->node[0] ? cfg->node : host;
     if (!ssmd_stream_name_valid(node, strlen(node)))
-        return ssmd_errf(err, cap, "node: '%s' is not a valid node name (1-64 of [A-Za-z0-9_.-], not starting "
-                         "with '.')%s", node, cfg->node[0] ? "" : "; the host name is used when --node is not given");
+        return ssmd_errf(err, cap, "%s: '%s' is not a valid node name (1-64 of [A-Za-z0-9_.-], not starting "
+                         "with '.')%s", ssmd_config_where(cfg, "node", where, sizeof where), node,
+                         cfg->node[0] ? "" : "; the host name is used when --node is not given");
     if (ssmd_etcd_global_init() != 0) return ssmd_errf(err, cap, "cluster: libcurl initialisation failed");
     ssmd_cluster *c = calloc(1, sizeof *c);
     if (!c) return ssmd_errf(err, cap, "cluster: out of memory");

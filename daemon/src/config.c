@@ -304,6 +304,7 @@ static int set_option(ssmd_config *cfg, const ssmd_option *o, const char *value,
 {
     if (set_value(cfg, o, value, err, cap) != 0) return -1;
     cfg->origin[o - options] = (unsigned char)from;
+    cfg->origin_line[o - options] = 0; /* ssmd_config_load_file sets it after */
     return 0;
 }
 
@@ -381,6 +382,24 @@ ssmd_config_origin ssmd_config_origin_of(const ssmd_config *cfg, const char *key
 {
     const ssmd_option *o = find_option(key, strlen(key));
     return o ? (ssmd_config_origin)cfg->origin[o - options] : SSMD_ORIGIN_DEFAULT;
+}
+
+const char *ssmd_config_where(const ssmd_config *cfg, const char *key, char *buf, size_t cap)
+{
+    if (!buf || cap == 0) return "";
+    const ssmd_option *o = find_option(key, strlen(key));
+    ssmd_config_origin from = o ? (ssmd_config_origin)cfg->origin[o - options] : SSMD_ORIGIN_DEFAULT;
+    int line = o ? cfg->origin_line[o - options] : 0;
+    if (from == SSMD_ORIGIN_COMMAND_LINE) {
+        snprintf(buf, cap, "--%s", o->key);
+        for (char *p = buf; *p; p++)
+            if (*p == '_') *p = '-';
+    } else if (from == SSMD_ORIGIN_FILE && line > 0 && cfg->origin_file[0]) {
+        snprintf(buf, cap, "%s:%d: %s", cfg->origin_file, line, o->key);
+    } else {
+        snprintf(buf, cap, "%s", o ? o->key : key);
+    }
+    return buf;
 }
 
 int ssmd_config_init(ssmd_config *cfg)
@@ -465,6 +484,11 @@ int ssmd_config_load_file(ssmd_config *cfg, const char *path, char *err, size_t 
             ssmd_errf(err, cap, "%s:%d: %s", path, lineno, why);
             rc = -1;
             break;
+        }
+        const ssmd_option *o = find_option(key, strlen(key));
+        if (o) {
+            cfg->origin_line[o - options] = lineno;
+            snprintf(cfg->origin_file, sizeof cfg->origin_file, "%s", path);
         }
     }
     if (rc == 0 && ferror(f)) {
@@ -628,6 +652,24 @@ int ssmd_config_check(const ssmd_config *cfg, char *err, size_t cap, char *warn,
         if (why[0] && warn)
             warn_line(warn, warn_cap, "output_format = %s in the config file does nothing: %s", cfg->output_format,
                       why);
+    }
+    if (!cfg->cluster[0]) {
+        static const char *const cluster_only[] = { "node", "cluster_ttl_s", "checkpoint_dir",
+                                                    "checkpoint_inline_bytes" };
+        for (size_t i = 0; i < sizeof cluster_only / sizeof cluster_only[0]; i++) {
+            from = ssmd_config_origin_of(cfg, cluster_only[i]);
+            if (from == SSMD_ORIGIN_DEFAULT) continue;
+            char where[400];
+            ssmd_config_where(cfg, cluster_only[i], where, sizeof where);
+            if (from == SSMD_ORIGIN_COMMAND_LINE) {
+                ssmd_errf(err, cap, "%s: only used in cluster mode, and --cluster etcd://HOST:PORT is not given "
+                          "(docs/cluster.md)", where);
+                return -1;
+            }
+            if (warn)
+                warn_line(warn, warn_cap, "%s does nothing without cluster = etcd://HOST:PORT (docs/cluster.md)",
+                          where);
+        }
     }
     return 0;
 }

@@ -90,6 +90,9 @@ typedef struct ssmd_config {
     char *checkpoint_dir;     /**< where checkpoints larger than checkpoint_inline_bytes go, "" = none */
     long  checkpoint_inline_bytes; /**< checkpoints up to this size are stored in etcd itself */
     unsigned char origin[SSMD_CONFIG_MAX_OPTIONS]; /**< ssmd_config_origin of each row, in table order */
+    int origin_line[SSMD_CONFIG_MAX_OPTIONS]; /**< the config-file line that set each row's value, 0 when it
+                                                   came from elsewhere (ssmd_config_where) */
+    char origin_file[256];    /**< the config file of those lines (cut at 255 bytes), "" = none */
 } ssmd_config;
 
 /** Option types. */
@@ -163,6 +166,13 @@ int ssmd_config_parse_args(ssmd_config *cfg, int argc, char **argv, ssmd_cli_act
  *  unknown key. */
 ssmd_config_origin ssmd_config_origin_of(const ssmd_config *cfg, const char *key);
 
+/** Names where the value of key came from, for the start of an error line:
+ *  "--checkpoint-dir" (command line), "/etc/ssmd/ssmd.conf:12: checkpoint_dir"
+ *  (a config-file line), or the key itself (a default, or ssmd_config_set).
+ *  Writes into buf (cap bytes, cut to fit) and returns buf.  Thread-safe for
+ *  a cfg nobody modifies. */
+const char *ssmd_config_where(const ssmd_config *cfg, const char *key, char *buf, size_t cap);
+
 /** Checks the options of a run (after ssmd_config_parse_args) for a job
  *  that would lose its result or ignore an option, before anything is
  *  loaded:
@@ -172,8 +182,10 @@ ssmd_config_origin ssmd_config_origin_of(const ssmd_config *cfg, const char *key
  *   - --output with an input that writes no file (mic, none) and no
  *     --generate-s;
  *   - --output-format that does nothing: no --output, or an .ogg/.opus/.mp3
- *     output whose codec sets the samples.
- *  The last two are refused when the option came from the command line and
+ *     output whose codec sets the samples;
+ *   - cluster options (--node, --cluster-ttl-s, --checkpoint-dir,
+ *     --checkpoint-inline-bytes) without --cluster.
+ *  The last three are refused when the option came from the command line and
  *  only warned about (one line in warn, else warn[0] = '\0') when it came
  *  from a config file.  Returns 0, or -1 with one line in err (a usage
  *  error: exit status 2). */

@@ -396,8 +396,18 @@ def t_membership():
     finally:
         proc.terminate()
         proc.wait(10)
-    for bad, want in ((["--cluster", "http://127.0.0.1:1"], "etcd://"),
-                      (["--cluster", "etcd://127.0.0.1:2379", "--node", "a/b"], "node")):
+    nconf = os.path.join(TMP, "node.conf")
+    with open(nconf, "w") as f:
+        f.write("# a cluster member\ncluster = etcd://127.0.0.1:2379\nnode = .dot\n")
+    uconf = os.path.join(TMP, "url.conf")
+    with open(uconf, "w") as f:
+        f.write("cluster = http://127.0.0.1:1\n")
+    for bad, want in ((["--cluster", "http://127.0.0.1:1"], "--cluster: expected etcd://"),
+                      (["--cluster", "etcd://127.0.0.1:2379", "--node", "a/b"], "--node: 'a/b' is not a valid"),
+                      (["--config", nconf], f"{nconf}:3: node: '.dot' is not a valid node name"),
+                      (["--config", uconf], f"{uconf}:1: cluster: expected etcd://"),
+                      (["--node", "n1"], "--node: only used in cluster mode"),
+                      (["--cluster-ttl-s", "5"], "--cluster-ttl-s: only used in cluster mode")):
         r = subprocess.run([SSMD, "--model", MODEL, *eps, *bad], capture_output=True, text=True, timeout=30)
         lines = r.stderr.strip().split("\n")
         check(r.returncode == 2 and len(lines) == 1 and want in lines[0], (r.returncode, r.stderr))

@@ -262,6 +262,39 @@ static void test_origin_and_check(void **state)
     assert_int_equal(ssmd_config_check(&c, err, sizeof err, warn, sizeof warn), -1);
     assert_non_null(strstr(err, "serve is 'no'"));
     ssmd_config_free(&c);
+
+    /* where a value came from, for error lines: flag, FILE:LINE: key, or the key */
+    char where[400];
+    const char *cconf = "# cluster\nserve = yes\n\nnode = n1\ncluster-ttl-s = 5\n";
+    const char *cpath = write_file("cluster.conf", cconf, strlen(cconf));
+    assert_int_equal(ssmd_config_init(&c), 0);
+    assert_int_equal(parse(&c, &a, err, sizeof err, 5, "-c", cpath, "--checkpoint-inline-bytes", "1000"), 0);
+    char want[400];
+    snprintf(want, sizeof want, "%s:4: node", cpath);
+    assert_string_equal(ssmd_config_where(&c, "node", where, sizeof where), want);
+    snprintf(want, sizeof want, "%s:5: cluster_ttl_s", cpath);
+    assert_string_equal(ssmd_config_where(&c, "cluster-ttl-s", where, sizeof where), want);
+    assert_string_equal(ssmd_config_where(&c, "checkpoint_inline_bytes", where, sizeof where),
+                        "--checkpoint-inline-bytes");
+    assert_string_equal(ssmd_config_where(&c, "max_streams", where, sizeof where), "max_streams");
+    /* cluster options without --cluster: the flag refused, the file's lines warned about */
+    assert_int_equal(ssmd_config_check(&c, err, sizeof err, warn, sizeof warn), -1);
+    assert_non_null(strstr(err, "--checkpoint-inline-bytes: only used in cluster mode"));
+    assert_int_equal(parse(&c, &a, err, sizeof err, 3, "--cluster", "etcd://127.0.0.1:2379"), 0);
+    assert_int_equal(ssmd_config_check(&c, err, sizeof err, warn, sizeof warn), 0);
+    assert_string_equal(warn, "");
+    ssmd_config_free(&c);
+    assert_int_equal(ssmd_config_init(&c), 0);
+    assert_int_equal(parse(&c, &a, err, sizeof err, 3, "-c", cpath), 0);
+    assert_int_equal(ssmd_config_check(&c, err, sizeof err, warn, sizeof warn), 0);
+    snprintf(want, sizeof want, "%s:4: node does nothing without cluster = etcd://", cpath);
+    assert_non_null(strstr(warn, want));
+    snprintf(want, sizeof want, "%s:5: cluster_ttl_s does nothing", cpath);
+    assert_non_null(strstr(warn, want));
+    /* the command line overrides a file line: no line number left */
+    assert_int_equal(parse(&c, &a, err, sizeof err, 3, "--node", "n2"), 0);
+    assert_string_equal(ssmd_config_where(&c, "node", where, sizeof where), "--node");
+    ssmd_config_free(&c);
 }
 
 static void test_help_lists_every_option(void **state)
