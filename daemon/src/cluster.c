@@ -660,22 +660,24 @@ json_t *ssmd_cluster_locate(ssmd_cluster *c, const char *stream)
     char err[512] = "", *key = owner_key(stream);
     int64_t lease;
     bool fresh = usable(c, &lease, err, sizeof err) && refresh_members(c, c->loop_etcd, err, sizeof err) == 0;
+    bool checked = false;
     place(c, stream, &o);
     if (key && fresh) {
         ssmd_etcd_kv *kvs = NULL;
         size_t n = 0;
-        if (ssmd_etcd_range(c->loop_etcd, key, false, &kvs, &n, err, sizeof err) == 0 && n > 0) {
-            owner_from_value(&o, kvs[0].value);
-            by = "owner";
-        } else if (err[0]) {
-            by = "placement (etcd unavailable: not checked for an owner)";
+        if (ssmd_etcd_range(c->loop_etcd, key, false, &kvs, &n, err, sizeof err) == 0) {
+            checked = true;
+            if (n > 0) {
+                owner_from_value(&o, kvs[0].value);
+                by = "owner";
+            }
         }
         ssmd_etcd_kvs_free(kvs, n);
-    } else {
-        by = "placement (etcd unavailable: not checked for an owner)";
     }
     free(key);
     json_t *r = json_pack("{s:s, s:s, s:s, s:s}", "stream", stream, "node", o.node, "ingest", o.ingest, "by", by);
     if (r) json_object_set_new(r, "checkpoint", fresh ? ssmd_cluster_ckpt_locate(c, stream) : json_null());
+    if (r && !checked) /* by is "placement" from the last member list: no owner key was read */
+        json_object_set_new(r, "unverified", json_string(err[0] ? err : "etcd unavailable"));
     return r;
 }

@@ -575,6 +575,11 @@ def t_outage():
             c = d.cluster()
             check(c["owners"] is None and sorted(c["owned"]) == sorted(n for n in names if placed[n] == d.node), c)
             check("refusing new ones" in d.log(), "the outage is logged")
+        # locate while etcd is away: the placement over the last member list, marked unverified
+        loc = ds["n1"].ctl("locate", stream=names[0])
+        check(loc["ok"] and loc["by"] == "placement" and loc["node"] == placed[names[0]] and
+              loc.get("unverified") and loc["checkpoint"] is None, loc)
+        print(f"locate with etcd down: by {loc['by']}, node {loc['node']}, unverified: {loc['unverified']!r}")
 
         # etcd returns: placement works again, the owners are still listed
         etcd.start()
