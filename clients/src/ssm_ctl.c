@@ -16,8 +16,10 @@
 #include "client.h"
 
 #define DEFAULT_ENDPOINT "tcp://127.0.0.1:5562"
-/** Largest snapshot file restore sends (bytes). */
-#define MAX_SNAPSHOT_BYTES (1u << 30)
+/** Largest snapshot file restore sends (bytes): the daemon's control socket
+ *  takes frames up to 16 MiB (status limits.control_max_message_bytes) and
+ *  drops larger ones without a reply. */
+#define MAX_SNAPSHOT_BYTES (16u << 20)
 
 static const char *const usage_text =
     "Usage: ssm-ctl [OPTIONS] CMD\n"
@@ -73,8 +75,9 @@ static int read_file(const char *path, uint8_t **out, size_t *len)
         return -1;
     }
     if ((uint64_t)st.st_size > MAX_SNAPSHOT_BYTES) {
-        fprintf(stderr, "ssm-ctl: %s: %lld bytes is larger than a snapshot can be\n", path,
-                (long long)st.st_size);
+        fprintf(stderr, "ssm-ctl: %s: %lld bytes is more than the %u bytes a control message to the daemon may "
+                "hold (larger states cannot go through the control socket)\n", path, (long long)st.st_size,
+                MAX_SNAPSHOT_BYTES);
         fclose(f);
         return -1;
     }

@@ -153,9 +153,9 @@ static void status_fill(ssmd_srv *s, json_t *reply, const ssmd_control_trace *tr
         "live_frames", (json_int_t)s->c.live_frames, "bulk_frames", (json_int_t)s->c.bulk_frames,
         "ingest_blocked_ms", (json_int_t)(s->c.ingest_blocked_ns / 1000000u),
         "capture_read_ms", (json_int_t)(s->c.capture_ns / 1000000u)));
-    json_object_set_new(reply, "limits", json_pack("{s:I, s:i, s:I, s:I}",
-        "ingest_max_payload_bytes", (json_int_t)s->cfg->ingest_max_payload, "ingest_queue_messages",
-        SSMD_INGEST_HWM, "pub_hwm", (json_int_t)s->cfg->pub_hwm, "pub_sndbuf", (json_int_t)s->cfg->pub_sndbuf));
+    json_object_set_new(reply, "limits", json_pack("{s:I, s:i, s:I, s:I, s:I}",
+        "control_max_message_bytes", (json_int_t)SSMD_CONTROL_MAX_MSG,
+        "ingest_max_payload_bytes", (json_int_t)s->cfg->ingest_max_payload, "ingest_queue_messages", SSMD_INGEST_HWM, "pub_hwm", (json_int_t)s->cfg->pub_hwm, "pub_sndbuf", (json_int_t)s->cfg->pub_sndbuf));
     json_object_set_new(reply, "curve", s->t.zap ? json_pack("{s:I, s:I, s:I}", "allowed_keys",
         (json_int_t)s->t.n_allow, "admitted", (json_int_t)s->t.zap_allowed, "refused",
         (json_int_t)s->t.zap_denied) : json_null());
@@ -198,6 +198,15 @@ static void cmd_reset(ssmd_srv *s, request *r)
 static void cmd_snapshot(ssmd_srv *s, request *r)
 {
     size_t cap = ssm_state_bytes(s->model), written = 0;
+    if (cap > (size_t)SSMD_CONTROL_MAX_MSG) {
+        /* restore could not take it back: the control socket drops larger frames */
+        char m[400];
+        snprintf(m, sizeof m, "this model's state is %zu bytes, more than the %lld bytes a control message may "
+                 "hold (restore could not send it back); snapshot such streams with the C API "
+                 "(ssm_state_snapshot)", cap, (long long)SSMD_CONTROL_MAX_MSG);
+        fail(s, r, "SNAPSHOT_TOO_LARGE", m);
+        return;
+    }
     void *buf = malloc(cap);
     if (!buf || ssm_state_snapshot(ssmd_srv_stream_state(s, r->st), buf, cap, &written) != SSM_OK) {
         free(buf);

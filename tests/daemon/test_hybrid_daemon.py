@@ -28,6 +28,12 @@ bit compared), then checks:
      negative; checksum made valid again) are refused by ssm-ctl restore with
      one line (BAD_SNAPSHOT), exit 1; the daemon keeps serving and the stream
      still ends with the file job's bits.
+  6. a model whose state is larger than a control message (one attention
+     layer with a window of 70 000 frames: 17.9 MB a stream): snapshot is
+     answered SNAPSHOT_TOO_LARGE at once (ssm-ctl: one line, exit 1) instead
+     of a reply the client cannot take; ssm-ctl restore and the Python
+     Control.restore refuse a 17 MiB file before sending, naming the cap;
+     status advertises the cap.
 """
 import json
 import os
@@ -316,10 +322,55 @@ def main(argv):
     finally:
         rc, err = d.stop()
         check(rc == 0, f"daemon exit {rc} on SIGTERM {err.strip()[-300:]}")
+    big_window(ssmd, ssm_ctl, work)
     if FAILS:
         print(f"FAILED: {len(FAILS)} check(s)")
         return 1
     return 0
+
+
+def big_window(ssmd, ssm_ctl, work):
+    """6. a state larger than the control socket's 16 MiB frames."""
+    model = os.path.join(work, "big_window.safetensors")
+    meta = attn_ref.make_model(model, d_model=32, kinds=["attention"], head_dim=16, n_groups=1, d_state=16,
+                               d_conv=4, n_features=481, heads="mask,vad", n_mask=481, seed=6,
+                               meta_extra=FRONTEND, attn=dict(num_heads=4, num_heads_kv=4, window=70000))
+    want = attn_ref.state_bytes(meta)
+    cap = P.CONTROL_MAX_MESSAGE_BYTES
+    check(want > cap, f"big-window model: state {want} bytes > {cap}")
+    d = Daemon(ssmd, model, work)
+    try:
+        check(d.status["limits"]["control_max_message_bytes"] == cap,
+              f"status limits.control_max_message_bytes = {d.status['limits'].get('control_max_message_bytes')}")
+        p = Push(d, "big")
+        p.send(np.zeros(HOP * 4, np.float32))
+        p.wait_processed()
+        t0 = time.time()
+        res = subprocess.run([ssm_ctl, "-e", d.control, "snapshot", "--stream", "big", "--file",
+                              os.path.join(work, "big.snap")], capture_output=True, text=True, timeout=30)
+        lines = res.stderr.strip().splitlines()
+        check(res.returncode == 1 and len(lines) == 1 and "SNAPSHOT_TOO_LARGE" in lines[0] and str(want) in lines[0]
+              and time.time() - t0 < 10, f"snapshot of a {want}-byte state: exit {res.returncode} in "
+              f"{time.time() - t0:.1f} s: {res.stderr.strip()}")
+        huge = os.path.join(work, "huge.snap")
+        with open(huge, "wb") as f:
+            f.write(b"\0" * (cap + 1))
+        res = subprocess.run([ssm_ctl, "-e", d.control, "restore", "--stream", "big", "--file", huge],
+                             capture_output=True, text=True, timeout=30)
+        lines = res.stderr.strip().splitlines()
+        check(res.returncode != 0 and len(lines) == 1 and str(cap) in lines[0],
+              f"ssm-ctl restore of {cap + 1} bytes: exit {res.returncode}: {res.stderr.strip()}")
+        from ssmd.control import Control
+        try:
+            Control(d.control).restore("big", b"\0" * (cap + 1))
+            check(False, "Python Control.restore of an oversized snapshot raised nothing")
+        except ValueError as e:
+            check(str(cap) in str(e), f"Python Control.restore: ValueError: {e}")
+        p.send(np.zeros(HOP, np.float32), last=True)
+        check(len(p.collect()) == HOP * 5, "the stream still ends with all its samples")
+    finally:
+        rc, err = d.stop()
+        check(rc == 0, f"big-window daemon exit {rc} on SIGTERM {err.strip()[-300:]}")
 
 
 if __name__ == "__main__":

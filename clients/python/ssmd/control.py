@@ -90,6 +90,13 @@ class Control(SocketClient):
         return extra[0]
 
     def restore(self, stream, snapshot):
+        """Loads snapshot (bytes from snapshot()) into the stream.  Raises
+        ValueError, before sending, for more than CONTROL_MAX_MESSAGE_BYTES
+        (the daemon's control socket drops larger frames without a reply),
+        ControlError for the daemon's refusals (SNAPSHOT_MISMATCH, BAD_SNAPSHOT)."""
+        if len(snapshot) > protocol.CONTROL_MAX_MESSAGE_BYTES:
+            raise ValueError(f"snapshot of {len(snapshot)} bytes is more than the {protocol.CONTROL_MAX_MESSAGE_BYTES} "
+                             f"bytes a control message to the daemon may hold")
         return self.request("restore", extra=snapshot, stream=stream)[0]
 
     def stop(self):

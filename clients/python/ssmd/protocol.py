@@ -25,6 +25,9 @@ MIN_INGEST_PAYLOAD_BYTES = 64 * 1024
 # socket; SSMD_CLIENT_MAX_FRAME_BYTES in protocol.h): a payload of
 # MAX_PAYLOAD_BYTES, the largest any reader accepts
 CLIENT_MAX_FRAME_BYTES = MAX_PAYLOAD_BYTES
+# The largest frame the daemon's control socket takes (status
+# limits.control_max_message_bytes): a restore's snapshot must fit.
+CONTROL_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 _LAYOUT = struct.Struct("<4sHHHHIIIIIQQQQ")
 assert _LAYOUT.size == HEADER_BYTES
 
