@@ -3,7 +3,7 @@
  * states in a device pool, and runners that run one frame of B streams (or a
  * chunk of one stream) as ONE CUDA graph launch.
  *
- * A frame, per layer: RMSNorm → in_proj (cuBLAS) → conv+SiLU (one kernel,
+ * A frame, per Mamba-1 layer: RMSNorm → in_proj (cuBLAS) → conv+SiLU (one kernel,
  * conv state in registers) → x_proj, dt_proj (cuBLAS) → the fused scan
  * (softplus, exp, state update, C readout, D skip, SiLU(z) gate; SSM state
  * read once and written once) → out_proj accumulated into the residual by
@@ -13,6 +13,17 @@
  * synchronisation.  Projections are fp32 cuBLAS sgemm (CUBLAS_DEFAULT_MATH: no
  * TF32), or with SSM_CUDA_BF16 bf16 weights × bf16 activations accumulated
  * in fp32 (cublasGemmEx, CUBLAS_COMPUTE_32F).
+ *
+ * Mixed stacks (model.c's other layer kinds; NOT YET RUN ON A GPU, see
+ * kernels/ssm_kernels_cuda.h): a Mamba-2 layer is RMSNorm → in_proj (z | xBC
+ * | dt) → conv+SiLU over xBC (the Mamba-1 conv kernel, conv_dim channels) →
+ * the scan over heads (softplus fused) → gated RMSNorm with z → out_proj; an
+ * attention layer is RMSNorm → in_proj (q | k | v | mlp) → the window
+ * kernel (RoPE, ring write, softmax) → the mlp_dim gate → out_proj; a block
+ * with a gated MLP adds RMSNorm(norm2) → fc1 → y·SiLU(gate) → fc2 into the
+ * residual.  A stream's payload is model.c's: the layers one after the
+ * other, each its conv then SSM state, or its KV ring and frame counter
+ * (ssm_attn_state_floats), so snapshots move between the backends.
  */
 #define _GNU_SOURCE /* dladdr */
 #include "model_cuda.h"
@@ -25,6 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels/ssm_kernels.h"
 #include "kernels/ssm_kernels_cuda.h"
 
 typedef struct dlin {
@@ -34,9 +46,18 @@ typedef struct dlin {
     int d_in, d_out;
 } dlin;
 
+/* One layer on the device.  Mamba-1: conv_w {d_inner, d_conv}, dt_bias
+ * {d_inner}, A {d_inner, d_state}, D {d_inner}.  Mamba-2: conv_w {conv_dim,
+ * d_conv}, dt_bias, A, D {n_heads}, norm_gated {d_inner}.  Attention:
+ * inv_freq {rot_dim/2} (float64).  norm2, fc1, fc2: the block's gated MLP or
+ * NULL. */
 typedef struct dlayer {
-    const float *norm, *conv_w, *conv_b, *dt_bias, *A, *D;
-    dlin in, x, dt, out;
+    ssm_layer_kind kind;
+    int d_inner, d_state, d_conv, conv_dim, n_heads, head_dim, n_groups, d_in_proj;
+    size_t off; /* floats into a stream's payload: the layer's conv state (or KV ring) */
+    const float *norm, *conv_w, *conv_b, *dt_bias, *A, *D, *norm_gated, *norm2;
+    const double *inv_freq;
+    dlin in, x, dt, out, fc1, fc2;
 } dlayer;
 
 struct ssm_cuda_model {
@@ -48,7 +69,10 @@ struct ssm_cuda_model {
     dlayer *layers;
     const float *embedding, *norm_f;
     dlin frontend, mask, vad, lm;
-    size_t state_floats, layer_floats, conv_floats;
+    size_t state_floats; /* a stream's payload, model.c's layout */
+    int max_in;          /* widest in_proj / fc1 output row */
+    int max_mid;         /* widest conv output row (Mamba-1 d_inner, Mamba-2 conv_dim) */
+    int max_inner;       /* widest out_proj / fc2 input row */
     /* state pool: chunks of per_chunk payloads, free list of payloads */
     pthread_mutex_t mu;
     void **chunks;
@@ -181,6 +205,18 @@ typedef struct upl {
     size_t off;
 } upl;
 
+static const double *put_f64(upl *u, const double *src, size_t n)
+{
+    if (!src)
+        return NULL;
+    size_t at = u->off;
+    u->off += (n * sizeof(double) + 255) / 256 * 256;
+    if (!u->host)
+        return NULL;
+    memcpy(u->host + at, src, n * sizeof(double));
+    return (const double *)(u->arena + at);
+}
+
 static const float *put(upl *u, const float *src, size_t n)
 {
     if (!src)
@@ -225,21 +261,38 @@ static void put_lin(upl *u, dlin *L, const float *w, const float *bias, int d_in
 static void lay_out(ssm_cuda_model *cm, const ssm_weights *w, upl *u)
 {
     const ssm_config *c = &cm->cfg;
-    int di = c->d_inner, dm = c->d_model, N = c->d_state, R = c->dt_rank;
+    int dm = c->d_model, R = c->dt_rank, dh = c->d_intermediate;
     u->off = 0;
     for (int l = 0; l < c->n_layer; ++l) {
         const ssm_layer_weights *L = &w->layers[l];
         dlayer *D = &cm->layers[l];
+        int di = L->d_inner, N = L->d_state;
         D->norm = put(u, L->norm, (size_t)dm);
-        put_lin(u, &D->in, L->in_proj, L->in_proj_bias, dm, 2 * di);
-        D->conv_w = put(u, L->conv1d, (size_t)di * c->d_conv);
-        D->conv_b = put(u, L->conv1d_bias, (size_t)di);
-        put_lin(u, &D->x, L->x_proj, NULL, di, R + 2 * N);
-        put_lin(u, &D->dt, L->dt_proj, NULL, R, di);
-        D->dt_bias = put(u, L->dt_proj_bias, (size_t)di);
-        D->A = put(u, L->A, (size_t)di * N);
-        D->D = put(u, L->D, (size_t)di);
+        put_lin(u, &D->in, L->in_proj, L->in_proj_bias, dm, L->d_in_proj);
         put_lin(u, &D->out, L->out_proj, L->out_proj_bias, di, dm);
+        if (L->kind == SSM_LAYER_MAMBA1) {
+            D->conv_w = put(u, L->conv1d, (size_t)di * L->d_conv);
+            D->conv_b = put(u, L->conv1d_bias, (size_t)di);
+            put_lin(u, &D->x, L->x_proj, NULL, di, R + 2 * N);
+            put_lin(u, &D->dt, L->dt_proj, NULL, R, di);
+            D->dt_bias = put(u, L->dt_proj_bias, (size_t)di);
+            D->A = put(u, L->A, (size_t)di * N);
+            D->D = put(u, L->D, (size_t)di);
+        } else if (L->kind == SSM_LAYER_MAMBA2) {
+            D->conv_w = put(u, L->conv1d, (size_t)L->conv_dim * L->d_conv);
+            D->conv_b = put(u, L->conv1d_bias, (size_t)L->conv_dim);
+            D->dt_bias = put(u, L->dt_bias, (size_t)L->n_heads);
+            D->A = put(u, L->A, (size_t)L->n_heads);
+            D->D = put(u, L->D, (size_t)L->n_heads);
+            D->norm_gated = put(u, L->norm_gated, (size_t)di);
+        } else {
+            D->inv_freq = put_f64(u, L->rope_inv_freq, (size_t)(c->at_rot_dim / 2));
+        }
+        if (L->mlp_fc1) {
+            D->norm2 = put(u, L->norm2, (size_t)dm);
+            put_lin(u, &D->fc1, L->mlp_fc1, NULL, dm, 2 * dh);
+            put_lin(u, &D->fc2, L->mlp_fc2, NULL, dh, dm);
+        }
     }
     cm->embedding = put(u, w->embedding, (size_t)c->vocab_size * dm);
     put_lin(u, &cm->frontend, w->frontend_proj, w->frontend_bias,
@@ -255,10 +308,22 @@ int ssm_cuda_model_create(const ssm_weights *w, int device, ssm_cuda_model **out
 {
     *out = NULL;
     const ssm_config *c = &w->cfg;
-    if (c->d_conv > SSM_CUDA_MAX_D_CONV || c->d_state > SSM_CUDA_MAX_D_STATE)
-        return ssm_error_set(err, SSM_ERR_BACKEND,
-                             "cuda: d_conv %d / d_state %d above the kernels' limits %d / %d",
-                             c->d_conv, c->d_state, SSM_CUDA_MAX_D_CONV, SSM_CUDA_MAX_D_STATE);
+    for (int l = 0; l < c->n_layer; ++l) {
+        const ssm_layer_weights *L = &w->layers[l];
+        if (L->kind == SSM_LAYER_ATTENTION) {
+            if (c->at_head_dim > SSM_CUDA_MAX_HEAD_DIM)
+                return ssm_error_set(err, SSM_ERR_BACKEND,
+                                     "cuda: attention head_dim %d above the kernels' limit %d",
+                                     c->at_head_dim, SSM_CUDA_MAX_HEAD_DIM);
+        } else if (L->d_conv > SSM_CUDA_MAX_D_CONV || L->d_state > SSM_CUDA_MAX_D_STATE) {
+            return ssm_error_set(err, SSM_ERR_BACKEND,
+                                 "cuda: %s layer %d: d_conv %d / d_state %d above the kernels' "
+                                 "limits %d / %d",
+                                 L->kind == SSM_LAYER_MAMBA2 ? "Mamba-2" : "Mamba-1", l,
+                                 L->d_conv, L->d_state, SSM_CUDA_MAX_D_CONV,
+                                 SSM_CUDA_MAX_D_STATE);
+        }
+    }
     cudaError_t e = cudaSetDevice(device);
     if (e != cudaSuccess)
         return cuda_fail(err, e, "cudaSetDevice");
@@ -271,17 +336,47 @@ int ssm_cuda_model_create(const ssm_weights *w, int device, ssm_cuda_model **out
     struct cudaDeviceProp prop;
     if (cudaGetDeviceProperties(&prop, device) == cudaSuccess)
         snprintf(cm->name, sizeof cm->name, "%s", prop.name);
-    cm->conv_floats = (size_t)c->d_inner * c->d_conv;
-    cm->layer_floats = (size_t)c->d_inner * ((size_t)c->d_conv + c->d_state);
-    cm->state_floats = cm->layer_floats * (size_t)c->n_layer;
-    cm->slot_bytes = (cm->state_floats * sizeof(float) + 255) / 256 * 256;
-    size_t per = ((size_t)64 << 20) / cm->slot_bytes;
-    cm->per_chunk = per < 16 ? 16 : per;
     cm->layers = calloc((size_t)c->n_layer, sizeof *cm->layers);
     if (!cm->layers) {
         ssm_cuda_model_free(cm);
         return ssm_error_set(err, SSM_ERR_NOMEM, "cuda: out of host memory");
     }
+    /* geometry and payload layout, as model.c lays a state out (the loader
+     * bounded every size, model.c checked the sum) */
+    size_t total = 0;
+    for (int l = 0; l < c->n_layer; ++l) {
+        const ssm_layer_weights *L = &w->layers[l];
+        dlayer *D = &cm->layers[l];
+        D->kind = L->kind;
+        D->d_inner = L->d_inner;
+        D->d_state = L->d_state;
+        D->d_conv = L->d_conv;
+        D->conv_dim = L->conv_dim;
+        D->n_heads = L->n_heads;
+        D->head_dim = L->head_dim;
+        D->n_groups = L->n_groups;
+        D->d_in_proj = L->d_in_proj;
+        D->off = total;
+        if (L->kind == SSM_LAYER_ATTENTION) {
+            ssm_attn ag = {.n_heads = c->at_n_heads, .n_heads_kv = c->at_n_heads_kv,
+                           .head_dim = c->at_head_dim, .window = c->at_window};
+            total += ssm_attn_state_floats(&ag);
+        } else {
+            total += (size_t)L->conv_dim * L->d_conv + (size_t)L->d_inner * L->d_state;
+        }
+        int mid = L->kind == SSM_LAYER_ATTENTION ? 1 : L->conv_dim;
+        cm->max_in = L->d_in_proj > cm->max_in ? L->d_in_proj : cm->max_in;
+        cm->max_mid = mid > cm->max_mid ? mid : cm->max_mid;
+        cm->max_inner = L->d_inner > cm->max_inner ? L->d_inner : cm->max_inner;
+    }
+    if (c->d_intermediate > 0) {
+        cm->max_in = 2 * c->d_intermediate > cm->max_in ? 2 * c->d_intermediate : cm->max_in;
+        cm->max_inner = c->d_intermediate > cm->max_inner ? c->d_intermediate : cm->max_inner;
+    }
+    cm->state_floats = total;
+    cm->slot_bytes = (cm->state_floats * sizeof(float) + 255) / 256 * 256;
+    size_t per = ((size_t)64 << 20) / cm->slot_bytes;
+    cm->per_chunk = per < 16 ? 16 : per;
     upl u = {0};
     lay_out(cm, w, &u); /* sizes */
     cm->arena_bytes = u.off ? u.off : 256;
@@ -434,7 +529,9 @@ struct ssm_cuda_runner {
     size_t workspace_bytes, dev_bytes, host_bytes;
     void *dmem; /* every device buffer, one cudaMalloc */
     void *hmem; /* every pinned host buffer, one cudaHostAlloc */
-    /* device */
+    /* device: xz {rows, max_in} in_proj / fc1 output; xc {rows, max_mid} conv
+     * output; dbc, dt: Mamba-1's x_proj and dt_proj outputs; y {rows,
+     * max_inner} the mixer's (or the MLP's gated) output */
     float *in, *r, *hn, *xz, *xc, *dbc, *dt, *y, *hf, *mask, *vad, *logits;
     uint16_t *act16;
     int32_t *tok;
@@ -486,8 +583,11 @@ int ssm_cuda_runner_create(ssm_cuda_model *cm, int max_batch, int max_chunk, uns
     size_t nf = c->input == SSM_INPUT_FEATURES ? (size_t)c->n_features : 0;
     size_t dm = (size_t)c->d_model, di = (size_t)c->d_inner;
     size_t ndbc = (size_t)c->dt_rank + 2 * (size_t)c->d_state;
+    size_t nin = (size_t)cm->max_in, nmid = (size_t)cm->max_mid, nmax = (size_t)cm->max_inner;
     size_t nm = (size_t)(c->n_mask > 0 ? c->n_mask : 0), V = (size_t)c->vocab_size;
-    size_t wide = dm > di ? dm : di;
+    /* the widest input of a projection (bf16 activations): d_model, a mixer's
+     * or MLP's output row, the features */
+    size_t wide = dm > nmax ? dm : nmax;
     if (nf > wide)
         wide = nf;
     int has_mask = (c->heads & SSM_HEAD_MASK) != 0, has_vad = (c->heads & SSM_HEAD_VAD) != 0;
@@ -495,9 +595,9 @@ int ssm_cuda_runner_create(ssm_cuda_model *cm, int max_batch, int max_chunk, uns
 
     size_t t = 0;
     size_t o_in = dcarve(&t, rows, nf * 4), o_r = dcarve(&t, rows, dm * 4);
-    size_t o_hn = dcarve(&t, rows, dm * 4), o_xz = dcarve(&t, rows, 2 * di * 4);
-    size_t o_xc = dcarve(&t, rows, di * 4), o_dbc = dcarve(&t, rows, ndbc * 4);
-    size_t o_dt = dcarve(&t, rows, di * 4), o_y = dcarve(&t, rows, di * 4);
+    size_t o_hn = dcarve(&t, rows, dm * 4), o_xz = dcarve(&t, rows, nin * 4);
+    size_t o_xc = dcarve(&t, rows, nmid * 4), o_dbc = dcarve(&t, rows, ndbc * 4);
+    size_t o_dt = dcarve(&t, rows, di * 4), o_y = dcarve(&t, rows, nmax * 4);
     size_t o_hf = dcarve(&t, rows, dm * 4);
     size_t o_mask = dcarve(&t, has_mask ? rows : 0, nm * 4);
     size_t o_vad = dcarve(&t, has_vad ? rows : 0, 4);
@@ -629,6 +729,75 @@ static int gemm(ssm_cuda_runner *r, const dlin *L, float *out, size_t ld_out, co
     return 0;
 }
 
+/* A Mamba-1 layer's middle (mamba_simple.py Mamba.step): in_proj's x|z in
+ * r->xz → conv+SiLU → x_proj, dt_proj → the fused scan with the SiLU(z)
+ * gate, into r->y.  0, or -1 on a launch error. */
+static int enqueue_mamba1(ssm_cuda_runner *r, const dlayer *L, int n_streams, int n_frames)
+{
+    const ssm_config *c = &r->cm->cfg;
+    cudaStream_t st = r->stream;
+    int n = n_streams * n_frames;
+    size_t di = (size_t)L->d_inner, N = (size_t)L->d_state, R = (size_t)c->dt_rank;
+    size_t ndbc = R + 2 * N;
+    if (ssm_cuda_conv(r->xc, di, r->ptrs, L->off, r->xz, 2 * di, L->conv_w, L->conv_b,
+                      n_streams, n_frames, L->d_inner, L->d_conv, st) ||
+        gemm(r, &L->x, r->dbc, ndbc, r->xc, di, n, 0.0f) ||
+        gemm(r, &L->dt, r->dt, di, r->dbc, ndbc, n, 0.0f))
+        return -1;
+    return ssm_cuda_scan(r->y, di, r->ptrs, L->off + di * (size_t)L->d_conv, r->xc, di, r->dt,
+                         di, L->dt_bias, L->A, r->dbc + R, r->dbc + R + N, ndbc, L->D,
+                         r->xz + di, 2 * di, c->delta_A_min, n_streams, n_frames, L->d_inner,
+                         L->d_state, st)
+               ? -1
+               : 0;
+}
+
+/* A Mamba-2 layer's middle (mamba2.py Mamba2.step, ssm_mixer2_step): in_proj's
+ * z | xBC | dt in r->xz → conv+SiLU of xBC (conv_dim channels) → the scan over
+ * heads (Δ's softplus inside) → y ⊙ SiLU(z) and the group-wise RMSNorm, into
+ * r->y.  0, or -1 on a launch error. */
+static int enqueue_mamba2(ssm_cuda_runner *r, const dlayer *L, int n_streams, int n_frames)
+{
+    const ssm_config *c = &r->cm->cfg;
+    cudaStream_t st = r->stream;
+    int n = n_streams * n_frames;
+    size_t di = (size_t)L->d_inner, cd = (size_t)L->conv_dim, nin = (size_t)L->d_in_proj;
+    size_t gn = (size_t)L->n_groups * (size_t)L->d_state;
+    if (ssm_cuda_conv(r->xc, cd, r->ptrs, L->off, r->xz + di, nin, L->conv_w, L->conv_b,
+                      n_streams, n_frames, L->conv_dim, L->d_conv, st) ||
+        ssm_cuda_scan_heads(r->y, di, r->ptrs, L->off + cd * (size_t)L->d_conv, r->xc, cd,
+                            r->xz + di + cd, nin, L->dt_bias, L->A, r->xc + di, r->xc + di + gn,
+                            cd, L->D, n_streams, n_frames, L->n_heads, L->head_dim,
+                            L->n_groups, L->d_state, st) ||
+        ssm_cuda_rmsnorm_gated(r->y, di, r->xz, nin, L->norm_gated, n, L->d_inner,
+                               c->m2_norm_group_size, c->m2_norm_eps, st))
+        return -1;
+    return 0;
+}
+
+/* An attention layer's middle (mha.py MHA with a window, ssm_attn_step):
+ * in_proj's q | k | v | mlp in r->xz (q rotated there in place) → RoPE, the
+ * ring write and the softmax over the window → [y | up ⊙ SiLU(gate)] into
+ * r->y.  0, or -1 on a launch error. */
+static int enqueue_attn(ssm_cuda_runner *r, const dlayer *L, int n_streams, int n_frames)
+{
+    const ssm_config *c = &r->cm->cfg;
+    cudaStream_t st = r->stream;
+    int n = n_streams * n_frames;
+    size_t di = (size_t)L->d_inner, nin = (size_t)L->d_in_proj;
+    size_t nq = (size_t)c->at_n_heads * c->at_head_dim;
+    size_t in_mlp = nq + 2 * (size_t)c->at_n_heads_kv * c->at_head_dim;
+    int half = c->at_mlp_dim / 2;
+    if (ssm_cuda_attn(r->y, di, r->ptrs, L->off, r->xz, nin, L->inv_freq, n_streams, n_frames,
+                      c->at_n_heads, c->at_n_heads_kv, c->at_head_dim, c->at_window,
+                      c->at_rot_dim, c->at_rot_interleaved, c->at_scale, st))
+        return -1;
+    if (half > 0 && ssm_cuda_gate_silu(r->y + nq, di, r->xz + in_mlp, nin,
+                                       r->xz + in_mlp + half, nin, n, half, st))
+        return -1;
+    return 0;
+}
+
 /* Enqueues a whole call on r->stream (captured into a graph, or run as is). */
 static int enqueue(ssm_cuda_runner *r, int n_streams, int n_frames, unsigned outs)
 {
@@ -636,8 +805,7 @@ static int enqueue(ssm_cuda_runner *r, int n_streams, int n_frames, unsigned out
     const ssm_config *c = &cm->cfg;
     cudaStream_t st = r->stream;
     int n = n_streams * n_frames;
-    size_t dm = (size_t)c->d_model, di = (size_t)c->d_inner;
-    size_t ndbc = (size_t)c->dt_rank + 2 * (size_t)c->d_state;
+    size_t dm = (size_t)c->d_model;
     size_t rn = (size_t)n;
 #define CK(x)                                                                                  \
     do {                                                                                       \
@@ -656,18 +824,25 @@ static int enqueue(ssm_cuda_runner *r, int n_streams, int n_frames, unsigned out
     }
     for (int l = 0; l < c->n_layer; ++l) {
         const dlayer *L = &cm->layers[l];
-        size_t off = (size_t)l * cm->layer_floats;
+        size_t di = (size_t)L->d_inner, nin = (size_t)L->d_in_proj;
         CK(ssm_cuda_rmsnorm(r->hn, dm, r->r, dm, L->norm, n, c->d_model, c->norm_eps, st));
-        CK(gemm(r, &L->in, r->xz, 2 * di, r->hn, dm, n, 0.0f));
-        CK(ssm_cuda_conv(r->xc, di, r->ptrs, off, r->xz, 2 * di, L->conv_w, L->conv_b,
-                         n_streams, n_frames, c->d_inner, c->d_conv, st));
-        CK(gemm(r, &L->x, r->dbc, ndbc, r->xc, di, n, 0.0f));
-        CK(gemm(r, &L->dt, r->dt, di, r->dbc, ndbc, n, 0.0f));
-        CK(ssm_cuda_scan(r->y, di, r->ptrs, off + cm->conv_floats, r->xc, di, r->dt, di,
-                         L->dt_bias, L->A, r->dbc + c->dt_rank,
-                         r->dbc + c->dt_rank + c->d_state, ndbc, L->D, r->xz + di, 2 * di,
-                         c->delta_A_min, n_streams, n_frames, c->d_inner, c->d_state, st));
+        CK(gemm(r, &L->in, r->xz, nin, r->hn, dm, n, 0.0f));
+        if (L->kind == SSM_LAYER_MAMBA1)
+            CK(enqueue_mamba1(r, L, n_streams, n_frames));
+        else if (L->kind == SSM_LAYER_MAMBA2)
+            CK(enqueue_mamba2(r, L, n_streams, n_frames));
+        else
+            CK(enqueue_attn(r, L, n_streams, n_frames));
         CK(gemm(r, &L->out, r->r, dm, r->y, di, n, 1.0f)); /* r += out_proj·y (+ bias) */
+        if (L->fc1.w) {
+            /* the block's gated MLP: r += fc2(a ⊙ SiLU(b)), [a | b] = fc1(RMSNorm(r)) */
+            size_t dh = (size_t)c->d_intermediate;
+            CK(ssm_cuda_rmsnorm(r->hn, dm, r->r, dm, L->norm2, n, c->d_model, c->norm_eps, st));
+            CK(gemm(r, &L->fc1, r->xz, 2 * dh, r->hn, dm, n, 0.0f));
+            CK(ssm_cuda_gate_silu(r->y, dh, r->xz, 2 * dh, r->xz + dh, 2 * dh, n,
+                                  c->d_intermediate, st));
+            CK(gemm(r, &L->fc2, r->r, dm, r->y, dh, n, 1.0f));
+        }
     }
     CK(ssm_cuda_nonfinite_rows(r->bad, r->r, dm, n, c->d_model, st));
     CK(ssm_cuda_rmsnorm(r->hf, dm, r->r, dm, cm->norm_f, n, c->d_model, c->norm_eps, st));

@@ -5,7 +5,9 @@
 # jansson + cmocka headers — from the system's -dev packages, or, on a machine
 # without them, the Debian .debs that tests/gpu/fetch_debs.sh put in
 # .gpu-debs/, unpacked here with dpkg -x), runs every CUDA kernel and the
-# CUDA backend against the CPU (tests/gpu/test_cuda.c), then the GPU
+# CUDA backend against the CPU (tests/gpu/test_cuda.c: Mamba-1;
+# tests/gpu/test_cuda_hybrid.c: Mamba-2, sliding-window attention, gated MLPs
+# and mixed stacks — written without a GPU, its first run is here), then the GPU
 # benchmarks next to PyTorch eager on the same GPU (bench/gpu/run.sh; needs a
 # CUDA build of PyTorch for the peer, else its rows say SKIP).
 # Logs go to OUT_DIR (default $OUT, else /tmp/ssmd-gpu).  Exit status: the
@@ -59,7 +61,7 @@ echo "built in $(( $(date +%s) - t0 )) s"
 echo "== tests (suite gpu)"
 $MESON test -C build-gpu --suite gpu -v --print-errorlogs >"$O/test.log" 2>&1
 rc=$?
-grep -E "^(device|kernels|model|graph|forward|snapshot|non-finite|bf16|auto|cuda device|device 4096|SKIP)|\[  (PASSED|FAILED|  OK|ERROR|  SKIPPED) \]|FAILED|Error|error|Ok:|Fail:|Skipped:" "$O/test.log" | head -80
+grep -E "^(device|kernels|model|graph|forward|snapshot|non-finite|bf16|auto|cuda device|cuda, |device 4096|SKIP)|\[  (PASSED|FAILED|  OK|ERROR|  SKIPPED) \]|FAILED|Error|error|Ok:|Fail:|Skipped:" "$O/test.log" | head -160
 echo "tests rc=$rc after $(( $(date +%s) - t0 )) s"
 if grep -q "^SKIP:" "$O/test.log"; then
   echo "tests/gpu/run.sh: no usable GPU here: the GPU tests did not run (exit 3)"

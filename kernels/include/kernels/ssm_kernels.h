@@ -445,7 +445,7 @@ void ssm_mixer_step(const ssm_mixer *mx, float *y, size_t ld_y, const float *xz,
  * heads of a group (head h reads group h / (n_heads/n_groups)), and the
  * output is normalised by a gated, group-wise RMSNorm.  The per-stream state
  * is {n_heads, head_dim, d_state} (the same floats as Mamba-1's {d_inner,
- * d_state}; the CUDA kernels will take the same layout). */
+ * d_state}; the CUDA kernels take the same layout). */
 
 /** One Mamba-2 state update for a batch of streams (Mamba2.step), for every
  *  stream s, head h (group g), channel p of the head, state n:

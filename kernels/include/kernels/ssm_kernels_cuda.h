@@ -1,5 +1,8 @@
 /* SPDX-License-Identifier: MIT */
-/* kernels/cuda — the Mamba-1 step and the chunked scan on an NVIDIA GPU.
+/* kernels/cuda — the Mamba-1 step and the chunked scan on an NVIDIA GPU
+ * (cuda/ssm_kernels.cu), and the pieces of Mamba-2, sliding-window attention
+ * and gated-MLP layers (cuda/ssm_kernels_hybrid.cu; see the note at their
+ * declarations: compiled, not yet run on a GPU).
  *
  * Same math as kernels/ssm_kernels.h (whose plain-C reference is the oracle
  * tests/gpu holds these to), with three differences of shape:
@@ -40,6 +43,9 @@ extern "C" {
 /** Largest conv width and state size the register-resident kernels take. */
 #define SSM_CUDA_MAX_D_CONV 16
 #define SSM_CUDA_MAX_D_STATE 256
+/** Largest attention head_dim ssm_cuda_attn takes (a lane keeps
+ *  head_dim/32 channels of q and of the output in registers). */
+#define SSM_CUDA_MAX_HEAD_DIM 256
 
 /** RMSNorm as ssm_rmsnorm_f32 (sum of squares in double), one warp per row.
  *  out {n_rows, dim} (ld_out), x {n_rows, dim} (ld_x), w {dim}; out may equal x. */
@@ -104,6 +110,74 @@ int ssm_cuda_nonfinite_rows(int *bad, const float *x, size_t ld, int n_rows, int
  *  from src {n_rows, dim} (ld_src): activations for bf16 cuBLAS products. */
 int ssm_cuda_to_bf16(uint16_t *dst, size_t ld_dst, const float *src, size_t ld_src,
                      int n_rows, int dim, void *stream);
+
+/* ---- Mamba-2, sliding-window attention, gated MLP (cuda/ssm_kernels_hybrid.cu)
+ * STATUS: compiled on every build with nvcc, NOT YET RUN ON A GPU: the
+ * machine that wrote them had none.  tests/gpu/test_cuda_hybrid.c holds each
+ * to the CPU reference (tests/gpu/run.sh runs it on a device machine); until
+ * it has passed there, treat their results as unverified.
+ * Same conventions as above (device pointers, enqueue only, states through
+ * {n_streams} pointers plus a float offset, row of stream s, frame t =
+ * s·n_frames + t, 0 or a cudaError_t as int). */
+
+/** Mamba-2 state update over n_frames frames per stream (the Mamba2.step of
+ *  ssm_scan_heads_step_f32, frame after frame, with Δ's softplus fused in):
+ *  for stream s, head h (group g = h / (n_heads / n_groups)), channel p, state n,
+ *    Δ        = softplus(dt[row, h] + dt_bias[h])      (PyTorch threshold 20)
+ *    S[h,p,n] = exp(Δ·A[h])·S[h,p,n] + (Δ·x[row, h·P + p])·B[row, g·N + n]
+ *    y[row, h·P + p] = Σ_n S[h,p,n]·C[row, g·N + n] + D[h]·x[row, h·P + p]
+ *  y {rows, n_heads·head_dim} (ld_y); states: stream s's SSM state at
+ *  states[s] + offset, {n_heads, head_dim, d_state}; x {rows, n_heads·head_dim}
+ *  (ld_x); dt {rows, n_heads} (ld_dt) before softplus; dt_bias {n_heads} or
+ *  NULL; A {n_heads} (= −exp(A_log)); B, C {rows, n_groups·d_state} (ld_bc);
+ *  D {n_heads} or NULL.  n_groups divides n_heads; d_state <=
+ *  SSM_CUDA_MAX_D_STATE.  No gate: the caller applies ssm_cuda_rmsnorm_gated.
+ *  State in registers across the frames: n_frames > 1 is the chunked forward
+ *  that starts from (and leaves) the stream's state, the same operations as
+ *  n_frames single steps.  y must not alias an input. */
+int ssm_cuda_scan_heads(float *y, size_t ld_y, float *const *states, size_t offset,
+                        const float *x, size_t ld_x, const float *dt, size_t ld_dt,
+                        const float *dt_bias, const float *A, const float *B, const float *C,
+                        size_t ld_bc, const float *D, int n_streams, int n_frames, int n_heads,
+                        int head_dim, int n_groups, int d_state, void *stream);
+
+/** Gated group-wise RMSNorm in place, as ssm_rmsnorm_gated_f32 (mamba_ssm
+ *  RMSNormGated, norm_before_gate=False): y ← y ⊙ SiLU(z), then each group of
+ *  group_size consecutive channels y ← y / sqrt(mean(y²) + eps) · w (sum of
+ *  squares in double).  y {n_rows, dim} (ld_y), z {n_rows, dim} (ld_z), w
+ *  {dim}; group_size divides dim.  One warp per (row, group). */
+int ssm_cuda_rmsnorm_gated(float *y, size_t ld_y, const float *z, size_t ld_z, const float *w,
+                           int n_rows, int dim, int group_size, float eps, void *stream);
+
+/** out[i, j] = a[i, j] · SiLU(b[i, j]) for {n_rows, dim} (the GatedMLP's
+ *  and mha.py's mlp_dim gate; ssm_gate_silu_f32 when out = a).  out may
+ *  equal a; it must not overlap b otherwise. */
+int ssm_cuda_gate_silu(float *out, size_t ld_out, const float *a, size_t ld_a, const float *b,
+                       size_t ld_b, int n_rows, int dim, void *stream);
+
+/** Sliding-window attention over n_frames frames per stream, as
+ *  ssm_attn_step / ssm_attn_forward with the reference core (everything but
+ *  the mlp_dim gate, which the caller runs with ssm_cuda_gate_silu): per
+ *  frame, at the stream's position pos (its frame counter), RoPE rotates q
+ *  and k by pos·inv_freq (cos/sin in float64, rounded to fp32), k and v go
+ *  into ring row pos mod window, query head h attends with KV head
+ *  h / (n_heads / n_heads_kv) over the min(pos + 1, window) newest rows,
+ *  oldest first: y_h = Σ_j exp(s_j − max s)·v_j / Σ_j exp(s_j − max s) with
+ *  s_j = scale·q_h·k_j; then pos + 1 is stored.
+ *  y {rows, n_heads·head_dim} (ld_y); states: stream s's attention state at
+ *  states[s] + offset as ssm_attn_state_floats lays it out (K ring {window,
+ *  n_heads_kv·head_dim}, V ring, counter {2}: lo = pos mod 2^24, hi =
+ *  pos / 2^24, exact integers), updated in place; qkv {rows, ld_in}: in_proj's
+ *  rows [q {n_heads·head_dim} | k | v {n_heads_kv·head_dim} | ...] — the q
+ *  columns are ROTATED IN PLACE (scratch of the caller's); inv_freq
+ *  {rot_dim/2} float64 (NULL when rot_dim is 0); rot_dim even, <= head_dim;
+ *  rot_interleaved: pairs (2i, 2i+1), else (i, i + rot_dim/2).  head_dim <=
+ *  SSM_CUDA_MAX_HEAD_DIM; any window.  One block per stream walks its
+ *  frames in order.  y must not alias qkv or a state. */
+int ssm_cuda_attn(float *y, size_t ld_y, float *const *states, size_t offset, float *qkv,
+                  size_t ld_in, const double *inv_freq, int n_streams, int n_frames,
+                  int n_heads, int n_heads_kv, int head_dim, int window, int rot_dim,
+                  int rot_interleaved, float scale, void *stream);
 
 #ifdef __cplusplus
 }
