@@ -3,7 +3,8 @@
 loopback (temporary data dir, random free ports) and ssmd daemons with
 --cluster, talks to them over their sockets and prints what it measured.
 
-Usage: test_cluster.py SSMD_EXE MODEL --only membership|placement|outage|checkpoint
+Usage: test_cluster.py SSMD_EXE MODEL --only membership|placement|outage|checkpoint|failover
+                        [--ssm-ctl EXE] [--ssm-push EXE] [--streams N (failover, default 300)]
 
   membership  registration; kill -9 leaves the member list within TTL + slack;
               a restart under the same node name keeps the node's streams and
@@ -26,6 +27,16 @@ Usage: test_cluster.py SSMD_EXE MODEL --only membership|placement|outage|checkpo
               another member after the TTL; file: a restart under the same
               name); keys and files go when the stream ends; REPLAY_GAP;
               resampled streams are not checkpointed; bad option values
+  failover    3 daemons with checkpoints, 300 streams pushed by the Python
+              ClusterPusher (and 3 by ssm-push --cluster), kill -9 of the
+              daemon with the most streams mid-stream: every stream finds its
+              new owner after the lease TTL, replays from its acknowledged
+              checkpoint, and its output equals a single standalone daemon's
+              bit for bit; recovery time per stream printed; the killed
+              member restarted and a 4th joining move no running stream and
+              about a quarter of new placements (to the 4th only)
+
+SSMD_TEST_KEEP=DIR copies the daemons' and etcd's logs there at the end.
 
 Exits 77 (SKIP) when the etcd binary is missing (scripts/setup.sh installs
 etcd-server)."""
@@ -910,8 +921,244 @@ def t_checkpoint():
         print(f"{' '.join(bad[-2:])}: exit 2, {lines[0]}")
 
 
+# ---- failover ----------------------------------------------------------------
+
+def failover_signals(k, n):
+    """k different test signals of n samples (tones and noise of their own)."""
+    t = np.arange(n) / RATE
+    out = []
+    for i in range(k):
+        rng = np.random.default_rng(100 + i)
+        f = 110 * (i + 1)
+        x = 0.2 * np.sin(2 * np.pi * f * t) * (0.6 + 0.4 * np.sin(2 * np.pi * (0.7 + 0.3 * i) * t))
+        out.append((x + 0.02 * rng.standard_normal(n)).astype("<f4"))
+    return out
+
+
+def write_float_wav(path, x, rate=RATE):
+    """x (float32, mono) as a WAVE_FORMAT_IEEE_FLOAT file, read back bit for bit by libsndfile."""
+    import struct
+    data = np.asarray(x, "<f4").tobytes()
+    with open(path, "wb") as f:
+        f.write(b"RIFF" + struct.pack("<I", 36 + len(data)) + b"WAVEfmt " +
+                struct.pack("<IHHIIHH", 16, 3, 1, rate, 4 * rate, 4, 32) + b"data" + struct.pack("<I", len(data)))
+        f.write(data)
+
+
+def ckpt_input(etcd, name):
+    """The input_sample of name's checkpoint in etcd, 0 when there is none."""
+    kv = etcd_get(etcd, f"/ssmd/checkpoints/{name}/meta")
+    return json.loads(kv[f"/ssmd/checkpoints/{name}/meta"])["input_sample"] if kv else 0
+
+
+def reference_outputs(signals):
+    """Each signal pushed whole to one standalone daemon (no --cluster) by the
+    plain Pusher: the uninterrupted single-daemon outputs."""
+    from ssmd import Pusher as PlainPusher
+    ports = [free_port() for _ in range(3)]
+    eps = [f"tcp://127.0.0.1:{p}" for p in ports]
+    err = open(os.path.join(TMP, "single.log"), "ab")
+    proc = subprocess.Popen([SSMD, "--model", MODEL, "--pub", eps[0], "--ingest", eps[1], "--control", eps[2]],
+                            stderr=err, env=dict(os.environ, HOME=TMP))
+    try:
+        outs = []
+        for i, x in enumerate(signals):
+            with PlainPusher(eps[1], f"ref{i}", timeout=30) as p:
+                p.push(x, RATE)
+                p.finish()
+                outs.append(p.collect()[:, 0].copy())
+            check(len(outs[-1]) == len(x), f"reference {i}: {len(outs[-1])} of {len(x)} samples")
+        return outs
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        err.close()
+
+
+def t_failover():
+    """3 daemons with --checkpoint-s 1, N cluster-aware Python pushers, one
+    daemon killed (-9) mid-stream: every stream's output equals the
+    single-daemon run bit for bit; the recovery time of each stream that
+    lost its owner is measured; a 4th daemon joining moves no running
+    stream and about a quarter of new placements."""
+    import resource
+    from ssmd.cluster import ClusterPusher, Directory
+    n_streams = int(sys.argv[sys.argv.index("--streams") + 1]) if "--streams" in sys.argv else 300
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 8 * n_streams:  # a socket, its monitor and their mailboxes per pusher
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 8 * n_streams + 256), hard))
+    ctx = zmq.Context()
+    ctx.set(zmq.MAX_SOCKETS, 4 * n_streams + 64)
+    n = 3 * RATE  # 3 s each: checkpoints at 16 128 and 32 000
+    chunk = 1600
+    kinds = 8
+    sigs = failover_signals(kinds, n)
+    t0 = time.time()
+    refs = reference_outputs(sigs)
+    print(f"reference: {kinds} signals of {n} samples through one standalone daemon in {time.time() - t0:.1f} s")
+
+    etcd = Etcd()
+    nodes = ["f1", "f2", "f3"]
+    ds = {nd: Daemon(etcd, nd, "--checkpoint-s", "1", "--max-streams", str(n_streams + 16)) for nd in nodes}
+    pushers = []
+    try:
+        wait_members(ds.values(), ds)
+        directory = Directory(etcd.url)
+        names = [f"fo{i:03d}" for i in range(n_streams)]
+        pushers = [ClusterPusher(directory, nm, timeout=10, failover_timeout=60, context=ctx) for nm in names]
+        placed = {nm: hrw_pick(nm, nodes) for nm in names}
+
+        def pump_all(timeout=0.0):
+            for p in pushers:
+                p.pump()
+            if timeout:
+                time.sleep(timeout)
+
+        def push_until(upto):
+            """Every stream's input pushed up to sample upto, chunk by chunk, round robin."""
+            a = pushers[0].pushed
+            for b in range(a + chunk, upto + 1, chunk):
+                for i, p in enumerate(pushers):
+                    p.push(sigs[i % kinds][b - chunk:b], RATE, block=False)
+                pump_all()
+
+        # 1. 1.25 s of every stream; wait until each has its first checkpoint acknowledged
+        t1 = time.time()
+        push_until(20000)
+        try:
+            wait_for(lambda: pump_all(0.02) or all(p.checkpoint for p in pushers), 60,
+                     "every stream's first checkpoint acknowledged")
+        except AssertionError:
+            slow = [p for p in pushers if not p.checkpoint]
+            print(f"{len(slow)} without a checkpoint: " + ", ".join(
+                f"{p.stream} on {p.owner and p.owner['node']}: sent {getattr(p, '_sent', None)} received {p.received} "
+                f"meta {p.meta is not None} pending {p._ckpt_pending}" for p in slow[:8]))
+            for d in ds.values():
+                print(d.node, json.dumps(d.cluster()["checkpoints"]))
+            raise
+        own = owners(ds["f1"])
+        check(own == placed, "owners in etcd == HRW over the 3 members")
+        check(all(p.owner["node"] == placed[p.stream] for p in pushers), "each pusher on its HRW owner")
+        counts = {nd: sum(1 for nm in names if placed[nm] == nd) for nd in nodes}
+        print(f"{n_streams} streams on {counts} (HRW), 1.25 s pushed, first checkpoints acknowledged "
+              f"(input sample {pushers[0].checkpoint['input_sample']}) after {time.time() - t1:.1f} s")
+
+        # 2. kill -9 the member with the most streams, halfway through a round of pushes; with
+        #    them, 3 ssm-push --cluster runs at real time of streams it owns, once their second
+        #    checkpoint is stored (the first one acknowledged to them long before)
+        victim = max(nodes, key=lambda nd: counts[nd])
+        lost = [p for p in pushers if placed[p.stream] == victim]
+        cnames = [nm for nm in (f"cpush{i}" for i in range(300)) if hrw_pick(nm, nodes) == victim][:3]
+        cruns = []
+        for j, nm in enumerate(cnames):
+            wav, out = os.path.join(TMP, f"{nm}.wav"), os.path.join(TMP, f"{nm}.raw")
+            write_float_wav(wav, sigs[j])
+            cruns.append((nm, j, out, subprocess.Popen(
+                [SSM_PUSH, "--cluster", etcd.url, "-s", nm, "--realtime", "-c", "1600", "-o", out, "--output-format",
+                 "float", "-v", wav], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)))
+        wait_for(lambda: pump_all(0.02) or all(ckpt_input(etcd, nm) >= 32000 for nm in cnames), 60,
+                 "the ssm-push runs' second checkpoints")
+        check(all(c[3].poll() is None for c in cruns), "an ssm-push run ended before the kill")
+        half = len(pushers) // 2
+        b = pushers[0].pushed + chunk
+        for i, p in enumerate(pushers[:half]):
+            p.push(sigs[i % kinds][b - chunk:b], RATE, block=False)
+        before = {p.stream: p.received for p in lost}
+        ds[victim].proc.kill()
+        t_kill = time.monotonic()
+        ds[victim].proc.wait()
+        for i, p in enumerate(pushers[half:], half):
+            p.push(sigs[i % kinds][b - chunk:b], RATE, block=False)
+        print(f"kill -9 {victim} ({len(lost)} streams) at input sample {b} (output received: "
+              f"{min(before.values())}..{max(before.values())})")
+        push_until(36000)  # 2.25 s, as the lost streams wait for their new owners
+
+        # 3. every lost stream finds its new owner (after the TTL), replays and resumes
+        survivors = [nd for nd in nodes if nd != victim]
+        wait_for(lambda: pump_all(0.02) or all(p.failovers and p.failovers[0]["t_output"] for p in lost),
+                 TTL + 40, "every lost stream resumed on a new owner")
+        for p in pushers:
+            if p in lost:
+                check(len(p.failovers) == 1, f"{p.stream}: {p.failovers}")
+                fo = p.failovers[0]
+                check(p.owner["node"] == hrw_pick(p.stream, survivors) == fo["to"] and fo["from"] == victim, fo)
+                check(fo["resumed"] and fo["resumed"]["node"] == victim and
+                      fo["resumed"]["input_sample"] >= fo["replay_from"] > 0, fo)
+            else:
+                check(not p.failovers and p.owner["node"] == placed[p.stream], f"{p.stream} moved: {p.failovers}")
+        rec = sorted(p.failovers[0]["t_output"] - t_kill for p in lost)
+        att = sorted(p.failovers[0]["t_attached"] - t_kill for p in lost)
+        replayed = [p.failovers[0]["replayed"] for p in lost]
+        skipped = [p.failovers[0]["resumed"]["input_sample"] - p.failovers[0]["replay_from"] for p in lost]
+        print(f"recovery of the {len(lost)} streams of {victim} (kill -9 -> first new output sample), lease TTL "
+              f"{TTL} s: min {rec[0]:.2f} s, median {rec[len(rec) // 2]:.2f} s, p90 {rec[int(len(rec) * 0.9)]:.2f} s, "
+              f"max {rec[-1]:.2f} s (resumed meta after {att[0]:.2f}..{att[-1]:.2f} s)")
+        print("per-stream recovery s: " + " ".join(f"{p.stream}={p.failovers[0]['t_output'] - t_kill:.2f}"
+                                                   for p in lost))
+        print(f"replays: from the acknowledged checkpoint, {min(replayed)}..{max(replayed)} samples kept and sent "
+              f"again; the new owners resumed from input samples "
+              f"{sorted(set(p.failovers[0]['resumed']['input_sample'] for p in lost))} "
+              f"({sum(1 for s in skipped if s)} resumed past the acknowledged one)")
+
+        # 4. the killed member comes back under its name, then a 4th member joins, while the
+        #    streams run: no running stream moves; about a quarter of new placements go to
+        #    the 4th (and only to it)
+        own_before = owners(ds[survivors[0]])
+        ds[victim].start()
+        wait_for(ds[victim].healthy, 10, f"{victim} registered again")
+        probe = [f"new{i:03d}" for i in range(200)]
+        before = {nm: ds[victim].ctl("locate", stream=nm)["node"] for nm in probe}
+        check(before == {nm: hrw_pick(nm, nodes) for nm in probe}, "locate == HRW over the 3 members")
+        ds["f4"] = Daemon(etcd, "f4", "--checkpoint-s", "1", "--max-streams", str(n_streams + 16))
+        live = nodes + ["f4"]
+        wait_members(ds.values(), live)
+        push_until(40000)
+        own_after = owners(ds["f4"])
+        check(own_after == own_before, "a running stream changed owner when f4 joined")
+        check(all(p.owner["node"] == own_before[p.stream] and len(p.failovers) == (p in lost) for p in pushers),
+              "pushers stayed on their owners")
+        after = {nm: ds["f4"].ctl("locate", stream=nm)["node"] for nm in probe}
+        moved = [nm for nm in probe if before[nm] != after[nm]]
+        check(after == {nm: hrw_pick(nm, live) for nm in probe}, "locate == HRW over the 4 members")
+        check(all(after[nm] == "f4" for nm in moved), "new placements move to f4 only")
+        check(0.15 <= len(moved) / len(probe) <= 0.35, f"{len(moved)} of {len(probe)} new placements moved")
+        would = sum(1 for nm in names if hrw_pick(nm, live) != own_before[nm])
+        print(f"{victim} restarted, then f4 joined: all {n_streams} running streams kept their owners (HRW over the "
+              f"4 members would now place {would} of them elsewhere); {len(moved)} of {len(probe)} new placements "
+              f"({len(moved) / len(probe):.2f}) moved, all to f4")
+
+        # 5. the rest, the end, and every output against the single-daemon run
+        for nm, j, out, proc in cruns:
+            _, err = proc.communicate(timeout=60)
+            y = np.fromfile(out, "<f4") if os.path.exists(out) else np.zeros(0, "<f4")
+            check(proc.returncode == 0 and same_bits(y, refs[j]), f"ssm-push --cluster -s {nm}: exit "
+                  f"{proc.returncode}, {len(y)} samples, bit-identical {same_bits(y, refs[j])}; stderr:\n{err}")
+            check("1 failover(s)" in err and "resumed from input sample" in err, err)
+            print(f"ssm-push --cluster -s {nm} --realtime: " + err.strip().split("\n")[-1].replace("ssm-push: ", "") +
+                  f"; output bit-identical to the single-daemon run ({len(y)} samples)")
+        push_until(n)
+        for p in pushers:
+            p.finish(block=False)
+        wait_for(lambda: pump_all(0.02) or all(p.ended for p in pushers), 120, "every stream's end")
+        bad = [p.stream for i, p in enumerate(pushers) if not same_bits(p.output()[:, 0], refs[i % kinds])]
+        check(not bad, f"{len(bad)} streams differ from the single-daemon run: {bad[:10]}")
+        kept = max(p.pushed - p.kept_from for p in pushers)
+        print(f"all {n_streams} streams ended: every output ({n} samples each) bit-identical to the "
+              f"single-daemon run, {len(lost)} of them across the failover; at most {kept} input samples kept "
+              f"at the end; {time.time() - t1:.1f} s")
+        wait_for(lambda: not set(names) & set(owners(ds["f4"])), 20, "owner keys released")
+    finally:
+        for p in pushers:
+            p.close()
+        for d in ds.values():
+            d.stop(signal.SIGKILL)
+        etcd.stop()
+        ctx.destroy(linger=0)
+
+
 def main():
-    tests = {"membership": t_membership, "placement": t_placement, "outage": t_outage, "checkpoint": t_checkpoint}
+    tests = {"membership": t_membership, "placement": t_placement, "outage": t_outage, "checkpoint": t_checkpoint,
+             "failover": t_failover}
     t0 = time.time()
     try:
         tests[ONLY]()
@@ -921,6 +1168,9 @@ def main():
                 print(f"--- {f}:\n" + open(os.path.join(TMP, f), errors="replace").read()[-3000:])
         raise
     finally:
+        if os.environ.get("SSMD_TEST_KEEP"):  # the logs, for a look after a failure
+            shutil.copytree(TMP, os.environ["SSMD_TEST_KEEP"], dirs_exist_ok=True,
+                            ignore=shutil.ignore_patterns("etcd", "*.ckpt"))
         shutil.rmtree(TMP, ignore_errors=True)
     print(f"{ONLY}: ok in {time.time() - t0:.1f} s")
 
