@@ -982,7 +982,7 @@ def t_failover():
     lost its owner is measured; a 4th daemon joining moves no running
     stream and about a quarter of new placements."""
     import resource
-    from ssmd.cluster import ClusterPusher, Directory
+    from ssmd.cluster import ClusterPusher, ClusterSubscriber, Directory
     n_streams = int(sys.argv[sys.argv.index("--streams") + 1]) if "--streams" in sys.argv else 300
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < 8 * n_streams:  # a socket, its monitor and their mailboxes per pusher
@@ -1000,17 +1000,30 @@ def t_failover():
     etcd = Etcd()
     nodes = ["f1", "f2", "f3"]
     ds = {nd: Daemon(etcd, nd, "--checkpoint-s", "1", "--max-streams", str(n_streams + 16)) for nd in nodes}
-    pushers = []
+    pushers, sub = [], None
     try:
         wait_members(ds.values(), ds)
         directory = Directory(etcd.url)
         names = [f"fo{i:03d}" for i in range(n_streams)]
         pushers = [ClusterPusher(directory, nm, timeout=10, failover_timeout=60, context=ctx) for nm in names]
         placed = {nm: hrw_pick(nm, nodes) for nm in names}
+        counts = {nd: sum(1 for nm in names if placed[nm] == nd) for nd in nodes}
+        victim = max(nodes, key=lambda nd: counts[nd])  # the member that will be killed
+        # a subscriber that follows two of the victim's streams across the switch
+        watched = [nm for nm in names if placed[nm] == victim][:2]
+        sub = ClusterSubscriber(directory, [f"{nm}/audio/" for nm in watched], rcvbuf=0, rcvhwm=0, context=ctx)
+        heard = {nm: [] for nm in watched}
+        wait_for(lambda: len(sub.endpoints) == 3, 10, "the subscriber connected to the 3 members")
+        time.sleep(1.0)  # subscriptions reach the daemons asynchronously
 
         def pump_all(timeout=0.0):
             for p in pushers:
                 p.pump()
+            while True:
+                m = sub.recv(0)
+                if m is None:
+                    break
+                heard[P.parse_topic(m[0])[0]].append(m[1:])
             if timeout:
                 time.sleep(timeout)
 
@@ -1039,14 +1052,12 @@ def t_failover():
         own = owners(ds["f1"])
         check(own == placed, "owners in etcd == HRW over the 3 members")
         check(all(p.owner["node"] == placed[p.stream] for p in pushers), "each pusher on its HRW owner")
-        counts = {nd: sum(1 for nm in names if placed[nm] == nd) for nd in nodes}
         print(f"{n_streams} streams on {counts} (HRW), 1.25 s pushed, first checkpoints acknowledged "
               f"(input sample {pushers[0].checkpoint['input_sample']}) after {time.time() - t1:.1f} s")
 
         # 2. kill -9 the member with the most streams, halfway through a round of pushes; with
         #    them, 3 ssm-push --cluster runs at real time of streams it owns, once their second
         #    checkpoint is stored (the first one acknowledged to them long before)
-        victim = max(nodes, key=lambda nd: counts[nd])
         lost = [p for p in pushers if placed[p.stream] == victim]
         cnames = [nm for nm in (f"cpush{i}" for i in range(300)) if hrw_pick(nm, nodes) == victim][:3]
         cruns = []
@@ -1143,6 +1154,19 @@ def t_failover():
         bad = [p.stream for i, p in enumerate(pushers) if not same_bits(p.output()[:, 0], refs[i % kinds])]
         check(not bad, f"{len(bad)} streams differ from the single-daemon run: {bad[:10]}")
         kept = max(p.pushed - p.kept_from for p in pushers)
+        wait_for(lambda: pump_all(0.05) or all(heard[nm] and heard[nm][-1][0].flags & P.FLAG_END_OF_STREAM
+                                                for nm in watched), 20, "the subscriber's end of stream")
+        for j, nm in enumerate(watched):
+            hs = [h for h, _ in heard[nm]]
+            y = np.concatenate([v[:, 0] for _, v in heard[nm]])
+            check([h.seq for h in hs] == list(range(len(hs))) and hs[0].first_sample == 0, f"{nm}: subscriber seq")
+            check(same_bits(y, refs[names.index(nm) % kinds]), f"{nm}: the subscriber's audio differs")
+        check(not sub.gaps and sub.dropped == 0 and sub.duplicates > 0, (sub.gaps, sub.dropped, sub.duplicates))
+        check(sorted({t for t, _, _ in sub.switches}) == sorted(f"{nm}/audio/" for nm in watched), sub.switches)
+        print(f"a ClusterSubscriber on {', '.join(watched)}/audio/ across the switch: "
+              f"{' and '.join(str(len(heard[nm])) for nm in watched)} messages, seq 0.. without a gap or a repeat, "
+              f"{sub.duplicates} samples the new owners published again dropped, one epoch change per topic; "
+              f"the audio bit-identical to the single-daemon run")
         print(f"all {n_streams} streams ended: every output ({n} samples each) bit-identical to the "
               f"single-daemon run, {len(lost)} of them across the failover; at most {kept} input samples kept "
               f"at the end; {time.time() - t1:.1f} s")
@@ -1150,6 +1174,8 @@ def t_failover():
     finally:
         for p in pushers:
             p.close()
+        if sub is not None:
+            sub.close()
         for d in ds.values():
             d.stop(signal.SIGKILL)
         etcd.stop()

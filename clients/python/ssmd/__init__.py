@@ -24,6 +24,6 @@ try:
     from .control import Control, ControlError  # noqa: F401
     from .pusher import DaemonError, Pusher  # noqa: F401
     from .subscriber import Subscriber  # noqa: F401
-    from .cluster import ClusterError, ClusterPusher, Directory  # noqa: F401
+    from .cluster import ClusterError, ClusterPusher, ClusterSubscriber, Directory  # noqa: F401
 except ImportError:  # pyzmq or numpy missing: the codec alone still works
     pass

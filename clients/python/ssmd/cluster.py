@@ -31,6 +31,7 @@ Threads: none of these classes is thread-safe; one thread drives them (a
 Directory may be shared by the pushers of that thread)."""
 import base64
 import bisect
+import dataclasses
 import json
 import re
 import time
@@ -42,6 +43,7 @@ import zmq
 
 from . import protocol
 from ._net import DaemonUnreachable
+from .subscriber import RCVBUF_BYTES, RCVHWM
 from .pusher import (ERROR_TOPIC, PUSH_MESSAGE_BYTES, PUSH_WINDOW_BEFORE_META, PUSH_WINDOW_FRAMES,
                      DaemonError)
 
@@ -679,5 +681,154 @@ class ClusterPusher:
             self._eos_sent = last
 
 
-__all__ = ["ClusterError", "ClusterPusher", "ClusterUnavailable", "DaemonUnreachable", "Directory", "Etcd",
+# ---- the subscriber -------------------------------------------------------------
+
+class ClusterSubscriber:
+    """Follows streams across owners (docs/cluster.md, "Subscribers across a
+    failover"): one SUB socket connected to the pub endpoint of every member
+    etcd lists (re-read every refresh_s while it waits: members that join
+    are connected, members that leave disconnected), subscribed to topics
+    (prefixes such as "room1/audio/"; None: everything).
+
+    recv() and iteration give (topic, Header, value) as Subscriber does, with
+    per topic: audio deduplicated by first_sample (a message that repeats
+    samples delivered before, as a new owner resuming from a checkpoint
+    publishes the output from the checkpoint's output_sample again, is
+    trimmed to the new samples or dropped), per-frame topics by first_sample
+    (a frame at or before the last one delivered is dropped), and
+    Header.seq renumbered 0, 1, 2, ... per topic as delivered, so that an
+    owner change (whose daemon counts its own seq from 0, with its own
+    epoch) shows neither a gap nor a repeat; meta and event messages pass
+    (renumbered).  Missing audio (a slow subscriber's drops, or output lost
+    in a switch) sets FLAG_DISCONTINUITY on the next message and is counted
+    in .dropped (samples) and .gaps ((topic, from_sample, to_sample)).
+    .duplicates counts the samples and frames dropped as repeats, .switches
+    lists (topic, old epoch, new epoch).  timeout: seconds iteration waits
+    for a message (None: forever).  Not thread-safe."""
+
+    def __init__(self, cluster, topics=None, timeout=None, refresh_s=1.0, context=None, rcvbuf=RCVBUF_BYTES,
+                 rcvhwm=RCVHWM):
+        self.directory = cluster if isinstance(cluster, Directory) else Directory(cluster)
+        self.timeout, self.refresh_s = timeout, refresh_s
+        self.dropped = self.duplicates = self.malformed = 0
+        self.gaps, self.switches = [], []
+        self.endpoints = set()
+        self._state = {}
+        self._t_refresh = None
+        self._ctx = context or zmq.Context.instance()
+        self._sock = self._ctx.socket(zmq.SUB)
+        self._sock.setsockopt(zmq.LINGER, 0)
+        self._sock.setsockopt(zmq.MAXMSGSIZE, protocol.CLIENT_MAX_FRAME_BYTES)
+        if rcvbuf:
+            self._sock.setsockopt(zmq.RCVBUF, int(rcvbuf))
+        self._sock.setsockopt(zmq.RCVHWM, int(rcvhwm))
+        for t in (topics or [""]):
+            self._sock.setsockopt(zmq.SUBSCRIBE, t.encode() if isinstance(t, str) else t)
+        self.refresh()
+
+    def refresh(self):
+        """Connects to the members etcd lists now and disconnects from those
+        it no longer lists.  Returns False (and keeps the connections) when
+        etcd does not answer."""
+        self._t_refresh = time.monotonic()
+        if not self.directory.read():
+            return False
+        eps = {m["pub"] for m in self.directory.members().values() if m.get("pub")}
+        for ep in sorted(eps - self.endpoints):
+            self._sock.connect(ep)
+        for ep in sorted(self.endpoints - eps):
+            try:
+                self._sock.disconnect(ep)
+            except zmq.ZMQError:
+                pass
+        self.endpoints = eps
+        return True
+
+    def recv(self, timeout=None):
+        """The next message as (topic, Header, value), or None after timeout
+        seconds (None: wait forever; 0: only what is waiting)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            now = time.monotonic()
+            if now - self._t_refresh >= self.refresh_s:
+                self.refresh()
+            left = self.refresh_s if deadline is None else min(self.refresh_s, max(0.0, deadline - now))
+            if not self._sock.poll(int(left * 1000)):
+                if deadline is not None and time.monotonic() >= deadline:
+                    return None
+                continue
+            frames = self._sock.recv_multipart()
+            try:
+                m = self._decode(frames)
+            except protocol.ProtocolError:
+                self.malformed += 1
+                continue
+            m = self._follow(*m)
+            if m is not None:
+                return m
+
+    def __iter__(self):
+        while True:
+            m = self.recv(self.timeout)
+            if m is None:
+                return
+            yield m
+
+    @staticmethod
+    def _decode(frames):
+        if len(frames) != 3:
+            raise protocol.ProtocolError("SSMD_PROTO_BAD_TOPIC", f"{len(frames)} frames")
+        topic = frames[0].decode("utf-8", "replace")
+        _, kind = protocol.parse_topic(topic)
+        h = protocol.decode_header(frames[1], len(frames[2]))
+        if h.kind != kind:
+            raise protocol.ProtocolError("SSMD_PROTO_BAD_KIND", "header kind differs from topic")
+        value = protocol.decode_payload(h, frames[2])
+        if h.dtype == 4:
+            try:
+                value = json.loads(value)
+            except ValueError:
+                pass
+        return topic, h, value
+
+    def _follow(self, topic, h, value):
+        st = self._state.setdefault(topic, {"seq": 0, "next": None, "epoch": None})
+        if st["epoch"] is not None and h.epoch != st["epoch"]:
+            self.switches.append((topic, st["epoch"], h.epoch))
+        st["epoch"] = h.epoch
+        nxt = st["next"]
+        if h.kind == protocol.KIND_IDS["audio"]:
+            if nxt is not None and h.first_sample + h.rows <= nxt and h.rows > 0:
+                self.duplicates += h.rows
+                return None
+            if nxt is not None and h.first_sample < nxt:
+                cut = nxt - h.first_sample
+                self.duplicates += cut
+                value = value[cut:]
+                h = dataclasses.replace(h, first_sample=nxt, rows=h.rows - cut)
+            elif nxt is not None and h.first_sample > nxt:
+                self.dropped += h.first_sample - nxt
+                self.gaps.append((topic, nxt, h.first_sample))
+                h = dataclasses.replace(h, flags=h.flags | protocol.FLAG_DISCONTINUITY)
+            st["next"] = h.first_sample + h.rows
+        elif h.kind not in (protocol.KIND_IDS["meta"], protocol.KIND_IDS["event"]):
+            if nxt is not None and h.first_sample < nxt:
+                self.duplicates += h.rows
+                return None
+            st["next"] = h.first_sample + 1
+        h = dataclasses.replace(h, seq=st["seq"])
+        st["seq"] += 1
+        return topic, h, value
+
+    def close(self):
+        self._sock.close(linger=0)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+__all__ = ["ClusterError", "ClusterPusher", "ClusterSubscriber", "ClusterUnavailable", "DaemonUnreachable", "Directory", "Etcd",
            "hrw_key", "hrw_pick", "hrw_weight", "parse_etcd_url"]
