@@ -407,6 +407,7 @@ static int handle_reply(push_state *s, const cli_msg *m)
         json_int_t cap = json_integer_value(json_object_get(j, "ingest_max_payload_bytes"));
         if (cap >= (json_int_t)SSMD_INGEST_MIN_PAYLOAD_BYTES) s->cap_bytes = (uint64_t)cap;
         st->meta_seen = 1;
+        s->redirects = 0; /* --cluster: this member took the stream */
         json_int_t window = json_integer_value(json_object_get(j, "ingest_window_samples"));
         if (window > 0 && (!s->window || (uint64_t)window < s->window)) s->window = (uint64_t)window;
         int bad = 0;
@@ -646,7 +647,11 @@ static void *push_cluster_connect(push_state *s, void *ctx)
     double t0 = cli_now_s();
     char err[512], last[700] = "etcd not asked yet";
     for (;;) {
-        if (cli_stop_requested) return NULL;
+        if (cli_stop_requested) {
+            fprintf(stderr, "ssm-push: interrupted by %s while looking for the owner of %s\n",
+                    cli_stop_requested == SIGTERM ? "SIGTERM" : "SIGINT", s->stream);
+            return NULL;
+        }
         push_target t;
         int found = 0;
         if (s->have_redirect) {

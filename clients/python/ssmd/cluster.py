@@ -35,7 +35,6 @@ import dataclasses
 import json
 import re
 import time
-import urllib.error
 import urllib.request
 
 import numpy as np
@@ -595,7 +594,8 @@ class ClusterPusher:
         """A stored checkpoint: input before input_sample is never needed
         again once the output before output_sample has come back."""
         try:
-            i, o = int(ev["input_sample"]), int(ev["output_sample"])
+            i = int(ev["input_sample"])
+            ev = dict(ev, input_sample=i, output_sample=int(ev["output_sample"]))
         except (KeyError, TypeError, ValueError):
             return
         if self._ckpt_pending is None or i > int(self._ckpt_pending["input_sample"]):
@@ -821,6 +821,7 @@ class ClusterSubscriber:
         return topic, h, value
 
     def close(self):
+        """Closes the socket (every member's connection)."""
         self._sock.close(linger=0)
 
     def __enter__(self):
