@@ -936,12 +936,16 @@ def failover_signals(k, n):
 
 
 def write_float_wav(path, x, rate=RATE):
-    """x (float32, mono) as a WAVE_FORMAT_IEEE_FLOAT file, read back bit for bit by libsndfile."""
+    """x (float32, (frames,) or (frames, channels)) as a WAVE_FORMAT_IEEE_FLOAT file, read back
+    bit for bit by libsndfile."""
     import struct
-    data = np.asarray(x, "<f4").tobytes()
+    x = np.asarray(x, "<f4")
+    ch = 1 if x.ndim == 1 else x.shape[1]
+    data = x.tobytes()
     with open(path, "wb") as f:
         f.write(b"RIFF" + struct.pack("<I", 36 + len(data)) + b"WAVEfmt " +
-                struct.pack("<IHHIIHH", 16, 3, 1, rate, 4 * rate, 4, 32) + b"data" + struct.pack("<I", len(data)))
+                struct.pack("<IHHIIHH", 16, 3, ch, rate, 4 * ch * rate, 4 * ch, 32) + b"data" +
+                struct.pack("<I", len(data)))
         f.write(data)
 
 
@@ -1056,18 +1060,20 @@ def t_failover():
               f"(input sample {pushers[0].checkpoint['input_sample']}) after {time.time() - t1:.1f} s")
 
         # 2. kill -9 the member with the most streams, halfway through a round of pushes; with
-        #    them, 3 ssm-push --cluster runs at real time of streams it owns, once their second
-        #    checkpoint is stored (the first one acknowledged to them long before)
+        #    them, 3 ssm-push --cluster runs at real time of streams it owns (the third a stereo
+        #    file: streams NAME.0 and NAME.1, placed together), once their second checkpoint is
+        #    stored (the first one acknowledged to them long before)
         lost = [p for p in pushers if placed[p.stream] == victim]
         cnames = [nm for nm in (f"cpush{i}" for i in range(300)) if hrw_pick(nm, nodes) == victim][:3]
         cruns = []
         for j, nm in enumerate(cnames):
             wav, out = os.path.join(TMP, f"{nm}.wav"), os.path.join(TMP, f"{nm}.raw")
-            write_float_wav(wav, sigs[j])
+            write_float_wav(wav, sigs[j] if j < 2 else np.stack([sigs[2], sigs[3]], axis=1))
             cruns.append((nm, j, out, subprocess.Popen(
                 [SSM_PUSH, "--cluster", etcd.url, "-s", nm, "--realtime", "-c", "1600", "-o", out, "--output-format",
                  "float", "-v", wav], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)))
-        wait_for(lambda: pump_all(0.02) or all(ckpt_input(etcd, nm) >= 32000 for nm in cnames), 60,
+        cstreams = cnames[:2] + [cnames[2] + ".0", cnames[2] + ".1"]
+        wait_for(lambda: pump_all(0.02) or all(ckpt_input(etcd, nm) >= 32000 for nm in cstreams), 60,
                  "the ssm-push runs' second checkpoints")
         check(all(c[3].poll() is None for c in cruns), "an ssm-push run ended before the kill")
         half = len(pushers) // 2
@@ -1142,11 +1148,13 @@ def t_failover():
         for nm, j, out, proc in cruns:
             _, err = proc.communicate(timeout=60)
             y = np.fromfile(out, "<f4") if os.path.exists(out) else np.zeros(0, "<f4")
-            check(proc.returncode == 0 and same_bits(y, refs[j]), f"ssm-push --cluster -s {nm}: exit "
-                  f"{proc.returncode}, {len(y)} samples, bit-identical {same_bits(y, refs[j])}; stderr:\n{err}")
+            want = refs[j] if j < 2 else np.stack([refs[2], refs[3]], axis=1).reshape(-1)  # interleaved
+            check(proc.returncode == 0 and same_bits(y, want), f"ssm-push --cluster -s {nm}: exit "
+                  f"{proc.returncode}, {len(y)} samples, bit-identical {same_bits(y, want)}; stderr:\n{err}")
             check("1 failover(s)" in err and "resumed from input sample" in err, err)
-            print(f"ssm-push --cluster -s {nm} --realtime: " + err.strip().split("\n")[-1].replace("ssm-push: ", "") +
-                  f"; output bit-identical to the single-daemon run ({len(y)} samples)")
+            print(f"ssm-push --cluster -s {nm} --realtime{' (stereo)' if j == 2 else ''}: " +
+                  err.strip().split("\n")[-1].replace("ssm-push: ", "") +
+                  f"; output bit-identical to the single-daemon run ({len(want)} samples)")
         push_until(n)
         for p in pushers:
             p.finish(block=False)
