@@ -364,6 +364,15 @@ static int handle_reply(push_state *s, const cli_msg *m)
         }
         const char *named = json_string_value(json_object_get(j, "stream"));
         push_stream *nst = named ? push_stream_find(s, named) : NULL;
+        if (s->cluster && code && nst && nst->meta_seen && strcmp(code, "NOT_OWNER") == 0) {
+            /* the stream is no longer that member's (handed over, its "moved" event missed) */
+            s->dead = s->owner;
+            s->have_dead = 1;
+            s->failovers++;
+            s->retry = 0;
+            json_decref(j);
+            return -3;
+        }
         if (s->cluster && code && nst && !nst->meta_seen && (strcmp(code, "NOT_OWNER") == 0 ||
             strcmp(code, "CLUSTER_UNAVAILABLE") == 0 || strcmp(code, "TOO_MANY_STREAMS") == 0)) {
             /* nothing was opened: push to the member it names, or ask etcd again shortly */
@@ -444,9 +453,23 @@ static int handle_reply(push_state *s, const cli_msg *m)
             st->ack_in = (uint64_t)in;
             st->ack_out = (uint64_t)out;
         }
+        int moved = ev && strcmp(ev, "moved") == 0;
+        if (moved) {
+            /* handed over to a member that joined (docs/cluster.md, "A member joining"): its owner
+             * key is gone, its checkpoint stays; etcd's placement is the next owner, and the member
+             * left is not gone back to (its other channels' owner keys go in the same moment) */
+            const char *node = json_string_value(json_object_get(json_object_get(j, "owner"), "node"));
+            if (s->verbose)
+                fprintf(stderr, "ssm-push: %s moved from node %s to node %s\n", st->name, s->owner.node,
+                        node ? node : "?");
+            s->dead = s->owner;
+            s->have_dead = 1;
+            s->failovers++;
+            s->retry = 0;
+        }
         json_decref(j);
         push_apply_ack(st);
-        return 0;
+        return moved ? -3 : 0;
     }
     if (d.kind != SSMD_KIND_AUDIO || !st) return 0;
     if (d.h.dtype != SSMD_DTYPE_F32 || d.h.cols != 1 || d.h.sample_rate_hz == 0 ||
@@ -568,7 +591,8 @@ static int push_cluster_send(push_state *s, void *sock, int k, size_t rows)
     memset(&h, 0, sizeof h);
     h.kind = SSMD_KIND_AUDIO;
     h.dtype = SSMD_DTYPE_F32;
-    h.flags = last ? SSMD_FLAG_END_OF_STREAM : 0;
+    /* FOLLOWS: this client follows the stream when it is handed over to a member that joins */
+    h.flags = SSMD_FLAG_FOLLOWS | (last ? SSMD_FLAG_END_OF_STREAM : 0);
     h.sample_rate_hz = (uint32_t)s->rate_hz;
     h.rows = (uint32_t)rows;
     h.cols = 1;

@@ -71,6 +71,7 @@ struct ssmd_cluster {
     char error[512];      /* the last failure */
     member *members;      /* the last member list read */
     size_t n_members;
+    uint64_t members_gen; /* changes whenever the set of member names does (a join, a leave) */
     claims owned;         /* streams this daemon claimed and runs */
     claims released;      /* owner keys to delete */
     /* checkpoints (cluster_ckpt.c) */

@@ -523,6 +523,11 @@ class ClusterPusher:
                 return
             if isinstance(j, dict) and j.get("event") == "checkpoint":
                 self._take_checkpoint(j)
+            elif isinstance(j, dict) and j.get("event") == "moved":
+                # handed over to a member that joined (docs/cluster.md, "A member joining"): its
+                # owner key is gone, its checkpoint stays; etcd's placement is the next owner
+                node = (j.get("owner") or {}).get("node", "?")
+                self._lose(f"moved to {node}", dead=False)
         elif topic == self._topic_b:
             h = protocol.decode_header(frames[1], len(frames[2]))
             self._take_output(h, protocol.decode_payload(h, frames[2]))
@@ -547,6 +552,10 @@ class ClusterPusher:
                 self._redirects = 0
             else:
                 self._attach(target)
+            return
+        if self.meta is not None and code == "NOT_OWNER":
+            # the stream is no longer this member's (handed over, its "moved" event missed)
+            self._lose(f"NOT_OWNER: {msg}", dead=False)
             return
         if self.meta is None and code in ("CLUSTER_UNAVAILABLE", "TOO_MANY_STREAMS"):
             # etcd does not answer that member, it lost a claim race, or it is full: try again
@@ -673,7 +682,8 @@ class ClusterPusher:
             last = self.finished and self._sent + rows == self.pushed
             h = protocol.Header(kind=1, dtype=2 if self._dtype == np.dtype("<i2") else 1,
                                 sample_rate_hz=self.rate, rows=rows, cols=self.channels or 1, seq=self._seq,
-                                first_sample=self._sent, flags=protocol.FLAG_END_OF_STREAM if last else 0)
+                                first_sample=self._sent,
+                                flags=protocol.FLAG_FOLLOWS | (protocol.FLAG_END_OF_STREAM if last else 0))
             self._sock.send_multipart([self._topic_b, protocol.encode_header(h),
                                        self._slice(self._sent, rows) if rows else b""])
             self._seq += 1
