@@ -1034,10 +1034,12 @@ def t_failover():
         def push_until(upto):
             """Every stream's input pushed up to sample upto, chunk by chunk, round robin."""
             a = pushers[0].pushed
-            for b in range(a + chunk, upto + 1, chunk):
+            while a < upto:
+                b = min(a + chunk, upto)
                 for i, p in enumerate(pushers):
-                    p.push(sigs[i % kinds][b - chunk:b], RATE, block=False)
+                    p.push(sigs[i % kinds][a:b], RATE, block=False)
                 pump_all()
+                a = b
 
         # 1. 1.25 s of every stream; wait until each has its first checkpoint acknowledged
         t1 = time.time()
@@ -1117,39 +1119,7 @@ def t_failover():
               f"{sorted(set(p.failovers[0]['resumed']['input_sample'] for p in lost))} "
               f"({sum(1 for s in skipped if s)} resumed past the acknowledged one)")
 
-        # 4. the killed member comes back under its name, then a 4th member joins, while the
-        #    streams run: no running stream moves; about a quarter of new placements go to
-        #    the 4th (and only to it)
-        own_before = owners(ds[survivors[0]])
-        ds[victim].start()
-        def registered():
-            try:
-                return ds[victim].healthy()
-            except zmq.Again:  # not answering yet: starting on a loaded machine
-                return False
-        wait_for(registered, 30, f"{victim} registered again")
-        probe = [f"new{i:03d}" for i in range(200)]
-        before = {nm: ds[victim].ctl("locate", stream=nm)["node"] for nm in probe}
-        check(before == {nm: hrw_pick(nm, nodes) for nm in probe}, "locate == HRW over the 3 members")
-        ds["f4"] = Daemon(etcd, "f4", "--checkpoint-s", "1", "--max-streams", str(n_streams + 16))
-        live = nodes + ["f4"]
-        wait_members(ds.values(), live, timeout=30)
-        push_until(40000)
-        own_after = owners(ds["f4"])
-        check(own_after == own_before, "a running stream changed owner when f4 joined")
-        check(all(p.owner["node"] == own_before[p.stream] and len(p.failovers) == (p in lost) for p in pushers),
-              "pushers stayed on their owners")
-        after = {nm: ds["f4"].ctl("locate", stream=nm)["node"] for nm in probe}
-        moved = [nm for nm in probe if before[nm] != after[nm]]
-        check(after == {nm: hrw_pick(nm, live) for nm in probe}, "locate == HRW over the 4 members")
-        check(all(after[nm] == "f4" for nm in moved), "new placements move to f4 only")
-        check(0.15 <= len(moved) / len(probe) <= 0.35, f"{len(moved)} of {len(probe)} new placements moved")
-        would = sum(1 for nm in names if hrw_pick(nm, live) != own_before[nm])
-        print(f"{victim} restarted, then f4 joined: all {n_streams} running streams kept their owners (HRW over the "
-              f"4 members would now place {would} of them elsewhere); {len(moved)} of {len(probe)} new placements "
-              f"({len(moved) / len(probe):.2f}) moved, all to f4")
-
-        # 5. the rest, the end, and every output against the single-daemon run
+        # the ssm-push runs end (before the killed member comes back and their streams would move)
         for nm, j, out, proc in cruns:
             _, err = proc.communicate(timeout=60)
             y = np.fromfile(out, "<f4") if os.path.exists(out) else np.zeros(0, "<f4")
@@ -1160,6 +1130,96 @@ def t_failover():
             print(f"ssm-push --cluster -s {nm} --realtime{' (stereo)' if j == 2 else ''}: " +
                   err.strip().split("\n")[-1].replace("ssm-push: ", "") +
                   f"; output bit-identical to the single-daemon run ({len(want)} samples)")
+
+        # 4. the killed member comes back under its name, then a 4th member joins, while the
+        #    streams run: the running streams whose placement is now the newcomer move to it
+        #    (checkpoint, hand-over, the client's replay, resumed there), the others stay; and
+        #    about a quarter of new placements go to the 4th
+        def settle(members, upto, what):
+            """Pushes on, a little at a time (a stream moves at a frame boundary, and a resumed
+            stream left without input for push_idle_s would end), and waits until every stream
+            runs on its placement over members; returns the streams that moved."""
+            n_before = {p.stream: len(p.failovers) for p in pushers}
+
+            def settled():
+                return all(p.owner and p.meta and p.owner["node"] == hrw_pick(p.stream, members) for p in pushers)
+            t0 = time.time()
+            while not settled():
+                if time.time() - t0 > 40:
+                    for p in [p for p in pushers if not (p.owner and p.meta and
+                                                         p.owner["node"] == hrw_pick(p.stream, members))][:5]:
+                        print(f"{p.stream}: owner {p.owner}, meta {p.meta is not None}, lost {p._lost}, "
+                              f"failovers {[f['reason'] for f in p.failovers]}, sent {getattr(p, '_sent', None)}, "
+                              f"received {p.received}, pushed {p.pushed}")
+                    raise AssertionError(f"{what}: not within 40 s")
+                a = pushers[0].pushed
+                if a < upto:
+                    for i, p in enumerate(pushers):
+                        p.push(sigs[i % kinds][a:a + 160], RATE, block=False)
+                pump_all(0.05)
+            push_until(upto)
+            moved = [p for p in pushers if len(p.failovers) > n_before[p.stream]]
+            for p in moved:
+                fo = p.failovers[-1]
+                check(len(p.failovers) == n_before[p.stream] + 1 and fo["reason"].startswith("moved to ") and
+                      fo["resumed"] and fo["replay_from"] > 0 and fo["resumed"]["input_sample"] >= fo["replay_from"],
+                      f"{p.stream}: {p.failovers}")
+            return moved
+
+        def registered():
+            try:
+                return ds[victim].healthy()
+            except zmq.Again:  # not answering yet: starting on a loaded machine
+                return False
+        own_before = owners(ds[survivors[0]])
+        # plain Pushers (no FOLLOWS flag: they cannot follow a move) of streams that the
+        # restarted member will be the placement of: they stay where they are
+        from ssmd import Pusher as PlainPusher
+        plain = [nm for nm in (f"plain{i}" for i in range(100)) if hrw_pick(nm, survivors) != hrw_pick(nm, nodes)][:2]
+        plain_p = [PlainPusher(ds[hrw_pick(nm, survivors)].ingest, nm, timeout=30, context=ctx) for nm in plain]
+        for j, q in enumerate(plain_p):
+            q.push(sigs[j][:n // 2], RATE)
+        ds[victim].start()
+        wait_for(registered, 30, f"{victim} registered again")
+        wait_members(ds.values(), nodes, timeout=30)
+        back = settle(nodes, 38400, f"streams back on {victim}")
+        check(sorted(p.stream for p in back) == sorted(nm for nm in names if placed[nm] != own_before[nm]),
+              "exactly the streams placed on the restarted member moved back")
+        own_plain = owners(ds[victim])
+        check(all(own_plain[nm] == hrw_pick(nm, survivors) for nm in plain), "a plain client's stream moved")
+        for j, q in enumerate(plain_p):
+            q.push(sigs[j][n // 2:], RATE)
+            q.finish()
+            check(same_bits(q.collect(timeout=30)[:, 0], refs[j]), f"{plain[j]}: the plain client's output differs")
+            q.close()
+        print(f"{victim} restarted: the {len(back)} streams placed on it moved back to it (hand-over at a checkpoint, "
+              f"replay, resume); the other {n_streams - len(back)} stayed, and so did {len(plain)} streams of plain "
+              f"Pushers placed on it now (no FOLLOWS flag), their output bit-identical")
+
+        probe = [f"new{i:03d}" for i in range(200)]
+        before = {nm: ds[victim].ctl("locate", stream=nm)["node"] for nm in probe}
+        check(before == {nm: hrw_pick(nm, nodes) for nm in probe}, "locate == HRW over the 3 members")
+        ds["f4"] = Daemon(etcd, "f4", "--checkpoint-s", "1", "--max-streams", str(n_streams + 16))
+        live = nodes + ["f4"]
+        wait_members(ds.values(), live, timeout=30)
+        t_join = time.monotonic()
+        to_f4 = settle(live, 41600, "streams on f4")
+        want = sorted(nm for nm in names if hrw_pick(nm, live) == "f4")
+        check(sorted(p.stream for p in to_f4) == want, "exactly the streams placed on f4 moved")
+        check(owners(ds["f4"]) == {nm: hrw_pick(nm, live) for nm in names}, "owner keys == HRW over the 4 members")
+        check(0.15 <= len(to_f4) / n_streams <= 0.35, f"{len(to_f4)} of {n_streams} streams moved to f4")
+        mv = sorted(p.failovers[-1]["t_output"] - t_join for p in to_f4)
+        after = {nm: ds["f4"].ctl("locate", stream=nm)["node"] for nm in probe}
+        moved_new = [nm for nm in probe if before[nm] != after[nm]]
+        check(after == {nm: hrw_pick(nm, live) for nm in probe}, "locate == HRW over the 4 members")
+        check(all(after[nm] == "f4" for nm in moved_new), "new placements move to f4 only")
+        check(0.15 <= len(moved_new) / len(probe) <= 0.35, f"{len(moved_new)} of {len(probe)} new placements moved")
+        print(f"f4 joined: {len(to_f4)} of {n_streams} running streams ({len(to_f4) / n_streams:.2f}) moved to it "
+              f"(from the join to each one's first output there: {mv[0]:.2f}..{mv[-1]:.2f} s, median "
+              f"{mv[len(mv) // 2]:.2f} s), none elsewhere, the other {n_streams - len(to_f4)} stayed; "
+              f"{len(moved_new)} of {len(probe)} new placements ({len(moved_new) / len(probe):.2f}) go to f4")
+
+        # 5. the rest, the end, and every output against the single-daemon run
         push_until(n)
         for p in pushers:
             p.finish(block=False)
@@ -1175,10 +1235,13 @@ def t_failover():
             check([h.seq for h in hs] == list(range(len(hs))) and hs[0].first_sample == 0, f"{nm}: subscriber seq")
             check(same_bits(y, refs[names.index(nm) % kinds]), f"{nm}: the subscriber's audio differs")
         check(not sub.gaps and sub.dropped == 0 and sub.duplicates > 0, (sub.gaps, sub.dropped, sub.duplicates))
-        check(sorted({t for t, _, _ in sub.switches}) == sorted(f"{nm}/audio/" for nm in watched), sub.switches)
+        # each watched stream changed owner at the kill, back to the restarted member, and to f4
+        # when it is placed there
+        want = sorted(t for nm in watched for t in (2 + (hrw_pick(nm, live) == "f4")) * [f"{nm}/audio/"])
+        check(sorted(t for t, _, _ in sub.switches) == want, sub.switches)
         print(f"a ClusterSubscriber on {', '.join(watched)}/audio/ across the switch: "
               f"{' and '.join(str(len(heard[nm])) for nm in watched)} messages, seq 0.. without a gap or a repeat, "
-              f"{sub.duplicates} samples the new owners published again dropped, one epoch change per topic; "
+              f"{sub.duplicates} samples the new owners published again dropped, {len(sub.switches)} owner changes; "
               f"the audio bit-identical to the single-daemon run")
         print(f"all {n_streams} streams ended: every output ({n} samples each) bit-identical to the "
               f"single-daemon run, {len(lost)} of them across the failover; at most {kept} input samples kept "
