@@ -576,6 +576,15 @@ ssmd_cluster_verdict ssmd_cluster_claim(ssmd_cluster *c, const char *stream, ssm
     }
     if (r == 1) {
         pthread_mutex_lock(&c->mu);
+        if (c->lease != lease) {
+            /* the lease expired and was replaced while this claim waited for etcd: the key just
+             * written went (or goes) with the old lease, and the re-registration's reclaim did
+             * not see this stream yet, so it would run with no owner key (its checkpoints
+             * refused); seen under heavy load, where a lease outlived its TTL unrenewed */
+            pthread_mutex_unlock(&c->mu);
+            ssmd_errf(msg, cap, "this node's lease changed during the claim of stream '%s'; push again", stream);
+            return SSMD_CLUSTER_UNAVAILABLE;
+        }
         claims_take(&c->released, stream); /* a delete still queued would now fail anyway */
         int rc = claims_put(&c->owned, stream, rev);
         pthread_mutex_unlock(&c->mu);
