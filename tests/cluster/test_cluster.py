@@ -1142,7 +1142,8 @@ def t_failover():
             n_before = {p.stream: len(p.failovers) for p in pushers}
 
             def settled():
-                return all(p.owner and p.meta and p.owner["node"] == hrw_pick(p.stream, members) for p in pushers)
+                return all(p.owner and p.meta and p.owner["node"] == hrw_pick(p.stream, members) and
+                           (not p.failovers or p.failovers[-1]["t_output"] is not None) for p in pushers)
             t0 = time.time()
             while not settled():
                 if time.time() - t0 > 40:
@@ -1199,11 +1200,36 @@ def t_failover():
         probe = [f"new{i:03d}" for i in range(200)]
         before = {nm: ds[victim].ctl("locate", stream=nm)["node"] for nm in probe}
         check(before == {nm: hrw_pick(nm, nodes) for nm in probe}, "locate == HRW over the 3 members")
-        ds["f4"] = Daemon(etcd, "f4", "--checkpoint-s", "1", "--max-streams", str(n_streams + 16))
         live = nodes + ["f4"]
-        wait_members(ds.values(), live, timeout=30)
+        # and an ssm-push --cluster run of a stream the 4th member will be the placement of,
+        # running at real time when it joins (past its first checkpoint): it follows the move
+        mname = next(nm for nm in (f"cmove{i}" for i in range(300)) if hrw_pick(nm, live) == "f4")
+        mwav, mout = os.path.join(TMP, f"{mname}.wav"), os.path.join(TMP, f"{mname}.raw")
+        write_float_wav(mwav, sigs[5])
+        mproc = subprocess.Popen([SSM_PUSH, "--cluster", etcd.url, "-s", mname, "--realtime", "-c", "1600", "-o", mout,
+                                  "--output-format", "float", "-v", mwav], stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.PIPE, text=True)
+
+        def trickle():
+            """A little more input for every stream (a resumed stream idle for push_idle_s ends)."""
+            a = pushers[0].pushed
+            if a < 40000:
+                for i, p in enumerate(pushers):
+                    p.push(sigs[i % kinds][a:a + 160], RATE, block=False)
+            pump_all(0.05)
+        wait_for(lambda: trickle() or ckpt_input(etcd, mname) >= 16128, 30, f"{mname}'s first checkpoint")
+        ds["f4"] = Daemon(etcd, "f4", "--checkpoint-s", "1", "--max-streams", str(n_streams + 16))
+        wait_for(lambda: trickle() or all(d.members() == live for d in ds.values()), 30, "4 members listed")
         t_join = time.monotonic()
         to_f4 = settle(live, 41600, "streams on f4")
+        _, err = mproc.communicate(timeout=60)
+        y = np.fromfile(mout, "<f4") if os.path.exists(mout) else np.zeros(0, "<f4")
+        check(mproc.returncode == 0 and same_bits(y, refs[5]) and f"{mname} moved from node" in err and
+              "to node f4" in err, f"ssm-push --cluster -s {mname}: exit {mproc.returncode}, {len(y)} samples; "
+              f"stderr:\n{err}")
+        print(f"ssm-push --cluster -s {mname} --realtime across f4's join: " +
+              [ln for ln in err.split("\n") if "moved from" in ln][0].replace("ssm-push: ", "") +
+              f"; output bit-identical to the single-daemon run ({len(y)} samples)")
         want = sorted(nm for nm in names if hrw_pick(nm, live) == "f4")
         check(sorted(p.stream for p in to_f4) == want, "exactly the streams placed on f4 moved")
         check(owners(ds["f4"]) == {nm: hrw_pick(nm, live) for nm in names}, "owner keys == HRW over the 4 members")
