@@ -987,10 +987,13 @@ static int run(push_state *s)
         fprintf(stderr, "ssm-push: %s: %d stream(s) of %llu samples at %d Hz in %llu messages, %llu frames "
                 "written in %.2f s\n", s->stream, s->n_streams, (unsigned long long)s->pushed, s->rate_hz,
                 (unsigned long long)s->seq_out, (unsigned long long)s->written, cli_now_s() - t_start);
-    if (s->cluster && (s->verbose || s->failovers))
-        fprintf(stderr, "ssm-push: %s: %d failover(s), last owner node %s%s%llu\n", s->stream, s->failovers,
-                s->owner.node, s->resumed_max ? ", resumed from input sample " : "",
-                s->resumed_max ? (unsigned long long)s->resumed_max : 0ull);
+    if (s->cluster && (s->verbose || s->failovers)) {
+        char resumed[64] = "";
+        if (s->resumed_max)
+            snprintf(resumed, sizeof resumed, ", resumed from input sample %llu", (unsigned long long)s->resumed_max);
+        fprintf(stderr, "ssm-push: %s: %d failover(s), last owner node %s%s\n", s->stream, s->failovers,
+                s->owner.node, resumed);
+    }
     rc = CLI_EXIT_OK;
 out:
     if (s->writer) dsp_audio_writer_abort(s->writer); /* no half-written output */

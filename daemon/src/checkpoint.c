@@ -337,7 +337,16 @@ static void handover(ssmd_srv *s, ssmd_srv_stream *st, const ssmd_ckpt_info *ck)
         r = ssmd_cluster_handover(s->cluster, st->name, err, sizeof err);
     else
         snprintf(err, sizeof err, "its placement is this node again");
-    st->moving = st->move_taken = false;
+    st->move_taken = false;
+    if (r < 0 && ssmd_cluster_placed_elsewhere(s->cluster, st->name, &o)) {
+        /* etcd did not answer: tried again after another checkpoint, a second from now */
+        ssmd_log(SSMD_LOG_WARN, "stream %s: not handed over yet (%s); trying again in 1 s", st->name, err);
+        st->move_after_s = ssmd_now_s() + 1.0;
+        if (!s->moves_retry || st->move_after_s < s->moves_retry_s) s->moves_retry_s = st->move_after_s;
+        s->moves_retry = true;
+        return;
+    }
+    st->moving = false;
     if (r < 0) {
         ssmd_log(SSMD_LOG_WARN, "stream %s: not handed over (%s); it stays on this node", st->name, err);
         return;
@@ -384,6 +393,22 @@ void ssmd_srv_checkpoint_acks(ssmd_srv *s)
 void ssmd_srv_checkpoint_rebalance(ssmd_srv *s)
 {
     uint64_t gen = ssmd_cluster_members_gen(s->cluster);
+    double now = ssmd_now_s();
+    if (s->moves_retry && now >= s->moves_retry_s) {
+        /* hand-overs that etcd did not answer: another checkpoint, then another try */
+        s->moves_retry = false;
+        for (int i = 0; i < s->max_streams; i++) {
+            ssmd_srv_stream *st = &s->streams[i];
+            if (!st->used || !st->moving || st->move_taken || st->ended) continue;
+            if (now < st->move_after_s) {
+                s->moves_retry = true;
+                s->moves_retry_s = st->move_after_s;
+                continue;
+            }
+            st->ckpt_next = 0;
+            ssmd_srv_checkpoint_due(s, st);
+        }
+    }
     if (gen == s->members_gen_seen) return;
     s->members_gen_seen = gen;
     for (int i = 0; i < s->max_streams; i++) {

@@ -229,6 +229,7 @@ struct ssmd_srv_stream {
                                      is forced, and once stored the stream is handed over to it */
     bool move_taken;              /* the forced checkpoint was taken, at input sample move_in */
     uint64_t move_in;
+    double move_after_s;          /* a hand-over etcd did not answer: the next try, not before */
     uint64_t replay_skipped;      /* resumed: pushed samples before the resume point, dropped */
     uint8_t owner[256];           /* push streams: the client's identity */
     size_t owner_len;
@@ -282,6 +283,8 @@ struct ssmd_srv {
     ssmd_transport t;
     ssmd_cluster *cluster;            /* --cluster: membership and stream ownership; NULL standalone */
     uint64_t members_gen_seen;        /* the member list's generation the streams' placement was checked at */
+    bool moves_retry;                 /* some hand-over waits for another try (checkpoint.c) */
+    double moves_retry_s;             /* the earliest of those tries */
     ssmd_srv_stream *streams;
     int max_streams;
     uint64_t epoch;

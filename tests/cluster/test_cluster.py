@@ -998,8 +998,11 @@ def t_failover():
     kinds = 8
     sigs = failover_signals(kinds, n)
     t0 = time.time()
-    refs = reference_outputs(sigs)
-    print(f"reference: {kinds} signals of {n} samples through one standalone daemon in {time.time() - t0:.1f} s")
+    long_sig = failover_signals(kinds + 1, 8 * RATE)[kinds]  # 8 s: an ssm-push run across a join
+    refs = reference_outputs(sigs + [long_sig])
+    long_ref = refs.pop()
+    print(f"reference: {kinds} signals of {n} samples and one of {len(long_sig)} through one standalone daemon in "
+          f"{time.time() - t0:.1f} s")
 
     etcd = Etcd()
     nodes = ["f1", "f2", "f3"]
@@ -1205,7 +1208,7 @@ def t_failover():
         # running at real time when it joins (past its first checkpoint): it follows the move
         mname = next(nm for nm in (f"cmove{i}" for i in range(300)) if hrw_pick(nm, live) == "f4")
         mwav, mout = os.path.join(TMP, f"{mname}.wav"), os.path.join(TMP, f"{mname}.raw")
-        write_float_wav(mwav, sigs[5])
+        write_float_wav(mwav, long_sig)
         mproc = subprocess.Popen([SSM_PUSH, "--cluster", etcd.url, "-s", mname, "--realtime", "-c", "1600", "-o", mout,
                                   "--output-format", "float", "-v", mwav], stdout=subprocess.DEVNULL,
                                  stderr=subprocess.PIPE, text=True)
@@ -1220,11 +1223,12 @@ def t_failover():
         wait_for(lambda: trickle() or ckpt_input(etcd, mname) >= 16128, 30, f"{mname}'s first checkpoint")
         ds["f4"] = Daemon(etcd, "f4", "--checkpoint-s", "1", "--max-streams", str(n_streams + 16))
         wait_for(lambda: trickle() or all(d.members() == live for d in ds.values()), 30, "4 members listed")
+        check(mproc.poll() is None, f"ssm-push -s {mname} ended before f4 joined")
         t_join = time.monotonic()
         to_f4 = settle(live, 41600, "streams on f4")
         _, err = mproc.communicate(timeout=60)
         y = np.fromfile(mout, "<f4") if os.path.exists(mout) else np.zeros(0, "<f4")
-        check(mproc.returncode == 0 and same_bits(y, refs[5]) and f"{mname} moved from node" in err and
+        check(mproc.returncode == 0 and same_bits(y, long_ref) and f"{mname} moved from node" in err and
               "to node f4" in err, f"ssm-push --cluster -s {mname}: exit {mproc.returncode}, {len(y)} samples; "
               f"stderr:\n{err}")
         print(f"ssm-push --cluster -s {mname} --realtime across f4's join: " +

@@ -27,6 +27,12 @@ so the collected output is bit-identical to an uninterrupted run.  Without
 checkpoints (daemons without --checkpoint-s) everything is kept and replayed
 from sample 0: the new owner starts the stream afresh.
 
+Hand-over (docs/cluster.md, "A member joining"): a ClusterPusher sets
+protocol.FLAG_FOLLOWS on its messages, so its stream may be handed over to a
+member that joins and becomes its placement; the owner's "moved" event (or
+NOT_OWNER after the stream was open) is followed like a failover, without
+waiting for a lease: etcd's placement is the next owner at once.
+
 Threads: none of these classes is thread-safe; one thread drives them (a
 Directory may be shared by the pushers of that thread)."""
 import base64

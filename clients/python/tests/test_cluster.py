@@ -94,8 +94,14 @@ def t_pusher_bookkeeping():
         raise AssertionError("a resume past the output accepted")
     except ClusterError as e:
         check("past the 100 output samples received" in str(e), str(e))
+    # a hand-over: the "moved" event is an owner change, the member left is not marked dead
+    m = ClusterPusher(Directory("etcd://127.0.0.1:1"), "room3")
+    m.owner, m._lost = {"node": "a", "ingest": "tcp://127.0.0.1:1", "epoch": "0x1"}, None
+    m._take([b"room3/event/", b"", b'{"event":"moved","stream":"room3","input_sample":512,"output_sample":256,'
+                                    b'"owner":{"node":"d","ingest":"tcp://127.0.0.1:2"}}'])
+    check(m.owner is None and m._lost["reason"] == "moved to d" and m._dead is None, (m.owner, m._lost, m._dead))
     print("ClusterPusher: output deduplicated by first_sample, input dropped once the checkpoint's output came, "
-          "a hole and a resume past the output refused")
+          "a hole and a resume past the output refused, a moved event followed without marking the member dead")
 
 
 def t_subscriber_follow():
