@@ -39,6 +39,8 @@ typedef struct ckpt_item {
     ssmd_ckpt_info info;
     void *data;
     size_t n;
+    bool refused_once;  /* its owner-key compare failed once: kept for the next tick, dropped the
+                           second time (cluster_ckpt.c) */
 } ckpt_item;
 
 /* The checkpoint file a stream's stored description names. */
