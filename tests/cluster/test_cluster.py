@@ -1190,7 +1190,8 @@ def t_failover():
         check(sorted(p.stream for p in back) == sorted(nm for nm in names if placed[nm] != own_before[nm]),
               "exactly the streams placed on the restarted member moved back")
         own_plain = owners(ds[victim])
-        check(all(own_plain[nm] == hrw_pick(nm, survivors) for nm in plain), "a plain client's stream moved")
+        check(all(own_plain.get(nm) == hrw_pick(nm, survivors) for nm in plain),
+              f"a plain client's stream moved: {({nm: own_plain.get(nm) for nm in plain})}")
         for j, q in enumerate(plain_p):
             q.push(sigs[j][n // 2:], RATE)
             q.finish()
