@@ -21,10 +21,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <jansson.h>
 
 #include "client.h"
+#include "push_cluster.h"
 
 #define DEFAULT_ENDPOINT "tcp://127.0.0.1:5561"
 #define DEFAULT_CHUNK 1024u
@@ -55,7 +57,15 @@ static const char *const usage_text =
     "  -c, --chunk N       sample frames read at a time, sent as one message (default 1024)\n"
     "                      or as several within the daemon's advertised cap\n"
     "                      (ingest_max_payload_bytes in its first reply; 64 KiB until then)\n"
-    "  -t, --timeout S     give up when the daemon is silent for S seconds (default 10)\n"
+    "  -t, --timeout S     give up when the daemon is silent for S seconds (default 10;\n"
+    "                      with --cluster: the owner counts as lost)\n"
+    "      --cluster URL   push to the stream's owner in the cluster of ssmd daemons whose\n"
+    "                      etcd is URL, etcd://HOST:PORT[,HOST:PORT...] (the owner key, else\n"
+    "                      the placement), follow NOT_OWNER, and when the owner is lost push\n"
+    "                      to the next one, replaying the input since its last acknowledged\n"
+    "                      checkpoint (docs/cluster.md); not with -e\n"
+    "      --failover-timeout S  with --cluster: give up when no new owner takes the\n"
+    "                      stream within S seconds of losing one (default 60)\n"
     "  -v, --verbose       print a summary on stderr\n"
     "  -h, --help          this text\n"
     "\n"
@@ -68,7 +78,8 @@ static const char *const usage_text =
     "\n"
     "Exit status:\n"
     "  0                   every pushed sample came back\n"
-    "  1                   error: file, daemon error reply, timeout, wrong length, interrupted\n"
+    "  1                   error: file, daemon error reply, timeout, wrong length, interrupted,\n"
+    "                      no new owner in time (--cluster)\n"
     "  2                   bad options\n";
 
 static int usage_error(const char *fmt, const char *arg)
@@ -90,6 +101,10 @@ typedef struct push_stream {
     int meta_seen;       /* its meta (the daemon's first reply) came back */
     float *pend;         /* results not yet written (all streams must have a frame first) */
     size_t pend_n, pend_cap;
+    /* --cluster: the input since the last acknowledged checkpoint (pushed is then the next
+     * sample to send to the current owner, received the output collected, both absolute) */
+    push_kept kept;
+    uint64_t ack_in, ack_out; /* the newest checkpoint acknowledged, not applied yet (ack_in 0: none) */
 } push_stream;
 
 typedef struct push_state {
@@ -122,6 +137,21 @@ typedef struct push_state {
 
     char error_line[1400];  /* a daemon's error reply, printed once the other streams are ended */
     char error_stream[SSMD_STREAM_NAME_MAX + 1]; /* the stream it names ("" when none) */
+
+    /* --cluster (push_cluster.h) */
+    const char *cluster;    /* etcd URL, NULL: a plain push to endpoint */
+    double failover_timeout_s;
+    ssmd_etcd *etcd;
+    push_target owner;      /* the member pushed to now */
+    push_target dead;       /* the owner lost last (not tried again while etcd lists it) */
+    int have_dead;
+    push_target redirect;   /* a NOT_OWNER reply's member, tried next */
+    int have_redirect, redirects;
+    int retry;              /* an answer that asks to try again (CLUSTER_UNAVAILABLE): wait first */
+    int eof;                /* the input is read to its end */
+    void *mon;              /* the owner connection's monitor (disconnected) */
+    int failovers;
+    uint64_t resumed_max;   /* the largest input sample a new owner resumed a stream from */
 } push_state;
 
 /* Reads the next chunk into plane[slot]: one plane per channel, or the mean
@@ -294,9 +324,21 @@ static int push_queue_result(push_stream *st, const uint8_t *payload, size_t n)
     return 0;
 }
 
+/* --cluster: applies the newest acknowledged checkpoint once the output
+ * before its output_sample has come back (a new owner resumes from it, or
+ * from a later one, and sends the output from its output_sample on): the
+ * input before its input_sample is dropped. */
+static void push_apply_ack(push_stream *st)
+{
+    if (st->ack_in == 0 || st->ack_out > st->received) return;
+    push_kept_trim(&st->kept, st->ack_in);
+    st->ack_in = 0;
+}
+
 /* Handles one received message.  Returns 0 to go on, -1 on a fatal error
  * (printed), -2 on an error reply of the daemon (in s->error_line, printed by
- * the caller after it ended the other streams). */
+ * the caller after it ended the other streams), -3 (--cluster) on a refusal
+ * that another member (s->redirect) or a later try may accept. */
 static int handle_reply(push_state *s, const cli_msg *m)
 {
     char why[256];
@@ -320,13 +362,47 @@ static int handle_reply(push_state *s, const cli_msg *m)
             json_decref(j);
             return 0;
         }
+        const char *named = json_string_value(json_object_get(j, "stream"));
+        push_stream *nst = named ? push_stream_find(s, named) : NULL;
+        if (s->cluster && code && nst && nst->meta_seen && strcmp(code, "NOT_OWNER") == 0) {
+            /* the stream is no longer that member's (handed over, its "moved" event missed) */
+            s->dead = s->owner;
+            s->have_dead = 1;
+            s->failovers++;
+            s->retry = 0;
+            json_decref(j);
+            return -3;
+        }
+        if (s->cluster && code && nst && !nst->meta_seen && (strcmp(code, "NOT_OWNER") == 0 ||
+            strcmp(code, "CLUSTER_UNAVAILABLE") == 0 || strcmp(code, "TOO_MANY_STREAMS") == 0)) {
+            /* nothing was opened: push to the member it names, or ask etcd again shortly */
+            json_t *o = json_object_get(j, "owner");
+            const char *node = json_string_value(json_object_get(o, "node"));
+            const char *ingest = json_string_value(json_object_get(o, "ingest"));
+            s->retry = 1;
+            if (strcmp(code, "NOT_OWNER") == 0 && node && ingest && strlen(node) < sizeof s->redirect.node &&
+                strlen(ingest) < sizeof s->redirect.ingest && s->redirects < 4) {
+                memset(&s->redirect, 0, sizeof s->redirect);
+                snprintf(s->redirect.node, sizeof s->redirect.node, "%s", node);
+                snprintf(s->redirect.ingest, sizeof s->redirect.ingest, "%s", ingest);
+                push_cluster_member_epoch(s->etcd, node, s->redirect.epoch, sizeof s->redirect.epoch);
+                if (!s->have_dead || !push_cluster_same(&s->redirect, &s->dead)) {
+                    s->have_redirect = 1;
+                    s->redirects++;
+                    s->retry = 0;
+                }
+            }
+            if (s->verbose)
+                fprintf(stderr, "ssm-push: %s on %s: %s: %s\n", named, s->owner.node, code, msg ? msg : "");
+            json_decref(j);
+            return -3;
+        }
         char hint[256] = "";
         if (code && strcmp(code, "TOO_MANY_STREAMS") == 0 && s->n_streams > 1)
             snprintf(hint, sizeof hint, " (%s has %d channels, one stream each; --channels mono pushes one "
                      "downmixed stream)", s->in_path, s->channels);
         snprintf(s->error_line, sizeof s->error_line, "ssm-push: daemon error %s: %s%s", code ? code : "(no code)",
                  msg ? msg : (text ? "(no message)" : "(empty reply)"), hint);
-        const char *named = json_string_value(json_object_get(j, "stream"));
         snprintf(s->error_stream, sizeof s->error_stream, "%s", named ? named : "");
         json_decref(j);
         return -2;
@@ -339,10 +415,61 @@ static int handle_reply(push_state *s, const cli_msg *m)
         json_int_t cap = json_integer_value(json_object_get(j, "ingest_max_payload_bytes"));
         if (cap >= (json_int_t)SSMD_INGEST_MIN_PAYLOAD_BYTES) s->cap_bytes = (uint64_t)cap;
         st->meta_seen = 1;
+        s->redirects = 0; /* --cluster: this member took the stream */
         json_int_t window = json_integer_value(json_object_get(j, "ingest_window_samples"));
         if (window > 0 && (!s->window || (uint64_t)window < s->window)) s->window = (uint64_t)window;
+        int bad = 0;
+        if (s->cluster && st->kept.from > 0) {
+            /* a replay: the owner must have resumed the stream from a checkpoint whose output
+             * does not start past the output already collected */
+            json_t *r = json_object_get(j, "resumed");
+            json_int_t in = json_integer_value(json_object_get(r, "input_sample"));
+            json_int_t out = json_integer_value(json_object_get(r, "output_sample"));
+            if (!json_is_object(r)) {
+                fprintf(stderr, "ssm-push: %s took the replay of %s from sample %llu without resuming it from a "
+                        "checkpoint\n", s->owner.node, st->name, (unsigned long long)st->kept.from);
+                bad = 1;
+            } else if (out > 0 && (uint64_t)out > st->received) {
+                fprintf(stderr, "ssm-push: %s resumed %s from a checkpoint at input sample %lld whose output starts "
+                        "at %lld, past the %llu output samples received: output lost with the old owner\n",
+                        s->owner.node, st->name, (long long)in, (long long)out, (unsigned long long)st->received);
+                bad = 1;
+            } else if (in > 0 && (uint64_t)in > s->resumed_max) {
+                s->resumed_max = (uint64_t)in;
+            }
+        }
         json_decref(j);
-        return 0;
+        return bad ? -1 : 0;
+    }
+    if (d.kind == SSMD_KIND_EVENT && st && s->cluster) {
+        /* a stored checkpoint: the input before its input_sample is not needed again once the
+         * output before its output_sample has come back (push_apply_ack) */
+        json_error_t jerr;
+        json_t *j = json_loadb((const char *)d.payload, d.payload_len, 0, &jerr);
+        const char *ev = json_string_value(json_object_get(j, "event"));
+        json_int_t in = json_integer_value(json_object_get(j, "input_sample"));
+        json_int_t out = json_integer_value(json_object_get(j, "output_sample"));
+        if (ev && strcmp(ev, "checkpoint") == 0 && in > 0 && out >= 0 && (uint64_t)in > st->ack_in) {
+            st->ack_in = (uint64_t)in;
+            st->ack_out = (uint64_t)out;
+        }
+        int moved = ev && strcmp(ev, "moved") == 0;
+        if (moved) {
+            /* handed over to a member that joined (docs/cluster.md, "A member joining"): its owner
+             * key is gone, its checkpoint stays; etcd's placement is the next owner, and the member
+             * left is not gone back to (its other channels' owner keys go in the same moment) */
+            const char *node = json_string_value(json_object_get(json_object_get(j, "owner"), "node"));
+            if (s->verbose)
+                fprintf(stderr, "ssm-push: %s moved from node %s to node %s\n", st->name, s->owner.node,
+                        node ? node : "?");
+            s->dead = s->owner;
+            s->have_dead = 1;
+            s->failovers++;
+            s->retry = 0;
+        }
+        json_decref(j);
+        push_apply_ack(st);
+        return moved ? -3 : 0;
     }
     if (d.kind != SSMD_KIND_AUDIO || !st) return 0;
     if (d.h.dtype != SSMD_DTYPE_F32 || d.h.cols != 1 || d.h.sample_rate_hz == 0 ||
@@ -359,15 +486,275 @@ static int handle_reply(push_state *s, const cli_msg *m)
     }
     st->seq_in++;
     s->out_rate_hz = (int)d.h.sample_rate_hz;
-    if (s->writer && d.h.rows &&
-        (push_queue_result(st, d.payload, d.h.rows) != 0 || push_write_ready(s) != 0))
+    size_t skip = 0;
+    if (s->cluster) {
+        /* by first_sample: what the previous owner sent already is dropped, a hole is an error */
+        if (d.h.first_sample > st->received) {
+            fprintf(stderr, "ssm-push: output samples %llu..%llu of %s never came (the next result from %s starts "
+                    "at %llu)\n", (unsigned long long)st->received, (unsigned long long)d.h.first_sample - 1,
+                    st->name, s->owner.node, (unsigned long long)d.h.first_sample);
+            return -1;
+        }
+        uint64_t dup = st->received - d.h.first_sample;
+        skip = dup < d.h.rows ? (size_t)dup : d.h.rows;
+    }
+    size_t rows = d.h.rows - skip;
+    if (s->writer && rows &&
+        (push_queue_result(st, d.payload + skip * sizeof(float), rows) != 0 || push_write_ready(s) != 0))
         return -1;
-    st->received += d.h.rows;
+    st->received += rows;
+    if (s->cluster) push_apply_ack(st);
     if ((d.h.flags & SSMD_FLAG_END_OF_STREAM) && !st->got_eos) {
         st->got_eos = 1;
         s->n_eos++;
     }
     return 0;
+}
+
+/* ---- --cluster: owners in etcd, kept input, failover (docs/cluster.md) ---- */
+
+/* Reads the next chunk into every stream's kept input; at the end of the
+ * input sets s->eof.  Returns 0 or -1 (printed). */
+static int push_cluster_read(push_state *s)
+{
+    if (push_read_chunk(s, 0) != 0) return -1;
+    size_t n = s->plane_n[0];
+    if (n == 0) {
+        s->eof = 1;
+        return 0;
+    }
+    for (int k = 0; k < s->n_streams; k++)
+        if (push_kept_append(&s->streams[k].kept, s->plane[0] + (size_t)k * s->chunk, n) != 0) {
+            fprintf(stderr, "ssm-push: out of memory keeping %zu samples of %s for a replay\n",
+                    s->streams[k].kept.n + n, s->streams[k].name);
+            return -1;
+        }
+    return 0;
+}
+
+/* Reads input while a stream has less than a chunk of it unsent (with
+ * --realtime only what is due after elapsed_s; *wait_ms is lowered to the
+ * time until the next chunk is due).  Returns 0 or -1. */
+static int push_cluster_fill(push_state *s, double elapsed_s, int *wait_ms)
+{
+    while (!s->eof) {
+        uint64_t total = s->streams[0].kept.from + s->streams[0].kept.n; /* the same for every stream */
+        int need = 0;
+        for (int k = 0; k < s->n_streams; k++)
+            if (!s->streams[k].sent_eos && total - s->streams[k].pushed < s->chunk) need = 1;
+        if (!need) return 0;
+        if (s->realtime) {
+            double due = (double)total / (double)s->rate_hz;
+            if (due > elapsed_s) {
+                int ms = (int)((due - elapsed_s) * 1000.0) + 1;
+                if (ms < *wait_ms) *wait_ms = ms;
+                return 0;
+            }
+        }
+        if (push_cluster_read(s) != 0) return -1;
+    }
+    return 0;
+}
+
+/* The stream whose next message can go now (round robin from cur_stream)
+ * and its rows in *rows; -1 when none: before the owner's meta (its answer
+ * to the first message) a stream sends one message, so a member that
+ * refuses it gets one, not a pipeline; then within the cap and the window. */
+static int push_cluster_next(const push_state *s, size_t *rows)
+{
+    size_t cap_frames = (size_t)((s->cap_bytes ? s->cap_bytes : SSMD_INGEST_MIN_PAYLOAD_BYTES) / sizeof(float));
+    for (int i = 0; i < s->n_streams; i++) {
+        int k = (s->cur_stream + i) % s->n_streams;
+        const push_stream *st = &s->streams[k];
+        if (st->sent_eos || st->got_eos || (st->seq_out > 0 && !st->meta_seen)) continue;
+        uint64_t total = st->kept.from + st->kept.n;
+        size_t n = (size_t)(total - st->pushed);
+        if (n == 0 && !s->eof) continue;
+        if (n > cap_frames) n = cap_frames;
+        if (s->window && n > s->window / 2) n = (size_t)(s->window / 2 ? s->window / 2 : 1);
+        uint64_t window = st->meta_seen ? s->window : 2 * SSMD_INGEST_MIN_PAYLOAD_BYTES / sizeof(float);
+        uint64_t ahead = st->pushed > st->received ? st->pushed - st->received : 0;
+        if (window && st->seq_out > 0 && ahead + n > window) continue;
+        *rows = n;
+        return k;
+    }
+    return -1;
+}
+
+/* Sends rows of stream k's kept input from its next sample, the last one
+ * flagged end-of-stream.  Returns 1 sent, 0 would block, -1 error. */
+static int push_cluster_send(push_state *s, void *sock, int k, size_t rows)
+{
+    push_stream *st = &s->streams[k];
+    int last = s->eof && st->pushed + rows == st->kept.from + st->kept.n;
+    ssmd_header h;
+    memset(&h, 0, sizeof h);
+    h.kind = SSMD_KIND_AUDIO;
+    h.dtype = SSMD_DTYPE_F32;
+    /* FOLLOWS: this client follows the stream when it is handed over to a member that joins */
+    h.flags = SSMD_FLAG_FOLLOWS | (last ? SSMD_FLAG_END_OF_STREAM : 0);
+    h.sample_rate_hz = (uint32_t)s->rate_hz;
+    h.rows = (uint32_t)rows;
+    h.cols = 1;
+    h.seq = st->seq_out;
+    h.first_sample = st->pushed; /* past 0 on a new owner: a replay, resumed from its checkpoint */
+    uint8_t hb[SSMD_HEADER_BYTES];
+    ssmd_header_encode(hb, &h);
+    if (zmq_send(sock, st->topic, strlen(st->topic), ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
+        if (zmq_errno() == EAGAIN) return 0;
+        fprintf(stderr, "ssm-push: cannot send: %s\n", zmq_strerror(zmq_errno()));
+        return -1;
+    }
+    if (zmq_send(sock, hb, sizeof hb, ZMQ_SNDMORE) < 0 ||
+        zmq_send(sock, rows ? push_kept_at(&st->kept, st->pushed) : (const float *)"", rows * sizeof(float), 0) < 0) {
+        fprintf(stderr, "ssm-push: cannot send: %s\n", zmq_strerror(zmq_errno()));
+        return -1;
+    }
+    st->seq_out++;
+    st->pushed += rows;
+    s->seq_out++;
+    s->cur_stream = (k + 1) % s->n_streams;
+    if (last) st->sent_eos = 1;
+    s->sent_eos = 1;
+    for (int j = 0; j < s->n_streams; j++)
+        if (!s->streams[j].sent_eos) s->sent_eos = 0;
+    return 1;
+}
+
+/* Closes the connection to the owner and its monitor. */
+static void push_cluster_close(push_state *s, void **sock)
+{
+    if (s->mon) {
+        zmq_socket_monitor(*sock, NULL, 0);
+        zmq_close(s->mon);
+        s->mon = NULL;
+    }
+    if (*sock) zmq_close(*sock);
+    *sock = NULL;
+}
+
+/* True when the owner connection's monitor says it was disconnected (the
+ * daemon died or closed it).  Reads every monitor message waiting. */
+static int push_cluster_disconnected(push_state *s)
+{
+    int lost = 0;
+    zmq_msg_t f;
+    for (;;) {
+        zmq_msg_init(&f);
+        if (zmq_msg_recv(&f, s->mon, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&f);
+            return lost;
+        }
+        const uint8_t *p = zmq_msg_data(&f);
+        if (zmq_msg_size(&f) >= 6 && (p[0] | (p[1] << 8)) == ZMQ_EVENT_DISCONNECTED) lost = 1;
+        int more = zmq_msg_more(&f);
+        zmq_msg_close(&f);
+        while (more) { /* the endpoint frame */
+            zmq_msg_init(&f);
+            more = zmq_msg_recv(&f, s->mon, 0) >= 0 && zmq_msg_more(&f);
+            zmq_msg_close(&f);
+        }
+    }
+}
+
+/* Finds the member to push to (a NOT_OWNER reply's member, else etcd: the
+ * stream's owner key or placement, but not the owner lost last while etcd
+ * still lists it, i.e. until its lease has expired), connects to it with a
+ * monitor for its disconnection, and readies every stream that has not
+ * ended for a start there from its kept input (a replay when that starts
+ * past sample 0).  Returns the socket, or NULL (printed) when none took it
+ * within failover_timeout_s or on a signal. */
+static void *push_cluster_connect(push_state *s, void *ctx)
+{
+    static int n_monitors = 0;
+    double t0 = cli_now_s();
+    char err[512], last[700] = "etcd not asked yet";
+    for (;;) {
+        if (cli_stop_requested) {
+            fprintf(stderr, "ssm-push: interrupted by %s while looking for the owner of %s\n",
+                    cli_stop_requested == SIGTERM ? "SIGTERM" : "SIGINT", s->stream);
+            return NULL;
+        }
+        push_target t;
+        int found = 0;
+        if (s->have_redirect) {
+            t = s->redirect;
+            s->have_redirect = 0;
+            found = 1;
+        } else if (!s->retry) {
+            int rc = push_cluster_locate(s->etcd, s->streams[0].name, &t, err, sizeof err);
+            if (rc < 0) snprintf(last, sizeof last, "%s", err);
+            else if (rc == 0) snprintf(last, sizeof last, "etcd lists no member");
+            else if (s->have_dead && push_cluster_same(&t, &s->dead))
+                snprintf(last, sizeof last, "etcd still lists node %s, the owner lost, as %s's %s (its lease has "
+                         "not expired)", t.node, s->streams[0].name, t.by_owner ? "owner" : "placement");
+            else found = 1;
+        }
+        s->retry = 0;
+        if (found) {
+            void *sock = zmq_socket(ctx, ZMQ_DEALER);
+            int zero = 0;
+            zmq_setsockopt(sock, ZMQ_LINGER, &zero, sizeof zero);
+            double ct = s->timeout_s < 5.0 ? s->timeout_s : 5.0;
+            if (cli_socket_limits(sock, SSMD_CLIENT_MAX_FRAME_BYTES, 0, 0, err, sizeof err) == 0 &&
+                cli_connect(ctx, sock, t.ingest, NULL, ct, err, sizeof err) == 0) {
+                char addr[64];
+                snprintf(addr, sizeof addr, "inproc://ssm-push-owner-%d", n_monitors++);
+                s->mon = zmq_socket(ctx, ZMQ_PAIR);
+                zmq_setsockopt(s->mon, ZMQ_LINGER, &zero, sizeof zero);
+                if (zmq_socket_monitor(sock, addr, ZMQ_EVENT_DISCONNECTED) != 0 || zmq_connect(s->mon, addr) != 0) {
+                    fprintf(stderr, "ssm-push: cannot monitor the connection: %s\n", zmq_strerror(zmq_errno()));
+                    push_cluster_close(s, &sock);
+                    return NULL;
+                }
+                s->owner = t;
+                s->cap_bytes = 0;
+                s->window = 0;
+                s->sent_eos = 1;
+                for (int k = 0; k < s->n_streams; k++) {
+                    push_stream *st = &s->streams[k];
+                    if (st->got_eos) continue;
+                    st->seq_out = 0;
+                    st->seq_in = 0;
+                    st->pushed = st->kept.from;
+                    st->sent_eos = 0;
+                    st->meta_seen = 0;
+                    s->sent_eos = 0;
+                }
+                if (s->verbose)
+                    fprintf(stderr, "ssm-push: pushing %s to node %s at %s (%s)%s\n", s->stream, t.node, t.ingest,
+                            t.by_owner ? "its owner" : "its placement",
+                            s->streams[0].kept.from ? ", replaying from the acknowledged checkpoint" : "");
+                return sock;
+            }
+            zmq_close(sock);
+            snprintf(last, sizeof last, "node %s: %s", t.node, err);
+            s->dead = t;
+            s->have_dead = 1;
+        }
+        if (cli_now_s() - t0 > s->failover_timeout_s) {
+            fprintf(stderr, "ssm-push: no member took %s within %.1f s: %s\n", s->stream, s->failover_timeout_s,
+                    last);
+            return NULL;
+        }
+        struct timespec ts = { 0, 250 * 1000 * 1000 };
+        nanosleep(&ts, NULL);
+    }
+}
+
+/* The owner is lost (why): closes the connection, remembers the owner so
+ * that it is not tried again while etcd lists it, and connects to the next
+ * (push_cluster_connect). */
+static void *push_cluster_failover(push_state *s, void *ctx, void **sock, const char *why)
+{
+    push_cluster_close(s, sock);
+    s->dead = s->owner;
+    s->have_dead = 1;
+    s->failovers++;
+    s->redirects = 0;
+    if (s->verbose)
+        fprintf(stderr, "ssm-push: lost node %s (%s); looking for the next owner in etcd\n", s->owner.node, why);
+    return *sock = push_cluster_connect(s, ctx);
 }
 
 /* After SIGINT/SIGTERM or a daemon's error reply: sends a bare end-of-stream
@@ -456,26 +843,38 @@ static int run(push_state *s)
         }
     }
     s->cur = 0;
-    if (push_read_chunk(s, 0) != 0) return CLI_EXIT_FAIL;
-    s->plane_n[1] = 0;
-    if (s->plane_n[0] > 0 && push_read_chunk(s, 1) != 0) return CLI_EXIT_FAIL;
+    if (!s->cluster) { /* --cluster reads into the streams' kept input as it sends (push_cluster_fill) */
+        if (push_read_chunk(s, 0) != 0) return CLI_EXIT_FAIL;
+        s->plane_n[1] = 0;
+        if (s->plane_n[0] > 0 && push_read_chunk(s, 1) != 0) return CLI_EXIT_FAIL;
+    }
 
     int rc = CLI_EXIT_FAIL;
     char why[256];
     void *ctx = zmq_ctx_new();
-    void *sock = zmq_socket(ctx, ZMQ_DEALER);
+    void *sock = NULL;
     int zero = 0;
-    zmq_setsockopt(sock, ZMQ_LINGER, &zero, sizeof zero);
-    /* results are never dropped on our side (RCVHWM 0; the loop below reads
-     * them while it sends); a frame larger than any the daemon sends
-     * disconnects it */
-    if (cli_socket_limits(sock, SSMD_CLIENT_MAX_FRAME_BYTES, 0, 0, why, sizeof why) != 0) {
-        fprintf(stderr, "ssm-push: %s\n", why);
-        goto out;
-    }
-    if (cli_connect(ctx, sock, s->endpoint, s->endpoint_env, s->timeout_s, why, sizeof why) != 0) {
-        fprintf(stderr, "ssm-push: %s\n", why);
-        goto out;
+    if (s->cluster) {
+        if (!(s->etcd = ssmd_etcd_create(s->cluster, 1000, why, sizeof why))) {
+            fprintf(stderr, "ssm-push: %s\n", why);
+            goto out;
+        }
+        /* results are never dropped on our side: the same socket options as below */
+        if (!(sock = push_cluster_connect(s, ctx))) goto out;
+    } else {
+        sock = zmq_socket(ctx, ZMQ_DEALER);
+        zmq_setsockopt(sock, ZMQ_LINGER, &zero, sizeof zero);
+        /* results are never dropped on our side (RCVHWM 0; the loop below reads
+         * them while it sends); a frame larger than any the daemon sends
+         * disconnects it */
+        if (cli_socket_limits(sock, SSMD_CLIENT_MAX_FRAME_BYTES, 0, 0, why, sizeof why) != 0) {
+            fprintf(stderr, "ssm-push: %s\n", why);
+            goto out;
+        }
+        if (cli_connect(ctx, sock, s->endpoint, s->endpoint_env, s->timeout_s, why, sizeof why) != 0) {
+            fprintf(stderr, "ssm-push: %s\n", why);
+            goto out;
+        }
     }
     double t_start = cli_now_s(), t_last = t_start;
     while (s->n_eos < s->n_streams) {
@@ -488,9 +887,15 @@ static int run(push_state *s)
             goto out;
         }
         double now = cli_now_s();
-        int want_send = !s->sent_eos && push_within_window(s);
         int wait_ms = 100;
-        if (want_send && s->realtime) {
+        size_t c_rows = 0;
+        int c_next = -1;
+        if (s->cluster) {
+            if (push_cluster_fill(s, now - t_start, &wait_ms) != 0) goto out;
+            c_next = push_cluster_next(s, &c_rows);
+        }
+        int want_send = s->cluster ? c_next >= 0 : !s->sent_eos && push_within_window(s);
+        if (want_send && s->realtime && !s->cluster) {
             double due = t_start + (double)s->pushed / (double)s->rate_hz;
             if (due > now) {
                 want_send = 0;
@@ -498,18 +903,31 @@ static int run(push_state *s)
                 if (ms < wait_ms) wait_ms = (int)ms + 1;
             }
         }
-        zmq_pollitem_t it = { sock, 0, (short)(ZMQ_POLLIN | (want_send ? ZMQ_POLLOUT : 0)), 0 };
-        int n = zmq_poll(&it, 1, wait_ms);
+        zmq_pollitem_t its[2] = { { sock, 0, (short)(ZMQ_POLLIN | (want_send ? ZMQ_POLLOUT : 0)), 0 },
+                                  { s->mon, 0, ZMQ_POLLIN, 0 } };
+        zmq_pollitem_t *it = &its[0];
+        int n = zmq_poll(its, s->mon ? 2 : 1, wait_ms);
         if (n < 0) {
             if (zmq_errno() == EINTR) continue;
             fprintf(stderr, "ssm-push: poll: %s\n", zmq_strerror(zmq_errno()));
             goto out;
         }
-        if (it.revents & ZMQ_POLLIN) {
+        if (s->mon && (its[1].revents & ZMQ_POLLIN) && push_cluster_disconnected(s)) {
+            if (!push_cluster_failover(s, ctx, &sock, "disconnected")) goto out;
+            t_last = cli_now_s();
+            continue;
+        }
+        if (it->revents & ZMQ_POLLIN) {
             cli_msg m;
             if (cli_msg_recv(sock, &m, 0.0) == 1) {
                 int hr = handle_reply(s, &m);
                 cli_msg_close(&m);
+                if (hr == -3) { /* --cluster: refused, nothing opened: another member or a later try */
+                    push_cluster_close(s, &sock);
+                    if (!(sock = push_cluster_connect(s, ctx))) goto out;
+                    t_last = cli_now_s();
+                    continue;
+                }
                 if (hr == -2) { /* one line: the error, and the streams it leaves ended at once */
                     int ended = push_end_streams(s, sock, s->error_stream);
                     fprintf(stderr, "%s", s->error_line);
@@ -523,8 +941,15 @@ static int run(push_state *s)
             }
             continue; /* drain results before sending more */
         }
-        if (it.revents & ZMQ_POLLOUT) {
-            if (push_send_chunk(s, sock) < 0) goto out;
+        if (it->revents & ZMQ_POLLOUT) {
+            if ((s->cluster ? push_cluster_send(s, sock, c_next, c_rows) : push_send_chunk(s, sock)) < 0) goto out;
+            t_last = cli_now_s();
+            continue;
+        }
+        if (s->cluster && cli_now_s() - t_last > s->timeout_s) {
+            char lost[96];
+            snprintf(lost, sizeof lost, "no answer for %.1f s", s->timeout_s);
+            if (!push_cluster_failover(s, ctx, &sock, lost)) goto out;
             t_last = cli_now_s();
             continue;
         }
@@ -557,16 +982,26 @@ static int run(push_state *s)
             goto out;
         }
     }
+    if (s->cluster) s->pushed = s->streams[0].pushed;
     if (s->verbose)
         fprintf(stderr, "ssm-push: %s: %d stream(s) of %llu samples at %d Hz in %llu messages, %llu frames "
                 "written in %.2f s\n", s->stream, s->n_streams, (unsigned long long)s->pushed, s->rate_hz,
                 (unsigned long long)s->seq_out, (unsigned long long)s->written, cli_now_s() - t_start);
+    if (s->cluster && (s->verbose || s->failovers)) {
+        char resumed[64] = "";
+        if (s->resumed_max)
+            snprintf(resumed, sizeof resumed, ", resumed from input sample %llu", (unsigned long long)s->resumed_max);
+        fprintf(stderr, "ssm-push: %s: %d failover(s), last owner node %s%s\n", s->stream, s->failovers,
+                s->owner.node, resumed);
+    }
     rc = CLI_EXIT_OK;
 out:
     if (s->writer) dsp_audio_writer_abort(s->writer); /* no half-written output */
     s->writer = NULL;
-    zmq_close(sock);
+    if (s->cluster) push_cluster_close(s, &sock);
+    else zmq_close(sock);
     zmq_ctx_term(ctx);
+    ssmd_etcd_destroy(s->etcd);
     return rc;
 }
 
@@ -578,14 +1013,17 @@ int main(int argc, char **argv)
     s.endpoint_env = cli_endpoint_env(CLI_ENV_INGEST); /* named in endpoint errors */
     s.chunk = DEFAULT_CHUNK;
     s.timeout_s = 10.0;
+    s.failover_timeout_s = 60.0;
     s.out_format = SSMD_OUTPUT_FORMAT_DEFAULT;
-    enum { OPT_OUTPUT_FORMAT = 256, OPT_CHANNELS };
+    enum { OPT_OUTPUT_FORMAT = 256, OPT_CHANNELS, OPT_CLUSTER, OPT_FAILOVER_TIMEOUT };
     static const struct option opts[] = {
         { "endpoint", required_argument, NULL, 'e' },
         { "stream", required_argument, NULL, 's' },
         { "output", required_argument, NULL, 'o' },
         { "output-format", required_argument, NULL, OPT_OUTPUT_FORMAT },
         { "channels", required_argument, NULL, OPT_CHANNELS },
+        { "cluster", required_argument, NULL, OPT_CLUSTER },
+        { "failover-timeout", required_argument, NULL, OPT_FAILOVER_TIMEOUT },
         { "realtime", no_argument, NULL, 'r' },
         { "chunk", required_argument, NULL, 'c' },
         { "timeout", required_argument, NULL, 't' },
@@ -594,11 +1032,11 @@ int main(int argc, char **argv)
         { NULL, 0, NULL, 0 },
     };
     opterr = 0;
-    int c, format_given = 0;
+    int c, format_given = 0, endpoint_given = 0;
     uint64_t v;
     while ((c = getopt_long(argc, argv, ":e:s:o:rc:t:vh", opts, NULL)) != -1) {
         switch (c) {
-        case 'e': s.endpoint = optarg; s.endpoint_env = NULL; break;
+        case 'e': s.endpoint = optarg; s.endpoint_env = NULL; endpoint_given = 1; break;
         case 's': s.stream = optarg; break;
         case 'o': s.out_path = optarg; break;
         case OPT_OUTPUT_FORMAT:
@@ -609,6 +1047,19 @@ int main(int argc, char **argv)
             if (strcmp(optarg, "auto") == 0) s.downmix = 0;
             else if (strcmp(optarg, "mono") == 0) s.downmix = 1;
             else return usage_error("--channels: expected auto or mono, got '%s'", optarg);
+            break;
+        case OPT_CLUSTER: {
+            char err[512];
+            if (ssmd_etcd_url_check(optarg, err, sizeof err) != 0) {
+                fprintf(stderr, "ssm-push: --%s (see ssm-push --help)\n", err);
+                return CLI_EXIT_USAGE;
+            }
+            s.cluster = optarg;
+            break;
+        }
+        case OPT_FAILOVER_TIMEOUT:
+            if (cli_parse_seconds(optarg, &s.failover_timeout_s) != 0)
+                return usage_error("--failover-timeout: '%s' is not a number of seconds > 0", optarg);
             break;
         case 'r': s.realtime = 1; break;
         case 'c':
@@ -629,6 +1080,8 @@ int main(int argc, char **argv)
         }
     }
     if (!s.stream) return usage_error("%s", "missing --stream NAME");
+    if (s.cluster && endpoint_given)
+        return usage_error("%s", "-e and --cluster: give one (with --cluster the stream's owner comes from etcd)");
     if (!ssmd_stream_name_valid(s.stream, strlen(s.stream)) || s.stream[0] == '_')
         return usage_error("--stream: '%s' is not a valid stream name (1-64 of [A-Za-z0-9_.-], "
                            "not starting with '.' or '_')", s.stream);
@@ -645,7 +1098,10 @@ int main(int argc, char **argv)
     int rc = run(&s);
     dsp_audio_writer_abort(s.writer); /* a failure before the push loop: no output left behind */
     dsp_audio_reader_close(s.reader);
-    for (int k = 0; s.streams && k < s.n_streams; k++) free(s.streams[k].pend);
+    for (int k = 0; s.streams && k < s.n_streams; k++) {
+        free(s.streams[k].pend);
+        push_kept_free(&s.streams[k].kept);
+    }
     free(s.streams);
     free(s.inter);
     free(s.plane[0]);

@@ -296,6 +296,10 @@ void ssmd_srv_checkpoint_due(ssmd_srv *s, ssmd_srv_stream *st)
     /* a stream whose client said end-of-stream ends soon, and its keys with it */
     if (ss.samples_in < st->ckpt_next || st->held || st->eos || !ssmd_stream_savable(st->st)) return;
     st->ckpt_next = (ss.samples_in / st->ckpt_period + 1) * st->ckpt_period;
+    if (st->moving && !st->move_taken) { /* the checkpoint forced for a hand-over */
+        st->move_taken = true;
+        st->move_in = ss.samples_in;
+    }
     size_t n = ssmd_ckpt_bytes(st->st);
     void *buf = malloc(n);
     ssmd_ckpt_counters k = { .input_sample = ss.samples_in, .output_sample = ss.samples_out, .frames = ss.frames,
@@ -318,6 +322,51 @@ void ssmd_srv_checkpoint_due(ssmd_srv *s, ssmd_srv_stream *st)
     ssmd_cluster_checkpoint(s->cluster, &m, buf, n);
 }
 
+/* The checkpoint forced for st's move (ck) is stored: st's owner key goes
+ * (its checkpoint stays), its client is told where to push it from ck's
+ * input sample on (a "moved" event: PUB and the client) and the stream
+ * closes here without its end flushed; the member it goes to resumes it from
+ * ck when the client replays.  A placement that changed back, or an etcd
+ * that does not answer, leaves the stream here. */
+static void handover(ssmd_srv *s, ssmd_srv_stream *st, const ssmd_ckpt_info *ck)
+{
+    ssmd_cluster_owner o;
+    char err[512];
+    int r = -1;
+    if (ssmd_cluster_placed_elsewhere(s->cluster, st->name, &o))
+        r = ssmd_cluster_handover(s->cluster, st->name, err, sizeof err);
+    else
+        snprintf(err, sizeof err, "its placement is this node again");
+    st->move_taken = false;
+    if (r < 0 && ssmd_cluster_placed_elsewhere(s->cluster, st->name, &o)) {
+        /* etcd did not answer: tried again after another checkpoint, a second from now */
+        ssmd_log(SSMD_LOG_WARN, "stream %s: not handed over yet (%s); trying again in 1 s", st->name, err);
+        st->move_after_s = ssmd_now_s() + 1.0;
+        if (!s->moves_retry || st->move_after_s < s->moves_retry_s) s->moves_retry_s = st->move_after_s;
+        s->moves_retry = true;
+        return;
+    }
+    st->moving = false;
+    if (r < 0) {
+        ssmd_log(SSMD_LOG_WARN, "stream %s: not handed over (%s); it stays on this node", st->name, err);
+        return;
+    }
+    char msg[1400];
+    snprintf(msg, sizeof msg, "stream '%s' moved to node %s (its placement since the member list changed): push "
+             "it from input sample %llu on to %s", st->name, o.node, (unsigned long long)ck->input_sample, o.ingest);
+    json_t *ev = json_pack("{s:s, s:s, s:I, s:I, s:{s:s, s:s}, s:s}", "event", "moved", "stream", st->name,
+                           "input_sample", (json_int_t)ck->input_sample, "output_sample",
+                           (json_int_t)ck->output_sample, "owner", "node", o.node, "ingest", o.ingest, "message", msg);
+    char *text = ev ? ssmd_srv_event_json(s, st, ev) : NULL;
+    if (text) ssmd_reply_event(s, st, text);
+    free(text);
+    ssmd_log(SSMD_LOG_INFO, "stream %s: handed over to node %s at input sample %llu", st->name, o.node,
+             (unsigned long long)ck->input_sample);
+    s->c.cluster_handed_over++;
+    st->claimed = false; /* closing it releases nothing: the next owner resumes from the checkpoint */
+    st->eos = st->ended = true;
+}
+
 void ssmd_srv_checkpoint_acks(ssmd_srv *s)
 {
     size_t n = 0;
@@ -336,8 +385,46 @@ void ssmd_srv_checkpoint_acks(ssmd_srv *s)
         char *text = o ? ssmd_srv_event_json(s, st, o) : NULL;
         if (text && st->src == &ssmd_source_push) ssmd_reply_event(s, st, text);
         free(text);
+        if (st->moving && st->move_taken && v[i].input_sample >= st->move_in) handover(s, st, &v[i]);
     }
     free(v);
+}
+
+void ssmd_srv_checkpoint_rebalance(ssmd_srv *s)
+{
+    uint64_t gen = ssmd_cluster_members_gen(s->cluster);
+    double now = ssmd_now_s();
+    if (s->moves_retry && now >= s->moves_retry_s) {
+        /* hand-overs that etcd did not answer: another checkpoint, then another try */
+        s->moves_retry = false;
+        for (int i = 0; i < s->max_streams; i++) {
+            ssmd_srv_stream *st = &s->streams[i];
+            if (!st->used || !st->moving || st->move_taken || st->ended) continue;
+            if (now < st->move_after_s) {
+                s->moves_retry = true;
+                s->moves_retry_s = st->move_after_s;
+                continue;
+            }
+            st->ckpt_next = 0;
+            ssmd_srv_checkpoint_due(s, st);
+        }
+    }
+    if (gen == s->members_gen_seen) return;
+    s->members_gen_seen = gen;
+    for (int i = 0; i < s->max_streams; i++) {
+        ssmd_srv_stream *st = &s->streams[i];
+        ssmd_cluster_owner o;
+        if (!st->used || !st->claimed || !st->client_follows || !st->ckpt_period || st->eos || st->ended ||
+            st->moving ||
+            !ssmd_cluster_placed_elsewhere(s->cluster, st->name, &o))
+            continue;
+        st->moving = true;
+        st->move_taken = false;
+        st->ckpt_next = 0; /* due now: a stream between frames (an idle one too) is saved at once, */
+        ssmd_srv_checkpoint_due(s, st); /* else after its next frame */
+        ssmd_log(SSMD_LOG_INFO, "stream %s: placed on node %s now (the member list changed): handing it over at a "
+                 "checkpoint", st->name, o.node);
+    }
 }
 
 void ssmd_srv_checkpoint_resume(ssmd_srv *s, ssmd_srv_stream *st, ssmd_cluster_found *f)

@@ -243,6 +243,9 @@ static int refresh_members(ssmd_cluster *c, ssmd_etcd *e, char *err, size_t cap)
     pthread_mutex_lock(&c->mu);
     member *old = c->members;
     size_t n_old = c->n_members;
+    bool changed = nm != n_old; /* etcd lists the keys in order: the same names come in the same order */
+    for (size_t i = 0; !changed && i < nm; i++) changed = strcmp(m[i].node, old[i].node) != 0;
+    if (changed) c->members_gen++;
     c->members = m;
     c->n_members = nm;
     pthread_mutex_unlock(&c->mu);
@@ -582,6 +585,15 @@ ssmd_cluster_verdict ssmd_cluster_claim(ssmd_cluster *c, const char *stream, ssm
     }
     if (r == 1) {
         pthread_mutex_lock(&c->mu);
+        if (c->lease != lease) {
+            /* the lease expired and was replaced while this claim waited for etcd: the key just
+             * written went (or goes) with the old lease, and the re-registration's reclaim did
+             * not see this stream yet, so it would run with no owner key (its checkpoints
+             * refused); seen under heavy load, where a lease outlived its TTL unrenewed */
+            pthread_mutex_unlock(&c->mu);
+            ssmd_errf(msg, cap, "this node's lease changed during the claim of stream '%s'; push again", stream);
+            return SSMD_CLUSTER_UNAVAILABLE;
+        }
         claims_take(&c->released, stream); /* a delete still queued would now fail anyway */
         int rc = claims_put(&c->owned, stream, rev);
         pthread_mutex_unlock(&c->mu);
@@ -597,6 +609,43 @@ ssmd_cluster_verdict ssmd_cluster_claim(ssmd_cluster *c, const char *stream, ssm
     ssmd_errf(msg, cap, r == 2 ? "stream '%s' is placed on node %s: push it to %s"
                                : "stream '%s' belongs to node %s: push it to %s", stream, owner->node, owner->ingest);
     return SSMD_CLUSTER_ELSEWHERE;
+}
+
+uint64_t ssmd_cluster_members_gen(ssmd_cluster *c)
+{
+    pthread_mutex_lock(&c->mu);
+    uint64_t g = c->members_gen;
+    pthread_mutex_unlock(&c->mu);
+    return g;
+}
+
+bool ssmd_cluster_placed_elsewhere(ssmd_cluster *c, const char *stream, ssmd_cluster_owner *o)
+{
+    place(c, stream, o);
+    return strcmp(o->node, c->node) != 0;
+}
+
+int ssmd_cluster_handover(ssmd_cluster *c, const char *stream, char *err, size_t cap)
+{
+    int64_t lease;
+    if (!usable(c, &lease, err, cap)) return -1;
+    pthread_mutex_lock(&c->mu);
+    int64_t rev = claims_take(&c->owned, stream);
+    pthread_mutex_unlock(&c->mu);
+    if (!rev) return ssmd_errf(err, cap, "stream '%s' is not claimed by this node", stream);
+    char *key = owner_key(stream);
+    int r = key ? ssmd_etcd_delete_if_revision(c->loop_etcd, key, rev, err, cap) : -1;
+    free(key);
+    pthread_mutex_lock(&c->mu);
+    if (r < 0) {
+        claims_put(&c->owned, stream, rev); /* it stays: still this node's */
+    } else {
+        ssmd_cluster_ckpt_drop_locked(c, stream); /* a later one could not be stored now */
+    }
+    pthread_mutex_unlock(&c->mu);
+    /* the checkpoint keys and file stay: the next owner resumes from them */
+    if (r >= 0) ssmd_cluster_ckpt_released(c, stream, false);
+    return r;
 }
 
 void ssmd_cluster_release(ssmd_cluster *c, const char *stream)

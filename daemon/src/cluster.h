@@ -94,6 +94,25 @@ ssmd_cluster_verdict ssmd_cluster_claim(ssmd_cluster *c, const char *stream, ssm
  *  checkpoint of it still queued is dropped.  Loop thread. */
 void ssmd_cluster_release(ssmd_cluster *c, const char *stream);
 
+/** The member list's generation: it changes whenever a member joins or
+ *  leaves (so the loop re-checks its streams' placement then).  Any thread. */
+uint64_t ssmd_cluster_members_gen(ssmd_cluster *c);
+
+/** True when stream's placement by the last member list is another member
+ *  than this one (*owner: it), false when it is this one.  Loop thread; no
+ *  etcd request. */
+bool ssmd_cluster_placed_elsewhere(ssmd_cluster *c, const char *stream, ssmd_cluster_owner *owner);
+
+/** Hands a stream this daemon claimed over to the member its placement now
+ *  names (docs/cluster.md, "A member joining"): deletes its owner key while
+ *  it is still this claim's (one etcd request on the loop thread, at most
+ *  SSMD_CLUSTER_LOOP_TIMEOUT_MS per endpoint) and forgets the stream,
+ *  keeping its checkpoint keys and file, from which the next owner resumes.
+ *  Returns 1 handed over, 0 when the owner key had changed (the stream is
+ *  not this node's either way), -1 with one line in err when etcd did not
+ *  answer (the stream stays claimed).  Loop thread. */
+int ssmd_cluster_handover(ssmd_cluster *c, const char *stream, char *err, size_t cap);
+
 /** Hands checkpoint data (n bytes, malloc'd: the cluster takes it) of a
  *  stream this daemon owns to the cluster thread, which stores it in etcd,
  *  or in the checkpoint directory when larger than checkpoint_inline_bytes

@@ -319,6 +319,11 @@ int ssmd_cluster_ckpt_write(ssmd_cluster *c, int64_t lease, char *err, size_t ca
             int r1 = r == 1 ? 1 : store(c, lease, &batch[b], 1, &bmeta[b], err, cap);
             if (r1 == 1) {
                 stored(c, it);
+            } else if (r1 == 0 && !it->refused_once) {
+                /* the owner key is not under this lease: the lease may have expired unnoticed
+                 * (the next tick registers again and claims the stream again under the new
+                 * one), so the checkpoint waits for one more tick instead of being lost */
+                it->refused_once = true;
             } else if (r1 == 0) {
                 ssmd_log(SSMD_LOG_DEBUG, "cluster: stream %s: checkpoint not stored: this member no longer holds "
                          "its owner key", it->info.stream);
@@ -347,6 +352,22 @@ int ssmd_cluster_ckpt_write(ssmd_cluster *c, int64_t lease, char *err, size_t ca
                 queue_put_locked(c, &items[i]);
             } else {
                 dropped(&items[i]);
+            }
+            items[i].data = NULL;
+        }
+    } else {
+        /* refused once (above): queued again for the next tick, unless the stream ended or a
+         * newer checkpoint of it came meanwhile */
+        for (size_t i = 0; i < n; i++) {
+            if (!items[i].data) continue;
+            bool owned = false;
+            for (size_t k = 0; k < c->owned.n && !owned; k++)
+                owned = strcmp(c->owned.v[k].name, items[i].info.stream) == 0;
+            if (owned && !queue_find_locked(c, items[i].info.stream)) {
+                queue_put_locked(c, &items[i]); /* (a file checkpoint is written again, same path) */
+            } else {
+                dropped(&items[i]);
+                failed++;
             }
             items[i].data = NULL;
         }

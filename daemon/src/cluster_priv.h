@@ -39,6 +39,8 @@ typedef struct ckpt_item {
     ssmd_ckpt_info info;
     void *data;
     size_t n;
+    bool refused_once;  /* its owner-key compare failed once: kept for the next tick, dropped the
+                           second time (cluster_ckpt.c) */
 } ckpt_item;
 
 /* The checkpoint file a stream's stored description names. */
@@ -71,6 +73,7 @@ struct ssmd_cluster {
     char error[512];      /* the last failure */
     member *members;      /* the last member list read */
     size_t n_members;
+    uint64_t members_gen; /* changes whenever the set of member names does (a join, a leave) */
     claims owned;         /* streams this daemon claimed and runs */
     claims released;      /* owner keys to delete */
     /* checkpoints (cluster_ckpt.c) */

@@ -232,7 +232,10 @@ static int loop_run(ssmd_srv *s)
          * nothing waits): a request waits for one phase, not a whole iteration */
         if (s->t.pub) ssmd_control_handle(s);
         if (ssmd_engine_run(s) != 0) return 1;
-        if (s->cluster) ssmd_srv_checkpoint_acks(s);
+        if (s->cluster) {
+            ssmd_srv_checkpoint_acks(s);
+            ssmd_srv_checkpoint_rebalance(s);
+        }
         if (s->t.pub) ssmd_control_handle(s);
         for (int i = 0; i < s->n_sources; i++)
             if (s->sources[i]->tick) s->sources[i]->tick(s);

@@ -507,6 +507,7 @@ static void handle_ingest(ssmd_srv *s)
                 st->push_sample_next = h.first_sample + h.rows;
                 st->push_broken = false;
                 st->push_accepted = true;
+                if (h.flags & SSMD_FLAG_FOLLOWS) st->client_follows = true; /* it may be handed over */
                 if (!push_rows(s, st, zmq_msg_data(&f[k + 2]), &h, row0)) { /* held: park the rest */
                     zmq_msg_init(&s->push.payload);
                     zmq_msg_move(&s->push.payload, &f[k + 2]);

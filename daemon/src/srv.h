@@ -224,6 +224,12 @@ struct ssmd_srv_stream {
     uint64_t resumed_in, resumed_out, resumed_time_ms;
     char resumed_node[65];
     char resume_error[256];       /* a checkpoint was found but not used: why ("" otherwise) */
+    bool client_follows;          /* push streams: the client sets SSMD_FLAG_FOLLOWS (it follows a move) */
+    bool moving;                  /* its placement is another member now (one joined): a checkpoint
+                                     is forced, and once stored the stream is handed over to it */
+    bool move_taken;              /* the forced checkpoint was taken, at input sample move_in */
+    uint64_t move_in;
+    double move_after_s;          /* a hand-over etcd did not answer: the next try, not before */
     uint64_t replay_skipped;      /* resumed: pushed samples before the resume point, dropped */
     uint8_t owner[256];           /* push streams: the client's identity */
     size_t owner_len;
@@ -252,6 +258,7 @@ typedef struct ssmd_srv_counters {
         reply_stalls,       /* times a push stream was held because its client did not read */
         push_lost_samples,  /* pushed samples discarded: a client held for push_idle_s, or at shutdown */
         cluster_refused,    /* new pushed streams refused in cluster mode (NOT_OWNER, CLUSTER_UNAVAILABLE) */
+        cluster_handed_over, /* streams handed over to a member that joined (checkpoint.c) */
         push_discontinuities; /* pushed messages refused because their seq or first_sample did not
                                  continue their stream (DISCONTINUITY) */
     _Atomic uint64_t live_frames, bulk_frames; /* frames stepped in live batches and in bulk ones (engine.c) */
@@ -275,6 +282,9 @@ struct ssmd_srv {
     const ssm_runner *compute_runner; /* the one that steps (status reports) */
     ssmd_transport t;
     ssmd_cluster *cluster;            /* --cluster: membership and stream ownership; NULL standalone */
+    uint64_t members_gen_seen;        /* the member list's generation the streams' placement was checked at */
+    bool moves_retry;                 /* some hand-over waits for another try (checkpoint.c) */
+    double moves_retry_s;             /* the earliest of those tries */
     ssmd_srv_stream *streams;
     int max_streams;
     uint64_t epoch;
@@ -472,8 +482,16 @@ void ssmd_srv_checkpoint_arm(ssmd_srv *s, ssmd_srv_stream *st);
  *  allocation. */
 void ssmd_srv_checkpoint_due(ssmd_srv *s, ssmd_srv_stream *st);
 /** The checkpoints the cluster thread stored: each becomes a "checkpoint"
- *  event of its stream (PUB and the pushing client).  Loop thread. */
+ *  event of its stream (PUB and the pushing client); the one forced for a
+ *  stream that moves hands it over (a "moved" event, the stream closed
+ *  without its end flushed).  Loop thread. */
 void ssmd_srv_checkpoint_acks(ssmd_srv *s);
+/** When the member list changed: each checkpointed pushed stream whose
+ *  client follows moves (SSMD_FLAG_FOLLOWS) and whose placement is now
+ *  another member (one that joined) gets a checkpoint
+ *  forced at its next frame, and is handed over once that is stored
+ *  (docs/cluster.md, "A member joining").  Loop thread; no etcd request. */
+void ssmd_srv_checkpoint_rebalance(ssmd_srv *s);
 /** A stream just claimed, with its checkpoint f as read at the claim: it
  *  starts from it (counters, indices; a file is read here), or starts
  *  fresh with resume_error set.  Loop thread; blocks on the file read. */

@@ -3,7 +3,8 @@
 loopback (temporary data dir, random free ports) and ssmd daemons with
 --cluster, talks to them over their sockets and prints what it measured.
 
-Usage: test_cluster.py SSMD_EXE MODEL --only membership|placement|outage|checkpoint
+Usage: test_cluster.py SSMD_EXE MODEL --only membership|placement|outage|checkpoint|failover
+                        [--ssm-ctl EXE] [--ssm-push EXE] [--streams N (failover, default 300)]
 
   membership  registration; kill -9 leaves the member list within TTL + slack;
               a restart under the same node name keeps the node's streams and
@@ -26,6 +27,16 @@ Usage: test_cluster.py SSMD_EXE MODEL --only membership|placement|outage|checkpo
               another member after the TTL; file: a restart under the same
               name); keys and files go when the stream ends; REPLAY_GAP;
               resampled streams are not checkpointed; bad option values
+  failover    3 daemons with checkpoints, 300 streams pushed by the Python
+              ClusterPusher (and 3 by ssm-push --cluster), kill -9 of the
+              daemon with the most streams mid-stream: every stream finds its
+              new owner after the lease TTL, replays from its acknowledged
+              checkpoint, and its output equals a single standalone daemon's
+              bit for bit; recovery time per stream printed; the killed
+              member restarted and a 4th joining move no running stream and
+              about a quarter of new placements (to the 4th only)
+
+SSMD_TEST_KEEP=DIR copies the daemons' and etcd's logs there at the end.
 
 Exits 77 (SKIP) when the etcd binary is missing (scripts/setup.sh installs
 etcd-server)."""
@@ -925,8 +936,377 @@ def t_checkpoint():
         print(f"{' '.join(bad[-2:])}: exit 2, {lines[0]}")
 
 
+# ---- failover ----------------------------------------------------------------
+
+def failover_signals(k, n):
+    """k different test signals of n samples (tones and noise of their own)."""
+    t = np.arange(n) / RATE
+    out = []
+    for i in range(k):
+        rng = np.random.default_rng(100 + i)
+        f = 110 * (i + 1)
+        x = 0.2 * np.sin(2 * np.pi * f * t) * (0.6 + 0.4 * np.sin(2 * np.pi * (0.7 + 0.3 * i) * t))
+        out.append((x + 0.02 * rng.standard_normal(n)).astype("<f4"))
+    return out
+
+
+def write_float_wav(path, x, rate=RATE):
+    """x (float32, (frames,) or (frames, channels)) as a WAVE_FORMAT_IEEE_FLOAT file, read back
+    bit for bit by libsndfile."""
+    import struct
+    x = np.asarray(x, "<f4")
+    ch = 1 if x.ndim == 1 else x.shape[1]
+    data = x.tobytes()
+    with open(path, "wb") as f:
+        f.write(b"RIFF" + struct.pack("<I", 36 + len(data)) + b"WAVEfmt " +
+                struct.pack("<IHHIIHH", 16, 3, ch, rate, 4 * ch * rate, 4 * ch, 32) + b"data" +
+                struct.pack("<I", len(data)))
+        f.write(data)
+
+
+def ckpt_input(etcd, name):
+    """The input_sample of name's checkpoint in etcd, 0 when there is none."""
+    kv = etcd_get(etcd, f"/ssmd/checkpoints/{name}/meta")
+    return json.loads(kv[f"/ssmd/checkpoints/{name}/meta"])["input_sample"] if kv else 0
+
+
+def reference_outputs(signals):
+    """Each signal pushed whole to one standalone daemon (no --cluster) by the
+    plain Pusher: the uninterrupted single-daemon outputs."""
+    from ssmd import Pusher as PlainPusher
+    ports = [free_port() for _ in range(3)]
+    eps = [f"tcp://127.0.0.1:{p}" for p in ports]
+    err = open(os.path.join(TMP, "single.log"), "ab")
+    proc = subprocess.Popen([SSMD, "--model", MODEL, "--pub", eps[0], "--ingest", eps[1], "--control", eps[2]],
+                            stderr=err, env=dict(os.environ, HOME=TMP))
+    try:
+        outs = []
+        for i, x in enumerate(signals):
+            with PlainPusher(eps[1], f"ref{i}", timeout=30) as p:
+                p.push(x, RATE)
+                p.finish()
+                outs.append(p.collect()[:, 0].copy())
+            check(len(outs[-1]) == len(x), f"reference {i}: {len(outs[-1])} of {len(x)} samples")
+        return outs
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        err.close()
+
+
+def t_failover():
+    """3 daemons with --checkpoint-s 1, N cluster-aware Python pushers, one
+    daemon killed (-9) mid-stream: every stream's output equals the
+    single-daemon run bit for bit; the recovery time of each stream that
+    lost its owner is measured; a 4th daemon joining moves no running
+    stream and about a quarter of new placements."""
+    import resource
+    from ssmd.cluster import ClusterPusher, ClusterSubscriber, Directory
+    n_streams = int(sys.argv[sys.argv.index("--streams") + 1]) if "--streams" in sys.argv else 300
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 8 * n_streams:  # a socket, its monitor and their mailboxes per pusher
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 8 * n_streams + 256), hard))
+    ctx = zmq.Context()
+    ctx.set(zmq.MAX_SOCKETS, 4 * n_streams + 64)
+    n = 3 * RATE  # 3 s each: checkpoints at 16 128 and 32 000
+    chunk = 1600
+    kinds = 8
+    sigs = failover_signals(kinds, n)
+    t0 = time.time()
+    long_sig = failover_signals(kinds + 1, 8 * RATE)[kinds]  # 8 s: an ssm-push run across a join
+    refs = reference_outputs(sigs + [long_sig])
+    long_ref = refs.pop()
+    print(f"reference: {kinds} signals of {n} samples and one of {len(long_sig)} through one standalone daemon in "
+          f"{time.time() - t0:.1f} s")
+
+    etcd = Etcd()
+    nodes = ["f1", "f2", "f3"]
+    ds = {nd: Daemon(etcd, nd, "--checkpoint-s", "1", "--max-streams", str(n_streams + 16)) for nd in nodes}
+    pushers, sub = [], None
+    try:
+        wait_members(ds.values(), ds, timeout=30)  # 4 daemons starting on a loaded machine
+        directory = Directory(etcd.url)
+        names = [f"fo{i:03d}" for i in range(n_streams)]
+        pushers = [ClusterPusher(directory, nm, timeout=10, failover_timeout=60, context=ctx) for nm in names]
+        placed = {nm: hrw_pick(nm, nodes) for nm in names}
+        counts = {nd: sum(1 for nm in names if placed[nm] == nd) for nd in nodes}
+        victim = max(nodes, key=lambda nd: counts[nd])  # the member that will be killed
+        # a subscriber that follows two of the victim's streams across the switch
+        watched = [nm for nm in names if placed[nm] == victim][:2]
+        sub = ClusterSubscriber(directory, [f"{nm}/audio/" for nm in watched], rcvbuf=0, rcvhwm=0, context=ctx)
+        heard = {nm: [] for nm in watched}
+        wait_for(lambda: len(sub.endpoints) == 3, 10, "the subscriber connected to the 3 members")
+        time.sleep(1.0)  # subscriptions reach the daemons asynchronously
+
+        def pump_all(timeout=0.0):
+            for p in pushers:
+                p.pump()
+            while True:
+                m = sub.recv(0)
+                if m is None:
+                    break
+                heard[P.parse_topic(m[0])[0]].append(m[1:])
+            if timeout:
+                time.sleep(timeout)
+
+        def push_until(upto):
+            """Every stream's input pushed up to sample upto, chunk by chunk, round robin."""
+            a = pushers[0].pushed
+            while a < upto:
+                b = min(a + chunk, upto)
+                for i, p in enumerate(pushers):
+                    p.push(sigs[i % kinds][a:b], RATE, block=False)
+                pump_all()
+                a = b
+
+        # 1. 1.25 s of every stream; wait until each has its first checkpoint acknowledged
+        t1 = time.time()
+        push_until(20000)
+        try:
+            wait_for(lambda: pump_all(0.02) or all(p.checkpoint for p in pushers), 60,
+                     "every stream's first checkpoint acknowledged")
+        except AssertionError:
+            slow = [p for p in pushers if not p.checkpoint]
+            print(f"{len(slow)} without a checkpoint: " + ", ".join(
+                f"{p.stream} on {p.owner and p.owner['node']}: sent {getattr(p, '_sent', None)} received {p.received} "
+                f"meta {p.meta is not None} pending {p._ckpt_pending}" for p in slow[:8]))
+            for d in ds.values():
+                print(d.node, json.dumps(d.cluster()["checkpoints"]))
+            raise
+        own = owners(ds["f1"])
+        check(own == placed, "owners in etcd == HRW over the 3 members")
+        check(all(p.owner["node"] == placed[p.stream] for p in pushers), "each pusher on its HRW owner")
+        print(f"{n_streams} streams on {counts} (HRW), 1.25 s pushed, first checkpoints acknowledged "
+              f"(input sample {pushers[0].checkpoint['input_sample']}) after {time.time() - t1:.1f} s")
+
+        # 2. kill -9 the member with the most streams, halfway through a round of pushes; with
+        #    them, 3 ssm-push --cluster runs at real time of streams it owns (the third a stereo
+        #    file: streams NAME.0 and NAME.1, placed together), once their second checkpoint is
+        #    stored (the first one acknowledged to them long before)
+        lost = [p for p in pushers if placed[p.stream] == victim]
+        cnames = [nm for nm in (f"cpush{i}" for i in range(300)) if hrw_pick(nm, nodes) == victim][:3]
+        cruns = []
+        for j, nm in enumerate(cnames):
+            wav, out = os.path.join(TMP, f"{nm}.wav"), os.path.join(TMP, f"{nm}.raw")
+            write_float_wav(wav, sigs[j] if j < 2 else np.stack([sigs[2], sigs[3]], axis=1))
+            cruns.append((nm, j, out, subprocess.Popen(
+                [SSM_PUSH, "--cluster", etcd.url, "-s", nm, "--realtime", "-c", "1600", "-o", out, "--output-format",
+                 "float", "-v", wav], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)))
+        cstreams = cnames[:2] + [cnames[2] + ".0", cnames[2] + ".1"]
+        wait_for(lambda: pump_all(0.02) or all(ckpt_input(etcd, nm) >= 32000 for nm in cstreams), 60,
+                 "the ssm-push runs' second checkpoints")
+        check(all(c[3].poll() is None for c in cruns), "an ssm-push run ended before the kill")
+        half = len(pushers) // 2
+        b = pushers[0].pushed + chunk
+        for i, p in enumerate(pushers[:half]):
+            p.push(sigs[i % kinds][b - chunk:b], RATE, block=False)
+        before = {p.stream: p.received for p in lost}
+        ds[victim].proc.kill()
+        t_kill = time.monotonic()
+        ds[victim].proc.wait()
+        for i, p in enumerate(pushers[half:], half):
+            p.push(sigs[i % kinds][b - chunk:b], RATE, block=False)
+        print(f"kill -9 {victim} ({len(lost)} streams) at input sample {b} (output received: "
+              f"{min(before.values())}..{max(before.values())})")
+        push_until(36000)  # 2.25 s, as the lost streams wait for their new owners
+
+        # 3. every lost stream finds its new owner (after the TTL), replays and resumes
+        survivors = [nd for nd in nodes if nd != victim]
+        wait_for(lambda: pump_all(0.02) or all(p.failovers and p.failovers[0]["t_output"] for p in lost),
+                 TTL + 40, "every lost stream resumed on a new owner")
+        for p in pushers:
+            if p in lost:
+                check(len(p.failovers) == 1, f"{p.stream}: {p.failovers}")
+                fo = p.failovers[0]
+                check(p.owner["node"] == hrw_pick(p.stream, survivors) == fo["to"] and fo["from"] == victim, fo)
+                check(fo["resumed"] and fo["resumed"]["node"] == victim and
+                      fo["resumed"]["input_sample"] >= fo["replay_from"] > 0, fo)
+            else:
+                check(not p.failovers and p.owner["node"] == placed[p.stream], f"{p.stream} moved: {p.failovers}")
+        rec = sorted(p.failovers[0]["t_output"] - t_kill for p in lost)
+        att = sorted(p.failovers[0]["t_attached"] - t_kill for p in lost)
+        replayed = [p.failovers[0]["replayed"] for p in lost]
+        skipped = [p.failovers[0]["resumed"]["input_sample"] - p.failovers[0]["replay_from"] for p in lost]
+        print(f"recovery of the {len(lost)} streams of {victim} (kill -9 -> first new output sample), lease TTL "
+              f"{TTL} s: min {rec[0]:.2f} s, median {rec[len(rec) // 2]:.2f} s, p90 {rec[int(len(rec) * 0.9)]:.2f} s, "
+              f"max {rec[-1]:.2f} s (resumed meta after {att[0]:.2f}..{att[-1]:.2f} s)")
+        print("per-stream recovery s: " + " ".join(f"{p.stream}={p.failovers[0]['t_output'] - t_kill:.2f}"
+                                                   for p in lost))
+        print(f"replays: from the acknowledged checkpoint, {min(replayed)}..{max(replayed)} samples kept and sent "
+              f"again; the new owners resumed from input samples "
+              f"{sorted(set(p.failovers[0]['resumed']['input_sample'] for p in lost))} "
+              f"({sum(1 for s in skipped if s)} resumed past the acknowledged one)")
+
+        # the ssm-push runs end (before the killed member comes back and their streams would move)
+        for nm, j, out, proc in cruns:
+            _, err = proc.communicate(timeout=60)
+            y = np.fromfile(out, "<f4") if os.path.exists(out) else np.zeros(0, "<f4")
+            want = refs[j] if j < 2 else np.stack([refs[2], refs[3]], axis=1).reshape(-1)  # interleaved
+            check(proc.returncode == 0 and same_bits(y, want), f"ssm-push --cluster -s {nm}: exit "
+                  f"{proc.returncode}, {len(y)} samples, bit-identical {same_bits(y, want)}; stderr:\n{err}")
+            check("1 failover(s)" in err and "resumed from input sample" in err, err)
+            print(f"ssm-push --cluster -s {nm} --realtime{' (stereo)' if j == 2 else ''}: " +
+                  err.strip().split("\n")[-1].replace("ssm-push: ", "") +
+                  f"; output bit-identical to the single-daemon run ({len(want)} samples)")
+
+        # 4. the killed member comes back under its name, then a 4th member joins, while the
+        #    streams run: the running streams whose placement is now the newcomer move to it
+        #    (checkpoint, hand-over, the client's replay, resumed there), the others stay; and
+        #    about a quarter of new placements go to the 4th
+        def settle(members, upto, what):
+            """Pushes on, a little at a time (a stream moves at a frame boundary, and a resumed
+            stream left without input for push_idle_s would end), and waits until every stream
+            runs on its placement over members; returns the streams that moved."""
+            n_before = {p.stream: len(p.failovers) for p in pushers}
+
+            def settled():
+                return all(p.owner and p.meta and p.owner["node"] == hrw_pick(p.stream, members) and
+                           (not p.failovers or p.failovers[-1]["t_output"] is not None) for p in pushers)
+            t0 = time.time()
+            while not settled():
+                if time.time() - t0 > 40:
+                    for p in [p for p in pushers if not (p.owner and p.meta and
+                                                         p.owner["node"] == hrw_pick(p.stream, members))][:5]:
+                        print(f"{p.stream}: owner {p.owner}, meta {p.meta is not None}, lost {p._lost}, "
+                              f"failovers {[f['reason'] for f in p.failovers]}, sent {getattr(p, '_sent', None)}, "
+                              f"received {p.received}, pushed {p.pushed}")
+                    raise AssertionError(f"{what}: not within 40 s")
+                a = pushers[0].pushed
+                if a < upto:
+                    for i, p in enumerate(pushers):
+                        p.push(sigs[i % kinds][a:a + 160], RATE, block=False)
+                pump_all(0.05)
+            push_until(upto)
+            moved = [p for p in pushers if len(p.failovers) > n_before[p.stream]]
+            for p in moved:
+                fo = p.failovers[-1]
+                check(len(p.failovers) == n_before[p.stream] + 1 and fo["reason"].startswith("moved to ") and
+                      fo["resumed"] and fo["replay_from"] > 0 and fo["resumed"]["input_sample"] >= fo["replay_from"],
+                      f"{p.stream}: {p.failovers}")
+            return moved
+
+        def registered():
+            try:
+                return ds[victim].healthy()
+            except zmq.Again:  # not answering yet: starting on a loaded machine
+                return False
+        own_before = owners(ds[survivors[0]])
+        # plain Pushers (no FOLLOWS flag: they cannot follow a move) of streams that the
+        # restarted member will be the placement of: they stay where they are
+        from ssmd import Pusher as PlainPusher
+        plain = [nm for nm in (f"plain{i}" for i in range(100)) if hrw_pick(nm, survivors) != hrw_pick(nm, nodes)][:2]
+        plain_p = [PlainPusher(ds[hrw_pick(nm, survivors)].ingest, nm, timeout=30, context=ctx) for nm in plain]
+        for j, q in enumerate(plain_p):
+            q.push(sigs[j][:n // 2], RATE)
+        ds[victim].start()
+        wait_for(registered, 30, f"{victim} registered again")
+        wait_members(ds.values(), nodes, timeout=30)
+        back = settle(nodes, 38400, f"streams back on {victim}")
+        check(sorted(p.stream for p in back) == sorted(nm for nm in names if placed[nm] != own_before[nm]),
+              "exactly the streams placed on the restarted member moved back")
+        own_plain = owners(ds[victim])
+        check(all(own_plain.get(nm) == hrw_pick(nm, survivors) for nm in plain),
+              f"a plain client's stream moved: {({nm: own_plain.get(nm) for nm in plain})}")
+        for j, q in enumerate(plain_p):
+            q.push(sigs[j][n // 2:], RATE)
+            q.finish()
+            check(same_bits(q.collect(timeout=30)[:, 0], refs[j]), f"{plain[j]}: the plain client's output differs")
+            q.close()
+        print(f"{victim} restarted: the {len(back)} streams placed on it moved back to it (hand-over at a checkpoint, "
+              f"replay, resume); the other {n_streams - len(back)} stayed, and so did {len(plain)} streams of plain "
+              f"Pushers placed on it now (no FOLLOWS flag), their output bit-identical")
+
+        probe = [f"new{i:03d}" for i in range(200)]
+        before = {nm: ds[victim].ctl("locate", stream=nm)["node"] for nm in probe}
+        check(before == {nm: hrw_pick(nm, nodes) for nm in probe}, "locate == HRW over the 3 members")
+        live = nodes + ["f4"]
+        # and an ssm-push --cluster run of a stream the 4th member will be the placement of,
+        # running at real time when it joins (past its first checkpoint): it follows the move
+        mname = next(nm for nm in (f"cmove{i}" for i in range(300)) if hrw_pick(nm, live) == "f4")
+        mwav, mout = os.path.join(TMP, f"{mname}.wav"), os.path.join(TMP, f"{mname}.raw")
+        write_float_wav(mwav, long_sig)
+        mproc = subprocess.Popen([SSM_PUSH, "--cluster", etcd.url, "-s", mname, "--realtime", "-c", "1600", "-o", mout,
+                                  "--output-format", "float", "-v", mwav], stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.PIPE, text=True)
+
+        def trickle():
+            """A little more input for every stream (a resumed stream idle for push_idle_s ends)."""
+            a = pushers[0].pushed
+            if a < 40000:
+                for i, p in enumerate(pushers):
+                    p.push(sigs[i % kinds][a:a + 160], RATE, block=False)
+            pump_all(0.05)
+        wait_for(lambda: trickle() or ckpt_input(etcd, mname) >= 16128, 30, f"{mname}'s first checkpoint")
+        ds["f4"] = Daemon(etcd, "f4", "--checkpoint-s", "1", "--max-streams", str(n_streams + 16))
+        wait_for(lambda: trickle() or all(d.members() == live for d in ds.values()), 30, "4 members listed")
+        check(mproc.poll() is None, f"ssm-push -s {mname} ended before f4 joined")
+        t_join = time.monotonic()
+        to_f4 = settle(live, 41600, "streams on f4")
+        _, err = mproc.communicate(timeout=60)
+        y = np.fromfile(mout, "<f4") if os.path.exists(mout) else np.zeros(0, "<f4")
+        check(mproc.returncode == 0 and same_bits(y, long_ref) and f"{mname} moved from node" in err and
+              "to node f4" in err, f"ssm-push --cluster -s {mname}: exit {mproc.returncode}, {len(y)} samples; "
+              f"stderr:\n{err}")
+        print(f"ssm-push --cluster -s {mname} --realtime across f4's join: " +
+              [ln for ln in err.split("\n") if "moved from" in ln][0].replace("ssm-push: ", "") +
+              f"; output bit-identical to the single-daemon run ({len(y)} samples)")
+        want = sorted(nm for nm in names if hrw_pick(nm, live) == "f4")
+        check(sorted(p.stream for p in to_f4) == want, "exactly the streams placed on f4 moved")
+        check(owners(ds["f4"]) == {nm: hrw_pick(nm, live) for nm in names}, "owner keys == HRW over the 4 members")
+        check(0.15 <= len(to_f4) / n_streams <= 0.35, f"{len(to_f4)} of {n_streams} streams moved to f4")
+        mv = sorted(p.failovers[-1]["t_output"] - t_join for p in to_f4)
+        after = {nm: ds["f4"].ctl("locate", stream=nm)["node"] for nm in probe}
+        moved_new = [nm for nm in probe if before[nm] != after[nm]]
+        check(after == {nm: hrw_pick(nm, live) for nm in probe}, "locate == HRW over the 4 members")
+        check(all(after[nm] == "f4" for nm in moved_new), "new placements move to f4 only")
+        check(0.15 <= len(moved_new) / len(probe) <= 0.35, f"{len(moved_new)} of {len(probe)} new placements moved")
+        print(f"f4 joined: {len(to_f4)} of {n_streams} running streams ({len(to_f4) / n_streams:.2f}) moved to it "
+              f"(from the join to each one's first output there: {mv[0]:.2f}..{mv[-1]:.2f} s, median "
+              f"{mv[len(mv) // 2]:.2f} s), none elsewhere, the other {n_streams - len(to_f4)} stayed; "
+              f"{len(moved_new)} of {len(probe)} new placements ({len(moved_new) / len(probe):.2f}) go to f4")
+
+        # 5. the rest, the end, and every output against the single-daemon run
+        push_until(n)
+        for p in pushers:
+            p.finish(block=False)
+        wait_for(lambda: pump_all(0.02) or all(p.ended for p in pushers), 120, "every stream's end")
+        bad = [p.stream for i, p in enumerate(pushers) if not same_bits(p.output()[:, 0], refs[i % kinds])]
+        check(not bad, f"{len(bad)} streams differ from the single-daemon run: {bad[:10]}")
+        kept = max(p.pushed - p.kept_from for p in pushers)
+        wait_for(lambda: pump_all(0.05) or all(heard[nm] and heard[nm][-1][0].flags & P.FLAG_END_OF_STREAM
+                                                for nm in watched), 20, "the subscriber's end of stream")
+        for j, nm in enumerate(watched):
+            hs = [h for h, _ in heard[nm]]
+            y = np.concatenate([v[:, 0] for _, v in heard[nm]])
+            check([h.seq for h in hs] == list(range(len(hs))) and hs[0].first_sample == 0, f"{nm}: subscriber seq")
+            check(same_bits(y, refs[names.index(nm) % kinds]), f"{nm}: the subscriber's audio differs")
+        check(not sub.gaps and sub.dropped == 0 and sub.duplicates > 0, (sub.gaps, sub.dropped, sub.duplicates))
+        # each watched stream changed owner at the kill, back to the restarted member, and to f4
+        # when it is placed there
+        want = sorted(t for nm in watched for t in (2 + (hrw_pick(nm, live) == "f4")) * [f"{nm}/audio/"])
+        check(sorted(t for t, _, _ in sub.switches) == want, sub.switches)
+        print(f"a ClusterSubscriber on {', '.join(watched)}/audio/ across the switch: "
+              f"{' and '.join(str(len(heard[nm])) for nm in watched)} messages, seq 0.. without a gap or a repeat, "
+              f"{sub.duplicates} samples the new owners published again dropped, {len(sub.switches)} owner changes; "
+              f"the audio bit-identical to the single-daemon run")
+        print(f"all {n_streams} streams ended: every output ({n} samples each) bit-identical to the "
+              f"single-daemon run, {len(lost)} of them across the failover; at most {kept} input samples kept "
+              f"at the end; {time.time() - t1:.1f} s")
+        wait_for(lambda: not set(names) & set(owners(ds["f4"])), 20, "owner keys released")
+    finally:
+        for p in pushers:
+            p.close()
+        if sub is not None:
+            sub.close()
+        for d in ds.values():
+            d.stop(signal.SIGKILL)
+        etcd.stop()
+        ctx.destroy(linger=0)
+
+
 def main():
-    tests = {"membership": t_membership, "placement": t_placement, "outage": t_outage, "checkpoint": t_checkpoint}
+    tests = {"membership": t_membership, "placement": t_placement, "outage": t_outage, "checkpoint": t_checkpoint,
+             "failover": t_failover}
     t0 = time.time()
     try:
         tests[ONLY]()
@@ -936,6 +1316,9 @@ def main():
                 print(f"--- {f}:\n" + open(os.path.join(TMP, f), errors="replace").read()[-3000:])
         raise
     finally:
+        if os.environ.get("SSMD_TEST_KEEP"):  # the logs, for a look after a failure
+            shutil.copytree(TMP, os.environ["SSMD_TEST_KEEP"], dirs_exist_ok=True,
+                            ignore=shutil.ignore_patterns("etcd", "*.ckpt"))
         shutil.rmtree(TMP, ignore_errors=True)
     print(f"{ONLY}: ok in {time.time() - t0:.1f} s")
 

@@ -2,7 +2,9 @@
 """Python client of the ssmd daemon (wire protocol: docs/protocol.md).
 
 Subscriber (data plane), Pusher (ingest), Control (control socket); the
-codec is in ssmd.protocol.  The socket classes need pyzmq and numpy.
+codec is in ssmd.protocol.  Cluster mode (docs/cluster.md): ClusterPusher
+finds a stream's owner through etcd (Directory) and follows it across a
+failover.  The socket classes need pyzmq and numpy.
 __version__ is the ssmd project version (the top-level meson.build).
 
 Install: pip install ./clients/python (extras: [spectrogram] for the
@@ -22,5 +24,6 @@ try:
     from .control import Control, ControlError  # noqa: F401
     from .pusher import DaemonError, Pusher  # noqa: F401
     from .subscriber import Subscriber  # noqa: F401
+    from .cluster import ClusterError, ClusterPusher, ClusterSubscriber, Directory  # noqa: F401
 except ImportError:  # pyzmq or numpy missing: the codec alone still works
     pass

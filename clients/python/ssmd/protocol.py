@@ -41,6 +41,7 @@ FLAG_OVERFLOW = 1 << 1
 FLAG_CLIPPED = 1 << 2
 FLAG_END_OF_STREAM = 1 << 3
 FLAG_STATE_RESET = 1 << 4
+FLAG_FOLLOWS = 1 << 5  # ingest: the pushing client follows its stream to another member (docs/cluster.md)
 
 _STREAM_RE = re.compile(r"[A-Za-z0-9_\-][A-Za-z0-9_.\-]{0,63}\Z")
 

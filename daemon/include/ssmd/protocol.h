@@ -95,6 +95,9 @@ enum {
     SSMD_FLAG_CLIPPED       = 1u << 2, /**< some output samples were clipped */
     SSMD_FLAG_END_OF_STREAM = 1u << 3, /**< last message of this topic */
     SSMD_FLAG_STATE_RESET   = 1u << 4, /**< the model state was reset (non-finite or by request) */
+    SSMD_FLAG_FOLLOWS       = 1u << 5, /**< ingest, set by a client: it follows its stream to another
+                                            member (a cluster-aware client, docs/cluster.md), so the
+                                            stream may be handed over to a member that joins */
 };
 
 /** Decoded header (host representation). */
