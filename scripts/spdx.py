@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: MIT
 """Adds (or with --check, verifies) an `SPDX-License-Identifier: MIT` line at
 the top of every tracked source file: C/CUDA sources and headers, Python,
-shell, meson.build, meson_options.txt, the linker version script and .ci/run.
+shell, meson.build, meson_options.txt, the linker version script, .ci/run, the
+systemd units, the PipeWire config, pyproject.toml and the test ALSA config.
 The comment goes on the first line, after a shebang if there is one.
 Skipped: debian/ (its copyright file says it), and data (models, corpora, audio, JSON, logs).  Idempotent.
 Usage: scripts/spdx.py [--check]   (from anywhere in the checkout)"""
@@ -17,7 +18,10 @@ SKIP = ("debian/",)
 def comment_for(path):
     if path.endswith((".c", ".h", ".cu", ".cuh", ".map")):
         return "/* %s */" % TAG
-    if path.endswith((".py", ".sh")) or os.path.basename(path) in ("meson.build", "meson_options.txt") \
+    # '#' comments: also the installed systemd units and PipeWire config, the
+    # Python package's metadata and the test ALSA config
+    if path.endswith((".py", ".sh", ".conf", ".service.in", ".toml")) \
+            or os.path.basename(path) in ("meson.build", "meson_options.txt", "asoundrc.in") \
             or path == ".ci/run":
         return "# " + TAG
     return None

@@ -54,7 +54,8 @@ static const char *const usage_text =
     "  -n, --count N       stop after N messages\n"
     "  -s, --seconds S     stop after S seconds\n"
     "      --until-end     stop at the end of a stream: its {\"event\":\"end\"}, or a message\n"
-    "                      flagged end-of-stream when its events are not subscribed\n"
+    "                      flagged end-of-stream when its events are not subscribed;\n"
+    "                      with --output/--play, the end of the stream written/played\n"
     "  -t, --timeout S     give up when the daemon cannot be reached within S seconds\n"
     "                      (default 5)\n"
     "      --rcvbuf BYTES  kernel receive buffer of the connection (default 65536; 0: the\n"
@@ -407,6 +408,18 @@ static int events_subscribed(const sub_state *s, const char *stream)
     return 0;
 }
 
+/* Does the end of `stream` stop --until-end?  With --output or --play only
+ * the end of the stream written or played does (--stream, or the first one
+ * whose audio arrived): the streams of one stereo file (NAME.0, NAME.1) end
+ * at nearly the same time, and the other one's end could come before the
+ * last audio of ours, leaving the file short. */
+static int end_stops(const sub_state *s, const char *stream)
+{
+    if (!s->out_path && !s->play) return 1;
+    const char *ours = s->sel_stream[0] ? s->sel_stream : s->out_stream;
+    return !ours || !strcmp(ours, stream);
+}
+
 static int is_end_event(const cli_data *d)
 {
     if (d->kind != SSMD_KIND_EVENT || d->h.dtype != SSMD_DTYPE_UTF8) return 0;
@@ -476,7 +489,7 @@ static int run(sub_state *s)
             cli_msg_close(&m);
             goto out;
         }
-        if (s->until_end) {
+        if (s->until_end && end_stops(s, d.stream)) {
             if (is_end_event(&d)) s->done = 1;
             if ((d.h.flags & SSMD_FLAG_END_OF_STREAM) && !events_subscribed(s, d.stream)) s->done = 1;
         }

@@ -199,6 +199,45 @@ check(r.returncode == 0 and r.stdout.startswith("r/vad/ seq=0 ") and r.stdout.en
       and len(skipped) == len(bad),
       f"malformed: {len(skipped)} of {len(bad)} skipped with a message, then the valid one printed")
 
+# 7b. --until-end with --output waits for the end of the stream it writes: the
+# other channel of a stereo file (x.1) may end while the last audio of x.0 is
+# still on its way (seen with ssmd: a file 44160 of 48000 samples long, exit 0)
+import struct  # noqa: E402
+
+
+def audio_msg(stream, seq, first, n, value, flags=0):
+    h = struct.pack("<4sHHHHIIIIIQQQQ", b"SSMD", 1, 64, 1, 1, flags, 16000, n, 1, 256, seq, first, 0, 7)
+    return [f"{stream}/audio/".encode(), h, np.full(n, value, "<f4").tobytes()]
+
+
+def end_event(stream):
+    body = ('{"event":"end","stream":"%s"}' % stream).encode()
+    h = struct.pack("<4sHHHHIIIIIQQQQ", b"SSMD", 1, 64, 8, 4, 0, 16000, 1, len(body), 256, 0, 0, 0, 7)
+    return [f"{stream}/event/".encode(), h, body]
+
+
+EOS_FLAG = 1 << 3
+interleaved = [audio_msg("x.0", 0, 0, 512, 0.25), audio_msg("x.1", 0, 0, 512, 0.5),
+               audio_msg("x.1", 1, 512, 512, 0.5, EOS_FLAG), end_event("x.1"),
+               audio_msg("x.0", 1, 512, 512, 0.25, EOS_FLAG), end_event("x.0")]
+for args in (["--stream", "x.0"], []):
+    out = os.path.join(T, "until_end.wav")
+    if os.path.exists(out):
+        os.remove(out)
+    ep, th, ctx = rogue_publisher(interleaved)
+    r = run([SUB, "-e", ep, "-q", "--until-end", "--output-format", "float", "-o", out] + args, timeout=20)
+    th.join(5)
+    ctx.term()
+    try:
+        rate, got = read_wav(out)
+    except Exception as e:  # reported by the check
+        rate, got = 0, np.zeros((0, 1))
+        print(f"until-end: cannot read {out}: {e}")
+    print(f"--until-end -o {' '.join(args) or '(first stream)'}: exit {r.returncode}, {got.shape[0]} samples "
+          f"of x.0 written (1024 sent; x.1 ended before its last message)")
+    check(r.returncode == 0 and got.shape == (1024, 1) and np.all(got == 0.25),
+          f"--until-end -o {' '.join(args)}: the whole stream written, not stopped by the other stream's end")
+
 # 8. --play on a virtual ALSA sink (tests/daemon/vmic: what is played lands in played.f32)
 alsa = os.path.join(T, "alsa")
 os.mkdir(alsa)

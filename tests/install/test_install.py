@@ -88,10 +88,22 @@ def check_run(a, root, tmp):
         if wo.getnframes() != wi.getnframes():
             fail("output has %d frames, input %d" % (wo.getnframes(), wi.getnframes()))
         print("run: %s -> %s: %d frames in, %d out, model %s" % (inp, out, wi.getnframes(), wo.getnframes(), want))
-    # and with nothing installed where it looks: the one-line error naming the places
+    # and with nothing installed where it looks: the one-line error naming the
+    # places.  The compiled-in datadir (<prefix>/share/ssmd/models) is the
+    # real one, outside the staged tree: after `sudo meson install` it holds
+    # the models, and that step of the search must find them instead.
     env["XDG_DATA_DIRS"] = os.path.join(tmp, "nowhere")
-    r = subprocess.run([ssmd, inp, "-o", out + "2.wav"], capture_output=True, text=True, env=env, cwd=tmp,
-                       timeout=60)
+    real = a["prefix"] + "/share/ssmd/models/default.safetensors"
+    installed = os.path.isfile(real)
+    debug = ["--log-level", "debug", "--progress", "never"] if installed else []
+    r = subprocess.run([ssmd, inp, "-o", out + "2.wav"] + debug, capture_output=True, text=True, env=env,
+                       cwd=tmp, timeout=60)
+    if installed:
+        print("without the staged models: exit %d; %s is installed on this machine (the datadir step)"
+              % (r.returncode, real))
+        if r.returncode != 0 or "model: " + real not in r.stderr:
+            fail("expected the installed %s to be found (the datadir step): %s" % (real, r.stderr.strip()[-300:]))
+        return
     line = r.stderr.strip()
     print("without the models: exit %d: %s" % (r.returncode, line))
     if r.returncode != 2 or "\n" in line or "looked in" not in line or "pass --model FILE" not in line:

@@ -11,14 +11,87 @@
  * descriptor's labels.  Env: LADSPA_HOST_INPLACE=1 passes one buffer as
  * input and output (mono); LADSPA_HOST_TWICE=1 runs the whole input, then
  * deactivates, activates and runs it again, writing only the second pass.
+ * Built without sanitizers (-DLADSPA_HOST_COUNT_RT), the host also counts
+ * the heap calls (malloc, calloc, realloc, free, posix_memalign,
+ * aligned_alloc) and pthread_mutex_lock calls made on its thread while a
+ * run() is executing, and prints "run allocs N locks N": its own malloc
+ * family (exported with -rdynamic, so the plugin and every library it pulls
+ * in call it) forwards to glibc's __libc_* functions.
  * Exit status: 0, 1 when instantiate returns NULL, 2 on usage/IO errors.
  * Usage: ladspa_host PLUGIN LABEL RATE BLOCK IN_RAW OUT_RAW [ATTEN_DB [VAD_THRESHOLD [GRACE_MS]]] */
+#define _GNU_SOURCE /* RTLD_NEXT */
 #include <dlfcn.h>
+#include <errno.h>
 #include <ladspa.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#ifdef LADSPA_HOST_COUNT_RT
+/* counted on the host's thread only: OpenBLAS's idle pool is not run() */
+static _Thread_local int g_in_run;
+static unsigned long g_run_allocs, g_run_locks;
+static int (*g_real_mutex_lock)(pthread_mutex_t *);
+extern void *__libc_malloc(size_t n);
+extern void *__libc_calloc(size_t n, size_t size);
+extern void *__libc_realloc(void *p, size_t n);
+extern void *__libc_memalign(size_t align, size_t n);
+extern void __libc_free(void *p);
+
+void *malloc(size_t n)
+{
+    if (g_in_run) g_run_allocs++;
+    return __libc_malloc(n);
+}
+
+void *calloc(size_t n, size_t size)
+{
+    if (g_in_run) g_run_allocs++;
+    return __libc_calloc(n, size);
+}
+
+void *realloc(void *p, size_t n)
+{
+    if (g_in_run) g_run_allocs++;
+    return __libc_realloc(p, n);
+}
+
+void free(void *p)
+{
+    if (g_in_run && p) g_run_allocs++;
+    __libc_free(p);
+}
+
+int posix_memalign(void **out, size_t align, size_t n)
+{
+    if (g_in_run) g_run_allocs++;
+    void *p = __libc_memalign(align, n);
+    if (!p) return ENOMEM;
+    *out = p;
+    return 0;
+}
+
+void *aligned_alloc(size_t align, size_t n)
+{
+    if (g_in_run) g_run_allocs++;
+    return __libc_memalign(align, n);
+}
+
+int pthread_mutex_lock(pthread_mutex_t *m)
+{
+    if (g_in_run) g_run_locks++;
+    if (!g_real_mutex_lock) *(void **)&g_real_mutex_lock = dlsym(RTLD_NEXT, "pthread_mutex_lock");
+    return g_real_mutex_lock(m);
+}
+
+#define RUN_BEGIN() (g_in_run = 1)
+#define RUN_END() (g_in_run = 0)
+#else
+#define RUN_BEGIN() ((void)0)
+#define RUN_END() ((void)0)
+#endif
 
 static float *read_raw(const char *path, size_t *n)
 {
@@ -123,7 +196,9 @@ int main(int argc, char **argv)
             if (b > n - pos) b = n - pos;
             for (size_t i = 0; i < b; i++)
                 for (size_t c = 0; c < nch; c++) ibuf[c][i] = in[(pos + i) * nch + c];
+            RUN_BEGIN();
             d->run(h, b);
+            RUN_END();
             blocks++;
             if (first_latency < 0) first_latency = latency;
             for (size_t i = 0; i < b; i++)
@@ -133,6 +208,9 @@ int main(int argc, char **argv)
         if (d->deactivate && pass + 1 < passes) d->deactivate(h);
     }
     printf("latency %.3f\nvad %.4f\nblocks %lu\n", first_latency, vad, blocks);
+#ifdef LADSPA_HOST_COUNT_RT
+    printf("run allocs %lu locks %lu\n", g_run_allocs, g_run_locks);
+#endif
     if (d->deactivate) d->deactivate(h);
     d->cleanup(h);
     FILE *f = fopen(argv[6], "wb");

@@ -10,7 +10,8 @@ line counts underruns), the C host's output equals one-sample blocks', and
 the latency port is a whole number (also at 8 and 11.025 kHz).  The plugin's output lags by its `latency` port: it is
 compared after that shift.  Then the failures: a missing, truncated and
 wrong (token) model file and an absurd host rate make instantiate return
-NULL with one line on stderr.
+NULL with one line on stderr.  Every C host run also counts the heap and
+pthread_mutex_lock calls made inside run() (ladspa_host.c): all must be 0.
 
 Tolerances.  At 48 kHz the plugin and the daemon run the same code (stream.c,
 the same step kernels: ssm_forward in the file job equals ssm_step bit for
@@ -68,8 +69,18 @@ def host_run(label, rate, block, x, extra=(), env=None):
     for l in r.stderr.splitlines():  # with SSMD_LADSPA_DEBUG: the ring never ran dry
         if "run() calls" in l and not l.endswith(" 0 underruns"):
             check(False, f"{label} {rate} Hz block {block}: {l}")
+    # nothing allocated, freed or locked inside run() (the host counts the
+    # heap and pthread_mutex_lock calls made on its thread during run())
+    rt = [l for l in r.stdout.splitlines() if l.startswith("run allocs ")]
+    allocs, locks = (int(rt[0].split()[2]), int(rt[0].split()[4])) if rt else (None, None)
+    rt_runs.append((label, rate, block, allocs, locks))
+    if allocs != 0 or locks != 0:
+        check(False, f"{label} {rate} Hz block {block}: run() made {allocs} heap and {locks} mutex calls")
     y = np.fromfile(raw_out, dtype="<f4").astype(np.float64).reshape(-1, x.shape[1])
     return y, lat, r.stdout
+
+
+rt_runs = []
 
 
 def compare(y, ref, lat, skip_tail=0):
@@ -229,6 +240,14 @@ for what, path, rate in cases:
     lines = r.stderr.strip().splitlines()
     check(r.returncode == 1 and len(lines) == 1 and lines[0].startswith("ssmd_ladspa: "),
           f"{what}: rc {r.returncode}, stderr {lines}")
+
+# run() is real-time safe: no heap or mutex call in any C host run above
+# (48 kHz and the resampling 44.1 kHz path, mono and stereo, every block size)
+counted = [x for x in rt_runs if x[3] is not None]
+check(len(counted) == len(rt_runs) > 0 and all(x[3] == 0 and x[4] == 0 for x in counted),
+      f"run(): 0 heap and 0 mutex calls in {len(counted)} of {len(rt_runs)} C host runs "
+      f"(rates {sorted({x[1] for x in rt_runs})}, blocks {sorted({x[2] for x in rt_runs})}; "
+      f"a host built with sanitizers does not count)")
 
 print(f"{len(failures)} failures" if failures else "all passed")
 sys.exit(1 if failures else 0)

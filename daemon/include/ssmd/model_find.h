@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
-/* Where ssmd finds a model file when the user names none (DESIGN.md §2:
- * installed models under <datadir>/ssmd/models, the checkout only as a
- * fallback).  Shared by the daemon and anything else linking libssmd (the
- * LADSPA plugin, examples/embed.c), so every host searches the same places. */
+/* Where ssmd finds a model file when the user names none (docs/deploying.md,
+ * "Where ssmd finds its model": installed models under <datadir>/ssmd/models,
+ * the checkout only as a fallback).  Shared by the daemon and anything else
+ * linking libssmd (the LADSPA plugin, examples/embed.c), so every host
+ * searches the same places. */
 #ifndef SSMD_MODEL_FIND_H
 #define SSMD_MODEL_FIND_H
 

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
-/* One audio stream through the pipeline of DESIGN.md §3, without the model
- * step itself, so that the engine can step every stream that has a frame
- * ready as one batch:
+/* One audio stream through the pipeline of docs/architecture.md ("One
+ * stream"), without the model step itself, so that the engine can step every
+ * stream that has a frame ready as one batch:
  *
  *   push(samples at the stream's rate) → resample to the model's rate →
  *   framer → [prepare: STFT → features row]  →  model step (caller, batched)

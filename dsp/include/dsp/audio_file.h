@@ -23,7 +23,7 @@
  *     normalisation with clipping enabled, which makes the two symmetric).
  *   - Non-finite samples (NaN, +-Inf) are replaced by 0 on read (float files
  *     can hold them) and on write, and counted; see the *_nonfinite_count()
- *     getters.  DESIGN.md §5: one NaN in a recurrent state poisons a stream.
+ *     getters: one NaN in a recurrent state would poison a stream.
  *   - Writing to an integer subtype clips to full scale (SFC_SET_CLIPPING):
  *     libsndfile would otherwise wrap +1.5 around to a negative value.  The
  *     samples clipped (|x| > 1) are counted: dsp_audio_writer_clipped_count().
@@ -308,7 +308,7 @@ int dsp_audio_writer_close(dsp_audio_writer *w, dsp_error *err);
 
 /** Closes and frees the writer and deletes the file it was writing (not for
  *  "-" or descriptors), for a job that failed half-way: nothing half-written
- *  is left behind (DESIGN.md §5).  NULL is a no-op. */
+ *  is left behind.  NULL is a no-op. */
 void dsp_audio_writer_abort(dsp_audio_writer *w);
 
 #ifdef __cplusplus

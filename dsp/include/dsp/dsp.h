@@ -3,7 +3,7 @@
  *
  * Common definitions shared by every dsp/ header: the status codes, the
  * per-call error record and the injected logger.  dsp/ knows nothing of
- * models or sockets (DESIGN.md §2).
+ * models or sockets (docs/architecture.md).
  */
 #ifndef DSP_DSP_H
 #define DSP_DSP_H

@@ -47,8 +47,7 @@
  * order).
  *
  * Non-finite input: dsp_framer_push replaces NaN and ±Inf samples by 0 in
- * its own copy and counts them, so nothing non-finite reaches a model state
- * (DESIGN.md §5).
+ * its own copy and counts them, so nothing non-finite reaches a model state.
  *
  * Threads and real-time safety: create/destroy allocate (not real-time
  * safe).  Every other call neither allocates, locks, logs nor makes a

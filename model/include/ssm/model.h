@@ -3,7 +3,7 @@
  * mixed in one stack as the model file says): load once, then step
  * any number of independent streams frame by frame with constant memory.
  *
- * Three kinds of object (STYLE.md 2-3):
+ * Three kinds of object:
  *  - ssm_model   the weights, read-only after ssm_model_load; shared by every
  *                thread and stream; must outlive its states and runners.
  *  - ssm_state   one stream's recurrent state (per layer a conv_state
@@ -19,7 +19,7 @@
  * A runner, and each state, is used by one thread at a time (several threads
  * each with their own runner may step disjoint sets of states at once).
  *
- * Math (DESIGN.md §4; mamba_ssm modules/mamba_simple.py Mamba.step): for a
+ * Math (mamba_ssm modules/mamba_simple.py Mamba.step): for a
  * frame input u the residual r = embedding[token] or frontend.proj·u + bias;
  * per layer h = RMSNorm(r)·norm, [x|z] = in_proj·h, causal depthwise conv of
  * the last d_conv x + bias then SiLU, [δ|B|C] = x_proj·x,
