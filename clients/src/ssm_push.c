@@ -880,6 +880,7 @@ static int run(push_state *s)
     while (s->n_eos < s->n_streams) {
         if (cli_stop_requested) {
             int ended = push_end_streams(s, sock, NULL);
+            if (s->cluster) s->pushed = s->streams[0].pushed; /* --cluster counts per stream */
             fprintf(stderr, "ssm-push: interrupted by %s after %llu samples; %d stream%s ended on the daemon "
                     "(end-of-stream sent)%s\n", cli_stop_requested == SIGTERM ? "SIGTERM" : "SIGINT",
                     (unsigned long long)s->pushed, ended, ended == 1 ? "" : "s",

@@ -545,6 +545,22 @@ def clients(ds, placed):
         print(f"Python Pusher to {wrong}: DaemonError {e.code}, owner {e.owner}")
     finally:
         p.close()
+    # ssm-push --cluster interrupted mid-stream says how much it pushed (it said "after 0
+    # samples" whatever it had pushed: --cluster counts per stream)
+    wav3 = os.path.join(TMP, "in3.wav")
+    with wave.open(wav3, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(16000)
+        w.writeframes((1000 * np.sin(np.arange(48000) * 0.05)).astype("<i2").tobytes())
+    proc = subprocess.Popen([SSM_PUSH, "--cluster", ds[owner].etcd_url, "-s", "interrupted", "--realtime", wav3],
+                            stderr=subprocess.PIPE, text=True)
+    time.sleep(1.5)
+    proc.send_signal(signal.SIGINT)
+    err = proc.communicate(timeout=30)[1]
+    m = re.search(r"interrupted by SIGINT after (\d+) samples", err)
+    check(proc.returncode == 1 and m and int(m.group(1)) > 0, (proc.returncode, err))
+    print(f"ssm-push --cluster interrupted: {err.strip().splitlines()[-1]}")
 
 
 # ---- outage -----------------------------------------------------------------
