@@ -19,6 +19,8 @@ PKGS=(
   python3-numpy python3-scipy python3-zmq
   # clients/python/examples/live_spectrogram.py (tests/clients draw a PNG headless)
   python3-matplotlib
+  # parses the Kubernetes example dist/kubernetes/ssmd.yaml (tests/docs/test_kubernetes.py)
+  python3-yaml
   # pip install ./clients/python into a venv, offline (tests/clients/test_pip_install.py)
   python3-venv python3-setuptools python3-wheel python3-pip
   # virtual microphone (ALSA file PCM) and sound file tools used by tests
