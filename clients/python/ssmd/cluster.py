@@ -47,9 +47,9 @@ import numpy as np
 import zmq
 
 from . import protocol
-from ._net import DaemonUnreachable
+from ._net import DaemonUnreachable, SocketClient
 from .subscriber import RCVBUF_BYTES, RCVHWM
-from .pusher import (ERROR_TOPIC, PUSH_MESSAGE_BYTES, PUSH_WINDOW_BEFORE_META, PUSH_WINDOW_FRAMES,
+from .pusher import (ERROR_TOPIC, as_frames, PUSH_MESSAGE_BYTES, PUSH_WINDOW_BEFORE_META, PUSH_WINDOW_FRAMES,
                      DaemonError)
 
 MEMBERS_PREFIX = "/ssmd/members/"
@@ -301,11 +301,7 @@ class ClusterPusher:
         for bad samples."""
         if self.finished:
             raise RuntimeError("push after finish()")
-        x = np.asarray(samples)
-        if x.ndim == 1:
-            x = x[:, None]
-        if x.ndim != 2 or (x.shape[1] == 0 and x.shape[0] > 0):
-            raise ValueError(f"samples must be (frames,) or (frames, channels), got {x.shape}")
+        x = as_frames(samples)
         dtype = np.dtype("<i2") if x.dtype == np.int16 else np.dtype("<f4")
         rate = int(rate)
         if rate <= 0:
@@ -699,7 +695,7 @@ class ClusterPusher:
 
 # ---- the subscriber -------------------------------------------------------------
 
-class ClusterSubscriber:
+class ClusterSubscriber(SocketClient):
     """Follows streams across owners (docs/cluster.md, "Subscribers across a
     failover"): one SUB socket connected to the pub endpoint of every member
     etcd lists (re-read every refresh_s while it waits: members that join
@@ -775,7 +771,7 @@ class ClusterSubscriber:
                 continue
             frames = self._sock.recv_multipart()
             try:
-                m = self._decode(frames)
+                m = protocol.decode_message(frames)
             except protocol.ProtocolError:
                 self.malformed += 1
                 continue
@@ -789,23 +785,6 @@ class ClusterSubscriber:
             if m is None:
                 return
             yield m
-
-    @staticmethod
-    def _decode(frames):
-        if len(frames) != 3:
-            raise protocol.ProtocolError("SSMD_PROTO_BAD_TOPIC", f"{len(frames)} frames")
-        topic = frames[0].decode("utf-8", "replace")
-        _, kind = protocol.parse_topic(topic)
-        h = protocol.decode_header(frames[1], len(frames[2]))
-        if h.kind != kind:
-            raise protocol.ProtocolError("SSMD_PROTO_BAD_KIND", "header kind differs from topic")
-        value = protocol.decode_payload(h, frames[2])
-        if h.dtype == 4:
-            try:
-                value = json.loads(value)
-            except ValueError:
-                pass
-        return topic, h, value
 
     def _follow(self, topic, h, value):
         st = self._state.setdefault(topic, {"seq": 0, "next": None, "epoch": None})
@@ -836,15 +815,6 @@ class ClusterSubscriber:
         st["seq"] += 1
         return topic, h, value
 
-    def close(self):
-        """Closes the socket (every member's connection)."""
-        self._sock.close(linger=0)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
 
 __all__ = ["ClusterError", "ClusterPusher", "ClusterSubscriber", "ClusterUnavailable", "DaemonUnreachable", "Directory", "Etcd",

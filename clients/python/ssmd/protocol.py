@@ -5,6 +5,7 @@ A data-plane message is three ZeroMQ frames [topic][header][payload].  The
 header is 64 little-endian bytes in version 1; readers skip trailing bytes of
 longer headers written by newer daemons.
 """
+import json
 import re
 import struct
 from dataclasses import dataclass
@@ -140,3 +141,25 @@ def parse_topic(topic):
             or parts[1] not in KIND_IDS or any(p == "" for p in parts[2:-1]):
         raise ProtocolError("SSMD_PROTO_BAD_TOPIC", f"malformed topic {topic!r}")
     return parts[0], KIND_IDS[parts[1]]
+
+
+def decode_message(frames):
+    """One data-plane message, [topic][header][payload] (three frames as
+    bytes), as (topic str, Header, value): value is decode_payload's, with a
+    JSON payload (dtype 4) parsed when it is valid JSON (else kept as text).
+    Raises ProtocolError for a wrong frame count, a bad topic or header, or a
+    header whose kind differs from the topic's."""
+    if len(frames) != 3:
+        raise ProtocolError("SSMD_PROTO_BAD_TOPIC", f"{len(frames)} frames")
+    topic = frames[0].decode("utf-8", "replace")
+    _, kind = parse_topic(topic)
+    h = decode_header(frames[1], len(frames[2]))
+    if h.kind != kind:
+        raise ProtocolError("SSMD_PROTO_BAD_KIND", "header kind differs from topic")
+    value = decode_payload(h, frames[2])
+    if h.dtype == 4:
+        try:
+            value = json.loads(value)
+        except ValueError:
+            pass                    # keep the text
+    return topic, h, value

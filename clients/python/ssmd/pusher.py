@@ -23,7 +23,6 @@ push as fast as possible never holds up other clients' streams at the daemon
 (docs/protocol.md, "Window, and live streams first")."""
 import collections
 import json
-import time
 
 import numpy as np
 import zmq
@@ -34,6 +33,17 @@ from ._net import SocketClient, connect, endpoint_source
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:5561"
 ERROR_TOPIC = "_ssmd/event/"
 
+
+
+def as_frames(samples):
+    """samples (a 1-D array of frames or a 2-D {frames, channels} array, any
+    numpy-convertible) as a 2-D array; raises ValueError for other shapes."""
+    x = np.asarray(samples)
+    if x.ndim == 1:
+        x = x[:, None]
+    if x.ndim != 2 or (x.shape[1] == 0 and x.shape[0] > 0):
+        raise ValueError(f"samples must be (frames,) or (frames, channels), got {x.shape}")
+    return x
 
 class DaemonError(RuntimeError):
     """An error reply: .code (e.g. "NAME_IN_USE"), .message, .stream; for
@@ -117,11 +127,7 @@ class Pusher(SocketClient):
         them so that the daemon's replies never pile up."""
         if self.finished:
             raise RuntimeError("push after finish()")
-        x = np.asarray(samples)
-        if x.ndim == 1:
-            x = x[:, None]
-        if x.ndim != 2 or (x.shape[1] == 0 and x.shape[0] > 0):
-            raise ValueError(f"samples must be (frames,) or (frames, channels), got {x.shape}")
+        x = as_frames(samples)
         if x.dtype == np.int16:
             dtype, payload = 2, np.ascontiguousarray(x, "<i2").tobytes()
         else:

@@ -11,7 +11,6 @@ features, vad, mask, logits, embedding), a dict for meta and event messages
 messages lost to gaps (a slow subscriber loses messages when the daemon's
 queue for it is full) and sub.gaps lists (topic, expected_seq, got_seq).
 """
-import json
 import time
 
 import zmq
@@ -86,19 +85,7 @@ class Subscriber(SocketClient):
                 self.malformed += 1
 
     def _decode(self, frames):
-        if len(frames) != 3:
-            raise protocol.ProtocolError("SSMD_PROTO_BAD_TOPIC", f"{len(frames)} frames")
-        topic = frames[0].decode("utf-8", "replace")
-        _, kind = protocol.parse_topic(topic)
-        h = protocol.decode_header(frames[1], len(frames[2]))
-        if h.kind != kind:
-            raise protocol.ProtocolError("SSMD_PROTO_BAD_KIND", "header kind differs from topic")
-        value = protocol.decode_payload(h, frames[2])
-        if h.dtype == 4:
-            try:
-                value = json.loads(value)
-            except ValueError:
-                pass                    # keep the text
+        topic, h, value = protocol.decode_message(frames)
         self._track(topic, h)
         return topic, h, value
 
