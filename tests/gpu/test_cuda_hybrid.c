@@ -55,46 +55,8 @@
 
 static const char *g_dir;
 
-static uint64_t g_rng = 0x2405060717ull;
-
-static float frand(float lo, float hi)
-{
-    g_rng ^= g_rng << 13;
-    g_rng ^= g_rng >> 7;
-    g_rng ^= g_rng << 17;
-    return lo + (hi - lo) * (float)((g_rng >> 40) * (1.0 / 16777216.0));
-}
-
-static void fill(float *p, size_t n, float lo, float hi)
-{
-    for (size_t i = 0; i < n; ++i)
-        p[i] = frand(lo, hi);
-}
-
-static double err_of(const float *gpu, const float *cpu, size_t n)
-{
-    double worst = 0.0;
-    for (size_t i = 0; i < n; ++i) {
-        double e = fabs((double)gpu[i] - (double)cpu[i]) / (1.0 + fabs((double)cpu[i]));
-        if (!(e <= worst)) /* NaN counts as infinitely wrong */
-            worst = isnan(e) ? INFINITY : e;
-    }
-    return worst;
-}
-
-static void *xmalloc(size_t n)
-{
-    void *p = malloc(n ? n : 1);
-    assert_non_null(p);
-    return p;
-}
-
-static void *dmalloc(size_t n)
-{
-    void *p = NULL;
-    assert_int_equal(cudaMalloc(&p, n ? n : 1), cudaSuccess);
-    return p;
-}
+#define GPU_TEST_SEED 0x2405060717ull
+#include "gpu_test_util.h"
 
 static void *dup_up(const void *h, size_t n)
 {
