@@ -385,7 +385,8 @@ static int handle_reply(push_state *s, const cli_msg *m)
                 memset(&s->redirect, 0, sizeof s->redirect);
                 snprintf(s->redirect.node, sizeof s->redirect.node, "%s", node);
                 snprintf(s->redirect.ingest, sizeof s->redirect.ingest, "%s", ingest);
-                push_cluster_member_epoch(s->etcd, node, s->redirect.epoch, sizeof s->redirect.epoch);
+                push_cluster_member_epoch(s->etcd, node, s->redirect.epoch, sizeof s->redirect.epoch,
+                                          &s->redirect.lease);
                 if (!s->have_dead || !push_cluster_same(&s->redirect, &s->dead)) {
                     s->have_redirect = 1;
                     s->redirects++;
