@@ -420,7 +420,8 @@ static void handle_ingest(ssmd_srv *s)
                              "(claimed by another member while this node's lease was lost) is closing; push "
                              "again", name);
                 st = NULL;
-            } else if (st && (st->src != &ssmd_source_push || st->owner_len != id_len || memcmp(st->owner, id, id_len) != 0)) {
+            } else if (st && (st->src != &ssmd_source_push || st->owner_len != id_len ||
+                              memcmp(st->owner, id, id_len) != 0)) {
                 ingest_error(s, id, id_len, "NAME_IN_USE", name, "stream '%s' belongs to another source", name);
                 st = NULL;
             } else if (st && st->rate_hz != (int)h.sample_rate_hz) {
