@@ -33,8 +33,9 @@ static int target_from_json(const char *value, size_t len, push_target *t)
     return ok ? 0 : -1;
 }
 
-void push_cluster_member_epoch(ssmd_etcd *e, const char *node, char *out, size_t cap)
+void push_cluster_member_epoch(ssmd_etcd *e, const char *node, char *out, size_t cap, int64_t *lease)
 {
+    if (lease) *lease = 0;
     char key[128], err[256];
     ssmd_etcd_kv *kvs = NULL;
     size_t n = 0;
@@ -42,8 +43,10 @@ void push_cluster_member_epoch(ssmd_etcd *e, const char *node, char *out, size_t
     out[0] = '\0';
     snprintf(key, sizeof key, "/ssmd/members/%s", node);
     if (ssmd_etcd_range(e, key, false, &kvs, &n, err, sizeof err) == 0 && n == 1 &&
-        target_from_json(kvs[0].value, kvs[0].value_len, &m) == 0)
+        target_from_json(kvs[0].value, kvs[0].value_len, &m) == 0) {
         snprintf(out, cap, "%s", m.epoch);
+        if (lease) *lease = kvs[0].lease;
+    }
     ssmd_etcd_kvs_free(kvs, n);
 }
 
@@ -59,7 +62,7 @@ int push_cluster_locate(ssmd_etcd *e, const char *stream, push_target *out, char
     ssmd_etcd_kvs_free(kvs, n);
     if (owned) {
         out->by_owner = 1;
-        push_cluster_member_epoch(e, out->node, out->epoch, sizeof out->epoch);
+        push_cluster_member_epoch(e, out->node, out->epoch, sizeof out->epoch, &out->lease);
         return 1;
     }
     if (ssmd_etcd_range(e, "/ssmd/members/", true, &kvs, &n, err, cap) != 0) return -1;
@@ -68,6 +71,7 @@ int push_cluster_locate(ssmd_etcd *e, const char *stream, push_target *out, char
     size_t k = 0;
     for (size_t i = 0; m && names && i < n && k < CLUSTER_MAX_MEMBERS; i++)
         if (target_from_json(kvs[i].value, kvs[i].value_len, &m[k]) == 0) {
+            m[k].lease = kvs[i].lease;
             names[k] = m[k].node;
             k++;
         }
@@ -88,6 +92,7 @@ int push_cluster_locate(ssmd_etcd *e, const char *stream, push_target *out, char
 int push_cluster_same(const push_target *t, const push_target *dead)
 {
     if (strcmp(t->node, dead->node) != 0) return 0;
+    if (t->lease && dead->lease) return t->lease == dead->lease; /* registered again: usable */
     if (t->epoch[0] && dead->epoch[0]) return strcmp(t->epoch, dead->epoch) == 0;
     return strcmp(t->ingest, dead->ingest) == 0;
 }

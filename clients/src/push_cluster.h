@@ -25,6 +25,8 @@ typedef struct push_target {
     char node[65];
     char ingest[1024];  /**< its ingest endpoint, tcp://HOST:PORT */
     char epoch[40];     /**< the member's epoch ("0x..."; "" when etcd does not list it) */
+    int64_t lease;      /**< the lease of the member's key (0 when etcd does not list it): a
+                             member that lost its lease and registered again has a new one */
     int by_owner;       /**< 1: the stream's owner key named it; 0: placement */
 } push_target;
 
@@ -34,12 +36,16 @@ typedef struct push_target {
 int push_cluster_locate(ssmd_etcd *e, const char *stream, push_target *out, char *err, size_t cap);
 
 /** The epoch etcd lists for member node into out[cap] ("" when it is not
- *  listed or etcd does not answer). */
-void push_cluster_member_epoch(ssmd_etcd *e, const char *node, char *out, size_t cap);
+ *  listed or etcd does not answer) and its key's lease into *lease (0 then;
+ *  lease may be NULL). */
+void push_cluster_member_epoch(ssmd_etcd *e, const char *node, char *out, size_t cap, int64_t *lease);
 
-/** 1 when t is the member dead (the same node and epoch; where either has
- *  no epoch, the same node and ingest endpoint), else 0: a node restarted
- *  under its name has another epoch and is not dead. */
+/** 1 when t is the member dead (the same node and, where both are known,
+ *  the same lease; else the same epoch; where either has no epoch, the same
+ *  ingest endpoint), else 0: a node restarted under its name has another
+ *  epoch and a member that lost its lease and registered again (after a
+ *  freeze longer than the TTL: the same epoch) has another lease; neither
+ *  is dead. */
 int push_cluster_same(const push_target *t, const push_target *dead);
 
 /** One stream's input kept for a replay: samples [from, from + n) in x

@@ -385,7 +385,8 @@ static int handle_reply(push_state *s, const cli_msg *m)
                 memset(&s->redirect, 0, sizeof s->redirect);
                 snprintf(s->redirect.node, sizeof s->redirect.node, "%s", node);
                 snprintf(s->redirect.ingest, sizeof s->redirect.ingest, "%s", ingest);
-                push_cluster_member_epoch(s->etcd, node, s->redirect.epoch, sizeof s->redirect.epoch);
+                push_cluster_member_epoch(s->etcd, node, s->redirect.epoch, sizeof s->redirect.epoch,
+                                          &s->redirect.lease);
                 if (!s->have_dead || !push_cluster_same(&s->redirect, &s->dead)) {
                     s->have_redirect = 1;
                     s->redirects++;
@@ -877,6 +878,12 @@ static int run(push_state *s)
         }
     }
     double t_start = cli_now_s(), t_last = t_start;
+    /* --cluster: when the first message since the owner's last reply went (0: none).  A frozen
+     * owner (SIGSTOP, a paused VM) still takes the messages into its socket buffers, so t_last,
+     * which sends move too, does not notice it: the owner is lost when it has been silent for
+     * timeout_s since such a message with half a second of input unanswered (docs/cluster.md,
+     * "Clients across a failover": silent while an answer is due) */
+    double t_unanswered = 0;
     while (s->n_eos < s->n_streams) {
         if (cli_stop_requested) {
             int ended = push_end_streams(s, sock, NULL);
@@ -916,6 +923,7 @@ static int run(push_state *s)
         if (s->mon && (its[1].revents & ZMQ_POLLIN) && push_cluster_disconnected(s)) {
             if (!push_cluster_failover(s, ctx, &sock, "disconnected")) goto out;
             t_last = cli_now_s();
+            t_unanswered = 0;
             continue;
         }
         if (it->revents & ZMQ_POLLIN) {
@@ -927,6 +935,7 @@ static int run(push_state *s)
                     push_cluster_close(s, &sock);
                     if (!(sock = push_cluster_connect(s, ctx))) goto out;
                     t_last = cli_now_s();
+                    t_unanswered = 0;
                     continue;
                 }
                 if (hr == -2) { /* one line: the error, and the streams it leaves ended at once */
@@ -939,21 +948,31 @@ static int run(push_state *s)
                 }
                 if (hr != 0) goto out;
                 t_last = cli_now_s();
+                t_unanswered = 0;
             }
             continue; /* drain results before sending more */
         }
         if (it->revents & ZMQ_POLLOUT) {
             if ((s->cluster ? push_cluster_send(s, sock, c_next, c_rows) : push_send_chunk(s, sock)) < 0) goto out;
             t_last = cli_now_s();
-            continue;
+            if (s->cluster && !t_unanswered) t_unanswered = t_last;
         }
-        if (s->cluster && cli_now_s() - t_last > s->timeout_s) {
+        int frozen = 0;
+        if (s->cluster && t_unanswered && cli_now_s() - t_unanswered > s->timeout_s)
+            for (int k = 0; k < s->n_streams && !frozen; k++) {
+                const push_stream *st = &s->streams[k];
+                frozen = !st->got_eos && st->pushed > st->received &&
+                         st->pushed - st->received >= (uint64_t)(s->rate_hz / 2);
+            }
+        if (s->cluster && (frozen || cli_now_s() - t_last > s->timeout_s)) {
             char lost[96];
             snprintf(lost, sizeof lost, "no answer for %.1f s", s->timeout_s);
             if (!push_cluster_failover(s, ctx, &sock, lost)) goto out;
             t_last = cli_now_s();
+            t_unanswered = 0;
             continue;
         }
+        if (it->revents & ZMQ_POLLOUT) continue;
         if (cli_now_s() - t_last > s->timeout_s) {
             if (s->sent_eos)
                 fprintf(stderr,

@@ -390,6 +390,20 @@ void ssmd_srv_checkpoint_acks(ssmd_srv *s)
     free(v);
 }
 
+void ssmd_srv_checkpoint_stale(ssmd_srv *s)
+{
+    char name[SSMD_STREAM_NAME_MAX + 1];
+    while (ssmd_cluster_stale_next(s->cluster, name, sizeof name)) {
+        ssmd_srv_stream *st = ssmd_srv_stream_find(s, name);
+        if (!st || !st->claimed || st->stale) continue; /* ended meanwhile */
+        st->claimed = false; /* closing it releases nothing: the owner key and checkpoint are the other member's */
+        st->stale = true;
+        st->moving = false;
+        st->eos = st->ended = true; /* reap_streams closes it: no end event, no output flushed */
+        s->c.cluster_stale_closed++;
+    }
+}
+
 void ssmd_srv_checkpoint_rebalance(ssmd_srv *s)
 {
     uint64_t gen = ssmd_cluster_members_gen(s->cluster);

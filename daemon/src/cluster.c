@@ -161,10 +161,27 @@ static void reclaim(ssmd_cluster *c, int64_t lease)
                 r = ssmd_etcd_put_if_revision(c->thread_etcd, key, c->owner_value, lease, ex.mod_revision, &rev, err,
                                               sizeof err);
             } else {
-                /* another member claimed it while this one's lease was gone:
-                 * both now process it (docs/cluster.md, failure behaviour) */
-                ssmd_log(SSMD_LOG_ERROR, "cluster: stream %s: claimed by node %s while this node's lease was "
-                         "lost; both process it until one of them ends it", mine.v[i].name, node ? node : "?");
+                /* another member claimed it while this one's lease was gone
+                 * (its client failed over there): that member owns it now,
+                 * with the owner key and the checkpoint keys and file.  This
+                 * node's copy is stale: the loop closes it at once, without
+                 * its end and without touching those keys
+                 * (ssmd_cluster_stale_next; docs/cluster.md, failure
+                 * behaviour), so that two members never process one stream */
+                bool had;
+                pthread_mutex_lock(&c->mu);
+                had = claims_take(&c->owned, mine.v[i].name) != 0;
+                if (had) {
+                    ssmd_cluster_ckpt_drop_locked(c, mine.v[i].name);
+                    claims_put(&c->stale, mine.v[i].name, 0);
+                }
+                pthread_mutex_unlock(&c->mu);
+                if (had) {
+                    ssmd_cluster_ckpt_released(c, mine.v[i].name, false); /* its file is the new owner's */
+                    ssmd_log(SSMD_LOG_ERROR, "cluster: stream %s: claimed by node %s while this node's lease was "
+                             "lost; closing this node's stale copy (no end sent; the owner key and checkpoint "
+                             "stay node %s's)", mine.v[i].name, node ? node : "?", node ? node : "?");
+                }
             }
             json_decref(j);
             ssmd_etcd_kv_clear(&ex);
@@ -468,6 +485,7 @@ void ssmd_cluster_stop(ssmd_cluster *c)
     free(c->ckpt_dir);
     free(c->owned.v);
     free(c->released.v);
+    free(c->stale.v);
     free(c->url);
     free(c->ingest);
     free(c->member_value);
@@ -646,6 +664,15 @@ int ssmd_cluster_handover(ssmd_cluster *c, const char *stream, char *err, size_t
     /* the checkpoint keys and file stay: the next owner resumes from them */
     if (r >= 0) ssmd_cluster_ckpt_released(c, stream, false);
     return r;
+}
+
+bool ssmd_cluster_stale_next(ssmd_cluster *c, char *stream, size_t cap)
+{
+    pthread_mutex_lock(&c->mu);
+    bool any = c->stale.n > 0;
+    if (any) snprintf(stream, cap, "%s", c->stale.v[--c->stale.n].name);
+    pthread_mutex_unlock(&c->mu);
+    return any;
 }
 
 void ssmd_cluster_release(ssmd_cluster *c, const char *stream)

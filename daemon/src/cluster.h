@@ -113,6 +113,14 @@ bool ssmd_cluster_placed_elsewhere(ssmd_cluster *c, const char *stream, ssmd_clu
  *  answer (the stream stays claimed).  Loop thread. */
 int ssmd_cluster_handover(ssmd_cluster *c, const char *stream, char *err, size_t cap);
 
+/** The loop thread: the next stream whose owner key another member took
+ *  while this member's lease was lost (its client failed over there), into
+ *  stream[cap]; false when there is none.  The cluster thread has already
+ *  dropped it from this member's claims (its owner key, checkpoint keys and
+ *  file are the other member's): the loop closes it without its end and
+ *  without releasing anything. */
+bool ssmd_cluster_stale_next(ssmd_cluster *c, char *stream, size_t cap);
+
 /** Hands checkpoint data (n bytes, malloc'd: the cluster takes it) of a
  *  stream this daemon owns to the cluster thread, which stores it in etcd,
  *  or in the checkpoint directory when larger than checkpoint_inline_bytes

@@ -76,6 +76,8 @@ struct ssmd_cluster {
     uint64_t members_gen; /* changes whenever the set of member names does (a join, a leave) */
     claims owned;         /* streams this daemon claimed and runs */
     claims released;      /* owner keys to delete */
+    claims stale;         /* streams another member claimed while this one's lease was lost:
+                             the loop closes them (ssmd_cluster_stale_next) */
     /* checkpoints (cluster_ckpt.c) */
     ckpt_item *ckpt_q;    /* waiting to be stored, at most one per stream */
     size_t ckpt_qn, ckpt_qcap;

@@ -252,6 +252,7 @@ static void cmd_cluster(ssmd_srv *s, request *r)
     }
     json_object_set_new(o, "refused", json_integer((json_int_t)s->c.cluster_refused));
     json_object_set_new(o, "handed_over", json_integer((json_int_t)s->c.cluster_handed_over));
+    json_object_set_new(o, "stale_closed", json_integer((json_int_t)s->c.cluster_stale_closed));
     json_object_set_new(r->reply, "cluster", o);
 }
 

@@ -118,6 +118,11 @@ static void reap_streams(ssmd_srv *s, int *rc)
     for (int i = 0; i < s->max_streams; i++) {
         ssmd_srv_stream *st = &s->streams[i];
         if (!st->used || !st->ended) continue;
+        if (st->stale) { /* another member runs it now: nothing more goes out (cluster mode) */
+            ssmd_srv_stream_report(s, st, SSMD_LOG_DEBUG, NULL, false);
+            ssmd_srv_stream_close(s, st);
+            continue;
+        }
         ssmd_srv_event(s, st, "end", NULL);
         for (int k = 0; k < st->n_sinks; k++)
             if (st->sinks[k].ops->finish && st->sinks[k].ops->finish(s, st, st->sinks[k].self) != 0) *rc = 1;
@@ -233,6 +238,7 @@ static int loop_run(ssmd_srv *s)
         if (s->t.pub) ssmd_control_handle(s);
         if (ssmd_engine_run(s) != 0) return 1;
         if (s->cluster) {
+            ssmd_srv_checkpoint_stale(s);
             ssmd_srv_checkpoint_acks(s);
             ssmd_srv_checkpoint_rebalance(s);
         }

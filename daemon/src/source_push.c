@@ -408,11 +408,20 @@ static void handle_ingest(ssmd_srv *s)
                          "model's %d Hz, 1..64 channels)", h.sample_rate_hz, h.cols,
                          DSP_RESAMPLE_MAX_RATIO, s->fe.sample_rate_hz);
         } else {
+            if (s->cluster) ssmd_srv_checkpoint_stale(s); /* a stale copy of this name goes first */
             ssmd_srv_stream *st = ssmd_srv_stream_find(s, name);
             ssmd_cluster_found *ckpt = NULL; /* a new stream's checkpoint, read at its claim */
             size_t row0 = 0;
             char err[256];
-            if (st && (st->src != &ssmd_source_push || st->owner_len != id_len || memcmp(st->owner, id, id_len) != 0)) {
+            if (st && st->stale) {
+                /* closed at the end of this loop iteration (another member claimed it while this
+                 * one's lease was lost): the client tries again shortly */
+                ingest_error(s, id, id_len, "CLUSTER_UNAVAILABLE", name, "stream '%s': this node's stale copy "
+                             "(claimed by another member while this node's lease was lost) is closing; push "
+                             "again", name);
+                st = NULL;
+            } else if (st && (st->src != &ssmd_source_push || st->owner_len != id_len ||
+                              memcmp(st->owner, id, id_len) != 0)) {
                 ingest_error(s, id, id_len, "NAME_IN_USE", name, "stream '%s' belongs to another source", name);
                 st = NULL;
             } else if (st && st->rate_hz != (int)h.sample_rate_hz) {

@@ -227,6 +227,8 @@ struct ssmd_srv_stream {
     bool client_follows;          /* push streams: the client sets SSMD_FLAG_FOLLOWS (it follows a move) */
     bool moving;                  /* its placement is another member now (one joined): a checkpoint
                                      is forced, and once stored the stream is handed over to it */
+    bool stale;                   /* another member claimed it while this one's lease was lost: closed
+                                     without its end (ssmd_srv_checkpoint_stale) */
     bool move_taken;              /* the forced checkpoint was taken, at input sample move_in */
     uint64_t move_in;
     double move_after_s;          /* a hand-over etcd did not answer: the next try, not before */
@@ -259,6 +261,8 @@ typedef struct ssmd_srv_counters {
         push_lost_samples,  /* pushed samples discarded: a client held for push_idle_s, or at shutdown */
         cluster_refused,    /* new pushed streams refused in cluster mode (NOT_OWNER, CLUSTER_UNAVAILABLE) */
         cluster_handed_over, /* streams handed over to a member that joined (checkpoint.c) */
+        cluster_stale_closed, /* streams closed because another member claimed them while this
+                                 one's lease was lost (checkpoint.c) */
         push_discontinuities; /* pushed messages refused because their seq or first_sample did not
                                  continue their stream (DISCONTINUITY) */
     _Atomic uint64_t live_frames, bulk_frames; /* frames stepped in live batches and in bulk ones (engine.c) */
@@ -492,6 +496,12 @@ void ssmd_srv_checkpoint_acks(ssmd_srv *s);
  *  forced at its next frame, and is handed over once that is stored
  *  (docs/cluster.md, "A member joining").  Loop thread; no etcd request. */
 void ssmd_srv_checkpoint_rebalance(ssmd_srv *s);
+/** Closes each stream that another member claimed while this member's lease
+ *  was lost (ssmd_cluster_stale_next): it is stale here, its client went to
+ *  that member.  Closed like a hand-over but without any event: nothing more
+ *  goes to its client or subscribers (as from a member that died), no owner
+ *  or checkpoint key is touched.  Loop thread; no etcd request. */
+void ssmd_srv_checkpoint_stale(ssmd_srv *s);
 /** A stream just claimed, with its checkpoint f as read at the claim: it
  *  starts from it (counters, indices; a file is read here), or starts
  *  fresh with resume_error set.  Loop thread; blocks on the file read. */

@@ -3,7 +3,7 @@
 loopback (temporary data dir, random free ports) and ssmd daemons with
 --cluster, talks to them over their sockets and prints what it measured.
 
-Usage: test_cluster.py SSMD_EXE MODEL --only membership|placement|outage|checkpoint|failover
+Usage: test_cluster.py SSMD_EXE MODEL --only membership|placement|outage|checkpoint|failover|frozen
                         [--ssm-ctl EXE] [--ssm-push EXE] [--streams N (failover, default 300)]
 
   membership  registration; kill -9 leaves the member list within TTL + slack;
@@ -35,6 +35,11 @@ Usage: test_cluster.py SSMD_EXE MODEL --only membership|placement|outage|checkpo
               bit for bit; recovery time per stream printed; the killed
               member restarted and a 4th joining move no running stream and
               about a quarter of new placements (to the 4th only)
+  frozen      the owner of two streams (a ClusterPusher, an ssm-push --cluster)
+              frozen (SIGSTOP) longer than the lease TTL, then thawed: the
+              streams fail over, the thawed member closes its stale copies
+              (never two members processing one stream), takes the streams
+              back by hand-over; outputs bit-identical, every sample back
 
 SSMD_TEST_KEEP=DIR copies the daemons' and etcd's logs there at the end.
 
@@ -1320,9 +1325,104 @@ def t_failover():
         ctx.destroy(linger=0)
 
 
+def t_frozen():
+    """The owner frozen (SIGSTOP) longer than the lease TTL and the clients' timeout, then
+    thawed (docs/cluster.md, "Failure behaviour": the lease was lost): the clients (Python
+    ClusterPusher, ssm-push --cluster) fail over to another member, which resumes the streams
+    from the checkpoint; the thawed member registers again under a new lease, finds the streams
+    claimed by the other member and closes its stale copies at once (no stream processed by
+    two members); it is their placement again, so they are handed back to it, and the clients
+    go there although they had marked it dead.  Every output is bit-identical to a single
+    daemon's, every sample comes back."""
+    global TTL
+    from ssmd.cluster import ClusterPusher
+    TTL = 2
+    n = 12 * RATE  # pushed at real time: 4 s left after the thaw, for the hand-over back
+    x_py, x_c = failover_signals(2, n)
+    ref_py, ref_c = reference_outputs([x_py, x_c])
+    etcd = Etcd()
+    nodes = ["z1", "z2", "z3"]
+    ds = {nd: Daemon(etcd, nd, "--checkpoint-s", "1") for nd in nodes}
+    victim = "z1"
+    cand = [f"frz{i}" for i in range(200)]
+    py_name, c_name = [nm for nm in cand if hrw_pick(nm, nodes) == victim][:2]
+    proc = None
+    try:
+        wait_members(ds.values(), ds, timeout=30)
+        wav, out = os.path.join(TMP, "frozen.wav"), os.path.join(TMP, "frozen.raw")
+        write_float_wav(wav, x_c)
+        proc = subprocess.Popen([SSM_PUSH, "--cluster", etcd.url, "-s", c_name, "--realtime", "-c", "1600", "-t", "3",
+                                 "--failover-timeout", "30", "-o", out, "--output-format", "float", "-v", wav],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        p = ClusterPusher(etcd.url, py_name, timeout=3, failover_timeout=30)
+        chunk, k, t0 = 1600, 0, time.monotonic()
+        stopped = thawed = None
+        seen_twice = []
+
+        def holders(name):
+            """The members whose `streams` list name (the live ones)."""
+            return [nd for nd, d in ds.items() if any(s["name"] == name for s in d.ctl("streams")["streams"])]
+
+        while k < n or not p.ended:
+            if k < n:
+                p.push(x_py[k:k + chunk], RATE, block=False)
+                k += chunk
+                if k >= n:
+                    p.finish(block=False)
+            t_next = time.monotonic() + 0.1
+            while time.monotonic() < t_next:
+                p.pump(0.02)
+            now = time.monotonic() - t0
+            if stopped is None and now > 2.0:
+                check(p.owner and p.owner["node"] == victim, f"{py_name}: pushed to {p.owner}, not {victim}")
+                ds[victim].proc.send_signal(signal.SIGSTOP)
+                stopped = now
+                print(f"SIGSTOP {victim} at {now:.1f} s (lease TTL {TTL} s, client timeout 3 s)")
+            elif stopped is not None and thawed is None and now > stopped + 6:
+                ds[victim].proc.send_signal(signal.SIGCONT)
+                thawed = now
+                print(f"SIGCONT {victim} at {now:.1f} s")
+            elif thawed is not None and now > thawed + 1.0:
+                for nm in (py_name, c_name):
+                    h = holders(nm)
+                    if len(h) > 1:
+                        seen_twice.append((round(now, 1), nm, h))
+            check(now < 60, f"{py_name}: not done after 60 s: owner {p.owner}, failovers {p.failovers}")
+        y = p.output()[:, 0]
+        print(f"{py_name} (ClusterPusher): failovers " +
+              ", ".join(f"{f['from']}->{f['to']} ({f['reason']})" for f in p.failovers))
+        check(len(y) == n and same_bits(y, ref_py), f"{py_name}: {len(y)} of {n} samples, bit-identical "
+              f"{same_bits(y, ref_py)}")
+        _, err = proc.communicate(timeout=60)
+        yc = np.fromfile(out, "<f4") if os.path.exists(out) else np.zeros(0, "<f4")
+        check(proc.returncode == 0 and same_bits(yc, ref_c), f"ssm-push --cluster -s {c_name}: exit {proc.returncode}, "
+              f"{len(yc)} of {n} samples, bit-identical {same_bits(yc, ref_c)}; stderr:\n{err}")
+        print(f"ssm-push --cluster -s {c_name}: " + err.strip().split("\n")[-1].replace("ssm-push: ", ""))
+        check(not seen_twice, f"streams processed by two members after the thaw: {seen_twice}")
+        left = {nd: [s["name"] for s in d.ctl("streams")["streams"]] for nd, d in ds.items()}
+        check(not any(left.values()), f"streams still open after the end: {left}")
+        c = ds[victim].cluster()
+        log = ds[victim].log()
+        check(c["stale_closed"] == 2 and log.count("closing this node's stale copy") == 2,
+              f"{victim}: stale_closed {c['stale_closed']}; log:\n{log[-3000:]}")
+        check("both process it" not in log, log[-3000:])
+        check(all(f["to"] != f["from"] for f in p.failovers) and p.failovers[-1]["to"] == victim, p.failovers)
+        print(f"{victim} closed its 2 stale copies (stale_closed {c['stale_closed']}); both streams handed back to "
+              f"it; outputs bit-identical to the single-daemon run ({n} samples each)")
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for d in ds.values():
+            if d.proc.poll() is None:
+                d.proc.send_signal(signal.SIGCONT)
+                d.stop()
+        etcd.stop()
+
+
 def main():
     tests = {"membership": t_membership, "placement": t_placement, "outage": t_outage, "checkpoint": t_checkpoint,
-             "failover": t_failover}
+             "failover": t_failover, "frozen": t_frozen}
     t0 = time.time()
     try:
         tests[ONLY]()

@@ -134,6 +134,11 @@ class Etcd:
         """{key (str): value (bytes)} of key, or of every key starting with it
         when prefix.  Raises ClusterUnavailable (one line naming the
         endpoints) when none answers."""
+        return {k: v for k, (v, _) in self.range_leases(key, prefix).items()}
+
+    def range_leases(self, key, prefix=False):
+        """As range, with each key's lease: {key: (value, lease (int, 0 when
+        the key has none))}."""
         body = {"key": base64.b64encode(key.encode()).decode()}
         if prefix:
             end = bytearray(key.encode())
@@ -153,7 +158,8 @@ class Etcd:
                 errors.append(f"{self.endpoints[i]}: {getattr(e, 'reason', e)}")
                 continue
             self._current = i
-            return {base64.b64decode(kv["key"]).decode("utf-8", "replace"): base64.b64decode(kv.get("value", ""))
+            return {base64.b64decode(kv["key"]).decode("utf-8", "replace"):
+                    (base64.b64decode(kv.get("value", "")), int(kv.get("lease", 0) or 0))
                     for kv in j.get("kvs", [])}
         raise ClusterUnavailable("etcd does not answer (" + "; ".join(errors) + ")")
 
@@ -181,15 +187,16 @@ class Directory:
                 (newer_than is None or self.t_read > newer_than):
             return True
         try:
-            members = self.etcd.range(MEMBERS_PREFIX, prefix=True)
+            members = self.etcd.range_leases(MEMBERS_PREFIX, prefix=True)
             owners = self.etcd.range(OWNERS_PREFIX, prefix=True)
         except ClusterUnavailable as e:
             self.t_read, self.error = now, str(e)
             return False
         self._members = {}
-        for v in members.values():
+        for v, lease in members.values():
             try:
                 m = json.loads(v)
+                m["lease"] = lease      # a member that lost its lease and registered again has a new one
                 self._members[m["node"]] = m
             except (ValueError, KeyError, TypeError):
                 continue                # a foreign key under the prefix: not a member
@@ -204,7 +211,8 @@ class Directory:
         return True
 
     def members(self):
-        """{node: member dict (node, ingest, pub, control, epoch, max_streams)} of the last read."""
+        """{node: member dict (node, ingest, pub, control, epoch, max_streams, and lease: its key's
+        lease)} of the last read."""
         return dict(self._members)
 
     def owners(self):
@@ -212,18 +220,20 @@ class Directory:
         return dict(self._owners)
 
     def locate(self, stream):
-        """Where stream goes by the last read: {"node", "ingest", "epoch"
-        (the member's, None when it is not listed), "by": "owner" |
+        """Where stream goes by the last read: {"node", "ingest", "epoch",
+        "lease" (the member's, None when it is not listed), "by": "owner" |
         "placement"}, or None when there is no owner and no member."""
         o = self._owners.get(stream)
         if o is not None:
             m = self._members.get(o["node"], {})
-            return {"node": o["node"], "ingest": o["ingest"], "epoch": m.get("epoch"), "by": "owner"}
+            return {"node": o["node"], "ingest": o["ingest"], "epoch": m.get("epoch"), "lease": m.get("lease"),
+                    "by": "owner"}
         node = hrw_pick(stream, self._members)
         if node is None:
             return None
         m = self._members[node]
-        return {"node": node, "ingest": m["ingest"], "epoch": m.get("epoch"), "by": "placement"}
+        return {"node": node, "ingest": m["ingest"], "epoch": m.get("epoch"), "lease": m.get("lease"),
+                "by": "placement"}
 
 
 # ---- the pusher ---------------------------------------------------------------
@@ -433,7 +443,7 @@ class ClusterPusher:
         while etcd still lists it (its lease has not expired)."""
         o = self.owner
         if dead and o is not None:
-            self._dead = (o["node"], o.get("epoch"), o["ingest"])
+            self._dead = (o["node"], o.get("epoch"), o["ingest"], o.get("lease"))
         if self._lost is None:
             self._lost = {"reason": reason, "t": time.monotonic(), "from": o["node"] if o else None,
                           "received": self.received}
@@ -445,6 +455,10 @@ class ClusterPusher:
         d = self._dead
         if d is None or target["node"] != d[0]:
             return False
+        # a member that lost its lease (frozen longer than the TTL) and registered again keeps its
+        # epoch but has a new lease: it is usable again
+        if target.get("lease") and d[3]:
+            return target["lease"] == d[3]
         # the same node restarted has another epoch (its member key); a target
         # without one (owner key of an unlisted member) is matched by endpoint
         return target.get("epoch") == d[1] if target.get("epoch") and d[1] else target["ingest"] == d[2]
@@ -529,6 +543,8 @@ class ClusterPusher:
                 # handed over to a member that joined (docs/cluster.md, "A member joining"): its
                 # owner key is gone, its checkpoint stays; etcd's placement is the next owner
                 node = (j.get("owner") or {}).get("node", "?")
+                if self._dead is not None and self._dead[0] == node:
+                    self._dead = None   # the member lost before is the new owner: it registered again
                 self._lose(f"moved to {node}", dead=False)
         elif topic == self._topic_b:
             h = protocol.decode_header(frames[1], len(frames[2]))
@@ -544,8 +560,8 @@ class ClusterPusher:
             return
         if self.meta is None and code == "NOT_OWNER" and isinstance(owner, dict) and owner.get("ingest"):
             node = owner.get("node", "?")
-            epoch = self.directory.members().get(node, {}).get("epoch")
-            target = {"node": node, "ingest": owner["ingest"], "epoch": epoch}
+            m = self.directory.members().get(node, {})
+            target = {"node": node, "ingest": owner["ingest"], "epoch": m.get("epoch"), "lease": m.get("lease")}
             self._redirects += 1
             if self._is_dead(target) or self._redirects > MAX_REDIRECTS:
                 # the owner key still names the member lost (its lease has not

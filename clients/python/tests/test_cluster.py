@@ -100,8 +100,18 @@ def t_pusher_bookkeeping():
     m._take([b"room3/event/", b"", b'{"event":"moved","stream":"room3","input_sample":512,"output_sample":256,'
                                     b'"owner":{"node":"d","ingest":"tcp://127.0.0.1:2"}}'])
     check(m.owner is None and m._lost["reason"] == "moved to d" and m._dead is None, (m.owner, m._lost, m._dead))
+    # a member lost (frozen longer than its lease TTL) that registered again: same epoch, new
+    # lease -- usable again; and a "moved" naming it as the new owner clears the mark
+    m._dead = ("a", "0x1", "tcp://127.0.0.1:1", 7)
+    check(m._is_dead({"node": "a", "ingest": "tcp://127.0.0.1:1", "epoch": "0x1", "lease": 7}), "same lease: dead")
+    check(not m._is_dead({"node": "a", "ingest": "tcp://127.0.0.1:1", "epoch": "0x1", "lease": 8}), "new lease")
+    m.owner, m._lost = {"node": "b", "ingest": "tcp://127.0.0.1:3", "epoch": "0x2", "lease": 9}, None
+    m._take([b"room3/event/", b"", b'{"event":"moved","stream":"room3","input_sample":512,"output_sample":256,'
+                                    b'"owner":{"node":"a","ingest":"tcp://127.0.0.1:1"}}'])
+    check(m._dead is None, m._dead)
     print("ClusterPusher: output deduplicated by first_sample, input dropped once the checkpoint's output came, "
-          "a hole and a resume past the output refused, a moved event followed without marking the member dead")
+          "a hole and a resume past the output refused, a moved event followed without marking the member dead, "
+          "a member lost that registered again (new lease, or named by a moved event) usable again")
 
 
 def t_subscriber_follow():
