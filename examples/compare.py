@@ -1,3 +1,4 @@
+#!/usr/bin/python3
 # SPDX-License-Identifier: MIT
 """Compares an ssmd output file with its input: length, best lag, and the
 SNR of the output against the (gain-matched) input.  Used by scripts/demo.sh.

@@ -1,3 +1,4 @@
+#!/usr/bin/python3
 # SPDX-License-Identifier: MIT
 """Makes examples/noisy_speech.flac, the bundled example input.
 

@@ -1,3 +1,4 @@
+#!/usr/bin/python3
 # SPDX-License-Identifier: MIT
 """Writes an UNTRAINED Mamba-1 model for the pipeline demo (scripts/demo.sh).
 

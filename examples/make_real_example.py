@@ -1,3 +1,4 @@
+#!/usr/bin/python3
 # SPDX-License-Identifier: MIT
 """Makes examples/real_voice_48k.flac (the demo's input) and its clean reference
 examples/real_voice_48k_clean.flac.
