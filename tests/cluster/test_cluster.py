@@ -173,9 +173,30 @@ def ctl_at(endpoint, cmd, timeout_ms=5000, **fields):
 class Daemon:
     def __init__(self, etcd, node, *args):
         self.node, self.etcd_url = node, etcd.url
-        self.ports = [free_port() for _ in range(3)]
         self.args = args
-        self.start()
+        # free_port() cannot reserve a port: another process (a parallel test) may bind it
+        # before the daemon does; such a start exits with "Address already in use" and is
+        # tried again on other ports (a restart, start(), keeps its ports)
+        for attempt in range(3):
+            self.ports = [free_port() for _ in range(3)]
+            self.start()
+            if self.wait_up() or attempt == 2 or "Address already in use" not in self.log():
+                break
+            self.err.close()
+            print(f"{node}: a port was taken before the daemon bound it; starting on others")
+
+    def wait_up(self, timeout=30):
+        """True once the control socket answers; False if the process exits first."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                return False
+            try:
+                ctl_at(self.control, "status", timeout_ms=200)
+                return True
+            except zmq.Again:
+                pass
+        return False
 
     def start(self):
         self.pub, self.ingest, self.control = (f"tcp://127.0.0.1:{p}" for p in self.ports)
