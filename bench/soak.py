@@ -3,8 +3,8 @@
 """Soak and fault harness for ssmd (docs/reliability.md, "Fuzzing, sanitizers
 and soak").  Not part of the default test run.
 
-Starts one daemon (TCP on loopback, the virtual microphone of tests/daemon/vmic
-as --input mic, max_streams 64, push_idle_s 3) and, for --minutes:
+Starts one daemon (TCP on loopback, the paced virtual microphone of
+tests/daemon/vmic as --input mic, max_streams 64, push_idle_s 3) and, for --minutes:
   - 32 pushing clients (bench/soak.py --role pushers, 8 threads a process,
     the Python Pusher): half paced at real time in 100 ms chunks, half as fast
     as possible in 1 s chunks; each pushes streams of 3-20 s of audio one
@@ -30,8 +30,10 @@ resumed, killed clients' streams expired, RSS and CPU time per frame flat
 
 Usage: nice -n 19 /usr/bin/python3 bench/soak.py --ssmd build/daemon/ssmd \
          --model build/tests/daemon/random.safetensors --minutes 60
-(--model defaults to models/default.safetensors; --no-vmic leaves the
-microphone out.)  Uses Debian's python3 with numpy and zmq.
+(--model defaults to models/default.safetensors; the microphone is
+tests/daemon/vmic's paced device, built as
+BUILD/tests/daemon/libasound_module_pcm_ssmd_paced.so; --unpaced-vmic takes
+the unpaced one, --no-vmic leaves it out.)  Uses Debian's python3 with numpy and zmq.
 """
 import argparse
 import json
@@ -208,11 +210,15 @@ class Daemon:
         if a.vmic:
             src = signal_source(60, 99)
             src.astype("<f4").tofile(os.path.join(workdir, "mono.f32"))
-            text = open(os.path.join(ROOT, "tests", "daemon", "vmic", "asoundrc.in")).read()
+            vdir = os.path.join(ROOT, "tests", "daemon", "vmic")
+            text = open(os.path.join(vdir, "asoundrc.in")).read()
+            if not a.unpaced_vmic:  # the paced device (vmic/pcm_paced.c): real time, as a sound card
+                text += open(os.path.join(vdir, "paced.asoundrc.in")).read().replace(
+                    "@PACED_LIB@", os.path.abspath(a.paced_lib))
             with open(os.path.join(workdir, "asoundrc"), "w") as f:
                 f.write(text.replace("@DIR@", workdir))
             env.update(ALSA_CONFIG_PATH=os.path.join(workdir, "asoundrc"), HOME=workdir)
-            args += ["--input", "mic", "--device", "ssmd_vmic"]
+            args += ["--input", "mic", "--device", "ssmd_vmic" if a.unpaced_vmic else "ssmd_paced_mic"]
         else:
             args += ["--input", "none"]
         self.errpath = os.path.join(workdir, "ssmd.stderr")
@@ -276,9 +282,14 @@ class Daemon:
 
 
 def child(a, role, *extra):
+    # The load (pushers, killed clients) runs --load-nice below the harness: the daemon and
+    # its subscribers are what is measured, and a subscriber starved by the load generator
+    # on the same cores would lose messages that a consumer on its own core would not.
+    nice = a.load_nice if role in ("pushers", "victim") else 0
     return subprocess.Popen([sys.executable, os.path.abspath(__file__), "--role", role,
                              "--seconds", str(a.seconds), *extra],
-                            stdout=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, text=True,
+                            preexec_fn=(lambda: os.nice(nice)) if nice else None)
 
 
 def tenth_means(series, key):
@@ -452,6 +463,10 @@ def conduct(a):
         return (s[-1]["cpu"] - s[0]["cpu"]) / f if f > 0 else float("nan")
     fr0, fr1 = cpu_per_frame(head), cpu_per_frame(tail)
     checks["frame_time_flat"] = bool(fr1 <= fr0 * (1 + a.frame_tolerance))
+    if a.vmic and not a.unpaced_vmic:
+        # a live microphone with a clock must not overflow its capture ring
+        dev = (final_status or {}).get("device") or {}
+        checks["mic_nothing_dropped"] = dev.get("capture_dropped") == 0 and bool(dev.get("running"))
     checks["status_within_ms"] = timeouts == 0 and bool(lat) and max(lat) * 1000 <= a.status_ms
     checks["daemon_exit_clean"] = (rc == 0 and not errors and "ERROR" not in err
                                    and "Sanitizer" not in err)
@@ -465,7 +480,8 @@ def conduct(a):
         trace["gap_not_running"] = {"p50": round(float(np.percentile(idle, 50)), 2),
                                     "p99": round(float(np.percentile(idle, 99)), 2), "max": round(float(idle.max()), 2)}
     summary = {
-        "minutes": a.minutes, "model": a.model, "vmic": a.vmic, "bulk": not a.no_bulk, "pushers": a.pushers,
+        "minutes": a.minutes, "model": a.model, "load_nice": a.load_nice,
+        "vmic": ("unpaced" if a.unpaced_vmic else "paced") if a.vmic else None, "bulk": not a.no_bulk, "pushers": a.pushers,
         "subscribers": a.subscribers, "age_bound_s": a.age_bound_s,
         "pushed_streams": sum(r["streams"] for r in ok_push), "pushed_samples": pushed,
         "pusher_max_send_gap_s": [round(r["max_send_gap_s"], 3) for r in ok_push],
@@ -515,7 +531,16 @@ def main():
     ap.add_argument("--frame-tolerance", type=float, default=0.5)
     ap.add_argument("--warmup-s", type=float, default=30.0,
                     help="seconds at the start left out of the RSS and frame-time comparison")
+    ap.add_argument("--load-nice", type=int, default=10,
+                    help="niceness of the pushing and killed clients above the harness's own (the "
+                         "daemon, its subscribers and the conductor keep the harness's)")
     ap.add_argument("--no-vmic", dest="vmic", action="store_false")
+    ap.add_argument("--unpaced-vmic", action="store_true",
+                    help="the unpaced virtual microphone (ALSA file + null: no clock, its capture "
+                         "callback spins) instead of the paced one")
+    ap.add_argument("--paced-lib", default="",
+                    help="the paced microphone's ALSA module (default: BUILD/tests/daemon/"
+                         "libasound_module_pcm_ssmd_paced.so beside --ssmd's BUILD/daemon)")
     ap.add_argument("--log-level", default="warn", help="the daemon's --log-level")
     ap.add_argument("--keep-stderr", metavar="PATH", help="copy the daemon's stderr there at the end")
     ap.add_argument("--no-bulk", action="store_true",
@@ -531,6 +556,14 @@ def main():
     ap.add_argument("--slow", action="store_true")
     ap.add_argument("--lossless", action="store_true", help="rcvhwm 0, rcvbuf 0 (docs/protocol.md)")
     a = ap.parse_args()
+    if a.role == "conduct" and a.vmic and not a.unpaced_vmic:
+        if not a.paced_lib:
+            a.paced_lib = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(a.ssmd))),
+                                       "tests", "daemon", "libasound_module_pcm_ssmd_paced.so")
+        if not os.path.isfile(a.paced_lib):
+            sys.exit(f"soak: the paced microphone module {a.paced_lib} is missing: build it with "
+                     f"ninja -C BUILD tests/daemon/libasound_module_pcm_ssmd_paced.so, or give "
+                     f"--paced-lib, --unpaced-vmic or --no-vmic")
     if a.role == "pushers":
         role_pushers(a)
     elif a.role == "sub":

@@ -11,6 +11,7 @@ PKGS=(
   build-essential meson ninja-build pkg-config clang
   # libraries (pkg-config names in meson.build)
   libsndfile1-dev libsoxr-dev libfftw3-dev libzmq3-dev portaudio19-dev
+  libasound2-dev  # tests/daemon/vmic/pcm_paced.c, the paced virtual microphone
   libjansson-dev libcmocka-dev libopenblas-dev
   # cluster mode: etcd's v3 JSON gateway over HTTP (daemon/src/etcd.c), and a real
   # etcd on loopback for the cluster test suite (tests/cluster; etcdctl for debugging)

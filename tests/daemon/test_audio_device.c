@@ -23,6 +23,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <time.h>
 #include <unistd.h>
@@ -75,6 +77,33 @@ static int write_mono_file(void)
     return rc;
 }
 
+static const char *paced_template, *paced_lib;
+
+/* Appends the template at path to out with @DIR@ and @PACED_LIB@ replaced. */
+static int copy_template(const char *path, FILE *out)
+{
+    FILE *in = fopen(path, "rb");
+    if (!in) {
+        fprintf(stderr, "cannot read %s\n", path);
+        return -1;
+    }
+    char line[1024];
+    while (fgets(line, sizeof line, in)) {
+        char *s = line;
+        for (;;) {
+            char *d = strstr(s, "@DIR@"), *l = strstr(s, "@PACED_LIB@");
+            char *at = d && (!l || d < l) ? d : l;
+            if (!at) break;
+            fwrite(s, 1, (size_t)(at - s), out);
+            fputs(at == d ? tmpdir : (paced_lib ? paced_lib : ""), out);
+            s = at + (at == d ? 5 : 11);
+        }
+        fputs(s, out);
+    }
+    fclose(in);
+    return 0;
+}
+
 static int setup_vmic(const char *template_path)
 {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/ssmd-test-audio-XXXXXX");
@@ -95,27 +124,16 @@ static int setup_vmic(const char *template_path)
     free(st);
     if (rc != 0) return -1;
 
-    /* asoundrc from the template, @DIR@ -> tmpdir */
-    FILE *in = fopen(template_path, "rb");
-    if (!in) {
-        fprintf(stderr, "cannot read %s\n", template_path);
-        return -1;
-    }
+    /* asoundrc from the templates, @DIR@ -> tmpdir, @PACED_LIB@ -> the module */
     char p[512];
     path_in_tmp(p, sizeof p, "asoundrc");
     FILE *out = fopen(p, "wb");
-    if (!out) { fclose(in); return -1; }
-    char line[1024];
-    while (fgets(line, sizeof line, in)) {
-        char *s = line, *at;
-        while ((at = strstr(s, "@DIR@")) != NULL) {
-            fwrite(s, 1, (size_t)(at - s), out);
-            fputs(tmpdir, out);
-            s = at + 5;
-        }
-        fputs(s, out);
+    if (!out) return -1;
+    if (copy_template(template_path, out) != 0 ||
+        (paced_template && copy_template(paced_template, out) != 0)) {
+        fclose(out);
+        return -1;
     }
-    fclose(in);
     if (fclose(out) != 0) return -1;
     /* Before any PortAudio call: ALSA reads its configuration once. */
     char cfg[700];
@@ -326,6 +344,49 @@ static void test_capture_exact_mono(void **state)
     assert_int_equal(bad, 0);
     assert_true(st.frames_captured >= MONO_FRAMES);
     assert_int_equal(ssmd_capture_status(c, errbuf, sizeof errbuf), 0);
+    free(x);
+    ssmd_capture_close(c);
+}
+
+/* ssmd_paced_mic (vmic/pcm_paced.c) has a clock: it can never have delivered more
+ * frames than the rate times the time since it was opened (the unpaced ssmd_vmic
+ * delivers its whole 3 s file within milliseconds), and what it delivers is the
+ * file, exactly.  The 5 s deadline for 0.25 s of audio only stops a hang. */
+static void test_capture_paced(void **state)
+{
+    (void)state;
+    enum { WANT = 4000, CAP = 8000 };
+    struct timespec t0, t1, c0, c1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c0);
+    ssmd_capture *c = ssmd_capture_open("ssmd_paced_mic", 16000, 1, 4000, errbuf, sizeof errbuf);
+    if (!c) fail_msg("%s", errbuf);
+    float *x = malloc(CAP * sizeof(float));
+    assert_non_null(x);
+    size_t got = 0;
+    double elapsed = 0.0;
+    while (got < WANT && elapsed < 5.0) {
+        size_t k = ssmd_capture_read(c, x + got, CAP - got);
+        got += k;
+        if (k == 0) sleep_ms(5);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        elapsed = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+    }
+    ssmd_capture_stats st;
+    ssmd_capture_stats_get(c, &st);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c1);
+    elapsed = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+    double cpu = (double)(c1.tv_sec - c0.tv_sec) + 1e-9 * (double)(c1.tv_nsec - c0.tv_nsec);
+    size_t bad = 0;
+    for (size_t k = 0; k < got; k++)
+        if (x[k] != mono_value(k)) bad++;
+    printf("paced capture: %zu frames read, %llu captured in %.3f s since open (at most %.0f at "
+           "16 kHz), %zu differ; process CPU %.3f s\n",
+           got, (unsigned long long)st.frames_captured, elapsed, 16000.0 * elapsed, bad, cpu);
+    assert_true(got >= WANT);
+    assert_true((double)st.frames_captured <= 16000.0 * elapsed + 1.0);
+    assert_int_equal(bad, 0);
     free(x);
     ssmd_capture_close(c);
 }
@@ -607,10 +668,19 @@ static void test_playback_stereo(void **state)
 
 int main(int argc, char **argv)
 {
-    if (argc != 2) {
-        fprintf(stderr, "usage: %s tests/daemon/vmic/asoundrc.in\n", argv[0]);
+    if (argc != 4) {
+        fprintf(stderr, "usage: %s tests/daemon/vmic/asoundrc.in tests/daemon/vmic/paced.asoundrc.in "
+                "BUILD/tests/daemon/libasound_module_pcm_ssmd_paced.so\n", argv[0]);
         return 2;
     }
+    paced_template = argv[2];
+    /* ALSA dlopen()s a relative path from the working directory */
+    static char lib_path[PATH_MAX];
+    if (!realpath(argv[3], lib_path)) {
+        fprintf(stderr, "%s: %s\n", argv[3], strerror(errno));
+        return 1;
+    }
+    paced_lib = lib_path;
     if (setup_vmic(argv[1]) != 0) {
         fprintf(stderr, "cannot set up the virtual devices in %s\n", tmpdir);
         return 1;
@@ -621,6 +691,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_bad_specs),
         cmocka_unit_test(test_output_only_by_index),
         cmocka_unit_test(test_capture_exact_mono),
+        cmocka_unit_test(test_capture_paced),
         cmocka_unit_test(test_capture_exact_stereo),
         cmocka_unit_test(test_capture_stereo_only),
         cmocka_unit_test(test_rate_fallback),
