@@ -89,6 +89,22 @@ int push_cluster_locate(ssmd_etcd *e, const char *stream, push_target *out, char
     return rc;
 }
 
+int push_cluster_member_pubs(ssmd_etcd *e, char **pubs, size_t max, char *err, size_t cap)
+{
+    ssmd_etcd_kv *kvs = NULL;
+    size_t n = 0, k = 0;
+    if (ssmd_etcd_range(e, "/ssmd/members/", true, &kvs, &n, err, cap) != 0) return -1;
+    for (size_t i = 0; i < n && k < max; i++) {
+        json_error_t jerr;
+        json_t *j = json_loadb(kvs[i].value, kvs[i].value_len, 0, &jerr);
+        const char *pub = json_string_value(json_object_get(j, "pub"));
+        if (pub && *pub && (pubs[k] = strdup(pub)) != NULL) k++;
+        json_decref(j);
+    }
+    ssmd_etcd_kvs_free(kvs, n);
+    return (int)k;
+}
+
 int push_cluster_same(const push_target *t, const push_target *dead)
 {
     if (strcmp(t->node, dead->node) != 0) return 0;

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* clients/src/push_cluster.h — what ssm-push --cluster needs beyond a plain
- * push (docs/cluster.md, "Clients across a failover"):
+ * push (docs/cluster.md, "Clients across a failover"), and the members'
+ * data-plane endpoints for ssm-sub --cluster:
  *
  *  - where a stream goes: its owner key /ssmd/owners/STREAM in etcd, else
  *    the live member (/ssmd/members/) with the highest rendezvous weight
@@ -39,6 +40,12 @@ int push_cluster_locate(ssmd_etcd *e, const char *stream, push_target *out, char
  *  listed or etcd does not answer) and its key's lease into *lease (0 then;
  *  lease may be NULL). */
 void push_cluster_member_epoch(ssmd_etcd *e, const char *node, char *out, size_t cap, int64_t *lease);
+
+/** The data-plane (PUB) endpoints of the members etcd lists now, for
+ *  ssm-sub --cluster: up to max of them into pubs[], each malloc'd (the
+ *  caller frees them); members without one are skipped.  Returns the count,
+ *  or -1 with one line in err when etcd does not answer. */
+int push_cluster_member_pubs(ssmd_etcd *e, char **pubs, size_t max, char *err, size_t cap);
 
 /** 1 when t is the member dead (the same node and, where both are known,
  *  the same lease; else the same epoch; where either has no epoch, the same

@@ -920,7 +920,8 @@ static int run(push_state *s)
             fprintf(stderr, "ssm-push: poll: %s\n", zmq_strerror(zmq_errno()));
             goto out;
         }
-        if (s->mon && (its[1].revents & ZMQ_POLLIN) && push_cluster_disconnected(s)) {
+        /* what the owner sent before it went (a "moved" event, results) is read first */
+        if (s->mon && (its[1].revents & ZMQ_POLLIN) && !(it->revents & ZMQ_POLLIN) && push_cluster_disconnected(s)) {
             if (!push_cluster_failover(s, ctx, &sock, "disconnected")) goto out;
             t_last = cli_now_s();
             t_unanswered = 0;

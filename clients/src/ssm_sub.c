@@ -5,7 +5,16 @@
  * seq is tracked per topic: a jump forward is reported on stderr as dropped
  * messages (a slow subscriber loses messages when the daemon's queue for it
  * is full); the first message of a topic, a new daemon epoch or seq going
- * back (the stream was restarted) start the count afresh. */
+ * back (the stream was restarted) start the count afresh.
+ *
+ * --cluster: one SUB socket connected to the PUB endpoint of every member
+ * etcd lists (re-read every second), and per topic what the Python
+ * ClusterSubscriber does (docs/cluster.md, "Subscribers across an owner
+ * change"): audio deduplicated by first_sample (a new owner publishes again
+ * the output from its checkpoint on), per-frame topics by first_sample, seq
+ * renumbered 0, 1, 2... as printed, missing audio flagged (DISCONTINUITY)
+ * and reported; the `end` event that follows a `moved` one (a hand-over)
+ * does not end the stream. */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -13,11 +22,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <jansson.h>
 #include <portaudio.h>
 
 #include "client.h"
+#include "push_cluster.h"
 
 #define DEFAULT_ENDPOINT "tcp://127.0.0.1:5560"
 #define MAX_TOPICS 4096     /* distinct topics tracked for seq gaps */
@@ -26,6 +37,12 @@
 #define MAX_FILL_S 60
 /** Most channels --output / --play take. */
 #define SUB_MAX_CHANNELS 64
+/** --cluster: most members connected; the member list is re-read this often (s). */
+#define SUB_CLUSTER_MAX_MEMBERS 256
+#define SUB_CLUSTER_REFRESH_S 1.0
+/** --cluster: a member no longer listed stays connected this long (s): a clean
+ *  stop leaves the list first (at most 5 s of hand-overs, 1.5 s of last output). */
+#define SUB_CLUSTER_GONE_S 10.0
 
 static const char *const usage_text =
     "Usage: ssm-sub [OPTIONS] [TOPIC_PREFIX...]\n"
@@ -38,6 +55,11 @@ static const char *const usage_text =
     "Options:\n"
     "  -e, --endpoint EP   data-plane socket (default: $" CLI_ENV_PUB " when set, else\n"
     "                      " DEFAULT_ENDPOINT ")\n"
+    "      --cluster URL   follow streams across the members of an ssmd cluster\n"
+    "                      (etcd://HOST:PORT[,HOST:PORT...]): connect to every member's\n"
+    "                      data plane, drop the output a new owner publishes again,\n"
+    "                      number seq per topic as printed; missed audio is flagged\n"
+    "                      DISCONTINUITY and reported (docs/cluster.md)\n"
     "  -j, --json          print JSON lines (header fields, values or the JSON payload)\n"
     "  -q, --quiet         print nothing per message\n"
     "  -o, --output FILE   write the <s>/audio/ payloads of one stream to FILE (format from\n"
@@ -85,6 +107,11 @@ static int usage_error(const char *fmt, const char *arg)
 typedef struct topic_seq {
     char topic[MAX_TOPIC_BYTES + 1];
     uint64_t next_seq, epoch;
+    /* --cluster */
+    uint64_t next_first;  /* the first sample (audio) or frame (per-frame topics) not yet delivered */
+    int have_next;
+    uint64_t out_seq;     /* seq as renumbered */
+    uint64_t moved_epoch; /* events: the epoch of the owner that said "moved" (its "end" is not the end) */
 } topic_seq;
 
 typedef struct sub_state {
@@ -102,6 +129,16 @@ typedef struct sub_state {
     size_t n_topics;
     uint64_t n_msgs, n_dropped, n_malformed;
 
+    /* --cluster */
+    const char *cluster;
+    ssmd_etcd *etcd;
+    char *eps[SUB_CLUSTER_MAX_MEMBERS];
+    double eps_gone[SUB_CLUSTER_MAX_MEMBERS]; /* when the member left etcd's list; 0: listed */
+    size_t n_eps;
+    double t_refresh;
+    uint64_t n_missed, n_duplicates, n_switches;
+    int not_end; /* the message is the "end" of an owner that handed the stream over */
+
     /* the stream whose audio goes to --output / --play */
     char sel_stream[SSMD_STREAM_NAME_MAX + 1];
     uint32_t sel_rate, sel_cols;
@@ -114,6 +151,146 @@ typedef struct sub_state {
     int done;
     FILE *out; /* where lines go (stdout, or stderr when audio goes to stdout) */
 } sub_state;
+
+/* The topic's entry (added when new: *fresh = 1), NULL when MAX_TOPICS are tracked. */
+static topic_seq *topic_entry(sub_state *s, const cli_data *d, int *fresh)
+{
+    size_t tl = d->topic_len > MAX_TOPIC_BYTES ? MAX_TOPIC_BYTES : d->topic_len;
+    *fresh = 0;
+    for (size_t i = 0; i < s->n_topics; i++)
+        if (strlen(s->topics[i].topic) == tl && !memcmp(s->topics[i].topic, d->topic, tl)) return &s->topics[i];
+    if (s->n_topics == MAX_TOPICS) return NULL;
+    topic_seq *t = &s->topics[s->n_topics++];
+    memset(t, 0, sizeof *t);
+    memcpy(t->topic, d->topic, tl);
+    t->topic[tl] = '\0';
+    *fresh = 1;
+    return t;
+}
+
+static size_t dtype_bytes(uint16_t dt)
+{
+    return dt == SSMD_DTYPE_F32 ? 4 : dt == SSMD_DTYPE_I16 ? 2 : 1;
+}
+
+/* The event name of an event message into out[cap] ("" when it is none). */
+static void event_name(const cli_data *d, char *out, size_t cap)
+{
+    out[0] = '\0';
+    if (d->kind != SSMD_KIND_EVENT || d->h.dtype != SSMD_DTYPE_UTF8) return;
+    json_error_t jerr;
+    json_t *j = json_loadb((const char *)d->payload, d->payload_len, 0, &jerr);
+    const char *ev = json_string_value(json_object_get(j, "event"));
+    if (ev) snprintf(out, cap, "%s", ev);
+    json_decref(j);
+}
+
+/* --cluster: follows d's topic across owners.  Returns 1 when d repeats what
+ * was delivered (drop it), else 0 with d trimmed to the new samples, its seq
+ * renumbered and *gap the samples missed before it (flagged DISCONTINUITY). */
+static int cluster_follow(sub_state *s, cli_data *d, uint64_t *gap)
+{
+    int fresh;
+    *gap = 0;
+    s->not_end = 0;
+    topic_seq *t = topic_entry(s, d, &fresh);
+    if (!t) return 0; /* too many topics: passed as they come */
+    if (!fresh && t->epoch != d->h.epoch) {
+        s->n_switches++;
+        fprintf(stderr, "ssm-sub: %s: owner changed (epoch 0x%016" PRIx64 " -> 0x%016" PRIx64 ")\n", t->topic,
+                t->epoch, d->h.epoch);
+    }
+    t->epoch = d->h.epoch;
+    if (d->kind == SSMD_KIND_AUDIO) {
+        uint64_t first = d->h.first_sample, rows = d->h.rows;
+        if (t->have_next && rows > 0 && first + rows <= t->next_first) {
+            s->n_duplicates += rows;
+            return 1;
+        }
+        if (t->have_next && rows == 0 && first < t->next_first) {
+            d->h.first_sample = t->next_first; /* a bare end-of-stream marker: nothing to trim */
+        } else if (t->have_next && first < t->next_first) {
+            uint64_t cut = t->next_first - first;
+            size_t bytes = (size_t)cut * d->h.cols * dtype_bytes(d->h.dtype);
+            s->n_duplicates += cut;
+            d->payload += bytes;
+            d->payload_len -= bytes;
+            d->h.rows -= (uint32_t)cut;
+            d->h.first_sample = t->next_first;
+        } else if (t->have_next && first > t->next_first) {
+            *gap = first - t->next_first;
+            s->n_missed += *gap;
+            d->h.flags |= SSMD_FLAG_DISCONTINUITY;
+            fprintf(stderr, "ssm-sub: %s: samples %" PRIu64 "..%" PRIu64 " missed\n", t->topic, t->next_first,
+                    first - 1);
+        }
+        t->next_first = d->h.first_sample + d->h.rows;
+        t->have_next = 1;
+    } else if (d->kind == SSMD_KIND_EVENT) {
+        char ev[32];
+        event_name(d, ev, sizeof ev);
+        if (!strcmp(ev, "moved")) t->moved_epoch = d->h.epoch;
+        if (!strcmp(ev, "end") && t->moved_epoch && t->moved_epoch == d->h.epoch) {
+            s->not_end = 1;  /* the hand-over's end: the stream goes on elsewhere */
+            t->moved_epoch = 0; /* once: a later end of that owner (the stream back there) is one */
+        }
+    } else if (d->kind != SSMD_KIND_META) {
+        if (t->have_next && d->h.first_sample < t->next_first) {
+            s->n_duplicates += d->h.rows;
+            return 1;
+        }
+        t->next_first = d->h.first_sample + 1;
+        t->have_next = 1;
+    }
+    d->h.seq = t->out_seq++;
+    return 0;
+}
+
+/* --cluster: connects to the members etcd lists now; a member no longer
+ * listed stays connected for SUB_CLUSTER_GONE_S more (a member that stops
+ * cleanly leaves the list first, then publishes its hand-overs and its
+ * other streams' last output), then is disconnected.  Returns the members
+ * listed, or -1 when etcd did not answer (the connections stay). */
+static int cluster_refresh(sub_state *s, void *sock, char *why, size_t cap)
+{
+    char *now[SUB_CLUSTER_MAX_MEMBERS];
+    double t = cli_now_s();
+    s->t_refresh = t;
+    int n = push_cluster_member_pubs(s->etcd, now, SUB_CLUSTER_MAX_MEMBERS, why, cap);
+    if (n < 0) return -1;
+    for (size_t j = 0; j < s->n_eps; j++) { /* listed again, or gone since when */
+        int listed = 0;
+        for (int i = 0; i < n && !listed; i++) listed = !strcmp(s->eps[j], now[i]);
+        if (listed) s->eps_gone[j] = 0;
+        else if (s->eps_gone[j] == 0) s->eps_gone[j] = t;
+    }
+    for (size_t j = 0; j < s->n_eps;) { /* gone for longer than the grace */
+        if (s->eps_gone[j] > 0 && t - s->eps_gone[j] >= SUB_CLUSTER_GONE_S) {
+            zmq_disconnect(sock, s->eps[j]);
+            free(s->eps[j]);
+            s->n_eps--;
+            s->eps[j] = s->eps[s->n_eps];
+            s->eps_gone[j] = s->eps_gone[s->n_eps];
+        } else {
+            j++;
+        }
+    }
+    for (int i = 0; i < n; i++) { /* new members */
+        size_t j = 0;
+        while (j < s->n_eps && strcmp(s->eps[j], now[i]) != 0) j++;
+        if (j < s->n_eps) {
+            free(now[i]);
+        } else if (s->n_eps == SUB_CLUSTER_MAX_MEMBERS || zmq_connect(sock, now[i]) != 0) {
+            fprintf(stderr, "ssm-sub: cannot connect to member endpoint %s: %s (tried again in a second)\n",
+                    now[i], s->n_eps == SUB_CLUSTER_MAX_MEMBERS ? "too many members" : zmq_strerror(zmq_errno()));
+            free(now[i]);
+        } else {
+            s->eps[s->n_eps] = now[i];
+            s->eps_gone[s->n_eps++] = 0;
+        }
+    }
+    return n;
+}
 
 /* Updates seq tracking; reports a gap.  Returns messages lost before this one. */
 static uint64_t track_seq(sub_state *s, const cli_data *d)
@@ -448,7 +625,23 @@ static int run(sub_state *s)
     for (int i = 0; i < s->n_prefixes; i++)
         zmq_setsockopt(sock, ZMQ_SUBSCRIBE, s->prefixes[i], strlen(s->prefixes[i]));
     double t0 = cli_now_s();
-    if (cli_connect(ctx, sock, s->endpoint, s->endpoint_env, s->timeout_s, why, sizeof why) != 0) {
+    if (s->cluster) {
+        if (!(s->etcd = ssmd_etcd_create(s->cluster, 1000, why, sizeof why))) {
+            fprintf(stderr, "ssm-sub: --cluster: %s\n", why);
+            goto out;
+        }
+        int n;
+        while ((n = cluster_refresh(s, sock, why, sizeof why)) <= 0) {
+            if (cli_now_s() - t0 > s->timeout_s) {
+                fprintf(stderr, "ssm-sub: --cluster %s: %s\n", s->cluster,
+                        n < 0 ? why : "no member listed (is any ssmd running with --cluster?)");
+                goto out;
+            }
+            struct timespec ts = { 0, 200000000 };
+            nanosleep(&ts, NULL);
+        }
+        fprintf(stderr, "ssm-sub: following the streams of %d member%s of %s\n", n, n == 1 ? "" : "s", s->cluster);
+    } else if (cli_connect(ctx, sock, s->endpoint, s->endpoint_env, s->timeout_s, why, sizeof why) != 0) {
         fprintf(stderr, "ssm-sub: %s\n", why);
         goto out;
     }
@@ -458,8 +651,18 @@ static int run(sub_state *s)
             left = s->seconds - (cli_now_s() - t0);
             if (left <= 0) break;
         }
+        if (s->cluster) { /* members that join or leave: re-read every second */
+            double wait = s->t_refresh + SUB_CLUSTER_REFRESH_S - cli_now_s();
+            if (wait <= 0) {
+                if (cluster_refresh(s, sock, why, sizeof why) < 0)
+                    fprintf(stderr, "ssm-sub: --cluster: %s (keeping the connections)\n", why);
+                wait = SUB_CLUSTER_REFRESH_S;
+            }
+            if (left < 0 || wait < left) left = wait;
+        }
         cli_msg m;
         int got = cli_msg_recv(sock, &m, left);
+        if (got == 0 && s->cluster && !(s->seconds > 0 && cli_now_s() - t0 >= s->seconds)) continue;
         if (got == 0) break;
         if (got < 0) {
             if (cli_stop_requested) break; /* Ctrl-C: finish the output file cleanly */
@@ -473,8 +676,18 @@ static int run(sub_state *s)
             cli_msg_close(&m);
             continue;
         }
+        uint64_t lost;
+        if (s->cluster) {
+            uint64_t gap;
+            if (cluster_follow(s, &d, &gap)) {
+                cli_msg_close(&m);
+                continue;
+            }
+            lost = gap > 0;
+        } else {
+            lost = track_seq(s, &d);
+        }
         s->n_msgs++;
-        uint64_t lost = track_seq(s, &d);
         if (!s->quiet) {
             if (s->json) print_json(s, &d);
             else print_text(s, &d);
@@ -490,7 +703,7 @@ static int run(sub_state *s)
             goto out;
         }
         if (s->until_end && end_stops(s, d.stream)) {
-            if (is_end_event(&d)) s->done = 1;
+            if (is_end_event(&d) && !s->not_end) s->done = 1;
             if ((d.h.flags & SSMD_FLAG_END_OF_STREAM) && !events_subscribed(s, d.stream)) s->done = 1;
         }
         cli_msg_close(&m);
@@ -510,6 +723,10 @@ static int run(sub_state *s)
     if (s->n_dropped)
         fprintf(stderr, "ssm-sub: %" PRIu64 " message%s dropped in total\n", s->n_dropped,
                 s->n_dropped == 1 ? "" : "s");
+    if (s->cluster)
+        fprintf(stderr, "ssm-sub: --cluster: %" PRIu64 " owner change%s, %" PRIu64 " samples published again "
+                "dropped, %" PRIu64 " samples missed\n", s->n_switches, s->n_switches == 1 ? "" : "s",
+                s->n_duplicates, s->n_missed);
     rc = CLI_EXIT_OK;
 out:
     if (s->writer) dsp_audio_writer_abort(s->writer);
@@ -517,6 +734,10 @@ out:
     player_close(s, 0);
     zmq_close(sock);
     zmq_ctx_term(ctx);
+    for (size_t j = 0; j < s->n_eps; j++) free(s->eps[j]);
+    s->n_eps = 0;
+    ssmd_etcd_destroy(s->etcd);
+    s->etcd = NULL;
     return rc;
 }
 
@@ -530,10 +751,13 @@ int main(int argc, char **argv)
     s.rcvbuf_bytes = CLI_SUB_RCVBUF_BYTES;
     s.rcvhwm = CLI_SUB_RCVHWM;
     s.out = stdout;
-    enum { OPT_STREAM = 256, OPT_UNTIL_END, OPT_PLAY, OPT_DEVICE, OPT_RCVBUF, OPT_RCVHWM, OPT_OUTPUT_FORMAT };
+    enum { OPT_STREAM = 256, OPT_UNTIL_END, OPT_PLAY, OPT_DEVICE, OPT_RCVBUF, OPT_RCVHWM, OPT_OUTPUT_FORMAT,
+           OPT_CLUSTER };
+    int endpoint_given = 0;
     s.out_format = SSMD_OUTPUT_FORMAT_DEFAULT;
     static const struct option opts[] = {
         { "endpoint", required_argument, NULL, 'e' },
+        { "cluster", required_argument, NULL, OPT_CLUSTER },
         { "json", no_argument, NULL, 'j' },
         { "quiet", no_argument, NULL, 'q' },
         { "output", required_argument, NULL, 'o' },
@@ -554,7 +778,8 @@ int main(int argc, char **argv)
     int c, format_given = 0;
     while ((c = getopt_long(argc, argv, ":e:jqo:n:s:t:h", opts, NULL)) != -1) {
         switch (c) {
-        case 'e': s.endpoint = optarg; s.endpoint_env = NULL; break;
+        case 'e': s.endpoint = optarg; s.endpoint_env = NULL; endpoint_given = 1; break;
+        case OPT_CLUSTER: s.cluster = optarg; break;
         case 'j': s.json = 1; break;
         case 'q': s.quiet = 1; break;
         case 'o': s.out_path = optarg; break;
@@ -592,6 +817,15 @@ int main(int argc, char **argv)
         case 'h': fputs(usage_text, stdout); return CLI_EXIT_OK;
         case ':': return usage_error("option '%s' needs a value", argv[optind - 1]);
         default: return usage_error("unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (s.cluster) {
+        char why[256];
+        if (endpoint_given) return usage_error("%s", "--cluster and --endpoint exclude each other");
+        if (ssmd_etcd_url_check(s.cluster, why, sizeof why) != 0) return usage_error("--cluster: %s", why);
+        if (ssmd_etcd_global_init() != 0) {
+            fprintf(stderr, "ssm-sub: cannot initialise libcurl\n");
+            return CLI_EXIT_FAIL;
         }
     }
     if (s.out_stream && !s.out_path && !s.play)

@@ -404,6 +404,63 @@ void ssmd_srv_checkpoint_stale(ssmd_srv *s)
     }
 }
 
+/* A pushed stream that can move exactly: claimed here, checkpointed, its
+ * client follows moves, not ending. */
+static bool movable(const ssmd_srv_stream *st)
+{
+    return st->used && st->claimed && st->client_follows && st->ckpt_period && !st->eos && !st->ended;
+}
+
+/* Starts st's hand-over to o: a checkpoint forced at once (a stream between
+ * frames, an idle one too, is saved now; else after its next frame), the
+ * hand-over when it is stored (ssmd_srv_checkpoint_acks). */
+static void move_start(ssmd_srv *s, ssmd_srv_stream *st, const ssmd_cluster_owner *o, const char *why)
+{
+    st->moving = true;
+    st->move_taken = false;
+    st->ckpt_next = 0;
+    ssmd_srv_checkpoint_due(s, st);
+    ssmd_log(SSMD_LOG_INFO, "stream %s: placed on node %s now (%s): handing it over at a checkpoint", st->name,
+             o->node, why);
+}
+
+int ssmd_srv_checkpoint_drain_begin(ssmd_srv *s)
+{
+    int n = 0;
+    for (int i = 0; i < s->max_streams; i++) n += movable(&s->streams[i]);
+    if (n == 0) return 0;
+    char err[512];
+    if (ssmd_cluster_leave(s->cluster, err, sizeof err) != 0) {
+        ssmd_log(SSMD_LOG_WARN, "stopping: %d stream%s not handed over (%s); they end here", n, n == 1 ? "" : "s",
+                 err);
+        return 0;
+    }
+    int elsewhere = 0;
+    for (int i = 0; i < s->max_streams; i++) {
+        ssmd_srv_stream *st = &s->streams[i];
+        ssmd_cluster_owner o;
+        if (!movable(st) || !ssmd_cluster_placed_elsewhere(s->cluster, st->name, &o)) continue;
+        elsewhere++;
+        if (!st->moving) move_start(s, st, &o, "this node is leaving");
+    }
+    if (elsewhere == 0) {
+        ssmd_log(SSMD_LOG_INFO, "stopping: no other member to hand %d stream%s to; they end here", n,
+                 n == 1 ? "" : "s");
+        return 0;
+    }
+    ssmd_log(SSMD_LOG_INFO, "stopping: handing %d stream%s over to the other members first", elsewhere,
+             elsewhere == 1 ? "" : "s");
+    s->members_gen_seen = ssmd_cluster_members_gen(s->cluster); /* the moves are started above */
+    return elsewhere;
+}
+
+int ssmd_srv_checkpoint_drain_left(ssmd_srv *s)
+{
+    int n = 0;
+    for (int i = 0; i < s->max_streams; i++) n += movable(&s->streams[i]) && s->streams[i].moving;
+    return n;
+}
+
 void ssmd_srv_checkpoint_rebalance(ssmd_srv *s)
 {
     uint64_t gen = ssmd_cluster_members_gen(s->cluster);
@@ -423,8 +480,17 @@ void ssmd_srv_checkpoint_rebalance(ssmd_srv *s)
             ssmd_srv_checkpoint_due(s, st);
         }
     }
-    if (gen == s->members_gen_seen) return;
-    s->members_gen_seen = gen;
+    if (gen != s->members_gen_seen) {
+        /* the hand-overs wait SSMD_MOVE_DELAY_S: subscribers (ClusterSubscriber, ssm-sub
+         * --cluster) re-read the member list every second, and a member they are not yet
+         * connected to would publish a moved stream's first output to nobody */
+        s->members_gen_seen = gen;
+        s->rebalance_due = true;
+        s->rebalance_s = now + SSMD_MOVE_DELAY_S;
+        return;
+    }
+    if (!s->rebalance_due || now < s->rebalance_s) return;
+    s->rebalance_due = false;
     for (int i = 0; i < s->max_streams; i++) {
         ssmd_srv_stream *st = &s->streams[i];
         ssmd_cluster_owner o;
@@ -432,12 +498,7 @@ void ssmd_srv_checkpoint_rebalance(ssmd_srv *s)
             st->moving ||
             !ssmd_cluster_placed_elsewhere(s->cluster, st->name, &o))
             continue;
-        st->moving = true;
-        st->move_taken = false;
-        st->ckpt_next = 0; /* due now: a stream between frames (an idle one too) is saved at once, */
-        ssmd_srv_checkpoint_due(s, st); /* else after its next frame */
-        ssmd_log(SSMD_LOG_INFO, "stream %s: placed on node %s now (the member list changed): handing it over at a "
-                 "checkpoint", st->name, o.node);
+        move_start(s, st, &o, "the member list changed");
     }
 }
 

@@ -236,6 +236,14 @@ static int register_member(ssmd_cluster *c, char *err, size_t cap)
         ssmd_etcd_lease_revoke(c->thread_etcd, lease, e2, sizeof e2);
         return -1;
     }
+    pthread_mutex_lock(&c->mu);
+    bool leaving = c->leaving;
+    pthread_mutex_unlock(&c->mu);
+    if (leaving) { /* the loop started leaving while this registration ran: undo it */
+        char e2[256];
+        ssmd_etcd_lease_revoke(c->thread_etcd, lease, e2, sizeof e2);
+        return ssmd_errf(err, cap, "leaving: not registered again");
+    }
     reclaim(c, lease);
     pthread_mutex_lock(&c->mu);
     c->lease = lease;
@@ -326,7 +334,12 @@ static void *cluster_thread(void *arg)
             pthread_mutex_lock(&c->mu);
             c->ckpt_backoff = false; /* a tick retries what failed */
             pthread_mutex_unlock(&c->mu);
-            if (!lease) {
+            pthread_mutex_lock(&c->mu);
+            bool leaving = c->leaving;
+            pthread_mutex_unlock(&c->mu);
+            if (!lease && leaving) {
+                rc = 0; /* leaving: never registered again */
+            } else if (!lease) {
                 rc = register_member(c, err, sizeof err);
                 if (rc != 0 && first)
                     ssmd_log(SSMD_LOG_WARN, "cluster: cannot register node %s: %s; new streams are refused until "
@@ -348,7 +361,7 @@ static void *cluster_thread(void *arg)
                 }
                 rc = ttl < 0 ? -1 : 0;
             }
-            if (rc == 0) rc = delete_released(c, err, sizeof err);
+            if (rc == 0 && lease) rc = delete_released(c, err, sizeof err);
             if (rc == 0 && lease) ssmd_cluster_ckpt_write(c, lease, err, sizeof err); /* failures: not an outage */
             if (rc == 0) rc = refresh_members(c, c->thread_etcd, err, sizeof err);
             set_health(c, rc == 0, err);
@@ -502,22 +515,31 @@ void ssmd_cluster_stop(ssmd_cluster *c)
 static void place(ssmd_cluster *c, const char *stream, ssmd_cluster_owner *o)
 {
     pthread_mutex_lock(&c->mu);
-    size_t n = c->n_members;
-    const char **names = malloc((n + 1) * sizeof *names);
+    size_t n = 0;
+    const char **names = malloc((c->n_members + 1) * sizeof *names);
+    size_t *index = malloc((c->n_members + 1) * sizeof *index); /* names[i] is members[index[i]] */
     bool self_listed = false;
-    for (size_t i = 0; names && i < n; i++) {
-        names[i] = c->members[i].node;
-        self_listed |= strcmp(names[i], c->node) == 0;
+    for (size_t i = 0; names && index && i < c->n_members; i++) {
+        bool self = strcmp(c->members[i].node, c->node) == 0;
+        self_listed |= self;
+        if (self && c->leaving) continue; /* leaving: placed on the others only */
+        index[n] = i;
+        names[n++] = c->members[i].node;
     }
-    if (names && !self_listed) names[n++] = c->node;
-    int k = names ? ssmd_hrw_pick(stream, names, n) : -1;
-    if (k < 0 || strcmp(names[k], c->node) == 0 || (size_t)k >= c->n_members) {
+    if (names && index && !self_listed && !c->leaving) {
+        index[n] = c->n_members;
+        names[n++] = c->node;
+    }
+    int k = names && index && n ? ssmd_hrw_pick(stream, names, n) : -1;
+    if (k < 0 || strcmp(names[k], c->node) == 0 || index[k] >= c->n_members) {
+        /* this node; or, leaving with no other member, still this node */
         snprintf(o->node, sizeof o->node, "%s", c->node);
         snprintf(o->ingest, sizeof o->ingest, "%s", c->ingest);
     } else {
-        snprintf(o->node, sizeof o->node, "%s", c->members[k].node);
-        snprintf(o->ingest, sizeof o->ingest, "%s", c->members[k].ingest);
+        snprintf(o->node, sizeof o->node, "%s", c->members[index[k]].node);
+        snprintf(o->ingest, sizeof o->ingest, "%s", c->members[index[k]].ingest);
     }
+    free(index);
     pthread_mutex_unlock(&c->mu);
     free(names);
 }
@@ -664,6 +686,38 @@ int ssmd_cluster_handover(ssmd_cluster *c, const char *stream, char *err, size_t
     /* the checkpoint keys and file stay: the next owner resumes from them */
     if (r >= 0) ssmd_cluster_ckpt_released(c, stream, false);
     return r;
+}
+
+int ssmd_cluster_leave(ssmd_cluster *c, char *err, size_t cap)
+{
+    int64_t lease;
+    if (!usable(c, &lease, err, cap)) return -1;
+    char key[sizeof KEY_MEMBERS + 64];
+    snprintf(key, sizeof key, "%s%s", KEY_MEMBERS, c->node);
+    pthread_mutex_lock(&c->mu);
+    c->leaving = true; /* from now on: not placed here, not registered again */
+    pthread_mutex_unlock(&c->mu);
+    /* only this run's entry (its lease): a newer daemon under this name keeps its own */
+    ssmd_etcd_cmp cmp = { .key = key, .target = SSMD_ETCD_LEASE, .value = lease };
+    ssmd_etcd_op op = { .kind = SSMD_ETCD_DELETE, .key = key };
+    int r = ssmd_etcd_txn(c->loop_etcd, &cmp, 1, &op, 1, NULL, err, cap);
+    if (r < 0) {
+        pthread_mutex_lock(&c->mu);
+        c->leaving = false;
+        pthread_mutex_unlock(&c->mu);
+        return -1;
+    }
+    /* r == 0: the entry is not this lease's any more (the lease ran out meanwhile and the
+     * entry went with it; a registration racing with this one revokes its new lease when it
+     * sees `leaving`): either way not listed under this run's lease */
+    /* the member list without this node: the others' placement from now on */
+    if (refresh_members(c, c->loop_etcd, err, cap) != 0) err[0] = '\0'; /* place() leaves it out anyway */
+    pthread_mutex_lock(&c->mu);
+    c->members_gen++; /* the loop re-checks every stream's placement */
+    pthread_mutex_unlock(&c->mu);
+    ssmd_log(SSMD_LOG_INFO, "cluster: node %s leaving: %s, its streams are handed over", c->node,
+             r == 1 ? "member entry deleted" : "its member entry was gone already");
+    return 0;
 }
 
 bool ssmd_cluster_stale_next(ssmd_cluster *c, char *stream, size_t cap)

@@ -113,6 +113,18 @@ bool ssmd_cluster_placed_elsewhere(ssmd_cluster *c, const char *stream, ssmd_clu
  *  answer (the stream stays claimed).  Loop thread. */
 int ssmd_cluster_handover(ssmd_cluster *c, const char *stream, char *err, size_t cap);
 
+/** Starts leaving the cluster before a clean stop (docs/cluster.md, "A
+ *  member stopping"): deletes this member's entry (only while it is still
+ *  this run's lease's) so that every member places streams on the others,
+ *  keeps the lease (its owner keys stay until each stream is handed over or
+ *  the stop revokes it), and is never registered again.  After it,
+ *  ssmd_cluster_placed_elsewhere names another member for every stream
+ *  (this node only when no other member is listed) and the member list's
+ *  generation has changed.  Returns 0, or -1 with one line in err when etcd
+ *  did not answer (nothing changed).  Loop thread; one etcd transaction and
+ *  one range, each at most SSMD_CLUSTER_LOOP_TIMEOUT_MS per endpoint. */
+int ssmd_cluster_leave(ssmd_cluster *c, char *err, size_t cap);
+
 /** The loop thread: the next stream whose owner key another member took
  *  while this member's lease was lost (its client failed over there), into
  *  stream[cap]; false when there is none.  The cluster thread has already

@@ -66,6 +66,7 @@ struct ssmd_cluster {
     pthread_mutex_t mu;   /* guards everything below */
     pthread_cond_t wake;
     bool stopping;
+    bool leaving;             /* ssmd_cluster_leave: member key deleted, not registered again, not placed */
     int64_t lease;        /* 0: not registered */
     bool conflict_logged; /* the thread logged that another member holds this node's name */
     bool healthy;         /* the last request to etcd succeeded */

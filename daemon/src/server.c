@@ -200,8 +200,8 @@ static int loop_run(ssmd_srv *s)
 {
     const ssmd_server_control *ctl = s->ctl;
     int rc = 0;
-    bool stopping = false;
-    double stop_t = 0;
+    bool stopping = false, draining = false;
+    double stop_t = 0, drain_t = 0;
     for (;;) {
         bool busy = false, done = false;
         if (s->t.pub) {
@@ -223,7 +223,27 @@ static int loop_run(ssmd_srv *s)
             *ctl->hup = 0;
             reload_config(s);
         }
-        if (((s->stop && *s->stop) || s->stop_requested) && !stopping) {
+        bool stop_now = false;
+        if (((s->stop && *s->stop) || s->stop_requested) && !stopping && !draining) {
+            /* cluster mode: the streams that can move go to the other members first */
+            if (s->cluster && ssmd_srv_checkpoint_drain_begin(s) > 0) {
+                draining = true;
+                drain_t = ssmd_now_s();
+            } else {
+                stop_now = true;
+            }
+        }
+        if (draining) {
+            int left = ssmd_srv_checkpoint_drain_left(s);
+            if (left == 0 || ssmd_now_s() - drain_t > SSMD_DRAIN_S) {
+                if (left)
+                    ssmd_log(SSMD_LOG_WARN, "stopping: %d stream%s not handed over within %.0f s; they end here",
+                             left, left == 1 ? "" : "s", (double)SSMD_DRAIN_S);
+                draining = false;
+                stop_now = true;
+            }
+        }
+        if (stop_now) {
             stopping = true;
             stop_t = ssmd_now_s();
             /* a file-only generation job reports the stop in its summary line */

@@ -47,6 +47,15 @@
 #include "transport.h"
 
 enum { SSMD_OUT_CHUNK = 4096, SSMD_FILE_CHUNK = 4096, SSMD_PENDING_SECONDS = 4, SSMD_POLL_MS = 4 };
+/** A clean stop in cluster mode waits at most this long (seconds) for its
+ *  streams to be handed over to the other members (ssmd_srv_checkpoint_drain_begin);
+ *  a hand-over takes one checkpoint and two etcd requests, milliseconds. */
+enum { SSMD_DRAIN_S = 5 };
+/** After the member list changed (a member joined or came back), running
+ *  streams placed on another member now are handed over this many seconds
+ *  later (ssmd_srv_checkpoint_rebalance): the cluster-aware subscribers
+ *  re-read the list every second and connect to the newcomer meanwhile. */
+enum { SSMD_MOVE_DELAY_S = 3 };
 enum { SSMD_SINKS_MAX = 4, SSMD_FILE_MAX_STREAMS = 64 };
 /* Work per loop iteration while the sockets are served, so that a control
  * request waits for at most about their sum (plus one batch step): reading
@@ -287,6 +296,8 @@ struct ssmd_srv {
     ssmd_transport t;
     ssmd_cluster *cluster;            /* --cluster: membership and stream ownership; NULL standalone */
     uint64_t members_gen_seen;        /* the member list's generation the streams' placement was checked at */
+    bool rebalance_due;               /* the member list changed: placements are checked at rebalance_s */
+    double rebalance_s;
     bool moves_retry;                 /* some hand-over waits for another try (checkpoint.c) */
     double moves_retry_s;             /* the earliest of those tries */
     ssmd_srv_stream *streams;
@@ -490,12 +501,24 @@ void ssmd_srv_checkpoint_due(ssmd_srv *s, ssmd_srv_stream *st);
  *  stream that moves hands it over (a "moved" event, the stream closed
  *  without its end flushed).  Loop thread. */
 void ssmd_srv_checkpoint_acks(ssmd_srv *s);
-/** When the member list changed: each checkpointed pushed stream whose
- *  client follows moves (SSMD_FLAG_FOLLOWS) and whose placement is now
- *  another member (one that joined) gets a checkpoint
+/** SSMD_MOVE_DELAY_S after the member list changed: each checkpointed
+ *  pushed stream whose client follows moves (SSMD_FLAG_FOLLOWS) and whose
+ *  placement is now another member (one that joined) gets a checkpoint
  *  forced at its next frame, and is handed over once that is stored
  *  (docs/cluster.md, "A member joining").  Loop thread; no etcd request. */
 void ssmd_srv_checkpoint_rebalance(ssmd_srv *s);
+/** A clean stop in cluster mode (docs/cluster.md, "A member stopping"):
+ *  when some pushed stream can move (as for a join: checkpointed, its client
+ *  follows moves), the member leaves the member list (ssmd_cluster_leave)
+ *  and starts handing each such stream over to its placement among the
+ *  others (a checkpoint forced now; ssmd_srv_checkpoint_acks completes it).  Returns how many streams are to be
+ *  handed over; 0 when none can be (no such stream, no other member, or
+ *  etcd did not answer: logged), and the stop goes on as before.  Loop
+ *  thread; one etcd transaction and one range when some stream can move. */
+int ssmd_srv_checkpoint_drain_begin(ssmd_srv *s);
+/** The streams of a drain still being handed over (0: done).  Loop thread;
+ *  no etcd request. */
+int ssmd_srv_checkpoint_drain_left(ssmd_srv *s);
 /** Closes each stream that another member claimed while this member's lease
  *  was lost (ssmd_cluster_stale_next): it is stale here, its client went to
  *  that member.  Closed like a hand-over but without any event: nothing more

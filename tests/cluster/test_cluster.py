@@ -4,7 +4,7 @@ loopback (temporary data dir, random free ports) and ssmd daemons with
 --cluster, talks to them over their sockets and prints what it measured.
 
 Usage: test_cluster.py SSMD_EXE MODEL --only membership|placement|outage|checkpoint|failover|frozen
-                        [--ssm-ctl EXE] [--ssm-push EXE] [--streams N (failover, default 300)]
+                        [--ssm-ctl EXE] [--ssm-push EXE] [--ssm-sub EXE] [--streams N (failover, default 300)]
 
   membership  registration; kill -9 leaves the member list within TTL + slack;
               a restart under the same node name keeps the node's streams and
@@ -33,8 +33,10 @@ Usage: test_cluster.py SSMD_EXE MODEL --only membership|placement|outage|checkpo
               new owner after the lease TTL, replays from its acknowledged
               checkpoint, and its output equals a single standalone daemon's
               bit for bit; recovery time per stream printed; the killed
-              member restarted and a 4th joining move no running stream and
-              about a quarter of new placements (to the 4th only)
+              member restarted and a 4th joining take the running streams
+              placed on them by hand-over (and about a quarter of new
+              placements go to the 4th only); the 4th stopped with SIGTERM
+              hands its streams over to the other three before it exits 0
   frozen      the owner of two streams (a ClusterPusher, an ssm-push --cluster)
               frozen (SIGSTOP) longer than the lease TTL, then thawed: the
               streams fail over, the thawed member closes its stale copies
@@ -69,6 +71,7 @@ ONLY = sys.argv[sys.argv.index("--only") + 1]
 # the C clients, for the placement test
 SSM_CTL = sys.argv[sys.argv.index("--ssm-ctl") + 1] if "--ssm-ctl" in sys.argv else None
 SSM_PUSH = sys.argv[sys.argv.index("--ssm-push") + 1] if "--ssm-push" in sys.argv else None
+SSM_SUB = sys.argv[sys.argv.index("--ssm-sub") + 1] if "--ssm-sub" in sys.argv else None
 TTL = 4
 ETCD = shutil.which("etcd") or ("/usr/bin/etcd" if os.access("/usr/bin/etcd", os.X_OK) else None)
 if ETCD is None:
@@ -1064,7 +1067,7 @@ def t_failover():
     etcd = Etcd()
     nodes = ["f1", "f2", "f3"]
     ds = {nd: Daemon(etcd, nd, "--checkpoint-s", "1", "--max-streams", str(n_streams + 16)) for nd in nodes}
-    pushers, sub = [], None
+    pushers, sub, csub = [], None, None
     try:
         wait_members(ds.values(), ds, timeout=30)  # 4 daemons starting on a loaded machine
         directory = Directory(etcd.url)
@@ -1073,10 +1076,21 @@ def t_failover():
         placed = {nm: hrw_pick(nm, nodes) for nm in names}
         counts = {nd: sum(1 for nm in names if placed[nm] == nd) for nd in nodes}
         victim = max(nodes, key=lambda nd: counts[nd])  # the member that will be killed
-        # a subscriber that follows two of the victim's streams across the switch
-        watched = [nm for nm in names if placed[nm] == victim][:2]
+        # a subscriber that follows two of the victim's streams across the switch, the first of
+        # them one that a 4th member will be the placement of (so that it also moves at f4's
+        # join and at f4's clean stop, 4b), when there is one
+        on_f4 = [nm for nm in names if placed[nm] == victim and hrw_pick(nm, nodes + ["f4"]) == "f4"]
+        watched = (on_f4[:1] + [nm for nm in names if placed[nm] == victim and nm not in on_f4[:1]])[:2]
         sub = ClusterSubscriber(directory, [f"{nm}/audio/" for nm in watched], rcvbuf=0, rcvhwm=0, context=ctx)
         heard = {nm: [] for nm in watched}
+        # and ssm-sub --cluster writing the first of them to a file across every owner change
+        cname = watched[0]
+        csub_out, csub_err = (os.path.join(TMP, f"{cname}.sub.{x}") for x in ("raw", "err"))
+        csub = subprocess.Popen([SSM_SUB, "--cluster", etcd.url, "-q", "--until-end", "-o", csub_out,
+                                 "--output-format", "float", f"{cname}/audio/", f"{cname}/event/"],
+                                stdout=subprocess.DEVNULL, stderr=open(csub_err, "w"))
+        wait_for(lambda: "following the streams of 3 members" in open(csub_err).read(), 10,
+                 "ssm-sub --cluster connected to the 3 members")
         wait_for(lambda: len(sub.endpoints) == 3, 10, "the subscriber connected to the 3 members")
         time.sleep(1.0)  # subscriptions reach the daemons asynchronously
 
@@ -1198,7 +1212,8 @@ def t_failover():
         def settle(members, upto, what):
             """Pushes on, a little at a time (a stream moves at a frame boundary, and a resumed
             stream left without input for push_idle_s would end), and waits until every stream
-            runs on its placement over members; returns the streams that moved."""
+            runs on its placement over members; then pushes up to upto (when not beyond it
+            already); returns the streams that moved."""
             n_before = {p.stream: len(p.failovers) for p in pushers}
 
             def settled():
@@ -1213,10 +1228,12 @@ def t_failover():
                               f"failovers {[f['reason'] for f in p.failovers]}, sent {getattr(p, '_sent', None)}, "
                               f"received {p.received}, pushed {p.pushed}")
                     raise AssertionError(f"{what}: not within 40 s")
+                # past upto when the moves take longer (they start SSMD_MOVE_DELAY_S after a
+                # join): a moved stream's first output on its new owner needs new input
                 a = pushers[0].pushed
-                if a < upto:
+                if a < n - 1600:
                     for i, p in enumerate(pushers):
-                        p.push(sigs[i % kinds][a:a + 160], RATE, block=False)
+                        p.push(sigs[i % kinds][a:a + 64], RATE, block=False)
                 pump_all(0.05)
             push_until(upto)
             moved = [p for p in pushers if len(p.failovers) > n_before[p.stream]]
@@ -1307,6 +1324,25 @@ def t_failover():
               f"{mv[len(mv) // 2]:.2f} s), none elsewhere, the other {n_streams - len(to_f4)} stayed; "
               f"{len(moved_new)} of {len(probe)} new placements ({len(moved_new) / len(probe):.2f}) go to f4")
 
+        # 4b. a clean stop (SIGTERM) of f4 while the streams run: it leaves the member list
+        #     first and hands each of its streams over to its placement among the other three
+        #     (checkpoint, `moved`, the client's replay, resumed there), then exits 0
+        t_term = time.monotonic()
+        ds["f4"].proc.send_signal(signal.SIGTERM)
+        away = settle(nodes, 43200, "streams handed over by f4's clean stop")
+        rc4 = ds["f4"].stop()
+        log4 = ds["f4"].log()
+        check(rc4 == 0, f"f4 exit status {rc4} after SIGTERM")
+        check(sorted(p.stream for p in away) == want, "exactly f4's streams moved away at its stop")
+        check(f"handing {len(want)} streams over to the other members first" in log4 and
+              "not handed over" not in log4, "f4's log: " + "\n".join(log4.splitlines()[-8:]))
+        check(owners(ds[victim]) == {nm: hrw_pick(nm, nodes) for nm in names}, "owner keys == HRW over 3 members")
+        mv = sorted(p.failovers[-1]["t_output"] - t_term for p in away)
+        print(f"f4 stopped (SIGTERM): its {len(away)} streams were handed over to the other members before it "
+              f"exited 0 (from the signal to each one's first output on its new member: {mv[0]:.2f}..{mv[-1]:.2f} s, "
+              f"median {mv[len(mv) // 2]:.2f} s); the other {n_streams - len(away)} did not move")
+        del ds["f4"]
+
         # 5. the rest, the end, and every output against the single-daemon run
         push_until(n)
         for p in pushers:
@@ -1342,9 +1378,34 @@ def t_failover():
                   f"flagged at {gaps}; every sample received is the single-daemon run's")
         check(sub.dropped == sum(b - a for _, a, b in sub.gaps) and sub.duplicates > 0,
               (sub.gaps, sub.dropped, sub.duplicates))
+        # ssm-sub --cluster: its file is the single-daemon run's output, except the samples it
+        # reports missed (silence there), and it stopped at the stream's true end, not at the
+        # `end` of an owner that handed the stream over
+        csub.wait(timeout=30)
+        cerr = open(csub_err).read()
+        y = np.fromfile(csub_out, "<f4") if os.path.exists(csub_out) else np.zeros(0, "<f4")
+        ref = refs[names.index(cname) % kinds]
+        holes = [tuple(int(v) for v in re.search(r"samples (\d+)\.\.(\d+) missed", ln).groups())
+                 for ln in cerr.splitlines() if " missed" in ln and "samples" in ln and ".." in ln]
+        mask = np.ones(len(ref), bool)
+        for a, b in holes:
+            mask[a:b + 1] = False
+        missed = sum(b - a + 1 for a, b in holes)
+        check(csub.returncode == 0 and len(y) == len(ref) and same_bits(y[mask], ref[mask]) and
+              not y[~mask].any() and missed <= 8192,
+              f"ssm-sub --cluster: exit {csub.returncode}, {len(y)} of {len(ref)} samples, holes {holes}; "
+              f"stderr:\n{cerr}")
+        summary = [ln for ln in cerr.splitlines() if ln.startswith("ssm-sub: --cluster: ") and "owner change" in ln]
+        changes = int(re.search(r"--cluster: (\d+) owner change", summary[0]).group(1)) if summary else 0
+        want_changes = 2 + 2 * (hrw_pick(cname, live) == "f4")  # the audio topic alone has these
+        check(changes >= want_changes, f"ssm-sub --cluster: {changes} owner changes, at least {want_changes} "
+              f"expected; stderr:\n{cerr}")
+        print(f"ssm-sub --cluster on {cname} (audio, events): {summary[0].replace('ssm-sub: --cluster: ', '')}; "
+              f"the file is the single-daemon run's output" +
+              (f" except the {missed} samples reported missed (silence)" if holes else ""))
         # each watched stream changed owner at the kill, back to the restarted member, and to f4
-        # when it is placed there
-        want = sorted(t for nm in watched for t in (2 + (hrw_pick(nm, live) == "f4")) * [f"{nm}/audio/"])
+        # when it is placed there, and away from f4 at its stop
+        want = sorted(t for nm in watched for t in (2 + 2 * (hrw_pick(nm, live) == "f4")) * [f"{nm}/audio/"])
         check(sorted(t for t, _, _ in sub.switches) == want, sub.switches)
         print(f"a ClusterSubscriber on {', '.join(watched)}/audio/ across the switch: "
               f"{' and '.join(str(len(heard[nm])) for nm in watched)} messages, seq 0.. without a gap or a repeat, "
@@ -1353,12 +1414,14 @@ def t_failover():
         print(f"all {n_streams} streams ended: every output ({n} samples each) bit-identical to the "
               f"single-daemon run, {len(lost)} of them across the failover; at most {kept} input samples kept "
               f"at the end; {time.time() - t1:.1f} s")
-        wait_for(lambda: not set(names) & set(owners(ds["f4"])), 20, "owner keys released")
+        wait_for(lambda: not set(names) & set(owners(ds[victim])), 20, "owner keys released")
     finally:
         for p in pushers:
             p.close()
         if sub is not None:
             sub.close()
+        if csub is not None and csub.poll() is None:
+            csub.kill()
         for d in ds.values():
             d.stop(signal.SIGKILL)
         etcd.stop()

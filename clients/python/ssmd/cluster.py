@@ -501,7 +501,17 @@ class ClusterPusher:
             if e == zmq.EVENT_CONNECTED:
                 self._connected = True
             elif e == zmq.EVENT_DISCONNECTED:
-                self._lose("disconnected")
+                # what the owner sent before it went (a "moved" event from a member that
+                # stops, results) is read first: a hand-over is not a loss
+                while self._sock is not None and not self.ended:
+                    try:
+                        frames = self._sock.recv_multipart(zmq.NOBLOCK)
+                    except zmq.Again:
+                        break
+                    self._last_rx = time.monotonic()
+                    self._take(frames)
+                if self._sock is not None and self._mon is not None and not self.ended:
+                    self._lose("disconnected")
                 return
         now = time.monotonic()
         if not self._connected and now - self._t_attach > self.connect_timeout:
@@ -690,6 +700,15 @@ class ClusterPusher:
                 return
             left = self.pushed - self._sent
             if left == 0 and not self.finished:
+                if self._seq == 0 and self._replay_from > 0:
+                    # attached again (a move, a failover) with nothing to replay: one empty
+                    # message opens the stream on the new owner, which resumes it from the
+                    # checkpoint now instead of at the next push
+                    h = protocol.Header(kind=1, dtype=2 if self._dtype == np.dtype("<i2") else 1,
+                                        sample_rate_hz=self.rate, rows=0, cols=self.channels or 1, seq=0,
+                                        first_sample=self._sent, flags=protocol.FLAG_FOLLOWS)
+                    self._sock.send_multipart([self._topic_b, protocol.encode_header(h), b""])
+                    self._seq += 1
                 return
             cap = min(PUSH_MESSAGE_BYTES, self._cap)
             window = self._window if self.meta is not None else PUSH_WINDOW_BEFORE_META
@@ -711,11 +730,15 @@ class ClusterPusher:
 
 # ---- the subscriber -------------------------------------------------------------
 
+# seconds a member etcd no longer lists stays connected (a clean stop leaves the list first:
+# at most 5 s of hand-overs, then 1.5 s for its other streams' last output)
+GONE_S = 10.0
+
 class ClusterSubscriber(SocketClient):
     """Follows streams across owners (docs/cluster.md, "Subscribers across a
     failover"): one SUB socket connected to the pub endpoint of every member
     etcd lists (re-read every refresh_s while it waits: members that join
-    are connected, members that leave disconnected), subscribed to topics
+    are connected, members that leave disconnected GONE_S later), subscribed to topics
     (prefixes such as "room1/audio/"; None: everything).
 
     recv() and iteration give (topic, Header, value) as Subscriber does, with
@@ -741,6 +764,7 @@ class ClusterSubscriber(SocketClient):
         self.dropped = self.duplicates = self.malformed = 0
         self.gaps, self.switches = [], []
         self.endpoints = set()
+        self._gone = {}                 # endpoint: when etcd stopped listing its member
         self._state = {}
         self._t_refresh = None
         self._ctx = context or zmq.Context.instance()
@@ -762,14 +786,24 @@ class ClusterSubscriber(SocketClient):
         if not self.directory.read():
             return False
         eps = {m["pub"] for m in self.directory.members().values() if m.get("pub")}
+        now = time.monotonic()
         for ep in sorted(eps - self.endpoints):
             self._sock.connect(ep)
-        for ep in sorted(self.endpoints - eps):
-            try:
-                self._sock.disconnect(ep)
-            except zmq.ZMQError:
-                pass
-        self.endpoints = eps
+        # a member no longer listed stays connected for GONE_S more: a member that stops
+        # cleanly leaves the list first, then publishes its hand-overs ("moved") and the
+        # last output of its other streams
+        for ep in eps:
+            self._gone.pop(ep, None)
+        for ep in self.endpoints - eps:
+            self._gone.setdefault(ep, now)
+        for ep, t in sorted(self._gone.items()):
+            if now - t >= GONE_S:
+                try:
+                    self._sock.disconnect(ep)
+                except zmq.ZMQError:
+                    pass
+                del self._gone[ep]
+        self.endpoints = eps | set(self._gone)
         return True
 
     def recv(self, timeout=None):
@@ -812,7 +846,9 @@ class ClusterSubscriber(SocketClient):
             if nxt is not None and h.first_sample + h.rows <= nxt and h.rows > 0:
                 self.duplicates += h.rows
                 return None
-            if nxt is not None and h.first_sample < nxt:
+            if nxt is not None and h.rows == 0 and h.first_sample < nxt:
+                h = dataclasses.replace(h, first_sample=nxt)    # a bare end-of-stream marker
+            elif nxt is not None and h.first_sample < nxt:
                 cut = nxt - h.first_sample
                 self.duplicates += cut
                 value = value[cut:]

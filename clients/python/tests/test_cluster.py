@@ -133,8 +133,16 @@ def t_subscriber_follow():
     check(s.duplicates == 344 and s.dropped == 44 and s.gaps == [("room1/audio/", 856, 900)], (s.duplicates, s.gaps))
     check(hs[-1].flags & P.FLAG_DISCONTINUITY and not hs[-2].flags & P.FLAG_DISCONTINUITY, "the gap is flagged")
     check(s.switches == [("room1/audio/", 1, 2)], s.switches)
+    # a bare end-of-stream marker (no samples) whose first_sample is behind what was delivered
+    # (the old owner's end after the new owner's output): passed with no samples, never
+    # negative rows
+    h, v = audio(950, x[:0], eos=True, epoch=1, seq=7)
+    m = s._follow("room1/audio/", h, v)
+    check(m is not None and m[1].rows == 0 and m[1].first_sample == 1000 and m[2].shape[0] == 0,
+          m and (m[1].rows, m[1].first_sample))
     print(f"ClusterSubscriber: seq 0..{len(hs) - 1} across an owner change, {s.duplicates} repeated samples dropped, "
-          f"a real gap of {s.dropped} flagged")
+          f"a real gap of {s.dropped} flagged; an empty end-of-stream marker behind the delivered audio passed "
+          f"with 0 rows")
 
 
 if __name__ == "__main__":
