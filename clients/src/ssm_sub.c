@@ -599,13 +599,9 @@ static int end_stops(const sub_state *s, const char *stream)
 
 static int is_end_event(const cli_data *d)
 {
-    if (d->kind != SSMD_KIND_EVENT || d->h.dtype != SSMD_DTYPE_UTF8) return 0;
-    json_error_t jerr;
-    json_t *j = json_loadb((const char *)d->payload, d->payload_len, 0, &jerr);
-    const char *ev = json_string_value(json_object_get(j, "event"));
-    int end = ev && !strcmp(ev, "end");
-    json_decref(j);
-    return end;
+    char ev[32];
+    event_name(d, ev, sizeof ev);
+    return !strcmp(ev, "end");
 }
 
 static int run(sub_state *s)

@@ -503,13 +503,7 @@ class ClusterPusher:
             elif e == zmq.EVENT_DISCONNECTED:
                 # what the owner sent before it went (a "moved" event from a member that
                 # stops, results) is read first: a hand-over is not a loss
-                while self._sock is not None and not self.ended:
-                    try:
-                        frames = self._sock.recv_multipart(zmq.NOBLOCK)
-                    except zmq.Again:
-                        break
-                    self._last_rx = time.monotonic()
-                    self._take(frames)
+                self._read_all()
                 if self._sock is not None and self._mon is not None and not self.ended:
                     self._lose("disconnected")
                 return
@@ -517,13 +511,7 @@ class ClusterPusher:
         if not self._connected and now - self._t_attach > self.connect_timeout:
             self._lose(f"no connection to {self.owner['ingest']} within {self.connect_timeout:.1f} s")
             return
-        while self._sock is not None:
-            try:
-                frames = self._sock.recv_multipart(zmq.NOBLOCK)
-            except zmq.Again:
-                break
-            self._last_rx = time.monotonic()
-            self._take(frames)
+        self._read_all()
         if self._sock is None or self.ended:
             return
         self._send()
@@ -533,6 +521,17 @@ class ClusterPusher:
         due = (self._seq > 0 and self.meta is None) or (self._eos_sent and not self.ended) or self._window_full
         if due and time.monotonic() - self._last_rx > self.timeout:
             self._lose(f"no answer from {self.owner['node']} for {self.timeout:.1f} s")
+
+    def _read_all(self):
+        """Takes every message waiting on the owner connection (until it is
+        closed: a "moved" event or an error closes it)."""
+        while self._sock is not None and not self.ended:
+            try:
+                frames = self._sock.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                break
+            self._last_rx = time.monotonic()
+            self._take(frames)
 
     def _take(self, frames):
         if len(frames) != 3:
