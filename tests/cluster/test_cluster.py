@@ -853,14 +853,21 @@ def t_checkpoint():
               f"a push from {last + 100}: {q.errors[0]['error']}: {q.errors[0]['message']!r}")
         replay = last - 1000  # the client kept a little more than it had to
         q.feed(x, replay, n - 16000)
-        st = next(s for s in c2.ctl("streams")["streams"] if s["name"] == name)
-        check(st["resumed"]["replay_skipped"] == 1000, st)
+
+        def resumed_info():
+            return next(s for s in c2.ctl("streams")["streams"] if s["name"] == name)["resumed"]
+        # the messages just sent may still wait in c2's ingest socket when `streams` is answered
+        # (control is served between the loop's phases): wait until the replay went in
+        wait_for(lambda: q.pump(0.05) or resumed_info()["replay_skipped"] >= 1000, 20,
+                 "the replay's first 1000 samples (repeats of what the checkpoint holds) skipped")
+        st = resumed_info()
+        check(st["replay_skipped"] == 1000, st)
         q.feed(x, n - 16000, n, eos=True)
         q.collect()
         after = q.output(last - LATENCY)
         check(len(after) == n - (last - LATENCY), f"{len(after)} samples after the resume")
         check(same_bits(after, y[last - LATENCY:]), "the resumed output differs from the uninterrupted run")
-        print(f"resumed on c2 (replayed from {replay}, {st['resumed']['replay_skipped']} samples dropped): output "
+        print(f"resumed on c2 (replayed from {replay}, {st['replay_skipped']} samples dropped): output "
               f"from sample {last - LATENCY} on bit-identical to the uninterrupted run ({len(after)} samples)")
         wait_for(lambda: not ckpt_keys(etcd, name), 10, "checkpoint keys deleted at the end")
         print(f"{name} ended: its checkpoint keys are gone")
