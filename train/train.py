@@ -24,7 +24,7 @@ AdamW (weight decay 0.01), lr --lr with --warmup (200) steps of warm-up and cosi
 
 Checkpoints: train/cache/ckpt.pt every 100 steps (model, optimiser, step, RNG
 states); a run started again resumes from it (--fresh starts over).  Learning
-curve: models/learning_curve.csv (+ .png).  Uses CUDA when a GPU is present
+curve: the checkpoint's path with _curve.csv (+ .png), or --curve.  Uses CUDA when a GPU is present
 (--device auto).
 """
 import argparse
@@ -117,7 +117,9 @@ def main():
     ap.add_argument("--d-state", type=int, default=16)
     ap.add_argument("--n-bands", type=int, default=32, help="mask logits on this many ERB-like bands (0: per bin)")
     ap.add_argument("--init-from", default="", help="start from this checkpoint's weights (fresh optimiser and "
-                    "schedule); a per-bin mask head is fitted to the bands by least squares")
+                    "schedule); a per-bin mask head is fitted to the bands by least squares; with a larger "
+                    "--n-layer the extra blocks start as the identity (out_proj zero), so the network "
+                    "starts as the checkpoint's function")
     ap.add_argument("--family-p", default="0.4,0.4,0.2",
                     help="probabilities of the generated, real and babble noise families in training clips")
     ap.add_argument("--p-noise-only", type=float, default=0.12, help="share of noise-only training clips")
@@ -135,9 +137,12 @@ def main():
                     "where it cannot be built and on a GPU), sequential (that loop), chunked")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint")
-    ap.add_argument("--curve", default=os.path.join(HERE, "..", "models", "learning_curve.csv"))
+    ap.add_argument("--curve", default="", help="learning curve CSV (+ .png); default: the checkpoint's path "
+                    "with _curve.csv (models/learning_curve.csv is the bundled file's: copy it there by hand)")
     ap.add_argument("--ckpt", default=os.path.join(banks.CACHE, "ckpt.pt"))
     a = ap.parse_args()
+    if not a.curve:
+        a.curve = os.path.splitext(a.ckpt)[0] + "_curve.csv"
     torch.set_num_threads(a.threads)
     scan_mode = {"c": "c", "sequential": True, "chunked": False}[a.scan]
     dev = torch.device("cuda" if a.device == "auto" and torch.cuda.is_available() else
@@ -184,6 +189,11 @@ def main():
                 w, b = torch.linalg.lstsq(E, w).solution, torch.linalg.lstsq(E, b[:, None]).solution[:, 0]
             net.mask.weight.copy_(w)
             net.mask.bias.copy_(b)
+            grown = sorted({k.split(".")[1] for k in missing.missing_keys if k.startswith("layers.")}, key=int)
+            for i in grown:  # a block whose out_proj is zero adds nothing to the residual stream
+                net.layers[int(i)].mixer.out_proj.weight.zero_()
+            if grown:
+                print(f"new blocks {', '.join(grown)} start as the identity", flush=True)
         print(f"initialised from {a.init_from} (step {ck.get('step')}); not loaded: {missing.missing_keys}", flush=True)
     else:
         with torch.no_grad():  # feature normalisation from 64 training mixtures
