@@ -34,7 +34,10 @@ Splits are by source (speaker / recording set), never by utterance:
                 scorched3d-data sounds (supertuxkart's voices left out), widelands-data
                 (animals, farms, saws, smithies, taverns; music), cube2-data,
                 freedroidrpg-data, warmux-data, marsshooter-data and openarena-data effects
-                and music (their voices and announcers left out)
+                and music (their voices and announcers left out); 7kaa-data ambience,
+                lugaru-data, btanks-data, endless-sky-data, enigma-data, tuxpaint-data,
+                boswars-data, alienblaster-data and foobillardplus-data effects (their
+                spoken lines and music left out)
 Identical recordings in two places (games share sound effects: lincity-ng's
 Mill1.wav is supertux's saw.wav) are kept once: splits are filled train, val,
 test, noise before speech, and an item whose samples were already taken is
@@ -68,7 +71,9 @@ PACKAGES = ["tuxpaint-stamps-default", "0ad-data", "warzone2100-data", "bucklesp
             "fillets-ng-data", "megaglest-data", "lincity-ng-data", "wesnoth-1.16-data",
             "redeclipse-data", "supertuxkart-data", "scorched3d-data", "minetest-data",
             "klettres-data", "widelands-data", "flightgear-data-base", "cube2-data", "freedroidrpg-data",
-            "warmux-data", "marsshooter-data", "openarena-data"]
+            "warmux-data", "marsshooter-data", "openarena-data", "7kaa-data", "lugaru-data", "btanks-data",
+            "endless-sky-data", "enigma-data", "tuxpaint-data", "boswars-data", "alienblaster-data",
+            "foobillardplus-data"]
 AUDIO = ("*.ogg", "*.wav", "*.flac")
 
 G = "usr/share/games/"
@@ -130,6 +135,27 @@ SOURCES = [
     # weapons, footsteps, doors, world ambience; the players' voices and the announcer left out
     ("openarena", "train", "noise", ("zip", G + "openarena/baseoa/pak0.pk3", "sound/*"),
      ("sound/player/[!f]*", "sound/feedback/*", "*announcer*")),
+    # fire, earthquake, rain, thunder, wind (Seven Kingdoms' ambience)
+    ("7kaa", "train", "noise", G + "7kaa/SOUND/*"),
+    # fights, footsteps on grass/snow/stone, whooshes, wind, fire, desert ambience, creatures; music left out
+    ("lugaru", "train", "noise", G + "lugaru/Sounds/*", ("*Music*",)),
+    # engines, helicopter, train, submarine, explosions, guns; city/country/forest/swamp ambience;
+    # the tunes and the human screams and laughs left out
+    ("btanks", "train", "noise", G + "btanks/data/sounds/**/*",
+     ("*deadman*", "*laugh*", "*scream*", "*zombie*")),
+    # spaceship engines, weapons, explosions, alarms
+    ("endless_sky", "train", "noise", G + "endless-sky/sounds/**/*"),
+    # marbles rolling and colliding, glass, water, switches (its music left out)
+    ("enigma", "train", "noise", G + "enigma/soundsets/**/*"),
+    # paint, eraser, stamp, keyclick, typewriter bell; the spoken prompts left out
+    ("tuxpaint_sfx", "train", "noise", "usr/share/tuxpaint/sounds/*",
+     ("*areyousure*", "*giggle*", "*youcannot*", "*tuxok*", "*prompt*")),
+    # the units' weapons, actions and deaths; their spoken acknowledgements and the tutorial left out
+    ("boswars", "train", "noise", G + "boswars/units/*/*",
+     ("*ready*", "*underattack*", "*completed*", "*select*", "*attacked*")),
+    ("alienblaster", "train", "noise", G + "alienblaster/sound/*", ("*intro*",)),
+    # billiard balls, shots, applause (the "ooh" and the music left out)
+    ("foobillardplus", "train", "noise", G + "foobillardplus/data/*.wav", ("*ooh*", "*intro*")),
 ]
 
 

@@ -53,10 +53,16 @@ def _speed(u, rng):
     return np.interp(np.arange(0.0, len(u) - 1, f), np.arange(len(u)), u)
 
 
-def real_noise(nbank, n, rng, p_speed=0.0):
+def real_noise(nbank, n, rng, p_speed=0.0, uniform_sources=False):
     """n samples of one recorded source: files of that source chained with random gaps;
-    each file is speed-perturbed (_speed) with probability p_speed (training only)."""
-    src = int(nbank.source[int(rng.integers(nbank.n))])
+    each file is speed-perturbed (_speed) with probability p_speed (training only).
+    The source is drawn in proportion to its number of files, or, with uniform_sources
+    (training only), uniformly over the bank's sources."""
+    if uniform_sources:
+        present = np.unique(nbank.source)
+        src = int(present[int(rng.integers(len(present)))])
+    else:
+        src = int(nbank.source[int(rng.integers(nbank.n))])
     pool = np.flatnonzero(nbank.source == src)
     out = np.zeros(n)
     pos = -int(rng.integers(0, SR))
@@ -79,12 +85,12 @@ def babble(sbank, n, rng):
     return x
 
 
-def make_noise(family, n, rng, sbank, nbank, kind=None, p_speed=0.0):
+def make_noise(family, n, rng, sbank, nbank, kind=None, p_speed=0.0, uniform_sources=False):
     if family == "generated":
         kind = kind or GENERATED[int(rng.integers(len(GENERATED)))]
         x = data.make_noise(kind, n, rng, sr=SR)
     elif family == "real":
-        x = real_noise(nbank, n, rng, p_speed)
+        x = real_noise(nbank, n, rng, p_speed, uniform_sources)
     else:
         x = babble(sbank, n, rng)
     return x / (np.std(x) + 1e-12)
@@ -166,13 +172,15 @@ vad_labels = data.vad_labels
 
 def make_example(n, rng, sbank, nbank, hop, n_fft, snr_db=None, family=None, kind=None,
                  p_noise_only=0.12, p_clean=0.05, p_reverb=0.3, p_colour=0.7, level_db=None,
-                 family_p=(0.4, 0.4, 0.2), p_speed=0.0, p_noise_colour=0.0, p_second_noise=0.0):
+                 family_p=(0.4, 0.4, 0.2), p_speed=0.0, p_noise_colour=0.0, p_second_noise=0.0,
+                 uniform_sources=False):
     """One training example: dict(mix, clean, vad, cutoff_hz, family, snr_db).
     family_p: probabilities of FAMILIES (generated, real, babble) when `family` is not given;
     p_speed: share of recorded noise files speed-perturbed (training augmentation; 0 keeps the
     evaluation mixtures as they were); p_noise_colour: share of noises coloured alone
     (noise_colour); p_second_noise: share of noises with a second one of another family
-    added 0-15 dB below it (training augmentations; 0 keeps evaluation mixtures unchanged)."""
+    added 0-15 dB below it (training augmentations; 0 keeps evaluation mixtures unchanged);
+    uniform_sources: recorded noise sources drawn uniformly, not by file count (training)."""
     noise_only = snr_db is None and rng.random() < p_noise_only
     clean_only = snr_db is None and not noise_only and rng.random() < p_clean
     if noise_only:
@@ -188,14 +196,15 @@ def make_example(n, rng, sbank, nbank, hop, n_fft, snr_db=None, family=None, kin
     if clean_only:
         noise = np.zeros(n)
     else:
-        noise = make_noise(family, n, rng, sbank, nbank, kind, p_speed)
+        noise = make_noise(family, n, rng, sbank, nbank, kind, p_speed, uniform_sources)
         if p_noise_colour and rng.random() < p_noise_colour:
             noise = _apply(noise_colour(rng), noise)
             noise = noise / (np.std(noise) + 1e-12)
         if p_second_noise and rng.random() < p_second_noise:
             other = [f for f in FAMILIES if f != family]
             f2 = other[int(rng.integers(len(other)))]
-            noise = noise + make_noise(f2, n, rng, sbank, nbank, None, p_speed) * 10 ** (-rng.uniform(0, 15) / 20)
+            noise = noise + make_noise(f2, n, rng, sbank, nbank, None, p_speed,
+                                       uniform_sources) * 10 ** (-rng.uniform(0, 15) / 20)
             noise = noise / (np.std(noise) + 1e-12)
         if noise_only:
             pass

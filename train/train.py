@@ -16,7 +16,7 @@ sources teach the bands they have):
   −SI-SDR of the band-limited output (clips with speech)
   + 10 × MSE of STFT magnitudes compressed with power 0.3, both scaled by the
     mixture's RMS (so noise-only clips are pushed to silence)
-  + BCE of the voice-activity head against labels from the clean speech
+  + --vad-weight (1) × BCE of the voice-activity head against labels from the clean speech
   + 0.1 × the dB by which frames the clean speech labels silent fall short of
     40 dB attenuation (mean over those frames): the noise between words.
 AdamW (weight decay 0.01), lr --lr with --warmup (200) steps of warm-up and cosine decay to
@@ -73,7 +73,7 @@ def band_mask(cutoff, device):
     return (f[None, None, :] <= cutoff[:, None, None]).float()
 
 
-def loss_fn(net, b, sequential=True):
+def loss_fn(net, b, sequential=True, vad_weight=1.0):
     mix, clean = b["mix"], b["clean"]
     X = M.stft(mix, net.win)
     _, m, v = net.heads(M.features(X), sequential)
@@ -100,7 +100,7 @@ def loss_fn(net, b, sequential=True):
     l_pause = (torch.relu(PAUSE_ATTEN_DB - att) * sil).sum() / sil.sum().clamp(min=1) / 10
     bce = F.binary_cross_entropy_with_logits(v[:, :nv], b["vad"])
     acc = ((v[:, :nv] > 0).float() == b["vad"]).float().mean()
-    return l_sdr + 10 * mse + bce + l_pause, sdr, acc, est_b
+    return l_sdr + 10 * mse + vad_weight * bce + l_pause, sdr, acc, est_b
 
 
 def to(b, dev):
@@ -129,6 +129,9 @@ def main():
                     help="share of noises given a random tilt and low-pass of their own (mixtures.noise_colour)")
     ap.add_argument("--p-second-noise", type=float, default=0.0,
                     help="share of noises with a second noise of another family added 0-15 dB below")
+    ap.add_argument("--uniform-sources", action="store_true",
+                    help="draw recorded noise sources uniformly, not in proportion to their file counts")
+    ap.add_argument("--vad-weight", type=float, default=1.0, help="weight of the voice-activity BCE in the loss")
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--warmup", type=int, default=200)
     ap.add_argument("--threads", type=int, default=1)
@@ -222,7 +225,7 @@ def main():
         while True:
             q.put(make_batch(sb, nb, rng, a.batch, family_p=fam_p, p_noise_only=a.p_noise_only,
                              p_speed=a.p_speed, p_noise_colour=a.p_noise_colour,
-                             p_second_noise=a.p_second_noise))
+                             p_second_noise=a.p_second_noise, uniform_sources=a.uniform_sources))
     threading.Thread(target=producer, daemon=True).start()
 
     def evaluate():
@@ -245,7 +248,7 @@ def main():
         for g in opt.param_groups:
             g["lr"] = lr
         b = to(q.get(), dev)
-        loss, sdr, _, _ = loss_fn(net, b, scan_mode)
+        loss, sdr, _, _ = loss_fn(net, b, scan_mode, a.vad_weight)
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
