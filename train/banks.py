@@ -36,8 +36,11 @@ Splits are by source (speaker / recording set), never by utterance:
                 freedroidrpg-data, warmux-data, marsshooter-data and openarena-data effects
                 and music (their voices and announcers left out); 7kaa-data ambience,
                 lugaru-data, btanks-data, endless-sky-data, enigma-data, tuxpaint-data,
-                boswars-data, alienblaster-data and foobillardplus-data effects (their
-                spoken lines and music left out)
+                boswars-data, alienblaster-data and foobillardplus-data effects;
+                simutrans-pak64 (traffic, machinery, nature ambience), netpanzer-data,
+                freeciv-data, gltron, stormbaancoureur-data, tuxfootball (crowd), freecol
+                and ufoai-sound (ambience, footsteps, weapons) sounds (their spoken lines
+                and music left out)
 Identical recordings in two places (games share sound effects: lincity-ng's
 Mill1.wav is supertux's saw.wav) are kept once: splits are filled train, val,
 test, noise before speech, and an item whose samples were already taken is
@@ -73,7 +76,8 @@ PACKAGES = ["tuxpaint-stamps-default", "0ad-data", "warzone2100-data", "bucklesp
             "klettres-data", "widelands-data", "flightgear-data-base", "cube2-data", "freedroidrpg-data",
             "warmux-data", "marsshooter-data", "openarena-data", "7kaa-data", "lugaru-data", "btanks-data",
             "endless-sky-data", "enigma-data", "tuxpaint-data", "boswars-data", "alienblaster-data",
-            "foobillardplus-data"]
+            "foobillardplus-data", "simutrans-pak64", "netpanzer-data", "freeciv-data", "gltron",
+            "stormbaancoureur-data", "tuxfootball", "freecol", "ufoai-sound"]
 AUDIO = ("*.ogg", "*.wav", "*.flac")
 
 G = "usr/share/games/"
@@ -156,6 +160,26 @@ SOURCES = [
     ("alienblaster", "train", "noise", G + "alienblaster/sound/*", ("*intro*",)),
     # billiard balls, shots, applause (the "ooh" and the music left out)
     ("foobillardplus", "train", "noise", G + "foobillardplus/data/*.wav", ("*ooh*", "*intro*")),
+    # water, seagulls, forest, desert, arctic, tropic ambience; bus, truck, diesel, steam, planes,
+    # boat horn, level crossing, jackhammer, buzzsaw, tree cutting, horse
+    ("simutrans", "train", "noise", G + "simutrans/pak/sound/*"),
+    # tank engines idling and moving, guns, explosions; the crews' spoken replies and screams left out
+    ("netpanzer", "train", "noise", G + "netpanzer/sound/*",
+     ("*yessir*", "*affirm*", "*selected*", "*scream*", "*tarconf*", "*movout*")),
+    # cannons, explosions, machine guns, mortar, splash, hovercraft, treads, footsteps, breaking wood/metal
+    ("freeciv", "train", "noise", G + "freeciv/stdsounds/*"),
+    ("gltron", "train", "noise", G + "gltron/data/*"),
+    # a car engine, a detonation
+    ("stormbaancoureur", "train", "noise", G + "stormbaancoureur/sounds/*"),
+    # a football crowd (cheering, booing), whistles, kicks; its music left out
+    ("tuxfootball", "train", "noise", G + "tuxfootball/sound/*", ("*music*", "*ingame*")),
+    # artillery, naval and cavalry attacks, building, fountain; the anthems and music left out
+    ("freecol", "train", "noise", G + "freecol/default/resources/sound/[ae]*/*"),
+    # UFO: Alien Invasion: ambience loops; footsteps, weapons, doors, impacts, vehicles (the
+    # soldiers', civilians' and aliens' voices left out)
+    ("ufoai_ambience", "train", "noise", ("zip", G + "ufoai/base/0snd.pk3", "sound/ambience/*")),
+    ("ufoai_sfx", "train", "noise", ("zip", G + "ufoai/base/0snd.pk3", "sound/*"),
+     ("sound/aliens/*", "sound/civilians/*", "sound/soldiers/*", "sound/seq/*", "sound/ambience/*")),
 ]
 
 
