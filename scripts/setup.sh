@@ -34,6 +34,11 @@ PKGS=(
   # (a private pipewire + wireplumber, which wants a D-Bus session bus)
   ladspa-sdk pipewire pipewire-bin wireplumber dbus-daemon
 )
+# The test suite (scripts/test.sh sets SSMD_TESTS=1): the exporters' tests
+# (tests/model export_mamba2, lm_model_export) compare with PyTorch references
+if [ "${SSMD_TESTS:-0}" = 1 ]; then
+  PKGS+=(python3-torch)
+fi
 # Training the default model (train/, models/README.md): SSMD_TRAIN=1 scripts/setup.sh
 if [ "${SSMD_TRAIN:-0}" = 1 ]; then
   PKGS+=(python3-torch flite libopenblas0-pthread)

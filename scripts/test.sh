@@ -10,7 +10,7 @@
 # non-zero on a failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh build
+SSMD_TESTS=1 scripts/setup.sh build
 rc=0
 rm -f build/meson-logs/testlog-packaging.json
 meson test -C build --print-errorlogs "$@" || rc=$?
