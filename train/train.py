@@ -103,6 +103,33 @@ def loss_fn(net, b, sequential=True, vad_weight=1.0):
     return l_sdr + 10 * mse + vad_weight * bce + l_pause, sdr, acc, est_b
 
 
+def feature_stats(sb, nb, seed):
+    """Per-bin mean and std (clamped at 1e-3) of the log-power features of 64 training mixtures."""
+    with torch.no_grad():
+        b = make_batch(sb, nb, np.random.default_rng(seed + 1000), 64)
+        f = M.features(M.stft(b["mix"], M.window())).reshape(-1, M.N_BINS)
+        return f.mean(0), f.std(0).clamp(min=1e-3)
+
+
+def init_source(path, sb, nb, seed):
+    """{"state", "step"} of a checkpoint, or of an exported .safetensors file (make_golden.from_file)
+    with its folded normalisation unfolded: W = W'·std, b = b' + W'·mean, so that
+    (x − mean)/std · Wᵀ + b is the file's function exactly while the optimiser again sees
+    normalised inputs."""
+    if not path.endswith(".safetensors"):
+        return torch.load(path, map_location="cpu")
+    import make_golden
+    import ssmd_file
+    state = {k: v.clone() for k, v in make_golden.from_file(path).state_dict().items()}
+    mean, std = feature_stats(sb, nb, seed)
+    Wf, bf = state["proj.weight"].double(), state["proj.bias"].double()
+    state["proj.weight"] = (Wf * std.double()[None, :]).float()
+    state["proj.bias"] = (bf + Wf @ mean.double()).float()
+    state["feat_mean"], state["feat_std"] = mean, std
+    meta = ssmd_file.load(path)[1]
+    return {"state": state, "step": int(meta.get("train.steps", 0))}
+
+
 def to(b, dev):
     return {k: (v.to(dev) if torch.is_tensor(v) else v) for k, v in b.items()}
 
@@ -117,7 +144,9 @@ def main():
     ap.add_argument("--d-state", type=int, default=16)
     ap.add_argument("--n-bands", type=int, default=32, help="mask logits on this many ERB-like bands (0: per bin)")
     ap.add_argument("--init-from", default="", help="start from this checkpoint's weights (fresh optimiser and "
-                    "schedule); a per-bin mask head is fitted to the bands by least squares; with a larger "
+                    "schedule), or from an exported .safetensors file such as models/default.safetensors "
+                    "(its folded feature normalisation is unfolded with statistics of 64 training mixtures); "
+                    "a per-bin mask head is fitted to the bands by least squares; with a larger "
                     "--n-layer the extra blocks start as the identity (out_proj zero), so the network "
                     "starts as the checkpoint's function")
     ap.add_argument("--family-p", default="0.4,0.4,0.2",
@@ -182,7 +211,9 @@ def main():
         torch.set_rng_state(ck["torch_rng"])
         print(f"resumed from {a.ckpt} at step {step} ({minutes0:.1f} min)", flush=True)
     elif a.init_from:
-        ck = torch.load(a.init_from, map_location="cpu")
+        ck = init_source(a.init_from, sb, nb, a.seed)
+        net.feat_mean.copy_(ck["state"]["feat_mean"])
+        net.feat_std.copy_(ck["state"]["feat_std"])
         src = {k: v for k, v in ck["state"].items() if not k.startswith("mask.") and k != "band_interp"}
         missing = net.load_state_dict(src, strict=False)
         with torch.no_grad():
@@ -199,11 +230,9 @@ def main():
                 print(f"new blocks {', '.join(grown)} start as the identity", flush=True)
         print(f"initialised from {a.init_from} (step {ck.get('step')}); not loaded: {missing.missing_keys}", flush=True)
     else:
-        with torch.no_grad():  # feature normalisation from 64 training mixtures
-            b = make_batch(sb, nb, np.random.default_rng(a.seed + 1000), 64)
-            f = M.features(M.stft(b["mix"], net.win)).reshape(-1, M.N_BINS)
-            net.feat_mean.copy_(f.mean(0))
-            net.feat_std.copy_(f.std(0).clamp(min=1e-3))
+        mean, std = feature_stats(sb, nb, a.seed)
+        net.feat_mean.copy_(mean)
+        net.feat_std.copy_(std)
     net.to(dev)
     for st in opt.state.values():
         for k, v in st.items():
