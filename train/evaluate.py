@@ -239,6 +239,10 @@ def summarise(items):
                 sc = np.concatenate([it[f"vad_{sysname}"] for it in sel])
                 lb = np.concatenate([it["vad_label"] for it in sel])
                 r[f"vad_{name}"] = dict(accuracy=float(np.mean((sc > 0.5) == (lb > 0.5))), roc_auc=roc_auc(sc, lb))
+            for fam in mixtures.FAMILIES:  # the same, per noise family
+                sel = [it for it in items if it["snr"] == 5 and it["family"] == fam]
+                r["families"][fam]["vad_snr5_roc_auc"] = roc_auc(np.concatenate([it[f"vad_{sysname}"] for it in sel]),
+                                                                 np.concatenate([it["vad_label"] for it in sel]))
             r["vad_clean_mean"] = float(np.mean([it[f"vad_{sysname}"].mean() for it in cl]))
         res[sysname] = r
     return res
@@ -263,6 +267,10 @@ def tables(res):
         out.append(f"| {fam} | {f(a['improvement_db'])} | {f(b['improvement_db'])} | "
                    f"{a['noise_only_attenuation_db']:.1f} / {b['noise_only_attenuation_db']:.1f} | "
                    f"{a['noise_only_vad']:.3f} / {b['noise_only_vad']:.3f} |")
+    out += ["", "| noise family | VAD ROC-AUC at 5 dB, ssmd | RNNoise |", "|---|---|---|"]
+    for fam in mixtures.FAMILIES:
+        out.append(f"| {fam} | {res['ssmd']['families'][fam]['vad_snr5_roc_auc']:.3f} | "
+                   f"{res['rnnoise']['families'][fam]['vad_snr5_roc_auc']:.3f} |")
     out += ["", "| | ssmd | RNNoise |", "|---|---|---|"]
     for key, label in (("sisdr_db", "clean input: SI-SDR of output vs input (dB, median)"),
                        ("level_change_db", "clean input: active speech level change (dB)")):

@@ -2,7 +2,9 @@
 """Scores checkpoints on train.py's validation set (held-out voices and noise
 recordings of the val banks, seed 777; never the test banks): SI-SDR
 improvement per noise family and SNR, noise-only attenuation and mean voice
-activity on noise-only clips of each family.  For model selection between
+activity on noise-only clips of each family, and the voice activity's ROC-AUC on
+the 5 dB mixtures (all, and per family) against labels from the clean speech.
+Takes checkpoints or exported .safetensors files.  For model selection between
 checkpoints of different runs on the same banks.
 
   /usr/bin/python3 train/validate.py [--per-cell N] train/cache/ckpt_run6_step400.pt [more.pt ...]
@@ -21,6 +23,7 @@ import torch
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import banks  # noqa: E402
+import evaluate  # noqa: E402
 import mixtures  # noqa: E402
 import model as M  # noqa: E402
 import train as T  # noqa: E402
@@ -46,20 +49,31 @@ def val_sets(per_cell=6):
 
 def score(path, sets):
     val, vnoise, fam_noise = sets
-    ck = torch.load(path, map_location="cpu")
-    net = M.Denoiser(**ck["cfg"])
-    net.load_state_dict(ck["state"])
+    if path.endswith(".safetensors"):  # an exported file, e.g. models/default.safetensors
+        import make_golden
+        net = make_golden.from_file(path)
+    else:
+        ck = torch.load(path, map_location="cpu")
+        net = M.Denoiser(**ck["cfg"])
+        net.load_state_dict(ck["state"])
     net.eval()
     out = {}
     with torch.no_grad():
-        per = {}
+        per, vad5 = {}, {}
         allv = []
         for fam, snr, b in val:
             _, sdr, _, _ = T.loss_fn(net, b, "c")
             imp = (sdr - T.si_sdr(b["mix"], b["clean"])).numpy()
             per.setdefault(fam, []).append(float(imp.mean()))
             allv.append(imp)
+            if snr == 5:  # voice activity against the clean speech's labels
+                _, _, vv = net.heads(M.features(M.stft(b["mix"], net.win)), "c")
+                nv = b["vad"].shape[1]
+                vad5.setdefault(fam, []).append((vv[:, :nv].flatten().numpy(), b["vad"].flatten().numpy()))
         out["val_sisdr_improvement_db"] = float(np.concatenate(allv).mean())
+        for fam, pairs in [("all", sum(vad5.values(), [])), *vad5.items()]:
+            out[f"vad_roc_auc_5db_{fam}"] = evaluate.roc_auc(np.concatenate([p[0] for p in pairs]),
+                                                             np.concatenate([p[1] for p in pairs]))
         for fam, v in per.items():
             out[f"{fam}_improvement_db"] = float(np.mean(v))
         for name, b in [("mixed", vnoise), *fam_noise.items()]:
