@@ -10,6 +10,8 @@
 
 #include <assert.h>
 #include <math.h>
+#include <stdint.h>
+#include <string.h>
 
 #ifndef SSM_NO_CBLAS
 #include <cblas.h>
@@ -307,11 +309,22 @@ size_t ssm_nonfinite_f32(size_t *count, float *x, size_t ld,
     for (int i = 0; i < n_rows; ++i) {
         float *xi = x + (size_t)i * ld;
         size_t n = 0;
-        for (int k = 0; k < dim; ++k) {
-            if (!isfinite(xi[k])) {
-                ++n;
-                if (zero)
-                    xi[k] = 0.0f;
+        /* branch-free, so that it vectorises: Inf and NaN are the floats
+         * whose exponent bits are all ones */
+        if (zero) {
+            for (int k = 0; k < dim; ++k) {
+                uint32_t u;
+                memcpy(&u, &xi[k], sizeof u);
+                uint32_t nonfinite = (u & 0x7f800000u) == 0x7f800000u;
+                n += nonfinite;
+                u &= nonfinite - 1u;
+                memcpy(&xi[k], &u, sizeof u);
+            }
+        } else {
+            for (int k = 0; k < dim; ++k) {
+                uint32_t u;
+                memcpy(&u, &xi[k], sizeof u);
+                n += (u & 0x7f800000u) == 0x7f800000u;
             }
         }
         if (count)
