@@ -1,14 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /* The machine a benchmark line was measured on, appended to every JSON line
  * the C benchmarks print, so that no figure travels without it: the CPU model
- * (/proc/cpuinfo "model name"), the ISA the kernels chose at start-up
+ * (/proc/cpuinfo "model name") and its identity (vendor, family, model,
+ * stepping: a VM may name an AMD Zen 3 and a Zen 5 both "AMD EPYC"), the ISA the kernels chose at start-up
  * (ssm_isa_best), the data cache sizes the kernels block for
  * (ssm_cpu_caches_get) and the load average when the line was printed
  * (/proc/loadavg: other work on a shared machine lowers every figure).
  *
  * ssm_bench_line(fmt, ...) formats one JSON object with printf's format
  * (fmt must produce a complete object "{...}", optionally followed by "\n")
- * and prints it with the fields "cpu", "isa_best", "l1d_bytes", "l2_bytes",
+ * and prints it with the fields "cpu", "cpu_id", "isa_best", "l1d_bytes", "l2_bytes",
  * "l3_bytes" and "loadavg" added before the closing brace.  Not thread-safe
  * (call it from the thread that prints); lines longer than 4 KiB are
  * printed as they are, without the fields.  Header-only: each benchmark is
@@ -48,6 +49,41 @@ static void ssm_bench_cpu_model(char *buf, size_t n)
     fclose(f);
 }
 
+/* "AuthenticAMD family 25 model 1 stepping 1" from /proc/cpuinfo's first
+ * processor ("unknown" where it says nothing; fields it lacks are left out). */
+static void ssm_bench_cpu_id(char *buf, size_t n)
+{
+    snprintf(buf, n, "unknown");
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (!f)
+        return;
+    char vendor[64] = "", family[16] = "", model[16] = "", stepping[16] = "", line[512];
+    while (fgets(line, sizeof line, f)) {
+        if (line[0] == '\n')
+            break; /* the end of the first processor's block */
+        char *p = strchr(line, ':');
+        if (!p)
+            continue;
+        p += 1 + (p[1] == ' ');
+        p[strcspn(p, "\n")] = 0;
+        for (char *q = p; *q; ++q)
+            if (*q == '"' || *q == '\\')
+                *q = '\'';
+        if (strncmp(line, "vendor_id", 9) == 0)
+            snprintf(vendor, sizeof vendor, "%s", p);
+        else if (strncmp(line, "cpu family", 10) == 0)
+            snprintf(family, sizeof family, "%s", p);
+        else if (strncmp(line, "model\t", 6) == 0)
+            snprintf(model, sizeof model, "%s", p);
+        else if (strncmp(line, "stepping", 8) == 0)
+            snprintf(stepping, sizeof stepping, "%s", p);
+    }
+    fclose(f);
+    if (vendor[0] || family[0])
+        snprintf(buf, n, "%s%sfamily %s model %s stepping %s", vendor, vendor[0] ? " " : "",
+                 family[0] ? family : "?", model[0] ? model : "?", stepping[0] ? stepping : "?");
+}
+
 static void ssm_bench_loadavg(char *buf, size_t n)
 {
     snprintf(buf, n, "unknown");
@@ -62,9 +98,11 @@ static void ssm_bench_loadavg(char *buf, size_t n)
 
 __attribute__((format(printf, 1, 2))) static void ssm_bench_line(const char *fmt, ...)
 {
-    static char cpu[256];
-    if (!cpu[0])
+    static char cpu[256], cpu_id[160];
+    if (!cpu[0]) {
         ssm_bench_cpu_model(cpu, sizeof cpu);
+        ssm_bench_cpu_id(cpu_id, sizeof cpu_id);
+    }
     char body[4096];
     va_list ap;
     va_start(ap, fmt);
@@ -89,9 +127,9 @@ __attribute__((format(printf, 1, 2))) static void ssm_bench_line(const char *fmt
     ssm_cpu_caches_get(&c);
     char load[64];
     ssm_bench_loadavg(load, sizeof load);
-    printf("%s%s\"cpu\":\"%s\",\"isa_best\":\"%s\",\"l1d_bytes\":%zu,\"l2_bytes\":%zu,\"l3_bytes\":%zu,"
-           "\"loadavg\":\"%s\"}\n",
-           body, len > 2 ? "," : "", cpu, ssm_isa_name(ssm_isa_best()), c.l1d_bytes, c.l2_bytes, c.l3_bytes,
+    printf("%s%s\"cpu\":\"%s\",\"cpu_id\":\"%s\",\"isa_best\":\"%s\",\"l1d_bytes\":%zu,\"l2_bytes\":%zu,"
+           "\"l3_bytes\":%zu,\"loadavg\":\"%s\"}\n",
+           body, len > 2 ? "," : "", cpu, cpu_id, ssm_isa_name(ssm_isa_best()), c.l1d_bytes, c.l2_bytes, c.l3_bytes,
            load);
 }
 

@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: MIT
 """The machine a Python benchmark line was measured on, merged into every JSON
 line the peers print (as bench/bench_machine.h does for the C benchmarks):
-the CPU model (/proc/cpuinfo "model name"), the ISA the peer runs (PyTorch's CPU
+the CPU model (/proc/cpuinfo "model name") and its identity (cpu_id: vendor, family,
+model, stepping; a VM may call a Zen 3 and a Zen 5 both "AMD EPYC"), the ISA the peer runs (PyTorch's CPU
 capability or numpy's best SIMD extension), the data cache sizes
 (glibc's `getconf LEVEL1_DCACHE_SIZE …`, as the C benchmarks' sysconf, else
 /sys/devices/system/cpu/cpu0/cache; 0 where the machine does not say) and the
@@ -20,15 +21,25 @@ import sys
 
 @functools.lru_cache(maxsize=1)
 def _static():
-    cpu = "unknown"
+    cpu, ident = "unknown", {}
     try:
         with open("/proc/cpuinfo") as f:
             for ln in f:
-                if ln.startswith("model name"):
-                    cpu = ln.split(":", 1)[1].strip()
-                    break
+                if not ln.strip():
+                    break  # the end of the first processor's block
+                key, _, val = ln.partition(":")
+                key, val = key.strip(), val.strip()
+                if key == "model name":
+                    cpu = val
+                elif key in ("vendor_id", "cpu family", "model", "stepping"):
+                    ident[key] = val
     except OSError:
         pass
+    cpu_id = "unknown"
+    if ident.get("vendor_id") or ident.get("cpu family"):
+        cpu_id = " ".join(filter(None, [ident.get("vendor_id", ""),
+                                        f"family {ident.get('cpu family', '?')} model {ident.get('model', '?')}"
+                                        f" stepping {ident.get('stepping', '?')}"]))
     caches = {"l1d_bytes": 0, "l2_bytes": 0, "l3_bytes": 0}
     for key, name in (("l1d_bytes", "LEVEL1_DCACHE_SIZE"), ("l2_bytes", "LEVEL2_CACHE_SIZE"),
                       ("l3_bytes", "LEVEL3_CACHE_SIZE")):
@@ -38,7 +49,7 @@ def _static():
         except (OSError, subprocess.SubprocessError):
             pass
     if all(caches.values()):
-        return dict(cpu=cpu, **caches)
+        return dict(cpu=cpu, cpu_id=cpu_id, **caches)
     for d in glob.glob("/sys/devices/system/cpu/cpu0/cache/index*"):
         try:
             level = open(os.path.join(d, "level")).read().strip()
@@ -52,7 +63,7 @@ def _static():
             caches["l1d_bytes"] = n
         elif level in ("2", "3") and not caches[f"l{level}_bytes"]:
             caches[f"l{level}_bytes"] = n
-    return dict(cpu=cpu, **caches)
+    return dict(cpu=cpu, cpu_id=cpu_id, **caches)
 
 
 def loadavg():

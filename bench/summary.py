@@ -42,7 +42,7 @@ def main(path):
     sgemm = max([v for k, v in roof.items() if k.startswith("sgemm_")] or [0])
     machine = next((r for r in rows if r.get("bench") == "machine"), {})
     print("\n## Machine and roofline (measured in this run)\n")
-    print(f"{machine.get('cpu', '?')}, {machine.get('cores', '?')} cores, "
+    print(f"{machine.get('cpu', '?')} ({machine.get('cpu_id', '?')}), {machine.get('cores', '?')} cores, "
           f"load average at start {machine.get('load_avg_1m', '?')}, {machine.get('date', '?')}\n")
     print("| figure | value |\n|---|---:|")
     for k in sorted(roof):
