@@ -33,8 +33,8 @@ done
 cpu=$(lscpu | sed -n 's/^Model name: *//p' | head -1)
 fam=$(lscpu | sed -n 's/^CPU family: *//p' | head -1)
 ncpu=$(lscpu | sed -n 's/^CPU(s): *//p' | head -1)
-printf '{"bench":"machine","cpu":"%s, family %s","nproc":%s,"pinned_core":%s,"command":"bench/arch_bench.sh %s","rounds":%s,"seconds":"%s","date":"%s"}\n' \
-  "$cpu" "$fam" "$ncpu" "$CPU" "$BUILD" "$ROUNDS" "${SSMD_BENCH_SECONDS:-1}" "$(date -u +%FT%TZ)"
+printf '{"bench":"machine","cpu":"%s, family %s","cpu_id":"%s","nproc":%s,"pinned_core":%s,"command":"bench/arch_bench.sh %s","rounds":%s,"seconds":"%s","date":"%s"}\n' \
+  "$cpu" "$fam" "$("$PY" bench/machine.py cpu_id)" "$ncpu" "$CPU" "$BUILD" "$ROUNDS" "${SSMD_BENCH_SECONDS:-1}" "$(date -u +%FT%TZ)"
 load() { printf '{"bench":"load","round":"%s","before":"%s","loadavg":"%s"}\n' "$1" "$2" "$(cut -d' ' -f1-3 /proc/loadavg)"; }
 for m in mamba1 mamba2 hybrid; do
   taskset -c "$CPU" "$PY" bench/arch_torch_peer.py --check "$DIR/arch_$m.safetensors"

@@ -50,7 +50,9 @@ static void ssm_bench_cpu_model(char *buf, size_t n)
 }
 
 /* "AuthenticAMD family 25 model 1 stepping 1" from /proc/cpuinfo's first
- * processor ("unknown" where it says nothing; fields it lacks are left out). */
+ * processor, spelt as bench/machine.py's cpu_id(): "unknown" where it has
+ * neither vendor_id nor cpu family, a missing vendor left out, a missing
+ * family, model or stepping printed as "?". */
 static void ssm_bench_cpu_id(char *buf, size_t n)
 {
     snprintf(buf, n, "unknown");

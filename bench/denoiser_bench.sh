@@ -32,7 +32,7 @@ command -v node >/dev/null || { echo "denoiser_bench: node is not installed (SSM
 [ -d train/rnnoise/node_modules/@shiguredo ] || npm install --no-audit --no-fund --prefix train/rnnoise >/dev/null
 export OPENBLAS_NUM_THREADS=1
 pin=(taskset -c "$CPU")
-echo "{\"bench\":\"machine\",\"cpu\":\"$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')\",\"cpu_id\":\"$(awk -F': *' '/^vendor_id/{v=$2} /^cpu family/{f=$2} /^model\t/{m=$2} /^stepping/{s=$2} /^$/{exit} END{printf "%s family %s model %s stepping %s", v, f, m, s}' /proc/cpuinfo)\",\"cores\":$(nproc),\"load_avg_1m\":$(cut -d' ' -f1 /proc/loadavg),\"date\":\"$(date -u +%FT%TZ)\"}" | emit
+echo "{\"bench\":\"machine\",\"cpu\":\"$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')\",\"cpu_id\":\"$("$PY" bench/machine.py cpu_id)\",\"cores\":$(nproc),\"load_avg_1m\":$(cut -d' ' -f1 /proc/loadavg),\"date\":\"$(date -u +%FT%TZ)\"}" | emit
 
 "$PY" - "$DIR" "$SECS" <<'PY'
 import sys

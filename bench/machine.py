@@ -66,6 +66,13 @@ def _static():
     return dict(cpu=cpu, cpu_id=cpu_id, **caches)
 
 
+def cpu_id():
+    """The CPU's identity as every benchmark line spells it ("AuthenticAMD family 25 model 1
+    stepping 1"; "unknown" where /proc/cpuinfo says nothing). The shell benchmarks call
+    `python3 bench/machine.py cpu_id`, so that their lines spell it the same way."""
+    return _static()["cpu_id"]
+
+
 def loadavg():
     try:
         with open("/proc/loadavg") as f:
@@ -97,3 +104,7 @@ def _peer_isa():
 def line(obj):
     """obj (a dict) as one JSON line with the machine's fields added."""
     return json.dumps(dict(obj, **_static(), isa_best=_peer_isa(), loadavg=loadavg()))
+
+
+if __name__ == "__main__" and sys.argv[1:] == ["cpu_id"]:
+    print(cpu_id())

@@ -45,7 +45,7 @@ mkdir -p "$DIR"
 OUT="$BUILD/bench/results.jsonl"
 : > "$OUT"
 emit() { tee -a "$OUT"; }
-echo "{\"bench\":\"machine\",\"cpu\":\"$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')\",\"cpu_id\":\"$(awk -F': *' '/^vendor_id/{v=$2} /^cpu family/{f=$2} /^model\t/{m=$2} /^stepping/{s=$2} /^$/{exit} END{printf "%s family %s model %s stepping %s", v, f, m, s}' /proc/cpuinfo)\",\"cores\":$(nproc),\"load_avg_1m\":$(cut -d' ' -f1 /proc/loadavg),\"date\":\"$(date -u +%FT%TZ)\"}" | emit
+echo "{\"bench\":\"machine\",\"cpu\":\"$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')\",\"cpu_id\":\"$("$PY" bench/machine.py cpu_id)\",\"cores\":$(nproc),\"load_avg_1m\":$(cut -d' ' -f1 /proc/loadavg),\"date\":\"$(date -u +%FT%TZ)\"}" | emit
 
 pin=(taskset -c "${SSMD_BENCH_CPU:-0}"); command -v taskset >/dev/null || pin=()
 "$BUILD/bench/roofline" | emit
