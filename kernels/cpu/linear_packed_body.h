@@ -61,6 +61,11 @@ LP_INLINE void LP_NAME(tile_)(float *out, size_t ld_out, const float *x, size_t 
     } else {
         _Pragma("GCC unroll 8") for (int v = 0; v < NV; ++v) {
             int j = j0 + LP_W * v;
+            if (d_out - j >= LP_W) { /* a whole vector: plain loads (AVX2's vmaskmovps is slow) */
+                _Pragma("GCC unroll 8") for (int r = 0; r < MR; ++r)
+                    acc[r][v] = LP_LOADU(out + (size_t)r * ld_out + (size_t)j);
+                continue;
+            }
             LP_MASK m = LP_MASK_N(j < d_out ? d_out - j : 0);
             _Pragma("GCC unroll 8") for (int r = 0; r < MR; ++r)
                 acc[r][v] = LP_MASKZ_LOAD(m, out + (size_t)r * ld_out + (size_t)(j < d_out ? j : 0));
@@ -88,12 +93,18 @@ LP_INLINE void LP_NAME(tile_)(float *out, size_t ld_out, const float *x, size_t 
                 acc[r][v] = LP_FMA(xb, wv[v], acc[r][v]);
         }
     }
+    const int add_bias = bias && k1 == d_in;
     _Pragma("GCC unroll 8") for (int v = 0; v < NV; ++v) {
         int j = j0 + LP_W * v;
         if (j >= d_out)
             break;
+        if (d_out - j >= LP_W) { /* a whole vector: plain stores, the same values */
+            LP_V b = add_bias ? LP_LOADU(bias + j) : LP_ZERO();
+            _Pragma("GCC unroll 8") for (int r = 0; r < MR; ++r)
+                LP_STOREU(out + (size_t)r * ld_out + (size_t)j, add_bias ? LP_ADD(acc[r][v], b) : acc[r][v]);
+            continue;
+        }
         LP_MASK m = LP_MASK_N(d_out - j);
-        const int add_bias = bias && k1 == d_in;
         LP_V b = add_bias ? LP_MASKZ_LOAD(m, bias + j) : LP_ZERO();
         _Pragma("GCC unroll 8") for (int r = 0; r < MR; ++r) {
             LP_V o = add_bias ? LP_ADD(acc[r][v], b) : acc[r][v];

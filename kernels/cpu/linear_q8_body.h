@@ -26,7 +26,7 @@
  *   Q_SUB_I(a, b)      a − b, int32 lanes
  *   Q_LOADU_I(p)       Q_W int32 from p
  *   Q_CVT(v)           int32 lanes to float (exact below 2²⁴, else rounded)
- *   Q_LOADU_F(p), Q_SET1_F(f), Q_MUL_F(a, b), Q_ADD_F(a, b), Q_ZERO_F()
+ *   Q_LOADU_F(p), Q_STOREU_F(p, v), Q_SET1_F(f), Q_MUL_F(a, b), Q_ADD_F(a, b), Q_ZERO_F()
  *   Q_MASK, Q_MASK_N(n), Q_MASKZ_LOAD_F(m, p), Q_MASK_STORE_F(p, m, v)
  *                      as LP_* in linear_packed_body.h
  *   Q_MRB              rows quantized and tiled together
@@ -93,6 +93,8 @@ Q_NAME(tile_q8_)(float *out, size_t ld_out, const Q_XT *xq, size_t ld_xq, const 
         int j = QB * jb + Q_W * (v0 + v);
         if (j >= d_out)
             break;
+        /* a whole vector: plain loads and stores (AVX2's vmaskmovps is slow), the same values */
+        const int whole = d_out - j >= Q_W;
         Q_MASK m = Q_MASK_N(d_out - j);
 #if Q_COLQ
         Q_VI cq = Q_LOADU_I(colq + j);
@@ -102,7 +104,7 @@ Q_NAME(tile_q8_)(float *out, size_t ld_out, const Q_XT *xq, size_t ld_xq, const 
 #endif
 #endif
         Q_VF s = Q_LOADU_F(sw + j);
-        Q_VF b = bias ? Q_MASKZ_LOAD_F(m, bias + j) : Q_ZERO_F();
+        Q_VF b = !bias ? Q_ZERO_F() : whole ? Q_LOADU_F(bias + j) : Q_MASKZ_LOAD_F(m, bias + j);
         _Pragma("GCC unroll 6") for (int r = 0; r < MR; ++r) {
 #if Q_COLQ
             Q_VF f = Q_CVT(Q_SUB_I(acc[r][v], cq));
@@ -112,7 +114,10 @@ Q_NAME(tile_q8_)(float *out, size_t ld_out, const Q_XT *xq, size_t ld_xq, const 
             f = Q_MUL_F(Q_MUL_F(f, Q_SET1_F(sx[r])), s);
             if (bias)
                 f = Q_ADD_F(f, b);
-            Q_MASK_STORE_F(out + (size_t)r * ld_out + (size_t)j, m, f);
+            if (whole)
+                Q_STOREU_F(out + (size_t)r * ld_out + (size_t)j, f);
+            else
+                Q_MASK_STORE_F(out + (size_t)r * ld_out + (size_t)j, m, f);
         }
     }
 }
@@ -230,6 +235,7 @@ Q_NAME(ssm_linear_q8_)(float *out, size_t ld_out, const float *x, size_t ld_x, c
 #undef Q_MASK_N
 #undef Q_MASKZ_LOAD_F
 #undef Q_MASK_STORE_F
+#undef Q_STOREU_F
 #undef Q_MRB
 #undef Q_NVF
 #undef Q_NV1
