@@ -91,9 +91,9 @@ def roc_auc(score, label):
     return float((ranks[:len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
 
 
-def make_set(per_cell, seed=2027):
+def make_set(per_cell, seed=2027, split="test"):
     rng = np.random.default_rng(seed)
-    sb, nb = banks.Bank("speech", "test"), banks.Bank("noise", "test")
+    sb, nb = banks.Bank("speech", split), banks.Bank("noise", split)
     items = []
     for fam in mixtures.FAMILIES:
         for snr in SNRS:
@@ -290,6 +290,10 @@ def main():
     ap.add_argument("--per-cell", type=int, default=8)
     ap.add_argument("--out", default=None)
     ap.add_argument("--port", type=int, default=47610)
+    ap.add_argument("--split", choices=["test", "val"], default="test",
+                    help="the held-out test banks (default), or the validation banks: the same tables on the "
+                    "voices and noises model selection uses, to see whether they rank ssmd and RNNoise as the "
+                    "test set does")
     ap.add_argument("--ssmd-args", default="", help="extra ssmd options, e.g. '--atten-lim-db 30'")
     a = ap.parse_args()
     if not (os.path.isfile(a.ssmd) and os.access(a.ssmd, os.X_OK)):
@@ -302,7 +306,7 @@ def main():
         if not os.path.isfile(os.path.join(banks.OUT, f + ".npz")):
             sys.exit(f"evaluate: no {f}.npz in {banks.OUT} (run /usr/bin/python3 train/banks.py)")
     t0 = time.time()
-    items = make_set(a.per_cell)
+    items = make_set(a.per_cell, split=a.split)
     extra = a.ssmd_args.split()
     with tempfile.TemporaryDirectory() as work:
         run_ssmd_files(a.ssmd, a.model, items, work, extra)
