@@ -17,8 +17,8 @@ sources teach the bands they have):
   + 10 × MSE of STFT magnitudes compressed with power 0.3, both scaled by the
     mixture's RMS (so noise-only clips are pushed to silence)
   + --vad-weight (1) × BCE of the voice-activity head against labels from the clean speech
-  + 0.1 × the dB by which frames the clean speech labels silent fall short of
-    40 dB attenuation (mean over those frames): the noise between words.
+  + --pause-weight (0.1) × the dB by which frames the clean speech labels silent fall
+    short of 40 dB attenuation (mean over those frames): the noise between words.
 AdamW (weight decay 0.01), lr --lr with --warmup (200) steps of warm-up and cosine decay to
 5 % over --steps, gradient clipping at 1.0.
 
@@ -73,7 +73,7 @@ def band_mask(cutoff, device):
     return (f[None, None, :] <= cutoff[:, None, None]).float()
 
 
-def loss_fn(net, b, sequential=True, vad_weight=1.0):
+def loss_fn(net, b, sequential=True, vad_weight=1.0, pause_weight=0.1):
     mix, clean = b["mix"], b["clean"]
     X = M.stft(mix, net.win)
     _, m, v = net.heads(M.features(X), sequential)
@@ -97,7 +97,7 @@ def loss_fn(net, b, sequential=True, vad_weight=1.0):
     e_out = (Y.abs() ** 2).sum(-1)[:, :nv]
     att = 10 * torch.log10((e_in + 1e-12) / (e_out + 1e-12))
     sil = (1 - b["vad"]) * (e_in > 1e-9).float()
-    l_pause = (torch.relu(PAUSE_ATTEN_DB - att) * sil).sum() / sil.sum().clamp(min=1) / 10
+    l_pause = pause_weight * (torch.relu(PAUSE_ATTEN_DB - att) * sil).sum() / sil.sum().clamp(min=1)
     bce = F.binary_cross_entropy_with_logits(v[:, :nv], b["vad"])
     acc = ((v[:, :nv] > 0).float() == b["vad"]).float().mean()
     return l_sdr + 10 * mse + vad_weight * bce + l_pause, sdr, acc, est_b
@@ -161,6 +161,8 @@ def main():
     ap.add_argument("--uniform-sources", action="store_true",
                     help="draw recorded noise sources uniformly, not in proportion to their file counts")
     ap.add_argument("--vad-weight", type=float, default=1.0, help="weight of the voice-activity BCE in the loss")
+    ap.add_argument("--pause-weight", type=float, default=0.1,
+                    help="loss per dB by which frames labelled silent fall short of 40 dB attenuation")
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--warmup", type=int, default=200)
     ap.add_argument("--threads", type=int, default=1)
@@ -277,7 +279,7 @@ def main():
         for g in opt.param_groups:
             g["lr"] = lr
         b = to(q.get(), dev)
-        loss, sdr, _, _ = loss_fn(net, b, scan_mode, a.vad_weight)
+        loss, sdr, _, _ = loss_fn(net, b, scan_mode, a.vad_weight, a.pause_weight)
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
