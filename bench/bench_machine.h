@@ -23,30 +23,44 @@
 
 #include "kernels/ssm_kernels.h"
 
-static void ssm_bench_cpu_model(char *buf, size_t n)
+/* The value of field `key` (matched whole: "model" is not "model name") in
+ * /proc/cpuinfo's first processor block, made safe for a JSON string (the
+ * values hold no quotes or backslashes, but never let one break the line);
+ * 0 and an empty buf where there is no such field. */
+static int ssm_bench_cpuinfo(const char *key, char *buf, size_t n)
 {
-    snprintf(buf, n, "unknown");
+    buf[0] = 0;
     FILE *f = fopen("/proc/cpuinfo", "r");
     if (!f)
-        return;
+        return 0;
     char line[512];
-    while (fgets(line, sizeof line, f)) {
-        if (strncmp(line, "model name", 10) == 0) {
-            char *p = strchr(line, ':');
-            if (p) {
-                p += 1 + (p[1] == ' ');
-                p[strcspn(p, "\n")] = 0;
-                /* a JSON string: the model names hold no quotes or backslashes,
-                 * but never let one break the line */
-                for (char *q = p; *q; ++q)
-                    if (*q == '"' || *q == '\\')
-                        *q = '\'';
-                snprintf(buf, n, "%s", p);
-            }
-            break;
-        }
+    int found = 0;
+    while (!found && fgets(line, sizeof line, f) && line[0] != '\n') {
+        char *p = strchr(line, ':');
+        if (!p)
+            continue;
+        char *e = p;
+        while (e > line && (e[-1] == ' ' || e[-1] == '\t'))
+            --e;
+        if ((size_t)(e - line) != strlen(key) || strncmp(line, key, (size_t)(e - line)) != 0)
+            continue;
+        p += 1 + (p[1] == ' ');
+        p[strcspn(p, "\n")] = 0;
+        for (char *q = p; *q; ++q)
+            if (*q == '"' || *q == '\\')
+                *q = '\'';
+        snprintf(buf, n, "%s", p);
+        found = 1;
     }
     fclose(f);
+    return found;
+}
+
+/* /proc/cpuinfo's "model name", or "unknown". */
+static void ssm_bench_cpu_model(char *buf, size_t n)
+{
+    if (!ssm_bench_cpuinfo("model name", buf, n))
+        snprintf(buf, n, "unknown");
 }
 
 /* "AuthenticAMD family 25 model 1 stepping 1" from /proc/cpuinfo's first
@@ -55,35 +69,21 @@ static void ssm_bench_cpu_model(char *buf, size_t n)
  * family, model or stepping printed as "?". */
 static void ssm_bench_cpu_id(char *buf, size_t n)
 {
-    snprintf(buf, n, "unknown");
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    if (!f)
+    char vendor[64], family[16], model[16], stepping[16];
+    int has_vendor = ssm_bench_cpuinfo("vendor_id", vendor, sizeof vendor);
+    int has_family = ssm_bench_cpuinfo("cpu family", family, sizeof family);
+    if (!has_vendor && !has_family) {
+        snprintf(buf, n, "unknown");
         return;
-    char vendor[64] = "", family[16] = "", model[16] = "", stepping[16] = "", line[512];
-    while (fgets(line, sizeof line, f)) {
-        if (line[0] == '\n')
-            break; /* the end of the first processor's block */
-        char *p = strchr(line, ':');
-        if (!p)
-            continue;
-        p += 1 + (p[1] == ' ');
-        p[strcspn(p, "\n")] = 0;
-        for (char *q = p; *q; ++q)
-            if (*q == '"' || *q == '\\')
-                *q = '\'';
-        if (strncmp(line, "vendor_id", 9) == 0)
-            snprintf(vendor, sizeof vendor, "%s", p);
-        else if (strncmp(line, "cpu family", 10) == 0)
-            snprintf(family, sizeof family, "%s", p);
-        else if (strncmp(line, "model\t", 6) == 0)
-            snprintf(model, sizeof model, "%s", p);
-        else if (strncmp(line, "stepping", 8) == 0)
-            snprintf(stepping, sizeof stepping, "%s", p);
     }
-    fclose(f);
-    if (vendor[0] || family[0])
-        snprintf(buf, n, "%s%sfamily %s model %s stepping %s", vendor, vendor[0] ? " " : "",
-                 family[0] ? family : "?", model[0] ? model : "?", stepping[0] ? stepping : "?");
+    if (!has_family)
+        snprintf(family, sizeof family, "?");
+    if (!ssm_bench_cpuinfo("model", model, sizeof model))
+        snprintf(model, sizeof model, "?");
+    if (!ssm_bench_cpuinfo("stepping", stepping, sizeof stepping))
+        snprintf(stepping, sizeof stepping, "?");
+    snprintf(buf, n, "%s%sfamily %s model %s stepping %s", vendor, has_vendor ? " " : "", family,
+             model, stepping);
 }
 
 static void ssm_bench_loadavg(char *buf, size_t n)
