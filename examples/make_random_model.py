@@ -19,12 +19,13 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import ssmd_file  # noqa: E402
 
 
-def build(out, allpass=False, meta_overrides=None, mask_bias=4.0):
+def build(out, allpass=False, meta_overrides=None, mask_bias=4.0, pitch=False):
     """Writes the model; allpass=True makes the mask exactly 1 (sigmoid(40) rounds
     to 1.0f) so the pipeline must reproduce its input; meta_overrides change or
     (value None) remove metadata keys, for tests of bad front-ends; mask_bias sets
     the mask head's bias (4: gains about 0.98; -6: about 0.0025, a model that
-    turns everything down by ~50 dB)."""
+    turns everything down by ~50 dB); pitch=True makes its inputs the log powers and
+    pitch features (frontend.features log_power_pitch, dsp/pitch.h) instead of log-mels."""
     rng = np.random.default_rng(7)
     d_model, n_layer, d_state, d_conv, expand = 64, 2, 16, 4, 2
     d_inner = expand * d_model
@@ -35,7 +36,9 @@ def build(out, allpass=False, meta_overrides=None, mask_bias=4.0):
     def lin(o, i):
         return rng.uniform(-1, 1, (o, i)) / math.sqrt(i)
 
-    t = {"frontend.proj.weight": lin(d_model, n_mels),
+    edges = [1, 3, 6, 10, 16, 24, 40]
+    n_in = n_bins + len(edges) if pitch else n_mels
+    t = {"frontend.proj.weight": lin(d_model, n_in),
          "frontend.proj.bias": np.zeros(d_model),
          "backbone.norm_f.weight": np.ones(d_model),
          # near all-pass mask (gains about 0.98): the demo output stays close to the input
@@ -60,10 +63,14 @@ def build(out, allpass=False, meta_overrides=None, mask_bias=4.0):
     meta = {"ssmd.format": "1", "architecture": "mamba1", "name": "random-demo (untrained)",
             "d_model": d_model, "n_layer": n_layer, "d_state": d_state, "d_conv": d_conv,
             "expand": expand, "dt_rank": "auto", "norm": "rmsnorm", "norm_eps": "1e-5",
-            "input": "features", "n_features": n_mels, "heads": "mask,vad",
+            "input": "features", "n_features": n_in, "heads": "mask,vad",
             "frontend.sample_rate_hz": 16000, "frontend.n_fft": n_fft, "frontend.hop": 256,
             "frontend.window": "sqrt_hann", "frontend.features": "log_mel",
             "frontend.n_mels": n_mels}
+    if pitch:
+        meta.pop("frontend.n_mels")
+        meta.update({"frontend.features": "log_power_pitch", "frontend.pitch_lag_min": "32",
+                     "frontend.pitch_lag_max": "320", "frontend.pitch_band_edges": ",".join(map(str, edges))})
     for k, v in (meta_overrides or {}).items():
         if v is None:
             meta.pop(k, None)

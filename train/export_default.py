@@ -5,7 +5,8 @@
 
 The feature normalisation (x − mean)/std is folded into frontend.proj:
 W' = W / std (per input column), b' = b − W'·mean, so the file's input is the
-daemon's raw log-power feature vector.  Tensor names follow
+daemon's raw feature vector (log powers, then pitch features for a model trained
+with --pitch: frontend.features log_power_pitch).  Tensor names follow
 docs/model-format.md (as examples/make_random_model.py); the front-end and the
 training scan's Δ·A bound go into __metadata__.
 """
@@ -57,10 +58,13 @@ def metadata(net, ck):
             "d_model": c["d_model"], "n_layer": c["n_layer"], "d_state": c["d_state"],
             "d_conv": c["d_conv"], "expand": c["expand"], "dt_rank": "auto",
             "norm": "rmsnorm", "norm_eps": "1e-5", "delta_A_min": repr(M.DELTA_A_MIN),
-            "input": "features", "n_features": M.N_BINS, "heads": "mask,vad",
+            "input": "features", "n_features": net.n_features, "heads": "mask,vad",
             "frontend.sample_rate_hz": M.SR, "frontend.n_fft": M.N_FFT, "frontend.hop": M.HOP,
-            "frontend.window": "sqrt_hann", "frontend.features": "log_power",
+            "frontend.window": "sqrt_hann",
+            "frontend.features": "log_power_pitch" if c.get("pitch") else "log_power",
             "frontend.log_floor": "1e-10",
+            **({"frontend.pitch_lag_min": M.PITCH_LAG_MIN, "frontend.pitch_lag_max": M.PITCH_LAG_MAX,
+                "frontend.pitch_band_edges": ",".join(str(e) for e in M.PITCH_EDGES)} if c.get("pitch") else {}),
             # a checkpoint continued from others (--init-from) may carry the whole chain's totals
             "train.steps": ck.get("total_steps", ck.get("step", 0)), "train.seed": ck.get("seed", 0),
             "train.minutes": f"{ck.get('total_minutes', ck.get('minutes', 0)):.1f}",

@@ -15,7 +15,8 @@ Layout (little-endian): char magic[8] = "SSMDGOLD"; int32 T, n_features,
 d_model, n_mask; uint64 FNV-1a 64 hash of the model file; then float32
 features {T, n_features}, embedding {T, d_model}, mask {T, n_mask} (sigmoid
 gains), vad {T} (probability).  Features are the front end's raw log power
-of the mixture (train/model.py stft/features).
+of the mixture (train/model.py stft/features), then for a log_power_pitch model its
+pitch features (train/model.py pitch_features).
 """
 import os
 import struct
@@ -48,12 +49,18 @@ def fnv1a64(path):
 def from_file(path):
     """A train/model.py Denoiser holding the weights of an exported file."""
     t, meta = ssmd_file.load(path)
+    pitch = meta.get("frontend.features") == "log_power_pitch"
+    if pitch and (int(meta["frontend.pitch_lag_min"]) != M.PITCH_LAG_MIN or
+                  int(meta["frontend.pitch_lag_max"]) != M.PITCH_LAG_MAX or
+                  meta["frontend.pitch_band_edges"] != ",".join(str(e) for e in M.PITCH_EDGES)):
+        raise ValueError(f"{path}: pitch front-end differs from train/model.py's")
     net = M.Denoiser(d_model=int(meta["d_model"]), n_layer=int(meta["n_layer"]),
-                     d_state=int(meta["d_state"]), d_conv=int(meta["d_conv"]), expand=int(meta["expand"]))
+                     d_state=int(meta["d_state"]), d_conv=int(meta["d_conv"]), expand=int(meta["expand"]),
+                     pitch=pitch)
     sd = {"proj.weight": t["frontend.proj.weight"], "proj.bias": t["frontend.proj.bias"],
           "norm_f.weight": t["backbone.norm_f.weight"], "mask.weight": t["head.mask.weight"],
           "mask.bias": t["head.mask.bias"], "vad.weight": t["head.vad.weight"], "vad.bias": t["head.vad.bias"],
-          "feat_mean": np.zeros(M.N_BINS, np.float32), "feat_std": np.ones(M.N_BINS, np.float32),
+          "feat_mean": np.zeros(net.n_features, np.float32), "feat_std": np.ones(net.n_features, np.float32),
           "win": M.window().numpy()}
     for k in list(t):
         if k.startswith("backbone.layers."):
@@ -79,13 +86,13 @@ def main():
     x = torch.from_numpy(mix.astype(np.float64))[None]
     with torch.no_grad():
         X = M.stft(x, net.win.double())
-        f = M.features(X)[:, :T_FRAMES]
+        f = net.input_features(x, X)[:, :T_FRAMES]
         f = f.float().double()  # the C engine reads float32 features
         emb, m, v = net.heads(f, sequential=True)
     arrs = [f[0], emb[0], torch.sigmoid(m[0]), torch.sigmoid(v[0])]
     with open(out, "wb") as fh:
         fh.write(b"SSMDGOLD")
-        fh.write(struct.pack("<4iQ", T_FRAMES, M.N_BINS, emb.shape[-1], m.shape[-1], fnv1a64(model_file)))
+        fh.write(struct.pack("<4iQ", T_FRAMES, net.n_features, emb.shape[-1], m.shape[-1], fnv1a64(model_file)))
         for a in arrs:
             fh.write(a.numpy().astype("<f4").tobytes())
     print(f"{out}: {os.path.getsize(out)} bytes, {T_FRAMES} frames")

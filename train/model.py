@@ -71,6 +71,79 @@ def features(X):
     return torch.log(torch.clamp(X.real ** 2 + X.imag ** 2, min=LOG_FLOOR))
 
 
+# Pitch features (frontend.features = log_power_pitch; must equal dsp/pitch.c):
+# per frame, the lag T in [PITCH_LAG_MIN, PITCH_LAG_MAX] samples that maximises the
+# normalised correlation r(T) = Σ x_n x_{n−T} / √(Σ x_n² · Σ x_{n−T}² + 1e-20) of the
+# frame's 960 samples with the past (a coarse search on the signal decimated by 4 —
+# means of 4 samples aligned to multiples of 4 — over lags 24..192, then T = 4τ + δ,
+# δ in −3..3, at the full rate; the first maximum of r rounded to 2^-20 wins), then per pitch band
+# [e_b, e_{b+1}) of STFT bins c_b = Σ Re(X_k P_k*) / √(Σ|X_k|² · Σ|P_k|² + 1e-20), P the
+# STFT of the frame delayed by T (the same window), as in RNNoise (Valin 2018, §3.1);
+# features appended to the 481 log powers: c_0..c_{nb−1}, then r(T).
+PITCH_DEC = 4
+PITCH_LAG_MIN, PITCH_LAG_MAX = 96, 768
+PITCH_EDGES = (1, 3, 5, 7, 9, 11, 14, 17, 21, 26, 32, 40, 50, 62, 78, 98, 124, 160)
+N_PITCH = len(PITCH_EDGES)  # len − 1 band correlations + the voicing r(T)
+PITCH_EPS = 1e-20
+PITCH_QUANT = 2.0 ** 20
+
+
+def pitch_argmax(r):
+    """First index of the largest r quantised to 2^-20: the lag choice does not depend on
+    rounding noise (exactly-zero correlations in C, ~1e-17 through an FFT here)."""
+    return torch.round(r * PITCH_QUANT).argmax(-1)
+
+
+def pitch_features(x, win):
+    """x {B, L} (L a multiple of HOP) → {B, M, N_PITCH} float32, M = L/HOP + 1 (frames as in stft).
+    Computed in float64 without gradient."""
+    with torch.no_grad():
+        B, L = x.shape
+        M_ = L // HOP + 1
+        left = N_FFT - HOP + PITCH_LAG_MAX + PITCH_DEC       # history before the first frame, ≡ 0 mod 4
+        xl = F.pad(x.double(), (left, HOP))                  # frame m's samples: xl[m·HOP + H : … + N_FFT]
+        H = PITCH_LAG_MAX + PITCH_DEC
+        seg = xl.unfold(-1, H + N_FFT, HOP)[:, :M_]          # B, M, H + N_FFT (history, then the frame)
+        d = seg.reshape(B, M_, -1, PITCH_DEC).sum(-1) * (1.0 / PITCH_DEC)   # B, M, (H + N_FFT)/4
+        hd, nd = H // PITCH_DEC, N_FFT // PITCH_DEC
+        cur = d[..., hd:]                                    # B, M, 240
+        t_lo, t_hi = PITCH_LAG_MIN // PITCH_DEC, PITCH_LAG_MAX // PITCH_DEC
+        # num(τ) = Σ_i cur_i d_{hd−τ+i}: one circular correlation per frame (no wrap: hd + nd ≤ 512)
+        nfft = 1 << (hd + nd - 1).bit_length()
+        c = torch.fft.irfft(torch.fft.rfft(d, nfft) * torch.fft.rfft(cur, nfft).conj(), nfft)
+        k = hd - torch.arange(t_lo, t_hi + 1)                             # offsets of lags t_lo..t_hi
+        num = c[..., k]
+        cs = F.pad(torch.cumsum(d * d, -1), (1, 0))
+        e = cs[..., k + nd] - cs[..., k]
+        e0 = cs[..., -1:] - cs[..., hd:hd + 1]
+        r = num / torch.sqrt(e0 * e + PITCH_EPS)
+        tau = pitch_argmax(r) + t_lo                                         # B, M
+        # refine at the full rate: the same circular correlation over the frame and its history
+        fr = seg[..., H:]                                                 # B, M, N_FFT
+        nfft = 1 << (H + N_FFT - 1).bit_length()
+        c2 = torch.fft.irfft(torch.fft.rfft(seg, nfft) * torch.fft.rfft(fr, nfft).conj(), nfft)
+        cs2 = F.pad(torch.cumsum(seg * seg, -1), (1, 0))
+        T = tau[..., None] * PITCH_DEC + torch.arange(-(PITCH_DEC - 1), PITCH_DEC)   # B, M, 7
+        k2 = H - T
+        e02 = cs2[..., -1:] - cs2[..., H:H + 1]
+        e2 = torch.gather(cs2, -1, k2 + N_FFT) - torch.gather(cs2, -1, k2)
+        r2 = torch.gather(c2, -1, k2) / torch.sqrt(e02 * e2 + PITCH_EPS)
+        best = pitch_argmax(r2)[..., None]
+        voicing = torch.gather(r2, -1, best)[..., 0]                      # B, M
+        Tb = torch.gather(T, -1, best)                                    # B, M, 1
+        delayed = torch.gather(seg, -1, (H - Tb) + torch.arange(N_FFT)).float()
+        P = torch.fft.rfft(delayed * win, dim=-1)
+        X = torch.fft.rfft(fr.float() * win, dim=-1)
+        E = torch.zeros(N_BINS, N_PITCH - 1, dtype=torch.float64)
+        for i in range(N_PITCH - 1):
+            E[PITCH_EDGES[i]:PITCH_EDGES[i + 1], i] = 1.0
+        xp = (X.real * P.real + X.imag * P.imag).double() @ E
+        ex = (X.real ** 2 + X.imag ** 2).double() @ E
+        ep = (P.real ** 2 + P.imag ** 2).double() @ E
+        out = torch.cat([xp / torch.sqrt(ex * ep + PITCH_EPS), voicing[..., None]], -1)
+        return out.float()
+
+
 class RMSNorm(nn.Module):
     def __init__(self, d, eps=1e-5):
         super().__init__()
@@ -214,14 +287,15 @@ class Denoiser(nn.Module):
     export folds into head.mask {N_BINS, d_model} (W = E·W_bands, b = E·b_bands),
     so the C engine runs a plain per-bin head."""
 
-    def __init__(self, d_model=64, n_layer=2, d_state=16, d_conv=4, expand=2, n_bands=0):
+    def __init__(self, d_model=64, n_layer=2, d_state=16, d_conv=4, expand=2, n_bands=0, pitch=False):
         super().__init__()
         self.cfg = dict(d_model=d_model, n_layer=n_layer, d_state=d_state, d_conv=d_conv, expand=expand,
-                        n_bands=n_bands)
-        self.register_buffer("feat_mean", torch.zeros(N_BINS))
-        self.register_buffer("feat_std", torch.ones(N_BINS))
+                        n_bands=n_bands, pitch=pitch)
+        self.n_features = N_BINS + (N_PITCH if pitch else 0)
+        self.register_buffer("feat_mean", torch.zeros(self.n_features))
+        self.register_buffer("feat_std", torch.ones(self.n_features))
         self.register_buffer("win", window())
-        self.proj = nn.Linear(N_BINS, d_model)
+        self.proj = nn.Linear(self.n_features, d_model)
         self.layers = nn.ModuleList(Block(d_model, d_state=d_state, d_conv=d_conv, expand=expand)
                                     for _ in range(n_layer))
         self.norm_f = RMSNorm(d_model)
@@ -234,8 +308,17 @@ class Denoiser(nn.Module):
                 b.mixer.out_proj.weight /= math.sqrt(n_layer)
             self.mask.bias.fill_(1.0)
 
+    def input_features(self, x, X, pitch=None):
+        """x {B, L}, X = stft(x) → {B, M, n_features}: the log powers, then (with cfg pitch) the
+        pitch features (pitch_features(x), or `pitch` when the caller computed them already)."""
+        f = features(X)
+        if not self.cfg.get("pitch"):
+            return f
+        p = pitch_features(x, self.win.cpu()).to(f.device) if pitch is None else pitch.to(f.device)
+        return torch.cat([f, p], -1)
+
     def heads(self, feats, sequential=False):
-        """feats {B, M, N_BINS} (raw log power) → (embedding, mask logits, vad logits)."""
+        """feats {B, M, n_features} (raw log power [+ pitch]) → (embedding, mask logits, vad logits)."""
         r = self.proj((feats - self.feat_mean) / self.feat_std)
         for b in self.layers:
             r = b(r, sequential)
@@ -256,7 +339,7 @@ class Denoiser(nn.Module):
     def forward(self, x, sequential=False):
         """x {B, L} → (denoised {B, L}, vad logits {B, M}, mask {B, M, N_BINS})."""
         X = stft(x, self.win)
-        _, m, v = self.heads(features(X), sequential)
+        _, m, v = self.heads(self.input_features(x, X), sequential)
         m = torch.sigmoid(m)
         return istft(X * m, self.win, x.shape[1]), v, m
 

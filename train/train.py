@@ -59,12 +59,17 @@ def si_sdr(est, ref, eps=1e-8):
     return 10 * torch.log10((s * s).sum(-1) / (((est - s) ** 2).sum(-1) + eps) + eps)
 
 
-def make_batch(sbank, nbank, rng, n, **kw):
+def make_batch(sbank, nbank, rng, n, pitch=False, **kw):
+    """n mixtures; with pitch, their pitch features too (b["pitch"], model.pitch_features: computed
+    here so that the data thread, not the training step, pays for them)."""
     ex = [mixtures.make_example(SEG, rng, sbank, nbank, M.HOP, M.N_FFT, **kw) for _ in range(n)]
     st = lambda k: torch.from_numpy(np.stack([e[k] for e in ex]))  # noqa: E731
     has_speech = torch.tensor([float(np.any(e["clean"] != 0)) for e in ex])
-    return dict(mix=st("mix"), clean=st("clean"), vad=st("vad"), cutoff=st("cutoff_hz"), speech=has_speech,
-                family=[e["family"] for e in ex])
+    b = dict(mix=st("mix"), clean=st("clean"), vad=st("vad"), cutoff=st("cutoff_hz"), speech=has_speech,
+             family=[e["family"] for e in ex])
+    if pitch:
+        b["pitch"] = M.pitch_features(b["mix"], M.window())
+    return b
 
 
 def band_mask(cutoff, device):
@@ -76,7 +81,7 @@ def band_mask(cutoff, device):
 def loss_fn(net, b, sequential=True, vad_weight=1.0, pause_weight=0.1):
     mix, clean = b["mix"], b["clean"]
     X = M.stft(mix, net.win)
-    _, m, v = net.heads(M.features(X), sequential)
+    _, m, v = net.heads(net.input_features(mix, X, b.get("pitch")), sequential)
     g = torch.sigmoid(m)
     Y = X * g
     S = M.stft(clean, net.win)
@@ -103,15 +108,19 @@ def loss_fn(net, b, sequential=True, vad_weight=1.0, pause_weight=0.1):
     return l_sdr + 10 * mse + vad_weight * bce + l_pause, sdr, acc, est_b
 
 
-def feature_stats(sb, nb, seed):
-    """Per-bin mean and std (clamped at 1e-3) of the log-power features of 64 training mixtures."""
+def feature_stats(sb, nb, seed, pitch=False):
+    """Per-feature mean and std (clamped at 1e-3) of the input features (log powers, then with pitch
+    the pitch features) of 64 training mixtures."""
     with torch.no_grad():
-        b = make_batch(sb, nb, np.random.default_rng(seed + 1000), 64)
-        f = M.features(M.stft(b["mix"], M.window())).reshape(-1, M.N_BINS)
+        b = make_batch(sb, nb, np.random.default_rng(seed + 1000), 64, pitch=pitch)
+        f = M.features(M.stft(b["mix"], M.window()))
+        if pitch:
+            f = torch.cat([f, b["pitch"]], -1)
+        f = f.reshape(-1, f.shape[-1])
         return f.mean(0), f.std(0).clamp(min=1e-3)
 
 
-def init_source(path, sb, nb, seed):
+def init_source(path, sb, nb, seed, pitch=False):
     """{"state", "step"} of a checkpoint, or of an exported .safetensors file (make_golden.from_file)
     with its folded normalisation unfolded: W = W'·std, b = b' + W'·mean, so that
     (x − mean)/std · Wᵀ + b is the file's function exactly while the optimiser again sees
@@ -121,7 +130,9 @@ def init_source(path, sb, nb, seed):
     import make_golden
     import ssmd_file
     state = {k: v.clone() for k, v in make_golden.from_file(path).state_dict().items()}
-    mean, std = feature_stats(sb, nb, seed)
+    mean, std = feature_stats(sb, nb, seed, pitch)
+    if pitch and state["proj.weight"].shape[1] == M.N_BINS:   # the file's inputs are the first N_BINS
+        mean, std = mean[:M.N_BINS], std[:M.N_BINS]
     Wf, bf = state["proj.weight"].double(), state["proj.bias"].double()
     state["proj.weight"] = (Wf * std.double()[None, :]).float()
     state["proj.bias"] = (bf + Wf @ mean.double()).float()
@@ -142,6 +153,9 @@ def main():
     ap.add_argument("--d-model", type=int, default=96)
     ap.add_argument("--n-layer", type=int, default=3)
     ap.add_argument("--d-state", type=int, default=16)
+    ap.add_argument("--pitch", action="store_true",
+                    help="pitch features after the log powers (model.pitch_features; frontend.features "
+                    "log_power_pitch); with --init-from a model without them, their input weights start at zero")
     ap.add_argument("--n-bands", type=int, default=32, help="mask logits on this many ERB-like bands (0: per bin)")
     ap.add_argument("--init-from", default="", help="start from this checkpoint's weights (fresh optimiser and "
                     "schedule), or from an exported .safetensors file such as models/default.safetensors "
@@ -198,7 +212,7 @@ def main():
     vsb, vnb = banks.Bank("speech", "val"), banks.Bank("noise", "val")
     torch.manual_seed(a.seed)
     rng = np.random.default_rng(a.seed)
-    net = M.Denoiser(d_model=a.d_model, n_layer=a.n_layer, d_state=a.d_state, n_bands=a.n_bands)
+    net = M.Denoiser(d_model=a.d_model, n_layer=a.n_layer, d_state=a.d_state, n_bands=a.n_bands, pitch=a.pitch)
     n_params = sum(p.numel() for p in net.parameters())
     opt = torch.optim.AdamW(net.parameters(), lr=a.lr, weight_decay=1e-2)
     step, rows, minutes0 = 0, [], 0.0
@@ -213,9 +227,18 @@ def main():
         torch.set_rng_state(ck["torch_rng"])
         print(f"resumed from {a.ckpt} at step {step} ({minutes0:.1f} min)", flush=True)
     elif a.init_from:
-        ck = init_source(a.init_from, sb, nb, a.seed)
-        net.feat_mean.copy_(ck["state"]["feat_mean"])
-        net.feat_std.copy_(ck["state"]["feat_std"])
+        ck = init_source(a.init_from, sb, nb, a.seed, a.pitch)
+        st = ck["state"]
+        n_src = st["proj.weight"].shape[1]
+        if n_src < net.n_features:  # new inputs (the pitch features): zero weights, their own statistics
+            mean, std = feature_stats(sb, nb, a.seed, a.pitch)
+            st["feat_mean"] = torch.cat([st["feat_mean"], mean[n_src:]])
+            st["feat_std"] = torch.cat([st["feat_std"], std[n_src:]])
+            st["proj.weight"] = torch.cat([st["proj.weight"],
+                                           torch.zeros(st["proj.weight"].shape[0], net.n_features - n_src)], 1)
+            print(f"inputs {n_src}..{net.n_features - 1} are new: their weights start at zero", flush=True)
+        net.feat_mean.copy_(st["feat_mean"])
+        net.feat_std.copy_(st["feat_std"])
         src = {k: v for k, v in ck["state"].items() if not k.startswith("mask.") and k != "band_interp"}
         missing = net.load_state_dict(src, strict=False)
         with torch.no_grad():
@@ -232,7 +255,7 @@ def main():
                 print(f"new blocks {', '.join(grown)} start as the identity", flush=True)
         print(f"initialised from {a.init_from} (step {ck.get('step')}); not loaded: {missing.missing_keys}", flush=True)
     else:
-        mean, std = feature_stats(sb, nb, a.seed)
+        mean, std = feature_stats(sb, nb, a.seed, a.pitch)
         net.feat_mean.copy_(mean)
         net.feat_std.copy_(std)
     net.to(dev)
@@ -245,16 +268,16 @@ def main():
     val = []
     for fam in mixtures.FAMILIES:
         for snr in (-5, 0, 5, 10):
-            val.append(make_batch(vsb, vnb, vrng, 6, snr_db=snr, family=fam))
+            val.append(make_batch(vsb, vnb, vrng, 6, pitch=a.pitch, snr_db=snr, family=fam))
     val_in = float(torch.cat([si_sdr(v["mix"], v["clean"]) for v in val]).mean())
-    vnoise = make_batch(vsb, vnb, vrng, 12, p_noise_only=1.0)
+    vnoise = make_batch(vsb, vnb, vrng, 12, pitch=a.pitch, p_noise_only=1.0)
     print(f"params {n_params}, device {dev}, val SI-SDR in {val_in:.2f} dB", flush=True)
 
     q = queue.Queue(maxsize=6)
 
     def producer():
         while True:
-            q.put(make_batch(sb, nb, rng, a.batch, family_p=fam_p, p_noise_only=a.p_noise_only,
+            q.put(make_batch(sb, nb, rng, a.batch, pitch=a.pitch, family_p=fam_p, p_noise_only=a.p_noise_only,
                              p_speed=a.p_speed, p_noise_colour=a.p_noise_colour,
                              p_second_noise=a.p_second_noise, uniform_sources=a.uniform_sources))
     threading.Thread(target=producer, daemon=True).start()
@@ -266,7 +289,8 @@ def main():
             vb = to(vnoise, dev)
             _, _, _, est = loss_fn(net, vb, scan_mode)
             att = 10 * torch.log10(vb["mix"][:, 4800:].pow(2).mean() / est[:, 4800:].pow(2).mean().clamp(min=1e-20))
-            _, _, vv = net.heads(M.features(M.stft(vb["mix"], net.win)), scan_mode)
+            _, _, vv = net.heads(net.input_features(vb["mix"], M.stft(vb["mix"], net.win), vb.get("pitch")),
+                                 scan_mode)
         net.train()
         sd = float(torch.cat([o[1] for o in outs]).mean())
         return sd, float(np.mean([o[2].item() for o in outs])), float(att), float(torch.sigmoid(vv).mean())

@@ -46,6 +46,28 @@ static int meta_double(const ssm_model *m, const char *key, double lo, double hi
     return 0;
 }
 
+/* frontend.pitch_band_edges: comma-separated bin indices ("1,3,5,…"). */
+static int pitch_edges(const ssm_model *m, ssmd_frontend *fe, char *err, size_t cap)
+{
+    const char *v = ssm_model_meta(m, "frontend.pitch_band_edges");
+    if (!v) return ssmd_errf(err, cap, "frontend.pitch_band_edges: missing from the model's metadata");
+    const char *s = v;
+    fe->n_pitch_edges = 0;
+    for (;;) {
+        char *end;
+        errno = 0;
+        long x = strtol(s, &end, 10);
+        if (errno || end == s || x < 0 || x > fe->n_bins || fe->n_pitch_edges == DSP_PITCH_MAX_EDGES ||
+            (*end != ',' && *end != '\0'))
+            return ssmd_errf(err, cap, "frontend.pitch_band_edges: expected up to %d comma-separated bin "
+                             "indices in [0, %d], got '%s'", DSP_PITCH_MAX_EDGES, fe->n_bins, v);
+        fe->pitch_edges[fe->n_pitch_edges++] = (int)x;
+        if (*end == '\0') break;
+        s = end + 1;
+    }
+    return 0;
+}
+
 int ssmd_frontend_from_model(ssmd_frontend *fe, const ssm_model *m, char *err, size_t cap)
 {
     memset(fe, 0, sizeof *fe);
@@ -86,12 +108,30 @@ int ssmd_frontend_from_model(ssmd_frontend *fe, const ssm_model *m, char *err, s
             meta_double(m, "frontend.fmax_hz", 0, fe->sample_rate_hz / 2.0, 0, &fe->fmax_hz, err, cap))
             return -1;
         fe->n_features = fe->n_mels;
+    } else if (strcmp(feat, "log_power_pitch") == 0) {
+        fe->features = SSMD_FEATURES_LOG_POWER_PITCH;
+        if (meta_int(m, "frontend.pitch_lag_min", 8, 65536, -1, &fe->pitch_lag_min, err, cap) ||
+            meta_int(m, "frontend.pitch_lag_max", 8, 65536, -1, &fe->pitch_lag_max, err, cap) ||
+            pitch_edges(m, fe, err, cap))
+            return -1;
+        dsp_pitch_config pc = { .n_fft = (size_t)fe->n_fft, .hop_samples = (size_t)fe->hop_samples,
+                                .lag_min = fe->pitch_lag_min, .lag_max = fe->pitch_lag_max,
+                                .band_edges = fe->pitch_edges, .n_edges = (size_t)fe->n_pitch_edges };
+        dsp_pitch *probe = NULL;
+        dsp_error de = { 0 };
+        if (dsp_pitch_create(&probe, &pc, &de) != DSP_OK)
+            return ssmd_errf(err, cap, "frontend.pitch_*: %s", de.msg);
+        dsp_pitch_destroy(probe);
+        fe->n_features = fe->n_bins + fe->n_pitch_edges;
     } else {
-        return ssmd_errf(err, cap, "frontend.features: expected log_power or log_mel, got '%s'", feat);
+        return ssmd_errf(err, cap, "frontend.features: expected log_power, log_power_pitch or log_mel, got '%s'",
+                         feat);
     }
     if (ssm_model_n_features(m) != fe->n_features)
         return ssmd_errf(err, cap, "n_features: the model takes %d features per frame but frontend.%s gives %d",
-                    ssm_model_n_features(m), fe->features == SSMD_FEATURES_LOG_MEL ? "n_mels" : "n_fft",
+                    ssm_model_n_features(m),
+                    fe->features == SSMD_FEATURES_LOG_MEL ? "n_mels"
+                    : fe->features == SSMD_FEATURES_LOG_POWER_PITCH ? "n_fft and pitch_band_edges" : "n_fft",
                     fe->n_features);
     if ((ssm_model_heads(m) & SSM_MODEL_HEAD_MASK) && ssm_model_n_mask(m) != fe->n_bins)
         return ssmd_errf(err, cap, "head.mask: %d gains per frame, but frontend.n_fft %d has %d bins",

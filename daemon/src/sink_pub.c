@@ -53,7 +53,8 @@ static char *audio_meta_json(ssmd_srv *s, ssmd_srv_stream *st)
         "stream", st->name, "source", st->src->name, "sample_rate_hz", st->rate_hz,
         "channels", 1, "model_rate_hz", s->fe.sample_rate_hz, "n_fft", s->fe.n_fft,
         "hop_samples", s->fe.hop_samples, "latency_samples", s->fe.latency_samples,
-        "features", "kind", s->fe.features == SSMD_FEATURES_LOG_MEL ? "log_mel" : "log_power",
+        "features", "kind", s->fe.features == SSMD_FEATURES_LOG_MEL ? "log_mel"
+                            : s->fe.features == SSMD_FEATURES_LOG_POWER_PITCH ? "log_power_pitch" : "log_power",
         "n", s->fe.n_features, "heads", heads, "model", ssmd_model_info_json(s->model, s->model_path),
         "state_bytes", (json_int_t)ssm_state_bytes(s->model), "epoch", epoch,
         "ingest_max_payload_bytes", (json_int_t)s->cfg->ingest_max_payload);

@@ -29,6 +29,7 @@ struct ssmd_stream {
     ssm_state *state;
     dsp_framer *framer;
     dsp_stft *stft;
+    dsp_pitch *pitch; /* log_power_pitch front-ends: the pitch history */
     dsp_resampler *in_rs, *out_rs;
 
     float *frame, *spec, *power, *iframe; /* spec: a ring of `depth` spectra {2·n_bins} */
@@ -81,8 +82,12 @@ ssmd_stream *ssmd_stream_create(const ssm_model *model, const ssmd_frontend *fe,
                              .align_output = cfg->align_output };
     dsp_stft_config sc = { .n_fft = (size_t)fe->n_fft, .hop_samples = (size_t)fe->hop_samples,
                            .analysis_window = fe->analysis, .synthesis_window = fe->synthesis };
+    dsp_pitch_config pc = { .n_fft = (size_t)fe->n_fft, .hop_samples = (size_t)fe->hop_samples,
+                            .lag_min = fe->pitch_lag_min, .lag_max = fe->pitch_lag_max,
+                            .band_edges = fe->pitch_edges, .n_edges = (size_t)fe->n_pitch_edges };
     if (dsp_framer_create(&s->framer, &fc, &de) != DSP_OK ||
-        dsp_stft_create(&s->stft, &sc, &de) != DSP_OK) {
+        dsp_stft_create(&s->stft, &sc, &de) != DSP_OK ||
+        (fe->features == SSMD_FEATURES_LOG_POWER_PITCH && dsp_pitch_create(&s->pitch, &pc, &de) != DSP_OK)) {
         snprintf(err, cap, "stream: %s", de.msg);
         goto fail;
     }
@@ -121,6 +126,7 @@ void ssmd_stream_destroy(ssmd_stream *s)
     ssm_state_destroy(s->state);
     dsp_framer_destroy(s->framer);
     dsp_stft_destroy(s->stft);
+    dsp_pitch_destroy(s->pitch);
     dsp_resampler_destroy(s->in_rs);
     dsp_resampler_destroy(s->out_rs);
     free(s->frame); free(s->iframe); free(s->spec); free(s->power);
@@ -251,6 +257,7 @@ int ssmd_stream_prepare(ssmd_stream *s, float *row)
         dsp_melbank_apply_log(s->melbank, row, s->power, fe->log_floor);
     else
         dsp_log_floor(row, s->power, (size_t)fe->n_bins, fe->log_floor);
+    if (s->pitch) dsp_pitch_frame(s->pitch, s->stft, s->frame, spec, row + fe->n_bins);
     s->n_prep++;
     s->stats.frames++;
     return 1;
@@ -360,7 +367,8 @@ enum { SAVE_HEADER = 96, SAVE_VERSION = 1 };
 size_t ssmd_stream_save_bytes(const ssmd_stream *s)
 {
     if (s->in_rs) return 0;
-    return SAVE_HEADER + dsp_framer_state_bytes(s->framer) + ssm_state_bytes(s->model);
+    return SAVE_HEADER + dsp_framer_state_bytes(s->framer) + ssm_state_bytes(s->model) +
+           (s->pitch ? dsp_pitch_state_bytes(s->pitch) : 0);
 }
 
 bool ssmd_stream_savable(const ssmd_stream *s)
@@ -385,6 +393,11 @@ long ssmd_stream_save(const ssmd_stream *s, void *buf, size_t cap)
     if (dsp_framer_state_save(s->framer, p + SAVE_HEADER, fb) < 0) return -1;
     size_t written = 0;
     if (ssm_state_snapshot(s->state, p + SAVE_HEADER + fb, cap - SAVE_HEADER - fb, &written) != SSM_OK) return -1;
+    if (s->pitch) { /* log_power_pitch: the pitch history follows the model state */
+        if (cap - SAVE_HEADER - fb - written < dsp_pitch_state_bytes(s->pitch)) return -1;
+        dsp_pitch_state_save(s->pitch, p + SAVE_HEADER + fb + written);
+        written += dsp_pitch_state_bytes(s->pitch);
+    }
     return (long)(SAVE_HEADER + fb + written);
 }
 
@@ -432,7 +445,8 @@ int ssmd_stream_load(ssmd_stream *s, const void *buf, size_t n, char *err, size_
         snprintf(err, cap, "out of memory");
         return -1;
     }
-    int rc = ssm_state_restore(tmp, p + SAVE_HEADER + fb, n - SAVE_HEADER - fb);
+    size_t pb = s->pitch ? dsp_pitch_state_bytes(s->pitch) : 0, mb = n - SAVE_HEADER - fb - pb;
+    int rc = ssm_state_restore(tmp, p + SAVE_HEADER + fb, mb);
     ssm_state_destroy(tmp);
     if (rc != SSM_OK) {
         snprintf(err, cap, "%s", rc == SSM_ERR_MISMATCH ? "the model state was saved with another model"
@@ -440,6 +454,10 @@ int ssmd_stream_load(ssmd_stream *s, const void *buf, size_t n, char *err, size_
         return -1;
     }
     dsp_error de = { 0 };
+    if (s->pitch && dsp_pitch_state_load(s->pitch, p + SAVE_HEADER + fb + mb, pb, &de) != DSP_OK) {
+        snprintf(err, cap, "%s", de.msg);
+        return -1;
+    }
     if (dsp_framer_state_load(s->framer, p + SAVE_HEADER, fb, &de) != DSP_OK) {
         snprintf(err, cap, "%s", de.msg);
         return -1;
@@ -449,7 +467,7 @@ int ssmd_stream_load(ssmd_stream *s, const void *buf, size_t n, char *err, size_
         dsp_framer_reset(s->framer);
         return -1;
     }
-    ssm_state_restore(s->state, p + SAVE_HEADER + fb, n - SAVE_HEADER - fb); /* checked above */
+    ssm_state_restore(s->state, p + SAVE_HEADER + fb, mb); /* checked above */
     s->stats = st;
     s->n_prep = 0;
     s->prep_head = 0;

@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: MIT
 """Models for tests/daemon/test_stream.c, written into OUTDIR:
 random.safetensors (untrained, non-trivial mask), allpass.safetensors (mask
-exactly 1), quiet.safetensors (gains about 0.0025: ~50 dB down), and models with broken front-end metadata.
+exactly 1), quiet.safetensors (gains about 0.0025: ~50 dB down), pitch.safetensors (log powers and
+pitch features), and models with broken front-end metadata.
 Usage: make_stream_models.py OUTDIR"""
 import os
 import sys
@@ -19,3 +20,11 @@ m.build(os.path.join(out, "bad_window.safetensors"), meta_overrides={"frontend.w
 m.build(os.path.join(out, "mels_mismatch.safetensors"), meta_overrides={"frontend.n_mels": "80"})
 m.build(os.path.join(out, "hop_gt_nfft.safetensors"), meta_overrides={"frontend.hop": "1024"})
 m.build(os.path.join(out, "bad_features.safetensors"), meta_overrides={"frontend.features": "mfcc"})
+m.build(os.path.join(out, "pitch.safetensors"), pitch=True)
+m.build(os.path.join(out, "pitch_no_edges.safetensors"), pitch=True,
+        meta_overrides={"frontend.pitch_band_edges": None})
+m.build(os.path.join(out, "pitch_bad_edges.safetensors"), pitch=True,
+        meta_overrides={"frontend.pitch_band_edges": "1,3,x"})
+m.build(os.path.join(out, "pitch_bad_lags.safetensors"), pitch=True, meta_overrides={"frontend.pitch_lag_min": "33"})
+m.build(os.path.join(out, "pitch_mismatch.safetensors"), pitch=True,
+        meta_overrides={"frontend.pitch_band_edges": "1,3,6"})

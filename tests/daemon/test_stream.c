@@ -35,12 +35,15 @@ static void fixture_open(fixture *f, const char *name)
     if (ssm_model_load(path, NULL, &f->model, &me) != SSM_OK) fail_msg("%s", me.msg);
     char err[512];
     if (ssmd_frontend_from_model(&f->fe, f->model, err, sizeof err) != 0) fail_msg("%s", err);
-    dsp_mel_config mc = { .sample_rate_hz = f->fe.sample_rate_hz, .n_fft = (size_t)f->fe.n_fft,
-                          .n_mels = (size_t)f->fe.n_mels, .scale = DSP_MEL_SLANEY,
-                          .norm = DSP_MEL_NORM_SLANEY };
-    dsp_error de = { 0 };
-    dsp_melbank_create(&f->mb, &mc, &de);
-    assert_non_null(f->mb);
+    f->mb = NULL;
+    if (f->fe.features == SSMD_FEATURES_LOG_MEL) {
+        dsp_mel_config mc = { .sample_rate_hz = f->fe.sample_rate_hz, .n_fft = (size_t)f->fe.n_fft,
+                              .n_mels = (size_t)f->fe.n_mels, .scale = DSP_MEL_SLANEY,
+                              .norm = DSP_MEL_NORM_SLANEY };
+        dsp_error de = { 0 };
+        dsp_melbank_create(&f->mb, &mc, &de);
+        assert_non_null(f->mb);
+    }
     assert_int_equal(ssm_runner_create(f->model, 1, 1, 0, &f->runner, &me), SSM_OK);
 }
 
@@ -253,7 +256,16 @@ static void test_frontend_errors(void **state)
     expect_frontend_error("bad_window.safetensors", "frontend.window: expected sqrt_hann or hann, got 'kaiser'");
     expect_frontend_error("mels_mismatch.safetensors", "n_features: the model takes 64");
     expect_frontend_error("hop_gt_nfft.safetensors", "frontend.hop: 1024 is larger");
-    expect_frontend_error("bad_features.safetensors", "frontend.features: expected log_power or log_mel, got 'mfcc'");
+    expect_frontend_error("bad_features.safetensors",
+                          "frontend.features: expected log_power, log_power_pitch or log_mel, got 'mfcc'");
+    expect_frontend_error("pitch_no_edges.safetensors", "frontend.pitch_band_edges: missing");
+    expect_frontend_error("pitch_bad_edges.safetensors",
+                          "frontend.pitch_band_edges: expected up to 65 comma-separated bin indices in [0, 257], "
+                          "got '1,3,x'");
+    expect_frontend_error("pitch_bad_lags.safetensors", "frontend.pitch_*: pitch: lags 33..320 must be multiples of 4");
+    expect_frontend_error("pitch_mismatch.safetensors",
+                          "n_features: the model takes 264 features per frame but frontend.n_fft and "
+                          "pitch_band_edges gives 260");
 }
 
 /* Steps every frame ready and pops every output sample into y (at *len). */
@@ -277,11 +289,10 @@ static void step_all(fixture *f, ssmd_stream *s, float *y, size_t *len, size_t c
  * (the checkpoints of docs/cluster.md rest on this).  A save is refused by a
  * stream of another model or rate, truncated or with its counters damaged;
  * a resampling stream has no save. */
-static void test_save_load_continues(void **state)
+static void save_load_case(const char *model_name)
 {
-    (void)state;
     fixture f;
-    fixture_open(&f, "random.safetensors");
+    fixture_open(&f, model_name);
     const int rate = 16000;
     size_t n = 3 * (size_t)rate + 777, n_ref;
     float *x = signal(n, rate, 5);
@@ -325,8 +336,8 @@ static void test_save_load_continues(void **state)
         }
         assert_int_equal(len_b, n_ref);
         if (memcmp(y, ref, n * sizeof(float)) != 0) fail_msg("cut at %zu: the loaded stream's output differs", cuts[c]);
-        printf("saved after %zu input samples (output %zu), loaded, continued: %zu samples bit-identical\n",
-               (size_t)sa.samples_in, (size_t)sa.samples_out, n);
+        printf("%s: saved after %zu input samples (output %zu), loaded, continued: %zu samples bit-identical\n",
+               model_name, (size_t)sa.samples_in, (size_t)sa.samples_out, n);
         ssmd_stream_destroy(b);
 
         if (c == sizeof cuts / sizeof cuts[0] - 1) {
@@ -360,10 +371,23 @@ static void test_save_load_continues(void **state)
         free(buf);
         free(y);
     }
-    printf("stream save: %zu bytes (model state %zu)\n", save_bytes, ssm_state_bytes(f.model));
+    printf("%s: stream save %zu bytes (model state %zu)\n", model_name, save_bytes, ssm_state_bytes(f.model));
     free(x);
     free(ref);
     fixture_close(&f);
+}
+
+static void test_save_load_continues(void **state)
+{
+    (void)state;
+    save_load_case("random.safetensors");
+}
+
+/* A log_power_pitch model: the pitch history is part of the save. */
+static void test_save_load_continues_pitch(void **state)
+{
+    (void)state;
+    save_load_case("pitch.safetensors");
 }
 
 int main(int argc, char **argv)
@@ -380,6 +404,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_nonfinite_input),
         cmocka_unit_test(test_frontend_errors),
         cmocka_unit_test(test_save_load_continues),
+        cmocka_unit_test(test_save_load_continues_pitch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

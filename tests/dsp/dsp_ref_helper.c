@@ -10,6 +10,7 @@
  *   istft N_FFT HOP ANA SYN N_FRAMES SPEC_FILE FRAMES_FILE
  *   mel SCALE NORM SR N_FFT N_MELS FMIN FMAX FILE
  *   logmel SR N_FFT HOP N_MELS FMIN FMAX FLOOR N_SAMPLES SIGNAL_FILE N_FRAMES FILE
+ *   pitch SR N_FFT HOP LAG_MIN LAG_MAX EDGES(comma-separated) N_SAMPLES SIGNAL_FILE N_FRAMES FEAT_FILE LAG_FILE
  *   mulaw_enc N X_FILE CODES_FILE
  *   mulaw_dec CODES_FILE X_FILE                              (codes 0..255)
  */
@@ -22,6 +23,7 @@
 #include "dsp/features.h"
 #include "dsp/framer.h"
 #include "dsp/mulaw.h"
+#include "dsp/pitch.h"
 #include "dsp/stft.h"
 #include "dsp_test_util.h"
 
@@ -208,6 +210,62 @@ static void do_logmel(void)
     dsp_melbank_destroy(mb);
 }
 
+/* Pitch features (pitch.h) of 1.5 s at 48 kHz: a voice-like harmonic tone
+ * gliding 100 → 260 Hz in noise, then white noise, then digital silence,
+ * framed by the framer (sqrt-Hann 960/480), lags 96..768, the bundled
+ * model's pitch bands. */
+static void do_pitch(void)
+{
+    const double sr = 48000.0;
+    enum { LEN = 72000, N = 960, HOP = 480, NB = N / 2 + 1 };
+    static const int edges[] = { 1, 3, 5, 7, 9, 11, 14, 17, 21, 26, 32, 40, 50, 62, 78, 98, 124, 160 };
+    const size_t n_edges = sizeof edges / sizeof edges[0];
+    float *x = malloc(LEN * sizeof *x);
+    uint64_t seed = 77;
+    double phase = 0;
+    for (size_t i = 0; i < LEN; i++) {
+        double t = (double)i / sr, f0 = 100.0 + 160.0 * t / 0.6, v = 0;
+        phase += 6.283185307179586 * f0 / sr;
+        for (int h = 1; h <= 30; h++) v += sin(h * phase) / h;
+        double noise = tu_uniform(&seed) - 0.5;
+        x[i] = (float)(i < 28800 ? 0.1 * v + 0.01 * noise : i < 57600 ? 0.2 * noise : 0.0);
+    }
+    dsp_error err = { 0 };
+    dsp_stft_config sc = { N, HOP, DSP_WINDOW_SQRT_HANN, DSP_WINDOW_SQRT_HANN };
+    dsp_framer_config fc = { N, HOP, false };
+    dsp_pitch_config pc = { N, HOP, 96, 768, edges, n_edges, 0 };
+    dsp_stft *st = NULL;
+    dsp_framer *f = NULL;
+    dsp_pitch *p = NULL;
+    if (dsp_stft_create(&st, &sc, &err) || dsp_framer_create(&f, &fc, &err) || dsp_pitch_create(&p, &pc, &err))
+        die(err.msg);
+    size_t cap = LEN / HOP + 1;
+    float *feat = malloc(cap * n_edges * sizeof *feat), *lags = malloc(cap * sizeof *lags);
+    static float frame[N], spec[2 * NB];
+    if (!x || !feat || !lags) die("pitch setup");
+    size_t used = 0, n_frames = 0;
+    while (used < LEN) {
+        used += dsp_framer_push(f, x + used, LEN - used, NULL);
+        while (dsp_framer_pop_frame(f, frame) == 1 && n_frames < cap) {
+            dsp_stft_forward(st, spec, frame);
+            lags[n_frames] = (float)dsp_pitch_frame(p, st, frame, spec, feat + n_frames * n_edges);
+            n_frames++;
+        }
+    }
+    write_raw("pitch_signal.f32", x, LEN * sizeof *x);
+    write_raw("pitch_feat.f32", feat, n_frames * n_edges * sizeof *feat);
+    write_raw("pitch_lag.f32", lags, n_frames * sizeof *lags);
+    fprintf(manifest, "pitch %.17g %d %d 96 768 ", sr, N, HOP);
+    for (size_t i = 0; i < n_edges; i++) fprintf(manifest, "%s%d", i ? "," : "", edges[i]);
+    fprintf(manifest, " %d pitch_signal.f32 %zu pitch_feat.f32 pitch_lag.f32\n", LEN, n_frames);
+    free(x);
+    free(feat);
+    free(lags);
+    dsp_pitch_destroy(p);
+    dsp_stft_destroy(st);
+    dsp_framer_destroy(f);
+}
+
 static void do_mulaw(void)
 {
     enum { N = 40000 };
@@ -246,6 +304,7 @@ int main(int argc, char **argv)
     do_istft();
     do_mel();
     do_logmel();
+    do_pitch();
     do_mulaw();
     if (fclose(manifest) != 0)
         die("manifest");

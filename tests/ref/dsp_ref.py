@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
 """numpy reference for dsp/: windows, STFT, inverse STFT, mel filterbanks
-(Slaney and HTK), log-mel of a chirp, mu-law.
+(Slaney and HTK), log-mel of a chirp, pitch-correlation features, mu-law.
 
 Usage: dsp_ref.py HELPER_EXE
 
@@ -23,6 +23,10 @@ Conventions checked (dsp/include/dsp/*.h):
                      Slaney norm 2/(f_hi - f_lo)           (librosa.filters.mel)
   log                natural log with an absolute power floor
   mu-law             torchaudio mu_law_encoding/decoding, mu = 255
+  pitch              r(T) = sum x_n x_(n-T) / sqrt(sum x_n^2 sum x_(n-T)^2 + 1e-20) over the frame;
+                     coarse lag on means of 4 samples, then 4*tau-3..4*tau+3 at the full rate,
+                     first maximum of r rounded to 2^-20; c_b = sum Re(X conj P) /
+                     sqrt(sum|X|^2 sum|P|^2 + 1e-20) per band, P the STFT of the delayed frame
 """
 import os
 import subprocess
@@ -38,6 +42,7 @@ TOL_ISTFT = 1e-5           # max |C - ref| / max |ref| per configuration
 TOL_MEL = 1e-6             # max |C - ref| / max |ref| per filterbank
 TOL_LOGMEL_LOG = 1e-3      # |C - ref| in ln units where mel >= 1e-6 max
 TOL_LOGMEL_LIN = 1e-5      # |exp(C) - max(ref, floor)| / max(ref) elsewhere
+TOL_PITCH = 1e-4           # absolute, features in [-1, 1] (float32 FFTs in C)
 TOL_MULAW_DEC = 1e-6       # absolute
 TOL_MULAW_TORCH = 1e-7      # absolute, decode vs torch's float32 ops (expf ulps)
 MULAW_BOUNDARY = 1e-4      # encode may differ by one code only this close to a code boundary
@@ -119,6 +124,40 @@ def self_check_scales():
 
 # --- mu-law (torchaudio's formulas, mu = 255) -------------------------------
 MU = 255.0
+
+
+def pitch_reference(x, n, hop, lag_min, lag_max, edges, n_frames):
+    """Direct sums (float64) of the definitions in dsp/pitch.h → (features {n_frames, len(edges)}, lags)."""
+    H = lag_max + 4
+    xp = np.concatenate([np.zeros(H + n - hop), x, np.zeros(hop)])
+    win = np.sqrt(hann(n))
+    q = 2.0 ** 20
+
+    def r(a, b):
+        return np.dot(a, b) / np.sqrt(np.dot(a, a) * np.dot(b, b) + 1e-20)
+
+    feats, lags = np.zeros((n_frames, len(edges))), np.zeros(n_frames)
+    for m in range(n_frames):
+        seg = xp[m * hop:m * hop + H + n]                   # H samples of history, then the frame
+        d = seg.reshape(-1, 4).mean(1)
+        hd, nd = H // 4, n // 4
+        cur = d[hd:]
+        rc = [np.round(r(cur, d[hd - tau:hd - tau + nd]) * q) for tau in range(lag_min // 4, lag_max // 4 + 1)]
+        tau = lag_min // 4 + int(np.argmax(rc))
+        fr = seg[H:]
+        cands = [4 * tau + dl for dl in range(-3, 4)]
+        rf = [r(fr, seg[H - T:H - T + n]) for T in cands]
+        i = int(np.argmax(np.round(np.array(rf) * q)))
+        T = cands[i]
+        X = np.fft.rfft(fr * win)
+        P = np.fft.rfft(seg[H - T:H - T + n] * win)
+        for b in range(len(edges) - 1):
+            k = slice(edges[b], edges[b + 1])
+            feats[m, b] = np.sum((X[k] * P[k].conj()).real) / np.sqrt(
+                np.sum(np.abs(X[k]) ** 2) * np.sum(np.abs(P[k]) ** 2) + 1e-20)
+        feats[m, -1] = rf[i]
+        lags[m] = T
+    return feats, lags
 
 
 def mulaw_encode_value(x):
@@ -225,6 +264,21 @@ def main():
                 print(f"     log-mel of chirp: {nf} frames x {n_mels} mels, {big.mean():.0%} above 1e-6 of max")
                 check("log-mel (ln) where mel >= 1e-6 max", wl, TOL_LOGMEL_LOG)
                 check("log-mel (linear, rel. to max) elsewhere", wlin, TOL_LOGMEL_LIN)
+            elif kind == "pitch":
+                n, hop, lag_min, lag_max = int(t[2]), int(t[3]), int(t[4]), int(t[5])
+                edges = [int(v) for v in t[6].split(",")]
+                length, nf = int(t[7]), int(t[9])
+                x = f32(t[8], length)
+                got = f32(t[10], nf, len(edges))
+                got_lag = f32(t[11], nf)
+                assert nf == length // hop, f"helper wrote {nf} frames, expected {length // hop}"
+                ref, ref_lag = pitch_reference(x, n, hop, lag_min, lag_max, edges, nf)
+                voiced = slice(10, 55)   # frames inside the harmonic tone
+                print(f"     pitch: {nf} frames; voicing in the tone {np.median(ref[voiced, -1]):.3f}, "
+                      f"in white noise {np.median(np.abs(ref[65:115, -1])):.3f}; lag at 0.3 s "
+                      f"{ref_lag[30]:.0f} samples (f0 {48000 / ref_lag[30]:.0f} Hz, tone {100 + 160 * 0.3 / 0.6:.0f})")
+                check("pitch: frames whose lag differs", float(np.sum(got_lag != ref_lag)), 0.0)
+                check("pitch: features |C - ref|", np.max(np.abs(got - ref)), TOL_PITCH)
             elif kind == "mulaw_enc":
                 nx = int(t[1])
                 x = np.fromfile(os.path.join(d, t[2]), dtype="<f4")[:nx]
@@ -259,7 +313,7 @@ def main():
                 print(f"FAIL unknown manifest entry {kind}")
                 failures.append(kind)
         for need, count in (("window", 6), ("stft", 6), ("istft", 3), ("mel", 6), ("logmel", 1),
-                            ("mulaw_enc", 1), ("mulaw_dec", 1)):
+                            ("pitch", 1), ("mulaw_enc", 1), ("mulaw_dec", 1)):
             if seen.get(need, 0) < count:
                 print(f"FAIL expected {count} '{need}' entries, helper wrote {seen.get(need, 0)}")
                 failures.append(need)

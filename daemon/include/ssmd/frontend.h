@@ -8,12 +8,15 @@
 
 #include <stddef.h>
 
+#include "dsp/pitch.h"
 #include "dsp/stft.h"
 #include "ssm/model.h"
 
 typedef enum ssmd_feature_kind {
     SSMD_FEATURES_LOG_POWER = 0, /**< ln(max(|X_k|², floor)) for every bin: n_fft/2+1 values */
     SSMD_FEATURES_LOG_MEL   = 1, /**< ln(max(mel·|X|², floor)), Slaney mel (librosa default) */
+    SSMD_FEATURES_LOG_POWER_PITCH = 2, /**< the log powers, then the pitch features of dsp/pitch.h:
+                                            n_bins + n_pitch_edges values */
 } ssmd_feature_kind;
 
 typedef struct ssmd_frontend {
@@ -24,10 +27,13 @@ typedef struct ssmd_frontend {
     dsp_window analysis;      /**< from frontend.window: sqrt_hann → sqrt_hann/sqrt_hann, */
     dsp_window synthesis;     /**<   hann → hann analysis, rect synthesis */
     ssmd_feature_kind features;
-    int n_features;           /**< the model's input width: n_bins or n_mels */
+    int n_features;           /**< the model's input width: n_bins, n_mels or n_bins + n_pitch_edges */
     int n_mels;
     double fmin_hz, fmax_hz;  /**< mel range (fmax 0 = Nyquist) */
     float log_floor;          /**< power floor before the log (absolute, full scale = 1.0) */
+    int pitch_lag_min, pitch_lag_max;      /**< log_power_pitch: lag range, samples (dsp/pitch.h) */
+    int n_pitch_edges;                     /**< log_power_pitch: pitch band edges (bands + 1) */
+    int pitch_edges[DSP_PITCH_MAX_EDGES];  /**< their bin indices, increasing */
     int latency_samples;      /**< algorithmic delay n_fft − hop, at sample_rate_hz */
 } ssmd_frontend;
 

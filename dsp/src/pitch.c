@@ -1,0 +1,333 @@
+/* SPDX-License-Identifier: MIT */
+/* Pitch-correlation features (dsp/pitch.h; reference: train/model.py
+ * pitch_features).  Per frame: a coarse lag search on the history decimated
+ * by 4, a full-rate search of ±3 samples around it, one more forward STFT of
+ * the delayed frame and per-band normalised correlations.  Every sum runs in
+ * double (the reference computes the same sums through an FFT: they agree to
+ * rounding, and the lag choice is rounded to 2^-20 so it does too).  The
+ * coarse search is most of the cost (lags × n_fft/4 multiply-adds per frame):
+ * it has an AVX2 version, chosen at create, that computes the same bits. */
+#include "dsp/pitch.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PITCH_EPS 1e-20
+#define PITCH_QUANT 1048576.0 /* 2^20 */
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define DSP_PITCH_AVX2 1
+#else
+#define DSP_PITCH_AVX2 0
+#endif
+
+/* Two doubles as one value (GCC/Clang vector extension: SSE2 on x86-64, NEON
+ * on AArch64, pairs of scalars elsewhere).  Each lane is an ordinary double
+ * multiply and add, as in the AVX2 path below (mul then add, no FMA): the
+ * results are the same bits on every ISA. */
+typedef double dsp_v2d __attribute__((vector_size(16)));
+
+static inline dsp_v2d load2(const double *p)
+{
+    dsp_v2d v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+/* Σ a_i·b_i, i < n, floats multiplied and summed in double in eight partial
+ * sums (and one more for the last n mod 8). */
+static double dot_f(const float *a, const float *b, size_t n)
+{
+    dsp_v2d s0 = { 0, 0 }, s1 = s0, s2 = s0, s3 = s0;
+    double tail = 0;
+    for (size_t j = n - n % 8; j < n; j++) tail += (double)a[j] * b[j];
+    for (size_t i = 0; i + 8 <= n; i += 8) {
+        const float *x = a + i, *y = b + i;
+        s0 += (dsp_v2d){ x[0], x[1] } * (dsp_v2d){ y[0], y[1] };
+        s1 += (dsp_v2d){ x[2], x[3] } * (dsp_v2d){ y[2], y[3] };
+        s2 += (dsp_v2d){ x[4], x[5] } * (dsp_v2d){ y[4], y[5] };
+        s3 += (dsp_v2d){ x[6], x[7] } * (dsp_v2d){ y[6], y[7] };
+    }
+    dsp_v2d t = (s0 + s1) + (s2 + s3);
+    return (t[0] + t[1]) + tail;
+}
+
+#if DSP_PITCH_AVX2
+/* dot_f with the same partial sums: lanes {0,1,2,3} of a0 are s0 and s1 above,
+ * a1 holds s2 and s3, and they are combined in the same order. */
+__attribute__((target("avx2"))) static double dot_f_avx2(const float *a, const float *b, size_t n)
+{
+    __m256d a0 = _mm256_setzero_pd(), a1 = a0;
+    double tail = 0;
+    for (size_t j = n - n % 8; j < n; j++) tail += (double)a[j] * b[j];
+    for (size_t i = 0; i + 8 <= n; i += 8) {
+        a0 = _mm256_add_pd(a0, _mm256_mul_pd(_mm256_cvtps_pd(_mm_loadu_ps(a + i)),
+                                             _mm256_cvtps_pd(_mm_loadu_ps(b + i))));
+        a1 = _mm256_add_pd(a1, _mm256_mul_pd(_mm256_cvtps_pd(_mm_loadu_ps(a + i + 4)),
+                                             _mm256_cvtps_pd(_mm_loadu_ps(b + i + 4))));
+    }
+    __m128d s01 = _mm_add_pd(_mm256_castpd256_pd128(a0), _mm256_extractf128_pd(a0, 1));
+    __m128d s23 = _mm_add_pd(_mm256_castpd256_pd128(a1), _mm256_extractf128_pd(a1, 1));
+    __m128d t = _mm_add_pd(s01, s23);
+    return (_mm_cvtsd_f64(t) + _mm_cvtsd_f64(_mm_unpackhi_pd(t, t))) + tail;
+}
+#endif
+
+/* The coarse correlations num[16·blk + j] = Σ_{i<nd} cur_i · r_i[j], blk < nb,
+ * where cur_i = rd[c0 − i] and r_i = rd + (nd − 1 − i) + t0 + 16·blk: each
+ * block of 16 lags keeps its sums in registers over i.  Every sum is the same
+ * chain of double multiplies and adds in the same order in both versions. */
+static void coarse_corr_generic(const double *rd, size_t c0, size_t nd, size_t t0, size_t nb, double *num)
+{
+    for (size_t blk = 0; blk < 2 * nb; blk++) { /* blocks of 8 here: 4 + 4 SSE registers */
+        dsp_v2d a0 = { 0, 0 }, a1 = a0, a2 = a0, a3 = a0;
+        for (size_t i = 0; i < nd; i++) {
+            const dsp_v2d c = { rd[c0 - i], rd[c0 - i] };
+            const double *r = rd + (nd - 1 - i) + t0 + 8 * blk;
+            a0 += c * load2(r);
+            a1 += c * load2(r + 2);
+            a2 += c * load2(r + 4);
+            a3 += c * load2(r + 6);
+        }
+        const dsp_v2d a[4] = { a0, a1, a2, a3 };
+        memcpy(num + 8 * blk, a, sizeof a);
+    }
+}
+
+#if DSP_PITCH_AVX2
+__attribute__((target("avx2"))) static void coarse_corr_avx2(const double *rd, size_t c0, size_t nd, size_t t0,
+                                                              size_t nb, double *num)
+{
+    for (size_t blk = 0; blk < nb; blk++) {
+        __m256d a0 = _mm256_setzero_pd(), a1 = a0, a2 = a0, a3 = a0;
+        for (size_t i = 0; i < nd; i++) {
+            const __m256d c = _mm256_set1_pd(rd[c0 - i]);
+            const double *r = rd + (nd - 1 - i) + t0 + 16 * blk;
+            a0 = _mm256_add_pd(a0, _mm256_mul_pd(c, _mm256_loadu_pd(r)));
+            a1 = _mm256_add_pd(a1, _mm256_mul_pd(c, _mm256_loadu_pd(r + 4)));
+            a2 = _mm256_add_pd(a2, _mm256_mul_pd(c, _mm256_loadu_pd(r + 8)));
+            a3 = _mm256_add_pd(a3, _mm256_mul_pd(c, _mm256_loadu_pd(r + 12)));
+        }
+        _mm256_storeu_pd(num + 16 * blk, a0);
+        _mm256_storeu_pd(num + 16 * blk + 4, a1);
+        _mm256_storeu_pd(num + 16 * blk + 8, a2);
+        _mm256_storeu_pd(num + 16 * blk + 12, a3);
+    }
+}
+#endif
+
+struct dsp_pitch {
+    size_t n_fft, hop, n_bins, hist_len; /* hist_len = lag_max + 4 + n_fft */
+    size_t n_edges;
+    int lag_min, lag_max;
+    int edges[DSP_PITCH_MAX_EDGES];
+    float *hist;    /* {hist_len}: lag_max + 4 samples, then the current frame */
+    double *rdec;   /* {hist_len / 4 + 16}: the history decimated by 4, newest first, then zeros */
+    double *cs;     /* {hist_len / 4 + 1}: prefix sums of its squares, oldest first */
+    double *num;    /* {n_lag_blocks · 16}: coarse correlations */
+    size_t n_dec, n_lags, n_lag_blocks;
+    void (*coarse)(const double *, size_t, size_t, size_t, size_t, double *); /* by ISA, at create */
+    double (*dot)(const float *, const float *, size_t);
+    float *delayed; /* {n_fft} */
+    float *pspec;   /* {n_bins, 2} */
+};
+
+int dsp_pitch_create(dsp_pitch **out, const dsp_pitch_config *cfg, dsp_error *err)
+{
+    if (out) *out = NULL;
+    if (!out || !cfg) return dsp_error_set(err, DSP_ERR_INVALID, "pitch: NULL argument");
+    const int D = DSP_PITCH_DECIMATION;
+    if (cfg->n_fft < 2 * D || cfg->n_fft % D || cfg->n_fft > (1u << 24))
+        return dsp_error_set(err, DSP_ERR_INVALID, "pitch: n_fft %zu is not a multiple of %d in [%d, 2^24]",
+                             cfg->n_fft, D, 2 * D);
+    if (cfg->hop_samples == 0 || cfg->hop_samples % D || cfg->hop_samples > cfg->n_fft)
+        return dsp_error_set(err, DSP_ERR_INVALID, "pitch: hop %zu is not a multiple of %d in [%d, n_fft]",
+                             cfg->hop_samples, D, D);
+    if (cfg->lag_min < 2 * D || cfg->lag_min % D || cfg->lag_max % D || cfg->lag_max <= cfg->lag_min ||
+        cfg->lag_max > 65536)
+        return dsp_error_set(err, DSP_ERR_INVALID,
+                             "pitch: lags %d..%d must be multiples of %d with %d <= lag_min < lag_max <= 65536",
+                             cfg->lag_min, cfg->lag_max, D, 2 * D);
+    size_t n_bins = cfg->n_fft / 2 + 1;
+    if (!cfg->band_edges || cfg->n_edges < 2 || cfg->n_edges > DSP_PITCH_MAX_EDGES)
+        return dsp_error_set(err, DSP_ERR_INVALID, "pitch: %zu band edges, expected 2..%d", cfg->n_edges,
+                             DSP_PITCH_MAX_EDGES);
+    for (size_t i = 0; i < cfg->n_edges; i++) {
+        int e = cfg->band_edges[i];
+        if (e < 0 || (size_t)e > n_bins || (i > 0 && e <= cfg->band_edges[i - 1]))
+            return dsp_error_set(err, DSP_ERR_INVALID,
+                                 "pitch: band edge %zu (%d) is not increasing within [0, %zu]", i, e, n_bins);
+    }
+    dsp_pitch *p = calloc(1, sizeof *p);
+    if (!p) return dsp_error_set(err, DSP_ERR_NOMEM, "pitch: out of memory");
+    p->n_fft = cfg->n_fft;
+    p->hop = cfg->hop_samples;
+    p->n_bins = n_bins;
+    p->lag_min = cfg->lag_min;
+    p->lag_max = cfg->lag_max;
+    p->n_edges = cfg->n_edges;
+    memcpy(p->edges, cfg->band_edges, cfg->n_edges * sizeof(int));
+    p->hist_len = (size_t)cfg->lag_max + D + cfg->n_fft;
+    p->hist = calloc(p->hist_len, sizeof(float));
+    p->n_dec = p->hist_len / D;
+    p->n_lags = (size_t)(cfg->lag_max - cfg->lag_min) / D + 1;
+    p->n_lag_blocks = (p->n_lags + 15) / 16;
+    p->coarse = coarse_corr_generic;
+    p->dot = dot_f;
+#if DSP_PITCH_AVX2
+    if (!cfg->portable && __builtin_cpu_supports("avx2")) {
+        p->coarse = coarse_corr_avx2;
+        p->dot = dot_f_avx2;
+    }
+#endif
+    p->rdec = calloc(p->n_dec + 16, sizeof(double));
+    p->cs = calloc(p->n_dec + 1, sizeof(double));
+    p->num = calloc(p->n_lag_blocks * 16, sizeof(double));
+    p->delayed = calloc(p->n_fft, sizeof(float));
+    p->pspec = calloc(2 * n_bins, sizeof(float));
+    if (!p->hist || !p->rdec || !p->cs || !p->num || !p->delayed || !p->pspec) {
+        dsp_pitch_destroy(p);
+        return dsp_error_set(err, DSP_ERR_NOMEM, "pitch: out of memory");
+    }
+    *out = p;
+    return DSP_OK;
+}
+
+void dsp_pitch_destroy(dsp_pitch *p)
+{
+    if (!p) return;
+    free(p->hist);
+    free(p->rdec);
+    free(p->cs);
+    free(p->num);
+    free(p->delayed);
+    free(p->pspec);
+    free(p);
+}
+
+size_t dsp_pitch_n_features(const dsp_pitch *p)
+{
+    return p->n_edges;
+}
+
+void dsp_pitch_reset(dsp_pitch *p)
+{
+    memset(p->hist, 0, p->hist_len * sizeof(float));
+}
+
+size_t dsp_pitch_state_bytes(const dsp_pitch *p)
+{
+    return p->hist_len * 4;
+}
+
+void dsp_pitch_state_save(const dsp_pitch *p, void *buf)
+{
+    uint8_t *b = buf;
+    for (size_t i = 0; i < p->hist_len; i++) {
+        uint32_t u;
+        memcpy(&u, &p->hist[i], 4);
+        for (int j = 0; j < 4; j++) b[4 * i + (size_t)j] = (uint8_t)(u >> (8 * j));
+    }
+}
+
+int dsp_pitch_state_load(dsp_pitch *p, const void *buf, size_t n, dsp_error *err)
+{
+    if (n != dsp_pitch_state_bytes(p))
+        return dsp_error_set(err, DSP_ERR_FORMAT, "pitch history: %zu bytes, expected %zu", n,
+                             dsp_pitch_state_bytes(p));
+    const uint8_t *b = buf;
+    for (size_t i = 0; i < p->hist_len; i++) {
+        uint32_t u = 0;
+        for (int j = 0; j < 4; j++) u |= (uint32_t)b[4 * i + (size_t)j] << (8 * j);
+        float x;
+        memcpy(&x, &u, 4);
+        if (!isfinite(x))
+            return dsp_error_set(err, DSP_ERR_FORMAT, "pitch history: sample %zu is not finite", i);
+    }
+    for (size_t i = 0; i < p->hist_len; i++) {
+        uint32_t u = 0;
+        for (int j = 0; j < 4; j++) u |= (uint32_t)b[4 * i + (size_t)j] << (8 * j);
+        memcpy(&p->hist[i], &u, 4);
+    }
+    return DSP_OK;
+}
+
+static double corr(double dot, double e0, double e)
+{
+    return dot / sqrt(e0 * e + PITCH_EPS);
+}
+
+int dsp_pitch_frame(dsp_pitch *p, dsp_stft *stft, const float *frame, const float *spec, float *out)
+{
+    const size_t D = DSP_PITCH_DECIMATION;
+    const size_t H = (size_t)p->lag_max + D, n = p->n_fft;
+    /* the history: the previous H samples before this frame, then the frame */
+    memmove(p->hist, p->hist + p->hop, H * sizeof(float));
+    memcpy(p->hist + H, frame, n * sizeof(float));
+
+    /* coarse search on the decimated signal d (oldest first; rdec holds it newest
+     * first): num(τ) = Σ_{i<nd} cur_i·d_{hd−τ+i}, cur = d[hd…], accumulated over i with
+     * the lags innermost in blocks of 16 (contiguous in rdec: 16 sums in registers);
+     * energies from prefix sums of d² */
+    size_t n_dec = p->n_dec, hd = H / D, nd = n / D;
+    double *rd = p->rdec, *cs = p->cs, *num = p->num;
+    cs[0] = 0;
+    for (size_t j = 0; j < n_dec; j++) {
+        const float *x = p->hist + D * j;
+        double d = ((((double)x[0] + x[1]) + x[2]) + x[3]) * (1.0 / D);
+        rd[n_dec - 1 - j] = d;
+        cs[j + 1] = cs[j] + d * d;
+    }
+    const size_t tau_min = (size_t)p->lag_min / D;
+    /* cur_i = d_{hd + i} = rd[n_dec − 1 − hd − i]; r_i[j] = d_{hd − τ + i}, τ = tau_min + 16·blk + j */
+    p->coarse(rd, n_dec - 1 - hd, nd, tau_min, p->n_lag_blocks, num);
+    const double e0 = cs[n_dec] - cs[hd];
+    size_t t_best = 0;
+    double q_best = -HUGE_VAL;
+    for (size_t t = 0; t < p->n_lags; t++) {
+        size_t k = hd - (tau_min + t); /* the delayed window starts at d_k */
+        double q = nearbyint(corr(num[t], e0, cs[k + nd] - cs[k]) * PITCH_QUANT);
+        if (q > q_best) {
+            q_best = q;
+            t_best = t;
+        }
+    }
+    const int tau_best = (int)(tau_min + t_best);
+
+    /* full-rate search around 4τ */
+    const float *fr = p->hist + H;
+    const double e0f = p->dot(fr, fr, n);
+    int T_best = 0;
+    double r_best = 0;
+    q_best = -HUGE_VAL;
+    for (int delta = -(int)D + 1; delta < (int)D; delta++) {
+        int T = tau_best * (int)D + delta;
+        double r = corr(p->dot(fr, fr - T, n), e0f, p->dot(fr - T, fr - T, n));
+        double q = nearbyint(r * PITCH_QUANT);
+        if (q > q_best) {
+            q_best = q;
+            r_best = r;
+            T_best = T;
+        }
+    }
+
+    /* band correlations with the delayed frame's spectrum */
+    memcpy(p->delayed, fr - T_best, n * sizeof(float));
+    dsp_stft_forward(stft, p->pspec, p->delayed);
+    for (size_t b = 0; b + 1 < p->n_edges; b++) {
+        double xp = 0, ex = 0, ep = 0;
+        for (int k = p->edges[b]; k < p->edges[b + 1]; k++) {
+            double xr = spec[2 * k], xi = spec[2 * k + 1];
+            double pr = p->pspec[2 * k], pi = p->pspec[2 * k + 1];
+            xp += xr * pr + xi * pi;
+            ex += xr * xr + xi * xi;
+            ep += pr * pr + pi * pi;
+        }
+        out[b] = (float)(xp / sqrt(ex * ep + PITCH_EPS));
+    }
+    out[p->n_edges - 1] = (float)r_best;
+    return T_best;
+}

@@ -1,0 +1,249 @@
+/* SPDX-License-Identifier: MIT */
+/* Pitch-correlation features (dsp/pitch.h): the lag of a periodic signal,
+ * features of silence and of white noise, the history across frames, save /
+ * load of the history, and refused configurations.  The comparison with the
+ * equations (numpy, direct sums) is in tests/ref/dsp_ref.py. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <math.h>
+
+#include "dsp/pitch.h"
+#include "dsp/stft.h"
+#include "dsp_test_util.h"
+
+enum { N = 960, HOP = 480, NB = N / 2 + 1, N_EDGES = 18 };
+static const int EDGES[N_EDGES] = { 1, 3, 5, 7, 9, 11, 14, 17, 21, 26, 32, 40, 50, 62, 78, 98, 124, 160 };
+
+typedef struct rig {
+    dsp_stft *st;
+    dsp_pitch *p;
+    float frame[N], spec[2 * NB];
+} rig;
+
+static void rig_open_as(rig *r, int portable)
+{
+    memset(r, 0, sizeof *r);
+    dsp_stft_config sc = { N, HOP, DSP_WINDOW_SQRT_HANN, DSP_WINDOW_SQRT_HANN };
+    dsp_pitch_config pc = { N, HOP, 96, 768, EDGES, N_EDGES, portable };
+    dsp_error e = { 0 };
+    assert_int_equal(dsp_stft_create(&r->st, &sc, &e), DSP_OK);
+    assert_int_equal(dsp_pitch_create(&r->p, &pc, &e), DSP_OK);
+    assert_int_equal(dsp_pitch_n_features(r->p), N_EDGES);
+}
+
+static void rig_open(rig *r)
+{
+    rig_open_as(r, 0);
+}
+
+static void rig_close(rig *r)
+{
+    dsp_pitch_destroy(r->p);
+    dsp_stft_destroy(r->st);
+}
+
+/* Frame m of x (zeros before the start, as the framer gives them). */
+static int rig_frame(rig *r, const float *x, size_t m, float *out)
+{
+    for (size_t i = 0; i < N; i++) {
+        long j = (long)((m + 1) * HOP) - N + (long)i;
+        r->frame[i] = j < 0 ? 0.0f : x[j];
+    }
+    dsp_stft_forward(r->st, r->spec, r->frame);
+    return dsp_pitch_frame(r->p, r->st, r->frame, r->spec, out);
+}
+
+static void test_periodic_lag(void **state)
+{
+    (void)state;
+    rig r;
+    rig_open(&r);
+    enum { LEN = 48000 };
+    static float x[LEN];
+    for (size_t i = 0; i < LEN; i++) { /* 200 Hz: period 240 samples, 12 harmonics */
+        double v = 0;
+        for (int h = 1; h <= 12; h++) v += sin(6.283185307179586 * 200.0 * h * (double)i / 48000.0) / h;
+        x[i] = (float)(0.2 * v);
+    }
+    float f[N_EDGES];
+    int lag = 0;
+    for (size_t m = 0; m < 20; m++) lag = rig_frame(&r, x, m, f);
+    printf("200 Hz tone: lag %d samples, voicing %.6f, band 0 %.6f, band 5 %.6f\n", lag, f[N_EDGES - 1], f[0],
+           f[5]);
+    /* 240 or a multiple (480, 720): every multiple of the period is a perfect match */
+    assert_int_equal(lag % 240, 0);
+    assert_true(f[N_EDGES - 1] > 0.999);
+    for (int b = 0; b < 8; b++) assert_true(f[b] > 0.99); /* bands up to 1.3 kHz hold harmonics */
+    rig_close(&r);
+}
+
+static void test_silence_and_noise(void **state)
+{
+    (void)state;
+    rig r;
+    rig_open(&r);
+    enum { LEN = 48000 };
+    static float x[LEN];
+    float f[N_EDGES];
+    for (size_t m = 0; m < 10; m++) rig_frame(&r, x, m, f); /* digital silence */
+    for (int b = 0; b < N_EDGES; b++) assert_true(f[b] == 0.0f);
+    tu_white(x, LEN, 5);
+    /* a band of w bins correlates like w random pairs: |c| ~ 1/sqrt(w), so only
+     * the bands of 8 bins and more (from 1.5 kHz) are held to a small mean */
+    double mean_abs = 0, worst = 0;
+    int n = 0;
+    for (size_t m = 10; m < 90; m++) {
+        rig_frame(&r, x, m, f);
+        for (int b = 0; b < N_EDGES; b++) {
+            assert_true(f[b] >= -1.0f && f[b] <= 1.0f);
+            if (b < N_EDGES - 1 && EDGES[b + 1] - EDGES[b] >= 8) {
+                mean_abs += fabs(f[b]);
+                n++;
+            }
+        }
+        if (f[N_EDGES - 1] > worst) worst = f[N_EDGES - 1];
+    }
+    mean_abs /= n;
+    printf("white noise: mean |band correlation| over bands of >= 8 bins %.3f, largest voicing %.3f\n",
+           mean_abs, worst);
+    assert_true(mean_abs < 0.25);
+    assert_true(worst < 0.3);
+    rig_close(&r);
+}
+
+/* The history is the object's state: a saved history resumes exactly, a reset
+ * one gives what a fresh object gives. */
+static void test_state(void **state)
+{
+    (void)state;
+    rig a, b;
+    rig_open(&a);
+    rig_open(&b);
+    enum { LEN = 48000 };
+    static float x[LEN];
+    tu_white(x, LEN, 9);
+    for (size_t i = 0; i < LEN; i++) x[i] += (float)(0.3 * sin(6.283185307179586 * 130.0 * (double)i / 48000.0));
+    float fa[N_EDGES], fb[N_EDGES];
+    for (size_t m = 0; m < 30; m++) rig_frame(&a, x, m, fa);
+    size_t nb = dsp_pitch_state_bytes(a.p);
+    assert_int_equal(nb, (size_t)(768 + 4 + N) * 4); /* 6928 */
+    unsigned char *buf = malloc(nb);
+    assert_non_null(buf);
+    dsp_pitch_state_save(a.p, buf);
+    dsp_error e = { 0 };
+    assert_int_equal(dsp_pitch_state_load(b.p, buf, nb, &e), DSP_OK);
+    for (size_t m = 30; m < 40; m++) {
+        int la = rig_frame(&a, x, m, fa), lb = rig_frame(&b, x, m, fb);
+        assert_int_equal(la, lb);
+        assert_memory_equal(fa, fb, sizeof fa);
+    }
+    /* refused: wrong size, a non-finite sample (the history is left as it was) */
+    assert_int_equal(dsp_pitch_state_load(b.p, buf, nb - 4, &e), DSP_ERR_FORMAT);
+    printf("%s\n", e.msg);
+    assert_non_null(strstr(e.msg, "pitch history"));
+    const float bad = NAN;
+    memcpy(buf + 8, &bad, 4);
+    assert_int_equal(dsp_pitch_state_load(b.p, buf, nb, &e), DSP_ERR_FORMAT);
+    printf("%s\n", e.msg);
+    assert_non_null(strstr(e.msg, "sample 2 is not finite"));
+    /* reset: the same features as a fresh object on the same frame */
+    rig c;
+    rig_open(&c);
+    dsp_pitch_reset(a.p);
+    rig_frame(&a, x, 0, fa);
+    rig_frame(&c, x, 0, fb);
+    assert_memory_equal(fa, fb, sizeof fa);
+    rig_close(&c);
+    free(buf);
+    rig_close(&a);
+    rig_close(&b);
+}
+
+/* The portable code and the AVX2 code (where the CPU has it) give the same
+ * bits: lags and features of a tone in noise, noise, and silence. */
+static void test_portable_same_bits(void **state)
+{
+    (void)state;
+    rig a, b;
+    rig_open_as(&a, 0);
+    rig_open_as(&b, 1);
+    enum { LEN = 96000 };
+    static float x[LEN];
+    tu_white(x, LEN, 13);
+    for (size_t i = 0; i < LEN; i++) {
+        double t = (double)i / 48000.0, v = 0;
+        for (int h = 1; h <= 20; h++) v += sin(6.283185307179586 * h * (120.0 * t + 40.0 * t * t)) / h;
+        x[i] = i < 32000 ? (float)(0.2 * v + 0.05 * x[i]) : i < 64000 ? 0.3f * x[i] : 0.0f;
+    }
+    float fa[N_EDGES], fb[N_EDGES];
+    int differ = 0;
+    for (size_t m = 0; m < LEN / HOP; m++) {
+        int la = rig_frame(&a, x, m, fa), lb = rig_frame(&b, x, m, fb);
+        differ += la != lb || memcmp(fa, fb, sizeof fa) != 0;
+    }
+    printf("AVX2 %s; %d of %d frames differ between the two code paths\n",
+           __builtin_cpu_supports("avx2") ? "present (compared)" : "absent (both portable)", differ, LEN / HOP);
+    assert_int_equal(differ, 0);
+    rig_close(&a);
+    rig_close(&b);
+}
+
+static void expect_refused(dsp_pitch_config pc, const char *what)
+{
+    dsp_pitch *p = (dsp_pitch *)1;
+    dsp_error e = { 0 };
+    assert_int_equal(dsp_pitch_create(&p, &pc, &e), DSP_ERR_INVALID);
+    assert_null(p);
+    printf("%s\n", e.msg);
+    assert_non_null(strstr(e.msg, what));
+}
+
+static void test_refused(void **state)
+{
+    (void)state;
+    const int dup[] = { 1, 3, 3, 9 }, big[] = { 1, 500 };
+    dsp_pitch_config ok = { N, HOP, 96, 768, EDGES, N_EDGES, 0 };
+    dsp_pitch_config c = ok;
+    c.n_fft = 962;
+    expect_refused(c, "n_fft 962");
+    c = ok;
+    c.hop_samples = 482;
+    expect_refused(c, "hop 482");
+    c = ok;
+    c.lag_min = 97;
+    expect_refused(c, "lags 97..768");
+    c = ok;
+    c.lag_max = 96;
+    expect_refused(c, "lags 96..96");
+    c = ok;
+    c.band_edges = dup;
+    c.n_edges = 4;
+    expect_refused(c, "band edge 2 (3)");
+    c = ok;
+    c.band_edges = big;
+    c.n_edges = 2;
+    expect_refused(c, "band edge 1 (500)");
+    c = ok;
+    c.n_edges = 1;
+    expect_refused(c, "1 band edges");
+    dsp_error e = { 0 };
+    assert_int_equal(dsp_pitch_create(NULL, &ok, &e), DSP_ERR_INVALID);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_periodic_lag),
+        cmocka_unit_test(test_silence_and_noise),
+        cmocka_unit_test(test_state),
+        cmocka_unit_test(test_portable_same_bits),
+        cmocka_unit_test(test_refused),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
