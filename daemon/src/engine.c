@@ -450,17 +450,19 @@ long ssmd_srv_stream_append_some(ssmd_srv *s, ssmd_srv_stream *st, const float *
 void ssmd_srv_stream_report(ssmd_srv *s, ssmd_srv_stream *st, int level, const char *output, bool compensated)
 {
     double el = ssmd_now_s() - st->t_open, audio_s = (double)st->in_samples / st->rate_hz;
-    char vad[64] = "";
+    char vad[64] = "", hist[64] = "";
+    size_t hb = ssmd_frontend_history_bytes(&s->fe);
+    if (hb) snprintf(hist, sizeof hist, " (pitch history %zu)", hb);
     if (st->frames && (ssm_model_heads(s->model) & SSM_MODEL_HEAD_VAD))
         snprintf(vad, sizeof vad, ", mean voice activity %.2f", st->vad_sum / (double)st->frames);
     ssmd_log(level,
              "%s%s%s: %.2f s of audio at %d Hz, %llu frames of %d samples, %.3f s, %.1fx real time, "
-             "state %zu bytes, latency %.1f ms%s, %llu samples dropped, %llu state resets, "
+             "state %zu bytes%s, latency %.1f ms%s, %llu samples dropped, %llu state resets, "
              "%llu non-finite input samples (NaN/Inf) zeroed, %llu input samples beyond full scale, %llu output samples clipped%s, %s weights, "
              "%s kernels%s%s",
              st->name, output ? " -> " : "", output ? output : "",
              audio_s, st->rate_hz, (unsigned long long)st->frames, s->fe.hop_samples, el,
-             el > 0 ? audio_s / el : 0.0, ssm_state_bytes(s->model),
+             el > 0 ? audio_s / el : 0.0, ssm_state_bytes(s->model) + hb, hist,
              1e3 * s->fe.latency_samples / s->fe.sample_rate_hz,
              compensated ? " compensated" : "", (unsigned long long)st->dropped_samples,
              (unsigned long long)st->resets, (unsigned long long)st->in_nonfinite,

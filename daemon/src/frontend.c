@@ -138,3 +138,9 @@ int ssmd_frontend_from_model(ssmd_frontend *fe, const ssm_model *m, char *err, s
                     ssm_model_n_mask(m), fe->n_fft, fe->n_bins);
     return 0;
 }
+
+size_t ssmd_frontend_history_bytes(const ssmd_frontend *fe)
+{
+    if (fe->features != SSMD_FEATURES_LOG_POWER_PITCH) return 0;
+    return ((size_t)fe->pitch_lag_max + DSP_PITCH_DECIMATION + (size_t)fe->n_fft) * sizeof(float);
+}

@@ -43,4 +43,9 @@ typedef struct ssmd_frontend {
  *  key and what is wrong (e.g. "frontend.n_fft: missing"). */
 int ssmd_frontend_from_model(ssmd_frontend *fe, const ssm_model *model, char *err, size_t cap);
 
+/** Bytes of input history a stream keeps for the features beyond the model's
+ *  state: the pitch history of a log_power_pitch front end ((pitch_lag_max + 4
+ *  + n_fft) floats, dsp/pitch.h; saved with the stream), 0 otherwise.  Pure. */
+size_t ssmd_frontend_history_bytes(const ssmd_frontend *fe);
+
 #endif /* SSMD_FRONTEND_H */
