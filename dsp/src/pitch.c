@@ -274,13 +274,12 @@ int dsp_pitch_frame(dsp_pitch *p, dsp_stft *stft, const float *frame, const floa
      * energies from prefix sums of d² */
     size_t n_dec = p->n_dec, hd = H / D, nd = n / D;
     double *rd = p->rdec, *cs = p->cs, *num = p->num;
-    cs[0] = 0;
-    for (size_t j = 0; j < n_dec; j++) {
+    for (size_t j = 0; j < n_dec; j++) { /* independent iterations: vectorisable */
         const float *x = p->hist + D * j;
-        double d = ((((double)x[0] + x[1]) + x[2]) + x[3]) * (1.0 / D);
-        rd[n_dec - 1 - j] = d;
-        cs[j + 1] = cs[j] + d * d;
+        rd[n_dec - 1 - j] = ((((double)x[0] + x[1]) + x[2]) + x[3]) * (1.0 / D);
     }
+    cs[0] = 0;
+    for (size_t j = 0; j < n_dec; j++) cs[j + 1] = cs[j] + rd[n_dec - 1 - j] * rd[n_dec - 1 - j];
     const size_t tau_min = (size_t)p->lag_min / D;
     /* cur_i = d_{hd + i} = rd[n_dec − 1 − hd − i]; r_i[j] = d_{hd − τ + i}, τ = tau_min + 16·blk + j */
     p->coarse(rd, n_dec - 1 - hd, nd, tau_min, p->n_lag_blocks, num);
@@ -301,11 +300,18 @@ int dsp_pitch_frame(dsp_pitch *p, dsp_stft *stft, const float *frame, const floa
     const float *fr = p->hist + H;
     const double e0f = p->dot(fr, fr, n);
     int T_best = 0;
-    double r_best = 0;
+    double r_best = 0, eT = 0;
     q_best = -HUGE_VAL;
     for (int delta = -(int)D + 1; delta < (int)D; delta++) {
         int T = tau_best * (int)D + delta;
-        double r = corr(p->dot(fr, fr - T, n), e0f, p->dot(fr - T, fr - T, n));
+        const float *xd = fr - T;
+        if (delta == -(int)D + 1) {
+            eT = p->dot(xd, xd, n);
+        } else { /* the window moved one sample back: gains x_{−T}², loses x_{n−T}² */
+            eT += (double)xd[0] * xd[0] - (double)xd[n] * xd[n];
+            if (eT < 0) eT = 0;
+        }
+        double r = corr(p->dot(fr, xd, n), e0f, eT);
         double q = nearbyint(r * PITCH_QUANT);
         if (q > q_best) {
             q_best = q;
