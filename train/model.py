@@ -88,6 +88,16 @@ PITCH_EPS = 1e-20
 PITCH_QUANT = 2.0 ** 20
 
 
+PITCH_REL = 1e-12
+
+
+def pitch_corr(dot, e0, e, e_all):
+    """dot / √(e0·e + 1e-20), 0 where e0 or e is below PITCH_REL of the segment's energy e_all
+    (there the running-sum differences are rounding noise), clamped to [−1, 1]."""
+    r = (dot / torch.sqrt(e0 * e + PITCH_EPS)).clamp(-1.0, 1.0)
+    return torch.where((e0 < PITCH_REL * e_all) | (e < PITCH_REL * e_all), torch.zeros_like(r), r)
+
+
 def pitch_argmax(r):
     """First index of the largest r quantised to 2^-20: the lag choice does not depend on
     rounding noise (exactly-zero correlations in C, ~1e-17 through an FFT here)."""
@@ -116,7 +126,7 @@ def pitch_features(x, win):
         cs = F.pad(torch.cumsum(d * d, -1), (1, 0))
         e = cs[..., k + nd] - cs[..., k]
         e0 = cs[..., -1:] - cs[..., hd:hd + 1]
-        r = num / torch.sqrt(e0 * e + PITCH_EPS)
+        r = pitch_corr(num, e0, e, cs[..., -1:])
         tau = pitch_argmax(r) + t_lo                                         # B, M
         # refine at the full rate: the same circular correlation over the frame and its history
         fr = seg[..., H:]                                                 # B, M, N_FFT
@@ -127,7 +137,7 @@ def pitch_features(x, win):
         k2 = H - T
         e02 = cs2[..., -1:] - cs2[..., H:H + 1]
         e2 = torch.gather(cs2, -1, k2 + N_FFT) - torch.gather(cs2, -1, k2)
-        r2 = torch.gather(c2, -1, k2) / torch.sqrt(e02 * e2 + PITCH_EPS)
+        r2 = pitch_corr(torch.gather(c2, -1, k2), e02, e2, cs2[..., -1:])
         best = pitch_argmax(r2)[..., None]
         voicing = torch.gather(r2, -1, best)[..., 0]                      # B, M
         Tb = torch.gather(T, -1, best)                                    # B, M, 1
@@ -314,7 +324,7 @@ class Denoiser(nn.Module):
         f = features(X)
         if not self.cfg.get("pitch"):
             return f
-        p = pitch_features(x, self.win.cpu()).to(f.device) if pitch is None else pitch.to(f.device)
+        p = pitch_features(x.cpu(), self.win.cpu()).to(f.device) if pitch is None else pitch.to(f.device)
         return torch.cat([f, p], -1)
 
     def heads(self, feats, sequential=False):

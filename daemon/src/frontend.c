@@ -120,7 +120,7 @@ int ssmd_frontend_from_model(ssmd_frontend *fe, const ssm_model *m, char *err, s
         dsp_pitch *probe = NULL;
         dsp_error de = { 0 };
         if (dsp_pitch_create(&probe, &pc, &de) != DSP_OK)
-            return ssmd_errf(err, cap, "frontend.pitch_*: %s", de.msg);
+            return ssmd_errf(err, cap, "frontend.features log_power_pitch: %s", de.msg);
         dsp_pitch_destroy(probe);
         fe->n_features = fe->n_bins + fe->n_pitch_edges;
     } else {

@@ -454,7 +454,7 @@ int ssmd_stream_load(ssmd_stream *s, const void *buf, size_t n, char *err, size_
         return -1;
     }
     dsp_error de = { 0 };
-    if (s->pitch && dsp_pitch_state_load(s->pitch, p + SAVE_HEADER + fb + mb, pb, &de) != DSP_OK) {
+    if (s->pitch && dsp_pitch_state_check(s->pitch, p + SAVE_HEADER + fb + mb, pb, &de) != DSP_OK) {
         snprintf(err, cap, "%s", de.msg);
         return -1;
     }
@@ -468,6 +468,7 @@ int ssmd_stream_load(ssmd_stream *s, const void *buf, size_t n, char *err, size_
         return -1;
     }
     ssm_state_restore(s->state, p + SAVE_HEADER + fb, mb); /* checked above */
+    if (s->pitch) dsp_pitch_state_load(s->pitch, p + SAVE_HEADER + fb + mb, pb, NULL); /* checked above */
     s->stats = st;
     s->n_prep = 0;
     s->prep_head = 0;

@@ -16,6 +16,7 @@
 
 #define PITCH_EPS 1e-20
 #define PITCH_QUANT 1048576.0 /* 2^20 */
+#define PITCH_REL 1e-12       /* energies below this share of the history's count as 0 */
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
@@ -233,7 +234,7 @@ void dsp_pitch_state_save(const dsp_pitch *p, void *buf)
     }
 }
 
-int dsp_pitch_state_load(dsp_pitch *p, const void *buf, size_t n, dsp_error *err)
+int dsp_pitch_state_check(const dsp_pitch *p, const void *buf, size_t n, dsp_error *err)
 {
     if (n != dsp_pitch_state_bytes(p))
         return dsp_error_set(err, DSP_ERR_FORMAT, "pitch history: %zu bytes, expected %zu", n,
@@ -247,6 +248,14 @@ int dsp_pitch_state_load(dsp_pitch *p, const void *buf, size_t n, dsp_error *err
         if (!isfinite(x))
             return dsp_error_set(err, DSP_ERR_FORMAT, "pitch history: sample %zu is not finite", i);
     }
+    return DSP_OK;
+}
+
+int dsp_pitch_state_load(dsp_pitch *p, const void *buf, size_t n, dsp_error *err)
+{
+    int rc = dsp_pitch_state_check(p, buf, n, err);
+    if (rc != DSP_OK) return rc;
+    const uint8_t *b = buf;
     for (size_t i = 0; i < p->hist_len; i++) {
         uint32_t u = 0;
         for (int j = 0; j < 4; j++) u |= (uint32_t)b[4 * i + (size_t)j] << (8 * j);
@@ -255,9 +264,14 @@ int dsp_pitch_state_load(dsp_pitch *p, const void *buf, size_t n, dsp_error *err
     return DSP_OK;
 }
 
-static double corr(double dot, double e0, double e)
+/* r = dot / √(e0·e + 1e-20), 0 where either energy is below PITCH_REL of the
+ * whole history's (e_all: there the energies, which train/model.py takes as
+ * differences of running sums, are rounding noise), clamped to [−1, 1]. */
+static double corr(double dot, double e0, double e, double e_all)
 {
-    return dot / sqrt(e0 * e + PITCH_EPS);
+    if (e0 < PITCH_REL * e_all || e < PITCH_REL * e_all) return 0.0;
+    double r = dot / sqrt(e0 * e + PITCH_EPS);
+    return r > 1.0 ? 1.0 : r < -1.0 ? -1.0 : r;
 }
 
 int dsp_pitch_frame(dsp_pitch *p, dsp_stft *stft, const float *frame, const float *spec, float *out)
@@ -288,7 +302,7 @@ int dsp_pitch_frame(dsp_pitch *p, dsp_stft *stft, const float *frame, const floa
     double q_best = -HUGE_VAL;
     for (size_t t = 0; t < p->n_lags; t++) {
         size_t k = hd - (tau_min + t); /* the delayed window starts at d_k */
-        double q = nearbyint(corr(num[t], e0, cs[k + nd] - cs[k]) * PITCH_QUANT);
+        double q = nearbyint(corr(num[t], e0, cs[k + nd] - cs[k], cs[n_dec]) * PITCH_QUANT);
         if (q > q_best) {
             q_best = q;
             t_best = t;
@@ -298,20 +312,14 @@ int dsp_pitch_frame(dsp_pitch *p, dsp_stft *stft, const float *frame, const floa
 
     /* full-rate search around 4τ */
     const float *fr = p->hist + H;
-    const double e0f = p->dot(fr, fr, n);
+    const double e0f = p->dot(fr, fr, n), e_all = p->dot(p->hist, p->hist, p->hist_len);
     int T_best = 0;
-    double r_best = 0, eT = 0;
+    double r_best = 0;
     q_best = -HUGE_VAL;
     for (int delta = -(int)D + 1; delta < (int)D; delta++) {
         int T = tau_best * (int)D + delta;
         const float *xd = fr - T;
-        if (delta == -(int)D + 1) {
-            eT = p->dot(xd, xd, n);
-        } else { /* the window moved one sample back: gains x_{−T}², loses x_{n−T}² */
-            eT += (double)xd[0] * xd[0] - (double)xd[n] * xd[n];
-            if (eT < 0) eT = 0;
-        }
-        double r = corr(p->dot(fr, xd, n), e0f, eT);
+        double r = corr(p->dot(fr, xd, n), e0f, p->dot(xd, xd, n), e_all);
         double q = nearbyint(r * PITCH_QUANT);
         if (q > q_best) {
             q_best = q;

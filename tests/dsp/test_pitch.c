@@ -194,6 +194,40 @@ static void test_portable_same_bits(void **state)
     rig_close(&b);
 }
 
+/* A loud click followed by near-silence (the daemon lets samples up to ±1000
+ * through): every feature stays in [−1, 1]; energies that are rounding noise
+ * next to the click's count as zero. */
+static void test_click_then_quiet(void **state)
+{
+    (void)state;
+    rig r;
+    rig_open(&r);
+    enum { LEN = 24000 };
+    static float x[LEN];
+    tu_white(x, LEN, 21);
+    for (size_t i = 0; i < LEN; i++) x[i] *= 2e-10f;
+    /* clicks in the history of later frames, each followed by a faint onset at the end of
+     * a frame: the decimated energies of the quiet windows are ~1e-18, the click's 1e6 */
+    for (size_t c = 0; c < 8; c++) {
+        size_t at = 3600 + 2400 * c;
+        x[at] = c % 2 ? -1000.0f : 1000.0f;
+        for (size_t i = at + 1500; i < at + 1700 && i < LEN; i++)
+            x[i] += (float)(1e-3 * sin(6.283185307179586 * 180.0 * (double)i / 48000.0));
+    }
+    float f[N_EDGES];
+    double worst = 0;
+    for (size_t m = 0; m < LEN / HOP; m++) {
+        rig_frame(&r, x, m, f);
+        for (int b = 0; b < N_EDGES; b++) {
+            assert_true(isfinite(f[b]));
+            if (fabs(f[b]) > worst) worst = fabs(f[b]);
+        }
+    }
+    printf("clicks of 1000, then faint onsets, in noise of 1e-10: largest |feature| %.6f\n", worst);
+    assert_true(worst <= 1.0);
+    rig_close(&r);
+}
+
 static void expect_refused(dsp_pitch_config pc, const char *what)
 {
     dsp_pitch *p = (dsp_pitch *)1;
@@ -243,6 +277,7 @@ int main(void)
         cmocka_unit_test(test_silence_and_noise),
         cmocka_unit_test(test_state),
         cmocka_unit_test(test_portable_same_bits),
+        cmocka_unit_test(test_click_then_quiet),
         cmocka_unit_test(test_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -23,7 +23,8 @@ Conventions checked (dsp/include/dsp/*.h):
                      Slaney norm 2/(f_hi - f_lo)           (librosa.filters.mel)
   log                natural log with an absolute power floor
   mu-law             torchaudio mu_law_encoding/decoding, mu = 255
-  pitch              r(T) = sum x_n x_(n-T) / sqrt(sum x_n^2 sum x_(n-T)^2 + 1e-20) over the frame;
+  pitch              r(T) = sum x_n x_(n-T) / sqrt(sum x_n^2 sum x_(n-T)^2 + 1e-20) over the frame
+                     (0 where an energy is below 1e-12 of the history's, clamped to [-1, 1]);
                      coarse lag on means of 4 samples, then 4*tau-3..4*tau+3 at the full rate,
                      first maximum of r rounded to 2^-20; c_b = sum Re(X conj P) /
                      sqrt(sum|X|^2 sum|P|^2 + 1e-20) per band, P the STFT of the delayed frame
@@ -133,8 +134,11 @@ def pitch_reference(x, n, hop, lag_min, lag_max, edges, n_frames):
     win = np.sqrt(hann(n))
     q = 2.0 ** 20
 
-    def r(a, b):
-        return np.dot(a, b) / np.sqrt(np.dot(a, a) * np.dot(b, b) + 1e-20)
+    def r(a, b, e_all):
+        ea, eb = np.dot(a, a), np.dot(b, b)
+        if ea < 1e-12 * e_all or eb < 1e-12 * e_all:   # energies below 1e-12 of the history's: 0
+            return 0.0
+        return float(np.clip(np.dot(a, b) / np.sqrt(ea * eb + 1e-20), -1.0, 1.0))
 
     feats, lags = np.zeros((n_frames, len(edges))), np.zeros(n_frames)
     for m in range(n_frames):
@@ -142,11 +146,12 @@ def pitch_reference(x, n, hop, lag_min, lag_max, edges, n_frames):
         d = seg.reshape(-1, 4).mean(1)
         hd, nd = H // 4, n // 4
         cur = d[hd:]
-        rc = [np.round(r(cur, d[hd - tau:hd - tau + nd]) * q) for tau in range(lag_min // 4, lag_max // 4 + 1)]
+        rc = [np.round(r(cur, d[hd - tau:hd - tau + nd], np.dot(d, d)) * q)
+              for tau in range(lag_min // 4, lag_max // 4 + 1)]
         tau = lag_min // 4 + int(np.argmax(rc))
         fr = seg[H:]
         cands = [4 * tau + dl for dl in range(-3, 4)]
-        rf = [r(fr, seg[H - T:H - T + n]) for T in cands]
+        rf = [r(fr, seg[H - T:H - T + n], np.dot(seg, seg)) for T in cands]
         i = int(np.argmax(np.round(np.array(rf) * q)))
         T = cands[i]
         X = np.fft.rfft(fr * win)

@@ -10,7 +10,8 @@ over the last --history frames, with the voice-activity probability below.
     live_spectrogram.py --stream mic --save out.png --seconds 10    # headless
 
 With the bundled 48 kHz denoiser the features are the log power of 481 bins
-(0-24 kHz, 10 ms per column).  To watch the real-voice example instead of a
+(0-24 kHz, 10 ms per column) followed by 18 pitch features (features.kind
+log_power_pitch in meta/); only the 481 log powers are drawn.  To watch the real-voice example instead of a
 microphone, serve it at real time and subscribe to the stream named after it:
 
     build/daemon/ssmd examples/real_voice_48k.flac --realtime --serve yes --wait-subscribers 1 &
@@ -62,7 +63,9 @@ class Trace:
         if not self.feats:
             return np.zeros((1, 1), np.float32)
         n = max(len(f) for f in self.feats)
-        return np.stack([np.pad(f, (0, n - len(f))) for f in self.feats], axis=1)
+        if self.meta.get("features", {}).get("kind") == "log_power_pitch" and self.meta.get("n_fft"):
+            n = min(n, int(self.meta["n_fft"]) // 2 + 1)  # the log powers; the pitch features follow
+        return np.stack([np.pad(f[:n], (0, n - len(f[:n]))) for f in self.feats], axis=1)
 
 
 def title(trace, stream):

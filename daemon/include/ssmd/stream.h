@@ -115,7 +115,8 @@ size_t ssmd_stream_save_bytes(const ssmd_stream *s);
 bool ssmd_stream_savable(const ssmd_stream *s);
 
 /** Saves the whole stream (the model state, the framer's history and
- *  overlap-add accumulator, the counters) to buf (cap >=
+ *  overlap-add accumulator, the counters, and for a log_power_pitch front end
+ *  the pitch history) to buf (cap >=
  *  ssmd_stream_save_bytes).  A stream of the same model and configuration
  *  loaded from it and pushed the input from sample stats.samples_in on
  *  gives the output from sample stats.samples_out on, bit for bit, as this

@@ -11,9 +11,11 @@
  *      samples, blocks aligned with the frame start) over the lags
  *      lag_min/4 … lag_max/4; the full-rate search then tries T = 4τ + δ,
  *      δ = −3 … 3, around the best coarse τ.  Each search keeps the FIRST lag
- *      whose r, rounded to a multiple of 2^-20, is largest (so the choice
- *      does not hang on rounding noise: train/model.py computes r through an
- *      FFT and gets the same lags).
+ *      whose r, rounded to a multiple of 2^-20, is largest; r is 0 where an
+ *      energy is below 1e-12 of the whole history's and is clamped to
+ *      [−1, 1] (so the choice does not hang on rounding noise: train/model.py
+ *      computes the sums through an FFT and running sums, and gets the same
+ *      lags except at the rare r within rounding of a 2^-20 boundary).
  *   2. Band correlations.  P = STFT of the frame delayed by T (the samples
  *      x_{n−T}, the same analysis window); for each pitch band [e_b, e_{b+1})
  *      of bins, c_b = Σ Re(X_k·conj(P_k)) / √(Σ|X_k|² · Σ|P_k|² + 1e-20).
@@ -48,8 +50,10 @@ enum { DSP_PITCH_DECIMATION = 4, DSP_PITCH_MAX_EDGES = 65 };
 typedef struct dsp_pitch_config {
     size_t n_fft;        /**< frame length, samples: a multiple of 4 */
     size_t hop_samples;  /**< frame advance, samples: a multiple of 4, ≤ n_fft */
-    int lag_min;         /**< shortest lag searched, samples: a multiple of 4, ≥ 8 */
-    int lag_max;         /**< longest lag, samples: a multiple of 4, > lag_min, ≤ 65536 */
+    int lag_min;         /**< shortest coarse lag, samples: a multiple of 4, ≥ 8 (the full-rate
+                              search tries down to lag_min − 3) */
+    int lag_max;         /**< longest coarse lag, samples: a multiple of 4, > lag_min, ≤ 65536
+                              (the full-rate search tries up to lag_max + 3) */
     const int *band_edges; /**< n_edges strictly increasing bin indices in [0, n_fft/2 + 1] */
     size_t n_edges;      /**< 2 … DSP_PITCH_MAX_EDGES: n_edges − 1 bands */
     int portable;        /**< 1: the portable code even where the CPU has AVX2 (the two give the
@@ -79,6 +83,10 @@ size_t dsp_pitch_state_bytes(const dsp_pitch *p);
 /** Writes the history to buf {dsp_pitch_state_bytes}.  Thread-safe with
  *  respect to other objects; no allocation. */
 void dsp_pitch_state_save(const dsp_pitch *p, void *buf);
+
+/** Checks a saved history without loading it: DSP_OK, or what
+ *  dsp_pitch_state_load would refuse it for.  No allocation. */
+int dsp_pitch_state_check(const dsp_pitch *p, const void *buf, size_t n, dsp_error *err);
 
 /** Replaces the history with a saved one of the same configuration.  Returns
  *  DSP_OK, or DSP_ERR_FORMAT ("pitch history: …", the object unchanged) when n
