@@ -99,10 +99,37 @@ static void coarse_corr_generic(const double *rd, size_t c0, size_t nd, size_t t
 }
 
 #if DSP_PITCH_AVX2
+/* Blocks of 16 lags in pairs (eight accumulators hide the adds' latency),
+ * then a last single block; each lag's sum runs over i in the same order. */
 __attribute__((target("avx2"))) static void coarse_corr_avx2(const double *rd, size_t c0, size_t nd, size_t t0,
                                                               size_t nb, double *num)
 {
-    for (size_t blk = 0; blk < nb; blk++) {
+    size_t blk = 0;
+    for (; blk + 2 <= nb; blk += 2) {
+        __m256d a0 = _mm256_setzero_pd(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+        for (size_t i = 0; i < nd; i++) {
+            const __m256d c = _mm256_set1_pd(rd[c0 - i]);
+            const double *r = rd + (nd - 1 - i) + t0 + 16 * blk;
+            a0 = _mm256_add_pd(a0, _mm256_mul_pd(c, _mm256_loadu_pd(r)));
+            a1 = _mm256_add_pd(a1, _mm256_mul_pd(c, _mm256_loadu_pd(r + 4)));
+            a2 = _mm256_add_pd(a2, _mm256_mul_pd(c, _mm256_loadu_pd(r + 8)));
+            a3 = _mm256_add_pd(a3, _mm256_mul_pd(c, _mm256_loadu_pd(r + 12)));
+            a4 = _mm256_add_pd(a4, _mm256_mul_pd(c, _mm256_loadu_pd(r + 16)));
+            a5 = _mm256_add_pd(a5, _mm256_mul_pd(c, _mm256_loadu_pd(r + 20)));
+            a6 = _mm256_add_pd(a6, _mm256_mul_pd(c, _mm256_loadu_pd(r + 24)));
+            a7 = _mm256_add_pd(a7, _mm256_mul_pd(c, _mm256_loadu_pd(r + 28)));
+        }
+        double *o = num + 16 * blk;
+        _mm256_storeu_pd(o, a0);
+        _mm256_storeu_pd(o + 4, a1);
+        _mm256_storeu_pd(o + 8, a2);
+        _mm256_storeu_pd(o + 12, a3);
+        _mm256_storeu_pd(o + 16, a4);
+        _mm256_storeu_pd(o + 20, a5);
+        _mm256_storeu_pd(o + 24, a6);
+        _mm256_storeu_pd(o + 28, a7);
+    }
+    for (; blk < nb; blk++) {
         __m256d a0 = _mm256_setzero_pd(), a1 = a0, a2 = a0, a3 = a0;
         for (size_t i = 0; i < nd; i++) {
             const __m256d c = _mm256_set1_pd(rd[c0 - i]);
@@ -120,6 +147,69 @@ __attribute__((target("avx2"))) static void coarse_corr_avx2(const double *rd, s
 }
 #endif
 
+/* The history decimated by 4, newest first: rd[n_dec − 1 − j] = (((x_{4j} +
+ * x_{4j+1}) + x_{4j+2}) + x_{4j+3}) · 0.25 in double. */
+static void decimate_generic(const float *x, size_t n_dec, double *rd)
+{
+    for (size_t j = 0; j < n_dec; j++) {
+        const float *y = x + DSP_PITCH_DECIMATION * j;
+        rd[n_dec - 1 - j] = ((((double)y[0] + y[1]) + y[2]) + y[3]) * 0.25;
+    }
+}
+
+/* q_t = round(r_t · 2^20) for the coarse lags t < n_lags (lag tau_min + t, its
+ * delayed window starting at d_{hd − tau_min − t}), r as corr() below. */
+static void coarse_q_generic(const double *num, const double *cs, size_t hd, size_t nd, size_t tau_min,
+                             size_t n_lags, double e0, double e_all, double *q);
+
+#if DSP_PITCH_AVX2
+/* decimate_generic, four blocks at a time: a 4×4 transpose puts sample i of
+ * the four blocks in one register, so each lane adds in the same order. */
+__attribute__((target("avx2"))) static void decimate_avx2(const float *x, size_t n_dec, double *rd)
+{
+    const __m256d quarter = _mm256_set1_pd(0.25);
+    size_t j = 0;
+    for (; j + 4 <= n_dec; j += 4) {
+        const float *y = x + DSP_PITCH_DECIMATION * j;
+        __m256d a = _mm256_cvtps_pd(_mm_loadu_ps(y)), b = _mm256_cvtps_pd(_mm_loadu_ps(y + 4));
+        __m256d c = _mm256_cvtps_pd(_mm_loadu_ps(y + 8)), d = _mm256_cvtps_pd(_mm_loadu_ps(y + 12));
+        __m256d ab0 = _mm256_unpacklo_pd(a, b), ab1 = _mm256_unpackhi_pd(a, b); /* a0 b0 a2 b2 | a1 b1 a3 b3 */
+        __m256d cd0 = _mm256_unpacklo_pd(c, d), cd1 = _mm256_unpackhi_pd(c, d);
+        __m256d s0 = _mm256_permute2f128_pd(ab0, cd0, 0x20); /* a0 b0 c0 d0 */
+        __m256d s1 = _mm256_permute2f128_pd(ab1, cd1, 0x20); /* a1 b1 c1 d1 */
+        __m256d s2 = _mm256_permute2f128_pd(ab0, cd0, 0x31); /* a2 b2 c2 d2 */
+        __m256d s3 = _mm256_permute2f128_pd(ab1, cd1, 0x31); /* a3 b3 c3 d3 */
+        __m256d m = _mm256_mul_pd(_mm256_add_pd(_mm256_add_pd(_mm256_add_pd(s0, s1), s2), s3), quarter);
+        _mm256_storeu_pd(rd + n_dec - 4 - j, _mm256_permute4x64_pd(m, 0x1B)); /* newest first */
+    }
+    decimate_generic(x + DSP_PITCH_DECIMATION * j, n_dec - j, rd); /* rd[0 … n_dec − j) */
+}
+
+/* coarse_q_generic, four lags at a time (IEEE multiply, add, sqrt, divide,
+ * min/max and round-to-nearest: the same bits as the scalar code). */
+__attribute__((target("avx2"))) static void coarse_q_avx2(const double *num, const double *cs, size_t hd,
+                                                           size_t nd, size_t tau_min, size_t n_lags, double e0,
+                                                           double e_all, double *q)
+{
+    const __m256d ve0 = _mm256_set1_pd(e0), thr = _mm256_set1_pd(PITCH_REL * e_all);
+    const __m256d eps = _mm256_set1_pd(PITCH_EPS), one = _mm256_set1_pd(1.0), mone = _mm256_set1_pd(-1.0);
+    const __m256d quant = _mm256_set1_pd(PITCH_QUANT), zero = _mm256_setzero_pd();
+    const __m256d e0_small = _mm256_cmp_pd(ve0, thr, _CMP_LT_OQ);
+    size_t t = 0;
+    for (; t + 4 <= n_lags; t += 4) {
+        size_t k = hd - (tau_min + t) - 3; /* lags t … t+3 start at d_{k+3} … d_k */
+        __m256d e = _mm256_sub_pd(_mm256_loadu_pd(cs + k + nd), _mm256_loadu_pd(cs + k));
+        e = _mm256_permute4x64_pd(e, 0x1B);
+        __m256d r = _mm256_div_pd(_mm256_loadu_pd(num + t), _mm256_sqrt_pd(_mm256_add_pd(_mm256_mul_pd(ve0, e), eps)));
+        r = _mm256_max_pd(_mm256_min_pd(r, one), mone);
+        __m256d small = _mm256_or_pd(e0_small, _mm256_cmp_pd(e, thr, _CMP_LT_OQ));
+        r = _mm256_blendv_pd(r, zero, small);
+        _mm256_storeu_pd(q + t, _mm256_round_pd(_mm256_mul_pd(r, quant), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    }
+    if (t < n_lags) coarse_q_generic(num + t, cs, hd, nd, tau_min + t, n_lags - t, e0, e_all, q + t);
+}
+#endif
+
 struct dsp_pitch {
     size_t n_fft, hop, n_bins, hist_len; /* hist_len = lag_max + 4 + n_fft */
     size_t n_edges;
@@ -129,10 +219,12 @@ struct dsp_pitch {
     double *rdec;   /* {hist_len / 4 + 16}: the history decimated by 4, newest first, then zeros */
     double *cs;     /* {hist_len / 4 + 1}: prefix sums of its squares, oldest first */
     double *num;    /* {n_lag_blocks · 16}: coarse correlations */
+    double *q;      /* {n_lags}: their r rounded to 2^-20 */
     size_t n_dec, n_lags, n_lag_blocks;
     void (*coarse)(const double *, size_t, size_t, size_t, size_t, double *); /* by ISA, at create */
     double (*dot)(const float *, const float *, size_t);
-    float *delayed; /* {n_fft} */
+    void (*decimate)(const float *, size_t, double *);
+    void (*coarse_q)(const double *, const double *, size_t, size_t, size_t, size_t, double, double, double *);
     float *pspec;   /* {n_bins, 2} */
 };
 
@@ -178,18 +270,22 @@ int dsp_pitch_create(dsp_pitch **out, const dsp_pitch_config *cfg, dsp_error *er
     p->n_lag_blocks = (p->n_lags + 15) / 16;
     p->coarse = coarse_corr_generic;
     p->dot = dot_f;
+    p->decimate = decimate_generic;
+    p->coarse_q = coarse_q_generic;
 #if DSP_PITCH_AVX2
     if (!cfg->portable && __builtin_cpu_supports("avx2")) {
         p->coarse = coarse_corr_avx2;
         p->dot = dot_f_avx2;
+        p->decimate = decimate_avx2;
+        p->coarse_q = coarse_q_avx2;
     }
 #endif
     p->rdec = calloc(p->n_dec + 16, sizeof(double));
     p->cs = calloc(p->n_dec + 1, sizeof(double));
     p->num = calloc(p->n_lag_blocks * 16, sizeof(double));
-    p->delayed = calloc(p->n_fft, sizeof(float));
+    p->q = calloc(p->n_lags, sizeof(double));
     p->pspec = calloc(2 * n_bins, sizeof(float));
-    if (!p->hist || !p->rdec || !p->cs || !p->num || !p->delayed || !p->pspec) {
+    if (!p->hist || !p->rdec || !p->cs || !p->num || !p->q || !p->pspec) {
         dsp_pitch_destroy(p);
         return dsp_error_set(err, DSP_ERR_NOMEM, "pitch: out of memory");
     }
@@ -204,7 +300,7 @@ void dsp_pitch_destroy(dsp_pitch *p)
     free(p->rdec);
     free(p->cs);
     free(p->num);
-    free(p->delayed);
+    free(p->q);
     free(p->pspec);
     free(p);
 }
@@ -274,6 +370,15 @@ static double corr(double dot, double e0, double e, double e_all)
     return r > 1.0 ? 1.0 : r < -1.0 ? -1.0 : r;
 }
 
+static void coarse_q_generic(const double *num, const double *cs, size_t hd, size_t nd, size_t tau_min,
+                             size_t n_lags, double e0, double e_all, double *q)
+{
+    for (size_t t = 0; t < n_lags; t++) {
+        size_t k = hd - (tau_min + t); /* the delayed window starts at d_k */
+        q[t] = nearbyint(corr(num[t], e0, cs[k + nd] - cs[k], e_all) * PITCH_QUANT);
+    }
+}
+
 int dsp_pitch_frame(dsp_pitch *p, dsp_stft *stft, const float *frame, const float *spec, float *out)
 {
     const size_t D = DSP_PITCH_DECIMATION;
@@ -288,38 +393,35 @@ int dsp_pitch_frame(dsp_pitch *p, dsp_stft *stft, const float *frame, const floa
      * energies from prefix sums of d² */
     size_t n_dec = p->n_dec, hd = H / D, nd = n / D;
     double *rd = p->rdec, *cs = p->cs, *num = p->num;
-    for (size_t j = 0; j < n_dec; j++) { /* independent iterations: vectorisable */
-        const float *x = p->hist + D * j;
-        rd[n_dec - 1 - j] = ((((double)x[0] + x[1]) + x[2]) + x[3]) * (1.0 / D);
-    }
+    p->decimate(p->hist, n_dec, rd);
     cs[0] = 0;
     for (size_t j = 0; j < n_dec; j++) cs[j + 1] = cs[j] + rd[n_dec - 1 - j] * rd[n_dec - 1 - j];
     const size_t tau_min = (size_t)p->lag_min / D;
     /* cur_i = d_{hd + i} = rd[n_dec − 1 − hd − i]; r_i[j] = d_{hd − τ + i}, τ = tau_min + 16·blk + j */
     p->coarse(rd, n_dec - 1 - hd, nd, tau_min, p->n_lag_blocks, num);
-    const double e0 = cs[n_dec] - cs[hd];
+    p->coarse_q(num, cs, hd, nd, tau_min, p->n_lags, cs[n_dec] - cs[hd], cs[n_dec], p->q);
     size_t t_best = 0;
-    double q_best = -HUGE_VAL;
-    for (size_t t = 0; t < p->n_lags; t++) {
-        size_t k = hd - (tau_min + t); /* the delayed window starts at d_k */
-        double q = nearbyint(corr(num[t], e0, cs[k + nd] - cs[k], cs[n_dec]) * PITCH_QUANT);
-        if (q > q_best) {
-            q_best = q;
-            t_best = t;
-        }
-    }
+    for (size_t t = 1; t < p->n_lags; t++)
+        if (p->q[t] > p->q[t_best]) t_best = t;
     const int tau_best = (int)(tau_min + t_best);
 
-    /* full-rate search around 4τ */
+    /* full-rate search around 4τ.  The seven delayed windows share the samples
+     * fr[3 − 4τ … n − 3 − 4τ): their energies are that sum plus 3 + δ samples
+     * before it and 3 − δ after (sums of squares only: no cancellation). */
     const float *fr = p->hist + H;
     const double e0f = p->dot(fr, fr, n), e_all = p->dot(p->hist, p->hist, p->hist_len);
+    const int T0 = tau_best * (int)D;
+    const float *core = fr - T0 + ((int)D - 1);
+    const double e_core = p->dot(core, core, n - 2 * (D - 1));
     int T_best = 0;
-    double r_best = 0;
-    q_best = -HUGE_VAL;
+    double r_best = 0, q_best = -HUGE_VAL;
     for (int delta = -(int)D + 1; delta < (int)D; delta++) {
-        int T = tau_best * (int)D + delta;
+        int T = T0 + delta;
         const float *xd = fr - T;
-        double r = corr(p->dot(fr, xd, n), e0f, p->dot(xd, xd, n), e_all);
+        double head = 0, tail = 0;
+        for (int i = 0; i < (int)D - 1 + delta; i++) head += (double)xd[i] * xd[i];
+        for (int i = (int)n - ((int)D - 1 - delta); i < (int)n; i++) tail += (double)xd[i] * xd[i];
+        double r = corr(p->dot(fr, xd, n), e0f, (e_core + head) + tail, e_all);
         double q = nearbyint(r * PITCH_QUANT);
         if (q > q_best) {
             q_best = q;
@@ -329,8 +431,7 @@ int dsp_pitch_frame(dsp_pitch *p, dsp_stft *stft, const float *frame, const floa
     }
 
     /* band correlations with the delayed frame's spectrum */
-    memcpy(p->delayed, fr - T_best, n * sizeof(float));
-    dsp_stft_forward(stft, p->pspec, p->delayed);
+    dsp_stft_forward(stft, p->pspec, fr - T_best);
     for (size_t b = 0; b + 1 < p->n_edges; b++) {
         double xp = 0, ex = 0, ep = 0;
         for (int k = p->edges[b]; k < p->edges[b + 1]; k++) {
