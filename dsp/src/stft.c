@@ -206,16 +206,24 @@ size_t dsp_stft_hop_samples(const dsp_stft *st) { return st->hop; }
 const float *dsp_stft_analysis_window(const dsp_stft *st) { return st->ana; }
 const float *dsp_stft_synthesis_window(const dsp_stft *st) { return st->syn; }
 
+/* out[i] = w[i]·x[i], i < n (out overlaps neither input).  In blocks of a fixed
+ * 16 so that gcc vectorises it at -O2 (its cost model there skips loops of
+ * unknown trip count that need alias checks): it runs on every frame. */
+static void window_mul(float *restrict out, const float *restrict w, const float *restrict x, size_t n)
+{
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int j = 0; j < 16; j++) out[i + (size_t)j] = w[i + (size_t)j] * x[i + (size_t)j];
+    for (; i < n; i++) out[i] = w[i] * x[i];
+}
+
 int dsp_stft_forward(dsp_stft *st, float *spec_out, const float *frame)
 {
     if (!st || !spec_out || !frame)
         return DSP_ERR_INVALID;
     const size_t n = st->n_fft;
-    float *r = st->rbuf;
-    const float *w = st->ana;
-    for (size_t i = 0; i < n; i++)
-        r[i] = w[i] * frame[i];
-    fftwf_execute_dft_r2c(st->fwd, r, st->cbuf);
+    window_mul(st->rbuf, st->ana, frame, n);
+    fftwf_execute_dft_r2c(st->fwd, st->rbuf, st->cbuf);
     memcpy(spec_out, st->cbuf, st->n_bins * 2 * sizeof *spec_out);
     return DSP_OK;
 }
@@ -227,8 +235,6 @@ int dsp_stft_inverse(dsp_stft *st, float *frame_out, const float *spec)
     const size_t n = st->n_fft;
     memcpy(st->cbuf, spec, st->n_bins * 2 * sizeof *spec);
     fftwf_execute_dft_c2r(st->inv, st->cbuf, st->rbuf);
-    const float *g = st->syn_scaled, *r = st->rbuf;
-    for (size_t i = 0; i < n; i++)
-        frame_out[i] = r[i] * g[i];
+    window_mul(frame_out, st->syn_scaled, st->rbuf, n);
     return DSP_OK;
 }
