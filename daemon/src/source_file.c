@@ -171,7 +171,9 @@ static int pump_file(ssmd_srv *s, bool *busy)
     size_t nch = (size_t)s->file.channels;
     if (s->file.gain != 1.0f)
         for (size_t i = 0; i < got * nch; i++) s->file.buf[i] *= s->file.gain;
-    if (s->file.n_streams == 1) {
+    if (s->file.n_streams == 1 && nch == 1) { /* mono: the samples as read */
+        ssmd_srv_stream_append(s, st, s->file.buf, got);
+    } else if (s->file.n_streams == 1) {
         dsp_audio_downmix_mean(s->file.mono, s->file.buf, got, (int)nch);
         ssmd_srv_stream_append(s, st, s->file.mono, got);
     } else {
