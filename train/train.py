@@ -23,7 +23,9 @@ AdamW (weight decay 0.01), lr --lr with --warmup (200) steps of warm-up and cosi
 5 % over --steps, gradient clipping at 1.0.
 
 Checkpoints: train/cache/ckpt.pt every 100 steps (model, optimiser, step, RNG
-states); a run started again resumes from it (--fresh starts over).  Learning
+states); a run started again resumes from it (--fresh starts over).  The weights
+alone of every --snapshot-every (100) steps are kept as ckpt_stepN.pt, for model
+selection with train/validate.py.  Learning
 curve: the checkpoint's path with _curve.csv (+ .png), or --curve.  Uses CUDA when a GPU is present
 (--device auto).
 """
@@ -185,6 +187,9 @@ def main():
                     "where it cannot be built and on a GPU), sequential (that loop), chunked")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint")
+    ap.add_argument("--snapshot-every", type=int, default=100,
+                    help="also keep the weights of every N-th step as CKPT_stepN.pt (for train/validate.py; "
+                    "0: none)")
     ap.add_argument("--curve", default="", help="learning curve CSV (+ .png); default: the checkpoint's path "
                     "with _curve.csv (models/learning_curve.csv is the bundled file's: copy it there by hand)")
     ap.add_argument("--ckpt", default=os.path.join(banks.CACHE, "ckpt.pt"))
@@ -334,9 +339,9 @@ def main():
                         "rng": pickle.dumps(rng), "torch_rng": torch.get_rng_state(),
                         "minutes": (time.time() - t0) / 60, "params": n_params}, tmp)
             os.replace(tmp, a.ckpt)
-            if step % 1000 == 0:
+            if a.snapshot_every and step % a.snapshot_every == 0:
                 torch.save({"state": {k: v.cpu() for k, v in net.state_dict().items()}, "cfg": net.cfg,
-                            "step": step, "params": n_params}, a.ckpt.replace(".pt", f".{step}.pt"))
+                            "step": step, "params": n_params}, a.ckpt.replace(".pt", f"_step{step}.pt"))
             with open(a.curve, "w", newline="") as fh:
                 w = csv.DictWriter(fh, fieldnames=list(rows[0]))
                 w.writeheader()
