@@ -173,14 +173,15 @@ vad_labels = data.vad_labels
 def make_example(n, rng, sbank, nbank, hop, n_fft, snr_db=None, family=None, kind=None,
                  p_noise_only=0.12, p_clean=0.05, p_reverb=0.3, p_colour=0.7, level_db=None,
                  family_p=(0.4, 0.4, 0.2), p_speed=0.0, p_noise_colour=0.0, p_second_noise=0.0,
-                 uniform_sources=False):
+                 uniform_sources=False, snr_range=(-5.0, 25.0)):
     """One training example: dict(mix, clean, vad, cutoff_hz, family, snr_db).
     family_p: probabilities of FAMILIES (generated, real, babble) when `family` is not given;
     p_speed: share of recorded noise files speed-perturbed (training augmentation; 0 keeps the
     evaluation mixtures as they were); p_noise_colour: share of noises coloured alone
     (noise_colour); p_second_noise: share of noises with a second one of another family
     added 0-15 dB below it (training augmentations; 0 keeps evaluation mixtures unchanged);
-    uniform_sources: recorded noise sources drawn uniformly, not by file count (training)."""
+    uniform_sources: recorded noise sources drawn uniformly, not by file count (training);
+    snr_range: (low, high) dB of the uniform SNR when snr_db is not given."""
     noise_only = snr_db is None and rng.random() < p_noise_only
     clean_only = snr_db is None and not noise_only and rng.random() < p_clean
     if noise_only:
@@ -209,7 +210,7 @@ def make_example(n, rng, sbank, nbank, hop, n_fft, snr_db=None, family=None, kin
         if noise_only:
             pass
         else:
-            snr = snr_db if snr_db is not None else rng.uniform(-5, 25)
+            snr = snr_db if snr_db is not None else rng.uniform(*snr_range)
             p = active_power(tgt)
             noise = noise * np.sqrt(p / 10 ** (snr / 10))
     mix = s + noise

@@ -167,6 +167,8 @@ def main():
                     "starts as the checkpoint's function")
     ap.add_argument("--family-p", default="0.4,0.4,0.2",
                     help="probabilities of the generated, real and babble noise families in training clips")
+    ap.add_argument("--snr-range", default="-5,25",
+                    help="training mixtures' speech-to-noise ratio, uniform in LOW,HIGH dB")
     ap.add_argument("--p-noise-only", type=float, default=0.12, help="share of noise-only training clips")
     ap.add_argument("--p-speed", type=float, default=0.0,
                     help="share of recorded noise files played 2^±0.5 times faster or slower")
@@ -200,9 +202,6 @@ def main():
     scan_mode = {"c": "c", "sequential": True, "chunked": False}[a.scan]
     dev = torch.device("cuda" if a.device == "auto" and torch.cuda.is_available() else
                        ("cpu" if a.device == "auto" else a.device))
-    for f in ("speech_train", "speech_val", "noise_train", "noise_val"):
-        if not os.path.isfile(os.path.join(banks.OUT, f + ".npz")):
-            sys.exit(f"train: no {f}.npz in {banks.OUT} (run /usr/bin/python3 train/banks.py)")
     if a.steps < 1 or a.batch < 1:
         sys.exit("train: --steps and --batch must be >= 1")
     try:
@@ -211,8 +210,17 @@ def main():
         fam_p = ()
     if len(fam_p) != 3 or min(fam_p) < 0 or abs(sum(fam_p) - 1) > 1e-6:
         sys.exit(f"train: --family-p '{a.family_p}' must be three probabilities summing to 1")
+    try:
+        snr_range = tuple(float(v) for v in a.snr_range.split(","))
+    except ValueError:
+        snr_range = ()
+    if len(snr_range) != 2 or not snr_range[0] < snr_range[1]:
+        sys.exit(f"train: --snr-range '{a.snr_range}' must be two numbers LOW,HIGH (dB) with LOW < HIGH")
     if not 0 <= a.p_noise_only < 1:
         sys.exit(f"train: --p-noise-only {a.p_noise_only} must be in [0, 1)")
+    for f in ("speech_train", "speech_val", "noise_train", "noise_val"):
+        if not os.path.isfile(os.path.join(banks.OUT, f + ".npz")):
+            sys.exit(f"train: no {f}.npz in {banks.OUT} (run /usr/bin/python3 train/banks.py)")
     sb, nb = banks.Bank("speech", "train"), banks.Bank("noise", "train")
     vsb, vnb = banks.Bank("speech", "val"), banks.Bank("noise", "val")
     torch.manual_seed(a.seed)
@@ -284,7 +292,8 @@ def main():
         while True:
             q.put(make_batch(sb, nb, rng, a.batch, pitch=a.pitch, family_p=fam_p, p_noise_only=a.p_noise_only,
                              p_speed=a.p_speed, p_noise_colour=a.p_noise_colour,
-                             p_second_noise=a.p_second_noise, uniform_sources=a.uniform_sources))
+                             p_second_noise=a.p_second_noise, uniform_sources=a.uniform_sources,
+                             snr_range=snr_range))
     threading.Thread(target=producer, daemon=True).start()
 
     def evaluate():
