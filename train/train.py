@@ -61,6 +61,12 @@ def si_sdr(est, ref, eps=1e-8):
     return 10 * torch.log10((s * s).sum(-1) / (((est - s) ** 2).sum(-1) + eps) + eps)
 
 
+def snapshot_path(ckpt, step):
+    """CKPT_stepN.pt beside the checkpoint (never the checkpoint itself, whatever its name)."""
+    base, ext = os.path.splitext(ckpt)
+    return f"{base}_step{step}{ext or '.pt'}"
+
+
 def make_batch(sbank, nbank, rng, n, pitch=False, **kw):
     """n mixtures; with pitch, their pitch features too (b["pitch"], model.pitch_features: computed
     here so that the data thread, not the training step, pays for them)."""
@@ -168,7 +174,8 @@ def main():
     ap.add_argument("--family-p", default="0.4,0.4,0.2",
                     help="probabilities of the generated, real and babble noise families in training clips")
     ap.add_argument("--snr-range", default="-5,25",
-                    help="training mixtures' speech-to-noise ratio, uniform in LOW,HIGH dB")
+                    help="training mixtures' speech-to-noise ratio, uniform in LOW,HIGH dB (a negative LOW needs the "
+                    "= form: --snr-range=-10,25)")
     ap.add_argument("--p-noise-only", type=float, default=0.12, help="share of noise-only training clips")
     ap.add_argument("--p-speed", type=float, default=0.0,
                     help="share of recorded noise files played 2^±0.5 times faster or slower")
@@ -191,17 +198,13 @@ def main():
     ap.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint")
     ap.add_argument("--snapshot-every", type=int, default=100,
                     help="also keep the weights of every N-th step as CKPT_stepN.pt (for train/validate.py; "
-                    "0: none)")
+                    "a multiple of 100; 0: none)")
     ap.add_argument("--curve", default="", help="learning curve CSV (+ .png); default: the checkpoint's path "
                     "with _curve.csv (models/learning_curve.csv is the bundled file's: copy it there by hand)")
     ap.add_argument("--ckpt", default=os.path.join(banks.CACHE, "ckpt.pt"))
     a = ap.parse_args()
     if not a.curve:
         a.curve = os.path.splitext(a.ckpt)[0] + "_curve.csv"
-    torch.set_num_threads(a.threads)
-    scan_mode = {"c": "c", "sequential": True, "chunked": False}[a.scan]
-    dev = torch.device("cuda" if a.device == "auto" and torch.cuda.is_available() else
-                       ("cpu" if a.device == "auto" else a.device))
     if a.steps < 1 or a.batch < 1:
         sys.exit("train: --steps and --batch must be >= 1")
     try:
@@ -216,8 +219,17 @@ def main():
         snr_range = ()
     if len(snr_range) != 2 or not snr_range[0] < snr_range[1]:
         sys.exit(f"train: --snr-range '{a.snr_range}' must be two numbers LOW,HIGH (dB) with LOW < HIGH")
+    if not all(math.isfinite(v) for v in snr_range):
+        sys.exit(f"train: --snr-range '{a.snr_range}' must be finite")
+    if a.snapshot_every < 0 or a.snapshot_every % 100:
+        sys.exit(f"train: --snapshot-every {a.snapshot_every} must be 0 or a multiple of 100 (the checkpoint "
+                 "interval)")
     if not 0 <= a.p_noise_only < 1:
         sys.exit(f"train: --p-noise-only {a.p_noise_only} must be in [0, 1)")
+    torch.set_num_threads(a.threads)
+    scan_mode = {"c": "c", "sequential": True, "chunked": False}[a.scan]
+    dev = torch.device("cuda" if a.device == "auto" and torch.cuda.is_available() else
+                       ("cpu" if a.device == "auto" else a.device))
     for f in ("speech_train", "speech_val", "noise_train", "noise_val"):
         if not os.path.isfile(os.path.join(banks.OUT, f + ".npz")):
             sys.exit(f"train: no {f}.npz in {banks.OUT} (run /usr/bin/python3 train/banks.py)")
@@ -350,7 +362,7 @@ def main():
             os.replace(tmp, a.ckpt)
             if a.snapshot_every and step % a.snapshot_every == 0:
                 torch.save({"state": {k: v.cpu() for k, v in net.state_dict().items()}, "cfg": net.cfg,
-                            "step": step, "params": n_params}, a.ckpt.replace(".pt", f"_step{step}.pt"))
+                            "step": step, "params": n_params}, snapshot_path(a.ckpt, step))
             with open(a.curve, "w", newline="") as fh:
                 w = csv.DictWriter(fh, fieldnames=list(rows[0]))
                 w.writeheader()

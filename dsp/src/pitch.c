@@ -186,7 +186,8 @@ __attribute__((target("avx2"))) static void decimate_avx2(const float *x, size_t
 }
 
 /* coarse_q_generic, four lags at a time (IEEE multiply, add, sqrt, divide,
- * min/max and round-to-nearest: the same bits as the scalar code). */
+ * min/max and rounding in the current mode, as nearbyint: the same bits as
+ * the scalar code, also inside a host that changed the rounding mode). */
 __attribute__((target("avx2"))) static void coarse_q_avx2(const double *num, const double *cs, size_t hd,
                                                            size_t nd, size_t tau_min, size_t n_lags, double e0,
                                                            double e_all, double *q)
@@ -201,10 +202,10 @@ __attribute__((target("avx2"))) static void coarse_q_avx2(const double *num, con
         __m256d e = _mm256_sub_pd(_mm256_loadu_pd(cs + k + nd), _mm256_loadu_pd(cs + k));
         e = _mm256_permute4x64_pd(e, 0x1B);
         __m256d r = _mm256_div_pd(_mm256_loadu_pd(num + t), _mm256_sqrt_pd(_mm256_add_pd(_mm256_mul_pd(ve0, e), eps)));
-        r = _mm256_max_pd(_mm256_min_pd(r, one), mone);
+        r = _mm256_max_pd(mone, _mm256_min_pd(one, r)); /* NaN stays NaN, as in corr() */
         __m256d small = _mm256_or_pd(e0_small, _mm256_cmp_pd(e, thr, _CMP_LT_OQ));
         r = _mm256_blendv_pd(r, zero, small);
-        _mm256_storeu_pd(q + t, _mm256_round_pd(_mm256_mul_pd(r, quant), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+        _mm256_storeu_pd(q + t, _mm256_round_pd(_mm256_mul_pd(r, quant), _MM_FROUND_CUR_DIRECTION));
     }
     if (t < n_lags) coarse_q_generic(num + t, cs, hd, nd, tau_min + t, n_lags - t, e0, e_all, q + t);
 }

@@ -39,7 +39,9 @@ void dsp_spec_magnitude(float *mag_out, const float *spec, size_t n_bins);
 /** out[i] = ln(max(in[i], floor_power)) for i < n; NaN inputs give
  *  ln(floor_power).  out may equal in (in place).  ln is C's logf, or on a CPU
  *  with AVX2 and glibc's libmvec its vector logf, eight at a time (within 4
- *  ulp of logf; measured over every 97th positive float: 4 % differ).  Returns DSP_OK, or
+ *  ulp of logf; measured over every 97th positive float: 4 % differ).  So, as
+ *  with FFTW's plans (stft.h), the last bits depend on the CPU: the same
+ *  build on the same CPU gives the same bits.  Returns DSP_OK, or
  *  DSP_ERR_INVALID (nothing written) unless floor_power is finite and > 0. */
 int dsp_log_floor(float *out, const float *in, size_t n, float floor_power);
 
