@@ -237,9 +237,9 @@ int dsp_pitch_create(dsp_pitch **out, const dsp_pitch_config *cfg, dsp_error *er
     if (cfg->n_fft < 2 * D || cfg->n_fft % D || cfg->n_fft > (1u << 24))
         return dsp_error_set(err, DSP_ERR_INVALID, "pitch: n_fft %zu is not a multiple of %d in [%d, 2^24]",
                              cfg->n_fft, D, 2 * D);
-    if (cfg->hop_samples == 0 || cfg->hop_samples % D || cfg->hop_samples > cfg->n_fft)
-        return dsp_error_set(err, DSP_ERR_INVALID, "pitch: hop %zu is not a multiple of %d in [%d, n_fft]",
-                             cfg->hop_samples, D, D);
+    if (cfg->hop_samples == 0 || cfg->hop_samples > cfg->n_fft)
+        return dsp_error_set(err, DSP_ERR_INVALID, "pitch: hop %zu is not in [1, n_fft %zu]", cfg->hop_samples,
+                             cfg->n_fft);
     if (cfg->lag_min < 2 * D || cfg->lag_min % D || cfg->lag_max % D || cfg->lag_max <= cfg->lag_min ||
         cfg->lag_max > 65536)
         return dsp_error_set(err, DSP_ERR_INVALID,

@@ -49,7 +49,8 @@ enum { DSP_PITCH_DECIMATION = 4, DSP_PITCH_MAX_EDGES = 65 };
 
 typedef struct dsp_pitch_config {
     size_t n_fft;        /**< frame length, samples: a multiple of 4 */
-    size_t hop_samples;  /**< frame advance, samples: a multiple of 4, ≤ n_fft */
+    size_t hop_samples;  /**< frame advance, samples: 1 … n_fft (the decimation's blocks of 4
+                              are aligned with each frame's start, whatever the hop) */
     int lag_min;         /**< shortest coarse lag, samples: a multiple of 4, ≥ 8 (the full-rate
                               search tries down to lag_min − 3) */
     int lag_max;         /**< longest coarse lag, samples: a multiple of 4, > lag_min, ≤ 65536
