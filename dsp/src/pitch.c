@@ -99,13 +99,14 @@ static void coarse_corr_generic(const double *rd, size_t c0, size_t nd, size_t t
 }
 
 #if DSP_PITCH_AVX2
-/* Blocks of 16 lags in pairs (eight accumulators hide the adds' latency),
- * then a last single block; each lag's sum runs over i in the same order. */
+/* Blocks of 16 lags in pairs (eight accumulators hide the adds' latency);
+ * an odd last block is computed with a 16-lag neighbour past n_lags, which
+ * rdec's and num's padding hold (create).  Each lag's sum runs over i in the
+ * same order as coarse_corr_generic's. */
 __attribute__((target("avx2"))) static void coarse_corr_avx2(const double *rd, size_t c0, size_t nd, size_t t0,
                                                               size_t nb, double *num)
 {
-    size_t blk = 0;
-    for (; blk + 2 <= nb; blk += 2) {
+    for (size_t blk = 0; blk < nb; blk += 2) {
         __m256d a0 = _mm256_setzero_pd(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
         for (size_t i = 0; i < nd; i++) {
             const __m256d c = _mm256_set1_pd(rd[c0 - i]);
@@ -128,21 +129,6 @@ __attribute__((target("avx2"))) static void coarse_corr_avx2(const double *rd, s
         _mm256_storeu_pd(o + 20, a5);
         _mm256_storeu_pd(o + 24, a6);
         _mm256_storeu_pd(o + 28, a7);
-    }
-    for (; blk < nb; blk++) {
-        __m256d a0 = _mm256_setzero_pd(), a1 = a0, a2 = a0, a3 = a0;
-        for (size_t i = 0; i < nd; i++) {
-            const __m256d c = _mm256_set1_pd(rd[c0 - i]);
-            const double *r = rd + (nd - 1 - i) + t0 + 16 * blk;
-            a0 = _mm256_add_pd(a0, _mm256_mul_pd(c, _mm256_loadu_pd(r)));
-            a1 = _mm256_add_pd(a1, _mm256_mul_pd(c, _mm256_loadu_pd(r + 4)));
-            a2 = _mm256_add_pd(a2, _mm256_mul_pd(c, _mm256_loadu_pd(r + 8)));
-            a3 = _mm256_add_pd(a3, _mm256_mul_pd(c, _mm256_loadu_pd(r + 12)));
-        }
-        _mm256_storeu_pd(num + 16 * blk, a0);
-        _mm256_storeu_pd(num + 16 * blk + 4, a1);
-        _mm256_storeu_pd(num + 16 * blk + 8, a2);
-        _mm256_storeu_pd(num + 16 * blk + 12, a3);
     }
 }
 #endif
@@ -217,9 +203,9 @@ struct dsp_pitch {
     int lag_min, lag_max;
     int edges[DSP_PITCH_MAX_EDGES];
     float *hist;    /* {hist_len}: lag_max + 4 samples, then the current frame */
-    double *rdec;   /* {hist_len / 4 + 16}: the history decimated by 4, newest first, then zeros */
+    double *rdec;   /* {hist_len / 4 + 32}: the history decimated by 4, newest first, then zeros */
     double *cs;     /* {hist_len / 4 + 1}: prefix sums of its squares, oldest first */
-    double *num;    /* {n_lag_blocks · 16}: coarse correlations */
+    double *num;    /* {⌈n_lag_blocks / 2⌉ · 32}: coarse correlations */
     double *q;      /* {n_lags}: their r rounded to 2^-20 */
     size_t n_dec, n_lags, n_lag_blocks;
     void (*coarse)(const double *, size_t, size_t, size_t, size_t, double *); /* by ISA, at create */
@@ -281,9 +267,9 @@ int dsp_pitch_create(dsp_pitch **out, const dsp_pitch_config *cfg, dsp_error *er
         p->coarse_q = coarse_q_avx2;
     }
 #endif
-    p->rdec = calloc(p->n_dec + 16, sizeof(double));
+    p->rdec = calloc(p->n_dec + 32, sizeof(double)); /* zeros past the end: the last lags' windows */
     p->cs = calloc(p->n_dec + 1, sizeof(double));
-    p->num = calloc(p->n_lag_blocks * 16, sizeof(double));
+    p->num = calloc((p->n_lag_blocks + 1) / 2 * 32, sizeof(double)); /* whole pairs of blocks (AVX2) */
     p->q = calloc(p->n_lags, sizeof(double));
     p->pspec = calloc(2 * n_bins, sizeof(float));
     if (!p->hist || !p->rdec || !p->cs || !p->num || !p->q || !p->pspec) {
