@@ -49,7 +49,7 @@ static int run(const bench_cfg *c, double min_seconds)
     dsp_error err = {0};
     dsp_stft_config sc = { c->n_fft, c->hop, DSP_WINDOW_SQRT_HANN,
                            c->with_inverse ? DSP_WINDOW_SQRT_HANN : DSP_WINDOW_NONE };
-    dsp_framer_config fc = { c->n_fft, c->hop, true };
+    dsp_framer_config fc = { c->n_fft, c->hop, true, 0 };
     dsp_mel_config mc = { sr, c->n_fft, c->n_mels, 0.0, sr / 2, DSP_MEL_SLANEY, DSP_MEL_NORM_SLANEY };
     dsp_stft *st = NULL;
     dsp_framer *f = NULL;

@@ -65,6 +65,7 @@ def metadata(net, ck):
             "frontend.log_floor": "1e-10",
             **({"frontend.pitch_lag_min": M.PITCH_LAG_MIN, "frontend.pitch_lag_max": M.PITCH_LAG_MAX,
                 "frontend.pitch_band_edges": ",".join(str(e) for e in M.PITCH_EDGES)} if c.get("pitch") else {}),
+            **({"frontend.lookahead_frames": c["lookahead"]} if c.get("lookahead") else {}),
             # a checkpoint continued from others (--init-from) may carry the whole chain's totals
             "train.steps": ck.get("total_steps", ck.get("step", 0)), "train.seed": ck.get("seed", 0),
             "train.minutes": f"{ck.get('total_minutes', ck.get('minutes', 0)):.1f}",

@@ -56,7 +56,7 @@ def from_file(path):
         raise ValueError(f"{path}: pitch front-end differs from train/model.py's")
     net = M.Denoiser(d_model=int(meta["d_model"]), n_layer=int(meta["n_layer"]),
                      d_state=int(meta["d_state"]), d_conv=int(meta["d_conv"]), expand=int(meta["expand"]),
-                     pitch=pitch)
+                     pitch=pitch, lookahead=int(meta.get("frontend.lookahead_frames", 0)))
     sd = {"proj.weight": t["frontend.proj.weight"], "proj.bias": t["frontend.proj.bias"],
           "norm_f.weight": t["backbone.norm_f.weight"], "mask.weight": t["head.mask.weight"],
           "mask.bias": t["head.mask.bias"], "vad.weight": t["head.vad.weight"], "vad.bias": t["head.vad.bias"],

@@ -295,12 +295,16 @@ class Denoiser(nn.Module):
     (band_centres_hz) and interpolates them linearly to the N_BINS bins before the
     sigmoid: a per-bin linear head of rank n_bands, smooth across frequency, which
     export folds into head.mask {N_BINS, d_model} (W = E·W_bands, b = E·b_bands),
-    so the C engine runs a plain per-bin head."""
+    so the C engine runs a plain per-bin head.
+    lookahead d (frames, frontend.lookahead_frames): the heads' outputs of step t are the
+    gains and voice activity of frame t − d, so the model has seen d frames (d·HOP samples)
+    past the frame it masks; the algorithmic latency grows by d·HOP (`run`)."""
 
-    def __init__(self, d_model=64, n_layer=2, d_state=16, d_conv=4, expand=2, n_bands=0, pitch=False):
+    def __init__(self, d_model=64, n_layer=2, d_state=16, d_conv=4, expand=2, n_bands=0, pitch=False,
+                 lookahead=0):
         super().__init__()
         self.cfg = dict(d_model=d_model, n_layer=n_layer, d_state=d_state, d_conv=d_conv, expand=expand,
-                        n_bands=n_bands, pitch=pitch)
+                        n_bands=n_bands, pitch=pitch, lookahead=lookahead)
         self.n_features = N_BINS + (N_PITCH if pitch else 0)
         self.register_buffer("feat_mean", torch.zeros(self.n_features))
         self.register_buffer("feat_std", torch.ones(self.n_features))
@@ -338,6 +342,24 @@ class Denoiser(nn.Module):
             m = m @ self.band_interp.T
         return h, m, self.vad(h)[..., 0]
 
+    def run(self, x, pitch=None, sequential=False):
+        """x {B, L} → (X = stft(x) {B, M, N_BINS}, mask logits {B, M, N_BINS}, vad logits {B, M}),
+        row m of both heads being frame m's.  With lookahead d the input is padded with d·HOP
+        zeros (as the daemon's framer pads the end of a file) and the heads' outputs are shifted
+        by d steps; `pitch`, when given, must be pitch_features of that padded input (M + d
+        frames: `pitch_input`)."""
+        d = self.cfg.get("lookahead", 0)
+        xe = F.pad(x, (0, d * HOP)) if d else x
+        Xe = stft(xe, self.win)
+        _, m, v = self.heads(self.input_features(xe, Xe, pitch), sequential)
+        M_ = Xe.shape[1] - d
+        return Xe[:, :M_], m[:, d:], v[:, d:]
+
+    def pitch_input(self, x):
+        """The signal whose pitch_features `run` takes: x padded with lookahead·HOP zeros."""
+        d = self.cfg.get("lookahead", 0)
+        return F.pad(x, (0, d * HOP)) if d else x
+
     def mask_head_per_bin(self):
         """(weight {N_BINS, d_model}, bias {N_BINS}) of the equivalent per-bin head, float64."""
         W, b = self.mask.weight.detach().double(), self.mask.bias.detach().double()
@@ -348,8 +370,7 @@ class Denoiser(nn.Module):
 
     def forward(self, x, sequential=False):
         """x {B, L} → (denoised {B, L}, vad logits {B, M}, mask {B, M, N_BINS})."""
-        X = stft(x, self.win)
-        _, m, v = self.heads(self.input_features(x, X), sequential)
+        X, m, v = self.run(x, sequential=sequential)
         m = torch.sigmoid(m)
         return istft(X * m, self.win, x.shape[1]), v, m
 
@@ -375,11 +396,21 @@ def _check():
     d_model = max((a - b).abs().max().item(), (c - b).abs().max().item())
     print(f"scan: max |chunked - sequential| = {d_scan:.3g} (scale {y2.abs().max().item():.3g}); "
           f"model output: {d_model:.3g}")
+    # lookahead: frame m's gains depend on the input up to sample (m + 1 + d)·HOP and no further
+    ml = Denoiser(lookahead=2)
+    with torch.no_grad():
+        _, g1, v1 = ml.run(xs, sequential=True)
+        xs2 = xs.clone()
+        xs2[:, 20 * HOP:] += 0.05
+        _, g2, v2 = ml.run(xs2, sequential=True)
+    same = [bool(torch.equal(g1[:, m], g2[:, m]) and torch.equal(v1[:, m], v2[:, m])) for m in range(g1.shape[1])]
+    d_look = 0.0 if same == [m + 1 + 2 <= 20 for m in range(g1.shape[1])] else 1.0
+    print(f"lookahead 2: frames whose gains moved start at {same.index(False)} (expected 18)")
     # identity check of stft/istft
     win = window()
     r = (istft(stft(xs, win), win, xs.shape[1]) - xs).abs().max().item()
     print(f"stft/istft identity: max error {r:.3g}")
-    ok = d_scan < 1e-4 * max(1.0, y2.abs().max().item()) and d_model < 1e-4 and r < 1e-5
+    ok = d_scan < 1e-4 * max(1.0, y2.abs().max().item()) and d_model < 1e-4 and r < 1e-5 and d_look == 0
     print("OK" if ok else "FAIL")
     return 0 if ok else 1
 

@@ -67,16 +67,17 @@ def snapshot_path(ckpt, step):
     return f"{base}_step{step}{ext or '.pt'}"
 
 
-def make_batch(sbank, nbank, rng, n, pitch=False, **kw):
-    """n mixtures; with pitch, their pitch features too (b["pitch"], model.pitch_features: computed
-    here so that the data thread, not the training step, pays for them)."""
+def make_batch(sbank, nbank, rng, n, pitch=False, lookahead=0, **kw):
+    """n mixtures; with pitch, their pitch features too (b["pitch"], model.pitch_features of the
+    mixture padded with lookahead·HOP zeros, as Denoiser.run takes them: computed here so that the
+    data thread, not the training step, pays for them)."""
     ex = [mixtures.make_example(SEG, rng, sbank, nbank, M.HOP, M.N_FFT, **kw) for _ in range(n)]
     st = lambda k: torch.from_numpy(np.stack([e[k] for e in ex]))  # noqa: E731
     has_speech = torch.tensor([float(np.any(e["clean"] != 0)) for e in ex])
     b = dict(mix=st("mix"), clean=st("clean"), vad=st("vad"), cutoff=st("cutoff_hz"), speech=has_speech,
              family=[e["family"] for e in ex])
     if pitch:
-        b["pitch"] = M.pitch_features(b["mix"], M.window())
+        b["pitch"] = M.pitch_features(F.pad(b["mix"], (0, lookahead * M.HOP)), M.window())
     return b
 
 
@@ -88,8 +89,7 @@ def band_mask(cutoff, device):
 
 def loss_fn(net, b, sequential=True, vad_weight=1.0, pause_weight=0.1):
     mix, clean = b["mix"], b["clean"]
-    X = M.stft(mix, net.win)
-    _, m, v = net.heads(net.input_features(mix, X, b.get("pitch")), sequential)
+    X, m, v = net.run(mix, b.get("pitch"), sequential)
     g = torch.sigmoid(m)
     Y = X * g
     S = M.stft(clean, net.win)
@@ -164,6 +164,10 @@ def main():
     ap.add_argument("--pitch", action="store_true",
                     help="pitch features after the log powers (model.pitch_features; frontend.features "
                     "log_power_pitch); with --init-from a model without them, their input weights start at zero")
+    ap.add_argument("--lookahead", type=int, default=0,
+                    help="frames the mask and voice activity of a frame wait for (frontend.lookahead_frames, "
+                    "0-4): the model sees that many hops past the frame it masks, the latency grows by as many "
+                    "10 ms hops")
     ap.add_argument("--n-bands", type=int, default=32, help="mask logits on this many ERB-like bands (0: per bin)")
     ap.add_argument("--init-from", default="", help="start from this checkpoint's weights (fresh optimiser and "
                     "schedule), or from an exported .safetensors file such as models/default.safetensors "
@@ -224,6 +228,8 @@ def main():
     if a.snapshot_every < 0 or a.snapshot_every % 100:
         sys.exit(f"train: --snapshot-every {a.snapshot_every} must be 0 or a multiple of 100 (the checkpoint "
                  "interval)")
+    if not 0 <= a.lookahead <= 4:
+        sys.exit(f"train: --lookahead {a.lookahead} must be in [0, 4] frames")
     if not 0 <= a.p_noise_only < 1:
         sys.exit(f"train: --p-noise-only {a.p_noise_only} must be in [0, 1)")
     torch.set_num_threads(a.threads)
@@ -237,7 +243,8 @@ def main():
     vsb, vnb = banks.Bank("speech", "val"), banks.Bank("noise", "val")
     torch.manual_seed(a.seed)
     rng = np.random.default_rng(a.seed)
-    net = M.Denoiser(d_model=a.d_model, n_layer=a.n_layer, d_state=a.d_state, n_bands=a.n_bands, pitch=a.pitch)
+    net = M.Denoiser(d_model=a.d_model, n_layer=a.n_layer, d_state=a.d_state, n_bands=a.n_bands, pitch=a.pitch,
+                     lookahead=a.lookahead)
     n_params = sum(p.numel() for p in net.parameters())
     opt = torch.optim.AdamW(net.parameters(), lr=a.lr, weight_decay=1e-2)
     step, rows, minutes0 = 0, [], 0.0
@@ -248,6 +255,7 @@ def main():
         opt = torch.optim.AdamW(net.parameters(), lr=a.lr, weight_decay=1e-2)
         opt.load_state_dict(ck["opt"])
         step, rows, minutes0 = ck["step"], ck.get("rows", []), ck.get("minutes", 0.0)
+        a.pitch, a.lookahead = net.cfg["pitch"], net.cfg.get("lookahead", 0)
         rng = pickle.loads(ck["rng"])
         torch.set_rng_state(ck["torch_rng"])
         print(f"resumed from {a.ckpt} at step {step} ({minutes0:.1f} min)", flush=True)
@@ -293,16 +301,16 @@ def main():
     val = []
     for fam in mixtures.FAMILIES:
         for snr in (-5, 0, 5, 10):
-            val.append(make_batch(vsb, vnb, vrng, 6, pitch=a.pitch, snr_db=snr, family=fam))
+            val.append(make_batch(vsb, vnb, vrng, 6, pitch=a.pitch, lookahead=a.lookahead, snr_db=snr, family=fam))
     val_in = float(torch.cat([si_sdr(v["mix"], v["clean"]) for v in val]).mean())
-    vnoise = make_batch(vsb, vnb, vrng, 12, pitch=a.pitch, p_noise_only=1.0)
+    vnoise = make_batch(vsb, vnb, vrng, 12, pitch=a.pitch, lookahead=a.lookahead, p_noise_only=1.0)
     print(f"params {n_params}, device {dev}, val SI-SDR in {val_in:.2f} dB", flush=True)
 
     q = queue.Queue(maxsize=6)
 
     def producer():
         while True:
-            q.put(make_batch(sb, nb, rng, a.batch, pitch=a.pitch, family_p=fam_p, p_noise_only=a.p_noise_only,
+            q.put(make_batch(sb, nb, rng, a.batch, pitch=a.pitch, lookahead=a.lookahead, family_p=fam_p, p_noise_only=a.p_noise_only,
                              p_speed=a.p_speed, p_noise_colour=a.p_noise_colour,
                              p_second_noise=a.p_second_noise, uniform_sources=a.uniform_sources,
                              snr_range=snr_range))
@@ -315,8 +323,7 @@ def main():
             vb = to(vnoise, dev)
             _, _, _, est = loss_fn(net, vb, scan_mode)
             att = 10 * torch.log10(vb["mix"][:, 4800:].pow(2).mean() / est[:, 4800:].pow(2).mean().clamp(min=1e-20))
-            _, _, vv = net.heads(net.input_features(vb["mix"], M.stft(vb["mix"], net.win), vb.get("pitch")),
-                                 scan_mode)
+            _, _, vv = net.run(vb["mix"], vb.get("pitch"), scan_mode)
         net.train()
         sd = float(torch.cat([o[1] for o in outs]).mean())
         return sd, float(np.mean([o[2].item() for o in outs])), float(att), float(torch.sigmoid(vv).mean())

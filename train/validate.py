@@ -67,7 +67,7 @@ def score(path, sets):
             per.setdefault(fam, []).append(float(imp.mean()))
             allv.append(imp)
             if snr == 5:  # voice activity against the clean speech's labels
-                _, _, vv = net.heads(net.input_features(b["mix"], M.stft(b["mix"], net.win)), "c")
+                _, _, vv = net.run(b["mix"], None, "c")
                 nv = b["vad"].shape[1]
                 vad5.setdefault(fam, []).append((vv[:, :nv].flatten().numpy(), b["vad"].flatten().numpy()))
         out["val_sisdr_improvement_db"] = float(np.concatenate(allv).mean())
@@ -79,7 +79,7 @@ def score(path, sets):
         for name, b in [("mixed", vnoise), *fam_noise.items()]:
             _, _, _, est = T.loss_fn(net, b, "c")
             att = 10 * torch.log10(b["mix"][:, 4800:].pow(2).mean() / est[:, 4800:].pow(2).mean().clamp(min=1e-20))
-            _, _, vv = net.heads(net.input_features(b["mix"], M.stft(b["mix"], net.win)), "c")
+            _, _, vv = net.run(b["mix"], None, "c")
             out[f"noise_only_{name}_attenuation_db"] = float(att)
             out[f"noise_only_{name}_vad"] = float(torch.sigmoid(vv).mean())
     return out

@@ -594,7 +594,7 @@ int ssmd_srv_checkpoint_check(ssmd_srv *s)
         return -1;
     }
     /* the size of every checkpoint of this model: a stream at its rate */
-    ssmd_stream_config sc = { .in_rate_hz = s->fe.sample_rate_hz, .align_output = true, .lookahead = 1 };
+    ssmd_stream_config sc = { .in_rate_hz = s->fe.sample_rate_hz, .align_output = true, .max_prepared = 1 };
     ssmd_stream *t = ssmd_stream_create(s->model, &s->fe, s->mb, &sc, err, sizeof err);
     size_t bytes = t ? ssmd_ckpt_bytes(t) : 0;
     ssmd_stream_destroy(t);

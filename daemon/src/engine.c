@@ -120,7 +120,7 @@ ssmd_srv_stream *ssmd_srv_stream_open(ssmd_srv *s, const char *name, const ssmd_
                              : strcmp(s->cfg->resample_quality, "medium") == 0 ? DSP_RESAMPLE_MEDIUM
                                                                                 : DSP_RESAMPLE_BEST;
     ssmd_stream_config sc = { .in_rate_hz = rate_hz, .align_output = aligned, .quality = q,
-                              .lookahead = s->chunk_frames };
+                              .max_prepared = s->chunk_frames };
     memset(st, 0, sizeof *st);
     if (pipeline) { /* generated streams come from their generator, not the audio pipeline */
         st->st = ssmd_stream_create(s->model, &s->fe, s->mb, &sc, err, cap);
@@ -392,17 +392,24 @@ int ssmd_engine_run(ssmd_srv *s)
             ssmd_srv_stream *st = &s->streams[s->batch[b]];
             uint64_t first = st->frames * (uint64_t)s->fe.hop_samples * (uint64_t)st->rate_hz /
                              (uint64_t)s->fe.sample_rate_hz;
+            /* a model with lookahead d: the heads' row of step t is frame t − d's (none yet for t < d) */
+            const uint64_t la = (uint64_t)s->fe.lookahead_frames;
+            const bool heads_of_input = st->frames >= la;
             ssmd_frame_out fo = { .first_sample = first, .features = s->features + (size_t)b * nf,
                                   .n_features = (uint32_t)nf, .n_bins = (uint32_t)nb_bins, .d_model = (uint32_t)dm };
+            fo.head_first_sample = heads_of_input ? (st->frames - la) * (uint64_t)s->fe.hop_samples *
+                                                        (uint64_t)st->rate_hz / (uint64_t)s->fe.sample_rate_hz
+                                                  : 0;
             if (s->step_flags[b] & SSM_FLAG_RESET) {
                 st->resets++;
                 s->c.state_resets++;
                 fo.flags |= SSMD_FLAG_STATE_RESET;
                 ssmd_srv_event(s, st, "reset", "state became non-finite");
             }
-            if (out.vad) {
+            if (out.vad && heads_of_input) {
                 fo.vad = s->vad + b;
                 st->vad_sum += s->vad[b];
+                st->vad_frames++;
             }
             /* the gate and the attenuation limit (shared with the LADSPA plugin); the
              * options are read every frame, so a reload takes effect at once */
@@ -413,7 +420,7 @@ int ssmd_engine_run(ssmd_srv *s)
                                           .sample_rate_hz = (uint64_t)s->fe.sample_rate_hz };
             dsp_mask_limit(out.mask ? s->mask + (size_t)b * nb_bins : NULL, nb_bins,
                            out.vad ? s->vad + b : NULL, &mlc, &st->vad_quiet_frames);
-            if (out.mask && s->cfg->publish_mask) fo.mask = s->mask + (size_t)b * nb_bins;
+            if (out.mask && s->cfg->publish_mask && heads_of_input) fo.mask = s->mask + (size_t)b * nb_bins;
             if (out.embedding) fo.embedding = s->emb + (size_t)b * dm;
             for (int k = 0; k < st->n_sinks; k++)
                 if (st->sinks[k].ops->frame) st->sinks[k].ops->frame(s, st, st->sinks[k].self, &fo);
@@ -453,8 +460,8 @@ void ssmd_srv_stream_report(ssmd_srv *s, ssmd_srv_stream *st, int level, const c
     char vad[64] = "", hist[64] = "";
     size_t hb = ssmd_frontend_history_bytes(&s->fe);
     if (hb) snprintf(hist, sizeof hist, " (pitch history %zu)", hb);
-    if (st->frames && (ssm_model_heads(s->model) & SSM_MODEL_HEAD_VAD))
-        snprintf(vad, sizeof vad, ", mean voice activity %.2f", st->vad_sum / (double)st->frames);
+    if (st->vad_frames && (ssm_model_heads(s->model) & SSM_MODEL_HEAD_VAD))
+        snprintf(vad, sizeof vad, ", mean voice activity %.2f", st->vad_sum / (double)st->vad_frames);
     ssmd_log(level,
              "%s%s%s: %.2f s of audio at %d Hz, %llu frames of %d samples, %.3f s, %.1fx real time, "
              "state %zu bytes%s, latency %.1f ms%s, %llu samples dropped, %llu state resets, "

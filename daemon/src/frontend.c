@@ -81,7 +81,9 @@ int ssmd_frontend_from_model(ssmd_frontend *fe, const ssm_model *m, char *err, s
     if (fe->hop_samples > fe->n_fft)
         return ssmd_errf(err, cap, "frontend.hop: %d is larger than frontend.n_fft %d", fe->hop_samples, fe->n_fft);
     fe->n_bins = fe->n_fft / 2 + 1;
-    fe->latency_samples = fe->n_fft - fe->hop_samples;
+    if (meta_int(m, "frontend.lookahead_frames", 0, SSMD_MAX_LOOKAHEAD_FRAMES, 0, &fe->lookahead_frames, err, cap))
+        return -1;
+    fe->latency_samples = fe->n_fft - fe->hop_samples + fe->lookahead_frames * fe->hop_samples;
 
     const char *win = ssm_model_meta(m, "frontend.window");
     if (!win || strcmp(win, "sqrt_hann") == 0) {

@@ -153,9 +153,10 @@ static void pub_frame(ssmd_srv *s, ssmd_srv_stream *st, void *self, const ssmd_f
     publish(s, st, SSMD_KIND_FEATURES, SSMD_DTYPE_F32, f->flags, 1, f->n_features, f->first_sample,
             f->features, f->n_features * sizeof(float));
     if (f->vad)
-        publish(s, st, SSMD_KIND_VAD, SSMD_DTYPE_F32, f->flags, 1, 1, f->first_sample, f->vad, sizeof(float));
+        publish(s, st, SSMD_KIND_VAD, SSMD_DTYPE_F32, f->flags, 1, 1, f->head_first_sample, f->vad,
+                sizeof(float));
     if (f->mask)
-        publish(s, st, SSMD_KIND_MASK, SSMD_DTYPE_F32, f->flags, 1, f->n_bins, f->first_sample, f->mask,
+        publish(s, st, SSMD_KIND_MASK, SSMD_DTYPE_F32, f->flags, 1, f->n_bins, f->head_first_sample, f->mask,
                 f->n_bins * sizeof(float));
     if (f->embedding)
         publish(s, st, SSMD_KIND_EMBEDDING, SSMD_DTYPE_F32, f->flags, 1, f->d_model, f->first_sample,

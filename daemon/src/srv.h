@@ -83,11 +83,14 @@ typedef struct ssmd_control_trace {
  *  Pointers are into the engine's batch buffers, valid during the call. */
 typedef struct ssmd_frame_out {
     uint64_t first_sample;      /**< first input sample of the frame, stream rate */
+    uint64_t head_first_sample; /**< the same for the frame vad and mask describe: lookahead_frames
+                                     frames earlier (frontend.h); equal to first_sample without */
     uint32_t flags;             /**< SSMD_FLAG_* (state reset) */
     const float *features;      /**< {n_features} */
     uint32_t n_features;
-    const float *vad;           /**< {1}, NULL when the model has no vad head */
-    const float *mask;          /**< {n_bins}, NULL unless publish_mask */
+    const float *vad;           /**< {1}, NULL when the model has no vad head or while the heads
+                                     still describe frames before the input (lookahead) */
+    const float *mask;          /**< {n_bins}, NULL unless publish_mask (or as vad) */
     uint32_t n_bins;
     const float *embedding;     /**< {d_model}, NULL unless publish_embedding */
     uint32_t d_model;
@@ -252,7 +255,8 @@ struct ssmd_srv_stream {
     uint64_t clock_ns, clock_sample; /* wall clock of input sample clock_sample (mic) */
     double t_open;                   /* when the stream started (monotonic s) */
     double t_last_in;                /* last input (push streams: idle timeout) */
-    double vad_sum;
+    double vad_sum;                  /* over the vad_frames rows that describe frames of the input */
+    uint64_t vad_frames;
     uint64_t vad_quiet_frames;       /* consecutive frames with voice activity below --vad-gate */
     struct { const ssmd_sink_ops *ops; void *self; } sinks[SSMD_SINKS_MAX];
     int n_sinks;

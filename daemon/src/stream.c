@@ -33,6 +33,8 @@ struct ssmd_stream {
     dsp_resampler *in_rs, *out_rs;
 
     float *frame, *spec, *power, *iframe; /* spec: a ring of `depth` spectra {2·n_bins} */
+    float *dly; int dly_head;             /* the model's lookahead: the last fe->lookahead_frames
+                                           * completed spectra, oldest at dly_head (zeros at start) */
     float *scr; size_t scr_pos, scr_len;
     float *rs;  size_t rs_pos, rs_len, rs_cap;
     float *syn; size_t syn_pos, syn_len;
@@ -71,7 +73,7 @@ ssmd_stream *ssmd_stream_create(const ssm_model *model, const ssmd_frontend *fe,
     s->fe = fe;
     s->melbank = melbank;
     s->cfg = *cfg;
-    s->depth = cfg->lookahead > 1 ? cfg->lookahead : 1;
+    s->depth = cfg->max_prepared > 1 ? cfg->max_prepared : 1;
     dsp_error de = { 0 };
     bool ok = true;
     if (ssm_state_create(model, &s->state) != SSM_OK) {
@@ -79,7 +81,8 @@ ssmd_stream *ssmd_stream_create(const ssm_model *model, const ssmd_frontend *fe,
         goto fail;
     }
     dsp_framer_config fc = { .n_window = (size_t)fe->n_fft, .hop_samples = (size_t)fe->hop_samples,
-                             .align_output = cfg->align_output };
+                             .align_output = cfg->align_output,
+                             .delay_samples = (size_t)fe->lookahead_frames * (size_t)fe->hop_samples };
     dsp_stft_config sc = { .n_fft = (size_t)fe->n_fft, .hop_samples = (size_t)fe->hop_samples,
                            .analysis_window = fe->analysis, .synthesis_window = fe->synthesis };
     dsp_pitch_config pc = { .n_fft = (size_t)fe->n_fft, .hop_samples = (size_t)fe->hop_samples,
@@ -108,6 +111,8 @@ ssmd_stream *ssmd_stream_create(const ssm_model *model, const ssmd_frontend *fe,
     s->iframe = xcalloc(n_fft, sizeof(float), &ok);
     s->spec = xcalloc((size_t)s->depth * 2 * (size_t)fe->n_bins, sizeof(float), &ok);
     s->power = xcalloc((size_t)fe->n_bins, sizeof(float), &ok);
+    if (fe->lookahead_frames > 0)
+        s->dly = xcalloc((size_t)fe->lookahead_frames * 2 * (size_t)fe->n_bins, sizeof(float), &ok);
     s->syn = xcalloc(hop, sizeof(float), &ok);
     s->out = xcalloc(s->out_cap, sizeof(float), &ok);
     if (!ok) {
@@ -129,7 +134,7 @@ void ssmd_stream_destroy(ssmd_stream *s)
     dsp_pitch_destroy(s->pitch);
     dsp_resampler_destroy(s->in_rs);
     dsp_resampler_destroy(s->out_rs);
-    free(s->frame); free(s->iframe); free(s->spec); free(s->power);
+    free(s->frame); free(s->iframe); free(s->spec); free(s->power); free(s->dly);
     free(s->scr); free(s->rs); free(s->syn); free(s->out);
     free(s);
 }
@@ -285,6 +290,16 @@ void ssmd_stream_complete(ssmd_stream *s, const float *mask)
     float *spec = s->spec + (size_t)s->prep_head * 2 * n_bins;
     s->prep_head = (s->prep_head + 1) % s->depth;
     s->n_prep--;
+    if (s->dly) {
+        /* lookahead d: this mask row is frame t − d's; frame t waits in its place */
+        float *old = s->dly + (size_t)s->dly_head * 2 * n_bins;
+        s->dly_head = (s->dly_head + 1) % s->fe->lookahead_frames;
+        for (size_t k = 0; k < 2 * n_bins; k++) {
+            const float v = old[k];
+            old[k] = spec[k];
+            spec[k] = v;
+        }
+    }
     if (mask) {
         for (size_t k = 0; k < n_bins; k++) {
             spec[2 * k] *= mask[k];
@@ -379,11 +394,17 @@ void ssmd_stream_stats_get(const ssmd_stream *s, ssmd_stream_stats *out)
 
 enum { SAVE_HEADER = 96, SAVE_VERSION = 1 };
 
+/* the lookahead's delayed spectra, oldest first, as little-endian floats */
+static size_t dly_bytes(const ssmd_stream *s)
+{
+    return s->dly ? (size_t)s->fe->lookahead_frames * 2 * (size_t)s->fe->n_bins * sizeof(float) : 0;
+}
+
 size_t ssmd_stream_save_bytes(const ssmd_stream *s)
 {
     if (s->in_rs) return 0;
     return SAVE_HEADER + dsp_framer_state_bytes(s->framer) + ssm_state_bytes(s->model) +
-           (s->pitch ? dsp_pitch_state_bytes(s->pitch) : 0);
+           (s->pitch ? dsp_pitch_state_bytes(s->pitch) : 0) + dly_bytes(s);
 }
 
 bool ssmd_stream_savable(const ssmd_stream *s)
@@ -412,6 +433,17 @@ long ssmd_stream_save(const ssmd_stream *s, void *buf, size_t cap)
         if (cap - SAVE_HEADER - fb - written < dsp_pitch_state_bytes(s->pitch)) return -1;
         dsp_pitch_state_save(s->pitch, p + SAVE_HEADER + fb + written);
         written += dsp_pitch_state_bytes(s->pitch);
+    }
+    if (s->dly) { /* then the lookahead's delayed spectra */
+        size_t n = dly_bytes(s) / sizeof(float), d = (size_t)s->fe->lookahead_frames, w = n / d;
+        if (cap - SAVE_HEADER - fb - written < dly_bytes(s)) return -1;
+        uint8_t *q = p + SAVE_HEADER + fb + written;
+        for (size_t i = 0; i < n; i++) {
+            uint32_t u;
+            memcpy(&u, &s->dly[(((size_t)s->dly_head + i / w) % d) * w + i % w], 4);
+            ssmd_put_u32(q + 4 * i, u);
+        }
+        written += dly_bytes(s);
     }
     return (long)(SAVE_HEADER + fb + written);
 }
@@ -460,7 +492,8 @@ int ssmd_stream_load(ssmd_stream *s, const void *buf, size_t n, char *err, size_
         snprintf(err, cap, "out of memory");
         return -1;
     }
-    size_t pb = s->pitch ? dsp_pitch_state_bytes(s->pitch) : 0, mb = n - SAVE_HEADER - fb - pb;
+    size_t pb = s->pitch ? dsp_pitch_state_bytes(s->pitch) : 0, lb = dly_bytes(s);
+    size_t mb = n - SAVE_HEADER - fb - pb - lb;
     int rc = ssm_state_restore(tmp, p + SAVE_HEADER + fb, mb);
     ssm_state_destroy(tmp);
     if (rc != SSM_OK) {
@@ -473,6 +506,14 @@ int ssmd_stream_load(ssmd_stream *s, const void *buf, size_t n, char *err, size_
         snprintf(err, cap, "%s", de.msg);
         return -1;
     }
+    const uint8_t *lq = p + SAVE_HEADER + fb + mb + pb;
+    for (size_t i = 0; i < lb / 4; i++) {
+        uint32_t u = ssmd_get_u32(lq + 4 * i);
+        if ((u & 0x7f800000u) == 0x7f800000u) {
+            snprintf(err, cap, "the lookahead's delayed spectra hold a non-finite value");
+            return -1;
+        }
+    }
     if (dsp_framer_state_load(s->framer, p + SAVE_HEADER, fb, &de) != DSP_OK) {
         snprintf(err, cap, "%s", de.msg);
         return -1;
@@ -484,6 +525,11 @@ int ssmd_stream_load(ssmd_stream *s, const void *buf, size_t n, char *err, size_
     }
     ssm_state_restore(s->state, p + SAVE_HEADER + fb, mb); /* checked above */
     if (s->pitch) dsp_pitch_state_load(s->pitch, p + SAVE_HEADER + fb + mb, pb, NULL); /* checked above */
+    for (size_t i = 0; i < lb / 4; i++) {
+        uint32_t u = ssmd_get_u32(lq + 4 * i);
+        memcpy(&s->dly[i], &u, 4);
+    }
+    s->dly_head = 0;
     s->stats = st;
     s->n_prep = 0;
     s->prep_head = 0;

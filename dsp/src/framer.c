@@ -23,6 +23,7 @@
 struct dsp_framer {
     size_t n_window;
     size_t hop;
+    size_t delay;          /* processing delay D (dsp_framer_config.delay_samples) */
     bool   align;
 
     size_t fill;           /* new samples in the pending frame, 0..hop */
@@ -83,6 +84,9 @@ int dsp_framer_create(dsp_framer **out, const dsp_framer_config *cfg, dsp_error 
     if (cfg->n_window > ((size_t)1 << 28))
         return dsp_error_set(err, DSP_ERR_INVALID, "framer: n_window %zu is too large (max 2^28)",
                              cfg->n_window);
+    if (cfg->delay_samples > ((size_t)1 << 28))
+        return dsp_error_set(err, DSP_ERR_INVALID, "framer: delay_samples %zu is too large (max 2^28)",
+                             cfg->delay_samples);
     dsp_framer *f = calloc(1, sizeof *f);
     float *bufs = calloc(2 * cfg->n_window, sizeof *bufs);
     if (!f || !bufs) {
@@ -93,6 +97,7 @@ int dsp_framer_create(dsp_framer **out, const dsp_framer_config *cfg, dsp_error 
     }
     f->n_window = cfg->n_window;
     f->hop = cfg->hop_samples;
+    f->delay = cfg->delay_samples;
     f->align = cfg->align_output;
     f->abuf = bufs;
     f->acc = bufs + cfg->n_window;
@@ -155,13 +160,18 @@ int dsp_framer_pop_frame(dsp_framer *f, float *frame_out)
     return 1;
 }
 
+static uint64_t latency(const dsp_framer *f)
+{
+    return (uint64_t)(f->n_window - f->hop) + f->delay;
+}
+
 /* Stream index one past the last sample to emit (live indexing, i.e. before
  * dropping the latency); UINT64_MAX while the input is open. */
 static uint64_t stream_end(const dsp_framer *f)
 {
     if (!f->finishing)
         return UINT64_MAX;
-    return f->samples_in + (f->n_window - f->hop);
+    return f->samples_in + latency(f);
 }
 
 size_t dsp_framer_synthesize(dsp_framer *f, float *out, const float *frame)
@@ -177,7 +187,7 @@ size_t dsp_framer_synthesize(dsp_framer *f, float *out, const float *frame)
         acc[i] += frame[i];
 
     /* acc[0..h) is final: emit the part inside [lo, end). */
-    const uint64_t lo = f->align ? (uint64_t)(n - h) : 0;
+    const uint64_t lo = f->align ? latency(f) : 0;
     uint64_t a = start > lo ? start : lo;
     uint64_t b = start + h < end ? start + h : end;
     size_t produced = 0;
@@ -197,8 +207,8 @@ void dsp_framer_finish(dsp_framer *f)
     if (f->finishing)
         return;
     f->finishing = true;
-    /* Synthesis must reach stream index L + (N − H): ceil of that over H. */
-    uint64_t need = f->samples_in + (f->n_window - f->hop);
+    /* Synthesis must reach stream index L + latency: ceil of that over H. */
+    uint64_t need = f->samples_in + latency(f);
     f->frames_needed = (need + f->hop - 1) / f->hop;
     if (f->frames_needed < f->frames_out)
         f->frames_needed = f->frames_out;
@@ -209,7 +219,7 @@ bool dsp_framer_done(const dsp_framer *f)
     return f->finishing && f->frames_synth * f->hop >= stream_end(f);
 }
 
-size_t dsp_framer_latency_samples(const dsp_framer *f) { return f->n_window - f->hop; }
+size_t dsp_framer_latency_samples(const dsp_framer *f) { return (size_t)latency(f); }
 size_t dsp_framer_n_window(const dsp_framer *f) { return f->n_window; }
 size_t dsp_framer_hop_samples(const dsp_framer *f) { return f->hop; }
 uint64_t dsp_framer_samples_in(const dsp_framer *f) { return f->samples_in; }
@@ -265,7 +275,7 @@ long dsp_framer_state_save(const dsp_framer *f, void *buf, size_t size)
     memcpy(p, "DSPFRAME", 8);
     const uint64_t fields[] = { FRAMER_STATE_VERSION, f->n_window, f->hop, f->align, f->fill, f->finishing,
                                 f->samples_in, f->nonfinite, f->frames_out, f->frames_needed, f->frames_synth,
-                                f->samples_out };
+                                f->samples_out, f->delay };
     _Static_assert(8 + sizeof fields <= FRAMER_STATE_HEADER, "framer state header");
     for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) put_u64(p + 8 + 8 * i, fields[i]);
     put_f32s(p + FRAMER_STATE_HEADER, f->abuf, 2 * f->n_window); /* abuf and acc are one allocation */
@@ -279,16 +289,17 @@ int dsp_framer_state_load(dsp_framer *f, const void *buf, size_t size, dsp_error
         return dsp_error_set(err, DSP_ERR_FORMAT, "framer state: %zu bytes, expected %zu", size,
                              dsp_framer_state_bytes(f));
     if (memcmp(p, "DSPFRAME", 8) != 0) return dsp_error_set(err, DSP_ERR_FORMAT, "framer state: bad magic");
-    uint64_t v[12];
-    for (size_t i = 0; i < 12; i++) v[i] = get_u64(p + 8 + 8 * i);
+    uint64_t v[13]; /* v[12], the delay, is 0 in saves from before it existed */
+    for (size_t i = 0; i < 13; i++) v[i] = get_u64(p + 8 + 8 * i);
     if (v[0] != FRAMER_STATE_VERSION)
         return dsp_error_set(err, DSP_ERR_FORMAT, "framer state: version %llu, expected %d",
                              (unsigned long long)v[0], FRAMER_STATE_VERSION);
-    if (v[1] != f->n_window || v[2] != f->hop || v[3] != (uint64_t)f->align)
+    if (v[1] != f->n_window || v[2] != f->hop || v[3] != (uint64_t)f->align || v[12] != f->delay)
         return dsp_error_set(err, DSP_ERR_FORMAT,
-                             "framer state: n_window %llu, hop %llu, aligned %llu; this framer has %zu, %zu, %d",
+                             "framer state: n_window %llu, hop %llu, aligned %llu, delay %llu; this framer has "
+                             "%zu, %zu, %d, %zu",
                              (unsigned long long)v[1], (unsigned long long)v[2], (unsigned long long)v[3],
-                             f->n_window, f->hop, (int)f->align);
+                             (unsigned long long)v[12], f->n_window, f->hop, (int)f->align, f->delay);
     /* the invariants push/pop/synthesize keep */
     const uint64_t h = f->hop, most = UINT64_MAX / 2 / h;
     bool ok = v[4] <= h && v[5] <= 1 && v[7] <= v[6] && v[8] <= most && v[10] <= v[8] && v[11] <= v[10] * h;

@@ -199,7 +199,7 @@ typedef struct ssmd_ladspa {
 static ssmd_stream *ssmd_ladspa_stream_new(const ssmd_ladspa *p, char *err, size_t cap)
 {
     ssmd_stream_config sc = { .in_rate_hz = p->rate_hz, .align_output = false,
-                              .quality = SSMD_LADSPA_RESAMPLE_QUALITY, .lookahead = 1 };
+                              .quality = SSMD_LADSPA_RESAMPLE_QUALITY, .max_prepared = 1 };
     return ssmd_stream_create(p->m->model, &p->m->fe, p->m->melbank, &sc, err, cap);
 }
 

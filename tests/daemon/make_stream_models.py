@@ -2,7 +2,8 @@
 """Models for tests/daemon/test_stream.c, written into OUTDIR:
 random.safetensors (untrained, non-trivial mask), allpass.safetensors (mask
 exactly 1), quiet.safetensors (gains about 0.0025: ~50 dB down), pitch.safetensors (log powers and
-pitch features), and models with broken front-end metadata.
+pitch features), random_la2 / allpass_la2 / pitch_la1 (the same weights with
+frontend.lookahead_frames), and models with broken front-end metadata.
 Usage: make_stream_models.py OUTDIR"""
 import os
 import sys
@@ -28,3 +29,8 @@ m.build(os.path.join(out, "pitch_bad_edges.safetensors"), pitch=True,
 m.build(os.path.join(out, "pitch_bad_lags.safetensors"), pitch=True, meta_overrides={"frontend.pitch_lag_min": "33"})
 m.build(os.path.join(out, "pitch_mismatch.safetensors"), pitch=True,
         meta_overrides={"frontend.pitch_band_edges": "1,3,6"})
+# the same weights as random / allpass, masking each frame with the row of the step 2 frames later
+m.build(os.path.join(out, "random_la2.safetensors"), meta_overrides={"frontend.lookahead_frames": "2"})
+m.build(os.path.join(out, "allpass_la2.safetensors"), allpass=True, meta_overrides={"frontend.lookahead_frames": "2"})
+m.build(os.path.join(out, "pitch_la1.safetensors"), pitch=True, meta_overrides={"frontend.lookahead_frames": "1"})
+m.build(os.path.join(out, "bad_lookahead.safetensors"), meta_overrides={"frontend.lookahead_frames": "9"})

@@ -467,6 +467,60 @@ def t_subscriber_gets_every_frame():
           f"{len(y)} audio samples = input length")
 
 
+def subscribe_file_job(model, n, rate, seed):
+    """Runs a file job with model, subscribed; returns {kind: [(seq, first_sample, payload)]} and the
+    job's summary line (stderr)."""
+    x = test_signal(n, rate, seed)
+    src = os.path.join(TMP, "la.wav")
+    write_wav(src, x, rate)
+    d = Daemon(src, "--serve", "yes", "--wait-subscribers", "1", "--log-level", "info", model=model)
+    sub = d.ctx.socket(zmq.SUB)
+    sub.setsockopt(zmq.RCVTIMEO, 5000)
+    sub.setsockopt(zmq.SUBSCRIBE, b"la.wav/")
+    sub.connect(d.pub)
+    got = {}
+    try:
+        while True:
+            t, hb, payload = sub.recv_multipart()
+            h = P.decode_header(hb, len(payload))
+            _, kind = P.parse_topic(t)
+            got.setdefault(kind, []).append((h.seq, h.first_sample, payload))
+            if kind == 8 and json.loads(payload).get("event") == "end":
+                break
+    except zmq.Again:
+        raise AssertionError("subscriber timed out")
+    sub.close()
+    rc, _, err = d.stop()
+    check(rc == 0, f"exit {rc}: {err}")
+    return got, err
+
+
+def t_lookahead_vad_frames():
+    """A model with frontend.lookahead_frames 2 (the random model's weights): its vad rows describe the
+    frame two steps back, so they start at seq 0 / first_sample 0 two steps late, one per frame of
+    the input, and equal the rows the same weights without lookahead give two steps later; the meta
+    reports the latency with the lookahead."""
+    n, rate, hop = 16000, 16000, 256
+    la, err_la = subscribe_file_job(os.path.join(MODELS, "random_la2.safetensors"), n, rate, 5)
+    l0, _ = subscribe_file_job(MODEL, n, rate, 5)
+    feats, vad, vad0 = la[2], la[3], l0[3]
+    check([f for _, f, _ in feats] == [k * hop for k in range(len(feats))], "features first_sample")
+    check([q for q, _, _ in vad] == list(range(len(vad))), "vad seq not contiguous")
+    check([f for _, f, _ in vad] == [k * hop for k in range(len(vad))], "vad first_sample is not its frame's")
+    check(len(vad) == len(feats) - 2 and len(vad) == len(vad0), f"{len(vad)} vad rows, {len(feats)} steps, "
+          f"{len(vad0)} without lookahead")
+    v = np.array([np.frombuffer(p, "<f4")[0] for _, _, p in vad])
+    v0 = np.array([np.frombuffer(p, "<f4")[0] for _, _, p in vad0])
+    meta = json.loads(la[7][0][2])
+    check(meta["latency_samples"] == 512 - hop + 2 * hop, f"latency_samples {meta['latency_samples']}")
+    # the last two rows of the run without lookahead have no counterpart (their steps are padding)
+    check(np.array_equal(v[:-2], v0[2:]) and not np.array_equal(v[:-2], v0[:-2]),
+          "the vad rows are not the same weights' rows two steps later")
+    check("mean voice activity" in err_la, err_la)
+    print(f"lookahead 2: {len(feats)} steps, {len(vad)} vad rows from first_sample 0 (= without lookahead), "
+          f"row k = row k + 2 without lookahead, latency {meta['latency_samples']} samples")
+
+
 def backlog_bound_msgs(pub_hwm, pub_sndbuf, rcvhwm, rcvbuf, msg_bytes):
     """The backlog bound of docs/protocol.md ("Slow subscribers"): the most messages that
     can wait between the daemon and a reader: pub_hwm + rcvhwm in ZeroMQ's queues, plus
@@ -1477,6 +1531,7 @@ def t_wait_subscribers_first_messages():
 
 def main():
     tests = [t_file_job_bit_exact, t_atten_lim, t_vad_gate, t_python_push_large, t_huge_subscription, t_subscriber_gets_every_frame,
+             t_lookahead_vad_frames,
              t_wait_subscribers_first_messages, t_push_and_five_clients, t_status_during_push_burst,
              t_malformed_messages, t_oversize_message, t_ipc_sockets_removed, t_snapshot_restore_reset, t_sigterm_mid_file, t_virtual_mic, t_stereo_only_mic_mono,
              t_curve_and_reload, t_robustness]

@@ -176,7 +176,7 @@ static void do_logmel(void)
     }
     dsp_error err = {0};
     dsp_stft_config sc = { n, hop, DSP_WINDOW_HANN, DSP_WINDOW_NONE };
-    dsp_framer_config fc = { n, hop, false };
+    dsp_framer_config fc = { n, hop, false, 0 };
     dsp_mel_config mc = { sr, n, n_mels, 0.0, 8000.0, DSP_MEL_SLANEY, DSP_MEL_NORM_SLANEY };
     dsp_stft *st = NULL;
     dsp_stft_create(&st, &sc, &err);
@@ -232,7 +232,7 @@ static void do_pitch(void)
     }
     dsp_error err = { 0 };
     dsp_stft_config sc = { N, HOP, DSP_WINDOW_SQRT_HANN, DSP_WINDOW_SQRT_HANN };
-    dsp_framer_config fc = { N, HOP, false };
+    dsp_framer_config fc = { N, HOP, false, 0 };
     dsp_pitch_config pc = { N, HOP, 96, 768, edges, n_edges, 0 };
     dsp_stft *st = NULL;
     dsp_framer *f = NULL;

@@ -203,7 +203,7 @@ static void test_invalid_args(void **state)
     static const size_t bad[][2] = { { 0, 1 }, { 512, 0 }, { 512, 513 }, { 4, 8 } };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         dsp_error err = {0};
-        dsp_framer_config cfg = { bad[i][0], bad[i][1], false };
+        dsp_framer_config cfg = { bad[i][0], bad[i][1], false, 0 };
         dsp_framer *f = (dsp_framer *)&cfg; /* not NULL: a failed create clears it */
         dsp_framer_create(&f, &cfg, &err);
         assert_null(f);
@@ -214,6 +214,79 @@ static void test_invalid_args(void **state)
     dsp_framer *f = (dsp_framer *)bad; /* not NULL: a failed create clears it */
     dsp_framer_create(&f, NULL, NULL);
     assert_null(f);
+}
+
+/* A caller that hands back frame m − d at the synthesis of frame m (a model
+ * with d frames of lookahead), zero frames for the first d: with
+ * delay_samples = d·H the latency is N − H + d·H, live output has L +
+ * latency samples and is the input delayed by it, aligned output is the
+ * input itself with the input's length; a state saved with another delay is
+ * refused; a delay over 2^28 is refused at create. */
+static void test_processing_delay(void **state)
+{
+    (void)state;
+    const size_t n = 512, hop = 128, d = 3, len = 3001;
+    float *x = malloc(len * sizeof *x), *frame = malloc(n * sizeof *frame);
+    float *held = calloc(d * n, sizeof *held), *y = calloc(2 * len + 4 * n, sizeof *y);
+    tu_white(x, len, 21);
+    for (int align = 0; align < 2; align++) {
+        dsp_error err = {0};
+        dsp_framer_config cfg = { .n_window = n, .hop_samples = hop, .align_output = align,
+                                  .delay_samples = d * hop };
+        dsp_framer *f = NULL;
+        assert_int_equal(dsp_framer_create(&f, &cfg, &err), DSP_OK);
+        size_t lat = n - hop + d * hop;
+        assert_int_equal(dsp_framer_latency_samples(f), lat);
+        dsp_stft *st = stft(n, hop, DSP_WINDOW_SQRT_HANN, DSP_WINDOW_SQRT_HANN);
+        float *spec = malloc((n + 2) * sizeof *spec);
+        memset(held, 0, d * n * sizeof *held);
+        size_t pos = 0, got = 0, k = 0;
+        bool fin = false;
+        for (;;) {
+            if (pos < len) pos += dsp_framer_push(f, x + pos, len - pos < 77 ? len - pos : 77, NULL);
+            else if (!fin) dsp_framer_finish(f), fin = true;
+            while (dsp_framer_pop_frame(f, frame) == 1) {
+                dsp_stft_forward(st, spec, frame);
+                dsp_stft_inverse(st, frame, spec);
+                float *slot = held + (k++ % d) * n; /* frame m − d out, frame m in */
+                for (size_t i = 0; i < n; i++) {
+                    float v = slot[i];
+                    slot[i] = frame[i];
+                    frame[i] = v;
+                }
+                got += dsp_framer_synthesize(f, y + got, frame);
+            }
+            if (fin && dsp_framer_done(f)) break;
+        }
+        assert_int_equal(got, align ? len : len + lat);
+        double err_max = 0;
+        for (size_t j = 0; j < len; j++) err_max = fmax(err_max, fabs((double)y[j + (align ? 0 : lat)] - x[j]));
+        for (size_t j = 0; !align && j < lat; j++) assert_true(fabsf(y[j]) < 1e-6f);
+        printf("delay %zu samples, %s: %zu samples out, max |out - in| %.2e\n", d * hop,
+               align ? "aligned" : "live", got, err_max);
+        assert_true(err_max < 1e-5);
+        if (align) { /* a state of this framer does not load into one without the delay */
+            size_t bytes = dsp_framer_state_bytes(f);
+            unsigned char *buf = malloc(bytes);
+            assert_int_equal(dsp_framer_state_save(f, buf, bytes), (long)bytes);
+            dsp_framer *g = framer(n, hop, true);
+            assert_int_equal(dsp_framer_state_load(g, buf, bytes, &err), DSP_ERR_FORMAT);
+            printf("refused: %s\n", err.msg);
+            assert_non_null(strstr(err.msg, "delay 384"));
+            dsp_framer_destroy(g);
+            free(buf);
+        }
+        dsp_stft_destroy(st);
+        free(spec);
+        dsp_framer_destroy(f);
+    }
+    dsp_error err = {0};
+    dsp_framer_config big = { .n_window = n, .hop_samples = hop, .delay_samples = ((size_t)1 << 28) + 1 };
+    dsp_framer *f = (dsp_framer *)&big;
+    assert_int_equal(dsp_framer_create(&f, &big, &err), DSP_ERR_INVALID);
+    assert_null(f);
+    printf("refused: %s\n", err.msg);
+    free(x); free(frame); free(held); free(y);
 }
 
 /* A framer saved mid-stream (mid-hop) and loaded into a fresh one pops the
@@ -308,6 +381,7 @@ int main(void)
         cmocka_unit_test(test_nonfinite_zeroed),
         cmocka_unit_test(test_invalid_args),
         cmocka_unit_test(test_state_save_load),
+        cmocka_unit_test(test_processing_delay),
     };
     return cmocka_run_group_tests_name("dsp_framer", tests, NULL, NULL);
 }

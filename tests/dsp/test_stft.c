@@ -43,7 +43,7 @@ static void test_reconstruction(void **state)
             const float *x = sig ? speech : noise;
             dsp_error err = {0};
             dsp_stft_config sc = { pairs[p].n_fft, pairs[p].hop, pairs[p].a, pairs[p].s };
-            dsp_framer_config fc = { pairs[p].n_fft, pairs[p].hop, true };
+            dsp_framer_config fc = { pairs[p].n_fft, pairs[p].hop, true, 0 };
             dsp_stft *st = NULL;
             dsp_stft_create(&st, &sc, &err);
             if (!st)

@@ -12,6 +12,9 @@
 #include "dsp/stft.h"
 #include "ssm/model.h"
 
+/** Largest frontend.lookahead_frames a model may ask for. */
+#define SSMD_MAX_LOOKAHEAD_FRAMES 8
+
 typedef enum ssmd_feature_kind {
     SSMD_FEATURES_LOG_POWER = 0, /**< ln(max(|X_k|², floor)) for every bin: n_fft/2+1 values */
     SSMD_FEATURES_LOG_MEL   = 1, /**< ln(max(mel·|X|², floor)), Slaney mel (librosa default) */
@@ -34,7 +37,10 @@ typedef struct ssmd_frontend {
     int pitch_lag_min, pitch_lag_max;      /**< log_power_pitch: lag range, samples (dsp/pitch.h) */
     int n_pitch_edges;                     /**< log_power_pitch: pitch band edges (bands + 1) */
     int pitch_edges[DSP_PITCH_MAX_EDGES];  /**< their bin indices, increasing */
-    int latency_samples;      /**< algorithmic delay n_fft − hop, at sample_rate_hz */
+    int lookahead_frames;     /**< frontend.lookahead_frames d (0 if absent): the heads' row of
+                                   step t belongs to frame t − d, so the stream masks and
+                                   reports each frame d hops after it was captured */
+    int latency_samples;      /**< algorithmic delay n_fft − hop + d·hop, at sample_rate_hz */
 } ssmd_frontend;
 
 /** Reads and checks the front-end of model: metadata keys present and in

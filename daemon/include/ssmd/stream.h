@@ -46,9 +46,11 @@ typedef struct ssmd_stream_config {
     int  in_rate_hz;                  /**< rate of the pushed samples (and of the output) */
     bool align_output;                /**< offline: compensate the delay, output length = input length */
     dsp_resample_quality quality;     /**< used when in_rate_hz differs from the model's rate */
-    int  lookahead;                   /**< frames that may be prepared before the oldest is
+    int  max_prepared;                /**< frames that may be prepared before the oldest is
                                            completed (0 or 1: one at a time); lets a caller run
-                                           several frames of one stream through ssm_forward */
+                                           several frames of one stream through ssm_forward.
+                                           (The model's own lookahead, frontend.lookahead_frames,
+                                           is handled inside the stream: see complete.) */
 } ssmd_stream_config;
 
 /** Creates a stream (its own ssm_state, STFT, framer, resamplers).  melbank
@@ -70,17 +72,22 @@ void ssmd_stream_destroy(ssmd_stream *s);
 size_t ssmd_stream_push(ssmd_stream *s, const float *in, size_t n);
 
 /** If a frame is ready: STFT and features into features_row {n_features};
- *  returns 1.  Returns 0 when no frame is ready, when `lookahead` frames are
+ *  returns 1.  Returns 0 when no frame is ready, when `max_prepared` frames are
  *  prepared and not completed, or when none is prepared and output is still
  *  to be popped.  Frames are completed in the order they were prepared; with
- *  lookahead > 1 the caller pushes input between prepares (push stops at
+ *  max_prepared > 1 the caller pushes input between prepares (push stops at
  *  each ready frame).  RT safe. */
 int ssmd_stream_prepare(ssmd_stream *s, float *features_row);
 
 /** Finishes the oldest prepared frame with the model's mask row {n_bins}
  *  (NULL = pass the spectrum through unchanged): masked spectrum → iSTFT →
  *  overlap-add → resample; the samples become available to ssmd_stream_pop,
- *  which must take them all before the next complete.  No-op when no frame
+ *  which must take them all before the next complete.  With a model
+ *  lookahead d (fe->lookahead_frames > 0) the row is that of the frame
+ *  prepared d frames earlier: that frame is masked and synthesised, and the
+ *  oldest prepared frame waits in its place (for the first d completes, the
+ *  zero frames before the input); the output is d hops later
+ *  (fe->latency_samples), and finish pads d more frames.  No-op when no frame
  *  is prepared.  RT safe. */
 void ssmd_stream_complete(ssmd_stream *s, const float *mask_row);
 

@@ -13,7 +13,9 @@
  *   position (m+1)H − N; after it, H more output samples are final.  Under
  *   identity processing and a pair accepted by dsp_stft_create, output
  *   sample j of the stream equals x[j − (N − H)]: the algorithmic delay is
- *   latency = N − H samples (dsp_framer_latency_samples).
+ *   latency = N − H samples (dsp_framer_latency_samples), plus the caller's
+ *   processing delay D when it hands back frame m − D/H at the synthesis of
+ *   frame m (dsp_framer_config.delay_samples).
  *
  * Two output modes (dsp_framer_config.align_output):
  *   live (false):   every synthesised sample is emitted, the first `latency`
@@ -76,6 +78,13 @@ typedef struct dsp_framer_config {
     size_t n_window;       /**< frame length N ≥ 1 (n_fft for the STFT) */
     size_t hop_samples;    /**< frame advance H, 1 ≤ H ≤ N */
     bool   align_output;   /**< true: offline alignment (see file comment) */
+    size_t delay_samples;  /**< processing delay D ≥ 0 added by the caller between
+                                analysis and synthesis (a model that masks frame m
+                                only after seeing frames m+1…m+d hands back frame
+                                m's output at the synthesis of frame m+d: D = d·H).
+                                The latency becomes N − H + D: live output ends D
+                                samples later, aligned output drops D more at the
+                                start, and finish pads D more samples of frames. */
 } dsp_framer_config;
 
 /** Opaque framer (analysis buffer + overlap-add accumulator, 2·N floats). */
@@ -85,7 +94,7 @@ typedef struct dsp_framer dsp_framer;
  *  the new object in *out (caller owns it; free with dsp_framer_destroy())
  *  and returns DSP_OK.  On failure *out is NULL (unless out itself is NULL)
  *  and the call returns DSP_ERR_INVALID (out or cfg NULL; N == 0, H == 0,
- *  H > N or N > 2^28, err->msg naming the field) or DSP_ERR_NOMEM, with err
+ *  H > N, N > 2^28 or delay_samples > 2^28, err->msg naming the field) or DSP_ERR_NOMEM, with err
  *  (may be NULL) filled.  Thread-safe; not real-time safe (allocates). */
 int dsp_framer_create(dsp_framer **out, const dsp_framer_config *cfg, dsp_error *err);
 
@@ -126,9 +135,10 @@ void dsp_framer_finish(dsp_framer *f);
  *  and synthesised (the output is complete). */
 bool dsp_framer_done(const dsp_framer *f);
 
-/** Algorithmic delay of the WOLA chain, N − H samples.  In live mode output
- *  sample j corresponds to input sample j − latency; aligned output has it
- *  compensated.  Report it in the stream description. */
+/** Algorithmic delay of the WOLA chain and the caller's processing delay,
+ *  N − H + delay_samples samples.  In live mode output sample j corresponds
+ *  to input sample j − latency; aligned output has it compensated.  Report it
+ *  in the stream description. */
 size_t dsp_framer_latency_samples(const dsp_framer *f);
 
 /** Configured sizes. */
