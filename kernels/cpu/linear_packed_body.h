@@ -40,7 +40,7 @@
 #define LP_NAME(prefix) LP_CAT(prefix, LP_SUFFIX)
 #define LP_INLINE __attribute__((target(LP_TARGET), always_inline)) static inline
 
-_Static_assert(LP_NV >= 3 && LP_NV <= LP_NV1 && LP_NV1 <= 8 && LP_MR >= 2 && LP_MR <= 6,
+_Static_assert(LP_NV >= 3 && LP_NV <= 4 && LP_NV <= LP_NV1 && LP_NV1 <= 8 && LP_MR >= 2 && LP_MR <= 6,
                "tile shape outside the cases of the dispatch below");
 
 /* MR rows × NV vectors of W columns starting at column j0 (a multiple of W,
@@ -147,8 +147,10 @@ LP_INLINE void LP_NAME(tile_row_)(float *out, size_t ld_out, const float *x, siz
 #undef LP_CASE
 }
 
-/* mr rows × nv vectors, for mr == LP_MR (any nv ≤ LP_NV) or nv == LP_NV
- * (2 ≤ mr < LP_MR), as a constant-shape tile. */
+/* mr rows × nv vectors, 2 ≤ mr ≤ LP_MR and 1 ≤ nv ≤ LP_NV, as a
+ * constant-shape tile (every case: a remainder of rows under narrow
+ * columns, e.g. 4 rows × 3 vectors of x_proj, would otherwise run row by
+ * row with only nv independent FMA chains, FMA-latency-bound). */
 LP_INLINE void LP_NAME(tile_rows_)(float *out, size_t ld_out, const float *x, size_t ld_x,
                                    const void *w, size_t np, const float *bias, int d_in,
                                    int d_out, int j0, int k0, int k1, int mr, int nv)
@@ -162,18 +164,26 @@ LP_INLINE void LP_NAME(tile_rows_)(float *out, size_t ld_out, const float *x, si
 #if LP_NV >= 4
     LP_CASE(LP_MR, 4)
 #endif
+#define LP_ROWS(MR) LP_CASE(MR, 1) LP_CASE(MR, 2) LP_CASE(MR, 3) LP_ROWS4(MR)
+#if LP_NV >= 4
+#define LP_ROWS4(MR) LP_CASE(MR, 4)
+#else
+#define LP_ROWS4(MR)
+#endif
 #if LP_MR > 2
-    LP_CASE(2, LP_NV)
+    LP_ROWS(2)
 #endif
 #if LP_MR > 3
-    LP_CASE(3, LP_NV)
+    LP_ROWS(3)
 #endif
 #if LP_MR > 4
-    LP_CASE(4, LP_NV)
+    LP_ROWS(4)
 #endif
 #if LP_MR > 5
-    LP_CASE(5, LP_NV)
+    LP_ROWS(5)
 #endif
+#undef LP_ROWS
+#undef LP_ROWS4
     default:
         assert(!"tile shape without a case");
     }
@@ -191,8 +201,7 @@ LP_INLINE void LP_NAME(tile_rows_)(float *out, size_t ld_out, const float *x, si
  * in L2 across the strips; the partial
  * sums wait in out between K blocks (tile_: same bits as one chain).  The
  * remainder rows of a block (or a batch smaller than LP_MR) run as one tile
- * where the columns fill LP_NV vectors (the weights are read once for them,
- * not once per row), else row by row. */
+ * of their own (the weights are read once for them, not once per row). */
 __attribute__((target(LP_TARGET))) static void
 LP_NAME(ssm_linear_packed_)(float *out, size_t ld_out, const float *x, size_t ld_x,
                             const void *wp, const float *bias, int n_rows, int d_in, int d_out)
@@ -222,7 +231,7 @@ LP_NAME(ssm_linear_packed_)(float *out, size_t ld_out, const float *x, size_t ld
                     int mr = i1 - i >= LP_MR ? LP_MR : i1 - i;
                     const float *xi = x + (size_t)i * ld_x;
                     float *oi = out + (size_t)i * ld_out;
-                    if (mr == LP_MR || (nv == LP_NV && mr > 1)) {
+                    if (mr > 1) {
                         LP_NAME(tile_rows_)(oi, ld_out, xi, ld_x, wp, np, bias, d_in, d_out, j0,
                                             k0, k1, mr, nv);
                         continue;

@@ -38,7 +38,7 @@
 
 static const int k_din[] = {1, 7, 64, 253, 1100}; /* 1100 x 253: the streaming path */
 static const int k_dout[] = {1, 7, 16, 17, 36, 253};
-static const int k_rows[] = {1, 2, 3, 5, 7, 13, 64};
+static const int k_rows[] = {1, 2, 3, 4, 5, 7, 13, 16, 64}; /* 4, 16: a remainder tile of 4 rows */
 #define COUNT(a) ((int)(sizeof a / sizeof a[0]))
 
 static const ssm_isa k_isas[] = {SSM_ISA_SCALAR, SSM_ISA_AVX2, SSM_ISA_AVX512};
