@@ -263,6 +263,26 @@ static void test_allpass_lookahead(void **state)
     }
     printf("all-pass, lookahead 2: worst |out - in| / peak = %.2e over 7 lengths (tolerance 1e-5)\n", worst);
     assert_true(worst <= 1e-5);
+    /* resampled (44.1 kHz in and out): aligned at lag 0 as without lookahead */
+    size_t n = 44100 + 17, n_out;
+    float *x = signal(n, 44100, 13);
+    float *y = run(&f, 44100, x, n, 4096, &n_out, NULL);
+    assert_int_equal(n_out, n);
+    double snr[3];
+    for (int lag = -1; lag <= 1; lag++) {
+        double se = 0, sx = 0;
+        for (size_t i = n / 10; i < n - n / 10; i++) {
+            double e = (double)x[i] - y[(size_t)((long)i + lag)];
+            se += e * e;
+            sx += (double)x[i] * x[i];
+        }
+        snr[lag + 1] = 10 * log10(sx / se);
+    }
+    printf("all-pass, lookahead 2, 44.1 kHz -> 16 kHz -> back: SNR %.1f dB at lag 0 (lag -1: %.1f, +1: %.1f)\n",
+           snr[1], snr[0], snr[2]);
+    assert_true(snr[1] >= 50.0 && snr[1] > snr[0] && snr[1] > snr[2]);
+    free(x);
+    free(y);
     fixture_close(&f);
 }
 
