@@ -419,7 +419,7 @@ int ssmd_engine_run(ssmd_srv *s)
                                           .hop_samples = (uint64_t)s->fe.hop_samples,
                                           .sample_rate_hz = (uint64_t)s->fe.sample_rate_hz };
             dsp_mask_limit(out.mask ? s->mask + (size_t)b * nb_bins : NULL, nb_bins,
-                           out.vad ? s->vad + b : NULL, &mlc, &st->vad_quiet_frames);
+                           out.vad && heads_of_input ? s->vad + b : NULL, &mlc, &st->vad_quiet_frames);
             if (out.mask && s->cfg->publish_mask && heads_of_input) fo.mask = s->mask + (size_t)b * nb_bins;
             if (out.embedding) fo.embedding = s->emb + (size_t)b * dm;
             for (int k = 0; k < st->n_sinks; k++)

@@ -425,6 +425,7 @@ long ssmd_stream_save(const ssmd_stream *s, void *buf, size_t cap)
     const uint64_t u64[] = { s->stats.samples_in, s->stats.samples_out, s->stats.frames, s->stats.nonfinite_in,
                              s->stats.clipped_in };
     for (size_t i = 0; i < 5; i++) ssmd_put_u64(p + 32 + 8 * i, u64[i]);
+    ssmd_put_u32(p + 72, (uint32_t)s->fe->lookahead_frames); /* 0 in saves from before lookahead */
     size_t fb = dsp_framer_state_bytes(s->framer);
     if (dsp_framer_state_save(s->framer, p + SAVE_HEADER, fb) < 0) return -1;
     size_t written = 0;
@@ -473,6 +474,11 @@ int ssmd_stream_load(ssmd_stream *s, const void *buf, size_t n, char *err, size_
         snprintf(err, cap, "the save is of a stream at %u Hz (model %u Hz, n_fft %u, hop %u, aligned %u); this one is "
                  "at %d Hz (model %d Hz, n_fft %d, hop %d, aligned %d)", u32[1], u32[2], u32[3], u32[4], u32[5],
                  s->cfg.in_rate_hz, s->fe->sample_rate_hz, s->fe->n_fft, s->fe->hop_samples, (int)s->cfg.align_output);
+        return -1;
+    }
+    if (ssmd_get_u32(p + 72) != (uint32_t)s->fe->lookahead_frames) {
+        snprintf(err, cap, "the save is of a model with lookahead %u frames; this one has %d", ssmd_get_u32(p + 72),
+                 s->fe->lookahead_frames);
         return -1;
     }
     if (n != need) {

@@ -19,7 +19,8 @@
  * resampler stages fixed blocks, so how much output exists depends only on
  * how much input went in, provided each run() pass drains the stream's
  * staging as ssmd_ladspa_feed does).  The output lags the input by
- *   latency = prefill + (n_fft − hop)·host_rate / model_rate   host samples,
+ *   latency = prefill + latency_samples·host_rate / model_rate   host samples
+ * (latency_samples: n_fft − hop, plus lookahead_frames·hop for a model with lookahead),
  * rounded to the nearest whole sample (the port is an integer port; the
  * fractional part, when the rates do not divide, is under half a sample) and
  * reported on the `latency` output port (the LADSPA convention hosts such as
@@ -174,6 +175,7 @@ fail:
 typedef struct ssmd_ladspa_channel {
     ssmd_stream *stream;
     uint64_t quiet_frames; /* dsp_mask_limit's gate count */
+    uint64_t frames;       /* model steps since the stream started */
     float vad;             /* latest frame's voice activity */
     float *ring;           /* {ring_cap} output at the host rate */
     uint64_t written, read; /* absolute sample counts through the ring */
@@ -276,6 +278,7 @@ static int ssmd_ladspa_reset(ssmd_ladspa *p, char *err, size_t cap)
             if (!ch->stream) return -1;
         }
         ch->quiet_frames = 0;
+        ch->frames = 0;
         ch->vad = 0.0f;
         memset(ch->ring, 0, p->ring_cap * sizeof(float));
         ch->read = 0;
@@ -422,10 +425,14 @@ static void ssmd_ladspa_feed(ssmd_ladspa *p, ssmd_ladspa_channel *ch, const floa
             framed = true;
             float vad = 0.0f;
             ssm_outputs o = { .mask = p->mask, .vad = has_vad ? &vad : NULL };
+            /* a model with lookahead d: the first d rows describe the zeros before the input */
+            bool heads_of_input = ch->frames >= (uint64_t)p->m->fe.lookahead_frames;
+            ch->frames++;
             int rc = ssm_step(p->runner, &state, 1, p->row, NULL, &o, NULL);
             if (rc == SSM_OK || rc == SSM_ERR_NONFINITE) { /* a reset state gave zeros: gated below */
-                dsp_mask_limit(p->mask, (size_t)p->m->fe.n_bins, o.vad, mlc, &ch->quiet_frames);
-                if (has_vad) ch->vad = vad;
+                dsp_mask_limit(p->mask, (size_t)p->m->fe.n_bins, heads_of_input ? o.vad : NULL, mlc,
+                               &ch->quiet_frames);
+                if (has_vad && heads_of_input) ch->vad = vad;
                 ssmd_stream_complete(ch->stream, p->mask);
             } else {
                 ssmd_stream_complete(ch->stream, NULL); /* cannot happen with a valid runner */

@@ -107,9 +107,11 @@ bool ssmd_stream_done(const ssmd_stream *s);
 ssm_state *ssmd_stream_state(ssmd_stream *s);
 
 /** Bytes ssmd_stream_save writes: a 96-byte header (magic "SSMDSTRM",
- *  version, rates, n_fft, hop, alignment, the counters below), the framer's
- *  state (dsp_framer_state_bytes: 2·n_fft floats and a header) and the model
- *  state's snapshot (ssm_state_bytes).  0 for a stream that resamples: the
+ *  version, rates, n_fft, hop, alignment, the counters below, the model's
+ *  lookahead), the framer's state (dsp_framer_state_bytes: 2·n_fft floats and
+ *  a header), the model state's snapshot (ssm_state_bytes), then for a
+ *  log_power_pitch front end the pitch history and for a model with
+ *  lookahead d its d waiting spectra (8·d·n_bins bytes).  0 for a stream that resamples: the
  *  resamplers' state (libsoxr's) cannot be saved, so such a stream cannot
  *  be continued exactly elsewhere. */
 size_t ssmd_stream_save_bytes(const ssmd_stream *s);
@@ -122,8 +124,8 @@ size_t ssmd_stream_save_bytes(const ssmd_stream *s);
 bool ssmd_stream_savable(const ssmd_stream *s);
 
 /** Saves the whole stream (the model state, the framer's history and
- *  overlap-add accumulator, the counters, and for a log_power_pitch front end
- *  the pitch history) to buf (cap >=
+ *  overlap-add accumulator, the counters, for a log_power_pitch front end
+ *  the pitch history, and the spectra waiting for a model's lookahead) to buf (cap >=
  *  ssmd_stream_save_bytes).  A stream of the same model and configuration
  *  loaded from it and pushed the input from sample stats.samples_in on
  *  gives the output from sample stats.samples_out on, bit for bit, as this
@@ -132,7 +134,7 @@ bool ssmd_stream_savable(const ssmd_stream *s);
 long ssmd_stream_save(const ssmd_stream *s, void *buf, size_t cap);
 
 /** Replaces a stream's state by a save (n bytes) of a stream of the same
- *  model (hash), rates, n_fft, hop and alignment.  The stream must be fresh
+ *  model (hash), rates, n_fft, hop, alignment and lookahead.  The stream must be fresh
  *  or savable.  Returns 0, or -1 with one line in err (the stream is
  *  untouched when the save is refused: another model or configuration, a
  *  truncated or corrupt save). */
