@@ -17,6 +17,12 @@ features {T, n_features}, embedding {T, d_model}, mask {T, n_mask} (sigmoid
 gains), vad {T} (probability).  Features are the front end's raw log power
 of the mixture (train/model.py stft/features), then for a log_power_pitch model its
 pitch features (train/model.py pitch_features).
+
+Beside it, OUT with "_audio" before the extension (tests/train/default_golden_audio.bin): the
+whole function from samples to samples, which tests/train/test_default_end_to_end.py checks
+the daemon's file job reproduces (front end, lookahead, synthesis, alignment).  Layout:
+char magic[8] = "SSMDGAUD"; int32 n, sample_rate_hz; uint64 the model file's hash; float32
+mixture {n}, then float32 denoised {n} (train/model.py Denoiser.forward in float64).
 """
 import os
 import struct
@@ -96,6 +102,17 @@ def main():
         for a in arrs:
             fh.write(a.numpy().astype("<f4").tobytes())
     print(f"{out}: {os.path.getsize(out)} bytes, {T_FRAMES} frames")
+    base, ext = os.path.splitext(out)
+    out_audio = base + "_audio" + (ext or ".bin")
+    xf = torch.from_numpy(mix.astype(np.float32).astype(np.float64))[None]  # the daemon reads float32
+    with torch.no_grad():
+        y = net(xf, sequential=True)[0][0].numpy()
+    with open(out_audio, "wb") as fh:
+        fh.write(b"SSMDGAUD")
+        fh.write(struct.pack("<2iQ", len(mix), M.SR, fnv1a64(model_file)))
+        fh.write(xf[0].numpy().astype("<f4").tobytes())
+        fh.write(y.astype("<f4").tobytes())
+    print(f"{out_audio}: {os.path.getsize(out_audio)} bytes, {len(mix)} samples")
 
 
 if __name__ == "__main__":
