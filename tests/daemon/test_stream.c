@@ -123,17 +123,15 @@ static float *signal(size_t n, int rate_hz, unsigned seed)
     return x;
 }
 
-static void test_allpass_reconstructs_16k(void **state)
+/* Largest |out − in| / peak of an all-pass model's stream at 16 kHz over the
+ * lengths lens[0..n_lens), each output checked to have the input's length. */
+static double allpass_worst_16k(fixture *f, const size_t *lens, size_t n_lens, unsigned seed)
 {
-    (void)state;
-    fixture f;
-    fixture_open(&f, "allpass.safetensors");
-    const size_t lens[] = { 0, 1, 100, 255, 256, 257, 16000, 40123 };
     double worst = 0;
-    for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++) {
+    for (size_t li = 0; li < n_lens; li++) {
         size_t n = lens[li], n_out;
-        float *x = signal(n, 16000, 1);
-        float *y = run(&f, 16000, x, n, 333, &n_out, NULL);
+        float *x = signal(n, 16000, seed);
+        float *y = run(f, 16000, x, n, 333, &n_out, NULL);
         assert_int_equal(n_out, n);
         double peak = 0, err = 0;
         for (size_t i = 0; i < n; i++) {
@@ -144,6 +142,43 @@ static void test_allpass_reconstructs_16k(void **state)
         free(x);
         free(y);
     }
+    return worst;
+}
+
+/* An all-pass model's stream at rate_hz (resampled to the model's 16 kHz and
+ * back): the output has the input's length, and its SNR against the input over
+ * the middle (filter edges excluded) is ≥ 50 dB at lag 0 and lower at ±1. */
+static void allpass_resampled_check(fixture *f, int rate_hz, unsigned seed, const char *what)
+{
+    size_t n = (size_t)rate_hz * 2 + 17, n_out;
+    float *x = signal(n, rate_hz, seed);
+    float *y = run(f, rate_hz, x, n, 4096, &n_out, NULL);
+    assert_int_equal(n_out, n);
+    double snr[3];
+    for (int lag = -1; lag <= 1; lag++) {
+        double se = 0, sx = 0;
+        for (size_t i = n / 10; i < n - n / 10; i++) {
+            double e = (double)x[i] - y[(size_t)((long)i + lag)];
+            se += e * e;
+            sx += (double)x[i] * x[i];
+        }
+        snr[lag + 1] = 10 * log10(sx / se);
+    }
+    printf("%s %5d Hz -> 16 kHz -> back: SNR %.1f dB at lag 0 (lag -1: %.1f, +1: %.1f)\n", what, rate_hz,
+           snr[1], snr[0], snr[2]);
+    assert_true(snr[1] >= 50.0);
+    assert_true(snr[1] > snr[0] && snr[1] > snr[2]);
+    free(x);
+    free(y);
+}
+
+static void test_allpass_reconstructs_16k(void **state)
+{
+    (void)state;
+    fixture f;
+    fixture_open(&f, "allpass.safetensors");
+    const size_t lens[] = { 0, 1, 100, 255, 256, 257, 16000, 40123 };
+    double worst = allpass_worst_16k(&f, lens, sizeof lens / sizeof lens[0], 1);
     printf("all-pass 16 kHz: worst |out - in| / peak = %.2e over 8 lengths (tolerance 1e-5)\n", worst);
     assert_true(worst <= 1e-5);
     fixture_close(&f);
@@ -155,29 +190,7 @@ static void test_allpass_resampled(void **state)
     fixture f;
     fixture_open(&f, "allpass.safetensors");
     const int rates[] = { 8000, 22050, 44100, 48000 };
-    for (size_t r = 0; r < 4; r++) {
-        size_t n = (size_t)rates[r] * 2 + 17, n_out;
-        float *x = signal(n, rates[r], 2);
-        float *y = run(&f, rates[r], x, n, 4096, &n_out, NULL);
-        assert_int_equal(n_out, n);
-        /* SNR at lags -1, 0, +1 over the middle (filter edges excluded) */
-        double snr[3];
-        for (int lag = -1; lag <= 1; lag++) {
-            double se = 0, sx = 0;
-            for (size_t i = n / 10; i < n - n / 10; i++) {
-                double e = (double)x[i] - y[(size_t)((long)i + lag)];
-                se += e * e;
-                sx += (double)x[i] * x[i];
-            }
-            snr[lag + 1] = 10 * log10(sx / se);
-        }
-        printf("all-pass %5d Hz -> 16 kHz -> back: SNR %.1f dB at lag 0 (lag -1: %.1f, +1: %.1f)\n",
-               rates[r], snr[1], snr[0], snr[2]);
-        assert_true(snr[1] >= 50.0);
-        assert_true(snr[1] > snr[0] && snr[1] > snr[2]);
-        free(x);
-        free(y);
-    }
+    for (size_t r = 0; r < 4; r++) allpass_resampled_check(&f, rates[r], 2, "all-pass");
     fixture_close(&f);
 }
 
@@ -246,43 +259,11 @@ static void test_allpass_lookahead(void **state)
     assert_int_equal(f.fe.lookahead_frames, 2);
     assert_int_equal(f.fe.latency_samples, f.fe.n_fft - f.fe.hop_samples + 2 * f.fe.hop_samples);
     const size_t lens[] = { 0, 1, 100, 256, 257, 16000, 40123 };
-    double worst = 0;
-    for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++) {
-        size_t n = lens[li], n_out;
-        float *x = signal(n, 16000, 11);
-        float *y = run(&f, 16000, x, n, 333, &n_out, NULL);
-        assert_int_equal(n_out, n);
-        double peak = 0, err = 0;
-        for (size_t i = 0; i < n; i++) {
-            peak = fmax(peak, fabs(x[i]));
-            err = fmax(err, fabs((double)x[i] - y[i]));
-        }
-        if (peak > 0) worst = fmax(worst, err / peak);
-        free(x);
-        free(y);
-    }
+    double worst = allpass_worst_16k(&f, lens, sizeof lens / sizeof lens[0], 11);
     printf("all-pass, lookahead 2: worst |out - in| / peak = %.2e over 7 lengths (tolerance 1e-5)\n", worst);
     assert_true(worst <= 1e-5);
     /* resampled (44.1 kHz in and out): aligned at lag 0 as without lookahead */
-    size_t n = 44100 + 17, n_out;
-    float *x = signal(n, 44100, 13);
-    float *y = run(&f, 44100, x, n, 4096, &n_out, NULL);
-    assert_int_equal(n_out, n);
-    double snr[3];
-    for (int lag = -1; lag <= 1; lag++) {
-        double se = 0, sx = 0;
-        for (size_t i = n / 10; i < n - n / 10; i++) {
-            double e = (double)x[i] - y[(size_t)((long)i + lag)];
-            se += e * e;
-            sx += (double)x[i] * x[i];
-        }
-        snr[lag + 1] = 10 * log10(sx / se);
-    }
-    printf("all-pass, lookahead 2, 44.1 kHz -> 16 kHz -> back: SNR %.1f dB at lag 0 (lag -1: %.1f, +1: %.1f)\n",
-           snr[1], snr[0], snr[2]);
-    assert_true(snr[1] >= 50.0 && snr[1] > snr[0] && snr[1] > snr[2]);
-    free(x);
-    free(y);
+    allpass_resampled_check(&f, 44100, 13, "all-pass, lookahead 2,");
     fixture_close(&f);
 }
 
