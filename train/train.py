@@ -128,6 +128,67 @@ def feature_stats(sb, nb, seed, pitch=False):
         return f.mean(0), f.std(0).clamp(min=1e-3)
 
 
+def grow_width(src, net, gen):
+    """A state dict for `net` (d_model D1, d_inner DI1, dt_rank R1) that computes the same function
+    as `src`, the state of a narrower Denoiser of the same depth (D0, DI0, R0), so that training
+    goes on from the source's function with more capacity (Net2Net-style growth, Chen et al. 2016).
+
+    New residual dimensions start at zero: the rows that write them (proj, each out_proj) are
+    zero, the columns that read them (each in_proj, the heads) random; each RMSNorm weight is
+    scaled by sqrt(D0/D1), since the same nonzero entries now average over D1 (exact up to its
+    eps, which scales by D1/D0). New inner channels (d_inner) compute with random in_proj rows,
+    conv, dt_proj and A_log like a fresh block, but x_proj and out_proj read them through zero
+    columns, so they add nothing until trained. New dt_rank rows of x_proj are random and the
+    dt_proj columns that read them zero. `gen`: the torch.Generator of the random parts.
+    Returns the state dict (every key of net.state_dict())."""
+    ref = net.state_dict()
+    out = {}
+    D0, D1 = src["proj.weight"].shape[0], ref["proj.weight"].shape[0]
+    rnd = lambda shape, fan_in: (torch.rand(shape, generator=gen) * 2 - 1) * fan_in ** -0.5  # noqa: E731
+    scale = math.sqrt(D0 / D1)
+    for k, v in ref.items():
+        s = src.get(k)
+        if s is None:
+            raise ValueError(f"grow_width: the source has no {k}")
+        if s.shape == v.shape and k not in ("proj.weight", "proj.bias") and not k.endswith("norm.weight") \
+                and k != "norm_f.weight":
+            out[k] = s.clone()
+            continue
+        t = torch.zeros_like(v)
+        name = k.split(".")[-2] if k.count(".") else k
+        if k in ("proj.weight", "proj.bias"):
+            t[:D0] = s                                   # new residual dims: written by nothing
+        elif k.endswith("norm.weight") or k == "norm_f.weight":
+            t[:] = scale
+            t[:D0] = s * scale
+        elif k.endswith("in_proj.weight"):                # {2·DI, D}: x rows, then z rows
+            DI0, DI1 = s.shape[0] // 2, v.shape[0] // 2
+            t[:] = rnd(v.shape, D1)
+            t[:DI0, :D0], t[DI1:DI1 + DI0, :D0] = s[:DI0], s[DI0:]
+        elif k.endswith("conv1d.weight") or k.endswith("conv1d.bias") or k.endswith("dt_proj.bias") \
+                or k.endswith("A_log") or k.endswith(".D"):
+            t[:] = v                                     # new channels as a fresh block's
+            t[:s.shape[0]] = s
+        elif k.endswith("x_proj.weight"):                 # {R + 2N, DI}: dt, B, C rows
+            N = (v.shape[0] - net.layers[0].mixer.dt_rank) // 2
+            R0, R1, DI0 = s.shape[0] - 2 * N, v.shape[0] - 2 * N, s.shape[1]
+            t[R0:R1] = rnd((R1 - R0, v.shape[1]), v.shape[1])   # new dt ranks: read by zero columns
+            t[:R0, :DI0], t[R1:, :DI0] = s[:R0], s[R0:]          # new channels: read by zero columns
+        elif k.endswith("dt_proj.weight"):                # {DI, R}
+            t[:] = v
+            t[:, s.shape[1]:] = 0
+            t[:s.shape[0], :s.shape[1]] = s
+        elif k.endswith("out_proj.weight"):               # {D, DI}
+            t[:s.shape[0], :s.shape[1]] = s
+        elif k in ("mask.weight", "vad.weight"):          # {out, D}: new columns read zeros
+            t[:] = rnd(v.shape, D1)
+            t[:, :D0] = s
+        else:
+            raise ValueError(f"grow_width: no rule for {k} {tuple(s.shape)} -> {tuple(v.shape)} ({name})")
+        out[k] = t
+    return out
+
+
 def init_source(path, sb, nb, seed, pitch=False):
     """{"state", "step"} of a checkpoint, or of an exported .safetensors file (make_golden.from_file)
     with its folded normalisation unfolded: W = W'·std, b = b' + W'·mean, so that
@@ -173,8 +234,9 @@ def main():
                     "schedule), or from an exported .safetensors file such as models/default.safetensors "
                     "(its folded feature normalisation is unfolded with statistics of 64 training mixtures); "
                     "a per-bin mask head is fitted to the bands by least squares; with a larger "
-                    "--n-layer the extra blocks start as the identity (out_proj zero), so the network "
-                    "starts as the checkpoint's function")
+                    "--n-layer the extra blocks start as the identity (out_proj zero), and with a larger --d-model "
+                    "(the same --n-layer) the new dimensions and channels start unused (grow_width), so the "
+                    "network starts as the checkpoint's function")
     ap.add_argument("--family-p", default="0.4,0.4,0.2",
                     help="probabilities of the generated, real and babble noise families in training clips")
     ap.add_argument("--snr-range", default="-5,25",
@@ -272,15 +334,27 @@ def main():
             print(f"inputs {n_src}..{net.n_features - 1} are new: their weights start at zero", flush=True)
         net.feat_mean.copy_(st["feat_mean"])
         net.feat_std.copy_(st["feat_std"])
-        src = {k: v for k, v in ck["state"].items() if not k.startswith("mask.") and k != "band_interp"}
-        missing = net.load_state_dict(src, strict=False)
         with torch.no_grad():
-            w, b = ck["state"]["mask.weight"].double(), ck["state"]["mask.bias"].double()
+            w, b = st["mask.weight"].double(), st["mask.bias"].double()
             if a.n_bands and w.shape[0] != a.n_bands:
                 E = net.band_interp.double()
                 w, b = torch.linalg.lstsq(E, w).solution, torch.linalg.lstsq(E, b[:, None]).solution[:, 0]
-            net.mask.weight.copy_(w)
-            net.mask.bias.copy_(b)
+            st["mask.weight"], st["mask.bias"] = w.float(), b.float()
+        d_src = st["proj.weight"].shape[0]
+        if d_src != a.d_model:
+            n_src = len({k.split(".")[1] for k in st if k.startswith("layers.")})
+            if d_src > a.d_model or n_src != a.n_layer:
+                sys.exit(f"train: --init-from {a.init_from} has d_model {d_src} and {n_src} blocks: a wider "
+                         f"--d-model ({a.d_model}) needs the same --n-layer and a narrower source")
+            if a.n_bands:
+                st["band_interp"] = net.band_interp
+            st = grow_width(st, net, torch.Generator().manual_seed(a.seed))
+            print(f"d_model {d_src} -> {a.d_model}: the new dimensions and channels start unused", flush=True)
+        src = {k: v for k, v in st.items() if not k.startswith("mask.") and k != "band_interp"}
+        missing = net.load_state_dict(src, strict=False)
+        with torch.no_grad():
+            net.mask.weight.copy_(st["mask.weight"])
+            net.mask.bias.copy_(st["mask.bias"])
             grown = sorted({k.split(".")[1] for k in missing.missing_keys if k.startswith("layers.")}, key=int)
             for i in grown:  # a block whose out_proj is zero adds nothing to the residual stream
                 net.layers[int(i)].mixer.out_proj.weight.zero_()
