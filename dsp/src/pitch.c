@@ -5,8 +5,14 @@
  * the delayed frame and per-band normalised correlations.  Every sum runs in
  * double (the reference computes the same sums through an FFT: they agree to
  * rounding, and the lag choice is rounded to 2^-20 so it does too).  The
- * coarse search is most of the cost (lags × n_fft/4 multiply-adds per frame):
- * it has an AVX2 version, chosen at create, that computes the same bits. */
+ * coarse search is most of the cost (lags × n_fft/4 multiply-adds per frame).
+ * Its sums run in chunks of hop/4 decimated samples, each chunk's chain from
+ * zero and the chunks added in order: when hops tile the frame (n_fft a
+ * multiple of the hop, the hop of 4), a chunk's sums are the same products in
+ * the same order as those of the next chunk one frame earlier, so every chunk
+ * but the newest is kept from the frames before (half the work at hop n_fft/2)
+ * and the bits do not depend on whether it was kept.  AVX2 and AVX-512
+ * versions, chosen at create, compute the same bits as the portable code. */
 #include "dsp/pitch.h"
 
 #include <math.h>
@@ -21,9 +27,12 @@
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
 #define DSP_PITCH_AVX2 1
+#define DSP_PITCH_AVX512 1
 #else
 #define DSP_PITCH_AVX2 0
+#define DSP_PITCH_AVX512 0
 #endif
+#define PITCH_LAG_GROUP 64 /* lags per pass of the widest coarse version (AVX-512: 4 blocks of 16) */
 
 /* Two doubles as one value (GCC/Clang vector extension: SSE2 on x86-64, NEON
  * on AArch64, pairs of scalars elsewhere).  Each lane is an ordinary double
@@ -77,15 +86,17 @@ __attribute__((target("avx2"))) static double dot_f_avx2(const float *a, const f
 }
 #endif
 
-/* The coarse correlations num[16·blk + j] = Σ_{i<nd} cur_i · r_i[j], blk < nb,
- * where cur_i = rd[c0 − i] and r_i = rd + (nd − 1 − i) + t0 + 16·blk: each
- * block of 16 lags keeps its sums in registers over i.  Every sum is the same
- * chain of double multiplies and adds in the same order in both versions. */
-static void coarse_corr_generic(const double *rd, size_t c0, size_t nd, size_t t0, size_t nb, double *num)
+/* The coarse correlations of one chunk, num[16·blk + j] = Σ_{i0≤i<i1} cur_i ·
+ * r_i[j], blk < nb, where cur_i = rd[c0 − i] and r_i = rd + (nd − 1 − i) + t0 +
+ * 16·blk: each block of 16 lags keeps its sums in registers over i.  Every sum
+ * is the same chain of double multiplies and adds (from zero, i ascending) in
+ * every version. */
+static void coarse_corr_generic(const double *rd, size_t c0, size_t nd, size_t i0, size_t i1, size_t t0,
+                                size_t nb, double *num)
 {
     for (size_t blk = 0; blk < 2 * nb; blk++) { /* blocks of 8 here: 4 + 4 SSE registers */
         dsp_v2d a0 = { 0, 0 }, a1 = a0, a2 = a0, a3 = a0;
-        for (size_t i = 0; i < nd; i++) {
+        for (size_t i = i0; i < i1; i++) {
             const dsp_v2d c = { rd[c0 - i], rd[c0 - i] };
             const double *r = rd + (nd - 1 - i) + t0 + 8 * blk;
             a0 += c * load2(r);
@@ -103,12 +114,12 @@ static void coarse_corr_generic(const double *rd, size_t c0, size_t nd, size_t t
  * an odd last block is computed with a 16-lag neighbour past n_lags, which
  * rdec's and num's padding hold (create).  Each lag's sum runs over i in the
  * same order as coarse_corr_generic's. */
-__attribute__((target("avx2"))) static void coarse_corr_avx2(const double *rd, size_t c0, size_t nd, size_t t0,
-                                                              size_t nb, double *num)
+__attribute__((target("avx2"))) static void coarse_corr_avx2(const double *rd, size_t c0, size_t nd, size_t i0,
+                                                              size_t i1, size_t t0, size_t nb, double *num)
 {
     for (size_t blk = 0; blk < nb; blk += 2) {
         __m256d a0 = _mm256_setzero_pd(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
-        for (size_t i = 0; i < nd; i++) {
+        for (size_t i = i0; i < i1; i++) {
             const __m256d c = _mm256_set1_pd(rd[c0 - i]);
             const double *r = rd + (nd - 1 - i) + t0 + 16 * blk;
             a0 = _mm256_add_pd(a0, _mm256_mul_pd(c, _mm256_loadu_pd(r)));
@@ -132,6 +143,84 @@ __attribute__((target("avx2"))) static void coarse_corr_avx2(const double *rd, s
     }
 }
 #endif
+
+#if DSP_PITCH_AVX512
+/* Four blocks of 16 lags per pass (eight 8-lane accumulators), the lags past
+ * n_lags computed into num's and rdec's padding (create); each lag's sum is
+ * the chain of coarse_corr_generic's (multiply, then add: no FMA). */
+__attribute__((target("avx512f"))) static void coarse_corr_avx512(const double *rd, size_t c0, size_t nd, size_t i0,
+                                                                  size_t i1, size_t t0, size_t nb, double *num)
+{
+    for (size_t blk = 0; blk < nb; blk += 4) {
+        __m512d a0 = _mm512_setzero_pd(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+        for (size_t i = i0; i < i1; i++) {
+            const __m512d c = _mm512_set1_pd(rd[c0 - i]);
+            const double *r = rd + (nd - 1 - i) + t0 + 16 * blk;
+            a0 = _mm512_add_pd(a0, _mm512_mul_pd(c, _mm512_loadu_pd(r)));
+            a1 = _mm512_add_pd(a1, _mm512_mul_pd(c, _mm512_loadu_pd(r + 8)));
+            a2 = _mm512_add_pd(a2, _mm512_mul_pd(c, _mm512_loadu_pd(r + 16)));
+            a3 = _mm512_add_pd(a3, _mm512_mul_pd(c, _mm512_loadu_pd(r + 24)));
+            a4 = _mm512_add_pd(a4, _mm512_mul_pd(c, _mm512_loadu_pd(r + 32)));
+            a5 = _mm512_add_pd(a5, _mm512_mul_pd(c, _mm512_loadu_pd(r + 40)));
+            a6 = _mm512_add_pd(a6, _mm512_mul_pd(c, _mm512_loadu_pd(r + 48)));
+            a7 = _mm512_add_pd(a7, _mm512_mul_pd(c, _mm512_loadu_pd(r + 56)));
+        }
+        double *o = num + 16 * blk;
+        _mm512_storeu_pd(o, a0);
+        _mm512_storeu_pd(o + 8, a1);
+        _mm512_storeu_pd(o + 16, a2);
+        _mm512_storeu_pd(o + 24, a3);
+        _mm512_storeu_pd(o + 32, a4);
+        _mm512_storeu_pd(o + 40, a5);
+        _mm512_storeu_pd(o + 48, a6);
+        _mm512_storeu_pd(o + 56, a7);
+    }
+}
+
+/* dot_f of one vector a with the 7 vectors b_j = b − j, j < 7 (out[j] = Σ_i a_i ·
+ * b[i − j]), each with dot_f's partial sums (lane l of an 8-lane accumulator is
+ * dot_f's s_{l/2} lane l%2) and combination, so the same bits; the 7 chains
+ * run side by side instead of each waiting on its own adds.  bd {n + 6}:
+ * scratch for b[−6 … n) in double. */
+__attribute__((target("avx512f"))) static void dots7_f_avx512(const float *a, const float *b, size_t n, double *bd,
+                                                              double *out)
+{
+    size_t i = 0, nb = n + 6;
+    for (; i + 8 <= nb; i += 8) _mm512_storeu_pd(bd + i, _mm512_cvtps_pd(_mm256_loadu_ps(b - 6 + i)));
+    for (; i < nb; i++) bd[i] = (double)b[(ptrdiff_t)i - 6];
+    const double *b0 = bd + 6; /* b0[i − j] = b_j[i] */
+    __m512d a0 = _mm512_setzero_pd(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0;
+    const size_t n8 = n - n % 8;
+    for (i = 0; i < n8; i += 8) {
+        const __m512d x = _mm512_cvtps_pd(_mm256_loadu_ps(a + i));
+        const double *y = b0 + i;
+        a0 = _mm512_add_pd(a0, _mm512_mul_pd(x, _mm512_loadu_pd(y)));
+        a1 = _mm512_add_pd(a1, _mm512_mul_pd(x, _mm512_loadu_pd(y - 1)));
+        a2 = _mm512_add_pd(a2, _mm512_mul_pd(x, _mm512_loadu_pd(y - 2)));
+        a3 = _mm512_add_pd(a3, _mm512_mul_pd(x, _mm512_loadu_pd(y - 3)));
+        a4 = _mm512_add_pd(a4, _mm512_mul_pd(x, _mm512_loadu_pd(y - 4)));
+        a5 = _mm512_add_pd(a5, _mm512_mul_pd(x, _mm512_loadu_pd(y - 5)));
+        a6 = _mm512_add_pd(a6, _mm512_mul_pd(x, _mm512_loadu_pd(y - 6)));
+    }
+    const __m512d acc[7] = { a0, a1, a2, a3, a4, a5, a6 };
+    for (int j = 0; j < 7; j++) {
+        double tail = 0;
+        for (i = n8; i < n; i++) tail += (double)a[i] * b0[(ptrdiff_t)i - j];
+        const __m256d lo = _mm512_castpd512_pd256(acc[j]), hi = _mm512_extractf64x4_pd(acc[j], 1);
+        const __m128d s01 = _mm_add_pd(_mm256_castpd256_pd128(lo), _mm256_extractf128_pd(lo, 1));
+        const __m128d s23 = _mm_add_pd(_mm256_castpd256_pd128(hi), _mm256_extractf128_pd(hi, 1));
+        const __m128d t = _mm_add_pd(s01, s23);
+        out[j] = (_mm_cvtsd_f64(t) + _mm_cvtsd_f64(_mm_unpackhi_pd(t, t))) + tail;
+    }
+}
+#endif
+
+/* dots7_f_avx512's result through dot_f (the portable and AVX2 code). */
+static void dots7_f_each(double (*dot)(const float *, const float *, size_t), const float *a, const float *b,
+                         size_t n, double *out)
+{
+    for (int j = 0; j < 7; j++) out[j] = dot(a, b - j, n);
+}
 
 /* The history decimated by 4, newest first: rd[n_dec − 1 − j] = (((x_{4j} +
  * x_{4j+1}) + x_{4j+2}) + x_{4j+3}) · 0.25 in double. */
@@ -205,10 +294,15 @@ struct dsp_pitch {
     float *hist;    /* {hist_len}: lag_max + 4 samples, then the current frame */
     double *rdec;   /* {hist_len / 4 + 32}: the history decimated by 4, newest first, then zeros */
     double *cs;     /* {hist_len / 4 + 1}: prefix sums of its squares, oldest first */
-    double *num;    /* {⌈n_lag_blocks / 2⌉ · 32}: coarse correlations */
+    double *num;    /* {n_num}: coarse correlations (the chunks' sums added in order) */
+    double *part;   /* {n_chunks, n_num}: each chunk's coarse sums, oldest chunk first */
     double *q;      /* {n_lags}: their r rounded to 2^-20 */
-    size_t n_dec, n_lags, n_lag_blocks;
-    void (*coarse)(const double *, size_t, size_t, size_t, size_t, double *); /* by ISA, at create */
+    double *bd;     /* {n_fft + 6}: the full-rate search's delayed samples in double (AVX-512) */
+    size_t n_dec, n_lags, n_lag_blocks, n_num;
+    size_t n_chunks, chunk_len; /* the coarse sums' chunks: n_chunks of chunk_len decimated samples */
+    size_t parts_kept;          /* chunks of the frame before this one still in part (0 after a reset or load) */
+    int avx512;
+    void (*coarse)(const double *, size_t, size_t, size_t, size_t, size_t, size_t, double *); /* by ISA */
     double (*dot)(const float *, const float *, size_t);
     void (*decimate)(const float *, size_t, double *);
     void (*coarse_q)(const double *, const double *, size_t, size_t, size_t, size_t, double, double, double *);
@@ -255,24 +349,37 @@ int dsp_pitch_create(dsp_pitch **out, const dsp_pitch_config *cfg, dsp_error *er
     p->n_dec = p->hist_len / D;
     p->n_lags = (size_t)(cfg->lag_max - cfg->lag_min) / D + 1;
     p->n_lag_blocks = (p->n_lags + 15) / 16;
+    p->n_num = (p->n_lags + PITCH_LAG_GROUP - 1) / PITCH_LAG_GROUP * PITCH_LAG_GROUP; /* whole groups */
+    /* chunks of hop/4 decimated samples where hops tile the frame, else one chunk */
+    const int tiles = cfg->hop_samples % D == 0 && cfg->n_fft % cfg->hop_samples == 0;
+    p->n_chunks = tiles ? cfg->n_fft / cfg->hop_samples : 1;
+    p->chunk_len = cfg->n_fft / D / p->n_chunks;
     p->coarse = coarse_corr_generic;
     p->dot = dot_f;
     p->decimate = decimate_generic;
     p->coarse_q = coarse_q_generic;
 #if DSP_PITCH_AVX2
-    if (!cfg->portable && __builtin_cpu_supports("avx2")) {
+    if (cfg->portable != 1 && __builtin_cpu_supports("avx2")) {
         p->coarse = coarse_corr_avx2;
         p->dot = dot_f_avx2;
         p->decimate = decimate_avx2;
         p->coarse_q = coarse_q_avx2;
     }
 #endif
-    p->rdec = calloc(p->n_dec + 32, sizeof(double)); /* zeros past the end: the last lags' windows */
+#if DSP_PITCH_AVX512
+    if (cfg->portable == 0 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx2")) {
+        p->coarse = coarse_corr_avx512;
+        p->avx512 = 1;
+    }
+#endif
+    p->rdec = calloc(p->n_dec + PITCH_LAG_GROUP, sizeof(double)); /* zeros past the end: the last lags' windows */
     p->cs = calloc(p->n_dec + 1, sizeof(double));
-    p->num = calloc((p->n_lag_blocks + 1) / 2 * 32, sizeof(double)); /* whole pairs of blocks (AVX2) */
+    p->num = calloc(p->n_num, sizeof(double));
+    p->part = calloc(p->n_chunks * p->n_num, sizeof(double));
     p->q = calloc(p->n_lags, sizeof(double));
+    p->bd = calloc(cfg->n_fft + 2 * (D - 1), sizeof(double));
     p->pspec = calloc(2 * n_bins, sizeof(float));
-    if (!p->hist || !p->rdec || !p->cs || !p->num || !p->q || !p->pspec) {
+    if (!p->hist || !p->rdec || !p->cs || !p->num || !p->part || !p->q || !p->bd || !p->pspec) {
         dsp_pitch_destroy(p);
         return dsp_error_set(err, DSP_ERR_NOMEM, "pitch: out of memory");
     }
@@ -287,7 +394,9 @@ void dsp_pitch_destroy(dsp_pitch *p)
     free(p->rdec);
     free(p->cs);
     free(p->num);
+    free(p->part);
     free(p->q);
+    free(p->bd);
     free(p->pspec);
     free(p);
 }
@@ -300,6 +409,7 @@ size_t dsp_pitch_n_features(const dsp_pitch *p)
 void dsp_pitch_reset(dsp_pitch *p)
 {
     memset(p->hist, 0, p->hist_len * sizeof(float));
+    p->parts_kept = 0;
 }
 
 size_t dsp_pitch_state_bytes(const dsp_pitch *p)
@@ -344,6 +454,7 @@ int dsp_pitch_state_load(dsp_pitch *p, const void *buf, size_t n, dsp_error *err
         for (int j = 0; j < 4; j++) u |= (uint32_t)b[4 * i + (size_t)j] << (8 * j);
         memcpy(&p->hist[i], &u, 4);
     }
+    p->parts_kept = 0; /* the chunks' sums are recomputed from the loaded history */
     return DSP_OK;
 }
 
@@ -384,8 +495,25 @@ int dsp_pitch_frame(dsp_pitch *p, dsp_stft *stft, const float *frame, const floa
     cs[0] = 0;
     for (size_t j = 0; j < n_dec; j++) cs[j + 1] = cs[j] + rd[n_dec - 1 - j] * rd[n_dec - 1 - j];
     const size_t tau_min = (size_t)p->lag_min / D;
-    /* cur_i = d_{hd + i} = rd[n_dec − 1 − hd − i]; r_i[j] = d_{hd − τ + i}, τ = tau_min + 16·blk + j */
-    p->coarse(rd, n_dec - 1 - hd, nd, tau_min, p->n_lag_blocks, num);
+    /* cur_i = d_{hd + i} = rd[n_dec − 1 − hd − i]; r_i[j] = d_{hd − τ + i}, τ = tau_min + 16·blk + j.
+     * Chunk c (i in [c·len, (c+1)·len)) of this frame is chunk c + 1 of the frame before: the
+     * same products (the history moved by one hop = len decimated samples), so those kept are
+     * moved down and only the others computed. */
+    const size_t nc = p->n_chunks, len = p->chunk_len, nn = p->n_num;
+    size_t kept = p->parts_kept;
+    if (kept) memmove(p->part, p->part + nn, kept * nn * sizeof(double));
+    for (size_t c = kept; c < nc; c++)
+        p->coarse(rd, n_dec - 1 - hd, nd, c * len, (c + 1) * len, tau_min, p->n_lag_blocks, p->part + c * nn);
+    p->parts_kept = nc - 1;
+    if (nc == 1) {
+        memcpy(num, p->part, p->n_lags * sizeof(double));
+    } else {
+        for (size_t t = 0; t < p->n_lags; t++) {
+            double v = p->part[t];
+            for (size_t c = 1; c < nc; c++) v += p->part[c * nn + t];
+            num[t] = v;
+        }
+    }
     p->coarse_q(num, cs, hd, nd, tau_min, p->n_lags, cs[n_dec] - cs[hd], cs[n_dec], p->q);
     size_t t_best = 0;
     for (size_t t = 1; t < p->n_lags; t++)
@@ -400,6 +528,13 @@ int dsp_pitch_frame(dsp_pitch *p, dsp_stft *stft, const float *frame, const floa
     const int T0 = tau_best * (int)D;
     const float *core = fr - T0 + ((int)D - 1);
     const double e_core = p->dot(core, core, n - 2 * (D - 1));
+    double dots[2 * DSP_PITCH_DECIMATION - 1]; /* dots[j] = Σ fr·(fr − (T0 − 3 + j)) */
+#if DSP_PITCH_AVX512
+    if (p->avx512)
+        dots7_f_avx512(fr, core, n, p->bd, dots);
+    else
+#endif
+        dots7_f_each(p->dot, fr, core, n, dots);
     int T_best = 0;
     double r_best = 0, q_best = -HUGE_VAL;
     for (int delta = -(int)D + 1; delta < (int)D; delta++) {
@@ -408,7 +543,7 @@ int dsp_pitch_frame(dsp_pitch *p, dsp_stft *stft, const float *frame, const floa
         double head = 0, tail = 0;
         for (int i = 0; i < (int)D - 1 + delta; i++) head += (double)xd[i] * xd[i];
         for (int i = (int)n - ((int)D - 1 - delta); i < (int)n; i++) tail += (double)xd[i] * xd[i];
-        double r = corr(p->dot(fr, xd, n), e0f, (e_core + head) + tail, e_all);
+        double r = corr(dots[delta + (int)D - 1], e0f, (e_core + head) + tail, e_all);
         double q = nearbyint(r * PITCH_QUANT);
         if (q > q_best) {
             q_best = q;

@@ -57,8 +57,9 @@ typedef struct dsp_pitch_config {
                               (the full-rate search tries up to lag_max + 3) */
     const int *band_edges; /**< n_edges strictly increasing bin indices in [0, n_fft/2 + 1] */
     size_t n_edges;      /**< 2 … DSP_PITCH_MAX_EDGES: n_edges − 1 bands */
-    int portable;        /**< 1: the portable code even where the CPU has AVX2 (the two give the
-                              same bits; tests compare them); 0: the fastest the CPU runs */
+    int portable;        /**< 0: the fastest code the CPU runs (AVX-512, AVX2 or portable);
+                              1: the portable code; 2: at most AVX2.  All give the same bits
+                              (tests compare them) */
 } dsp_pitch_config;
 
 typedef struct dsp_pitch dsp_pitch;
