@@ -6,7 +6,12 @@
 The feature normalisation (x − mean)/std is folded into frontend.proj:
 W' = W / std (per input column), b' = b − W'·mean, so the file's input is the
 daemon's raw feature vector (log powers, then pitch features for a model trained
-with --pitch: frontend.features log_power_pitch).  Tensor names follow
+with --pitch: frontend.features log_power_pitch).  A model trained with band
+logits (--n-bands B) keeps them: head.mask.weight {B, d_model}, head.mask.bias
+{B} and head.mask.interp {481, B}, the fixed linear interpolation from the
+bands to the bins (model.band_interp), which the engine applies before the
+sigmoid (docs/model-format.md); a per-bin model writes head.mask.weight {481,
+d_model}.  Tensor names follow
 docs/model-format.md (as examples/make_random_model.py); the front-end and the
 training scan's Δ·A bound go into __metadata__.
 """
@@ -32,14 +37,14 @@ def load_ckpt(path):
 
 def tensors_of(net):
     sd = {k: v.detach().double().numpy() for k, v in net.state_dict().items()}
-    mw, mb = net.mask_head_per_bin()
-    sd["mask.weight"], sd["mask.bias"] = mw.numpy(), mb.numpy()
     W, b = sd["proj.weight"], sd["proj.bias"]
     Wf = W / sd["feat_std"][None, :]
     t = {"frontend.proj.weight": Wf, "frontend.proj.bias": b - Wf @ sd["feat_mean"],
          "backbone.norm_f.weight": sd["norm_f.weight"],
          "head.mask.weight": sd["mask.weight"], "head.mask.bias": sd["mask.bias"],
          "head.vad.weight": sd["vad.weight"], "head.vad.bias": sd["vad.bias"]}
+    if net.cfg.get("n_bands"):
+        t["head.mask.interp"] = net.band_interp.double().numpy()
     for i in range(len(net.layers)):
         p, q = f"backbone.layers.{i}.", f"layers.{i}."
         t[p + "norm.weight"] = sd[q + "norm.weight"]
@@ -69,7 +74,8 @@ def metadata(net, ck):
             # a checkpoint continued from others (--init-from) may carry the whole chain's totals
             "train.steps": ck.get("total_steps", ck.get("step", 0)), "train.seed": ck.get("seed", 0),
             "train.minutes": f"{ck.get('total_minutes', ck.get('minutes', 0)):.1f}",
-            "train.params": sum(int(np.prod(v.shape)) for v in tensors_of(net).values())}
+            "train.params": sum(int(np.prod(v.shape)) for k, v in tensors_of(net).items()
+                                if k != "head.mask.interp")}  # the interpolation is fixed, not trained
 
 
 def main():

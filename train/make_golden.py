@@ -60,14 +60,25 @@ def from_file(path):
                   int(meta["frontend.pitch_lag_max"]) != M.PITCH_LAG_MAX or
                   meta["frontend.pitch_band_edges"] != ",".join(str(e) for e in M.PITCH_EDGES)):
         raise ValueError(f"{path}: pitch front-end differs from train/model.py's")
+    mw, mb = t["head.mask.weight"], t["head.mask.bias"]
+    n_bands = 0
+    if "head.mask.interp" in t:  # band logits: model.py's own bands, else folded into a per-bin head
+        E = np.asarray(t["head.mask.interp"], np.float64)
+        if E.shape[1] < M.N_BINS and np.array_equal(E.astype(np.float32),
+                                                   M.band_interp(E.shape[1]).float().numpy()):
+            n_bands = E.shape[1]
+        else:
+            mw, mb = E @ np.asarray(mw, np.float64), E @ np.asarray(mb, np.float64)
     net = M.Denoiser(d_model=int(meta["d_model"]), n_layer=int(meta["n_layer"]),
                      d_state=int(meta["d_state"]), d_conv=int(meta["d_conv"]), expand=int(meta["expand"]),
-                     pitch=pitch, lookahead=int(meta.get("frontend.lookahead_frames", 0)))
+                     n_bands=n_bands, pitch=pitch, lookahead=int(meta.get("frontend.lookahead_frames", 0)))
     sd = {"proj.weight": t["frontend.proj.weight"], "proj.bias": t["frontend.proj.bias"],
-          "norm_f.weight": t["backbone.norm_f.weight"], "mask.weight": t["head.mask.weight"],
-          "mask.bias": t["head.mask.bias"], "vad.weight": t["head.vad.weight"], "vad.bias": t["head.vad.bias"],
+          "norm_f.weight": t["backbone.norm_f.weight"], "mask.weight": mw,
+          "mask.bias": mb, "vad.weight": t["head.vad.weight"], "vad.bias": t["head.vad.bias"],
           "feat_mean": np.zeros(net.n_features, np.float32), "feat_std": np.ones(net.n_features, np.float32),
           "win": M.window().numpy()}
+    if n_bands:
+        sd["band_interp"] = M.band_interp(n_bands).float().numpy()
     for k in list(t):
         if k.startswith("backbone.layers."):
             sd[k[len("backbone."):]] = t[k]

@@ -165,7 +165,8 @@ static void lin_shapes(ssm_model *m)
     m->frontend = (lin_w){.w = w->frontend_proj,
                           .d_in = c->input == SSM_INPUT_FEATURES ? c->n_features : 1,
                           .d_out = c->d_model};
-    m->mask = (lin_w){.w = w->mask_w, .d_in = c->d_model, .d_out = c->n_mask > 0 ? c->n_mask : 1};
+    m->mask = (lin_w){.w = w->mask_w, .d_in = c->d_model,
+                      .d_out = c->n_mask_bands > 0 ? c->n_mask_bands : c->n_mask > 0 ? c->n_mask : 1};
     m->vad = (lin_w){.w = w->vad_w, .d_in = c->d_model, .d_out = 1};
     m->lm = (lin_w){.w = w->lm_head, .d_in = c->d_model,
                     .d_out = c->vocab_size > 0 ? c->vocab_size : 1};
@@ -669,6 +670,7 @@ struct ssm_runner {
     float *dt;    /* {rows, d_inner} */
     float *y;     /* {rows, max d_inner} */
     float *hf;    /* {rows, d_model} */
+    float *mband; /* {rows, n_mask_bands}: a banded mask head's band logits */
     float **conv_ptr; /* {max_batch} */
     float **ssm_ptr;  /* {max_batch} */
     size_t *count;    /* {rows} */
@@ -942,6 +944,7 @@ int ssm_runner_create(const ssm_model *m, int max_batch, int max_chunk,
     size_t o_dt = carve(&total, rows, di * sizeof(float));
     size_t o_y = carve(&total, rows, di * sizeof(float));
     size_t o_hf = carve(&total, rows, dm * sizeof(float));
+    size_t o_mb = carve(&total, rows, (size_t)c->n_mask_bands * sizeof(float));
     size_t o_cp = carve(&total, (size_t)max_batch, sizeof(float *));
     size_t o_sp = carve(&total, (size_t)max_batch, sizeof(float *));
     size_t o_cnt = carve(&total, rows, sizeof(size_t));
@@ -999,6 +1002,7 @@ int ssm_runner_create(const ssm_model *m, int max_batch, int max_chunk,
     rn->dt = (float *)(mem + o_dt);
     rn->y = (float *)(mem + o_y);
     rn->hf = (float *)(mem + o_hf);
+    rn->mband = (float *)(mem + o_mb);
     rn->conv_ptr = (float **)(mem + o_cp);
     rn->ssm_ptr = (float **)(mem + o_sp);
     rn->count = (size_t *)(mem + o_cnt);
@@ -1357,7 +1361,24 @@ static void heads(ssm_runner *rn, int n, const ssm_outputs *out, lin_mode mode)
     if (!out)
         return;
     if (out->mask) {
-        lin(rn, mode, out->mask, (size_t)c->n_mask, rn->hf, dm, &rn->model->mask, w->mask_b, n);
+        if (c->n_mask_bands) { /* band logits, then each output a weighted sum of a few of them */
+            size_t nb = (size_t)c->n_mask_bands, nm = (size_t)c->n_mask;
+            lin(rn, mode, rn->mband, nb, rn->hf, dm, &rn->model->mask, w->mask_b, n);
+            const int *row = w->mask_interp_row, *col = w->mask_interp_col;
+            const float *val = w->mask_interp_val;
+            for (int i = 0; i < n; ++i) {
+                const float *b = rn->mband + (size_t)i * nb;
+                float *o = out->mask + (size_t)i * nm;
+                for (size_t k = 0; k < nm; ++k) {
+                    float acc = 0.0f;
+                    for (int e = row[k]; e < row[k + 1]; ++e)
+                        acc += val[e] * b[col[e]];
+                    o[k] = acc;
+                }
+            }
+        } else {
+            lin(rn, mode, out->mask, (size_t)c->n_mask, rn->hf, dm, &rn->model->mask, w->mask_b, n);
+        }
         rn->sigmoid(out->mask, (size_t)c->n_mask, n, c->n_mask);
     }
     if (out->vad) {

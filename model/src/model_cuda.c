@@ -377,17 +377,44 @@ int ssm_cuda_model_create(const ssm_weights *w, int device, ssm_cuda_model **out
     cm->slot_bytes = (cm->state_floats * sizeof(float) + 255) / 256 * 256;
     size_t per = ((size_t)64 << 20) / cm->slot_bytes;
     cm->per_chunk = per < 16 ? 16 : per;
+    /* a banded mask head runs on the GPU folded into a per-output one:
+     * W = interp·W_bands, b = interp·b_bands (the CPU runs it banded) */
+    ssm_weights wf = *w;
+    float *fold = NULL;
+    if (w->mask_interp) {
+        size_t nm = (size_t)c->n_mask, nb = (size_t)c->n_mask_bands, dm = (size_t)c->d_model;
+        fold = calloc(nm * dm + nm, sizeof *fold);
+        if (!fold) {
+            ssm_cuda_model_free(cm);
+            return ssm_error_set(err, SSM_ERR_NOMEM, "cuda: out of host memory");
+        }
+        for (size_t k = 0; k < nm; ++k)
+            for (size_t j = 0; j < nb; ++j) {
+                float x = w->mask_interp[k * nb + j];
+                if (x == 0.0f)
+                    continue;
+                for (size_t i = 0; i < dm; ++i)
+                    fold[k * dm + i] += x * w->mask_w[j * dm + i];
+                if (w->mask_b)
+                    fold[nm * dm + k] += x * w->mask_b[j];
+            }
+        wf.mask_w = fold;
+        wf.mask_b = fold + nm * dm;
+    }
+    w = &wf;
     upl u = {0};
     lay_out(cm, w, &u); /* sizes */
     cm->arena_bytes = u.off ? u.off : 256;
     e = cudaMalloc((void **)&cm->arena, cm->arena_bytes);
     if (e != cudaSuccess) {
+        free(fold);
         ssm_cuda_model_free(cm);
         return cuda_fail(err, e, "weights");
     }
     u.arena = cm->arena;
     u.host = calloc(1, cm->arena_bytes);
     if (!u.host) {
+        free(fold);
         ssm_cuda_model_free(cm);
         return ssm_error_set(err, SSM_ERR_NOMEM, "cuda: out of host memory");
     }
@@ -396,6 +423,7 @@ int ssm_cuda_model_create(const ssm_weights *w, int device, ssm_cuda_model **out
     if (e == cudaSuccess)
         e = cudaDeviceSynchronize(); /* the runners' streams do not wait for the legacy one */
     free(u.host);
+    free(fold);
     if (e != cudaSuccess) {
         ssm_cuda_model_free(cm);
         return cuda_fail(err, e, "weights upload");

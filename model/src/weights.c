@@ -784,13 +784,52 @@ static int take_all(weights_impl *w, int conv_bias, int proj_bias, ssm_error *er
             p->lm_head = p->embedding;   /* tied (mamba_ssm tie_embeddings) */
     }
     if (c->heads & SSM_HEAD_MASK) {
-        ssm_st_tensor *t = ssm_st_find(&w->st, "head.mask.weight");
+        /* a banded head: head.mask.interp {n_mask, B} maps B band logits (head.mask.weight
+         * {B, d_model}, bias {B}) to the n_mask outputs before the sigmoid */
+        ssm_st_tensor *ti = ssm_st_find(&w->st, "head.mask.interp");
+        ssm_st_tensor *t = ti ? ti : ssm_st_find(&w->st, "head.mask.weight");
         if (!c->n_mask && t && t->n_dims == 2 && t->shape[0] >= 1 &&
             t->shape[0] <= (uint64_t)INT_MAX / dm)
             c->n_mask = (int)t->shape[0];   /* inferred when __metadata__ has no n_mask */
-        uint64_t nm = c->n_mask ? (uint64_t)c->n_mask : 1;
-        if ((rc = take(w, "head.mask.weight", NULL, 1, 2, SHAPE(nm, dm), &p->mask_w, err)) ||
-            (rc = take(w, "head.mask.bias", NULL, 0, 1, SHAPE(nm), &p->mask_b, err)))
+        uint64_t nm = c->n_mask ? (uint64_t)c->n_mask : 1, nb = nm;
+        if (ti) {
+            if (ti->n_dims != 2 || ti->shape[1] < 1 || ti->shape[1] > (uint64_t)DIM_MAX ||
+                ti->shape[1] > (uint64_t)INT_MAX / nm || ti->shape[1] > (uint64_t)INT_MAX / dm) {
+                char got[96];
+                shape_text(got, sizeof got, ti->n_dims, ti->shape);
+                return ssm_error_set(err, SSM_ERR_MODEL, "%s: tensor head.mask.interp: shape %s, expected "
+                                     "[n_mask (%llu), n_bands] with n_bands in [1, %ld]", w->path, got,
+                                     (unsigned long long)nm, DIM_MAX);
+            }
+            nb = ti->shape[1];
+            if ((rc = take(w, "head.mask.interp", NULL, 1, 2, SHAPE(nm, nb), &p->mask_interp, err)))
+                return rc;
+            c->n_mask_bands = (int)nb;
+            size_t nnz = 0;
+            for (size_t i = 0; i < nm * nb; i++)
+                nnz += p->mask_interp[i] != 0.0f;
+            int *row = own_alloc(w, (nm + 1) * sizeof *row), *col = own_alloc(w, nnz * sizeof *col);
+            float *val = own_alloc(w, nnz * sizeof *val);
+            if (!row || !col || !val)
+                return ssm_error_set(err, SSM_ERR_NOMEM, "%s: tensor head.mask.interp: out of memory", w->path);
+            size_t k = 0;
+            for (size_t i = 0; i < nm; i++) {
+                row[i] = (int)k;
+                for (size_t j = 0; j < nb; j++) {
+                    float v = p->mask_interp[i * nb + j];
+                    if (v != 0.0f) {
+                        col[k] = (int)j;
+                        val[k++] = v;
+                    }
+                }
+            }
+            row[nm] = (int)k;
+            p->mask_interp_row = row;
+            p->mask_interp_col = col;
+            p->mask_interp_val = val;
+        }
+        if ((rc = take(w, "head.mask.weight", NULL, 1, 2, SHAPE(nb, dm), &p->mask_w, err)) ||
+            (rc = take(w, "head.mask.bias", NULL, 0, 1, SHAPE(nb), &p->mask_b, err)))
             return rc;
     }
     if (c->heads & SSM_HEAD_VAD) {

@@ -60,6 +60,7 @@ typedef struct ssm_config {
     int n_features;  /* features input; 0 if unused */
     unsigned heads;  /* SSM_HEAD_* present in the file (EMBEDDING always set) */
     int n_mask;      /* outputs of the mask head; 0 if absent */
+    int n_mask_bands; /* the mask head's band logits when it has head.mask.interp; 0 if not */
     /* Mamba-2 layers (meaningful when n_mamba2 > 0; mamba2.* keys): */
     int n_mamba2;      /* layers of kind SSM_LAYER_MAMBA2 */
     int m2_d_inner;    /* n_heads·head_dim (mamba2.d_inner, default d_inner) */
@@ -136,8 +137,14 @@ typedef struct ssm_weights {
     ssm_layer_weights *layers;  /* n_layer entries */
     const float *norm_f;        /* {d_model} */
     const float *lm_head;       /* {vocab_size, d_model} or NULL (== embedding when tied) */
-    const float *mask_w;        /* {n_mask, d_model} or NULL */
-    const float *mask_b;        /* {n_mask} or NULL */
+    const float *mask_w;        /* {n_mask, d_model}, or {n_mask_bands, d_model} with mask_interp; or NULL */
+    const float *mask_b;        /* {n_mask} (or {n_mask_bands}) or NULL */
+    const float *mask_interp;   /* {n_mask, n_mask_bands} or NULL: mask logits = mask_interp · band logits */
+    /* mask_interp's nonzero entries by row (CSR, column order within a row), NULL without it:
+     * row k's are mask_interp_col/val[mask_interp_row[k] … mask_interp_row[k + 1]) */
+    const int *mask_interp_row;  /* {n_mask + 1} */
+    const int *mask_interp_col;  /* {nnz} */
+    const float *mask_interp_val; /* {nnz} */
     const float *vad_w;         /* {1, d_model} or NULL */
     const float *vad_b;         /* {1} or NULL */
     uint64_t hash;              /* 64-bit FNV-1a of the whole file: identifies the model

@@ -149,6 +149,26 @@ def main():
                           "frontend.hop": 4, "frontend.window": "sqrt_hann",
                           "frontend.features": "log_power", "frontend.log_floor": "1e-10"})
     ssmd_file.save(P("feat.safetensors"), feat, fmeta, "BF16")
+    # a banded mask head: 2 band logits interpolated to the 5 outputs (one output reads none)
+    band = dict(feat)
+    band["head.mask.weight"] = rng.standard_normal((2, DM)).astype(np.float32)
+    band["head.mask.bias"] = rng.standard_normal(2).astype(np.float32)
+    band["head.mask.interp"] = np.array([[1, 0], [0.75, 0.25], [0.5, 0.5], [0, 1], [0, 0]], np.float32)
+    ssmd_file.save(P("feat_banded.safetensors"), band, fmeta)
+    b2 = dict(band)
+    b2["head.mask.interp"] = np.ones(5, np.float32)
+    ssmd_file.save(P("interp_ndim.safetensors"), b2, dict(fmeta, n_mask=5))
+    b2 = dict(band)
+    b2["head.mask.weight"] = feat["head.mask.weight"]
+    ssmd_file.save(P("interp_weight_rows.safetensors"), b2, fmeta)
+    b2 = dict(band)
+    b2["head.mask.interp"] = band["head.mask.interp"][:4]
+    ssmd_file.save(P("interp_rows.safetensors"), b2, dict(fmeta, n_mask=5))
+    b2 = dict(band)
+    e = band["head.mask.interp"].copy()
+    e[2, 1] = np.inf
+    b2["head.mask.interp"] = e
+    ssmd_file.save(P("interp_inf.safetensors"), b2, fmeta)
 
     # ---- malformed container ---------------------------------------------
     open(P("empty.safetensors"), "wb").close()

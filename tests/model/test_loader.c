@@ -332,6 +332,33 @@ static void test_features_heads_meta(void **state)
     ssm_weights_free(w);
 }
 
+/* A banded mask head: head.mask.interp {n_mask, B} (n_mask inferred from its rows),
+ * head.mask.weight {B, d_model}, and the interpolation's nonzero entries by row. */
+static void test_banded_mask_head(void **state)
+{
+    (void)state;
+    ssm_weights *w = load_ok("feat_banded.safetensors");
+    const ssm_config *c = &w->cfg;
+    assert_int_equal(c->n_mask, 5);
+    assert_int_equal(c->n_mask_bands, 2);
+    assert_non_null(w->mask_interp);
+    static const int want_row[] = {0, 1, 3, 5, 6, 6}, want_col[] = {0, 0, 1, 0, 1, 1};
+    static const float want_val[] = {1.0f, 0.75f, 0.25f, 0.5f, 0.5f, 1.0f};
+    for (int k = 0; k <= 5; k++)
+        assert_int_equal(w->mask_interp_row[k], want_row[k]);
+    for (int e = 0; e < 6; e++) {
+        assert_int_equal(w->mask_interp_col[e], want_col[e]);
+        assert_true(w->mask_interp_val[e] == want_val[e]);
+    }
+    ssm_weights_free(w);
+    /* a per-output head has none */
+    w = load_ok("feat.safetensors");
+    assert_int_equal(w->cfg.n_mask_bands, 0);
+    assert_null(w->mask_interp);
+    assert_null(w->mask_interp_row);
+    ssm_weights_free(w);
+}
+
 static void test_hash_is_fnv1a_of_file(void **state)
 {
     (void)state;
@@ -457,6 +484,10 @@ static const bad_case bad_cases[] = {
     {"inf_d_f16.safetensors", SSM_ERR_MODEL, "tensor backbone.layers.1.mixer.D: non-finite value inf at flat index 3"},
     {"a_overflow.safetensors", SSM_ERR_MODEL, "tensor backbone.layers.0.mixer.A_log: value 100 at flat index 2 makes A = -exp(A_log) overflow"},
     {"unknown_tensor.safetensors", SSM_ERR_MODEL, "tensor extra.weight: unknown tensor"},
+    {"interp_ndim.safetensors", SSM_ERR_MODEL, "tensor head.mask.interp: shape [5], expected [n_mask (5), n_bands] with n_bands in [1, 1048576]"},
+    {"interp_weight_rows.safetensors", SSM_ERR_MODEL, "tensor head.mask.weight: shape [5, 8], expected [2, 8]"},
+    {"interp_rows.safetensors", SSM_ERR_MODEL, "tensor head.mask.interp: shape [4, 2], expected [5, 2]"},
+    {"interp_inf.safetensors", SSM_ERR_MODEL, "tensor head.mask.interp: non-finite value inf at flat index 5"},
     {"alias_twice.safetensors", SSM_ERR_MODEL, "tensor backbone.embedding.weight: present twice, also as its HuggingFace alias backbone.embeddings.weight"},
     {"conv_bias_false_present.safetensors", SSM_ERR_MODEL, "tensor backbone.layers.0.mixer.conv1d.bias: present but __metadata__ says conv_bias=false"},
     {"proj_bias_missing.safetensors", SSM_ERR_MODEL, "tensor backbone.layers.0.mixer.in_proj.bias: missing"},
@@ -519,6 +550,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_tied_and_untied),
         cmocka_unit_test(test_hf_names),
         cmocka_unit_test(test_features_heads_meta),
+        cmocka_unit_test(test_banded_mask_head),
         cmocka_unit_test(test_hash_is_fnv1a_of_file),
         cmocka_unit_test(test_null_arguments),
         cmocka_unit_test(test_sweeps_fail_cleanly),

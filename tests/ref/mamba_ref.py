@@ -34,8 +34,10 @@ import ssmd_file  # noqa: E402
 
 def make_model(path, d_model, n_layer, d_state, dt_rank="auto", d_conv=4, expand=2,
                inp="features", n_features=13, vocab=11, heads="mask,vad", n_mask=9,
-               dtype="F32", seed=0, proj_bias=False, delta_A_min=None, tie=False):
-    """Random model initialised the way mamba_ssm does; returns the metadata."""
+               dtype="F32", seed=0, proj_bias=False, delta_A_min=None, tie=False, mask_bands=0):
+    """Random model initialised the way mamba_ssm does; returns the metadata.  mask_bands B > 0:
+    a banded mask head (head.mask.weight {B, d_model}, head.mask.interp {n_mask, B}: each output
+    interpolates one to three bands, one output none)."""
     rng = np.random.default_rng(seed)
     d_inner = expand * d_model
     R = math.ceil(d_model / 16) if dt_rank == "auto" else int(dt_rank)
@@ -50,7 +52,16 @@ def make_model(path, d_model, n_layer, d_state, dt_rank="auto", d_conv=4, expand
         t["frontend.proj.weight"] = lin(d_model, n_features)
         t["frontend.proj.bias"] = rng.uniform(-0.1, 0.1, d_model)
     hs = heads.split(",") if heads else []
-    if "mask" in hs:
+    if "mask" in hs and mask_bands:
+        t["head.mask.weight"] = lin(mask_bands, d_model)
+        t["head.mask.bias"] = rng.uniform(-1, 1, mask_bands)
+        E = np.zeros((n_mask, mask_bands))
+        for k in range(n_mask - 1):
+            j = int(rng.integers(0, mask_bands))
+            for jj in range(j, min(mask_bands, j + 1 + k % 3)):
+                E[k, jj] = rng.uniform(0.1, 1.0)
+        t["head.mask.interp"] = E
+    elif "mask" in hs:
         t["head.mask.weight"] = lin(n_mask, d_model)
         t["head.mask.bias"] = rng.uniform(-1, 1, n_mask)
     if "vad" in hs:
@@ -167,7 +178,10 @@ def reference(path, inputs):
     hf = rmsnorm(r, g["backbone.norm_f.weight"], eps)
     cols = [hf]
     if "mask" in hs:
-        cols.append(sigmoid(hf @ g["head.mask.weight"].T + g["head.mask.bias"]))
+        m = hf @ g["head.mask.weight"].T + g["head.mask.bias"]
+        if "head.mask.interp" in g:
+            m = m @ g["head.mask.interp"].T
+        cols.append(sigmoid(m))
     if "vad" in hs:
         cols.append(sigmoid(hf @ g["head.vad.weight"].T + g["head.vad.bias"]))
     if "lm" in hs:
@@ -237,6 +251,10 @@ SHAPES = [
                                    heads="mask,vad", n_mask=129)),
     ("d256_l3_n4_r1_feat", dict(d_model=256, n_layer=3, d_state=4, dt_rank=1, n_features=5,
                                 heads="vad")),
+    ("d16_l2_n16_auto_feat_banded", dict(d_model=16, n_layer=2, d_state=16, heads="mask,vad", n_mask=9,
+                                         mask_bands=4)),
+    ("d96_l1_n16_auto_feat_banded_f16", dict(d_model=96, n_layer=1, d_state=16, n_features=40,
+                                             heads="mask,vad", n_mask=129, mask_bands=20, dtype="F16")),
 ]
 
 
