@@ -294,8 +294,9 @@ class Denoiser(nn.Module):
     With n_bands > 0 the mask head computes n_bands logits on an ERB-like scale
     (band_centres_hz) and interpolates them linearly to the N_BINS bins before the
     sigmoid: a per-bin linear head of rank n_bands, smooth across frequency, which
-    export folds into head.mask {N_BINS, d_model} (W = E·W_bands, b = E·b_bands),
-    so the C engine runs a plain per-bin head.
+    export writes as it is (head.mask.weight {n_bands, d_model} and the interpolation
+    E = band_interp as head.mask.interp {N_BINS, n_bands}: the C engine computes the band
+    logits, then E's two nonzero entries per bin).
     lookahead d (frames, frontend.lookahead_frames): the heads' outputs of step t are the
     gains and voice activity of frame t − d, so the model has seen d frames (d·HOP samples)
     past the frame it masks; the algorithmic latency grows by d·HOP (`run`)."""
