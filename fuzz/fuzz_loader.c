@@ -43,7 +43,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     float s = sum(w->norm_f, dm) + sum(w->embedding, (size_t)c->vocab_size * dm) +
               sum(w->lm_head, (size_t)c->vocab_size * dm) +
               sum(w->frontend_proj, (size_t)c->n_features * dm) +
-              sum(w->mask_w, (size_t)c->n_mask * dm) + sum(w->vad_w, dm);
+              sum(w->mask_w, (size_t)(c->n_mask_bands ? c->n_mask_bands : c->n_mask) * dm) +
+              sum(w->mask_interp, (size_t)c->n_mask * (size_t)c->n_mask_bands) + sum(w->vad_w, dm);
+    if (w->mask_interp) { /* the banded head's nonzero entries: rows in order, columns in range */
+        const int *row = w->mask_interp_row;
+        if (row[0] != 0)
+            __builtin_trap();
+        for (int k = 0; k < c->n_mask; k++) {
+            if (row[k + 1] < row[k])
+                __builtin_trap();
+            for (int e = row[k]; e < row[k + 1]; e++)
+                if (w->mask_interp_col[e] < 0 || w->mask_interp_col[e] >= c->n_mask_bands ||
+                    w->mask_interp_val[e] == 0.0f)
+                    __builtin_trap();
+        }
+    }
     for (int i = 0; i < c->n_layer; i++) {
         const ssm_layer_weights *L = &w->layers[i];
         s += sum(L->A, di * ds) + sum(L->D, di) + sum(L->out_proj, dm * di) +
