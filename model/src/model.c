@@ -1366,12 +1366,20 @@ static void heads(ssm_runner *rn, int n, const ssm_outputs *out, lin_mode mode)
             lin(rn, mode, rn->mband, nb, rn->hf, dm, &rn->model->mask, w->mask_b, n);
             const int *row = w->mask_interp_row, *col = w->mask_interp_col;
             const float *val = w->mask_interp_val;
+            /* out_k = p_0 + p_1 + … over the row's nonzero entries in column order
+             * (p = val·logit; 0 for an empty row); rows of two entries, the linear
+             * interpolation's, in one step */
             for (int i = 0; i < n; ++i) {
                 const float *b = rn->mband + (size_t)i * nb;
                 float *o = out->mask + (size_t)i * nm;
                 for (size_t k = 0; k < nm; ++k) {
-                    float acc = 0.0f;
-                    for (int e = row[k]; e < row[k + 1]; ++e)
+                    const int e0 = row[k], e1 = row[k + 1];
+                    if (e1 - e0 == 2) {
+                        o[k] = val[e0] * b[col[e0]] + val[e0 + 1] * b[col[e0 + 1]];
+                        continue;
+                    }
+                    float acc = e1 > e0 ? val[e0] * b[col[e0]] : 0.0f;
+                    for (int e = e0 + 1; e < e1; ++e)
                         acc += val[e] * b[col[e]];
                     o[k] = acc;
                 }
