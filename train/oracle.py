@@ -1,0 +1,85 @@
+# SPDX-License-Identifier: MIT
+"""How far a model's gains are from the best gains of the same form: SI-SDR improvement of a
+model (checkpoint or exported file) next to oracle masks computed from the clean speech, per
+noise family and input SNR, on mixtures of a split's banks (train/mixtures.py, as train.py
+builds its validation batches, seed 777; no reverberation or colouring beyond train.py's).
+
+  band oracle  sqrt(E_S / E_X) per ERB-like band of the model's own band layout (its band
+               centres' triangular weights, energies of the clean speech S and the mixture X),
+               interpolated to the bins like the model's head, capped at 1: the best gains a
+               band head of that resolution could give (up to the cap and the interpolation)
+  bin IRM      |S| / |X| per bin, capped at 1 (a per-bin head's)
+  bin Wiener   |S|² / (|S|² + |N|²) per bin (the noise N = X − S known)
+
+The gap between the model and the band oracle is what training could still gain with this
+head; the gap between the band oracle and the bin masks is what finer frequency resolution
+could add.  Evaluation-only packages are never read (banks.py leaves them out).
+
+  /usr/bin/python3 train/oracle.py [--split val|train] [--per-cell N] [--bands B] MODEL
+"""
+import argparse
+import os
+import sys
+
+import numpy as np
+import torch
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import banks  # noqa: E402
+import mixtures  # noqa: E402
+import model as M  # noqa: E402
+import train as T  # noqa: E402
+
+
+def load(path):
+    if path.endswith(".safetensors"):
+        import make_golden
+        return make_golden.from_file(path)
+    ck = torch.load(path, map_location="cpu")
+    net = M.Denoiser(**ck["cfg"])
+    net.load_state_dict(ck["state"])
+    return net.eval()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("model")
+    ap.add_argument("--split", choices=["val", "train"], default="val")
+    ap.add_argument("--per-cell", type=int, default=12)
+    ap.add_argument("--bands", type=int, default=32, help="band layout of the band oracle (model.band_centres_hz)")
+    a = ap.parse_args()
+    torch.set_num_threads(1)
+    net = load(a.model)
+    E = M.band_interp(a.bands).float()            # {bins, bands}
+    W = E.T / E.T.sum(1, keepdim=True)           # each band's triangular weights over the bins
+    sb, nb = banks.Bank("speech", a.split), banks.Bank("noise", a.split)
+    rng = np.random.default_rng(777)
+    win = M.window()
+    print(f"{a.model} on the {a.split} banks, {a.per_cell} mixtures per cell: SI-SDR improvement (dB)")
+    print("| noise | input SNR | model | band oracle | bin IRM | bin Wiener |")
+    print("|---|---|---|---|---|---|")
+    for fam in mixtures.FAMILIES:
+        for snr in (-5, 0, 5, 10):
+            b = T.make_batch(sb, nb, rng, a.per_cell, pitch=net.cfg.get("pitch", False),
+                             lookahead=net.cfg.get("lookahead", 0), snr_db=snr, family=fam)
+            mix, clean = b["mix"], b["clean"]
+            X, S = M.stft(mix, win), M.stft(clean, win)
+            N = X - S
+            base = T.si_sdr(mix, clean)
+
+            def imp(G):
+                y = M.istft(X * G, win, mix.shape[1])
+                return float((T.si_sdr(y, clean) - base).mean())
+            eS, eX = (S.abs() ** 2) @ W.T, (X.abs() ** 2) @ W.T
+            band = (eS / eX.clamp(min=1e-12)).sqrt().clamp(max=1) @ E.T
+            irm = (S.abs() / X.abs().clamp(min=1e-9)).clamp(max=1)
+            wien = S.abs() ** 2 / (S.abs() ** 2 + N.abs() ** 2 + 1e-12)
+            with torch.no_grad():
+                _, m, _ = net.run(mix, b.get("pitch"), "c")
+            print(f"| {fam} | {snr} dB | {imp(torch.sigmoid(m)):+.2f} | {imp(band):+.2f} | {imp(irm):+.2f} | "
+                  f"{imp(wien):+.2f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
