@@ -33,6 +33,7 @@
 #define DSP_PITCH_AVX512 0
 #endif
 #define PITCH_LAG_GROUP 64 /* lags per pass of the widest coarse version (AVX-512: 4 blocks of 16) */
+#define PITCH_MAX_CHUNKS 4 /* most hops per frame whose coarse sums are kept between frames */
 
 /* Two doubles as one value (GCC/Clang vector extension: SSE2 on x86-64, NEON
  * on AArch64, pairs of scalars elsewhere).  Each lane is an ordinary double
@@ -292,15 +293,16 @@ struct dsp_pitch {
     int lag_min, lag_max;
     int edges[DSP_PITCH_MAX_EDGES];
     float *hist;    /* {hist_len}: lag_max + 4 samples, then the current frame */
-    double *rdec;   /* {hist_len / 4 + 32}: the history decimated by 4, newest first, then zeros */
+    double *rdec;   /* {hist_len / 4 + PITCH_LAG_GROUP}: the history decimated by 4, newest first, then zeros */
     double *cs;     /* {hist_len / 4 + 1}: prefix sums of its squares, oldest first */
     double *num;    /* {n_num}: coarse correlations (the chunks' sums added in order) */
-    double *part;   /* {n_chunks, n_num}: each chunk's coarse sums, oldest chunk first */
+    double *part;   /* {n_chunks, n_num}: each chunk's coarse sums, a ring: chunk c at (part_head + c) % n_chunks */
     double *q;      /* {n_lags}: their r rounded to 2^-20 */
     double *bd;     /* {n_fft + 6}: the full-rate search's delayed samples in double (AVX-512) */
     size_t n_dec, n_lags, n_lag_blocks, n_num;
     size_t n_chunks, chunk_len; /* the coarse sums' chunks: n_chunks of chunk_len decimated samples */
     size_t parts_kept;          /* chunks of the frame before this one still in part (0 after a reset or load) */
+    size_t part_head;           /* ring slot of the oldest chunk */
     int avx512;
     void (*coarse)(const double *, size_t, size_t, size_t, size_t, size_t, size_t, double *); /* by ISA */
     double (*dot)(const float *, const float *, size_t);
@@ -350,8 +352,11 @@ int dsp_pitch_create(dsp_pitch **out, const dsp_pitch_config *cfg, dsp_error *er
     p->n_lags = (size_t)(cfg->lag_max - cfg->lag_min) / D + 1;
     p->n_lag_blocks = (p->n_lags + 15) / 16;
     p->n_num = (p->n_lags + PITCH_LAG_GROUP - 1) / PITCH_LAG_GROUP * PITCH_LAG_GROUP; /* whole groups */
-    /* chunks of hop/4 decimated samples where hops tile the frame, else one chunk */
-    const int tiles = cfg->hop_samples % D == 0 && cfg->n_fft % cfg->hop_samples == 0;
+    /* chunks of hop/4 decimated samples where hops tile the frame in at most
+     * PITCH_MAX_CHUNKS hops (smaller hops would add more chunk sums per lag than
+     * they save), else one chunk */
+    const int tiles = cfg->hop_samples % D == 0 && cfg->n_fft % cfg->hop_samples == 0 &&
+                      cfg->n_fft / cfg->hop_samples <= PITCH_MAX_CHUNKS;
     p->n_chunks = tiles ? cfg->n_fft / cfg->hop_samples : 1;
     p->chunk_len = cfg->n_fft / D / p->n_chunks;
     p->coarse = coarse_corr_generic;
@@ -501,18 +506,17 @@ int dsp_pitch_frame(dsp_pitch *p, dsp_stft *stft, const float *frame, const floa
      * moved down and only the others computed. */
     const size_t nc = p->n_chunks, len = p->chunk_len, nn = p->n_num;
     size_t kept = p->parts_kept;
-    if (kept) memmove(p->part, p->part + nn, kept * nn * sizeof(double));
+    if (kept) p->part_head = (p->part_head + 1) % nc; /* the oldest chunk drops out */
+    else p->part_head = 0;
     for (size_t c = kept; c < nc; c++)
-        p->coarse(rd, n_dec - 1 - hd, nd, c * len, (c + 1) * len, tau_min, p->n_lag_blocks, p->part + c * nn);
+        p->coarse(rd, n_dec - 1 - hd, nd, c * len, (c + 1) * len, tau_min, p->n_lag_blocks,
+                  p->part + (p->part_head + c) % nc * nn);
     p->parts_kept = nc - 1;
-    if (nc == 1) {
-        memcpy(num, p->part, p->n_lags * sizeof(double));
-    } else {
-        for (size_t t = 0; t < p->n_lags; t++) {
-            double v = p->part[t];
-            for (size_t c = 1; c < nc; c++) v += p->part[c * nn + t];
-            num[t] = v;
-        }
+    /* num = ((chunk 0 + chunk 1) + chunk 2) + …, lag by lag */
+    memcpy(num, p->part + p->part_head * nn, p->n_lags * sizeof(double));
+    for (size_t c = 1; c < nc; c++) {
+        const double *pc = p->part + (p->part_head + c) % nc * nn;
+        for (size_t t = 0; t < p->n_lags; t++) num[t] += pc[t];
     }
     p->coarse_q(num, cs, hd, nd, tau_min, p->n_lags, cs[n_dec] - cs[hd], cs[n_dec], p->q);
     size_t t_best = 0;
