@@ -144,6 +144,13 @@ def grow_width(src, net, gen):
     ref = net.state_dict()
     out = {}
     D0, D1 = src["proj.weight"].shape[0], ref["proj.weight"].shape[0]
+    a0, a1 = src["layers.0.mixer.A_log"], ref["layers.0.mixer.A_log"]        # {d_inner, d_state}
+    k0, k1 = src["layers.0.mixer.conv1d.weight"], ref["layers.0.mixer.conv1d.weight"]  # {d_inner, 1, d_conv}
+    if a0.shape[1] != a1.shape[1] or k0.shape[2] != k1.shape[2] or a0.shape[0] * D1 != a1.shape[0] * D0 or D1 < D0:
+        raise ValueError(f"grow_width: the source (d_model {D0}, d_inner {a0.shape[0]}, d_state {a0.shape[1]}, "
+                         f"d_conv {k0.shape[2]}) can only grow in d_model with the same d_state, d_conv and "
+                         f"expand (target d_model {D1}, d_inner {a1.shape[0]}, d_state {a1.shape[1]}, "
+                         f"d_conv {k1.shape[2]})")
     rnd = lambda shape, fan_in: (torch.rand(shape, generator=gen) * 2 - 1) * fan_in ** -0.5  # noqa: E731
     scale = math.sqrt(D0 / D1)
     for k, v in ref.items():
@@ -348,7 +355,10 @@ def main():
                          f"--d-model ({a.d_model}) needs the same --n-layer and a narrower source")
             if a.n_bands:
                 st["band_interp"] = net.band_interp
-            st = grow_width(st, net, torch.Generator().manual_seed(a.seed))
+            try:
+                st = grow_width(st, net, torch.Generator().manual_seed(a.seed))
+            except ValueError as e:
+                sys.exit(f"train: --init-from {a.init_from}: {e}")
             print(f"d_model {d_src} -> {a.d_model}: the new dimensions and channels start unused", flush=True)
         src = {k: v for k, v in st.items() if not k.startswith("mask.") and k != "band_interp"}
         missing = net.load_state_dict(src, strict=False)

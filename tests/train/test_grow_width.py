@@ -2,7 +2,8 @@
 """train.grow_width: a Denoiser widened from d_model 32 to 48 (d_inner 64 -> 96, dt_rank 2 -> 3)
 computes the source's function (mask and voice-activity logits within 1e-4 of the source's on
 random audio: RMSNorm's eps is the only difference), and every new parameter gets a gradient
-(none is stuck at a zero-gradient saddle).
+(none is stuck at a zero-gradient saddle); a source of another d_state, d_conv or expand is
+refused with a ValueError naming the sizes.
 
 Usage: test_grow_width.py
 Needs torch (skips with exit status 77 when it is missing).
@@ -51,5 +52,16 @@ for pitch, n_bands in ((False, 8), (True, 0)):
     okg = float(g.abs().max()) > 0
     print(f"{'ok  ' if okg else 'FAIL'} new residual dims get a gradient ({float(g.abs().max()):.2e})")
     bad += not okg
+# a source of another d_state, d_conv or expand is refused with a line naming the sizes
+for kw in (dict(d_state=8), dict(d_conv=3), dict(expand=4)):
+    src = M.Denoiser(d_model=32, n_layer=2, n_bands=8, **kw)
+    try:
+        T.grow_width(src.state_dict(), M.Denoiser(d_model=48, n_layer=2, n_bands=8), torch.Generator())
+        print(f"FAIL {kw}: accepted")
+        bad += 1
+    except ValueError as e:
+        ok = "can only grow in d_model with the same d_state, d_conv and expand" in str(e)
+        print(f"{'ok  ' if ok else 'FAIL'} {kw}: {e}")
+        bad += not ok
 print("grow_width:", "FAILED" if bad else "passed")
 sys.exit(1 if bad else 0)
