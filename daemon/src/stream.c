@@ -520,15 +520,26 @@ int ssmd_stream_load(ssmd_stream *s, const void *buf, size_t n, char *err, size_
             return -1;
         }
     }
+    /* the framer's own state, put back if the save's counters contradict the
+     * loaded one: a refused save leaves the stream as it was (stream.h) */
+    uint8_t *was = malloc(fb);
+    if (!was || dsp_framer_state_save(s->framer, was, fb) != (long)fb) {
+        free(was);
+        snprintf(err, cap, "out of memory");
+        return -1;
+    }
     if (dsp_framer_state_load(s->framer, p + SAVE_HEADER, fb, &de) != DSP_OK) {
+        free(was);
         snprintf(err, cap, "%s", de.msg);
         return -1;
     }
     if (dsp_framer_samples_in(s->framer) != st.samples_in || dsp_framer_samples_out(s->framer) != st.samples_out) {
         snprintf(err, cap, "the save's counters contradict its framer state");
-        dsp_framer_reset(s->framer);
+        dsp_framer_state_load(s->framer, was, fb, NULL); /* its own save: cannot fail */
+        free(was);
         return -1;
     }
+    free(was);
     ssm_state_restore(s->state, p + SAVE_HEADER + fb, mb); /* checked above */
     if (s->pitch) dsp_pitch_state_load(s->pitch, p + SAVE_HEADER + fb + mb, pb, NULL); /* checked above */
     for (size_t i = 0; i < lb / 4; i++) {

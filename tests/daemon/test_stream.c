@@ -400,7 +400,8 @@ static void step_all(fixture *f, ssmd_stream *s, float *y, size_t *len, size_t c
  * pushed the input from the save's samples_in on, continues bit for bit:
  * its output from the save's samples_out on equals the uninterrupted run's
  * (the checkpoints of docs/cluster.md rest on this).  A save is refused by a
- * stream of another model or rate, truncated or with its counters damaged;
+ * stream of another model or rate, truncated or with its counters damaged,
+ * and a running stream that refuses one goes on as if it had not been tried;
  * a resampling stream has no save. */
 static void save_load_case(const char *model_name)
 {
@@ -454,8 +455,16 @@ static void save_load_case(const char *model_name)
         ssmd_stream_destroy(b);
 
         if (c == sizeof cuts / sizeof cuts[0] - 1) {
-            /* refusals: truncated, another rate, another model, damaged counters */
+            /* refusals: truncated, another rate, another model, damaged counters; the
+             * truncated and damaged saves go to a stream halfway through the input,
+             * which must go on exactly as if they had not been tried */
             ssmd_stream *d = ssmd_stream_create(f.model, &f.fe, f.mb, &sc, err, sizeof err);
+            float *yd = calloc(n + 4096, sizeof(float));
+            size_t len_d = 0;
+            for (pos = 0; pos < n / 2;) {
+                pos += ssmd_stream_push(d, x + pos, n / 2 - pos < 97 ? n / 2 - pos : 97);
+                step_all(&f, d, yd, &len_d, n + 4096);
+            }
             assert_int_equal(ssmd_stream_load(d, buf, save_bytes - 1, err, sizeof err), -1);
             printf("truncated: %s\n", err);
             uint8_t *bad = malloc(save_bytes);
@@ -464,6 +473,19 @@ static void save_load_case(const char *model_name)
             assert_int_equal(ssmd_stream_load(d, bad, save_bytes, err, sizeof err), -1);
             printf("damaged counter: %s\n", err);
             free(bad);
+            while (pos < n) {
+                pos += ssmd_stream_push(d, x + pos, n - pos);
+                step_all(&f, d, yd, &len_d, n + 4096);
+            }
+            ssmd_stream_finish(d);
+            while (!ssmd_stream_done(d)) {
+                step_all(&f, d, yd, &len_d, n + 4096);
+                size_t got;
+                while ((got = ssmd_stream_pop(d, yd + len_d, n + 4096 - len_d)) > 0) len_d += got;
+            }
+            assert_int_equal(len_d, n_ref);
+            if (memcmp(yd, ref, n * sizeof(float)) != 0) fail_msg("a refused save changed the running stream's output");
+            free(yd);
             ssmd_stream_destroy(d);
             ssmd_stream_config s48 = sc;
             s48.in_rate_hz = 48000;
