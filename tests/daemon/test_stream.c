@@ -396,6 +396,23 @@ static void step_all(fixture *f, ssmd_stream *s, float *y, size_t *len, size_t c
     }
 }
 
+/* Pushes x[pos … n) into s, finishes it and collects everything it outputs
+ * after y[0 … *len) (cap samples in all). */
+static void push_rest_finish(fixture *f, ssmd_stream *s, const float *x, size_t pos, size_t n, float *y, size_t *len,
+                             size_t cap)
+{
+    while (pos < n) {
+        pos += ssmd_stream_push(s, x + pos, n - pos);
+        step_all(f, s, y, len, cap);
+    }
+    ssmd_stream_finish(s);
+    while (!ssmd_stream_done(s)) {
+        step_all(f, s, y, len, cap);
+        size_t got;
+        while ((got = ssmd_stream_pop(s, y + *len, cap - *len)) > 0) *len += got;
+    }
+}
+
 /* A stream saved between two frames and loaded into a fresh stream, which is
  * pushed the input from the save's samples_in on, continues bit for bit:
  * its output from the save's samples_out on equals the uninterrupted run's
@@ -438,16 +455,7 @@ static void save_load_case(const char *model_name)
         ssmd_stream *b = ssmd_stream_create(f.model, &f.fe, f.mb, &sc, err, sizeof err);
         if (ssmd_stream_load(b, buf, save_bytes, err, sizeof err) != 0) fail_msg("%s", err);
         size_t len_b = len;
-        for (pos = sa.samples_in; pos < n;) {
-            pos += ssmd_stream_push(b, x + pos, n - pos);
-            step_all(&f, b, y, &len_b, n + 4096);
-        }
-        ssmd_stream_finish(b);
-        while (!ssmd_stream_done(b)) {
-            step_all(&f, b, y, &len_b, n + 4096);
-            size_t got;
-            while ((got = ssmd_stream_pop(b, y + len_b, n + 4096 - len_b)) > 0) len_b += got;
-        }
+        push_rest_finish(&f, b, x, sa.samples_in, n, y, &len_b, n + 4096);
         assert_int_equal(len_b, n_ref);
         if (memcmp(y, ref, n * sizeof(float)) != 0) fail_msg("cut at %zu: the loaded stream's output differs", cuts[c]);
         printf("%s: saved after %zu input samples (output %zu), loaded, continued: %zu samples bit-identical\n",
@@ -473,16 +481,7 @@ static void save_load_case(const char *model_name)
             assert_int_equal(ssmd_stream_load(d, bad, save_bytes, err, sizeof err), -1);
             printf("damaged counter: %s\n", err);
             free(bad);
-            while (pos < n) {
-                pos += ssmd_stream_push(d, x + pos, n - pos);
-                step_all(&f, d, yd, &len_d, n + 4096);
-            }
-            ssmd_stream_finish(d);
-            while (!ssmd_stream_done(d)) {
-                step_all(&f, d, yd, &len_d, n + 4096);
-                size_t got;
-                while ((got = ssmd_stream_pop(d, yd + len_d, n + 4096 - len_d)) > 0) len_d += got;
-            }
+            push_rest_finish(&f, d, x, pos, n, yd, &len_d, n + 4096);
             assert_int_equal(len_d, n_ref);
             if (memcmp(yd, ref, n * sizeof(float)) != 0) fail_msg("a refused save changed the running stream's output");
             free(yd);
