@@ -361,14 +361,6 @@ class Denoiser(nn.Module):
         d = self.cfg.get("lookahead", 0)
         return F.pad(x, (0, d * HOP)) if d else x
 
-    def mask_head_per_bin(self):
-        """(weight {N_BINS, d_model}, bias {N_BINS}) of the equivalent per-bin head, float64."""
-        W, b = self.mask.weight.detach().double(), self.mask.bias.detach().double()
-        if self.cfg["n_bands"]:
-            E = self.band_interp.double()
-            W, b = E @ W, E @ b
-        return W, b
-
     def forward(self, x, sequential=False):
         """x {B, L} → (denoised {B, L}, vad logits {B, M}, mask {B, M, N_BINS})."""
         X, m, v = self.run(x, sequential=sequential)

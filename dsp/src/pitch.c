@@ -216,12 +216,21 @@ __attribute__((target("avx512f"))) static void dots7_f_avx512(const float *a, co
 }
 #endif
 
-/* dots7_f_avx512's result through dot_f (the portable and AVX2 code). */
-static void dots7_f_each(double (*dot)(const float *, const float *, size_t), const float *a, const float *b,
-                         size_t n, double *out)
+/* dots7_f_avx512's result one dot_f at a time (the portable and AVX2 code). */
+static void dots7_f_generic(const float *a, const float *b, size_t n, double *bd, double *out)
 {
-    for (int j = 0; j < 7; j++) out[j] = dot(a, b - j, n);
+    (void)bd;
+    for (int j = 0; j < 7; j++) out[j] = dot_f(a, b - j, n);
 }
+
+#if DSP_PITCH_AVX2
+__attribute__((target("avx2"))) static void dots7_f_avx2(const float *a, const float *b, size_t n, double *bd,
+                                                          double *out)
+{
+    (void)bd;
+    for (int j = 0; j < 7; j++) out[j] = dot_f_avx2(a, b - j, n);
+}
+#endif
 
 /* The history decimated by 4, newest first: rd[n_dec − 1 − j] = (((x_{4j} +
  * x_{4j+1}) + x_{4j+2}) + x_{4j+3}) · 0.25 in double. */
@@ -301,11 +310,11 @@ struct dsp_pitch {
     double *bd;     /* {n_fft + 6}: the full-rate search's delayed samples in double (AVX-512) */
     size_t n_dec, n_lags, n_lag_blocks, n_num;
     size_t n_chunks, chunk_len; /* the coarse sums' chunks: n_chunks of chunk_len decimated samples */
-    size_t parts_kept;          /* chunks of the frame before this one still in part (0 after a reset or load) */
+    int parts_kept;             /* the frame before left its chunks in part (0 after create, reset or load) */
     size_t part_head;           /* ring slot of the oldest chunk */
-    int avx512;
     void (*coarse)(const double *, size_t, size_t, size_t, size_t, size_t, size_t, double *); /* by ISA */
     double (*dot)(const float *, const float *, size_t);
+    void (*dots7)(const float *, const float *, size_t, double *, double *);
     void (*decimate)(const float *, size_t, double *);
     void (*coarse_q)(const double *, const double *, size_t, size_t, size_t, size_t, double, double, double *);
     float *pspec;   /* {n_bins, 2} */
@@ -361,12 +370,14 @@ int dsp_pitch_create(dsp_pitch **out, const dsp_pitch_config *cfg, dsp_error *er
     p->chunk_len = cfg->n_fft / D / p->n_chunks;
     p->coarse = coarse_corr_generic;
     p->dot = dot_f;
+    p->dots7 = dots7_f_generic;
     p->decimate = decimate_generic;
     p->coarse_q = coarse_q_generic;
 #if DSP_PITCH_AVX2
     if (cfg->portable != 1 && __builtin_cpu_supports("avx2")) {
         p->coarse = coarse_corr_avx2;
         p->dot = dot_f_avx2;
+        p->dots7 = dots7_f_avx2;
         p->decimate = decimate_avx2;
         p->coarse_q = coarse_q_avx2;
     }
@@ -374,7 +385,7 @@ int dsp_pitch_create(dsp_pitch **out, const dsp_pitch_config *cfg, dsp_error *er
 #if DSP_PITCH_AVX512
     if (cfg->portable == 0 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx2")) {
         p->coarse = coarse_corr_avx512;
-        p->avx512 = 1;
+        p->dots7 = dots7_f_avx512;
     }
 #endif
     p->rdec = calloc(p->n_dec + PITCH_LAG_GROUP, sizeof(double)); /* zeros past the end: the last lags' windows */
@@ -502,16 +513,15 @@ int dsp_pitch_frame(dsp_pitch *p, dsp_stft *stft, const float *frame, const floa
     const size_t tau_min = (size_t)p->lag_min / D;
     /* cur_i = d_{hd + i} = rd[n_dec − 1 − hd − i]; r_i[j] = d_{hd − τ + i}, τ = tau_min + 16·blk + j.
      * Chunk c (i in [c·len, (c+1)·len)) of this frame is chunk c + 1 of the frame before: the
-     * same products (the history moved by one hop = len decimated samples), so those kept are
-     * moved down and only the others computed. */
+     * same products (the history moved by one hop = len decimated samples), so the ring drops
+     * its oldest chunk and only the newest is computed. */
     const size_t nc = p->n_chunks, len = p->chunk_len, nn = p->n_num;
-    size_t kept = p->parts_kept;
-    if (kept) p->part_head = (p->part_head + 1) % nc; /* the oldest chunk drops out */
-    else p->part_head = 0;
-    for (size_t c = kept; c < nc; c++)
+    const size_t first = p->parts_kept ? nc - 1 : 0; /* the first chunk to compute */
+    p->part_head = p->parts_kept ? (p->part_head + 1) % nc : 0;
+    for (size_t c = first; c < nc; c++)
         p->coarse(rd, n_dec - 1 - hd, nd, c * len, (c + 1) * len, tau_min, p->n_lag_blocks,
                   p->part + (p->part_head + c) % nc * nn);
-    p->parts_kept = nc - 1;
+    p->parts_kept = nc > 1;
     /* num = ((chunk 0 + chunk 1) + chunk 2) + …, lag by lag */
     memcpy(num, p->part + p->part_head * nn, p->n_lags * sizeof(double));
     for (size_t c = 1; c < nc; c++) {
@@ -533,12 +543,7 @@ int dsp_pitch_frame(dsp_pitch *p, dsp_stft *stft, const float *frame, const floa
     const float *core = fr - T0 + ((int)D - 1);
     const double e_core = p->dot(core, core, n - 2 * (D - 1));
     double dots[2 * DSP_PITCH_DECIMATION - 1]; /* dots[j] = Σ fr·(fr − (T0 − 3 + j)) */
-#if DSP_PITCH_AVX512
-    if (p->avx512)
-        dots7_f_avx512(fr, core, n, p->bd, dots);
-    else
-#endif
-        dots7_f_each(p->dot, fr, core, n, dots);
+    p->dots7(fr, core, n, p->bd, dots);
     int T_best = 0;
     double r_best = 0, q_best = -HUGE_VAL;
     for (int delta = -(int)D + 1; delta < (int)D; delta++) {
