@@ -154,6 +154,13 @@ def pitch_features(x, win):
         return out.float()
 
 
+def fast_pitch_features(x):
+    """pitch_features(x) computed by the daemon's dsp/pitch.c (train/pitch_ext.py: the same values
+    to 1e-4, ~16x faster), or by pitch_features where that library cannot be built."""
+    import pitch_ext  # here: pitch_ext imports this module
+    return pitch_ext.pitch_features(x.cpu())
+
+
 class RMSNorm(nn.Module):
     def __init__(self, d, eps=1e-5):
         super().__init__()
@@ -329,7 +336,7 @@ class Denoiser(nn.Module):
         f = features(X)
         if not self.cfg.get("pitch"):
             return f
-        p = pitch_features(x.cpu(), self.win.cpu()).to(f.device) if pitch is None else pitch.to(f.device)
+        p = fast_pitch_features(x).to(f.device) if pitch is None else pitch.to(f.device)
         return torch.cat([f, p], -1)
 
     def heads(self, feats, sequential=False):

@@ -27,11 +27,13 @@ states); a run started again resumes from it (--fresh starts over).  The weights
 alone of every --snapshot-every (100) steps are kept as ckpt_stepN.pt, for model
 selection with train/validate.py.  Learning
 curve: the checkpoint's path with _curve.csv (+ .png), or --curve.  Uses CUDA when a GPU is present
-(--device auto).
+(--device auto).  Batches are made by a thread of this process, or with --data-process by a
+forked process that another core runs beside the training step.
 """
 import argparse
 import csv
 import math
+import multiprocessing
 import os
 import pickle
 import queue
@@ -69,15 +71,15 @@ def snapshot_path(ckpt, step):
 
 def make_batch(sbank, nbank, rng, n, pitch=False, lookahead=0, **kw):
     """n mixtures; with pitch, their pitch features too (b["pitch"], model.pitch_features of the
-    mixture padded with lookahead·HOP zeros, as Denoiser.run takes them: computed here so that the
-    data thread, not the training step, pays for them)."""
+    mixture padded with lookahead·HOP zeros, as Denoiser.run takes them, computed by dsp/pitch.c
+    through train/pitch_ext.py: here, so that the data thread, not the training step, pays)."""
     ex = [mixtures.make_example(SEG, rng, sbank, nbank, M.HOP, M.N_FFT, **kw) for _ in range(n)]
     st = lambda k: torch.from_numpy(np.stack([e[k] for e in ex]))  # noqa: E731
     has_speech = torch.tensor([float(np.any(e["clean"] != 0)) for e in ex])
     b = dict(mix=st("mix"), clean=st("clean"), vad=st("vad"), cutoff=st("cutoff_hz"), speech=has_speech,
              family=[e["family"] for e in ex])
     if pitch:
-        b["pitch"] = M.pitch_features(F.pad(b["mix"], (0, lookahead * M.HOP)), M.window())
+        b["pitch"] = M.fast_pitch_features(F.pad(b["mix"], (0, lookahead * M.HOP)))
     return b
 
 
@@ -267,6 +269,9 @@ def main():
     ap.add_argument("--scan", choices=["c", "sequential", "chunked"], default="c",
                     help="selective scan: c (train/scan_ext.c, the CPU default; the per-frame PyTorch loop "
                     "where it cannot be built and on a GPU), sequential (that loop), chunked")
+    ap.add_argument("--data-process", action="store_true",
+                    help="make the training batches in a forked process instead of a thread of this one, so a "
+                         "second core makes them while this one trains (the process keeps one CPU busy ~20 %%)")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint")
     ap.add_argument("--snapshot-every", type=int, default=100,
@@ -390,15 +395,22 @@ def main():
     vnoise = make_batch(vsb, vnb, vrng, 12, pitch=a.pitch, lookahead=a.lookahead, p_noise_only=1.0)
     print(f"params {n_params}, device {dev}, val SI-SDR in {val_in:.2f} dB", flush=True)
 
-    q = queue.Queue(maxsize=6)
-
-    def producer():
+    def producer(q, rng):
         while True:
             q.put(make_batch(sb, nb, rng, a.batch, pitch=a.pitch, lookahead=a.lookahead, family_p=fam_p, p_noise_only=a.p_noise_only,
                              p_speed=a.p_speed, p_noise_colour=a.p_noise_colour,
                              p_second_noise=a.p_second_noise, uniform_sources=a.uniform_sources,
                              snr_range=snr_range))
-    threading.Thread(target=producer, daemon=True).start()
+
+    if a.data_process:
+        # a forked process (the banks shared copy-on-write) with its own generator, seeded by the
+        # seed and the step it starts at, so a resumed run draws a new, reproducible sequence
+        ctx = multiprocessing.get_context("fork")
+        q = ctx.Queue(maxsize=6)
+        ctx.Process(target=producer, args=(q, np.random.default_rng([a.seed, step])), daemon=True).start()
+    else:
+        q = queue.Queue(maxsize=6)
+        threading.Thread(target=producer, args=(q, rng), daemon=True).start()
 
     def evaluate():
         net.eval()

@@ -9,6 +9,9 @@ noise, then white noise, then silence, framed as the daemon frames it) and
 compares the C features with pitch_features of the same float32 signal: max
 absolute difference ≤ 1e-4 (float32 FFTs on both sides; features lie in
 [−1, 1]).  tests/ref/dsp_ref.py checks the C side against the equations.
+Then train/pitch_ext.py (what train.py's data thread uses: dsp/pitch.c built
+for training) on the same signal must give the helper's features bit for bit,
+and the same features for two clips in one call as for each alone.
 Needs torch (skips with exit status 77 when it is missing).
 """
 import os
@@ -51,6 +54,20 @@ def main():
     print(f"{nf} frames x {len(edges)} features: max |C - train/model.py| = {worst:.3g} (tolerance {TOL:g}); "
           f"voicing in the tone {np.median(ref[10:55, -1]):.3f}, in noise {np.median(np.abs(ref[65:115, -1])):.3f}")
     if not worst <= TOL:
+        print("FAIL")
+        return 1
+    import pitch_ext  # noqa: E402
+    if not pitch_ext.available():
+        print(f"FAIL train/pitch_ext.py could not build its library: {pitch_ext._err}")
+        return 1
+    L = (x.size // M.HOP) * M.HOP
+    ext = pitch_ext.pitch_features(torch.from_numpy(x[:L])[None])[0, :nf].numpy()
+    n_same = nf if L // M.HOP + 1 >= nf else L // M.HOP + 1
+    diff = int(np.count_nonzero(ext[:n_same] != got[:n_same]))
+    pair = pitch_ext.pitch_features(torch.from_numpy(np.stack([x[:L][::-1].copy(), x[:L]])))[1, :nf].numpy()
+    print(f"train/pitch_ext.py: {diff} of {n_same * len(edges)} values differ from the helper's; "
+          f"second clip of a batch of two: {int(np.count_nonzero(pair[:n_same] != ext[:n_same]))} differ")
+    if diff or n_same < nf - 1 or np.count_nonzero(pair[:n_same] != ext[:n_same]):
         print("FAIL")
         return 1
     return 0
