@@ -45,8 +45,8 @@ def _load():
             os.replace(tmp, so)
         lib = ctypes.CDLL(so)
         P = ctypes.c_void_p
-        lib.ssm_train_scan_fwd.argtypes = [ctypes.c_int] * 4 + [ctypes.c_float] + [P] * 8
-        lib.ssm_train_scan_bwd.argtypes = [ctypes.c_int] * 4 + [ctypes.c_float] + [P] * 14
+        lib.ssm_train_scan_fwd.argtypes = [ctypes.c_int] * 4 + [ctypes.c_float] + [P] * 9
+        lib.ssm_train_scan_bwd.argtypes = [ctypes.c_int] * 4 + [ctypes.c_float] + [P] * 15
         _lib = lib
     except (OSError, subprocess.CalledProcessError) as e:
         _err = str(e)
@@ -64,45 +64,48 @@ def _p(t):
 class _Scan(torch.autograd.Function):
     @staticmethod
     def forward(ctx, dt, A, x, Bm, Cm, D, dA_min):
-        dt, A, x, Bm, Cm, D = (t.detach().float().contiguous() for t in (dt, A, x, Bm, Cm, D))
+        dt, x, Bm, Cm, D = (t.detach().float().contiguous() for t in (dt, x, Bm, Cm, D))
+        At = A.detach().float().t().contiguous()                     # {N, Di}: the C loops run over channels
         Bsz, L, Di = x.shape
-        N = A.shape[1]
+        N = At.shape[0]
         y = torch.empty(Bsz, L, Di)
         if not any(ctx.needs_input_grad):
-            _lib.ssm_train_scan_fwd(Bsz, L, Di, N, dA_min, _p(dt), _p(A), _p(x), _p(Bm), _p(Cm), _p(D), _p(y), None)
+            scratch = torch.empty(N, Di)
+            _lib.ssm_train_scan_fwd(Bsz, L, Di, N, dA_min, _p(dt), _p(At), _p(x), _p(Bm), _p(Cm), _p(D), _p(y),
+                                    None, _p(scratch))
             return y
-        # the states of every frame (B·L·Di·N floats, ~80 MB per layer of the denoiser's batch)
+        # the states of every frame (B·L·N·Di floats, ~80 MB per layer of the denoiser's batch)
         # come from a pool: a fresh allocation of that size is page-faulted in at every step
-        shape = (Bsz, L, Di, N)
+        shape = (Bsz, L, N, Di)
         hs = _pool.get(shape, []).pop() if _pool.get(shape) else torch.empty(shape)
-        _lib.ssm_train_scan_fwd(Bsz, L, Di, N, dA_min, _p(dt), _p(A), _p(x), _p(Bm), _p(Cm), _p(D), _p(y), _p(hs))
-        ctx.save_for_backward(dt, A, x, Bm, Cm, D, hs)
+        _lib.ssm_train_scan_fwd(Bsz, L, Di, N, dA_min, _p(dt), _p(At), _p(x), _p(Bm), _p(Cm), _p(D), _p(y),
+                                _p(hs), None)
+        ctx.save_for_backward(dt, At, x, Bm, Cm, D, hs)
         ctx.dA_min = dA_min
         return y
 
     @staticmethod
     def backward(ctx, gy):
-        dt, A, x, Bm, Cm, D, hs = ctx.saved_tensors
+        dt, At, x, Bm, Cm, D, hs = ctx.saved_tensors
         gy = gy.float().contiguous()
         Bsz, L, Di = x.shape
-        N = A.shape[1]
+        N = At.shape[0]
         gdt, gx = torch.empty_like(dt), torch.empty_like(x)
-        gA, gD = torch.zeros_like(A), torch.zeros_like(D)
+        gAt, gD = torch.zeros_like(At), torch.zeros_like(D)
         gB, gC = torch.zeros_like(Bm), torch.zeros_like(Cm)
-        _lib.ssm_train_scan_bwd(Bsz, L, Di, N, ctx.dA_min, _p(dt), _p(A), _p(x), _p(Bm), _p(Cm), _p(D), _p(hs),
-                                _p(gy), _p(gdt), _p(gA), _p(gx), _p(gB), _p(gC), _p(gD))
+        scratch = torch.empty(N, Di)
+        _lib.ssm_train_scan_bwd(Bsz, L, Di, N, ctx.dA_min, _p(dt), _p(At), _p(x), _p(Bm), _p(Cm), _p(D), _p(hs),
+                                _p(gy), _p(gdt), _p(gAt), _p(gx), _p(gB), _p(gC), _p(gD), _p(scratch))
         pool = _pool.setdefault(tuple(hs.shape), [])
         if len(pool) < _POOL_MAX:
             pool.append(hs)
-        return gdt, gA, gx, gB, gC, gD, None
+        return gdt, gAt.t(), gx, gB, gC, gD, None
 
 
 def scan(dt, A, x, Bm, Cm, D, dA_min):
     """y {B, L, Di}: scan_sequential's output (h0 = 0), differentiable in every tensor argument."""
     if not available():
         raise RuntimeError(f"scan_ext: the C scan could not be built: {_err}")
-    if A.shape[1] > 256:
-        raise ValueError(f"scan_ext: d_state {A.shape[1]} > 256")
     return _Scan.apply(dt, A, x, Bm, Cm, D, float(dA_min))
 
 
@@ -111,7 +114,7 @@ def _check():
     import model as M
     torch.manual_seed(0)
     ok = True
-    for (Bsz, L, Di, N) in ((2, 37, 5, 3), (3, 64, 16, 16)):
+    for (Bsz, L, Di, N) in ((2, 37, 5, 3), (3, 64, 16, 16), (2, 50, 37, 16), (1, 300, 256, 16)):
         dt = (torch.nn.functional.softplus(torch.randn(Bsz, L, Di) * 2)).double().requires_grad_()
         A = (-torch.exp(torch.randn(Di, N) * 1.5)).double().requires_grad_()  # some Δ·A below the bound
         x, Bm, Cm = (torch.randn(Bsz, L, k, dtype=torch.float64, requires_grad=True) for k in (Di, N, N))
