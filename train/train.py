@@ -18,7 +18,10 @@ sources teach the bands they have):
     mixture's RMS (so noise-only clips are pushed to silence)
   + --vad-weight (1) × BCE of the voice-activity head against labels from the clean speech
   + --pause-weight (0.1) × the dB by which frames the clean speech labels silent fall
-    short of 40 dB attenuation (mean over those frames): the noise between words.
+    short of 40 dB attenuation (mean over those frames): the noise between words
+  + --gain-weight (0) × the mean squared difference of the gains' square roots from the
+    band oracle's (oracle_gains: sqrt(E_S / E_X) per band, capped at 1), as RNNoise trains
+    its band gains.
 AdamW (weight decay 0.01), lr --lr with --warmup (200) steps of warm-up and cosine decay to
 5 % over --steps, gradient clipping at 1.0.
 
@@ -89,7 +92,16 @@ def band_mask(cutoff, device):
     return (f[None, None, :] <= cutoff[:, None, None]).float()
 
 
-def loss_fn(net, b, sequential=True, vad_weight=1.0, pause_weight=0.1):
+def oracle_gains(X, S, E):
+    """The band oracle (train/oracle.py): per band of E {N_BINS, n_bands} (its triangular
+    weights), sqrt(E_S / E_X) of the clean speech S and the mixture X capped at 1, interpolated
+    to the bins with E: {B, M, N_BINS}, the best gains a band head can give."""
+    W = E.T / E.T.sum(1, keepdim=True)
+    eS, eX = (S.abs() ** 2) @ W.T, (X.abs() ** 2) @ W.T
+    return (eS / eX.clamp(min=1e-12)).sqrt().clamp(max=1) @ E.T
+
+
+def loss_fn(net, b, sequential=True, vad_weight=1.0, pause_weight=0.1, gain_weight=0.0, terms=None):
     mix, clean = b["mix"], b["clean"]
     X, m, v = net.run(mix, b.get("pitch"), sequential)
     g = torch.sigmoid(m)
@@ -115,7 +127,19 @@ def loss_fn(net, b, sequential=True, vad_weight=1.0, pause_weight=0.1):
     l_pause = pause_weight * (torch.relu(PAUSE_ATTEN_DB - att) * sil).sum() / sil.sum().clamp(min=1)
     bce = F.binary_cross_entropy_with_logits(v[:, :nv], b["vad"])
     acc = ((v[:, :nv] > 0).float() == b["vad"]).float().mean()
-    return l_sdr + 10 * mse + vad_weight * bce + l_pause, sdr, acc, est_b
+    loss = l_sdr + 10 * mse + vad_weight * bce + l_pause
+    l_gain = torch.zeros(())
+    if gain_weight:
+        # the gains themselves against the band oracle, as RNNoise trains its band gains (Valin 2018,
+        # §3.3: squared error of the gains' square roots), below each clip's speech bandwidth
+        E = net.band_interp if net.cfg["n_bands"] else M.band_interp(32).float().to(X.device)
+        gt = oracle_gains(X, S, E)
+        l_gain = ((g.sqrt() - gt.sqrt()).pow(2) * bm).sum() / (bm.sum() * g.shape[1])
+        loss = loss + gain_weight * l_gain
+    if terms is not None:
+        terms.update(sisdr=float(l_sdr), mse=float(10 * mse), vad=float(vad_weight * bce), pause=float(l_pause),
+                     gain=float(gain_weight * l_gain), gain_raw=float(l_gain))
+    return loss, sdr, acc, est_b
 
 
 def feature_stats(sb, nb, seed, pitch=False):
@@ -261,6 +285,9 @@ def main():
     ap.add_argument("--uniform-sources", action="store_true",
                     help="draw recorded noise sources uniformly, not in proportion to their file counts")
     ap.add_argument("--vad-weight", type=float, default=1.0, help="weight of the voice-activity BCE in the loss")
+    ap.add_argument("--gain-weight", type=float, default=0.0,
+                    help="weight of the band-gain loss: squared error of the gains' square roots against the "
+                         "band oracle (train/oracle.py), as RNNoise trains its gains")
     ap.add_argument("--pause-weight", type=float, default=0.1,
                     help="loss per dB by which frames labelled silent fall short of 40 dB attenuation")
     ap.add_argument("--lr", type=float, default=2e-3)
@@ -432,7 +459,7 @@ def main():
         for g in opt.param_groups:
             g["lr"] = lr
         b = to(q.get(), dev)
-        loss, sdr, _, _ = loss_fn(net, b, scan_mode, a.vad_weight, a.pause_weight)
+        loss, sdr, _, _ = loss_fn(net, b, scan_mode, a.vad_weight, a.pause_weight, a.gain_weight)
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
