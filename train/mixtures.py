@@ -91,8 +91,10 @@ def make_noise(family, n, rng, sbank, nbank, kind=None, p_speed=0.0, uniform_sou
         x = data.make_noise(kind, n, rng, sr=SR)
     elif family == "real":
         x = real_noise(nbank, n, rng, p_speed, uniform_sources)
-    else:
+    elif family == "babble":
         x = babble(sbank, n, rng)
+    else:
+        raise ValueError(f"noise family {family!r}: expected one of {', '.join(FAMILIES)}")
     return x / (np.std(x) + 1e-12)
 
 
@@ -182,6 +184,8 @@ def make_example(n, rng, sbank, nbank, hop, n_fft, snr_db=None, family=None, kin
     added 0-15 dB below it (training augmentations; 0 keeps evaluation mixtures unchanged);
     uniform_sources: recorded noise sources drawn uniformly, not by file count (training);
     snr_range: (low, high) dB of the uniform SNR when snr_db is not given."""
+    if family is not None and family not in FAMILIES:
+        raise ValueError(f"noise family {family!r}: expected one of {', '.join(FAMILIES)}")
     noise_only = snr_db is None and rng.random() < p_noise_only
     clean_only = snr_db is None and not noise_only and rng.random() < p_clean
     if noise_only:
