@@ -422,12 +422,21 @@ def main():
     vnoise = make_batch(vsb, vnb, vrng, 12, pitch=a.pitch, lookahead=a.lookahead, p_noise_only=1.0)
     print(f"params {n_params}, device {dev}, val SI-SDR in {val_in:.2f} dB", flush=True)
 
+    parent = os.getpid()
+
     def producer(q, rng):
         while True:
-            q.put(make_batch(sb, nb, rng, a.batch, pitch=a.pitch, lookahead=a.lookahead, family_p=fam_p, p_noise_only=a.p_noise_only,
-                             p_speed=a.p_speed, p_noise_colour=a.p_noise_colour,
-                             p_second_noise=a.p_second_noise, uniform_sources=a.uniform_sources,
-                             snr_range=snr_range))
+            item = make_batch(sb, nb, rng, a.batch, pitch=a.pitch, lookahead=a.lookahead, family_p=fam_p,
+                              p_noise_only=a.p_noise_only, p_speed=a.p_speed, p_noise_colour=a.p_noise_colour,
+                              p_second_noise=a.p_second_noise, uniform_sources=a.uniform_sources,
+                              snr_range=snr_range)
+            while True:
+                try:
+                    q.put(item, timeout=10)
+                    break
+                except queue.Full:
+                    if a.data_process and os.getppid() != parent:
+                        return  # the run is gone: a forked producer ends with it
 
     if a.data_process:
         # a forked process (the banks shared copy-on-write) with its own generator, seeded by the
