@@ -63,13 +63,14 @@ def _p(t):
 
 class _Scan(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, dt, A, x, Bm, Cm, D, dA_min):
+    def forward(ctx, dt, A, x, Bm, Cm, D, dA_min, keep_states):
+        ctx.keep_states = keep_states
         dt, x, Bm, Cm, D = (t.detach().float().contiguous() for t in (dt, x, Bm, Cm, D))
         At = A.detach().float().t().contiguous()                     # {N, Di}: the C loops run over channels
         Bsz, L, Di = x.shape
         N = At.shape[0]
         y = torch.empty(Bsz, L, Di)
-        if not any(ctx.needs_input_grad):
+        if not ctx.keep_states:
             scratch = torch.empty(N, Di)
             _lib.ssm_train_scan_fwd(Bsz, L, Di, N, dA_min, _p(dt), _p(At), _p(x), _p(Bm), _p(Cm), _p(D), _p(y),
                                     None, _p(scratch))
@@ -97,16 +98,19 @@ class _Scan(torch.autograd.Function):
         _lib.ssm_train_scan_bwd(Bsz, L, Di, N, ctx.dA_min, _p(dt), _p(At), _p(x), _p(Bm), _p(Cm), _p(D), _p(hs),
                                 _p(gy), _p(gdt), _p(gAt), _p(gx), _p(gB), _p(gC), _p(gD), _p(scratch))
         pool = _pool.setdefault(tuple(hs.shape), [])
-        if len(pool) < _POOL_MAX:
+        if len(pool) < _POOL_MAX and not any(h is hs for h in pool):  # (a second backward of a retained graph)
             pool.append(hs)
-        return gdt, gAt.t(), gx, gB, gC, gD, None
+        return gdt, gAt.t(), gx, gB, gC, gD, None, None
 
 
 def scan(dt, A, x, Bm, Cm, D, dA_min):
     """y {B, L, Di}: scan_sequential's output (h0 = 0), differentiable in every tensor argument."""
     if not available():
         raise RuntimeError(f"scan_ext: the C scan could not be built: {_err}")
-    return _Scan.apply(dt, A, x, Bm, Cm, D, float(dA_min))
+    # the states of every frame are kept only for a backward pass: under no_grad (evaluation)
+    # or with no input needing a gradient the forward pass keeps one frame's in scratch
+    keep = torch.is_grad_enabled() and any(t.requires_grad for t in (dt, A, x, Bm, Cm, D))
+    return _Scan.apply(dt, A, x, Bm, Cm, D, float(dA_min), keep)
 
 
 def _check():
@@ -125,12 +129,31 @@ def _check():
         g_ref = torch.autograd.grad((y_ref * gy).sum(), args)
         y = scan(*(a.float() for a in args), M.DELTA_A_MIN)
         g = torch.autograd.grad((y * gy.float()).sum(), args)
-        with torch.no_grad():  # the pass that keeps no states gives the same values
+        # the passes that keep no states (no_grad; no input needing a gradient) give the same
+        # values and take no state buffer
+        n_pool = sum(len(v) for v in _pool.values())
+        with torch.no_grad():
             y_ng = scan(*(a.float() for a in args), M.DELTA_A_MIN)
-        ey = max(((v.double() - y_ref).abs().max() / y_ref.abs().max()).item() for v in (y, y_ng))
+        y_det = scan(*(a.detach().float() for a in args), M.DELTA_A_MIN)
+        if sum(len(v) for v in _pool.values()) != n_pool or y_det.requires_grad:
+            print("FAIL a forward pass without gradient took a state buffer")
+            ok = False
+        ey_det = ((y_det.double() - y_ref).abs().max() / y_ref.abs().max()).item()
+        ey = max([((v.double() - y_ref).abs().max() / y_ref.abs().max()).item() for v in (y, y_ng)] + [ey_det])
         eg = max(((a.double() - b).abs().max() / b.abs().max().clamp(min=1e-12)).item() for a, b in zip(g, g_ref))
         print(f"B {Bsz} L {L} Di {Di} N {N}: max relative error y {ey:.2e}, gradients {eg:.2e}")
         ok = ok and ey < 1e-5 and eg < 1e-4
+    # a graph kept for a second backward pass returns its state buffer to the pool once
+    _pool.clear()
+    args = [torch.randn(1, 8, 4).abs().requires_grad_(), -torch.rand(4, 2), torch.randn(1, 8, 4),
+            torch.randn(1, 8, 2), torch.randn(1, 8, 2), torch.randn(4)]
+    y = scan(*args, M.DELTA_A_MIN)
+    y.sum().backward(retain_graph=True)
+    y.sum().backward()
+    pooled = [h for v in _pool.values() for h in v]
+    if len(pooled) != len({id(h) for h in pooled}):
+        print(f"FAIL two backward passes of one graph put its state buffer in the pool {len(pooled)} times")
+        ok = False
     print("OK" if ok else "FAIL")
     return 0 if ok else 1
 

@@ -92,12 +92,18 @@ def band_mask(cutoff, device):
     return (f[None, None, :] <= cutoff[:, None, None]).float()
 
 
-def oracle_gains(X, S, E):
+def oracle_gains(X, S, E, bm=None):
     """The band oracle (train/oracle.py): per band of E {N_BINS, n_bands} (its triangular
     weights), sqrt(E_S / E_X) of the clean speech S and the mixture X capped at 1, interpolated
-    to the bins with E: {B, M, N_BINS}, the best gains a band head can give."""
+    to the bins with E: {B, M, N_BINS}, the best gains a band head can give.  bm {B, 1, N_BINS}
+    (band_mask): the band energies count only the bins below each clip's speech bandwidth,
+    so a band-limited clip's targets below its cut-off are not pulled down by the noise above
+    it (0/0 gives 0)."""
     W = E.T / E.T.sum(1, keepdim=True)
-    eS, eX = (S.abs() ** 2) @ W.T, (X.abs() ** 2) @ W.T
+    pS, pX = S.abs() ** 2, X.abs() ** 2
+    if bm is not None:
+        pS, pX = pS * bm, pX * bm
+    eS, eX = pS @ W.T, pX @ W.T
     return (eS / eX.clamp(min=1e-12)).sqrt().clamp(max=1) @ E.T
 
 
@@ -133,8 +139,9 @@ def loss_fn(net, b, sequential=True, vad_weight=1.0, pause_weight=0.1, gain_weig
         # the gains themselves against the band oracle, as RNNoise trains its band gains (Valin 2018,
         # §3.3: squared error of the gains' square roots), below each clip's speech bandwidth
         E = net.band_interp if net.cfg["n_bands"] else M.band_interp(32).float().to(X.device)
-        gt = oracle_gains(X, S, E)
-        l_gain = ((g.sqrt() - gt.sqrt()).pow(2) * bm).sum() / (bm.sum() * g.shape[1])
+        gt = oracle_gains(X, S, E, bm)
+        sqrt_g = torch.exp(0.5 * F.logsigmoid(m))  # sqrt(sigmoid(m)) with a finite gradient at any logit
+        l_gain = ((sqrt_g - gt.sqrt()).pow(2) * bm).sum() / (bm.sum() * g.shape[1])
         loss = loss + gain_weight * l_gain
     if terms is not None:
         terms.update(sisdr=float(l_sdr), mse=float(10 * mse), vad=float(vad_weight * bce), pause=float(l_pause),
@@ -245,6 +252,56 @@ def init_source(path, sb, nb, seed, pitch=False):
 
 def to(b, dev):
     return {k: (v.to(dev) if torch.is_tensor(v) else v) for k, v in b.items()}
+
+
+def start_producer(make, data_process, depth=6, wait_s=60.0):
+    """Starts making batches ahead of the training step: `make()` called in a thread of this
+    process, or with data_process in a forked process (the banks shared copy-on-write; one
+    PyTorch thread there: OpenMP's pool does not survive a fork); returns next_batch().
+    next_batch() waits for a batch and exits the run in one line if the forked producer died
+    (an exception, the kernel's OOM killer) instead of waiting forever.  A forked producer ends
+    when its parent does."""
+    parent = os.getpid()
+
+    def producer(q):
+        if data_process:
+            torch.set_num_threads(1)
+        while True:
+            try:
+                item = make()
+            except Exception as e:  # noqa: BLE001 (reported by next_batch)
+                item = RuntimeError(f"{type(e).__name__}: {e}")
+            while True:
+                try:
+                    q.put(item, timeout=10)
+                    break
+                except queue.Full:
+                    if data_process and os.getppid() != parent:
+                        return
+            if isinstance(item, Exception):
+                return
+
+    if data_process:
+        ctx = multiprocessing.get_context("fork")
+        q = ctx.Queue(maxsize=depth)
+        proc = ctx.Process(target=producer, args=(q,), daemon=True)
+        proc.start()
+    else:
+        q, proc = queue.Queue(maxsize=depth), None
+        threading.Thread(target=producer, args=(q,), daemon=True).start()
+
+    def next_batch():
+        while True:
+            try:
+                item = q.get(timeout=wait_s)
+                break
+            except queue.Empty:
+                if proc is not None and not proc.is_alive():
+                    sys.exit(f"train: the data process ended (exit status {proc.exitcode}) without a batch")
+        if isinstance(item, Exception):
+            sys.exit(f"train: making a batch failed: {item}")
+        return item
+    return next_batch
 
 
 def main():
@@ -422,32 +479,15 @@ def main():
     vnoise = make_batch(vsb, vnb, vrng, 12, pitch=a.pitch, lookahead=a.lookahead, p_noise_only=1.0)
     print(f"params {n_params}, device {dev}, val SI-SDR in {val_in:.2f} dB", flush=True)
 
-    parent = os.getpid()
+    def make():
+        return make_batch(sb, nb, rng_, a.batch, pitch=a.pitch, lookahead=a.lookahead, family_p=fam_p,
+                          p_noise_only=a.p_noise_only, p_speed=a.p_speed, p_noise_colour=a.p_noise_colour,
+                          p_second_noise=a.p_second_noise, uniform_sources=a.uniform_sources, snr_range=snr_range)
 
-    def producer(q, rng):
-        while True:
-            item = make_batch(sb, nb, rng, a.batch, pitch=a.pitch, lookahead=a.lookahead, family_p=fam_p,
-                              p_noise_only=a.p_noise_only, p_speed=a.p_speed, p_noise_colour=a.p_noise_colour,
-                              p_second_noise=a.p_second_noise, uniform_sources=a.uniform_sources,
-                              snr_range=snr_range)
-            while True:
-                try:
-                    q.put(item, timeout=10)
-                    break
-                except queue.Full:
-                    if a.data_process and os.getppid() != parent:
-                        return  # the run is gone: a forked producer ends with it
-
-    if a.data_process:
-        # a forked process (the banks shared copy-on-write) with its own generator, seeded by the
-        # seed and the step it starts at, so a resumed run draws a new, reproducible sequence
-        ctx = multiprocessing.get_context("fork")
-        q = ctx.Queue(maxsize=6)
-        ctx.Process(target=producer, args=(q, np.random.default_rng([a.seed, step])), daemon=True).start()
-    else:
-        q = queue.Queue(maxsize=6)
-        threading.Thread(target=producer, args=(q, rng), daemon=True).start()
-
+    # a forked producer draws from its own generator, seeded by the seed and the step it starts at, so
+    # a resumed run draws a new, reproducible sequence; a thread draws from the checkpoint's
+    rng_ = np.random.default_rng([a.seed, step]) if a.data_process else rng
+    next_batch = start_producer(make, a.data_process)
     def evaluate():
         net.eval()
         with torch.no_grad():
@@ -467,7 +507,7 @@ def main():
         lr = a.lr * min(1.0, (step + 1) / warm) * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * step / a.steps)))
         for g in opt.param_groups:
             g["lr"] = lr
-        b = to(q.get(), dev)
+        b = to(next_batch(), dev)
         loss, sdr, _, _ = loss_fn(net, b, scan_mode, a.vad_weight, a.pause_weight, a.gain_weight)
         opt.zero_grad()
         loss.backward()
@@ -496,7 +536,9 @@ def main():
             tmp = a.ckpt + ".tmp"
             torch.save({"state": {k: v.cpu() for k, v in net.state_dict().items()}, "cfg": net.cfg,
                         "opt": opt.state_dict(), "step": step, "seed": a.seed, "rows": rows,
-                        "rng": pickle.dumps(rng), "torch_rng": torch.get_rng_state(),
+                        # (with --data-process the generator a thread producer would resume from)
+                        "rng": pickle.dumps(np.random.default_rng([a.seed, step]) if a.data_process else rng),
+                        "torch_rng": torch.get_rng_state(),
                         "minutes": (time.time() - t0) / 60, "params": n_params}, tmp)
             os.replace(tmp, a.ckpt)
             if a.snapshot_every and step % a.snapshot_every == 0:
