@@ -137,7 +137,8 @@ def loss_fn(net, b, sequential=True, vad_weight=1.0, pause_weight=0.1, gain_weig
     l_gain = torch.zeros(())
     if gain_weight:
         # the gains themselves against the band oracle, as RNNoise trains its band gains (Valin 2018,
-        # §3.3: squared error of the gains' square roots), below each clip's speech bandwidth
+        # "A Hybrid DSP/Deep Learning Approach to Real-Time Full-Band Speech Enhancement": squared
+        # error of the gains raised to the power 1/2), below each clip's speech bandwidth
         E = net.band_interp if net.cfg["n_bands"] else M.band_interp(32).float().to(X.device)
         gt = oracle_gains(X, S, E, bm)
         sqrt_g = torch.exp(0.5 * F.logsigmoid(m))  # sqrt(sigmoid(m)) with a finite gradient at any logit
