@@ -310,7 +310,8 @@ struct dsp_pitch {
     double *bd;     /* {n_fft + 6}: the full-rate search's delayed samples in double (AVX-512) */
     size_t n_dec, n_lags, n_lag_blocks, n_num;
     size_t n_chunks, chunk_len; /* the coarse sums' chunks: n_chunks of chunk_len decimated samples */
-    int parts_kept;             /* the frame before left its chunks in part (0 after create, reset or load) */
+    int parts_kept;             /* the frame before left its chunks in part and its decimated history in
+                                   rdec (0 after create, reset or load) */
     size_t part_head;           /* ring slot of the oldest chunk */
     void (*coarse)(const double *, size_t, size_t, size_t, size_t, size_t, size_t, double *); /* by ISA */
     double (*dot)(const float *, const float *, size_t);
@@ -507,7 +508,15 @@ int dsp_pitch_frame(dsp_pitch *p, dsp_stft *stft, const float *frame, const floa
      * energies from prefix sums of d² */
     size_t n_dec = p->n_dec, hd = H / D, nd = n / D;
     double *rd = p->rdec, *cs = p->cs, *num = p->num;
-    p->decimate(p->hist, n_dec, rd);
+    if (p->parts_kept) {
+        /* the frame before decimated all but the newest hop: its blocks moved by hop/4 (the
+         * hop a multiple of 4 where chunks are kept), so only the newest hop/4 are computed */
+        const size_t nh = p->hop / D;
+        memmove(rd + nh, rd, (n_dec - nh) * sizeof(double));
+        p->decimate(p->hist + p->hist_len - p->hop, nh, rd);
+    } else {
+        p->decimate(p->hist, n_dec, rd);
+    }
     cs[0] = 0;
     for (size_t j = 0; j < n_dec; j++) cs[j + 1] = cs[j] + rd[n_dec - 1 - j] * rd[n_dec - 1 - j];
     const size_t tau_min = (size_t)p->lag_min / D;
