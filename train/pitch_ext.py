@@ -9,7 +9,7 @@ the reference in float64 through FFTs, agrees to 1e-4: tests/train/test_pitch_tr
 about 20x cheaper on a CPU, so the training data thread spends its time mixing clips rather
 than searching lags.
 
-The library is built on first use with the system's C compiler (`cc -O2 -ffp-contract=off`,
+The library is built on first use (train/cbuild.py) with the system's C compiler (`cc -O2 -ffp-contract=off`,
 as dsp/ is built) from train/pitch_ext.c and dsp/src/{pitch,stft,dsp}.c against FFTW
 (libfftw3-dev, which scripts/setup.sh installs) into train/cache/ (not committed), and rebuilt
 when a source changes.  `available()` says whether it could be built; `pitch_features` falls
@@ -18,14 +18,13 @@ back to model.pitch_features when not.
   /usr/bin/python3 train/pitch_ext.py     # compares both on mixtures and prints the speed-up
 """
 import ctypes
-import hashlib
 import os
-import subprocess
 import sys
 
 import numpy as np
 import torch
 
+import cbuild
 import model as M
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -43,26 +42,13 @@ def _load():
     global _lib, _err
     if _lib is not None or _err is not None:
         return _lib
-    try:
-        h = hashlib.sha256(" ".join(CFLAGS + LIBS).encode())
-        for p in SRCS + HDRS:
-            with open(p, "rb") as f:
-                h.update(f.read())
-        cache = os.path.join(HERE, "cache")
-        os.makedirs(cache, exist_ok=True)
-        so = os.path.join(cache, f"pitch_ext-{h.hexdigest()[:12]}.so")
-        if not os.path.exists(so):
-            tmp = f"{so}.{os.getpid()}.tmp"
-            subprocess.run(["cc", *CFLAGS, "-o", tmp, *SRCS, *LIBS], check=True, capture_output=True)
-            os.replace(tmp, so)
-        lib = ctypes.CDLL(so)
+    lib, _err = cbuild.load("pitch_ext", SRCS, CFLAGS, LIBS, HDRS)
+    if lib is not None:
         P = ctypes.c_void_p
         lib.ssm_train_pitch.argtypes = [ctypes.c_int, ctypes.c_long, P, P] + [ctypes.c_int] * 4 + [P, ctypes.c_int,
                                                                                                     ctypes.c_char_p]
         lib.ssm_train_pitch.restype = ctypes.c_int
         _lib = lib
-    except (OSError, subprocess.CalledProcessError) as e:
-        _err = str(e)
     return _lib
 
 

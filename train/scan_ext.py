@@ -13,12 +13,12 @@ model.py falls back to scan_sequential when not, and on CUDA tensors.
   /usr/bin/python3 train/scan_ext.py     # checks values and gradients against scan_sequential
 """
 import ctypes
-import hashlib
 import os
-import subprocess
 import sys
 
 import torch
+
+import cbuild
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRC = os.path.join(HERE, "scan_ext.c")
@@ -33,23 +33,12 @@ def _load():
     global _lib, _err
     if _lib is not None or _err is not None:
         return _lib
-    try:
-        with open(SRC, "rb") as f:
-            tag = hashlib.sha256(f.read() + " ".join(CFLAGS).encode()).hexdigest()[:12]
-        cache = os.path.join(HERE, "cache")
-        os.makedirs(cache, exist_ok=True)
-        so = os.path.join(cache, f"scan_ext-{tag}.so")
-        if not os.path.exists(so):
-            tmp = f"{so}.{os.getpid()}.tmp"
-            subprocess.run(["cc", *CFLAGS, "-o", tmp, SRC, "-lm"], check=True, capture_output=True)
-            os.replace(tmp, so)
-        lib = ctypes.CDLL(so)
+    lib, _err = cbuild.load("scan_ext", [SRC], CFLAGS, ["-lm"])
+    if lib is not None:
         P = ctypes.c_void_p
         lib.ssm_train_scan_fwd.argtypes = [ctypes.c_int] * 4 + [ctypes.c_float] + [P] * 9
         lib.ssm_train_scan_bwd.argtypes = [ctypes.c_int] * 4 + [ctypes.c_float] + [P] * 15
         _lib = lib
-    except (OSError, subprocess.CalledProcessError) as e:
-        _err = str(e)
     return _lib
 
 

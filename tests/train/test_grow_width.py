@@ -11,11 +11,8 @@ Needs torch (skips with exit status 77 when it is missing).
 import os
 import sys
 
-try:
-    import torch
-except ImportError:
-    print("torch is not importable: skipped")
-    sys.exit(77)
+import needs_torch  # noqa: F401,E402  (exits 77 without torch)
+import torch  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "train"))
 import model as M  # noqa: E402

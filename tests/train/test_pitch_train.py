@@ -21,11 +21,8 @@ import sys
 
 import numpy as np
 
-try:
-    import torch
-except ImportError:
-    print("torch is not importable: skipped")
-    sys.exit(77)
+import needs_torch  # noqa: F401,E402  (exits 77 without torch)
+import torch  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "train"))

@@ -11,11 +11,7 @@ Needs torch (skips with exit status 77 when it is missing) and a C compiler.
 import os
 import sys
 
-try:
-    import torch  # noqa: F401
-except ImportError:
-    print("torch is not importable: skipped")
-    sys.exit(77)
+import needs_torch  # noqa: F401,E402  (exits 77 without torch)
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "train"))
 import scan_ext  # noqa: E402
