@@ -180,10 +180,23 @@ void ssmd_srv_stream_append(ssmd_srv *s, ssmd_srv_stream *st, const float *x, si
     size_t room = st->pend_cap - st->pend_len, k = n < room ? n : room;
     memcpy(st->pend + st->pend_len, x, k * sizeof(float));
     uint64_t over = 0, bad = 0;
-    for (size_t i = 0; i < k; i++) { /* NaN compares false; Inf is counted as non-finite instead */
-        float a = fabsf(x[i]);
-        over += a > 1.0f && a <= FLT_MAX;
-        bad += !(a <= FLT_MAX);
+    /* NaN compares false; Inf is counted as non-finite instead.  Branch-free, in blocks of a
+     * fixed 16 with 32-bit block sums, so that gcc vectorises it at -O2 (every input sample) */
+    size_t i = 0;
+    for (; i + 16 <= k; i += 16) {
+        uint32_t o = 0, b = 0;
+        for (int j = 0; j < 16; j++) {
+            const float a = fabsf(x[i + (size_t)j]);
+            o += (uint32_t)((a > 1.0f) & (a <= FLT_MAX));
+            b += (uint32_t)!(a <= FLT_MAX);
+        }
+        over += o;
+        bad += b;
+    }
+    for (; i < k; i++) {
+        const float a = fabsf(x[i]);
+        over += (uint64_t)((a > 1.0f) & (a <= FLT_MAX));
+        bad += (uint64_t)!(a <= FLT_MAX);
     }
     st->in_clipped += over;
     s->c.input_clipped += over;
