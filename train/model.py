@@ -158,9 +158,6 @@ def fast_pitch_features(x):
     """pitch_features(x) computed by the daemon's dsp/pitch.c (train/pitch_ext.py: the same values
     to 1e-4, ~16x faster), or by pitch_features where that library cannot be built."""
     import pitch_ext  # here: pitch_ext imports this module
-    L = x.shape[-1]
-    if L % HOP:  # pitch_ext frames whole hops: zeros after the end, as pitch_features pads
-        return pitch_ext.pitch_features(F.pad(x.cpu(), (0, HOP - L % HOP)))[:, :L // HOP + 1]
     return pitch_ext.pitch_features(x.cpu())
 
 

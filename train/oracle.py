@@ -84,7 +84,8 @@ def main():
             with torch.no_grad():
                 _, m, _ = net.run(mix, b.get("pitch"), "c")
             g = torch.sigmoid(m)
-            print(f"| {fam} | {snr} dB | {imp(g):+.2f} | {imp(band):+.2f} | {imp(irm):+.2f} | "
+            i_model, i_band = imp(g), imp(band)
+            print(f"| {fam} | {snr} dB | {i_model:+.2f} | {i_band:+.2f} | {imp(irm):+.2f} | "
                   f"{imp(wien):+.2f} |", flush=True)
             if a.where:
                 sp = torch.zeros(g.shape[:2])
@@ -96,8 +97,8 @@ def main():
                     d = ((S.abs() ** 2) * (G - 1) ** 2 * sp).sum() / ((S.abs() ** 2) * sp).sum().clamp(min=1e-20)
                     r = ((N.abs() ** 2) * G ** 2 * sp).sum() / ((N.abs() ** 2) * sp).sum().clamp(min=1e-20)
                     return f"{10 * torch.log10(d.clamp(min=1e-20)):+.1f} / {10 * torch.log10(r.clamp(min=1e-20)):+.1f}"
-                where.append(f"| {fam} | {snr} dB | {imp(g):+.2f} | {imp(band * sp + g * (1 - sp)):+.2f} | "
-                             f"{imp(g * sp + band * (1 - sp)):+.2f} | {imp(band):+.2f} | {lost_left(g)} | "
+                where.append(f"| {fam} | {snr} dB | {i_model:+.2f} | {imp(band * sp + g * (1 - sp)):+.2f} | "
+                             f"{imp(g * sp + band * (1 - sp)):+.2f} | {i_band:+.2f} | {lost_left(g)} | "
                              f"{lost_left(band)} |")
     if a.where:
         print("\nWhere the model loses to the band oracle (SI-SDR improvement, dB; speech lost / noise left "

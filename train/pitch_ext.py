@@ -1,12 +1,12 @@
 # SPDX-License-Identifier: MIT
 """The pitch features of training clips computed by the daemon's own code (dsp/src/pitch.c).
 
-`pitch_features(x)` returns what model.pitch_features returns ({B, M, N_PITCH} float32 for
-x {B, L}, L a multiple of HOP), computed by train/pitch_ext.c: each clip framed as the daemon
+`pitch_features(x)` returns what model.pitch_features returns ({B, L // HOP + 1, N_PITCH}
+float32 for x {B, L}), computed by train/pitch_ext.c: each clip framed as the daemon
 frames it, its frames' spectra taken with dsp/'s STFT and passed to dsp_pitch_frame.  The
 features are then the bits ssmd computes for the same float32 samples (model.pitch_features,
 the reference in float64 through FFTs, agrees to 1e-4: tests/train/test_pitch_train.py), and
-about 20x cheaper on a CPU, so the training data thread spends its time mixing clips rather
+about 16x cheaper on a CPU, so the training data thread spends its time mixing clips rather
 than searching lags.
 
 The library is built on first use (train/cbuild.py) with the system's C compiler (`cc -O2 -ffp-contract=off`,
@@ -60,17 +60,21 @@ _EDGES = (ctypes.c_int * len(M.PITCH_EDGES))(*M.PITCH_EDGES)
 
 
 def pitch_features(x):
-    """x {B, L} (L a multiple of M.HOP) → {B, L/HOP + 1, N_PITCH} float32 (model.pitch_features)."""
+    """x {B, L} → {B, L // HOP + 1, N_PITCH} float32 (model.pitch_features)."""
     if _load() is None:
         return M.pitch_features(x, M.window())
     xs = np.ascontiguousarray(x.detach().cpu().numpy(), dtype=np.float32)
     B, L = xs.shape
+    n_frames = L // M.HOP + 1
+    if L % M.HOP:  # the C code frames whole hops: zeros after the end, as model.pitch_features pads
+        xs = np.pad(xs, ((0, 0), (0, M.HOP - L % M.HOP)))
+        L = xs.shape[1]
     out = np.empty((B, L // M.HOP + 1, M.N_PITCH), dtype=np.float32)
     err = ctypes.create_string_buffer(256)
     if _lib.ssm_train_pitch(B, L, xs.ctypes.data, out.ctypes.data, M.N_FFT, M.HOP, M.PITCH_LAG_MIN,
                             M.PITCH_LAG_MAX, _EDGES, len(M.PITCH_EDGES), err) != 0:
         raise ValueError(f"pitch features: {err.value.decode()}")
-    return torch.from_numpy(out)
+    return torch.from_numpy(out[:, :n_frames])
 
 
 def _check():

@@ -480,15 +480,20 @@ def main():
     vnoise = make_batch(vsb, vnb, vrng, 12, pitch=a.pitch, lookahead=a.lookahead, p_noise_only=1.0)
     print(f"params {n_params}, device {dev}, val SI-SDR in {val_in:.2f} dB", flush=True)
 
+    def producer_rng(at_step):
+        """A forked producer's generator: seeded by the seed and the step it starts at, so a resumed
+        run draws a new, reproducible sequence (a thread producer draws from the checkpoint's)."""
+        return np.random.default_rng([a.seed, at_step])
+
+    data_rng = producer_rng(step) if a.data_process else rng
+
     def make():
-        return make_batch(sb, nb, rng_, a.batch, pitch=a.pitch, lookahead=a.lookahead, family_p=fam_p,
+        return make_batch(sb, nb, data_rng, a.batch, pitch=a.pitch, lookahead=a.lookahead, family_p=fam_p,
                           p_noise_only=a.p_noise_only, p_speed=a.p_speed, p_noise_colour=a.p_noise_colour,
                           p_second_noise=a.p_second_noise, uniform_sources=a.uniform_sources, snr_range=snr_range)
 
-    # a forked producer draws from its own generator, seeded by the seed and the step it starts at, so
-    # a resumed run draws a new, reproducible sequence; a thread draws from the checkpoint's
-    rng_ = np.random.default_rng([a.seed, step]) if a.data_process else rng
     next_batch = start_producer(make, a.data_process)
+
     def evaluate():
         net.eval()
         with torch.no_grad():
@@ -538,7 +543,7 @@ def main():
             torch.save({"state": {k: v.cpu() for k, v in net.state_dict().items()}, "cfg": net.cfg,
                         "opt": opt.state_dict(), "step": step, "seed": a.seed, "rows": rows,
                         # (with --data-process the generator a thread producer would resume from)
-                        "rng": pickle.dumps(np.random.default_rng([a.seed, step]) if a.data_process else rng),
+                        "rng": pickle.dumps(producer_rng(step) if a.data_process else rng),
                         "torch_rng": torch.get_rng_state(),
                         "minutes": (time.time() - t0) / 60, "params": n_params}, tmp)
             os.replace(tmp, a.ckpt)

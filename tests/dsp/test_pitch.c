@@ -54,6 +54,15 @@ static void rig_close(rig *r)
     dsp_stft_destroy(r->st);
 }
 
+/* A voice-like tone gliding from f0 Hz upwards at `rate` Hz/s at sample i (48 kHz): the
+ * first `harmonics` harmonics with amplitudes 1/h. */
+static double glide(size_t i, double f0, double rate, int harmonics)
+{
+    double t = (double)i / 48000.0, v = 0;
+    for (int h = 1; h <= harmonics; h++) v += sin(6.283185307179586 * h * (f0 * t + rate * t * t)) / h;
+    return v;
+}
+
 /* Frame m of x (zeros before the start, as the framer gives them). */
 static int rig_frame(rig *r, const float *x, size_t m, float *out)
 {
@@ -187,11 +196,8 @@ static void test_portable_same_bits(void **state)
     enum { LEN = 96000 };
     static float x[LEN];
     tu_white(x, LEN, 13);
-    for (size_t i = 0; i < LEN; i++) {
-        double t = (double)i / 48000.0, v = 0;
-        for (int h = 1; h <= 20; h++) v += sin(6.283185307179586 * h * (120.0 * t + 40.0 * t * t)) / h;
-        x[i] = i < 32000 ? (float)(0.2 * v + 0.05 * x[i]) : i < 64000 ? 0.3f * x[i] : 0.0f;
-    }
+    for (size_t i = 0; i < LEN; i++)
+        x[i] = i < 32000 ? (float)(0.2 * glide(i, 120.0, 40.0, 20) + 0.05 * x[i]) : i < 64000 ? 0.3f * x[i] : 0.0f;
     static const int lags[][2] = { { 96, 768 }, { 8, 300 }, { 8, 68 }, { 96, 768 } };
     for (size_t c = 0; c < sizeof lags / sizeof lags[0]; c++) {
         /* the last case in a host that rounds upwards (a plugin's host may), with
@@ -293,11 +299,7 @@ static void test_kept_chunks_same_bits(void **state)
     enum { LEN = 48000 };
     static float x[LEN];
     tu_white(x, LEN, 31);
-    for (size_t i = 0; i < LEN; i++) {
-        double t = (double)i / 48000.0, v = 0;
-        for (int h = 1; h <= 10; h++) v += sin(6.283185307179586 * h * (150.0 * t + 60.0 * t * t)) / h;
-        x[i] = (float)(0.2 * v + 0.1 * x[i]);
-    }
+    for (size_t i = 0; i < LEN; i++) x[i] = (float)(0.2 * glide(i, 150.0, 60.0, 10) + 0.1 * x[i]);
     int differ = 0, frames = 0;
     for (size_t c = 0; c < sizeof hops / sizeof hops[0]; c++) {
         size_t hop = hops[c];
