@@ -21,7 +21,8 @@ Splits are by source (speaker / recording set), never by utterance:
           val   tuxpaint-stamps ro; 0 A.D. latin voices; data.py's held-out synthetic voices
           train tuxpaint-stamps fr ru bg be ca el lt nl en; 0 A.D. greek, persian voices;
                 Warzone 2100 voice messages; klettres-data (letters and syllables read
-                aloud, one speaker per language); data.py's synthetic training voices
+                aloud, one speaker per language); fillets-ng-data-cs and -nl (the game's
+                dialogues, Czech and Dutch voice acting); data.py's synthetic training voices
   noise   test  lincity-ng-data, wesnoth-1.16-data sounds, megaglest tileset sounds
           val   extremetuxracer-data sounds, megaglest common sounds, minetest-data sounds,
                 redeclipse-data "morph" ambience, flightgear-data-base sounds (engines,
@@ -77,7 +78,8 @@ PACKAGES = ["tuxpaint-stamps-default", "0ad-data", "warzone2100-data", "bucklesp
             "warmux-data", "marsshooter-data", "openarena-data", "7kaa-data", "lugaru-data", "btanks-data",
             "endless-sky-data", "enigma-data", "tuxpaint-data", "boswars-data", "alienblaster-data",
             "foobillardplus-data", "simutrans-pak64", "netpanzer-data", "freeciv-data", "gltron",
-            "stormbaancoureur-data", "tuxfootball", "freecol", "ufoai-sound"]
+            "stormbaancoureur-data", "tuxfootball", "freecol", "ufoai-sound",
+            "fillets-ng-data-cs", "fillets-ng-data-nl"]
 AUDIO = ("*.ogg", "*.wav", "*.flac")
 
 G = "usr/share/games/"
@@ -98,6 +100,11 @@ SOURCES = [
     ("warzone_sequence", "train", "speech", ("zip", G + "warzone2100/base.wz", "sequenceaudio/*.ogg")),
     # letters and syllables read aloud, one speaker per language (short items)
     ("klettres", "train", "speech", "usr/share/klettres/**/*.ogg"),
+    # Fish Fillets' spoken dialogues, Czech and Dutch voice acting (the two fish and the
+    # other characters; 22.05 kHz, some 44.1 kHz); the "-x-" items (shouts, other
+    # characters' sounds) are left out
+    *[(f"fillets_{l}", "train", "speech", G + f"fillets-ng/sound/*/{l}/*.ogg", ("*-x-*",))
+      for l in ("cs", "nl")],
 
     ("lincity", "test", "noise", G + "lincity-ng/sounds/*"),
     ("wesnoth", "test", "noise", G + "wesnoth/1.16/data/core/sounds/**/*"),
