@@ -47,6 +47,10 @@ static void install_signals(void)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
+    /* past a file-size limit (ulimit -f) a write fails with EFBIG and the
+     * job ends with a one-line error naming the file, instead of the
+     * process being killed mid-write by SIGXFSZ */
+    signal(SIGXFSZ, SIG_IGN);
 }
 
 static int list_devices(void)

@@ -185,6 +185,8 @@ static const char *sf_reason(const char *t, char *buf, size_t cap)
             return NULL;
     if (strncmp(t, "Error : ", 8) == 0)
         t += 8;
+    else if (strncmp(t, "System error : ", 15) == 0)
+        t += 15;
     else if (strncmp(t, "Error in ", 9) == 0 && strstr(t, ". "))
         t = strstr(t, ". ") + 2;
     snprintf(buf, cap, "%s", t);
@@ -900,11 +902,19 @@ int dsp_audio_writer_write(dsp_audio_writer *w, const float *in, size_t n_frames
         if (w->clips)
             for (size_t i = 0; i < n * ch; i++)
                 w->clipped += fabsf(w->scratch[i]) > 1.0f;
+        errno = 0;
         sf_count_t put = sf_writef_float(w->sf, w->scratch, (sf_count_t)n);
+        int write_errno = errno;
         if (put > 0)
             w->frames_written += (uint64_t)put;
-        if (put != (sf_count_t)n) {
-            const char *why = sf_error(w->sf) ? sf_strerror(w->sf) : strerror(errno);
+        /* libsndfile's MP3 encoder (1.2) returns every frame as written when
+         * its file writes fail, and clears the error at its next call: the
+         * error has to be read here, after each call */
+        if (put != (sf_count_t)n || sf_error(w->sf)) {
+            char buf[160];
+            const char *why = sf_error(w->sf) ? sf_reason(sf_strerror(w->sf), buf, sizeof buf) : NULL;
+            if (!why) /* libsndfile's text is vague (Ogg: "internal error"): the system's */
+                why = write_errno ? strerror(write_errno) : "the encoder failed";
             return dsp_error_set(err, DSP_ERR_IO, "%s: write failed after %llu frames: %s", w->name,
                                  (unsigned long long)w->frames_written, why);
         }
@@ -970,6 +980,37 @@ static int wav_extensible_to_pcm(int fd)
     return 0;
 }
 
+/* An MP3 file libsndfile (LAME) wrote to a seekable path starts with a
+ * Xing/Info tag whose byte count is the whole stream's, rewritten at close.
+ * libsndfile does not report a failed write of the encoder's last frames
+ * inside sf_close (its close returns the descriptor's close status), so the
+ * file is checked against the tag: returns the tag's byte count when the file
+ * holds fewer bytes (*size set), 0 when complete or without a tag. */
+static uint64_t mp3_short_of_tag(const char *path, uint64_t *size)
+{
+    uint8_t d[256];
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    struct stat sb;
+    ssize_t got = fstat(fd, &sb) == 0 ? pread(fd, d, sizeof d, 0) : -1;
+    close(fd);
+    if (got < 48 || d[0] != 0xFF || (d[1] & 0xE0) != 0xE0)
+        return 0; /* no frame sync at the start (an ID3v2 tag first: not written here) */
+    for (size_t i = 4; i + 16 <= (size_t)got && i < 64; i++) {
+        if (memcmp(d + i, "Xing", 4) != 0 && memcmp(d + i, "Info", 4) != 0)
+            continue;
+        uint32_t flags = (uint32_t)d[i + 4] << 24 | (uint32_t)d[i + 5] << 16 | (uint32_t)d[i + 6] << 8 | d[i + 7];
+        size_t at = i + 8 + ((flags & 1u) ? 4 : 0);
+        if (!(flags & 2u) || at + 4 > (size_t)got)
+            return 0;
+        uint64_t bytes = (uint64_t)d[at] << 24 | (uint64_t)d[at + 1] << 16 | (uint64_t)d[at + 2] << 8 | d[at + 3];
+        *size = (uint64_t)sb.st_size;
+        return (uint64_t)sb.st_size < bytes ? bytes : 0;
+    }
+    return 0;
+}
+
 int dsp_audio_writer_close(dsp_audio_writer *w, dsp_error *err)
 {
     if (!w)
@@ -995,7 +1036,13 @@ int dsp_audio_writer_close(dsp_audio_writer *w, dsp_error *err)
     } else if (e != 0 || prior != 0)
         status = dsp_error_set(err, DSP_ERR_IO, "%s: closing failed, the file is incomplete: %s",
                                w->name, sf_error_number(e ? e : prior));
-    else if (w->wav_plain_at_close) {
+    else if (type == SF_FORMAT_MPEG && w->owns_path && w->frames_written > 0) {
+        uint64_t size = 0, want = mp3_short_of_tag(w->path, &size);
+        if (want)
+            status = dsp_error_set(err, DSP_ERR_IO, "%s: closing failed, the file is incomplete: %llu of the "
+                                   "%llu bytes the encoder made were written", w->name,
+                                   (unsigned long long)size, (unsigned long long)want);
+    } else if (w->wav_plain_at_close) {
         int fd = w->fd >= 0 ? w->fd : open(w->path, O_RDWR | O_CLOEXEC);
         int bad = fd < 0 || wav_extensible_to_pcm(fd) != 0;
         if (fd >= 0 && w->fd < 0)

@@ -8,6 +8,7 @@ Usage: test_audio_io.py SSMD_EXE MODEL_DIR [TEST_NAME ...]"""
 import json
 import os
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -696,6 +697,22 @@ def t_file_errors():
             why.append("output left behind")
         if why:
             failed.append(f"{os.path.basename(src)} -> {os.path.basename(dst)}: {', '.join(why)}: {r.stderr!r}")
+    # a file-size limit (as a full disk: writes fail) reached mid-job: one line naming the
+    # output and why, no partial file; it used to kill the job with SIGXFSZ, and an MP3 used
+    # to end "successfully" holding a third of the audio (libsndfile's encoder hides the error)
+    longer = os.path.join(TMP, "fe_long.wav")
+    sf.write(longer, signal_(10 * rate, rate, 8), rate, subtype="PCM_16")
+    for ext in ("wav", "flac", "ogg", "mp3"):
+        dst = os.path.join(TMP, f"fe_limited.{ext}")
+        r = subprocess.run([SSMD, "--model", MODEL, longer, "-o", dst, "--progress", "never"], capture_output=True,
+                           text=True, timeout=120,
+                           preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (12000, 12000)))
+        lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+        print(f"fe_long.wav -> {os.path.basename(dst)} with a 12000-byte file-size limit: exit {r.returncode}: "
+              f"{lines[0] if lines else ''}")
+        if not (r.returncode > 0 and len(lines) == 1 and dst in lines[0] and "file too large" in lines[0].lower()
+                and not os.path.exists(dst)):
+            failed.append(f"file-size limit, .{ext}: exit {r.returncode}: {r.stderr!r}")
     check(not failed, "\n".join(failed))
 
 

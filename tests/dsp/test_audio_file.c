@@ -20,6 +20,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -423,6 +425,70 @@ static void test_mp3(void **state)
         assert_non_null(strstr(err.msg, "MP3"));
         assert_non_null(strstr(err.msg, bad[k].word));
     }
+}
+
+/* Writes 10 s of 48 kHz mono noise as MP3 to path with a file-size limit of
+ * limit bytes (0: none) in a child whose SIGXFSZ is ignored, so writes past it
+ * fail (EFBIG) as on a full disk.  Returns 0 when the writer reported success,
+ * 1 when a write or the close reported the failure naming the file, 2 when the
+ * child itself failed. */
+static int mp3_with_size_limit(const char *path, long limit)
+{
+    fflush(stdout);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        signal(SIGXFSZ, SIG_IGN);
+        struct rlimit rl = { (rlim_t)limit, (rlim_t)limit };
+        if (limit > 0 && setrlimit(RLIMIT_FSIZE, &rl) != 0)
+            _exit(2);
+        enum { N = 480000, BLOCK = 4800 };
+        static float x[BLOCK];
+        uint32_t r = 1;
+        dsp_audio_write_format f = { DSP_AUDIO_CONTAINER_MP3, 0, 0, 48000, 1, -1, 0, 0 };
+        dsp_audio_writer *w = NULL;
+        dsp_error e = { 0, "" };
+        int st = dsp_audio_writer_open(&w, path, &f, &e);
+        for (int b = 0; b < N / BLOCK && st == DSP_OK; b++) {
+            for (int i = 0; i < BLOCK; i++) {
+                r = r * 1664525u + 1013904223u;
+                x[i] = 0.3f * ((float)(r >> 8) / 16777216.0f - 0.5f);
+            }
+            st = dsp_audio_writer_write(w, x, BLOCK, &e);
+        }
+        if (st == DSP_OK)
+            st = dsp_audio_writer_close(w, &e);
+        else
+            dsp_audio_writer_abort(w);
+        printf("mp3 with a file-size limit of %ld bytes -> %d: %s\n", limit, st, e.msg);
+        fflush(stdout);
+        _exit(st == DSP_OK ? 0 : strstr(e.msg, path) ? 1 : 2);
+    }
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    return WEXITSTATUS(status);
+}
+
+/* libsndfile's MP3 encoder does not report failed file writes by its return
+ * value, and not at all in its final flush inside sf_close: a full disk used to
+ * leave a third of the audio with success reported.  Both places must fail. */
+static void test_mp3_full_disk(void **state)
+{
+    (void)state;
+    const char *path = tmp_path("limit.mp3");
+    assert_int_equal(mp3_with_size_limit(path, 0), 0); /* no limit: the whole file */
+    struct stat sb;
+    assert_int_equal(stat(path, &sb), 0);
+    long full = (long)sb.st_size;
+    printf("complete MP3: %ld bytes\n", full);
+    assert_true(full > 20000);
+    unlink(path);
+    /* a third of the file fits: writes fail mid-stream */
+    assert_int_equal(mp3_with_size_limit(path, full / 3), 1);
+    /* all but the last byte fits: the encoder's final frames at close fail */
+    assert_int_equal(mp3_with_size_limit(path, full - 1), 1);
+    unlink(path);
 }
 
 static void test_six_channels(void **state)
@@ -999,6 +1065,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_six_channels),
         cmocka_unit_test(test_wav_unknown_length_plain),
         cmocka_unit_test(test_mp3),
+        cmocka_unit_test(test_mp3_full_disk),
         cmocka_unit_test(test_downmix_mean),
         cmocka_unit_test(test_clipping),
         cmocka_unit_test(test_nonfinite_write),
