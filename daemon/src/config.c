@@ -65,8 +65,9 @@ static const ssmd_option options[] = {
       "fp32 sums). With --backend auto, a precision the chosen backend lacks falls back to "
       "f32 with a note" },
     { "serve", 0, SSMD_OPT_ENUM, OFF(serve), 0, 0, "auto|yes|no", "auto", false,
-      "bind the sockets: 'auto' = yes unless the job is file to file, 'yes', 'no' (a file input "
-      "without --output is published only with 'yes', --pub or --wait-subscribers: otherwise refused)" },
+      "bind the sockets: 'auto' = yes unless the job is file to file and waits for no subscribers, "
+      "'yes', 'no' (a file input without --output is published only with 'yes', --pub or "
+      "--wait-subscribers: otherwise refused)" },
     { "wait_subscribers", 0, SSMD_OPT_INT, OFF(wait_subscribers), 0, 1000, NULL, "0", false,
       "before reading a file input (or generating), wait until this many subscriptions have arrived on the "
       "PUB socket (a client subscribing to 3 prefixes sends 3); the streams' meta/ and start event are published "
@@ -618,6 +619,17 @@ int ssmd_config_check(const ssmd_config *cfg, char *err, size_t cap, char *warn,
             ssmd_errf(err, cap, "%s: no output file named (-o), so the processed audio would go nowhere: "
                                 "write it with -o OUT.wav, or publish it with --serve yes (and "
                                 "--wait-subscribers N to start once N subscriptions arrived)", cfg->input);
+            return -1;
+        }
+    }
+    if (cfg->wait_subscribers > 0) { /* subscribers that cannot arrive: the job would wait forever */
+        const char *why = strcmp(cfg->serve, "no") == 0 ? "serve is 'no', so no socket is bound"
+                          : generating && !cfg->generate_publish ? "a generation is published only with --generate-publish"
+                                                                 : NULL;
+        if (why) {
+            char where[400];
+            ssmd_config_where(cfg, "wait_subscribers", where, sizeof where);
+            ssmd_errf(err, cap, "%s: no subscriber could arrive (%s), so the job would wait forever", where, why);
             return -1;
         }
     }

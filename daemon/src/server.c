@@ -309,7 +309,9 @@ int ssmd_server_run(ssmd_config *cfg, const char *model_path, const ssmd_server_
     s->ctl_trace_on = getenv("SSMD_CONTROL_TRACE") != NULL;
 
     bool is_file = strcmp(cfg->input, "none") != 0 && strcmp(cfg->input, "mic") != 0;
-    bool serve = strcmp(cfg->serve, "yes") == 0 || (strcmp(cfg->serve, "auto") == 0 && !(is_file && cfg->output[0]));
+    /* auto: a file-to-file job binds nothing, unless it waits for subscribers */
+    bool serve = strcmp(cfg->serve, "yes") == 0 ||
+                 (strcmp(cfg->serve, "auto") == 0 && (!(is_file && cfg->output[0]) || cfg->wait_subscribers > 0));
     if (s->gen.job) serve = cfg->generate_publish; /* a file-only generation job has no sockets */
     if (serve && ssmd_transport_open(&s->t, cfg) != 0) goto out;
     if (!serve && !is_file && !s->gen.job) {

@@ -554,6 +554,42 @@ def t_no_output_named():
     check(not failed, "\n".join(failed))
 
 
+def t_wait_subscribers_file_to_file():
+    """IN -o OUT --wait-subscribers 1 binds its sockets (serve auto) and runs once a subscriber
+    arrives: the output is written and the subscriber receives the stream.  It used to bind
+    nothing in a file-to-file job and wait forever."""
+    rate, n = 16000, 8000
+    src = os.path.join(TMP, "ws_in.wav")
+    sf.write(src, signal_(n, rate, 9), rate, subtype="PCM_16")
+    out = os.path.join(TMP, "ws_out.wav")
+    ports = [free_port() for _ in range(3)]
+    pub = f"tcp://127.0.0.1:{ports[0]}"
+    p = subprocess.Popen([SSMD, "--model", MODEL, src, "-o", out, "--wait-subscribers", "1", "--pub", pub,
+                          "--ingest", f"tcp://127.0.0.1:{ports[1]}", "--control", f"tcp://127.0.0.1:{ports[2]}",
+                          "--progress", "never"], stderr=subprocess.PIPE, text=True, env=dict(os.environ, HOME=TMP))
+    ctx = zmq.Context()
+    sub = ctx.socket(zmq.SUB)
+    sub.setsockopt(zmq.SUBSCRIBE, b"")
+    sub.connect(pub)
+    got = 0
+    deadline = time.time() + 30
+    while time.time() < deadline and p.poll() is None:
+        if sub.poll(200):
+            sub.recv_multipart()
+            got += 1
+    while sub.poll(200):
+        sub.recv_multipart()
+        got += 1
+    sub.close(0)
+    ctx.term()
+    if p.poll() is None:
+        p.kill()
+    err = p.communicate()[1]
+    frames = sf.info(out).frames if os.path.exists(out) else -1
+    print(f"ssmd IN -o OUT --wait-subscribers 1: exit {p.returncode}, {frames} frames written, {got} messages received")
+    check(p.returncode == 0 and frames == n and got > 0, f"exit {p.returncode}, {frames} frames, {got} messages: {err}")
+
+
 def t_output_format_does_nothing():
     """--output-format that would do nothing (no -o: a published file job, a
     published generation; or an .ogg/.opus/.mp3 output, whose codec sets the
@@ -718,7 +754,7 @@ def t_file_errors():
 
 def main():
     tests = [t_clipping_file, t_clipping_push_flags, t_nonfinite_file, t_kill9_header, t_stereo_split, t_output_format, t_output_mp3,
-             t_channels_auto, t_empty_input, t_no_output_named, t_output_format_does_nothing, t_file_errors]
+             t_channels_auto, t_empty_input, t_no_output_named, t_wait_subscribers_file_to_file, t_output_format_does_nothing, t_file_errors]
     if ONLY:
         tests = [t for t in tests if t.__name__ in ONLY]
     named_tests.run(tests, cleanup=lambda: shutil.rmtree(TMP, ignore_errors=True))

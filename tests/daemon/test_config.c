@@ -263,6 +263,22 @@ static void test_origin_and_check(void **state)
     assert_non_null(strstr(err, "serve is 'no'"));
     ssmd_config_free(&c);
 
+    /* --wait-subscribers where no subscriber can arrive: refused (the job used to wait forever) */
+    assert_int_equal(ssmd_config_init(&c), 0);
+    assert_int_equal(parse(&c, &a, err, sizeof err, 8, "in.wav", "-o", "out.wav", "--wait-subscribers", "1", "--serve",
+                           "no"), 0);
+    assert_int_equal(ssmd_config_check(&c, err, sizeof err, warn, sizeof warn), -1);
+    assert_non_null(strstr(err, "--wait-subscribers: no subscriber could arrive (serve is 'no'"));
+    assert_int_equal(parse(&c, &a, err, sizeof err, 3, "--serve", "auto"), 0); /* auto: bound for them */
+    assert_int_equal(ssmd_config_check(&c, err, sizeof err, warn, sizeof warn), 0);
+    ssmd_config_free(&c);
+    assert_int_equal(ssmd_config_init(&c), 0);
+    assert_int_equal(parse(&c, &a, err, sizeof err, 7, "--generate-s", "1", "-o", "g.wav", "--wait-subscribers", "2"),
+                     0);
+    assert_int_equal(ssmd_config_check(&c, err, sizeof err, warn, sizeof warn), -1);
+    assert_non_null(strstr(err, "only with --generate-publish"));
+    ssmd_config_free(&c);
+
     /* where a value came from, for error lines: flag, FILE:LINE: key, or the key */
     char where[400];
     const char *cconf = "# cluster\nserve = yes\n\nnode = n1\ncluster-ttl-s = 5\n";
