@@ -250,6 +250,7 @@ struct ssmd_srv_stream {
     uint64_t push_seq_next;       /* push streams: the seq and first_sample the next message must */
     uint64_t push_sample_next;    /* carry (source_push.c: the messages are contiguous) */
     bool push_broken;             /* a message was refused as discontinuous since the last one accepted */
+    uint32_t push_cols;           /* push streams: the channel count of its messages (0 until one is accepted) */
     bool push_accepted;           /* a message of the stream was accepted (a resumed stream's first one
                                    * may start anywhere up to the resume point) */
     uint64_t clock_ns, clock_sample; /* wall clock of input sample clock_sample (mic) */

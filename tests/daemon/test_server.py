@@ -937,6 +937,47 @@ def t_malformed_messages():
 
 
 
+def t_channels_changed():
+    """A later message of a pushed stream with another channel count than its first is refused
+    (CHANNELS_CHANGED, naming both counts), counted, and changes nothing; the stream goes on with
+    its channel count.  A stereo message used to be downmixed into a mono stream silently."""
+    d = Daemon("--input", "none")
+    try:
+        dealer = d.ctx.socket(zmq.DEALER)
+        dealer.connect(d.ingest)
+
+        def push(seq, first, cols, rows=480):
+            h = P.encode_header(P.Header(kind=1, dtype=1, sample_rate_hz=16000, rows=rows, cols=cols, seq=seq,
+                                         first_sample=first))
+            x = np.tile(np.array([0.5, -0.5][:cols], np.float32), rows)
+            dealer.send_multipart([b"cc/audio/", h, x.tobytes()])
+
+        def error_reply(timeout_s=3.0):
+            end = time.time() + timeout_s
+            while time.time() < end:
+                if dealer.poll(200):
+                    t, _, payload = dealer.recv_multipart()
+                    if t == b"_ssmd/event/":
+                        return json.loads(payload)
+            return None
+
+        push(0, 0, 1)
+        check(error_reply(1.0) is None, "the stream's first message was refused")
+        push(1, 480, 2)
+        ev = error_reply()
+        print(f"stereo message to a mono stream: {ev}")
+        check(ev is not None and ev["error"] == "CHANNELS_CHANGED" and "1 channels" in ev["message"]
+              and "says 2" in ev["message"], f"expected CHANNELS_CHANGED, got {ev}")
+        push(1, 480, 1)  # the same seq again, mono: accepted, the stream continues
+        check(error_reply(1.0) is None, "the mono continuation was refused")
+        st, _ = d.ctl({"version": 1, "cmd": "status"})
+        check(st["counters"]["bad_messages"] == 1, st["counters"])
+        dealer.close(0)
+    finally:
+        rc, el, err = d.stop()
+        check(rc == 0, f"exit {rc}: {err}")
+
+
 def t_push_continuity():
     """A stream's pushed messages must follow each other (docs/protocol.md,
     "Ingest"): seq 0, 1, 2, ... and first_sample 0, then the previous
@@ -1533,7 +1574,7 @@ def main():
     tests = [t_file_job_bit_exact, t_atten_lim, t_vad_gate, t_python_push_large, t_huge_subscription, t_subscriber_gets_every_frame,
              t_lookahead_vad_frames,
              t_wait_subscribers_first_messages, t_push_and_five_clients, t_status_during_push_burst,
-             t_malformed_messages, t_oversize_message, t_ipc_sockets_removed, t_snapshot_restore_reset, t_sigterm_mid_file, t_virtual_mic, t_stereo_only_mic_mono,
+             t_malformed_messages, t_channels_changed, t_oversize_message, t_ipc_sockets_removed, t_snapshot_restore_reset, t_sigterm_mid_file, t_virtual_mic, t_stereo_only_mic_mono,
              t_curve_and_reload, t_robustness]
     if SLOW:  # the 12 s stalled-subscriber run is registered as its own test
         tests = [t_stalled_subscriber]
