@@ -94,6 +94,21 @@ int ssmd_frontend_from_model(ssmd_frontend *fe, const ssm_model *m, char *err, s
     } else {
         return ssmd_errf(err, cap, "frontend.window: expected sqrt_hann or hann, got '%s'", win);
     }
+    int win_length = 0; /* the windows span the whole frame: a shorter one would be another function */
+    if (meta_int(m, "frontend.win_length", 1, 65536, fe->n_fft, &win_length, err, cap)) return -1;
+    if (win_length != fe->n_fft)
+        return ssmd_errf(err, cap, "frontend.win_length: %d, but the daemon's analysis and synthesis windows span "
+                         "the whole frame (frontend.n_fft %d): only win_length = n_fft is supported",
+                         win_length, fe->n_fft);
+    /* the STFT's own checks (overlap-add to a constant) at load, not at each stream's start */
+    dsp_stft_config sc = { .n_fft = (size_t)fe->n_fft, .hop_samples = (size_t)fe->hop_samples,
+                           .analysis_window = fe->analysis, .synthesis_window = fe->synthesis };
+    dsp_stft *stft = NULL;
+    dsp_error de = { 0 };
+    if (dsp_stft_create(&stft, &sc, &de) != DSP_OK)
+        return ssmd_errf(err, cap, "frontend.n_fft %d, hop %d, window %s: %s", fe->n_fft, fe->hop_samples,
+                         win ? win : "sqrt_hann", de.msg);
+    dsp_stft_destroy(stft);
 
     const char *feat = ssm_model_meta(m, "frontend.features");
     if (!feat) return ssmd_errf(err, cap, "frontend.features: missing from the model's metadata");
@@ -120,7 +135,6 @@ int ssmd_frontend_from_model(ssmd_frontend *fe, const ssm_model *m, char *err, s
                                 .lag_min = fe->pitch_lag_min, .lag_max = fe->pitch_lag_max,
                                 .band_edges = fe->pitch_edges, .n_edges = (size_t)fe->n_pitch_edges };
         dsp_pitch *probe = NULL;
-        dsp_error de = { 0 };
         if (dsp_pitch_create(&probe, &pc, &de) != DSP_OK)
             return ssmd_errf(err, cap, "frontend.features log_power_pitch: %s", de.msg);
         dsp_pitch_destroy(probe);

@@ -21,6 +21,9 @@ m.build(os.path.join(out, "bad_window.safetensors"), meta_overrides={"frontend.w
 m.build(os.path.join(out, "mels_mismatch.safetensors"), meta_overrides={"frontend.n_mels": "80"})
 m.build(os.path.join(out, "hop_gt_nfft.safetensors"), meta_overrides={"frontend.hop": "1024"})
 m.build(os.path.join(out, "bad_features.safetensors"), meta_overrides={"frontend.features": "mfcc"})
+# n_fft 512 with hop 300 does not overlap-add; a window shorter than the frame is not supported
+m.build(os.path.join(out, "hop_no_ola.safetensors"), meta_overrides={"frontend.hop": "300"})
+m.build(os.path.join(out, "short_window.safetensors"), meta_overrides={"frontend.win_length": "400"})
 m.build(os.path.join(out, "pitch.safetensors"), pitch=True)
 m.build(os.path.join(out, "pitch_no_edges.safetensors"), pitch=True,
         meta_overrides={"frontend.pitch_band_edges": None})

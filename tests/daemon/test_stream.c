@@ -379,6 +379,11 @@ static void test_frontend_errors(void **state)
                           "pitch_band_edges gives 260");
     expect_frontend_error("bad_lookahead.safetensors",
                           "frontend.lookahead_frames: expected an integer in [0, 8], got '9'");
+    /* refused at load: a serving daemon used to start and fail every stream, and a window
+     * length other than n_fft used to be ignored (another function than the model's) */
+    expect_frontend_error("hop_no_ola.safetensors", "frontend.n_fft 512, hop 300, window sqrt_hann: stft: ");
+    expect_frontend_error("short_window.safetensors", "frontend.win_length: 400, but the daemon's analysis and "
+                          "synthesis windows span the whole frame (frontend.n_fft 512)");
 }
 
 /* Steps every frame ready and pops every output sample into y (at *len). */
