@@ -441,17 +441,37 @@ int ssmd_config_load_file(ssmd_config *cfg, const char *path, char *err, size_t 
         ssmd_errf(err, cap, "%s: cannot open: %s", path, strerror(errno));
         return -1;
     }
-    char *line = NULL;
-    size_t line_cap = 0;
-    ssize_t got;
+    /* lines are read with a bound, so that a device or a binary file given as the
+     * configuration (-c /dev/zero) is refused at once instead of filling memory */
+    enum { LINE_MAX_BYTES = 8192 };
+    char *line = malloc(LINE_MAX_BYTES + 1);
+    if (!line) {
+        fclose(f);
+        return ssmd_errf(err, cap, "%s: out of memory", path);
+    }
     int lineno = 0, rc = 0;
-    while ((got = getline(&line, &line_cap, f)) >= 0) {
+    for (;;) {
+        size_t n = 0;
+        int c = 0;
+        bool nul = false;
+        while (n < LINE_MAX_BYTES && (c = getc(f)) != EOF && c != '\n') {
+            nul |= c == 0;
+            line[n++] = (char)c;
+        }
+        if (n == 0 && c == EOF) break;
         lineno++;
-        if (memchr(line, '\0', (size_t)got) != NULL) {
+        if (nul) {
             ssmd_errf(err, cap, "%s:%d: NUL byte in line (not a text file?)", path, lineno);
             rc = -1;
             break;
         }
+        if (n == LINE_MAX_BYTES) {
+            ssmd_errf(err, cap, "%s:%d: line longer than %d bytes (not a configuration file?)", path, lineno,
+                      LINE_MAX_BYTES);
+            rc = -1;
+            break;
+        }
+        line[n] = '\0';
         char *s = trim(line);
         if (*s == '\0' || *s == '#') continue;
         char *eq = strchr(s, '=');

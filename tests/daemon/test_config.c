@@ -152,6 +152,20 @@ static void test_file(void **state)
     expect_file_error("model = \"abc\" def\n", 18, "1: model: unterminated quote");
     expect_file_error("pub = udp://x:1\n", 16, "1: pub: expected tcp://");
     expect_file_error("a\0b = 1\n", 8, "1: NUL byte");
+    /* a line past the bound is refused at once (-c /dev/zero used to fill memory, and an
+     * allocation failure read as the end of the file: the configuration was ignored) */
+    static char huge[20000];
+    memcpy(huge, "max_streams = 8\n#", 17);
+    memset(huge + 17, 'x', sizeof huge - 18);
+    huge[sizeof huge - 1] = '\n';
+    expect_file_error(huge, sizeof huge, "2: line longer than 8192 bytes");
+    /* the last line may lack its newline */
+    assert_int_equal(ssmd_config_init(&c), 0);
+    const char *noeol = write_file("noeol.conf", "max_streams = 8\natten_lim_db = 12", 33);
+    assert_int_equal(ssmd_config_load_file(&c, noeol, err, sizeof err), 0);
+    assert_int_equal(c.max_streams, 8);
+    assert_int_equal(c.atten_lim_db, 12);
+    ssmd_config_free(&c);
 
     assert_int_equal(ssmd_config_init(&c), 0);
     char missing[600];
