@@ -560,12 +560,14 @@ int ssmd_config_parse_args(ssmd_config *cfg, int argc, char **argv, ssmd_cli_act
     }
     int n_positional = 0;
     bool only_positional = false;
+    const char *input_flag = NULL; /* the value of -i/--input on the command line */
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!only_positional && strcmp(a, "--") == 0) { only_positional = true; continue; }
         if (only_positional || a[0] != '-' || a[1] == '\0') {
-            if (n_positional++ > 0) {
-                ssmd_errf(err, cap, "%s: unexpected argument (only one input file may be given)", a);
+            if (n_positional++ > 0 || input_flag) {
+                ssmd_errf(err, cap, "%s: unexpected argument (only one input may be given%s%s)", a,
+                          input_flag ? ", and --input is " : "", input_flag ? input_flag : "");
                 return -1;
             }
             if (config_set_from(cfg, "input", a, SSMD_ORIGIN_COMMAND_LINE, err, cap) != 0) return -1;
@@ -598,6 +600,14 @@ int ssmd_config_parse_args(ssmd_config *cfg, int argc, char **argv, ssmd_cli_act
                 return -1;
             }
             value = argv[++i];
+        }
+        if (strcmp(o->key, "input") == 0) { /* one input: a second one would silently win */
+            if (n_positional > 0 || input_flag) {
+                ssmd_errf(err, cap, "%s%s%s: only one input may be given, and it is already '%s'", a,
+                          strchr(a, '=') ? "" : " ", strchr(a, '=') ? "" : value, input_flag ? input_flag : cfg->input);
+                return -1;
+            }
+            input_flag = value;
         }
         char why[512];
         if (set_option(cfg, o, value, SSMD_ORIGIN_COMMAND_LINE, why, sizeof why) != 0) {

@@ -225,6 +225,13 @@ static void test_cli(void **state)
     assert_string_equal(err, "--output: needs a value");
     assert_int_equal(parse(&c, &a, err, sizeof err, 3, "a.wav", "b.wav"), -1);
     assert_non_null(strstr(err, "b.wav: unexpected argument"));
+    /* a positional input and -i: refused whichever comes first (the last one used to win) */
+    assert_int_equal(parse(&c, &a, err, sizeof err, 4, "a.wav", "-i", "b.wav"), -1);
+    assert_string_equal(err, "-i b.wav: only one input may be given, and it is already 'a.wav'");
+    assert_int_equal(parse(&c, &a, err, sizeof err, 4, "--input", "b.wav", "a.wav"), -1);
+    assert_string_equal(err, "a.wav: unexpected argument (only one input may be given, and --input is b.wav)");
+    assert_int_equal(parse(&c, &a, err, sizeof err, 3, "--input=none", "--input=mic"), -1);
+    assert_string_equal(err, "--input=mic: only one input may be given, and it is already 'none'");
     assert_int_equal(parse(&c, &a, err, sizeof err, 2, "--config"), -1);
     assert_non_null(strstr(err, "--config: needs a file name"));
     assert_int_equal(parse(&c, &a, err, sizeof err, 2, "--no-threads"), -1);
