@@ -653,9 +653,11 @@ int ssmd_config_check(const ssmd_config *cfg, char *err, size_t cap, char *warn,
         }
     }
     if (cfg->wait_subscribers > 0) { /* subscribers that cannot arrive: the job would wait forever */
-        const char *why = strcmp(cfg->serve, "no") == 0 ? "serve is 'no', so no socket is bound"
-                          : generating && !cfg->generate_publish ? "a generation is published only with --generate-publish"
-                                                                 : NULL;
+        const char *why = NULL;
+        if (strcmp(cfg->serve, "no") == 0)
+            why = "serve is 'no', so no socket is bound";
+        else if (generating && !cfg->generate_publish)
+            why = "a generation is published only with --generate-publish";
         if (why) {
             char where[400];
             ssmd_config_where(cfg, "wait_subscribers", where, sizeof where);
