@@ -697,23 +697,41 @@ int ssmd_config_check(const ssmd_config *cfg, char *err, size_t cap, char *warn,
             warn_line(warn, warn_cap, "output_format = %s in the config file does nothing: %s", cfg->output_format,
                       why);
     }
-    if (!cfg->cluster[0]) {
-        static const char *const cluster_only[] = { "node", "cluster_ttl_s", "checkpoint_dir",
-                                                    "checkpoint_inline_bytes" };
-        for (size_t i = 0; i < sizeof cluster_only / sizeof cluster_only[0]; i++) {
-            from = ssmd_config_origin_of(cfg, cluster_only[i]);
-            if (from == SSMD_ORIGIN_DEFAULT) continue;
-            char where[400];
-            ssmd_config_where(cfg, cluster_only[i], where, sizeof where);
-            if (from == SSMD_ORIGIN_COMMAND_LINE) {
-                ssmd_errf(err, cap, "%s: only used in cluster mode, and --cluster etcd://HOST:PORT is not given "
-                          "(docs/cluster.md)", where);
-                return -1;
-            }
-            if (warn)
-                warn_line(warn, warn_cap, "%s does nothing without cluster = etcd://HOST:PORT (docs/cluster.md)",
-                          where);
+    /* options only another option uses: refused on the command line, warned about in a
+     * config file (the microphone's devices not: a configuration may name them for the
+     * daemon's live runs while a file job is started with the same file) */
+    enum { CLUSTER, GENERATION, MIC, CURVE };
+    static const struct { const char *key; int needs; } only_with[] = {
+        { "node", CLUSTER }, { "cluster_ttl_s", CLUSTER }, { "checkpoint_dir", CLUSTER },
+        { "checkpoint_inline_bytes", CLUSTER }, { "generate_streams", GENERATION }, { "seed", GENERATION },
+        { "temperature", GENERATION }, { "top_k", GENERATION }, { "top_p", GENERATION },
+        { "min_prob", GENERATION }, { "prompt", GENERATION }, { "generate_publish", GENERATION },
+        { "device", MIC }, { "monitor", MIC }, { "curve_allow_file", CURVE },
+    };
+    static const char *const used_only[] = {
+        [CLUSTER] = "only used in cluster mode, and --cluster etcd://HOST:PORT is not given (docs/cluster.md)",
+        [GENERATION] = "only used by a generation, and --generate-s is not given",
+        [MIC] = "only used with the microphone (--input mic)",
+        [CURVE] = "only used with CURVE, and --curve-secret-file is not given",
+    };
+    static const char *const without[] = {
+        [CLUSTER] = "cluster = etcd://HOST:PORT (docs/cluster.md)", [GENERATION] = "generate_s",
+        [MIC] = "input = mic", [CURVE] = "curve_secret_file",
+    };
+    const bool have[] = { [CLUSTER] = cfg->cluster[0] != '\0', [GENERATION] = generating,
+                          [MIC] = strcmp(cfg->input, "mic") == 0, [CURVE] = cfg->curve_secret_file[0] != '\0' };
+    for (size_t i = 0; i < sizeof only_with / sizeof only_with[0]; i++) {
+        int need = only_with[i].needs;
+        from = ssmd_config_origin_of(cfg, only_with[i].key);
+        if (have[need] || from == SSMD_ORIGIN_DEFAULT) continue;
+        char where[400];
+        ssmd_config_where(cfg, only_with[i].key, where, sizeof where);
+        if (from == SSMD_ORIGIN_COMMAND_LINE) {
+            ssmd_errf(err, cap, "%s: %s", where, used_only[need]);
+            return -1;
         }
+        if (warn && need != MIC)
+            warn_line(warn, warn_cap, "%s does nothing without %s", where, without[need]);
     }
     return 0;
 }

@@ -284,6 +284,43 @@ static void test_origin_and_check(void **state)
     assert_non_null(strstr(err, "serve is 'no'"));
     ssmd_config_free(&c);
 
+    /* options only another option uses, given without it: refused on the command line (they
+     * used to be accepted and ignored, --temperature abc included); with it, accepted */
+    static const char *const lone[][3] = {
+        { "--temperature", "abc", "--temperature: only used by a generation, and --generate-s is not given" },
+        { "--prompt", "/nonexistent", "--prompt: only used by a generation" },
+        { "--generate-streams", "5", "--generate-streams: only used by a generation" },
+        { "--device", "0", "--device: only used with the microphone (--input mic)" },
+        { "--monitor", "speakers", "--monitor: only used with the microphone (--input mic)" },
+        { "--curve-allow-file", "/etc/passwd", "--curve-allow-file: only used with CURVE, and --curve-secret-file" },
+    };
+    for (size_t i = 0; i < sizeof lone / sizeof lone[0]; i++) {
+        assert_int_equal(ssmd_config_init(&c), 0);
+        assert_int_equal(parse(&c, &a, err, sizeof err, 6, "in.wav", "-o", "out.wav", lone[i][0], lone[i][1]), 0);
+        assert_int_equal(ssmd_config_check(&c, err, sizeof err, warn, sizeof warn), -1);
+        if (!strstr(err, lone[i][2])) fail_msg("%s %s: '%s' lacks '%s'", lone[i][0], lone[i][1], err, lone[i][2]);
+        ssmd_config_free(&c);
+    }
+    assert_int_equal(ssmd_config_init(&c), 0);
+    assert_int_equal(parse(&c, &a, err, sizeof err, 7, "--generate-s", "1", "-o", "g.wav", "--temperature", "0.9"), 0);
+    assert_int_equal(ssmd_config_check(&c, err, sizeof err, warn, sizeof warn), 0);
+    ssmd_config_free(&c);
+    assert_int_equal(ssmd_config_init(&c), 0);
+    assert_int_equal(parse(&c, &a, err, sizeof err, 5, "--input", "mic", "--device", "0"), 0);
+    assert_int_equal(ssmd_config_check(&c, err, sizeof err, warn, sizeof warn), 0);
+    ssmd_config_free(&c);
+    /* from a config file: a warning, except the microphone's devices (a configuration may name
+     * them for the live runs) */
+    const char *gconf = "seed = 3\ndevice = 0\n";
+    const char *gpath = write_file("gen.conf", gconf, strlen(gconf));
+    assert_int_equal(ssmd_config_init(&c), 0);
+    assert_int_equal(parse(&c, &a, err, sizeof err, 6, "-c", gpath, "in.wav", "-o", "out.wav"), 0);
+    assert_int_equal(ssmd_config_check(&c, err, sizeof err, warn, sizeof warn), 0);
+    char gwant[400];
+    snprintf(gwant, sizeof gwant, "%s:1: seed does nothing without generate_s\n", gpath);
+    assert_string_equal(warn, gwant);
+    ssmd_config_free(&c);
+
     /* --wait-subscribers where no subscriber can arrive: refused (the job used to wait forever) */
     assert_int_equal(ssmd_config_init(&c), 0);
     assert_int_equal(parse(&c, &a, err, sizeof err, 8, "in.wav", "-o", "out.wav", "--wait-subscribers", "1", "--serve",
