@@ -3,6 +3,7 @@
 
 #include "errf.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -57,7 +58,7 @@ static int pitch_edges(const ssm_model *m, ssmd_frontend *fe, char *err, size_t 
         char *end;
         errno = 0;
         long x = strtol(s, &end, 10);
-        if (errno || end == s || x < 0 || x > fe->n_bins || fe->n_pitch_edges == DSP_PITCH_MAX_EDGES ||
+        if (!isdigit((unsigned char)*s) || errno || end == s || x < 0 || x > fe->n_bins || fe->n_pitch_edges == DSP_PITCH_MAX_EDGES ||
             (*end != ',' && *end != '\0'))
             return ssmd_errf(err, cap, "frontend.pitch_band_edges: expected up to %d comma-separated bin "
                              "indices in [0, %d], got '%s'", DSP_PITCH_MAX_EDGES, fe->n_bins, v);

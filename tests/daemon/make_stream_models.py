@@ -30,6 +30,8 @@ m.build(os.path.join(out, "pitch_no_edges.safetensors"), pitch=True,
 m.build(os.path.join(out, "pitch_bad_edges.safetensors"), pitch=True,
         meta_overrides={"frontend.pitch_band_edges": "1,3,x"})
 m.build(os.path.join(out, "pitch_bad_lags.safetensors"), pitch=True, meta_overrides={"frontend.pitch_lag_min": "33"})
+m.build(os.path.join(out, "pitch_spaced_edges.safetensors"), pitch=True,
+        meta_overrides={"frontend.pitch_band_edges": "1, 3,+6"})
 m.build(os.path.join(out, "pitch_mismatch.safetensors"), pitch=True,
         meta_overrides={"frontend.pitch_band_edges": "1,3,6"})
 # the same weights as random / allpass, masking each frame with the row of the step 2 frames later

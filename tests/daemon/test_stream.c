@@ -372,6 +372,9 @@ static void test_frontend_errors(void **state)
     expect_frontend_error("pitch_bad_edges.safetensors",
                           "frontend.pitch_band_edges: expected up to 65 comma-separated bin indices in [0, 257], "
                           "got '1,3,x'");
+    expect_frontend_error("pitch_spaced_edges.safetensors", /* strict integers, as the other keys */
+                          "frontend.pitch_band_edges: expected up to 65 comma-separated bin indices in [0, 257], "
+                          "got '1, 3,+6'");
     expect_frontend_error("pitch_bad_lags.safetensors",
                           "frontend.features log_power_pitch: pitch: lags 33..320 must be multiples of 4");
     expect_frontend_error("pitch_mismatch.safetensors",
