@@ -516,6 +516,9 @@ int ssmd_config_load_file(ssmd_config *cfg, const char *path, char *err, size_t 
         ssmd_errf(err, cap, "%s: read error: %s", path, strerror(errno));
         rc = -1;
     }
+    /* the line may quote the file's text: no control bytes (terminal escapes) reach stderr */
+    for (char *p = err; rc != 0 && p && *p && (size_t)(p - err) < cap; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f) *p = '?';
     free(line);
     fclose(f);
     return rc;

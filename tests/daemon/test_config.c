@@ -152,6 +152,8 @@ static void test_file(void **state)
     expect_file_error("model = \"abc\" def\n", 18, "1: model: unterminated quote");
     expect_file_error("pub = udp://x:1\n", 16, "1: pub: expected tcp://");
     expect_file_error("a\0b = 1\n", 8, "1: NUL byte");
+    /* the quoted text has no control bytes: a terminal escape becomes '?' */
+    expect_file_error("\033[2Jkey 1\n", 11, "1: ?[2Jkey 1: expected 'key = value'");
     /* a line past the bound is refused at once (-c /dev/zero used to fill memory, and an
      * allocation failure read as the end of the file: the configuration was ignored) */
     static char huge[20000];
