@@ -398,7 +398,17 @@ static void handle_ingest(ssmd_srv *s)
             else ingest_error(s, id, id_len, proto_code(rc), name, "%s", ssmd_proto_strerror(rc));
         } else if (kind != SSMD_KIND_AUDIO || h.kind != SSMD_KIND_AUDIO ||
                    (h.dtype != SSMD_DTYPE_F32 && h.dtype != SSMD_DTYPE_I16)) {
-            ingest_error(s, id, id_len, "BAD_KIND", name, "ingest takes audio messages of dtype f32 or i16");
+            /* names what is wrong: the topic's kind, the header's, or the dtype */
+            const char *tk = ssmd_kind_name(kind), *hk = ssmd_kind_name(h.kind);
+            if (kind != SSMD_KIND_AUDIO)
+                ingest_error(s, id, id_len, "BAD_KIND", name, "topic '%s/%s/': ingest takes '<stream>/audio/' "
+                             "messages", name, tk ? tk : "?");
+            else if (h.kind != SSMD_KIND_AUDIO)
+                ingest_error(s, id, id_len, "BAD_KIND", name, "the header's kind is %s (%u), the topic's audio: "
+                             "ingest takes audio messages", hk ? hk : "unknown", (unsigned)h.kind);
+            else
+                ingest_error(s, id, id_len, "BAD_KIND", name, "dtype %u: ingest takes audio of dtype f32 (1) or "
+                             "i16 (2)", (unsigned)h.dtype);
         } else if (h.sample_rate_hz == 0 || h.sample_rate_hz > DSP_RESAMPLE_MAX_RATE_HZ || h.cols == 0 ||
                    h.cols > 64 ||
                    (uint64_t)h.sample_rate_hz * DSP_RESAMPLE_MAX_RATIO < (uint64_t)s->fe.sample_rate_hz ||

@@ -895,7 +895,7 @@ def t_malformed_messages():
             ("BAD_SIZE", [b"slow/audio/", P.encode_header(P.Header(kind=1, dtype=1, sample_rate_hz=1,
                                                                     rows=4, cols=1)), b"\0" * 16]),
         ]
-        echoed = {1: "topic 'no-slash'", 7: "topic '_ssmd/audio/'"}  # the bad value is named
+        echoed = {1: "topic 'no-slash'", 6: "topic 'm/features/'", 7: "topic '_ssmd/audio/'"}  # the bad value is named
         for i, (code, frames) in enumerate(cases):
             dealer.send_multipart(frames)
             t, hb, payload = dealer.recv_multipart()
