@@ -327,6 +327,13 @@ static json_t *dispatch(ssmd_srv *s, request *r, int n)
         field_echo(got, sizeof got, json_object_get(req, "cmd"));
         snprintf(m, sizeof m, "\"cmd\" (a string) is required, got %s", got);
         r->reply = control_error(s, r->id, "MISSING_FIELD", m);
+    } else if (c && c->handle != cmd_restore && r->total > r->k + 1) {
+        /* a frame after the JSON is restore's snapshot; any other command refuses it (stop
+         * with a stray frame used to stop the daemon) */
+        char m[160];
+        snprintf(m, sizeof m, "%s takes one JSON frame, got %d (only restore takes a second, the snapshot)", cmd,
+                 r->total - r->k);
+        r->reply = control_error(s, r->id, "BAD_JSON", m);
     } else if (c && c->needs_stream && !sname) {
         char m[200];
         field_echo(got, sizeof got, r->sfield);
@@ -427,7 +434,7 @@ static void in_flight_done(ssmd_control *c, zmq_msg_t *id)
  * counted there, with the same checks as dispatch). */
 static json_t *front_status(ssmd_control *c, zmq_msg_t *f, int n, int total, int k)
 {
-    if (n <= k || total > k + 2) return NULL;
+    if (n <= k || total != k + 1) return NULL; /* a stray frame: the loop's dispatch refuses it */
     json_t *req = json_loadb(zmq_msg_data(&f[k]), zmq_msg_size(&f[k]), JSON_REJECT_DUPLICATES, NULL), *reply = NULL;
     if (json_is_object(req)) {
         json_t *ver = json_object_get(req, "version"), *id = json_object_get(req, "id");

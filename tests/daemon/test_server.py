@@ -923,6 +923,13 @@ def t_malformed_messages():
             check(echoed_ctl.get(i, "") in rep["message"], f"expected {echoed_ctl.get(i)!r} in {rep['message']!r}")
             if i in echoed_ctl:
                 print(f"{code}: {rep['message']}")
+        # a stray frame after the JSON: refused for every command but restore (stop used to stop)
+        for cmd in ("status", "reset", "stop"):
+            rep, _ = d.ctl({"version": 1, "cmd": cmd, "stream": "x"}, extra=b"junk")
+            print(f"{cmd} + a stray frame: {rep.get('error')}: {rep.get('message')}")
+            check(rep["ok"] is False and rep["error"] == "BAD_JSON" and "takes one JSON frame, got 2" in rep["message"],
+                  f"{cmd} with a stray frame: {rep}")
+        bad_ctl += [None] * 3  # counted below
         # still serving: a valid push works, counters saw the bad ones
         y = push_stream(d.ingest, "after", test_signal(5000, 16000), 16000)
         check(len(y) == 5000, "push after malformed input failed")
