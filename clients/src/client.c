@@ -26,6 +26,7 @@ void cli_signals_install(void)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN); /* a closed stdout pipe becomes a write error, not a kill */
+    signal(SIGXFSZ, SIG_IGN); /* so does a file-size limit (ulimit -f) */
 }
 
 const char *cli_endpoint_default(const char *env_name, const char *fallback)

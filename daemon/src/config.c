@@ -444,7 +444,7 @@ int ssmd_config_load_file(ssmd_config *cfg, const char *path, char *err, size_t 
     /* lines are read with a bound, so that a device or a binary file given as the
      * configuration (-c /dev/zero) is refused at once instead of filling memory */
     enum { LINE_MAX_BYTES = 8192 };
-    char *line = malloc(LINE_MAX_BYTES + 1);
+    char *line = malloc(LINE_MAX_BYTES + 2);
     if (!line) {
         fclose(f);
         return ssmd_errf(err, cap, "%s: out of memory", path);
@@ -454,7 +454,7 @@ int ssmd_config_load_file(ssmd_config *cfg, const char *path, char *err, size_t 
         size_t n = 0;
         int c = 0;
         bool nul = false;
-        while (n < LINE_MAX_BYTES && (c = getc(f)) != EOF && c != '\n') {
+        while (n <= LINE_MAX_BYTES && (c = getc(f)) != EOF && c != '\n') {
             nul |= c == 0;
             line[n++] = (char)c;
         }
@@ -465,7 +465,7 @@ int ssmd_config_load_file(ssmd_config *cfg, const char *path, char *err, size_t 
             rc = -1;
             break;
         }
-        if (n == LINE_MAX_BYTES) {
+        if (n > LINE_MAX_BYTES) {
             ssmd_errf(err, cap, "%s:%d: line longer than %d bytes (not a configuration file?)", path, lineno,
                       LINE_MAX_BYTES);
             rc = -1;
@@ -657,7 +657,7 @@ int ssmd_config_check(const ssmd_config *cfg, char *err, size_t cap, char *warn,
     }
     if (cfg->wait_subscribers > 0) { /* subscribers that cannot arrive: the job would wait forever */
         const char *why = NULL;
-        if (strcmp(cfg->serve, "no") == 0)
+        if (strcmp(cfg->serve, "no") == 0 && is_file) /* (mic or none with serve no: refused at start) */
             why = "serve is 'no', so no socket is bound";
         else if (generating && !cfg->generate_publish)
             why = "a generation is published only with --generate-publish";

@@ -31,5 +31,12 @@ void ssmd_log(int level, const char *fmt, ...)
     vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
     /* one write per line: lines of two threads never interleave */
-    fprintf(stderr, "ssmd: %s\n", line);
+    fprintf(stderr, "ssmd: %s\n", ssmd_log_safe(line));
+}
+
+char *ssmd_log_safe(char *s)
+{
+    for (char *p = s; *p; p++)
+        if (((unsigned char)*p < 0x20 && *p != '\n') || *p == 0x7f) *p = '?';
+    return s;
 }

@@ -14,11 +14,18 @@ void ssmd_log_set_level_name(const char *name);
 /** Sets the level (SSMD_LOG_*). */
 void ssmd_log_set_level(int level);
 
-/** Writes "ssmd: <message>\n" on stderr when level is at or below the set level. */
+/** Writes "ssmd: <message>\n" on stderr when level is at or below the set
+ *  level, its control bytes as '?' (ssmd_log_safe). */
 void ssmd_log(int level, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 2, 3)))
 #endif
     ;
+
+/** Replaces control bytes (below 0x20 but line breaks, and 0x7f) in the
+ *  NUL-terminated s by '?', in place, and returns s: messages quote paths,
+ *  config values and arguments, whose terminal escapes must not reach a
+ *  terminal.  Bytes from 0x80 on are kept (UTF-8 names). */
+char *ssmd_log_safe(char *s);
 
 #endif /* SSMD_LOG_H */

@@ -105,7 +105,7 @@ int main(int argc, char **argv)
     char err[1024];
     int rc = 0;
     if (ssmd_config_parse_args(&cfg, argc, argv, &action, err, sizeof err) != 0) {
-        fprintf(stderr, "ssmd: %s\n", err);
+        fprintf(stderr, "ssmd: %s\n", ssmd_log_safe(err));
         rc = 2;
         goto out;
     }
@@ -126,11 +126,12 @@ int main(int argc, char **argv)
      * from a config file, warned about) before the model is loaded */
     char warn[2048];
     if (ssmd_config_check(&cfg, err, sizeof err, warn, sizeof warn) != 0) {
-        fprintf(stderr, "ssmd: %s\n", err);
+        fprintf(stderr, "ssmd: %s\n", ssmd_log_safe(err));
         rc = 2;
         goto out;
     }
     ssmd_log_set_level_name(cfg.log_level);
+    ssmd_log_safe(warn);
     for (char *line = warn, *nl; (nl = strchr(line, '\n')) != NULL; line = nl + 1) {
         *nl = '\0';
         ssmd_log(SSMD_LOG_WARN, "warning: %s", line);

@@ -39,13 +39,13 @@ static int pipeline_setup(ssmd_srv *s)
     ssm_model_options mo;
     ssmd_config_model_options(s->cfg, &mo);
     if (ssm_model_load(s->model_path, &mo, &s->model, &me) != SSM_OK) {
-        fprintf(stderr, "ssmd: %s\n", me.msg);
+        fprintf(stderr, "ssmd: %s\n", ssmd_log_safe(me.msg));
         return -1;
     }
     if (ssm_model_backend_note(s->model)[0])
         ssmd_log(SSMD_LOG_INFO, "backend %s: %s", ssm_model_backend(s->model), ssm_model_backend_note(s->model));
     if (ssmd_frontend_from_model(&s->fe, s->model, err, sizeof err) != 0) {
-        fprintf(stderr, "ssmd: %s: %s\n", s->model_path, err);
+        ssmd_log(SSMD_LOG_ERROR, "%s: %s", s->model_path, err);
         return -1;
     }
     if (s->fe.features == SSMD_FEATURES_LOG_MEL) {
@@ -54,7 +54,7 @@ static int pipeline_setup(ssmd_srv *s)
                               .fmax_hz = s->fe.fmax_hz, .scale = DSP_MEL_SLANEY, .norm = DSP_MEL_NORM_SLANEY };
         dsp_error de = { 0 };
         if (dsp_melbank_create(&s->mb, &mc, &de) != DSP_OK) {
-            fprintf(stderr, "ssmd: %s: %s\n", s->model_path, de.msg);
+            ssmd_log(SSMD_LOG_ERROR, "%s: %s", s->model_path, de.msg);
             return -1;
         }
     }
@@ -68,7 +68,7 @@ static int pipeline_setup(ssmd_srv *s)
     if (wrc > 0) ssmd_log(SSMD_LOG_WARN, "%s", err);
     s->chunk_frames = (int)s->cfg->chunk_frames;
     if (ssm_runner_create(s->model, s->max_streams, s->chunk_frames, rflags, &s->runner, &me) != SSM_OK) {
-        fprintf(stderr, "ssmd: %s\n", me.msg);
+        fprintf(stderr, "ssmd: %s\n", ssmd_log_safe(me.msg));
         return -1;
     }
     /* batches of 2·16 streams or more are split over the threads (same bits) */

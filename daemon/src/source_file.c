@@ -236,8 +236,9 @@ static void file_tick(ssmd_srv *s)
 
 static void file_stream_ended(ssmd_srv *s, ssmd_srv_stream *st, int *rc)
 {
-    (void)rc;
-    ssmd_srv_stream_report(s, st, SSMD_LOG_WARN, s->cfg->output[0] ? s->cfg->output : NULL, true);
+    /* a sink that failed to finish (the output file's close) said why in its own line: no
+     * summary that would read as a success follows it */
+    if (*rc == 0) ssmd_srv_stream_report(s, st, SSMD_LOG_WARN, s->cfg->output[0] ? s->cfg->output : NULL, true);
     if (++s->file.n_ended == s->file.n_streams) s->file.done = true;
 }
 

@@ -49,6 +49,7 @@ struct dsp_audio_writer {
     int format;             /* libsndfile format word */
     int fd;                 /* caller's descriptor (open_fd), -1 when opened by path */
     int wav_plain_at_close; /* a WAV written as RF64 + downgrade: plain PCM header at close */
+    int seekable;           /* opened by path as a regular file (not a FIFO or device) */
     int sample_rate_hz;
     char name[384];
 };
@@ -820,6 +821,7 @@ static int writer_finish_open(dsp_audio_writer **out, SNDFILE *sf, const SF_INFO
     w->path = path;
     w->format = si->format;
     w->fd = -1;
+    w->seekable = seekable;
     w->wav_plain_at_close = seekable && c == DSP_AUDIO_CONTAINER_WAV &&
                             (si->format & SF_FORMAT_TYPEMASK) == SF_FORMAT_RF64 && is_integer_subtype(si->format) &&
                             si->channels <= 2;
@@ -989,11 +991,11 @@ static int wav_extensible_to_pcm(int fd)
 static uint64_t mp3_short_of_tag(const char *path, uint64_t *size)
 {
     uint8_t d[256];
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK); /* never waits on a FIFO */
     if (fd < 0)
         return 0;
     struct stat sb;
-    ssize_t got = fstat(fd, &sb) == 0 ? pread(fd, d, sizeof d, 0) : -1;
+    ssize_t got = fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) ? pread(fd, d, sizeof d, 0) : -1;
     close(fd);
     if (got < 48 || d[0] != 0xFF || (d[1] & 0xE0) != 0xE0)
         return 0; /* no frame sync at the start (an ID3v2 tag first: not written here) */
@@ -1036,7 +1038,7 @@ int dsp_audio_writer_close(dsp_audio_writer *w, dsp_error *err)
     } else if (e != 0 || prior != 0)
         status = dsp_error_set(err, DSP_ERR_IO, "%s: closing failed, the file is incomplete: %s",
                                w->name, sf_error_number(e ? e : prior));
-    else if (type == SF_FORMAT_MPEG && w->owns_path && w->frames_written > 0) {
+    else if (type == SF_FORMAT_MPEG && w->owns_path && w->seekable && w->frames_written > 0) {
         uint64_t size = 0, want = mp3_short_of_tag(w->path, &size);
         if (want)
             status = dsp_error_set(err, DSP_ERR_IO, "%s: closing failed, the file is incomplete: %llu of the "
@@ -1051,6 +1053,9 @@ int dsp_audio_writer_close(dsp_audio_writer *w, dsp_error *err)
             status = dsp_error_set(err, DSP_ERR_IO, "%s: cannot rewrite the WAV header: %s", w->name,
                                    strerror(errno));
     }
+    /* an incomplete file is not left behind as if it were the result (as abort) */
+    if (status != DSP_OK && w->owns_path && w->frames_written > 0 && w->seekable)
+        unlink(w->path);
     free(w->path);
     free(w->scratch);
     free(w);

@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import wave
 
@@ -448,6 +449,34 @@ def t_output_mp3():
     check(rc != 0 and len(err.strip().splitlines()) == 1 and "7000 Hz" in err and "MP3" in err, err)
 
 
+def t_output_mp3_fifo():
+    """An MP3 written to a named pipe: the job ends (exit 0) and the reader gets the stream.
+    The close's check of an MP3 against its header used to open the FIFO for reading after
+    the write end closed, and waited there forever."""
+    rate = 16000
+    src = os.path.join(TMP, "fifo_in.wav")
+    sf.write(src, signal_(2 * rate, rate, 11), rate, subtype="PCM_16")
+    fifo = os.path.join(TMP, "fifo_out.mp3")
+    os.mkfifo(fifo)
+    got = []
+    reader = threading.Thread(target=lambda: got.append(open(fifo, "rb").read()))
+    reader.start()
+    try:
+        r = subprocess.run([SSMD, "--model", MODEL, src, "-o", fifo, "--progress", "never"], capture_output=True,
+                           text=True, timeout=30)
+        rc = r.returncode
+    except subprocess.TimeoutExpired:
+        rc = "timeout"
+        try:  # let a reader still waiting end (none may be left: never block here)
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        except OSError:
+            pass
+    reader.join(10)
+    n = len(got[0]) if got else 0
+    print(f"ssmd IN -o FIFO.mp3: exit {rc}, the reader got {n} bytes")
+    check(rc == 0 and n > 1000, f"exit {rc}, {n} bytes read")
+
+
 def t_channels_auto():
     """--channels auto on 1, 2 and 6 channel files: the output has the input's
     channel count, channel k is the mono job on channel k bit for bit (float),
@@ -588,6 +617,23 @@ def t_wait_subscribers_file_to_file():
     frames = sf.info(out).frames if os.path.exists(out) else -1
     print(f"ssmd IN -o OUT --wait-subscribers 1: exit {p.returncode}, {frames} frames written, {got} messages received")
     check(p.returncode == 0 and frames == n and got > 0, f"exit {p.returncode}, {frames} frames, {got} messages: {err}")
+
+
+def t_no_control_bytes_on_stderr():
+    """Errors quote config values and paths with their control bytes as '?': a terminal escape
+    in a config file's input or model reached the terminal raw."""
+    failed = []
+    for body, extra in (("input = a\033[2Jb.wav\n", []), ("model = /no\033[2Jpe\n", ["-o", "x.wav"])):
+        conf = os.path.join(TMP, "esc.conf")
+        with open(conf, "w") as f:
+            f.write(body)
+        args = [SSMD, "-c", conf, *extra] if "model" not in body else [SSMD, "-c", conf, os.path.join(TMP, "nx.wav"),
+                                                                       *extra]
+        r = subprocess.run(args, capture_output=True, text=True, timeout=30)
+        print(f"{body.strip()!r}: exit {r.returncode}: {r.stderr.strip()!r}")
+        if r.returncode == 0 or "\033" in r.stderr or "?[2J" not in r.stderr:
+            failed.append(f"{body!r}: {r.stderr!r}")
+    check(not failed, "\n".join(failed))
 
 
 def t_output_format_does_nothing():
@@ -738,23 +784,30 @@ def t_file_errors():
     # to end "successfully" holding a third of the audio (libsndfile's encoder hides the error)
     longer = os.path.join(TMP, "fe_long.wav")
     sf.write(longer, signal_(10 * rate, rate, 8), rate, subtype="PCM_16")
-    for ext in ("wav", "flac", "ogg", "mp3"):
+    full_mp3 = os.path.join(TMP, "fe_full.mp3")
+    subprocess.run([SSMD, "--model", MODEL, longer, "-o", full_mp3, "--progress", "never"], capture_output=True,
+                   timeout=120, check=True)
+    # the MP3 one byte short: only the encoder's last frames, written inside the close, fail
+    for ext, limit, words in (("wav", 12000, "file too large"), ("flac", 12000, "file too large"),
+                              ("ogg", 12000, "file too large"), ("mp3", 12000, "file too large"),
+                              ("mp3", os.path.getsize(full_mp3) - 1, "the file is incomplete")):
         dst = os.path.join(TMP, f"fe_limited.{ext}")
         r = subprocess.run([SSMD, "--model", MODEL, longer, "-o", dst, "--progress", "never"], capture_output=True,
                            text=True, timeout=120,
-                           preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (12000, 12000)))
+                           preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit)))
         lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
-        print(f"fe_long.wav -> {os.path.basename(dst)} with a 12000-byte file-size limit: exit {r.returncode}: "
+        print(f"fe_long.wav -> {os.path.basename(dst)} with a {limit}-byte file-size limit: exit {r.returncode}: "
               f"{lines[0] if lines else ''}")
-        if not (r.returncode > 0 and len(lines) == 1 and dst in lines[0] and "file too large" in lines[0].lower()
+        if not (r.returncode > 0 and len(lines) == 1 and dst in lines[0] and words in lines[0].lower()
                 and not os.path.exists(dst)):
-            failed.append(f"file-size limit, .{ext}: exit {r.returncode}: {r.stderr!r}")
+            failed.append(f"file-size limit {limit}, .{ext}: exit {r.returncode}: {r.stderr!r}")
     check(not failed, "\n".join(failed))
 
 
 def main():
-    tests = [t_clipping_file, t_clipping_push_flags, t_nonfinite_file, t_kill9_header, t_stereo_split, t_output_format, t_output_mp3,
-             t_channels_auto, t_empty_input, t_no_output_named, t_wait_subscribers_file_to_file, t_output_format_does_nothing, t_file_errors]
+    tests = [t_clipping_file, t_clipping_push_flags, t_nonfinite_file, t_kill9_header, t_stereo_split, t_output_format, t_output_mp3, t_output_mp3_fifo,
+             t_channels_auto, t_empty_input, t_no_output_named, t_wait_subscribers_file_to_file, t_no_control_bytes_on_stderr,
+             t_output_format_does_nothing, t_file_errors]
     if ONLY:
         tests = [t for t in tests if t.__name__ in ONLY]
     named_tests.run(tests, cleanup=lambda: shutil.rmtree(TMP, ignore_errors=True))

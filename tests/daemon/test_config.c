@@ -161,6 +161,13 @@ static void test_file(void **state)
     memset(huge + 17, 'x', sizeof huge - 18);
     huge[sizeof huge - 1] = '\n';
     expect_file_error(huge, sizeof huge, "2: line longer than 8192 bytes");
+    /* a line of exactly 8192 bytes is not */
+    assert_int_equal(ssmd_config_init(&c), 0);
+    memset(huge + 17, 'x', 8191);
+    huge[17 + 8191] = '\n';
+    const char *edge = write_file("edge.conf", huge, 17 + 8192);
+    assert_int_equal(ssmd_config_load_file(&c, edge, err, sizeof err), 0);
+    ssmd_config_free(&c);
     /* the last line may lack its newline */
     assert_int_equal(ssmd_config_init(&c), 0);
     const char *noeol = write_file("noeol.conf", "max_streams = 8\natten_lim_db = 12", 33);

@@ -302,8 +302,12 @@ uint64_t dsp_audio_writer_clipped_count(const dsp_audio_writer *w);
  *  removed and DSP_ERR_INVALID returned with one line saying so: libsndfile
  *  writes the first two as 0 bytes and the third as a file it cannot open,
  *  so not every reader would take them (the other containers hold 0 frames
- *  as they are).  Returns DSP_ERR_IO when the close failed (the file is then
- *  incomplete).  Always call it; it is the only way to get a valid header. */
+ *  as they are).  Returns DSP_ERR_IO when the close failed: then a regular
+ *  file opened by path is removed, as by abort (it would be incomplete).  An
+ *  MP3 written to a regular file by path is checked against the byte count of
+ *  its Xing/Info header (libsndfile 1.2 does not report a failed write of the
+ *  encoder's last frames inside sf_close).  Always call it; it is the only way
+ *  to get a valid header. */
 int dsp_audio_writer_close(dsp_audio_writer *w, dsp_error *err);
 
 /** Closes and frees the writer and deletes the file it was writing (not for
