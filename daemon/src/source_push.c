@@ -438,8 +438,9 @@ static void handle_ingest(ssmd_srv *s)
                 ingest_error(s, id, id_len, "RATE_CHANGED", name, "stream '%s' is %d Hz, message says %u Hz",
                              name, st->rate_hz, h.sample_rate_hz);
                 st = NULL;
-            } else if (st && st->push_cols && st->push_cols != h.cols) {
-                /* its channels are downmixed (or split by the client) as the stream started */
+            } else if (st && st->push_cols && h.rows > 0 && st->push_cols != h.cols) {
+                /* its channels are downmixed as the stream started (a message without samples,
+                 * such as an end-of-stream, has none to mix: its count does not matter) */
                 ingest_error(s, id, id_len, "CHANNELS_CHANGED", name, "stream '%s' has %u channels, message "
                              "says %u", name, st->push_cols, h.cols);
                 st = NULL;
@@ -531,7 +532,7 @@ static void handle_ingest(ssmd_srv *s)
                 st->push_sample_next = h.first_sample + h.rows;
                 st->push_broken = false;
                 st->push_accepted = true;
-                st->push_cols = h.cols;
+                if (h.rows > 0) st->push_cols = h.cols;
                 if (h.flags & SSMD_FLAG_FOLLOWS) st->client_follows = true; /* it may be handed over */
                 if (!push_rows(s, st, zmq_msg_data(&f[k + 2]), &h, row0)) { /* held: park the rest */
                     zmq_msg_init(&s->push.payload);

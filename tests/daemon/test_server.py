@@ -977,6 +977,11 @@ def t_channels_changed():
               and "says 2" in ev["message"], f"expected CHANNELS_CHANGED, got {ev}")
         push(1, 480, 1)  # the same seq again, mono: accepted, the stream continues
         check(error_reply(1.0) is None, "the mono continuation was refused")
+        # an end-of-stream without samples may say any channel count (ssm-push's says 1)
+        h = P.encode_header(P.Header(kind=1, dtype=1, sample_rate_hz=16000, rows=0, cols=2, seq=2,
+                                     first_sample=960, flags=P.FLAG_END_OF_STREAM))
+        dealer.send_multipart([b"cc/audio/", h, b""])
+        check(error_reply(1.0) is None, "an end-of-stream of 0 rows and 2 channels was refused")
         st, _ = d.ctl({"version": 1, "cmd": "status"})
         check(st["counters"]["bad_messages"] == 1, st["counters"])
         dealer.close(0)
