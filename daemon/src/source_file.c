@@ -132,58 +132,74 @@ static int file_open(ssmd_srv *s)
     return 0;
 }
 
-/* Reads the next chunk of the file when the streams have room (and, with
- * realtime pacing, when the clock allows): downmixed into one stream
- * ('mono') or one channel to each stream ('split').  Returns -1 on a read
- * error. */
+/* How much pending input a bulk file stream is filled to: four of the
+ * engine's chunks of frames (at the stream's rate), so that ssm_forward runs
+ * whole chunks (filled SSMD_FILE_CHUNK at a time, a 48 kHz file gave it 8-9
+ * frames a call), at most half the pending buffer. */
+static size_t file_fill_target(const ssmd_srv *s, const ssmd_srv_stream *st)
+{
+    uint64_t hop_in = ((uint64_t)s->fe.hop_samples * st->rate_hz + (uint64_t)s->fe.sample_rate_hz - 1) /
+                      (uint64_t)s->fe.sample_rate_hz;
+    uint64_t t = 4 * (uint64_t)(s->chunk_frames > 0 ? s->chunk_frames : 1) * hop_in, most = st->pend_cap / 2;
+    if (t > most) t = most;
+    return t > SSMD_FILE_CHUNK ? (size_t)t : SSMD_FILE_CHUNK;
+}
+
+/* Reads the next chunks of the file while the streams have room (with
+ * realtime pacing, one chunk when the clock allows): downmixed into one
+ * stream ('mono') or one channel to each stream ('split').  Returns -1 on a
+ * read error. */
 static int pump_file(ssmd_srv *s, bool *busy)
 {
     ssmd_srv_stream *st = &s->streams[s->file.slots[0]];
     if (!s->file.reader || st->eos) return 0;
     if (ssmd_srv_waiting_subscribers(s)) return 0;
     if (s->file.t0 == 0) s->file.t0 = ssmd_now_s();
-    for (int k = 0; k < s->file.n_streams; k++) { /* they advance together */
-        const ssmd_srv_stream *sk = &s->streams[s->file.slots[k]];
-        if (sk->pend_len - sk->pend_pos > SSMD_FILE_CHUNK) return 0;
-    }
-    size_t want = SSMD_FILE_CHUNK;
-    if (s->cfg->realtime) {
-        double allowed = (ssmd_now_s() - s->file.t0) * st->rate_hz - (double)st->in_samples;
-        if (allowed < 1) return 0;
-        if ((double)want > allowed) want = (size_t)allowed;
-    }
-    size_t got = 0;
-    dsp_error de = { 0 };
-    if (dsp_audio_reader_read(s->file.reader, s->file.buf, want, &got, &de) != DSP_OK) {
-        ssmd_log(SSMD_LOG_ERROR, "%s", de.msg);
-        return -1;
-    }
-    if (got == 0) {
-        for (int k = 0; k < s->file.n_streams; k++) s->streams[s->file.slots[k]].eos = true;
-        return 0;
-    }
-    for (int k = 0; k < s->file.n_streams; k++) { /* the reader zeroed them: count them per stream */
-        uint64_t now = s->file.n_streams == 1 ? dsp_audio_reader_nonfinite_count(s->file.reader)
-                                              : dsp_audio_reader_nonfinite_channel_count(s->file.reader, k);
-        ssmd_srv_stream_count_nonfinite(s, &s->streams[s->file.slots[k]], now - s->file.nonfinite[k]);
-        s->file.nonfinite[k] = now;
-    }
-    size_t nch = (size_t)s->file.channels;
-    if (s->file.gain != 1.0f)
-        for (size_t i = 0; i < got * nch; i++) s->file.buf[i] *= s->file.gain;
-    if (s->file.n_streams == 1 && nch == 1) { /* mono: the samples as read */
-        ssmd_srv_stream_append(s, st, s->file.buf, got);
-    } else if (s->file.n_streams == 1) {
-        dsp_audio_downmix_mean(s->file.mono, s->file.buf, got, (int)nch);
-        ssmd_srv_stream_append(s, st, s->file.mono, got);
-    } else {
-        for (size_t k = 0; k < nch; k++) {
-            for (size_t i = 0; i < got; i++) s->file.mono[i] = s->file.buf[i * nch + k];
-            ssmd_srv_stream_append(s, &s->streams[s->file.slots[k]], s->file.mono, got);
+    const size_t target = s->cfg->realtime ? SSMD_FILE_CHUNK : file_fill_target(s, st);
+    for (;;) {
+        for (int k = 0; k < s->file.n_streams; k++) { /* they advance together */
+            const ssmd_srv_stream *sk = &s->streams[s->file.slots[k]];
+            if (sk->pend_len - sk->pend_pos > target) return 0;
         }
+        size_t want = SSMD_FILE_CHUNK;
+        if (s->cfg->realtime) {
+            double allowed = (ssmd_now_s() - s->file.t0) * st->rate_hz - (double)st->in_samples;
+            if (allowed < 1) return 0;
+            if ((double)want > allowed) want = (size_t)allowed;
+        }
+        size_t got = 0;
+        dsp_error de = { 0 };
+        if (dsp_audio_reader_read(s->file.reader, s->file.buf, want, &got, &de) != DSP_OK) {
+            ssmd_log(SSMD_LOG_ERROR, "%s", de.msg);
+            return -1;
+        }
+        if (got == 0) {
+            for (int k = 0; k < s->file.n_streams; k++) s->streams[s->file.slots[k]].eos = true;
+            return 0;
+        }
+        for (int k = 0; k < s->file.n_streams; k++) { /* the reader zeroed them: count them per stream */
+            uint64_t now = s->file.n_streams == 1 ? dsp_audio_reader_nonfinite_count(s->file.reader)
+                                                  : dsp_audio_reader_nonfinite_channel_count(s->file.reader, k);
+            ssmd_srv_stream_count_nonfinite(s, &s->streams[s->file.slots[k]], now - s->file.nonfinite[k]);
+            s->file.nonfinite[k] = now;
+        }
+        size_t nch = (size_t)s->file.channels;
+        if (s->file.gain != 1.0f)
+            for (size_t i = 0; i < got * nch; i++) s->file.buf[i] *= s->file.gain;
+        if (s->file.n_streams == 1 && nch == 1) { /* mono: the samples as read */
+            ssmd_srv_stream_append(s, st, s->file.buf, got);
+        } else if (s->file.n_streams == 1) {
+            dsp_audio_downmix_mean(s->file.mono, s->file.buf, got, (int)nch);
+            ssmd_srv_stream_append(s, st, s->file.mono, got);
+        } else {
+            for (size_t k = 0; k < nch; k++) {
+                for (size_t i = 0; i < got; i++) s->file.mono[i] = s->file.buf[i * nch + k];
+                ssmd_srv_stream_append(s, &s->streams[s->file.slots[k]], s->file.mono, got);
+            }
+        }
+        if (s->cfg->realtime) return 0;
+        *busy = true;
     }
-    if (!s->cfg->realtime) *busy = true;
-    return 0;
 }
 
 /* "\r 42.0 %  4.3 s of audio  120.5x real time  ETA 1.2 s" on a terminal. */
