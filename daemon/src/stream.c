@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dsp/features.h"
 #include "dsp/framer.h"
 #include "dsp/stft.h"
 #include "protocol.h"
@@ -168,28 +169,9 @@ static void resample_scr(ssmd_stream *s)
 /* Input conditioning before anything touches the signal: NaN/Inf become 0
  * and finite magnitudes beyond SSMD_SAMPLE_LIMIT are clipped to it (both
  * counted), so that no finite input can overflow the STFT or the output. */
-static inline uint32_t clip_one(float *x)
-{
-    const float lim = SSMD_SAMPLE_LIMIT, v = *x;
-    uint32_t c = (uint32_t)(v > lim) + (uint32_t)(v < -lim);
-    const float w = v > lim ? lim : v;
-    *x = w < -lim ? -lim : w;
-    return c;
-}
-
 static void condition(float *x, size_t n, uint64_t *nonfinite, uint64_t *clipped)
 {
-    *nonfinite += dsp_sanitize_f32(x, n);
-    /* branch-free, in blocks of a fixed 16 so that gcc vectorises it at -O2
-     * (as dsp_sanitize_f32): it runs on every input sample */
-    size_t c = 0, i = 0;
-    for (; i + 16 <= n; i += 16) {
-        uint32_t b = 0;
-        for (int j = 0; j < 16; j++) b += clip_one(&x[i + (size_t)j]);
-        c += b;
-    }
-    for (; i < n; i++) c += clip_one(&x[i]);
-    *clipped += c;
+    dsp_condition_f32(x, n, SSMD_SAMPLE_LIMIT, nonfinite, clipped);
 }
 
 size_t ssmd_stream_push(ssmd_stream *s, const float *in, size_t n)
@@ -300,12 +282,7 @@ void ssmd_stream_complete(ssmd_stream *s, const float *mask)
             spec[k] = v;
         }
     }
-    if (mask) {
-        for (size_t k = 0; k < n_bins; k++) {
-            spec[2 * k] *= mask[k];
-            spec[2 * k + 1] *= mask[k];
-        }
-    }
+    if (mask) dsp_spec_apply_gain(spec, mask, n_bins);
     dsp_stft_inverse(s->stft, s->iframe, spec);
     float *dst = s->out_rs ? s->syn : s->out;
     size_t got = dsp_framer_synthesize(s->framer, dst, s->iframe);

@@ -13,6 +13,9 @@
  */
 #include "dsp/audio_file.h"
 
+#include "clones.h"
+#include "dsp/framer.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -157,16 +160,25 @@ static void copy_name(char *dst, size_t cap, const char *name)
     snprintf(dst, cap, "%s", name ? name : "(unnamed)");
 }
 
-/* Replaces non-finite values by 0; returns how many. */
-static uint64_t zero_nonfinite(float *x, size_t n)
+/* How many of x[0..n) have a magnitude above full scale (|x| > 1): in blocks
+ * of a fixed 16 with a count per lane, for each ISA (clones.h). */
+DSP_CLONES
+static uint64_t count_beyond_full_scale(const float *x, size_t n)
 {
-    uint64_t bad = 0;
-    for (size_t i = 0; i < n; i++)
-        if (!isfinite(x[i])) {
-            x[i] = 0.0f;
-            bad++;
-        }
-    return bad;
+    uint64_t total = 0;
+    size_t i = 0;
+    while (i + 16 <= n) {
+        uint32_t lane[16] = { 0 };
+        size_t end = n - i > ((size_t)1 << 28) ? i + ((size_t)1 << 28) : n; /* lanes < 2^24 */
+        for (; i + 16 <= end; i += 16)
+            for (int j = 0; j < 16; j++)
+                lane[j] += fabsf(x[i + (size_t)j]) > 1.0f;
+        for (int j = 0; j < 16; j++)
+            total += lane[j];
+    }
+    for (; i < n; i++)
+        total += fabsf(x[i]) > 1.0f;
+    return total;
 }
 
 /* ------------------------------------------------------- open-failure text */
@@ -473,12 +485,18 @@ int dsp_audio_reader_read(dsp_audio_reader *r, float *out, size_t max_frames,
         if (n <= 0)
             break;
         float *x = out + got * ch;
-        for (size_t i = 0; i < (size_t)n * ch; i++)
-            if (!isfinite(x[i])) {
-                x[i] = 0.0f;
-                r->nonfinite++;
-                r->nonfinite_ch[i % ch]++;
-            }
+        if (ch == 1) {
+            size_t bad = dsp_sanitize_f32(x, (size_t)n);
+            r->nonfinite += bad;
+            r->nonfinite_ch[0] += bad;
+        } else {
+            for (size_t i = 0; i < (size_t)n * ch; i++)
+                if (!isfinite(x[i])) {
+                    x[i] = 0.0f;
+                    r->nonfinite++;
+                    r->nonfinite_ch[i % ch]++;
+                }
+        }
         got += (size_t)n;
     }
     r->frames_read += got;
@@ -589,8 +607,9 @@ dsp_audio_container dsp_audio_container_from_path(const char *path)
     size_t n = strlen(dot + 1);
     if (n >= sizeof ext)
         return DSP_AUDIO_CONTAINER_AUTO;
-    for (size_t i = 0; i <= n; i++)
+    for (size_t i = 0; i < n; i++)
         ext[i] = (char)tolower((unsigned char)dot[1 + i]);
+    ext[n] = '\0';
     for (size_t i = 0; i < sizeof exts / sizeof exts[0]; i++)
         if (strcmp(ext, exts[i].ext) == 0)
             return exts[i].c;
@@ -900,10 +919,9 @@ int dsp_audio_writer_write(dsp_audio_writer *w, const float *in, size_t n_frames
         if (n > DSP_AUDIO_WRITE_BLOCK_FRAMES)
             n = DSP_AUDIO_WRITE_BLOCK_FRAMES;
         memcpy(w->scratch, in + done * ch, n * ch * sizeof *in);
-        w->nonfinite += zero_nonfinite(w->scratch, n * ch);
+        w->nonfinite += dsp_sanitize_f32(w->scratch, n * ch);
         if (w->clips)
-            for (size_t i = 0; i < n * ch; i++)
-                w->clipped += fabsf(w->scratch[i]) > 1.0f;
+            w->clipped += count_beyond_full_scale(w->scratch, n * ch);
         errno = 0;
         sf_count_t put = sf_writef_float(w->sf, w->scratch, (sf_count_t)n);
         int write_errno = errno;

@@ -15,6 +15,8 @@
  */
 #include "dsp/framer.h"
 
+#include "clones.h"
+
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -39,8 +41,8 @@ struct dsp_framer {
     float *acc;            /* {n_window} */
 };
 
-/* Zeroes x[0..n) where it is Inf or NaN (exponent bits all ones); returns how
- * many.  Finite values, -0.0 and denormals included, are stored back unchanged. */
+/* Zeroes *x where it is Inf or NaN (exponent bits all ones); returns 1 if so.
+ * Finite values, -0.0 and denormals included, are stored back unchanged. */
 static inline uint32_t sanitize_one(float *x)
 {
     uint32_t u;
@@ -51,21 +53,61 @@ static inline uint32_t sanitize_one(float *x)
     return nonfinite;
 }
 
+/* Branch-free, in blocks of a fixed 16 with a count per lane so that gcc
+ * vectorises it at -O2 (its default cost model there skips loops of unknown
+ * trip count), compiled for each ISA (clones.h): it runs on every sample. */
+DSP_CLONES
 size_t dsp_sanitize_f32(float *x, size_t n)
 {
-    /* Branch-free, in blocks of a fixed 16 so that gcc vectorises it at -O2
-     * too (its default cost model there skips loops of unknown trip count):
-     * it runs on every input sample. */
-    size_t bad = 0, i = 0;
-    for (; i + 16 <= n; i += 16) {
-        uint32_t b = 0;
+    uint32_t lane[16] = { 0 };
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16)
         for (int j = 0; j < 16; j++)
-            b += sanitize_one(&x[i + (size_t)j]);
-        bad += b;
-    }
+            lane[j] += sanitize_one(&x[i + (size_t)j]);
+    size_t bad = 0;
+    for (int j = 0; j < 16; j++)
+        bad += lane[j];
     for (; i < n; i++)
         bad += sanitize_one(&x[i]);
     return bad;
+}
+
+/* Sanitises *x as above, then clips it to [−limit, limit]; returns 1 if it was
+ * finite and beyond the limit.  The clip is the same two selects for every
+ * value, so -0.0 and values within the limit keep their bits. */
+static inline uint32_t condition_one(float *x, float limit, uint32_t *nonfinite)
+{
+    *nonfinite += sanitize_one(x);
+    const float v = *x;
+    const uint32_t c = (uint32_t)(v > limit) + (uint32_t)(v < -limit);
+    const float w = v > limit ? limit : v;
+    *x = w < -limit ? -limit : w;
+    return c;
+}
+
+DSP_CLONES
+void dsp_condition_f32(float *x, size_t n, float limit, uint64_t *n_nonfinite, uint64_t *n_clipped)
+{
+    uint32_t bad[16] = { 0 }, clip[16] = { 0 }; /* per lane, added up every 2^28 samples */
+    size_t i = 0;
+    uint64_t nb = 0, nc = 0;
+    while (i + 16 <= n) {
+        /* 2^24 blocks at most between the additions: a lane counts at most 2^24 */
+        size_t end = n - i > ((size_t)1 << 28) ? i + ((size_t)1 << 28) : n;
+        for (; i + 16 <= end; i += 16)
+            for (int j = 0; j < 16; j++)
+                clip[j] += condition_one(&x[i + (size_t)j], limit, &bad[j]);
+        for (int j = 0; j < 16; j++) {
+            nb += bad[j];
+            nc += clip[j];
+            bad[j] = clip[j] = 0;
+        }
+    }
+    uint32_t b = 0, c = 0;
+    for (; i < n; i++)
+        c += condition_one(&x[i], limit, &b);
+    *n_nonfinite += nb + b;
+    *n_clipped += nc + c;
 }
 
 int dsp_framer_create(dsp_framer **out, const dsp_framer_config *cfg, dsp_error *err)

@@ -699,11 +699,11 @@ scan_heads_avx2(float *y, size_t ld_y, float *const *ssm_state, const float *x, 
  * the same order), the rest of the states as in scan_step_avx2. */
 #define T5 __attribute__((target("avx512f,avx512vl,avx512dq,avx2,fma"), always_inline)) static inline
 
-T5 __m512 vexp512(__m512 x)
+/* exp(x) for x already within [−87, 88] (or NaN): vexp512 without its clamps,
+ * which are then no-ops (NaN passes them unchanged too). */
+T5 __m512 vexp512_inrange(__m512 x)
 {
     const __m512 shifter = _mm512_set1_ps(SSM_EXP_SHIFTER);
-    x = _mm512_min_ps(_mm512_set1_ps(88.0f), x);
-    x = _mm512_max_ps(_mm512_set1_ps(-87.0f), x);
     __m512 t = _mm512_fmadd_ps(x, _mm512_set1_ps(SSM_LOG2E), shifter);
     __m512 n = _mm512_sub_ps(t, shifter);
     __m512 r = _mm512_fmadd_ps(n, _mm512_set1_ps(-SSM_LN2_HI), x);
@@ -716,6 +716,12 @@ T5 __m512 vexp512(__m512 x)
     __m512i e = _mm512_slli_epi32(_mm512_add_epi32(_mm512_castps_si512(t),
                                                    _mm512_set1_epi32(127 - 0x4b400000)), 23);
     return _mm512_mul_ps(p, _mm512_castsi512_ps(e));
+}
+
+T5 __m512 vexp512(__m512 x)
+{
+    x = _mm512_min_ps(_mm512_set1_ps(88.0f), x);
+    return vexp512_inrange(_mm512_max_ps(_mm512_set1_ps(-87.0f), x));
 }
 
 /* Sixteen channels at once for d_state 16, 8 and 4 (the models' sizes):
@@ -753,12 +759,14 @@ T5 __m512 fold8x4_512(__m512 w0, __m512 w1)
 }
 
 /* h ← h·exp(max(Δ·A, lmin)) + dx·B for one register of states; returns
- * 0 + h·C, the first addition of the lane sums. */
+ * 0 + h·C, the first addition of the lane sums.  in_range: lmin ≥ −87, so
+ * max(Δ·A, lmin) lies in [−87, 0] (Δ ≥ 0 from the softplus, A = −exp(A_log)
+ * ≤ 0) or is NaN, and exp's clamps can be left out: the same bits. */
 T5 __m512 update512(float *h, const float *Ac, __m512 vd, __m512 vdx, __m512 vb, __m512 vc,
-                    __m512 lmin)
+                    __m512 lmin, const int in_range)
 {
     __m512 la = _mm512_max_ps(lmin, _mm512_mul_ps(vd, _mm512_loadu_ps(Ac)));
-    __m512 hn = _mm512_add_ps(_mm512_mul_ps(_mm512_loadu_ps(h), vexp512(la)),
+    __m512 hn = _mm512_add_ps(_mm512_mul_ps(_mm512_loadu_ps(h), in_range ? vexp512_inrange(la) : vexp512(la)),
                               _mm512_mul_ps(vdx, vb));
     _mm512_storeu_ps(h, hn);
     return _mm512_add_ps(_mm512_setzero_ps(), _mm512_mul_ps(hn, vc));
@@ -768,7 +776,7 @@ T5 __m512 update512(float *h, const float *Ac, __m512 vd, __m512 vdx, __m512 vb,
  * channel c), d_state DS ∈ {16, 8, 4}; vb, vc hold the stream's B and C
  * repeated to fill a register. */
 T5 void scan16ch_512(float *ys, float *hc, const float *Ac, const float *ds, const float *xs,
-                     const float *D, __m512 vb, __m512 vc, __m512 lmin, const int DS)
+                     const float *D, __m512 vb, __m512 vc, __m512 lmin, const int DS, const int in_range)
 {
     const __m512 d16 = _mm512_loadu_ps(ds), x16 = _mm512_loadu_ps(xs);
     const __m512 dx16 = _mm512_mul_ps(d16, x16);
@@ -781,7 +789,7 @@ T5 void scan16ch_512(float *ys, float *hc, const float *Ac, const float *ds, con
             _Pragma("GCC unroll 4") for (int i = 0; i < 4; ++i) {
                 const int ch = 4 * j + i;
                 p[i] = update512(hc + 16 * ch, Ac + 16 * ch, _mm512_set1_ps(ds[ch]),
-                                 _mm512_set1_ps(dxs[ch]), vb, vc, lmin);
+                                 _mm512_set1_ps(dxs[ch]), vb, vc, lmin, in_range);
             }
             /* [a_c | a_c+1] = (0 + low halves) + high halves */
             __m512 w0 = _mm512_add_ps(_mm512_shuffle_f32x4(p[0], p[1], _MM_SHUFFLE(1, 0, 1, 0)),
@@ -798,7 +806,7 @@ T5 void scan16ch_512(float *ys, float *hc, const float *Ac, const float *ds, con
                 const int ch = 4 * j + 2 * i;
                 const __m512i idx = _mm512_add_epi32(pair, _mm512_set1_epi32(ch));
                 w[i] = update512(hc + 8 * ch, Ac + 8 * ch, _mm512_permutexvar_ps(idx, d16),
-                                 _mm512_permutexvar_ps(idx, dx16), vb, vc, lmin);
+                                 _mm512_permutexvar_ps(idx, dx16), vb, vc, lmin, in_range);
             }
             q[j] = fold8x4_512(w[0], w[1]);
         }
@@ -808,7 +816,7 @@ T5 void scan16ch_512(float *ys, float *hc, const float *Ac, const float *ds, con
             const int ch = 4 * j;
             const __m512i idx = _mm512_add_epi32(quad, _mm512_set1_epi32(ch));
             q[j] = update512(hc + 4 * ch, Ac + 4 * ch, _mm512_permutexvar_ps(idx, d16),
-                             _mm512_permutexvar_ps(idx, dx16), vb, vc, lmin);
+                             _mm512_permutexvar_ps(idx, dx16), vb, vc, lmin, in_range);
         }
     }
     __m512 v = hsum4x16_512(q[0], q[1], q[2], q[3]);
@@ -829,6 +837,7 @@ scan_step_avx512(float *y, size_t ld_y, float *const *ssm_state, const float *x,
                                             _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
     const __m512 lmin16 = _mm512_set1_ps(dA_log_min);
     const __m256 lmin = _mm256_set1_ps(dA_log_min);
+    const int in_range = dA_log_min >= -87.0f; /* exp's clamps are no-ops (update512) */
     for (int s = 0; s < n_streams; ++s) {
         float *h = ssm_state[s];
         const float *xs = x + (size_t)s * ld_x;
@@ -854,12 +863,14 @@ scan_step_avx512(float *y, size_t ld_y, float *const *ssm_state, const float *x,
                 float *hc = h + (size_t)c * d_state;
                 const float *Ac = A + (size_t)c * d_state;
                 const float *Dc = D ? D + c : NULL;
-                if (d_state == 16)
-                    scan16ch_512(ys + c, hc, Ac, ds + c, xs + c, Dc, vb, vc, lmin16, 16);
+                if (d_state == 16 && in_range)
+                    scan16ch_512(ys + c, hc, Ac, ds + c, xs + c, Dc, vb, vc, lmin16, 16, 1);
+                else if (d_state == 16)
+                    scan16ch_512(ys + c, hc, Ac, ds + c, xs + c, Dc, vb, vc, lmin16, 16, 0);
                 else if (d_state == 8)
-                    scan16ch_512(ys + c, hc, Ac, ds + c, xs + c, Dc, vb, vc, lmin16, 8);
+                    scan16ch_512(ys + c, hc, Ac, ds + c, xs + c, Dc, vb, vc, lmin16, 8, 0);
                 else
-                    scan16ch_512(ys + c, hc, Ac, ds + c, xs + c, Dc, vb, vc, lmin16, 4);
+                    scan16ch_512(ys + c, hc, Ac, ds + c, xs + c, Dc, vb, vc, lmin16, 4, 0);
             }
         }
         for (; c < d_inner; ++c) {

@@ -9,6 +9,9 @@
 #include <stdio.h>
 
 #include <cmocka.h>
+#include <float.h>
+#include <math.h>
+#include <string.h>
 
 #include "dsp_test_util.h"
 
@@ -197,6 +200,57 @@ static void test_nonfinite_zeroed(void **state)
     dsp_framer_destroy(f);
 }
 
+/* dsp_sanitize_f32 and dsp_condition_f32 (blocks of 16 with counts per lane,
+ * one clone per ISA) against plain loops written here, bit for bit, at
+ * lengths around the block size, with NaN (two payloads), ±Inf, the limit and
+ * its neighbours, −0 and denormals at every position of a block. */
+static void test_condition_blocks(void **state)
+{
+    (void)state;
+    const float lim = 1000.0f;
+    uint32_t nan_bits = 0x7fc01234u, neg_nan_bits = 0xffc00001u;
+    float qnan, nnan;
+    memcpy(&qnan, &nan_bits, sizeof qnan);
+    memcpy(&nnan, &neg_nan_bits, sizeof nnan);
+    const float special[] = { qnan, nnan, INFINITY, -INFINITY, lim, -lim, nextafterf(lim, INFINITY),
+                              nextafterf(-lim, -INFINITY), 1e30f, -FLT_MAX, -0.0f, 1e-42f, -1e-40f, 0.25f };
+    const size_t n_special = sizeof special / sizeof special[0];
+    static const size_t lens[] = { 0, 1, 15, 16, 17, 47, 256, 1001 };
+    for (size_t t = 0; t < sizeof lens / sizeof lens[0]; t++) {
+        const size_t n = lens[t];
+        float *x = malloc((n + 1) * sizeof *x), *y = malloc((n + 1) * sizeof *y), *want = malloc((n + 1) * sizeof *want);
+        assert_non_null(x); assert_non_null(y); assert_non_null(want);
+        for (size_t i = 0; i < n; i++)
+            x[i] = i % 3 == 1 ? special[(i / 3) % n_special] : (float)((int)(i % 41) - 20) * 75.0f;
+        uint64_t want_bad = 0, want_clip = 0;
+        for (size_t i = 0; i < n; i++) {
+            float v = x[i];
+            if (!isfinite(v)) {
+                v = 0.0f;
+                want_bad++;
+            } else if (v > lim || v < -lim) {
+                v = v > lim ? lim : -lim;
+                want_clip++;
+            }
+            want[i] = v;
+        }
+        memcpy(y, x, n * sizeof *y);
+        uint64_t bad = 5, clip = 7; /* added to */
+        dsp_condition_f32(y, n, lim, &bad, &clip);
+        assert_memory_equal(y, want, n * sizeof *y);
+        assert_int_equal(bad, 5 + want_bad);
+        assert_int_equal(clip, 7 + want_clip);
+        /* sanitize alone: only the non-finite change */
+        memcpy(y, x, n * sizeof *y);
+        assert_int_equal(dsp_sanitize_f32(y, n), want_bad);
+        for (size_t i = 0; i < n; i++) {
+            float w = isfinite(x[i]) ? x[i] : 0.0f;
+            assert_memory_equal(&y[i], &w, sizeof w);
+        }
+        free(x); free(y); free(want);
+    }
+}
+
 static void test_invalid_args(void **state)
 {
     (void)state;
@@ -379,6 +433,7 @@ int main(void)
         cmocka_unit_test(test_lengths_and_latency),
         cmocka_unit_test(test_push_stops_at_frame),
         cmocka_unit_test(test_nonfinite_zeroed),
+        cmocka_unit_test(test_condition_blocks),
         cmocka_unit_test(test_invalid_args),
         cmocka_unit_test(test_state_save_load),
         cmocka_unit_test(test_processing_delay),

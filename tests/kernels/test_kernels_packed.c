@@ -313,7 +313,8 @@ static void test_scan_variants(void **st)
                 int di = k_inner[a], ds = k_state[b], ns = 3;
                 size_t hs = (size_t)di * ds;
                 float *x = rand_vec((size_t)ns * di, -3, 3), *dt = rand_vec((size_t)ns * di, 0, 2);
-                float *A = rand_vec(hs, -8, -0.01f), *bc = rand_vec((size_t)ns * 2 * ds, -2, 2);
+                /* Δ·A down to −100: below exp's clamp at −87 and the bounds tried */
+                float *A = rand_vec(hs, -50, -0.01f), *bc = rand_vec((size_t)ns * 2 * ds, -2, 2);
                 float *D = rand_vec((size_t)di, -1, 1);
                 float *h1 = calloc((size_t)ns * hs, sizeof *h1), *h2 = calloc((size_t)ns * hs, sizeof *h2);
                 float *y1 = malloc((size_t)ns * di * sizeof *y1), *y2 = malloc((size_t)ns * di * sizeof *y2);
@@ -324,8 +325,10 @@ static void test_scan_variants(void **st)
                 }
                 if (di == 7 || di == 32)
                     x[(size_t)di + 3] = NAN; /* stream 1, channel 3 */
-                for (int step = 0; step < 4; ++step) {
-                    float lmin = step % 2 ? -INFINITY : -5.0f;
+                for (int step = 0; step < 6; ++step) {
+                    /* a bound of −87 or above: exp's clamps left out (AVX-512, d_state 16) */
+                    static const float k_lmin[] = {-5.0f, -INFINITY, -87.0f, -5.0f, -87.5f, -1e30f};
+                    float lmin = k_lmin[step];
                     ssm_scan_step_f32_vec(y1, (size_t)di, p1, x, (size_t)di, dt, (size_t)di, A, bc,
                                           bc + ds, (size_t)(2 * ds), step == 3 ? NULL : D, lmin,
                                           ns, di, ds);
@@ -339,9 +342,46 @@ static void test_scan_variants(void **st)
                     assert_true(isnan(y2[(size_t)di + 3]));
                 free(x); free(dt); free(A); free(bc); free(D); free(h1); free(h2); free(y1); free(y2);
             }
-    printf("scan step: %d comparisons (d_inner 1/7/32/253 x d_state 1/4/7/8/16/17 x supported ISAs x 4 "
+    printf("scan step: %d comparisons (d_inner 1/7/32/253 x d_state 1/4/7/8/16/17 x supported ISAs x 6 "
            "steps), explicit kernels bit-identical to ssm_scan_step_f32_vec (NaN propagated)\n",
            n_cmp);
+}
+
+/* The bound on Δ·A near exp's own clamp at −87 (the AVX-512 path leaves the
+ * clamps out when the bound is −87 or above): with x = 0 the state becomes
+ * h·exp(max(Δ·A, bound)) alone, so exp's bits show in h, for Δ·A from −100 to
+ * 0 and states of order 1. */
+static void test_scan_exp_bound(void **st)
+{
+    (void)st;
+    static const float k_lmin[] = {-87.5f, -87.0f, -86.5f, -6.0f, -INFINITY, -1e30f};
+    static const ssm_isa isas[] = {SSM_ISA_SCALAR, SSM_ISA_AVX2, SSM_ISA_AVX512};
+    enum { DI = 48, DS = 16 };
+    int n_cmp = 0;
+    for (int v = 0; v < COUNT(isas); ++v) {
+        if (!ssm_isa_supported(isas[v]))
+            continue;
+        ssm_scan_step_fn fn = ssm_scan_step_get(isas[v]);
+        for (int b = 0; b < COUNT(k_lmin); ++b) {
+            float x[DI] = {0}, dt[DI], A[DI * DS], bc[2 * DS], h1[DI * DS], h2[DI * DS], y1[DI], y2[DI];
+            for (int c = 0; c < DI; ++c)
+                dt[c] = 2.0f;
+            for (int i = 0; i < DI * DS; ++i) {
+                A[i] = -50.0f * (float)i / (DI * DS - 1); /* Δ·A: 0 … −100 */
+                h1[i] = h2[i] = 1.0f + (float)(i % 7) * 0.125f;
+            }
+            for (int i = 0; i < 2 * DS; ++i)
+                bc[i] = 0.5f + (float)i / 64.0f;
+            float *p1[1] = {h1}, *p2[1] = {h2};
+            ssm_scan_step_f32_vec(y1, DI, p1, x, DI, dt, DI, A, bc, bc + DS, 2 * DS, NULL, k_lmin[b], 1,
+                                  DI, DS);
+            fn(y2, DI, p2, x, DI, dt, DI, A, bc, bc + DS, 2 * DS, NULL, k_lmin[b], 1, DI, DS);
+            assert_memory_equal(h1, h2, sizeof h1);
+            assert_memory_equal(y1, y2, sizeof y1);
+            ++n_cmp;
+        }
+    }
+    printf("scan step, bounds on Δ·A near exp's clamp: %d comparisons, bit-identical\n", n_cmp);
 }
 
 int main(void)
@@ -352,6 +392,7 @@ int main(void)
         cmocka_unit_test(test_packed_linear),
         cmocka_unit_test(test_packed_blocking),
         cmocka_unit_test(test_scan_variants),
+        cmocka_unit_test(test_scan_exp_bound),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

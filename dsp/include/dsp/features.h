@@ -33,6 +33,12 @@ extern "C" {
  *  to FLT_MAX so finite input never yields Inf).  spec {n_bins, 2}. */
 void dsp_spec_power(float *power_out, const float *spec, size_t n_bins);
 
+/** spec[k] ← gains[k]·spec[k] for k < n_bins (both the real and the imaginary
+ *  part, each one float multiply), in place: a real gain mask on a spectrum.
+ *  spec {n_bins, 2}, gains {n_bins}; they do not overlap.  Pure apart from
+ *  spec; real-time safe. */
+void dsp_spec_apply_gain(float *spec, const float *gains, size_t n_bins);
+
 /** mag_out[k] = sqrt(re_k² + im_k²) (double inside, clamped to FLT_MAX). */
 void dsp_spec_magnitude(float *mag_out, const float *spec, size_t n_bins);
 

@@ -73,6 +73,13 @@ extern "C" {
  *  returns how many were replaced.  Pure apart from x; real-time safe. */
 size_t dsp_sanitize_f32(float *x, size_t n);
 
+/** Input conditioning in one pass over x[0..n): every non-finite value (NaN,
+ *  ±Inf) becomes 0.0f, then every finite value beyond ±limit becomes ±limit;
+ *  adds how many of each to *n_nonfinite and *n_clipped.  Other values keep
+ *  their bits (-0.0 and denormals included).  limit > 0.  Pure apart from x
+ *  and the counters; real-time safe. */
+void dsp_condition_f32(float *x, size_t n, float limit, uint64_t *n_nonfinite, uint64_t *n_clipped);
+
 /** Framer configuration.  Sizes in samples. */
 typedef struct dsp_framer_config {
     size_t n_window;       /**< frame length N ≥ 1 (n_fft for the STFT) */
