@@ -270,8 +270,11 @@ void ssmd_stream_complete(ssmd_stream *s, const float *mask)
     if (s->n_prep == 0) return;
     size_t n_bins = (size_t)s->fe->n_bins;
     float *spec = s->spec + (size_t)s->prep_head * 2 * n_bins;
-    s->prep_head = (s->prep_head + 1) % s->depth;
     s->n_prep--;
+    /* the next frame prepared goes where this one was when none is waiting: a stream
+     * stepped a frame at a time keeps to one spectrum slot (in cache) instead of
+     * walking the whole ring (depth = the engine's chunk of frames) */
+    s->prep_head = s->n_prep == 0 ? 0 : (s->prep_head + 1) % s->depth;
     if (s->dly) {
         /* lookahead d: this mask row is frame t − d's; frame t waits in its place */
         float *old = s->dly + (size_t)s->dly_head * 2 * n_bins;
