@@ -216,6 +216,18 @@ static uint64_t stream_end(const dsp_framer *f)
     return f->samples_in + latency(f);
 }
 
+/* acc[i] += x[i], i < n (no overlap), in blocks of 16 for each ISA. */
+DSP_CLONES
+static void add_into(float *restrict acc, const float *restrict x, size_t n)
+{
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int j = 0; j < 16; j++)
+            acc[i + (size_t)j] += x[i + (size_t)j];
+    for (; i < n; i++)
+        acc[i] += x[i];
+}
+
 size_t dsp_framer_synthesize(dsp_framer *f, float *out, const float *frame)
 {
     const size_t n = f->n_window, h = f->hop;
@@ -225,8 +237,7 @@ size_t dsp_framer_synthesize(dsp_framer *f, float *out, const float *frame)
         return 0;
 
     float *acc = f->acc;
-    for (size_t i = 0; i < n; i++)
-        acc[i] += frame[i];
+    add_into(acc, frame, n);
 
     /* acc[0..h) is final: emit the part inside [lo, end). */
     const uint64_t lo = f->align ? latency(f) : 0;

@@ -232,6 +232,42 @@ __attribute__((target("avx2"))) static void dots7_f_avx2(const float *a, const f
 }
 #endif
 
+/* Three sums of squares, out[k] = dot_f(x[k], x[k], n[k]). */
+static void sq3_f_generic(const float *const *x, const size_t *n, double *out)
+{
+    for (int k = 0; k < 3; k++) out[k] = dot_f(x[k], x[k], n[k]);
+}
+
+#if DSP_PITCH_AVX2
+/* sq3_f_generic's sums, each dot_f_avx2's chain (the same bits), the three
+ * chains interleaved so that their adds' latencies overlap. */
+__attribute__((target("avx2"))) static void sq3_f_avx2(const float *const *x, const size_t *n, double *out)
+{
+    __m256d a0[3], a1[3];
+    double tail[3];
+    size_t n_max = 0;
+    for (int k = 0; k < 3; k++) {
+        a0[k] = a1[k] = _mm256_setzero_pd();
+        tail[k] = 0;
+        for (size_t j = n[k] - n[k] % 8; j < n[k]; j++) tail[k] += (double)x[k][j] * x[k][j];
+        if (n[k] > n_max) n_max = n[k];
+    }
+    for (size_t i = 0; i + 8 <= n_max; i += 8)
+        for (int k = 0; k < 3; k++) {
+            if (i + 8 > n[k]) continue;
+            const __m256d lo = _mm256_cvtps_pd(_mm_loadu_ps(x[k] + i)), hi = _mm256_cvtps_pd(_mm_loadu_ps(x[k] + i + 4));
+            a0[k] = _mm256_add_pd(a0[k], _mm256_mul_pd(lo, lo));
+            a1[k] = _mm256_add_pd(a1[k], _mm256_mul_pd(hi, hi));
+        }
+    for (int k = 0; k < 3; k++) {
+        __m128d s01 = _mm_add_pd(_mm256_castpd256_pd128(a0[k]), _mm256_extractf128_pd(a0[k], 1));
+        __m128d s23 = _mm_add_pd(_mm256_castpd256_pd128(a1[k]), _mm256_extractf128_pd(a1[k], 1));
+        __m128d t = _mm_add_pd(s01, s23);
+        out[k] = (_mm_cvtsd_f64(t) + _mm_cvtsd_f64(_mm_unpackhi_pd(t, t))) + tail[k];
+    }
+}
+#endif
+
 /* The history decimated by 4, newest first: rd[n_dec − 1 − j] = (((x_{4j} +
  * x_{4j+1}) + x_{4j+2}) + x_{4j+3}) · 0.25 in double. */
 static void decimate_generic(const float *x, size_t n_dec, double *rd)
@@ -314,8 +350,8 @@ struct dsp_pitch {
                                    rdec (0 after create, reset or load) */
     size_t part_head;           /* ring slot of the oldest chunk */
     void (*coarse)(const double *, size_t, size_t, size_t, size_t, size_t, size_t, double *); /* by ISA */
-    double (*dot)(const float *, const float *, size_t);
     void (*dots7)(const float *, const float *, size_t, double *, double *);
+    void (*sq3)(const float *const *, const size_t *, double *);
     void (*decimate)(const float *, size_t, double *);
     void (*coarse_q)(const double *, const double *, size_t, size_t, size_t, size_t, double, double, double *);
     float *pspec;   /* {n_bins, 2} */
@@ -370,15 +406,15 @@ int dsp_pitch_create(dsp_pitch **out, const dsp_pitch_config *cfg, dsp_error *er
     p->n_chunks = tiles ? cfg->n_fft / cfg->hop_samples : 1;
     p->chunk_len = cfg->n_fft / D / p->n_chunks;
     p->coarse = coarse_corr_generic;
-    p->dot = dot_f;
     p->dots7 = dots7_f_generic;
+    p->sq3 = sq3_f_generic;
     p->decimate = decimate_generic;
     p->coarse_q = coarse_q_generic;
 #if DSP_PITCH_AVX2
     if (cfg->portable != 1 && __builtin_cpu_supports("avx2")) {
         p->coarse = coarse_corr_avx2;
-        p->dot = dot_f_avx2;
         p->dots7 = dots7_f_avx2;
+        p->sq3 = sq3_f_avx2;
         p->decimate = decimate_avx2;
         p->coarse_q = coarse_q_avx2;
     }
@@ -547,10 +583,13 @@ int dsp_pitch_frame(dsp_pitch *p, dsp_stft *stft, const float *frame, const floa
      * fr[3 − 4τ … n − 3 − 4τ): their energies are that sum plus 3 + δ samples
      * before it and 3 − δ after (sums of squares only: no cancellation). */
     const float *fr = p->hist + H;
-    const double e0f = p->dot(fr, fr, n), e_all = p->dot(p->hist, p->hist, p->hist_len);
     const int T0 = tau_best * (int)D;
     const float *core = fr - T0 + ((int)D - 1);
-    const double e_core = p->dot(core, core, n - 2 * (D - 1));
+    const float *const sq_x[3] = { fr, p->hist, core };
+    const size_t sq_n[3] = { n, p->hist_len, n - 2 * (D - 1) };
+    double sq[3];
+    p->sq3(sq_x, sq_n, sq);
+    const double e0f = sq[0], e_all = sq[1], e_core = sq[2];
     double dots[2 * DSP_PITCH_DECIMATION - 1]; /* dots[j] = Σ fr·(fr − (T0 − 3 + j)) */
     p->dots7(fr, core, n, p->bd, dots);
     int T_best = 0;
