@@ -239,31 +239,39 @@ static void sq3_f_generic(const float *const *x, const size_t *n, double *out)
 }
 
 #if DSP_PITCH_AVX2
-/* sq3_f_generic's sums, each dot_f_avx2's chain (the same bits), the three
- * chains interleaved so that their adds' latencies overlap. */
+/* dot_f_avx2's accumulators for x[i … i+8) squared. */
+__attribute__((target("avx2"), always_inline)) static inline void sq8_avx2(const float *x, __m256d *a0, __m256d *a1)
+{
+    const __m256d lo = _mm256_cvtps_pd(_mm_loadu_ps(x)), hi = _mm256_cvtps_pd(_mm_loadu_ps(x + 4));
+    *a0 = _mm256_add_pd(*a0, _mm256_mul_pd(lo, lo));
+    *a1 = _mm256_add_pd(*a1, _mm256_mul_pd(hi, hi));
+}
+
+/* sq3_f_generic's sums, each dot_f_avx2's chain (the same bits): the three
+ * chains run side by side over their common length, so that their adds'
+ * latencies overlap, then each goes on alone. */
 __attribute__((target("avx2"))) static void sq3_f_avx2(const float *const *x, const size_t *n, double *out)
 {
-    __m256d a0[3], a1[3];
-    double tail[3];
-    size_t n_max = 0;
-    for (int k = 0; k < 3; k++) {
-        a0[k] = a1[k] = _mm256_setzero_pd();
-        tail[k] = 0;
-        for (size_t j = n[k] - n[k] % 8; j < n[k]; j++) tail[k] += (double)x[k][j] * x[k][j];
-        if (n[k] > n_max) n_max = n[k];
+    __m256d a00 = _mm256_setzero_pd(), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00;
+    size_t m = n[0] < n[1] ? n[0] : n[1];
+    m = m < n[2] ? m : n[2];
+    size_t i = 0;
+    for (; i + 8 <= m; i += 8) {
+        sq8_avx2(x[0] + i, &a00, &a01);
+        sq8_avx2(x[1] + i, &a10, &a11);
+        sq8_avx2(x[2] + i, &a20, &a21);
     }
-    for (size_t i = 0; i + 8 <= n_max; i += 8)
-        for (int k = 0; k < 3; k++) {
-            if (i + 8 > n[k]) continue;
-            const __m256d lo = _mm256_cvtps_pd(_mm_loadu_ps(x[k] + i)), hi = _mm256_cvtps_pd(_mm_loadu_ps(x[k] + i + 4));
-            a0[k] = _mm256_add_pd(a0[k], _mm256_mul_pd(lo, lo));
-            a1[k] = _mm256_add_pd(a1[k], _mm256_mul_pd(hi, hi));
-        }
+    for (size_t j = i; j + 8 <= n[0]; j += 8) sq8_avx2(x[0] + j, &a00, &a01);
+    for (size_t j = i; j + 8 <= n[1]; j += 8) sq8_avx2(x[1] + j, &a10, &a11);
+    for (size_t j = i; j + 8 <= n[2]; j += 8) sq8_avx2(x[2] + j, &a20, &a21);
+    const __m256d a0[3] = { a00, a10, a20 }, a1[3] = { a01, a11, a21 };
     for (int k = 0; k < 3; k++) {
+        double tail = 0;
+        for (size_t j = n[k] - n[k] % 8; j < n[k]; j++) tail += (double)x[k][j] * x[k][j];
         __m128d s01 = _mm_add_pd(_mm256_castpd256_pd128(a0[k]), _mm256_extractf128_pd(a0[k], 1));
         __m128d s23 = _mm_add_pd(_mm256_castpd256_pd128(a1[k]), _mm256_extractf128_pd(a1[k], 1));
         __m128d t = _mm_add_pd(s01, s23);
-        out[k] = (_mm_cvtsd_f64(t) + _mm_cvtsd_f64(_mm_unpackhi_pd(t, t))) + tail[k];
+        out[k] = (_mm_cvtsd_f64(t) + _mm_cvtsd_f64(_mm_unpackhi_pd(t, t))) + tail;
     }
 }
 #endif
