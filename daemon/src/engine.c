@@ -120,7 +120,7 @@ ssmd_srv_stream *ssmd_srv_stream_open(ssmd_srv *s, const char *name, const ssmd_
                              : strcmp(s->cfg->resample_quality, "medium") == 0 ? DSP_RESAMPLE_MEDIUM
                                                                                 : DSP_RESAMPLE_BEST;
     ssmd_stream_config sc = { .in_rate_hz = rate_hz, .align_output = aligned, .quality = q,
-                              .max_prepared = s->chunk_frames };
+                              .max_prepared = s->chunk_frames, .shared = s->stream_shared };
     memset(st, 0, sizeof *st);
     if (pipeline) { /* generated streams come from their generator, not the audio pipeline */
         st->st = ssmd_stream_create(s->model, &s->fe, s->mb, &sc, err, cap);

@@ -58,6 +58,10 @@ static int pipeline_setup(ssmd_srv *s)
             return -1;
         }
     }
+    if (!(s->stream_shared = ssmd_stream_shared_create(&s->fe, err, sizeof err))) {
+        fprintf(stderr, "ssmd: %s\n", err);
+        return -1;
+    }
     s->max_streams = (int)s->cfg->max_streams;
     unsigned rflags = 0;
     int wrc = ssmd_config_runner_flags(s->cfg, s->model, &rflags, err, sizeof err);
@@ -359,6 +363,7 @@ out:
     buffers_free(s);
     ssm_runner_destroy(s->runner);
     dsp_melbank_destroy(s->mb);
+    ssmd_stream_shared_destroy(s->stream_shared);
     ssm_model_free(s->model);
     return rc;
 }

@@ -296,6 +296,7 @@ struct ssmd_srv {
     ssm_model *model;
     ssmd_frontend fe;
     dsp_melbank *mb;
+    ssmd_stream_shared *stream_shared; /* the audio streams' STFT and scratch (loop thread) */
     ssm_runner *runner;               /* the audio pipeline's; NULL in token mode */
     const ssm_runner *compute_runner; /* the one that steps (status reports) */
     ssmd_transport t;

@@ -22,6 +22,11 @@
 
 enum { SCR_CAP = 1024 };
 
+struct ssmd_stream_shared {
+    dsp_stft *stft;
+    float *frame, *power, *iframe; /* {n_fft}, {n_bins}, {n_fft}: scratch of one prepare / complete */
+};
+
 struct ssmd_stream {
     const ssm_model *model;
     const ssmd_frontend *fe;
@@ -29,11 +34,13 @@ struct ssmd_stream {
     ssmd_stream_config cfg;
     ssm_state *state;
     dsp_framer *framer;
-    dsp_stft *stft;
+    ssmd_stream_shared *own;          /* the stream's own shared part (cfg.shared NULL), else NULL */
+    dsp_stft *stft;                   /* the shared part's */
     dsp_pitch *pitch; /* log_power_pitch front-ends: the pitch history */
     dsp_resampler *in_rs, *out_rs;
 
-    float *frame, *spec, *power, *iframe; /* spec: a ring of `depth` spectra {2·n_bins} */
+    float *frame, *power, *iframe;        /* the shared part's scratch */
+    float *spec;                          /* a ring of `depth` spectra {2·n_bins} */
     float *dly; int dly_head;             /* the model's lookahead: the last fe->lookahead_frames
                                            * completed spectra, oldest at dly_head (zeros at start) */
     float *scr; size_t scr_pos, scr_len;
@@ -51,6 +58,43 @@ static void *xcalloc(size_t n, size_t size, bool *ok)
     void *p = calloc(n ? n : 1, size);
     if (!p) *ok = false;
     return p;
+}
+
+ssmd_stream_shared *ssmd_stream_shared_create(const ssmd_frontend *fe, char *err, size_t cap)
+{
+    ssmd_stream_shared *sh = calloc(1, sizeof *sh);
+    if (!sh) {
+        snprintf(err, cap, "stream: out of memory");
+        return NULL;
+    }
+    dsp_stft_config sc = { .n_fft = (size_t)fe->n_fft, .hop_samples = (size_t)fe->hop_samples,
+                           .analysis_window = fe->analysis, .synthesis_window = fe->synthesis };
+    dsp_error de = { 0 };
+    if (dsp_stft_create(&sh->stft, &sc, &de) != DSP_OK) {
+        snprintf(err, cap, "stream: %s", de.msg);
+        ssmd_stream_shared_destroy(sh);
+        return NULL;
+    }
+    bool ok = true;
+    sh->frame = xcalloc((size_t)fe->n_fft, sizeof(float), &ok);
+    sh->iframe = xcalloc((size_t)fe->n_fft, sizeof(float), &ok);
+    sh->power = xcalloc((size_t)fe->n_bins, sizeof(float), &ok);
+    if (!ok) {
+        snprintf(err, cap, "stream: out of memory");
+        ssmd_stream_shared_destroy(sh);
+        return NULL;
+    }
+    return sh;
+}
+
+void ssmd_stream_shared_destroy(ssmd_stream_shared *sh)
+{
+    if (!sh) return;
+    dsp_stft_destroy(sh->stft);
+    free(sh->frame);
+    free(sh->iframe);
+    free(sh->power);
+    free(sh);
 }
 
 ssmd_stream *ssmd_stream_create(const ssm_model *model, const ssmd_frontend *fe,
@@ -84,18 +128,21 @@ ssmd_stream *ssmd_stream_create(const ssm_model *model, const ssmd_frontend *fe,
     dsp_framer_config fc = { .n_window = (size_t)fe->n_fft, .hop_samples = (size_t)fe->hop_samples,
                              .align_output = cfg->align_output,
                              .delay_samples = (size_t)fe->lookahead_frames * (size_t)fe->hop_samples };
-    dsp_stft_config sc = { .n_fft = (size_t)fe->n_fft, .hop_samples = (size_t)fe->hop_samples,
-                           .analysis_window = fe->analysis, .synthesis_window = fe->synthesis };
     dsp_pitch_config pc = { .n_fft = (size_t)fe->n_fft, .hop_samples = (size_t)fe->hop_samples,
                             .lag_min = fe->pitch_lag_min, .lag_max = fe->pitch_lag_max,
                             .band_edges = fe->pitch_edges, .n_edges = (size_t)fe->n_pitch_edges };
+    ssmd_stream_shared *sh = cfg->shared;
+    if (!sh && !(sh = s->own = ssmd_stream_shared_create(fe, err, cap))) goto fail;
+    s->stft = sh->stft;
+    s->frame = sh->frame;
+    s->power = sh->power;
+    s->iframe = sh->iframe;
     if (dsp_framer_create(&s->framer, &fc, &de) != DSP_OK ||
-        dsp_stft_create(&s->stft, &sc, &de) != DSP_OK ||
         (fe->features == SSMD_FEATURES_LOG_POWER_PITCH && dsp_pitch_create(&s->pitch, &pc, &de) != DSP_OK)) {
         snprintf(err, cap, "stream: %s", de.msg);
         goto fail;
     }
-    size_t hop = (size_t)fe->hop_samples, n_fft = (size_t)fe->n_fft;
+    size_t hop = (size_t)fe->hop_samples;
     s->out_cap = 2 * hop;
     if (cfg->in_rate_hz != fe->sample_rate_hz) {
         if (dsp_resampler_create(&s->in_rs, cfg->in_rate_hz, fe->sample_rate_hz, 1, cfg->quality, &de) ||
@@ -108,10 +155,7 @@ ssmd_stream *ssmd_stream_create(const ssm_model *model, const ssmd_frontend *fe,
         s->scr = xcalloc(SCR_CAP, sizeof(float), &ok);
         s->rs = xcalloc(s->rs_cap, sizeof(float), &ok);
     }
-    s->frame = xcalloc(n_fft, sizeof(float), &ok);
-    s->iframe = xcalloc(n_fft, sizeof(float), &ok);
     s->spec = xcalloc((size_t)s->depth * 2 * (size_t)fe->n_bins, sizeof(float), &ok);
-    s->power = xcalloc((size_t)fe->n_bins, sizeof(float), &ok);
     if (fe->lookahead_frames > 0)
         s->dly = xcalloc((size_t)fe->lookahead_frames * 2 * (size_t)fe->n_bins, sizeof(float), &ok);
     s->syn = xcalloc(hop, sizeof(float), &ok);
@@ -131,11 +175,11 @@ void ssmd_stream_destroy(ssmd_stream *s)
     if (!s) return;
     ssm_state_destroy(s->state);
     dsp_framer_destroy(s->framer);
-    dsp_stft_destroy(s->stft);
+    ssmd_stream_shared_destroy(s->own);
     dsp_pitch_destroy(s->pitch);
     dsp_resampler_destroy(s->in_rs);
     dsp_resampler_destroy(s->out_rs);
-    free(s->frame); free(s->iframe); free(s->spec); free(s->power); free(s->dly);
+    free(s->spec); free(s->dly);
     free(s->scr); free(s->rs); free(s->syn); free(s->out);
     free(s);
 }
