@@ -24,6 +24,7 @@ enum { SCR_CAP = 1024 };
 
 struct ssmd_stream_shared {
     dsp_stft *stft;
+    dsp_pitch *pitch;              /* log_power_pitch: owner of the pitch search's scratch */
     float *frame, *power, *iframe; /* {n_fft}, {n_bins}, {n_fft}: scratch of one prepare / complete */
 };
 
@@ -60,6 +61,14 @@ static void *xcalloc(size_t n, size_t size, bool *ok)
     return p;
 }
 
+static dsp_pitch_config pitch_config(const ssmd_frontend *fe)
+{
+    dsp_pitch_config pc = { .n_fft = (size_t)fe->n_fft, .hop_samples = (size_t)fe->hop_samples,
+                            .lag_min = fe->pitch_lag_min, .lag_max = fe->pitch_lag_max,
+                            .band_edges = fe->pitch_edges, .n_edges = (size_t)fe->n_pitch_edges };
+    return pc;
+}
+
 ssmd_stream_shared *ssmd_stream_shared_create(const ssmd_frontend *fe, char *err, size_t cap)
 {
     ssmd_stream_shared *sh = calloc(1, sizeof *sh);
@@ -70,7 +79,9 @@ ssmd_stream_shared *ssmd_stream_shared_create(const ssmd_frontend *fe, char *err
     dsp_stft_config sc = { .n_fft = (size_t)fe->n_fft, .hop_samples = (size_t)fe->hop_samples,
                            .analysis_window = fe->analysis, .synthesis_window = fe->synthesis };
     dsp_error de = { 0 };
-    if (dsp_stft_create(&sh->stft, &sc, &de) != DSP_OK) {
+    dsp_pitch_config pc = pitch_config(fe);
+    if (dsp_stft_create(&sh->stft, &sc, &de) != DSP_OK ||
+        (fe->features == SSMD_FEATURES_LOG_POWER_PITCH && dsp_pitch_create(&sh->pitch, &pc, &de) != DSP_OK)) {
         snprintf(err, cap, "stream: %s", de.msg);
         ssmd_stream_shared_destroy(sh);
         return NULL;
@@ -91,6 +102,7 @@ void ssmd_stream_shared_destroy(ssmd_stream_shared *sh)
 {
     if (!sh) return;
     dsp_stft_destroy(sh->stft);
+    dsp_pitch_destroy(sh->pitch);
     free(sh->frame);
     free(sh->iframe);
     free(sh->power);
@@ -128,11 +140,10 @@ ssmd_stream *ssmd_stream_create(const ssm_model *model, const ssmd_frontend *fe,
     dsp_framer_config fc = { .n_window = (size_t)fe->n_fft, .hop_samples = (size_t)fe->hop_samples,
                              .align_output = cfg->align_output,
                              .delay_samples = (size_t)fe->lookahead_frames * (size_t)fe->hop_samples };
-    dsp_pitch_config pc = { .n_fft = (size_t)fe->n_fft, .hop_samples = (size_t)fe->hop_samples,
-                            .lag_min = fe->pitch_lag_min, .lag_max = fe->pitch_lag_max,
-                            .band_edges = fe->pitch_edges, .n_edges = (size_t)fe->n_pitch_edges };
     ssmd_stream_shared *sh = cfg->shared;
     if (!sh && !(sh = s->own = ssmd_stream_shared_create(fe, err, cap))) goto fail;
+    dsp_pitch_config pc = pitch_config(fe);
+    pc.scratch_from = sh->pitch;
     s->stft = sh->stft;
     s->frame = sh->frame;
     s->power = sh->power;

@@ -363,6 +363,8 @@ struct dsp_pitch {
     void (*decimate)(const float *, size_t, double *);
     void (*coarse_q)(const double *, const double *, size_t, size_t, size_t, size_t, double, double, double *);
     float *pspec;   /* {n_bins, 2} */
+    int own_scratch; /* cs, num, q, bd and pspec (per-frame scratch) are this object's, else
+                        another's (dsp_pitch_config.scratch_from) */
 };
 
 int dsp_pitch_create(dsp_pitch **out, const dsp_pitch_config *cfg, dsp_error *err)
@@ -391,6 +393,14 @@ int dsp_pitch_create(dsp_pitch **out, const dsp_pitch_config *cfg, dsp_error *er
             return dsp_error_set(err, DSP_ERR_INVALID,
                                  "pitch: band edge %zu (%d) is not increasing within [0, %zu]", i, e, n_bins);
     }
+    const dsp_pitch *o = cfg->scratch_from;
+    if (o && (o->n_fft != cfg->n_fft || o->hop != cfg->hop_samples || o->lag_min != cfg->lag_min ||
+              o->lag_max != cfg->lag_max))
+        return dsp_error_set(err, DSP_ERR_INVALID,
+                             "pitch: scratch_from has n_fft %zu, hop %zu, lags %d..%d; this one n_fft %zu, hop %zu, "
+                             "lags %d..%d",
+                             o->n_fft, o->hop, o->lag_min, o->lag_max, cfg->n_fft, cfg->hop_samples, cfg->lag_min,
+                             cfg->lag_max);
     dsp_pitch *p = calloc(1, sizeof *p);
     if (!p) return dsp_error_set(err, DSP_ERR_NOMEM, "pitch: out of memory");
     p->n_fft = cfg->n_fft;
@@ -434,12 +444,21 @@ int dsp_pitch_create(dsp_pitch **out, const dsp_pitch_config *cfg, dsp_error *er
     }
 #endif
     p->rdec = calloc(p->n_dec + PITCH_LAG_GROUP, sizeof(double)); /* zeros past the end: the last lags' windows */
-    p->cs = calloc(p->n_dec + 1, sizeof(double));
-    p->num = calloc(p->n_num, sizeof(double));
     p->part = calloc(p->n_chunks * p->n_num, sizeof(double));
-    p->q = calloc(p->n_lags, sizeof(double));
-    p->bd = calloc(cfg->n_fft + 2 * (D - 1), sizeof(double));
-    p->pspec = calloc(2 * n_bins, sizeof(float));
+    if (o) { /* the same sizes: checked above */
+        p->cs = o->cs;
+        p->num = o->num;
+        p->q = o->q;
+        p->bd = o->bd;
+        p->pspec = o->pspec;
+    } else {
+        p->own_scratch = 1;
+        p->cs = calloc(p->n_dec + 1, sizeof(double));
+        p->num = calloc(p->n_num, sizeof(double));
+        p->q = calloc(p->n_lags, sizeof(double));
+        p->bd = calloc(cfg->n_fft + 2 * (D - 1), sizeof(double));
+        p->pspec = calloc(2 * n_bins, sizeof(float));
+    }
     if (!p->hist || !p->rdec || !p->cs || !p->num || !p->part || !p->q || !p->bd || !p->pspec) {
         dsp_pitch_destroy(p);
         return dsp_error_set(err, DSP_ERR_NOMEM, "pitch: out of memory");
@@ -453,12 +472,14 @@ void dsp_pitch_destroy(dsp_pitch *p)
     if (!p) return;
     free(p->hist);
     free(p->rdec);
-    free(p->cs);
-    free(p->num);
     free(p->part);
-    free(p->q);
-    free(p->bd);
-    free(p->pspec);
+    if (p->own_scratch) {
+        free(p->cs);
+        free(p->num);
+        free(p->q);
+        free(p->bd);
+        free(p->pspec);
+    }
     free(p);
 }
 

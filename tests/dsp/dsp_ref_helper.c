@@ -233,7 +233,7 @@ static void do_pitch(void)
     dsp_error err = { 0 };
     dsp_stft_config sc = { N, HOP, DSP_WINDOW_SQRT_HANN, DSP_WINDOW_SQRT_HANN };
     dsp_framer_config fc = { N, HOP, false, 0 };
-    dsp_pitch_config pc = { N, HOP, 96, 768, edges, n_edges, 0 };
+    dsp_pitch_config pc = { N, HOP, 96, 768, edges, n_edges, 0, NULL };
     dsp_stft *st = NULL;
     dsp_framer *f = NULL;
     dsp_pitch *p = NULL;

@@ -31,7 +31,7 @@ static void rig_open_lags(rig *r, int portable, int lag_min, int lag_max)
 {
     memset(r, 0, sizeof *r);
     dsp_stft_config sc = { N, HOP, DSP_WINDOW_SQRT_HANN, DSP_WINDOW_SQRT_HANN };
-    dsp_pitch_config pc = { N, HOP, lag_min, lag_max, EDGES, N_EDGES, portable };
+    dsp_pitch_config pc = { N, HOP, lag_min, lag_max, EDGES, N_EDGES, portable, NULL };
     dsp_error e = { 0 };
     assert_int_equal(dsp_stft_create(&r->st, &sc, &e), DSP_OK);
     assert_int_equal(dsp_pitch_create(&r->p, &pc, &e), DSP_OK);
@@ -248,7 +248,7 @@ static void test_tiny_frames_rounding_modes(void **state)
             int edges[3] = { 0, (int)nb / 2, (int)nb };
             dsp_window w = hop == n ? DSP_WINDOW_RECT : DSP_WINDOW_SQRT_HANN;
             dsp_stft_config sc = { n, hop, w, DSP_WINDOW_NONE }; /* analysis only: any hop */
-            dsp_pitch_config pc = { n, hop, (int)cfg[c][2], (int)cfg[c][3], edges, 3, 0 };
+            dsp_pitch_config pc = { n, hop, (int)cfg[c][2], (int)cfg[c][3], edges, 3, 0, NULL };
             dsp_stft *st = NULL;
             dsp_pitch *pa = NULL, *pb = NULL, *pd = NULL;
             dsp_error e = { 0 };
@@ -304,7 +304,7 @@ static void test_kept_chunks_same_bits(void **state)
     for (size_t c = 0; c < sizeof hops / sizeof hops[0]; c++) {
         size_t hop = hops[c];
         dsp_stft_config sc = { N, hop, DSP_WINDOW_SQRT_HANN, DSP_WINDOW_NONE };
-        dsp_pitch_config pc = { N, hop, 96, 768, EDGES, N_EDGES, 0 };
+        dsp_pitch_config pc = { N, hop, 96, 768, EDGES, N_EDGES, 0, NULL };
         dsp_stft *st = NULL;
         dsp_pitch *pa = NULL, *pb = NULL;
         dsp_error e = { 0 };
@@ -385,7 +385,7 @@ static void test_refused(void **state)
 {
     (void)state;
     const int dup[] = { 1, 3, 3, 9 }, big[] = { 1, 500 };
-    dsp_pitch_config ok = { N, HOP, 96, 768, EDGES, N_EDGES, 0 };
+    dsp_pitch_config ok = { N, HOP, 96, 768, EDGES, N_EDGES, 0, NULL };
     dsp_pitch_config c = ok;
     c.n_fft = 962;
     expect_refused(c, "n_fft 962");
@@ -413,6 +413,57 @@ static void test_refused(void **state)
     expect_refused(c, "1 band edges");
     dsp_error e = { 0 };
     assert_int_equal(dsp_pitch_create(NULL, &ok, &e), DSP_ERR_INVALID);
+    /* scratch of another configuration */
+    dsp_pitch *owner = NULL, *p = NULL;
+    assert_int_equal(dsp_pitch_create(&owner, &ok, &e), DSP_OK);
+    c = ok;
+    c.lag_max = 800;
+    c.scratch_from = owner;
+    expect_refused(c, "scratch_from has n_fft 960, hop 480, lags 96..768; this one n_fft 960, hop 480, lags 96..800");
+    c = ok;
+    c.hop_samples = 240;
+    c.scratch_from = owner;
+    expect_refused(c, "scratch_from has n_fft 960, hop 480");
+    c = ok;
+    c.scratch_from = owner;
+    assert_int_equal(dsp_pitch_create(&p, &c, &e), DSP_OK);
+    dsp_pitch_destroy(p);
+    dsp_pitch_destroy(owner);
+}
+
+/* Two pitch objects on one scratch (dsp_pitch_config.scratch_from: the daemon's
+ * streams), their frames interleaved, give the features each gives with its own. */
+static void test_shared_scratch(void **state)
+{
+    (void)state;
+    enum { FRAMES = 40 };
+    static float x[2][(FRAMES + 1) * HOP];
+    for (size_t i = 0; i < (FRAMES + 1) * HOP; i++) {
+        x[0][i] = (float)(0.3 * glide(i, 140.0, 30.0, 6));
+        x[1][i] = (float)(0.2 * glide(i, 230.0, -40.0, 4) + 0.05 * sin(0.37 * (double)i));
+    }
+    static float want[2][FRAMES][N_EDGES], got[2][FRAMES][N_EDGES];
+    for (int k = 0; k < 2; k++) {
+        rig r;
+        rig_open(&r);
+        for (size_t m = 0; m < FRAMES; m++) rig_frame(&r, x[k], m, want[k][m]);
+        rig_close(&r);
+    }
+    rig a, b;
+    rig_open(&a);
+    rig_open(&b);
+    dsp_pitch_destroy(b.p);
+    dsp_pitch_config pc = { N, HOP, 96, 768, EDGES, N_EDGES, 0, a.p };
+    dsp_error e = { 0 };
+    assert_int_equal(dsp_pitch_create(&b.p, &pc, &e), DSP_OK);
+    for (size_t m = 0; m < FRAMES; m++) {
+        rig_frame(&a, x[0], m, got[0][m]);
+        rig_frame(&b, x[1], m, got[1][m]);
+    }
+    assert_memory_equal(got, want, sizeof got);
+    rig_close(&b); /* the borrower first: the owner's scratch outlives it */
+    rig_close(&a);
+    printf("two pitch objects on one scratch, %d frames each interleaved: the features of each alone\n", FRAMES);
 }
 
 int main(void)
@@ -426,6 +477,7 @@ int main(void)
         cmocka_unit_test(test_tiny_frames_rounding_modes),
         cmocka_unit_test(test_click_then_quiet),
         cmocka_unit_test(test_refused),
+        cmocka_unit_test(test_shared_scratch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

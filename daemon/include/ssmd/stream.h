@@ -38,11 +38,12 @@
 typedef struct ssmd_stream ssmd_stream;
 
 /** What the streams of one thread share: the front-end's STFT (windows, FFTW
- *  plans, transform buffers) and the per-frame scratch of prepare and
- *  complete (the popped frame, its power spectrum, the inverse transform).
- *  None of it carries anything from one frame to the next, so a stream's
- *  output does not depend on whether it has its own; shared, it stays in
- *  cache when many streams are stepped (about 27 KB per stream at n_fft 960).
+ *  plans, transform buffers), the per-frame scratch of prepare and complete
+ *  (the popped frame, its power spectrum, the inverse transform) and the
+ *  pitch search's (dsp_pitch_config.scratch_from).  None of it carries
+ *  anything from one frame to the next, so a stream's output does not depend
+ *  on whether it has its own; shared, it stays in cache when many streams
+ *  are stepped (about 45 KB per stream at n_fft 960 with pitch features).
  *  Used by one thread at a time. */
 typedef struct ssmd_stream_shared ssmd_stream_shared;
 

@@ -60,6 +60,13 @@ typedef struct dsp_pitch_config {
     int portable;        /**< 0: the fastest code the CPU runs (AVX-512, AVX2 or portable);
                               1: the portable code; 2: at most AVX2.  All give the same bits
                               (tests compare them) */
+    const struct dsp_pitch *scratch_from; /**< NULL, or a pitch object of the same n_fft, hop and
+                              lags whose per-frame scratch (the coarse sums, energies and scores,
+                              the delayed frame in double and its spectrum: 18 KB at n_fft 960,
+                              hop 480, lags 96-768) this one uses instead of its own: nothing in
+                              it is carried from one frame to the next, so the features are the
+                              same.  It must outlive this one, and no two objects sharing it may
+                              run dsp_pitch_frame at the same time */
 } dsp_pitch_config;
 
 typedef struct dsp_pitch dsp_pitch;
