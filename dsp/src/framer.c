@@ -59,14 +59,16 @@ static inline uint32_t sanitize_one(float *x)
 DSP_CLONES
 size_t dsp_sanitize_f32(float *x, size_t n)
 {
-    uint32_t lane[16] = { 0 };
-    size_t i = 0;
-    for (; i + 16 <= n; i += 16)
+    size_t bad = 0, i = 0;
+    while (i + 16 <= n) {
+        uint32_t lane[16] = { 0 }; /* added up every 2^28 samples: a lane counts at most 2^24 */
+        size_t end = n - i > ((size_t)1 << 28) ? i + ((size_t)1 << 28) : n;
+        for (; i + 16 <= end; i += 16)
+            for (int j = 0; j < 16; j++)
+                lane[j] += sanitize_one(&x[i + (size_t)j]);
         for (int j = 0; j < 16; j++)
-            lane[j] += sanitize_one(&x[i + (size_t)j]);
-    size_t bad = 0;
-    for (int j = 0; j < 16; j++)
-        bad += lane[j];
+            bad += lane[j];
+    }
     for (; i < n; i++)
         bad += sanitize_one(&x[i]);
     return bad;

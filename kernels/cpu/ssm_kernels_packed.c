@@ -699,11 +699,12 @@ scan_heads_avx2(float *y, size_t ld_y, float *const *ssm_state, const float *x, 
  * the same order), the rest of the states as in scan_step_avx2. */
 #define T5 __attribute__((target("avx512f,avx512vl,avx512dq,avx2,fma"), always_inline)) static inline
 
-/* exp(x) for x already within [−87, 88] (or NaN): vexp512 without its clamps,
- * which are then no-ops (NaN passes them unchanged too). */
-T5 __m512 vexp512_inrange(__m512 x)
+/* exp(x) for x ≥ −87 (or NaN): vexp512 without its lower clamp, which is then
+ * a no-op (NaN passes it unchanged too). */
+T5 __m512 vexp512_above(__m512 x)
 {
     const __m512 shifter = _mm512_set1_ps(SSM_EXP_SHIFTER);
+    x = _mm512_min_ps(_mm512_set1_ps(88.0f), x);
     __m512 t = _mm512_fmadd_ps(x, _mm512_set1_ps(SSM_LOG2E), shifter);
     __m512 n = _mm512_sub_ps(t, shifter);
     __m512 r = _mm512_fmadd_ps(n, _mm512_set1_ps(-SSM_LN2_HI), x);
@@ -720,8 +721,7 @@ T5 __m512 vexp512_inrange(__m512 x)
 
 T5 __m512 vexp512(__m512 x)
 {
-    x = _mm512_min_ps(_mm512_set1_ps(88.0f), x);
-    return vexp512_inrange(_mm512_max_ps(_mm512_set1_ps(-87.0f), x));
+    return vexp512_above(_mm512_max_ps(_mm512_set1_ps(-87.0f), x));
 }
 
 /* Sixteen channels at once for d_state 16, 8 and 4 (the models' sizes):
@@ -760,13 +760,13 @@ T5 __m512 fold8x4_512(__m512 w0, __m512 w1)
 
 /* h ← h·exp(max(Δ·A, lmin)) + dx·B for one register of states; returns
  * 0 + h·C, the first addition of the lane sums.  in_range: lmin ≥ −87, so
- * max(Δ·A, lmin) lies in [−87, 0] (Δ ≥ 0 from the softplus, A = −exp(A_log)
- * ≤ 0) or is NaN, and exp's clamps can be left out: the same bits. */
+ * max(Δ·A, lmin) is −87 or above (or NaN), where vexp512's clamp to [−87, 88]
+ * is min(x, 88) alone: the same bits for every Δ, A and bound. */
 T5 __m512 update512(float *h, const float *Ac, __m512 vd, __m512 vdx, __m512 vb, __m512 vc,
                     __m512 lmin, const int in_range)
 {
     __m512 la = _mm512_max_ps(lmin, _mm512_mul_ps(vd, _mm512_loadu_ps(Ac)));
-    __m512 hn = _mm512_add_ps(_mm512_mul_ps(_mm512_loadu_ps(h), in_range ? vexp512_inrange(la) : vexp512(la)),
+    __m512 hn = _mm512_add_ps(_mm512_mul_ps(_mm512_loadu_ps(h), in_range ? vexp512_above(la) : vexp512(la)),
                               _mm512_mul_ps(vdx, vb));
     _mm512_storeu_ps(h, hn);
     return _mm512_add_ps(_mm512_setzero_ps(), _mm512_mul_ps(hn, vc));
@@ -837,7 +837,7 @@ scan_step_avx512(float *y, size_t ld_y, float *const *ssm_state, const float *x,
                                             _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
     const __m512 lmin16 = _mm512_set1_ps(dA_log_min);
     const __m256 lmin = _mm256_set1_ps(dA_log_min);
-    const int in_range = dA_log_min >= -87.0f; /* exp's clamps are no-ops (update512) */
+    const int in_range = dA_log_min >= -87.0f; /* exp's lower clamp is a no-op (update512) */
     for (int s = 0; s < n_streams; ++s) {
         float *h = ssm_state[s];
         const float *xs = x + (size_t)s * ld_x;

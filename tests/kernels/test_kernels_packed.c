@@ -348,13 +348,15 @@ static void test_scan_variants(void **st)
 }
 
 /* The bound on Δ·A near exp's own clamp at −87 (the AVX-512 path leaves the
- * clamps out when the bound is −87 or above): with x = 0 the state becomes
- * h·exp(max(Δ·A, bound)) alone, so exp's bits show in h, for Δ·A from −100 to
- * 0 and states of order 1. */
+ * lower clamp out when the bound is −87 or above): with x = 0 the state
+ * becomes h·exp(max(Δ·A, bound)) alone, so exp's bits show in h, for Δ·A from
+ * −100 to 0 and states of order 1; then a negative Δ (Δ·A up to +100, past
+ * exp's upper clamp at 88) and bounds above 0, which no model makes but the
+ * kernel accepts. */
 static void test_scan_exp_bound(void **st)
 {
     (void)st;
-    static const float k_lmin[] = {-87.5f, -87.0f, -86.5f, -6.0f, -INFINITY, -1e30f};
+    static const float k_lmin[] = {-87.5f, -87.0f, -86.5f, -6.0f, -INFINITY, -1e30f, 0.5f, 95.0f};
     static const ssm_isa isas[] = {SSM_ISA_SCALAR, SSM_ISA_AVX2, SSM_ISA_AVX512};
     enum { DI = 48, DS = 16 };
     int n_cmp = 0;
@@ -362,10 +364,11 @@ static void test_scan_exp_bound(void **st)
         if (!ssm_isa_supported(isas[v]))
             continue;
         ssm_scan_step_fn fn = ssm_scan_step_get(isas[v]);
-        for (int b = 0; b < COUNT(k_lmin); ++b) {
+        for (int b = 0; b < 2 * COUNT(k_lmin); ++b) {
             float x[DI] = {0}, dt[DI], A[DI * DS], bc[2 * DS], h1[DI * DS], h2[DI * DS], y1[DI], y2[DI];
+            const float lmin = k_lmin[b % COUNT(k_lmin)];
             for (int c = 0; c < DI; ++c)
-                dt[c] = 2.0f;
+                dt[c] = b < COUNT(k_lmin) ? 2.0f : -2.0f;
             for (int i = 0; i < DI * DS; ++i) {
                 A[i] = -50.0f * (float)i / (DI * DS - 1); /* Δ·A: 0 … −100 */
                 h1[i] = h2[i] = 1.0f + (float)(i % 7) * 0.125f;
@@ -373,9 +376,8 @@ static void test_scan_exp_bound(void **st)
             for (int i = 0; i < 2 * DS; ++i)
                 bc[i] = 0.5f + (float)i / 64.0f;
             float *p1[1] = {h1}, *p2[1] = {h2};
-            ssm_scan_step_f32_vec(y1, DI, p1, x, DI, dt, DI, A, bc, bc + DS, 2 * DS, NULL, k_lmin[b], 1,
-                                  DI, DS);
-            fn(y2, DI, p2, x, DI, dt, DI, A, bc, bc + DS, 2 * DS, NULL, k_lmin[b], 1, DI, DS);
+            ssm_scan_step_f32_vec(y1, DI, p1, x, DI, dt, DI, A, bc, bc + DS, 2 * DS, NULL, lmin, 1, DI, DS);
+            fn(y2, DI, p2, x, DI, dt, DI, A, bc, bc + DS, 2 * DS, NULL, lmin, 1, DI, DS);
             assert_memory_equal(h1, h2, sizeof h1);
             assert_memory_equal(y1, y2, sizeof y1);
             ++n_cmp;
