@@ -4,7 +4,8 @@
 # @shiguredo/rnnoise-wasm build under Node) in the same run, pinned to one core:
 #   1. the whole offline job (decode, STFT, model, iSTFT, encode) on a generated
 #      48 kHz file, ssmd f32 / f16 / int8 weights, f32 frame by frame (--chunk-frames 1)
-#      and RNNoise interleaved, 3 rounds;
+#      and RNNoise interleaved, SSMD_BENCH_ROUNDS rounds (default 5: on a shared machine
+#      the same binary's rounds spread by a third, so take the median);
 #      one 44.1 kHz run (resampled to 48 kHz and back) for comparison;
 #   2. the model step alone (bench/model_bench, batch 1/16/64) and the PyTorch
 #      peer stepping the same file (bench/model_torch_peer.py, one thread);
@@ -12,7 +13,7 @@
 # Prints JSON lines (kept in BUILD/bench/denoiser.jsonl), then bench/summary.py's tables.
 # Usage: bench/denoiser_bench.sh [BUILD_DIR] [MODEL]    (defaults: build, models/default.safetensors)
 # Env: SSMD_BENCH_CPU (core to pin, default 0), SSMD_BENCH_TRANSCODE_S (default 300),
-# SSMD_BENCH_STREAM_S (seconds pushed per stream, default 4).
+# SSMD_BENCH_STREAM_S (seconds pushed per stream, default 4), SSMD_BENCH_ROUNDS (default 5).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${1:-build}
@@ -20,6 +21,7 @@ MODEL=${2:-models/default.safetensors}
 PY=${SSMD_PYTHON:-/usr/bin/python3}
 CPU=${SSMD_BENCH_CPU:-0}
 SECS=${SSMD_BENCH_TRANSCODE_S:-300}
+ROUNDS=${SSMD_BENCH_ROUNDS:-5}
 DIR="$BUILD/bench"
 OUT="$DIR/denoiser.jsonl"
 mkdir -p "$DIR"
@@ -56,7 +58,7 @@ transcode() { # rate weights round [extra ssmd options, named in impl]
   x=$(echo "$line" | sed -n 's/.* \([0-9.]*\)x real time.*/\1/p')
   echo "{\"bench\":\"transcode\",\"impl\":\"$impl\",\"model\":\"$(basename "$MODEL")\",\"weights\":\"$2\",\"rate_hz\":$1,\"audio_s\":$SECS,\"rep\":$3,\"x_real_time\":${x:-0}}" | emit
 }
-for rep in 1 2 3; do
+for rep in $(seq "$ROUNDS"); do
   for w in f32 f16 int8; do transcode 48000 "$w" "$rep"; done
   transcode 48000 f32 "$rep" "--chunk-frames 1" # one ssm_step per frame instead of ssm_forward chunks
   # RNNoise's processing loop alone (CPU seconds it reports; no file decode/encode, which ssmd's figure includes)
