@@ -157,11 +157,15 @@ static int pump_file(ssmd_srv *s, bool *busy)
     if (s->file.t0 == 0) s->file.t0 = ssmd_now_s();
     const size_t target = s->cfg->realtime ? SSMD_FILE_CHUNK : file_fill_target(s, st);
     for (;;) {
+        size_t want = SSMD_FILE_CHUNK;
         for (int k = 0; k < s->file.n_streams; k++) { /* they advance together */
             const ssmd_srv_stream *sk = &s->streams[s->file.slots[k]];
-            if (sk->pend_len - sk->pend_pos > target) return 0;
+            const size_t pending = sk->pend_len - sk->pend_pos;
+            if (pending > target) return 0;
+            /* no more than fits: the pending input holds 4 s, below 2 048 Hz less than two reads */
+            if (sk->pend_cap - pending < want) want = sk->pend_cap - pending;
         }
-        size_t want = SSMD_FILE_CHUNK;
+        if (want == 0) return 0;
         if (s->cfg->realtime) {
             double allowed = (ssmd_now_s() - s->file.t0) * st->rate_hz - (double)st->in_samples;
             if (allowed < 1) return 0;

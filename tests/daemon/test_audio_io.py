@@ -511,6 +511,25 @@ def t_channels_auto():
 
 
 
+def t_low_rate_file():
+    """Files below 2 048 Hz, whose 4 s of pending input hold less than two of
+    the file source's reads: every sample is processed (output length = input
+    length, 0 dropped).  A version that read ahead to fill whole model chunks
+    dropped half of an 8 s file at 1 000 Hz and cut a 1 500 Hz file mid-way."""
+    for rate, secs in ((1000, 8), (1500, 30), (1024, 12)):
+        n = rate * secs
+        src = os.path.join(TMP, f"low{rate}.wav")
+        sf.write(src, signal_(n, rate, 7), rate, subtype="PCM_16")
+        out = os.path.join(TMP, f"low{rate}_out.wav")
+        rc, err = run_job(src, out)
+        check(rc == 0, err)
+        m = re.search(r"(\d+) samples dropped", err)
+        got = sf.info(out).frames
+        print(f"{rate} Hz, {n} samples in: {got} out, {m.group(1) if m else '?'} dropped")
+        check(m and int(m.group(1)) == 0, f"{rate} Hz: samples dropped: {err}")
+        check(got == n, f"{rate} Hz: {got} samples out for {n} in")
+
+
 def t_empty_input():
     """An input with 0 samples: every container that can hold nothing gets a
     file that soundfile (libsndfile) opens as 0 frames; MP3, FLAC and
@@ -806,7 +825,7 @@ def t_file_errors():
 
 def main():
     tests = [t_clipping_file, t_clipping_push_flags, t_nonfinite_file, t_kill9_header, t_stereo_split, t_output_format, t_output_mp3, t_output_mp3_fifo,
-             t_channels_auto, t_empty_input, t_no_output_named, t_wait_subscribers_file_to_file, t_no_control_bytes_on_stderr,
+             t_channels_auto, t_low_rate_file, t_empty_input, t_no_output_named, t_wait_subscribers_file_to_file, t_no_control_bytes_on_stderr,
              t_output_format_does_nothing, t_file_errors]
     if ONLY:
         tests = [t for t in tests if t.__name__ in ONLY]
