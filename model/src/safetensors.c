@@ -341,9 +341,11 @@ int ssm_st_parse(ssm_st_file *f, const void *buf, size_t size, const char *label
 
     json_error_t jerr;
     json_t *root = json_loadb((const char *)b + 8, (size_t)n, JSON_REJECT_DUPLICATES, &jerr);
-    if (!root)
+    if (!root) { /* jansson's text quotes the header near the error: its control bytes too */
+        char why[JSON_ERROR_TEXT_LENGTH];
         return ssm_error_set(err, SSM_ERR_FORMAT, "%s: header is not valid JSON: %s (byte %d)",
-                             label, jerr.text, jerr.position);
+                             label, printable(why, sizeof why, jerr.text), jerr.position);
+    }
     int rc = SSM_OK;
     if (!json_is_object(root)) {
         rc = ssm_error_set(err, SSM_ERR_FORMAT, "%s: header JSON is %s, expected an object",

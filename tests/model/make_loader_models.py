@@ -186,6 +186,8 @@ def main():
         f.write(struct.pack("<Q", 200_000_000) + good[8:])
     assert n_hdr < len(good)
     write_raw(P("not_json.safetensors"), b'{"a": [1, 2', b"")
+    # jansson quotes the text near the error: here a raw newline after a backslash
+    write_raw(P("json_newline.safetensors"), b'{"a": "s\\\n', b"")
     write_raw(P("root_array.safetensors"), b"[]", b"")
     write_raw(P("trailing_junk.safetensors"), b'{} x', b"")
     one = {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}

@@ -452,6 +452,7 @@ static const bad_case bad_cases[] = {
     {"hdr_2p63.safetensors", SSM_ERR_FORMAT, "header length 9223372036854775808 exceeds the limit"},
     {"hdr_200mb.safetensors", SSM_ERR_FORMAT, "header length 200000000 exceeds the limit of 100000000"},
     {"not_json.safetensors", SSM_ERR_FORMAT, "header is not valid JSON"},
+    {"json_newline.safetensors", SSM_ERR_FORMAT, "header is not valid JSON: invalid escape near '\"s\\?'"},
     {"root_array.safetensors", SSM_ERR_FORMAT, "header JSON is an array, expected an object"},
     {"trailing_junk.safetensors", SSM_ERR_FORMAT, "end of file expected"},
     {"dup_key.safetensors", SSM_ERR_FORMAT, "duplicate object key"},
